@@ -1,0 +1,103 @@
+// Command-line parsing with CLI11, plus the gzip/zstd habit of level flags like -9 and -19.
+#include "apps/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <regex>
+
+#include "sluice/codec.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
+
+namespace sluice::app {
+namespace {
+
+// "-19" means level 19 (as in gzip and zstd); CLI11 would read it as the flags -1 and -9.
+std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
+  static const std::regex level_flag("-([0-9]+)");
+  std::vector<std::string> args;
+  bool options_ended = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") options_ended = true;
+    std::smatch match;
+    if (!options_ended && std::regex_match(arg, match, level_flag)) {
+      args.push_back("--level=" + match[1].str());
+    } else {
+      args.push_back(arg);
+    }
+  }
+  return args;
+}
+
+}  // namespace
+
+ParseResult parse_command_line(int argc, char** argv) {
+  CliOptions options;
+  CLI::App app{"Parallel gzip, zstd and lz4 compression with a oneTBB flow graph.\n"
+               "With no FILE, or when FILE is -, filters standard input to standard output.",
+               "sluice"};
+  app.set_version_flag("-V,--version", "sluice " SLUICE_VERSION);
+  app.footer("Examples:\n"
+             "  sluice big.log                 writes big.log.gz, keeps big.log\n"
+             "  sluice -F zstd -19 -j 8 data   writes data.zst at level 19 on 8 threads\n"
+             "  sluice -d data.zst             writes data (format from the magic bytes)\n"
+             "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
+             "Exit status: 0 success, 1 a file failed, 2 usage error.");
+
+  bool decompress = false;
+  bool keep = false;
+  std::string chunk_size;
+  std::string demo_size;
+  app.add_option("files", options.files, "Files to compress or decompress")->type_name("FILE...");
+  app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
+  app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
+  app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
+  app.add_flag("-f,--force", options.force, "Overwrite outputs; allow compressed data on a terminal");
+  app.add_flag("-k,--keep", keep, "Keep input files (the default)");
+  app.add_flag("--rm", options.remove_input, "Remove each input after its output is complete");
+  app.add_flag("-n,--no-name", options.no_name, "Do not store the file name and time in gzip headers");
+  app.add_option("-F,--format", options.format, "Output format when compressing")
+      ->check(CLI::IsMember(CodecRegistry::global().names()))
+      ->type_name("gzip|zstd|lz4");
+  app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19); default per format")
+      ->type_name("N");
+  app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
+      ->type_name("SIZE");
+  app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
+  app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
+
+  CLI::App* demo = app.add_subcommand(
+      "demo", "Compress a built-in sample (or FILE) with every codec, check the round trip, print a table");
+  demo->add_option("--size", demo_size, "Size of the built-in sample (default 32M)")->type_name("SIZE");
+  demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
+  demo->add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+
+  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
+  try {
+    app.parse(args);
+    if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
+    if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}", app.help());
+    return {std::nullopt, 0};
+  } catch (const CLI::CallForVersion&) {
+    fmt::print("sluice {}\n", SLUICE_VERSION);
+    return {std::nullopt, 0};
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "sluice: {}\nTry 'sluice --help'.\n", e.what());
+    return {std::nullopt, 2};
+  } catch (const Error& e) {
+    fmt::print(stderr, "sluice: {}\n", e.what());
+    return {std::nullopt, 2};
+  }
+  options.mode = demo->parsed() ? Mode::kDemo : (decompress ? Mode::kDecompress : Mode::kCompress);
+  return {options, 0};
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,38 @@
+// The command line, parsed into plain options. Nothing here compresses anything: main() hands
+// these options to file_jobs.h or demo.h, which call the library.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::app {
+
+enum class Mode { kCompress, kDecompress, kDemo };
+
+struct CliOptions {
+  Mode mode = Mode::kCompress;
+  std::vector<std::string> files;  // "-" is stdin; empty means stdin
+  bool to_stdout = false;          // -c
+  std::string output_path;         // -o
+  bool force = false;              // -f
+  bool remove_input = false;       // --rm
+  bool no_name = false;            // -n: no name or time in the gzip header
+  std::string format = "gzip";     // -F
+  int level = 0;                   // -1..-19, -l; 0: codec default
+  int threads = 0;                 // -j; 0: all cores
+  std::size_t chunk_bytes = 0;     // --chunk-size; 0: codec default
+  bool quiet = false;              // -q
+  bool verbose = false;            // -v
+  std::uint64_t demo_bytes = 32ull << 20;  // demo --size
+};
+
+// Parses argv. Returns the options, or an exit status when parsing ended the run (help and
+// version: 0; usage errors: 2, after printing the message).
+struct ParseResult {
+  std::optional<CliOptions> options;
+  int exit_status = 0;
+};
+ParseResult parse_command_line(int argc, char** argv);
+
+}  // namespace sluice::app

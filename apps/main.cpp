@@ -1,0 +1,28 @@
+// sluice: the command-line program. Parses arguments, then hands the work to the library.
+#include <csignal>
+
+#include "apps/cli.h"
+#include "apps/demo.h"
+#include "apps/file_jobs.h"
+#include "sluice/io.h"
+
+namespace {
+
+// An interrupted run publishes nothing: remove the temporaries, then die of the same signal so
+// the shell sees 130 (SIGINT) or 143 (SIGTERM).
+extern "C" void on_fatal_signal(int signal_number) {
+  sluice::remove_pending_outputs();
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, on_fatal_signal);
+  const auto parsed = sluice::app::parse_command_line(argc, argv);
+  if (!parsed.options) return parsed.exit_status;
+  const auto& options = *parsed.options;
+  if (options.mode == sluice::app::Mode::kDemo) return sluice::app::run_demo(options);
+  return sluice::app::run_file_jobs(options);
+}

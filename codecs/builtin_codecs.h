@@ -1,0 +1,65 @@
+// The built-in codecs, each defined in its own file and known to the rest of the library only by
+// the registry entry it exports here.
+#pragma once
+
+#include <optional>
+
+#include "sluice/codec.h"
+
+namespace sluice::codecs {
+
+struct CodecEntry {
+  CodecInfo info;
+  CodecFactory factory;
+};
+
+CodecEntry gzip_entry();  // gzip_codec.cpp
+CodecEntry zstd_entry();  // zstd_codec.cpp
+CodecEntry lz4_entry();   // lz4_codec.cpp
+
+// Holds the CodecInfo and resolved options that every codec reports.
+class CodecBase : public Codec {
+ public:
+  CodecBase(CodecInfo info, const CodecOptions& options)
+      : info_(std::move(info)), options_(resolve_options(info_, options)) {}
+  const CodecInfo& info() const override { return info_; }
+  const CodecOptions& options() const override { return options_; }
+
+ protected:
+  CodecInfo info_;
+  CodecOptions options_;
+};
+
+// Little-endian stores and loads for frame headers and trailers.
+inline void put_le32(Buffer& out, std::uint32_t value) {
+  const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),
+                                 static_cast<std::uint8_t>(value >> 16), static_cast<std::uint8_t>(value >> 24)};
+  out.append(bytes);
+}
+inline void store_le32(std::uint8_t* p, std::uint32_t value) {
+  p[0] = static_cast<std::uint8_t>(value);
+  p[1] = static_cast<std::uint8_t>(value >> 8);
+  p[2] = static_cast<std::uint8_t>(value >> 16);
+  p[3] = static_cast<std::uint8_t>(value >> 24);
+}
+inline std::uint32_t load_le32(const std::uint8_t* p) {
+  return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+         static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+
+// The magic number of the first frame that is not a skippable frame (a range zstd and lz4 share),
+// if it lies within `prefix`. Returns 0 if `prefix` holds only skippable frames.
+inline std::optional<std::uint32_t> first_frame_magic(ByteView prefix) {
+  std::size_t at = 0;
+  while (at + 8 <= prefix.size() && (load_le32(prefix.data() + at) & 0xFFFFFFF0u) == 0x184D2A50u) {
+    at += 8 + std::size_t{load_le32(prefix.data() + at + 4)};
+  }
+  if (at + 4 <= prefix.size()) return load_le32(prefix.data() + at);
+  if (at > 0) return 0;
+  return std::nullopt;
+}
+
+// Decoders emit output in pieces of this size.
+inline constexpr std::size_t kDecodeOutputBytes = 256 * 1024;
+
+}  // namespace sluice::codecs

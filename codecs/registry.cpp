@@ -1,0 +1,114 @@
+// The codec registry: one table of name -> factory, seeded with the built-in codecs.
+#include <algorithm>
+#include <mutex>
+#include <shared_mutex>
+
+#include <fmt/format.h>
+
+#include "codecs/builtin_codecs.h"
+#include "sluice/codec.h"
+#include "sluice/error.h"
+
+namespace sluice {
+
+namespace {
+// Chunks larger than this would overflow the 32-bit sizes that zlib and lz4 take.
+constexpr std::size_t kMaxChunkBytes = std::size_t{1} << 30;
+constexpr std::size_t kMinChunkBytes = std::size_t{1} << 10;
+}  // namespace
+
+struct CodecRegistry::State {
+  mutable std::shared_mutex mutex;
+  std::vector<codecs::CodecEntry> entries;
+
+  const codecs::CodecEntry* find(const std::string& name) const {
+    for (const auto& entry : entries)
+      if (entry.info.name == name) return &entry;
+    return nullptr;
+  }
+};
+
+CodecRegistry::CodecRegistry() : state_(std::make_unique<State>()) {
+  state_->entries = {codecs::gzip_entry(), codecs::zstd_entry(), codecs::lz4_entry()};
+}
+
+CodecRegistry::~CodecRegistry() = default;
+
+CodecRegistry& CodecRegistry::global() {
+  static CodecRegistry registry;
+  return registry;
+}
+
+void CodecRegistry::add(CodecInfo info, CodecFactory factory) {
+  if (info.name.empty() || !factory) throw Error(ErrorKind::kUsage, "a codec needs a name and a factory");
+  std::unique_lock lock(state_->mutex);
+  if (state_->find(info.name)) {
+    throw Error(ErrorKind::kUsage, fmt::format("a codec named '{}' is already registered", info.name));
+  }
+  state_->entries.push_back({std::move(info), std::move(factory)});
+}
+
+std::unique_ptr<Codec> CodecRegistry::create(const std::string& name, const CodecOptions& options) const {
+  CodecFactory factory;
+  {
+    std::shared_lock lock(state_->mutex);
+    const auto* entry = state_->find(name);
+    if (!entry) {
+      std::vector<std::string> known;
+      for (const auto& e : state_->entries) known.push_back(e.info.name);
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("unknown codec '{}' (known: {})", name, fmt::join(known, ", ")));
+    }
+    factory = entry->factory;
+  }
+  auto codec = factory(options);
+  if (!codec) throw Error(ErrorKind::kInternal, fmt::format("the factory for codec '{}' made nothing", name));
+  return codec;
+}
+
+std::optional<CodecInfo> CodecRegistry::find(const std::string& name) const {
+  std::shared_lock lock(state_->mutex);
+  const auto* entry = state_->find(name);
+  if (!entry) return std::nullopt;
+  return entry->info;
+}
+
+std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
+  std::shared_lock lock(state_->mutex);
+  for (const auto& entry : state_->entries)
+    if (entry.info.matches_magic && entry.info.matches_magic(prefix)) return entry.info;
+  return std::nullopt;
+}
+
+std::optional<CodecInfo> CodecRegistry::by_extension(const std::string& path) const {
+  std::shared_lock lock(state_->mutex);
+  for (const auto& entry : state_->entries) {
+    const std::string& ext = entry.info.extension;
+    if (!ext.empty() && path.size() > ext.size() && path.ends_with(ext)) return entry.info;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> CodecRegistry::names() const {
+  std::shared_lock lock(state_->mutex);
+  std::vector<std::string> names;
+  for (const auto& entry : state_->entries) names.push_back(entry.info.name);
+  return names;
+}
+
+CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options) {
+  CodecOptions resolved = options;
+  if (resolved.level == 0) resolved.level = info.default_level;
+  if (resolved.level < info.min_level || resolved.level > info.max_level) {
+    throw Error(ErrorKind::kUsage, fmt::format("{} level must be between {} and {}, not {}", info.name,
+                                               info.min_level, info.max_level, resolved.level));
+  }
+  if (resolved.chunk_bytes == 0) resolved.chunk_bytes = info.default_chunk_bytes;
+  if (resolved.chunk_bytes < kMinChunkBytes || resolved.chunk_bytes > kMaxChunkBytes) {
+    throw Error(ErrorKind::kUsage,
+                fmt::format("chunk size must be between 1 KiB and 1 GiB, not {} bytes", resolved.chunk_bytes));
+  }
+  return resolved;
+}
+
+}  // namespace sluice

@@ -1,0 +1,149 @@
+// zstd: every chunk becomes an independent zstd frame carrying its content size and a checksum.
+// Concatenated frames are a valid zstd stream, so no stream header or trailer is needed, and the
+// frames can later be decoded in parallel.
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include <fmt/format.h>
+
+#include "codecs/builtin_codecs.h"
+#include "sluice/error.h"
+
+namespace sluice::codecs {
+namespace {
+
+// The one place zstd's return codes become our errors. Returns `ret` when it is not an error.
+std::size_t check_zstd(std::size_t ret, const char* call) {
+  if (ZSTD_isError(ret)) {
+    throw Error(ErrorKind::kInternal, fmt::format("zstd {} failed: {}", call, ZSTD_getErrorName(ret)));
+  }
+  return ret;
+}
+
+class ZstdChunkCompressor final : public ChunkCompressor {
+ public:
+  explicit ZstdChunkCompressor(int level) : context_(ZSTD_createCCtx()) {
+    if (!context_) throw Error(ErrorKind::kInternal, "zstd: cannot allocate a compression context");
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level), "set level");
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1), "set checksum");
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_contentSizeFlag, 1), "set content size");
+  }
+  ~ZstdChunkCompressor() override { ZSTD_freeCCtx(context_); }
+
+  std::uint64_t compress(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
+    out.resize(ZSTD_compressBound(input.size()));
+    out.resize(check_zstd(ZSTD_compress2(context_, out.data(), out.size(), input.data(), input.size()),
+                          "compress"));
+    return 0;
+  }
+
+ private:
+  ZSTD_CCtx* context_;
+};
+
+class ZstdFramer final : public StreamFramer {
+ public:
+  void header(Buffer&) override {}
+  void add_chunk(ByteView, std::uint64_t) override {}
+  void trailer(Buffer&) override {}
+};
+
+// Streaming decoder: any number of frames, skippable frames, every frame checksum verified.
+// Memory is bounded by the window size limit (ZSTD_d_windowLogMax default, 128 MiB), never by a
+// size the input claims.
+class ZstdDecoder final : public StreamDecoder {
+ public:
+  ZstdDecoder() : context_(ZSTD_createDCtx()), out_(kDecodeOutputBytes) {
+    if (!context_) throw Error(ErrorKind::kInternal, "zstd: cannot allocate a decompression context");
+  }
+  ~ZstdDecoder() override { ZSTD_freeDCtx(context_); }
+
+  void decode(ByteView input, const Emit& emit) override {
+    if (input.empty()) return;
+    ZSTD_inBuffer in{input.data(), input.size(), 0};
+    for (;;) {
+      ZSTD_outBuffer out{out_.data(), out_.capacity(), 0};
+      const std::size_t ret = ZSTD_decompressStream(context_, &out, &in);
+      if (ZSTD_isError(ret)) fail(ret, consumed_ + in.pos);
+      if (out.pos > 0) emit({out_.data(), out.pos});
+      in_frame_ = ret != 0;
+      if (!in_frame_) {
+        ++frames_;
+        frame_start_ = consumed_ + in.pos;
+      }
+      if (in.pos == in.size && (out.pos < out.size || ret == 0)) break;
+    }
+    consumed_ += input.size();
+  }
+
+  void finish() override {
+    if (frames_ == 0 && !in_frame_) throw Error(ErrorKind::kCorruptData, "empty input: not zstd data", {}, 0);
+    if (in_frame_) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("unexpected end of input: the zstd frame starting at byte {} is truncated",
+                              frame_start_),
+                  {}, consumed_);
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(std::size_t ret, std::uint64_t position) {
+    if (ZSTD_getErrorCode(ret) == ZSTD_error_prefix_unknown && frames_ > 0 && !in_frame_) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("trailing garbage after the last zstd frame (which ends at byte {})", frame_start_),
+                  {}, frame_start_);
+    }
+    if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation) {
+      throw Error(ErrorKind::kInternal, "out of memory in zstd decompression", {}, position);
+    }
+    throw Error(ErrorKind::kCorruptData,
+                fmt::format("corrupt zstd frame starting at byte {}: {}", frame_start_, ZSTD_getErrorName(ret)),
+                {}, position);
+  }
+
+  ZSTD_DCtx* context_;
+  Buffer out_;
+  std::uint64_t consumed_ = 0;
+  std::uint64_t frame_start_ = 0;
+  std::uint64_t frames_ = 0;
+  bool in_frame_ = false;
+};
+
+class ZstdCodec final : public CodecBase {
+ public:
+  using CodecBase::CodecBase;
+  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+    return std::make_unique<ZstdChunkCompressor>(options_.level);
+  }
+  std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
+    return std::make_unique<ZstdFramer>();
+  }
+  std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<ZstdDecoder>(); }
+};
+
+CodecInfo zstd_info() {
+  CodecInfo info;
+  info.name = "zstd";
+  info.extension = ".zst";
+  info.min_level = 1;
+  info.max_level = ZSTD_maxCLevel();
+  info.default_level = 3;
+  info.default_chunk_bytes = 4 * 1024 * 1024;
+  info.history_bytes = 0;
+  // A stream that starts with skippable frames only (none real in view) is read as zstd.
+  info.matches_magic = [](ByteView p) {
+    const auto magic = first_frame_magic(p);
+    return magic && (*magic == ZSTD_MAGICNUMBER || *magic == 0);
+  };
+  return info;
+}
+
+}  // namespace
+
+CodecEntry zstd_entry() {
+  return {zstd_info(), [](const CodecOptions& options) -> std::unique_ptr<Codec> {
+            return std::make_unique<ZstdCodec>(zstd_info(), options);
+          }};
+}
+
+}  // namespace sluice::codecs

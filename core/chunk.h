@@ -1,0 +1,74 @@
+// The unit of work in every graph: a numbered piece of one stream, and the pool that recycles
+// them. Internal to the library.
+//
+// A chunk's input buffer holds the history the codec asked for (the end of the previous chunk)
+// followed by the chunk's own bytes, so the reader fills both with one copy and the compressor
+// sees them contiguously. Chunks travel through the graph as raw pointers owned by the pool;
+// the writer hands each back when it retires it, so buffers are allocated once per slot and
+// reused for the whole run.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "sluice/bytes.h"
+
+namespace sluice::detail {
+
+struct Chunk {
+  std::uint32_t stream = 0;    // index of the stream this chunk belongs to
+  std::uint64_t sequence = 0;  // global order across the run: the sequencer's key
+  std::uint64_t offset = 0;    // offset of the payload's first byte within its stream
+  bool first = false;          // first chunk of its stream
+  bool last = false;           // last chunk of its stream
+  bool skip = false;           // set once the run has failed: pass through without work
+  Buffer input;                // history_bytes of history, then the payload
+  std::size_t history_bytes = 0;
+  Buffer output;
+  std::uint64_t check = 0;     // codec-defined per-chunk check value (e.g. CRC-32)
+
+  ByteView history() const { return input.view().first(history_bytes); }
+  ByteView payload() const { return input.view().subspan(history_bytes); }
+};
+
+// A free list of chunks. Grows on demand; the graph's limiter bounds how many exist.
+class ChunkPool {
+ public:
+  Chunk* acquire() {
+    std::lock_guard lock(mutex_);
+    Chunk* chunk;
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Chunk>());
+      chunk = all_.back().get();
+    } else {
+      chunk = free_.back();
+      free_.pop_back();
+    }
+    ++in_use_;
+    if (in_use_ > peak_in_use_) peak_in_use_ = in_use_;
+    return chunk;
+  }
+
+  void release(Chunk* chunk) {
+    std::lock_guard lock(mutex_);
+    chunk->skip = false;
+    free_.push_back(chunk);
+    --in_use_;
+  }
+
+  std::size_t peak_in_use() const {
+    std::lock_guard lock(mutex_);
+    return peak_in_use_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Chunk>> all_;
+  std::vector<Chunk*> free_;
+  std::size_t in_use_ = 0;
+  std::size_t peak_in_use_ = 0;
+};
+
+}  // namespace sluice::detail

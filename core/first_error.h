@@ -1,0 +1,64 @@
+// Keeps the first error raised by any node of a running graph (pzstd's ErrorHolder, for flow
+// graphs). Nodes catch everything they throw, record it here with the stream name and offset,
+// and from then on pass chunks through without work; the caller rethrows after wait_for_all().
+// Internal to the library.
+#pragma once
+
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <string>
+
+#include "sluice/error.h"
+
+namespace sluice::detail {
+
+class FirstError {
+ public:
+  // `on_first` runs once, when the first error is recorded (e.g. to cancel the graph).
+  explicit FirstError(std::function<void()> on_first = {}) : on_first_(std::move(on_first)) {}
+
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  // Call from a catch block: records the exception in flight as an Error with this context.
+  void capture_current(const std::string& path, std::optional<std::uint64_t> offset) noexcept {
+    try {
+      throw;
+    } catch (const Error& e) {
+      record(std::make_exception_ptr(e.with_context(path, offset)));
+    } catch (const std::bad_alloc&) {
+      record(std::make_exception_ptr(Error(ErrorKind::kInternal, "out of memory", path, offset)));
+    } catch (const std::exception& e) {
+      record(std::make_exception_ptr(Error(ErrorKind::kInternal, e.what(), path, offset)));
+    } catch (...) {
+      record(std::make_exception_ptr(Error(ErrorKind::kInternal, "unknown exception", path, offset)));
+    }
+  }
+
+  void rethrow_if_failed() const {
+    if (failed()) std::rethrow_exception(error_);
+  }
+
+ private:
+  void record(std::exception_ptr error) noexcept {
+    std::function<void()> notify;
+    {
+      std::lock_guard lock(mutex_);
+      if (error_) return;  // the first error wins
+      error_ = std::move(error);
+      failed_.store(true, std::memory_order_release);
+      notify = std::move(on_first_);
+    }
+    if (notify) notify();
+  }
+
+  std::mutex mutex_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
+  std::function<void()> on_first_;
+};
+
+}  // namespace sluice::detail

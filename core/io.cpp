@@ -1,0 +1,227 @@
+// File, stream and memory ends for the graphs, and the atomic output file.
+#include "sluice/io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "sluice/error.h"
+
+namespace sluice {
+
+std::size_t ByteSource::read_full(std::uint8_t* dst, std::size_t max_bytes) {
+  std::size_t total = 0;
+  while (total < max_bytes) {
+    const std::size_t got = read(dst + total, max_bytes - total);
+    if (got == 0) break;
+    total += got;
+  }
+  return total;
+}
+
+FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw_system_error("cannot open", path);
+  if (::fstat(fd_, &status_) != 0) {
+    ::close(fd_);
+    throw_system_error("cannot stat", path);
+  }
+  if (S_ISDIR(status_.st_mode)) {
+    ::close(fd_);
+    throw Error(ErrorKind::kIo, "is a directory", path);
+  }
+  positional_ = S_ISREG(status_.st_mode);
+}
+
+FdSource::FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+  if (::fstat(fd_, &status_) != 0) throw_system_error("cannot stat", name_);
+  if (S_ISDIR(status_.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name_);
+  // Even a regular file on stdin is read sequentially: the caller may have consumed part of it.
+  positional_ = false;
+}
+
+FdSource::~FdSource() {
+  if (owned_ && fd_ >= 0) ::close(fd_);
+}
+
+std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
+  for (;;) {
+    const ssize_t got = positional_ ? ::pread(fd_, dst, max_bytes, static_cast<off_t>(offset_))
+                                    : ::read(fd_, dst, max_bytes);
+    if (got >= 0) {
+      offset_ += static_cast<std::uint64_t>(got);
+      return static_cast<std::size_t>(got);
+    }
+    if (errno == EINTR) continue;
+    const int saved = errno;
+    throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_,
+                offset_);
+  }
+}
+
+namespace {
+
+void write_all(int fd, ByteView bytes, const std::string& name) {
+  const std::uint8_t* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t done = ::write(fd, p, left);
+    if (done < 0) {
+      if (errno == EINTR) continue;
+      throw_system_error("write failed", name);
+    }
+    p += done;
+    left -= static_cast<std::size_t>(done);
+  }
+}
+
+}  // namespace
+
+void FdSink::write(ByteView bytes) { write_all(fd_, bytes, name_); }
+
+// Temporaries a signal handler must remove: fixed storage, so the handler needs no allocation.
+namespace {
+constexpr int kCleanupSlots = 256;
+constexpr std::size_t kCleanupPathBytes = 4096;
+char g_cleanup_paths[kCleanupSlots][kCleanupPathBytes];
+std::atomic<bool> g_cleanup_used[kCleanupSlots];
+std::mutex g_cleanup_mutex;
+
+int register_cleanup(const std::string& path) {
+  if (path.size() >= kCleanupPathBytes) return -1;
+  std::lock_guard lock(g_cleanup_mutex);
+  for (int slot = 0; slot < kCleanupSlots; ++slot) {
+    if (!g_cleanup_used[slot].load(std::memory_order_relaxed)) {
+      std::memcpy(g_cleanup_paths[slot], path.c_str(), path.size() + 1);
+      g_cleanup_used[slot].store(true, std::memory_order_release);
+      return slot;
+    }
+  }
+  return -1;  // more outputs open than slots: still removed by the destructor, not by a signal
+}
+
+void unregister_cleanup(int slot) {
+  if (slot >= 0) g_cleanup_used[slot].store(false, std::memory_order_release);
+}
+}  // namespace
+
+void remove_pending_outputs() noexcept {
+  for (int slot = 0; slot < kCleanupSlots; ++slot) {
+    if (g_cleanup_used[slot].load(std::memory_order_acquire)) ::unlink(g_cleanup_paths[slot]);
+  }
+}
+
+OutputFile::OutputFile(std::string path, bool overwrite)
+    : path_(std::move(path)), overwrite_(overwrite) {
+  struct stat existing {};
+  if (!overwrite_ && ::lstat(path_.c_str(), &existing) == 0) {
+    throw Error(ErrorKind::kIo, "already exists; use -f to overwrite", path_);
+  }
+  if (overwrite_ && ::lstat(path_.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) {
+    throw Error(ErrorKind::kIo, "is a directory", path_);
+  }
+  const std::filesystem::path target(path_);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  std::string pattern = (dir / ("." + target.filename().string() + ".sluice-XXXXXX")).string();
+  fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
+  if (fd_ < 0) throw_system_error("cannot create output", path_);
+  temp_path_ = pattern;
+  cleanup_slot_ = register_cleanup(temp_path_);
+}
+
+OutputFile::~OutputFile() { discard(); }
+
+void OutputFile::write(ByteView bytes) { write_all(fd_, bytes, path_); }
+
+void OutputFile::preserve_metadata_of(const struct stat& source) { metadata_ = source; }
+
+void OutputFile::commit() {
+  if (fd_ < 0) throw Error(ErrorKind::kInternal, "output already committed or discarded", path_);
+  if (metadata_) {
+    // Best effort, as gzip: a file we cannot chmod or touch is still a good output.
+    (void)::fchmod(fd_, metadata_->st_mode & 07777);
+    const struct timespec times[2] = {metadata_->st_atim, metadata_->st_mtim};
+    (void)::futimens(fd_, times);
+  } else {
+    // mkstemp creates 0600; give new files the usual umask-derived mode.
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    (void)::fchmod(fd_, 0666 & ~mask);
+  }
+  if (::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    throw_system_error("cannot close output", path_);
+  }
+  fd_ = -1;
+  if (!overwrite_) {
+    // link() fails if the target appeared meanwhile, so we never clobber a file we promised to keep.
+    if (::link(temp_path_.c_str(), path_.c_str()) != 0) {
+      if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists; use -f to overwrite", path_);
+      if (::rename(temp_path_.c_str(), path_.c_str()) != 0) throw_system_error("cannot rename output", path_);
+    } else {
+      ::unlink(temp_path_.c_str());
+    }
+  } else if (::rename(temp_path_.c_str(), path_.c_str()) != 0) {
+    throw_system_error("cannot rename output", path_);
+  }
+  unregister_cleanup(cleanup_slot_);
+  cleanup_slot_ = -1;
+  temp_path_.clear();
+  const std::filesystem::path target(path_);
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    (void)::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+void OutputFile::discard() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!temp_path_.empty()) {
+    ::unlink(temp_path_.c_str());
+    temp_path_.clear();
+  }
+  unregister_cleanup(cleanup_slot_);
+  cleanup_slot_ = -1;
+}
+
+std::size_t MemorySource::read(std::uint8_t* dst, std::size_t max_bytes) {
+  const std::size_t n = std::min(max_bytes, bytes_.size() - offset_);
+  if (n > 0) std::memcpy(dst, bytes_.data() + offset_, n);
+  offset_ += n;
+  return n;
+}
+
+std::uint64_t parse_byte_count(const std::string& text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 15) throw Error(ErrorKind::kUsage, fmt::format("invalid size '{}'", text));
+  const std::uint64_t number = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  std::transform(unit.begin(), unit.end(), unit.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::uint64_t multiplier = 0;
+  if (unit.empty() || unit == "b") multiplier = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") multiplier = 1ULL << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib") multiplier = 1ULL << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib") multiplier = 1ULL << 30;
+  else throw Error(ErrorKind::kUsage, fmt::format("invalid size '{}' (use a number with K, M or G)", text));
+  return number * multiplier;
+}
+
+}  // namespace sluice

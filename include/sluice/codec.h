@@ -1,0 +1,125 @@
+// The codec interface: what the compression graph needs from a format, and the registry that
+// maps names ("gzip", "zstd", "lz4", or a user's own) to codec factories.
+//
+// A codec is split by who calls it:
+//   * ChunkCompressor: one per worker thread, reused for every chunk that thread compresses.
+//     It must not share mutable state with other compressors (they run concurrently).
+//   * StreamFramer: one per output stream, called serially and in chunk order by the writer:
+//     the stream header, an ordered look at every chunk (to combine checksums), the trailer.
+//   * StreamDecoder: a streaming decoder for one input stream (serial).
+// A stream's bytes are header + each chunk's compressed bytes in order + trailer.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/bytes.h"
+
+namespace sluice {
+
+// Options a user picks. Zero means "the codec's default".
+struct CodecOptions {
+  int level = 0;
+  std::size_t chunk_bytes = 0;
+};
+
+// Per-stream metadata that some headers record (gzip's FNAME and MTIME).
+struct StreamInfo {
+  std::string name;              // original file name without directories; empty: none
+  std::int64_t mtime_seconds = 0;  // modification time; 0: none recorded
+};
+
+// Fixed facts about a codec, available before one is created.
+struct CodecInfo {
+  std::string name;                  // registry key, e.g. "zstd"
+  std::string extension;             // output suffix, e.g. ".zst"
+  int min_level = 1;
+  int max_level = 1;
+  int default_level = 1;
+  std::size_t default_chunk_bytes = 0;
+  // How many bytes preceding each chunk the compressor wants as history (gzip: 32 KiB window).
+  std::size_t history_bytes = 0;
+  // True if the first bytes of a stream look like this format.
+  std::function<bool(ByteView prefix)> matches_magic;
+};
+
+class ChunkCompressor {
+ public:
+  virtual ~ChunkCompressor() = default;
+  // Compresses `input` into `out` (replacing its contents). `history` holds up to history_bytes
+  // of stream data immediately before `input` (empty for the first chunk). `last` is true for
+  // the stream's final chunk. Returns a per-chunk check value for the framer (codec-defined).
+  virtual std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) = 0;
+};
+
+class StreamFramer {
+ public:
+  virtual ~StreamFramer() = default;
+  virtual void header(Buffer& out) = 0;
+  // Called for every chunk in order, with its uncompressed bytes and its check value.
+  virtual void add_chunk(ByteView input, std::uint64_t check) = 0;
+  virtual void trailer(Buffer& out) = 0;
+};
+
+class StreamDecoder {
+ public:
+  using Emit = std::function<void(ByteView)>;
+  virtual ~StreamDecoder() = default;
+  // Decodes the next piece of compressed input, calling `emit` with output as it is produced.
+  // Throws Error(kCorruptData) with the offset (in the compressed stream) of the bad frame.
+  virtual void decode(ByteView input, const Emit& emit) = 0;
+  // Declares the end of input; throws if the stream is truncated.
+  virtual void finish() = 0;
+};
+
+class Codec {
+ public:
+  virtual ~Codec() = default;
+  virtual const CodecInfo& info() const = 0;
+  // The options in force, with defaults resolved (never zero).
+  virtual const CodecOptions& options() const = 0;
+  virtual std::unique_ptr<ChunkCompressor> make_chunk_compressor() const = 0;
+  virtual std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const = 0;
+  virtual std::unique_ptr<StreamDecoder> make_decoder() const = 0;
+};
+
+// Makes a codec with the given options; throws Error(kUsage) for options out of range.
+using CodecFactory = std::function<std::unique_ptr<Codec>(const CodecOptions&)>;
+
+// Name -> factory. The built-in codecs are always present; users may add their own.
+// Thread-safe.
+class CodecRegistry {
+ public:
+  static CodecRegistry& global();
+
+  // Adds a codec. Throws kUsage if the name is taken.
+  void add(CodecInfo info, CodecFactory factory);
+
+  // Creates the named codec; throws kUsage for an unknown name or bad options.
+  std::unique_ptr<Codec> create(const std::string& name, const CodecOptions& options = {}) const;
+  std::optional<CodecInfo> find(const std::string& name) const;
+  // The codec whose magic bytes start `prefix`, if any.
+  std::optional<CodecInfo> detect(ByteView prefix) const;
+  // The codec whose extension ends `path`, if any.
+  std::optional<CodecInfo> by_extension(const std::string& path) const;
+  std::vector<std::string> names() const;
+
+  CodecRegistry();
+  ~CodecRegistry();
+  CodecRegistry(const CodecRegistry&) = delete;
+  CodecRegistry& operator=(const CodecRegistry&) = delete;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Resolves `options` against `info`: fills defaults and checks the level range and chunk size.
+// Codecs call it from their factories so that every codec validates the same way.
+CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options);
+
+}  // namespace sluice

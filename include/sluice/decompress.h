@@ -1,0 +1,33 @@
+// Decompressing a stream. The format is detected from the magic bytes, never from a file name.
+// Every checksum the stream carries is verified; truncated input, corrupt data and trailing
+// garbage are errors that name the stream and the offset of the bad frame or member.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "sluice/codec.h"
+#include "sluice/io.h"
+
+namespace sluice {
+
+struct DecompressOptions {
+  // Force a format instead of detecting it (empty: detect).
+  std::string codec;
+  int threads = 0;  // reserved for the parallel decoder; the streaming decoder is serial
+};
+
+struct DecompressStats {
+  std::string codec;
+  std::uint64_t input_bytes = 0;
+  std::uint64_t output_bytes = 0;
+  double seconds = 0;
+};
+
+DecompressStats decompress(ByteSource& source, ByteSink& sink,
+                           const DecompressOptions& options = {});
+
+Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
+
+}  // namespace sluice

@@ -1,0 +1,46 @@
+// The one exception type Sluice throws, carrying what a user needs to act on a failure:
+// which file, where in it (when known), and what kind of problem it was.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace sluice {
+
+enum class ErrorKind {
+  kUsage,        // bad options or arguments (the command exits 2)
+  kIo,           // a system call on a file or stream failed
+  kCorruptData,  // compressed input is malformed, truncated or fails a checksum
+  kUnsupported,  // valid input that this build cannot handle
+  kInternal,     // a library returned something it should never return
+};
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, std::string detail, std::string path = {},
+        std::optional<std::uint64_t> offset = std::nullopt);
+
+  ErrorKind kind() const { return kind_; }
+  // The message without the path and offset.
+  const std::string& detail() const { return detail_; }
+  // The file or stream the error is about; empty when not known.
+  const std::string& path() const { return path_; }
+  // Byte offset in that file where the problem was found, when known.
+  std::optional<std::uint64_t> offset() const { return offset_; }
+
+  // A copy with the path and offset filled in where this error lacks them.
+  Error with_context(const std::string& path, std::optional<std::uint64_t> offset) const;
+
+ private:
+  ErrorKind kind_;
+  std::string detail_;
+  std::string path_;
+  std::optional<std::uint64_t> offset_;
+};
+
+// Throws an Error of kind kIo for the current errno, e.g. "cannot open: No such file or directory".
+[[noreturn]] void throw_system_error(const std::string& what, const std::string& path);
+
+}  // namespace sluice

@@ -1,0 +1,139 @@
+// Where bytes come from and go to: files, standard streams and memory.
+//
+// The graphs read through ByteSource and write through ByteSink so that the same graph serves a
+// file, stdin, an in-memory buffer or (later) a member of a batch. OutputFile implements the
+// "nothing half-written" rule: it writes to a temporary file beside the target and renames it
+// into place only on commit(); destroying it uncommitted removes the temporary.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <sys/stat.h>
+
+#include "sluice/bytes.h"
+
+namespace sluice {
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads up to `max_bytes` into `dst`; returns 0 only at end of input. May return fewer bytes
+  // than asked before the end (pipes do).
+  virtual std::size_t read(std::uint8_t* dst, std::size_t max_bytes) = 0;
+  // A name for messages: the path, or "<stdin>".
+  virtual const std::string& name() const = 0;
+  // Fills `dst` with up to `max_bytes`, stopping short only at end of input.
+  std::size_t read_full(std::uint8_t* dst, std::size_t max_bytes);
+};
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual void write(ByteView bytes) = 0;
+  virtual const std::string& name() const = 0;
+};
+
+// Reads a file descriptor: pread() on regular files, read() on pipes and terminals.
+class FdSource final : public ByteSource {
+ public:
+  // Opens `path` for reading. Throws kIo if it cannot be opened or is a directory.
+  explicit FdSource(const std::string& path);
+  // Wraps an open descriptor that it does not own (e.g. 0 for stdin).
+  FdSource(int fd, std::string name);
+  ~FdSource() override;
+  FdSource(const FdSource&) = delete;
+  FdSource& operator=(const FdSource&) = delete;
+
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
+  const std::string& name() const override { return name_; }
+  const struct stat& status() const { return status_; }
+  std::uint64_t bytes_read() const { return offset_; }
+
+ private:
+  int fd_ = -1;
+  bool owned_ = false;
+  bool positional_ = false;  // regular file: pread at offset_
+  std::uint64_t offset_ = 0;
+  std::string name_;
+  struct stat status_ {};
+};
+
+// Writes to a file descriptor it does not own (e.g. 1 for stdout), with full writes and EINTR
+// handling.
+class FdSink final : public ByteSink {
+ public:
+  FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  void write(ByteView bytes) override;
+  const std::string& name() const override { return name_; }
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
+// Writes `path` atomically: bytes go to a temporary file in the same directory, which commit()
+// flushes to disk and renames over `path`. Without commit() the temporary is removed.
+class OutputFile final : public ByteSink {
+ public:
+  // Throws kIo if `path` exists and `overwrite` is false, or the directory is not writable.
+  OutputFile(std::string path, bool overwrite);
+  ~OutputFile() override;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+
+  void write(ByteView bytes) override;
+  const std::string& name() const override { return path_; }
+
+  // Copies permission bits and access/modification times (as gzip does), applied at commit.
+  void preserve_metadata_of(const struct stat& source);
+  // fsync, rename into place, fsync the directory. After this the destructor does nothing.
+  void commit();
+  // Removes the temporary now (the destructor does the same).
+  void discard() noexcept;
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  bool overwrite_ = false;
+  std::optional<struct stat> metadata_;
+  int cleanup_slot_ = -1;  // registration for remove_pending_outputs()
+};
+
+// In-memory ends, for the library API and tests.
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(ByteView bytes, std::string name = "<memory>")
+      : bytes_(bytes), name_(std::move(name)) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
+  const std::string& name() const override { return name_; }
+
+ private:
+  ByteView bytes_;
+  std::size_t offset_ = 0;
+  std::string name_;
+};
+
+class MemorySink final : public ByteSink {
+ public:
+  explicit MemorySink(std::string name = "<memory>") : name_(std::move(name)) {}
+  void write(ByteView bytes) override { buffer_.append(bytes); }
+  const std::string& name() const override { return name_; }
+  const Buffer& buffer() const { return buffer_; }
+  Buffer take() { return std::move(buffer_); }
+
+ private:
+  Buffer buffer_;
+  std::string name_;
+};
+
+// Removes every OutputFile temporary not yet committed. Async-signal-safe: a program's SIGINT or
+// SIGTERM handler calls it so that an interrupted run leaves nothing half-written behind.
+void remove_pending_outputs() noexcept;
+
+// Parses a byte count such as "4M", "128KiB", "1g" or "65536" (binary multiples).
+// Throws kUsage on anything else.
+std::uint64_t parse_byte_count(const std::string& text);
+
+}  // namespace sluice

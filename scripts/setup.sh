@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Sluice needs to build, test and benchmark on Debian 12, using apt-get.
+# Idempotent and quiet when everything is already there; safe to run on every build.
+set -euo pipefail
+
+# Build dependencies (libraries and tools) and the reference peers the tests run against.
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libtbb-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev libfmt-dev libgtest-dev libcli11-dev
+  gzip pigz zstd lz4 tar libarchive-tools unzip python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
