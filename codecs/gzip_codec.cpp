@@ -157,7 +157,7 @@ class GzipDecoder final : public StreamDecoder {
       throw Error(ErrorKind::kCorruptData, "empty input: not gzip data", {}, consumed_);
     }
     if (in_member_) {
-      if (members_ > 0 && header_.done == 0) {
+      if (members_ > 0 && header_.done != 1) {
         throw Error(ErrorKind::kCorruptData,
                     fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_),
                     {}, member_start_);
@@ -172,13 +172,14 @@ class GzipDecoder final : public StreamDecoder {
  private:
   void start_member(std::uint64_t /*position*/) {
     header_ = {};
-    // Ask zlib to report header progress (done != 0 once the header has been parsed).
+    // Ask zlib to report header progress: done is 1 once a gzip header has been parsed, -1 if
+    // the bytes are not a gzip header at all.
     check_zlib(inflateGetHeader(&stream_, &header_), "inflateGetHeader", stream_);
   }
 
   [[noreturn]] void fail(int ret) {
     const std::string reason = stream_.msg ? stream_.msg : zError(ret);
-    if (members_ > 0 && header_.done == 0) {
+    if (members_ > 0 && header_.done != 1) {
       throw Error(ErrorKind::kCorruptData,
                   fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_),
                   {}, member_start_);

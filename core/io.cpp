@@ -124,11 +124,16 @@ void remove_pending_outputs() noexcept {
 OutputFile::OutputFile(std::string path, bool overwrite)
     : path_(std::move(path)), overwrite_(overwrite) {
   struct stat existing {};
+  if (::stat(path_.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
+    if (S_ISDIR(existing.st_mode)) throw Error(ErrorKind::kIo, "is a directory", path_);
+    // A device or FIFO (/dev/null, a named pipe) is written in place: there is nothing to
+    // replace atomically, and renaming over it would destroy it.
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd_ < 0) throw_system_error("cannot open output", path_);
+    return;
+  }
   if (!overwrite_ && ::lstat(path_.c_str(), &existing) == 0) {
     throw Error(ErrorKind::kIo, "already exists; use -f to overwrite", path_);
-  }
-  if (overwrite_ && ::lstat(path_.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) {
-    throw Error(ErrorKind::kIo, "is a directory", path_);
   }
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
@@ -147,6 +152,12 @@ void OutputFile::preserve_metadata_of(const struct stat& source) { metadata_ = s
 
 void OutputFile::commit() {
   if (fd_ < 0) throw Error(ErrorKind::kInternal, "output already committed or discarded", path_);
+  if (temp_path_.empty()) {  // a device or FIFO written in place
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) throw_system_error("cannot close output", path_);
+    return;
+  }
   if (metadata_) {
     // Best effort, as gzip: a file we cannot chmod or touch is still a good output.
     (void)::fchmod(fd_, metadata_->st_mode & 07777);

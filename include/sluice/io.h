@@ -74,6 +74,7 @@ class FdSink final : public ByteSink {
 
 // Writes `path` atomically: bytes go to a temporary file in the same directory, which commit()
 // flushes to disk and renames over `path`. Without commit() the temporary is removed.
+// An existing device or FIFO (e.g. /dev/null) is written in place instead.
 class OutputFile final : public ByteSink {
  public:
   // Throws kIo if `path` exists and `overwrite` is false, or the directory is not writable.

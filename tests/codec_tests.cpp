@@ -1,0 +1,201 @@
+// Codec tests through the library: round trips at chunk-boundary sizes for every codec and a
+// spread of levels, the gzip member layout, option validation and the registry.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <fmt/format.h>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/error.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+using testing::Bytes;
+using testing::random_bytes;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::view;
+
+Bytes round_trip(const Bytes& input, const CompressOptions& options) {
+  const Buffer packed = compress_buffer(view(input), options);
+  return to_bytes(decompress_buffer(packed.view()));
+}
+
+struct RoundTripCase {
+  std::string codec;
+  int level;
+  std::size_t chunk_bytes;
+};
+
+void PrintTo(const RoundTripCase& c, std::ostream* os) {
+  *os << c.codec << " level " << c.level << " chunk " << c.chunk_bytes;
+}
+
+class RoundTrip : public ::testing::TestWithParam<RoundTripCase> {};
+
+// Sizes around chunk boundaries, on compressible and incompressible data.
+TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
+  const auto& param = GetParam();
+  const std::size_t chunk = param.chunk_bytes;
+  CompressOptions options;
+  options.codec = param.codec;
+  options.codec_options = {param.level, chunk};
+  options.threads = 2;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 2 * chunk, 7 * chunk + 123}) {
+    for (bool compressible : {true, false}) {
+      const Bytes input = compressible ? text_bytes(size, size + 1) : random_bytes(size, size + 1);
+      EXPECT_EQ(round_trip(input, options), input)
+          << param.codec << " level " << param.level << " size " << size << (compressible ? " text" : " random");
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Codecs, RoundTrip,
+    ::testing::Values(
+        // 16 KiB chunks are smaller than deflate's 32 KiB window: history spans several chunks.
+        RoundTripCase{"gzip", 1, 16 * 1024}, RoundTripCase{"gzip", 6, 64 * 1024}, RoundTripCase{"gzip", 9, 64 * 1024},
+        RoundTripCase{"zstd", 1, 64 * 1024}, RoundTripCase{"zstd", 3, 16 * 1024}, RoundTripCase{"zstd", 19, 64 * 1024},
+        RoundTripCase{"lz4", 1, 64 * 1024}, RoundTripCase{"lz4", 3, 16 * 1024}, RoundTripCase{"lz4", 12, 64 * 1024},
+        // lz4 chunks bigger than its largest block (4 MiB) become several blocks.
+        RoundTripCase{"lz4", 1, 5 * 1024 * 1024}),
+    [](const auto& test) {
+      return fmt::format("{}_level{}_chunk{}k", test.param.codec, test.param.level, test.param.chunk_bytes / 1024);
+    });
+
+TEST(RoundTrip, EveryLevelOfEveryCodec) {
+  const Bytes input = text_bytes(100 * 1024, 7);
+  for (const auto& name : CodecRegistry::global().names()) {
+    const auto info = *CodecRegistry::global().find(name);
+    for (int level = info.min_level; level <= info.max_level; ++level) {
+      CompressOptions options;
+      options.codec = name;
+      options.codec_options = {level, 32 * 1024};
+      EXPECT_EQ(round_trip(input, options), input) << name << " level " << level;
+    }
+  }
+}
+
+// The default gzip output is one member, like pigz: one header, zlib's own single-stream inflate
+// (which stops at the first member's end) decodes all of it, and CRC and ISIZE are right.
+TEST(Gzip, ManyChunksMakeOneMemberThatZlibInflatesInOnePass) {
+  const Bytes input = text_bytes(10 * 64 * 1024 + 99, 3);
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const Buffer packed = compress_buffer(view(input), options);
+
+  z_stream stream{};
+  ASSERT_EQ(inflateInit2(&stream, 15 + 16), Z_OK);
+  Bytes out(input.size() + 1);
+  stream.next_in = const_cast<Bytef*>(packed.data());
+  stream.avail_in = static_cast<uInt>(packed.size());
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(inflate(&stream, Z_FINISH), Z_STREAM_END);  // CRC-32 and ISIZE checked here
+  EXPECT_EQ(stream.avail_in, 0u) << "more than one member";
+  EXPECT_EQ(stream.total_out, input.size());
+  inflateEnd(&stream);
+  out.resize(input.size());
+  EXPECT_EQ(out, input);
+}
+
+TEST(Gzip, HeaderRecordsNameAndTimeOnlyWhenGiven) {
+  MemorySource source({});
+  MemorySink sink;
+  compress(source, sink, {}, StreamInfo{"report.csv", 1700000000});
+  const Bytes named = to_bytes(sink.buffer());
+  ASSERT_GE(named.size(), 21u);
+  EXPECT_EQ(named[3], 0x08) << "FNAME flag";
+  EXPECT_EQ(named[4] | named[5] << 8 | named[6] << 16 | static_cast<std::uint32_t>(named[7]) << 24, 1700000000u);
+  EXPECT_EQ(std::string(named.begin() + 10, named.begin() + 20), "report.csv");
+
+  const Buffer anonymous = compress_buffer({}, {});
+  EXPECT_EQ(anonymous.data()[3], 0) << "no flags";
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(anonymous.data()[i], 0) << "MTIME must be 0 for reproducible output";
+}
+
+TEST(Gzip, XflRecordsFastestAndBestLevels) {
+  auto xfl = [](int level) {
+    CompressOptions options;
+    options.codec_options.level = level;
+    return compress_buffer({}, options).data()[8];
+  };
+  EXPECT_EQ(xfl(1), 4);
+  EXPECT_EQ(xfl(6), 0);
+  EXPECT_EQ(xfl(9), 2);
+}
+
+TEST(Options, LevelOutOfRangeIsAUsageError) {
+  for (auto [codec, level] : {std::pair{"gzip", 10}, {"gzip", -1}, {"zstd", 23}, {"lz4", 13}}) {
+    CompressOptions options;
+    options.codec = codec;
+    options.codec_options.level = level;
+    try {
+      compress_buffer({}, options);
+      ADD_FAILURE() << codec << " accepted level " << level;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+      EXPECT_NE(std::string(e.what()).find("level"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Options, ChunkSizeOutOfRangeIsAUsageError) {
+  for (std::size_t chunk : {std::size_t{100}, std::size_t{2} << 30}) {
+    CompressOptions options;
+    options.codec_options.chunk_bytes = chunk;
+    try {
+      compress_buffer({}, options);
+      ADD_FAILURE() << "accepted chunk size " << chunk;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+    }
+  }
+}
+
+TEST(Options, ParseByteCount) {
+  EXPECT_EQ(parse_byte_count("65536"), 65536u);
+  EXPECT_EQ(parse_byte_count("128K"), 128u * 1024);
+  EXPECT_EQ(parse_byte_count("4M"), 4u << 20);
+  EXPECT_EQ(parse_byte_count("4MiB"), 4u << 20);
+  EXPECT_EQ(parse_byte_count("1g"), 1u << 30);
+  for (const char* bad : {"", "M", "4X", "-1", "1.5M", "99999999999999999999"}) {
+    EXPECT_THROW(parse_byte_count(bad), Error) << bad;
+  }
+}
+
+TEST(Registry, KnowsTheBuiltInsAndRejectsUnknownNames) {
+  auto& registry = CodecRegistry::global();
+  for (const char* name : {"gzip", "zstd", "lz4"}) EXPECT_TRUE(registry.find(name).has_value()) << name;
+  EXPECT_EQ(registry.by_extension("a/b.tar.zst")->name, "zstd");
+  EXPECT_EQ(registry.by_extension("x.gz")->name, "gzip");
+  EXPECT_FALSE(registry.by_extension(".gz").has_value()) << "a bare suffix is not a name";
+  EXPECT_FALSE(registry.by_extension("x.txt").has_value());
+  try {
+    (void)registry.create("brotli");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+    EXPECT_NE(std::string(e.what()).find("gzip"), std::string::npos) << "should list the known codecs";
+  }
+  EXPECT_THROW(registry.add(*registry.find("gzip"), [](const CodecOptions&) { return nullptr; }), Error)
+      << "names are unique";
+}
+
+TEST(Detect, FormatComesFromMagicBytes) {
+  auto& registry = CodecRegistry::global();
+  for (const char* name : {"gzip", "zstd", "lz4"}) {
+    CompressOptions options;
+    options.codec = name;
+    const Buffer packed = compress_buffer(view(text_bytes(1000)), options);
+    EXPECT_EQ(registry.detect(packed.view())->name, name);
+  }
+  EXPECT_FALSE(registry.detect(view(text_bytes(100))).has_value());
+  EXPECT_FALSE(registry.detect({}).has_value());
+}
+
+}  // namespace
+}  // namespace sluice

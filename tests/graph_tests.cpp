@@ -1,0 +1,301 @@
+// Tests of the compression graph itself: deterministic output for any thread count, real
+// parallelism, the in-flight bound, several streams in one run, and clean failure from any node.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/error.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+using testing::Bytes;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::view;
+
+// ---- A user codec: stores chunks as they are, and can be made to misbehave. ----
+
+struct IdentityBehaviour {
+  // When set, a chunk waits (up to 30 s) until this many distinct threads have entered.
+  std::size_t rendezvous_threads = 0;
+  // A chunk whose payload starts with this marker throws.
+  std::string fail_marker;
+
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::set<std::thread::id> threads;
+};
+
+class IdentityCompressor final : public ChunkCompressor {
+ public:
+  explicit IdentityCompressor(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
+  std::uint64_t compress(ByteView, ByteView input, bool, Buffer& out) override {
+    auto& b = behaviour_;
+    if (!b.fail_marker.empty() && input.size() >= b.fail_marker.size() &&
+        std::memcmp(input.data(), b.fail_marker.data(), b.fail_marker.size()) == 0) {
+      throw std::runtime_error("booby-trapped chunk");
+    }
+    if (b.rendezvous_threads > 0) {
+      std::unique_lock lock(b.mutex);
+      b.threads.insert(std::this_thread::get_id());
+      b.changed.notify_all();
+      if (!b.changed.wait_for(lock, std::chrono::seconds(30), [&] { return b.threads.size() >= b.rendezvous_threads; })) {
+        throw Error(ErrorKind::kInternal, "no second worker thread ever took a chunk");
+      }
+    }
+    out.clear();
+    out.append(input);
+    return 0;
+  }
+
+ private:
+  IdentityBehaviour& behaviour_;
+};
+
+class IdentityCodec final : public Codec {
+ public:
+  IdentityCodec(CodecInfo info, const CodecOptions& options, IdentityBehaviour& behaviour)
+      : info_(std::move(info)), options_(resolve_options(info_, options)), behaviour_(behaviour) {}
+  const CodecInfo& info() const override { return info_; }
+  const CodecOptions& options() const override { return options_; }
+  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+    return std::make_unique<IdentityCompressor>(behaviour_);
+  }
+  std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
+    struct NoFraming final : StreamFramer {
+      void header(Buffer&) override {}
+      void add_chunk(ByteView, std::uint64_t) override {}
+      void trailer(Buffer&) override {}
+    };
+    return std::make_unique<NoFraming>();
+  }
+  std::unique_ptr<StreamDecoder> make_decoder() const override { return nullptr; }
+
+ private:
+  CodecInfo info_;
+  CodecOptions options_;
+  IdentityBehaviour& behaviour_;
+};
+
+// Registers an identity codec under a fresh name, driven by `behaviour`.
+std::string register_identity(IdentityBehaviour& behaviour) {
+  static int counter = 0;
+  CodecInfo info;
+  info.name = "identity-" + std::to_string(counter++);
+  info.default_chunk_bytes = 4096;
+  CodecRegistry::global().add(info, [info, &behaviour](const CodecOptions& options) {
+    return std::make_unique<IdentityCodec>(info, options, behaviour);
+  });
+  return info.name;
+}
+
+// ---- Sources and sinks with quirks. ----
+
+// Hands out at most `step` bytes per read, like a slow pipe.
+class TrickleSource final : public ByteSource {
+ public:
+  TrickleSource(ByteView bytes, std::size_t step) : inner_(bytes, "<trickle>"), step_(step) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    return inner_.read(dst, std::min(max_bytes, step_));
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  MemorySource inner_;
+  std::size_t step_;
+};
+
+// Fails once `limit` bytes have been read.
+class FailingSource final : public ByteSource {
+ public:
+  FailingSource(ByteView bytes, std::size_t limit) : inner_(bytes, "failing-input.bin"), limit_(limit) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    if (served_ >= limit_) throw Error(ErrorKind::kIo, "read failed: disk on fire", {}, served_);
+    const std::size_t got = inner_.read(dst, std::min(max_bytes, limit_ - served_));
+    served_ += got;
+    return got;
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  MemorySource inner_;
+  std::size_t limit_;
+  std::size_t served_ = 0;
+};
+
+// Fails once `limit` bytes have been written.
+class FailingSink final : public ByteSink {
+ public:
+  explicit FailingSink(std::size_t limit) : limit_(limit) {}
+  void write(ByteView bytes) override {
+    written_ += bytes.size();
+    if (written_ > limit_) throw Error(ErrorKind::kIo, "write failed: No space left on device");
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::size_t limit_;
+  std::size_t written_ = 0;
+  std::string name_ = "full-disk.out";
+};
+
+CompressOptions options_for(const std::string& codec, int threads, std::size_t chunk_bytes) {
+  CompressOptions options;
+  options.codec = codec;
+  options.threads = threads;
+  options.codec_options.chunk_bytes = chunk_bytes;
+  return options;
+}
+
+// ---- Tests ----
+
+TEST(Graph, OutputIsByteIdenticalForAnyThreadCount) {
+  const Bytes input = text_bytes(3 * 1024 * 1024 + 17, 11);
+  for (const char* codec : {"gzip", "zstd", "lz4"}) {
+    const Bytes one = to_bytes(compress_buffer(view(input), options_for(codec, 1, 64 * 1024)));
+    for (int threads : {2, 8}) {
+      EXPECT_EQ(to_bytes(compress_buffer(view(input), options_for(codec, threads, 64 * 1024))), one)
+          << codec << " with " << threads << " threads";
+    }
+    EXPECT_EQ(to_bytes(decompress_buffer(view(one))), input) << codec;
+  }
+}
+
+TEST(Graph, OutputDoesNotDependOnHowTheSourceDeliversBytes) {
+  const Bytes input = text_bytes(300 * 1024 + 5, 12);
+  for (const char* codec : {"gzip", "zstd", "lz4"}) {
+    const auto options = options_for(codec, 2, 32 * 1024);
+    const Bytes whole = to_bytes(compress_buffer(view(input), options));
+    TrickleSource trickle(view(input), 777);
+    MemorySink sink;
+    compress(trickle, sink, options);
+    EXPECT_EQ(to_bytes(sink.buffer()), whole) << codec;
+  }
+}
+
+TEST(Graph, ChunksReallyRunOnSeveralWorkerThreads) {
+  IdentityBehaviour behaviour;
+  behaviour.rendezvous_threads = 2;  // every chunk waits until two threads have taken one
+  const std::string codec = register_identity(behaviour);
+  const Bytes input = text_bytes(64 * 4096, 13);
+  MemorySource source(view(input));
+  MemorySink sink;
+  const CompressStats stats = compress(source, sink, options_for(codec, 2, 4096));
+  EXPECT_GE(stats.compressor_threads, 2u);
+  EXPECT_EQ(behaviour.threads.size(), 2u);
+  EXPECT_EQ(to_bytes(sink.buffer()), input) << "chunks must come out in order";
+}
+
+TEST(Graph, OneThreadMeansOneCompressorThread) {
+  const Bytes input = text_bytes(1 << 20, 14);
+  MemorySource source(view(input));
+  MemorySink sink;
+  const CompressStats stats = compress(source, sink, options_for("gzip", 1, 64 * 1024));
+  EXPECT_EQ(stats.compressor_threads, 1u);
+  EXPECT_EQ(stats.chunks, 16u);
+}
+
+TEST(Graph, ChunksInFlightStayWithinTheBound) {
+  const Bytes input = text_bytes(400 * 4096, 15);
+  for (std::size_t bound : {std::size_t{1}, std::size_t{4}}) {
+    auto options = options_for("lz4", 2, 4096);
+    options.max_chunks_in_flight = bound;
+    MemorySource source(view(input));
+    MemorySink sink;
+    const CompressStats stats = compress(source, sink, options);
+    EXPECT_EQ(stats.chunks, 400u);
+    // The limiter admits `bound`; the reader holds one look-ahead chunk and the input node one more.
+    EXPECT_LE(stats.peak_chunks_in_flight, bound + 2) << "bound " << bound;
+    EXPECT_EQ(to_bytes(decompress_buffer(sink.buffer().view())), input);
+  }
+}
+
+TEST(Graph, SeveralStreamsInOneRunEachDecodeToTheirInput) {
+  const std::vector<Bytes> inputs = {text_bytes(200 * 1024, 1), {}, text_bytes(1, 2), text_bytes(64 * 1024, 3)};
+  for (const char* codec : {"gzip", "zstd", "lz4"}) {
+    const auto options = options_for(codec, 2, 64 * 1024);
+    std::vector<std::unique_ptr<MemorySource>> sources;
+    std::vector<std::unique_ptr<MemorySink>> sinks;
+    std::vector<CompressStream> streams;
+    for (const auto& input : inputs) {
+      sources.push_back(std::make_unique<MemorySource>(view(input)));
+      sinks.push_back(std::make_unique<MemorySink>());
+      streams.push_back({sources.back().get(), sinks.back().get(), {}});
+    }
+    compress_streams(streams, options);
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      EXPECT_EQ(to_bytes(sinks[i]->buffer()), to_bytes(compress_buffer(view(inputs[i]), options)))
+          << codec << " stream " << i << " differs from compressing it alone";
+    }
+  }
+}
+
+TEST(Graph, AFailingChunkStopsTheRunWithItsOffset) {
+  IdentityBehaviour behaviour;
+  behaviour.fail_marker = "BOOM";
+  const std::string codec = register_identity(behaviour);
+  Bytes input = text_bytes(100 * 4096, 16);
+  std::memcpy(input.data() + 37 * 4096, "BOOM", 4);  // chunk 37 starts with the marker
+  for (int threads : {1, 2}) {
+    MemorySource source(view(input), "trap.bin");
+    MemorySink sink;
+    try {
+      compress(source, sink, options_for(codec, threads, 4096));
+      ADD_FAILURE() << "the booby-trapped chunk did not fail the run";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.path(), "trap.bin");
+      EXPECT_EQ(e.offset(), 37u * 4096);
+      EXPECT_NE(std::string(e.what()).find("booby-trapped chunk"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(sink.buffer().size(), 37u * 4096) << "nothing after the failing chunk is written";
+  }
+}
+
+TEST(Graph, AReadErrorNamesTheInput) {
+  const Bytes input = text_bytes(1 << 20, 17);
+  FailingSource source(view(input), 300 * 1024);
+  MemorySink sink;
+  try {
+    compress(source, sink, options_for("zstd", 2, 64 * 1024));
+    ADD_FAILURE() << "the read error was lost";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_EQ(e.path(), "failing-input.bin");
+    EXPECT_EQ(e.offset(), 300u * 1024);
+    EXPECT_NE(e.detail().find("disk on fire"), std::string::npos);
+  }
+}
+
+TEST(Graph, AWriteErrorNamesTheOutput) {
+  const Bytes input = text_bytes(1 << 20, 18);
+  for (int threads : {1, 2}) {
+    MemorySource source(view(input));
+    FailingSink sink(100 * 1024);
+    try {
+      compress(source, sink, options_for("lz4", threads, 64 * 1024));
+      ADD_FAILURE() << "the write error was lost";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.path(), "full-disk.out");
+      EXPECT_NE(e.detail().find("No space left"), std::string::npos);
+    }
+  }
+}
+
+TEST(Graph, ThreadCountOutOfRangeIsAUsageError) {
+  EXPECT_THROW(resolve_threads(-1), Error);
+  EXPECT_THROW(resolve_threads(100000), Error);
+  EXPECT_GE(resolve_threads(0), 1);
+  EXPECT_EQ(resolve_threads(3), 3);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -1,0 +1,61 @@
+// Helpers shared by the tests: deterministic data, scratch directories, running commands.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "sluice/bytes.h"
+
+namespace sluice::testing {
+
+using Bytes = std::vector<std::uint8_t>;
+
+// Incompressible bytes.
+Bytes random_bytes(std::size_t size, std::uint64_t seed = 1);
+// Text-like, compressible bytes (words drawn from a small vocabulary).
+Bytes text_bytes(std::size_t size, std::uint64_t seed = 1);
+
+inline ByteView view(const Bytes& bytes) { return {bytes.data(), bytes.size()}; }
+inline Bytes to_bytes(const Buffer& buffer) { return {buffer.data(), buffer.data() + buffer.size()}; }
+inline Bytes to_bytes(const std::string& text) { return {text.begin(), text.end()}; }
+
+void write_file(const std::filesystem::path& path, const Bytes& bytes);
+Bytes read_file(const std::filesystem::path& path);
+
+// A fresh directory under the build tree, removed when the test ends.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  // File names in the directory, sorted (to check that nothing stray was left behind).
+  std::vector<std::string> listing() const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int status = -1;  // exit status, or 128 + signal number
+  std::string out;
+  std::string err;
+};
+
+// Runs `command` with bash in `directory`; stdin is /dev/null unless the command redirects it.
+CommandResult run(const std::string& command, const std::filesystem::path& directory);
+
+// Single-quotes `text` for bash.
+std::string quote(const std::string& text);
+
+// Path of the built `sluice` program, quoted for the shell.
+std::string sluice();
+
+// Directory holding the unpacked Silesia corpus, or empty when the corpus is not available.
+std::filesystem::path corpus_dir();
+
+}  // namespace sluice::testing
