@@ -4,7 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <regex>
+#include <algorithm>
+#include <cctype>
 
 #include "sluice/codec.h"
 #include "sluice/error.h"
@@ -15,15 +16,17 @@ namespace {
 
 // "-19" means level 19 (as in gzip and zstd); CLI11 would read it as the flags -1 and -9.
 std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
-  static const std::regex level_flag("-([0-9]+)");
+  const auto is_level_flag = [](const std::string& arg) {
+    return arg.size() >= 2 && arg.size() <= 4 && arg[0] == '-' &&
+           std::all_of(arg.begin() + 1, arg.end(), [](unsigned char c) { return std::isdigit(c); });
+  };
   std::vector<std::string> args;
   bool options_ended = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") options_ended = true;
-    std::smatch match;
-    if (!options_ended && std::regex_match(arg, match, level_flag)) {
-      args.push_back("--level=" + match[1].str());
+    if (!options_ended && is_level_flag(arg)) {
+      args.push_back("--level=" + arg.substr(1));
     } else {
       args.push_back(arg);
     }

@@ -80,7 +80,7 @@ class FileJobs {
     }
     if (writes_stdout(options_.files.empty() ? "-" : options_.files.front()) &&
         options_.mode == Mode::kCompress && !options_.force && ::isatty(STDOUT_FILENO)) {
-      throw Error(ErrorKind::kUsage, "refusing to write compressed data to a terminal (use -f to force)");
+      throw Error(ErrorKind::kIo, "refusing to write compressed data to a terminal (use -f to force)");
     }
   }
 

@@ -1,1 +1,449 @@
+// End-to-end tests of the `sluice` command against the real gzip, pigz, zstd, lz4 and GNU tar:
+// file conventions, interop in both directions, determinism across thread counts, and every
+// error path (exit status, message, and that no output or temporary file is left behind).
 #include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Bytes;
+using testing::CommandResult;
+using testing::quote;
+using testing::random_bytes;
+using testing::read_file;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::write_file;
+
+struct Format {
+  std::string codec;      // -F value
+  std::string extension;  // what sluice appends
+  std::string tool;       // the stock tool that reads and writes it
+};
+const std::vector<Format> kFormats = {{"gzip", ".gz", "gzip"}, {"zstd", ".zst", "zstd"}, {"lz4", ".lz4", "lz4"}};
+
+void PrintTo(const Format& f, std::ostream* os) { *os << f.codec; }
+
+class Cli : public ::testing::Test {
+ protected:
+  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
+  // Runs `sluice ARGS`.
+  CommandResult sluice(const std::string& args) { return sh(testing::sluice() + " " + args); }
+  void put(const std::string& name, const Bytes& bytes) { write_file(dir_ / name, bytes); }
+  Bytes get(const std::string& name) { return read_file(dir_ / name); }
+  bool exists(const std::string& name) { return fs::exists(dir_ / name); }
+  std::vector<std::string> listing() { return dir_.listing(); }
+  // The directory holds exactly these names: no stray output, no leftover temporary.
+  void expect_listing(std::vector<std::string> names) {
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(listing(), names);
+  }
+
+  testing::ScratchDir dir_;
+};
+
+std::string describe(const CommandResult& r) { return fmt::format("status {}, stderr: {}", r.status, r.err); }
+
+// ---- Compression: naming, inputs kept, stock tools read what we write ----
+
+class CliFormat : public Cli, public ::testing::WithParamInterface<Format> {};
+
+TEST_P(CliFormat, CompressedFilesDecodeWithTheStockToolAtEdgeSizes) {
+  const auto& f = GetParam();
+  const std::size_t chunk = 64 * 1024;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 10 * chunk + 5}) {
+    const Bytes input = text_bytes(size, size);
+    put("data.bin", input);
+    const auto r = sluice(fmt::format("-F {} --chunk-size 64K data.bin", f.codec));
+    ASSERT_EQ(r.status, 0) << describe(r);
+    expect_listing({"data.bin", "data.bin" + f.extension});
+    EXPECT_EQ(get("data.bin"), input) << "the input must be kept";
+    const auto decoded = sh(fmt::format("{} -dc data.bin{} > back && cmp back data.bin", f.tool, f.extension));
+    EXPECT_EQ(decoded.status, 0) << f.tool << " could not read our output at size " << size << ": " << decoded.err;
+    fs::remove(dir_ / ("data.bin" + f.extension));
+    fs::remove(dir_ / "back");
+  }
+}
+
+TEST_P(CliFormat, OutputIsIdenticalForOneTwoAndEightThreads) {
+  const auto& f = GetParam();
+  put("data.bin", text_bytes(2 * 1024 * 1024 + 3, 5));
+  for (int threads : {1, 2, 8}) {
+    const auto r = sluice(fmt::format("-F {} --chunk-size 64K -j {} -c data.bin > out.{}", f.codec, threads, threads));
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  EXPECT_EQ(get("out.1"), get("out.2"));
+  EXPECT_EQ(get("out.1"), get("out.8"));
+}
+
+TEST_P(CliFormat, FiltersStdinToStdoutBothWays) {
+  const auto& f = GetParam();
+  put("data.bin", text_bytes(500 * 1024, 6));
+  ASSERT_EQ(sluice(fmt::format("-F {} < data.bin > packed", f.codec)).status, 0);
+  EXPECT_EQ(sh(fmt::format("{} -dc packed | cmp - data.bin", f.tool)).status, 0);
+  ASSERT_EQ(sluice("-d < packed > back").status, 0);
+  EXPECT_EQ(get("back"), get("data.bin"));
+}
+
+TEST_P(CliFormat, DecompressRestoresTheNameAndKeepsTheCompressedFile) {
+  const auto& f = GetParam();
+  const Bytes input = random_bytes(300 * 1024, 7);
+  put("orig", input);
+  ASSERT_EQ(sh(fmt::format("{} -q -c orig > 'my file{}'", f.tool, f.extension)).status, 0);
+  const auto r = sluice(fmt::format("-d 'my file{}'", f.extension));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("my file"), input);
+  EXPECT_TRUE(exists("my file" + f.extension));
+}
+
+TEST_P(CliFormat, CorruptTruncatedAndTrailingGarbageInputsFailCleanly) {
+  const auto& f = GetParam();
+  put("data.bin", text_bytes(400 * 1024, 8));
+  ASSERT_EQ(sluice(fmt::format("-F {} -c data.bin > good", f.codec)).status, 0);
+  const Bytes good = get("good");
+  fs::remove(dir_ / "data.bin");
+
+  Bytes corrupt = good;
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  Bytes truncated(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() / 2));
+  Bytes garbage = good;
+  for (char c : std::string("this is not compressed")) garbage.push_back(static_cast<std::uint8_t>(c));
+  const std::vector<std::tuple<std::string, Bytes, std::string>> cases = {
+      {"corrupt", corrupt, "corrupt"}, {"truncated", truncated, "truncated"}, {"garbage", garbage, "trailing garbage"}};
+  for (const auto& [name, bytes, message] : cases) {
+    const std::string file = name + f.extension;
+    put(file, bytes);
+    const auto r = sluice("-d " + file);
+    EXPECT_EQ(r.status, 1) << name << ": " << describe(r);
+    EXPECT_NE(r.err.find(file), std::string::npos) << "the message must name the file: " << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << name << ": " << r.err;
+    EXPECT_NE(r.err.find("at byte"), std::string::npos) << "the message must give an offset: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line per failure: " << r.err;
+    expect_listing({"good", file});
+    EXPECT_EQ(get(file), bytes) << "the input must be untouched";
+    fs::remove(dir_ / file);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, CliFormat, ::testing::ValuesIn(kFormats),
+                         [](const auto& test) { return test.param.codec; });
+
+// ---- Reading what the stock tools write ----
+
+struct Foreign {
+  std::string name;
+  std::string command;  // makes "foreign" from "data.bin"
+};
+void PrintTo(const Foreign& f, std::ostream* os) { *os << f.name; }
+
+class CliForeign : public Cli, public ::testing::WithParamInterface<Foreign> {};
+
+TEST_P(CliForeign, StockToolOutputDecodes) {
+  put("data.bin", text_bytes(3 * 1024 * 1024 + 77, 9));
+  put("other.bin", random_bytes(200 * 1024, 10));
+  const auto made = sh(GetParam().command);
+  ASSERT_EQ(made.status, 0) << "could not make the sample: " << made.err;
+  const auto r = sluice("-dc foreign > back");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const bool two_inputs = GetParam().command.find("other.bin") != std::string::npos;
+  const auto expected = two_inputs ? sh("cat data.bin other.bin > expected") : sh("cp data.bin expected");
+  ASSERT_EQ(expected.status, 0);
+  EXPECT_EQ(get("back"), get("expected"));
+}
+
+// A zstd skippable frame (magic 0x184D2A50, 6 bytes of payload) before a normal frame.
+const char* kSkippablePrefix = "printf '\\x50\\x2a\\x4d\\x18\\x06\\x00\\x00\\x00sluice'";
+
+INSTANTIATE_TEST_SUITE_P(
+    Tools, CliForeign,
+    ::testing::Values(
+        Foreign{"gzip", "gzip -c data.bin > foreign"}, Foreign{"gzip_fast", "gzip -1 -c data.bin > foreign"},
+        Foreign{"gzip_no_name", "gzip -n -c < data.bin > foreign"}, Foreign{"pigz", "pigz -p 2 -c data.bin > foreign"},
+        Foreign{"pigz_independent", "pigz -i -c data.bin > foreign"},
+        Foreign{"pigz_zlib_level9", "pigz -9 -c data.bin > foreign"},
+        Foreign{"gzip_multi_member", "{ gzip -c data.bin; gzip -c other.bin; } > foreign"},
+        Foreign{"zstd_t2", "zstd -q -T2 -c data.bin > foreign"}, Foreign{"zstd_19", "zstd -q -19 -c data.bin > foreign"},
+        Foreign{"zstd_no_check", "zstd -q --no-check --no-content-size -c < data.bin > foreign"},
+        Foreign{"zstd_multi_frame", "{ zstd -q -c data.bin; zstd -q -c other.bin; } > foreign"},
+        Foreign{"zstd_skippable", fmt::format("{{ {}; zstd -q -c data.bin; }} > foreign", kSkippablePrefix)},
+        Foreign{"lz4_default", "lz4 -q -c data.bin > foreign"},
+        Foreign{"lz4_linked_blocks", "lz4 -q -BD -c data.bin > foreign"},
+        Foreign{"lz4_block_checksums", "lz4 -q -BX -B4 -c data.bin > foreign"},
+        Foreign{"lz4_content_size_no_crc", "lz4 -q --content-size --no-frame-crc -c data.bin > foreign"},
+        Foreign{"lz4_hc", "lz4 -q -9 -c data.bin > foreign"},
+        Foreign{"lz4_concatenated", "{ lz4 -q -c data.bin; lz4 -q -c other.bin; } > foreign"}),
+    [](const auto& test) { return test.param.name; });
+
+// gzip members with every optional header field: FEXTRA, FNAME, FCOMMENT and FHCRC.
+TEST_F(Cli, GzipHeaderWithEveryOptionalFieldDecodes) {
+  const Bytes input = text_bytes(100 * 1024, 11);
+  z_stream stream{};
+  ASSERT_EQ(deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string extra = "SL\x04\x00test";
+  std::string name = "name.txt", comment = "a comment";
+  gz_header header{};
+  header.extra = reinterpret_cast<Bytef*>(extra.data());
+  header.extra_len = static_cast<uInt>(extra.size());
+  header.name = reinterpret_cast<Bytef*>(name.data());
+  header.comment = reinterpret_cast<Bytef*>(comment.data());
+  header.hcrc = 1;
+  ASSERT_EQ(deflateSetHeader(&stream, &header), Z_OK);
+  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + 64);
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = packed.data();
+  stream.avail_out = static_cast<uInt>(packed.size());
+  ASSERT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  packed.resize(stream.total_out);
+  deflateEnd(&stream);
+  ASSERT_EQ(packed[3], 0x02 | 0x04 | 0x08 | 0x10) << "FHCRC, FEXTRA, FNAME and FCOMMENT";
+  put("fields.gz", packed);
+  const auto r = sluice("-d fields.gz");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("fields"), input);
+
+  packed[12] ^= 0x01;  // inside FEXTRA: the header CRC no longer matches
+  put("badhcrc.gz", packed);
+  const auto bad = sluice("-d badhcrc.gz");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("header crc"), std::string::npos) << bad.err;
+  EXPECT_FALSE(exists("badhcrc"));
+}
+
+// ---- gzip specifics ----
+
+TEST_F(Cli, GzipSizeIsWithinOnePercentOfPigz) {
+  put("data.bin", text_bytes(4 * 1024 * 1024, 12));
+  for (int level : {1, 6, 9}) {
+    ASSERT_EQ(sluice(fmt::format("-{} -c data.bin > ours", level)).status, 0);
+    ASSERT_EQ(sh(fmt::format("pigz -{} -c data.bin > theirs", level)).status, 0);
+    const double ours = static_cast<double>(fs::file_size(dir_ / "ours"));
+    const double theirs = static_cast<double>(fs::file_size(dir_ / "theirs"));
+    EXPECT_LE(ours, theirs * 1.01) << "level " << level;
+  }
+}
+
+TEST_F(Cli, GzipFromStdinIsReproducibleWithZeroMtimeAndNoName) {
+  put("data.bin", text_bytes(100 * 1024, 13));
+  ASSERT_EQ(sluice("< data.bin > a.gz").status, 0);
+  ASSERT_EQ(sh("touch -d '2001-01-01' data.bin").status, 0);
+  ASSERT_EQ(sluice("< data.bin > b.gz").status, 0);
+  const Bytes a = get("a.gz");
+  EXPECT_EQ(a, get("b.gz"));
+  EXPECT_EQ(a[3], 0) << "no FNAME";
+  EXPECT_EQ(a[4] | a[5] | a[6] | a[7], 0) << "MTIME 0";
+}
+
+TEST_F(Cli, GzipFromAFileStoresItsNameAndTimeLikeGzip) {
+  put("named.txt", text_bytes(1000, 14));
+  ASSERT_EQ(sh("touch -d '@1600000000' named.txt").status, 0);
+  ASSERT_EQ(sluice("named.txt").status, 0);
+  EXPECT_EQ(sh("gzip -lvN named.txt.gz | grep -q named.txt").status, 0);
+  const Bytes packed = get("named.txt.gz");
+  EXPECT_EQ(packed[4] | packed[5] << 8 | packed[6] << 16 | packed[7] << 24, 1600000000);
+  EXPECT_EQ(fs::last_write_time(dir_ / "named.txt.gz"), fs::last_write_time(dir_ / "named.txt"))
+      << "the output keeps the input's mtime, as gzip does";
+  ASSERT_EQ(sluice("-n -c named.txt > anonymous.gz").status, 0);
+  EXPECT_EQ(get("anonymous.gz")[3], 0) << "-n stores no name";
+}
+
+// ---- tar -I ----
+
+TEST_F(Cli, WorksAsTarsCompressProgram) {
+  fs::create_directories(dir_ / "tree" / "sub");
+  put("tree/a.txt", text_bytes(300 * 1024, 15));
+  put("tree/sub/b.bin", random_bytes(70 * 1024, 16));
+  put("tree/empty", {});
+  const std::string S = testing::sluice();
+  for (const auto& [flags, archive] : {std::pair{"-F zstd", "x.tar.zst"}, {"", "x.tar.gz"}, {"-F lz4", "x.tar.lz4"}}) {
+    const auto packed = sh(fmt::format("tar -I {} -cf {} tree", quote(S + " " + flags), archive));
+    ASSERT_EQ(packed.status, 0) << packed.err;
+    fs::remove_all(dir_ / "out");
+    fs::create_directories(dir_ / "out");
+    const auto unpacked = sh(fmt::format("tar -I {} -xf {} -C out && diff -r tree out/tree", S, archive));
+    EXPECT_EQ(unpacked.status, 0) << archive << ": " << unpacked.err << unpacked.out;
+  }
+  EXPECT_EQ(sh("tar -xzf x.tar.gz -O tree/a.txt | cmp - tree/a.txt").status, 0) << "GNU tar's own gzip reads ours";
+}
+
+// ---- Conventions ----
+
+TEST_F(Cli, FormatIsDetectedFromContentNotSuffix) {
+  put("data.bin", text_bytes(10000, 17));
+  ASSERT_EQ(sh("zstd -q -c data.bin > looks-like.gz").status, 0);
+  const auto r = sluice("-d looks-like.gz");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("looks-like"), get("data.bin"));
+}
+
+TEST_F(Cli, TgzDecompressesToTar) {
+  put("a.tar", text_bytes(5000, 18));
+  ASSERT_EQ(sh("gzip -c a.tar > b.tgz").status, 0);
+  ASSERT_EQ(sluice("-d b.tgz").status, 0);
+  EXPECT_EQ(get("b.tar"), get("a.tar"));
+}
+
+TEST_F(Cli, RmRemovesTheInputOnlyAfterSuccess) {
+  const Bytes input = text_bytes(200 * 1024, 19);
+  put("data.bin", input);
+  ASSERT_EQ(sluice("--rm -F zstd data.bin").status, 0);
+  expect_listing({"data.bin.zst"});
+  ASSERT_EQ(sluice("--rm -d data.bin.zst").status, 0);
+  expect_listing({"data.bin"});
+  EXPECT_EQ(get("data.bin"), input);
+
+  put("bad.zst", {0x28, 0xb5, 0x2f, 0xfd, 0x00});
+  const auto r = sluice("--rm -d bad.zst");
+  EXPECT_EQ(r.status, 1);
+  expect_listing({"bad.zst", "data.bin"});
+}
+
+TEST_F(Cli, ExistingOutputIsRefusedUnlessForced) {
+  put("data.bin", text_bytes(1000, 20));
+  put("data.bin.gz", to_bytes(std::string("precious")));
+  const auto refused = sluice("data.bin");
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.err.find("already exists"), std::string::npos) << refused.err;
+  EXPECT_EQ(get("data.bin.gz"), to_bytes(std::string("precious")));
+  expect_listing({"data.bin", "data.bin.gz"});
+  ASSERT_EQ(sluice("-f data.bin").status, 0);
+  EXPECT_EQ(sh("gzip -dc data.bin.gz | cmp - data.bin").status, 0);
+}
+
+TEST_F(Cli, OutputOptionWritesThePathGiven) {
+  put("data.bin", text_bytes(1000, 21));
+  ASSERT_EQ(sluice("-F lz4 -o out/../custom.name data.bin").status, 1) << "missing directory";
+  ASSERT_EQ(sluice("-F lz4 -o custom.name data.bin").status, 0);
+  EXPECT_EQ(sh("lz4 -dc custom.name | cmp - data.bin").status, 0);
+  ASSERT_EQ(sluice("-d -o /dev/null custom.name").status, 0) << "devices are written in place";
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+TEST_F(Cli, SeveralFilesOneMissingTheOthersStillDone) {
+  put("a", text_bytes(1000, 22));
+  put("c", text_bytes(1000, 23));
+  const auto r = sluice("a missing c");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing: cannot open: No such file or directory"), std::string::npos) << r.err;
+  expect_listing({"a", "a.gz", "c", "c.gz"});
+}
+
+// ---- Error paths ----
+
+TEST_F(Cli, MissingFileDirectoryAndUnreadableInputAreErrors) {
+  fs::create_directories(dir_ / "adir");
+  put("plain.txt", text_bytes(100, 24));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"missing.txt", "missing.txt: cannot open: No such file or directory"},
+      {"adir", "adir: is a directory"},
+      {"plain.txt/inside", "plain.txt/inside: cannot open: Not a directory"},
+      {"-c /proc/self/mem", "/proc/self/mem: read failed: Input/output error (at byte 0)"}};
+  for (const auto& [args, message] : cases) {
+    const auto r = sluice(args);
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_EQ(r.err, "sluice: " + message + "\n") << args;
+    expect_listing({"adir", "plain.txt"});
+  }
+}
+
+TEST_F(Cli, UnwritableOutputIsAnErrorAndLeavesNothing) {
+  put("data.bin", text_bytes(300 * 1024, 25));
+  const auto no_dir = sluice("-o nowhere/out.gz data.bin");
+  EXPECT_EQ(no_dir.status, 1);
+  EXPECT_NE(no_dir.err.find("nowhere/out.gz: cannot create output: No such file or directory"), std::string::npos)
+      << no_dir.err;
+  const auto full_stdout = sluice("-c data.bin > /dev/full");
+  EXPECT_EQ(full_stdout.status, 1);
+  EXPECT_NE(full_stdout.err.find("write failed: No space left on device"), std::string::npos) << full_stdout.err;
+  const auto full_device = sluice("-o /dev/full data.bin");
+  EXPECT_EQ(full_device.status, 1);
+  EXPECT_NE(full_device.err.find("/dev/full: write failed"), std::string::npos) << full_device.err;
+  expect_listing({"data.bin"});
+}
+
+TEST_F(Cli, NotCompressedInputAndUnknownSuffixAreErrors) {
+  put("plain.gz", text_bytes(1000, 26));
+  const auto plain = sluice("-d plain.gz");
+  EXPECT_EQ(plain.status, 1);
+  EXPECT_NE(plain.err.find("plain.gz: not compressed data in a known format"), std::string::npos) << plain.err;
+  put("data.unknown", text_bytes(1000, 27));
+  const auto suffix = sluice("-d data.unknown");
+  EXPECT_EQ(suffix.status, 1);
+  EXPECT_NE(suffix.err.find("unknown suffix"), std::string::npos) << suffix.err;
+  put("done.gz", {});
+  const auto again = sluice("done.gz");
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("already has the .gz suffix"), std::string::npos) << again.err;
+  expect_listing({"data.unknown", "done.gz", "plain.gz"});
+}
+
+TEST_F(Cli, UsageErrorsExitWithTwo) {
+  put("a", {});
+  put("b", {});
+  for (const char* args : {"-l 10 a", "-F zstd -l 23 a", "-F brotli a", "--chunk-size 12X a", "--chunk-size 10 a",
+                           "--bogus a", "-o out a b", "-j 0 a", "-c -o x a"}) {
+    const auto r = sluice(args);
+    EXPECT_EQ(r.status, 2) << args << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("sluice: ", 0), 0u) << args << ": " << r.err;
+  }
+  expect_listing({"a", "b"});
+}
+
+TEST_F(Cli, CompressedDataIsNotWrittenToATerminal) {
+  put("data.bin", text_bytes(1000, 28));
+  // `script` gives the command a terminal for stdout.
+  const auto r = sh(fmt::format("script -qec {} /dev/null", quote(testing::sluice() + " -c data.bin")));
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("refusing to write compressed data to a terminal"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, InterruptedRunPublishesNothingAndExits143) {
+  // Compress an endless stream; once the temporary exists, send SIGTERM.
+  const auto r = sh(fmt::format(
+      "{} -F lz4 -o endless.lz4 < /dev/zero & pid=$!; "
+      "for i in $(seq 200); do ls -A | grep -q sluice- && break; sleep 0.05; done; "
+      "kill -TERM $pid; wait $pid; echo \"status $?\"",
+      testing::sluice()));
+  EXPECT_NE(r.out.find("status 143"), std::string::npos) << r.out << r.err;
+  expect_listing({});
+}
+
+TEST_F(Cli, HelpVersionAndDemo) {
+  EXPECT_EQ(sluice("--help").status, 0);
+  const auto version = sluice("--version");
+  EXPECT_EQ(version.status, 0);
+  EXPECT_NE(version.out.find("sluice "), std::string::npos);
+  const auto demo = sluice("demo --size 2M -j 2");
+  EXPECT_EQ(demo.status, 0) << demo.err;
+  EXPECT_NE(demo.out.find("All round trips match."), std::string::npos) << demo.out;
+  for (const char* codec : {"gzip", "zstd", "lz4"}) EXPECT_NE(demo.out.find(codec), std::string::npos);
+}
+
+// ---- The Silesia corpus (skipped where ../shared/corpus is not present) ----
+
+TEST_F(Cli, CorpusFilesRoundTripThroughTheStockToolsBothWays) {
+  const fs::path corpus = testing::corpus_dir();
+  if (corpus.empty()) GTEST_SKIP() << "the Silesia corpus is not available";
+  for (const char* file : {"xml", "dickens"}) {
+    const std::string path = quote((corpus / file).string());
+    for (const auto& f : kFormats) {
+      const auto ours = sh(fmt::format("{} -F {} -c {} | {} -dc | cmp - {}", testing::sluice(), f.codec, path, f.tool, path));
+      EXPECT_EQ(ours.status, 0) << file << " " << f.codec << ": " << ours.err;
+      const auto theirs = sh(fmt::format("{} -c {} | {} -dc | cmp - {}", f.tool, path, testing::sluice(), path));
+      EXPECT_EQ(theirs.status, 0) << file << " " << f.codec << ": " << theirs.err;
+    }
+    const auto size = sh(fmt::format("test $({} -6 -c {} | wc -c) -le $(( $(pigz -6 -c {} | wc -c) * 101 / 100 ))",
+                                     testing::sluice(), path, path));
+    EXPECT_EQ(size.status, 0) << file << ": gzip -6 output more than 1% larger than pigz's";
+  }
+}
+
+}  // namespace
+}  // namespace sluice
