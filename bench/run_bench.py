@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Compares sluice with pigz, gzip, zstd -T and lz4 on the Silesia corpus.
+
+Every tool compresses (and decompresses) the same input, a tar of the Silesia files, in the
+same run. Runs are interleaved (each repetition runs every tool once) so that machine noise
+hits them alike; figures are medians. Throughput is uncompressed bytes / wall time.
+
+Also measures sluice's peak RSS while compressing a 1 GiB stream from a pipe.
+
+Usage: bench/run_bench.py [--reps N] [--threads N] [--write BENCHMARKS.md]
+"""
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "bench" / "data"
+SLUICE = ROOT / "build" / "release" / "apps" / "sluice"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def sh(command, stdin=None, stdout=None):
+    """Runs a shell command; returns wall seconds. Fails loudly."""
+    start = time.perf_counter()
+    subprocess.run(command, shell=True, check=True, stdin=stdin, stdout=stdout)
+    return time.perf_counter() - start
+
+
+def prepare_input():
+    corpus = DATA / "silesia"
+    subprocess.run([str(ROOT.parent / "shared" / "corpus" / "unpack"), str(corpus)], check=True,
+                   stdout=subprocess.DEVNULL)
+    tar = DATA / "silesia.tar"
+    if not tar.exists():
+        subprocess.run(["tar", "-cf", str(tar), "-C", str(corpus), "--sort=name", "."], check=True)
+    return tar
+
+
+def timed(command, src, dst, reps_times):
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        reps_times.append(sh(command, stdin=fin, stdout=fout))
+
+
+def compression_table(tar, threads, reps):
+    """Each row: (label, command). Commands read stdin and write stdout."""
+    j = threads
+    s = str(SLUICE)
+    groups = [
+        ("gzip -6", [("sluice", f"{s} -6 -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c"), ("gzip", "gzip -6 -c")]),
+        ("gzip -1", [("sluice", f"{s} -1 -j{j} -c"), (f"pigz -p{j}", f"pigz -1 -p{j} -c")]),
+        ("zstd -3", [("sluice", f"{s} -F zstd -3 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -3 -T{j} -c")]),
+        ("zstd -19", [("sluice", f"{s} -F zstd -19 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -19 -T{j} -c")]),
+        ("lz4 -1", [("sluice", f"{s} -F lz4 -1 -j{j} -c"), ("lz4", "lz4 -q -1 -c")]),
+    ]
+    slow = {"gzip", "zstd -T2"}  # serial gzip and zstd -19 are slow: fewer runs keep the bench short
+    times = {(g, label): [] for g, rows in groups for label, _ in rows}
+    sizes = {}
+    outputs = {}
+    for rep in range(reps):
+        for group, rows in groups:
+            for label, command in rows:
+                if rep >= 3 and (label == "gzip" or group == "zstd -19"):
+                    continue
+                out = DATA / f"out-{group.replace(' ', '')}-{label.split()[0]}"
+                timed(command, tar, out, times[(group, label)])
+                sizes[(group, label)] = out.stat().st_size
+                outputs[(group, label)] = out
+        print(f"  compression repetition {rep + 1}/{reps} done", file=sys.stderr)
+    return groups, times, sizes, outputs
+
+
+def decompression_table(tar, outputs, threads, reps):
+    s = str(SLUICE)
+    j = threads
+    rows = [
+        ("gzip (ours)", outputs[("gzip -6", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
+        ("gzip (pigz)", outputs[("gzip -6", f"pigz -p{j}")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
+        ("zstd (ours)", outputs[("zstd -3", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("zstd -d", "zstd -q -dc")]),
+        ("zstd (zstd)", outputs[("zstd -3", f"zstd -T{j}")], [("sluice -d", f"{s} -d -j{j} -c"), ("zstd -d", "zstd -q -dc")]),
+        ("lz4 (ours)", outputs[("lz4 -1", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("lz4 -d", "lz4 -q -dc")]),
+        ("lz4 (lz4)", outputs[("lz4 -1", "lz4")], [("sluice -d", f"{s} -d -j{j} -c"), ("lz4 -d", "lz4 -q -dc")]),
+    ]
+    times = {(name, label): [] for name, _, tools in rows for label, _ in tools}
+    for rep in range(reps):
+        for name, src, tools in rows:
+            for label, command in tools:
+                timed(command, src, DATA / "decoded", times[(name, label)])
+        print(f"  decompression repetition {rep + 1}/{reps} done", file=sys.stderr)
+    # Every decoder must have produced the original.
+    subprocess.run(["cmp", str(DATA / "decoded"), str(tar)], check=True)
+    return rows, times
+
+
+def peak_rss_1gib(tar, threads):
+    """Peak RSS of sluice compressing ~1 GiB fed through a pipe."""
+    size = tar.stat().st_size
+    copies = max(1, (1 << 30) // size + 1)
+    results = []
+    for codec, level in (("gzip", 6), ("zstd", 3), ("lz4", 1)):
+        feeder = subprocess.Popen(f"for i in $(seq {copies}); do cat {tar}; done", shell=True,
+                                  stdout=subprocess.PIPE)
+        proc = subprocess.Popen([str(SLUICE), "-F", codec, f"-{level}", f"-j{threads}", "-c"],
+                                stdin=feeder.stdout, stdout=subprocess.DEVNULL)
+        feeder.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        feeder.wait()
+        if status != 0:
+            raise SystemExit(f"sluice failed while streaming 1 GiB ({codec})")
+        results.append((codec, level, copies * size, usage.ru_maxrss / 1024))
+    return results
+
+
+def mbps(nbytes, seconds):
+    return nbytes / seconds / 1e6
+
+
+def render(tar, threads, reps, comp, decomp, rss):
+    size = tar.stat().st_size
+    groups, times, sizes, _ = comp
+    lines = []
+    lines.append(f"Measured {time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores ({platform.machine()}), "
+                 f"input: Silesia corpus files as one tar ({size / 1e6:.1f} MB), sluice at -j{threads}, "
+                 f"median of {reps} interleaved runs (3 for serial gzip and level 19).")
+    lines.append("")
+    lines.append("### Compression")
+    lines.append("")
+    lines.append("| format | tool | MB/s | ratio | sluice speed vs this tool | sluice size vs this tool |")
+    lines.append("|---|---|---:|---:|---:|---:|")
+    for group, rows in groups:
+        ours_t = statistics.median(times[(group, "sluice")])
+        ours_s = sizes[(group, "sluice")]
+        for label, _ in rows:
+            t = statistics.median(times[(group, label)])
+            s = sizes[(group, label)]
+            speed = "" if label == "sluice" else f"{t / ours_t:.2f}x"
+            rel = "" if label == "sluice" else f"{ours_s / s:.4f}x"
+            lines.append(f"| {group} | {label} | {mbps(size, t):.0f} | {s / size:.4f} | {speed} | {rel} |")
+    lines.append("")
+    lines.append("### Decompression")
+    lines.append("")
+    lines.append("| stream (made by) | tool | MB/s of output | sluice speed vs this tool |")
+    lines.append("|---|---|---:|---:|")
+    rows, dtimes = decomp
+    for name, _, tools in rows:
+        ours = statistics.median(dtimes[(name, "sluice -d")])
+        for label, _ in tools:
+            t = statistics.median(dtimes[(name, label)])
+            rel = "" if label == "sluice -d" else f"{t / ours:.2f}x"
+            lines.append(f"| {name} | {label} | {mbps(size, t):.0f} | {rel} |")
+    lines.append("")
+    lines.append("### Peak memory streaming 1 GiB through a pipe")
+    lines.append("")
+    lines.append("| format | level | bytes streamed | peak RSS |")
+    lines.append("|---|---:|---:|---:|")
+    for codec, level, nbytes, rss_mib in rss:
+        lines.append(f"| {codec} | {level} | {nbytes / (1 << 30):.2f} GiB | {rss_mib:.1f} MiB |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--write", type=Path, help="replace the tables between the bench markers in this file")
+    args = parser.parse_args()
+    for tool in ("pigz", "gzip", "zstd", "lz4"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is missing: run scripts/setup.sh")
+    if not SLUICE.exists():
+        raise SystemExit(f"{SLUICE} is missing: run scripts/quickstart.sh")
+    DATA.mkdir(parents=True, exist_ok=True)
+    tar = prepare_input()
+    comp = compression_table(tar, args.threads, args.reps)
+    decomp = decompression_table(tar, comp[3], args.threads, args.reps)
+    rss = peak_rss_1gib(tar, args.threads)
+    report = render(tar, args.threads, args.reps, comp, decomp, rss)
+    print(report)
+    if args.write:
+        text = args.write.read_text() if args.write.exists() else f"{BEGIN}\n{END}\n"
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        args.write.write_text(f"{head}{BEGIN}\n{report}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
