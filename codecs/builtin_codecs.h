@@ -30,6 +30,15 @@ class CodecBase : public Codec {
   CodecOptions options_;
 };
 
+// The registry entry for a codec class constructed as CodecT(CodecInfo, CodecOptions).
+template <typename CodecT>
+CodecEntry entry_for(CodecInfo info) {
+  CodecFactory factory = [info](const CodecOptions& options) -> std::unique_ptr<Codec> {
+    return std::make_unique<CodecT>(info, options);
+  };
+  return {std::move(info), std::move(factory)};
+}
+
 // Little-endian stores and loads for frame headers and trailers.
 inline void put_le32(Buffer& out, std::uint32_t value) {
   const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(value), static_cast<std::uint8_t>(value >> 8),

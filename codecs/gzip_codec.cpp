@@ -225,10 +225,6 @@ CodecInfo gzip_info() {
 
 }  // namespace
 
-CodecEntry gzip_entry() {
-  return {gzip_info(), [](const CodecOptions& options) -> std::unique_ptr<Codec> {
-            return std::make_unique<GzipCodec>(gzip_info(), options);
-          }};
-}
+CodecEntry gzip_entry() { return entry_for<GzipCodec>(gzip_info()); }
 
 }  // namespace sluice::codecs

@@ -199,10 +199,6 @@ CodecInfo lz4_info() {
 
 }  // namespace
 
-CodecEntry lz4_entry() {
-  return {lz4_info(), [](const CodecOptions& options) -> std::unique_ptr<Codec> {
-            return std::make_unique<Lz4Codec>(lz4_info(), options);
-          }};
-}
+CodecEntry lz4_entry() { return entry_for<Lz4Codec>(lz4_info()); }
 
 }  // namespace sluice::codecs

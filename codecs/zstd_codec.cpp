@@ -140,10 +140,6 @@ CodecInfo zstd_info() {
 
 }  // namespace
 
-CodecEntry zstd_entry() {
-  return {zstd_info(), [](const CodecOptions& options) -> std::unique_ptr<Codec> {
-            return std::make_unique<ZstdCodec>(zstd_info(), options);
-          }};
-}
+CodecEntry zstd_entry() { return entry_for<ZstdCodec>(zstd_info()); }
 
 }  // namespace sluice::codecs
