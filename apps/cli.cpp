@@ -46,6 +46,7 @@ ParseResult parse_command_line(int argc, char** argv) {
              "  sluice big.log                 writes big.log.gz, keeps big.log\n"
              "  sluice -F zstd -19 -j 8 data   writes data.zst at level 19 on 8 threads\n"
              "  sluice -d data.zst             writes data (format from the magic bytes)\n"
+             "  sluice -r logs/ --output-dir out/   compresses a tree in one graph run\n"
              "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
              "Exit status: 0 success, 1 a file failed, 2 usage error.");
 
@@ -71,6 +72,12 @@ ParseResult parse_command_line(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
       ->type_name("SIZE");
+  app.add_flag("-r,--recursive", options.recursive, "Compress or decompress every file under the directories given");
+  app.add_option("--output-dir", options.output_dir, "Write outputs under DIR, keeping relative paths")
+      ->type_name("DIR");
+  app.add_flag("--fail-fast", options.fail_fast, "Stop at the first failing file (default: do the others)");
+  app.add_flag("--json", options.json, "Print one JSON record per file (and a summary) on stdout");
+  app.add_flag("--synchronous", options.synchronous, "Flush every output to disk before publishing it");
   app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
 

@@ -24,6 +24,11 @@ struct CliOptions {
   std::size_t chunk_bytes = 0;     // --chunk-size; 0: codec default
   bool quiet = false;              // -q
   bool verbose = false;            // -v
+  bool recursive = false;          // -r: walk directories
+  std::string output_dir;          // --output-dir
+  bool fail_fast = false;          // --fail-fast
+  bool json = false;               // --json: one JSON record per file on stdout
+  bool synchronous = false;        // --synchronous: fsync every output
   std::uint64_t demo_bytes = 32ull << 20;  // demo --size
 };
 

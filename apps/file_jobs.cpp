@@ -1,35 +1,49 @@
-// File naming and safety rules for the command; the work itself is the library's.
+// The command's file conventions: which inputs, which output names, what is refused. The work
+// itself is one library batch (one graph run for compression).
 #include "apps/file_jobs.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <map>
 
 #include <fmt/format.h>
 
-#include "sluice/compress.h"
-#include "sluice/decompress.h"
+#include "apps/progress.h"
+#include "sluice/batch.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 
 namespace sluice::app {
 namespace {
 
-constexpr const char* kStdinName = "<stdin>";
-constexpr const char* kStdoutName = "<stdout>";
-
-struct Outcome {
-  std::uint64_t input_bytes = 0;
-  std::uint64_t output_bytes = 0;
-  double seconds = 0;
-};
+namespace fs = std::filesystem;
 
 std::string human_bytes(std::uint64_t bytes) {
   if (bytes < 1024) return fmt::format("{} B", bytes);
   if (bytes < (1u << 20)) return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024);
   if (bytes < (1u << 30)) return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20));
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
+}
+
+std::string json_string(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 // Suffixes that stand for ".tar" plus a compression suffix.
@@ -42,8 +56,9 @@ constexpr TarAlias kTarAliases[] = {{".tgz", ".tar"}, {".taz", ".tar"}, {".tzst"
 // The name a compressed file decompresses to, or nothing if its suffix is not ours.
 std::optional<std::string> decompressed_name(const std::string& path) {
   for (const auto& alias : kTarAliases) {
-    if (path.size() > std::strlen(alias.suffix) && path.ends_with(alias.suffix)) {
-      return path.substr(0, path.size() - std::strlen(alias.suffix)) + alias.replacement;
+    const std::size_t length = std::strlen(alias.suffix);
+    if (path.size() > length && path.ends_with(alias.suffix)) {
+      return path.substr(0, path.size() - length) + alias.replacement;
     }
   }
   if (const auto info = CodecRegistry::global().by_extension(path)) {
@@ -52,168 +67,273 @@ std::optional<std::string> decompressed_name(const std::string& path) {
   return std::nullopt;
 }
 
-bool same_file(const struct stat& a, const std::string& path) {
-  struct stat b {};
-  return ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
-class FileJobs {
+// Turns the command line into batch jobs. Inputs that cannot even be planned (missing, a
+// directory without -r, a name we cannot derive an output from) are failures of their own.
+class Planner {
  public:
-  explicit FileJobs(const CliOptions& options) : options_(options) {
-    compress_options_.codec = options.format;
-    compress_options_.codec_options.level = options.level;
-    compress_options_.codec_options.chunk_bytes = options.chunk_bytes;
-    compress_options_.threads = options.threads;
-    decompress_options_.threads = options.threads;
+  explicit Planner(const CliOptions& options) : options_(options) {
+    if (options.mode == Mode::kCompress) extension_ = CodecRegistry::global().find(options.format)->extension;
   }
 
-  // Checks the options that do not depend on any file. Throws kUsage.
-  void validate() const {
-    if (options_.mode == Mode::kCompress) {
-      (void)CodecRegistry::global().create(compress_options_.codec, compress_options_.codec_options);
-    }
-    if (!options_.output_path.empty() && options_.to_stdout) {
-      throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
-    }
-    if (!options_.output_path.empty() && options_.files.size() > 1) {
-      throw Error(ErrorKind::kUsage, "-o takes one input file; use -c to concatenate several");
-    }
-    if (writes_stdout(options_.files.empty() ? "-" : options_.files.front()) &&
-        options_.mode == Mode::kCompress && !options_.force && ::isatty(STDOUT_FILENO)) {
-      throw Error(ErrorKind::kIo, "refusing to write compressed data to a terminal (use -f to force)");
-    }
-  }
+  struct Failure {
+    std::string input;
+    Error error;
+  };
 
-  // Returns true on success; reports the failure and returns false otherwise.
-  bool run_one(const std::string& path) {
-    try {
-      const Outcome outcome = options_.mode == Mode::kCompress ? compress_one(path) : decompress_one(path);
-      if (options_.verbose && !options_.quiet) report(path, outcome);
-      return true;
-    } catch (const Error& e) {
-      fmt::print(stderr, "sluice: {}\n", e.what());
-      return false;
+  std::vector<FileJob> jobs;
+  std::vector<Failure> failures;
+  std::uint64_t total_bytes = 0;  // of the regular-file inputs, for the progress display
+
+  void add(const std::string& arg) {
+    if (arg == "-") {
+      jobs.push_back({"-", options_.output_path});
+      return;
     }
+    struct stat status {};
+    if (::stat(arg.c_str(), &status) != 0) {
+      const int saved = errno;
+      fail(arg, Error(ErrorKind::kIo, fmt::format("cannot open: {}", std::strerror(saved)), arg));
+      return;
+    }
+    if (S_ISDIR(status.st_mode)) {
+      if (!options_.recursive) {
+        fail(arg, Error(ErrorKind::kIo, "is a directory (use -r to process what it holds)", arg));
+        return;
+      }
+      walk(arg);
+      return;
+    }
+    add_file(arg, status, /*from_walk=*/false);
   }
 
  private:
-  bool writes_stdout(const std::string& path) const {
-    return options_.to_stdout || (path == "-" && options_.output_path.empty());
+  void walk(const std::string& root) {
+    std::vector<fs::path> files;
+    std::error_code error;
+    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, error);
+         !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
+      if (it->is_regular_file() && !it->is_symlink()) files.push_back(it->path());
+    }
+    if (error) fail(root, Error(ErrorKind::kIo, fmt::format("cannot walk: {}", error.message()), root));
+    std::sort(files.begin(), files.end());  // the same tree gives the same order
+    for (const auto& file : files) {
+      struct stat status {};
+      if (::stat(file.c_str(), &status) == 0) add_file(file.string(), status, /*from_walk=*/true);
+    }
   }
 
-  Outcome compress_one(const std::string& path) {
-    if (path == "-") {
-      FdSource source(STDIN_FILENO, kStdinName);
-      return write_output(source, /*output_path=*/options_.output_path, nullptr,
-                          [&](ByteSink& sink) { return compress_stats(source, sink, StreamInfo{}); });
+  void add_file(const std::string& path, const struct stat& status, bool from_walk) {
+    const bool to_stdout = options_.to_stdout;
+    if (!S_ISREG(status.st_mode) && !to_stdout && options_.output_path.empty()) {
+      fail(path, Error(ErrorKind::kIo, "not a regular file; use -c or -o to process it", path));
+      return;
     }
-    FdSource source(path);
-    const std::string extension = CodecRegistry::global().find(compress_options_.codec)->extension;
-    std::string output_path = options_.output_path;
-    if (!writes_stdout(path) && output_path.empty()) {
-      if (path.ends_with(extension)) {
-        throw Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension), path);
+    std::string output;
+    if (to_stdout) {
+      output.clear();
+    } else if (!options_.output_path.empty()) {
+      output = options_.output_path;
+    } else if (options_.mode == Mode::kCompress) {
+      if (path.ends_with(extension_)) {
+        if (!from_walk) {
+          fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension_), path));
+        }
+        return;  // walking a tree: compressed files are simply not inputs
       }
-      output_path = path + extension;
-    }
-    if (!S_ISREG(source.status().st_mode) && !writes_stdout(path) && options_.output_path.empty()) {
-      throw Error(ErrorKind::kIo, "not a regular file; use -c or -o to compress it", path);
-    }
-    StreamInfo info;
-    if (!options_.no_name) {
-      info.name = std::filesystem::path(path).filename().string();
-      info.mtime_seconds = source.status().st_mtim.tv_sec;
-    }
-    return write_output(source, output_path, &source.status(),
-                        [&](ByteSink& sink) { return compress_stats(source, sink, info); });
-  }
-
-  Outcome decompress_one(const std::string& path) {
-    if (path == "-") {
-      FdSource source(STDIN_FILENO, kStdinName);
-      return write_output(source, options_.output_path, nullptr,
-                          [&](ByteSink& sink) { return decompress_stats(source, sink); });
-    }
-    FdSource source(path);
-    std::string output_path = options_.output_path;
-    if (!writes_stdout(path) && output_path.empty()) {
+      output = placed(path) + extension_;
+    } else {
       const auto name = decompressed_name(path);
       if (!name) {
-        throw Error(ErrorKind::kIo, "unknown suffix (expected .gz, .zst, .lz4 ...); use -c or -o", path);
+        if (!from_walk) {
+          fail(path, Error(ErrorKind::kIo, "unknown suffix (expected .gz, .zst, .lz4 ...); use -c or -o", path));
+        }
+        return;
       }
-      output_path = *name;
+      output = placed(*name);
     }
-    return write_output(source, output_path, &source.status(),
-                        [&](ByteSink& sink) { return decompress_stats(source, sink); });
+    if (!output.empty()) {
+      const std::string key = fs::path(output).lexically_normal().string();
+      const auto [it, inserted] = outputs_.emplace(key, path);
+      if (!inserted) {
+        fail(path, Error(ErrorKind::kIo, fmt::format("same output name as for {}: {}", it->second, output), path));
+        return;
+      }
+    }
+    if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
+    jobs.push_back({path, output});
   }
 
-  Outcome compress_stats(ByteSource& source, ByteSink& sink, const StreamInfo& info) {
-    const CompressStats stats = compress(source, sink, compress_options_, info);
-    return {stats.input_bytes, stats.output_bytes, stats.seconds};
+  // `name` placed under --output-dir, keeping its relative path.
+  std::string placed(const std::string& name) {
+    if (options_.output_dir.empty()) return name;
+    fs::path relative = fs::path(name).lexically_normal();
+    if (relative.is_absolute()) relative = relative.relative_path();
+    if (!relative.empty() && *relative.begin() == "..") {
+      // Outside the current directory: keep only the file name.
+      relative = relative.filename();
+    }
+    return (fs::path(options_.output_dir) / relative).string();
   }
 
-  Outcome decompress_stats(ByteSource& source, ByteSink& sink) {
-    const DecompressStats stats = decompress(source, sink, decompress_options_);
-    return {stats.input_bytes, stats.output_bytes, stats.seconds};
-  }
-
-  // Runs `work` into stdout or into `output_path` (atomically), then removes the input if asked.
-  template <typename Work>
-  Outcome write_output(FdSource& source, const std::string& output_path, const struct stat* input_status,
-                       Work&& work) {
-    if (output_path.empty()) {
-      FdSink sink(STDOUT_FILENO, kStdoutName);
-      return work(sink);
-    }
-    if (input_status && same_file(*input_status, output_path)) {
-      throw Error(ErrorKind::kIo, "input and output are the same file", output_path);
-    }
-    OutputFile output(output_path, options_.force);
-    if (input_status) output.preserve_metadata_of(*input_status);
-    const Outcome outcome = work(output);
-    output.commit();
-    if (options_.remove_input && input_status && !options_.to_stdout) {
-      if (::unlink(source.name().c_str()) != 0) throw_system_error("cannot remove input after success", source.name());
-    }
-    return outcome;
-  }
-
-  void report(const std::string& path, const Outcome& outcome) const {
-    const std::uint64_t raw = options_.mode == Mode::kCompress ? outcome.input_bytes : outcome.output_bytes;
-    const std::uint64_t packed = options_.mode == Mode::kCompress ? outcome.output_bytes : outcome.input_bytes;
-    const double ratio = raw ? 100.0 * static_cast<double>(packed) / static_cast<double>(raw) : 100.0;
-    const double rate = outcome.seconds > 0 ? static_cast<double>(raw) / outcome.seconds / 1e6 : 0;
-    fmt::print(stderr, "{}: {} -> {} ({:.2f}%), {:.1f} MB/s\n", path == "-" ? kStdinName : path,
-               human_bytes(options_.mode == Mode::kCompress ? raw : packed),
-               human_bytes(options_.mode == Mode::kCompress ? packed : raw), ratio, rate);
-  }
+  void fail(const std::string& input, Error error) { failures.push_back({input, std::move(error)}); }
 
   const CliOptions& options_;
-  CompressOptions compress_options_;
-  DecompressOptions decompress_options_;
+  std::string extension_;
+  std::map<std::string, std::string> outputs_;  // normalised output path -> the input it is for
 };
+
+void check_usage(const CliOptions& options, bool writes_stdout) {
+  if (options.mode == Mode::kCompress) {
+    CodecOptions codec;
+    codec.level = options.level;
+    codec.chunk_bytes = options.chunk_bytes;
+    (void)CodecRegistry::global().create(options.format, codec);
+  }
+  if (!options.output_path.empty() && options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
+  if (!options.output_path.empty() && (options.files.size() > 1 || options.recursive)) {
+    throw Error(ErrorKind::kUsage, "-o takes one input file; use --output-dir or -c for several");
+  }
+  if (!options.output_dir.empty() && (options.to_stdout || !options.output_path.empty())) {
+    throw Error(ErrorKind::kUsage, "--output-dir cannot be used with -c or -o");
+  }
+  if (options.json && writes_stdout) {
+    throw Error(ErrorKind::kUsage, "--json prints on standard output, which the data is going to");
+  }
+  if (writes_stdout && options.mode == Mode::kCompress && !options.force && ::isatty(STDOUT_FILENO)) {
+    throw Error(ErrorKind::kIo, "refusing to write compressed data to a terminal (use -f to force)");
+  }
+}
+
+const char* status_name(ItemStatus status) {
+  switch (status) {
+    case ItemStatus::kDone: return "ok";
+    case ItemStatus::kFailed: return "error";
+    case ItemStatus::kSkipped: return "skipped";
+  }
+  return "error";
+}
 
 }  // namespace
 
-int run_file_jobs(const CliOptions& options) {
-  CliOptions resolved = options;
-  if (resolved.files.empty()) {
+int run_file_jobs(const CliOptions& given) {
+  CliOptions options = given;
+  if (options.files.empty()) {
     if (::isatty(STDIN_FILENO)) {
       fmt::print(stderr, "sluice: no input files and standard input is a terminal\nTry 'sluice --help'.\n");
       return 2;
     }
-    resolved.files.push_back("-");
+    options.files.push_back("-");
   }
-  FileJobs jobs(resolved);
+  const bool stdin_only = options.files.size() == 1 && options.files.front() == "-";
+  const bool writes_stdout = options.to_stdout || (stdin_only && options.output_path.empty());
   try {
-    jobs.validate();
+    check_usage(options, writes_stdout);
   } catch (const Error& e) {
     fmt::print(stderr, "sluice: {}\n", e.what());
     return e.kind() == ErrorKind::kUsage ? 2 : 1;
   }
-  int failures = 0;
-  for (const auto& path : resolved.files) {
-    if (!jobs.run_one(path)) ++failures;
+
+  Planner plan(options);
+  for (const auto& arg : options.files) plan.add(arg);
+  const std::size_t total_files = plan.jobs.size() + plan.failures.size();
+
+  ProgressBar progress(!options.quiet && !options.verbose && ::isatty(STDERR_FILENO), total_files, plan.total_bytes);
+  std::vector<std::string> failed_inputs;
+  const bool compressing = options.mode == Mode::kCompress;
+  const auto report_item = [&](const ItemResult& item) {
+    if (item.status == ItemStatus::kFailed) {
+      failed_inputs.push_back(item.input);
+      progress.print(fmt::format("sluice: {}\n", item.error->what()));
+    } else if (item.status == ItemStatus::kSkipped) {
+      failed_inputs.push_back(item.input);
+    } else if (options.verbose && !options.quiet) {
+      const std::uint64_t raw = compressing ? item.input_bytes : item.output_bytes;
+      const std::uint64_t packed = compressing ? item.output_bytes : item.input_bytes;
+      const double ratio = raw ? 100.0 * static_cast<double>(packed) / static_cast<double>(raw) : 100.0;
+      const double rate = item.seconds > 0 ? static_cast<double>(raw) / item.seconds / 1e6 : 0;
+      progress.print(fmt::format("{}: {} -> {} ({:.2f}%), {:.1f} MB/s\n", item.input == "-" ? "<stdin>" : item.input,
+                                 human_bytes(item.input_bytes), human_bytes(item.output_bytes), ratio, rate));
+    }
+    if (options.json) {
+      std::string record = fmt::format("{{\"input\": {}, \"output\": {}, \"status\": \"{}\", \"input_bytes\": {}, "
+                                       "\"output_bytes\": {}, \"seconds\": {:.6f}",
+                                       json_string(item.input), json_string(item.output), status_name(item.status),
+                                       item.input_bytes, item.output_bytes, item.seconds);
+      if (item.input_bytes > 0 && item.ok()) {
+        record += fmt::format(", \"ratio\": {:.6f}",
+                              static_cast<double>(item.output_bytes) / static_cast<double>(item.input_bytes));
+      }
+      if (item.error) record += fmt::format(", \"error\": {}", json_string(item.error->what()));
+      fmt::print("{}}}\n", record);
+      std::fflush(stdout);
+    }
+    progress.file_done();
+  };
+
+  // Inputs that could not be planned are failures too, reported first.
+  for (const auto& failure : plan.failures) {
+    ItemResult item;
+    item.input = failure.input;
+    item.status = ItemStatus::kFailed;
+    item.error = failure.error;
+    report_item(item);
+  }
+
+  FileBatchOptions batch;
+  batch.overwrite = options.force;
+  batch.durable = options.synchronous;
+  batch.remove_inputs = options.remove_input;
+  batch.store_name = !options.no_name;
+  batch.fail_fast = options.fail_fast;
+  batch.create_directories = !options.output_dir.empty();
+  batch.on_item_done = [&](std::size_t, const ItemResult& item) { report_item(item); };
+  batch.on_progress = [&](std::uint64_t bytes) { progress.bytes_done(bytes); };
+
+  BatchReport report;
+  if (options.fail_fast && !plan.failures.empty()) {
+    for (const auto& job : plan.jobs) {
+      ItemResult item;
+      item.input = job.input;
+      item.output = job.output;
+      item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", job.input);
+      report_item(item);
+    }
+  } else {
+    try {
+      if (compressing) {
+        CompressOptions compress;
+        compress.codec = options.format;
+        compress.codec_options = {options.level, options.chunk_bytes};
+        compress.threads = options.threads;
+        report = compress_files(plan.jobs, compress, batch);
+      } else {
+        DecompressOptions decompress;
+        decompress.threads = options.threads;
+        report = decompress_files(plan.jobs, decompress, batch);
+      }
+    } catch (const Error& e) {
+      progress.print(fmt::format("sluice: {}\n", e.what()));
+      return e.kind() == ErrorKind::kUsage ? 2 : 1;
+    }
+  }
+  progress.clear();
+
+  const std::size_t failures = failed_inputs.size();
+  if (options.json) {
+    fmt::print("{{\"summary\": {{\"files\": {}, \"failed\": {}, \"input_bytes\": {}, \"output_bytes\": {}, "
+               "\"seconds\": {:.6f}}}}}\n",
+               total_files, failures, report.input_bytes, report.output_bytes, report.seconds);
+  }
+  if (options.verbose && !options.quiet && total_files > 1) {
+    fmt::print(stderr, "{} files, {} -> {} in {:.2f} s\n", total_files - failures, human_bytes(report.input_bytes),
+               human_bytes(report.output_bytes), report.seconds);
+  }
+  if (failures > 0 && total_files > 1) {
+    constexpr std::size_t kNamed = 10;
+    std::string names;
+    for (std::size_t i = 0; i < std::min(failures, kNamed); ++i) names += (i ? ", " : "") + failed_inputs[i];
+    if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
+    fmt::print(stderr, "sluice: {} of {} files failed: {}\n", failures, total_files, names);
   }
   return failures == 0 ? 0 : 1;
 }

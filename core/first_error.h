@@ -16,6 +16,33 @@
 
 namespace sluice::detail {
 
+// Call from a catch block: the exception in flight as an Error with this context.
+inline std::exception_ptr current_error_with_context(const std::string& path,
+                                                     std::optional<std::uint64_t> offset) noexcept {
+  try {
+    throw;
+  } catch (const Error& e) {
+    return std::make_exception_ptr(e.with_context(path, offset));
+  } catch (const std::bad_alloc&) {
+    return std::make_exception_ptr(Error(ErrorKind::kInternal, "out of memory", path, offset));
+  } catch (const std::exception& e) {
+    return std::make_exception_ptr(Error(ErrorKind::kInternal, e.what(), path, offset));
+  } catch (...) {
+    return std::make_exception_ptr(Error(ErrorKind::kInternal, "unknown exception", path, offset));
+  }
+}
+
+// The Error inside `error` (which holds an Error, as current_error_with_context makes them).
+inline Error error_of(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return e;
+  } catch (...) {
+    return Error(ErrorKind::kInternal, "unknown exception");
+  }
+}
+
 class FirstError {
  public:
   // `on_first` runs once, when the first error is recorded (e.g. to cancel the graph).
@@ -25,24 +52,13 @@ class FirstError {
 
   // Call from a catch block: records the exception in flight as an Error with this context.
   void capture_current(const std::string& path, std::optional<std::uint64_t> offset) noexcept {
-    try {
-      throw;
-    } catch (const Error& e) {
-      record(std::make_exception_ptr(e.with_context(path, offset)));
-    } catch (const std::bad_alloc&) {
-      record(std::make_exception_ptr(Error(ErrorKind::kInternal, "out of memory", path, offset)));
-    } catch (const std::exception& e) {
-      record(std::make_exception_ptr(Error(ErrorKind::kInternal, e.what(), path, offset)));
-    } catch (...) {
-      record(std::make_exception_ptr(Error(ErrorKind::kInternal, "unknown exception", path, offset)));
-    }
+    record(current_error_with_context(path, offset));
   }
 
   void rethrow_if_failed() const {
     if (failed()) std::rethrow_exception(error_);
   }
 
- private:
   void record(std::exception_ptr error) noexcept {
     std::function<void()> notify;
     {
@@ -54,6 +70,8 @@ class FirstError {
     }
     if (notify) notify();
   }
+
+ private:
 
   std::mutex mutex_;
   std::exception_ptr error_;

@@ -150,7 +150,7 @@ void OutputFile::write(ByteView bytes) { write_all(fd_, bytes, path_); }
 
 void OutputFile::preserve_metadata_of(const struct stat& source) { metadata_ = source; }
 
-void OutputFile::commit() {
+void OutputFile::commit(bool durable) {
   if (fd_ < 0) throw Error(ErrorKind::kInternal, "output already committed or discarded", path_);
   if (temp_path_.empty()) {  // a device or FIFO written in place
     const int fd = fd_;
@@ -169,7 +169,7 @@ void OutputFile::commit() {
     ::umask(mask);
     (void)::fchmod(fd_, 0666 & ~mask);
   }
-  if (::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
+  if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
   if (::close(fd_) != 0) {
     fd_ = -1;
     throw_system_error("cannot close output", path_);
@@ -189,6 +189,7 @@ void OutputFile::commit() {
   unregister_cleanup(cleanup_slot_);
   cleanup_slot_ = -1;
   temp_path_.clear();
+  if (!durable) return;
   const std::filesystem::path target(path_);
   const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
   const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

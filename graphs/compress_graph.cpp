@@ -1,4 +1,10 @@
 // The compression graph (see sluice/compress.h for its shape).
+//
+// Failure handling. With FailurePolicy::kStopRun the first error anywhere is recorded once, the
+// graph is cancelled and the error is rethrown after wait_for_all(). With kSkipStream an error
+// fails only its stream: the stream is flagged, the reader stops reading it and ends it with an
+// empty last chunk, the compressors skip its chunks, and the writer discards its output when that
+// last chunk arrives. Every stream thus ends in the writer, in order, with one commit or fail.
 #include <chrono>
 #include <cstring>
 
@@ -19,70 +25,162 @@ namespace {
 using detail::Chunk;
 using detail::ChunkPool;
 using detail::FirstError;
+using Clock = std::chrono::steady_clock;
 namespace flow = tbb::flow;
 
 constexpr int kMaxThreads = 1024;
 constexpr std::size_t kChunksPerThread = 3;
-// The reader holds one chunk of look-ahead and the input node buffers one more.
-constexpr std::size_t kReaderChunks = 2;
+
+// Per-stream facts shared by the nodes. A stream's name and start time are written by the reader
+// before it emits the stream's first chunk, so nodes that receive that chunk can read them.
+class StreamStates {
+ public:
+  StreamStates(std::size_t count, FailurePolicy policy, FirstError& run_error)
+      : failed_(std::make_unique<std::atomic<bool>[]>(count)),
+        errors_(count),
+        names_(count),
+        started_(count),
+        policy_(policy),
+        run_error_(run_error) {}
+
+  bool failed(std::size_t i) const { return failed_[i].load(std::memory_order_acquire) || run_error_.failed(); }
+
+  // Records the exception in flight as stream i's error (the first one per stream wins), naming
+  // `path` (default: the stream's input) where the error does not name a file itself.
+  void fail_current(std::size_t i, std::optional<std::uint64_t> offset, const std::string* path = nullptr) noexcept {
+    fail(i, detail::current_error_with_context(path ? *path : names_[i], offset));
+  }
+  void fail(std::size_t i, std::exception_ptr error) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      if (!errors_[i]) errors_[i] = error;
+    }
+    failed_[i].store(true, std::memory_order_release);
+    if (policy_ == FailurePolicy::kStopRun) run_error_.record(error);
+  }
+  Error error(std::size_t i) const {
+    std::lock_guard lock(mutex_);
+    return errors_[i] ? detail::error_of(errors_[i])
+                      : Error(ErrorKind::kCancelled, "not finished: the run stopped at an earlier failure", names_[i]);
+  }
+
+  std::string& name(std::size_t i) { return names_[i]; }
+  Clock::time_point& started(std::size_t i) { return started_[i]; }
+
+ private:
+  std::unique_ptr<std::atomic<bool>[]> failed_;
+  mutable std::mutex mutex_;
+  std::vector<std::exception_ptr> errors_;
+  std::vector<std::string> names_;
+  std::vector<Clock::time_point> started_;
+  FailurePolicy policy_;
+  FirstError& run_error_;
+};
 
 // Cuts the streams, one after another, into chunks numbered in one sequence for the whole run.
-// The reader keeps one chunk of look-ahead so that it knows which chunk is a stream's last
-// without trusting a size from stat (stdin has none; a file may change while read).
+// It keeps one chunk of look-ahead so that it knows which chunk is a stream's last without
+// trusting a size from stat (stdin has none; a file may change while read).
 class ChunkReader {
  public:
-  ChunkReader(const std::vector<CompressStream>& streams, ChunkPool& pool, std::size_t chunk_bytes,
-              std::size_t history_bytes, FirstError& errors)
-      : streams_(streams), pool_(pool), chunk_bytes_(chunk_bytes), history_limit_(history_bytes), errors_(errors) {}
+  ChunkReader(StreamSet& set, StreamStates& states, std::vector<StreamInfo>& infos, ChunkPool& pool,
+              std::size_t chunk_bytes, std::size_t history_bytes, FirstError& run_error)
+      : set_(set), states_(states), infos_(infos), pool_(pool), chunk_bytes_(chunk_bytes),
+        history_limit_(history_bytes), run_error_(run_error) {}
 
   Chunk* next(tbb::flow_control& control) {
-    if (!errors_.failed()) {
-      try {
-        if (Chunk* chunk = next_chunk()) return chunk;
-      } catch (...) {
-        errors_.capture_current(streams_[stream_].source->name(), stream_offset_);
-      }
+    if (!run_error_.failed()) {
+      if (Chunk* chunk = next_chunk()) return chunk;
     }
+    close_source();
     control.stop();
     return nullptr;
   }
 
- private:
-  Chunk* next_chunk() {
-    if (stream_ == streams_.size()) return nullptr;
-    if (!held_) {
-      held_ = read_chunk();
-      held_->first = true;
-    }
-    // Only a full chunk can have a successor; a short one ends the stream.
-    Chunk* ahead = held_->payload().size() == chunk_bytes_ ? read_chunk() : nullptr;
-    if (ahead && ahead->payload().empty()) {
-      pool_.release(ahead);
-      ahead = nullptr;
-    }
-    Chunk* out = held_;
-    out->sequence = sequence_++;
-    held_ = ahead;
-    if (!ahead) {
-      out->last = true;
-      ++stream_;
-      stream_offset_ = 0;
-      tail_.clear();
-    }
-    return out;
+  // Streams the reader began (opened or tried to open); the rest were never reached.
+  std::size_t streams_begun() const { return streams_begun_; }
+
+  void close_source() noexcept {
+    if (source_) set_.close_source(stream_);
+    source_ = nullptr;
   }
 
-  Chunk* read_chunk() {
+ private:
+  Chunk* next_chunk() {
+    if (stream_ == set_.size()) return nullptr;
+    try {
+      if (!source_) open_stream();
+      if (!states_.failed(stream_)) {
+        if (!held_) {
+          held_ = read_chunk();
+          held_->first = true;
+        }
+        // Only a full chunk can have a successor; a short one ends the stream.
+        Chunk* ahead = held_->payload().size() == chunk_bytes_ ? read_chunk() : nullptr;
+        if (ahead && ahead->payload().empty()) {
+          pool_.release(ahead);
+          ahead = nullptr;
+        }
+        Chunk* out = held_;
+        held_ = ahead;
+        if (!ahead) end_stream(out);
+        return number(out);
+      }
+    } catch (...) {
+      states_.fail_current(stream_, stream_offset_);
+    }
+    // The stream failed: end it with an empty last chunk so that the writer, in order, learns so.
+    if (held_) pool_.release(held_);
+    held_ = nullptr;
+    Chunk* marker = blank_chunk();
+    end_stream(marker);
+    return number(marker);
+  }
+
+  void open_stream() {
+    source_ = nullptr;
+    stream_offset_ = 0;
+    tail_.clear();
+    states_.started(stream_) = Clock::now();
+    streams_begun_ = stream_ + 1;
+    source_ = &set_.open_source(stream_, infos_[stream_]);
+    states_.name(stream_) = source_->name();
+  }
+
+  void end_stream(Chunk* last) {
+    last->last = true;
+    close_source();
+    ++stream_;
+  }
+
+  Chunk* number(Chunk* chunk) {
+    chunk->sequence = sequence_++;
+    return chunk;
+  }
+
+  Chunk* blank_chunk() {
     Chunk* chunk = pool_.acquire();
     chunk->stream = static_cast<std::uint32_t>(stream_);
     chunk->offset = stream_offset_;
     chunk->first = chunk->last = chunk->skip = false;
     chunk->check = 0;
     chunk->output.clear();
+    chunk->input.clear();
+    chunk->history_bytes = 0;
+    return chunk;
+  }
+
+  Chunk* read_chunk() {
+    Chunk* chunk = blank_chunk();
     chunk->history_bytes = tail_.size();
     chunk->input.resize(tail_.size() + chunk_bytes_);
     if (!tail_.empty()) std::memcpy(chunk->input.data(), tail_.data(), tail_.size());
-    const std::size_t got = streams_[stream_].source->read_full(chunk->input.data() + tail_.size(), chunk_bytes_);
+    std::size_t got = 0;
+    try {
+      got = source_->read_full(chunk->input.data() + tail_.size(), chunk_bytes_);
+    } catch (...) {
+      pool_.release(chunk);
+      throw;
+    }
     chunk->input.resize(tail_.size() + got);
     stream_offset_ += got;
     // The next chunk's history: the last history_limit_ bytes of history + this payload.
@@ -95,63 +193,109 @@ class ChunkReader {
     return chunk;
   }
 
-  const std::vector<CompressStream>& streams_;
+  StreamSet& set_;
+  StreamStates& states_;
+  std::vector<StreamInfo>& infos_;  // filled in as each stream is opened
   ChunkPool& pool_;
   const std::size_t chunk_bytes_;
   const std::size_t history_limit_;
-  FirstError& errors_;
+  FirstError& run_error_;
   std::size_t stream_ = 0;
+  std::size_t streams_begun_ = 0;
+  ByteSource* source_ = nullptr;
   std::uint64_t stream_offset_ = 0;
   std::uint64_t sequence_ = 0;
   Chunk* held_ = nullptr;
   Buffer tail_;
 };
 
-// Emits each stream's header, chunks and trailer in order. Runs serially, so it needs no locks.
+// Emits each stream's header, chunks and trailer in order, and ends every stream with a commit
+// or a fail. Runs serially, so it needs no locks.
 class StreamWriter {
  public:
-  StreamWriter(const std::vector<CompressStream>& streams, const Codec& codec, CompressStats& stats)
-      : streams_(streams), codec_(codec), stats_(stats) {}
+  StreamWriter(StreamSet& set, StreamStates& states, const Codec& codec, const CompressOptions& options,
+               CompressStats& stats)
+      : set_(set), states_(states), codec_(codec), options_(options), stats_(stats) {}
 
-  void write(const Chunk& chunk) {
-    const CompressStream& stream = streams_[chunk.stream];
-    if (chunk.first) {
-      framer_ = codec_.make_framer(stream.info);
-      emit_framing(stream, &StreamFramer::header);
+  void write(const Chunk& chunk, const StreamInfo& info) {
+    const std::size_t i = chunk.stream;
+    if (!states_.failed(i)) {
+      try {
+        if (chunk.first) begin(i, info);
+        sink_->write(chunk.output.view());
+        framer_->add_chunk(chunk.payload(), chunk.check);
+        result_.output_bytes += chunk.output.size();
+        result_.input_bytes += chunk.payload().size();
+        stats_.output_bytes += chunk.output.size();
+        stats_.input_bytes += chunk.payload().size();
+        ++stats_.chunks;
+        if (options_.on_progress) options_.on_progress(stats_.input_bytes);
+        if (chunk.last) finish(i);
+      } catch (...) {
+        states_.fail_current(i, std::nullopt, sink_ ? &sink_->name() : nullptr);
+      }
     }
-    stream.sink->write(chunk.output.view());
-    framer_->add_chunk(chunk.payload(), chunk.check);
-    stats_.output_bytes += chunk.output.size();
-    stats_.input_bytes += chunk.payload().size();
-    ++stats_.chunks;
     if (chunk.last) {
-      emit_framing(stream, &StreamFramer::trailer);
+      if (states_.failed(i)) discard(i);
       framer_.reset();
+      sink_ = nullptr;
+      finished_ = i + 1;
     }
+  }
+
+  // Streams below this index have been committed or failed.
+  std::size_t finished() const { return finished_; }
+
+  void discard(std::size_t i) noexcept {
+    set_.fail(i, states_.error(i));
+    ++stats_.failed_streams;
   }
 
  private:
-  void emit_framing(const CompressStream& stream, void (StreamFramer::*part)(Buffer&)) {
+  void begin(std::size_t i, const StreamInfo& info) {
+    result_ = {};
+    sink_ = &set_.open_sink(i);
+    framer_ = codec_.make_framer(info);
+    emit_framing(&StreamFramer::header);
+  }
+
+  void finish(std::size_t i) {
+    emit_framing(&StreamFramer::trailer);
+    result_.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
+    set_.commit_sink(i, result_);
+  }
+
+  void emit_framing(void (StreamFramer::*part)(Buffer&)) {
     scratch_.clear();
     (framer_.get()->*part)(scratch_);
-    if (!scratch_.empty()) stream.sink->write(scratch_.view());
+    if (!scratch_.empty()) sink_->write(scratch_.view());
+    result_.output_bytes += scratch_.size();
     stats_.output_bytes += scratch_.size();
   }
 
-  const std::vector<CompressStream>& streams_;
+  StreamSet& set_;
+  StreamStates& states_;
   const Codec& codec_;
+  const CompressOptions& options_;
   CompressStats& stats_;
+  ByteSink* sink_ = nullptr;
   std::unique_ptr<StreamFramer> framer_;
+  StreamResult result_;
   Buffer scratch_;
+  std::size_t finished_ = 0;
 };
 
-void run_compress_graph(const std::vector<CompressStream>& streams, const Codec& codec, std::size_t max_in_flight,
-                        CompressStats& stats) {
+void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOptions& options,
+                        std::size_t max_in_flight, CompressStats& stats) {
   flow::graph graph;
-  FirstError errors([&graph] { graph.cancel(); });
+  FirstError run_error([&graph] { graph.cancel(); });
+  StreamStates states(set.size(), options.on_stream_error, run_error);
   ChunkPool pool;
-  ChunkReader chunk_reader(streams, pool, codec.options().chunk_bytes, codec.info().history_bytes, errors);
-  StreamWriter stream_writer(streams, codec, stats);
+  // Header metadata: the reader fills in a stream's entry before emitting its first chunk.
+  std::vector<StreamInfo> infos(set.size());
+  ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes,
+                           run_error);
+  StreamWriter stream_writer(set, states, codec, options, stats);
   // One compression context per worker thread, created on first use and reused for every chunk.
   tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> compressors(
       [&codec] { return codec.make_chunk_compressor(); });
@@ -165,15 +309,11 @@ void run_compress_graph(const std::vector<CompressStream>& streams, const Codec&
   // Unlimited: the limiter already bounds the work and the arena bounds the threads, so every
   // worker may compress a chunk at once.
   flow::function_node<Chunk*, Chunk*> compressor(graph, flow::unlimited, [&](Chunk* chunk) {
-    if (chunk->skip || errors.failed()) {
-      chunk->skip = true;
-      return chunk;
-    }
+    if (states.failed(chunk->stream)) return chunk;
     try {
       chunk->check = compressors.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);
     } catch (...) {
-      errors.capture_current(streams[chunk->stream].source->name(), chunk->offset);
-      chunk->skip = true;
+      states.fail_current(chunk->stream, chunk->offset);
     }
     return chunk;
   });
@@ -181,15 +321,9 @@ void run_compress_graph(const std::vector<CompressStream>& streams, const Codec&
   // Restores the reader's order, which the compressors lost.
   flow::sequencer_node<Chunk*> ordering(graph, [](Chunk* const& chunk) { return chunk->sequence; });
 
-  // Serial: the output streams are written in order, one chunk at a time.
+  // Serial: the outputs are written in order, one chunk at a time.
   flow::function_node<Chunk*, flow::continue_msg> writer(graph, flow::serial, [&](Chunk* chunk) {
-    if (!chunk->skip && !errors.failed()) {
-      try {
-        stream_writer.write(*chunk);
-      } catch (...) {
-        errors.capture_current(streams[chunk->stream].sink->name(), std::nullopt);
-      }
-    }
+    if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
     pool.release(chunk);
     return flow::continue_msg();
   });
@@ -205,8 +339,31 @@ void run_compress_graph(const std::vector<CompressStream>& streams, const Codec&
 
   stats.compressor_threads = compressors.size();
   stats.peak_chunks_in_flight = pool.peak_in_use();
-  errors.rethrow_if_failed();
+  if (run_error.failed()) {
+    // The run stopped early: end every stream that was begun and not yet ended.
+    chunk_reader.close_source();
+    for (std::size_t i = stream_writer.finished(); i < chunk_reader.streams_begun(); ++i) stream_writer.discard(i);
+    run_error.rethrow_if_failed();
+  }
 }
+
+// A StreamSet over streams the caller has already opened.
+class OpenStreams final : public StreamSet {
+ public:
+  explicit OpenStreams(const std::vector<CompressStream>& streams) : streams_(streams) {}
+  std::size_t size() const override { return streams_.size(); }
+  ByteSource& open_source(std::size_t i, StreamInfo& info) override {
+    info = streams_[i].info;
+    return *streams_[i].source;
+  }
+  void close_source(std::size_t) noexcept override {}
+  ByteSink& open_sink(std::size_t i) override { return *streams_[i].sink; }
+  void commit_sink(std::size_t, const StreamResult&) override {}
+  void fail(std::size_t, const Error&) noexcept override {}
+
+ private:
+  const std::vector<CompressStream>& streams_;
+};
 
 }  // namespace
 
@@ -217,24 +374,29 @@ int resolve_threads(int threads) {
   return threads == 0 ? tbb::info::default_concurrency() : threads;
 }
 
-CompressStats compress_streams(const std::vector<CompressStream>& streams, const CompressOptions& options) {
-  for (const auto& stream : streams) {
-    if (!stream.source || !stream.sink) throw Error(ErrorKind::kUsage, "a stream needs a source and a sink");
-  }
+CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& options) {
   const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
   const int threads = resolve_threads(options.threads);
   const std::size_t max_in_flight =
       options.max_chunks_in_flight > 0 ? options.max_chunks_in_flight : kChunksPerThread * static_cast<std::size_t>(threads);
 
   CompressStats stats;
-  const auto start = std::chrono::steady_clock::now();
-  if (!streams.empty()) {
+  const auto start = Clock::now();
+  if (streams.size() > 0) {
     // The arena caps the worker threads; the graph built inside it runs in it.
     tbb::task_arena arena(threads);
-    arena.execute([&] { run_compress_graph(streams, *codec, max_in_flight, stats); });
+    arena.execute([&] { run_compress_graph(streams, *codec, options, max_in_flight, stats); });
   }
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
+}
+
+CompressStats compress_streams(const std::vector<CompressStream>& streams, const CompressOptions& options) {
+  for (const auto& stream : streams) {
+    if (!stream.source || !stream.sink) throw Error(ErrorKind::kUsage, "a stream needs a source and a sink");
+  }
+  OpenStreams set(streams);
+  return compress_stream_set(set, options);
 }
 
 CompressStats compress(ByteSource& source, ByteSink& sink, const CompressOptions& options, const StreamInfo& info) {

@@ -342,7 +342,7 @@ TEST_F(Cli, MissingFileDirectoryAndUnreadableInputAreErrors) {
   put("plain.txt", text_bytes(100, 24));
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"missing.txt", "missing.txt: cannot open: No such file or directory"},
-      {"adir", "adir: is a directory"},
+      {"adir", "adir: is a directory (use -r to process what it holds)"},
       {"plain.txt/inside", "plain.txt/inside: cannot open: Not a directory"},
       {"-c /proc/self/mem", "/proc/self/mem: read failed: Input/output error (at byte 0)"}};
   for (const auto& [args, message] : cases) {
@@ -424,6 +424,113 @@ TEST_F(Cli, HelpVersionAndDemo) {
   EXPECT_EQ(demo.status, 0) << demo.err;
   EXPECT_NE(demo.out.find("All round trips match."), std::string::npos) << demo.out;
   for (const char* codec : {"gzip", "zstd", "lz4"}) EXPECT_NE(demo.out.find(codec), std::string::npos);
+}
+
+// ---- Batches ----
+
+TEST_F(Cli, ABatchWithSpacesUtf8AndEmptyFilesCompressesInOneRun) {
+  const std::vector<std::string> names = {"plain.txt", "with space.log", "ünïcødé.csv", "empty"};
+  for (std::size_t i = 0; i < names.size(); ++i) put(names[i], names[i] == "empty" ? Bytes{} : text_bytes(50000 * i, i));
+  std::string args = "-F zstd";
+  for (const auto& name : names) args += " " + quote(name);
+  const auto r = sluice(args);
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (const auto& name : names) {
+    EXPECT_EQ(sh(fmt::format("zstd -dc {} | cmp - {}", quote(name + ".zst"), quote(name))).status, 0) << name;
+  }
+}
+
+TEST_F(Cli, RecursiveWithOutputDirKeepsRelativePathsAndSkipsCompressedFiles) {
+  fs::create_directories(dir_ / "logs" / "2026" / "11");
+  put("logs/a.log", text_bytes(100000, 30));
+  put("logs/2026/11/b.log", text_bytes(300000, 31));
+  put("logs/2026/old.log.gz", to_bytes(std::string("not ours to touch")));
+  const auto r = sluice("-r logs --output-dir out");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("gzip -dc out/logs/a.log.gz | cmp - logs/a.log").status, 0);
+  EXPECT_EQ(sh("gzip -dc out/logs/2026/11/b.log.gz | cmp - logs/2026/11/b.log").status, 0);
+  EXPECT_FALSE(exists("out/logs/2026/old.log.gz.gz"));
+  EXPECT_EQ(sh("find out -type f | wc -l").out, "2\n");
+  // And back, into another directory.
+  const auto back = sluice("-d -r out --output-dir restored");
+  ASSERT_EQ(back.status, 0) << describe(back);
+  EXPECT_EQ(sh("diff -r restored/out/logs/2026/11 logs/2026/11 && cmp restored/out/logs/a.log logs/a.log").status, 0);
+}
+
+TEST_F(Cli, DuplicateOutputNamesAreRefused) {
+  put("a", text_bytes(100, 32));
+  const auto r = sluice("a ./a");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("same output name as for a"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("gzip -dc a.gz | cmp - a").status, 0) << "the first one is still done";
+}
+
+TEST_F(Cli, AFailureInTheMiddleLeavesTheOthersDoneAndASummary) {
+  put("a", text_bytes(200000, 33));
+  put("c", text_bytes(200000, 34));
+  fs::create_directories(dir_ / "d");
+  const auto r = sluice("a missing d c");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("sluice: 2 of 4 files failed: missing, d"), std::string::npos) << r.err;
+  expect_listing({"a", "a.gz", "c", "c.gz", "d"});
+}
+
+TEST_F(Cli, OutputDirThatCannotBeCreatedFailsEveryFileCleanly) {
+  put("a", text_bytes(1000, 35));
+  put("blocker", {});
+  const auto r = sluice("a --output-dir blocker/sub");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cannot create output: Not a directory"), std::string::npos) << r.err;
+  expect_listing({"a", "blocker"});
+}
+
+TEST_F(Cli, FailFastStopsAtTheFirstFailure) {
+  put("a", text_bytes(1000, 36));
+  put("c", text_bytes(1000, 37));
+  const auto r = sluice("--fail-fast a missing c");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing: cannot open"), std::string::npos) << r.err;
+  expect_listing({"a", "c"});
+}
+
+TEST_F(Cli, JsonGivesOneRecordPerFileAndASummary) {
+  put("a", text_bytes(100000, 38));
+  const auto r = sluice("--json -F lz4 a missing");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("{\"input\": \"a\", \"output\": \"a.lz4\", \"status\": \"ok\", \"input_bytes\": 100000"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"input\": \"missing\", \"output\": \"\", \"status\": \"error\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("{\"summary\": {\"files\": 2, \"failed\": 1"), std::string::npos) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
+  EXPECT_EQ(sluice("--json -c a").status, 2) << "JSON and data cannot share stdout";
+}
+
+TEST_F(Cli, DecompressingABatch) {
+  for (int i = 0; i < 6; ++i) {
+    put("f" + std::to_string(i), text_bytes(150000, static_cast<std::uint64_t>(40 + i)));
+    ASSERT_EQ(sh(fmt::format("{} -q -c f{} > f{}.x && mv f{}.x f{}.{}", i % 2 ? "zstd" : "gzip", i, i, i, i,
+                             i % 2 ? "zst" : "gz")).status, 0);
+  }
+  ASSERT_EQ(sh("mkdir orig && cp f? orig/ && rm f?").status, 0);
+  const auto r = sluice("-d -v f0.gz f1.zst f2.gz f3.zst f4.gz f5.zst");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(get("f" + std::to_string(i)), get("orig/f" + std::to_string(i))) << i;
+  EXPECT_NE(r.err.find("6 files"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, ABatchLargerThanTheDescriptorLimitCompletes) {
+  ASSERT_EQ(sh("mkdir many && for i in $(seq 300); do echo \"file $i\" > many/$i.txt; done").status, 0);
+  const auto r = sh(fmt::format("ulimit -n 64 && {} -r many -F lz4", testing::sluice()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(sh("ls many/*.lz4 | wc -l").out, "300\n");
+  EXPECT_EQ(sh("lz4 -dc many/300.txt.lz4").out, "file 300\n");
+}
+
+TEST_F(Cli, NoProgressDisplayWhenStderrIsNotATerminal) {
+  put("a", random_bytes(4 << 20, 50));
+  const auto r = sluice("-9 a");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "");
 }
 
 // ---- The Silesia corpus (skipped where ../shared/corpus is not present) ----

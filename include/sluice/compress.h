@@ -10,13 +10,21 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "sluice/codec.h"
+#include "sluice/error.h"
 #include "sluice/io.h"
 
 namespace sluice {
+
+// What a failing stream does to the rest of a run.
+enum class FailurePolicy {
+  kStopRun,     // the first error stops the whole run and is thrown (the default)
+  kSkipStream,  // the failing stream's output is discarded; the other streams complete
+};
 
 struct CompressOptions {
   std::string codec = "gzip";
@@ -24,6 +32,9 @@ struct CompressOptions {
   int threads = 0;              // worker threads; 0 = all cores available to the process
   // Chunks allowed in flight at once; 0 = 3 per thread (+2 for the reader's look-ahead).
   std::size_t max_chunks_in_flight = 0;
+  FailurePolicy on_stream_error = FailurePolicy::kStopRun;
+  // Called by the writer after each chunk with the uncompressed bytes written so far.
+  std::function<void(std::uint64_t input_bytes_done)> on_progress;
 };
 
 struct CompressStats {
@@ -34,8 +45,41 @@ struct CompressStats {
   std::size_t compressor_threads = 0;
   // The most chunks that existed at once (proof of the memory bound).
   std::size_t peak_chunks_in_flight = 0;
+  std::size_t failed_streams = 0;
   double seconds = 0;
 };
+
+// What became of one stream of a run.
+struct StreamResult {
+  std::uint64_t input_bytes = 0;
+  std::uint64_t output_bytes = 0;
+  double seconds = 0;  // from opening its input to publishing its output
+};
+
+// Where a run's streams come from and go to. The graph opens each stream's input when the reader
+// reaches it and its output when the writer reaches it, so a batch of any size holds only a
+// couple of files open. The reader calls the source methods and the writer the sink methods,
+// each from one thread at a time. Every stream ends with exactly one call to commit_sink() or
+// fail().
+class StreamSet {
+ public:
+  virtual ~StreamSet() = default;
+  virtual std::size_t size() const = 0;
+  // Opens stream i's input and fills in its header metadata. Throws Error if it cannot.
+  virtual ByteSource& open_source(std::size_t i, StreamInfo& info) = 0;
+  // Stream i's input is no longer needed (read to the end, or the stream failed).
+  virtual void close_source(std::size_t i) noexcept = 0;
+  // Opens stream i's output; called before its first bytes are written. Throws Error if it cannot.
+  virtual ByteSink& open_sink(std::size_t i) = 0;
+  // Stream i is completely written: publish it. Throws Error if it cannot (the stream then fails).
+  virtual void commit_sink(std::size_t i, const StreamResult& result) = 0;
+  // Stream i failed with `error`: discard whatever output it has.
+  virtual void fail(std::size_t i, const Error& error) noexcept = 0;
+};
+
+// Compresses every stream of `streams` in one graph run. With kStopRun the first failure is
+// thrown; with kSkipStream failures are reported through StreamSet::fail() and counted.
+CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& options);
 
 // One input stream and where its compressed form goes.
 struct CompressStream {

@@ -15,6 +15,7 @@ enum class ErrorKind {
   kCorruptData,  // compressed input is malformed, truncated or fails a checksum
   kUnsupported,  // valid input that this build cannot handle
   kInternal,     // a library returned something it should never return
+  kCancelled,    // not done because the run stopped at another failure
 };
 
 class Error : public std::runtime_error {

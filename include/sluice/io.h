@@ -88,8 +88,9 @@ class OutputFile final : public ByteSink {
 
   // Copies permission bits and access/modification times (as gzip does), applied at commit.
   void preserve_metadata_of(const struct stat& source);
-  // fsync, rename into place, fsync the directory. After this the destructor does nothing.
-  void commit();
+  // Renames the temporary into place; with `durable`, first flushes it to disk and afterwards
+  // the directory too (needed before the input is deleted). After this the destructor does nothing.
+  void commit(bool durable = true);
   // Removes the temporary now (the destructor does the same).
   void discard() noexcept;
 

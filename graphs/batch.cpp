@@ -1,0 +1,306 @@
+// Batches: files and buffers through the compression graph as one run, and files through the
+// streaming decoder several at a time.
+#include "sluice/batch.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "sluice/io.h"
+
+namespace sluice {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kStdinName = "<stdin>";
+constexpr const char* kStdoutName = "<stdout>";
+
+Error skipped_error(const std::string& input) {
+  return Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", input);
+}
+
+// The files of one item: its input, its output (atomic), publishing and discarding them.
+// The input side and the output side may be used from different threads, one each.
+class FileItem {
+ public:
+  FileItem(const FileJob& job, const FileBatchOptions& batch) : job_(job), batch_(batch) {}
+
+  ByteSource& open_source(StreamInfo* info) {
+    if (job_.input == "-") {
+      source_ = std::make_unique<FdSource>(STDIN_FILENO, kStdinName);
+      return *source_;
+    }
+    source_ = std::make_unique<FdSource>(job_.input);
+    input_status_ = source_->status();
+    if (!job_.output.empty()) {
+      struct stat out {};
+      if (::stat(job_.output.c_str(), &out) == 0 && out.st_dev == input_status_->st_dev &&
+          out.st_ino == input_status_->st_ino) {
+        throw Error(ErrorKind::kIo, "input and output are the same file", job_.output);
+      }
+    }
+    if (info && batch_.store_name) {
+      info->name = std::filesystem::path(job_.input).filename().string();
+      info->mtime_seconds = input_status_->st_mtim.tv_sec;
+    }
+    return *source_;
+  }
+
+  void close_source() noexcept { source_.reset(); }
+
+  ByteSink& open_sink() {
+    if (job_.output.empty()) {
+      stdout_ = std::make_unique<FdSink>(STDOUT_FILENO, kStdoutName);
+      return *stdout_;
+    }
+    const std::filesystem::path parent = std::filesystem::path(job_.output).parent_path();
+    if (batch_.create_directories && !parent.empty()) {
+      std::error_code ignored;  // OutputFile reports a directory that still does not exist
+      std::filesystem::create_directories(parent, ignored);
+    }
+    output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite);
+    if (input_status_) output_->preserve_metadata_of(*input_status_);
+    return *output_;
+  }
+
+  // Publishes the output; then, if asked, removes the input (only a file, only after a durable
+  // publish).
+  void commit() {
+    const bool remove = batch_.remove_inputs && input_status_ && !job_.output.empty();
+    if (output_) output_->commit(batch_.durable || remove);
+    output_.reset();
+    stdout_.reset();
+    if (remove && ::unlink(job_.input.c_str()) != 0) {
+      throw_system_error("output written, but the input could not be removed", job_.input);
+    }
+  }
+
+  void discard() noexcept {
+    source_.reset();
+    output_.reset();  // removes the temporary
+    stdout_.reset();
+  }
+
+ private:
+  const FileJob& job_;
+  const FileBatchOptions& batch_;
+  std::unique_ptr<FdSource> source_;
+  std::optional<struct stat> input_status_;
+  std::unique_ptr<OutputFile> output_;
+  std::unique_ptr<FdSink> stdout_;
+};
+
+// The report every batch fills in: results in input order, callbacks as items end.
+class Report {
+ public:
+  Report(const std::vector<FileJob>& jobs, const FileBatchOptions& batch) : batch_(batch) {
+    report_.items.resize(jobs.size());
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      report_.items[i].input = jobs[i].input;
+      report_.items[i].output = jobs[i].output;
+    }
+  }
+
+  void done(std::size_t i, std::uint64_t in, std::uint64_t out, double seconds) {
+    auto& item = report_.items[i];
+    item.status = ItemStatus::kDone;
+    item.input_bytes = in;
+    item.output_bytes = out;
+    item.seconds = seconds;
+    notify(i);
+  }
+
+  void failed(std::size_t i, const Error& error) {
+    auto& item = report_.items[i];
+    item.status = error.kind() == ErrorKind::kCancelled ? ItemStatus::kSkipped : ItemStatus::kFailed;
+    item.error = error;
+    notify(i);
+  }
+
+  // Marks the items nothing was said of as skipped and totals the batch.
+  BatchReport finish(double seconds, std::size_t worker_threads) {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < report_.items.size(); ++i) {
+      auto& item = report_.items[i];
+      if (item.status == ItemStatus::kSkipped && !item.error) {
+        item.error = skipped_error(item.input);
+        if (batch_.on_item_done) batch_.on_item_done(i, item);
+      }
+      report_.input_bytes += item.input_bytes;
+      report_.output_bytes += item.output_bytes;
+      if (!item.ok()) ++report_.failed;
+    }
+    report_.seconds = seconds;
+    report_.worker_threads = worker_threads;
+    return std::move(report_);
+  }
+
+ private:
+  void notify(std::size_t i) {
+    std::lock_guard lock(mutex_);
+    if (batch_.on_item_done) batch_.on_item_done(i, report_.items[i]);
+  }
+
+  const FileBatchOptions& batch_;
+  std::mutex mutex_;
+  BatchReport report_;
+};
+
+// The compression graph's view of a batch of files.
+class FileStreams final : public StreamSet {
+ public:
+  FileStreams(const std::vector<FileJob>& jobs, const FileBatchOptions& batch, Report& report)
+      : report_(report) {
+    items_.reserve(jobs.size());
+    for (const auto& job : jobs) items_.push_back(std::make_unique<FileItem>(job, batch));
+  }
+  std::size_t size() const override { return items_.size(); }
+  ByteSource& open_source(std::size_t i, StreamInfo& info) override {
+    begun_ = true;
+    return items_[i]->open_source(&info);
+  }
+  void close_source(std::size_t i) noexcept override { items_[i]->close_source(); }
+  ByteSink& open_sink(std::size_t i) override { return items_[i]->open_sink(); }
+  void commit_sink(std::size_t i, const StreamResult& result) override {
+    items_[i]->commit();
+    report_.done(i, result.input_bytes, result.output_bytes, result.seconds);
+  }
+  void fail(std::size_t i, const Error& error) noexcept override {
+    items_[i]->discard();
+    report_.failed(i, error);
+  }
+  bool begun() const { return begun_; }
+
+ private:
+  std::vector<std::unique_ptr<FileItem>> items_;
+  Report& report_;
+  std::atomic<bool> begun_{false};
+};
+
+// The compression graph's view of a batch of buffers.
+class BufferStreams final : public StreamSet {
+ public:
+  BufferStreams(const std::vector<ByteView>& inputs, std::vector<BufferResult>& results) : results_(results) {
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      sources_.push_back(std::make_unique<MemorySource>(inputs[i], "item " + std::to_string(i)));
+    }
+    sinks_.resize(inputs.size());
+  }
+  std::size_t size() const override { return sources_.size(); }
+  ByteSource& open_source(std::size_t i, StreamInfo&) override { return *sources_[i]; }
+  void close_source(std::size_t) noexcept override {}
+  ByteSink& open_sink(std::size_t i) override {
+    sinks_[i] = std::make_unique<MemorySink>("item " + std::to_string(i));
+    return *sinks_[i];
+  }
+  void commit_sink(std::size_t i, const StreamResult& result) override {
+    results_[i].output = sinks_[i]->take();
+    results_[i].input_bytes = result.input_bytes;
+    sinks_[i].reset();
+  }
+  void fail(std::size_t i, const Error& error) noexcept override {
+    results_[i].error = error;
+    sinks_[i].reset();
+  }
+
+ private:
+  std::vector<BufferResult>& results_;
+  std::vector<std::unique_ptr<MemorySource>> sources_;
+  std::vector<std::unique_ptr<MemorySink>> sinks_;
+};
+
+}  // namespace
+
+std::vector<BufferResult> compress_buffers(const std::vector<ByteView>& inputs, const CompressOptions& options) {
+  std::vector<BufferResult> results(inputs.size());
+  BufferStreams streams(inputs, results);
+  CompressOptions run = options;
+  run.on_stream_error = FailurePolicy::kSkipStream;
+  compress_stream_set(streams, run);
+  return results;
+}
+
+BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptions& options,
+                           const FileBatchOptions& batch) {
+  const auto start = Clock::now();
+  Report report(jobs, batch);
+  FileStreams streams(jobs, batch, report);
+  CompressOptions run = options;
+  run.on_stream_error = batch.fail_fast ? FailurePolicy::kStopRun : FailurePolicy::kSkipStream;
+  if (batch.on_progress && !run.on_progress) run.on_progress = batch.on_progress;
+  CompressStats stats;
+  try {
+    stats = compress_stream_set(streams, run);
+  } catch (const Error&) {
+    // A failure that stopped the batch has been reported for its item; anything else (bad
+    // options) happened before any item began.
+    if (!streams.begun()) throw;
+  }
+  return report.finish(std::chrono::duration<double>(Clock::now() - start).count(), stats.compressor_threads);
+}
+
+BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressOptions& options,
+                             const FileBatchOptions& batch) {
+  namespace flow = tbb::flow;
+  const auto start = Clock::now();
+  Report report(jobs, batch);
+  const int threads = resolve_threads(options.threads);
+  // Outputs to stdout must come out in job order: then one file at a time.
+  const bool to_stdout = std::any_of(jobs.begin(), jobs.end(), [](const FileJob& job) { return job.output.empty(); });
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> progress{0};
+  std::mutex progress_mutex;
+
+  const auto decode_one = [&](std::size_t i) {
+    if (stop.load()) return;
+    const auto began = Clock::now();
+    FileItem item(jobs[i], batch);
+    try {
+      ByteSource& source = item.open_source(nullptr);
+      ByteSink& sink = item.open_sink();
+      const DecompressStats stats = decompress(source, sink, options);
+      item.commit();
+      report.done(i, stats.input_bytes, stats.output_bytes,
+                  std::chrono::duration<double>(Clock::now() - began).count());
+      if (batch.on_progress) {
+        std::lock_guard lock(progress_mutex);
+        batch.on_progress(progress += stats.input_bytes);
+      }
+    } catch (const Error& e) {
+      item.discard();
+      report.failed(i, e);
+      if (batch.fail_fast) stop.store(true);
+    }
+  };
+
+  tbb::task_arena arena(threads);
+  arena.execute([&] {
+    flow::graph graph;
+    std::size_t next = 0;
+    // Hands out job numbers in order.
+    flow::input_node<std::size_t> jobs_source(graph, [&](tbb::flow_control& control) -> std::size_t {
+      if (next == jobs.size() || stop.load()) {
+        control.stop();
+        return 0;
+      }
+      return next++;
+    });
+    // Each file is one serial stream; several files decode at once, one per thread.
+    flow::function_node<std::size_t> decoder(graph, to_stdout ? 1 : static_cast<std::size_t>(threads),
+                                             [&](std::size_t i) { decode_one(i); });
+    flow::make_edge(jobs_source, decoder);
+    jobs_source.activate();
+    graph.wait_for_all();
+  });
+  return report.finish(std::chrono::duration<double>(Clock::now() - start).count(),
+                       static_cast<std::size_t>(to_stdout ? 1 : threads));
+}
+
+}  // namespace sluice

@@ -1,0 +1,89 @@
+// Many inputs in one run: a batch of files (or of in-memory buffers) compressed by ONE graph, so
+// that small inputs go through whole, big ones are split into chunks, and all of them share the
+// workers; the one big file no longer sets the pace. A failing item fails alone (unless asked to
+// stop the batch) and every other item completes; each output is published as soon as its last
+// chunk is written.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/error.h"
+
+namespace sluice {
+
+enum class ItemStatus {
+  kDone,
+  kFailed,
+  kSkipped,  // not attempted: the batch stopped at an earlier failure (fail_fast)
+};
+
+struct ItemResult {
+  std::string input;             // path, "-" for stdin, or the item's name
+  std::string output;            // path; empty for stdout or memory
+  ItemStatus status = ItemStatus::kSkipped;
+  std::uint64_t input_bytes = 0;   // bytes read
+  std::uint64_t output_bytes = 0;  // bytes written
+  double seconds = 0;
+  std::optional<Error> error;    // set when status is kFailed or kSkipped
+  bool ok() const { return status == ItemStatus::kDone; }
+};
+
+struct BatchReport {
+  std::vector<ItemResult> items;  // one per input, in input order
+  std::uint64_t input_bytes = 0;
+  std::uint64_t output_bytes = 0;
+  std::size_t failed = 0;   // items that failed or were skipped
+  std::size_t worker_threads = 0;
+  double seconds = 0;
+};
+
+// ---- In memory ----
+
+struct BufferResult {
+  Buffer output;
+  std::uint64_t input_bytes = 0;
+  std::optional<Error> error;  // the item failed; output is empty
+  bool ok() const { return !error.has_value(); }
+};
+
+// Compresses each buffer to its own complete stream, all in one graph run. The results are in
+// input order; a failing item (e.g. a user codec that throws) does not stop the others.
+std::vector<BufferResult> compress_buffers(const std::vector<ByteView>& inputs, const CompressOptions& options);
+
+// ---- Files ----
+
+struct FileJob {
+  std::string input;   // a path, or "-" for standard input
+  std::string output;  // a path, or empty for standard output
+};
+
+struct FileBatchOptions {
+  bool overwrite = false;           // replace existing outputs (otherwise such an item fails)
+  bool durable = false;             // fsync each output (and its directory) before publishing it
+  bool remove_inputs = false;       // delete each input once its output is published durably
+  bool store_name = true;           // record the input's name and mtime in the header (gzip)
+  bool fail_fast = false;           // stop at the first failure; later items are skipped
+  bool create_directories = false;  // create missing parent directories of outputs
+  // Called once per item as it completes (published, failed or skipped), never concurrently.
+  std::function<void(std::size_t index, const ItemResult&)> on_item_done;
+  // Called with the total bytes consumed from the inputs so far (for progress displays).
+  std::function<void(std::uint64_t input_bytes)> on_progress;
+};
+
+// Compresses every job in one graph run. Outputs are written atomically (temporary file, then
+// rename) and carry the input's permissions and times.
+BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptions& options,
+                           const FileBatchOptions& batch = {});
+
+// Decompresses every job, several files at once (each file is decoded as a stream). Outputs
+// going to standard output are written one after another in job order.
+BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressOptions& options,
+                             const FileBatchOptions& batch = {});
+
+}  // namespace sluice

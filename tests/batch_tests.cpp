@@ -1,0 +1,236 @@
+// Batch tests through the library: many buffers or files in one graph run, results in input
+// order, identical to compressing each alone, failures isolated per item (or stopping the batch).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "sluice/batch.h"
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Bytes;
+using testing::random_bytes;
+using testing::read_file;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::view;
+using testing::write_file;
+
+// gzip, except that a chunk starting with "POISON" fails: a codec a user might have registered.
+std::string poison_codec() {
+  static const std::string name = [] {
+    CodecInfo info = *CodecRegistry::global().find("gzip");
+    info.name = "poisonable-gzip";
+    info.extension = ".pgz";
+    info.matches_magic = nullptr;
+    CodecRegistry::global().add(info, [](const CodecOptions& options) -> std::unique_ptr<Codec> {
+      class Poisonable final : public Codec {
+       public:
+        explicit Poisonable(std::unique_ptr<Codec> inner) : inner_(std::move(inner)) {}
+        const CodecInfo& info() const override { return inner_->info(); }
+        const CodecOptions& options() const override { return inner_->options(); }
+        std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+          class Compressor final : public ChunkCompressor {
+           public:
+            explicit Compressor(std::unique_ptr<ChunkCompressor> inner) : inner_(std::move(inner)) {}
+            std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
+              if (input.size() >= 6 && std::memcmp(input.data(), "POISON", 6) == 0) throw std::runtime_error("poisoned chunk");
+              return inner_->compress(history, input, last, out);
+            }
+
+           private:
+            std::unique_ptr<ChunkCompressor> inner_;
+          };
+          return std::make_unique<Compressor>(inner_->make_chunk_compressor());
+        }
+        std::unique_ptr<StreamFramer> make_framer(const StreamInfo& s) const override { return inner_->make_framer(s); }
+        std::unique_ptr<StreamDecoder> make_decoder() const override { return inner_->make_decoder(); }
+
+       private:
+        std::unique_ptr<Codec> inner_;
+      };
+      return std::make_unique<Poisonable>(CodecRegistry::global().create("gzip", options));
+    });
+    return info.name;
+  }();
+  return name;
+}
+
+Bytes poisoned(std::size_t size, std::uint64_t seed) {
+  Bytes bytes = text_bytes(size, seed);
+  std::memcpy(bytes.data(), "POISON", 6);
+  return bytes;
+}
+
+TEST(BatchBuffers, ResultsAreInOrderAndEqualCompressingEachAlone) {
+  const std::vector<Bytes> inputs = {text_bytes(300 * 1024, 1), {}, random_bytes(1, 2), text_bytes(5 << 20, 3),
+                                     text_bytes(64 * 1024, 4)};
+  std::vector<ByteView> views;
+  for (const auto& input : inputs) views.push_back(view(input));
+  for (const char* codec : {"gzip", "zstd", "lz4"}) {
+    CompressOptions options;
+    options.codec = codec;
+    options.threads = 2;
+    const auto results = compress_buffers(views, options);
+    ASSERT_EQ(results.size(), inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      ASSERT_TRUE(results[i].ok()) << codec << " item " << i;
+      EXPECT_EQ(results[i].input_bytes, inputs[i].size());
+      EXPECT_EQ(to_bytes(results[i].output), to_bytes(compress_buffer(views[i], options))) << codec << " item " << i;
+      EXPECT_EQ(to_bytes(decompress_buffer(results[i].output.view())), inputs[i]);
+    }
+  }
+}
+
+TEST(BatchBuffers, AFailingItemFailsAloneAndNamesItself) {
+  const std::vector<Bytes> inputs = {text_bytes(200 * 1024, 5), poisoned(200 * 1024, 6), text_bytes(10, 7)};
+  std::vector<ByteView> views;
+  for (const auto& input : inputs) views.push_back(view(input));
+  CompressOptions options;
+  options.codec = poison_codec();
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const auto results = compress_buffers(views, options);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_TRUE(results[2].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error->path(), "item 1");
+  EXPECT_NE(results[1].error->detail().find("poisoned chunk"), std::string::npos);
+  EXPECT_EQ(results[1].output.size(), 0u);
+  EXPECT_EQ(to_bytes(decompress_buffer(results[2].output.view())), inputs[2]);
+}
+
+TEST(BatchBuffers, AnEmptyBatchIsFine) { EXPECT_TRUE(compress_buffers({}, {}).empty()); }
+
+class BatchFiles : public ::testing::Test {
+ protected:
+  std::string path(const std::string& name) { return (dir_ / name).string(); }
+  testing::ScratchDir dir_;
+};
+
+TEST_F(BatchFiles, OneHugeFileAmongTinyOnesAllDecodeAndCallbacksComeOncePerItem) {
+  std::vector<FileJob> jobs;
+  std::vector<Bytes> inputs;
+  for (int i = 0; i < 40; ++i) {
+    inputs.push_back(i == 17 ? text_bytes(6 << 20, 100) : text_bytes(static_cast<std::size_t>(i) * 997, static_cast<std::uint64_t>(i)));
+    const std::string name = "f" + std::to_string(i);
+    write_file(dir_ / name, inputs.back());
+    jobs.push_back({path(name), path(name + ".zst")});
+  }
+  std::vector<int> calls(jobs.size(), 0);
+  FileBatchOptions batch;
+  batch.on_item_done = [&](std::size_t i, const ItemResult& item) {
+    ++calls[i];
+    EXPECT_TRUE(item.ok()) << item.input;
+  };
+  CompressOptions options;
+  options.codec = "zstd";
+  options.codec_options.chunk_bytes = 256 * 1024;
+  const BatchReport report = compress_files(jobs, options, batch);
+  EXPECT_EQ(report.failed, 0u);
+  EXPECT_EQ(calls, std::vector<int>(jobs.size(), 1));
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(report.items[i].input_bytes, inputs[i].size());
+    EXPECT_EQ(to_bytes(decompress_buffer(view(read_file(jobs[i].output)))), inputs[i]) << i;
+  }
+}
+
+TEST_F(BatchFiles, OutputEqualsCompressingTheFileAlone) {
+  write_file(dir_ / "one", text_bytes(700 * 1024, 8));
+  const BatchReport report = compress_files({{path("one"), path("one.gz")}}, {});
+  ASSERT_EQ(report.failed, 0u);
+  FdSource source(path("one"));
+  MemorySink alone;
+  compress(source, alone, {}, StreamInfo{"one", source.status().st_mtim.tv_sec});
+  EXPECT_EQ(read_file(dir_ / "one.gz"), to_bytes(alone.buffer()));
+}
+
+TEST_F(BatchFiles, AMissingFileInTheMiddleFailsAloneAndLeavesNoOutput) {
+  write_file(dir_ / "a", text_bytes(100 * 1024, 9));
+  write_file(dir_ / "c", text_bytes(100 * 1024, 10));
+  const std::vector<FileJob> jobs = {{path("a"), path("a.gz")}, {path("b"), path("b.gz")}, {path("c"), path("c.gz")}};
+  const BatchReport report = compress_files(jobs, {});
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_EQ(report.items[0].status, ItemStatus::kDone);
+  EXPECT_EQ(report.items[1].status, ItemStatus::kFailed);
+  EXPECT_EQ(report.items[2].status, ItemStatus::kDone);
+  EXPECT_NE(std::string(report.items[1].error->what()).find("No such file"), std::string::npos);
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"a", "a.gz", "c", "c.gz"}));
+}
+
+TEST_F(BatchFiles, ACodecFailureFailsOnlyItsFileUnlessFailFast) {
+  write_file(dir_ / "a", text_bytes(300 * 1024, 11));
+  write_file(dir_ / "b", poisoned(300 * 1024, 12));
+  write_file(dir_ / "c", text_bytes(300 * 1024, 13));
+  const std::vector<FileJob> jobs = {{path("a"), path("a.pgz")}, {path("b"), path("b.pgz")}, {path("c"), path("c.pgz")}};
+  CompressOptions options;
+  options.codec = poison_codec();
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const BatchReport carry_on = compress_files(jobs, options);
+  EXPECT_EQ(carry_on.failed, 1u);
+  EXPECT_EQ(carry_on.items[1].error->path(), path("b"));
+  EXPECT_EQ(carry_on.items[1].error->offset(), 0u);
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"a", "a.pgz", "b", "c", "c.pgz"}));
+  fs::remove(dir_ / "a.pgz");
+  fs::remove(dir_ / "c.pgz");
+
+  FileBatchOptions batch;
+  batch.fail_fast = true;
+  const BatchReport stop = compress_files(jobs, options, batch);
+  // a may have been published before b failed, or be cut short (skipped) by b's failure.
+  EXPECT_NE(stop.items[0].status, ItemStatus::kFailed);
+  EXPECT_EQ(stop.items[1].status, ItemStatus::kFailed);
+  EXPECT_NE(stop.items[1].error->detail().find("poisoned chunk"), std::string::npos);
+  EXPECT_EQ(stop.items[2].status, ItemStatus::kSkipped);
+  EXPECT_EQ(stop.items[2].error->kind(), ErrorKind::kCancelled);
+  std::vector<std::string> expected = {"a", "b", "c"};
+  if (stop.items[0].ok()) {
+    expected.insert(expected.begin() + 1, "a.pgz");
+    EXPECT_EQ(to_bytes(decompress_buffer(view(read_file(dir_ / "a.pgz")))), read_file(dir_ / "a"));
+  }
+  EXPECT_EQ(dir_.listing(), expected) << "nothing half-written";
+}
+
+TEST_F(BatchFiles, RemoveInputsOnlyAfterSuccess) {
+  write_file(dir_ / "a", text_bytes(1000, 14));
+  write_file(dir_ / "b.pgz", {});  // the output exists already: b fails and must keep its input
+  write_file(dir_ / "b", text_bytes(1000, 15));
+  FileBatchOptions batch;
+  batch.remove_inputs = true;
+  CompressOptions options;
+  options.codec = poison_codec();
+  const BatchReport report = compress_files({{path("a"), path("a.pgz")}, {path("b"), path("b.pgz")}}, options, batch);
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"a.pgz", "b", "b.pgz"}));
+}
+
+TEST_F(BatchFiles, DecompressionOfABatchRunsFilesInParallel) {
+  std::vector<FileJob> jobs;
+  std::vector<Bytes> inputs;
+  for (int i = 0; i < 8; ++i) {
+    inputs.push_back(text_bytes(200 * 1024 + static_cast<std::size_t>(i), static_cast<std::uint64_t>(i)));
+    CompressOptions options;
+    options.codec = i % 2 ? "lz4" : "zstd";
+    const std::string name = "in" + std::to_string(i);
+    write_file(dir_ / name, to_bytes(compress_buffer(view(inputs.back()), options)));
+    jobs.push_back({path(name), path("out" + std::to_string(i))});
+  }
+  write_file(dir_ / "bad", text_bytes(100, 99));
+  jobs.push_back({path("bad"), path("out-bad")});
+  DecompressOptions options;
+  options.threads = 2;
+  const BatchReport report = decompress_files(jobs, options);
+  EXPECT_EQ(report.failed, 1u);
+  EXPECT_EQ(report.worker_threads, 2u);
+  for (std::size_t i = 0; i < inputs.size(); ++i) EXPECT_EQ(read_file(jobs[i].output), inputs[i]) << i;
+  EXPECT_FALSE(fs::exists(dir_ / "out-bad"));
+}
+
+}  // namespace
+}  // namespace sluice
