@@ -241,14 +241,15 @@ int run_file_jobs(const CliOptions& given) {
   std::vector<std::string> failed_inputs;
   const bool compressing = options.mode == Mode::kCompress;
   const auto report_item = [&](const ItemResult& item) {
+    // Sizes as uncompressed (raw) and compressed (packed), whichever way the data went.
+    const std::uint64_t raw = compressing ? item.input_bytes : item.output_bytes;
+    const std::uint64_t packed = compressing ? item.output_bytes : item.input_bytes;
     if (item.status == ItemStatus::kFailed) {
       failed_inputs.push_back(item.input);
       progress.print(fmt::format("sluice: {}\n", item.error->what()));
     } else if (item.status == ItemStatus::kSkipped) {
       failed_inputs.push_back(item.input);
     } else if (options.verbose && !options.quiet) {
-      const std::uint64_t raw = compressing ? item.input_bytes : item.output_bytes;
-      const std::uint64_t packed = compressing ? item.output_bytes : item.input_bytes;
       const double ratio = raw ? 100.0 * static_cast<double>(packed) / static_cast<double>(raw) : 100.0;
       const double rate = item.seconds > 0 ? static_cast<double>(raw) / item.seconds / 1e6 : 0;
       progress.print(fmt::format("{}: {} -> {} ({:.2f}%), {:.1f} MB/s\n", item.input == "-" ? "<stdin>" : item.input,
@@ -259,9 +260,8 @@ int run_file_jobs(const CliOptions& given) {
                                        "\"output_bytes\": {}, \"seconds\": {:.6f}",
                                        json_string(item.input), json_string(item.output), status_name(item.status),
                                        item.input_bytes, item.output_bytes, item.seconds);
-      if (item.input_bytes > 0 && item.ok()) {
-        record += fmt::format(", \"ratio\": {:.6f}",
-                              static_cast<double>(item.output_bytes) / static_cast<double>(item.input_bytes));
+      if (raw > 0 && item.ok()) {  // compressed / uncompressed, in either direction
+        record += fmt::format(", \"ratio\": {:.6f}", static_cast<double>(packed) / static_cast<double>(raw));
       }
       if (item.error) record += fmt::format(", \"error\": {}", json_string(item.error->what()));
       fmt::print("{}}}\n", record);

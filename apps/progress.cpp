@@ -1,6 +1,7 @@
 #include "apps/progress.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -12,8 +13,15 @@ constexpr auto kRedrawEvery = std::chrono::milliseconds(100);
 std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 }  // namespace
 
+// How long a run must last before the bar appears; SLUICE_PROGRESS_DELAY_MS overrides it (tests
+// set 0 to see the bar on a short run).
+std::chrono::milliseconds quiet_start() {
+  if (const char* text = std::getenv("SLUICE_PROGRESS_DELAY_MS")) return std::chrono::milliseconds(std::atoi(text));
+  return kQuietStart;
+}
+
 ProgressBar::ProgressBar(bool enabled, std::size_t total_files, std::uint64_t total_bytes)
-    : enabled_(enabled), total_files_(total_files), total_bytes_(total_bytes),
+    : enabled_(enabled), total_files_(total_files), total_bytes_(total_bytes), quiet_start_(quiet_start()),
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 ProgressBar::~ProgressBar() { clear(); }
@@ -53,7 +61,7 @@ void ProgressBar::erase() {
 
 void ProgressBar::draw(bool force) {
   const auto now = std::chrono::steady_clock::now();
-  if (!force && (now - start_ < kQuietStart || now - last_draw_ < kRedrawEvery)) return;
+  if (!force && (now - start_ < quiet_start_ || (shown_ && now - last_draw_ < kRedrawEvery))) return;
   last_draw_ = now;
   const double seconds = std::chrono::duration<double>(now - start_).count();
   const double rate = seconds > 0 ? static_cast<double>(bytes_) / seconds : 0;

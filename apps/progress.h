@@ -32,6 +32,7 @@ class ProgressBar {
   std::size_t files_ = 0;
   std::uint64_t bytes_ = 0;
   bool shown_ = false;
+  std::chrono::milliseconds quiet_start_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;
   std::mutex mutex_;

@@ -116,8 +116,76 @@ def peak_rss_1gib(tar, threads):
     return results
 
 
+def make_bundle(tar):
+    """The upload-service case: Silesia files, ~60 system files of 64 KiB - 2 MiB, and one
+    dominating file (the Silesia tar, 82 MB). Files are copied flat, with numbered names."""
+    bundle = DATA / "bundle"
+    if bundle.exists():
+        return bundle
+    bundle.mkdir()
+    picks = []
+    for root in ("/usr/lib/x86_64-linux-gnu", "/usr/share/perl", "/usr/share/doc"):
+        for path in sorted(Path(root).rglob("*")):
+            if path.suffix in (".gz", ".xz", ".bz2", ".zst", ".lz4"):
+                continue  # already compressed: gzip tools would refuse or skip them
+            if path.is_file() and not path.is_symlink() and 64 * 1024 <= path.stat().st_size <= 2048 * 1024:
+                picks.append(path)
+    picks = picks[:: max(1, len(picks) // 60)][:60]
+    sources = sorted((DATA / "silesia").iterdir()) + picks + [tar]
+    for n, path in enumerate(sources):
+        shutil.copyfile(path, bundle / f"{n:03d}-{path.name}")
+    return bundle
+
+
+def bundle_table(tar, threads, reps):
+    bundle = make_bundle(tar)
+    files = sorted(p.name for p in bundle.iterdir())
+    sizes = sorted(bundle.joinpath(f).stat().st_size for f in files)
+    total = sum(sizes)
+    out = DATA / "bundle-out"
+    s = str(SLUICE)
+    j = threads
+    tools = [
+        ("sluice (one graph)", f"{s} -6 -j{j} -f --output-dir {out} *"),
+        (f"pigz -p{j} per file", f"for f in *; do pigz -6 -p{j} -c \"$f\" > {out}/\"$f\".gz; done"),
+        (f"xargs -P{j} gzip", f"ls | xargs -P{j} -I{{}} sh -c 'gzip -6 -c \"$1\" > \"$2/$1.gz\"' _ {{}} {out}"),
+        ("gzip per file (serial)", f"for f in *; do gzip -6 -c \"$f\" > {out}/\"$f\".gz; done"),
+    ]
+    times = {label: [] for label, _ in tools}
+    out_sizes = {}
+    for rep in range(reps):
+        for label, command in tools:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            start = time.perf_counter()
+            subprocess.run(command, shell=True, check=True, cwd=bundle, executable="/bin/bash")
+            times[label].append(time.perf_counter() - start)
+            out_sizes[label] = sum(p.stat().st_size for p in out.iterdir())
+            if label.startswith("sluice") and rep == 0:
+                subprocess.run(f"gzip -t {out}/*.gz", shell=True, check=True)
+        print(f"  bundle repetition {rep + 1}/{reps} done", file=sys.stderr)
+    return {"files": len(files), "total": total, "median": statistics.median(sizes), "largest": sizes[-1],
+            "times": times, "sizes": out_sizes, "tools": [label for label, _ in tools]}
+
+
 def mbps(nbytes, seconds):
     return nbytes / seconds / 1e6
+
+
+def render_bundle(bundle, reps):
+    lines = ["### A bundle of many files (the upload-service case), gzip -6", ""]
+    lines.append(f"{bundle['files']} files, {bundle['total'] / 1e6:.1f} MB in all: median file "
+                 f"{bundle['median'] / 1e3:.0f} KB, mean {bundle['total'] / bundle['files'] / 1e6:.1f} MB, largest "
+                 f"{bundle['largest'] / 1e6:.1f} MB. Each file to its own .gz; median of {reps} interleaved runs.")
+    lines.append("")
+    lines.append("| tool | seconds | MB/s | sluice speed vs this tool | total output |")
+    lines.append("|---|---:|---:|---:|---:|")
+    ours = statistics.median(bundle["times"][bundle["tools"][0]])
+    for label in bundle["tools"]:
+        t = statistics.median(bundle["times"][label])
+        rel = "" if label == bundle["tools"][0] else f"{t / ours:.2f}x"
+        lines.append(f"| {label} | {t:.2f} | {mbps(bundle['total'], t):.0f} | {rel} | {bundle['sizes'][label] / 1e6:.1f} MB |")
+    return "\n".join(lines)
 
 
 def render(tar, threads, reps, comp, decomp, rss):
@@ -168,6 +236,8 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--write", type=Path, help="replace the tables between the bench markers in this file")
+    parser.add_argument("--only", choices=["all", "stream", "bundle"], default="all",
+                        help="run only the single-stream tables or only the bundle table")
     args = parser.parse_args()
     for tool in ("pigz", "gzip", "zstd", "lz4"):
         if not shutil.which(tool):
@@ -176,10 +246,16 @@ def main():
         raise SystemExit(f"{SLUICE} is missing: run scripts/quickstart.sh")
     DATA.mkdir(parents=True, exist_ok=True)
     tar = prepare_input()
-    comp = compression_table(tar, args.threads, args.reps)
-    decomp = decompression_table(tar, comp[3], args.threads, args.reps)
-    rss = peak_rss_1gib(tar, args.threads)
-    report = render(tar, args.threads, args.reps, comp, decomp, rss)
+    parts = []
+    if args.only in ("all", "stream"):
+        comp = compression_table(tar, args.threads, args.reps)
+        decomp = decompression_table(tar, comp[3], args.threads, args.reps)
+        rss = peak_rss_1gib(tar, args.threads)
+        parts.append(render(tar, args.threads, args.reps, comp, decomp, rss))
+    if args.only in ("all", "bundle"):
+        bundle_reps = max(3, args.reps // 2)
+        parts.append(render_bundle(bundle_table(tar, args.threads, bundle_reps), bundle_reps))
+    report = "\n\n".join(parts)
     print(report)
     if args.write:
         text = args.write.read_text() if args.write.exists() else f"{BEGIN}\n{END}\n"

@@ -526,6 +526,21 @@ TEST_F(Cli, ABatchLargerThanTheDescriptorLimitCompletes) {
   EXPECT_EQ(sh("lz4 -dc many/300.txt.lz4").out, "file 300\n");
 }
 
+TEST_F(Cli, ProgressDisplayOnATerminalUnlessQuiet) {
+  put("a", text_bytes(1 << 20, 51));
+  put("b", text_bytes(1 << 20, 52));
+  // `script` gives the command a terminal; the delay override makes the bar appear at once.
+  const auto shown = sh(fmt::format("SLUICE_PROGRESS_DELAY_MS=0 script -qec {} /dev/null",
+                                    quote(testing::sluice() + " -F lz4 a b")));
+  EXPECT_EQ(shown.status, 0) << shown.out;
+  EXPECT_NE(shown.out.find("files] "), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("of 2.0 MiB"), std::string::npos) << shown.out;
+  const auto quiet = sh(fmt::format("SLUICE_PROGRESS_DELAY_MS=0 script -qec {} /dev/null",
+                                    quote(testing::sluice() + " -q -f -F lz4 a b")));
+  EXPECT_EQ(quiet.status, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("files]"), std::string::npos) << quiet.out;
+}
+
 TEST_F(Cli, NoProgressDisplayWhenStderrIsNotATerminal) {
   put("a", random_bytes(4 << 20, 50));
   const auto r = sluice("-9 a");
