@@ -56,6 +56,10 @@ ParseResult parse_command_line(int argc, char** argv) {
   std::string demo_size;
   app.add_option("files", options.files, "Files to compress or decompress")->type_name("FILE...");
   app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
+  bool test = false;
+  app.add_flag("-t,--test", test, "Check the integrity of compressed files; write nothing");
+  app.add_flag("--independent", options.independent,
+               "gzip: one member per chunk, annotated with its size, so that it decompresses in parallel");
   app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
   app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
   app.add_flag("-f,--force", options.force, "Overwrite outputs; allow compressed data on a terminal");
@@ -106,7 +110,10 @@ ParseResult parse_command_line(int argc, char** argv) {
     fmt::print(stderr, "sluice: {}\n", e.what());
     return {std::nullopt, 2};
   }
-  options.mode = demo->parsed() ? Mode::kDemo : (decompress ? Mode::kDecompress : Mode::kCompress);
+  options.mode = demo->parsed() ? Mode::kDemo
+                 : test          ? Mode::kTest
+                 : decompress    ? Mode::kDecompress
+                                 : Mode::kCompress;
   return {options, 0};
 }
 

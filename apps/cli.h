@@ -8,7 +8,7 @@
 
 namespace sluice::app {
 
-enum class Mode { kCompress, kDecompress, kDemo };
+enum class Mode { kCompress, kDecompress, kTest, kDemo };
 
 struct CliOptions {
   Mode mode = Mode::kCompress;
@@ -29,6 +29,7 @@ struct CliOptions {
   bool fail_fast = false;          // --fail-fast
   bool json = false;               // --json: one JSON record per file on stdout
   bool synchronous = false;        // --synchronous: fsync every output
+  bool independent = false;        // --independent: gzip members that decode in parallel
   std::uint64_t demo_bytes = 32ull << 20;  // demo --size
 };
 

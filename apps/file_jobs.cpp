@@ -124,11 +124,16 @@ class Planner {
 
   void add_file(const std::string& path, const struct stat& status, bool from_walk) {
     const bool to_stdout = options_.to_stdout;
-    if (!S_ISREG(status.st_mode) && !to_stdout && options_.output_path.empty()) {
+    if (!S_ISREG(status.st_mode) && !to_stdout && options_.output_path.empty() && options_.mode != Mode::kTest) {
       fail(path, Error(ErrorKind::kIo, "not a regular file; use -c or -o to process it", path));
       return;
     }
     std::string output;
+    if (options_.mode == Mode::kTest) {
+      jobs.push_back({path, ""});
+      if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
+      return;
+    }
     if (to_stdout) {
       output.clear();
     } else if (!options_.output_path.empty()) {
@@ -187,6 +192,7 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
     CodecOptions codec;
     codec.level = options.level;
     codec.chunk_bytes = options.chunk_bytes;
+    codec.independent = options.independent;
     (void)CodecRegistry::global().create(options.format, codec);
   }
   if (!options.output_path.empty() && options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
@@ -225,7 +231,8 @@ int run_file_jobs(const CliOptions& given) {
     options.files.push_back("-");
   }
   const bool stdin_only = options.files.size() == 1 && options.files.front() == "-";
-  const bool writes_stdout = options.to_stdout || (stdin_only && options.output_path.empty());
+  const bool writes_stdout =
+      options.mode != Mode::kTest && (options.to_stdout || (stdin_only && options.output_path.empty()));
   try {
     check_usage(options, writes_stdout);
   } catch (const Error& e) {
@@ -249,6 +256,11 @@ int run_file_jobs(const CliOptions& given) {
       progress.print(fmt::format("sluice: {}\n", item.error->what()));
     } else if (item.status == ItemStatus::kSkipped) {
       failed_inputs.push_back(item.input);
+    } else if (options.mode == Mode::kTest) {
+      if (!options.quiet) {
+        progress.print(fmt::format("{}: OK ({} -> {})\n", item.input == "-" ? "<stdin>" : item.input,
+                                   human_bytes(item.input_bytes), human_bytes(item.output_bytes)));
+      }
     } else if (options.verbose && !options.quiet) {
       const double ratio = raw ? 100.0 * static_cast<double>(packed) / static_cast<double>(raw) : 100.0;
       const double rate = item.seconds > 0 ? static_cast<double>(raw) / item.seconds / 1e6 : 0;
@@ -286,6 +298,7 @@ int run_file_jobs(const CliOptions& given) {
   batch.store_name = !options.no_name;
   batch.fail_fast = options.fail_fast;
   batch.create_directories = !options.output_dir.empty();
+  batch.discard_output = options.mode == Mode::kTest;
   batch.on_item_done = [&](std::size_t, const ItemResult& item) { report_item(item); };
   batch.on_progress = [&](std::uint64_t bytes) { progress.bytes_done(bytes); };
 
@@ -303,7 +316,7 @@ int run_file_jobs(const CliOptions& given) {
       if (compressing) {
         CompressOptions compress;
         compress.codec = options.format;
-        compress.codec_options = {options.level, options.chunk_bytes};
+        compress.codec_options = {options.level, options.chunk_bytes, options.independent};
         compress.threads = options.threads;
         report = compress_files(plan.jobs, compress, batch);
       } else {

@@ -54,6 +54,7 @@ def compression_table(tar, threads, reps):
     groups = [
         ("gzip -6", [("sluice", f"{s} -6 -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c"), ("gzip", "gzip -6 -c")]),
         ("gzip -1", [("sluice", f"{s} -1 -j{j} -c"), (f"pigz -p{j}", f"pigz -1 -p{j} -c")]),
+        ("gzip -6 independent", [("sluice", f"{s} -6 --independent -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c")]),
         ("zstd -3", [("sluice", f"{s} -F zstd -3 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -3 -T{j} -c")]),
         ("zstd -19", [("sluice", f"{s} -F zstd -19 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -19 -T{j} -c")]),
         ("lz4 -1", [("sluice", f"{s} -F lz4 -1 -j{j} -c"), ("lz4", "lz4 -q -1 -c")]),
@@ -78,7 +79,12 @@ def compression_table(tar, threads, reps):
 def decompression_table(tar, outputs, threads, reps):
     s = str(SLUICE)
     j = threads
+    bgzf = DATA / "out-bgzf"
+    with open(tar, "rb") as fin, open(bgzf, "wb") as fout:
+        subprocess.run(["bgzip", "-@", str(j), "-c"], stdin=fin, stdout=fout, check=True)
     rows = [
+        ("gzip --independent (ours)", outputs[("gzip -6 independent", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
+        ("BGZF (bgzip)", bgzf, [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
         ("gzip (ours)", outputs[("gzip -6", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
         ("gzip (pigz)", outputs[("gzip -6", f"pigz -p{j}")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
         ("zstd (ours)", outputs[("zstd -3", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("zstd -d", "zstd -q -dc")]),
@@ -239,7 +245,7 @@ def main():
     parser.add_argument("--only", choices=["all", "stream", "bundle"], default="all",
                         help="run only the single-stream tables or only the bundle table")
     args = parser.parse_args()
-    for tool in ("pigz", "gzip", "zstd", "lz4"):
+    for tool in ("pigz", "gzip", "zstd", "lz4", "bgzip"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: run scripts/setup.sh")
     if not SLUICE.exists():

@@ -71,4 +71,18 @@ inline std::optional<std::uint32_t> first_frame_magic(ByteView prefix) {
 // Decoders emit output in pieces of this size.
 inline constexpr std::size_t kDecodeOutputBytes = 256 * 1024;
 
+// Bounds on one unit of parallel decompression. A frame or member that claims (or needs) more
+// is decoded serially and streaming instead, so no header can make us allocate beyond these.
+inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;
+inline constexpr std::size_t kMaxUnitInputBytes = kMaxUnitOutputBytes + 64 * 1024;
+
+inline Cut need_more() { return {}; }
+inline Cut serial() { return {Cut::Kind::kSerial, 0, 0, 0, 0}; }
+inline Cut marker(std::size_t bytes, std::uint32_t flags = 0, std::uint64_t value = 0) {
+  return {Cut::Kind::kMarker, bytes, 0, flags, value};
+}
+inline Cut unit(std::size_t bytes, std::size_t max_output_bytes, std::uint32_t flags = 0) {
+  return {Cut::Kind::kUnit, bytes, max_output_bytes, flags, 0};
+}
+
 }  // namespace sluice::codecs

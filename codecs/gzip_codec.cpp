@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
@@ -17,7 +18,9 @@ namespace sluice::codecs {
 namespace {
 
 constexpr std::size_t kWindowBytes = 32 * 1024;
+constexpr std::size_t kIndependentChunkBytes = 1024 * 1024;
 constexpr std::uint8_t kMagic0 = 0x1f, kMagic1 = 0x8b;
+constexpr std::uint8_t kFlagExtra = 0x04;
 constexpr std::uint8_t kFlagName = 0x08;
 constexpr std::uint8_t kOsUnix = 3;
 
@@ -28,15 +31,21 @@ void check_zlib(int ret, const char* call, const z_stream& stream) {
               fmt::format("zlib {} failed: {} ({})", call, stream.msg ? stream.msg : zError(ret), ret));
 }
 
+// The FEXTRA subfield that makes a member splittable: 'S','L', 8 bytes: the member's total size
+// and its uncompressed size (both little-endian uint32). See docs/independent-gzip.md.
+constexpr std::uint8_t kSizeFieldId[2] = {'S', 'L'};
+constexpr std::size_t kIndependentHeaderBytes = 10 + 2 + 4 + 8;
+
 class GzipChunkCompressor final : public ChunkCompressor {
  public:
-  explicit GzipChunkCompressor(int level) {
+  GzipChunkCompressor(int level, bool independent) : level_(level), independent_(independent) {
     // Raw deflate (negative window bits): the gzip header and trailer come from the framer.
     check_zlib(deflateInit2(&stream_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), "deflateInit2", stream_);
   }
   ~GzipChunkCompressor() override { deflateEnd(&stream_); }
 
   std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
+    if (independent_) return compress_member(input, out);
     check_zlib(deflateReset(&stream_), "deflateReset", stream_);
     if (!history.empty()) {
       const ByteView window = history.last(std::min(history.size(), kWindowBytes));
@@ -62,6 +71,123 @@ class GzipChunkCompressor final : public ChunkCompressor {
     }
     out.resize(out.size() - stream_.avail_out);
     return crc32_z(0, input.data(), input.size());
+  }
+
+ private:
+  // A complete member: header with the size subfield, raw deflate (no history), CRC-32, ISIZE.
+  std::uint64_t compress_member(ByteView input, Buffer& out) {
+    check_zlib(deflateReset(&stream_), "deflateReset", stream_);
+    const std::size_t bound = deflateBound(&stream_, static_cast<uLong>(input.size()));
+    out.resize(kIndependentHeaderBytes + bound + 8);
+    stream_.next_in = const_cast<Bytef*>(input.data());
+    stream_.avail_in = static_cast<uInt>(input.size());
+    stream_.next_out = out.data() + kIndependentHeaderBytes;
+    stream_.avail_out = static_cast<uInt>(bound);
+    const int ret = deflate(&stream_, Z_FINISH);
+    if (ret != Z_STREAM_END) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (member)", stream_);
+    const std::size_t deflated = bound - stream_.avail_out;
+    const std::size_t member = kIndependentHeaderBytes + deflated + 8;
+    const std::uint32_t crc = static_cast<std::uint32_t>(crc32_z(0, input.data(), input.size()));
+    std::uint8_t* p = out.data();
+    const std::uint8_t xfl = level_ >= 9 ? 2 : (level_ == 1 ? 4 : 0);
+    const std::uint8_t head[12] = {kMagic0, kMagic1, Z_DEFLATED, kFlagExtra, 0, 0, 0, 0, xfl, kOsUnix, 12, 0};
+    std::memcpy(p, head, sizeof head);
+    const std::uint8_t field[4] = {kSizeFieldId[0], kSizeFieldId[1], 8, 0};
+    std::memcpy(p + 12, field, sizeof field);
+    store_le32(p + 16, static_cast<std::uint32_t>(member));
+    store_le32(p + 20, static_cast<std::uint32_t>(input.size()));
+    store_le32(p + kIndependentHeaderBytes + deflated, crc);
+    store_le32(p + kIndependentHeaderBytes + deflated + 4, static_cast<std::uint32_t>(input.size()));
+    out.resize(member);
+    return crc;
+  }
+
+  int level_;
+  bool independent_;
+  z_stream stream_{};
+};
+
+// Independent members carry their own headers and trailers: the stream adds nothing.
+class NoFraming final : public StreamFramer {
+ public:
+  void header(Buffer&) override {}
+  void add_chunk(ByteView, std::uint64_t) override {}
+  void trailer(Buffer&) override {}
+};
+
+constexpr std::uint32_t kBgzfMaxBlockBytes = 65536;
+
+// Finds members that say how long they are: our size subfield ('S','L') or BGZF's ('B','C').
+// Any other member sends the rest of the stream to the serial decoder.
+class GzipSplitter final : public StreamSplitter {
+ public:
+  Cut next(ByteView b, std::uint64_t offset) override {
+    if (b.size() < 12) return need_more();
+    if (b[0] != kMagic0 || b[1] != kMagic1) {
+      throw Error(ErrorKind::kCorruptData,
+                  members_ > 0 ? "trailing garbage after the last gzip member" : "not a gzip member", {}, offset);
+    }
+    if (b[2] != Z_DEFLATED) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
+    if (!(b[3] & kFlagExtra)) return serial();
+    const std::size_t extra = std::size_t{b[10]} | std::size_t{b[11]} << 8;
+    if (b.size() < 12 + extra) return need_more();
+    for (std::size_t at = 12; at + 4 <= 12 + extra;) {
+      const std::size_t length = std::size_t{b[at + 2]} | std::size_t{b[at + 3]} << 8;
+      if (at + 4 + length > 12 + extra) break;
+      const std::uint8_t* field = b.data() + at + 4;
+      if (b[at] == kSizeFieldId[0] && b[at + 1] == kSizeFieldId[1] && length == 8) {
+        const std::size_t member = load_le32(field), content = load_le32(field + 4);
+        if (member < 12 + extra + 10) throw Error(ErrorKind::kCorruptData, "corrupt gzip size field", {}, offset);
+        if (member > kMaxUnitInputBytes || content > kMaxUnitOutputBytes) return serial();
+        if (b.size() < member) return need_more();
+        ++members_;
+        return unit(member, content);
+      }
+      if (b[at] == 'B' && b[at + 1] == 'C' && length == 2) {  // BGZF: BSIZE is the member size - 1
+        const std::size_t member = (std::size_t{field[0]} | std::size_t{field[1]} << 8) + 1;
+        if (member < 12 + extra + 10) throw Error(ErrorKind::kCorruptData, "corrupt BGZF block size", {}, offset);
+        if (b.size() < member) return need_more();
+        const std::uint32_t content = load_le32(b.data() + member - 4);
+        if (content > kBgzfMaxBlockBytes) {
+          throw Error(ErrorKind::kCorruptData, fmt::format("corrupt BGZF block: claims {} bytes", content), {}, offset);
+        }
+        ++members_;
+        return unit(member, content);
+      }
+      at += 4 + length;
+    }
+    return serial();
+  }
+  void finish(std::uint64_t) override {}
+
+ private:
+  std::uint64_t members_ = 0;
+};
+
+// Inflates one whole member, which must produce exactly the size it declared.
+class GzipUnitDecoder final : public UnitDecoder {
+ public:
+  GzipUnitDecoder() { check_zlib(inflateInit2(&stream_, 15 + 16), "inflateInit2", stream_); }
+  ~GzipUnitDecoder() override { inflateEnd(&stream_); }
+
+  void decode(ByteView member, const Cut& cut, Buffer& out) override {
+    check_zlib(inflateReset(&stream_), "inflateReset", stream_);
+    out.reserve(cut.max_output_bytes + 1);  // never a null output pointer, even for empty members
+    out.resize(cut.max_output_bytes);
+    stream_.next_in = const_cast<Bytef*>(member.data());
+    stream_.avail_in = static_cast<uInt>(member.size());
+    stream_.next_out = out.data();
+    stream_.avail_out = static_cast<uInt>(out.size());
+    const int ret = inflate(&stream_, Z_FINISH);  // checks CRC-32 and ISIZE
+    if (ret != Z_STREAM_END) {
+      const std::string reason = ret == Z_BUF_ERROR ? (stream_.avail_out == 0 ? "inflates to more than its size field says"
+                                                                              : "truncated")
+                                                    : (stream_.msg ? stream_.msg : zError(ret));
+      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip member: {}", reason));
+    }
+    if (stream_.avail_in != 0 || stream_.total_out != cut.max_output_bytes) {
+      throw Error(ErrorKind::kCorruptData, "corrupt gzip member: its size field does not match its contents");
+    }
   }
 
  private:
@@ -152,6 +278,11 @@ class GzipDecoder final : public StreamDecoder {
     consumed_ = base + input.size();
   }
 
+  void resume_at(std::uint64_t offset) override {
+    consumed_ = member_start_ = offset;
+    members_ = std::max<std::uint64_t>(members_, 1);
+  }
+
   void finish() override {
     if (members_ == 0 && !in_member_) {
       throw Error(ErrorKind::kCorruptData, "empty input: not gzip data", {}, consumed_);
@@ -202,12 +333,15 @@ class GzipCodec final : public CodecBase {
  public:
   using CodecBase::CodecBase;
   std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
-    return std::make_unique<GzipChunkCompressor>(options_.level);
+    return std::make_unique<GzipChunkCompressor>(options_.level, options_.independent);
   }
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
+    if (options_.independent) return std::make_unique<NoFraming>();
     return std::make_unique<GzipFramer>(options_.level, stream);
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<GzipDecoder>(); }
+  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<GzipSplitter>(); }
+  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<GzipUnitDecoder>(); }
 };
 
 CodecInfo gzip_info() {
@@ -225,6 +359,15 @@ CodecInfo gzip_info() {
 
 }  // namespace
 
-CodecEntry gzip_entry() { return entry_for<GzipCodec>(gzip_info()); }
+CodecEntry gzip_entry() {
+  CodecEntry entry = entry_for<GzipCodec>(gzip_info());
+  // Independent members get no history, so they want bigger chunks to keep the ratio.
+  entry.factory = [make = entry.factory](const CodecOptions& options) {
+    CodecOptions adjusted = options;
+    if (adjusted.independent && adjusted.chunk_bytes == 0) adjusted.chunk_bytes = kIndependentChunkBytes;
+    return make(adjusted);
+  };
+  return entry;
+}
 
 }  // namespace sluice::codecs

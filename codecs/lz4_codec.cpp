@@ -8,6 +8,8 @@
 #include <lz4frame.h>
 #include <lz4hc.h>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "codecs/builtin_codecs.h"
@@ -135,6 +137,11 @@ class Lz4Decoder final : public StreamDecoder {
     consumed_ += input.size();
   }
 
+  void resume_at(std::uint64_t offset) override {
+    consumed_ = frame_start_ = offset;
+    frames_ = std::max<std::uint64_t>(frames_, 1);
+  }
+
   void finish() override {
     if (frames_ == 0 && !in_frame_) throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
     if (in_frame_) {
@@ -165,6 +172,144 @@ class Lz4Decoder final : public StreamDecoder {
   bool in_frame_ = false;
 };
 
+// Flags passed from the splitter to the unit decoder and the verifier.
+constexpr std::uint32_t kFrameHeader = 1;      // marker: a frame begins
+constexpr std::uint32_t kFrameEnd = 2;         // marker: a frame ends
+constexpr std::uint32_t kHasContentCheck = 4;  // header: the frame ends with a content checksum
+constexpr std::uint32_t kHasContentSize = 8;   // header: value is the declared content size
+constexpr std::uint32_t kHasBlockCheck = 16;   // unit: the block ends with its own checksum
+
+// Finds the blocks of lz4 frames whose blocks are independent. A frame with linked blocks (or a
+// dictionary) sends the rest of the stream to the serial decoder.
+class Lz4Splitter final : public StreamSplitter {
+ public:
+  Cut next(ByteView b, std::uint64_t offset) override {
+    return in_frame_ ? next_block(b, offset) : next_frame(b, offset);
+  }
+
+  void finish(std::uint64_t offset) override {
+    if (in_frame_) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("unexpected end of input: the lz4 frame starting at byte {} is truncated", frame_start_),
+                  {}, offset);
+    }
+  }
+
+ private:
+  Cut next_frame(ByteView b, std::uint64_t offset) {
+    if (b.size() < 8) return need_more();
+    const std::uint32_t magic = load_le32(b.data());
+    if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
+    if (magic != kFrameMagic) {
+      throw Error(ErrorKind::kCorruptData,
+                  frames_ > 0 ? "trailing garbage after the last lz4 frame" : "not an lz4 frame", {}, offset);
+    }
+    const std::uint8_t flags = b[4], descriptor = b[5];
+    const std::size_t header = 7 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0);
+    if (b.size() < header) return need_more();
+    const int block_code = (descriptor >> 4) & 0x7;
+    if ((flags >> 6) != 1 || (flags & 0x02) || (descriptor & 0x8F) || block_code < 4) {
+      throw Error(ErrorKind::kCorruptData, "corrupt lz4 frame header", {}, offset);
+    }
+    if (static_cast<std::uint8_t>(XXH32(b.data() + 4, header - 5, 0) >> 8) != b[header - 1]) {
+      throw Error(ErrorKind::kCorruptData, "corrupt lz4 frame header: header checksum mismatch", {}, offset);
+    }
+    if (!(flags & 0x20) || (flags & 0x01)) return serial();  // linked blocks or a dictionary
+    in_frame_ = true;
+    frame_start_ = offset;
+    ++frames_;
+    max_block_ = std::size_t{1} << (8 + 2 * block_code);
+    block_check_ = flags & 0x10;
+    content_check_ = flags & 0x04;
+    std::uint32_t marker_flags = kFrameHeader | (content_check_ ? kHasContentCheck : 0);
+    std::uint64_t content_size = 0;
+    if (flags & 0x08) {
+      marker_flags |= kHasContentSize;
+      content_size = std::uint64_t{load_le32(b.data() + 6)} | std::uint64_t{load_le32(b.data() + 10)} << 32;
+    }
+    return marker(header, marker_flags, content_size);
+  }
+
+  Cut next_block(ByteView b, std::uint64_t offset) {
+    if (b.size() < 4) return need_more();
+    const std::uint32_t word = load_le32(b.data());
+    if (word == 0) {  // EndMark, then the content checksum if the frame has one
+      const std::size_t bytes = content_check_ ? 8 : 4;
+      if (b.size() < bytes) return need_more();
+      in_frame_ = false;
+      return marker(bytes, kFrameEnd | (content_check_ ? kHasContentCheck : 0),
+                    content_check_ ? load_le32(b.data() + 4) : 0);
+    }
+    const std::size_t size = word & ~kUncompressedBit;
+    if (size > max_block_) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("corrupt lz4 block: {} bytes in a frame of {}-byte blocks", size, max_block_), {}, offset);
+    }
+    const std::size_t bytes = 4 + size + (block_check_ ? 4 : 0);
+    if (b.size() < bytes) return need_more();
+    return unit(bytes, max_block_, block_check_ ? kHasBlockCheck : 0);
+  }
+
+  bool in_frame_ = false;
+  std::uint64_t frame_start_ = 0;
+  std::uint64_t frames_ = 0;
+  std::size_t max_block_ = 0;
+  bool block_check_ = false;
+  bool content_check_ = false;
+};
+
+class Lz4UnitDecoder final : public UnitDecoder {
+ public:
+  void decode(ByteView block, const Cut& cut, Buffer& out) override {
+    const std::uint32_t word = load_le32(block.data());
+    const std::size_t size = word & ~kUncompressedBit;
+    const std::uint8_t* data = block.data() + 4;
+    if ((cut.flags & kHasBlockCheck) && XXH32(data, size, 0) != load_le32(data + size)) {
+      throw Error(ErrorKind::kCorruptData, "corrupt lz4 block: block checksum mismatch");
+    }
+    if (word & kUncompressedBit) {
+      out.clear();
+      out.append({data, size});
+      return;
+    }
+    out.resize(cut.max_output_bytes);
+    const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(data), reinterpret_cast<char*>(out.data()),
+                                        static_cast<int>(size), static_cast<int>(out.size()));
+    if (got < 0) throw Error(ErrorKind::kCorruptData, "corrupt lz4 block");
+    out.resize(static_cast<std::size_t>(got));
+  }
+};
+
+// Checks, in stream order, what spans blocks: the content checksum and the declared size.
+class Lz4Verifier final : public UnitVerifier {
+ public:
+  void on_marker(const Cut& cut, std::uint64_t offset) override {
+    if (cut.flags & kFrameHeader) {
+      XXH32_reset(&hash_, 0);
+      content_bytes_ = 0;
+      declared_size_ = (cut.flags & kHasContentSize) ? std::optional<std::uint64_t>(cut.value) : std::nullopt;
+    } else if (cut.flags & kFrameEnd) {
+      if ((cut.flags & kHasContentCheck) && XXH32_digest(&hash_) != static_cast<std::uint32_t>(cut.value)) {
+        throw Error(ErrorKind::kCorruptData, "corrupt lz4 frame: content checksum mismatch", {}, offset);
+      }
+      if (declared_size_ && *declared_size_ != content_bytes_) {
+        throw Error(ErrorKind::kCorruptData,
+                    fmt::format("corrupt lz4 frame: {} bytes decoded, header says {}", content_bytes_, *declared_size_),
+                    {}, offset);
+      }
+    }
+  }
+  void on_unit(ByteView decoded) override {
+    XXH32_update(&hash_, decoded.data(), decoded.size());
+    content_bytes_ += decoded.size();
+  }
+
+ private:
+  XXH32_state_t hash_{};
+  std::uint64_t content_bytes_ = 0;
+  std::optional<std::uint64_t> declared_size_;
+};
+
 class Lz4Codec final : public CodecBase {
  public:
   Lz4Codec(CodecInfo info, const CodecOptions& options)
@@ -176,6 +321,9 @@ class Lz4Codec final : public CodecBase {
     return std::make_unique<Lz4Framer>(block_.code);
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<Lz4Decoder>(); }
+  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<Lz4Splitter>(); }
+  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<Lz4UnitDecoder>(); }
+  std::unique_ptr<UnitVerifier> make_unit_verifier() const override { return std::make_unique<Lz4Verifier>(); }
 
  private:
   BlockSize block_;

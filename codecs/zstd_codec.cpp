@@ -76,6 +76,11 @@ class ZstdDecoder final : public StreamDecoder {
     consumed_ += input.size();
   }
 
+  void resume_at(std::uint64_t offset) override {
+    consumed_ = frame_start_ = offset;
+    frames_ = std::max<std::uint64_t>(frames_, 1);
+  }
+
   void finish() override {
     if (frames_ == 0 && !in_frame_) throw Error(ErrorKind::kCorruptData, "empty input: not zstd data", {}, 0);
     if (in_frame_) {
@@ -109,6 +114,60 @@ class ZstdDecoder final : public StreamDecoder {
   bool in_frame_ = false;
 };
 
+// Finds zstd frames whose content size is declared and small enough to decode in one piece.
+class ZstdSplitter final : public StreamSplitter {
+ public:
+  Cut next(ByteView b, std::uint64_t offset) override {
+    if (b.size() < 8) return need_more();
+    const std::uint32_t magic = load_le32(b.data());
+    if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
+    if (magic != ZSTD_MAGICNUMBER) {
+      throw Error(ErrorKind::kCorruptData,
+                  frames_ > 0 ? "trailing garbage after the last zstd frame" : "not a zstd frame", {}, offset);
+    }
+    constexpr std::size_t kLongestHeader = 18;  // ZSTD_FRAMEHEADERSIZE_MAX
+    const unsigned long long content = ZSTD_getFrameContentSize(b.data(), b.size());
+    if (content == ZSTD_CONTENTSIZE_ERROR) {
+      if (b.size() < kLongestHeader) return need_more();
+      throw Error(ErrorKind::kCorruptData, "corrupt zstd frame header", {}, offset);
+    }
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN || content > kMaxUnitOutputBytes) return serial();
+    const std::size_t frame = ZSTD_findFrameCompressedSize(b.data(), b.size());
+    if (ZSTD_isError(frame)) {
+      if (ZSTD_getErrorCode(frame) != ZSTD_error_srcSize_wrong) {
+        throw Error(ErrorKind::kCorruptData, fmt::format("corrupt zstd frame: {}", ZSTD_getErrorName(frame)), {}, offset);
+      }
+      return b.size() >= kMaxUnitInputBytes ? serial() : need_more();
+    }
+    ++frames_;
+    return unit(frame, static_cast<std::size_t>(content));
+  }
+  void finish(std::uint64_t) override {}
+
+ private:
+  std::uint64_t frames_ = 0;
+};
+
+class ZstdUnitDecoder final : public UnitDecoder {
+ public:
+  ZstdUnitDecoder() : context_(ZSTD_createDCtx()) {
+    if (!context_) throw Error(ErrorKind::kInternal, "zstd: cannot allocate a decompression context");
+  }
+  ~ZstdUnitDecoder() override { ZSTD_freeDCtx(context_); }
+  // One-shot decoding checks the declared content size and the frame checksum.
+  void decode(ByteView frame, const Cut& cut, Buffer& out) override {
+    out.resize(cut.max_output_bytes);
+    const std::size_t got = ZSTD_decompressDCtx(context_, out.data(), out.size(), frame.data(), frame.size());
+    if (ZSTD_isError(got)) {
+      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt zstd frame: {}", ZSTD_getErrorName(got)));
+    }
+    out.resize(got);
+  }
+
+ private:
+  ZSTD_DCtx* context_;
+};
+
 class ZstdCodec final : public CodecBase {
  public:
   using CodecBase::CodecBase;
@@ -119,6 +178,8 @@ class ZstdCodec final : public CodecBase {
     return std::make_unique<ZstdFramer>();
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<ZstdDecoder>(); }
+  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<ZstdSplitter>(); }
+  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<ZstdUnitDecoder>(); }
 };
 
 CodecInfo zstd_info() {

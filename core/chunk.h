@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sluice/bytes.h"
+#include "sluice/codec.h"
 
 namespace sluice::detail {
 
@@ -28,6 +29,16 @@ struct Chunk {
   std::size_t history_bytes = 0;
   Buffer output;
   std::uint64_t check = 0;     // codec-defined per-chunk check value (e.g. CRC-32)
+
+  // Decompression only: what this piece of a compressed stream is.
+  enum class Piece : std::uint8_t {
+    kUnit,       // decodes alone (in parallel) to `output`
+    kMarker,     // carries facts for the verifier, no data
+    kSerial,     // compressed bytes for the serial streaming decoder
+    kSerialEnd,  // the end of the serially decoded part
+  };
+  Piece piece = Piece::kUnit;
+  Cut cut;
 
   ByteView history() const { return input.view().first(history_bytes); }
   ByteView payload() const { return input.view().subspan(history_bytes); }

@@ -26,6 +26,16 @@ Error skipped_error(const std::string& input) {
   return Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", input);
 }
 
+// Counts and drops what it is given (integrity tests).
+class DiscardSink final : public ByteSink {
+ public:
+  void write(ByteView) override {}
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string name_ = "<discarded>";
+};
+
 // The files of one item: its input, its output (atomic), publishing and discarding them.
 // The input side and the output side may be used from different threads, one each.
 class FileItem {
@@ -56,6 +66,10 @@ class FileItem {
   void close_source() noexcept { source_.reset(); }
 
   ByteSink& open_sink() {
+    if (batch_.discard_output) {
+      discard_ = std::make_unique<DiscardSink>();
+      return *discard_;
+    }
     if (job_.output.empty()) {
       stdout_ = std::make_unique<FdSink>(STDOUT_FILENO, kStdoutName);
       return *stdout_;
@@ -95,6 +109,7 @@ class FileItem {
   std::optional<struct stat> input_status_;
   std::unique_ptr<OutputFile> output_;
   std::unique_ptr<FdSink> stdout_;
+  std::unique_ptr<DiscardSink> discard_;
 };
 
 // The report every batch fills in: results in input order, callbacks as items end.

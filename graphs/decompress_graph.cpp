@@ -1,57 +1,292 @@
-// Streaming decompression: detect the format from the first bytes, then feed the stream through
-// the codec's decoder in fixed-size reads. Serial for now; memory is bounded by the read size
-// and the decoder's window, whatever the stream claims about its content size.
+// The decompression graph, the compression graph reversed:
+//
+//   reader (splits) -> limiter -> decoder (parallel) -> ordering (sequencer) -> writer
+//      ^                                                                          |
+//      +------------------------- decrement (one piece retired) ------------------+
+//
+// The reader buffers the compressed stream and asks the codec's splitter where the next
+// independently decodable unit ends (a zstd frame, an lz4 block, a size-annotated gzip member);
+// units are decoded on every worker and written in order. A stream the splitter cannot cut (or a
+// codec without a splitter) goes serial from that point: the reader passes raw pieces along and
+// the writer feeds them to the codec's streaming decoder, so reading, decoding and writing still
+// overlap. Memory is bounded by the in-flight limit times the unit bounds, never by a size the
+// stream claims.
 #include <chrono>
+#include <cstring>
 
 #include <fmt/format.h>
+#include <oneapi/tbb/enumerable_thread_specific.h>
+#include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
 
+#include "core/chunk.h"
+#include "core/first_error.h"
+#include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 
 namespace sluice {
 namespace {
 
+using detail::Chunk;
+using detail::ChunkPool;
+using detail::FirstError;
+using Piece = detail::Chunk::Piece;
+namespace flow = tbb::flow;
+
 constexpr std::size_t kReadBytes = 1024 * 1024;
+// No splitter asks for more than its unit bound (16 MiB and a little); this is the backstop.
+constexpr std::size_t kMaxBufferedBytes = 64 * 1024 * 1024;
+constexpr std::size_t kPiecesPerThread = 3;
 
 std::string known_formats() { return fmt::format("{}", fmt::join(CodecRegistry::global().names(), ", ")); }
+
+// Cuts the compressed stream into pieces. Runs serially (input_node).
+class PieceReader {
+ public:
+  PieceReader(ByteSource& source, Buffer initial, const std::string& codec, StreamSplitter* splitter, ChunkPool& pool,
+              FirstError& errors)
+      : source_(source), buffer_(std::move(initial)), codec_(codec), splitter_(splitter), serial_(splitter == nullptr),
+        pool_(pool), errors_(errors) {
+    eof_ = buffer_.empty();
+  }
+
+  Chunk* next(tbb::flow_control& control) {
+    if (!errors_.failed() && !done_) {
+      try {
+        if (Chunk* chunk = next_piece()) return chunk;
+      } catch (...) {
+        errors_.capture_current(source_.name(), offset_);
+      }
+    }
+    control.stop();
+    return nullptr;
+  }
+
+  std::uint64_t bytes_read() const { return offset_ + buffered(); }
+
+ private:
+  std::size_t buffered() const { return buffer_.size() - position_; }
+  ByteView view() const { return buffer_.view().subspan(position_); }
+
+  Chunk* next_piece() {
+    for (;;) {
+      if (serial_) return next_serial_piece();
+      if (skip_bytes_ > 0) {
+        const std::size_t skipped = std::min<std::uint64_t>(skip_bytes_, buffered());
+        consume(skipped);
+        skip_bytes_ -= skipped;
+        if (skip_bytes_ > 0 && !fill()) throw truncated();
+        continue;
+      }
+      if (buffered() == 0 && !fill()) {
+        splitter_->finish(offset_);
+        done_ = true;
+        return nullptr;
+      }
+      const Cut cut = splitter_->next(view(), offset_);
+      switch (cut.kind) {
+        case Cut::Kind::kNeedMore:
+          if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
+          if (!fill()) throw truncated();
+          break;
+        case Cut::Kind::kSerial:
+          serial_ = true;
+          break;
+        case Cut::Kind::kMarker: {
+          const std::uint64_t at = offset_;
+          const std::size_t now = std::min(cut.bytes, buffered());
+          consume(now);
+          skip_bytes_ = cut.bytes - now;
+          if (cut.flags != 0) return piece(Piece::kMarker, cut, at, 0);
+          break;
+        }
+        case Cut::Kind::kUnit: {
+          const std::uint64_t at = offset_;
+          Chunk* chunk = piece(Piece::kUnit, cut, at, cut.bytes);
+          consume(cut.bytes);
+          return chunk;
+        }
+      }
+    }
+  }
+
+  // Raw bytes for the streaming decoder, then one end piece.
+  Chunk* next_serial_piece() {
+    if (buffered() == 0 && !fill()) {
+      done_ = true;
+      return piece(Piece::kSerialEnd, {}, offset_, 0);
+    }
+    const std::size_t bytes = std::min(buffered(), kReadBytes);
+    const std::uint64_t at = offset_;
+    Chunk* chunk = piece(Piece::kSerial, {}, at, bytes);
+    consume(bytes);
+    return chunk;
+  }
+
+  Chunk* piece(Piece kind, const Cut& cut, std::uint64_t at, std::size_t bytes) {
+    Chunk* chunk = pool_.acquire();
+    chunk->piece = kind;
+    chunk->cut = cut;
+    chunk->offset = at;
+    chunk->sequence = sequence_++;
+    chunk->history_bytes = 0;
+    chunk->input.clear();
+    chunk->input.append(view().first(bytes));
+    chunk->output.clear();
+    return chunk;
+  }
+
+  void consume(std::size_t bytes) {
+    position_ += bytes;
+    offset_ += bytes;
+  }
+
+  // Reads more input after what is buffered; false at end of input.
+  bool fill() {
+    if (eof_) return false;
+    if (position_ > 0) {  // keep the unconsumed bytes at the front
+      const std::size_t keep = buffered();
+      if (keep > 0) std::memmove(buffer_.data(), buffer_.data() + position_, keep);
+      buffer_.resize(keep);
+      position_ = 0;
+    }
+    const std::size_t old_size = buffer_.size();
+    buffer_.resize(old_size + kReadBytes);
+    const std::size_t got = source_.read(buffer_.data() + old_size, kReadBytes);
+    buffer_.resize(old_size + got);
+    if (got == 0) eof_ = true;
+    return got > 0;
+  }
+
+  Error truncated() const {
+    return Error(ErrorKind::kCorruptData,
+                 fmt::format("unexpected end of input: the {} {} starting at byte {} is truncated", codec_,
+                             codec_ == "gzip" ? "member" : "frame", offset_),
+                 {},
+                 offset_ + buffered());
+  }
+
+  ByteSource& source_;
+  Buffer buffer_;
+  const std::string& codec_;
+  std::size_t position_ = 0;   // first unconsumed byte in buffer_
+  std::uint64_t offset_ = 0;   // stream offset of that byte
+  std::uint64_t skip_bytes_ = 0;
+  StreamSplitter* splitter_;
+  bool serial_;
+  bool eof_ = false;
+  bool done_ = false;
+  std::uint64_t sequence_ = 0;
+  ChunkPool& pool_;
+  FirstError& errors_;
+};
+
+void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, const Codec& codec, int threads,
+                          DecompressStats& stats) {
+  flow::graph graph;
+  FirstError errors([&graph] { graph.cancel(); });
+  ChunkPool pool;
+  const auto splitter = codec.make_splitter();
+  const auto verifier = splitter ? codec.make_unit_verifier() : nullptr;
+  std::unique_ptr<StreamDecoder> serial_decoder;
+  PieceReader piece_reader(source, std::move(initial), codec.info().name, splitter.get(), pool, errors);
+  tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders([&codec] { return codec.make_unit_decoder(); });
+  const auto emit = [&](ByteView bytes) {
+    sink.write(bytes);
+    stats.output_bytes += bytes.size();
+  };
+
+  // Serial by nature: the compressed stream is read and split in order.
+  flow::input_node<Chunk*> reader(graph, [&](tbb::flow_control& control) { return piece_reader.next(control); });
+
+  // Bounds the pieces in flight; the writer's decrement admits the next one.
+  flow::limiter_node<Chunk*> limiter(graph, kPiecesPerThread * static_cast<std::size_t>(threads));
+
+  // Unlimited: units are independent; the limiter bounds the work, the arena the threads.
+  flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
+    if (chunk->piece != Piece::kUnit || errors.failed()) return chunk;
+    try {
+      decoders.local()->decode(chunk->input.view(), chunk->cut, chunk->output);
+    } catch (...) {
+      errors.capture_current(source.name(), chunk->offset);
+    }
+    return chunk;
+  });
+
+  flow::sequencer_node<Chunk*> ordering(graph, [](Chunk* const& chunk) { return chunk->sequence; });
+
+  // Serial: verification across units, the streaming decoder and the output are all in order.
+  flow::function_node<Chunk*, flow::continue_msg> writer(graph, flow::serial, [&](Chunk* chunk) {
+    if (!errors.failed()) {
+      try {
+        switch (chunk->piece) {
+          case Piece::kUnit:
+            if (verifier) verifier->on_unit(chunk->output.view());
+            emit(chunk->output.view());
+            ++stats.units;
+            break;
+          case Piece::kMarker:
+            if (verifier) verifier->on_marker(chunk->cut, chunk->offset);
+            break;
+          case Piece::kSerial:
+          case Piece::kSerialEnd:
+            if (!serial_decoder) {
+              serial_decoder = codec.make_decoder();
+              if (chunk->offset > 0) serial_decoder->resume_at(chunk->offset);
+              stats.serial_from = chunk->offset;
+            }
+            if (chunk->piece == Piece::kSerial) serial_decoder->decode(chunk->input.view(), emit);
+            else serial_decoder->finish();
+            break;
+        }
+      } catch (...) {
+        errors.capture_current(source.name(), std::nullopt);
+      }
+    }
+    pool.release(chunk);
+    return flow::continue_msg();
+  });
+
+  flow::make_edge(reader, limiter);
+  flow::make_edge(limiter, decoder);
+  flow::make_edge(decoder, ordering);
+  flow::make_edge(ordering, writer);
+  flow::make_edge(writer, limiter.decrementer());
+
+  reader.activate();
+  graph.wait_for_all();
+  stats.input_bytes = piece_reader.bytes_read();
+  stats.decoder_threads = decoders.size();
+  errors.rethrow_if_failed();
+}
 
 }  // namespace
 
 DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   DecompressStats stats;
-  Buffer input(kReadBytes);
+  const int threads = resolve_threads(options.threads);
+  Buffer initial(kReadBytes);
   try {
-    std::size_t got = source.read_full(input.data(), kReadBytes);
-    input.resize(got);
+    initial.resize(source.read_full(initial.data(), kReadBytes));
     stats.codec = options.codec;
     if (stats.codec.empty()) {
-      const auto info = CodecRegistry::global().detect(input.view());
+      const auto info = CodecRegistry::global().detect(initial.view());
       if (!info) {
         throw Error(ErrorKind::kCorruptData,
-                    got == 0 ? std::string("empty input: not compressed data")
-                             : fmt::format("not compressed data in a known format ({})", known_formats()),
+                    initial.empty() ? std::string("empty input: not compressed data")
+                                    : fmt::format("not compressed data in a known format ({})", known_formats()),
                     {}, 0);
       }
       stats.codec = info->name;
     }
-    const auto decoder = CodecRegistry::global().create(stats.codec)->make_decoder();
-    const auto emit = [&](ByteView bytes) {
-      sink.write(bytes);
-      stats.output_bytes += bytes.size();
-    };
-    while (got > 0) {
-      decoder->decode(input.view(), emit);
-      stats.input_bytes += got;
-      input.resize(kReadBytes);
-      got = source.read(input.data(), kReadBytes);
-      input.resize(got);
-    }
-    decoder->finish();
   } catch (const Error& e) {
-    // Errors from the sink already name it; the rest are about the source.
     throw e.with_context(source.name(), std::nullopt);
   }
+  const auto codec = CodecRegistry::global().create(stats.codec);
+  tbb::task_arena arena(threads);
+  arena.execute([&] { run_decompress_graph(source, sink, std::move(initial), *codec, threads, stats); });
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }

@@ -169,6 +169,8 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"pigz_independent", "pigz -i -c data.bin > foreign"},
         Foreign{"pigz_zlib_level9", "pigz -9 -c data.bin > foreign"},
         Foreign{"gzip_multi_member", "{ gzip -c data.bin; gzip -c other.bin; } > foreign"},
+        Foreign{"bgzip", "bgzip -c data.bin > foreign"}, Foreign{"bgzip_threads", "bgzip -@ 2 -c data.bin > foreign"},
+        Foreign{"bgzip_then_gzip", "{ bgzip -c data.bin; gzip -c other.bin; } > foreign"},
         Foreign{"zstd_t2", "zstd -q -T2 -c data.bin > foreign"}, Foreign{"zstd_19", "zstd -q -19 -c data.bin > foreign"},
         Foreign{"zstd_no_check", "zstd -q --no-check --no-content-size -c < data.bin > foreign"},
         Foreign{"zstd_multi_frame", "{ zstd -q -c data.bin; zstd -q -c other.bin; } > foreign"},
@@ -424,6 +426,44 @@ TEST_F(Cli, HelpVersionAndDemo) {
   EXPECT_EQ(demo.status, 0) << demo.err;
   EXPECT_NE(demo.out.find("All round trips match."), std::string::npos) << demo.out;
   for (const char* codec : {"gzip", "zstd", "lz4"}) EXPECT_NE(demo.out.find(codec), std::string::npos);
+}
+
+// ---- Parallel decompression and integrity tests ----
+
+TEST_F(Cli, IndependentGzipIsReadByEveryGunzipAndStaysSmall) {
+  put("data.bin", text_bytes(3 * 1024 * 1024, 53));
+  const auto r = sluice("--independent data.bin");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("gzip -t data.bin.gz && gzip -dc data.bin.gz | cmp - data.bin").status, 0);
+  EXPECT_EQ(sh("pigz -dc data.bin.gz | cmp - data.bin").status, 0);
+  EXPECT_EQ(sh("bsdcat data.bin.gz | cmp - data.bin").status, 0) << "libarchive reads it too";
+  ASSERT_EQ(sh("pigz -c data.bin > pigz.gz").status, 0);
+  EXPECT_LE(static_cast<double>(fs::file_size(dir_ / "data.bin.gz")),
+            static_cast<double>(fs::file_size(dir_ / "pigz.gz")) * 1.02);
+  for (int threads : {1, 2, 8}) {
+    EXPECT_EQ(sluice(fmt::format("-d -j {} -c data.bin.gz | cmp - data.bin", threads)).status, 0) << threads;
+  }
+  EXPECT_EQ(sluice("-d < data.bin.gz | cmp - data.bin").status, 0) << "from a pipe";
+}
+
+TEST_F(Cli, TestModeChecksEveryFileAndWritesNothing) {
+  put("data.bin", text_bytes(500 * 1024, 54));
+  ASSERT_EQ(sluice("-F zstd -c data.bin > good.zst").status, 0);
+  ASSERT_EQ(sluice("--independent -c data.bin > good.gz").status, 0);
+  ASSERT_EQ(sluice("-F lz4 -c data.bin > good.lz4").status, 0);
+  Bytes bad = get("good.zst");
+  bad[bad.size() / 2] ^= 1;
+  put("bad.zst", bad);
+  fs::remove(dir_ / "data.bin");
+  const auto good = sluice("-t good.zst good.gz good.lz4");
+  EXPECT_EQ(good.status, 0) << describe(good);
+  EXPECT_NE(good.err.find("good.gz: OK"), std::string::npos) << good.err;
+  const auto r = sluice("-t good.zst bad.zst");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bad.zst: corrupt zstd frame"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("1 of 2 files failed: bad.zst"), std::string::npos) << r.err;
+  EXPECT_EQ(sluice("-t -q good.lz4").err, "");
+  expect_listing({"bad.zst", "good.gz", "good.lz4", "good.zst"});
 }
 
 // ---- Batches ----

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <zstd.h>
 
+#include <sys/resource.h>
+
 #include <set>
 
 #include "sluice/compress.h"
@@ -25,13 +27,25 @@ struct Packed {
   Bytes packed;
 };
 
+// A format as sluice writes it: the codec, and for gzip whether members are independent.
+struct Format {
+  std::string codec;
+  bool independent = false;
+};
+void PrintTo(const Format& f, std::ostream* os) { *os << f.codec << (f.independent ? " independent" : ""); }
+std::string format_name(const ::testing::TestParamInfo<Format>& info) {
+  return info.param.codec + (info.param.independent ? "_independent" : "");
+}
+const auto kFormats = ::testing::Values(Format{"gzip"}, Format{"gzip", true}, Format{"zstd"}, Format{"lz4"});
+
 // Three chunks of 4 KiB and a short one: small enough to try every byte.
-Packed packed_sample(const std::string& codec) {
+Packed packed_sample(const Format& format) {
   Packed sample;
   sample.input = text_bytes(3 * 4096 + 1000, 21);
   CompressOptions options;
-  options.codec = codec;
+  options.codec = format.codec;
   options.codec_options.chunk_bytes = 4096;
+  options.codec_options.independent = format.independent;
   sample.packed = to_bytes(compress_buffer(view(sample.input), options));
   return sample;
 }
@@ -49,6 +63,16 @@ std::set<std::size_t> zstd_frame_ends(const Bytes& packed) {
   return ends;
 }
 
+// Where each gzip member with a size field ends: cutting there leaves a valid, shorter stream.
+std::set<std::size_t> gzip_member_ends(const Bytes& packed) {
+  std::set<std::size_t> ends;
+  for (std::size_t at = 0; at + 24 <= packed.size();) {
+    at += packed[at + 16] | packed[at + 17] << 8 | packed[at + 18] << 16 | static_cast<std::size_t>(packed[at + 19]) << 24;
+    ends.insert(at);
+  }
+  return ends;
+}
+
 // Decodes `bytes`; returns the output, or nothing if the decoder reported corrupt data.
 // Any other outcome fails the test.
 std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& what) {
@@ -61,19 +85,21 @@ std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& wh
   }
 }
 
-class Damaged : public ::testing::TestWithParam<std::string> {};
+class Damaged : public ::testing::TestWithParam<Format> {};
 
 TEST_P(Damaged, EveryTruncationIsAnError) {
   const auto sample = packed_sample(GetParam());
   const auto frame_ends = zstd_frame_ends(sample.packed);
+  const auto member_ends = GetParam().independent ? gzip_member_ends(sample.packed) : std::set<std::size_t>{};
   for (std::size_t cut = 0; cut < sample.packed.size(); ++cut) {
     const Bytes truncated(sample.packed.begin(), sample.packed.begin() + static_cast<std::ptrdiff_t>(cut));
     const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut));
-    if (GetParam() == "zstd" && frame_ends.count(cut)) {
+    // zstd frames and independent gzip members are streams of their own: a cut between two is valid.
+    if ((GetParam().codec == "zstd" && frame_ends.count(cut)) || member_ends.count(cut)) {
       ASSERT_TRUE(decoded.has_value()) << "a cut at a frame end is a valid stream";
       EXPECT_EQ(*decoded, Bytes(sample.input.begin(), sample.input.begin() + static_cast<std::ptrdiff_t>(decoded->size())));
     } else {
-      EXPECT_FALSE(decoded.has_value()) << GetParam() << " accepted a stream cut at byte " << cut;
+      EXPECT_FALSE(decoded.has_value()) << GetParam().codec << " accepted a stream cut at byte " << cut;
     }
   }
 }
@@ -87,7 +113,7 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
       flipped[at] ^= bit;
       const auto decoded = decode_or_corrupt(flipped, "flip at " + std::to_string(at));
       if (decoded) {
-        EXPECT_EQ(*decoded, sample.input) << GetParam() << ": bit flip at byte " << at << " changed the output silently";
+        EXPECT_EQ(*decoded, sample.input) << GetParam().codec << ": bit flip at byte " << at << " changed the output silently";
       } else {
         ++caught;
       }
@@ -105,7 +131,7 @@ TEST_P(Damaged, TrailingGarbageIsNamedAsSuch) {
     bytes.insert(bytes.end(), garbage.begin(), garbage.end());
     try {
       decompress_buffer(view(bytes));
-      ADD_FAILURE() << GetParam() << " accepted trailing garbage of " << garbage.size() << " bytes";
+      ADD_FAILURE() << GetParam().codec << " accepted trailing garbage of " << garbage.size() << " bytes";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
       if (garbage.size() >= 4) {
@@ -125,7 +151,116 @@ TEST_P(Damaged, TheDecoderReadsEveryFrameOfAConcatenation) {
   EXPECT_EQ(to_bytes(decompress_buffer(view(twice))), expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(Codecs, Damaged, ::testing::Values("gzip", "zstd", "lz4"));
+INSTANTIATE_TEST_SUITE_P(Codecs, Damaged, kFormats, format_name);
+
+// ---- Parallel decoding ----
+
+class Parallel : public ::testing::TestWithParam<Format> {};
+
+// sluice's own output decodes unit by unit, the same on any thread count.
+TEST_P(Parallel, OwnOutputDecodesInUnitsOnAnyThreadCount) {
+  const Bytes input = text_bytes(3 * 1024 * 1024 + 11, 60);
+  CompressOptions options;
+  options.codec = GetParam().codec;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  options.codec_options.independent = GetParam().independent;
+  const Buffer packed = compress_buffer(view(input), options);
+  const std::size_t chunks = (input.size() + 64 * 1024 - 1) / (64 * 1024);
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(packed.view());
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = threads;
+    const DecompressStats stats = decompress(source, sink, decode);
+    EXPECT_EQ(to_bytes(sink.buffer()), input) << threads << " threads";
+    EXPECT_EQ(stats.input_bytes, packed.size());
+    if (GetParam().codec == "gzip" && !GetParam().independent) {
+      EXPECT_EQ(stats.serial_from, 0u) << "one pigz-style member cannot be split";
+      EXPECT_EQ(stats.units, 0u);
+    } else {
+      EXPECT_FALSE(stats.serial_from.has_value());
+      EXPECT_EQ(stats.units, chunks);
+      EXPECT_LE(stats.decoder_threads, static_cast<std::size_t>(threads));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, Parallel, kFormats, format_name);
+
+// A stream that starts splittable and continues with something that is not goes serial from there.
+TEST(Parallel, AStreamSwitchesToSerialWhereItCanNoLongerBeSplit) {
+  const Bytes first = text_bytes(300 * 1024, 61), second = text_bytes(200 * 1024, 62);
+  CompressOptions independent;
+  independent.codec_options.independent = true;
+  Bytes packed = to_bytes(compress_buffer(view(first), independent));
+  const std::size_t switch_at = packed.size();
+  const Bytes plain = to_bytes(compress_buffer(view(second), {}));  // one pigz-style member
+  packed.insert(packed.end(), plain.begin(), plain.end());
+  MemorySource source(view(packed));
+  MemorySink sink;
+  const DecompressStats stats = decompress(source, sink);
+  Bytes expected = first;
+  expected.insert(expected.end(), second.begin(), second.end());
+  EXPECT_EQ(to_bytes(sink.buffer()), expected);
+  EXPECT_EQ(stats.serial_from, switch_at);
+  EXPECT_GT(stats.units, 0u);
+  // Damage after the switch is reported at the stream's offsets, not the serial part's.
+  packed.push_back('x');
+  try {
+    decompress_buffer(view(packed));
+    ADD_FAILURE() << "trailing garbage accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.detail().find("trailing garbage"), std::string::npos) << e.what();
+    EXPECT_EQ(e.offset(), packed.size() - 1) << e.what();
+  }
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// Size fields are hints to be checked, never allocations to be made.
+TEST(Bombs, AZstdHeaderClaimingATerabyteAllocatesNothingLikeIt) {
+  // Single-segment frame, 8-byte content size = 1 TiB, one raw block of 5 bytes.
+  Bytes frame = {0x28, 0xb5, 0x2f, 0xfd, 0xE0};
+  for (int i = 0; i < 8; ++i) frame.push_back(static_cast<std::uint8_t>((std::uint64_t{1} << 40) >> (8 * i)));
+  for (int b : {0x29, 0x00, 0x00, int{'h'}, int{'e'}, int{'l'}, int{'l'}, int{'o'}}) frame.push_back(static_cast<std::uint8_t>(b));
+  const long before = peak_rss_kib();
+  try {
+    decompress_buffer(view(frame));
+    ADD_FAILURE() << "a frame claiming 1 TiB with 5 bytes of content was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+  }
+  EXPECT_LT(peak_rss_kib() - before, 200 * 1024) << "KiB of peak RSS growth";
+}
+
+TEST(Bombs, GzipSizeFieldsThatLieAreCaughtOrIgnored) {
+  const Bytes input = text_bytes(100 * 1024, 63);
+  CompressOptions independent;
+  independent.codec_options.independent = true;
+  const Bytes member = to_bytes(compress_buffer(view(input), independent));
+  ASSERT_EQ(member[12], 'S');
+  // Claims 4 GiB: too big to trust, so the member is inflated as a stream (CRC and ISIZE decide).
+  Bytes huge = member;
+  for (int i = 20; i < 24; ++i) huge[i] = 0xFF;
+  const long before = peak_rss_kib();
+  EXPECT_EQ(to_bytes(decompress_buffer(view(huge))), input);
+  EXPECT_LT(peak_rss_kib() - before, 200 * 1024) << "KiB of peak RSS growth";
+  // Claims 10 bytes: the member inflates to more than that, which is an error.
+  Bytes small = member;
+  small[20] = 10;
+  small[21] = small[22] = small[23] = 0;
+  try {
+    decompress_buffer(view(small));
+    ADD_FAILURE() << "a member larger than its size field was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(e.detail().find("more than its size field says"), std::string::npos) << e.what();
+    EXPECT_EQ(e.offset(), 0u);
+  }
+}
 
 TEST(Detect, InputThatIsNotCompressedIsRejected) {
   for (const Bytes& input : {Bytes{}, to_bytes(std::string("plain text, not compressed")), Bytes{0x1f}}) {

@@ -29,6 +29,8 @@ struct IdentityBehaviour {
   std::size_t rendezvous_threads = 0;
   // A chunk whose payload starts with this marker throws.
   std::string fail_marker;
+  // Prefix every chunk with its length so that a splitter can find units (parallel decoding).
+  bool framed = false;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -53,8 +55,49 @@ class IdentityCompressor final : public ChunkCompressor {
       }
     }
     out.clear();
+    if (b.framed) {
+      const auto length = static_cast<std::uint32_t>(input.size());
+      out.append({reinterpret_cast<const std::uint8_t*>(&length), 4});
+    }
     out.append(input);
     return 0;
+  }
+
+ private:
+  IdentityBehaviour& behaviour_;
+};
+
+// Waits (up to 30 s) until `behaviour.rendezvous_threads` distinct threads have arrived.
+void rendezvous(IdentityBehaviour& b) {
+  if (b.rendezvous_threads == 0) return;
+  std::unique_lock lock(b.mutex);
+  b.threads.insert(std::this_thread::get_id());
+  b.changed.notify_all();
+  if (!b.changed.wait_for(lock, std::chrono::seconds(30), [&] { return b.threads.size() >= b.rendezvous_threads; })) {
+    throw Error(ErrorKind::kInternal, "no second worker thread ever took a unit");
+  }
+}
+
+// Framed identity: a unit is a 4-byte length and that many bytes.
+class FramedSplitter final : public StreamSplitter {
+ public:
+  Cut next(ByteView b, std::uint64_t) override {
+    if (b.size() < 4) return {};
+    std::uint32_t length = 0;
+    std::memcpy(&length, b.data(), 4);
+    if (b.size() < 4 + std::size_t{length}) return {};
+    return {Cut::Kind::kUnit, 4 + std::size_t{length}, length, 0, 0};
+  }
+  void finish(std::uint64_t) override {}
+};
+
+class FramedUnitDecoder final : public UnitDecoder {
+ public:
+  explicit FramedUnitDecoder(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
+  void decode(ByteView unit, const Cut&, Buffer& out) override {
+    rendezvous(behaviour_);
+    out.clear();
+    out.append(unit.subspan(4));
   }
 
  private:
@@ -79,6 +122,12 @@ class IdentityCodec final : public Codec {
     return std::make_unique<NoFraming>();
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override { return nullptr; }
+  std::unique_ptr<StreamSplitter> make_splitter() const override {
+    return behaviour_.framed ? std::make_unique<FramedSplitter>() : nullptr;
+  }
+  std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
+    return std::make_unique<FramedUnitDecoder>(behaviour_);
+  }
 
  private:
   CodecInfo info_;
@@ -193,6 +242,24 @@ TEST(Graph, ChunksReallyRunOnSeveralWorkerThreads) {
   EXPECT_GE(stats.compressor_threads, 2u);
   EXPECT_EQ(behaviour.threads.size(), 2u);
   EXPECT_EQ(to_bytes(sink.buffer()), input) << "chunks must come out in order";
+}
+
+TEST(Graph, UnitsReallyDecodeOnSeveralWorkerThreads) {
+  IdentityBehaviour behaviour;
+  behaviour.framed = true;
+  const std::string codec = register_identity(behaviour);
+  const Bytes input = text_bytes(64 * 4096 + 100, 19);
+  const Buffer packed = compress_buffer(view(input), options_for(codec, 1, 4096));
+  behaviour.rendezvous_threads = 2;  // from now on every unit waits until two threads have taken one
+  MemorySource source(packed.view());
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.codec = codec;
+  decode.threads = 2;
+  const DecompressStats stats = decompress(source, sink, decode);
+  EXPECT_EQ(stats.decoder_threads, 2u);
+  EXPECT_EQ(stats.units, 65u);
+  EXPECT_EQ(to_bytes(sink.buffer()), input) << "units must come out in order";
 }
 
 TEST(Graph, OneThreadMeansOneCompressorThread) {

@@ -70,6 +70,7 @@ struct FileBatchOptions {
   bool store_name = true;           // record the input's name and mtime in the header (gzip)
   bool fail_fast = false;           // stop at the first failure; later items are skipped
   bool create_directories = false;  // create missing parent directories of outputs
+  bool discard_output = false;      // decode and check only (sluice -t): write nothing
   // Called once per item as it completes (published, failed or skipped), never concurrently.
   std::function<void(std::size_t index, const ItemResult&)> on_item_done;
   // Called with the total bytes consumed from the inputs so far (for progress displays).

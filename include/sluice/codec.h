@@ -25,6 +25,10 @@ namespace sluice {
 struct CodecOptions {
   int level = 0;
   std::size_t chunk_bytes = 0;
+  // gzip: make every chunk its own member, annotated with its size so that readers can split the
+  // stream without inflating it (parallel decompression). zstd and lz4 chunks are always
+  // independent.
+  bool independent = false;
 };
 
 // Per-stream metadata that some headers record (gzip's FNAME and MTIME).
@@ -74,6 +78,59 @@ class StreamDecoder {
   virtual void decode(ByteView input, const Emit& emit) = 0;
   // Declares the end of input; throws if the stream is truncated.
   virtual void finish() = 0;
+  // The input fed from now on starts at byte `offset` of the stream, at a frame boundary after
+  // other frames (used when a stream switches from parallel to serial decoding), so offsets in
+  // messages are the stream's.
+  virtual void resume_at(std::uint64_t offset) = 0;
+};
+
+// ---- Parallel decompression ----
+//
+// A codec that can find independently decodable units in its streams (frames, blocks, members)
+// provides a splitter, a unit decoder and optionally a verifier; the decompression graph then
+// decodes units on every worker. Where a stream cannot be split (say, one huge frame), the
+// splitter answers kSerial and the rest of the stream goes through the StreamDecoder.
+
+// What the splitter found at the current position of a stream.
+struct Cut {
+  enum class Kind {
+    kNeedMore,  // too few bytes buffered to tell; read more
+    kUnit,      // the next `bytes` decode alone to at most `max_output_bytes`
+    kMarker,    // the next `bytes` carry no data (a header, an end mark, a skippable frame)
+    kSerial,    // from here to the end the stream must be decoded serially
+  };
+  Kind kind = Kind::kNeedMore;
+  std::size_t bytes = 0;
+  std::size_t max_output_bytes = 0;
+  // Codec-defined facts passed along to the unit decoder and the verifier (e.g. "this frame has a
+  // content checksum", the expected checksum).
+  std::uint32_t flags = 0;
+  std::uint64_t value = 0;
+};
+
+class StreamSplitter {
+ public:
+  virtual ~StreamSplitter() = default;
+  // Looks at the buffered bytes starting at stream offset `offset`. Throws Error(kCorruptData)
+  // for a bad header or trailing garbage.
+  virtual Cut next(ByteView buffered, std::uint64_t offset) = 0;
+  // End of input at `offset` with nothing buffered past it; throws if a frame was left unfinished.
+  virtual void finish(std::uint64_t offset) = 0;
+};
+
+class UnitDecoder {
+ public:
+  virtual ~UnitDecoder() = default;
+  // Decodes one unit into `out` (replacing its contents). Throws Error(kCorruptData).
+  virtual void decode(ByteView unit, const Cut& cut, Buffer& out) = 0;
+};
+
+class UnitVerifier {
+ public:
+  virtual ~UnitVerifier() = default;
+  // Called in stream order for markers and for decoded units.
+  virtual void on_marker(const Cut& cut, std::uint64_t offset) = 0;
+  virtual void on_unit(ByteView decoded) = 0;
 };
 
 class Codec {
@@ -85,6 +142,10 @@ class Codec {
   virtual std::unique_ptr<ChunkCompressor> make_chunk_compressor() const = 0;
   virtual std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const = 0;
   virtual std::unique_ptr<StreamDecoder> make_decoder() const = 0;
+  // Parallel decompression; a codec without a splitter is always decoded serially.
+  virtual std::unique_ptr<StreamSplitter> make_splitter() const { return nullptr; }
+  virtual std::unique_ptr<UnitDecoder> make_unit_decoder() const { return nullptr; }
+  virtual std::unique_ptr<UnitVerifier> make_unit_verifier() const { return nullptr; }
 };
 
 // Makes a codec with the given options; throws Error(kUsage) for options out of range.

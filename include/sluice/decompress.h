@@ -1,4 +1,5 @@
-// Decompressing a stream. The format is detected from the magic bytes, never from a file name.
+// Decompressing a stream, in parallel where the stream allows it (see graphs/decompress_graph.cpp).
+// The format is detected from the magic bytes, never from a file name.
 // Every checksum the stream carries is verified; truncated input, corrupt data and trailing
 // garbage are errors that name the stream and the offset of the bad frame or member.
 #pragma once
@@ -15,13 +16,17 @@ namespace sluice {
 struct DecompressOptions {
   // Force a format instead of detecting it (empty: detect).
   std::string codec;
-  int threads = 0;  // reserved for the parallel decoder; the streaming decoder is serial
+  int threads = 0;  // worker threads; 0 = all cores
 };
 
 struct DecompressStats {
   std::string codec;
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;
+  std::uint64_t units = 0;            // pieces decoded in parallel (frames, blocks, members)
+  std::size_t decoder_threads = 0;    // distinct threads that decoded units
+  // Where serial (streaming) decoding took over, if it did: the stream could not be split there.
+  std::optional<std::uint64_t> serial_from;
   double seconds = 0;
 };
 
