@@ -5,9 +5,13 @@
 // CRC-32; the writer combines them in order with crc32_combine.
 #include <zlib.h>
 
+#include <oneapi/tbb/task_group.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -22,6 +26,8 @@ constexpr std::size_t kIndependentChunkBytes = 1024 * 1024;
 constexpr std::uint8_t kMagic0 = 0x1f, kMagic1 = 0x8b;
 constexpr std::uint8_t kFlagExtra = 0x04;
 constexpr std::uint8_t kFlagName = 0x08;
+constexpr std::uint8_t kFlagComment = 0x10;
+constexpr std::uint8_t kFlagHeaderCrc = 0x02;
 constexpr std::uint8_t kOsUnix = 3;
 
 // The one place zlib's return codes become our errors.
@@ -236,46 +242,34 @@ class GzipFramer final : public StreamFramer {
   std::uint64_t size_ = 0;
 };
 
-// Streaming gzip decoder: any number of members, every header flag zlib knows (FNAME, FCOMMENT,
-// FEXTRA, FHCRC), CRC-32 and ISIZE checked by zlib at the end of each member.
+// Streaming gzip decoder: any number of members and every header flag (FEXTRA, FNAME, FCOMMENT,
+// FHCRC). It parses headers and trailers itself and inflates raw deflate, so that the CRC-32 of
+// each output block can be computed by another worker (a task) while the next block inflates;
+// the checks are the same as gunzip's (CRC-32 and ISIZE per member, header CRC when present).
 class GzipDecoder final : public StreamDecoder {
  public:
-  GzipDecoder() : out_(kDecodeOutputBytes) {
-    // 15 + 16: a 32 KiB window, gzip wrapper only (no zlib or raw streams).
-    check_zlib(inflateInit2(&stream_, 15 + 16), "inflateInit2", stream_);
-    start_member(0);
+  GzipDecoder() {
+    check_zlib(inflateInit2(&stream_, -15), "inflateInit2", stream_);
+    for (auto& block : blocks_) block.reserve(kDecodeOutputBytes);
   }
-  ~GzipDecoder() override { inflateEnd(&stream_); }
+  ~GzipDecoder() override {
+    try {
+      crc_tasks_->wait();  // a running CRC task reads our blocks
+    } catch (...) {
+    }
+    inflateEnd(&stream_);
+  }
 
   void decode(ByteView input, const Emit& emit) override {
-    stream_.next_in = const_cast<Bytef*>(input.data());
-    stream_.avail_in = static_cast<uInt>(input.size());
-    const std::uint64_t base = consumed_;
-    for (;;) {
-      if (!in_member_ && stream_.avail_in > 0) {
-        in_member_ = true;
-        member_start_ = base + (input.size() - stream_.avail_in);
+    std::size_t at = 0;
+    while (at < input.size()) {
+      const ByteView rest = input.subspan(at);
+      switch (state_) {
+        case State::kHeader: at += take_header(rest); break;
+        case State::kBody: at += inflate_some(rest, emit); break;
+        case State::kTrailer: at += take_trailer(rest); break;
       }
-      stream_.next_out = out_.data();
-      stream_.avail_out = static_cast<uInt>(out_.capacity());
-      const int ret = inflate(&stream_, Z_NO_FLUSH);
-      const std::size_t produced = out_.capacity() - stream_.avail_out;
-      const std::uint64_t position = base + (input.size() - stream_.avail_in);
-      if (ret != Z_OK && ret != Z_STREAM_END && !(ret == Z_BUF_ERROR && stream_.avail_in == 0)) {
-        consumed_ = position;
-        fail(ret);
-      }
-      if (produced > 0) emit({out_.data(), produced});
-      if (ret == Z_STREAM_END) {
-        ++members_;
-        in_member_ = false;
-        check_zlib(inflateReset(&stream_), "inflateReset", stream_);
-        start_member(position);
-        continue;
-      }
-      if (stream_.avail_in == 0 && stream_.avail_out != 0) break;
     }
-    consumed_ = base + input.size();
   }
 
   void resume_at(std::uint64_t offset) override {
@@ -284,49 +278,162 @@ class GzipDecoder final : public StreamDecoder {
   }
 
   void finish() override {
-    if (members_ == 0 && !in_member_) {
-      throw Error(ErrorKind::kCorruptData, "empty input: not gzip data", {}, consumed_);
+    if (state_ == State::kHeader && header_.empty()) {
+      if (members_ == 0) throw Error(ErrorKind::kCorruptData, "empty input: not gzip data", {}, consumed_);
+      return;
     }
-    if (in_member_) {
-      if (members_ > 0 && header_.done != 1) {
-        throw Error(ErrorKind::kCorruptData,
-                    fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_),
-                    {}, member_start_);
-      }
-      throw Error(ErrorKind::kCorruptData,
-                  fmt::format("unexpected end of input: the gzip member starting at byte {} is truncated",
-                              member_start_),
-                  {}, consumed_);
-    }
+    if (state_ == State::kHeader && members_ > 0 && !header_magic_ok()) throw trailing_garbage();
+    throw Error(ErrorKind::kCorruptData,
+                fmt::format("unexpected end of input: the gzip member starting at byte {} is truncated", member_start_),
+                {}, consumed_);
   }
 
  private:
-  void start_member(std::uint64_t /*position*/) {
-    header_ = {};
-    // Ask zlib to report header progress: done is 1 once a gzip header has been parsed, -1 if
-    // the bytes are not a gzip header at all.
-    check_zlib(inflateGetHeader(&stream_, &header_), "inflateGetHeader", stream_);
+  enum class State { kHeader, kBody, kTrailer };
+  static constexpr std::size_t kMaxHeaderBytes = 1 << 20;
+
+  bool header_magic_ok() const {
+    return (header_.size() < 1 || header_[0] == kMagic0) && (header_.size() < 2 || header_[1] == kMagic1);
   }
 
-  [[noreturn]] void fail(int ret) {
-    const std::string reason = stream_.msg ? stream_.msg : zError(ret);
-    if (members_ > 0 && header_.done != 1) {
-      throw Error(ErrorKind::kCorruptData,
-                  fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_),
-                  {}, member_start_);
+  Error trailing_garbage() const {
+    return Error(ErrorKind::kCorruptData,
+                 fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_), {},
+                 member_start_);
+  }
+
+  Error corrupt(const std::string& reason, std::uint64_t at) const {
+    return Error(ErrorKind::kCorruptData,
+                 fmt::format("corrupt gzip member starting at byte {}: {}", member_start_, reason), {}, at);
+  }
+
+  // Gathers header bytes; once the header is complete, checks it and starts the member.
+  std::size_t take_header(ByteView rest) {
+    const std::size_t before = header_.size();
+    if (before == 0) member_start_ = consumed_;
+    // Take bytes one run at a time until the header parses: headers are short.
+    const std::size_t take = std::min(rest.size(), std::max<std::size_t>(10, header_.size()));
+    header_.insert(header_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(take));
+    if (!header_magic_ok()) {
+      if (members_ > 0) throw trailing_garbage();
+      throw corrupt("not a gzip header", member_start_);
     }
-    if (ret == Z_MEM_ERROR) throw Error(ErrorKind::kInternal, "out of memory in zlib inflate", {}, consumed_);
-    throw Error(ErrorKind::kCorruptData,
-                fmt::format("corrupt gzip member starting at byte {}: {}", member_start_, reason), {}, consumed_);
+    const std::optional<std::size_t> length = parse_header();
+    if (!length) {
+      if (header_.size() > kMaxHeaderBytes) throw corrupt("header too long", consumed_);
+      consumed_ += take;
+      return take;
+    }
+    // The header ended inside what was taken: give back the rest.
+    const std::size_t used = *length - before;
+    consumed_ += used;
+    header_.clear();
+    check_zlib(inflateReset(&stream_), "inflateReset", stream_);
+    crc_ = crc32(0, nullptr, 0);
+    size_ = 0;
+    state_ = State::kBody;
+    return used;
+  }
+
+  // The header's length if header_ holds all of it; throws if it is malformed.
+  std::optional<std::size_t> parse_header() const {
+    const auto& h = header_;
+    if (h.size() < 10) return std::nullopt;
+    if (h[2] != Z_DEFLATED) throw corrupt("unknown compression method", member_start_ + 2);
+    const std::uint8_t flags = h[3];
+    if (flags & 0xE0) throw corrupt("reserved header flags set", member_start_ + 3);
+    std::size_t at = 10;
+    if (flags & kFlagExtra) {
+      if (h.size() < at + 2) return std::nullopt;
+      at += 2 + (std::size_t{h[at]} | std::size_t{h[at + 1]} << 8);
+      if (h.size() < at) return std::nullopt;
+    }
+    for (std::uint8_t text_flag : {kFlagName, kFlagComment}) {
+      if (!(flags & text_flag)) continue;
+      while (at < h.size() && h[at] != 0) ++at;
+      if (at >= h.size()) return std::nullopt;
+      ++at;  // the terminating NUL
+    }
+    if (flags & kFlagHeaderCrc) {
+      if (h.size() < at + 2) return std::nullopt;
+      const std::uint32_t expected = std::uint32_t{h[at]} | std::uint32_t{h[at + 1]} << 8;
+      if ((crc32_z(0, h.data(), at) & 0xFFFF) != expected) throw corrupt("header crc mismatch", member_start_ + at);
+      at += 2;
+    }
+    return at;
+  }
+
+  // Inflates into the current output block; hands full blocks on. Returns the bytes consumed.
+  std::size_t inflate_some(ByteView rest, const Emit& emit) {
+    Buffer& block = blocks_[current_];
+    stream_.next_in = const_cast<Bytef*>(rest.data());
+    stream_.avail_in = static_cast<uInt>(std::min<std::size_t>(rest.size(), 1u << 30));
+    const std::size_t offered = stream_.avail_in;
+    stream_.next_out = block.data() + block.size();
+    stream_.avail_out = static_cast<uInt>(block.capacity() - block.size());
+    const std::size_t room = stream_.avail_out;
+    const int ret = inflate(&stream_, Z_NO_FLUSH);
+    const std::size_t used = offered - stream_.avail_in;
+    block.resize(block.size() + (room - stream_.avail_out));
+    consumed_ += used;
+    if (ret == Z_STREAM_END) {
+      hand_on(emit);
+      state_ = State::kTrailer;
+    } else if (ret == Z_OK || ret == Z_BUF_ERROR) {
+      if (block.size() == block.capacity()) hand_on(emit);
+    } else if (ret == Z_MEM_ERROR) {
+      throw Error(ErrorKind::kInternal, "out of memory in zlib inflate", {}, consumed_);
+    } else {
+      throw corrupt(stream_.msg ? stream_.msg : zError(ret), consumed_);
+    }
+    return used;
+  }
+
+  // Emits the current block and folds it into the member's CRC on another worker; the previous
+  // block's CRC task is finished first, so the CRC runs in order and a block is reused only
+  // after its task is done.
+  void hand_on(const Emit& emit) {
+    Buffer& block = blocks_[current_];
+    crc_tasks_->wait();
+    if (block.empty()) return;
+    const ByteView bytes = block.view();
+    size_ += bytes.size();
+    crc_tasks_->run([this, bytes] { crc_ = crc32_z(crc_, bytes.data(), bytes.size()); });
+    emit(bytes);
+    current_ ^= 1;
+    blocks_[current_].clear();
+  }
+
+  std::size_t take_trailer(ByteView rest) {
+    const std::size_t take = std::min(rest.size(), 8 - trailer_.size());
+    trailer_.insert(trailer_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(take));
+    consumed_ += take;
+    if (trailer_.size() < 8) return take;
+    crc_tasks_->wait();
+    blocks_[current_].clear();
+    const std::uint32_t crc = load_le32(trailer_.data()), isize = load_le32(trailer_.data() + 4);
+    trailer_.clear();
+    if (crc != static_cast<std::uint32_t>(crc_)) throw corrupt("incorrect data check (CRC-32 mismatch)", consumed_ - 8);
+    if (isize != static_cast<std::uint32_t>(size_)) throw corrupt("incorrect length check (ISIZE mismatch)", consumed_ - 4);
+    ++members_;
+    state_ = State::kHeader;
+    member_start_ = consumed_;
+    return take;
   }
 
   z_stream stream_{};
-  gz_header header_{};
-  Buffer out_;
-  std::uint64_t consumed_ = 0;      // compressed bytes fully handed to zlib so far
+  State state_ = State::kHeader;
+  std::vector<std::uint8_t> header_;
+  std::vector<std::uint8_t> trailer_;
+  Buffer blocks_[2];
+  int current_ = 0;
+  // Held by pointer: tbb::task_group's destructor may throw, ours must not.
+  std::unique_ptr<tbb::task_group> crc_tasks_ = std::make_unique<tbb::task_group>();
+  uLong crc_ = 0;
+  std::uint64_t size_ = 0;
+  std::uint64_t consumed_ = 0;      // compressed bytes consumed so far
   std::uint64_t member_start_ = 0;  // where the current (or last) member began
   std::uint64_t members_ = 0;       // members completed
-  bool in_member_ = false;
 };
 
 class GzipCodec final : public CodecBase {
