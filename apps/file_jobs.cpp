@@ -128,15 +128,13 @@ class Planner {
       fail(path, Error(ErrorKind::kIo, "not a regular file; use -c or -o to process it", path));
       return;
     }
-    std::string output;
-    if (options_.mode == Mode::kTest) {
-      jobs.push_back({path, ""});
+    const auto add_job = [&](std::string output) {
       if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
-      return;
-    }
-    if (to_stdout) {
-      output.clear();
-    } else if (!options_.output_path.empty()) {
+      jobs.push_back({path, std::move(output)});
+    };
+    if (options_.mode == Mode::kTest || to_stdout) return add_job("");  // checked only, or to stdout
+    std::string output;
+    if (!options_.output_path.empty()) {
       output = options_.output_path;
     } else if (options_.mode == Mode::kCompress) {
       if (path.ends_with(extension_)) {
@@ -156,16 +154,13 @@ class Planner {
       }
       output = placed(*name);
     }
-    if (!output.empty()) {
-      const std::string key = fs::path(output).lexically_normal().string();
-      const auto [it, inserted] = outputs_.emplace(key, path);
-      if (!inserted) {
-        fail(path, Error(ErrorKind::kIo, fmt::format("same output name as for {}: {}", it->second, output), path));
-        return;
-      }
+    const std::string key = fs::path(output).lexically_normal().string();
+    const auto [it, inserted] = outputs_.emplace(key, path);
+    if (!inserted) {
+      fail(path, Error(ErrorKind::kIo, fmt::format("same output name as for {}: {}", it->second, output), path));
+      return;
     }
-    if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
-    jobs.push_back({path, output});
+    add_job(output);
   }
 
   // `name` placed under --output-dir, keeping its relative path.
