@@ -13,4 +13,8 @@ for preset in "${presets[@]}"; do
   cmake --build --preset "$preset"
   echo "== $preset: test"
   ctest --preset "$preset"
+  if [[ "$preset" == release ]]; then
+    echo "== release: install and build an outside consumer"
+    ./scripts/check-install.sh
+  fi
 done
