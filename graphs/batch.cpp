@@ -270,7 +270,7 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
   // Outputs to stdout must come out in job order: then one file at a time.
   const bool to_stdout = std::any_of(jobs.begin(), jobs.end(), [](const FileJob& job) { return job.output.empty(); });
   std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> progress{0};
+  std::uint64_t progress = 0;  // guarded by progress_mutex
   std::mutex progress_mutex;
 
   const auto decode_one = [&](std::size_t i) {

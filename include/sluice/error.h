@@ -13,7 +13,6 @@ enum class ErrorKind {
   kUsage,        // bad options or arguments (the command exits 2)
   kIo,           // a system call on a file or stream failed
   kCorruptData,  // compressed input is malformed, truncated or fails a checksum
-  kUnsupported,  // valid input that this build cannot handle
   kInternal,     // a library returned something it should never return
   kCancelled,    // not done because the run stopped at another failure
 };

@@ -48,7 +48,6 @@ class FdSource final : public ByteSource {
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
   const struct stat& status() const { return status_; }
-  std::uint64_t bytes_read() const { return offset_; }
 
  private:
   int fd_ = -1;
