@@ -12,9 +12,7 @@
 #include "sluice/io.h"
 
 namespace sluice::app {
-namespace {
 
-// "-19" means level 19 (as in gzip and zstd); CLI11 would read it as the flags -1 and -9.
 std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
   const auto is_level_flag = [](const std::string& arg) {
     return arg.size() >= 2 && arg.size() <= 4 && arg[0] == '-' &&
@@ -33,8 +31,6 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
   }
   return args;
 }
-
-}  // namespace
 
 ParseResult parse_command_line(int argc, char** argv) {
   CliOptions options;

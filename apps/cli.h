@@ -41,4 +41,8 @@ struct ParseResult {
 };
 ParseResult parse_command_line(int argc, char** argv);
 
+// argv[1..] with "-19" (level 19, as in gzip and zstd) turned into "--level=19"; CLI11 would read
+// it as the flags -1 and -9.
+std::vector<std::string> rewrite_level_flags(int argc, char** argv);
+
 }  // namespace sluice::app

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -39,6 +40,10 @@ struct Chunk {
   };
   Piece piece = Piece::kUnit;
   Cut cut;
+  // Decompression only: the failure found while reading or decoding this piece. It travels in
+  // order, so the writer emits everything before it first (a truncated stream still yields its
+  // good prefix, as a tar extraction needs).
+  std::exception_ptr error;
 
   ByteView history() const { return input.view().first(history_bytes); }
   ByteView payload() const { return input.view().subspan(history_bytes); }
@@ -65,6 +70,7 @@ class ChunkPool {
   void release(Chunk* chunk) {
     std::lock_guard lock(mutex_);
     chunk->skip = false;
+    chunk->error = nullptr;
     free_.push_back(chunk);
     --in_use_;
   }

@@ -56,7 +56,11 @@ class PieceReader {
       try {
         if (Chunk* chunk = next_piece()) return chunk;
       } catch (...) {
-        errors_.capture_current(source_.name(), offset_);
+        // The failure goes down the graph in order, after the pieces before it.
+        done_ = true;
+        Chunk* chunk = piece(Piece::kMarker, {}, offset_, 0);
+        chunk->error = detail::current_error_with_context(source_.name(), offset_);
+        return chunk;
       }
     }
     control.stop();
@@ -205,11 +209,11 @@ void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, co
 
   // Unlimited: units are independent; the limiter bounds the work, the arena the threads.
   flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
-    if (chunk->piece != Piece::kUnit || errors.failed()) return chunk;
+    if (chunk->piece != Piece::kUnit || chunk->error || errors.failed()) return chunk;
     try {
       decoders.local()->decode(chunk->input.view(), chunk->cut, chunk->output);
     } catch (...) {
-      errors.capture_current(source.name(), chunk->offset);
+      chunk->error = detail::current_error_with_context(source.name(), chunk->offset);  // raised in order
     }
     return chunk;
   });
@@ -218,6 +222,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, co
 
   // Serial: verification across units, the streaming decoder and the output are all in order.
   flow::function_node<Chunk*, flow::continue_msg> writer(graph, flow::serial, [&](Chunk* chunk) {
+    if (chunk->error) errors.record(chunk->error);
     if (!errors.failed()) {
       try {
         switch (chunk->piece) {

@@ -1,0 +1,313 @@
+// `sluice tar`: create, extract and list tar archives. Parses its own arguments (tar's -c/-x/-t,
+// -f, -C, -v mean what they mean to tar) and calls sluice/tar.h.
+#include "apps/tar_command.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "apps/cli.h"
+#include "sluice/codec.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
+#include "sluice/tar.h"
+
+namespace sluice::app {
+namespace {
+
+struct TarCliOptions {
+  bool create = false;
+  bool extract = false;
+  bool list = false;
+  std::string archive;          // -f / -o; "-" is stdin/stdout
+  std::string directory;        // -C
+  std::vector<std::string> paths;
+  std::string format;           // -F: codec, or "none"
+  int level = 0;
+  int threads = 0;
+  std::string chunk_size;
+  bool independent = false;
+  bool verbose = false;
+  std::string mtime;
+  std::string owner;
+  std::string group;
+  bool numeric_owner = false;
+  bool preserve_permissions = false;
+  bool same_owner = false;
+  bool devices = false;
+  bool strict = false;
+};
+
+// "@1700000000", "2024-05-01", "2024-05-01 12:30", "2024-05-01T12:30:15" (UTC).
+std::int64_t parse_mtime(const std::string& text) {
+  if (text.starts_with("@")) {
+    try {
+      std::size_t used = 0;
+      const long long value = std::stoll(text.substr(1), &used);
+      if (used == text.size() - 1) return value;
+    } catch (const std::exception&) {
+    }
+  } else {
+    std::tm time{};
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    char separator = 0;
+    const int fields = std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &separator,
+                                   &hour, &minute, &second);
+    const bool date_only = fields == 3 && text.size() == 10;
+    const bool with_time = fields >= 6 && (separator == ' ' || separator == 'T');
+    if ((date_only || with_time) && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour < 24 &&
+        minute < 60 && second < 61) {
+      time.tm_year = year - 1900;
+      time.tm_mon = month - 1;
+      time.tm_mday = day;
+      time.tm_hour = hour;
+      time.tm_min = minute;
+      time.tm_sec = second;
+      return static_cast<std::int64_t>(::timegm(&time));
+    }
+  }
+  throw Error(ErrorKind::kUsage,
+              fmt::format("invalid --mtime '{}' (use @SECONDS, YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS', UTC)", text));
+}
+
+// "NAME", "NAME:ID", "ID" or "+ID".
+TarOwner parse_owner(const std::string& text, const char* what) {
+  TarOwner owner;
+  const auto parse_id = [&](std::string digits) {
+    if (digits.starts_with("+")) digits.erase(0, 1);
+    if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::kUsage, fmt::format("invalid --{} '{}' (use NAME, NAME:ID or ID)", what, text));
+    }
+    return std::stoull(digits);
+  };
+  const std::size_t colon = text.find(':');
+  if (colon != std::string::npos) {
+    owner.name = text.substr(0, colon);
+    owner.id = parse_id(text.substr(colon + 1));
+  } else if (!text.empty() && (text[0] == '+' || std::isdigit(static_cast<unsigned char>(text[0])))) {
+    owner.id = parse_id(text);
+    owner.name = "";
+  } else {
+    owner.name = text;
+  }
+  return owner;
+}
+
+std::string mode_string(const TarEntry& entry) {
+  std::string text(10, '-');
+  switch (entry.type) {
+    case TarEntryType::kDirectory: text[0] = 'd'; break;
+    case TarEntryType::kSymlink: text[0] = 'l'; break;
+    case TarEntryType::kHardLink: text[0] = 'h'; break;
+    case TarEntryType::kCharDevice: text[0] = 'c'; break;
+    case TarEntryType::kBlockDevice: text[0] = 'b'; break;
+    case TarEntryType::kFifo: text[0] = 'p'; break;
+    case TarEntryType::kFile: break;
+  }
+  const char* letters = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) {
+    if (entry.mode & (0400u >> i)) text[1 + i] = letters[i];
+  }
+  if (entry.mode & 04000) text[3] = (entry.mode & 0100) ? 's' : 'S';
+  if (entry.mode & 02000) text[6] = (entry.mode & 0010) ? 's' : 'S';
+  if (entry.mode & 01000) text[9] = (entry.mode & 0001) ? 't' : 'T';
+  return text;
+}
+
+// One line per entry, as `tar -tv` prints it.
+std::string long_listing(const TarEntry& entry) {
+  const std::string user = entry.uname.empty() ? std::to_string(entry.uid) : entry.uname;
+  const std::string group = entry.gname.empty() ? std::to_string(entry.gid) : entry.gname;
+  const auto seconds = static_cast<std::time_t>(entry.mtime_seconds);
+  std::tm local{};
+  ::localtime_r(&seconds, &local);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M", &local);
+  const std::string size = (entry.type == TarEntryType::kCharDevice || entry.type == TarEntryType::kBlockDevice)
+                               ? fmt::format("{},{}", entry.device_major, entry.device_minor)
+                               : std::to_string(entry.size);
+  std::string line = fmt::format("{} {}/{} {:>9} {} {}", mode_string(entry), user, group, size, when, entry.path);
+  if (entry.type == TarEntryType::kSymlink) line += " -> " + entry.link_target;
+  if (entry.type == TarEntryType::kHardLink) line += " link to " + entry.link_target;
+  return line;
+}
+
+int run_create(const TarCliOptions& options) {
+  if (options.paths.empty()) throw Error(ErrorKind::kUsage, "tar -c needs at least one PATH to archive");
+  std::string codec = options.format.empty() ? tar_codec_for_path(options.archive) : options.format;
+  if (codec == "none") codec.clear();
+  CompressOptions compress;
+  compress.threads = options.threads;
+  compress.codec_options.level = options.level;
+  compress.codec_options.independent = options.independent;
+  if (!options.chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(options.chunk_size);
+  if (!codec.empty()) {
+    (void)CodecRegistry::global().create(codec, compress.codec_options);  // validates level and chunk size
+  } else if (options.level != 0) {
+    throw Error(ErrorKind::kUsage, "a level needs a compressed archive (.tar.gz, .tar.zst, .tar.lz4 or -F)");
+  }
+
+  TarCreateOptions create;
+  create.directory = options.directory;
+  if (!options.mtime.empty()) create.mtime_seconds = parse_mtime(options.mtime);
+  if (!options.owner.empty()) create.owner = parse_owner(options.owner, "owner");
+  if (!options.group.empty()) create.group = parse_owner(options.group, "group");
+  create.numeric_owner = options.numeric_owner;
+  const bool to_stdout = options.archive == "-";
+  std::FILE* listing = to_stdout ? stderr : stdout;
+  if (options.verbose) create.on_entry = [listing](const TarEntry& entry) { fmt::print(listing, "{}\n", entry.path); };
+  create.on_skipped = [](const std::string& path, const std::string& why) {
+    fmt::print(stderr, "sluice: {}: {}\n", path, why);
+  };
+
+  if (to_stdout) {
+    if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
+    FdSink sink(1, "<stdout>");
+    create_tar(options.paths, sink, codec, compress, create);
+    return 0;
+  }
+  OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
+  create_tar(options.paths, output, codec, compress, create);
+  output.commit(false);
+  return 0;
+}
+
+std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
+  if (archive == "-") return std::make_unique<FdSource>(0, "<stdin>");
+  return std::make_unique<FdSource>(archive);
+}
+
+int run_extract(const TarCliOptions& options) {
+  TarExtractOptions extract;
+  extract.directory = options.directory.empty() ? "." : options.directory;
+  extract.members = options.paths;
+  extract.preserve_permissions = options.preserve_permissions;
+  extract.same_owner = options.same_owner;
+  extract.devices = options.devices;
+  extract.strict = options.strict;
+  extract.threads = options.threads;
+  if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", entry.path); };
+  extract.on_refused = [](const TarEntry& entry, const std::string& why) {
+    fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {}\n", entry.path, entry.header_offset, why);
+  };
+  auto source = open_archive(options.archive);
+  const TarExtractStats stats = extract_tar(*source, extract);
+  for (const auto& member : stats.members_not_found) {
+    fmt::print(stderr, "sluice: {}: not found in archive\n", member);
+  }
+  return stats.members_not_found.empty() ? 0 : 1;
+}
+
+int run_list(const TarCliOptions& options) {
+  auto source = open_archive(options.archive);
+  std::vector<bool> matched(options.paths.size(), false);
+  const auto selected = [&](const std::string& path) {
+    if (options.paths.empty()) return true;
+    std::string name = path;
+    while (name.size() > 1 && name.back() == '/') name.pop_back();
+    bool any = false;
+    for (std::size_t i = 0; i < options.paths.size(); ++i) {
+      std::string member = options.paths[i];
+      while (member.size() > 1 && member.back() == '/') member.pop_back();
+      if (name == member || (name.starts_with(member) && name.size() > member.size() && name[member.size()] == '/')) {
+        matched[i] = true;
+        any = true;
+      }
+    }
+    return any;
+  };
+  list_tar(*source, [&](const TarEntry& entry) {
+    if (!selected(entry.path)) return;
+    fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
+  }, options.threads);
+  int status = 0;
+  for (std::size_t i = 0; i < options.paths.size(); ++i) {
+    if (!matched[i]) {
+      fmt::print(stderr, "sluice: {}: not found in archive\n", options.paths[i]);
+      status = 1;
+    }
+  }
+  return status;
+}
+
+}  // namespace
+
+int run_tar_command(int argc, char** argv) {
+  TarCliOptions options;
+  CLI::App app{"Create, extract or list tar archives, compressed with any sluice codec or plain.\n"
+               "The archive is made and read through sluice's parallel graphs.",
+               "sluice tar"};
+  app.footer("Examples:\n"
+             "  sluice tar -c -o logs.tar.zst logs/      archive and compress (codec from the suffix)\n"
+             "  sluice tar -x -f logs.tar.zst -C out/    extract under out/\n"
+             "  sluice tar -t -v -f logs.tar.gz          list, long form\n"
+             "  sluice tar -c -f - src | ssh host ...    archive to stdout (plain unless -F)\n"
+             "Exit status: 0 success, 1 failure (or an entry refused with --strict), 2 usage error.");
+  app.add_flag("-c,--create", options.create, "Create an archive from PATHs");
+  app.add_flag("-x,--extract", options.extract, "Extract an archive (only MEMBERs if given)");
+  app.add_flag("-t,--list", options.list, "List an archive's contents (only MEMBERs if given)");
+  app.add_option("-f,--file,-o,--output", options.archive, "The archive; - is stdin or stdout")->type_name("ARCHIVE");
+  app.add_option("-C,--directory", options.directory,
+                 "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
+      ->type_name("DIR");
+  app.add_option("paths", options.paths, "Paths to archive, or members to extract or list")->type_name("PATH...");
+  app.add_option("-F,--format", options.format, "Compression (default from the archive name: .tar.gz/.tgz, "
+                                                  ".tar.zst, .tar.lz4; otherwise none)")
+      ->check(CLI::IsMember([] {
+        auto names = CodecRegistry::global().names();
+        names.push_back("none");
+        return names;
+      }()))
+      ->type_name("gzip|zstd|lz4|none");
+  app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19)")->type_name("N");
+  app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
+  app.add_flag("--independent", options.independent, "gzip: members that decompress in parallel");
+  app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");
+  app.add_option("--mtime", options.mtime, "Store this modification time for every entry (@SECONDS or a UTC date)")
+      ->type_name("TIME");
+  app.add_option("--owner", options.owner, "Store this owner for every entry (NAME, NAME:ID or ID)")->type_name("OWNER");
+  app.add_option("--group", options.group, "Store this group for every entry (NAME, NAME:ID or ID)")->type_name("GROUP");
+  app.add_flag("--numeric-owner", options.numeric_owner, "Store numeric ids only, no user or group names");
+  app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
+               "Extract setuid/setgid bits and ignore the umask");
+  app.add_flag("--same-owner", options.same_owner, "Restore owners (when running as root)");
+  app.add_flag("--devices", options.devices, "Create device nodes (when running as root)");
+  app.add_flag("--strict", options.strict, "Fail on the first entry refused for safety (default: warn, go on)");
+
+  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::reverse(args.begin(), args.end());
+  try {
+    app.parse(args);
+    const int modes = int(options.create) + int(options.extract) + int(options.list);
+    if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list)");
+    if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE (- for stdin/stdout)");
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}", app.help());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
+    return 2;
+  } catch (const Error& e) {
+    fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
+    return 2;
+  }
+  try {
+    if (options.create) return run_create(options);
+    if (options.extract) return run_extract(options);
+    return run_list(options);
+  } catch (const Error& e) {
+    fmt::print(stderr, "sluice: {}\n", e.what());
+    return e.kind() == ErrorKind::kUsage ? 2 : 1;
+  }
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,321 @@
+// Creating tar archives: the walk, the archive byte stream (TarWriterSource) and create_tar(),
+// which runs that stream through the compression graph.
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "graphs/tar_format.h"
+#include "sluice/error.h"
+#include "sluice/tar.h"
+
+namespace sluice {
+
+using detail::kTarBlockBytes;
+using detail::kTarRecordBytes;
+
+namespace {
+
+// One path to archive: where it is on disk and the name it gets in the archive.
+struct PlannedEntry {
+  std::string disk_path;
+  std::string archive_name;
+};
+
+// The archive name for an operand: without leading "/" and "../" (as GNU tar stores them) and
+// without trailing slashes.
+std::string archive_name_for(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  for (;;) {
+    if (path.starts_with("/")) path.erase(0, 1);
+    else if (path.starts_with("../")) path.erase(0, 3);
+    else if (path == "..") path.clear();
+    else break;
+  }
+  return path;
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  return dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+// Directory children in byte order of their names, so the archive does not depend on readdir order.
+std::vector<std::string> sorted_children(const std::string& dir) {
+  DIR* handle = ::opendir(dir.c_str());
+  if (handle == nullptr) throw_system_error("cannot read directory", dir);
+  std::vector<std::string> names;
+  errno = 0;
+  while (const dirent* item = ::readdir(handle)) {
+    const std::string name = item->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  const int saved = errno;
+  ::closedir(handle);
+  if (saved != 0) {
+    errno = saved;
+    throw_system_error("cannot read directory", dir);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+struct TarWriterSource::State {
+  TarCreateOptions options;
+  std::string name = "<tar>";
+  std::vector<std::string> operands;
+  std::size_t next_operand = 0;
+  // Directories still to walk, as a stack of pending entries (depth-first, sorted).
+  std::vector<PlannedEntry> stack;
+
+  Buffer pending;                // header or padding bytes not yet handed out
+  std::size_t pending_position = 0;
+  int file_fd = -1;              // the regular file whose content is being read
+  std::string file_path;
+  std::uint64_t file_left = 0;
+  std::uint64_t file_size = 0;
+  std::uint64_t file_padding = 0;
+  bool trailer_done = false;
+  std::uint64_t archive_bytes = 0;
+  std::uint64_t entries = 0;
+
+  std::map<std::pair<dev_t, ino_t>, std::string> hard_links;  // first archive name of each linked inode
+  std::unordered_map<uid_t, std::string> user_names;
+  std::unordered_map<gid_t, std::string> group_names;
+
+  ~State() { close_file(); }
+
+  void close_file() {
+    if (file_fd >= 0) ::close(file_fd);
+    file_fd = -1;
+  }
+
+  const std::string& user_name(uid_t uid) {
+    auto it = user_names.find(uid);
+    if (it != user_names.end()) return it->second;
+    const passwd* entry = ::getpwuid(uid);
+    return user_names[uid] = entry ? entry->pw_name : "";
+  }
+  const std::string& group_name(gid_t gid) {
+    auto it = group_names.find(gid);
+    if (it != group_names.end()) return it->second;
+    const group* entry = ::getgrgid(gid);
+    return group_names[gid] = entry ? entry->gr_name : "";
+  }
+
+  // Adds the next entry's headers to `pending` (and opens its file); false when there is none.
+  bool next_entry() {
+    while (stack.empty()) {
+      if (next_operand == operands.size()) return false;
+      const std::string& operand = operands[next_operand++];
+      const bool relative = !operand.starts_with("/") && !options.directory.empty();
+      stack.push_back({relative ? join(options.directory, operand) : operand, archive_name_for(operand)});
+    }
+    PlannedEntry planned = std::move(stack.back());
+    stack.pop_back();
+
+    struct stat status {};
+    if (::lstat(planned.disk_path.c_str(), &status) != 0) throw_system_error("cannot archive", planned.disk_path);
+    TarEntry entry;
+    entry.path = planned.archive_name;
+    entry.mode = status.st_mode & 07777;
+    entry.uid = status.st_uid;
+    entry.gid = status.st_gid;
+    entry.mtime_seconds = status.st_mtim.tv_sec;
+    entry.mtime_nanoseconds = static_cast<std::uint32_t>(status.st_mtim.tv_nsec);
+    if (S_ISDIR(status.st_mode)) {
+      entry.type = TarEntryType::kDirectory;
+      // Children go on the stack in reverse so that they come off it in order.
+      const auto children = sorted_children(planned.disk_path);
+      for (auto it = children.rbegin(); it != children.rend(); ++it) {
+        stack.push_back({join(planned.disk_path, *it), join(planned.archive_name, *it)});
+      }
+      if (entry.path.empty()) return true;  // "/" itself: its children only
+      entry.path += '/';
+    } else if (S_ISLNK(status.st_mode)) {
+      entry.type = TarEntryType::kSymlink;
+      std::string target(static_cast<std::size_t>(status.st_size) + 1, '\0');
+      for (;;) {
+        const ssize_t n = ::readlink(planned.disk_path.c_str(), target.data(), target.size());
+        if (n < 0) throw_system_error("cannot read symbolic link", planned.disk_path);
+        if (static_cast<std::size_t>(n) < target.size()) {
+          target.resize(static_cast<std::size_t>(n));
+          break;
+        }
+        target.resize(target.size() * 2);
+      }
+      entry.link_target = target;
+    } else if (S_ISREG(status.st_mode) || S_ISCHR(status.st_mode) || S_ISBLK(status.st_mode) ||
+               S_ISFIFO(status.st_mode)) {
+      entry.type = S_ISREG(status.st_mode)   ? TarEntryType::kFile
+                   : S_ISCHR(status.st_mode) ? TarEntryType::kCharDevice
+                   : S_ISBLK(status.st_mode) ? TarEntryType::kBlockDevice
+                                             : TarEntryType::kFifo;
+      if (!S_ISREG(status.st_mode) && !S_ISFIFO(status.st_mode)) {
+        entry.device_major = major(status.st_rdev);
+        entry.device_minor = minor(status.st_rdev);
+      }
+    } else {
+      if (options.on_skipped) options.on_skipped(planned.disk_path, "socket ignored");
+      return true;
+    }
+    if (entry.path.empty()) entry.path = ".";
+
+    // Second and later names of a linked inode become hard-link entries.
+    if (!S_ISDIR(status.st_mode) && status.st_nlink > 1) {
+      const auto [it, first] = hard_links.try_emplace({status.st_dev, status.st_ino}, entry.path);
+      if (!first) {
+        entry.type = TarEntryType::kHardLink;
+        entry.link_target = it->second;
+      }
+    }
+    if (entry.type == TarEntryType::kFile) {
+      // Open before writing the header so the size recorded is the size read.
+      file_fd = ::open(planned.disk_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (file_fd < 0) throw_system_error("cannot archive", planned.disk_path);
+      struct stat opened {};
+      if (::fstat(file_fd, &opened) != 0) throw_system_error("cannot stat", planned.disk_path);
+      if (!S_ISREG(opened.st_mode)) throw Error(ErrorKind::kIo, "changed type while being archived", planned.disk_path);
+      entry.size = static_cast<std::uint64_t>(opened.st_size);
+      entry.mtime_seconds = opened.st_mtim.tv_sec;
+      entry.mtime_nanoseconds = static_cast<std::uint32_t>(opened.st_mtim.tv_nsec);
+      file_path = planned.disk_path;
+      file_left = file_size = entry.size;
+      file_padding = detail::tar_padding(entry.size);
+    }
+
+    if (options.mtime_seconds) {
+      entry.mtime_seconds = *options.mtime_seconds;
+      entry.mtime_nanoseconds = 0;
+    }
+    entry.uname = options.numeric_owner ? "" : user_name(static_cast<uid_t>(entry.uid));
+    entry.gname = options.numeric_owner ? "" : group_name(static_cast<gid_t>(entry.gid));
+    if (options.owner.id) entry.uid = *options.owner.id;
+    if (options.owner.name) entry.uname = *options.owner.name;
+    if (options.group.id) entry.gid = *options.group.id;
+    if (options.group.name) entry.gname = *options.group.name;
+    entry.header_offset = archive_bytes;  // `pending` is empty: everything before was handed out
+
+    pending.clear();
+    pending_position = 0;
+    detail::append_tar_headers(pending, entry);
+    ++entries;
+    if (options.on_entry) options.on_entry(entry);
+    if (file_fd >= 0 && file_left == 0) close_file();
+    return true;
+  }
+
+  void add_trailer() {
+    // Two zero blocks end the archive; the whole is padded to a 10 KiB record, as tar does.
+    const std::uint64_t total = archive_bytes + 2 * kTarBlockBytes;
+    const std::uint64_t bytes = 2 * kTarBlockBytes + (kTarRecordBytes - total % kTarRecordBytes) % kTarRecordBytes;
+    pending.clear();
+    pending_position = 0;
+    pending.resize(static_cast<std::size_t>(bytes));
+    std::memset(pending.data(), 0, pending.size());
+    trailer_done = true;
+  }
+
+  std::size_t read_file(std::uint8_t* dst, std::size_t max_bytes) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, file_left));
+    const off_t at = static_cast<off_t>(file_size - file_left);
+    ssize_t got;
+    do {
+      got = ::pread(file_fd, dst, want, at);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      const int saved = errno;
+      throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), file_path,
+                  static_cast<std::uint64_t>(at));
+    }
+    if (got == 0) {
+      throw Error(ErrorKind::kIo,
+                  fmt::format("file shrank while being archived: {} of {} bytes read", file_size - file_left, file_size),
+                  file_path);
+    }
+    file_left -= static_cast<std::uint64_t>(got);
+    if (file_left == 0) {
+      close_file();
+      pending.clear();
+      pending_position = 0;
+      pending.resize(static_cast<std::size_t>(file_padding));
+      std::memset(pending.data(), 0, pending.size());
+    }
+    return static_cast<std::size_t>(got);
+  }
+
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) {
+    std::size_t total = 0;
+    while (total < max_bytes) {
+      if (pending_position < pending.size()) {
+        const std::size_t n = std::min(max_bytes - total, pending.size() - pending_position);
+        std::memcpy(dst + total, pending.data() + pending_position, n);
+        pending_position += n;
+        total += n;
+        archive_bytes += n;
+        continue;
+      }
+      if (file_fd >= 0 && file_left > 0) {
+        const std::size_t n = read_file(dst + total, max_bytes - total);
+        total += n;
+        archive_bytes += n;
+        continue;
+      }
+      if (trailer_done) break;
+      if (!next_entry()) add_trailer();
+    }
+    return total;
+  }
+};
+
+TarWriterSource::TarWriterSource(std::vector<std::string> paths, TarCreateOptions options)
+    : state_(std::make_unique<State>()) {
+  state_->options = std::move(options);
+  state_->operands = std::move(paths);
+}
+TarWriterSource::~TarWriterSource() = default;
+std::size_t TarWriterSource::read(std::uint8_t* dst, std::size_t max_bytes) { return state_->read(dst, max_bytes); }
+const std::string& TarWriterSource::name() const { return state_->name; }
+std::uint64_t TarWriterSource::entries() const { return state_->entries; }
+
+TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,
+                    const CompressOptions& compress_options, const TarCreateOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  TarWriterSource source(paths, options);
+  TarStats stats;
+  stats.codec = codec;
+  if (codec.empty()) {
+    Buffer buffer(1024 * 1024);
+    for (;;) {
+      const std::size_t n = source.read_full(buffer.data(), buffer.capacity());
+      if (n == 0) break;
+      sink.write(ByteView(buffer.data(), n));
+      stats.archive_bytes += n;
+    }
+    stats.stored_bytes = stats.archive_bytes;
+  } else {
+    CompressOptions run = compress_options;
+    run.codec = codec;
+    const CompressStats compressed = compress(source, sink, run);
+    stats.archive_bytes = compressed.input_bytes;
+    stats.stored_bytes = compressed.output_bytes;
+  }
+  stats.entries = source.entries();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+}  // namespace sluice

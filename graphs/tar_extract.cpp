@@ -1,0 +1,353 @@
+// Extracting tar archives safely.
+//
+// The rules that keep an archive inside the destination:
+// - entry names and hard-link targets are relative paths without ".." components;
+// - no path component inside the destination is ever followed if it is a symlink (the entry is
+//   refused; this is bsdtar's default), so "link -> /etc" then "link/passwd" cannot escape;
+// - an existing symlink (or file) at an entry's own name is replaced, never written through;
+// - setuid/setgid bits are dropped and device nodes refused unless asked for (and root).
+// Regular files are written to a temporary beside their final name and renamed when complete,
+// so an archive that breaks off mid-file leaves no partial file. Directory modes and times are
+// applied at the end, deepest first, as tar does (a read-only directory still gets its contents).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "sluice/error.h"
+#include "sluice/tar.h"
+
+namespace sluice {
+namespace {
+
+// `path` split into its components with "" and "." dropped; nullopt and a reason if it is
+// absolute or has a ".." component.
+std::optional<std::string> relative_path(const std::string& path, std::string& why) {
+  if (path.starts_with("/")) {
+    why = "absolute path";
+    return std::nullopt;
+  }
+  std::string out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string part = path.substr(start, slash - start);
+    if (part == "..") {
+      why = "path contains '..'";
+      return std::nullopt;
+    }
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
+std::string parent_of(const std::string& relative) {
+  const std::size_t slash = relative.rfind('/');
+  return slash == std::string::npos ? std::string() : relative.substr(0, slash);
+}
+
+// Thrown inside the extractor for an entry that is refused; caught in begin().
+struct Refusal {
+  std::string why;
+};
+
+class Extractor final : public TarEntryHandler {
+ public:
+  explicit Extractor(const TarExtractOptions& options) : options_(options) {
+    root_ = options.directory.empty() ? "." : options.directory;
+    std::error_code ignored;
+    std::filesystem::create_directories(root_, ignored);
+    struct stat status {};
+    if (::stat(root_.c_str(), &status) != 0) throw_system_error("cannot use destination", root_);
+    if (!S_ISDIR(status.st_mode)) throw Error(ErrorKind::kIo, "destination is not a directory", root_);
+    is_root_ = ::geteuid() == 0;
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    umask_ = mask;
+    for (const auto& member : options.members) {
+      std::string why;
+      auto relative = relative_path(member, why);
+      members_.push_back(relative ? *relative : member);
+    }
+    matched_.assign(members_.size(), false);
+  }
+
+  void begin(const TarEntry& entry) override {
+    current_ = &entry;
+    skipping_ = true;
+    std::string why;
+    const auto relative = relative_path(entry.path, why);
+    if (!relative) return refuse(entry, why);
+    if (relative->empty()) return;  // "./": the destination itself
+    if (!selected(*relative)) return;
+    if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
+    try {
+      ensure_directories(parent_of(*relative));
+      const std::string path = full(*relative);
+      switch (entry.type) {
+        case TarEntryType::kFile: start_file(entry, path); break;
+        case TarEntryType::kDirectory: make_directory(entry, *relative, path); break;
+        case TarEntryType::kSymlink: make_symlink(entry, path); break;
+        case TarEntryType::kHardLink: make_hard_link(entry, path); break;
+        case TarEntryType::kFifo:
+        case TarEntryType::kCharDevice:
+        case TarEntryType::kBlockDevice: make_special(entry, path); break;
+      }
+      ++extracted_;
+      if (options_.on_entry) options_.on_entry(entry);
+    } catch (const Refusal& refusal) {
+      refuse(entry, refusal.why);
+    }
+  }
+
+  void data(ByteView bytes) override {
+    if (file_) file_->write(bytes);
+  }
+
+  void end() override {
+    if (!file_) return;
+    file_->commit(false);
+    const std::string path = file_->name();
+    file_.reset();
+    if (want_owner()) restore_owner(path, *current_, true);
+  }
+
+  // Directory modes and times, deepest first. Runs after success and after failure alike.
+  void finish_directories() noexcept {
+    std::sort(directories_.begin(), directories_.end(),
+              [](const PendingDirectory& a, const PendingDirectory& b) { return a.path > b.path; });
+    for (const auto& directory : directories_) {
+      if (want_owner()) (void)::lchown(directory.path.c_str(), directory.uid, directory.gid);
+      (void)::chmod(directory.path.c_str(), directory.mode);
+      const struct timespec times[2] = {directory.mtime, directory.mtime};
+      (void)::utimensat(AT_FDCWD, directory.path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    }
+    directories_.clear();
+  }
+
+  std::uint64_t extracted() const { return extracted_; }
+  std::uint64_t refused() const { return refused_; }
+  std::vector<std::string> members_not_found() const {
+    std::vector<std::string> missing;
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      if (!matched_[i]) missing.push_back(options_.members[i]);
+    }
+    return missing;
+  }
+
+ private:
+  struct PendingDirectory {
+    std::string path;
+    mode_t mode;
+    struct timespec mtime;
+    uid_t uid;
+    gid_t gid;
+  };
+
+  std::string full(const std::string& relative) const { return root_ + "/" + relative; }
+
+  bool selected(const std::string& relative) {
+    if (members_.empty()) return true;
+    bool any = false;
+    for (std::size_t i = 0; i < members_.size(); ++i) {
+      const std::string& member = members_[i];
+      if (relative == member ||
+          (relative.size() > member.size() && relative.starts_with(member) && relative[member.size()] == '/')) {
+        matched_[i] = true;
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  void refuse(const TarEntry& entry, const std::string& why) {
+    ++refused_;
+    if (options_.strict) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("refusing entry '{}' (archive byte {}): {}", entry.path, entry.header_offset, why));
+    }
+    if (options_.on_refused) options_.on_refused(entry, why);
+  }
+
+  bool want_owner() const { return options_.same_owner && is_root_; }
+
+  // Permission bits to give an entry: without -p, no setuid/setgid, and the umask applies
+  // (except for root, as with GNU tar).
+  mode_t mode_for(const TarEntry& entry) const {
+    mode_t mode = static_cast<mode_t>(entry.mode & 07777);
+    if (!options_.preserve_permissions) {
+      mode &= ~static_cast<mode_t>(S_ISUID | S_ISGID);
+      if (!is_root_) mode &= ~umask_;
+    }
+    return mode;
+  }
+
+  static struct timespec mtime_of(const TarEntry& entry) {
+    return {static_cast<time_t>(entry.mtime_seconds), static_cast<long>(entry.mtime_nanoseconds)};
+  }
+
+  // Makes every directory of `relative` (a path inside the destination) exist, refusing to pass
+  // through a symlink or a non-directory.
+  void ensure_directories(const std::string& relative) {
+    if (relative.empty() || verified_.count(relative)) return;
+    std::size_t start = 0;
+    while (start <= relative.size()) {
+      std::size_t slash = relative.find('/', start);
+      if (slash == std::string::npos) slash = relative.size();
+      const std::string prefix = relative.substr(0, slash);
+      if (!verified_.count(prefix)) {
+        const std::string path = full(prefix);
+        struct stat status {};
+        if (::lstat(path.c_str(), &status) != 0) {
+          if (errno != ENOENT) throw_system_error("cannot create directory", path);
+          if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+          if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
+        }
+        if (S_ISLNK(status.st_mode)) throw Refusal{fmt::format("path goes through the symbolic link '{}'", prefix)};
+        if (!S_ISDIR(status.st_mode)) throw Refusal{fmt::format("'{}' is not a directory", prefix)};
+        verified_.insert(prefix);
+      }
+      start = slash + 1;
+    }
+  }
+
+  // Makes room at `path` for a new non-directory: an existing file or symlink there is removed
+  // (never followed); an existing directory is refused.
+  void clear_place(const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) != 0) return;
+    if (S_ISDIR(status.st_mode)) throw Refusal{"a directory exists at that path"};
+    if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+  }
+
+  void start_file(const TarEntry& entry, const std::string& path) {
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0) {
+      if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
+      // The temporary is renamed over a regular file; anything else (a symlink above all, or a
+      // FIFO the output would open) is removed first so that nothing is written through it.
+      if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+    }
+    file_ = std::make_unique<OutputFile>(path, true);
+    struct stat metadata {};
+    metadata.st_mode = mode_for(entry);
+    metadata.st_atim = metadata.st_mtim = mtime_of(entry);
+    file_->preserve_metadata_of(metadata);
+    skipping_ = false;
+  }
+
+  void make_directory(const TarEntry& entry, const std::string& relative, const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
+      if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+    }
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+    verified_.insert(relative);
+    directories_.push_back({path, mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid),
+                            static_cast<gid_t>(entry.gid)});
+  }
+
+  void make_symlink(const TarEntry& entry, const std::string& path) {
+    clear_place(path);
+    if (::symlink(entry.link_target.c_str(), path.c_str()) != 0) throw_system_error("cannot create symbolic link", path);
+    const struct timespec times[2] = {mtime_of(entry), mtime_of(entry)};
+    (void)::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    if (want_owner()) restore_owner(path, entry, false);
+  }
+
+  void make_hard_link(const TarEntry& entry, const std::string& path) {
+    std::string why;
+    const auto target = relative_path(entry.link_target, why);
+    if (!target || target->empty()) throw Refusal{fmt::format("hard link to '{}': {}", entry.link_target, why.empty() ? "the destination" : why)};
+    ensure_directories(parent_of(*target));
+    const std::string target_path = full(*target);
+    struct stat target_status {};
+    if (::lstat(target_path.c_str(), &target_status) != 0) {
+      throw Refusal{fmt::format("hard link target '{}' was not extracted", entry.link_target)};
+    }
+    if (S_ISDIR(target_status.st_mode)) throw Refusal{fmt::format("hard link to the directory '{}'", entry.link_target)};
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0 && existing.st_dev == target_status.st_dev &&
+        existing.st_ino == target_status.st_ino) {
+      return;  // already the same file
+    }
+    clear_place(path);
+    // Flags 0: a symlink target is linked as the symlink itself, never followed.
+    if (::linkat(AT_FDCWD, target_path.c_str(), AT_FDCWD, path.c_str(), 0) != 0) {
+      throw_system_error("cannot create hard link", path);
+    }
+  }
+
+  void make_special(const TarEntry& entry, const std::string& path) {
+    if (entry.type != TarEntryType::kFifo && !(options_.devices && is_root_)) {
+      throw Refusal{"device node (extracted only as root with --devices)"};
+    }
+    clear_place(path);
+    const mode_t type = entry.type == TarEntryType::kFifo         ? S_IFIFO
+                        : entry.type == TarEntryType::kCharDevice ? S_IFCHR
+                                                                  : S_IFBLK;
+    const dev_t device = makedev(entry.device_major, entry.device_minor);
+    if (::mknod(path.c_str(), type | mode_for(entry), type == S_IFIFO ? 0 : device) != 0) {
+      throw_system_error("cannot create special file", path);
+    }
+    if (want_owner()) restore_owner(path, entry, true);
+    const struct timespec times[2] = {mtime_of(entry), mtime_of(entry)};
+    (void)::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
+
+  void restore_owner(const std::string& path, const TarEntry& entry, bool reapply_mode) {
+    if (::lchown(path.c_str(), static_cast<uid_t>(entry.uid), static_cast<gid_t>(entry.gid)) != 0) {
+      throw_system_error("cannot restore owner", path);
+    }
+    // chown clears setuid/setgid; put the mode back.
+    if (reapply_mode) (void)::chmod(path.c_str(), mode_for(entry));
+  }
+
+  const TarExtractOptions& options_;
+  std::string root_;
+  std::vector<std::string> members_;
+  std::vector<bool> matched_;
+  bool is_root_ = false;
+  mode_t umask_ = 022;
+  std::unordered_set<std::string> verified_;  // directories known to be real directories
+  std::vector<PendingDirectory> directories_;
+  std::unique_ptr<OutputFile> file_;
+  const TarEntry* current_ = nullptr;
+  bool skipping_ = true;
+  std::uint64_t extracted_ = 0;
+  std::uint64_t refused_ = 0;
+};
+
+}  // namespace
+
+TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options) {
+  Extractor extractor(options);
+  TarExtractStats stats;
+  try {
+    static_cast<TarStats&>(stats) = read_tar(source, extractor, options.threads);
+  } catch (...) {
+    extractor.finish_directories();
+    throw;
+  }
+  extractor.finish_directories();
+  stats.extracted = extractor.extracted();
+  stats.refused = extractor.refused();
+  stats.members_not_found = extractor.members_not_found();
+  return stats;
+}
+
+}  // namespace sluice

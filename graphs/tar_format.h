@@ -1,0 +1,61 @@
+// The tar header block, both ways: building ustar headers (with a pax extended header in front
+// when a field does not fit ustar) and decoding ustar/pax/GNU/v7 headers. Internal to the library.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "sluice/bytes.h"
+#include "sluice/tar.h"
+
+namespace sluice::detail {
+
+constexpr std::size_t kTarBlockBytes = 512;
+constexpr std::size_t kTarRecordBytes = 10240;  // archives are padded to this (GNU tar, bsdtar)
+
+// Padding after `bytes` of content to the next block boundary.
+constexpr std::uint64_t tar_padding(std::uint64_t bytes) {
+  return (kTarBlockBytes - bytes % kTarBlockBytes) % kTarBlockBytes;
+}
+
+// Appends the header blocks for `entry` to `out`: a pax 'x' header when any field needs one
+// (long or non-ASCII names, sizes from 8 GiB, large ids, sub-second or negative mtimes), then
+// the ustar header.
+void append_tar_headers(Buffer& out, const TarEntry& entry);
+
+// One decoded header block, before pax and GNU long-name records are applied.
+struct RawTarHeader {
+  std::string name;  // prefix joined for POSIX ustar
+  std::string link_name;
+  char typeflag = '0';
+  std::uint32_t mode = 0;
+  std::uint64_t uid = 0;
+  std::uint64_t gid = 0;
+  std::uint64_t size = 0;
+  std::int64_t mtime = 0;
+  std::string uname;
+  std::string gname;
+  std::uint32_t device_major = 0;
+  std::uint32_t device_minor = 0;
+};
+
+enum class HeaderCheck { kValid, kZero, kBadChecksum };
+
+// Whether `block` (512 bytes) is a header with a good checksum, or all zeros.
+HeaderCheck check_tar_header(const std::uint8_t* block);
+
+// Decodes a header whose checksum is good. Throws Error (no path) on malformed numbers.
+RawTarHeader decode_tar_header(const std::uint8_t* block);
+
+// Parses pax extended header records ("LEN key=value\n" ...) into `records` (later keys win).
+// Throws Error on a malformed record.
+void parse_pax_records(std::string_view data, std::map<std::string, std::string>& records);
+
+// "123.45" -> {123, 450000000}; nullopt if malformed.
+std::optional<std::pair<std::int64_t, std::uint32_t>> parse_pax_time(std::string_view text);
+std::optional<std::uint64_t> parse_pax_number(std::string_view text);
+
+}  // namespace sluice::detail

@@ -1,0 +1,168 @@
+// Tar archives through the same graphs as every other job.
+//
+// Creating: TarWriterSource walks the given paths and produces the archive (POSIX pax/ustar) as a
+// byte stream, one file open at a time and each file's contents read straight into the graph's
+// chunks; create_tar() feeds that stream to the compression graph (or writes it plain). The
+// archive is produced in order while its chunks are compressed in parallel.
+//
+// Reading: TarReader is a ByteSink that parses an archive as it is written to it, in whatever
+// pieces, and reports entries to a TarEntryHandler. read_tar() detects the compression from the
+// magic bytes, runs the decompression graph into a TarReader (or feeds a plain archive
+// directly), so contents stream through in bounded memory whatever the file sizes.
+// extract_tar() and list_tar() are the two handlers the `sluice tar` command uses.
+//
+// Formats read: POSIX ustar and pax (local and global headers), GNU (././@LongLink names,
+// base-256 numbers), old v7 headers. GNU sparse entries and multi-volume archives are reported
+// and skipped, not expanded.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/compress.h"
+#include "sluice/io.h"
+
+namespace sluice {
+
+enum class TarEntryType { kFile, kHardLink, kSymlink, kCharDevice, kBlockDevice, kDirectory, kFifo };
+
+struct TarEntry {
+  std::string path;             // as stored, after pax and GNU long-name records
+  TarEntryType type = TarEntryType::kFile;
+  char typeflag = '0';          // the raw header type
+  std::uint32_t mode = 0644;    // permission bits, including setuid/setgid/sticky (07777)
+  std::uint64_t uid = 0;
+  std::uint64_t gid = 0;
+  std::string uname;
+  std::string gname;
+  std::uint64_t size = 0;       // content bytes that follow the header (regular files)
+  std::int64_t mtime_seconds = 0;
+  std::uint32_t mtime_nanoseconds = 0;
+  std::string link_target;      // symlink target, or the path a hard link refers to
+  std::uint32_t device_major = 0;
+  std::uint32_t device_minor = 0;
+  std::uint64_t header_offset = 0;  // archive byte where the entry's first header block starts
+  // Set for entries that cannot be reproduced (GNU sparse files, multi-volume continuations):
+  // the reason, e.g. "GNU sparse file". Their stored bytes are still passed to data().
+  std::string unsupported;
+};
+
+// Receives a parsed archive: begin(), the content in pieces through data(), end(); in order.
+class TarEntryHandler {
+ public:
+  virtual ~TarEntryHandler() = default;
+  virtual void begin(const TarEntry& entry) = 0;
+  virtual void data(ByteView bytes) = 0;
+  virtual void end() = 0;
+};
+
+// Parses a tar archive written to it in any pieces. Throws Error (kCorruptData) on a corrupt
+// header, naming the archive byte and the entry before it; finish() throws if the archive ends in
+// the middle of an entry.
+class TarReader final : public ByteSink {
+ public:
+  TarReader(TarEntryHandler& handler, std::string name);
+  ~TarReader() override;
+  void write(ByteView bytes) override;
+  const std::string& name() const override;
+  void finish();
+  std::uint64_t entries() const;
+  std::uint64_t bytes_parsed() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// --- creating ---
+
+struct TarOwner {
+  std::optional<std::string> name;  // stored user/group name ("" stores none)
+  std::optional<std::uint64_t> id;  // stored numeric id
+};
+
+struct TarCreateOptions {
+  // Paths are taken relative to this directory (tar -C); entry names do not include it.
+  std::string directory;
+  // Applied to every entry when set, for reproducible archives.
+  std::optional<std::int64_t> mtime_seconds;
+  TarOwner owner;
+  TarOwner group;
+  bool numeric_owner = false;  // store no user/group names
+  // Called as each entry is added (for -v), and for files left out (sockets): the path and why.
+  std::function<void(const TarEntry&)> on_entry;
+  std::function<void(const std::string& path, const std::string& why)> on_skipped;
+};
+
+// The archive of `paths` as a byte stream. Directories are walked recursively, children in
+// byte order of their names, so the same tree gives the same bytes. Entry names are the paths as
+// given, without leading "/" and "../". Reading throws Error naming the file when one cannot be
+// read, vanishes, or shrinks while it is archived.
+class TarWriterSource final : public ByteSource {
+ public:
+  TarWriterSource(std::vector<std::string> paths, TarCreateOptions options);
+  ~TarWriterSource() override;
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
+  const std::string& name() const override;
+  std::uint64_t entries() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+struct TarStats {
+  std::string codec;               // "" for a plain archive
+  std::uint64_t entries = 0;
+  std::uint64_t archive_bytes = 0; // uncompressed tar stream
+  std::uint64_t stored_bytes = 0;  // bytes written (create) or read (extract, list)
+  double seconds = 0;
+};
+
+// Writes the archive of `paths` to `sink`, compressed with compress.codec through the compression
+// graph, or plain when `codec` is empty.
+TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,
+                    const CompressOptions& compress, const TarCreateOptions& options = {});
+
+// --- reading ---
+
+// Parses the archive in `source` (compressed with any registered codec, or plain) into `handler`.
+TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads = 0);
+
+struct TarExtractOptions {
+  std::string directory = ".";        // created if missing
+  std::vector<std::string> members;   // only these paths (and what is under them); empty: all
+  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
+  bool same_owner = false;            // restore uid/gid (only when running as root)
+  bool devices = false;               // create device nodes (only when running as root)
+  bool strict = false;                // a refused entry is an error instead of a warning
+  int threads = 0;
+  std::function<void(const TarEntry&)> on_entry;  // each entry extracted
+  // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.
+  std::function<void(const TarEntry&, const std::string& why)> on_refused;
+};
+
+struct TarExtractStats : TarStats {
+  std::uint64_t extracted = 0;
+  std::uint64_t refused = 0;
+  std::vector<std::string> members_not_found;  // options.members that matched no entry
+};
+
+// Extracts the archive in `source` under options.directory. Never writes outside it: entries with
+// absolute paths or ".." components, paths through symlinks, and hard links to outside are
+// refused. Files appear under their final names only when complete. On a corrupt or truncated
+// archive the entries before it stay extracted and the Error is thrown.
+TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options);
+
+// Calls `on_entry` for every entry of the archive in `source`.
+TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads = 0);
+
+// The codec a tar file name implies: .tar.gz/.tgz gzip, .tar.zst/.tzst zstd, .tar.lz4 lz4;
+// "" for anything else (a plain archive).
+std::string tar_codec_for_path(const std::string& path);
+
+}  // namespace sluice

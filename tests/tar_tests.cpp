@@ -1,0 +1,568 @@
+// Tar archives: round trips of trees with every entry type, interop with GNU tar, bsdtar and
+// Python's tarfile in both directions, reproducible output, malicious archives (nothing escapes
+// the destination), and truncated or corrupt archives (clear error, earlier entries kept).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <fcntl.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <map>
+
+#include "graphs/tar_format.h"
+#include "sluice/tar.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Bytes;
+using testing::CommandResult;
+using testing::quote;
+using testing::random_bytes;
+using testing::read_file;
+using testing::text_bytes;
+using testing::write_file;
+
+std::string describe(const CommandResult& r) { return fmt::format("status {}, stdout: {}, stderr: {}", r.status, r.out, r.err); }
+
+void set_mtime(const fs::path& path, std::int64_t seconds, long nanoseconds) {
+  const struct timespec times[2] = {{static_cast<time_t>(seconds), nanoseconds}, {static_cast<time_t>(seconds), nanoseconds}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+// A tree with every entry type tar stores: files at block edges, empty files and directories,
+// long and UTF-8 names, symlinks (dangling too), hard links, a FIFO, various modes and times.
+void make_tree(const fs::path& root, bool with_special_modes = true) {
+  fs::create_directories(root / "dir/nested/deeper");
+  fs::create_directories(root / "empty-dir");
+  write_file(root / "empty.txt", {});
+  write_file(root / "one.txt", Bytes{'x'});
+  write_file(root / "dir/block-511", text_bytes(511, 1));
+  write_file(root / "dir/block-512", text_bytes(512, 2));
+  write_file(root / "dir/block-513", text_bytes(513, 3));
+  write_file(root / "dir/nested/random.bin", random_bytes(300 * 1024, 4));
+  write_file(root / "dir/nested/deeper/text.log", text_bytes(2 * 1024 * 1024 + 7, 5));
+  write_file(root / "name with spaces.txt", text_bytes(100, 6));
+  write_file(root / "héllo wörld ünïcode ✓.txt", text_bytes(200, 7));
+  const std::string long_dir = std::string(120, 'd');
+  const std::string long_name = std::string(150, 'n') + ".txt";
+  fs::create_directories(root / long_dir / long_dir);
+  write_file(root / long_dir / long_dir / long_name, text_bytes(1000, 8));
+  fs::create_symlink("one.txt", root / "link-to-one");
+  fs::create_symlink("does/not/exist", root / "dangling-link");
+  fs::create_symlink(std::string(200, 't'), root / "long-link");
+  fs::create_symlink("../dir", root / "dir/nested/up-link");
+  fs::create_hard_link(root / "dir/block-512", root / "hard-link-512");
+  fs::create_hard_link(root / "dir/block-512", root / "dir/nested/hard-link-again");
+  ASSERT_EQ(::mkfifo((root / "fifo").c_str(), 0644), 0);
+  fs::permissions(root / "one.txt", fs::perms(0600));
+  fs::permissions(root / "dir/block-511", fs::perms(0755));
+  fs::permissions(root / "dir/block-513", fs::perms(0444));
+  if (with_special_modes) fs::permissions(root / "dir/nested", fs::perms(0555));
+  // Times with and without fractions; directories last, since filling them changed theirs.
+  set_mtime(root / "one.txt", 1000000000, 0);
+  set_mtime(root / "dir/block-511", 1600000000, 123456789);
+  set_mtime(root / "link-to-one", 1500000000, 0);
+  set_mtime(root / "dir/nested", 1400000000, 500000000);
+}
+
+// Every entry under `root`: type, permissions, size, content CRC, mtime (to the microsecond when
+// `fractions`), link target, and which names share an inode.
+std::string snapshot(const fs::path& root, bool fractions = true) {
+  std::vector<std::string> lines;
+  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
+  std::vector<fs::path> paths;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    paths.push_back(it->path());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& path : paths) {
+    struct stat status {};
+    EXPECT_EQ(::lstat(path.c_str(), &status), 0);
+    const std::string relative = path.lexically_relative(root).string();
+    std::string line = fmt::format("{} mode={:o}", relative, status.st_mode);
+    if (!S_ISDIR(status.st_mode)) {
+      line += fmt::format(" mtime={}", status.st_mtim.tv_sec);
+      if (fractions) line += fmt::format(".{:06}", status.st_mtim.tv_nsec / 1000);
+    }
+    if (S_ISREG(status.st_mode)) {
+      const Bytes bytes = read_file(path);
+      line += fmt::format(" size={} crc={:08x}", bytes.size(), crc32(0, bytes.data(), static_cast<uInt>(bytes.size())));
+      if (status.st_nlink > 1) {
+        const auto [it, first] = inodes.try_emplace({status.st_dev, status.st_ino}, relative);
+        line += " inode-of=" + it->second;
+      }
+    }
+    if (S_ISLNK(status.st_mode)) line += " -> " + fs::read_symlink(path).string();
+    lines.push_back(line);
+  }
+  return fmt::format("{}", fmt::join(lines, "\n"));
+}
+
+class Tar : public ::testing::Test {
+ protected:
+  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
+  CommandResult sluice_tar(const std::string& args) { return sh(testing::sluice() + " tar " + args); }
+  // The tree relative to the scratch directory, as "src".
+  void make_src(bool with_special_modes = true) { make_tree(dir_ / "src", with_special_modes); }
+  void put(const std::string& name, const Bytes& bytes) { write_file(dir_ / name, bytes); }
+  void python(const std::string& script) {
+    write_file(dir_ / "make.py", testing::to_bytes(script));
+    const auto r = sh("python3 make.py");
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  bool outside_untouched() { return fs::is_empty(dir_ / "outside"); }
+
+  testing::ScratchDir dir_;
+};
+
+struct TarFormat {
+  std::string extension;   // archive suffix
+  std::string decompress;  // for tar -I; empty: plain
+};
+const std::vector<TarFormat> kTarFormats = {
+    {".tar", ""}, {".tar.gz", "gzip -d"}, {".tar.zst", "zstd -d"}, {".tar.lz4", "lz4 -d"}};
+void PrintTo(const TarFormat& f, std::ostream* os) { *os << f.extension; }
+
+class TarEachFormat : public Tar, public ::testing::WithParamInterface<TarFormat> {};
+
+TEST_P(TarEachFormat, TreeWithEveryEntryTypeRoundTrips) {
+  make_src();
+  const std::string archive = "x" + GetParam().extension;
+  auto r = sluice_tar("-c -f " + archive + " src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("mkdir out && " + testing::sluice() + " tar -x -f " + archive + " -C out");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "out/src"), snapshot(dir_ / "src"));
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+TEST_P(TarEachFormat, GnuTarAndBsdtarExtractOursToTheSameTree) {
+  make_src();
+  const auto& f = GetParam();
+  const std::string archive = "x" + f.extension;
+  auto r = sluice_tar("-c -f " + archive + " src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string gnu_filter = f.decompress.empty() ? "" : " -I " + quote(f.decompress);
+  r = sh("mkdir gnu && tar" + gnu_filter + " -x -f " + archive + " -C gnu");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "gnu/src"), snapshot(dir_ / "src"));
+  r = sh("mkdir bsd && bsdtar -x -f " + archive + " -C bsd");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "bsd/src"), snapshot(dir_ / "src"));
+  // Both list the same names we do.
+  const auto ours = sluice_tar("-t -f " + archive);
+  const auto gnu = sh("tar" + gnu_filter + " -t -f " + archive);
+  ASSERT_EQ(ours.status, 0) << describe(ours);
+  ASSERT_EQ(gnu.status, 0) << describe(gnu);
+  EXPECT_EQ(ours.out, gnu.out);
+}
+
+TEST_P(TarEachFormat, ArchiveBytesAreTheSameForAnyThreadCountAndRun) {
+  make_src();
+  const std::string ext = GetParam().extension;
+  for (const char* threads : {"1", "2", "8"}) {
+    const auto r = sluice_tar(fmt::format("-c -j {} -f x{}{} src", threads, threads, ext));
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  const auto r = sluice_tar("-c -j 2 -f again" + ext + " src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const Bytes first = read_file(dir_ / ("x1" + ext));
+  EXPECT_EQ(first, read_file(dir_ / ("x2" + ext)));
+  EXPECT_EQ(first, read_file(dir_ / ("x8" + ext)));
+  EXPECT_EQ(first, read_file(dir_ / ("again" + ext)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, TarEachFormat, ::testing::ValuesIn(kTarFormats),
+                         [](const auto& param_info) {
+                           const std::string& ext = param_info.param.extension;
+                           return ext == ".tar" ? std::string("plain") : ext.substr(5);
+                         });
+
+TEST_F(Tar, ExtractsWhatGnuTarBsdtarAndPythonWrite) {
+  make_src();
+  struct Writer {
+    std::string name;
+    std::string command;
+  };
+  const std::vector<Writer> writers = {
+      {"gnu.tar", "tar --format=gnu -cf gnu.tar src"},
+      {"posix.tar.gz", "tar --format=posix -I gzip -cf posix.tar.gz src"},
+      {"pigz.tar.gz", "tar --format=gnu -I pigz -cf pigz.tar.gz src"},
+      {"zstd.tar.zst", "tar --format=posix -I 'zstd -T2' -cf zstd.tar.zst src"},
+      {"bsd.tar", "bsdtar -cf bsd.tar src"},
+      {"bsd.tar.lz4", "bsdtar --lz4 -cf bsd.tar.lz4 src"},
+      {"py-gnu.tar", "python3 -c \"import tarfile; t=tarfile.open('py-gnu.tar','w',format=tarfile.GNU_FORMAT); t.add('src'); t.close()\""},
+      {"py-pax.tar", "python3 -c \"import tarfile; t=tarfile.open('py-pax.tar','w',format=tarfile.PAX_FORMAT); t.add('src'); t.close()\""},
+  };
+  for (const auto& writer : writers) {
+    SCOPED_TRACE(writer.name);
+    auto r = sh(writer.command);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const std::string out = "out-" + writer.name;
+    r = sluice_tar("-x -f " + writer.name + " -C " + out);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    // Only GNU tar's posix format keeps exact sub-second times (its gnu format, bsdtar's restricted
+    // pax and Python's GNU format keep whole seconds; Python's pax goes through a float).
+    const bool fractions = writer.name.starts_with("posix") || writer.name.starts_with("zstd");
+    EXPECT_EQ(snapshot(dir_ / out / "src", fractions), snapshot(dir_ / "src", fractions));
+    // And we list what GNU tar lists.
+    const auto ours = sluice_tar("-t -f " + writer.name);
+    const auto gnu = sh("bsdtar -t -f " + writer.name);
+    EXPECT_EQ(ours.out, gnu.out);
+  }
+}
+
+TEST_F(Tar, StdinAndStdout) {
+  make_src();
+  auto r = sh(testing::sluice() + " tar -c -F zstd -f - src | " + testing::sluice() + " tar -x -f - -C out");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "out/src"), snapshot(dir_ / "src"));
+  // Without -F an archive on stdout is plain, which tar reads directly.
+  r = sh(testing::sluice() + " tar -c -f - src | tar -t | wc -l");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_GT(std::stoi(r.out), 10);
+}
+
+TEST_F(Tar, ReproducibleArchivesWithMtimeAndOwnerOverrides) {
+  make_src(false);
+  const std::string flags = " --mtime '2020-01-02 03:04:05' --owner builder:1000 --group builder:1000 ";
+  auto r = sluice_tar("-c -f a.tar.gz" + flags + "src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  // The same tree with other times compares equal.
+  r = sh("cp -a src copy && find copy -exec touch -h -d '2011-11-11 11:11' {} + && mv src orig && mv copy src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-c -f b.tar.gz" + flags + "src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(read_file(dir_ / "a.tar.gz"), read_file(dir_ / "b.tar.gz"));
+  r = sh("tar -tvz --numeric-owner -f a.tar.gz | head -1");
+  EXPECT_NE(r.out.find("1000/1000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2020-01-02"), std::string::npos) << r.out;
+  r = sh("tar -tvz -f a.tar.gz | head -1");
+  EXPECT_NE(r.out.find("builder/builder"), std::string::npos) << r.out;
+}
+
+TEST_F(Tar, ListingLongFormAndMembers) {
+  make_src();
+  auto r = sluice_tar("-c -f x.tar.lz4 src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-t -v -f x.tar.lz4");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("lrwxrwxrwx"), std::string::npos);
+  EXPECT_NE(r.out.find("src/link-to-one -> one.txt"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" link to src/"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("prw-r--r--"), std::string::npos) << r.out;
+  r = sluice_tar("-x -f x.tar.lz4 -C out src/dir/nested src/one.txt");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "out/src/dir/nested/random.bin"));
+  EXPECT_TRUE(fs::exists(dir_ / "out/src/one.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "out/src/dir/block-512"));
+  r = sluice_tar("-x -f x.tar.lz4 -C out2 src/nothing-here");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("src/nothing-here: not found in archive"), std::string::npos) << r.err;
+}
+
+TEST_F(Tar, CreateErrorsLeaveNoArchive) {
+  make_src();
+  auto r = sluice_tar("-c -f x.tar.zst src missing-path");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing-path"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "x.tar.zst"));
+  r = sh("ls -a | grep -c sluice-");
+  EXPECT_EQ(r.out, "0\n") << "a temporary was left behind";
+  r = sluice_tar("-c src");
+  EXPECT_EQ(r.status, 2);
+  r = sluice_tar("-c -x -f a.tar src");
+  EXPECT_EQ(r.status, 2);
+  r = sluice_tar("-c -f a.tar --mtime yesterday src");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--mtime"), std::string::npos);
+  r = sluice_tar("-c -f a.tar -l 5 src");
+  EXPECT_EQ(r.status, 2);
+  r = sluice_tar("-c -f a.tar.zst -l 99 src");
+  EXPECT_EQ(r.status, 2);
+}
+
+// ---- Malicious archives ----
+
+TEST_F(Tar, MaliciousEntriesAreRefusedAndNothingEscapes) {
+  fs::create_directories(dir_ / "outside");
+  fs::create_directories(dir_ / "dest");
+  write_file(dir_ / "victim.txt", testing::to_bytes(std::string("precious")));
+  const std::string outside = (dir_ / "outside").string();
+  python(fmt::format(R"(
+import io, tarfile
+def add(t, name, data=b'', **kw):
+    info = tarfile.TarInfo(name)
+    for k, v in kw.items(): setattr(info, k, v)
+    info.size = len(data) if info.type in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
+    t.addfile(info, io.BytesIO(data) if info.size else None)
+t = tarfile.open('evil.tar', 'w', format=tarfile.PAX_FORMAT)
+add(t, 'ok-before.txt', b'fine')
+add(t, '../escape.txt', b'x')
+add(t, 'a/../../escape2.txt', b'x')
+add(t, '{outside}/absolute.txt', b'x')
+add(t, 'sym', type=tarfile.SYMTYPE, linkname='{outside}')
+add(t, 'sym/through-symlink.txt', b'x')
+add(t, 'up', type=tarfile.SYMTYPE, linkname='..')
+add(t, 'up/outside/through-dotdot-link.txt', b'x')
+add(t, 'hard-up', type=tarfile.LNKTYPE, linkname='../victim.txt')
+add(t, 'hard-abs', type=tarfile.LNKTYPE, linkname='/etc/passwd')
+add(t, 'victim-link', type=tarfile.SYMTYPE, linkname='../victim.txt')
+add(t, 'victim-link', b'overwritten')
+add(t, 'setuid', b'#!/bin/sh', mode=0o4755)
+add(t, 'device', type=tarfile.CHRTYPE, devmajor=1, devminor=3)
+add(t, 'ok-after.txt', b'fine too')
+t.close()
+)", fmt::arg("outside", outside)));
+  auto r = sluice_tar("-x -f evil.tar -C dest");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(outside_untouched());
+  EXPECT_FALSE(fs::exists(dir_ / "escape.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "escape2.txt"));
+  EXPECT_EQ(read_file(dir_ / "victim.txt"), testing::to_bytes(std::string("precious")));
+  for (const std::string& refused : std::vector<std::string>{"../escape.txt", "a/../../escape2.txt", outside + "/absolute.txt",
+                                    "sym/through-symlink.txt", "up/outside/through-dotdot-link.txt", "hard-up",
+                                    "hard-abs", "device"}) {
+    EXPECT_NE(r.err.find(fmt::format("refusing entry '{}' (archive byte ", refused)), std::string::npos)
+        << refused << "\n" << r.err;
+  }
+  EXPECT_NE(r.err.find("symbolic link 'sym'"), std::string::npos) << r.err;
+  // The entries around the refused ones are extracted; the symlink at victim-link was replaced,
+  // not written through; setuid was dropped.
+  EXPECT_EQ(read_file(dir_ / "dest/ok-before.txt"), testing::to_bytes(std::string("fine")));
+  EXPECT_EQ(read_file(dir_ / "dest/ok-after.txt"), testing::to_bytes(std::string("fine too")));
+  EXPECT_FALSE(fs::is_symlink(dir_ / "dest/victim-link"));
+  EXPECT_EQ(read_file(dir_ / "dest/victim-link"), testing::to_bytes(std::string("overwritten")));
+  struct stat status {};
+  ASSERT_EQ(::stat((dir_ / "dest/setuid").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07000, 0u);
+  EXPECT_FALSE(fs::exists(dir_ / "dest/device"));
+
+  // --strict: the first refusal fails the run; what came before stays.
+  r = sluice_tar("-x --strict -f evil.tar -C strict");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("'../escape.txt'"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "strict/ok-before.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "strict/ok-after.txt"));
+  EXPECT_TRUE(outside_untouched());
+
+  // -p keeps setuid.
+  r = sluice_tar("-x -p -f evil.tar -C keep setuid");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  ASSERT_EQ(::stat((dir_ / "keep/setuid").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 04755u);
+}
+
+TEST_F(Tar, HardLinkToASymlinkNeverWritesThroughIt) {
+  fs::create_directories(dir_ / "outside");
+  write_file(dir_ / "outside/target.txt", testing::to_bytes(std::string("keep me")));
+  python(fmt::format(R"(
+import io, tarfile
+t = tarfile.open('evil.tar', 'w')
+s = tarfile.TarInfo('s'); s.type = tarfile.SYMTYPE; s.linkname = '{0}/target.txt'; t.addfile(s)
+h = tarfile.TarInfo('h'); h.type = tarfile.LNKTYPE; h.linkname = 's'; t.addfile(h)
+f = tarfile.TarInfo('h'); data = b'gotcha'; f.size = len(data); t.addfile(f, io.BytesIO(data))
+t.close()
+)", (dir_ / "outside").string()));
+  const auto r = sluice_tar("-x -f evil.tar -C dest");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(read_file(dir_ / "outside/target.txt"), testing::to_bytes(std::string("keep me")));
+  EXPECT_EQ(read_file(dir_ / "dest/h"), testing::to_bytes(std::string("gotcha")));
+}
+
+// ---- Bad archives ----
+
+TEST_F(Tar, TruncatedArchiveKeepsEarlierEntriesAndNamesTheBrokenOne) {
+  fs::create_directories(dir_ / "src");
+  write_file(dir_ / "src/a-first.txt", text_bytes(1000, 1));
+  write_file(dir_ / "src/b-big.bin", random_bytes(600 * 1024, 2));
+  write_file(dir_ / "src/c-last.txt", text_bytes(1000, 3));
+  auto r = sluice_tar("-c -f x.tar src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  Bytes archive = read_file(dir_ / "x.tar");
+  archive.resize(300 * 1024);
+  write_file(dir_ / "cut.tar", archive);
+  r = sluice_tar("-x -f cut.tar -C out");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cut.tar"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("truncated in entry 'src/b-big.bin'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("archive byte"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir_ / "out/src/a-first.txt"), text_bytes(1000, 1));
+  // No partial file under the final name, no temporary, nothing after it.
+  const auto names = testing::run("ls -A out/src", dir_.path()).out;
+  EXPECT_EQ(names, "a-first.txt\n");
+
+  // Compressed and cut: the codec names the problem; earlier entries stay.
+  r = sluice_tar("-c -f x.tar.zst --chunk-size 64K src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  archive = read_file(dir_ / "x.tar.zst");
+  archive.resize(archive.size() / 2);
+  write_file(dir_ / "cut.tar.zst", archive);
+  r = sluice_tar("-x -f cut.tar.zst -C zout");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("cut.tar.zst"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir_ / "zout/src/a-first.txt"), text_bytes(1000, 1));
+  EXPECT_EQ(testing::run("ls -A zout/src", dir_.path()).out, "a-first.txt\n");
+}
+
+TEST_F(Tar, CorruptHeaderNotAnArchiveAndEmptyInputAreErrors) {
+  fs::create_directories(dir_ / "src");
+  write_file(dir_ / "src/a.txt", text_bytes(1000, 1));
+  write_file(dir_ / "src/b.txt", text_bytes(1000, 2));
+  auto r = sluice_tar("-c --mtime @1000 -f x.tar src");  // whole seconds: no pax headers
+  ASSERT_EQ(r.status, 0) << describe(r);
+  Bytes archive = read_file(dir_ / "x.tar");
+  // The third header (src/, src/a.txt with 2 blocks of content, then src/b.txt at 2048).
+  archive[2048 + 10] ^= 0x20;
+  write_file(dir_ / "bad.tar", archive);
+  r = sluice_tar("-t -f bad.tar");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("corrupt tar header (bad checksum) at archive byte 2048 (after entry 'src/a.txt')"),
+            std::string::npos) << r.err;
+  put("random.bin", random_bytes(10000, 9));
+  r = sluice_tar("-t -f random.bin");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("not a tar archive"), std::string::npos) << r.err;
+  put("empty.tar", {});
+  r = sluice_tar("-x -f empty.tar -C out");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("empty.tar"), std::string::npos) << r.err;
+  r = sluice_tar("-t -f no-such.tar");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("no-such.tar"), std::string::npos) << r.err;
+}
+
+// ---- Library ----
+
+class CollectingHandler final : public TarEntryHandler {
+ public:
+  void begin(const TarEntry& entry) override { entries.push_back(entry); }
+  void data(ByteView bytes) override { content_bytes += bytes.size(); }
+  void end() override { ++ended; }
+  std::vector<TarEntry> entries;
+  std::uint64_t content_bytes = 0;
+  int ended = 0;
+};
+
+TEST(TarFormat, PaxRecordsCarryWhatUstarCannot) {
+  TarEntry entry;
+  entry.path = std::string(300, 'p') + "/ünïcode";
+  entry.size = 9ull << 30;  // over ustar's 8 GiB
+  entry.uid = 1u << 30;
+  entry.mtime_seconds = 1700000000;
+  entry.mtime_nanoseconds = 250000000;
+  entry.uname = std::string(40, 'u');
+  Buffer headers;
+  detail::append_tar_headers(headers, entry);
+  CollectingHandler handler;
+  TarReader reader(handler, "test");
+  // Any split of the header bytes parses the same.
+  for (std::size_t i = 0; i < headers.size(); i += 7) {
+    reader.write(headers.view().subspan(i, std::min<std::size_t>(7, headers.size() - i)));
+  }
+  ASSERT_EQ(handler.entries.size(), 1u);
+  const TarEntry& parsed = handler.entries[0];
+  EXPECT_EQ(parsed.path, entry.path);
+  EXPECT_EQ(parsed.size, entry.size);
+  EXPECT_EQ(parsed.uid, entry.uid);
+  EXPECT_EQ(parsed.mtime_seconds, entry.mtime_seconds);
+  EXPECT_EQ(parsed.mtime_nanoseconds, entry.mtime_nanoseconds);
+  EXPECT_EQ(parsed.uname, entry.uname);
+  EXPECT_EQ(parsed.header_offset, 0u);
+  // The content has not come: finishing now is a truncation naming the entry.
+  try {
+    reader.finish();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated in entry"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TarFormat, PythonReadsOurPaxHeadersForHugeSizes) {
+  // Python's tarfile is an independent pax reader: it must see the 9 GiB size and the long name.
+  testing::ScratchDir dir;
+  TarEntry entry;
+  entry.path = std::string(200, 'q');
+  entry.size = 9ull << 30;
+  Buffer headers;
+  detail::append_tar_headers(headers, entry);
+  write_file(dir / "h.tar", Bytes(headers.data(), headers.data() + headers.size()));
+  const auto r = testing::run("python3 -c \"import tarfile; i=tarfile.TarInfo.frombuf; f=open('h.tar','rb'); "
+                              "t=tarfile.open(fileobj=f, mode='r|'); m=t.next(); print(len(m.name), m.size)\"",
+                              dir.path());
+  EXPECT_EQ(r.out, fmt::format("200 {}\n", 9ull << 30)) << r.err;
+}
+
+TEST(TarLibrary, AFileThatShrinksWhileArchivedIsAnError) {
+  testing::ScratchDir dir;
+  write_file(dir / "f.bin", random_bytes(100000, 1));
+  TarWriterSource source({(dir / "f.bin").string()}, {});
+  std::vector<std::uint8_t> buffer(4096);
+  ASSERT_GT(source.read(buffer.data(), 1024), 0u);  // headers, the file now open
+  fs::resize_file(dir / "f.bin", 5000);
+  try {
+    while (source.read(buffer.data(), buffer.size()) > 0) {
+    }
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("shrank"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("f.bin"), std::string::npos) << e.what();
+  }
+}
+
+TEST(TarLibrary, CreateAndExtractInMemoryWithEveryCodec) {
+  testing::ScratchDir dir;
+  make_tree(dir / "tree");
+  for (const std::string codec : {"", "gzip", "zstd", "lz4"}) {
+    SCOPED_TRACE(codec);
+    MemorySink sink;
+    CompressOptions compress;
+    compress.threads = 2;
+    compress.codec_options.chunk_bytes = 64 * 1024;
+    std::size_t seen = 0;
+    TarCreateOptions create;
+    create.directory = dir.path().string();
+    create.on_entry = [&](const TarEntry&) { ++seen; };
+    const TarStats created = create_tar({"tree"}, sink, codec, compress, create);
+    EXPECT_EQ(created.entries, seen);
+    EXPECT_EQ(created.archive_bytes % 10240, 0u);
+    MemorySource source(sink.buffer().view());
+    TarExtractOptions extract;
+    extract.directory = (dir / ("out" + codec)).string();
+    const TarExtractStats extracted = extract_tar(source, extract);
+    EXPECT_EQ(extracted.codec, codec);
+    EXPECT_EQ(extracted.entries, created.entries);
+    EXPECT_EQ(extracted.refused, 0u);
+    EXPECT_EQ(snapshot(dir / ("out" + codec) / "tree"), snapshot(dir / "tree"));
+  }
+}
+
+TEST(TarLibrary, CodecFromTheArchiveName) {
+  EXPECT_EQ(tar_codec_for_path("a.tar.gz"), "gzip");
+  EXPECT_EQ(tar_codec_for_path("a.tgz"), "gzip");
+  EXPECT_EQ(tar_codec_for_path("a.tar.zst"), "zstd");
+  EXPECT_EQ(tar_codec_for_path("a.tar.lz4"), "lz4");
+  EXPECT_EQ(tar_codec_for_path("a.tar"), "");
+  EXPECT_EQ(tar_codec_for_path("-"), "");
+}
+
+TEST_F(Tar, CorpusTreeInteropWithGnuTar) {
+  const fs::path corpus = testing::corpus_dir();
+  if (corpus.empty()) GTEST_SKIP() << "Silesia corpus not available";
+  auto r = sh("cp -r " + quote(corpus.string()) + " corpus && " + testing::sluice() +
+              " tar -c -f c.tar.gz --independent corpus && mkdir gnu && tar -I pigz -xf c.tar.gz -C gnu");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "gnu/corpus"), snapshot(dir_ / "corpus"));
+  r = sh("tar --format=posix -I 'zstd -T2' -cf g.tar.zst corpus && " + testing::sluice() + " tar -x -f g.tar.zst -C ours");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "ours/corpus"), snapshot(dir_ / "corpus"));
+}
+
+}  // namespace
+}  // namespace sluice
