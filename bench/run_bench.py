@@ -7,7 +7,10 @@ hits them alike; figures are medians. Throughput is uncompressed bytes / wall ti
 
 Also measures sluice's peak RSS while compressing a 1 GiB stream from a pipe.
 
-Usage: bench/run_bench.py [--reps N] [--threads N] [--write BENCHMARKS.md]
+Also: a bundle of many small files and one big one (each to its own .gz), and tar archives of a
+real tree (create and extract) against tar piped through pigz, zstd -T and lz4.
+
+Usage: bench/run_bench.py [--reps N] [--threads N] [--write BENCHMARKS.md] [--only stream|bundle|tar]
 """
 import argparse
 import os
@@ -181,6 +184,106 @@ def bundle_table(tar, threads, reps):
             "times": times, "sizes": out_sizes, "tools": [label for label, _ in tools]}
 
 
+def make_tree():
+    """A real tree to archive: the Silesia files plus a copy of /usr/include (thousands of headers)."""
+    tree = DATA / "tree"
+    if not tree.exists():
+        tree.mkdir()
+        shutil.copytree(DATA / "silesia", tree / "silesia", symlinks=True)
+        shutil.copytree("/usr/include", tree / "include", symlinks=True)
+    files = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()]
+    return tree, len(files), sum(p.stat().st_size for p in files)
+
+
+def tar_table(threads, reps):
+    """Archive creation and extraction against the usual tar pipelines; outputs on tmpfs."""
+    tree, files, total = make_tree()
+    s = str(SLUICE)
+    j = threads
+    out = OUT / "tar"
+    out.mkdir(exist_ok=True)
+    # (label, command, archive it writes)
+    create = [
+        ("gzip -6", [("sluice tar", f"{s} tar -c -j{j} -f {out}/s.tar.gz -C {tree} .", out / "s.tar.gz"),
+                     (f"tar | pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
+                      out / "p.tar.gz")]),
+        ("gzip -6 independent", [("sluice tar", f"{s} tar -c -j{j} --independent -f {out}/si.tar.gz -C {tree} .",
+                                  out / "si.tar.gz"),
+                                 (f"tar | pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
+                                  out / "p.tar.gz")]),
+        ("zstd -3", [("sluice tar", f"{s} tar -c -j{j} -f {out}/s.tar.zst -C {tree} .", out / "s.tar.zst"),
+                     (f"tar -I 'zstd -T{j}'", f"tar -I 'zstd -3 -T{j}' -cf {out}/z.tar.zst -C {tree} .",
+                      out / "z.tar.zst")]),
+        ("lz4 -1", [("sluice tar", f"{s} tar -c -j{j} -f {out}/s.tar.lz4 -C {tree} .", out / "s.tar.lz4"),
+                    ("tar -I lz4", f"tar -I 'lz4 -1' -cf {out}/l.tar.lz4 -C {tree} .", out / "l.tar.lz4")]),
+    ]
+    extract = [
+        ("gzip (pigz-style, ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.gz -C {{dst}}"),
+                                     ("tar -I pigz", f"tar -I pigz -xf {out}/s.tar.gz -C {{dst}}"),
+                                     ("tar -z (gzip)", f"tar -xzf {out}/s.tar.gz -C {{dst}}")]),
+        ("gzip independent (ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/si.tar.gz -C {{dst}}"),
+                                     ("tar -I pigz", f"tar -I pigz -xf {out}/si.tar.gz -C {{dst}}")]),
+        ("zstd (ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.zst -C {{dst}}"),
+                         ("tar -I zstd", f"tar -I zstd -xf {out}/s.tar.zst -C {{dst}}")]),
+        ("zstd (made by zstd -T2)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/z.tar.zst -C {{dst}}"),
+                                     ("tar -I zstd", f"tar -I zstd -xf {out}/z.tar.zst -C {{dst}}")]),
+        ("lz4 (ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.lz4 -C {{dst}}"),
+                        ("tar -I lz4", f"tar -I lz4 -xf {out}/s.tar.lz4 -C {{dst}}")]),
+    ]
+    ctimes, csizes, xtimes = {}, {}, {}
+    for rep in range(reps):
+        for group, rows in create:
+            for label, command, archive in rows:
+                start = time.perf_counter()
+                subprocess.run(command, shell=True, check=True, executable="/bin/bash")
+                ctimes.setdefault((group, label), []).append(time.perf_counter() - start)
+                csizes[(group, label)] = archive.stat().st_size
+        for group, rows in extract:
+            for label, command in rows:
+                dst = out / "x"
+                shutil.rmtree(dst, ignore_errors=True)
+                dst.mkdir()
+                start = time.perf_counter()
+                subprocess.run(command.format(dst=dst), shell=True, check=True, executable="/bin/bash")
+                xtimes.setdefault((group, label), []).append(time.perf_counter() - start)
+                if rep == 0 and label == "sluice tar":
+                    subprocess.run(["diff", "-r", "-q", "--no-dereference", str(tree), str(dst)], check=True)
+        print(f"  tar repetition {rep + 1}/{reps} done", file=sys.stderr)
+    shutil.rmtree(out / "x", ignore_errors=True)
+    return {"files": files, "total": total, "create": create, "extract": extract, "ctimes": ctimes,
+            "csizes": csizes, "xtimes": xtimes}
+
+
+def render_tar(t, reps):
+    lines = ["### Tar archives", ""]
+    lines.append(f"A tree of {t['files']} files, {t['total'] / 1e6:.1f} MB (the Silesia files plus a copy of "
+                 f"/usr/include); archive and extraction directory on tmpfs; median of {reps} interleaved runs. "
+                 "MB/s counts the tree's file bytes.")
+    lines.append("")
+    lines.append("| create | tool | seconds | MB/s | sluice speed vs this tool | archive size | sluice size vs this tool |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    for group, rows in t["create"]:
+        ours_t = statistics.median(t["ctimes"][(group, "sluice tar")])
+        ours_s = t["csizes"][(group, "sluice tar")]
+        for label, _, _ in rows:
+            sec = statistics.median(t["ctimes"][(group, label)])
+            size = t["csizes"][(group, label)]
+            speed = "" if label == "sluice tar" else f"{sec / ours_t:.2f}x"
+            rel = "" if label == "sluice tar" else f"{ours_s / size:.4f}x"
+            lines.append(f"| {group} | {label} | {sec:.2f} | {mbps(t['total'], sec):.0f} | {speed} | "
+                         f"{size / 1e6:.1f} MB | {rel} |")
+    lines.append("")
+    lines.append("| extract (archive made by) | tool | seconds | MB/s | sluice speed vs this tool |")
+    lines.append("|---|---|---:|---:|---:|")
+    for group, rows in t["extract"]:
+        ours_t = statistics.median(t["xtimes"][(group, "sluice tar")])
+        for label, _ in rows:
+            sec = statistics.median(t["xtimes"][(group, label)])
+            speed = "" if label == "sluice tar" else f"{sec / ours_t:.2f}x"
+            lines.append(f"| {group} | {label} | {sec:.2f} | {mbps(t['total'], sec):.0f} | {speed} |")
+    return "\n".join(lines)
+
+
 def mbps(nbytes, seconds):
     return nbytes / seconds / 1e6
 
@@ -256,8 +359,8 @@ def main():
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--write", type=Path, help="replace the tables between the bench markers in this file")
-    parser.add_argument("--only", choices=["all", "stream", "bundle"], default="all",
-                        help="run only the single-stream tables or only the bundle table")
+    parser.add_argument("--only", choices=["all", "stream", "bundle", "tar"], default="all",
+                        help="run only the single-stream tables, the bundle table or the tar table")
     args = parser.parse_args()
     for tool in ("pigz", "gzip", "zstd", "lz4", "bgzip"):
         if not shutil.which(tool):
@@ -276,6 +379,9 @@ def main():
     if args.only in ("all", "bundle"):
         bundle_reps = max(3, args.reps // 2)
         parts.append(render_bundle(bundle_table(tar, args.threads, bundle_reps), bundle_reps))
+    if args.only in ("all", "tar"):
+        tar_reps = max(3, args.reps // 2)
+        parts.append(render_tar(tar_table(args.threads, tar_reps), tar_reps))
     report = "\n\n".join(parts)
     print(report)
     if args.write:
