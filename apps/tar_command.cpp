@@ -2,6 +2,7 @@
 // -f, -C, -v mean what they mean to tar) and calls sluice/tar.h.
 #include "apps/tar_command.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -173,6 +174,8 @@ int run_create(const TarCliOptions& options) {
     return 0;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
+  const struct stat written = output.status();
+  create.skip_files.emplace_back(written.st_dev, written.st_ino);
   create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
   return 0;

@@ -1,5 +1,6 @@
 // The codec registry: one table of name -> factory, seeded with the built-in codecs.
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <shared_mutex>
 
@@ -71,6 +72,18 @@ std::optional<CodecInfo> CodecRegistry::find(const std::string& name) const {
   const auto* entry = state_->find(name);
   if (!entry) return std::nullopt;
   return entry->info;
+}
+
+void StreamDecoder::decode_to(ByteView input, Output& output) {
+  decode(input, [&output](ByteView bytes) {
+    while (!bytes.empty()) {
+      const std::span<std::uint8_t> space = output.space();
+      const std::size_t n = std::min(space.size(), bytes.size());
+      std::memcpy(space.data(), bytes.data(), n);
+      output.produced(n);
+      bytes = bytes.subspan(n);
+    }
+  });
 }
 
 std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {

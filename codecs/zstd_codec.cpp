@@ -59,13 +59,26 @@ class ZstdDecoder final : public StreamDecoder {
   ~ZstdDecoder() override { ZSTD_freeDCtx(context_); }
 
   void decode(ByteView input, const Emit& emit) override {
+    // Through our own buffer, handed to `emit` as it fills.
+    struct EmitOutput final : Output {
+      Buffer& buffer;
+      const Emit& emit;
+      EmitOutput(Buffer& b, const Emit& e) : buffer(b), emit(e) {}
+      std::span<std::uint8_t> space() override { return {buffer.data(), buffer.capacity()}; }
+      void produced(std::size_t bytes) override { emit({buffer.data(), bytes}); }
+    } output(out_, emit);
+    decode_to(input, output);
+  }
+
+  void decode_to(ByteView input, Output& output) override {
     if (input.empty()) return;
     ZSTD_inBuffer in{input.data(), input.size(), 0};
     for (;;) {
-      ZSTD_outBuffer out{out_.data(), out_.capacity(), 0};
+      const std::span<std::uint8_t> space = output.space();
+      ZSTD_outBuffer out{space.data(), space.size(), 0};
       const std::size_t ret = ZSTD_decompressStream(context_, &out, &in);
       if (ZSTD_isError(ret)) fail(ret, consumed_ + in.pos);
-      if (out.pos > 0) emit({out_.data(), out.pos});
+      if (out.pos > 0) output.produced(out.pos);
       in_frame_ = ret != 0;
       if (!in_frame_) {
         ++frames_;

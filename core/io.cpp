@@ -212,6 +212,12 @@ void OutputFile::discard() noexcept {
   cleanup_slot_ = -1;
 }
 
+struct stat OutputFile::status() const {
+  struct stat result {};
+  if (fd_ < 0 || ::fstat(fd_, &result) != 0) throw_system_error("cannot stat output", path_);
+  return result;
+}
+
 std::size_t MemorySource::read(std::uint8_t* dst, std::size_t max_bytes) {
   const std::size_t n = std::min(max_bytes, bytes_.size() - offset_);
   if (n > 0) std::memcpy(dst, bytes_.data() + offset_, n);

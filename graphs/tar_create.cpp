@@ -173,6 +173,12 @@ struct TarWriterSource::State {
       return true;
     }
     if (entry.path.empty()) entry.path = ".";
+    for (const auto& [device, inode] : options.skip_files) {
+      if (device == status.st_dev && inode == status.st_ino) {
+        if (options.on_skipped) options.on_skipped(planned.disk_path, "is the archive being written; not added");
+        return true;
+      }
+    }
 
     // Second and later names of a linked inode become hard-link entries.
     if (!S_ISDIR(status.st_mode) && status.st_nlink > 1) {

@@ -216,6 +216,72 @@ TEST_P(Parallel, TheGoodPrefixIsWrittenBeforeTheError) {
 
 INSTANTIATE_TEST_SUITE_P(Codecs, Parallel, kFormats, format_name);
 
+// One zstd frame without a content size (as `zstd` writes from a pipe): decoded serially, with
+// the output handed to a writing thread of its own on more than one thread.
+Bytes single_zstd_frame(const Bytes& input) {
+  ZSTD_CCtx* context = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0);
+  Bytes packed(ZSTD_compressBound(input.size()) + 64);
+  ZSTD_outBuffer out{packed.data(), packed.size(), 0};
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  const std::size_t left = ZSTD_compressStream2(context, &out, &in, ZSTD_e_end);
+  ZSTD_freeCCtx(context);
+  EXPECT_EQ(left, 0u);
+  packed.resize(out.pos);
+  return packed;
+}
+
+// Accepts writes in small pieces, optionally failing after some bytes.
+class PickySink final : public ByteSink {
+ public:
+  explicit PickySink(std::size_t fail_after = SIZE_MAX) : fail_after_(fail_after) {}
+  void write(ByteView bytes) override {
+    if (bytes_.size() + bytes.size() > fail_after_) throw Error(ErrorKind::kIo, "write failed: No space left on device", name_);
+    bytes_.insert(bytes_.end(), bytes.begin(), bytes.end());
+  }
+  const std::string& name() const override { return name_; }
+  const Bytes& bytes() const { return bytes_; }
+
+ private:
+  std::size_t fail_after_;
+  Bytes bytes_;
+  std::string name_ = "picky";
+};
+
+TEST(Serial, OutputIsTheSameOnAnyThreadCount) {
+  const Bytes input = text_bytes(5 * 1024 * 1024 + 3, 70);
+  const Bytes packed = single_zstd_frame(input);
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(view(packed));
+    PickySink sink;
+    DecompressOptions options;
+    options.threads = threads;
+    const DecompressStats stats = decompress(source, sink, options);
+    EXPECT_EQ(sink.bytes(), input) << threads << " threads";
+    EXPECT_EQ(stats.serial_from, 0u);
+    EXPECT_EQ(stats.output_bytes, input.size());
+  }
+}
+
+TEST(Serial, ASinkThatFailsMidwayStopsTheRunWithItsError) {
+  const Bytes input = text_bytes(6 * 1024 * 1024, 71);
+  const Bytes packed = single_zstd_frame(input);
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(view(packed));
+    PickySink sink(3 * 1024 * 1024 + 17);
+    DecompressOptions options;
+    options.threads = threads;
+    try {
+      decompress(source, sink, options);
+      ADD_FAILURE() << "no error with " << threads << " threads";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+      EXPECT_NE(std::string(e.what()).find("No space left"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(sink.bytes(), Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sink.bytes().size())));
+  }
+}
+
 // A stream that starts splittable and continues with something that is not goes serial from there.
 TEST(Parallel, AStreamSwitchesToSerialWhereItCanNoLongerBeSplit) {
   const Bytes first = text_bytes(300 * 1024, 61), second = text_bytes(200 * 1024, 62);

@@ -288,6 +288,15 @@ TEST_F(Tar, CreateErrorsLeaveNoArchive) {
   EXPECT_EQ(r.status, 2);
 }
 
+TEST_F(Tar, TheArchiveBeingWrittenIsNotAddedToItself) {
+  make_src();
+  auto r = sh(testing::sluice() + " tar -c -f src/self.tar.gz src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("is the archive being written; not added"), std::string::npos) << r.err;
+  r = sh("tar -tzf src/self.tar.gz | grep -c sluice-");
+  EXPECT_EQ(r.out, "0\n");
+}
+
 // ---- Malicious archives ----
 
 TEST_F(Tar, MaliciousEntriesAreRefusedAndNothingEscapes) {

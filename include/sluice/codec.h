@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,17 @@ class StreamDecoder {
   // Decodes the next piece of compressed input, calling `emit` with output as it is produced.
   // Throws Error(kCorruptData) with the offset (in the compressed stream) of the bad frame.
   virtual void decode(ByteView input, const Emit& emit) = 0;
+
+  // Space the caller lends a decoder to write into, for decoding without a copy.
+  class Output {
+   public:
+    virtual ~Output() = default;
+    virtual std::span<std::uint8_t> space() = 0;   // never empty
+    virtual void produced(std::size_t bytes) = 0;  // the first `bytes` of space() now hold output
+  };
+  // decode(), writing straight into `output`. The default decodes through decode() and copies;
+  // a codec whose library can decode into any buffer overrides it (zstd does).
+  virtual void decode_to(ByteView input, Output& output);
   // Declares the end of input; throws if the stream is truncated.
   virtual void finish() = 0;
   // The input fed from now on starts at byte `offset` of the stream, at a frame boundary after

@@ -92,6 +92,9 @@ class OutputFile final : public ByteSink {
   void commit(bool durable = true);
   // Removes the temporary now (the destructor does the same).
   void discard() noexcept;
+  // The file being written (fstat of the temporary, or of the device): lets a caller that walks
+  // directories recognise its own output, as tar must.
+  struct stat status() const;
 
  private:
   std::string path_;

@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sluice/compress.h"
@@ -93,6 +94,9 @@ struct TarCreateOptions {
   TarOwner owner;
   TarOwner group;
   bool numeric_owner = false;  // store no user/group names
+  // Files never to add, by device and inode: the archive being written, when it lies inside a
+  // directory being archived (reported through on_skipped).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> skip_files;
   // Called as each entry is added (for -v), and for files left out (sockets): the path and why.
   std::function<void(const TarEntry&)> on_entry;
   std::function<void(const std::string& path, const std::string& why)> on_skipped;
