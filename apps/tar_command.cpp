@@ -209,32 +209,14 @@ int run_extract(const TarCliOptions& options) {
 
 int run_list(const TarCliOptions& options) {
   auto source = open_archive(options.archive);
-  std::vector<bool> matched(options.paths.size(), false);
-  const auto selected = [&](const std::string& path) {
-    if (options.paths.empty()) return true;
-    std::string name = path;
-    while (name.size() > 1 && name.back() == '/') name.pop_back();
-    bool any = false;
-    for (std::size_t i = 0; i < options.paths.size(); ++i) {
-      std::string member = options.paths[i];
-      while (member.size() > 1 && member.back() == '/') member.pop_back();
-      if (name == member || (name.starts_with(member) && name.size() > member.size() && name[member.size()] == '/')) {
-        matched[i] = true;
-        any = true;
-      }
-    }
-    return any;
-  };
+  TarMembers members(options.paths);
   list_tar(*source, [&](const TarEntry& entry) {
-    if (!selected(entry.path)) return;
-    fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
+    if (members.selects(entry.path)) fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
   }, options.threads);
   int status = 0;
-  for (std::size_t i = 0; i < options.paths.size(); ++i) {
-    if (!matched[i]) {
-      fmt::print(stderr, "sluice: {}: not found in archive\n", options.paths[i]);
-      status = 1;
-    }
+  for (const auto& member : members.not_found()) {
+    fmt::print(stderr, "sluice: {}: not found in archive\n", member);
+    status = 1;
   }
   return status;
 }

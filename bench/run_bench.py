@@ -251,7 +251,40 @@ def tar_table(threads, reps):
         print(f"  tar repetition {rep + 1}/{reps} done", file=sys.stderr)
     shutil.rmtree(out / "x", ignore_errors=True)
     return {"files": files, "total": total, "create": create, "extract": extract, "ctimes": ctimes,
-            "csizes": csizes, "xtimes": xtimes}
+            "csizes": csizes, "xtimes": xtimes, "big": big_file_rss(threads)}
+
+
+def peak_rss_kib(command):
+    """Runs a shell command under /usr/bin/time; returns its peak RSS in KiB."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", "bash", "-c", command], check=True,
+                            stderr=subprocess.PIPE, text=True)
+    return int(result.stderr.strip().splitlines()[-1])
+
+
+def big_file_rss(threads):
+    """Archives and extracts a 768 MiB sparse-ish file (zero runs between pieces of the corpus): memory
+    must not grow with the file."""
+    big = OUT / "big"
+    shutil.rmtree(big, ignore_errors=True)
+    (big / "tree").mkdir(parents=True)
+    piece = (DATA / "silesia.tar").read_bytes()[: 8 << 20]
+    with open(big / "tree" / "sparse-ish.bin", "wb") as f:
+        for _ in range(48):
+            f.write(piece)
+            f.write(bytes(8 << 20))
+    size = (big / "tree" / "sparse-ish.bin").stat().st_size
+    s = str(SLUICE)
+    rows = []
+    for codec in ("gzip", "zstd", "lz4"):
+        archive = big / f"big.tar.{'gz' if codec == 'gzip' else 'zst' if codec == 'zstd' else 'lz4'}"
+        create = peak_rss_kib(f"{s} tar -c -j{threads} -f {archive} -C {big}/tree .")
+        extract = peak_rss_kib(f"{s} tar -x -j{threads} -f {archive} -C {big}/x-{codec}")
+        subprocess.run(["cmp", str(big / "tree" / "sparse-ish.bin"), str(big / f"x-{codec}" / "sparse-ish.bin")],
+                       check=True)
+        rows.append((codec, size, create / 1024, extract / 1024))
+        shutil.rmtree(big / f"x-{codec}")
+    shutil.rmtree(big)
+    return rows
 
 
 def render_tar(t, reps):
@@ -281,6 +314,13 @@ def render_tar(t, reps):
             sec = statistics.median(t["xtimes"][(group, label)])
             speed = "" if label == "sluice tar" else f"{sec / ours_t:.2f}x"
             lines.append(f"| {group} | {label} | {sec:.2f} | {mbps(t['total'], sec):.0f} | {speed} |")
+    lines.append("")
+    lines.append("Peak RSS archiving and extracting one large file (zero runs between pieces of the corpus):")
+    lines.append("")
+    lines.append("| codec | file | peak RSS, create | peak RSS, extract |")
+    lines.append("|---|---:|---:|---:|")
+    for codec, size, create, extract in t["big"]:
+        lines.append(f"| {codec} | {size / (1 << 20):.0f} MiB | {create:.1f} MiB | {extract:.1f} MiB |")
     return "\n".join(lines)
 
 

@@ -67,7 +67,7 @@ struct Refusal {
 
 class Extractor final : public TarEntryHandler {
  public:
-  explicit Extractor(const TarExtractOptions& options) : options_(options) {
+  explicit Extractor(const TarExtractOptions& options) : options_(options), members_(options.members) {
     root_ = options.directory.empty() ? "." : options.directory;
     std::error_code ignored;
     std::filesystem::create_directories(root_, ignored);
@@ -78,12 +78,6 @@ class Extractor final : public TarEntryHandler {
     const mode_t mask = ::umask(0);
     ::umask(mask);
     umask_ = mask;
-    for (const auto& member : options.members) {
-      std::string why;
-      auto relative = relative_path(member, why);
-      members_.push_back(relative ? *relative : member);
-    }
-    matched_.assign(members_.size(), false);
   }
 
   void begin(const TarEntry& entry) override {
@@ -93,7 +87,7 @@ class Extractor final : public TarEntryHandler {
     const auto relative = relative_path(entry.path, why);
     if (!relative) return refuse(entry, why);
     if (relative->empty()) return;  // "./": the destination itself
-    if (!selected(*relative)) return;
+    if (!members_.selects(*relative)) return;
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
     try {
       ensure_directories(parent_of(*relative));
@@ -141,13 +135,7 @@ class Extractor final : public TarEntryHandler {
 
   std::uint64_t extracted() const { return extracted_; }
   std::uint64_t refused() const { return refused_; }
-  std::vector<std::string> members_not_found() const {
-    std::vector<std::string> missing;
-    for (std::size_t i = 0; i < members_.size(); ++i) {
-      if (!matched_[i]) missing.push_back(options_.members[i]);
-    }
-    return missing;
-  }
+  std::vector<std::string> members_not_found() const { return members_.not_found(); }
 
  private:
   struct PendingDirectory {
@@ -159,20 +147,6 @@ class Extractor final : public TarEntryHandler {
   };
 
   std::string full(const std::string& relative) const { return root_ + "/" + relative; }
-
-  bool selected(const std::string& relative) {
-    if (members_.empty()) return true;
-    bool any = false;
-    for (std::size_t i = 0; i < members_.size(); ++i) {
-      const std::string& member = members_[i];
-      if (relative == member ||
-          (relative.size() > member.size() && relative.starts_with(member) && relative[member.size()] == '/')) {
-        matched_[i] = true;
-        any = true;
-      }
-    }
-    return any;
-  }
 
   void refuse(const TarEntry& entry, const std::string& why) {
     ++refused_;
@@ -319,8 +293,7 @@ class Extractor final : public TarEntryHandler {
 
   const TarExtractOptions& options_;
   std::string root_;
-  std::vector<std::string> members_;
-  std::vector<bool> matched_;
+  TarMembers members_;
   bool is_root_ = false;
   mode_t umask_ = 022;
   std::unordered_set<std::string> verified_;  // directories known to be real directories

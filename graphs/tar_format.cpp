@@ -269,30 +269,30 @@ std::uint64_t get_unsigned(const std::uint8_t* block, Field field, const char* w
 
 }  // namespace
 
-RawTarHeader decode_tar_header(const std::uint8_t* block) {
-  RawTarHeader header;
-  header.name = get_string(block, kName);
-  header.link_name = get_string(block, kLinkName);
-  header.typeflag = static_cast<char>(block[kTypeflag]);
-  header.mode = static_cast<std::uint32_t>(get_unsigned(block, kMode, "mode") & 07777);
-  header.uid = get_unsigned(block, kUid, "uid");
-  header.gid = get_unsigned(block, kGid, "gid");
-  header.size = get_unsigned(block, kSize, "size");
-  header.mtime = get_number(block, kMtime, "mtime");
+TarEntry decode_tar_header(const std::uint8_t* block) {
+  TarEntry entry;
+  entry.path = get_string(block, kName);
+  entry.link_target = get_string(block, kLinkName);
+  entry.typeflag = static_cast<char>(block[kTypeflag]);
+  entry.mode = static_cast<std::uint32_t>(get_unsigned(block, kMode, "mode") & 07777);
+  entry.uid = get_unsigned(block, kUid, "uid");
+  entry.gid = get_unsigned(block, kGid, "gid");
+  entry.size = get_unsigned(block, kSize, "size");
+  entry.mtime_seconds = get_number(block, kMtime, "mtime");
   const bool posix = std::memcmp(block + kMagic.offset, "ustar\0", 6) == 0;
   const bool gnu = std::memcmp(block + kMagic.offset, "ustar  \0", 8) == 0;
   if (posix || gnu) {
-    header.uname = get_string(block, kUname);
-    header.gname = get_string(block, kGname);
-    header.device_major = static_cast<std::uint32_t>(get_unsigned(block, kDevMajor, "devmajor"));
-    header.device_minor = static_cast<std::uint32_t>(get_unsigned(block, kDevMinor, "devminor"));
+    entry.uname = get_string(block, kUname);
+    entry.gname = get_string(block, kGname);
+    entry.device_major = static_cast<std::uint32_t>(get_unsigned(block, kDevMajor, "devmajor"));
+    entry.device_minor = static_cast<std::uint32_t>(get_unsigned(block, kDevMinor, "devminor"));
   }
   // GNU tar keeps access and change times where POSIX has the prefix.
   if (posix) {
     const std::string prefix = get_string(block, kPrefix);
-    if (!prefix.empty()) header.name = prefix + "/" + header.name;
+    if (!prefix.empty()) entry.path = prefix + "/" + entry.path;
   }
-  return header;
+  return entry;
 }
 
 void parse_pax_records(std::string_view data, std::map<std::string, std::string>& records) {

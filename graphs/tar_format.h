@@ -26,29 +26,15 @@ constexpr std::uint64_t tar_padding(std::uint64_t bytes) {
 // the ustar header.
 void append_tar_headers(Buffer& out, const TarEntry& entry);
 
-// One decoded header block, before pax and GNU long-name records are applied.
-struct RawTarHeader {
-  std::string name;  // prefix joined for POSIX ustar
-  std::string link_name;
-  char typeflag = '0';
-  std::uint32_t mode = 0;
-  std::uint64_t uid = 0;
-  std::uint64_t gid = 0;
-  std::uint64_t size = 0;
-  std::int64_t mtime = 0;
-  std::string uname;
-  std::string gname;
-  std::uint32_t device_major = 0;
-  std::uint32_t device_minor = 0;
-};
-
 enum class HeaderCheck { kValid, kZero, kBadChecksum };
 
 // Whether `block` (512 bytes) is a header with a good checksum, or all zeros.
 HeaderCheck check_tar_header(const std::uint8_t* block);
 
-// Decodes a header whose checksum is good. Throws Error (no path) on malformed numbers.
-RawTarHeader decode_tar_header(const std::uint8_t* block);
+// Decodes a header whose checksum is good into the fields a header holds (path, link target,
+// typeflag, mode, ids, names, size, mtime, device numbers), before pax and GNU long-name records
+// are applied. Throws Error (no path) on malformed numbers.
+TarEntry decode_tar_header(const std::uint8_t* block);
 
 // Parses pax extended header records ("LEN key=value\n" ...) into `records` (later keys win).
 // Throws Error on a malformed record.

@@ -72,9 +72,9 @@ struct TarReader::State {
         break;
     }
     saw_header = true;
-    detail::RawTarHeader raw;
+    TarEntry header;
     try {
-      raw = detail::decode_tar_header(block);
+      header = detail::decode_tar_header(block);
     } catch (const Error& e) {
       throw corrupt(e.detail(), at);
     }
@@ -82,23 +82,23 @@ struct TarReader::State {
       pending_header_offset = at;
       has_pending_offset = true;
     }
-    switch (raw.typeflag) {
+    switch (header.typeflag) {
       case 'x':
       case 'g':
       case 'L':
       case 'K':
-        if (raw.size > kMaxMetadataBytes) throw corrupt(fmt::format("extended header of {} bytes is too large", raw.size), at);
-        metadata_type = raw.typeflag;
+        if (header.size > kMaxMetadataBytes) throw corrupt(fmt::format("extended header of {} bytes is too large", header.size), at);
+        metadata_type = header.typeflag;
         metadata.clear();
-        left = raw.size;
-        padding_after = detail::tar_padding(raw.size);
+        left = header.size;
+        padding_after = detail::tar_padding(header.size);
         phase = Phase::kMetadata;
         if (left == 0) on_metadata_done();
         return;
       default:
         break;
     }
-    begin_entry(raw, at);
+    begin_entry(std::move(header), at);
   }
 
   void on_metadata_done() {
@@ -147,20 +147,8 @@ struct TarReader::State {
     }
   }
 
-  void begin_entry(const detail::RawTarHeader& raw, std::uint64_t at) {
-    current = TarEntry{};
-    current.path = raw.name;
-    current.link_target = raw.link_name;
-    current.typeflag = raw.typeflag;
-    current.mode = raw.mode;
-    current.uid = raw.uid;
-    current.gid = raw.gid;
-    current.uname = raw.uname;
-    current.gname = raw.gname;
-    current.size = raw.size;
-    current.mtime_seconds = raw.mtime;
-    current.device_major = raw.device_major;
-    current.device_minor = raw.device_minor;
+  void begin_entry(TarEntry header, std::uint64_t at) {
+    current = std::move(header);
     current.header_offset = pending_header_offset;
     if (long_name) current.path = *long_name;
     if (long_link) current.link_target = *long_link;
@@ -175,7 +163,7 @@ struct TarReader::State {
     // POSIX asks), GNU sparse and dump-directory entries (skipped). Links, directories, devices
     // and FIFOs have none, whatever their size field says.
     bool has_content = true;
-    switch (raw.typeflag) {
+    switch (current.typeflag) {
       case '0': case '\0': case '7': current.type = TarEntryType::kFile; break;
       case '1': current.type = TarEntryType::kHardLink; has_content = false; break;
       case '2': current.type = TarEntryType::kSymlink; has_content = false; break;
@@ -190,7 +178,7 @@ struct TarReader::State {
       default: current.type = TarEntryType::kFile; break;
     }
     // v7 archives mark directories by a trailing slash on a regular entry.
-    if (current.type == TarEntryType::kFile && raw.typeflag == '\0' && current.path.ends_with('/')) {
+    if (current.type == TarEntryType::kFile && current.typeflag == '\0' && current.path.ends_with('/')) {
       current.type = TarEntryType::kDirectory;
       has_content = false;
     }
@@ -381,6 +369,51 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
 TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads) {
   ListHandler handler(on_entry);
   return read_tar(source, handler, threads);
+}
+
+namespace {
+
+// "./a//b/" -> "a/b".
+std::string normalise_member(const std::string& path) {
+  std::string out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    const std::string part = path.substr(start, slash - start);
+    if (!part.empty() && part != ".") out += (out.empty() ? "" : "/") + part;
+    start = slash + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TarMembers::TarMembers(std::vector<std::string> members) : given_(std::move(members)) {
+  for (const auto& member : given_) normalised_.push_back(normalise_member(member));
+  matched_.assign(given_.size(), false);
+}
+
+bool TarMembers::selects(const std::string& entry_path) {
+  if (given_.empty()) return true;
+  const std::string path = normalise_member(entry_path);
+  bool any = false;
+  for (std::size_t i = 0; i < normalised_.size(); ++i) {
+    const std::string& member = normalised_[i];
+    if (path == member || (path.size() > member.size() && path.starts_with(member) && path[member.size()] == '/')) {
+      matched_[i] = true;
+      any = true;
+    }
+  }
+  return any;
+}
+
+std::vector<std::string> TarMembers::not_found() const {
+  std::vector<std::string> missing;
+  for (std::size_t i = 0; i < given_.size(); ++i) {
+    if (!matched_[i]) missing.push_back(given_[i]);
+  }
+  return missing;
 }
 
 std::string tar_codec_for_path(const std::string& path) {

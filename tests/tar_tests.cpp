@@ -3,6 +3,7 @@
 // the destination), and truncated or corrupt archives (clear error, earlier entries kept).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <fcntl.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -366,6 +367,36 @@ t.close()
   ASSERT_EQ(r.status, 0) << describe(r);
   ASSERT_EQ(::stat((dir_ / "keep/setuid").c_str(), &status), 0);
   EXPECT_EQ(status.st_mode & 07777, 04755u);
+}
+
+TEST_F(Tar, AsRootOwnersAndDevicesOnlyWhenAsked) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  python(R"(
+import io, tarfile
+t = tarfile.open('owned.tar', 'w')
+f = tarfile.TarInfo('owned.txt'); f.uid = 4321; f.gid = 8765; f.mode = 0o6750; data = b'mine'; f.size = 4
+t.addfile(f, io.BytesIO(data))
+d = tarfile.TarInfo('null-device'); d.type = tarfile.CHRTYPE; d.devmajor = 1; d.devminor = 3; d.mode = 0o666
+t.addfile(d)
+t.close()
+)");
+  auto r = sluice_tar("-x -f owned.tar -C plain");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  struct stat status {};
+  ASSERT_EQ(::stat((dir_ / "plain/owned.txt").c_str(), &status), 0);
+  EXPECT_EQ(status.st_uid, 0u);
+  EXPECT_EQ(status.st_mode & 07777, 0750u);  // setuid/setgid dropped
+  EXPECT_FALSE(fs::exists(dir_ / "plain/null-device"));
+
+  r = sluice_tar("-x -p --same-owner --devices -f owned.tar -C asked");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  ASSERT_EQ(::stat((dir_ / "asked/owned.txt").c_str(), &status), 0);
+  EXPECT_EQ(status.st_uid, 4321u);
+  EXPECT_EQ(status.st_gid, 8765u);
+  EXPECT_EQ(status.st_mode & 07777, 06750u);  // kept, and not cleared by chown
+  ASSERT_EQ(::lstat((dir_ / "asked/null-device").c_str(), &status), 0);
+  EXPECT_TRUE(S_ISCHR(status.st_mode));
+  EXPECT_EQ(status.st_rdev, makedev(1, 3));
 }
 
 TEST_F(Tar, HardLinkToASymlinkNeverWritesThroughIt) {

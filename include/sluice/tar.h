@@ -162,6 +162,22 @@ struct TarExtractStats : TarStats {
 // archive the entries before it stay extracted and the Error is thrown.
 TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options);
 
+// Picks entries by the member names a user gave (as `tar -x ARCHIVE MEMBER...` does): an entry
+// is selected if its path equals a member or lies under one. Paths compare without "./" and
+// trailing slashes. Remembers which members matched nothing.
+class TarMembers {
+ public:
+  explicit TarMembers(std::vector<std::string> members);
+  // True for every path when there are no members.
+  bool selects(const std::string& entry_path);
+  std::vector<std::string> not_found() const;
+
+ private:
+  std::vector<std::string> given_;
+  std::vector<std::string> normalised_;
+  std::vector<bool> matched_;
+};
+
 // Calls `on_entry` for every entry of the archive in `source`.
 TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads = 0);
 
