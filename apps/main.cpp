@@ -5,6 +5,7 @@
 #include "apps/cli.h"
 #include "apps/demo.h"
 #include "apps/file_jobs.h"
+#include "apps/run_command.h"
 #include "apps/tar_command.h"
 #include "sluice/io.h"
 
@@ -22,8 +23,12 @@ extern "C" void on_fatal_signal(int signal_number) {
 
 int main(int argc, char** argv) {
   for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, on_fatal_signal);
-  // `sluice tar` has its own options (tar's letters), so it is dispatched before parsing.
+  // `sluice tar`, `run` and `transcode` have options of their own, so they are dispatched first.
   if (argc >= 2 && std::strcmp(argv[1], "tar") == 0) return sluice::app::run_tar_command(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "run") == 0) return sluice::app::run_pipeline_command(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "transcode") == 0) {
+    return sluice::app::run_transcode_command(argc - 1, argv + 1);
+  }
   const auto parsed = sluice::app::parse_command_line(argc, argv);
   if (!parsed.options) return parsed.exit_status;
   const auto& options = *parsed.options;

@@ -202,10 +202,10 @@ CodecInfo zstd_info() {
   info.min_level = 1;
   info.max_level = ZSTD_maxCLevel();
   info.default_level = 3;
-  // 8 MiB frames: on the Silesia tar 0.1% larger than zstd -T2 (4 MiB: 0.3%), and on a source
-  // tree (tar of /usr/include) 1% smaller than tar -I 'zstd -T2' (4 MiB: 2% larger), at the same
-  // speed; peak RSS at -j2 about 50-70 MiB (zstd -T2: 55 MiB). See BENCHMARKS.md.
-  info.default_chunk_bytes = 8 * 1024 * 1024;
+  // 4 MiB frames: on the Silesia tar 0.3% larger than zstd -T2 (whose jobs share history) at the
+  // same speed, with peak RSS under 40 MiB at -j2. 8 MiB frames gain 0.2% more and cost about 64
+  // MiB; `sluice tar` uses them (see create_tar). BENCHMARKS.md has the figures.
+  info.default_chunk_bytes = 4 * 1024 * 1024;
   info.history_bytes = 0;
   // A stream that starts with skippable frames only (none real in view) is read as zstd.
   info.matches_magic = [](ByteView p) {

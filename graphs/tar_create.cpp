@@ -25,6 +25,8 @@ namespace sluice {
 using detail::kTarBlockBytes;
 using detail::kTarRecordBytes;
 
+constexpr std::size_t kTarZstdChunkBytes = 8 * 1024 * 1024;
+
 namespace {
 
 // One path to archive: where it is on disk and the name it gets in the archive.
@@ -315,6 +317,10 @@ TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const
   } else {
     CompressOptions run = compress_options;
     run.codec = codec;
+    // An archive of many similar files (a source tree) gains from longer zstd frames: 8 MiB
+    // frames make the tar of the Silesia files plus /usr/include 3% smaller than 4 MiB ones,
+    // and smaller than `tar -I 'zstd -T2'` (BENCHMARKS.md), for 2x the chunk memory.
+    if (codec == "zstd" && run.codec_options.chunk_bytes == 0) run.codec_options.chunk_bytes = kTarZstdChunkBytes;
     const CompressStats compressed = compress(source, sink, run);
     stats.archive_bytes = compressed.input_bytes;
     stats.stored_bytes = compressed.output_bytes;

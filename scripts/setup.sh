@@ -7,7 +7,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev libfmt-dev libgtest-dev libcli11-dev
-  gzip pigz zstd lz4 tar libarchive-tools tabix unzip python3
+  libtomlplusplus-dev libssl-dev
+  gzip pigz zstd lz4 tar libarchive-tools tabix unzip python3 xxhash
 )
 
 missing=()

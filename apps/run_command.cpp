@@ -1,0 +1,141 @@
+// `sluice run PIPELINE.toml` and `sluice transcode IN -o OUT`: pipelines from a file, and the
+// decompress -> compress shortcut. Both build a PipelineSpec and call sluice/pipeline.h.
+#include "apps/run_command.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "apps/cli.h"
+#include "sluice/codec.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
+#include "sluice/pipeline.h"
+
+namespace sluice::app {
+namespace {
+
+// Parses `args` (without the subcommand's name) with `app`; returns an exit status to stop with.
+std::optional<int> parse(CLI::App& app, int argc, char** argv) {
+  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::reverse(args.begin(), args.end());
+  try {
+    app.parse(args);
+  } catch (const CLI::CallForHelp&) {
+    fmt::print("{}", app.help());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "{}: {}\nTry '{} --help'.\n", app.get_name(), e.what(), app.get_name());
+    return 2;
+  }
+  return std::nullopt;
+}
+
+int report_error(const Error& e) {
+  fmt::print(stderr, "sluice: {}\n", e.what());
+  return e.kind() == ErrorKind::kUsage ? 2 : 1;
+}
+
+void print_item(const PipelineItem& item, bool verbose) {
+  if (!verbose) return;
+  fmt::print(stderr, "{} -> {} ({} -> {} bytes){}\n", item.input, item.output, item.input_bytes, item.output_bytes,
+             item.checksum.empty() ? "" : " " + item.checksum);
+}
+
+}  // namespace
+
+int run_pipeline_command(int argc, char** argv) {
+  CLI::App app{"Run a pipeline described in a TOML file (inputs, stages, output).\n"
+               "Stages: decompress, compress, tar, untar, checksum. See examples/pipelines/.",
+               "sluice run"};
+  std::string file;
+  bool dry_run = false;
+  bool verbose = false;
+  int threads = -1;
+  std::string output;
+  std::vector<std::string> overrides;
+  app.add_option("pipeline", file, "The pipeline file")->required()->type_name("PIPELINE.toml");
+  app.add_flag("-n,--dry-run", dry_run, "Print the resolved pipeline (stages, options, outputs); run nothing");
+  app.add_option("-j,--threads", threads, "Override 'threads'")->type_name("N")->check(CLI::Range(1, 1024));
+  app.add_option("-o,--output", output, "Override the output: a directory for per-file and untar pipelines, "
+                                        "a file (or -) for tar pipelines")->type_name("PATH");
+  app.add_option("--set", overrides, "Override any value: KEY=VALUE, e.g. stage.2.level=19, memory_budget=64M")
+      ->type_name("KEY=VALUE");
+  app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
+  app.footer("Exit status: 0 success, 1 a stage failed, 2 the pipeline file or a flag is wrong.");
+  if (const auto status = parse(app, argc, argv)) return *status;
+  try {
+    if (threads > 0) overrides.push_back(fmt::format("threads={}", threads));
+    PipelineSpec spec = parse_pipeline_file(file, overrides);
+    if (!output.empty()) {
+      spec.output = output;  // keeps the file's choice between a directory and a file
+      validate_pipeline(spec);
+    }
+    if (dry_run) {
+      fmt::print("{}", describe_pipeline(spec));
+      return 0;
+    }
+    const PipelineReport report = run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); });
+    if (verbose) {
+      fmt::print(stderr, "{} outputs in {:.2f} s{}\n", report.items.size(), report.seconds,
+                 report.manifest.empty() ? "" : ", manifest " + report.manifest);
+    }
+    return 0;
+  } catch (const Error& e) {
+    return report_error(e);
+  }
+}
+
+int run_transcode_command(int argc, char** argv) {
+  CLI::App app{"Decompress INPUT (any format, detected) and compress it again, streaming: the\n"
+               "decompression and compression graphs run at once, joined by a bounded pipe.",
+               "sluice transcode"};
+  std::string input;
+  std::string output;
+  std::string format;
+  int level = 0;
+  int threads = 0;
+  std::string chunk_size;
+  bool independent = false;
+  bool force = false;
+  app.add_option("input", input, "The compressed input; - for stdin")->required()->type_name("INPUT");
+  app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
+      ->required()
+      ->type_name("OUTPUT");
+  app.add_option("-F,--format", format, "Output format (default: from the output's suffix)")
+      ->check(CLI::IsMember(CodecRegistry::global().names()))
+      ->type_name("gzip|zstd|lz4");
+  app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
+  app.add_option("-j,--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
+  app.add_flag("--independent", independent, "gzip: members that decompress in parallel");
+  app.add_flag("-f,--force", force, "Overwrite the output");
+  if (const auto status = parse(app, argc, argv)) return *status;
+  try {
+    if (format.empty()) {
+      const auto info = CodecRegistry::global().by_extension(output);
+      if (!info) throw Error(ErrorKind::kUsage, fmt::format("cannot tell the format from '{}': use -F", output));
+      format = info->name;
+    }
+    PipelineSpec spec;
+    spec.inputs = {input};
+    spec.output = output;
+    spec.overwrite = force;
+    spec.threads = threads;
+    StageSpec decompress;
+    decompress.kind = StageKind::kDecompress;
+    StageSpec compress;
+    compress.kind = StageKind::kCompress;
+    compress.codec = format;
+    compress.codec_options.level = level;
+    compress.codec_options.independent = independent;
+    if (!chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(chunk_size);
+    (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
+    spec.stages = {decompress, compress};
+    run_pipeline(spec);
+    return 0;
+  } catch (const Error& e) {
+    return report_error(e);
+  }
+}
+
+}  // namespace sluice::app

@@ -1,0 +1,101 @@
+// A bounded pipe between two graphs running at once: one writes into it as its ByteSink, the
+// other reads from it as its ByteSource (transcode: decompression graph -> compression graph).
+// The writer waits while the pipe is full and the reader while it is empty, so memory stays at
+// the pipe's capacity. Either side can break the pipe with its failure; the other side then gets
+// an Error of kind kCancelled instead of waiting forever. Internal to the library.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "sluice/bytes.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
+
+namespace sluice::detail {
+
+class BytePipe {
+ public:
+  BytePipe(std::string name, std::size_t capacity_bytes = 4 * 1024 * 1024)
+      : name_(std::move(name)), ring_(capacity_bytes), sink_(*this), source_(*this) {
+    ring_.resize(capacity_bytes);
+  }
+
+  ByteSink& sink() { return sink_; }
+  ByteSource& source() { return source_; }
+
+  // The writer is done: the reader sees the end of input once the pipe is drained.
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    changed_.notify_all();
+  }
+  // One side failed: the other side's next read or write throws kCancelled.
+  void break_pipe() {
+    std::lock_guard lock(mutex_);
+    broken_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  void write(ByteView bytes) {
+    std::unique_lock lock(mutex_);
+    while (!bytes.empty()) {
+      changed_.wait(lock, [&] { return broken_ || used_ < ring_.size(); });
+      if (broken_) throw Error(ErrorKind::kCancelled, "the stage reading this stream stopped", name_);
+      const std::size_t tail = (head_ + used_) % ring_.size();
+      const std::size_t n = std::min({bytes.size(), ring_.size() - used_, ring_.size() - tail});
+      std::memcpy(ring_.data() + tail, bytes.data(), n);
+      used_ += n;
+      bytes = bytes.subspan(n);
+      changed_.notify_all();
+    }
+  }
+
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return broken_ || used_ > 0 || closed_; });
+    if (broken_) throw Error(ErrorKind::kCancelled, "the stage writing this stream stopped", name_);
+    const std::size_t n = std::min({max_bytes, used_, ring_.size() - head_});
+    std::memcpy(dst, ring_.data() + head_, n);
+    head_ = (head_ + n) % ring_.size();
+    used_ -= n;
+    changed_.notify_all();
+    return n;
+  }
+
+  class Sink final : public ByteSink {
+   public:
+    explicit Sink(BytePipe& pipe) : pipe_(pipe) {}
+    void write(ByteView bytes) override { pipe_.write(bytes); }
+    const std::string& name() const override { return pipe_.name_; }
+
+   private:
+    BytePipe& pipe_;
+  };
+  class Source final : public ByteSource {
+   public:
+    explicit Source(BytePipe& pipe) : pipe_(pipe) {}
+    std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override { return pipe_.read(dst, max_bytes); }
+    const std::string& name() const override { return pipe_.name_; }
+
+   private:
+    BytePipe& pipe_;
+  };
+
+  std::string name_;
+  Buffer ring_;
+  std::size_t head_ = 0;  // first unread byte
+  std::size_t used_ = 0;  // unread bytes
+  bool closed_ = false;
+  bool broken_ = false;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  Sink sink_;
+  Source source_;
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,528 @@
+// Running pipelines: input expansion, the three pipeline shapes, streaming transcode (two graphs
+// joined by a bounded pipe), and checksum manifests.
+#include <fnmatch.h>
+#include <glob.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "core/byte_pipe.h"
+#include "sluice/codec.h"
+#include "sluice/error.h"
+#include "sluice/pipeline.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+
+const char* stage_name(StageKind kind) {
+  switch (kind) {
+    case StageKind::kDecompress: return "decompress";
+    case StageKind::kCompress: return "compress";
+    case StageKind::kTar: return "tar";
+    case StageKind::kUntar: return "untar";
+    case StageKind::kChecksum: return "checksum";
+  }
+  return "?";
+}
+
+// The pipeline's shape, and its stages by role.
+struct Plan {
+  enum class Shape { kPerFile, kArchive, kUnpack } shape = Shape::kPerFile;
+  const StageSpec* decompress = nullptr;
+  const StageSpec* compress = nullptr;
+  const StageSpec* tar = nullptr;
+  const StageSpec* untar = nullptr;
+  const StageSpec* checksum = nullptr;
+};
+
+Plan plan_of(const PipelineSpec& spec) {
+  Plan plan;
+  const auto complain = [](const std::string& what) { throw Error(ErrorKind::kUsage, what); };
+  if (spec.stages.empty()) complain("a pipeline needs at least one stage");
+  // Allowed orders: [decompress] [compress] [checksum] | tar [compress] [checksum] |
+  // [decompress] untar [checksum]. Each kind at most once.
+  int previous = -1;
+  const auto rank = [](StageKind kind) {
+    switch (kind) {
+      case StageKind::kDecompress: return 0;
+      case StageKind::kTar: return 1;
+      case StageKind::kUntar: return 2;
+      case StageKind::kCompress: return 3;
+      case StageKind::kChecksum: return 4;
+    }
+    return 5;
+  };
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const StageSpec& stage = spec.stages[i];
+    const int r = rank(stage.kind);
+    if (r <= previous) {
+      complain(fmt::format("stage {} ({}) cannot come after stage {} ({}): stages go decompress, tar or untar, "
+                           "compress, checksum",
+                           i + 1, stage_name(stage.kind), i, stage_name(spec.stages[i - 1].kind)));
+    }
+    previous = r;
+    switch (stage.kind) {
+      case StageKind::kDecompress: plan.decompress = &stage; break;
+      case StageKind::kCompress: plan.compress = &stage; break;
+      case StageKind::kTar: plan.tar = &stage; break;
+      case StageKind::kUntar: plan.untar = &stage; break;
+      case StageKind::kChecksum: plan.checksum = &stage; break;
+    }
+  }
+  if (plan.tar && plan.decompress) complain("'tar' packs files as they are: it cannot follow 'decompress'");
+  if (plan.untar && plan.compress) complain("'untar' writes the archive's files: it cannot be followed by 'compress'");
+  plan.shape = plan.tar ? Plan::Shape::kArchive : plan.untar ? Plan::Shape::kUnpack : Plan::Shape::kPerFile;
+  return plan;
+}
+
+struct Input {
+  std::string path;      // "-" for stdin
+  std::string relative;  // name under the output directory
+};
+
+bool has_glob(const std::string& text) { return text.find_first_of("*?[") != std::string::npos; }
+
+// Files, directories (walked, sorted) and glob patterns, in the order given.
+std::vector<Input> expand_inputs(const std::vector<std::string>& patterns) {
+  std::vector<Input> inputs;
+  for (const auto& pattern : patterns) {
+    if (pattern == "-") {
+      inputs.push_back({"-", "stdin"});
+      continue;
+    }
+    std::vector<std::string> paths;
+    if (has_glob(pattern)) {
+      glob_t found{};
+      const int status = ::glob(pattern.c_str(), GLOB_ERR, nullptr, &found);
+      for (std::size_t i = 0; status == 0 && i < found.gl_pathc; ++i) paths.emplace_back(found.gl_pathv[i]);
+      ::globfree(&found);
+      if (paths.empty()) throw Error(ErrorKind::kIo, "matches no file", pattern);
+    } else {
+      paths.push_back(pattern);
+    }
+    for (const auto& path : paths) {
+      std::error_code error;
+      const fs::file_status status = fs::status(path, error);
+      if (error || !fs::exists(status)) throw Error(ErrorKind::kIo, "no such file or directory", path);
+      if (fs::is_directory(status)) {
+        std::vector<std::string> files;
+        for (auto it = fs::recursive_directory_iterator(path); it != fs::recursive_directory_iterator(); ++it) {
+          if (it->is_regular_file()) files.push_back(it->path().string());
+        }
+        std::sort(files.begin(), files.end());
+        for (const auto& file : files) inputs.push_back({file, fs::path(file).lexically_relative(path).string()});
+      } else {
+        inputs.push_back({path, fs::path(path).filename().string()});
+      }
+    }
+  }
+  return inputs;
+}
+
+// "a.log.gz" -> "a.log" when decompressing; then + ".zst" when compressing.
+std::string output_name(const std::string& relative, const Plan& plan) {
+  std::string name = relative;
+  if (plan.decompress) {
+    if (const auto info = CodecRegistry::global().by_extension(name)) {
+      name.resize(name.size() - info->extension.size());
+    } else if (name.ends_with(".tgz")) {
+      name.replace(name.size() - 4, 4, ".tar");
+    }
+  }
+  if (plan.compress) name += CodecRegistry::global().find(plan.compress->codec)->extension;
+  return name;
+}
+
+CompressOptions compress_options(const PipelineSpec& spec, const StageSpec& stage) {
+  CompressOptions options;
+  options.codec = stage.codec;
+  options.codec_options = stage.codec_options;
+  options.threads = spec.threads;
+  if (spec.memory_budget_bytes > 0) {
+    // A chunk in flight holds its input and its output: about twice the chunk size.
+    const CodecOptions resolved = resolve_options(*CodecRegistry::global().find(stage.codec), stage.codec_options);
+    options.max_chunks_in_flight = std::max<std::size_t>(2, spec.memory_budget_bytes / (2 * resolved.chunk_bytes));
+  }
+  return options;
+}
+
+DecompressOptions decompress_options(const PipelineSpec& spec, const StageSpec* stage) {
+  DecompressOptions options;
+  options.threads = spec.threads;
+  if (stage) options.codec = stage->format;
+  return options;
+}
+
+// Hashes what passes through on its way to the real sink.
+class HashingSink final : public ByteSink {
+ public:
+  HashingSink(ByteSink& inner, const std::string& algorithm) : inner_(inner), xxh64_(algorithm == "xxh64") {
+    if (xxh64_) {
+      XXH64_reset(&xxh_, 0);
+    } else {
+      sha_ = EVP_MD_CTX_new();
+      if (!sha_ || EVP_DigestInit_ex(sha_, EVP_sha256(), nullptr) != 1) {
+        throw Error(ErrorKind::kInternal, "cannot start a SHA-256 digest");
+      }
+    }
+  }
+  ~HashingSink() override { EVP_MD_CTX_free(sha_); }
+  HashingSink(const HashingSink&) = delete;
+  HashingSink& operator=(const HashingSink&) = delete;
+
+  void write(ByteView bytes) override {
+    update(bytes);
+    inner_.write(bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+  void update(ByteView bytes) {
+    if (xxh64_) XXH64_update(&xxh_, bytes.data(), bytes.size());
+    else if (EVP_DigestUpdate(sha_, bytes.data(), bytes.size()) != 1) throw Error(ErrorKind::kInternal, "SHA-256 update failed");
+  }
+
+  // The digest in lower-case hex, as sha256sum and xxh64sum print it.
+  std::string hex() {
+    if (xxh64_) return fmt::format("{:016x}", XXH64_digest(&xxh_));
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    if (EVP_DigestFinal_ex(sha_, digest, &length) != 1) throw Error(ErrorKind::kInternal, "SHA-256 final failed");
+    std::string text;
+    for (unsigned int i = 0; i < length; ++i) text += fmt::format("{:02x}", digest[i]);
+    return text;
+  }
+
+ private:
+  ByteSink& inner_;
+  bool xxh64_;
+  XXH64_state_t xxh_{};
+  EVP_MD_CTX* sha_ = nullptr;
+};
+
+class NullSink final : public ByteSink {
+ public:
+  void write(ByteView) override {}
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string name_ = "<checksum>";
+};
+
+std::string hash_file(const std::string& path, const std::string& algorithm) {
+  NullSink null;
+  HashingSink hashing(null, algorithm);
+  FdSource source(path);
+  Buffer buffer(1024 * 1024);
+  for (;;) {
+    const std::size_t n = source.read(buffer.data(), buffer.capacity());
+    if (n == 0) break;
+    hashing.update(ByteView(buffer.data(), n));
+  }
+  return hashing.hex();
+}
+
+// Where the manifest goes, and the directory its paths are relative to.
+std::string manifest_path(const PipelineSpec& spec, const StageSpec& checksum) {
+  if (!checksum.manifest.empty()) return checksum.manifest;
+  const std::string name = checksum.algorithm == "xxh64" ? "XXH64SUMS" : "SHA256SUMS";
+  if (spec.output_is_directory) return (fs::path(spec.output) / name).string();
+  if (spec.output == "-") return name;
+  const fs::path parent = fs::path(spec.output).parent_path();
+  return (parent.empty() ? fs::path(name) : parent / name).string();
+}
+
+void write_manifest(const std::string& path, const std::vector<PipelineItem>& items, bool overwrite) {
+  const fs::path base = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  std::string text;
+  for (const auto& item : items) {
+    const std::string name = item.output == "-" ? "-" : fs::path(item.output).lexically_relative(base).string();
+    text += fmt::format("{}  {}\n", item.checksum, name);
+  }
+  std::error_code ignored;
+  fs::create_directories(base, ignored);
+  OutputFile file(path, overwrite);
+  file.write(as_bytes(text));
+  file.commit(false);
+}
+
+// The output for one input, through the optional hashing, then published.
+class OutputEnd {
+ public:
+  OutputEnd(const std::string& path, bool overwrite, const StageSpec* checksum) : path_(path) {
+    if (path == "-") {
+      if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write binary output to a terminal");
+      stdout_ = std::make_unique<FdSink>(1, "<stdout>");
+    } else {
+      std::error_code ignored;
+      const fs::path parent = fs::path(path).parent_path();
+      if (!parent.empty()) fs::create_directories(parent, ignored);
+      file_ = std::make_unique<OutputFile>(path, overwrite);
+    }
+    ByteSink& base = file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
+    if (checksum) hashing_ = std::make_unique<HashingSink>(base, checksum->algorithm);
+  }
+  ByteSink& sink() {
+    if (hashing_) return *hashing_;
+    return file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
+  }
+  // Publishes the output; returns its checksum (empty without a checksum stage).
+  std::string commit() {
+    if (file_) file_->commit(false);
+    return hashing_ ? hashing_->hex() : std::string();
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<OutputFile> file_;
+  std::unique_ptr<FdSink> stdout_;
+  std::unique_ptr<HashingSink> hashing_;
+};
+
+std::unique_ptr<ByteSource> open_input(const std::string& path) {
+  if (path == "-") return std::make_unique<FdSource>(0, "<stdin>");
+  return std::make_unique<FdSource>(path);
+}
+
+struct CountingSource final : ByteSource {
+  explicit CountingSource(ByteSource& inner) : inner_(inner) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    const std::size_t n = inner_.read(dst, max_bytes);
+    bytes += n;
+    return n;
+  }
+  const std::string& name() const override { return inner_.name(); }
+  ByteSource& inner_;
+  std::uint64_t bytes = 0;
+};
+
+std::string output_path_for(const PipelineSpec& spec, const Input& input, const Plan& plan) {
+  if (!spec.output_is_directory) return spec.output;
+  return (fs::path(spec.output) / output_name(input.relative, plan)).string();
+}
+
+void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
+                  PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
+  for (const auto& input : inputs) {
+    PipelineItem item;
+    item.input = input.path;
+    item.output = output_path_for(spec, input, plan);
+    auto opened = open_input(input.path);
+    CountingSource source(*opened);
+    OutputEnd output(item.output, spec.overwrite, plan.checksum);
+    if (plan.decompress && plan.compress) {
+      item.output_bytes = transcode(source, output.sink(), compress_options(spec, *plan.compress),
+                                    decompress_options(spec, plan.decompress)).output_bytes;
+    } else if (plan.compress) {
+      StreamInfo info;
+      if (input.path != "-") info.name = fs::path(input.path).filename().string();
+      item.output_bytes = compress(source, output.sink(), compress_options(spec, *plan.compress), info).output_bytes;
+    } else if (plan.decompress) {
+      item.output_bytes = decompress(source, output.sink(), decompress_options(spec, plan.decompress)).output_bytes;
+    } else {
+      Buffer buffer(1024 * 1024);  // checksum only: a copy that hashes on the way
+      for (;;) {
+        const std::size_t n = source.read(buffer.data(), buffer.capacity());
+        if (n == 0) break;
+        output.sink().write(ByteView(buffer.data(), n));
+        item.output_bytes += n;
+      }
+    }
+    item.input_bytes = source.bytes;
+    item.checksum = output.commit();
+    report.items.push_back(item);
+    if (on_item) on_item(item);
+  }
+}
+
+void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& report,
+                 const std::function<void(const PipelineItem&)>& on_item) {
+  std::vector<std::string> paths;
+  for (const auto& pattern : spec.inputs) {
+    if (pattern == "-") throw Error(ErrorKind::kUsage, "'tar' archives files and directories, not stdin");
+    if (!has_glob(pattern)) {
+      paths.push_back(pattern);
+      continue;
+    }
+    for (const auto& input : expand_inputs({pattern})) paths.push_back(input.path);
+  }
+  PipelineItem item;
+  item.input = fmt::format("{}", fmt::join(spec.inputs, " "));
+  item.output = spec.output;
+  OutputEnd output(item.output, spec.overwrite, plan.checksum);
+  const std::string codec = plan.compress ? plan.compress->codec : "";
+  CompressOptions options = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
+  options.threads = spec.threads;
+  TarCreateOptions tar = plan.tar->tar;
+  const TarStats stats = create_tar(paths, output.sink(), codec, options, tar);
+  item.input_bytes = stats.archive_bytes;
+  item.output_bytes = stats.stored_bytes;
+  item.checksum = output.commit();
+  report.items.push_back(item);
+  if (on_item) on_item(item);
+}
+
+void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
+                const std::function<void(const PipelineItem&)>& on_item) {
+  for (const auto& input : inputs) {
+    auto opened = open_input(input.path);
+    TarExtractOptions extract;
+    extract.directory = spec.output;
+    extract.strict = plan.untar->strict;
+    extract.threads = spec.threads;
+    std::vector<std::string> files;
+    extract.on_entry = [&](const TarEntry& entry) {
+      if (entry.type == TarEntryType::kFile) files.push_back((fs::path(spec.output) / entry.path).lexically_normal().string());
+    };
+    extract_tar(*opened, extract);
+    for (const auto& file : files) {
+      PipelineItem item;
+      item.input = input.path;
+      item.output = file;
+      item.output_bytes = fs::file_size(file);
+      if (plan.checksum) item.checksum = hash_file(file, plan.checksum->algorithm);
+      report.items.push_back(item);
+      if (on_item) on_item(item);
+    }
+  }
+}
+
+}  // namespace
+
+void validate_pipeline(const PipelineSpec& spec) {
+  const Plan plan = plan_of(spec);
+  if (spec.inputs.empty()) throw Error(ErrorKind::kUsage, "a pipeline needs at least one input");
+  if (spec.output.empty()) throw Error(ErrorKind::kUsage, "a pipeline needs an output");
+  const bool several = spec.inputs.size() > 1 ||
+                       std::any_of(spec.inputs.begin(), spec.inputs.end(), [](const std::string& input) {
+                         return has_glob(input) || (input != "-" && fs::is_directory(input));
+                       });
+  switch (plan.shape) {
+    case Plan::Shape::kArchive:
+      if (spec.output_is_directory) throw Error(ErrorKind::kUsage, "'tar' makes one archive: the output must be a file or stdout");
+      break;
+    case Plan::Shape::kUnpack:
+      if (!spec.output_is_directory) throw Error(ErrorKind::kUsage, "'untar' extracts files: the output must be a directory");
+      break;
+    case Plan::Shape::kPerFile:
+      if (!spec.output_is_directory && several) {
+        throw Error(ErrorKind::kUsage, "several inputs need an output directory (output.directory)");
+      }
+      if (spec.output_is_directory && std::find(spec.inputs.begin(), spec.inputs.end(), "-") != spec.inputs.end()) {
+        throw Error(ErrorKind::kUsage, "stdin has no name to write under a directory: use output.file or output.stdout");
+      }
+      break;
+  }
+  if (plan.checksum && spec.output == "-" && plan.checksum->manifest.empty()) {
+    throw Error(ErrorKind::kUsage, "with output to stdout, the checksum stage needs a 'manifest' path");
+  }
+}
+
+std::string describe_pipeline(const PipelineSpec& spec) {
+  validate_pipeline(spec);
+  const Plan plan = plan_of(spec);
+  std::string text;
+  const char* shape = plan.shape == Plan::Shape::kArchive ? "archive (every input into one tar)"
+                      : plan.shape == Plan::Shape::kUnpack ? "unpack (each input archive extracted)"
+                                                           : "per file (each input to its own output)";
+  text += fmt::format("pipeline: {}\n", shape);
+  text += fmt::format("threads: {}\n", resolve_threads(spec.threads));
+  if (spec.memory_budget_bytes) text += fmt::format("memory budget: {} bytes of chunks in flight\n", spec.memory_budget_bytes);
+  for (std::size_t i = 0; i < spec.stages.size(); ++i) {
+    const StageSpec& stage = spec.stages[i];
+    std::string details;
+    switch (stage.kind) {
+      case StageKind::kDecompress: details = stage.format.empty() ? "format detected from content" : "format " + stage.format; break;
+      case StageKind::kCompress: {
+        const CodecInfo info = *CodecRegistry::global().find(stage.codec);
+        const CodecOptions resolved = resolve_options(info, stage.codec_options);
+        details = fmt::format("codec {}, level {}, chunk size {} bytes", stage.codec, resolved.level, resolved.chunk_bytes);
+        if (stage.codec == "gzip") details += resolved.independent ? ", independent members" : ", one pigz-style member";
+        if (spec.memory_budget_bytes) details += fmt::format(", at most {} chunks in flight", compress_options(spec, stage).max_chunks_in_flight);
+        break;
+      }
+      case StageKind::kTar:
+        details = "POSIX pax archive, entries sorted by name";
+        if (stage.tar.mtime_seconds) details += fmt::format(", mtime {}", *stage.tar.mtime_seconds);
+        if (stage.tar.owner.name || stage.tar.owner.id) details += fmt::format(", owner {}:{}", stage.tar.owner.name.value_or(""), stage.tar.owner.id ? std::to_string(*stage.tar.owner.id) : "");
+        if (stage.tar.group.name || stage.tar.group.id) details += fmt::format(", group {}:{}", stage.tar.group.name.value_or(""), stage.tar.group.id ? std::to_string(*stage.tar.group.id) : "");
+        if (stage.tar.numeric_owner) details += ", numeric owners";
+        break;
+      case StageKind::kUntar: details = stage.strict ? "refused entries fail the run" : "refused entries are warnings"; break;
+      case StageKind::kChecksum: details = fmt::format("{} of every output, manifest {}", stage.algorithm, manifest_path(spec, stage)); break;
+    }
+    text += fmt::format("stage {}: {} ({})\n", i + 1, stage_name(stage.kind), details);
+  }
+  if (plan.shape == Plan::Shape::kArchive) {
+    text += fmt::format("archive: {} -> {}\n", fmt::join(spec.inputs, " "), spec.output == "-" ? "<stdout>" : spec.output);
+    return text;
+  }
+  for (const auto& input : expand_inputs(spec.inputs)) {
+    const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
+                           : output_path_for(spec, input, plan) == "-" ? "<stdout>"
+                                                                         : output_path_for(spec, input, plan);
+    text += fmt::format("file: {} -> {}\n", input.path == "-" ? "<stdin>" : input.path, to);
+  }
+  return text;
+}
+
+PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item) {
+  const auto start = std::chrono::steady_clock::now();
+  validate_pipeline(spec);
+  const Plan plan = plan_of(spec);
+  PipelineReport report;
+  switch (plan.shape) {
+    case Plan::Shape::kPerFile: run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
+    case Plan::Shape::kArchive: run_archive(spec, plan, report, on_item); break;
+    case Plan::Shape::kUnpack: run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
+  }
+  if (plan.checksum) {
+    report.manifest = manifest_path(spec, *plan.checksum);
+    write_manifest(report.manifest, report.items, true);
+  }
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOptions& compress_options,
+                        const DecompressOptions& decompress_options) {
+  detail::BytePipe pipe(source.name());
+  std::exception_ptr decode_error;
+  // The decompression graph runs on a thread of its own (with its own arena); the compression
+  // graph on this one. The pipe between them is the only place they meet.
+  std::thread decoder([&] {
+    try {
+      decompress(source, pipe.sink(), decompress_options);
+      pipe.close();
+    } catch (...) {
+      decode_error = std::current_exception();
+      pipe.break_pipe();
+    }
+  });
+  CompressStats stats;
+  try {
+    stats = compress(pipe.source(), sink, compress_options);
+  } catch (...) {
+    pipe.break_pipe();
+    decoder.join();
+    if (decode_error) std::rethrow_exception(decode_error);  // the cause, not the broken pipe
+    throw;
+  }
+  decoder.join();
+  if (decode_error) std::rethrow_exception(decode_error);
+  return stats;
+}
+
+}  // namespace sluice

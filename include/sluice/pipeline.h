@@ -1,0 +1,99 @@
+// Pipelines: inputs, an ordered list of stages, and an output, described in code (PipelineSpec)
+// or in a TOML file (parse_pipeline), and run with run_pipeline().
+//
+// A pipeline is one of three shapes, each stage a graph run:
+//   per file:  [decompress] [compress] [checksum]   each input to its own output
+//   archive:   tar [compress] [checksum]            every input into one tar archive
+//   unpack:    [decompress] untar [checksum]        each input archive extracted to a directory
+// Chained stages stream: `decompress` then `compress` runs the decompression graph and the
+// compression graph at once, joined by a bounded pipe, so no file is ever held in memory whole
+// (transcode() is that chain for one stream). `checksum` hashes every output as it is written and
+// writes a manifest that `sha256sum -c` (or `xxh64sum -c`) verifies.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/io.h"
+#include "sluice/tar.h"
+
+namespace sluice {
+
+enum class StageKind { kDecompress, kCompress, kTar, kUntar, kChecksum };
+
+struct StageSpec {
+  StageKind kind = StageKind::kCompress;
+  // compress
+  std::string codec = "zstd";
+  CodecOptions codec_options;  // level, chunk_bytes, independent (gzip mode); 0 = codec default
+  // decompress: force a format instead of detecting it
+  std::string format;
+  // checksum: "sha256" or "xxh64"; the manifest's path (default: SHA256SUMS or XXH64SUMS in the
+  // output directory, or beside the output file)
+  std::string algorithm = "sha256";
+  std::string manifest;
+  // tar
+  TarCreateOptions tar;
+  // untar
+  bool strict = false;
+  // Where the stage came from (a pipeline file's line), for messages; 0 when built in code.
+  int line = 0;
+};
+
+struct PipelineSpec {
+  // Files, directories (walked recursively), glob patterns ("logs/*.gz") or "-" for stdin.
+  std::vector<std::string> inputs;
+  std::vector<StageSpec> stages;
+  // Where results go: a directory (per-file and unpack pipelines), a file, or "-" for stdout.
+  std::string output;
+  bool output_is_directory = false;
+  bool overwrite = false;
+  int threads = 0;                       // 0 = all cores
+  std::uint64_t memory_budget_bytes = 0; // bound on chunk memory in flight; 0 = the graphs' default
+};
+
+// Reads a pipeline file. Every key is checked: unknown keys, wrong types, unknown codecs and
+// out-of-range levels are Errors (kUsage) naming the file, line, column and key. `overrides` are
+// "key=value" assignments applied before checking (e.g. "threads=4", "stage.2.level=19",
+// "output.directory=out"); values are TOML ("'text'" or a bare word for strings).
+PipelineSpec parse_pipeline_file(const std::string& path, const std::vector<std::string>& overrides = {});
+PipelineSpec parse_pipeline_text(const std::string& text, const std::string& name,
+                                 const std::vector<std::string>& overrides = {});
+
+// Checks that the stages form one of the shapes above and that the inputs and output fit it.
+// Throws Error (kUsage).
+void validate_pipeline(const PipelineSpec& spec);
+
+// The resolved plan, one line per step, for `sluice run --dry-run`: inputs as found, stages with
+// every option (defaults filled in), and each output path.
+std::string describe_pipeline(const PipelineSpec& spec);
+
+struct PipelineItem {
+  std::string input;
+  std::string output;
+  std::uint64_t input_bytes = 0;
+  std::uint64_t output_bytes = 0;
+  std::string checksum;  // hex, when there is a checksum stage
+};
+
+struct PipelineReport {
+  std::vector<PipelineItem> items;
+  std::string manifest;  // path written, if any
+  double seconds = 0;
+};
+
+// Runs the pipeline. The first failure stops it and is thrown (outputs already published stay;
+// the failing one is not published). `on_item` is called as each output is published.
+PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item = {});
+
+// Decompresses `source` (any format, detected) and compresses the result with `compress`,
+// streaming: both graphs run at once, joined by a bounded pipe.
+CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOptions& compress,
+                        const DecompressOptions& decompress = {});
+
+}  // namespace sluice
