@@ -205,12 +205,12 @@ def tar_table(threads, reps):
     # (label, command, archive it writes)
     create = [
         ("gzip -6", [("sluice tar", f"{s} tar -c -j{j} -f {out}/s.tar.gz -C {tree} .", out / "s.tar.gz"),
-                     (f"tar | pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
+                     (f"tar \\| pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
                       out / "p.tar.gz")]),
-        ("gzip -6 independent", [("sluice tar", f"{s} tar -c -j{j} --independent -f {out}/si.tar.gz -C {tree} .",
-                                  out / "si.tar.gz"),
-                                 (f"tar | pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
-                                  out / "p.tar.gz")]),
+        ("gzip -6 single member", [("sluice tar", f"{s} tar -c -j{j} --single-member -f {out}/sm.tar.gz -C {tree} .",
+                                    out / "sm.tar.gz"),
+                                   (f"tar \\| pigz -6 -p{j}", f"tar -cf - -C {tree} . | pigz -6 -p{j} > {out}/p.tar.gz",
+                                    out / "p.tar.gz")]),
         ("zstd -3", [("sluice tar", f"{s} tar -c -j{j} -f {out}/s.tar.zst -C {tree} .", out / "s.tar.zst"),
                      (f"tar -I 'zstd -T{j}'", f"tar -I 'zstd -3 -T{j}' -cf {out}/z.tar.zst -C {tree} .",
                       out / "z.tar.zst")]),
@@ -218,11 +218,11 @@ def tar_table(threads, reps):
                     ("tar -I lz4", f"tar -I 'lz4 -1' -cf {out}/l.tar.lz4 -C {tree} .", out / "l.tar.lz4")]),
     ]
     extract = [
-        ("gzip (pigz-style, ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.gz -C {{dst}}"),
-                                     ("tar -I pigz", f"tar -I pigz -xf {out}/s.tar.gz -C {{dst}}"),
-                                     ("tar -z (gzip)", f"tar -xzf {out}/s.tar.gz -C {{dst}}")]),
-        ("gzip independent (ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/si.tar.gz -C {{dst}}"),
-                                     ("tar -I pigz", f"tar -I pigz -xf {out}/si.tar.gz -C {{dst}}")]),
+        ("gzip (ours, independent members)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.gz -C {{dst}}"),
+                                              ("tar -I pigz", f"tar -I pigz -xf {out}/s.tar.gz -C {{dst}}"),
+                                              ("tar -z (gzip)", f"tar -xzf {out}/s.tar.gz -C {{dst}}")]),
+        ("gzip (tar \\| pigz)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/p.tar.gz -C {{dst}}"),
+                                ("tar -I pigz", f"tar -I pigz -xf {out}/p.tar.gz -C {{dst}}")]),
         ("zstd (ours)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/s.tar.zst -C {{dst}}"),
                          ("tar -I zstd", f"tar -I zstd -xf {out}/s.tar.zst -C {{dst}}")]),
         ("zstd (made by zstd -T2)", [("sluice tar", f"{s} tar -x -j{j} -f {out}/z.tar.zst -C {{dst}}"),
@@ -410,26 +410,40 @@ def main():
     DATA.mkdir(parents=True, exist_ok=True)
     OUT.mkdir(parents=True, exist_ok=True)
     tar = prepare_input()
-    parts = []
+    parts = {}
     if args.only in ("all", "stream"):
         comp = compression_table(tar, args.threads, args.reps)
         decomp = decompression_table(tar, comp[3], args.threads, args.reps)
         rss = peak_rss_1gib(tar, args.threads)
-        parts.append(render(tar, args.threads, args.reps, comp, decomp, rss))
+        parts["stream"] = render(tar, args.threads, args.reps, comp, decomp, rss)
     if args.only in ("all", "bundle"):
         bundle_reps = max(3, args.reps // 2)
-        parts.append(render_bundle(bundle_table(tar, args.threads, bundle_reps), bundle_reps))
+        parts["bundle"] = render_bundle(bundle_table(tar, args.threads, bundle_reps), bundle_reps)
     if args.only in ("all", "tar"):
         tar_reps = max(3, args.reps // 2)
-        parts.append(render_tar(tar_table(args.threads, tar_reps), tar_reps))
-    report = "\n\n".join(parts)
-    print(report)
+        parts["tar"] = render_tar(tar_table(args.threads, tar_reps), tar_reps)
+    print("\n\n".join(parts.values()))
     if args.write:
-        text = args.write.read_text() if args.write.exists() else f"{BEGIN}\n{END}\n"
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        args.write.write_text(f"{head}{BEGIN}\n{report}\n{END}{tail}")
+        write_parts(args.write, parts)
 
+
+def write_parts(path, parts):
+    """Replaces each part run between its own markers (<!-- bench:NAME:begin/end -->) inside the
+    bench block, so that `--only tar` refreshes the tar tables and keeps the others."""
+    text = path.read_text() if path.exists() else f"{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    block, tail = rest.split(END, 1)
+    for name in ("stream", "bundle", "tar"):
+        if name not in parts:
+            continue
+        begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
+        fresh = f"{begin}\n{parts[name]}\n{end}"
+        if begin in block:
+            before, after = block.split(begin, 1)
+            block = before + fresh + after.split(end, 1)[1]
+        else:
+            block = block.rstrip("\n") + "\n\n" + fresh + "\n"
+    path.write_text(f"{head}{BEGIN}{block}{END}{tail}")
 
 if __name__ == "__main__":
     main()

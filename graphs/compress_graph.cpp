@@ -6,6 +6,7 @@
 // empty last chunk, the compressors skip its chunks, and the writer discards its output when that
 // last chunk arrives. Every stream thus ends in the writer, in order, with one commit or fail.
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -401,6 +402,19 @@ CompressStats compress_streams(const std::vector<CompressStream>& streams, const
 
 CompressStats compress(ByteSource& source, ByteSink& sink, const CompressOptions& options, const StreamInfo& info) {
   return compress_streams({CompressStream{&source, &sink, info}}, options);
+}
+
+CompressStats compress_file(const std::string& input_path, const std::string& output_path,
+                            const CompressOptions& options, bool overwrite) {
+  FdSource source(input_path);
+  OutputFile output(output_path, overwrite);
+  StreamInfo info;
+  info.name = std::filesystem::path(input_path).filename().string();
+  info.mtime_seconds = source.status().st_mtim.tv_sec;
+  output.preserve_metadata_of(source.status());
+  const CompressStats stats = compress(source, output, options, info);
+  output.commit(false);
+  return stats;
 }
 
 Buffer compress_buffer(ByteView input, const CompressOptions& options) {

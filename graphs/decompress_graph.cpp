@@ -312,6 +312,16 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   return stats;
 }
 
+DecompressStats decompress_file(const std::string& input_path, const std::string& output_path,
+                                const DecompressOptions& options, bool overwrite) {
+  FdSource source(input_path);
+  OutputFile output(output_path, overwrite);
+  output.preserve_metadata_of(source.status());
+  const DecompressStats stats = decompress(source, output, options);
+  output.commit(false);
+  return stats;
+}
+
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options) {
   MemorySource source(input);
   MemorySink sink;

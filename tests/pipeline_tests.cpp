@@ -157,6 +157,8 @@ struct BadConfig {
   std::string message;  // expected in the error, including "file:LINE:COL"
 };
 
+void PrintTo(const BadConfig& config, std::ostream* os) { *os << config.name; }
+
 class PipelineConfigError : public ::testing::TestWithParam<BadConfig> {};
 
 const std::string kGood = "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n";
@@ -263,6 +265,28 @@ TEST(PipelineLibrary, TranscodeStreamsThroughABoundedPipe) {
   EXPECT_EQ(to_bytes(decompress_buffer(sink.buffer().view())), input);
   // Nothing near the 20 MiB input was held at once.
   EXPECT_LE(stats.peak_chunks_in_flight * 8u * 1024 * 1024, 2 * 20u * 1024 * 1024);
+}
+
+// ---- One-call helpers ----
+
+TEST(OneCall, CompressFileAndDecompressFile) {
+  testing::ScratchDir dir;
+  const Bytes input = text_bytes(700000, 41);
+  write_file(dir / "data.txt", input);
+  CompressOptions options;
+  options.codec = "gzip";
+  const CompressStats stats = compress_file((dir / "data.txt").string(), (dir / "data.txt.gz").string(), options);
+  EXPECT_EQ(stats.input_bytes, input.size());
+  // gzip reads it and finds the name we stored.
+  auto r = testing::run("gzip -dc data.txt.gz | cmp - data.txt && gzip -lN data.txt.gz | tail -1", dir.path());
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("data.txt"), std::string::npos) << r.out;
+  // An existing output is kept unless asked.
+  EXPECT_THROW(compress_file((dir / "data.txt").string(), (dir / "data.txt.gz").string(), options), Error);
+  decompress_file((dir / "data.txt.gz").string(), (dir / "back.txt").string());
+  EXPECT_EQ(read_file(dir / "back.txt"), input);
+  EXPECT_THROW(decompress_file((dir / "data.txt").string(), (dir / "never.txt").string()), Error);
+  EXPECT_FALSE(fs::exists(dir / "never.txt"));
 }
 
 // ---- A user codec in a pipeline ----

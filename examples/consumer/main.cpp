@@ -1,5 +1,6 @@
 // Compresses a buffer with each built-in codec through the installed library and checks the
-// round trip. Prints one line per codec; exits non-zero on any mismatch.
+// round trip, then parses a pipeline from TOML text. Prints one line per check; exits non-zero
+// on any failure.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -7,6 +8,7 @@
 #include "sluice/batch.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
+#include "sluice/pipeline.h"
 
 int main() {
   std::string text;
@@ -22,5 +24,12 @@ int main() {
     std::printf("%s: %zu -> %zu bytes, round trip %s\n", codec, input.size(), packed.size(), same ? "ok" : "FAILED");
     failures += same ? 0 : 1;
   }
+  const sluice::PipelineSpec spec = sluice::parse_pipeline_text(
+      "[input]\npaths = [\"in.log\"]\n[[stage]]\nkind = \"compress\"\ncodec = \"lz4\"\n[output]\nfile = \"in.log.lz4\"\n",
+      "inline.toml");
+  const bool pipeline_ok = spec.stages.size() == 1 && spec.stages[0].codec == "lz4";
+  std::printf("pipeline: %zu stage(s), codec %s %s\n", spec.stages.size(), spec.stages[0].codec.c_str(),
+              pipeline_ok ? "ok" : "FAILED");
+  failures += pipeline_ok ? 0 : 1;
   return failures == 0 ? 0 : 1;
 }

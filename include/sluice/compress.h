@@ -97,6 +97,12 @@ CompressStats compress_streams(const std::vector<CompressStream>& streams,
 CompressStats compress(ByteSource& source, ByteSink& sink, const CompressOptions& options,
                        const StreamInfo& info = {});
 
+// Compresses the file at `input_path` into `output_path` (written to a temporary and renamed into
+// place when complete; the input's name, time and permissions are kept as gzip keeps them).
+// Throws Error if `output_path` exists and `overwrite` is false.
+CompressStats compress_file(const std::string& input_path, const std::string& output_path,
+                            const CompressOptions& options, bool overwrite = false);
+
 // Compresses a buffer in memory.
 Buffer compress_buffer(ByteView input, const CompressOptions& options);
 

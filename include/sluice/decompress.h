@@ -33,6 +33,10 @@ struct DecompressStats {
 DecompressStats decompress(ByteSource& source, ByteSink& sink,
                            const DecompressOptions& options = {});
 
+// Decompresses the file at `input_path` into `output_path` (temporary + rename, as compress_file).
+DecompressStats decompress_file(const std::string& input_path, const std::string& output_path,
+                                const DecompressOptions& options = {}, bool overwrite = false);
+
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
 
 }  // namespace sluice
