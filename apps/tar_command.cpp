@@ -46,61 +46,6 @@ struct TarCliOptions {
   bool strict = false;
 };
 
-// "@1700000000", "2024-05-01", "2024-05-01 12:30", "2024-05-01T12:30:15" (UTC).
-std::int64_t parse_mtime(const std::string& text) {
-  if (text.starts_with("@")) {
-    try {
-      std::size_t used = 0;
-      const long long value = std::stoll(text.substr(1), &used);
-      if (used == text.size() - 1) return value;
-    } catch (const std::exception&) {
-    }
-  } else {
-    std::tm time{};
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    char separator = 0;
-    const int fields = std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &separator,
-                                   &hour, &minute, &second);
-    const bool date_only = fields == 3 && text.size() == 10;
-    const bool with_time = fields >= 6 && (separator == ' ' || separator == 'T');
-    if ((date_only || with_time) && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour < 24 &&
-        minute < 60 && second < 61) {
-      time.tm_year = year - 1900;
-      time.tm_mon = month - 1;
-      time.tm_mday = day;
-      time.tm_hour = hour;
-      time.tm_min = minute;
-      time.tm_sec = second;
-      return static_cast<std::int64_t>(::timegm(&time));
-    }
-  }
-  throw Error(ErrorKind::kUsage,
-              fmt::format("invalid --mtime '{}' (use @SECONDS, YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS', UTC)", text));
-}
-
-// "NAME", "NAME:ID", "ID" or "+ID".
-TarOwner parse_owner(const std::string& text, const char* what) {
-  TarOwner owner;
-  const auto parse_id = [&](std::string digits) {
-    if (digits.starts_with("+")) digits.erase(0, 1);
-    if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw Error(ErrorKind::kUsage, fmt::format("invalid --{} '{}' (use NAME, NAME:ID or ID)", what, text));
-    }
-    return std::stoull(digits);
-  };
-  const std::size_t colon = text.find(':');
-  if (colon != std::string::npos) {
-    owner.name = text.substr(0, colon);
-    owner.id = parse_id(text.substr(colon + 1));
-  } else if (!text.empty() && (text[0] == '+' || std::isdigit(static_cast<unsigned char>(text[0])))) {
-    owner.id = parse_id(text);
-    owner.name = "";
-  } else {
-    owner.name = text;
-  }
-  return owner;
-}
-
 std::string mode_string(const TarEntry& entry) {
   std::string text(10, '-');
   switch (entry.type) {
@@ -163,9 +108,16 @@ int run_create(const TarCliOptions& options) {
 
   TarCreateOptions create;
   create.directory = options.directory;
-  if (!options.mtime.empty()) create.mtime_seconds = parse_mtime(options.mtime);
-  if (!options.owner.empty()) create.owner = parse_owner(options.owner, "owner");
-  if (!options.group.empty()) create.group = parse_owner(options.group, "group");
+  const auto flag = [](const char* name, auto parse) {
+    try {
+      return parse();
+    } catch (const Error& e) {
+      throw Error(ErrorKind::kUsage, fmt::format("{}: {}", name, e.detail()));
+    }
+  };
+  if (!options.mtime.empty()) create.mtime_seconds = flag("--mtime", [&] { return parse_tar_mtime(options.mtime); });
+  if (!options.owner.empty()) create.owner = flag("--owner", [&] { return parse_tar_owner(options.owner); });
+  if (!options.group.empty()) create.group = flag("--group", [&] { return parse_tar_owner(options.group); });
   create.numeric_owner = options.numeric_owner;
   const bool to_stdout = options.archive == "-";
   std::FILE* listing = to_stdout ? stderr : stdout;

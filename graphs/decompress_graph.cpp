@@ -190,7 +190,7 @@ class PieceReader {
 };
 
 void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, const Codec& codec, int threads,
-                          DecompressStats& stats) {
+                          std::size_t max_pieces, DecompressStats& stats) {
   flow::graph graph;
   FirstError errors([&graph] { graph.cancel(); });
   ChunkPool pool;
@@ -212,7 +212,8 @@ void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, co
   flow::input_node<Chunk*> reader(graph, [&](tbb::flow_control& control) { return piece_reader.next(control); });
 
   // Bounds the pieces in flight; the writer's decrement admits the next one.
-  flow::limiter_node<Chunk*> limiter(graph, kPiecesPerThread * static_cast<std::size_t>(threads));
+  const std::size_t limit = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
+  flow::limiter_node<Chunk*> limiter(graph, limit);
 
   // Unlimited: units are independent; the limiter bounds the work, the arena the threads.
   flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
@@ -307,7 +308,9 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   }
   const auto codec = CodecRegistry::global().create(stats.codec);
   tbb::task_arena arena(threads);
-  arena.execute([&] { run_decompress_graph(source, sink, std::move(initial), *codec, threads, stats); });
+  arena.execute([&] {
+    run_decompress_graph(source, sink, std::move(initial), *codec, threads, options.max_pieces_in_flight, stats);
+  });
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }

@@ -1,6 +1,11 @@
 // CompressNode: the compression graph's middle as a composite node for a caller's graph.
 //
-//   in -> ordering (sequencer) -> history (serial) -> compressor (parallel) -> ordering -> framer (serial) -> out
+//   in -> ordering (sequencer) -> history (serial) -> compressor (parallel) -> ordering (sequencer)
+//      -> framer (serial) -> ordering (sequencer) -> out
+//
+// The last sequencer is not redundant: a serial function_node hands its next input to another
+// worker before it passes its current output on (oneTBB spawns the postponed task first), so two
+// consecutive outputs of a serial node can reach its successor in either order.
 #include "sluice/flow.h"
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -80,11 +85,13 @@ struct CompressNode::Nodes {
           result.last = work.chunk.last;
           result.bytes = std::move(out);
           return result;
-        }) {
+        }),
+        ordering_final(graph, [](const ByteChunk& chunk) { return chunk.sequence; }) {
     flow::make_edge(ordering_in, history);
     flow::make_edge(history, compressor);
     flow::make_edge(compressor, ordering_out);
     flow::make_edge(ordering_out, framer);
+    flow::make_edge(framer, ordering_final);
   }
 
   std::unique_ptr<Codec> codec;
@@ -98,11 +105,12 @@ struct CompressNode::Nodes {
   flow::function_node<Work, Work> compressor;
   flow::sequencer_node<Work> ordering_out;
   flow::function_node<Work, ByteChunk> framer;
+  flow::sequencer_node<ByteChunk> ordering_final;
 };
 
 CompressNode::CompressNode(flow::graph& graph, const CompressOptions& options, const StreamInfo& info)
     : composite_node(graph), nodes_(std::make_unique<Nodes>(graph, options, info)) {
-  set_external_ports(input_ports_type(nodes_->ordering_in), output_ports_type(nodes_->framer));
+  set_external_ports(input_ports_type(nodes_->ordering_in), output_ports_type(nodes_->ordering_final));
 }
 
 CompressNode::~CompressNode() = default;

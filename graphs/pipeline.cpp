@@ -163,6 +163,8 @@ DecompressOptions decompress_options(const PipelineSpec& spec, const StageSpec* 
   DecompressOptions options;
   options.threads = spec.threads;
   if (stage) options.codec = stage->format;
+  // Pieces are frames or blocks of a few MiB (at most 16 MiB): count 8 MiB each, input and output.
+  if (spec.memory_budget_bytes > 0) options.max_pieces_in_flight = std::max<std::uint64_t>(2, spec.memory_budget_bytes >> 23);
   return options;
 }
 
@@ -296,18 +298,6 @@ std::unique_ptr<ByteSource> open_input(const std::string& path) {
   return std::make_unique<FdSource>(path);
 }
 
-struct CountingSource final : ByteSource {
-  explicit CountingSource(ByteSource& inner) : inner_(inner) {}
-  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
-    const std::size_t n = inner_.read(dst, max_bytes);
-    bytes += n;
-    return n;
-  }
-  const std::string& name() const override { return inner_.name(); }
-  ByteSource& inner_;
-  std::uint64_t bytes = 0;
-};
-
 std::string output_path_for(const PipelineSpec& spec, const Input& input, const Plan& plan) {
   if (!spec.output_is_directory) return spec.output;
   return (fs::path(spec.output) / output_name(input.relative, plan)).string();
@@ -340,7 +330,7 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
         item.output_bytes += n;
       }
     }
-    item.input_bytes = source.bytes;
+    item.input_bytes = source.bytes();
     item.checksum = output.commit();
     report.items.push_back(item);
     if (on_item) on_item(item);
@@ -439,12 +429,15 @@ std::string describe_pipeline(const PipelineSpec& spec) {
                                                            : "per file (each input to its own output)";
   text += fmt::format("pipeline: {}\n", shape);
   text += fmt::format("threads: {}\n", resolve_threads(spec.threads));
-  if (spec.memory_budget_bytes) text += fmt::format("memory budget: {} bytes of chunks in flight\n", spec.memory_budget_bytes);
+  if (spec.memory_budget_bytes) text += fmt::format("memory budget: {} bytes of chunks and frames in flight\n", spec.memory_budget_bytes);
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& stage = spec.stages[i];
     std::string details;
     switch (stage.kind) {
-      case StageKind::kDecompress: details = stage.format.empty() ? "format detected from content" : "format " + stage.format; break;
+      case StageKind::kDecompress:
+        details = stage.format.empty() ? "format detected from content" : "format " + stage.format;
+        if (spec.memory_budget_bytes) details += fmt::format(", at most {} frames in flight", decompress_options(spec, &stage).max_pieces_in_flight);
+        break;
       case StageKind::kCompress: {
         const CodecInfo info = *CodecRegistry::global().find(stage.codec);
         const CodecOptions resolved = resolve_options(info, stage.codec_options);

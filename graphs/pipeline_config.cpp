@@ -21,6 +21,7 @@
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/pipeline.h"
+#include "sluice/tar.h"
 
 namespace sluice {
 namespace {
@@ -148,27 +149,6 @@ StageKind stage_kind(const std::string& name) {
   return StageKind::kChecksum;
 }
 
-TarOwner parse_owner_value(const std::string& text) {
-  TarOwner owner;
-  const std::size_t colon = text.find(':');
-  const auto id = [&](const std::string& digits) -> std::uint64_t {
-    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw Error(ErrorKind::kUsage, fmt::format("invalid owner '{}' (use NAME, NAME:ID or ID)", text));
-    }
-    return std::stoull(digits);
-  };
-  if (colon != std::string::npos) {
-    owner.name = text.substr(0, colon);
-    owner.id = id(text.substr(colon + 1));
-  } else if (!text.empty() && std::isdigit(static_cast<unsigned char>(text[0]))) {
-    owner.id = id(text);
-    owner.name = "";
-  } else {
-    owner.name = text;
-  }
-  return owner;
-}
-
 StageSpec parse_stage(const toml::table& table, const std::string& file, std::size_t number) {
   Keys keys(table, file, fmt::format("stage {}", number));
   StageSpec stage;
@@ -196,9 +176,13 @@ StageSpec parse_stage(const toml::table& table, const std::string& file, std::si
         break;
       }
       case StageKind::kTar:
-        if (const auto mtime = keys.integer("mtime", INT64_MIN / 2, INT64_MAX / 2)) stage.tar.mtime_seconds = *mtime;
-        if (const auto owner = keys.string("owner")) stage.tar.owner = parse_owner_value(*owner);
-        if (const auto group = keys.string("group")) stage.tar.group = parse_owner_value(*group);
+        if (const toml::node* mtime = keys.find("mtime")) {  // seconds, or a date as for --mtime
+          if (mtime->is_integer()) stage.tar.mtime_seconds = mtime->as_integer()->get();
+          else if (mtime->is_string()) stage.tar.mtime_seconds = parse_tar_mtime(mtime->as_string()->get());
+          else fail(file, mtime->source(), fmt::format("stage {}: 'mtime' must be seconds or a date string, not {}", number, type_name(*mtime)));
+        }
+        if (const auto owner = keys.string("owner")) stage.tar.owner = parse_tar_owner(*owner);
+        if (const auto group = keys.string("group")) stage.tar.group = parse_tar_owner(*group);
         if (const auto numeric = keys.boolean("numeric_owner")) stage.tar.numeric_owner = *numeric;
         break;
       case StageKind::kUntar:

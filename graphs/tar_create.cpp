@@ -9,7 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -298,6 +301,59 @@ TarWriterSource::~TarWriterSource() = default;
 std::size_t TarWriterSource::read(std::uint8_t* dst, std::size_t max_bytes) { return state_->read(dst, max_bytes); }
 const std::string& TarWriterSource::name() const { return state_->name; }
 std::uint64_t TarWriterSource::entries() const { return state_->entries; }
+
+std::int64_t parse_tar_mtime(const std::string& text) {
+  if (text.starts_with("@")) {
+    try {
+      std::size_t used = 0;
+      const long long value = std::stoll(text.substr(1), &used);
+      if (used == text.size() - 1) return value;
+    } catch (const std::exception&) {
+    }
+  } else {
+    std::tm time{};
+    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+    char separator = 0;
+    const int fields = std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &separator,
+                                   &hour, &minute, &second);
+    const bool date_only = fields == 3 && text.size() == 10;
+    const bool with_time = fields >= 6 && (separator == ' ' || separator == 'T');
+    if ((date_only || with_time) && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour < 24 &&
+        minute < 60 && second < 61) {
+      time.tm_year = year - 1900;
+      time.tm_mon = month - 1;
+      time.tm_mday = day;
+      time.tm_hour = hour;
+      time.tm_min = minute;
+      time.tm_sec = second;
+      return static_cast<std::int64_t>(::timegm(&time));
+    }
+  }
+  throw Error(ErrorKind::kUsage,
+              fmt::format("invalid time '{}' (use @SECONDS, YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS', UTC)", text));
+}
+
+TarOwner parse_tar_owner(const std::string& text) {
+  TarOwner owner;
+  const auto parse_id = [&](std::string digits) {
+    if (digits.starts_with("+")) digits.erase(0, 1);
+    if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos) {
+      throw Error(ErrorKind::kUsage, fmt::format("invalid owner or group '{}' (use NAME, NAME:ID or ID)", text));
+    }
+    return std::stoull(digits);
+  };
+  const std::size_t colon = text.find(':');
+  if (colon != std::string::npos) {
+    owner.name = text.substr(0, colon);
+    owner.id = parse_id(text.substr(colon + 1));
+  } else if (!text.empty() && (text[0] == '+' || std::isdigit(static_cast<unsigned char>(text[0])))) {
+    owner.id = parse_id(text);
+    owner.name = "";
+  } else {
+    owner.name = text;
+  }
+  return owner;
+}
 
 TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,
                     const CompressOptions& compress_options, const TarCreateOptions& options) {

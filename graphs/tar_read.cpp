@@ -302,23 +302,6 @@ class PrefixedSource final : public ByteSource {
   ByteSource& rest_;
 };
 
-// Counts what the decompression graph reads.
-class CountingSource final : public ByteSource {
- public:
-  explicit CountingSource(ByteSource& inner) : inner_(inner) {}
-  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
-    const std::size_t n = inner_.read(dst, max_bytes);
-    bytes_ += n;
-    return n;
-  }
-  const std::string& name() const override { return inner_.name(); }
-  std::uint64_t bytes() const { return bytes_; }
-
- private:
-  ByteSource& inner_;
-  std::uint64_t bytes_ = 0;
-};
-
 class ListHandler final : public TarEntryHandler {
  public:
   explicit ListHandler(const std::function<void(const TarEntry&)>& on_entry) : on_entry_(on_entry) {}

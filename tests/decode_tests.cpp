@@ -248,6 +248,24 @@ class PickySink final : public ByteSink {
   std::string name_ = "picky";
 };
 
+TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
+  const Bytes input = text_bytes(2 * 1024 * 1024 + 9, 72);
+  CompressOptions options;
+  options.codec = "zstd";
+  options.codec_options.chunk_bytes = 256 * 1024;
+  const Buffer packed = compress_buffer(view(input), options);
+  for (std::size_t limit : {1u, 2u}) {
+    MemorySource source(packed.view());
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = 2;
+    decode.max_pieces_in_flight = limit;
+    const DecompressStats stats = decompress(source, sink, decode);
+    EXPECT_EQ(to_bytes(sink.buffer()), input) << limit;
+    EXPECT_EQ(stats.units, 9u);
+  }
+}
+
 TEST(Serial, OutputIsTheSameOnAnyThreadCount) {
   const Bytes input = text_bytes(5 * 1024 * 1024 + 3, 70);
   const Bytes packed = single_zstd_frame(input);

@@ -138,6 +138,8 @@ TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
   EXPECT_NE(r.out.find("codec zstd, level 19"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("threads: 1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("memory budget: 33554432"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("decompress (format detected from content, at most 4 frames in flight)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("at most 2 chunks in flight"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("-> elsewhere/app-0.log.zst"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(dir_ / "elsewhere")) << "a dry run writes nothing";
   r = sluice("run --set stage.9.level=1 " + file);

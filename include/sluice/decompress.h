@@ -17,6 +17,9 @@ struct DecompressOptions {
   // Force a format instead of detecting it (empty: detect).
   std::string codec;
   int threads = 0;  // worker threads; 0 = all cores
+  // Compressed pieces (frames, blocks, members) in flight at once; 0 = 3 per thread. Each holds
+  // its compressed bytes and, once decoded, its output (at most 16 MiB).
+  std::size_t max_pieces_in_flight = 0;
 };
 
 struct DecompressStats {

@@ -12,6 +12,8 @@
 // worker, reused) and emits the compressed stream in order: one output message per input chunk,
 // with the same sequence number, the stream header in front of chunk 0 and the trailer after the
 // last. The concatenated outputs are exactly what sluice::compress() writes for the same chunks.
+// The output port is a sequencer: a serial successor (such as a writer) receives the chunks in
+// order; successors running in parallel see them in any order, with their sequence numbers.
 //
 // Memory in flight is the caller's to bound, as in the picture: admit chunks through a
 // limiter_node and decrement it as outputs are consumed. A codec error is thrown from the node's

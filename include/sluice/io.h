@@ -132,6 +132,23 @@ class MemorySink final : public ByteSink {
   std::string name_;
 };
 
+// Passes reads through and counts the bytes (how much of a source a graph consumed).
+class CountingSource final : public ByteSource {
+ public:
+  explicit CountingSource(ByteSource& inner) : inner_(inner) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    const std::size_t n = inner_.read(dst, max_bytes);
+    bytes_ += n;
+    return n;
+  }
+  const std::string& name() const override { return inner_.name(); }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  ByteSource& inner_;
+  std::uint64_t bytes_ = 0;
+};
+
 // Removes every OutputFile temporary not yet committed. Async-signal-safe: a program's SIGINT or
 // SIGTERM handler calls it so that an interrupted run leaves nothing half-written behind.
 void remove_pending_outputs() noexcept;

@@ -102,6 +102,12 @@ struct TarCreateOptions {
   std::function<void(const std::string& path, const std::string& why)> on_skipped;
 };
 
+// "NAME", "NAME:ID", "ID" or "+ID" (as GNU tar's --owner/--group). Throws Error (kUsage).
+TarOwner parse_tar_owner(const std::string& text);
+// "@SECONDS", "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" or "YYYY-MM-DDTHH:MM:SS", in UTC: seconds since
+// 1970 (as GNU tar's --mtime). Throws Error (kUsage).
+std::int64_t parse_tar_mtime(const std::string& text);
+
 // The archive of `paths` as a byte stream. Directories are walked recursively, children in
 // byte order of their names, so the same tree gives the same bytes. Entry names are the paths as
 // given, without leading "/" and "../". Reading throws Error naming the file when one cannot be
