@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "graphs/tar_format.h"
 #include "sluice/error.h"
 #include "sluice/tar.h"
 
@@ -36,23 +37,12 @@ std::optional<std::string> relative_path(const std::string& path, std::string& w
     why = "absolute path";
     return std::nullopt;
   }
-  std::string out;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    std::size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    const std::string part = path.substr(start, slash - start);
-    if (part == "..") {
-      why = "path contains '..'";
-      return std::nullopt;
-    }
-    if (!part.empty() && part != ".") {
-      if (!out.empty()) out += '/';
-      out += part;
-    }
-    start = slash + 1;
+  const std::vector<std::string> parts = detail::path_components(path);
+  if (std::find(parts.begin(), parts.end(), "..") != parts.end()) {
+    why = "path contains '..'";
+    return std::nullopt;
   }
-  return out;
+  return detail::join_components(parts);
 }
 
 std::string parent_of(const std::string& relative) {

@@ -316,6 +316,25 @@ void parse_pax_records(std::string_view data, std::map<std::string, std::string>
   }
 }
 
+std::vector<std::string> path_components(const std::string& path) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    std::string part = path.substr(start, slash - start);
+    if (!part.empty() && part != ".") parts.push_back(std::move(part));
+    start = slash + 1;
+  }
+  return parts;
+}
+
+std::string join_components(const std::vector<std::string>& components) {
+  std::string out;
+  for (const auto& part : components) out += (out.empty() ? "" : "/") + part;
+  return out;
+}
+
 std::optional<std::uint64_t> parse_pax_number(std::string_view text) {
   if (text.empty() || text.size() > 19) return std::nullopt;
   std::uint64_t value = 0;

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sluice/bytes.h"
 #include "sluice/tar.h"
@@ -39,6 +40,11 @@ TarEntry decode_tar_header(const std::uint8_t* block);
 // Parses pax extended header records ("LEN key=value\n" ...) into `records` (later keys win).
 // Throws Error on a malformed record.
 void parse_pax_records(std::string_view data, std::map<std::string, std::string>& records);
+
+// The components of a slash-separated path without empty and "." ones: "./a//b/" -> {"a", "b"}.
+std::vector<std::string> path_components(const std::string& path);
+// Components joined with '/'.
+std::string join_components(const std::vector<std::string>& components);
 
 // "123.45" -> {123, 450000000}; nullopt if malformed.
 std::optional<std::pair<std::int64_t, std::uint32_t>> parse_pax_time(std::string_view text);

@@ -357,18 +357,7 @@ TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>
 namespace {
 
 // "./a//b/" -> "a/b".
-std::string normalise_member(const std::string& path) {
-  std::string out;
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    std::size_t slash = path.find('/', start);
-    if (slash == std::string::npos) slash = path.size();
-    const std::string part = path.substr(start, slash - start);
-    if (!part.empty() && part != ".") out += (out.empty() ? "" : "/") + part;
-    start = slash + 1;
-  }
-  return out;
-}
+std::string normalise_member(const std::string& path) { return detail::join_components(detail::path_components(path)); }
 
 }  // namespace
 
