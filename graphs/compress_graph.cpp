@@ -220,6 +220,7 @@ class StreamWriter {
 
   void write(const Chunk& chunk, const StreamInfo& info) {
     const std::size_t i = chunk.stream;
+    bool committed = false;
     if (!states_.failed(i)) {
       try {
         if (chunk.first) begin(i, info);
@@ -231,13 +232,18 @@ class StreamWriter {
         stats_.input_bytes += chunk.payload().size();
         ++stats_.chunks;
         if (options_.on_progress) options_.on_progress(stats_.input_bytes);
-        if (chunk.last) finish(i);
+        if (chunk.last) {
+          finish(i);
+          committed = true;
+        }
       } catch (...) {
         states_.fail_current(i, std::nullopt, sink_ ? &sink_->name() : nullptr);
       }
     }
     if (chunk.last) {
-      if (states_.failed(i)) discard(i);
+      // Not states_.failed(i): another stream may fail the run after this one was committed, and
+      // a published output must not be reported as failed.
+      if (!committed) discard(i);
       framer_.reset();
       sink_ = nullptr;
       finished_ = i + 1;

@@ -2,7 +2,10 @@
 // order, identical to compressing each alone, failures isolated per item (or stopping the batch).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 
 #include "sluice/batch.h"
@@ -22,6 +25,12 @@ using testing::to_bytes;
 using testing::view;
 using testing::write_file;
 
+// Set when a poisoned chunk has thrown (for tests that need the failure to have happened).
+std::atomic<bool> g_poison_thrown{false};
+// When set, a poisoned chunk waits (up to 10 s) for g_commit_started before it throws.
+std::atomic<bool> g_poison_waits{false};
+std::atomic<bool> g_commit_started{false};
+
 // gzip, except that a chunk starting with "POISON" fails: a codec a user might have registered.
 std::string poison_codec() {
   static const std::string name = [] {
@@ -40,7 +49,14 @@ std::string poison_codec() {
            public:
             explicit Compressor(std::unique_ptr<ChunkCompressor> inner) : inner_(std::move(inner)) {}
             std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
-              if (input.size() >= 6 && std::memcmp(input.data(), "POISON", 6) == 0) throw std::runtime_error("poisoned chunk");
+              if (input.size() >= 6 && std::memcmp(input.data(), "POISON", 6) == 0) {
+                const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                while (g_poison_waits && !g_commit_started && std::chrono::steady_clock::now() < deadline) {
+                  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                }
+                g_poison_thrown = true;
+                throw std::runtime_error("poisoned chunk");
+              }
               return inner_->compress(history, input, last, out);
             }
 
@@ -195,6 +211,55 @@ TEST_F(BatchFiles, ACodecFailureFailsOnlyItsFileUnlessFailFast) {
     EXPECT_EQ(to_bytes(decompress_buffer(view(read_file(dir_ / "a.pgz")))), read_file(dir_ / "a"));
   }
   EXPECT_EQ(dir_.listing(), expected) << "nothing half-written";
+}
+
+// A stream committed while another one fails the run stays committed: it is not also failed.
+// (The writer used to ask "has this stream failed?" after committing, and a run stopped by another
+// stream answered yes.)
+TEST(StopRun, AStreamCommittedWhileAnotherFailsIsNotReportedFailed) {
+  class Streams final : public StreamSet {
+   public:
+    Streams() : inputs_{text_bytes(10000, 1), poisoned(10000, 2)} {}
+    std::size_t size() const override { return 2; }
+    ByteSource& open_source(std::size_t i, StreamInfo&) override {
+      sources_[i] = std::make_unique<MemorySource>(view(inputs_[i]), "in" + std::to_string(i));
+      return *sources_[i];
+    }
+    void close_source(std::size_t) noexcept override {}
+    ByteSink& open_sink(std::size_t i) override { return sinks_[i]; }
+    void commit_sink(std::size_t i, const StreamResult&) override {
+      // Hold stream 0's commit until stream 1 has failed the run.
+      if (i == 0) g_commit_started = true;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (i == 0 && !g_poison_thrown && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the failure be recorded
+      committed[i] = true;
+    }
+    void fail(std::size_t i, const Error&) noexcept override { failed[i] = true; }
+    bool committed[2] = {false, false};
+    bool failed[2] = {false, false};
+
+   private:
+    std::vector<Bytes> inputs_;
+    std::unique_ptr<MemorySource> sources_[2];
+    MemorySink sinks_[2];
+  };
+  g_poison_thrown = false;
+  g_commit_started = false;
+  g_poison_waits = true;
+  Streams streams;
+  CompressOptions options;
+  options.codec = poison_codec();
+  options.threads = 2;
+  EXPECT_THROW(compress_stream_set(streams, options), Error);
+  g_poison_waits = false;
+  ASSERT_TRUE(g_poison_thrown);
+  EXPECT_TRUE(streams.committed[0]);
+  EXPECT_FALSE(streams.failed[0]) << "stream 0 was both committed and failed";
+  EXPECT_TRUE(streams.failed[1]);
+  EXPECT_FALSE(streams.committed[1]);
 }
 
 TEST_F(BatchFiles, RemoveInputsOnlyAfterSuccess) {
