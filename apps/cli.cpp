@@ -50,6 +50,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   bool keep = false;
   std::string chunk_size;
   std::string demo_size;
+  std::string max_output;
   app.add_option("files", options.files, "Files to compress or decompress")->type_name("FILE...");
   app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
   bool test = false;
@@ -72,6 +73,9 @@ ParseResult parse_command_line(int argc, char** argv) {
       ->check(CLI::Range(1, 1024));
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
       ->type_name("SIZE");
+  app.add_option("--max-output", max_output,
+                 "Decompressing: stop with an error once a file's output would exceed SIZE (e.g. 10G)")
+      ->type_name("SIZE");
   app.add_flag("-r,--recursive", options.recursive, "Compress or decompress every file under the directories given");
   app.add_option("--output-dir", options.output_dir, "Write outputs under DIR, keeping relative paths")
       ->type_name("DIR");
@@ -93,6 +97,7 @@ ParseResult parse_command_line(int argc, char** argv) {
     app.parse(args);
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
+    if (!max_output.empty()) options.max_output_bytes = parse_byte_count(max_output);
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return {std::nullopt, 0};

@@ -2,6 +2,7 @@
 // these options to file_jobs.h or demo.h, which call the library.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ struct CliOptions {
   bool json = false;               // --json: one JSON record per file on stdout
   bool synchronous = false;        // --synchronous: fsync every output
   bool independent = false;        // --independent: gzip members that decode in parallel
+  std::uint64_t max_output_bytes = 0;  // --max-output: refuse to write more (decompression bombs)
   std::uint64_t demo_bytes = 32ull << 20;  // demo --size
 };
 

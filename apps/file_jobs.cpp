@@ -317,6 +317,7 @@ int run_file_jobs(const CliOptions& given) {
       } else {
         DecompressOptions decompress;
         decompress.threads = options.threads;
+        decompress.max_output_bytes = options.max_output_bytes;
         report = decompress_files(plan.jobs, decompress, batch);
       }
     } catch (const Error& e) {

@@ -19,14 +19,20 @@
 
 #include "sluice/bytes.h"
 #include "sluice/codec.h"
+#include "sluice/error.h"
 #include "sluice/io.h"
+
+#include <fmt/format.h>
 
 namespace sluice::detail {
 
 class OverlappedSink final : public StreamDecoder::Output {
  public:
-  explicit OverlappedSink(ByteSink& sink, std::size_t slots = 4, std::size_t slot_bytes = 1024 * 1024)
-      : sink_(sink), slot_bytes_(slot_bytes) {
+  // With `limit_bytes`, giving it more than that throws Error(kLimit); nothing past the limit
+  // reaches the sink.
+  explicit OverlappedSink(ByteSink& sink, std::size_t slots = 4, std::size_t slot_bytes = 1024 * 1024,
+                          std::uint64_t limit_bytes = 0)
+      : sink_(sink), slot_bytes_(slot_bytes), limit_bytes_(limit_bytes) {
     for (std::size_t i = 0; i + 1 < slots; ++i) free_.emplace_back(slot_bytes);
     current_.reserve(slot_bytes);
     thread_ = std::thread([this] { run(); });
@@ -46,6 +52,7 @@ class OverlappedSink final : public StreamDecoder::Output {
 
   // Copies `bytes` for writing. Throws the downstream sink's error, if it failed.
   void write(ByteView bytes) {
+    if (limit_bytes_ > 0 && bytes_ + bytes.size() > limit_bytes_) throw limit_error();
     while (!bytes.empty()) {
       const std::size_t take = std::min(bytes.size(), slot_bytes_ - current_.size());
       current_.append(bytes.first(take));
@@ -63,6 +70,7 @@ class OverlappedSink final : public StreamDecoder::Output {
   void produced(std::size_t bytes) override {
     current_.resize(current_.size() + bytes);
     bytes_ += bytes;
+    check_limit();  // before the buffer goes out: nothing past the limit is ever written
     if (current_.size() == slot_bytes_) hand_off();
   }
 
@@ -78,6 +86,13 @@ class OverlappedSink final : public StreamDecoder::Output {
   }
 
  private:
+  Error limit_error() const {
+    return Error(ErrorKind::kLimit, fmt::format("output exceeds the limit of {} bytes set for this run", limit_bytes_));
+  }
+  void check_limit() const {
+    if (limit_bytes_ > 0 && bytes_ > limit_bytes_) throw limit_error();
+  }
+
   void hand_off() {
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return error_ || !free_.empty(); });
@@ -117,6 +132,7 @@ class OverlappedSink final : public StreamDecoder::Output {
 
   ByteSink& sink_;
   const std::size_t slot_bytes_;
+  const std::uint64_t limit_bytes_;
   Buffer current_;  // being filled by the producer
   std::uint64_t bytes_ = 0;
   std::mutex mutex_;

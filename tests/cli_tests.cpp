@@ -446,6 +446,19 @@ TEST_F(Cli, IndependentGzipIsReadByEveryGunzipAndStaysSmall) {
   EXPECT_EQ(sluice("-d < data.bin.gz | cmp - data.bin").status, 0) << "from a pipe";
 }
 
+TEST_F(Cli, MaxOutputRefusesADecompressionBomb) {
+  auto r = sh("head -c 300M /dev/zero | zstd -q > bomb.zst");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice("-d --max-output 16M bomb.zst");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("bomb.zst: output exceeds the limit of 16777216 bytes"), std::string::npos) << r.err;
+  expect_listing({"bomb.zst"});  // no output, no temporary
+  r = sluice("-d --max-output 300M -c bomb.zst | wc -c");
+  EXPECT_EQ(r.out, "314572800\n") << describe(r);
+  r = sluice("-d --max-output lots bomb.zst");
+  EXPECT_EQ(r.status, 2);
+}
+
 TEST_F(Cli, TestModeChecksEveryFileAndWritesNothing) {
   put("data.bin", text_bytes(500 * 1024, 54));
   ASSERT_EQ(sluice("-F zstd -c data.bin > good.zst").status, 0);

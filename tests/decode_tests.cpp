@@ -350,6 +350,93 @@ TEST(Bombs, AZstdHeaderClaimingATerabyteAllocatesNothingLikeIt) {
   EXPECT_LT(peak_rss_kib() - before, 200 * 1024) << "KiB of peak RSS growth";
 }
 
+// A bomb: 512 MiB of zeros in one zstd frame without a content size (a few KB), decoded serially.
+Bytes zstd_bomb() {
+  ZSTD_CCtx* context = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0);
+  const Bytes zeros(1 << 20, 0);
+  Bytes packed(1 << 20);
+  std::size_t used = 0;
+  for (int i = 0; i < 512; ++i) {
+    ZSTD_inBuffer in{zeros.data(), zeros.size(), 0};
+    while (in.pos < in.size) {
+      ZSTD_outBuffer out{packed.data() + used, packed.size() - used, 0};
+      ZSTD_compressStream2(context, &out, &in, ZSTD_e_continue);
+      used += out.pos;
+    }
+  }
+  for (;;) {
+    ZSTD_inBuffer in{nullptr, 0, 0};
+    ZSTD_outBuffer out{packed.data() + used, packed.size() - used, 0};
+    const std::size_t left = ZSTD_compressStream2(context, &out, &in, ZSTD_e_end);
+    used += out.pos;
+    if (left == 0) break;
+  }
+  ZSTD_freeCCtx(context);
+  packed.resize(used);
+  return packed;
+}
+
+// Counts what it is given without keeping it.
+class CountingSink final : public ByteSink {
+ public:
+  void write(ByteView bytes) override { bytes_ += bytes.size(); }
+  const std::string& name() const override { return name_; }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::uint64_t bytes_ = 0;
+  std::string name_ = "counter";
+};
+
+TEST(Bombs, AnOutputLimitStopsABombAndNothingPastItIsWritten) {
+  const Bytes bomb = zstd_bomb();
+  ASSERT_LT(bomb.size(), 100u * 1024);
+  for (int threads : {1, 2}) {
+    MemorySource source(view(bomb));
+    CountingSink sink;
+    DecompressOptions options;
+    options.threads = threads;
+    options.max_output_bytes = 10 * 1024 * 1024 + 5;
+    try {
+      decompress(source, sink, options);
+      ADD_FAILURE() << "no limit error with " << threads << " threads";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kLimit) << e.what();
+      EXPECT_NE(std::string(e.what()).find("limit of 10485765 bytes"), std::string::npos) << e.what();
+    }
+    EXPECT_LE(sink.bytes(), options.max_output_bytes) << threads << " threads";
+  }
+  // Without a limit it streams through in bounded memory.
+  const long before = peak_rss_kib();
+  MemorySource source(view(bomb));
+  CountingSink sink;
+  DecompressOptions options;
+  options.threads = 2;
+  decompress(source, sink, options);
+  EXPECT_EQ(sink.bytes(), 512u << 20);
+  EXPECT_LT(peak_rss_kib() - before, 64 * 1024) << "KiB of peak RSS growth for 512 MiB of output";
+}
+
+TEST(Bombs, TheLimitAppliesToUnitsDecodedInParallelToo) {
+  const Bytes zeros(20 * 1024 * 1024, 0);
+  CompressOptions zstd;
+  zstd.codec = "zstd";
+  const Buffer packed = compress_buffer(view(zeros), zstd);
+  MemorySource source(packed.view());
+  CountingSink sink;
+  DecompressOptions options;
+  options.threads = 2;
+  options.max_output_bytes = 6 * 1024 * 1024;
+  EXPECT_THROW(decompress(source, sink, options), Error);
+  EXPECT_LE(sink.bytes(), options.max_output_bytes);
+  options.max_output_bytes = zeros.size();  // exactly the output: allowed
+  MemorySource again(packed.view());
+  CountingSink all;
+  decompress(again, all, options);
+  EXPECT_EQ(all.bytes(), zeros.size());
+}
+
 TEST(Bombs, GzipSizeFieldsThatLieAreCaughtOrIgnored) {
   const Bytes input = text_bytes(100 * 1024, 63);
   CompressOptions independent;

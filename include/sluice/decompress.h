@@ -20,6 +20,9 @@ struct DecompressOptions {
   // Compressed pieces (frames, blocks, members) in flight at once; 0 = 3 per thread. Each holds
   // its compressed bytes and, once decoded, its output (at most 16 MiB).
   std::size_t max_pieces_in_flight = 0;
+  // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
+  // decompression bomb can be refused before it fills a disk. Memory is bounded either way.
+  std::uint64_t max_output_bytes = 0;
 };
 
 struct DecompressStats {

@@ -15,6 +15,7 @@ enum class ErrorKind {
   kCorruptData,  // compressed input is malformed, truncated or fails a checksum
   kInternal,     // a library returned something it should never return
   kCancelled,    // not done because the run stopped at another failure
+  kLimit,        // a limit the caller set was reached (e.g. the most output to write)
 };
 
 class Error : public std::runtime_error {
