@@ -15,6 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Bytes;
 using testing::CommandResult;
+using testing::describe;
 using testing::quote;
 using testing::random_bytes;
 using testing::read_file;
@@ -48,8 +49,6 @@ class Cli : public ::testing::Test {
 
   testing::ScratchDir dir_;
 };
-
-std::string describe(const CommandResult& r) { return fmt::format("status {}, stderr: {}", r.status, r.err); }
 
 // ---- Compression: naming, inputs kept, stock tools read what we write ----
 

@@ -17,13 +17,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Bytes;
 using testing::CommandResult;
+using testing::describe;
 using testing::quote;
 using testing::read_file;
 using testing::text_bytes;
 using testing::to_bytes;
 using testing::write_file;
-
-std::string describe(const CommandResult& r) { return fmt::format("status {}, stdout: {}, stderr: {}", r.status, r.out, r.err); }
 
 class Pipeline : public ::testing::Test {
  protected:

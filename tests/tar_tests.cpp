@@ -23,13 +23,12 @@ namespace {
 namespace fs = std::filesystem;
 using testing::Bytes;
 using testing::CommandResult;
+using testing::describe;
 using testing::quote;
 using testing::random_bytes;
 using testing::read_file;
 using testing::text_bytes;
 using testing::write_file;
-
-std::string describe(const CommandResult& r) { return fmt::format("status {}, stdout: {}, stderr: {}", r.status, r.out, r.err); }
 
 void set_mtime(const fs::path& path, std::int64_t seconds, long nanoseconds) {
   const struct timespec times[2] = {{static_cast<time_t>(seconds), nanoseconds}, {static_cast<time_t>(seconds), nanoseconds}};

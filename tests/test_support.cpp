@@ -141,4 +141,8 @@ fs::path corpus_dir() {
   return dir;
 }
 
+std::string describe(const CommandResult& result) {
+  return fmt::format("status {}, stdout: {}, stderr: {}", result.status, result.out, result.err);
+}
+
 }  // namespace sluice::testing

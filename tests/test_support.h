@@ -49,6 +49,9 @@ struct CommandResult {
 // Runs `command` with bash in `directory`; stdin is /dev/null unless the command redirects it.
 CommandResult run(const std::string& command, const std::filesystem::path& directory);
 
+// "status N, stdout: ..., stderr: ..." for assertion messages.
+std::string describe(const CommandResult& result);
+
 // Single-quotes `text` for bash.
 std::string quote(const std::string& text);
 
