@@ -1,4 +1,6 @@
 // sluice: the command-line program. Parses arguments, then hands the work to the library.
+#include <signal.h>
+
 #include <csignal>
 #include <cstring>
 
@@ -22,7 +24,13 @@ extern "C" void on_fatal_signal(int signal_number) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, on_fatal_signal);
+  // A signal the parent set to be ignored stays ignored (nohup's SIGHUP, SIGINT of a background
+  // job in a non-interactive shell), as gzip does.
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction current {};
+    if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
+    std::signal(signal_number, on_fatal_signal);
+  }
   // `sluice tar`, `run` and `transcode` have options of their own, so they are dispatched first.
   if (argc >= 2 && std::strcmp(argv[1], "tar") == 0) return sluice::app::run_tar_command(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "run") == 0) return sluice::app::run_pipeline_command(argc - 1, argv + 1);

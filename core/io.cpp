@@ -58,15 +58,31 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
   for (;;) {
     const ssize_t got = positional_ ? ::pread(fd_, dst, max_bytes, static_cast<off_t>(offset_))
                                     : ::read(fd_, dst, max_bytes);
-    if (got >= 0) {
+    if (got > 0 || (got == 0 && max_bytes == 0)) {
       offset_ += static_cast<std::uint64_t>(got);
       return static_cast<std::size_t>(got);
+    }
+    if (got == 0) {
+      if (positional_) check_not_shrunk();
+      return 0;
     }
     if (errno == EINTR) continue;
     const int saved = errno;
     throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_,
                 offset_);
   }
+}
+
+void FdSource::check_not_shrunk() const {
+  const auto size_at_open = static_cast<std::uint64_t>(status_.st_size);
+  if (offset_ >= size_at_open) return;
+  struct stat now {};
+  // Some regular files (in /proc, /sys) claim a size they do not have; only a file whose size
+  // really went down has lost bytes under us.
+  if (::fstat(fd_, &now) != 0 || static_cast<std::uint64_t>(now.st_size) >= size_at_open) return;
+  throw Error(ErrorKind::kIo,
+              fmt::format("file shrank while being read (it had {} bytes when opened)", size_at_open), name_,
+              offset_);
 }
 
 namespace {

@@ -26,6 +26,11 @@ Error skipped_error(const std::string& input) {
   return Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", input);
 }
 
+bool same_file_unchanged(const struct stat& now, const struct stat& then) {
+  return now.st_dev == then.st_dev && now.st_ino == then.st_ino && now.st_size == then.st_size &&
+         now.st_mtim.tv_sec == then.st_mtim.tv_sec && now.st_mtim.tv_nsec == then.st_mtim.tv_nsec;
+}
+
 // Counts and drops what it is given (integrity tests).
 class DiscardSink final : public ByteSink {
  public:
@@ -91,7 +96,15 @@ class FileItem {
     if (output_) output_->commit(batch_.durable || remove);
     output_.reset();
     stdout_.reset();
-    if (remove && ::unlink(job_.input.c_str()) != 0) {
+    if (!remove) return;
+    // The input must still be the file we read, as we read it: removing a file that was
+    // replaced, appended to or rewritten meanwhile would lose data that is in no output.
+    struct stat now {};
+    if (::stat(job_.input.c_str(), &now) == 0 && !same_file_unchanged(now, *input_status_)) {
+      throw Error(ErrorKind::kIo, "output written, but the input changed while it was read, so it was kept",
+                  job_.input);
+    }
+    if (::unlink(job_.input.c_str()) != 0) {
       throw_system_error("output written, but the input could not be removed", job_.input);
     }
   }

@@ -269,6 +269,7 @@ class StreamWriter {
   void finish(std::size_t i) {
     emit_framing(&StreamFramer::trailer);
     result_.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
+    sink_ = nullptr;  // committing ends the sink's life, even when the commit throws
     set_.commit_sink(i, result_);
   }
 

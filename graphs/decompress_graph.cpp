@@ -189,8 +189,27 @@ class PieceReader {
   FirstError& errors_;
 };
 
-void run_decompress_graph(ByteSource& source, ByteSink& sink, Buffer initial, const Codec& codec, int threads,
+// Names the output in the errors of a sink that does not name itself (a caller's sink), so that
+// they are not taken for errors of the input.
+class OutputNamingSink final : public ByteSink {
+ public:
+  explicit OutputNamingSink(ByteSink& inner) : inner_(inner) {}
+  void write(ByteView bytes) override {
+    try {
+      inner_.write(bytes);
+    } catch (const Error& e) {
+      throw e.with_context(inner_.name(), std::nullopt);
+    }
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSink& inner_;
+};
+
+void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer initial, const Codec& codec, int threads,
                           std::size_t max_pieces, std::uint64_t max_output, DecompressStats& stats) {
+  OutputNamingSink sink(output_sink);
   flow::graph graph;
   FirstError errors([&graph] { graph.cancel(); });
   ChunkPool pool;

@@ -489,6 +489,21 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   return report;
 }
 
+namespace {
+
+// True when `error` is the kCancelled a BytePipe raises once the other side has broken it.
+bool broke_on_the_pipe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return e.kind() == ErrorKind::kCancelled;
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace
+
 CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOptions& compress_options,
                         const DecompressOptions& decompress_options) {
   detail::BytePipe pipe(source.name());
@@ -510,7 +525,8 @@ CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOption
   } catch (...) {
     pipe.break_pipe();
     decoder.join();
-    if (decode_error) std::rethrow_exception(decode_error);  // the cause, not the broken pipe
+    // Whichever side failed first is the cause; the other side only saw the pipe break.
+    if (decode_error && !broke_on_the_pipe(decode_error)) std::rethrow_exception(decode_error);
     throw;
   }
   decoder.join();

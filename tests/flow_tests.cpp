@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <optional>
 
 #include <oneapi/tbb/flow_graph.h>
 
@@ -28,7 +29,9 @@ struct GraphRun {
 };
 
 // source -> limiter -> uppercase (parallel, the "user's" node) -> CompressNode -> collector -> decrement
-GraphRun run_user_graph(const Bytes& input, std::size_t chunk_bytes, const CompressOptions& options, std::size_t limit) {
+// The transform throws on the chunk numbered `fail_at`, if given.
+GraphRun run_user_graph(const Bytes& input, std::size_t chunk_bytes, const CompressOptions& options, std::size_t limit,
+                        std::optional<std::uint64_t> fail_at = std::nullopt) {
   flow::graph graph;
   std::size_t next = 0;
   std::uint64_t sequence = 0;
@@ -57,6 +60,7 @@ GraphRun run_user_graph(const Bytes& input, std::size_t chunk_bytes, const Compr
     std::size_t seen = peak.load();
     while (now > seen && !peak.compare_exchange_weak(seen, now)) {
     }
+    if (fail_at && chunk.sequence == *fail_at) throw std::runtime_error("the transform broke");
     auto upper = std::make_shared<Buffer>();
     upper->append(chunk.bytes->view());
     for (std::size_t i = 0; i < upper->size(); ++i) upper->data()[i] = static_cast<std::uint8_t>(std::toupper(upper->data()[i]));
@@ -123,6 +127,61 @@ TEST(CompressNode, AStreamOfOneEmptyChunk) {
   const GraphRun run = run_user_graph({}, 1024, options, 2);
   EXPECT_EQ(run.output, to_bytes(compress_buffer({}, options)));
   EXPECT_TRUE(decompress_buffer(view(run.output)).empty());
+}
+
+// An exception in the caller's node or in a codec stops the caller's graph: wait_for_all()
+// rethrows it (no deadlock on the limiter, whose decrements stop with the failing chunk).
+TEST(CompressNode, AnExceptionInTheCallersTransformStopsTheGraph) {
+  const Bytes input = text_bytes(4 * 1024 * 1024, 7);
+  CompressOptions options;
+  options.codec = "zstd";
+  for (std::uint64_t fail_at : {0u, 5u, 63u}) {
+    try {
+      run_user_graph(input, 64 * 1024, options, 4, fail_at);
+      ADD_FAILURE() << "the transform's exception was lost at chunk " << fail_at;
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "the transform broke");
+    }
+  }
+}
+
+TEST(CompressNode, AFailingUserCodecSurfacesFromWaitForAll) {
+  static const std::string name = [] {
+    CodecInfo info = *CodecRegistry::global().find("lz4");
+    info.name = "flow-test-broken";
+    info.extension = ".broken";
+    info.matches_magic = nullptr;
+    CodecRegistry::global().add(info, [](const CodecOptions& codec_options) -> std::unique_ptr<Codec> {
+      struct Broken final : Codec {
+        explicit Broken(std::unique_ptr<Codec> wrapped) : inner(std::move(wrapped)) {}
+        const CodecInfo& info() const override { return inner->info(); }
+        const CodecOptions& options() const override { return inner->options(); }
+        std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+          struct Throws final : ChunkCompressor {
+            std::uint64_t compress(ByteView, ByteView, bool, Buffer&) override {
+              throw std::runtime_error("user codec failed");
+            }
+          };
+          return std::make_unique<Throws>();
+        }
+        std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
+          return inner->make_framer(stream);
+        }
+        std::unique_ptr<StreamDecoder> make_decoder() const override { return inner->make_decoder(); }
+        std::unique_ptr<Codec> inner;
+      };
+      return std::make_unique<Broken>(CodecRegistry::global().create("lz4", codec_options));
+    });
+    return info.name;
+  }();
+  CompressOptions options;
+  options.codec = name;
+  try {
+    run_user_graph(text_bytes(1024 * 1024, 8), 64 * 1024, options, 4);
+    ADD_FAILURE() << "the codec's exception was lost";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("user codec failed"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CompressNode, UnknownCodecIsAUsageError) {

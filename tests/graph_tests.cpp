@@ -31,6 +31,8 @@ struct IdentityBehaviour {
   std::string fail_marker;
   // Prefix every chunk with its length so that a splitter can find units (parallel decoding).
   bool framed = false;
+  // A unit whose payload starts with this marker throws when decoded.
+  std::string decode_fail_marker;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -96,6 +98,11 @@ class FramedUnitDecoder final : public UnitDecoder {
   explicit FramedUnitDecoder(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
   void decode(ByteView unit, const Cut&, Buffer& out) override {
     rendezvous(behaviour_);
+    const std::string& marker = behaviour_.decode_fail_marker;
+    if (!marker.empty() && unit.size() >= 4 + marker.size() &&
+        std::memcmp(unit.data() + 4, marker.data(), marker.size()) == 0) {
+      throw std::runtime_error("booby-trapped unit");
+    }
     out.clear();
     out.append(unit.subspan(4));
   }
@@ -353,6 +360,54 @@ TEST(Graph, AWriteErrorNamesTheOutput) {
     } catch (const Error& e) {
       EXPECT_EQ(e.path(), "full-disk.out");
       EXPECT_NE(e.detail().find("No space left"), std::string::npos);
+    }
+  }
+}
+
+TEST(Graph, AFailingUnitDecoderStopsDecodingWithItsOffset) {
+  IdentityBehaviour behaviour;
+  behaviour.framed = true;
+  const std::string codec = register_identity(behaviour);
+  Bytes input = text_bytes(100 * 4096, 20);
+  std::memcpy(input.data() + 37 * 4096, "BOOM", 4);  // unit 37 starts with the marker
+  const Buffer packed = compress_buffer(view(input), options_for(codec, 1, 4096));
+  behaviour.decode_fail_marker = "BOOM";
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(packed.view(), "trap.packed");
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.codec = codec;
+    decode.threads = threads;
+    try {
+      decompress(source, sink, decode);
+      ADD_FAILURE() << "the booby-trapped unit did not fail the run";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.path(), "trap.packed");
+      EXPECT_EQ(e.offset(), 37u * (4096 + 4)) << "the offset of the unit in the compressed stream";
+      EXPECT_NE(std::string(e.what()).find("booby-trapped unit"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(sink.buffer().size(), 37u * 4096) << "everything before the failing unit is written, nothing after";
+  }
+}
+
+TEST(Graph, ADecompressionWriteErrorNamesTheOutput) {
+  const Bytes input = text_bytes(4 << 20, 21);
+  for (const char* codec : {"gzip", "zstd", "lz4"}) {
+    CompressOptions options = options_for(codec, 2, 256 * 1024);
+    options.codec_options.independent = true;
+    const Buffer packed = compress_buffer(view(input), options);
+    for (int threads : {1, 2}) {
+      MemorySource source(packed.view());
+      FailingSink sink(1 << 20);
+      DecompressOptions decode;
+      decode.threads = threads;
+      try {
+        decompress(source, sink, decode);
+        ADD_FAILURE() << codec << ": the write error was lost";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.path(), "full-disk.out") << codec;
+        EXPECT_NE(e.detail().find("No space left"), std::string::npos) << codec << ": " << e.what();
+      }
     }
   }
 }

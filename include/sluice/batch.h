@@ -67,6 +67,7 @@ struct FileBatchOptions {
   bool overwrite = false;           // replace existing outputs (otherwise such an item fails)
   bool durable = false;             // fsync each output (and its directory) before publishing it
   bool remove_inputs = false;       // delete each input once its output is published durably
+                                    // (an input that changed while read is kept; the item fails)
   bool store_name = true;           // record the input's name and mtime in the header (gzip)
   bool fail_fast = false;           // stop at the first failure; later items are skipped
   bool create_directories = false;  // create missing parent directories of outputs

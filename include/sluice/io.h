@@ -38,6 +38,9 @@ class ByteSink {
 class FdSource final : public ByteSource {
  public:
   // Opens `path` for reading. Throws kIo if it cannot be opened or is a directory.
+  // A regular file is read with pread, never mapped, so a file truncated by someone else while
+  // we read it cannot fault: read() reports it (kIo, "shrank while being read") when it ends
+  // before the size the file had when opened. A file that grows is read to its new end.
   explicit FdSource(const std::string& path);
   // Wraps an open descriptor that it does not own (e.g. 0 for stdin).
   FdSource(int fd, std::string name);
@@ -50,6 +53,8 @@ class FdSource final : public ByteSource {
   const struct stat& status() const { return status_; }
 
  private:
+  void check_not_shrunk() const;
+
   int fd_ = -1;
   bool owned_ = false;
   bool positional_ = false;  // regular file: pread at offset_
