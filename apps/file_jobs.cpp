@@ -132,6 +132,9 @@ class Planner {
       if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
       jobs.push_back({path, std::move(output)});
     };
+    // Walking a tree to test or decompress, only compressed files (by suffix) are inputs, as -d
+    // -r has always taken them; a file named on the command line is taken whatever its name.
+    if (from_walk && options_.mode != Mode::kCompress && !decompressed_name(path)) return;
     if (options_.mode == Mode::kTest || to_stdout) return add_job("");  // checked only, or to stdout
     std::string output;
     if (!options_.output_path.empty()) {

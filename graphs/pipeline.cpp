@@ -116,11 +116,16 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns) {
     for (const auto& path : paths) {
       std::error_code error;
       const fs::file_status status = fs::status(path, error);
-      if (error || !fs::exists(status)) throw Error(ErrorKind::kIo, "no such file or directory", path);
+      if (error) throw Error(ErrorKind::kIo, error.message(), path);
+      if (!fs::exists(status)) throw Error(ErrorKind::kIo, "no such file or directory", path);
       if (fs::is_directory(status)) {
         std::vector<std::string> files;
-        for (auto it = fs::recursive_directory_iterator(path); it != fs::recursive_directory_iterator(); ++it) {
-          if (it->is_regular_file()) files.push_back(it->path().string());
+        try {
+          for (auto it = fs::recursive_directory_iterator(path); it != fs::recursive_directory_iterator(); ++it) {
+            if (it->is_regular_file()) files.push_back(it->path().string());
+          }
+        } catch (const fs::filesystem_error& e) {
+          throw Error(ErrorKind::kIo, fmt::format("cannot walk: {}", e.code().message()), e.path1().string());
         }
         std::sort(files.begin(), files.end());
         for (const auto& file : files) inputs.push_back({file, fs::path(file).lexically_relative(path).string()});
@@ -381,7 +386,9 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       PipelineItem item;
       item.input = input.path;
       item.output = file;
-      item.output_bytes = fs::file_size(file);
+      std::error_code error;
+      item.output_bytes = fs::file_size(file, error);
+      if (error) throw Error(ErrorKind::kIo, error.message(), file);
       if (plan.checksum) item.checksum = hash_file(file, plan.checksum->algorithm);
       report.items.push_back(item);
       if (on_item) on_item(item);
@@ -397,7 +404,8 @@ void validate_pipeline(const PipelineSpec& spec) {
   if (spec.output.empty()) throw Error(ErrorKind::kUsage, "a pipeline needs an output");
   const bool several = spec.inputs.size() > 1 ||
                        std::any_of(spec.inputs.begin(), spec.inputs.end(), [](const std::string& input) {
-                         return has_glob(input) || (input != "-" && fs::is_directory(input));
+                         std::error_code ignored;  // what cannot be looked at is reported when opened
+                         return has_glob(input) || (input != "-" && fs::is_directory(input, ignored));
                        });
   switch (plan.shape) {
     case Plan::Shape::kArchive:

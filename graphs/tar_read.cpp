@@ -125,7 +125,9 @@ struct TarReader::State {
   }
 
   void apply_pax(const std::map<std::string, std::string>& records, std::uint64_t at) {
-    for (const auto& [key, value] : records) {
+    for (const auto& record : records) {
+      const std::string& key = record.first;
+      const std::string& value = record.second;
       const auto bad = [&] { return corrupt(fmt::format("bad pax value for '{}': '{}'", key, value), at); };
       if (key == "path") current.path = value;
       else if (key == "linkpath") current.link_target = value;

@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what is missing, then for each preset (default: release,
-# then asan = AddressSanitizer + UndefinedBehaviorSanitizer) configures, builds and runs ctest.
-# Usage: scripts/test.sh [preset ...]
+# Runs the whole test suite: installs what is missing, then each job in turn (default: all four).
+#   release  optimised build: every test, then install and build an outside consumer
+#   asan     AddressSanitizer + UndefinedBehaviorSanitizer build: every test
+#   tsan     ThreadSanitizer build of the concurrency tests (scripts/tsan.sh)
+#   fuzz     every fuzz target for 30 s under ASan + UBSan (scripts/fuzz.sh)
+# Usage: scripts/test.sh [job ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-presets=("$@")
-[[ ${#presets[@]} -gt 0 ]] || presets=(release asan)
-for preset in "${presets[@]}"; do
-  echo "== $preset: configure and build"
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset"
-  echo "== $preset: test"
-  ctest --preset "$preset"
-  if [[ "$preset" == release ]]; then
-    echo "== release: install and build an outside consumer"
-    ./scripts/check-install.sh
-  fi
+jobs=("$@")
+[[ ${#jobs[@]} -gt 0 ]] || jobs=(release asan tsan fuzz)
+for job in "${jobs[@]}"; do
+  start=$SECONDS
+  case "$job" in
+    tsan) ./scripts/tsan.sh ;;
+    fuzz) ./scripts/fuzz.sh 30 ;;
+    release | asan | debug)
+      echo "== $job: configure and build"
+      cmake --preset "$job" >/dev/null
+      cmake --build --preset "$job"
+      echo "== $job: test"
+      ctest --preset "$job"
+      if [[ "$job" == release ]]; then
+        echo "== release: install and build an outside consumer"
+        ./scripts/check-install.sh
+      fi
+      ;;
+    *) echo "test.sh: unknown job '$job' (release, asan, debug, tsan, fuzz)" >&2; exit 2 ;;
+  esac
+  echo "== $job: done in $((SECONDS - start)) s"
 done

@@ -559,6 +559,21 @@ TEST_F(Cli, DecompressingABatch) {
   EXPECT_NE(r.err.find("6 files"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, TestingOrDecompressingATreeTakesOnlyItsCompressedFiles) {
+  ASSERT_EQ(sh("mkdir -p tree/sub && echo one > tree/a && echo two > tree/sub/b && gzip -k tree/a && "
+               "zstd -q -k tree/sub/b").status, 0);
+  auto r = sluice("-t -r -v tree");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("tree/a.gz: OK"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tree/sub/b.zst: OK"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("tree/a:"), std::string::npos) << "uncompressed files are not inputs: " << r.err;
+  r = sluice("-d -c -r tree");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "one\ntwo\n");
+  r = sluice("-t tree/a");
+  EXPECT_EQ(r.status, 1) << "a file named on the command line is tested whatever its name";
+}
+
 TEST_F(Cli, ProgressDisplayOnATerminalUnlessQuiet) {
   put("a", text_bytes(1 << 20, 51));
   put("b", text_bytes(1 << 20, 52));

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Regenerates the fuzz seed corpora in tests/fuzz/seeds/ from real tools (gzip, pigz, bgzip,
+# zstd, lz4, GNU tar, bsdtar) and from sluice itself. The seeds are committed; run this only to
+# change them. Usage: tests/fuzz/make-seeds.sh PATH/TO/sluice
+# Decoder seeds start with one byte the target reads as its thread count (0: one, 1: two); tar
+# seeds with two bytes that pick where the archive is cut in two writes.
+set -euo pipefail
+sluice=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+seeds=$here/seeds
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+rm -rf "$seeds" && mkdir -p "$seeds"/{gzip,zstd,lz4,tar,pipeline}
+python3 - <<'PY'
+import random
+random.seed(7)
+words = "sluice chunk frame member block header stream order graph bound error".split()
+open("text", "w").write(" ".join(random.choice(words) for _ in range(1500)))  # ~10 KB
+open("small", "w").write("hello, sluice\n")
+PY
+: > empty
+# seed NAME FORMAT FILE: the file with a thread byte in front, once per thread count worth having.
+seed() { for t in 0 1; do { printf "\\x0$t"; cat "$3"; } > "$seeds/$2/$1-j$((t + 1))"; done; }
+
+# gzip
+gzip -c text > a.gz && seed gzip-6 gzip a.gz
+gzip -9 -n -c small > b.gz && seed gzip-9-noname gzip b.gz
+gzip -c empty > e.gz && seed gzip-empty gzip e.gz
+cat a.gz b.gz > ab.gz && seed gzip-two-members gzip ab.gz
+pigz -p2 -b 128 -c text > p.gz && seed pigz gzip p.gz
+bgzip -c text > t.bgz && seed bgzf gzip t.bgz
+"$sluice" --independent --chunk-size 4K -c text > i.gz && seed sluice-independent gzip i.gz
+"$sluice" -F gzip --chunk-size 4K -c text > s.gz && seed sluice-single-member gzip s.gz
+
+# zstd
+zstd -q -c text > a.zst && seed zstd zstd a.zst
+zstd -q --no-check -c small > b.zst && seed zstd-no-check zstd b.zst
+zstd -q -c empty > e.zst && seed zstd-empty zstd e.zst
+zstd -q -c < text > u.zst && seed zstd-unknown-size zstd u.zst
+cat a.zst b.zst > ab.zst && seed zstd-two-frames zstd ab.zst
+# A skippable frame (magic 0x184D2A50, 4 bytes of payload) before a frame.
+{ printf '\x50\x2a\x4d\x18\x04\x00\x00\x00skip'; cat b.zst; } > k.zst && seed zstd-skippable zstd k.zst
+"$sluice" -F zstd --chunk-size 4K -c text > s.zst && seed sluice-zstd zstd s.zst
+
+# lz4
+lz4 -q -c text > a.lz4 && seed lz4 lz4 a.lz4
+lz4 -q -BD -c text > d.lz4 && seed lz4-linked lz4 d.lz4
+lz4 -q -BX -B4 -c text > x.lz4 && seed lz4-block-checksums lz4 x.lz4
+lz4 -q --content-size -c text > c.lz4 && seed lz4-content-size lz4 c.lz4
+lz4 -q -l -c text > l.lz4 && seed lz4-legacy lz4 l.lz4
+lz4 -q -c empty > e.lz4 && seed lz4-empty lz4 e.lz4
+"$sluice" -F lz4 --chunk-size 4K -c text > s.lz4 && seed sluice-lz4 lz4 s.lz4
+
+# tar: every header flavour, and every kind of entry
+mkdir -p tree/dir && cp small tree/dir/file && ln -s dir/file tree/link && ln tree/dir/file tree/hard
+mkfifo tree/fifo
+long=tree/$(printf 'd%.0s' {1..60})/$(printf 'n%.0s' {1..70})-ü.txt
+mkdir -p "$(dirname "$long")" && cp small "$long"
+tarseed() { { printf '\x01\x37'; cat "$2"; } > "$seeds/tar/$1"; }
+for format in gnu posix ustar v7; do
+  what=tree  # ustar cannot hold the long name, v7 neither that nor the FIFO
+  [[ $format == ustar ]] && what="tree/dir tree/link tree/hard tree/fifo"
+  [[ $format == v7 ]] && what="tree/dir tree/link tree/hard"
+  tar --format=$format -cf $format.tar $what && tarseed gnu-tar-$format $format.tar
+done
+bsdtar -cf bsd.tar --format pax tree && tarseed bsdtar-pax bsd.tar
+"$sluice" tar -c -F none -f own.tar tree && tarseed sluice own.tar
+printf '\x00\x00' > "$seeds/tar/empty"
+
+# pipeline files
+cp "$here"/../../examples/pipelines/*.toml "$seeds/pipeline/"
+echo "seeds: $(find "$seeds" -type f | wc -l) files, $(du -sh "$seeds" | cut -f1)"
