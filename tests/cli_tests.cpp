@@ -32,13 +32,8 @@ const std::vector<Format> kFormats = {{"gzip", ".gz", "gzip"}, {"zstd", ".zst", 
 
 void PrintTo(const Format& f, std::ostream* os) { *os << f.codec; }
 
-class Cli : public ::testing::Test {
+class Cli : public testing::CommandTest {
  protected:
-  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
-  // Runs `sluice ARGS`.
-  CommandResult sluice(const std::string& args) { return sh(testing::sluice() + " " + args); }
-  void put(const std::string& name, const Bytes& bytes) { write_file(dir_ / name, bytes); }
-  Bytes get(const std::string& name) { return read_file(dir_ / name); }
   bool exists(const std::string& name) { return fs::exists(dir_ / name); }
   std::vector<std::string> listing() { return dir_.listing(); }
   // The directory holds exactly these names: no stray output, no leftover temporary.
@@ -46,8 +41,6 @@ class Cli : public ::testing::Test {
     std::sort(names.begin(), names.end());
     EXPECT_EQ(listing(), names);
   }
-
-  testing::ScratchDir dir_;
 };
 
 // ---- Compression: naming, inputs kept, stock tools read what we write ----

@@ -28,12 +28,8 @@ using testing::read_file;
 using testing::text_bytes;
 using testing::write_file;
 
-class Faults : public ::testing::Test {
+class Faults : public testing::CommandTest {
  protected:
-  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
-  CommandResult sluice(const std::string& args) { return sh(testing::sluice() + " " + args); }
-  void put(const std::string& name, const Bytes& bytes) { write_file(dir_ / name, bytes); }
-  Bytes get(const std::string& name) { return read_file(dir_ / name); }
   // Names (recursively, relative) of everything under the scratch directory, sorted.
   std::vector<std::string> tree() {
     std::vector<std::string> names;
@@ -50,8 +46,6 @@ class Faults : public ::testing::Test {
   void expect_no_temporaries() {
     for (const auto& name : tree()) EXPECT_EQ(name.find(".sluice-"), std::string::npos) << name;
   }
-
-  testing::ScratchDir dir_;
 };
 
 // ---- Writes that fail ----
@@ -87,7 +81,6 @@ TEST_F(Faults, AWriteThatFailsMidStreamLeavesNoOutputForEveryCommand) {
 }
 
 TEST_F(Faults, ExtractingOntoAFailingDiskNamesTheEntryAndKeepsWhatCameBefore) {
-  fs::create_directories(dir_ / "src");
   put("src/a-small.txt", text_bytes(1000, 2));
   put("src/b-large.bin", random_bytes(3 << 20, 3));
   ASSERT_EQ(sluice("tar -c -F zstd -f arch.tar.zst src").status, 0);
@@ -282,7 +275,6 @@ TEST_F(Faults, AnIgnoredSignalStaysIgnoredAsUnderNohup) {
 TEST_F(Faults, ABatchOfThreeThousandFilesNeedsFewDescriptors) {
   // Every command over 3000 files with at most 64 descriptors open: files are opened as the
   // in-flight bound admits them and closed as soon as they are done.
-  fs::create_directories(dir_ / "many");
   for (int i = 0; i < 3000; ++i) put(fmt::format("many/{:04}.txt", i), text_bytes(100 + i % 500, i));
   const std::string limited = "ulimit -n 64 && " + testing::sluice();
   auto r = sh(limited + " -r -F zstd many");

@@ -24,14 +24,9 @@ using testing::text_bytes;
 using testing::to_bytes;
 using testing::write_file;
 
-class Pipeline : public ::testing::Test {
+class Pipeline : public testing::CommandTest {
  protected:
-  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
-  CommandResult sluice(const std::string& args) { return sh(testing::sluice() + " " + args); }
-  void put_text(const std::string& name, const std::string& text) {
-    fs::create_directories((dir_ / name).parent_path());
-    write_file(dir_ / name, to_bytes(text));
-  }
+  void put_text(const std::string& name, const std::string& text) { put(name, to_bytes(text)); }
   // The inputs the examples expect: logs/ of .gz files, data/ with CSVs and a subdirectory, and
   // archive.tar.gz made by GNU tar.
   void make_inputs() {
@@ -48,8 +43,6 @@ class Pipeline : public ::testing::Test {
     r = sh("tar -czf archive.tar.gz data");
     ASSERT_EQ(r.status, 0) << describe(r);
   }
-
-  testing::ScratchDir dir_;
 };
 
 // ---- The shipped examples ----

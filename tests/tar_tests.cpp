@@ -104,21 +104,17 @@ std::string snapshot(const fs::path& root, bool fractions = true) {
   return fmt::format("{}", fmt::join(lines, "\n"));
 }
 
-class Tar : public ::testing::Test {
+class Tar : public testing::CommandTest {
  protected:
-  CommandResult sh(const std::string& command) { return testing::run(command, dir_.path()); }
   CommandResult sluice_tar(const std::string& args) { return sh(testing::sluice() + " tar " + args); }
   // The tree relative to the scratch directory, as "src".
   void make_src(bool with_special_modes = true) { make_tree(dir_ / "src", with_special_modes); }
-  void put(const std::string& name, const Bytes& bytes) { write_file(dir_ / name, bytes); }
   void python(const std::string& script) {
     write_file(dir_ / "make.py", testing::to_bytes(script));
     const auto r = sh("python3 make.py");
     ASSERT_EQ(r.status, 0) << describe(r);
   }
   bool outside_untouched() { return fs::is_empty(dir_ / "outside"); }
-
-  testing::ScratchDir dir_;
 };
 
 struct TarFormat {

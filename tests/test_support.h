@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "sluice/bytes.h"
 
 namespace sluice::testing {
@@ -57,6 +59,24 @@ std::string quote(const std::string& text);
 
 // Path of the built `sluice` program, quoted for the shell.
 std::string sluice();
+
+// A test that runs commands (the `sluice` program, the stock tools) in a scratch directory of its
+// own, removed when the test ends.
+class CommandTest : public ::testing::Test {
+ protected:
+  // Runs `command` with bash in the scratch directory.
+  CommandResult sh(const std::string& command) { return run(command, dir_.path()); }
+  // Runs `sluice ARGS` there.
+  CommandResult sluice(const std::string& args) { return sh(sluice::testing::sluice() + " " + args); }
+  // Writes (creating parent directories) and reads files under the scratch directory.
+  void put(const std::string& name, const Bytes& bytes) {
+    std::filesystem::create_directories((dir_ / name).parent_path());
+    write_file(dir_ / name, bytes);
+  }
+  Bytes get(const std::string& name) { return read_file(dir_ / name); }
+
+  ScratchDir dir_;
+};
 
 // Directory holding the unpacked Silesia corpus, or empty when the corpus is not available.
 std::filesystem::path corpus_dir();
