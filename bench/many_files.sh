@@ -29,9 +29,9 @@ for i in range(count):
     if i < 100: os.makedirs(d, exist_ok=True)
     size = random.randint(100, 2048) if i % 2 else random.randint(100, 16384)
     if i % 20000 == 7: size = 8 << 20  # a few 8 MiB files among them
-    start = random.randint(0, len(text) - size - 1) if size < len(text) else 0
+    start = random.randint(0, len(text) - size - 1)
     with open(f"{d}/f{i:06}.txt", "wb") as f:
-        f.write((text * (1 + size // len(text)))[start:start + size])
+        f.write(text[start:start + size])
 PY
 input_bytes=$(du -sb --apparent-size files | cut -f1)
 
@@ -46,7 +46,7 @@ measure() {
   while kill -0 "$pid" 2>/dev/null; do
     child=$(pgrep -P "$pid" | head -1 || true)
     if [[ -n $child ]]; then
-      n=$(ls "/proc/$child/fd" 2>/dev/null | wc -l || echo 0)
+      n=$(ls "/proc/$child/fd" 2>/dev/null | wc -l)
       ((n > peak_fds)) && peak_fds=$n
     fi
     sleep 0.01

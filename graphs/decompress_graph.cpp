@@ -336,11 +336,21 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     throw e.with_context(source.name(), std::nullopt);
   }
   const auto codec = CodecRegistry::global().create(stats.codec);
-  tbb::task_arena arena(threads);
-  arena.execute([&] {
+  const auto run = [&] {
     run_decompress_graph(source, sink, std::move(initial), *codec, threads, options.max_pieces_in_flight,
                          options.max_output_bytes, stats);
-  });
+  };
+  if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
+      tbb::this_task_arena::max_concurrency() == threads) {
+    // Already on a worker of an arena of this size (a batch decoding files side by side): run
+    // here, isolated so that waiting for this graph never picks up the caller's other work. An
+    // arena per file made from inside the batch's workers cost more with every file (measured:
+    // 100,000 small files took 540 s and 800 MiB, 10,000 took 4.8 s, 5,000 0.7 s).
+    tbb::this_task_arena::isolate(run);
+  } else {
+    tbb::task_arena arena(threads);
+    arena.execute(run);
+  }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
