@@ -58,12 +58,12 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
   for (;;) {
     const ssize_t got = positional_ ? ::pread(fd_, dst, max_bytes, static_cast<off_t>(offset_))
                                     : ::read(fd_, dst, max_bytes);
-    if (got > 0 || (got == 0 && max_bytes == 0)) {
+    if (got > 0) {
       offset_ += static_cast<std::uint64_t>(got);
       return static_cast<std::size_t>(got);
     }
-    if (got == 0) {
-      if (positional_) check_not_shrunk();
+    if (got == 0) {  // the end of the input
+      if (positional_ && max_bytes > 0) check_not_shrunk();
       return 0;
     }
     if (errno == EINTR) continue;
