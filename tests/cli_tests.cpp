@@ -14,14 +14,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::Bytes;
-using testing::CommandResult;
 using testing::describe;
 using testing::quote;
 using testing::random_bytes;
-using testing::read_file;
 using testing::text_bytes;
 using testing::to_bytes;
-using testing::write_file;
 
 struct Format {
   std::string codec;      // -F value

@@ -21,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::Bytes;
-using testing::CommandResult;
 using testing::describe;
 using testing::random_bytes;
 using testing::read_file;

@@ -16,7 +16,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::Bytes;
-using testing::CommandResult;
 using testing::describe;
 using testing::quote;
 using testing::read_file;
