@@ -11,7 +11,7 @@
 # with TBB_SANITIZE=thread, once, into build/tsan-deps, and the tests link against that; then
 # TSan sees every happens-before edge and needs no suppressions at all.
 #
-# Usage: scripts/tsan.sh   (about 4 minutes on 2 cores the first time)
+# Usage: scripts/tsan.sh   (about 3 minutes on 2 cores, oneTBB included)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
