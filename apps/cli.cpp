@@ -32,6 +32,26 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
   return args;
 }
 
+void add_gzip_flags(CLI::App& app, GzipFlags& flags) {
+  app.add_flag("--independent", flags.independent,
+               "gzip: one member per chunk, annotated with its size, decoded in parallel (the default)");
+  app.add_flag("--single-member", flags.single_member,
+               "gzip: one pigz-style member (slightly smaller, decoded serially; written by zlib)");
+  app.add_option("--gzip-backend", flags.backend,
+                 "gzip: the deflate library for compressing and decompressing (default: the fastest per level)")
+      ->check(CLI::IsMember(CodecRegistry::global().find("gzip")->backends))
+      ->type_name("zlib|libdeflate|isal");
+}
+
+void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options) {
+  if (flags.independent && flags.single_member) {
+    throw Error(ErrorKind::kUsage, "--independent and --single-member cannot be used together");
+  }
+  if (flags.independent) options.gzip_form = GzipForm::kIndependent;
+  if (flags.single_member) options.gzip_form = GzipForm::kSingleMember;
+  options.backend = flags.backend;
+}
+
 ParseResult parse_command_line(int argc, char** argv) {
   CliOptions options;
   CLI::App app{"Parallel gzip, zstd and lz4 compression with a oneTBB flow graph.\n"
@@ -55,8 +75,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
   bool test = false;
   app.add_flag("-t,--test", test, "Check the integrity of compressed files; write nothing");
-  app.add_flag("--independent", options.independent,
-               "gzip: one member per chunk, annotated with its size, so that it decompresses in parallel");
+  add_gzip_flags(app, options.gzip);
   app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
   app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
   app.add_flag("-f,--force", options.force, "Overwrite outputs; allow compressed data on a terminal");

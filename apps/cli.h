@@ -7,7 +7,26 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
+namespace sluice {
+struct CodecOptions;
+}
+
 namespace sluice::app {
+
+// gzip's form and engine, as every compressing command (sluice, sluice tar -c, sluice transcode)
+// takes them.
+struct GzipFlags {
+  bool independent = false;    // --independent (the default form)
+  bool single_member = false;  // --single-member: one pigz-style member
+  std::string backend;         // --gzip-backend: zlib, libdeflate or isal; empty: per level
+};
+void add_gzip_flags(CLI::App& app, GzipFlags& flags);
+// Puts the flags into `options`; throws Error(kUsage) if both forms were asked for.
+void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options);
 
 enum class Mode { kCompress, kDecompress, kTest, kDemo };
 
@@ -30,7 +49,7 @@ struct CliOptions {
   bool fail_fast = false;          // --fail-fast
   bool json = false;               // --json: one JSON record per file on stdout
   bool synchronous = false;        // --synchronous: fsync every output
-  bool independent = false;        // --independent: gzip members that decode in parallel
+  GzipFlags gzip;                  // --independent, --single-member, --gzip-backend
   std::uint64_t max_output_bytes = 0;  // --max-output: refuse to write more (decompression bombs)
   std::uint64_t demo_bytes = 32ull << 20;  // demo --size
 };

@@ -190,7 +190,7 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
     CodecOptions codec;
     codec.level = options.level;
     codec.chunk_bytes = options.chunk_bytes;
-    codec.independent = options.independent;
+    apply_gzip_flags(options.gzip, codec);
     (void)CodecRegistry::global().create(options.format, codec);
   }
   if (!options.output_path.empty() && options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
@@ -314,13 +314,16 @@ int run_file_jobs(const CliOptions& given) {
       if (compressing) {
         CompressOptions compress;
         compress.codec = options.format;
-        compress.codec_options = {options.level, options.chunk_bytes, options.independent};
+        compress.codec_options.level = options.level;
+        compress.codec_options.chunk_bytes = options.chunk_bytes;
+        apply_gzip_flags(options.gzip, compress.codec_options);
         compress.threads = options.threads;
         report = compress_files(plan.jobs, compress, batch);
       } else {
         DecompressOptions decompress;
         decompress.threads = options.threads;
         decompress.max_output_bytes = options.max_output_bytes;
+        if (!options.gzip.backend.empty()) decompress.backends["gzip"] = options.gzip.backend;
         report = decompress_files(plan.jobs, decompress, batch);
       }
     } catch (const Error& e) {

@@ -95,7 +95,7 @@ int run_transcode_command(int argc, char** argv) {
   int level = 0;
   int threads = 0;
   std::string chunk_size;
-  bool independent = false;
+  GzipFlags gzip;
   bool force = false;
   app.add_option("input", input, "The compressed input; - for stdin")->required()->type_name("INPUT");
   app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
@@ -107,7 +107,7 @@ int run_transcode_command(int argc, char** argv) {
   app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
   app.add_option("-j,--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
-  app.add_flag("--independent", independent, "gzip: members that decompress in parallel");
+  add_gzip_flags(app, gzip);
   app.add_flag("-f,--force", force, "Overwrite the output");
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
@@ -127,7 +127,7 @@ int run_transcode_command(int argc, char** argv) {
     compress.kind = StageKind::kCompress;
     compress.codec = format;
     compress.codec_options.level = level;
-    compress.codec_options.independent = independent;
+    apply_gzip_flags(gzip, compress.codec_options);
     if (!chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(chunk_size);
     (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
     spec.stages = {decompress, compress};

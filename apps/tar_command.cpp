@@ -33,8 +33,7 @@ struct TarCliOptions {
   int level = 0;
   int threads = 0;
   std::string chunk_size;
-  bool independent = false;
-  bool single_member = false;
+  GzipFlags gzip;
   bool verbose = false;
   std::string mtime;
   std::string owner;
@@ -92,13 +91,7 @@ int run_create(const TarCliOptions& options) {
   CompressOptions compress;
   compress.threads = options.threads;
   compress.codec_options.level = options.level;
-  // gzip archives are independent, size-annotated members unless asked otherwise: every gunzip
-  // and tar reads them, sluice extracts them on every core, and they are made faster than one
-  // pigz-style member (BENCHMARKS.md, tar archives).
-  if (options.independent && options.single_member) {
-    throw Error(ErrorKind::kUsage, "--independent and --single-member cannot be used together");
-  }
-  compress.codec_options.independent = !options.single_member;
+  apply_gzip_flags(options.gzip, compress.codec_options);
   if (!options.chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(options.chunk_size);
   if (!codec.empty()) {
     (void)CodecRegistry::global().create(codec, compress.codec_options);  // validates level and chunk size
@@ -214,8 +207,7 @@ int run_tar_command(int argc, char** argv) {
       ->type_name("N")
       ->check(CLI::Range(1, 1024));
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
-  app.add_flag("--independent", options.independent, "gzip: members that decompress in parallel (the default)");
-  app.add_flag("--single-member", options.single_member, "gzip: one pigz-style member (smallest output, serial decoding)");
+  add_gzip_flags(app, options.gzip);
   app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");
   app.add_option("--mtime", options.mtime, "Store this modification time for every entry (@SECONDS or a UTC date)")
       ->type_name("TIME");

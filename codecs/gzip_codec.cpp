@@ -1,10 +1,12 @@
-// gzip (RFC 1952) through zlib, built the way pigz builds it: one member whose deflate stream is
-// the concatenation of independently compressed chunks. Each chunk is raw-deflated with the
-// previous 32 KiB as preset dictionary (so the ratio matches serial gzip), and ends on a byte
-// boundary with a sync flush (the last chunk with finish). Each worker computes its chunk's
-// CRC-32; the writer combines them in order with crc32_combine.
-#include <zlib.h>
-
+// gzip (RFC 1952) in two forms:
+//   * independent (the default): every chunk is a member of its own whose FEXTRA field records
+//     its size, so readers split the stream without inflating it (docs/independent-gzip.md);
+//   * single member, built the way pigz builds it: one member whose deflate stream is the
+//     concatenation of chunks, each raw-deflated with the previous 32 KiB as preset dictionary
+//     (so the ratio matches serial gzip) and ending on a byte boundary with a sync flush.
+// Each worker computes its chunk's CRC-32; for a single member the writer combines them in order.
+// The deflating and inflating is done by an engine (deflate_engines.h: zlib, libdeflate, ISA-L)
+// picked per level and operation; this file owns the format.
 #include <oneapi/tbb/task_group.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "codecs/builtin_codecs.h"
+#include "codecs/deflate_engines.h"
 #include "sluice/error.h"
 
 namespace sluice::codecs {
@@ -30,11 +33,91 @@ constexpr std::uint8_t kFlagComment = 0x10;
 constexpr std::uint8_t kFlagHeaderCrc = 0x02;
 constexpr std::uint8_t kOsUnix = 3;
 
-// The one place zlib's return codes become our errors.
-void check_zlib(int ret, const char* call, const z_stream& stream) {
-  if (ret == Z_OK || ret == Z_STREAM_END) return;
-  throw Error(ErrorKind::kInternal,
-              fmt::format("zlib {} failed: {} ({})", call, stream.msg ? stream.msg : zError(ret), ret));
+constexpr std::uint8_t kMethodDeflate = 8;
+
+// Which engine does each job for one codec instance (see deflate_engines.h for who can do what).
+struct Engines {
+  DeflateEngine compress = DeflateEngine::kZlib;
+  DeflateEngine whole_inflate = DeflateEngine::kLibdeflate;
+  DeflateEngine stream_inflate = DeflateEngine::kIsal;
+};
+
+// The engines for resolved options. No backend named: the fastest engine per job and level at no
+// worse a ratio than zlib's at that level (BENCHMARKS.md, "gzip engines"). A backend named: that
+// engine for every job it can do; libdeflate cannot stream, so streams are inflated by ISA-L.
+Engines choose_engines(const CodecOptions& options) {
+  const bool single = options.gzip_form == GzipForm::kSingleMember;
+  Engines engines;
+  if (options.backend.empty()) {
+    engines.compress = single ? DeflateEngine::kZlib : options.level == 1 ? DeflateEngine::kIsal : DeflateEngine::kLibdeflate;
+    return engines;
+  }
+  const DeflateEngine chosen = *engine_by_name(options.backend);  // resolve_options checked the name
+  if (single && chosen != DeflateEngine::kZlib) {
+    throw Error(ErrorKind::kUsage, fmt::format("the single-member (pigz-style) gzip form is written by zlib only, not {} "
+                                               "(it needs preset dictionaries and sync flushes)",
+                                               options.backend));
+  }
+  engines.compress = chosen;
+  engines.whole_inflate = chosen;
+  engines.stream_inflate = chosen == DeflateEngine::kLibdeflate ? DeflateEngine::kIsal : chosen;
+  return engines;
+}
+
+std::unique_ptr<ChunkDeflater> make_chunk_deflater(DeflateEngine engine, int level) {
+  switch (engine) {
+    case DeflateEngine::kZlib: return make_zlib_chunk_deflater(level);
+    case DeflateEngine::kLibdeflate: return make_libdeflate_chunk_deflater(level);
+    case DeflateEngine::kIsal: return make_isal_chunk_deflater(level);
+  }
+  return nullptr;
+}
+
+std::unique_ptr<WholeInflater> make_whole_inflater(DeflateEngine engine) {
+  switch (engine) {
+    case DeflateEngine::kZlib: return make_zlib_whole_inflater();
+    case DeflateEngine::kLibdeflate: return make_libdeflate_whole_inflater();
+    case DeflateEngine::kIsal: return make_isal_whole_inflater();
+  }
+  return nullptr;
+}
+
+std::unique_ptr<StreamInflater> make_stream_inflater(DeflateEngine engine) {
+  return engine == DeflateEngine::kZlib ? make_zlib_stream_inflater() : make_isal_stream_inflater();
+}
+
+// A malformed gzip header: what is wrong and where, relative to the member's start.
+struct HeaderProblem {
+  const char* reason;
+  std::size_t at;
+};
+
+// The length of the gzip header at the start of `h` (magic already checked), or nullopt if `h`
+// ends inside it. Throws HeaderProblem. Every flag is handled: FEXTRA, FNAME, FCOMMENT, FHCRC.
+std::optional<std::size_t> header_length(ByteView h) {
+  if (h.size() < 10) return std::nullopt;
+  if (h[2] != kMethodDeflate) throw HeaderProblem{"unknown compression method", 2};
+  const std::uint8_t flags = h[3];
+  if (flags & 0xE0) throw HeaderProblem{"reserved header flags set", 3};
+  std::size_t at = 10;
+  if (flags & kFlagExtra) {
+    if (h.size() < at + 2) return std::nullopt;
+    at += 2 + (std::size_t{h[at]} | std::size_t{h[at + 1]} << 8);
+    if (h.size() < at) return std::nullopt;
+  }
+  for (std::uint8_t text_flag : {kFlagName, kFlagComment}) {
+    if (!(flags & text_flag)) continue;
+    while (at < h.size() && h[at] != 0) ++at;
+    if (at >= h.size()) return std::nullopt;
+    ++at;  // the terminating NUL
+  }
+  if (flags & kFlagHeaderCrc) {
+    if (h.size() < at + 2) return std::nullopt;
+    const std::uint32_t expected = std::uint32_t{h[at]} | std::uint32_t{h[at + 1]} << 8;
+    if ((update_crc32(0, h.first(at)) & 0xFFFF) != expected) throw HeaderProblem{"header crc mismatch", at};
+    at += 2;
+  }
+  return at;
 }
 
 // The FEXTRA subfield that makes a member splittable: 'S','L', 8 bytes: the member's total size
@@ -44,59 +127,32 @@ constexpr std::size_t kIndependentHeaderBytes = 10 + 2 + 4 + 8;
 
 class GzipChunkCompressor final : public ChunkCompressor {
  public:
-  GzipChunkCompressor(int level, bool independent) : level_(level), independent_(independent) {
-    // Raw deflate (negative window bits): the gzip header and trailer come from the framer.
-    check_zlib(deflateInit2(&stream_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), "deflateInit2", stream_);
+  GzipChunkCompressor(int level, GzipForm form, DeflateEngine engine) : level_(level) {
+    if (form == GzipForm::kSingleMember) {
+      history_deflater_ = make_zlib_history_deflater(level);
+    } else {
+      chunk_deflater_ = make_chunk_deflater(engine, level);
+    }
   }
-  ~GzipChunkCompressor() override { deflateEnd(&stream_); }
 
   std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
-    if (independent_) return compress_member(input, out);
-    check_zlib(deflateReset(&stream_), "deflateReset", stream_);
-    if (!history.empty()) {
-      const ByteView window = history.last(std::min(history.size(), kWindowBytes));
-      check_zlib(deflateSetDictionary(&stream_, window.data(), static_cast<uInt>(window.size())),
-                 "deflateSetDictionary", stream_);
-    }
-    // deflateBound covers the data; a sync flush adds at most a few bytes more.
-    out.resize(deflateBound(&stream_, static_cast<uLong>(input.size())) + 16);
-    stream_.next_in = const_cast<Bytef*>(input.data());
-    stream_.avail_in = static_cast<uInt>(input.size());
-    stream_.next_out = out.data();
-    stream_.avail_out = static_cast<uInt>(out.size());
-    const int flush = last ? Z_FINISH : Z_SYNC_FLUSH;
-    for (;;) {
-      const int ret = deflate(&stream_, flush);
-      if (ret == Z_STREAM_ERROR) check_zlib(ret, "deflate", stream_);
-      if (last ? ret == Z_STREAM_END : (stream_.avail_in == 0 && stream_.avail_out != 0)) break;
-      if (stream_.avail_out != 0) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (no progress)", stream_);
-      const std::size_t used = out.size();
-      out.resize(used * 2);
-      stream_.next_out = out.data() + used;
-      stream_.avail_out = static_cast<uInt>(out.size() - used);
-    }
-    out.resize(out.size() - stream_.avail_out);
-    return crc32_z(0, input.data(), input.size());
+    if (chunk_deflater_) return compress_member(input, out);
+    history_deflater_->deflate(history, input, last, out);
+    return update_crc32(0, input);
   }
 
  private:
   // A complete member: header with the size subfield, raw deflate (no history), CRC-32, ISIZE.
   std::uint64_t compress_member(ByteView input, Buffer& out) {
-    check_zlib(deflateReset(&stream_), "deflateReset", stream_);
-    const std::size_t bound = deflateBound(&stream_, static_cast<uLong>(input.size()));
+    const std::size_t bound = chunk_deflater_->bound(input.size());
     out.resize(kIndependentHeaderBytes + bound + 8);
-    stream_.next_in = const_cast<Bytef*>(input.data());
-    stream_.avail_in = static_cast<uInt>(input.size());
-    stream_.next_out = out.data() + kIndependentHeaderBytes;
-    stream_.avail_out = static_cast<uInt>(bound);
-    const int ret = deflate(&stream_, Z_FINISH);
-    if (ret != Z_STREAM_END) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (member)", stream_);
-    const std::size_t deflated = bound - stream_.avail_out;
+    const std::size_t deflated =
+        chunk_deflater_->deflate(input, {out.data() + kIndependentHeaderBytes, bound});
     const std::size_t member = kIndependentHeaderBytes + deflated + 8;
-    const std::uint32_t crc = static_cast<std::uint32_t>(crc32_z(0, input.data(), input.size()));
+    const std::uint32_t crc = update_crc32(0, input);
     std::uint8_t* p = out.data();
     const std::uint8_t xfl = level_ >= 9 ? 2 : (level_ == 1 ? 4 : 0);
-    const std::uint8_t head[12] = {kMagic0, kMagic1, Z_DEFLATED, kFlagExtra, 0, 0, 0, 0, xfl, kOsUnix, 12, 0};
+    const std::uint8_t head[12] = {kMagic0, kMagic1, kMethodDeflate, kFlagExtra, 0, 0, 0, 0, xfl, kOsUnix, 12, 0};
     std::memcpy(p, head, sizeof head);
     const std::uint8_t field[4] = {kSizeFieldId[0], kSizeFieldId[1], 8, 0};
     std::memcpy(p + 12, field, sizeof field);
@@ -109,16 +165,57 @@ class GzipChunkCompressor final : public ChunkCompressor {
   }
 
   int level_;
-  bool independent_;
-  z_stream stream_{};
+  std::unique_ptr<ChunkDeflater> chunk_deflater_;      // independent members
+  std::unique_ptr<HistoryDeflater> history_deflater_;  // single member
 };
 
-// Independent members carry their own headers and trailers: the stream adds nothing.
-class NoFraming final : public StreamFramer {
+// The name and modification time of a file, as gzip records them: 4 bytes of MTIME (0 when
+// unknown or out of range) and the name without NULs.
+std::uint32_t header_mtime(const StreamInfo& info) {
+  return info.mtime_seconds > 0 && info.mtime_seconds <= std::numeric_limits<std::uint32_t>::max()
+             ? static_cast<std::uint32_t>(info.mtime_seconds)
+             : 0;
+}
+std::string header_name(const StreamInfo& info) {
+  std::string name = info.name;
+  std::erase(name, '\0');
+  return name;
+}
+
+// Independent members carry their own headers and trailers. The stream adds one thing: when there
+// is a name or time to record, an empty first member carrying them (FNAME, MTIME), where gunzip -N
+// and gzip -l look; it has the size field like every other member.
+class IndependentFramer final : public StreamFramer {
  public:
-  void header(Buffer&) override {}
+  explicit IndependentFramer(const StreamInfo& info) : name_(header_name(info)), mtime_(header_mtime(info)) {}
+
+  void header(Buffer& out) override {
+    if (name_.empty() && mtime_ == 0) return;
+    const std::uint8_t flags = name_.empty() ? kFlagExtra : kFlagExtra | kFlagName;
+    const std::size_t member = kIndependentHeaderBytes + (name_.empty() ? 0 : name_.size() + 1) + 2 + 8;
+    const std::uint8_t start[4] = {kMagic0, kMagic1, kMethodDeflate, flags};
+    out.append(start);
+    put_le32(out, mtime_);
+    const std::uint8_t extra[8] = {0, kOsUnix, 12, 0, kSizeFieldId[0], kSizeFieldId[1], 8, 0};
+    out.append(extra);
+    put_le32(out, static_cast<std::uint32_t>(member));
+    put_le32(out, 0);  // no content
+    if (!name_.empty()) {
+      out.append(as_bytes(name_));
+      const std::uint8_t nul = 0;
+      out.append({&nul, 1});
+    }
+    const std::uint8_t empty_deflate[2] = {0x03, 0x00};  // one final fixed-Huffman block, end of block
+    out.append(empty_deflate);
+    put_le32(out, 0);  // CRC-32 of nothing
+    put_le32(out, 0);  // ISIZE
+  }
   void add_chunk(ByteView, std::uint64_t) override {}
   void trailer(Buffer&) override {}
+
+ private:
+  std::string name_;
+  std::uint32_t mtime_;
 };
 
 constexpr std::uint32_t kBgzfMaxBlockBytes = 65536;
@@ -133,7 +230,7 @@ class GzipSplitter final : public StreamSplitter {
       throw Error(ErrorKind::kCorruptData,
                   members_ > 0 ? "trailing garbage after the last gzip member" : "not a gzip member", {}, offset);
     }
-    if (b[2] != Z_DEFLATED) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
+    if (b[2] != kMethodDeflate) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
     if (!(b[3] & kFlagExtra)) return serial();
     const std::size_t extra = std::size_t{b[10]} | std::size_t{b[11]} << 8;
     if (b.size() < 12 + extra) return need_more();
@@ -170,34 +267,39 @@ class GzipSplitter final : public StreamSplitter {
   std::uint64_t members_ = 0;
 };
 
-// Inflates one whole member, which must produce exactly the size it declared.
+// Inflates one whole member, which must produce exactly the size it declared and pass its CRC-32
+// and ISIZE checks.
 class GzipUnitDecoder final : public UnitDecoder {
  public:
-  GzipUnitDecoder() { check_zlib(inflateInit2(&stream_, 15 + 16), "inflateInit2", stream_); }
-  ~GzipUnitDecoder() override { inflateEnd(&stream_); }
+  explicit GzipUnitDecoder(DeflateEngine engine) : inflater_(make_whole_inflater(engine)) {}
 
   void decode(ByteView member, const Cut& cut, Buffer& out) override {
-    check_zlib(inflateReset(&stream_), "inflateReset", stream_);
+    std::optional<std::size_t> header;
+    try {
+      header = header_length(member);
+    } catch (const HeaderProblem& problem) {
+      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip member: {}", problem.reason));
+    }
+    if (!header || *header + 8 > member.size()) throw Error(ErrorKind::kCorruptData, "corrupt gzip member: truncated");
     out.reserve(cut.max_output_bytes + 1);  // never a null output pointer, even for empty members
     out.resize(cut.max_output_bytes);
-    stream_.next_in = const_cast<Bytef*>(member.data());
-    stream_.avail_in = static_cast<uInt>(member.size());
-    stream_.next_out = out.data();
-    stream_.avail_out = static_cast<uInt>(out.size());
-    const int ret = inflate(&stream_, Z_FINISH);  // checks CRC-32 and ISIZE
-    if (ret != Z_STREAM_END) {
-      const std::string reason = ret == Z_BUF_ERROR ? (stream_.avail_out == 0 ? "inflates to more than its size field says"
-                                                                              : "truncated")
-                                                    : (stream_.msg ? stream_.msg : zError(ret));
-      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip member: {}", reason));
+    try {
+      inflater_->inflate(member.subspan(*header, member.size() - *header - 8), {out.data(), out.size()});
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorruptData) throw;
+      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip member: {}", e.detail()));
     }
-    if (stream_.avail_in != 0 || stream_.total_out != cut.max_output_bytes) {
-      throw Error(ErrorKind::kCorruptData, "corrupt gzip member: its size field does not match its contents");
+    const std::uint8_t* trailer = member.data() + member.size() - 8;
+    if (load_le32(trailer) != update_crc32(0, out.view())) {
+      throw Error(ErrorKind::kCorruptData, "corrupt gzip member: incorrect data check (CRC-32 mismatch)");
+    }
+    if (load_le32(trailer + 4) != static_cast<std::uint32_t>(out.size())) {
+      throw Error(ErrorKind::kCorruptData, "corrupt gzip member: incorrect length check (ISIZE mismatch)");
     }
   }
 
  private:
-  z_stream stream_{};
+  std::unique_ptr<WholeInflater> inflater_;
 };
 
 class GzipFramer final : public StreamFramer {
@@ -205,20 +307,14 @@ class GzipFramer final : public StreamFramer {
   GzipFramer(int level, StreamInfo info) : level_(level), info_(std::move(info)) {}
 
   void header(Buffer& out) override {
-    const bool has_name = !info_.name.empty();
-    const std::uint32_t mtime =
-        info_.mtime_seconds > 0 && info_.mtime_seconds <= std::numeric_limits<std::uint32_t>::max()
-            ? static_cast<std::uint32_t>(info_.mtime_seconds)
-            : 0;
+    const std::string name = header_name(info_);
     const std::uint8_t xfl = level_ >= 9 ? 2 : (level_ == 1 ? 4 : 0);
-    const std::uint8_t start[4] = {kMagic0, kMagic1, Z_DEFLATED, has_name ? kFlagName : std::uint8_t{0}};
+    const std::uint8_t start[4] = {kMagic0, kMagic1, kMethodDeflate, name.empty() ? std::uint8_t{0} : kFlagName};
     out.append(start);
-    put_le32(out, mtime);
+    put_le32(out, header_mtime(info_));
     const std::uint8_t tail[2] = {xfl, kOsUnix};
     out.append(tail);
-    if (has_name) {
-      std::string name = info_.name;
-      std::erase(name, '\0');
+    if (!name.empty()) {
       out.append(as_bytes(name));
       const std::uint8_t nul = 0;
       out.append({&nul, 1});
@@ -226,7 +322,7 @@ class GzipFramer final : public StreamFramer {
   }
 
   void add_chunk(ByteView input, std::uint64_t check) override {
-    crc_ = crc32_combine(crc_, static_cast<uLong>(check), static_cast<z_off_t>(input.size()));
+    crc_ = combine_crc32(crc_, static_cast<std::uint32_t>(check), input.size());
     size_ += input.size();
   }
 
@@ -238,18 +334,18 @@ class GzipFramer final : public StreamFramer {
  private:
   int level_;
   StreamInfo info_;
-  uLong crc_ = crc32(0, nullptr, 0);
+  std::uint32_t crc_ = 0;
   std::uint64_t size_ = 0;
 };
 
 // Streaming gzip decoder: any number of members and every header flag (FEXTRA, FNAME, FCOMMENT,
-// FHCRC). It parses headers and trailers itself and inflates raw deflate, so that the CRC-32 of
-// each output block can be computed by another worker (a task) while the next block inflates;
-// the checks are the same as gunzip's (CRC-32 and ISIZE per member, header CRC when present).
+// FHCRC). It parses headers and trailers itself and has an engine inflate raw deflate, so that
+// the CRC-32 of each output block can be computed by another worker (a task) while the next
+// block inflates; the checks are the same as gunzip's (CRC-32 and ISIZE per member, header CRC
+// when present).
 class GzipDecoder final : public StreamDecoder {
  public:
-  GzipDecoder() {
-    check_zlib(inflateInit2(&stream_, -15), "inflateInit2", stream_);
+  explicit GzipDecoder(DeflateEngine engine) : inflater_(make_stream_inflater(engine)) {
     for (auto& block : blocks_) block.reserve(kDecodeOutputBytes);
   }
   ~GzipDecoder() override {
@@ -257,7 +353,6 @@ class GzipDecoder final : public StreamDecoder {
       crc_tasks_->wait();  // a running CRC task reads our blocks
     } catch (...) {
     }
-    inflateEnd(&stream_);
   }
 
   void decode(ByteView input, const Emit& emit) override {
@@ -318,7 +413,12 @@ class GzipDecoder final : public StreamDecoder {
       if (members_ > 0) throw trailing_garbage();
       throw corrupt("not a gzip header", member_start_);
     }
-    const std::optional<std::size_t> length = parse_header();
+    std::optional<std::size_t> length;
+    try {
+      length = header_length({header_.data(), header_.size()});
+    } catch (const HeaderProblem& problem) {
+      throw corrupt(problem.reason, member_start_ + problem.at);
+    }
     if (!length) {
       if (header_.size() > kMaxHeaderBytes) throw corrupt("header too long", consumed_);
       consumed_ += take;
@@ -328,65 +428,40 @@ class GzipDecoder final : public StreamDecoder {
     const std::size_t used = *length - before;
     consumed_ += used;
     header_.clear();
-    check_zlib(inflateReset(&stream_), "inflateReset", stream_);
-    crc_ = crc32(0, nullptr, 0);
+    inflater_->reset();
+    crc_ = 0;
     size_ = 0;
     state_ = State::kBody;
     return used;
   }
 
-  // The header's length if header_ holds all of it; throws if it is malformed.
-  std::optional<std::size_t> parse_header() const {
-    const auto& h = header_;
-    if (h.size() < 10) return std::nullopt;
-    if (h[2] != Z_DEFLATED) throw corrupt("unknown compression method", member_start_ + 2);
-    const std::uint8_t flags = h[3];
-    if (flags & 0xE0) throw corrupt("reserved header flags set", member_start_ + 3);
-    std::size_t at = 10;
-    if (flags & kFlagExtra) {
-      if (h.size() < at + 2) return std::nullopt;
-      at += 2 + (std::size_t{h[at]} | std::size_t{h[at + 1]} << 8);
-      if (h.size() < at) return std::nullopt;
-    }
-    for (std::uint8_t text_flag : {kFlagName, kFlagComment}) {
-      if (!(flags & text_flag)) continue;
-      while (at < h.size() && h[at] != 0) ++at;
-      if (at >= h.size()) return std::nullopt;
-      ++at;  // the terminating NUL
-    }
-    if (flags & kFlagHeaderCrc) {
-      if (h.size() < at + 2) return std::nullopt;
-      const std::uint32_t expected = std::uint32_t{h[at]} | std::uint32_t{h[at + 1]} << 8;
-      if ((crc32_z(0, h.data(), at) & 0xFFFF) != expected) throw corrupt("header crc mismatch", member_start_ + at);
-      at += 2;
-    }
-    return at;
-  }
-
   // Inflates into the current output block; hands full blocks on. Returns the bytes consumed.
   std::size_t inflate_some(ByteView rest, const Emit& emit) {
     Buffer& block = blocks_[current_];
-    stream_.next_in = const_cast<Bytef*>(rest.data());
-    stream_.avail_in = static_cast<uInt>(std::min<std::size_t>(rest.size(), 1u << 30));
-    const std::size_t offered = stream_.avail_in;
-    stream_.next_out = block.data() + block.size();
-    stream_.avail_out = static_cast<uInt>(block.capacity() - block.size());
-    const std::size_t room = stream_.avail_out;
-    const int ret = inflate(&stream_, Z_NO_FLUSH);
-    const std::size_t used = offered - stream_.avail_in;
-    block.resize(block.size() + (room - stream_.avail_out));
-    consumed_ += used;
-    if (ret == Z_STREAM_END) {
+    const std::size_t filled = block.size();
+    block.resize(block.capacity());
+    StreamInflater::Step step;
+    try {
+      step = inflater_->inflate(rest, {block.data() + filled, block.size() - filled});
+    } catch (const Error& e) {
+      block.resize(filled);
+      if (e.kind() != ErrorKind::kCorruptData) throw e.with_context({}, consumed_);
+      throw corrupt(e.detail(), consumed_);
+    }
+    block.resize(filled + step.produced);
+    consumed_ += step.consumed;
+    if (step.ended) {
       hand_on(emit);
       state_ = State::kTrailer;
-    } else if (ret == Z_OK || ret == Z_BUF_ERROR) {
-      if (block.size() == block.capacity()) hand_on(emit);
-    } else if (ret == Z_MEM_ERROR) {
-      throw Error(ErrorKind::kInternal, "out of memory in zlib inflate", {}, consumed_);
-    } else {
-      throw corrupt(stream_.msg ? stream_.msg : zError(ret), consumed_);
+      // Bytes of the trailer the engine had read ahead from earlier input.
+      consumed_ -= step.pushback_bytes;
+      take_trailer({step.pushback, step.pushback_bytes});
+    } else if (block.size() == block.capacity()) {
+      hand_on(emit);
+    } else if (step.consumed == 0 && step.produced == 0 && !rest.empty()) {
+      throw Error(ErrorKind::kInternal, "the inflate engine made no progress", {}, consumed_);
     }
-    return used;
+    return step.consumed;
   }
 
   // Emits the current block and folds it into the member's CRC on another worker; the previous
@@ -398,7 +473,7 @@ class GzipDecoder final : public StreamDecoder {
     if (block.empty()) return;
     const ByteView bytes = block.view();
     size_ += bytes.size();
-    crc_tasks_->run([this, bytes] { crc_ = crc32_z(crc_, bytes.data(), bytes.size()); });
+    crc_tasks_->run([this, bytes] { crc_ = update_crc32(crc_, bytes); });
     emit(bytes);
     current_ ^= 1;
     blocks_[current_].clear();
@@ -413,7 +488,7 @@ class GzipDecoder final : public StreamDecoder {
     blocks_[current_].clear();
     const std::uint32_t crc = load_le32(trailer_.data()), isize = load_le32(trailer_.data() + 4);
     trailer_.clear();
-    if (crc != static_cast<std::uint32_t>(crc_)) throw corrupt("incorrect data check (CRC-32 mismatch)", consumed_ - 8);
+    if (crc != crc_) throw corrupt("incorrect data check (CRC-32 mismatch)", consumed_ - 8);
     if (isize != static_cast<std::uint32_t>(size_)) throw corrupt("incorrect length check (ISIZE mismatch)", consumed_ - 4);
     ++members_;
     state_ = State::kHeader;
@@ -421,7 +496,7 @@ class GzipDecoder final : public StreamDecoder {
     return take;
   }
 
-  z_stream stream_{};
+  std::unique_ptr<StreamInflater> inflater_;
   State state_ = State::kHeader;
   std::vector<std::uint8_t> header_;
   std::vector<std::uint8_t> trailer_;
@@ -429,7 +504,7 @@ class GzipDecoder final : public StreamDecoder {
   int current_ = 0;
   // Held by pointer: tbb::task_group's destructor may throw, ours must not.
   std::unique_ptr<tbb::task_group> crc_tasks_ = std::make_unique<tbb::task_group>();
-  uLong crc_ = 0;
+  std::uint32_t crc_ = 0;
   std::uint64_t size_ = 0;
   std::uint64_t consumed_ = 0;      // compressed bytes consumed so far
   std::uint64_t member_start_ = 0;  // where the current (or last) member began
@@ -438,17 +513,26 @@ class GzipDecoder final : public StreamDecoder {
 
 class GzipCodec final : public CodecBase {
  public:
-  using CodecBase::CodecBase;
+  GzipCodec(CodecInfo info, const CodecOptions& options)
+      : CodecBase(std::move(info), options), engines_(choose_engines(options_)) {}
+
   std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
-    return std::make_unique<GzipChunkCompressor>(options_.level, options_.independent);
+    return std::make_unique<GzipChunkCompressor>(options_.level, options_.gzip_form, engines_.compress);
   }
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
-    if (options_.independent) return std::make_unique<NoFraming>();
+    if (options_.gzip_form == GzipForm::kIndependent) return std::make_unique<IndependentFramer>(stream);
     return std::make_unique<GzipFramer>(options_.level, stream);
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<GzipDecoder>(); }
+  std::unique_ptr<StreamDecoder> make_decoder() const override {
+    return std::make_unique<GzipDecoder>(engines_.stream_inflate);
+  }
   std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<GzipSplitter>(); }
-  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<GzipUnitDecoder>(); }
+  std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
+    return std::make_unique<GzipUnitDecoder>(engines_.whole_inflate);
+  }
+
+ private:
+  Engines engines_;
 };
 
 CodecInfo gzip_info() {
@@ -458,9 +542,10 @@ CodecInfo gzip_info() {
   info.min_level = 1;
   info.max_level = 9;
   info.default_level = 6;
-  info.default_chunk_bytes = 128 * 1024;  // pigz's block size: same ratio, same granularity
+  info.default_chunk_bytes = 128 * 1024;  // single member: pigz's block size, same ratio and granularity
   info.history_bytes = kWindowBytes;
   info.matches_magic = [](ByteView p) { return p.size() >= 2 && p[0] == kMagic0 && p[1] == kMagic1; };
+  info.backends = {"zlib", "libdeflate", "isal"};
   return info;
 }
 
@@ -471,10 +556,29 @@ CodecEntry gzip_entry() {
   // Independent members get no history, so they want bigger chunks to keep the ratio.
   entry.factory = [make = entry.factory](const CodecOptions& options) {
     CodecOptions adjusted = options;
-    if (adjusted.independent && adjusted.chunk_bytes == 0) adjusted.chunk_bytes = kIndependentChunkBytes;
+    if (adjusted.gzip_form == GzipForm::kDefault) adjusted.gzip_form = GzipForm::kIndependent;
+    if (adjusted.gzip_form == GzipForm::kIndependent && adjusted.chunk_bytes == 0) {
+      adjusted.chunk_bytes = kIndependentChunkBytes;
+    }
     return make(adjusted);
   };
   return entry;
+}
+
+std::string_view engine_name(DeflateEngine engine) {
+  switch (engine) {
+    case DeflateEngine::kZlib: return "zlib";
+    case DeflateEngine::kLibdeflate: return "libdeflate";
+    case DeflateEngine::kIsal: return "isal";
+  }
+  return "?";
+}
+
+std::optional<DeflateEngine> engine_by_name(std::string_view name) {
+  for (DeflateEngine engine : {DeflateEngine::kZlib, DeflateEngine::kLibdeflate, DeflateEngine::kIsal}) {
+    if (engine_name(engine) == name) return engine;
+  }
+  return std::nullopt;
 }
 
 }  // namespace sluice::codecs

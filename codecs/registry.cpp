@@ -116,6 +116,14 @@ CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options)
     throw Error(ErrorKind::kUsage, fmt::format("{} level must be between {} and {}, not {}", info.name,
                                                info.min_level, info.max_level, resolved.level));
   }
+  if (!resolved.backend.empty() &&
+      std::find(info.backends.begin(), info.backends.end(), resolved.backend) == info.backends.end()) {
+    throw Error(ErrorKind::kUsage,
+                info.backends.empty()
+                    ? fmt::format("{} has no backends to choose from (asked for '{}')", info.name, resolved.backend)
+                    : fmt::format("unknown {} backend '{}' (known: {})", info.name, resolved.backend,
+                                  fmt::join(info.backends, ", ")));
+  }
   if (resolved.chunk_bytes == 0) resolved.chunk_bytes = info.default_chunk_bytes;
   if (resolved.chunk_bytes < kMinChunkBytes || resolved.chunk_bytes > kMaxChunkBytes) {
     throw Error(ErrorKind::kUsage,

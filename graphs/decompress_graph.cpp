@@ -335,7 +335,11 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   } catch (const Error& e) {
     throw e.with_context(source.name(), std::nullopt);
   }
-  const auto codec = CodecRegistry::global().create(stats.codec);
+  CodecOptions codec_options;
+  if (const auto backend = options.backends.find(stats.codec); backend != options.backends.end()) {
+    codec_options.backend = backend->second;
+  }
+  const auto codec = CodecRegistry::global().create(stats.codec, codec_options);
   const auto run = [&] {
     run_decompress_graph(source, sink, std::move(initial), *codec, threads, options.max_pieces_in_flight,
                          options.max_output_bytes, stats);

@@ -450,7 +450,10 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         const CodecInfo info = *CodecRegistry::global().find(stage.codec);
         const CodecOptions resolved = resolve_options(info, stage.codec_options);
         details = fmt::format("codec {}, level {}, chunk size {} bytes", stage.codec, resolved.level, resolved.chunk_bytes);
-        if (stage.codec == "gzip") details += resolved.independent ? ", independent members" : ", one pigz-style member";
+        if (stage.codec == "gzip") {
+          details += resolved.gzip_form == GzipForm::kSingleMember ? ", one pigz-style member" : ", independent members";
+          if (!resolved.backend.empty()) details += ", backend " + resolved.backend;
+        }
         if (spec.memory_budget_bytes) details += fmt::format(", at most {} chunks in flight", compress_options(spec, stage).max_chunks_in_flight);
         break;
       }

@@ -170,7 +170,11 @@ StageSpec parse_stage(const toml::table& table, const std::string& file, std::si
         if (const auto chunk = keys.bytes("chunk_size")) stage.codec_options.chunk_bytes = *chunk;
         if (const auto mode = keys.choice("gzip_mode", {"pigz", "independent"})) {
           if (stage.codec != "gzip") fail(file, keys.source_of("gzip_mode"), fmt::format("stage {}: 'gzip_mode' needs codec = \"gzip\"", number));
-          stage.codec_options.independent = *mode == "independent";
+          stage.codec_options.gzip_form = *mode == "independent" ? GzipForm::kIndependent : GzipForm::kSingleMember;
+        }
+        if (const auto backend = keys.choice("gzip_backend", CodecRegistry::global().find("gzip")->backends)) {
+          if (stage.codec != "gzip") fail(file, keys.source_of("gzip_backend"), fmt::format("stage {}: 'gzip_backend' needs codec = \"gzip\"", number));
+          stage.codec_options.backend = *backend;
         }
         (void)CodecRegistry::global().create(stage.codec, stage.codec_options);  // checks the chunk size
         break;

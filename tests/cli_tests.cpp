@@ -31,6 +31,13 @@ void PrintTo(const Format& f, std::ostream* os) { *os << f.codec; }
 
 class Cli : public testing::CommandTest {
  protected:
+  // data.bin: 4 MB of real text, the C++ standard library's headers, which every machine that
+  // builds sluice has. (text_bytes' synthetic text, 16 words, is not a fair test of a match
+  // finder: libdeflate makes it 9% larger than zlib at level 6, the Silesia corpus 1% smaller.)
+  void put_real_text() {
+    const auto r = sh("cat /usr/include/c++/*/bits/*.h | head -c 4000000 > data.bin && test -s data.bin");
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
   bool exists(const std::string& name) { return fs::exists(dir_ / name); }
   std::vector<std::string> listing() { return dir_.listing(); }
   // The directory holds exactly these names: no stray output, no leftover temporary.
@@ -157,6 +164,9 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"gzip_no_name", "gzip -n -c < data.bin > foreign"}, Foreign{"pigz", "pigz -p 2 -c data.bin > foreign"},
         Foreign{"pigz_independent", "pigz -i -c data.bin > foreign"},
         Foreign{"pigz_zlib_level9", "pigz -9 -c data.bin > foreign"},
+        Foreign{"igzip", "igzip -c data.bin > foreign"}, Foreign{"igzip_level3", "igzip -3 -c data.bin > foreign"},
+        Foreign{"libdeflate_gzip", "libdeflate-gzip -c data.bin > foreign"},
+        Foreign{"libdeflate_gzip_level1", "libdeflate-gzip -1 -c data.bin > foreign"},
         Foreign{"gzip_multi_member", "{ gzip -c data.bin; gzip -c other.bin; } > foreign"},
         Foreign{"bgzip", "bgzip -c data.bin > foreign"}, Foreign{"bgzip_threads", "bgzip -@ 2 -c data.bin > foreign"},
         Foreign{"bgzip_then_gzip", "{ bgzip -c data.bin; gzip -c other.bin; } > foreign"},
@@ -210,14 +220,24 @@ TEST_F(Cli, GzipHeaderWithEveryOptionalFieldDecodes) {
 
 // ---- gzip specifics ----
 
-TEST_F(Cli, GzipSizeIsWithinOnePercentOfPigz) {
-  put("data.bin", text_bytes(4 * 1024 * 1024, 12));
+// The default form (independent members, libdeflate or ISA-L) stays close to pigz's size on real
+// text; the single-member form (zlib, like pigz) within 1% even on synthetic text.
+TEST_F(Cli, GzipSizeStaysCloseToPigz) {
+  put_real_text();
   for (int level : {1, 6, 9}) {
     ASSERT_EQ(sluice(fmt::format("-{} -c data.bin > ours", level)).status, 0);
     ASSERT_EQ(sh(fmt::format("pigz -{} -c data.bin > theirs", level)).status, 0);
     const double ours = static_cast<double>(fs::file_size(dir_ / "ours"));
     const double theirs = static_cast<double>(fs::file_size(dir_ / "theirs"));
-    EXPECT_LE(ours, theirs * 1.01) << "level " << level;
+    EXPECT_LE(ours, theirs * 1.03) << "level " << level;
+  }
+  put("data.bin", text_bytes(4 * 1024 * 1024, 12));
+  for (int level : {1, 6, 9}) {
+    ASSERT_EQ(sluice(fmt::format("-{} --single-member -c data.bin > ours", level)).status, 0);
+    ASSERT_EQ(sh(fmt::format("pigz -{} -c data.bin > theirs", level)).status, 0);
+    const double ours = static_cast<double>(fs::file_size(dir_ / "ours"));
+    const double theirs = static_cast<double>(fs::file_size(dir_ / "theirs"));
+    EXPECT_LE(ours, theirs * 1.01) << "level " << level << ", single member";
   }
 }
 
@@ -228,7 +248,7 @@ TEST_F(Cli, GzipFromStdinIsReproducibleWithZeroMtimeAndNoName) {
   ASSERT_EQ(sluice("< data.bin > b.gz").status, 0);
   const Bytes a = get("a.gz");
   EXPECT_EQ(a, get("b.gz"));
-  EXPECT_EQ(a[3], 0) << "no FNAME";
+  EXPECT_EQ(a[3] & 0x08, 0) << "no FNAME";
   EXPECT_EQ(a[4] | a[5] | a[6] | a[7], 0) << "MTIME 0";
 }
 
@@ -242,7 +262,8 @@ TEST_F(Cli, GzipFromAFileStoresItsNameAndTimeLikeGzip) {
   EXPECT_EQ(fs::last_write_time(dir_ / "named.txt.gz"), fs::last_write_time(dir_ / "named.txt"))
       << "the output keeps the input's mtime, as gzip does";
   ASSERT_EQ(sluice("-n -c named.txt > anonymous.gz").status, 0);
-  EXPECT_EQ(get("anonymous.gz")[3], 0) << "-n stores no name";
+  EXPECT_EQ(get("anonymous.gz")[3] & 0x08, 0) << "-n stores no name";
+  EXPECT_LT(fs::file_size(dir_ / "anonymous.gz"), fs::file_size(dir_ / "named.txt.gz")) << "no name member";
 }
 
 // ---- tar -I ----
@@ -409,19 +430,57 @@ TEST_F(Cli, HelpVersionAndDemo) {
 // ---- Parallel decompression and integrity tests ----
 
 TEST_F(Cli, IndependentGzipIsReadByEveryGunzipAndStaysSmall) {
-  put("data.bin", text_bytes(3 * 1024 * 1024, 53));
+  put_real_text();
   const auto r = sluice("--independent data.bin");
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(sh("gzip -t data.bin.gz && gzip -dc data.bin.gz | cmp - data.bin").status, 0);
   EXPECT_EQ(sh("pigz -dc data.bin.gz | cmp - data.bin").status, 0);
   EXPECT_EQ(sh("bsdcat data.bin.gz | cmp - data.bin").status, 0) << "libarchive reads it too";
+  EXPECT_EQ(sh("igzip -dc data.bin.gz | cmp - data.bin").status, 0) << "ISA-L's igzip";
+  EXPECT_EQ(sh("libdeflate-gzip -dc data.bin.gz | cmp - data.bin").status, 0) << "libdeflate-gzip";
   ASSERT_EQ(sh("pigz -c data.bin > pigz.gz").status, 0);
   EXPECT_LE(static_cast<double>(fs::file_size(dir_ / "data.bin.gz")),
-            static_cast<double>(fs::file_size(dir_ / "pigz.gz")) * 1.02);
+            static_cast<double>(fs::file_size(dir_ / "pigz.gz")) * 1.03);
   for (int threads : {1, 2, 8}) {
     EXPECT_EQ(sluice(fmt::format("-d -j {} -c data.bin.gz | cmp - data.bin", threads)).status, 0) << threads;
   }
   EXPECT_EQ(sluice("-d < data.bin.gz | cmp - data.bin").status, 0) << "from a pipe";
+}
+
+// Every engine, at its low and high levels and in both forms it can write, makes gzip that the
+// stock gunzip reads; sluice reads it back with every engine.
+TEST_F(Cli, EveryGzipBackendWritesWhatGunzipReads) {
+  put("data.bin", text_bytes(700 * 1024, 54));
+  for (const std::string backend : {"zlib", "libdeflate", "isal"}) {
+    for (const std::string form : {"", " --single-member"}) {
+      if (!form.empty() && backend != "zlib") continue;
+      for (int level : {1, 9}) {
+        const std::string flags = fmt::format("--gzip-backend {} -{}{} --chunk-size 256K", backend, level, form);
+        auto r = sluice(flags + " -c data.bin > out.gz");
+        ASSERT_EQ(r.status, 0) << flags << ": " << describe(r);
+        EXPECT_EQ(sh("gzip -dc out.gz | cmp - data.bin").status, 0) << flags;
+        for (const std::string reader : {"zlib", "libdeflate", "isal"}) {
+          EXPECT_EQ(sluice("-d --gzip-backend " + reader + " -c out.gz | cmp - data.bin").status, 0)
+              << flags << ", read with " << reader;
+        }
+      }
+    }
+  }
+}
+
+TEST_F(Cli, GzipBackendMistakesAreUsageErrors) {
+  put("data.bin", text_bytes(1000, 55));
+  auto r = sluice("--gzip-backend brotli data.bin");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  r = sluice("--gzip-backend libdeflate --single-member data.bin");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("written by zlib only"), std::string::npos) << r.err;
+  r = sluice("--independent --single-member data.bin");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  r = sluice("-F zstd --gzip-backend isal data.bin");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("zstd has no backends"), std::string::npos) << r.err;
+  expect_listing({"data.bin"});
 }
 
 TEST_F(Cli, MaxOutputRefusesADecompressionBomb) {

@@ -19,19 +19,29 @@ using testing::text_bytes;
 using testing::to_bytes;
 using testing::view;
 
+// Compresses and decompresses; a backend named in the options decodes too.
 Bytes round_trip(const Bytes& input, const CompressOptions& options) {
   const Buffer packed = compress_buffer(view(input), options);
-  return to_bytes(decompress_buffer(packed.view()));
+  DecompressOptions decompress;
+  if (!options.codec_options.backend.empty()) decompress.backends[options.codec] = options.codec_options.backend;
+  return to_bytes(decompress_buffer(packed.view(), decompress));
 }
 
 struct RoundTripCase {
   std::string codec;
   int level;
   std::size_t chunk_bytes;
+  GzipForm form = GzipForm::kDefault;
+  std::string backend = {};
 };
+
+const char* form_name(GzipForm form) {
+  return form == GzipForm::kSingleMember ? "single" : form == GzipForm::kIndependent ? "independent" : "default";
+}
 
 void PrintTo(const RoundTripCase& c, std::ostream* os) {
   *os << c.codec << " level " << c.level << " chunk " << c.chunk_bytes;
+  if (c.codec == "gzip") *os << " " << form_name(c.form) << " " << (c.backend.empty() ? "auto" : c.backend);
 }
 
 class RoundTrip : public ::testing::TestWithParam<RoundTripCase> {};
@@ -42,7 +52,7 @@ TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
   const std::size_t chunk = param.chunk_bytes;
   CompressOptions options;
   options.codec = param.codec;
-  options.codec_options = {param.level, chunk};
+  options.codec_options = {param.level, chunk, param.form, param.backend};
   options.threads = 2;
   for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 2 * chunk, 7 * chunk + 123}) {
     for (bool compressible : {true, false}) {
@@ -57,13 +67,27 @@ INSTANTIATE_TEST_SUITE_P(
     Codecs, RoundTrip,
     ::testing::Values(
         // 16 KiB chunks are smaller than deflate's 32 KiB window: history spans several chunks.
-        RoundTripCase{"gzip", 1, 16 * 1024}, RoundTripCase{"gzip", 6, 64 * 1024}, RoundTripCase{"gzip", 9, 64 * 1024},
+        RoundTripCase{"gzip", 1, 16 * 1024, GzipForm::kSingleMember},
+        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kSingleMember},
+        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kSingleMember},
+        // Independent members (the default form) with each engine picked by default or by name.
+        RoundTripCase{"gzip", 1, 16 * 1024}, RoundTripCase{"gzip", 6, 64 * 1024},
+        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kIndependent},
+        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kDefault, "zlib"},
+        RoundTripCase{"gzip", 1, 16 * 1024, GzipForm::kDefault, "libdeflate"},
+        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kDefault, "libdeflate"},
+        RoundTripCase{"gzip", 1, 64 * 1024, GzipForm::kDefault, "isal"},
+        RoundTripCase{"gzip", 3, 16 * 1024, GzipForm::kDefault, "isal"},
+        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kSingleMember, "zlib"},
         RoundTripCase{"zstd", 1, 64 * 1024}, RoundTripCase{"zstd", 3, 16 * 1024}, RoundTripCase{"zstd", 19, 64 * 1024},
         RoundTripCase{"lz4", 1, 64 * 1024}, RoundTripCase{"lz4", 3, 16 * 1024}, RoundTripCase{"lz4", 12, 64 * 1024},
         // lz4 chunks bigger than its largest block (4 MiB) become several blocks.
         RoundTripCase{"lz4", 1, 5 * 1024 * 1024}),
     [](const auto& test) {
-      return fmt::format("{}_level{}_chunk{}k", test.param.codec, test.param.level, test.param.chunk_bytes / 1024);
+      const auto& c = test.param;
+      return fmt::format("{}_level{}_chunk{}k{}", c.codec, c.level, c.chunk_bytes / 1024,
+                         c.codec == "gzip" ? fmt::format("_{}_{}", form_name(c.form), c.backend.empty() ? "auto" : c.backend)
+                                           : "");
     });
 
 TEST(RoundTrip, EveryLevelOfEveryCodec) {
@@ -73,18 +97,20 @@ TEST(RoundTrip, EveryLevelOfEveryCodec) {
     for (int level = info.min_level; level <= info.max_level; ++level) {
       CompressOptions options;
       options.codec = name;
-      options.codec_options = {level, 32 * 1024};
+      options.codec_options.level = level;
+      options.codec_options.chunk_bytes = 32 * 1024;
       EXPECT_EQ(round_trip(input, options), input) << name << " level " << level;
     }
   }
 }
 
-// The default gzip output is one member, like pigz: one header, zlib's own single-stream inflate
+// The single-member form is one member, like pigz: one header, zlib's own single-stream inflate
 // (which stops at the first member's end) decodes all of it, and CRC and ISIZE are right.
-TEST(Gzip, ManyChunksMakeOneMemberThatZlibInflatesInOnePass) {
+TEST(Gzip, SingleMemberFormMakesOneMemberThatZlibInflatesInOnePass) {
   const Bytes input = text_bytes(10 * 64 * 1024 + 99, 3);
   CompressOptions options;
   options.codec_options.chunk_bytes = 64 * 1024;
+  options.codec_options.gzip_form = GzipForm::kSingleMember;
   const Buffer packed = compress_buffer(view(input), options);
 
   z_stream stream{};
@@ -102,18 +128,44 @@ TEST(Gzip, ManyChunksMakeOneMemberThatZlibInflatesInOnePass) {
   EXPECT_EQ(out, input);
 }
 
-TEST(Gzip, HeaderRecordsNameAndTimeOnlyWhenGiven) {
+TEST(Gzip, SingleMemberHeaderRecordsNameAndTimeOnlyWhenGiven) {
+  CompressOptions options;
+  options.codec_options.gzip_form = GzipForm::kSingleMember;
   MemorySource source({});
   MemorySink sink;
-  compress(source, sink, {}, StreamInfo{"report.csv", 1700000000});
+  compress(source, sink, options, StreamInfo{"report.csv", 1700000000});
   const Bytes named = to_bytes(sink.buffer());
   ASSERT_GE(named.size(), 21u);
   EXPECT_EQ(named[3], 0x08) << "FNAME flag";
   EXPECT_EQ(named[4] | named[5] << 8 | named[6] << 16 | static_cast<std::uint32_t>(named[7]) << 24, 1700000000u);
   EXPECT_EQ(std::string(named.begin() + 10, named.begin() + 20), "report.csv");
 
-  const Buffer anonymous = compress_buffer({}, {});
+  const Buffer anonymous = compress_buffer({}, options);
   EXPECT_EQ(anonymous.data()[3], 0) << "no flags";
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(anonymous.data()[i], 0) << "MTIME must be 0 for reproducible output";
+}
+
+// Independent members carry no name; a stream with a name or time starts with an empty member
+// that records them, where gunzip -N and gzip -l look (the first member's header).
+TEST(Gzip, IndependentFormRecordsNameAndTimeInAnEmptyFirstMember) {
+  const Bytes input = text_bytes(3 * 64 * 1024, 5);
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  MemorySource source(view(input));
+  MemorySink sink;
+  compress(source, sink, options, StreamInfo{"report.csv", 1700000000});
+  const Bytes named = to_bytes(sink.buffer());
+  ASSERT_GE(named.size(), 50u);
+  EXPECT_EQ(named[3], 0x0C) << "FEXTRA and FNAME";
+  EXPECT_EQ(named[4] | named[5] << 8 | named[6] << 16 | static_cast<std::uint32_t>(named[7]) << 24, 1700000000u);
+  EXPECT_EQ(std::string(named.begin() + 24, named.begin() + 34), "report.csv");
+  const std::uint32_t first_member = named[16] | named[17] << 8 | named[18] << 16 | named[19] << 24;
+  EXPECT_EQ(first_member, 24u + 11 + 2 + 8) << "header, name, empty deflate, trailer";
+  EXPECT_EQ(named[first_member + 3], 0x04) << "the data members carry only the size field";
+  EXPECT_EQ(to_bytes(decompress_buffer(view(named))), input);
+
+  const Buffer anonymous = compress_buffer({}, options);
+  EXPECT_EQ(anonymous.data()[3], 0x04) << "no name: no extra member";
   for (int i = 4; i < 8; ++i) EXPECT_EQ(anonymous.data()[i], 0) << "MTIME must be 0 for reproducible output";
 }
 

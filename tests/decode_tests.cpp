@@ -28,15 +28,35 @@ struct Packed {
 };
 
 // A format as sluice writes it: the codec, and for gzip whether members are independent.
+// A gzip backend named here decodes as well as encodes.
 struct Format {
   std::string codec;
   bool independent = false;
+  std::string backend = {};
+
+  CodecOptions codec_options() const {
+    CodecOptions options;
+    if (codec == "gzip") options.gzip_form = independent ? GzipForm::kIndependent : GzipForm::kSingleMember;
+    options.backend = backend;
+    return options;
+  }
+  DecompressOptions decompress_options() const {
+    DecompressOptions options;
+    if (!backend.empty()) options.backends[codec] = backend;
+    return options;
+  }
 };
-void PrintTo(const Format& f, std::ostream* os) { *os << f.codec << (f.independent ? " independent" : ""); }
-std::string format_name(const ::testing::TestParamInfo<Format>& info) {
-  return info.param.codec + (info.param.independent ? "_independent" : "");
+void PrintTo(const Format& f, std::ostream* os) {
+  *os << f.codec << (f.independent ? " independent" : "") << (f.backend.empty() ? "" : " " + f.backend);
 }
-const auto kFormats = ::testing::Values(Format{"gzip"}, Format{"gzip", true}, Format{"zstd"}, Format{"lz4"});
+std::string format_name(const ::testing::TestParamInfo<Format>& info) {
+  return info.param.codec + (info.param.independent ? "_independent" : "") +
+         (info.param.backend.empty() ? "" : "_" + info.param.backend);
+}
+// gzip's default engines (ISA-L streaming, libdeflate members) and zlib, the fallback.
+const auto kFormats = ::testing::Values(Format{"gzip"}, Format{"gzip", true}, Format{"gzip", false, "zlib"},
+                                        Format{"gzip", true, "zlib"}, Format{"gzip", true, "isal"}, Format{"zstd"},
+                                        Format{"lz4"});
 
 // Three chunks of 4 KiB and a short one: small enough to try every byte.
 Packed packed_sample(const Format& format) {
@@ -45,7 +65,8 @@ Packed packed_sample(const Format& format) {
   CompressOptions options;
   options.codec = format.codec;
   options.codec_options.chunk_bytes = 4096;
-  options.codec_options.independent = format.independent;
+  options.codec_options = format.codec_options();
+  options.codec_options.chunk_bytes = 4096;
   sample.packed = to_bytes(compress_buffer(view(sample.input), options));
   return sample;
 }
@@ -75,9 +96,10 @@ std::set<std::size_t> gzip_member_ends(const Bytes& packed) {
 
 // Decodes `bytes`; returns the output, or nothing if the decoder reported corrupt data.
 // Any other outcome fails the test.
-std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& what) {
+std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& what,
+                                       const DecompressOptions& options) {
   try {
-    return to_bytes(decompress_buffer(view(bytes)));
+    return to_bytes(decompress_buffer(view(bytes), options));
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << what << ": " << e.what();
     EXPECT_TRUE(e.offset().has_value()) << what << ": no offset in " << e.what();
@@ -93,7 +115,7 @@ TEST_P(Damaged, EveryTruncationIsAnError) {
   const auto member_ends = GetParam().independent ? gzip_member_ends(sample.packed) : std::set<std::size_t>{};
   for (std::size_t cut = 0; cut < sample.packed.size(); ++cut) {
     const Bytes truncated(sample.packed.begin(), sample.packed.begin() + static_cast<std::ptrdiff_t>(cut));
-    const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut));
+    const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut), GetParam().decompress_options());
     // zstd frames and independent gzip members are streams of their own: a cut between two is valid.
     if ((GetParam().codec == "zstd" && frame_ends.count(cut)) || member_ends.count(cut)) {
       ASSERT_TRUE(decoded.has_value()) << "a cut at a frame end is a valid stream";
@@ -111,7 +133,7 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
     for (std::uint8_t bit : {std::uint8_t{0x01}, std::uint8_t{0x80}}) {
       Bytes flipped = sample.packed;
       flipped[at] ^= bit;
-      const auto decoded = decode_or_corrupt(flipped, "flip at " + std::to_string(at));
+      const auto decoded = decode_or_corrupt(flipped, "flip at " + std::to_string(at), GetParam().decompress_options());
       if (decoded) {
         EXPECT_EQ(*decoded, sample.input) << GetParam().codec << ": bit flip at byte " << at << " changed the output silently";
       } else {
@@ -130,7 +152,7 @@ TEST_P(Damaged, TrailingGarbageIsNamedAsSuch) {
     Bytes bytes = sample.packed;
     bytes.insert(bytes.end(), garbage.begin(), garbage.end());
     try {
-      decompress_buffer(view(bytes));
+      decompress_buffer(view(bytes), GetParam().decompress_options());
       ADD_FAILURE() << GetParam().codec << " accepted trailing garbage of " << garbage.size() << " bytes";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
@@ -148,7 +170,7 @@ TEST_P(Damaged, TheDecoderReadsEveryFrameOfAConcatenation) {
   twice.insert(twice.end(), sample.packed.begin(), sample.packed.end());
   Bytes expected = sample.input;
   expected.insert(expected.end(), sample.input.begin(), sample.input.end());
-  EXPECT_EQ(to_bytes(decompress_buffer(view(twice))), expected);
+  EXPECT_EQ(to_bytes(decompress_buffer(view(twice), GetParam().decompress_options())), expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, Damaged, kFormats, format_name);
@@ -162,14 +184,14 @@ TEST_P(Parallel, OwnOutputDecodesInUnitsOnAnyThreadCount) {
   const Bytes input = text_bytes(3 * 1024 * 1024 + 11, 60);
   CompressOptions options;
   options.codec = GetParam().codec;
+  options.codec_options = GetParam().codec_options();
   options.codec_options.chunk_bytes = 64 * 1024;
-  options.codec_options.independent = GetParam().independent;
   const Buffer packed = compress_buffer(view(input), options);
   const std::size_t chunks = (input.size() + 64 * 1024 - 1) / (64 * 1024);
   for (int threads : {1, 2, 8}) {
     MemorySource source(packed.view());
     MemorySink sink;
-    DecompressOptions decode;
+    DecompressOptions decode = GetParam().decompress_options();
     decode.threads = threads;
     const DecompressStats stats = decompress(source, sink, decode);
     EXPECT_EQ(to_bytes(sink.buffer()), input) << threads << " threads";
@@ -191,8 +213,8 @@ TEST_P(Parallel, TheGoodPrefixIsWrittenBeforeTheError) {
   const Bytes input = text_bytes(2 * 1024 * 1024, 61);
   CompressOptions options;
   options.codec = GetParam().codec;
+  options.codec_options = GetParam().codec_options();
   options.codec_options.chunk_bytes = 64 * 1024;
-  options.codec_options.independent = GetParam().independent;
   const Buffer packed = compress_buffer(view(input), options);
   for (const bool flip : {false, true}) {
     Bytes damaged(packed.data(), packed.data() + packed.size());
@@ -201,7 +223,7 @@ TEST_P(Parallel, TheGoodPrefixIsWrittenBeforeTheError) {
     for (int threads : {1, 2, 8}) {
       MemorySource source(view(damaged));
       MemorySink sink;
-      DecompressOptions decode;
+      DecompressOptions decode = GetParam().decompress_options();
       decode.threads = threads;
       EXPECT_THROW(decompress(source, sink, decode), Error);
       // A flipped bit is only caught where a checksum covers it: for a pigz-style gzip member or
@@ -247,6 +269,37 @@ class PickySink final : public ByteSink {
   Bytes bytes_;
   std::string name_ = "picky";
 };
+
+// The streaming gzip decoder gets its input in pieces of any size, for every engine that can
+// stream: a member's end (where ISA-L has read ahead into the trailer, or past it) may fall
+// anywhere in a piece, and several members may share one.
+TEST(Serial, GzipStreamsDecodeFromPiecesOfAnySizeWithEveryEngine) {
+  Bytes packed, expected;
+  for (std::size_t size : {std::size_t{200000}, std::size_t{0}, std::size_t{1}, std::size_t{70000}}) {
+    const Bytes input = text_bytes(size, 70 + size);
+    CompressOptions single;
+    single.codec_options.gzip_form = GzipForm::kSingleMember;
+    single.codec_options.chunk_bytes = 64 * 1024;
+    const Bytes member = to_bytes(compress_buffer(view(input), single));
+    packed.insert(packed.end(), member.begin(), member.end());
+    expected.insert(expected.end(), input.begin(), input.end());
+  }
+  for (const char* backend : {"isal", "zlib"}) {
+    CodecOptions options;
+    options.backend = backend;
+    const auto codec = CodecRegistry::global().create("gzip", options);
+    for (std::size_t piece : {1, 2, 3, 5, 8, 13, 4096, 100000}) {
+      const auto decoder = codec->make_decoder();
+      Bytes out;
+      for (std::size_t at = 0; at < packed.size(); at += piece) {
+        const ByteView bytes = view(packed).subspan(at, std::min(piece, packed.size() - at));
+        decoder->decode(bytes, [&out](ByteView b) { out.insert(out.end(), b.begin(), b.end()); });
+      }
+      decoder->finish();
+      EXPECT_EQ(out, expected) << backend << ", pieces of " << piece;
+    }
+  }
+}
 
 TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
   const Bytes input = text_bytes(2 * 1024 * 1024 + 9, 72);
@@ -304,10 +357,12 @@ TEST(Serial, ASinkThatFailsMidwayStopsTheRunWithItsError) {
 TEST(Parallel, AStreamSwitchesToSerialWhereItCanNoLongerBeSplit) {
   const Bytes first = text_bytes(300 * 1024, 61), second = text_bytes(200 * 1024, 62);
   CompressOptions independent;
-  independent.codec_options.independent = true;
+  independent.codec_options.gzip_form = GzipForm::kIndependent;
   Bytes packed = to_bytes(compress_buffer(view(first), independent));
   const std::size_t switch_at = packed.size();
-  const Bytes plain = to_bytes(compress_buffer(view(second), {}));  // one pigz-style member
+  CompressOptions single;
+  single.codec_options.gzip_form = GzipForm::kSingleMember;
+  const Bytes plain = to_bytes(compress_buffer(view(second), single));  // one pigz-style member
   packed.insert(packed.end(), plain.begin(), plain.end());
   MemorySource source(view(packed));
   MemorySink sink;
@@ -440,7 +495,7 @@ TEST(Bombs, TheLimitAppliesToUnitsDecodedInParallelToo) {
 TEST(Bombs, GzipSizeFieldsThatLieAreCaughtOrIgnored) {
   const Bytes input = text_bytes(100 * 1024, 63);
   CompressOptions independent;
-  independent.codec_options.independent = true;
+  independent.codec_options.gzip_form = GzipForm::kIndependent;
   const Bytes member = to_bytes(compress_buffer(view(input), independent));
   ASSERT_EQ(member[12], 'S');
   // Claims 4 GiB: too big to trust, so the member is inflated as a stream (CRC and ISIZE decide).

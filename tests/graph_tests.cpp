@@ -394,7 +394,7 @@ TEST(Graph, ADecompressionWriteErrorNamesTheOutput) {
   const Bytes input = text_bytes(4 << 20, 21);
   for (const char* codec : {"gzip", "zstd", "lz4"}) {
     CompressOptions options = options_for(codec, 2, 256 * 1024);
-    options.codec_options.independent = true;
+    options.codec_options.gzip_form = GzipForm::kIndependent;
     const Buffer packed = compress_buffer(view(input), options);
     for (int threads : {1, 2}) {
       MemorySource source(packed.view());

@@ -161,7 +161,7 @@ const std::vector<BadConfig> kBadConfigs = {
     {"unknown_top_key", "thread = 2\n" + kGood, "p.toml:1:1: unknown key 'thread'"},
     {"unknown_stage_key",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevle = 3\n[output]\ndirectory = \"out\"\n",
-     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_mode)"},
+     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_mode, gzip_backend)"},
     {"wrong_type",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevel = \"3\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:9: stage 1: 'level' must be an integer, not a string"},

@@ -22,14 +22,23 @@
 
 namespace sluice {
 
-// Options a user picks. Zero means "the codec's default".
+// The two forms of gzip stream that sluice writes (zstd and lz4 chunks are always independent).
+enum class GzipForm : std::uint8_t {
+  kDefault,       // the codec's choice: kIndependent
+  kIndependent,   // every chunk its own member, annotated with its size, so that readers can split
+                  // the stream without inflating it and decode members in parallel
+  kSingleMember,  // one member, pigz-style: chunks share history (the smallest output); decoded
+                  // serially
+};
+
+// Options a user picks. Zero or empty means "the codec's default".
 struct CodecOptions {
   int level = 0;
   std::size_t chunk_bytes = 0;
-  // gzip: make every chunk its own member, annotated with its size so that readers can split the
-  // stream without inflating it (parallel decompression). zstd and lz4 chunks are always
-  // independent.
-  bool independent = false;
+  GzipForm gzip_form = GzipForm::kDefault;
+  // The library that does the work, for codecs with several (CodecInfo::backends). Empty: the
+  // codec picks per level and operation (gzip: see docs/gzip-backends.md).
+  std::string backend;
 };
 
 // Per-stream metadata that some headers record (gzip's FNAME and MTIME).
@@ -50,6 +59,8 @@ struct CodecInfo {
   std::size_t history_bytes = 0;
   // True if the first bytes of a stream look like this format.
   std::function<bool(ByteView prefix)> matches_magic;
+  // The names CodecOptions::backend accepts (empty: the codec has one implementation).
+  std::vector<std::string> backends;
 };
 
 class ChunkCompressor {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -23,6 +24,9 @@ struct DecompressOptions {
   // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
   // decompression bomb can be refused before it fills a disk. Memory is bounded either way.
   std::uint64_t max_output_bytes = 0;
+  // The backend to decode a codec with, by codec name (e.g. {"gzip", "zlib"}); a codec not named
+  // here, or a map left empty, decodes with the codec's own choice.
+  std::map<std::string, std::string> backends;
 };
 
 struct DecompressStats {

@@ -32,7 +32,7 @@ cat a.gz b.gz > ab.gz && seed gzip-two-members gzip ab.gz
 pigz -p2 -b 128 -c text > p.gz && seed pigz gzip p.gz
 bgzip -c text > t.bgz && seed bgzf gzip t.bgz
 "$sluice" --independent --chunk-size 4K -c text > i.gz && seed sluice-independent gzip i.gz
-"$sluice" -F gzip --chunk-size 4K -c text > s.gz && seed sluice-single-member gzip s.gz
+"$sluice" -F gzip --single-member --chunk-size 4K -c text > s.gz && seed sluice-single-member gzip s.gz
 
 # zstd
 zstd -q -c text > a.zst && seed zstd zstd a.zst

@@ -1,0 +1,98 @@
+// The deflate engines behind the gzip codec: zlib, libdeflate and ISA-L (igzip), each in its own
+// file (deflate_zlib.cpp, deflate_libdeflate.cpp, deflate_isal.cpp), each turning its library's
+// errors into ours in one place. gzip_codec.cpp owns the gzip format (headers, trailers,
+// splitting, checksums) and asks an engine only for raw deflate.
+//
+// What each library can do decides what it is used for:
+//   * whole chunks -> raw deflate (independent members): all three; libdeflate and ISA-L are
+//     several times faster than zlib at the same ratio (measured in BENCHMARKS.md);
+//   * a chunk with a preset dictionary, ending on a sync flush (the pigz-style single member):
+//     zlib only (libdeflate has no dictionary or flush);
+//   * a whole member of known size -> bytes: all three (libdeflate fastest);
+//   * a raw deflate stream of unknown size, piece by piece: zlib and ISA-L (libdeflate needs the
+//     whole input and output at once).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "sluice/bytes.h"
+
+namespace sluice::codecs {
+
+enum class DeflateEngine { kZlib, kLibdeflate, kIsal };
+
+std::string_view engine_name(DeflateEngine engine);
+std::optional<DeflateEngine> engine_by_name(std::string_view name);
+
+// Compresses whole chunks to raw deflate (final block, no dictionary). One per worker; reused.
+class ChunkDeflater {
+ public:
+  virtual ~ChunkDeflater() = default;
+  // Enough room for any input of `input_bytes`.
+  virtual std::size_t bound(std::size_t input_bytes) const = 0;
+  // Compresses `input` into `out` (at least bound(input.size()) bytes); returns the bytes written.
+  virtual std::size_t deflate(ByteView input, std::span<std::uint8_t> out) = 0;
+};
+
+// Inflates one complete raw deflate stream whose output size is known. One per worker; reused.
+class WholeInflater {
+ public:
+  virtual ~WholeInflater() = default;
+  // Inflates `deflated` into exactly `out`. Throws Error(kCorruptData) (without an offset) if the
+  // data is corrupt, inflates to more or fewer bytes than out.size(), or has bytes left over.
+  virtual void inflate(ByteView deflated, std::span<std::uint8_t> out) = 0;
+};
+
+// Inflates a raw deflate stream piece by piece (foreign gzip of any size). Serial; one per stream.
+class StreamInflater {
+ public:
+  virtual ~StreamInflater() = default;
+  // Starts a new deflate stream.
+  virtual void reset() = 0;
+  struct Step {
+    std::size_t consumed = 0;  // input bytes used (none past the end of the deflate stream)
+    std::size_t produced = 0;  // output bytes written
+    bool ended = false;        // the final block is complete
+    // At the end: bytes past the deflate stream that the engine had read ahead from earlier
+    // input (ISA-L's bit buffer). They come before the rest of `input`. At most 8.
+    std::uint8_t pushback[8] = {};
+    std::size_t pushback_bytes = 0;
+  };
+  // Inflates from `input` into `out`. Throws Error(kCorruptData) with the library's reason.
+  virtual Step inflate(ByteView input, std::span<std::uint8_t> out) = 0;
+};
+
+// Compresses a chunk with the stream's preceding bytes as preset dictionary, ending on a sync
+// flush (byte-aligned, the stream continues) or, for the last chunk, on the final block: the
+// pieces of one pigz-style member. zlib only. One per worker; reused.
+class HistoryDeflater {
+ public:
+  virtual ~HistoryDeflater() = default;
+  // Replaces `out` with the chunk's deflate bytes. `history`: up to 32 KiB before `input`.
+  virtual void deflate(ByteView history, ByteView input, bool last, Buffer& out) = 0;
+};
+
+// `level` is gzip's 1-9. Engines that cannot do what is asked throw Error(kUsage).
+std::unique_ptr<HistoryDeflater> make_zlib_history_deflater(int level);
+std::unique_ptr<ChunkDeflater> make_zlib_chunk_deflater(int level);
+std::unique_ptr<ChunkDeflater> make_libdeflate_chunk_deflater(int level);
+std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int level);
+std::unique_ptr<WholeInflater> make_zlib_whole_inflater();
+std::unique_ptr<WholeInflater> make_libdeflate_whole_inflater();
+std::unique_ptr<WholeInflater> make_isal_whole_inflater();
+std::unique_ptr<StreamInflater> make_zlib_stream_inflater();
+std::unique_ptr<StreamInflater> make_isal_stream_inflater();
+
+// CRC-32 (gzip's), chainable: update_crc32(update_crc32(0, a), b) == update_crc32(0, a + b).
+// ISA-L's folding (carry-less multiply) CRC, several times faster than zlib's.
+std::uint32_t update_crc32(std::uint32_t crc, ByteView bytes);
+// The CRC-32 of a + b from the CRC-32s of a and b and b's length (zlib's crc32_combine).
+std::uint32_t combine_crc32(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t length_b);
+
+}  // namespace sluice::codecs

@@ -1,0 +1,161 @@
+// The ISA-L (igzip) engine: the fastest inflate for streams of unknown size, and the fastest
+// deflate at gzip's lowest level. ISA-L has levels of its own (0-3) that do not match zlib's:
+// sluice maps gzip levels 1 and 2 to ISA-L's 1 and 2, and levels 3-9 to ISA-L's best, 3 (whose
+// output is larger than zlib's at 6: BENCHMARKS.md).
+#include <isa-l/crc.h>
+#include <isa-l/igzip_lib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "codecs/deflate_engines.h"
+#include "sluice/error.h"
+
+namespace sluice::codecs {
+namespace {
+
+constexpr int kIsalMaxLevel = 3;
+
+std::uint32_t clamp_u32(std::size_t n) {
+  return static_cast<std::uint32_t>(std::min<std::size_t>(n, std::numeric_limits<std::uint32_t>::max()));
+}
+
+// The one place ISA-L's inflate codes become our errors.
+[[noreturn]] void throw_inflate_error(int ret) {
+  switch (ret) {
+    case ISAL_INVALID_BLOCK: throw Error(ErrorKind::kCorruptData, "invalid deflate block");
+    case ISAL_INVALID_SYMBOL: throw Error(ErrorKind::kCorruptData, "invalid deflate code");
+    case ISAL_INVALID_LOOKBACK: throw Error(ErrorKind::kCorruptData, "invalid distance too far back");
+    default: throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate failed ({})", ret));
+  }
+}
+
+std::size_t level_buffer_bytes(int level) {
+  switch (level) {
+    case 1: return ISAL_DEF_LVL1_DEFAULT;
+    case 2: return ISAL_DEF_LVL2_DEFAULT;
+    default: return ISAL_DEF_LVL3_DEFAULT;
+  }
+}
+
+class IsalChunkDeflater final : public ChunkDeflater {
+ public:
+  explicit IsalChunkDeflater(int gzip_level)
+      : level_(std::clamp(gzip_level, 1, kIsalMaxLevel)), level_buffer_(level_buffer_bytes(level_)) {}
+
+  // Stored blocks (5 bytes per 64 KiB) are the worst case; ISA-L needs some slack besides.
+  std::size_t bound(std::size_t input_bytes) const override { return input_bytes + input_bytes / 16 + 1024; }
+
+  std::size_t deflate(ByteView input, std::span<std::uint8_t> out) override {
+    isal_zstream stream;
+    isal_deflate_stateless_init(&stream);
+    stream.level = static_cast<std::uint32_t>(level_);
+    stream.level_buf = level_buffer_.data();
+    stream.level_buf_size = clamp_u32(level_buffer_.size());
+    stream.gzip_flag = IGZIP_DEFLATE;
+    stream.end_of_stream = 1;
+    stream.flush = NO_FLUSH;
+    stream.next_in = const_cast<std::uint8_t*>(input.data());
+    stream.avail_in = clamp_u32(input.size());
+    stream.next_out = out.data();
+    stream.avail_out = clamp_u32(out.size());
+    const int ret = isal_deflate_stateless(&stream);
+    if (ret != COMP_OK) throw Error(ErrorKind::kInternal, fmt::format("ISA-L deflate failed ({})", ret));
+    if (stream.avail_in != 0) throw Error(ErrorKind::kInternal, "ISA-L deflate left input unconsumed");
+    return out.size() - stream.avail_out;
+  }
+
+ private:
+  int level_;
+  std::vector<std::uint8_t> level_buffer_;
+};
+
+class IsalWholeInflater final : public WholeInflater {
+ public:
+  void inflate(ByteView deflated, std::span<std::uint8_t> out) override {
+    isal_inflate_init(&state_);
+    state_.crc_flag = ISAL_DEFLATE;
+    state_.next_in = const_cast<std::uint8_t*>(deflated.data());
+    state_.avail_in = clamp_u32(deflated.size());
+    state_.next_out = out.data();
+    state_.avail_out = clamp_u32(out.size());
+    const int ret = isal_inflate_stateless(&state_);
+    if (ret == ISAL_OUT_OVERFLOW) throw Error(ErrorKind::kCorruptData, "inflates to more than its size field says");
+    if (ret == ISAL_END_INPUT) throw Error(ErrorKind::kCorruptData, "truncated");
+    if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
+    if (state_.avail_out != 0 || state_.avail_in != 0) {
+      throw Error(ErrorKind::kCorruptData, "its size field does not match its contents");
+    }
+  }
+
+ private:
+  inflate_state state_{};
+};
+
+class IsalStreamInflater final : public StreamInflater {
+ public:
+  IsalStreamInflater() { reset(); }
+
+  void reset() override {
+    isal_inflate_init(&state_);
+    state_.crc_flag = ISAL_DEFLATE;  // gzip_codec.cpp checks the CRC, on another worker
+  }
+
+  Step inflate(ByteView input, std::span<std::uint8_t> out) override {
+    Step step;
+    if (state_.block_state == ISAL_BLOCK_FINISH) {
+      step.ended = true;
+      return step;
+    }
+    state_.next_in = const_cast<std::uint8_t*>(input.data());
+    state_.avail_in = clamp_u32(input.size());
+    const std::size_t offered = state_.avail_in;
+    state_.next_out = out.data();
+    state_.avail_out = clamp_u32(out.size());
+    const std::size_t room = state_.avail_out;
+    const int ret = isal_inflate(&state_);
+    if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
+    step.consumed = offered - state_.avail_in;
+    step.produced = room - state_.avail_out;
+    step.ended = state_.block_state == ISAL_BLOCK_FINISH;
+    if (step.ended) give_back_read_ahead(step);
+    return step;
+  }
+
+ private:
+  // ISA-L reads input 8 bytes at a time into a bit buffer; at the end of the stream the whole
+  // bytes left in it belong to what follows (the gzip trailer). Give them back: first by
+  // un-consuming this call's input, then, if the buffer reached into earlier input, as pushback.
+  void give_back_read_ahead(Step& step) {
+    const auto whole_bytes = static_cast<std::size_t>(std::max(state_.read_in_length, 0) / 8);
+    if (whole_bytes <= step.consumed) {
+      step.consumed -= whole_bytes;
+    } else {
+      const std::size_t earlier = whole_bytes - step.consumed;
+      std::uint64_t bits = state_.read_in >> (state_.read_in_length % 8);
+      for (std::size_t i = 0; i < earlier; ++i, bits >>= 8) step.pushback[i] = static_cast<std::uint8_t>(bits);
+      step.pushback_bytes = earlier;
+      step.consumed = 0;
+    }
+    state_.read_in = 0;
+    state_.read_in_length = 0;
+  }
+
+  inflate_state state_{};
+};
+
+}  // namespace
+
+std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int level) { return std::make_unique<IsalChunkDeflater>(level); }
+std::unique_ptr<WholeInflater> make_isal_whole_inflater() { return std::make_unique<IsalWholeInflater>(); }
+std::unique_ptr<StreamInflater> make_isal_stream_inflater() { return std::make_unique<IsalStreamInflater>(); }
+
+std::uint32_t update_crc32(std::uint32_t crc, ByteView bytes) {
+  return crc32_gzip_refl(crc, bytes.data(), bytes.size());
+}
+
+}  // namespace sluice::codecs
