@@ -10,7 +10,12 @@ Also measures sluice's peak RSS while compressing a 1 GiB stream from a pipe.
 Also: a bundle of many small files and one big one (each to its own .gz), and tar archives of a
 real tree (create and extract) against tar piped through pigz, zstd -T and lz4.
 
-Usage: bench/run_bench.py [--reps N] [--threads N] [--write BENCHMARKS.md] [--only stream|bundle|tar]
+Also: sluice with each gzip engine (--gzip-backend), sluice's throughput against its thread count,
+the micro-benchmarks of bench/micro (each codec's chunk path, the serial stages) with the scaling
+model they give, and PNG plots (gnuplot) of throughput against ratio and against threads.
+
+Usage: bench/run_bench.py [--reps N] [--threads N] [--write BENCHMARKS.md]
+                          [--only stream|engines|micro|bundle|tar]
 """
 import argparse
 import os
@@ -29,6 +34,8 @@ DATA = ROOT / "bench" / "data"
 # figures depend on the disk instead of the tools.
 OUT = Path("/dev/shm/sluice-bench") if Path("/dev/shm").is_dir() else DATA / "out"
 SLUICE = ROOT / "build" / "release" / "apps" / "sluice"
+MICRO = ROOT / "build" / "release" / "bench" / "micro" / "sluice_micro"
+PLOTS = ROOT / "bench" / "plots"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
@@ -58,22 +65,25 @@ def compression_table(tar, threads, reps):
     """Each row: (label, command). Commands read stdin and write stdout."""
     j = threads
     s = str(SLUICE)
+    gzip_peers = lambda n: [(f"pigz -p{j}", f"pigz -{n} -p{j} -c"), ("libdeflate-gzip", f"libdeflate-gzip -{n} -c"),
+                            ("igzip", f"igzip -{min(n, 3)} -c"), ("gzip", f"gzip -{n} -c")]
     groups = [
-        ("gzip -6", [("sluice", f"{s} -6 -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c"), ("gzip", "gzip -6 -c")]),
-        ("gzip -1", [("sluice", f"{s} -1 -j{j} -c"), (f"pigz -p{j}", f"pigz -1 -p{j} -c")]),
-        ("gzip -6 independent", [("sluice", f"{s} -6 --independent -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c")]),
+        ("gzip -6", [("sluice", f"{s} -6 -j{j} -c")] + gzip_peers(6)),
+        ("gzip -1", [("sluice", f"{s} -1 -j{j} -c")] + gzip_peers(1)),
+        ("gzip -9", [("sluice", f"{s} -9 -j{j} -c")] + gzip_peers(9)),
+        ("gzip -6 single member", [("sluice", f"{s} -6 --single-member -j{j} -c"), (f"pigz -p{j}", f"pigz -6 -p{j} -c")]),
         ("zstd -3", [("sluice", f"{s} -F zstd -3 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -3 -T{j} -c")]),
         ("zstd -19", [("sluice", f"{s} -F zstd -19 -j{j} -c"), (f"zstd -T{j}", f"zstd -q -19 -T{j} -c")]),
         ("lz4 -1", [("sluice", f"{s} -F lz4 -1 -j{j} -c"), ("lz4", "lz4 -q -1 -c")]),
     ]
-    slow = {"gzip", "zstd -T2"}  # serial gzip and zstd -19 are slow: fewer runs keep the bench short
     times = {(g, label): [] for g, rows in groups for label, _ in rows}
     sizes = {}
     outputs = {}
     for rep in range(reps):
         for group, rows in groups:
             for label, command in rows:
-                if rep >= 3 and (label == "gzip" or group == "zstd -19"):
+                # serial gzip, level 9 and zstd -19 are slow: fewer runs keep the bench short
+                if rep >= 3 and (label == "gzip" or group in ("zstd -19", "gzip -9")):
                     continue
                 out = OUT / f"out-{group.replace(' ', '')}-{label.split()[0]}"
                 timed(command, tar, out, times[(group, label)])
@@ -89,11 +99,13 @@ def decompression_table(tar, outputs, threads, reps):
     bgzf = OUT / "out-bgzf"
     with open(tar, "rb") as fin, open(bgzf, "wb") as fout:
         subprocess.run(["bgzip", "-@", str(j), "-c"], stdin=fin, stdout=fout, check=True)
+    gunzips = [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc"),
+               ("libdeflate-gzip -d", "libdeflate-gzip -dc"), ("igzip -d", "igzip -dc")]
     rows = [
-        ("gzip --independent (ours)", outputs[("gzip -6 independent", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
-        ("BGZF (bgzip)", bgzf, [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
-        ("gzip (ours)", outputs[("gzip -6", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
-        ("gzip (pigz)", outputs[("gzip -6", f"pigz -p{j}")], [("sluice -d", f"{s} -d -j{j} -c"), ("gzip -d", "gzip -dc"), ("pigz -d", "pigz -dc")]),
+        ("gzip, independent members (ours)", outputs[("gzip -6", "sluice")], gunzips),
+        ("BGZF (bgzip)", bgzf, gunzips),
+        ("gzip, single member (ours)", outputs[("gzip -6 single member", "sluice")], gunzips),
+        ("gzip (pigz)", outputs[("gzip -6", f"pigz -p{j}")], gunzips),
         ("zstd (ours)", outputs[("zstd -3", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("zstd -d", "zstd -q -dc")]),
         ("zstd (zstd)", outputs[("zstd -3", f"zstd -T{j}")], [("sluice -d", f"{s} -d -j{j} -c"), ("zstd -d", "zstd -q -dc")]),
         ("lz4 (ours)", outputs[("lz4 -1", "sluice")], [("sluice -d", f"{s} -d -j{j} -c"), ("lz4 -d", "lz4 -q -dc")]),
@@ -394,15 +406,187 @@ def render(tar, threads, reps, comp, decomp, rss):
     return "\n".join(lines)
 
 
+def engines_table(tar, reps):
+    """sluice at -j2 with each gzip engine, at the levels each is used for."""
+    s = str(SLUICE)
+    cases = [(level, engine) for level in (1, 6, 9) for engine in ("isal", "libdeflate", "zlib")
+             if not (engine == "isal" and level > 1)] + [(6, "zlib single member")]
+    times = {c: [] for c in cases}
+    sizes = {}
+    for rep in range(max(3, reps // 2)):
+        for level, engine in cases:
+            flags = "--single-member --gzip-backend zlib" if engine.endswith("member") else f"--gzip-backend {engine}"
+            out = OUT / "out-engine"
+            timed(f"{s} -{level} {flags} -c", tar, out, times[(level, engine)])
+            sizes[(level, engine)] = out.stat().st_size
+    return cases, times, sizes
+
+
+def scaling_table(tar, reps):
+    """sluice's compression and decompression throughput at 1-4 threads (2 cores: 3 and 4 show
+    that oversubscription costs nothing)."""
+    s = str(SLUICE)
+    codecs = [("gzip -6", "-F gzip -6"), ("gzip -1", "-F gzip -1"), ("zstd -3", "-F zstd -3"), ("lz4 -1", "-F lz4 -1")]
+    times = {}
+    for codec, flags in codecs:
+        packed = OUT / "out-scaling"
+        with open(tar, "rb") as fin, open(packed, "wb") as fout:
+            subprocess.run(f"{s} {flags} -c", shell=True, check=True, stdin=fin, stdout=fout)
+        for rep in range(max(3, reps // 2)):
+            for threads in (1, 2, 3, 4):
+                timed(f"{s} {flags} -j{threads} -c", tar, Path("/dev/null"), times.setdefault((codec, "c", threads), []))
+                timed(f"{s} -d -j{threads} -c", packed, Path("/dev/null"), times.setdefault((codec, "d", threads), []))
+    return codecs, times
+
+
+def render_engines(tar, engines, scaling):
+    size = tar.stat().st_size
+    cases, times, sizes = engines
+    lines = ["### gzip engines", ""]
+    lines.append("sluice -j2 compressing the Silesia tar with each engine (`--gzip-backend`); independent members "
+                 "unless noted. The default per level is the fastest engine whose output is no larger than "
+                 "zlib's at that level.")
+    lines.append("")
+    lines.append("| level | engine | MB/s | ratio | size vs zlib |")
+    lines.append("|---:|---|---:|---:|---:|")
+    for level, engine in cases:
+        zlib = sizes[(level, "zlib")]
+        t = statistics.median(times[(level, engine)])
+        lines.append(f"| {level} | {engine} | {mbps(size, t):.0f} | {sizes[(level, engine)] / size:.4f} | "
+                     f"{sizes[(level, engine)] / zlib:.4f}x |")
+    codecs, stimes = scaling
+    lines += ["", "### Threads", ""]
+    lines.append("sluice's throughput (MB/s of uncompressed data, output to /dev/null) against `-j`; efficiency "
+                 "is the speed-up from -j1 to -j2 divided by 2. Plot: [bench/plots/threads.png](bench/plots/threads.png).")
+    lines.append("")
+    lines.append("| codec | direction | -j1 | -j2 | -j3 | -j4 | efficiency -j1 to -j2 |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|")
+    for codec, _ in codecs:
+        for direction, name in (("c", "compress"), ("d", "decompress")):
+            speeds = [mbps(size, statistics.median(stimes[(codec, direction, n)])) for n in (1, 2, 3, 4)]
+            cells = " | ".join(f"{v:.0f}" for v in speeds)
+            lines.append(f"| {codec} | {name} | {cells} | {speeds[1] / speeds[0] / 2:.0%} |")
+    plot_threads(size, codecs, stimes)
+    return "\n".join(lines)
+
+
+def micro_benchmarks(tar):
+    """Runs bench/micro on the Silesia tar; returns {name: bytes per second}."""
+    if not MICRO.exists():
+        raise SystemExit(f"{MICRO} is missing: build the release preset")
+    env = dict(os.environ, SLUICE_BENCH_INPUT=str(tar))
+    result = subprocess.run([str(MICRO), "--benchmark_format=json", "--benchmark_repetitions=3",
+                             "--benchmark_report_aggregates_only=true"], env=env, check=True,
+                            capture_output=True, text=True)
+    import json
+    speeds = {}
+    for b in json.loads(result.stdout)["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            speeds[b["run_name"].replace("/real_time", "")] = (b["bytes_per_second"], b.get("ratio"))
+    return speeds
+
+
+def render_micro(speeds, threads):
+    lines = ["### Micro-benchmarks and the scaling model", ""]
+    lines.append("`build/release/bench/micro/sluice_micro` (Google Benchmark) on the Silesia tar, one thread, "
+                 "median of 3. Chunk paths run on every worker, so their speed times the cores is what the codec "
+                 "can reach; the serial stages run on one thread whatever the core count, so the slowest one in "
+                 "a graph is its ceiling.")
+    lines.append("")
+    lines.append("| benchmark | what it is | MB/s (one thread) | ratio |")
+    lines.append("|---|---|---:|---:|")
+    describe = {"BM_Read": "serial: the reader's read(2) into chunk buffers",
+                "BM_Crc32Zlib": "serial: CRC-32 of a single gzip member (zlib's; the decoder uses ISA-L's)",
+                "BM_Crc32CombinePerChunk": "serial: combining per-chunk CRCs (single-member gzip writer)",
+                "BM_Xxh32": "serial: lz4's content checksum (XXH32, in order)",
+                "BM_WritePipe": "serial: the writer's write(2) into a pipe"}
+    for name, (bps, ratio) in speeds.items():
+        what = describe.get(name, "chunk path: compress one chunk" if name.startswith("Compress")
+                            else "chunk path: decode one unit")
+        lines.append(f"| {name} | {what} | {bps / 1e6:,.0f} | {'' if ratio is None else f'{ratio:.4f}'} |")
+    ceiling = min(speeds[n][0] for n in ("BM_Read", "BM_WritePipe"))
+    lines.append("")
+    lines.append(f"Scaling model: a graph's throughput is about min(cores x chunk-path speed, serial ceiling). "
+                 f"Reading and writing bound every graph at about {ceiling / 1e6:,.0f} MB/s here (the slower of "
+                 "the two); lz4 decoding adds XXH32 and single-member gzip decoding its inflate, both serial. "
+                 "Cores needed to reach the ceiling:")
+    lines.append("")
+    lines.append("| chunk path | per core MB/s | cores to reach the serial ceiling |")
+    lines.append("|---|---:|---:|")
+    for name, (bps, _) in speeds.items():
+        if name.startswith(("Compress", "Decode")):
+            limit = ceiling if not name.startswith("Decode/lz4") else min(ceiling, speeds["BM_Xxh32"][0])
+            lines.append(f"| {name} | {bps / 1e6:,.0f} | {limit / bps:.1f} |")
+    return "\n".join(lines)
+
+
+def gnuplot(script):
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+
+
+def plot_ratio(tar, comp):
+    """Throughput against ratio, one point per tool and level."""
+    size = tar.stat().st_size
+    groups, times, sizes, _ = comp
+    data = OUT / "ratio.dat"
+    with open(data, "w") as f:
+        for group, rows in groups:
+            for label, _ in rows:
+                name = f"{label} {group.split()[1] if label != 'sluice' else group}".replace('"', "")
+                t = statistics.median(times[(group, label)])
+                f.write(f'"{name}" {sizes[(group, label)] / size:.4f} {mbps(size, t):.1f} '
+                        f'{1 if label == "sluice" else 0}\n')
+    gnuplot(f"""set terminal pngcairo size 1100,750 font ",10"
+set output "{PLOTS / 'ratio.png'}"
+set title "Compression of the Silesia tar (81.9 MB) on 2 cores: throughput against ratio"
+set xlabel "compressed size / original size (smaller is better)"
+set ylabel "MB/s (log scale)"
+set logscale y
+set grid
+set key off
+plot "{data}" using 2:($4==1?$3:1/0) with points pt 7 ps 1.6 lc rgb "#c0392b", \
+     "{data}" using 2:($4==0?$3:1/0) with points pt 5 ps 1.2 lc rgb "#2c3e50", \
+     "{data}" using 2:3:1 with labels offset 0.8,0.5 left font ",8"
+""")
+
+
+def plot_threads(size, codecs, stimes):
+    data = OUT / "threads.dat"
+    with open(data, "w") as f:
+        for n in (1, 2, 3, 4):
+            row = [str(n)]
+            for codec, _ in codecs:
+                for direction in ("c", "d"):
+                    row.append(f"{mbps(size, statistics.median(stimes[(codec, direction, n)])):.1f}")
+            f.write(" ".join(row) + "\n")
+    columns = []
+    for i, (codec, _) in enumerate(codecs):
+        columns.append(f'"{data}" using 1:{2 + 2 * i} with linespoints lw 2 title "{codec} compress"')
+        columns.append(f'"{data}" using 1:{3 + 2 * i} with linespoints lw 2 dt 2 title "{codec} decompress"')
+    gnuplot(f"""set terminal pngcairo size 1000,650 font ",10"
+set output "{PLOTS / 'threads.png'}"
+set title "sluice on the Silesia tar: throughput against -j (this machine has 2 cores)"
+set xlabel "threads (-j)"
+set ylabel "MB/s (log scale)"
+set logscale y
+set xtics 1
+set grid
+set key outside right
+plot {", ".join(columns)}
+""")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--write", type=Path, help="replace the tables between the bench markers in this file")
-    parser.add_argument("--only", choices=["all", "stream", "bundle", "tar"], default="all",
-                        help="run only the single-stream tables, the bundle table or the tar table")
+    parser.add_argument("--only", choices=["all", "stream", "engines", "micro", "bundle", "tar"], default="all",
+                        help="run only one part (single stream, gzip engines and threads, micro-benchmarks, "
+                             "bundle, tar)")
     args = parser.parse_args()
-    for tool in ("pigz", "gzip", "zstd", "lz4", "bgzip"):
+    for tool in ("pigz", "gzip", "zstd", "lz4", "bgzip", "igzip", "libdeflate-gzip", "gnuplot"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is missing: run scripts/setup.sh")
     if not SLUICE.exists():
@@ -416,6 +600,11 @@ def main():
         decomp = decompression_table(tar, comp[3], args.threads, args.reps)
         rss = peak_rss_1gib(tar, args.threads)
         parts["stream"] = render(tar, args.threads, args.reps, comp, decomp, rss)
+        plot_ratio(tar, comp)
+    if args.only in ("all", "engines"):
+        parts["engines"] = render_engines(tar, engines_table(tar, args.reps), scaling_table(tar, args.reps))
+    if args.only in ("all", "micro"):
+        parts["micro"] = render_micro(micro_benchmarks(tar), args.threads)
     if args.only in ("all", "bundle"):
         bundle_reps = max(3, args.reps // 2)
         parts["bundle"] = render_bundle(bundle_table(tar, args.threads, bundle_reps), bundle_reps)
@@ -433,7 +622,7 @@ def write_parts(path, parts):
     text = path.read_text() if path.exists() else f"{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     block, tail = rest.split(END, 1)
-    for name in ("stream", "bundle", "tar"):
+    for name in ("stream", "engines", "micro", "bundle", "tar"):
         if name not in parts:
             continue
         begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"

@@ -37,7 +37,7 @@ struct CodecOptions {
   std::size_t chunk_bytes = 0;
   GzipForm gzip_form = GzipForm::kDefault;
   // The library that does the work, for codecs with several (CodecInfo::backends). Empty: the
-  // codec picks per level and operation (gzip: see docs/gzip-backends.md).
+  // codec picks per level and operation (gzip: README, "gzip engines").
   std::string backend;
 };
 

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "sluice/decompress.h"
 #include "sluice/error.h"
@@ -15,10 +16,13 @@ namespace sluice::fuzz {
 inline void decode(const char* codec, const std::uint8_t* data, std::size_t size) {
   if (size == 0) return;
   // The first byte picks the thread count: one (everything in order on one worker) or two
-  // (units on two workers; serial decoding through the overlapped writer thread).
+  // (units on two workers; serial decoding through the overlapped writer thread); and, for gzip,
+  // the engine: the defaults (libdeflate members, ISA-L streams), zlib, or ISA-L for both.
   DecompressOptions options;
   options.codec = codec;
   options.threads = (data[0] & 1) ? 2 : 1;
+  const int engine = (data[0] >> 1) % 3;
+  if (engine > 0 && std::string(codec) == "gzip") options.backends[codec] = engine == 1 ? "zlib" : "isal";
   options.max_pieces_in_flight = 4;
   // Small enough that a bomb among the inputs costs milliseconds, not seconds.
   options.max_output_bytes = 16 * 1024 * 1024;
