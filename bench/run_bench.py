@@ -66,7 +66,8 @@ def compression_table(tar, threads, reps):
     j = threads
     s = str(SLUICE)
     gzip_peers = lambda n: [(f"pigz -p{j}", f"pigz -{n} -p{j} -c"), ("libdeflate-gzip", f"libdeflate-gzip -{n} -c"),
-                            ("igzip", f"igzip -{min(n, 3)} -c"), ("gzip", f"gzip -{n} -c")]
+                            (f"igzip -{min(n, 3)}" if n > 3 else "igzip", f"igzip -{min(n, 3)} -c"),  # 3: its best
+                            ("gzip", f"gzip -{n} -c")]
     groups = [
         ("gzip -6", [("sluice", f"{s} -6 -j{j} -c")] + gzip_peers(6)),
         ("gzip -1", [("sluice", f"{s} -1 -j{j} -c")] + gzip_peers(1)),
@@ -533,7 +534,8 @@ def plot_ratio(tar, comp):
     with open(data, "w") as f:
         for group, rows in groups:
             for label, _ in rows:
-                name = f"{label} {group.split()[1] if label != 'sluice' else group}".replace('"', "")
+                level = "" if label.startswith("igzip -") else " " + group.split()[1]
+                name = (group if label == "sluice" else f"{label}{level}").replace('"', "")
                 t = statistics.median(times[(group, label)])
                 f.write(f'"{name}" {sizes[(group, label)] / size:.4f} {mbps(size, t):.1f} '
                         f'{1 if label == "sluice" else 0}\n')

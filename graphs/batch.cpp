@@ -13,6 +13,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "core/thread_arena.h"
 #include "sluice/io.h"
 
 namespace sluice {
@@ -308,7 +309,7 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     }
   };
 
-  tbb::task_arena arena(threads);
+  detail::ThreadArena arena(threads);
   arena.execute([&] {
     flow::graph graph;
     std::size_t next = 0;

@@ -17,6 +17,7 @@
 
 #include "core/chunk.h"
 #include "core/first_error.h"
+#include "core/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/error.h"
 
@@ -392,7 +393,7 @@ CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& opt
   const auto start = Clock::now();
   if (streams.size() > 0) {
     // The arena caps the worker threads; the graph built inside it runs in it.
-    tbb::task_arena arena(threads);
+    detail::ThreadArena arena(threads);
     arena.execute([&] { run_compress_graph(streams, *codec, options, max_in_flight, stats); });
   }
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
