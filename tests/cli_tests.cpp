@@ -468,6 +468,16 @@ TEST_F(Cli, EveryGzipBackendWritesWhatGunzipReads) {
   }
 }
 
+// More threads than cores run (as pigz -p 8 does) without oneTBB's worker-cap warnings on stderr.
+TEST_F(Cli, MoreThreadsThanCoresRunQuietly) {
+  put("data.bin", text_bytes(3 * 1024 * 1024, 56));
+  for (const std::string flags : {"-j 16 -F zstd --chunk-size 64K", "-j 16 --chunk-size 64K"}) {
+    const auto r = sluice(flags + " -c data.bin > out && " + testing::sluice() + " -d -j 16 -c out | cmp - data.bin");
+    EXPECT_EQ(r.status, 0) << flags << ": " << describe(r);
+    EXPECT_EQ(r.err, "") << flags;
+  }
+}
+
 TEST_F(Cli, GzipBackendMistakesAreUsageErrors) {
   put("data.bin", text_bytes(1000, 55));
   auto r = sluice("--gzip-backend brotli data.bin");
