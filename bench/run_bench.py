@@ -508,9 +508,10 @@ def render_micro(speeds, threads):
     ceiling = min(speeds[n][0] for n in ("BM_Read", "BM_WritePipe"))
     lines.append("")
     lines.append(f"Scaling model: a graph's throughput is about min(cores x chunk-path speed, serial ceiling). "
-                 f"Reading and writing bound every graph at about {ceiling / 1e6:,.0f} MB/s here (the slower of "
-                 "the two); lz4 decoding adds XXH32 and single-member gzip decoding its inflate, both serial. "
-                 "Cores needed to reach the ceiling:")
+                 f"Reading and writing into a pipe bound every graph at about {ceiling / 1e6:,.0f} MB/s here (the "
+                 "slower of the two; writing to /dev/null or a file in the page cache costs less, so the tables "
+                 "above can pass it); lz4 decoding adds XXH32 and single-member gzip decoding its inflate, both "
+                 "serial. Cores needed to reach the ceiling:")
     lines.append("")
     lines.append("| chunk path | per core MB/s | cores to reach the serial ceiling |")
     lines.append("|---|---:|---:|")
