@@ -2,11 +2,13 @@
 //
 // `Buffer` is deliberately not std::vector<uint8_t>: resizing a vector zero-fills, which on
 // multi-megabyte chunk buffers is a measurable cost on the hot path. A Buffer keeps its capacity
-// when cleared so that pooled chunks reuse their memory.
+// when cleared so that pooled chunks reuse their memory, and a large one asks the kernel for huge
+// pages (see detail::allocate_bytes).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -19,6 +21,18 @@ using ByteView = std::span<const std::uint8_t>;
 inline ByteView as_bytes(std::string_view text) {
   return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
 }
+
+namespace detail {
+// Uninitialised memory for a Buffer of at least `bytes` (> 0), released with std::free. Sets
+// `bytes` to the capacity actually given: blocks of 2 MiB and more are rounded up to whole 2 MiB
+// pages, aligned, and offered to the kernel's transparent huge pages (where it has them), since a
+// pool's first pass over fresh chunk buffers otherwise takes a page fault every 4 KiB.
+// Throws std::bad_alloc.
+std::uint8_t* allocate_bytes(std::size_t& bytes);
+struct FreeBytes {
+  void operator()(std::uint8_t* bytes) const noexcept { std::free(bytes); }
+};
+}  // namespace detail
 
 class Buffer {
  public:
@@ -41,7 +55,7 @@ class Buffer {
   // Grows capacity to at least `capacity_bytes`, keeping the contents.
   void reserve(std::size_t capacity_bytes) {
     if (capacity_bytes <= capacity_) return;
-    auto grown = std::make_unique_for_overwrite<std::uint8_t[]>(capacity_bytes);
+    std::unique_ptr<std::uint8_t[], detail::FreeBytes> grown(detail::allocate_bytes(capacity_bytes));
     if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
     data_ = std::move(grown);
     capacity_ = capacity_bytes;
@@ -61,7 +75,7 @@ class Buffer {
   }
 
  private:
-  std::unique_ptr<std::uint8_t[]> data_;
+  std::unique_ptr<std::uint8_t[], detail::FreeBytes> data_;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
