@@ -40,6 +40,10 @@ struct Chunk {
   };
   Piece piece = Piece::kUnit;
   Cut cut;
+  // Decompression only: the piece's compressed bytes, a view into a read block that the pieces cut
+  // from it share (no copy); `block` keeps that block out of its pool until the piece retires.
+  ByteView compressed;
+  std::shared_ptr<const Buffer> block;
   // Decompression only: the failure found while reading or decoding this piece. It travels in
   // order, so the writer emits everything before it first (a truncated stream still yields its
   // good prefix, as a tar extraction needs).
@@ -68,9 +72,13 @@ class ChunkPool {
   }
 
   void release(Chunk* chunk) {
-    std::lock_guard lock(mutex_);
+    // The caller owns the chunk until it is on the free list: no lock needed to reset it (and a
+    // block's deleter must not run under this lock).
     chunk->skip = false;
     chunk->error = nullptr;
+    chunk->compressed = {};
+    chunk->block.reset();
+    std::lock_guard lock(mutex_);
     free_.push_back(chunk);
     --in_use_;
   }

@@ -14,7 +14,10 @@
 // stream claims.
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -38,21 +41,60 @@ using detail::FirstError;
 using Piece = detail::Chunk::Piece;
 namespace flow = tbb::flow;
 
-constexpr std::size_t kReadBytes = 1024 * 1024;
+constexpr std::size_t kReadBytes = 1024 * 1024;  // what decompress() reads to detect the format
+// The reader reads into blocks of this size (two huge pages) and cuts pieces as views into them.
+// A unit that does not fit in what is left of a block is moved to the next one: with zstd's ~1 MB
+// units about an eighth of the bytes are copied once, against all of them when every piece had
+// buffers of its own.
+constexpr std::size_t kBlockBytes = 4 * 1024 * 1024;
 // No splitter asks for more than its unit bound (16 MiB and a little); this is the backstop.
 constexpr std::size_t kMaxBufferedBytes = 64 * 1024 * 1024;
 constexpr std::size_t kPiecesPerThread = 3;
 
 std::string known_formats() { return fmt::format("{}", fmt::join(CodecRegistry::global().names(), ", ")); }
 
+// Read blocks, recycled: a block returns here when the reader has moved past it and the last piece
+// cut from it has retired, so their number is bounded by the pieces in flight plus one.
+class BlockPool {
+ public:
+  // A block holding `adopt`'s bytes, with room for at least `capacity_bytes`.
+  std::shared_ptr<Buffer> acquire(std::size_t capacity_bytes, Buffer adopt = {}) {
+    std::unique_ptr<Buffer> buffer;
+    if (adopt.capacity() >= capacity_bytes) {
+      buffer = std::make_unique<Buffer>(std::move(adopt));
+    } else {
+      {
+        std::lock_guard lock(mutex_);
+        if (!free_.empty()) {
+          buffer = std::move(free_.back());
+          free_.pop_back();
+        }
+      }
+      if (!buffer) buffer = std::make_unique<Buffer>();
+      buffer->clear();
+      buffer->reserve(capacity_bytes);
+      buffer->append(adopt.view());
+    }
+    return {buffer.release(), [this](Buffer* block) {
+              std::lock_guard lock(mutex_);
+              free_.emplace_back(block);
+            }};
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Buffer>> free_;
+};
+
 // Cuts the compressed stream into pieces. Runs serially (input_node).
 class PieceReader {
  public:
   PieceReader(ByteSource& source, Buffer initial, const std::string& codec, StreamSplitter* splitter, ChunkPool& pool,
-              FirstError& errors)
-      : source_(source), buffer_(std::move(initial)), codec_(codec), splitter_(splitter), serial_(splitter == nullptr),
-        pool_(pool), errors_(errors) {
-    eof_ = buffer_.empty();
+              BlockPool& blocks, FirstError& errors)
+      : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
+        blocks_(blocks), errors_(errors) {
+    eof_ = initial.empty();
+    block_ = blocks_.acquire(kBlockBytes, std::move(initial));
   }
 
   Chunk* next(tbb::flow_control& control) {
@@ -74,8 +116,8 @@ class PieceReader {
   std::uint64_t bytes_read() const { return offset_ + buffered(); }
 
  private:
-  std::size_t buffered() const { return buffer_.size() - position_; }
-  ByteView view() const { return buffer_.view().subspan(position_); }
+  std::size_t buffered() const { return block_->size() - position_; }
+  ByteView view() const { return block_->view().subspan(position_); }
 
   Chunk* next_piece() {
     for (;;) {
@@ -119,19 +161,20 @@ class PieceReader {
     }
   }
 
-  // Raw bytes for the streaming decoder, then one end piece.
+  // Raw bytes for the streaming decoder (all that is buffered), then one end piece.
   Chunk* next_serial_piece() {
     if (buffered() == 0 && !fill()) {
       done_ = true;
       return piece(Piece::kSerialEnd, {}, offset_, 0);
     }
-    const std::size_t bytes = std::min(buffered(), kReadBytes);
+    const std::size_t bytes = buffered();
     const std::uint64_t at = offset_;
     Chunk* chunk = piece(Piece::kSerial, {}, at, bytes);
     consume(bytes);
     return chunk;
   }
 
+  // A piece whose compressed bytes are the next `bytes` buffered, as a view into the block.
   Chunk* piece(Piece kind, const Cut& cut, std::uint64_t at, std::size_t bytes) {
     Chunk* chunk = pool_.acquire();
     chunk->piece = kind;
@@ -140,8 +183,9 @@ class PieceReader {
     chunk->sequence = sequence_++;
     chunk->history_bytes = 0;
     chunk->input.clear();
-    chunk->input.append(view().first(bytes));
     chunk->output.clear();
+    chunk->compressed = view().first(bytes);
+    if (bytes > 0) chunk->block = block_;
     return chunk;
   }
 
@@ -150,19 +194,24 @@ class PieceReader {
     offset_ += bytes;
   }
 
-  // Reads more input after what is buffered; false at end of input.
+  // Reads more input after what is buffered; false at end of input. Bytes already in the block
+  // may belong to pieces in flight: the block is only ever appended to, never moved; when it is
+  // full, the unconsumed bytes move to a fresh block.
   bool fill() {
     if (eof_) return false;
-    if (position_ > 0) {  // keep the unconsumed bytes at the front
+    if (block_->capacity() - block_->size() < kReadBytes / 4) {
       const std::size_t keep = buffered();
-      if (keep > 0) std::memmove(buffer_.data(), buffer_.data() + position_, keep);
-      buffer_.resize(keep);
+      std::shared_ptr<Buffer> next = blocks_.acquire(std::max(kBlockBytes, keep + kReadBytes));
+      next->append(view());
+      block_ = std::move(next);
       position_ = 0;
     }
-    const std::size_t old_size = buffer_.size();
-    buffer_.resize(old_size + kReadBytes);
-    const std::size_t got = source_.read(buffer_.data() + old_size, kReadBytes);
-    buffer_.resize(old_size + got);
+    Buffer& block = *block_;
+    const std::size_t old_size = block.size();
+    const std::size_t room = block.capacity() - old_size;
+    block.resize(old_size + room);  // within capacity: the block does not move
+    const std::size_t got = source_.read(block.data() + old_size, room);
+    block.resize(old_size + got);
     if (got == 0) eof_ = true;
     return got > 0;
   }
@@ -176,10 +225,10 @@ class PieceReader {
   }
 
   ByteSource& source_;
-  Buffer buffer_;
   const std::string& codec_;
-  std::size_t position_ = 0;   // first unconsumed byte in buffer_
-  std::uint64_t offset_ = 0;   // stream offset of that byte
+  std::shared_ptr<Buffer> block_;  // the block being read into; pieces in flight may share it
+  std::size_t position_ = 0;       // first unconsumed byte in block_
+  std::uint64_t offset_ = 0;       // stream offset of that byte
   std::uint64_t skip_bytes_ = 0;
   StreamSplitter* splitter_;
   bool serial_;
@@ -187,6 +236,7 @@ class PieceReader {
   bool done_ = false;
   std::uint64_t sequence_ = 0;
   ChunkPool& pool_;
+  BlockPool& blocks_;
   FirstError& errors_;
 };
 
@@ -213,11 +263,12 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
   OutputNamingSink sink(output_sink);
   flow::graph graph;
   FirstError errors([&graph] { graph.cancel(); });
+  BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
   ChunkPool pool;
   const auto splitter = codec.make_splitter();
   const auto verifier = splitter ? codec.make_unit_verifier() : nullptr;
   std::unique_ptr<StreamDecoder> serial_decoder;
-  PieceReader piece_reader(source, std::move(initial), codec.info().name, splitter.get(), pool, errors);
+  PieceReader piece_reader(source, std::move(initial), codec.info().name, splitter.get(), pool, blocks, errors);
   tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders([&codec] { return codec.make_unit_decoder(); });
   // Where serial decoding writes: with more than one thread, through a writing thread of its own,
   // so that decoding and a slow sink (a file, a tar extraction) overlap.
@@ -246,7 +297,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
   flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
     if (chunk->piece != Piece::kUnit || chunk->error || errors.failed()) return chunk;
     try {
-      decoders.local()->decode(chunk->input.view(), chunk->cut, chunk->output);
+      decoders.local()->decode(chunk->compressed, chunk->cut, chunk->output);
     } catch (...) {
       chunk->error = detail::current_error_with_context(source.name(), chunk->offset);  // raised in order
     }
@@ -281,11 +332,11 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
             }
             if (chunk->piece == Piece::kSerial && overlapped) {
               const std::uint64_t before = overlapped->bytes();
-              serial_decoder->decode_to(chunk->input.view(), *overlapped);
+              serial_decoder->decode_to(chunk->compressed, *overlapped);
               stats.output_bytes += overlapped->bytes() - before;
               check_limit(stats.output_bytes);
             } else if (chunk->piece == Piece::kSerial) {
-              serial_decoder->decode(chunk->input.view(), emit);
+              serial_decoder->decode(chunk->compressed, emit);
             } else {
               serial_decoder->finish();
               if (overlapped) overlapped->flush();
