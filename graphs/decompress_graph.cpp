@@ -94,7 +94,8 @@ class PieceReader {
       : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
         blocks_(blocks), errors_(errors) {
     eof_ = initial.empty();
-    block_ = blocks_.acquire(kBlockBytes, std::move(initial));
+    // The first block is the detection read itself: a small stream never touches a full block.
+    block_ = blocks_.acquire(0, std::move(initial));
   }
 
   Chunk* next(tbb::flow_control& control) {
