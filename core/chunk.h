@@ -3,7 +3,7 @@
 //
 // A chunk's input buffer holds the history the codec asked for (the end of the previous chunk)
 // followed by the chunk's own bytes, so the reader fills both with one copy and the compressor
-// sees them contiguously. Chunks travel through the graph as raw pointers owned by the pool;
+// sees them contiguously; a chunk cut from a mapped file is a view of both instead, no copy. Chunks travel through the graph as raw pointers owned by the pool;
 // the writer hands each back when it retires it, so buffers are allocated once per slot and
 // reused for the whole run.
 #pragma once
@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "sluice/bytes.h"
 #include "sluice/codec.h"
 
@@ -40,17 +41,24 @@ struct Chunk {
   };
   Piece piece = Piece::kUnit;
   Cut cut;
-  // Decompression only: the piece's compressed bytes, a view into a read block that the pieces cut
-  // from it share (no copy); `block` keeps that block out of its pool until the piece retires.
-  ByteView compressed;
-  std::shared_ptr<const Buffer> block;
+  // The bytes the chunk works on when they are not copied into `input` (`in_view` set): a
+  // compression chunk's history + payload cut from a mapped file, or a decompression piece's
+  // compressed bytes in a read block or a mapped window. `keep` holds what the view points into
+  // (the pieces cut from one block or window share it) until the chunk retires.
+  ByteView view;
+  bool in_view = false;
+  std::shared_ptr<const void> keep;
+  // Set for every chunk of a stream read (partly) from a mapping: the writer checks it before it
+  // trusts the stream's output (core/mapped_file.h).
+  std::shared_ptr<const MappedFileState> mapped_file;
   // Decompression only: the failure found while reading or decoding this piece. It travels in
   // order, so the writer emits everything before it first (a truncated stream still yields its
   // good prefix, as a tar extraction needs).
   std::exception_ptr error;
 
-  ByteView history() const { return input.view().first(history_bytes); }
-  ByteView payload() const { return input.view().subspan(history_bytes); }
+  ByteView bytes() const { return in_view ? view : input.view(); }
+  ByteView history() const { return bytes().first(history_bytes); }
+  ByteView payload() const { return bytes().subspan(history_bytes); }
 };
 
 // A free list of chunks. Grows on demand; the graph's limiter bounds how many exist.
@@ -76,8 +84,10 @@ class ChunkPool {
     // block's deleter must not run under this lock).
     chunk->skip = false;
     chunk->error = nullptr;
-    chunk->compressed = {};
-    chunk->block.reset();
+    chunk->view = {};
+    chunk->in_view = false;
+    chunk->keep.reset();
+    chunk->mapped_file.reset();
     std::lock_guard lock(mutex_);
     free_.push_back(chunk);
     --in_use_;

@@ -6,8 +6,9 @@
 // empty last chunk, the compressors skip its chunks, and the writer discards its output when that
 // last chunk arrives. Every stream thus ends in the writer, in order, with one commit or fail.
 #include <chrono>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -32,6 +33,11 @@ namespace flow = tbb::flow;
 
 constexpr int kMaxThreads = 1024;
 constexpr std::size_t kChunksPerThread = 3;
+// Regular files of more than two chunks are mapped in windows of this size (or a chunk and its
+// history, if larger) and cut into chunks as views; smaller ones are read (a mapping costs more
+// than it saves there). A window is unmapped when its last chunk retires, so the file pages
+// mapped at once stay within a window or two beyond the chunks in flight.
+constexpr std::size_t kWindowBytes = 16 * 1024 * 1024;
 
 // Per-stream facts shared by the nodes. A stream's name and start time are written by the reader
 // before it emits the stream's first chunk, so nodes that receive that chunk can read them.
@@ -104,6 +110,8 @@ class ChunkReader {
   void close_source() noexcept {
     if (source_) set_.close_source(stream_);
     source_ = nullptr;
+    mapper_.reset();
+    window_.reset();
   }
 
  private:
@@ -146,6 +154,17 @@ class ChunkReader {
     streams_begun_ = stream_ + 1;
     source_ = &set_.open_source(stream_, infos_[stream_]);
     states_.name(stream_) = source_->name();
+    mapper_.reset();
+    window_.reset();
+    mapped_file_.reset();
+    const auto* file = dynamic_cast<const FdSource*>(source_);
+    if (file && file->positional() && detail::FileMapper::enabled()) {
+      const auto size = static_cast<std::uint64_t>(file->status().st_size);
+      if (size > 2 * chunk_bytes_) {
+        mapper_.emplace(file->fd(), size);
+        mapped_file_ = mapper_->file();
+      }
+    }
   }
 
   void end_stream(Chunk* last) {
@@ -168,10 +187,14 @@ class ChunkReader {
     chunk->output.clear();
     chunk->input.clear();
     chunk->history_bytes = 0;
+    chunk->mapped_file = mapped_file_;
     return chunk;
   }
 
   Chunk* read_chunk() {
+    if (mapper_) {
+      if (Chunk* chunk = mapped_chunk()) return chunk;
+    }
     Chunk* chunk = blank_chunk();
     chunk->history_bytes = tail_.size();
     chunk->input.resize(tail_.size() + chunk_bytes_);
@@ -195,6 +218,42 @@ class ChunkReader {
     return chunk;
   }
 
+  // A full chunk as a view of a mapped window (history included); nullptr where less than a
+  // chunk of the mapped size is left, or the system refused a window: the rest is read.
+  Chunk* mapped_chunk() {
+    if (stream_offset_ + chunk_bytes_ > mapper_->file_bytes()) return stop_mapping();
+    const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
+    const std::uint64_t from = stream_offset_ - history;
+    const std::size_t bytes = history + chunk_bytes_;
+    if (!window_ || !window_->contains(from, bytes)) {
+      auto next = mapper_->map(from, bytes, kWindowBytes);
+      if (!next) return stop_mapping();
+      window_ = std::move(next);
+    }
+    Chunk* chunk = blank_chunk();
+    chunk->in_view = true;
+    chunk->view = window_->from(from).first(bytes);
+    chunk->history_bytes = history;
+    chunk->keep = window_;
+    stream_offset_ += chunk_bytes_;
+    return chunk;
+  }
+
+  // Goes on with read(): the history the next chunk needs comes from the last window (it holds
+  // the chunk just cut), and the source continues where the mapped chunks ended (a file that
+  // grew is thus read to its new end, as the read path does).
+  Chunk* stop_mapping() {
+    tail_.clear();
+    if (history_limit_ > 0 && stream_offset_ > 0) {
+      const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
+      tail_.append(window_->from(stream_offset_ - history).first(history));
+    }
+    static_cast<FdSource*>(source_)->seek(stream_offset_);
+    mapper_.reset();
+    window_.reset();
+    return nullptr;
+  }
+
   StreamSet& set_;
   StreamStates& states_;
   std::vector<StreamInfo>& infos_;  // filled in as each stream is opened
@@ -209,6 +268,9 @@ class ChunkReader {
   std::uint64_t sequence_ = 0;
   Chunk* held_ = nullptr;
   Buffer tail_;
+  std::optional<detail::FileMapper> mapper_;  // the stream's file, while chunks are cut from windows
+  std::shared_ptr<detail::FileWindow> window_;
+  std::shared_ptr<const detail::MappedFileState> mapped_file_;  // for the writer's check
 };
 
 // Emits each stream's header, chunks and trailer in order, and ends every stream with a commit
@@ -234,6 +296,10 @@ class StreamWriter {
         ++stats_.chunks;
         if (options_.on_progress) options_.on_progress(stats_.input_bytes);
         if (chunk.last) {
+          // Pages of a mapped input lost to truncation read as zeros: such output is not the file.
+          if (chunk.mapped_file && chunk.mapped_file->lost_pages.load(std::memory_order_acquire)) {
+            detail::throw_lost_pages(*chunk.mapped_file, states_.name(i));
+          }
           finish(i);
           committed = true;
         }

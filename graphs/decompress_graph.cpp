@@ -47,6 +47,9 @@ constexpr std::size_t kReadBytes = 1024 * 1024;  // what decompress() reads to d
 // units about an eighth of the bytes are copied once, against all of them when every piece had
 // buffers of its own.
 constexpr std::size_t kBlockBytes = 4 * 1024 * 1024;
+// A regular file is mapped instead, window by window (no copy at all); a window holds at least
+// twice the largest unit seen, so a unit is never cut by a window's end.
+constexpr std::size_t kWindowBytes = 16 * 1024 * 1024;
 // No splitter asks for more than its unit bound (16 MiB and a little); this is the backstop.
 constexpr std::size_t kMaxBufferedBytes = 64 * 1024 * 1024;
 constexpr std::size_t kPiecesPerThread = 3;
@@ -94,8 +97,24 @@ class PieceReader {
       : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
         blocks_(blocks), errors_(errors) {
     eof_ = initial.empty();
+    // A regular file larger than the detection read is mapped: pieces are views of its windows.
+    auto* file = dynamic_cast<FdSource*>(&source);
+    if (file && file->positional() && !eof_ && detail::FileMapper::enabled()) {
+      const auto size = static_cast<std::uint64_t>(file->status().st_size);
+      if (size > initial.size()) {
+        mapper_.emplace(file->fd(), size);
+        window_ = mapper_->map(0, initial.size(), kWindowBytes);
+        if (window_) {
+          mapped_file_ = mapper_->file();
+          bytes_ = window_->bytes();
+          return;
+        }
+        mapper_.reset();
+      }
+    }
     // The first block is the detection read itself: a small stream never touches a full block.
     block_ = blocks_.acquire(0, std::move(initial));
+    bytes_ = block_->view();
   }
 
   Chunk* next(tbb::flow_control& control) {
@@ -116,9 +135,16 @@ class PieceReader {
 
   std::uint64_t bytes_read() const { return offset_ + buffered(); }
 
+  // Throws if the input was mapped and lost pages to truncation while it was read.
+  void check_mapping() const {
+    if (mapped_file_ && mapped_file_->lost_pages.load(std::memory_order_acquire)) {
+      detail::throw_lost_pages(*mapped_file_, source_.name());
+    }
+  }
+
  private:
-  std::size_t buffered() const { return block_->size() - position_; }
-  ByteView view() const { return block_->view().subspan(position_); }
+  std::size_t buffered() const { return bytes_.size() - position_; }
+  ByteView view() const { return bytes_.subspan(position_); }
 
   Chunk* next_piece() {
     for (;;) {
@@ -175,7 +201,8 @@ class PieceReader {
     return chunk;
   }
 
-  // A piece whose compressed bytes are the next `bytes` buffered, as a view into the block.
+  // A piece whose compressed bytes are the next `bytes` buffered, as a view into the block or
+  // window that holds them.
   Chunk* piece(Piece kind, const Cut& cut, std::uint64_t at, std::size_t bytes) {
     Chunk* chunk = pool_.acquire();
     chunk->piece = kind;
@@ -185,8 +212,12 @@ class PieceReader {
     chunk->history_bytes = 0;
     chunk->input.clear();
     chunk->output.clear();
-    chunk->compressed = view().first(bytes);
-    if (bytes > 0) chunk->block = block_;
+    chunk->in_view = true;
+    chunk->view = view().first(bytes);
+    if (bytes > 0) {
+      if (window_) chunk->keep = window_;
+      else chunk->keep = block_;
+    }
     return chunk;
   }
 
@@ -195,16 +226,20 @@ class PieceReader {
     offset_ += bytes;
   }
 
-  // Reads more input after what is buffered; false at end of input. Bytes already in the block
-  // may belong to pieces in flight: the block is only ever appended to, never moved; when it is
-  // full, the unconsumed bytes move to a fresh block.
+  // Makes more input available after what is buffered; false at end of input. From a mapped
+  // file: the next window (starting at the first unconsumed byte, so a unit never spans two).
+  // Otherwise read into blocks. Bytes already in a block may belong to pieces in flight: a block
+  // is only ever appended to, never moved; when it is full, the unconsumed bytes move to a fresh
+  // block.
   bool fill() {
     if (eof_) return false;
-    if (block_->capacity() - block_->size() < kReadBytes / 4) {
+    if (mapper_ && next_window()) return true;
+    if (!block_ || block_->capacity() - block_->size() < kReadBytes / 4) {
       const std::size_t keep = buffered();
       std::shared_ptr<Buffer> next = blocks_.acquire(std::max(kBlockBytes, keep + kReadBytes));
       next->append(view());
       block_ = std::move(next);
+      window_.reset();
       position_ = 0;
     }
     Buffer& block = *block_;
@@ -213,8 +248,26 @@ class PieceReader {
     block.resize(old_size + room);  // within capacity: the block does not move
     const std::size_t got = source_.read(block.data() + old_size, room);
     block.resize(old_size + got);
+    bytes_ = block.view().subspan(0, old_size + got);
     if (got == 0) eof_ = true;
     return got > 0;
+  }
+
+  // Maps the window after the current one; false when the mapped size is used up (or the system
+  // refused): the source then reads on from there (a file that grew is read to its new end).
+  bool next_window() {
+    const std::uint64_t mapped_end = window_->offset() + window_->bytes().size();
+    if (mapped_end < mapper_->file_bytes()) {
+      if (auto next = mapper_->map(offset_, buffered() + 1, std::max(kWindowBytes, 2 * buffered()))) {
+        window_ = std::move(next);
+        bytes_ = window_->from(offset_);
+        position_ = 0;
+        return true;
+      }
+    }
+    static_cast<FdSource&>(source_).seek(mapped_end);
+    mapper_.reset();
+    return false;
   }
 
   Error truncated() const {
@@ -227,8 +280,14 @@ class PieceReader {
 
   ByteSource& source_;
   const std::string& codec_;
-  std::shared_ptr<Buffer> block_;  // the block being read into; pieces in flight may share it
-  std::size_t position_ = 0;       // first unconsumed byte in block_
+  // Where the buffered bytes are: a window of the mapped input, or the block being read into
+  // (pieces in flight may share either).
+  std::optional<detail::FileMapper> mapper_;
+  std::shared_ptr<detail::FileWindow> window_;
+  std::shared_ptr<const detail::MappedFileState> mapped_file_;
+  std::shared_ptr<Buffer> block_;
+  ByteView bytes_;                 // the window's bytes from its first unconsumed one, or the block's
+  std::size_t position_ = 0;       // first unconsumed byte in bytes_
   std::uint64_t offset_ = 0;       // stream offset of that byte
   std::uint64_t skip_bytes_ = 0;
   StreamSplitter* splitter_;
@@ -298,7 +357,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
   flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
     if (chunk->piece != Piece::kUnit || chunk->error || errors.failed()) return chunk;
     try {
-      decoders.local()->decode(chunk->compressed, chunk->cut, chunk->output);
+      decoders.local()->decode(chunk->view, chunk->cut, chunk->output);
     } catch (...) {
       chunk->error = detail::current_error_with_context(source.name(), chunk->offset);  // raised in order
     }
@@ -333,11 +392,11 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
             }
             if (chunk->piece == Piece::kSerial && overlapped) {
               const std::uint64_t before = overlapped->bytes();
-              serial_decoder->decode_to(chunk->compressed, *overlapped);
+              serial_decoder->decode_to(chunk->view, *overlapped);
               stats.output_bytes += overlapped->bytes() - before;
               check_limit(stats.output_bytes);
             } else if (chunk->piece == Piece::kSerial) {
-              serial_decoder->decode(chunk->compressed, emit);
+              serial_decoder->decode(chunk->view, emit);
             } else {
               serial_decoder->finish();
               if (overlapped) overlapped->flush();
@@ -362,6 +421,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
   graph.wait_for_all();
   stats.input_bytes = piece_reader.bytes_read();
   stats.decoder_threads = decoders.size();
+  piece_reader.check_mapping();  // the cause of whatever else went wrong after a truncation
   errors.rethrow_if_failed();
 }
 

@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
 
+#include "core/mapped_file.h"
 #include "sluice/batch.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
@@ -211,6 +214,164 @@ TEST(FdSourceShrink, ReadingPastTheNewEndOfATruncatedFileIsAnError) {
   EXPECT_EQ(empty_now.read_full(buffer.data(), buffer.size()), 4000u);
   EXPECT_EQ(empty_now.read_full(buffer.data(), buffer.size()), 1000u);
   EXPECT_EQ(empty_now.read(buffer.data(), buffer.size()), 0u);
+}
+
+// ---- Mapped inputs (core/mapped_file.h) ----
+// Large regular files are mapped rather than read; a file truncated under a mapping would kill
+// the process with SIGBUS, unless the guard catches it.
+
+TEST(MappedInput, WindowsHoldTheFileBytesFromAnyOffset) {
+  testing::ScratchDir dir;
+  const Bytes data = random_bytes(100000, 12);
+  write_file(dir / "f", data);
+  FdSource source((dir / "f").string());
+  detail::FileMapper mapper(source.fd(), data.size());
+  for (const std::uint64_t offset : {0ull, 1ull, 4095ull, 4096ull, 12345ull, 99999ull}) {
+    const auto window = mapper.map(offset, 1, 20000);
+    ASSERT_TRUE(window) << offset;
+    EXPECT_EQ(window->offset(), offset);
+    EXPECT_EQ(window->bytes().size(), std::min<std::uint64_t>(20000, data.size() - offset)) << offset;
+    EXPECT_TRUE(std::equal(window->bytes().begin(), window->bytes().end(), data.begin() + offset)) << offset;
+    EXPECT_TRUE(window->contains(offset, window->bytes().size()));
+    EXPECT_FALSE(window->contains(offset, window->bytes().size() + 1));
+  }
+  EXPECT_EQ(mapper.map(data.size(), 1, 1), nullptr) << "nothing to map past the end";
+  EXPECT_FALSE(mapper.file()->lost_pages.load());
+}
+
+TEST(MappedInput, PagesLostToTruncationReadAsZerosAndAreReported) {
+  testing::ScratchDir dir;
+  const fs::path path = dir / "f";
+  const Bytes data = text_bytes(5 * 4096, 13);
+  write_file(path, data);
+  FdSource source(path.string());
+  detail::FileMapper mapper(source.fd(), data.size());
+  const auto window = mapper.map(0, data.size(), 0);
+  ASSERT_TRUE(window);
+  const ByteView bytes = window->bytes();
+  EXPECT_EQ(bytes[0], data[0]);
+  fs::resize_file(path, 5000);
+  // Past the new end (from the third page on): without the guard, SIGBUS kills the test.
+  std::uint64_t nonzero = 0;
+  for (std::size_t i = 2 * 4096; i < bytes.size(); ++i) nonzero += bytes[i] != 0;
+  EXPECT_EQ(nonzero, 0u);
+  EXPECT_TRUE(std::equal(bytes.begin(), bytes.begin() + 5000, data.begin())) << "what the file kept is intact";
+  ASSERT_TRUE(mapper.file()->lost_pages.load());
+  EXPECT_EQ(mapper.file()->first_lost_offset.load(), 2u * 4096);
+  try {
+    detail::throw_lost_pages(*mapper.file(), path.string());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_EQ(e.path(), path.string());
+    EXPECT_EQ(e.offset(), 2u * 4096);
+    EXPECT_NE(e.detail().find("file shrank while being read (it had 20480 bytes when opened)"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Maps a page of a small file, so that the SIGBUS guard is installed.
+void install_sigbus_guard(const fs::path& path) {
+  write_file(path, text_bytes(4096, 14));
+  FdSource source(path.string());
+  detail::FileMapper mapper(source.fd(), 4096);
+  if (!mapper.map(0, 4096, 0)) std::_Exit(3);
+}
+
+TEST(MappedInputDeathTest, ASigbusNotFromAWindowStillKills) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // a fresh process: the guard not yet installed
+  testing::ScratchDir dir;
+  // Killed by SIGBUS (or, under a sanitizer, reported and stopped by the sanitizer's handler,
+  // which was there first): not swallowed.
+  EXPECT_DEATH(
+      {
+        install_sigbus_guard(dir / "f");
+        std::raise(SIGBUS);
+        std::_Exit(0);
+      },
+      "");
+}
+
+extern "C" void exit_42(int) { std::_Exit(42); }
+
+TEST(MappedInputDeathTest, ASigbusNotFromAWindowGoesToTheHandlerInstalledBefore) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  testing::ScratchDir dir;
+  EXPECT_EXIT(
+      {
+        std::signal(SIGBUS, exit_42);
+        install_sigbus_guard(dir / "f");
+        std::raise(SIGBUS);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(42), "");
+}
+
+// A sink that truncates a file the first time it is written to.
+class TruncatingSink final : public ByteSink {
+ public:
+  explicit TruncatingSink(fs::path victim) : victim_(std::move(victim)) {}
+  void write(ByteView) override {
+    if (!std::exchange(done_, true)) fs::resize_file(victim_, 1000);
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  fs::path victim_;
+  bool done_ = false;
+  std::string name_ = "<truncating>";
+};
+
+TEST(MappedInput, ACompressedFileThatShrinksWhileDecodedIsAnError) {
+  testing::ScratchDir dir;
+  const fs::path path = dir / "data.lz4";
+  CompressOptions compress;
+  compress.codec = "lz4";
+  const Buffer packed = compress_buffer(testing::view(random_bytes(24 << 20, 15)), compress);
+  write_file(path, testing::to_bytes(packed));
+  FdSource source(path.string());
+  TruncatingSink sink(path);
+  DecompressOptions options;
+  options.threads = 2;
+  try {
+    decompress(source, sink, options);
+    ADD_FAILURE() << "the shrink went unnoticed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+    EXPECT_EQ(e.path(), path.string());
+    EXPECT_NE(e.detail().find("shrank while being read"), std::string::npos) << e.what();
+  }
+}
+
+// Files of several windows (16 MiB), with chunks, units and gzip history across window ends:
+// the same bytes as from memory, which is never mapped.
+TEST(MappedInput, FilesOfSeveralWindowsGiveTheBytesThatMemoryGives) {
+  testing::ScratchDir dir;
+  const Bytes data = text_bytes((32 << 20) + 12345, 16);
+  write_file(dir / "in", data);
+  struct Case {
+    std::string codec;
+    GzipForm form;
+  };
+  for (const auto& [codec, form] : {Case{"lz4", GzipForm::kDefault}, Case{"zstd", GzipForm::kDefault},
+                                    Case{"gzip", GzipForm::kSingleMember}}) {
+    CompressOptions options;
+    options.codec = codec;
+    options.threads = 2;
+    options.codec_options.level = 1;
+    options.codec_options.gzip_form = form;
+    {
+      FdSource source((dir / "in").string());
+      OutputFile output((dir / "in.c").string(), true);
+      compress(source, output, options);
+      output.commit(false);
+    }
+    const Bytes packed = read_file(dir / "in.c");
+    EXPECT_TRUE(packed == testing::to_bytes(compress_buffer(testing::view(data), options))) << codec;
+    DecompressOptions decode;
+    decode.threads = 2;
+    decompress_file((dir / "in.c").string(), (dir / "out").string(), decode, true);
+    EXPECT_TRUE(read_file(dir / "out") == data) << codec;
+  }
 }
 
 // ---- Signals ----

@@ -38,9 +38,10 @@ class ByteSink {
 class FdSource final : public ByteSource {
  public:
   // Opens `path` for reading. Throws kIo if it cannot be opened or is a directory.
-  // A regular file is read with pread, never mapped, so a file truncated by someone else while
-  // we read it cannot fault: read() reports it (kIo, "shrank while being read") when it ends
-  // before the size the file had when opened. A file that grows is read to its new end.
+  // A regular file truncated by someone else while we read it is an error: read() reports it
+  // (kIo, "shrank while being read") when it ends before the size the file had when opened. A
+  // file that grows is read to its new end. (The graphs map large regular files instead of
+  // reading them, guarded so that truncation is reported the same way: core/mapped_file.h.)
   explicit FdSource(const std::string& path);
   // Wraps an open descriptor that it does not own (e.g. 0 for stdin).
   FdSource(int fd, std::string name);
@@ -51,6 +52,12 @@ class FdSource final : public ByteSource {
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
   const struct stat& status() const { return status_; }
+  int fd() const { return fd_; }
+  // A regular file opened by path: read by position, so it can be mapped and seek()ed.
+  bool positional() const { return positional_; }
+  // Positional sources only: the next read() starts at byte `offset` (after bytes a reader took
+  // from a mapping of the file instead).
+  void seek(std::uint64_t offset) { offset_ = offset; }
 
  private:
   void check_not_shrunk() const;
