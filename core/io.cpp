@@ -46,11 +46,19 @@ FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
 FdSource::FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
   if (::fstat(fd_, &status_) != 0) throw_system_error("cannot stat", name_);
   if (S_ISDIR(status_.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name_);
-  // Even a regular file on stdin is read sequentially: the caller may have consumed part of it.
-  positional_ = false;
+  // A regular file (stdin redirected from one) is read by position from where the caller left
+  // it, like a file opened by name (so it can be mapped), and left where we stopped.
+  if (S_ISREG(status_.st_mode)) {
+    const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at >= 0) {
+      positional_ = restore_position_ = true;
+      offset_ = start_ = static_cast<std::uint64_t>(at);
+    }
+  }
 }
 
 FdSource::~FdSource() {
+  if (restore_position_) ::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET);
   if (owned_ && fd_ >= 0) ::close(fd_);
 }
 
@@ -69,7 +77,7 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
     if (errno == EINTR) continue;
     const int saved = errno;
     throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_,
-                offset_);
+                offset_ - start_);
   }
 }
 
@@ -82,7 +90,7 @@ void FdSource::check_not_shrunk() const {
   if (::fstat(fd_, &now) != 0 || static_cast<std::uint64_t>(now.st_size) >= size_at_open) return;
   throw Error(ErrorKind::kIo,
               fmt::format("file shrank while being read (it had {} bytes when opened)", size_at_open), name_,
-              offset_);
+              offset_ - start_);
 }
 
 namespace {

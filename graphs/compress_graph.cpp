@@ -160,7 +160,8 @@ class ChunkReader {
     const auto* file = dynamic_cast<const FdSource*>(source_);
     if (file && file->positional() && detail::FileMapper::enabled()) {
       const auto size = static_cast<std::uint64_t>(file->status().st_size);
-      if (size > 2 * chunk_bytes_) {
+      file_base_ = file->position();  // where the stream starts in the file (stdin: where left)
+      if (size > file_base_ && size - file_base_ > 2 * chunk_bytes_) {
         mapper_.emplace(file->fd(), size);
         mapped_file_ = mapper_->file();
       }
@@ -221,9 +222,10 @@ class ChunkReader {
   // A full chunk as a view of a mapped window (history included); nullptr where less than a
   // chunk of the mapped size is left, or the system refused a window: the rest is read.
   Chunk* mapped_chunk() {
-    if (stream_offset_ + chunk_bytes_ > mapper_->file_bytes()) return stop_mapping();
+    const std::uint64_t at = file_base_ + stream_offset_;  // in the file
+    if (at + chunk_bytes_ > mapper_->file_bytes()) return stop_mapping();
     const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
-    const std::uint64_t from = stream_offset_ - history;
+    const std::uint64_t from = at - history;
     const std::size_t bytes = history + chunk_bytes_;
     if (!window_ || !window_->contains(from, bytes)) {
       auto next = mapper_->map(from, bytes, kWindowBytes);
@@ -243,12 +245,13 @@ class ChunkReader {
   // the chunk just cut), and the source continues where the mapped chunks ended (a file that
   // grew is thus read to its new end, as the read path does).
   Chunk* stop_mapping() {
+    const std::uint64_t at = file_base_ + stream_offset_;
     tail_.clear();
     if (history_limit_ > 0 && stream_offset_ > 0) {
       const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
-      tail_.append(window_->from(stream_offset_ - history).first(history));
+      tail_.append(window_->from(at - history).first(history));
     }
-    static_cast<FdSource*>(source_)->seek(stream_offset_);
+    static_cast<FdSource*>(source_)->seek(at);
     mapper_.reset();
     window_.reset();
     return nullptr;
@@ -269,6 +272,7 @@ class ChunkReader {
   Chunk* held_ = nullptr;
   Buffer tail_;
   std::optional<detail::FileMapper> mapper_;  // the stream's file, while chunks are cut from windows
+  std::uint64_t file_base_ = 0;               // file offset of the stream's first byte
   std::shared_ptr<detail::FileWindow> window_;
   std::shared_ptr<const detail::MappedFileState> mapped_file_;  // for the writer's check
 };

@@ -101,9 +101,10 @@ class PieceReader {
     auto* file = dynamic_cast<FdSource*>(&source);
     if (file && file->positional() && !eof_ && detail::FileMapper::enabled()) {
       const auto size = static_cast<std::uint64_t>(file->status().st_size);
-      if (size > initial.size()) {
+      file_base_ = file->position() - initial.size();  // where the stream starts in the file
+      if (size > file_base_ + initial.size()) {
         mapper_.emplace(file->fd(), size);
-        window_ = mapper_->map(0, initial.size(), kWindowBytes);
+        window_ = mapper_->map(file_base_, initial.size(), kWindowBytes);
         if (window_) {
           mapped_file_ = mapper_->file();
           bytes_ = window_->bytes();
@@ -256,11 +257,12 @@ class PieceReader {
   // Maps the window after the current one; false when the mapped size is used up (or the system
   // refused): the source then reads on from there (a file that grew is read to its new end).
   bool next_window() {
-    const std::uint64_t mapped_end = window_->offset() + window_->bytes().size();
+    const std::uint64_t mapped_end = window_->offset() + window_->bytes().size();  // in the file
     if (mapped_end < mapper_->file_bytes()) {
-      if (auto next = mapper_->map(offset_, buffered() + 1, std::max(kWindowBytes, 2 * buffered()))) {
+      const std::uint64_t at = file_base_ + offset_;
+      if (auto next = mapper_->map(at, buffered() + 1, std::max(kWindowBytes, 2 * buffered()))) {
         window_ = std::move(next);
-        bytes_ = window_->from(offset_);
+        bytes_ = window_->from(at);
         position_ = 0;
         return true;
       }
@@ -283,6 +285,7 @@ class PieceReader {
   // Where the buffered bytes are: a window of the mapped input, or the block being read into
   // (pieces in flight may share either).
   std::optional<detail::FileMapper> mapper_;
+  std::uint64_t file_base_ = 0;  // file offset of the stream's first byte
   std::shared_ptr<detail::FileWindow> window_;
   std::shared_ptr<const detail::MappedFileState> mapped_file_;
   std::shared_ptr<Buffer> block_;

@@ -3,6 +3,7 @@
 // the middle of every kind of run, and a batch far larger than the descriptor limit. In every
 // case: a clear error (or the signal's exit status), no output published half-written, no
 // temporary left behind, and inputs untouched.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -214,6 +215,40 @@ TEST(FdSourceShrink, ReadingPastTheNewEndOfATruncatedFileIsAnError) {
   EXPECT_EQ(empty_now.read_full(buffer.data(), buffer.size()), 4000u);
   EXPECT_EQ(empty_now.read_full(buffer.data(), buffer.size()), 1000u);
   EXPECT_EQ(empty_now.read(buffer.data(), buffer.size()), 0u);
+}
+
+TEST(FdSourceOffset, AFileOnStdinIsReadFromWhereTheCallerLeftItAndLeftAfterOurLastByte) {
+  testing::ScratchDir dir;
+  const Bytes data = text_bytes(10000, 17);
+  write_file(dir / "f", data);
+  const int fd = ::open((dir / "f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::uint8_t prefix[100];
+  ASSERT_EQ(::read(fd, prefix, sizeof prefix), 100);
+  {
+    FdSource source(fd, "<stdin>");
+    EXPECT_TRUE(source.positional());
+    std::vector<std::uint8_t> rest(20000);
+    rest.resize(source.read_full(rest.data(), 6000));
+    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + 100, data.begin() + 6100));
+  }
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 6100) << "the descriptor is left after the bytes we took";
+  ::close(fd);
+}
+
+// Through the program: a regular file on stdin, partly consumed before sluice starts, large
+// enough to be mapped (compression and decompression).
+TEST_F(Faults, AFileOnStdinIsTakenFromWhereTheShellLeftIt) {
+  write_file(dir_ / "data.bin", text_bytes(6 << 20, 18));
+  const std::string s = testing::sluice();
+  for (const std::string codec : {"gzip", "zstd", "lz4"}) {
+    const auto r = sh(fmt::format("(dd bs=1000 count=1 of=/dev/null status=none; {0} -F {1} -c) < data.bin > packed && "
+                                  "(printf junk; cat packed) > junk-packed && "
+                                  "(dd bs=4 count=1 of=/dev/null status=none; {0} -d -c) < junk-packed > out && "
+                                  "tail -c +1001 data.bin | cmp - out",
+                                  s, codec));
+    EXPECT_EQ(r.status, 0) << codec << ": " << describe(r);
+  }
 }
 
 // ---- Mapped inputs (core/mapped_file.h) ----

@@ -43,7 +43,8 @@ class FdSource final : public ByteSource {
   // file that grows is read to its new end. (The graphs map large regular files instead of
   // reading them, guarded so that truncation is reported the same way: core/mapped_file.h.)
   explicit FdSource(const std::string& path);
-  // Wraps an open descriptor that it does not own (e.g. 0 for stdin).
+  // Wraps an open descriptor that it does not own (e.g. 0 for stdin). A regular file is read by
+  // position from the descriptor's offset, which is left after the last byte read.
   FdSource(int fd, std::string name);
   ~FdSource() override;
   FdSource(const FdSource&) = delete;
@@ -53,10 +54,12 @@ class FdSource final : public ByteSource {
   const std::string& name() const override { return name_; }
   const struct stat& status() const { return status_; }
   int fd() const { return fd_; }
-  // A regular file opened by path: read by position, so it can be mapped and seek()ed.
+  // A regular file: read by position, so it can be mapped and seek()ed.
   bool positional() const { return positional_; }
-  // Positional sources only: the next read() starts at byte `offset` (after bytes a reader took
-  // from a mapping of the file instead).
+  // Positional sources: the file offset of the next read().
+  std::uint64_t position() const { return offset_; }
+  // Positional sources only: the next read() starts at file offset `offset` (after bytes a reader
+  // took from a mapping of the file instead).
   void seek(std::uint64_t offset) { offset_ = offset; }
 
  private:
@@ -65,7 +68,9 @@ class FdSource final : public ByteSource {
   int fd_ = -1;
   bool owned_ = false;
   bool positional_ = false;  // regular file: pread at offset_
+  bool restore_position_ = false;  // a descriptor we were given: leave its offset after our reads
   std::uint64_t offset_ = 0;
+  std::uint64_t start_ = 0;  // offset_ when we began (messages count from here)
   std::string name_;
   struct stat status_ {};
 };
