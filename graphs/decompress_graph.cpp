@@ -4,9 +4,10 @@
 //      ^                                                                          |
 //      +------------------------- decrement (one piece retired) ------------------+
 //
-// The reader buffers the compressed stream and asks the codec's splitter where the next
-// independently decodable unit ends (a zstd frame, an lz4 block, a size-annotated gzip member);
-// units are decoded on every worker and written in order. A stream the splitter cannot cut (or a
+// The reader maps the compressed file (or reads a pipe into shared blocks) and asks the codec's
+// splitter where the next independently decodable unit ends (a zstd frame, an lz4 block, a
+// size-annotated gzip member); units, views into the mapping or block, are decoded on every
+// worker and written in order. A stream the splitter cannot cut (or a
 // codec without a splitter) goes serial from that point: the reader passes raw pieces along, the
 // writer feeds them to the codec's streaming decoder, and the decoder's output goes to the sink
 // through a writing thread of its own (core/overlapped_sink.h), so reading, decoding and writing

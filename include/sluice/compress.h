@@ -4,9 +4,10 @@
 //      ^                                                                     |
 //      +-------------------- decrement (one chunk retired) ------------------+
 //
-// The reader cuts each input into numbered chunks, the compressors run on every worker, the
-// sequencer restores order and the serial writer emits header, chunks and trailer. The limiter
-// caps how many chunks exist at once, so memory does not grow with input size.
+// The reader cuts each input into numbered chunks (views of a mapped regular file, or copies out
+// of a pipe), the compressors run on every worker, the sequencer restores order and the serial
+// writer emits header, chunks and trailer. The limiter caps how many chunks exist at once, so
+// memory does not grow with input size.
 #pragma once
 
 #include <cstdint>
