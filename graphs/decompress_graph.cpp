@@ -43,13 +43,11 @@ using Piece = detail::Chunk::Piece;
 namespace flow = tbb::flow;
 
 constexpr std::size_t kReadBytes = 1024 * 1024;  // what decompress() reads to detect the format
-// The reader reads into blocks of this size (two huge pages) and cuts pieces as views into them.
-// A unit that does not fit in what is left of a block is moved to the next one: with zstd's ~1 MB
-// units about an eighth of the bytes are copied once, against all of them when every piece had
-// buffers of its own.
+// From a pipe, the reader reads into blocks of this size (two huge pages) and cuts pieces as views
+// into them; only the unit that does not fit in what is left of a block is copied, into the next.
 constexpr std::size_t kBlockBytes = 4 * 1024 * 1024;
-// A regular file is mapped instead, window by window (no copy at all); a window holds at least
-// twice the largest unit seen, so a unit is never cut by a window's end.
+// A regular file is mapped instead, window by window (no copy at all). The next window starts at
+// the first unconsumed byte, so a unit that ran past the end of one is whole in the next.
 constexpr std::size_t kWindowBytes = 16 * 1024 * 1024;
 // No splitter asks for more than its unit bound (16 MiB and a little); this is the backstop.
 constexpr std::size_t kMaxBufferedBytes = 64 * 1024 * 1024;
