@@ -3,9 +3,9 @@
 //
 // A chunk's input buffer holds the history the codec asked for (the end of the previous chunk)
 // followed by the chunk's own bytes, so the reader fills both with one copy and the compressor
-// sees them contiguously; a chunk cut from a mapped file is a view of both instead, no copy. Chunks travel through the graph as raw pointers owned by the pool;
-// the writer hands each back when it retires it, so buffers are allocated once per slot and
-// reused for the whole run.
+// sees them contiguously; a chunk cut from a mapped file is a view of both instead, no copy.
+// Chunks travel through the graph as raw pointers owned by the pool; the writer hands each back
+// when it retires it, so buffers are allocated once per slot and reused for the whole run.
 #pragma once
 
 #include <cstdint>
@@ -41,12 +41,11 @@ struct Chunk {
   };
   Piece piece = Piece::kUnit;
   Cut cut;
-  // The bytes the chunk works on when they are not copied into `input` (`in_view` set): a
-  // compression chunk's history + payload cut from a mapped file, or a decompression piece's
-  // compressed bytes in a read block or a mapped window. `keep` holds what the view points into
-  // (the pieces cut from one block or window share it) until the chunk retires.
+  // The bytes the chunk works on when they are not copied into `input`: a compression chunk's
+  // history + payload cut from a mapped file, or a decompression piece's compressed bytes in a
+  // read block or a mapped window. `keep` holds what the view points into (the pieces cut from
+  // one block or window share it) until the chunk retires; set exactly when `view` is in use.
   ByteView view;
-  bool in_view = false;
   std::shared_ptr<const void> keep;
   // Set for every chunk of a stream read (partly) from a mapping: the writer checks it before it
   // trusts the stream's output (core/mapped_file.h).
@@ -56,7 +55,7 @@ struct Chunk {
   // good prefix, as a tar extraction needs).
   std::exception_ptr error;
 
-  ByteView bytes() const { return in_view ? view : input.view(); }
+  ByteView bytes() const { return keep ? view : input.view(); }
   ByteView history() const { return bytes().first(history_bytes); }
   ByteView payload() const { return bytes().subspan(history_bytes); }
 };
@@ -85,7 +84,6 @@ class ChunkPool {
     chunk->skip = false;
     chunk->error = nullptr;
     chunk->view = {};
-    chunk->in_view = false;
     chunk->keep.reset();
     chunk->mapped_file.reset();
     std::lock_guard lock(mutex_);

@@ -46,7 +46,6 @@ class FileWindow {
   bool contains(std::uint64_t file_offset, std::size_t length) const {
     return file_offset >= offset_ && file_offset + length <= offset_ + size_;
   }
-  const MappedFileState& file() const { return *state_; }
 
  private:
   friend class FileMapper;
@@ -57,7 +56,7 @@ class FileWindow {
   std::size_t size_ = 0;
   std::uint64_t offset_ = 0;
   int guard_slot_ = -1;
-  std::shared_ptr<MappedFileState> state_;
+  std::shared_ptr<MappedFileState> state_;  // alive while the guard slot points at it
 };
 
 // Maps windows of one open regular file of `file_bytes` (its size when opened). The descriptor

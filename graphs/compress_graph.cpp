@@ -224,7 +224,7 @@ class ChunkReader {
   Chunk* mapped_chunk() {
     const std::uint64_t at = file_base_ + stream_offset_;  // in the file
     if (at + chunk_bytes_ > mapper_->file_bytes()) return stop_mapping();
-    const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
+    const std::size_t history = history_before();
     const std::uint64_t from = at - history;
     const std::size_t bytes = history + chunk_bytes_;
     if (!window_ || !window_->contains(from, bytes)) {
@@ -233,12 +233,16 @@ class ChunkReader {
       window_ = std::move(next);
     }
     Chunk* chunk = blank_chunk();
-    chunk->in_view = true;
     chunk->view = window_->from(from).first(bytes);
     chunk->history_bytes = history;
     chunk->keep = window_;
     stream_offset_ += chunk_bytes_;
     return chunk;
+  }
+
+  // The history the next chunk gets: the codec's, or all of the stream so far if that is less.
+  std::size_t history_before() const {
+    return static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
   }
 
   // Goes on with read(): the history the next chunk needs comes from the last window (it holds
@@ -247,8 +251,7 @@ class ChunkReader {
   Chunk* stop_mapping() {
     const std::uint64_t at = file_base_ + stream_offset_;
     tail_.clear();
-    if (history_limit_ > 0 && stream_offset_ > 0) {
-      const std::size_t history = static_cast<std::size_t>(std::min<std::uint64_t>(history_limit_, stream_offset_));
+    if (const std::size_t history = history_before(); history > 0) {
       tail_.append(window_->from(at - history).first(history));
     }
     static_cast<FdSource*>(source_)->seek(at);

@@ -212,7 +212,6 @@ class PieceReader {
     chunk->history_bytes = 0;
     chunk->input.clear();
     chunk->output.clear();
-    chunk->in_view = true;
     chunk->view = view().first(bytes);
     if (bytes > 0) {
       if (window_) chunk->keep = window_;
