@@ -492,6 +492,32 @@ TEST(Bombs, TheLimitAppliesToUnitsDecodedInParallelToo) {
   EXPECT_EQ(all.bytes(), zeros.size());
 }
 
+// The most a kilobyte can expand in these formats: a hand-made zstd frame of blocks that each
+// repeat one byte 128 KiB times (4 bytes a block), 1 KB in all, decoding to 31.75 MiB.
+TEST(Bombs, AKilobyteOfRepeatedByteBlocksStreamsAndMeetsTheLimit) {
+  Bytes frame = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38};  // no content size; 128 KiB window
+  const int blocks = 254;
+  for (int i = 0; i < blocks; ++i) {
+    const std::uint32_t header = (i == blocks - 1 ? 1u : 0u) | (1u << 1) | (131072u << 3);  // RLE
+    for (int b = 0; b < 3; ++b) frame.push_back(static_cast<std::uint8_t>(header >> (8 * b)));
+    frame.push_back('z');
+  }
+  ASSERT_LE(frame.size(), 1024u);
+  for (int threads : {1, 2}) {
+    MemorySource source(view(frame));
+    CountingSink sink;
+    DecompressOptions options;
+    options.threads = threads;
+    decompress(source, sink, options);
+    EXPECT_EQ(sink.bytes(), std::uint64_t{blocks} * 131072) << threads << " threads";
+    MemorySource again(view(frame));
+    CountingSink limited;
+    options.max_output_bytes = 1 << 20;
+    EXPECT_THROW(decompress(again, limited, options), Error) << threads << " threads";
+    EXPECT_LE(limited.bytes(), options.max_output_bytes) << threads << " threads";
+  }
+}
+
 TEST(Bombs, GzipSizeFieldsThatLieAreCaughtOrIgnored) {
   const Bytes input = text_bytes(100 * 1024, 63);
   CompressOptions independent;
