@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev libfmt-dev libgtest-dev libcli11-dev
-  libtomlplusplus-dev libssl-dev libdeflate-dev libisal-dev
+  libtomlplusplus-dev nettle-dev libdeflate-dev libisal-dev
   gzip pigz zstd lz4 tar libarchive-tools tabix unzip python3 xxhash
   # Sanitizer and fuzzing jobs: clang with libFuzzer, the TSan runtime, and what fetching and
   # unpacking Debian's oneTBB source for the TSan build needs (scripts/tsan.sh).
