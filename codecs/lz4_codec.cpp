@@ -336,7 +336,11 @@ CodecInfo lz4_info() {
   info.min_level = 1;
   info.max_level = LZ4HC_CLEVEL_MAX;
   info.default_level = 1;
-  info.default_chunk_bytes = 1024 * 1024;  // lz4's window is 64 KiB: bigger blocks gain no ratio
+  // 4 MiB blocks, as the lz4 program writes by default. lz4's window is 64 KiB, so the block size
+  // barely moves the ratio (0.2% smaller than 1 MiB); decoding our own output was 21% faster with
+  // 4 MiB blocks than with 1 MiB at -j2 (fewer units; outputs in huge pages), compression the same
+  // within 1% (measured on the Silesia tar, interleaved, median of 21).
+  info.default_chunk_bytes = 4 * 1024 * 1024;
   info.history_bytes = 0;
   info.matches_magic = [](ByteView p) {
     const auto magic = first_frame_magic(p);
