@@ -497,8 +497,8 @@ def render_engines(tar, engines, scaling):
     cost = {name: statistics.median(t) * 1000 for name, t in starts.items()}
     lines.append("A run's fixed cost, decompressing three bytes (median of 20): "
                  + ", ".join(f"{name} {ms:.1f} ms" for name, ms in cost.items())
-                 + ". sluice's is loading the C++ runtime, oneTBB and ISA-L (zlib, zstd, lz4, libdeflate and "
-                 "Nettle are linked in) and starting oneTBB's workers; on the 82 MB tar it is a visible part of "
+                 + ". sluice's is loading the C++ runtime, oneTBB, ISA-L, fmt and toml++ (zlib, zstd, lz4, "
+                 "libdeflate and Nettle are linked in) and starting oneTBB's workers; on the 82 MB tar it is a visible part of "
                  "what separates the efficiency from 100%.")
     plot_threads(size, codecs, stimes)
     return "\n".join(lines)
