@@ -367,6 +367,23 @@ class GzipDecoder final : public StreamDecoder {
     }
   }
 
+  // Inflates straight into `output` (no copy) when it keeps what it was given long enough for the
+  // CRC-32 task to read it; otherwise through decode() and a copy.
+  void decode_to(ByteView input, Output& output) override {
+    if (output.keeps_produced_bytes() < kDecodeOutputBytes) {
+      StreamDecoder::decode_to(input, output);
+      return;
+    }
+    struct Lend {  // output_ is set only for this call
+      GzipDecoder& decoder;
+      Lend(GzipDecoder& d, Output& o) : decoder(d) { decoder.output_ = &o; }
+      ~Lend() { decoder.output_ = nullptr; }
+    } lend(*this, output);
+    // Output held back by an earlier decode() goes first.
+    hand_on([&output](ByteView bytes) { copy_to(bytes, output); });
+    decode(input, {});
+  }
+
   void resume_at(std::uint64_t offset) override {
     consumed_ = member_start_ = offset;
     members_ = std::max<std::uint64_t>(members_, 1);
@@ -435,18 +452,29 @@ class GzipDecoder final : public StreamDecoder {
     return used;
   }
 
-  // Inflates into the current output block; hands full blocks on. Returns the bytes consumed.
+  // The engine's inflate, its errors given the member and offset.
+  StreamInflater::Step inflate_step(ByteView rest, std::span<std::uint8_t> out) {
+    try {
+      return inflater_->inflate(rest, out);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorruptData) throw e.with_context({}, consumed_);
+      throw corrupt(e.detail(), consumed_);
+    }
+  }
+
+  // Inflates into the current output block (or the lent output); hands full blocks on. Returns
+  // the bytes consumed.
   std::size_t inflate_some(ByteView rest, const Emit& emit) {
+    if (output_) return inflate_to_output(rest);
     Buffer& block = blocks_[current_];
     const std::size_t filled = block.size();
     block.resize(block.capacity());
     StreamInflater::Step step;
     try {
-      step = inflater_->inflate(rest, {block.data() + filled, block.size() - filled});
-    } catch (const Error& e) {
+      step = inflate_step(rest, {block.data() + filled, block.size() - filled});
+    } catch (...) {
       block.resize(filled);
-      if (e.kind() != ErrorKind::kCorruptData) throw e.with_context({}, consumed_);
-      throw corrupt(e.detail(), consumed_);
+      throw;
     }
     block.resize(filled + step.produced);
     consumed_ += step.consumed;
@@ -462,6 +490,40 @@ class GzipDecoder final : public StreamDecoder {
       throw Error(ErrorKind::kInternal, "the inflate engine made no progress", {}, consumed_);
     }
     return step.consumed;
+  }
+
+  // inflate_some() into the lent output: each piece of output is folded into the CRC on another
+  // worker while the next one inflates (the output keeps it that long: decode_to()).
+  std::size_t inflate_to_output(ByteView rest) {
+    std::span<std::uint8_t> space = output_->space();
+    if (space.size() > kDecodeOutputBytes) space = space.first(kDecodeOutputBytes);
+    const StreamInflater::Step step = inflate_step(rest, space);
+    consumed_ += step.consumed;
+    if (step.produced > 0) {
+      crc_tasks_->wait();
+      const ByteView bytes{space.data(), step.produced};
+      size_ += bytes.size();
+      crc_tasks_->run([this, bytes] { crc_ = update_crc32(crc_, bytes); });
+      output_->produced(bytes.size());
+    }
+    if (step.ended) {
+      state_ = State::kTrailer;
+      consumed_ -= step.pushback_bytes;  // bytes of the trailer the engine had read ahead
+      take_trailer({step.pushback, step.pushback_bytes});
+    } else if (step.consumed == 0 && step.produced == 0 && !rest.empty()) {
+      throw Error(ErrorKind::kInternal, "the inflate engine made no progress", {}, consumed_);
+    }
+    return step.consumed;
+  }
+
+  static void copy_to(ByteView bytes, Output& output) {
+    while (!bytes.empty()) {
+      const std::span<std::uint8_t> space = output.space();
+      const std::size_t n = std::min(space.size(), bytes.size());
+      std::memcpy(space.data(), bytes.data(), n);
+      output.produced(n);
+      bytes = bytes.subspan(n);
+    }
   }
 
   // Emits the current block and folds it into the member's CRC on another worker; the previous
@@ -502,6 +564,7 @@ class GzipDecoder final : public StreamDecoder {
   std::vector<std::uint8_t> trailer_;
   Buffer blocks_[2];
   int current_ = 0;
+  Output* output_ = nullptr;  // lent by decode_to() for the length of the call
   // Held by pointer: tbb::task_group's destructor may throw, ours must not.
   std::unique_ptr<tbb::task_group> crc_tasks_ = std::make_unique<tbb::task_group>();
   std::uint32_t crc_ = 0;

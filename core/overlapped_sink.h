@@ -67,6 +67,9 @@ class OverlappedSink final : public StreamDecoder::Output {
     if (current_.size() == slot_bytes_) hand_off();
     return {current_.data() + current_.size(), slot_bytes_ - current_.size()};
   }
+  // A full buffer goes to the writing thread and comes back for reuse only after the next one
+  // has been filled.
+  std::size_t keeps_produced_bytes() const override { return slot_bytes_; }
   void produced(std::size_t bytes) override {
     current_.resize(current_.size() + bytes);
     bytes_ += bytes;

@@ -301,6 +301,80 @@ TEST(Serial, GzipStreamsDecodeFromPiecesOfAnySizeWithEveryEngine) {
   }
 }
 
+// Space lent in pieces of `space_bytes` from one buffer that is never reused: what
+// keeps_produced_bytes() promises, at its most generous.
+class KeepingOutput final : public StreamDecoder::Output {
+ public:
+  explicit KeepingOutput(std::size_t space_bytes) : space_bytes_(space_bytes), bytes_(64 * 1024 * 1024) {}
+  std::span<std::uint8_t> space() override {
+    if (size_ + space_bytes_ > bytes_.size()) throw std::length_error("test output full");
+    return {bytes_.data() + size_, space_bytes_};
+  }
+  void produced(std::size_t bytes) override { size_ += bytes; }
+  std::size_t keeps_produced_bytes() const override { return SIZE_MAX; }
+  Bytes bytes() const { return Bytes(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(size_)); }
+
+ private:
+  std::size_t space_bytes_;
+  Bytes bytes_;
+  std::size_t size_ = 0;
+};
+
+// decode_to() inflates straight into an output that keeps what it is given (checksumming it on
+// another worker meanwhile), in spaces of any size, also after decode() held some output back.
+TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
+  Bytes packed, expected;
+  for (std::size_t size : {std::size_t{700000}, std::size_t{0}, std::size_t{1}, std::size_t{300000}}) {
+    const Bytes input = text_bytes(size, 40 + size);
+    CompressOptions single;
+    single.codec_options.gzip_form = GzipForm::kSingleMember;
+    single.codec_options.chunk_bytes = 64 * 1024;
+    const Bytes member = to_bytes(compress_buffer(view(input), single));
+    packed.insert(packed.end(), member.begin(), member.end());
+    expected.insert(expected.end(), input.begin(), input.end());
+  }
+  const auto codec = CodecRegistry::global().create("gzip");
+  for (std::size_t space : {1, 1000, 300 * 1024}) {
+    for (std::size_t piece : {7, 100000}) {
+      for (bool decode_first : {false, true}) {
+        const auto decoder = codec->make_decoder();
+        KeepingOutput output(space);
+        Bytes held;
+        std::size_t at = 0;
+        if (decode_first) {  // the first pieces through decode(), which may hold output back
+          for (; at < packed.size() / 3; at += piece) {
+            decoder->decode(view(packed).subspan(at, std::min(piece, packed.size() - at)),
+                            [&held](ByteView b) { held.insert(held.end(), b.begin(), b.end()); });
+          }
+        }
+        for (; at < packed.size(); at += piece) {
+          decoder->decode_to(view(packed).subspan(at, std::min(piece, packed.size() - at)), output);
+        }
+        decoder->finish();
+        Bytes out = held;
+        const Bytes lent = output.bytes();
+        out.insert(out.end(), lent.begin(), lent.end());
+        EXPECT_EQ(out, expected) << "space " << space << ", pieces of " << piece << ", decode first " << decode_first;
+      }
+    }
+  }
+  // A wrong CRC-32 is caught on this path too (the first member's trailer, 700000 bytes in).
+  CompressOptions single;
+  single.codec_options.gzip_form = GzipForm::kSingleMember;
+  Bytes damaged = to_bytes(compress_buffer(view(text_bytes(700000, 740000)), single));
+  damaged[damaged.size() - 8] ^= 0x01;
+  const auto decoder = codec->make_decoder();
+  KeepingOutput output(4096);
+  try {
+    decoder->decode_to(view(damaged), output);
+    decoder->finish();
+    ADD_FAILURE() << "a wrong CRC-32 was not caught";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("CRC-32 mismatch"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
   const Bytes input = text_bytes(2 * 1024 * 1024 + 9, 72);
   CompressOptions options;
