@@ -71,6 +71,9 @@ inline std::optional<std::uint32_t> first_frame_magic(ByteView prefix) {
 // Decoders emit output in pieces of this size.
 inline constexpr std::size_t kDecodeOutputBytes = 256 * 1024;
 
+// Copies `bytes` into the space `output` lends, as much at a time as it lends.
+void copy_to_output(ByteView bytes, StreamDecoder::Output& output);
+
 // Bounds on one unit of parallel decompression. A frame or member that claims (or needs) more
 // is decoded serially and streaming instead, so no header can make us allocate beyond these.
 inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;

@@ -380,7 +380,7 @@ class GzipDecoder final : public StreamDecoder {
       ~Lend() { decoder.output_ = nullptr; }
     } lend(*this, output);
     // Output held back by an earlier decode() goes first.
-    hand_on([&output](ByteView bytes) { copy_to(bytes, output); });
+    hand_on([&output](ByteView bytes) { copy_to_output(bytes, output); });
     decode(input, {});
   }
 
@@ -514,16 +514,6 @@ class GzipDecoder final : public StreamDecoder {
       throw Error(ErrorKind::kInternal, "the inflate engine made no progress", {}, consumed_);
     }
     return step.consumed;
-  }
-
-  static void copy_to(ByteView bytes, Output& output) {
-    while (!bytes.empty()) {
-      const std::span<std::uint8_t> space = output.space();
-      const std::size_t n = std::min(space.size(), bytes.size());
-      std::memcpy(space.data(), bytes.data(), n);
-      output.produced(n);
-      bytes = bytes.subspan(n);
-    }
   }
 
   // Emits the current block and folds it into the member's CRC on another worker; the previous

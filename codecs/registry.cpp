@@ -75,15 +75,17 @@ std::optional<CodecInfo> CodecRegistry::find(const std::string& name) const {
 }
 
 void StreamDecoder::decode_to(ByteView input, Output& output) {
-  decode(input, [&output](ByteView bytes) {
-    while (!bytes.empty()) {
-      const std::span<std::uint8_t> space = output.space();
-      const std::size_t n = std::min(space.size(), bytes.size());
-      std::memcpy(space.data(), bytes.data(), n);
-      output.produced(n);
-      bytes = bytes.subspan(n);
-    }
-  });
+  decode(input, [&output](ByteView bytes) { codecs::copy_to_output(bytes, output); });
+}
+
+void codecs::copy_to_output(ByteView bytes, StreamDecoder::Output& output) {
+  while (!bytes.empty()) {
+    const std::span<std::uint8_t> space = output.space();
+    const std::size_t n = std::min(space.size(), bytes.size());
+    std::memcpy(space.data(), bytes.data(), n);
+    output.produced(n);
+    bytes = bytes.subspan(n);
+  }
 }
 
 std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {

@@ -270,20 +270,26 @@ class PickySink final : public ByteSink {
   std::string name_ = "picky";
 };
 
-// The streaming gzip decoder gets its input in pieces of any size, for every engine that can
-// stream: a member's end (where ISA-L has read ahead into the trailer, or past it) may fall
-// anywhere in a piece, and several members may share one.
-TEST(Serial, GzipStreamsDecodeFromPiecesOfAnySizeWithEveryEngine) {
-  Bytes packed, expected;
-  for (std::size_t size : {std::size_t{200000}, std::size_t{0}, std::size_t{1}, std::size_t{70000}}) {
-    const Bytes input = text_bytes(size, 70 + size);
+// pigz-style members of text of the given sizes, one after another (seeds from `seed`).
+Packed single_members(std::initializer_list<std::size_t> sizes, std::size_t seed) {
+  Packed members;
+  for (std::size_t size : sizes) {
+    const Bytes input = text_bytes(size, seed + size);
     CompressOptions single;
     single.codec_options.gzip_form = GzipForm::kSingleMember;
     single.codec_options.chunk_bytes = 64 * 1024;
     const Bytes member = to_bytes(compress_buffer(view(input), single));
-    packed.insert(packed.end(), member.begin(), member.end());
-    expected.insert(expected.end(), input.begin(), input.end());
+    members.packed.insert(members.packed.end(), member.begin(), member.end());
+    members.input.insert(members.input.end(), input.begin(), input.end());
   }
+  return members;
+}
+
+// The streaming gzip decoder gets its input in pieces of any size, for every engine that can
+// stream: a member's end (where ISA-L has read ahead into the trailer, or past it) may fall
+// anywhere in a piece, and several members may share one.
+TEST(Serial, GzipStreamsDecodeFromPiecesOfAnySizeWithEveryEngine) {
+  const auto [expected, packed] = single_members({200000, 0, 1, 70000}, 70);
   for (const char* backend : {"isal", "zlib"}) {
     CodecOptions options;
     options.backend = backend;
@@ -323,16 +329,7 @@ class KeepingOutput final : public StreamDecoder::Output {
 // decode_to() inflates straight into an output that keeps what it is given (checksumming it on
 // another worker meanwhile), in spaces of any size, also after decode() held some output back.
 TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
-  Bytes packed, expected;
-  for (std::size_t size : {std::size_t{700000}, std::size_t{0}, std::size_t{1}, std::size_t{300000}}) {
-    const Bytes input = text_bytes(size, 40 + size);
-    CompressOptions single;
-    single.codec_options.gzip_form = GzipForm::kSingleMember;
-    single.codec_options.chunk_bytes = 64 * 1024;
-    const Bytes member = to_bytes(compress_buffer(view(input), single));
-    packed.insert(packed.end(), member.begin(), member.end());
-    expected.insert(expected.end(), input.begin(), input.end());
-  }
+  const auto [expected, packed] = single_members({700000, 0, 1, 300000}, 40);
   const auto codec = CodecRegistry::global().create("gzip");
   for (std::size_t space : {1, 1000, 300 * 1024}) {
     for (std::size_t piece : {7, 100000}) {
@@ -358,10 +355,8 @@ TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
       }
     }
   }
-  // A wrong CRC-32 is caught on this path too (the first member's trailer, 700000 bytes in).
-  CompressOptions single;
-  single.codec_options.gzip_form = GzipForm::kSingleMember;
-  Bytes damaged = to_bytes(compress_buffer(view(text_bytes(700000, 740000)), single));
+  // A wrong CRC-32 is caught on this path too.
+  Bytes damaged = single_members({700000}, 40).packed;
   damaged[damaged.size() - 8] ^= 0x01;
   const auto decoder = codec->make_decoder();
   KeepingOutput output(4096);
