@@ -374,10 +374,18 @@ class GzipDecoder final : public StreamDecoder {
       StreamDecoder::decode_to(input, output);
       return;
     }
-    struct Lend {  // output_ is set only for this call
+    // output_ is set only for this call, and no CRC task reads the output after it, even when it
+    // ends in an error (the caller may then free the output at once).
+    struct Lend {
       GzipDecoder& decoder;
       Lend(GzipDecoder& d, Output& o) : decoder(d) { decoder.output_ = &o; }
-      ~Lend() { decoder.output_ = nullptr; }
+      ~Lend() {
+        try {
+          decoder.crc_tasks_->wait();
+        } catch (...) {  // a CRC task does not throw
+        }
+        decoder.output_ = nullptr;
+      }
     } lend(*this, output);
     // Output held back by an earlier decode() goes first.
     hand_on([&output](ByteView bytes) { copy_to_output(bytes, output); });

@@ -96,8 +96,8 @@ class StreamDecoder {
     virtual std::span<std::uint8_t> space() = 0;   // never empty
     virtual void produced(std::size_t bytes) = 0;  // the first `bytes` of space() now hold output
     // Bytes reported by produced() stay in place, unchanged, until at least this many more bytes
-    // have been produced: a decoder may go on reading them meanwhile (gzip checksums them on
-    // another thread). 0: they may change as soon as produced() returns.
+    // have been produced: a decoder may go on reading them meanwhile, within its decode_to() call
+    // (gzip checksums them on another thread). 0: they may change as soon as produced() returns.
     virtual std::size_t keeps_produced_bytes() const { return 0; }
   };
   // decode(), writing straight into `output`. The default decodes through decode() and copies;
