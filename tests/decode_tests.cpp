@@ -3,6 +3,7 @@
 // kCorruptData error or (for bytes that carry no meaning, like gzip's MTIME) decode to exactly
 // the original: never a crash, a hang, or wrong output without an error.
 #include <gtest/gtest.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include <sys/resource.h>
@@ -514,23 +515,47 @@ class CountingSink final : public ByteSink {
   std::string name_ = "counter";
 };
 
+// 64 MiB of zeros as one ordinary (zlib-made, single-member) gzip stream: decoded serially,
+// at -j2 straight into the writing thread's buffers.
+Bytes gzip_bomb() {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes zeros(1 << 20, 0);
+  Bytes packed(1 << 20);
+  for (int i = 0; i < 64; ++i) {
+    stream.next_in = zeros.data();
+    stream.avail_in = static_cast<uInt>(zeros.size());
+    const int flush = i == 63 ? Z_FINISH : Z_NO_FLUSH;
+    do {
+      stream.next_out = packed.data() + stream.total_out;
+      stream.avail_out = static_cast<uInt>(packed.size() - stream.total_out);
+      deflate(&stream, flush);
+    } while (stream.avail_in > 0 || (flush == Z_FINISH && stream.avail_out == 0));
+  }
+  packed.resize(stream.total_out);
+  deflateEnd(&stream);
+  return packed;
+}
+
 TEST(Bombs, AnOutputLimitStopsABombAndNothingPastItIsWritten) {
   const Bytes bomb = zstd_bomb();
   ASSERT_LT(bomb.size(), 100u * 1024);
-  for (int threads : {1, 2}) {
-    MemorySource source(view(bomb));
-    CountingSink sink;
-    DecompressOptions options;
-    options.threads = threads;
-    options.max_output_bytes = 10 * 1024 * 1024 + 5;
-    try {
-      decompress(source, sink, options);
-      ADD_FAILURE() << "no limit error with " << threads << " threads";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::kLimit) << e.what();
-      EXPECT_NE(std::string(e.what()).find("limit of 10485765 bytes"), std::string::npos) << e.what();
+  for (const Bytes& packed : {bomb, gzip_bomb()}) {
+    for (int threads : {1, 2}) {
+      MemorySource source(view(packed));
+      CountingSink sink;
+      DecompressOptions options;
+      options.threads = threads;
+      options.max_output_bytes = 10 * 1024 * 1024 + 5;
+      try {
+        decompress(source, sink, options);
+        ADD_FAILURE() << "no limit error with " << threads << " threads";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kLimit) << e.what();
+        EXPECT_NE(std::string(e.what()).find("limit of 10485765 bytes"), std::string::npos) << e.what();
+      }
+      EXPECT_LE(sink.bytes(), options.max_output_bytes) << threads << " threads";
     }
-    EXPECT_LE(sink.bytes(), options.max_output_bytes) << threads << " threads";
   }
   // Without a limit it streams through in bounded memory.
   const long before = peak_rss_kib();
