@@ -8,6 +8,7 @@
 #include <cctype>
 
 #include "sluice/codec.h"
+#include "sluice/compress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 
@@ -52,6 +53,12 @@ void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options) {
   options.backend = flags.backend;
 }
 
+void add_pin_flag(CLI::App& app) {
+  app.add_flag_callback(
+      "--no-pin", [] { set_thread_pinning(false); },
+      "Do not pin threads to CPUs (pinned when there is one thread per CPU)");
+}
+
 ParseResult parse_command_line(int argc, char** argv) {
   CliOptions options;
   CLI::App app{"Parallel gzip, zstd and lz4 compression with a oneTBB flow graph.\n"
@@ -90,6 +97,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
       ->type_name("N")
       ->check(CLI::Range(1, 1024));
+  add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
       ->type_name("SIZE");
   app.add_option("--max-output", max_output,
@@ -109,6 +117,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   demo->add_option("--size", demo_size, "Size of the built-in sample (default 32M)")->type_name("SIZE");
   demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
   demo->add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_pin_flag(*demo);
 
   std::vector<std::string> args = rewrite_level_flags(argc, argv);
   std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order

@@ -28,6 +28,10 @@ void add_gzip_flags(CLI::App& app, GzipFlags& flags);
 // Puts the flags into `options`; throws Error(kUsage) if both forms were asked for.
 void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options);
 
+// --no-pin, for every command that runs graphs: turns off pinning threads to CPUs
+// (sluice::set_thread_pinning) for the rest of the run.
+void add_pin_flag(CLI::App& app);
+
 enum class Mode { kCompress, kDecompress, kTest, kDemo };
 
 struct CliOptions {

@@ -206,6 +206,7 @@ int run_tar_command(int argc, char** argv) {
   app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
       ->type_name("N")
       ->check(CLI::Range(1, 1024));
+  add_pin_flag(app);
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
   add_gzip_flags(app, options.gzip);
   app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");

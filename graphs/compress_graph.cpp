@@ -18,7 +18,7 @@
 
 #include "core/chunk.h"
 #include "core/first_error.h"
-#include "core/thread_arena.h"
+#include "graphs/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/error.h"
 

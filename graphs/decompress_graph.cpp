@@ -27,7 +27,7 @@
 
 #include "core/chunk.h"
 #include "core/first_error.h"
-#include "core/thread_arena.h"
+#include "graphs/thread_arena.h"
 #include "core/overlapped_sink.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"

@@ -77,6 +77,12 @@ TEST_P(CliFormat, OutputIsIdenticalForOneTwoAndEightThreads) {
   }
   EXPECT_EQ(get("out.1"), get("out.2"));
   EXPECT_EQ(get("out.1"), get("out.8"));
+  // Threads not pinned to CPUs: the same bytes, and they decode.
+  const auto r = sluice(fmt::format("-F {} --chunk-size 64K --no-pin -c data.bin > out.free", f.codec));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("out.free"), get("out.1"));
+  ASSERT_EQ(sluice("--no-pin -d -c out.free > back").status, 0);
+  EXPECT_EQ(get("back"), get("data.bin"));
 }
 
 TEST_P(CliFormat, FiltersStdinToStdoutBothWays) {

@@ -8,6 +8,11 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
+
+#ifdef __linux__
+#include <sched.h>
+#endif
 
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
@@ -37,7 +42,22 @@ struct IdentityBehaviour {
   std::mutex mutex;
   std::condition_variable changed;
   std::set<std::thread::id> threads;
+  std::set<std::vector<int>> cpu_masks;  // the CPUs each chunk's thread was allowed (rendezvous only)
 };
+
+// The CPUs the calling thread may run on; empty where that cannot be read.
+std::vector<int> thread_cpus() {
+  std::vector<int> cpus;
+#ifdef __linux__
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof mask, &mask) != 0) return cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &mask)) cpus.push_back(cpu);
+  }
+#endif
+  return cpus;
+}
 
 class IdentityCompressor final : public ChunkCompressor {
  public:
@@ -51,6 +71,7 @@ class IdentityCompressor final : public ChunkCompressor {
     if (b.rendezvous_threads > 0) {
       std::unique_lock lock(b.mutex);
       b.threads.insert(std::this_thread::get_id());
+      b.cpu_masks.insert(thread_cpus());
       b.changed.notify_all();
       if (!b.changed.wait_for(lock, std::chrono::seconds(30), [&] { return b.threads.size() >= b.rendezvous_threads; })) {
         throw Error(ErrorKind::kInternal, "no second worker thread ever took a chunk");
@@ -268,6 +289,58 @@ TEST(Graph, UnitsReallyDecodeOnSeveralWorkerThreads) {
   EXPECT_EQ(stats.units, 65u);
   EXPECT_EQ(to_bytes(sink.buffer()), input) << "units must come out in order";
 }
+
+#ifdef __linux__
+// Runs the identity codec on `threads` threads, every chunk waiting until all of them have taken
+// one, and returns the CPU masks the chunks ran under.
+std::set<std::vector<int>> masks_of_a_run(int threads) {
+  IdentityBehaviour behaviour;
+  behaviour.rendezvous_threads = static_cast<std::size_t>(threads);
+  const std::string codec = register_identity(behaviour);
+  const Bytes input = text_bytes(32 * 4096, 23);
+  MemorySource source(view(input));
+  MemorySink sink;
+  compress(source, sink, options_for(codec, threads, 4096));
+  EXPECT_EQ(to_bytes(sink.buffer()), input);
+  return behaviour.cpu_masks;
+}
+
+TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
+  const std::vector<int> cpus = thread_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int threads = static_cast<int>(cpus.size());
+  ASSERT_TRUE(thread_pinning()) << "on by default";
+
+  // Pinned: every chunk ran on a one-CPU mask, and together they cover every CPU.
+  std::set<std::vector<int>> expected;
+  for (int cpu : cpus) expected.insert({cpu});
+  EXPECT_EQ(masks_of_a_run(threads), expected);
+  EXPECT_EQ(thread_cpus(), cpus) << "the calling thread gets its mask back";
+
+  // Not pinned: more threads than CPUs, or pinning turned off. The workers pinned above run
+  // with the whole mask again, so they were given it back when they left.
+  const std::set<std::vector<int>> whole{cpus};
+  EXPECT_EQ(masks_of_a_run(threads + 1), whole);
+  set_thread_pinning(false);
+  const auto unpinned = masks_of_a_run(threads);
+  set_thread_pinning(true);
+  EXPECT_EQ(unpinned, whole);
+  EXPECT_EQ(masks_of_a_run(threads), expected) << "on again";
+
+  // A caller allowed fewer CPUs than the run has threads: nothing pinned, its mask kept.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[0], &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  const auto narrowed = masks_of_a_run(threads);
+  EXPECT_EQ(thread_cpus(), std::vector<int>{cpus[0]});
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int cpu : cpus) CPU_SET(cpu, &all);
+  ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+  EXPECT_TRUE(narrowed.count({cpus[0]}) == 1) << "the caller's own one-CPU mask, kept";
+}
+#endif
 
 TEST(Graph, OneThreadMeansOneCompressorThread) {
   const Bytes input = text_bytes(1 << 20, 14);

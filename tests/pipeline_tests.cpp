@@ -223,6 +223,8 @@ TEST_F(Pipeline, TranscodeRoundTripsEveryPairOfFormats) {
   // stdin to stdout, with the format given.
   r = sh("cat in.gz | " + testing::sluice() + " transcode - -o - -F zstd | zstd -dc | cmp - orig");
   EXPECT_EQ(r.status, 0) << describe(r);
+  r = sh("cat in.zst | " + testing::sluice() + " transcode --no-pin - -o - -F lz4 | lz4 -dc | cmp - orig");
+  EXPECT_EQ(r.status, 0) << describe(r);
 }
 
 TEST_F(Pipeline, TranscodeOfBadInputFailsAndLeavesNoOutput) {
