@@ -14,6 +14,7 @@
 #include <sched.h>
 #endif
 
+#include "graphs/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
@@ -95,6 +96,7 @@ void rendezvous(IdentityBehaviour& b) {
   if (b.rendezvous_threads == 0) return;
   std::unique_lock lock(b.mutex);
   b.threads.insert(std::this_thread::get_id());
+  b.cpu_masks.insert(thread_cpus());
   b.changed.notify_all();
   if (!b.changed.wait_for(lock, std::chrono::seconds(30), [&] { return b.threads.size() >= b.rendezvous_threads; })) {
     throw Error(ErrorKind::kInternal, "no second worker thread ever took a unit");
@@ -132,6 +134,24 @@ class FramedUnitDecoder final : public UnitDecoder {
   IdentityBehaviour& behaviour_;
 };
 
+// Unframed identity, decoded as a stream (serially); notes the CPUs its thread may use.
+class IdentityStreamDecoder final : public StreamDecoder {
+ public:
+  explicit IdentityStreamDecoder(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
+  void decode(ByteView input, const Emit& emit) override {
+    {
+      std::lock_guard lock(behaviour_.mutex);
+      behaviour_.cpu_masks.insert(thread_cpus());
+    }
+    emit(input);
+  }
+  void finish() override {}
+  void resume_at(std::uint64_t) override {}
+
+ private:
+  IdentityBehaviour& behaviour_;
+};
+
 class IdentityCodec final : public Codec {
  public:
   IdentityCodec(CodecInfo info, const CodecOptions& options, IdentityBehaviour& behaviour)
@@ -149,7 +169,9 @@ class IdentityCodec final : public Codec {
     };
     return std::make_unique<NoFraming>();
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override { return nullptr; }
+  std::unique_ptr<StreamDecoder> make_decoder() const override {
+    return std::make_unique<IdentityStreamDecoder>(behaviour_);
+  }
   std::unique_ptr<StreamSplitter> make_splitter() const override {
     return behaviour_.framed ? std::make_unique<FramedSplitter>() : nullptr;
   }
@@ -305,6 +327,28 @@ std::set<std::vector<int>> masks_of_a_run(int threads) {
   return behaviour.cpu_masks;
 }
 
+// The same for decoding: framed units (parallel, every unit waiting until all threads have taken
+// one) or the unframed stream (serial, through the codec's stream decoder).
+std::set<std::vector<int>> masks_of_a_decode(int threads, bool framed) {
+  IdentityBehaviour behaviour;
+  behaviour.framed = framed;
+  const std::string codec = register_identity(behaviour);
+  const Bytes input = text_bytes(32 * 4096 + 9, 24);
+  const Buffer packed = compress_buffer(view(input), options_for(codec, 1, 4096));
+  behaviour.cpu_masks.clear();
+  if (framed) behaviour.rendezvous_threads = static_cast<std::size_t>(threads);
+  TrickleSource source(packed.view(), 1000);  // the serial decoder sees several pieces
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.codec = codec;
+  decode.threads = threads;
+  // From a thread new to oneTBB: one that has been in oneTBB's default arena (this test's main
+  // thread may have) decodes in that arena, as a batch's worker does, with no arena of its own.
+  std::thread([&] { decompress(source, sink, decode); }).join();
+  EXPECT_EQ(to_bytes(sink.buffer()), input);
+  return behaviour.cpu_masks;
+}
+
 TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
   const std::vector<int> cpus = thread_cpus();
   if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
@@ -316,6 +360,10 @@ TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
   for (int cpu : cpus) expected.insert({cpu});
   EXPECT_EQ(masks_of_a_run(threads), expected);
   EXPECT_EQ(thread_cpus(), cpus) << "the calling thread gets its mask back";
+  // Decoding pins for parallel units, not for a stream decoded serially.
+  EXPECT_EQ(masks_of_a_decode(threads, true), expected);
+  EXPECT_EQ(masks_of_a_decode(threads, false), std::set<std::vector<int>>{cpus});
+  EXPECT_EQ(thread_cpus(), cpus);
 
   // Not pinned: more threads than CPUs, or pinning turned off. The workers pinned above run
   // with the whole mask again, so they were given it back when they left.
@@ -339,6 +387,26 @@ TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
   for (int cpu : cpus) CPU_SET(cpu, &all);
   ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
   EXPECT_TRUE(narrowed.count({cpus[0]}) == 1) << "the caller's own one-CPU mask, kept";
+}
+
+TEST(Graph, TwoArenasAtOnceUnpinTheFirstAndPinNeither) {
+  const std::vector<int> cpus = thread_cpus();
+  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  const int threads = static_cast<int>(cpus.size());
+  std::vector<int> in_first, in_second, in_first_again;
+  {
+    detail::ThreadArena first(threads);
+    first.execute([&] {
+      in_first = thread_cpus();
+      detail::ThreadArena second(threads);  // as transcode's second graph comes
+      in_first_again = thread_cpus();
+      second.execute([&] { in_second = thread_cpus(); });
+    });
+  }
+  EXPECT_EQ(in_first.size(), 1u) << "alone, the first arena pins";
+  EXPECT_EQ(in_first_again, cpus) << "a second arena unpins the first";
+  EXPECT_EQ(in_second, cpus) << "and does not pin";
+  EXPECT_EQ(thread_cpus(), cpus);
 }
 #endif
 

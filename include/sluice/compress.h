@@ -112,12 +112,13 @@ int resolve_threads(int threads);
 
 // Whether graphs pin their threads to CPUs (on by default; Linux only). A graph with one thread
 // per CPU the process may use (two or more: the default thread count) runs each of its threads
-// on a CPU of its own while the graph runs, and gives each thread back its own CPU mask when it
-// leaves; with fewer threads than CPUs nothing is pinned. Measured on a 2-core machine: left to
-// itself the scheduler kept both threads of a -j2 run on one CPU for milliseconds at a time while
-// the other idled, and pinning made decoding 12-30% faster (BENCHMARKS.md). Turn it off for the
-// whole process (`sluice --no-pin`) when the CPUs are shared with other work that should be free
-// to move.
+// on a CPU of its own while its work is parallel, and gives each thread back its own CPU mask
+// when it leaves: compression from the start, decompression once the stream is cut into units
+// (a stream decoded serially is not pinned). Nothing is pinned with fewer threads than CPUs, or
+// while two graphs run at once in the process. Measured on a 2-core machine: left to itself the
+// scheduler kept both threads of a -j2 run on one CPU for milliseconds at a time while the other
+// idled; pinned, decoding ran 7-23% faster (BENCHMARKS.md). Turn it off for the whole process
+// (`sluice --no-pin`) when the CPUs are shared with other work that should be free to move.
 void set_thread_pinning(bool enabled);
 bool thread_pinning();
 
