@@ -391,6 +391,7 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   // Unlimited: the limiter already bounds the work and the arena bounds the threads, so every
   // worker may compress a chunk at once.
   flow::function_node<Chunk*, Chunk*> compressor(graph, flow::unlimited, [&](Chunk* chunk) {
+    detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
     if (states.failed(chunk->stream)) return chunk;
     try {
       chunk->check = compressors.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);

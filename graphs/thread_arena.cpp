@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <unordered_map>
 
@@ -26,42 +27,38 @@ void set_thread_pinning(bool enabled) { g_pin_threads.store(enabled, std::memory
 bool thread_pinning() { return g_pin_threads.load(std::memory_order_relaxed); }
 
 namespace detail {
-
-// Watches the threads of one arena; pins each to cpus[its slot] while pinning is on.
-class CpuPinning final : public tbb::task_scheduler_observer {
- public:
-  CpuPinning(tbb::task_arena& arena, std::vector<int> cpus);
-  ~CpuPinning() override;
-  CpuPinning(const CpuPinning&) = delete;
-  CpuPinning& operator=(const CpuPinning&) = delete;
-
-  void on_scheduler_entry(bool is_worker) override;
-  void on_scheduler_exit(bool is_worker) override;
-
-  // The caller holds g_mutex.
-  void pin_locked();    // pin every thread inside now, and those that come (once only)
-  void unpin_locked();  // give every pinned thread its mask back; pin nothing more
-
- private:
-#ifdef __linux__
-  struct Inside {
-    int slot;
-    cpu_set_t saved_mask;
-    bool pinned;
-  };
-  void pin(pid_t tid, Inside& thread);
-  std::unordered_map<pid_t, Inside> inside_;  // threads in the arena now, by thread id
-#endif
-  enum class State { kWaiting, kPinning, kDone } state_ = State::kWaiting;
-  std::vector<int> cpus_;
-};
-
 namespace {
-// The process's pinning state, under one mutex (taken when a thread enters or leaves an arena
-// that may pin and when an arena comes or goes: never on a hot path).
+
+// The process's pinning state, under one mutex (taken when an arena comes or goes, when pinning
+// stops, and once per thread and arena: never on a hot path).
 std::mutex g_mutex;
-int g_live_arenas = 0;               // ThreadArenas alive now
-CpuPinning* g_pinning = nullptr;     // the one that may pin: only while its arena is alone
+int g_live_arenas = 0;                 // ThreadArenas alive now
+const ThreadArena* g_owner = nullptr;  // the arena that pins: only while it is alone
+bool g_pinning = false;                // g_owner's threads are pinned as they come
+std::vector<int> g_cpus;               // the CPU for each slot
+
+// Bumped whenever an arena starts pinning, so that each thread takes the lock once per arena.
+std::atomic<std::uint64_t> g_epoch{1};
+thread_local std::uint64_t t_epoch_seen = 0;
+
+#ifdef __linux__
+std::unordered_map<pid_t, cpu_set_t> g_saved_masks;  // threads pinned now, by thread id
+
+// Gives every pinned thread its mask back (sched_setaffinity takes any thread's id).
+void unpin_all_locked() {
+  for (const auto& [tid, mask] : g_saved_masks) (void)sched_setaffinity(tid, sizeof mask, &mask);
+  g_saved_masks.clear();
+}
+#else
+void unpin_all_locked() {}
+#endif
+
+void stop_pinning_locked() {
+  unpin_all_locked();
+  g_pinning = false;
+  g_owner = nullptr;
+}
+
 }  // namespace
 
 #ifdef __linux__
@@ -76,111 +73,57 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-void CpuPinning::pin(pid_t tid, Inside& thread) {
-  if (thread.pinned || thread.slot < 0 || static_cast<std::size_t>(thread.slot) >= cpus_.size()) return;
+void pin_this_thread() {
+  const std::uint64_t epoch = g_epoch.load(std::memory_order_acquire);
+  if (t_epoch_seen == epoch) return;
+  std::lock_guard lock(g_mutex);
+  t_epoch_seen = epoch;
+  if (!g_pinning) return;
+  const int slot = tbb::this_task_arena::current_thread_index();
+  const pid_t tid = gettid();
+  if (slot < 0 || static_cast<std::size_t>(slot) >= g_cpus.size() || g_saved_masks.count(tid) > 0) return;
+  cpu_set_t saved;
+  CPU_ZERO(&saved);
+  if (sched_getaffinity(0, sizeof saved, &saved) != 0) return;
   cpu_set_t one;
   CPU_ZERO(&one);
-  CPU_SET(cpus_[static_cast<std::size_t>(thread.slot)], &one);
+  CPU_SET(g_cpus[static_cast<std::size_t>(slot)], &one);
   // Best effort: a thread that cannot be pinned still works, only without the placement.
-  thread.pinned = sched_setaffinity(tid, sizeof one, &one) == 0;
-}
-
-void CpuPinning::on_scheduler_entry(bool /*is_worker*/) {
-  Inside thread{tbb::this_task_arena::current_thread_index(), {}, false};
-  CPU_ZERO(&thread.saved_mask);
-  if (sched_getaffinity(0, sizeof thread.saved_mask, &thread.saved_mask) != 0) return;
-  const pid_t tid = gettid();
-  std::lock_guard lock(g_mutex);
-  if (state_ == State::kDone) return;
-  Inside& recorded = inside_.insert_or_assign(tid, thread).first->second;
-  if (state_ == State::kPinning) pin(tid, recorded);
-}
-
-void CpuPinning::on_scheduler_exit(bool /*is_worker*/) {
-  std::lock_guard lock(g_mutex);
-  const auto it = inside_.find(gettid());
-  if (it == inside_.end()) return;
-  if (it->second.pinned) (void)sched_setaffinity(0, sizeof it->second.saved_mask, &it->second.saved_mask);
-  inside_.erase(it);
-}
-
-void CpuPinning::pin_locked() {
-  if (state_ != State::kWaiting) return;
-  state_ = State::kPinning;
-  for (auto& [tid, thread] : inside_) pin(tid, thread);
-}
-
-void CpuPinning::unpin_locked() {
-  state_ = State::kDone;
-  for (const auto& [tid, thread] : inside_) {
-    if (thread.pinned) (void)sched_setaffinity(tid, sizeof thread.saved_mask, &thread.saved_mask);
-  }
-  inside_.clear();
+  if (sched_setaffinity(0, sizeof one, &one) == 0) g_saved_masks.emplace(tid, saved);
 }
 #else
 std::vector<int> allowed_cpus() { return {}; }
-void CpuPinning::on_scheduler_entry(bool) {}
-void CpuPinning::on_scheduler_exit(bool) {}
-void CpuPinning::pin_locked() {}
-void CpuPinning::unpin_locked() { state_ = State::kDone; }
+void pin_this_thread() {}
 #endif
 
-CpuPinning::CpuPinning(tbb::task_arena& arena, std::vector<int> cpus)
-    : tbb::task_scheduler_observer(arena), cpus_(std::move(cpus)) {
-  observe(true);
-}
-
-CpuPinning::~CpuPinning() {
-  {
-    // Threads still in the arena (a worker that has not left yet) get their masks back here:
-    // after observe(false) they would never hear of their exit.
-    std::lock_guard lock(g_mutex);
-    unpin_locked();
-    if (g_pinning == this) g_pinning = nullptr;
-  }
-  observe(false);
-}
-
-ThreadArena::ThreadArena(int threads, Pin pin) : arena_(threads) {
+ThreadArena::ThreadArena(int threads) : arena_(threads) {
   if (threads > tbb::info::default_concurrency()) {
     raised_cap_.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   }
-  {
-    std::lock_guard lock(g_mutex);
-    if (++g_live_arenas > 1) {
-      // Two graphs at once (transcode's two halves, a caller's own threads): pinned, their
-      // threads would crowd onto the same CPUs. Neither pins.
-      if (g_pinning != nullptr) g_pinning->unpin_locked();
-      return;
-    }
-  }
-  if (threads < 2 || !thread_pinning()) return;
   std::vector<int> cpus = allowed_cpus();
-  if (cpus.size() != static_cast<std::size_t>(threads)) return;
-  arena_.initialize();
-  pinning_ = std::make_unique<CpuPinning>(arena_, std::move(cpus));
   std::lock_guard lock(g_mutex);
-  if (g_live_arenas > 1) {
-    pinning_->unpin_locked();  // another arena came meanwhile
+  if (++g_live_arenas > 1) {
+    // Two graphs at once (transcode's two halves, a caller's own threads): pinned, their threads
+    // would crowd onto the same CPUs. Neither pins.
+    stop_pinning_locked();
     return;
   }
-  g_pinning = pinning_.get();
-  if (pin == Pin::kAtOnce) g_pinning->pin_locked();
+  if (threads < 2 || !thread_pinning() || cpus.size() != static_cast<std::size_t>(threads)) return;
+  g_owner = this;
+  g_cpus = std::move(cpus);
+  g_pinning = true;
+  g_epoch.fetch_add(1, std::memory_order_release);  // every thread looks again
 }
 
 ThreadArena::~ThreadArena() {
   std::lock_guard lock(g_mutex);
   --g_live_arenas;
-}
-
-void pin_arena_threads() {
-  std::lock_guard lock(g_mutex);
-  if (g_pinning != nullptr && g_live_arenas == 1) g_pinning->pin_locked();
+  if (g_owner == this) stop_pinning_locked();
 }
 
 void unpin_arena_threads() {
   std::lock_guard lock(g_mutex);
-  if (g_pinning != nullptr) g_pinning->unpin_locked();
+  if (g_owner != nullptr) stop_pinning_locked();
 }
 
 }  // namespace detail

@@ -313,6 +313,19 @@ TEST(Graph, UnitsReallyDecodeOnSeveralWorkerThreads) {
 }
 
 #ifdef __linux__
+// Whether this process may pin a thread (a sandbox can forbid sched_setaffinity): tries on the
+// calling thread and puts its mask back.
+bool can_pin(const std::vector<int>& cpus) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[0], &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) return false;
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int cpu : cpus) CPU_SET(cpu, &all);
+  return sched_setaffinity(0, sizeof all, &all) == 0;
+}
+
 // Runs the identity codec on `threads` threads, every chunk waiting until all of them have taken
 // one, and returns the CPU masks the chunks ran under.
 std::set<std::vector<int>> masks_of_a_run(int threads) {
@@ -351,7 +364,7 @@ std::set<std::vector<int>> masks_of_a_decode(int threads, bool framed) {
 
 TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
   const std::vector<int> cpus = thread_cpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  if (cpus.size() < 2 || !can_pin(cpus)) GTEST_SKIP() << "needs two CPUs and leave to pin threads";
   const int threads = static_cast<int>(cpus.size());
   ASSERT_TRUE(thread_pinning()) << "on by default";
 
@@ -391,16 +404,20 @@ TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
 
 TEST(Graph, TwoArenasAtOnceUnpinTheFirstAndPinNeither) {
   const std::vector<int> cpus = thread_cpus();
-  if (cpus.size() < 2) GTEST_SKIP() << "needs two CPUs";
+  if (cpus.size() < 2 || !can_pin(cpus)) GTEST_SKIP() << "needs two CPUs and leave to pin threads";
   const int threads = static_cast<int>(cpus.size());
   std::vector<int> in_first, in_second, in_first_again;
   {
     detail::ThreadArena first(threads);
     first.execute([&] {
+      detail::pin_this_thread();  // as a graph's task does
       in_first = thread_cpus();
       detail::ThreadArena second(threads);  // as transcode's second graph comes
       in_first_again = thread_cpus();
-      second.execute([&] { in_second = thread_cpus(); });
+      second.execute([&] {
+        detail::pin_this_thread();
+        in_second = thread_cpus();
+      });
     });
   }
   EXPECT_EQ(in_first.size(), 1u) << "alone, the first arena pins";
