@@ -1,5 +1,5 @@
 // The task arena every graph runs in: `threads` slots, as the caller asked, and each thread pinned
-// to a CPU of its own while it works in the arena when there is one thread per CPU. Internal.
+// to a CPU of its own while the arena lives when there is one thread per CPU. Internal.
 //
 // oneTBB caps its worker threads at the machine's cores minus one unless a global_control
 // raises the cap, and then prints a warning for every arena that asks for more and runs it with
@@ -8,9 +8,9 @@
 //
 // Pinning (see set_thread_pinning in sluice/compress.h for the measurements): left to itself,
 // Linux put both threads of a -j2 run on one CPU for milliseconds at a time while the other
-// idled. When the arena has as many slots as the process may use CPUs (two or more), the thread
-// in slot i runs on the i-th of those CPUs while it is in the arena, and gets back the CPU mask it
-// had when it leaves. Nothing is pinned with fewer threads than CPUs (several such runs side by
+// idled. When the arena has as many slots as the process may use CPUs (two or more), a thread
+// that works in slot i is pinned to the i-th of those CPUs, and every thread pinned gets its own
+// CPU mask back when the arena ends. Nothing is pinned with fewer threads than CPUs (several such runs side by
 // side would all crowd onto the first CPUs), nor while another ThreadArena is alive in the
 // process (transcode runs two graphs at once: the first arena's threads are unpinned when the
 // second comes).
