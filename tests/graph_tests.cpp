@@ -379,7 +379,7 @@ TEST(Graph, OneThreadPerCpuPinsEachToItsOwnCpuAndGivesTheMasksBack) {
   EXPECT_EQ(thread_cpus(), cpus);
 
   // Not pinned: more threads than CPUs, or pinning turned off. The workers pinned above run
-  // with the whole mask again, so they were given it back when they left.
+  // with the whole mask again, so they were given it back when their arena ended.
   const std::set<std::vector<int>> whole{cpus};
   EXPECT_EQ(masks_of_a_run(threads + 1), whole);
   set_thread_pinning(false);
