@@ -27,8 +27,8 @@
 
 #include "core/chunk.h"
 #include "core/first_error.h"
-#include "graphs/thread_arena.h"
 #include "core/overlapped_sink.h"
+#include "graphs/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "sluice/compress.h"
 
@@ -53,14 +54,8 @@ void unpin_all_locked() {
 void unpin_all_locked() {}
 #endif
 
-void stop_pinning_locked() {
-  unpin_all_locked();
-  g_pinning = false;
-  g_owner = nullptr;
-}
-
-}  // namespace
-
+// The CPUs this process may run on (the calling thread's affinity mask), in ascending order;
+// empty where that cannot be read.
 #ifdef __linux__
 std::vector<int> allowed_cpus() {
   std::vector<int> cpus;
@@ -72,7 +67,19 @@ std::vector<int> allowed_cpus() {
   }
   return cpus;
 }
+#else
+std::vector<int> allowed_cpus() { return {}; }
+#endif
 
+void stop_pinning_locked() {
+  unpin_all_locked();
+  g_pinning = false;
+  g_owner = nullptr;
+}
+
+}  // namespace
+
+#ifdef __linux__
 void pin_this_thread() {
   const std::uint64_t epoch = g_epoch.load(std::memory_order_acquire);
   if (t_epoch_seen == epoch) return;
@@ -92,7 +99,6 @@ void pin_this_thread() {
   if (sched_setaffinity(0, sizeof one, &one) == 0) g_saved_masks.emplace(tid, saved);
 }
 #else
-std::vector<int> allowed_cpus() { return {}; }
 void pin_this_thread() {}
 #endif
 

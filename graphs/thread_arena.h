@@ -27,13 +27,8 @@
 
 #include <optional>
 #include <utility>
-#include <vector>
 
 namespace sluice::detail {
-
-// The CPUs this process may run on (the calling thread's affinity mask), in ascending order;
-// empty where that cannot be read.
-std::vector<int> allowed_cpus();
 
 class ThreadArena {
  public:
