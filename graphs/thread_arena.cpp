@@ -34,8 +34,7 @@ namespace {
 // stops, and once per thread and arena: never on a hot path).
 std::mutex g_mutex;
 int g_live_arenas = 0;                 // ThreadArenas alive now
-const ThreadArena* g_owner = nullptr;  // the arena that pins: only while it is alone
-bool g_pinning = false;                // g_owner's threads are pinned as they come
+const ThreadArena* g_owner = nullptr;  // the arena whose threads are pinned as they come
 std::vector<int> g_cpus;               // the CPU for each slot
 
 // Bumped whenever an arena starts pinning, so that each thread takes the lock once per arena.
@@ -73,7 +72,6 @@ std::vector<int> allowed_cpus() { return {}; }
 
 void stop_pinning_locked() {
   unpin_all_locked();
-  g_pinning = false;
   g_owner = nullptr;
 }
 
@@ -85,7 +83,7 @@ void pin_this_thread() {
   if (t_epoch_seen == epoch) return;
   std::lock_guard lock(g_mutex);
   t_epoch_seen = epoch;
-  if (!g_pinning) return;
+  if (g_owner == nullptr) return;
   const int slot = tbb::this_task_arena::current_thread_index();
   const pid_t tid = gettid();
   if (slot < 0 || static_cast<std::size_t>(slot) >= g_cpus.size() || g_saved_masks.count(tid) > 0) return;
@@ -117,7 +115,6 @@ ThreadArena::ThreadArena(int threads) : arena_(threads) {
   if (threads < 2 || !thread_pinning() || cpus.size() != static_cast<std::size_t>(threads)) return;
   g_owner = this;
   g_cpus = std::move(cpus);
-  g_pinning = true;
   g_epoch.fetch_add(1, std::memory_order_release);  // every thread looks again
 }
 
