@@ -532,7 +532,8 @@ def render_micro(speeds, threads):
     describe = {"BM_Read": "serial: the reader's read(2) into chunk buffers",
                 "BM_Crc32Zlib": "serial: CRC-32 of a single gzip member (zlib's; the decoder uses ISA-L's)",
                 "BM_Crc32CombinePerChunk": "serial: combining per-chunk CRCs (single-member gzip writer)",
-                "BM_Xxh32": "serial: lz4's content checksum (XXH32, in order)",
+                "BM_Xxh32": "serial, for the lz4 tool's one-frame streams only: the content checksum (XXH32, "
+                            "in order); sluice's frames of one block each are checked in Decode/lz4",
                 "BM_WritePipe": "serial: the writer's write(2) into a pipe"}
     for name, (bps, ratio) in speeds.items():
         what = describe.get(name, "chunk path: compress one chunk" if name.startswith("Compress")
@@ -543,14 +544,15 @@ def render_micro(speeds, threads):
     lines.append(f"Scaling model: a graph's throughput is about min(cores x chunk-path speed, serial ceiling). "
                  f"Reading and writing into a pipe bound every graph at about {ceiling / 1e6:,.0f} MB/s here (the "
                  "slower of the two; writing to /dev/null or a file in the page cache costs less, so the tables "
-                 "above can pass it); lz4 decoding adds XXH32 and single-member gzip decoding its inflate, both "
-                 "serial. Cores needed to reach the ceiling:")
+                 "above can pass it); decoding the lz4 tool's one-frame streams adds XXH32 and single-member gzip "
+                 "decoding its inflate, both serial (sluice's own lz4 and gzip have no serial stage of their own). "
+                 "Cores needed to reach the ceiling:")
     lines.append("")
     lines.append("| chunk path | per core MB/s | cores to reach the serial ceiling |")
     lines.append("|---|---:|---:|")
     for name, (bps, _) in speeds.items():
         if name.startswith(("Compress", "Decode")):
-            limit = ceiling if not name.startswith("Decode/lz4") else min(ceiling, speeds["BM_Xxh32"][0])
+            limit = ceiling
             lines.append(f"| {name} | {bps / 1e6:,.0f} | {limit / bps:.1f} |")
     return "\n".join(lines)
 

@@ -30,6 +30,15 @@ class CodecBase : public Codec {
   CodecOptions options_;
 };
 
+// The framer of a codec whose every chunk compresses to whole frames (zstd, lz4): a stream is just
+// its chunks, with nothing before, between or after them.
+class SelfFramedChunks final : public StreamFramer {
+ public:
+  void header(Buffer&) override {}
+  void add_chunk(ByteView, std::uint64_t) override {}
+  void trailer(Buffer&) override {}
+};
+
 // The registry entry for a codec class constructed as CodecT(CodecInfo, CodecOptions).
 template <typename CodecT>
 CodecEntry entry_for(CodecInfo info) {

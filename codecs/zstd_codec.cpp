@@ -41,13 +41,6 @@ class ZstdChunkCompressor final : public ChunkCompressor {
   ZSTD_CCtx* context_;
 };
 
-class ZstdFramer final : public StreamFramer {
- public:
-  void header(Buffer&) override {}
-  void add_chunk(ByteView, std::uint64_t) override {}
-  void trailer(Buffer&) override {}
-};
-
 // Streaming decoder: any number of frames, skippable frames, every frame checksum verified.
 // Memory is bounded by the window size limit (ZSTD_d_windowLogMax default, 128 MiB), never by a
 // size the input claims.
@@ -188,7 +181,7 @@ class ZstdCodec final : public CodecBase {
     return std::make_unique<ZstdChunkCompressor>(options_.level);
   }
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
-    return std::make_unique<ZstdFramer>();
+    return std::make_unique<SelfFramedChunks>();
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<ZstdDecoder>(); }
   std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<ZstdSplitter>(); }

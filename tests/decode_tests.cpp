@@ -95,6 +95,31 @@ std::set<std::size_t> gzip_member_ends(const Bytes& packed) {
   return ends;
 }
 
+// Where each lz4 frame that sluice writes ends (a 7-byte header, blocks, the EndMark, a content
+// checksum): cutting there leaves a valid, shorter stream.
+std::set<std::size_t> lz4_frame_ends(const Bytes& packed) {
+  const auto word_at = [&](std::size_t at) {
+    return packed[at] | packed[at + 1] << 8 | packed[at + 2] << 16 | static_cast<std::uint32_t>(packed[at + 3]) << 24;
+  };
+  std::set<std::size_t> ends;
+  for (std::size_t at = 0; at + 7 <= packed.size();) {
+    EXPECT_EQ(packed[at + 4], 0x64) << "frame descriptor at byte " << at;
+    for (at += 7; at + 4 <= packed.size() && word_at(at) != 0;) at += 4 + (word_at(at) & 0x7FFFFFFFu);
+    at += 8;
+    ends.insert(at);
+  }
+  return ends;
+}
+
+// Where a stream in `format` may be cut and still be valid: between zstd or lz4 frames and between
+// independent gzip members.
+std::set<std::size_t> valid_cuts(const Format& format, const Bytes& packed) {
+  if (format.codec == "zstd") return zstd_frame_ends(packed);
+  if (format.codec == "lz4") return lz4_frame_ends(packed);
+  if (format.independent) return gzip_member_ends(packed);
+  return {};
+}
+
 // Decodes `bytes`; returns the output, or nothing if the decoder reported corrupt data.
 // Any other outcome fails the test.
 std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& what,
@@ -112,13 +137,14 @@ class Damaged : public ::testing::TestWithParam<Format> {};
 
 TEST_P(Damaged, EveryTruncationIsAnError) {
   const auto sample = packed_sample(GetParam());
-  const auto frame_ends = zstd_frame_ends(sample.packed);
-  const auto member_ends = GetParam().independent ? gzip_member_ends(sample.packed) : std::set<std::size_t>{};
+  const auto ends = valid_cuts(GetParam(), sample.packed);
+  EXPECT_EQ(ends.size(), GetParam().codec == "gzip" && !GetParam().independent ? 0u : 4u) << "one frame per chunk";
   for (std::size_t cut = 0; cut < sample.packed.size(); ++cut) {
     const Bytes truncated(sample.packed.begin(), sample.packed.begin() + static_cast<std::ptrdiff_t>(cut));
     const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut), GetParam().decompress_options());
-    // zstd frames and independent gzip members are streams of their own: a cut between two is valid.
-    if ((GetParam().codec == "zstd" && frame_ends.count(cut)) || member_ends.count(cut)) {
+    // zstd and lz4 frames and independent gzip members are streams of their own: a cut between
+    // two is valid.
+    if (ends.count(cut)) {
       ASSERT_TRUE(decoded.has_value()) << "a cut at a frame end is a valid stream";
       EXPECT_EQ(*decoded, Bytes(sample.input.begin(), sample.input.begin() + static_cast<std::ptrdiff_t>(decoded->size())));
     } else {
@@ -370,6 +396,46 @@ TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
     EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
     EXPECT_NE(std::string(e.what()).find("CRC-32 mismatch"), std::string::npos) << e.what();
   }
+}
+
+// Every lz4 block sluice writes is a frame of its own, so its content checksum is checked by the
+// worker that decodes it: a bad checksum in one frame fails at that frame's offset, after exactly
+// the frames before it were written, on any thread count.
+TEST(Parallel, AnLz4FrameIsCheckedByTheWorkerThatDecodesIt) {
+  constexpr std::size_t kChunkBytes = 64 * 1024;
+  const Bytes input = text_bytes(32 * kChunkBytes, 74);
+  CompressOptions options;
+  options.codec = "lz4";
+  options.codec_options.chunk_bytes = kChunkBytes;
+  Bytes packed = to_bytes(compress_buffer(view(input), options));
+  const auto ends = lz4_frame_ends(packed);
+  ASSERT_EQ(ends.size(), 32u) << "one frame per block";
+  const std::size_t frame_20 = *std::next(ends.begin(), 19), frame_21 = *std::next(ends.begin(), 20);
+  packed[frame_21 - 1] ^= 0x10;  // the content checksum of frame 20 (counting from 0)
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(view(packed));
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = threads;
+    try {
+      decompress(source, sink, decode);
+      ADD_FAILURE() << "a bad content checksum went unnoticed on " << threads << " threads";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+      EXPECT_NE(std::string(e.what()).find("content checksum mismatch"), std::string::npos) << e.what();
+      EXPECT_EQ(e.offset(), frame_20) << e.what();
+    }
+    EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 20 * kChunkBytes)) << threads;
+  }
+  packed[frame_21 - 1] ^= 0x10;  // mended
+  MemorySource source(view(packed));
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.threads = 2;
+  const DecompressStats stats = decompress(source, sink, decode);
+  EXPECT_EQ(stats.units, 32u) << "every frame one unit";
+  EXPECT_FALSE(stats.serial_from.has_value());
+  EXPECT_EQ(to_bytes(sink.buffer()), input);
 }
 
 TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
