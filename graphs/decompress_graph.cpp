@@ -42,7 +42,8 @@ using detail::FirstError;
 using Piece = detail::Chunk::Piece;
 namespace flow = tbb::flow;
 
-constexpr std::size_t kReadBytes = 1024 * 1024;  // what decompress() reads to detect the format
+// What decompress() tells the format from (at most), and the size of the reader's reads.
+constexpr std::size_t kReadBytes = 1024 * 1024;
 // From a pipe, the reader reads into blocks of this size (two huge pages) and cuts pieces as views
 // into them; only the unit that does not fit in what is left of a block is copied, into the next.
 constexpr std::size_t kBlockBytes = 4 * 1024 * 1024;
@@ -88,32 +89,73 @@ class BlockPool {
   std::vector<std::unique_ptr<Buffer>> free_;
 };
 
+// The start of a stream, where its format is told from: a regular file larger than one read is
+// mapped, and its first window is the start (the mapping was made for the reader anyway; reading
+// the first 1 MiB as well cost a page fault per page and a copy, 1 ms of a 25 ms run, for bytes
+// thrown away); anything else is read, and the read becomes the reader's first block.
+struct StreamStart {
+  Buffer read;
+  std::optional<detail::FileMapper> mapper;
+  std::shared_ptr<detail::FileWindow> window;
+  std::uint64_t file_base = 0;  // file offset of the stream's first byte, when mapped
+
+  ByteView prefix() const {
+    if (!window) return read.view();
+    const ByteView bytes = window->bytes();
+    return bytes.first(std::min(bytes.size(), kReadBytes));
+  }
+};
+
+StreamStart start_stream(ByteSource& source) {
+  StreamStart start;
+  auto* file = dynamic_cast<FdSource*>(&source);
+  if (file && file->positional() && detail::FileMapper::enabled()) {
+    const auto size = static_cast<std::uint64_t>(file->status().st_size);
+    const std::uint64_t base = file->position();
+    if (size > base + kReadBytes) {
+      start.mapper.emplace(file->fd(), size);
+      start.window = start.mapper->map(base, kReadBytes, kWindowBytes);
+      if (start.window) {
+        start.file_base = base;
+        return start;
+      }
+      start.mapper.reset();
+    }
+  }
+  start.read.reserve(kReadBytes);
+  start.read.resize(source.read_full(start.read.data(), kReadBytes));
+  return start;
+}
+
+// The format of a stream that starts with `prefix`, unless `codec` names it. Throws kCorruptData
+// for input in no known format.
+std::string detect_format(ByteView prefix, const std::string& codec) {
+  if (!codec.empty()) return codec;
+  if (const auto info = CodecRegistry::global().detect(prefix)) return info->name;
+  throw Error(ErrorKind::kCorruptData,
+              prefix.empty() ? std::string("empty input: not compressed data")
+                             : fmt::format("not compressed data in a known format ({})", known_formats()),
+              {}, 0);
+}
+
 // Cuts the compressed stream into pieces. Runs serially (input_node).
 class PieceReader {
  public:
-  PieceReader(ByteSource& source, Buffer initial, const std::string& codec, StreamSplitter* splitter, ChunkPool& pool,
-              BlockPool& blocks, FirstError& errors)
+  PieceReader(ByteSource& source, StreamStart start, const std::string& codec, StreamSplitter* splitter,
+              ChunkPool& pool, BlockPool& blocks, FirstError& errors)
       : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
         blocks_(blocks), errors_(errors) {
-    eof_ = initial.empty();
-    // A regular file larger than the detection read is mapped: pieces are views of its windows.
-    auto* file = dynamic_cast<FdSource*>(&source);
-    if (file && file->positional() && !eof_ && detail::FileMapper::enabled()) {
-      const auto size = static_cast<std::uint64_t>(file->status().st_size);
-      file_base_ = file->position() - initial.size();  // where the stream starts in the file
-      if (size > file_base_ + initial.size()) {
-        mapper_.emplace(file->fd(), size);
-        window_ = mapper_->map(file_base_, initial.size(), kWindowBytes);
-        if (window_) {
-          mapped_file_ = mapper_->file();
-          bytes_ = window_->bytes();
-          return;
-        }
-        mapper_.reset();
-      }
+    if (start.window) {  // pieces are views of the file's windows
+      mapped_file_ = start.mapper->file();
+      mapper_.emplace(std::move(*start.mapper));
+      window_ = std::move(start.window);
+      file_base_ = start.file_base;
+      bytes_ = window_->bytes();
+      return;
     }
     // The first block is the detection read itself: a small stream never touches a full block.
-    block_ = blocks_.acquire(0, std::move(initial));
+    eof_ = start.read.empty();
+    block_ = blocks_.acquire(0, std::move(start.read));
     bytes_ = block_->view();
   }
 
@@ -322,7 +364,7 @@ class OutputNamingSink final : public ByteSink {
   ByteSink& inner_;
 };
 
-void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer initial, const Codec& codec, int threads,
+void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                           std::size_t max_pieces, std::uint64_t max_output, DecompressStats& stats) {
   OutputNamingSink sink(output_sink);
   flow::graph graph;
@@ -332,7 +374,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, Buffer init
   const auto splitter = codec.make_splitter();
   const auto verifier = splitter ? codec.make_unit_verifier() : nullptr;
   std::unique_ptr<StreamDecoder> serial_decoder;
-  PieceReader piece_reader(source, std::move(initial), codec.info().name, splitter.get(), pool, blocks, errors);
+  PieceReader piece_reader(source, std::move(start), codec.info().name, splitter.get(), pool, blocks, errors);
   tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders([&codec] { return codec.make_unit_decoder(); });
   // Where serial decoding writes: with more than one thread, through a writing thread of its own,
   // so that decoding and a slow sink (a file, a tar extraction) overlap.
@@ -436,20 +478,10 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   const auto start = std::chrono::steady_clock::now();
   DecompressStats stats;
   const int threads = resolve_threads(options.threads);
-  Buffer initial(kReadBytes);
+  StreamStart stream_start;
   try {
-    initial.resize(source.read_full(initial.data(), kReadBytes));
-    stats.codec = options.codec;
-    if (stats.codec.empty()) {
-      const auto info = CodecRegistry::global().detect(initial.view());
-      if (!info) {
-        throw Error(ErrorKind::kCorruptData,
-                    initial.empty() ? std::string("empty input: not compressed data")
-                                    : fmt::format("not compressed data in a known format ({})", known_formats()),
-                    {}, 0);
-      }
-      stats.codec = info->name;
-    }
+    stream_start = start_stream(source);
+    stats.codec = detect_format(stream_start.prefix(), options.codec);
   } catch (const Error& e) {
     throw e.with_context(source.name(), std::nullopt);
   }
@@ -459,7 +491,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   }
   const auto codec = CodecRegistry::global().create(stats.codec, codec_options);
   const auto run = [&] {
-    run_decompress_graph(source, sink, std::move(initial), *codec, threads, options.max_pieces_in_flight,
+    run_decompress_graph(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
                          options.max_output_bytes, stats);
   };
   if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&

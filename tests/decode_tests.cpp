@@ -13,6 +13,7 @@
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
+#include "sluice/io.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -712,6 +713,56 @@ TEST(Detect, InputThatIsNotCompressedIsRejected) {
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
     }
+  }
+}
+
+// A file larger than 1 MiB is mapped, and its format told from the mapping, not from a read: the
+// magic is found behind a skippable frame, plain text is rejected, and a file read from the middle
+// (a stream that starts where the descriptor was left) starts there.
+TEST(Detect, TheFormatOfAMappedFileIsToldFromTheMapping) {
+  const testing::ScratchDir dir;
+  const Bytes input = testing::random_bytes(1536 * 1024, 6);  // stays larger than 1 MiB compressed
+  for (const std::string codec : {"zstd", "lz4"}) {
+    for (const std::uint32_t skipped : {16u, 200u * 1024u}) {
+      Bytes stream = {0x50, 0x2A, 0x4D, 0x18};
+      for (int b = 0; b < 4; ++b) stream.push_back(static_cast<std::uint8_t>(skipped >> (8 * b)));
+      stream.resize(stream.size() + skipped, 0x5A);
+      CompressOptions options;
+      options.codec = codec;
+      const Bytes packed = to_bytes(compress_buffer(view(input), options));
+      stream.insert(stream.end(), packed.begin(), packed.end());
+      const auto path = dir / (codec + std::to_string(skipped));
+      testing::write_file(path, stream);
+      FdSource source(path.string());
+      MemorySink sink;
+      const DecompressStats stats = decompress(source, sink);
+      EXPECT_EQ(stats.codec, codec) << skipped;
+      EXPECT_EQ(to_bytes(sink.buffer()), input) << codec << " after " << skipped << " skipped bytes";
+    }
+  }
+  // Behind 100 bytes that the caller has read already.
+  CompressOptions options;
+  options.codec = "lz4";
+  Bytes behind(100, 'x');
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  behind.insert(behind.end(), packed.begin(), packed.end());
+  testing::write_file(dir / "behind", behind);
+  FdSource from_100((dir / "behind").string());
+  Bytes skipped(100);
+  ASSERT_EQ(from_100.read_full(skipped.data(), skipped.size()), 100u);
+  MemorySink decoded;
+  decompress(from_100, decoded);
+  EXPECT_EQ(to_bytes(decoded.buffer()), input) << "from byte 100";
+
+  testing::write_file(dir / "plain", input);
+  FdSource plain((dir / "plain").string());
+  MemorySink sink;
+  try {
+    decompress(plain, sink);
+    ADD_FAILURE() << "accepted a file of plain text";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+    EXPECT_NE(e.detail().find("not compressed data in a known format"), std::string::npos) << e.what();
   }
 }
 
