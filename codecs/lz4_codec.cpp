@@ -1,10 +1,10 @@
-// lz4 in the LZ4 frame format. Every block we write is a frame of its own: header, the block, the
-// EndMark and the XXH32 checksum of the block's content. Concatenated frames are one valid lz4
-// stream (`lz4 -d` reads them all), and each frame is complete in itself, so the content checksum
-// is computed where the block is compressed and checked where it is decoded, on every worker,
-// instead of once over the whole stream, in order, on one thread (XXH32 runs 6.2 GB/s on one core
-// here, a serial stage that held back parallel decoding; BENCHMARKS.md). The cost is 11 bytes a
-// block (0.0003% of a 4 MiB block).
+// lz4 in the LZ4 frame format. Every block we write is a frame of its own: a header (with the
+// block's content size), the block, the EndMark and the XXH32 checksum of the block's content.
+// Concatenated frames are one valid lz4 stream (`lz4 -d` reads them all), and each frame is
+// complete in itself, so the content checksum is computed where the block is compressed and
+// checked where it is decoded, on every worker, instead of once over the whole stream, in order,
+// on one thread (XXH32 runs 6.2 GB/s on one core here, a serial stage that held back parallel
+// decoding; BENCHMARKS.md). The cost is 19 bytes a block (0.0005% of a 4 MiB block).
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -13,7 +13,6 @@
 #include <lz4hc.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <optional>
 
@@ -41,17 +40,18 @@ BlockSize block_size_for(std::size_t chunk_bytes) {
   return kSizes[3];
 }
 
-// The frame descriptor of every frame we write: version 01, independent blocks, no block
-// checksums, no content size, a content checksum; the block maximum; the header checksum.
-constexpr std::size_t kOwnHeaderBytes = 7;
+// The header of every frame we write: version 01, independent blocks, no block checksums, the
+// content size (so that `lz4 --list` can tell the stream's size), a content checksum; the block
+// maximum; the content size; the header checksum.
+constexpr std::size_t kOwnHeaderBytes = 15;
 constexpr std::size_t kOwnFrameOverheadBytes = kOwnHeaderBytes + 4 + 4 + 4;  // header, size word, EndMark, checksum
-std::array<std::uint8_t, kOwnHeaderBytes> own_frame_header(std::uint8_t block_code) {
-  std::array<std::uint8_t, kOwnHeaderBytes> header{};
-  store_le32(header.data(), kFrameMagic);
-  header[4] = 0x40 | 0x20 | 0x04;
-  header[5] = static_cast<std::uint8_t>(block_code << 4);
-  header[6] = static_cast<std::uint8_t>(XXH32(header.data() + 4, 2, 0) >> 8);
-  return header;
+void put_own_frame_header(std::uint8_t* out, std::uint8_t block_code, std::uint64_t content_bytes) {
+  store_le32(out, kFrameMagic);
+  out[4] = 0x40 | 0x20 | 0x08 | 0x04;
+  out[5] = static_cast<std::uint8_t>(block_code << 4);
+  store_le32(out + 6, static_cast<std::uint32_t>(content_bytes));
+  store_le32(out + 10, static_cast<std::uint32_t>(content_bytes >> 32));
+  out[14] = static_cast<std::uint8_t>(XXH32(out + 4, 10, 0) >> 8);
 }
 
 class Lz4ChunkCompressor final : public ChunkCompressor {
@@ -59,7 +59,7 @@ class Lz4ChunkCompressor final : public ChunkCompressor {
   Lz4ChunkCompressor(int level, BlockSize block)
       : level_(level),
         block_bytes_(block.bytes),
-        header_(own_frame_header(block.code)),
+        block_code_(block.code),
         state_(std::make_unique<char[]>(static_cast<std::size_t>(level < LZ4HC_CLEVEL_MIN ? LZ4_sizeofState()
                                                                                            : LZ4_sizeofStateHC()))) {}
 
@@ -72,8 +72,8 @@ class Lz4ChunkCompressor final : public ChunkCompressor {
     do {
       const std::size_t length = std::min(block_bytes_, input.size() - at);
       const ByteView content = input.subspan(at, length);
-      std::memcpy(out.data() + written, header_.data(), header_.size());
-      written += header_.size();
+      put_own_frame_header(out.data() + written, block_code_, length);
+      written += kOwnHeaderBytes;
       if (length > 0) written += put_block(content, out.data() + written);
       store_le32(out.data() + written, 0);  // EndMark
       store_le32(out.data() + written + 4, XXH32(content.data(), content.size(), 0));
@@ -106,7 +106,7 @@ class Lz4ChunkCompressor final : public ChunkCompressor {
 
   int level_;
   std::size_t block_bytes_;
-  std::array<std::uint8_t, kOwnHeaderBytes> header_;
+  std::uint8_t block_code_;
   std::unique_ptr<char[]> state_;
 };
 

@@ -6,6 +6,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include <sys/resource.h>
 
 #include <set>
@@ -96,16 +99,16 @@ std::set<std::size_t> gzip_member_ends(const Bytes& packed) {
   return ends;
 }
 
-// Where each lz4 frame that sluice writes ends (a 7-byte header, blocks, the EndMark, a content
-// checksum): cutting there leaves a valid, shorter stream.
+// Where each lz4 frame that sluice writes ends (a 15-byte header with the content size, blocks,
+// the EndMark, a content checksum): cutting there leaves a valid, shorter stream.
 std::set<std::size_t> lz4_frame_ends(const Bytes& packed) {
   const auto word_at = [&](std::size_t at) {
     return packed[at] | packed[at + 1] << 8 | packed[at + 2] << 16 | static_cast<std::uint32_t>(packed[at + 3]) << 24;
   };
   std::set<std::size_t> ends;
-  for (std::size_t at = 0; at + 7 <= packed.size();) {
-    EXPECT_EQ(packed[at + 4], 0x64) << "frame descriptor at byte " << at;
-    for (at += 7; at + 4 <= packed.size() && word_at(at) != 0;) at += 4 + (word_at(at) & 0x7FFFFFFFu);
+  for (std::size_t at = 0; at + 15 <= packed.size();) {
+    EXPECT_EQ(packed[at + 4], 0x6C) << "frame descriptor at byte " << at;
+    for (at += 15; at + 4 <= packed.size() && word_at(at) != 0;) at += 4 + (word_at(at) & 0x7FFFFFFFu);
     at += 8;
     ends.insert(at);
   }
@@ -399,36 +402,44 @@ TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
   }
 }
 
-// Every lz4 block sluice writes is a frame of its own, so its content checksum is checked by the
-// worker that decodes it: a bad checksum in one frame fails at that frame's offset, after exactly
-// the frames before it were written, on any thread count.
+// Every lz4 block sluice writes is a frame of its own, so what its header and trailer promise is
+// checked by the worker that decodes it: a bad content checksum or content size in one frame fails
+// at that frame's offset, after exactly the frames before it were written, on any thread count.
 TEST(Parallel, AnLz4FrameIsCheckedByTheWorkerThatDecodesIt) {
   constexpr std::size_t kChunkBytes = 64 * 1024;
   const Bytes input = text_bytes(32 * kChunkBytes, 74);
   CompressOptions options;
   options.codec = "lz4";
   options.codec_options.chunk_bytes = kChunkBytes;
-  Bytes packed = to_bytes(compress_buffer(view(input), options));
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
   const auto ends = lz4_frame_ends(packed);
   ASSERT_EQ(ends.size(), 32u) << "one frame per block";
   const std::size_t frame_20 = *std::next(ends.begin(), 19), frame_21 = *std::next(ends.begin(), 20);
-  packed[frame_21 - 1] ^= 0x10;  // the content checksum of frame 20 (counting from 0)
-  for (int threads : {1, 2, 8}) {
-    MemorySource source(view(packed));
-    MemorySink sink;
-    DecompressOptions decode;
-    decode.threads = threads;
-    try {
-      decompress(source, sink, decode);
-      ADD_FAILURE() << "a bad content checksum went unnoticed on " << threads << " threads";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
-      EXPECT_NE(std::string(e.what()).find("content checksum mismatch"), std::string::npos) << e.what();
-      EXPECT_EQ(e.offset(), frame_20) << e.what();
+
+  Bytes bad_checksum = packed;
+  bad_checksum[frame_21 - 1] ^= 0x10;  // the content checksum of frame 20 (counting from 0)
+  Bytes bad_size = packed;
+  ASSERT_EQ(bad_size[frame_20 + 6], 0x00) << "64 KiB: 0x00010000";
+  bad_size[frame_20 + 6] = 0x01;  // one byte more than the block holds, under a valid header checksum
+  bad_size[frame_20 + 14] = static_cast<std::uint8_t>(XXH32(bad_size.data() + frame_20 + 4, 10, 0) >> 8);
+  for (const auto& [damaged, message] : {std::pair{&bad_checksum, "content checksum mismatch"},
+                                         std::pair{&bad_size, "65536 bytes decoded, header says 65537"}}) {
+    for (int threads : {1, 2, 8}) {
+      MemorySource source(view(*damaged));
+      MemorySink sink;
+      DecompressOptions decode;
+      decode.threads = threads;
+      try {
+        decompress(source, sink, decode);
+        ADD_FAILURE() << "no error on " << threads << " threads, expected " << message;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+        EXPECT_EQ(e.offset(), frame_20) << e.what();
+      }
+      EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 20 * kChunkBytes)) << threads;
     }
-    EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 20 * kChunkBytes)) << threads;
   }
-  packed[frame_21 - 1] ^= 0x10;  // mended
   MemorySource source(view(packed));
   MemorySink sink;
   DecompressOptions decode;
