@@ -3,6 +3,7 @@
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,9 +50,13 @@ extern "C" void on_sigbus(int signal_number, siginfo_t* info, void* context) {
     if (begin == 0 || address < begin || address >= end) continue;
     // The file lost this page (it was truncated under us). Zeros from here to the window's end
     // replace what it lost, so the access succeeds when retried; the reader reports the loss.
+    // The system call itself, not mmap(): sanitizers intercept mmap(), and ThreadSanitizer takes
+    // the remapping for a write racing with other threads' reads of these pages, which had
+    // nothing to read there (reading a lost page faults: they come through here too) and read
+    // the zeros after it.
     const std::uintptr_t page = address & ~(g_page_bytes - 1);
-    void* zeros = ::mmap(reinterpret_cast<void*>(page), end - page, PROT_READ,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    void* zeros = reinterpret_cast<void*>(::syscall(SYS_mmap, page, end - page, PROT_READ,
+                                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
     if (zeros == MAP_FAILED) break;  // cannot repair: fall through to the default
     if (MappedFileState* file = slot.file.load(std::memory_order_acquire)) {
       lower_to(file->first_lost_offset, slot.file_offset.load(std::memory_order_relaxed) + (page - begin));
