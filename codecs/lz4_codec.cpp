@@ -310,7 +310,8 @@ class Lz4UnitDecoder final : public UnitDecoder {
     out.clear();
     if (end_mark > header) decode_block(frame.subspan(header, end_mark - header), flags & 0x10, max_block, out);
     if (content_size) {
-      const std::uint64_t declared = std::uint64_t{load_le32(frame.data() + 6)} | std::uint64_t{load_le32(frame.data() + 10)} << 32;
+      const std::uint64_t declared =
+          std::uint64_t{load_le32(frame.data() + 6)} | std::uint64_t{load_le32(frame.data() + 10)} << 32;
       if (declared != out.size()) {
         throw Error(ErrorKind::kCorruptData,
                     fmt::format("corrupt lz4 frame: {} bytes decoded, header says {}", out.size(), declared));
