@@ -483,6 +483,10 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     stream_start = start_stream(source);
     stats.codec = detect_format(stream_start.prefix(), options.codec);
   } catch (const Error& e) {
+    // Zeros where a file that shrank lost its pages are no format: say what happened instead.
+    if (const auto& mapper = stream_start.mapper; mapper && mapper->file()->lost_pages.load()) {
+      detail::throw_lost_pages(*mapper->file(), source.name());
+    }
     throw e.with_context(source.name(), std::nullopt);
   }
   CodecOptions codec_options;
