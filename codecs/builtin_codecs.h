@@ -65,15 +65,19 @@ inline std::uint32_t load_le32(const std::uint8_t* p) {
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 
+// What first_frame_magic() returns for a prefix that holds only skippable frames: a skippable
+// magic, which the first frame that is not skippable cannot have.
+inline constexpr std::uint32_t kOnlySkippableFrames = 0x184D2A50u;
+
 // The magic number of the first frame that is not a skippable frame (a range zstd and lz4 share),
-// if it lies within `prefix`. Returns 0 if `prefix` holds only skippable frames.
+// if it lies within `prefix`; kOnlySkippableFrames if `prefix` holds only skippable frames.
 inline std::optional<std::uint32_t> first_frame_magic(ByteView prefix) {
   std::size_t at = 0;
-  while (at + 8 <= prefix.size() && (load_le32(prefix.data() + at) & 0xFFFFFFF0u) == 0x184D2A50u) {
+  while (at + 8 <= prefix.size() && (load_le32(prefix.data() + at) & 0xFFFFFFF0u) == kOnlySkippableFrames) {
     at += 8 + std::size_t{load_le32(prefix.data() + at + 4)};
   }
   if (at + 4 <= prefix.size()) return load_le32(prefix.data() + at);
-  if (at > 0) return 0;
+  if (at > 0) return kOnlySkippableFrames;
   return std::nullopt;
 }
 

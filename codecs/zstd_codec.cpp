@@ -203,7 +203,7 @@ CodecInfo zstd_info() {
   // A stream that starts with skippable frames only (none real in view) is read as zstd.
   info.matches_magic = [](ByteView p) {
     const auto magic = first_frame_magic(p);
-    return magic && (*magic == ZSTD_MAGICNUMBER || *magic == 0);
+    return magic && (*magic == ZSTD_MAGICNUMBER || *magic == kOnlySkippableFrames);
   };
   return info;
 }
