@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "graphs/tar_format.h"
+#include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/tar.h"
 
@@ -376,7 +377,12 @@ TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const
     // An archive of many similar files (a source tree) gains from longer zstd frames: 8 MiB
     // frames make the tar of the Silesia files plus /usr/include 3% smaller than 4 MiB ones,
     // and smaller than `tar -I 'zstd -T2'` (BENCHMARKS.md), for 2x the chunk memory.
-    if (codec == "zstd" && run.codec_options.chunk_bytes == 0) run.codec_options.chunk_bytes = kTarZstdChunkBytes;
+    // (Levels whose own frames are larger keep theirs.)
+    if (codec == "zstd" && run.codec_options.chunk_bytes == 0) {
+      const std::size_t level_frame_bytes =
+          CodecRegistry::global().create(codec, run.codec_options)->options().chunk_bytes;
+      run.codec_options.chunk_bytes = std::max(kTarZstdChunkBytes, level_frame_bytes);
+    }
     const CompressStats compressed = compress(source, sink, run);
     stats.archive_bytes = compressed.input_bytes;
     stats.stored_bytes = compressed.output_bytes;

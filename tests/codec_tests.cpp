@@ -180,6 +180,35 @@ TEST(Gzip, XflRecordsFastestAndBestLevels) {
   EXPECT_EQ(xfl(9), 2);
 }
 
+// A zstd frame holds two of its level's windows when the user names no chunk size, between 4 MiB
+// and 16 MiB (the largest unit decoded in parallel); a chunk size the user names is kept.
+TEST(Zstd, DefaultFramesHoldTwoWindowsOfTheirLevel) {
+  constexpr std::size_t kMiB = 1024 * 1024;
+  for (const auto& [level, frame_bytes] : {std::pair{0, 4 * kMiB}, {1, 4 * kMiB}, {3, 4 * kMiB}, {9, 8 * kMiB},
+                                           {16, 8 * kMiB}, {19, 16 * kMiB}, {22, 16 * kMiB}}) {
+    CodecOptions options;
+    options.level = level;
+    EXPECT_EQ(CodecRegistry::global().create("zstd", options)->options().chunk_bytes, frame_bytes) << level;
+    options.chunk_bytes = kMiB;
+    EXPECT_EQ(CodecRegistry::global().create("zstd", options)->options().chunk_bytes, kMiB) << level;
+  }
+  // The largest default frame is still a unit of parallel decoding.
+  const Bytes input = text_bytes(32 * kMiB + 100, 8);
+  CompressOptions compress;
+  compress.codec = "zstd";
+  compress.codec_options.level = 1;
+  compress.codec_options.chunk_bytes = 16 * kMiB;
+  const Buffer packed = compress_buffer(view(input), compress);
+  MemorySource source(packed.view());
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.threads = 2;
+  const DecompressStats stats = decompress(source, sink, decode);
+  EXPECT_EQ(stats.units, 3u);
+  EXPECT_FALSE(stats.serial_from.has_value());
+  EXPECT_EQ(to_bytes(sink.buffer()), input);
+}
+
 TEST(Options, LevelOutOfRangeIsAUsageError) {
   for (auto [codec, level] : {std::pair{"gzip", 10}, {"gzip", -1}, {"zstd", 23}, {"lz4", 13}}) {
     CompressOptions options;
