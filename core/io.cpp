@@ -2,6 +2,7 @@
 #include "sluice/io.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -137,6 +138,18 @@ int register_cleanup(const std::string& path) {
 void unregister_cleanup(int slot) {
   if (slot >= 0) g_cleanup_used[slot].store(false, std::memory_order_release);
 }
+
+// A random name for a temporary: `prefix` and six letters or digits, as mkstemp makes them.
+std::string temporary_name(const std::string& prefix) {
+  static constexpr char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::uint8_t random[6];
+  if (::getrandom(random, sizeof random, 0) != static_cast<ssize_t>(sizeof random)) {
+    throw_system_error("cannot make a temporary name", prefix);
+  }
+  std::string name = prefix;
+  for (const std::uint8_t byte : random) name += kLetters[byte % (sizeof kLetters - 1)];
+  return name;
+}
 }  // namespace
 
 void remove_pending_outputs() noexcept {
@@ -161,11 +174,24 @@ OutputFile::OutputFile(std::string path, bool overwrite)
   }
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  std::string pattern = (dir / ("." + target.filename().string() + ".sluice-XXXXXX")).string();
-  fd_ = ::mkostemp(pattern.data(), O_CLOEXEC);
-  if (fd_ < 0) throw_system_error("cannot create output", path_);
-  temp_path_ = pattern;
-  cleanup_slot_ = register_cleanup(temp_path_);
+  // The temporary is registered for remove_pending_outputs() before it is created (mkstemp would
+  // create it first): a signal that arrives once it exists always finds it registered.
+  const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string candidate = temporary_name(prefix);
+    const int slot = register_cleanup(candidate);
+    fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd_ >= 0) {
+      temp_path_ = std::move(candidate);
+      cleanup_slot_ = slot;
+      return;
+    }
+    const int saved = errno;
+    unregister_cleanup(slot);
+    errno = saved;
+    if (saved != EEXIST) break;
+  }
+  throw_system_error("cannot create output", path_);
 }
 
 OutputFile::~OutputFile() { discard(); }
