@@ -200,7 +200,8 @@ constexpr std::size_t kMinFrameBytes = 4 * 1024 * 1024;
 // tar, size against zstd -T2 (whose jobs share history), -j2: level 3 (2 MiB window), 4 MiB frames:
 // +0.3%; level 9 (4 MiB window): +1.2% with 4 MiB frames, +0.6% with 8 at the same speed; level 16:
 // +2.2% / +1.2% with 8 (21% slower); level 19 (8 MiB window): +4.2% with 4 MiB frames, +0.8% with
-// 16 (29% slower, still 1.19x zstd -T2's speed; peak RSS 230 MiB against zstd's 258).
+// 16 (+1.1% with the files in the bench's order; 29% slower, still 1.19-1.29x zstd -T2's speed;
+// peak RSS 230 MiB against zstd's 258).
 std::size_t default_frame_bytes(int level) {
   const unsigned window_log = ZSTD_getCParams(level, ZSTD_CONTENTSIZE_UNKNOWN, 0).windowLog;
   return std::clamp(std::size_t{2} << window_log, kMinFrameBytes, kMaxUnitOutputBytes);
