@@ -27,6 +27,14 @@ namespace {
 constexpr std::uint32_t kFrameMagic = 0x184D2204u;
 constexpr std::uint32_t kUncompressedBit = 0x80000000u;
 
+// The legacy format (`lz4 -l`, the Linux kernel's): this magic, then blocks of at most 8 MiB of
+// content, each a size word and an independent lz4 block, with no checksums and no end mark. It
+// ends at the end of the input, or where a size word is larger than any block can be: that word
+// is the magic of the next frame.
+constexpr std::uint32_t kLegacyMagic = 0x184C2102u;
+constexpr std::size_t kLegacyBlockBytes = 8 * 1024 * 1024;
+constexpr std::uint32_t kLegacyMaxPackedBytes = LZ4_COMPRESSBOUND(kLegacyBlockBytes);
+
 // The frame's block maximum: the smallest the format offers that holds a whole chunk (4 MiB at
 // most; larger chunks become several blocks).
 struct BlockSize {
@@ -111,7 +119,8 @@ class Lz4ChunkCompressor final : public ChunkCompressor {
 };
 
 // Streaming decoder over liblz4's frame API: concatenated and skippable frames, linked or
-// independent blocks, block and content checksums verified when present.
+// independent blocks, block and content checksums verified when present; legacy frames (which
+// liblz4's frame API does not read) block by block itself.
 class Lz4Decoder final : public StreamDecoder {
  public:
   Lz4Decoder() : out_(kDecodeOutputBytes) {
@@ -121,64 +130,130 @@ class Lz4Decoder final : public StreamDecoder {
   ~Lz4Decoder() override { LZ4F_freeDecompressionContext(context_); }
 
   void decode(ByteView input, const Emit& emit) override {
-    const std::uint8_t* next = input.data();
-    std::size_t left = input.size();
-    if (left == 0) return;
-    for (;;) {
-      std::size_t produced = out_.capacity();
-      std::size_t taken = left;
-      const std::size_t ret = LZ4F_decompress(context_, out_.data(), &produced, next, &taken, nullptr);
-      const std::uint64_t position = consumed_ + static_cast<std::uint64_t>(next - input.data()) + taken;
-      if (LZ4F_isError(ret)) fail(ret, position);
-      if (taken == 0 && produced == 0 && left > 0) {
-        throw Error(ErrorKind::kInternal, "lz4 decoder made no progress", {}, position);
+    while (!input.empty()) {
+      if (legacy_) {
+        input = legacy_bytes(input, emit);
+      } else if (in_frame_) {
+        input = frame_bytes(input, emit);
+      } else {
+        input = next_frame(input, emit);
       }
-      next += taken;
-      left -= taken;
-      if (produced > 0) emit({out_.data(), produced});
-      in_frame_ = ret != 0;
-      if (!in_frame_) {
-        ++frames_;
-        frame_start_ = position;
-      }
-      if (left == 0 && (produced < out_.capacity() || ret == 0)) break;
     }
-    consumed_ += input.size();
   }
 
   void resume_at(std::uint64_t offset) override {
-    consumed_ = frame_start_ = offset;
+    position_ = frame_start_ = offset;
     frames_ = std::max<std::uint64_t>(frames_, 1);
   }
 
   void finish() override {
-    if (frames_ == 0 && !in_frame_) throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
-    if (in_frame_) {
+    if (frames_ == 0 && !in_frame_ && pending_.empty()) throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
+    // pending_ holds the start of a legacy block, or of the next frame's magic.
+    if (in_frame_ || !pending_.empty()) {
       throw Error(ErrorKind::kCorruptData,
-                  fmt::format("unexpected end of input: the lz4 frame starting at byte {} is truncated",
-                              frame_start_),
-                  {}, consumed_);
+                  fmt::format("unexpected end of input: the lz4 {} starting at byte {} is truncated",
+                              legacy_ ? "legacy block" : "frame", in_frame_ ? frame_start_ : position_),
+                  {}, position_ + pending_.size());
     }
   }
 
  private:
-  [[noreturn]] void fail(std::size_t ret, std::uint64_t position) {
-    const std::string reason = LZ4F_getErrorName(ret);
-    if (frames_ > 0 && !in_frame_ && reason.find("frameType_unknown") != std::string::npos) {
-      throw Error(ErrorKind::kCorruptData,
-                  fmt::format("trailing garbage after the last lz4 frame (which ends at byte {})", frame_start_),
-                  {}, frame_start_);
+  // Between frames: the first four bytes tell a legacy frame from one for liblz4.
+  ByteView next_frame(ByteView input, const Emit& emit) {
+    input = gather(input, 4);
+    if (pending_.size() < 4) return input;
+    frame_start_ = position_;
+    const std::uint32_t magic = load_le32(pending_.data());
+    if (magic == kLegacyMagic) {
+      legacy_ = true;
+      ++frames_;
+      position_ += 4;
+      pending_.clear();
+      return input;
     }
+    if (magic != kFrameMagic && (magic & 0xFFFFFFF0u) != kOnlySkippableFrames) {
+      throw Error(ErrorKind::kCorruptData,
+                  frames_ > 0 ? "trailing garbage after the last lz4 frame" : "not an lz4 frame",
+                  {}, position_);
+    }
+    std::uint8_t magic_bytes[4];
+    std::memcpy(magic_bytes, pending_.data(), 4);
+    pending_.clear();
+    frame_bytes({magic_bytes, 4}, emit);
+    return input;
+  }
+
+  // Feeds liblz4 until `input` is used up or a frame ends; returns what is left.
+  ByteView frame_bytes(ByteView input, const Emit& emit) {
+    const std::uint8_t* next = input.data();
+    std::size_t left = input.size();
+    for (;;) {
+      std::size_t produced = out_.capacity();
+      std::size_t taken = left;
+      const std::size_t ret = LZ4F_decompress(context_, out_.data(), &produced, next, &taken, nullptr);
+      if (LZ4F_isError(ret)) fail(ret, position_ + taken);
+      if (taken == 0 && produced == 0 && left > 0) {
+        throw Error(ErrorKind::kInternal, "lz4 decoder made no progress", {}, position_);
+      }
+      next += taken;
+      left -= taken;
+      position_ += taken;
+      if (produced > 0) emit({out_.data(), produced});
+      in_frame_ = ret != 0;
+      if (!in_frame_) {
+        ++frames_;
+        return {next, left};
+      }
+      if (left == 0 && produced < out_.capacity()) return {next, 0};
+    }
+  }
+
+  // A legacy frame's blocks, each gathered whole and decoded alone, until a size word that no
+  // block can have: the next frame's magic, left in pending_ for next_frame().
+  ByteView legacy_bytes(ByteView input, const Emit& emit) {
+    input = gather(input, 4);
+    if (pending_.size() < 4) return input;
+    const std::uint32_t word = load_le32(pending_.data());
+    if (word > kLegacyMaxPackedBytes) {
+      legacy_ = false;
+      return input;
+    }
+    if (word == 0) throw Error(ErrorKind::kCorruptData, "corrupt lz4 legacy block: 0 bytes", {}, position_);
+    input = gather(input, 4 + std::size_t{word});
+    if (pending_.size() < 4 + std::size_t{word}) return input;
+    if (legacy_out_.capacity() < kLegacyBlockBytes) legacy_out_.reserve(kLegacyBlockBytes);
+    const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(pending_.data() + 4),
+                                        reinterpret_cast<char*>(legacy_out_.data()), static_cast<int>(word),
+                                        static_cast<int>(kLegacyBlockBytes));
+    if (got < 0) throw Error(ErrorKind::kCorruptData, "corrupt lz4 legacy block", {}, position_);
+    emit({legacy_out_.data(), static_cast<std::size_t>(got)});
+    position_ += pending_.size();
+    pending_.clear();
+    return input;
+  }
+
+  // Moves bytes from `input` into pending_ until it holds `bytes`; returns the rest of `input`.
+  ByteView gather(ByteView input, std::size_t bytes) {
+    const std::size_t take = std::min(input.size(), bytes - std::min(bytes, pending_.size()));
+    pending_.append(input.first(take));
+    return input.subspan(take);
+  }
+
+  [[noreturn]] void fail(std::size_t ret, std::uint64_t position) {
     throw Error(ErrorKind::kCorruptData,
-                fmt::format("corrupt lz4 frame starting at byte {}: {}", frame_start_, reason), {}, position);
+                fmt::format("corrupt lz4 frame starting at byte {}: {}", frame_start_, LZ4F_getErrorName(ret)), {},
+                position);
   }
 
   LZ4F_dctx* context_ = nullptr;
   Buffer out_;
-  std::uint64_t consumed_ = 0;
+  Buffer pending_;      // bytes gathered across calls: a frame's magic, or a legacy block
+  Buffer legacy_out_;   // a legacy block's content (allocated with the first one)
+  std::uint64_t position_ = 0;  // stream offset of the first byte not yet decoded (pending_ starts there)
   std::uint64_t frame_start_ = 0;
   std::uint64_t frames_ = 0;
   bool in_frame_ = false;
+  bool legacy_ = false;
 };
 
 // Flags passed from the splitter to the unit decoder and the verifier.
@@ -189,11 +264,12 @@ constexpr std::uint32_t kHasContentSize = 8;   // header: value is the declared 
 constexpr std::uint32_t kHasBlockCheck = 16;   // unit: the block ends with its own checksum
 constexpr std::uint32_t kWholeFrame = 32;      // unit: a whole frame of at most one block
 
-// Finds the blocks of lz4 frames whose blocks are independent. A frame with linked blocks (or a
-// dictionary) sends the rest of the stream to the serial decoder.
+// Finds the blocks of lz4 frames whose blocks are independent, and of legacy frames. A frame with
+// linked blocks (or a dictionary) sends the rest of the stream to the serial decoder.
 class Lz4Splitter final : public StreamSplitter {
  public:
   Cut next(ByteView b, std::uint64_t offset) override {
+    if (legacy_) return next_legacy_block(b, offset);
     return in_frame_ ? next_block(b, offset) : next_frame(b, offset);
   }
 
@@ -207,8 +283,14 @@ class Lz4Splitter final : public StreamSplitter {
 
  private:
   Cut next_frame(ByteView b, std::uint64_t offset) {
-    if (b.size() < 8) return need_more();
+    if (b.size() < 4) return need_more();
     const std::uint32_t magic = load_le32(b.data());
+    if (magic == kLegacyMagic) {
+      legacy_ = true;
+      ++frames_;
+      return marker(4);
+    }
+    if (b.size() < 8) return need_more();
     if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
     if (magic != kFrameMagic) {
       throw Error(ErrorKind::kCorruptData,
@@ -271,6 +353,20 @@ class Lz4Splitter final : public StreamSplitter {
     return unit(bytes, max_block_, block_check_ ? kHasBlockCheck : 0);
   }
 
+  // A legacy block is a unit of its own (the unit decoder's plain-block path: no block checksum, and
+  // its size word never has the stored bit, which no block of at most 8 MiB needs).
+  Cut next_legacy_block(ByteView b, std::uint64_t offset) {
+    if (b.size() < 4) return need_more();
+    const std::uint32_t word = load_le32(b.data());
+    if (word > kLegacyMaxPackedBytes) {  // no block is this large: the next frame's magic
+      legacy_ = false;
+      return next_frame(b, offset);
+    }
+    if (word == 0) throw Error(ErrorKind::kCorruptData, "corrupt lz4 legacy block: 0 bytes", {}, offset);
+    if (b.size() < 4 + std::size_t{word}) return need_more();
+    return unit(4 + std::size_t{word}, kLegacyBlockBytes);
+  }
+
   // The bytes of the block whose size word is `word` (at stream offset `offset`): the word, the
   // data and the block checksum if the frame has them.
   static std::size_t block_bytes(std::uint32_t word, std::size_t max_block, bool block_check, std::uint64_t offset) {
@@ -283,6 +379,7 @@ class Lz4Splitter final : public StreamSplitter {
   }
 
   bool in_frame_ = false;
+  bool legacy_ = false;  // between the blocks of a legacy frame, which has no end mark
   std::uint64_t frame_start_ = 0;
   std::uint64_t frames_ = 0;
   std::size_t max_block_ = 0;
@@ -412,7 +509,7 @@ CodecInfo lz4_info() {
   info.history_bytes = 0;
   info.matches_magic = [](ByteView p) {
     const auto magic = first_frame_magic(p);
-    return magic && *magic == kFrameMagic;
+    return magic && (*magic == kFrameMagic || *magic == kLegacyMagic);
   };
   return info;
 }

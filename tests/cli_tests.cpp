@@ -185,7 +185,10 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"lz4_block_checksums", "lz4 -q -BX -B4 -c data.bin > foreign"},
         Foreign{"lz4_content_size_no_crc", "lz4 -q --content-size --no-frame-crc -c data.bin > foreign"},
         Foreign{"lz4_hc", "lz4 -q -9 -c data.bin > foreign"},
-        Foreign{"lz4_concatenated", "{ lz4 -q -c data.bin; lz4 -q -c other.bin; } > foreign"}),
+        Foreign{"lz4_concatenated", "{ lz4 -q -c data.bin; lz4 -q -c other.bin; } > foreign"},
+        Foreign{"lz4_legacy", "lz4 -q -l -c data.bin > foreign"},
+        Foreign{"lz4_legacy_then_frame", "{ lz4 -q -l -c data.bin; lz4 -q -c other.bin; } > foreign"},
+        Foreign{"lz4_linked_then_legacy", "{ lz4 -q -BD -B4 -c data.bin; lz4 -q -l -c other.bin; } > foreign"}),
     [](const auto& test) { return test.param.name; });
 
 // gzip members with every optional header field: FEXTRA, FNAME, FCOMMENT and FHCRC.

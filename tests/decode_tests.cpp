@@ -3,14 +3,17 @@
 // kCorruptData error or (for bytes that carry no meaning, like gzip's MTIME) decode to exactly
 // the original: never a crash, a hang, or wrong output without an error.
 #include <gtest/gtest.h>
+#include <lz4.h>
 #include <zlib.h>
 #include <zstd.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include <fmt/format.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <set>
 
 #include "sluice/compress.h"
@@ -448,6 +451,169 @@ TEST(Parallel, AnLz4FrameIsCheckedByTheWorkerThatDecodesIt) {
   EXPECT_EQ(stats.units, 32u) << "every frame one unit";
   EXPECT_FALSE(stats.serial_from.has_value());
   EXPECT_EQ(to_bytes(sink.buffer()), input);
+}
+
+// ---- lz4's legacy format (`lz4 -l`, the Linux kernel's) ----
+
+// A legacy frame: its magic, then each block of `input` as a size word and an lz4 block.
+// block_ends gets the offset after each block (where the stream may end).
+Bytes legacy_lz4(const Bytes& input, std::size_t block_bytes, std::vector<std::size_t>* block_ends = nullptr) {
+  Bytes out = {0x02, 0x21, 0x4C, 0x18};
+  for (std::size_t at = 0; at < input.size(); at += block_bytes) {
+    const int length = static_cast<int>(std::min(block_bytes, input.size() - at));
+    std::vector<char> packed(static_cast<std::size_t>(LZ4_compressBound(length)));
+    const int size = LZ4_compress_default(reinterpret_cast<const char*>(input.data() + at), packed.data(), length,
+                                          static_cast<int>(packed.size()));
+    EXPECT_GT(size, 0);
+    for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<std::uint8_t>(size >> shift));
+    out.insert(out.end(), packed.begin(), packed.begin() + size);
+    if (block_ends) block_ends->push_back(out.size());
+  }
+  return out;
+}
+
+Bytes concatenated(std::initializer_list<const Bytes*> parts) {
+  Bytes all;
+  for (const Bytes* part : parts) all.insert(all.end(), part->begin(), part->end());
+  return all;
+}
+
+// Legacy blocks are independent, so each is a unit of its own, decoded on any worker.
+TEST(Lz4Legacy, BlocksAreUnitsAndDecodeAlikeOnAnyThreadCount) {
+  constexpr std::size_t kBlockBytes = 64 * 1024;
+  const Bytes input = text_bytes(40 * kBlockBytes + 77, 81);
+  const Bytes packed = legacy_lz4(input, kBlockBytes);
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(view(packed));
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = threads;
+    const DecompressStats stats = decompress(source, sink, decode);
+    EXPECT_EQ(to_bytes(sink.buffer()), input) << threads;
+    EXPECT_EQ(stats.units, 41u) << threads;
+    EXPECT_FALSE(stats.serial_from.has_value());
+  }
+  // Only the magic: an empty stream, as `lz4 -l` writes for empty input.
+  EXPECT_TRUE(to_bytes(decompress_buffer(view(Bytes{0x02, 0x21, 0x4C, 0x18}), {})).empty());
+}
+
+// A legacy frame has no end mark: it ends where the input does, or where a size word is one no
+// block can have, which is the next frame's magic (legacy or not).
+TEST(Lz4Legacy, ConcatenatedWithOtherFramesOfEitherKind) {
+  const Bytes first = text_bytes(300000, 82), second = text_bytes(200000, 83), third = text_bytes(1, 84);
+  CompressOptions options;
+  options.codec = "lz4";
+  const Bytes legacy_first = legacy_lz4(first, 100000), framed = to_bytes(compress_buffer(view(second), options)),
+              legacy_third = legacy_lz4(third, 100000);
+  const Bytes stream = concatenated({&legacy_first, &framed, &legacy_third, &legacy_first});
+  const Bytes expected = concatenated({&first, &second, &third, &first});
+  for (int threads : {1, 2}) {
+    DecompressOptions decode;
+    decode.threads = threads;
+    EXPECT_EQ(to_bytes(decompress_buffer(view(stream), decode)), expected) << threads;
+  }
+}
+
+TEST(Lz4Legacy, EveryCutButOneAtABlockEndIsAnError) {
+  const Bytes input = text_bytes(3 * 2048 + 100, 85);
+  std::vector<std::size_t> ends = {4};  // the magic alone is an empty stream
+  const Bytes packed = legacy_lz4(input, 2048, &ends);
+  for (std::size_t cut = 0; cut <= packed.size(); ++cut) {
+    const Bytes truncated(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(cut));
+    const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut), {});
+    const auto end = std::find(ends.begin(), ends.end(), cut);
+    if (end != ends.end()) {
+      const std::size_t blocks = static_cast<std::size_t>(end - ends.begin());
+      ASSERT_TRUE(decoded.has_value()) << "a cut after block " << blocks << " is a valid stream";
+      EXPECT_EQ(*decoded, Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(
+                                                               std::min(input.size(), blocks * 2048))));
+    } else {
+      EXPECT_FALSE(decoded.has_value()) << "a legacy stream cut at byte " << cut << " was accepted";
+    }
+  }
+}
+
+// With no checksums in the format, a block that does not decode is what is caught: the error
+// names its offset, and the blocks before it are written, on any thread count.
+TEST(Lz4Legacy, ABadBlockAZeroSizeAndGarbageAfterAreErrorsAtTheirOffset) {
+  constexpr std::size_t kBlockBytes = 16 * 1024;
+  const Bytes input = text_bytes(8 * kBlockBytes, 86);
+  std::vector<std::size_t> ends;
+  const Bytes packed = legacy_lz4(input, kBlockBytes, &ends);
+  const std::size_t block_5 = ends[4];
+  Bytes bad_block = packed;
+  // A first token that promises 15 + 255 * 8 literals, more than the block holds.
+  std::fill_n(bad_block.begin() + static_cast<std::ptrdiff_t>(block_5 + 4), 9, std::uint8_t{0xFF});
+  Bytes zero_size(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(block_5));
+  zero_size.insert(zero_size.end(), 4, std::uint8_t{0});
+  Bytes garbage(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(block_5));
+  const std::string text = "garbage after the stream";
+  garbage.insert(garbage.end(), text.begin(), text.end());
+  for (const auto& [damaged, message] : {std::pair{&bad_block, "corrupt lz4 block"},
+                                         std::pair{&zero_size, "corrupt lz4 legacy block: 0 bytes"},
+                                         std::pair{&garbage, "trailing garbage"}}) {
+    for (int threads : {1, 2, 8}) {
+      MemorySource source(view(*damaged));
+      MemorySink sink;
+      DecompressOptions decode;
+      decode.threads = threads;
+      try {
+        decompress(source, sink, decode);
+        ADD_FAILURE() << "no error on " << threads << " threads, expected " << message;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+        EXPECT_EQ(e.offset(), block_5) << e.what();
+      }
+      EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 5 * kBlockBytes)) << threads;
+    }
+  }
+}
+
+// The streaming decoder (which takes over after a frame with linked blocks) reads legacy frames
+// too, from pieces of any size, and says where a stream was cut or damaged.
+TEST(Lz4Legacy, TheStreamingDecoderReadsThemFromPiecesOfAnySize) {
+  const Bytes first = text_bytes(150000, 87), second = text_bytes(90000, 88);
+  CompressOptions options;
+  options.codec = "lz4";
+  std::vector<std::size_t> ends;
+  const Bytes legacy_first = legacy_lz4(first, 50000, &ends), framed = to_bytes(compress_buffer(view(second), options));
+  const Bytes stream = concatenated({&legacy_first, &framed, &legacy_first});
+  const Bytes expected = concatenated({&first, &second, &first});
+  const auto codec = CodecRegistry::global().create("lz4");
+  const auto decode_in_pieces = [&codec](const Bytes& bytes, std::size_t piece) {
+    const auto decoder = codec->make_decoder();
+    Bytes out;
+    for (std::size_t at = 0; at < bytes.size(); at += piece) {
+      decoder->decode(view(bytes).subspan(at, std::min(piece, bytes.size() - at)),
+                      [&out](ByteView b) { out.insert(out.end(), b.begin(), b.end()); });
+    }
+    decoder->finish();
+    return out;
+  };
+  for (std::size_t piece : {1, 3, 4, 5, 4096, 1000000}) {
+    EXPECT_EQ(decode_in_pieces(stream, piece), expected) << "pieces of " << piece;
+  }
+  const auto error_of = [&](const Bytes& bytes) -> std::string {
+    try {
+      decode_in_pieces(bytes, 7);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+      return e.what();
+    }
+    return "no error";
+  };
+  const Bytes cut_in_block_2(legacy_first.begin(), legacy_first.begin() + static_cast<std::ptrdiff_t>(ends[0] + 10));
+  EXPECT_NE(error_of(cut_in_block_2).find(fmt::format("the lz4 legacy block starting at byte {} is truncated", ends[0])),
+            std::string::npos)
+      << error_of(cut_in_block_2);
+  Bytes garbage = legacy_first;
+  for (char c : std::string("garbage")) garbage.push_back(static_cast<std::uint8_t>(c));
+  EXPECT_NE(error_of(garbage).find("trailing garbage after the last lz4 frame"), std::string::npos) << error_of(garbage);
+  Bytes bad_block = legacy_first;
+  std::fill_n(bad_block.begin() + static_cast<std::ptrdiff_t>(ends[0] + 4), 9, std::uint8_t{0xFF});
+  EXPECT_NE(error_of(bad_block).find(fmt::format("corrupt lz4 legacy block (at byte {})", ends[0])), std::string::npos)
+      << error_of(bad_block);
 }
 
 TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
