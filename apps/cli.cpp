@@ -71,6 +71,10 @@ ParseResult parse_command_line(int argc, char** argv) {
              "  sluice -d data.zst             writes data (format from the magic bytes)\n"
              "  sluice -r logs/ --output-dir out/   compresses a tree in one graph run\n"
              "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
+             "Commands with options of their own (sluice COMMAND --help):\n"
+             "  sluice tar        create, extract or list tar archives\n"
+             "  sluice transcode  decompress and compress again in one streaming pass\n"
+             "  sluice run        run a pipeline described in a TOML file\n"
              "Exit status: 0 success, 1 a file failed, 2 usage error.");
 
   bool decompress = false;

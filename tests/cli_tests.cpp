@@ -426,7 +426,15 @@ TEST_F(Cli, CompressedDataIsNotWrittenToATerminal) {
 }
 
 TEST_F(Cli, HelpVersionAndDemo) {
-  EXPECT_EQ(sluice("--help").status, 0);
+  const auto help = sluice("--help");
+  EXPECT_EQ(help.status, 0);
+  // The commands main() dispatches before parsing are named in the help, and have help of their own.
+  for (const char* command : {"tar", "transcode", "run"}) {
+    EXPECT_NE(help.out.find(fmt::format("  sluice {} ", command)), std::string::npos) << command << "\n" << help.out;
+    const auto own = sluice(fmt::format("{} --help", command));
+    EXPECT_EQ(own.status, 0) << command;
+    EXPECT_NE(own.out.find(fmt::format("sluice {}", command)), std::string::npos) << own.out;
+  }
   const auto version = sluice("--version");
   EXPECT_EQ(version.status, 0);
   EXPECT_NE(version.out.find("sluice "), std::string::npos);
