@@ -290,12 +290,13 @@ class Lz4Splitter final : public StreamSplitter {
       ++frames_;
       return marker(4);
     }
-    if (b.size() < 8) return need_more();
-    if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
-    if (magic != kFrameMagic) {
+    const bool skippable = (magic & 0xFFFFFFF0u) == kOnlySkippableFrames;
+    if (!skippable && magic != kFrameMagic) {  // told from four bytes, however few follow
       throw Error(ErrorKind::kCorruptData,
                   frames_ > 0 ? "trailing garbage after the last lz4 frame" : "not an lz4 frame", {}, offset);
     }
+    if (b.size() < 8) return need_more();
+    if (skippable) return marker(8 + std::size_t{load_le32(b.data() + 4)});
     const std::uint8_t flags = b[4], descriptor = b[5];
     const std::size_t header = 7 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0);
     if (b.size() < header) return need_more();

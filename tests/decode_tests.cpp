@@ -549,9 +549,12 @@ TEST(Lz4Legacy, ABadBlockAZeroSizeAndGarbageAfterAreErrorsAtTheirOffset) {
   Bytes garbage(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(block_5));
   const std::string text = "garbage after the stream";
   garbage.insert(garbage.end(), text.begin(), text.end());
+  Bytes short_garbage(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(block_5));
+  short_garbage.insert(short_garbage.end(), text.begin(), text.begin() + 5);  // fewer bytes than a frame header
   for (const auto& [damaged, message] : {std::pair{&bad_block, "corrupt lz4 block"},
                                          std::pair{&zero_size, "corrupt lz4 legacy block: 0 bytes"},
-                                         std::pair{&garbage, "trailing garbage"}}) {
+                                         std::pair{&garbage, "trailing garbage"},
+                                         std::pair{&short_garbage, "trailing garbage"}}) {
     for (int threads : {1, 2, 8}) {
       MemorySource source(view(*damaged));
       MemorySink sink;

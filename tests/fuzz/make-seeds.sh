@@ -46,10 +46,14 @@ cat a.zst b.zst > ab.zst && seed zstd-two-frames zstd ab.zst
 
 # lz4
 lz4 -q -c text > a.lz4 && seed lz4 lz4 a.lz4
-lz4 -q -BD -c text > d.lz4 && seed lz4-linked lz4 d.lz4
+# Linked blocks only with more than one block: 64 KiB blocks over eight copies of the text.
+for i in 1 2 3 4 5 6 7 8; do cat text; done > text8
+lz4 -q -BD -B4 -c text8 > d.lz4 && seed lz4-linked lz4 d.lz4
 lz4 -q -BX -B4 -c text > x.lz4 && seed lz4-block-checksums lz4 x.lz4
 lz4 -q --content-size -c text > c.lz4 && seed lz4-content-size lz4 c.lz4
 lz4 -q -l -c text > l.lz4 && seed lz4-legacy lz4 l.lz4
+cat l.lz4 a.lz4 l.lz4 > la.lz4 && seed lz4-legacy-frame-legacy lz4 la.lz4
+cat d.lz4 l.lz4 > dl.lz4 && seed lz4-linked-then-legacy lz4 dl.lz4  # legacy in the streaming decoder
 lz4 -q -c empty > e.lz4 && seed lz4-empty lz4 e.lz4
 "$sluice" -F lz4 --chunk-size 4K -c text > s.lz4 && seed sluice-lz4 lz4 s.lz4
 
