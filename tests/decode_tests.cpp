@@ -405,6 +405,27 @@ TEST(Serial, GzipDecodesStraightIntoAnOutputThatKeepsItsBytes) {
   }
 }
 
+// Decodes `damaged` on 1, 2 and 8 threads: each run must fail with corrupt data, `message` and
+// `offset`, after writing exactly `written`.
+void expect_failure_after(const Bytes& damaged, const std::string& message, std::uint64_t offset,
+                          const Bytes& written) {
+  for (int threads : {1, 2, 8}) {
+    MemorySource source(view(damaged));
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = threads;
+    try {
+      decompress(source, sink, decode);
+      ADD_FAILURE() << "no error on " << threads << " threads, expected " << message;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      EXPECT_EQ(e.offset(), offset) << e.what();
+    }
+    EXPECT_EQ(to_bytes(sink.buffer()), written) << threads;
+  }
+}
+
 // Every lz4 block sluice writes is a frame of its own, so what its header and trailer promise is
 // checked by the worker that decodes it: a bad content checksum or content size in one frame fails
 // at that frame's offset, after exactly the frames before it were written, on any thread count.
@@ -427,21 +448,7 @@ TEST(Parallel, AnLz4FrameIsCheckedByTheWorkerThatDecodesIt) {
   bad_size[frame_20 + 14] = static_cast<std::uint8_t>(XXH32(bad_size.data() + frame_20 + 4, 10, 0) >> 8);
   for (const auto& [damaged, message] : {std::pair{&bad_checksum, "content checksum mismatch"},
                                          std::pair{&bad_size, "65536 bytes decoded, header says 65537"}}) {
-    for (int threads : {1, 2, 8}) {
-      MemorySource source(view(*damaged));
-      MemorySink sink;
-      DecompressOptions decode;
-      decode.threads = threads;
-      try {
-        decompress(source, sink, decode);
-        ADD_FAILURE() << "no error on " << threads << " threads, expected " << message;
-      } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
-        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-        EXPECT_EQ(e.offset(), frame_20) << e.what();
-      }
-      EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 20 * kChunkBytes)) << threads;
-    }
+    expect_failure_after(*damaged, message, frame_20, Bytes(input.begin(), input.begin() + 20 * kChunkBytes));
   }
   MemorySource source(view(packed));
   MemorySink sink;
@@ -555,21 +562,7 @@ TEST(Lz4Legacy, ABadBlockAZeroSizeAndGarbageAfterAreErrorsAtTheirOffset) {
                                          std::pair{&zero_size, "corrupt lz4 legacy block: 0 bytes"},
                                          std::pair{&garbage, "trailing garbage"},
                                          std::pair{&short_garbage, "trailing garbage"}}) {
-    for (int threads : {1, 2, 8}) {
-      MemorySource source(view(*damaged));
-      MemorySink sink;
-      DecompressOptions decode;
-      decode.threads = threads;
-      try {
-        decompress(source, sink, decode);
-        ADD_FAILURE() << "no error on " << threads << " threads, expected " << message;
-      } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
-        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
-        EXPECT_EQ(e.offset(), block_5) << e.what();
-      }
-      EXPECT_EQ(to_bytes(sink.buffer()), Bytes(input.begin(), input.begin() + 5 * kBlockBytes)) << threads;
-    }
+    expect_failure_after(*damaged, message, block_5, Bytes(input.begin(), input.begin() + 5 * kBlockBytes));
   }
 }
 
