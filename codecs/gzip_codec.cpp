@@ -220,11 +220,24 @@ class IndependentFramer final : public StreamFramer {
 
 constexpr std::uint32_t kBgzfMaxBlockBytes = 65536;
 
+// Zero bytes after the last member are padding (a tape's or dd's block), which gzip -d and
+// pigz -d skip without a word; so do we. Anything after the zeros is still trailing garbage.
+// Returns how many of `bytes` are zeros from the start.
+std::size_t zero_padding_bytes(ByteView bytes) {
+  return static_cast<std::size_t>(std::find_if(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b != 0; }) -
+                                  bytes.begin());
+}
+
 // Finds members that say how long they are: our size subfield ('S','L') or BGZF's ('B','C').
 // Any other member sends the rest of the stream to the serial decoder.
 class GzipSplitter final : public StreamSplitter {
  public:
   Cut next(ByteView b, std::uint64_t offset) override {
+    if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
+      if (!padding_start_) padding_start_ = offset;
+      return marker(zero_padding_bytes(b));
+    }
+    if (padding_start_) throw Error(ErrorKind::kCorruptData, "trailing garbage after the last gzip member", {}, *padding_start_);
     if (b.size() < 12) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) {
       throw Error(ErrorKind::kCorruptData,
@@ -265,6 +278,7 @@ class GzipSplitter final : public StreamSplitter {
 
  private:
   std::uint64_t members_ = 0;
+  std::optional<std::uint64_t> padding_start_;  // where zero padding after the last member began
 };
 
 // Inflates one whole member, which must produce exactly the size it declared and pass its CRC-32
@@ -430,6 +444,13 @@ class GzipDecoder final : public StreamDecoder {
   // Gathers header bytes; once the header is complete, checks it and starts the member.
   std::size_t take_header(ByteView rest) {
     const std::size_t before = header_.size();
+    if (before == 0 && members_ > 0 && rest[0] == 0) {  // padding (zero_padding_bytes)
+      const std::size_t zeros = zero_padding_bytes(rest);
+      padded_ = true;
+      consumed_ += zeros;
+      return zeros;
+    }
+    if (padded_) throw trailing_garbage();
     if (before == 0) member_start_ = consumed_;
     // Take bytes one run at a time until the header parses: headers are short.
     const std::size_t take = std::min(rest.size(), std::max<std::size_t>(10, header_.size()));
@@ -570,6 +591,7 @@ class GzipDecoder final : public StreamDecoder {
   std::uint64_t consumed_ = 0;      // compressed bytes consumed so far
   std::uint64_t member_start_ = 0;  // where the current (or last) member began
   std::uint64_t members_ = 0;       // members completed
+  bool padded_ = false;             // zero padding followed the last member
 };
 
 class GzipCodec final : public CodecBase {

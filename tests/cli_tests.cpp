@@ -174,6 +174,8 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"libdeflate_gzip", "libdeflate-gzip -c data.bin > foreign"},
         Foreign{"libdeflate_gzip_level1", "libdeflate-gzip -1 -c data.bin > foreign"},
         Foreign{"gzip_multi_member", "{ gzip -c data.bin; gzip -c other.bin; } > foreign"},
+        Foreign{"gzip_tape_padding", "{ gzip -c data.bin; head -c 10240 /dev/zero; } > foreign"},
+        Foreign{"pigz_tape_padding", "{ pigz -c data.bin; head -c 700 /dev/zero; } > foreign"},
         Foreign{"bgzip", "bgzip -c data.bin > foreign"}, Foreign{"bgzip_threads", "bgzip -@ 2 -c data.bin > foreign"},
         Foreign{"bgzip_then_gzip", "{ bgzip -c data.bin; gzip -c other.bin; } > foreign"},
         Foreign{"zstd_t2", "zstd -q -T2 -c data.bin > foreign"}, Foreign{"zstd_19", "zstd -q -19 -c data.bin > foreign"},

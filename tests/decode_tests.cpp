@@ -182,7 +182,7 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
 TEST_P(Damaged, TrailingGarbageIsNamedAsSuch) {
   auto sample = packed_sample(GetParam());
   const std::size_t end = sample.packed.size();
-  for (const std::string& garbage : std::vector<std::string>{"garbage after the stream", "x", std::string(16, '\0')}) {
+  for (const std::string& garbage : std::vector<std::string>{"garbage after the stream", "x", std::string(16, '\0') + "x"}) {
     Bytes bytes = sample.packed;
     bytes.insert(bytes.end(), garbage.begin(), garbage.end());
     try {
@@ -193,6 +193,26 @@ TEST_P(Damaged, TrailingGarbageIsNamedAsSuch) {
       if (garbage.size() >= 4) {
         EXPECT_NE(e.detail().find("trailing garbage"), std::string::npos) << e.what();
         EXPECT_EQ(e.offset(), end) << e.what();
+      }
+    }
+  }
+}
+
+// Zeros after the last gzip member are padding (a tape's, dd's block): gzip -d and pigz -d skip
+// them, and so does sluice, on the parallel and the serial path alike. zstd and lz4 have no such
+// rule (zstd -d and lz4 -d reject them), and neither has sluice.
+TEST_P(Damaged, ZerosAfterTheLastGzipMemberArePadding) {
+  const auto sample = packed_sample(GetParam());
+  for (std::size_t zeros : {1, 3, 12, 10240}) {
+    Bytes padded = sample.packed;
+    padded.insert(padded.end(), zeros, std::uint8_t{0});
+    for (int threads : {1, 2}) {
+      DecompressOptions options = GetParam().decompress_options();
+      options.threads = threads;
+      if (GetParam().codec == "gzip") {
+        EXPECT_EQ(to_bytes(decompress_buffer(view(padded), options)), sample.input) << zeros << " zeros";
+      } else {
+        EXPECT_FALSE(decode_or_corrupt(padded, std::to_string(zeros) + " zeros", options).has_value());
       }
     }
   }
