@@ -29,6 +29,7 @@ struct TarCliOptions {
   std::string archive;          // -f / -o; "-" is stdin/stdout
   std::string directory;        // -C
   std::vector<std::string> paths;
+  std::vector<std::string> exclude;  // --exclude patterns
   std::string format;           // -F: codec, or "none"
   int level = 0;
   int threads = 0;
@@ -101,6 +102,7 @@ int run_create(const TarCliOptions& options) {
 
   TarCreateOptions create;
   create.directory = options.directory;
+  create.exclude = options.exclude;
   const auto flag = [](const char* name, auto parse) {
     try {
       return parse();
@@ -142,6 +144,7 @@ int run_extract(const TarCliOptions& options) {
   TarExtractOptions extract;
   extract.directory = options.directory.empty() ? "." : options.directory;
   extract.members = options.paths;
+  extract.exclude = options.exclude;
   extract.preserve_permissions = options.preserve_permissions;
   extract.same_owner = options.same_owner;
   extract.devices = options.devices;
@@ -162,8 +165,11 @@ int run_extract(const TarCliOptions& options) {
 int run_list(const TarCliOptions& options) {
   auto source = open_archive(options.archive);
   TarMembers members(options.paths);
+  const TarExclude exclude(options.exclude);
   list_tar(*source, [&](const TarEntry& entry) {
-    if (members.selects(entry.path)) fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
+    if (members.selects(entry.path) && !exclude.excludes(entry.path)) {
+      fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
+    }
   }, options.threads);
   int status = 0;
   for (const auto& member : members.not_found()) {
@@ -194,6 +200,10 @@ int run_tar_command(int argc, char** argv) {
                  "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
       ->type_name("DIR");
   app.add_option("paths", options.paths, "Paths to archive, or members to extract or list")->type_name("PATH...");
+  app.add_option("--exclude", options.exclude,
+                 "Leave out what matches PATTERN, and all under it (GNU tar's rules; repeatable)")
+      ->type_name("PATTERN")
+      ->allow_extra_args(false);  // one pattern per --exclude: the words after it are PATHs
   app.add_option("-F,--format", options.format, "Compression (default from the archive name: .tar.gz/.tgz, "
                                                   ".tar.zst, .tar.lz4; otherwise none)")
       ->check(CLI::IsMember([] {

@@ -81,6 +81,7 @@ std::vector<std::string> sorted_children(const std::string& dir) {
 
 struct TarWriterSource::State {
   TarCreateOptions options;
+  TarExclude exclude{{}};
   std::string name = "<tar>";
   std::vector<std::string> operands;
   std::size_t next_operand = 0;
@@ -132,6 +133,7 @@ struct TarWriterSource::State {
     }
     PlannedEntry planned = std::move(stack.back());
     stack.pop_back();
+    if (exclude.excludes(planned.archive_name)) return true;  // and, for a directory, all under it
 
     struct stat status {};
     if (::lstat(planned.disk_path.c_str(), &status) != 0) throw_system_error("cannot archive", planned.disk_path);
@@ -295,6 +297,7 @@ struct TarWriterSource::State {
 
 TarWriterSource::TarWriterSource(std::vector<std::string> paths, TarCreateOptions options)
     : state_(std::make_unique<State>()) {
+  state_->exclude = TarExclude(options.exclude);
   state_->options = std::move(options);
   state_->operands = std::move(paths);
 }

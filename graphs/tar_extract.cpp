@@ -57,7 +57,8 @@ struct Refusal {
 
 class Extractor final : public TarEntryHandler {
  public:
-  explicit Extractor(const TarExtractOptions& options) : options_(options), members_(options.members) {
+  explicit Extractor(const TarExtractOptions& options)
+      : options_(options), members_(options.members), exclude_(options.exclude) {
     root_ = options.directory.empty() ? "." : options.directory;
     std::error_code ignored;
     std::filesystem::create_directories(root_, ignored);
@@ -77,7 +78,7 @@ class Extractor final : public TarEntryHandler {
     const auto relative = relative_path(entry.path, why);
     if (!relative) return refuse(entry, why);
     if (relative->empty()) return;  // "./": the destination itself
-    if (!members_.selects(*relative)) return;
+    if (!members_.selects(*relative) || exclude_.excludes(*relative)) return;
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
     try {
       ensure_directories(parent_of(*relative));
@@ -284,6 +285,7 @@ class Extractor final : public TarEntryHandler {
   const TarExtractOptions& options_;
   std::string root_;
   TarMembers members_;
+  TarExclude exclude_;
   bool is_root_ = false;
   mode_t umask_ = 022;
   std::unordered_set<std::string> verified_;  // directories known to be real directories

@@ -1,5 +1,7 @@
 // Reading tar archives: the streaming parser (TarReader), compression detection (read_tar) and
 // listing.
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -380,6 +382,28 @@ bool TarMembers::selects(const std::string& entry_path) {
     }
   }
   return any;
+}
+
+TarExclude::TarExclude(std::vector<std::string> patterns) {
+  for (auto& pattern : patterns) {
+    while (pattern.size() > 1 && pattern.back() == '/') pattern.pop_back();
+    if (!pattern.empty()) patterns_.push_back(std::move(pattern));
+  }
+}
+
+bool TarExclude::excludes(const std::string& entry_path) const {
+  if (patterns_.empty()) return false;
+  const std::string path = normalise_member(entry_path);
+  if (path.empty()) return false;
+  // Each tail of the path from a component on; FNM_LEADING_DIR also matches what lies under it.
+  for (std::size_t at = 0;;) {
+    for (const auto& pattern : patterns_) {
+      if (::fnmatch(pattern.c_str(), path.c_str() + at, FNM_LEADING_DIR) == 0) return true;
+    }
+    const std::size_t slash = path.find('/', at);
+    if (slash == std::string::npos) return false;
+    at = slash + 1;
+  }
 }
 
 std::vector<std::string> TarMembers::not_found() const {

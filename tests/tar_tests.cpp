@@ -263,6 +263,42 @@ TEST_F(Tar, ListingLongFormAndMembers) {
   EXPECT_NE(r.err.find("src/nothing-here: not found in archive"), std::string::npos) << r.err;
 }
 
+// --exclude leaves out what GNU tar's --exclude leaves out, when creating, extracting and listing:
+// patterns match any tail of a path from a component on, `*` matches `/`, and an excluded
+// directory takes everything under it along.
+TEST_F(Tar, ExcludeLeavesOutWhatGnuTarLeavesOut) {
+  auto r = sh("mkdir -p t/src/.git/objects t/src/a/b t/src/a/tmp t/build/tmp1 t/build/lib && cd t && "
+              "for f in src/main.c src/main.o src/.git/config src/.git/objects/x src/a/b/c.o src/a/b/keep.txt "
+              "src/a/tmp/t.txt build/tmp1/f build/out.log build/lib/x.o build/lib/readme; do echo $f > $f; done");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string patterns = "--exclude='*.o' --exclude .git --exclude='build/tmp*' --exclude='src/*/tmp'";
+  const auto sorted_listing = [this](const std::string& command) {
+    const auto listing = sh(command + " | sort");
+    EXPECT_EQ(listing.status, 0) << describe(listing);
+    return listing.out;
+  };
+  // Create: the same entries as GNU tar's archive of the same tree with the same patterns.
+  r = sluice_tar("-c -f ours.tar -C t " + patterns + " src build");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string ours = sorted_listing("tar -tf ours.tar");
+  EXPECT_EQ(ours, sorted_listing("tar -cf - -C t " + patterns + " src build | tar -t"));
+  EXPECT_EQ(ours.find(".o\n"), std::string::npos) << ours;
+  EXPECT_EQ(ours.find(".git"), std::string::npos) << ours;
+  EXPECT_NE(ours.find("src/a/b/keep.txt"), std::string::npos) << ours;
+  // Extract and list, from an archive of everything.
+  r = sh("tar -cf all.tar -C t src build && mkdir gnu");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("tar -xf all.tar -C gnu --exclude='*.log' --exclude=a");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-x -f all.tar -C out --exclude='*.log' --exclude=a");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sorted_listing("cd out && find ."), sorted_listing("cd gnu && find ."));
+  EXPECT_FALSE(fs::exists(dir_ / "out/build/out.log"));
+  EXPECT_TRUE(fs::exists(dir_ / "out/build/lib/readme"));
+  EXPECT_EQ(sorted_listing(testing::sluice() + " tar -t -f all.tar --exclude='*.c' --exclude=lib"),
+            sorted_listing("tar -tf all.tar --exclude='*.c' --exclude=lib"));
+}
+
 TEST_F(Tar, CreateErrorsLeaveNoArchive) {
   make_src();
   auto r = sluice_tar("-c -f x.tar.zst src missing-path");
@@ -552,6 +588,18 @@ TEST(TarFormat, PythonReadsOurPaxHeadersForHugeSizes) {
                               "t=tarfile.open(fileobj=f, mode='r|'); m=t.next(); print(len(m.name), m.size)\"",
                               dir.path());
   EXPECT_EQ(r.out, fmt::format("200 {}\n", 9ull << 30)) << r.err;
+}
+
+TEST(TarLibrary, ExcludePatternsMatchAnyTailOfAPathAndWhatIsUnderIt) {
+  const TarExclude exclude({"*.o", ".git/", "src/*/tmp", "?.txt"});
+  for (const char* path : {"a.o", "src/deep/a.o", ".git", "src/.git", "src/.git/config", "./src/.git/objects/",
+                           "src/a/tmp", "src/a/b/tmp", "src/a/tmp/file", "x.txt", "dir/x.txt"}) {
+    EXPECT_TRUE(exclude.excludes(path)) << path;
+  }
+  for (const char* path : {"a.of", "src/.gitignore", "git", "src/tmp", "xy.txt", "src/a/tmpfile", ".", ""}) {
+    EXPECT_FALSE(exclude.excludes(path)) << path;
+  }
+  EXPECT_FALSE(TarExclude({}).excludes("anything"));
 }
 
 TEST(TarLibrary, AFileThatShrinksWhileArchivedIsAnError) {

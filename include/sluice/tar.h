@@ -89,6 +89,9 @@ struct TarOwner {
 struct TarCreateOptions {
   // Paths are taken relative to this directory (tar -C); entry names do not include it.
   std::string directory;
+  // Entries to leave out, by GNU tar's --exclude rules (TarExclude); an excluded directory is
+  // not walked.
+  std::vector<std::string> exclude;
   // Applied to every entry when set, for reproducible archives.
   std::optional<std::int64_t> mtime_seconds;
   TarOwner owner;
@@ -146,6 +149,7 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads = 0)
 struct TarExtractOptions {
   std::string directory = ".";        // created if missing
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
+  std::vector<std::string> exclude;   // but not these (TarExclude)
   bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
   bool same_owner = false;            // restore uid/gid (only when running as root)
   bool devices = false;               // create device nodes (only when running as root)
@@ -182,6 +186,20 @@ class TarMembers {
   std::vector<std::string> given_;
   std::vector<std::string> normalised_;
   std::vector<bool> matched_;
+};
+
+// Leaves entries out by GNU tar's --exclude rules: a pattern, with shell wildcards in which `*`
+// and `?` match `/` too, excludes a path when it matches the path or any tail of it that starts
+// at a component, and so everything under a path it excludes: "*.o" leaves out "src/a.o", ".git"
+// leaves out "src/.git" and "src/.git/config", "src/*/tmp" leaves out "src/a/b/tmp". Paths
+// compare without "./" and trailing slashes.
+class TarExclude {
+ public:
+  explicit TarExclude(std::vector<std::string> patterns);
+  bool excludes(const std::string& path) const;
+
+ private:
+  std::vector<std::string> patterns_;
 };
 
 // Calls `on_entry` for every entry of the archive in `source`.
