@@ -455,6 +455,7 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         if (stage.tar.owner.name || stage.tar.owner.id) details += fmt::format(", owner {}:{}", stage.tar.owner.name.value_or(""), stage.tar.owner.id ? std::to_string(*stage.tar.owner.id) : "");
         if (stage.tar.group.name || stage.tar.group.id) details += fmt::format(", group {}:{}", stage.tar.group.name.value_or(""), stage.tar.group.id ? std::to_string(*stage.tar.group.id) : "");
         if (stage.tar.numeric_owner) details += ", numeric owners";
+        if (!stage.tar.exclude.empty()) details += fmt::format(", excluding {}", fmt::join(stage.tar.exclude, " "));
         break;
       case StageKind::kUntar: details = stage.strict ? "refused entries fail the run" : "refused entries are warnings"; break;
       case StageKind::kChecksum: details = fmt::format("{} of every output, manifest {}", stage.algorithm, manifest_path(spec, stage)); break;

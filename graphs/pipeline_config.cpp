@@ -188,6 +188,7 @@ StageSpec parse_stage(const toml::table& table, const std::string& file, std::si
         if (const auto owner = keys.string("owner")) stage.tar.owner = parse_tar_owner(*owner);
         if (const auto group = keys.string("group")) stage.tar.group = parse_tar_owner(*group);
         if (const auto numeric = keys.boolean("numeric_owner")) stage.tar.numeric_owner = *numeric;
+        stage.tar.exclude = keys.strings("exclude");  // patterns, as for sluice tar --exclude
         break;
       case StageKind::kUntar:
         if (const auto strict = keys.boolean("strict")) stage.strict = *strict;
