@@ -237,7 +237,9 @@ class GzipSplitter final : public StreamSplitter {
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
     }
-    if (padding_start_) throw Error(ErrorKind::kCorruptData, "trailing garbage after the last gzip member", {}, *padding_start_);
+    if (padding_start_) {
+      throw Error(ErrorKind::kCorruptData, "trailing garbage after the last gzip member", {}, *padding_start_);
+    }
     if (b.size() < 12) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) {
       throw Error(ErrorKind::kCorruptData,

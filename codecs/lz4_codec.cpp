@@ -147,7 +147,9 @@ class Lz4Decoder final : public StreamDecoder {
   }
 
   void finish() override {
-    if (frames_ == 0 && !in_frame_ && pending_.empty()) throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
+    if (frames_ == 0 && !in_frame_ && pending_.empty()) {
+      throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
+    }
     // pending_ holds the start of a legacy block, or of the next frame's magic.
     if (in_frame_ || !pending_.empty()) {
       throw Error(ErrorKind::kCorruptData,

@@ -182,7 +182,8 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
 TEST_P(Damaged, TrailingGarbageIsNamedAsSuch) {
   auto sample = packed_sample(GetParam());
   const std::size_t end = sample.packed.size();
-  for (const std::string& garbage : std::vector<std::string>{"garbage after the stream", "x", std::string(16, '\0') + "x"}) {
+  const std::vector<std::string> garbages = {"garbage after the stream", "x", std::string(16, '\0') + "x"};
+  for (const std::string& garbage : garbages) {
     Bytes bytes = sample.packed;
     bytes.insert(bytes.end(), garbage.begin(), garbage.end());
     try {
@@ -620,12 +621,12 @@ TEST(Lz4Legacy, TheStreamingDecoderReadsThemFromPiecesOfAnySize) {
     return "no error";
   };
   const Bytes cut_in_block_2(legacy_first.begin(), legacy_first.begin() + static_cast<std::ptrdiff_t>(ends[0] + 10));
-  EXPECT_NE(error_of(cut_in_block_2).find(fmt::format("the lz4 legacy block starting at byte {} is truncated", ends[0])),
-            std::string::npos)
-      << error_of(cut_in_block_2);
+  const std::string truncated = fmt::format("the lz4 legacy block starting at byte {} is truncated", ends[0]);
+  EXPECT_NE(error_of(cut_in_block_2).find(truncated), std::string::npos) << error_of(cut_in_block_2);
   Bytes garbage = legacy_first;
   for (char c : std::string("garbage")) garbage.push_back(static_cast<std::uint8_t>(c));
-  EXPECT_NE(error_of(garbage).find("trailing garbage after the last lz4 frame"), std::string::npos) << error_of(garbage);
+  EXPECT_NE(error_of(garbage).find("trailing garbage after the last lz4 frame"), std::string::npos)
+      << error_of(garbage);
   Bytes bad_block = legacy_first;
   std::fill_n(bad_block.begin() + static_cast<std::ptrdiff_t>(ends[0] + 4), 9, std::uint8_t{0xFF});
   EXPECT_NE(error_of(bad_block).find(fmt::format("corrupt lz4 legacy block (at byte {})", ends[0])), std::string::npos)

@@ -84,7 +84,8 @@ TEST_F(Pipeline, EveryShippedExampleRunsAndDoesWhatItSays) {
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(read_file(dir_ / "out/data.tar.zst"), first) << "mtime and owner are fixed: the bytes must not change";
   // restore-archive: the tree is back, with a line per file in the manifest.
-  r = sh("diff -r -x .git -x '*.tmp' out/restored/data data && cd out/restored && sha256sum -c --quiet SHA256SUMS && wc -l < SHA256SUMS");
+  r = sh("diff -r -x .git -x '*.tmp' out/restored/data data && cd out/restored && "
+         "sha256sum -c --quiet SHA256SUMS && wc -l < SHA256SUMS");
   EXPECT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out, "3\n");
   // csv-to-parallel-gzip: only the .csv files, as gzip members every gunzip reads.
