@@ -79,9 +79,10 @@ std::string long_listing(const TarEntry& entry) {
   const std::string size = (entry.type == TarEntryType::kCharDevice || entry.type == TarEntryType::kBlockDevice)
                                ? fmt::format("{},{}", entry.device_major, entry.device_minor)
                                : std::to_string(entry.size);
-  std::string line = fmt::format("{} {}/{} {:>9} {} {}", mode_string(entry), user, group, size, when, entry.path);
-  if (entry.type == TarEntryType::kSymlink) line += " -> " + entry.link_target;
-  if (entry.type == TarEntryType::kHardLink) line += " link to " + entry.link_target;
+  std::string line = fmt::format("{} {}/{} {:>9} {} {}", mode_string(entry), printable_name(user),
+                                 printable_name(group), size, when, printable_name(entry.path));
+  if (entry.type == TarEntryType::kSymlink) line += " -> " + printable_name(entry.link_target);
+  if (entry.type == TarEntryType::kHardLink) line += " link to " + printable_name(entry.link_target);
   return line;
 }
 
@@ -116,9 +117,11 @@ int run_create(const TarCliOptions& options) {
   create.numeric_owner = options.numeric_owner;
   const bool to_stdout = options.archive == "-";
   std::FILE* listing = to_stdout ? stderr : stdout;
-  if (options.verbose) create.on_entry = [listing](const TarEntry& entry) { fmt::print(listing, "{}\n", entry.path); };
+  if (options.verbose) {
+    create.on_entry = [listing](const TarEntry& entry) { fmt::print(listing, "{}\n", printable_name(entry.path)); };
+  }
   create.on_skipped = [](const std::string& path, const std::string& why) {
-    fmt::print(stderr, "sluice: {}: {}\n", path, why);
+    fmt::print(stderr, "sluice: {}: {}\n", printable_name(path), why);
   };
 
   if (to_stdout) {
@@ -133,6 +136,16 @@ int run_create(const TarCliOptions& options) {
   create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
   return 0;
+}
+
+// Exit status when entries were refused or read past with a warning, as GNU tar's 2 ("some
+// entries could not be extracted"); the rest of the archive was still read.
+constexpr int kEntriesFailed = 2;
+
+void print_warning(const std::string& message) { fmt::print(stderr, "sluice: warning: {}\n", message); }
+
+void report_not_found(const std::vector<std::string>& members) {
+  for (const auto& member : members) fmt::print(stderr, "sluice: {}: not found in archive\n", printable_name(member));
 }
 
 std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
@@ -150,15 +163,16 @@ int run_extract(const TarCliOptions& options) {
   extract.devices = options.devices;
   extract.strict = options.strict;
   extract.threads = options.threads;
-  if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", entry.path); };
+  if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   extract.on_refused = [](const TarEntry& entry, const std::string& why) {
-    fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {}\n", entry.path, entry.header_offset, why);
+    fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {}\n", printable_name(entry.path),
+               entry.header_offset, why);
   };
+  extract.on_warning = print_warning;
   auto source = open_archive(options.archive);
   const TarExtractStats stats = extract_tar(*source, extract);
-  for (const auto& member : stats.members_not_found) {
-    fmt::print(stderr, "sluice: {}: not found in archive\n", member);
-  }
+  report_not_found(stats.members_not_found);
+  if (stats.refused > 0 || stats.warnings > 0) return kEntriesFailed;
   return stats.members_not_found.empty() ? 0 : 1;
 }
 
@@ -166,17 +180,17 @@ int run_list(const TarCliOptions& options) {
   auto source = open_archive(options.archive);
   TarMembers members(options.paths);
   const TarExclude exclude(options.exclude);
-  list_tar(*source, [&](const TarEntry& entry) {
-    if (members.selects(entry.path) && !exclude.excludes(entry.path)) {
-      fmt::print("{}\n", options.verbose ? long_listing(entry) : entry.path);
-    }
-  }, options.threads);
-  int status = 0;
-  for (const auto& member : members.not_found()) {
-    fmt::print(stderr, "sluice: {}: not found in archive\n", member);
-    status = 1;
-  }
-  return status;
+  const TarStats stats = list_tar(
+      *source,
+      [&](const TarEntry& entry) {
+        if (members.selects(entry.path) && !exclude.excludes(entry.path)) {
+          fmt::print("{}\n", options.verbose ? long_listing(entry) : printable_name(entry.path));
+        }
+      },
+      options.threads, print_warning);
+  report_not_found(members.not_found());
+  if (stats.warnings > 0) return kEntriesFailed;
+  return members.not_found().empty() ? 0 : 1;
 }
 
 }  // namespace
@@ -191,7 +205,9 @@ int run_tar_command(int argc, char** argv) {
              "  sluice tar -x -f logs.tar.zst -C out/    extract under out/\n"
              "  sluice tar -t -v -f logs.tar.gz          list, long form\n"
              "  sluice tar -c -f - src | ssh host ...    archive to stdout (plain unless -F)\n"
-             "Exit status: 0 success, 1 failure (or an entry refused with --strict), 2 usage error.");
+             "Exit status: 0 success; 1 failure (the archive could not be read or written, a MEMBER was not\n"
+             "found, or an entry was refused with --strict); 2 some entries were refused or read past with a\n"
+             "warning while the rest was extracted or listed (as GNU tar), or a usage error.");
   app.add_flag("-c,--create", options.create, "Create an archive from PATHs");
   app.add_flag("-x,--extract", options.extract, "Extract an archive (only MEMBERs if given)");
   app.add_flag("-t,--list", options.list, "List an archive's contents (only MEMBERs if given)");

@@ -1,7 +1,10 @@
 // Extracting tar archives safely.
 //
 // The rules that keep an archive inside the destination:
-// - entry names and hard-link targets are relative paths without ".." components;
+// - entry names and hard-link targets are relative paths without ".." components and without NUL
+//   bytes (the checks here see the whole name, the system calls would see it cut at the NUL);
+// - no entry changes the destination itself ("./" is skipped; a directory whose mode and times
+//   are applied at the end is opened without following symlinks and checked to be the one made);
 // - no path component inside the destination is ever followed if it is a symlink (the entry is
 //   refused; this is bsdtar's default), so "link -> /etc" then "link/passwd" cannot escape;
 // - an existing symlink (or file) at an entry's own name is replaced, never written through;
@@ -33,6 +36,10 @@ namespace {
 // `path` split into its components with "" and "." dropped; nullopt and a reason if it is
 // absolute or has a ".." component.
 std::optional<std::string> relative_path(const std::string& path, std::string& why) {
+  if (path.find('\0') != std::string::npos) {
+    why = "name contains a NUL byte";
+    return std::nullopt;
+  }
   if (path.starts_with("/")) {
     why = "absolute path";
     return std::nullopt;
@@ -62,9 +69,8 @@ class Extractor final : public TarEntryHandler {
     root_ = options.directory.empty() ? "." : options.directory;
     std::error_code ignored;
     std::filesystem::create_directories(root_, ignored);
-    struct stat status {};
-    if (::stat(root_.c_str(), &status) != 0) throw_system_error("cannot use destination", root_);
-    if (!S_ISDIR(status.st_mode)) throw Error(ErrorKind::kIo, "destination is not a directory", root_);
+    if (::stat(root_.c_str(), &root_status_) != 0) throw_system_error("cannot use destination", root_);
+    if (!S_ISDIR(root_status_.st_mode)) throw Error(ErrorKind::kIo, "destination is not a directory", root_);
     is_root_ = ::geteuid() == 0;
     const mode_t mask = ::umask(0);
     ::umask(mask);
@@ -74,11 +80,17 @@ class Extractor final : public TarEntryHandler {
   void begin(const TarEntry& entry) override {
     current_ = &entry;
     skipping_ = true;
+    // Entries not asked for are passed over before any check (as GNU tar does).
+    if (!members_.selects(entry.path) || exclude_.excludes(entry.path)) return;
     std::string why;
+    if (entry.path.empty()) return refuse(entry, "entry with an empty name");
     const auto relative = relative_path(entry.path, why);
     if (!relative) return refuse(entry, why);
-    if (relative->empty()) return;  // "./": the destination itself
-    if (!members_.selects(*relative) || exclude_.excludes(*relative)) return;
+    if (relative->empty()) {
+      // "./" names the destination, which an archive never changes.
+      if (entry.type != TarEntryType::kDirectory) refuse(entry, "names the destination itself");
+      return;
+    }
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
     try {
       ensure_directories(parent_of(*relative));
@@ -103,6 +115,10 @@ class Extractor final : public TarEntryHandler {
     if (file_) file_->write(bytes);
   }
 
+  void warning(const std::string& message) override {
+    if (options_.on_warning) options_.on_warning(message);
+  }
+
   void end() override {
     if (!file_) return;
     file_->commit(false);
@@ -111,15 +127,24 @@ class Extractor final : public TarEntryHandler {
     if (want_owner()) restore_owner(path, *current_, true);
   }
 
-  // Directory modes and times, deepest first. Runs after success and after failure alike.
+  // Directory modes and times, deepest first. Runs after success and after failure alike. Each is
+  // applied through a descriptor of the directory opened without following a symlink, and only if
+  // it is still the directory the entry made (never the destination).
   void finish_directories() noexcept {
     std::sort(directories_.begin(), directories_.end(),
               [](const PendingDirectory& a, const PendingDirectory& b) { return a.path > b.path; });
     for (const auto& directory : directories_) {
-      if (want_owner()) (void)::lchown(directory.path.c_str(), directory.uid, directory.gid);
-      (void)::chmod(directory.path.c_str(), directory.mode);
-      const struct timespec times[2] = {directory.mtime, directory.mtime};
-      (void)::utimensat(AT_FDCWD, directory.path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+      const int fd = ::open(directory.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat status {};
+      if (::fstat(fd, &status) == 0 && status.st_dev == directory.device && status.st_ino == directory.inode &&
+          !is_destination(status)) {
+        if (want_owner()) (void)::fchown(fd, directory.uid, directory.gid);
+        (void)::fchmod(fd, directory.mode);
+        const struct timespec times[2] = {directory.mtime, directory.mtime};
+        (void)::futimens(fd, times);
+      }
+      ::close(fd);
     }
     directories_.clear();
   }
@@ -135,15 +160,21 @@ class Extractor final : public TarEntryHandler {
     struct timespec mtime;
     uid_t uid;
     gid_t gid;
+    dev_t device;  // the directory made for the entry
+    ino_t inode;
   };
+
+  bool is_destination(const struct stat& status) const {
+    return status.st_dev == root_status_.st_dev && status.st_ino == root_status_.st_ino;
+  }
 
   std::string full(const std::string& relative) const { return root_ + "/" + relative; }
 
   void refuse(const TarEntry& entry, const std::string& why) {
     ++refused_;
     if (options_.strict) {
-      throw Error(ErrorKind::kCorruptData,
-                  fmt::format("refusing entry '{}' (archive byte {}): {}", entry.path, entry.header_offset, why));
+      throw Error(ErrorKind::kCorruptData, fmt::format("refusing entry '{}' (archive byte {}): {}",
+                                                       printable_name(entry.path), entry.header_offset, why));
     }
     if (options_.on_refused) options_.on_refused(entry, why);
   }
@@ -182,8 +213,8 @@ class Extractor final : public TarEntryHandler {
           if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
           if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
         }
-        if (S_ISLNK(status.st_mode)) throw Refusal{fmt::format("path goes through the symbolic link '{}'", prefix)};
-        if (!S_ISDIR(status.st_mode)) throw Refusal{fmt::format("'{}' is not a directory", prefix)};
+        if (S_ISLNK(status.st_mode)) throw Refusal{fmt::format("path goes through the symbolic link '{}'", printable_name(prefix))};
+        if (!S_ISDIR(status.st_mode)) throw Refusal{fmt::format("'{}' is not a directory", printable_name(prefix))};
         verified_.insert(prefix);
       }
       start = slash + 1;
@@ -221,12 +252,16 @@ class Extractor final : public TarEntryHandler {
       if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
     }
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+    if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
+    if (!S_ISDIR(status.st_mode)) throw Refusal{"not a directory after it was made"};
+    if (is_destination(status)) throw Refusal{"names the destination itself"};
     verified_.insert(relative);
     directories_.push_back({path, mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid),
-                            static_cast<gid_t>(entry.gid)});
+                            static_cast<gid_t>(entry.gid), status.st_dev, status.st_ino});
   }
 
   void make_symlink(const TarEntry& entry, const std::string& path) {
+    if (entry.link_target.find('\0') != std::string::npos) throw Refusal{"link target contains a NUL byte"};
     clear_place(path);
     if (::symlink(entry.link_target.c_str(), path.c_str()) != 0) throw_system_error("cannot create symbolic link", path);
     const struct timespec times[2] = {mtime_of(entry), mtime_of(entry)};
@@ -237,14 +272,17 @@ class Extractor final : public TarEntryHandler {
   void make_hard_link(const TarEntry& entry, const std::string& path) {
     std::string why;
     const auto target = relative_path(entry.link_target, why);
-    if (!target || target->empty()) throw Refusal{fmt::format("hard link to '{}': {}", entry.link_target, why.empty() ? "the destination" : why)};
+    if (!target || target->empty()) {
+      throw Refusal{fmt::format("hard link to '{}': {}", printable_name(entry.link_target),
+                                why.empty() ? "the destination" : why)};
+    }
     ensure_directories(parent_of(*target));
     const std::string target_path = full(*target);
     struct stat target_status {};
     if (::lstat(target_path.c_str(), &target_status) != 0) {
-      throw Refusal{fmt::format("hard link target '{}' was not extracted", entry.link_target)};
+      throw Refusal{fmt::format("hard link target '{}' was not extracted", printable_name(entry.link_target))};
     }
-    if (S_ISDIR(target_status.st_mode)) throw Refusal{fmt::format("hard link to the directory '{}'", entry.link_target)};
+    if (S_ISDIR(target_status.st_mode)) throw Refusal{fmt::format("hard link to the directory '{}'", printable_name(entry.link_target))};
     struct stat existing {};
     if (::lstat(path.c_str(), &existing) == 0 && existing.st_dev == target_status.st_dev &&
         existing.st_ino == target_status.st_ino) {
@@ -284,6 +322,7 @@ class Extractor final : public TarEntryHandler {
 
   const TarExtractOptions& options_;
   std::string root_;
+  struct stat root_status_ {};
   TarMembers members_;
   TarExclude exclude_;
   bool is_root_ = false;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -295,7 +296,8 @@ TarEntry decode_tar_header(const std::uint8_t* block) {
   return entry;
 }
 
-void parse_pax_records(std::string_view data, std::map<std::string, std::string>& records) {
+void parse_pax_records(std::string_view data,
+                       const std::function<void(std::string_view key, std::string_view value)>& on_record) {
   std::size_t position = 0;
   while (position < data.size()) {
     if (data[position] == 0) break;  // some writers pad with NULs
@@ -311,7 +313,7 @@ void parse_pax_records(std::string_view data, std::map<std::string, std::string>
     if (equals == std::string_view::npos || equals == 0) {
       throw Error(ErrorKind::kCorruptData, fmt::format("malformed pax record at byte {} of the extended header", position));
     }
-    records[std::string(record.substr(0, equals))] = std::string(record.substr(equals + 1));
+    on_record(record.substr(0, equals), record.substr(equals + 1));
     position += length;
   }
 }
@@ -335,29 +337,57 @@ std::string join_components(const std::vector<std::string>& components) {
   return out;
 }
 
-std::optional<std::uint64_t> parse_pax_number(std::string_view text) {
-  if (text.empty() || text.size() > 19) return std::nullopt;
+namespace {
+
+// Leading blanks and a sign, as strtol() takes them (GNU tar rejects both, bsdtar misreads a '+' as
+// 0; the number is plain either way).
+std::string_view skip_blanks_and_sign(std::string_view text, bool& negative) {
+  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+  negative = !text.empty() && text.front() == '-';
+  if (!text.empty() && (text.front() == '-' || text.front() == '+')) text.remove_prefix(1);
+  return text;
+}
+
+// Decimal digits at the start of `text` (any number of leading zeros), as long as the value fits
+// `limit`; the digits are removed from `text`. nullopt if there are none or the value is larger.
+std::optional<std::uint64_t> take_decimal(std::string_view& text, std::uint64_t limit) {
+  std::size_t i = 0;
   std::uint64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    const auto digit = static_cast<std::uint64_t>(text[i] - '0');
+    if (value > (limit - digit) / 10) return std::nullopt;
+    value = value * 10 + digit;
   }
+  if (i == 0) return std::nullopt;
+  text.remove_prefix(i);
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_pax_number(std::string_view text) {
+  bool negative = false;
+  text = skip_blanks_and_sign(text, negative);
+  const auto value = take_decimal(text, std::numeric_limits<std::int64_t>::max());
+  if (!value || negative || !text.empty()) return std::nullopt;
   return value;
 }
 
 std::optional<std::pair<std::int64_t, std::uint32_t>> parse_pax_time(std::string_view text) {
-  const bool negative = !text.empty() && text[0] == '-';
-  if (negative) text.remove_prefix(1);
-  const std::size_t dot = text.find('.');
-  const auto seconds = parse_pax_number(text.substr(0, dot));
-  if (!seconds || *seconds > (std::uint64_t{1} << 62)) return std::nullopt;
+  bool negative = false;
+  text = skip_blanks_and_sign(text, negative);
+  const auto seconds = take_decimal(text, std::uint64_t{1} << 62);
+  if (!seconds) return std::nullopt;
+  // Up to nine digits of a fraction count; whatever follows the number is ignored (GNU tar and
+  // bsdtar read "1234567890.5x" as 1234567890.5).
   std::uint32_t nanoseconds = 0;
-  if (dot != std::string_view::npos) {
-    std::string_view fraction = text.substr(dot + 1);
-    if (fraction.empty() || !std::all_of(fraction.begin(), fraction.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return std::nullopt;
+  if (!text.empty() && text.front() == '.') {
+    text.remove_prefix(1);
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    for (std::size_t i = 0; i < 9; ++i) {
+      nanoseconds = nanoseconds * 10 + (i < digits ? static_cast<std::uint32_t>(text[i] - '0') : 0);
     }
-    for (std::size_t i = 0; i < 9; ++i) nanoseconds = nanoseconds * 10 + (i < fraction.size() ? fraction[i] - '0' : 0);
   }
   auto value = static_cast<std::int64_t>(*seconds);
   if (negative) {

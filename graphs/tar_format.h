@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,17 +37,22 @@ HeaderCheck check_tar_header(const std::uint8_t* block);
 // are applied. Throws Error (no path) on malformed numbers.
 TarEntry decode_tar_header(const std::uint8_t* block);
 
-// Parses pax extended header records ("LEN key=value\n" ...) into `records` (later keys win).
-// Throws Error on a malformed record.
-void parse_pax_records(std::string_view data, std::map<std::string, std::string>& records);
+// Parses pax extended header records ("LEN key=value\n" ...), calling `on_record` for each in
+// order. Throws Error on a malformed record.
+void parse_pax_records(std::string_view data,
+                       const std::function<void(std::string_view key, std::string_view value)>& on_record);
 
 // The components of a slash-separated path without empty and "." ones: "./a//b/" -> {"a", "b"}.
 std::vector<std::string> path_components(const std::string& path);
 // Components joined with '/'.
 std::string join_components(const std::vector<std::string>& components);
 
-// "123.45" -> {123, 450000000}; nullopt if malformed.
+// pax values, read as leniently as the tars we interoperate with: leading blanks, a '+' or '-' sign
+// and any number of leading zeros are taken. A time: "123.45" -> {123, 450000000}, anything after
+// the number ignored; nullopt without digits or beyond 2^62 seconds.
 std::optional<std::pair<std::int64_t, std::uint32_t>> parse_pax_time(std::string_view text);
+// A number (size, uid, gid): decimal digits only after the sign, at most 2^63 - 1; nullopt
+// otherwise (negative too).
 std::optional<std::uint64_t> parse_pax_number(std::string_view text);
 
 }  // namespace sluice::detail

@@ -3,9 +3,11 @@
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
-#include <map>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -20,8 +22,46 @@ namespace sluice {
 using detail::kTarBlockBytes;
 
 namespace {
-// Extended headers and GNU long names are held in memory: cap them.
+
+// Extended headers and GNU long names are held in memory until their entry: the most they may hold
+// together, whatever the sequence of headers (each header's records count while they are parsed).
 constexpr std::uint64_t kMaxMetadataBytes = 8 * 1024 * 1024;
+
+// The pax keywords applied to entries. Records with any other keyword are parsed and dropped, so
+// what is kept is at most one value per keyword whatever an archive holds, and applying a global
+// header to an entry costs the same for two records or a million.
+enum PaxKeyword : std::size_t { kPaxPath, kPaxLinkpath, kPaxUname, kPaxGname, kPaxSize, kPaxUid, kPaxGid, kPaxMtime, kPaxKeywords };
+constexpr std::array<std::string_view, kPaxKeywords> kPaxKeywordNames{"path", "linkpath", "uname", "gname",
+                                                                      "size", "uid",      "gid",   "mtime"};
+
+// The values of those keywords from the local ('x') or global ('g') headers. In the local ones an
+// empty value means the keyword was deleted (POSIX): the global value no longer applies, the ustar
+// field does.
+struct PaxValues {
+  std::array<std::optional<std::string>, kPaxKeywords> values;
+  bool sparse = false;  // GNU.sparse.* records (local headers only)
+
+  std::uint64_t bytes() const {
+    std::uint64_t total = 0;
+    for (const auto& value : values) total += value ? value->size() : 0;
+    return total;
+  }
+  void clear() {
+    for (auto& value : values) value.reset();
+    sparse = false;
+  }
+};
+
+bool valid_pax_value(PaxKeyword keyword, std::string_view value) {
+  switch (keyword) {
+    case kPaxSize:
+    case kPaxUid:
+    case kPaxGid: return detail::parse_pax_number(value).has_value();
+    case kPaxMtime: return detail::parse_pax_time(value).has_value();
+    default: return true;
+  }
+}
+
 }  // namespace
 
 struct TarReader::State {
@@ -36,13 +76,15 @@ struct TarReader::State {
   std::uint64_t left = 0;           // content, metadata or padding bytes still to come
   std::uint64_t padding_after = 0;  // padding once `left` content bytes are done
   std::uint64_t entries = 0;
+  std::uint64_t warnings = 0;
   bool saw_header = false;
 
   // Metadata that applies to the next entry (pax 'x', GNU 'L'/'K') or to all ('g').
   char metadata_type = 0;
+  std::uint64_t metadata_offset = 0;  // archive byte of the metadata header
   std::string metadata;
-  std::map<std::string, std::string> pax_local;
-  std::map<std::string, std::string> pax_global;
+  PaxValues pax_local;
+  PaxValues pax_global;
   std::optional<std::string> long_name;
   std::optional<std::string> long_link;
   std::uint64_t pending_header_offset = 0;
@@ -55,8 +97,19 @@ struct TarReader::State {
 
   Error corrupt(const std::string& what, std::uint64_t at) const {
     const std::string where = last_entry.empty() ? std::string("at the start of the archive")
-                                                 : fmt::format("after entry '{}'", last_entry);
+                                                 : fmt::format("after entry '{}'", printable_name(last_entry));
     return Error(ErrorKind::kCorruptData, fmt::format("{} at archive byte {} ({})", what, at, where), name);
+  }
+
+  void warn(const std::string& what, std::uint64_t at) {
+    ++warnings;
+    handler.warning(fmt::format("{}: {} at archive byte {}", printable_name(name), what, at));
+  }
+
+  // Bytes of metadata held for the next entry.
+  std::uint64_t held_metadata() const {
+    return pax_local.bytes() + pax_global.bytes() + (long_name ? long_name->size() : 0) +
+           (long_link ? long_link->size() : 0);
   }
 
   void on_header() {
@@ -89,9 +142,17 @@ struct TarReader::State {
       case 'g':
       case 'L':
       case 'K':
-        if (header.size > kMaxMetadataBytes) throw corrupt(fmt::format("extended header of {} bytes is too large", header.size), at);
+        if (header.size > kMaxMetadataBytes - std::min(kMaxMetadataBytes, held_metadata())) {
+          throw corrupt(fmt::format("extended header of {} bytes is too large (the headers before an entry may "
+                                    "hold {} bytes in all)",
+                                    header.size, kMaxMetadataBytes),
+                        at);
+        }
         metadata_type = header.typeflag;
+        metadata_offset = at;
         metadata.clear();
+        if (metadata.capacity() > 1024 * 1024) std::string().swap(metadata);
+        metadata.reserve(static_cast<std::size_t>(header.size));
         left = header.size;
         padding_after = detail::tar_padding(header.size);
         phase = Phase::kMetadata;
@@ -100,22 +161,58 @@ struct TarReader::State {
       default:
         break;
     }
-    begin_entry(std::move(header), at);
+    begin_entry(std::move(header));
+  }
+
+  // One pax record: kept if its keyword is applied to entries and its value can be read.
+  void on_pax_record(PaxValues& values, bool global, std::string_view key, std::string_view value) {
+    if (key.starts_with("GNU.sparse.")) {
+      if (!global) values.sparse = true;
+      if (!global && key == "GNU.sparse.name") values.values[kPaxPath] = std::string(value);
+      return;
+    }
+    const auto found = std::find(kPaxKeywordNames.begin(), kPaxKeywordNames.end(), key);
+    if (found == kPaxKeywordNames.end()) return;
+    const auto keyword = static_cast<PaxKeyword>(found - kPaxKeywordNames.begin());
+    if (value.empty()) {
+      // Deleted: from a global header, the keyword no longer applies; from a local one, the
+      // global value does not apply to this entry.
+      if (global) values.values[keyword].reset();
+      else values.values[keyword].emplace();
+      return;
+    }
+    if (!valid_pax_value(keyword, value)) {
+      warn(fmt::format("ignoring the pax value {}='{}' (unreadable; the ustar field applies)", key,
+                       printable_name(value.substr(0, 64))),
+           metadata_offset);
+      return;
+    }
+    values.values[keyword] = std::string(value);
   }
 
   void on_metadata_done() {
     try {
       switch (metadata_type) {
-        case 'x': detail::parse_pax_records(metadata, pax_local); break;
-        case 'g':
-          detail::parse_pax_records(metadata, pax_global);
-          has_pending_offset = false;  // a global header is not part of the next entry
+        case 'x':
+        case 'g': {
+          const bool global = metadata_type == 'g';
+          PaxValues& values = global ? pax_global : pax_local;
+          detail::parse_pax_records(metadata, [&](std::string_view key, std::string_view value) {
+            on_pax_record(values, global, key, value);
+          });
+          if (global) has_pending_offset = false;  // a global header is not part of the next entry
           break;
+        }
         case 'L': long_name = std::string(metadata.c_str()); break;
         case 'K': long_link = std::string(metadata.c_str()); break;
       }
     } catch (const Error& e) {
       throw corrupt(e.detail(), offset);
+    }
+    metadata.clear();
+    if (held_metadata() > kMaxMetadataBytes) {
+      throw corrupt(fmt::format("extended headers hold more than {} bytes for one entry", kMaxMetadataBytes),
+                    metadata_offset);
     }
     start_padding();
   }
@@ -126,38 +223,40 @@ struct TarReader::State {
     phase = left > 0 ? Phase::kPadding : Phase::kHeader;
   }
 
-  void apply_pax(const std::map<std::string, std::string>& records, std::uint64_t at) {
-    for (const auto& record : records) {
-      const std::string& key = record.first;
-      const std::string& value = record.second;
-      const auto bad = [&] { return corrupt(fmt::format("bad pax value for '{}': '{}'", key, value), at); };
-      if (key == "path") current.path = value;
-      else if (key == "linkpath") current.link_target = value;
-      else if (key == "uname") current.uname = value;
-      else if (key == "gname") current.gname = value;
-      else if (key == "size" || key == "uid" || key == "gid") {
-        const auto number = detail::parse_pax_number(value);
-        if (!number) throw bad();
-        (key == "size" ? current.size : key == "uid" ? current.uid : current.gid) = *number;
-      } else if (key == "mtime") {
-        const auto time = detail::parse_pax_time(value);
-        if (!time) throw bad();
-        current.mtime_seconds = time->first;
-        current.mtime_nanoseconds = time->second;
-      } else if (key.starts_with("GNU.sparse.")) {
-        current.unsupported = "GNU sparse file";
-        if (key == "GNU.sparse.name") current.path = value;
-      }
-    }
+  // The value of `keyword` for the current entry: the local header's, else the global header's;
+  // nullptr when neither sets it (or the local header deleted it).
+  const std::string* pax_value(PaxKeyword keyword) const {
+    const auto& local = pax_local.values[keyword];
+    if (local) return local->empty() ? nullptr : &*local;
+    const auto& global = pax_global.values[keyword];
+    return global ? &*global : nullptr;
   }
 
-  void begin_entry(TarEntry header, std::uint64_t at) {
+  void apply_pax() {
+    if (const auto* value = pax_value(kPaxPath)) current.path = *value;
+    if (const auto* value = pax_value(kPaxLinkpath)) current.link_target = *value;
+    if (const auto* value = pax_value(kPaxUname)) current.uname = *value;
+    if (const auto* value = pax_value(kPaxGname)) current.gname = *value;
+    if (const auto* value = pax_value(kPaxSize)) current.size = *detail::parse_pax_number(*value);
+    if (const auto* value = pax_value(kPaxUid)) current.uid = *detail::parse_pax_number(*value);
+    if (const auto* value = pax_value(kPaxGid)) current.gid = *detail::parse_pax_number(*value);
+    if (const auto* value = pax_value(kPaxMtime)) {
+      const auto time = *detail::parse_pax_time(*value);
+      current.mtime_seconds = time.first;
+      current.mtime_nanoseconds = time.second;
+    }
+    if (pax_local.sparse) current.unsupported = "GNU sparse file";
+  }
+
+  void begin_entry(TarEntry header) {
     current = std::move(header);
     current.header_offset = pending_header_offset;
     if (long_name) current.path = *long_name;
     if (long_link) current.link_target = *long_link;
-    apply_pax(pax_global, at);
-    apply_pax(pax_local, at);
+    apply_pax();
+    // A pax size record gives links, devices and FIFOs content, which GNU tar and bsdtar both
+    // read as data (they differ on a size in the ustar field alone, and on directories).
+    const bool pax_size = pax_value(kPaxSize) != nullptr;
     pax_local.clear();
     long_name.reset();
     long_link.reset();
@@ -165,16 +264,16 @@ struct TarReader::State {
 
     // Which types carry content: regular files (and unknown types, read as regular files, as
     // POSIX asks), GNU sparse and dump-directory entries (skipped). Links, directories, devices
-    // and FIFOs have none, whatever their size field says.
+    // and FIFOs have none, whatever their ustar size field says.
     bool has_content = true;
     switch (current.typeflag) {
       case '0': case '\0': case '7': current.type = TarEntryType::kFile; break;
-      case '1': current.type = TarEntryType::kHardLink; has_content = false; break;
-      case '2': current.type = TarEntryType::kSymlink; has_content = false; break;
-      case '3': current.type = TarEntryType::kCharDevice; has_content = false; break;
-      case '4': current.type = TarEntryType::kBlockDevice; has_content = false; break;
+      case '1': current.type = TarEntryType::kHardLink; has_content = pax_size; break;
+      case '2': current.type = TarEntryType::kSymlink; has_content = pax_size; break;
+      case '3': current.type = TarEntryType::kCharDevice; has_content = pax_size; break;
+      case '4': current.type = TarEntryType::kBlockDevice; has_content = pax_size; break;
       case '5': current.type = TarEntryType::kDirectory; has_content = false; break;
-      case '6': current.type = TarEntryType::kFifo; has_content = false; break;
+      case '6': current.type = TarEntryType::kFifo; has_content = pax_size; break;
       case 'S': current.type = TarEntryType::kFile; current.unsupported = "GNU sparse file"; break;
       case 'D': current.type = TarEntryType::kDirectory; break;
       case 'M': current.type = TarEntryType::kFile; current.unsupported = "multi-volume continuation"; break;
@@ -186,7 +285,6 @@ struct TarReader::State {
       current.type = TarEntryType::kDirectory;
       has_content = false;
     }
-    if (current.path.empty()) throw corrupt("entry with an empty name", at);
     if (!has_content) current.size = 0;
     ++entries;
     last_entry = current.path;
@@ -264,7 +362,7 @@ struct TarReader::State {
       case Phase::kContent:
         throw Error(ErrorKind::kCorruptData,
                     fmt::format("archive truncated in entry '{}' (header at archive byte {}): {} of {} content bytes missing",
-                                current.path, current.header_offset, left, current.size),
+                                printable_name(current.path), current.header_offset, left, current.size),
                     name);
       case Phase::kMetadata:
         throw corrupt("archive truncated inside an extended header", offset);
@@ -282,6 +380,7 @@ const std::string& TarReader::name() const { return state_->name; }
 void TarReader::finish() { state_->finish(); }
 std::uint64_t TarReader::entries() const { return state_->entries; }
 std::uint64_t TarReader::bytes_parsed() const { return state_->offset; }
+std::uint64_t TarReader::warnings() const { return state_->warnings; }
 
 namespace {
 
@@ -308,13 +407,19 @@ class PrefixedSource final : public ByteSource {
 
 class ListHandler final : public TarEntryHandler {
  public:
-  explicit ListHandler(const std::function<void(const TarEntry&)>& on_entry) : on_entry_(on_entry) {}
+  ListHandler(const std::function<void(const TarEntry&)>& on_entry,
+              const std::function<void(const std::string&)>& on_warning)
+      : on_entry_(on_entry), on_warning_(on_warning) {}
   void begin(const TarEntry& entry) override { on_entry_(entry); }
   void data(ByteView) override {}
   void end() override {}
+  void warning(const std::string& message) override {
+    if (on_warning_) on_warning_(message);
+  }
 
  private:
   const std::function<void(const TarEntry&)>& on_entry_;
+  const std::function<void(const std::string&)>& on_warning_;
 };
 
 }  // namespace
@@ -348,13 +453,15 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
   reader.finish();
   stats.entries = reader.entries();
   stats.archive_bytes = reader.bytes_parsed();
+  stats.warnings = reader.warnings();
   stats.stored_bytes = counted.bytes();
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
 
-TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads) {
-  ListHandler handler(on_entry);
+TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads,
+                  const std::function<void(const std::string& message)>& on_warning) {
+  ListHandler handler(on_entry, on_warning);
   return read_tar(source, handler, threads);
 }
 

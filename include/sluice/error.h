@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace sluice {
 
@@ -18,6 +19,8 @@ enum class ErrorKind {
   kLimit,        // a limit the caller set was reached (e.g. the most output to write)
 };
 
+// what() is "PATH: detail (at byte N)", the path passed through printable_name(); path() and
+// detail() are as given.
 class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, std::string detail, std::string path = {},
@@ -40,6 +43,13 @@ class Error : public std::runtime_error {
   std::string path_;
   std::optional<std::uint64_t> offset_;
 };
+
+// `name` as it may be shown on a terminal or in a log, escaped as GNU tar's default quoting does in
+// a UTF-8 locale: printable UTF-8 unchanged; a backslash doubled; \a \b \t \n \v \f \r for those
+// controls; every other control character (C0, DEL, C1, U+2028/U+2029) and every byte that is not
+// part of valid UTF-8 (a NUL included) as a three-digit octal escape per byte, "\033" for ESC. So a
+// name from an archive or a directory can never move the cursor, change colours or forge a line.
+std::string printable_name(std::string_view name);
 
 // Throws an Error of kind kIo for the current errno, e.g. "cannot open: No such file or directory".
 [[noreturn]] void throw_system_error(const std::string& what, const std::string& path);

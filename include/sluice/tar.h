@@ -59,6 +59,9 @@ class TarEntryHandler {
   virtual void begin(const TarEntry& entry) = 0;
   virtual void data(ByteView bytes) = 0;
   virtual void end() = 0;
+  // What the reader read past instead of failing, e.g. a pax value it could not read (the ustar
+  // field applies instead): a message naming the archive and the byte. Ignored by default.
+  virtual void warning(const std::string& message) { (void)message; }
 };
 
 // Parses a tar archive written to it in any pieces. Throws Error (kCorruptData) on a corrupt
@@ -73,6 +76,7 @@ class TarReader final : public ByteSink {
   void finish();
   std::uint64_t entries() const;
   std::uint64_t bytes_parsed() const;
+  std::uint64_t warnings() const;
 
  private:
   struct State;
@@ -133,6 +137,7 @@ struct TarStats {
   std::uint64_t entries = 0;
   std::uint64_t archive_bytes = 0; // uncompressed tar stream
   std::uint64_t stored_bytes = 0;  // bytes written (create) or read (extract, list)
+  std::uint64_t warnings = 0;      // reading: TarEntryHandler::warning() calls
   double seconds = 0;
 };
 
@@ -158,6 +163,8 @@ struct TarExtractOptions {
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.
   std::function<void(const TarEntry&, const std::string& why)> on_refused;
+  // What the reader read past (TarEntryHandler::warning).
+  std::function<void(const std::string& message)> on_warning;
 };
 
 struct TarExtractStats : TarStats {
@@ -166,9 +173,9 @@ struct TarExtractStats : TarStats {
   std::vector<std::string> members_not_found;  // options.members that matched no entry
 };
 
-// Extracts the archive in `source` under options.directory. Never writes outside it: entries with
-// absolute paths or ".." components, paths through symlinks, and hard links to outside are
-// refused. Files appear under their final names only when complete. On a corrupt or truncated
+// Extracts the archive in `source` under options.directory. Never writes outside it, nor changes
+// the directory itself: entries with absolute paths, ".." components or a NUL byte in their name
+// or link target, paths through symlinks, and hard links to outside are refused. Files appear under their final names only when complete. On a corrupt or truncated
 // archive the entries before it stay extracted and the Error is thrown.
 TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options);
 
@@ -202,8 +209,10 @@ class TarExclude {
   std::vector<std::string> patterns_;
 };
 
-// Calls `on_entry` for every entry of the archive in `source`.
-TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads = 0);
+// Calls `on_entry` for every entry of the archive in `source`, and `on_warning` (when set) for
+// what the reader read past.
+TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>& on_entry, int threads = 0,
+                  const std::function<void(const std::string& message)>& on_warning = {});
 
 // The codec a tar file name implies: .tar.gz/.tgz gzip, .tar.zst/.tzst zstd, .tar.lz4 lz4;
 // "" for anything else (a plain archive).

@@ -1,0 +1,415 @@
+// Archives no well-behaved tar writes: hostile ones (names with NUL bytes or terminal escapes,
+// metadata built to grow memory or time) and odd ones other tars still read (lenient pax values,
+// links with data). Each is built byte by byte here, and where GNU tar and bsdtar read it the
+// same way, sluice must read it that way too.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sluice/error.h"
+#include "sluice/io.h"
+#include "sluice/tar.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Bytes;
+using testing::describe;
+using testing::quote;
+
+using Records = std::vector<std::pair<std::string, std::string>>;
+
+// An archive written block by block: ustar headers with whatever fields a test wants, pax headers
+// with any records, contents.
+class RawTar {
+ public:
+  RawTar& header(const std::string& name, char type, std::uint64_t size = 0, const std::string& link = {},
+                 std::uint32_t mode = 0644) {
+    std::string block(512, '\0');
+    block.replace(0, std::min<std::size_t>(name.size(), 100), name.substr(0, 100));
+    put(block, 100, fmt::format("{:07o}", mode));
+    put(block, 108, fmt::format("{:07o}", 0));
+    put(block, 116, fmt::format("{:07o}", 0));
+    put(block, 124, fmt::format("{:011o}", size));
+    put(block, 136, fmt::format("{:011o}", mtime));
+    block[156] = type;
+    block.replace(157, std::min<std::size_t>(link.size(), 100), link.substr(0, 100));
+    block.replace(257, 8, std::string("ustar\0" "00", 8));
+    put(block, 265, "root");
+    put(block, 297, "root");
+    block.replace(148, 8, 8, ' ');
+    unsigned sum = 0;
+    for (const char c : block) sum += static_cast<unsigned char>(c);
+    put(block, 148, fmt::format("{:06o}", sum));
+    block[155] = ' ';
+    append(block);
+    return *this;
+  }
+  // Content, padded to the block.
+  RawTar& data(const std::string& bytes) {
+    append(bytes);
+    append(std::string((512 - bytes.size() % 512) % 512, '\0'));
+    return *this;
+  }
+  RawTar& pax(const Records& records, char type = 'x') {
+    std::string body;
+    for (const auto& [key, value] : records) body += record(key, value);
+    return header("PaxHeaders/entry", type, body.size()).data(body);
+  }
+  RawTar& file(const std::string& name, const std::string& content) { return header(name, '0', content.size()).data(content); }
+  RawTar& end() {
+    append(std::string(1024, '\0'));
+    return *this;
+  }
+  const Bytes& bytes() const { return bytes_; }
+
+  std::int64_t mtime = 1000000000;  // of the headers from here on
+
+  // "LEN key=value\n", LEN counting itself.
+  static std::string record(const std::string& key, const std::string& value) {
+    const std::size_t rest = key.size() + value.size() + 3;  // ' ', '=', '\n'
+    std::size_t length = rest + 1;
+    while (std::to_string(length).size() + rest != length) ++length;
+    return fmt::format("{} {}={}\n", length, key, value);
+  }
+
+ private:
+  static void put(std::string& block, std::size_t at, const std::string& text) { block.replace(at, text.size(), text); }
+  void append(const std::string& text) { bytes_.insert(bytes_.end(), text.begin(), text.end()); }
+  Bytes bytes_;
+};
+
+class TarHostile : public testing::CommandTest {
+ protected:
+  testing::CommandResult sluice_tar(const std::string& args) { return sh(testing::sluice() + " tar " + args); }
+  void put_tar(const std::string& name, const RawTar& tar) { put(name, tar.bytes()); }
+  // `tar -t` of GNU tar, bsdtar and sluice, each as one line per entry.
+  struct Listings {
+    std::string gnu, bsd, ours;
+  };
+  Listings list_with_each(const std::string& archive) {
+    return {sh("LC_ALL=C.UTF-8 tar -tf " + archive + " 2>/dev/null").out,
+            sh("LC_ALL=C.UTF-8 bsdtar -tf " + archive + " 2>/dev/null").out,
+            sluice_tar("-t -f " + archive).out};
+  }
+};
+
+// ---- Security ----
+
+// A NUL inside a pax name: the check must see what the system calls see. "x/..\0y" passes a check
+// on the whole string and is "x/.." (the destination) to mkdir and chmod.
+TEST_F(TarHostile, NulInANameOrLinkTargetIsRefusedAndTheDestinationIsNeverChanged) {
+  RawTar tar;
+  tar.file("before.txt", "kept")
+      .pax({{"path", std::string("x/..\0y", 6)}}).header("placeholder", '5', 0, {}, 0777)
+      .pax({{"path", std::string("x/\0../..", 8)}}).header("placeholder", '5', 0, {}, 0777)
+      .pax({{"path", std::string("z/..\0/f.txt", 11)}}).file("placeholder", "escaped?")
+      .pax({{"linkpath", std::string("before.txt\0/../../etc/passwd", 28)}}).header("hard", '1')
+      .pax({{"linkpath", std::string("ok\0/etc", 7)}}).header("sym", '2')
+      .header("./", '5', 0, {}, 0777)
+      .header(".", '5', 0, {}, 0777)
+      .file("after.txt", "kept too")
+      .end();
+  put_tar("nul.tar", tar);
+  fs::create_directories(dir_ / "dest");
+  ASSERT_EQ(::chmod((dir_ / "dest").c_str(), 0750), 0);
+  struct stat before {};
+  ASSERT_EQ(::stat((dir_ / "dest").c_str(), &before), 0);
+
+  for (const std::string options : {"", " -p", " -p --same-owner"}) {
+    SCOPED_TRACE(options);
+    const auto r = sluice_tar("-x" + options + " -f nul.tar -C dest");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    struct stat after {};
+    ASSERT_EQ(::stat((dir_ / "dest").c_str(), &after), 0);
+    EXPECT_EQ(after.st_mode, before.st_mode);
+    EXPECT_EQ(after.st_uid, before.st_uid);
+    EXPECT_EQ(after.st_gid, before.st_gid);
+    EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    EXPECT_EQ(get("dest/before.txt"), testing::to_bytes(std::string("kept")));
+    EXPECT_EQ(get("dest/after.txt"), testing::to_bytes(std::string("kept too")));
+    // Every entry with a NUL refused, named with the NUL escaped as GNU tar shows it.
+    for (const std::string name : {"x/..\\000y", "x/\\000../..", "z/..\\000/f.txt"}) {
+      EXPECT_NE(r.err.find(fmt::format("refusing entry '{}' (archive byte ", name)), std::string::npos)
+          << name << "\n" << r.err;
+    }
+    EXPECT_NE(r.err.find("hard link to 'before.txt\\000/../../etc/passwd': name contains a NUL byte"), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("): link target contains a NUL byte"), std::string::npos) << r.err;
+    // Nothing else was made: no x, no z, no f.txt, no links.
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir_ / "dest")) names.push_back(entry.path().filename().string());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"after.txt", "before.txt"}));
+  }
+  // GNU tar and bsdtar see the same entries in the listing (with the names cut at the NUL).
+  const auto r = sluice_tar("-t -f nul.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "before.txt\nx/..\\000y\nx/\\000../..\nz/..\\000/f.txt\nhard\nsym\n./\n.\nafter.txt\n");
+}
+
+long peak_rss_kib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// Writes `count` pax headers of about `bytes` each, of records with keywords no tar knows and
+// distinct in every header (what a map of every record would keep), into `reader`.
+void write_unknown_records(TarReader& reader, char type, int count, std::size_t bytes) {
+  const std::string sample = RawTar::record("LIBARCHIVE.xattr.k00.0000000", "v");
+  for (int header = 0; header < count; ++header) {
+    std::string body;
+    body.reserve(bytes + sample.size());
+    for (std::size_t i = 0; body.size() + sample.size() <= bytes; ++i) {
+      body += RawTar::record(fmt::format("LIBARCHIVE.xattr.k{:02}.{:07}", header, i), "v");
+    }
+    RawTar tar;
+    tar.header("PaxHeaders/x", type, body.size()).data(body);
+    reader.write(testing::view(tar.bytes()));
+  }
+}
+
+class Entries final : public TarEntryHandler {
+ public:
+  void begin(const TarEntry& entry) override { entries.push_back(entry); }
+  void data(ByteView) override {}
+  void end() override {}
+  void warning(const std::string& message) override { warnings.push_back(message); }
+  std::vector<TarEntry> entries;
+  std::vector<std::string> warnings;
+};
+
+// Memory: local headers in a row, and global headers (which are never dropped), each of 8 MiB less a
+// little, of distinct records. What is held is bounded whatever the sequence.
+TEST(TarHostileLibrary, MetadataHeldForEntriesIsBoundedWhateverTheSequenceOfHeaders) {
+  Entries handler;
+  TarReader reader(handler, "many-headers.tar");
+  const long before = peak_rss_kib();
+  write_unknown_records(reader, 'x', 12, 8 * 1024 * 1024 - 4096);
+  reader.write(testing::view(RawTar().file("one", "1").bytes()));
+  write_unknown_records(reader, 'g', 12, 8 * 1024 * 1024 - 4096);
+  reader.write(testing::view(RawTar().file("two", "2").end().bytes()));
+  reader.finish();
+  ASSERT_EQ(handler.entries.size(), 2u);
+  EXPECT_EQ(handler.entries[0].path, "one");
+  EXPECT_EQ(handler.entries[1].path, "two");
+#if !defined(__SANITIZE_ADDRESS__)  // ASan keeps freed blocks in quarantine
+  EXPECT_LT(peak_rss_kib() - before, 48 * 1024) << "KiB of peak RSS growth for 192 MiB of pax records";
+#else
+  (void)before;
+#endif
+}
+
+// The records kept (known keywords) count together, over local, global and GNU long-name headers.
+TEST(TarHostileLibrary, KnownRecordsOverEightMebibytesInAllAreAnError) {
+  const std::string big(3 * 1024 * 1024, 'p');
+  RawTar tar;
+  tar.pax({{"path", big}}, 'g').pax({{"linkpath", big}}).header("././@LongLink", 'L', big.size()).data(big);
+  tar.header("entry", '0').end();
+  Entries handler;
+  TarReader reader(handler, "big-names.tar");
+  try {
+    reader.write(testing::view(tar.bytes()));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(std::string(e.what()).find("big-names.tar: extended header of 3145728 bytes is too large"),
+              std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(handler.entries.empty());
+}
+
+// A global header of 500,000 empty records before 1,000 entries: each entry once cost a pass over
+// every record. Read in full (the time is in BENCHMARKS.md; no timing here).
+TEST_F(TarHostile, AGlobalHeaderOfHalfAMillionRecordsBeforeAThousandEntries) {
+  Records records;
+  for (int i = 0; i < 500000; ++i) records.emplace_back(fmt::format("k{:06}", i), "");
+  RawTar tar;
+  tar.pax(records, 'g');
+  std::string expected;
+  for (int i = 0; i < 1000; ++i) {
+    tar.header(fmt::format("f{:04}", i), '0');
+    expected += fmt::format("f{:04}\n", i);
+  }
+  put_tar("records.tar", tar.end());
+  const auto r = sluice_tar("-t -f records.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, expected);
+}
+
+// ---- Names on a terminal ----
+
+TEST(TarNames, PrintableNameEscapesAsGnuTar) {
+  EXPECT_EQ(printable_name("plain name.txt"), "plain name.txt");
+  EXPECT_EQ(printable_name("caf\xc3\xa9 \xe2\x9c\x93"), "caf\xc3\xa9 \xe2\x9c\x93");
+  EXPECT_EQ(printable_name("a\nb\tc\rd\a\b\f\v"), "a\\nb\\tc\\rd\\a\\b\\f\\v");
+  EXPECT_EQ(printable_name("\x1b[31mred"), "\\033[31mred");
+  EXPECT_EQ(printable_name("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(printable_name(std::string("nul\0x", 5)), "nul\\000x");
+  EXPECT_EQ(printable_name("del\x7f"), "del\\177");
+  EXPECT_EQ(printable_name("c1\xc2\x9b"), "c1\\302\\233");           // 8-bit CSI
+  EXPECT_EQ(printable_name("ls\xe2\x80\xa8"), "ls\\342\\200\\250");  // U+2028
+  EXPECT_EQ(printable_name("bad\xff\xc3"), "bad\\377\\303");
+  EXPECT_EQ(printable_name("over\xc0\xaf"), "over\\300\\257");  // overlong '/'
+  EXPECT_EQ(printable_name("sur\xed\xa0\x80"), "sur\\355\\240\\200");
+  // The path of an Error.
+  EXPECT_EQ(std::string(Error(ErrorKind::kIo, "cannot open", "a\x1b]0;title\a").what()),
+            "a\\033]0;title\\a: cannot open");
+}
+
+TEST_F(TarHostile, ListingsAndMessagesEscapeNamesAsGnuTarDoes) {
+  const std::vector<std::string> names = {"a\nb", "esc\x1b[31mred", "back\\slash", "tab\tx", "del\x7fx", "caf\xc3\xa9",
+                                          "bad\xff" "byte", "c1\xc2\x9bx", "bell\a", "cr\rx"};
+  RawTar tar;
+  for (const auto& name : names) tar.pax({{"path", name}}).file("placeholder", "x");
+  tar.header("dir\x1b[1m/", '5');
+  put_tar("names.tar", RawTar(tar).end());
+  put_tar("refused.tar", tar.header("/abs\x1b[2Jolute", '0').end());
+  const auto listings = list_with_each("names.tar");
+  EXPECT_EQ(listings.ours, listings.gnu);
+  EXPECT_EQ(listings.ours.find('\x1b'), std::string::npos);
+  auto r = sluice_tar("-tv -f names.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(" a\\nb\n"), std::string::npos) << r.out;
+  r = sluice_tar("-x -v -f refused.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);  // the absolute name was refused
+  EXPECT_EQ(r.out, listings.gnu);
+  EXPECT_NE(r.err.find("refusing entry '/abs\\033[2Jolute'"), std::string::npos) << r.err;
+  for (const auto& text : {r.out, r.err}) {
+    EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+    EXPECT_EQ(text.find('\r'), std::string::npos) << text;
+  }
+  // The names themselves are extracted as they are.
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "esc\x1b[31mred"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "a\nb"));
+  // A member not found, and a file that cannot be read while creating.
+  r = sluice_tar("-t -f names.tar " + quote("no\x1b[0mpe"));
+  EXPECT_NE(r.err.find("no\\033[0mpe: not found in archive"), std::string::npos) << r.err;
+  r = sluice_tar("-c -f new.tar " + quote("missing\x1b[0m"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing\\033[0m"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+}
+
+// ---- Where the other tars agree ----
+
+// Links, devices and FIFOs with a pax size record: GNU tar and bsdtar read that many bytes as the
+// entry's data. With a size in the ustar field only, or on a directory, they disagree, and sluice
+// reads as one of them. The data block here looks like a header of a "ghost" entry.
+TEST_F(TarHostile, EntriesWithDataAreReadAsGnuTarAndBsdtarReadThem) {
+  int agreed = 0;
+  for (const char type : {'1', '2', '3', '4', '5', '6'}) {
+    for (const std::string how : {"ustar-size", "pax-size", "pax-size-ustar-0", "pax-other"}) {
+      SCOPED_TRACE(fmt::format("type {} {}", type, how));
+      RawTar ghost;
+      ghost.header("ghost", '0');
+      RawTar tar;
+      tar.file("target", "abc\n");
+      if (how == "pax-size" || how == "pax-size-ustar-0") tar.pax({{"size", "512"}});
+      if (how == "pax-other") tar.pax({{"mtime", "1"}});
+      tar.header("entry", type, how == "pax-size-ustar-0" ? 0 : 512, type == '1' || type == '2' ? "target" : "");
+      const std::string name = fmt::format("{}-{}.tar", type, how);
+      Bytes bytes = tar.bytes();
+      bytes.insert(bytes.end(), ghost.bytes().begin(), ghost.bytes().end());
+      RawTar rest;
+      rest.file("last", "").end();
+      bytes.insert(bytes.end(), rest.bytes().begin(), rest.bytes().end());
+      put(name, bytes);
+      const auto listings = list_with_each(name);
+      ASSERT_FALSE(listings.gnu.empty());
+      if (listings.gnu == listings.bsd) {
+        ++agreed;
+        EXPECT_EQ(listings.ours, listings.gnu);
+      } else {
+        EXPECT_TRUE(listings.ours == listings.gnu || listings.ours == listings.bsd) << listings.ours;
+      }
+    }
+  }
+  EXPECT_GE(agreed, 12);
+}
+
+// pax values that are odd but readable: read as GNU tar and bsdtar read them; unreadable ones are
+// ignored with a warning (the ustar field applies) and the rest of the archive is read, exit 2.
+TEST_F(TarHostile, OddPaxValuesAreReadAndUnreadableOnesIgnoredWithAWarning) {
+  struct Case {
+    Records records;
+    std::string listing;  // -tv, TZ=UTC, from the size on
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {{{"path", ""}}, "4 1970-01-01 00:00 file", 0},  // deleted: the ustar name applies
+      {{{"mtime", "1234567890.5x"}}, "4 2009-02-13 23:31 file", 0},
+      {{{"mtime", "+1234567890"}}, "4 2009-02-13 23:31 file", 0},
+      {{{"mtime", " 1234567890"}}, "4 2009-02-13 23:31 file", 0},
+      {{{"mtime", "-1.5"}}, "4 1969-12-31 23:59 file", 0},
+      {{{"size", "0000000000000000000000004"}}, "4 1970-01-01 00:00 file", 0},
+      {{{"uid", "+12"}}, "4 1970-01-01 00:00 file", 0},
+      {{{"size", "4x"}}, "4 1970-01-01 00:00 file", 2},
+      {{{"mtime", "99999999999999999999999"}}, "4 1970-01-01 00:00 file", 2},
+      {{{"uid", "-5"}}, "4 1970-01-01 00:00 file", 2},
+      {{{"mtime", "x"}, {"uname", "kept"}}, "4 1970-01-01 00:00 file", 2},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    SCOPED_TRACE(fmt::format("{}={}", c.records[0].first, c.records[0].second));
+    RawTar tar;
+    tar.mtime = 0;
+    tar.pax(c.records).file("file", "abc\n").file("last", "").end();
+    const std::string name = fmt::format("odd-{}.tar", i);
+    put_tar(name, tar);
+    const auto r = sh("TZ=UTC " + testing::sluice() + " tar -tv -f " + name);
+    EXPECT_EQ(r.status, c.status) << describe(r);
+    EXPECT_NE(r.out.find(c.listing + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(" last\n"), std::string::npos) << r.out;
+    if (c.status == 2) {
+      EXPECT_NE(r.err.find(fmt::format("warning: {}: ignoring the pax value {}=", name, c.records[0].first)),
+                std::string::npos) << r.err;
+      EXPECT_NE(r.err.find("at archive byte 0"), std::string::npos) << r.err;
+    } else {
+      EXPECT_EQ(r.err, "");
+    }
+    if (c.records.size() > 1) {
+      EXPECT_NE(r.out.find(" kept/"), std::string::npos) << r.out;
+    }
+  }
+}
+
+// POSIX: an empty value deletes a keyword, from the global values (a 'g' record) or, for one entry,
+// the global value (an 'x' record), so that the ustar field applies.
+TEST(TarHostileLibrary, EmptyPaxValuesDeleteTheKeyword) {
+  RawTar tar;
+  tar.pax({{"uname", "global-user"}, {"mtime", "5"}}, 'g')
+      .file("a", "")                               // global-user, 5
+      .pax({{"uname", ""}}).file("b", "")          // root (ustar), 5
+      .pax({{"mtime", ""}}, 'g').file("c", "")     // global-user, ustar mtime
+      .pax({{"path", ""}, {"linkpath", ""}}).header("d", '2', 0, "target")
+      .end();
+  Entries handler;
+  TarReader reader(handler, "t.tar");
+  reader.write(testing::view(tar.bytes()));
+  reader.finish();
+  ASSERT_EQ(handler.entries.size(), 4u);
+  EXPECT_EQ(handler.entries[0].uname, "global-user");
+  EXPECT_EQ(handler.entries[0].mtime_seconds, 5);
+  EXPECT_EQ(handler.entries[1].uname, "root");
+  EXPECT_EQ(handler.entries[1].mtime_seconds, 5);
+  EXPECT_EQ(handler.entries[2].uname, "global-user");
+  EXPECT_EQ(handler.entries[2].mtime_seconds, 1000000000);
+  EXPECT_EQ(handler.entries[3].path, "d");
+  EXPECT_EQ(handler.entries[3].link_target, "target");
+  EXPECT_TRUE(handler.warnings.empty());
+}
+
+}  // namespace
+}  // namespace sluice
