@@ -75,7 +75,8 @@ ParseResult parse_command_line(int argc, char** argv) {
              "  sluice tar        create, extract or list tar archives\n"
              "  sluice transcode  decompress and compress again in one streaming pass\n"
              "  sluice run        run a pipeline described in a TOML file\n"
-             "Exit status: 0 success, 1 a file failed, 2 usage error.");
+             "Exit status: 0 success, 1 a file failed, 2 a warning (trailing garbage after the last member or\n"
+             "frame: the data before it was written, as gzip does) or a usage error.");
 
   bool decompress = false;
   bool keep = false;

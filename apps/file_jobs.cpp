@@ -244,6 +244,7 @@ int run_file_jobs(const CliOptions& given) {
 
   ProgressBar progress(!options.quiet && !options.verbose && ::isatty(STDERR_FILENO), total_files, plan.total_bytes);
   std::vector<std::string> failed_inputs;
+  std::size_t warnings = 0;
   const bool compressing = options.mode == Mode::kCompress;
   const auto report_item = [&](const ItemResult& item) {
     // Sizes as uncompressed (raw) and compressed (packed), whichever way the data went.
@@ -254,6 +255,13 @@ int run_file_jobs(const CliOptions& given) {
       progress.print(fmt::format("sluice: {}\n", item.error->what()));
     } else if (item.status == ItemStatus::kSkipped) {
       failed_inputs.push_back(item.input);
+    }
+    if (item.warning) {
+      ++warnings;
+      progress.print(fmt::format("sluice: warning: {}; ignored (the data before it was written)\n", item.warning->what()));
+    }
+    if (!item.ok()) {
+      // reported above
     } else if (options.mode == Mode::kTest) {
       if (!options.quiet) {
         progress.print(fmt::format("{}: OK ({} -> {})\n", item.input == "-" ? "<stdin>" : item.input,
@@ -274,6 +282,7 @@ int run_file_jobs(const CliOptions& given) {
         record += fmt::format(", \"ratio\": {:.6f}", static_cast<double>(packed) / static_cast<double>(raw));
       }
       if (item.error) record += fmt::format(", \"error\": {}", json_string(item.error->what()));
+      if (item.warning) record += fmt::format(", \"warning\": {}", json_string(item.warning->what()));
       fmt::print("{}}}\n", record);
       std::fflush(stdout);
     }
@@ -350,7 +359,8 @@ int run_file_jobs(const CliOptions& given) {
     if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
     fmt::print(stderr, "sluice: {} of {} files failed: {}\n", failures, total_files, names);
   }
-  return failures == 0 ? 0 : 1;
+  // As gzip: 1 for a failure, else 2 for a warning.
+  return failures > 0 ? 1 : warnings > 0 ? 2 : 0;
 }
 
 }  // namespace sluice::app

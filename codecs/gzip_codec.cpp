@@ -238,12 +238,12 @@ class GzipSplitter final : public StreamSplitter {
       return marker(zero_padding_bytes(b));
     }
     if (padding_start_) {
-      throw Error(ErrorKind::kCorruptData, "trailing garbage after the last gzip member", {}, *padding_start_);
+      throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last gzip member", {}, *padding_start_);
     }
     if (b.size() < 12) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) {
-      throw Error(ErrorKind::kCorruptData,
-                  members_ > 0 ? "trailing garbage after the last gzip member" : "not a gzip member", {}, offset);
+      if (members_ > 0) throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last gzip member", {}, offset);
+      throw Error(ErrorKind::kCorruptData, "not a gzip member", {}, offset);
     }
     if (b[2] != kMethodDeflate) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
     if (!(b[3] & kFlagExtra)) return serial();
@@ -433,9 +433,7 @@ class GzipDecoder final : public StreamDecoder {
   }
 
   Error trailing_garbage() const {
-    return Error(ErrorKind::kCorruptData,
-                 fmt::format("trailing garbage after the last gzip member (which ends at byte {})", member_start_), {},
-                 member_start_);
+    return Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last gzip member", {}, member_start_);
   }
 
   Error corrupt(const std::string& reason, std::uint64_t at) const {

@@ -174,9 +174,8 @@ class Lz4Decoder final : public StreamDecoder {
       return input;
     }
     if (magic != kFrameMagic && (magic & 0xFFFFFFF0u) != kOnlySkippableFrames) {
-      throw Error(ErrorKind::kCorruptData,
-                  frames_ > 0 ? "trailing garbage after the last lz4 frame" : "not an lz4 frame",
-                  {}, position_);
+      if (frames_ > 0) throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last lz4 frame", {}, position_);
+      throw Error(ErrorKind::kCorruptData, "not an lz4 frame", {}, position_);
     }
     std::uint8_t magic_bytes[4];
     std::memcpy(magic_bytes, pending_.data(), 4);
@@ -294,8 +293,8 @@ class Lz4Splitter final : public StreamSplitter {
     }
     const bool skippable = (magic & 0xFFFFFFF0u) == kOnlySkippableFrames;
     if (!skippable && magic != kFrameMagic) {  // told from four bytes, however few follow
-      throw Error(ErrorKind::kCorruptData,
-                  frames_ > 0 ? "trailing garbage after the last lz4 frame" : "not an lz4 frame", {}, offset);
+      if (frames_ > 0) throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last lz4 frame", {}, offset);
+      throw Error(ErrorKind::kCorruptData, "not an lz4 frame", {}, offset);
     }
     if (b.size() < 8) return need_more();
     if (skippable) return marker(8 + std::size_t{load_le32(b.data() + 4)});

@@ -103,9 +103,7 @@ class ZstdDecoder final : public StreamDecoder {
  private:
   [[noreturn]] void fail(std::size_t ret, std::uint64_t position) {
     if (ZSTD_getErrorCode(ret) == ZSTD_error_prefix_unknown && frames_ > 0 && !in_frame_) {
-      throw Error(ErrorKind::kCorruptData,
-                  fmt::format("trailing garbage after the last zstd frame (which ends at byte {})", frame_start_),
-                  {}, frame_start_);
+      throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last zstd frame", {}, frame_start_);
     }
     if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation) {
       throw Error(ErrorKind::kInternal, "out of memory in zstd decompression", {}, position);
@@ -131,8 +129,8 @@ class ZstdSplitter final : public StreamSplitter {
     const std::uint32_t magic = load_le32(b.data());
     if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
     if (magic != ZSTD_MAGICNUMBER) {
-      throw Error(ErrorKind::kCorruptData,
-                  frames_ > 0 ? "trailing garbage after the last zstd frame" : "not a zstd frame", {}, offset);
+      if (frames_ > 0) throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last zstd frame", {}, offset);
+      throw Error(ErrorKind::kCorruptData, "not a zstd frame", {}, offset);
     }
     constexpr std::size_t kLongestHeader = 18;  // ZSTD_FRAMEHEADERSIZE_MAX
     const unsigned long long content = ZSTD_getFrameContentSize(b.data(), b.size());

@@ -90,10 +90,10 @@ class FileItem {
     return *output_;
   }
 
-  // Publishes the output; then, if asked, removes the input (only a file, only after a durable
-  // publish).
-  void commit() {
-    const bool remove = batch_.remove_inputs && input_status_ && !job_.output.empty();
+  // Publishes the output; then, if asked and not `keep_input`, removes the input (only a file, only
+  // after a durable publish).
+  void commit(bool keep_input = false) {
+    const bool remove = batch_.remove_inputs && !keep_input && input_status_ && !job_.output.empty();
     if (output_) output_->commit(batch_.durable || remove);
     output_.reset();
     stdout_.reset();
@@ -144,6 +144,12 @@ class Report {
     item.output_bytes = out;
     item.seconds = seconds;
     notify(i);
+  }
+
+  // Done, but the input held something that was passed over (trailing garbage).
+  void done_with_warning(std::size_t i, std::uint64_t in, std::uint64_t out, double seconds, const Error& warning) {
+    report_.items[i].warning = warning;
+    done(i, in, out, seconds);
   }
 
   void failed(std::size_t i, const Error& error) {
@@ -275,6 +281,22 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
   return report.finish(std::chrono::duration<double>(Clock::now() - start).count(), stats.compressor_threads);
 }
 
+// Passes writes through and counts the bytes.
+class CountingSink final : public ByteSink {
+ public:
+  explicit CountingSink(ByteSink& inner) : inner_(inner) {}
+  void write(ByteView bytes) override {
+    inner_.write(bytes);
+    bytes_ += bytes.size();
+  }
+  const std::string& name() const override { return inner_.name(); }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  ByteSink& inner_;
+  std::uint64_t bytes_ = 0;
+};
+
 BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressOptions& options,
                              const FileBatchOptions& batch) {
   namespace flow = tbb::flow;
@@ -291,17 +313,32 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     if (stop.load()) return;
     const auto began = Clock::now();
     FileItem item(jobs[i], batch);
+    std::uint64_t input_bytes = 0;
+    const auto progressed = [&] {
+      if (!batch.on_progress) return;
+      std::lock_guard lock(progress_mutex);
+      batch.on_progress(progress += input_bytes);
+    };
     try {
       ByteSource& source = item.open_source(nullptr);
-      ByteSink& sink = item.open_sink();
-      const DecompressStats stats = decompress(source, sink, options);
-      item.commit();
-      report.done(i, stats.input_bytes, stats.output_bytes,
-                  std::chrono::duration<double>(Clock::now() - began).count());
-      if (batch.on_progress) {
-        std::lock_guard lock(progress_mutex);
-        batch.on_progress(progress += stats.input_bytes);
+      CountingSink sink(item.open_sink());
+      try {
+        const DecompressStats stats = decompress(source, sink, options);
+        input_bytes = stats.input_bytes;
+        item.commit();
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kTrailingGarbage) throw;
+        // Everything before the garbage was decoded, checked and written: the output is published
+        // (the input kept, whatever --rm says) and the garbage reported, as gzip does.
+        input_bytes = e.offset().value_or(0);
+        item.commit(/*keep_input=*/true);
+        report.done_with_warning(i, input_bytes, sink.bytes(), std::chrono::duration<double>(Clock::now() - began).count(),
+                                 e);
+        progressed();
+        return;
       }
+      report.done(i, input_bytes, sink.bytes(), std::chrono::duration<double>(Clock::now() - began).count());
+      progressed();
     } catch (const Error& e) {
       item.discard();
       report.failed(i, e);

@@ -364,6 +364,16 @@ class OutputNamingSink final : public ByteSink {
   ByteSink& inner_;
 };
 
+bool is_trailing_garbage(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    return e.kind() == ErrorKind::kTrailingGarbage;
+  } catch (...) {
+    return false;
+  }
+}
+
 void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                           std::size_t max_pieces, std::uint64_t max_output, DecompressStats& stats) {
   OutputNamingSink sink(output_sink);
@@ -451,6 +461,15 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
             break;
         }
       } catch (...) {
+        // Trailing garbage: everything before it decoded and checked, so it is written out before
+        // the error is raised (a failure to write it wins).
+        if (overlapped && is_trailing_garbage(std::current_exception())) {
+          try {
+            overlapped->flush();
+          } catch (...) {
+            errors.capture_current(source.name(), std::nullopt);
+          }
+        }
         errors.capture_current(source.name(), std::nullopt);
       }
     }

@@ -105,7 +105,7 @@ TEST_P(CliFormat, DecompressRestoresTheNameAndKeepsTheCompressedFile) {
   EXPECT_TRUE(exists("my file" + f.extension));
 }
 
-TEST_P(CliFormat, CorruptTruncatedAndTrailingGarbageInputsFailCleanly) {
+TEST_P(CliFormat, CorruptAndTruncatedInputsFailCleanly) {
   const auto& f = GetParam();
   put("data.bin", text_bytes(400 * 1024, 8));
   ASSERT_EQ(sluice(fmt::format("-F {} -c data.bin > good", f.codec)).status, 0);
@@ -115,10 +115,8 @@ TEST_P(CliFormat, CorruptTruncatedAndTrailingGarbageInputsFailCleanly) {
   Bytes corrupt = good;
   corrupt[corrupt.size() / 2] ^= 0x55;
   Bytes truncated(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() / 2));
-  Bytes garbage = good;
-  for (char c : std::string("this is not compressed")) garbage.push_back(static_cast<std::uint8_t>(c));
-  const std::vector<std::tuple<std::string, Bytes, std::string>> cases = {
-      {"corrupt", corrupt, "corrupt"}, {"truncated", truncated, "truncated"}, {"garbage", garbage, "trailing garbage"}};
+  const std::vector<std::tuple<std::string, Bytes, std::string>> cases = {{"corrupt", corrupt, "corrupt"},
+                                                                          {"truncated", truncated, "truncated"}};
   for (const auto& [name, bytes, message] : cases) {
     const std::string file = name + f.extension;
     put(file, bytes);
@@ -131,6 +129,33 @@ TEST_P(CliFormat, CorruptTruncatedAndTrailingGarbageInputsFailCleanly) {
     expect_listing({"good", file});
     EXPECT_EQ(get(file), bytes) << "the input must be untouched";
     fs::remove(dir_ / file);
+  }
+}
+
+// Trailing garbage: everything before it is written and the output published, with a warning
+// naming the file and the byte, and exit status 2, as gzip does; the input is kept, even with --rm.
+TEST_P(CliFormat, TrailingGarbageIsAWarningAfterTheWholeOutputIsWritten) {
+  const auto& f = GetParam();
+  const Bytes data = text_bytes(3 * 1024 * 1024 + 5, 8);
+  put("data.bin", data);
+  ASSERT_EQ(sluice(fmt::format("-F {} -c data.bin > good", f.codec)).status, 0);
+  Bytes garbage = get("good");
+  const std::size_t end = garbage.size();
+  for (char c : std::string("this is not compressed")) garbage.push_back(static_cast<std::uint8_t>(c));
+  for (const std::string threads : {"1", "2"}) {
+    SCOPED_TRACE(threads + " threads");
+    const std::string file = "garbage" + f.extension;
+    put(file, garbage);
+    auto r = sluice("-d --rm -j " + threads + " " + file);
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find(fmt::format("warning: {}: trailing garbage", file)), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(fmt::format("(at byte {})", end)), std::string::npos) << r.err;
+    EXPECT_EQ(get("garbage"), data);
+    EXPECT_EQ(get(file), garbage) << "the input must be kept";
+    r = sluice("-dc -j " + threads + " " + file + " > out");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_EQ(get("out"), data);
+    fs::remove(dir_ / "garbage");
   }
 }
 

@@ -31,6 +31,9 @@ struct ItemResult {
   std::uint64_t output_bytes = 0;  // bytes written
   double seconds = 0;
   std::optional<Error> error;    // set when status is kFailed or kSkipped
+  // Set for a done item whose input held something passed over: trailing garbage after the last
+  // frame or member (everything before it was written; the input is kept even with remove_inputs).
+  std::optional<Error> warning;
   bool ok() const { return status == ItemStatus::kDone; }
 };
 
@@ -84,7 +87,8 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
                            const FileBatchOptions& batch = {});
 
 // Decompresses every job, several files at once (each file is decoded as a stream). Outputs
-// going to standard output are written one after another in job order.
+// going to standard output are written one after another in job order. A file with trailing
+// garbage is done with a warning (ItemResult::warning), its output published.
 BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressOptions& options,
                              const FileBatchOptions& batch = {});
 

@@ -17,6 +17,9 @@ enum class ErrorKind {
   kInternal,     // a library returned something it should never return
   kCancelled,    // not done because the run stopped at another failure
   kLimit,        // a limit the caller set was reached (e.g. the most output to write)
+  // Bytes that are no frame or member follow the last complete one: everything before them was
+  // decoded, checked and written (the command keeps the output and warns, as gzip does).
+  kTrailingGarbage,
 };
 
 // what() is "PATH: detail (at byte N)", the path passed through printable_name(); path() and
