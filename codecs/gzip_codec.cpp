@@ -414,7 +414,7 @@ class GzipDecoder final : public StreamDecoder {
   }
 
   void finish() override {
-    if (state_ == State::kHeader && header_.empty()) {
+    if (state_ == State::kHeader && header_bytes_ == 0) {
       if (members_ == 0) throw Error(ErrorKind::kCorruptData, "empty input: not gzip data", {}, consumed_);
       return;
     }
@@ -426,7 +426,10 @@ class GzipDecoder final : public StreamDecoder {
 
  private:
   enum class State { kHeader, kBody, kTrailer };
-  static constexpr std::size_t kMaxHeaderBytes = 1 << 20;
+  enum class HeaderPart { kFixed, kExtraLength, kExtra, kName, kComment, kCrc, kDone };
+  // The longest header read: names and comments of megabytes are read (as gzip does); a "header"
+  // that goes on past this is not one.
+  static constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t{64} << 20;
 
   bool header_magic_ok() const {
     return (header_.size() < 1 || header_[0] == kMagic0) && (header_.size() < 2 || header_[1] == kMagic1);
@@ -441,44 +444,136 @@ class GzipDecoder final : public StreamDecoder {
                  fmt::format("corrupt gzip member starting at byte {}: {}", member_start_, reason), {}, at);
   }
 
-  // Gathers header bytes; once the header is complete, checks it and starts the member.
+  // Reads the header as it streams by: the fixed ten bytes (and FEXTRA's length) are gathered;
+  // FEXTRA, FNAME and FCOMMENT are passed over, only summed into the header CRC, so that a name of
+  // any length costs no memory (gzip reads them; kMaxHeaderBytes bounds the scan). Once the header
+  // is complete, starts the member. Returns the bytes consumed.
   std::size_t take_header(ByteView rest) {
-    const std::size_t before = header_.size();
-    if (before == 0 && members_ > 0 && rest[0] == 0) {  // padding (zero_padding_bytes)
-      const std::size_t zeros = zero_padding_bytes(rest);
-      padded_ = true;
-      consumed_ += zeros;
-      return zeros;
+    if (header_bytes_ == 0) {
+      if (members_ > 0 && rest[0] == 0) {  // padding (zero_padding_bytes)
+        const std::size_t zeros = zero_padding_bytes(rest);
+        padded_ = true;
+        consumed_ += zeros;
+        return zeros;
+      }
+      if (padded_) throw trailing_garbage();
+      member_start_ = consumed_;
+      header_part_ = HeaderPart::kFixed;
+      header_.clear();
+      header_crc_ = 0;
     }
-    if (padded_) throw trailing_garbage();
-    if (before == 0) member_start_ = consumed_;
-    // Take bytes one run at a time until the header parses: headers are short.
-    const std::size_t take = std::min(rest.size(), std::max<std::size_t>(10, header_.size()));
-    header_.insert(header_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(take));
-    if (!header_magic_ok()) {
-      if (members_ > 0) throw trailing_garbage();
-      throw corrupt("not a gzip header", member_start_);
+    std::size_t used = 0;
+    while (used < rest.size() && state_ == State::kHeader) {
+      const ByteView here = rest.subspan(used);
+      std::size_t n = 0;
+      bool summed = true;  // the header CRC covers every byte before itself
+      switch (header_part_) {
+        case HeaderPart::kFixed:
+          n = gather_header(here, 10);
+          if (!header_magic_ok()) {
+            if (members_ > 0) throw trailing_garbage();
+            throw corrupt("not a gzip header", member_start_);
+          }
+          if (header_.size() == 10) {
+            if (header_[2] != kMethodDeflate) throw corrupt("unknown compression method", member_start_ + 2);
+            if (header_[3] & 0xE0) throw corrupt("reserved header flags set", member_start_ + 3);
+            header_part_ = HeaderPart::kExtraLength;
+          }
+          break;
+        case HeaderPart::kExtraLength:
+          n = gather_header(here, 12);
+          break;
+        case HeaderPart::kExtra:
+          n = std::min(here.size(), header_left_);
+          header_left_ -= n;
+          break;
+        case HeaderPart::kName:
+        case HeaderPart::kComment: {
+          const auto nul = std::find(here.begin(), here.end(), std::uint8_t{0});
+          n = static_cast<std::size_t>(nul - here.begin()) + (nul != here.end() ? 1 : 0);
+          if (nul != here.end()) header_left_ = 0;
+          break;
+        }
+        case HeaderPart::kCrc:
+          summed = false;
+          n = std::min(here.size(), header_left_);
+          for (std::size_t i = 0; i < n; ++i) header_stored_crc_ |= std::uint32_t{here[i]} << (8 * (2 - header_left_ + i));
+          header_left_ -= n;
+          break;
+        case HeaderPart::kDone:
+          break;
+      }
+      if (summed) header_crc_ = update_crc32(header_crc_, here.first(n));
+      header_bytes_ += n;
+      consumed_ += n;
+      used += n;
+      if (header_bytes_ > kMaxHeaderBytes) throw corrupt("header too long", consumed_);
+      next_header_part();
     }
-    std::optional<std::size_t> length;
-    try {
-      length = header_length({header_.data(), header_.size()});
-    } catch (const HeaderProblem& problem) {
-      throw corrupt(problem.reason, member_start_ + problem.at);
+    return used;
+  }
+
+  // Moves bytes into header_ until it holds `bytes`.
+  std::size_t gather_header(ByteView here, std::size_t bytes) {
+    const std::size_t take = std::min(here.size(), bytes - header_.size());
+    header_.insert(header_.end(), here.begin(), here.begin() + static_cast<std::ptrdiff_t>(take));
+    return take;
+  }
+
+  // Past each header part that is complete (or absent) to the next one; after the last, the body.
+  void next_header_part() {
+    const std::uint8_t flags = header_.size() >= 4 ? header_[3] : 0;
+    for (;;) {
+      switch (header_part_) {
+        case HeaderPart::kFixed:
+          return;
+        case HeaderPart::kExtraLength:
+          if (header_.size() == 12) break;  // gathered: on to the extra field
+          if (flags & kFlagExtra) return;
+          header_part_ = HeaderPart::kName;
+          header_left_ = 1;
+          continue;
+        case HeaderPart::kExtra:
+          if (header_left_ > 0) return;
+          header_part_ = HeaderPart::kName;
+          header_left_ = 1;
+          continue;
+        case HeaderPart::kName:
+          if ((flags & kFlagName) && header_left_ > 0) return;
+          header_part_ = HeaderPart::kComment;
+          header_left_ = 1;
+          continue;
+        case HeaderPart::kComment:
+          if ((flags & kFlagComment) && header_left_ > 0) return;
+          header_part_ = HeaderPart::kCrc;
+          header_left_ = (flags & kFlagHeaderCrc) ? 2 : 0;
+          header_stored_crc_ = 0;
+          header_crc_at_end_ = header_crc_;
+          continue;
+        case HeaderPart::kCrc:
+          if (header_left_ > 0) return;
+          if ((flags & kFlagHeaderCrc) && (header_crc_at_end_ & 0xFFFF) != header_stored_crc_) {
+            throw corrupt("header crc mismatch", consumed_ - 2);
+          }
+          header_part_ = HeaderPart::kDone;
+          start_member();
+          return;
+        case HeaderPart::kDone:
+          return;
+      }
+      // kExtraLength gathered.
+      header_left_ = std::size_t{header_[10]} | std::size_t{header_[11]} << 8;
+      header_part_ = HeaderPart::kExtra;
     }
-    if (!length) {
-      if (header_.size() > kMaxHeaderBytes) throw corrupt("header too long", consumed_);
-      consumed_ += take;
-      return take;
-    }
-    // The header ended inside what was taken: give back the rest.
-    const std::size_t used = *length - before;
-    consumed_ += used;
+  }
+
+  void start_member() {
     header_.clear();
+    header_bytes_ = 0;
     inflater_->reset();
     crc_ = 0;
     size_ = 0;
     state_ = State::kBody;
-    return used;
   }
 
   // The engine's inflate, its errors given the member and offset.
@@ -579,7 +674,15 @@ class GzipDecoder final : public StreamDecoder {
 
   std::unique_ptr<StreamInflater> inflater_;
   State state_ = State::kHeader;
+  // The header being read (take_header): its fixed bytes and FEXTRA's length, the part it is in,
+  // the bytes left of that part (FEXTRA, the stored CRC; 1 while in a name), bytes read, CRC.
   std::vector<std::uint8_t> header_;
+  HeaderPart header_part_ = HeaderPart::kFixed;
+  std::size_t header_left_ = 0;
+  std::uint64_t header_bytes_ = 0;
+  std::uint32_t header_crc_ = 0;
+  std::uint32_t header_crc_at_end_ = 0;
+  std::uint32_t header_stored_crc_ = 0;
   std::vector<std::uint8_t> trailer_;
   Buffer blocks_[2];
   int current_ = 0;

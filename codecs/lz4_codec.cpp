@@ -150,6 +150,8 @@ class Lz4Decoder final : public StreamDecoder {
     if (frames_ == 0 && !in_frame_ && pending_.empty()) {
       throw Error(ErrorKind::kCorruptData, "empty input: not lz4 data", {}, 0);
     }
+    // A skippable frame cut short after its header ends the stream, as lz4 -d takes it.
+    if (in_frame_ && skippable_ && position_ - frame_start_ >= 8) return;
     // pending_ holds the start of a legacy block, or of the next frame's magic.
     if (in_frame_ || !pending_.empty()) {
       throw Error(ErrorKind::kCorruptData,
@@ -177,6 +179,7 @@ class Lz4Decoder final : public StreamDecoder {
       if (frames_ > 0) throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last lz4 frame", {}, position_);
       throw Error(ErrorKind::kCorruptData, "not an lz4 frame", {}, position_);
     }
+    skippable_ = magic != kFrameMagic;
     std::uint8_t magic_bytes[4];
     std::memcpy(magic_bytes, pending_.data(), 4);
     pending_.clear();
@@ -254,6 +257,7 @@ class Lz4Decoder final : public StreamDecoder {
   std::uint64_t frame_start_ = 0;
   std::uint64_t frames_ = 0;
   bool in_frame_ = false;
+  bool skippable_ = false;  // the frame being read is a skippable one
   bool legacy_ = false;
 };
 
@@ -297,7 +301,11 @@ class Lz4Splitter final : public StreamSplitter {
       throw Error(ErrorKind::kCorruptData, "not an lz4 frame", {}, offset);
     }
     if (b.size() < 8) return need_more();
-    if (skippable) return marker(8 + std::size_t{load_le32(b.data() + 4)});
+    if (skippable) {
+      Cut cut = marker(8 + std::size_t{load_le32(b.data() + 4)});
+      cut.may_end_early = true;  // as lz4 -d, which takes a skippable frame cut short at the end
+      return cut;
+    }
     const std::uint8_t flags = b[4], descriptor = b[5];
     const std::size_t header = 7 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0);
     if (b.size() < header) return need_more();

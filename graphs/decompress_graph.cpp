@@ -195,7 +195,10 @@ class PieceReader {
         const std::size_t skipped = std::min<std::uint64_t>(skip_bytes_, buffered());
         consume(skipped);
         skip_bytes_ -= skipped;
-        if (skip_bytes_ > 0 && !fill()) throw truncated();
+        if (skip_bytes_ > 0 && !fill()) {
+          if (!skip_may_end_early_) throw truncated(skip_start_);
+          skip_bytes_ = 0;
+        }
         continue;
       }
       if (buffered() == 0 && !fill()) {
@@ -220,6 +223,8 @@ class PieceReader {
           const std::size_t now = std::min(cut.bytes, buffered());
           consume(now);
           skip_bytes_ = cut.bytes - now;
+          skip_start_ = at;
+          skip_may_end_early_ = cut.may_end_early;
           if (cut.flags != 0) return piece(Piece::kMarker, cut, at, 0);
           break;
         }
@@ -315,10 +320,12 @@ class PieceReader {
     return false;
   }
 
-  Error truncated() const {
+  // The frame or member starting at `start` (by default, the one at the current position) ends
+  // early.
+  Error truncated(std::optional<std::uint64_t> start = std::nullopt) const {
     return Error(ErrorKind::kCorruptData,
                  fmt::format("unexpected end of input: the {} {} starting at byte {} is truncated", codec_,
-                             codec_ == "gzip" ? "member" : "frame", offset_),
+                             codec_ == "gzip" ? "member" : "frame", start.value_or(offset_)),
                  {},
                  offset_ + buffered());
   }
@@ -335,7 +342,9 @@ class PieceReader {
   ByteView bytes_;                 // the window's bytes from its first unconsumed one, or the block's
   std::size_t position_ = 0;       // first unconsumed byte in bytes_
   std::uint64_t offset_ = 0;       // stream offset of that byte
-  std::uint64_t skip_bytes_ = 0;
+  std::uint64_t skip_bytes_ = 0;  // of a marker that is longer than what was buffered
+  std::uint64_t skip_start_ = 0;
+  bool skip_may_end_early_ = false;
   StreamSplitter* splitter_;
   bool serial_;
   bool eof_ = false;

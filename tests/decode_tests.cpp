@@ -4,6 +4,7 @@
 // the original: never a crash, a hang, or wrong output without an error.
 #include <gtest/gtest.h>
 #include <lz4.h>
+#include <lz4frame.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -992,6 +993,105 @@ TEST(Detect, AForcedCodecOverridesDetection) {
   DecompressOptions as_lz4;
   as_lz4.codec = "lz4";
   EXPECT_EQ(to_bytes(decompress_buffer(packed.view(), as_lz4)), input);
+}
+
+// ---- Headers and frames the other tools take ----
+
+// gzip reads names and comments of any length (and so FHCRC over megabytes); the streaming
+// decoder passes over them without holding them, from pieces of any size.
+TEST(GzipHeader, NamesAndCommentsOfMegabytesAreReadFromPiecesOfAnySize) {
+  const Bytes input = text_bytes(300 * 1024, 21);
+  std::string name(3 << 20, 'N'), comment(2 << 20, 'C'), extra = "xx\x02\x00hi";
+  z_stream stream{};
+  ASSERT_EQ(deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  gz_header header{};
+  header.extra = reinterpret_cast<Bytef*>(extra.data());
+  header.extra_len = static_cast<uInt>(extra.size());
+  header.name = reinterpret_cast<Bytef*>(name.data());
+  header.comment = reinterpret_cast<Bytef*>(comment.data());
+  header.hcrc = 1;
+  ASSERT_EQ(deflateSetHeader(&stream, &header), Z_OK);
+  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + name.size() + comment.size() + 64);
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = packed.data();
+  stream.avail_out = static_cast<uInt>(packed.size());
+  ASSERT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  packed.resize(stream.total_out);
+  deflateEnd(&stream);
+  Bytes twice = packed;
+  twice.insert(twice.end(), packed.begin(), packed.end());
+  Bytes expected = input;
+  expected.insert(expected.end(), input.begin(), input.end());
+  const auto codec = CodecRegistry::global().create("gzip");
+  for (std::size_t piece : {1000003, 4096, 7}) {
+    SCOPED_TRACE(piece);
+    const auto decoder = codec->make_decoder();
+    Bytes out;
+    for (std::size_t at = 0; at < twice.size(); at += piece) {
+      decoder->decode(view(twice).subspan(at, std::min(piece, twice.size() - at)),
+                      [&out](ByteView b) { out.insert(out.end(), b.begin(), b.end()); });
+    }
+    decoder->finish();
+    EXPECT_EQ(out, expected);
+  }
+  EXPECT_EQ(to_bytes(decompress_buffer(view(twice))), expected);
+  // The header CRC covers the name: one byte of it changed is caught, at the CRC.
+  Bytes bad = packed;
+  bad[10 + 2 + extra.size() + 1000] = 'M';
+  try {
+    decompress_buffer(view(bad));
+    ADD_FAILURE() << "a wrong header CRC was not caught";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData);
+    EXPECT_NE(e.detail().find("header crc mismatch"), std::string::npos) << e.what();
+    EXPECT_EQ(e.offset(), 10 + 2 + extra.size() + name.size() + 1 + comment.size() + 1) << e.what();
+  }
+}
+
+// lz4 -d takes a skippable frame cut short at the end of the input (its header complete), and so
+// does sluice, on the parallel and the serial path; a header cut short is truncation, named at
+// the frame's start.
+TEST(Lz4Skippable, AFrameCutShortAtTheEndIsTakenAsLz4TakesIt) {
+  const Bytes input = text_bytes(500 * 1024, 22);
+  CompressOptions options;
+  options.codec = "lz4";
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  Bytes linked;  // the lz4 tool's linked blocks: the streaming decoder
+  {
+    LZ4F_preferences_t preferences{};
+    preferences.frameInfo.blockMode = LZ4F_blockLinked;
+    preferences.frameInfo.blockSizeID = LZ4F_max64KB;
+    linked.resize(LZ4F_compressFrameBound(input.size(), &preferences));
+    linked.resize(LZ4F_compressFrame(linked.data(), linked.size(), input.data(), input.size(), &preferences));
+  }
+  const Bytes skippable_header = {0x50, 0x2a, 0x4d, 0x18, 0x00, 0x01, 0x00, 0x00};
+  for (const Bytes* stream : std::initializer_list<const Bytes*>{&packed, &linked}) {
+    for (std::size_t kept : {8, 11}) {  // the header, and three of its 256 bytes
+      Bytes cut = *stream;
+      cut.insert(cut.end(), skippable_header.begin(), skippable_header.end());
+      cut.insert(cut.end(), kept - 8, std::uint8_t{'s'});
+      for (int threads : {1, 2}) {
+        DecompressOptions decode;
+        decode.threads = threads;
+        EXPECT_EQ(to_bytes(decompress_buffer(view(cut), decode)), input) << kept << " bytes, " << threads << " threads";
+      }
+    }
+    Bytes short_header = *stream;
+    short_header.insert(short_header.end(), skippable_header.begin(), skippable_header.begin() + 6);
+    const std::string message = fmt::format("the lz4 frame starting at byte {} is truncated", stream->size());
+    if (stream == &packed) {
+      expect_failure_after(short_header, message, stream->size() + 6, input);
+      continue;
+    }
+    try {  // serial decoding: what was written before the error is not promised
+      decompress_buffer(view(short_header));
+      ADD_FAILURE() << "a cut skippable frame header was taken";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

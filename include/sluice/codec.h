@@ -133,6 +133,9 @@ struct Cut {
   // content checksum", the expected checksum).
   std::uint32_t flags = 0;
   std::uint64_t value = 0;
+  // kMarker only: the input may end inside it, and the stream is then complete (lz4 -d accepts a
+  // skippable frame cut short at the end of a file).
+  bool may_end_early = false;
 };
 
 class StreamSplitter {
