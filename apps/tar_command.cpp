@@ -40,6 +40,7 @@ struct TarCliOptions {
   std::string owner;
   std::string group;
   bool numeric_owner = false;
+  bool sparse = false;
   bool preserve_permissions = false;
   bool same_owner = false;
   bool devices = false;
@@ -115,6 +116,7 @@ int run_create(const TarCliOptions& options) {
   if (!options.owner.empty()) create.owner = flag("--owner", [&] { return parse_tar_owner(options.owner); });
   if (!options.group.empty()) create.group = flag("--group", [&] { return parse_tar_owner(options.group); });
   create.numeric_owner = options.numeric_owner;
+  create.sparse = options.sparse;
   const bool to_stdout = options.archive == "-";
   std::FILE* listing = to_stdout ? stderr : stdout;
   if (options.verbose) {
@@ -168,11 +170,15 @@ int run_extract(const TarCliOptions& options) {
     fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {}\n", printable_name(entry.path),
                entry.header_offset, why);
   };
+  extract.on_failed = [](const TarEntry& entry, const Error& error) {
+    fmt::print(stderr, "sluice: cannot extract '{}' (archive byte {}): {}\n", printable_name(entry.path),
+               entry.header_offset, error.what());
+  };
   extract.on_warning = print_warning;
   auto source = open_archive(options.archive);
   const TarExtractStats stats = extract_tar(*source, extract);
   report_not_found(stats.members_not_found);
-  if (stats.refused > 0 || stats.warnings > 0) return kEntriesFailed;
+  if (stats.refused > 0 || stats.failed > 0 || stats.warnings > 0) return kEntriesFailed;
   return stats.members_not_found.empty() ? 0 : 1;
 }
 
@@ -241,6 +247,9 @@ int run_tar_command(int argc, char** argv) {
   app.add_option("--owner", options.owner, "Store this owner for every entry (NAME, NAME:ID or ID)")->type_name("OWNER");
   app.add_option("--group", options.group, "Store this group for every entry (NAME, NAME:ID or ID)")->type_name("GROUP");
   app.add_flag("--numeric-owner", options.numeric_owner, "Store numeric ids only, no user or group names");
+  app.add_flag("-S,--sparse", options.sparse,
+               "Store files with holes as sparse entries (the holes take no room; extracted as holes). "
+               "Sparse entries are always read, in every GNU and pax form");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
                "Extract setuid/setgid bits and ignore the umask");
   app.add_flag("--same-owner", options.same_owner, "Restore owners (when running as root)");

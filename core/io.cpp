@@ -198,6 +198,21 @@ OutputFile::~OutputFile() { discard(); }
 
 void OutputFile::write(ByteView bytes) { write_all(fd_, bytes, path_); }
 
+void OutputFile::skip(std::uint64_t bytes) {
+  if (bytes == 0) return;
+  if (temp_path_.empty()) {
+    static const std::uint8_t zeros[64 * 1024] = {};
+    for (std::uint64_t left = bytes; left > 0;) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, sizeof zeros));
+      write_all(fd_, ByteView(zeros, n), path_);
+      left -= n;
+    }
+    return;
+  }
+  const off_t end = ::lseek(fd_, static_cast<off_t>(bytes), SEEK_CUR);
+  if (end < 0 || ::ftruncate(fd_, end) != 0) throw_system_error("cannot extend", path_);
+}
+
 void OutputFile::preserve_metadata_of(const struct stat& source) { metadata_ = source; }
 
 void OutputFile::commit(bool durable) {

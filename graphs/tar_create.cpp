@@ -57,6 +57,46 @@ std::string join(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
+// The most data regions a sparse file is archived with: past it, the smallest holes are read as
+// zeros (the map costs about 20 bytes a region, held while the entry's header is written).
+constexpr std::size_t kMaxSparseRegions = 65536;
+
+// Where `fd` (a regular file of `size` bytes) has data, by SEEK_DATA/SEEK_HOLE; one region over
+// the whole file where the file system cannot tell.
+std::vector<TarSparseRegion> data_regions(int fd, std::uint64_t size) {
+  const std::vector<TarSparseRegion> whole{{0, size}};
+  std::vector<TarSparseRegion> regions;
+  for (std::uint64_t at = 0; at < size;) {
+    const off_t data = ::lseek(fd, static_cast<off_t>(at), SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) break;  // only a hole from here to the end
+      return whole;
+    }
+    const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) return whole;
+    const auto end = std::min<std::uint64_t>(static_cast<std::uint64_t>(hole), size);
+    if (end <= static_cast<std::uint64_t>(data)) break;
+    regions.push_back({static_cast<std::uint64_t>(data), end - static_cast<std::uint64_t>(data)});
+    at = end;
+  }
+  // Too many regions: join those separated by the smallest holes, doubling the gap until few enough.
+  for (std::uint64_t gap = 4096; regions.size() > kMaxSparseRegions; gap *= 2) {
+    std::vector<TarSparseRegion> joined;
+    for (const auto& region : regions) {
+      if (!joined.empty() && region.offset - (joined.back().offset + joined.back().length) <= gap) {
+        joined.back().length = region.offset + region.length - joined.back().offset;
+      } else {
+        joined.push_back(region);
+      }
+    }
+    regions = std::move(joined);
+  }
+  // A file that ends in a hole ends its map with an empty region there, as GNU tar writes it (GNU
+  // tar sizes the file by its last region).
+  if (regions.empty() || regions.back().offset + regions.back().length < size) regions.push_back({size, 0});
+  return regions;
+}
+
 // Directory children in byte order of their names, so the archive does not depend on readdir order.
 std::vector<std::string> sorted_children(const std::string& dir) {
   DIR* handle = ::opendir(dir.c_str());
@@ -92,8 +132,12 @@ struct TarWriterSource::State {
   std::size_t pending_position = 0;
   int file_fd = -1;              // the regular file whose content is being read
   std::string file_path;
-  std::uint64_t file_left = 0;
-  std::uint64_t file_size = 0;
+  // What is read of it: the whole file as one region, or a sparse file's data regions.
+  std::vector<TarSparseRegion> file_regions;
+  std::size_t file_region = 0;
+  std::uint64_t file_region_done = 0;
+  std::uint64_t file_left = 0;    // bytes still to read, over all regions
+  std::uint64_t file_stored = 0;  // bytes to read in all
   std::uint64_t file_padding = 0;
   bool trailer_done = false;
   std::uint64_t archive_bytes = 0;
@@ -207,8 +251,19 @@ struct TarWriterSource::State {
       entry.mtime_seconds = opened.st_mtim.tv_sec;
       entry.mtime_nanoseconds = static_cast<std::uint32_t>(opened.st_mtim.tv_nsec);
       file_path = planned.disk_path;
-      file_left = file_size = entry.size;
-      file_padding = detail::tar_padding(entry.size);
+      file_regions = {{0, entry.size}};
+      if (options.sparse && entry.size > 0) {
+        auto regions = data_regions(file_fd, entry.size);
+        if (regions != file_regions) {
+          entry.sparse = true;
+          entry.regions = std::move(regions);
+          file_regions = entry.regions;
+        }
+      }
+      file_region = 0;
+      file_region_done = 0;
+      file_left = file_stored = entry.stored_bytes();
+      file_padding = detail::tar_padding(file_stored);
     }
 
     if (options.mtime_seconds) {
@@ -226,6 +281,7 @@ struct TarWriterSource::State {
     pending.clear();
     pending_position = 0;
     detail::append_tar_headers(pending, entry);
+    if (entry.sparse) pending.append(as_bytes(detail::sparse_map_data(entry.regions)));
     ++entries;
     if (options.on_entry) options.on_entry(entry);
     if (file_fd >= 0 && file_left == 0) close_file();
@@ -244,8 +300,13 @@ struct TarWriterSource::State {
   }
 
   std::size_t read_file(std::uint8_t* dst, std::size_t max_bytes) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, file_left));
-    const off_t at = static_cast<off_t>(file_size - file_left);
+    while (file_region_done == file_regions[file_region].length) {
+      ++file_region;
+      file_region_done = 0;
+    }
+    const TarSparseRegion& region = file_regions[file_region];
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, region.length - file_region_done));
+    const off_t at = static_cast<off_t>(region.offset + file_region_done);
     ssize_t got;
     do {
       got = ::pread(file_fd, dst, want, at);
@@ -257,9 +318,11 @@ struct TarWriterSource::State {
     }
     if (got == 0) {
       throw Error(ErrorKind::kIo,
-                  fmt::format("file shrank while being archived: {} of {} bytes read", file_size - file_left, file_size),
+                  fmt::format("file shrank while being archived: {} of {} bytes read", file_stored - file_left,
+                              file_stored),
                   file_path);
     }
+    file_region_done += static_cast<std::uint64_t>(got);
     file_left -= static_cast<std::uint64_t>(got);
     if (file_left == 0) {
       close_file();

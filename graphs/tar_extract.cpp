@@ -108,11 +108,35 @@ class Extractor final : public TarEntryHandler {
       if (options_.on_entry) options_.on_entry(entry);
     } catch (const Refusal& refusal) {
       refuse(entry, refusal.why);
+    } catch (const Error& error) {
+      fail(entry, error, false);
     }
   }
 
   void data(ByteView bytes) override {
-    if (file_) file_->write(bytes);
+    if (!file_) return;
+    try {
+      write(bytes);
+    } catch (const Error& error) {
+      fail(*current_, error, true);
+    }
+  }
+
+  void write(ByteView bytes) {
+    if (!current_->sparse) return file_->write(bytes);
+    // A sparse file: each region's bytes at its offset, the gaps left as holes.
+    const auto& regions = current_->regions;
+    while (!bytes.empty()) {
+      while (region_ < regions.size() && within_region_ == regions[region_].length) next_region();
+      if (region_ == regions.size()) throw Error(ErrorKind::kInternal, "sparse data past the map", file_->name());
+      const TarSparseRegion& region = regions[region_];
+      if (within_region_ == 0) file_->skip(region.offset - written_to_);
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), region.length - within_region_));
+      file_->write(bytes.first(take));
+      within_region_ += take;
+      written_to_ = region.offset + within_region_;
+      bytes = bytes.subspan(take);
+    }
   }
 
   void warning(const std::string& message) override {
@@ -121,10 +145,15 @@ class Extractor final : public TarEntryHandler {
 
   void end() override {
     if (!file_) return;
-    file_->commit(false);
-    const std::string path = file_->name();
-    file_.reset();
-    if (want_owner()) restore_owner(path, *current_, true);
+    try {
+      if (current_->sparse) file_->skip(current_->size - written_to_);  // a hole at the end
+      file_->commit(false);
+      const std::string path = file_->name();
+      file_.reset();
+      if (want_owner()) restore_owner(path, *current_, true);
+    } catch (const Error& error) {
+      fail(*current_, error, true);
+    }
   }
 
   // Directory modes and times, deepest first. Runs after success and after failure alike. Each is
@@ -151,6 +180,7 @@ class Extractor final : public TarEntryHandler {
 
   std::uint64_t extracted() const { return extracted_; }
   std::uint64_t refused() const { return refused_; }
+  std::uint64_t failed() const { return failed_; }
   std::vector<std::string> members_not_found() const { return members_.not_found(); }
 
  private:
@@ -163,6 +193,11 @@ class Extractor final : public TarEntryHandler {
     dev_t device;  // the directory made for the entry
     ino_t inode;
   };
+
+  void next_region() {
+    ++region_;
+    within_region_ = 0;
+  }
 
   bool is_destination(const struct stat& status) const {
     return status.st_dev == root_status_.st_dev && status.st_ino == root_status_.st_ino;
@@ -177,6 +212,20 @@ class Extractor final : public TarEntryHandler {
                                                        printable_name(entry.path), entry.header_offset, why));
     }
     if (options_.on_refused) options_.on_refused(entry, why);
+  }
+
+  // An entry the file system would not take (a name too long, a full disk): reported, its partial
+  // file removed, and extraction goes on, as GNU tar does (with `strict` it stops).
+  void fail(const TarEntry& entry, const Error& error, bool begun) {
+    file_.reset();
+    ++failed_;
+    if (begun) --extracted_;
+    if (options_.strict) {
+      throw Error(error.kind(), fmt::format("cannot extract '{}' (archive byte {}): {}", printable_name(entry.path),
+                                            entry.header_offset, error.detail()),
+                  error.path());
+    }
+    if (options_.on_failed) options_.on_failed(entry, error);
   }
 
   bool want_owner() const { return options_.same_owner && is_root_; }
@@ -239,6 +288,9 @@ class Extractor final : public TarEntryHandler {
       if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
     }
     file_ = std::make_unique<OutputFile>(path, true);
+    region_ = 0;
+    within_region_ = 0;
+    written_to_ = 0;
     struct stat metadata {};
     metadata.st_mode = mode_for(entry);
     metadata.st_atim = metadata.st_mtim = mtime_of(entry);
@@ -330,10 +382,16 @@ class Extractor final : public TarEntryHandler {
   std::unordered_set<std::string> verified_;  // directories known to be real directories
   std::vector<PendingDirectory> directories_;
   std::unique_ptr<OutputFile> file_;
+  // A sparse file being written: the region its data goes to, how much of it is written, and
+  // the file offset reached.
+  std::size_t region_ = 0;
+  std::uint64_t within_region_ = 0;
+  std::uint64_t written_to_ = 0;
   const TarEntry* current_ = nullptr;
   bool skipping_ = true;
   std::uint64_t extracted_ = 0;
   std::uint64_t refused_ = 0;
+  std::uint64_t failed_ = 0;
 };
 
 }  // namespace
@@ -350,6 +408,7 @@ TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options
   extractor.finish_directories();
   stats.extracted = extractor.extracted();
   stats.refused = extractor.refused();
+  stats.failed = extractor.failed();
   stats.members_not_found = extractor.members_not_found();
   return stats;
 }

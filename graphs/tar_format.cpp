@@ -126,16 +126,38 @@ void append_zeros(Buffer& out, std::size_t bytes) {
 
 }  // namespace
 
+std::string sparse_map_data(const std::vector<TarSparseRegion>& regions) {
+  std::string map = fmt::format("{}\n", regions.size());
+  for (const auto& region : regions) map += fmt::format("{}\n{}\n", region.offset, region.length);
+  map.resize(map.size() + tar_padding(map.size()), '\0');
+  return map;
+}
+
 void append_tar_headers(Buffer& out, const TarEntry& entry) {
-  std::string prefix, base;
-  const bool name_fits = is_ascii(entry.path) && split_ustar_name(entry.path, prefix, base);
+  // A sparse file (pax sparse format 1.0, as GNU tar and bsdtar write it): its real name and size
+  // in GNU.sparse.* records; the ustar header names DIR/GNUSparseFile.0/BASE and stores the map
+  // followed by the data regions.
+  std::string path = entry.path;
+  std::uint64_t size = entry.size;
   std::string records;
   if (!is_utf8(entry.path) || !is_utf8(entry.link_target)) records += pax_record("hdrcharset", "BINARY");
-  if (!name_fits) records += pax_record("path", entry.path);
+  if (entry.sparse) {
+    const std::size_t slash = entry.path.rfind('/');
+    path = slash == std::string::npos ? "GNUSparseFile.0/" + entry.path
+                                      : entry.path.substr(0, slash) + "/GNUSparseFile.0" + entry.path.substr(slash);
+    size = sparse_map_data(entry.regions).size() + entry.stored_bytes();
+    records += pax_record("GNU.sparse.major", "1");
+    records += pax_record("GNU.sparse.minor", "0");
+    records += pax_record("GNU.sparse.name", entry.path);
+    records += pax_record("GNU.sparse.realsize", std::to_string(entry.size));
+  }
+  std::string prefix, base;
+  const bool name_fits = is_ascii(path) && split_ustar_name(path, prefix, base);
+  if (!name_fits) records += pax_record("path", path);
   if (entry.link_target.size() > kLinkName.width || !is_ascii(entry.link_target)) {
     records += pax_record("linkpath", entry.link_target);
   }
-  if (entry.size > octal_max(kSize.width)) records += pax_record("size", std::to_string(entry.size));
+  if (size > octal_max(kSize.width)) records += pax_record("size", std::to_string(size));
   if (entry.uid > octal_max(kUid.width)) records += pax_record("uid", std::to_string(entry.uid));
   if (entry.gid > octal_max(kGid.width)) records += pax_record("gid", std::to_string(entry.gid));
   const bool mtime_fits = entry.mtime_seconds >= 0 &&
@@ -154,10 +176,9 @@ void append_tar_headers(Buffer& out, const TarEntry& entry) {
   std::uint8_t block[kTarBlockBytes];
   if (!records.empty()) {
     // The extended header's own name, as GNU tar --format=posix writes it: DIR/PaxHeaders/BASE.
-    const std::size_t slash = entry.path.find_last_of('/', entry.path.size() >= 2 ? entry.path.size() - 2 : 0);
-    std::string pax_name = slash == std::string::npos
-                               ? "PaxHeaders/" + entry.path
-                               : entry.path.substr(0, slash) + "/PaxHeaders/" + entry.path.substr(slash + 1);
+    const std::size_t slash = path.find_last_of('/', path.size() >= 2 ? path.size() - 2 : 0);
+    std::string pax_name = slash == std::string::npos ? "PaxHeaders/" + path
+                                                      : path.substr(0, slash) + "/PaxHeaders/" + path.substr(slash + 1);
     if (!is_ascii(pax_name) || pax_name.size() > kName.width) pax_name = "PaxHeaders/entry";
     std::memset(block, 0, sizeof block);
     put_string(block, kName, pax_name);
@@ -180,12 +201,12 @@ void append_tar_headers(Buffer& out, const TarEntry& entry) {
     put_string(block, kName, base);
     put_string(block, kPrefix, prefix);
   } else {
-    put_string(block, kName, entry.path.substr(0, kName.width));
+    put_string(block, kName, path.substr(0, kName.width));
   }
   put_number(block, kMode, entry.mode & 07777);
   put_number(block, kUid, entry.uid);
   put_number(block, kGid, entry.gid);
-  put_number(block, kSize, entry.type == TarEntryType::kFile ? entry.size : 0);
+  put_number(block, kSize, entry.type == TarEntryType::kFile ? size : 0);
   put_number(block, kMtime, stored_mtime);
   block[kTypeflag] = static_cast<std::uint8_t>(typeflag_of(entry.type));
   put_string(block, kLinkName, entry.link_target);
@@ -294,6 +315,20 @@ TarEntry decode_tar_header(const std::uint8_t* block) {
     if (!prefix.empty()) entry.path = prefix + "/" + entry.path;
   }
   return entry;
+}
+
+void decode_old_gnu_sparse(const std::uint8_t* block, bool extension_block, OldGnuSparse& out) {
+  const std::size_t first = extension_block ? 0 : 386;
+  const std::size_t count = extension_block ? 21 : 4;
+  for (std::size_t i = 0; i < count; ++i) {
+    const std::size_t at = first + 24 * i;
+    if (block[at] == 0) break;  // an unused slot ends the map
+    const std::uint64_t offset = get_unsigned(block, Field{at, 12}, "sparse offset");
+    const std::uint64_t length = get_unsigned(block, Field{at + 12, 12}, "sparse length");
+    out.regions.push_back({offset, length});
+  }
+  out.extended = block[extension_block ? 504 : 482] != 0;
+  if (!extension_block) out.real_size = get_unsigned(block, Field{483, 12}, "sparse real size");
 }
 
 void parse_pax_records(std::string_view data,

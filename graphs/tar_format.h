@@ -23,9 +23,13 @@ constexpr std::uint64_t tar_padding(std::uint64_t bytes) {
 }
 
 // Appends the header blocks for `entry` to `out`: a pax 'x' header when any field needs one
-// (long or non-ASCII names, sizes from 8 GiB, large ids, sub-second or negative mtimes), then
-// the ustar header.
+// (long or non-ASCII names, sizes from 8 GiB, large ids, sub-second or negative mtimes, a sparse
+// file), then the ustar header. A sparse entry's data is sparse_map_data(), then its regions.
 void append_tar_headers(Buffer& out, const TarEntry& entry);
+
+// The map that starts a sparse entry's data (pax sparse format 1.0): the number of regions, then
+// each one's offset and length, a decimal number a line, padded with NULs to the block.
+std::string sparse_map_data(const std::vector<TarSparseRegion>& regions);
 
 enum class HeaderCheck { kValid, kZero, kBadChecksum };
 
@@ -36,6 +40,16 @@ HeaderCheck check_tar_header(const std::uint8_t* block);
 // typeflag, mode, ids, names, size, mtime, device numbers), before pax and GNU long-name records
 // are applied. Throws Error (no path) on malformed numbers.
 TarEntry decode_tar_header(const std::uint8_t* block);
+
+// The map of an old GNU sparse header ('S': four regions at byte 386, "isextended" at 482, the real
+// size at 483) or of one of the extension blocks that follow it (21 regions, "isextended" at 504),
+// added to `out`. An unused region slot ends the list. Throws Error on malformed numbers.
+struct OldGnuSparse {
+  std::vector<TarSparseRegion> regions;
+  bool extended = false;  // another extension block follows
+  std::uint64_t real_size = 0;
+};
+void decode_old_gnu_sparse(const std::uint8_t* block, bool extension_block, OldGnuSparse& out);
 
 // Parses pax extended header records ("LEN key=value\n" ...), calling `on_record` for each in
 // order. Throws Error on a malformed record.

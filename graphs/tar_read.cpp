@@ -34,21 +34,34 @@ enum PaxKeyword : std::size_t { kPaxPath, kPaxLinkpath, kPaxUname, kPaxGname, kP
 constexpr std::array<std::string_view, kPaxKeywords> kPaxKeywordNames{"path", "linkpath", "uname", "gname",
                                                                       "size", "uid",      "gid",   "mtime"};
 
+// A sparse file's map from pax records: 0.0 (GNU.sparse.offset/numbytes pairs), 0.1
+// (GNU.sparse.map) or 1.0 (GNU.sparse.major=1: the map is at the start of the data).
+struct PaxSparse {
+  bool any = false;
+  bool map_in_data = false;  // 1.0
+  bool unreadable = false;   // a number that could not be read: the entry is not expanded
+  std::optional<std::uint64_t> real_size;
+  std::optional<std::string> name;
+  std::vector<TarSparseRegion> regions;
+
+  std::uint64_t bytes() const { return (name ? name->size() : 0) + regions.size() * sizeof(TarSparseRegion); }
+};
+
 // The values of those keywords from the local ('x') or global ('g') headers. In the local ones an
 // empty value means the keyword was deleted (POSIX): the global value no longer applies, the ustar
 // field does.
 struct PaxValues {
   std::array<std::optional<std::string>, kPaxKeywords> values;
-  bool sparse = false;  // GNU.sparse.* records (local headers only)
+  PaxSparse sparse;  // local headers only
 
   std::uint64_t bytes() const {
-    std::uint64_t total = 0;
+    std::uint64_t total = sparse.bytes();
     for (const auto& value : values) total += value ? value->size() : 0;
     return total;
   }
   void clear() {
     for (auto& value : values) value.reset();
-    sparse = false;
+    sparse = PaxSparse{};
   }
 };
 
@@ -62,10 +75,55 @@ bool valid_pax_value(PaxKeyword keyword, std::string_view value) {
   }
 }
 
+// Adds the records of a GNU.sparse.* keyword to `sparse`.
+void add_sparse_record(PaxSparse& sparse, std::string_view key, std::string_view value) {
+  sparse.any = true;
+  const auto number = [&](std::string_view text) {
+    const auto parsed = detail::parse_pax_number(text);
+    if (!parsed) sparse.unreadable = true;
+    return parsed.value_or(0);
+  };
+  if (key == "GNU.sparse.name") {
+    sparse.name = std::string(value);
+  } else if (key == "GNU.sparse.size" || key == "GNU.sparse.realsize") {
+    sparse.real_size = number(value);
+  } else if (key == "GNU.sparse.major") {
+    sparse.map_in_data = number(value) == 1;
+  } else if (key == "GNU.sparse.offset") {  // 0.0: a pair, offset first
+    sparse.regions.push_back({number(value), 0});
+  } else if (key == "GNU.sparse.numbytes") {
+    if (sparse.regions.empty()) sparse.unreadable = true;
+    else sparse.regions.back().length = number(value);
+  } else if (key == "GNU.sparse.map") {  // 0.1: "offset,length,offset,length,..."
+    std::vector<std::uint64_t> numbers;
+    for (std::size_t start = 0; start <= value.size();) {
+      std::size_t comma = value.find(',', start);
+      if (comma == std::string_view::npos) comma = value.size();
+      numbers.push_back(number(value.substr(start, comma - start)));
+      start = comma + 1;
+    }
+    if (numbers.size() % 2 != 0) sparse.unreadable = true;
+    for (std::size_t i = 0; i + 1 < numbers.size(); i += 2) sparse.regions.push_back({numbers[i], numbers[i + 1]});
+  }
+}
+
+// Whether `regions` fit a file of `size` in order without overlapping, and store `stored` bytes.
+bool valid_sparse_map(const std::vector<TarSparseRegion>& regions, std::uint64_t size, std::uint64_t stored) {
+  std::uint64_t end = 0;
+  std::uint64_t total = 0;
+  for (const auto& region : regions) {
+    if (region.offset < end || region.length > size || region.offset > size - region.length) return false;
+    end = region.offset + region.length;
+    total += region.length;
+  }
+  return total == stored;
+}
+
 }  // namespace
 
 struct TarReader::State {
-  enum class Phase { kHeader, kContent, kMetadata, kPadding, kEnded };
+  // kHeader, kSparseExtension and kSparseMap read whole blocks into `block`.
+  enum class Phase { kHeader, kSparseExtension, kSparseMap, kContent, kMetadata, kPadding, kEnded };
 
   TarEntryHandler& handler;
   std::string name;
@@ -91,6 +149,14 @@ struct TarReader::State {
   bool has_pending_offset = false;
 
   TarEntry current;
+  std::uint64_t stored = 0;  // the current entry's bytes in the archive (its header's size)
+  // A sparse entry's map while it is read: from old GNU extension blocks, or (pax 1.0) decimal
+  // numbers at the start of the data: the count, then an offset and a length per region.
+  detail::OldGnuSparse sparse_map;
+  bool map_count_read = false;
+  std::uint64_t map_numbers_left = 0;  // 1.0: numbers still to read (the count included)
+  std::uint64_t map_number = 0;
+  std::size_t map_digits = 0;
   std::string last_entry;  // for messages about what came after it
 
   State(TarEntryHandler& h, std::string n) : handler(h), name(std::move(n)) {}
@@ -109,7 +175,15 @@ struct TarReader::State {
   // Bytes of metadata held for the next entry.
   std::uint64_t held_metadata() const {
     return pax_local.bytes() + pax_global.bytes() + (long_name ? long_name->size() : 0) +
-           (long_link ? long_link->size() : 0);
+           (long_link ? long_link->size() : 0) + sparse_map.regions.size() * sizeof(TarSparseRegion);
+  }
+
+  void on_block() {
+    switch (phase) {
+      case Phase::kSparseExtension: return on_sparse_extension();
+      case Phase::kSparseMap: return on_sparse_map_block();
+      default: return on_header();
+    }
   }
 
   void on_header() {
@@ -161,14 +235,13 @@ struct TarReader::State {
       default:
         break;
     }
-    begin_entry(std::move(header));
+    prepare_entry(std::move(header));
   }
 
   // One pax record: kept if its keyword is applied to entries and its value can be read.
   void on_pax_record(PaxValues& values, bool global, std::string_view key, std::string_view value) {
     if (key.starts_with("GNU.sparse.")) {
-      if (!global) values.sparse = true;
-      if (!global && key == "GNU.sparse.name") values.values[kPaxPath] = std::string(value);
+      if (!global) add_sparse_record(values.sparse, key, value);
       return;
     }
     const auto found = std::find(kPaxKeywordNames.begin(), kPaxKeywordNames.end(), key);
@@ -210,11 +283,14 @@ struct TarReader::State {
       throw corrupt(e.detail(), offset);
     }
     metadata.clear();
-    if (held_metadata() > kMaxMetadataBytes) {
-      throw corrupt(fmt::format("extended headers hold more than {} bytes for one entry", kMaxMetadataBytes),
-                    metadata_offset);
-    }
+    check_held_metadata(metadata_offset);
     start_padding();
+  }
+
+  void check_held_metadata(std::uint64_t at) const {
+    if (held_metadata() > kMaxMetadataBytes) {
+      throw corrupt(fmt::format("extended headers hold more than {} bytes for one entry", kMaxMetadataBytes), at);
+    }
   }
 
   void start_padding() {
@@ -245,10 +321,12 @@ struct TarReader::State {
       current.mtime_seconds = time.first;
       current.mtime_nanoseconds = time.second;
     }
-    if (pax_local.sparse) current.unsupported = "GNU sparse file";
+    if (pax_local.sparse.name) current.path = *pax_local.sparse.name;
   }
 
-  void begin_entry(TarEntry header) {
+  // The entry whose header was just read: its fields, then its sparse map if it has one, then
+  // start_entry().
+  void prepare_entry(TarEntry header) {
     current = std::move(header);
     current.header_offset = pending_header_offset;
     if (long_name) current.path = *long_name;
@@ -257,6 +335,7 @@ struct TarReader::State {
     // A pax size record gives links, devices and FIFOs content, which GNU tar and bsdtar both
     // read as data (they differ on a size in the ustar field alone, and on directories).
     const bool pax_size = pax_value(kPaxSize) != nullptr;
+    const PaxSparse pax_sparse = std::move(pax_local.sparse);
     pax_local.clear();
     long_name.reset();
     long_link.reset();
@@ -274,7 +353,7 @@ struct TarReader::State {
       case '4': current.type = TarEntryType::kBlockDevice; has_content = pax_size; break;
       case '5': current.type = TarEntryType::kDirectory; has_content = false; break;
       case '6': current.type = TarEntryType::kFifo; has_content = pax_size; break;
-      case 'S': current.type = TarEntryType::kFile; current.unsupported = "GNU sparse file"; break;
+      case 'S': current.type = TarEntryType::kFile; break;
       case 'D': current.type = TarEntryType::kDirectory; break;
       case 'M': current.type = TarEntryType::kFile; current.unsupported = "multi-volume continuation"; break;
       case 'V': current.type = TarEntryType::kFile; current.unsupported = "volume label"; break;
@@ -286,11 +365,127 @@ struct TarReader::State {
       has_content = false;
     }
     if (!has_content) current.size = 0;
+    stored = current.size;
+    const std::uint64_t at = current.header_offset;
+
+    sparse_map = {};
+    if (current.typeflag == 'S') {
+      try {
+        detail::decode_old_gnu_sparse(block, false, sparse_map);
+      } catch (const Error& e) {
+        throw corrupt(e.detail(), at);
+      }
+      if (sparse_map.extended) {
+        phase = Phase::kSparseExtension;
+        return;
+      }
+      return start_sparse_entry(sparse_map.real_size);
+    }
+    if (pax_sparse.any && current.type == TarEntryType::kFile) {
+      if (pax_sparse.unreadable || !pax_sparse.real_size) {
+        current.unsupported = "unreadable sparse map";
+        return start_entry();
+      }
+      sparse_map.regions = pax_sparse.regions;
+      if (pax_sparse.map_in_data) {
+        // 1.0: the map is read from the data's first blocks, which the stored size counts.
+        sparse_map.real_size = *pax_sparse.real_size;
+        sparse_map.regions.clear();
+        map_count_read = false;
+        map_numbers_left = 1;
+        map_number = 0;
+        map_digits = 0;
+        if (stored < kTarBlockBytes) {
+          current.unsupported = "sparse map missing from the data";
+          return start_entry();
+        }
+        phase = Phase::kSparseMap;
+        return;
+      }
+      return start_sparse_entry(*pax_sparse.real_size);
+    }
+    start_entry();
+  }
+
+  // An old GNU extension block: 21 more regions.
+  void on_sparse_extension() {
+    try {
+      detail::decode_old_gnu_sparse(block, true, sparse_map);
+    } catch (const Error& e) {
+      throw corrupt(e.detail(), offset - kTarBlockBytes);
+    }
+    check_held_metadata(offset - kTarBlockBytes);
+    if (!sparse_map.extended) start_sparse_entry(sparse_map.real_size);
+  }
+
+  // A block of a 1.0 map: decimal numbers, each ended by a newline; the map ends with the block
+  // that holds its last number.
+  void on_sparse_map_block() {
+    stored -= kTarBlockBytes;
+    for (std::size_t i = 0; i < kTarBlockBytes && map_numbers_left > 0; ++i) {
+      const std::uint8_t c = block[i];
+      if (c >= '0' && c <= '9' && map_digits < 19) {
+        map_number = map_number * 10 + (c - '0');
+        ++map_digits;
+        continue;
+      }
+      if (c != '\n' || map_digits == 0) {
+        current.unsupported = "unreadable sparse map";
+        sparse_map.regions.clear();
+        return start_entry();
+      }
+      if (!map_count_read) {
+        // The count: an offset and a length follow for each region.
+        map_count_read = true;
+        if (map_number > kMaxMetadataBytes / sizeof(TarSparseRegion)) {
+          throw corrupt(fmt::format("sparse map of {} regions is too large", map_number), current.header_offset);
+        }
+        map_numbers_left = 2 * map_number + 1;
+      } else if (map_numbers_left % 2 == 0) {
+        sparse_map.regions.push_back({map_number, 0});
+      } else {
+        sparse_map.regions.back().length = map_number;
+      }
+      --map_numbers_left;
+      map_number = 0;
+      map_digits = 0;
+    }
+    if (map_numbers_left == 0) return start_sparse_entry(sparse_map.real_size);
+    if (stored < kTarBlockBytes) {
+      current.unsupported = "sparse map runs past the data";
+      sparse_map.regions.clear();
+      return start_entry();
+    }
+  }
+
+  // A sparse entry whose map is known: checked against the bytes stored, then started. A map that
+  // does not fit is reported through `unsupported`, and the data passed on as stored.
+  void start_sparse_entry(std::uint64_t real_size) {
+    if (valid_sparse_map(sparse_map.regions, real_size, stored)) {
+      current.sparse = true;
+      current.regions = std::move(sparse_map.regions);
+      current.size = real_size;
+    } else {
+      current.sparse = false;
+      current.regions.clear();
+      current.unsupported = "sparse map does not match the data stored";
+    }
+    sparse_map = {};
+    start_entry();
+  }
+
+  void start_entry() {
+    if (!current.sparse) current.size = stored;
+    if (!current.unsupported.empty()) {
+      current.sparse = false;
+      current.regions.clear();
+      current.size = stored;
+    }
     ++entries;
     last_entry = current.path;
     handler.begin(current);
-    left = current.size;
-    padding_after = detail::tar_padding(current.size);
+    left = stored;
+    padding_after = detail::tar_padding(stored);
     if (left == 0) {
       handler.end();
       start_padding();
@@ -305,7 +500,9 @@ struct TarReader::State {
         case Phase::kEnded:
           offset += bytes.size();
           return;
-        case Phase::kHeader: {
+        case Phase::kHeader:
+        case Phase::kSparseExtension:
+        case Phase::kSparseMap: {
           const std::size_t take = std::min(bytes.size(), kTarBlockBytes - block_fill);
           std::memcpy(block + block_fill, bytes.data(), take);
           block_fill += take;
@@ -313,7 +510,7 @@ struct TarReader::State {
           bytes = bytes.subspan(take);
           if (block_fill == kTarBlockBytes) {
             block_fill = 0;
-            on_header();
+            on_block();
           }
           break;
         }
@@ -359,10 +556,14 @@ struct TarReader::State {
         if (has_pending_offset) throw corrupt("archive ends after an extended header without its entry", offset);
         if (!saw_header) throw corrupt("not a tar archive (empty)", 0);
         return;  // no end-of-archive marker: accepted, as GNU tar and bsdtar do
+      case Phase::kSparseExtension:
+      case Phase::kSparseMap:
+        throw corrupt(fmt::format("archive truncated in the sparse map of entry '{}'", printable_name(current.path)),
+                      offset - block_fill);
       case Phase::kContent:
         throw Error(ErrorKind::kCorruptData,
                     fmt::format("archive truncated in entry '{}' (header at archive byte {}): {} of {} content bytes missing",
-                                printable_name(current.path), current.header_offset, left, current.size),
+                                printable_name(current.path), current.header_offset, left, stored),
                     name);
       case Phase::kMetadata:
         throw corrupt("archive truncated inside an extended header", offset);
@@ -381,6 +582,17 @@ void TarReader::finish() { state_->finish(); }
 std::uint64_t TarReader::entries() const { return state_->entries; }
 std::uint64_t TarReader::bytes_parsed() const { return state_->offset; }
 std::uint64_t TarReader::warnings() const { return state_->warnings; }
+void TarReader::warn(const std::string& message) {
+  ++state_->warnings;
+  state_->handler.warning(fmt::format("{}: {}", printable_name(state_->name), message));
+}
+
+std::uint64_t TarEntry::stored_bytes() const {
+  if (!sparse) return size;
+  std::uint64_t total = 0;
+  for (const auto& region : regions) total += region.length;
+  return total;
+}
 
 namespace {
 
@@ -439,7 +651,15 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
     DecompressOptions options;
     options.codec = codec->name;
     options.threads = threads;
-    decompress(whole, reader, options);
+    try {
+      decompress(whole, reader, options);
+    } catch (const Error& e) {
+      // The archive before the garbage was decoded and parsed in full: finish it, then warn (GNU
+      // tar and bsdtar extract every entry).
+      if (e.kind() != ErrorKind::kTrailingGarbage) throw;
+      reader.finish();
+      reader.warn(fmt::format("{} (at byte {} of the compressed file); ignored", e.detail(), e.offset().value_or(0)));
+    }
   } else {
     // A plain archive: feed it through directly.
     reader.write(probe.view());

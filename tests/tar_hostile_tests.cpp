@@ -411,5 +411,215 @@ TEST(TarHostileLibrary, EmptyPaxValuesDeleteTheKeyword) {
   EXPECT_TRUE(handler.warnings.empty());
 }
 
+// ---- Sparse files, and archives from every tar ----
+
+// A tree with what tars store in different ways: sparse files (holes at the start, the middle and
+// the end, more than four data regions, all hole), hard links, names over 100 and 255 bytes,
+// names that are not UTF-8.
+void make_odd_tree(const fs::path& root) {
+  const std::string script = R"(
+import os, sys
+root = sys.argv[1].encode()
+def path(*parts): return os.path.join(root, *parts)
+os.makedirs(path(b'sparse'))
+with open(path(b'sparse', b'ten-regions.bin'), 'wb') as f:
+    for i in range(10):
+        f.seek(i * 1048576 + 4096 * i); f.write(bytes([65 + i]) * (5000 + i))
+    f.truncate(10 * 1048576 + 12345)
+with open(path(b'sparse', b'hole-first.bin'), 'wb') as f:
+    f.seek(300000); f.write(b'x' * 70000)
+with open(path(b'sparse', b'all-hole.bin'), 'wb') as f: f.truncate(3 << 20)
+with open(path(b'dense.txt'), 'wb') as f: f.write(b'dense\n' * 1000)
+os.link(path(b'dense.txt'), path(b'sparse', b'hard-link-to-dense'))
+os.link(path(b'sparse', b'hole-first.bin'), path(b'hard-link-to-sparse'))
+long_dir = path(b'd' * 120, b'e' * 120)
+os.makedirs(long_dir)
+with open(os.path.join(long_dir, b'n' * 200), 'wb') as f: f.write(b'long name\n')
+with open(path(b'caf\xe9-latin1.txt'), 'wb') as f: f.write(b'latin-1 name\n')
+with open(path(b'bad-\xff\xfe.bin'), 'wb') as f: f.write(b'\x00\x01')
+os.symlink(b'caf\xe9-latin1.txt', path(b'link-\xe9'))
+for dirpath, dirs, files in os.walk(root):
+    for name in files + dirs:
+        os.utime(os.path.join(dirpath, name), (1600000000, 1600000000), follow_symlinks=False)
+)";
+  testing::write_file(root.parent_path() / "make_tree.py", testing::to_bytes(script));
+  const auto r = testing::run("python3 make_tree.py " + quote(root.filename().string()), root.parent_path());
+  ASSERT_EQ(r.status, 0) << describe(r);
+}
+
+class TarFromEveryTar : public TarHostile {
+ protected:
+  // Every entry under `dir` (type, mode, size, link count, mtime, link target) and every file's
+  // content hash, in byte order of the names.
+  std::string listing(const std::string& dir) {
+    // Directories' times are left out: GNU tar sets some of them to the time of extraction.
+    const auto r = sh("cd " + quote(dir) + " && LC_ALL=C find . -mindepth 1 -printf '%p %y %m %s %n %Ts %l\\n' | "
+                      "awk '$2 == \"d\" { $6 = \"-\" } 1' | LC_ALL=C sort"
+                      " && LC_ALL=C find . -type f -print0 | LC_ALL=C sort -z | xargs -0 md5sum");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    return r.out;
+  }
+  // Disk blocks the files under `dir` take, in KiB.
+  long disk_kib(const std::string& dir) { return std::stol(sh("du -sk " + quote(dir) + " | cut -f1").out); }
+};
+
+// Archives of the same tree by GNU tar (every format and sparse version), bsdtar and Python's
+// tarfile: sluice extracts each to the same tree as GNU tar does, holes as holes.
+TEST_F(TarFromEveryTar, ExtractsTheSameTreeAsGnuTarWithHolesKept) {
+  make_odd_tree(dir_ / "src");
+  const std::vector<std::pair<std::string, std::string>> makers = {
+      {"gnu-S", "tar --format=gnu -S -cf {} src"},
+      {"oldgnu-S", "tar --format=oldgnu -S -cf {} src"},
+      {"posix-S-0.0", "tar --format=posix -S --sparse-version=0.0 -cf {} src"},
+      {"posix-S-0.1", "tar --format=posix -S --sparse-version=0.1 -cf {} src"},
+      {"posix-S-1.0", "tar --format=posix -S --sparse-version=1.0 -cf {} src"},
+      {"gnu", "tar --format=gnu -cf {} src"},
+      {"posix", "tar --format=posix -cf {} src"},
+      {"bsdtar", "bsdtar -cf {} src"},
+      {"bsdtar-pax", "bsdtar --format=pax -cf {} src"},
+      {"bsdtar-gnutar", "bsdtar --format=gnutar -cf {} src"},
+      {"python-pax", "python3 -c \"import tarfile; t = tarfile.open('{}', 'w', format=tarfile.PAX_FORMAT); t.add('src'); t.close()\""},
+      {"python-gnu", "python3 -c \"import tarfile; t = tarfile.open('{}', 'w', format=tarfile.GNU_FORMAT); t.add('src'); t.close()\""},
+  };
+  const long dense_kib = 30 * 1024;  // the sparse files' sizes added up, roughly; written out they take this much
+  for (const auto& [name, command] : makers) {
+    SCOPED_TRACE(name);
+    const std::string archive = name + ".tar";
+    auto r = sh(fmt::format(fmt::runtime(command), archive));
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = sh("mkdir gnu-" + name + " && tar -xf " + archive + " -C gnu-" + name);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    r = sluice_tar("-x -f " + archive + " -C ours-" + name);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(listing("ours-" + name), listing("gnu-" + name));
+    if (name.find("-S") != std::string::npos || name.starts_with("bsdtar-pax") || name == "bsdtar") {
+      EXPECT_LT(disk_kib("ours-" + name), dense_kib / 4) << "holes were written out";
+    }
+    // Listed with the real sizes, as GNU tar lists them.
+    r = sh("TZ=UTC LC_ALL=C.UTF-8 tar -tvf " + archive + " | awk '{print $3, $6}'");
+    const auto ours = sh("TZ=UTC " + testing::sluice() + " tar -tv -f " + archive + " | awk '{print $3, $6}'");
+    EXPECT_EQ(ours.out, r.out);
+  }
+}
+
+// sluice tar -S: the holes take no room in the archive, and GNU tar, bsdtar, Python's tarfile and
+// sluice extract the same tree from it.
+TEST_F(TarFromEveryTar, SparseArchivesWeWriteAreReadByEveryTar) {
+  make_odd_tree(dir_ / "src");
+  for (const std::string format : {".tar", ".tar.zst"}) {
+    SCOPED_TRACE(format);
+    const std::string archive = "ours" + format;
+    auto r = sluice_tar("-c -S -f " + archive + " src");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const std::string plain = format == ".tar" ? archive : "ours-plain.tar";
+    if (format == ".tar") {
+      EXPECT_LT(fs::file_size(dir_ / archive), 1024u * 1024u);
+    } else {
+      ASSERT_EQ(sh("zstd -q -d -c " + archive + " > " + plain).status, 0);
+    }
+    const std::string expected = listing("src");
+    for (const std::string reader : {"gnu", "bsd", "python", "sluice"}) {
+      SCOPED_TRACE(reader);
+      const std::string out = reader + format;
+      fs::create_directories(dir_ / out);
+      if (reader == "gnu") r = sh("tar -xf " + plain + " -C " + out);
+      if (reader == "bsd") r = sh("bsdtar -xf " + plain + " -C " + out);
+      if (reader == "python") r = sh("python3 -c \"import tarfile; tarfile.open('" + plain + "').extractall('" + out + "')\"");
+      if (reader == "sluice") r = sluice_tar("-x -f " + archive + " -C " + out);
+      ASSERT_EQ(r.status, 0) << describe(r);
+      std::string got = listing(out + "/src");
+      // Python's tarfile restores neither hard links' shared inode nor sparse holes.
+      if (reader == "python") continue;
+      EXPECT_EQ(got, expected);
+      EXPECT_LT(disk_kib(out), 1024) << "holes were written out";
+    }
+  }
+  // Without -S the same files are stored whole.
+  auto r = sluice_tar("-c -f dense.tar src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_GT(fs::file_size(dir_ / "dense.tar"), 10u * 1024u * 1024u);
+}
+
+// An old GNU sparse entry with more than four regions (the rest in extension blocks), then more
+// entries: every later entry is read (they were lost, with exit status 0).
+TEST_F(TarFromEveryTar, EntriesAfterAnOldGnuSparseEntryAreAllRead) {
+  make_odd_tree(dir_ / "src");
+  ASSERT_EQ(sh("tar --format=gnu -S -cf old.tar src/sparse/ten-regions.bin src/dense.txt src/sparse/hole-first.bin").status, 0);
+  const auto r = sluice_tar("-t -f old.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "src/sparse/ten-regions.bin\nsrc/dense.txt\nsrc/sparse/hole-first.bin\n");
+}
+
+// A sparse map that does not match what the entry stores, or cannot be read: the entry is refused
+// by name, and the entries after it are extracted.
+TEST_F(TarHostile, ABrokenSparseMapRefusesItsEntryAndTheRestIsExtracted) {
+  RawTar tar;
+  tar.pax({{"GNU.sparse.size", "100000"}, {"GNU.sparse.numblocks", "1"}, {"GNU.sparse.offset", "5000"},
+           {"GNU.sparse.numbytes", "600"}})
+      .file("too-few-bytes", std::string(512, 'a'))
+      .pax({{"GNU.sparse.size", "1000"}, {"GNU.sparse.map", "900,512"}}).file("past-the-end", std::string(512, 'b'))
+      .pax({{"GNU.sparse.size", "x"}, {"GNU.sparse.map", "0,1"}}).file("unreadable", "c")
+      .pax({{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"}, {"GNU.sparse.realsize", "10"}})
+      .file("map-runs-on", std::string(512, '7'))
+      .pax({{"GNU.sparse.size", "3000"}, {"GNU.sparse.map", "1000,3,2000,2"}}).file("good", "xyzuv")
+      .file("after", "after")
+      .end();
+  put_tar("broken.tar", tar);
+  const auto r = sluice_tar("-x -f broken.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  for (const std::string name : {"too-few-bytes", "past-the-end", "unreadable", "map-runs-on"}) {
+    EXPECT_NE(r.err.find(fmt::format("refusing entry '{}'", name)), std::string::npos) << name << "\n" << r.err;
+  }
+  EXPECT_EQ(get("out/after"), testing::to_bytes(std::string("after")));
+  Bytes good(3000, 0);
+  good[1000] = 'x', good[1001] = 'y', good[1002] = 'z', good[2000] = 'u', good[2001] = 'v';
+  EXPECT_EQ(get("out/good"), good);
+}
+
+// ---- Errors that end one entry, not the extraction ----
+
+TEST_F(TarHostile, AnEntryTheFileSystemRefusesIsReportedAndTheRestExtracted) {
+  RawTar tar;
+  tar.file("first.txt", "1")
+      .pax({{"path", std::string(300, 'x') + "/f.txt"}}).file("placeholder", "2")
+      .pax({{"path", std::string(300, 'y')}}).file("placeholder", "3")
+      .file("last.txt", "4")
+      .end();
+  put_tar("long.tar", tar);
+  auto r = sluice_tar("-x -f long.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find(fmt::format("cannot extract '{}/f.txt' (archive byte 1024)", std::string(300, 'x'))),
+            std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("File name too long"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 2) << r.err;
+  EXPECT_EQ(get("out/first.txt"), testing::to_bytes(std::string("1")));
+  EXPECT_EQ(get("out/last.txt"), testing::to_bytes(std::string("4")));
+  // GNU tar extracts the same entries.
+  fs::create_directories(dir_ / "gnu");
+  EXPECT_EQ(sh("tar -xf long.tar -C gnu").status, 2);
+  EXPECT_EQ(sh("ls -A gnu").out, sh("ls -A out").out);
+  // --strict stops at it.
+  r = sluice_tar("-x --strict -f long.tar -C strict");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "strict/first.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "strict/last.txt"));
+}
+
+TEST_F(TarHostile, TrailingGarbageAfterACompressedArchiveStillExtractsEveryEntry) {
+  RawTar tar;
+  for (int i = 0; i < 20; ++i) tar.file(fmt::format("f{:02}", i), std::string(100000, static_cast<char>('a' + i)));
+  put_tar("x.tar", tar.end());
+  for (const std::string compressor : {"gzip", "pigz", "zstd -q", "lz4 -q"}) {
+    SCOPED_TRACE(compressor);
+    ASSERT_EQ(sh(compressor + " -c x.tar > x.tar.z && printf 'junk after the stream' >> x.tar.z").status, 0);
+    const auto r = sluice_tar("-x -f x.tar.z -C out");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find("warning: x.tar.z: trailing garbage"), std::string::npos) << r.err;
+    EXPECT_EQ(sh("ls out | wc -l").out, "20\n");
+    EXPECT_EQ(get("out/f19"), testing::to_bytes(std::string(100000, 't')));
+    fs::remove_all(dir_ / "out");
+  }
+}
+
 }  // namespace
 }  // namespace sluice

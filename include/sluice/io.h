@@ -101,6 +101,10 @@ class OutputFile final : public ByteSink {
 
   void write(ByteView bytes) override;
   const std::string& name() const override { return path_; }
+  // Leaves the next `bytes` of the file unwritten: a hole where the file system keeps one, read as
+  // zeros; the file's size covers it even when nothing is written after it. (A device or FIFO
+  // written in place gets zeros.)
+  void skip(std::uint64_t bytes);
 
   // Copies permission bits and access/modification times (as gzip does), applied at commit.
   void preserve_metadata_of(const struct stat& source);

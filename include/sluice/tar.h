@@ -12,8 +12,9 @@
 // extract_tar() and list_tar() are the two handlers the `sluice tar` command uses.
 //
 // Formats read: POSIX ustar and pax (local and global headers), GNU (././@LongLink names,
-// base-256 numbers), old v7 headers. GNU sparse entries and multi-volume archives are reported
-// and skipped, not expanded.
+// base-256 numbers), old v7 headers, and sparse files in every form GNU tar and bsdtar write (old
+// GNU 'S' headers with extension blocks, pax 0.0, 0.1 and 1.0). Multi-volume continuations and
+// volume labels are reported and skipped.
 #pragma once
 
 #include <cstdint>
@@ -25,11 +26,19 @@
 #include <vector>
 
 #include "sluice/compress.h"
+#include "sluice/error.h"
 #include "sluice/io.h"
 
 namespace sluice {
 
 enum class TarEntryType { kFile, kHardLink, kSymlink, kCharDevice, kBlockDevice, kDirectory, kFifo };
+
+// Where one run of a sparse file's data lies in the file.
+struct TarSparseRegion {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  bool operator==(const TarSparseRegion&) const = default;
+};
 
 struct TarEntry {
   std::string path;             // as stored, after pax and GNU long-name records
@@ -40,16 +49,24 @@ struct TarEntry {
   std::uint64_t gid = 0;
   std::string uname;
   std::string gname;
-  std::uint64_t size = 0;       // content bytes that follow the header (regular files)
+  std::uint64_t size = 0;       // the file's size (for a sparse file, holes included)
   std::int64_t mtime_seconds = 0;
   std::uint32_t mtime_nanoseconds = 0;
   std::string link_target;      // symlink target, or the path a hard link refers to
   std::uint32_t device_major = 0;
   std::uint32_t device_minor = 0;
   std::uint64_t header_offset = 0;  // archive byte where the entry's first header block starts
-  // Set for entries that cannot be reproduced (GNU sparse files, multi-volume continuations):
-  // the reason, e.g. "GNU sparse file". Their stored bytes are still passed to data().
+  // A sparse file: its data regions, in order, not overlapping, within `size`; data() passes
+  // their bytes one region after the other (the holes between them are not in the archive).
+  bool sparse = false;
+  std::vector<TarSparseRegion> regions;
+  // Set for entries that cannot be reproduced (multi-volume continuations, a sparse map that does
+  // not match the data stored): the reason. Their stored bytes are still passed to data(), and
+  // `size` is then their count.
   std::string unsupported;
+
+  // The bytes data() passes for this entry: `size`, or the regions' lengths added up.
+  std::uint64_t stored_bytes() const;
 };
 
 // Receives a parsed archive: begin(), the content in pieces through data(), end(); in order.
@@ -77,6 +94,8 @@ class TarReader final : public ByteSink {
   std::uint64_t entries() const;
   std::uint64_t bytes_parsed() const;
   std::uint64_t warnings() const;
+  // Passes a warning about the archive to the handler (and counts it).
+  void warn(const std::string& message);
 
  private:
   struct State;
@@ -101,6 +120,9 @@ struct TarCreateOptions {
   TarOwner owner;
   TarOwner group;
   bool numeric_owner = false;  // store no user/group names
+  // Store files with holes as sparse entries (pax sparse format 1.0, as GNU tar --sparse and
+  // bsdtar write): their holes take no room in the archive and come back as holes.
+  bool sparse = false;
   // Files never to add, by device and inode: the archive being written, when it lies inside a
   // directory being archived (reported through on_skipped).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> skip_files;
@@ -158,11 +180,14 @@ struct TarExtractOptions {
   bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
   bool same_owner = false;            // restore uid/gid (only when running as root)
   bool devices = false;               // create device nodes (only when running as root)
-  bool strict = false;                // a refused entry is an error instead of a warning
+  bool strict = false;                // a refused or failed entry is an error instead of a warning
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.
   std::function<void(const TarEntry&, const std::string& why)> on_refused;
+  // Each entry the file system would not take (a name too long, a full disk): the entry and the
+  // error. Its partial file is removed and extraction goes on; with `strict` it stops.
+  std::function<void(const TarEntry&, const Error& error)> on_failed;
   // What the reader read past (TarEntryHandler::warning).
   std::function<void(const std::string& message)> on_warning;
 };
@@ -170,6 +195,7 @@ struct TarExtractOptions {
 struct TarExtractStats : TarStats {
   std::uint64_t extracted = 0;
   std::uint64_t refused = 0;
+  std::uint64_t failed = 0;  // entries the file system would not take (on_failed)
   std::vector<std::string> members_not_found;  // options.members that matched no entry
 };
 

@@ -1,6 +1,6 @@
-// Fuzz target: the tar reader (ustar, pax, GNU, v7 headers) on a plain archive written to it in
-// two pieces. Bad archives must end in a sluice::Error; entries must never claim more content
-// than their headers said.
+// Fuzz target: the tar reader (ustar, pax, GNU, v7 headers, sparse maps) on a plain archive
+// written to it in two pieces. Bad archives must end in a sluice::Error; entries must never claim
+// more content than their headers said, nor a sparse map that does not fit the file.
 #include <cstdlib>
 
 #include "sluice/error.h"
@@ -13,8 +13,17 @@ class CheckingHandler final : public sluice::TarEntryHandler {
   void begin(const sluice::TarEntry& entry) override {
     if (open_) std::abort();
     open_ = true;
-    expected_ = entry.size;
+    expected_ = entry.stored_bytes();
     seen_ = 0;
+    // A sparse map is in order, without overlaps, within the file's size.
+    std::uint64_t end = 0;
+    for (const auto& region : entry.regions) {
+      if (!entry.sparse || region.offset < end || region.length > entry.size ||
+          region.offset > entry.size - region.length) {
+        std::abort();
+      }
+      end = region.offset + region.length;
+    }
   }
   void data(sluice::ByteView bytes) override {
     if (!open_) std::abort();

@@ -72,6 +72,16 @@ done
 bsdtar -cf bsd.tar --format pax tree && tarseed bsdtar-pax bsd.tar
 "$sluice" tar -c -F none -f own.tar tree && tarseed sluice own.tar
 printf '\x00\x00' > "$seeds/tar/empty"
+# Sparse files in every form (old GNU with an extension block, pax 0.0, 0.1, 1.0), small.
+mkdir -p sp && python3 -c "
+f = open('sp/s.bin', 'wb')
+for i in range(6): f.seek(i * 8192); f.write(bytes([65 + i]) * 100)
+f.truncate(60000)"
+tar --format=gnu -S -cf sparse-gnu.tar sp && tarseed sparse-gnu sparse-gnu.tar
+for v in 0.0 0.1 1.0; do tar --format=posix -S --sparse-version=$v -cf sparse-$v.tar sp && tarseed sparse-pax-$v sparse-$v.tar; done
+"$sluice" tar -c -S -F none -f sparse-own.tar sp && tarseed sparse-sluice sparse-own.tar
+# Hostile and odd archives, byte by byte (tests/tar_hostile_tests.cpp has one test per class).
+python3 "$here/make-odd-tars.py" "$seeds/tar"
 
 # pipeline files
 cp "$here"/../../examples/pipelines/*.toml "$seeds/pipeline/"
