@@ -30,6 +30,18 @@ std::size_t ByteSource::read_full(std::uint8_t* dst, std::size_t max_bytes) {
   return total;
 }
 
+void ByteSource::seek(std::uint64_t) { throw Error(ErrorKind::kInternal, "the source is not a file to seek in", name()); }
+
+std::size_t ByteSource::read_at(std::uint64_t, std::uint8_t*, std::size_t) {
+  throw Error(ErrorKind::kInternal, "the source cannot be read at an offset", name());
+}
+
+void CountingSource::seek(std::uint64_t offset) {
+  const auto at = inner_.file();
+  if (at && offset > at->position) bytes_ += offset - at->position;
+  inner_.seek(offset);
+}
+
 FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw_system_error("cannot open", path);
@@ -80,6 +92,37 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
     throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_,
                 offset_ - start_);
   }
+}
+
+std::optional<SourceFile> FdSource::file() const {
+  if (!positional_) return std::nullopt;
+  return SourceFile{fd_, static_cast<std::uint64_t>(status_.st_size), offset_};
+}
+
+void FdSource::seek(std::uint64_t offset) {
+  if (!positional_) ByteSource::seek(offset);
+  offset_ = offset;
+}
+
+std::optional<std::uint64_t> FdSource::size() const {
+  if (!positional_) return std::nullopt;
+  return static_cast<std::uint64_t>(status_.st_size);
+}
+
+std::size_t FdSource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) {
+  if (!positional_) return ByteSource::read_at(offset, dst, max_bytes);
+  std::size_t total = 0;
+  while (total < max_bytes) {
+    const ssize_t got = ::pread(fd_, dst + total, max_bytes - total, static_cast<off_t>(offset + total));
+    if (got == 0) break;
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      const int saved = errno;
+      throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_, offset + total);
+    }
+    total += static_cast<std::size_t>(got);
+  }
+  return total;
 }
 
 void FdSource::check_not_shrunk() const {
@@ -281,6 +324,13 @@ struct stat OutputFile::status() const {
   struct stat result {};
   if (fd_ < 0 || ::fstat(fd_, &result) != 0) throw_system_error("cannot stat output", path_);
   return result;
+}
+
+std::size_t MemorySource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) {
+  if (offset >= bytes_.size()) return 0;
+  const std::size_t n = std::min<std::uint64_t>(max_bytes, bytes_.size() - offset);
+  if (n > 0) std::memcpy(dst, bytes_.data() + offset, n);
+  return n;
 }
 
 std::size_t MemorySource::read(std::uint8_t* dst, std::size_t max_bytes) {

@@ -157,12 +157,11 @@ class ChunkReader {
     mapper_.reset();
     window_.reset();
     mapped_file_.reset();
-    const auto* file = dynamic_cast<const FdSource*>(source_);
-    if (file && file->positional() && detail::FileMapper::enabled()) {
-      const auto size = static_cast<std::uint64_t>(file->status().st_size);
-      file_base_ = file->position();  // where the stream starts in the file (stdin: where left)
-      if (size > file_base_ && size - file_base_ > 2 * chunk_bytes_) {
-        mapper_.emplace(file->fd(), size);
+    const auto file = source_->file();
+    if (file && detail::FileMapper::enabled()) {
+      file_base_ = file->position;  // where the stream starts in the file (stdin: where left)
+      if (file->size > file_base_ && file->size - file_base_ > 2 * chunk_bytes_) {
+        mapper_.emplace(file->descriptor, file->size);
         mapped_file_ = mapper_->file();
       }
     }
@@ -254,7 +253,7 @@ class ChunkReader {
     if (const std::size_t history = history_before(); history > 0) {
       tail_.append(window_->from(at - history).first(history));
     }
-    static_cast<FdSource*>(source_)->seek(at);
+    source_->seek(at);
     mapper_.reset();
     window_.reset();
     return nullptr;

@@ -108,12 +108,12 @@ struct StreamStart {
 
 StreamStart start_stream(ByteSource& source) {
   StreamStart start;
-  auto* file = dynamic_cast<FdSource*>(&source);
-  if (file && file->positional() && detail::FileMapper::enabled()) {
-    const auto size = static_cast<std::uint64_t>(file->status().st_size);
-    const std::uint64_t base = file->position();
+  const auto file = source.file();
+  if (file && detail::FileMapper::enabled()) {
+    const std::uint64_t size = file->size;
+    const std::uint64_t base = file->position;
     if (size > base + kReadBytes) {
-      start.mapper.emplace(file->fd(), size);
+      start.mapper.emplace(file->descriptor, size);
       start.window = start.mapper->map(base, kReadBytes, kWindowBytes);
       if (start.window) {
         start.file_base = base;
@@ -315,7 +315,7 @@ class PieceReader {
         return true;
       }
     }
-    static_cast<FdSource&>(source_).seek(mapped_end);
+    source_.seek(mapped_end);
     mapper_.reset();
     return false;
   }

@@ -596,10 +596,26 @@ std::uint64_t TarEntry::stored_bytes() const {
 
 namespace {
 
-// Replays bytes already read (to detect the format) before the rest of the source.
+// Replays bytes already read from `rest` (to detect the format) before the rest of it. The
+// prefix being the bytes just before rest's position, a file behind `rest` is this source's too,
+// from where the replay stands.
 class PrefixedSource final : public ByteSource {
  public:
   PrefixedSource(Buffer prefix, ByteSource& rest) : prefix_(std::move(prefix)), rest_(rest) {}
+  std::optional<SourceFile> file() const override {
+    auto file = rest_.file();
+    if (file) file->position -= prefix_.size() - position_;
+    return file;
+  }
+  void seek(std::uint64_t offset) override {
+    position_ = prefix_.size();
+    rest_.seek(offset);
+  }
+  std::optional<std::uint64_t> size() const override { return rest_.size(); }
+  bool random_access() const override { return rest_.random_access(); }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override {
+    return rest_.read_at(offset, dst, max_bytes);
+  }
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
     if (position_ < prefix_.size()) {
       const std::size_t n = std::min(max_bytes, prefix_.size() - position_);

@@ -227,7 +227,7 @@ TEST(FdSourceOffset, AFileOnStdinIsReadFromWhereTheCallerLeftItAndLeftAfterOurLa
   ASSERT_EQ(::read(fd, prefix, sizeof prefix), 100);
   {
     FdSource source(fd, "<stdin>");
-    EXPECT_TRUE(source.positional());
+    EXPECT_TRUE(source.file().has_value());
     std::vector<std::uint8_t> rest(20000);
     rest.resize(source.read_full(rest.data(), 6000));
     EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + 100, data.begin() + 6100));
@@ -260,7 +260,7 @@ TEST(MappedInput, WindowsHoldTheFileBytesFromAnyOffset) {
   const Bytes data = random_bytes(100000, 12);
   write_file(dir / "f", data);
   FdSource source((dir / "f").string());
-  detail::FileMapper mapper(source.fd(), data.size());
+  detail::FileMapper mapper(source.file()->descriptor, data.size());
   for (const std::uint64_t offset : {0ull, 1ull, 4095ull, 4096ull, 12345ull, 99999ull}) {
     const auto window = mapper.map(offset, 1, 20000);
     ASSERT_TRUE(window) << offset;
@@ -280,7 +280,7 @@ TEST(MappedInput, PagesLostToTruncationReadAsZerosAndAreReported) {
   const Bytes data = text_bytes(5 * 4096, 13);
   write_file(path, data);
   FdSource source(path.string());
-  detail::FileMapper mapper(source.fd(), data.size());
+  detail::FileMapper mapper(source.file()->descriptor, data.size());
   const auto window = mapper.map(0, data.size(), 0);
   ASSERT_TRUE(window);
   const ByteView bytes = window->bytes();
@@ -308,7 +308,7 @@ TEST(MappedInput, PagesLostToTruncationReadAsZerosAndAreReported) {
 void install_sigbus_guard(const fs::path& path) {
   write_file(path, text_bytes(4096, 14));
   FdSource source(path.string());
-  detail::FileMapper mapper(source.fd(), 4096);
+  detail::FileMapper mapper(source.file()->descriptor, 4096);
   if (!mapper.map(0, 4096, 0)) std::_Exit(3);
 }
 

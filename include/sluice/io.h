@@ -15,6 +15,19 @@
 
 namespace sluice {
 
+// A regular file behind a source, which a reader may map instead of calling read().
+struct SourceFile {
+  int descriptor = -1;         // open for reading; not the reader's to close
+  std::uint64_t size = 0;      // bytes in the file when it was opened
+  std::uint64_t position = 0;  // file offset of the source's next read()
+};
+
+// Where bytes come from. Besides read(), a source says what else it can do, so that a reader
+// can do better than read() where the source allows, and wrappers (counting, replaying a prefix)
+// keep those abilities by forwarding them:
+// - file(): a regular file read by position, which the graphs map from `position` on; after
+//   taking bytes from the mapping they seek() the source past them;
+// - size() and read_at(): the total size and reads at any offset (a zip's central directory).
 class ByteSource {
  public:
   virtual ~ByteSource() = default;
@@ -25,6 +38,19 @@ class ByteSource {
   virtual const std::string& name() const = 0;
   // Fills `dst` with up to `max_bytes`, stopping short only at end of input.
   std::size_t read_full(std::uint8_t* dst, std::size_t max_bytes);
+
+  // The regular file behind the source, if it is one read by position; nullopt by default.
+  virtual std::optional<SourceFile> file() const { return std::nullopt; }
+  // For a source with a file(): the next read() starts at file offset `offset` (after bytes a
+  // reader took from a mapping). Throws Error(kInternal) on any other source.
+  virtual void seek(std::uint64_t offset);
+  // The source's size in bytes, when known.
+  virtual std::optional<std::uint64_t> size() const { return std::nullopt; }
+  // Whether read_at() works.
+  virtual bool random_access() const { return false; }
+  // Reads up to `max_bytes` at `offset`, without moving where read() goes on; fewer only at the
+  // end. Throws Error(kInternal) unless random_access().
+  virtual std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes);
 };
 
 class ByteSink {
@@ -53,14 +79,12 @@ class FdSource final : public ByteSource {
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
   const struct stat& status() const { return status_; }
-  int fd() const { return fd_; }
-  // A regular file: read by position, so it can be mapped and seek()ed.
-  bool positional() const { return positional_; }
-  // Positional sources: the file offset of the next read().
-  std::uint64_t position() const { return offset_; }
-  // Positional sources only: the next read() starts at file offset `offset` (after bytes a reader
-  // took from a mapping of the file instead).
-  void seek(std::uint64_t offset) { offset_ = offset; }
+  // A regular file is read by position: it has a file(), a size() and reads at any offset.
+  std::optional<SourceFile> file() const override;
+  void seek(std::uint64_t offset) override;
+  std::optional<std::uint64_t> size() const override;
+  bool random_access() const override { return positional_; }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override;
 
  private:
   void check_not_shrunk() const;
@@ -133,6 +157,9 @@ class MemorySource final : public ByteSource {
       : bytes_(bytes), name_(std::move(name)) {}
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
+  std::optional<std::uint64_t> size() const override { return bytes_.size(); }
+  bool random_access() const override { return true; }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override;
 
  private:
   ByteView bytes_;
@@ -153,7 +180,8 @@ class MemorySink final : public ByteSink {
   std::string name_;
 };
 
-// Passes reads through and counts the bytes (how much of a source a graph consumed).
+// Passes reads through and counts the bytes (how much of a source a graph consumed), bytes a
+// reader took from a mapping of the file included (they are what a seek() moves past).
 class CountingSource final : public ByteSource {
  public:
   explicit CountingSource(ByteSource& inner) : inner_(inner) {}
@@ -164,6 +192,13 @@ class CountingSource final : public ByteSource {
   }
   const std::string& name() const override { return inner_.name(); }
   std::uint64_t bytes() const { return bytes_; }
+  std::optional<SourceFile> file() const override { return inner_.file(); }
+  void seek(std::uint64_t offset) override;
+  std::optional<std::uint64_t> size() const override { return inner_.size(); }
+  bool random_access() const override { return inner_.random_access(); }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override {
+    return inner_.read_at(offset, dst, max_bytes);
+  }
 
  private:
   ByteSource& inner_;
