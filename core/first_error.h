@@ -43,6 +43,11 @@ inline Error error_of(const std::exception_ptr& error) {
   }
 }
 
+// The error a run stopped from outside (CompressOptions::stop, DecompressOptions::stop) ends in.
+inline std::exception_ptr stopped_error() noexcept {
+  return std::make_exception_ptr(Error(ErrorKind::kCancelled, "stopped: the run was asked to stop"));
+}
+
 class FirstError {
  public:
   // `on_first` runs once, when the first error is recorded (e.g. to cancel the graph).

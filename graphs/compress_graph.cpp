@@ -370,6 +370,7 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
                         std::size_t max_in_flight, CompressStats& stats) {
   flow::graph graph;
   FirstError run_error([&graph] { graph.cancel(); });
+  const std::stop_callback on_stop(options.stop, [&run_error] { run_error.record(detail::stopped_error()); });
   StreamStates states(set.size(), options.on_stream_error, run_error);
   ChunkPool pool;
   // Header metadata: the reader fills in a stream's entry before emitting its first chunk.

@@ -384,10 +384,12 @@ bool is_trailing_garbage(const std::exception_ptr& error) {
 }
 
 void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
-                          std::size_t max_pieces, std::uint64_t max_output, DecompressStats& stats) {
+                          std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
+                          DecompressStats& stats) {
   OutputNamingSink sink(output_sink);
   flow::graph graph;
   FirstError errors([&graph] { graph.cancel(); });
+  const std::stop_callback on_stop(stop, [&errors] { errors.record(detail::stopped_error()); });
   BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
   ChunkPool pool;
   const auto splitter = codec.make_splitter();
@@ -524,7 +526,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   const auto codec = CodecRegistry::global().create(stats.codec, codec_options);
   const auto run = [&] {
     run_decompress_graph(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
-                         options.max_output_bytes, stats);
+                         options.max_output_bytes, options.stop, stats);
   };
   if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
       tbb::this_task_arena::max_concurrency() == threads) {

@@ -37,7 +37,8 @@ fi
 
 echo "== tsan: configure and build"
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan --target graph_tests flow_tests batch_tests decode_tests pipeline_tests fault_tests
+cmake --build --preset tsan --target graph_tests flow_tests batch_tests decode_tests pipeline_tests fault_tests \
+  stream_tests
 
 echo "== tsan: test"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
@@ -47,6 +48,7 @@ ldd "$bin/graph_tests" | grep -q "$PWD/$deps/install/lib/libtbb" || { echo "tsan
 "$bin/graph_tests" --gtest_brief=1
 "$bin/flow_tests" --gtest_brief=1
 "$bin/batch_tests" --gtest_brief=1
+"$bin/stream_tests" --gtest_brief=1
 # The corruption suites (Damaged) decode one stream at a time and run under ASan/UBSan.
 "$bin/decode_tests" --gtest_brief=1 --gtest_filter='-Codecs/Damaged.*'
 "$bin/pipeline_tests" --gtest_brief=1 --gtest_filter='PipelineLibrary.*'

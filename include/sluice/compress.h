@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct CompressOptions {
   FailurePolicy on_stream_error = FailurePolicy::kStopRun;
   // Called by the writer after each chunk with the uncompressed bytes written so far.
   std::function<void(std::uint64_t input_bytes_done)> on_progress;
+  // Stops the run from outside (a Python binding on Ctrl-C, a service shutting down): once
+  // requested, no new chunk starts, the graph is cancelled and the call throws Error(kCancelled).
+  std::stop_token stop;
 };
 
 struct CompressStats {

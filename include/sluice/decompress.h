@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "sluice/codec.h"
@@ -27,6 +28,9 @@ struct DecompressOptions {
   // The backend to decode a codec with, by codec name (e.g. {"gzip", "zlib"}); a codec not named
   // here, or a map left empty, decodes with the codec's own choice.
   std::map<std::string, std::string> backends;
+  // Stops the run from outside: once requested, no new piece starts, the graph is cancelled and
+  // the call throws Error(kCancelled).
+  std::stop_token stop;
 };
 
 struct DecompressStats {

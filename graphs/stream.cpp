@@ -1,0 +1,199 @@
+// Compressor, Decompressor and DecompressingSource (sluice/stream.h): compress() or decompress()
+// on a thread of their own, joined to the caller by a bounded pipe.
+#include "sluice/stream.h"
+
+#include <exception>
+#include <stop_token>
+#include <thread>
+#include <utility>
+
+#include "core/byte_pipe.h"
+#include "sluice/error.h"
+
+namespace sluice {
+namespace {
+
+// The pipe between the caller and the graph. With the graph's chunks in flight, what a stream
+// holds in memory whatever is pushed through it.
+constexpr std::size_t kPipeBytes = 4 * 1024 * 1024;
+
+// One run of a graph on a thread of its own, joined to the caller by a pipe: how it ended, and
+// stopping it from outside.
+class BackgroundRun {
+ public:
+  explicit BackgroundRun(std::string name) : name_(name), pipe_(std::move(name), kPipeBytes) {}
+  ~BackgroundRun() {
+    if (thread_.joinable()) {
+      cancel();
+      thread_.join();
+    }
+  }
+
+  // Runs `body(stop)` on the thread. When it fails, the pipe is broken (`break_on_failure`: the
+  // caller writes into it, and must stop waiting) or closed (the caller reads from it, and gets
+  // what came before the error, then the error).
+  template <typename Body>
+  void start(Body body, bool break_on_failure) {
+    thread_ = std::thread([this, body = std::move(body), break_on_failure]() mutable {
+      try {
+        body(stop_.get_token());
+      } catch (...) {
+        error_ = std::current_exception();
+        if (break_on_failure) pipe_.break_pipe();
+      }
+      if (!break_on_failure) pipe_.close();
+    });
+  }
+
+  detail::BytePipe& pipe() { return pipe_; }
+  const std::string& name() const { return name_; }
+
+  // Waits for the run to end and throws its error.
+  void join_and_rethrow() {
+    if (thread_.joinable()) thread_.join();
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void cancel() noexcept {
+    stop_.request_stop();
+    pipe_.break_pipe();
+  }
+
+  // A write to or read from the pipe failed (the run broke it): the run's own error says why.
+  [[noreturn]] void rethrow_run_error() {
+    join_and_rethrow();
+    throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
+  }
+
+ private:
+  std::string name_;
+  detail::BytePipe pipe_;
+  std::stop_source stop_;
+  std::exception_ptr error_;
+  std::thread thread_;
+};
+
+// Pushing into a run's pipe; the end of input, then the run's result.
+template <typename Stats>
+class PushRun {
+ public:
+  explicit PushRun(std::string name) : run_(std::move(name)) {}
+  BackgroundRun& run() { return run_; }
+
+  void write(ByteView bytes) {
+    if (finished_) throw Error(ErrorKind::kUsage, "write after finish", run_.name());
+    try {
+      run_.pipe().sink().write(bytes);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCancelled) throw;
+      run_.rethrow_run_error();
+    }
+  }
+
+  Stats finish() {
+    if (finished_) throw Error(ErrorKind::kUsage, "finish called twice", run_.name());
+    finished_ = true;
+    run_.pipe().close();
+    run_.join_and_rethrow();
+    return stats;
+  }
+
+  Stats stats;
+
+ private:
+  BackgroundRun run_;
+  bool finished_ = false;
+};
+
+}  // namespace
+
+struct Compressor::State : PushRun<CompressStats> {
+  using PushRun::PushRun;
+};
+
+Compressor::Compressor(ByteSink& out, const CompressOptions& options, const StreamInfo& info)
+    : state_(std::make_unique<State>(out.name())) {
+  CompressOptions run_options = options;
+  State& state = *state_;
+  state.run().start(
+      [&state, &out, run_options, info, caller_stop = options.stop](std::stop_token stop) mutable {
+        // Stopped by cancel() or by the caller's own token, whichever comes first.
+        const std::stop_callback forward(caller_stop, [&state] { state.run().cancel(); });
+        run_options.stop = stop;
+        state.stats = compress(state.run().pipe().source(), out, run_options, info);
+      },
+      /*break_on_failure=*/true);
+}
+
+Compressor::~Compressor() = default;
+void Compressor::write(ByteView bytes) { state_->write(bytes); }
+const std::string& Compressor::name() const { return state_->run().name(); }
+CompressStats Compressor::finish() { return state_->finish(); }
+void Compressor::cancel() noexcept { state_->run().cancel(); }
+
+struct Decompressor::State : PushRun<DecompressStats> {
+  using PushRun::PushRun;
+};
+
+Decompressor::Decompressor(ByteSink& out, const DecompressOptions& options, std::string name)
+    : state_(std::make_unique<State>(std::move(name))) {
+  DecompressOptions run_options = options;
+  State& state = *state_;
+  state.run().start(
+      [&state, &out, run_options, caller_stop = options.stop](std::stop_token stop) mutable {
+        const std::stop_callback forward(caller_stop, [&state] { state.run().cancel(); });
+        run_options.stop = stop;
+        state.stats = decompress(state.run().pipe().source(), out, run_options);
+      },
+      /*break_on_failure=*/true);
+}
+
+Decompressor::~Decompressor() = default;
+void Decompressor::write(ByteView compressed) { state_->write(compressed); }
+const std::string& Decompressor::name() const { return state_->run().name(); }
+DecompressStats Decompressor::finish() { return state_->finish(); }
+void Decompressor::cancel() noexcept { state_->run().cancel(); }
+
+struct DecompressingSource::State {
+  explicit State(std::string name) : run(std::move(name)) {}
+  BackgroundRun run;
+  bool ended = false;
+};
+
+DecompressingSource::DecompressingSource(ByteSource& compressed, const DecompressOptions& options)
+    : state_(std::make_unique<State>(compressed.name())) {
+  DecompressOptions run_options = options;
+  State& state = *state_;
+  // On failure the pipe is closed, not broken: the reader gets the bytes decoded before the
+  // error, then the error.
+  state.run.start(
+      [&state, &compressed, run_options, caller_stop = options.stop](std::stop_token stop) mutable {
+        const std::stop_callback forward(caller_stop, [&state] { state.run.cancel(); });
+        run_options.stop = stop;
+        decompress(compressed, state.run.pipe().sink(), run_options);
+      },
+      /*break_on_failure=*/false);
+}
+
+DecompressingSource::~DecompressingSource() = default;
+
+std::size_t DecompressingSource::read(std::uint8_t* dst, std::size_t max_bytes) {
+  if (state_->ended || max_bytes == 0) return 0;
+  std::size_t got = 0;
+  try {
+    got = state_->run.pipe().source().read(dst, max_bytes);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kCancelled) throw;
+    state_->run.rethrow_run_error();
+  }
+  if (got == 0) {
+    state_->ended = true;
+    state_->run.join_and_rethrow();
+  }
+  return got;
+}
+
+const std::string& DecompressingSource::name() const { return state_->run.name(); }
+void DecompressingSource::cancel() noexcept { state_->run.cancel(); }
+
+}  // namespace sluice

@@ -1,0 +1,93 @@
+// Streaming a caller's bytes through the graphs, in either direction, as a file object needs it:
+//
+//   Compressor    push: write() uncompressed bytes as they come, finish(); the compressed stream
+//                 goes to the caller's sink as the graph produces it.
+//   Decompressor  push: write() compressed bytes in pieces of any size, finish(); the
+//                 decompressed bytes go to the caller's sink.
+//   DecompressingSource
+//                 pull: read() decompressed bytes from a compressed source, as much as asked.
+//
+// Each runs sluice::compress() or sluice::decompress() on a thread of its own, fed through (or
+// read from) a bounded pipe, so the chunks are compressed and decoded on every worker while the
+// caller goes on, and memory stays at the pipe's capacity plus the graph's chunks in flight,
+// however much is pushed. The bytes are exactly those of compress()/decompress() on the whole
+// stream, whatever the pieces the caller writes or reads. The first error of the run is thrown
+// from the next call; cancel() (from any thread, e.g. on Ctrl-C) stops the graph within a chunk
+// and makes the calls throw Error(kCancelled). Destroying an object that was not finished cancels
+// it: the caller's sink then holds an incomplete stream, which is the caller's to discard.
+//
+// Not thread-safe: one thread writes or reads at a time (cancel() excepted).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/io.h"
+
+namespace sluice {
+
+class Compressor final : public ByteSink {
+ public:
+  // Compresses into `out` with `options` (codec, level, threads; options.stop is honoured too).
+  explicit Compressor(ByteSink& out, const CompressOptions& options = {}, const StreamInfo& info = {});
+  ~Compressor() override;
+  Compressor(const Compressor&) = delete;
+  Compressor& operator=(const Compressor&) = delete;
+
+  // Takes bytes; waits while the pipe is full (the graph is behind). Throws the run's error.
+  void write(ByteView bytes) override;
+  const std::string& name() const override;
+  // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
+  CompressStats finish();
+  // Stops the run; write() and finish() then throw Error(kCancelled). Safe from any thread.
+  void cancel() noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+class Decompressor final : public ByteSink {
+ public:
+  // Decodes into `out` (format detected unless options.codec names it).
+  explicit Decompressor(ByteSink& out, const DecompressOptions& options = {}, std::string name = "<stream>");
+  ~Decompressor() override;
+  Decompressor(const Decompressor&) = delete;
+  Decompressor& operator=(const Decompressor&) = delete;
+
+  // Takes compressed bytes, in pieces of any size. Throws the run's error (e.g. corrupt data).
+  void write(ByteView compressed) override;
+  const std::string& name() const override;
+  // The compressed stream is complete: waits until it is decoded. Throws the run's error
+  // (a stream cut short is an error here).
+  DecompressStats finish();
+  void cancel() noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+class DecompressingSource final : public ByteSource {
+ public:
+  // Decodes `compressed` (which must outlive this object) as it is read.
+  explicit DecompressingSource(ByteSource& compressed, const DecompressOptions& options = {});
+  ~DecompressingSource() override;
+  DecompressingSource(const DecompressingSource&) = delete;
+  DecompressingSource& operator=(const DecompressingSource&) = delete;
+
+  // Decompressed bytes; 0 at the end of the stream, once it decoded in full. Throws the run's
+  // error, after the bytes decoded before it.
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
+  const std::string& name() const override;
+  void cancel() noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,264 @@
+// The streaming objects (sluice/stream.h) on every codec: any write pattern gives the bytes
+// compress() gives (and the stock tool reads them), a stream fed in random pieces decodes, a
+// stream is read in pieces of any size, memory stays bounded on a 1 GiB push, and a run stops
+// from outside with kCancelled.
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <fmt/format.h>
+#include <random>
+#include <thread>
+
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/error.h"
+#include "sluice/stream.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+using testing::Bytes;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::view;
+
+struct StreamCodec {
+  std::string codec;
+  std::string stock_decoder;  // reads the format from stdin
+};
+const std::vector<StreamCodec> kCodecs = {{"gzip", "gzip -dc"}, {"zstd", "zstd -dc"}, {"lz4", "lz4 -dc"}};
+
+class Streams : public ::testing::TestWithParam<StreamCodec> {
+ protected:
+  CompressOptions options(int threads = 2) const {
+    CompressOptions o;
+    o.codec = GetParam().codec;
+    o.codec_options.level = 1;
+    o.codec_options.chunk_bytes = 256 * 1024;
+    o.threads = threads;
+    return o;
+  }
+};
+
+// Pushes `input` into a Compressor in pieces given by `next_piece` and returns what came out.
+template <typename NextPiece>
+Bytes push(const Bytes& input, const CompressOptions& options, NextPiece next_piece) {
+  MemorySink out;
+  Compressor compressor(out, options);
+  for (std::size_t at = 0; at < input.size();) {
+    const std::size_t n = std::min(next_piece(), input.size() - at);
+    compressor.write(view(input).subspan(at, n));
+    at += n;
+  }
+  compressor.finish();
+  return to_bytes(out.buffer());
+}
+
+TEST_P(Streams, AnyWritePatternGivesTheBytesOfCompressAndTheStockToolReadsThem) {
+  const Bytes small = text_bytes(300 * 1024 + 17, 1);
+  const Bytes expected = to_bytes(compress_buffer(view(small), options()));
+  const std::size_t chunk = options().codec_options.chunk_bytes;
+  std::mt19937_64 random(7);
+  EXPECT_EQ(push(small, options(), [] { return std::size_t{1}; }), expected) << "1 byte at a time";
+  EXPECT_EQ(push(small, options(), [&] { return chunk - 1; }), expected) << "chunk size - 1";
+  EXPECT_EQ(push(small, options(), [&] { return chunk + 1; }), expected) << "chunk size + 1";
+  EXPECT_EQ(push(small, options(), [&] { return std::size_t{random() % 100000 + 1}; }), expected) << "random";
+  EXPECT_EQ(push(small, options(1), [&] { return std::size_t{4096}; }), expected) << "one thread";
+
+  // 100 MB in one write, read back by the stock tool.
+  const Bytes big = text_bytes(100 * 1000 * 1000, 2);
+  const Bytes packed = push(big, options(), [&] { return big.size(); });
+  EXPECT_EQ(packed, to_bytes(compress_buffer(view(big), options())));
+  testing::ScratchDir dir;
+  testing::write_file(dir / "packed", packed);
+  testing::write_file(dir / "big", big);
+  const auto checked = testing::run(GetParam().stock_decoder + " < packed | cmp - big", dir.path());
+  EXPECT_EQ(checked.status, 0) << testing::describe(checked);
+}
+
+TEST_P(Streams, AStreamFedInRandomPiecesDecodes) {
+  const Bytes input = text_bytes(3 * 1024 * 1024 + 5, 3);
+  testing::ScratchDir dir;
+  testing::write_file(dir / "input", input);
+  // Ours, and the stock tool's (one member or frame: the serial path).
+  const auto made = testing::run(fmt::format("{} -c input > stock", GetParam().codec == "gzip" ? "gzip" : GetParam().codec + " -q"),
+                                 dir.path());
+  ASSERT_EQ(made.status, 0) << testing::describe(made);
+  for (const Bytes& packed : {to_bytes(compress_buffer(view(input), options())), testing::read_file(dir / "stock")}) {
+    std::mt19937_64 random(11);
+    for (int threads : {1, 2}) {
+      MemorySink out;
+      DecompressOptions decode;
+      decode.threads = threads;
+      Decompressor decompressor(out, decode);
+      for (std::size_t at = 0; at < packed.size();) {
+        const std::size_t n = std::min<std::size_t>(random() % 70000 + 1, packed.size() - at);
+        decompressor.write(view(packed).subspan(at, n));
+        at += n;
+      }
+      const DecompressStats stats = decompressor.finish();
+      EXPECT_EQ(to_bytes(out.buffer()), input) << threads;
+      EXPECT_EQ(stats.output_bytes, input.size());
+    }
+    // Pulled in pieces of any size.
+    MemorySource source(view(packed));
+    DecompressingSource reader(source);
+    Bytes got;
+    std::vector<std::uint8_t> buffer(100000);
+    for (;;) {
+      const std::size_t n = reader.read(buffer.data(), random() % buffer.size() + 1);
+      if (n == 0) break;
+      got.insert(got.end(), buffer.begin(), buffer.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+    EXPECT_EQ(got, input);
+    EXPECT_EQ(reader.read(buffer.data(), buffer.size()), 0u);
+  }
+}
+
+TEST_P(Streams, ErrorsComeFromTheNextCallAfterWhatDecodedBeforeThem) {
+  const Bytes input = text_bytes(2 * 1024 * 1024, 4);
+  const Bytes packed = to_bytes(compress_buffer(view(input), options()));
+  const Bytes cut(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(packed.size() * 3 / 4));
+  // Pushed: finish() says the stream was cut short.
+  MemorySink out;
+  Decompressor decompressor(out, {}, "cut.stream");
+  decompressor.write(view(cut));
+  try {
+    decompressor.finish();
+    ADD_FAILURE() << "a cut stream was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cut.stream"), std::string::npos) << e.what();
+  }
+  // Pulled: the bytes before the cut, then the error.
+  MemorySource source(view(cut), "cut.stream");
+  DecompressingSource reader(source);
+  Bytes got(input.size());
+  std::size_t total = 0;
+  try {
+    for (;;) {
+      const std::size_t n = reader.read(got.data() + total, got.size() - total);
+      if (n == 0) break;
+      total += n;
+    }
+    ADD_FAILURE() << "a cut stream was read to the end";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+  }
+  EXPECT_GT(total, 0u);
+  EXPECT_TRUE(std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(total), input.begin()));
+  // Garbage pushed into a decompressor fails the next write or finish.
+  Decompressor bad(out);
+  const Bytes garbage = text_bytes(100, 5);
+  EXPECT_THROW(
+      {
+        bad.write(view(garbage));
+        bad.finish();
+      },
+      Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
+                         [](const auto& test) { return test.param.codec; });
+
+long peak_rss_kib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+// Counts what it is given and keeps nothing.
+class CountingSink final : public ByteSink {
+ public:
+  void write(ByteView bytes) override { bytes_ += bytes.size(); }
+  const std::string& name() const override { return name_; }
+  std::uint64_t bytes_ = 0;
+
+ private:
+  std::string name_ = "<count>";
+};
+
+TEST(StreamMemory, AGibibytePushedThroughACompressorAndBackStaysBounded) {
+  const Bytes piece = text_bytes(1 << 20, 6);
+  CompressOptions options;
+  options.codec = "lz4";
+  options.threads = 2;
+  const long before = peak_rss_kib();
+  CountingSink decoded;
+  Decompressor decompressor(decoded);
+  // The compressor's output goes straight into the decompressor: both ends at once.
+  Compressor compressor(decompressor, options);
+  for (int i = 0; i < 1024; ++i) compressor.write(view(piece));
+  const CompressStats stats = compressor.finish();
+  decompressor.finish();
+  EXPECT_EQ(stats.input_bytes, 1ull << 30);
+  EXPECT_EQ(decoded.bytes_, 1ull << 30);
+  EXPECT_LT(peak_rss_kib() - before, 160 * 1024) << "KiB of peak RSS growth for a 1 GiB push";
+}
+
+// cancel() from another thread stops a run that is being fed: the writer's next call throws
+// kCancelled (no timing is asserted; the feeding loop would otherwise go on for a long time).
+TEST(StreamCancel, CancelFromAnotherThreadStopsTheRun) {
+  const Bytes piece = text_bytes(1 << 20, 8);
+  CountingSink out;
+  CompressOptions options;
+  options.codec = "gzip";
+  options.threads = 2;
+  Compressor compressor(out, options);
+  std::atomic<int> written{0};
+  std::thread canceller([&] {
+    while (written.load() < 8) std::this_thread::yield();
+    compressor.cancel();
+  });
+  try {
+    for (int i = 0; i < 100000; ++i) {
+      compressor.write(view(piece));
+      written.fetch_add(1);
+    }
+    compressor.finish();
+    ADD_FAILURE() << "the run was not stopped";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+  }
+  canceller.join();
+  EXPECT_LT(written.load(), 100000);
+}
+
+// The stop token of compress() and decompress(): requested mid-run (here from the progress
+// callback), the run ends in kCancelled without writing the rest.
+TEST(StreamCancel, AStopTokenStopsCompressAndDecompress) {
+  const Bytes input = text_bytes(16 << 20, 9);
+  std::stop_source stop;
+  CompressOptions options;
+  options.codec = "zstd";
+  options.threads = 2;
+  options.codec_options.chunk_bytes = 256 * 1024;
+  options.stop = stop.get_token();
+  options.on_progress = [&](std::uint64_t done) {
+    if (done >= (2u << 20)) stop.request_stop();
+  };
+  MemorySource source(view(input));
+  CountingSink out;
+  try {
+    compress(source, out, options);
+    ADD_FAILURE() << "not stopped";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+  }
+  options.stop = {};
+  options.on_progress = {};
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  std::stop_source stop_decoding;
+  stop_decoding.request_stop();
+  DecompressOptions decode;
+  decode.stop = stop_decoding.get_token();
+  MemorySource packed_source(view(packed));
+  CountingSink decoded;
+  EXPECT_THROW(decompress(packed_source, decoded, decode), Error);
+  EXPECT_LT(decoded.bytes_, input.size());
+}
+
+}  // namespace
+}  // namespace sluice
