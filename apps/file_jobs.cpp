@@ -46,25 +46,9 @@ std::string json_string(const std::string& text) {
   return out + "\"";
 }
 
-// Suffixes that stand for ".tar" plus a compression suffix.
-struct TarAlias {
-  const char* suffix;
-  const char* replacement;
-};
-constexpr TarAlias kTarAliases[] = {{".tgz", ".tar"}, {".taz", ".tar"}, {".tzst", ".tar"}, {".tlz4", ".tar"}};
-
 // The name a compressed file decompresses to, or nothing if its suffix is not ours.
 std::optional<std::string> decompressed_name(const std::string& path) {
-  for (const auto& alias : kTarAliases) {
-    const std::size_t length = std::strlen(alias.suffix);
-    if (path.size() > length && path.ends_with(alias.suffix)) {
-      return path.substr(0, path.size() - length) + alias.replacement;
-    }
-  }
-  if (const auto info = CodecRegistry::global().by_extension(path)) {
-    return path.substr(0, path.size() - info->extension.size());
-  }
-  return std::nullopt;
+  return CodecRegistry::global().decompressed_name(path);
 }
 
 // Turns the command line into batch jobs. Inputs that cannot even be planned (missing, a

@@ -725,6 +725,8 @@ CodecInfo gzip_info() {
   CodecInfo info;
   info.name = "gzip";
   info.extension = ".gz";
+  info.tar_suffixes = {".tgz", ".taz"};
+  info.unit_noun = "member";
   info.min_level = 1;
   info.max_level = 9;
   info.default_level = 6;

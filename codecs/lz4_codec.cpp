@@ -508,6 +508,7 @@ CodecInfo lz4_info() {
   CodecInfo info;
   info.name = "lz4";
   info.extension = ".lz4";
+  info.tar_suffixes = {".tlz4"};
   info.min_level = 1;
   info.max_level = LZ4HC_CLEVEL_MAX;
   info.default_level = 1;

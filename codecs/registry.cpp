@@ -95,11 +95,54 @@ std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
   return std::nullopt;
 }
 
+namespace {
+
+// Whether `path` ends with `suffix` and has a name before it.
+bool ends_with_suffix(const std::string& path, const std::string& suffix) {
+  return !suffix.empty() && path.size() > suffix.size() && path.ends_with(suffix);
+}
+
+// The codec's suffixes: the one it writes first.
+std::vector<std::string> extensions_of(const CodecInfo& info) {
+  std::vector<std::string> all{info.extension};
+  all.insert(all.end(), info.other_extensions.begin(), info.other_extensions.end());
+  return all;
+}
+
+}  // namespace
+
 std::optional<CodecInfo> CodecRegistry::by_extension(const std::string& path) const {
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
-    const std::string& ext = entry.info.extension;
-    if (!ext.empty() && path.size() > ext.size() && path.ends_with(ext)) return entry.info;
+    for (const auto& ext : extensions_of(entry.info)) {
+      if (ends_with_suffix(path, ext)) return entry.info;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<CodecInfo> CodecRegistry::by_tar_name(const std::string& path) const {
+  std::shared_lock lock(state_->mutex);
+  for (const auto& entry : state_->entries) {
+    for (const auto& ext : extensions_of(entry.info)) {
+      if (ends_with_suffix(path, ".tar" + ext)) return entry.info;
+    }
+    for (const auto& suffix : entry.info.tar_suffixes) {
+      if (ends_with_suffix(path, suffix)) return entry.info;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> CodecRegistry::decompressed_name(const std::string& path) const {
+  std::shared_lock lock(state_->mutex);
+  for (const auto& entry : state_->entries) {
+    for (const auto& suffix : entry.info.tar_suffixes) {
+      if (ends_with_suffix(path, suffix)) return path.substr(0, path.size() - suffix.size()) + ".tar";
+    }
+    for (const auto& ext : extensions_of(entry.info)) {
+      if (ends_with_suffix(path, ext)) return path.substr(0, path.size() - ext.size());
+    }
   }
   return std::nullopt;
 }

@@ -141,7 +141,7 @@ std::string detect_format(ByteView prefix, const std::string& codec) {
 // Cuts the compressed stream into pieces. Runs serially (input_node).
 class PieceReader {
  public:
-  PieceReader(ByteSource& source, StreamStart start, const std::string& codec, StreamSplitter* splitter,
+  PieceReader(ByteSource& source, StreamStart start, const CodecInfo& codec, StreamSplitter* splitter,
               ChunkPool& pool, BlockPool& blocks, FirstError& errors)
       : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
         blocks_(blocks), errors_(errors) {
@@ -324,14 +324,14 @@ class PieceReader {
   // early.
   Error truncated(std::optional<std::uint64_t> start = std::nullopt) const {
     return Error(ErrorKind::kCorruptData,
-                 fmt::format("unexpected end of input: the {} {} starting at byte {} is truncated", codec_,
-                             codec_ == "gzip" ? "member" : "frame", start.value_or(offset_)),
+                 fmt::format("unexpected end of input: the {} {} starting at byte {} is truncated", codec_.name,
+                             codec_.unit_noun, start.value_or(offset_)),
                  {},
                  offset_ + buffered());
   }
 
   ByteSource& source_;
-  const std::string& codec_;
+  const CodecInfo& codec_;
   // Where the buffered bytes are: a window of the mapped input, or the block being read into
   // (pieces in flight may share either).
   std::optional<detail::FileMapper> mapper_;
@@ -395,7 +395,7 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
   const auto splitter = codec.make_splitter();
   const auto verifier = splitter ? codec.make_unit_verifier() : nullptr;
   std::unique_ptr<StreamDecoder> serial_decoder;
-  PieceReader piece_reader(source, std::move(start), codec.info().name, splitter.get(), pool, blocks, errors);
+  PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
   tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders([&codec] { return codec.make_unit_decoder(); });
   // Where serial decoding writes: with more than one thread, through a writing thread of its own,
   // so that decoding and a slow sink (a file, a tar extraction) overlap.

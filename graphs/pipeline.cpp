@@ -141,11 +141,7 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns) {
 std::string output_name(const std::string& relative, const Plan& plan) {
   std::string name = relative;
   if (plan.decompress) {
-    if (const auto info = CodecRegistry::global().by_extension(name)) {
-      name.resize(name.size() - info->extension.size());
-    } else if (name.ends_with(".tgz")) {
-      name.replace(name.size() - 4, 4, ".tar");
-    }
+    if (const auto plain = CodecRegistry::global().decompressed_name(name)) name = *plain;
   }
   if (plan.compress) name += CodecRegistry::global().find(plan.compress->codec)->extension;
   return name;

@@ -29,8 +29,6 @@ namespace sluice {
 using detail::kTarBlockBytes;
 using detail::kTarRecordBytes;
 
-constexpr std::size_t kTarZstdChunkBytes = 8 * 1024 * 1024;
-
 namespace {
 
 // One path to archive: where it is on disk and the name it gets in the archive.
@@ -440,14 +438,12 @@ TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const
   } else {
     CompressOptions run = compress_options;
     run.codec = codec;
-    // An archive of many similar files (a source tree) gains from longer zstd frames: 8 MiB
-    // frames make the tar of the Silesia files plus /usr/include 3% smaller than 4 MiB ones,
-    // and smaller than `tar -I 'zstd -T2'` (BENCHMARKS.md), for 2x the chunk memory.
-    // (Levels whose own frames are larger keep theirs.)
-    if (codec == "zstd" && run.codec_options.chunk_bytes == 0) {
-      const std::size_t level_frame_bytes =
+    // The codec's chunk size for archives, unless the level's own chunks are larger.
+    const auto info = CodecRegistry::global().find(codec);
+    if (info && info->archive_chunk_bytes > 0 && run.codec_options.chunk_bytes == 0) {
+      const std::size_t level_chunk_bytes =
           CodecRegistry::global().create(codec, run.codec_options)->options().chunk_bytes;
-      run.codec_options.chunk_bytes = std::max(kTarZstdChunkBytes, level_frame_bytes);
+      run.codec_options.chunk_bytes = std::max(info->archive_chunk_bytes, level_chunk_bytes);
     }
     const CompressStats compressed = compress(source, sink, run);
     stats.archive_bytes = compressed.input_bytes;

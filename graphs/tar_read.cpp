@@ -758,11 +758,8 @@ std::vector<std::string> TarMembers::not_found() const {
 }
 
 std::string tar_codec_for_path(const std::string& path) {
-  const auto ends = [&](std::string_view suffix) { return path.ends_with(suffix); };
-  if (ends(".tar.gz") || ends(".tgz") || ends(".taz")) return "gzip";
-  if (ends(".tar.zst") || ends(".tzst") || ends(".tar.zstd")) return "zstd";
-  if (ends(".tar.lz4") || ends(".tlz4")) return "lz4";
-  return "";
+  const auto info = CodecRegistry::global().by_tar_name(path);
+  return info ? info->name : std::string();
 }
 
 }  // namespace sluice

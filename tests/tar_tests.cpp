@@ -14,6 +14,7 @@
 #include <map>
 
 #include "graphs/tar_format.h"
+#include "sluice/codec.h"
 #include "sluice/tar.h"
 #include "tests/test_support.h"
 
@@ -699,6 +700,16 @@ TEST(TarLibrary, CodecFromTheArchiveName) {
   EXPECT_EQ(tar_codec_for_path("a.tar.lz4"), "lz4");
   EXPECT_EQ(tar_codec_for_path("a.tar"), "");
   EXPECT_EQ(tar_codec_for_path("-"), "");
+  // Every name the codecs give for an archive, and what each decompresses to.
+  for (const auto& [name, codec, plain] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"a.taz", "gzip", "a.tar"},       {"a.tzst", "zstd", "a.tar"}, {"a.tar.zstd", "zstd", "a.tar"},
+           {"a.tlz4", "lz4", "a.tar"},       {"a.tgz", "gzip", "a.tar"},  {"a.tar.lz4", "lz4", "a.tar"},
+           {"log.zstd", "", "log"},          {"log.gz", "", "log"}}) {
+    EXPECT_EQ(tar_codec_for_path(name), codec) << name;
+    EXPECT_EQ(CodecRegistry::global().decompressed_name(name), plain) << name;
+  }
+  EXPECT_EQ(CodecRegistry::global().decompressed_name("notes.txt"), std::nullopt);
+  EXPECT_EQ(CodecRegistry::global().decompressed_name(".gz"), std::nullopt);  // no name before the suffix
 }
 
 TEST_F(Tar, CorpusTreeInteropWithGnuTar) {

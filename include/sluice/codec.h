@@ -51,6 +51,15 @@ struct StreamInfo {
 struct CodecInfo {
   std::string name;                  // registry key, e.g. "zstd"
   std::string extension;             // output suffix, e.g. ".zst"
+  // Other suffixes files in this format carry (".zstd"): read, never written.
+  std::vector<std::string> other_extensions;
+  // Suffixes that stand for ".tar" and this format (".tgz", ".taz"), as tar and gzip know them.
+  std::vector<std::string> tar_suffixes;
+  // What the format's independent pieces are called in messages ("member", "frame").
+  std::string unit_noun = "frame";
+  // A default chunk size for tar archives, when larger than default_chunk_bytes pays there
+  // (archives of many similar files gain from longer windows); 0: the same.
+  std::size_t archive_chunk_bytes = 0;
   int min_level = 1;
   int max_level = 1;
   int default_level = 1;
@@ -195,8 +204,14 @@ class CodecRegistry {
   std::optional<CodecInfo> find(const std::string& name) const;
   // The codec whose magic bytes start `prefix`, if any.
   std::optional<CodecInfo> detect(ByteView prefix) const;
-  // The codec whose extension ends `path`, if any.
+  // The codec whose extension (or another of its suffixes) ends `path`, if any.
   std::optional<CodecInfo> by_extension(const std::string& path) const;
+  // The codec a tar archive's name implies (".tar" and a codec's suffix, or one of its tar
+  // suffixes such as ".tgz"), if any.
+  std::optional<CodecInfo> by_tar_name(const std::string& path) const;
+  // The name a compressed file decompresses to: "a.log.gz" -> "a.log", "a.tgz" -> "a.tar";
+  // nothing when no codec's suffix ends `path`.
+  std::optional<std::string> decompressed_name(const std::string& path) const;
   std::vector<std::string> names() const;
 
   CodecRegistry();
