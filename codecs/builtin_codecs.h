@@ -87,9 +87,9 @@ inline constexpr std::size_t kDecodeOutputBytes = 256 * 1024;
 // Copies `bytes` into the space `output` lends, as much at a time as it lends.
 void copy_to_output(ByteView bytes, StreamDecoder::Output& output);
 
-// Bounds on one unit of parallel decompression. A frame or member that claims (or needs) more
-// is decoded serially and streaming instead, so no header can make us allocate beyond these.
-inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;
+// Bounds on one unit of parallel decompression (the output bound is the engine's, codec.h). A
+// frame or member that claims (or needs) more is decoded serially and streaming instead, so no
+// header can make us allocate beyond these.
 inline constexpr std::size_t kMaxUnitInputBytes = kMaxUnitOutputBytes + 64 * 1024;
 
 inline Cut need_more() { return {}; }

@@ -207,6 +207,7 @@ class PieceReader {
         return nullptr;
       }
       const Cut cut = splitter_->next(view(), offset_);
+      check(cut);
       switch (cut.kind) {
         case Cut::Kind::kNeedMore:
           if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
@@ -235,6 +236,25 @@ class PieceReader {
           return chunk;
         }
       }
+    }
+  }
+
+  // What a splitter (maybe a user's) says is checked before the graph acts on it: no cut may
+  // read past what it was shown, stand still, or make a unit beyond the bound.
+  void check(const Cut& cut) const {
+    const auto bad = [&](const std::string& what) {
+      return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_.name, what), {}, offset_);
+    };
+    if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
+      if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
+    }
+    if (cut.kind != Cut::Kind::kUnit) return;
+    if (cut.bytes > buffered()) {
+      throw bad(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, buffered()));
+    }
+    if (cut.max_output_bytes > kMaxUnitOutputBytes) {
+      throw bad(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
+                            kMaxUnitOutputBytes));
     }
   }
 
@@ -426,6 +446,11 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
     detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
     try {
       decoders.local()->decode(chunk->view, chunk->cut, chunk->output);
+      if (chunk->output.size() > chunk->cut.max_output_bytes) {
+        throw Error(ErrorKind::kInternal,
+                    fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}",
+                                codec.info().name, chunk->output.size(), chunk->cut.max_output_bytes));
+      }
     } catch (...) {
       chunk->error = detail::current_error_with_context(source.name(), chunk->offset);  // raised in order
     }

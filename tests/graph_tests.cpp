@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -39,6 +40,10 @@ struct IdentityBehaviour {
   bool framed = false;
   // A unit whose payload starts with this marker throws when decoded.
   std::string decode_fail_marker;
+  // Rewrites every unit cut the splitter makes (a misbehaving plugin).
+  std::function<Cut(Cut)> tamper_cut;
+  // Appends this many bytes to every decoded unit (more than its cut promised).
+  std::size_t decode_extra_bytes = 0;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -106,14 +111,19 @@ void rendezvous(IdentityBehaviour& b) {
 // Framed identity: a unit is a 4-byte length and that many bytes.
 class FramedSplitter final : public StreamSplitter {
  public:
+  explicit FramedSplitter(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
   Cut next(ByteView b, std::uint64_t) override {
     if (b.size() < 4) return {};
     std::uint32_t length = 0;
     std::memcpy(&length, b.data(), 4);
     if (b.size() < 4 + std::size_t{length}) return {};
-    return {Cut::Kind::kUnit, 4 + std::size_t{length}, length, 0, 0};
+    const Cut cut{Cut::Kind::kUnit, 4 + std::size_t{length}, length, 0, 0};
+    return behaviour_.tamper_cut ? behaviour_.tamper_cut(cut) : cut;
   }
   void finish(std::uint64_t) override {}
+
+ private:
+  IdentityBehaviour& behaviour_;
 };
 
 class FramedUnitDecoder final : public UnitDecoder {
@@ -128,6 +138,7 @@ class FramedUnitDecoder final : public UnitDecoder {
     }
     out.clear();
     out.append(unit.subspan(4));
+    for (std::size_t i = 0; i < behaviour_.decode_extra_bytes; ++i) out.append({reinterpret_cast<const std::uint8_t*>("x"), 1});
   }
 
  private:
@@ -173,7 +184,7 @@ class IdentityCodec final : public Codec {
     return std::make_unique<IdentityStreamDecoder>(behaviour_);
   }
   std::unique_ptr<StreamSplitter> make_splitter() const override {
-    return behaviour_.framed ? std::make_unique<FramedSplitter>() : nullptr;
+    return behaviour_.framed ? std::make_unique<FramedSplitter>(behaviour_) : nullptr;
   }
   std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
     return std::make_unique<FramedUnitDecoder>(behaviour_);
@@ -575,6 +586,53 @@ TEST(Graph, ThreadCountOutOfRangeIsAUsageError) {
   EXPECT_THROW(resolve_threads(100000), Error);
   EXPECT_GE(resolve_threads(0), 1);
   EXPECT_EQ(resolve_threads(3), 3);
+}
+
+// A user's splitter or unit decoder that breaks the engine's rules gets an error naming its codec,
+// never a read past a buffer, a graph spinning in place, or a unit beyond the bound.
+TEST(UserCodec, CutsThatBreakTheRulesAreErrorsNamingTheCodec) {
+  IdentityBehaviour behaviour;
+  behaviour.framed = true;
+  const std::string name = register_identity(behaviour);
+  CompressOptions options;
+  options.codec = name;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const Bytes input = text_bytes(1 << 20, 31);
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  DecompressOptions decode;
+  decode.codec = name;
+  ASSERT_EQ(to_bytes(decompress_buffer(view(packed), decode)), input);
+  const std::vector<std::pair<std::string, std::function<Cut(Cut)>>> tampers = {
+      {"cut a unit of", [](Cut cut) { cut.bytes += 100 << 20; return cut; }},
+      {"cut a piece of 0 bytes", [](Cut cut) { cut.bytes = 0; return cut; }},
+      {"cut a piece of 0 bytes", [](Cut) { return Cut{Cut::Kind::kMarker, 0, 0, 0, 0}; }},
+      {"over the 16777216 a unit may hold", [](Cut cut) { cut.max_output_bytes = 1ull << 40; return cut; }},
+  };
+  for (const auto& [message, tamper] : tampers) {
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE(message);
+      behaviour.tamper_cut = tamper;
+      decode.threads = threads;
+      try {
+        decompress_buffer(view(packed), decode);
+        ADD_FAILURE() << "a broken cut was acted on";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+        EXPECT_NE(std::string(e.what()).find("the " + name + " splitter"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+      }
+    }
+  }
+  behaviour.tamper_cut = {};
+  behaviour.decode_extra_bytes = 1;
+  try {
+    decompress_buffer(view(packed), decode);
+    ADD_FAILURE() << "a unit larger than promised was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unit decoder made 65537 bytes of a unit its splitter bounded at 65536"),
+              std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

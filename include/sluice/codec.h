@@ -127,7 +127,14 @@ class StreamDecoder {
 // decodes units on every worker. Where a stream cannot be split (say, one huge frame), the
 // splitter answers kSerial and the rest of the stream goes through the StreamDecoder.
 
-// What the splitter found at the current position of a stream.
+// The most one unit of parallel decompression may decode to (Cut::max_output_bytes): what the
+// engine holds per piece in flight.
+inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;
+
+// What the splitter found at the current position of a stream. The engine checks every cut
+// before it acts on it (a splitter may be a user's): a unit or marker of 0 bytes, a unit longer
+// than the bytes the splitter was shown or promising more than kMaxUnitOutputBytes, and a unit
+// that decodes to more than it promised, are errors of kind kInternal naming the codec.
 struct Cut {
   enum class Kind {
     kNeedMore,  // too few bytes buffered to tell; read more
