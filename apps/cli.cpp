@@ -151,4 +151,8 @@ ParseResult parse_command_line(int argc, char** argv) {
   return {options, 0};
 }
 
+std::string overwrite_hint(const Error& error) {
+  return error.kind() == ErrorKind::kIo && error.detail() == "already exists" ? "; use -f to overwrite" : "";
+}
+
 }  // namespace sluice::app

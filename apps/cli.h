@@ -13,6 +13,7 @@ class App;
 
 namespace sluice {
 struct CodecOptions;
+class Error;
 }
 
 namespace sluice::app {
@@ -27,6 +28,10 @@ struct GzipFlags {
 void add_gzip_flags(CLI::App& app, GzipFlags& flags);
 // Puts the flags into `options`; throws Error(kUsage) if both forms were asked for.
 void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options);
+
+// What the command line adds to a library error for its user: "; use -f to overwrite" after an
+// output that already exists (the library says only that it exists); "" otherwise.
+std::string overwrite_hint(const Error& error);
 
 // --no-pin, for every command that runs graphs: turns off pinning threads to CPUs
 // (sluice::set_thread_pinning) for the rest of the run.

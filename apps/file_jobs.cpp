@@ -236,7 +236,7 @@ int run_file_jobs(const CliOptions& given) {
     const std::uint64_t packed = compressing ? item.output_bytes : item.input_bytes;
     if (item.status == ItemStatus::kFailed) {
       failed_inputs.push_back(item.input);
-      progress.print(fmt::format("sluice: {}\n", item.error->what()));
+      progress.print(fmt::format("sluice: {}{}\n", item.error->what(), overwrite_hint(*item.error)));
     } else if (item.status == ItemStatus::kSkipped) {
       failed_inputs.push_back(item.input);
     }

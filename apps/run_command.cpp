@@ -2,6 +2,8 @@
 // decompress -> compress shortcut. Both build a PipelineSpec and call sluice/pipeline.h.
 #include "apps/run_command.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -31,8 +33,13 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv) {
 }
 
 int report_error(const Error& e) {
-  fmt::print(stderr, "sluice: {}\n", e.what());
+  fmt::print(stderr, "sluice: {}{}\n", e.what(), overwrite_hint(e));
   return e.kind() == ErrorKind::kUsage ? 2 : 1;
+}
+
+// Binary output to a terminal is the command line's to refuse, as for compression.
+void refuse_terminal_output(const std::string& output) {
+  if (output == "-" && ::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write binary output to a terminal");
 }
 
 void print_item(const PipelineItem& item, bool verbose) {
@@ -75,6 +82,7 @@ int run_pipeline_command(int argc, char** argv) {
       fmt::print("{}", describe_pipeline(spec));
       return 0;
     }
+    refuse_terminal_output(spec.output);
     const PipelineReport report = run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); });
     if (verbose) {
       fmt::print(stderr, "{} outputs in {:.2f} s{}\n", report.items.size(), report.seconds,
@@ -133,6 +141,7 @@ int run_transcode_command(int argc, char** argv) {
     if (!chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(chunk_size);
     (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
     spec.stages = {decompress, compress};
+    refuse_terminal_output(spec.output);
     run_pipeline(spec);
     return 0;
   } catch (const Error& e) {

@@ -213,7 +213,7 @@ OutputFile::OutputFile(std::string path, bool overwrite)
     return;
   }
   if (!overwrite_ && ::lstat(path_.c_str(), &existing) == 0) {
-    throw Error(ErrorKind::kIo, "already exists; use -f to overwrite", path_);
+    throw Error(ErrorKind::kIo, "already exists", path_);
   }
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
@@ -286,7 +286,7 @@ void OutputFile::commit(bool durable) {
   if (!overwrite_) {
     // link() fails if the target appeared meanwhile, so we never clobber a file we promised to keep.
     if (::link(temp_path_.c_str(), path_.c_str()) != 0) {
-      if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists; use -f to overwrite", path_);
+      if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists", path_);
       if (::rename(temp_path_.c_str(), path_.c_str()) != 0) throw_system_error("cannot rename output", path_);
     } else {
       ::unlink(temp_path_.c_str());

@@ -16,7 +16,7 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "core/chunk.h"
+#include "graphs/chunk.h"
 #include "core/first_error.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"

@@ -10,7 +10,7 @@
 // worker and written in order. A stream the splitter cannot cut (or a
 // codec without a splitter) goes serial from that point: the reader passes raw pieces along, the
 // writer feeds them to the codec's streaming decoder, and the decoder's output goes to the sink
-// through a writing thread of its own (core/overlapped_sink.h), so reading, decoding and writing
+// through a writing thread of its own (graphs/overlapped_sink.h), so reading, decoding and writing
 // overlap. Memory is bounded by the in-flight limit times the unit bounds, never by a size the
 // stream claims.
 #include <chrono>
@@ -25,9 +25,9 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "core/chunk.h"
+#include "graphs/chunk.h"
 #include "core/first_error.h"
-#include "core/overlapped_sink.h"
+#include "graphs/overlapped_sink.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"

@@ -258,7 +258,6 @@ class OutputEnd {
  public:
   OutputEnd(const std::string& path, bool overwrite, const StageSpec* checksum) : path_(path) {
     if (path == "-") {
-      if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write binary output to a terminal");
       stdout_ = std::make_unique<FdSink>(1, "<stdout>");
     } else {
       std::error_code ignored;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing, then each job in turn (default: all four).
-#   release  optimised build: every test, then install and build an outside consumer
+#   release  the include rules of docs/layers.md, an optimised build: every test, then install and
+#            build an outside consumer
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build: every test
 #   tsan     ThreadSanitizer build of the concurrency tests (scripts/tsan.sh)
 #   fuzz     every fuzz target for 30 s under ASan + UBSan (scripts/fuzz.sh)
@@ -16,6 +17,7 @@ for job in "${jobs[@]}"; do
     tsan) ./scripts/tsan.sh ;;
     fuzz) ./scripts/fuzz.sh 30 ;;
     release | asan | debug)
+      [[ "$job" == release ]] && ./scripts/check-layers.sh
       echo "== $job: configure and build"
       cmake --preset "$job" >/dev/null
       cmake --build --preset "$job"
