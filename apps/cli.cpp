@@ -11,6 +11,7 @@
 #include "sluice/compress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
+#include "sluice/version.h"
 
 namespace sluice::app {
 
@@ -64,7 +65,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   CLI::App app{"Parallel gzip, zstd and lz4 compression with a oneTBB flow graph.\n"
                "With no FILE, or when FILE is -, filters standard input to standard output.",
                "sluice"};
-  app.set_version_flag("-V,--version", "sluice " SLUICE_VERSION);
+  app.set_version_flag("-V,--version", "sluice " SLUICE_VERSION_STRING);
   app.footer("Examples:\n"
              "  sluice big.log                 writes big.log.gz, keeps big.log\n"
              "  sluice -F zstd -19 -j 8 data   writes data.zst at level 19 on 8 threads\n"
@@ -135,7 +136,7 @@ ParseResult parse_command_line(int argc, char** argv) {
     fmt::print("{}", app.help());
     return {std::nullopt, 0};
   } catch (const CLI::CallForVersion&) {
-    fmt::print("sluice {}\n", SLUICE_VERSION);
+    fmt::print("sluice {}\n", SLUICE_VERSION_STRING);
     return {std::nullopt, 0};
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "sluice: {}\nTry 'sluice --help'.\n", e.what());

@@ -22,13 +22,13 @@ check() {
   done < <(find "$folder" -name '*.cpp' -o -name '*.h' | sort)
 }
 
-base='^sluice/(bytes|error|io)\.h$'
+base='^sluice/(bytes|error|io|version)\.h$'
 check include/sluice/bytes.h "$base"
 check include/sluice/error.h "$base"
 check include/sluice/io.h "$base"
 check include/sluice/codec.h "$base"
 check core "^core/|$base"
-check codecs '^(codecs|core)/|^sluice/(bytes|error|io|codec)\.h$'
+check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec)\.h$'
 check graphs '^(graphs|core)/|^codecs/builtin_codecs\.h$|^sluice/'
 check apps '^apps/|^sluice/'
 [[ $status -eq 0 ]] && echo "check-layers: $checked files follow docs/layers.md"

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 
+#include "sluice/version.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -464,7 +465,9 @@ TEST_F(Cli, HelpVersionAndDemo) {
   }
   const auto version = sluice("--version");
   EXPECT_EQ(version.status, 0);
-  EXPECT_NE(version.out.find("sluice "), std::string::npos);
+  EXPECT_EQ(version.out, "sluice " SLUICE_VERSION_STRING "\n");
+  EXPECT_EQ(std::string(SLUICE_VERSION_STRING),
+            fmt::format("{}.{}.{}", SLUICE_VERSION_MAJOR, SLUICE_VERSION_MINOR, SLUICE_VERSION_PATCH));
   const auto demo = sluice("demo --size 2M -j 2");
   EXPECT_EQ(demo.status, 0) << demo.err;
   EXPECT_NE(demo.out.find("All round trips match."), std::string::npos) << demo.out;
