@@ -17,6 +17,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "graphs/chunk.h"
+#include "graphs/ordered_graph.h"
 #include "core/first_error.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"
@@ -366,6 +367,33 @@ class StreamWriter {
   std::size_t finished_ = 0;
 };
 
+// The worker: compresses a chunk on whichever thread takes it, with that thread's own codec
+// context (made on first use, reused for every chunk). A failure fails the chunk's stream.
+class ChunkCompressors {
+ public:
+  ChunkCompressors(const Codec& codec, StreamStates& states)
+      : states_(states), contexts_([&codec] { return codec.make_chunk_compressor(); }) {}
+
+  Chunk* compress(Chunk* chunk) {
+    detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
+    if (states_.failed(chunk->stream)) return chunk;
+    try {
+      chunk->check = contexts_.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);
+    } catch (...) {
+      states_.fail_current(chunk->stream, chunk->offset);
+    }
+    return chunk;
+  }
+
+  // How many distinct threads compressed (proof of parallelism).
+  std::size_t threads() const { return contexts_.size(); }
+
+ private:
+  StreamStates& states_;
+  tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> contexts_;
+};
+
+// reader -> limiter -> compressors -> ordering -> writer (graphs/ordered_graph.h).
 void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOptions& options,
                         std::size_t max_in_flight, CompressStats& stats) {
   flow::graph graph;
@@ -378,49 +406,17 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes,
                            run_error);
   StreamWriter stream_writer(set, states, codec, options, stats);
-  // One compression context per worker thread, created on first use and reused for every chunk.
-  tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> compressors(
-      [&codec] { return codec.make_chunk_compressor(); });
+  ChunkCompressors compressors(codec, states);
 
-  // Serial by nature (input_node runs one body at a time): reads are sequential per stream.
-  flow::input_node<Chunk*> reader(graph, [&](tbb::flow_control& control) { return chunk_reader.next(control); });
+  detail::run_ordered_graph<Chunk>(
+      graph, max_in_flight, [&](tbb::flow_control& control) { return chunk_reader.next(control); },
+      [&](Chunk* chunk) { return compressors.compress(chunk); },
+      [&](Chunk* chunk) {
+        if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
+        pool.release(chunk);
+      });
 
-  // Bounds the chunks in flight; the writer's decrement admits the next one.
-  flow::limiter_node<Chunk*> limiter(graph, max_in_flight);
-
-  // Unlimited: the limiter already bounds the work and the arena bounds the threads, so every
-  // worker may compress a chunk at once.
-  flow::function_node<Chunk*, Chunk*> compressor(graph, flow::unlimited, [&](Chunk* chunk) {
-    detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
-    if (states.failed(chunk->stream)) return chunk;
-    try {
-      chunk->check = compressors.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);
-    } catch (...) {
-      states.fail_current(chunk->stream, chunk->offset);
-    }
-    return chunk;
-  });
-
-  // Restores the reader's order, which the compressors lost.
-  flow::sequencer_node<Chunk*> ordering(graph, [](Chunk* const& chunk) { return chunk->sequence; });
-
-  // Serial: the outputs are written in order, one chunk at a time.
-  flow::function_node<Chunk*, flow::continue_msg> writer(graph, flow::serial, [&](Chunk* chunk) {
-    if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
-    pool.release(chunk);
-    return flow::continue_msg();
-  });
-
-  flow::make_edge(reader, limiter);
-  flow::make_edge(limiter, compressor);
-  flow::make_edge(compressor, ordering);
-  flow::make_edge(ordering, writer);
-  flow::make_edge(writer, limiter.decrementer());
-
-  reader.activate();
-  graph.wait_for_all();
-
-  stats.compressor_threads = compressors.size();
+  stats.compressor_threads = compressors.threads();
   stats.peak_chunks_in_flight = pool.peak_in_use();
   if (run_error.failed()) {
     // The run stopped early: end every stream that was begun and not yet ended.

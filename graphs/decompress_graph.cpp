@@ -25,8 +25,9 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "graphs/chunk.h"
 #include "core/first_error.h"
+#include "graphs/chunk.h"
+#include "graphs/ordered_graph.h"
 #include "graphs/overlapped_sink.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"
@@ -403,6 +404,134 @@ bool is_trailing_garbage(const std::exception_ptr& error) {
   }
 }
 
+// The worker: decodes a unit on whichever thread takes it, with that thread's own decoder (made
+// on first use), and checks it against what its cut promised. Other pieces pass through; an
+// error travels with its piece, to be raised in order.
+class UnitDecoders {
+ public:
+  UnitDecoders(const Codec& codec, const FirstError& errors, const std::string& source_name)
+      : codec_(codec), errors_(errors), source_name_(source_name),
+        decoders_([&codec] { return codec.make_unit_decoder(); }) {}
+
+  Chunk* decode(Chunk* chunk) {
+    if (chunk->piece != Piece::kUnit || chunk->error || errors_.failed()) return chunk;
+    detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
+    try {
+      decoders_.local()->decode(chunk->view, chunk->cut, chunk->output);
+      if (chunk->output.size() > chunk->cut.max_output_bytes) {
+        throw Error(ErrorKind::kInternal,
+                    fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}",
+                                codec_.info().name, chunk->output.size(), chunk->cut.max_output_bytes));
+      }
+    } catch (...) {
+      chunk->error = detail::current_error_with_context(source_name_, chunk->offset);
+    }
+    return chunk;
+  }
+
+  // How many distinct threads decoded units.
+  std::size_t threads() const { return decoders_.size(); }
+
+ private:
+  const Codec& codec_;
+  const FirstError& errors_;
+  const std::string& source_name_;
+  tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders_;
+};
+
+// The writer, serial and in order: verification across units, the streaming decoder for a stream
+// that could not be split (made when the first serial piece comes), the caller's output limit,
+// and the output.
+class PieceWriter {
+ public:
+  PieceWriter(ByteSink& sink, const Codec& codec, StreamSplitter* splitter, int threads, std::uint64_t max_output,
+              FirstError& errors, const std::string& source_name, DecompressStats& stats)
+      : sink_(sink), codec_(codec), verifier_(splitter ? codec.make_unit_verifier() : nullptr), threads_(threads),
+        max_output_(max_output), errors_(errors), source_name_(source_name), stats_(stats) {}
+
+  void write(const Chunk& chunk) {
+    if (chunk.error) errors_.record(chunk.error);
+    if (errors_.failed()) return;
+    try {
+      switch (chunk.piece) {
+        case Piece::kUnit:
+          if (verifier_) verifier_->on_unit(chunk.output.view());
+          emit(chunk.output.view());
+          ++stats_.units;
+          break;
+        case Piece::kMarker:
+          if (verifier_) verifier_->on_marker(chunk.cut, chunk.offset);
+          break;
+        case Piece::kSerial:
+        case Piece::kSerialEnd:
+          decode_serially(chunk);
+          break;
+      }
+    } catch (...) {
+      // Trailing garbage: everything before it decoded and checked, so it is written out before
+      // the error is raised (a failure to write it wins).
+      if (overlapped_ && is_trailing_garbage(std::current_exception())) {
+        try {
+          overlapped_->flush();
+        } catch (...) {
+          errors_.capture_current(source_name_, std::nullopt);
+        }
+      }
+      errors_.capture_current(source_name_, std::nullopt);
+    }
+  }
+
+ private:
+  void decode_serially(const Chunk& chunk) {
+    if (!serial_decoder_) {
+      serial_decoder_ = codec_.make_decoder();
+      if (chunk.offset > 0) serial_decoder_->resume_at(chunk.offset);
+      stats_.serial_from = chunk.offset;
+      // With more than one thread, through a writing thread of its own, so that decoding and a
+      // slow sink (a file, a tar extraction) overlap. 4 x 1 MiB: measured best of 128 KiB-1 MiB.
+      // With an output limit the decoder stops within a buffer of it.
+      if (threads_ > 1) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_);
+    }
+    if (chunk.piece == Piece::kSerial && overlapped_) {
+      const std::uint64_t before = overlapped_->bytes();
+      serial_decoder_->decode_to(chunk.view, *overlapped_);
+      stats_.output_bytes += overlapped_->bytes() - before;
+      check_limit(stats_.output_bytes);
+    } else if (chunk.piece == Piece::kSerial) {
+      serial_decoder_->decode(chunk.view, [this](ByteView bytes) { emit(bytes); });
+    } else {
+      serial_decoder_->finish();
+      if (overlapped_) overlapped_->flush();
+    }
+  }
+
+  void emit(ByteView bytes) {
+    check_limit(stats_.output_bytes + bytes.size());
+    if (overlapped_) overlapped_->write(bytes);
+    else sink_.write(bytes);
+    stats_.output_bytes += bytes.size();
+  }
+
+  // The caller's cap on output (a decompression bomb is stopped here, not by memory).
+  void check_limit(std::uint64_t output_bytes) const {
+    if (max_output_ > 0 && output_bytes > max_output_) {
+      throw Error(ErrorKind::kLimit, fmt::format("output exceeds the limit of {} bytes set for this run", max_output_));
+    }
+  }
+
+  ByteSink& sink_;
+  const Codec& codec_;
+  const std::unique_ptr<UnitVerifier> verifier_;
+  std::unique_ptr<StreamDecoder> serial_decoder_;
+  std::optional<detail::OverlappedSink> overlapped_;
+  const int threads_;
+  const std::uint64_t max_output_;
+  FirstError& errors_;
+  const std::string& source_name_;
+  DecompressStats& stats_;
+};
+
+// reader -> limiter -> unit decoders -> ordering -> writer (graphs/ordered_graph.h).
 void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                           std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
                           DecompressStats& stats) {
@@ -413,116 +542,21 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
   BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
   ChunkPool pool;
   const auto splitter = codec.make_splitter();
-  const auto verifier = splitter ? codec.make_unit_verifier() : nullptr;
-  std::unique_ptr<StreamDecoder> serial_decoder;
   PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
-  tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders([&codec] { return codec.make_unit_decoder(); });
-  // Where serial decoding writes: with more than one thread, through a writing thread of its own,
-  // so that decoding and a slow sink (a file, a tar extraction) overlap.
-  std::optional<detail::OverlappedSink> overlapped;
-  // The caller's cap on output (a decompression bomb is stopped here, not by memory).
-  const auto check_limit = [&](std::uint64_t output_bytes) {
-    if (max_output > 0 && output_bytes > max_output) {
-      throw Error(ErrorKind::kLimit, fmt::format("output exceeds the limit of {} bytes set for this run", max_output));
-    }
-  };
-  const auto emit = [&](ByteView bytes) {
-    check_limit(stats.output_bytes + bytes.size());
-    if (overlapped) overlapped->write(bytes);
-    else sink.write(bytes);
-    stats.output_bytes += bytes.size();
-  };
+  UnitDecoders decoders(codec, errors, source.name());
+  PieceWriter piece_writer(sink, codec, splitter.get(), threads, max_output, errors, source.name(), stats);
+  const std::size_t in_flight = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
 
-  // Serial by nature: the compressed stream is read and split in order.
-  flow::input_node<Chunk*> reader(graph, [&](tbb::flow_control& control) { return piece_reader.next(control); });
+  detail::run_ordered_graph<Chunk>(
+      graph, in_flight, [&](tbb::flow_control& control) { return piece_reader.next(control); },
+      [&](Chunk* chunk) { return decoders.decode(chunk); },
+      [&](Chunk* chunk) {
+        piece_writer.write(*chunk);
+        pool.release(chunk);
+      });
 
-  // Bounds the pieces in flight; the writer's decrement admits the next one.
-  const std::size_t limit = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
-  flow::limiter_node<Chunk*> limiter(graph, limit);
-
-  // Unlimited: units are independent; the limiter bounds the work, the arena the threads.
-  flow::function_node<Chunk*, Chunk*> decoder(graph, flow::unlimited, [&](Chunk* chunk) {
-    if (chunk->piece != Piece::kUnit || chunk->error || errors.failed()) return chunk;
-    detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
-    try {
-      decoders.local()->decode(chunk->view, chunk->cut, chunk->output);
-      if (chunk->output.size() > chunk->cut.max_output_bytes) {
-        throw Error(ErrorKind::kInternal,
-                    fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}",
-                                codec.info().name, chunk->output.size(), chunk->cut.max_output_bytes));
-      }
-    } catch (...) {
-      chunk->error = detail::current_error_with_context(source.name(), chunk->offset);  // raised in order
-    }
-    return chunk;
-  });
-
-  flow::sequencer_node<Chunk*> ordering(graph, [](Chunk* const& chunk) { return chunk->sequence; });
-
-  // Serial: verification across units, the streaming decoder and the output are all in order.
-  flow::function_node<Chunk*, flow::continue_msg> writer(graph, flow::serial, [&](Chunk* chunk) {
-    if (chunk->error) errors.record(chunk->error);
-    if (!errors.failed()) {
-      try {
-        switch (chunk->piece) {
-          case Piece::kUnit:
-            if (verifier) verifier->on_unit(chunk->output.view());
-            emit(chunk->output.view());
-            ++stats.units;
-            break;
-          case Piece::kMarker:
-            if (verifier) verifier->on_marker(chunk->cut, chunk->offset);
-            break;
-          case Piece::kSerial:
-          case Piece::kSerialEnd:
-            if (!serial_decoder) {
-              serial_decoder = codec.make_decoder();
-              if (chunk->offset > 0) serial_decoder->resume_at(chunk->offset);
-              stats.serial_from = chunk->offset;
-              // 4 x 1 MiB: measured best of 128 KiB-1 MiB. With an output limit the decoder
-              // stops within a buffer of it.
-              if (threads > 1) overlapped.emplace(sink, 4, 1024 * 1024, max_output);
-            }
-            if (chunk->piece == Piece::kSerial && overlapped) {
-              const std::uint64_t before = overlapped->bytes();
-              serial_decoder->decode_to(chunk->view, *overlapped);
-              stats.output_bytes += overlapped->bytes() - before;
-              check_limit(stats.output_bytes);
-            } else if (chunk->piece == Piece::kSerial) {
-              serial_decoder->decode(chunk->view, emit);
-            } else {
-              serial_decoder->finish();
-              if (overlapped) overlapped->flush();
-            }
-            break;
-        }
-      } catch (...) {
-        // Trailing garbage: everything before it decoded and checked, so it is written out before
-        // the error is raised (a failure to write it wins).
-        if (overlapped && is_trailing_garbage(std::current_exception())) {
-          try {
-            overlapped->flush();
-          } catch (...) {
-            errors.capture_current(source.name(), std::nullopt);
-          }
-        }
-        errors.capture_current(source.name(), std::nullopt);
-      }
-    }
-    pool.release(chunk);
-    return flow::continue_msg();
-  });
-
-  flow::make_edge(reader, limiter);
-  flow::make_edge(limiter, decoder);
-  flow::make_edge(decoder, ordering);
-  flow::make_edge(ordering, writer);
-  flow::make_edge(writer, limiter.decrementer());
-
-  reader.activate();
-  graph.wait_for_all();
   stats.input_bytes = piece_reader.bytes_read();
-  stats.decoder_threads = decoders.size();
+  stats.decoder_threads = decoders.threads();
   piece_reader.check_mapping();  // the cause of whatever else went wrong after a truncation
   errors.rethrow_if_failed();
 }
