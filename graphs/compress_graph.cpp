@@ -18,6 +18,7 @@
 
 #include "graphs/chunk.h"
 #include "graphs/ordered_graph.h"
+#include "graphs/run_ends.h"
 #include "core/first_error.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"
@@ -484,22 +485,16 @@ CompressStats compress(ByteSource& source, ByteSink& sink, const CompressOptions
 
 CompressStats compress_file(const std::string& input_path, const std::string& output_path,
                             const CompressOptions& options, bool overwrite) {
-  FdSource source(input_path);
-  OutputFile output(output_path, overwrite);
-  StreamInfo info;
-  info.name = std::filesystem::path(input_path).filename().string();
-  info.mtime_seconds = source.status().st_mtim.tv_sec;
-  output.preserve_metadata_of(source.status());
-  const CompressStats stats = compress(source, output, options, info);
-  output.commit(false);
-  return stats;
+  return detail::run_file_to_file(input_path, output_path, overwrite, [&](FdSource& source, ByteSink& output) {
+    StreamInfo info;  // the name and time gzip records
+    info.name = std::filesystem::path(input_path).filename().string();
+    info.mtime_seconds = source.status().st_mtim.tv_sec;
+    return compress(source, output, options, info);
+  });
 }
 
 Buffer compress_buffer(ByteView input, const CompressOptions& options) {
-  MemorySource source(input);
-  MemorySink sink;
-  compress(source, sink, options);
-  return sink.take();
+  return detail::run_in_memory(input, [&](ByteSource& source, ByteSink& sink) { compress(source, sink, options); });
 }
 
 }  // namespace sluice

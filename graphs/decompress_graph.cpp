@@ -28,6 +28,7 @@
 #include "core/first_error.h"
 #include "graphs/chunk.h"
 #include "graphs/ordered_graph.h"
+#include "graphs/run_ends.h"
 #include "graphs/overlapped_sink.h"
 #include "graphs/thread_arena.h"
 #include "sluice/compress.h"
@@ -604,19 +605,13 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
 
 DecompressStats decompress_file(const std::string& input_path, const std::string& output_path,
                                 const DecompressOptions& options, bool overwrite) {
-  FdSource source(input_path);
-  OutputFile output(output_path, overwrite);
-  output.preserve_metadata_of(source.status());
-  const DecompressStats stats = decompress(source, output, options);
-  output.commit(false);
-  return stats;
+  return detail::run_file_to_file(input_path, output_path, overwrite, [&](FdSource& source, ByteSink& output) {
+    return decompress(source, output, options);
+  });
 }
 
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options) {
-  MemorySource source(input);
-  MemorySink sink;
-  decompress(source, sink, options);
-  return sink.take();
+  return detail::run_in_memory(input, [&](ByteSource& source, ByteSink& sink) { decompress(source, sink, options); });
 }
 
 }  // namespace sluice
