@@ -2,6 +2,8 @@
 // on a thread of their own, joined to the caller by a bounded pipe.
 #include "sluice/stream.h"
 
+#include <algorithm>
+#include <atomic>
 #include <exception>
 #include <stop_token>
 #include <thread>
@@ -107,29 +109,85 @@ class PushRun {
 
 }  // namespace
 
-struct Compressor::State : PushRun<CompressStats> {
-  using PushRun::PushRun;
+// A Compressor is one run at a time: flush() finishes the run (a complete stream) and the next
+// write starts another, whose stream is concatenated to it in the caller's sink.
+struct Compressor::State {
+  State(ByteSink& sink, const CompressOptions& run_options, const StreamInfo& stream_info)
+      : out(sink), options(run_options), info(stream_info) {
+    start();
+  }
+
+  void start() {
+    run = std::make_unique<PushRun<CompressStats>>(out.name());
+    written = 0;
+    PushRun<CompressStats>& current = *run;
+    current.run().start(
+        [&current, this, run_options = options, run_info = info](std::stop_token stop) mutable {
+          // Stopped by cancel() or by the caller's own token, whichever comes first.
+          const std::stop_callback forward(run_options.stop, [&current] { current.run().cancel(); });
+          run_options.stop = stop;
+          current.stats = compress(current.run().pipe().source(), out, run_options, run_info);
+        },
+        /*break_on_failure=*/true);
+  }
+
+  // Ends the current run's stream; adds its figures to the whole stream's.
+  void end_run() {
+    const CompressStats stats = run->finish();
+    total.input_bytes += stats.input_bytes;
+    total.output_bytes += stats.output_bytes;
+    total.chunks += stats.chunks;
+    total.compressor_threads = std::max(total.compressor_threads, stats.compressor_threads);
+    total.peak_chunks_in_flight = std::max(total.peak_chunks_in_flight, stats.peak_chunks_in_flight);
+    total.seconds += stats.seconds;
+  }
+
+  ByteSink& out;
+  const CompressOptions options;
+  StreamInfo info;
+  std::unique_ptr<PushRun<CompressStats>> run;
+  std::uint64_t written = 0;  // bytes taken by the current run
+  bool flushed_last = false;  // the current run was ended by flush() and none started since
+  std::atomic<bool> cancelled{false};
+  CompressStats total;
 };
 
 Compressor::Compressor(ByteSink& out, const CompressOptions& options, const StreamInfo& info)
-    : state_(std::make_unique<State>(out.name())) {
-  CompressOptions run_options = options;
-  State& state = *state_;
-  state.run().start(
-      [&state, &out, run_options, info, caller_stop = options.stop](std::stop_token stop) mutable {
-        // Stopped by cancel() or by the caller's own token, whichever comes first.
-        const std::stop_callback forward(caller_stop, [&state] { state.run().cancel(); });
-        run_options.stop = stop;
-        state.stats = compress(state.run().pipe().source(), out, run_options, info);
-      },
-      /*break_on_failure=*/true);
-}
+    : state_(std::make_unique<State>(out, options, info)) {}
 
 Compressor::~Compressor() = default;
-void Compressor::write(ByteView bytes) { state_->write(bytes); }
-const std::string& Compressor::name() const { return state_->run().name(); }
-CompressStats Compressor::finish() { return state_->finish(); }
-void Compressor::cancel() noexcept { state_->run().cancel(); }
+
+void Compressor::write(ByteView bytes) {
+  if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
+  if (bytes.empty()) return;
+  if (state_->flushed_last) {
+    state_->flushed_last = false;
+    state_->start();
+  }
+  state_->run->write(bytes);
+  state_->written += bytes.size();
+}
+
+void Compressor::flush() {
+  if (state_->flushed_last || state_->written == 0) return;
+  state_->end_run();
+  state_->flushed_last = true;
+  state_->info = {};  // the name and time go in the first stream only
+}
+
+const std::string& Compressor::name() const { return state_->out.name(); }
+
+CompressStats Compressor::finish() {
+  if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
+  if (!state_->flushed_last) state_->end_run();
+  state_->flushed_last = true;
+  return state_->total;
+}
+
+void Compressor::cancel() noexcept {
+  state_->cancelled = true;
+  state_->run->run().cancel();
+}
 
 struct Decompressor::State : PushRun<DecompressStats> {
   using PushRun::PushRun;

@@ -160,6 +160,45 @@ TEST_P(Streams, ErrorsComeFromTheNextCallAfterWhatDecodedBeforeThem) {
       Error);
 }
 
+// flush(): what was written so far is out as data the stock tool decodes; later writes follow
+// in the same sink; a flush with nothing new adds nothing.
+TEST_P(Streams, FlushPutsWhatWasWrittenOutAsDecodableData) {
+  const Bytes first = text_bytes(700 * 1024 + 3, 12), second = text_bytes(90 * 1024, 13);
+  testing::ScratchDir dir;
+  MemorySink out;
+  Compressor compressor(out, options());
+  compressor.write(view(first));
+  compressor.flush();
+  const Bytes after_flush = to_bytes(out.buffer());
+  EXPECT_EQ(to_bytes(decompress_buffer(view(after_flush))), first);
+  testing::write_file(dir / "flushed", after_flush);
+  testing::write_file(dir / "first", first);
+  const auto r = testing::run(GetParam().stock_decoder + " < flushed | cmp - first", dir.path());
+  EXPECT_EQ(r.status, 0) << testing::describe(r);
+  compressor.flush();  // nothing new: nothing added
+  EXPECT_EQ(out.buffer().size(), after_flush.size());
+  compressor.write(view(second));
+  compressor.flush();
+  compressor.flush();
+  const CompressStats stats = compressor.finish();
+  EXPECT_EQ(stats.input_bytes, first.size() + second.size());
+  EXPECT_EQ(stats.output_bytes, out.buffer().size());
+  Bytes both = first;
+  both.insert(both.end(), second.begin(), second.end());
+  testing::write_file(dir / "both", both);
+  testing::write_file(dir / "all", to_bytes(out.buffer()));
+  const auto all = testing::run(GetParam().stock_decoder + " < all | cmp - both", dir.path());
+  EXPECT_EQ(all.status, 0) << testing::describe(all);
+  EXPECT_EQ(to_bytes(decompress_buffer(out.buffer().view())), both);
+  // A stream with no bytes is still a stream.
+  MemorySink empty;
+  Compressor nothing(empty, options());
+  nothing.flush();
+  nothing.finish();
+  EXPECT_GT(empty.buffer().size(), 0u);
+  EXPECT_TRUE(decompress_buffer(empty.buffer().view()).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
                          [](const auto& test) { return test.param.codec; });
 
@@ -224,6 +263,7 @@ TEST(StreamCancel, CancelFromAnotherThreadStopsTheRun) {
   }
   canceller.join();
   EXPECT_LT(written.load(), 100000);
+  EXPECT_THROW(compressor.write(view(piece)), Error);  // and stays stopped
 }
 
 // The stop token of compress() and decompress(): requested mid-run (here from the progress

@@ -1,7 +1,8 @@
 // Streaming a caller's bytes through the graphs, in either direction, as a file object needs it:
 //
-//   Compressor    push: write() uncompressed bytes as they come, finish(); the compressed stream
-//                 goes to the caller's sink as the graph produces it.
+//   Compressor    push: write() uncompressed bytes as they come, flush() to have them out as
+//                 decodable data, finish(); the compressed stream goes to the caller's sink as
+//                 the graph produces it.
 //   Decompressor  push: write() compressed bytes in pieces of any size, finish(); the
 //                 decompressed bytes go to the caller's sink.
 //   DecompressingSource
@@ -40,7 +41,14 @@ class Compressor final : public ByteSink {
   // Takes bytes; waits while the pipe is full (the graph is behind). Throws the run's error.
   void write(ByteView bytes) override;
   const std::string& name() const override;
+  // Makes everything written so far come out as data any reader of the format decodes: the
+  // stream so far is finished (a gzip member, a zstd or lz4 frame, complete) and written to
+  // `out`; later writes start another, concatenated to it (which every reader of these formats
+  // reads as one; the gzip name and time go in the first only). Costs the ratio of one chunk
+  // boundary and the start of a run; nothing when nothing was written since the last flush.
+  void flush();
   // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
+  // After a flush with nothing written since, adds nothing. Stats are of the whole stream.
   CompressStats finish();
   // Stops the run; write() and finish() then throw Error(kCancelled). Safe from any thread.
   void cancel() noexcept;
