@@ -133,8 +133,8 @@ int run_create(const TarCliOptions& options) {
     return 0;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
-  const struct stat written = output.status();
-  create.skip_files.emplace_back(written.st_dev, written.st_ino);
+  const FileStatus written = output.status();
+  create.skip_files.emplace_back(written.device, written.inode);
   create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
   return 0;

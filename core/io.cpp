@@ -42,26 +42,49 @@ void CountingSource::seek(std::uint64_t offset) {
   inner_.seek(offset);
 }
 
+namespace {
+
+FileStatus file_status(const struct stat& status) {
+  FileStatus result;
+  result.device = static_cast<std::uint64_t>(status.st_dev);
+  result.inode = static_cast<std::uint64_t>(status.st_ino);
+  result.size = static_cast<std::uint64_t>(status.st_size);
+  result.permissions = static_cast<std::uint32_t>(status.st_mode & 07777);
+  result.regular = S_ISREG(status.st_mode);
+  result.mtime_seconds = status.st_mtim.tv_sec;
+  result.mtime_nanoseconds = static_cast<std::uint32_t>(status.st_mtim.tv_nsec);
+  result.atime_seconds = status.st_atim.tv_sec;
+  result.atime_nanoseconds = static_cast<std::uint32_t>(status.st_atim.tv_nsec);
+  return result;
+}
+
+// fstat of `fd` as a FileStatus; throws (naming `name`) on failure, and for a directory.
+FileStatus status_of_input(int fd, const std::string& name) {
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) throw_system_error("cannot stat", name);
+  if (S_ISDIR(status.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name);
+  return file_status(status);
+}
+
+}  // namespace
+
 FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw_system_error("cannot open", path);
-  if (::fstat(fd_, &status_) != 0) {
+  try {
+    status_ = status_of_input(fd_, path);
+  } catch (...) {
     ::close(fd_);
-    throw_system_error("cannot stat", path);
+    throw;
   }
-  if (S_ISDIR(status_.st_mode)) {
-    ::close(fd_);
-    throw Error(ErrorKind::kIo, "is a directory", path);
-  }
-  positional_ = S_ISREG(status_.st_mode);
+  positional_ = status_.regular;
 }
 
 FdSource::FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
-  if (::fstat(fd_, &status_) != 0) throw_system_error("cannot stat", name_);
-  if (S_ISDIR(status_.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name_);
+  status_ = status_of_input(fd_, name_);
   // A regular file (stdin redirected from one) is read by position from where the caller left
   // it, like a file opened by name (so it can be mapped), and left where we stopped.
-  if (S_ISREG(status_.st_mode)) {
+  if (status_.regular) {
     const off_t at = ::lseek(fd_, 0, SEEK_CUR);
     if (at >= 0) {
       positional_ = restore_position_ = true;
@@ -96,7 +119,7 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
 
 std::optional<SourceFile> FdSource::file() const {
   if (!positional_) return std::nullopt;
-  return SourceFile{fd_, static_cast<std::uint64_t>(status_.st_size), offset_};
+  return SourceFile{fd_, status_.size, offset_};
 }
 
 void FdSource::seek(std::uint64_t offset) {
@@ -106,7 +129,7 @@ void FdSource::seek(std::uint64_t offset) {
 
 std::optional<std::uint64_t> FdSource::size() const {
   if (!positional_) return std::nullopt;
-  return static_cast<std::uint64_t>(status_.st_size);
+  return status_.size;
 }
 
 std::size_t FdSource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) {
@@ -126,7 +149,7 @@ std::size_t FdSource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size
 }
 
 void FdSource::check_not_shrunk() const {
-  const auto size_at_open = static_cast<std::uint64_t>(status_.st_size);
+  const std::uint64_t size_at_open = status_.size;
   if (offset_ >= size_at_open) return;
   struct stat now {};
   // Some regular files (in /proc, /sys) claim a size they do not have; only a file whose size
@@ -256,7 +279,7 @@ void OutputFile::skip(std::uint64_t bytes) {
   if (end < 0 || ::ftruncate(fd_, end) != 0) throw_system_error("cannot extend", path_);
 }
 
-void OutputFile::preserve_metadata_of(const struct stat& source) { metadata_ = source; }
+void OutputFile::preserve_metadata_of(const FileStatus& source) { metadata_ = source; }
 
 void OutputFile::commit(bool durable) {
   if (fd_ < 0) throw Error(ErrorKind::kInternal, "output already committed or discarded", path_);
@@ -268,8 +291,10 @@ void OutputFile::commit(bool durable) {
   }
   if (metadata_) {
     // Best effort, as gzip: a file we cannot chmod or touch is still a good output.
-    (void)::fchmod(fd_, metadata_->st_mode & 07777);
-    const struct timespec times[2] = {metadata_->st_atim, metadata_->st_mtim};
+    (void)::fchmod(fd_, static_cast<mode_t>(metadata_->permissions & 07777));
+    const struct timespec times[2] = {
+        {static_cast<time_t>(metadata_->atime_seconds), static_cast<long>(metadata_->atime_nanoseconds)},
+        {static_cast<time_t>(metadata_->mtime_seconds), static_cast<long>(metadata_->mtime_nanoseconds)}};
     (void)::futimens(fd_, times);
   } else {
     // mkstemp creates 0600; give new files the usual umask-derived mode.
@@ -320,10 +345,10 @@ void OutputFile::discard() noexcept {
   cleanup_slot_ = -1;
 }
 
-struct stat OutputFile::status() const {
+FileStatus OutputFile::status() const {
   struct stat result {};
   if (fd_ < 0 || ::fstat(fd_, &result) != 0) throw_system_error("cannot stat output", path_);
-  return result;
+  return file_status(result);
 }
 
 std::size_t MemorySource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) {

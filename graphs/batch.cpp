@@ -27,9 +27,10 @@ Error skipped_error(const std::string& input) {
   return Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", input);
 }
 
-bool same_file_unchanged(const struct stat& now, const struct stat& then) {
-  return now.st_dev == then.st_dev && now.st_ino == then.st_ino && now.st_size == then.st_size &&
-         now.st_mtim.tv_sec == then.st_mtim.tv_sec && now.st_mtim.tv_nsec == then.st_mtim.tv_nsec;
+bool same_file_unchanged(const struct stat& now, const FileStatus& then) {
+  return static_cast<std::uint64_t>(now.st_dev) == then.device && static_cast<std::uint64_t>(now.st_ino) == then.inode &&
+         static_cast<std::uint64_t>(now.st_size) == then.size && now.st_mtim.tv_sec == then.mtime_seconds &&
+         static_cast<std::uint32_t>(now.st_mtim.tv_nsec) == then.mtime_nanoseconds;
 }
 
 // Counts and drops what it is given (integrity tests).
@@ -57,14 +58,14 @@ class FileItem {
     input_status_ = source_->status();
     if (!job_.output.empty()) {
       struct stat out {};
-      if (::stat(job_.output.c_str(), &out) == 0 && out.st_dev == input_status_->st_dev &&
-          out.st_ino == input_status_->st_ino) {
+      if (::stat(job_.output.c_str(), &out) == 0 && static_cast<std::uint64_t>(out.st_dev) == input_status_->device &&
+          static_cast<std::uint64_t>(out.st_ino) == input_status_->inode) {
         throw Error(ErrorKind::kIo, "input and output are the same file", job_.output);
       }
     }
     if (info && batch_.store_name) {
       info->name = std::filesystem::path(job_.input).filename().string();
-      info->mtime_seconds = input_status_->st_mtim.tv_sec;
+      info->mtime_seconds = input_status_->mtime_seconds;
     }
     return *source_;
   }
@@ -120,7 +121,7 @@ class FileItem {
   const FileJob& job_;
   const FileBatchOptions& batch_;
   std::unique_ptr<FdSource> source_;
-  std::optional<struct stat> input_status_;
+  std::optional<FileStatus> input_status_;
   std::unique_ptr<OutputFile> output_;
   std::unique_ptr<FdSink> stdout_;
   std::unique_ptr<DiscardSink> discard_;

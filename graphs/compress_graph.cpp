@@ -488,7 +488,7 @@ CompressStats compress_file(const std::string& input_path, const std::string& ou
   return detail::run_file_to_file(input_path, output_path, overwrite, [&](FdSource& source, ByteSink& output) {
     StreamInfo info;  // the name and time gzip records
     info.name = std::filesystem::path(input_path).filename().string();
-    info.mtime_seconds = source.status().st_mtim.tv_sec;
+    info.mtime_seconds = source.status().mtime_seconds;
     return compress(source, output, options, info);
   });
 }

@@ -291,9 +291,10 @@ class Extractor final : public TarEntryHandler {
     region_ = 0;
     within_region_ = 0;
     written_to_ = 0;
-    struct stat metadata {};
-    metadata.st_mode = mode_for(entry);
-    metadata.st_atim = metadata.st_mtim = mtime_of(entry);
+    FileStatus metadata;
+    metadata.permissions = mode_for(entry);
+    metadata.mtime_seconds = metadata.atime_seconds = entry.mtime_seconds;
+    metadata.mtime_nanoseconds = metadata.atime_nanoseconds = entry.mtime_nanoseconds;
     file_->preserve_metadata_of(metadata);
     skipping_ = false;
   }

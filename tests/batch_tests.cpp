@@ -163,7 +163,7 @@ TEST_F(BatchFiles, OutputEqualsCompressingTheFileAlone) {
   ASSERT_EQ(report.failed, 0u);
   FdSource source(path("one"));
   MemorySink alone;
-  compress(source, alone, {}, StreamInfo{"one", source.status().st_mtim.tv_sec});
+  compress(source, alone, {}, StreamInfo{"one", source.status().mtime_seconds});
   EXPECT_EQ(read_file(dir_ / "one.gz"), to_bytes(alone.buffer()));
 }
 

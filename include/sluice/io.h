@@ -9,11 +9,23 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <sys/stat.h>
 
 #include "sluice/bytes.h"
 
 namespace sluice {
+
+// What the library keeps of a file's metadata (its fstat), in portable types.
+struct FileStatus {
+  std::uint64_t device = 0;  // with `inode`, which file it is
+  std::uint64_t inode = 0;
+  std::uint64_t size = 0;
+  std::uint32_t permissions = 0;  // mode bits 07777
+  bool regular = false;           // a regular file
+  std::int64_t mtime_seconds = 0;
+  std::uint32_t mtime_nanoseconds = 0;
+  std::int64_t atime_seconds = 0;
+  std::uint32_t atime_nanoseconds = 0;
+};
 
 // A regular file behind a source, which a reader may map instead of calling read().
 struct SourceFile {
@@ -78,7 +90,7 @@ class FdSource final : public ByteSource {
 
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
-  const struct stat& status() const { return status_; }
+  const FileStatus& status() const { return status_; }
   // A regular file is read by position: it has a file(), a size() and reads at any offset.
   std::optional<SourceFile> file() const override;
   void seek(std::uint64_t offset) override;
@@ -96,7 +108,7 @@ class FdSource final : public ByteSource {
   std::uint64_t offset_ = 0;
   std::uint64_t start_ = 0;  // offset_ when we began (messages count from here)
   std::string name_;
-  struct stat status_ {};
+  FileStatus status_;
 };
 
 // Writes to a file descriptor it does not own (e.g. 1 for stdout), with full writes and EINTR
@@ -131,7 +143,7 @@ class OutputFile final : public ByteSink {
   void skip(std::uint64_t bytes);
 
   // Copies permission bits and access/modification times (as gzip does), applied at commit.
-  void preserve_metadata_of(const struct stat& source);
+  void preserve_metadata_of(const FileStatus& source);
   // Renames the temporary into place; with `durable`, first flushes it to disk and afterwards
   // the directory too (needed before the input is deleted). After this the destructor does nothing.
   void commit(bool durable = true);
@@ -139,14 +151,14 @@ class OutputFile final : public ByteSink {
   void discard() noexcept;
   // The file being written (fstat of the temporary, or of the device): lets a caller that walks
   // directories recognise its own output, as tar must.
-  struct stat status() const;
+  FileStatus status() const;
 
  private:
   std::string path_;
   std::string temp_path_;
   int fd_ = -1;
   bool overwrite_ = false;
-  std::optional<struct stat> metadata_;
+  std::optional<FileStatus> metadata_;
   int cleanup_slot_ = -1;  // registration for remove_pending_outputs()
 };
 
