@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "sluice/codec.h"
+#include "sluice/codec_author.h"
 
 namespace sluice::codecs {
 
@@ -17,27 +18,8 @@ CodecEntry gzip_entry();  // gzip_codec.cpp
 CodecEntry zstd_entry();  // zstd_codec.cpp
 CodecEntry lz4_entry();   // lz4_codec.cpp
 
-// Holds the CodecInfo and resolved options that every codec reports.
-class CodecBase : public Codec {
- public:
-  CodecBase(CodecInfo info, const CodecOptions& options)
-      : info_(std::move(info)), options_(resolve_options(info_, options)) {}
-  const CodecInfo& info() const override { return info_; }
-  const CodecOptions& options() const override { return options_; }
-
- protected:
-  CodecInfo info_;
-  CodecOptions options_;
-};
-
-// The framer of a codec whose every chunk compresses to whole frames (zstd, lz4): a stream is just
-// its chunks, with nothing before, between or after them.
-class SelfFramedChunks final : public StreamFramer {
- public:
-  void header(Buffer&) override {}
-  void add_chunk(ByteView, std::uint64_t) override {}
-  void trailer(Buffer&) override {}
-};
+using sluice::CodecBase;
+using sluice::SelfFramedChunks;
 
 // The registry entry for a codec class constructed as CodecT(CodecInfo, CodecOptions).
 template <typename CodecT>
@@ -92,13 +74,9 @@ void copy_to_output(ByteView bytes, StreamDecoder::Output& output);
 // header can make us allocate beyond these.
 inline constexpr std::size_t kMaxUnitInputBytes = kMaxUnitOutputBytes + 64 * 1024;
 
-inline Cut need_more() { return {}; }
-inline Cut serial() { return {Cut::Kind::kSerial, 0, 0, 0, 0}; }
-inline Cut marker(std::size_t bytes, std::uint32_t flags = 0, std::uint64_t value = 0) {
-  return {Cut::Kind::kMarker, bytes, 0, flags, value};
-}
-inline Cut unit(std::size_t bytes, std::size_t max_output_bytes, std::uint32_t flags = 0) {
-  return {Cut::Kind::kUnit, bytes, max_output_bytes, flags, 0};
-}
+using cuts::marker;
+using cuts::need_more;
+using cuts::serial;
+using cuts::unit;
 
 }  // namespace sluice::codecs

@@ -27,8 +27,9 @@ check include/sluice/bytes.h "$base"
 check include/sluice/error.h "$base"
 check include/sluice/io.h "$base"
 check include/sluice/codec.h "$base"
+check include/sluice/codec_author.h "$base|^sluice/codec\.h$"
 check core "^core/|$base"
-check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec)\.h$'
+check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec|codec_author)\.h$'
 check graphs '^(graphs|core)/|^codecs/builtin_codecs\.h$|^sluice/'
 check apps '^apps/|^sluice/'
 [[ $status -eq 0 ]] && echo "check-layers: $checked files follow docs/layers.md"

@@ -16,6 +16,7 @@
 #endif
 
 #include "graphs/thread_arena.h"
+#include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
@@ -113,11 +114,11 @@ class FramedSplitter final : public StreamSplitter {
  public:
   explicit FramedSplitter(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
   Cut next(ByteView b, std::uint64_t) override {
-    if (b.size() < 4) return {};
+    if (b.size() < 4) return cuts::need_more();
     std::uint32_t length = 0;
     std::memcpy(&length, b.data(), 4);
-    if (b.size() < 4 + std::size_t{length}) return {};
-    const Cut cut{Cut::Kind::kUnit, 4 + std::size_t{length}, length, 0, 0};
+    if (b.size() < 4 + std::size_t{length}) return cuts::need_more();
+    const Cut cut = cuts::unit(4 + std::size_t{length}, length);
     return behaviour_.tamper_cut ? behaviour_.tamper_cut(cut) : cut;
   }
   void finish(std::uint64_t) override {}
@@ -163,22 +164,16 @@ class IdentityStreamDecoder final : public StreamDecoder {
   IdentityBehaviour& behaviour_;
 };
 
-class IdentityCodec final : public Codec {
+// Written as a user writes a codec: public headers only (sluice/codec.h, sluice/codec_author.h).
+class IdentityCodec final : public CodecBase {
  public:
   IdentityCodec(CodecInfo info, const CodecOptions& options, IdentityBehaviour& behaviour)
-      : info_(std::move(info)), options_(resolve_options(info_, options)), behaviour_(behaviour) {}
-  const CodecInfo& info() const override { return info_; }
-  const CodecOptions& options() const override { return options_; }
+      : CodecBase(std::move(info), options), behaviour_(behaviour) {}
   std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
     return std::make_unique<IdentityCompressor>(behaviour_);
   }
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
-    struct NoFraming final : StreamFramer {
-      void header(Buffer&) override {}
-      void add_chunk(ByteView, std::uint64_t) override {}
-      void trailer(Buffer&) override {}
-    };
-    return std::make_unique<NoFraming>();
+    return std::make_unique<SelfFramedChunks>();
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override {
     return std::make_unique<IdentityStreamDecoder>(behaviour_);
@@ -191,8 +186,6 @@ class IdentityCodec final : public Codec {
   }
 
  private:
-  CodecInfo info_;
-  CodecOptions options_;
   IdentityBehaviour& behaviour_;
 };
 
