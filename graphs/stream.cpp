@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <mutex>
 #include <stop_token>
 #include <thread>
 #include <utility>
@@ -118,9 +119,9 @@ struct Compressor::State {
   }
 
   void start() {
-    run = std::make_unique<PushRun<CompressStats>>(out.name());
+    auto next = std::make_unique<PushRun<CompressStats>>(out.name());
     written = 0;
-    PushRun<CompressStats>& current = *run;
+    PushRun<CompressStats>& current = *next;
     current.run().start(
         [&current, this, run_options = options, run_info = info](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
@@ -129,6 +130,17 @@ struct Compressor::State {
           current.stats = compress(current.run().pipe().source(), out, run_options, run_info);
         },
         /*break_on_failure=*/true);
+    // cancel() may come from another thread at any time: it sees the old run or the new one,
+    // never a run being replaced, and a new run started after it is cancelled at once.
+    std::lock_guard lock(mutex);
+    run = std::move(next);
+    if (cancelled) run->run().cancel();
+  }
+
+  void cancel() noexcept {
+    std::lock_guard lock(mutex);
+    cancelled = true;
+    if (run) run->run().cancel();
   }
 
   // Ends the current run's stream; adds its figures to the whole stream's.
@@ -148,6 +160,8 @@ struct Compressor::State {
   std::unique_ptr<PushRun<CompressStats>> run;
   std::uint64_t written = 0;  // bytes taken by the current run
   bool flushed_last = false;  // the current run was ended by flush() and none started since
+  bool finished = false;
+  std::mutex mutex;  // guards `run` against cancel() from another thread
   std::atomic<bool> cancelled{false};
   CompressStats total;
 };
@@ -159,6 +173,7 @@ Compressor::~Compressor() = default;
 
 void Compressor::write(ByteView bytes) {
   if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
+  if (state_->finished) throw Error(ErrorKind::kUsage, "write after finish", name());
   if (bytes.empty()) return;
   if (state_->flushed_last) {
     state_->flushed_last = false;
@@ -169,6 +184,7 @@ void Compressor::write(ByteView bytes) {
 }
 
 void Compressor::flush() {
+  if (state_->finished) throw Error(ErrorKind::kUsage, "flush after finish", name());
   if (state_->flushed_last || state_->written == 0) return;
   state_->end_run();
   state_->flushed_last = true;
@@ -179,15 +195,14 @@ const std::string& Compressor::name() const { return state_->out.name(); }
 
 CompressStats Compressor::finish() {
   if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
+  if (state_->finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
+  state_->finished = true;
   if (!state_->flushed_last) state_->end_run();
   state_->flushed_last = true;
   return state_->total;
 }
 
-void Compressor::cancel() noexcept {
-  state_->cancelled = true;
-  state_->run->run().cancel();
-}
+void Compressor::cancel() noexcept { state_->cancel(); }
 
 struct Decompressor::State : PushRun<DecompressStats> {
   using PushRun::PushRun;
@@ -216,6 +231,7 @@ struct DecompressingSource::State {
   explicit State(std::string name) : run(std::move(name)) {}
   BackgroundRun run;
   bool ended = false;
+  std::exception_ptr error;  // the run's, thrown again by every read after it
 };
 
 DecompressingSource::DecompressingSource(ByteSource& compressed, const DecompressOptions& options)
@@ -236,19 +252,26 @@ DecompressingSource::DecompressingSource(ByteSource& compressed, const Decompres
 DecompressingSource::~DecompressingSource() = default;
 
 std::size_t DecompressingSource::read(std::uint8_t* dst, std::size_t max_bytes) {
-  if (state_->ended || max_bytes == 0) return 0;
-  std::size_t got = 0;
+  State& state = *state_;
+  if (state.error) std::rethrow_exception(state.error);
+  if (state.ended || max_bytes == 0) return 0;
   try {
-    got = state_->run.pipe().source().read(dst, max_bytes);
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kCancelled) throw;
-    state_->run.rethrow_run_error();
+    std::size_t got = 0;
+    try {
+      got = state.run.pipe().source().read(dst, max_bytes);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCancelled) throw;
+      state.run.rethrow_run_error();
+    }
+    if (got == 0) {
+      state.run.join_and_rethrow();
+      state.ended = true;
+    }
+    return got;
+  } catch (...) {
+    state.error = std::current_exception();
+    throw;
   }
-  if (got == 0) {
-    state_->ended = true;
-    state_->run.join_and_rethrow();
-  }
-  return got;
 }
 
 const std::string& DecompressingSource::name() const { return state_->run.name(); }

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -176,6 +177,7 @@ class Extractor final : public TarEntryHandler {
       ::close(fd);
     }
     directories_.clear();
+    directory_index_.clear();
   }
 
   std::uint64_t extracted() const { return extracted_; }
@@ -309,8 +311,12 @@ class Extractor final : public TarEntryHandler {
     if (!S_ISDIR(status.st_mode)) throw Refusal{"not a directory after it was made"};
     if (is_destination(status)) throw Refusal{"names the destination itself"};
     verified_.insert(relative);
-    directories_.push_back({path, mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid),
-                            static_cast<gid_t>(entry.gid), status.st_dev, status.st_ino});
+    // A directory that comes twice takes its last entry's mode and times, as with GNU tar.
+    const PendingDirectory pending{path, mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid),
+                                   static_cast<gid_t>(entry.gid), status.st_dev, status.st_ino};
+    const auto [it, added] = directory_index_.try_emplace(path, directories_.size());
+    if (added) directories_.push_back(pending);
+    else directories_[it->second] = pending;
   }
 
   void make_symlink(const TarEntry& entry, const std::string& path) {
@@ -382,6 +388,7 @@ class Extractor final : public TarEntryHandler {
   mode_t umask_ = 022;
   std::unordered_set<std::string> verified_;  // directories known to be real directories
   std::vector<PendingDirectory> directories_;
+  std::unordered_map<std::string, std::size_t> directory_index_;  // path -> its place in directories_
   std::unique_ptr<OutputFile> file_;
   // A sparse file being written: the region its data goes to, how much of it is written, and
   // the file offset reached.

@@ -75,6 +75,9 @@ bool valid_pax_value(PaxKeyword keyword, std::string_view value) {
   }
 }
 
+// The most regions a sparse map may have: what the metadata budget holds.
+constexpr std::size_t kMaxSparseRegions = kMaxMetadataBytes / sizeof(TarSparseRegion);
+
 // Adds the records of a GNU.sparse.* keyword to `sparse`.
 void add_sparse_record(PaxSparse& sparse, std::string_view key, std::string_view value) {
   sparse.any = true;
@@ -95,15 +98,26 @@ void add_sparse_record(PaxSparse& sparse, std::string_view key, std::string_view
     if (sparse.regions.empty()) sparse.unreadable = true;
     else sparse.regions.back().length = number(value);
   } else if (key == "GNU.sparse.map") {  // 0.1: "offset,length,offset,length,..."
-    std::vector<std::uint64_t> numbers;
-    for (std::size_t start = 0; start <= value.size();) {
+    std::optional<std::uint64_t> offset;  // of a pair whose length is still to come
+    for (std::size_t start = 0; start <= value.size() && !sparse.unreadable;) {
       std::size_t comma = value.find(',', start);
       if (comma == std::string_view::npos) comma = value.size();
-      numbers.push_back(number(value.substr(start, comma - start)));
+      const std::uint64_t n = number(value.substr(start, comma - start));
+      if (!offset) {
+        offset = n;
+      } else {
+        sparse.regions.push_back({*offset, n});
+        offset.reset();
+      }
       start = comma + 1;
     }
-    if (numbers.size() % 2 != 0) sparse.unreadable = true;
-    for (std::size_t i = 0; i + 1 < numbers.size(); i += 2) sparse.regions.push_back({numbers[i], numbers[i + 1]});
+    if (offset) sparse.unreadable = true;
+  }
+  // The regions count against the metadata budget as they come, not only once the header is read.
+  if (sparse.regions.size() > kMaxSparseRegions) {
+    sparse.unreadable = true;
+    sparse.regions.clear();
+    sparse.regions.shrink_to_fit();
   }
 }
 
@@ -207,7 +221,9 @@ struct TarReader::State {
     } catch (const Error& e) {
       throw corrupt(e.detail(), at);
     }
-    if (!has_pending_offset) {
+    // Where the next entry's headers begin: its first local metadata header, or its own (a
+    // global header belongs to no entry).
+    if (!has_pending_offset && header.typeflag != 'g') {
       pending_header_offset = at;
       has_pending_offset = true;
     }
@@ -273,7 +289,6 @@ struct TarReader::State {
           detail::parse_pax_records(metadata, [&](std::string_view key, std::string_view value) {
             on_pax_record(values, global, key, value);
           });
-          if (global) has_pending_offset = false;  // a global header is not part of the next entry
           break;
         }
         case 'L': long_name = std::string(metadata.c_str()); break;
@@ -568,7 +583,10 @@ struct TarReader::State {
       case Phase::kMetadata:
         throw corrupt("archive truncated inside an extended header", offset);
       case Phase::kPadding:
-        return;  // the content is complete; only padding is missing
+        // The content is complete and only padding is missing, unless what ended was an extended
+        // header whose entry never came.
+        if (has_pending_offset) throw corrupt("archive ends after an extended header without its entry", offset);
+        return;
     }
   }
 };

@@ -149,6 +149,8 @@ TEST_P(Streams, ErrorsComeFromTheNextCallAfterWhatDecodedBeforeThem) {
   }
   EXPECT_GT(total, 0u);
   EXPECT_TRUE(std::equal(got.begin(), got.begin() + static_cast<std::ptrdiff_t>(total), input.begin()));
+  // The error stays: a read after it throws again, never a clean end.
+  EXPECT_THROW(reader.read(got.data(), got.size()), Error);
   // Garbage pushed into a decompressor fails the next write or finish.
   Decompressor bad(out);
   const Bytes garbage = text_bytes(100, 5);
@@ -190,6 +192,10 @@ TEST_P(Streams, FlushPutsWhatWasWrittenOutAsDecodableData) {
   const auto all = testing::run(GetParam().stock_decoder + " < all | cmp - both", dir.path());
   EXPECT_EQ(all.status, 0) << testing::describe(all);
   EXPECT_EQ(to_bytes(decompress_buffer(out.buffer().view())), both);
+  // After finish(), writing or flushing is a mistake, not a new stream.
+  EXPECT_THROW(compressor.write(view(second)), Error);
+  EXPECT_THROW(compressor.flush(), Error);
+  EXPECT_THROW(compressor.finish(), Error);
   // A stream with no bytes is still a stream.
   MemorySink empty;
   Compressor nothing(empty, options());

@@ -621,5 +621,68 @@ TEST_F(TarHostile, TrailingGarbageAfterACompressedArchiveStillExtractsEveryEntry
   }
 }
 
+// An extended header whose entry never comes is an error wherever the archive ends: right after
+// its content (only padding missing), or behind a global header and the end-of-archive blocks.
+TEST(TarHostileLibrary, AnExtendedHeaderWithoutItsEntryIsAnErrorWhereverTheArchiveEnds) {
+  const auto fails = [](const Bytes& bytes, const std::string& what) {
+    Entries handler;
+    TarReader reader(handler, "t.tar");
+    try {
+      reader.write(testing::view(bytes));
+      reader.finish();
+      ADD_FAILURE() << what << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("extended header without its entry"), std::string::npos) << what << ": " << e.what();
+    }
+  };
+  RawTar local;
+  local.file("first", "1").pax({{"path", "aaaaaaaaaaaaaaaaaaaaa"}});
+  Bytes cut = local.bytes();
+  cut.resize(cut.size() - 512 + 30);  // the records, their padding missing
+  fails(cut, "x, then the end inside its padding");
+  fails(RawTar(local).pax({{"uname", "u"}}, 'g').end().bytes(), "x, g, end of archive");
+  RawTar long_name;
+  long_name.header("././@LongLink", 'L', 10).data("long-name");
+  fails(long_name.bytes(), "L, then the end");
+  // And the entry after an x and a g header is said to begin at the x.
+  Entries handler;
+  TarReader reader(handler, "t.tar");
+  RawTar both;
+  both.file("first", "1").pax({{"path", "named"}}).pax({{"uname", "u"}}, 'g').file("placeholder", "2").end();
+  reader.write(testing::view(both.bytes()));
+  reader.finish();
+  ASSERT_EQ(handler.entries.size(), 2u);
+  EXPECT_EQ(handler.entries[1].path, "named");
+  EXPECT_EQ(handler.entries[1].header_offset, 1024u);
+}
+
+// A GNU.sparse.map of millions of regions is refused as unreadable once past what the metadata
+// budget holds (it was built whole, then checked), and the entries after it are read.
+TEST_F(TarHostile, ASparseMapOfMillionsOfRegionsIsRefusedAndTheRestExtracted) {
+  std::string map = "0,0";
+  while (map.size() < 7 * 1024 * 1024) map += ",0,0";
+  RawTar tar;
+  tar.pax({{"GNU.sparse.size", "10"}, {"GNU.sparse.map", map}}).file("huge-map", "")
+      .file("after", "after")
+      .end();
+  put_tar("map.tar", tar);
+  const auto r = sluice_tar("-x -f map.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("refusing entry 'huge-map'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unreadable sparse map"), std::string::npos) << r.err;
+  EXPECT_EQ(get("out/after"), testing::to_bytes(std::string("after")));
+}
+
+// A directory that comes twice takes the last entry's mode, as with GNU tar.
+TEST_F(TarHostile, ADirectoryThatComesTwiceTakesItsLastMode) {
+  RawTar tar;
+  tar.header("d/", '5', 0, {}, 0700).file("d/f", "x").header("d/", '5', 0, {}, 0751).end();
+  put_tar("dirs.tar", tar);
+  const auto r = sluice_tar("-x -f dirs.tar -C out");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(static_cast<unsigned>(fs::status(dir_ / "out/d").permissions()) & 0777, 0751u);
+  ASSERT_EQ(sh("mkdir gnu && tar -xf dirs.tar -C gnu && stat -c %a gnu/d").out, "751\n");
+}
+
 }  // namespace
 }  // namespace sluice
