@@ -222,25 +222,7 @@ INSTANTIATE_TEST_SUITE_P(
 // gzip members with every optional header field: FEXTRA, FNAME, FCOMMENT and FHCRC.
 TEST_F(Cli, GzipHeaderWithEveryOptionalFieldDecodes) {
   const Bytes input = text_bytes(100 * 1024, 11);
-  z_stream stream{};
-  ASSERT_EQ(deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string extra = "SL\x04\x00test";
-  std::string name = "name.txt", comment = "a comment";
-  gz_header header{};
-  header.extra = reinterpret_cast<Bytef*>(extra.data());
-  header.extra_len = static_cast<uInt>(extra.size());
-  header.name = reinterpret_cast<Bytef*>(name.data());
-  header.comment = reinterpret_cast<Bytef*>(comment.data());
-  header.hcrc = 1;
-  ASSERT_EQ(deflateSetHeader(&stream, &header), Z_OK);
-  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + 64);
-  stream.next_in = const_cast<Bytef*>(input.data());
-  stream.avail_in = static_cast<uInt>(input.size());
-  stream.next_out = packed.data();
-  stream.avail_out = static_cast<uInt>(packed.size());
-  ASSERT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  packed.resize(stream.total_out);
-  deflateEnd(&stream);
+  Bytes packed = testing::gzip_with_header_fields(input, "SL\x04\x00test", "name.txt", "a comment");
   ASSERT_EQ(packed[3], 0x02 | 0x04 | 0x08 | 0x10) << "FHCRC, FEXTRA, FNAME and FCOMMENT";
   put("fields.gz", packed);
   const auto r = sluice("-d fields.gz");

@@ -733,11 +733,7 @@ TEST(Parallel, AStreamSwitchesToSerialWhereItCanNoLongerBeSplit) {
   }
 }
 
-long peak_rss_kib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
-}
+using testing::peak_rss_kib;
 
 // Size fields are hints to be checked, never allocations to be made.
 TEST(Bombs, AZstdHeaderClaimingATerabyteAllocatesNothingLikeIt) {
@@ -1001,24 +997,8 @@ TEST(Detect, AForcedCodecOverridesDetection) {
 // decoder passes over them without holding them, from pieces of any size.
 TEST(GzipHeader, NamesAndCommentsOfMegabytesAreReadFromPiecesOfAnySize) {
   const Bytes input = text_bytes(300 * 1024, 21);
-  std::string name(3 << 20, 'N'), comment(2 << 20, 'C'), extra = "xx\x02\x00hi";
-  z_stream stream{};
-  ASSERT_EQ(deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  gz_header header{};
-  header.extra = reinterpret_cast<Bytef*>(extra.data());
-  header.extra_len = static_cast<uInt>(extra.size());
-  header.name = reinterpret_cast<Bytef*>(name.data());
-  header.comment = reinterpret_cast<Bytef*>(comment.data());
-  header.hcrc = 1;
-  ASSERT_EQ(deflateSetHeader(&stream, &header), Z_OK);
-  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + name.size() + comment.size() + 64);
-  stream.next_in = const_cast<Bytef*>(input.data());
-  stream.avail_in = static_cast<uInt>(input.size());
-  stream.next_out = packed.data();
-  stream.avail_out = static_cast<uInt>(packed.size());
-  ASSERT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  packed.resize(stream.total_out);
-  deflateEnd(&stream);
+  const std::string name(3 << 20, 'N'), comment(2 << 20, 'C'), extra = "xx\x02\x00hi";
+  const Bytes packed = testing::gzip_with_header_fields(input, extra, name, comment);
   Bytes twice = packed;
   twice.insert(twice.end(), packed.begin(), packed.end());
   Bytes expected = input;

@@ -3,7 +3,6 @@
 // stream is read in pieces of any size, memory stays bounded on a 1 GiB push, and a run stops
 // from outside with kCancelled.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 
 #include <atomic>
 #include <fmt/format.h>
@@ -208,11 +207,7 @@ TEST_P(Streams, FlushPutsWhatWasWrittenOutAsDecodableData) {
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
                          [](const auto& test) { return test.param.codec; });
 
-long peak_rss_kib() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
-}
+using testing::peak_rss_kib;
 
 // Counts what it is given and keeps nothing.
 class CountingSink final : public ByteSink {

@@ -3,7 +3,6 @@
 // links with data). Each is built byte by byte here, and where GNU tar and bsdtar read it the
 // same way, sluice must read it that way too.
 #include <gtest/gtest.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -157,11 +156,7 @@ TEST_F(TarHostile, NulInANameOrLinkTargetIsRefusedAndTheDestinationIsNeverChange
   EXPECT_EQ(r.out, "before.txt\nx/..\\000y\nx/\\000../..\nz/..\\000/f.txt\nhard\nsym\n./\n.\nafter.txt\n");
 }
 
-long peak_rss_kib() {
-  struct rusage usage {};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
-}
+using testing::peak_rss_kib;
 
 // Writes `count` pax headers of about `bytes` each, of records with keywords no tar knows and
 // distinct in every header (what a map of every record would keep), into `reader`.

@@ -1,6 +1,8 @@
 #include "tests/test_support.h"
 
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <zlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -143,6 +145,34 @@ fs::path corpus_dir() {
 
 std::string describe(const CommandResult& result) {
   return fmt::format("status {}, stdout: {}, stderr: {}", result.status, result.out, result.err);
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string name, std::string comment) {
+  z_stream stream{};
+  if (deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+  gz_header header{};
+  header.extra = reinterpret_cast<Bytef*>(extra.data());
+  header.extra_len = static_cast<uInt>(extra.size());
+  header.name = reinterpret_cast<Bytef*>(name.data());
+  header.comment = reinterpret_cast<Bytef*>(comment.data());
+  header.hcrc = 1;
+  if (deflateSetHeader(&stream, &header) != Z_OK) throw std::runtime_error("deflateSetHeader");
+  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + extra.size() + name.size() + comment.size() + 64);
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = packed.data();
+  stream.avail_out = static_cast<uInt>(packed.size());
+  const int ret = deflate(&stream, Z_FINISH);
+  packed.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (ret != Z_STREAM_END) throw std::runtime_error("deflate");
+  return packed;
 }
 
 }  // namespace sluice::testing

@@ -78,6 +78,13 @@ class CommandTest : public ::testing::Test {
   ScratchDir dir_;
 };
 
+// The process's peak resident set so far, in KiB (getrusage).
+long peak_rss_kib();
+
+// One gzip member of `input` (zlib, level 6) with every optional header field: FEXTRA (`extra`),
+// FNAME, FCOMMENT and FHCRC.
+Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string name, std::string comment);
+
 // Directory holding the unpacked Silesia corpus, or empty when the corpus is not available.
 std::filesystem::path corpus_dir();
 
