@@ -54,6 +54,10 @@ void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options) {
   options.backend = flags.backend;
 }
 
+void add_threads_option(CLI::App& app, int& threads, const std::string& description) {
+  app.add_option("-j,--threads", threads, description)->type_name("N")->check(CLI::Range(1, 1024));
+}
+
 void add_pin_flag(CLI::App& app) {
   app.add_flag_callback(
       "--no-pin", [] { set_thread_pinning(false); },
@@ -100,9 +104,7 @@ ParseResult parse_command_line(int argc, char** argv) {
       ->type_name("gzip|zstd|lz4");
   app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19); default per format")
       ->type_name("N");
-  app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
-      ->type_name("N")
-      ->check(CLI::Range(1, 1024));
+  add_threads_option(app, options.threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
       ->type_name("SIZE");
@@ -122,7 +124,7 @@ ParseResult parse_command_line(int argc, char** argv) {
       "demo", "Compress a built-in sample (or FILE) with every codec, check the round trip, print a table");
   demo->add_option("--size", demo_size, "Size of the built-in sample (default 32M)")->type_name("SIZE");
   demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
-  demo->add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_threads_option(*demo, options.threads);
   add_pin_flag(*demo);
 
   std::vector<std::string> args = rewrite_level_flags(argc, argv);

@@ -33,6 +33,9 @@ void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options);
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);
 
+// -j/--threads N, as every command takes it (1 to 1024; unset: all cores).
+void add_threads_option(CLI::App& app, int& threads, const std::string& description = "Worker threads (default: all cores)");
+
 // --no-pin, for every command that runs graphs: turns off pinning threads to CPUs
 // (sluice::set_thread_pinning) for the rest of the run.
 void add_pin_flag(CLI::App& app);

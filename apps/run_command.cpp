@@ -62,7 +62,7 @@ int run_pipeline_command(int argc, char** argv) {
   std::vector<std::string> overrides;
   app.add_option("pipeline", file, "The pipeline file")->required()->type_name("PIPELINE.toml");
   app.add_flag("-n,--dry-run", dry_run, "Print the resolved pipeline (stages, options, outputs); run nothing");
-  app.add_option("-j,--threads", threads, "Override 'threads'")->type_name("N")->check(CLI::Range(1, 1024));
+  add_threads_option(app, threads, "Override 'threads'");
   add_pin_flag(app);
   app.add_option("-o,--output", output, "Override the output: a directory for per-file and untar pipelines, "
                                         "a file (or -) for tar pipelines")->type_name("PATH");
@@ -114,7 +114,7 @@ int run_transcode_command(int argc, char** argv) {
       ->check(CLI::IsMember(CodecRegistry::global().names()))
       ->type_name("gzip|zstd|lz4");
   app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
-  app.add_option("-j,--threads", threads, "Worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  add_threads_option(app, threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
   add_gzip_flags(app, gzip);

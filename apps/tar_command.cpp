@@ -235,9 +235,7 @@ int run_tar_command(int argc, char** argv) {
       }()))
       ->type_name("gzip|zstd|lz4|none");
   app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19)")->type_name("N");
-  app.add_option("-j,--threads", options.threads, "Worker threads (default: all cores)")
-      ->type_name("N")
-      ->check(CLI::Range(1, 1024));
+  add_threads_option(app, options.threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
   add_gzip_flags(app, options.gzip);
