@@ -3,8 +3,8 @@
 // Concatenated frames are one valid lz4 stream (`lz4 -d` reads them all), and each frame is
 // complete in itself, so the content checksum is computed where the block is compressed and
 // checked where it is decoded, on every worker, instead of once over the whole stream, in order,
-// on one thread (XXH32 runs 6.2 GB/s on one core here, a serial stage that held back parallel
-// decoding; BENCHMARKS.md). The cost is 19 bytes a block (0.0005% of a 4 MiB block).
+// on one thread (a serial stage that held back parallel decoding; BENCHMARKS.md). The cost is 19
+// bytes a block.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -513,9 +513,8 @@ CodecInfo lz4_info() {
   info.max_level = LZ4HC_CLEVEL_MAX;
   info.default_level = 1;
   // 4 MiB blocks, as the lz4 program writes by default. lz4's window is 64 KiB, so the block size
-  // barely moves the ratio (0.2% smaller than 1 MiB); decoding our own output was 21% faster with
-  // 4 MiB blocks than with 1 MiB at -j2 (fewer units; outputs in huge pages), compression the same
-  // within 1% (measured on the Silesia tar, interleaved, median of 21).
+  // barely moves the ratio; larger blocks decode faster in parallel (fewer units, outputs in huge
+  // pages) at the same compression speed (BENCHMARKS.md, why lz4 blocks are 4 MiB).
   info.default_chunk_bytes = 4 * 1024 * 1024;
   info.history_bytes = 0;
   info.matches_magic = [](ByteView p) {

@@ -193,13 +193,10 @@ constexpr int kDefaultLevel = 3;
 constexpr std::size_t kMinFrameBytes = 4 * 1024 * 1024;
 
 // The frame size for `level` when the user names none: two of the level's windows (a frame can
-// only use as much window as it holds, so small frames cost the higher levels their ratio), at
-// least 4 MiB and at most the largest unit decoded in parallel (16 MiB). Measured on the Silesia
-// tar, size against zstd -T2 (whose jobs share history), -j2: level 3 (2 MiB window), 4 MiB frames:
-// +0.3%; level 9 (4 MiB window): +1.2% with 4 MiB frames, +0.6% with 8 at the same speed; level 16:
-// +2.2% / +1.2% with 8 (21% slower); level 19 (8 MiB window): +4.2% with 4 MiB frames, +0.8% with
-// 16 (+1.1% with the files in the bench's order; 29% slower, still 1.19-1.29x zstd -T2's speed;
-// peak RSS 230 MiB against zstd's 258).
+// only use as much window as it holds, so small frames cost the higher levels their ratio against
+// zstd -T, whose jobs share history), at least 4 MiB and at most the largest unit decoded in
+// parallel (kMaxUnitOutputBytes). The sizes and speeds per level are in the commit that chose
+// this (c96d184) and BENCHMARKS.md.
 std::size_t default_frame_bytes(int level) {
   const unsigned window_log = ZSTD_getCParams(level, ZSTD_CONTENTSIZE_UNKNOWN, 0).windowLog;
   return std::clamp(std::size_t{2} << window_log, kMinFrameBytes, kMaxUnitOutputBytes);
@@ -214,14 +211,12 @@ CodecInfo zstd_info() {
   info.min_level = 1;
   info.max_level = ZSTD_maxCLevel();
   info.default_level = kDefaultLevel;
-  // At the default level, 4 MiB frames: on the Silesia tar 0.3% larger than zstd -T2 at the same
-  // speed, with peak RSS under 40 MiB at -j2. 8 MiB frames gain 0.2% more and cost about 64 MiB;
-  // `sluice tar` uses them (see create_tar). Higher levels get larger frames (default_frame_bytes).
-  // BENCHMARKS.md has the figures.
+  // At the default level, 4 MiB frames: about zstd -T's ratio at its speed, with the memory of a
+  // few frames per thread. Higher levels get larger frames (default_frame_bytes); archives take
+  // archive_chunk_bytes. BENCHMARKS.md has the figures.
   info.default_chunk_bytes = default_frame_bytes(kDefaultLevel);
-  // An archive of many similar files (a source tree) gains from longer frames: 8 MiB frames make
-  // the tar of the Silesia files plus /usr/include 3% smaller than 4 MiB ones, for 2x the chunk
-  // memory (BENCHMARKS.md, tar archives). Levels whose own frames are larger keep theirs.
+  // An archive of many similar files (a source tree) gains from longer frames, for twice the
+  // chunk memory (BENCHMARKS.md, tar archives). Levels whose own frames are larger keep theirs.
   info.archive_chunk_bytes = 8 * 1024 * 1024;
   info.history_bytes = 0;
   // A stream that starts with skippable frames only (none real in view) is read as zstd.

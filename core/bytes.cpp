@@ -17,9 +17,9 @@ constexpr std::size_t kHugePageBytes = 2 * 1024 * 1024;
 std::uint8_t* allocate_bytes(std::size_t& bytes) {
   void* memory = nullptr;
   if (bytes >= kHugePageBytes) {
-    // Measured on the Silesia tar (2 cores, zstd's 4 MiB units): decoding took 9,000 page faults,
-    // about a tenth of the run; with huge pages, 10-14% faster. Only whole, aligned 2 MiB pages
-    // can be huge, hence the rounding; the kernel backs what is touched, no more.
+    // Large buffers are filled once per unit: with 4 KiB pages, their page faults are a visible
+    // share of a decoding run (BENCHMARKS.md). Only whole, aligned 2 MiB pages can be huge, hence
+    // the rounding; the kernel backs what is touched, no more.
     const std::size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
     memory = std::aligned_alloc(kHugePageBytes, rounded);
     if (memory != nullptr) {

@@ -2,9 +2,8 @@
 // compressed pieces as views instead of copying every byte through read(2). Internal to the
 // library.
 //
-// Why: on the 2-core machines we measure on, read(2) copied the Silesia tar at 2 GB/s: 40 ms of
-// the reader's time for 82 MB, a fifth of the CPU that gzip -1 has at -j2, and a quarter of it
-// when decoding lz4. Compressing from a mapping instead was 17% faster on one core.
+// Why: read(2) copies every byte once more, on the reader's thread, which on two cores is a large
+// share of the CPU the fast codecs have (BENCHMARKS.md has the figures).
 //
 // The danger of mapping is a file that someone truncates while we read it: touching a page past
 // its new end raises SIGBUS, which kills the process. The guard here catches that: a SIGBUS whose

@@ -93,8 +93,8 @@ class BlockPool {
 
 // The start of a stream, where its format is told from: a regular file larger than one read is
 // mapped, and its first window is the start (the mapping was made for the reader anyway; reading
-// the first 1 MiB as well cost a page fault per page and a copy, 1 ms of a 25 ms run, for bytes
-// thrown away); anything else is read, and the read becomes the reader's first block.
+// the first 1 MiB as well cost a page fault per page and a copy, for bytes thrown away); anything
+// else is read, and the read becomes the reader's first block.
 struct StreamStart {
   Buffer read;
   std::optional<detail::FileMapper> mapper;
@@ -592,8 +592,8 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
       tbb::this_task_arena::max_concurrency() == threads) {
     // Already on a worker of an arena of this size (a batch decoding files side by side): run
     // here, isolated so that waiting for this graph never picks up the caller's other work. An
-    // arena per file made from inside the batch's workers cost more with every file (measured:
-    // 100,000 small files took 540 s and 800 MiB, 10,000 took 4.8 s, 5,000 0.7 s).
+    // arena per file made from inside the batch's workers cost more with every file (time and
+    // memory grew with the batch: BENCHMARKS.md, the 100,000-file batch).
     tbb::this_task_arena::isolate(run);
   } else {
     detail::ThreadArena arena(threads);

@@ -18,8 +18,8 @@
 // Only threads that compress chunks or decode units are pinned, and a stream that goes serial
 // unpins them: there one thread decodes, the workers compute its checksums and a writing thread
 // of its own writes, and pinned (the first version), the writing thread, which starts with its
-// maker's mask, shared the decoder's CPU (perf sched) and decoding pigz's gzip into a file took
-// 165 ms against 134 unpinned.
+// maker's mask, shared the decoder's CPU (perf sched) and decoding into a file was slower than
+// unpinned (BENCHMARKS.md, pinning).
 #pragma once
 
 #include <oneapi/tbb/global_control.h>

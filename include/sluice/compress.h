@@ -118,10 +118,9 @@ int resolve_threads(int threads);
 // per CPU the process may use (two or more: the default thread count) pins each thread that
 // compresses a chunk or decodes a unit to a CPU of its own, and gives every thread it pinned its
 // CPU mask back when the graph ends (a stream decoded serially is not pinned). Nothing is pinned
-// with fewer threads than CPUs, or while two graphs run at once in the process. Measured on a
-// 2-core machine: left to itself the scheduler kept both threads of a -j2 run on one CPU for
-// milliseconds at a time while the other idled; pinned, decoding ran 4-30% faster depending on
-// the codec and the batch, compression 3-6% (BENCHMARKS.md). Turn it off for the whole process
+// with fewer threads than CPUs, or while two graphs run at once in the process. Left to itself
+// the scheduler kept both threads of a run on one CPU for milliseconds at a time while the other
+// idled; pinned, runs are faster (BENCHMARKS.md has the figures). Turn it off for the whole process
 // (`sluice --no-pin`) when the CPUs are shared with other work that should be free to move.
 void set_thread_pinning(bool enabled);
 bool thread_pinning();
