@@ -34,24 +34,88 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
   return args;
 }
 
-void add_gzip_flags(CLI::App& app, GzipFlags& flags) {
-  app.add_flag("--independent", flags.independent,
-               "gzip: one member per chunk, annotated with its size, decoded in parallel (the default)");
-  app.add_flag("--single-member", flags.single_member,
-               "gzip: one pigz-style member (slightly smaller, decoded serially; written by zlib)");
-  app.add_option("--gzip-backend", flags.backend,
-                 "gzip: the deflate library for compressing and decompressing (default: the fastest per level)")
-      ->check(CLI::IsMember(CodecRegistry::global().find("gzip")->backends))
-      ->type_name("zlib|libdeflate|isal");
+std::string codec_choices() { return fmt::format("{}", fmt::join(CodecRegistry::global().names(), "|")); }
+
+std::string compressed_tar_suffixes() {
+  std::vector<std::string> suffixes;
+  for (const std::string& name : CodecRegistry::global().names()) {
+    const CodecInfo info = *CodecRegistry::global().find(name);
+    suffixes.push_back(".tar" + info.extension);
+    for (const std::string& suffix : info.tar_suffixes) suffixes.push_back(suffix);
+  }
+  return fmt::format("{}", fmt::join(suffixes, ", "));
 }
 
-void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options) {
-  if (flags.independent && flags.single_member) {
-    throw Error(ErrorKind::kUsage, "--independent and --single-member cannot be used together");
+std::string compressed_suffixes() {
+  std::vector<std::string> suffixes;
+  for (const std::string& name : CodecRegistry::global().names())
+    suffixes.push_back(CodecRegistry::global().find(name)->extension);
+  return fmt::format("{}", fmt::join(suffixes, ", "));
+}
+
+void add_codec_flags(CLI::App& app, CodecFlags& flags) {
+  const auto remember = [&flags](std::string codec, std::string knob, std::string flag) {
+    return [&flags, codec, knob, flag](const std::string& value) {
+      flags.settings.push_back({codec, knob, flag, value});
+    };
+  };
+  for (const std::string& name : CodecRegistry::global().names()) {
+    const CodecInfo info = *CodecRegistry::global().find(name);
+    if (!info.backends.empty()) {
+      const std::string flag = fmt::format("--{}-backend", name);
+      app.add_option_function<std::string>(flag, remember(name, "", flag),
+                                           fmt::format("{}: the library that compresses and decompresses (default: "
+                                                       "the fastest per level)",
+                                                       name))
+          ->check(CLI::IsMember(info.backends))
+          ->type_name(fmt::format("{}", fmt::join(info.backends, "|")));
+    }
+    for (const CodecKnob& knob : info.knobs) {
+      const std::string flag = fmt::format("--{}-{}", name, knob.name);
+      app.add_option_function<std::string>(flag, remember(name, knob.name, flag),
+                                           fmt::format("{}: {} (default: {})", name, knob.help, knob.default_value))
+          ->check(CLI::IsMember(knob.values))
+          ->type_name(fmt::format("{}", fmt::join(knob.values, "|")));
+      for (const CodecKnob::Shorthand& shorthand : knob.shorthands) {
+        const std::string short_flag = "--" + shorthand.flag;
+        app.add_flag_callback(
+            short_flag,
+            [&flags, name, knob_name = knob.name, short_flag, value = shorthand.value] {
+              flags.settings.push_back({name, knob_name, short_flag, value});
+            },
+            shorthand.help);
+      }
+    }
   }
-  if (flags.independent) options.gzip_form = GzipForm::kIndependent;
-  if (flags.single_member) options.gzip_form = GzipForm::kSingleMember;
-  options.backend = flags.backend;
+}
+
+void apply_codec_flags(const CodecFlags& flags, const std::string& codec, CodecOptions& options) {
+  std::map<std::string, const CodecFlags::Setting*> knob_set;
+  for (const CodecFlags::Setting& setting : flags.settings) {
+    if (setting.knob.empty()) {
+      // A backend for another codec is left for the codec to refuse ("zstd has no backends").
+      if (setting.codec == codec || options.backend.empty()) options.backend = setting.value;
+      continue;
+    }
+    if (setting.codec != codec) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("{} is a {} option; the format here is {}", setting.flag, setting.codec, codec));
+    }
+    const auto [earlier, first] = knob_set.emplace(setting.knob, &setting);
+    if (!first && earlier->second->value != setting.value) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("{} and {} cannot be used together", earlier->second->flag, setting.flag));
+    }
+    options.knobs[setting.knob] = setting.value;
+  }
+}
+
+std::map<std::string, std::string> backend_flags(const CodecFlags& flags) {
+  std::map<std::string, std::string> backends;
+  for (const CodecFlags::Setting& setting : flags.settings) {
+    if (setting.knob.empty()) backends[setting.codec] = setting.value;
+  }
+  return backends;
 }
 
 void add_threads_option(CLI::App& app, int& threads, const std::string& description) {
@@ -92,7 +156,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
   bool test = false;
   app.add_flag("-t,--test", test, "Check the integrity of compressed files; write nothing");
-  add_gzip_flags(app, options.gzip);
+  add_codec_flags(app, options.codec_flags);
   app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
   app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
   app.add_flag("-f,--force", options.force, "Overwrite outputs; allow compressed data on a terminal");
@@ -101,7 +165,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("-n,--no-name", options.no_name, "Do not store the file name and time in gzip headers");
   app.add_option("-F,--format", options.format, "Output format when compressing")
       ->check(CLI::IsMember(CodecRegistry::global().names()))
-      ->type_name("gzip|zstd|lz4");
+      ->type_name(codec_choices());
   app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19); default per format")
       ->type_name("N");
   add_threads_option(app, options.threads);

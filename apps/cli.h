@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,16 +19,29 @@ class Error;
 
 namespace sluice::app {
 
-// gzip's form and engine, as every compressing command (sluice, sluice tar -c, sluice transcode)
-// takes them.
-struct GzipFlags {
-  bool independent = false;    // --independent (the default form)
-  bool single_member = false;  // --single-member: one pigz-style member
-  std::string backend;         // --gzip-backend: zlib, libdeflate or isal; empty: per level
+// The settings codecs describe (CodecInfo::backends and knobs), as every compressing command
+// (sluice, sluice tar -c, sluice transcode, sluice run) takes them: generated from the registry,
+// --<codec>-backend NAME, --<codec>-<knob> VALUE and each knob's shorthand flags (--single-member).
+struct CodecFlags {
+  struct Setting {
+    std::string codec;
+    std::string knob;  // empty: the backend
+    std::string flag;  // as the user wrote it, for messages
+    std::string value;
+  };
+  std::vector<Setting> settings;  // in the order given
 };
-void add_gzip_flags(CLI::App& app, GzipFlags& flags);
-// Puts the flags into `options`; throws Error(kUsage) if both forms were asked for.
-void apply_gzip_flags(const GzipFlags& flags, CodecOptions& options);
+void add_codec_flags(CLI::App& app, CodecFlags& flags);
+// The codecs' names as a type name for help texts: "gzip|zstd|lz4".
+std::string codec_choices();
+// The suffixes of compressed tar archives (".tar.gz, .tgz, ..."), of compressed files (".gz, ...").
+std::string compressed_tar_suffixes();
+std::string compressed_suffixes();
+// Puts the settings for `codec` into `options`. Throws Error(kUsage) when a setting names another
+// codec's knob, or two flags set one knob to different values.
+void apply_codec_flags(const CodecFlags& flags, const std::string& codec, CodecOptions& options);
+// The backends asked for, by codec, for decompressing (DecompressOptions::backends).
+std::map<std::string, std::string> backend_flags(const CodecFlags& flags);
 
 // What the command line adds to a library error for its user: "; use -f to overwrite" after an
 // output that already exists (the library says only that it exists); "" otherwise.
@@ -61,7 +75,7 @@ struct CliOptions {
   bool fail_fast = false;          // --fail-fast
   bool json = false;               // --json: one JSON record per file on stdout
   bool synchronous = false;        // --synchronous: fsync every output
-  GzipFlags gzip;                  // --independent, --single-member, --gzip-backend
+  CodecFlags codec_flags;          // --gzip-backend, --single-member, ... (add_codec_flags)
   std::uint64_t max_output_bytes = 0;  // --max-output: refuse to write more (decompression bombs)
   std::uint64_t demo_bytes = 32ull << 20;  // demo --size
 };

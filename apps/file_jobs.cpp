@@ -135,7 +135,8 @@ class Planner {
       const auto name = decompressed_name(path);
       if (!name) {
         if (!from_walk) {
-          fail(path, Error(ErrorKind::kIo, "unknown suffix (expected .gz, .zst, .lz4 ...); use -c or -o", path));
+          fail(path, Error(ErrorKind::kIo,
+                           fmt::format("unknown suffix (expected {} ...); use -c or -o", compressed_suffixes()), path));
         }
         return;
       }
@@ -174,7 +175,7 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
     CodecOptions codec;
     codec.level = options.level;
     codec.chunk_bytes = options.chunk_bytes;
-    apply_gzip_flags(options.gzip, codec);
+    apply_codec_flags(options.codec_flags, options.format, codec);
     (void)CodecRegistry::global().create(options.format, codec);
   }
   if (!options.output_path.empty() && options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
@@ -309,14 +310,14 @@ int run_file_jobs(const CliOptions& given) {
         compress.codec = options.format;
         compress.codec_options.level = options.level;
         compress.codec_options.chunk_bytes = options.chunk_bytes;
-        apply_gzip_flags(options.gzip, compress.codec_options);
+        apply_codec_flags(options.codec_flags, options.format, compress.codec_options);
         compress.threads = options.threads;
         report = compress_files(plan.jobs, compress, batch);
       } else {
         DecompressOptions decompress;
         decompress.threads = options.threads;
         decompress.max_output_bytes = options.max_output_bytes;
-        if (!options.gzip.backend.empty()) decompress.backends["gzip"] = options.gzip.backend;
+        decompress.backends = backend_flags(options.codec_flags);
         report = decompress_files(plan.jobs, decompress, batch);
       }
     } catch (const Error& e) {

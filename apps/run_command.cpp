@@ -104,7 +104,7 @@ int run_transcode_command(int argc, char** argv) {
   int level = 0;
   int threads = 0;
   std::string chunk_size;
-  GzipFlags gzip;
+  CodecFlags codec_flags;
   bool force = false;
   app.add_option("input", input, "The compressed input; - for stdin")->required()->type_name("INPUT");
   app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
@@ -112,12 +112,12 @@ int run_transcode_command(int argc, char** argv) {
       ->type_name("OUTPUT");
   app.add_option("-F,--format", format, "Output format (default: from the output's suffix)")
       ->check(CLI::IsMember(CodecRegistry::global().names()))
-      ->type_name("gzip|zstd|lz4");
+      ->type_name(codec_choices());
   app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
   add_threads_option(app, threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
-  add_gzip_flags(app, gzip);
+  add_codec_flags(app, codec_flags);
   app.add_flag("-f,--force", force, "Overwrite the output");
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
@@ -137,7 +137,7 @@ int run_transcode_command(int argc, char** argv) {
     compress.kind = StageKind::kCompress;
     compress.codec = format;
     compress.codec_options.level = level;
-    apply_gzip_flags(gzip, compress.codec_options);
+    apply_codec_flags(codec_flags, format, compress.codec_options);
     if (!chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(chunk_size);
     (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
     spec.stages = {decompress, compress};

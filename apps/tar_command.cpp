@@ -34,7 +34,7 @@ struct TarCliOptions {
   int level = 0;
   int threads = 0;
   std::string chunk_size;
-  GzipFlags gzip;
+  CodecFlags codec_flags;
   bool verbose = false;
   std::string mtime;
   std::string owner;
@@ -94,12 +94,14 @@ int run_create(const TarCliOptions& options) {
   CompressOptions compress;
   compress.threads = options.threads;
   compress.codec_options.level = options.level;
-  apply_gzip_flags(options.gzip, compress.codec_options);
   if (!options.chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(options.chunk_size);
   if (!codec.empty()) {
+    apply_codec_flags(options.codec_flags, codec, compress.codec_options);
     (void)CodecRegistry::global().create(codec, compress.codec_options);  // validates level and chunk size
-  } else if (options.level != 0) {
-    throw Error(ErrorKind::kUsage, "a level needs a compressed archive (.tar.gz, .tar.zst, .tar.lz4 or -F)");
+  } else if (options.level != 0 || !options.codec_flags.settings.empty()) {
+    throw Error(ErrorKind::kUsage, fmt::format("{} needs a compressed archive ({} or -F)",
+                                               options.level != 0 ? "a level" : options.codec_flags.settings[0].flag,
+                                               compressed_tar_suffixes()));
   }
 
   TarCreateOptions create;
@@ -226,19 +228,19 @@ int run_tar_command(int argc, char** argv) {
                  "Leave out what matches PATTERN, and all under it (GNU tar's rules; repeatable)")
       ->type_name("PATTERN")
       ->allow_extra_args(false);  // one pattern per --exclude: the words after it are PATHs
-  app.add_option("-F,--format", options.format, "Compression (default from the archive name: .tar.gz/.tgz, "
-                                                  ".tar.zst, .tar.lz4; otherwise none)")
+  app.add_option("-F,--format", options.format,
+                 "Compression (default from the archive name: " + compressed_tar_suffixes() + "; otherwise none)")
       ->check(CLI::IsMember([] {
         auto names = CodecRegistry::global().names();
         names.push_back("none");
         return names;
       }()))
-      ->type_name("gzip|zstd|lz4|none");
+      ->type_name(codec_choices() + "|none");
   app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19)")->type_name("N");
   add_threads_option(app, options.threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
-  add_gzip_flags(app, options.gzip);
+  add_codec_flags(app, options.codec_flags);
   app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");
   app.add_option("--mtime", options.mtime, "Store this modification time for every entry (@SECONDS or a UTC date)")
       ->type_name("TIME");

@@ -30,14 +30,17 @@ enum class DeflateEngine { kZlib, kLibdeflate, kIsal };
 std::string_view engine_name(DeflateEngine engine);
 std::optional<DeflateEngine> engine_by_name(std::string_view name);
 
-// Compresses whole chunks to raw deflate (final block, no dictionary). One per worker; reused.
+// Compresses whole chunks to raw deflate with no dictionary. One per worker; reused.
 class ChunkDeflater {
  public:
   virtual ~ChunkDeflater() = default;
-  // Enough room for any input of `input_bytes`.
+  // Enough room for any input of `input_bytes`, either way deflate() ends it.
   virtual std::size_t bound(std::size_t input_bytes) const = 0;
   // Compresses `input` into `out` (at least bound(input.size()) bytes); returns the bytes written.
-  virtual std::size_t deflate(ByteView input, std::span<std::uint8_t> out) = 0;
+  // `final`: the stream ends with this chunk (its last block is final). Otherwise the chunk ends
+  // on a sync flush (an empty stored block, byte-aligned, not final), so that another chunk's
+  // deflate data can follow it in the same stream.
+  virtual std::size_t deflate(ByteView input, std::span<std::uint8_t> out, bool final) = 0;
 };
 
 // Inflates one complete raw deflate stream whose output size is known. One per worker; reused.
@@ -53,8 +56,9 @@ class WholeInflater {
 class StreamInflater {
  public:
   virtual ~StreamInflater() = default;
-  // Starts a new deflate stream.
-  virtual void reset() = 0;
+  // Starts a new deflate stream; `window`: the up to 32 KiB of output before it, for a stream
+  // taken up at a block boundary in the middle.
+  virtual void reset(ByteView window = {}) = 0;
   struct Step {
     std::size_t consumed = 0;  // input bytes used (none past the end of the deflate stream)
     std::size_t produced = 0;  // output bytes written
@@ -66,6 +70,19 @@ class StreamInflater {
   };
   // Inflates from `input` into `out`. Throws Error(kCorruptData) with the library's reason.
   virtual Step inflate(ByteView input, std::span<std::uint8_t> out) = 0;
+};
+
+// Inflates a piece of a raw deflate stream that starts at a block boundary, with no window, and
+// must end exactly at a block boundary that does not end the stream (where a sync flush leaves
+// it): one independent chunk of a gzip member (docs/independent-gzip.md). ISA-L only (it says
+// where it stopped). One per worker; reused.
+class ChunkInflater {
+ public:
+  virtual ~ChunkInflater() = default;
+  // Inflates `deflated` into `out`; returns the bytes written. Throws Error(kCorruptData) if the
+  // piece is not valid deflate on its own (a reference before its start), does not end at a
+  // non-final block boundary, or inflates to more than out.size().
+  virtual std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out) = 0;
 };
 
 // Compresses a chunk with the stream's preceding bytes as preset dictionary, ending on a sync
@@ -88,6 +105,20 @@ std::unique_ptr<WholeInflater> make_libdeflate_whole_inflater();
 std::unique_ptr<WholeInflater> make_isal_whole_inflater();
 std::unique_ptr<StreamInflater> make_zlib_stream_inflater();
 std::unique_ptr<StreamInflater> make_isal_stream_inflater();
+std::unique_ptr<ChunkInflater> make_isal_chunk_inflater();
+
+// Where the final block of a complete raw deflate stream starts (the bit that says "final") and
+// where it ends (the first bit after it), in bits from the stream's start. Throws kInternal for a
+// malformed stream: it is only walked on output an engine just wrote.
+struct DeflateBlocks {
+  std::size_t final_block_bit = 0;
+  std::size_t end_bit = 0;
+};
+DeflateBlocks walk_deflate_blocks(ByteView stream);
+// Turns the complete raw deflate stream in out[0, size) into one that ends on a sync flush: the
+// final block made not final, an empty stored block after it. Returns the new size; `out` must
+// have at least 6 bytes beyond the stream's end. For engines that cannot end a stream otherwise.
+std::size_t end_with_sync_flush(std::span<std::uint8_t> out, std::size_t size);
 
 // CRC-32 (gzip's), chainable: update_crc32(update_crc32(0, a), b) == update_crc32(0, a + b).
 // ISA-L's folding (carry-less multiply) CRC, several times faster than zlib's.

@@ -50,15 +50,16 @@ class IsalChunkDeflater final : public ChunkDeflater {
   // Stored blocks (5 bytes per 64 KiB) are the worst case; ISA-L needs some slack besides.
   std::size_t bound(std::size_t input_bytes) const override { return input_bytes + input_bytes / 16 + 1024; }
 
-  std::size_t deflate(ByteView input, std::span<std::uint8_t> out) override {
+  // Not final: ISA-L's full flush, which ends on an empty stored block as a sync flush does.
+  std::size_t deflate(ByteView input, std::span<std::uint8_t> out, bool final) override {
     isal_zstream stream;
     isal_deflate_stateless_init(&stream);
     stream.level = static_cast<std::uint32_t>(level_);
     stream.level_buf = level_buffer_.data();
     stream.level_buf_size = clamp_u32(level_buffer_.size());
     stream.gzip_flag = IGZIP_DEFLATE;
-    stream.end_of_stream = 1;
-    stream.flush = NO_FLUSH;
+    stream.end_of_stream = final ? 1 : 0;
+    stream.flush = final ? NO_FLUSH : FULL_FLUSH;
     stream.next_in = const_cast<std::uint8_t*>(input.data());
     stream.avail_in = clamp_u32(input.size());
     stream.next_out = out.data();
@@ -98,11 +99,16 @@ class IsalWholeInflater final : public WholeInflater {
 
 class IsalStreamInflater final : public StreamInflater {
  public:
-  IsalStreamInflater() { reset(); }
+  IsalStreamInflater() { reset({}); }
 
-  void reset() override {
+  void reset(ByteView window) override {
     isal_inflate_init(&state_);
     state_.crc_flag = ISAL_DEFLATE;  // gzip_codec.cpp checks the CRC, on another worker
+    if (!window.empty()) {
+      const int ret =
+          isal_inflate_set_dict(&state_, const_cast<std::uint8_t*>(window.data()), clamp_u32(window.size()));
+      if (ret != COMP_OK) throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate_set_dict failed ({})", ret));
+    }
   }
 
   Step inflate(ByteView input, std::span<std::uint8_t> out) override {
@@ -148,8 +154,39 @@ class IsalStreamInflater final : public StreamInflater {
   inflate_state state_{};
 };
 
+// The stateful inflate, which stops where the input ends and keeps its state for more: after the
+// piece, it must wait for a block header (about to read one, or having begun to with nothing to
+// read: ISA-L reports either after a stored block) with no bits or bytes held back and no final
+// block seen. A header begun with bits in hand would hold them in read_in or tmp_in_buffer.
+class IsalChunkInflater final : public ChunkInflater {
+ public:
+  std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out) override {
+    isal_inflate_init(&state_);
+    state_.crc_flag = ISAL_DEFLATE;
+    state_.next_in = const_cast<std::uint8_t*>(deflated.data());
+    state_.avail_in = clamp_u32(deflated.size());
+    state_.next_out = out.data();
+    state_.avail_out = clamp_u32(out.size());
+    const int ret = isal_inflate(&state_);
+    if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
+    if (state_.avail_in != 0 || state_.tmp_in_size != 0) {
+      throw Error(ErrorKind::kCorruptData, "inflates to more than a chunk holds");
+    }
+    const bool at_header = state_.block_state == ISAL_BLOCK_NEW_HDR || state_.block_state == ISAL_BLOCK_HDR;
+    if (!at_header || state_.bfinal != 0 || state_.read_in_length != 0 ||
+        state_.tmp_out_valid != state_.tmp_out_processed || state_.copy_overflow_length != 0) {
+      throw Error(ErrorKind::kCorruptData, "does not end at a block boundary");
+    }
+    return out.size() - state_.avail_out;
+  }
+
+ private:
+  inflate_state state_{};
+};
+
 }  // namespace
 
+std::unique_ptr<ChunkInflater> make_isal_chunk_inflater() { return std::make_unique<IsalChunkInflater>(); }
 std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int level) { return std::make_unique<IsalChunkDeflater>(level); }
 std::unique_ptr<WholeInflater> make_isal_whole_inflater() { return std::make_unique<IsalWholeInflater>(); }
 std::unique_ptr<StreamInflater> make_isal_stream_inflater() { return std::make_unique<IsalStreamInflater>(); }

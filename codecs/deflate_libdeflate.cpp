@@ -1,6 +1,6 @@
 // The libdeflate engine: whole-buffer deflate and inflate, the fastest at gzip's middle and high
-// levels (and smaller output than zlib at the same level). It cannot stream or take a preset
-// dictionary, so it compresses independent members and inflates whole members only.
+// levels (and smaller output than zlib at the same level). It cannot stream, flush or take a
+// preset dictionary, so it compresses independent chunks and inflates whole members only.
 #include <libdeflate.h>
 
 #include <fmt/format.h>
@@ -11,6 +11,9 @@
 namespace sluice::codecs {
 namespace {
 
+// Room end_with_sync_flush() needs past a stream.
+constexpr std::size_t kSyncFlushBytes = 6;
+
 class LibdeflateChunkDeflater final : public ChunkDeflater {
  public:
   explicit LibdeflateChunkDeflater(int level) : compressor_(libdeflate_alloc_compressor(level)) {
@@ -19,14 +22,17 @@ class LibdeflateChunkDeflater final : public ChunkDeflater {
   ~LibdeflateChunkDeflater() override { libdeflate_free_compressor(compressor_); }
 
   std::size_t bound(std::size_t input_bytes) const override {
-    return libdeflate_deflate_compress_bound(compressor_, input_bytes);
+    return libdeflate_deflate_compress_bound(compressor_, input_bytes) + kSyncFlushBytes;
   }
 
-  std::size_t deflate(ByteView input, std::span<std::uint8_t> out) override {
-    const std::size_t written = libdeflate_deflate_compress(compressor_, input.data(), input.size(), out.data(), out.size());
+  // libdeflate writes only complete streams: a chunk that does not end the stream is walked to
+  // its final block, which is made not final, and a sync flush appended (end_with_sync_flush).
+  std::size_t deflate(ByteView input, std::span<std::uint8_t> out, bool final) override {
+    const std::size_t written =
+        libdeflate_deflate_compress(compressor_, input.data(), input.size(), out.data(), out.size() - kSyncFlushBytes);
     // 0 means "did not fit", which bound() rules out: our bug if it happens.
     if (written == 0) throw Error(ErrorKind::kInternal, "libdeflate: compressed chunk larger than its bound");
-    return written;
+    return final ? written : end_with_sync_flush(out, written);
   }
 
  private:

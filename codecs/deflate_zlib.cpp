@@ -34,17 +34,22 @@ class ZlibChunkDeflater final : public ChunkDeflater {
   ~ZlibChunkDeflater() override { deflateEnd(&stream_); }
 
   std::size_t bound(std::size_t input_bytes) const override {
-    return deflateBound(const_cast<z_stream*>(&stream_), static_cast<uLong>(input_bytes));
+    // deflateBound covers the data; a sync flush adds at most a few bytes more.
+    return deflateBound(const_cast<z_stream*>(&stream_), static_cast<uLong>(input_bytes)) + 16;
   }
 
-  std::size_t deflate(ByteView input, std::span<std::uint8_t> out) override {
+  // A sync flush leaves an empty stored block: byte-aligned, the stream not ended.
+  std::size_t deflate(ByteView input, std::span<std::uint8_t> out, bool final) override {
     check_zlib(deflateReset(&stream_), "deflateReset", stream_);
     stream_.next_in = const_cast<Bytef*>(input.data());
     stream_.avail_in = clamp_uint(input.size());
     stream_.next_out = out.data();
     stream_.avail_out = clamp_uint(out.size());
-    const int ret = ::deflate(&stream_, Z_FINISH);
-    if (ret != Z_STREAM_END) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (chunk)", stream_);
+    const int ret = ::deflate(&stream_, final ? Z_FINISH : Z_SYNC_FLUSH);
+    if (final && ret != Z_STREAM_END) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (chunk)", stream_);
+    if (!final && (ret != Z_OK || stream_.avail_in != 0 || stream_.avail_out == 0)) {
+      check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (chunk, sync flush)", stream_);
+    }
     return out.size() - stream_.avail_out;
   }
 
@@ -124,7 +129,13 @@ class ZlibStreamInflater final : public StreamInflater {
   ZlibStreamInflater() { check_zlib(inflateInit2(&stream_, -15), "inflateInit2", stream_); }
   ~ZlibStreamInflater() override { inflateEnd(&stream_); }
 
-  void reset() override { check_zlib(inflateReset(&stream_), "inflateReset", stream_); }
+  void reset(ByteView window) override {
+    check_zlib(inflateReset(&stream_), "inflateReset", stream_);
+    if (!window.empty()) {
+      check_zlib(inflateSetDictionary(&stream_, window.data(), clamp_uint(window.size())), "inflateSetDictionary",
+                 stream_);
+    }
+  }
 
   Step inflate(ByteView input, std::span<std::uint8_t> out) override {
     stream_.next_in = const_cast<Bytef*>(input.data());

@@ -1,9 +1,15 @@
-// gzip (RFC 1952) in two forms:
-//   * independent (the default): every chunk is a member of its own whose FEXTRA field records
-//     its size, so readers split the stream without inflating it (docs/independent-gzip.md);
-//   * single member, built the way pigz builds it: one member whose deflate stream is the
+// gzip (RFC 1952) in four forms (the codec's "form" knob; docs/independent-gzip.md):
+//   * independent (the default): one member whose deflate stream is a sequence of independent
+//     chunks, each compressed with no history and ended on a sync flush (the last one final), the
+//     chunk size recorded in FEXTRA ('S','I'): every gzip reader reads it whole, and a reader that
+//     knows the form cuts it at the sync flushes and inflates chunks in parallel;
+//   * multi-member: every chunk is a member of its own whose FEXTRA records its size ('S','L'), so
+//     readers split the stream without looking inside a member;
+//   * single-member, built the way pigz builds it: one member whose deflate stream is the
 //     concatenation of chunks, each raw-deflated with the previous 32 KiB as preset dictionary
-//     (so the ratio matches serial gzip) and ending on a byte boundary with a sync flush.
+//     (so the ratio matches serial gzip) and ending on a byte boundary with a sync flush;
+//   * bgzf: BGZF as bgzip writes it (members of at most 64 KiB with a 'B','C' size subfield, an
+//     empty member at the end), for htslib and tabix.
 // Each worker computes its chunk's CRC-32; for a single member the writer combines them in order.
 // The deflating and inflating is done by an engine (deflate_engines.h: zlib, libdeflate, ISA-L)
 // picked per level and operation; this file owns the format.
@@ -26,6 +32,7 @@ namespace {
 
 constexpr std::size_t kWindowBytes = 32 * 1024;
 constexpr std::size_t kIndependentChunkBytes = 1024 * 1024;
+constexpr std::size_t kSingleMemberChunkBytes = 128 * 1024;  // pigz's block size
 constexpr std::uint8_t kMagic0 = 0x1f, kMagic1 = 0x8b;
 constexpr std::uint8_t kFlagExtra = 0x04;
 constexpr std::uint8_t kFlagName = 0x08;
@@ -34,6 +41,19 @@ constexpr std::uint8_t kFlagHeaderCrc = 0x02;
 constexpr std::uint8_t kOsUnix = 3;
 
 constexpr std::uint8_t kMethodDeflate = 8;
+
+enum class Form { kIndependent, kMultiMember, kSingleMember, kBgzf };
+
+// The knob's values, in Form's order.
+constexpr std::string_view kFormNames[] = {"independent", "multi-member", "single-member", "bgzf"};
+
+Form form_of(const CodecOptions& options) {
+  const auto value = options.knobs.find("form");
+  for (std::size_t i = 0; value != options.knobs.end() && i < std::size(kFormNames); ++i) {
+    if (value->second == kFormNames[i]) return static_cast<Form>(i);
+  }
+  return Form::kIndependent;
+}
 
 // Which engine does each job for one codec instance (see deflate_engines.h for who can do what).
 struct Engines {
@@ -46,7 +66,7 @@ struct Engines {
 // worse a ratio than zlib's at that level (BENCHMARKS.md, "gzip engines"). A backend named: that
 // engine for every job it can do; libdeflate cannot stream, so streams are inflated by ISA-L.
 Engines choose_engines(const CodecOptions& options) {
-  const bool single = options.gzip_form == GzipForm::kSingleMember;
+  const bool single = form_of(options) == Form::kSingleMember;
   Engines engines;
   if (options.backend.empty()) {
     engines.compress = single ? DeflateEngine::kZlib : options.level == 1 ? DeflateEngine::kIsal : DeflateEngine::kLibdeflate;
@@ -124,11 +144,26 @@ std::optional<std::size_t> header_length(ByteView h) {
 // and its uncompressed size (both little-endian uint32). See docs/independent-gzip.md.
 constexpr std::uint8_t kSizeFieldId[2] = {'S', 'L'};
 constexpr std::size_t kIndependentHeaderBytes = 10 + 2 + 4 + 8;
+// The FEXTRA subfield of a member made of independent chunks: 'S','I', 8 bytes: the chunk size
+// (uncompressed bytes of every chunk but the last) and flags, bit 0 set: every chunk is deflated
+// with no history and ends on a sync flush (little-endian uint32 each).
+constexpr std::uint8_t kChunksFieldId[2] = {'S', 'I'};
+constexpr std::uint32_t kChunksIndependent = 1;
+// BGZF (the SAM/BAM specification): members of at most 64 KiB whose 'B','C' subfield holds the
+// member's size - 1, each holding at most 0xff00 bytes of input as bgzip writes them, then an
+// empty member as end-of-file marker.
+constexpr std::size_t kBgzfInputBytes = 0xff00;
+constexpr std::size_t kBgzfHeaderBytes = 18;
+constexpr std::uint32_t kBgzfMaxBlockBytes = 65536;
+constexpr std::uint8_t kBgzfEof[28] = {0x1f, 0x8b, 8,    4, 0, 0, 0, 0, 0, 0xff, 6, 0, 'B', 'C',
+                                       2,    0,    0x1b, 0, 3, 0, 0, 0, 0, 0,    0, 0, 0,   0};
+
+std::uint8_t extra_flags(int level) { return level >= 9 ? 2 : (level == 1 ? 4 : 0); }
 
 class GzipChunkCompressor final : public ChunkCompressor {
  public:
-  GzipChunkCompressor(int level, GzipForm form, DeflateEngine engine) : level_(level) {
-    if (form == GzipForm::kSingleMember) {
+  GzipChunkCompressor(int level, Form form, DeflateEngine engine) : level_(level), form_(form) {
+    if (form == Form::kSingleMember) {
       history_deflater_ = make_zlib_history_deflater(level);
     } else {
       chunk_deflater_ = make_chunk_deflater(engine, level);
@@ -136,36 +171,69 @@ class GzipChunkCompressor final : public ChunkCompressor {
   }
 
   std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
-    if (chunk_deflater_) return compress_member(input, out);
-    history_deflater_->deflate(history, input, last, out);
-    return update_crc32(0, input);
+    const std::uint32_t crc = update_crc32(0, input);
+    switch (form_) {
+      case Form::kIndependent: {
+        out.resize(chunk_deflater_->bound(input.size()));
+        out.resize(chunk_deflater_->deflate(input, {out.data(), out.size()}, last));
+        break;
+      }
+      case Form::kMultiMember:
+        compress_member(input, crc, out);
+        break;
+      case Form::kBgzf:
+        compress_bgzf_block(input, crc, out);
+        break;
+      case Form::kSingleMember:
+        history_deflater_->deflate(history, input, last, out);
+        break;
+    }
+    return crc;
   }
 
  private:
   // A complete member: header with the size subfield, raw deflate (no history), CRC-32, ISIZE.
-  std::uint64_t compress_member(ByteView input, Buffer& out) {
+  void compress_member(ByteView input, std::uint32_t crc, Buffer& out) {
     const std::size_t bound = chunk_deflater_->bound(input.size());
     out.resize(kIndependentHeaderBytes + bound + 8);
-    const std::size_t deflated =
-        chunk_deflater_->deflate(input, {out.data() + kIndependentHeaderBytes, bound});
+    const std::size_t deflated = chunk_deflater_->deflate(input, {out.data() + kIndependentHeaderBytes, bound}, true);
     const std::size_t member = kIndependentHeaderBytes + deflated + 8;
-    const std::uint32_t crc = update_crc32(0, input);
     std::uint8_t* p = out.data();
-    const std::uint8_t xfl = level_ >= 9 ? 2 : (level_ == 1 ? 4 : 0);
-    const std::uint8_t head[12] = {kMagic0, kMagic1, kMethodDeflate, kFlagExtra, 0, 0, 0, 0, xfl, kOsUnix, 12, 0};
+    const std::uint8_t head[12] = {kMagic0, kMagic1, kMethodDeflate,      kFlagExtra, 0,  0,
+                                   0,       0,       extra_flags(level_), kOsUnix,    12, 0};
     std::memcpy(p, head, sizeof head);
     const std::uint8_t field[4] = {kSizeFieldId[0], kSizeFieldId[1], 8, 0};
     std::memcpy(p + 12, field, sizeof field);
     store_le32(p + 16, static_cast<std::uint32_t>(member));
     store_le32(p + 20, static_cast<std::uint32_t>(input.size()));
-    store_le32(p + kIndependentHeaderBytes + deflated, crc);
-    store_le32(p + kIndependentHeaderBytes + deflated + 4, static_cast<std::uint32_t>(input.size()));
+    end_member(input, crc, p + kIndependentHeaderBytes + deflated);
     out.resize(member);
-    return crc;
+  }
+
+  // A BGZF block, with the header bgzip writes (no time, OS unknown).
+  void compress_bgzf_block(ByteView input, std::uint32_t crc, Buffer& out) {
+    const std::size_t bound = chunk_deflater_->bound(input.size());
+    out.resize(kBgzfHeaderBytes + bound + 8);
+    const std::size_t deflated = chunk_deflater_->deflate(input, {out.data() + kBgzfHeaderBytes, bound}, true);
+    const std::size_t member = kBgzfHeaderBytes + deflated + 8;
+    // A block of 0xff00 bytes deflates to less than 64 KiB with any engine (stored blocks add 5
+    // bytes per 64 KiB); more is our bug.
+    if (member > kBgzfMaxBlockBytes) throw Error(ErrorKind::kInternal, "a BGZF block deflated to more than 64 KiB");
+    std::memcpy(out.data(), kBgzfEof, 16);
+    out.data()[16] = static_cast<std::uint8_t>((member - 1) & 0xff);
+    out.data()[17] = static_cast<std::uint8_t>((member - 1) >> 8);
+    end_member(input, crc, out.data() + kBgzfHeaderBytes + deflated);
+    out.resize(member);
+  }
+
+  static void end_member(ByteView input, std::uint32_t crc, std::uint8_t* trailer) {
+    store_le32(trailer, crc);
+    store_le32(trailer + 4, static_cast<std::uint32_t>(input.size()));
   }
 
   int level_;
-  std::unique_ptr<ChunkDeflater> chunk_deflater_;      // independent members
+  Form form_;
+  std::unique_ptr<ChunkDeflater> chunk_deflater_;      // every form but single-member
   std::unique_ptr<HistoryDeflater> history_deflater_;  // single member
 };
 
@@ -182,12 +250,12 @@ std::string header_name(const StreamInfo& info) {
   return name;
 }
 
-// Independent members carry their own headers and trailers. The stream adds one thing: when there
+// Multi-member streams: members carry their own headers and trailers. The stream adds one thing: when there
 // is a name or time to record, an empty first member carrying them (FNAME, MTIME), where gunzip -N
 // and gzip -l look; it has the size field like every other member.
-class IndependentFramer final : public StreamFramer {
+class MultiMemberFramer final : public StreamFramer {
  public:
-  explicit IndependentFramer(const StreamInfo& info) : name_(header_name(info)), mtime_(header_mtime(info)) {}
+  explicit MultiMemberFramer(const StreamInfo& info) : name_(header_name(info)), mtime_(header_mtime(info)) {}
 
   void header(Buffer& out) override {
     if (name_.empty() && mtime_ == 0) return;
@@ -218,8 +286,6 @@ class IndependentFramer final : public StreamFramer {
   std::uint32_t mtime_;
 };
 
-constexpr std::uint32_t kBgzfMaxBlockBytes = 65536;
-
 // Zero bytes after the last member are padding (a tape's or dd's block), which gzip -d and
 // pigz -d skip without a word; so do we. Anything after the zeros is still trailing garbage.
 // Returns how many of `bytes` are zeros from the start.
@@ -228,11 +294,28 @@ std::size_t zero_padding_bytes(ByteView bytes) {
                                   bytes.begin());
 }
 
-// Finds members that say how long they are: our size subfield ('S','L') or BGZF's ('B','C').
-// Any other member sends the rest of the stream to the serial decoder.
+// What the splitter tells the unit decoder and the verifier about a cut (Cut::flags).
+constexpr std::uint32_t kChunksHeader = 1;  // marker: a member of independent chunks starts
+constexpr std::uint32_t kChunkUnit = 2;     // unit: one independent chunk of that member (a guess)
+
+// The pattern a sync flush leaves at the end of a chunk: an empty stored block's LEN and NLEN.
+constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
+
+// Finds members that say how long they are (our 'S','L' subfield, BGZF's 'B','C') and the chunks
+// of a member that says they are independent ('S','I'). Any other member sends the rest of the
+// stream to the serial decoder.
+//
+// Chunks are found by their end, a sync flush: each unit runs to the next "00 00 ff ff" and is a
+// guess (Cut::speculative), since those bytes may also occur inside compressed data. The unit
+// decoder accepts a guess only when the chunk, inflated alone from its start, ends exactly there
+// at a block boundary; the first wrong guess sends the stream to the verifier's serial decoder
+// (GzipVerifier), which goes on from the last chunk accepted. The last chunk ends with the final
+// block and the trailer, not a sync flush: it is what is left at the end of the input, decoded
+// serially too.
 class GzipSplitter final : public StreamSplitter {
  public:
   Cut next(ByteView b, std::uint64_t offset) override {
+    if (chunk_bytes_ > 0) return next_chunk(b);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
@@ -272,15 +355,72 @@ class GzipSplitter final : public StreamSplitter {
         ++members_;
         return unit(member, content);
       }
+      if (b[at] == kChunksFieldId[0] && b[at + 1] == kChunksFieldId[1] && length == 8) {
+        const std::size_t chunk = load_le32(field);
+        if (!(load_le32(field + 4) & kChunksIndependent) || chunk == 0 || chunk > kMaxUnitOutputBytes) return serial();
+        std::optional<std::size_t> header;
+        try {
+          header = header_length(b);
+        } catch (const HeaderProblem& problem) {
+          throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip header: {}", problem.reason), {},
+                      offset + problem.at);
+        }
+        if (!header) return need_more();
+        chunk_bytes_ = chunk;
+        chunk_member_start_ = offset;
+        return marker(*header, kChunksHeader, chunk);
+      }
       at += 4 + length;
     }
     return serial();
   }
-  void finish(std::uint64_t) override {}
+
+  // Input that ends right after a member's header or a chunk ends the member before its last
+  // chunk and trailer.
+  void finish(std::uint64_t offset) override {
+    if (chunk_bytes_ == 0) return;
+    throw Error(
+        ErrorKind::kCorruptData,
+        fmt::format("unexpected end of input: the gzip member starting at byte {} is truncated", chunk_member_start_),
+        {}, offset);
+  }
+
+  // Within a member of chunks, what is left at the end is its last chunk and what follows it.
+  Cut at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 ? serial() : need_more(); }
 
  private:
+  // The next chunk: up to and including the next sync flush pattern, if one is buffered within
+  // the most a chunk can deflate to; beyond that, the rest is decoded serially.
+  Cut next_chunk(ByteView b) {
+    const std::size_t limit = std::min(b.size(), max_chunk_input());
+    // A candidate at i means b[i, i + 4) is the pattern; the shortest chunk is 5 bytes.
+    for (std::size_t i = std::max<std::size_t>(scanned_, 1); i + sizeof kSyncFlush <= limit;) {
+      const void* ff = std::memchr(b.data() + i + 2, 0xFF, limit - i - 2);
+      if (!ff) break;
+      const auto j = static_cast<std::size_t>(static_cast<const std::uint8_t*>(ff) - b.data());  // i + 2 at best
+      i = j - 2;
+      if (j + 1 < limit && b[i] == 0 && b[i + 1] == 0 && b[j + 1] == 0xFF) {
+        scanned_ = 0;
+        Cut cut = unit(i + sizeof kSyncFlush, chunk_bytes_, kChunkUnit);
+        cut.speculative = true;
+        return cut;
+      }
+      ++i;
+    }
+    if (b.size() >= max_chunk_input()) return serial();
+    scanned_ = limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0;  // candidates checked
+    return need_more();
+  }
+
+  // The most a chunk of chunk_bytes_ deflates to: stored blocks, 5 bytes per 64 KiB, and the
+  // sync flush; a little more for slack.
+  std::size_t max_chunk_input() const { return chunk_bytes_ + chunk_bytes_ / 1024 + 1024; }
+
   std::uint64_t members_ = 0;
   std::optional<std::uint64_t> padding_start_;  // where zero padding after the last member began
+  std::size_t chunk_bytes_ = 0;                 // in a member of independent chunks: their size
+  std::uint64_t chunk_member_start_ = 0;        // and where that member began
+  std::size_t scanned_ = 0;                     // of the buffered bytes, searched without a find
 };
 
 // Inflates one whole member, which must produce exactly the size it declared and pass its CRC-32
@@ -289,7 +429,26 @@ class GzipUnitDecoder final : public UnitDecoder {
  public:
   explicit GzipUnitDecoder(DeflateEngine engine) : inflater_(make_whole_inflater(engine)) {}
 
-  void decode(ByteView member, const Cut& cut, Buffer& out) override {
+  void decode(ByteView unit, const Cut& cut, Buffer& out) override {
+    if (cut.flags & kChunkUnit) {
+      decode_chunk(unit, cut, out);
+    } else {
+      decode_member(unit, cut, out);
+    }
+  }
+
+ private:
+  // One chunk of a member of independent chunks (a guess: GzipSplitter). A byte more room than
+  // the chunk may hold tells a chunk that is too long from one that fits exactly.
+  void decode_chunk(ByteView chunk, const Cut& cut, Buffer& out) {
+    if (!chunk_inflater_) chunk_inflater_ = make_isal_chunk_inflater();
+    out.resize(cut.max_output_bytes + 1);
+    const std::size_t produced = chunk_inflater_->inflate(chunk, {out.data(), out.size()});
+    if (produced > cut.max_output_bytes) throw Error(ErrorKind::kCorruptData, "inflates to more than a chunk holds");
+    out.resize(produced);
+  }
+
+  void decode_member(ByteView member, const Cut& cut, Buffer& out) {
     std::optional<std::size_t> header;
     try {
       header = header_length(member);
@@ -314,22 +473,74 @@ class GzipUnitDecoder final : public UnitDecoder {
     }
   }
 
- private:
   std::unique_ptr<WholeInflater> inflater_;
+  std::unique_ptr<ChunkInflater> chunk_inflater_;  // made for the first chunk
 };
 
+// In stream order, the running CRC-32 and size of a member of independent chunks, and the last
+// 32 KiB of its output: what a serial decoder needs to go on from the last chunk accepted, for
+// the member's last chunk or after a wrong guess (GzipSplitter).
+class GzipVerifier final : public UnitVerifier {
+ public:
+  explicit GzipVerifier(DeflateEngine stream_engine) : stream_engine_(stream_engine) {}
+
+  void on_marker(const Cut& cut, std::uint64_t offset) override {
+    if (!(cut.flags & kChunksHeader)) return;
+    in_member_ = true;
+    member_start_ = offset;
+    next_offset_ = offset + cut.bytes;
+    crc_ = 0;
+    size_ = 0;
+    window_.clear();
+  }
+
+  void on_unit(const Cut& cut, ByteView decoded) override {
+    if (!(cut.flags & kChunkUnit)) return;
+    crc_ = update_crc32(crc_, decoded);
+    size_ += decoded.size();
+    next_offset_ += cut.bytes;
+    const std::size_t keep = std::min(window_.size(), kWindowBytes - std::min(kWindowBytes, decoded.size()));
+    Buffer window(kWindowBytes);
+    window.append(window_.view().last(keep));
+    window.append(decoded.last(std::min(decoded.size(), kWindowBytes)));
+    window_ = std::move(window);
+  }
+
+  std::unique_ptr<StreamDecoder> serial_decoder() override;
+
+ private:
+  DeflateEngine stream_engine_;
+  bool in_member_ = false;
+  std::uint64_t member_start_ = 0;
+  std::uint64_t next_offset_ = 0;  // where the next chunk starts in the stream
+  std::uint32_t crc_ = 0;
+  std::uint64_t size_ = 0;
+  Buffer window_;
+};
+
+// One member: the header (name and time, as gzip writes them; for independent chunks the 'S','I'
+// subfield), the chunks' deflate data, and a trailer of their CRC-32s combined.
 class GzipFramer final : public StreamFramer {
  public:
-  GzipFramer(int level, StreamInfo info) : level_(level), info_(std::move(info)) {}
+  // `chunk_bytes`: the chunks are independent, of this size; 0: they share history.
+  GzipFramer(int level, StreamInfo info, std::size_t chunk_bytes)
+      : level_(level), info_(std::move(info)), chunk_bytes_(chunk_bytes) {}
 
   void header(Buffer& out) override {
     const std::string name = header_name(info_);
-    const std::uint8_t xfl = level_ >= 9 ? 2 : (level_ == 1 ? 4 : 0);
-    const std::uint8_t start[4] = {kMagic0, kMagic1, kMethodDeflate, name.empty() ? std::uint8_t{0} : kFlagName};
+    std::uint8_t flags = name.empty() ? std::uint8_t{0} : kFlagName;
+    if (chunk_bytes_ > 0) flags |= kFlagExtra;
+    const std::uint8_t start[4] = {kMagic0, kMagic1, kMethodDeflate, flags};
     out.append(start);
     put_le32(out, header_mtime(info_));
-    const std::uint8_t tail[2] = {xfl, kOsUnix};
+    const std::uint8_t tail[2] = {extra_flags(level_), kOsUnix};
     out.append(tail);
+    if (chunk_bytes_ > 0) {
+      const std::uint8_t extra[6] = {12, 0, kChunksFieldId[0], kChunksFieldId[1], 8, 0};
+      out.append(extra);
+      put_le32(out, static_cast<std::uint32_t>(chunk_bytes_));
+      put_le32(out, kChunksIndependent);
+    }
     if (!name.empty()) {
       out.append(as_bytes(name));
       const std::uint8_t nul = 0;
@@ -350,8 +561,17 @@ class GzipFramer final : public StreamFramer {
  private:
   int level_;
   StreamInfo info_;
+  std::size_t chunk_bytes_;
   std::uint32_t crc_ = 0;
   std::uint64_t size_ = 0;
+};
+
+// BGZF blocks are whole members; the stream ends with the empty one that marks a complete file.
+class BgzfFramer final : public StreamFramer {
+ public:
+  void header(Buffer&) override {}
+  void add_chunk(ByteView, std::uint64_t) override {}
+  void trailer(Buffer& out) override { out.append(kBgzfEof); }
 };
 
 // Streaming gzip decoder: any number of members and every header flag (FEXTRA, FNAME, FCOMMENT,
@@ -411,6 +631,21 @@ class GzipDecoder final : public StreamDecoder {
   void resume_at(std::uint64_t offset) override {
     consumed_ = member_start_ = offset;
     members_ = std::max<std::uint64_t>(members_, 1);
+  }
+
+  // Goes on inside the deflate data of the member that started at `member_start`, at a block
+  // boundary at `offset`, after output whose CRC-32 and size so far are `crc` and `size` and
+  // whose last 32 KiB are `window` (GzipVerifier).
+  void continue_member(std::uint64_t member_start, std::uint64_t offset, std::uint32_t crc, std::uint64_t size,
+                       ByteView window) {
+    member_start_ = member_start;
+    consumed_ = offset;
+    header_.clear();
+    header_bytes_ = 0;
+    inflater_->reset(window);
+    crc_ = crc;
+    size_ = size;
+    state_ = State::kBody;
   }
 
   void finish() override {
@@ -697,17 +932,33 @@ class GzipDecoder final : public StreamDecoder {
   bool padded_ = false;             // zero padding followed the last member
 };
 
+std::unique_ptr<StreamDecoder> GzipVerifier::serial_decoder() {
+  if (!in_member_) return nullptr;
+  auto decoder = std::make_unique<GzipDecoder>(stream_engine_);
+  decoder->continue_member(member_start_, next_offset_, crc_, size_, window_.view());
+  return decoder;
+}
+
 class GzipCodec final : public CodecBase {
  public:
   GzipCodec(CodecInfo info, const CodecOptions& options)
       : CodecBase(std::move(info), options), engines_(choose_engines(options_)) {}
 
   std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
-    return std::make_unique<GzipChunkCompressor>(options_.level, options_.gzip_form, engines_.compress);
+    return std::make_unique<GzipChunkCompressor>(options_.level, form_, engines_.compress);
   }
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
-    if (options_.gzip_form == GzipForm::kIndependent) return std::make_unique<IndependentFramer>(stream);
-    return std::make_unique<GzipFramer>(options_.level, stream);
+    switch (form_) {
+      case Form::kIndependent:
+        return std::make_unique<GzipFramer>(options_.level, stream, options_.chunk_bytes);
+      case Form::kMultiMember:
+        return std::make_unique<MultiMemberFramer>(stream);
+      case Form::kSingleMember:
+        return std::make_unique<GzipFramer>(options_.level, stream, 0);
+      case Form::kBgzf:
+        return std::make_unique<BgzfFramer>();
+    }
+    return nullptr;
   }
   std::unique_ptr<StreamDecoder> make_decoder() const override {
     return std::make_unique<GzipDecoder>(engines_.stream_inflate);
@@ -716,9 +967,13 @@ class GzipCodec final : public CodecBase {
   std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
     return std::make_unique<GzipUnitDecoder>(engines_.whole_inflate);
   }
+  std::unique_ptr<UnitVerifier> make_unit_verifier() const override {
+    return std::make_unique<GzipVerifier>(engines_.stream_inflate);
+  }
 
  private:
   Engines engines_;
+  Form form_ = form_of(options_);
 };
 
 CodecInfo gzip_info() {
@@ -730,10 +985,26 @@ CodecInfo gzip_info() {
   info.min_level = 1;
   info.max_level = 9;
   info.default_level = 6;
-  info.default_chunk_bytes = 128 * 1024;  // single member: pigz's block size, same ratio and granularity
+  info.default_chunk_bytes = kIndependentChunkBytes;
   info.history_bytes = kWindowBytes;
   info.matches_magic = [](ByteView p) { return p.size() >= 2 && p[0] == kMagic0 && p[1] == kMagic1; };
   info.backends = {"zlib", "libdeflate", "isal"};
+  CodecKnob form;
+  form.name = "form";
+  form.help = "the shape of the gzip stream (docs/independent-gzip.md)";
+  form.values.assign(std::begin(kFormNames), std::end(kFormNames));
+  form.default_value = kFormNames[0];
+  form.shorthands = {
+      {"independent", "independent",
+       "gzip: one member of independent chunks, which every reader reads and sluice decodes in parallel (the "
+       "default)"},
+      {"multi-member", "multi-member", "gzip: one member per chunk, each recording its size"},
+      {"single-member", "single-member",
+       "gzip: one pigz-style member whose chunks share history (slightly smaller, decoded serially; written by "
+       "zlib)"},
+      {"bgzf", "bgzf", "gzip: BGZF as bgzip writes it (64 KiB blocks, for htslib and tabix)"},
+  };
+  info.knobs = {form};
   return info;
 }
 
@@ -741,12 +1012,18 @@ CodecInfo gzip_info() {
 
 CodecEntry gzip_entry() {
   CodecEntry entry = entry_for<GzipCodec>(gzip_info());
-  // Independent members get no history, so they want bigger chunks to keep the ratio.
+  // Chunks with no history want to be bigger to keep the ratio; chunks that share it are pigz's
+  // size (the same ratio and granularity); BGZF's are fixed.
   entry.factory = [make = entry.factory](const CodecOptions& options) {
     CodecOptions adjusted = options;
-    if (adjusted.gzip_form == GzipForm::kDefault) adjusted.gzip_form = GzipForm::kIndependent;
-    if (adjusted.gzip_form == GzipForm::kIndependent && adjusted.chunk_bytes == 0) {
-      adjusted.chunk_bytes = kIndependentChunkBytes;
+    const Form form = form_of(options);
+    if (form == Form::kSingleMember && adjusted.chunk_bytes == 0) adjusted.chunk_bytes = kSingleMemberChunkBytes;
+    if (form == Form::kBgzf) {
+      if (adjusted.chunk_bytes != 0 && adjusted.chunk_bytes != kBgzfInputBytes) {
+        throw Error(ErrorKind::kUsage,
+                    fmt::format("BGZF blocks hold {} bytes: the chunk size cannot be set", kBgzfInputBytes));
+      }
+      adjusted.chunk_bytes = kBgzfInputBytes;
     }
     return make(adjusted);
   };

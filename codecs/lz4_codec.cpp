@@ -472,7 +472,7 @@ class Lz4Verifier final : public UnitVerifier {
       }
     }
   }
-  void on_unit(ByteView decoded) override {
+  void on_unit(const Cut&, ByteView decoded) override {
     if (!in_frame_) return;
     XXH32_update(&hash_, decoded.data(), decoded.size());
     content_bytes_ += decoded.size();

@@ -78,6 +78,8 @@ void StreamDecoder::decode_to(ByteView input, Output& output) {
   decode(input, [&output](ByteView bytes) { codecs::copy_to_output(bytes, output); });
 }
 
+Cut StreamSplitter::at_end(ByteView, std::uint64_t) { return {}; }
+
 void codecs::copy_to_output(ByteView bytes, StreamDecoder::Output& output) {
   while (!bytes.empty()) {
     const std::span<std::uint8_t> space = output.space();
@@ -154,6 +156,14 @@ std::vector<std::string> CodecRegistry::names() const {
   return names;
 }
 
+namespace {
+std::vector<std::string> knob_names(const CodecInfo& info) {
+  std::vector<std::string> names;
+  for (const auto& knob : info.knobs) names.push_back(knob.name);
+  return names;
+}
+}  // namespace
+
 CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options) {
   CodecOptions resolved = options;
   if (resolved.level == 0) resolved.level = info.default_level;
@@ -169,6 +179,20 @@ CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options)
                     : fmt::format("unknown {} backend '{}' (known: {})", info.name, resolved.backend,
                                   fmt::join(info.backends, ", ")));
   }
+  for (const auto& [name, value] : resolved.knobs) {
+    const auto knob =
+        std::find_if(info.knobs.begin(), info.knobs.end(), [&](const CodecKnob& k) { return k.name == name; });
+    if (knob == info.knobs.end()) {
+      throw Error(ErrorKind::kUsage, info.knobs.empty() ? fmt::format("{} has no setting '{}'", info.name, name)
+                                                        : fmt::format("{} has no setting '{}' (known: {})", info.name,
+                                                                      name, fmt::join(knob_names(info), ", ")));
+    }
+    if (std::find(knob->values.begin(), knob->values.end(), value) == knob->values.end()) {
+      throw Error(ErrorKind::kUsage, fmt::format("{} {} must be one of {}, not '{}'", info.name, name,
+                                                 fmt::join(knob->values, ", "), value));
+    }
+  }
+  for (const auto& knob : info.knobs) resolved.knobs.try_emplace(knob.name, knob.default_value);
   if (resolved.chunk_bytes == 0) resolved.chunk_bytes = info.default_chunk_bytes;
   if (resolved.chunk_bytes < kMinChunkBytes || resolved.chunk_bytes > kMaxChunkBytes) {
     throw Error(ErrorKind::kUsage,

@@ -54,6 +54,9 @@ struct Chunk {
   // order, so the writer emits everything before it first (a truncated stream still yields its
   // good prefix, as a tar extraction needs).
   std::exception_ptr error;
+  // Decompression only: a speculative unit (Cut::speculative) that its decoder found was no unit;
+  // the writer decodes it in order instead.
+  bool guess_failed = false;
 
   ByteView bytes() const { return keep ? view : input.view(); }
   ByteView history() const { return bytes().first(history_bytes); }
@@ -82,6 +85,7 @@ class ChunkPool {
     // The caller owns the chunk until it is on the free list: no lock needed to reset it (and a
     // block's deleter must not run under this lock).
     chunk->skip = false;
+    chunk->guess_failed = false;
     chunk->error = nullptr;
     chunk->view = {};
     chunk->keep.reset();

@@ -204,8 +204,11 @@ class PieceReader {
         continue;
       }
       if (buffered() == 0 && !fill()) {
-        splitter_->finish(offset_);
         done_ = true;
+        // After speculative units the writer ends the stream: its serial decoder, which may have
+        // taken over, or else the verifier's, judges whether the stream is complete.
+        if (speculated_) return piece(Piece::kSerialEnd, {}, offset_, 0);
+        splitter_->finish(offset_);
         return nullptr;
       }
       const Cut cut = splitter_->next(view(), offset_);
@@ -213,15 +216,18 @@ class PieceReader {
       switch (cut.kind) {
         case Cut::Kind::kNeedMore:
           if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
-          if (!fill()) throw truncated();
+          if (!fill()) {
+            const Cut end = splitter_->at_end(view(), offset_);
+            check(end);
+            if (end.kind != Cut::Kind::kSerial) throw truncated();
+            go_serial();
+          }
           break;
         case Cut::Kind::kSerial:
-          serial_ = true;
-          // One decoding thread from here on, and a writing thread it makes (which starts with
-          // its maker's CPU mask): unpinned, the scheduler places them better (thread_arena.h).
-          detail::unpin_arena_threads();
+          go_serial();
           break;
         case Cut::Kind::kMarker: {
+          if (speculated_) throw bad_cut("cut a marker after a speculative unit");
           const std::uint64_t at = offset_;
           const std::size_t now = std::min(cut.bytes, buffered());
           consume(now);
@@ -232,6 +238,7 @@ class PieceReader {
           break;
         }
         case Cut::Kind::kUnit: {
+          speculated_ = speculated_ || cut.speculative;
           const std::uint64_t at = offset_;
           Chunk* chunk = piece(Piece::kUnit, cut, at, cut.bytes);
           consume(cut.bytes);
@@ -244,20 +251,28 @@ class PieceReader {
   // What a splitter (maybe a user's) says is checked before the graph acts on it: no cut may
   // read past what it was shown, stand still, or make a unit beyond the bound.
   void check(const Cut& cut) const {
-    const auto bad = [&](const std::string& what) {
-      return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_.name, what), {}, offset_);
-    };
     if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
-      if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
+      if (cut.bytes == 0) throw bad_cut("cut a piece of 0 bytes");
     }
     if (cut.kind != Cut::Kind::kUnit) return;
     if (cut.bytes > buffered()) {
-      throw bad(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, buffered()));
+      throw bad_cut(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, buffered()));
     }
     if (cut.max_output_bytes > kMaxUnitOutputBytes) {
-      throw bad(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
-                            kMaxUnitOutputBytes));
+      throw bad_cut(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
+                                kMaxUnitOutputBytes));
     }
+  }
+
+  Error bad_cut(const std::string& what) const {
+    return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_.name, what), {}, offset_);
+  }
+
+  void go_serial() {
+    serial_ = true;
+    // One decoding thread from here on, and a writing thread it makes (which starts with its
+    // maker's CPU mask): unpinned, the scheduler places them better (thread_arena.h).
+    detail::unpin_arena_threads();
   }
 
   // Raw bytes for the streaming decoder (all that is buffered), then one end piece.
@@ -369,6 +384,7 @@ class PieceReader {
   bool skip_may_end_early_ = false;
   StreamSplitter* splitter_;
   bool serial_;
+  bool speculated_ = false;  // a speculative unit was cut: no markers from here on
   bool eof_ = false;
   bool done_ = false;
   std::uint64_t sequence_ = 0;
@@ -424,6 +440,13 @@ class UnitDecoders {
                     fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}",
                                 codec_.info().name, chunk->output.size(), chunk->cut.max_output_bytes));
       }
+    } catch (const Error& e) {
+      if (chunk->cut.speculative && e.kind() == ErrorKind::kCorruptData) {
+        chunk->guess_failed = true;  // the writer decodes it in order (Cut::speculative)
+        chunk->output.clear();
+      } else {
+        chunk->error = detail::current_error_with_context(source_name_, chunk->offset);
+      }
     } catch (...) {
       chunk->error = detail::current_error_with_context(source_name_, chunk->offset);
     }
@@ -456,7 +479,13 @@ class PieceWriter {
     try {
       switch (chunk.piece) {
         case Piece::kUnit:
-          if (verifier_) verifier_->on_unit(chunk.output.view());
+          // Once a guess failed, every byte from there on goes through the serial decoder.
+          speculated_ = speculated_ || chunk.cut.speculative;
+          if (serial_decoder_ || chunk.guess_failed) {
+            decode_serially(chunk);
+            break;
+          }
+          if (verifier_) verifier_->on_unit(chunk.cut, chunk.output.view());
           emit(chunk.output.view());
           ++stats_.units;
           break;
@@ -483,22 +512,32 @@ class PieceWriter {
   }
 
  private:
+  // A serial piece, or a unit's compressed bytes once units are decoded in order (a speculative
+  // unit failed); the end piece finishes the stream.
   void decode_serially(const Chunk& chunk) {
     if (!serial_decoder_) {
-      serial_decoder_ = codec_.make_decoder();
-      if (chunk.offset > 0) serial_decoder_->resume_at(chunk.offset);
+      if (verifier_) serial_decoder_ = verifier_->serial_decoder();
+      if (!serial_decoder_) {
+        if (speculated_) {
+          throw Error(
+              ErrorKind::kInternal,
+              fmt::format("the {} codec cut a speculative unit but has no decoder to take over", codec_.info().name));
+        }
+        serial_decoder_ = codec_.make_decoder();
+        if (chunk.offset > 0) serial_decoder_->resume_at(chunk.offset);
+      }
       stats_.serial_from = chunk.offset;
       // With more than one thread, through a writing thread of its own, so that decoding and a
       // slow sink (a file, a tar extraction) overlap. 4 x 1 MiB: measured best of 128 KiB-1 MiB.
       // With an output limit the decoder stops within a buffer of it.
       if (threads_ > 1) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_);
     }
-    if (chunk.piece == Piece::kSerial && overlapped_) {
+    if (chunk.piece != Piece::kSerialEnd && overlapped_) {
       const std::uint64_t before = overlapped_->bytes();
       serial_decoder_->decode_to(chunk.view, *overlapped_);
       stats_.output_bytes += overlapped_->bytes() - before;
       check_limit(stats_.output_bytes);
-    } else if (chunk.piece == Piece::kSerial) {
+    } else if (chunk.piece != Piece::kSerialEnd) {
       serial_decoder_->decode(chunk.view, [this](ByteView bytes) { emit(bytes); });
     } else {
       serial_decoder_->finish();
@@ -524,6 +563,7 @@ class PieceWriter {
   const Codec& codec_;
   const std::unique_ptr<UnitVerifier> verifier_;
   std::unique_ptr<StreamDecoder> serial_decoder_;
+  bool speculated_ = false;  // a speculative unit came: only the verifier's decoder may take over
   std::optional<detail::OverlappedSink> overlapped_;
   const int threads_;
   const std::uint64_t max_output_;

@@ -434,13 +434,10 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         if (spec.memory_budget_bytes) details += fmt::format(", at most {} frames in flight", decompress_options(spec, &stage).max_pieces_in_flight);
         break;
       case StageKind::kCompress: {
-        const CodecInfo info = *CodecRegistry::global().find(stage.codec);
-        const CodecOptions resolved = resolve_options(info, stage.codec_options);
+        const CodecOptions resolved = CodecRegistry::global().create(stage.codec, stage.codec_options)->options();
         details = fmt::format("codec {}, level {}, chunk size {} bytes", stage.codec, resolved.level, resolved.chunk_bytes);
-        if (stage.codec == "gzip") {
-          details += resolved.gzip_form == GzipForm::kSingleMember ? ", one pigz-style member" : ", independent members";
-          if (!resolved.backend.empty()) details += ", backend " + resolved.backend;
-        }
+        for (const auto& [knob, value] : resolved.knobs) details += fmt::format(", {} {}", knob, value);
+        if (!resolved.backend.empty()) details += ", backend " + resolved.backend;
         if (spec.memory_budget_bytes) details += fmt::format(", at most {} chunks in flight", compress_options(spec, stage).max_chunks_in_flight);
         break;
       }

@@ -149,6 +149,33 @@ StageKind stage_kind(const std::string& name) {
   return StageKind::kChecksum;
 }
 
+// Every codec's settings, as the codec describes them (CodecInfo::backends and knobs): the keys
+// <codec>_backend and <codec>_<knob>, each refused unless the stage's codec is that codec.
+void read_codec_settings(Keys& keys, const std::string& file, std::size_t number, StageSpec& stage) {
+  const auto check_codec = [&](const std::string& key, const std::string& codec) {
+    if (stage.codec != codec) {
+      fail(file, keys.source_of(key), fmt::format("stage {}: '{}' needs codec = \"{}\"", number, key, codec));
+    }
+  };
+  for (const std::string& name : CodecRegistry::global().names()) {
+    const CodecInfo info = *CodecRegistry::global().find(name);
+    if (!info.backends.empty()) {
+      const std::string key = name + "_backend";
+      if (const auto backend = keys.choice(key, info.backends)) {
+        check_codec(key, name);
+        stage.codec_options.backend = *backend;
+      }
+    }
+    for (const CodecKnob& knob : info.knobs) {
+      const std::string key = name + "_" + knob.name;
+      if (const auto value = keys.choice(key, knob.values)) {
+        check_codec(key, name);
+        stage.codec_options.knobs[knob.name] = *value;
+      }
+    }
+  }
+}
+
 StageSpec parse_stage(const toml::table& table, const std::string& file, std::size_t number) {
   Keys keys(table, file, fmt::format("stage {}", number));
   StageSpec stage;
@@ -168,14 +195,7 @@ StageSpec parse_stage(const toml::table& table, const std::string& file, std::si
           stage.codec_options.level = static_cast<int>(*level);
         }
         if (const auto chunk = keys.bytes("chunk_size")) stage.codec_options.chunk_bytes = *chunk;
-        if (const auto mode = keys.choice("gzip_mode", {"pigz", "independent"})) {
-          if (stage.codec != "gzip") fail(file, keys.source_of("gzip_mode"), fmt::format("stage {}: 'gzip_mode' needs codec = \"gzip\"", number));
-          stage.codec_options.gzip_form = *mode == "independent" ? GzipForm::kIndependent : GzipForm::kSingleMember;
-        }
-        if (const auto backend = keys.choice("gzip_backend", CodecRegistry::global().find("gzip")->backends)) {
-          if (stage.codec != "gzip") fail(file, keys.source_of("gzip_backend"), fmt::format("stage {}: 'gzip_backend' needs codec = \"gzip\"", number));
-          stage.codec_options.backend = *backend;
-        }
+        read_codec_settings(keys, file, number, stage);
         (void)CodecRegistry::global().create(stage.codec, stage.codec_options);  // checks the chunk size
         break;
       }

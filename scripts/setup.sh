@@ -15,6 +15,8 @@ packages=(
   # Benchmarks (bench/): Google Benchmark for the micro-benchmarks, gnuplot for the plots, and the
   # gzip peers built on the same libraries as our backends (libdeflate-gzip, igzip).
   libbenchmark-dev gnuplot-nox libdeflate-tools isal
+  # A browser as the reader of gzip served with Content-Encoding (tests/http_gzip_readers.py).
+  chromium-headless-shell
 )
 
 missing=()

@@ -507,6 +507,78 @@ TEST_F(Cli, MoreThreadsThanCoresRunQuietly) {
   }
 }
 
+// ---- The default gzip: one member that single-member readers read whole ----
+
+// Readers that take one gzip member and stop (zlib's inflate with a gzip wrapper, curl
+// --compressed, a browser for Content-Encoding: gzip and DecompressionStream) read the default
+// output whole, from a file and from stdin, at every size around the chunk size.
+TEST_F(Cli, SingleMemberReadersReadTheDefaultGzipWhole) {
+  put_real_text();
+  std::vector<std::string> names;
+  const std::size_t chunk = 64 * 1024;
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 5 * chunk + 3}) {
+    for (const bool from_stdin : {false, true}) {
+      const std::string name = fmt::format("{}{}", from_stdin ? "piped" : "file", size);
+      auto r = sh(fmt::format("head -c {} data.bin > {}", size, name));
+      ASSERT_EQ(r.status, 0) << describe(r);
+      r = sluice(from_stdin ? fmt::format("--chunk-size 64K < {0} > {0}.gz", name) : "--chunk-size 64K " + name);
+      ASSERT_EQ(r.status, 0) << describe(r);
+      names.push_back(name);
+    }
+  }
+  auto r = sh("cp data.bin default && " + testing::sluice() + " default");  // the default chunk size: 4 chunks
+  ASSERT_EQ(r.status, 0) << describe(r);
+  names.push_back("default");
+  const std::string list = fmt::format("{}", fmt::join(names, " "));
+  r =
+      sh("/usr/bin/python3 -c '\n"
+         "import sys, zlib\n"
+         "for name in sys.argv[1:]:\n"
+         "    d = zlib.decompressobj(31)\n"
+         "    out = d.decompress(open(name + \".gz\", \"rb\").read())\n"
+         "    if not d.eof or d.unused_data or out != open(name, \"rb\").read():\n"
+         "        print(name, len(out), d.eof, len(d.unused_data))\n"
+         "' " +
+         list);
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "") << "zlib.decompressobj(31) stopped short";
+  r = sh("/usr/bin/python3 " + testing::source_file("tests/http_gzip_readers.py") + " . " + list);
+  EXPECT_EQ(r.status, 0) << describe(r);
+}
+
+// What the default replaced, one member per chunk, is what those readers cut short: the check
+// above can tell.
+TEST_F(Cli, MultiMemberGzipIsCutShortBySingleMemberReaders) {
+  put_real_text();
+  auto r = sluice("--multi-member --chunk-size 64K -n data.bin");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("/usr/bin/python3 " + testing::source_file("tests/http_gzip_readers.py") + " . data.bin");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.out.find("chromium fetch data.bin: 65536 of "), std::string::npos) << r.out;  // the first member
+  EXPECT_NE(r.out.find("chromium stream data.bin"), std::string::npos) << r.out;
+}
+
+// --bgzf writes what htslib needs: tabix indexes it and answers a region query from it, where it
+// refuses the default form.
+TEST_F(Cli, BgzfOutputIsIndexedAndQueriedByTabix) {
+  auto r =
+      sh("awk 'BEGIN { for (i = 0; i < 200000; i++) printf \"chr1\\t%d\\t%d\\tfeature%d\\n\", i * 10, i * 10 + 5, i }' "
+         "> regions.bed && cp regions.bed plain.bed");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice("--bgzf regions.bed");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("bgzip -t regions.bed.gz && tabix -p bed regions.bed.gz && tabix regions.bed.gz chr1:500000-500100");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const auto expected = sh("awk '$3 > 500000 - 1 && $2 < 500100' regions.bed");
+  EXPECT_EQ(r.out, expected.out);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 10);
+  r = sluice("plain.bed");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("tabix -p bed plain.bed.gz");
+  EXPECT_NE(r.status, 0) << "tabix takes BGZF only: " << describe(r);
+  EXPECT_EQ(sluice("--bgzf --chunk-size 1M plain.bed").status, 2) << "BGZF's block size is fixed";
+}
+
 TEST_F(Cli, GzipBackendMistakesAreUsageErrors) {
   put("data.bin", text_bytes(1000, 55));
   auto r = sluice("--gzip-backend brotli data.bin");

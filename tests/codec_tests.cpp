@@ -31,13 +31,11 @@ struct RoundTripCase {
   std::string codec;
   int level;
   std::size_t chunk_bytes;
-  GzipForm form = GzipForm::kDefault;
+  std::string form = {};  // gzip's form knob; empty: the default
   std::string backend = {};
 };
 
-const char* form_name(GzipForm form) {
-  return form == GzipForm::kSingleMember ? "single" : form == GzipForm::kIndependent ? "independent" : "default";
-}
+std::string form_name(const std::string& form) { return form.empty() ? "default" : form; }
 
 void PrintTo(const RoundTripCase& c, std::ostream* os) {
   *os << c.codec << " level " << c.level << " chunk " << c.chunk_bytes;
@@ -52,7 +50,8 @@ TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
   const std::size_t chunk = param.chunk_bytes;
   CompressOptions options;
   options.codec = param.codec;
-  options.codec_options = {param.level, chunk, param.form, param.backend};
+  options.codec_options = {param.level, chunk, {}, param.backend};
+  if (!param.form.empty()) options.codec_options.knobs["form"] = param.form;
   options.threads = 2;
   for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 2 * chunk, 7 * chunk + 123}) {
     for (bool compressible : {true, false}) {
@@ -67,27 +66,29 @@ INSTANTIATE_TEST_SUITE_P(
     Codecs, RoundTrip,
     ::testing::Values(
         // 16 KiB chunks are smaller than deflate's 32 KiB window: history spans several chunks.
-        RoundTripCase{"gzip", 1, 16 * 1024, GzipForm::kSingleMember},
-        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kSingleMember},
-        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kSingleMember},
-        // Independent members (the default form) with each engine picked by default or by name.
+        RoundTripCase{"gzip", 1, 16 * 1024, "single-member"}, RoundTripCase{"gzip", 6, 64 * 1024, "single-member"},
+        RoundTripCase{"gzip", 9, 64 * 1024, "single-member"},
+        // Independent chunks (the default form) with each engine picked by default or by name.
         RoundTripCase{"gzip", 1, 16 * 1024}, RoundTripCase{"gzip", 6, 64 * 1024},
-        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kIndependent},
-        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kDefault, "zlib"},
-        RoundTripCase{"gzip", 1, 16 * 1024, GzipForm::kDefault, "libdeflate"},
-        RoundTripCase{"gzip", 9, 64 * 1024, GzipForm::kDefault, "libdeflate"},
-        RoundTripCase{"gzip", 1, 64 * 1024, GzipForm::kDefault, "isal"},
-        RoundTripCase{"gzip", 3, 16 * 1024, GzipForm::kDefault, "isal"},
-        RoundTripCase{"gzip", 6, 64 * 1024, GzipForm::kSingleMember, "zlib"},
-        RoundTripCase{"zstd", 1, 64 * 1024}, RoundTripCase{"zstd", 3, 16 * 1024}, RoundTripCase{"zstd", 19, 64 * 1024},
-        RoundTripCase{"lz4", 1, 64 * 1024}, RoundTripCase{"lz4", 3, 16 * 1024}, RoundTripCase{"lz4", 12, 64 * 1024},
+        RoundTripCase{"gzip", 9, 64 * 1024, "independent"}, RoundTripCase{"gzip", 6, 16 * 1024, "independent", "zlib"},
+        RoundTripCase{"gzip", 2, 16 * 1024, "independent", "isal"},
+        // One member per chunk, and BGZF (whose chunk size is its own).
+        RoundTripCase{"gzip", 1, 16 * 1024, "multi-member"}, RoundTripCase{"gzip", 9, 64 * 1024, "multi-member"},
+        RoundTripCase{"gzip", 6, 65280, "bgzf"}, RoundTripCase{"gzip", 6, 64 * 1024, "", "zlib"},
+        RoundTripCase{"gzip", 1, 16 * 1024, "", "libdeflate"}, RoundTripCase{"gzip", 9, 64 * 1024, "", "libdeflate"},
+        RoundTripCase{"gzip", 1, 64 * 1024, "", "isal"}, RoundTripCase{"gzip", 3, 16 * 1024, "", "isal"},
+        RoundTripCase{"gzip", 6, 64 * 1024, "single-member", "zlib"}, RoundTripCase{"zstd", 1, 64 * 1024},
+        RoundTripCase{"zstd", 3, 16 * 1024}, RoundTripCase{"zstd", 19, 64 * 1024}, RoundTripCase{"lz4", 1, 64 * 1024},
+        RoundTripCase{"lz4", 3, 16 * 1024}, RoundTripCase{"lz4", 12, 64 * 1024},
         // lz4 chunks bigger than its largest block (4 MiB) become several blocks.
         RoundTripCase{"lz4", 1, 5 * 1024 * 1024}),
     [](const auto& test) {
       const auto& c = test.param;
-      return fmt::format("{}_level{}_chunk{}k{}", c.codec, c.level, c.chunk_bytes / 1024,
-                         c.codec == "gzip" ? fmt::format("_{}_{}", form_name(c.form), c.backend.empty() ? "auto" : c.backend)
-                                           : "");
+      std::string name = fmt::format(
+          "{}_level{}_chunk{}k{}", c.codec, c.level, c.chunk_bytes / 1024,
+          c.codec == "gzip" ? fmt::format("_{}_{}", form_name(c.form), c.backend.empty() ? "auto" : c.backend) : "");
+      std::replace(name.begin(), name.end(), '-', '_');
+      return name;
     });
 
 TEST(RoundTrip, EveryLevelOfEveryCodec) {
@@ -110,7 +111,7 @@ TEST(Gzip, SingleMemberFormMakesOneMemberThatZlibInflatesInOnePass) {
   const Bytes input = text_bytes(10 * 64 * 1024 + 99, 3);
   CompressOptions options;
   options.codec_options.chunk_bytes = 64 * 1024;
-  options.codec_options.gzip_form = GzipForm::kSingleMember;
+  options.codec_options.knobs["form"] = "single-member";
   const Buffer packed = compress_buffer(view(input), options);
 
   z_stream stream{};
@@ -130,7 +131,7 @@ TEST(Gzip, SingleMemberFormMakesOneMemberThatZlibInflatesInOnePass) {
 
 TEST(Gzip, SingleMemberHeaderRecordsNameAndTimeOnlyWhenGiven) {
   CompressOptions options;
-  options.codec_options.gzip_form = GzipForm::kSingleMember;
+  options.codec_options.knobs["form"] = "single-member";
   MemorySource source({});
   MemorySink sink;
   compress(source, sink, options, StreamInfo{"report.csv", 1700000000});
@@ -147,10 +148,11 @@ TEST(Gzip, SingleMemberHeaderRecordsNameAndTimeOnlyWhenGiven) {
 
 // Independent members carry no name; a stream with a name or time starts with an empty member
 // that records them, where gunzip -N and gzip -l look (the first member's header).
-TEST(Gzip, IndependentFormRecordsNameAndTimeInAnEmptyFirstMember) {
+TEST(Gzip, MultiMemberFormRecordsNameAndTimeInAnEmptyFirstMember) {
   const Bytes input = text_bytes(3 * 64 * 1024, 5);
   CompressOptions options;
   options.codec_options.chunk_bytes = 64 * 1024;
+  options.codec_options.knobs["form"] = "multi-member";
   MemorySource source(view(input));
   MemorySink sink;
   compress(source, sink, options, StreamInfo{"report.csv", 1700000000});
@@ -167,6 +169,85 @@ TEST(Gzip, IndependentFormRecordsNameAndTimeInAnEmptyFirstMember) {
   const Buffer anonymous = compress_buffer({}, options);
   EXPECT_EQ(anonymous.data()[3], 0x04) << "no name: no extra member";
   for (int i = 4; i < 8; ++i) EXPECT_EQ(anonymous.data()[i], 0) << "MTIME must be 0 for reproducible output";
+}
+
+// The default form is one member, as gzip writes it (name and time in its header), whose FEXTRA
+// says its chunks are independent ('S','I': chunk size, flags); each chunk but the last ends on a
+// sync flush, and zlib's one-member inflate (what browsers and HTTP clients use) reads it all.
+TEST(Gzip, IndependentFormIsOneMemberOfSyncFlushedChunks) {
+  const std::size_t chunk = 64 * 1024;
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 5 * chunk + 7}) {
+    const Bytes input = text_bytes(size, 5);
+    CompressOptions options;
+    options.codec_options.chunk_bytes = chunk;
+    MemorySource source(view(input));
+    MemorySink sink;
+    compress(source, sink, options, StreamInfo{"report.csv", 1700000000});
+    const Bytes packed = to_bytes(sink.buffer());
+    ASSERT_GE(packed.size(), 24u + 11 + 2 + 8);
+    EXPECT_EQ(packed[3], 0x0C) << "FEXTRA and FNAME";
+    EXPECT_EQ(packed[4] | packed[5] << 8 | packed[6] << 16 | static_cast<std::uint32_t>(packed[7]) << 24, 1700000000u);
+    EXPECT_EQ(packed[10] | packed[11] << 8, 12) << "XLEN";
+    EXPECT_EQ(packed[12], 'S');
+    EXPECT_EQ(packed[13], 'I');
+    EXPECT_EQ(packed[14] | packed[15] << 8, 8);
+    EXPECT_EQ(packed[16] | packed[17] << 8 | packed[18] << 16 | static_cast<std::uint32_t>(packed[19]) << 24, chunk);
+    EXPECT_EQ(packed[20] | packed[21] << 8 | packed[22] << 16 | static_cast<std::uint32_t>(packed[23]) << 24, 1u);
+    EXPECT_EQ(std::string(packed.begin() + 24, packed.begin() + 34), "report.csv");
+
+    // One member: zlib stops at its end, and there is nothing after it.
+    z_stream stream{};
+    ASSERT_EQ(inflateInit2(&stream, 15 + 16), Z_OK);
+    Bytes out(input.size() + 1);
+    stream.next_in = const_cast<Bytef*>(packed.data());
+    stream.avail_in = static_cast<uInt>(packed.size());
+    stream.next_out = out.data();
+    stream.avail_out = static_cast<uInt>(out.size());
+    EXPECT_EQ(inflate(&stream, Z_FINISH), Z_STREAM_END) << size;
+    EXPECT_EQ(stream.avail_in, 0u) << "more than one member, size " << size;
+    EXPECT_EQ(stream.total_out, input.size());
+    inflateEnd(&stream);
+    out.resize(input.size());
+    EXPECT_EQ(out, input) << size;
+
+    // A sync flush ("00 00 ff ff") ends every chunk but the last.
+    std::size_t flushes = 0;
+    for (std::size_t at = 0; at + 4 <= packed.size(); ++at) {
+      flushes += packed[at] == 0 && packed[at + 1] == 0 && packed[at + 2] == 0xFF && packed[at + 3] == 0xFF;
+    }
+    EXPECT_GE(flushes, size == 0 ? 0 : (size - 1) / chunk) << size;
+    EXPECT_EQ(to_bytes(decompress_buffer(view(packed))), input) << size;
+  }
+}
+
+TEST(Gzip, BgzfFormIsWhatBgzipWrites) {
+  const Bytes input = text_bytes(200 * 1000, 9);
+  CompressOptions options;
+  options.codec_options.knobs["form"] = "bgzf";
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  // Blocks of at most 64 KiB holding at most 0xff00 bytes each, their BC subfield giving their size.
+  std::size_t at = 0, blocks = 0, content = 0;
+  while (at < packed.size()) {
+    ASSERT_GE(packed.size() - at, 28u);
+    EXPECT_EQ(packed[at + 3], 0x04);
+    EXPECT_EQ(packed[at + 12], 'B');
+    EXPECT_EQ(packed[at + 13], 'C');
+    const std::size_t block = (packed[at + 16] | packed[at + 17] << 8) + 1;
+    ASSERT_LE(at + block, packed.size());
+    const std::size_t isize = packed[at + block - 4] | packed[at + block - 3] << 8 | packed[at + block - 2] << 16;
+    EXPECT_LE(isize, 0xff00u);
+    content += isize;
+    at += block;
+    ++blocks;
+  }
+  EXPECT_EQ(content, input.size());
+  EXPECT_EQ(blocks, (input.size() + 0xff00 - 1) / 0xff00 + 1) << "and the empty end-of-file block";
+  static constexpr std::uint8_t kEof[28] = {0x1f, 0x8b, 8,    4, 0, 0, 0, 0, 0, 0xff, 6, 0, 'B', 'C',
+                                            2,    0,    0x1b, 0, 3, 0, 0, 0, 0, 0,    0, 0, 0,   0};
+  EXPECT_TRUE(std::equal(packed.end() - 28, packed.end(), kEof));
+  EXPECT_EQ(to_bytes(decompress_buffer(view(packed))), input);
+  options.codec_options.chunk_bytes = 1 << 20;
+  EXPECT_THROW(compress_buffer(view(input), options), Error) << "BGZF's block size is fixed";
 }
 
 TEST(Gzip, XflRecordsFastestAndBestLevels) {

@@ -27,6 +27,7 @@ namespace sluice {
 namespace {
 
 using testing::Bytes;
+using testing::random_bytes;
 using testing::text_bytes;
 using testing::to_bytes;
 using testing::view;
@@ -36,16 +37,19 @@ struct Packed {
   Bytes packed;
 };
 
-// A format as sluice writes it: the codec, and for gzip whether members are independent.
-// A gzip backend named here decodes as well as encodes.
+// A format as sluice writes it: the codec, and for gzip its form ("single-member",
+// "multi-member", "independent": one member of independent chunks). A gzip backend named here
+// decodes as well as encodes.
 struct Format {
   std::string codec;
-  bool independent = false;
+  std::string form = {};
   std::string backend = {};
 
+  bool multi_member() const { return form == "multi-member"; }
+  bool single_member() const { return form == "single-member"; }
   CodecOptions codec_options() const {
     CodecOptions options;
-    if (codec == "gzip") options.gzip_form = independent ? GzipForm::kIndependent : GzipForm::kSingleMember;
+    if (!form.empty()) options.knobs["form"] = form;
     options.backend = backend;
     return options;
   }
@@ -56,16 +60,19 @@ struct Format {
   }
 };
 void PrintTo(const Format& f, std::ostream* os) {
-  *os << f.codec << (f.independent ? " independent" : "") << (f.backend.empty() ? "" : " " + f.backend);
+  *os << f.codec << (f.form.empty() ? "" : " " + f.form) << (f.backend.empty() ? "" : " " + f.backend);
 }
 std::string format_name(const ::testing::TestParamInfo<Format>& info) {
-  return info.param.codec + (info.param.independent ? "_independent" : "") +
-         (info.param.backend.empty() ? "" : "_" + info.param.backend);
+  std::string name = info.param.codec + (info.param.form.empty() ? "" : "_" + info.param.form) +
+                     (info.param.backend.empty() ? "" : "_" + info.param.backend);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
 }
-// gzip's default engines (ISA-L streaming, libdeflate members) and zlib, the fallback.
-const auto kFormats = ::testing::Values(Format{"gzip"}, Format{"gzip", true}, Format{"gzip", false, "zlib"},
-                                        Format{"gzip", true, "zlib"}, Format{"gzip", true, "isal"}, Format{"zstd"},
-                                        Format{"lz4"});
+// gzip's default engines (ISA-L streaming, libdeflate members) and zlib, the fallback, in each form.
+const auto kFormats = ::testing::Values(
+    Format{"gzip", "single-member"}, Format{"gzip", "multi-member"}, Format{"gzip", "single-member", "zlib"},
+    Format{"gzip", "multi-member", "zlib"}, Format{"gzip", "multi-member", "isal"}, Format{"gzip", "independent"},
+    Format{"gzip", "independent", "zlib"}, Format{"gzip", "independent", "isal"}, Format{"zstd"}, Format{"lz4"});
 
 // Three chunks of 4 KiB and a short one: small enough to try every byte.
 Packed packed_sample(const Format& format) {
@@ -124,7 +131,7 @@ std::set<std::size_t> lz4_frame_ends(const Bytes& packed) {
 std::set<std::size_t> valid_cuts(const Format& format, const Bytes& packed) {
   if (format.codec == "zstd") return zstd_frame_ends(packed);
   if (format.codec == "lz4") return lz4_frame_ends(packed);
-  if (format.independent) return gzip_member_ends(packed);
+  if (format.multi_member()) return gzip_member_ends(packed);
   return {};
 }
 
@@ -148,7 +155,7 @@ class Damaged : public ::testing::TestWithParam<Format> {};
 TEST_P(Damaged, EveryTruncationIsAnError) {
   const auto sample = packed_sample(GetParam());
   const auto ends = valid_cuts(GetParam(), sample.packed);
-  EXPECT_EQ(ends.size(), GetParam().codec == "gzip" && !GetParam().independent ? 0u : 4u) << "one frame per chunk";
+  EXPECT_EQ(ends.size(), GetParam().codec == "gzip" && !GetParam().multi_member() ? 0u : 4u) << "one frame per chunk";
   for (std::size_t cut = 0; cut < sample.packed.size(); ++cut) {
     const Bytes truncated(sample.packed.begin(), sample.packed.begin() + static_cast<std::ptrdiff_t>(cut));
     const auto decoded = decode_or_corrupt(truncated, "cut at " + std::to_string(cut), GetParam().decompress_options());
@@ -266,9 +273,14 @@ TEST_P(Parallel, OwnOutputDecodesInUnitsOnAnyThreadCount) {
     const DecompressStats stats = decompress(source, sink, decode);
     EXPECT_EQ(to_bytes(sink.buffer()), input) << threads << " threads";
     EXPECT_EQ(stats.input_bytes, packed.size());
-    if (GetParam().codec == "gzip" && !GetParam().independent) {
+    if (GetParam().single_member()) {
       EXPECT_EQ(stats.serial_from, 0u) << "one pigz-style member cannot be split";
       EXPECT_EQ(stats.units, 0u);
+    } else if (GetParam().codec == "gzip" && !GetParam().multi_member()) {
+      // Independent chunks: every one but the last, which ends the member, in parallel.
+      EXPECT_TRUE(stats.serial_from.has_value());
+      EXPECT_EQ(stats.units, chunks - 1);
+      EXPECT_LE(stats.decoder_threads, static_cast<std::size_t>(threads));
     } else {
       EXPECT_FALSE(stats.serial_from.has_value());
       EXPECT_EQ(stats.units, chunks);
@@ -346,7 +358,7 @@ Packed single_members(std::initializer_list<std::size_t> sizes, std::size_t seed
   for (std::size_t size : sizes) {
     const Bytes input = text_bytes(size, seed + size);
     CompressOptions single;
-    single.codec_options.gzip_form = GzipForm::kSingleMember;
+    single.codec_options.knobs["form"] = "single-member";
     single.codec_options.chunk_bytes = 64 * 1024;
     const Bytes member = to_bytes(compress_buffer(view(input), single));
     members.packed.insert(members.packed.end(), member.begin(), member.end());
@@ -465,6 +477,84 @@ void expect_failure_after(const Bytes& damaged, const std::string& message, std:
 // Every lz4 block sluice writes is a frame of its own, so what its header and trailer promise is
 // checked by the worker that decodes it: a bad content checksum or content size in one frame fails
 // at that frame's offset, after exactly the frames before it were written, on any thread count.
+// ---- One gzip member of independent chunks: false chunk ends ----
+
+// Data that holds the sync flush pattern "00 00 ff ff" between random bytes: deflate keeps it in
+// stored blocks, so the compressed stream has the pattern at byte boundaries inside chunks, where
+// the splitter guesses a chunk ends. Every wrong guess is redone in order, never emitted.
+TEST(IndependentChunks, FalseChunkEndsInStoredDataDecodeExactly) {
+  Bytes input;
+  for (int i = 0; i < 600; ++i) {
+    const Bytes noise = random_bytes(997, static_cast<std::uint64_t>(i) + 1);
+    input.insert(input.end(), noise.begin(), noise.end());
+    input.insert(input.end(), {0x00, 0x00, 0xFF, 0xFF});
+  }
+  for (const int level : {1, 9}) {
+    for (const std::string backend : {"", "zlib"}) {
+      CompressOptions options;
+      options.codec_options.level = level;
+      options.codec_options.chunk_bytes = 64 * 1024;
+      options.codec_options.backend = backend;
+      const Bytes packed = to_bytes(compress_buffer(view(input), options));
+      std::size_t patterns = 0;
+      for (std::size_t at = 0; at + 4 <= packed.size(); ++at) {
+        patterns += packed[at] == 0 && packed[at + 1] == 0 && packed[at + 2] == 0xFF && packed[at + 3] == 0xFF;
+      }
+      ASSERT_GT(patterns, 2 * (input.size() / (64 * 1024))) << "more false chunk ends than true ones";
+      for (const int threads : {1, 2, 8}) {
+        DecompressOptions decode;
+        decode.threads = threads;
+        EXPECT_EQ(to_bytes(decompress_buffer(view(packed), decode)), input)
+            << "level " << level << " " << backend << " on " << threads << " threads";
+      }
+    }
+  }
+}
+
+// A member whose header claims independent chunks but whose chunks share history (pigz's shape
+// with the 'SI' subfield put in): every guess that leans on the window fails, and the serial
+// decoder takes over with the window of the chunks accepted so far.
+TEST(IndependentChunks, AFalseClaimOfIndependenceStillDecodesExactly) {
+  const Bytes input = text_bytes(1024 * 1024 + 777, 5);
+  CompressOptions options;
+  options.codec_options.knobs["form"] = "single-member";
+  options.codec_options.chunk_bytes = 32 * 1024;
+  const Bytes single = to_bytes(compress_buffer(view(input), options));
+  ASSERT_EQ(single[3], 0) << "no header fields to move";
+  Bytes claimed(single.begin(), single.begin() + 10);
+  claimed[3] = 0x04;                                                                  // FEXTRA
+  const std::uint8_t extra[14] = {12, 0, 'S', 'I', 8, 0, 0, 0x80, 0, 0, 1, 0, 0, 0};  // chunks of 32 KiB
+  claimed.insert(claimed.end(), std::begin(extra), std::end(extra));
+  claimed.insert(claimed.end(), single.begin() + 10, single.end());
+  for (const int threads : {1, 2, 8}) {
+    DecompressOptions decode;
+    decode.threads = threads;
+    EXPECT_EQ(to_bytes(decompress_buffer(view(claimed), decode)), input) << threads << " threads";
+  }
+  // Cut short, it is still a truncation, wherever the cut falls.
+  for (const std::size_t cut : {std::size_t{24}, claimed.size() / 2, claimed.size() - 1}) {
+    const Bytes truncated(claimed.begin(), claimed.begin() + static_cast<std::ptrdiff_t>(cut));
+    EXPECT_THROW(decompress_buffer(view(truncated)), Error) << "cut at " << cut;
+  }
+}
+
+// Two such members one after the other (cat a.gz b.gz): the second is found by the serial decoder.
+TEST(IndependentChunks, ConcatenatedMembersDecodeOnAnyThreadCount) {
+  const Bytes first = text_bytes(300 * 1024 + 1, 1), second = text_bytes(200 * 1024, 2);
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  Bytes packed = to_bytes(compress_buffer(view(first), options));
+  const Bytes more = to_bytes(compress_buffer(view(second), options));
+  packed.insert(packed.end(), more.begin(), more.end());
+  Bytes expected = first;
+  expected.insert(expected.end(), second.begin(), second.end());
+  for (const int threads : {1, 2, 8}) {
+    DecompressOptions decode;
+    decode.threads = threads;
+    EXPECT_EQ(to_bytes(decompress_buffer(view(packed), decode)), expected) << threads << " threads";
+  }
+}
+
 TEST(Parallel, AnLz4FrameIsCheckedByTheWorkerThatDecodesIt) {
   constexpr std::size_t kChunkBytes = 64 * 1024;
   const Bytes input = text_bytes(32 * kChunkBytes, 74);
@@ -707,11 +797,11 @@ TEST(Serial, ASinkThatFailsMidwayStopsTheRunWithItsError) {
 TEST(Parallel, AStreamSwitchesToSerialWhereItCanNoLongerBeSplit) {
   const Bytes first = text_bytes(300 * 1024, 61), second = text_bytes(200 * 1024, 62);
   CompressOptions independent;
-  independent.codec_options.gzip_form = GzipForm::kIndependent;
+  independent.codec_options.knobs["form"] = "multi-member";
   Bytes packed = to_bytes(compress_buffer(view(first), independent));
   const std::size_t switch_at = packed.size();
   CompressOptions single;
-  single.codec_options.gzip_form = GzipForm::kSingleMember;
+  single.codec_options.knobs["form"] = "single-member";
   const Bytes plain = to_bytes(compress_buffer(view(second), single));  // one pigz-style member
   packed.insert(packed.end(), plain.begin(), plain.end());
   MemorySource source(view(packed));
@@ -891,7 +981,7 @@ TEST(Bombs, AKilobyteOfRepeatedByteBlocksStreamsAndMeetsTheLimit) {
 TEST(Bombs, GzipSizeFieldsThatLieAreCaughtOrIgnored) {
   const Bytes input = text_bytes(100 * 1024, 63);
   CompressOptions independent;
-  independent.codec_options.gzip_form = GzipForm::kIndependent;
+  independent.codec_options.knobs["form"] = "multi-member";
   const Bytes member = to_bytes(compress_buffer(view(input), independent));
   ASSERT_EQ(member[12], 'S');
   // Claims 4 GiB: too big to trust, so the member is inflated as a stream (CRC and ISIZE decide).

@@ -166,7 +166,7 @@ const std::vector<BadConfig> kBadConfigs = {
     {"unknown_top_key", "thread = 2\n" + kGood, "p.toml:1:1: unknown key 'thread'"},
     {"unknown_stage_key",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevle = 3\n[output]\ndirectory = \"out\"\n",
-     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_mode, gzip_backend)"},
+     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_backend, gzip_form)"},
     {"wrong_type",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevel = \"3\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:9: stage 1: 'level' must be an integer, not a string"},
@@ -174,7 +174,8 @@ const std::vector<BadConfig> kBadConfigs = {
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\ncodec = \"brotli\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:9: stage 1: 'codec' must be one of gzip, zstd, lz4"},
     {"level_out_of_range",
-     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\ncodec = \"gzip\"\nlevel = 10\n[output]\ndirectory = \"out\"\n",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\ncodec = \"gzip\"\nlevel = 10\n[output]\ndirectory = "
+     "\"out\"\n",
      "p.toml:6:9: stage 1: 'level' must be between 1 and 9, not 10"},
     {"unknown_kind", "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"zip\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:4:8: stage 1: 'kind' must be one of decompress, compress, tar, untar, checksum, not 'zip'"},
@@ -182,9 +183,11 @@ const std::vector<BadConfig> kBadConfigs = {
      "p.toml:2:10: input: 'paths' must be an array of strings, not an integer"},
     {"bad_size", "memory_budget = \"lots\"\n" + kGood, "p.toml:1:17: 'memory_budget': invalid size 'lots'"},
     {"stage_order",
-     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[[stage]]\nkind = \"decompress\"\n[output]\ndirectory = \"out\"\n",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[[stage]]\nkind = \"decompress\"\n[output]\ndirectory "
+     "= \"out\"\n",
      "p.toml: stage 2 (decompress) cannot come after stage 1 (compress)"},
-    {"two_outputs", "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"a\"\nfile = \"b\"\n",
+    {"two_outputs",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"a\"\nfile = \"b\"\n",
      "p.toml:5:1: output: give exactly one of 'directory', 'file' or 'stdout = true'"},
     {"no_stage", "[input]\npaths = [\"in\"]\n[output]\ndirectory = \"out\"\n", "p.toml:1:1: no [[stage]] given"},
 };

@@ -325,21 +325,29 @@ TEST_F(Tar, CreateErrorsLeaveNoArchive) {
   EXPECT_EQ(r.status, 2);
 }
 
-TEST_F(Tar, GzipArchivesAreIndependentMembersUnlessSingleMemberIsAsked) {
+TEST_F(Tar, GzipArchivesAreIndependentChunksUnlessAnotherFormIsAsked) {
   make_src();
-  auto r = sluice_tar("-c -f multi.tar.gz src");
+  auto r = sluice_tar("-c -f default.tar.gz src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-c --multi-member -f multi.tar.gz src");
   ASSERT_EQ(r.status, 0) << describe(r);
   r = sluice_tar("-c --single-member -f single.tar.gz src");
   ASSERT_EQ(r.status, 0) << describe(r);
+  const Bytes chunks = read_file(dir_ / "default.tar.gz");
   const Bytes multi = read_file(dir_ / "multi.tar.gz");
   const Bytes single = read_file(dir_ / "single.tar.gz");
-  // Independent members carry FEXTRA with the 'SL' size subfield; a pigz-style member does not.
+  // Independent chunks are announced by FEXTRA's 'SI' subfield, members with sizes by 'SL'; a
+  // pigz-style member has no FEXTRA.
+  ASSERT_GT(chunks.size(), 14u);
+  EXPECT_TRUE(chunks[3] & 0x04);
+  EXPECT_EQ(chunks[12], 'S');
+  EXPECT_EQ(chunks[13], 'I');
   ASSERT_GT(multi.size(), 14u);
   EXPECT_TRUE(multi[3] & 0x04);
   EXPECT_EQ(multi[12], 'S');
   EXPECT_EQ(multi[13], 'L');
   EXPECT_FALSE(single[3] & 0x04);
-  r = sh("gzip -t multi.tar.gz single.tar.gz && tar -tzf multi.tar.gz | wc -l");
+  r = sh("gzip -t default.tar.gz multi.tar.gz single.tar.gz && tar -tzf default.tar.gz | wc -l");
   EXPECT_EQ(r.status, 0) << describe(r);
   r = sluice_tar("-c --single-member --independent -f both.tar.gz src");
   EXPECT_EQ(r.status, 2);

@@ -119,6 +119,10 @@ CommandResult run(const std::string& command, const fs::path& directory) {
   return result;
 }
 
+std::string source_file(const std::string& relative) {
+  return quote((fs::path(SLUICE_SOURCE_DIR) / relative).string());
+}
+
 std::string sluice() {
 #ifdef SLUICE_BINARY
   return quote(SLUICE_BINARY);

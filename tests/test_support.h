@@ -60,6 +60,9 @@ std::string quote(const std::string& text);
 // Path of the built `sluice` program, quoted for the shell.
 std::string sluice();
 
+// Path of a file in the source tree ("tests/http_gzip_readers.py"), quoted for the shell.
+std::string source_file(const std::string& relative);
+
 // A test that runs commands (the `sluice` program, the stock tools) in a scratch directory of its
 // own, removed when the test ends.
 class CommandTest : public ::testing::Test {

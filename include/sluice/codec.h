@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,23 +23,33 @@
 
 namespace sluice {
 
-// The two forms of gzip stream that sluice writes (zstd and lz4 chunks are always independent).
-enum class GzipForm : std::uint8_t {
-  kDefault,       // the codec's choice: kIndependent
-  kIndependent,   // every chunk its own member, annotated with its size, so that readers can split
-                  // the stream without inflating it and decode members in parallel
-  kSingleMember,  // one member, pigz-style: chunks share history (the smallest output); decoded
-                  // serially
-};
-
 // Options a user picks. Zero or empty means "the codec's default".
 struct CodecOptions {
   int level = 0;
   std::size_t chunk_bytes = 0;
-  GzipForm gzip_form = GzipForm::kDefault;
+  // Settings particular to the codec (CodecInfo::knobs), by knob name: {"form", "single-member"}.
+  std::map<std::string, std::string> knobs;
   // The library that does the work, for codecs with several (CodecInfo::backends). Empty: the
   // codec picks per level and operation (gzip: README, "gzip engines").
   std::string backend;
+};
+
+// A setting of one codec beyond level, chunk size and backend (gzip's form), described by the codec
+// so that the command line, pipeline files and --dry-run offer it without knowing the codec: on
+// the command line as --<codec>-<name> VALUE and each shorthand as a flag of its own, in a
+// pipeline file as <codec>_<name> = "VALUE".
+struct CodecKnob {
+  std::string name;                 // "form"
+  std::string help;                 // one line
+  std::vector<std::string> values;  // what it accepts
+  std::string default_value;        // one of values: what it is when not set
+  // Flags that set one value: {"single-member", "single-member", "..."} is --single-member.
+  struct Shorthand {
+    std::string flag;
+    std::string value;
+    std::string help;
+  };
+  std::vector<Shorthand> shorthands;
 };
 
 // Per-stream metadata that some headers record (gzip's FNAME and MTIME).
@@ -70,6 +81,8 @@ struct CodecInfo {
   std::function<bool(ByteView prefix)> matches_magic;
   // The names CodecOptions::backend accepts (empty: the codec has one implementation).
   std::vector<std::string> backends;
+  // The codec's own settings (CodecOptions::knobs).
+  std::vector<CodecKnob> knobs;
 };
 
 class ChunkCompressor {
@@ -152,6 +165,13 @@ struct Cut {
   // kMarker only: the input may end inside it, and the stream is then complete (lz4 -d accepts a
   // skippable frame cut short at the end of a file).
   bool may_end_early = false;
+  // kUnit only: the splitter guessed where the unit ends (from a byte pattern that usually marks
+  // a boundary) and cannot check the guess. The unit decoder throws kCorruptData when the guess
+  // was wrong; the engine then does not raise that but hands the stream, from this unit's first
+  // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder), which decodes it in
+  // order: a wrong guess costs time, never output. After a speculative unit a splitter cuts only
+  // units until the end (or goes serial): the bytes of markers would not reach that decoder.
+  bool speculative = false;
 };
 
 class StreamSplitter {
@@ -162,6 +182,9 @@ class StreamSplitter {
   virtual Cut next(ByteView buffered, std::uint64_t offset) = 0;
   // End of input at `offset` with nothing buffered past it; throws if a frame was left unfinished.
   virtual void finish(std::uint64_t offset) = 0;
+  // End of input with `buffered` (not empty) left over after next() asked for more: kSerial if
+  // the streaming decoder can take it from here; the default, kNeedMore, makes it a truncation.
+  virtual Cut at_end(ByteView buffered, std::uint64_t offset);
 };
 
 class UnitDecoder {
@@ -176,7 +199,12 @@ class UnitVerifier {
   virtual ~UnitVerifier() = default;
   // Called in stream order for markers and for decoded units.
   virtual void on_marker(const Cut& cut, std::uint64_t offset) = 0;
-  virtual void on_unit(ByteView decoded) = 0;
+  virtual void on_unit(const Cut& cut, ByteView decoded) = 0;
+  // When the stream goes serial after units (a kSerial cut, or a speculative unit that failed):
+  // the decoder that carries on from there, knowing what the units before it were (a checksum
+  // that spans them, the window they leave). Null: a new decoder from make_decoder(), at a unit
+  // boundary (StreamDecoder::resume_at).
+  virtual std::unique_ptr<StreamDecoder> serial_decoder() { return nullptr; }
 };
 
 class Codec {
@@ -231,8 +259,9 @@ class CodecRegistry {
   std::unique_ptr<State> state_;
 };
 
-// Resolves `options` against `info`: fills defaults and checks the level range and chunk size.
-// Codecs call it from their factories so that every codec validates the same way.
+// Resolves `options` against `info`: fills defaults (every knob gets a value) and checks the level
+// range, the chunk size, the backend and the knobs. Codecs call it from their factories so that
+// every codec validates the same way.
 CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options);
 
 }  // namespace sluice

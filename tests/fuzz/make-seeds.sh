@@ -32,6 +32,10 @@ cat a.gz b.gz > ab.gz && seed gzip-two-members gzip ab.gz
 pigz -p2 -b 128 -c text > p.gz && seed pigz gzip p.gz
 bgzip -c text > t.bgz && seed bgzf gzip t.bgz
 "$sluice" --independent --chunk-size 4K -c text > i.gz && seed sluice-independent gzip i.gz
+"$sluice" --multi-member --chunk-size 4K -c text > m.gz && seed sluice-multi-member gzip m.gz
+# Stored chunks whose data holds the sync flush pattern "00 00 ff ff": false chunk ends.
+python3 -c "import os, sys; sys.stdout.buffer.write(b''.join(os.urandom(500) + bytes([0, 0, 255, 255]) for _ in range(20)))" > fool
+"$sluice" --chunk-size 4K -c fool > f.gz && seed sluice-independent-false-ends gzip f.gz
 "$sluice" -F gzip --single-member --chunk-size 4K -c text > s.gz && seed sluice-single-member gzip s.gz
 
 # zstd
