@@ -4,24 +4,13 @@ with two builds of sluice side by side, and against the peers the issues name, o
 tar: runs are interleaved (each repetition runs every command once) and the figures are medians.
 
 Usage: bench/compare_builds.py BEFORE_SLUICE AFTER_SLUICE [--reps N]
-Outputs go to /dev/shm (tmpfs), so that the disk's writeback does not steal a core.
 """
 import argparse
 import shutil
 import statistics
-import subprocess
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / "data"
-OUT = Path("/dev/shm/sluice-compare") if Path("/dev/shm").is_dir() else DATA / "compare"
-
-
-def sh(command):
-    start = time.perf_counter()
-    subprocess.run(command, shell=True, check=True, cwd=OUT, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+from benchlib import interleaved, scratch, silesia, timed
 
 
 def main():
@@ -32,15 +21,12 @@ def main():
     args = parser.parse_args()
     before, after = Path(args.before).resolve(), Path(args.after).resolve()
 
-    corpus = DATA / "silesia"
-    subprocess.run([str(ROOT.parent / "shared" / "corpus" / "unpack"), str(corpus)], check=True,
-                   stdout=subprocess.DEVNULL)
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir(parents=True)
-    shutil.copytree(corpus, OUT / "silesia")
-    sh(f"tar -cf silesia.tar silesia && {after} tar -c -F zstd -f own.tar.zst silesia"
-       f" && gzip -6 -c silesia.tar > x.gz && mkdir -p logs && cp x.gz logs/")
-    (OUT / "run.toml").write_text(
+    corpus = silesia()
+    out = scratch("compare")
+    shutil.copytree(corpus, out / "silesia")
+    timed(f"tar -cf silesia.tar silesia && {after} tar -c -F zstd -f own.tar.zst silesia"
+       f" && gzip -6 -c silesia.tar > x.gz && mkdir -p logs && cp x.gz logs/", out)
+    (out / "run.toml").write_text(
         'threads = 0\n[input]\npaths = ["logs/"]\n[[stage]]\nkind = "decompress"\n'
         '[[stage]]\nkind = "compress"\ncodec = "zstd"\n[output]\ndirectory = "out"\noverwrite = true\n')
 
@@ -57,14 +43,11 @@ def main():
         "run (before)": f"{before} run run.toml",
         "run (after)": f"{after} run run.toml",
     }
-    times = {name: [] for name in commands}
-    for _ in range(args.reps):
-        for name, command in commands.items():
-            times[name].append(sh(command))
+    times = interleaved(commands, args.reps, out)
     print(f"{'command':24} {'median s':>9} {'min s':>7}")
     for name, runs in times.items():
         print(f"{name:24} {statistics.median(runs):9.3f} {min(runs):7.3f}")
-    shutil.rmtree(OUT, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

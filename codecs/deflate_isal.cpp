@@ -75,15 +75,20 @@ class IsalChunkDeflater final : public ChunkDeflater {
   std::vector<std::uint8_t> level_buffer_;
 };
 
+// A fresh inflate of raw deflate (no gzip or zlib wrapper, no CRC) from `deflated` into `out`.
+void start_raw_inflate(inflate_state& state, ByteView deflated, std::span<std::uint8_t> out) {
+  isal_inflate_init(&state);
+  state.crc_flag = ISAL_DEFLATE;
+  state.next_in = const_cast<std::uint8_t*>(deflated.data());
+  state.avail_in = clamp_u32(deflated.size());
+  state.next_out = out.data();
+  state.avail_out = clamp_u32(out.size());
+}
+
 class IsalWholeInflater final : public WholeInflater {
  public:
   void inflate(ByteView deflated, std::span<std::uint8_t> out) override {
-    isal_inflate_init(&state_);
-    state_.crc_flag = ISAL_DEFLATE;
-    state_.next_in = const_cast<std::uint8_t*>(deflated.data());
-    state_.avail_in = clamp_u32(deflated.size());
-    state_.next_out = out.data();
-    state_.avail_out = clamp_u32(out.size());
+    start_raw_inflate(state_, deflated, out);
     const int ret = isal_inflate_stateless(&state_);
     if (ret == ISAL_OUT_OVERFLOW) throw Error(ErrorKind::kCorruptData, "inflates to more than its size field says");
     if (ret == ISAL_END_INPUT) throw Error(ErrorKind::kCorruptData, "truncated");
@@ -161,12 +166,7 @@ class IsalStreamInflater final : public StreamInflater {
 class IsalChunkInflater final : public ChunkInflater {
  public:
   std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out) override {
-    isal_inflate_init(&state_);
-    state_.crc_flag = ISAL_DEFLATE;
-    state_.next_in = const_cast<std::uint8_t*>(deflated.data());
-    state_.avail_in = clamp_u32(deflated.size());
-    state_.next_out = out.data();
-    state_.avail_out = clamp_u32(out.size());
+    start_raw_inflate(state_, deflated, out);
     const int ret = isal_inflate(&state_);
     if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
     if (state_.avail_in != 0 || state_.tmp_in_size != 0) {

@@ -30,7 +30,9 @@ check include/sluice/codec.h "$base"
 check include/sluice/codec_author.h "$base|^sluice/codec\.h$"
 check core "^core/|$base"
 check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec|codec_author)\.h$'
-check graphs '^(graphs|core)/|^codecs/builtin_codecs\.h$|^sluice/'
+check engine '^(engine|core)/|^sluice/'
+check archives '^(archives|core)/|^sluice/'
+check pipelines '^(pipelines|core)/|^sluice/'
 check apps '^apps/|^sluice/'
 [[ $status -eq 0 ]] && echo "check-layers: $checked files follow docs/layers.md"
 exit $status

@@ -15,7 +15,7 @@
 #include <sched.h>
 #endif
 
-#include "graphs/thread_arena.h"
+#include "engine/thread_arena.h"
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"

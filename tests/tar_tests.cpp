@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <map>
 
-#include "graphs/tar_format.h"
+#include "archives/tar_format.h"
 #include "sluice/codec.h"
 #include "sluice/tar.h"
 #include "tests/test_support.h"

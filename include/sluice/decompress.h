@@ -1,4 +1,4 @@
-// Decompressing a stream, in parallel where the stream allows it (see graphs/decompress_graph.cpp).
+// Decompressing a stream, in parallel where the stream allows it (see engine/decompress_graph.cpp).
 // The format is detected from the magic bytes, never from a file name.
 // Every checksum the stream carries is verified; truncated input, corrupt data and trailing
 // garbage are errors that name the stream and the offset of the bad frame or member.

@@ -16,11 +16,11 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "graphs/chunk.h"
-#include "graphs/ordered_graph.h"
-#include "graphs/run_ends.h"
+#include "engine/chunk.h"
+#include "engine/ordered_graph.h"
+#include "engine/run_ends.h"
 #include "core/first_error.h"
-#include "graphs/thread_arena.h"
+#include "engine/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/error.h"
 
@@ -394,7 +394,7 @@ class ChunkCompressors {
   tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> contexts_;
 };
 
-// reader -> limiter -> compressors -> ordering -> writer (graphs/ordered_graph.h).
+// reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h).
 void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOptions& options,
                         std::size_t max_in_flight, CompressStats& stats) {
   flow::graph graph;

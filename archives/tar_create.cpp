@@ -19,7 +19,7 @@
 
 #include <fmt/format.h>
 
-#include "graphs/tar_format.h"
+#include "archives/tar_format.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/tar.h"

@@ -1,5 +1,5 @@
 // Tar header encoding and decoding (POSIX.1-2001 pax over ustar; GNU and v7 when reading).
-#include "graphs/tar_format.h"
+#include "archives/tar_format.h"
 
 #include <algorithm>
 #include <cstring>

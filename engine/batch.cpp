@@ -13,7 +13,7 @@
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
-#include "graphs/thread_arena.h"
+#include "engine/thread_arena.h"
 #include "sluice/io.h"
 
 namespace sluice {

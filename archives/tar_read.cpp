@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include "graphs/tar_format.h"
+#include "archives/tar_format.h"
 #include "sluice/codec.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"

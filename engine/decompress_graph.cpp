@@ -10,7 +10,7 @@
 // worker and written in order. A stream the splitter cannot cut (or a
 // codec without a splitter) goes serial from that point: the reader passes raw pieces along, the
 // writer feeds them to the codec's streaming decoder, and the decoder's output goes to the sink
-// through a writing thread of its own (graphs/overlapped_sink.h), so reading, decoding and writing
+// through a writing thread of its own (engine/overlapped_sink.h), so reading, decoding and writing
 // overlap. Memory is bounded by the in-flight limit times the unit bounds, never by a size the
 // stream claims.
 #include <chrono>
@@ -26,11 +26,11 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "core/first_error.h"
-#include "graphs/chunk.h"
-#include "graphs/ordered_graph.h"
-#include "graphs/run_ends.h"
-#include "graphs/overlapped_sink.h"
-#include "graphs/thread_arena.h"
+#include "engine/chunk.h"
+#include "engine/ordered_graph.h"
+#include "engine/run_ends.h"
+#include "engine/overlapped_sink.h"
+#include "engine/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
@@ -572,7 +572,7 @@ class PieceWriter {
   DecompressStats& stats_;
 };
 
-// reader -> limiter -> unit decoders -> ordering -> writer (graphs/ordered_graph.h).
+// reader -> limiter -> unit decoders -> ordering -> writer (engine/ordered_graph.h).
 void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                           std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
                           DecompressStats& stats) {

@@ -1,5 +1,5 @@
 // The task arena every graph runs in, and the pinning of its threads to CPUs (thread_arena.h).
-#include "graphs/thread_arena.h"
+#include "engine/thread_arena.h"
 
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
