@@ -1,6 +1,8 @@
 // Command-line parsing with CLI11, plus the gzip/zstd habit of level flags like -9 and -19.
 #include "apps/cli.h"
 
+#include "apps/exit_status.h"
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -200,16 +202,16 @@ ParseResult parse_command_line(int argc, char** argv) {
     if (!max_output.empty()) options.max_output_bytes = parse_byte_count(max_output);
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
-    return {std::nullopt, 0};
+    return {std::nullopt, kExitSuccess};
   } catch (const CLI::CallForVersion&) {
     fmt::print("sluice {}\n", SLUICE_VERSION_STRING);
-    return {std::nullopt, 0};
+    return {std::nullopt, kExitSuccess};
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "sluice: {}\nTry 'sluice --help'.\n", e.what());
-    return {std::nullopt, 2};
+    return {std::nullopt, kExitUsage};
   } catch (const Error& e) {
     fmt::print(stderr, "sluice: {}\n", e.what());
-    return {std::nullopt, 2};
+    return {std::nullopt, kExitUsage};
   }
   options.mode = demo->parsed() ? Mode::kDemo
                  : test          ? Mode::kTest
@@ -220,6 +222,17 @@ ParseResult parse_command_line(int argc, char** argv) {
 
 std::string overwrite_hint(const Error& error) {
   return error.kind() == ErrorKind::kIo && error.detail() == "already exists" ? "; use -f to overwrite" : "";
+}
+
+int exit_status(const Error& error) { return error.kind() == ErrorKind::kUsage ? kExitUsage : kExitFailure; }
+
+int exit_status(std::size_t failures, std::size_t warnings) {
+  return failures > 0 ? kExitFailure : warnings > 0 ? kExitWarning : kExitSuccess;
+}
+
+int report_error(const std::string& program, const Error& error) {
+  fmt::print(stderr, "{}: {}{}\n", program, error.what(), overwrite_hint(error));
+  return exit_status(error);
 }
 
 }  // namespace sluice::app

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "apps/exit_status.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
@@ -91,10 +92,9 @@ int run_demo(const CliOptions& options) {
                  rate(packed_stats.seconds), rate(unpacked_stats.seconds), ok ? "ok" : "MISMATCH");
     }
     fmt::print("\n{}\n", all_ok ? "All round trips match." : "A round trip did not match.");
-    return all_ok ? 0 : 1;
+    return all_ok ? kExitSuccess : kExitFailure;
   } catch (const Error& e) {
-    fmt::print(stderr, "sluice: {}\n", e.what());
-    return e.kind() == ErrorKind::kUsage ? 2 : 1;
+    return report_error("sluice", e);
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "apps/exit_status.h"
 #include "apps/progress.h"
 #include "sluice/batch.h"
 #include "sluice/error.h"
@@ -209,7 +210,7 @@ int run_file_jobs(const CliOptions& given) {
   if (options.files.empty()) {
     if (::isatty(STDIN_FILENO)) {
       fmt::print(stderr, "sluice: no input files and standard input is a terminal\nTry 'sluice --help'.\n");
-      return 2;
+      return kExitUsage;
     }
     options.files.push_back("-");
   }
@@ -219,8 +220,7 @@ int run_file_jobs(const CliOptions& given) {
   try {
     check_usage(options, writes_stdout);
   } catch (const Error& e) {
-    fmt::print(stderr, "sluice: {}\n", e.what());
-    return e.kind() == ErrorKind::kUsage ? 2 : 1;
+    return report_error("sluice", e);
   }
 
   Planner plan(options);
@@ -322,7 +322,7 @@ int run_file_jobs(const CliOptions& given) {
       }
     } catch (const Error& e) {
       progress.print(fmt::format("sluice: {}\n", e.what()));
-      return e.kind() == ErrorKind::kUsage ? 2 : 1;
+      return exit_status(e);
     }
   }
   progress.clear();
@@ -344,8 +344,7 @@ int run_file_jobs(const CliOptions& given) {
     if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
     fmt::print(stderr, "sluice: {} of {} files failed: {}\n", failures, total_files, names);
   }
-  // As gzip: 1 for a failure, else 2 for a warning.
-  return failures > 0 ? 1 : warnings > 0 ? 2 : 0;
+  return exit_status(failures, warnings);
 }
 
 }  // namespace sluice::app

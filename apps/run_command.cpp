@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "apps/cli.h"
+#include "apps/exit_status.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
@@ -24,18 +25,14 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv) {
     app.parse(args);
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
-    return 0;
+    return kExitSuccess;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "{}: {}\nTry '{} --help'.\n", app.get_name(), e.what(), app.get_name());
-    return 2;
+    return kExitUsage;
   }
   return std::nullopt;
 }
 
-int report_error(const Error& e) {
-  fmt::print(stderr, "sluice: {}{}\n", e.what(), overwrite_hint(e));
-  return e.kind() == ErrorKind::kUsage ? 2 : 1;
-}
 
 // Binary output to a terminal is the command line's to refuse, as for compression.
 void refuse_terminal_output(const std::string& output) {
@@ -80,7 +77,7 @@ int run_pipeline_command(int argc, char** argv) {
     }
     if (dry_run) {
       fmt::print("{}", describe_pipeline(spec));
-      return 0;
+      return kExitSuccess;
     }
     refuse_terminal_output(spec.output);
     const PipelineReport report = run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); });
@@ -88,9 +85,9 @@ int run_pipeline_command(int argc, char** argv) {
       fmt::print(stderr, "{} outputs in {:.2f} s{}\n", report.items.size(), report.seconds,
                  report.manifest.empty() ? "" : ", manifest " + report.manifest);
     }
-    return 0;
+    return kExitSuccess;
   } catch (const Error& e) {
-    return report_error(e);
+    return report_error("sluice", e);
   }
 }
 
@@ -143,9 +140,9 @@ int run_transcode_command(int argc, char** argv) {
     spec.stages = {decompress, compress};
     refuse_terminal_output(spec.output);
     run_pipeline(spec);
-    return 0;
+    return kExitSuccess;
   } catch (const Error& e) {
-    return report_error(e);
+    return report_error("sluice", e);
   }
 }
 

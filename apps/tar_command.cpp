@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "apps/cli.h"
+#include "apps/exit_status.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
@@ -132,19 +133,15 @@ int run_create(const TarCliOptions& options) {
     if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
     FdSink sink(1, "<stdout>");
     create_tar(options.paths, sink, codec, compress, create);
-    return 0;
+    return kExitSuccess;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
   const FileStatus written = output.status();
   create.skip_files.emplace_back(written.device, written.inode);
   create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
-  return 0;
+  return kExitSuccess;
 }
-
-// Exit status when entries were refused or read past with a warning, as GNU tar's 2 ("some
-// entries could not be extracted"); the rest of the archive was still read.
-constexpr int kEntriesFailed = 2;
 
 void print_warning(const std::string& message) { fmt::print(stderr, "sluice: warning: {}\n", message); }
 
@@ -180,7 +177,8 @@ int run_extract(const TarCliOptions& options) {
   auto source = open_archive(options.archive);
   const TarExtractStats stats = extract_tar(*source, extract);
   report_not_found(stats.members_not_found);
-  if (stats.refused > 0 || stats.failed > 0 || stats.warnings > 0) return kEntriesFailed;
+  // As GNU tar's 2 ("some entries could not be extracted"): the rest of the archive was read.
+  if (stats.refused > 0 || stats.failed > 0 || stats.warnings > 0) return kExitWarning;
   return stats.members_not_found.empty() ? 0 : 1;
 }
 
@@ -197,7 +195,7 @@ int run_list(const TarCliOptions& options) {
       },
       options.threads, print_warning);
   report_not_found(members.not_found());
-  if (stats.warnings > 0) return kEntriesFailed;
+  if (stats.warnings > 0) return kExitWarning;
   return members.not_found().empty() ? 0 : 1;
 }
 
@@ -265,21 +263,20 @@ int run_tar_command(int argc, char** argv) {
     if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE (- for stdin/stdout)");
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
-    return 0;
+    return kExitSuccess;
   } catch (const CLI::ParseError& e) {
     fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
-    return 2;
+    return kExitUsage;
   } catch (const Error& e) {
     fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
-    return 2;
+    return kExitUsage;
   }
   try {
     if (options.create) return run_create(options);
     if (options.extract) return run_extract(options);
     return run_list(options);
   } catch (const Error& e) {
-    fmt::print(stderr, "sluice: {}\n", e.what());
-    return e.kind() == ErrorKind::kUsage ? 2 : 1;
+    return report_error("sluice", e);
   }
 }
 
