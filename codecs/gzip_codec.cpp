@@ -170,7 +170,7 @@ class GzipChunkCompressor final : public ChunkCompressor {
     }
   }
 
-  std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
+  std::uint64_t compress_chunk(ByteView history, ByteView input, bool last, Buffer& out) override {
     const std::uint32_t crc = update_crc32(0, input);
     switch (form_) {
       case Form::kIndependent: {
@@ -314,7 +314,7 @@ constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
 // serially too.
 class GzipSplitter final : public StreamSplitter {
  public:
-  Cut next(ByteView b, std::uint64_t offset) override {
+  Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (chunk_bytes_ > 0) return next_chunk(b);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
       if (!padding_start_) padding_start_ = offset;
@@ -377,7 +377,7 @@ class GzipSplitter final : public StreamSplitter {
 
   // Input that ends right after a member's header or a chunk ends the member before its last
   // chunk and trailer.
-  void finish(std::uint64_t offset) override {
+  void finish_at(std::uint64_t offset) override {
     if (chunk_bytes_ == 0) return;
     throw Error(
         ErrorKind::kCorruptData,
@@ -386,7 +386,7 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // Within a member of chunks, what is left at the end is its last chunk and what follows it.
-  Cut at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 ? serial() : need_more(); }
+  Cut cut_at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 ? serial() : need_more(); }
 
  private:
   // The next chunk: up to and including the next sync flush pattern, if one is buffered within
@@ -429,7 +429,7 @@ class GzipUnitDecoder final : public UnitDecoder {
  public:
   explicit GzipUnitDecoder(DeflateEngine engine) : inflater_(make_whole_inflater(engine)) {}
 
-  void decode(ByteView unit, const Cut& cut, Buffer& out) override {
+  void decode_unit(ByteView unit, const Cut& cut, Buffer& out) override {
     if (cut.flags & kChunkUnit) {
       decode_chunk(unit, cut, out);
     } else {
@@ -944,10 +944,10 @@ class GzipCodec final : public CodecBase {
   GzipCodec(CodecInfo info, const CodecOptions& options)
       : CodecBase(std::move(info), options), engines_(choose_engines(options_)) {}
 
-  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+  std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
     return std::make_unique<GzipChunkCompressor>(options_.level, form_, engines_.compress);
   }
-  std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
+  std::unique_ptr<StreamFramer> new_framer(const StreamInfo& stream) const override {
     switch (form_) {
       case Form::kIndependent:
         return std::make_unique<GzipFramer>(options_.level, stream, options_.chunk_bytes);
@@ -960,14 +960,14 @@ class GzipCodec final : public CodecBase {
     }
     return nullptr;
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override {
+  std::unique_ptr<StreamDecoder> new_decoder() const override {
     return std::make_unique<GzipDecoder>(engines_.stream_inflate);
   }
-  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<GzipSplitter>(); }
-  std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
+  std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<GzipSplitter>(); }
+  std::unique_ptr<UnitDecoder> new_unit_decoder() const override {
     return std::make_unique<GzipUnitDecoder>(engines_.whole_inflate);
   }
-  std::unique_ptr<UnitVerifier> make_unit_verifier() const override {
+  std::unique_ptr<UnitVerifier> new_unit_verifier() const override {
     return std::make_unique<GzipVerifier>(engines_.stream_inflate);
   }
 

@@ -72,7 +72,7 @@ class Lz4ChunkCompressor final : public ChunkCompressor {
                                                                                            : LZ4_sizeofStateHC()))) {}
 
   // One frame per block; an empty chunk (only ever a whole empty stream) is one empty frame.
-  std::uint64_t compress(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
+  std::uint64_t compress_chunk(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
     const std::size_t frames = std::max<std::size_t>(1, (input.size() + block_bytes_ - 1) / block_bytes_);
     out.resize(input.size() + kOwnFrameOverheadBytes * frames);
     std::size_t written = 0;
@@ -273,12 +273,12 @@ constexpr std::uint32_t kWholeFrame = 32;      // unit: a whole frame of at most
 // linked blocks (or a dictionary) sends the rest of the stream to the serial decoder.
 class Lz4Splitter final : public StreamSplitter {
  public:
-  Cut next(ByteView b, std::uint64_t offset) override {
+  Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (legacy_) return next_legacy_block(b, offset);
     return in_frame_ ? next_block(b, offset) : next_frame(b, offset);
   }
 
-  void finish(std::uint64_t offset) override {
+  void finish_at(std::uint64_t offset) override {
     if (in_frame_) {
       throw Error(ErrorKind::kCorruptData,
                   fmt::format("unexpected end of input: the lz4 frame starting at byte {} is truncated", frame_start_),
@@ -399,7 +399,7 @@ class Lz4Splitter final : public StreamSplitter {
 
 class Lz4UnitDecoder final : public UnitDecoder {
  public:
-  void decode(ByteView unit, const Cut& cut, Buffer& out) override {
+  void decode_unit(ByteView unit, const Cut& cut, Buffer& out) override {
     if (cut.flags & kWholeFrame) {
       decode_frame(unit, cut.max_output_bytes, out);
     } else {
@@ -489,16 +489,16 @@ class Lz4Codec final : public CodecBase {
  public:
   Lz4Codec(CodecInfo info, const CodecOptions& options)
       : CodecBase(std::move(info), options), block_(block_size_for(options_.chunk_bytes)) {}
-  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+  std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
     return std::make_unique<Lz4ChunkCompressor>(options_.level, block_);
   }
-  std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
+  std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
     return std::make_unique<SelfFramedChunks>();
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<Lz4Decoder>(); }
-  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<Lz4Splitter>(); }
-  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<Lz4UnitDecoder>(); }
-  std::unique_ptr<UnitVerifier> make_unit_verifier() const override { return std::make_unique<Lz4Verifier>(); }
+  std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<Lz4Decoder>(); }
+  std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<Lz4Splitter>(); }
+  std::unique_ptr<UnitDecoder> new_unit_decoder() const override { return std::make_unique<Lz4UnitDecoder>(); }
+  std::unique_ptr<UnitVerifier> new_unit_verifier() const override { return std::make_unique<Lz4Verifier>(); }
 
  private:
   BlockSize block_;

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "codecs/builtin_codecs.h"
-#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 #include "sluice/error.h"
 
 namespace sluice {
@@ -78,7 +78,86 @@ void StreamDecoder::decode_to(ByteView input, Output& output) {
   decode(input, [&output](ByteView bytes) { codecs::copy_to_output(bytes, output); });
 }
 
-Cut StreamSplitter::at_end(ByteView, std::uint64_t) { return {}; }
+// ---- The checked entry points over a codec's hooks (sluice/codec_author.h) ----
+
+namespace {
+template <typename Piece>
+std::unique_ptr<Piece> required(std::unique_ptr<Piece> piece, const CodecInfo& info, const char* what) {
+  if (!piece) throw Error(ErrorKind::kInternal, fmt::format("the {} codec made no {}", info.name, what));
+  return piece;
+}
+}  // namespace
+
+std::unique_ptr<ChunkCompressor> Codec::make_chunk_compressor() const {
+  auto compressor = required(new_chunk_compressor(), info(), "chunk compressor");
+  compressor->codec_name_ = info().name;
+  return compressor;
+}
+std::unique_ptr<StreamFramer> Codec::make_framer(const StreamInfo& stream) const {
+  return required(new_framer(stream), info(), "stream framer");
+}
+std::unique_ptr<StreamDecoder> Codec::make_decoder() const { return required(new_decoder(), info(), "stream decoder"); }
+std::unique_ptr<StreamSplitter> Codec::make_splitter() const {
+  auto splitter = new_splitter();
+  if (splitter) splitter->codec_name_ = info().name;
+  return splitter;
+}
+// Asked for only when a splitter cut a unit.
+std::unique_ptr<UnitDecoder> Codec::make_unit_decoder() const {
+  auto decoder = required(new_unit_decoder(), info(), "unit decoder for the units its splitter cut");
+  decoder->codec_name_ = info().name;
+  return decoder;
+}
+std::unique_ptr<UnitVerifier> Codec::make_unit_verifier() const { return new_unit_verifier(); }
+std::unique_ptr<StreamSplitter> Codec::new_splitter() const { return nullptr; }
+std::unique_ptr<UnitDecoder> Codec::new_unit_decoder() const { return nullptr; }
+std::unique_ptr<UnitVerifier> Codec::new_unit_verifier() const { return nullptr; }
+
+std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool last, Buffer& out) {
+  const std::uint64_t check = compress_chunk(history, input, last, out);
+  if (!input.empty() && out.empty()) {
+    throw Error(ErrorKind::kInternal,
+                fmt::format("the {} compressor wrote nothing for a chunk of {} bytes", codec_name_, input.size()));
+  }
+  return check;
+}
+
+Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {
+  return checked(find_cut(buffered, offset), buffered.size(), offset);
+}
+
+Cut StreamSplitter::at_end(ByteView buffered, std::uint64_t offset) {
+  return checked(cut_at_end(buffered, offset), buffered.size(), offset);
+}
+
+Cut StreamSplitter::cut_at_end(ByteView, std::uint64_t) { return {}; }
+
+Cut StreamSplitter::checked(const Cut& cut, std::size_t shown, std::uint64_t offset) {
+  const auto bad = [&](const std::string& what) {
+    return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_name_, what), {}, offset);
+  };
+  if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
+    if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
+  }
+  if (cut.kind == Cut::Kind::kMarker && speculated_) throw bad("cut a marker after a speculative unit");
+  if (cut.kind != Cut::Kind::kUnit) return cut;
+  if (cut.bytes > shown) throw bad(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, shown));
+  if (cut.max_output_bytes > kMaxUnitOutputBytes) {
+    throw bad(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
+                          kMaxUnitOutputBytes));
+  }
+  speculated_ = speculated_ || cut.speculative;
+  return cut;
+}
+
+void UnitDecoder::decode(ByteView unit, const Cut& cut, Buffer& out) {
+  decode_unit(unit, cut, out);
+  if (out.size() > cut.max_output_bytes) {
+    throw Error(ErrorKind::kInternal,
+                fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}", codec_name_,
+                            out.size(), cut.max_output_bytes));
+  }
+}
 
 void codecs::copy_to_output(ByteView bytes, StreamDecoder::Output& output) {
   while (!bytes.empty()) {

@@ -33,7 +33,7 @@ class ZstdChunkCompressor final : public ChunkCompressor {
   }
   ~ZstdChunkCompressor() override { ZSTD_freeCCtx(context_); }
 
-  std::uint64_t compress(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
+  std::uint64_t compress_chunk(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
     out.resize(ZSTD_compressBound(input.size()));
     out.resize(check_zstd(ZSTD_compress2(context_, out.data(), out.size(), input.data(), input.size()),
                           "compress"));
@@ -124,7 +124,7 @@ class ZstdDecoder final : public StreamDecoder {
 // Finds zstd frames whose content size is declared and small enough to decode in one piece.
 class ZstdSplitter final : public StreamSplitter {
  public:
-  Cut next(ByteView b, std::uint64_t offset) override {
+  Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (b.size() < 8) return need_more();
     const std::uint32_t magic = load_le32(b.data());
     if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return marker(8 + std::size_t{load_le32(b.data() + 4)});
@@ -149,7 +149,7 @@ class ZstdSplitter final : public StreamSplitter {
     ++frames_;
     return unit(frame, static_cast<std::size_t>(content));
   }
-  void finish(std::uint64_t) override {}
+  void finish_at(std::uint64_t) override {}
 
  private:
   std::uint64_t frames_ = 0;
@@ -162,7 +162,7 @@ class ZstdUnitDecoder final : public UnitDecoder {
   }
   ~ZstdUnitDecoder() override { ZSTD_freeDCtx(context_); }
   // One-shot decoding checks the declared content size and the frame checksum.
-  void decode(ByteView frame, const Cut& cut, Buffer& out) override {
+  void decode_unit(ByteView frame, const Cut& cut, Buffer& out) override {
     out.resize(cut.max_output_bytes);
     const std::size_t got = ZSTD_decompressDCtx(context_, out.data(), out.size(), frame.data(), frame.size());
     if (ZSTD_isError(got)) {
@@ -178,15 +178,15 @@ class ZstdUnitDecoder final : public UnitDecoder {
 class ZstdCodec final : public CodecBase {
  public:
   using CodecBase::CodecBase;
-  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+  std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
     return std::make_unique<ZstdChunkCompressor>(options_.level);
   }
-  std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
+  std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
     return std::make_unique<SelfFramedChunks>();
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<ZstdDecoder>(); }
-  std::unique_ptr<StreamSplitter> make_splitter() const override { return std::make_unique<ZstdSplitter>(); }
-  std::unique_ptr<UnitDecoder> make_unit_decoder() const override { return std::make_unique<ZstdUnitDecoder>(); }
+  std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<ZstdDecoder>(); }
+  std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<ZstdSplitter>(); }
+  std::unique_ptr<UnitDecoder> new_unit_decoder() const override { return std::make_unique<ZstdUnitDecoder>(); }
 };
 
 constexpr int kDefaultLevel = 3;

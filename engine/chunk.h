@@ -16,7 +16,7 @@
 
 #include "core/mapped_file.h"
 #include "sluice/bytes.h"
-#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 
 namespace sluice::detail {
 

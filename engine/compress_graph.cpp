@@ -16,11 +16,12 @@
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "core/first_error.h"
 #include "engine/chunk.h"
 #include "engine/ordered_graph.h"
 #include "engine/run_ends.h"
-#include "core/first_error.h"
 #include "engine/thread_arena.h"
+#include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/error.h"
 

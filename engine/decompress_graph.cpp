@@ -211,15 +211,12 @@ class PieceReader {
         splitter_->finish(offset_);
         return nullptr;
       }
-      const Cut cut = splitter_->next(view(), offset_);
-      check(cut);
+      const Cut cut = splitter_->next(view(), offset_);  // checked (codec_author.h)
       switch (cut.kind) {
         case Cut::Kind::kNeedMore:
           if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
           if (!fill()) {
-            const Cut end = splitter_->at_end(view(), offset_);
-            check(end);
-            if (end.kind != Cut::Kind::kSerial) throw truncated();
+            if (splitter_->at_end(view(), offset_).kind != Cut::Kind::kSerial) throw truncated();
             go_serial();
           }
           break;
@@ -227,7 +224,6 @@ class PieceReader {
           go_serial();
           break;
         case Cut::Kind::kMarker: {
-          if (speculated_) throw bad_cut("cut a marker after a speculative unit");
           const std::uint64_t at = offset_;
           const std::size_t now = std::min(cut.bytes, buffered());
           consume(now);
@@ -246,26 +242,6 @@ class PieceReader {
         }
       }
     }
-  }
-
-  // What a splitter (maybe a user's) says is checked before the graph acts on it: no cut may
-  // read past what it was shown, stand still, or make a unit beyond the bound.
-  void check(const Cut& cut) const {
-    if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
-      if (cut.bytes == 0) throw bad_cut("cut a piece of 0 bytes");
-    }
-    if (cut.kind != Cut::Kind::kUnit) return;
-    if (cut.bytes > buffered()) {
-      throw bad_cut(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, buffered()));
-    }
-    if (cut.max_output_bytes > kMaxUnitOutputBytes) {
-      throw bad_cut(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
-                                kMaxUnitOutputBytes));
-    }
-  }
-
-  Error bad_cut(const std::string& what) const {
-    return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_.name, what), {}, offset_);
   }
 
   void go_serial() {
@@ -384,7 +360,7 @@ class PieceReader {
   bool skip_may_end_early_ = false;
   StreamSplitter* splitter_;
   bool serial_;
-  bool speculated_ = false;  // a speculative unit was cut: no markers from here on
+  bool speculated_ = false;  // a speculative unit was cut: the writer ends the stream
   bool eof_ = false;
   bool done_ = false;
   std::uint64_t sequence_ = 0;
@@ -434,12 +410,7 @@ class UnitDecoders {
     if (chunk->piece != Piece::kUnit || chunk->error || errors_.failed()) return chunk;
     detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
     try {
-      decoders_.local()->decode(chunk->view, chunk->cut, chunk->output);
-      if (chunk->output.size() > chunk->cut.max_output_bytes) {
-        throw Error(ErrorKind::kInternal,
-                    fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}",
-                                codec_.info().name, chunk->output.size(), chunk->cut.max_output_bytes));
-      }
+      decoders_.local()->decode(chunk->view, chunk->cut, chunk->output);  // checked (codec_author.h)
     } catch (const Error& e) {
       if (chunk->cut.speculative && e.kind() == ErrorKind::kCorruptData) {
         chunk->guess_failed = true;  // the writer decodes it in order (Cut::speculative)

@@ -10,6 +10,7 @@
 
 #include <oneapi/tbb/enumerable_thread_specific.h>
 
+#include "sluice/codec_author.h"
 #include "sluice/error.h"
 
 namespace sluice {

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "sluice/bytes.h"
-#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "core/byte_pipe.h"
+#include "sluice/codec_author.h"
 #include "sluice/error.h"
 
 namespace sluice {

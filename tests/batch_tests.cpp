@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "sluice/batch.h"
+#include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "tests/test_support.h"
@@ -44,11 +45,11 @@ std::string poison_codec() {
         explicit Poisonable(std::unique_ptr<Codec> inner) : inner_(std::move(inner)) {}
         const CodecInfo& info() const override { return inner_->info(); }
         const CodecOptions& options() const override { return inner_->options(); }
-        std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+        std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
           class Compressor final : public ChunkCompressor {
            public:
             explicit Compressor(std::unique_ptr<ChunkCompressor> inner) : inner_(std::move(inner)) {}
-            std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out) override {
+            std::uint64_t compress_chunk(ByteView history, ByteView input, bool last, Buffer& out) override {
               if (input.size() >= 6 && std::memcmp(input.data(), "POISON", 6) == 0) {
                 const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
                 while (g_poison_waits && !g_commit_started && std::chrono::steady_clock::now() < deadline) {
@@ -65,8 +66,8 @@ std::string poison_codec() {
           };
           return std::make_unique<Compressor>(inner_->make_chunk_compressor());
         }
-        std::unique_ptr<StreamFramer> make_framer(const StreamInfo& s) const override { return inner_->make_framer(s); }
-        std::unique_ptr<StreamDecoder> make_decoder() const override { return inner_->make_decoder(); }
+        std::unique_ptr<StreamFramer> new_framer(const StreamInfo& s) const override { return inner_->make_framer(s); }
+        std::unique_ptr<StreamDecoder> new_decoder() const override { return inner_->make_decoder(); }
 
        private:
         std::unique_ptr<Codec> inner_;

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <set>
 
+#include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"

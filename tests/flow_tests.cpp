@@ -9,6 +9,7 @@
 
 #include <oneapi/tbb/flow_graph.h>
 
+#include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/flow.h"
@@ -156,18 +157,18 @@ TEST(CompressNode, AFailingUserCodecSurfacesFromWaitForAll) {
         explicit Broken(std::unique_ptr<Codec> wrapped) : inner(std::move(wrapped)) {}
         const CodecInfo& info() const override { return inner->info(); }
         const CodecOptions& options() const override { return inner->options(); }
-        std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+        std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
           struct Throws final : ChunkCompressor {
-            std::uint64_t compress(ByteView, ByteView, bool, Buffer&) override {
+            std::uint64_t compress_chunk(ByteView, ByteView, bool, Buffer&) override {
               throw std::runtime_error("user codec failed");
             }
           };
           return std::make_unique<Throws>();
         }
-        std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const override {
+        std::unique_ptr<StreamFramer> new_framer(const StreamInfo& stream) const override {
           return inner->make_framer(stream);
         }
-        std::unique_ptr<StreamDecoder> make_decoder() const override { return inner->make_decoder(); }
+        std::unique_ptr<StreamDecoder> new_decoder() const override { return inner->make_decoder(); }
         std::unique_ptr<Codec> inner;
       };
       return std::make_unique<Broken>(CodecRegistry::global().create("lz4", codec_options));

@@ -69,7 +69,7 @@ std::vector<int> thread_cpus() {
 class IdentityCompressor final : public ChunkCompressor {
  public:
   explicit IdentityCompressor(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
-  std::uint64_t compress(ByteView, ByteView input, bool, Buffer& out) override {
+  std::uint64_t compress_chunk(ByteView, ByteView input, bool, Buffer& out) override {
     auto& b = behaviour_;
     if (!b.fail_marker.empty() && input.size() >= b.fail_marker.size() &&
         std::memcmp(input.data(), b.fail_marker.data(), b.fail_marker.size()) == 0) {
@@ -113,7 +113,7 @@ void rendezvous(IdentityBehaviour& b) {
 class FramedSplitter final : public StreamSplitter {
  public:
   explicit FramedSplitter(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
-  Cut next(ByteView b, std::uint64_t) override {
+  Cut find_cut(ByteView b, std::uint64_t) override {
     if (b.size() < 4) return cuts::need_more();
     std::uint32_t length = 0;
     std::memcpy(&length, b.data(), 4);
@@ -121,7 +121,7 @@ class FramedSplitter final : public StreamSplitter {
     const Cut cut = cuts::unit(4 + std::size_t{length}, length);
     return behaviour_.tamper_cut ? behaviour_.tamper_cut(cut) : cut;
   }
-  void finish(std::uint64_t) override {}
+  void finish_at(std::uint64_t) override {}
 
  private:
   IdentityBehaviour& behaviour_;
@@ -130,7 +130,7 @@ class FramedSplitter final : public StreamSplitter {
 class FramedUnitDecoder final : public UnitDecoder {
  public:
   explicit FramedUnitDecoder(IdentityBehaviour& behaviour) : behaviour_(behaviour) {}
-  void decode(ByteView unit, const Cut&, Buffer& out) override {
+  void decode_unit(ByteView unit, const Cut&, Buffer& out) override {
     rendezvous(behaviour_);
     const std::string& marker = behaviour_.decode_fail_marker;
     if (!marker.empty() && unit.size() >= 4 + marker.size() &&
@@ -169,19 +169,19 @@ class IdentityCodec final : public CodecBase {
  public:
   IdentityCodec(CodecInfo info, const CodecOptions& options, IdentityBehaviour& behaviour)
       : CodecBase(std::move(info), options), behaviour_(behaviour) {}
-  std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override {
+  std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
     return std::make_unique<IdentityCompressor>(behaviour_);
   }
-  std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override {
+  std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
     return std::make_unique<SelfFramedChunks>();
   }
-  std::unique_ptr<StreamDecoder> make_decoder() const override {
+  std::unique_ptr<StreamDecoder> new_decoder() const override {
     return std::make_unique<IdentityStreamDecoder>(behaviour_);
   }
-  std::unique_ptr<StreamSplitter> make_splitter() const override {
+  std::unique_ptr<StreamSplitter> new_splitter() const override {
     return behaviour_.framed ? std::make_unique<FramedSplitter>(behaviour_) : nullptr;
   }
-  std::unique_ptr<UnitDecoder> make_unit_decoder() const override {
+  std::unique_ptr<UnitDecoder> new_unit_decoder() const override {
     return std::make_unique<FramedUnitDecoder>(behaviour_);
   }
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 
-#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/pipeline.h"
@@ -308,7 +308,7 @@ std::string register_xor_codec() {
     info.matches_magic = [](ByteView prefix) { return prefix.size() >= 4 && std::memcmp(prefix.data(), "XOR1", 4) == 0; };
     CodecRegistry::global().add(info, [info](const CodecOptions& requested) -> std::unique_ptr<Codec> {
       struct Compressor final : ChunkCompressor {
-        std::uint64_t compress(ByteView, ByteView input, bool, Buffer& out) override {
+        std::uint64_t compress_chunk(ByteView, ByteView input, bool, Buffer& out) override {
           out.resize(input.size());
           for (std::size_t i = 0; i < input.size(); ++i) out.data()[i] = input[i] ^ 0x5A;
           return 0;
@@ -339,9 +339,13 @@ std::string register_xor_codec() {
         Xor(CodecInfo i, CodecOptions o) : info_(std::move(i)), options_(o) {}
         const CodecInfo& info() const override { return info_; }
         const CodecOptions& options() const override { return options_; }
-        std::unique_ptr<ChunkCompressor> make_chunk_compressor() const override { return std::make_unique<Compressor>(); }
-        std::unique_ptr<StreamFramer> make_framer(const StreamInfo&) const override { return std::make_unique<Framer>(); }
-        std::unique_ptr<StreamDecoder> make_decoder() const override { return std::make_unique<Decoder>(); }
+        std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
+          return std::make_unique<Compressor>();
+        }
+        std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
+          return std::make_unique<Framer>();
+        }
+        std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<Decoder>(); }
       };
       return std::make_unique<Xor>(info, resolve_options(info, requested));
     });

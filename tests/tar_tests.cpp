@@ -15,6 +15,7 @@
 
 #include "archives/tar_format.h"
 #include "sluice/codec.h"
+#include "sluice/codec_author.h"
 #include "sluice/tar.h"
 #include "tests/test_support.h"
 

@@ -29,7 +29,7 @@
 #include <thread>
 #include <vector>
 
-#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 
 namespace {
 

@@ -1,12 +1,15 @@
-// What a codec author needs besides the interfaces of sluice/codec.h: a base that holds the
-// codec's facts and resolved options, the framer of a codec whose chunks are whole frames, and
-// the cuts a splitter returns. The built-in codecs are written with these, and so can yours:
+// What a codec is made of: the pieces the engine drives (compressors, framers, decoders, and for
+// parallel decoding splitters, unit decoders and verifiers), and what a codec author builds on (a
+// base that holds the codec's facts and options, the framer of a codec whose chunks are whole
+// frames, the cuts a splitter returns). The built-in codecs are written with this header only,
+// and so can yours:
 //
 //   class MyCodec final : public sluice::CodecBase {
 //    public:
 //     MyCodec(sluice::CodecInfo info, const sluice::CodecOptions& options)
 //         : CodecBase(std::move(info), options) {}
-//     std::unique_ptr<sluice::StreamFramer> make_framer(const sluice::StreamInfo&) const override {
+//    private:
+//     std::unique_ptr<sluice::StreamFramer> new_framer(const sluice::StreamInfo&) const override {
 //       return std::make_unique<sluice::SelfFramedChunks>();
 //     }
 //     ...
@@ -15,16 +18,178 @@
 //     return std::make_unique<MyCodec>(info, options);
 //   });
 //
-// The engine checks what a codec's splitter and unit decoder say (sluice/codec.h, Cut), so a
-// codec cannot make it read past a buffer or hold more than kMaxUnitOutputBytes per unit.
+// A codec implements private hooks (new_*, compress_chunk, find_cut, decode_unit, ...); the
+// public entry points over them check what the hooks return, so a codec cannot make the engine
+// read past a buffer, spin in place or hold more than kMaxUnitOutputBytes per unit.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
 #include <utility>
 
+#include "sluice/bytes.h"
 #include "sluice/codec.h"
 
 namespace sluice {
+
+// Each piece below that the engine drives in parallel (compressors, splitters, unit decoders)
+// has a public, non-virtual entry point that checks what the codec's private hook did, so that a
+// codec, a user's included, cannot break the engine's invariants: a broken answer is an error of
+// kind kInternal naming the codec (Codec::make_ gives each piece its codec's name).
+
+// One per worker thread, reused for every chunk that thread compresses. It must not share
+// mutable state with other compressors (they run concurrently).
+class ChunkCompressor {
+ public:
+  virtual ~ChunkCompressor() = default;
+  // Compresses `input` into `out` (replacing its contents). `history` holds up to history_bytes
+  // of stream data immediately before `input` (empty for the first chunk). `last` is true for
+  // the stream's final chunk. Returns a per-chunk check value for the framer (codec-defined).
+  // Checked: input that compresses to nothing is an error.
+  std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out);
+
+ private:
+  friend class Codec;
+  virtual std::uint64_t compress_chunk(ByteView history, ByteView input, bool last, Buffer& out) = 0;
+  std::string codec_name_;
+};
+
+// One per output stream, called serially and in chunk order by the writer: the stream header, an
+// ordered look at every chunk (to combine checksums), the trailer. A stream's bytes are header +
+// each chunk's compressed bytes in order + trailer.
+class StreamFramer {
+ public:
+  virtual ~StreamFramer() = default;
+  virtual void header(Buffer& out) = 0;
+  // Called for every chunk in order, with its uncompressed bytes and its check value.
+  virtual void add_chunk(ByteView input, std::uint64_t check) = 0;
+  virtual void trailer(Buffer& out) = 0;
+};
+
+// A streaming decoder for one input stream (serial).
+class StreamDecoder {
+ public:
+  using Emit = std::function<void(ByteView)>;
+  virtual ~StreamDecoder() = default;
+  // Decodes the next piece of compressed input, calling `emit` with output as it is produced.
+  // Throws Error(kCorruptData) with the offset (in the compressed stream) of the bad frame.
+  virtual void decode(ByteView input, const Emit& emit) = 0;
+
+  // Space the caller lends a decoder to write into, for decoding without a copy.
+  class Output {
+   public:
+    virtual ~Output() = default;
+    virtual std::span<std::uint8_t> space() = 0;   // never empty
+    virtual void produced(std::size_t bytes) = 0;  // the first `bytes` of space() now hold output
+    // Bytes reported by produced() stay in place, unchanged, until at least this many more bytes
+    // have been produced: a decoder may go on reading them meanwhile, within its decode_to() call
+    // (gzip checksums them on another thread). 0: they may change as soon as produced() returns.
+    virtual std::size_t keeps_produced_bytes() const { return 0; }
+  };
+  // decode(), writing straight into `output`. The default decodes through decode() and copies;
+  // a codec whose library can decode into any buffer overrides it (zstd does).
+  virtual void decode_to(ByteView input, Output& output);
+  // Declares the end of input; throws if the stream is truncated.
+  virtual void finish() = 0;
+  // The input fed from now on starts at byte `offset` of the stream, at a frame boundary after
+  // other frames (used when a stream switches from parallel to serial decoding), so offsets in
+  // messages are the stream's.
+  virtual void resume_at(std::uint64_t offset) = 0;
+};
+
+// ---- Parallel decompression ----
+//
+// A codec that can find independently decodable units in its streams (frames, blocks, members)
+// provides a splitter, a unit decoder and optionally a verifier; the decompression graph then
+// decodes units on every worker. Where a stream cannot be split (say, one huge frame), the
+// splitter answers kSerial and the rest of the stream goes through the StreamDecoder.
+
+// The most one unit of parallel decompression may decode to (Cut::max_output_bytes): what the
+// engine holds per piece in flight.
+inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;
+
+// What the splitter found at the current position of a stream. Every cut is checked before the
+// engine acts on it (StreamSplitter::next; a splitter may be a user's): a unit or marker of 0
+// bytes, a unit longer than the bytes the splitter was shown or promising more than
+// kMaxUnitOutputBytes, a marker after a speculative unit, and a unit that decodes to more than it
+// promised, are errors of kind kInternal naming the codec.
+struct Cut {
+  enum class Kind {
+    kNeedMore,  // too few bytes buffered to tell; read more
+    kUnit,      // the next `bytes` decode alone to at most `max_output_bytes`
+    kMarker,    // the next `bytes` carry no data (a header, an end mark, a skippable frame)
+    kSerial,    // from here to the end the stream must be decoded serially
+  };
+  Kind kind = Kind::kNeedMore;
+  std::size_t bytes = 0;
+  std::size_t max_output_bytes = 0;
+  // Codec-defined facts passed along to the unit decoder and the verifier (e.g. "this frame has a
+  // content checksum", the expected checksum).
+  std::uint32_t flags = 0;
+  std::uint64_t value = 0;
+  // kMarker only: the input may end inside it, and the stream is then complete (lz4 -d accepts a
+  // skippable frame cut short at the end of a file).
+  bool may_end_early = false;
+  // kUnit only: the splitter guessed where the unit ends (from a byte pattern that usually marks
+  // a boundary) and cannot check the guess. The unit decoder throws kCorruptData when the guess
+  // was wrong; the engine then does not raise that but hands the stream, from this unit's first
+  // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder), which decodes it in
+  // order: a wrong guess costs time, never output. After a speculative unit a splitter cuts only
+  // units until the end (or goes serial): the bytes of markers would not reach that decoder.
+  bool speculative = false;
+};
+
+class StreamSplitter {
+ public:
+  virtual ~StreamSplitter() = default;
+  // Looks at the buffered bytes starting at stream offset `offset`. Throws Error(kCorruptData)
+  // for a bad header or trailing garbage. Checked: the rules of Cut.
+  Cut next(ByteView buffered, std::uint64_t offset);
+  // End of input at `offset` with nothing buffered past it; throws if a frame was left unfinished.
+  void finish(std::uint64_t offset) { finish_at(offset); }
+  // End of input with `buffered` (not empty) left over after next() asked for more: kSerial if
+  // the streaming decoder can take it from here; kNeedMore (the hook's default) makes it a
+  // truncation. Checked as next() is.
+  Cut at_end(ByteView buffered, std::uint64_t offset);
+
+ private:
+  friend class Codec;
+  virtual Cut find_cut(ByteView buffered, std::uint64_t offset) = 0;
+  virtual void finish_at(std::uint64_t offset) = 0;
+  virtual Cut cut_at_end(ByteView buffered, std::uint64_t offset);
+  Cut checked(const Cut& cut, std::size_t shown, std::uint64_t offset);
+  std::string codec_name_;
+  bool speculated_ = false;  // a speculative unit was cut: no markers from here on
+};
+
+class UnitDecoder {
+ public:
+  virtual ~UnitDecoder() = default;
+  // Decodes one unit into `out` (replacing its contents). Throws Error(kCorruptData). Checked: a
+  // unit that decodes to more than its cut promised is an error.
+  void decode(ByteView unit, const Cut& cut, Buffer& out);
+
+ private:
+  friend class Codec;
+  virtual void decode_unit(ByteView unit, const Cut& cut, Buffer& out) = 0;
+  std::string codec_name_;
+};
+
+class UnitVerifier {
+ public:
+  virtual ~UnitVerifier() = default;
+  // Called in stream order for markers and for decoded units.
+  virtual void on_marker(const Cut& cut, std::uint64_t offset) = 0;
+  virtual void on_unit(const Cut& cut, ByteView decoded) = 0;
+  // When the stream goes serial after units (a kSerial cut, or a speculative unit that failed):
+  // the decoder that carries on from there, knowing what the units before it were (a checksum
+  // that spans them, the window they leave). Null: a new decoder from make_decoder(), at a unit
+  // boundary (StreamDecoder::resume_at).
+  virtual std::unique_ptr<StreamDecoder> serial_decoder() { return nullptr; }
+};
 
 // Holds the CodecInfo and the options resolved against it (defaults filled in, ranges checked:
 // resolve_options) that every codec reports.
