@@ -28,12 +28,13 @@
 #include "core/first_error.h"
 #include "engine/chunk.h"
 #include "engine/ordered_graph.h"
-#include "engine/run_ends.h"
 #include "engine/overlapped_sink.h"
+#include "engine/run_ends.h"
 #include "engine/thread_arena.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
+#include "sluice/flow.h"
 
 namespace sluice {
 namespace {
@@ -140,13 +141,20 @@ std::string detect_format(ByteView prefix, const std::string& codec) {
               {}, 0);
 }
 
-// Cuts the compressed stream into pieces. Runs serially (input_node).
+// Cuts the compressed stream into pieces. Runs serially: the decompression graph's input_node,
+// pulling from a source; or DecompressNode's cutter, fed the caller's pieces (feed()).
 class PieceReader {
  public:
-  PieceReader(ByteSource& source, StreamStart start, const CodecInfo& codec, StreamSplitter* splitter,
-              ChunkPool& pool, BlockPool& blocks, FirstError& errors)
-      : source_(source), codec_(codec), splitter_(splitter), serial_(splitter == nullptr), pool_(pool),
-        blocks_(blocks), errors_(errors) {
+  PieceReader(ByteSource& source, StreamStart start, const CodecInfo& codec, StreamSplitter* splitter, ChunkPool& pool,
+              BlockPool& blocks, FirstError& errors)
+      : source_(&source),
+        name_(source.name()),
+        codec_(codec),
+        splitter_(splitter),
+        serial_(splitter == nullptr),
+        pool_(pool),
+        blocks_(blocks),
+        errors_(errors) {
     if (start.window) {  // pieces are views of the file's windows
       mapped_file_ = start.mapper->file();
       mapper_.emplace(std::move(*start.mapper));
@@ -161,6 +169,42 @@ class PieceReader {
     bytes_ = block_->view();
   }
 
+  // Without a source: the bytes come from feed().
+  PieceReader(std::string name, const CodecInfo& codec, StreamSplitter* splitter, ChunkPool& pool, BlockPool& blocks,
+              FirstError& errors)
+      : name_(std::move(name)),
+        codec_(codec),
+        splitter_(splitter),
+        serial_(splitter == nullptr),
+        pool_(pool),
+        blocks_(blocks),
+        errors_(errors) {}
+
+  // The next bytes of the stream (`last`: and then it ends); take the pieces with next_fed()
+  // until it returns null. `bytes` must stay valid until then.
+  void feed(ByteView bytes, bool last) {
+    fed_ = bytes;
+    fed_last_ = last;
+    waiting_ = false;
+  }
+
+  // The next piece cut from what was fed; null when more must be fed (or the stream is over).
+  // The stream's last piece is marked `last`; a failure is a piece carrying the error.
+  Chunk* next_fed() {
+    if (done_) return nullptr;
+    Chunk* chunk = nullptr;
+    try {
+      chunk = next_piece();
+    } catch (...) {
+      done_ = true;
+      chunk = piece(Piece::kMarker, {}, offset_, 0);
+      chunk->error = detail::current_error_with_context(name_, offset_);
+    }
+    if (!chunk && done_) chunk = piece(Piece::kMarker, {}, offset_, 0);  // the end, for the writer
+    if (chunk) chunk->last = done_;
+    return chunk;
+  }
+
   Chunk* next(tbb::flow_control& control) {
     if (!errors_.failed() && !done_) {
       try {
@@ -169,7 +213,7 @@ class PieceReader {
         // The failure goes down the graph in order, after the pieces before it.
         done_ = true;
         Chunk* chunk = piece(Piece::kMarker, {}, offset_, 0);
-        chunk->error = detail::current_error_with_context(source_.name(), offset_);
+        chunk->error = detail::current_error_with_context(name_, offset_);
         return chunk;
       }
     }
@@ -182,7 +226,7 @@ class PieceReader {
   // Throws if the input was mapped and lost pages to truncation while it was read.
   void check_mapping() const {
     if (mapped_file_ && mapped_file_->lost_pages.load(std::memory_order_acquire)) {
-      detail::throw_lost_pages(*mapped_file_, source_.name());
+      detail::throw_lost_pages(*mapped_file_, name_);
     }
   }
 
@@ -198,12 +242,14 @@ class PieceReader {
         consume(skipped);
         skip_bytes_ -= skipped;
         if (skip_bytes_ > 0 && !fill()) {
+          if (waiting_) return nullptr;
           if (!skip_may_end_early_) throw truncated(skip_start_);
           skip_bytes_ = 0;
         }
         continue;
       }
       if (buffered() == 0 && !fill()) {
+        if (waiting_) return nullptr;
         done_ = true;
         // After speculative units the writer ends the stream: its serial decoder, which may have
         // taken over, or else the verifier's, judges whether the stream is complete.
@@ -216,6 +262,7 @@ class PieceReader {
         case Cut::Kind::kNeedMore:
           if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
           if (!fill()) {
+            if (waiting_) return nullptr;
             if (splitter_->at_end(view(), offset_).kind != Cut::Kind::kSerial) throw truncated();
             go_serial();
           }
@@ -254,6 +301,7 @@ class PieceReader {
   // Raw bytes for the streaming decoder (all that is buffered), then one end piece.
   Chunk* next_serial_piece() {
     if (buffered() == 0 && !fill()) {
+      if (waiting_) return nullptr;
       done_ = true;
       return piece(Piece::kSerialEnd, {}, offset_, 0);
     }
@@ -272,6 +320,7 @@ class PieceReader {
     chunk->cut = cut;
     chunk->offset = at;
     chunk->sequence = sequence_++;
+    chunk->last = false;
     chunk->history_bytes = 0;
     chunk->input.clear();
     chunk->output.clear();
@@ -295,6 +344,13 @@ class PieceReader {
   // block.
   bool fill() {
     if (eof_) return false;
+    if (!source_ && fed_.empty()) {  // fed: wait for more, unless that was the last
+      if (fed_last_)
+        eof_ = true;
+      else
+        waiting_ = true;
+      return false;
+    }
     if (mapper_ && next_window()) return true;
     if (!block_ || block_->capacity() - block_->size() < kReadBytes / 4) {
       const std::size_t keep = buffered();
@@ -308,11 +364,20 @@ class PieceReader {
     const std::size_t old_size = block.size();
     const std::size_t room = block.capacity() - old_size;
     block.resize(old_size + room);  // within capacity: the block does not move
-    const std::size_t got = source_.read(block.data() + old_size, room);
+    const std::size_t got =
+        source_ ? source_->read(block.data() + old_size, room) : take_fed(block.data() + old_size, room);
     block.resize(old_size + got);
     bytes_ = block.view().subspan(0, old_size + got);
     if (got == 0) eof_ = true;
     return got > 0;
+  }
+
+  // Copies fed bytes into the block being filled.
+  std::size_t take_fed(std::uint8_t* to, std::size_t room) {
+    const std::size_t n = std::min(room, fed_.size());
+    if (n > 0) std::memcpy(to, fed_.data(), n);
+    fed_ = fed_.subspan(n);
+    return n;
   }
 
   // Maps the window after the current one; false when the mapped size is used up (or the system
@@ -328,7 +393,7 @@ class PieceReader {
         return true;
       }
     }
-    source_.seek(mapped_end);
+    source_->seek(mapped_end);
     mapper_.reset();
     return false;
   }
@@ -343,7 +408,11 @@ class PieceReader {
                  offset_ + buffered());
   }
 
-  ByteSource& source_;
+  ByteSource* source_ = nullptr;  // null: fed
+  std::string name_;
+  ByteView fed_;
+  bool fed_last_ = false;
+  bool waiting_ = false;  // fed: the splitter needs bytes not fed yet
   const CodecInfo& codec_;
   // Where the buffered bytes are: a window of the mapped input, or the block being read into
   // (pieces in flight may share either).
@@ -573,7 +642,111 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
   errors.rethrow_if_failed();
 }
 
+// The codec a decompression uses: named or detected, with the backend asked for.
+std::unique_ptr<Codec> make_decoding_codec(const std::string& name, const DecompressOptions& options) {
+  CodecOptions codec_options;
+  if (const auto backend = options.backends.find(name); backend != options.backends.end()) {
+    codec_options.backend = backend->second;
+  }
+  return CodecRegistry::global().create(name, codec_options);
+}
+
 }  // namespace
+
+// DecompressNode: the same reader (fed), unit decoders and writer as the graph above, as nodes of
+// a caller's graph:
+//
+//   in -> ordering -> cutter (serial) -> decoder (parallel) -> ordering -> writer (serial)
+//      -> ordering -> out
+//
+// The last sequencer is there for the reason CompressNode has one (flow_node.cpp).
+struct DecompressNode::Nodes {
+  // How much of the stream's start the format is told from, unless the input ends sooner.
+  static constexpr std::size_t kDetectBytes = 64;
+
+  Nodes(flow::graph& graph, const DecompressOptions& given)
+      : options(given),
+        ordering_in(graph, [](const ByteChunk& chunk) { return chunk.sequence; }),
+        cutter(graph, flow::serial, [this](const ByteChunk& chunk, CutterPorts& ports) { cut(chunk, ports); }),
+        decoder(graph, flow::unlimited, [this](Chunk* chunk) { return decoders->decode(chunk); }),
+        ordering_mid(graph, [](Chunk* const& chunk) { return chunk->sequence; }),
+        writer(graph, flow::serial, [this](Chunk* chunk, WriterPorts& ports) { write(chunk, ports); }),
+        ordering_out(graph, [](const ByteChunk& chunk) { return chunk.sequence; }) {
+    flow::make_edge(ordering_in, cutter);
+    flow::make_edge(flow::output_port<0>(cutter), decoder);
+    flow::make_edge(decoder, ordering_mid);
+    flow::make_edge(ordering_mid, writer);
+    flow::make_edge(flow::output_port<0>(writer), ordering_out);
+  }
+
+  using Cutter = flow::multifunction_node<ByteChunk, std::tuple<Chunk*>>;
+  using CutterPorts = Cutter::output_ports_type;
+  using Writer = flow::multifunction_node<Chunk*, std::tuple<ByteChunk>>;
+  using WriterPorts = Writer::output_ports_type;
+
+  // Feeds the caller's piece to the reader (made once the format is known) and sends on every
+  // piece it cuts.
+  void cut(const ByteChunk& chunk, CutterPorts& ports) {
+    const ByteView bytes = chunk.bytes ? chunk.bytes->view() : ByteView{};
+    if (!reader) {
+      start.append(bytes);
+      if (start.size() < kDetectBytes && !chunk.last) return;
+      codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
+      splitter = codec->make_splitter();
+      decoders.emplace(*codec, errors, name);
+      piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
+      reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
+      reader->feed(start.view(), chunk.last);
+    } else {
+      reader->feed(bytes, chunk.last);
+    }
+    while (Chunk* piece = reader->next_fed()) std::get<0>(ports).try_put(piece);
+  }
+
+  // In order: each piece's output, as one chunk of the decoded stream; the error of a piece is
+  // thrown here, after the output before it.
+  void write(Chunk* chunk, WriterPorts& ports) {
+    piece_writer->write(*chunk);
+    const bool last = chunk->last;
+    pool.release(chunk);
+    errors.rethrow_if_failed();
+    Buffer bytes = output.take();
+    if (bytes.empty() && !last) return;
+    ByteChunk out;
+    out.sequence = next_output++;
+    out.last = last;
+    out.bytes = std::make_shared<const Buffer>(std::move(bytes));
+    std::get<0>(ports).try_put(out);
+  }
+
+  DecompressOptions options;
+  const std::string name = "<flow graph>";
+  FirstError errors;
+  DecompressStats stats;
+  MemorySink output{name};
+  Buffer start;  // the stream's first bytes, until its format is known
+  std::unique_ptr<Codec> codec;
+  std::unique_ptr<StreamSplitter> splitter;
+  BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
+  ChunkPool pool;
+  std::optional<UnitDecoders> decoders;
+  std::optional<PieceWriter> piece_writer;
+  std::optional<PieceReader> reader;
+  std::uint64_t next_output = 0;
+  flow::sequencer_node<ByteChunk> ordering_in;
+  Cutter cutter;
+  flow::function_node<Chunk*, Chunk*> decoder;
+  flow::sequencer_node<Chunk*> ordering_mid;
+  Writer writer;
+  flow::sequencer_node<ByteChunk> ordering_out;
+};
+
+DecompressNode::DecompressNode(flow::graph& graph, const DecompressOptions& options)
+    : composite_node(graph), nodes_(std::make_unique<Nodes>(graph, options)) {
+  set_external_ports(input_ports_type(nodes_->ordering_in), output_ports_type(nodes_->ordering_out));
+}
+
+DecompressNode::~DecompressNode() = default;
 
 DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -590,11 +763,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     }
     throw e.with_context(source.name(), std::nullopt);
   }
-  CodecOptions codec_options;
-  if (const auto backend = options.backends.find(stats.codec); backend != options.backends.end()) {
-    codec_options.backend = backend->second;
-  }
-  const auto codec = CodecRegistry::global().create(stats.codec, codec_options);
+  const auto codec = make_decoding_codec(stats.codec, options);
   const auto run = [&] {
     run_decompress_graph(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
                          options.max_output_bytes, options.stop, stats);

@@ -197,5 +197,153 @@ TEST(CompressNode, UnknownCodecIsAUsageError) {
   }
 }
 
+// ---- DecompressNode ----
+
+struct Decoded {
+  Bytes output;
+  std::size_t pieces = 0;
+  std::size_t lasts = 0;  // pieces marked last (exactly one, the final, when the stream is whole)
+  std::exception_ptr error;
+};
+
+// Puts `packed` into a DecompressNode as pieces of the given sizes (cycling), in the order
+// `order` gives (their sequence numbers are always their place in the stream), and collects
+// what comes out.
+Decoded decode_in_graph(const Bytes& packed, const std::vector<std::size_t>& sizes, const DecompressOptions& options,
+                        bool reversed = false) {
+  std::vector<ByteChunk> pieces;
+  for (std::size_t at = 0, i = 0; at < packed.size() || pieces.empty(); ++i) {
+    const std::size_t n = std::min(sizes[i % sizes.size()], packed.size() - at);
+    auto bytes = std::make_shared<Buffer>();
+    bytes->append(ByteView(packed.data() + at, n));
+    at += n;
+    ByteChunk chunk;
+    chunk.sequence = pieces.size();
+    chunk.last = at == packed.size();
+    chunk.bytes = std::move(bytes);
+    pieces.push_back(std::move(chunk));
+  }
+  if (reversed) std::reverse(pieces.begin(), pieces.end());
+  flow::graph graph;
+  DecompressNode node(graph, options);
+  Decoded decoded;
+  std::uint64_t expected = 0;
+  flow::function_node<ByteChunk, flow::continue_msg> collector(graph, flow::serial, [&](const ByteChunk& chunk) {
+    EXPECT_EQ(chunk.sequence, expected++) << "out of order";
+    EXPECT_EQ(decoded.lasts, 0u) << "a piece after the last";
+    decoded.output.insert(decoded.output.end(), chunk.bytes->data(), chunk.bytes->data() + chunk.bytes->size());
+    ++decoded.pieces;
+    decoded.lasts += chunk.last;
+    return flow::continue_msg();
+  });
+  flow::make_edge(flow::output_port<0>(node), collector);
+  for (const auto& piece : pieces) flow::input_port<0>(node).try_put(piece);
+  try {
+    graph.wait_for_all();
+  } catch (...) {
+    decoded.error = std::current_exception();
+  }
+  return decoded;
+}
+
+TEST(DecompressNode, EveryFormatInPiecesOfAnySizeAndOrder) {
+  const Bytes input = text_bytes(3 * 1024 * 1024 + 17, 41);
+  struct Case {
+    std::string codec, form;
+  };
+  for (const auto& [codec, form] : std::vector<Case>{{"gzip", "independent"},
+                                                     {"gzip", "multi-member"},
+                                                     {"gzip", "single-member"},
+                                                     {"gzip", "bgzf"},
+                                                     {"zstd", ""},
+                                                     {"lz4", ""}}) {
+    CompressOptions options;
+    options.codec = codec;
+    if (!form.empty()) options.codec_options.knobs["form"] = form;
+    if (form != "bgzf") options.codec_options.chunk_bytes = 256 * 1024;
+    const Bytes packed = to_bytes(compress_buffer(view(input), options));
+    for (const auto& sizes :
+         std::vector<std::vector<std::size_t>>{{1 << 20}, {1, 7, 4093, 65536, 300000}, {packed.size()}}) {
+      for (const bool reversed : {false, true}) {
+        const Decoded decoded = decode_in_graph(packed, sizes, {}, reversed);
+        SCOPED_TRACE(codec + " " + form + " pieces from " + std::to_string(sizes.front()) +
+                     (reversed ? " reversed" : ""));
+        EXPECT_FALSE(decoded.error);
+        EXPECT_TRUE(decoded.output == input);
+        EXPECT_EQ(decoded.lasts, 1u);
+      }
+    }
+  }
+}
+
+TEST(DecompressNode, AStreamOfNothingIsOneEmptyLastPiece) {
+  const Bytes packed = to_bytes(compress_buffer({}, CompressOptions{}));
+  const Decoded decoded = decode_in_graph(packed, {3}, {});
+  EXPECT_FALSE(decoded.error);
+  EXPECT_TRUE(decoded.output.empty());
+  EXPECT_EQ(decoded.pieces, 1u);
+  EXPECT_EQ(decoded.lasts, 1u);
+}
+
+// A failure surfaces from wait_for_all(), after the output before it, and nothing is marked last.
+TEST(DecompressNode, TruncationCorruptionAndTheOutputLimitAreThrownInOrder) {
+  const Bytes input = text_bytes(2 * 1024 * 1024, 43);
+  CompressOptions options;
+  options.codec = "zstd";
+  options.codec_options.chunk_bytes = 256 * 1024;
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  const auto kind_of = [](const std::exception_ptr& error) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Error& e) {
+      return e.kind();
+    }
+  };
+  const Bytes truncated(packed.begin(), packed.end() - 100);
+  Decoded decoded = decode_in_graph(truncated, {65536}, {});
+  ASSERT_TRUE(decoded.error);
+  EXPECT_EQ(kind_of(decoded.error), ErrorKind::kCorruptData);
+  EXPECT_EQ(decoded.lasts, 0u);
+  EXPECT_TRUE(Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(decoded.output.size())) ==
+              decoded.output)
+      << "output before the error is the stream's prefix";
+
+  decoded = decode_in_graph(Bytes{'n', 'o', 'p', 'e'}, {4}, {});
+  ASSERT_TRUE(decoded.error);
+  EXPECT_EQ(kind_of(decoded.error), ErrorKind::kCorruptData);
+
+  DecompressOptions limited;
+  limited.max_output_bytes = 1024 * 1024;
+  decoded = decode_in_graph(packed, {65536}, limited);
+  ASSERT_TRUE(decoded.error);
+  EXPECT_EQ(kind_of(decoded.error), ErrorKind::kLimit);
+  EXPECT_LE(decoded.output.size(), limited.max_output_bytes);
+}
+
+// CompressNode into DecompressNode in one graph gives the input back.
+TEST(DecompressNode, AfterACompressNodeInTheSameGraph) {
+  const Bytes input = text_bytes(1024 * 1024 + 3, 47);
+  flow::graph graph;
+  CompressOptions options;
+  options.codec = "gzip";
+  CompressNode compress_node(graph, options);
+  DecompressNode decompress_node(graph);
+  Bytes output;
+  flow::function_node<ByteChunk, flow::continue_msg> collector(graph, flow::serial, [&](const ByteChunk& chunk) {
+    output.insert(output.end(), chunk.bytes->data(), chunk.bytes->data() + chunk.bytes->size());
+    return flow::continue_msg();
+  });
+  flow::make_edge(flow::output_port<0>(compress_node), flow::input_port<0>(decompress_node));
+  flow::make_edge(flow::output_port<0>(decompress_node), collector);
+  const std::size_t piece = 100 * 1000;
+  for (std::size_t at = 0, sequence = 0; at < input.size(); at += piece, ++sequence) {
+    auto bytes = std::make_shared<Buffer>();
+    bytes->append(ByteView(input.data() + at, std::min(piece, input.size() - at)));
+    flow::input_port<0>(compress_node).try_put(ByteChunk{sequence, at + piece >= input.size(), std::move(bytes)});
+  }
+  graph.wait_for_all();
+  EXPECT_TRUE(output == input);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -1,4 +1,4 @@
-// Sluice's compression as a node of a caller's own tbb::flow::graph.
+// Sluice's compression and decompression as nodes of a caller's own tbb::flow::graph.
 //
 // A data tool that reads records, transforms them and writes them compressed can put its own
 // nodes between its source and the codec:
@@ -30,6 +30,7 @@
 #include "sluice/bytes.h"
 #include "sluice/codec.h"
 #include "sluice/compress.h"
+#include "sluice/decompress.h"
 
 namespace sluice {
 
@@ -46,6 +47,28 @@ class CompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk
   // are compressed as they come; threads and in-flight limits are the graph's, not these options').
   CompressNode(tbb::flow::graph& graph, const CompressOptions& options, const StreamInfo& info = {});
   ~CompressNode() override;
+
+ private:
+  struct Nodes;
+  std::unique_ptr<Nodes> nodes_;
+};
+
+// Decompression as a node, CompressNode's mirror. The input is a compressed stream in numbered
+// pieces of any size (0, 1, 2, ... in any arrival order; the last one marked); the output is the
+// decoded stream in numbered pieces (0, 1, 2, ..., the last one marked; a stream that decodes to
+// nothing gives one empty last piece), in order through the output sequencer. The format is told
+// from the first bytes unless options.codec names it; units (zstd frames, lz4 frames, gzip
+// members and chunks) are decoded on every worker, the rest of a stream that cannot be cut by the
+// serial decoder. options.max_output_bytes and options.backends apply; threads and in-flight
+// limits are the graph's. A failure (corrupt data, truncation, the output limit) is thrown from
+// the node's body after the output before it: the graph is cancelled and graph.wait_for_all()
+// rethrows it. Memory in flight is the caller's to bound, as for CompressNode: each input piece
+// may become several output pieces (one per unit, each at most 16 MiB). One DecompressNode
+// decompresses one stream.
+class DecompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk>, std::tuple<ByteChunk>> {
+ public:
+  explicit DecompressNode(tbb::flow::graph& graph, const DecompressOptions& options = {});
+  ~DecompressNode() override;
 
  private:
   struct Nodes;
