@@ -258,7 +258,9 @@ CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options)
                     : fmt::format("unknown {} backend '{}' (known: {})", info.name, resolved.backend,
                                   fmt::join(info.backends, ", ")));
   }
-  for (const auto& [name, value] : resolved.knobs) {
+  for (const auto& setting : resolved.knobs) {
+    const std::string& name = setting.first;
+    const std::string& value = setting.second;
     const auto knob =
         std::find_if(info.knobs.begin(), info.knobs.end(), [&](const CodecKnob& k) { return k.name == name; });
     if (knob == info.knobs.end()) {

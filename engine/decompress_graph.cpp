@@ -467,13 +467,12 @@ bool is_trailing_garbage(const std::exception_ptr& error) {
 }
 
 // The worker: decodes a unit on whichever thread takes it, with that thread's own decoder (made
-// on first use), and checks it against what its cut promised. Other pieces pass through; an
-// error travels with its piece, to be raised in order.
+// on first use; UnitDecoder::decode checks it against what its cut promised). Other pieces pass
+// through; an error travels with its piece, to be raised in order.
 class UnitDecoders {
  public:
   UnitDecoders(const Codec& codec, const FirstError& errors, const std::string& source_name)
-      : codec_(codec), errors_(errors), source_name_(source_name),
-        decoders_([&codec] { return codec.make_unit_decoder(); }) {}
+      : errors_(errors), source_name_(source_name), decoders_([&codec] { return codec.make_unit_decoder(); }) {}
 
   Chunk* decode(Chunk* chunk) {
     if (chunk->piece != Piece::kUnit || chunk->error || errors_.failed()) return chunk;
@@ -497,7 +496,6 @@ class UnitDecoders {
   std::size_t threads() const { return decoders_.size(); }
 
  private:
-  const Codec& codec_;
   const FirstError& errors_;
   const std::string& source_name_;
   tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders_;

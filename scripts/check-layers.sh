@@ -34,5 +34,6 @@ check engine '^(engine|core)/|^sluice/'
 check archives '^(archives|core)/|^sluice/'
 check pipelines '^(pipelines|core)/|^sluice/'
 check apps '^apps/|^sluice/'
+check python '^sluice/'
 [[ $status -eq 0 ]] && echo "check-layers: $checked files follow docs/layers.md"
 exit $status

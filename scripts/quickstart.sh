@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Quick start: install what is missing, build Release, and run the demo job (every codec on a
-# built-in sample, round trip checked, sizes and speeds printed).
+# Quick start: install what is missing, build Release and the Python package, and run the demo
+# job (every codec on a built-in sample, round trip checked, sizes and speeds printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release
+./scripts/build-python.sh
 echo
 ./build/release/apps/sluice demo "$@"
 echo
 echo "The sluice program is build/release/apps/sluice (try: build/release/apps/sluice --help)."
+echo "The Python package: PYTHONPATH=build/python/python /usr/bin/python3 -c 'import sluice; help(sluice)'"

@@ -17,6 +17,8 @@ packages=(
   libbenchmark-dev gnuplot-nox libdeflate-tools isal
   # A browser as the reader of gzip served with Content-Encoding (tests/http_gzip_readers.py).
   chromium-headless-shell
+  # The Python package (python/): pybind11 and Python's headers; pytest for its tests.
+  python3-dev pybind11-dev python3-pybind11 python3-pytest
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs what is missing, then each job in turn (default: all four).
+# Runs the whole test suite: installs what is missing, then each job in turn (default: all five).
 #   release  the include rules of docs/layers.md, an optimised build: every test, then install and
 #            build an outside consumer
+#   python   the Python package (scripts/build-python.sh) under pytest, with Debian's python3
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build: every test
 #   tsan     ThreadSanitizer build of the concurrency tests (scripts/tsan.sh)
 #   fuzz     every fuzz target for 30 s under ASan + UBSan (scripts/fuzz.sh)
@@ -10,11 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 jobs=("$@")
-[[ ${#jobs[@]} -gt 0 ]] || jobs=(release asan tsan fuzz)
+[[ ${#jobs[@]} -gt 0 ]] || jobs=(release python asan tsan fuzz)
 for job in "${jobs[@]}"; do
   start=$SECONDS
   case "$job" in
     tsan) ./scripts/tsan.sh ;;
+    python)
+      ./scripts/build-python.sh
+      PYTHONPATH=build/python/python SLUICE_PROGRAM=build/python/apps/sluice \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+      ;;
     fuzz) ./scripts/fuzz.sh 30 ;;
     release | asan | debug)
       [[ "$job" == release ]] && ./scripts/check-layers.sh
@@ -28,7 +34,7 @@ for job in "${jobs[@]}"; do
         ./scripts/check-install.sh
       fi
       ;;
-    *) echo "test.sh: unknown job '$job' (release, asan, debug, tsan, fuzz)" >&2; exit 2 ;;
+    *) echo "test.sh: unknown job '$job' (release, python, asan, debug, tsan, fuzz)" >&2; exit 2 ;;
   esac
   echo "== $job: done in $((SECONDS - start)) s"
 done

@@ -1,0 +1,384 @@
+"""Parallel gzip, zstd and lz4 for Python, on every core, from the sluice C++ library.
+
+The calls release the GIL and run the chunks of one call on all cores; they are safe from many
+threads at once, and Ctrl-C stops them within a fraction of a second (KeyboardInterrupt, no
+partial output left). Errors are sluice.Error (an OSError) and its subclasses, with the file
+name and the offset in the input; bad arguments are sluice.UsageError, also a ValueError.
+
+    import sluice
+    packed = sluice.compress(data)                     # gzip every reader reads, made on all cores
+    data = sluice.decompress(packed)                   # any gzip, zstd or lz4: format detected
+    parts = sluice.compress_many(payloads, format="zstd")
+    with sluice.open("big.log.gz", "wt") as f:         # like gzip.open, for all three formats
+        f.write(text)
+"""
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import tempfile
+import time
+from typing import Any, BinaryIO, Iterable, Iterator
+
+from . import _native
+
+
+class Error(OSError):
+    """An error of sluice, like gzip.BadGzipFile an OSError: bad, truncated or oversized input, a
+    failing file, or (UsageError) bad arguments. The message is the sluice program's.
+
+    kind: "corrupt_data", "trailing_garbage", "limit", "usage", "io", "internal" or "cancelled";
+    path (also filename): the file it concerns, None for bytes in memory; offset: where in the
+    input (compressed bytes) it was found, when known; detail: the reason without the context.
+    """
+
+    def __init__(self, message: str, kind: str = "io", path: str | None = None, offset: int | None = None,
+                 detail: str = ""):
+        super().__init__(message)
+        self.kind = kind
+        self.path = path
+        self.filename = path
+        self.offset = offset
+        self.detail = detail or message
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+    def __reduce__(self):
+        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail))
+
+
+class CorruptDataError(Error):
+    """The input is not valid data in its format (or is cut short)."""
+
+
+class TrailingGarbageError(CorruptDataError):
+    """Bytes that are not data follow the last member or frame; everything before them decoded."""
+
+
+class OutputLimitError(Error):
+    """The output would exceed the max_output asked for (a decompression bomb, say)."""
+
+
+class UsageError(Error, ValueError):
+    """Bad arguments: an unknown format or setting, a level out of range. Also a ValueError."""
+
+
+_native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLimitError, UsageError)
+
+__all__ = [
+    "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
+    "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
+    "__version__",
+]
+__version__: str = _native.version
+
+# What a read asks of the underlying file at a time.
+_READ_BYTES = 1 << 20
+
+
+def formats() -> list[str]:
+    """The formats sluice knows: "gzip", "zstd", "lz4" and any registered in C++."""
+    return _native.formats()
+
+
+def _knobs(knobs: dict[str, Any]) -> dict[str, str]:
+    return {name: str(value) for name, value in knobs.items()}
+
+
+def compress(data, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
+             chunk_size: int | None = None, backend: str | None = None, **knobs: str) -> bytes:
+    """Compresses a bytes-like object on all cores (no copy of it is made).
+
+    format: "gzip" (the default: one member any gzip reader reads), "zstd" or "lz4". level: the
+    format's (gzip 1-9, zstd 1-22, lz4 1-12); None is its default. threads: None for all cores.
+    Format settings as keywords, e.g. form="bgzf" for gzip (sluice.format_info("gzip")).
+    """
+    return _native.compress(data, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs), backend or "")
+
+
+def decompress(data, *, format: str | None = None, max_output: int | None = None,
+               threads: int | None = None) -> bytes:
+    """Decompresses gzip, zstd or lz4 (told from the data unless format names it), in parallel
+    where the stream allows. max_output: raise OutputLimitError rather than produce more."""
+    return _native.decompress(data, format or "", threads or 0, max_output or 0)
+
+
+def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = None,
+                  threads: int | None = None, *, return_exceptions: bool = False, chunk_size: int | None = None,
+                  backend: str | None = None, **knobs: str) -> list:
+    """Compresses many buffers in one run on all cores (small ones whole, big ones split) and
+    returns the results in input order. A failing item raises its error with .index set, or,
+    with return_exceptions=True, the error takes its place in the list."""
+    items = list(payloads)
+    results = _native.compress_many(items, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+                                    backend or "")
+    if not return_exceptions:
+        for index, result in enumerate(results):
+            if isinstance(result, BaseException):
+                result.index = index
+                raise result
+    return results
+
+
+def compress_iter(items: Iterable, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
+                  max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
+                  **knobs: str) -> Iterator[bytes]:
+    """Yields the compressed items of any iterable, in order, with at most max_in_flight items
+    taken from it at a time (tiles from a generator, records from a queue)."""
+    if max_in_flight < 1:
+        raise ValueError("max_in_flight must be at least 1")
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == max_in_flight:
+            yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+            batch = []
+    if batch:
+        yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+
+
+def format_info(format: str) -> dict:
+    """A format's facts: its file extension, levels (min, max, default), settings and backends."""
+    return _native.format_info(format)
+
+
+def _format_for_path(path: str) -> str:
+    for name in _native.formats():
+        if path.endswith(_native.format_info(name)["extension"]):
+            return name
+    return "gzip"
+
+
+class SluiceFile(io.BufferedIOBase):
+    """A compressed file opened by sluice.open() in binary mode: read or write, not both.
+
+    Reading decodes on all cores as the file is read; readinto(), read1(), readline() and
+    iteration by lines work as on any binary file. Writing compresses on all cores as bytes come;
+    close() ends the stream. flush() hands what is compressed so far to the file object (it does
+    not end the stream: a reader sees it at close). Opened by name for writing, the output is a
+    temporary file renamed into place by close(): an error or Ctrl-C leaves nothing behind.
+    """
+
+    def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
+                 threads: int | None = None, max_output: int | None = None, mtime: int | None = None,
+                 chunk_size: int | None = None, backend: str | None = None, **knobs: str):
+        super().__init__()
+        if mode not in ("rb", "wb", "ab", "xb"):
+            raise ValueError(f"invalid mode {mode!r}")
+        self._mode = mode
+        self._file: BinaryIO | None = None
+        self._owned = False
+        self._final_path: str | None = None
+        self._temp_path: str | None = None
+        self.name = ""
+        if isinstance(file, (str, bytes, os.PathLike)):
+            path = os.fsdecode(file)
+            self.name = path
+            if mode == "rb" or mode == "ab":
+                self._file = builtins.open(path, mode)
+            else:
+                if mode == "xb" and os.path.exists(path):
+                    raise FileExistsError(17, "File exists", path)
+                directory = os.path.dirname(os.path.abspath(path))
+                descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
+                self._file = os.fdopen(descriptor, "wb")
+                self._final_path = path
+            self._owned = True
+        elif hasattr(file, "read" if mode == "rb" else "write"):
+            self._file = file
+            self.name = getattr(file, "name", "") if isinstance(getattr(file, "name", ""), str) else ""
+        else:
+            raise TypeError("file must be a path or a binary file object")
+        try:
+            if mode == "rb":
+                self._reader = _native.Reader(format or "", threads or 0, max_output or 0, self.name or "<file>")
+                self._buffer = bytearray()
+                self._position = 0  # of the decoded stream, at the buffer's start
+                self._eof = False
+            else:
+                format = format or (_format_for_path(self.name) if self.name else "gzip")
+                base = os.path.basename(self.name)
+                extension = _native.format_info(format)["extension"]
+                if base.endswith(extension):
+                    base = base[: -len(extension)]
+                self._writer = _native.Writer(format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+                                              backend or "", base, int(time.time()) if mtime is None else mtime)
+                self._written = 0
+        except BaseException:
+            self._abandon()
+            raise
+
+    # ---- io.BufferedIOBase ----
+    def readable(self) -> bool:
+        return self._mode == "rb"
+
+    def writable(self) -> bool:
+        return self._mode != "rb"
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        self._check_open()
+        if self._mode == "rb":
+            return self._position
+        return self._written
+
+    def _fill(self, wanted: int) -> None:
+        while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
+            raw = self._file.read(_READ_BYTES)
+            if raw:
+                self._buffer += self._reader.feed(raw)
+            else:
+                self._buffer += self._reader.finish()
+                self._eof = True
+
+    def _take(self, count: int) -> bytes:
+        taken = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        self._position += len(taken)
+        return taken
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_readable()
+        if size is None or size < 0:
+            self._fill(-1)
+            return self._take(len(self._buffer))
+        self._fill(size)
+        return self._take(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        self._check_readable()
+        if not self._buffer:
+            self._fill(1)
+        return self._take(len(self._buffer) if size < 0 else size)
+
+    def readinto(self, target) -> int:
+        data = self.read(len(memoryview(target).cast("B")))
+        memoryview(target).cast("B")[: len(data)] = data
+        return len(data)
+
+    def peek(self, size: int = 1) -> bytes:
+        self._check_readable()
+        self._fill(max(size, 1))
+        return bytes(self._buffer[: max(size, 1)])
+
+    def readline(self, size: int | None = -1) -> bytes:
+        self._check_readable()
+        limit = -1 if size is None else size
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end >= 0:
+                count = end + 1
+                break
+            start = len(self._buffer)
+            if self._eof or (0 <= limit <= len(self._buffer)):
+                count = len(self._buffer)
+                break
+            self._fill(len(self._buffer) + _READ_BYTES)
+        if 0 <= limit < count:
+            count = limit
+        return self._take(count)
+
+    def write(self, data) -> int:
+        self._check_open()
+        if self._mode == "rb":
+            raise io.UnsupportedOperation("not writable")
+        length = memoryview(data).nbytes
+        try:
+            out = self._writer.write(data)
+            if out:
+                self._file.write(out)
+        except BaseException:
+            self._abandon()
+            raise
+        self._written += length
+        return length
+
+    def flush(self) -> None:
+        self._check_open()
+        if self._mode != "rb" and self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._mode != "rb" and self._file is not None:
+                try:
+                    self._file.write(self._writer.finish())
+                    self._file.flush()
+                    if self._owned:
+                        os.fsync(self._file.fileno())
+                except BaseException:
+                    self._abandon()
+                    raise
+            if self._owned and self._file is not None:
+                self._file.close()
+                if self._temp_path:
+                    if self._mode == "xb" and os.path.exists(self._final_path):
+                        os.unlink(self._temp_path)
+                        raise FileExistsError(17, "File exists", self._final_path)
+                    os.chmod(self._temp_path, 0o666 & ~_umask())
+                    os.replace(self._temp_path, self._final_path)
+                    self._temp_path = None
+        finally:
+            self._file = None
+            super().close()
+
+    def _abandon(self) -> None:
+        """Stops the run and removes a temporary output: nothing half-written is left."""
+        for native in ("_writer", "_reader"):
+            if hasattr(self, native):
+                getattr(self, native).cancel()
+        if self._owned and self._file is not None:
+            self._file.close()
+        self._file = None
+        if self._temp_path and os.path.exists(self._temp_path):
+            os.unlink(self._temp_path)
+        self._temp_path = None
+        if not self.closed:
+            super().close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _check_readable(self) -> None:
+        self._check_open()
+        if self._mode != "rb":
+            raise io.UnsupportedOperation("not readable")
+
+    def __repr__(self) -> str:
+        return f"<sluice.SluiceFile {self.name!r} mode={self._mode!r}>"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def open(file, mode: str = "rb", format: str | None = None, level: int | None = None, threads: int | None = None,
+         encoding: str | None = None, errors: str | None = None, newline: str | None = None, **kwargs):
+    """Opens a gzip, zstd or lz4 file, like gzip.open(), decoding or compressing on all cores.
+
+    file: a path or a binary file object. mode: "rb", "wb", "ab", "xb" (binary) or "rt", "wt",
+    "at", "xt" (text, with encoding, errors and newline as io.TextIOWrapper takes them; "r" and
+    "w" are binary, as in gzip.open). format: for writing, the default comes from the file
+    name's suffix (".zst", ".lz4"), else gzip; reading tells it from the data. Other keywords:
+    max_output, mtime, chunk_size, backend, and format settings (form="bgzf").
+    """
+    text = "t" in mode
+    binary_mode = mode.replace("t", "").replace("b", "")
+    if binary_mode not in ("r", "w", "a", "x") or ("t" in mode and "b" in mode):
+        raise ValueError(f"invalid mode {mode!r}")
+    if not text and (encoding is not None or errors is not None or newline is not None):
+        raise ValueError("encoding, errors and newline are for text modes only")
+    binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
+    if text:
+        return io.TextIOWrapper(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+    return binary

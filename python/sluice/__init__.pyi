@@ -1,0 +1,46 @@
+import io
+from typing import Any, BinaryIO, Iterable, Iterator, Literal
+
+from typing_extensions import Buffer
+
+__version__: str
+__all__: list[str]
+
+class Error(OSError):
+    kind: str
+    path: str | None
+    offset: int | None
+    detail: str
+    index: int
+    def __init__(self, message: str, kind: str = ..., path: str | None = ..., offset: int | None = ...,
+                 detail: str = ...) -> None: ...
+
+class CorruptDataError(Error): ...
+class TrailingGarbageError(CorruptDataError): ...
+class OutputLimitError(Error): ...
+class UsageError(Error, ValueError): ...
+
+def formats() -> list[str]: ...
+def format_info(format: str) -> dict[str, Any]: ...
+def compress(data: Buffer, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
+             chunk_size: int | None = None, backend: str | None = None, **knobs: str) -> bytes: ...
+def decompress(data: Buffer, *, format: str | None = None, max_output: int | None = None,
+               threads: int | None = None) -> bytes: ...
+def compress_many(payloads: Iterable[Buffer], format: str = "gzip", level: int | None = None,
+                  threads: int | None = None, *, return_exceptions: bool = False, chunk_size: int | None = None,
+                  backend: str | None = None, **knobs: str) -> list[bytes | Error]: ...
+def compress_iter(items: Iterable[Buffer], format: str = "gzip", level: int | None = None, threads: int | None = None,
+                  *, max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
+                  **knobs: str) -> Iterator[bytes]: ...
+
+class SluiceFile(io.BufferedIOBase):
+    name: str
+    def __init__(self, file: str | bytes | Any, mode: Literal["rb", "wb", "ab", "xb"] = "rb", *,
+                 format: str | None = None, level: int | None = None, threads: int | None = None,
+                 max_output: int | None = None, mtime: int | None = None, chunk_size: int | None = None,
+                 backend: str | None = None, **knobs: str) -> None: ...
+    def peek(self, size: int = 1) -> bytes: ...
+
+def open(file: str | bytes | Any, mode: str = "rb", format: str | None = None, level: int | None = None,
+         threads: int | None = None, encoding: str | None = None, errors: str | None = None,
+         newline: str | None = None, **kwargs: Any) -> SluiceFile | io.TextIOWrapper: ...

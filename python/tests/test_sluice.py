@@ -1,0 +1,282 @@
+"""The Python package against the stock tools and Python's own modules (gzip, zlib), the sluice
+program, and the behaviours it promises: no copies of inputs, threads, Ctrl-C, errors."""
+import concurrent.futures
+import gzip
+import io
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zlib
+
+import pytest
+
+import sluice
+
+PROGRAM = os.environ.get("SLUICE_PROGRAM", "sluice")
+CHUNK = 64 * 1024
+
+
+def text(size, seed=1):
+    rng = random.Random(seed)
+    words = [b"sluice", b"chunk", b"graph", b"member", b"frame", b"order", b"bound", b"error", b"\n"]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words) + b" "
+    return bytes(out[:size])
+
+
+def stock(tool_args, data):
+    return subprocess.run(tool_args, input=data, capture_output=True, check=True).stdout
+
+
+SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3]
+
+
+@pytest.mark.parametrize("fmt,reader", [("gzip", ["gzip", "-dc"]), ("zstd", ["zstd", "-dc"]), ("lz4", ["lz4", "-dc"])])
+@pytest.mark.parametrize("size", SIZES)
+def test_compress_is_read_by_the_stock_tool_and_by_decompress(fmt, reader, size):
+    data = text(size, size)
+    packed = sluice.compress(data, fmt, chunk_size=CHUNK)
+    assert stock(reader, packed) == data
+    assert sluice.decompress(packed) == data
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_default_gzip_is_one_member_for_zlib_and_gzip(size):
+    data = text(size, size)
+    packed = sluice.compress(data, chunk_size=CHUNK)
+    one = zlib.decompressobj(31)
+    assert one.decompress(packed) == data and one.eof and not one.unused_data
+    assert gzip.decompress(packed) == data
+
+
+def test_any_bytes_like_input():
+    data = text(300_000)
+    for view in (data, bytearray(data), memoryview(data), memoryview(bytearray(data))[10:], io.BytesIO(data).getbuffer()):
+        assert sluice.decompress(sluice.compress(view)) == bytes(view)
+    with pytest.raises(ValueError):
+        sluice.compress(memoryview(data)[::2])  # not contiguous
+
+
+def test_same_bytes_as_the_program_for_any_thread_count():
+    data = text(3 * 1024 * 1024 + 5)
+    for fmt in sluice.formats():
+        program = subprocess.run([PROGRAM, "-F", fmt, "-c"], input=data, capture_output=True, check=True).stdout
+        assert sluice.compress(data, fmt, threads=1) == program
+        assert sluice.compress(data, fmt, threads=2) == program
+
+
+def test_decompresses_what_the_stock_tools_write():
+    data = text(2_000_000)
+    for args in (["gzip", "-c"], ["pigz", "-c"], ["zstd", "-c", "-q"], ["lz4", "-c", "-q"], ["bgzip", "-c"]):
+        assert sluice.decompress(stock(args, data)) == data, args
+    assert sluice.decompress(gzip.compress(data) + gzip.compress(data)) == data + data
+
+
+def test_levels_formats_and_settings():
+    data = text(500_000)
+    assert len(sluice.compress(data, level=9)) < len(sluice.compress(data, level=1))
+    bgzf = sluice.compress(data, form="bgzf")
+    assert bgzf[12:14] == b"BC" and sluice.decompress(bgzf) == data
+    assert sluice.decompress(sluice.compress(data, "zstd", 19)) == data
+    info = sluice.format_info("gzip")
+    assert info["extension"] == ".gz" and "bgzf" in info["knobs"]["form"][0]
+    with pytest.raises(sluice.UsageError, match="level") as caught:
+        sluice.compress(data, level=42)
+    assert isinstance(caught.value, ValueError) and caught.value.kind == "usage"
+    with pytest.raises(ValueError):
+        sluice.compress(data, "brotli")
+    with pytest.raises(ValueError, match="form"):
+        sluice.compress(data, form="tiny")
+
+
+def test_errors_are_oserrors_with_kind_and_offset():
+    packed = sluice.compress(text(1_000_000), "zstd", chunk_size=CHUNK)
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        sluice.decompress(packed[:-10])
+    assert isinstance(caught.value, OSError) and caught.value.kind == "corrupt_data"
+    assert caught.value.offset is not None and caught.value.path is None
+    assert "truncated" in str(caught.value)
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert type(again) is sluice.CorruptDataError and str(again) == str(caught.value)
+    with pytest.raises(sluice.TrailingGarbageError):
+        sluice.decompress(sluice.compress(b"data") + b"junk")
+    with pytest.raises(sluice.OutputLimitError):
+        sluice.decompress(packed, max_output=100_000)
+    with pytest.raises(sluice.CorruptDataError, match="not compressed data"):
+        sluice.decompress(b"plain text")
+
+
+def test_compress_many_keeps_order_and_matches_compress():
+    rng = random.Random(3)
+    payloads = [text(rng.choice([0, 10, 300_000, 2_000_000]), i) for i in range(40)]
+    for fmt in sluice.formats():
+        results = sluice.compress_many(payloads, fmt)
+        assert len(results) == len(payloads)
+        for payload, packed in zip(payloads, results):
+            assert packed == sluice.compress(payload, fmt)
+    assert sluice.compress_many([]) == []
+    assert sluice.compress_many([b"x"], return_exceptions=True) == [sluice.compress(b"x")]
+
+
+def test_compress_iter_is_ordered_and_bounded():
+    taken = []
+
+    def items():
+        for i in range(50):
+            taken.append(i)
+            yield text(20_000, i)
+
+    out = sluice.compress_iter(items(), "lz4", max_in_flight=4)
+    first = next(out)
+    assert len(taken) <= 4
+    rest = list(out)
+    assert [sluice.decompress(p) for p in [first] + rest] == [text(20_000, i) for i in range(50)]
+
+
+def test_many_python_threads_at_once():
+    payloads = [text(200_000 + i, i) for i in range(48)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        packed = list(pool.map(lambda p: sluice.compress(p, "gzip"), payloads))
+        back = list(pool.map(sluice.decompress, packed))
+    assert back == payloads
+
+
+def test_the_gil_is_released_while_compressing():
+    data = text(40 * 1024 * 1024)
+    ticks = 0
+    stop = threading.Event()
+
+    def count():
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            time.sleep(0.001)
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    time.sleep(0.02)
+    before = ticks
+    sluice.compress(data, level=9)
+    during = ticks - before
+    stop.set()
+    counter.join()
+    assert during >= 10, "another Python thread could not run during the call"
+
+
+# ---- sluice.open ----
+
+@pytest.mark.parametrize("suffix,reader", [(".gz", ["gzip", "-dc"]), (".zst", ["zstd", "-dc"]), (".lz4", ["lz4", "-dc"])])
+def test_open_writes_the_format_its_name_says_and_reads_it_back(tmp_path, suffix, reader):
+    data = text(3_000_000)
+    path = tmp_path / ("data.bin" + suffix)
+    with sluice.open(path, "wb") as f:
+        for at in range(0, len(data), 77_777):
+            f.write(data[at:at + 77_777])
+        assert f.tell() == len(data)
+    assert subprocess.run(reader + [str(path)], capture_output=True, check=True).stdout == data
+    with sluice.open(path) as f:
+        assert f.read(10) == data[:10]
+        assert f.read1(5)
+        rest = f.read()
+        assert f.tell() == len(data)
+    assert data[:10] + rest == data[:10] + data[len(data) - len(rest):]
+    assert os.listdir(tmp_path) == [path.name], "no temporary left"
+
+
+def test_open_text_mode_lines_and_gzip_header(tmp_path):
+    path = tmp_path / "notes.txt.gz"
+    lines = [f"line {i} é\n" for i in range(20_000)]
+    with sluice.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(lines)
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        assert f.readlines() == lines
+    with open(path, "rb") as raw:
+        header = raw.read(64)
+    assert b"notes.txt\0" in header, "the name is recorded as gzip.open records it"
+    with sluice.open(path, "rt", encoding="utf-8") as f:
+        assert list(f) == lines
+    with sluice.open(path, "rb") as f:
+        assert f.readline() == lines[0].encode()
+        buffer = bytearray(100)
+        assert f.readinto(buffer) == 100
+
+
+def test_open_file_objects_append_and_exclusive(tmp_path):
+    data = text(1_000_000)
+    sink = io.BytesIO()
+    with sluice.open(sink, "wb", format="zstd") as f:
+        f.write(data)
+    assert stock(["zstd", "-dc"], sink.getvalue()) == data
+    with sluice.open(io.BytesIO(sink.getvalue())) as f:
+        assert f.read() == data
+    path = tmp_path / "log.gz"
+    with sluice.open(path, "ab") as f:
+        f.write(b"first\n")
+    with sluice.open(path, "ab") as f:
+        f.write(b"second\n")
+    assert gzip.decompress(path.read_bytes()) == b"first\nsecond\n"
+    with pytest.raises(FileExistsError):
+        sluice.open(path, "xb")
+    with pytest.raises(ValueError):
+        sluice.open(path, "rwb")
+
+
+def test_open_errors_name_the_file(tmp_path):
+    path = tmp_path / "broken.gz"
+    path.write_bytes(sluice.compress(text(1_000_000))[:-20])
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        with sluice.open(path) as f:
+            f.read()
+    assert caught.value.path == str(path) == caught.value.filename
+    with pytest.raises(FileNotFoundError):
+        sluice.open(tmp_path / "missing.gz")
+
+
+def test_ctrl_c_stops_a_call_and_leaves_no_output(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(sluice.__file__))!r})
+        import sluice
+        data = os.urandom(1 << 20) * 400
+        print("ready", flush=True)
+        try:
+            with sluice.open({str(tmp_path / "out.gz")!r}, "wb", level=9) as f:
+                while True:
+                    f.write(data)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=30)
+    assert out.strip() == "interrupted"
+    assert os.listdir(tmp_path) == [], "neither the output nor its temporary is left"
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+# gzip, the default. zstd and lz4 still grow about 1 KB a call in this loop (README, "Not there
+# yet"): no heap growth under valgrind, glibc's arenas holding freed pages.
+def test_no_leak_over_ten_thousand_calls_and_buffers_are_let_go():
+    data = bytearray(text(1000))
+    references = sys.getrefcount(data)
+    for _ in range(2000):
+        sluice.decompress(sluice.compress(data))
+    settled = _rss_bytes()
+    for _ in range(10000):
+        sluice.decompress(sluice.compress(data))
+    assert sys.getrefcount(data) == references
+    data.extend(b"x")  # no buffer export is left: a bytearray can be resized again
+    assert _rss_bytes() - settled < 8 * 1024 * 1024

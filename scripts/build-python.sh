@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds the Python package `sluice` (python/) in build/python: the library position-independent
+# against the shared codec libraries, the module, and the program the tests compare it with.
+# Import it with PYTHONPATH=build/python/python and Debian's /usr/bin/python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --preset python >/dev/null
+cmake --build --preset python
