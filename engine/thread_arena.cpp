@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -100,10 +102,45 @@ void pin_this_thread() {
 void pin_this_thread() {}
 #endif
 
-ThreadArena::ThreadArena(int threads) : arena_(threads) {
-  if (threads > tbb::info::default_concurrency()) {
-    raised_cap_.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+namespace {
+// Idle arenas by thread count, kept for the next run: a run takes one (or makes one when all are
+// in use, so that runs at once, such as transcode's two graphs, never share one: a graph blocked
+// on another's output must not hold the threads the other needs) and gives it back at its end.
+// Never destroyed (oneTBB may be gone before static destructors run).
+std::mutex g_idle_mutex;
+auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_arena>>>;
+
+std::unique_ptr<tbb::task_arena> take_arena(int threads) {
+  {
+    std::lock_guard lock(g_idle_mutex);
+    auto& idle = (*g_idle_arenas)[threads];
+    if (!idle.empty()) {
+      auto arena = std::move(idle.back());
+      idle.pop_back();
+      return arena;
+    }
   }
+  auto arena = std::make_unique<tbb::task_arena>(threads);
+  arena->initialize();
+  return arena;
+}
+
+void give_back_arena(int threads, std::unique_ptr<tbb::task_arena> arena) {
+  std::lock_guard lock(g_idle_mutex);
+  (*g_idle_arenas)[threads].push_back(std::move(arena));
+}
+
+std::optional<tbb::global_control> raise_cap(int threads) {
+  std::optional<tbb::global_control> raised;
+  if (threads > tbb::info::default_concurrency()) {
+    raised.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+  }
+  return raised;
+}
+}  // namespace
+
+ThreadArena::ThreadArena(int threads)
+    : threads_(threads), raised_cap_(raise_cap(threads)), arena_(take_arena(threads)) {
   std::vector<int> cpus = allowed_cpus();
   std::lock_guard lock(g_mutex);
   if (++g_live_arenas > 1) {
@@ -119,9 +156,12 @@ ThreadArena::ThreadArena(int threads) : arena_(threads) {
 }
 
 ThreadArena::~ThreadArena() {
-  std::lock_guard lock(g_mutex);
-  --g_live_arenas;
-  if (g_owner == this) stop_pinning_locked();
+  {
+    std::lock_guard lock(g_mutex);
+    --g_live_arenas;
+    if (g_owner == this) stop_pinning_locked();
+  }
+  give_back_arena(threads_, std::move(arena_));
 }
 
 void unpin_arena_threads() {

@@ -25,6 +25,7 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -39,12 +40,16 @@ class ThreadArena {
 
   template <typename F>
   void execute(F&& work) {
-    arena_.execute(std::forward<F>(work));
+    arena_->execute(std::forward<F>(work));
   }
 
  private:
+  int threads_;
   std::optional<tbb::global_control> raised_cap_;  // constructed before the arena is first used
-  tbb::task_arena arena_;
+  // Taken from the process's idle arenas and given back at the end (thread_arena.cpp): making
+  // one per run cost every call its start, and oneTBB's allocator kept pages of each (RSS grew
+  // 7 KB a call over thousands of small calls).
+  std::unique_ptr<tbb::task_arena> arena_;
 };
 
 // Called by a graph's parallel nodes (compressing a chunk, decoding a unit) at the start of every

@@ -262,12 +262,20 @@ def test_ctrl_c_stops_a_call_and_leaves_no_output(tmp_path):
     assert os.listdir(tmp_path) == [], "neither the output nor its temporary is left"
 
 
-# RSS is not asserted here: every call makes a oneTBB task arena, whose memory oneTBB's allocator
-# keeps, and RSS grows by some KB a call over thousands of small calls (README, "Not there yet").
-def test_buffers_are_let_go_over_ten_thousand_calls():
+def _rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_no_leak_over_ten_thousand_calls_and_buffers_are_let_go(fmt):
     data = bytearray(text(1000))
     references = sys.getrefcount(data)
+    for _ in range(1000):
+        sluice.decompress(sluice.compress(data, fmt))
+    settled = _rss_bytes()
     for _ in range(10000):
-        sluice.decompress(sluice.compress(data))
+        sluice.decompress(sluice.compress(data, fmt))
     assert sys.getrefcount(data) == references
     data.extend(b"x")  # no buffer export is left: a bytearray can be resized again
+    assert _rss_bytes() - settled < 8 * 1024 * 1024, "RSS grew over 10,000 calls"
