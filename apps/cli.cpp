@@ -132,6 +132,7 @@ void add_pin_flag(CLI::App& app) {
 
 ParseResult parse_command_line(int argc, char** argv) {
   CliOptions options;
+  options.format = CompressOptions{}.codec;
   CLI::App app{"Parallel gzip, zstd and lz4 compression with a oneTBB flow graph.\n"
                "With no FILE, or when FILE is -, filters standard input to standard output.",
                "sluice"};

@@ -64,7 +64,7 @@ struct CliOptions {
   bool force = false;              // -f
   bool remove_input = false;       // --rm
   bool no_name = false;            // -n: no name or time in the gzip header
-  std::string format = "gzip";     // -F
+  std::string format;              // -F; the library's default (CompressOptions) unless given
   int level = 0;                   // -1..-19, -l; 0: codec default
   int threads = 0;                 // -j; 0: all cores
   std::size_t chunk_bytes = 0;     // --chunk-size; 0: codec default
