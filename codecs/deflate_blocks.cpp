@@ -126,6 +126,7 @@ constexpr std::uint8_t kLengthExtraBits[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 
 void skip_codes(BitReader& bits, const HuffmanTable& literals, const HuffmanTable& distances) {
   for (;;) {
     const int symbol = literals.decode(bits);
+    if (bits.overran()) malformed("a block running past the end");
     if (symbol < 256) continue;
     if (symbol == 256) return;
     if (symbol > 285) malformed("a bad length symbol");
@@ -133,7 +134,6 @@ void skip_codes(BitReader& bits, const HuffmanTable& literals, const HuffmanTabl
     const int distance = distances.decode(bits);
     if (distance > 29) malformed("a bad distance symbol");
     if (distance >= 4) bits.skip(distance / 2 - 1);
-    if (bits.overran()) malformed("a block running past the end");
   }
 }
 
@@ -141,12 +141,13 @@ void read_dynamic_tables(BitReader& bits, HuffmanTable& literals, HuffmanTable& 
   static constexpr std::uint8_t kOrder[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
   const int literal_count = static_cast<int>(bits.take(5)) + 257;
   const int distance_count = static_cast<int>(bits.take(5)) + 1;
+  if (literal_count > 286 || distance_count > 30) malformed("too many codes");
   const int length_codes = static_cast<int>(bits.take(4)) + 4;
   std::uint8_t code_lengths[19] = {};
   for (int i = 0; i < length_codes; ++i) code_lengths[kOrder[i]] = static_cast<std::uint8_t>(bits.take(3));
   HuffmanTable lengths_code;
   lengths_code.build(code_lengths, 19);
-  std::uint8_t lengths[286 + 30] = {};
+  std::uint8_t lengths[286 + 30] = {};  // the most the counts checked above allow
   const int total = literal_count + distance_count;
   for (int at = 0; at < total;) {
     const int symbol = lengths_code.decode(bits);
@@ -168,6 +169,7 @@ void read_dynamic_tables(BitReader& bits, HuffmanTable& literals, HuffmanTable& 
     if (at + repeat > total) malformed("code lengths past their count");
     std::memset(lengths + at, value, static_cast<std::size_t>(repeat));
     at += repeat;
+    if (bits.overran()) malformed("code lengths running past the end");
   }
   literals.build(lengths, literal_count);
   distances.build(lengths + literal_count, distance_count);

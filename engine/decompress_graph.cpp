@@ -13,6 +13,7 @@
 // through a writing thread of its own (engine/overlapped_sink.h), so reading, decoding and writing
 // overlap. Memory is bounded by the in-flight limit times the unit bounds, never by a size the
 // stream claims.
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <memory>
@@ -180,6 +181,15 @@ class PieceReader {
         blocks_(blocks),
         errors_(errors) {}
 
+  // Once `failed` is set (by the unit decoders: a speculative unit was no unit), the rest of the
+  // stream is cut into serial pieces: it is decoded in order from there anyway, and guessing on
+  // would cut it at every false candidate (a stored block of "00 00 ff ff" repeated: one unit
+  // every few bytes). `in_callers_graph`: the threads are not the reader's to unpin.
+  void watch_guesses(const std::atomic<bool>* failed, bool in_callers_graph = false) {
+    guesses_failed_ = failed;
+    in_callers_graph_ = in_callers_graph;
+  }
+
   // The next bytes of the stream (`last`: and then it ends); take the pieces with next_fed()
   // until it returns null. `bytes` must stay valid until then.
   void feed(ByteView bytes, bool last) {
@@ -236,6 +246,7 @@ class PieceReader {
 
   Chunk* next_piece() {
     for (;;) {
+      if (!serial_ && guesses_failed_ && guesses_failed_->load(std::memory_order_relaxed)) go_serial();
       if (serial_) return next_serial_piece();
       if (skip_bytes_ > 0) {
         const std::size_t skipped = std::min<std::uint64_t>(skip_bytes_, buffered());
@@ -295,7 +306,7 @@ class PieceReader {
     serial_ = true;
     // One decoding thread from here on, and a writing thread it makes (which starts with its
     // maker's CPU mask): unpinned, the scheduler places them better (thread_arena.h).
-    detail::unpin_arena_threads();
+    if (!in_callers_graph_) detail::unpin_arena_threads();
   }
 
   // Raw bytes for the streaming decoder (all that is buffered), then one end piece.
@@ -430,6 +441,8 @@ class PieceReader {
   StreamSplitter* splitter_;
   bool serial_;
   bool speculated_ = false;  // a speculative unit was cut: the writer ends the stream
+  const std::atomic<bool>* guesses_failed_ = nullptr;
+  bool in_callers_graph_ = false;
   bool eof_ = false;
   bool done_ = false;
   std::uint64_t sequence_ = 0;
@@ -471,17 +484,23 @@ bool is_trailing_garbage(const std::exception_ptr& error) {
 // through; an error travels with its piece, to be raised in order.
 class UnitDecoders {
  public:
-  UnitDecoders(const Codec& codec, const FirstError& errors, const std::string& source_name)
-      : errors_(errors), source_name_(source_name), decoders_([&codec] { return codec.make_unit_decoder(); }) {}
+  // `guesses_failed` is set at the first speculative unit that was no unit (PieceReader::
+  // watch_guesses); `pin`: pin the threads (not in a caller's graph, whose threads are not ours).
+  UnitDecoders(const Codec& codec, const FirstError& errors, const std::string& source_name,
+               std::atomic<bool>& guesses_failed, bool pin = true)
+      : errors_(errors), source_name_(source_name), guesses_failed_(guesses_failed), pin_(pin), decoders_([&codec] {
+          return codec.make_unit_decoder();
+        }) {}
 
   Chunk* decode(Chunk* chunk) {
     if (chunk->piece != Piece::kUnit || chunk->error || errors_.failed()) return chunk;
-    detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
+    if (pin_) detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
     try {
       decoders_.local()->decode(chunk->view, chunk->cut, chunk->output);  // checked (codec_author.h)
     } catch (const Error& e) {
       if (chunk->cut.speculative && e.kind() == ErrorKind::kCorruptData) {
         chunk->guess_failed = true;  // the writer decodes it in order (Cut::speculative)
+        guesses_failed_.store(true, std::memory_order_relaxed);
         chunk->output.clear();
       } else {
         chunk->error = detail::current_error_with_context(source_name_, chunk->offset);
@@ -498,6 +517,8 @@ class UnitDecoders {
  private:
   const FirstError& errors_;
   const std::string& source_name_;
+  std::atomic<bool>& guesses_failed_;
+  const bool pin_;
   tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders_;
 };
 
@@ -622,7 +643,9 @@ void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart
   ChunkPool pool;
   const auto splitter = codec.make_splitter();
   PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
-  UnitDecoders decoders(codec, errors, source.name());
+  std::atomic<bool> guesses_failed{false};
+  piece_reader.watch_guesses(&guesses_failed);
+  UnitDecoders decoders(codec, errors, source.name(), guesses_failed);
   PieceWriter piece_writer(sink, codec, splitter.get(), threads, max_output, errors, source.name(), stats);
   const std::size_t in_flight = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
 
@@ -691,9 +714,10 @@ struct DecompressNode::Nodes {
       if (start.size() < kDetectBytes && !chunk.last) return;
       codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
       splitter = codec->make_splitter();
-      decoders.emplace(*codec, errors, name);
+      decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false);
       piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
       reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
+      reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
       reader->feed(start.view(), chunk.last);
     } else {
       reader->feed(bytes, chunk.last);
@@ -702,19 +726,21 @@ struct DecompressNode::Nodes {
   }
 
   // In order: each piece's output, as one chunk of the decoded stream; the error of a piece is
-  // thrown here, after the output before it.
+  // thrown here, after the output before it (what the failing piece decoded included: trailing
+  // garbage comes after a whole stream's output).
   void write(Chunk* chunk, WriterPorts& ports) {
     piece_writer->write(*chunk);
-    const bool last = chunk->last;
+    const bool last = chunk->last && !errors.failed();
     pool.release(chunk);
-    errors.rethrow_if_failed();
     Buffer bytes = output.take();
-    if (bytes.empty() && !last) return;
-    ByteChunk out;
-    out.sequence = next_output++;
-    out.last = last;
-    out.bytes = std::make_shared<const Buffer>(std::move(bytes));
-    std::get<0>(ports).try_put(out);
+    if (!bytes.empty() || last) {
+      ByteChunk out;
+      out.sequence = next_output++;
+      out.last = last;
+      out.bytes = std::make_shared<const Buffer>(std::move(bytes));
+      std::get<0>(ports).try_put(out);
+    }
+    errors.rethrow_if_failed();
   }
 
   DecompressOptions options;
@@ -727,6 +753,7 @@ struct DecompressNode::Nodes {
   std::unique_ptr<StreamSplitter> splitter;
   BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
   ChunkPool pool;
+  std::atomic<bool> guesses_failed{false};
   std::optional<UnitDecoders> decoders;
   std::optional<PieceWriter> piece_writer;
   std::optional<PieceReader> reader;

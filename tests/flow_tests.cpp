@@ -320,6 +320,26 @@ TEST(DecompressNode, TruncationCorruptionAndTheOutputLimitAreThrownInOrder) {
   EXPECT_LE(decoded.output.size(), limited.max_output_bytes);
 }
 
+// Trailing garbage after a whole stream is an error from wait_for_all(); what reached the nodes
+// after this one before the graph was cancelled is the stream's start.
+TEST(DecompressNode, TrailingGarbageIsAnError) {
+  const Bytes input = text_bytes(300 * 1000, 49);
+  Bytes packed = to_bytes(compress_buffer(view(input), CompressOptions{}));
+  for (const char c : std::string("garbage!")) packed.push_back(static_cast<std::uint8_t>(c));
+  for (const std::size_t piece : {std::size_t{65536}, packed.size()}) {
+    const Decoded decoded = decode_in_graph(packed, {piece}, {});
+    ASSERT_TRUE(decoded.error);
+    try {
+      std::rethrow_exception(decoded.error);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kTrailingGarbage) << e.what();
+    }
+    EXPECT_TRUE(Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(decoded.output.size())) ==
+                decoded.output);
+    EXPECT_EQ(decoded.lasts, 0u);
+  }
+}
+
 // CompressNode into DecompressNode in one graph gives the input back.
 TEST(DecompressNode, AfterACompressNodeInTheSameGraph) {
   const Bytes input = text_bytes(1024 * 1024 + 3, 47);

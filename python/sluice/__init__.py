@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import io
 import os
+import stat
 import tempfile
 import time
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -157,8 +158,11 @@ class SluiceFile(io.BufferedIOBase):
     Reading decodes on all cores as the file is read; readinto(), read1(), readline() and
     iteration by lines work as on any binary file. Writing compresses on all cores as bytes come;
     close() ends the stream. flush() hands what is compressed so far to the file object (it does
-    not end the stream: a reader sees it at close). Opened by name for writing, the output is a
-    temporary file renamed into place by close(): an error or Ctrl-C leaves nothing behind.
+    not end the stream: a reader sees it at close). Opened by name for writing a new or regular
+    file, the output is a temporary file renamed into place by close() (with the old file's
+    permissions): an error or Ctrl-C leaves nothing behind. A symlink, a FIFO or a device is
+    written in place. A read that meets an error returns what decoded before it first and raises
+    the error at the next read, as often as it is asked.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
@@ -176,15 +180,22 @@ class SluiceFile(io.BufferedIOBase):
         if isinstance(file, (str, bytes, os.PathLike)):
             path = os.fsdecode(file)
             self.name = path
-            if mode == "rb" or mode == "ab":
+            existing = None
+            try:
+                existing = os.lstat(path)
+            except FileNotFoundError:
+                pass
+            in_place = existing is not None and not stat.S_ISREG(existing.st_mode)
+            if mode == "rb" or mode == "ab" or (mode == "wb" and in_place):
                 self._file = builtins.open(path, mode)
             else:
-                if mode == "xb" and os.path.exists(path):
+                if mode == "xb" and existing is not None:
                     raise FileExistsError(17, "File exists", path)
                 directory = os.path.dirname(os.path.abspath(path))
                 descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
                 self._file = os.fdopen(descriptor, "wb")
                 self._final_path = path
+                self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
             self._owned = True
         elif hasattr(file, "read" if mode == "rb" else "write"):
             self._file = file
@@ -197,6 +208,7 @@ class SluiceFile(io.BufferedIOBase):
                 self._buffer = bytearray()
                 self._position = 0  # of the decoded stream, at the buffer's start
                 self._eof = False
+                self._error: BaseException | None = None  # raised once the buffer before it is read
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
@@ -228,12 +240,20 @@ class SluiceFile(io.BufferedIOBase):
 
     def _fill(self, wanted: int) -> None:
         while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
-            raw = self._file.read(_READ_BYTES)
-            if raw:
-                self._buffer += self._reader.feed(raw)
-            else:
-                self._buffer += self._reader.finish()
+            try:
+                raw = self._file.read(_READ_BYTES)
+                if raw:
+                    self._buffer += self._reader.feed(raw)
+                else:
+                    self._buffer += self._reader.finish()
+                    self._eof = True
+            except Error as error:
+                # What decoded before the error is read first; the error comes after it.
+                self._buffer += self._reader.drain()
+                self._error = error
                 self._eof = True
+        if self._error is not None and not self._buffer:
+            raise self._error
 
     def _take(self, count: int) -> bytes:
         taken = bytes(self._buffer[:count])
@@ -307,27 +327,33 @@ class SluiceFile(io.BufferedIOBase):
         if self.closed:
             return
         try:
-            if self._mode != "rb" and self._file is not None:
-                try:
-                    self._file.write(self._writer.finish())
-                    self._file.flush()
-                    if self._owned:
-                        os.fsync(self._file.fileno())
-                except BaseException:
-                    self._abandon()
-                    raise
+            if self._mode == "rb":
+                self._reader.cancel()  # a stream not read to its end: stop its run now
+            elif self._file is not None:
+                self._file.write(self._writer.finish())
+                self._file.flush()
+                if self._owned and self._temp_path:
+                    os.fsync(self._file.fileno())
             if self._owned and self._file is not None:
                 self._file.close()
                 if self._temp_path:
-                    if self._mode == "xb" and os.path.exists(self._final_path):
+                    os.chmod(self._temp_path, self._final_mode)
+                    if self._mode == "xb":
+                        os.link(self._temp_path, self._final_path)  # fails if the name was taken meanwhile
                         os.unlink(self._temp_path)
-                        raise FileExistsError(17, "File exists", self._final_path)
-                    os.chmod(self._temp_path, 0o666 & ~_umask())
-                    os.replace(self._temp_path, self._final_path)
+                    else:
+                        os.replace(self._temp_path, self._final_path)
                     self._temp_path = None
+        except BaseException:
+            self._abandon()
+            raise
         finally:
             self._file = None
-            super().close()
+            if self._temp_path and os.path.exists(self._temp_path):
+                os.unlink(self._temp_path)
+            self._temp_path = None
+            if not self.closed:
+                super().close()
 
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""

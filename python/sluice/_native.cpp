@@ -219,6 +219,8 @@ class Pushed {
     return sink_.drain();
   }
   void cancel() { stream_.cancel(); }
+  // What came out before a call raised (the good prefix before an error).
+  py::bytes drain() { return sink_.drain(); }
 
  private:
   DrainSink sink_;
@@ -369,5 +371,6 @@ PYBIND11_MODULE(_native, m) {
            py::arg("format"), py::arg("threads"), py::arg("max_output"), py::arg("name"))
       .def("feed", &Reader::push)
       .def("finish", &Reader::finish)
+      .def("drain", &Reader::drain)
       .def("cancel", &Reader::cancel);
 }

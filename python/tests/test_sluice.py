@@ -279,3 +279,31 @@ def test_no_leak_over_ten_thousand_calls_and_buffers_are_let_go(fmt):
     assert sys.getrefcount(data) == references
     data.extend(b"x")  # no buffer export is left: a bytearray can be resized again
     assert _rss_bytes() - settled < 8 * 1024 * 1024, "RSS grew over 10,000 calls"
+
+
+def test_open_writes_through_a_symlink_and_keeps_a_files_permissions(tmp_path):
+    target = tmp_path / "target.gz"
+    target.write_bytes(b"")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.gz"
+    link.symlink_to(target)
+    with sluice.open(link, "wb") as f:
+        f.write(b"through the link")
+    assert link.is_symlink() and gzip.decompress(target.read_bytes()) == b"through the link"
+    with sluice.open(target, "wb") as f:
+        f.write(b"replaced")
+    assert oct(os.stat(target).st_mode & 0o777) == oct(0o600)
+    assert sorted(os.listdir(tmp_path)) == ["link.gz", "target.gz"]
+
+
+def test_a_read_error_comes_after_the_data_before_it(tmp_path):
+    data = text(300_000)
+    path = tmp_path / "garbage.gz"
+    path.write_bytes(gzip.compress(data) + b"garbage!")
+    with sluice.open(path) as f:
+        assert f.read(1000) == data[:1000]
+        assert f.read(len(data) - 1000) == data[1000:]
+        with pytest.raises(sluice.TrailingGarbageError):
+            f.read()
+        with pytest.raises(sluice.TrailingGarbageError):
+            f.read(1)
