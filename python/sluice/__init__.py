@@ -15,6 +15,7 @@ name and the offset in the input; bad arguments are sluice.UsageError, also a Va
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import io
 import os
 import stat
@@ -70,6 +71,7 @@ _native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLi
 
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
+    "compress_files", "decompress_files", "FileResult",
     "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
     "__version__",
 ]
@@ -138,6 +140,76 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
             batch = []
     if batch:
         yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileResult:
+    """What became of one file of compress_files() or decompress_files()."""
+    input: str
+    output: str
+    status: str  # "done", "failed" or "skipped" (fail_fast stopped the batch before it)
+    input_bytes: int
+    output_bytes: int
+    seconds: float
+    error: Error | None  # why it failed or was skipped
+    warning: Error | None  # done, but with something passed over (trailing garbage)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "done"
+
+
+def _output_path(path: str, name: str, output_dir) -> str:
+    return os.path.join(os.fspath(output_dir), os.path.basename(name)) if output_dir is not None else name
+
+
+def _progress_adapter(progress):
+    if progress is None:
+        return None
+    return lambda index, result: progress(FileResult(*result))
+
+
+def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level: int | None = None,
+                   threads: int | None = None, *, overwrite: bool = False, remove_inputs: bool = False,
+                   store_name: bool = True, fail_fast: bool = False, progress=None, chunk_size: int | None = None,
+                   backend: str | None = None, **knobs: str) -> list[FileResult]:
+    """Compresses files in one run on all cores (small ones whole, big ones split): each to its
+    name plus the format's suffix, beside it or in output_dir. Outputs appear whole or not at all
+    and carry the input's permissions and times; remove_inputs deletes each input once its
+    output is safely written. progress(result) is called as each file completes (tqdm: pass
+    lambda r: bar.update()). Returns one FileResult per path, in order; failures do not raise."""
+    extension = _native.format_info(format)["extension"]
+    names = [os.fsdecode(p) for p in paths]
+    jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
+    results = _native.compress_files(jobs, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+                                     backend or "", overwrite, remove_inputs, store_name, fail_fast,
+                                     _progress_adapter(progress))
+    return [FileResult(*result) for result in results]
+
+
+def decompress_files(paths: Iterable, output_dir=None, threads: int | None = None, *, overwrite: bool = False,
+                     remove_inputs: bool = False, max_output: int | None = None, fail_fast: bool = False,
+                     progress=None) -> list[FileResult]:
+    """Decompresses files, several at once: "a.log.gz" to "a.log", "a.tgz" to "a.tar", beside
+    each or in output_dir (the format is told from the data). A name without a known suffix is
+    a failed item. Returns one FileResult per path, in order; failures do not raise."""
+    names = [os.fsdecode(p) for p in paths]
+    results: list = [None] * len(names)
+    jobs, places = [], []
+    for index, name in enumerate(names):
+        target = _native.decompressed_name(name)
+        if target is None:
+            error = UsageError(f"{name}: unknown suffix (expected one of "
+                               f"{', '.join(_native.format_info(f)['extension'] for f in formats())})", "usage", name)
+            results[index] = FileResult(name, "", "failed", 0, 0, 0.0, error, None)
+        else:
+            jobs.append((name, _output_path(name, target, output_dir)))
+            places.append(index)
+    done = _native.decompress_files(jobs, threads or 0, max_output or 0, overwrite, remove_inputs, fail_fast,
+                                    _progress_adapter(progress))
+    for index, result in zip(places, done):
+        results[index] = FileResult(*result)
+    return results
 
 
 def format_info(format: str) -> dict:

@@ -1,5 +1,5 @@
 import io
-from typing import Any, BinaryIO, Iterable, Iterator, Literal
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal
 
 from typing_extensions import Buffer
 
@@ -32,6 +32,28 @@ def compress_many(payloads: Iterable[Buffer], format: str = "gzip", level: int |
 def compress_iter(items: Iterable[Buffer], format: str = "gzip", level: int | None = None, threads: int | None = None,
                   *, max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
                   **knobs: str) -> Iterator[bytes]: ...
+
+class FileResult:
+    input: str
+    output: str
+    status: str
+    input_bytes: int
+    output_bytes: int
+    seconds: float
+    error: Error | None
+    warning: Error | None
+    @property
+    def ok(self) -> bool: ...
+
+def compress_files(paths: Iterable[str | bytes | Any], output_dir: str | Any | None = None, format: str = "gzip",
+                   level: int | None = None, threads: int | None = None, *, overwrite: bool = False,
+                   remove_inputs: bool = False, store_name: bool = True, fail_fast: bool = False,
+                   progress: Callable[[FileResult], Any] | None = None, chunk_size: int | None = None,
+                   backend: str | None = None, **knobs: str) -> list[FileResult]: ...
+def decompress_files(paths: Iterable[str | bytes | Any], output_dir: str | Any | None = None,
+                     threads: int | None = None, *, overwrite: bool = False, remove_inputs: bool = False,
+                     max_output: int | None = None, fail_fast: bool = False,
+                     progress: Callable[[FileResult], Any] | None = None) -> list[FileResult]: ...
 
 class SluiceFile(io.BufferedIOBase):
     name: str

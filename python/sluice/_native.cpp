@@ -341,6 +341,76 @@ PYBIND11_MODULE(_native, m) {
       py::arg("items"), py::arg("format"), py::arg("level"), py::arg("threads"), py::arg("chunk_size"),
       py::arg("knobs"), py::arg("backend"));
 
+  // Files: one graph run (compressing) or several files at once (decompressing), per-item
+  // results as tuples (input, output, status, input bytes, output bytes, seconds, error,
+  // warning); `progress(index, result)` after each item, on the calling thread's GIL.
+  const auto run_files = [](bool compressing, const std::vector<std::pair<std::string, std::string>>& pairs,
+                            CompressOptions compress, DecompressOptions decompress, FileBatchOptions batch,
+                            const py::object& progress) {
+    std::vector<FileJob> jobs;
+    std::uint64_t total = 0;
+    for (const auto& [input, output] : pairs) {
+      jobs.push_back({input, output});
+      total += kInterruptibleBytes;  // files: always on a thread of their own, interruptible
+    }
+    const auto as_tuple = [](const ItemResult& item) {
+      const char* status = item.status == ItemStatus::kDone     ? "done"
+                           : item.status == ItemStatus::kFailed ? "failed"
+                                                                : "skipped";
+      return py::make_tuple(item.input, item.output, status, item.input_bytes, item.output_bytes, item.seconds,
+                            item.error ? to_python(*item.error) : py::none(),
+                            item.warning ? to_python(*item.warning) : py::none());
+    };
+    std::exception_ptr callback_error;
+    if (!progress.is_none()) {
+      batch.on_item_done = [&](std::size_t index, const ItemResult& item) {
+        py::gil_scoped_acquire acquire;
+        if (callback_error) return;
+        try {
+          progress(index, as_tuple(item));
+        } catch (...) {
+          callback_error = std::current_exception();
+        }
+      };
+    }
+    BatchReport report;
+    run_released(total, [&](std::stop_token stop) {
+      compress.stop = stop;
+      decompress.stop = stop;
+      report = compressing ? compress_files(jobs, compress, batch) : decompress_files(jobs, decompress, batch);
+    });
+    if (callback_error) std::rethrow_exception(callback_error);
+    py::list results;
+    for (const auto& item : report.items) results.append(as_tuple(item));
+    return results;
+  };
+  m.def("compress_files",
+        [run_files](const std::vector<std::pair<std::string, std::string>>& jobs, const std::string& format, int level,
+                    int threads, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,
+                    const std::string& backend, bool overwrite, bool remove_inputs, bool store_name, bool fail_fast,
+                    const py::object& progress) {
+          CompressOptions options = compress_options(format, level, threads, chunk_size, knobs, backend);
+          (void)CodecRegistry::global().create(format, options.codec_options);  // bad options: UsageError
+          FileBatchOptions batch;
+          batch.overwrite = overwrite;
+          batch.remove_inputs = remove_inputs;
+          batch.store_name = store_name;
+          batch.fail_fast = fail_fast;
+          batch.create_directories = true;
+          return run_files(true, jobs, options, {}, batch, progress);
+        });
+  m.def("decompress_files",
+        [run_files](const std::vector<std::pair<std::string, std::string>>& jobs, int threads, std::uint64_t max_output,
+                    bool overwrite, bool remove_inputs, bool fail_fast, const py::object& progress) {
+          FileBatchOptions batch;
+          batch.overwrite = overwrite;
+          batch.remove_inputs = remove_inputs;
+          batch.fail_fast = fail_fast;
+          batch.create_directories = true;
+          return run_files(false, jobs, {}, decompress_options("", threads, max_output), batch, progress);
+        });
+  m.def("decompressed_name", [](const std::string& path) { return CodecRegistry::global().decompressed_name(path); });
+
   py::class_<Writer>(m, "Writer")
       .def(py::init([](const std::string& format, int level, int threads, std::size_t chunk_size,
                        const std::map<std::string, std::string>& knobs, const std::string& backend,

@@ -307,3 +307,37 @@ def test_a_read_error_comes_after_the_data_before_it(tmp_path):
             f.read()
         with pytest.raises(sluice.TrailingGarbageError):
             f.read(1)
+
+
+def test_compress_files_and_back_with_progress(tmp_path):
+    rng = random.Random(5)
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"f{i}.log"
+        path.write_bytes(text(rng.choice([0, 100, 300_000, 3_000_000]), i))
+        paths.append(str(path))
+    seen = []
+    results = sluice.compress_files(paths, progress=seen.append)
+    assert [r.input for r in results] == paths and all(r.ok for r in results)
+    assert sorted(r.input for r in seen) == sorted(paths)
+    for path in paths:
+        assert gzip.decompress(open(path + ".gz", "rb").read()) == open(path, "rb").read()
+    out = tmp_path / "out"
+    back = sluice.decompress_files([p + ".gz" for p in paths] + [paths[0]], output_dir=out)
+    assert [r.ok for r in back] == [True] * len(paths) + [False]
+    assert isinstance(back[-1].error, sluice.UsageError)
+    for path in paths:
+        assert (out / os.path.basename(path)).read_bytes() == open(path, "rb").read()
+    again = sluice.compress_files(paths[:1])  # the output exists: a failed item, nothing raised
+    assert not again[0].ok and again[0].error is not None
+
+
+def test_decompress_files_reports_each_failure(tmp_path):
+    good = tmp_path / "good.zst"
+    good.write_bytes(sluice.compress(b"fine", "zstd"))
+    bad = tmp_path / "bad.zst"
+    bad.write_bytes(b"not zstd at all")
+    results = sluice.decompress_files([bad, good])
+    assert [r.status for r in results] == ["failed", "done"]
+    assert isinstance(results[0].error, sluice.CorruptDataError) and results[0].error.path == str(bad)
+    assert (tmp_path / "good").read_bytes() == b"fine" and not (tmp_path / "bad").exists()
