@@ -417,15 +417,10 @@ class SluiceFile(io.BufferedIOBase):
                         os.replace(self._temp_path, self._final_path)
                     self._temp_path = None
         except BaseException:
-            self._abandon()
+            self._abandon()  # the temporary goes, whatever failed
             raise
-        finally:
-            self._file = None
-            if self._temp_path and os.path.exists(self._temp_path):
-                os.unlink(self._temp_path)
-            self._temp_path = None
-            if not self.closed:
-                super().close()
+        self._file = None
+        super().close()
 
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
