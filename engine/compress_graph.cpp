@@ -446,6 +446,55 @@ class OpenStreams final : public StreamSet {
   const std::vector<CompressStream>& streams_;
 };
 
+bool same_options(const CodecOptions& a, const CodecOptions& b) {
+  return a.level == b.level && a.chunk_bytes == b.chunk_bytes && a.knobs == b.knobs && a.backend == b.backend;
+}
+
+// The codec and chunk compressor of the last small input compressed on this thread, kept for the
+// next call with the same options: a context costs more to make than a kilobyte costs to
+// compress (libdeflate's, zstd's and lz4's state, hundreds of KB to a few MB). One per thread
+// that calls compress_buffer(), as the graph keeps one per worker.
+struct CallerContext {
+  std::string codec_name;
+  CodecOptions requested;
+  std::unique_ptr<Codec> codec;
+  std::unique_ptr<ChunkCompressor> compressor;
+};
+
+// An input of one chunk at most becomes one chunk, first and last, with no history: the graph
+// would give exactly these bytes, so it is compressed here, on the calling thread, without the
+// graph, its workers, its pinning and its chunk buffers (a 1 KB gzip call took 250 us through the
+// graph; BENCHMARKS.md, Python). False, with nothing done, for larger inputs.
+bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& output) {
+  thread_local std::optional<CallerContext> cached;
+  resolve_threads(options.threads);  // the same checks as a run
+  if (!cached || cached->codec_name != options.codec || !same_options(cached->requested, options.codec_options)) {
+    cached.reset();
+    auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
+    if (input.size() > codec->options().chunk_bytes) return false;
+    auto compressor = codec->make_chunk_compressor();
+    cached.emplace(CallerContext{options.codec, options.codec_options, std::move(codec), std::move(compressor)});
+  }
+  const Codec& codec = *cached->codec;
+  if (input.size() > codec.options().chunk_bytes) return false;
+  if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
+  static const std::string kName = "<memory>";
+  try {
+    Buffer chunk;
+    const std::uint64_t check = cached->compressor->compress({}, input, /*last=*/true, chunk);
+    const auto framer = codec.make_framer(StreamInfo{});
+    framer->header(output);
+    output.append(chunk.view());
+    framer->add_chunk(input, check);
+    framer->trailer(output);
+  } catch (...) {
+    cached.reset();  // a context that failed is not trusted again
+    std::rethrow_exception(detail::current_error_with_context(kName, 0));
+  }
+  if (options.on_progress) options.on_progress(input.size());
+  return true;
+}
+
 }  // namespace
 
 int resolve_threads(int threads) {
@@ -495,6 +544,7 @@ CompressStats compress_file(const std::string& input_path, const std::string& ou
 }
 
 Buffer compress_buffer(ByteView input, const CompressOptions& options) {
+  if (Buffer output; compress_in_caller(input, options, output)) return output;
   return detail::run_in_memory(input, [&](ByteSource& source, ByteSink& sink) { compress(source, sink, options); });
 }
 

@@ -139,16 +139,27 @@ std::set<std::size_t> valid_cuts(const Format& format, const Bytes& packed) {
 // Decodes `bytes`; returns the output, or nothing if the decoder reported corrupt data (or, where
 // damage turned a frame's start into something else, trailing garbage). Any other outcome fails
 // the test.
+// Both ways a buffer is decoded: through the graph, and, for a small input, on the calling
+// thread (DecompressOptions::small_inputs_in_caller); they must agree.
 std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& what,
                                        const DecompressOptions& options) {
-  try {
-    return to_bytes(decompress_buffer(view(bytes), options));
-  } catch (const Error& e) {
-    EXPECT_TRUE(e.kind() == ErrorKind::kCorruptData || e.kind() == ErrorKind::kTrailingGarbage)
-        << what << ": " << e.what();
-    EXPECT_TRUE(e.offset().has_value()) << what << ": no offset in " << e.what();
-    return std::nullopt;
+  const auto one_way = [&](bool graph) -> std::optional<Bytes> {
+    try {
+      DecompressOptions way = options;
+      way.small_inputs_in_caller = !graph;
+      return to_bytes(decompress_buffer(view(bytes), way));
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.kind() == ErrorKind::kCorruptData || e.kind() == ErrorKind::kTrailingGarbage)
+          << what << ": " << e.what();
+      EXPECT_TRUE(e.offset().has_value()) << what << ": no offset in " << e.what();
+      return std::nullopt;
+    }
+  };
+  const auto through_graph = one_way(true);
+  if (bytes.size() <= 64 * 1024) {
+    EXPECT_EQ(one_way(false), through_graph) << what << ": decoded in the caller";
   }
+  return through_graph;
 }
 
 class Damaged : public ::testing::TestWithParam<Format> {};

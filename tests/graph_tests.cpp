@@ -273,6 +273,40 @@ TEST(Graph, OutputIsByteIdenticalForAnyThreadCount) {
   }
 }
 
+// An input of one chunk at most is compressed on the calling thread, without the graph: the
+// bytes must be the graph's, for every codec and gzip form, at every size up to the chunk, and
+// from a context kept across calls with the same options (and made anew when they change).
+TEST(Graph, SmallBuffersCompressedInTheCallerGiveTheGraphsBytes) {
+  for (const std::string form : {"", "multi-member", "single-member", "bgzf"}) {
+    const std::size_t chunk = form == "bgzf" ? 65280 : 64 * 1024;  // BGZF's blocks are fixed
+    for (const char* codec : {"gzip", "zstd", "lz4"}) {
+      if (!form.empty() && std::string(codec) != "gzip") continue;
+      for (const int level : {1, 9}) {
+        for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{1000}, chunk - 1, chunk}) {
+          const Bytes input = text_bytes(size, 31);
+          auto options = options_for(codec, 2, form == "bgzf" ? 0 : chunk);
+          options.codec_options.level = level;
+          if (!form.empty()) options.codec_options.knobs["form"] = form;
+          MemorySource source(view(input));
+          MemorySink graph_sink;
+          const CompressStats stats = compress(source, graph_sink, options);  // always the graph
+          ASSERT_EQ(stats.chunks, 1u);
+          for (int call = 0; call < 2; ++call) {
+            EXPECT_EQ(to_bytes(compress_buffer(view(input), options)), to_bytes(graph_sink.buffer()))
+                << codec << " " << form << " level " << level << " size " << size << " call " << call;
+          }
+        }
+      }
+    }
+  }
+  // A bad option is still refused, and the cached context does not hide it.
+  auto bad = options_for("gzip", 2, 4096);
+  bad.codec_options.level = 42;
+  EXPECT_THROW(compress_buffer(view(text_bytes(10, 1)), bad), Error);
+  bad = options_for("gzip", 2000, 4096);
+  EXPECT_THROW(compress_buffer(view(text_bytes(10, 1)), bad), Error);
+}
+
 TEST(Graph, OutputDoesNotDependOnHowTheSourceDeliversBytes) {
   const Bytes input = text_bytes(300 * 1024 + 5, 12);
   for (const char* codec : {"gzip", "zstd", "lz4"}) {
