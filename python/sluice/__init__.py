@@ -71,7 +71,7 @@ _native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLi
 
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
-    "compress_files", "decompress_files", "FileResult",
+    "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar",
     "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
     "__version__",
 ]
@@ -475,3 +475,51 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     if text:
         return io.TextIOWrapper(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
     return binary
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineItem:
+    """One output a pipeline published."""
+    input: str
+    output: str
+    input_bytes: int
+    output_bytes: int
+    checksum: str  # hex, when the pipeline has a checksum stage
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineReport:
+    items: list
+    manifest: str  # the checksum manifest written, if any
+    seconds: float
+
+
+def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry_run: bool = False,
+                 on_item=None):
+    """Runs a pipeline as `sluice run` does: `pipeline` is a TOML file's path, or its text (a str
+    holding a newline or starting with "[" or a key). overrides: "key=value" strings or a dict,
+    as `sluice run --set` (`{"threads": 4, "stage.2.level": 19, "output.directory": "out"}`).
+    dry_run: return the resolved plan (str) without running. on_item(PipelineItem) as each
+    output is published. A mistake in the file raises UsageError naming FILE:LINE:COLUMN."""
+    if isinstance(overrides, dict):
+        overrides = [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
+    text = isinstance(pipeline, str) and ("\n" in pipeline or "=" in pipeline.split("\n", 1)[0])
+    source = pipeline if text else os.fsdecode(pipeline)
+    callback = None if on_item is None else (lambda t: on_item(PipelineItem(*t)))
+    result = _native.run_pipeline(source, text, list(overrides or ()), dry_run, callback)
+    if dry_run:
+        return result
+    items, manifest, seconds = result
+    return PipelineReport([PipelineItem(*item) for item in items], manifest, seconds)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    text = os.fsdecode(value) if isinstance(value, (bytes, os.PathLike)) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+from . import tar  # noqa: E402  (sluice.tar builds on SluiceFile above)

@@ -1,5 +1,6 @@
 import io
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal
+import dataclasses
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal, overload
 
 from typing_extensions import Buffer
 
@@ -66,3 +67,27 @@ class SluiceFile(io.BufferedIOBase):
 def open(file: str | bytes | Any, mode: str = "rb", format: str | None = None, level: int | None = None,
          threads: int | None = None, encoding: str | None = None, errors: str | None = None,
          newline: str | None = None, **kwargs: Any) -> SluiceFile | io.TextIOWrapper: ...
+
+@dataclasses.dataclass(frozen=True)
+class PipelineItem:
+    input: str
+    output: str
+    input_bytes: int
+    output_bytes: int
+    checksum: str
+
+@dataclasses.dataclass(frozen=True)
+class PipelineReport:
+    items: list[PipelineItem]
+    manifest: str
+    seconds: float
+
+@overload
+def run_pipeline(pipeline: str | bytes | Any, overrides: Iterable[str] | dict[str, Any] | None = None, *,
+                 dry_run: Literal[False] = False,
+                 on_item: Callable[[PipelineItem], Any] | None = None) -> PipelineReport: ...
+@overload
+def run_pipeline(pipeline: str | bytes | Any, overrides: Iterable[str] | dict[str, Any] | None = None, *,
+                 dry_run: Literal[True], on_item: Callable[[PipelineItem], Any] | None = None) -> str: ...
+
+from . import tar as tar

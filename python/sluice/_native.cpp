@@ -21,7 +21,9 @@
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
+#include "sluice/pipeline.h"
 #include "sluice/stream.h"
+#include "sluice/tar.h"
 #include "sluice/version.h"
 
 namespace py = pybind11;
@@ -229,6 +231,133 @@ class Pushed {
 using Writer = Pushed<Compressor>;
 using Reader = Pushed<Decompressor>;
 
+// A Python binary file object as a source or sink, for the graphs' threads: each call takes
+// the GIL for the file's own read or write. A Python exception inside becomes an I/O error naming
+// the file (the graph stops; the original exception is kept and re-raised by the caller).
+class PythonFile {
+ public:
+  PythonFile(py::object file, std::string name) : file_(std::move(file)), name_(std::move(name)) {}
+  ~PythonFile() {
+    py::gil_scoped_acquire acquire;  // Python objects go with the GIL held
+    python_error_.reset();
+    file_ = py::object();
+  }
+  template <typename Call>
+  auto call(Call&& call) {
+    py::gil_scoped_acquire acquire;
+    try {
+      return call(file_);
+    } catch (py::error_already_set& e) {
+      std::string what = e.what();
+      {
+        std::lock_guard lock(mutex_);
+        if (!python_error_) python_error_ = std::make_shared<py::error_already_set>(std::move(e));
+      }
+      throw Error(ErrorKind::kIo, what, name_);
+    }
+  }
+  // The first Python exception a call of the file raised, if any: raised instead of the Error.
+  void restore_python_error() {
+    std::lock_guard lock(mutex_);
+    if (python_error_) {
+      python_error_->restore();
+      python_error_.reset();
+      throw py::error_already_set();
+    }
+  }
+  const std::string& name() const { return name_; }
+
+ private:
+  py::object file_;
+  std::string name_;
+  std::mutex mutex_;
+  std::shared_ptr<py::error_already_set> python_error_;
+};
+
+class PythonSource final : public ByteSource {
+ public:
+  explicit PythonSource(PythonFile& file) : file_(file) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    return file_.call([&](py::object& f) -> std::size_t {
+      py::memoryview target = py::memoryview::from_memory(dst, static_cast<py::ssize_t>(max_bytes));
+      py::object got = f.attr("readinto")(target);
+      if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
+      const auto n = got.cast<std::size_t>();
+      if (n > max_bytes) throw Error(ErrorKind::kIo, "readinto() returned more than asked", file_.name());
+      return n;
+    });
+  }
+  const std::string& name() const override { return file_.name(); }
+
+ private:
+  PythonFile& file_;
+};
+
+class PythonSink final : public ByteSink {
+ public:
+  explicit PythonSink(PythonFile& file) : file_(file) {}
+  void write(ByteView bytes) override {
+    file_.call([&](py::object& f) {
+      f.attr("write")(py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      return 0;
+    });
+  }
+  const std::string& name() const override { return file_.name(); }
+
+ private:
+  PythonFile& file_;
+};
+
+// Reads through to `inner` until a stop is requested, then fails the read (Error, cancelled): for
+// the tar calls, which take no stop token. It hides the file (no mapping), so that every byte
+// passes through read() and a stop is seen within a read.
+class StoppableSource final : public ByteSource {
+ public:
+  StoppableSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    if (stop_.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name());
+    return inner_.read(dst, max_bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSource& inner_;
+  std::stop_token stop_;
+};
+
+const char* entry_type_name(TarEntryType type) {
+  switch (type) {
+    case TarEntryType::kFile:
+      return "file";
+    case TarEntryType::kHardLink:
+      return "hardlink";
+    case TarEntryType::kSymlink:
+      return "symlink";
+    case TarEntryType::kCharDevice:
+      return "chardev";
+    case TarEntryType::kBlockDevice:
+      return "blockdev";
+    case TarEntryType::kDirectory:
+      return "directory";
+    case TarEntryType::kFifo:
+      return "fifo";
+  }
+  return "unknown";
+}
+
+// An entry as the tuple sluice/tar.py makes a TarMember of.
+py::tuple entry_tuple(const TarEntry& e) {
+  return py::make_tuple(py::bytes(e.path), entry_type_name(e.type), e.size, e.mode,
+                        static_cast<double>(e.mtime_seconds) + e.mtime_nanoseconds / 1e9, e.uid, e.gid,
+                        py::bytes(e.uname), py::bytes(e.gname), py::bytes(e.link_target), e.header_offset,
+                        e.device_major, e.device_minor, e.sparse);
+}
+
+py::tuple stats_tuple(const TarStats& stats) {
+  return py::make_tuple(stats.codec, stats.entries, stats.archive_bytes, stats.stored_bytes, stats.warnings,
+                        stats.seconds);
+}
+
 }  // namespace
 }  // namespace sluice::python
 
@@ -410,6 +539,179 @@ PYBIND11_MODULE(_native, m) {
           return run_files(false, jobs, {}, decompress_options("", threads, max_output), batch, progress);
         });
   m.def("decompressed_name", [](const std::string& path) { return CodecRegistry::global().decompressed_name(path); });
+
+  // ---- Tar archives (sluice/tar.py) ----
+  m.def("tar_format_for", [](const std::string& path) { return tar_codec_for_path(path); });
+
+  // Creates an archive of `paths` at `archive` (a path: written to a temporary and renamed) or
+  // into `file` (a binary file object). Returns the stats tuple.
+  m.def("tar_create",
+        [](const std::vector<std::string>& paths, const std::string& archive, py::object file,
+           const std::string& format, int level, int threads, std::size_t chunk_size,
+           const std::map<std::string, std::string>& knobs, const std::string& backend, const std::string& directory,
+           const std::vector<std::string>& exclude, std::optional<std::int64_t> mtime, const std::string& owner,
+           const std::string& group, bool numeric_owner, bool sparse, const py::object& on_entry) {
+          CompressOptions compress = compress_options(format, level, threads, chunk_size, knobs, backend);
+          if (!format.empty()) (void)CodecRegistry::global().create(format, compress.codec_options);  // bad options
+          TarCreateOptions create;
+          create.directory = directory;
+          create.exclude = exclude;
+          create.mtime_seconds = mtime;
+          if (!owner.empty()) create.owner = parse_tar_owner(owner);
+          if (!group.empty()) create.group = parse_tar_owner(group);
+          create.numeric_owner = numeric_owner;
+          create.sparse = sparse;
+          std::exception_ptr callback_error;
+          if (!on_entry.is_none()) {
+            create.on_entry = [&](const TarEntry& entry) {
+              py::gil_scoped_acquire acquire;
+              if (callback_error) return;
+              try {
+                on_entry(entry_tuple(entry));
+              } catch (...) {
+                callback_error = std::current_exception();
+              }
+            };
+          }
+          TarStats stats;
+          std::optional<PythonFile> python_file;
+          if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
+          run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+            compress.stop = stop;
+            if (python_file) {
+              PythonSink sink(*python_file);
+              stats = create_tar(paths, sink, format, compress, create);
+              return;
+            }
+            OutputFile output(archive, /*overwrite=*/true);
+            const FileStatus written = output.status();
+            create.skip_files.emplace_back(written.device, written.inode);
+            stats = create_tar(paths, output, format, compress, create);
+            output.commit(false);
+          });
+          if (python_file) python_file->restore_python_error();
+          if (callback_error) std::rethrow_exception(callback_error);
+          return stats_tuple(stats);
+        });
+
+  // Extracts `archive` (a path) or `file` (a binary file object) under `directory`. Returns
+  // (stats, extracted, refused [(entry, why)], failed [(entry, error)], warnings, not found).
+  m.def("tar_extract",
+        [](const std::string& archive, py::object file, const std::string& directory,
+           const std::vector<std::string>& members, const std::vector<std::string>& exclude, bool preserve_permissions,
+           bool same_owner, bool devices, bool strict, int threads, const py::object& on_entry) {
+          TarExtractOptions extract;
+          extract.directory = directory;
+          extract.members = members;
+          extract.exclude = exclude;
+          extract.preserve_permissions = preserve_permissions;
+          extract.same_owner = same_owner;
+          extract.devices = devices;
+          extract.strict = strict;
+          extract.threads = threads;
+          // Collected on the extracting thread, handed to Python at the end (or as each entry lands).
+          std::vector<std::pair<TarEntry, std::string>> refused;
+          std::vector<std::pair<TarEntry, Error>> failed;
+          std::vector<std::string> warnings;
+          std::exception_ptr callback_error;
+          if (!on_entry.is_none()) {
+            extract.on_entry = [&](const TarEntry& entry) {
+              py::gil_scoped_acquire acquire;
+              if (callback_error) return;
+              try {
+                on_entry(entry_tuple(entry));
+              } catch (...) {
+                callback_error = std::current_exception();
+              }
+            };
+          }
+          extract.on_refused = [&](const TarEntry& entry, const std::string& why) { refused.emplace_back(entry, why); };
+          extract.on_failed = [&](const TarEntry& entry, const Error& error) { failed.emplace_back(entry, error); };
+          extract.on_warning = [&](const std::string& message) { warnings.push_back(message); };
+          std::optional<PythonFile> python_file;
+          if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
+          TarExtractStats stats;
+          run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+            // The tar API takes no stop token: a stop closes the source under the reader instead.
+            std::unique_ptr<ByteSource> source;
+            if (python_file)
+              source = std::make_unique<PythonSource>(*python_file);
+            else
+              source = std::make_unique<FdSource>(archive);
+            StoppableSource stoppable(*source, stop);
+            stats = extract_tar(stoppable, extract);
+          });
+          if (python_file) python_file->restore_python_error();
+          if (callback_error) std::rethrow_exception(callback_error);
+          py::list refused_list, failed_list;
+          for (const auto& [entry, why] : refused) refused_list.append(py::make_tuple(entry_tuple(entry), why));
+          for (const auto& [entry, error] : failed)
+            failed_list.append(py::make_tuple(entry_tuple(entry), to_python(error)));
+          return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list, warnings,
+                                stats.members_not_found);
+        });
+
+  // The entries of `archive` (a path) or `file`, as tuples, and the reader's warnings.
+  m.def("tar_list", [](const std::string& archive, py::object file, int threads) {
+    std::vector<TarEntry> entries;
+    std::vector<std::string> warnings;
+    std::optional<PythonFile> python_file;
+    if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
+    TarStats stats;
+    run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+      std::unique_ptr<ByteSource> source;
+      if (python_file)
+        source = std::make_unique<PythonSource>(*python_file);
+      else
+        source = std::make_unique<FdSource>(archive);
+      StoppableSource stoppable(*source, stop);
+      stats = list_tar(
+          stoppable, [&](const TarEntry& entry) { entries.push_back(entry); }, threads,
+          [&](const std::string& message) { warnings.push_back(message); });
+    });
+    if (python_file) python_file->restore_python_error();
+    py::list out;
+    for (const auto& entry : entries) out.append(entry_tuple(entry));
+    return py::make_tuple(out, warnings);
+  });
+
+  // ---- Pipelines ----
+  // Runs a pipeline file (or, with `is_text`, pipeline text); `plan_only` returns the plan that
+  // `sluice run --dry-run` prints instead. Returns (items, manifest, seconds); on_item(tuple) as
+  // each output is published.
+  m.def("run_pipeline",
+        [](const std::string& source, bool is_text, const std::vector<std::string>& overrides, bool plan_only,
+           const py::object& on_item) -> py::object {
+          const PipelineSpec spec =
+              is_text ? parse_pipeline_text(source, "<text>", overrides) : parse_pipeline_file(source, overrides);
+          if (plan_only) {
+            validate_pipeline(spec);
+            return py::str(describe_pipeline(spec));
+          }
+          const auto item_tuple = [](const PipelineItem& item) {
+            return py::make_tuple(item.input, item.output, item.input_bytes, item.output_bytes, item.checksum);
+          };
+          std::exception_ptr callback_error;
+          PipelineReport report;
+          run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+            // The pipeline API takes no stop token: a stop ends the run at the next output.
+            report = sluice::run_pipeline(spec, [&](const PipelineItem& item) {
+              if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
+              if (on_item.is_none()) return;
+              py::gil_scoped_acquire acquire;
+              if (callback_error) return;
+              try {
+                on_item(item_tuple(item));
+              } catch (...) {
+                callback_error = std::current_exception();
+              }
+            });
+          });
+          if (callback_error) std::rethrow_exception(callback_error);
+          py::list items;
+          for (const auto& item : report.items) items.append(item_tuple(item));
+          return py::make_tuple(items, report.manifest, report.seconds);
+        });
 
   py::class_<Writer>(m, "Writer")
       .def(py::init([](const std::string& format, int level, int threads, std::size_t chunk_size,

@@ -1,0 +1,271 @@
+"""Tar archives made and read by sluice: the archive stream compressed and decoded on all cores.
+
+    import sluice.tar
+    sluice.tar.create("site.tar.zst", ["site/"])            # format from the name, as `sluice tar`
+    result = sluice.tar.extract("site.tar.zst", "restore/")  # never writes outside restore/
+    for member in sluice.tar.list("site.tar.zst"): print(member.name, member.size)
+
+    with sluice.tar.open("rows.tar.gz", "w") as archive:    # streaming, in constant memory
+        archive.add("README.md")
+        info = tarfile.TarInfo("data/rows.csv"); info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+
+Extraction has the safety of `sluice tar -x`: entries with absolute paths or `..`, writes through
+symlinks and links that point outside are refused (each named in ExtractResult.refused, or an
+error with strict=True), setuid bits dropped unless preserve_permissions, files written to a
+temporary and renamed. Archives from GNU tar, bsdtar, Python's tarfile and sluice are read,
+plain or compressed with gzip, zstd or lz4 (told from the data).
+"""
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import os
+import tarfile
+from typing import Callable, Iterable
+
+from . import SluiceFile, UsageError, _native
+
+__all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TarMember:
+    """One entry of an archive, as the reader found it (tarfile.TarInfo's names where they exist)."""
+    name: str  # the path stored (undecodable bytes as surrogate escapes, as os.fsdecode gives)
+    type: str  # "file", "directory", "symlink", "hardlink", "chardev", "blockdev" or "fifo"
+    size: int
+    mode: int  # permission bits, setuid/setgid/sticky included
+    mtime: float
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+    linkname: str  # a symlink's target, or the path a hard link refers to
+    offset: int  # archive byte where the entry's header starts
+    devmajor: int
+    devminor: int
+    sparse: bool
+
+    def isfile(self) -> bool:
+        return self.type == "file"
+
+    def isdir(self) -> bool:
+        return self.type == "directory"
+
+    def issym(self) -> bool:
+        return self.type == "symlink"
+
+    def islnk(self) -> bool:
+        return self.type == "hardlink"
+
+
+@dataclasses.dataclass(frozen=True)
+class TarStats:
+    """What a create, extract or list call did."""
+    format: str  # "gzip", "zstd", "lz4", or "" for a plain tar
+    entries: int
+    archive_bytes: int  # the uncompressed tar stream
+    stored_bytes: int  # bytes written (create) or read (extract, list)
+    warnings: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractResult:
+    """What extract() did: entries refused for safety and entries the file system would not take
+    are listed here (extraction goes on past them unless strict=True)."""
+    stats: TarStats
+    extracted: int
+    refused: list  # [(TarMember, why)]
+    failed: list  # [(TarMember, sluice.Error)]
+    warnings: list  # messages about what the reader read past
+    not_found: list  # members asked for that are not in the archive
+
+    @property
+    def ok(self) -> bool:
+        return not (self.refused or self.failed or self.warnings or self.not_found)
+
+
+def _member(t) -> TarMember:
+    name, kind, size, mode, mtime, uid, gid, uname, gname, link, offset, major, minor, sparse = t
+    return TarMember(os.fsdecode(name), kind, size, mode, mtime, uid, gid, os.fsdecode(uname), os.fsdecode(gname),
+                     os.fsdecode(link), offset, major, minor, sparse)
+
+
+def _archive(archive) -> tuple[str, object]:
+    """(path, None) for a path, ("", file) or (its name, file) for a binary file object."""
+    if isinstance(archive, (str, bytes, os.PathLike)):
+        return os.fsdecode(archive), None
+    if hasattr(archive, "read") or hasattr(archive, "write"):
+        name = getattr(archive, "name", "")
+        return (name if isinstance(name, str) else ""), archive
+    raise TypeError("archive must be a path or a binary file object")
+
+
+def format_for(archive) -> str:
+    """The compression an archive's name implies, as `sluice tar -c` reads it: ".tar.gz"/".tgz"
+    gzip, ".tar.zst" zstd, ".tar.lz4" lz4; "" for ".tar" and anything else."""
+    return _native.tar_format_for(os.fsdecode(archive))
+
+
+def _resolve_format(path: str, format: str | None) -> str:
+    if format is None:
+        return format_for(path) if path else ""
+    return "" if format in ("", "none", "tar") else format
+
+
+def create(archive, paths: Iterable, format: str | None = None, level: int | None = None,
+           threads: int | None = None, *, directory=None, exclude: Iterable[str] = (), mtime: int | None = None,
+           owner: str | None = None, group: str | None = None, numeric_owner: bool = False, sparse: bool = False,
+           on_entry: Callable[[TarMember], None] | None = None, chunk_size: int | None = None,
+           backend: str | None = None, **knobs: str) -> TarStats:
+    """Writes a tar archive of `paths` (files and directories, walked in name order) to `archive`
+    (a path, written to a temporary and renamed when complete; or a binary file object), the
+    stream compressed on all cores as it is produced.
+
+    format: "gzip", "zstd", "lz4" or "none"; by default from the archive's name as `sluice tar`
+    takes it (".tar.gz", ".tgz", ".tar.zst", ".tar.lz4"; anything else is a plain tar).
+    directory: read paths relative to it (tar -C). exclude: GNU tar patterns. mtime, owner, group,
+    numeric_owner: stored instead of each file's, for reproducible archives ("root:0").
+    sparse: store files with holes as sparse entries. on_entry(member) as each entry is added.
+    Same tree, same options: same bytes, for any number of threads.
+    """
+    path, file = _archive(archive)
+    codec = _resolve_format(path, format)
+    if not codec and (level is not None or knobs):
+        raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
+    names = [os.fsdecode(p) for p in paths]
+    if not names:
+        raise UsageError("create() needs at least one path to archive", "usage", path or None)
+    callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
+    stats = _native.tar_create(names, path, file, codec, level or 0, threads or 0, chunk_size or 0,
+                               {k: str(v) for k, v in knobs.items()}, backend or "",
+                               os.fsdecode(directory) if directory is not None else "", builtins.list(exclude),
+                               mtime, owner or "", group or "", numeric_owner, sparse, callback)
+    return TarStats(*stats)
+
+
+def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude: Iterable[str] = (),
+            strict: bool = False, preserve_permissions: bool = False, same_owner: bool = False, devices: bool = False,
+            threads: int | None = None, on_entry: Callable[[TarMember], None] | None = None) -> ExtractResult:
+    """Extracts `archive` (a path or a binary file object; any compression, told from the data)
+    under `dest` (created if missing), safely: nothing is written outside it. members: only these
+    paths and what is under them. Entries refused for safety or that the file system would not
+    take are reported in the result; strict=True raises at the first one instead.
+    """
+    path, file = _archive(archive)
+    raw = _native.tar_extract(path, file, os.fsdecode(dest), [os.fsdecode(m) for m in (members or ())],
+                              builtins.list(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
+                              None if on_entry is None else (lambda t: on_entry(_member(t))))
+    stats, extracted, refused, failed, warnings, not_found = raw
+    return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],
+                         [(_member(e), error) for e, error in failed], warnings, not_found)
+
+
+def list(archive, threads: int | None = None) -> "builtins.list[TarMember]":  # noqa: A001 (tarfile's name)
+    """The entries of `archive` (a path or a binary file object), in order, without extracting."""
+    path, file = _archive(archive)
+    entries, _warnings = _native.tar_list(path, file, threads or 0)
+    return [_member(e) for e in entries]
+
+
+class TarWriter:
+    """Writes a tar archive as a stream: entries go out as they are added, compressed on all cores,
+    in constant memory (a member's data is copied through in blocks, never held whole). The
+    archive is pax (tarfile.PAX_FORMAT), which GNU tar, bsdtar and every tarfile read.
+
+    addfile(tarinfo, fileobj) takes a tarfile.TarInfo and a binary file object with exactly
+    tarinfo.size bytes; add(path, arcname=None, recursive=True) takes files and directories from
+    disk. Opened by name, the archive is a temporary until close() renames it into place: an error
+    (or leaving a `with` block by an exception) leaves nothing behind.
+    """
+
+    def __init__(self, archive, format: str | None = None, level: int | None = None, threads: int | None = None,
+                 **kwargs):
+        path, file = _archive(archive)
+        codec = _resolve_format(path, format)
+        self.name = path
+        if codec:
+            self._out = SluiceFile(archive, "wb", format=codec, level=level, threads=threads, **kwargs)
+        else:
+            if level is not None or kwargs:
+                raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
+            self._out = _PlainOutput(archive) if file is None else file
+        self._tar = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.PAX_FORMAT)
+
+    def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:
+        """Adds an entry from a TarInfo and, for a regular file, a binary file object to read its
+        tarinfo.size bytes from."""
+        self._tar.addfile(tarinfo, fileobj)
+
+    def add(self, name, arcname=None, recursive: bool = True, *, filter=None) -> None:
+        """Adds a file, directory (and, with recursive, everything under it, in name order),
+        symlink or other file from disk, as tarfile.TarFile.add does."""
+        self._tar.add(os.fsdecode(name), arcname, recursive, filter=filter)
+
+    def close(self) -> None:
+        """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
+        stream, and publishes the file."""
+        self._tar.close()
+        self._out.close()
+
+    def abandon(self) -> None:
+        """Stops and removes what was written (a named archive leaves no file behind)."""
+        abandon = getattr(self._out, "_abandon", None) or getattr(self._out, "abandon", None)
+        if abandon is not None:
+            abandon()
+
+    def __enter__(self) -> "TarWriter":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abandon()
+
+
+class _PlainOutput:
+    """A plain tar's file: a temporary beside the name, renamed into place by close()."""
+
+    def __init__(self, path):
+        import tempfile
+        self._path = os.fsdecode(path)
+        descriptor, self._temp = tempfile.mkstemp(prefix=".sluice-", dir=os.path.dirname(os.path.abspath(self._path)))
+        self._file = builtins.open(descriptor, "wb")
+        self._written = 0
+
+    def write(self, data) -> int:
+        n = self._file.write(data)
+        self._written += n
+        return n
+
+    def tell(self) -> int:
+        return self._written
+
+    def close(self) -> None:
+        if self._temp is None:
+            return
+        self._file.close()
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(self._temp, 0o666 & ~mask)
+        os.replace(self._temp, self._path)
+        self._temp = None
+
+    def abandon(self) -> None:
+        if self._temp is not None:
+            self._file.close()
+            os.unlink(self._temp)
+            self._temp = None
+
+
+def open(archive, mode: str = "w", format: str | None = None, level: int | None = None,  # noqa: A001
+         threads: int | None = None, **kwargs) -> TarWriter:
+    """A TarWriter for `archive` (mode "w"): the streaming writer. To read, use extract() and
+    list(), or tarfile.open(fileobj=sluice.open(path, "rb"), mode="r|") to walk members."""
+    if mode != "w":
+        raise ValueError(f"sluice.tar.open() writes (mode 'w'); not {mode!r}: use extract() or list() to read")
+    return TarWriter(archive, format, level, threads, **kwargs)
+

@@ -1,0 +1,292 @@
+"""sluice.tar against tarfile, GNU tar and bsdtar; run_pipeline; and Python's zstandard and
+lz4.frame readers of what sluice writes (and the other way round)."""
+import io
+import os
+import random
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+import sluice
+import sluice.tar
+
+PROGRAM = os.environ.get("SLUICE_PROGRAM", "sluice")
+
+
+def text(size, seed=1):
+    rng = random.Random(seed)
+    words = [b"tar", b"member", b"header", b"pax", b"block", b"record", b"\n"]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words) + b" "
+    return bytes(out[:size])
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "src"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty").write_bytes(b"")
+    (root / "a.txt").write_bytes(b"hello\n")
+    (root / "sub" / "big.bin").write_bytes(text(3 * 1024 * 1024 + 7, 2))
+    (root / "sub" / "deeper" / "caf\u00e9 \u00fcber.txt").write_bytes(b"non-ascii name\n")
+    (root / "link").symlink_to("a.txt")
+    os.link(root / "a.txt", root / "hard")
+    os.chmod(root / "a.txt", 0o640)
+    return root
+
+
+def contents(root):
+    """Every path under root with what it is: bytes, link target or a directory mark."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            key = os.path.relpath(path, root)
+            if os.path.islink(path):
+                found[key] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                found[key] = ("dir",)
+            else:
+                with open(path, "rb") as f:
+                    found[key] = ("file", f.read(), os.stat(path).st_mode & 0o777)
+    return found
+
+
+@pytest.mark.parametrize("suffix", [".tar.gz", ".tgz", ".tar.zst", ".tar.lz4", ".tar"])
+def test_create_then_tarfile_gnu_tar_bsdtar_and_extract_agree(tmp_path, tree, suffix):
+    archive = tmp_path / ("out" + suffix)
+    stats = sluice.tar.create(archive, ["src"], directory=tmp_path)
+    assert stats.entries == 9
+    assert stats.format == {".tar": ""}.get(suffix, sluice.tar.format_for(archive))
+    expected = contents(tree)
+    # Python's tarfile reads it: gzip with Python's own gzip module; zstd and lz4, which tarfile
+    # cannot, in stream mode through sluice.open.
+    if suffix in (".tar.zst", ".tar.lz4"):
+        with sluice.open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as t:
+            t.extractall(tmp_path / "by-tarfile")
+    else:
+        with tarfile.open(archive, "r:*") as t:
+            t.extractall(tmp_path / "by-tarfile")
+    assert contents(tmp_path / "by-tarfile" / "src") == expected
+    # GNU tar and bsdtar, through the stock decompressors.
+    for tool in (["tar"], ["bsdtar"]):
+        dest = tmp_path / ("by-" + tool[0])
+        dest.mkdir()
+        unpack = {".tar.zst": ["-I", "zstd"], ".tar.lz4": ["-I", "lz4"]}.get(suffix, []) if tool == ["tar"] else []
+        subprocess.run(tool + unpack + ["-xf", str(archive), "-C", str(dest)], check=True)
+        assert contents(dest / "src") == expected, tool
+    # And sluice itself, from a path and from a file object.
+    result = sluice.tar.extract(archive, tmp_path / "by-sluice")
+    assert result.ok and result.extracted == 9
+    assert contents(tmp_path / "by-sluice" / "src") == expected
+    with open(archive, "rb") as f:
+        assert [m.name for m in sluice.tar.list(f)] == [m.name for m in sluice.tar.list(archive)]
+
+
+def test_same_tree_same_bytes_for_any_thread_count_and_the_program(tmp_path, tree):
+    made = []
+    for threads in (1, 2, 8):
+        archive = tmp_path / f"j{threads}.tar.gz"
+        sluice.tar.create(archive, ["src"], directory=tmp_path, threads=threads, mtime=0, owner="root:0",
+                          group="root:0")
+        made.append(archive.read_bytes())
+    assert made[0] == made[1] == made[2]
+    program = tmp_path / "program.tar.gz"
+    subprocess.run([PROGRAM, "tar", "-c", "-o", str(program), "-C", str(tmp_path), "--mtime", "@0", "--owner",
+                    "root:0", "--group", "root:0", "src"], check=True)
+    assert program.read_bytes() == made[0]
+
+
+def test_tarfile_stream_mode_and_the_gzip_extra_field(tmp_path, tree):
+    """Python's tarfile before 3.12.8/3.13.1 reads a gzip header's extra field from the inflated
+    stream in "r|gz" mode (CPython gh-107398) and finds no members in any gzip that has one:
+    sluice's default form, BGZF, bgzip's. The README says so; --single-member has none."""
+    fixed = sys.version_info >= (3, 13, 1) or (3, 12, 8) <= sys.version_info < (3, 13)
+    for form, readable in [("independent", fixed), ("single-member", True)]:
+        archive = tmp_path / f"{form}.tar.gz"
+        sluice.tar.create(archive, ["src"], directory=tmp_path, form=form)
+        with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as t:
+            names = [m.name for m in t]
+        assert (len(names) == 9) == readable, (form, names)
+        # Through sluice.open, stream mode reads every form.
+        with sluice.open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as t:
+            assert len([m.name for m in t]) == 9
+
+
+def test_list_reports_members_as_tarfile_does(tmp_path, tree):
+    archive = tmp_path / "t.tar.zst"
+    sluice.tar.create(archive, ["src"], directory=tmp_path)
+    members = {m.name: m for m in sluice.tar.list(archive)}
+    assert members["src/link"].issym() and members["src/link"].linkname == "a.txt"
+    assert members["src/a.txt"].isfile() and members["src/a.txt"].mode == 0o640 and members["src/a.txt"].size == 6
+    assert members["src/sub/"].isdir()
+    assert any(m.islnk() for m in members.values())
+    assert "src/sub/deeper/caf\u00e9 \u00fcber.txt" in members
+
+
+def test_a_hostile_tarfile_archive_is_refused_entry_by_entry(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as t:
+        for name, kind, target in [("../escape.txt", tarfile.REGTYPE, ""), ("/abs.txt", tarfile.REGTYPE, ""),
+                                   ("ok.txt", tarfile.REGTYPE, ""), ("out", tarfile.SYMTYPE, "/etc"),
+                                   ("out/passwd", tarfile.REGTYPE, "")]:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = target
+            payload = b"owned\n" if kind == tarfile.REGTYPE else b""
+            info.size = len(payload)
+            t.addfile(info, io.BytesIO(payload))
+    dest = tmp_path / "dest"
+    result = sluice.tar.extract(archive, dest)
+    refused = {member.name for member, _why in result.refused}
+    assert {"../escape.txt", "/abs.txt", "out/passwd"} <= refused
+    assert not result.ok
+    assert (dest / "ok.txt").read_bytes() == b"owned\n"
+    assert not (tmp_path / "escape.txt").exists()
+    with pytest.raises(sluice.Error) as caught:
+        sluice.tar.extract(archive, tmp_path / "strict", strict=True)
+    assert "escape" in str(caught.value)
+
+
+def test_a_corrupt_archive_raises_with_path_and_offset(tmp_path, tree):
+    archive = tmp_path / "t.tar.gz"
+    sluice.tar.create(archive, ["src"], directory=tmp_path)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    archive.write_bytes(bytes(data))
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        sluice.tar.extract(archive, tmp_path / "dest")
+    assert caught.value.path == str(archive) and caught.value.offset is not None
+
+
+def test_create_failure_leaves_no_archive(tmp_path):
+    archive = tmp_path / "x.tar.zst"
+    with pytest.raises(sluice.Error):
+        sluice.tar.create(archive, [str(tmp_path / "missing")])
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_streaming_writer_takes_tarinfo_and_paths_in_constant_memory(tmp_path, tree):
+    archive = tmp_path / "stream.tar.zst"
+    payload = text(5 * 1024 * 1024, 9)
+    with sluice.tar.open(archive, "w") as writer:
+        writer.add(tree, arcname="src")
+        info = tarfile.TarInfo("generated/rows.csv")
+        info.size = len(payload)
+        info.mtime = 1_700_000_000
+        writer.addfile(info, io.BytesIO(payload))
+        folder = tarfile.TarInfo("generated/dir")
+        folder.type = tarfile.DIRTYPE
+        writer.addfile(folder)
+    members = [m.name for m in sluice.tar.list(archive)]
+    assert members[-2:] == ["generated/rows.csv", "generated/dir/"] or members[-2:] == ["generated/rows.csv",
+                                                                                       "generated/dir"]
+    result = sluice.tar.extract(archive, tmp_path / "out")
+    assert result.ok
+    assert (tmp_path / "out" / "generated" / "rows.csv").read_bytes() == payload
+    assert contents(tmp_path / "out" / "src") == contents(tree)
+    with sluice.open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r|") as t:
+        assert [m.name for m in t][-2] == "generated/rows.csv"
+
+
+def test_streaming_writer_leaves_nothing_when_the_block_raises(tmp_path):
+    archive = tmp_path / "half.tar.gz"
+    with pytest.raises(RuntimeError):
+        with sluice.tar.open(archive) as writer:
+            info = tarfile.TarInfo("a")
+            info.size = 3
+            writer.addfile(info, io.BytesIO(b"abc"))
+            raise RuntimeError("stop")
+    assert os.listdir(tmp_path) == []
+
+
+def test_streaming_writer_into_a_file_object(tmp_path):
+    buffer = io.BytesIO()
+    with sluice.tar.TarWriter(buffer, format="gzip") as writer:
+        info = tarfile.TarInfo("x.txt")
+        info.size = 5
+        writer.addfile(info, io.BytesIO(b"12345"))
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue()), mode="r:gz") as t:
+        assert t.extractfile("x.txt").read() == b"12345"
+
+
+def test_run_pipeline_from_text_and_file_with_overrides(tmp_path, tree):
+    pipeline = f"""
+[input]
+paths = ["{tree}"]
+
+[[stage]]
+kind = "compress"
+codec = "zstd"
+
+[[stage]]
+kind = "checksum"
+
+[output]
+directory = "{tmp_path / 'out'}"
+"""
+    plan = sluice.run_pipeline(pipeline, dry_run=True)
+    assert "compress" in plan and "zstd" in plan
+    seen = []
+    report = sluice.run_pipeline(pipeline, {"stage.1.level": 9}, on_item=seen.append)
+    assert len(report.items) == len(seen) == 6  # the regular files, the hard link and the symlinked one
+    assert report.manifest.endswith("SHA256SUMS")
+    subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path / "out", check=True)
+    big = [item for item in report.items if item.input.endswith("big.bin")][0]
+    assert sluice.decompress(open(big.output, "rb").read()) == (tree / "sub" / "big.bin").read_bytes()
+    path = tmp_path / "p.toml"
+    path.write_text(pipeline.replace("zstd", "lz4"))
+    report = sluice.run_pipeline(path, ["output.overwrite=true"])
+    assert all(item.output.endswith(".lz4") for item in report.items)
+
+
+def test_run_pipeline_mistakes_name_the_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[input]\npaths = ["x"]\n\n[[stage]]\nkind = "compress"\nlevel = 99\n\n[output]\nstdout = true\n')
+    with pytest.raises(sluice.UsageError) as caught:
+        sluice.run_pipeline(path)
+    assert f"{path}:6" in str(caught.value)
+
+
+# ---- Python's own readers of sluice's zstd and lz4 ----
+
+zstandard = pytest.importorskip("zstandard")
+lz4_frame = pytest.importorskip("lz4.frame")
+
+BIG = text(9 * 1024 * 1024 + 5, 4)
+
+
+def test_zstandard_one_shot_decompress_stops_after_the_first_frame_and_the_documented_ways_read_all():
+    packed = sluice.compress(BIG, "zstd")
+    assert sluice.decompress(packed) == BIG
+    # One-shot decompress() reads one frame: what the README and docstrings warn about.
+    first = zstandard.ZstdDecompressor().decompress(packed)
+    assert 0 < len(first) < len(BIG) and BIG.startswith(first)
+    # The documented ways to read every frame.
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed), read_across_frames=True)
+    assert reader.read() == BIG
+
+
+def test_zstandard_output_is_read_by_sluice():
+    for threads in (0, 4):
+        packed = zstandard.ZstdCompressor(level=3, threads=threads, write_content_size=True).compress(BIG)
+        assert sluice.decompress(packed) == BIG
+    frames = b"".join(zstandard.ZstdCompressor().compress(BIG[i:i + 1_000_000]) for i in range(0, len(BIG), 1_000_000))
+    assert sluice.decompress(frames) == BIG
+
+
+def test_lz4_frame_reads_sluice_lz4_whole():
+    packed = sluice.compress(BIG, "lz4")
+    assert lz4_frame.decompress(packed) == BIG
+    with lz4_frame.open(io.BytesIO(packed)) as f:
+        assert f.read() == BIG
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"block_linked": False, "block_checksum": True, "content_checksum": True},
+                                    {"block_size": lz4_frame.BLOCKSIZE_MAX4MB, "store_size": False}])
+def test_lz4_frame_output_is_read_by_sluice(kwargs):
+    packed = lz4_frame.compress(BIG, **kwargs)
+    assert sluice.decompress(packed) == BIG
