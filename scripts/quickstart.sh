@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release
-./scripts/build-python.sh
+./scripts/install-python.sh   # pip install . into .venv
 echo
 ./build/release/apps/sluice demo "$@"
 echo
 echo "The sluice program is build/release/apps/sluice (try: build/release/apps/sluice --help)."
-echo "The Python package: PYTHONPATH=build/python/python /usr/bin/python3 -c 'import sluice; help(sluice)'"
+echo "The Python package is installed in .venv (Debian's python3): .venv/bin/python -c 'import sluice; help(sluice)'"

@@ -18,7 +18,10 @@ packages=(
   # A browser as the reader of gzip served with Content-Encoding (tests/http_gzip_readers.py).
   chromium-headless-shell
   # The Python package (python/): pybind11 and Python's headers; pytest for its tests.
-  python3-dev pybind11-dev python3-pybind11 python3-pytest
+  # `pip install .` offline into a venv of Debian's python3 (scripts/install-python.sh), and the
+  # Python peers its tests and benchmarks compare with (zstandard, lz4.frame, indexed_gzip).
+  python3-dev pybind11-dev python3-pybind11 python3-pytest python3-venv python3-pip python3-setuptools
+  python3-wheel python3-zstandard python3-lz4 python3-indexed-gzip
 )
 
 missing=()

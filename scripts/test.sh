@@ -2,7 +2,7 @@
 # Runs the whole test suite: installs what is missing, then each job in turn (default: all five).
 #   release  the include rules of docs/layers.md, an optimised build: every test, then install and
 #            build an outside consumer
-#   python   the Python package (scripts/build-python.sh) under pytest, with Debian's python3
+#   python   the Python package, installed with pip into .venv (scripts/install-python.sh), under pytest
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build: every test
 #   tsan     ThreadSanitizer build of the concurrency tests (scripts/tsan.sh)
 #   fuzz     every fuzz target for 30 s under ASan + UBSan (scripts/fuzz.sh)
@@ -17,9 +17,8 @@ for job in "${jobs[@]}"; do
   case "$job" in
     tsan) ./scripts/tsan.sh ;;
     python)
-      ./scripts/build-python.sh
-      PYTHONPATH=build/python/python SLUICE_PROGRAM=build/python/apps/sluice \
-        /usr/bin/python3 -m pytest -q -p no:cacheprovider python/tests
+      ./scripts/install-python.sh   # pip install . into .venv (Debian's python3)
+      SLUICE_PROGRAM=build/python/apps/sluice .venv/bin/python -m pytest -q -p no:cacheprovider python/tests
       ;;
     fuzz) ./scripts/fuzz.sh 30 ;;
     release | asan | debug)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Python package `sluice` with pip into .venv, a venv of Debian's /usr/bin/python3
+# made with --system-site-packages (so it sees Debian's pybind11, setuptools, pytest, zstandard,
+# lz4; pip cannot download here): `pip install --no-build-isolation .`, which builds the module
+# with CMake in build/python (setup.py). Also builds the `sluice` program the tests compare with.
+# Use it as .venv/bin/python, or `. .venv/bin/activate`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/build-python.sh
+if [[ ! -x .venv/bin/python ]]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+.venv/bin/python -m pip install -q --no-build-isolation --no-index --no-deps --force-reinstall . 2>&1 |
+  grep -v -e "^$" -e "notice" >&2 || true
+.venv/bin/python -c 'import sluice' # fails the script if the install did not take
