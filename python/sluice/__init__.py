@@ -245,6 +245,7 @@ class SluiceFile(io.BufferedIOBase):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
         self._file: BinaryIO | None = None
+        self._read_path: str | None = None
         self._owned = False
         self._final_path: str | None = None
         self._temp_path: str | None = None
@@ -258,7 +259,10 @@ class SluiceFile(io.BufferedIOBase):
             except FileNotFoundError:
                 pass
             in_place = existing is not None and not stat.S_ISREG(existing.st_mode)
-            if mode == "rb" or mode == "ab" or (mode == "wb" and in_place):
+            if mode == "rb":
+                builtins.open(path, "rb").close()  # FileNotFoundError and the like, as gzip.open raises them
+                self._read_path = path  # read by the library itself (mapped where it pays)
+            elif mode == "ab" or (mode == "wb" and in_place):
                 self._file = builtins.open(path, mode)
             else:
                 if mode == "xb" and existing is not None:
@@ -276,11 +280,9 @@ class SluiceFile(io.BufferedIOBase):
             raise TypeError("file must be a path or a binary file object")
         try:
             if mode == "rb":
-                self._reader = _native.Reader(format or "", threads or 0, max_output or 0, self.name or "<file>")
-                self._buffer = bytearray()
-                self._position = 0  # of the decoded stream, at the buffer's start
-                self._eof = False
-                self._error: BaseException | None = None  # raised once the buffer before it is read
+                self._reader_args = (format or "", threads or 0, max_output or 0, self.name or "<file>")
+                self._start = 0 if self._file is None else _position_of(self._file)  # for seek()
+                self._start_reading()
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
@@ -302,7 +304,46 @@ class SluiceFile(io.BufferedIOBase):
         return self._mode != "rb"
 
     def seekable(self) -> bool:
-        return False
+        return self._mode == "rb" and self._start is not None
+
+    def _start_reading(self) -> None:
+        format, threads, max_output, name = self._reader_args
+        self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
+        self._buffer = bytearray()
+        self._position = 0  # of the decoded stream, at the buffer's start
+        self._eof = False
+        self._error: BaseException | None = None  # raised once the buffer before it is read
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
+        decoding (in parallel) and dropping what lies between, backward by decoding again from
+        the start of the file. SEEK_END is not supported (the size is not known until read)."""
+        self._check_readable()
+        if whence == io.SEEK_CUR:
+            offset = self._position + offset
+        elif whence == io.SEEK_END:
+            raise io.UnsupportedOperation("seek from the end is not supported: the size is known only once read")
+        elif whence != io.SEEK_SET:
+            raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
+        if offset < 0:
+            raise ValueError(f"negative seek position {offset}")
+        if offset < self._position:
+            if self._start is None:
+                raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
+            self._reader.cancel()
+            self._reader = None  # its run ends before the file moves
+            if self._file is not None:
+                self._file.seek(self._start)
+            self._start_reading()
+        while self._position < offset:
+            if not self._buffer:
+                self._fill(1)
+                if not self._buffer:
+                    break  # the end of the stream: stay there, as gzip does
+            drop = min(len(self._buffer), offset - self._position)
+            del self._buffer[:drop]
+            self._position += drop
+        return self._position
 
     def tell(self) -> int:
         self._check_open()
@@ -311,18 +352,17 @@ class SluiceFile(io.BufferedIOBase):
         return self._written
 
     def _fill(self, wanted: int) -> None:
+        # The library returns what decoded before an error first, and raises it at the next read.
         while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
+            asked = _READ_BYTES if wanted < 0 else max(wanted - len(self._buffer), _READ_BYTES)
             try:
-                raw = self._file.read(_READ_BYTES)
-                if raw:
-                    self._buffer += self._reader.feed(raw)
-                else:
-                    self._buffer += self._reader.finish()
-                    self._eof = True
+                got = self._reader.read(asked)
             except Error as error:
-                # What decoded before the error is read first; the error comes after it.
-                self._buffer += self._reader.drain()
                 self._error = error
+                self._eof = True
+                break
+            self._buffer += got
+            if not got:  # a short read may still be followed by an error: only nothing is the end
                 self._eof = True
         if self._error is not None and not self._buffer:
             raise self._error
@@ -348,9 +388,22 @@ class SluiceFile(io.BufferedIOBase):
         return self._take(len(self._buffer) if size < 0 else size)
 
     def readinto(self, target) -> int:
-        data = self.read(len(memoryview(target).cast("B")))
-        memoryview(target).cast("B")[: len(data)] = data
-        return len(data)
+        self._check_readable()
+        view = memoryview(target).cast("B")
+        if self._buffer or self._eof:
+            data = self.read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        try:  # straight into the caller's buffer
+            count = self._reader.readinto(view)
+        except Error as error:
+            self._error = error
+            self._eof = True
+            raise
+        if count == 0 and len(view) > 0:
+            self._eof = True
+        self._position += count
+        return count
 
     def peek(self, size: int = 1) -> bytes:
         self._check_readable()
@@ -401,6 +454,7 @@ class SluiceFile(io.BufferedIOBase):
         try:
             if self._mode == "rb":
                 self._reader.cancel()  # a stream not read to its end: stop its run now
+                self._reader = None  # and wait for it
             elif self._file is not None:
                 self._file.write(self._writer.finish())
                 self._file.flush()
@@ -425,7 +479,7 @@ class SluiceFile(io.BufferedIOBase):
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
         for native in ("_writer", "_reader"):
-            if hasattr(self, native):
+            if getattr(self, native, None) is not None:
                 getattr(self, native).cancel()
         if self._owned and self._file is not None:
             self._file.close()
@@ -447,6 +501,14 @@ class SluiceFile(io.BufferedIOBase):
 
     def __repr__(self) -> str:
         return f"<sluice.SluiceFile {self.name!r} mode={self._mode!r}>"
+
+
+def _position_of(file) -> int | None:
+    """Where a file object stands, if it can seek back there (for SluiceFile.seek)."""
+    try:
+        return file.tell() if file.seekable() else None
+    except (AttributeError, OSError):
+        return None
 
 
 def _umask() -> int:

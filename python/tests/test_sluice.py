@@ -341,3 +341,72 @@ def test_decompress_files_reports_each_failure(tmp_path):
     assert [r.status for r in results] == ["failed", "done"]
     assert isinstance(results[0].error, sluice.CorruptDataError) and results[0].error.path == str(bad)
     assert (tmp_path / "good").read_bytes() == b"fine" and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_open_seek_and_tell_match_the_data_forward_and_backward(tmp_path, fmt):
+    data = text(3 * 1024 * 1024 + 11, 77)
+    path = tmp_path / f"s.{fmt}"
+    path.write_bytes(sluice.compress(data, fmt, chunk_size=CHUNK))
+    rng = random.Random(5)
+    with sluice.open(path, "rb") as f, open(path, "rb") as raw:
+        assert f.seekable()
+        for _ in range(25):
+            where = rng.randrange(0, len(data) + 10)
+            assert f.seek(where) == min(where, len(data))
+            assert f.tell() == min(where, len(data))
+            assert f.read(1000) == data[where:where + 1000]
+        assert f.seek(-500, io.SEEK_CUR) == f.tell()
+        assert f.read(10) == data[f.tell() - 10:f.tell()]
+        with pytest.raises(io.UnsupportedOperation):
+            f.seek(0, io.SEEK_END)
+        with pytest.raises(ValueError):
+            f.seek(-1)
+        # A file object positioned past other bytes: seek(0) is the start of the stream in it.
+        raw.seek(0)
+        prefix = b"not part of the stream"
+        wrapped = io.BytesIO(prefix + raw.read())
+        wrapped.seek(len(prefix))
+        with sluice.open(wrapped, "rb") as g:
+            assert g.read(100) == data[:100]
+            assert g.seek(5) == 5 and g.read(5) == data[5:10]
+
+
+def test_open_seek_backward_on_a_pipe_is_refused_forward_works():
+    data = text(500_000, 8)
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as w:
+        threading.Thread(target=lambda: (w.write(sluice.compress(data)), w.close())).start()
+        with os.fdopen(read_end, "rb") as r, sluice.open(r, "rb") as f:
+            assert not f.seekable()
+            assert f.seek(1000) == 1000 and f.read(10) == data[1000:1010]
+            with pytest.raises(io.UnsupportedOperation):
+                f.seek(0)
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd"])
+def test_reading_a_bomb_with_open_keeps_memory_bounded(tmp_path, fmt):
+    """1 GiB of zeros in about a megabyte: read in 1 MiB pieces, peak RSS grows by tens of MiB
+    (the graph's pieces and the bounded pipe), not by the gigabyte."""
+    path = tmp_path / f"bomb.{fmt}"
+    with sluice.open(path, "wb", format=fmt) as f:
+        zeros = bytes(16 << 20)
+        for _ in range(64):
+            f.write(zeros)
+    assert path.stat().st_size < 2 << 20
+    script = textwrap.dedent(f"""
+        import resource, sluice
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        total = 0
+        with sluice.open({str(path)!r}, "rb") as f:
+            while True:
+                piece = f.read(1 << 20)
+                if not piece:
+                    break
+                total += len(piece)
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(total, grown)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert int(out[0]) == 1 << 30
+    assert int(out[1]) < 160 * 1024, f"peak RSS grew by {int(out[1]) // 1024} MiB"
