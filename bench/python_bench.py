@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""The Python package against what Python users use today, side by side in one process, each
+repetition running every contender once (interleaved), medians of REPS (issue 20's benchmarks):
+
+  bundle   the upload service: each file of a bundle to gzip -6 in memory; sluice.compress_many
+           against a ThreadPoolExecutor over gzip.compress and the serial loop
+  open     sluice.open writing and reading against gzip.open, and reading against zstandard's
+           stream_reader and lz4.frame.open reading their own output
+  call     per-call cost of a 1 KB payload: sluice.compress against zlib.compress
+  seek     sluice.open(...).seek() to the middle of a 1 GB file of ours, and indexed_gzip's
+
+Run with the installed package: .venv/bin/python bench/python_bench.py [--only PART] [--reps N]
+(scripts/install-python.sh makes .venv). Prints a Markdown table per part.
+"""
+import argparse
+import concurrent.futures
+import gzip
+import io
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import timeit
+import zlib
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+import sluice  # noqa: E402
+
+MiB = 1 << 20
+
+
+def interleaved(contenders, reps):
+    """{name: callable returning an output size} -> ({name: median seconds}, {name: size})."""
+    times = {name: [] for name in contenders}
+    sizes = {}
+    for _ in range(reps):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            sizes[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, sizes
+
+
+def table(title, medians, sizes, baseline, megabytes):
+    print(f"\n### {title}\n")
+    print("| contender | median s | MB/s | vs " + baseline + " | output bytes |")
+    print("|---|---:|---:|---:|---:|")
+    for name, seconds in medians.items():
+        size = sizes.get(name)
+        print(f"| {name} | {seconds:.3f} | {megabytes / seconds:,.0f} | {medians[baseline] / seconds:.2f}x | "
+              f"{size:,} |" if size is not None else f"| {name} | {seconds:.3f} | | {medians[baseline] / seconds:.2f}x | |")
+
+
+def silesia_files():
+    corpus = benchlib.silesia()
+    return sorted(p for p in corpus.rglob("*") if p.is_file())
+
+
+def bundle(files, reps):
+    """A bundle like the upload service's: pieces of the Silesia files around 300 KB on average,
+    and once in a while an 80 MB one; and 25 x 300 KB."""
+    rng = random.Random(20)
+    blobs = [p.read_bytes() for p in files]
+    whole = b"".join(blobs)
+
+    def piece(size):
+        blob = rng.choice(blobs)
+        start = rng.randrange(0, max(1, len(blob) - size))
+        return blob[start:start + size]
+
+    mixed = [piece(int(rng.lognormvariate(12.0, 0.9))) for _ in range(59)] + [whole[:80_000_000]]
+    rng.shuffle(mixed)
+    small = [piece(300_000) for _ in range(25)]
+    for title, payloads in [(f"{len(mixed)} files, {sum(map(len, mixed)) / 1e6:.0f} MB (one of 80 MB)", mixed),
+                            ("25 x 300 KB", small)]:
+        megabytes = sum(map(len, payloads)) / 1e6
+        pool = concurrent.futures.ThreadPoolExecutor()
+
+        def serial():
+            return sum(len(gzip.compress(p, 6, mtime=0)) for p in payloads)
+
+        def threads():
+            return sum(len(c) for c in pool.map(lambda p: gzip.compress(p, 6, mtime=0), payloads))
+
+        def many():
+            return sum(len(c) for c in sluice.compress_many(payloads, "gzip", 6))
+
+        medians, sizes = interleaved({"gzip.compress loop": serial, "ThreadPoolExecutor(gzip.compress)": threads,
+                                      "sluice.compress_many": many}, reps)
+        pool.shutdown()
+        table(f"Each file to gzip -6 in memory: {title}", medians, sizes, "ThreadPoolExecutor(gzip.compress)",
+              megabytes)
+
+
+def open_files(files, reps):
+    import lz4.frame
+    import zstandard
+
+    data = b"".join(p.read_bytes() for p in files)
+    megabytes = len(data) / 1e6
+    out = benchlib.scratch("python-open")
+
+    def write_with(opener, path):
+        def run():
+            with opener(out / path) as f:
+                for at in range(0, len(data), MiB):
+                    f.write(data[at:at + MiB])
+            return (out / path).stat().st_size
+        return run
+
+    def read_with(opener, path):
+        def run():
+            total = 0
+            with opener(out / path) as f:
+                while True:
+                    piece = f.read(MiB)
+                    if not piece:
+                        return total
+                    total += len(piece)
+        return run
+
+    medians, sizes = interleaved({
+        "gzip.open(wb, 6)": write_with(lambda p: gzip.open(p, "wb", 6), "g.gz"),
+        "sluice.open(wb) gzip -6": write_with(lambda p: sluice.open(p, "wb"), "s.gz"),
+    }, reps)
+    table(f"Writing the Silesia tar ({megabytes:.0f} MB) in 1 MiB writes", medians, sizes, "gzip.open(wb, 6)",
+          megabytes)
+
+    (out / "z.zst").write_bytes(zstandard.ZstdCompressor(level=3).compress(data))
+    (out / "l.lz4").write_bytes(lz4.frame.compress(data))
+    with sluice.open(out / "s.zst", "wb") as f:
+        f.write(data)
+    with sluice.open(out / "s.lz4", "wb") as f:
+        f.write(data)
+    medians, sizes = interleaved({
+        "gzip.open(rb) its own": read_with(lambda p: gzip.open(p, "rb"), "g.gz"),
+        "sluice.open(rb) .gz": read_with(lambda p: sluice.open(p, "rb"), "s.gz"),
+        "zstandard stream_reader its own": read_with(
+            lambda p: zstandard.ZstdDecompressor().stream_reader(open(p, "rb"), read_across_frames=True), "z.zst"),
+        "sluice.open(rb) .zst": read_with(lambda p: sluice.open(p, "rb"), "s.zst"),
+        "lz4.frame.open its own": read_with(lambda p: lz4.frame.open(p, "rb"), "l.lz4"),
+        "sluice.open(rb) .lz4": read_with(lambda p: sluice.open(p, "rb"), "s.lz4"),
+    }, reps)
+    table(f"Reading it back in 1 MiB reads ({megabytes:.0f} MB out)", medians, sizes, "gzip.open(rb) its own",
+          megabytes)
+
+
+def per_call(reps):
+    data = (b"GET /index.html HTTP/1.1 200 1234 Mozilla/5.0 (X11; Linux x86_64) " * 20)[:1024]
+    packed = sluice.compress(data)
+    contenders = {
+        "zlib.compress(6)": lambda: zlib.compress(data, 6),
+        "gzip.compress(6)": lambda: gzip.compress(data, 6, mtime=0),
+        "sluice.compress gzip": lambda: sluice.compress(data),
+        "sluice.compress zstd": lambda: sluice.compress(data, "zstd"),
+        "sluice.compress lz4": lambda: sluice.compress(data, "lz4"),
+        "zlib.decompress(wbits=31)": lambda: zlib.decompress(packed, 31),
+        "sluice.decompress gzip": lambda: sluice.decompress(packed),
+    }
+    best = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, run in contenders.items():
+            best[name].append(min(timeit.repeat(run, number=2000, repeat=3)) / 2000)
+    print("\n### Per call, 1 KB payload (median of the best of 3 x 2000 calls)\n")
+    print("| call | microseconds | vs zlib.compress |")
+    print("|---|---:|---:|")
+    base = statistics.median(best["zlib.compress(6)"])
+    for name, runs in best.items():
+        print(f"| {name} | {statistics.median(runs) * 1e6:.1f} | {statistics.median(runs) / base:.2f}x |")
+
+
+def seek(files, reps):
+    import indexed_gzip
+
+    out = benchlib.scratch("python-seek")
+    data = b"".join(p.read_bytes() for p in files)
+    copies = -(-1_000_000_000 // len(data))
+    plain = out / "big"
+    with open(plain, "wb") as f:
+        for _ in range(copies):
+            f.write(data)
+    size = plain.stat().st_size
+    program = os.environ.get("SLUICE_PROGRAM", str(benchlib.ROOT / "build" / "release" / "apps" / "sluice"))
+    subprocess.run([program, "-k", "-f", str(plain)], check=True)
+    subprocess.run([program, "-k", "-f", "-F", "zstd", str(plain)], check=True)
+    middle = size // 2
+
+    def sluice_seek(path):
+        def run():
+            with sluice.open(path, "rb") as f:
+                f.seek(middle)
+                return len(f.read(4096))
+        return run
+
+    def indexed(path):
+        def run():
+            with indexed_gzip.IndexedGzipFile(str(path)) as f:
+                f.seek(middle)
+                return len(f.read(4096))
+        return run
+
+    medians, _ = interleaved({
+        "sluice.open .gz (ours) seek": sluice_seek(str(plain) + ".gz"),
+        "sluice.open .zst (ours) seek": sluice_seek(str(plain) + ".zst"),
+        "indexed_gzip on ours (builds its index)": indexed(str(plain) + ".gz"),
+    }, reps)
+    print(f"\n### Seek to the middle ({middle / 1e9:.2f} GB) of a {size / 1e9:.2f} GB file, first seek after open\n")
+    print("| contender | median s |")
+    print("|---|---:|")
+    for name, seconds in medians.items():
+        print(f"| {name} | {seconds:.3f} |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["bundle", "open", "call", "seek"], action="append")
+    parser.add_argument("--reps", type=int, default=7)
+    args = parser.parse_args()
+    parts = args.only or ["bundle", "open", "call", "seek"]
+    files = silesia_files()
+    print(f"sluice {sluice.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}, {args.reps} interleaved repetitions")
+    if "bundle" in parts:
+        bundle(files, args.reps)
+    if "open" in parts:
+        open_files(files, args.reps)
+    if "call" in parts:
+        per_call(args.reps)
+    if "seek" in parts:
+        seek(files, max(3, args.reps // 2))
+
+
+if __name__ == "__main__":
+    main()
