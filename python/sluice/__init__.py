@@ -97,6 +97,10 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     format: "gzip" (the default: one member any gzip reader reads), "zstd" or "lz4". level: the
     format's (gzip 1-9, zstd 1-22, lz4 1-12); None is its default. threads: None for all cores.
     Format settings as keywords, e.g. form="bgzf" for gzip (sluice.format_info("gzip")).
+
+    zstd is written as one frame per chunk (4-16 MiB): zstandard.ZstdDecompressor().decompress()
+    reads only the first frame. Read it all with sluice.decompress(), or with zstandard's
+    stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
     return _native.compress(data, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs), backend or "")
 
