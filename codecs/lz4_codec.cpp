@@ -450,13 +450,15 @@ class Lz4UnitDecoder final : public UnitDecoder {
   }
 };
 
-// Checks, in stream order, what spans the blocks of a frame decoded block by block: the content
-// checksum and the declared size. (A whole-frame unit was checked by its decoder.)
+// Checks, in stream order, what spans the blocks of a frame decoded block by block: the declared
+// size, and the content checksum where the frame has one (a frame without one is counted here,
+// never hashed). A whole-frame unit was checked by its decoder.
 class Lz4Verifier final : public UnitVerifier {
  public:
   void on_marker(const Cut& cut, std::uint64_t offset) override {
     if (cut.flags & kFrameHeader) {
       in_frame_ = true;
+      content_check_ = cut.flags & kHasContentCheck;
       XXH32_reset(&hash_, 0);
       content_bytes_ = 0;
       declared_size_ = (cut.flags & kHasContentSize) ? std::optional<std::uint64_t>(cut.value) : std::nullopt;
@@ -474,12 +476,13 @@ class Lz4Verifier final : public UnitVerifier {
   }
   void on_unit(const Cut&, ByteView decoded) override {
     if (!in_frame_) return;
-    XXH32_update(&hash_, decoded.data(), decoded.size());
+    if (content_check_) XXH32_update(&hash_, decoded.data(), decoded.size());
     content_bytes_ += decoded.size();
   }
 
  private:
   bool in_frame_ = false;
+  bool content_check_ = false;  // the frame ends with a content checksum: hash what it holds
   XXH32_state_t hash_{};
   std::uint64_t content_bytes_ = 0;
   std::optional<std::uint64_t> declared_size_;
