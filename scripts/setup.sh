@@ -19,6 +19,8 @@ packages=(
   chromium-headless-shell
   # The Python package (python/): pybind11 and Python's headers; pytest for its tests.
   python3-dev pybind11-dev python3-pybind11 python3-pytest
+  # Python's lz4.frame, a reader that stops after one frame (tests/cli_tests.cpp reads our lz4 with it).
+  python3-lz4
 )
 
 missing=()
