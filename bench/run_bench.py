@@ -533,7 +533,7 @@ def render_micro(speeds, threads):
                 "BM_Crc32Zlib": "serial: CRC-32 of a single gzip member (zlib's; the decoder uses ISA-L's)",
                 "BM_Crc32CombinePerChunk": "serial: combining per-chunk CRCs (single-member gzip writer)",
                 "BM_Xxh32": "serial, for the lz4 tool's one-frame streams only: the content checksum (XXH32, "
-                            "in order); sluice's frames of one block each are checked in Decode/lz4",
+                            "in order); sluice's lz4 has none, its block checksums are checked in Decode/lz4",
                 "BM_WritePipe": "serial: the writer's write(2) into a pipe"}
     for name, (bps, ratio) in speeds.items():
         what = describe.get(name, "chunk path: compress one chunk" if name.startswith("Compress")

@@ -1,10 +1,26 @@
-// lz4 in the LZ4 frame format. Every block we write is a frame of its own: a header (with the
-// block's content size), the block, the EndMark and the XXH32 checksum of the block's content.
-// Concatenated frames are one valid lz4 stream (`lz4 -d` reads them all), and each frame is
-// complete in itself, so the content checksum is computed where the block is compressed and
-// checked where it is decoded, on every worker, instead of once over the whole stream, in order,
-// on one thread (a serial stage that held back parallel decoding; BENCHMARKS.md). The cost is 19
-// bytes a block.
+// lz4 in the LZ4 frame format. A stream we write is one frame: the header once (version 01,
+// independent blocks, block checksums, the block maximum), then every chunk's blocks in order,
+// each a size word, the block (compressed, or stored as is under the size word's high bit) and
+// the XXH32 checksum of the block as stored, then the EndMark. Every reader of lz4 frames reads
+// the whole stream, including those that stop after one frame (Python's lz4.frame). An empty
+// stream is the header and the EndMark.
+//
+// The header has no content size: StreamInfo carries none, the header is written before the
+// stream has been read to its end, and a stream pushed piece by piece (sluice::Compressor) has no
+// size up front. Nor is there a content checksum: XXH32 cannot be combined from the blocks', so it
+// would be one hash over the whole stream, in order, on one thread, when writing and when reading
+// (the serial stage that BENCHMARKS.md describes). The block checksums stand in for it: each is
+// computed by the worker that compresses its chunk, and checked by the worker that decodes its
+// block, since the splitter below cuts such a frame at every block. They cover the blocks' bytes
+// but not their size words, so one bit a block goes unchecked: the stored flag, whose flip makes
+// a compressed block come out as its compressed bytes (a content checksum would catch it).
+//
+// lz4 -d 1.9.4 reads such a frame, but not a frame after it (it reports the next stream as
+// undecodable data: after a call that gives liblz4 no input, it is told to read 4 bytes past the
+// EndMark). The lz4 tool's own `-BX --no-frame-crc` output meets the same fate.
+//
+// Streams of earlier versions, which wrote every block as a frame of its own (content size,
+// content checksum, no block checksums), are concatenated frames and read as before.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -48,73 +64,84 @@ BlockSize block_size_for(std::size_t chunk_bytes) {
   return kSizes[3];
 }
 
-// The header of every frame we write: version 01, independent blocks, no block checksums, the
-// content size (so that `lz4 --list` can tell the stream's size), a content checksum; the block
-// maximum; the content size; the header checksum.
-constexpr std::size_t kOwnHeaderBytes = 15;
-constexpr std::size_t kOwnFrameOverheadBytes = kOwnHeaderBytes + 4 + 4 + 4;  // header, size word, EndMark, checksum
-void put_own_frame_header(std::uint8_t* out, std::uint8_t block_code, std::uint64_t content_bytes) {
-  store_le32(out, kFrameMagic);
-  out[4] = 0x40 | 0x20 | 0x08 | 0x04;
-  out[5] = static_cast<std::uint8_t>(block_code << 4);
-  store_le32(out + 6, static_cast<std::uint32_t>(content_bytes));
-  store_le32(out + 10, static_cast<std::uint32_t>(content_bytes >> 32));
-  out[14] = static_cast<std::uint8_t>(XXH32(out + 4, 10, 0) >> 8);
-}
+// The header of the frame we write: version 01, independent blocks, block checksums, no content
+// size, no content checksum; the block maximum; the header checksum.
+constexpr std::uint8_t kOwnFrameFlags = 0x40 | 0x20 | 0x10;
+constexpr std::size_t kOwnHeaderBytes = 7;
+constexpr std::size_t kOwnBlockOverheadBytes = 4 + 4;  // size word, block checksum
+
+// The frame's header before the first chunk and its EndMark after the last; the chunks in
+// between are its blocks.
+class Lz4Framer final : public StreamFramer {
+ public:
+  explicit Lz4Framer(std::uint8_t block_code) : block_code_(block_code) {}
+
+  void header(Buffer& out) override {
+    std::uint8_t header[kOwnHeaderBytes];
+    store_le32(header, kFrameMagic);
+    header[4] = kOwnFrameFlags;
+    header[5] = static_cast<std::uint8_t>(block_code_ << 4);
+    header[6] = static_cast<std::uint8_t>(XXH32(header + 4, 2, 0) >> 8);
+    out.append(header);
+  }
+  void add_chunk(ByteView, std::uint64_t) override {}
+  void trailer(Buffer& out) override { put_le32(out, 0); }  // EndMark
+
+ private:
+  std::uint8_t block_code_;
+};
 
 class Lz4ChunkCompressor final : public ChunkCompressor {
  public:
   Lz4ChunkCompressor(int level, BlockSize block)
       : level_(level),
         block_bytes_(block.bytes),
-        block_code_(block.code),
-        state_(std::make_unique<char[]>(static_cast<std::size_t>(level < LZ4HC_CLEVEL_MIN ? LZ4_sizeofState()
-                                                                                           : LZ4_sizeofStateHC()))) {}
+        state_(std::make_unique<char[]>(
+            static_cast<std::size_t>(level < LZ4HC_CLEVEL_MIN ? LZ4_sizeofState() : LZ4_sizeofStateHC()))) {}
 
-  // One frame per block; an empty chunk (only ever a whole empty stream) is one empty frame.
+  // The chunk's blocks, each of at most the block maximum; an empty chunk (only ever a whole
+  // empty stream) has none.
   std::uint64_t compress_chunk(ByteView /*history*/, ByteView input, bool /*last*/, Buffer& out) override {
-    const std::size_t frames = std::max<std::size_t>(1, (input.size() + block_bytes_ - 1) / block_bytes_);
-    out.resize(input.size() + kOwnFrameOverheadBytes * frames);
+    const std::size_t blocks = (input.size() + block_bytes_ - 1) / block_bytes_;
+    out.resize(input.size() + kOwnBlockOverheadBytes * blocks);
     std::size_t written = 0;
-    std::size_t at = 0;
-    do {
+    for (std::size_t at = 0; at < input.size();) {
       const std::size_t length = std::min(block_bytes_, input.size() - at);
-      const ByteView content = input.subspan(at, length);
-      put_own_frame_header(out.data() + written, block_code_, length);
-      written += kOwnHeaderBytes;
-      if (length > 0) written += put_block(content, out.data() + written);
-      store_le32(out.data() + written, 0);  // EndMark
-      store_le32(out.data() + written + 4, XXH32(content.data(), content.size(), 0));
-      written += 8;
+      written += put_block(input.subspan(at, length), out.data() + written);
       at += length;
-    } while (at < input.size());
+    }
     out.resize(written);
     return 0;
   }
 
  private:
-  // Writes the block's size word and its bytes at `dst`; returns how many bytes that took.
+  // Writes the block's size word, its bytes and their checksum at `dst`; returns how many bytes
+  // that took.
   std::size_t put_block(ByteView content, std::uint8_t* dst) {
     const char* src = reinterpret_cast<const char*>(content.data());
-    char* packed_at = reinterpret_cast<char*>(dst + 4);
+    std::uint8_t* data = dst + 4;
     const int length = static_cast<int>(content.size());
     // Room for one byte less than the input: a block that does not shrink is stored as is.
     const int room = length - 1;
+    char* packed_at = reinterpret_cast<char*>(data);
     const int packed = level_ < LZ4HC_CLEVEL_MIN
                            ? LZ4_compress_fast_extState(state_.get(), src, packed_at, length, room, 1)
                            : LZ4_compress_HC_extStateHC(state_.get(), src, packed_at, length, room, level_);
+    std::size_t size = 0;
     if (packed > 0) {
-      store_le32(dst, static_cast<std::uint32_t>(packed));
-      return 4 + static_cast<std::size_t>(packed);
+      size = static_cast<std::size_t>(packed);
+      store_le32(dst, static_cast<std::uint32_t>(size));
+    } else {
+      size = content.size();
+      store_le32(dst, static_cast<std::uint32_t>(size) | kUncompressedBit);
+      std::memcpy(data, src, size);
     }
-    store_le32(dst, static_cast<std::uint32_t>(content.size()) | kUncompressedBit);
-    std::memcpy(packed_at, src, content.size());
-    return 4 + content.size();
+    store_le32(data + size, XXH32(data, size, 0));  // the block checksum: of the block as stored
+    return 4 + size + 4;
   }
 
   int level_;
   std::size_t block_bytes_;
-  std::uint8_t block_code_;
   std::unique_ptr<char[]> state_;
 };
 
@@ -318,9 +345,11 @@ class Lz4Splitter final : public StreamSplitter {
     }
     if (!(flags & 0x20) || (flags & 0x01)) return serial();  // linked blocks or a dictionary
     const std::size_t max_block = std::size_t{1} << (8 + 2 * block_code);
-    // A frame of one block (every frame sluice writes) or none is one unit, decoded and checked,
-    // content checksum and all, by a worker. Finding out takes the first block buffered, which
-    // the block-by-block path below would need next anyway.
+    // A frame of one block or none (a stream sluice writes of at most one block, every frame an
+    // older sluice wrote) is one unit, decoded and checked, checksums and all, by a worker.
+    // Finding out takes the first block buffered, which the block-by-block path below would need
+    // next anyway. A frame of more blocks (sluice's of more than one block, the lz4 tool's) is a
+    // unit per block, its block checksum (if any) checked by the worker that decodes it.
     if (b.size() < header + 4) return need_more();
     std::size_t end_mark = header;
     if (const std::uint32_t word = load_le32(b.data() + header); word != 0) {
@@ -450,13 +479,15 @@ class Lz4UnitDecoder final : public UnitDecoder {
   }
 };
 
-// Checks, in stream order, what spans the blocks of a frame decoded block by block: the content
-// checksum and the declared size. (A whole-frame unit was checked by its decoder.)
+// Checks, in stream order, what spans the blocks of a frame decoded block by block: the declared
+// size, and the content checksum where the frame has one (the lz4 tool's; sluice's has none, so
+// its blocks are counted here, never hashed). A whole-frame unit was checked by its decoder.
 class Lz4Verifier final : public UnitVerifier {
  public:
   void on_marker(const Cut& cut, std::uint64_t offset) override {
     if (cut.flags & kFrameHeader) {
       in_frame_ = true;
+      content_check_ = cut.flags & kHasContentCheck;
       XXH32_reset(&hash_, 0);
       content_bytes_ = 0;
       declared_size_ = (cut.flags & kHasContentSize) ? std::optional<std::uint64_t>(cut.value) : std::nullopt;
@@ -474,12 +505,13 @@ class Lz4Verifier final : public UnitVerifier {
   }
   void on_unit(const Cut&, ByteView decoded) override {
     if (!in_frame_) return;
-    XXH32_update(&hash_, decoded.data(), decoded.size());
+    if (content_check_) XXH32_update(&hash_, decoded.data(), decoded.size());
     content_bytes_ += decoded.size();
   }
 
  private:
   bool in_frame_ = false;
+  bool content_check_ = false;  // the frame ends with a content checksum: hash what it holds
   XXH32_state_t hash_{};
   std::uint64_t content_bytes_ = 0;
   std::optional<std::uint64_t> declared_size_;
@@ -493,7 +525,7 @@ class Lz4Codec final : public CodecBase {
     return std::make_unique<Lz4ChunkCompressor>(options_.level, block_);
   }
   std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
-    return std::make_unique<SelfFramedChunks>();
+    return std::make_unique<Lz4Framer>(block_.code);
   }
   std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<Lz4Decoder>(); }
   std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<Lz4Splitter>(); }

@@ -219,6 +219,42 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"lz4_linked_then_legacy", "{ lz4 -q -BD -B4 -c data.bin; lz4 -q -l -c other.bin; } > foreign"}),
     [](const auto& test) { return test.param.name; });
 
+// ---- lz4: a stream is one frame ----
+
+// One frame however many chunks (`lz4 --list` counts the frames; it shows no uncompressed size,
+// which the header leaves out), read whole by `lz4 -d`, the empty stream too.
+TEST_F(Cli, Lz4OutputIsOneFrameForTheLz4Tool) {
+  put("data", text_bytes(9 * 1024 * 1024 + 123, 30));
+  put("empty", {});
+  ASSERT_EQ(sluice("-F lz4 -c data > data.lz4").status, 0);
+  ASSERT_EQ(sluice("-F lz4 -c empty > empty.lz4").status, 0);
+  for (const char* name : {"data", "empty"}) {
+    const auto decoded = sh(fmt::format("lz4 -dc {0}.lz4 > {0}.back && cmp {0}.back {0}", name));
+    EXPECT_EQ(decoded.status, 0) << describe(decoded);
+    const auto listed = sh(fmt::format("lz4 --list {}.lz4 | awk 'NR == 2 {{ print $1 }}'", name));
+    ASSERT_EQ(listed.status, 0) << describe(listed);
+    EXPECT_EQ(listed.out, "1\n") << name << ": one frame";
+  }
+}
+
+// Python's lz4.frame.decompress() reads one frame: the whole stream, where it read only the first
+// 4 MiB of the frames earlier versions wrote for each block. (python3-lz4, scripts/setup.sh.)
+TEST_F(Cli, Lz4OutputIsReadWholeByPythonsLz4Frame) {
+  if (sh("/usr/bin/python3 -c 'import lz4.frame'").status != 0) GTEST_SKIP() << "python3-lz4 is not installed";
+  put("data", text_bytes(9 * 1024 * 1024 + 123, 31));
+  put("empty", {});
+  ASSERT_EQ(sluice("-F lz4 -j 2 -c data > data.lz4").status, 0);
+  ASSERT_EQ(sluice("-F lz4 -c empty > empty.lz4").status, 0);
+  for (const char* name : {"data", "empty"}) {
+    const auto r =
+        sh(fmt::format("/usr/bin/python3 -c 'import lz4.frame, sys; "
+                       "sys.stdout.buffer.write(lz4.frame.decompress(open(\"{0}.lz4\", \"rb\").read()))' "
+                       "> {0}.back && cmp {0}.back {0}",
+                       name));
+    EXPECT_EQ(r.status, 0) << describe(r);
+  }
+}
+
 // gzip members with every optional header field: FEXTRA, FNAME, FCOMMENT and FHCRC.
 TEST_F(Cli, GzipHeaderWithEveryOptionalFieldDecodes) {
   const Bytes input = text_bytes(100 * 1024, 11);

@@ -189,8 +189,20 @@ TEST_P(Streams, FlushPutsWhatWasWrittenOutAsDecodableData) {
   both.insert(both.end(), second.begin(), second.end());
   testing::write_file(dir / "both", both);
   testing::write_file(dir / "all", to_bytes(out.buffer()));
-  const auto all = testing::run(GetParam().stock_decoder + " < all | cmp - both", dir.path());
-  EXPECT_EQ(all.status, 0) << testing::describe(all);
+  if (GetParam().codec == "lz4") {
+    // lz4 1.9.4's command (Debian 12's) stops after an lz4 frame with block checksums and no
+    // content checksum when another frame follows ("Stream followed by undecodable data": after a
+    // call that gives liblz4 no input, it is told to read 4 bytes past the EndMark), for the lz4
+    // tool's own `-BX --no-frame-crc` output too. It is given each flushed stream alone.
+    testing::write_file(dir / "rest",
+                        Bytes(out.buffer().data() + after_flush.size(), out.buffer().data() + out.buffer().size()));
+    testing::write_file(dir / "second", second);
+    const auto rest = testing::run(GetParam().stock_decoder + " < rest | cmp - second", dir.path());
+    EXPECT_EQ(rest.status, 0) << testing::describe(rest);
+  } else {
+    const auto all = testing::run(GetParam().stock_decoder + " < all | cmp - both", dir.path());
+    EXPECT_EQ(all.status, 0) << testing::describe(all);
+  }
   EXPECT_EQ(to_bytes(decompress_buffer(out.buffer().view())), both);
   // After finish(), writing or flushing is a mistake, not a new stream.
   EXPECT_THROW(compressor.write(view(second)), Error);

@@ -7,7 +7,7 @@
 //   Read: the reader's copy of input into a chunk (read(2) from the page cache);
 //   Crc32 / Crc32Combine: a single gzip member's check, streaming or combined per chunk;
 //   Xxh32: the content checksum of an lz4 frame of many blocks (the lz4 tool's), computed in order
-//     by the writer (sluice's own frames hold one block each and are checked in Decode/lz4);
+//     by the writer (sluice's own lz4 has none: its block checksums are checked in Decode/lz4);
 //   Write: the writer's write(2) of output into a pipe drained by another thread.
 //
 // Input: SLUICE_BENCH_INPUT (a file; bench/run_bench.py passes the Silesia tar), else 8 MiB of
@@ -190,7 +190,8 @@ void BM_Crc32CombinePerChunk(benchmark::State& state) {
 }
 BENCHMARK(BM_Crc32CombinePerChunk)->Unit(benchmark::kMillisecond);
 
-// The content checksum of a one-frame lz4 stream: one XXH32 over the whole stream, in order.
+// The content checksum of an lz4 frame of many blocks (the lz4 tool's): one XXH32 over the whole
+// stream, in order.
 void BM_Xxh32(benchmark::State& state) {
   const auto& in = input();
   for (auto _ : state) benchmark::DoNotOptimize(XXH32(in.data(), in.size(), 0));

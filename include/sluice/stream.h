@@ -43,9 +43,12 @@ class Compressor final : public ByteSink {
   const std::string& name() const override;
   // Makes everything written so far come out as data any reader of the format decodes: the
   // stream so far is finished (a gzip member, a zstd or lz4 frame, complete) and written to
-  // `out`; later writes start another, concatenated to it (which every reader of these formats
-  // reads as one; the gzip name and time go in the first only). Costs the ratio of one chunk
-  // boundary and the start of a run; nothing when nothing was written since the last flush.
+  // `out`; later writes start another, concatenated to it (which gzip -d, zstd -d and sluice read
+  // as one; readers that stop after one member or frame read the first, and lz4 -d 1.9.4
+  // (Debian 12's) stops with an error at the second lz4 stream unless the first is tiny, a flaw
+  // in how it reads frames with block checksums and no content checksum; the gzip name and time
+  // go in the first only). Costs the ratio of one chunk boundary and the start of a run; nothing
+  // when nothing was written since the last flush.
   void flush();
   // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
   // After a flush with nothing written since, adds nothing. Stats are of the whole stream.

@@ -59,7 +59,13 @@ lz4 -q -l -c text > l.lz4 && seed lz4-legacy lz4 l.lz4
 cat l.lz4 a.lz4 l.lz4 > la.lz4 && seed lz4-legacy-frame-legacy lz4 la.lz4
 cat d.lz4 l.lz4 > dl.lz4 && seed lz4-linked-then-legacy lz4 dl.lz4  # legacy in the streaming decoder
 lz4 -q -c empty > e.lz4 && seed lz4-empty lz4 e.lz4
-"$sluice" -F lz4 --chunk-size 4K -c text > s.lz4 && seed sluice-lz4 lz4 s.lz4
+# sluice's lz4: one frame of blocks with block checksums (three blocks here; the empty stream is
+# the header and the EndMark).
+"$sluice" -F lz4 --chunk-size 4K -c text > s.lz4 && seed sluice-lz4-one-frame lz4 s.lz4
+"$sluice" -F lz4 -c empty > se.lz4 && seed sluice-lz4-one-frame-empty lz4 se.lz4
+# What earlier versions of sluice wrote: a frame per 4 KiB block, with content size and checksum.
+split -b 4096 text piece. && for p in piece.*; do lz4 -q --content-size -c "$p"; done > fp.lz4
+seed lz4-frame-per-block lz4 fp.lz4
 
 # tar: every header flavour, and every kind of entry
 mkdir -p tree/dir && cp small tree/dir/file && ln -s dir/file tree/link && ln tree/dir/file tree/hard
