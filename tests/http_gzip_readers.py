@@ -11,6 +11,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -99,11 +100,12 @@ def main():
     profile = os.path.join(directory, "chromium-profile")
     process = subprocess.Popen([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                 f"--user-data-dir={profile}", url],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         finished = done.wait(timeout=90)
     finally:
-        process.kill()
+        # The browser's own children (zygote, renderers) too: they outlive a kill of the first.
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         server.shutdown()
     if not finished:

@@ -382,6 +382,18 @@ class SluiceFile(io.BufferedIOBase):
         if size is None or size < 0:
             self._fill(-1)
             return self._take(len(self._buffer))
+        if not self._buffer and not self._eof and size > 0:
+            # Nothing buffered: decoded straight into the bytes returned (no copy on this side).
+            try:
+                got = self._reader.read(size)
+            except Error as error:
+                self._error = error
+                self._eof = True
+                raise
+            if not got:
+                self._eof = True
+            self._position += len(got)
+            return got
         self._fill(size)
         return self._take(size)
 
