@@ -410,3 +410,37 @@ def test_reading_a_bomb_with_open_keeps_memory_bounded(tmp_path, fmt):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert int(out[0]) == 1 << 30
     assert int(out[1]) < 160 * 1024, f"peak RSS grew by {int(out[1]) // 1024} MiB"
+
+
+class _Failing(io.RawIOBase):
+    """A readable file object whose reads fail after `good` bytes, with its own exception."""
+
+    def __init__(self, data, good):
+        self._data = io.BytesIO(data)
+        self._good = good
+
+    def readable(self):
+        return True
+
+    def readinto(self, target):
+        if self._data.tell() >= self._good:
+            raise ConnectionResetError("the peer went away")
+        n = self._data.readinto(memoryview(target)[: self._good - self._data.tell()])
+        return n
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_a_file_objects_own_exception_comes_through_reading(fmt):
+    data = text(3_000_000, 4)
+    packed = sluice.compress(data, fmt, chunk_size=CHUNK)
+    with sluice.open(_Failing(packed, len(packed) // 2), "rb") as f:
+        got = b""
+        with pytest.raises(ConnectionResetError):
+            while True:
+                piece = f.read(100_000)
+                if not piece:
+                    break
+                got += piece
+        assert data.startswith(got)
+    with pytest.raises(ConnectionResetError):
+        sluice.tar.list(_Failing(packed, 10))
