@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import glob
 
 from setuptools import Extension, setup
@@ -16,10 +17,16 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        python = f"-DPython3_EXECUTABLE={sys.executable}"
-        subprocess.run(["cmake", "--preset", "python", python], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        options = [f"-DPython3_EXECUTABLE={sys.executable}"]
+        try:  # pybind11 from pip, where that is how it came; Debian's is found by CMake itself
+            import pybind11
+            options.append(f"-Dpybind11_DIR={pybind11.get_cmake_dir()}")
+        except ImportError:
+            pass
+        subprocess.run(["cmake", "--preset", "python", *options], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["cmake", "--build", "--preset", "python", "--target", "sluice_python"], cwd=ROOT, check=True)
-        built = glob.glob(os.path.join(ROOT, "build", "python", "python", "sluice", "_native*.so"))
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")  # this interpreter's module, not another's
+        built = glob.glob(os.path.join(ROOT, "build", "python", "python", "sluice", "_native" + suffix))
         if len(built) != 1:
             raise RuntimeError(f"expected one built module, found {built}")
         target = self.get_ext_fullpath(ext.name)

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <utility>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
@@ -453,7 +454,8 @@ bool same_options(const CodecOptions& a, const CodecOptions& b) {
 // The codec and chunk compressor of the last small input compressed on this thread, kept for the
 // next call with the same options: a context costs more to make than a kilobyte costs to
 // compress (libdeflate's, zstd's and lz4's state, hundreds of KB to a few MB). One per thread
-// that calls compress_buffer(), as the graph keeps one per worker.
+// that calls compress_buffer() with inputs of at most 256 KiB, as the graph keeps one per worker.
+constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
 struct CallerContext {
   std::string codec_name;
   CodecOptions requested;
@@ -468,30 +470,39 @@ struct CallerContext {
 bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& output) {
   thread_local std::optional<CallerContext> cached;
   resolve_threads(options.threads);  // the same checks as a run
-  if (!cached || cached->codec_name != options.codec || !same_options(cached->requested, options.codec_options)) {
-    cached.reset();
+  // Taken out of the cache while in use: a codec of a user's that calls compress_buffer() from
+  // its own compressor finds the cache empty and makes its own.
+  std::optional<CallerContext> context = std::exchange(cached, std::nullopt);
+  if (!context || context->codec_name != options.codec || !same_options(context->requested, options.codec_options)) {
+    context.reset();
     auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
     if (input.size() > codec->options().chunk_bytes) return false;
     auto compressor = codec->make_chunk_compressor();
-    cached.emplace(CallerContext{options.codec, options.codec_options, std::move(codec), std::move(compressor)});
+    context.emplace(CallerContext{options.codec, options.codec_options, std::move(codec), std::move(compressor)});
   }
-  const Codec& codec = *cached->codec;
-  if (input.size() > codec.options().chunk_bytes) return false;
-  if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
+  const Codec& codec = *context->codec;
+  if (input.size() > codec.options().chunk_bytes) {
+    cached = std::move(context);
+    return false;
+  }
   static const std::string kName = "<memory>";
   try {
+    if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
     Buffer chunk;
-    const std::uint64_t check = cached->compressor->compress({}, input, /*last=*/true, chunk);
+    const std::uint64_t check = context->compressor->compress({}, input, /*last=*/true, chunk);
     const auto framer = codec.make_framer(StreamInfo{});
     framer->header(output);
     output.append(chunk.view());
     framer->add_chunk(input, check);
     framer->trailer(output);
+    if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());  // as the graph
   } catch (...) {
-    cached.reset();  // a context that failed is not trusted again
-    std::rethrow_exception(detail::current_error_with_context(kName, 0));
+    std::rethrow_exception(detail::current_error_with_context(kName, 0));  // the context goes with it
   }
   if (options.on_progress) options.on_progress(input.size());
+  // Kept for the next call only after a small input: a context sized for a large one (zstd's
+  // tables at a high level reach tens of MiB) is not held for the life of the thread.
+  if (input.size() <= kCachedContextInputBytes) cached = std::move(context);
   return true;
 }
 

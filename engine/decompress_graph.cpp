@@ -49,7 +49,7 @@ namespace flow = tbb::flow;
 // What decompress() tells the format from (at most), and the size of the reader's reads.
 constexpr std::size_t kReadBytes = 1024 * 1024;
 // A stream whose whole input is at most this is decoded on the calling thread, without the graph
-// (run_decompress_in_caller, DecompressOptions::small_inputs_in_caller): decoding 64 KiB costs
+// (run_decompression in the caller, DecompressOptions::small_inputs_in_caller): decoding 64 KiB costs
 // less than starting the graph's workers.
 constexpr std::size_t kSmallInputBytes = 64 * 1024;
 static_assert(kSmallInputBytes < kReadBytes, "the first read must show that the stream ended");
@@ -642,61 +642,50 @@ class PieceWriter {
   DecompressStats& stats_;
 };
 
-// reader -> limiter -> unit decoders -> ordering -> writer (engine/ordered_graph.h).
-void run_decompress_graph(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
-                          std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
-                          DecompressStats& stats) {
+// reader -> limiter -> unit decoders -> ordering -> writer (engine/ordered_graph.h); or, `in_caller`,
+// the same reader, unit decoders and writer one piece after another on the calling thread: for a
+// stream whose whole input came with the first read and is small, where the graph's workers,
+// pinning and read blocks would cost more than the decoding (a 1 KB gzip took 300 us through the
+// graph). The same pieces in the same order either way, so the same output and the same errors.
+void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
+                       std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
+                       DecompressStats& stats, bool in_caller) {
   OutputNamingSink sink(output_sink);
-  flow::graph graph;
-  FirstError errors([&graph] { graph.cancel(); });
+  std::optional<flow::graph> graph;  // none in the caller: making one would start oneTBB's workers
+  if (!in_caller) graph.emplace();
+  FirstError errors([&graph] {
+    if (graph) graph->cancel();
+  });
   const std::stop_callback on_stop(stop, [&errors] { errors.record(detail::stopped_error()); });
   BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
   ChunkPool pool;
   const auto splitter = codec.make_splitter();
   PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
   std::atomic<bool> guesses_failed{false};
-  piece_reader.watch_guesses(&guesses_failed);
-  UnitDecoders decoders(codec, errors, source.name(), guesses_failed);
-  PieceWriter piece_writer(sink, codec, splitter.get(), threads, max_output, errors, source.name(), stats);
-  const std::size_t in_flight = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
+  piece_reader.watch_guesses(&guesses_failed, /*in_callers_graph=*/in_caller);
+  UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/!in_caller);
+  PieceWriter piece_writer(sink, codec, splitter.get(), in_caller ? 1 : threads, max_output, errors, source.name(),
+                           stats);
 
-  detail::run_ordered_graph<Chunk>(
-      graph, in_flight, [&](tbb::flow_control& control) { return piece_reader.next(control); },
-      [&](Chunk* chunk) { return decoders.decode(chunk); },
-      [&](Chunk* chunk) {
-        piece_writer.write(*chunk);
-        pool.release(chunk);
-      });
+  if (in_caller) {
+    while (Chunk* chunk = piece_reader.next()) {
+      piece_writer.write(*decoders.decode(chunk));
+      pool.release(chunk);
+    }
+  } else {
+    const std::size_t in_flight = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
+    detail::run_ordered_graph<Chunk>(
+        *graph, in_flight, [&](tbb::flow_control& control) { return piece_reader.next(control); },
+        [&](Chunk* chunk) { return decoders.decode(chunk); },
+        [&](Chunk* chunk) {
+          piece_writer.write(*chunk);
+          pool.release(chunk);
+        });
+  }
 
   stats.input_bytes = piece_reader.bytes_read();
   stats.decoder_threads = decoders.threads();
   piece_reader.check_mapping();  // the cause of whatever else went wrong after a truncation
-  errors.rethrow_if_failed();
-}
-
-// The same reader, unit decoders and writer as the graph, one piece after another on the calling
-// thread: for a stream whose whole input came with the first read and is small, where the graph's
-// workers, pinning and read blocks would cost more than the decoding (a 1 KB gzip took 300 us
-// through the graph). The same pieces in the same order, so the same output and the same errors.
-void run_decompress_in_caller(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec,
-                              std::uint64_t max_output, const std::stop_token& stop, DecompressStats& stats) {
-  OutputNamingSink sink(output_sink);
-  FirstError errors;
-  const std::stop_callback on_stop(stop, [&errors] { errors.record(detail::stopped_error()); });
-  BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
-  ChunkPool pool;
-  const auto splitter = codec.make_splitter();
-  PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
-  std::atomic<bool> guesses_failed{false};
-  piece_reader.watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
-  UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/false);
-  PieceWriter piece_writer(sink, codec, splitter.get(), 1, max_output, errors, source.name(), stats);
-  while (Chunk* chunk = piece_reader.next()) {
-    piece_writer.write(*decoders.decode(chunk));
-    pool.release(chunk);
-  }
-  stats.input_bytes = piece_reader.bytes_read();
-  stats.decoder_threads = 1;
   errors.rethrow_if_failed();
 }
 
@@ -827,15 +816,25 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   }
   const auto codec = make_decoding_codec(stats.codec, options);
   if (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes) {
-    // read_full() stopped short of kReadBytes: the whole stream is in hand, and it is small.
-    run_decompress_in_caller(source, sink, std::move(stream_start), *codec, options.max_output_bytes, options.stop,
-                             stats);
+    // read_full() stopped short of kReadBytes: the whole stream is in hand, and it is small. In an
+    // arena of one thread (no workers) and isolated: a task the decoders make (gzip's CRC of a
+    // large block) runs on this thread, and waiting for it never picks up a caller's other work.
+    const auto in_caller = [&] {
+      run_decompression(source, sink, std::move(stream_start), *codec, 1, 0, options.max_output_bytes, options.stop,
+                        stats, /*in_caller=*/true);
+    };
+    if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
+      tbb::this_task_arena::isolate(in_caller);
+    } else {
+      detail::ThreadArena arena(1);
+      arena.execute(in_caller);
+    }
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;
   }
   const auto run = [&] {
-    run_decompress_graph(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
-                         options.max_output_bytes, options.stop, stats);
+    run_decompression(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
+                      options.max_output_bytes, options.stop, stats, /*in_caller=*/false);
   };
   if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
       tbb::this_task_arena::max_concurrency() == threads) {

@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 if [[ ! -x .venv/bin/python ]]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/python -m pip install -q --no-build-isolation --no-index --no-deps --force-reinstall . 2>&1 |
-  grep -v -e "^$" -e "notice" >&2 || true
-.venv/bin/python -c 'import sluice' # fails the script if the install did not take
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --no-build-isolation --no-index --no-deps --force-reinstall . >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  echo "install-python: pip install failed" >&2
+  exit 1
+fi
+rm -f "$log"

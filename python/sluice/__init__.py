@@ -238,7 +238,8 @@ class SluiceFile(io.BufferedIOBase):
     file, the output is a temporary file renamed into place by close() (with the old file's
     permissions): an error or Ctrl-C leaves nothing behind. A symlink, a FIFO or a device is
     written in place. A read that meets an error returns what decoded before it first and raises
-    the error at the next read, as often as it is asked.
+    the error at the next read, as often as it is asked; read() of everything, readline() and
+    iteration raise it rather than end early.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
@@ -285,7 +286,10 @@ class SluiceFile(io.BufferedIOBase):
         try:
             if mode == "rb":
                 self._reader_args = (format or "", threads or 0, max_output or 0, self.name or "<file>")
-                self._start = 0 if self._file is None else _position_of(self._file)  # for seek()
+                if self._file is None:  # a path: seekable if it is a regular file, not a FIFO
+                    self._start = 0 if stat.S_ISREG(os.stat(self._read_path).st_mode) else None
+                else:
+                    self._start = _position_of(self._file)  # for seek()
                 self._start_reading()
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
@@ -381,6 +385,8 @@ class SluiceFile(io.BufferedIOBase):
         self._check_readable()
         if size is None or size < 0:
             self._fill(-1)
+            if self._error is not None:
+                raise self._error  # read() of all is all or an error, as gzip.open's
             return self._take(len(self._buffer))
         if not self._buffer and not self._eof and size > 0:
             # Nothing buffered: decoded straight into the bytes returned (no copy on this side).
@@ -436,6 +442,8 @@ class SluiceFile(io.BufferedIOBase):
                 count = end + 1
                 break
             start = len(self._buffer)
+            if self._eof and not self._buffer and self._error is not None:
+                raise self._error  # lines end at a decode error, never quietly
             if self._eof or (0 <= limit <= len(self._buffer)):
                 count = len(self._buffer)
                 break
@@ -575,13 +583,14 @@ class PipelineReport:
 def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry_run: bool = False,
                  on_item=None):
     """Runs a pipeline as `sluice run` does: `pipeline` is a TOML file's path, or its text (a str
-    holding a newline or starting with "[" or a key). overrides: "key=value" strings or a dict,
+    that names no file and holds a newline, a "=" or starts with "["). overrides: "key=value" strings or a dict,
     as `sluice run --set` (`{"threads": 4, "stage.2.level": 19, "output.directory": "out"}`).
     dry_run: return the resolved plan (str) without running. on_item(PipelineItem) as each
     output is published. A mistake in the file raises UsageError naming FILE:LINE:COLUMN."""
     if isinstance(overrides, dict):
         overrides = [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
-    text = isinstance(pipeline, str) and ("\n" in pipeline or "=" in pipeline.split("\n", 1)[0])
+    text = isinstance(pipeline, str) and not os.path.exists(pipeline) and (
+        "\n" in pipeline or "=" in pipeline or pipeline.lstrip().startswith("["))
     source = pipeline if text else os.fsdecode(pipeline)
     callback = None if on_item is None else (lambda t: on_item(PipelineItem(*t)))
     result = _native.run_pipeline(source, text, list(overrides or ()), dry_run, callback)

@@ -275,13 +275,32 @@ class PythonFile {
 // run_released() for work that reads or writes a Python file object: when it fails because a
 // call of the file raised, that exception is raised (ConnectionResetError, say), not the I/O
 // error the library made of it.
+// A callback's exception likewise (`callback_error`, recorded by the callback's wrapper, which
+// then stops the run with Error(kCancelled)).
 template <typename Work>
-void run_released_with(std::optional<PythonFile>& file, std::size_t work_bytes, Work&& work) {
+void run_released_with(std::optional<PythonFile>& file, std::size_t work_bytes, Work&& work,
+                       const std::exception_ptr* callback_error = nullptr) {
   try {
     run_released(work_bytes, std::forward<Work>(work));
   } catch (py::error_already_set&) {
+    if (callback_error && *callback_error) std::rethrow_exception(*callback_error);
     if (file) file->restore_python_error();
     throw;
+  }
+}
+
+// Calls a Python callback from a library thread with the GIL; its exception is kept in `error`
+// and stops the run (the caller re-raises it: run_released_with).
+// `argument()` makes the callback's argument, with the GIL held.
+template <typename Argument>
+void call_back(const py::object& callback, std::exception_ptr& error, Argument&& argument) {
+  py::gil_scoped_acquire acquire;
+  if (error) throw Error(ErrorKind::kCancelled, "stopped: a callback raised");
+  try {
+    callback(argument());
+  } catch (...) {
+    error = std::current_exception();
+    throw Error(ErrorKind::kCancelled, "stopped: a callback raised");
   }
 }
 
@@ -290,6 +309,15 @@ class PythonSource final : public ByteSource {
   explicit PythonSource(PythonFile& file) : file_(file) {}
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
     return file_.call([&](py::object& f) -> std::size_t {
+      if (!py::hasattr(f, "readinto")) {  // read() only (a StreamingBody, a wrapper of one's own)
+        py::object got = f.attr("read")(max_bytes);
+        if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
+        const py::buffer_info info = py::buffer(got).request();
+        const auto n = static_cast<std::size_t>(info.size * info.itemsize);
+        if (n > max_bytes) throw Error(ErrorKind::kIo, "read() returned more than asked", file_.name());
+        std::memcpy(dst, info.ptr, n);
+        return n;
+      }
       py::memoryview target = py::memoryview::from_memory(dst, static_cast<py::ssize_t>(max_bytes));
       py::object got = f.attr("readinto")(target);
       if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
@@ -309,7 +337,15 @@ class PythonSink final : public ByteSink {
   explicit PythonSink(PythonFile& file) : file_(file) {}
   void write(ByteView bytes) override {
     file_.call([&](py::object& f) {
-      f.attr("write")(py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+      // Raw files and sockets may take part of it: write the rest (None: nothing taken).
+      std::size_t done = 0;
+      while (done < bytes.size()) {
+        py::object n =
+            f.attr("write")(py::bytes(reinterpret_cast<const char*>(bytes.data()) + done, bytes.size() - done));
+        const std::size_t taken = n.is_none() ? 0 : n.cast<std::size_t>();
+        if (taken == 0) throw Error(ErrorKind::kIo, "the file object took none of the bytes written", file_.name());
+        done += std::min(taken, bytes.size() - done);
+      }
       return 0;
     });
   }
@@ -384,20 +420,24 @@ class PullReader {
     // Reads of up to 16 MiB take milliseconds once the graph runs: on the calling thread, as
     // a thread of their own per read cost more than the read (0.124 against 0.074 s for the
     // Silesia tar in 1 MiB reads).
-    run_released_with(python_file_, size < (16u << 20) ? 0 : size, [&](std::stop_token stop) {
-      const std::stop_callback on_stop(stop, [this] { decoder_->cancel(); });
-      while (got < size) {
-        std::size_t n = 0;
-        try {
-          n = decoder_->read(dst + got, size - got);
-        } catch (...) {
-          if (got > 0) break;  // these bytes first: the source keeps the error for the next read
-          throw;
-        }
-        if (n == 0) break;
-        got += n;
-      }
-    });
+    // A file object may block (a socket, a pipe with an idle writer): its reads are always
+    // interruptible.
+    const bool interruptible = python_file_.has_value() || size >= (16u << 20);
+    run_released_with(python_file_, interruptible ? std::max<std::size_t>(size, kInterruptibleBytes) : 0,
+                      [&](std::stop_token stop) {
+                        const std::stop_callback on_stop(stop, [this] { decoder_->cancel(); });
+                        while (got < size) {
+                          std::size_t n = 0;
+                          try {
+                            n = decoder_->read(dst + got, size - got);
+                          } catch (...) {
+                            if (got > 0) break;  // these bytes first: the source keeps the error for the next read
+                            throw;
+                          }
+                          if (n == 0) break;
+                          got += n;
+                        }
+                      });
     return got;
   }
 
@@ -640,32 +680,28 @@ PYBIND11_MODULE(_native, m) {
           std::exception_ptr callback_error;
           if (!on_entry.is_none()) {
             create.on_entry = [&](const TarEntry& entry) {
-              py::gil_scoped_acquire acquire;
-              if (callback_error) return;
-              try {
-                on_entry(entry_tuple(entry));
-              } catch (...) {
-                callback_error = std::current_exception();
-              }
+              call_back(on_entry, callback_error, [&] { return entry_tuple(entry); });
             };
           }
           TarStats stats;
           std::optional<PythonFile> python_file;
           if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
-          run_released_with(python_file, kInterruptibleBytes, [&](std::stop_token stop) {
-            compress.stop = stop;
-            if (python_file) {
-              PythonSink sink(*python_file);
-              stats = create_tar(paths, sink, format, compress, create);
-              return;
-            }
-            OutputFile output(archive, /*overwrite=*/true);
-            const FileStatus written = output.status();
-            create.skip_files.emplace_back(written.device, written.inode);
-            stats = create_tar(paths, output, format, compress, create);
-            output.commit(false);
-          });
-          if (callback_error) std::rethrow_exception(callback_error);
+          run_released_with(
+              python_file, kInterruptibleBytes,
+              [&](std::stop_token stop) {
+                compress.stop = stop;
+                if (python_file) {
+                  PythonSink sink(*python_file);
+                  stats = create_tar(paths, sink, format, compress, create);
+                  return;
+                }
+                OutputFile output(archive, /*overwrite=*/true);
+                const FileStatus written = output.status();
+                create.skip_files.emplace_back(written.device, written.inode);
+                stats = create_tar(paths, output, format, compress, create);
+                output.commit(false);
+              },
+              &callback_error);
           return stats_tuple(stats);
         });
 
@@ -691,13 +727,7 @@ PYBIND11_MODULE(_native, m) {
           std::exception_ptr callback_error;
           if (!on_entry.is_none()) {
             extract.on_entry = [&](const TarEntry& entry) {
-              py::gil_scoped_acquire acquire;
-              if (callback_error) return;
-              try {
-                on_entry(entry_tuple(entry));
-              } catch (...) {
-                callback_error = std::current_exception();
-              }
+              call_back(on_entry, callback_error, [&] { return entry_tuple(entry); });
             };
           }
           extract.on_refused = [&](const TarEntry& entry, const std::string& why) { refused.emplace_back(entry, why); };
@@ -706,17 +736,19 @@ PYBIND11_MODULE(_native, m) {
           std::optional<PythonFile> python_file;
           if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
           TarExtractStats stats;
-          run_released_with(python_file, kInterruptibleBytes, [&](std::stop_token stop) {
-            // The tar API takes no stop token: a stop closes the source under the reader instead.
-            std::unique_ptr<ByteSource> source;
-            if (python_file)
-              source = std::make_unique<PythonSource>(*python_file);
-            else
-              source = std::make_unique<FdSource>(archive);
-            StoppableSource stoppable(*source, stop);
-            stats = extract_tar(stoppable, extract);
-          });
-          if (callback_error) std::rethrow_exception(callback_error);
+          run_released_with(
+              python_file, kInterruptibleBytes,
+              [&](std::stop_token stop) {
+                // The tar API takes no stop token: a stop closes the source under the reader instead.
+                std::unique_ptr<ByteSource> source;
+                if (python_file)
+                  source = std::make_unique<PythonSource>(*python_file);
+                else
+                  source = std::make_unique<FdSource>(archive);
+                StoppableSource stoppable(*source, stop);
+                stats = extract_tar(stoppable, extract);
+              },
+              &callback_error);
           py::list refused_list, failed_list;
           for (const auto& [entry, why] : refused) refused_list.append(py::make_tuple(entry_tuple(entry), why));
           for (const auto& [entry, error] : failed)
@@ -766,21 +798,17 @@ PYBIND11_MODULE(_native, m) {
           };
           std::exception_ptr callback_error;
           PipelineReport report;
-          run_released(kInterruptibleBytes, [&](std::stop_token stop) {
-            // The pipeline API takes no stop token: a stop ends the run at the next output.
-            report = sluice::run_pipeline(spec, [&](const PipelineItem& item) {
-              if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
-              if (on_item.is_none()) return;
-              py::gil_scoped_acquire acquire;
-              if (callback_error) return;
-              try {
-                on_item(item_tuple(item));
-              } catch (...) {
-                callback_error = std::current_exception();
-              }
-            });
-          });
-          if (callback_error) std::rethrow_exception(callback_error);
+          std::optional<PythonFile> no_file;
+          run_released_with(
+              no_file, kInterruptibleBytes,
+              [&](std::stop_token stop) {
+                // The pipeline API takes no stop token: a stop ends the run at the next output.
+                report = sluice::run_pipeline(spec, [&](const PipelineItem& item) {
+                  if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
+                  if (!on_item.is_none()) call_back(on_item, callback_error, [&] { return item_tuple(item); });
+                });
+              },
+              &callback_error);
           py::list items;
           for (const auto& item : report.items) items.append(item_tuple(item));
           return py::make_tuple(items, report.manifest, report.seconds);

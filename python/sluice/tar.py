@@ -206,15 +206,19 @@ class TarWriter:
 
     def close(self) -> None:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
-        stream, and publishes the file."""
+        stream, and publishes the file. A file object of the caller's is flushed, not closed."""
         self._tar.close()
-        self._out.close()
+        if isinstance(self._out, (SluiceFile, _PlainOutput)):
+            self._out.close()  # SluiceFile leaves a caller's file object open
+        else:
+            self._out.flush()
 
     def abandon(self) -> None:
         """Stops and removes what was written (a named archive leaves no file behind)."""
-        abandon = getattr(self._out, "_abandon", None) or getattr(self._out, "abandon", None)
-        if abandon is not None:
-            abandon()
+        if isinstance(self._out, SluiceFile):
+            self._out._abandon()
+        elif isinstance(self._out, _PlainOutput):
+            self._out.abandon()
 
     def __enter__(self) -> "TarWriter":
         return self

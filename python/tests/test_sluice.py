@@ -444,3 +444,31 @@ def test_a_file_objects_own_exception_comes_through_reading(fmt):
         assert data.startswith(got)
     with pytest.raises(ConnectionResetError):
         sluice.tar.list(_Failing(packed, 10))
+
+
+def test_lines_and_read_all_raise_on_a_truncated_file_never_end_quietly(tmp_path):
+    data = b"".join(b"line %d\n" % i for i in range(200_000))
+    path = tmp_path / "cut.gz"
+    packed = sluice.compress(data, chunk_size=CHUNK)
+    path.write_bytes(packed[: len(packed) // 2])
+    with sluice.open(path, "rt") as f, pytest.raises(sluice.CorruptDataError):
+        for _ in f:
+            pass
+    with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
+        f.read()
+
+
+class _ReadOnly:
+    """A file object with read() and nothing else (a StreamingBody, say)."""
+
+    def __init__(self, data):
+        self._data = io.BytesIO(data)
+
+    def read(self, size=-1):
+        return self._data.read(min(size, 7777) if size >= 0 else size)
+
+
+def test_a_file_object_with_only_read_is_read():
+    data = text(2_000_000, 12)
+    with sluice.open(_ReadOnly(sluice.compress(data, "zstd", chunk_size=CHUNK))) as f:
+        assert f.read() == data

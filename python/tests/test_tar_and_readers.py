@@ -290,3 +290,34 @@ def test_lz4_frame_reads_sluice_lz4_whole():
 def test_lz4_frame_output_is_read_by_sluice(kwargs):
     packed = lz4_frame.compress(BIG, **kwargs)
     assert sluice.decompress(packed) == BIG
+
+
+def test_a_plain_tar_into_a_callers_file_object_leaves_it_open(tmp_path):
+    buffer = io.BytesIO()
+    with sluice.tar.open(buffer) as writer:
+        info = tarfile.TarInfo("x.txt")
+        info.size = 3
+        writer.addfile(info, io.BytesIO(b"abc"))
+    with tarfile.open(fileobj=io.BytesIO(buffer.getvalue())) as t:
+        assert t.extractfile("x.txt").read() == b"abc"
+
+
+def test_a_callback_that_raises_stops_the_run_and_publishes_nothing(tmp_path, tree):
+    archive = tmp_path / "x.tar.zst"
+
+    def stop(member):
+        raise LookupError(member.name)
+
+    with pytest.raises(LookupError):
+        sluice.tar.create(archive, ["src"], directory=tmp_path, on_entry=stop)
+    assert not archive.exists()
+
+
+def test_run_pipeline_takes_a_path_with_an_equals_sign(tmp_path, tree):
+    folder = tmp_path / "date=2024-01-01"
+    folder.mkdir()
+    path = folder / "p.toml"
+    path.write_text(f'[input]\npaths = ["{tree / "a.txt"}"]\n\n[[stage]]\nkind = "compress"\ncodec = "gzip"\n\n'
+                    f'[output]\ndirectory = "{tmp_path / "out"}"\n')
+    report = sluice.run_pipeline(str(path))
+    assert [os.path.basename(item.output) for item in report.items] == ["a.txt.gz"]
