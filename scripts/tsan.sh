@@ -44,7 +44,9 @@ echo "== tsan: test"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 bin=build/tsan/tests
 # The libtbb these run with must be the instrumented one.
-ldd "$bin/graph_tests" | grep -q "$PWD/$deps/install/lib/libtbb" || { echo "tsan: not linked to the TSan oneTBB" >&2; exit 1; }
+# (ldd's output taken whole first: with pipefail, grep -q leaving early fails the pipe by SIGPIPE.)
+libraries=$(ldd "$bin/graph_tests")
+grep -q "$PWD/$deps/install/lib/libtbb" <<<"$libraries" || { echo "tsan: not linked to the TSan oneTBB" >&2; exit 1; }
 "$bin/graph_tests" --gtest_brief=1
 "$bin/flow_tests" --gtest_brief=1
 "$bin/batch_tests" --gtest_brief=1
