@@ -228,7 +228,10 @@ std::optional<Bytes> decode_or_corrupt(const Bytes& bytes, const std::string& wh
     }
   };
   const auto through_graph = one_way(true);
-  if (bytes.size() <= 64 * 1024) {
+  // Every fourth case both ways: enough to cover every kind of damage at every place in a unit
+  // (the cases come in long runs of neighbouring offsets), at a quarter of the time under ASan.
+  static std::uint64_t cases = 0;
+  if (bytes.size() <= 64 * 1024 && cases++ % 4 == 0) {
     EXPECT_EQ(one_way(false), through_graph) << what << ": decoded in the caller";
   }
   return through_graph;
