@@ -280,7 +280,7 @@ class MultiMemberFramer final : public StreamFramer {
     put_le32(out, 0);  // CRC-32 of nothing
     put_le32(out, 0);  // ISIZE
   }
-  void add_chunk(ByteView, std::uint64_t) override {}
+  void add_chunk(const ChunkRecord&) override {}
   void trailer(Buffer&) override {}
 
  private:
@@ -550,9 +550,9 @@ class GzipFramer final : public StreamFramer {
     }
   }
 
-  void add_chunk(ByteView input, std::uint64_t check) override {
-    crc_ = combine_crc32(crc_, static_cast<std::uint32_t>(check), input.size());
-    size_ += input.size();
+  void add_chunk(const ChunkRecord& chunk) override {
+    crc_ = combine_crc32(crc_, static_cast<std::uint32_t>(chunk.check), chunk.input_bytes);
+    size_ += chunk.input_bytes;
   }
 
   void trailer(Buffer& out) override {
@@ -572,7 +572,7 @@ class GzipFramer final : public StreamFramer {
 class BgzfFramer final : public StreamFramer {
  public:
   void header(Buffer&) override {}
-  void add_chunk(ByteView, std::uint64_t) override {}
+  void add_chunk(const ChunkRecord&) override {}
   void trailer(Buffer& out) override { out.append(kBgzfEof); }
 };
 

@@ -84,7 +84,7 @@ class Lz4Framer final : public StreamFramer {
     header[6] = static_cast<std::uint8_t>(XXH32(header + 4, 2, 0) >> 8);
     out.append(header);
   }
-  void add_chunk(ByteView, std::uint64_t) override {}
+  void add_chunk(const ChunkRecord&) override {}
   void trailer(Buffer& out) override { put_le32(out, 0); }  // EndMark
 
  private:

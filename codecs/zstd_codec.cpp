@@ -1,11 +1,16 @@
 // zstd: every chunk becomes an independent zstd frame carrying its content size and a checksum.
-// Concatenated frames are a valid zstd stream, so no stream header or trailer is needed, and the
-// frames can later be decoded in parallel.
+// Concatenated frames are a valid zstd stream, so no stream header is needed, and the frames can
+// later be decoded in parallel. The stream ends with the seek table of zstd's seekable format
+// (contrib/seekable_format in the zstd repository): a skippable frame that every zstd reader
+// skips, listing each frame's compressed and decompressed size, so that a reader finds any frame
+// from one read of the end of the file (sluice.open's seek, sluice.dask's partitions).
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getCParams: a level's window size
 #include <zstd.h>
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -175,6 +180,50 @@ class ZstdUnitDecoder final : public UnitDecoder {
   ZSTD_DCtx* context_;
 };
 
+// The seek table (zstd's seekable format, version 0.1.0): a skippable frame of magic 0x184D2A5E
+// holding one entry per frame (compressed size, decompressed size; no checksums: the frames carry
+// their own), then the footer: the number of frames, a descriptor byte (0: no checksums) and the
+// seekable magic.
+constexpr std::uint32_t kSeekTableFrameMagic = 0x184D2A5Eu;
+constexpr std::uint32_t kSeekableMagic = 0x8F92EAB1u;
+constexpr std::size_t kSeekTableFooterBytes = 9;
+// The format's limits: readers refuse tables beyond them, so such a stream gets none.
+constexpr std::uint64_t kSeekableMaxFrames = 0x8000000u;
+constexpr std::uint64_t kSeekableMaxFrameContent = 0x40000000u;
+
+constexpr std::string_view kIndexValues[] = {"seek-table", "none"};
+
+class SeekTableFramer final : public StreamFramer {
+ public:
+  void header(Buffer&) override {}
+  void add_chunk(const ChunkRecord& chunk) override {
+    if (chunk.input_bytes > kSeekableMaxFrameContent || chunk.output_bytes > 0xFFFFFFFFu) fits_ = false;
+    if (!fits_ || entries_.size() >= kSeekableMaxFrames) {
+      fits_ = false;
+      entries_.clear();
+      return;
+    }
+    entries_.push_back({static_cast<std::uint32_t>(chunk.output_bytes), static_cast<std::uint32_t>(chunk.input_bytes)});
+  }
+  void trailer(Buffer& out) override {
+    if (!fits_) return;
+    put_le32(out, kSeekTableFrameMagic);
+    put_le32(out, static_cast<std::uint32_t>(entries_.size() * 8 + kSeekTableFooterBytes));
+    for (const auto& [compressed, content] : entries_) {
+      put_le32(out, compressed);
+      put_le32(out, content);
+    }
+    put_le32(out, static_cast<std::uint32_t>(entries_.size()));
+    const std::uint8_t descriptor = 0;
+    out.append({&descriptor, 1});
+    put_le32(out, kSeekableMagic);
+  }
+
+ private:
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> entries_;
+  bool fits_ = true;
+};
+
 class ZstdCodec final : public CodecBase {
  public:
   using CodecBase::CodecBase;
@@ -182,7 +231,8 @@ class ZstdCodec final : public CodecBase {
     return std::make_unique<ZstdChunkCompressor>(options_.level);
   }
   std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
-    return std::make_unique<SelfFramedChunks>();
+    if (options_.knobs.at("index") == "none") return std::make_unique<SelfFramedChunks>();
+    return std::make_unique<SeekTableFramer>();
   }
   std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<ZstdDecoder>(); }
   std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<ZstdSplitter>(); }
@@ -219,6 +269,14 @@ CodecInfo zstd_info() {
   // chunk memory (BENCHMARKS.md, tar archives). Levels whose own frames are larger keep theirs.
   info.archive_chunk_bytes = 8 * 1024 * 1024;
   info.history_bytes = 0;
+  CodecKnob index;
+  index.name = "index";
+  index.help =
+      "what ends the stream: the seek table of zstd's seekable format (a skippable frame every reader skips), or none";
+  index.values.assign(std::begin(kIndexValues), std::end(kIndexValues));
+  index.default_value = kIndexValues[0];
+  index.shorthands = {{"no-seek-table", "none", "zstd: end the stream with no seek table"}};
+  info.knobs = {index};
   // A stream that starts with skippable frames only (none real in view) is read as zstd.
   info.matches_magic = [](ByteView p) {
     const auto magic = first_frame_magic(p);

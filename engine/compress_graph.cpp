@@ -298,7 +298,7 @@ class StreamWriter {
       try {
         if (chunk.first) begin(i, info);
         sink_->write(chunk.output.view());
-        framer_->add_chunk(chunk.payload(), chunk.check);
+        framer_->add_chunk({chunk.payload().size(), chunk.output.size(), chunk.check});
         result_.output_bytes += chunk.output.size();
         result_.input_bytes += chunk.payload().size();
         stats_.output_bytes += chunk.output.size();
@@ -493,7 +493,7 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& 
     const auto framer = codec.make_framer(StreamInfo{});
     framer->header(output);
     output.append(chunk.view());
-    framer->add_chunk(input, check);
+    framer->add_chunk({input.size(), chunk.size(), check});
     framer->trailer(output);
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());  // as the graph
   } catch (...) {

@@ -75,7 +75,7 @@ struct CompressNode::Nodes {
           }
           if (!stream_framer) throw Error(ErrorKind::kUsage, "CompressNode: chunk 0 must come first");
           out->append(work.output->view());
-          stream_framer->add_chunk(bytes_of(work.chunk), work.check);
+          stream_framer->add_chunk({bytes_of(work.chunk).size(), work.output->size(), work.check});
           if (work.chunk.last) {
             Buffer trailer;
             stream_framer->trailer(trailer);

@@ -8,6 +8,8 @@
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
+#include "sluice/io.h"
+#include "sluice/parts.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -58,6 +60,44 @@ TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
       const Bytes input = compressible ? text_bytes(size, size + 1) : random_bytes(size, size + 1);
       EXPECT_EQ(round_trip(input, options), input)
           << param.codec << " level " << param.level << " size " << size << (compressible ? " text" : " random");
+    }
+  }
+}
+
+// A stream compressed in parts (sluice/parts.h: on other machines, by sluice.dask) is byte for
+// byte the graph's, for parts of one chunk and of several, with and without a name to record.
+TEST_P(RoundTrip, PartsMakeTheGraphsBytes) {
+  const auto& param = GetParam();
+  const std::size_t chunk = param.chunk_bytes;
+  CompressOptions options;
+  options.codec = param.codec;
+  options.codec_options = {param.level, chunk, {}, param.backend};
+  if (!param.form.empty()) options.codec_options.knobs["form"] = param.form;
+  options.threads = 2;
+  const StreamInfo named{"data.csv", 1700000000};
+  for (std::size_t size : {std::size_t{0}, chunk - 1, 2 * chunk + 123}) {
+    const Bytes input = text_bytes(size, size + 3);
+    for (const StreamInfo& info : {StreamInfo{}, named}) {
+      MemorySource source(view(input));
+      MemorySink sink;
+      compress(source, sink, options, info);
+      for (std::size_t part_chunks : {std::size_t{1}, std::size_t{2}}) {
+        Buffer out = stream_header(options, info);
+        std::vector<ChunkRecord> records;
+        std::size_t at = 0;
+        do {
+          const std::size_t length = std::min(part_chunks * chunk, input.size() - at);
+          const ByteView history = view(input).subspan(0, at);
+          const CompressedPart part =
+              compress_part(history, view(input).subspan(at, length), at + length == input.size(), options);
+          out.append(part.bytes.view());
+          records.insert(records.end(), part.chunks.begin(), part.chunks.end());
+          at += length;
+        } while (at < input.size());
+        out.append(stream_trailer(options, info, records).view());
+        EXPECT_EQ(to_bytes(out), to_bytes(sink.buffer()))
+            << "size " << size << ", parts of " << part_chunks << " chunks, name '" << info.name << "'";
+      }
     }
   }
 }

@@ -166,7 +166,8 @@ const std::vector<BadConfig> kBadConfigs = {
     {"unknown_top_key", "thread = 2\n" + kGood, "p.toml:1:1: unknown key 'thread'"},
     {"unknown_stage_key",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevle = 3\n[output]\ndirectory = \"out\"\n",
-     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_backend, gzip_form)"},
+     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_backend, gzip_form, "
+     "zstd_index)"},
     {"wrong_type",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevel = \"3\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:9: stage 1: 'level' must be an integer, not a string"},
@@ -316,7 +317,7 @@ std::string register_xor_codec() {
       };
       struct Framer final : StreamFramer {
         void header(Buffer& out) override { out.append(as_bytes("XOR1")); }
-        void add_chunk(ByteView, std::uint64_t) override {}
+        void add_chunk(const ChunkRecord&) override {}
         void trailer(Buffer&) override {}
       };
       struct Decoder final : StreamDecoder {

@@ -57,15 +57,24 @@ class ChunkCompressor {
   std::string codec_name_;
 };
 
+// What a framer learns of one compressed chunk: all a trailer may depend on. A stream's chunks
+// may be compressed on different machines (sluice/parts.h), so the trailer is made from these
+// records, never from the chunks' bytes.
+struct ChunkRecord {
+  std::uint64_t input_bytes = 0;   // uncompressed
+  std::uint64_t output_bytes = 0;  // compressed, as the chunk compressor wrote them
+  std::uint64_t check = 0;         // what the chunk compressor returned
+};
+
 // One per output stream, called serially and in chunk order by the writer: the stream header, an
-// ordered look at every chunk (to combine checksums), the trailer. A stream's bytes are header +
-// each chunk's compressed bytes in order + trailer.
+// ordered look at every chunk (to combine checksums, to index the chunks), the trailer. A
+// stream's bytes are header + each chunk's compressed bytes in order + trailer.
 class StreamFramer {
  public:
   virtual ~StreamFramer() = default;
   virtual void header(Buffer& out) = 0;
-  // Called for every chunk in order, with its uncompressed bytes and its check value.
-  virtual void add_chunk(ByteView input, std::uint64_t check) = 0;
+  // Called for every chunk in order.
+  virtual void add_chunk(const ChunkRecord& chunk) = 0;
   virtual void trailer(Buffer& out) = 0;
 };
 
@@ -210,7 +219,7 @@ class CodecBase : public Codec {
 class SelfFramedChunks final : public StreamFramer {
  public:
   void header(Buffer&) override {}
-  void add_chunk(ByteView, std::uint64_t) override {}
+  void add_chunk(const ChunkRecord&) override {}
   void trailer(Buffer&) override {}
 };
 

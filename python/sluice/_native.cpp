@@ -19,6 +19,7 @@
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
+#include "sluice/parts.h"
 #include "sluice/pipeline.h"
 #include "sluice/stream.h"
 #include "sluice/tar.h"
@@ -552,6 +553,58 @@ PYBIND11_MODULE(_native, m) {
         return to_bytes(output);
       },
       py::arg("data"), py::arg("format"), py::arg("threads"), py::arg("max_output"));
+
+  // One stream compressed in parts (sluice/parts.h), for sluice.dask. A record is a tuple
+  // (input bytes, output bytes, check).
+  m.def(
+      "compress_part",
+      [](const py::buffer& history, const py::buffer& data, bool last, const std::string& format, int level,
+         std::size_t chunk_size, const std::map<std::string, std::string>& knobs, const std::string& backend) {
+        const Input before(history), input(data);
+        CompressOptions options = compress_options(format, level, 1, chunk_size, knobs, backend);
+        CompressedPart part;
+        run_released(input.view().size(), [&](std::stop_token stop) {
+          options.stop = stop;
+          part = compress_part(before.view(), input.view(), last, options);
+        });
+        py::list records;
+        for (const ChunkRecord& c : part.chunks) records.append(py::make_tuple(c.input_bytes, c.output_bytes, c.check));
+        return py::make_tuple(to_bytes(part.bytes), records);
+      },
+      py::arg("history"), py::arg("data"), py::arg("last"), py::arg("format"), py::arg("level"), py::arg("chunk_size"),
+      py::arg("knobs"), py::arg("backend"));
+  m.def(
+      "stream_framing",
+      [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,
+         const std::string& backend, const std::string& name, std::int64_t mtime,
+         const std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>>& records) {
+        const CompressOptions options = compress_options(format, level, 1, chunk_size, knobs, backend);
+        const StreamInfo info{name, mtime};
+        std::vector<ChunkRecord> chunks;
+        chunks.reserve(records.size());
+        for (const auto& [in, out, check] : records) chunks.push_back({in, out, check});
+        Buffer header, trailer;
+        try {
+          header = stream_header(options, info);
+          trailer = stream_trailer(options, info, chunks);
+        } catch (const Error& e) {
+          raise(e);
+        }
+        return py::make_tuple(to_bytes(header), to_bytes(trailer));
+      },
+      py::arg("format"), py::arg("level"), py::arg("chunk_size"), py::arg("knobs"), py::arg("backend"), py::arg("name"),
+      py::arg("mtime"), py::arg("records"));
+  m.def("chunk_size", [](const std::string& format, int level, std::size_t chunk_size,
+                         const std::map<std::string, std::string>& knobs, const std::string& backend) {
+    std::unique_ptr<Codec> codec;
+    try {
+      codec = CodecRegistry::global().create(
+          format, compress_options(format, level, 1, chunk_size, knobs, backend).codec_options);
+    } catch (const Error& e) {
+      raise(e);
+    }
+    return py::make_tuple(codec->options().chunk_bytes, codec->info().history_bytes);
+  });
 
   // Many buffers in one graph run; each result is bytes or the exception of that item.
   m.def(

@@ -1,0 +1,336 @@
+"""Where a compressed stream can be cut without decoding it (sluice.dask's partitions).
+
+A stream is indexed from what its formats record, read through a random-access file object
+(local, or any fsspec file), never by decoding it:
+
+- zstd: the seek table of zstd's seekable format at the end of the file (what sluice writes: one
+  read of the end), else the frames one after another (each frame's blocks are walked to find its
+  end: a read per 128 KiB block, which on remote storage amounts to reading the file).
+- gzip: members that record their size, sluice's multi-member form ('S','L' subfield, with the
+  uncompressed size) and BGZF ('B','C', with ISIZE from the member's trailer): one read per member
+  (a member is 1 MiB of input in sluice's form, 64 KiB in BGZF: on remote storage that is a
+  request per member, about 1,000 per GB of sluice's form). sluice's default form, one member of
+  independent chunks ('S','I'), records no sizes: its chunks are found by the sync flush that
+  ends each (docs/independent-gzip.md), which means reading every byte of the file once (not
+  decoding it), and each partition then checks its first chunk by inflating it.
+- lz4: the frame's blocks, by their size words (a read per block); blocks of a frame with
+  independent blocks are units, wrapped in the frame's header and an end mark to be decoded.
+
+Anything else (one gzip member as gzip writes it, one zstd frame) is one unit: the whole file.
+The layouts are docs/independent-gzip.md's and the formats' specifications; the writers of our
+own forms are codecs/gzip_codec.cpp, zstd_codec.cpp and lz4_codec.cpp.
+"""
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """offset and size in the compressed file; content: uncompressed bytes (an estimate where
+    `exact` is False); frame: units of one lz4 frame share its header and end mark."""
+    offset: int
+    size: int
+    content: int
+    exact: bool = True
+    frame: int = -1
+
+
+@dataclasses.dataclass
+class Index:
+    format: str
+    units: list[Unit]
+    # lz4: frame number -> (header bytes, end bytes) that make any run of its blocks a frame.
+    frames: dict[int, tuple[bytes, bytes]] = dataclasses.field(default_factory=dict)
+    # gzip's one member of independent chunks: header length, chunk size, candidates to check.
+    independent: tuple[int, int] | None = None
+    how: str = ""
+
+    @property
+    def splittable(self) -> bool:
+        return len(self.units) > 1
+
+
+class _Reader:
+    """Reads at offsets, with a buffer that serves the small reads of a walk."""
+
+    def __init__(self, file, size: int, buffer_bytes: int = 1 << 20):
+        self.file, self.size, self.buffer_bytes = file, size, buffer_bytes
+        self.start, self.data = 0, b""
+
+    def read(self, offset: int, length: int) -> bytes:
+        if offset < self.start or offset + length > self.start + len(self.data):
+            self.file.seek(offset)
+            self.start = offset
+            self.data = self.file.read(max(length, self.buffer_bytes))
+        at = offset - self.start
+        return self.data[at:at + length]
+
+
+ZSTD_MAGIC = 0xFD2FB528
+SKIPPABLE_MASK, SKIPPABLE = 0xFFFFFFF0, 0x184D2A50
+SEEK_TABLE_FRAME = 0x184D2A5E
+SEEKABLE_MAGIC = 0x8F92EAB1
+LZ4_MAGIC = 0x184D2204
+
+
+def index_stream(file, size: int) -> Index:
+    """The units of the stream in `file` (a seekable binary file object of `size` bytes)."""
+    reader = _Reader(file, size)
+    head = reader.read(0, 18)
+    whole = Index("", [Unit(0, size, 0, exact=False)], how="one unit: the whole file")
+    if len(head) >= 4:
+        magic = struct.unpack_from("<I", head)[0]
+        if head[:2] == b"\x1f\x8b":
+            return _gzip(reader, size) or dataclasses.replace(whole, format="gzip")
+        if magic == ZSTD_MAGIC or (magic & SKIPPABLE_MASK) == SKIPPABLE:
+            return _zstd_seek_table(reader, size) or _zstd_frames(reader, size) or dataclasses.replace(whole, format="zstd")
+        if magic == LZ4_MAGIC:
+            return _lz4(reader, size) or dataclasses.replace(whole, format="lz4")
+    return whole
+
+
+def _zstd_seek_table(reader: _Reader, size: int) -> Index | None:
+    if size < 17:
+        return None
+    frames, descriptor, magic = struct.unpack("<IBI", reader.read(size - 9, 9))
+    if magic != SEEKABLE_MAGIC or descriptor & 0x7C:
+        return None
+    entry = 12 if descriptor & 0x80 else 8
+    table = 8 + frames * entry + 9
+    if table > size:
+        return None
+    raw = reader.read(size - table, table)
+    skip_magic, skip_size = struct.unpack_from("<II", raw)
+    if skip_magic != SEEK_TABLE_FRAME or skip_size != table - 8:
+        return None
+    units, at = [], 0
+    for i in range(frames):
+        compressed, content = struct.unpack_from("<II", raw, 8 + i * entry)
+        units.append(Unit(at, compressed, content))
+        at += compressed
+    if at != size - table:  # frames before the table that it does not list: walk instead
+        return None
+    return Index("zstd", units, how="zstd seek table")
+
+
+def _zstd_frame_end(reader: _Reader, at: int, size: int) -> tuple[int, int | None] | None:
+    """(end of the frame at `at`, its declared content size or None), or None if malformed."""
+    h = reader.read(at, 18)
+    if len(h) < 6:
+        return None
+    descriptor = h[4]
+    fcs_code, single, checksum, dict_code = descriptor >> 6, descriptor >> 5 & 1, descriptor >> 2 & 1, descriptor & 3
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_code]
+    fcs_bytes = (1 if single else 0, 2, 4, 8)[fcs_code]
+    content = None
+    if fcs_bytes:
+        raw = h[pos:pos + fcs_bytes]
+        if len(raw) < fcs_bytes:
+            return None
+        content = int.from_bytes(raw, "little") + (256 if fcs_bytes == 2 else 0)
+    at += pos + fcs_bytes
+    while True:
+        b = reader.read(at, 3)
+        if len(b) < 3:
+            return None
+        header = b[0] | b[1] << 8 | b[2] << 16
+        last, kind, block = header & 1, header >> 1 & 3, header >> 3
+        at += 3 + (1 if kind == 1 else block)  # an RLE block stores one byte
+        if kind == 3 or at > size:
+            return None
+        if last:
+            return at + (4 if checksum else 0), content
+
+
+def _zstd_frames(reader: _Reader, size: int) -> Index | None:
+    units, at = [], 0
+    while at < size:
+        h = reader.read(at, 8)
+        if len(h) < 8:
+            return None
+        magic, length = struct.unpack("<II", h)
+        if (magic & SKIPPABLE_MASK) == SKIPPABLE:
+            at += 8 + length
+            continue
+        if magic != ZSTD_MAGIC:
+            return None
+        found = _zstd_frame_end(reader, at, size)
+        if found is None:
+            return None
+        end, content = found
+        units.append(Unit(at, end - at, content or 0, exact=content is not None))
+        at = end
+    return Index("zstd", units, how="zstd frames") if len(units) > 1 else None
+
+
+def _gzip_subfields(h: bytes):
+    """The FEXTRA subfields of the gzip header at the start of `h`: {id: data}."""
+    if len(h) < 12 or not h[3] & 4:
+        return {}
+    extra = h[10] | h[11] << 8
+    fields, at = {}, 12
+    while at + 4 <= 12 + extra and at + 4 <= len(h):
+        length = h[at + 2] | h[at + 3] << 8
+        fields.setdefault(bytes(h[at:at + 2]), bytes(h[at + 4:at + 4 + length]))
+        at += 4 + length
+    return fields
+
+
+def _gzip_header_length(h: bytes) -> int | None:
+    flags, at = h[3], 10
+    if flags & 4:
+        at += 2 + (h[10] | h[11] << 8)
+    for flag in (8, 16):
+        if flags & flag:
+            end = h.find(b"\0", at)
+            if end < 0:
+                return None
+            at = end + 1
+    return at + (2 if flags & 2 else 0)
+
+
+def _gzip(reader: _Reader, size: int) -> Index | None:
+    first = _gzip_subfields(reader.read(0, 512))
+    if b"SI" in first and len(first[b"SI"]) == 8:
+        chunk, flags = struct.unpack("<II", first[b"SI"])
+        header = _gzip_header_length(reader.read(0, 4096))
+        if flags & 1 and chunk and header:
+            return Index("gzip", [], independent=(header, chunk), how="gzip independent chunks (found by scanning)")
+        return None
+    units, at = [], 0
+    while at < size:
+        h = reader.read(at, 64)
+        if h[:1] == b"\0":  # padding after the last member
+            break
+        if len(h) < 18 or h[:2] != b"\x1f\x8b":
+            return None
+        fields = _gzip_subfields(h)
+        if b"SL" in fields and len(fields[b"SL"]) == 8:
+            member, content = struct.unpack("<II", fields[b"SL"])
+        elif b"BC" in fields and len(fields[b"BC"]) == 2:
+            member = struct.unpack("<H", fields[b"BC"])[0] + 1
+            content = struct.unpack("<I", reader.read(at + member - 4, 4))[0] if at + member <= size else -1
+        else:
+            return None
+        if member < 18 or at + member > size or content < 0:
+            return None
+        if content:  # empty members (a name's, BGZF's end) carry nothing to cut
+            units.append(Unit(at, member, content))
+        elif units:
+            last = units[-1]
+            units[-1] = dataclasses.replace(last, size=last.size + member)
+        else:
+            units.append(Unit(at, member, 0))
+        at += member
+    if units:  # padding belongs to the last unit
+        last = units[-1]
+        units[-1] = dataclasses.replace(last, size=size - last.offset)
+    return Index("gzip", units, how="gzip members that record their sizes") if len(units) > 1 else None
+
+
+def _lz4(reader: _Reader, size: int) -> Index | None:
+    units, frames, at, frame = [], {}, 0, 0
+    while at < size:
+        h = reader.read(at, 19)
+        if len(h) < 7:
+            return None
+        magic = struct.unpack_from("<I", h)[0]
+        if (magic & SKIPPABLE_MASK) == SKIPPABLE:
+            at += 8 + struct.unpack_from("<I", h, 4)[0]
+            continue
+        if magic != LZ4_MAGIC:
+            return None
+        flags, bd = h[4], h[5]
+        independent, block_sum, has_size, content_sum = flags >> 5 & 1, flags >> 4 & 1, flags >> 3 & 1, flags >> 2 & 1
+        header = 7 + (8 if has_size else 0) + (4 if flags & 1 else 0)
+        block_max = 1 << (8 + 2 * (bd >> 4 & 7))
+        declared = struct.unpack_from("<Q", h, 6)[0] if has_size else None
+        first_block, pos, blocks = at + header, at + header, []
+        while True:
+            word = reader.read(pos, 4)
+            if len(word) < 4:
+                return None
+            stored = struct.unpack("<I", word)[0]
+            if stored == 0:
+                break
+            length = stored & 0x7FFFFFFF
+            blocks.append((pos, 4 + length + (4 if block_sum else 0)))
+            pos += blocks[-1][1]
+        end = pos + 4 + (4 if content_sum else 0)
+        if end > size:
+            return None
+        if independent and not content_sum and not has_size and blocks:
+            # Blocks decode alone: each is a unit, framed by this frame's header and an end mark.
+            frames[frame] = (reader.read(at, header), b"\0\0\0\0")
+            units += [Unit(offset, length, block_max, exact=False, frame=frame) for offset, length in blocks]
+        else:
+            units.append(Unit(at, end - at, declared or 0, exact=declared is not None))
+        frame += 1
+        at = end
+    return Index("lz4", units, frames, how="lz4 frames and blocks") if len(units) > 1 else None
+
+
+def unit_stream(index: Index, units: list[Unit], data: bytes) -> bytes:
+    """The bytes that decode to exactly `units` (consecutive units of `index`; `data` holds the
+    file's bytes from units[0].offset to the end of the last): lz4 blocks get their frame's header
+    and an end mark."""
+    base, out, i = units[0].offset, [], 0
+    while i < len(units):
+        j = i + 1
+        while j < len(units) and units[j].frame == units[i].frame:
+            j += 1
+        piece = data[units[i].offset - base:units[j - 1].offset + units[j - 1].size - base]
+        if units[i].frame in index.frames:
+            header, end = index.frames[units[i].frame]
+            piece = header + piece + end
+        out.append(piece)
+        i = j
+    return b"".join(out)
+
+
+# ---- gzip's one member of independent chunks ----
+
+SYNC_FLUSH = b"\x00\x00\xff\xff"
+
+
+def chunk_candidates(data: bytes, base: int) -> list[int]:
+    """Offsets (base + position) just after each sync flush pattern in `data`: where a chunk may
+    start. Some are false: the pattern can occur inside compressed data."""
+    out, at = [], data.find(SYNC_FLUSH)
+    while at >= 0:
+        out.append(base + at + 4)
+        at = data.find(SYNC_FLUSH, at + 1)
+    return out
+
+
+def inflate_chunks(data: bytes, chunk: int):
+    """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start):
+    yields (start, bytes, end, last) for each whole chunk in `data`, where each chunk but the
+    member's last decodes to exactly `chunk` bytes and ends on a sync flush, and the last ends
+    with the final block (`end` is then where the member's trailer begins). Stops quietly where
+    `data` ends inside a chunk; raises zlib.error where the bytes are not such a chunk."""
+    at = 0
+    while at < len(data):
+        d = zlib.decompressobj(-15)
+        parts, total, pos = [], 0, at
+        while True:
+            found = data.find(SYNC_FLUSH, pos)  # the chunk may end after it
+            stop = len(data) if found < 0 else found + len(SYNC_FLUSH)
+            out = d.decompress(data[pos:stop])
+            parts.append(out)
+            total += len(out)
+            if d.eof:
+                yield at, b"".join(parts), stop - len(d.unused_data), True
+                return
+            if total > chunk:
+                raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
+            if found < 0:
+                return
+            pos = stop
+            if total == chunk:
+                break
+        yield at, b"".join(parts), pos, False
+        at = pos

@@ -1,0 +1,595 @@
+"""Sluice on a Dask cluster: one big file compressed by many tasks, and compressed files that split.
+
+Every chunk of a sluice stream is an independent unit, so:
+
+- compress(src, dst): the source is cut into parts of whole chunks, each compressed by a Dask
+  task (on any worker, reading its own byte range), and the parts are written in order between
+  the stream's header and trailer. The bytes are those `sluice` writes on one machine for the same
+  options.
+- read_bytes / read_text / read_csv: a compressed file is cut into partitions at unit boundaries
+  found without decoding it (sluice._units says how for each format), so a 50 GB .gz is read by
+  every worker, not one. Streams that cannot be cut (one gzip member as gzip writes it, one zstd
+  frame) are one partition per file.
+
+Sources and destinations are fsspec URLs (local paths, file://, memory://, s3:// where s3fs is
+installed). The functions use the current distributed Client (or the one passed as `client`);
+read_* return lazy Dask collections, computed by whatever scheduler is active.
+
+What happens when things fail: a task that raises fails the call, and compress() leaves nothing
+at the destination (the output is written to a temporary beside it and moved into place only when
+complete). A worker that dies mid-task is replaced by Dask and its task run again elsewhere; parts
+are pure functions of their byte range, so the output is the same. If the client itself dies,
+the temporary output stays behind (named `.<name>.sluice-<random>` beside the destination) and
+the destination is untouched: run the call again.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import posixpath
+import time
+import uuid
+import zlib
+from typing import Any, Iterable
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from . import _native, _units, _format_for_path, _knobs, Error, FileResult, UsageError
+from . import decompress as _decompress
+
+DEFAULT_PART_SIZE = 64 * 1024 * 1024
+DEFAULT_BLOCKSIZE = 64 * 1024 * 1024
+
+
+def _client(client):
+    if client is not None:
+        return client
+    from distributed import get_client
+    try:
+        return get_client()
+    except ValueError:
+        return None  # no cluster: tasks run in this process
+
+
+def _parse_size(size) -> int:
+    if isinstance(size, str):
+        from dask.utils import parse_bytes
+        return parse_bytes(size)
+    return int(size)
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressResult:
+    """What compress() did: bytes in and out, how many parts (tasks) and seconds."""
+    input_bytes: int
+    output_bytes: int
+    parts: int
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    format: str
+    level: int
+    chunk_size: int
+    knobs: dict
+    backend: str
+
+    def native(self):
+        return self.format, self.level, self.chunk_size, self.knobs, self.backend
+
+
+def _compress_range(url: str, storage_options: dict, start: int, end: int, history: int, last: bool,
+                    options: _Options):
+    """One Dask task: chunks [start, end) of the source, compressed; (bytes, chunk records)."""
+    fs, path = url_to_fs(url, **storage_options)
+    with fs.open(path, "rb") as f:
+        f.seek(start - history)
+        data = f.read(end - start + history)
+    if len(data) != end - start + history:
+        raise Error(f"{url}: the file changed while it was compressed (short read at byte {start})", "io", url)
+    view = memoryview(data)
+    fmt, level, chunk, knobs, backend = options.native()
+    return _native.compress_part(view[:history], view[history:], last, fmt, level, chunk, knobs, backend)
+
+
+def _temporary_beside(fs, path: str) -> str:
+    return posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.sluice-{uuid.uuid4().hex[:12]}")
+
+
+def compress(src, dst, format: str | None = None, level: int | None = None, *, client=None,
+             chunk_size: int | None = None, part_size: int | str | None = None, store_name: bool = True,
+             overwrite: bool = False, storage_options: dict | None = None, backend: str | None = None,
+             max_parts_in_flight: int | None = None, **knobs: str) -> CompressResult:
+    """Compresses the file at `src` into `dst` with many Dask tasks, byte for byte what
+    `sluice -c src > dst` writes for the same format, level and chunk size (the name and
+    modification time of `src` are recorded as the command records them; store_name=False records
+    neither). format: from dst's suffix (".zst", ".lz4"), else gzip. part_size: the input of one
+    task (default 64 MiB, rounded to whole chunks); memory per task is about a part in and a part
+    out, and the client holds at most max_parts_in_flight compressed parts (default: twice the
+    cluster's threads). Raises FileExistsError if dst exists and not overwrite."""
+    began = time.monotonic()
+    storage_options = storage_options or {}
+    src_url, dst_url = os.fspath(src), os.fspath(dst)
+    src_fs, src_path = url_to_fs(src_url, **storage_options)
+    dst_fs, dst_path = url_to_fs(dst_url, **storage_options)
+    format = format or _format_for_path(dst_path)
+    chunk, history = _native.chunk_size(format, level or 0, chunk_size or 0, _knobs(knobs), backend or "")
+    options = _Options(format, level or 0, chunk, _knobs(knobs), backend or "")
+    if dst_fs.exists(dst_path) and not overwrite:
+        raise FileExistsError(17, "File exists", dst_url)
+    info = src_fs.info(src_path)
+    size = int(info["size"])
+    name, mtime = "", 0
+    if store_name:
+        name = posixpath.basename(src_path)
+        mtime = _mtime_of(info)
+    part = max(chunk, _parse_size(part_size or DEFAULT_PART_SIZE) // chunk * chunk)
+    ranges = [(start, min(start + part, size)) for start in range(0, size, part)] or [(0, 0)]
+
+    client = _client(client)
+    if max_parts_in_flight is None:
+        threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
+        max_parts_in_flight = max(2, 2 * threads)
+    temporary = _temporary_beside(dst_fs, dst_path)
+    records: list = []
+    written = 0
+    try:
+        with dst_fs.open(temporary, "wb") as out:
+            header, _ = _native.stream_framing(*options.native(), name, mtime, [])
+            out.write(header)
+            written += len(header)
+            for data, chunk_records in _parts_in_order(client, src_url, storage_options, ranges, history, options,
+                                                       max_parts_in_flight):
+                out.write(data)
+                written += len(data)
+                records += chunk_records
+            _, trailer = _native.stream_framing(*options.native(), name, mtime, records)
+            out.write(trailer)
+            written += len(trailer)
+        if dst_fs.exists(dst_path):
+            dst_fs.rm(dst_path)
+        dst_fs.mv(temporary, dst_path)
+    except BaseException:
+        try:
+            dst_fs.rm(temporary)
+        except (OSError, FileNotFoundError):
+            pass
+        raise
+    return CompressResult(size, written, len(ranges), time.monotonic() - began)
+
+
+def _mtime_of(info: dict) -> int:
+    for key in ("mtime", "LastModified", "last_modified", "modified", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return int(value.timestamp())
+        try:
+            return int(float(value))
+        except (TypeError, ValueError):
+            continue
+    return 0
+
+
+def _parts_in_order(client, url, storage_options, ranges, history_bytes, options, window):
+    """Yields each range's (bytes, records) in order, with at most `window` parts submitted or held."""
+    count = len(ranges)
+
+    def args(i):
+        start, end = ranges[i]
+        return (url, storage_options, start, end, min(history_bytes, start), i == count - 1, options)
+
+    if client is None:
+        for i in range(count):
+            yield _compress_range(*args(i))
+        return
+    from distributed import wait
+    futures = {}
+    next_submit = 0
+    for i in range(count):
+        while next_submit < count and next_submit < i + window:
+            futures[next_submit] = client.submit(_compress_range, *args(next_submit), pure=False,
+                                                 key=f"sluice-compress-{uuid.uuid4().hex}-{next_submit}")
+            next_submit += 1
+        future = futures.pop(i)
+        wait(future)
+        try:
+            yield future.result()
+        finally:
+            future.release()
+    for future in futures.values():
+        future.cancel()
+
+
+def _compress_whole(url: str, output_url: str, storage_options: dict, options: _Options, store_name: bool,
+                    overwrite: bool):
+    """One Dask task: a whole small file compressed to its output; a FileResult's fields."""
+    began = time.monotonic()
+    try:
+        fs, path = url_to_fs(url, **storage_options)
+        out_fs, out_path = url_to_fs(output_url, **storage_options)
+        if out_fs.exists(out_path) and not overwrite:
+            raise FileExistsError(17, "File exists", output_url)
+        info = fs.info(path)
+        with fs.open(path, "rb") as f:
+            data = f.read()
+        fmt, level, chunk, knobs, backend = options.native()
+        name, mtime = (posixpath.basename(path), _mtime_of(info)) if store_name else ("", 0)
+        _, history = _native.chunk_size(fmt, level, chunk, knobs, backend)
+        body, records = _native.compress_part(b"", data, True, fmt, level, chunk, knobs, backend)
+        header, trailer = _native.stream_framing(fmt, level, chunk, knobs, backend, name, mtime, records)
+        temporary = _temporary_beside(out_fs, out_path)
+        try:
+            with out_fs.open(temporary, "wb") as out:
+                out.write(header)
+                out.write(body)
+                out.write(trailer)
+            out_fs.mv(temporary, out_path)
+        except BaseException:
+            try:
+                out_fs.rm(temporary)
+            except (OSError, FileNotFoundError):
+                pass
+            raise
+        return (url, output_url, "done", len(data), len(header) + len(body) + len(trailer),
+                time.monotonic() - began, None, None)
+    except (Error, OSError) as error:
+        return (url, output_url, "failed", 0, 0, time.monotonic() - began, error, None)
+
+
+def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int | None = None, *, client=None,
+                   chunk_size: int | None = None, part_size: int | str | None = None, store_name: bool = True,
+                   overwrite: bool = False, storage_options: dict | None = None, backend: str | None = None,
+                   progress=None, **knobs: str) -> list[FileResult]:
+    """Compresses a batch of files over the cluster, each to output_dir/NAME + the format's
+    suffix: files smaller than part_size whole (one task each, many at once), bigger ones split
+    across tasks as compress() does. Returns one FileResult per path, in order; a file that
+    fails is a failed result, not an exception. progress(result) is called as each completes."""
+    storage_options = storage_options or {}
+    extension = _native.format_info(format)["extension"]
+    chunk, _ = _native.chunk_size(format, level or 0, chunk_size or 0, _knobs(knobs), backend or "")
+    options = _Options(format, level or 0, chunk, _knobs(knobs), backend or "")
+    part = max(chunk, _parse_size(part_size or DEFAULT_PART_SIZE) // chunk * chunk)
+    client = _client(client)
+    urls = [os.fspath(p) for p in paths]
+    outputs = [posixpath.join(os.fspath(output_dir), posixpath.basename(url_to_fs(u, **storage_options)[1]) + extension)
+               for u in urls]
+    results: list = [None] * len(urls)
+    small, big = [], []
+    for i, url in enumerate(urls):
+        fs, path = url_to_fs(url, **storage_options)
+        try:
+            size = fs.size(path)
+        except (OSError, FileNotFoundError) as error:
+            results[i] = FileResult(url, outputs[i], "failed", 0, 0, 0.0, _as_error(error, url), None)
+            continue
+        (big if size > part else small).append(i)
+
+    def finish(i, fields):
+        results[i] = FileResult(*fields[:6], _as_error(fields[6], urls[i]) if fields[6] else None, fields[7])
+        if progress is not None:
+            progress(results[i])
+
+    args = [(urls[i], outputs[i], storage_options, options, store_name, overwrite) for i in small]
+    if client is None:
+        for i, a in zip(small, args):
+            finish(i, _compress_whole(*a))
+    else:
+        from distributed import as_completed
+        futures = {client.submit(_compress_whole, *a, pure=False): i for i, a in zip(small, args)}
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+    for i in big:
+        began = time.monotonic()
+        try:
+            done = compress(urls[i], outputs[i], format, level, client=client, chunk_size=chunk_size,
+                            part_size=part, store_name=store_name, overwrite=overwrite,
+                            storage_options=storage_options, backend=backend, **knobs)
+            finish(i, (urls[i], outputs[i], "done", done.input_bytes, done.output_bytes,
+                       time.monotonic() - began, None, None))
+        except (Error, OSError) as error:
+            finish(i, (urls[i], outputs[i], "failed", 0, 0, time.monotonic() - began, error, None))
+    return results
+
+
+def _as_error(error, path) -> Error:
+    if isinstance(error, Error):
+        return error
+    return Error(f"{path}: {error}", "io", path)
+
+
+# ---- splittable reading ----
+
+@dataclasses.dataclass(frozen=True)
+class _Partition:
+    """What one partition task reads: units [first, stop) of the file's index (unit-indexed
+    streams), or for gzip's independent chunks the compressed targets [start, next_start)."""
+    url: str
+    first: int = 0
+    stop: int = 0
+    start: int = 0
+    next_start: int | None = None
+    number: int = 0
+
+
+def _open(url, storage_options):
+    fs, path = url_to_fs(url, **storage_options)
+    return fs, path, fs.open(path, "rb")
+
+
+def _index_of(url: str, storage_options: dict) -> tuple[_units.Index, int]:
+    fs, path, f = _open(url, storage_options)
+    with f:
+        size = fs.size(path)
+        return _units.index_stream(f, size), size
+
+
+def _plan(url: str, storage_options: dict, blocksize: int | None):
+    """The index of `url` and its partitions of about `blocksize` uncompressed bytes."""
+    index, size = _index_of(url, storage_options)
+    if blocksize is None or (not index.splittable and index.independent is None):
+        return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
+    if index.independent is not None:
+        header, chunk = index.independent
+        fs, path, f = _open(url, storage_options)
+        with f:
+            f.seek(header)
+            first = f.read(2 * chunk + 4096)
+        ratio = _first_chunk_ratio(first, chunk) or 3.0
+        step = max(int(blocksize / ratio), 64 * 1024)
+        starts = list(range(header, size - 8, step)) or [header]
+        parts = [_Partition(url, start=s, next_start=(starts[k + 1] if k + 1 < len(starts) else None), number=k)
+                 for k, s in enumerate(starts)]
+        return index, size, parts, "chunks"
+    parts, first, content = [], 0, 0
+    for i, unit in enumerate(index.units):
+        content += unit.content or unit.size * 3
+        if content >= blocksize or i == len(index.units) - 1:
+            parts.append(_Partition(url, first, i + 1, number=len(parts)))
+            first, content = i + 1, 0
+    return index, size, parts, "units"
+
+
+def _first_chunk_ratio(data: bytes, chunk: int) -> float | None:
+    try:
+        for start, decoded, end, _ in _units.inflate_chunks(data, chunk):
+            return len(decoded) / max(1, end - start)
+    except zlib.error:
+        return None
+    return None
+
+
+def _read_units(f, index: _units.Index, first: int, stop: int) -> bytes:
+    units = index.units[first:stop]
+    f.seek(units[0].offset)
+    data = f.read(units[-1].offset + units[-1].size - units[0].offset)
+    return _decompress(_units.unit_stream(index, units, data), threads=1)
+
+
+class _UnitPieces:
+    """The decoded bytes of a partition and, on demand, of what follows it (unit-indexed)."""
+
+    def __init__(self, f, index, part: _Partition):
+        self.f, self.index, self.part = f, index, part
+
+    def own(self) -> bytes:
+        return _read_units(self.f, self.index, self.part.first, self.part.stop) if self.part.stop > self.part.first else b""
+
+    def following(self):
+        for j in range(self.part.stop, len(self.index.units)):
+            yield _read_units(self.f, self.index, j, j + 1)
+
+
+class _ChunkPieces:
+    """The same for gzip's one member of independent chunks: a partition owns the chunks that
+    start in [start, next_start). Chunk starts are found after sync flushes and checked by
+    inflating a chunk (the pattern can occur inside compressed data), and a partition checks that
+    the chunk it ends before is where the next partition, by the same rule, begins."""
+
+    def __init__(self, f, size, index, part: _Partition):
+        self.f, self.size, self.part = f, size, part
+        self.header, self.chunk = index.independent
+        self.limit = self.chunk + self.chunk // 1024 + 1024 + 4  # the most one chunk deflates to
+        self.end: int | None = None
+
+    def _read(self, at, length):
+        self.f.seek(at)
+        return self.f.read(length)
+
+    def _fail(self, what: str, at: int):
+        raise Error(f"{self.part.url}: {what} at byte {at}; read it with blocksize=None", "corrupt-data",
+                    self.part.url)
+
+    def _chunk_start(self, target: int) -> int | None:
+        """The first offset >= target where a chunk begins; None where none does (target is in
+        the member's last chunk)."""
+        if target <= self.header:
+            return self.header
+        data = self._read(target, 2 * self.limit)
+        for candidate in _units.chunk_candidates(data, target):
+            try:
+                if any(True for _ in _units.inflate_chunks(self._read(candidate, 2 * self.limit), self.chunk)):
+                    return candidate
+            except zlib.error:
+                continue
+        return None
+
+    def _decode(self, start: int, stop: int | None):
+        """Yields the chunks from `start` up to `stop` (None: to the member's end)."""
+        at = start
+        while stop is None or at < stop:
+            window = self._read(at, max(4 << 20, 2 * self.limit))
+            progressed = False
+            try:
+                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk):
+                    progressed = True
+                    yield decoded
+                    if last:
+                        rest = self._read(at + end + 8, 64)
+                        if rest.strip(b"\0"):
+                            self._fail("the stream goes on after its first member", at + end + 8)
+                        return
+                    if stop is not None and at + end >= stop:
+                        if at + end != stop:
+                            self._fail("no chunk starts where the next partition begins", stop)
+                        return
+                    next_at = at + end
+            except zlib.error as error:
+                self._fail(f"corrupt deflate data ({error})", at)
+            if not progressed:
+                self._fail("no chunk could be decoded", at)
+            at = next_at
+
+    def own(self) -> bytes:
+        begin = self._chunk_start(self.part.start)
+        self.end = self._chunk_start(self.part.next_start) if self.part.next_start is not None else None
+        if begin is None or (self.end is not None and begin >= self.end):
+            self.end = begin if begin is not None and self.end is None else self.end
+            return b""
+        return b"".join(self._decode(begin, self.end))
+
+    def following(self):
+        if self.end is not None:
+            yield from self._decode(self.end, None)
+
+
+def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes | None, kind: str,
+                     index: _units.Index, size: int) -> bytes:
+    """One partition's bytes: Dask's delimiter rule applied to the decoded stream, with the
+    partition's start at its first unit's uncompressed offset: it begins after the first
+    delimiter at or after that offset (the first partition at 0) and ends after the first
+    delimiter at or after the next partition's start; so each record is in exactly one."""
+    fs, path, f = _open(part.url, storage_options)
+    with f:
+        if kind == "whole":
+            f.seek(0)
+            return _decompress(f.read(), threads=1)
+        pieces = _UnitPieces(f, index, part) if kind == "units" else _ChunkPieces(f, size, index, part)
+        own = pieces.own()
+        if delimiter is None:
+            return own
+        if part.number > 0:
+            found = own.find(delimiter)
+            if found < 0:
+                return b""  # the record that began before this partition runs through it
+            own = own[found + len(delimiter):]
+        tail = []
+        seen = b""
+        for piece in pieces.following():
+            seen += piece
+            found = seen.find(delimiter)
+            if found >= 0:
+                tail.append(seen[:found + len(delimiter)])
+                break
+        else:
+            tail.append(seen)
+        return own + b"".join(tail)
+
+
+def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | None = "64 MiB",
+               sample: int | bool = 10_000, include_path: bool = False, storage_options: dict | None = None):
+    """dask.bytes.read_bytes for compressed files: (sample, blocks[, paths]), blocks a list per
+    file of dask.delayed partitions of about `blocksize` uncompressed bytes each, cut at unit
+    boundaries without decoding; with a delimiter, each partition starts after the first
+    delimiter at or after its start and ends after the first one at or after its end, as Dask
+    does for plain files. A stream that cannot be cut is one partition; blocksize=None: one per
+    file. Any of gzip, zstd and lz4 (the format is told from the data)."""
+    from dask import delayed
+    storage_options = storage_options or {}
+    fs, _, paths = fsspec.get_fs_token_paths(urlpath, storage_options=storage_options)
+    if not paths:
+        raise OSError(f"{urlpath} resolved to no files")
+    blocksize = None if blocksize is None else _parse_size(blocksize)
+    blocks, urls = [], []
+    for path in paths:
+        url = fs.unstrip_protocol(path)
+        index, size, parts, kind = _plan(url, storage_options, blocksize)
+        blocks.append([delayed(_partition_bytes, pure=True)(p, storage_options, delimiter, kind, index, size,
+                                                            dask_key_name=f"sluice-read-{uuid.uuid4().hex}-{p.number}")
+                       for p in parts])
+        urls.append(url)
+    sample_bytes = b""
+    if sample:
+        with fsspec.open(urls[0], "rb", compression="sluice", **storage_options) as f:
+            sample_bytes = f.read(int(sample))
+            if delimiter:
+                while True:
+                    more = f.read(int(sample))
+                    if not more:
+                        break
+                    sample_bytes += more
+                    if delimiter in more:
+                        break
+                cut = sample_bytes.rfind(delimiter)
+                if cut >= 0:
+                    sample_bytes = sample_bytes[:cut + len(delimiter)]
+    if include_path:
+        return sample_bytes, blocks, urls
+    return sample_bytes, blocks
+
+
+def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str) -> list[str]:
+    text = data.decode(encoding, errors)
+    lines = text.split(linedelimiter)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line + linedelimiter for line in lines[:-1]] + ([lines[-1] + linedelimiter] if lines and text.endswith(
+        linedelimiter) else lines[-1:])
+
+
+def read_text(urlpath, blocksize: int | str | None = "64 MiB", encoding: str = "utf-8", errors: str = "strict",
+              linedelimiter: str = "\n", storage_options: dict | None = None):
+    """dask.bag.read_text for compressed files: a Bag of lines (each with its delimiter, as Dask
+    gives them), partitions cut at unit boundaries as read_bytes() cuts them."""
+    import dask.bag as db
+    from dask import delayed
+    _, blocks = read_bytes(urlpath, delimiter=linedelimiter.encode(encoding), blocksize=blocksize, sample=False,
+                           storage_options=storage_options)
+    parts = [delayed(_lines)(block, encoding, errors, linedelimiter) for file_blocks in blocks for block in file_blocks]
+    return db.from_delayed(parts)
+
+
+def _csv_frame(block: bytes, header: bytes, first: bool, kwargs: dict):
+    import io
+    import pandas as pd
+    data = block if first else header + block
+    if not data.strip():
+        data = header
+    return pd.read_csv(io.BytesIO(data), **kwargs)
+
+
+def read_csv(urlpath, blocksize: int | str | None = "64 MiB", storage_options: dict | None = None,
+             **kwargs: Any):
+    """dask.dataframe.read_csv for compressed files: partitions cut at unit boundaries (rows that
+    straddle one belong to exactly one partition), each parsed by pandas.read_csv(**kwargs) with
+    the file's header line. The first row must be the header (pandas' default)."""
+    import io
+    import dask.dataframe as dd
+    import pandas as pd
+    from dask import delayed
+    if kwargs.get("header", "infer") not in ("infer", 0):
+        raise UsageError("sluice.dask.read_csv needs the header on the first line", "usage", str(urlpath))
+    sample, blocks = read_bytes(urlpath, delimiter=b"\n", blocksize=blocksize, sample=256 * 1024,
+                                storage_options=storage_options)
+    header = sample[:sample.find(b"\n") + 1] if b"\n" in sample else sample
+    meta = pd.read_csv(io.BytesIO(sample), **kwargs).iloc[:0]
+    parts = []
+    for file_blocks in blocks:
+        for k, block in enumerate(file_blocks):
+            parts.append(delayed(_csv_frame)(block, header, k == 0, kwargs))
+    return dd.from_delayed(parts, meta=meta)
+
+
+def partitions(urlpath, blocksize: int | str | None = "64 MiB", storage_options: dict | None = None) -> dict:
+    """How read_bytes() would cut each file: {url: (how the file was indexed, partition count)}."""
+    storage_options = storage_options or {}
+    fs, _, paths = fsspec.get_fs_token_paths(urlpath, storage_options=storage_options)
+    out = {}
+    for path in paths:
+        url = fs.unstrip_protocol(path)
+        index, _, parts, _ = _plan(url, storage_options, None if blocksize is None else _parse_size(blocksize))
+        out[url] = (index.how, len(parts))
+    return out
