@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import importlib.abc
+import importlib.machinery
 import io
 import os
 import stat
+import sys
 import tempfile
 import time
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -610,3 +613,53 @@ def _toml_value(value) -> str:
 
 
 from . import tar  # noqa: E402  (sluice.tar builds on SluiceFile above)
+
+
+def _open_for_fsspec(file, mode: str = "rb", **kwargs):
+    """fsspec's compression="sluice": any of the three formats, read (told from the data) or
+    written (format from the file's name, else gzip) through sluice.open."""
+    if "r" not in mode and "format" not in kwargs:
+        kwargs["format"] = _format_for_path(str(getattr(file, "path", "") or getattr(file, "name", "") or ""))
+    return SluiceFile(file, mode.replace("t", "") if "b" in mode else mode + "b" if len(mode) == 1 else mode, **kwargs)
+
+
+def _register_with(compression_module) -> None:
+    if "sluice" not in compression_module.compr:
+        compression_module.register_compression("sluice", _open_for_fsspec, [])
+
+
+class _WhenFsspecLoads(importlib.abc.MetaPathFinder):
+    """Registers compression="sluice" when fsspec.compression is first imported, so that
+    `import sluice` does not import fsspec (a quarter of a second) for those who never use it."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "fsspec.compression":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        inner = spec.loader
+
+        class Loader(importlib.abc.Loader):
+            def create_module(self, spec):
+                return inner.create_module(spec)
+
+            def exec_module(self, module):
+                inner.exec_module(module)
+                _register_with(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+def _register_with_fsspec() -> None:
+    """After `import sluice`, fsspec.open(url, compression="sluice") (and so Dask's read_text and
+    pandas through fsspec) decodes with sluice, whether fsspec is imported before or after."""
+    if "fsspec.compression" in sys.modules:
+        _register_with(sys.modules["fsspec.compression"])
+    elif not any(isinstance(finder, _WhenFsspecLoads) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _WhenFsspecLoads())
+
+
+_register_with_fsspec()

@@ -43,6 +43,10 @@ DEFAULT_BLOCKSIZE = 64 * 1024 * 1024
 
 
 def _client(client):
+    """The client to run tasks on: `client`, else the current one; None (client=False, or no
+    cluster): the tasks run in this process, one after another."""
+    if client is False:
+        return None
     if client is not None:
         return client
     from distributed import get_client
@@ -50,6 +54,25 @@ def _client(client):
         return get_client()
     except ValueError:
         return None  # no cluster: tasks run in this process
+
+
+def register(client) -> None:
+    """Makes compression="sluice" known on every worker of `client`, those that join or restart
+    later included (a worker plugin imports sluice), for Dask's own readers:
+    dask.bag.read_text(url, compression="sluice") computed on the cluster. sluice.dask's own
+    functions need no such step."""
+    client.register_worker_plugin(_ImportSluice(), name="sluice-import")
+
+
+try:
+    from distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - distributed is a dependency of this module's cluster calls
+    _WorkerPlugin = object
+
+
+class _ImportSluice(_WorkerPlugin):
+    def setup(self, worker):
+        import sluice  # noqa: F401  (registers compression="sluice" with fsspec)
 
 
 def _parse_size(size) -> int:
@@ -258,13 +281,13 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     outputs = [posixpath.join(os.fspath(output_dir), posixpath.basename(url_to_fs(u, **storage_options)[1]) + extension)
                for u in urls]
     results: list = [None] * len(urls)
-    small, big = [], []
+    small, big, failed = [], [], []
     for i, url in enumerate(urls):
         fs, path = url_to_fs(url, **storage_options)
         try:
             size = fs.size(path)
-        except (OSError, FileNotFoundError) as error:
-            results[i] = FileResult(url, outputs[i], "failed", 0, 0, 0.0, _as_error(error, url), None)
+        except OSError as error:
+            failed.append((i, (url, outputs[i], "failed", 0, 0, 0.0, error, None)))
             continue
         (big if size > part else small).append(i)
 
@@ -273,6 +296,8 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
         if progress is not None:
             progress(results[i])
 
+    for i, fields in failed:
+        finish(i, fields)
     args = [(urls[i], outputs[i], storage_options, options, store_name, overwrite) for i in small]
     if client is None:
         for i, a in zip(small, args):
@@ -339,7 +364,7 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             f.seek(header)
             first = f.read(2 * chunk + 4096)
         ratio = _first_chunk_ratio(first, chunk) or 3.0
-        step = max(int(blocksize / ratio), 64 * 1024)
+        step = max(int(blocksize / ratio), 4096)
         starts = list(range(header, size - 8, step)) or [header]
         parts = [_Partition(url, start=s, next_start=(starts[k + 1] if k + 1 < len(starts) else None), number=k)
                  for k, s in enumerate(starts)]
@@ -552,13 +577,12 @@ def read_text(urlpath, blocksize: int | str | None = "64 MiB", encoding: str = "
     return db.from_delayed(parts)
 
 
-def _csv_frame(block: bytes, header: bytes, first: bool, kwargs: dict):
+def _csv_frame(block: bytes, header: bytes, first: bool, kwargs: dict, meta):
     import io
     import pandas as pd
-    data = block if first else header + block
-    if not data.strip():
-        data = header
-    return pd.read_csv(io.BytesIO(data), **kwargs)
+    if not block.strip() or (first and block.strip() == header.strip()):
+        return meta  # a partition whose rows all went to its neighbours
+    return pd.read_csv(io.BytesIO(block if first else header + block), **kwargs)
 
 
 def read_csv(urlpath, blocksize: int | str | None = "64 MiB", storage_options: dict | None = None,
@@ -579,7 +603,7 @@ def read_csv(urlpath, blocksize: int | str | None = "64 MiB", storage_options: d
     parts = []
     for file_blocks in blocks:
         for k, block in enumerate(file_blocks):
-            parts.append(delayed(_csv_frame)(block, header, k == 0, kwargs))
+            parts.append(delayed(_csv_frame)(block, header, k == 0, kwargs, meta))
     return dd.from_delayed(parts, meta=meta)
 
 

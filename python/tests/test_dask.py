@@ -1,0 +1,291 @@
+"""sluice.dask on a real distributed.LocalCluster (2 worker processes): compression of one file by
+many tasks (byte identity with the command, a worker killed mid-run, a failing task), batches, and
+compressed files read in partitions (rows against pandas on the plain file, streams that cannot be
+cut, records straddling every unit boundary); the fsspec integration."""
+import gzip
+import io
+import logging
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+pd = pytest.importorskip("pandas")
+import fsspec  # noqa: E402
+
+import sluice  # noqa: E402
+import sluice.dask  # noqa: E402
+
+PROGRAM = os.environ.get("SLUICE_PROGRAM", "sluice")
+CHUNK = 64 * 1024
+
+# Every form of each format that sluice writes: the command's flags and sluice.dask's options.
+FORMS = {
+    "gzip": (["-F", "gzip"], dict(format="gzip")),
+    "gzip-multi-member": (["-F", "gzip", "--multi-member"], dict(format="gzip", form="multi-member")),
+    "gzip-single-member": (["-F", "gzip", "--single-member"], dict(format="gzip", form="single-member")),
+    "bgzf": (["-F", "gzip", "--bgzf"], dict(format="gzip", form="bgzf")),
+    "zstd": (["-F", "zstd"], dict(format="zstd")),
+    "lz4": (["-F", "lz4"], dict(format="lz4")),
+}
+SPLITTABLE = ["gzip", "gzip-multi-member", "bgzf", "zstd", "lz4"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def csv_bytes(size, seed=1, newline=b"\n"):
+    """A CSV of rows of very different lengths, so that unit boundaries fall inside rows."""
+    rng = random.Random(seed)
+    rows = [b"id,name,value,note"]
+    total, i = 0, 0
+    while total < size:
+        note = rng.randbytes(rng.choice([0, 5, 50, 700, 3000]) // 2).hex().encode()
+        row = b"%d,name%d,%d.%d,%s" % (i, rng.randrange(1000), rng.randrange(10**6), rng.randrange(100), note)
+        rows.append(row)
+        total += len(row) + len(newline)
+        i += 1
+    return newline.join(rows) + newline
+
+
+def sluice_made(path, form, chunk=CHUNK, extra=()):
+    flags = FORMS[form][0]
+    chunk_flags = [] if form == "bgzf" else ["--chunk-size", str(chunk)]
+    out = path.parent / (path.name + (".zst" if "zstd" in form else ".lz4" if form == "lz4" else ".gz"))
+    with open(out, "wb") as f:
+        subprocess.run([PROGRAM, *flags, *chunk_flags, *extra, "-c", str(path)], stdout=f, check=True)
+    return out
+
+
+def dask_options(form, chunk=CHUNK):
+    options = dict(FORMS[form][1])
+    if form != "bgzf":
+        options["chunk_size"] = chunk
+    return options
+
+
+# ---- compress ----
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("size", [0, 1000, 4 * CHUNK, 4 * CHUNK + 1])
+def test_compress_is_the_commands_bytes(client, tmp_path, form, size):
+    src = tmp_path / "data.csv"
+    src.write_bytes(csv_bytes(size)[:size])
+    expected = sluice_made(src, form).read_bytes()
+    dst = tmp_path / "out.bin"
+    result = sluice.dask.compress(src, dst, client=client, part_size=2 * CHUNK, **dask_options(form))
+    assert dst.read_bytes() == expected
+    assert result.output_bytes == len(expected)
+    assert result.parts == max(1, -(-size // (2 * CHUNK))) or form == "bgzf"
+    assert [p.name for p in tmp_path.iterdir() if "sluice-" in p.name] == []  # no temporary left
+
+
+def test_compress_between_memory_urls_records_no_name_when_asked(client, tmp_path):
+    data = csv_bytes(300_000, seed=3)
+    with fsspec.open("memory://in/data.csv", "wb") as f:
+        f.write(data)
+    local = tmp_path / "data.csv"
+    local.write_bytes(data)
+    expected = sluice_made(local, "zstd", extra=["-n"]).read_bytes()
+    # The workers are other processes, with memory filesystems of their own: client=False runs
+    # the parts in this process.
+    result = sluice.dask.compress("memory://in/data.csv", "memory://out/data.csv.zst", chunk_size=CHUNK,
+                                  part_size=CHUNK, store_name=False, client=False)
+    with fsspec.open("memory://out/data.csv.zst", "rb") as f:
+        assert f.read() == expected
+    assert result.parts == 5
+
+
+def test_a_worker_killed_mid_run_changes_nothing(client, tmp_path):
+    src = tmp_path / "big.csv"
+    src.write_bytes(csv_bytes(24 * 1024 * 1024, seed=5))
+    expected = sluice_made(src, "gzip", extra=["-9"]).read_bytes()
+    dst = tmp_path / "by-dask.csv.gz"
+    pids = client.run(os.getpid)
+    done = {}
+
+    def run():
+        try:
+            done["result"] = sluice.dask.compress(src, dst, level=9, client=client,
+                                                  chunk_size=CHUNK, part_size=8 * CHUNK, max_parts_in_flight=4)
+        except BaseException as error:  # noqa: B902  (reported below)
+            done["error"] = error
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    thread.join(120)
+    assert not thread.is_alive()
+    assert dst.read_bytes() == expected
+    assert "result" in done, done
+    # The nanny starts a new worker in place of the one killed.
+    while time.monotonic() < deadline + 60:
+        workers = client.scheduler_info()["workers"].values()
+        if len(workers) == 2 and victim not in {w.get("pid") for w in workers}:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the killed worker was not replaced")
+
+
+def test_a_failing_task_leaves_nothing_at_the_destination(client, tmp_path):
+    src = tmp_path / "dir.csv"
+    src.mkdir()  # the client sees a size; a worker cannot read it
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OSError):
+        sluice.dask.compress(src, tmp_path / "out" / "x.gz", client=client)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_existing_destination_is_kept_unless_overwrite(client, tmp_path):
+    src = tmp_path / "a.csv"
+    src.write_bytes(b"a,b\n1,2\n")
+    dst = tmp_path / "a.csv.gz"
+    dst.write_bytes(b"keep")
+    with pytest.raises(FileExistsError):
+        sluice.dask.compress(src, dst, client=client)
+    assert dst.read_bytes() == b"keep"
+    sluice.dask.compress(src, dst, client=client, overwrite=True)
+    assert gzip.decompress(dst.read_bytes()) == b"a,b\n1,2\n"
+
+
+def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
+    sources = []
+    for i, size in enumerate([0, 10, 50_000, 5 * CHUNK + 3, 1000]):
+        path = tmp_path / f"f{i}.csv"
+        path.write_bytes(csv_bytes(size, seed=i)[:size])
+        sources.append(path)
+    missing = tmp_path / "missing.csv"
+    out = tmp_path / "out"
+    out.mkdir()
+    seen = []
+    results = sluice.dask.compress_files([*sources, missing], out, "zstd", client=client, chunk_size=CHUNK,
+                                         part_size=2 * CHUNK, progress=seen.append)
+    assert [r.status for r in results] == ["done"] * 5 + ["failed"]
+    assert len(seen) == 6
+    for path, result in zip(sources, results):
+        assert (out / (path.name + ".zst")).read_bytes() == sluice_made(path, "zstd").read_bytes()
+        assert result.input_bytes == path.stat().st_size
+    assert isinstance(results[-1].error, OSError)
+
+
+# ---- reading in partitions ----
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    root = tmp_path_factory.mktemp("table")
+    plain = root / "table.csv"
+    plain.write_bytes(csv_bytes(3 * 1024 * 1024, seed=7))
+    return plain
+
+
+@pytest.mark.parametrize("form", SPLITTABLE + ["bgzip"])
+def test_read_csv_splits_and_gives_pandas_rows(client, table, tmp_path, form):
+    if form == "bgzip":
+        packed = tmp_path / "table.csv.gz"
+        with open(packed, "wb") as f:
+            subprocess.run(["bgzip", "-c", str(table)], stdout=f, check=True)
+    else:
+        packed = sluice_made(table, form)
+    frame = sluice.dask.read_csv(str(packed), blocksize=256 * 1024)
+    assert frame.npartitions > 1
+    got = frame.compute().reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, pd.read_csv(table))
+
+
+@pytest.mark.parametrize("tool", [["gzip", "-9", "-c"], ["zstd", "-q", "-c"]])
+def test_a_stream_that_cannot_be_cut_is_one_partition(client, table, tmp_path, tool):
+    packed = tmp_path / "table.csv.packed"
+    with open(packed, "wb") as f:
+        subprocess.run([*tool, str(table)], stdout=f, check=True)
+    frame = sluice.dask.read_csv(str(packed), blocksize=256 * 1024)
+    assert frame.npartitions == 1
+    pd.testing.assert_frame_equal(frame.compute().reset_index(drop=True), pd.read_csv(table))
+
+
+@pytest.mark.parametrize("form", SPLITTABLE)
+@pytest.mark.parametrize("delimiter", [b"\n", b"\r\n"])
+def test_every_record_is_in_exactly_one_partition(client, tmp_path, form, delimiter):
+    # Records of every length around the unit size, a two-byte delimiter split by unit boundaries.
+    rng = random.Random(11)
+    data = bytearray()
+    while len(data) < 20 * CHUNK:
+        data += bytes(rng.choice(b"abc,") for _ in range(rng.choice([1, 100, CHUNK - 1, CHUNK + 7]))) + delimiter
+    for k in range(1, 20):  # a delimiter across each chunk boundary
+        data[k * CHUNK - 1:k * CHUNK + 1] = delimiter if delimiter == b"\r\n" else b"x\n"
+    data = bytes(data)
+    path = tmp_path / "records.txt"
+    path.write_bytes(data)
+    packed = sluice_made(path, form, chunk=CHUNK)
+    for blocksize in [CHUNK // 2, CHUNK, 3 * CHUNK + 5, 10**9]:
+        _, blocks = sluice.dask.read_bytes(str(packed), delimiter=delimiter, blocksize=blocksize, sample=False)
+        parts = [bytes(p) for p in distributed.client.default_client().compute(blocks[0], sync=True)]
+        assert b"".join(parts) == data, (form, blocksize)
+        assert all(p.endswith(delimiter) for p in parts if p)
+        if blocksize < len(data) and form != "bgzf":
+            assert len(parts) > 1
+
+
+def test_gzip_chunks_survive_sync_flush_patterns_in_the_data(client, tmp_path):
+    # Incompressible data is stored: the pattern that ends a chunk appears all through the stream.
+    rng = random.Random(13)
+    data = b"".join(rng.randbytes(rng.randrange(1, 300)) + b"\x00\x00\xff\xff" + b"\n" for _ in range(20000))
+    path = tmp_path / "noise.bin"
+    path.write_bytes(data)
+    packed = sluice_made(path, "gzip")
+    _, blocks = sluice.dask.read_bytes(str(packed), delimiter=b"\n", blocksize=100_000, sample=False)
+    assert len(blocks[0]) > 4
+    parts = distributed.client.default_client().compute(blocks[0], sync=True)
+    assert b"".join(parts) == data
+
+
+def test_read_text_and_read_bytes_sample(client, table):
+    packed = sluice_made(table, "zstd")
+    lines = sluice.dask.read_text(str(packed), blocksize=200_000)
+    assert lines.npartitions > 1
+    assert lines.compute() == table.read_text().splitlines(keepends=True)
+    sample, blocks, paths = sluice.dask.read_bytes(str(packed), delimiter=b"\n", sample=1000, include_path=True)
+    assert table.read_bytes().startswith(sample) and sample.endswith(b"\n")
+    assert paths[0].endswith("table.csv.zst")
+    assert sluice.dask.partitions(str(packed), blocksize=200_000)[paths[0]][0] == "zstd seek table"
+
+
+# ---- fsspec ----
+
+@pytest.mark.parametrize("form", ["gzip", "zstd", "lz4"])
+def test_fsspec_compression_sluice_reads_every_format(client, table, form):
+    packed = sluice_made(table, form)
+    with fsspec.open(str(packed), "rb", compression="sluice") as f:
+        assert f.read() == table.read_bytes()
+    with fsspec.open(str(packed), "rt", compression="sluice") as f:  # pandas through fsspec
+        pd.testing.assert_frame_equal(pd.read_csv(f), pd.read_csv(table))
+
+
+def test_dask_bag_reads_with_compression_sluice_on_the_cluster(client, table):
+    import dask.bag
+    sluice.dask.register(client)
+    packed = sluice_made(table, "lz4")
+    bag = dask.bag.read_text(str(packed), compression="sluice")
+    assert bag.count().compute() == table.read_bytes().count(b"\n")
+
+
+def test_fsspec_writes_the_format_of_the_name(tmp_path):
+    target = tmp_path / "w.csv.zst"
+    with fsspec.open(str(target), "wb", compression="sluice") as f:
+        f.write(b"a,b\n")
+    assert target.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    assert sluice.decompress(target.read_bytes()) == b"a,b\n"
