@@ -21,12 +21,13 @@ import importlib.machinery
 import io
 import os
 import stat
+import struct
 import sys
 import tempfile
 import time
 from typing import Any, BinaryIO, Iterable, Iterator
 
-from . import _native
+from . import _native, _units
 
 
 class Error(OSError):
@@ -82,6 +83,9 @@ __version__: str = _native.version
 
 # What a read asks of the underlying file at a time.
 _READ_BYTES = 1 << 20
+# A forward seek further than this, on a stream whose units record their sizes, restarts decoding
+# at the unit that holds the target rather than decoding what lies between.
+_SEEK_BY_INDEX_BYTES = 1 << 20
 
 
 def formats() -> list[str]:
@@ -317,11 +321,21 @@ class SluiceFile(io.BufferedIOBase):
     def seekable(self) -> bool:
         return self._mode == "rb" and self._start is not None
 
-    def _start_reading(self) -> None:
+    def _start_reading(self, unit=None) -> None:
+        """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
+        bytes before it) of a stream whose units record their sizes."""
         format, threads, max_output, name = self._reader_args
-        self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
+        if unit is None:
+            self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
+        else:
+            unit, before = unit
+            if self._file is None and getattr(self, "_unit_file", None) is None:
+                self._unit_file = builtins.open(self._read_path, "rb")
+            source = self._file if self._file is not None else self._unit_file
+            source.seek((self._start or 0) + unit.offset)
+            self._reader = _native.PullReader("", source, format, threads, max_output, name)
         self._buffer = bytearray()
-        self._position = 0  # of the decoded stream, at the buffer's start
+        self._position = 0 if unit is None else before  # of the decoded stream, at the buffer's start
         self._eof = False
         self._error: BaseException | None = None  # raised once the buffer before it is read
 
@@ -338,11 +352,23 @@ class SluiceFile(io.BufferedIOBase):
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if offset < 0:
             raise ValueError(f"negative seek position {offset}")
-        if offset < self._position:
-            if self._start is None:
-                raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
-            self._reader.cancel()
-            self._reader = None  # its run ends before the file moves
+        backward = offset < self._position
+        if backward and self._start is None:
+            raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
+        unit = None
+        if self._start is not None and (backward or offset - self._position - len(self._buffer) > _SEEK_BY_INDEX_BYTES):
+            # A file object's index is read without moving it (pread, a BytesIO's buffer), or
+            # while no run reads it: on the way back, or once its run has ended.
+            if (self._file is None or getattr(self, "_unit_index", None) is not None or backward
+                    or self._eof or self._error is not None or _Positional.possible(self._file)):
+                if backward:
+                    self._stop_reading()
+                unit = self._unit_for(offset)
+        if unit is not None and (backward or unit[1] > self._position):
+            self._stop_reading()
+            self._start_reading(unit)  # the unit that holds offset: decode only from there
+        elif backward:
+            self._stop_reading()
             if self._file is not None:
                 self._file.seek(self._start)
             self._start_reading()
@@ -355,6 +381,37 @@ class SluiceFile(io.BufferedIOBase):
             del self._buffer[:drop]
             self._position += drop
         return self._position
+
+    def _unit_for(self, offset: int):
+        """(unit, decoded bytes before it) for the unit of the stream that holds `offset`, when the
+        stream's units record their sizes (zstd's seek table or frames, gzip members with a size
+        field, BGZF; sluice._units reads them without decoding); None otherwise. The index is read
+        once per file."""
+        if getattr(self, "_unit_index", None) is None:
+            self._unit_index = []
+            try:
+                source = self._file if self._file is not None else builtins.open(self._read_path, "rb")
+                try:
+                    reader = _Positional(source, self._start or 0)
+                    units = _units.index_stream(reader, reader.size).units
+                finally:
+                    if source is not self._file:
+                        source.close()
+                if len(units) > 1 and all(u.exact and u.frame < 0 for u in units):
+                    self._unit_index = units
+            except (OSError, ValueError, struct.error):
+                self._unit_index = []
+        before = 0
+        for unit in self._unit_index:
+            if before + unit.content > offset:
+                return unit, before
+            before += unit.content
+        return None
+
+    def _stop_reading(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            self._reader = None  # its run ends before the file moves
 
     def tell(self) -> int:
         self._check_open()
@@ -480,8 +537,9 @@ class SluiceFile(io.BufferedIOBase):
             return
         try:
             if self._mode == "rb":
-                self._reader.cancel()  # a stream not read to its end: stop its run now
-                self._reader = None  # and wait for it
+                self._stop_reading()  # a stream not read to its end: stop its run now, and wait for it
+                if getattr(self, "_unit_file", None) is not None:
+                    self._unit_file.close()
             elif self._file is not None:
                 self._file.write(self._writer.finish())
                 self._file.flush()
@@ -528,6 +586,50 @@ class SluiceFile(io.BufferedIOBase):
 
     def __repr__(self) -> str:
         return f"<sluice.SluiceFile {self.name!r} mode={self._mode!r}>"
+
+
+class _Positional:
+    """Reads a file object from `start` on at any offset, without moving it where it can (os.pread
+    on a real file, a BytesIO's buffer); otherwise by seeking it."""
+
+    def __init__(self, file, start: int):
+        self.file, self.start, self.at = file, start, 0
+        self.fd = _fileno(file)
+        if self.fd is not None:
+            self.size = os.fstat(self.fd).st_size - start
+        elif isinstance(file, io.BytesIO):
+            self.size = len(file.getbuffer()) - start
+        else:
+            here = file.tell()
+            self.size = file.seek(0, io.SEEK_END) - start
+            file.seek(here)
+
+    @staticmethod
+    def possible(file) -> bool:
+        return _fileno(file) is not None or isinstance(file, io.BytesIO)
+
+    def seek(self, offset: int) -> int:
+        self.at = offset
+        return offset
+
+    def read(self, size: int) -> bytes:
+        if self.fd is not None:
+            data = os.pread(self.fd, size, self.start + self.at)
+        elif isinstance(self.file, io.BytesIO):
+            data = bytes(self.file.getbuffer()[self.start + self.at:self.start + self.at + size])
+        else:
+            self.file.seek(self.start + self.at)
+            data = self.file.read(size)
+        self.at += len(data)
+        return data
+
+
+def _fileno(file) -> int | None:
+    try:
+        fd = file.fileno()
+        return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _position_of(file) -> int | None:

@@ -321,3 +321,33 @@ def test_run_pipeline_takes_a_path_with_an_equals_sign(tmp_path, tree):
                     f'[output]\ndirectory = "{tmp_path / "out"}"\n')
     report = sluice.run_pipeline(str(path))
     assert [os.path.basename(item.output) for item in report.items] == ["a.txt.gz"]
+
+
+@pytest.mark.parametrize("flags", [["-F", "zstd"], ["-F", "gzip", "--multi-member"], ["-F", "gzip", "--bgzf"]])
+@pytest.mark.parametrize("as_object", [False, True])
+def test_seek_starts_at_the_unit_that_holds_the_target(tmp_path, flags, as_object):
+    # Streams whose units record their sizes: a seek decodes from the unit that holds the target,
+    # so a damaged unit before it is never read (reading from the start fails on it).
+    data = text(6 * 1024 * 1024, 9)
+    plain = tmp_path / "plain"
+    plain.write_bytes(data)
+    chunk = [] if "--bgzf" in flags else ["--chunk-size", "262144"]
+    packed = subprocess.run([PROGRAM, *flags, *chunk, "-c", str(plain)], stdout=subprocess.PIPE, check=True).stdout
+    damaged = bytearray(packed)
+    damaged[200] ^= 0x55  # inside the first unit's compressed data
+    path = tmp_path / "damaged"
+    prefix = b"a header of another format " * 3  # the stream starts inside the file object
+    path.write_bytes(prefix + bytes(damaged))
+    (tmp_path / "plain.damaged").write_bytes(bytes(damaged))
+    with open(path, "rb") as raw:
+        raw.seek(len(prefix))
+        f = sluice.open(raw if as_object else tmp_path / "plain.damaged")
+        with pytest.raises(sluice.CorruptDataError):
+            f.read()
+        for offset in [5 * 1024 * 1024 + 17, 3 * 1024 * 1024, 4 * 1024 * 1024 - 1, len(data) - 10]:
+            assert f.seek(offset) == offset
+            assert f.read(100_000) == data[offset:offset + 100_000]
+        f.close()
+    with sluice.open(io.BytesIO(bytes(damaged))) as f:  # forward from the start, then back
+        assert f.seek(len(data) - 5) == len(data) - 5 and f.read() == data[-5:]
+        assert f.seek(3 * 1024 * 1024) == 3 * 1024 * 1024 and f.read(10) == data[3 * 1024 * 1024:][:10]

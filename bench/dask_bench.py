@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""sluice.dask on a 2-worker LocalCluster against one machine's sluice and Dask's own reader,
+interleaved, medians of REPS (issue 21's benchmarks):
+
+  compress  one big file (the Silesia corpus, concatenated) compressed by sluice.dask.compress on
+            the cluster against `sluice -j2` on the same file (same bytes out); and the same parts
+            compressed one after another in this process (client=False), which is what the tasks
+            cost without Dask: efficiency = one machine's time / the cluster's
+  read_csv  a CSV of CSV_MB megabytes: sluice.dask.read_csv of its sluice-made .gz (partitions of
+            64 MiB) against dask.dataframe.read_csv(compression="gzip", blocksize=None) of the
+            same CSV made by gzip -6 (one partition: Dask cannot split it), each summing a column
+            on the same cluster
+
+Run with the installed package: .venv/bin/python bench/dask_bench.py [--only PART] [--reps N]
+[--csv-mb N]. Prints a Markdown table per part.
+"""
+import argparse
+import logging
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+import sluice  # noqa: E402
+import sluice.dask  # noqa: E402
+
+MiB = 1 << 20
+PROGRAM = os.environ.get("SLUICE_PROGRAM", str(benchlib.ROOT / "build" / "release" / "apps" / "sluice"))
+
+
+def interleaved(contenders, reps):
+    times = {name: [] for name in contenders}
+    for _ in range(reps):
+        for name, run in contenders.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def table(title, medians, baseline, megabytes):
+    print(f"\n### {title}\n")
+    print(f"| contender | median s | MB/s | vs {baseline} |")
+    print("|---|---:|---:|---:|")
+    for name, seconds in medians.items():
+        print(f"| {name} | {seconds:.3f} | {megabytes / seconds:,.0f} | {medians[baseline] / seconds:.2f}x |")
+
+
+def compress_part(client, scratch, reps):
+    corpus = benchlib.silesia()
+    big = scratch / "silesia.bin"
+    with open(big, "wb") as out:
+        for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+            out.write(path.read_bytes())
+    megabytes = big.stat().st_size / 1e6
+    for fmt, ext in [("gzip", ".gz"), ("zstd", ".zst")]:
+        cli_out, dask_out, local_out = scratch / f"cli{ext}", scratch / f"dask{ext}", scratch / f"local{ext}"
+
+        def cli():
+            with open(cli_out, "wb") as f:
+                subprocess.run([PROGRAM, "-F", fmt, "-j2", "-c", str(big)], stdout=f, check=True)
+
+        def on_cluster():
+            sluice.dask.compress(big, dask_out, fmt, client=client, overwrite=True, part_size=32 * MiB)
+
+        def in_process():
+            sluice.dask.compress(big, local_out, fmt, client=False, overwrite=True, part_size=32 * MiB)
+
+        medians = interleaved({"sluice -j2 (one machine)": cli, "sluice.dask.compress (2 workers)": on_cluster,
+                               "the same parts in one process": in_process}, reps)
+        assert cli_out.read_bytes() == dask_out.read_bytes() == local_out.read_bytes()
+        table(f"compress {megabytes:.0f} MB, {fmt} (outputs identical)", medians, "sluice -j2 (one machine)",
+              megabytes)
+
+
+def make_csv(path, megabytes):
+    rng = random.Random(21)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    with open(path, "w") as out:
+        out.write("id,when,city,amount,score,note\n")
+        row = 0
+        while out.tell() < megabytes * MiB:
+            lines = []
+            for _ in range(10000):
+                lines.append(f"{row},2026-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d},"
+                             f"{rng.choice(words)},{rng.randrange(100000) / 100},{rng.random():.6f},"
+                             f"{' '.join(rng.choices(words, k=rng.randrange(1, 6)))}\n")
+                row += 1
+            out.write("".join(lines))
+
+
+def read_csv_part(client, scratch, reps, csv_mb):
+    import dask.dataframe as dd
+    plain = scratch / "table.csv"
+    make_csv(plain, csv_mb)
+    megabytes = plain.stat().st_size / 1e6
+    ours, theirs = scratch / "sluice.csv.gz", scratch / "gzip.csv.gz"
+    with open(ours, "wb") as f:
+        subprocess.run([PROGRAM, "-c", str(plain)], stdout=f, check=True)
+    with open(theirs, "wb") as f:
+        subprocess.run(["gzip", "-6", "-c", str(plain)], stdout=f, check=True)
+    plain.unlink()
+    expected = {}
+
+    def sluice_read():
+        frame = sluice.dask.read_csv(str(ours), blocksize="64 MiB")
+        expected.setdefault("partitions", frame.npartitions)
+        expected.setdefault("sluice", frame.amount.sum().compute())
+
+    def dask_read():
+        frame = dd.read_csv(str(theirs), compression="gzip", blocksize=None)
+        expected.setdefault("dask", frame.amount.sum().compute())
+
+    medians = interleaved({"dask read_csv of gzip -6 (blocksize=None)": dask_read,
+                           "sluice.dask.read_csv of sluice's .gz": sluice_read}, reps)
+    assert abs(expected["sluice"] - expected["dask"]) < 1e-6 * abs(expected["dask"])
+    table(f"read_csv of a {megabytes:.0f} MB CSV, summing a column ({expected['partitions']} partitions against 1; "
+          f"{ours.stat().st_size / 1e6:.0f} MB vs {theirs.stat().st_size / 1e6:.0f} MB compressed)", medians,
+          "dask read_csv of gzip -6 (blocksize=None)", megabytes)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["compress", "read_csv"], action="append")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--csv-mb", type=int, default=1024)
+    args = parser.parse_args()
+    parts = args.only or ["compress", "read_csv"]
+    from distributed import Client, LocalCluster
+    scratch = benchlib.scratch("dask")
+    print(f"sluice {sluice.__version__}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, "
+          f"{args.reps} interleaved repetitions, LocalCluster of 2 worker processes x 1 thread")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        if "compress" in parts:
+            compress_part(client, scratch, args.reps)
+        if "read_csv" in parts:
+            read_csv_part(client, scratch, args.reps, args.csv_mb)
+
+
+if __name__ == "__main__":
+    main()
