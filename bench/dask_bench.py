@@ -2,7 +2,7 @@
 """sluice.dask on a 2-worker LocalCluster against one machine's sluice and Dask's own reader,
 interleaved, medians of REPS (issue 21's benchmarks):
 
-  compress  one big file (the Silesia corpus, concatenated) compressed by sluice.dask.compress on
+  compress  one big file (the Silesia corpus, concatenated COPIES times) compressed by sluice.dask.compress on
             the cluster against `sluice -j2` on the same file (same bytes out); and the same parts
             compressed one after another in this process (client=False), which is what the tasks
             cost without Dask: efficiency = one machine's time / the cluster's
@@ -12,7 +12,7 @@ interleaved, medians of REPS (issue 21's benchmarks):
             on the same cluster
 
 Run with the installed package: .venv/bin/python bench/dask_bench.py [--only PART] [--reps N]
-[--csv-mb N]. Prints a Markdown table per part.
+[--csv-mb N] [--copies N] [--part-mib N]. Prints a Markdown table per part.
 """
 import argparse
 import logging
@@ -51,12 +51,13 @@ def table(title, medians, baseline, megabytes):
         print(f"| {name} | {seconds:.3f} | {megabytes / seconds:,.0f} | {medians[baseline] / seconds:.2f}x |")
 
 
-def compress_part(client, scratch, reps):
+def compress_part(client, scratch, reps, copies, part):
     corpus = benchlib.silesia()
     big = scratch / "silesia.bin"
     with open(big, "wb") as out:
-        for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
-            out.write(path.read_bytes())
+        for _ in range(copies):
+            for path in sorted(p for p in corpus.rglob("*") if p.is_file()):
+                out.write(path.read_bytes())
     megabytes = big.stat().st_size / 1e6
     for fmt, ext in [("gzip", ".gz"), ("zstd", ".zst")]:
         cli_out, dask_out, local_out = scratch / f"cli{ext}", scratch / f"dask{ext}", scratch / f"local{ext}"
@@ -66,15 +67,15 @@ def compress_part(client, scratch, reps):
                 subprocess.run([PROGRAM, "-F", fmt, "-j2", "-c", str(big)], stdout=f, check=True)
 
         def on_cluster():
-            sluice.dask.compress(big, dask_out, fmt, client=client, overwrite=True, part_size=32 * MiB)
+            sluice.dask.compress(big, dask_out, fmt, client=client, overwrite=True, part_size=part)
 
         def in_process():
-            sluice.dask.compress(big, local_out, fmt, client=False, overwrite=True, part_size=32 * MiB)
+            sluice.dask.compress(big, local_out, fmt, client=False, overwrite=True, part_size=part)
 
         medians = interleaved({"sluice -j2 (one machine)": cli, "sluice.dask.compress (2 workers)": on_cluster,
                                "the same parts in one process": in_process}, reps)
         assert cli_out.read_bytes() == dask_out.read_bytes() == local_out.read_bytes()
-        table(f"compress {megabytes:.0f} MB, {fmt} (outputs identical)", medians, "sluice -j2 (one machine)",
+        table(f"compress {megabytes:.0f} MB in parts of {part // MiB} MiB, {fmt} (outputs identical)", medians, "sluice -j2 (one machine)",
               megabytes)
 
 
@@ -129,6 +130,8 @@ def main():
     parser.add_argument("--only", choices=["compress", "read_csv"], action="append")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--csv-mb", type=int, default=1024)
+    parser.add_argument("--copies", type=int, default=1, help="the corpus this many times over, for compress")
+    parser.add_argument("--part-mib", type=int, default=8, help="the input of one compress task")
     args = parser.parse_args()
     parts = args.only or ["compress", "read_csv"]
     from distributed import Client, LocalCluster
@@ -138,7 +141,7 @@ def main():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         if "compress" in parts:
-            compress_part(client, scratch, args.reps)
+            compress_part(client, scratch, args.reps, args.copies, args.part_mib * MiB)
         if "read_csv" in parts:
             read_csv_part(client, scratch, args.reps, args.csv_mb)
 

@@ -18,6 +18,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "core/first_error.h"
+#include "engine/caller_context.h"
 #include "engine/chunk.h"
 #include "engine/ordered_graph.h"
 #include "engine/run_ends.h"
@@ -447,39 +448,24 @@ class OpenStreams final : public StreamSet {
   const std::vector<CompressStream>& streams_;
 };
 
-bool same_options(const CodecOptions& a, const CodecOptions& b) {
-  return a.level == b.level && a.chunk_bytes == b.chunk_bytes && a.knobs == b.knobs && a.backend == b.backend;
-}
-
-// The codec and chunk compressor of the last small input compressed on this thread, kept for the
-// next call with the same options: a context costs more to make than a kilobyte costs to
-// compress (libdeflate's, zstd's and lz4's state, hundreds of KB to a few MB). One per thread
-// that calls compress_buffer() with inputs of at most 256 KiB, as the graph keeps one per worker.
+// The context of the last small input compressed on this thread is kept for the next call with
+// the same options (engine/caller_context.h). One per thread that calls compress_buffer() with
+// inputs of at most 256 KiB, as the graph keeps one per worker.
 constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
-struct CallerContext {
-  std::string codec_name;
-  CodecOptions requested;
-  std::unique_ptr<Codec> codec;
-  std::unique_ptr<ChunkCompressor> compressor;
-};
-
 // An input of one chunk at most becomes one chunk, first and last, with no history: the graph
 // would give exactly these bytes, so it is compressed here, on the calling thread, without the
 // graph, its workers, its pinning and its chunk buffers (a 1 KB gzip call took 250 us through the
 // graph; BENCHMARKS.md, Python). False, with nothing done, for larger inputs.
 bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& output) {
-  thread_local std::optional<CallerContext> cached;
+  thread_local std::optional<detail::CallerContext> cached;
   resolve_threads(options.threads);  // the same checks as a run
-  // Taken out of the cache while in use: a codec of a user's that calls compress_buffer() from
-  // its own compressor finds the cache empty and makes its own.
-  std::optional<CallerContext> context = std::exchange(cached, std::nullopt);
-  if (!context || context->codec_name != options.codec || !same_options(context->requested, options.codec_options)) {
-    context.reset();
-    auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
-    if (input.size() > codec->options().chunk_bytes) return false;
-    auto compressor = codec->make_chunk_compressor();
-    context.emplace(CallerContext{options.codec, options.codec_options, std::move(codec), std::move(compressor)});
+  if (!(cached && cached->made_for(options.codec, options.codec_options))) {
+    // Tells the chunk size before making a compressor that a large input would not use.
+    if (input.size() > CodecRegistry::global().create(options.codec, options.codec_options)->options().chunk_bytes) {
+      return false;
+    }
   }
+  std::optional<detail::CallerContext> context = detail::take_context(cached, options.codec, options.codec_options);
   const Codec& codec = *context->codec;
   if (input.size() > codec.options().chunk_bytes) {
     cached = std::move(context);

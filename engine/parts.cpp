@@ -8,12 +8,16 @@
 #include <fmt/format.h>
 
 #include "core/first_error.h"
+#include "engine/caller_context.h"
 #include "sluice/error.h"
 
 namespace sluice {
 
 CompressedPart compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options) {
-  const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
+  // One context per thread, kept for the next part: a cluster's worker compresses part after part.
+  thread_local std::optional<detail::CallerContext> cached;
+  detail::CallerContext context = detail::take_context(cached, options.codec, options.codec_options);
+  const Codec* codec = context.codec.get();
   const std::size_t chunk_bytes = codec->options().chunk_bytes;
   if (!last && (input.empty() || input.size() % chunk_bytes != 0)) {
     throw Error(ErrorKind::kUsage, fmt::format("a part that does not end the stream must be whole chunks of {} bytes, "
@@ -21,8 +25,12 @@ CompressedPart compress_part(ByteView history, ByteView input, bool last, const 
                                                chunk_bytes, input.size()));
   }
   const std::size_t history_limit = codec->info().history_bytes;
-  const auto compressor = codec->make_chunk_compressor();
+  ChunkCompressor* compressor = context.compressor.get();
   CompressedPart part;
+  // Room for the whole part up front: growing by doubling would copy it and, where large blocks
+  // are mapped afresh each time (a Dask worker sets MALLOC_TRIM_THRESHOLD_), fault it in again.
+  // Pages never written are never touched.
+  part.bytes.reserve(input.size() + input.size() / 8 + 64 * 1024);
   Buffer piece;
   std::size_t at = 0;
   do {
@@ -43,6 +51,7 @@ CompressedPart compress_part(ByteView history, ByteView input, bool last, const 
     at += length;
     if (options.on_progress) options.on_progress(at);
   } while (at < input.size());
+  cached = std::move(context);  // kept only after a part that succeeded
   return part;
 }
 

@@ -1,0 +1,43 @@
+// A codec and its chunk compressor kept by a thread that compresses on its own, without the
+// graph (compress_buffer's small inputs, a part of a stream on a cluster's worker): a context costs
+// more to make than a small chunk costs to compress (libdeflate's, zstd's and lz4's state,
+// hundreds of KB to a few MB, faulted in afresh where the allocator maps large blocks anew, as in
+// a Dask worker).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "sluice/codec.h"
+#include "sluice/codec_author.h"
+
+namespace sluice::detail {
+
+struct CallerContext {
+  std::string codec_name;
+  CodecOptions requested;
+  std::unique_ptr<Codec> codec;
+  std::unique_ptr<ChunkCompressor> compressor;
+
+  bool made_for(const std::string& name, const CodecOptions& options) const {
+    return codec_name == name && requested.level == options.level && requested.chunk_bytes == options.chunk_bytes &&
+           requested.knobs == options.knobs && requested.backend == options.backend;
+  }
+};
+
+// Takes the thread's context out of `cache` if it was made for these options (so that a codec
+// of a user's that compresses from its own compressor finds the cache empty and makes its own),
+// or makes a new one. Put it back with `cache = std::move(context)` to keep it.
+inline CallerContext take_context(std::optional<CallerContext>& cache, const std::string& name,
+                                  const CodecOptions& options) {
+  std::optional<CallerContext> context = std::exchange(cache, std::nullopt);
+  if (context && context->made_for(name, options)) return std::move(*context);
+  context.reset();  // the old one goes before the new one is made
+  auto codec = CodecRegistry::global().create(name, options);
+  auto compressor = codec->make_chunk_compressor();
+  return CallerContext{name, options, std::move(codec), std::move(compressor)};
+}
+
+}  // namespace sluice::detail
