@@ -188,6 +188,9 @@ def seek(files, reps):
     program = os.environ.get("SLUICE_PROGRAM", str(benchlib.ROOT / "build" / "release" / "apps" / "sluice"))
     subprocess.run([program, "-k", "-f", str(plain)], check=True)
     subprocess.run([program, "-k", "-f", "-F", "zstd", str(plain)], check=True)
+    for form in ("multi-member", "bgzf"):
+        with open(f"{plain}.{form}.gz", "wb") as f:
+            subprocess.run([program, f"--{form}", "-c", str(plain)], check=True, stdout=f)
     middle = size // 2
 
     def sluice_seek(path):
@@ -205,8 +208,10 @@ def seek(files, reps):
         return run
 
     medians, _ = interleaved({
-        "sluice.open .gz (ours) seek": sluice_seek(str(plain) + ".gz"),
-        "sluice.open .zst (ours) seek": sluice_seek(str(plain) + ".zst"),
+        "sluice.open .gz (ours, default form) seek": sluice_seek(str(plain) + ".gz"),
+        "sluice.open .zst (ours, seek table) seek": sluice_seek(str(plain) + ".zst"),
+        "sluice.open .gz --multi-member seek": sluice_seek(f"{plain}.multi-member.gz"),
+        "sluice.open .gz --bgzf seek": sluice_seek(f"{plain}.bgzf.gz"),
         "indexed_gzip on ours (builds its index)": indexed(str(plain) + ".gz"),
     }, reps)
     print(f"\n### Seek to the middle ({middle / 1e9:.2f} GB) of a {size / 1e9:.2f} GB file, first seek after open\n")

@@ -248,7 +248,7 @@ def _lz4(reader: _Reader, size: int) -> Index | None:
         header = 7 + (8 if has_size else 0) + (4 if flags & 1 else 0)
         block_max = 1 << (8 + 2 * (bd >> 4 & 7))
         declared = struct.unpack_from("<Q", h, 6)[0] if has_size else None
-        first_block, pos, blocks = at + header, at + header, []
+        pos, blocks = at + header, []
         while True:
             word = reader.read(pos, 4)
             if len(word) < 4:

@@ -39,7 +39,6 @@ from . import _native, _units, _format_for_path, _knobs, Error, FileResult, Usag
 from . import decompress as _decompress
 
 DEFAULT_PART_SIZE = 64 * 1024 * 1024
-DEFAULT_BLOCKSIZE = 64 * 1024 * 1024
 
 
 def _client(client):
@@ -241,7 +240,6 @@ def _compress_whole(url: str, output_url: str, storage_options: dict, options: _
             data = f.read()
         fmt, level, chunk, knobs, backend = options.native()
         name, mtime = (posixpath.basename(path), _mtime_of(info)) if store_name else ("", 0)
-        _, history = _native.chunk_size(fmt, level, chunk, knobs, backend)
         body, records = _native.compress_part(b"", data, True, fmt, level, chunk, knobs, backend)
         header, trailer = _native.stream_framing(fmt, level, chunk, knobs, backend, name, mtime, records)
         temporary = _temporary_beside(out_fs, out_path)
@@ -263,13 +261,18 @@ def _compress_whole(url: str, output_url: str, storage_options: dict, options: _
         return (url, output_url, "failed", 0, 0, time.monotonic() - began, error, None)
 
 
+def _compress_group(files: list, storage_options: dict, options: _Options, store_name: bool, overwrite: bool):
+    """One Dask task: several small files, each compressed whole to its output."""
+    return [_compress_whole(url, output, storage_options, options, store_name, overwrite) for url, output in files]
+
+
 def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int | None = None, *, client=None,
                    chunk_size: int | None = None, part_size: int | str | None = None, store_name: bool = True,
                    overwrite: bool = False, storage_options: dict | None = None, backend: str | None = None,
                    progress=None, **knobs: str) -> list[FileResult]:
     """Compresses a batch of files over the cluster, each to output_dir/NAME + the format's
-    suffix: files smaller than part_size whole (one task each, many at once), bigger ones split
-    across tasks as compress() does. Returns one FileResult per path, in order; a file that
+    suffix: files up to part_size whole, in tasks of about part_size bytes of them, bigger ones
+    split across tasks as compress() does. Returns one FileResult per path, in order; a file that
     fails is a failed result, not an exception. progress(result) is called as each completes."""
     storage_options = storage_options or {}
     extension = _native.format_info(format)["extension"]
@@ -281,7 +284,7 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     outputs = [posixpath.join(os.fspath(output_dir), posixpath.basename(url_to_fs(u, **storage_options)[1]) + extension)
                for u in urls]
     results: list = [None] * len(urls)
-    small, big, failed = [], [], []
+    small, big, failed, sizes = [], [], [], {}
     for i, url in enumerate(urls):
         fs, path = url_to_fs(url, **storage_options)
         try:
@@ -289,6 +292,7 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
         except OSError as error:
             failed.append((i, (url, outputs[i], "failed", 0, 0, 0.0, error, None)))
             continue
+        sizes[i] = size
         (big if size > part else small).append(i)
 
     def finish(i, fields):
@@ -298,15 +302,28 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
 
     for i, fields in failed:
         finish(i, fields)
-    args = [(urls[i], outputs[i], storage_options, options, store_name, overwrite) for i in small]
+    # Small files go in groups of about a part's bytes, a task each: a task per 4 KB file would
+    # cost the scheduler more than the compression.
+    groups, group, group_bytes = [], [], 0
+    for i in small:
+        group.append(i)
+        group_bytes += sizes[i]
+        if group_bytes >= part or len(group) >= 1000:
+            groups.append(group)
+            group, group_bytes = [], 0
+    if group:
+        groups.append(group)
+    args = [([(urls[i], outputs[i]) for i in g], storage_options, options, store_name, overwrite) for g in groups]
     if client is None:
-        for i, a in zip(small, args):
-            finish(i, _compress_whole(*a))
+        for g, a in zip(groups, args):
+            for i, fields in zip(g, _compress_group(*a)):
+                finish(i, fields)
     else:
         from distributed import as_completed
-        futures = {client.submit(_compress_whole, *a, pure=False): i for i, a in zip(small, args)}
+        futures = {client.submit(_compress_group, *a, pure=False): g for g, a in zip(groups, args)}
         for future in as_completed(futures):
-            finish(futures[future], future.result())
+            for i, fields in zip(futures[future], future.result()):
+                finish(i, fields)
     for i in big:
         began = time.monotonic()
         try:

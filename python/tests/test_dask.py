@@ -3,7 +3,6 @@ many tasks (byte identity with the command, a worker killed mid-run, a failing t
 compressed files read in partitions (rows against pandas on the plain file, streams that cannot be
 cut, records straddling every unit boundary); the fsspec integration."""
 import gzip
-import io
 import logging
 import os
 import random
