@@ -67,7 +67,24 @@ class IsalChunkDeflater final : public ChunkDeflater {
     const int ret = isal_deflate_stateless(&stream);
     if (ret != COMP_OK) throw Error(ErrorKind::kInternal, fmt::format("ISA-L deflate failed ({})", ret));
     if (stream.avail_in != 0) throw Error(ErrorKind::kInternal, "ISA-L deflate left input unconsumed");
-    return out.size() - stream.avail_out;
+    std::size_t written = out.size() - stream.avail_out;
+    // Where the data does not compress, stateless ISA-L writes it as stored blocks and no flush
+    // after them: the chunk would not end on the sync flush that independent chunks promise
+    // (docs/independent-gzip.md). Stored blocks end byte-aligned at a block boundary, so the
+    // empty stored block is added here.
+    if (!final && written == stored_bytes(input.size()) && written > 0 && (out[0] & 0x07) == 0) {
+      static constexpr std::uint8_t kEmptyStoredBlock[5] = {0x00, 0x00, 0x00, 0xFF, 0xFF};
+      if (out.size() - written < sizeof kEmptyStoredBlock)
+        throw Error(ErrorKind::kInternal, "ISA-L deflate: no room for the flush");
+      std::memcpy(out.data() + written, kEmptyStoredBlock, sizeof kEmptyStoredBlock);
+      written += sizeof kEmptyStoredBlock;
+    }
+    return written;
+  }
+
+  // The size of `input_bytes` as stored blocks (5 bytes of header per 65,535 bytes).
+  static std::size_t stored_bytes(std::size_t input_bytes) {
+    return input_bytes + 5 * std::max<std::size_t>(1, (input_bytes + 65534) / 65535);
   }
 
  private:

@@ -152,6 +152,7 @@ CompressOptions compress_options(const PipelineSpec& spec, const StageSpec& stag
   options.codec = stage.codec;
   options.codec_options = stage.codec_options;
   options.threads = spec.threads;
+  options.stop = spec.stop;
   if (spec.memory_budget_bytes > 0) {
     // A chunk in flight holds its input and its output: about twice the chunk size.
     const CodecOptions resolved = resolve_options(*CodecRegistry::global().find(stage.codec), stage.codec_options);
@@ -163,6 +164,7 @@ CompressOptions compress_options(const PipelineSpec& spec, const StageSpec& stag
 DecompressOptions decompress_options(const PipelineSpec& spec, const StageSpec* stage) {
   DecompressOptions options;
   options.threads = spec.threads;
+  options.stop = spec.stop;
   if (stage) options.codec = stage->format;
   // Pieces are frames or blocks of a few MiB (at most 16 MiB): count 8 MiB each, input and output.
   if (spec.memory_budget_bytes > 0) options.max_pieces_in_flight = std::max<std::uint64_t>(2, spec.memory_budget_bytes >> 23);
@@ -295,9 +297,54 @@ std::string output_path_for(const PipelineSpec& spec, const Input& input, const 
   return (fs::path(spec.output) / output_name(input.relative, plan)).string();
 }
 
+// Throws kCancelled once `stop` is requested.
+void check_stop(const std::stop_token& stop) {
+  if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
+}
+
+// A source or sink that stops what runs no graph of its own with options.stop (tar's reading and
+// writing) at its next read or write once the run is asked to stop. The source passes everything
+// else through, so that a graph behind it still maps the file.
+class StoppingSource final : public ByteSource {
+ public:
+  StoppingSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    check_stop(stop_);
+    return inner_.read(dst, max_bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+  std::optional<SourceFile> file() const override { return inner_.file(); }
+  void seek(std::uint64_t offset) override { inner_.seek(offset); }
+  std::optional<std::uint64_t> size() const override { return inner_.size(); }
+  bool random_access() const override { return inner_.random_access(); }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override {
+    check_stop(stop_);
+    return inner_.read_at(offset, dst, max_bytes);
+  }
+
+ private:
+  ByteSource& inner_;
+  std::stop_token stop_;
+};
+
+class StoppingSink final : public ByteSink {
+ public:
+  StoppingSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  void write(ByteView bytes) override {
+    check_stop(stop_);
+    inner_.write(bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSink& inner_;
+  std::stop_token stop_;
+};
+
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
                   PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
   for (const auto& input : inputs) {
+    check_stop(spec.stop);
     PipelineItem item;
     item.input = input.path;
     item.output = output_path_for(spec, input, plan);
@@ -316,6 +363,7 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     } else {
       Buffer buffer(1024 * 1024);  // checksum only: a copy that hashes on the way
       for (;;) {
+        check_stop(spec.stop);
         const std::size_t n = source.read(buffer.data(), buffer.capacity());
         if (n == 0) break;
         output.sink().write(ByteView(buffer.data(), n));
@@ -348,7 +396,8 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   CompressOptions options = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
   TarCreateOptions tar = plan.tar->tar;
-  const TarStats stats = create_tar(paths, output.sink(), codec, options, tar);
+  StoppingSink sink(output.sink(), spec.stop);
+  const TarStats stats = create_tar(paths, sink, codec, options, tar);
   item.input_bytes = stats.archive_bytes;
   item.output_bytes = stats.stored_bytes;
   item.checksum = output.commit();
@@ -368,7 +417,9 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
     extract.on_entry = [&](const TarEntry& entry) {
       if (entry.type == TarEntryType::kFile) files.push_back((fs::path(spec.output) / entry.path).lexically_normal().string());
     };
-    extract_tar(*opened, extract);
+    check_stop(spec.stop);
+    StoppingSource source(*opened, spec.stop);
+    extract_tar(source, extract);
     for (const auto& file : files) {
       PipelineItem item;
       item.input = input.path;

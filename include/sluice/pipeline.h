@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ struct PipelineSpec {
   bool overwrite = false;
   int threads = 0;                       // 0 = all cores
   std::uint64_t memory_budget_bytes = 0; // bound on chunk memory in flight; 0 = the graphs' default
+  // Stops a run from outside (a Python binding on Ctrl-C): once requested, no new output starts,
+  // the running one stops within a chunk (or a read of its input), is not published, and
+  // run_pipeline throws Error(kCancelled).
+  std::stop_token stop;
 };
 
 // Reads a pipeline file. Every key is checked: unknown keys, wrong types, unknown codecs and

@@ -14,6 +14,7 @@ name and the offset in the input; bad arguments are sluice.UsageError, also a Va
 """
 from __future__ import annotations
 
+import atexit
 import builtins
 import dataclasses
 import importlib.abc
@@ -25,6 +26,7 @@ import struct
 import sys
 import tempfile
 import time
+import weakref
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from . import _native, _units
@@ -235,6 +237,20 @@ def _format_for_path(path: str) -> str:
     return "gzip"
 
 
+# Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a
+# Python file object from its own threads must not outlive the interpreter (as io closes files).
+_open_files: "weakref.WeakSet[SluiceFile]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_files() -> None:
+    for file in list(_open_files):
+        try:
+            file.close()
+        except BaseException:  # noqa: B902  (at exit, nothing is left to report to)
+            pass
+
+
 class SluiceFile(io.BufferedIOBase):
     """A compressed file opened by sluice.open() in binary mode: read or write, not both.
 
@@ -310,6 +326,7 @@ class SluiceFile(io.BufferedIOBase):
         except BaseException:
             self._abandon()
             raise
+        _open_files.add(self)
 
     # ---- io.BufferedIOBase ----
     def readable(self) -> bool:
@@ -329,11 +346,12 @@ class SluiceFile(io.BufferedIOBase):
             self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
         else:
             unit, before = unit
-            if self._file is None and getattr(self, "_unit_file", None) is None:
-                self._unit_file = builtins.open(self._read_path, "rb")
-            source = self._file if self._file is not None else self._unit_file
-            source.seek((self._start or 0) + unit.offset)
-            self._reader = _native.PullReader("", source, format, threads, max_output, name)
+            if self._file is None:  # read by the library, from the unit on
+                self._reader = _native.PullReader(self._read_path, None, format, threads, max_output, name,
+                                                  unit.offset)
+            else:
+                self._file.seek((self._start or 0) + unit.offset)
+                self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
         self._buffer = bytearray()
         self._position = 0 if unit is None else before  # of the decoded stream, at the buffer's start
         self._eof = False
@@ -359,8 +377,8 @@ class SluiceFile(io.BufferedIOBase):
         if self._start is not None and (backward or offset - self._position - len(self._buffer) > _SEEK_BY_INDEX_BYTES):
             # A file object's index is read without moving it (pread, a BytesIO's buffer), or
             # while no run reads it: on the way back, or once its run has ended.
-            if (self._file is None or getattr(self, "_unit_index", None) is not None or backward
-                    or self._eof or self._error is not None or _Positional.possible(self._file)):
+            if (self._file is None or backward or self._eof or self._error is not None
+                    or _Positional.possible(self._file)):
                 if backward:
                     self._stop_reading()
                 unit = self._unit_for(offset)
@@ -385,24 +403,29 @@ class SluiceFile(io.BufferedIOBase):
     def _unit_for(self, offset: int):
         """(unit, decoded bytes before it) for the unit of the stream that holds `offset`, when the
         stream's units record their sizes (zstd's seek table or frames, gzip members with a size
-        field, BGZF; sluice._units reads them without decoding); None otherwise. The index is read
-        once per file."""
-        if getattr(self, "_unit_index", None) is None:
-            self._unit_index = []
+        field, BGZF; sluice._units reads them without decoding); None otherwise. The units are
+        read as far as the target (zstd's seek table: all of them, from the end of the file), and
+        kept for the next seek. The recorded sizes are trusted, as zstd's own seekable reader
+        trusts its table."""
+        known = getattr(self, "_unit_index", None) or []
+        if sum(u.content for u in known) <= offset and not getattr(self, "_unit_index_complete", False):
+            known = []
             try:
                 source = self._file if self._file is not None else builtins.open(self._read_path, "rb")
                 try:
                     reader = _Positional(source, self._start or 0)
-                    units = _units.index_stream(reader, reader.size).units
+                    index = _units.index_stream(reader, reader.size, until=offset)
                 finally:
                     if source is not self._file:
                         source.close()
-                if len(units) > 1 and all(u.exact and u.frame < 0 for u in units):
-                    self._unit_index = units
+                if len(index.units) > 1 and all(u.exact and u.frame < 0 for u in index.units):
+                    known = index.units
+                self._unit_index_complete = index.how == "zstd seek table" or not known
             except (OSError, ValueError, struct.error):
-                self._unit_index = []
+                self._unit_index_complete = True
+            self._unit_index = known
         before = 0
-        for unit in self._unit_index:
+        for unit in known:
             if before + unit.content > offset:
                 return unit, before
             before += unit.content
@@ -538,8 +561,6 @@ class SluiceFile(io.BufferedIOBase):
         try:
             if self._mode == "rb":
                 self._stop_reading()  # a stream not read to its end: stop its run now, and wait for it
-                if getattr(self, "_unit_file", None) is not None:
-                    self._unit_file.close()
             elif self._file is not None:
                 self._file.write(self._writer.finish())
                 self._file.flush()

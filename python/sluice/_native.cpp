@@ -373,14 +373,31 @@ class StoppableSource final : public ByteSource {
   std::stop_token stop_;
 };
 
+class StoppableSink final : public ByteSink {
+ public:
+  StoppableSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  void write(ByteView bytes) override {
+    if (stop_.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name());
+    inner_.write(bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSink& inner_;
+  std::stop_token stop_;
+};
+
 // sluice.open's reading side: a DecompressingSource (the decompression graph behind a bounded
 // pipe) over the file, read by a path (mapped where it pays) or through a Python file object.
 // Memory stays bounded whatever the expansion: the graph waits while the pipe is full.
 class PullReader {
  public:
-  PullReader(const std::string& path, py::object file, const DecompressOptions& options, const std::string& name) {
+  // A path is read from byte `offset` on (a seek that starts at a unit of the stream).
+  PullReader(const std::string& path, py::object file, const DecompressOptions& options, const std::string& name,
+             std::uint64_t offset) {
     if (file.is_none()) {
       source_ = std::make_unique<FdSource>(path);
+      if (offset > 0) source_->seek(offset);
     } else {
       python_file_.emplace(std::move(file), name);
       source_ = std::make_unique<PythonSource>(*python_file_);
@@ -563,10 +580,9 @@ PYBIND11_MODULE(_native, m) {
         const Input before(history), input(data);
         CompressOptions options = compress_options(format, level, 1, chunk_size, knobs, backend);
         CompressedPart part;
-        run_released(input.view().size(), [&](std::stop_token stop) {
-          options.stop = stop;
-          part = compress_part(before.view(), input.view(), last, options);
-        });
+        // On the calling thread (a part is at most tens of MiB): compress_part keeps its codec
+        // context per thread, for the next part of a Dask worker's thread.
+        run_released(0, [&](std::stop_token) { part = compress_part(before.view(), input.view(), last, options); });
         py::list records;
         for (const ChunkRecord& c : part.chunks) records.append(py::make_tuple(c.input_bytes, c.output_bytes, c.check));
         return py::make_tuple(to_bytes(part.bytes), records);
@@ -742,16 +758,18 @@ PYBIND11_MODULE(_native, m) {
           run_released_with(
               python_file, kInterruptibleBytes,
               [&](std::stop_token stop) {
-                compress.stop = stop;
+                compress.stop = stop;  // and for a plain tar, the sink stops at its next write
                 if (python_file) {
                   PythonSink sink(*python_file);
-                  stats = create_tar(paths, sink, format, compress, create);
+                  StoppableSink stoppable(sink, stop);
+                  stats = create_tar(paths, stoppable, format, compress, create);
                   return;
                 }
                 OutputFile output(archive, /*overwrite=*/true);
                 const FileStatus written = output.status();
                 create.skip_files.emplace_back(written.device, written.inode);
-                stats = create_tar(paths, output, format, compress, create);
+                StoppableSink stoppable(output, stop);
+                stats = create_tar(paths, stoppable, format, compress, create);
                 output.commit(false);
               },
               &callback_error);
@@ -840,7 +858,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("run_pipeline",
         [](const std::string& source, bool is_text, const std::vector<std::string>& overrides, bool plan_only,
            const py::object& on_item) -> py::object {
-          const PipelineSpec spec =
+          PipelineSpec spec =
               is_text ? parse_pipeline_text(source, "<text>", overrides) : parse_pipeline_file(source, overrides);
           if (plan_only) {
             validate_pipeline(spec);
@@ -855,9 +873,8 @@ PYBIND11_MODULE(_native, m) {
           run_released_with(
               no_file, kInterruptibleBytes,
               [&](std::stop_token stop) {
-                // The pipeline API takes no stop token: a stop ends the run at the next output.
+                spec.stop = stop;
                 report = sluice::run_pipeline(spec, [&](const PipelineItem& item) {
-                  if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
                   if (!on_item.is_none()) call_back(on_item, callback_error, [&] { return item_tuple(item); });
                 });
               },
@@ -869,17 +886,17 @@ PYBIND11_MODULE(_native, m) {
 
   py::class_<PullReader>(m, "PullReader")
       .def(py::init([](const std::string& path, py::object file, const std::string& format, int threads,
-                       std::uint64_t max_output, const std::string& name) {
+                       std::uint64_t max_output, const std::string& name, std::uint64_t offset) {
              try {
                return std::make_unique<PullReader>(path, std::move(file),
-                                                   decompress_options(format, threads, max_output), name);
+                                                   decompress_options(format, threads, max_output), name, offset);
              } catch (const Error& e) {
                raise(e);
                throw;
              }
            }),
            py::arg("path"), py::arg("file"), py::arg("format"), py::arg("threads"), py::arg("max_output"),
-           py::arg("name"))
+           py::arg("name"), py::arg("offset") = 0)
       .def("read", &PullReader::read)
       .def("readinto", &PullReader::readinto)
       .def("cancel", &PullReader::cancel);

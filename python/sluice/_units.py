@@ -47,6 +47,8 @@ class Index:
     # gzip's one member of independent chunks: header length, chunk size, candidates to check.
     independent: tuple[int, int] | None = None
     how: str = ""
+    # Only some of the file's units (a partition task's share): more are found by indexing again.
+    truncated: bool = False
 
     @property
     def splittable(self) -> bool:
@@ -76,19 +78,21 @@ SEEKABLE_MAGIC = 0x8F92EAB1
 LZ4_MAGIC = 0x184D2204
 
 
-def index_stream(file, size: int) -> Index:
-    """The units of the stream in `file` (a seekable binary file object of `size` bytes)."""
+def index_stream(file, size: int, until: int | None = None) -> Index:
+    """The units of the stream in `file` (a seekable binary file object of `size` bytes). With
+    `until`, a walk stops at the unit that holds that uncompressed offset (a seek needs no more)."""
     reader = _Reader(file, size)
     head = reader.read(0, 18)
     whole = Index("", [Unit(0, size, 0, exact=False)], how="one unit: the whole file")
     if len(head) >= 4:
         magic = struct.unpack_from("<I", head)[0]
         if head[:2] == b"\x1f\x8b":
-            return _gzip(reader, size) or dataclasses.replace(whole, format="gzip")
+            return _gzip(reader, size, until) or dataclasses.replace(whole, format="gzip")
         if magic == ZSTD_MAGIC or (magic & SKIPPABLE_MASK) == SKIPPABLE:
-            return _zstd_seek_table(reader, size) or _zstd_frames(reader, size) or dataclasses.replace(whole, format="zstd")
+            return (_zstd_seek_table(reader, size) or _zstd_frames(reader, size, until)
+                    or dataclasses.replace(whole, format="zstd"))
         if magic == LZ4_MAGIC:
-            return _lz4(reader, size) or dataclasses.replace(whole, format="lz4")
+            return _lz4(reader, size, until) or dataclasses.replace(whole, format="lz4")
     return whole
 
 
@@ -145,9 +149,27 @@ def _zstd_frame_end(reader: _Reader, at: int, size: int) -> tuple[int, int | Non
             return at + (4 if checksum else 0), content
 
 
-def _zstd_frames(reader: _Reader, size: int) -> Index | None:
-    units, at = [], 0
-    while at < size:
+class _Units(list):
+    """A list of units that keeps the sum of their content sizes (for a walk with `until`)."""
+    content = 0
+
+    def append(self, unit: Unit) -> None:
+        super().append(unit)
+        self.content += unit.content
+
+    def __iadd__(self, units):
+        for unit in units:
+            self.append(unit)
+        return self
+
+
+def _past(units: _Units, until: int | None) -> bool:
+    return until is not None and units.content > until
+
+
+def _zstd_frames(reader: _Reader, size: int, until: int | None = None) -> Index | None:
+    units, at = _Units(), 0
+    while at < size and not _past(units, until):
         h = reader.read(at, 8)
         if len(h) < 8:
             return None
@@ -163,7 +185,7 @@ def _zstd_frames(reader: _Reader, size: int) -> Index | None:
         end, content = found
         units.append(Unit(at, end - at, content or 0, exact=content is not None))
         at = end
-    return Index("zstd", units, how="zstd frames") if len(units) > 1 else None
+    return Index("zstd", list(units), how="zstd frames") if len(units) > 1 else None
 
 
 def _gzip_subfields(h: bytes):
@@ -192,7 +214,7 @@ def _gzip_header_length(h: bytes) -> int | None:
     return at + (2 if flags & 2 else 0)
 
 
-def _gzip(reader: _Reader, size: int) -> Index | None:
+def _gzip(reader: _Reader, size: int, until: int | None = None) -> Index | None:
     first = _gzip_subfields(reader.read(0, 512))
     if b"SI" in first and len(first[b"SI"]) == 8:
         chunk, flags = struct.unpack("<II", first[b"SI"])
@@ -200,8 +222,8 @@ def _gzip(reader: _Reader, size: int) -> Index | None:
         if flags & 1 and chunk and header:
             return Index("gzip", [], independent=(header, chunk), how="gzip independent chunks (found by scanning)")
         return None
-    units, at = [], 0
-    while at < size:
+    units, at = _Units(), 0
+    while at < size and not _past(units, until):
         h = reader.read(at, 64)
         if h[:1] == b"\0":  # padding after the last member
             break
@@ -225,15 +247,15 @@ def _gzip(reader: _Reader, size: int) -> Index | None:
         else:
             units.append(Unit(at, member, 0))
         at += member
-    if units:  # padding belongs to the last unit
+    if units and at >= size:  # padding belongs to the last unit
         last = units[-1]
         units[-1] = dataclasses.replace(last, size=size - last.offset)
-    return Index("gzip", units, how="gzip members that record their sizes") if len(units) > 1 else None
+    return Index("gzip", list(units), how="gzip members that record their sizes") if len(units) > 1 else None
 
 
-def _lz4(reader: _Reader, size: int) -> Index | None:
-    units, frames, at, frame = [], {}, 0, 0
-    while at < size:
+def _lz4(reader: _Reader, size: int, until: int | None = None) -> Index | None:
+    units, frames, at, frame = _Units(), {}, 0, 0
+    while at < size and not _past(units, until):
         h = reader.read(at, 19)
         if len(h) < 7:
             return None
@@ -270,7 +292,7 @@ def _lz4(reader: _Reader, size: int) -> Index | None:
             units.append(Unit(at, end - at, declared or 0, exact=declared is not None))
         frame += 1
         at = end
-    return Index("lz4", units, frames, how="lz4 frames and blocks") if len(units) > 1 else None
+    return Index("lz4", list(units), frames, how="lz4 frames and blocks") if len(units) > 1 else None
 
 
 def unit_stream(index: Index, units: list[Unit], data: bytes) -> bytes:
@@ -322,11 +344,11 @@ def inflate_chunks(data: bytes, chunk: int):
             out = d.decompress(data[pos:stop])
             parts.append(out)
             total += len(out)
+            if total > chunk:
+                raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
             if d.eof:
                 yield at, b"".join(parts), stop - len(d.unused_data), True
                 return
-            if total > chunk:
-                raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
             if found < 0:
                 return
             pos = stop

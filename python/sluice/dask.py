@@ -35,7 +35,7 @@ from typing import Any, Iterable
 import fsspec
 from fsspec.core import url_to_fs
 
-from . import _native, _units, _format_for_path, _knobs, Error, FileResult, UsageError
+from . import _native, _units, _format_for_path, _knobs, CorruptDataError, Error, FileResult, UsageError
 from . import decompress as _decompress
 
 DEFAULT_PART_SIZE = 64 * 1024 * 1024
@@ -171,6 +171,8 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
             out.write(trailer)
             written += len(trailer)
         if dst_fs.exists(dst_path):
+            if not overwrite:  # it appeared while we worked: keep it
+                raise FileExistsError(17, "File exists", dst_url)
             dst_fs.rm(dst_path)
         dst_fs.mv(temporary, dst_path)
     except BaseException:
@@ -211,19 +213,21 @@ def _parts_in_order(client, url, storage_options, ranges, history_bytes, options
     from distributed import wait
     futures = {}
     next_submit = 0
-    for i in range(count):
-        while next_submit < count and next_submit < i + window:
-            futures[next_submit] = client.submit(_compress_range, *args(next_submit), pure=False,
-                                                 key=f"sluice-compress-{uuid.uuid4().hex}-{next_submit}")
-            next_submit += 1
-        future = futures.pop(i)
-        wait(future)
-        try:
-            yield future.result()
-        finally:
-            future.release()
-    for future in futures.values():
-        future.cancel()
+    try:
+        for i in range(count):
+            while next_submit < count and next_submit < i + window:
+                futures[next_submit] = client.submit(_compress_range, *args(next_submit), pure=False,
+                                                     key=f"sluice-compress-{uuid.uuid4().hex}-{next_submit}")
+                next_submit += 1
+            future = futures.pop(i)
+            wait(future)
+            try:
+                yield future.result()
+            finally:
+                future.release()
+    finally:  # an error, or the caller stopped: the parts still submitted are not needed
+        for future in futures.values():
+            future.cancel()
 
 
 def _compress_whole(url: str, output_url: str, storage_options: dict, options: _Options, store_name: bool,
@@ -285,7 +289,14 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
                for u in urls]
     results: list = [None] * len(urls)
     small, big, failed, sizes = [], [], [], {}
+    taken: dict = {}
     for i, url in enumerate(urls):
+        if outputs[i] in taken:  # a/x.csv and b/x.csv: the second would overwrite the first
+            failed.append((i, (url, outputs[i], "failed", 0, 0, 0.0,
+                               UsageError(f"{url}: its output {outputs[i]} is also that of {urls[taken[outputs[i]]]}",
+                                          "usage", url), None)))
+            continue
+        taken[outputs[i]] = i
         fs, path = url_to_fs(url, **storage_options)
         try:
             size = fs.size(path)
@@ -380,7 +391,9 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
         with f:
             f.seek(header)
             first = f.read(2 * chunk + 4096)
-        ratio = _first_chunk_ratio(first, chunk) or 3.0
+        ratio = _first_chunk_ratio(first, chunk)
+        if ratio is None:  # its first chunk is not what the header promises: read it whole
+            return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
         step = max(int(blocksize / ratio), 4096)
         starts = list(range(header, size - 8, step)) or [header]
         parts = [_Partition(url, start=s, next_start=(starts[k + 1] if k + 1 < len(starts) else None), number=k)
@@ -393,6 +406,18 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             parts.append(_Partition(url, first, i + 1, number=len(parts)))
             first, content = i + 1, 0
     return index, size, parts, "units"
+
+
+_LOOK_AHEAD_UNITS = 16
+
+
+def _task_index(index: _units.Index, part: _Partition) -> tuple[_units.Index, _Partition]:
+    """The part of `index` one partition task needs: its units and a few after them."""
+    stop = min(len(index.units), part.stop + _LOOK_AHEAD_UNITS)
+    units = index.units[part.first:stop]
+    frames = {unit.frame: index.frames[unit.frame] for unit in units if unit.frame in index.frames}
+    sub = dataclasses.replace(index, units=units, frames=frames, truncated=stop < len(index.units))
+    return sub, dataclasses.replace(part, first=0, stop=part.stop - part.first)
 
 
 def _first_chunk_ratio(data: bytes, chunk: int) -> float | None:
@@ -412,17 +437,28 @@ def _read_units(f, index: _units.Index, first: int, stop: int) -> bytes:
 
 
 class _UnitPieces:
-    """The decoded bytes of a partition and, on demand, of what follows it (unit-indexed)."""
+    """The decoded bytes of a partition and, on demand, of what follows it (unit-indexed). A task
+    is given its own units and a few after them (the whole index in every task would make the
+    graph grow with partitions x units); a record longer than those re-reads the index."""
 
-    def __init__(self, f, index, part: _Partition):
-        self.f, self.index, self.part = f, index, part
+    def __init__(self, f, index, part: _Partition, size: int):
+        self.f, self.index, self.part, self.size = f, index, part, size
 
     def own(self) -> bytes:
         return _read_units(self.f, self.index, self.part.first, self.part.stop) if self.part.stop > self.part.first else b""
 
     def following(self):
-        for j in range(self.part.stop, len(self.index.units)):
-            yield _read_units(self.f, self.index, j, j + 1)
+        index, j = self.index, self.part.stop
+        while True:
+            if j >= len(index.units):
+                if not index.truncated:
+                    return
+                last = index.units[-1]
+                index = _units.index_stream(self.f, self.size)  # the whole index, once
+                j = next(k for k, unit in enumerate(index.units) if unit.offset > last.offset)
+                continue
+            yield _read_units(self.f, index, j, j + 1)
+            j += 1
 
 
 class _ChunkPieces:
@@ -442,8 +478,12 @@ class _ChunkPieces:
         return self.f.read(length)
 
     def _fail(self, what: str, at: int):
-        raise Error(f"{self.part.url}: {what} at byte {at}; read it with blocksize=None", "corrupt-data",
-                    self.part.url)
+        raise CorruptDataError(f"{self.part.url}: {what} at byte {at}; read it with blocksize=None", "corrupt_data",
+                               self.part.url, at)
+
+    def _ends_member(self, trailer: int) -> bool:
+        """Whether the member's trailer at `trailer` ends the file (zero padding after it aside)."""
+        return trailer + 8 <= self.size and not self._read(trailer + 8, 4096).strip(b"\0")
 
     def _chunk_start(self, target: int) -> int | None:
         """The first offset >= target where a chunk begins; None where none does (target is in
@@ -452,9 +492,14 @@ class _ChunkPieces:
             return self.header
         data = self._read(target, 2 * self.limit)
         for candidate in _units.chunk_candidates(data, target):
+            # A chunk: exactly `chunk` bytes ending on a sync flush, or the member's last chunk,
+            # whose trailer ends the file. (Deflate data stored inside the data, such as a .gz in a
+            # tar, can look like a stream that ends anywhere.)
             try:
-                if any(True for _ in _units.inflate_chunks(self._read(candidate, 2 * self.limit), self.chunk)):
-                    return candidate
+                for _, _, end, last in _units.inflate_chunks(self._read(candidate, 2 * self.limit), self.chunk):
+                    if not last or self._ends_member(candidate + end):
+                        return candidate
+                    break
             except zlib.error:
                 continue
         return None
@@ -470,8 +515,7 @@ class _ChunkPieces:
                     progressed = True
                     yield decoded
                     if last:
-                        rest = self._read(at + end + 8, 64)
-                        if rest.strip(b"\0"):
+                        if not self._ends_member(at + end):
                             self._fail("the stream goes on after its first member", at + end + 8)
                         return
                     if stop is not None and at + end >= stop:
@@ -509,26 +553,38 @@ def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes |
         if kind == "whole":
             f.seek(0)
             return _decompress(f.read(), threads=1)
-        pieces = _UnitPieces(f, index, part) if kind == "units" else _ChunkPieces(f, size, index, part)
+        pieces = _UnitPieces(f, index, part, size) if kind == "units" else _ChunkPieces(f, size, index, part)
         own = pieces.own()
         if delimiter is None:
             return own
-        if part.number > 0:
-            found = own.find(delimiter)
+        # Offsets below are from the partition's start: `own` ends where the next one starts.
+        data, following = bytearray(own), pieces.following()
+        next_start = len(own)
+
+        def more() -> bool:
+            piece = next(following, None)
+            if piece is None:
+                return False
+            data.extend(piece)
+            return True
+
+        start = 0
+        if part.number > 0:  # after the first delimiter that starts in this partition
+            while len(data) < next_start + len(delimiter) - 1 and more():
+                pass
+            found = data.find(delimiter, 0, next_start + len(delimiter) - 1)
             if found < 0:
                 return b""  # the record that began before this partition runs through it
-            own = own[found + len(delimiter):]
-        tail = []
-        seen = b""
-        for piece in pieces.following():
-            seen += piece
-            found = seen.find(delimiter)
+            start = found + len(delimiter)
+        # ... to the end of the first delimiter that starts at or after the next partition's start.
+        searched = next_start
+        while True:
+            found = data.find(delimiter, searched)
             if found >= 0:
-                tail.append(seen[:found + len(delimiter)])
-                break
-        else:
-            tail.append(seen)
-        return own + b"".join(tail)
+                return bytes(data[start:found + len(delimiter)])
+            searched = max(next_start, len(data) - len(delimiter) + 1)
+            if not more():
+                return bytes(data[start:])
 
 
 def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | None = "64 MiB",
@@ -549,9 +605,13 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     for path in paths:
         url = fs.unstrip_protocol(path)
         index, size, parts, kind = _plan(url, storage_options, blocksize)
-        blocks.append([delayed(_partition_bytes, pure=True)(p, storage_options, delimiter, kind, index, size,
-                                                            dask_key_name=f"sluice-read-{uuid.uuid4().hex}-{p.number}")
-                       for p in parts])
+        file_blocks = []
+        for p in parts:
+            task_index, task_part = _task_index(index, p) if kind == "units" else (index, p)
+            file_blocks.append(delayed(_partition_bytes, pure=True)(
+                task_part, storage_options, delimiter, kind, task_index, size,
+                dask_key_name=f"sluice-read-{uuid.uuid4().hex}-{p.number}"))
+        blocks.append(file_blocks)
         urls.append(url)
     sample_bytes = b""
     if sample:
@@ -611,8 +671,9 @@ def read_csv(urlpath, blocksize: int | str | None = "64 MiB", storage_options: d
     import dask.dataframe as dd
     import pandas as pd
     from dask import delayed
-    if kwargs.get("header", "infer") not in ("infer", 0):
-        raise UsageError("sluice.dask.read_csv needs the header on the first line", "usage", str(urlpath))
+    if kwargs.get("header", "infer") not in ("infer", 0) or {"names", "skiprows", "skipfooter"} & set(kwargs):
+        raise UsageError("sluice.dask.read_csv needs the header on the first line (no header=, names=, skiprows= "
+                         "or skipfooter=): it is given to every partition", "usage", str(urlpath))
     sample, blocks = read_bytes(urlpath, delimiter=b"\n", blocksize=blocksize, sample=256 * 1024,
                                 storage_options=storage_options)
     header = sample[:sample.find(b"\n") + 1] if b"\n" in sample else sample

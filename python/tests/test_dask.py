@@ -230,7 +230,7 @@ def test_every_record_is_in_exactly_one_partition(client, tmp_path, form, delimi
     path = tmp_path / "records.txt"
     path.write_bytes(data)
     packed = sluice_made(path, form, chunk=CHUNK)
-    for blocksize in [CHUNK // 2, CHUNK, 3 * CHUNK + 5, 10**9]:
+    for blocksize in [1, CHUNK // 2, CHUNK, 3 * CHUNK + 5, 10**9]:
         _, blocks = sluice.dask.read_bytes(str(packed), delimiter=delimiter, blocksize=blocksize, sample=False)
         parts = [bytes(p) for p in distributed.client.default_client().compute(blocks[0], sync=True)]
         assert b"".join(parts) == data, (form, blocksize)
@@ -250,6 +250,33 @@ def test_gzip_chunks_survive_sync_flush_patterns_in_the_data(client, tmp_path):
     assert len(blocks[0]) > 4
     parts = distributed.client.default_client().compute(blocks[0], sync=True)
     assert b"".join(parts) == data
+
+
+@pytest.mark.parametrize("case", ["level-1-random", "gz-files-inside"])
+def test_gzip_chunks_of_stored_data_split_right(client, tmp_path, case):
+    # Level 1 (ISA-L) stores what does not compress and must still end each chunk on a sync
+    # flush; deflate streams stored inside the data (a tar of .gz files) look like chunk starts.
+    rng = random.Random(17)
+    if case == "level-1-random":
+        data, extra = rng.randbytes(3_000_000), ["-1"]
+    else:
+        inner = tmp_path / "inner"
+        inner.write_bytes(csv_bytes(40_000, seed=2))
+        packed_inner = subprocess.run([PROGRAM, "--chunk-size", "4K", "-c", str(inner)], stdout=subprocess.PIPE,
+                                      check=True).stdout
+        data, extra = b"".join(rng.randbytes(30_000) + packed_inner for _ in range(20)), []
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    packed = sluice_made(path, "gzip", extra=extra)
+    _, blocks = sluice.dask.read_bytes(str(packed), blocksize=200_000, sample=False)
+    parts = distributed.client.default_client().compute(blocks[0], sync=True)
+    assert len(parts) > 1
+    assert b"".join(parts) == data
+
+
+def test_read_csv_refuses_options_that_move_the_header(table):
+    with pytest.raises(sluice.UsageError):
+        sluice.dask.read_csv(str(table), names=["a", "b", "c", "d"])
 
 
 def test_read_text_and_read_bytes_sample(client, table):

@@ -472,3 +472,43 @@ def test_a_file_object_with_only_read_is_read():
     data = text(2_000_000, 12)
     with sluice.open(_ReadOnly(sluice.compress(data, "zstd", chunk_size=CHUNK))) as f:
         assert f.read() == data
+
+
+@pytest.mark.parametrize("call", ["pipeline", "plain-tar"])
+def test_ctrl_c_stops_a_pipeline_and_a_plain_tar_within_their_one_output(tmp_path, call):
+    # One big input: the run must stop inside its only output, not after it, and publish nothing.
+    big = tmp_path / "in" / "big.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(400):
+            f.write(block)
+    out = tmp_path / "out"
+    out.mkdir()
+    pipeline = (f'[input]\npaths = [{str(big)!r}]\n[[stage]]\nkind = "compress"\ncodec = "gzip"\nlevel = 9\n'
+                f'[output]\ndirectory = {str(out)!r}\n')
+    work = {
+        "pipeline": f"sluice.run_pipeline({pipeline!r})",
+        "plain-tar": f"sluice.tar.create({str(out / 'a.tar')!r}, [{str(big)!r}] * 40)",
+    }[call]
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(sluice.__file__))!r})
+        import sluice, sluice.tar
+        print("ready", flush=True)
+        started = time.monotonic()
+        try:
+            {work}
+            print("finished", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", round(time.monotonic() - started, 1), flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    out_text, _ = process.communicate(timeout=60)
+    assert out_text.split()[0] == "interrupted", out_text
+    assert time.monotonic() - sent < 3, "the run went on after Ctrl-C"
+    assert os.listdir(out) == [], "neither the output nor its temporary is left"

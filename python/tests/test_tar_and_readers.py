@@ -351,3 +351,15 @@ def test_seek_starts_at_the_unit_that_holds_the_target(tmp_path, flags, as_objec
     with sluice.open(io.BytesIO(bytes(damaged))) as f:  # forward from the start, then back
         assert f.seek(len(data) - 5) == len(data) - 5 and f.read() == data[-5:]
         assert f.seek(3 * 1024 * 1024) == 3 * 1024 * 1024 and f.read(10) == data[3 * 1024 * 1024:][:10]
+
+
+def test_exit_after_a_seek_without_close_is_clean(tmp_path):
+    # A file left open at exit, its run reading on other threads, must not crash the interpreter.
+    plain = tmp_path / "plain"
+    plain.write_bytes(text(3 * 1024 * 1024, 4))
+    subprocess.run([PROGRAM, "-F", "zstd", "--chunk-size", "262144", "-k", str(plain)], check=True)
+    script = (f"import sluice, io\n"
+              f"f = sluice.open({str(plain) + '.zst'!r}); f.seek(2_000_000); f.read(10)\n"
+              f"g = sluice.open(open({str(plain) + '.zst'!r}, 'rb')); g.read(10)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
