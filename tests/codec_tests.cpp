@@ -46,15 +46,20 @@ void PrintTo(const RoundTripCase& c, std::ostream* os) {
 
 class RoundTrip : public ::testing::TestWithParam<RoundTripCase> {};
 
+CompressOptions options_of(const RoundTripCase& param) {
+  CompressOptions options;
+  options.codec = param.codec;
+  options.codec_options = {param.level, param.chunk_bytes, {}, param.backend};
+  if (!param.form.empty()) options.codec_options.knobs["form"] = param.form;
+  options.threads = 2;
+  return options;
+}
+
 // Sizes around chunk boundaries, on compressible and incompressible data.
 TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
   const auto& param = GetParam();
   const std::size_t chunk = param.chunk_bytes;
-  CompressOptions options;
-  options.codec = param.codec;
-  options.codec_options = {param.level, chunk, {}, param.backend};
-  if (!param.form.empty()) options.codec_options.knobs["form"] = param.form;
-  options.threads = 2;
+  const CompressOptions options = options_of(param);
   for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 2 * chunk, 7 * chunk + 123}) {
     for (bool compressible : {true, false}) {
       const Bytes input = compressible ? text_bytes(size, size + 1) : random_bytes(size, size + 1);
@@ -69,11 +74,7 @@ TEST_P(RoundTrip, EdgeSizesBothDataKinds) {
 TEST_P(RoundTrip, PartsMakeTheGraphsBytes) {
   const auto& param = GetParam();
   const std::size_t chunk = param.chunk_bytes;
-  CompressOptions options;
-  options.codec = param.codec;
-  options.codec_options = {param.level, chunk, {}, param.backend};
-  if (!param.form.empty()) options.codec_options.knobs["form"] = param.form;
-  options.threads = 2;
+  const CompressOptions options = options_of(param);
   const StreamInfo named{"data.csv", 1700000000};
   for (std::size_t size : {std::size_t{0}, chunk - 1, 2 * chunk + 123}) {
     const Bytes input = text_bytes(size, size + 3);

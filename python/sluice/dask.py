@@ -24,6 +24,7 @@ the destination is untouched: run the call again.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import posixpath
@@ -154,34 +155,43 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     if max_parts_in_flight is None:
         threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
         max_parts_in_flight = max(2, 2 * threads)
-    temporary = _temporary_beside(dst_fs, dst_path)
     records: list = []
     written = 0
+    with _published(dst_fs, dst_path, dst_url, overwrite) as out:
+        header, _ = _native.stream_framing(*options.native(), name, mtime, [])
+        out.write(header)
+        written += len(header)
+        for data, chunk_records in _parts_in_order(client, src_url, storage_options, ranges, history, options,
+                                                   max_parts_in_flight):
+            out.write(data)
+            written += len(data)
+            records += chunk_records
+        _, trailer = _native.stream_framing(*options.native(), name, mtime, records)
+        out.write(trailer)
+        written += len(trailer)
+    return CompressResult(size, written, len(ranges), time.monotonic() - began)
+
+
+@contextlib.contextmanager
+def _published(fs, path: str, url: str, overwrite: bool):
+    """A file to write `path` through: a temporary beside it, moved into place when the block
+    ends well and removed when it does not, so that `path` is whole or untouched. A `path` that
+    appeared meanwhile is kept unless `overwrite`."""
+    temporary = _temporary_beside(fs, path)
     try:
-        with dst_fs.open(temporary, "wb") as out:
-            header, _ = _native.stream_framing(*options.native(), name, mtime, [])
-            out.write(header)
-            written += len(header)
-            for data, chunk_records in _parts_in_order(client, src_url, storage_options, ranges, history, options,
-                                                       max_parts_in_flight):
-                out.write(data)
-                written += len(data)
-                records += chunk_records
-            _, trailer = _native.stream_framing(*options.native(), name, mtime, records)
-            out.write(trailer)
-            written += len(trailer)
-        if dst_fs.exists(dst_path):
-            if not overwrite:  # it appeared while we worked: keep it
-                raise FileExistsError(17, "File exists", dst_url)
-            dst_fs.rm(dst_path)
-        dst_fs.mv(temporary, dst_path)
+        with fs.open(temporary, "wb") as out:
+            yield out
+        if fs.exists(path):
+            if not overwrite:
+                raise FileExistsError(17, "File exists", url)
+            fs.rm(path)
+        fs.mv(temporary, path)
     except BaseException:
         try:
-            dst_fs.rm(temporary)
-        except (OSError, FileNotFoundError):
+            fs.rm(temporary)
+        except OSError:
             pass
         raise
-    return CompressResult(size, written, len(ranges), time.monotonic() - began)
 
 
 def _mtime_of(info: dict) -> int:
@@ -246,19 +256,10 @@ def _compress_whole(url: str, output_url: str, storage_options: dict, options: _
         name, mtime = (posixpath.basename(path), _mtime_of(info)) if store_name else ("", 0)
         body, records = _native.compress_part(b"", data, True, fmt, level, chunk, knobs, backend)
         header, trailer = _native.stream_framing(fmt, level, chunk, knobs, backend, name, mtime, records)
-        temporary = _temporary_beside(out_fs, out_path)
-        try:
-            with out_fs.open(temporary, "wb") as out:
-                out.write(header)
-                out.write(body)
-                out.write(trailer)
-            out_fs.mv(temporary, out_path)
-        except BaseException:
-            try:
-                out_fs.rm(temporary)
-            except (OSError, FileNotFoundError):
-                pass
-            raise
+        with _published(out_fs, out_path, output_url, overwrite) as out:
+            out.write(header)
+            out.write(body)
+            out.write(trailer)
         return (url, output_url, "done", len(data), len(header) + len(body) + len(trailer),
                 time.monotonic() - began, None, None)
     except (Error, OSError) as error:
