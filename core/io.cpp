@@ -36,6 +36,22 @@ std::size_t ByteSource::read_at(std::uint64_t, std::uint8_t*, std::size_t) {
   throw Error(ErrorKind::kInternal, "the source cannot be read at an offset", name());
 }
 
+namespace {
+void throw_if_stopped(const std::stop_token& stop, const std::string& name) {
+  if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name);
+}
+}  // namespace
+
+std::size_t StoppableSource::read(std::uint8_t* dst, std::size_t max_bytes) {
+  throw_if_stopped(stop_, name());
+  return inner_.read(dst, max_bytes);
+}
+
+void StoppableSink::write(ByteView bytes) {
+  throw_if_stopped(stop_, name());
+  inner_.write(bytes);
+}
+
 void CountingSource::seek(std::uint64_t offset) {
   const auto at = inner_.file();
   if (at && offset > at->position) bytes_ += offset - at->position;

@@ -302,45 +302,6 @@ void check_stop(const std::stop_token& stop) {
   if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
 }
 
-// A source or sink that stops what runs no graph of its own with options.stop (tar's reading and
-// writing) at its next read or write once the run is asked to stop. The source passes everything
-// else through, so that a graph behind it still maps the file.
-class StoppingSource final : public ByteSource {
- public:
-  StoppingSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
-  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
-    check_stop(stop_);
-    return inner_.read(dst, max_bytes);
-  }
-  const std::string& name() const override { return inner_.name(); }
-  std::optional<SourceFile> file() const override { return inner_.file(); }
-  void seek(std::uint64_t offset) override { inner_.seek(offset); }
-  std::optional<std::uint64_t> size() const override { return inner_.size(); }
-  bool random_access() const override { return inner_.random_access(); }
-  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override {
-    check_stop(stop_);
-    return inner_.read_at(offset, dst, max_bytes);
-  }
-
- private:
-  ByteSource& inner_;
-  std::stop_token stop_;
-};
-
-class StoppingSink final : public ByteSink {
- public:
-  StoppingSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
-  void write(ByteView bytes) override {
-    check_stop(stop_);
-    inner_.write(bytes);
-  }
-  const std::string& name() const override { return inner_.name(); }
-
- private:
-  ByteSink& inner_;
-  std::stop_token stop_;
-};
-
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
                   PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
   for (const auto& input : inputs) {
@@ -396,7 +357,7 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   CompressOptions options = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
   TarCreateOptions tar = plan.tar->tar;
-  StoppingSink sink(output.sink(), spec.stop);
+  StoppableSink sink(output.sink(), spec.stop);
   const TarStats stats = create_tar(paths, sink, codec, options, tar);
   item.input_bytes = stats.archive_bytes;
   item.output_bytes = stats.stored_bytes;
@@ -418,7 +379,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       if (entry.type == TarEntryType::kFile) files.push_back((fs::path(spec.output) / entry.path).lexically_normal().string());
     };
     check_stop(spec.stop);
-    StoppingSource source(*opened, spec.stop);
+    StoppableSource source(*opened, spec.stop);
     extract_tar(source, extract);
     for (const auto& file : files) {
       PipelineItem item;

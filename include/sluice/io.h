@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <stop_token>
 #include <string>
 
 #include "sluice/bytes.h"
@@ -215,6 +216,32 @@ class CountingSource final : public ByteSource {
  private:
   ByteSource& inner_;
   std::uint64_t bytes_ = 0;
+};
+
+// Passes reads and writes through until `stop` is requested, then throws Error(kCancelled) at the
+// next one: stops work that takes no stop token (tar's reading and writing, a plain copy) when its
+// caller is asked to stop (a Python binding on Ctrl-C). The source hides the file (no mapping),
+// so that every byte passes through read() and a stop is seen within a read.
+class StoppableSource final : public ByteSource {
+ public:
+  StoppableSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSource& inner_;
+  std::stop_token stop_;
+};
+
+class StoppableSink final : public ByteSink {
+ public:
+  StoppableSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
+  void write(ByteView bytes) override;
+  const std::string& name() const override { return inner_.name(); }
+
+ private:
+  ByteSink& inner_;
+  std::stop_token stop_;
 };
 
 // Removes every OutputFile temporary not yet committed. Async-signal-safe: a program's SIGINT or

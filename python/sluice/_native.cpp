@@ -356,37 +356,6 @@ class PythonSink final : public ByteSink {
   PythonFile& file_;
 };
 
-// Reads through to `inner` until a stop is requested, then fails the read (Error, cancelled): for
-// the tar calls, which take no stop token. It hides the file (no mapping), so that every byte
-// passes through read() and a stop is seen within a read.
-class StoppableSource final : public ByteSource {
- public:
-  StoppableSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
-  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
-    if (stop_.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name());
-    return inner_.read(dst, max_bytes);
-  }
-  const std::string& name() const override { return inner_.name(); }
-
- private:
-  ByteSource& inner_;
-  std::stop_token stop_;
-};
-
-class StoppableSink final : public ByteSink {
- public:
-  StoppableSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
-  void write(ByteView bytes) override {
-    if (stop_.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name());
-    inner_.write(bytes);
-  }
-  const std::string& name() const override { return inner_.name(); }
-
- private:
-  ByteSink& inner_;
-  std::stop_token stop_;
-};
-
 // sluice.open's reading side: a DecompressingSource (the decompression graph behind a bounded
 // pipe) over the file, read by a path (mapped where it pays) or through a Python file object.
 // Memory stays bounded whatever the expansion: the graph waits while the pipe is full.
