@@ -534,7 +534,6 @@ class _ChunkPieces:
         begin = self._chunk_start(self.part.start)
         self.end = self._chunk_start(self.part.next_start) if self.part.next_start is not None else None
         if begin is None or (self.end is not None and begin >= self.end):
-            self.end = begin if begin is not None and self.end is None else self.end
             return b""
         return b"".join(self._decode(begin, self.end))
 
@@ -635,12 +634,11 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
 
 
 def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str) -> list[str]:
-    text = data.decode(encoding, errors)
-    lines = text.split(linedelimiter)
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line + linedelimiter for line in lines[:-1]] + ([lines[-1] + linedelimiter] if lines and text.endswith(
-        linedelimiter) else lines[-1:])
+    pieces = data.decode(encoding, errors).split(linedelimiter)
+    lines = [piece + linedelimiter for piece in pieces[:-1]]
+    if pieces[-1]:  # a last line without its delimiter (the end of the file)
+        lines.append(pieces[-1])
+    return lines
 
 
 def read_text(urlpath, blocksize: int | str | None = "64 MiB", encoding: str = "utf-8", errors: str = "strict",
