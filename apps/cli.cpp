@@ -137,18 +137,20 @@ ParseResult parse_command_line(int argc, char** argv) {
                "With no FILE, or when FILE is -, filters standard input to standard output.",
                "sluice"};
   app.set_version_flag("-V,--version", "sluice " SLUICE_VERSION_STRING);
-  app.footer("Examples:\n"
-             "  sluice big.log                 writes big.log.gz, keeps big.log\n"
-             "  sluice -F zstd -19 -j 8 data   writes data.zst at level 19 on 8 threads\n"
-             "  sluice -d data.zst             writes data (format from the magic bytes)\n"
-             "  sluice -r logs/ --output-dir out/   compresses a tree in one graph run\n"
-             "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
-             "Commands with options of their own (sluice COMMAND --help):\n"
-             "  sluice tar        create, extract or list tar archives\n"
-             "  sluice transcode  decompress and compress again in one streaming pass\n"
-             "  sluice run        run a pipeline described in a TOML file\n"
-             "Exit status: 0 success, 1 a file failed, 2 a warning (trailing garbage after the last member or\n"
-             "frame: the data before it was written, as gzip does) or a usage error.");
+  app.footer(
+      "Examples:\n"
+      "  sluice big.log                 writes big.log.gz, keeps big.log\n"
+      "  sluice -F zstd -19 -j 8 data   writes data.zst at level 19 on 8 threads\n"
+      "  sluice -d data.zst             writes data (format from the magic bytes)\n"
+      "  sluice -r logs/ --output-dir out/   compresses a tree in one graph run\n"
+      "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
+      "Commands with options of their own (sluice COMMAND --help):\n"
+      "  sluice tar        create, extract or list tar archives\n"
+      "  sluice zip        create, extract, list or test zip archives\n"
+      "  sluice transcode  decompress and compress again in one streaming pass\n"
+      "  sluice run        run a pipeline described in a TOML file\n"
+      "Exit status: 0 success, 1 a file failed, 2 a warning (trailing garbage after the last member or\n"
+      "frame: the data before it was written, as gzip does) or a usage error.");
 
   bool decompress = false;
   bool keep = false;

@@ -9,6 +9,7 @@
 #include "apps/file_jobs.h"
 #include "apps/run_command.h"
 #include "apps/tar_command.h"
+#include "apps/zip_command.h"
 #include "sluice/io.h"
 
 namespace {
@@ -31,8 +32,9 @@ int main(int argc, char** argv) {
     if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
     std::signal(signal_number, on_fatal_signal);
   }
-  // `sluice tar`, `run` and `transcode` have options of their own, so they are dispatched first.
+  // `sluice tar`, `zip`, `run` and `transcode` have options of their own, so they are dispatched first.
   if (argc >= 2 && std::strcmp(argv[1], "tar") == 0) return sluice::app::run_tar_command(argc - 1, argv + 1);
+  if (argc >= 2 && std::strcmp(argv[1], "zip") == 0) return sluice::app::run_zip_command(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "run") == 0) return sluice::app::run_pipeline_command(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "transcode") == 0) {
     return sluice::app::run_transcode_command(argc - 1, argv + 1);

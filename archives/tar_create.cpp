@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "archives/tar_format.h"
+#include "archives/tree_walk.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/tar.h"
@@ -30,30 +31,6 @@ using detail::kTarBlockBytes;
 using detail::kTarRecordBytes;
 
 namespace {
-
-// One path to archive: where it is on disk and the name it gets in the archive.
-struct PlannedEntry {
-  std::string disk_path;
-  std::string archive_name;
-};
-
-// The archive name for an operand: without leading "/" and "../" (as GNU tar stores them) and
-// without trailing slashes.
-std::string archive_name_for(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  for (;;) {
-    if (path.starts_with("/")) path.erase(0, 1);
-    else if (path.starts_with("../")) path.erase(0, 3);
-    else if (path == "..") path.clear();
-    else break;
-  }
-  return path;
-}
-
-std::string join(const std::string& dir, const std::string& name) {
-  if (dir.empty()) return name;
-  return dir.back() == '/' ? dir + name : dir + "/" + name;
-}
 
 // The most data regions a sparse file is archived with: past it, the smallest holes are read as
 // zeros (the map costs about 20 bytes a region, held while the entry's header is written).
@@ -95,36 +72,12 @@ std::vector<TarSparseRegion> data_regions(int fd, std::uint64_t size) {
   return regions;
 }
 
-// Directory children in byte order of their names, so the archive does not depend on readdir order.
-std::vector<std::string> sorted_children(const std::string& dir) {
-  DIR* handle = ::opendir(dir.c_str());
-  if (handle == nullptr) throw_system_error("cannot read directory", dir);
-  std::vector<std::string> names;
-  errno = 0;
-  while (const dirent* item = ::readdir(handle)) {
-    const std::string name = item->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  const int saved = errno;
-  ::closedir(handle);
-  if (saved != 0) {
-    errno = saved;
-    throw_system_error("cannot read directory", dir);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 }  // namespace
 
 struct TarWriterSource::State {
   TarCreateOptions options;
-  TarExclude exclude{{}};
   std::string name = "<tar>";
-  std::vector<std::string> operands;
-  std::size_t next_operand = 0;
-  // Directories still to walk, as a stack of pending entries (depth-first, sorted).
-  std::vector<PlannedEntry> stack;
+  std::optional<detail::TreeWalk> walk;
 
   Buffer pending;                // header or padding bytes not yet handed out
   std::size_t pending_position = 0;
@@ -167,18 +120,10 @@ struct TarWriterSource::State {
 
   // Adds the next entry's headers to `pending` (and opens its file); false when there is none.
   bool next_entry() {
-    while (stack.empty()) {
-      if (next_operand == operands.size()) return false;
-      const std::string& operand = operands[next_operand++];
-      const bool relative = !operand.starts_with("/") && !options.directory.empty();
-      stack.push_back({relative ? join(options.directory, operand) : operand, archive_name_for(operand)});
-    }
-    PlannedEntry planned = std::move(stack.back());
-    stack.pop_back();
-    if (exclude.excludes(planned.archive_name)) return true;  // and, for a directory, all under it
-
-    struct stat status {};
-    if (::lstat(planned.disk_path.c_str(), &status) != 0) throw_system_error("cannot archive", planned.disk_path);
+    std::optional<detail::WalkedPath> walked = walk->next();
+    if (!walked) return false;
+    const struct stat& status = walked->status;
+    const detail::WalkedPath& planned = *walked;
     TarEntry entry;
     entry.path = planned.archive_name;
     entry.mode = status.st_mode & 07777;
@@ -188,26 +133,10 @@ struct TarWriterSource::State {
     entry.mtime_nanoseconds = static_cast<std::uint32_t>(status.st_mtim.tv_nsec);
     if (S_ISDIR(status.st_mode)) {
       entry.type = TarEntryType::kDirectory;
-      // Children go on the stack in reverse so that they come off it in order.
-      const auto children = sorted_children(planned.disk_path);
-      for (auto it = children.rbegin(); it != children.rend(); ++it) {
-        stack.push_back({join(planned.disk_path, *it), join(planned.archive_name, *it)});
-      }
-      if (entry.path.empty()) return true;  // "/" itself: its children only
       entry.path += '/';
     } else if (S_ISLNK(status.st_mode)) {
       entry.type = TarEntryType::kSymlink;
-      std::string target(static_cast<std::size_t>(status.st_size) + 1, '\0');
-      for (;;) {
-        const ssize_t n = ::readlink(planned.disk_path.c_str(), target.data(), target.size());
-        if (n < 0) throw_system_error("cannot read symbolic link", planned.disk_path);
-        if (static_cast<std::size_t>(n) < target.size()) {
-          target.resize(static_cast<std::size_t>(n));
-          break;
-        }
-        target.resize(target.size() * 2);
-      }
-      entry.link_target = target;
+      entry.link_target = walked->link_target;
     } else if (S_ISREG(status.st_mode) || S_ISCHR(status.st_mode) || S_ISBLK(status.st_mode) ||
                S_ISFIFO(status.st_mode)) {
       entry.type = S_ISREG(status.st_mode)   ? TarEntryType::kFile
@@ -358,9 +287,8 @@ struct TarWriterSource::State {
 
 TarWriterSource::TarWriterSource(std::vector<std::string> paths, TarCreateOptions options)
     : state_(std::make_unique<State>()) {
-  state_->exclude = TarExclude(options.exclude);
+  state_->walk.emplace(std::move(paths), options.directory, options.exclude);
   state_->options = std::move(options);
-  state_->operands = std::move(paths);
 }
 TarWriterSource::~TarWriterSource() = default;
 std::size_t TarWriterSource::read(std::uint8_t* dst, std::size_t max_bytes) { return state_->read(dst, max_bytes); }

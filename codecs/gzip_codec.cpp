@@ -1018,6 +1018,17 @@ CodecInfo gzip_info() {
       {"bgzf", "bgzf", "gzip: BGZF as bgzip writes it (64 KiB blocks, for htslib and tabix)"},
   };
   info.knobs = {form};
+  // The default form's chunks are raw deflate (sync-flushed, the last one final): a zip member.
+  info.zip_method = 8;
+  info.zip_member_framing = [](std::uint32_t crc32, std::uint64_t size) {
+    Buffer header;
+    const std::uint8_t start[10] = {kMagic0, kMagic1, kMethodDeflate, 0, 0, 0, 0, 0, 0, kOsUnix};
+    header.append(start);
+    Buffer trailer;
+    put_le32(trailer, crc32);
+    put_le32(trailer, static_cast<std::uint32_t>(size));
+    return std::pair{std::move(header), std::move(trailer)};
+  };
   return info;
 }
 

@@ -269,6 +269,7 @@ CodecInfo zstd_info() {
   // chunk memory (BENCHMARKS.md, tar archives). Levels whose own frames are larger keep theirs.
   info.archive_chunk_bytes = 8 * 1024 * 1024;
   info.history_bytes = 0;
+  info.zip_method = 93;  // APPNOTE 4.4.5: Zstandard; the member's data is the stream's frames
   CodecKnob index;
   index.name = "index";
   index.help =

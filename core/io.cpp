@@ -36,6 +36,17 @@ std::size_t ByteSource::read_at(std::uint64_t, std::uint8_t*, std::size_t) {
   throw Error(ErrorKind::kInternal, "the source cannot be read at an offset", name());
 }
 
+void ByteSink::write_at(std::uint64_t, ByteView) {
+  throw Error(ErrorKind::kInternal, "the output cannot be written at an offset", name());
+}
+
+void MemorySink::write_at(std::uint64_t offset, ByteView bytes) {
+  if (offset > buffer_.size() || bytes.size() > buffer_.size() - offset) {
+    throw Error(ErrorKind::kInternal, "write_at past what was written", name_);
+  }
+  std::memcpy(buffer_.data() + offset, bytes.data(), bytes.size());
+}
+
 namespace {
 void throw_if_stopped(const std::stop_token& stop, const std::string& name) {
   if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", name);
@@ -279,6 +290,17 @@ OutputFile::OutputFile(std::string path, bool overwrite)
 OutputFile::~OutputFile() { discard(); }
 
 void OutputFile::write(ByteView bytes) { write_all(fd_, bytes, path_); }
+
+void OutputFile::write_at(std::uint64_t offset, ByteView bytes) {
+  if (!random_access()) ByteSink::write_at(offset, bytes);
+  while (!bytes.empty()) {
+    const ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw_system_error("cannot write", path_);
+    bytes = bytes.subspan(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+}
 
 void OutputFile::skip(std::uint64_t bytes) {
   if (bytes == 0) return;

@@ -8,7 +8,9 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev libfmt-dev libgtest-dev libcli11-dev
   libtomlplusplus-dev nettle-dev libdeflate-dev libisal-dev
-  gzip pigz zstd lz4 tar libarchive-tools tabix unzip python3 xxhash
+  gzip pigz zstd lz4 tar libarchive-tools tabix python3 xxhash
+  # Zip peers for sluice zip's interop tests and benchmarks (Info-ZIP zip/unzip, 7-Zip).
+  zip unzip 7zip
   # Sanitizer and fuzzing jobs: clang with libFuzzer, the TSan runtime, and what fetching and
   # unpacking Debian's oneTBB source for the TSan build needs (scripts/tsan.sh).
   clang libclang-rt-dev libtsan2 curl ca-certificates xz-utils

@@ -78,6 +78,14 @@ struct CodecInfo {
   std::vector<std::string> backends;
   // The codec's own settings (CodecOptions::knobs).
   std::vector<CodecKnob> knobs;
+  // Zip (APPNOTE 4.4.5): the compression method under which a zip member's data is this codec's
+  // chunks (made with its default knobs) as they are, without the stream's header and trailer
+  // (gzip: 8, deflate; zstd: 93); 0: none.
+  std::uint16_t zip_method = 0;
+  // What to put before and after such a member's data for this codec's decoder to read it as a
+  // stream that checks the member's CRC-32 and size (gzip: a header and its trailer). Unset: the
+  // data is read as it is and the zip reader checks the CRC-32 itself.
+  std::function<std::pair<Buffer, Buffer>(std::uint32_t crc32, std::uint64_t size)> zip_member_framing;
 };
 
 // What a codec is made of, for the engine and for codec authors: sluice/codec_author.h.

@@ -71,6 +71,12 @@ class ByteSink {
   virtual ~ByteSink() = default;
   virtual void write(ByteView bytes) = 0;
   virtual const std::string& name() const = 0;
+  // Whether write_at() works (a regular file being written): a writer may then patch what it
+  // wrote, such as a zip member's sizes in its header.
+  virtual bool random_access() const { return false; }
+  // Overwrites bytes already written, `offset` bytes from the start of what this sink was given.
+  // Throws Error(kInternal) unless random_access().
+  virtual void write_at(std::uint64_t offset, ByteView bytes);
 };
 
 // Reads a file descriptor: pread() on regular files, read() on pipes and terminals.
@@ -138,6 +144,9 @@ class OutputFile final : public ByteSink {
 
   void write(ByteView bytes) override;
   const std::string& name() const override { return path_; }
+  // A temporary being written is a regular file (a device or FIFO written in place is not).
+  bool random_access() const override { return !temp_path_.empty(); }
+  void write_at(std::uint64_t offset, ByteView bytes) override;
   // Leaves the next `bytes` of the file unwritten: a hole where the file system keeps one, read as
   // zeros; the file's size covers it even when nothing is written after it. (A device or FIFO
   // written in place gets zeros.)
@@ -185,6 +194,8 @@ class MemorySink final : public ByteSink {
   explicit MemorySink(std::string name = "<memory>") : name_(std::move(name)) {}
   void write(ByteView bytes) override { buffer_.append(bytes); }
   const std::string& name() const override { return name_; }
+  bool random_access() const override { return true; }
+  void write_at(std::uint64_t offset, ByteView bytes) override;
   const Buffer& buffer() const { return buffer_; }
   Buffer take() { return std::move(buffer_); }
 
@@ -238,6 +249,8 @@ class StoppableSink final : public ByteSink {
   StoppableSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
   void write(ByteView bytes) override;
   const std::string& name() const override { return inner_.name(); }
+  bool random_access() const override { return inner_.random_access(); }
+  void write_at(std::uint64_t offset, ByteView bytes) override { inner_.write_at(offset, bytes); }
 
  private:
   ByteSink& inner_;

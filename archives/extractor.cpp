@@ -1,0 +1,447 @@
+// The safe extractor that tar and zip share (archives/extractor.h).
+//
+// The rules that keep an archive inside the destination:
+// - entry names and hard-link targets are relative paths without ".." components and without NUL
+//   bytes (the checks here see the whole name, the system calls would see it cut at the NUL);
+// - no entry changes the destination itself ("./" is skipped; a directory whose mode and times
+//   are applied at the end is opened without following symlinks and checked to be the one made);
+// - no path component inside the destination is ever followed if it is a symlink (the entry is
+//   refused; this is bsdtar's default), so "link -> /etc" then "link/passwd" cannot escape;
+// - an existing symlink (or file) at an entry's own name is replaced, never written through;
+// - setuid/setgid bits are dropped and device nodes refused unless asked for (and root).
+// Regular files are written to a temporary beside their final name and renamed when complete,
+// so an archive that breaks off mid-file leaves no partial file. Directory modes and times are
+// applied at the end, deepest first, as tar does (a read-only directory still gets its contents).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+
+#include "archives/extractor.h"
+#include "archives/tar_format.h"
+#include "sluice/error.h"
+#include "sluice/tar.h"
+
+namespace sluice::detail {
+namespace {
+
+// `path` split into its components with "" and "." dropped; nullopt and a reason if it is
+// absolute or has a ".." component.
+std::optional<std::string> relative_path(const std::string& path, std::string& why) {
+  if (path.find('\0') != std::string::npos) {
+    why = "name contains a NUL byte";
+    return std::nullopt;
+  }
+  if (path.starts_with("/")) {
+    why = "absolute path";
+    return std::nullopt;
+  }
+  const std::vector<std::string> parts = detail::path_components(path);
+  if (std::find(parts.begin(), parts.end(), "..") != parts.end()) {
+    why = "path contains '..'";
+    return std::nullopt;
+  }
+  return detail::join_components(parts);
+}
+
+std::string parent_of(const std::string& relative) {
+  const std::size_t slash = relative.rfind('/');
+  return slash == std::string::npos ? std::string() : relative.substr(0, slash);
+}
+
+// Thrown inside the extractor for an entry that is refused; caught in begin().
+struct Refusal {
+  std::string why;
+};
+
+}  // namespace
+
+class SafeExtractor::Impl final : public TarEntryHandler {
+ public:
+  explicit Impl(const TarExtractOptions& options)
+      : options_(options), members_(options.members), exclude_(options.exclude) {
+    root_ = options.directory.empty() ? "." : options.directory;
+    std::error_code ignored;
+    std::filesystem::create_directories(root_, ignored);
+    if (::stat(root_.c_str(), &root_status_) != 0) throw_system_error("cannot use destination", root_);
+    if (!S_ISDIR(root_status_.st_mode)) throw Error(ErrorKind::kIo, "destination is not a directory", root_);
+    is_root_ = ::geteuid() == 0;
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    umask_ = mask;
+  }
+
+  void begin(const TarEntry& entry) override {
+    current_ = &entry;
+    skipping_ = true;
+    // Entries not asked for are passed over before any check (as GNU tar does).
+    if (!members_.selects(entry.path) || exclude_.excludes(entry.path)) return;
+    std::string why;
+    if (entry.path.empty()) return refuse(entry, "entry with an empty name");
+    const auto relative = relative_path(entry.path, why);
+    if (!relative) return refuse(entry, why);
+    if (relative->empty()) {
+      // "./" names the destination, which an archive never changes.
+      if (entry.type != TarEntryType::kDirectory) refuse(entry, "names the destination itself");
+      return;
+    }
+    if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
+    try {
+      ensure_directories(parent_of(*relative));
+      const std::string path = full(*relative);
+      switch (entry.type) {
+        case TarEntryType::kFile:
+          start_file(entry, path);
+          break;
+        case TarEntryType::kDirectory:
+          make_directory(entry, *relative, path);
+          break;
+        case TarEntryType::kSymlink:
+          make_symlink(entry, path);
+          break;
+        case TarEntryType::kHardLink:
+          make_hard_link(entry, path);
+          break;
+        case TarEntryType::kFifo:
+        case TarEntryType::kCharDevice:
+        case TarEntryType::kBlockDevice:
+          make_special(entry, path);
+          break;
+      }
+      ++extracted_;
+      if (options_.on_entry) options_.on_entry(entry);
+    } catch (const Refusal& refusal) {
+      refuse(entry, refusal.why);
+    } catch (const Error& error) {
+      fail_entry(entry, error, false);
+    }
+  }
+
+  void data(ByteView bytes) override {
+    if (!file_) return;
+    try {
+      write(bytes);
+    } catch (const Error& error) {
+      fail_entry(*current_, error, true);
+    }
+  }
+
+  void write(ByteView bytes) {
+    if (!current_->sparse) return file_->write(bytes);
+    // A sparse file: each region's bytes at its offset, the gaps left as holes.
+    const auto& regions = current_->regions;
+    while (!bytes.empty()) {
+      while (region_ < regions.size() && within_region_ == regions[region_].length) next_region();
+      if (region_ == regions.size()) throw Error(ErrorKind::kInternal, "sparse data past the map", file_->name());
+      const TarSparseRegion& region = regions[region_];
+      if (within_region_ == 0) file_->skip(region.offset - written_to_);
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), region.length - within_region_));
+      file_->write(bytes.first(take));
+      within_region_ += take;
+      written_to_ = region.offset + within_region_;
+      bytes = bytes.subspan(take);
+    }
+  }
+
+  void warning(const std::string& message) override {
+    if (options_.on_warning) options_.on_warning(message);
+  }
+
+  void end() override {
+    if (!file_) return;
+    try {
+      if (current_->sparse) file_->skip(current_->size - written_to_);  // a hole at the end
+      file_->commit(false);
+      const std::string path = file_->name();
+      file_.reset();
+      if (want_owner()) restore_owner(path, *current_, true);
+    } catch (const Error& error) {
+      fail_entry(*current_, error, true);
+    }
+  }
+
+  // Directory modes and times, deepest first. Runs after success and after failure alike. Each is
+  // applied through a descriptor of the directory opened without following a symlink, and only if
+  // it is still the directory the entry made (never the destination).
+  void finish_directories() noexcept {
+    std::sort(directories_.begin(), directories_.end(),
+              [](const PendingDirectory& a, const PendingDirectory& b) { return a.path > b.path; });
+    for (const auto& directory : directories_) {
+      const int fd = ::open(directory.path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) continue;
+      struct stat status {};
+      if (::fstat(fd, &status) == 0 && status.st_dev == directory.device && status.st_ino == directory.inode &&
+          !is_destination(status)) {
+        if (want_owner()) (void)::fchown(fd, directory.uid, directory.gid);
+        (void)::fchmod(fd, directory.mode);
+        const struct timespec times[2] = {directory.mtime, directory.mtime};
+        (void)::futimens(fd, times);
+      }
+      ::close(fd);
+    }
+    directories_.clear();
+    directory_index_.clear();
+  }
+
+  bool writing() const { return file_ != nullptr; }
+  std::uint64_t extracted() const { return extracted_; }
+  std::uint64_t refused() const { return refused_; }
+  std::uint64_t failed() const { return failed_; }
+  std::vector<std::string> members_not_found() const { return members_.not_found(); }
+
+  // An entry the file system would not take, or whose data could not be read: see SafeExtractor::fail.
+  void fail(const TarEntry& entry, const Error& error, bool begun);
+
+ private:
+  struct PendingDirectory {
+    std::string path;
+    mode_t mode;
+    struct timespec mtime;
+    uid_t uid;
+    gid_t gid;
+    dev_t device;  // the directory made for the entry
+    ino_t inode;
+  };
+
+  void next_region() {
+    ++region_;
+    within_region_ = 0;
+  }
+
+  bool is_destination(const struct stat& status) const {
+    return status.st_dev == root_status_.st_dev && status.st_ino == root_status_.st_ino;
+  }
+
+  std::string full(const std::string& relative) const { return root_ + "/" + relative; }
+
+  void refuse(const TarEntry& entry, const std::string& why) {
+    ++refused_;
+    if (options_.strict) {
+      throw Error(ErrorKind::kCorruptData, fmt::format("refusing entry '{}' (archive byte {}): {}",
+                                                       printable_name(entry.path), entry.header_offset, why));
+    }
+    if (options_.on_refused) options_.on_refused(entry, why);
+  }
+
+  // An entry the file system would not take (a name too long, a full disk): reported, its partial
+  // file removed, and extraction goes on, as GNU tar does (with `strict` it stops).
+  void fail_entry(const TarEntry& entry, const Error& error, bool begun) {
+    file_.reset();
+    ++failed_;
+    if (begun) --extracted_;
+    if (options_.strict) {
+      throw Error(error.kind(),
+                  fmt::format("cannot extract '{}' (archive byte {}): {}", printable_name(entry.path),
+                              entry.header_offset, error.detail()),
+                  error.path());
+    }
+    if (options_.on_failed) options_.on_failed(entry, error);
+  }
+
+  bool want_owner() const { return options_.same_owner && is_root_; }
+
+  // Permission bits to give an entry: without -p, no setuid/setgid, and the umask applies
+  // (except for root, as with GNU tar).
+  mode_t mode_for(const TarEntry& entry) const {
+    mode_t mode = static_cast<mode_t>(entry.mode & 07777);
+    if (!options_.preserve_permissions) {
+      mode &= ~static_cast<mode_t>(S_ISUID | S_ISGID);
+      if (!is_root_) mode &= ~umask_;
+    }
+    return mode;
+  }
+
+  static struct timespec mtime_of(const TarEntry& entry) {
+    return {static_cast<time_t>(entry.mtime_seconds), static_cast<long>(entry.mtime_nanoseconds)};
+  }
+
+  // Makes every directory of `relative` (a path inside the destination) exist, refusing to pass
+  // through a symlink or a non-directory.
+  void ensure_directories(const std::string& relative) {
+    if (relative.empty() || verified_.count(relative)) return;
+    std::size_t start = 0;
+    while (start <= relative.size()) {
+      std::size_t slash = relative.find('/', start);
+      if (slash == std::string::npos) slash = relative.size();
+      const std::string prefix = relative.substr(0, slash);
+      if (!verified_.count(prefix)) {
+        const std::string path = full(prefix);
+        struct stat status {};
+        if (::lstat(path.c_str(), &status) != 0) {
+          if (errno != ENOENT) throw_system_error("cannot create directory", path);
+          if (::mkdir(path.c_str(), 0777) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+          if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
+        }
+        if (S_ISLNK(status.st_mode))
+          throw Refusal{fmt::format("path goes through the symbolic link '{}'", printable_name(prefix))};
+        if (!S_ISDIR(status.st_mode)) throw Refusal{fmt::format("'{}' is not a directory", printable_name(prefix))};
+        verified_.insert(prefix);
+      }
+      start = slash + 1;
+    }
+  }
+
+  // Makes room at `path` for a new non-directory: an existing file or symlink there is removed
+  // (never followed); an existing directory is refused.
+  void clear_place(const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) != 0) return;
+    if (S_ISDIR(status.st_mode)) throw Refusal{"a directory exists at that path"};
+    if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+  }
+
+  void start_file(const TarEntry& entry, const std::string& path) {
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0) {
+      if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
+      // The temporary is renamed over a regular file; anything else (a symlink above all, or a
+      // FIFO the output would open) is removed first so that nothing is written through it.
+      if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+    }
+    file_ = std::make_unique<OutputFile>(path, true);
+    region_ = 0;
+    within_region_ = 0;
+    written_to_ = 0;
+    FileStatus metadata;
+    metadata.permissions = mode_for(entry);
+    metadata.mtime_seconds = metadata.atime_seconds = entry.mtime_seconds;
+    metadata.mtime_nanoseconds = metadata.atime_nanoseconds = entry.mtime_nanoseconds;
+    file_->preserve_metadata_of(metadata);
+    skipping_ = false;
+  }
+
+  void make_directory(const TarEntry& entry, const std::string& relative, const std::string& path) {
+    struct stat status {};
+    if (::lstat(path.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
+      if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+    }
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+    if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
+    if (!S_ISDIR(status.st_mode)) throw Refusal{"not a directory after it was made"};
+    if (is_destination(status)) throw Refusal{"names the destination itself"};
+    verified_.insert(relative);
+    // A directory that comes twice takes its last entry's mode and times, as with GNU tar.
+    const PendingDirectory pending{
+        path,          mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid), static_cast<gid_t>(entry.gid),
+        status.st_dev, status.st_ino};
+    const auto [it, added] = directory_index_.try_emplace(path, directories_.size());
+    if (added)
+      directories_.push_back(pending);
+    else
+      directories_[it->second] = pending;
+  }
+
+  void make_symlink(const TarEntry& entry, const std::string& path) {
+    if (entry.link_target.find('\0') != std::string::npos) throw Refusal{"link target contains a NUL byte"};
+    clear_place(path);
+    if (::symlink(entry.link_target.c_str(), path.c_str()) != 0)
+      throw_system_error("cannot create symbolic link", path);
+    const struct timespec times[2] = {mtime_of(entry), mtime_of(entry)};
+    (void)::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+    if (want_owner()) restore_owner(path, entry, false);
+  }
+
+  void make_hard_link(const TarEntry& entry, const std::string& path) {
+    std::string why;
+    const auto target = relative_path(entry.link_target, why);
+    if (!target || target->empty()) {
+      throw Refusal{fmt::format("hard link to '{}': {}", printable_name(entry.link_target),
+                                why.empty() ? "the destination" : why)};
+    }
+    ensure_directories(parent_of(*target));
+    const std::string target_path = full(*target);
+    struct stat target_status {};
+    if (::lstat(target_path.c_str(), &target_status) != 0) {
+      throw Refusal{fmt::format("hard link target '{}' was not extracted", printable_name(entry.link_target))};
+    }
+    if (S_ISDIR(target_status.st_mode))
+      throw Refusal{fmt::format("hard link to the directory '{}'", printable_name(entry.link_target))};
+    struct stat existing {};
+    if (::lstat(path.c_str(), &existing) == 0 && existing.st_dev == target_status.st_dev &&
+        existing.st_ino == target_status.st_ino) {
+      return;  // already the same file
+    }
+    clear_place(path);
+    // Flags 0: a symlink target is linked as the symlink itself, never followed.
+    if (::linkat(AT_FDCWD, target_path.c_str(), AT_FDCWD, path.c_str(), 0) != 0) {
+      throw_system_error("cannot create hard link", path);
+    }
+  }
+
+  void make_special(const TarEntry& entry, const std::string& path) {
+    if (entry.type != TarEntryType::kFifo && !(options_.devices && is_root_)) {
+      throw Refusal{"device node (extracted only as root with --devices)"};
+    }
+    clear_place(path);
+    const mode_t type = entry.type == TarEntryType::kFifo         ? S_IFIFO
+                        : entry.type == TarEntryType::kCharDevice ? S_IFCHR
+                                                                  : S_IFBLK;
+    const dev_t device = makedev(entry.device_major, entry.device_minor);
+    if (::mknod(path.c_str(), type | mode_for(entry), type == S_IFIFO ? 0 : device) != 0) {
+      throw_system_error("cannot create special file", path);
+    }
+    if (want_owner()) restore_owner(path, entry, true);
+    const struct timespec times[2] = {mtime_of(entry), mtime_of(entry)};
+    (void)::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  }
+
+  void restore_owner(const std::string& path, const TarEntry& entry, bool reapply_mode) {
+    if (::lchown(path.c_str(), static_cast<uid_t>(entry.uid), static_cast<gid_t>(entry.gid)) != 0) {
+      throw_system_error("cannot restore owner", path);
+    }
+    // chown clears setuid/setgid; put the mode back.
+    if (reapply_mode) (void)::chmod(path.c_str(), mode_for(entry));
+  }
+
+  const TarExtractOptions& options_;
+  std::string root_;
+  struct stat root_status_ {};
+  TarMembers members_;
+  TarExclude exclude_;
+  bool is_root_ = false;
+  mode_t umask_ = 022;
+  std::unordered_set<std::string> verified_;  // directories known to be real directories
+  std::vector<PendingDirectory> directories_;
+  std::unordered_map<std::string, std::size_t> directory_index_;  // path -> its place in directories_
+  std::unique_ptr<OutputFile> file_;
+  // A sparse file being written: the region its data goes to, how much of it is written, and
+  // the file offset reached.
+  std::size_t region_ = 0;
+  std::uint64_t within_region_ = 0;
+  std::uint64_t written_to_ = 0;
+  const TarEntry* current_ = nullptr;
+  bool skipping_ = true;
+  std::uint64_t extracted_ = 0;
+  std::uint64_t refused_ = 0;
+  std::uint64_t failed_ = 0;
+};
+
+void SafeExtractor::Impl::fail(const TarEntry& entry, const Error& error, bool begun) {
+  fail_entry(entry, error, begun);
+}
+
+SafeExtractor::SafeExtractor(const TarExtractOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+SafeExtractor::~SafeExtractor() = default;
+void SafeExtractor::begin(const TarEntry& entry) { impl_->begin(entry); }
+void SafeExtractor::data(ByteView bytes) { impl_->data(bytes); }
+void SafeExtractor::end() { impl_->end(); }
+void SafeExtractor::warning(const std::string& message) { impl_->warning(message); }
+void SafeExtractor::fail(const TarEntry& entry, const Error& error, bool begun) { impl_->fail(entry, error, begun); }
+void SafeExtractor::finish_directories() noexcept { impl_->finish_directories(); }
+bool SafeExtractor::writing() const { return impl_->writing(); }
+std::uint64_t SafeExtractor::extracted() const { return impl_->extracted(); }
+std::uint64_t SafeExtractor::refused() const { return impl_->refused(); }
+std::uint64_t SafeExtractor::failed() const { return impl_->failed(); }
+std::vector<std::string> SafeExtractor::members_not_found() const { return impl_->members_not_found(); }
+
+}  // namespace sluice::detail

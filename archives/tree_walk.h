@@ -1,0 +1,46 @@
+// The walk of the paths given to an archive writer (tar and zip share it). Internal to the library.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/tar.h"
+
+namespace sluice::detail {
+
+struct WalkedPath {
+  std::string disk_path;
+  // The name in the archive: the operand without leading "/" and "../" and trailing slashes,
+  // then the names below it; "" for an operand such as "/" or "..".
+  std::string archive_name;
+  struct stat status {};    // lstat(): a symlink is not followed
+  std::string link_target;  // a symlink's
+};
+
+// Operands in order, each directory before its children and the children in byte order of their
+// names, so that the same tree gives the same archive. Paths the exclusion rules name are left
+// out (a directory with all under it); a directory with an empty archive name ("/") gives its
+// children only.
+class TreeWalk {
+ public:
+  // Relative operands are taken under `directory` when it is given (tar -C).
+  TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude);
+  // The next path; nullopt at the end. Throws Error naming the path that cannot be read.
+  std::optional<WalkedPath> next();
+
+ private:
+  struct Planned {
+    std::string disk_path;
+    std::string archive_name;
+  };
+  std::vector<std::string> operands_;
+  std::size_t next_operand_ = 0;
+  std::string directory_;
+  TarExclude exclude_;
+  std::vector<Planned> stack_;  // depth-first, sorted
+};
+
+}  // namespace sluice::detail

@@ -1,0 +1,634 @@
+// Reading zip archives: the central directory and its checks (ZipReader), members decoded in
+// parallel, and the three jobs on top: list, test, extract.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <oneapi/tbb/parallel_pipeline.h>
+#include <oneapi/tbb/task_arena.h>
+
+#include "archives/extractor.h"
+#include "archives/zip_format.h"
+#include "sluice/codec.h"
+#include "sluice/codec_author.h"
+#include "sluice/compress.h"
+#include "sluice/decompress.h"
+#include "sluice/zip.h"
+
+namespace sluice {
+
+using namespace detail;
+
+std::string ZipEntry::method_name() const { return zip_method_name(method); }
+
+namespace {
+
+// A member at most this big (compressed and decoded) is decoded whole by one task, several at a
+// time; a bigger one streams through the decompression graph, alone. What is in flight is then
+// at most (tokens) x (2 x this).
+constexpr std::uint64_t kWholeMemberBytes = 8 * 1024 * 1024;
+// The most bytes of a symlink's target.
+constexpr std::uint64_t kMaxLinkBytes = 4096;
+
+Error corrupt(const std::string& archive, std::uint64_t offset, const std::string& what) {
+  return Error(ErrorKind::kCorruptData, what, archive, offset);
+}
+
+// An error about one member: its name and local header's byte in front of the detail.
+Error member_error(const ZipEntry& entry, const std::string& archive, const Error& error) {
+  return Error(
+      error.kind(),
+      fmt::format("member '{}' (archive byte {}): {}", printable_name(entry.path), entry.header_offset, error.detail()),
+      archive);
+}
+
+// The header, a byte range of the archive, and the trailer, read one after the other.
+class MemberSource final : public ByteSource {
+ public:
+  MemberSource(ByteSource& archive, std::uint64_t offset, std::uint64_t length, Buffer header, Buffer trailer)
+      : archive_(archive), offset_(offset), length_(length), header_(std::move(header)), trailer_(std::move(trailer)) {}
+
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    if (position_ < header_.size()) return take(header_, position_, dst, max_bytes);
+    const std::uint64_t in_data = position_ - header_.size();
+    if (in_data < length_) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, length_ - in_data));
+      const std::size_t n = archive_.read_at(offset_ + in_data, dst, want);
+      if (n == 0) throw Error(ErrorKind::kCorruptData, "the archive ends inside a member", archive_.name());
+      position_ += n;
+      return n;
+    }
+    return take(trailer_, position_ - header_.size() - length_, dst, max_bytes);
+  }
+  const std::string& name() const override { return archive_.name(); }
+
+ private:
+  std::size_t take(const Buffer& piece, std::uint64_t at, std::uint8_t* dst, std::size_t max_bytes) {
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, piece.size() - at));
+    std::copy_n(piece.data() + at, n, dst);
+    position_ += n;
+    return n;
+  }
+
+  ByteSource& archive_;
+  std::uint64_t offset_;
+  std::uint64_t length_;
+  Buffer header_;
+  Buffer trailer_;
+  std::uint64_t position_ = 0;
+};
+
+// Passes a member's decoded bytes on, refusing more than the archive declares and keeping the
+// CRC-32 when the codec does not check it.
+class MemberSink final : public ByteSink {
+ public:
+  MemberSink(ByteSink& inner, std::uint64_t declared, bool crc) : inner_(inner), declared_(declared), crc_(crc) {}
+  void write(ByteView bytes) override {
+    if (bytes.size() > declared_ - written_) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("decodes to more than the {} bytes the archive declares", declared_));
+    }
+    if (crc_) crc32_ = zip_crc32(crc32_, bytes);
+    written_ += bytes.size();
+    inner_.write(bytes);
+  }
+  const std::string& name() const override { return inner_.name(); }
+  std::uint64_t written() const { return written_; }
+  std::uint32_t crc32() const { return crc32_; }
+
+ private:
+  ByteSink& inner_;
+  std::uint64_t declared_;
+  bool crc_;
+  std::uint64_t written_ = 0;
+  std::uint32_t crc32_ = 0;
+};
+
+class DiscardSink final : public ByteSink {
+ public:
+  void write(ByteView) override {}
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string name_ = "<test>";
+};
+
+// Reads `n` bytes at `offset`, or throws: the archive is truncated there.
+Buffer read_exact(ByteSource& source, std::uint64_t offset, std::size_t n) {
+  Buffer out;
+  out.resize(n);
+  std::size_t done = 0;
+  while (done < n) {
+    const std::size_t got = source.read_at(offset + done, out.data() + done, n - done);
+    if (got == 0) throw corrupt(source.name(), offset + done, "truncated zip archive");
+    done += got;
+  }
+  return out;
+}
+
+std::string as_string(const std::uint8_t* p, std::size_t n) { return std::string(reinterpret_cast<const char*>(p), n); }
+
+}  // namespace
+
+struct ZipReader::State {
+  ByteSource& source;
+  std::vector<ZipEntry> entries;
+  std::string comment;
+  std::uint64_t size = 0;
+  std::uint64_t prefix = 0;
+  std::uint64_t directory_start = 0;
+
+  explicit State(ByteSource& s) : source(s) {}
+  const std::string& name() const { return source.name(); }
+
+  void read_directory() {
+    if (!source.random_access() || !source.size()) {
+      throw Error(ErrorKind::kUsage, "a zip archive is read at any offset: give a file, not a pipe", name());
+    }
+    size = *source.size();
+    if (size < kZipEndBytes) throw corrupt(name(), 0, "not a zip archive (too short for its end record)");
+    // The end record: the last one whose comment reaches the end of the file, else the last one.
+    const std::uint64_t tail_bytes = std::min<std::uint64_t>(size, kZipEndBytes + 0xffff + kZip64LocatorBytes);
+    const std::uint64_t tail_start = size - tail_bytes;
+    const Buffer tail = read_exact(source, tail_start, static_cast<std::size_t>(tail_bytes));
+    std::optional<std::size_t> end_at;
+    for (std::size_t i = tail.size() - kZipEndBytes + 1; i-- > 0;) {
+      if (zip_le32(tail.data() + i) != kZipEndSignature) continue;
+      const std::size_t comment_bytes = zip_le16(tail.data() + i + 20);
+      if (i + kZipEndBytes + comment_bytes == tail.size()) {
+        end_at = i;
+        break;
+      }
+      if (!end_at && i + kZipEndBytes + comment_bytes <= tail.size()) end_at = i;
+    }
+    if (!end_at) throw corrupt(name(), size, "not a zip archive (no end of central directory record)");
+    const std::uint8_t* end = tail.data() + *end_at;
+    const std::uint64_t end_offset = tail_start + *end_at;
+    comment =
+        as_string(end + kZipEndBytes, std::min<std::size_t>(zip_le16(end + 20), tail.size() - *end_at - kZipEndBytes));
+    std::uint64_t disk = zip_le16(end + 4);
+    std::uint64_t directory_disk = zip_le16(end + 6);
+    std::uint64_t count = zip_le16(end + 10);
+    std::uint64_t directory_bytes = zip_le32(end + 12);
+    std::uint64_t directory_offset = zip_le32(end + 16);
+    std::uint64_t directory_end = end_offset;
+    bool zip64 = false;
+    if (*end_at >= kZip64LocatorBytes && zip_le32(end - kZip64LocatorBytes) == kZip64LocatorSignature) {
+      // zip64: the locator points at the zip64 end record, which sits just before it (the
+      // pointer is taken as a check of where the record is).
+      const std::uint64_t record_offset = end_offset - kZip64LocatorBytes - kZip64EndBytes;
+      if (end_offset < kZip64LocatorBytes + kZip64EndBytes)
+        throw corrupt(name(), end_offset, "zip64 end record missing");
+      const Buffer record = read_exact(source, record_offset, kZip64EndBytes);
+      if (zip_le32(record.data()) != kZip64EndSignature) {
+        throw corrupt(name(), record_offset, "zip64 end of central directory record missing");
+      }
+      disk = zip_le32(record.data() + 16);
+      directory_disk = zip_le32(record.data() + 20);
+      count = zip_le64(record.data() + 32);
+      directory_bytes = zip_le64(record.data() + 40);
+      directory_offset = zip_le64(record.data() + 48);
+      directory_end = record_offset;
+      zip64 = true;
+    }
+    if (disk != 0 || directory_disk != 0)
+      throw corrupt(name(), end_offset, "multi-part (split) archives are not supported");
+    if (directory_bytes > directory_end || directory_offset > directory_end - directory_bytes) {
+      throw corrupt(name(), end_offset, "the central directory lies outside the file");
+    }
+    // Bytes in front of the archive (a self-extractor's program) shift every offset.
+    directory_start = directory_end - directory_bytes;
+    prefix = directory_start - directory_offset;
+    const Buffer directory = read_exact(source, directory_start, static_cast<std::size_t>(directory_bytes));
+    parse_entries(directory, count, zip64);
+    check_local_headers();
+  }
+
+  void parse_entries(const Buffer& directory, std::uint64_t count, bool zip64) {
+    std::size_t at = 0;
+    while (at < directory.size()) {
+      const std::uint64_t record_offset = directory_start + at;
+      if (directory.size() - at < kZipCentralBytes || zip_le32(directory.data() + at) != kZipCentralSignature) {
+        throw corrupt(name(), record_offset, "bad central directory record");
+      }
+      const std::uint8_t* h = directory.data() + at;
+      const std::size_t name_bytes = zip_le16(h + 28);
+      const std::size_t extra_bytes = zip_le16(h + 30);
+      const std::size_t comment_bytes = zip_le16(h + 32);
+      if (directory.size() - at - kZipCentralBytes < name_bytes + extra_bytes + comment_bytes) {
+        throw corrupt(name(), record_offset, "central directory record runs past the directory");
+      }
+      ZipEntry entry;
+      const std::uint16_t made_by = zip_le16(h + 4);
+      entry.flags = zip_le16(h + 8);
+      entry.method = zip_le16(h + 10);
+      const std::uint16_t dos_time = zip_le16(h + 12);
+      const std::uint16_t dos_date = zip_le16(h + 14);
+      entry.crc32 = zip_le32(h + 16);
+      entry.compressed_size = zip_le32(h + 20);
+      entry.size = zip_le32(h + 24);
+      const std::uint32_t start_disk = zip_le16(h + 34);
+      const std::uint32_t external = zip_le32(h + 38);
+      entry.header_offset = zip_le32(h + 42);
+      entry.raw_name = as_string(h + kZipCentralBytes, name_bytes);
+      entry.comment = as_string(h + kZipCentralBytes + name_bytes + extra_bytes, comment_bytes);
+      entry.mtime_seconds = zip_dos_to_unix(dos_date, dos_time);
+      std::optional<std::string> unicode_name;
+      // Extra fields: zip64 sizes and offset, the Unix timestamp, the Unicode path.
+      const std::uint8_t* extra = h + kZipCentralBytes + name_bytes;
+      for (std::size_t e = 0; e + 4 <= extra_bytes;) {
+        const std::uint16_t id = zip_le16(extra + e);
+        const std::size_t length = zip_le16(extra + e + 2);
+        if (e + 4 + length > extra_bytes) break;  // a malformed tail is ignored, as unzip does
+        const std::uint8_t* field = extra + e + 4;
+        if (id == kZipExtraZip64) {
+          std::size_t f = 0;
+          const auto take = [&](std::uint64_t& value) {
+            if (value != kZip32Max) return;
+            if (f + 8 > length) throw corrupt(name(), record_offset, "zip64 extra field too short");
+            value = zip_le64(field + f);
+            f += 8;
+          };
+          take(entry.size);
+          take(entry.compressed_size);
+          take(entry.header_offset);
+        } else if (id == kZipExtraTimestamp && length >= 5 && (field[0] & 1)) {
+          entry.mtime_seconds = static_cast<std::int32_t>(zip_le32(field + 1));
+        } else if (id == kZipExtraUnicodePath && length >= 5 && field[0] == 1 &&
+                   zip_le32(field + 1) == zip_crc32(0, as_bytes(entry.raw_name))) {
+          unicode_name = as_string(field + 5, length - 5);
+        }
+        e += 4 + length;
+      }
+      if (start_disk != 0 && start_disk != kZip16Max) throw corrupt(name(), record_offset, "member on another disk");
+      // The name: UTF-8 when flagged or given in the Unicode path field; bytes from a Unix host
+      // that are valid UTF-8 as they are; CP437 otherwise.
+      const std::uint8_t host = static_cast<std::uint8_t>(made_by >> 8);
+      if (unicode_name && zip_valid_utf8(*unicode_name))
+        entry.path = *unicode_name;
+      else if ((entry.flags & kZipFlagUtf8) || (host == kZipHostUnix && zip_valid_utf8(entry.raw_name)))
+        entry.path = entry.raw_name;
+      else
+        entry.path = zip_cp437_to_utf8(entry.raw_name);
+      const std::uint32_t unix_mode = external >> 16;
+      const bool slash = entry.path.ends_with('/');
+      if (host == kZipHostUnix && unix_mode != 0) {
+        entry.unix_mode = true;
+        entry.mode = unix_mode & 07777;
+        if (S_ISDIR(unix_mode))
+          entry.type = ZipEntryType::kDirectory;
+        else if (S_ISLNK(unix_mode))
+          entry.type = ZipEntryType::kSymlink;
+      } else if (slash || (external & 0x10)) {
+        entry.type = ZipEntryType::kDirectory;
+      }
+      if (slash) entry.type = ZipEntryType::kDirectory;
+      if (!entry.unix_mode) entry.mode = entry.type == ZipEntryType::kDirectory ? 0777 : 0666;
+      while (entry.path.size() > 1 && entry.path.ends_with('/')) entry.path.pop_back();
+      entries.push_back(std::move(entry));
+      at += kZipCentralBytes + name_bytes + extra_bytes + comment_bytes;
+    }
+    // The count in the end record (modulo 2^16 without zip64, as some writers overflow it).
+    const std::uint64_t found = entries.size();
+    if (zip64 ? found != count : (found & 0xffff) != count) {
+      throw corrupt(name(), directory_start,
+                    fmt::format("the end record counts {} members, the central directory has {}", count, found));
+    }
+  }
+
+  // Every local header inside the archive, before the central directory, naming the same member;
+  // every member's data inside the archive; no two members overlapping.
+  void check_local_headers() {
+    for (ZipEntry& entry : entries) {
+      if (entry.header_offset > directory_start - prefix ||
+          directory_start - prefix - entry.header_offset < kZipLocalBytes) {
+        throw corrupt(
+            name(), directory_start,
+            fmt::format("member '{}': its local header lies outside the archive", printable_name(entry.path)));
+      }
+      entry.header_offset += prefix;
+      const Buffer header = read_exact(source, entry.header_offset, kZipLocalBytes);
+      if (zip_le32(header.data()) != kZipLocalSignature) {
+        throw corrupt(
+            name(), entry.header_offset,
+            fmt::format("member '{}': no local header where the central directory says", printable_name(entry.path)));
+      }
+      const std::size_t name_bytes = zip_le16(header.data() + 26);
+      const std::size_t extra_bytes = zip_le16(header.data() + 28);
+      entry.data_offset = entry.header_offset + kZipLocalBytes + name_bytes + extra_bytes;
+      if (entry.data_offset > directory_start || entry.compressed_size > directory_start - entry.data_offset) {
+        throw corrupt(name(), entry.header_offset,
+                      fmt::format("member '{}': its data runs into the central directory", printable_name(entry.path)));
+      }
+      const Buffer local_name = read_exact(source, entry.header_offset + kZipLocalBytes, name_bytes);
+      if (as_string(local_name.data(), local_name.size()) != entry.raw_name) {
+        throw corrupt(name(), entry.header_offset,
+                      fmt::format("member '{}': the local header names '{}'", printable_name(entry.path),
+                                  printable_name(as_string(local_name.data(), local_name.size()))));
+      }
+    }
+    std::vector<const ZipEntry*> by_offset;
+    by_offset.reserve(entries.size());
+    for (const ZipEntry& entry : entries) by_offset.push_back(&entry);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const ZipEntry* a, const ZipEntry* b) { return a->header_offset < b->header_offset; });
+    for (std::size_t i = 1; i < by_offset.size(); ++i) {
+      const ZipEntry& before = *by_offset[i - 1];
+      const ZipEntry& after = *by_offset[i];
+      if (before.data_offset + before.compressed_size > after.header_offset) {
+        throw corrupt(name(), after.header_offset,
+                      fmt::format("members '{}' and '{}' overlap (the shape of a zip bomb); nothing extracted",
+                                  printable_name(before.path), printable_name(after.path)));
+      }
+    }
+  }
+
+  // The codec that decodes `method`, by CodecInfo::zip_method; null if none.
+  const Codec* codec_for(std::uint16_t method) {
+    std::lock_guard lock(codecs_mutex);
+    auto it = codecs.find(method);
+    if (it != codecs.end()) return it->second.get();
+    std::unique_ptr<Codec> found;
+    for (const std::string& codec_name : CodecRegistry::global().names()) {
+      const auto info = CodecRegistry::global().find(codec_name);
+      if (info && info->zip_method == method) found = CodecRegistry::global().create(codec_name);
+    }
+    return codecs.emplace(method, std::move(found)).first->second.get();
+  }
+
+  void read(const ZipEntry& entry, ByteSink& sink, int threads) {
+    if (entry.encrypted()) throw Error(ErrorKind::kCorruptData, "encrypted (not supported)");
+    if (entry.type == ZipEntryType::kDirectory) return;
+    const Codec* codec = entry.method == kZipMethodStored ? nullptr : codec_for(entry.method);
+    if (entry.method != kZipMethodStored && codec == nullptr) {
+      throw Error(ErrorKind::kCorruptData, fmt::format("compression method {} is not supported", entry.method_name()));
+    }
+    const bool framed = codec != nullptr && codec->info().zip_member_framing != nullptr;
+    MemberSink out(sink, entry.size, !framed);
+    if (codec == nullptr) {
+      if (entry.compressed_size != entry.size) {
+        throw Error(ErrorKind::kCorruptData,
+                    fmt::format("stored member of {} bytes declares {} decoded", entry.compressed_size, entry.size));
+      }
+      Buffer piece;
+      piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(entry.size, 1024 * 1024)));
+      for (std::uint64_t at = 0; at < entry.size;) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.size - at));
+        const std::size_t n = source.read_at(entry.data_offset + at, piece.data(), want);
+        if (n == 0) throw Error(ErrorKind::kCorruptData, "the archive ends inside the member");
+        out.write(ByteView(piece.data(), n));
+        at += n;
+      }
+    } else {
+      auto [header, trailer] =
+          framed ? codec->info().zip_member_framing(entry.crc32, entry.size) : std::pair<Buffer, Buffer>{};
+      if (entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes) {
+        // Whole, on this thread.
+        Buffer data = read_exact(source, entry.data_offset, static_cast<std::size_t>(entry.compressed_size));
+        auto decoder = codec->make_decoder();
+        const auto emit = [&](ByteView bytes) { out.write(bytes); };
+        decoder->decode(header.view(), emit);
+        decoder->decode(data.view(), emit);
+        decoder->decode(trailer.view(), emit);
+        decoder->finish();
+      } else {
+        MemberSource member(source, entry.data_offset, entry.compressed_size, std::move(header), std::move(trailer));
+        DecompressOptions options;
+        options.codec = codec->info().name;
+        options.threads = threads;
+        decompress(member, out, options);
+      }
+    }
+    if (out.written() != entry.size) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("decodes to {} bytes, the archive declares {}", out.written(), entry.size));
+    }
+    if (!framed && out.crc32() != entry.crc32) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("CRC-32 {:08x} does not match the archive's {:08x}", out.crc32(), entry.crc32));
+    }
+  }
+
+  std::mutex codecs_mutex;
+  std::map<std::uint16_t, std::unique_ptr<Codec>> codecs;
+};
+
+ZipReader::ZipReader(ByteSource& source) : state_(std::make_unique<State>(source)) { state_->read_directory(); }
+ZipReader::~ZipReader() = default;
+const std::vector<ZipEntry>& ZipReader::entries() const { return state_->entries; }
+const std::string& ZipReader::comment() const { return state_->comment; }
+const std::string& ZipReader::name() const { return state_->name(); }
+std::uint64_t ZipReader::prefix_bytes() const { return state_->prefix; }
+
+void ZipReader::read(const ZipEntry& entry, ByteSink& sink, int threads) const {
+  try {
+    state_->read(entry, sink, threads);
+  } catch (const Error& error) {
+    throw member_error(entry, name(), error);
+  }
+}
+
+namespace {
+
+// One member on its way through the pipeline: decoded whole by a worker when small, else by the
+// serial stage through the graph.
+struct MemberJob {
+  const ZipEntry* entry = nullptr;
+  bool whole = false;
+  Buffer data;
+  std::exception_ptr error;
+};
+
+bool decoded_whole(const ZipEntry& entry) {
+  return entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes;
+}
+
+// Runs `consume` on each of `entries` in order, small members decoded beforehand on every worker.
+void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>& entries, int threads,
+                     const std::function<void(MemberJob&)>& consume) {
+  const int workers = resolve_threads(threads);
+  std::size_t next = 0;
+  tbb::task_arena arena(workers);
+  arena.execute([&] {
+    tbb::parallel_pipeline(
+        static_cast<std::size_t>(workers) * 2,
+        tbb::make_filter<void, std::shared_ptr<MemberJob>>(
+            tbb::filter_mode::serial_in_order,
+            [&](tbb::flow_control& control) -> std::shared_ptr<MemberJob> {
+              if (next == entries.size()) {
+                control.stop();
+                return nullptr;
+              }
+              auto job = std::make_shared<MemberJob>();
+              job->entry = entries[next++];
+              job->whole = decoded_whole(*job->entry);
+              return job;
+            }) &
+            tbb::make_filter<std::shared_ptr<MemberJob>, std::shared_ptr<MemberJob>>(
+                tbb::filter_mode::parallel,
+                [&](std::shared_ptr<MemberJob> job) {
+                  if (job->whole) {
+                    try {
+                      MemorySink sink;
+                      reader.read(*job->entry, sink, 1);
+                      job->data = sink.take();
+                    } catch (...) {
+                      job->error = std::current_exception();
+                    }
+                  }
+                  return job;
+                }) &
+            tbb::make_filter<std::shared_ptr<MemberJob>, void>(tbb::filter_mode::serial_in_order,
+                                                               [&](std::shared_ptr<MemberJob> job) { consume(*job); }));
+  });
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>& on_entry) {
+  const auto start = std::chrono::steady_clock::now();
+  ZipReader reader(source);
+  ZipStats stats;
+  for (const ZipEntry& entry : reader.entries()) {
+    on_entry(entry);
+    ++stats.entries;
+    stats.stored_bytes += entry.size;
+  }
+  stats.archive_bytes = source.size().value_or(0);
+  stats.seconds = seconds_since(start);
+  return stats;
+}
+
+ZipTestStats test_zip(ByteSource& source, int threads,
+                      const std::function<void(const ZipEntry&, const Error&)>& on_failed) {
+  const auto start = std::chrono::steady_clock::now();
+  ZipReader reader(source);
+  std::vector<const ZipEntry*> all;
+  for (const ZipEntry& entry : reader.entries()) all.push_back(&entry);
+  ZipTestStats stats;
+  for_each_member(reader, all, threads, [&](MemberJob& job) {
+    ++stats.entries;
+    try {
+      if (job.error) std::rethrow_exception(job.error);
+      if (!job.whole) {
+        DiscardSink discard;
+        reader.read(*job.entry, discard, threads);
+      }
+      stats.stored_bytes += job.entry->size;
+    } catch (const Error& error) {
+      ++stats.failed;
+      if (on_failed) on_failed(*job.entry, error);
+    }
+  });
+  stats.archive_bytes = source.size().value_or(0);
+  stats.seconds = seconds_since(start);
+  return stats;
+}
+
+namespace {
+
+// A zip entry as the extractor sees entries (tar's model).
+TarEntry as_tar_entry(const ZipEntry& entry) {
+  TarEntry out;
+  out.path = entry.path;
+  out.type = entry.type == ZipEntryType::kDirectory ? TarEntryType::kDirectory
+             : entry.type == ZipEntryType::kSymlink ? TarEntryType::kSymlink
+                                                    : TarEntryType::kFile;
+  out.mode = entry.mode;
+  out.size = entry.type == ZipEntryType::kFile ? entry.size : 0;
+  out.mtime_seconds = entry.mtime_seconds;
+  out.header_offset = entry.header_offset;
+  return out;
+}
+
+// Passes a big member's bytes to the extractor as they are decoded.
+class ExtractorSink final : public ByteSink {
+ public:
+  ExtractorSink(detail::SafeExtractor& extractor, const std::string& name) : extractor_(extractor), name_(name) {}
+  void write(ByteView bytes) override { extractor_.data(bytes); }
+  const std::string& name() const override { return name_; }
+
+ private:
+  detail::SafeExtractor& extractor_;
+  const std::string& name_;
+};
+
+}  // namespace
+
+ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  ZipReader reader(source);  // every structural check before anything is written
+  TarMembers members(options.members);
+  const TarExclude exclude(options.exclude);
+  std::vector<const ZipEntry*> selected;
+  for (const ZipEntry& entry : reader.entries()) {
+    if (members.selects(entry.path) && !exclude.excludes(entry.path)) selected.push_back(&entry);
+  }
+  const ZipEntry* current = nullptr;
+  TarExtractOptions extract;
+  extract.directory = options.directory;
+  extract.preserve_permissions = options.preserve_permissions;
+  extract.strict = options.strict;
+  if (options.on_entry) extract.on_entry = [&](const TarEntry&) { options.on_entry(*current); };
+  if (options.on_refused)
+    extract.on_refused = [&](const TarEntry&, const std::string& why) { options.on_refused(*current, why); };
+  if (options.on_failed)
+    extract.on_failed = [&](const TarEntry&, const Error& error) { options.on_failed(*current, error); };
+  detail::SafeExtractor extractor(extract);
+  ZipExtractStats stats;
+  try {
+    for_each_member(reader, selected, options.threads, [&](MemberJob& job) {
+      current = job.entry;
+      TarEntry entry = as_tar_entry(*job.entry);
+      ++stats.entries;
+      try {
+        if (job.error) std::rethrow_exception(job.error);
+        if (job.entry->type == ZipEntryType::kSymlink) {
+          if (job.data.size() > kMaxLinkBytes) throw Error(ErrorKind::kCorruptData, "symbolic link target too long");
+          entry.link_target = as_string(job.data.data(), job.data.size());
+        }
+      } catch (const Error& error) {
+        extractor.fail(entry, error, false);
+        return;
+      }
+      extractor.begin(entry);
+      if (entry.type == TarEntryType::kFile && extractor.writing()) {
+        try {
+          if (job.whole) {
+            extractor.data(job.data.view());
+          } else {
+            ExtractorSink sink(extractor, reader.name());
+            reader.read(*job.entry, sink, options.threads);
+          }
+        } catch (const Error& error) {
+          extractor.fail(entry, error, true);
+          return;
+        }
+        stats.stored_bytes += job.entry->size;
+      }
+      extractor.end();
+    });
+  } catch (...) {
+    extractor.finish_directories();
+    throw;
+  }
+  extractor.finish_directories();
+  stats.extracted = extractor.extracted();
+  stats.refused = extractor.refused();
+  stats.failed = extractor.failed();
+  stats.members_not_found = members.not_found();
+  stats.archive_bytes = source.size().value_or(0);
+  stats.seconds = seconds_since(start);
+  return stats;
+}
+
+}  // namespace sluice
