@@ -44,3 +44,16 @@ def interleaved(commands, reps, cwd):
 
 def medians(times):
     return {name: statistics.median(runs) for name, runs in times.items()}
+
+
+def make_tree():
+    """A real tree to archive: the Silesia files plus a copy of /usr/include (thousands of headers).
+    Returns (tree, number of files, their bytes)."""
+    tree = DATA / "tree"
+    if not tree.exists():
+        silesia()
+        tree.mkdir()
+        shutil.copytree(DATA / "silesia", tree / "silesia", symlinks=True)
+        shutil.copytree("/usr/include", tree / "include", symlinks=True)
+    files = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()]
+    return tree, len(files), sum(p.stat().st_size for p in files)

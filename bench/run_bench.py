@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib import make_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"
 # Outputs go to tmpfs where there is one: writing ~80 MB per run to a disk wakes the kernel's
@@ -195,17 +197,6 @@ def bundle_table(tar, threads, reps):
         print(f"  bundle repetition {rep + 1}/{reps} done", file=sys.stderr)
     return {"files": len(files), "total": total, "median": statistics.median(sizes), "largest": sizes[-1],
             "times": times, "sizes": out_sizes, "tools": [label for label, _ in tools]}
-
-
-def make_tree():
-    """A real tree to archive: the Silesia files plus a copy of /usr/include (thousands of headers)."""
-    tree = DATA / "tree"
-    if not tree.exists():
-        tree.mkdir()
-        shutil.copytree(DATA / "silesia", tree / "silesia", symlinks=True)
-        shutil.copytree("/usr/include", tree / "include", symlinks=True)
-    files = [p for p in tree.rglob("*") if p.is_file() and not p.is_symlink()]
-    return tree, len(files), sum(p.stat().st_size for p in files)
 
 
 def tar_table(threads, reps):

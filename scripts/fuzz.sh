@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(gzip zstd lz4 tar pipeline)
+[[ ${#targets[@]} -gt 0 ]] || targets=(gzip zstd lz4 tar zip pipeline)
 
 echo "== fuzz: configure and build"
 cmake --preset fuzz >/dev/null

@@ -12,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-rm -rf "$seeds" && mkdir -p "$seeds"/{gzip,zstd,lz4,tar,pipeline}
+rm -rf "$seeds" && mkdir -p "$seeds"/{gzip,zstd,lz4,tar,zip,pipeline}
 python3 - <<'PY'
 import random
 random.seed(7)
@@ -92,6 +92,23 @@ for v in 0.0 0.1 1.0; do tar --format=posix -S --sparse-version=$v -cf sparse-$v
 "$sluice" tar -c -S -F none -f sparse-own.tar sp && tarseed sparse-sluice sparse-own.tar
 # Hostile and odd archives, byte by byte (tests/tar_hostile_tests.cpp has one test per class).
 python3 "$here/make-odd-tars.py" "$seeds/tar"
+
+# zip: every writer we interoperate with, stored and deflated, data descriptors, zip64 (the thread
+# byte in front, as for the decoders)
+cp text tree/text
+zipseed() { { printf '\x01'; cat "$2"; } > "$seeds/zip/$1"; }
+(cd tree && zip -qry ../infozip.zip dir link text && zip -qr - dir text | cat > ../infozip-stream.zip && zip -qry0 ../infozip-stored.zip dir text)
+zipseed infozip infozip.zip && zipseed infozip-descriptors infozip-stream.zip && zipseed infozip-stored infozip-stored.zip
+bsdtar --format zip -cf bsd.zip -C tree dir link text && zipseed bsdtar bsd.zip
+(cd tree && 7zz a -tzip -snl ../7z.zip dir link text >/dev/null) && zipseed 7zip 7z.zip
+"$sluice" zip -c --chunk-size 4K -o own.zip -C tree dir link text && zipseed sluice own.zip
+"$sluice" zip -c -F zstd --chunk-size 4K -o own-zstd.zip -C tree dir text && zipseed sluice-zstd own-zstd.zip
+"$sluice" zip -c --chunk-size 4K -o - -C tree dir text > own-stream.zip && zipseed sluice-stream own-stream.zip
+python3 -c "
+import zipfile
+with zipfile.ZipFile('py64.zip', 'w', zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+    with z.open('big', 'w', force_zip64=True) as f: f.write(b'zip64 ' * 100)
+    z.writestr('dir/', b'')" && zipseed python-zip64 py64.zip
 
 # pipeline files
 cp "$here"/../../examples/pipelines/*.toml "$seeds/pipeline/"

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""sluice zip against the zip tools on a real tree (the Silesia files plus /usr/include), in the
+same run, interleaved; medians of REPS runs; outputs on tmpfs.
+
+- extract a zip made by Info-ZIP `zip -6` (the zips users receive): sluice zip -x, `unzip -q`,
+  `bsdtar -xf`, and a ProcessPoolExecutor over Python zipfile members (the hand-rolled parallel
+  unzip);
+- create: sluice zip -c against `zip -qr -6` (and the sizes);
+- extract what sluice zip made (members of independent chunks, decoded in parallel).
+
+Usage: bench/zip_bench.py [--reps N] [--threads N]
+"""
+import argparse
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+from benchlib import ROOT, interleaved, make_tree, medians, scratch
+
+SLUICE = ROOT / "build" / "release" / "apps" / "sluice"
+PYTHON = "/usr/bin/python3"
+
+POOL_UNZIP = textwrap.dedent("""
+    import os, sys, zipfile
+    from concurrent.futures import ProcessPoolExecutor
+    archive, dest, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    def extract(names):
+        with zipfile.ZipFile(archive) as z:
+            for name in names:
+                z.extract(name, dest)
+    with zipfile.ZipFile(archive) as z:
+        infos = sorted(z.infolist(), key=lambda i: -i.file_size)
+    # Members dealt to workers biggest first, round robin: the usual hand-rolled balance.
+    shares = [[i.filename for i in infos[k::workers]] for k in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(extract, shares))
+""")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    tree, files, total = make_tree()
+    out = scratch("zip")
+    pool = out / "pool_unzip.py"
+    pool.write_text(POOL_UNZIP)
+    j = args.threads
+    s = str(SLUICE)
+    print(f"tree: {files} files, {total / 1e6:.1f} MB; {j} threads; {args.reps} runs each, interleaved\n")
+
+    create = {
+        "sluice zip -c -6": f"{s} zip -c -j{j} -o {out}/s.zip -C {tree} .",
+        "zip -qr -6": f"rm -f {out}/i.zip && cd {tree} && zip -qr -6 {out}/i.zip .",
+    }
+    times = medians(interleaved(create, args.reps, out))
+    sizes = {"sluice zip -c -6": (out / "s.zip").stat().st_size, "zip -qr -6": (out / "i.zip").stat().st_size}
+    base = times["zip -qr -6"]
+    print("| create | seconds | vs zip -6 | bytes | size vs zip -6 |\n|---|---:|---:|---:|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x | {sizes[name]:,} | "
+              f"{sizes[name] / sizes['zip -qr -6']:.4f} |")
+
+    for archive, label in (("i.zip", "made by zip -6"), ("s.zip", "made by sluice zip")):
+        extract = {
+            "sluice zip -x": f"rm -rf {out}/x && {s} zip -x -j{j} -f {out}/{archive} -C {out}/x",
+            "unzip -q": f"rm -rf {out}/x && unzip -q {out}/{archive} -d {out}/x",
+            "bsdtar -xf": f"rm -rf {out}/x && mkdir {out}/x && bsdtar -xf {out}/{archive} -C {out}/x",
+            f"ProcessPoolExecutor({j}) + zipfile": f"rm -rf {out}/x && {PYTHON} {pool} {out}/{archive} {out}/x {j}",
+        }
+        times = medians(interleaved(extract, args.reps, out))
+        base = times["unzip -q"]
+        print(f"\n| extract ({label}) | seconds | vs unzip |\n|---|---:|---:|")
+        for name, seconds in times.items():
+            print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
+    shutil.rmtree(out, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    main()
