@@ -32,6 +32,9 @@ POOL_UNZIP = textwrap.dedent("""
                 z.extract(name, dest)
     with zipfile.ZipFile(archive) as z:
         infos = sorted(z.infolist(), key=lambda i: -i.file_size)
+        # Directories first, here: workers making the same directory at once collide in zipfile.
+        for i in infos:
+            os.makedirs(os.path.join(dest, os.path.dirname(i.filename.rstrip("/"))), exist_ok=True)
     # Members dealt to workers biggest first, round robin: the usual hand-rolled balance.
     shares = [[i.filename for i in infos[k::workers]] for k in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
