@@ -92,11 +92,19 @@ int run_pipeline_command(int argc, char** argv) {
 }
 
 int run_transcode_command(int argc, char** argv) {
-  CLI::App app{"Decompress INPUT (any format, detected) and compress it again, streaming: the\n"
-               "decompression and compression graphs run at once, joined by a bounded pipe.",
-               "sluice transcode"};
+  CLI::App app{
+      "Decompress INPUT (any format, detected) and compress it again, streaming: the\n"
+      "decompression and compression graphs run at once, joined by a bounded pipe.\n"
+      "With --output-dir, INPUT is an archive (zip, or tar compressed or not) and each of its files\n"
+      "is compressed to its own file under DIR (NAME.gz, ...) without the plain files being written.",
+      "sluice transcode"};
+  app.footer(
+      "Examples:\n"
+      "  sluice transcode logs.gz -o logs.zst                 gzip to zstd\n"
+      "  sluice transcode bundle.zip --output-dir out/ -F gzip  each member to out/NAME.gz");
   std::string input;
   std::string output;
+  std::string output_dir;
   std::string format;
   int level = 0;
   int threads = 0;
@@ -104,9 +112,12 @@ int run_transcode_command(int argc, char** argv) {
   CodecFlags codec_flags;
   bool force = false;
   app.add_option("input", input, "The compressed input; - for stdin")->required()->type_name("INPUT");
-  app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
-      ->required()
-      ->type_name("OUTPUT");
+  auto* output_option = app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
+                            ->type_name("OUTPUT");
+  auto* dir_option = app.add_option("--output-dir", output_dir,
+                                    "Compress each file of the archive INPUT to its own file under DIR (needs -F)")
+                         ->type_name("DIR");
+  output_option->excludes(dir_option);
   app.add_option("-F,--format", format, "Output format (default: from the output's suffix)")
       ->check(CLI::IsMember(CodecRegistry::global().names()))
       ->type_name(codec_choices());
@@ -118,6 +129,8 @@ int run_transcode_command(int argc, char** argv) {
   app.add_flag("-f,--force", force, "Overwrite the output");
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
+    if (output.empty() && output_dir.empty()) throw Error(ErrorKind::kUsage, "give -o OUTPUT or --output-dir DIR");
+    if (!output_dir.empty() && format.empty()) throw Error(ErrorKind::kUsage, "--output-dir needs the format: -F");
     if (format.empty()) {
       const auto info = CodecRegistry::global().by_extension(output);
       if (!info) throw Error(ErrorKind::kUsage, fmt::format("cannot tell the format from '{}': use -F", output));
@@ -125,7 +138,8 @@ int run_transcode_command(int argc, char** argv) {
     }
     PipelineSpec spec;
     spec.inputs = {input};
-    spec.output = output;
+    spec.output = output_dir.empty() ? output : output_dir;
+    spec.output_is_directory = !output_dir.empty();
     spec.overwrite = force;
     spec.threads = threads;
     StageSpec decompress;
@@ -137,8 +151,11 @@ int run_transcode_command(int argc, char** argv) {
     apply_codec_flags(codec_flags, format, compress.codec_options);
     if (!chunk_size.empty()) compress.codec_options.chunk_bytes = parse_byte_count(chunk_size);
     (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
-    spec.stages = {decompress, compress};
-    refuse_terminal_output(spec.output);
+    StageSpec unpack;
+    unpack.kind = StageKind::kUntar;
+    spec.stages =
+        output_dir.empty() ? std::vector<StageSpec>{decompress, compress} : std::vector<StageSpec>{unpack, compress};
+    if (output_dir.empty()) refuse_terminal_output(spec.output);
     run_pipeline(spec);
     return kExitSuccess;
   } catch (const Error& e) {

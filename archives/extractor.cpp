@@ -439,6 +439,14 @@ void SafeExtractor::warning(const std::string& message) { impl_->warning(message
 void SafeExtractor::fail(const TarEntry& entry, const Error& error, bool begun) { impl_->fail(entry, error, begun); }
 void SafeExtractor::finish_directories() noexcept { impl_->finish_directories(); }
 bool SafeExtractor::writing() const { return impl_->writing(); }
+
+StreamInfo stream_info_for(const std::string& path, std::int64_t mtime_seconds) {
+  StreamInfo info;
+  const std::size_t slash = path.rfind('/');
+  info.name = slash == std::string::npos ? path : path.substr(slash + 1);
+  info.mtime_seconds = mtime_seconds;
+  return info;
+}
 std::uint64_t SafeExtractor::extracted() const { return impl_->extracted(); }
 std::uint64_t SafeExtractor::refused() const { return impl_->refused(); }
 std::uint64_t SafeExtractor::failed() const { return impl_->failed(); }

@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "sluice/codec.h"
 #include "sluice/error.h"
+#include "sluice/io.h"
 #include "sluice/tar.h"
 
 namespace sluice::detail {
@@ -21,6 +23,7 @@ class SafeExtractor final : public TarEntryHandler {
   SafeExtractor(const SafeExtractor&) = delete;
   SafeExtractor& operator=(const SafeExtractor&) = delete;
 
+  // `entry` must stay alive until end() (the extractor refers to it meanwhile).
   void begin(const TarEntry& entry) override;
   void data(ByteView bytes) override;
   void end() override;
@@ -43,5 +46,21 @@ class SafeExtractor final : public TarEntryHandler {
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A sink over SafeExtractor::data(): what a decoder or a compressor writes goes to the entry
+// begun last.
+class ExtractorSink final : public ByteSink {
+ public:
+  ExtractorSink(SafeExtractor& extractor, std::string name) : extractor_(extractor), name_(std::move(name)) {}
+  void write(ByteView bytes) override { extractor_.data(bytes); }
+  const std::string& name() const override { return name_; }
+
+ private:
+  SafeExtractor& extractor_;
+  std::string name_;
+};
+
+// The name and time a compressed file's stream records (gzip's header): the entry's base name.
+StreamInfo stream_info_for(const std::string& path, std::int64_t mtime_seconds);
 
 }  // namespace sluice::detail

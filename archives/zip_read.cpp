@@ -18,6 +18,8 @@
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
+#include "sluice/parts.h"
+#include "sluice/stream.h"
 #include "sluice/zip.h"
 
 namespace sluice {
@@ -449,8 +451,10 @@ bool decoded_whole(const ZipEntry& entry) {
 }
 
 // Runs `consume` on each of `entries` in order, small members decoded beforehand on every worker.
+// `after_decode` (when set) runs there too, on each member decoded whole.
 void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>& entries, int threads,
-                     const std::function<void(MemberJob&)>& consume) {
+                     const std::function<void(MemberJob&)>& consume,
+                     const std::function<void(MemberJob&)>& after_decode = {}) {
   const int workers = resolve_threads(threads);
   std::size_t next = 0;
   tbb::task_arena arena(workers);
@@ -477,6 +481,7 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
                       MemorySink sink;
                       reader.read(*job->entry, sink, 1);
                       job->data = sink.take();
+                      if (after_decode) after_decode(*job);
                     } catch (...) {
                       job->error = std::current_exception();
                     }
@@ -493,6 +498,14 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+bool looks_like_zip(ByteSource& source) {
+  if (!source.random_access()) return false;
+  std::uint8_t magic[4] = {};
+  if (source.read_at(0, magic, 4) < 4) return false;
+  const std::uint32_t signature = zip_le32(magic);
+  return signature == kZipLocalSignature || signature == kZipEndSignature;
+}
 
 ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>& on_entry) {
   const auto start = std::chrono::steady_clock::now();
@@ -550,21 +563,14 @@ TarEntry as_tar_entry(const ZipEntry& entry) {
   return out;
 }
 
-// Passes a big member's bytes to the extractor as they are decoded.
-class ExtractorSink final : public ByteSink {
- public:
-  ExtractorSink(detail::SafeExtractor& extractor, const std::string& name) : extractor_(extractor), name_(name) {}
-  void write(ByteView bytes) override { extractor_.data(bytes); }
-  const std::string& name() const override { return name_; }
-
- private:
-  detail::SafeExtractor& extractor_;
-  const std::string& name_;
-};
+StreamInfo stream_info(const ZipEntry& entry) { return detail::stream_info_for(entry.path, entry.mtime_seconds); }
 
 }  // namespace
 
-ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options) {
+namespace {
+
+// Extraction, or with `compress` each file member compressed on its way to its file.
+ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options, const CompressOptions* compress) {
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);  // every structural check before anything is written
   TarMembers members(options.members);
@@ -584,39 +590,67 @@ ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options
   if (options.on_failed)
     extract.on_failed = [&](const TarEntry&, const Error& error) { options.on_failed(*current, error); };
   detail::SafeExtractor extractor(extract);
+  CompressOptions compress_options = compress != nullptr ? *compress : CompressOptions{};
+  compress_options.threads = options.threads;
+  std::string extension;
+  if (compress != nullptr) {
+    const auto info = CodecRegistry::global().find(compress->codec);
+    if (!info) throw Error(ErrorKind::kUsage, fmt::format("unknown codec '{}'", compress->codec));
+    extension = info->extension;
+  }
+  // A member decoded whole is compressed whole, on the worker that decoded it, into exactly
+  // the bytes compress() makes of it.
+  const auto compress_whole = [&](MemberJob& job) {
+    if (job.entry->type != ZipEntryType::kFile) return;
+    const StreamInfo info = stream_info(*job.entry);
+    Buffer out = stream_header(compress_options, info);
+    const CompressedPart part = compress_part({}, job.data.view(), true, compress_options);
+    out.append(part.bytes.view());
+    out.append(stream_trailer(compress_options, info, part.chunks).view());
+    job.data = std::move(out);
+  };
   ZipExtractStats stats;
   try {
-    for_each_member(reader, selected, options.threads, [&](MemberJob& job) {
-      current = job.entry;
-      TarEntry entry = as_tar_entry(*job.entry);
-      ++stats.entries;
-      try {
-        if (job.error) std::rethrow_exception(job.error);
-        if (job.entry->type == ZipEntryType::kSymlink) {
-          if (job.data.size() > kMaxLinkBytes) throw Error(ErrorKind::kCorruptData, "symbolic link target too long");
-          entry.link_target = as_string(job.data.data(), job.data.size());
-        }
-      } catch (const Error& error) {
-        extractor.fail(entry, error, false);
-        return;
-      }
-      extractor.begin(entry);
-      if (entry.type == TarEntryType::kFile && extractor.writing()) {
-        try {
-          if (job.whole) {
-            extractor.data(job.data.view());
-          } else {
-            ExtractorSink sink(extractor, reader.name());
-            reader.read(*job.entry, sink, options.threads);
+    for_each_member(
+        reader, selected, options.threads,
+        [&](MemberJob& job) {
+          current = job.entry;
+          TarEntry entry = as_tar_entry(*job.entry);
+          if (compress != nullptr && entry.type == TarEntryType::kFile) entry.path += extension;
+          ++stats.entries;
+          try {
+            if (job.error) std::rethrow_exception(job.error);
+            if (job.entry->type == ZipEntryType::kSymlink) {
+              if (job.data.size() > kMaxLinkBytes)
+                throw Error(ErrorKind::kCorruptData, "symbolic link target too long");
+              entry.link_target = as_string(job.data.data(), job.data.size());
+            }
+          } catch (const Error& error) {
+            extractor.fail(entry, error, false);
+            return;
           }
-        } catch (const Error& error) {
-          extractor.fail(entry, error, true);
-          return;
-        }
-        stats.stored_bytes += job.entry->size;
-      }
-      extractor.end();
-    });
+          extractor.begin(entry);
+          if (entry.type == TarEntryType::kFile && extractor.writing()) {
+            try {
+              ExtractorSink sink(extractor, reader.name());
+              if (job.whole) {
+                extractor.data(job.data.view());
+              } else if (compress != nullptr) {
+                Compressor compressor(sink, compress_options, stream_info(*job.entry));
+                reader.read(*job.entry, compressor, options.threads);
+                compressor.finish();
+              } else {
+                reader.read(*job.entry, sink, options.threads);
+              }
+            } catch (const Error& error) {
+              extractor.fail(entry, error, true);
+              return;
+            }
+            stats.stored_bytes += job.entry->size;
+          }
+          extractor.end();
+        },
+        compress != nullptr ? std::function<void(MemberJob&)>(compress_whole) : nullptr);
   } catch (...) {
     extractor.finish_directories();
     throw;
@@ -629,6 +663,16 @@ ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options
   stats.archive_bytes = source.size().value_or(0);
   stats.seconds = seconds_since(start);
   return stats;
+}
+
+}  // namespace
+
+ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options) {
+  return unpack_zip(source, options, nullptr);
+}
+
+ZipExtractStats transcode_zip(ByteSource& source, const ZipExtractOptions& options, const CompressOptions& compress) {
+  return unpack_zip(source, options, &compress);
 }
 
 }  // namespace sluice

@@ -21,6 +21,8 @@
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/pipeline.h"
+#include "sluice/tar.h"
+#include "sluice/zip.h"
 
 namespace sluice {
 namespace {
@@ -53,7 +55,7 @@ Plan plan_of(const PipelineSpec& spec) {
   const auto complain = [](const std::string& what) { throw Error(ErrorKind::kUsage, what); };
   if (spec.stages.empty()) complain("a pipeline needs at least one stage");
   // Allowed orders: [decompress] [compress] [checksum] | tar [compress] [checksum] |
-  // [decompress] untar [checksum]. Each kind at most once.
+  // [decompress] untar [compress] [checksum]. Each kind at most once.
   int previous = -1;
   const auto rank = [](StageKind kind) {
     switch (kind) {
@@ -83,7 +85,6 @@ Plan plan_of(const PipelineSpec& spec) {
     }
   }
   if (plan.tar && plan.decompress) complain("'tar' packs files as they are: it cannot follow 'decompress'");
-  if (plan.untar && plan.compress) complain("'untar' writes the archive's files: it cannot be followed by 'compress'");
   plan.shape = plan.tar ? Plan::Shape::kArchive : plan.untar ? Plan::Shape::kUnpack : Plan::Shape::kPerFile;
   return plan;
 }
@@ -366,21 +367,49 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   if (on_item) on_item(item);
 }
 
+// Each input archive (tar, compressed or not, or zip) extracted under the output directory; with
+// a compress stage, each of its files compressed to NAME + the codec's extension instead.
 void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
                 const std::function<void(const PipelineItem&)>& on_item) {
+  const CompressOptions compress = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
+  const std::string extension =
+      plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
-    TarExtractOptions extract;
-    extract.directory = spec.output;
-    extract.strict = plan.untar->strict;
-    extract.threads = spec.threads;
     std::vector<std::string> files;
-    extract.on_entry = [&](const TarEntry& entry) {
-      if (entry.type == TarEntryType::kFile) files.push_back((fs::path(spec.output) / entry.path).lexically_normal().string());
+    // A file extracted (sparse tar files are extracted as they are, not compressed).
+    const auto add = [&](const std::string& path, bool compressed) {
+      files.push_back((fs::path(spec.output) / (compressed ? path + extension : path)).lexically_normal().string());
     };
     check_stop(spec.stop);
-    StoppableSource source(*opened, spec.stop);
-    extract_tar(source, extract);
+    if (looks_like_zip(*opened)) {
+      ZipExtractOptions extract;
+      extract.directory = spec.output;
+      extract.strict = plan.untar->strict;
+      extract.threads = spec.threads;
+      extract.on_entry = [&](const ZipEntry& entry) {
+        if (entry.type == ZipEntryType::kFile) add(entry.path, true);
+      };
+      // The zip reader needs the file itself (random access): a stop is seen after the archive.
+      if (plan.compress)
+        transcode_zip(*opened, extract, compress);
+      else
+        extract_zip(*opened, extract);
+      check_stop(spec.stop);
+    } else {
+      TarExtractOptions extract;
+      extract.directory = spec.output;
+      extract.strict = plan.untar->strict;
+      extract.threads = spec.threads;
+      extract.on_entry = [&](const TarEntry& entry) {
+        if (entry.type == TarEntryType::kFile) add(entry.path, false);  // named as written (compressed or not)
+      };
+      StoppableSource source(*opened, spec.stop);
+      if (plan.compress)
+        transcode_tar(source, extract, compress);
+      else
+        extract_tar(source, extract);
+    }
     for (const auto& file : files) {
       PipelineItem item;
       item.input = input.path;

@@ -145,7 +145,7 @@ StageKind stage_kind(const std::string& name) {
   if (name == "decompress") return StageKind::kDecompress;
   if (name == "compress") return StageKind::kCompress;
   if (name == "tar") return StageKind::kTar;
-  if (name == "untar") return StageKind::kUntar;
+  if (name == "untar" || name == "unpack") return StageKind::kUntar;  // tar or zip: the same stage
   return StageKind::kChecksum;
 }
 
@@ -180,7 +180,7 @@ StageSpec parse_stage(const toml::table& table, const std::string& file, std::si
   Keys keys(table, file, fmt::format("stage {}", number));
   StageSpec stage;
   stage.line = static_cast<int>(table.source().begin.line);
-  const auto kind = keys.choice("kind", {"decompress", "compress", "tar", "untar", "checksum"});
+  const auto kind = keys.choice("kind", {"decompress", "compress", "tar", "untar", "unpack", "checksum"});
   if (!kind) fail(file, table.source(), fmt::format("stage {}: 'kind' is missing", number));
   stage.kind = stage_kind(*kind);
   try {

@@ -41,6 +41,8 @@ class Pipeline : public testing::CommandTest {
     write_file(dir_ / "data/sub/c.txt", text_bytes(5000, 13));
     r = sh("tar -czf archive.tar.gz data");
     ASSERT_EQ(r.status, 0) << describe(r);
+    r = sh("zip -qr bundle.zip data");
+    ASSERT_EQ(r.status, 0) << describe(r);
   }
 };
 
@@ -57,7 +59,7 @@ TEST_F(Pipeline, EveryShippedExampleRunsAndDoesWhatItSays) {
   for (const auto& entry : fs::directory_iterator(examples)) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   ASSERT_EQ(names, (std::vector<std::string>{"backup-tree.toml", "csv-to-parallel-gzip.toml", "recompress-logs.toml",
-                                             "restore-archive.toml"}));
+                                             "restore-archive.toml", "zip-to-gzip.toml"}));
   for (const auto& name : names) {
     SCOPED_TRACE(name);
     const std::string file = quote((examples / name).string());
@@ -92,6 +94,17 @@ TEST_F(Pipeline, EveryShippedExampleRunsAndDoesWhatItSays) {
   r = sh("ls out/csv && gzip -dc out/csv/a.csv.gz | cmp - data/a.csv");
   EXPECT_EQ(r.out, "a.csv.gz\nb.csv.gz\n") << describe(r);
   EXPECT_EQ(r.status, 0) << describe(r);
+  // zip-to-gzip: every member of bundle.zip as its own .gz (and nothing plain), each the bytes
+  // `sluice -c` makes of the file, with a manifest line.
+  r = sh("cd out/uploads && find . -type f | sort && sha256sum -c --quiet SHA256SUMS");
+  EXPECT_EQ(r.out, "./SHA256SUMS\n./data/a.csv.gz\n./data/b.csv.gz\n./data/sub/c.txt.gz\n") << describe(r);
+  for (const char* file : {"a.csv", "b.csv", "sub/c.txt"}) {
+    r =
+        sh(fmt::format("gzip -dc out/uploads/data/{0}.gz | cmp - data/{0} && rm -rf same && mkdir same && "
+                       "cp -p data/{0} same/ && {1} -c same/$(basename {0}) | cmp - out/uploads/data/{0}.gz",
+                       file, testing::sluice()));
+    EXPECT_EQ(r.status, 0) << file << ": " << describe(r);
+  }
 }
 
 // ---- Each stage kind, and overrides ----
@@ -179,7 +192,7 @@ const std::vector<BadConfig> kBadConfigs = {
      "\"out\"\n",
      "p.toml:6:9: stage 1: 'level' must be between 1 and 9, not 10"},
     {"unknown_kind", "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"zip\"\n[output]\ndirectory = \"out\"\n",
-     "p.toml:4:8: stage 1: 'kind' must be one of decompress, compress, tar, untar, checksum, not 'zip'"},
+     "p.toml:4:8: stage 1: 'kind' must be one of decompress, compress, tar, untar, unpack, checksum, not 'zip'"},
     {"paths_not_strings", "[input]\npaths = [1]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:2:10: input: 'paths' must be an array of strings, not an integer"},
     {"bad_size", "memory_budget = \"lots\"\n" + kGood, "p.toml:1:17: 'memory_budget': invalid size 'lots'"},

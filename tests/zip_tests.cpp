@@ -193,6 +193,32 @@ TEST_F(ZipTest, HugeSparseMemberGoesZip64) {
   expect_ok(sluice("zip --test -f huge.zip"));
 }
 
+TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
+  make_tree();
+  expect_ok(sh("zip -qry bundle.zip src"));
+  expect_ok(sluice("transcode bundle.zip --output-dir gz -F gzip"));
+  // Each file as NAME.gz, the bytes `sluice -c` makes of it (name and time in the header); the
+  // symlink and directories as they are; no plain file written.
+  for (const char* file : {"big.txt", "random.bin", "empty", "sub/deeper/small.txt"}) {
+    expect_ok(
+        sh(fmt::format("rm -rf same && mkdir same && cp -p src/{0} same/ && "
+                       "{1} -c same/$(basename {0}) | cmp - gz/src/{0}.gz",
+                       file, testing::sluice())));
+  }
+  EXPECT_TRUE(fs::is_symlink(dir_ / "gz/src/link"));
+  EXPECT_FALSE(fs::exists(dir_ / "gz/src/big.txt"));
+  const auto names = sh("gzip -lN gz/src/big.txt.gz | tail -1");
+  EXPECT_NE(names.out.find("gz/src/big.txt"), std::string::npos) << describe(names);
+  // A tar (compressed) the same way, to zstd.
+  expect_ok(sh("tar -czf bundle.tgz src"));
+  expect_ok(sluice("transcode bundle.tgz --output-dir zst -F zstd"));
+  expect_ok(sh("zstd -dc zst/src/big.txt.zst | cmp - src/big.txt && zstd -dc zst/src/empty.zst | cmp - src/empty"));
+  // Needs the format; a member escaping the directory is refused as in extraction.
+  const auto no_format = sluice("transcode bundle.zip --output-dir x");
+  EXPECT_EQ(no_format.status, 2) << describe(no_format);
+  EXPECT_NE(no_format.err.find("-F"), std::string::npos) << no_format.err;
+}
+
 // --- hostile archives ---
 
 TEST_F(ZipTest, RefusesPathsOutsideTheDestination) {

@@ -205,6 +205,13 @@ struct TarExtractStats : TarStats {
 // archive the entries before it stay extracted and the Error is thrown.
 TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options);
 
+// Every file of the archive compressed with `compress` (codec, level, chunk size; threads come from
+// options) to its own file under options.directory, named as the entry with the codec's
+// extension ("a/b.txt" -> "a/b.txt.gz"), without the plain files being written; each file's
+// bytes are what compress() makes of it (the gzip header records its base name and time). Other
+// entries, and sparse files, are made as extract_tar makes them, under the same rules.
+TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& options, const CompressOptions& compress);
+
 // Picks entries by the member names a user gave (as `tar -x ARCHIVE MEMBER...` does): an entry
 // is selected if its path equals a member or lies under one. Paths compare without "./" and
 // trailing slashes. Remembers which members matched nothing.

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "sluice/compress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 #include "sluice/tar.h"
@@ -88,6 +89,10 @@ class ZipReader {
   std::unique_ptr<State> state_;
 };
 
+// Whether `source` (read at offset 0, so a random-access one) starts as a zip archive does: a
+// local file header, or the end record of an empty archive.
+bool looks_like_zip(ByteSource& source);
+
 struct ZipStats {
   std::uint64_t entries = 0;
   std::uint64_t archive_bytes = 0;  // the zip file's size (read) or bytes written (create)
@@ -130,6 +135,14 @@ struct ZipExtractStats : ZipStats {
 // Extracts the archive under options.directory, with tar's safety rules (sluice/tar.h,
 // extract_tar). Members are decoded in parallel and written in archive order.
 ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options);
+
+// The upload service's job in one pass: every file member compressed with `compress` (its codec,
+// level, chunk size; threads come from options) to its own file under options.directory, named
+// as the member with the codec's extension ("a/b.txt" -> "a/b.txt.gz"), without the plain files
+// being written; the bytes of each are what compress() makes of the member (the gzip header
+// records its base name and time). Directories and symlinks are made as extract_zip makes them,
+// under the same safety rules. on_entry and the stats count members.
+ZipExtractStats transcode_zip(ByteSource& source, const ZipExtractOptions& options, const CompressOptions& compress);
 
 struct ZipCreateOptions {
   std::string directory;                      // paths are taken relative to it (as tar -C)
