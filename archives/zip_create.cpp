@@ -133,6 +133,7 @@ class ZipWriter {
   // --- reading (serial) ---
 
   std::shared_ptr<Piece> next_piece(tbb::flow_control& control) {
+    if (options_.stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
     while (!file_) {
       auto walked = walk_.next();
       if (!walked) {

@@ -363,7 +363,7 @@ struct ZipReader::State {
     return codecs.emplace(method, std::move(found)).first->second.get();
   }
 
-  void read(const ZipEntry& entry, ByteSink& sink, int threads) {
+  void read(const ZipEntry& entry, ByteSink& sink, int threads, const std::stop_token& stop) {
     if (entry.encrypted()) throw Error(ErrorKind::kCorruptData, "encrypted (not supported)");
     if (entry.type == ZipEntryType::kDirectory) return;
     const Codec* codec = entry.method == kZipMethodStored ? nullptr : codec_for(entry.method);
@@ -403,6 +403,7 @@ struct ZipReader::State {
         DecompressOptions options;
         options.codec = codec->info().name;
         options.threads = threads;
+        options.stop = stop;
         decompress(member, out, options);
       }
     }
@@ -427,9 +428,9 @@ const std::string& ZipReader::comment() const { return state_->comment; }
 const std::string& ZipReader::name() const { return state_->name(); }
 std::uint64_t ZipReader::prefix_bytes() const { return state_->prefix; }
 
-void ZipReader::read(const ZipEntry& entry, ByteSink& sink, int threads) const {
+void ZipReader::read(const ZipEntry& entry, ByteSink& sink, int threads, std::stop_token stop) const {
   try {
-    state_->read(entry, sink, threads);
+    state_->read(entry, sink, threads, stop);
   } catch (const Error& error) {
     throw member_error(entry, name(), error);
   }
@@ -453,7 +454,7 @@ bool decoded_whole(const ZipEntry& entry) {
 // Runs `consume` on each of `entries` in order, small members decoded beforehand on every worker.
 // `after_decode` (when set) runs there too, on each member decoded whole.
 void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>& entries, int threads,
-                     const std::function<void(MemberJob&)>& consume,
+                     const std::stop_token& stop, const std::function<void(MemberJob&)>& consume,
                      const std::function<void(MemberJob&)>& after_decode = {}) {
   const int workers = resolve_threads(threads);
   std::size_t next = 0;
@@ -464,6 +465,8 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
         tbb::make_filter<void, std::shared_ptr<MemberJob>>(
             tbb::filter_mode::serial_in_order,
             [&](tbb::flow_control& control) -> std::shared_ptr<MemberJob> {
+              if (stop.stop_requested())
+                throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", reader.name());
               if (next == entries.size()) {
                 control.stop();
                 return nullptr;
@@ -522,22 +525,23 @@ ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>
 }
 
 ZipTestStats test_zip(ByteSource& source, int threads,
-                      const std::function<void(const ZipEntry&, const Error&)>& on_failed) {
+                      const std::function<void(const ZipEntry&, const Error&)>& on_failed, std::stop_token stop) {
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);
   std::vector<const ZipEntry*> all;
   for (const ZipEntry& entry : reader.entries()) all.push_back(&entry);
   ZipTestStats stats;
-  for_each_member(reader, all, threads, [&](MemberJob& job) {
+  for_each_member(reader, all, threads, stop, [&](MemberJob& job) {
     ++stats.entries;
     try {
       if (job.error) std::rethrow_exception(job.error);
       if (!job.whole) {
         DiscardSink discard;
-        reader.read(*job.entry, discard, threads);
+        reader.read(*job.entry, discard, threads, stop);
       }
       stats.stored_bytes += job.entry->size;
     } catch (const Error& error) {
+      if (error.kind() == ErrorKind::kCancelled) throw;
       ++stats.failed;
       if (on_failed) on_failed(*job.entry, error);
     }
@@ -592,6 +596,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   detail::SafeExtractor extractor(extract);
   CompressOptions compress_options = compress != nullptr ? *compress : CompressOptions{};
   compress_options.threads = options.threads;
+  compress_options.stop = options.stop;
   std::string extension;
   if (compress != nullptr) {
     const auto info = CodecRegistry::global().find(compress->codec);
@@ -612,7 +617,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   ZipExtractStats stats;
   try {
     for_each_member(
-        reader, selected, options.threads,
+        reader, selected, options.threads, options.stop,
         [&](MemberJob& job) {
           current = job.entry;
           TarEntry entry = as_tar_entry(*job.entry);
@@ -626,6 +631,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
               entry.link_target = as_string(job.data.data(), job.data.size());
             }
           } catch (const Error& error) {
+            if (error.kind() == ErrorKind::kCancelled) throw;
             extractor.fail(entry, error, false);
             return;
           }
@@ -637,12 +643,13 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
                 extractor.data(job.data.view());
               } else if (compress != nullptr) {
                 Compressor compressor(sink, compress_options, stream_info(*job.entry));
-                reader.read(*job.entry, compressor, options.threads);
+                reader.read(*job.entry, compressor, options.threads, options.stop);
                 compressor.finish();
               } else {
-                reader.read(*job.entry, sink, options.threads);
+                reader.read(*job.entry, sink, options.threads, options.stop);
               }
             } catch (const Error& error) {
+              if (error.kind() == ErrorKind::kCancelled) throw;
               extractor.fail(entry, error, true);
               return;
             }

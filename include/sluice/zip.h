@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
@@ -82,7 +83,8 @@ class ZipReader {
   // Writes the member's data, decoded and checked against its size and CRC-32, to `sink`.
   // Throws Error naming the member and the archive byte: unsupported method, encryption, corrupt
   // data, a size or CRC-32 that does not match. `threads`: for a big member's decoding (0: all).
-  void read(const ZipEntry& entry, ByteSink& sink, int threads = 0) const;
+  // `stop`: a big member's decoding stops within a chunk (Error(kCancelled)).
+  void read(const ZipEntry& entry, ByteSink& sink, int threads = 0, std::stop_token stop = {}) const;
 
  private:
   struct State;
@@ -109,7 +111,8 @@ struct ZipTestStats : ZipStats {
   std::uint64_t failed = 0;
 };
 ZipTestStats test_zip(ByteSource& source, int threads = 0,
-                      const std::function<void(const ZipEntry&, const Error&)>& on_failed = {});
+                      const std::function<void(const ZipEntry&, const Error&)>& on_failed = {},
+                      std::stop_token stop = {});
 
 struct ZipExtractOptions {
   std::string directory = ".";        // created if missing
@@ -123,6 +126,9 @@ struct ZipExtractOptions {
   // A member that could not be decoded (unsupported method, corrupt data, wrong CRC-32) or written:
   // nothing of it is left, and extraction goes on (with `strict` it stops).
   std::function<void(const ZipEntry&, const Error& error)> on_failed;
+  // Once requested, no new member starts and a big one stops within a chunk; the call throws
+  // Error(kCancelled) and the member being written is not published.
+  std::stop_token stop;
 };
 
 struct ZipExtractStats : ZipStats {
@@ -157,6 +163,8 @@ struct ZipCreateOptions {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> skip_files;
   std::function<void(const ZipEntry&)> on_entry;                                    // each entry as it is written
   std::function<void(const std::string& path, const std::string& why)> on_skipped;  // sockets, devices
+  // Once requested, no new chunk is read and the call throws Error(kCancelled).
+  std::stop_token stop;
 };
 
 // Writes the archive of `paths` (directories walked recursively, children in byte order of their

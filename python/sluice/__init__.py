@@ -77,7 +77,7 @@ _native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLi
 
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
-    "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar",
+    "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar", "zip",
     "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
     "__version__",
 ]
@@ -220,7 +220,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
             places.append(index)
     done = _native.decompress_files(jobs, threads or 0, max_output or 0, overwrite, remove_inputs, fail_fast,
                                     _progress_adapter(progress))
-    for index, result in zip(places, done):
+    for index, result in builtins.zip(places, done):
         results[index] = FileResult(*result)
     return results
 
@@ -736,6 +736,7 @@ def _toml_value(value) -> str:
 
 
 from . import tar  # noqa: E402  (sluice.tar builds on SluiceFile above)
+from . import zip  # noqa: E402,A004  (sluice.zip; it hides the builtin zip here: use builtins.zip)
 
 
 def _open_for_fsspec(file, mode: str = "rb", **kwargs):

@@ -91,3 +91,4 @@ def run_pipeline(pipeline: str | bytes | Any, overrides: Iterable[str] | dict[st
                  dry_run: Literal[True], on_item: Callable[[PipelineItem], Any] | None = None) -> str: ...
 
 from . import tar as tar
+from . import zip as zip

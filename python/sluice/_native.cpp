@@ -24,6 +24,7 @@
 #include "sluice/stream.h"
 #include "sluice/tar.h"
 #include "sluice/version.h"
+#include "sluice/zip.h"
 
 namespace py = pybind11;
 
@@ -466,6 +467,28 @@ py::tuple stats_tuple(const TarStats& stats) {
                         stats.seconds);
 }
 
+const char* zip_type_name(ZipEntryType type) {
+  switch (type) {
+    case ZipEntryType::kDirectory:
+      return "directory";
+    case ZipEntryType::kSymlink:
+      return "symlink";
+    case ZipEntryType::kFile:
+      break;
+  }
+  return "file";
+}
+
+// A zip entry as the tuple sluice/zip.py makes a ZipMember of.
+py::tuple zip_entry_tuple(const ZipEntry& e) {
+  return py::make_tuple(py::bytes(e.path), zip_type_name(e.type), e.size, e.compressed_size, e.method_name(), e.crc32,
+                        e.mode, e.mtime_seconds, e.header_offset, e.encrypted());
+}
+
+py::tuple zip_stats_tuple(const ZipStats& stats) {
+  return py::make_tuple(stats.entries, stats.archive_bytes, stats.stored_bytes, stats.seconds);
+}
+
 }  // namespace
 }  // namespace sluice::python
 
@@ -818,6 +841,128 @@ PYBIND11_MODULE(_native, m) {
     py::list out;
     for (const auto& entry : entries) out.append(entry_tuple(entry));
     return py::make_tuple(out, warnings);
+  });
+
+  // ---- Zip archives (sluice/zip.py) ----
+  // Creates an archive of `paths` at `archive` (written to a temporary and renamed) or into `file`
+  // (a binary file object, written as a stream). Returns the stats tuple.
+  m.def("zip_create",
+        [](const std::vector<std::string>& paths, const std::string& archive, py::object file,
+           const std::string& format, int level, int threads, std::size_t chunk_size, const std::string& directory,
+           const std::vector<std::string>& exclude, std::optional<std::int64_t> mtime, const py::object& on_entry) {
+          ZipCreateOptions create;
+          create.codec = format;
+          create.level = level;
+          create.threads = threads;
+          create.chunk_bytes = chunk_size;
+          create.directory = directory;
+          create.exclude = exclude;
+          create.mtime_seconds = mtime;
+          std::exception_ptr callback_error;
+          if (!on_entry.is_none()) {
+            create.on_entry = [&](const ZipEntry& entry) {
+              call_back(on_entry, callback_error, [&] { return zip_entry_tuple(entry); });
+            };
+          }
+          ZipStats stats;
+          std::optional<PythonFile> python_file;
+          if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
+          run_released_with(
+              python_file, kInterruptibleBytes,
+              [&](std::stop_token stop) {
+                create.stop = stop;
+                if (python_file) {
+                  PythonSink sink(*python_file);
+                  stats = create_zip(paths, sink, create);
+                  return;
+                }
+                OutputFile output(archive, /*overwrite=*/true);
+                const FileStatus written = output.status();
+                create.skip_files.emplace_back(written.device, written.inode);
+                stats = create_zip(paths, output, create);
+                output.commit(false);
+              },
+              &callback_error);
+          return zip_stats_tuple(stats);
+        });
+
+  // Extracts the zip at `archive` under `directory`; with a `format`, each file member is
+  // compressed to its own file instead (transcode_zip). Returns (stats, extracted, refused
+  // [(entry, why)], failed [(entry, error)], not found).
+  m.def("zip_extract", [](const std::string& archive, const std::string& directory,
+                          const std::vector<std::string>& members, const std::vector<std::string>& exclude,
+                          bool preserve_permissions, bool strict, int threads, const std::string& format, int level,
+                          const py::object& on_entry) {
+    ZipExtractOptions extract;
+    extract.directory = directory;
+    extract.members = members;
+    extract.exclude = exclude;
+    extract.preserve_permissions = preserve_permissions;
+    extract.strict = strict;
+    extract.threads = threads;
+    std::vector<std::pair<ZipEntry, std::string>> refused;
+    std::vector<std::pair<ZipEntry, Error>> failed;
+    std::exception_ptr callback_error;
+    if (!on_entry.is_none()) {
+      extract.on_entry = [&](const ZipEntry& entry) {
+        call_back(on_entry, callback_error, [&] { return zip_entry_tuple(entry); });
+      };
+    }
+    extract.on_refused = [&](const ZipEntry& entry, const std::string& why) { refused.emplace_back(entry, why); };
+    extract.on_failed = [&](const ZipEntry& entry, const Error& error) { failed.emplace_back(entry, error); };
+    std::optional<PythonFile> no_file;
+    ZipExtractStats stats;
+    run_released_with(
+        no_file, kInterruptibleBytes,
+        [&](std::stop_token stop) {
+          extract.stop = stop;
+          FdSource source(archive);
+          if (format.empty()) {
+            stats = extract_zip(source, extract);
+          } else {
+            CompressOptions compress;
+            compress.codec = format;
+            compress.codec_options.level = level;
+            (void)CodecRegistry::global().create(format, compress.codec_options);  // bad options
+            stats = transcode_zip(source, extract, compress);
+          }
+        },
+        &callback_error);
+    py::list refused_list, failed_list;
+    for (const auto& [entry, why] : refused) refused_list.append(py::make_tuple(zip_entry_tuple(entry), why));
+    for (const auto& [entry, error] : failed)
+      failed_list.append(py::make_tuple(zip_entry_tuple(entry), to_python(error)));
+    return py::make_tuple(zip_stats_tuple(stats), stats.extracted, refused_list, failed_list, stats.members_not_found);
+  });
+
+  // The entries of the zip at `archive`, as tuples.
+  m.def("zip_list", [](const std::string& archive) {
+    std::vector<ZipEntry> entries;
+    std::optional<PythonFile> no_file;
+    run_released_with(no_file, 0, [&](std::stop_token) {
+      FdSource source(archive);
+      list_zip(source, [&](const ZipEntry& entry) { entries.push_back(entry); });
+    });
+    py::list out;
+    for (const auto& entry : entries) out.append(zip_entry_tuple(entry));
+    return out;
+  });
+
+  // Decodes every member of the zip at `archive`, checking sizes and CRC-32s. Returns (stats,
+  // failed [(entry, error)]).
+  m.def("zip_test", [](const std::string& archive, int threads) {
+    std::vector<std::pair<ZipEntry, Error>> failed;
+    std::optional<PythonFile> no_file;
+    ZipTestStats stats;
+    run_released_with(no_file, kInterruptibleBytes, [&](std::stop_token stop) {
+      FdSource source(archive);
+      stats = test_zip(
+          source, threads, [&](const ZipEntry& entry, const Error& error) { failed.emplace_back(entry, error); }, stop);
+    });
+    py::list failed_list;
+    for (const auto& [entry, error] : failed)
+      failed_list.append(py::make_tuple(zip_entry_tuple(entry), to_python(error)));
+    return py::make_tuple(zip_stats_tuple(stats), failed_list);
   });
 
   // ---- Pipelines ----

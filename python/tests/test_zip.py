@@ -1,0 +1,152 @@
+"""sluice.zip against Python's zipfile and Info-ZIP: archives both ways, transcode, the errors,
+and Ctrl-C."""
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+
+import pytest
+
+import sluice
+import sluice.zip
+
+from test_tar_and_readers import contents, text  # the same tree helpers as the tar tests
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = tmp_path / "src"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "empty").write_bytes(b"")
+    (root / "a.txt").write_bytes(b"hello\n")
+    (root / "sub" / "big.bin").write_bytes(text(3 * 1024 * 1024 + 7, 2))
+    (root / "sub" / "deeper" / "caf\u00e9 \u00fcber.txt").write_bytes(b"non-ascii name\n")
+    (root / "link").symlink_to("a.txt")
+    os.chmod(root / "a.txt", 0o640)
+    return root
+
+
+def test_create_is_read_by_zipfile_and_unzip_and_extract_gives_the_tree_back(tmp_path, tree):
+    archive = tmp_path / "a.zip"
+    seen = []
+    stats = sluice.zip.create(archive, [tree.name], directory=tmp_path, on_entry=lambda m: seen.append(m.name))
+    assert stats.entries == len(seen) == 8
+    with zipfile.ZipFile(archive) as z:
+        assert z.testzip() is None
+        assert z.read("src/sub/big.bin") == (tree / "sub" / "big.bin").read_bytes()
+        assert z.getinfo("src/sub/big.bin").compress_type == zipfile.ZIP_DEFLATED
+        assert z.getinfo("src/sub/deeper/caf\u00e9 \u00fcber.txt").flag_bits & 0x800  # UTF-8
+    subprocess.run(["unzip", "-tq", str(archive)], check=True, stdout=subprocess.DEVNULL)
+    result = sluice.zip.extract(archive, tmp_path / "out")
+    assert result.ok and result.extracted == 8
+    assert contents(tmp_path / "out" / "src") == contents(tree)
+
+
+def test_reads_zipfile_archives_and_lists_as_zipfile_does(tmp_path, tree):
+    archive = tmp_path / "py.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(tree / "sub" / "big.bin", "big.bin")
+        z.writestr("dir/", b"")
+        z.writestr(zipfile.ZipInfo("stored.txt"), b"stored")
+    members = sluice.zip.list(archive)
+    assert [(m.name, m.type, m.size, m.method) for m in members] == [
+        ("big.bin", "file", 3 * 1024 * 1024 + 7, "deflate"), ("dir", "directory", 0, "deflate"),
+        ("stored.txt", "file", 6, "stored")]
+    with zipfile.ZipFile(archive) as z:
+        assert [m.crc for m in members] == [i.CRC for i in z.infolist()]
+        assert [m.compress_size for m in members] == [i.compress_size for i in z.infolist()]
+    assert sluice.zip.test(archive).ok
+    result = sluice.zip.extract(archive, tmp_path / "out", members=["stored.txt"])
+    assert result.ok and (tmp_path / "out" / "stored.txt").read_bytes() == b"stored"
+    assert not (tmp_path / "out" / "big.bin").exists()
+
+
+def test_same_tree_same_bytes_for_any_thread_count_and_the_program(tmp_path, tree):
+    sluice.zip.create(tmp_path / "one.zip", ["src"], directory=tmp_path, threads=1)
+    sluice.zip.create(tmp_path / "two.zip", ["src"], directory=tmp_path, threads=2)
+    program = os.environ.get("SLUICE_PROGRAM", "sluice")
+    subprocess.run([program, "zip", "-c", "-o", str(tmp_path / "cli.zip"), "-C", str(tmp_path), "src"], check=True)
+    one = (tmp_path / "one.zip").read_bytes()
+    assert one == (tmp_path / "two.zip").read_bytes() == (tmp_path / "cli.zip").read_bytes()
+
+
+def test_into_a_file_object_as_a_stream(tmp_path, tree):
+    class Pipe:  # write-only, no seek: what a socket or an upload stream offers
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, b):
+            self.data += b
+            return len(b)
+
+    pipe = Pipe()
+    sluice.zip.create(pipe, ["src"], directory=tmp_path)
+    (tmp_path / "piped.zip").write_bytes(pipe.data)
+    with zipfile.ZipFile(tmp_path / "piped.zip") as z:
+        assert z.testzip() is None
+        assert z.getinfo("src/sub/big.bin").flag_bits & 0x08  # sizes after the data
+
+
+def test_transcode_makes_each_member_a_gzip_file(tmp_path, tree):
+    archive = tmp_path / "upload.zip"
+    subprocess.run(["zip", "-qry", str(archive), "src"], cwd=tmp_path, check=True)
+    result = sluice.zip.transcode(archive, tmp_path / "store", "gzip")
+    assert result.ok
+    store = tmp_path / "store" / "src"
+    assert gzip.decompress((store / "sub" / "big.bin.gz").read_bytes()) == (tree / "sub" / "big.bin").read_bytes()
+    assert gzip.decompress((store / "empty.gz").read_bytes()) == b""
+    assert os.path.islink(store / "link") and not (store / "a.txt").exists()
+
+
+def test_bad_members_are_reported_and_a_hostile_archive_raises_with_its_path(tmp_path):
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("fine.txt", b"fine")
+        z.writestr("../escape.txt", b"x")
+        z.writestr("crc.txt", b"checked data")
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"checked data")] ^= 1
+    archive.write_bytes(data)
+    result = sluice.zip.extract(archive, tmp_path / "out")
+    assert [m.name for m, _ in result.refused] == ["../escape.txt"]
+    assert [m.name for m, _ in result.failed] == ["crc.txt"]
+    assert isinstance(result.failed[0][1], sluice.CorruptDataError)
+    assert "CRC-32" in str(result.failed[0][1])
+    assert not (tmp_path / "escape.txt").exists() and not (tmp_path / "out" / "crc.txt").exists()
+    with pytest.raises(sluice.Error):
+        sluice.zip.extract(archive, tmp_path / "strict", strict=True)
+    assert not sluice.zip.test(archive).ok
+    (tmp_path / "not.zip").write_bytes(b"this is no zip archive at all")
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        sluice.zip.list(tmp_path / "not.zip")
+    assert caught.value.filename == str(tmp_path / "not.zip")
+    with pytest.raises(OSError):
+        sluice.zip.list(tmp_path / "missing.zip")
+
+
+def test_ctrl_c_stops_create_and_leaves_no_archive(tmp_path):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.write(os.urandom(1 << 20) * 600)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(os.path.dirname(sluice.__file__))!r})
+        import sluice.zip
+        print("ready", flush=True)
+        try:
+            sluice.zip.create({str(tmp_path / "out.zip")!r}, [{str(big)!r}], level=9, threads=1)
+            print("finished", flush=True)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    out, _ = process.communicate(timeout=60)
+    assert out.strip() == "interrupted"
+    assert sorted(os.listdir(tmp_path)) == ["big.bin"], "neither the archive nor its temporary is left"
