@@ -6,7 +6,9 @@ same run, interleaved; medians of REPS runs; outputs on tmpfs.
   `bsdtar -xf`, and a ProcessPoolExecutor over Python zipfile members (the hand-rolled parallel
   unzip);
 - create: sluice zip -c against `zip -qr -6` (and the sizes);
-- extract what sluice zip made (members of independent chunks, decoded in parallel).
+- extract what sluice zip made (members of independent chunks, decoded in parallel);
+- zip to one .gz per member (the upload service's job): sluice transcode --output-dir against
+  `unzip` then `pigz` on each file.
 
 Usage: bench/zip_bench.py [--reps N] [--threads N]
 """
@@ -79,6 +81,16 @@ def main():
         print(f"\n| extract ({label}) | seconds | vs unzip |\n|---|---:|---:|")
         for name, seconds in times.items():
             print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
+    transcode = {
+        "sluice transcode --output-dir -F gzip": f"rm -rf {out}/t && {s} transcode -j{j} {out}/i.zip --output-dir {out}/t -F gzip",
+        f"unzip, then pigz -6 -p{j} per file": f"rm -rf {out}/t && unzip -q {out}/i.zip -d {out}/t && "
+                                               f"find {out}/t -type f -print0 | xargs -0 pigz -6 -p{j}",
+    }
+    times = medians(interleaved(transcode, args.reps, out))
+    base = times[f"unzip, then pigz -6 -p{j} per file"]
+    print(f"\n| zip to a .gz per member (made by zip -6) | seconds | vs unzip + pigz |\n|---|---:|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
     shutil.rmtree(out, ignore_errors=True)
 
 
