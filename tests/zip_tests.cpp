@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include "sluice/codec.h"
+#include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 #include "sluice/zip.h"
@@ -350,6 +352,50 @@ TEST_F(ZipTest, Cp437NamesAsUnzipReadsThem) {
   const auto listed = sluice("zip -t -f dos.zip");
   expect_ok(listed);
   EXPECT_EQ(listed.out, "caf\xc3\xa9\n");
+}
+
+// The library in one process (the ThreadSanitizer job runs these): an archive of files of one and
+// of several chunks written on 2 threads into memory (data descriptors) and into a file (sizes
+// patched), read back, extracted and transcoded on 2 threads.
+TEST(ZipLibrary, RoundTripInProcessOnTwoThreads) {
+  testing::ScratchDir dir;
+  fs::create_directories(dir / "in");
+  for (int i = 0; i < 40; ++i)
+    testing::write_file(dir / fmt::format("in/{:02}.txt", i), testing::text_bytes(5000 + i * 997, i));
+  testing::write_file(dir / "in/big.txt", testing::text_bytes(600'000, 99));
+  ZipCreateOptions options;
+  options.directory = dir.path().string();
+  options.threads = 2;
+  options.chunk_bytes = 64 * 1024;
+  MemorySink memory;
+  const ZipStats created = create_zip({"in"}, memory, options);
+  EXPECT_EQ(created.entries, 42u);
+  {
+    OutputFile file((dir / "a.zip").string(), false);
+    create_zip({"in"}, file, options);
+    file.commit(false);
+  }
+  for (const auto& bytes : {testing::to_bytes(memory.buffer()), testing::read_file(dir / "a.zip")}) {
+    MemorySource source(testing::view(bytes));
+    const ZipTestStats tested = test_zip(source, 2);
+    EXPECT_EQ(tested.entries, 42u);
+    EXPECT_EQ(tested.failed, 0u);
+  }
+  FdSource archive((dir / "a.zip").string());
+  ZipExtractOptions extract;
+  extract.directory = (dir / "out").string();
+  extract.threads = 2;
+  const ZipExtractStats extracted = extract_zip(archive, extract);
+  EXPECT_EQ(extracted.extracted, 42u);
+  EXPECT_EQ(testing::read_file(dir / "out/in/big.txt"), testing::read_file(dir / "in/big.txt"));
+  EXPECT_EQ(testing::read_file(dir / "out/in/17.txt"), testing::read_file(dir / "in/17.txt"));
+  extract.directory = (dir / "gz").string();
+  CompressOptions gzip;
+  gzip.codec = "gzip";
+  const ZipExtractStats transcoded = transcode_zip(archive, extract, gzip);
+  EXPECT_EQ(transcoded.extracted, 42u);
+  EXPECT_EQ(testing::to_bytes(decompress_buffer(testing::view(testing::read_file(dir / "gz/in/big.txt.gz")))),
+            testing::read_file(dir / "in/big.txt"));
 }
 
 // Every truncation and single-bit flip of a small archive: an Error or a correct reading, never a
