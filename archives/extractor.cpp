@@ -123,6 +123,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     } catch (const Refusal& refusal) {
       refuse(entry, refusal.why);
     } catch (const Error& error) {
+      if (error.kind() == ErrorKind::kCancelled) throw;  // a stop (or a callback's failure) ends the run
       fail_entry(entry, error, false);
     }
   }
@@ -132,6 +133,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     try {
       write(bytes);
     } catch (const Error& error) {
+      if (error.kind() == ErrorKind::kCancelled) throw;
       fail_entry(*current_, error, true);
     }
   }
@@ -166,6 +168,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       file_.reset();
       if (want_owner()) restore_owner(path, *current_, true);
     } catch (const Error& error) {
+      if (error.kind() == ErrorKind::kCancelled) throw;
       fail_entry(*current_, error, true);
     }
   }

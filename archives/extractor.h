@@ -48,16 +48,22 @@ class SafeExtractor final : public TarEntryHandler {
 };
 
 // A sink over SafeExtractor::data(): what a decoder or a compressor writes goes to the entry
-// begun last.
+// begun last. With `stop_when_failed`, a write after which the entry's file failed (and was
+// reported by the extractor) throws, to stop its producer; otherwise the rest is dropped.
 class ExtractorSink final : public ByteSink {
  public:
-  ExtractorSink(SafeExtractor& extractor, std::string name) : extractor_(extractor), name_(std::move(name)) {}
-  void write(ByteView bytes) override { extractor_.data(bytes); }
+  ExtractorSink(SafeExtractor& extractor, std::string name, bool stop_when_failed = false)
+      : extractor_(extractor), name_(std::move(name)), stop_when_failed_(stop_when_failed) {}
+  void write(ByteView bytes) override {
+    extractor_.data(bytes);
+    if (stop_when_failed_ && !extractor_.writing()) throw Error(ErrorKind::kIo, "the file failed (reported)", name_);
+  }
   const std::string& name() const override { return name_; }
 
  private:
   SafeExtractor& extractor_;
   std::string name_;
+  bool stop_when_failed_;
 };
 
 // The name and time a compressed file's stream records (gzip's header): the entry's base name.

@@ -1,7 +1,9 @@
 // extract_tar(): a tar archive read into the safe extractor (archives/extractor.h).
 #include <optional>
+#include <unordered_set>
 
 #include "archives/extractor.h"
+#include "archives/tar_format.h"
 #include "sluice/codec.h"
 #include "sluice/stream.h"
 #include "sluice/tar.h"
@@ -11,39 +13,63 @@ namespace sluice {
 namespace {
 
 // Gives the extractor each file entry under its compressed name, its data through a Compressor.
+// Entries are picked by their names in the archive (members, exclude) before they are renamed; a
+// hard link to a file that was compressed links to the compressed file, under its name too.
 class CompressingHandler final : public TarEntryHandler {
  public:
-  CompressingHandler(detail::SafeExtractor& extractor, const CompressOptions& options, std::string extension)
-      : extractor_(extractor), options_(options), extension_(std::move(extension)), sink_(extractor, "<tar>") {}
+  CompressingHandler(detail::SafeExtractor& extractor, const TarExtractOptions& options,
+                     const CompressOptions& compress, std::string extension)
+      : extractor_(extractor),
+        compress_(compress),
+        extension_(std::move(extension)),
+        sink_(extractor, "<tar>"),
+        members_(options.members),
+        exclude_(options.exclude) {}
 
   void begin(const TarEntry& entry) override {
-    if (entry.type != TarEntryType::kFile || entry.sparse) return extractor_.begin(entry);
+    skipping_ = !members_.selects(entry.path) || exclude_.excludes(entry.path);
+    if (skipping_) return;
     renamed_ = entry;  // the extractor keeps a pointer to it until end()
-    renamed_.path += extension_;
+    const bool compressed = entry.type == TarEntryType::kFile && !entry.sparse;
+    if (compressed) {
+      renamed_.path += extension_;
+      compressed_.insert(detail::join_components(detail::path_components(entry.path)));
+    } else if (entry.type == TarEntryType::kHardLink &&
+               compressed_.count(detail::join_components(detail::path_components(entry.link_target)))) {
+      renamed_.path += extension_;
+      renamed_.link_target += extension_;
+    }
     extractor_.begin(renamed_);
-    if (extractor_.writing()) {
-      compressor_.emplace(sink_, options_, detail::stream_info_for(entry.path, entry.mtime_seconds));
+    if (compressed && extractor_.writing()) {
+      compressor_.emplace(sink_, compress_, detail::stream_info_for(entry.path, entry.mtime_seconds));
     }
   }
   void data(ByteView bytes) override {
+    if (skipping_) return;
     if (compressor_)
       compressor_->write(bytes);
     else
       extractor_.data(bytes);
   }
   void end() override {
+    if (skipping_) return;
     if (compressor_) compressor_->finish();
     compressor_.reset();
     extractor_.end();
   }
   void warning(const std::string& message) override { extractor_.warning(message); }
+  std::vector<std::string> members_not_found() const { return members_.not_found(); }
 
  private:
   detail::SafeExtractor& extractor_;
-  const CompressOptions& options_;
+  const CompressOptions& compress_;
   std::string extension_;
   detail::ExtractorSink sink_;
+  TarMembers members_;
+  TarExclude exclude_;
+  bool skipping_ = false;
   TarEntry renamed_;
+  std::unordered_set<std::string> compressed_;  // files written compressed, by normalised name
   std::optional<Compressor> compressor_;
 };
 
@@ -77,9 +103,14 @@ TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& optio
   if (!info) throw Error(ErrorKind::kUsage, "unknown codec '" + compress.codec + "'");
   CompressOptions compress_options = compress;
   compress_options.threads = options.threads;
-  detail::SafeExtractor extractor(options);
-  CompressingHandler handler(extractor, compress_options, info->extension);
-  return run_extract(source, options, extractor, handler);
+  TarExtractOptions unfiltered = options;  // the handler picks entries by their archive names
+  unfiltered.members.clear();
+  unfiltered.exclude.clear();
+  detail::SafeExtractor extractor(unfiltered);
+  CompressingHandler handler(extractor, options, compress_options, info->extension);
+  TarExtractStats stats = run_extract(source, unfiltered, extractor, handler);
+  stats.members_not_found = handler.members_not_found();
+  return stats;
 }
 
 }  // namespace sluice

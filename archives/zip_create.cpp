@@ -156,7 +156,9 @@ class ZipWriter {
     }
     auto member = std::make_shared<Member>();
     ZipEntry& entry = member->entry;
-    entry.path = walked.archive_name.empty() ? "." : walked.archive_name;
+    entry.path = walked.archive_name;
+    while (entry.path.starts_with("./")) entry.path.erase(0, 2);  // as zip stores "zip -r a.zip ."
+    if (entry.path.empty() || entry.path == ".") return nullptr;  // "." or "/" itself: its children only
     member->name = entry.path;
     entry.mode = status.st_mode & 07777;
     entry.unix_mode = true;
@@ -310,16 +312,25 @@ class ZipWriter {
       zip_put32(header, known ? static_cast<std::uint32_t>(entry.size) : 0);
     }
     zip_put16(header, static_cast<std::uint16_t>(member.name.size()));
-    zip_put16(header, static_cast<std::uint16_t>(9 + (member.zip64_local ? 20 : 0)));
+    zip_put16(header, static_cast<std::uint16_t>(9 + (member.zip64_local ? 20 : 0) + (known ? 0 : 8)));
     header.append(as_bytes(member.name));
     put_timestamp(header, entry.mtime_seconds);
-    if (member.zip64_local) {
+    if (member.zip64_local) {  // first after the timestamp: finish_member() patches it there
       zip_put16(header, kZipExtraZip64);
       zip_put16(header, 16);
       zip_put64(header, known ? entry.size : 0);
       zip_put64(header, known ? entry.compressed_size : 0);
     }
+    if (!known) put_chunks(header);
     emit(header.view());
+  }
+
+  // A member of several pieces says so, with the chunk size, for readers that decode them in
+  // parallel (zip_format.h).
+  void put_chunks(Buffer& out) const {
+    zip_put16(out, kZipExtraSluiceChunks);
+    zip_put16(out, 4);
+    zip_put32(out, static_cast<std::uint32_t>(chunk_bytes_));
   }
 
   // A member of several pieces: its CRC-32 and sizes after the data (a pipe) or in its header.
@@ -384,7 +395,8 @@ class ZipWriter {
       zip_put32(record, big_size ? kZip32Max : static_cast<std::uint32_t>(entry.compressed_size));
       zip_put32(record, big_size ? kZip32Max : static_cast<std::uint32_t>(entry.size));
       zip_put16(record, static_cast<std::uint16_t>(member->name.size()));
-      zip_put16(record, static_cast<std::uint16_t>(9 + (zip64.size() > 0 ? 4 + zip64.size() : 0)));
+      zip_put16(record,
+                static_cast<std::uint16_t>(9 + (zip64.size() > 0 ? 4 + zip64.size() : 0) + (member->whole ? 0 : 8)));
       zip_put16(record, 0);  // comment
       zip_put16(record, 0);  // disk
       zip_put16(record, 0);  // internal attributes
@@ -397,6 +409,7 @@ class ZipWriter {
         zip_put16(record, static_cast<std::uint16_t>(zip64.size()));
         record.append(zip64.view());
       }
+      if (!member->whole) put_chunks(record);
       emit(record.view());
     }
     const std::uint64_t directory_bytes = written_ - directory_offset;

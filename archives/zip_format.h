@@ -32,6 +32,10 @@ inline constexpr std::uint16_t kZipMethodStored = 0;
 inline constexpr std::uint16_t kZipExtraZip64 = 0x0001;
 inline constexpr std::uint16_t kZipExtraTimestamp = 0x5455;    // "UT": Unix times, UTC
 inline constexpr std::uint16_t kZipExtraUnicodePath = 0x7075;  // "up": Info-ZIP Unicode path
+// sluice's own field ("SL", 4 bytes): the member's data is its codec's independent chunks of this
+// many bytes each (the last one shorter), so a reader may decode them in parallel. Other readers
+// skip it, as APPNOTE asks of unknown fields.
+inline constexpr std::uint16_t kZipExtraSluiceChunks = 0x4c53;
 
 inline constexpr std::uint8_t kZipHostUnix = 3;  // "version made by", high byte
 inline constexpr std::uint32_t kZip32Max = 0xffffffffu;

@@ -181,21 +181,28 @@ struct ZipReader::State {
     std::uint64_t directory_end = end_offset;
     bool zip64 = false;
     if (*end_at >= kZip64LocatorBytes && zip_le32(end - kZip64LocatorBytes) == kZip64LocatorSignature) {
-      // zip64: the locator points at the zip64 end record, which sits just before it (the
-      // pointer is taken as a check of where the record is).
-      const std::uint64_t record_offset = end_offset - kZip64LocatorBytes - kZip64EndBytes;
-      if (end_offset < kZip64LocatorBytes + kZip64EndBytes)
-        throw corrupt(name(), end_offset, "zip64 end record missing");
-      const Buffer record = read_exact(source, record_offset, kZip64EndBytes);
-      if (zip_le32(record.data()) != kZip64EndSignature) {
-        throw corrupt(name(), record_offset, "zip64 end of central directory record missing");
+      // zip64: the locator gives the zip64 end record's offset (without any bytes in front of the
+      // archive); where nothing is there, the record is looked for just before the locator.
+      const std::uint64_t locator_offset = end_offset - kZip64LocatorBytes;
+      const std::uint64_t pointed = zip_le64(end - kZip64LocatorBytes + 8);
+      std::optional<std::uint64_t> record_offset;
+      for (const std::uint64_t candidate :
+           {pointed, locator_offset - std::min(locator_offset, std::uint64_t{kZip64EndBytes})}) {
+        if (candidate > locator_offset || locator_offset - candidate < kZip64EndBytes) continue;
+        std::uint8_t signature[4];
+        if (source.read_at(candidate, signature, 4) == 4 && zip_le32(signature) == kZip64EndSignature) {
+          record_offset = candidate;
+          break;
+        }
       }
+      if (!record_offset) throw corrupt(name(), locator_offset, "zip64 end of central directory record missing");
+      const Buffer record = read_exact(source, *record_offset, kZip64EndBytes);
       disk = zip_le32(record.data() + 16);
       directory_disk = zip_le32(record.data() + 20);
       count = zip_le64(record.data() + 32);
       directory_bytes = zip_le64(record.data() + 40);
       directory_offset = zip_le64(record.data() + 48);
-      directory_end = record_offset;
+      directory_end = *record_offset;
       zip64 = true;
     }
     if (disk != 0 || directory_disk != 0)
@@ -259,6 +266,8 @@ struct ZipReader::State {
           take(entry.size);
           take(entry.compressed_size);
           take(entry.header_offset);
+        } else if (id == kZipExtraSluiceChunks && length == 4) {
+          entry.chunk_bytes = zip_le32(field);
         } else if (id == kZipExtraTimestamp && length >= 5 && (field[0] & 1)) {
           entry.mtime_seconds = static_cast<std::int32_t>(zip_le32(field + 1));
         } else if (id == kZipExtraUnicodePath && length >= 5 && field[0] == 1 &&
@@ -268,12 +277,12 @@ struct ZipReader::State {
         e += 4 + length;
       }
       if (start_disk != 0 && start_disk != kZip16Max) throw corrupt(name(), record_offset, "member on another disk");
-      // The name: UTF-8 when flagged or given in the Unicode path field; bytes from a Unix host
-      // that are valid UTF-8 as they are; CP437 otherwise.
+      // The name: the Unicode path field's when valid; the bytes as they are when flagged UTF-8 or
+      // written on Unix (names there are bytes, as unzip keeps them); CP437 otherwise.
       const std::uint8_t host = static_cast<std::uint8_t>(made_by >> 8);
       if (unicode_name && zip_valid_utf8(*unicode_name))
         entry.path = *unicode_name;
-      else if ((entry.flags & kZipFlagUtf8) || (host == kZipHostUnix && zip_valid_utf8(entry.raw_name)))
+      else if ((entry.flags & kZipFlagUtf8) || host == kZipHostUnix)
         entry.path = entry.raw_name;
       else
         entry.path = zip_cp437_to_utf8(entry.raw_name);
@@ -387,8 +396,8 @@ struct ZipReader::State {
         at += n;
       }
     } else {
-      auto [header, trailer] =
-          framed ? codec->info().zip_member_framing(entry.crc32, entry.size) : std::pair<Buffer, Buffer>{};
+      auto [header, trailer] = framed ? codec->info().zip_member_framing(entry.crc32, entry.size, entry.chunk_bytes)
+                                      : std::pair<Buffer, Buffer>{};
       if (entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes) {
         // Whole, on this thread.
         Buffer data = read_exact(source, entry.data_offset, static_cast<std::size_t>(entry.compressed_size));
@@ -448,6 +457,7 @@ struct MemberJob {
 };
 
 bool decoded_whole(const ZipEntry& entry) {
+  if (entry.type == ZipEntryType::kSymlink) return true;  // refused unread when too long
   return entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes;
 }
 
@@ -479,7 +489,7 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
             tbb::make_filter<std::shared_ptr<MemberJob>, std::shared_ptr<MemberJob>>(
                 tbb::filter_mode::parallel,
                 [&](std::shared_ptr<MemberJob> job) {
-                  if (job->whole) {
+                  if (job->whole && !(job->entry->type == ZipEntryType::kSymlink && job->entry->size > kMaxLinkBytes)) {
                     try {
                       MemorySink sink;
                       reader.read(*job->entry, sink, 1);
@@ -596,7 +606,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   detail::SafeExtractor extractor(extract);
   CompressOptions compress_options = compress != nullptr ? *compress : CompressOptions{};
   compress_options.threads = options.threads;
-  compress_options.stop = options.stop;
+  if (!compress_options.stop.stop_possible()) compress_options.stop = options.stop;
   std::string extension;
   if (compress != nullptr) {
     const auto info = CodecRegistry::global().find(compress->codec);
@@ -626,8 +636,10 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
           try {
             if (job.error) std::rethrow_exception(job.error);
             if (job.entry->type == ZipEntryType::kSymlink) {
-              if (job.data.size() > kMaxLinkBytes)
-                throw Error(ErrorKind::kCorruptData, "symbolic link target too long");
+              if (job.entry->size > kMaxLinkBytes) {
+                throw Error(ErrorKind::kCorruptData, fmt::format("symbolic link target of {} bytes (at most {})",
+                                                                 job.entry->size, kMaxLinkBytes));
+              }
               entry.link_target = as_string(job.data.data(), job.data.size());
             }
           } catch (const Error& error) {
@@ -638,7 +650,8 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
           extractor.begin(entry);
           if (entry.type == TarEntryType::kFile && extractor.writing()) {
             try {
-              ExtractorSink sink(extractor, reader.name());
+              // Stops the member's decoding once its file failed (the extractor reported it).
+              ExtractorSink sink(extractor, reader.name(), /*stop_when_failed=*/true);
               if (job.whole) {
                 extractor.data(job.data.view());
               } else if (compress != nullptr) {
@@ -650,7 +663,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
               }
             } catch (const Error& error) {
               if (error.kind() == ErrorKind::kCancelled) throw;
-              extractor.fail(entry, error, true);
+              if (extractor.writing()) extractor.fail(entry, error, true);  // else reported already
               return;
             }
             stats.stored_bytes += job.entry->size;

@@ -1020,10 +1020,10 @@ CodecInfo gzip_info() {
   info.knobs = {form};
   // The default form's chunks are raw deflate (sync-flushed, the last one final): a zip member.
   info.zip_method = 8;
-  info.zip_member_framing = [](std::uint32_t crc32, std::uint64_t size) {
+  // A member of sluice's chunks gets the default form's header, so that they decode in parallel.
+  info.zip_member_framing = [](std::uint32_t crc32, std::uint64_t size, std::uint32_t chunk_bytes) {
     Buffer header;
-    const std::uint8_t start[10] = {kMagic0, kMagic1, kMethodDeflate, 0, 0, 0, 0, 0, 0, kOsUnix};
-    header.append(start);
+    GzipFramer(6, StreamInfo{}, chunk_bytes).header(header);
     Buffer trailer;
     put_le32(trailer, crc32);
     put_le32(trailer, static_cast<std::uint32_t>(size));

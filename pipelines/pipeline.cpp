@@ -377,9 +377,14 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
     std::vector<std::string> files;
-    // A file extracted (sparse tar files are extracted as they are, not compressed).
-    const auto add = [&](const std::string& path, bool compressed) {
-      files.push_back((fs::path(spec.output) / (compressed ? path + extension : path)).lexically_normal().string());
+    // The files written: named as each entry begins, dropped again if it then fails.
+    const auto add = [&](const std::string& path) {
+      files.push_back((fs::path(spec.output) / path).lexically_normal().string());
+    };
+    const auto drop = [&](const std::string& path) {
+      const std::string file = (fs::path(spec.output) / path).lexically_normal().string();
+      const auto found = std::find(files.rbegin(), files.rend(), file);
+      if (found != files.rend()) files.erase(std::next(found).base());
     };
     check_stop(spec.stop);
     if (looks_like_zip(*opened)) {
@@ -387,23 +392,25 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.directory = spec.output;
       extract.strict = plan.untar->strict;
       extract.threads = spec.threads;
+      extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
-        if (entry.type == ZipEntryType::kFile) add(entry.path, true);
+        if (entry.type == ZipEntryType::kFile) add(entry.path + extension);
       };
-      // The zip reader needs the file itself (random access): a stop is seen after the archive.
+      extract.on_failed = [&](const ZipEntry& entry, const Error&) { drop(entry.path + extension); };
       if (plan.compress)
         transcode_zip(*opened, extract, compress);
       else
         extract_zip(*opened, extract);
-      check_stop(spec.stop);
     } else {
       TarExtractOptions extract;
       extract.directory = spec.output;
       extract.strict = plan.untar->strict;
       extract.threads = spec.threads;
+      // The entry as written (transcode_tar names a compressed file NAME + extension).
       extract.on_entry = [&](const TarEntry& entry) {
-        if (entry.type == TarEntryType::kFile) add(entry.path, false);  // named as written (compressed or not)
+        if (entry.type == TarEntryType::kFile) add(entry.path);
       };
+      extract.on_failed = [&](const TarEntry& entry, const Error&) { drop(entry.path); };
       StoppableSource source(*opened, spec.stop);
       if (plan.compress)
         transcode_tar(source, extract, compress);

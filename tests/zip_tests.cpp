@@ -12,6 +12,7 @@
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
+#include "sluice/tar.h"
 #include "sluice/zip.h"
 #include "tests/test_support.h"
 
@@ -396,6 +397,37 @@ TEST(ZipLibrary, RoundTripInProcessOnTwoThreads) {
   EXPECT_EQ(transcoded.extracted, 42u);
   EXPECT_EQ(testing::to_bytes(decompress_buffer(testing::view(testing::read_file(dir / "gz/in/big.txt.gz")))),
             testing::read_file(dir / "in/big.txt"));
+}
+
+// A tar's files compressed one by one: members and exclusions apply to the names in the archive,
+// and a hard link to a compressed file links to the compressed file.
+TEST(TarTranscode, PicksByArchiveNamesAndLinksToTheCompressedFile) {
+  testing::ScratchDir dir;
+  fs::create_directories(dir / "t/keep");
+  testing::write_file(dir / "t/keep/a.txt", testing::text_bytes(10000, 1));
+  testing::write_file(dir / "t/keep/skip.log", testing::text_bytes(100, 2));
+  testing::write_file(dir / "t/other.txt", testing::text_bytes(100, 3));
+  fs::create_hard_link(dir / "t/keep/a.txt", dir / "t/keep/b.txt");
+  MemorySink tar;
+  TarCreateOptions create;
+  create.directory = dir.path().string();
+  create_tar({"t"}, tar, "", CompressOptions{}, create);
+  MemorySource source(tar.buffer().view());
+  TarExtractOptions extract;
+  extract.directory = (dir / "out").string();
+  extract.members = {"t/keep", "t/missing"};
+  extract.exclude = {"*.log"};
+  CompressOptions zstd;
+  zstd.codec = "zstd";
+  const TarExtractStats stats = transcode_tar(source, extract, zstd);
+  EXPECT_EQ(stats.members_not_found, std::vector<std::string>{"t/missing"});
+  EXPECT_TRUE(fs::exists(dir / "out/t/keep/a.txt.zst"));
+  EXPECT_FALSE(fs::exists(dir / "out/t/keep/skip.log.zst"));
+  EXPECT_FALSE(fs::exists(dir / "out/t/other.txt.zst"));
+  ASSERT_TRUE(fs::exists(dir / "out/t/keep/b.txt.zst"));
+  EXPECT_TRUE(fs::equivalent(dir / "out/t/keep/a.txt.zst", dir / "out/t/keep/b.txt.zst"));
+  EXPECT_EQ(testing::to_bytes(decompress_buffer(testing::view(testing::read_file(dir / "out/t/keep/a.txt.zst")))),
+            testing::read_file(dir / "t/keep/a.txt"));
 }
 
 // Every truncation and single-bit flip of a small archive: an Error or a correct reading, never a

@@ -83,9 +83,12 @@ struct CodecInfo {
   // (gzip: 8, deflate; zstd: 93); 0: none.
   std::uint16_t zip_method = 0;
   // What to put before and after such a member's data for this codec's decoder to read it as a
-  // stream that checks the member's CRC-32 and size (gzip: a header and its trailer). Unset: the
-  // data is read as it is and the zip reader checks the CRC-32 itself.
-  std::function<std::pair<Buffer, Buffer>(std::uint32_t crc32, std::uint64_t size)> zip_member_framing;
+  // stream that checks the member's CRC-32 and size (gzip: a header and its trailer).
+  // `chunk_bytes`: the member is this codec's chunks of that size, as sluice writes them (it
+  // records the size in an extra field), so the header may say so; 0: unknown. Unset: the data
+  // is read as it is and the zip reader checks the CRC-32 itself.
+  std::function<std::pair<Buffer, Buffer>(std::uint32_t crc32, std::uint64_t size, std::uint32_t chunk_bytes)>
+      zip_member_framing;
 };
 
 // What a codec is made of, for the engine and for codec authors: sluice/codec_author.h.

@@ -9,7 +9,7 @@
 // registered codec declares (CodecInfo::zip_method: deflate, zstd); others (deflate64, bzip2,
 // lzma, ...) and encrypted members are a clear error naming the member. Names: UTF-8 when the
 // archive says so (flag bit 11, or the Info-ZIP Unicode path field), otherwise taken as they are
-// when they are valid UTF-8 from a Unix host, and as CP437 otherwise (as unzip does).
+// when they come from a Unix host (names there are bytes), and as CP437 otherwise (as unzip does).
 //
 // Extracting goes through the safe extractor that tar uses (no "..", no absolute paths, nothing
 // written through a symlink, setuid/setgid dropped unless asked for, files renamed into place
@@ -42,7 +42,7 @@ namespace sluice {
 enum class ZipEntryType { kFile, kDirectory, kSymlink };
 
 struct ZipEntry {
-  std::string path;      // as UTF-8 (see above); a directory's without its trailing '/'
+  std::string path;      // decoded as above (a Unix writer's bytes as they are); a directory's without its '/'
   std::string raw_name;  // the name's bytes as stored in the central directory
   ZipEntryType type = ZipEntryType::kFile;
   std::uint16_t method = 0;  // APPNOTE 4.4.5: 0 stored, 8 deflate, 93 zstd, ...
@@ -55,6 +55,7 @@ struct ZipEntry {
   std::uint32_t mode = 0644;        // permission bits (07777): the Unix mode when stored, else a default
   bool unix_mode = false;           // whether the archive stored a Unix mode
   std::int64_t mtime_seconds = 0;   // the extended timestamp when stored, else the DOS time (local)
+  std::uint32_t chunk_bytes = 0;    // sluice's independent chunks, decoded in parallel; 0: one stream
   std::string comment;
 
   bool encrypted() const { return (flags & 1u) != 0; }
@@ -63,9 +64,10 @@ struct ZipEntry {
 };
 
 // The central directory of a zip archive, read from a random-access source (ByteSource::read_at)
-// that must outlive the reader. Throws Error (kCorruptData, naming the archive and the byte) when
-// the archive is not a zip, is truncated, or fails the checks above; kUsage for a source that
-// cannot be read at any offset (a pipe).
+// that must outlive the reader; members are then read with read_at() from several threads at once
+// (FdSource and MemorySource allow it: pread, memcpy). Throws Error (kCorruptData, naming the archive and the byte)
+// when the archive is not a zip, is truncated, or fails the checks above; kUsage for a source that cannot be read at
+// any offset (a pipe).
 class ZipReader {
  public:
   explicit ZipReader(ByteSource& source);
@@ -168,8 +170,9 @@ struct ZipCreateOptions {
 };
 
 // Writes the archive of `paths` (directories walked recursively, children in byte order of their
-// names) to `sink`. Entry names are the paths as given without leading "/" and "../". Throws Error
-// naming the file when one cannot be read or changes size while it is archived.
+// names) to `sink`. Entry names are the paths as given without leading "/", "../" and "./". Throws
+// Error naming the file when one cannot be read or shrinks while it is archived (one that grows
+// is archived at the size it had when opened).
 ZipStats create_zip(const std::vector<std::string>& paths, ByteSink& sink, const ZipCreateOptions& options = {});
 
 }  // namespace sluice

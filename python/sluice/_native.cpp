@@ -78,8 +78,13 @@ py::object to_python(const Error& error) {
   const std::string message =
       named ? std::string(error.what())
             : error.detail() + (error.offset() ? " (at byte " + std::to_string(*error.offset()) + ")" : std::string());
-  return py::handle(type)(message, kind_name(error.kind()), named ? py::object(py::str(error.path())) : py::none(),
-                          error.offset() ? py::object(py::int_(*error.offset())) : py::none(), error.detail());
+  // Names are bytes, not always UTF-8 (an archive's member names): decoded as os.fsdecode does.
+  const auto text = [](const std::string& bytes) {
+    return py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
+  };
+  return py::handle(type)(text(message), kind_name(error.kind()), named ? text(error.path()) : py::none(),
+                          error.offset() ? py::object(py::int_(*error.offset())) : py::none(), text(error.detail()));
 }
 
 void raise(const Error& error) {

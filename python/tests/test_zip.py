@@ -150,3 +150,15 @@ def test_ctrl_c_stops_create_and_leaves_no_archive(tmp_path):
     out, _ = process.communicate(timeout=60)
     assert out.strip() == "interrupted"
     assert sorted(os.listdir(tmp_path)) == ["big.bin"], "neither the archive nor its temporary is left"
+
+
+def test_an_on_entry_callback_that_raises_stops_extraction_with_its_exception(tmp_path, tree):
+    archive = tmp_path / "a.zip"
+    sluice.zip.create(archive, ["src"], directory=tmp_path)
+
+    def refuse(member):
+        raise RuntimeError(f"no thanks: {member.name}")
+
+    with pytest.raises(RuntimeError, match="no thanks: src"):
+        sluice.zip.extract(archive, tmp_path / "out", on_entry=refuse)
+    assert not (tmp_path / "out" / "src" / "sub" / "big.bin").exists()
