@@ -14,6 +14,7 @@
 
 #include "archives/extractor.h"
 #include "archives/zip_format.h"
+#include "archives/zip_methods.h"
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
@@ -376,12 +377,24 @@ struct ZipReader::State {
     if (entry.encrypted()) throw Error(ErrorKind::kCorruptData, "encrypted (not supported)");
     if (entry.type == ZipEntryType::kDirectory) return;
     const Codec* codec = entry.method == kZipMethodStored ? nullptr : codec_for(entry.method);
-    if (entry.method != kZipMethodStored && codec == nullptr) {
+    const bool by_library = entry.method != kZipMethodStored && codec == nullptr && zip_method_decodable(entry.method);
+    if (entry.method != kZipMethodStored && codec == nullptr && !by_library) {
       throw Error(ErrorKind::kCorruptData, fmt::format("compression method {} is not supported", entry.method_name()));
     }
     const bool framed = codec != nullptr && codec->info().zip_member_framing != nullptr;
     MemberSink out(sink, entry.size, !framed);
-    if (codec == nullptr) {
+    if (by_library) {
+      std::uint64_t at = 0;
+      const auto read = [&](std::uint8_t* dst, std::size_t n) -> std::size_t {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, entry.compressed_size - at));
+        if (want == 0) return 0;
+        const std::size_t got = source.read_at(entry.data_offset + at, dst, want);
+        if (got == 0) throw Error(ErrorKind::kCorruptData, "the archive ends inside the member");
+        at += got;
+        return got;
+      };
+      decode_zip_method(entry.method, entry.flags, entry.size, read, [&](ByteView bytes) { out.write(bytes); });
+    } else if (codec == nullptr) {
       if (entry.compressed_size != entry.size) {
         throw Error(ErrorKind::kCorruptData,
                     fmt::format("stored member of {} bytes declares {} decoded", entry.compressed_size, entry.size));

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libtbb-dev zlib1g-dev libzstd-dev liblz4-dev libxxhash-dev libfmt-dev libgtest-dev libcli11-dev
-  libtomlplusplus-dev nettle-dev libdeflate-dev libisal-dev
+  libtomlplusplus-dev nettle-dev libdeflate-dev libisal-dev libbz2-dev liblzma-dev
   gzip pigz zstd lz4 tar libarchive-tools tabix python3 xxhash
   # Zip peers for sluice zip's interop tests and benchmarks (Info-ZIP zip/unzip, 7-Zip).
   zip unzip 7zip

@@ -5,9 +5,10 @@
 // member's header and data inside the archive, before the central directory, and no two members
 // overlapping (the shape of "zip bombs" built from overlapping entries). Members are decoded on
 // every worker: small ones whole, one per task; a big one through the decompression graph, in
-// bounded memory. Each member's size and CRC-32 are verified. Methods: stored, and those a
-// registered codec declares (CodecInfo::zip_method: deflate, zstd); others (deflate64, bzip2,
-// lzma, ...) and encrypted members are a clear error naming the member. Names: UTF-8 when the
+// bounded memory. Each member's size and CRC-32 are verified. Methods: stored, those a registered
+// codec declares (CodecInfo::zip_method: deflate, zstd), and bzip2, LZMA and xz (libbz2,
+// liblzma); others (deflate64, PPMd, ...) and encrypted members are a clear error naming the
+// member. Names: UTF-8 when the
 // archive says so (flag bit 11, or the Info-ZIP Unicode path field), otherwise taken as they are
 // when they come from a Unix host (names there are bytes), and as CP437 otherwise (as unzip does).
 //

@@ -10,8 +10,8 @@
 Instead of zipfile in a ProcessPoolExecutor: one call decodes members on every core (small ones
 one per task, a big one in parallel where its writer cut it into independent chunks, as sluice
 does), in bounded memory. Archives from Info-ZIP, 7-Zip, bsdtar, Python's zipfile and sluice are
-read, zip64 included; methods stored, deflate and zstd (93); others, and encrypted members, are
-reported by name. Extraction has the safety of `sluice zip -x` (and `sluice tar -x`): absolute
+read, zip64 included; methods stored, deflate, zstd (93), bzip2, LZMA and xz; others (deflate64,
+PPMd) and encrypted members are reported by name. Extraction has the safety of `sluice zip -x` (and `sluice tar -x`): absolute
 paths, `..` and writes through symlinks are refused (each named in ExtractResult.refused, or an
 error with strict=True); members whose archive is hostile as a whole (overlapping members, a
 central directory pointing outside the file) raise before anything is written.

@@ -109,6 +109,12 @@ import zipfile
 with zipfile.ZipFile('py64.zip', 'w', zipfile.ZIP_DEFLATED, allowZip64=True) as z:
     with z.open('big', 'w', force_zip64=True) as f: f.write(b'zip64 ' * 100)
     z.writestr('dir/', b'')" && zipseed python-zip64 py64.zip
+# The methods libbz2 and liblzma decode: bzip2 and LZMA (Python), xz (7-Zip).
+python3 -c "
+import zipfile
+for name, method in (('bz2.zip', zipfile.ZIP_BZIP2), ('lzma.zip', zipfile.ZIP_LZMA)):
+    with zipfile.ZipFile(name, 'w', method) as z: z.write('text')" && zipseed python-bzip2 bz2.zip && zipseed python-lzma lzma.zip
+7zz a -tzip -mm=XZ xz.zip text >/dev/null && zipseed 7zip-xz xz.zip
 
 # pipeline files
 cp "$here"/../../examples/pipelines/*.toml "$seeds/pipeline/"
