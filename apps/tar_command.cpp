@@ -11,6 +11,7 @@
 #include <cctype>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <memory>
 
 #include "apps/cli.h"
@@ -92,6 +93,19 @@ int run_create(const TarCliOptions& options) {
   if (options.paths.empty()) throw Error(ErrorKind::kUsage, "tar -c needs at least one PATH to archive");
   std::string codec = options.format.empty() ? tar_codec_for_path(options.archive) : options.format;
   if (codec == "none") codec.clear();
+  if (options.format.empty() && codec.empty() && options.archive != "-") {
+    // A suffix that names no format sluice writes (.tar.xz, .zip, .foo) would get a plain tar
+    // under a name that promises something else: refuse it, as it cannot be what was meant.
+    const std::string file = std::filesystem::path(options.archive).filename().string();
+    const std::size_t dot = file.rfind('.');
+    if (dot != std::string::npos && dot > 0 && file.substr(dot) != ".tar") {
+      const std::string hint = file.ends_with(".zip") ? " (zip archives: sluice zip -c)" : "";
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("cannot tell the compression from the name '{}': sluice tar writes {} and .tar; "
+                              "name the archive so, or give -F (-F none for a plain tar){}",
+                              printable_name(file), compressed_tar_suffixes(), hint));
+    }
+  }
   CompressOptions compress;
   compress.threads = options.threads;
   compress.codec_options.level = options.level;

@@ -272,6 +272,33 @@ TEST_F(Tar, ListingLongFormAndMembers) {
 // --exclude leaves out what GNU tar's --exclude leaves out, when creating, extracting and listing:
 // patterns match any tail of a path from a component on, `*` matches `/`, and an excluded
 // directory takes everything under it along.
+// Issue 23: a name whose suffix sluice does not write is refused (it wrote a plain tar under it);
+// reading a format sluice does not read names that format.
+TEST_F(Tar, UnknownSuffixesAreRefusedAndForeignFormatsNamed) {
+  make_src(false);
+  for (const char* name : {"s.tar.xz", "s.tar.bz2", "s.foo", "s.zip"}) {
+    const auto r = sluice_tar(fmt::format("-c -o {} src", name));
+    EXPECT_EQ(r.status, 2) << name << ": " << describe(r);
+    EXPECT_NE(r.err.find("cannot tell the compression from the name"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / name)) << name;
+  }
+  EXPECT_NE(sluice_tar("-c -o s.zip src").err.find("sluice zip -c"), std::string::npos);
+  // No suffix, or -F none, is a plain tar, as tar makes it.
+  auto r = sluice_tar("-c -o backup src && tar -tf backup >/dev/null && " + testing::sluice() +
+                      " tar -c -F none -o s.foo src && tar -tf s.foo >/dev/null");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sh("tar -cJf x.tar.xz src && tar -cjf x.tar.bz2 src && zip -qr x.zip src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (const auto& [name, what] :
+       std::vector<std::pair<std::string, std::string>>{{"x.tar.xz", "this is an xz stream"},
+                                                        {"x.tar.bz2", "this is a bzip2 stream"},
+                                                        {"x.zip", "this is a zip archive"}}) {
+    r = sluice_tar("-t -f " + name);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find(name + ": not a tar archive: " + what), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(Tar, ExcludeLeavesOutWhatGnuTarLeavesOut) {
   auto r = sh("mkdir -p t/src/.git/objects t/src/a/b t/src/a/tmp t/build/tmp1 t/build/lib && cd t && "
               "for f in src/main.c src/main.o src/.git/config src/.git/objects/x src/a/b/c.o src/a/b/keep.txt "
