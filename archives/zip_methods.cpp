@@ -4,6 +4,7 @@
 #include <bzlib.h>
 #include <lzma.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -19,6 +20,10 @@ constexpr std::uint16_t kBzip2 = 12;
 constexpr std::uint16_t kLzma = 14;
 constexpr std::uint16_t kXz = 95;
 constexpr std::size_t kPiece = 256 * 1024;
+// The most memory an LZMA or xz member may make the decoder take (its dictionary, set by the
+// archive): past it the member is refused, so that a hostile header cannot grow memory without
+// bound. 7-Zip's largest dictionary at -mx9 is 64 MiB.
+constexpr std::uint64_t kMaxLzmaMemory = 256 * 1024 * 1024;
 
 Error bad(const std::string& what) { return Error(ErrorKind::kCorruptData, what); }
 
@@ -65,7 +70,7 @@ void decode_lzma(std::uint16_t flags, std::uint64_t size, bool xz,
   out.resize(kPiece);
   lzma_ret status;
   if (xz) {
-    status = lzma_stream_decoder(&stream, UINT64_MAX, LZMA_CONCATENATED);
+    status = lzma_stream_decoder(&stream, kMaxLzmaMemory, LZMA_CONCATENATED);
   } else {
     std::uint8_t head[4];
     for (std::size_t got = 0; got < 4;) {
@@ -83,8 +88,16 @@ void decode_lzma(std::uint16_t flags, std::uint64_t size, bool xz,
     }
     lzma_filter filters[2] = {{LZMA_FILTER_LZMA1, nullptr}, {LZMA_VLI_UNKNOWN, nullptr}};
     if (lzma_properties_decode(&filters[0], nullptr, props, 5) != LZMA_OK) throw bad("bad LZMA properties");
+    const std::unique_ptr<void, void (*)(void*)> options(filters[0].options, free);
+    // No back-reference reaches past the member's start: a dictionary larger than the member is
+    // never used, whatever the header says.
+    auto* lzma = static_cast<lzma_options_lzma*>(filters[0].options);
+    lzma->dict_size = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(lzma->dict_size, std::max<std::uint64_t>(size, LZMA_DICT_SIZE_MIN)));
+    if (lzma->dict_size > kMaxLzmaMemory) {
+      throw bad(fmt::format("LZMA dictionary of {} MiB (at most {} MiB)", lzma->dict_size >> 20, kMaxLzmaMemory >> 20));
+    }
     status = lzma_raw_decoder(&stream, filters);
-    free(filters[0].options);
   }
   if (status != LZMA_OK) throw Error(ErrorKind::kInternal, "liblzma: cannot start a decoder");
   const bool end_marker = xz || (flags & 2u) != 0;
@@ -105,6 +118,10 @@ void decode_lzma(std::uint16_t flags, std::uint64_t size, bool xz,
     produced += n;
     if (status == LZMA_STREAM_END) return;
     if (!end_marker && produced >= size) return;  // no end marker: the member's size ends it
+    if (status == LZMA_MEMLIMIT_ERROR) {
+      throw bad(fmt::format("xz data needs {} MiB to decode (at most {} MiB)", lzma_memusage(&stream) >> 20,
+                            kMaxLzmaMemory >> 20));
+    }
     if (status != LZMA_OK && status != LZMA_BUF_ERROR) {
       throw bad(fmt::format("{} data is corrupt (liblzma error {})", xz ? "xz" : "LZMA", static_cast<int>(status)));
     }
