@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdlib>
+#include <filesystem>
 
 #include "sluice/codec.h"
 #include "sluice/compress.h"
@@ -34,6 +37,72 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
     }
   }
   return args;
+}
+
+namespace {
+
+// The words of the SLUICE environment variable, split at white space (no quoting: options only).
+std::vector<std::string> environment_words(const char* environment) {
+  std::vector<std::string> words;
+  if (!environment) return words;
+  std::string word;
+  for (const char* c = environment;; ++c) {
+    if (*c == '\0' || std::isspace(static_cast<unsigned char>(*c))) {
+      if (!word.empty()) words.push_back(std::move(word));
+      word.clear();
+      if (*c == '\0') break;
+    } else {
+      word += *c;
+    }
+  }
+  for (const std::string& w : words) {
+    if (w.size() < 2 || w[0] != '-') {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("SLUICE holds '{}', which is not an option (SLUICE holds options only, values "
+                              "attached: SLUICE='-9 --format=zstd -T4')",
+                              w));
+    }
+  }
+  return words;
+}
+
+}  // namespace
+
+std::vector<std::string> main_command_args(int argc, char** argv, const char* environment) {
+  std::vector<std::string> args;
+  const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "";
+  if (program.starts_with("unsluice")) args.push_back("-d");
+  if (program.starts_with("sluicecat")) args.insert(args.end(), {"-d", "-c"});
+  const std::vector<std::string> words = environment_words(environment);
+  std::vector<char*> all{argc > 0 ? argv[0] : nullptr};
+  for (const std::string& word : words) all.push_back(const_cast<char*>(word.c_str()));
+  for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
+  bool options_ended = false;
+  for (std::string& arg : rewrite_level_flags(static_cast<int>(all.size()), all.data())) {
+    if (arg == "--") options_ended = true;
+    if (!options_ended && (arg == "--fast" || arg == "--best"))
+      arg = "--level=" + arg.substr(2);
+    else if (!options_ended && arg.starts_with("--fast="))
+      arg = "--level=-" + arg.substr(7);
+    args.push_back(std::move(arg));
+  }
+  return args;
+}
+
+int resolve_level(const std::string& text, const CodecInfo& info) {
+  if (text.empty()) return 0;
+  if (text == "best") return info.max_level;
+  if (text == "fast") return std::max(info.min_level, -1);  // zstd --fast is level -1, gzip --fast 1
+  int level = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), level);
+  if (error != std::errc{} || end != text.data() + text.size()) {
+    throw Error(ErrorKind::kUsage, fmt::format("--level: '{}' is not a level", text));
+  }
+  if (level == 0 && info.min_level > 0) {
+    throw Error(ErrorKind::kUsage, fmt::format("{} has no level 0 (no store mode): its levels are {} to {}", info.name,
+                                               info.min_level, info.max_level));
+  }
+  return level;
 }
 
 std::string codec_choices() { return fmt::format("{}", fmt::join(CodecRegistry::global().names(), "|")); }
@@ -69,14 +138,14 @@ void add_codec_flags(CLI::App& app, CodecFlags& flags) {
                                            fmt::format("{}: the library that compresses and decompresses (default: "
                                                        "the fastest per level)",
                                                        name))
-          ->check(CLI::IsMember(info.backends))
+          ->check(CLI::IsMember(info.backends).description(""))
           ->type_name(fmt::format("{}", fmt::join(info.backends, "|")));
     }
     for (const CodecKnob& knob : info.knobs) {
       const std::string flag = fmt::format("--{}-{}", name, knob.name);
       app.add_option_function<std::string>(flag, remember(name, knob.name, flag),
                                            fmt::format("{}: {} (default: {})", name, knob.help, knob.default_value))
-          ->check(CLI::IsMember(knob.values))
+          ->check(CLI::IsMember(knob.values).description(""))
           ->type_name(fmt::format("{}", fmt::join(knob.values, "|")));
       for (const CodecKnob::Shorthand& shorthand : knob.shorthands) {
         const std::string short_flag = "--" + shorthand.flag;
@@ -120,8 +189,11 @@ std::map<std::string, std::string> backend_flags(const CodecFlags& flags) {
   return backends;
 }
 
-void add_threads_option(CLI::App& app, int& threads, const std::string& description) {
-  app.add_option("-j,--threads", threads, description)->type_name("N")->check(CLI::Range(1, 1024));
+void add_threads_option(CLI::App& app, int& threads, const std::string& description, const std::string& names) {
+  app.add_option(names, threads, description)
+      ->type_name("N")
+      ->check(CLI::Range(0, 1024).description(""))
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 void add_pin_flag(CLI::App& app) {
@@ -144,47 +216,69 @@ ParseResult parse_command_line(int argc, char** argv) {
       "  sluice -d data.zst             writes data (format from the magic bytes)\n"
       "  sluice -r logs/ --output-dir out/   compresses a tree in one graph run\n"
       "  tar -I 'sluice -F zstd' -cf x.tar.zst dir\n"
-      "Commands with options of their own (sluice COMMAND --help):\n"
-      "  sluice tar        create, extract or list tar archives\n"
-      "  sluice zip        create, extract, list or test zip archives\n"
-      "  sluice transcode  decompress and compress again in one streaming pass\n"
-      "  sluice run        run a pipeline described in a TOML file\n"
+      "Also installed as unsluice (sluice -d) and sluicecat (sluice -dc). Options in the environment\n"
+      "variable SLUICE come before those on the command line (SLUICE='-9 -T4'; the last level wins).\n"
       "Exit status: 0 success, 1 a file failed, 2 a warning (trailing garbage after the last member or\n"
       "frame: the data before it was written, as gzip does) or a usage error.");
 
   bool decompress = false;
   bool keep = false;
+  bool list = false;
+  bool ultra = false;
+  std::string level;
   std::string chunk_size;
   std::string demo_size;
   std::string max_output;
-  app.add_option("files", options.files, "Files to compress or decompress")->type_name("FILE...");
+  constexpr auto kLastWins = CLI::MultiOptionPolicy::TakeLast;
+  app.add_option("FILE", options.files, "Files to compress or decompress (none or -: standard input)")->type_name("");
   app.add_flag("-d,--decompress,--uncompress", decompress, "Decompress (format detected from content)");
   bool test = false;
   app.add_flag("-t,--test", test, "Check the integrity of compressed files; write nothing");
+  app.add_flag("-l,--list", list,
+               "List compressed files: format, units, sizes, ratio and check (sizes the stream records, "
+               "else decoded)");
   add_codec_flags(app, options.codec_flags);
   app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
   app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
-  app.add_flag("-f,--force", options.force, "Overwrite outputs; allow compressed data on a terminal");
+  app.add_flag("-f,--force", options.force,
+               "Overwrite outputs; allow compressed data on a terminal; take symbolic links and files with "
+               "several links; with -dc, pass data in no known format through (zcat -f)");
   app.add_flag("-k,--keep", keep, "Keep input files (the default)");
   app.add_flag("--rm", options.remove_input, "Remove each input after its output is complete");
   app.add_flag("-n,--no-name", options.no_name, "Do not store the file name and time in gzip headers");
-  app.add_option("-F,--format", options.format, "Output format when compressing")
-      ->check(CLI::IsMember(CodecRegistry::global().names()))
-      ->type_name(codec_choices());
-  app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19); default per format")
-      ->type_name("N");
-  add_threads_option(app, options.threads);
+  app.add_flag("-N,--name", options.restore_name,
+               "Decompressing: name the output and set its time from the gzip header, as gunzip -N");
+  app.add_option("-S,--suffix", options.suffix, "Use suffix SUF instead of the format's (.gz, .zst, .lz4)")
+      ->type_name("SUF")
+      ->multi_option_policy(kLastWins);
+  app.add_option("-F,--format", options.format, "Output format when compressing (default: gzip)")
+      ->check(CLI::IsMember(CodecRegistry::global().names()).description(""))
+      ->type_name(codec_choices())
+      ->multi_option_policy(kLastWins);
+  app.add_option("--level", level,
+                 "Compression level; also -1 .. -19, --fast (gzip -1, zstd -1), --fast=N (zstd -N), --best; "
+                 "the last one given wins")
+      ->type_name("N")
+      ->multi_option_policy(kLastWins);
+  app.add_flag("--ultra", ultra, "Accepted for zstd's habit: zstd levels 20 to 22 need no flag in sluice");
+  add_threads_option(app, options.threads, "Worker threads, as zstd's -T N and pigz's -p N (default and 0: all cores)",
+                     "-j,-T,-p,--threads");
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 128K or 4M (default per format)")
-      ->type_name("SIZE");
+      ->type_name("SIZE")
+      ->multi_option_policy(kLastWins);
   app.add_option("--max-output", max_output,
                  "Decompressing: stop with an error once a file's output would exceed SIZE (e.g. 10G)")
-      ->type_name("SIZE");
-  app.add_flag("-r,--recursive", options.recursive, "Compress or decompress every file under the directories given");
+      ->type_name("SIZE")
+      ->multi_option_policy(kLastWins);
+  app.add_flag("-r,--recursive", options.recursive,
+               "Compress or decompress every file under the directories given (compressed files, by suffix "
+               "or content, are not compressed again)");
   app.add_option("--output-dir", options.output_dir, "Write outputs under DIR, keeping relative paths")
       ->type_name("DIR");
   app.add_flag("--fail-fast", options.fail_fast, "Stop at the first failing file (default: do the others)");
-  app.add_flag("--json", options.json, "Print one JSON record per file (and a summary) on stdout");
+  app.add_flag("--json", options.json,
+               "Print one JSON record per file (with its position among the inputs), then a summary, on stdout");
   app.add_flag("--synchronous", options.synchronous, "Flush every output to disk before publishing it");
   app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
@@ -195,11 +289,30 @@ ParseResult parse_command_line(int argc, char** argv) {
   demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
   add_threads_option(*demo, options.threads);
   add_pin_flag(*demo);
+  // Commands with options of their own, dispatched before this parser (main.cpp): listed here
+  // so that --help shows them under Subcommands.
+  for (const auto& [name, what] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"tar", "Create, extract or list tar archives (sluice tar --help)"},
+           {"zip", "Create, extract, list or test zip archives (sluice zip --help)"},
+           {"transcode", "Decompress and compress again in one streaming pass (sluice transcode --help)"},
+           {"run", "Run a pipeline described in a TOML file (sluice run --help)"}}) {
+    app.add_subcommand(name, what)->allow_extras();
+  }
+  app.parse_complete_callback([&app] {
+    for (const CLI::App* command : app.get_subcommands()) {
+      if (command->get_name() != "demo") {
+        throw CLI::ValidationError(command->get_name(), fmt::format("a command, so it comes first (sluice {} ...); "
+                                                                    "for a file of that name, write ./{}",
+                                                                    command->get_name(), command->get_name()));
+      }
+    }
+  });
 
-  std::vector<std::string> args = rewrite_level_flags(argc, argv);
-  std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
   try {
+    std::vector<std::string> args = main_command_args(argc, argv, std::getenv("SLUICE"));
+    std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
     app.parse(args);
+    options.level = resolve_level(level, *CodecRegistry::global().find(options.format));
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
     if (!max_output.empty()) options.max_output_bytes = parse_byte_count(max_output);
@@ -217,9 +330,10 @@ ParseResult parse_command_line(int argc, char** argv) {
     return {std::nullopt, kExitUsage};
   }
   options.mode = demo->parsed() ? Mode::kDemo
-                 : test          ? Mode::kTest
-                 : decompress    ? Mode::kDecompress
-                                 : Mode::kCompress;
+                 : list         ? Mode::kList
+                 : test         ? Mode::kTest
+                 : decompress   ? Mode::kDecompress
+                                : Mode::kCompress;
   return {options, 0};
 }
 

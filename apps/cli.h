@@ -13,6 +13,7 @@ class App;
 }
 
 namespace sluice {
+struct CodecInfo;
 struct CodecOptions;
 class Error;
 }
@@ -43,18 +44,26 @@ void apply_codec_flags(const CodecFlags& flags, const std::string& codec, CodecO
 // The backends asked for, by codec, for decompressing (DecompressOptions::backends).
 std::map<std::string, std::string> backend_flags(const CodecFlags& flags);
 
+// The level `text` (--level's value: a number, "fast" or "best") names for the codec `info`
+// describes; 0 (the codec's default) when empty. Throws Error(kUsage) for a word that is not a
+// level and for level 0 where the codec has none (pigz's -0 stores; sluice's codecs do not).
+int resolve_level(const std::string& text, const CodecInfo& info);
+
 // What the command line adds to a library error for its user: "; use -f to overwrite" after an
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);
 
-// -j/--threads N, as every command takes it (1 to 1024; unset: all cores).
-void add_threads_option(CLI::App& app, int& threads, const std::string& description = "Worker threads (default: all cores)");
+// -j/--threads N, as every command takes it (0 to 1024; 0 or unset: all cores; the last given
+// wins). `names`: the flags (the main command adds zstd's -T and pigz's -p).
+void add_threads_option(CLI::App& app, int& threads,
+                        const std::string& description = "Worker threads (default and 0: all cores)",
+                        const std::string& names = "-j,--threads");
 
 // --no-pin, for every command that runs graphs: turns off pinning threads to CPUs
 // (sluice::set_thread_pinning) for the rest of the run.
 void add_pin_flag(CLI::App& app);
 
-enum class Mode { kCompress, kDecompress, kTest, kDemo };
+enum class Mode { kCompress, kDecompress, kTest, kList, kDemo };
 
 struct CliOptions {
   Mode mode = Mode::kCompress;
@@ -64,8 +73,10 @@ struct CliOptions {
   bool force = false;              // -f
   bool remove_input = false;       // --rm
   bool no_name = false;            // -n: no name or time in the gzip header
+  bool restore_name = false;       // -N: decompressing, the name and time the header records
+  std::string suffix;              // -S: the suffix to write and to take off instead of the codec's
   std::string format;              // -F; the library's default (CompressOptions) unless given
-  int level = 0;                   // -1..-19, -l; 0: codec default
+  int level = 0;                   // -1..-19, --level, --fast, --best (last wins); 0: codec default
   int threads = 0;                 // -j; 0: all cores
   std::size_t chunk_bytes = 0;     // --chunk-size; 0: codec default
   bool quiet = false;              // -q
@@ -91,5 +102,12 @@ ParseResult parse_command_line(int argc, char** argv);
 // argv[1..] with "-19" (level 19, as in gzip and zstd) turned into "--level=19"; CLI11 would read
 // it as the flags -1 and -9.
 std::vector<std::string> rewrite_level_flags(int argc, char** argv);
+
+// The main command's arguments: what the program's name implies (unsluice: -d; sluicecat: -dc),
+// then the options in the SLUICE environment variable (`environment`; null: none), then argv[1..];
+// level flags rewritten as rewrite_level_flags does, and zstd's --fast=N (level -N), gzip's
+// --fast and --best, as levels the codec resolves (the last one given wins). Throws Error(kUsage)
+// for a word in SLUICE that is not an option.
+std::vector<std::string> main_command_args(int argc, char** argv, const char* environment);
 
 }  // namespace sluice::app

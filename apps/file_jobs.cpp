@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -31,25 +32,74 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
+// The length of the well-formed UTF-8 sequence at the start of `text`, or 0 if it is not one.
+std::size_t utf8_sequence(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the second byte's range (RFC 3629's table)
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF)
+    length = 2;
+  else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+// A JSON string for `text`. File names are bytes, not always UTF-8: a byte that is not part of
+// well-formed UTF-8 is written as the escape of a lone low surrogate, "\udc" and the byte (PEP
+// 383's surrogateescape): the record stays valid JSON, and Python's os.fsencode() of the parsed
+// name gives back the file's bytes.
 std::string json_string(const std::string& text) {
   std::string out = "\"";
-  for (unsigned char c : text) {
+  for (std::size_t at = 0; at < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[at]);
+    const std::size_t length = utf8_sequence(std::string_view(text).substr(at));
+    if (length == 0) {
+      out += fmt::format("\\udc{:02x}", c);
+      ++at;
+      continue;
+    }
+    if (length > 1) {
+      out.append(text, at, length);
+      at += length;
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
       case '\n': out += "\\n"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        if (c < 0x20 || c == 0x7f)
+          out += fmt::format("\\u{:04x}", c);
         else out += static_cast<char>(c);
     }
+    ++at;
   }
   return out + "\"";
 }
 
-// The name a compressed file decompresses to, or nothing if its suffix is not ours.
-std::optional<std::string> decompressed_name(const std::string& path) {
-  return CodecRegistry::global().decompressed_name(path);
+// Whether the file at `path` starts like compressed data: a codec's stream, or another format's.
+bool looks_compressed(const std::string& path) {
+  std::uint8_t head[16];
+  FdSource source(path);
+  const std::size_t got = source.read_full(head, sizeof head);
+  const ByteView prefix{head, got};
+  return CodecRegistry::global().detect(prefix).has_value() || !foreign_format(prefix).empty();
 }
 
 // Turns the command line into batch jobs. Inputs that cannot even be planned (missing, a
@@ -57,7 +107,13 @@ std::optional<std::string> decompressed_name(const std::string& path) {
 class Planner {
  public:
   explicit Planner(const CliOptions& options) : options_(options) {
-    if (options.mode == Mode::kCompress) extension_ = CodecRegistry::global().find(options.format)->extension;
+    if (options.mode == Mode::kCompress) {
+      extension_ = options.suffix.empty() ? CodecRegistry::global().find(options.format)->extension : options.suffix;
+    }
+    struct stat status {};
+    if (!options.output_dir.empty() && ::stat(options.output_dir.c_str(), &status) == 0) {
+      output_dir_ = std::pair{status.st_dev, status.st_ino};
+    }
   }
 
   struct Failure {
@@ -67,10 +123,14 @@ class Planner {
 
   std::vector<FileJob> jobs;
   std::vector<Failure> failures;
+  // Each job's and failure's position among the inputs (the command line's order, directories
+  // expanded in sorted order): the "index" of --json records, which arrive as files complete.
+  std::vector<std::size_t> job_positions, failure_positions;
   std::uint64_t total_bytes = 0;  // of the regular-file inputs, for the progress display
 
   void add(const std::string& arg) {
     if (arg == "-") {
+      job_positions.push_back(next_position_++);
       jobs.push_back({"-", options_.output_path});
       return;
     }
@@ -85,51 +145,121 @@ class Planner {
         fail(arg, Error(ErrorKind::kIo, "is a directory (use -r to process what it holds)", arg));
         return;
       }
-      walk(arg);
+      std::vector<std::string> files;
+      walk(arg, files);
+      std::sort(files.begin(), files.end());  // the same tree gives the same order
+      for (const auto& file : files) {
+        struct stat file_status {};
+        if (::stat(file.c_str(), &file_status) == 0) add_file(file, file_status, /*from_walk=*/true);
+      }
       return;
+    }
+    if (writes_files() && !options_.force) {
+      // gzip's rules, for inputs whose output goes beside them: a link named is followed only
+      // when asked, and a file with other names is left alone (its other names would keep the
+      // data the user may believe compressed away).
+      struct stat link {};
+      if (::lstat(arg.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+        fail(arg, Error(ErrorKind::kIo, "is a symbolic link; use -f to take the file it points to", arg));
+        return;
+      }
+      if (S_ISREG(status.st_mode) && status.st_nlink > 1) {
+        fail(arg, Error(ErrorKind::kIo,
+                        fmt::format("has {} other link{}; use -f to take it", status.st_nlink - 1,
+                                    status.st_nlink > 2 ? "s" : ""),
+                        arg));
+        return;
+      }
     }
     add_file(arg, status, /*from_walk=*/false);
   }
 
  private:
-  void walk(const std::string& root) {
-    std::vector<fs::path> files;
+  // Outputs are files named after the inputs (not -c, -o, -t or -l).
+  bool writes_files() const {
+    return !options_.to_stdout && options_.output_path.empty() && options_.mode != Mode::kTest &&
+           options_.mode != Mode::kList;
+  }
+
+  // The regular files under `directory`, not following symbolic links, leaving out the output
+  // directory. A subdirectory that cannot be read is a failure of its own; the rest is walked.
+  void walk(const std::string& directory, std::vector<std::string>& files) {
     std::error_code error;
-    for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, error);
-         !error && it != fs::recursive_directory_iterator(); it.increment(error)) {
-      if (it->is_regular_file() && !it->is_symlink()) files.push_back(it->path());
+    fs::directory_iterator it(directory, error);
+    if (error) {
+      fail(directory, Error(ErrorKind::kIo, fmt::format("cannot read directory: {}", error.message()), directory));
+      return;
     }
-    if (error) fail(root, Error(ErrorKind::kIo, fmt::format("cannot walk: {}", error.message()), root));
-    std::sort(files.begin(), files.end());  // the same tree gives the same order
-    for (const auto& file : files) {
+    for (; !error && it != fs::directory_iterator(); it.increment(error)) {
+      const fs::path path = it->path();
       struct stat status {};
-      if (::stat(file.c_str(), &status) == 0) add_file(file.string(), status, /*from_walk=*/true);
+      if (::lstat(path.c_str(), &status) != 0) continue;
+      if (S_ISDIR(status.st_mode)) {
+        if (output_dir_ && output_dir_->first == status.st_dev && output_dir_->second == status.st_ino) continue;
+        walk(path.string(), files);
+      } else if (S_ISREG(status.st_mode)) {
+        files.push_back(path.string());
+      }
     }
+    if (error)
+      fail(directory, Error(ErrorKind::kIo, fmt::format("cannot read directory: {}", error.message()), directory));
+  }
+
+  // The name a compressed file decompresses to (the suffix -S names, or a codec's), if any.
+  std::optional<std::string> decompressed_name(const std::string& path) const {
+    const std::string& suffix = options_.suffix;
+    if (!suffix.empty() && path.size() > suffix.size() && path.ends_with(suffix) && !path.ends_with("/" + suffix)) {
+      return path.substr(0, path.size() - suffix.size());
+    }
+    return CodecRegistry::global().decompressed_name(path);
+  }
+
+  // -N: the name and time the stream's header records, the name in the input's directory.
+  std::optional<std::pair<std::string, std::int64_t>> recorded_name(const std::string& path) const {
+    Buffer prefix(64 * 1024);
+    try {
+      FdSource source(path);
+      prefix.resize(source.read_full(prefix.data(), 64 * 1024));
+    } catch (const Error&) {
+      return std::nullopt;  // the batch reports it
+    }
+    const auto info = CodecRegistry::global().detect(prefix.view());
+    if (!info) return std::nullopt;
+    const StreamInfo recorded = CodecRegistry::global().create(info->name)->recorded_info(prefix.view());
+    const std::string name = fs::path(recorded.name).filename().string();  // never a directory
+    if (name.empty() || name == "." || name == "..") return std::nullopt;
+    return std::pair{(fs::path(path).parent_path() / name).string(), recorded.mtime_seconds};
   }
 
   void add_file(const std::string& path, const struct stat& status, bool from_walk) {
     const bool to_stdout = options_.to_stdout;
-    if (!S_ISREG(status.st_mode) && !to_stdout && options_.output_path.empty() && options_.mode != Mode::kTest) {
+    if (!S_ISREG(status.st_mode) && writes_files()) {
       fail(path, Error(ErrorKind::kIo, "not a regular file; use -c or -o to process it", path));
       return;
     }
+    std::optional<std::int64_t> mtime;
     const auto add_job = [&](std::string output) {
       if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
-      jobs.push_back({path, std::move(output)});
+      job_positions.push_back(next_position_++);
+      jobs.push_back({path, std::move(output), mtime});
     };
     // Walking a tree to test or decompress, only compressed files (by suffix) are inputs, as -d
     // -r has always taken them; a file named on the command line is taken whatever its name.
     if (from_walk && options_.mode != Mode::kCompress && !decompressed_name(path)) return;
-    if (options_.mode == Mode::kTest || to_stdout) return add_job("");  // checked only, or to stdout
+    // Walking a tree to compress, compressed files are not inputs: by suffix (ours and other
+    // formats': a.tgz, x.zst, y.xz) or by content (a .gz renamed .log).
+    if (from_walk && options_.mode == Mode::kCompress &&
+        (path.ends_with(extension_) || has_compressed_suffix(path) || looks_compressed(path))) {
+      return;
+    }
+    if (options_.mode == Mode::kTest || options_.mode == Mode::kList || to_stdout) return add_job("");
     std::string output;
     if (!options_.output_path.empty()) {
       output = options_.output_path;
     } else if (options_.mode == Mode::kCompress) {
       if (path.ends_with(extension_)) {
-        if (!from_walk) {
-          fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension_), path));
-        }
-        return;  // walking a tree: compressed files are simply not inputs
+        fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension_), path));
+        return;
       }
       output = placed(path) + extension_;
     } else {
@@ -142,6 +272,12 @@ class Planner {
         return;
       }
       output = placed(*name);
+      if (options_.restore_name) {
+        if (const auto recorded = recorded_name(path)) {
+          output = placed(recorded->first);
+          if (recorded->second > 0) mtime = recorded->second;
+        }
+      }
     }
     const std::string key = fs::path(output).lexically_normal().string();
     const auto [it, inserted] = outputs_.emplace(key, path);
@@ -164,11 +300,16 @@ class Planner {
     return (fs::path(options_.output_dir) / relative).string();
   }
 
-  void fail(const std::string& input, Error error) { failures.push_back({input, std::move(error)}); }
+  void fail(const std::string& input, Error error) {
+    failure_positions.push_back(next_position_++);
+    failures.push_back({input, std::move(error)});
+  }
 
   const CliOptions& options_;
+  std::size_t next_position_ = 0;
   std::string extension_;
-  std::map<std::string, std::string> outputs_;  // normalised output path -> the input it is for
+  std::optional<std::pair<dev_t, ino_t>> output_dir_;  // never walked into
+  std::map<std::string, std::string> outputs_;         // normalised output path -> the input it is for
 };
 
 void check_usage(const CliOptions& options, bool writes_stdout) {
@@ -178,6 +319,10 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
     codec.chunk_bytes = options.chunk_bytes;
     apply_codec_flags(options.codec_flags, options.format, codec);
     (void)CodecRegistry::global().create(options.format, codec);
+  }
+  if (options.mode == Mode::kList &&
+      (options.to_stdout || !options.output_path.empty() || !options.output_dir.empty())) {
+    throw Error(ErrorKind::kUsage, "-l lists; it writes no output (-c, -o and --output-dir do not apply)");
   }
   if (!options.output_path.empty() && options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
   if (!options.output_path.empty() && (options.files.size() > 1 || options.recursive)) {
@@ -203,6 +348,89 @@ const char* status_name(ItemStatus status) {
   return "error";
 }
 
+// sluice -l: one line per file (format, units, sizes, ratio, check), and a total for several.
+int list_files(const CliOptions& options, const Planner& plan) {
+  DecompressOptions decode;
+  decode.threads = options.threads;
+  decode.backends = backend_flags(options.codec_flags);
+  const auto name_of = [](const std::string& input) { return input == "-" ? std::string("<stdin>") : input; };
+  const bool table = !options.json && !options.quiet;
+  if (table) {
+    fmt::print("{:<6} {:>7} {:>14} {:>14} {:>7}  {:<14} {:<8} {}\n", "format", "units", "compressed", "uncompressed",
+               "ratio", "check", "sizes", "name");
+  }
+  struct Row {
+    std::size_t position;
+    std::string input;
+    std::optional<StreamListing> listing;
+    std::optional<Error> error;
+  };
+  std::vector<Row> rows;
+  for (std::size_t i = 0; i < plan.failures.size(); ++i) {
+    rows.push_back({plan.failure_positions[i], plan.failures[i].input, std::nullopt, plan.failures[i].error});
+  }
+  for (std::size_t i = 0; i < plan.jobs.size(); ++i)
+    rows.push_back({plan.job_positions[i], plan.jobs[i].input, {}, {}});
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.position < b.position; });
+  std::uint64_t compressed = 0, uncompressed = 0;
+  std::size_t failures = 0, listed = 0;
+  const auto ratio = [](std::uint64_t packed, std::uint64_t raw) {
+    return packed > 0 ? static_cast<double>(raw) / static_cast<double>(packed) : 0.0;
+  };
+  for (Row& row : rows) {
+    if (!row.error) {
+      try {
+        if (row.input == "-") {
+          FdSource source(STDIN_FILENO, "<stdin>");
+          row.listing = list_stream(source, decode);
+        } else {
+          row.listing = list_file(row.input, decode);
+        }
+      } catch (const Error& e) {
+        row.error = e;
+      }
+    }
+    if (row.error) {
+      ++failures;
+      fmt::print(stderr, "sluice: {}\n", row.error->what());
+      if (options.json) {
+        fmt::print("{{\"index\": {}, \"input\": {}, \"status\": \"error\", \"error\": {}}}\n", row.position,
+                   json_string(row.input), json_string(row.error->what()));
+      }
+      continue;
+    }
+    const StreamListing& l = *row.listing;
+    ++listed;
+    compressed += l.compressed_bytes;
+    uncompressed += l.uncompressed_bytes;
+    const std::string sizes = l.decoded ? "decoded" : "recorded";
+    if (table) {
+      fmt::print("{:<6} {:>7} {:>14} {:>14} {:>7.3f}  {:<14} {:<8} {}\n", l.codec,
+                 l.units > 0 ? std::to_string(l.units) : std::string("-"), l.compressed_bytes, l.uncompressed_bytes,
+                 ratio(l.compressed_bytes, l.uncompressed_bytes), l.check.empty() ? "-" : l.check, sizes,
+                 name_of(row.input));
+    }
+    if (options.json) {
+      fmt::print(
+          "{{\"index\": {}, \"input\": {}, \"status\": \"ok\", \"format\": \"{}\", \"units\": {}, "
+          "\"compressed_bytes\": {}, \"uncompressed_bytes\": {}, \"ratio\": {:.6f}, \"check\": {}, "
+          "\"sizes\": \"{}\"}}\n",
+          row.position, json_string(row.input), l.codec, l.units, l.compressed_bytes, l.uncompressed_bytes,
+          ratio(l.compressed_bytes, l.uncompressed_bytes), json_string(l.check), sizes);
+    }
+  }
+  if (table && listed > 1) {
+    fmt::print("{:<6} {:>7} {:>14} {:>14} {:>7.3f}  {:<14} {:<8} {} files\n", "total", "", compressed, uncompressed,
+               ratio(compressed, uncompressed), "", "", listed);
+  }
+  if (options.json) {
+    fmt::print(
+        "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"compressed_bytes\": {}, \"uncompressed_bytes\": {}}}}}\n",
+        rows.size(), failures, compressed, uncompressed);
+  }
+  return exit_status(failures, 0);
+}
+
 }  // namespace
 
 int run_file_jobs(const CliOptions& given) {
@@ -215,8 +443,8 @@ int run_file_jobs(const CliOptions& given) {
     options.files.push_back("-");
   }
   const bool stdin_only = options.files.size() == 1 && options.files.front() == "-";
-  const bool writes_stdout =
-      options.mode != Mode::kTest && (options.to_stdout || (stdin_only && options.output_path.empty()));
+  const bool writes_stdout = options.mode != Mode::kTest && options.mode != Mode::kList &&
+                             (options.to_stdout || (stdin_only && options.output_path.empty()));
   try {
     check_usage(options, writes_stdout);
   } catch (const Error& e) {
@@ -225,13 +453,14 @@ int run_file_jobs(const CliOptions& given) {
 
   Planner plan(options);
   for (const auto& arg : options.files) plan.add(arg);
+  if (options.mode == Mode::kList) return list_files(options, plan);
   const std::size_t total_files = plan.jobs.size() + plan.failures.size();
 
   ProgressBar progress(!options.quiet && !options.verbose && ::isatty(STDERR_FILENO), total_files, plan.total_bytes);
   std::vector<std::string> failed_inputs;
   std::size_t warnings = 0;
   const bool compressing = options.mode == Mode::kCompress;
-  const auto report_item = [&](const ItemResult& item) {
+  const auto report_item = [&](std::size_t position, const ItemResult& item) {
     // Sizes as uncompressed (raw) and compressed (packed), whichever way the data went.
     const std::uint64_t raw = compressing ? item.input_bytes : item.output_bytes;
     const std::uint64_t packed = compressing ? item.output_bytes : item.input_bytes;
@@ -259,10 +488,11 @@ int run_file_jobs(const CliOptions& given) {
                                  human_bytes(item.input_bytes), human_bytes(item.output_bytes), ratio, rate));
     }
     if (options.json) {
-      std::string record = fmt::format("{{\"input\": {}, \"output\": {}, \"status\": \"{}\", \"input_bytes\": {}, "
-                                       "\"output_bytes\": {}, \"seconds\": {:.6f}",
-                                       json_string(item.input), json_string(item.output), status_name(item.status),
-                                       item.input_bytes, item.output_bytes, item.seconds);
+      std::string record = fmt::format(
+          "{{\"index\": {}, \"input\": {}, \"output\": {}, \"status\": \"{}\", "
+          "\"input_bytes\": {}, \"output_bytes\": {}, \"seconds\": {:.6f}",
+          position, json_string(item.input), json_string(item.output), status_name(item.status), item.input_bytes,
+          item.output_bytes, item.seconds);
       if (raw > 0 && item.ok()) {  // compressed / uncompressed, in either direction
         record += fmt::format(", \"ratio\": {:.6f}", static_cast<double>(packed) / static_cast<double>(raw));
       }
@@ -275,12 +505,12 @@ int run_file_jobs(const CliOptions& given) {
   };
 
   // Inputs that could not be planned are failures too, reported first.
-  for (const auto& failure : plan.failures) {
+  for (std::size_t i = 0; i < plan.failures.size(); ++i) {
     ItemResult item;
-    item.input = failure.input;
+    item.input = plan.failures[i].input;
     item.status = ItemStatus::kFailed;
-    item.error = failure.error;
-    report_item(item);
+    item.error = plan.failures[i].error;
+    report_item(plan.failure_positions[i], item);
   }
 
   FileBatchOptions batch;
@@ -291,17 +521,17 @@ int run_file_jobs(const CliOptions& given) {
   batch.fail_fast = options.fail_fast;
   batch.create_directories = !options.output_dir.empty();
   batch.discard_output = options.mode == Mode::kTest;
-  batch.on_item_done = [&](std::size_t, const ItemResult& item) { report_item(item); };
+  batch.on_item_done = [&](std::size_t index, const ItemResult& item) { report_item(plan.job_positions[index], item); };
   batch.on_progress = [&](std::uint64_t bytes) { progress.bytes_done(bytes); };
 
   BatchReport report;
   if (options.fail_fast && !plan.failures.empty()) {
-    for (const auto& job : plan.jobs) {
+    for (std::size_t i = 0; i < plan.jobs.size(); ++i) {
       ItemResult item;
-      item.input = job.input;
-      item.output = job.output;
-      item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", job.input);
-      report_item(item);
+      item.input = plan.jobs[i].input;
+      item.output = plan.jobs[i].output;
+      item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", item.input);
+      report_item(plan.job_positions[i], item);
     }
   } else {
     try {
@@ -318,6 +548,8 @@ int run_file_jobs(const CliOptions& given) {
         decompress.threads = options.threads;
         decompress.max_output_bytes = options.max_output_bytes;
         decompress.backends = backend_flags(options.codec_flags);
+        // zcat -f: with -c and -f, data in no known format is passed through as it is.
+        decompress.pass_through = options.force && writes_stdout && options.mode == Mode::kDecompress;
         report = decompress_files(plan.jobs, decompress, batch);
       }
     } catch (const Error& e) {

@@ -670,24 +670,6 @@ class ListHandler final : public TarEntryHandler {
 
 }  // namespace
 
-namespace {
-
-// What a stream that no codec reads is, by its magic bytes, for messages; null if not known.
-const char* foreign_format(ByteView head) {
-  const auto starts = [&](std::initializer_list<std::uint8_t> magic) {
-    return head.size() >= magic.size() && std::equal(magic.begin(), magic.end(), head.begin());
-  };
-  if (starts({0xfd, '7', 'z', 'X', 'Z', 0x00})) return "an xz stream";
-  if (starts({'B', 'Z', 'h'}) && head.size() > 3 && head[3] >= '1' && head[3] <= '9') return "a bzip2 stream";
-  if (starts({'P', 'K', 3, 4}) || starts({'P', 'K', 5, 6})) return "a zip archive (read it with the zip reader)";
-  if (starts({0x1f, 0x9d})) return "a compress (.Z) stream";
-  if (starts({'L', 'Z', 'I', 'P'})) return "an lzip stream";
-  if (starts({'7', 'z', 0xbc, 0xaf, 0x27, 0x1c})) return "a 7z archive";
-  return nullptr;
-}
-
-}  // namespace
-
 TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
   const auto start = std::chrono::steady_clock::now();
   TarStats stats;
@@ -717,10 +699,11 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
     // named as what it is, not as a tar with a bad header.
     if (probe.size() < detail::kTarBlockBytes ||
         detail::check_tar_header(probe.data()) != detail::HeaderCheck::kValid) {
-      if (const char* format = foreign_format(probe.view())) {
+      if (const std::string format = foreign_format(probe.view()); !format.empty()) {
         throw Error(ErrorKind::kCorruptData,
-                    fmt::format("not a tar archive: this is {} (tar archives are read plain or compressed with {})",
-                                format, fmt::join(CodecRegistry::global().names(), ", ")),
+                    fmt::format("not a tar archive: this is {} (tar archives are read plain or compressed with {}{})",
+                                format, fmt::join(CodecRegistry::global().names(), ", "),
+                                format.find("zip") != std::string::npos ? "; zip archives with sluice zip" : ""),
                     source.name(), 0);
       }
     }

@@ -46,6 +46,7 @@ inline std::uint32_t load_le32(const std::uint8_t* p) {
   return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
+inline std::uint64_t load_le64(const std::uint8_t* p) { return load_le32(p) | std::uint64_t{load_le32(p + 4)} << 32; }
 
 // What first_frame_magic() returns for a prefix that holds only skippable frames: a skippable
 // magic, which the first frame that is not skippable cannot have.

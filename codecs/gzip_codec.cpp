@@ -952,6 +952,169 @@ std::unique_ptr<StreamDecoder> GzipVerifier::serial_decoder() {
   return decoder;
 }
 
+// ---- What a gzip stream records about itself (sluice -l) ----
+//
+// Members are walked one after another without inflating them. A member with our 'S','L' field
+// or BGZF's 'B','C' says how long it is and what it holds. A member of independent chunks
+// ('S','I') runs to the next such member's header or to the end of the stream; it holds one whole
+// chunk per sync flush found in it and a last chunk, which is inflated (at most one chunk) to
+// learn its size, and the sum must agree with the member's ISIZE: a sync flush pattern that was
+// compressed data, or another member appended, makes them disagree. Any other member (gzip's,
+// pigz's) records only ISIZE, its size modulo 4 GiB, and ends where decoding says: the size is
+// then left to decoding.
+
+// The data of FEXTRA subfield `id` of `length` bytes in the header at the start of `member`.
+std::optional<ByteView> header_subfield(ByteView member, const std::uint8_t (&id)[2], std::size_t length) {
+  if (member.size() < 12 || !(member[3] & kFlagExtra)) return std::nullopt;
+  const std::size_t extra = std::size_t{member[10]} | std::size_t{member[11]} << 8;
+  if (member.size() < 12 + extra) return std::nullopt;
+  for (std::size_t at = 12; at + 4 <= 12 + extra;) {
+    const std::size_t size = std::size_t{member[at + 2]} | std::size_t{member[at + 3]} << 8;
+    if (at + 4 + size > 12 + extra) break;
+    if (member[at] == id[0] && member[at + 1] == id[1] && size == length) return member.subspan(at + 4, size);
+    at += 4 + size;
+  }
+  return std::nullopt;
+}
+
+constexpr std::uint8_t kBgzfFieldId[2] = {'B', 'C'};
+
+// The chunk size of a member of independent chunks starting at `member`, if it is one.
+std::optional<std::size_t> independent_chunk_bytes(ByteView member) {
+  if (member.size() < 12 || member[0] != kMagic0 || member[1] != kMagic1 || member[2] != kMethodDeflate) {
+    return std::nullopt;
+  }
+  const auto field = header_subfield(member, kChunksFieldId, 8);
+  if (!field || !(load_le32(field->data() + 4) & kChunksIndependent)) return std::nullopt;
+  const std::size_t chunk = load_le32(field->data());
+  if (chunk == 0) return std::nullopt;
+  return chunk;
+}
+
+// Where the next member of independent chunks starts in `s`, searching from `from`; s.size() if
+// none does.
+std::size_t next_independent_member(ByteView s, std::size_t from) {
+  for (std::size_t at = from; at + 3 <= s.size();) {
+    const void* hit = std::memchr(s.data() + at, kMagic0, s.size() - at);
+    if (!hit) break;
+    at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - s.data());
+    if (independent_chunk_bytes(s.subspan(at))) return at;
+    ++at;
+  }
+  return s.size();
+}
+
+// The uncompressed size and the chunks of the member of independent chunks s[0, end), whose
+// data starts at `header` and whose chunks hold `chunk` bytes; nothing if they do not add up.
+struct MemberContent {
+  std::uint64_t bytes = 0;
+  std::uint64_t chunks = 0;
+};
+std::optional<MemberContent> independent_member_content(ByteView s, std::size_t header, std::size_t end,
+                                                        std::size_t chunk) {
+  if (end < header + 8 + 2) return std::nullopt;
+  const ByteView data = s.subspan(header, end - 8 - header);
+  // Chunk ends, as GzipSplitter finds them: a chunk runs to the next sync flush pattern.
+  std::uint64_t chunks = 0;
+  std::size_t last_start = 0;
+  for (std::size_t i = last_start + 1; i + sizeof kSyncFlush <= data.size();) {
+    const void* ff = std::memchr(data.data() + i + 2, 0xFF, data.size() - i - 2);
+    if (!ff) break;
+    const auto j = static_cast<std::size_t>(static_cast<const std::uint8_t*>(ff) - data.data());
+    i = j - 2;
+    if (j + 1 < data.size() && data[i] == 0 && data[i + 1] == 0 && data[j + 1] == 0xFF) {
+      ++chunks;
+      last_start = i + sizeof kSyncFlush;
+      i = last_start + 1;
+      continue;
+    }
+    ++i;
+  }
+  // The last chunk, inflated alone: it must end with the final block exactly where the trailer
+  // starts and hold at most one chunk.
+  const ByteView last = data.subspan(last_start);
+  auto inflater = make_zlib_stream_inflater();
+  inflater->reset();
+  Buffer out(chunk + 1);
+  out.resize(chunk + 1);
+  std::size_t consumed = 0, produced = 0;
+  bool ended = false;
+  while (!ended && consumed < last.size() && produced < out.size()) {
+    const auto step = inflater->inflate(last.subspan(consumed), {out.data() + produced, out.size() - produced});
+    if (step.consumed == 0 && step.produced == 0 && !step.ended) return std::nullopt;
+    consumed += step.consumed;
+    produced += step.produced;
+    ended = step.ended;
+  }
+  if (!ended || consumed != last.size() || produced > chunk) return std::nullopt;
+  const std::uint64_t total = chunks * chunk + produced;
+  if (static_cast<std::uint32_t>(total) != load_le32(s.data() + end - 4)) return std::nullopt;
+  return MemberContent{total, chunks + 1};
+}
+
+StreamFacts gzip_stream_facts(ByteView s) {
+  StreamFacts facts;
+  facts.check = "CRC-32";
+  std::uint64_t total = 0;
+  std::size_t at = 0;
+  const auto unknown = [&facts] {
+    facts.uncompressed_bytes.reset();
+    return facts;
+  };
+  while (at < s.size()) {
+    const ByteView member = s.subspan(at);
+    if (facts.units > 0 && member[0] == 0) {  // zero padding to the end, as gunzip skips it
+      if (zero_padding_bytes(member) != member.size()) return unknown();
+      break;
+    }
+    if (member.size() < 18 || member[0] != kMagic0 || member[1] != kMagic1) return unknown();
+    const auto header = header_length(member);
+    if (!header) return unknown();
+    if (const auto field = header_subfield(member, kSizeFieldId, 8)) {
+      const std::size_t length = load_le32(field->data());
+      if (length < *header + 8 || length > member.size()) return unknown();
+      total += load_le32(field->data() + 4);
+      ++facts.units;
+      at += length;
+    } else if (const auto bgzf = header_subfield(member, kBgzfFieldId, 2)) {
+      const std::size_t length = (std::size_t{(*bgzf)[0]} | std::size_t{(*bgzf)[1]} << 8) + 1;
+      if (length < *header + 8 || length > member.size()) return unknown();
+      total += load_le32(member.data() + length - 4);
+      ++facts.units;
+      at += length;
+    } else if (const auto chunk = independent_chunk_bytes(member)) {
+      const std::size_t end = next_independent_member(member, *header);
+      const auto content = independent_member_content(member, *header, end, *chunk);
+      if (!content) return unknown();
+      total += content->bytes;
+      facts.units += content->chunks;
+      at += end;
+    } else {
+      ++facts.units;  // a member that does not say where it ends
+      return unknown();
+    }
+  }
+  facts.uncompressed_bytes = total;
+  return facts;
+}
+
+// FNAME and MTIME of the first member's header.
+StreamInfo gzip_stream_info(ByteView prefix) {
+  StreamInfo info;
+  if (prefix.size() < 10 || prefix[0] != kMagic0 || prefix[1] != kMagic1) return info;
+  const auto header = header_length(prefix);
+  if (!header) return info;
+  info.mtime_seconds = load_le32(prefix.data() + 4);
+  if (prefix[3] & kFlagName) {
+    std::size_t at = 10;
+    if (prefix[3] & kFlagExtra) at += 2 + (std::size_t{prefix[10]} | std::size_t{prefix[11]} << 8);
+    const auto* name = prefix.data() + at;
+    info.name.assign(reinterpret_cast<const char*>(name),
+                     static_cast<std::size_t>(std::find(name, prefix.data() + *header, 0) - name));
+  }
+  return info;
+}
+
 class GzipCodec final : public CodecBase {
  public:
   GzipCodec(CodecInfo info, const CodecOptions& options)
@@ -983,6 +1146,8 @@ class GzipCodec final : public CodecBase {
   std::unique_ptr<UnitVerifier> new_unit_verifier() const override {
     return std::make_unique<GzipVerifier>(engines_.stream_inflate);
   }
+  StreamFacts stream_facts(ByteView stream) const override { return gzip_stream_facts(stream); }
+  StreamInfo stream_info(ByteView prefix) const override { return gzip_stream_info(prefix); }
 
  private:
   Engines engines_;

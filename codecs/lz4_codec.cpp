@@ -517,6 +517,50 @@ class Lz4Verifier final : public UnitVerifier {
   std::optional<std::uint64_t> declared_size_;
 };
 
+// What an lz4 stream records (sluice -l): frames walked by their blocks' size words; the size is
+// known when every frame's header has a content size (ours have none: lz4's CLI writes one only
+// with --content-size). Skippable frames hold no data; the legacy format records nothing.
+StreamFacts lz4_stream_facts(ByteView s) {
+  StreamFacts facts;
+  std::uint64_t total = 0;
+  bool sized = true;
+  std::string check;
+  const auto unknown = [&] { return StreamFacts{facts.units, std::nullopt, check}; };
+  for (std::size_t at = 0; at < s.size();) {
+    if (s.size() - at < 8) return unknown();
+    const std::uint32_t magic = load_le32(s.data() + at);
+    if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) {  // skippable frame
+      at += 8 + std::size_t{load_le32(s.data() + at + 4)};
+      continue;
+    }
+    if (magic != kFrameMagic) return unknown();
+    const std::uint8_t flags = s[at + 4];
+    const bool block_checks = flags & 0x10, content_size = flags & 0x08, content_check = flags & 0x04;
+    std::size_t next = at + 6 + (content_size ? 8 : 0) + (flags & 0x01 ? 4 : 0) + 1;
+    if (next > s.size()) return unknown();
+    if (content_size)
+      total += load_le64(s.data() + at + 6);
+    else
+      sized = false;
+    while (true) {
+      if (next + 4 > s.size()) return unknown();
+      const std::uint32_t word = load_le32(s.data() + next);
+      next += 4;
+      if (word == 0) break;  // EndMark
+      next += (word & ~kUncompressedBit) + (block_checks ? 4 : 0);
+    }
+    next += content_check ? 4 : 0;
+    if (next > s.size()) return unknown();
+    const std::string frame_check = content_check ? "XXH32" : block_checks ? "XXH32 (blocks)" : "none";
+    check = facts.units == 0 || check == frame_check ? frame_check : "mixed";
+    ++facts.units;
+    at = next;
+  }
+  facts.check = check;
+  if (sized) facts.uncompressed_bytes = total;
+  return facts;
+}
+
 class Lz4Codec final : public CodecBase {
  public:
   Lz4Codec(CodecInfo info, const CodecOptions& options)
@@ -531,6 +575,7 @@ class Lz4Codec final : public CodecBase {
   std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<Lz4Splitter>(); }
   std::unique_ptr<UnitDecoder> new_unit_decoder() const override { return std::make_unique<Lz4UnitDecoder>(); }
   std::unique_ptr<UnitVerifier> new_unit_verifier() const override { return std::make_unique<Lz4Verifier>(); }
+  StreamFacts stream_facts(ByteView stream) const override { return lz4_stream_facts(stream); }
 
  private:
   BlockSize block_;

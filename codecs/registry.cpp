@@ -3,6 +3,7 @@
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -112,6 +113,28 @@ std::unique_ptr<UnitVerifier> Codec::make_unit_verifier() const { return new_uni
 std::unique_ptr<StreamSplitter> Codec::new_splitter() const { return nullptr; }
 std::unique_ptr<UnitDecoder> Codec::new_unit_decoder() const { return nullptr; }
 std::unique_ptr<UnitVerifier> Codec::new_unit_verifier() const { return nullptr; }
+
+StreamFacts Codec::describe_stream(ByteView stream) const {
+  StreamFacts facts;
+  try {
+    facts = stream_facts(stream);
+  } catch (const std::exception&) {
+    return {};  // a codec's parse that gave up: only decoding tells
+  }
+  if (facts.units == 0) facts.uncompressed_bytes.reset();
+  return facts;
+}
+
+StreamInfo Codec::recorded_info(ByteView prefix) const {
+  try {
+    return stream_info(prefix);
+  } catch (const std::exception&) {
+    return {};
+  }
+}
+
+StreamFacts Codec::stream_facts(ByteView) const { return {}; }
+StreamInfo Codec::stream_info(ByteView) const { return {}; }
 
 std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool last, Buffer& out) {
   const std::uint64_t check = compress_chunk(history, input, last, out);
@@ -280,6 +303,30 @@ CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options)
                 fmt::format("chunk size must be between 1 KiB and 1 GiB, not {} bytes", resolved.chunk_bytes));
   }
   return resolved;
+}
+
+std::string foreign_format(ByteView head) {
+  const auto starts = [&](std::initializer_list<std::uint8_t> magic) {
+    return head.size() >= magic.size() && std::equal(magic.begin(), magic.end(), head.begin());
+  };
+  if (starts({0xfd, '7', 'z', 'X', 'Z', 0x00})) return "an xz stream";
+  if (starts({'B', 'Z', 'h'}) && head.size() > 3 && head[3] >= '1' && head[3] <= '9') return "a bzip2 stream";
+  if (starts({'P', 'K', 3, 4}) || starts({'P', 'K', 5, 6})) return "a zip archive";
+  if (starts({0x1f, 0x9d})) return "a compress (.Z) stream";
+  if (starts({'L', 'Z', 'I', 'P'})) return "an lzip stream";
+  if (starts({'7', 'z', 0xbc, 0xaf, 0x27, 0x1c})) return "a 7z archive";
+  if (starts({0x5d, 0x00, 0x00})) return "an lzma stream";
+  return {};
+}
+
+bool has_compressed_suffix(const std::string& path) {
+  static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z", ".Z",
+                                                       ".lz", ".tlz", ".lzma", ".br",  ".lzo",  ".rar", ".jar"};
+  for (const std::string_view suffix : kOtherFormats) {
+    if (path.size() > suffix.size() && path.ends_with(suffix)) return true;
+  }
+  const CodecRegistry& registry = CodecRegistry::global();
+  return registry.by_extension(path).has_value() || registry.by_tar_name(path).has_value();
 }
 
 }  // namespace sluice

@@ -224,6 +224,35 @@ class SeekTableFramer final : public StreamFramer {
   bool fits_ = true;
 };
 
+// What a zstd stream records (sluice -l): frames one after another, each found by walking its
+// block headers (ZSTD_findFrameCompressedSize), with the content size its header records; a frame
+// without one leaves the size to decoding. Skippable frames (the seek table) hold no data.
+StreamFacts zstd_stream_facts(ByteView s) {
+  StreamFacts facts;
+  std::uint64_t total = 0;
+  bool sized = true;
+  std::size_t checked = 0;
+  for (std::size_t at = 0; at < s.size();) {
+    const std::uint8_t* frame = s.data() + at;
+    const std::size_t length = ZSTD_findFrameCompressedSize(frame, s.size() - at);
+    if (ZSTD_isError(length) || length == 0) return {facts.units, std::nullopt, facts.check};
+    if (!ZSTD_isSkippableFrame(frame, s.size() - at)) {
+      ZSTD_frameHeader header{};
+      if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, facts.check};
+      ++facts.units;
+      checked += header.checksumFlag ? 1 : 0;
+      if (header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
+        sized = false;
+      else
+        total += header.frameContentSize;
+    }
+    at += length;
+  }
+  facts.check = checked == 0 ? "none" : checked == facts.units ? "XXH64" : "XXH64 (some frames)";
+  if (sized) facts.uncompressed_bytes = total;
+  return facts;
+}
+
 class ZstdCodec final : public CodecBase {
  public:
   using CodecBase::CodecBase;
@@ -237,6 +266,7 @@ class ZstdCodec final : public CodecBase {
   std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<ZstdDecoder>(); }
   std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<ZstdSplitter>(); }
   std::unique_ptr<UnitDecoder> new_unit_decoder() const override { return std::make_unique<ZstdUnitDecoder>(); }
+  StreamFacts stream_facts(ByteView stream) const override { return zstd_stream_facts(stream); }
 };
 
 constexpr int kDefaultLevel = 3;
@@ -258,7 +288,7 @@ CodecInfo zstd_info() {
   info.extension = ".zst";
   info.other_extensions = {".zstd"};
   info.tar_suffixes = {".tzst"};
-  info.min_level = 1;
+  info.min_level = ZSTD_minCLevel();  // the negative levels are zstd's --fast=N
   info.max_level = ZSTD_maxCLevel();
   info.default_level = kDefaultLevel;
   // At the default level, 4 MiB frames: about zstd -T's ratio at its speed, with the memory of a

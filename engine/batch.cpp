@@ -87,7 +87,14 @@ class FileItem {
       std::filesystem::create_directories(parent, ignored);
     }
     output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite);
-    if (input_status_) output_->preserve_metadata_of(*input_status_);
+    if (input_status_) {
+      FileStatus metadata = *input_status_;
+      if (job_.mtime_seconds) {
+        metadata.mtime_seconds = *job_.mtime_seconds;
+        metadata.mtime_nanoseconds = 0;
+      }
+      output_->preserve_metadata_of(metadata);
+    }
     return *output_;
   }
 

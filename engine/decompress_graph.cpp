@@ -147,6 +147,27 @@ std::string detect_format(ByteView prefix, const std::string& codec) {
               {}, 0);
 }
 
+// Copies a stream in no known format to `sink` as it is (DecompressOptions::pass_through): the
+// bytes already read for the format check, then the rest. Returns the bytes copied.
+std::uint64_t copy_through(ByteSource& source, StreamStart start, ByteSink& sink) {
+  std::uint64_t copied = 0;
+  if (start.window) {
+    // Mapped: nothing was read from the source, whose position is still the stream's start.
+    start.window.reset();
+    start.mapper.reset();
+  } else {
+    sink.write(start.read.view());
+    copied += start.read.size();
+  }
+  Buffer block(kReadBytes);
+  block.resize(kReadBytes);
+  while (const std::size_t got = source.read(block.data(), block.size())) {
+    sink.write(block.view().first(got));
+    copied += got;
+  }
+  return copied;
+}
+
 // Cuts the compressed stream into pieces. Runs serially: the decompression graph's input_node,
 // pulling from a source; or DecompressNode's cutter, fed the caller's pieces (feed()).
 class PieceReader {
@@ -806,6 +827,11 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   StreamStart stream_start;
   try {
     stream_start = start_stream(source);
+    if (options.pass_through && options.codec.empty() && !CodecRegistry::global().detect(stream_start.prefix())) {
+      stats.input_bytes = stats.output_bytes = copy_through(source, std::move(stream_start), sink);
+      stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return stats;
+    }
     stats.codec = detect_format(stream_start.prefix(), options.codec);
   } catch (const Error& e) {
     // Zeros where a file that shrank lost its pages are no format: say what happened instead.
@@ -860,6 +886,64 @@ DecompressStats decompress_file(const std::string& input_path, const std::string
 
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options) {
   return detail::run_in_memory(input, [&](ByteSource& source, ByteSink& sink) { decompress(source, sink, options); });
+}
+
+namespace {
+
+// Counts what it is given, keeps nothing.
+class CountingSink final : public ByteSink {
+ public:
+  explicit CountingSink(std::string name) : name_(std::move(name)) {}
+  void write(ByteView bytes) override { bytes_ += bytes.size(); }
+  const std::string& name() const override { return name_; }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::string name_;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+StreamListing list_stream(ByteSource& source, const DecompressOptions& options) {
+  StreamListing listing;
+  const auto file = source.file();
+  if (file && file->size > file->position && detail::FileMapper::enabled()) {
+    const std::uint64_t bytes = file->size - file->position;
+    detail::FileMapper mapper(file->descriptor, file->size);
+    if (const auto window = mapper.map(file->position, bytes, bytes)) {
+      const ByteView stream = window->from(file->position).first(bytes);
+      try {
+        listing.codec = detect_format(stream.first(std::min<std::size_t>(stream.size(), kReadBytes)), options.codec);
+      } catch (const Error& e) {
+        throw e.with_context(source.name(), std::nullopt);
+      }
+      const StreamFacts facts = make_decoding_codec(listing.codec, options)->describe_stream(stream);
+      if (mapper.file()->lost_pages.load()) detail::throw_lost_pages(*mapper.file(), source.name());
+      listing.compressed_bytes = bytes;
+      listing.check = facts.check;
+      if (facts.uncompressed_bytes) {
+        listing.units = facts.units;
+        listing.uncompressed_bytes = *facts.uncompressed_bytes;
+        return listing;
+      }
+      source.seek(file->position);
+    }
+  }
+  CountingSink counter(source.name());
+  DecompressOptions decode = options;
+  decode.pass_through = false;
+  const DecompressStats stats = decompress(source, counter, decode);
+  listing.codec = stats.codec;
+  listing.compressed_bytes = stats.input_bytes;
+  listing.uncompressed_bytes = counter.bytes();
+  listing.decoded = true;
+  return listing;
+}
+
+StreamListing list_file(const std::string& path, const DecompressOptions& options) {
+  FdSource source(path);
+  return list_stream(source, options);
 }
 
 }  // namespace sluice

@@ -11,4 +11,8 @@ cmake -S examples/consumer -B build/consumer -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build/consumer >/dev/null
 ./build/consumer/consumer
 test -x "$prefix/bin/sluice"
+# The other names: unsluice decompresses, sluicecat writes to standard output.
+printf 'installed names\n' | "$prefix/bin/sluice" -c > build/install/check.gz
+test "$("$prefix/bin/sluicecat" build/install/check.gz)" = "installed names"
+"$prefix/bin/unsluice" -c < build/install/check.gz | grep -q "installed names"
 echo "install check: the installed package builds and runs a consumer"

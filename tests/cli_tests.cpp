@@ -454,8 +454,8 @@ TEST_F(Cli, NotCompressedInputAndUnknownSuffixAreErrors) {
 TEST_F(Cli, UsageErrorsExitWithTwo) {
   put("a", {});
   put("b", {});
-  for (const char* args : {"-l 10 a", "-F zstd -l 23 a", "-F brotli a", "--chunk-size 12X a", "--chunk-size 10 a",
-                           "--bogus a", "-o out a b", "-j 0 a", "-c -o x a"}) {
+  for (const char* args : {"--level 10 a", "-F zstd --level 23 a", "-0 a", "-F brotli a", "--chunk-size 12X a",
+                           "--chunk-size 10 a", "--bogus a", "-o out a b", "-j 1025 a", "-c -o x a"}) {
     const auto r = sluice(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
     EXPECT_EQ(r.err.rfind("sluice: ", 0), 0u) << args << ": " << r.err;
@@ -474,9 +474,11 @@ TEST_F(Cli, CompressedDataIsNotWrittenToATerminal) {
 TEST_F(Cli, HelpVersionAndDemo) {
   const auto help = sluice("--help");
   EXPECT_EQ(help.status, 0);
-  // The commands main() dispatches before parsing are named in the help, and have help of their own.
-  for (const char* command : {"tar", "transcode", "run"}) {
-    EXPECT_NE(help.out.find(fmt::format("  sluice {} ", command)), std::string::npos) << command << "\n" << help.out;
+  // The commands main() dispatches before parsing are listed under Subcommands, and have help of
+  // their own.
+  const std::string subcommands = help.out.substr(help.out.find("\nSubcommands:\n"));
+  for (const char* command : {"tar", "zip", "transcode", "run"}) {
+    EXPECT_NE(subcommands.find(fmt::format("\n  {} ", command)), std::string::npos) << command << "\n" << help.out;
     const auto own = sluice(fmt::format("{} --help", command));
     EXPECT_EQ(own.status, 0) << command;
     EXPECT_NE(own.out.find(fmt::format("sluice {}", command)), std::string::npos) << own.out;
@@ -734,9 +736,14 @@ TEST_F(Cli, JsonGivesOneRecordPerFileAndASummary) {
   put("a", text_bytes(100000, 38));
   const auto r = sluice("--json -F lz4 a missing");
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.out.find("{\"input\": \"a\", \"output\": \"a.lz4\", \"status\": \"ok\", \"input_bytes\": 100000"),
-            std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"input\": \"missing\", \"output\": \"\", \"status\": \"error\""), std::string::npos) << r.out;
+  // Records come as files complete; "index" is the input's position on the command line.
+  EXPECT_NE(r.out.find("{\"index\": 0, \"input\": \"a\", \"output\": \"a.lz4\", \"status\": \"ok\", "
+                       "\"input_bytes\": 100000"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("{\"index\": 1, \"input\": \"missing\", \"output\": \"\", \"status\": \"error\""),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("{\"summary\": {\"files\": 2, \"failed\": 1"), std::string::npos) << r.out;
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3);
   EXPECT_EQ(sluice("--json -c a").status, 2) << "JSON and data cannot share stdout";

@@ -62,8 +62,15 @@ std::vector<BufferResult> compress_buffers(const std::vector<ByteView>& inputs, 
 // ---- Files ----
 
 struct FileJob {
+  FileJob() = default;
+  FileJob(std::string input_path, std::string output_path = {}, std::optional<std::int64_t> output_mtime = {})
+      : input(std::move(input_path)), output(std::move(output_path)), mtime_seconds(output_mtime) {}
+
   std::string input;   // a path, or "-" for standard input
   std::string output;  // a path, or empty for standard output
+  // The output's modification time, instead of the input's (gunzip -N: the time the header
+  // records); unset: the input's.
+  std::optional<std::int64_t> mtime_seconds;
 };
 
 struct FileBatchOptions {

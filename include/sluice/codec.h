@@ -53,6 +53,15 @@ struct StreamInfo {
   std::int64_t mtime_seconds = 0;  // modification time; 0: none recorded
 };
 
+// What a whole compressed stream records about itself, read without decoding it (sluice -l).
+struct StreamFacts {
+  std::uint64_t units = 0;  // members, frames or chunks found
+  // The bytes the stream decodes to, when the stream records them (sizes in headers, a seek
+  // table) and they agree with one another; unset: only decoding tells.
+  std::optional<std::uint64_t> uncompressed_bytes;
+  std::string check;  // the integrity check it carries ("CRC-32", "XXH64", "none")
+};
+
 // Fixed facts about a codec, available before one is created.
 struct CodecInfo {
   std::string name;                  // registry key, e.g. "zstd"
@@ -118,6 +127,14 @@ class Codec {
   std::unique_ptr<UnitDecoder> make_unit_decoder() const;
   std::unique_ptr<UnitVerifier> make_unit_verifier() const;
 
+  // What `stream` (a whole stream in this format, from its first byte) records about itself,
+  // without decoding it. Never throws for bad data: what cannot be read is left unset (decoding
+  // then reports it). Checked: a size is reported only with at least one unit.
+  StreamFacts describe_stream(ByteView stream) const;
+  // The name and time the stream's header records (gzip's FNAME and MTIME); `prefix`: its first
+  // bytes (64 KiB are plenty). Empty when none is recorded or the format has no such field.
+  StreamInfo recorded_info(ByteView prefix) const;
+
  private:
   virtual std::unique_ptr<ChunkCompressor> new_chunk_compressor() const = 0;
   virtual std::unique_ptr<StreamFramer> new_framer(const StreamInfo& stream) const = 0;
@@ -126,6 +143,9 @@ class Codec {
   virtual std::unique_ptr<StreamSplitter> new_splitter() const;
   virtual std::unique_ptr<UnitDecoder> new_unit_decoder() const;
   virtual std::unique_ptr<UnitVerifier> new_unit_verifier() const;
+  // describe_stream and recorded_info: nothing known by default.
+  virtual StreamFacts stream_facts(ByteView stream) const;
+  virtual StreamInfo stream_info(ByteView prefix) const;
 };
 
 // Makes a codec with the given options; throws Error(kUsage) for options out of range.
@@ -164,6 +184,13 @@ class CodecRegistry {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// Formats no registered codec reads, told by their magic bytes, for messages and for leaving such
+// files alone: "an xz stream", "a zip archive", ...; empty when `prefix` starts none of them.
+std::string foreign_format(ByteView prefix);
+// Whether `path` ends with a suffix of compressed data: a registered codec's (its extensions and
+// tar suffixes) or another format's (.xz, .bz2, .zip, .7z, .Z, .lz, .lzma, .br, .txz, ...).
+bool has_compressed_suffix(const std::string& path);
 
 // Resolves `options` against `info`: fills defaults (every knob gets a value) and checks the level
 // range, the chunk size, the backend and the knobs. Codecs call it from their factories so that

@@ -35,6 +35,9 @@ struct DecompressOptions {
   // starting the graph's workers: the same pieces in the same order, so the same output and
   // errors, in tens of microseconds instead of hundreds. false: always through the graph.
   bool small_inputs_in_caller = true;
+  // Input in no known format is copied to the sink as it is (zcat -f) instead of being an error;
+  // DecompressStats::codec is then empty. Empty input is then empty output.
+  bool pass_through = false;
 };
 
 struct DecompressStats {
@@ -56,5 +59,25 @@ DecompressStats decompress_file(const std::string& input_path, const std::string
                                 const DecompressOptions& options = {}, bool overwrite = false);
 
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
+
+// What a compressed stream holds, as `sluice -l` shows it.
+struct StreamListing {
+  std::string codec;
+  std::uint64_t compressed_bytes = 0;
+  std::uint64_t uncompressed_bytes = 0;
+  std::uint64_t units = 0;  // members, frames or chunks; 0 when only decoding could tell
+  std::string check;        // the integrity check the stream carries; empty when not known
+  // The size came from decoding the stream (every check verified), because the stream does not
+  // record it (a gzip member as gzip writes it, an lz4 frame without a content size) or was not
+  // a file that could be read twice (a pipe).
+  bool decoded = false;
+};
+
+// Lists the stream `source` holds. A regular file is read (mapped) once without decoding for the
+// sizes its format records (Codec::describe_stream); only where they are missing is it decoded,
+// in parallel as decompress() does, and its output counted. Throws as decompress() does for data
+// in no known format, and for corrupt data it had to decode.
+StreamListing list_stream(ByteSource& source, const DecompressOptions& options = {});
+StreamListing list_file(const std::string& path, const DecompressOptions& options = {});
 
 }  // namespace sluice

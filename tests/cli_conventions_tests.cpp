@@ -1,0 +1,354 @@
+// The habits of gzip, pigz, zstd and lz4 users, run against the real `sluice` program and the
+// real tools: list mode, level and thread flags, the SLUICE environment variable, the program's
+// other names, -S, -N, zcat -f, links, what -r takes, and JSON for names that are not UTF-8.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+#include <filesystem>
+
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::Bytes;
+using testing::describe;
+using testing::quote;
+using testing::text_bytes;
+
+class Conventions : public testing::CommandTest {
+ protected:
+  // data.bin: `bytes` of real text (the C++ library's headers).
+  void put_text(std::size_t bytes) {
+    const auto r = sh(fmt::format("cat /usr/include/c++/*/bits/*.h | head -c {} > data.bin", bytes));
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  // The uncompressed size `sluice -l --json` reports for `file`, and how ("recorded"/"decoded").
+  std::pair<std::string, std::string> listed(const std::string& file) {
+    const auto r =
+        sh(fmt::format("{} -l --json {} | /usr/bin/python3 -c 'import json,sys; r=json.loads(sys.stdin.readline()); "
+                       "print(r[\"uncompressed_bytes\"], r[\"sizes\"])'",
+                       testing::sluice(), file));
+    EXPECT_EQ(r.status, 0) << describe(r);
+    const auto space = r.out.find(' ');
+    if (space == std::string::npos) return {};
+    return {r.out.substr(0, space), r.out.substr(space + 1, r.out.size() - space - 2)};
+  }
+  std::string count_bytes(const std::string& command) {
+    const auto r = sh(command + " | wc -c");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    return r.out.substr(0, r.out.find('\n'));
+  }
+};
+
+// ---- -l / --list ----
+
+struct ListCase {
+  std::string name;
+  std::string make;     // writes x.<suffix> from data.bin
+  std::string file;     // the file made
+  std::string decoder;  // the stock tool that counts its bytes
+  std::string sizes;    // "recorded": read without decoding; "decoded"
+};
+
+class ListMode : public Conventions, public ::testing::WithParamInterface<ListCase> {};
+
+TEST_P(ListMode, SizesMatchWhatTheStockToolDecodesAtEdgeSizes) {
+  const auto& c = GetParam();
+  const std::size_t chunk = 64 * 1024;
+  for (std::size_t size : {std::size_t{0}, std::size_t{1}, chunk - 1, chunk, chunk + 1, 10 * chunk, 10 * chunk + 5}) {
+    put_text(size);
+    fs::remove(dir_ / c.file);
+    std::string make = c.make;  // "$S" is the sluice program
+    if (const auto at = make.find("$S"); at != std::string::npos) make.replace(at, 2, testing::sluice());
+    const auto made = sh(make);
+    ASSERT_EQ(made.status, 0) << describe(made);
+    const std::string expected = count_bytes(fmt::format("{} -dc {}", c.decoder, c.file));
+    ASSERT_EQ(expected, std::to_string(size));
+    const auto [bytes, how] = listed(c.file);
+    EXPECT_EQ(bytes, expected) << c.name << " at " << size;
+    if (size > 0) {
+      EXPECT_EQ(how, c.sizes) << c.name << " at " << size;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Streams, ListMode,
+    ::testing::Values(
+        ListCase{"sluice_gzip", "$S --chunk-size 64K -c data.bin > x.gz", "x.gz", "gzip", "recorded"},
+        ListCase{"sluice_gzip_multi_member", "$S --multi-member --chunk-size 64K -c data.bin > x.gz", "x.gz", "gzip",
+                 "recorded"},
+        ListCase{"sluice_bgzf", "$S --bgzf -c data.bin > x.gz", "x.gz", "gzip", "recorded"},
+        ListCase{"sluice_zstd", "$S -F zstd --chunk-size 64K -c data.bin > x.zst", "x.zst", "zstd", "recorded"},
+        ListCase{"sluice_lz4", "$S -F lz4 --chunk-size 64K -c data.bin > x.lz4", "x.lz4", "lz4", "decoded"},
+        ListCase{"gzip_9", "gzip -9 -c data.bin > x.gz", "x.gz", "gzip", "decoded"},
+        ListCase{"pigz", "pigz -c -b 64 data.bin > x.gz", "x.gz", "gzip", "decoded"},
+        ListCase{"zstd_19", "zstd -q -19 -c data.bin > x.zst", "x.zst", "zstd", "recorded"},
+        ListCase{"zstd_pipe", "cat data.bin | zstd -q -c > x.zst", "x.zst", "zstd", "decoded"},
+        ListCase{"lz4_content_size", "lz4 -q --content-size -c data.bin > x.lz4", "x.lz4", "lz4", "recorded"}),
+    [](const auto& test) { return test.param.name; });
+
+TEST_F(Conventions, ListTableHasATotalConcatenationsAddUpAndBadFilesAreNamed) {
+  put_text(300 * 1024);
+  ASSERT_EQ(sh(testing::sluice() + " --chunk-size 64K -c data.bin > a.gz && cat a.gz a.gz > twice.gz && "
+                                   "gzip -c data.bin > g.gz && cat a.gz g.gz > mixed.gz && cat g.gz a.gz > mixed2.gz")
+                .status,
+            0);
+  const auto r = sluice("-l a.gz twice.gz mixed.gz mixed2.gz");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  // Two of our streams one after the other: both counted, still without decoding; a foreign
+  // member before or after ours: decoded.
+  EXPECT_EQ(listed("twice.gz"), std::make_pair(std::to_string(2 * 300 * 1024), std::string("recorded")));
+  EXPECT_EQ(listed("mixed.gz"), std::make_pair(std::to_string(2 * 300 * 1024), std::string("decoded")));
+  EXPECT_EQ(listed("mixed2.gz"), std::make_pair(std::to_string(2 * 300 * 1024), std::string("decoded")));
+  EXPECT_NE(r.out.find("total"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(std::to_string(7 * 300 * 1024)), std::string::npos) << "the total of the 4 files\n" << r.out;
+  EXPECT_NE(r.out.rfind("4 files\n"), std::string::npos) << r.out;
+
+  // A file that is not compressed, a missing one, a truncated one: each named, exit 1, the rest listed.
+  ASSERT_EQ(sh("head -c 2000 a.gz > cut.gz").status, 0);
+  const auto bad = sluice("-l data.bin missing.gz cut.gz a.gz");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("sluice: data.bin: not compressed data"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("sluice: missing.gz: cannot open"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("sluice: cut.gz: "), std::string::npos) << bad.err;
+  EXPECT_NE(bad.out.find(" a.gz\n"), std::string::npos) << bad.out;
+  // From standard input too; -l writes nothing.
+  const auto piped = sh(fmt::format("cat a.gz | {} -l", testing::sluice()));
+  EXPECT_EQ(piped.status, 0) << describe(piped);
+  EXPECT_NE(piped.out.find(fmt::format(" {} ", 300 * 1024)), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("<stdin>"), std::string::npos) << piped.out;
+  EXPECT_EQ(sluice("-l -o x a.gz").status, 2);
+}
+
+// ---- Levels and threads ----
+
+TEST_F(Conventions, TheLastLevelGivenWinsAndFastBestAndZstdFastAreLevels) {
+  put_text(400 * 1024);
+  const auto bytes_of = [&](const std::string& args) {
+    const auto r = sluice(args + " -c data.bin > out");
+    EXPECT_EQ(r.status, 0) << args << ": " << r.err;
+    return get("out");
+  };
+  EXPECT_EQ(bytes_of("-9 -1"), bytes_of("-1"));
+  EXPECT_EQ(bytes_of("-1 -9"), bytes_of("-9"));
+  EXPECT_NE(bytes_of("-1"), bytes_of("-9"));
+  EXPECT_EQ(bytes_of("--fast"), bytes_of("-1"));
+  EXPECT_EQ(bytes_of("--best"), bytes_of("-9"));
+  EXPECT_EQ(bytes_of("--level 3 -7"), bytes_of("-7"));
+  EXPECT_EQ(bytes_of("-F zstd --fast=4"), bytes_of("-F zstd --level=-4"));
+  EXPECT_EQ(bytes_of("-F zstd -19 --fast"), bytes_of("-F zstd --level=-1"));
+  EXPECT_GT(bytes_of("-F zstd --fast=4").size(), bytes_of("-F zstd").size());
+  EXPECT_EQ(bytes_of("-F zstd --ultra -22"), bytes_of("-F zstd -22"));
+  // zstd reads its negative levels.
+  ASSERT_EQ(sluice("-F zstd --fast=4 -c data.bin > neg.zst").status, 0);
+  EXPECT_EQ(sh("zstd -dc neg.zst | cmp - data.bin").status, 0);
+  // -0: pigz stores; sluice's gzip has no such level, and says so.
+  const auto zero = sluice("-0 -c data.bin > out");
+  EXPECT_EQ(zero.status, 2);
+  EXPECT_NE(zero.err.find("gzip has no level 0"), std::string::npos) << zero.err;
+}
+
+TEST_F(Conventions, ZstdAndPigzThreadFlagsAndZeroForAllCores) {
+  put("data.bin", text_bytes(3 * 1024 * 1024, 7));
+  ASSERT_EQ(sluice("-j 2 -c data.bin > ref.gz").status, 0);
+  for (const char* flags : {"-T2", "-T 2", "-T0", "-p 2", "-p2", "-j 0", "-j 1 -j 2", "--threads=0"}) {
+    const auto r = sluice(fmt::format("{} -c data.bin > out.gz", flags));
+    ASSERT_EQ(r.status, 0) << flags << ": " << r.err;
+    EXPECT_EQ(get("out.gz"), get("ref.gz")) << flags;
+  }
+  EXPECT_EQ(sluice("-T 1025 data.bin").status, 2);
+}
+
+// ---- The environment and the program's names ----
+
+TEST_F(Conventions, SluiceEnvironmentOptionsComeFirstAndTheCommandLineWins) {
+  put_text(200 * 1024);
+  ASSERT_EQ(sluice("-1 -c data.bin > l1.gz").status, 0);
+  ASSERT_EQ(sluice("-9 -c data.bin > l9.gz").status, 0);
+  ASSERT_EQ(sluice("-F zstd -c data.bin > z.zst").status, 0);
+  ASSERT_EQ(sh(fmt::format("SLUICE=-1 {} -c data.bin > e1.gz", testing::sluice())).status, 0);
+  EXPECT_EQ(get("e1.gz"), get("l1.gz"));
+  ASSERT_EQ(sh(fmt::format("SLUICE='-1 -T2' {} -9 -c data.bin > e9.gz", testing::sluice())).status, 0);
+  EXPECT_EQ(get("e9.gz"), get("l9.gz"));
+  ASSERT_EQ(sh(fmt::format("SLUICE='--format=zstd' {} -c data.bin > ez.zst", testing::sluice())).status, 0);
+  EXPECT_EQ(get("ez.zst"), get("z.zst"));
+  // A word that is not an option (a file name) is refused, naming the variable.
+  const auto r = sh(fmt::format("SLUICE='-F zstd' {} -c data.bin > x", testing::sluice()));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("SLUICE holds 'zstd'"), std::string::npos) << r.err;
+}
+
+TEST_F(Conventions, InvokedAsUnsluiceItDecompressesAsSluicecatItWritesToStdout) {
+  put("data.bin", text_bytes(100000, 3));
+  ASSERT_EQ(sh(fmt::format("ln -s {} unsluice && ln -s {} sluicecat", testing::sluice(), testing::sluice())).status, 0);
+  ASSERT_EQ(sluice("data.bin").status, 0);
+  const auto cat = sh("./sluicecat data.bin.gz > back && cmp back data.bin");
+  EXPECT_EQ(cat.status, 0) << describe(cat);
+  fs::remove(dir_ / "data.bin");
+  const auto un = sh("./unsluice data.bin.gz");
+  EXPECT_EQ(un.status, 0) << describe(un);
+  EXPECT_EQ(get("data.bin"), text_bytes(100000, 3));
+  EXPECT_TRUE(fs::exists(dir_ / "data.bin.gz")) << "inputs are kept, as with sluice -d";
+}
+
+// ---- File conventions: -S, -N, zcat -f, links ----
+
+TEST_F(Conventions, SuffixFlagNamesTheOutputAndIsTakenOffWhenDecompressing) {
+  put("data.bin", text_bytes(50000, 4));
+  ASSERT_EQ(sluice("-S .z data.bin").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "data.bin.z"));
+  EXPECT_EQ(sh("gzip -dc data.bin.z | cmp - data.bin").status, 0);
+  fs::rename(dir_ / "data.bin", dir_ / "orig");
+  ASSERT_EQ(sluice("-d -S .z data.bin.z").status, 0);
+  EXPECT_EQ(get("data.bin"), get("orig"));
+  // gzip reads it the same way.
+  EXPECT_EQ(sh("gzip -dc -S .z data.bin.z | cmp - orig").status, 0);
+  const auto again = sluice("-S .z data.bin.z");
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("already has the .z suffix"), std::string::npos) << again.err;
+}
+
+TEST_F(Conventions, NameFlagRestoresTheRecordedNameAndTime) {
+  put("original.txt", text_bytes(50000, 5));
+  ASSERT_EQ(sh("touch -d @1000000000 original.txt").status, 0);
+  ASSERT_EQ(sluice("original.txt").status, 0);
+  fs::rename(dir_ / "original.txt.gz", dir_ / "renamed.gz");
+  fs::remove(dir_ / "original.txt");
+  ASSERT_EQ(sh("touch -d @1500000000 renamed.gz").status, 0);
+  const auto r = sluice("-dN renamed.gz");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(fs::exists(dir_ / "original.txt"));
+  EXPECT_EQ(get("original.txt"), text_bytes(50000, 5));
+  struct stat status {};
+  ASSERT_EQ(::stat((dir_ / "original.txt").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mtime, 1000000000) << "the time the header records";
+  // Without -N, the name comes from the file's name and the time from the file, as gunzip does.
+  ASSERT_EQ(sluice("-d renamed.gz").status, 0);
+  ASSERT_EQ(::stat((dir_ / "renamed").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mtime, 1500000000);
+  // gunzip -N agrees on the name.
+  fs::remove(dir_ / "original.txt");
+  ASSERT_EQ(sh("gunzip -N -k renamed.gz").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "original.txt"));
+}
+
+TEST_F(Conventions, DecompressToStdoutWithForcePassesOtherDataThroughAsZcatDoes) {
+  put("plain.txt", {'p', 'l', 'a', 'i', 'n', '\n'});
+  put("data.bin", text_bytes(70000, 6));
+  ASSERT_EQ(sluice("-F zstd data.bin").status, 0);
+  const auto r = sluice("-dcf plain.txt data.bin.zst plain.txt > out");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(sh("zcat -f plain.txt > expect && cat data.bin >> expect && cat plain.txt >> expect").status, 0);
+  EXPECT_EQ(get("out"), get("expect"));
+  // From a pipe too, and an empty input is empty output.
+  EXPECT_EQ(sh(fmt::format("cat plain.txt | {} -dcf | cmp - plain.txt", testing::sluice())).status, 0);
+  EXPECT_EQ(sh(fmt::format("{} -dcf < /dev/null | wc -c | grep -qx 0", testing::sluice())).status, 0);
+  // Without -f it is an error, and without -c -f does not pass data through to a file.
+  EXPECT_EQ(sluice("-dc plain.txt > /dev/null").status, 1);
+}
+
+TEST_F(Conventions, SymbolicAndHardLinksAreRefusedUnlessForcedAsGzipDoes) {
+  put("data.bin", text_bytes(10000, 8));
+  ASSERT_EQ(sh("ln -s data.bin soft && ln data.bin hard").status, 0);
+  const auto soft = sluice("soft");
+  EXPECT_EQ(soft.status, 1);
+  EXPECT_EQ(soft.err, "sluice: soft: is a symbolic link; use -f to take the file it points to\n");
+  const auto hard = sluice("hard");
+  EXPECT_EQ(hard.status, 1);
+  EXPECT_EQ(hard.err, "sluice: hard: has 1 other link; use -f to take it\n");
+  EXPECT_FALSE(fs::exists(dir_ / "soft.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "hard.gz"));
+  // To stdout they are read as gzip -c reads them; -f takes them.
+  EXPECT_EQ(sluice("-c soft > s.gz").status, 0);
+  EXPECT_EQ(sluice("-f soft hard").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "soft.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "hard.gz"));
+}
+
+// ---- -r ----
+
+TEST_F(Conventions, RecursiveLeavesCompressedFilesAndTheOutputDirectoryAlone) {
+  put("tree/a.log", text_bytes(20000, 9));
+  put("tree/sub/b.txt", text_bytes(20000, 10));
+  ASSERT_EQ(sh("cd tree && gzip -c a.log > sub/old.gz && cp sub/old.gz sub/renamed.log && tar czf x.tgz a.log && "
+               "xz -c a.log > y.xz && zstd -q -c a.log -o z.zst && printf 'BZh9' > w.bz2")
+                .status,
+            0);
+  const auto first = sluice("-r tree --output-dir tree/out");
+  ASSERT_EQ(first.status, 0) << first.err;
+  const auto second = sluice("-r tree --output-dir tree/out -f");
+  ASSERT_EQ(second.status, 0) << second.err;
+  const auto found = sh("cd tree/out && find . -type f | sort");
+  EXPECT_EQ(found.out, "./tree/a.log.gz\n./tree/sub/b.txt.gz\n") << "no output of a compressed file, nothing "
+                                                                    "from the output directory";
+  // In place: the outputs of a first run are not compressed again by a second.
+  const auto in_place = sluice("-r tree/sub");
+  ASSERT_EQ(in_place.status, 0) << in_place.err;
+  const auto again = sluice("-r tree/sub");
+  EXPECT_EQ(again.status, 1) << "b.txt.gz exists";
+  EXPECT_FALSE(fs::exists(dir_ / "tree/sub/b.txt.gz.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "tree/sub/renamed.log.gz"));
+}
+
+TEST_F(Conventions, AnUnreadableSubdirectoryIsNamedAndTheRestIsDone) {
+  if (::geteuid() == 0 && sh("command -v setpriv").status != 0) GTEST_SKIP() << "root without setpriv";
+  put("tree/a.txt", text_bytes(1000, 11));
+  put("tree/locked/b.txt", text_bytes(1000, 12));
+  put("tree/z/c.txt", text_bytes(1000, 13));
+  // As root every directory is readable: run sluice as nobody over a tree nobody may write.
+  std::string as_user;
+  if (::geteuid() == 0) {
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    ASSERT_EQ(sh("chmod -R a+rwX tree && chmod a+x .").status, 0);
+    if (sh(as_user + "test -w tree").status != 0) GTEST_SKIP() << "nobody cannot reach the scratch directory";
+  }
+  ASSERT_EQ(sh("chmod 000 tree/locked").status, 0);
+  const auto r = sh(as_user + testing::sluice() + " -r tree");
+  sh("chmod 755 tree/locked");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("sluice: tree/locked: cannot read directory: Permission denied"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "tree/a.txt.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "tree/z/c.txt.gz"));
+}
+
+// ---- Messages ----
+
+TEST_F(Conventions, JsonRecordsAreValidForNamesThatAreNotUtf8AndCarryTheirPosition) {
+  const std::string latin1 = "caf\xe9.txt";  // é in Latin-1: not UTF-8
+  put(latin1, text_bytes(1000, 14));
+  put("b\xc3\xa9.txt", text_bytes(1000, 15));  // UTF-8 é
+  const auto r =
+      sh(fmt::format("{} --json -k $'caf\\xe9.txt' $'b\\xc3\\xa9.txt' missing | /usr/bin/python3 -c '"
+                     "import json, os, sys\n"
+                     "for line in sys.stdin:\n"
+                     "    r = json.loads(line)\n"
+                     "    if \"summary\" in r: continue\n"
+                     "    print(r[\"index\"], os.fsencode(r[\"input\"]).hex(), r[\"status\"])'",
+                     testing::sluice()));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find(fmt::format("0 {} ok", "636166e92e747874")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(fmt::format("1 {} ok", "62c3a92e747874")), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 6d697373696e67 error"), std::string::npos) << r.out;
+}
+
+TEST_F(Conventions, HelpHasNoParserArtifactsAndACommandNameLaterIsNotTakenSilently) {
+  const auto help = sluice("--help");
+  ASSERT_EQ(help.status, 0);
+  for (const char* artifact : {":{", "INT in", "FILE... ...", "TEXT"}) {
+    EXPECT_EQ(help.out.find(artifact), std::string::npos) << artifact << "\n" << help.out;
+  }
+  for (const char* flag : {"-l,--list", "-N,--name", "-S,--suffix", "-j,-T,-p,--threads", "--ultra"}) {
+    EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
+  }
+  put("data.bin", text_bytes(100, 16));
+  const auto r = sluice("-c data.bin tar");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("for a file of that name, write ./tar"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace sluice
