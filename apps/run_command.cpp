@@ -39,6 +39,38 @@ void refuse_terminal_output(const std::string& output) {
   if (output == "-" && ::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write binary output to a terminal");
 }
 
+// A pipeline file's mistakes come one a line ("FILE:LINE:COLUMN: ..."): each gets the program's
+// name, as a compiler's do. An output that exists gets the hint of the two ways to replace it.
+int report_run_error(const Error& error) {
+  const std::string text = error.what();
+  if (text.find('\n') == std::string::npos) {
+    const std::string hint = overwrite_hint(error).empty() ? "" : "; use -f (or output.overwrite = true) to overwrite";
+    fmt::print(stderr, "sluice: {}{}\n", text, hint);
+    return exit_status(error);
+  }
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t end = std::min(text.find('\n', start), text.size());
+    fmt::print(stderr, "sluice: {}\n", std::string_view(text).substr(start, end - start));
+    start = end + 1;
+  }
+  return exit_status(error);
+}
+
+// CLI11 shows an option's validators after its type name ("N:INT in [1 - 1024]",
+// "gzip|zstd|lz4:{gzip,zstd,lz4}"): the help shows the type name alone (each option sets it with
+// type_name; the help text says the range).
+void hide_validators_in_help(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    for (int i = 0;; ++i) {
+      try {
+        option->get_validator(i)->description("");
+      } catch (const CLI::OptionNotFound&) {
+        break;
+      }
+    }
+  }
+}
+
 void print_item(const PipelineItem& item, bool verbose) {
   if (!verbose) return;
   fmt::print(stderr, "{} -> {} ({} -> {} bytes){}\n", item.input, item.output, item.input_bytes, item.output_bytes,
@@ -53,24 +85,34 @@ int run_pipeline_command(int argc, char** argv) {
                "sluice run"};
   std::string file;
   bool dry_run = false;
+  bool force = false;
   bool verbose = false;
   int threads = -1;
   std::string output;
   std::vector<std::string> overrides;
   app.add_option("pipeline", file, "The pipeline file")->required()->type_name("PIPELINE.toml");
   app.add_flag("-n,--dry-run", dry_run, "Print the resolved pipeline (stages, options, outputs); run nothing");
-  add_threads_option(app, threads, "Override 'threads'");
+  add_threads_option(app, threads, "Override 'threads' (1 to 1024)");
   add_pin_flag(app);
+  app.add_flag("-f,--force", force, "Overwrite existing outputs (as output.overwrite = true)");
   app.add_option("-o,--output", output, "Override the output: a directory for per-file and untar pipelines, "
                                         "a file (or -) for tar pipelines")->type_name("PATH");
   app.add_option("--set", overrides, "Override any value: KEY=VALUE, e.g. stage.2.level=19, memory_budget=64M")
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
+  hide_validators_in_help(app);
   app.footer("Exit status: 0 success, 1 a stage failed, 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
+  for (const auto& assignment : overrides) {
+    if (assignment.find('=') == std::string::npos || assignment.front() == '=') {
+      fmt::print(stderr, "sluice run: --set '{}': use KEY=VALUE\nTry 'sluice run --help'.\n", assignment);
+      return kExitUsage;
+    }
+  }
   try {
     if (threads > 0) overrides.push_back(fmt::format("threads={}", threads));
     PipelineSpec spec = parse_pipeline_file(file, overrides);
+    if (force) spec.overwrite = true;
     if (!output.empty()) {
       spec.output = output;  // keeps the file's choice between a directory and a file
       validate_pipeline(spec);
@@ -87,7 +129,7 @@ int run_pipeline_command(int argc, char** argv) {
     }
     return kExitSuccess;
   } catch (const Error& e) {
-    return report_error("sluice", e);
+    return report_run_error(e);
   }
 }
 
@@ -122,11 +164,12 @@ int run_transcode_command(int argc, char** argv) {
       ->check(CLI::IsMember(CodecRegistry::global().names()))
       ->type_name(codec_choices());
   app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
-  add_threads_option(app, threads);
+  add_threads_option(app, threads, "Worker threads, 1 to 1024 (default: all cores)");
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
   add_codec_flags(app, codec_flags);
   app.add_flag("-f,--force", force, "Overwrite the output");
+  hide_validators_in_help(app);
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
     if (output.empty() && output_dir.empty()) throw Error(ErrorKind::kUsage, "give -o OUTPUT or --output-dir DIR");

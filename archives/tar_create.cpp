@@ -348,6 +348,18 @@ TarOwner parse_tar_owner(const std::string& text) {
   return owner;
 }
 
+CodecOptions tar_codec_options(const std::string& codec, const CodecOptions& options) {
+  CodecOptions resolved = CodecRegistry::global().create(codec, options)->options();
+  // The codec's chunk size for archives, unless the level's own chunks are larger.
+  const auto info = CodecRegistry::global().find(codec);
+  if (info && info->archive_chunk_bytes > 0 && options.chunk_bytes == 0) {
+    CodecOptions archive = options;
+    archive.chunk_bytes = std::max(info->archive_chunk_bytes, resolved.chunk_bytes);
+    resolved = CodecRegistry::global().create(codec, archive)->options();
+  }
+  return resolved;
+}
+
 TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,
                     const CompressOptions& compress_options, const TarCreateOptions& options) {
   const auto start = std::chrono::steady_clock::now();
@@ -366,13 +378,7 @@ TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const
   } else {
     CompressOptions run = compress_options;
     run.codec = codec;
-    // The codec's chunk size for archives, unless the level's own chunks are larger.
-    const auto info = CodecRegistry::global().find(codec);
-    if (info && info->archive_chunk_bytes > 0 && run.codec_options.chunk_bytes == 0) {
-      const std::size_t level_chunk_bytes =
-          CodecRegistry::global().create(codec, run.codec_options)->options().chunk_bytes;
-      run.codec_options.chunk_bytes = std::max(info->archive_chunk_bytes, level_chunk_bytes);
-    }
+    run.codec_options = tar_codec_options(codec, compress_options.codec_options);
     const CompressStats compressed = compress(source, sink, run);
     stats.archive_bytes = compressed.input_bytes;
     stats.stored_bytes = compressed.output_bytes;

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/byte_pipe.h"
+#include "pipelines/pipeline_checks.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/pipeline.h"
@@ -50,10 +51,19 @@ struct Plan {
   const StageSpec* checksum = nullptr;
 };
 
-Plan plan_of(const PipelineSpec& spec) {
+// "stage 2 (compress)", with the stage's line in the pipeline file when it has one.
+std::string stage_label(const PipelineSpec& spec, std::size_t index, bool with_line) {
+  const StageSpec& stage = spec.stages[index];
+  if (with_line && stage.line > 0)
+    return fmt::format("stage {} ({}, line {})", index + 1, stage_name(stage.kind), stage.line);
+  return fmt::format("stage {} ({})", index + 1, stage_name(stage.kind));
+}
+
+// The plan of `spec`, and every problem with its stages in `problems`.
+Plan make_plan(const PipelineSpec& spec, std::vector<detail::PipelineProblem>& problems) {
+  using Part = detail::PipelineProblem::Part;
   Plan plan;
-  const auto complain = [](const std::string& what) { throw Error(ErrorKind::kUsage, what); };
-  if (spec.stages.empty()) complain("a pipeline needs at least one stage");
+  if (spec.stages.empty()) problems.push_back({Part::kPipeline, 0, "a pipeline needs at least one stage"});
   // Allowed orders: [decompress] [compress] [checksum] | tar [compress] [checksum] |
   // [decompress] untar [compress] [checksum]. Each kind at most once.
   int previous = -1;
@@ -70,22 +80,43 @@ Plan plan_of(const PipelineSpec& spec) {
   for (std::size_t i = 0; i < spec.stages.size(); ++i) {
     const StageSpec& stage = spec.stages[i];
     const int r = rank(stage.kind);
-    if (r <= previous) {
-      complain(fmt::format("stage {} ({}) cannot come after stage {} ({}): stages go decompress, tar or untar, "
-                           "compress, checksum",
-                           i + 1, stage_name(stage.kind), i, stage_name(spec.stages[i - 1].kind)));
+    const bool in_order = r > previous;
+    if (!in_order) {
+      problems.push_back({Part::kStage, i,
+                          fmt::format("{} cannot come after {}: stages go decompress, tar or untar, compress, checksum",
+                                      stage_label(spec, i, false), stage_label(spec, i - 1, true))});
     }
     previous = r;
     switch (stage.kind) {
       case StageKind::kDecompress: plan.decompress = &stage; break;
       case StageKind::kCompress: plan.compress = &stage; break;
-      case StageKind::kTar: plan.tar = &stage; break;
+      case StageKind::kTar:
+        plan.tar = &stage;
+        if (plan.decompress && in_order) {
+          problems.push_back(
+              {Part::kStage, i,
+               fmt::format("{} cannot follow {}: 'tar' packs files as they are", stage_label(spec, i, false),
+                           stage_label(spec, static_cast<std::size_t>(plan.decompress - spec.stages.data()), true))});
+        }
+        break;
       case StageKind::kUntar: plan.untar = &stage; break;
       case StageKind::kChecksum: plan.checksum = &stage; break;
     }
   }
-  if (plan.tar && plan.decompress) complain("'tar' packs files as they are: it cannot follow 'decompress'");
   plan.shape = plan.tar ? Plan::Shape::kArchive : plan.untar ? Plan::Shape::kUnpack : Plan::Shape::kPerFile;
+  return plan;
+}
+
+[[noreturn]] void throw_problems(const std::vector<detail::PipelineProblem>& problems) {
+  std::string text;
+  for (const auto& problem : problems) text += (text.empty() ? "" : "\n") + problem.message;
+  throw Error(ErrorKind::kUsage, text);
+}
+
+Plan plan_of(const PipelineSpec& spec) {
+  std::vector<detail::PipelineProblem> problems;
+  const Plan plan = make_plan(spec, problems);
+  if (!problems.empty()) throw_problems(problems);
   return plan;
 }
 
@@ -148,16 +179,20 @@ std::string output_name(const std::string& relative, const Plan& plan) {
   return name;
 }
 
-CompressOptions compress_options(const PipelineSpec& spec, const StageSpec& stage) {
+// The options a compress stage runs with, every one resolved (the codec's defaults for its level
+// and knobs, the archive chunk size create_tar uses): what the run uses and what --dry-run shows.
+CompressOptions compress_options(const PipelineSpec& spec, const Plan& plan, const StageSpec& stage) {
   CompressOptions options;
   options.codec = stage.codec;
-  options.codec_options = stage.codec_options;
+  options.codec_options = plan.shape == Plan::Shape::kArchive
+                              ? tar_codec_options(stage.codec, stage.codec_options)
+                              : CodecRegistry::global().create(stage.codec, stage.codec_options)->options();
   options.threads = spec.threads;
   options.stop = spec.stop;
   if (spec.memory_budget_bytes > 0) {
     // A chunk in flight holds its input and its output: about twice the chunk size.
-    const CodecOptions resolved = resolve_options(*CodecRegistry::global().find(stage.codec), stage.codec_options);
-    options.max_chunks_in_flight = std::max<std::size_t>(2, spec.memory_budget_bytes / (2 * resolved.chunk_bytes));
+    options.max_chunks_in_flight =
+        std::max<std::size_t>(2, spec.memory_budget_bytes / (2 * options.codec_options.chunk_bytes));
   }
   return options;
 }
@@ -314,12 +349,14 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     CountingSource source(*opened);
     OutputEnd output(item.output, spec.overwrite, plan.checksum);
     if (plan.decompress && plan.compress) {
-      item.output_bytes = transcode(source, output.sink(), compress_options(spec, *plan.compress),
-                                    decompress_options(spec, plan.decompress)).output_bytes;
+      item.output_bytes = transcode(source, output.sink(), compress_options(spec, plan, *plan.compress),
+                                    decompress_options(spec, plan.decompress))
+                              .output_bytes;
     } else if (plan.compress) {
       StreamInfo info;
       if (input.path != "-") info.name = fs::path(input.path).filename().string();
-      item.output_bytes = compress(source, output.sink(), compress_options(spec, *plan.compress), info).output_bytes;
+      item.output_bytes =
+          compress(source, output.sink(), compress_options(spec, plan, *plan.compress), info).output_bytes;
     } else if (plan.decompress) {
       item.output_bytes = decompress(source, output.sink(), decompress_options(spec, plan.decompress)).output_bytes;
     } else {
@@ -355,7 +392,7 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   item.output = spec.output;
   OutputEnd output(item.output, spec.overwrite, plan.checksum);
   const std::string codec = plan.compress ? plan.compress->codec : "";
-  CompressOptions options = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
+  CompressOptions options = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
   TarCreateOptions tar = plan.tar->tar;
   StoppableSink sink(output.sink(), spec.stop);
@@ -371,7 +408,7 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
 // a compress stage, each of its files compressed to NAME + the codec's extension instead.
 void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
                 const std::function<void(const PipelineItem&)>& on_item) {
-  const CompressOptions compress = plan.compress ? compress_options(spec, *plan.compress) : CompressOptions{};
+  const CompressOptions compress = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   const std::string extension =
       plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
   for (const auto& input : inputs) {
@@ -433,34 +470,48 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
 
 }  // namespace
 
-void validate_pipeline(const PipelineSpec& spec) {
-  const Plan plan = plan_of(spec);
-  if (spec.inputs.empty()) throw Error(ErrorKind::kUsage, "a pipeline needs at least one input");
-  if (spec.output.empty()) throw Error(ErrorKind::kUsage, "a pipeline needs an output");
+namespace detail {
+
+std::vector<PipelineProblem> pipeline_problems(const PipelineSpec& spec) {
+  using Part = PipelineProblem::Part;
+  std::vector<PipelineProblem> problems;
+  const Plan plan = make_plan(spec, problems);
+  if (spec.inputs.empty()) problems.push_back({Part::kInput, 0, "a pipeline needs at least one input"});
+  if (spec.output.empty()) problems.push_back({Part::kOutput, 0, "a pipeline needs an output"});
   const bool several = spec.inputs.size() > 1 ||
                        std::any_of(spec.inputs.begin(), spec.inputs.end(), [](const std::string& input) {
                          std::error_code ignored;  // what cannot be looked at is reported when opened
                          return has_glob(input) || (input != "-" && fs::is_directory(input, ignored));
                        });
+  const auto output_problem = [&](const std::string& message) { problems.push_back({Part::kOutput, 0, message}); };
   switch (plan.shape) {
     case Plan::Shape::kArchive:
-      if (spec.output_is_directory) throw Error(ErrorKind::kUsage, "'tar' makes one archive: the output must be a file or stdout");
+      if (spec.output_is_directory) output_problem("'tar' makes one archive: the output must be a file or stdout");
       break;
     case Plan::Shape::kUnpack:
-      if (!spec.output_is_directory) throw Error(ErrorKind::kUsage, "'untar' extracts files: the output must be a directory");
+      if (!spec.output_is_directory) output_problem("'untar' extracts files: the output must be a directory");
       break;
     case Plan::Shape::kPerFile:
       if (!spec.output_is_directory && several) {
-        throw Error(ErrorKind::kUsage, "several inputs need an output directory (output.directory)");
+        output_problem("several inputs need an output directory (output.directory)");
       }
       if (spec.output_is_directory && std::find(spec.inputs.begin(), spec.inputs.end(), "-") != spec.inputs.end()) {
-        throw Error(ErrorKind::kUsage, "stdin has no name to write under a directory: use output.file or output.stdout");
+        output_problem("stdin has no name to write under a directory: use output.file or output.stdout");
       }
       break;
   }
   if (plan.checksum && spec.output == "-" && plan.checksum->manifest.empty()) {
-    throw Error(ErrorKind::kUsage, "with output to stdout, the checksum stage needs a 'manifest' path");
+    problems.push_back({Part::kStage, static_cast<std::size_t>(plan.checksum - spec.stages.data()),
+                        "with output to stdout, the checksum stage needs a 'manifest' path"});
   }
+  return problems;
+}
+
+}  // namespace detail
+
+void validate_pipeline(const PipelineSpec& spec) {
+  const auto problems = detail::pipeline_problems(spec);
+  if (!problems.empty()) throw_problems(problems);
 }
 
 std::string describe_pipeline(const PipelineSpec& spec) {
@@ -482,11 +533,14 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         if (spec.memory_budget_bytes) details += fmt::format(", at most {} frames in flight", decompress_options(spec, &stage).max_pieces_in_flight);
         break;
       case StageKind::kCompress: {
-        const CodecOptions resolved = CodecRegistry::global().create(stage.codec, stage.codec_options)->options();
-        details = fmt::format("codec {}, level {}, chunk size {} bytes", stage.codec, resolved.level, resolved.chunk_bytes);
+        const CompressOptions options = compress_options(spec, plan, stage);  // as the run gets them
+        const CodecOptions& resolved = options.codec_options;
+        details =
+            fmt::format("codec {}, level {}, chunk size {} bytes", options.codec, resolved.level, resolved.chunk_bytes);
         for (const auto& [knob, value] : resolved.knobs) details += fmt::format(", {} {}", knob, value);
         if (!resolved.backend.empty()) details += ", backend " + resolved.backend;
-        if (spec.memory_budget_bytes) details += fmt::format(", at most {} chunks in flight", compress_options(spec, stage).max_chunks_in_flight);
+        if (options.max_chunks_in_flight)
+          details += fmt::format(", at most {} chunks in flight", options.max_chunks_in_flight);
         break;
       }
       case StageKind::kTar:

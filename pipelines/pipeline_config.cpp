@@ -16,8 +16,10 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
-#include <set>
+#include <string_view>
+#include <tuple>
 
+#include "pipelines/pipeline_checks.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/pipeline.h"
@@ -26,15 +28,53 @@
 namespace sluice {
 namespace {
 
-// Values from --set are parsed with the source name "--set"; they have no line in the file.
+// Values set by an override are parsed with the source name "override KEY=VALUE"; they have no
+// line in the file.
+constexpr std::string_view kOverride = "override ";
+
 std::string where(const std::string& file, const toml::source_region& source) {
-  if (source.begin.line == 0 || (source.path && *source.path == "--set")) return fmt::format("{} (--set)", file);
+  if (source.path && source.path->starts_with(kOverride)) return fmt::format("{} ({})", file, *source.path);
+  if (source.begin.line == 0) return fmt::format("{} (override)", file);
   return fmt::format("{}:{}:{}", file, source.begin.line, source.begin.column);
 }
 
-[[noreturn]] void fail(const std::string& file, const toml::source_region& source, const std::string& what) {
-  throw Error(ErrorKind::kUsage, fmt::format("{}: {}", where(file, source), what));
-}
+// Every mistake found in a pipeline file, each with its place; thrown together at the end, in
+// the order of the file.
+class Diagnostics {
+ public:
+  explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+  const std::string& file() const { return file_; }
+
+  void add(const toml::source_region& source, const std::string& what) {
+    const bool in_file = source.begin.line > 0 && !(source.path && source.path->starts_with(kOverride));
+    entries_.push_back({in_file ? source.begin.line : 0, in_file ? source.begin.column : 0,
+                        fmt::format("{}: {}", where(file_, source), what)});
+  }
+  // A mistake that is no place in the file (an override that names nothing).
+  void add_unplaced(const std::string& what) { entries_.push_back({0, 0, fmt::format("{}: {}", file_, what)}); }
+  bool empty() const { return entries_.empty(); }
+  std::size_t size() const { return entries_.size(); }
+
+  // Throws one Error (kUsage) with a line per mistake, in the order of the file (overrides first).
+  void throw_if_any() {
+    if (entries_.empty()) return;
+    std::stable_sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    std::string text;
+    for (const auto& entry : entries_) text += (text.empty() ? "" : "\n") + entry.text;
+    throw Error(ErrorKind::kUsage, text);
+  }
+
+ private:
+  struct Entry {
+    std::uint32_t line;
+    std::uint32_t column;
+    std::string text;
+  };
+  std::string file_;
+  std::vector<Entry> entries_;
+};
 
 const char* type_name(const toml::node& node) {
   switch (node.type()) {
@@ -48,36 +88,58 @@ const char* type_name(const toml::node& node) {
   }
 }
 
-// Reads the keys of one table, each at most once, and rejects any key not read.
+// The edit distance between two names (insertions, deletions, substitutions and swaps of two
+// neighbours each count one), for "did you mean".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// Reads the keys of one table, each at most once; finish() reports every key nothing read. A
+// mistake is recorded in the Diagnostics and the value read as absent, so that parsing goes on
+// and every mistake of the file is reported at once.
 class Keys {
  public:
-  Keys(const toml::table& table, std::string file, std::string context)
-      : table_(table), file_(std::move(file)), context_(std::move(context)) {}
+  // `path`: the table's name in the file ("input", "stage"; "" for the top), for messages about
+  // tables inside it; `context`: what messages start with ("stage 2").
+  Keys(const toml::table& table, Diagnostics& diagnostics, std::string path, std::string context)
+      : table_(table), diagnostics_(diagnostics), path_(std::move(path)), context_(std::move(context)) {}
 
-  const toml::node* find(const std::string& key) {
-    known_.push_back(key);
+  // Marks `key` as known (shown as `shown` in the list of known keys) and returns its node.
+  const toml::node* find(const std::string& key, const std::string& shown = {}) {
+    known_.push_back({key, shown.empty() ? key : shown});
     return table_.get(key);
   }
+  bool has(const std::string& key) const { return table_.get(key) != nullptr; }
 
   std::optional<std::string> string(const std::string& key) {
     const toml::node* node = find(key);
     if (!node) return std::nullopt;
-    if (!node->is_string()) wrong_type(key, *node, "a string");
+    if (!node->is_string()) return wrong_type(key, *node, "a string");
     return node->as_string()->get();
   }
   std::optional<bool> boolean(const std::string& key) {
     const toml::node* node = find(key);
     if (!node) return std::nullopt;
-    if (!node->is_boolean()) wrong_type(key, *node, "true or false");
+    if (!node->is_boolean()) return wrong_type(key, *node, "true or false");
     return node->as_boolean()->get();
   }
   std::optional<std::int64_t> integer(const std::string& key, std::int64_t min, std::int64_t max) {
     const toml::node* node = find(key);
     if (!node) return std::nullopt;
-    if (!node->is_integer()) wrong_type(key, *node, "an integer");
+    if (!node->is_integer()) return wrong_type(key, *node, "an integer");
     const std::int64_t value = node->as_integer()->get();
     if (value < min || value > max) {
-      fail(file_, node->source(), fmt::format("{}'{}' must be between {} and {}, not {}", prefix(), key, min, max, value));
+      return fail(*node, fmt::format("'{}' must be between {} and {}, not {}", key, min, max, value));
     }
     return value;
   }
@@ -90,19 +152,20 @@ class Keys {
       try {
         return parse_byte_count(node->as_string()->get());
       } catch (const Error& e) {
-        fail(file_, node->source(), fmt::format("{}'{}': {}", prefix(), key, e.detail()));
+        return fail(*node, fmt::format("'{}': {}", key, e.detail()));
       }
     }
-    wrong_type(key, *node, "a size such as \"4M\" or a positive integer");
+    return wrong_type(key, *node, "a size such as \"4M\" or a positive integer");
   }
-  std::vector<std::string> strings(const std::string& key) {
+  // Absent, a string, or an array of strings; nullopt after a mistake.
+  std::optional<std::vector<std::string>> strings(const std::string& key) {
     const toml::node* node = find(key);
-    if (!node) return {};
-    if (node->is_string()) return {node->as_string()->get()};
-    if (!node->is_array()) wrong_type(key, *node, "an array of strings");
+    if (!node) return std::vector<std::string>{};
+    if (node->is_string()) return std::vector<std::string>{node->as_string()->get()};
+    if (!node->is_array()) return wrong_type(key, *node, "an array of strings");
     std::vector<std::string> values;
     for (const toml::node& item : *node->as_array()) {
-      if (!item.is_string()) wrong_type(key, item, "an array of strings");
+      if (!item.is_string()) return wrong_type(key, item, "an array of strings");
       values.push_back(item.as_string()->get());
     }
     return values;
@@ -111,34 +174,69 @@ class Keys {
   std::optional<std::string> choice(const std::string& key, const std::vector<std::string>& choices) {
     const auto value = string(key);
     if (value && std::find(choices.begin(), choices.end(), *value) == choices.end()) {
-      fail(file_, table_.get(key)->source(),
-           fmt::format("{}'{}' must be one of {}, not '{}'", prefix(), key, fmt::join(choices, ", "), *value));
+      return fail(*table_.get(key),
+                  fmt::format("'{}' must be one of {}, not '{}'", key, fmt::join(choices, ", "), *value));
     }
     return value;
   }
 
-  const toml::source_region& source_of(const std::string& key) const { return table_.get(key)->source(); }
+  // Records a mistake about `node` (or the table itself); returns nullopt for the caller to return.
+  std::nullopt_t fail(const toml::node& node, const std::string& what) {
+    diagnostics_.add(node.source(), prefix() + what);
+    return std::nullopt;
+  }
+  std::nullopt_t fail_at(const std::string& key, const std::string& what) {
+    return fail(table_.get(key) ? *table_.get(key) : static_cast<const toml::node&>(table_), what);
+  }
 
-  // Rejects keys that nothing read.
-  void finish() {
+  // Reports every key nothing read, with the nearest known name where one is close. Returns the
+  // known names suggested.
+  std::vector<std::string> finish() {
+    std::vector<std::string> suggested;
     for (const auto& [key, node] : table_) {
-      if (std::find(known_.begin(), known_.end(), std::string(key.str())) == known_.end()) {
-        fail(file_, key.source().begin.line ? key.source() : node.source(),
-             fmt::format("{}unknown key '{}' (known here: {})", prefix(), key.str(), fmt::join(known_, ", ")));
+      const std::string name(key.str());
+      const auto is_known = [&](const Known& known) { return known.key == name; };
+      if (std::find_if(known_.begin(), known_.end(), is_known) != known_.end()) continue;
+      const Known* nearest = nullptr;
+      std::size_t best = 0;
+      for (const Known& known : known_) {
+        const std::size_t distance = edit_distance(name, known.key);
+        if (distance <= (known.key.size() >= 5 ? 2u : 1u) && (!nearest || distance < best)) {
+          nearest = &known;
+          best = distance;
+        }
       }
+      const std::string full = path_.empty() ? name : path_ + "." + name;
+      const std::string what = node.is_array_of_tables() ? fmt::format("unknown table [[{}]]", full)
+                               : node.is_table()         ? fmt::format("unknown table [{}]", full)
+                                                         : fmt::format("unknown key '{}'", name);
+      std::vector<std::string> shown;
+      for (const Known& known : known_) shown.push_back(known.shown);
+      const std::string hint = !nearest                         ? ""
+                               : nearest->shown == nearest->key ? fmt::format("did you mean '{}'? ", nearest->key)
+                                                                : fmt::format("did you mean {}? ", nearest->shown);
+      if (nearest) suggested.push_back(nearest->key);
+      diagnostics_.add(key.source().begin.line ? key.source() : node.source(),
+                       prefix() + fmt::format("{} ({}known here: {})", what, hint, fmt::join(shown, ", ")));
     }
+    return suggested;
   }
 
  private:
+  struct Known {
+    std::string key;
+    std::string shown;  // 'level', [output], [[stage]]
+  };
   std::string prefix() const { return context_.empty() ? "" : context_ + ": "; }
-  [[noreturn]] void wrong_type(const std::string& key, const toml::node& node, const char* wanted) {
-    fail(file_, node.source(), fmt::format("{}'{}' must be {}, not {}", prefix(), key, wanted, type_name(node)));
+  std::nullopt_t wrong_type(const std::string& key, const toml::node& node, const char* wanted) {
+    return fail(node, fmt::format("'{}' must be {}, not {}", key, wanted, type_name(node)));
   }
 
   const toml::table& table_;
-  std::string file_;
+  Diagnostics& diagnostics_;
+  std::string path_;
   std::string context_;
-  std::vector<std::string> known_;
+  std::vector<Known> known_;
 };
 
 StageKind stage_kind(const std::string& name) {
@@ -151,95 +249,132 @@ StageKind stage_kind(const std::string& name) {
 
 // Every codec's settings, as the codec describes them (CodecInfo::backends and knobs): the keys
 // <codec>_backend and <codec>_<knob>, each refused unless the stage's codec is that codec.
-void read_codec_settings(Keys& keys, const std::string& file, std::size_t number, StageSpec& stage) {
-  const auto check_codec = [&](const std::string& key, const std::string& codec) {
-    if (stage.codec != codec) {
-      fail(file, keys.source_of(key), fmt::format("stage {}: '{}' needs codec = \"{}\"", number, key, codec));
-    }
+// `codec_known`: whether stage.codec is a codec (when the 'codec' key was wrong, it is not checked).
+void read_codec_settings(Keys& keys, bool codec_known, StageSpec& stage) {
+  const auto right_codec = [&](const std::string& key, const std::string& codec) {
+    if (!codec_known || stage.codec == codec) return true;
+    keys.fail_at(key, fmt::format("'{}' needs codec = \"{}\"", key, codec));
+    return false;
   };
   for (const std::string& name : CodecRegistry::global().names()) {
     const CodecInfo info = *CodecRegistry::global().find(name);
     if (!info.backends.empty()) {
       const std::string key = name + "_backend";
-      if (const auto backend = keys.choice(key, info.backends)) {
-        check_codec(key, name);
+      if (const auto backend = keys.choice(key, info.backends); backend && right_codec(key, name)) {
         stage.codec_options.backend = *backend;
       }
     }
     for (const CodecKnob& knob : info.knobs) {
       const std::string key = name + "_" + knob.name;
-      if (const auto value = keys.choice(key, knob.values)) {
-        check_codec(key, name);
+      if (const auto value = keys.choice(key, knob.values); value && right_codec(key, name)) {
         stage.codec_options.knobs[knob.name] = *value;
       }
     }
   }
 }
 
-StageSpec parse_stage(const toml::table& table, const std::string& file, std::size_t number) {
-  Keys keys(table, file, fmt::format("stage {}", number));
+// One [[stage]]; nullopt when its kind is missing or unknown (its other keys then go unchecked).
+std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diagnostics, std::size_t number) {
+  Keys keys(table, diagnostics, "stage", fmt::format("stage {}", number));
+  const std::size_t mistakes = diagnostics.size();
   StageSpec stage;
   stage.line = static_cast<int>(table.source().begin.line);
   const auto kind = keys.choice("kind", {"decompress", "compress", "tar", "untar", "unpack", "checksum"});
-  if (!kind) fail(file, table.source(), fmt::format("stage {}: 'kind' is missing", number));
+  if (!kind) {
+    if (!keys.has("kind")) keys.fail(table, "'kind' is missing");
+    return std::nullopt;
+  }
   stage.kind = stage_kind(*kind);
-  try {
-    switch (stage.kind) {
-      case StageKind::kDecompress:
-        if (const auto format = keys.choice("format", CodecRegistry::global().names())) stage.format = *format;
-        break;
-      case StageKind::kCompress: {
-        if (const auto codec = keys.choice("codec", CodecRegistry::global().names())) stage.codec = *codec;
+  // A library call that refuses a value: the mistake is put at `key` (or the stage).
+  const auto checked = [&](const std::string& key, const auto& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      keys.fail_at(key, e.detail());
+    }
+  };
+  switch (stage.kind) {
+    case StageKind::kDecompress:
+      if (const auto format = keys.choice("format", CodecRegistry::global().names())) stage.format = *format;
+      break;
+    case StageKind::kCompress: {
+      const auto codec = keys.choice("codec", CodecRegistry::global().names());
+      const bool codec_known = codec || !keys.has("codec");
+      if (codec) stage.codec = *codec;
+      if (codec_known) {
         const CodecInfo info = *CodecRegistry::global().find(stage.codec);
         if (const auto level = keys.integer("level", info.min_level, info.max_level)) {
           stage.codec_options.level = static_cast<int>(*level);
         }
-        if (const auto chunk = keys.bytes("chunk_size")) stage.codec_options.chunk_bytes = *chunk;
-        read_codec_settings(keys, file, number, stage);
-        (void)CodecRegistry::global().create(stage.codec, stage.codec_options);  // checks the chunk size
-        break;
+      } else {
+        keys.find("level");  // its range depends on the codec
       }
-      case StageKind::kTar:
-        if (const toml::node* mtime = keys.find("mtime")) {  // seconds, or a date as for --mtime
-          if (mtime->is_integer()) stage.tar.mtime_seconds = mtime->as_integer()->get();
-          else if (mtime->is_string()) stage.tar.mtime_seconds = parse_tar_mtime(mtime->as_string()->get());
-          else fail(file, mtime->source(), fmt::format("stage {}: 'mtime' must be seconds or a date string, not {}", number, type_name(*mtime)));
-        }
-        if (const auto owner = keys.string("owner")) stage.tar.owner = parse_tar_owner(*owner);
-        if (const auto group = keys.string("group")) stage.tar.group = parse_tar_owner(*group);
-        if (const auto numeric = keys.boolean("numeric_owner")) stage.tar.numeric_owner = *numeric;
-        stage.tar.exclude = keys.strings("exclude");  // patterns, as for sluice tar --exclude
-        break;
-      case StageKind::kUntar:
-        if (const auto strict = keys.boolean("strict")) stage.strict = *strict;
-        break;
-      case StageKind::kChecksum:
-        if (const auto algorithm = keys.choice("algorithm", {"sha256", "xxh64"})) stage.algorithm = *algorithm;
-        if (const auto manifest = keys.string("manifest")) stage.manifest = *manifest;
-        break;
+      if (const auto chunk = keys.bytes("chunk_size")) stage.codec_options.chunk_bytes = *chunk;
+      read_codec_settings(keys, codec_known, stage);
+      if (diagnostics.size() == mistakes) {  // what the codec says of the whole (the chunk size)
+        checked(keys.has("chunk_size") ? "chunk_size" : "",
+                [&] { (void)CodecRegistry::global().create(stage.codec, stage.codec_options); });
+      }
+      break;
     }
-  } catch (const Error& e) {
-    if (e.detail().find(file) == 0) throw;
-    fail(file, table.source(), fmt::format("stage {}: {}", number, e.detail()));
+    case StageKind::kTar:
+      if (const toml::node* mtime = keys.find("mtime")) {  // seconds, or a date as for --mtime
+        if (mtime->is_integer()) {
+          stage.tar.mtime_seconds = mtime->as_integer()->get();
+        } else if (mtime->is_string()) {
+          checked("mtime", [&] { stage.tar.mtime_seconds = parse_tar_mtime(mtime->as_string()->get()); });
+        } else {
+          keys.fail(*mtime, fmt::format("'mtime' must be seconds or a date string, not {}", type_name(*mtime)));
+        }
+      }
+      if (const auto owner = keys.string("owner")) checked("owner", [&] { stage.tar.owner = parse_tar_owner(*owner); });
+      if (const auto group = keys.string("group")) checked("group", [&] { stage.tar.group = parse_tar_owner(*group); });
+      if (const auto numeric = keys.boolean("numeric_owner")) stage.tar.numeric_owner = *numeric;
+      if (auto exclude = keys.strings("exclude")) stage.tar.exclude = std::move(*exclude);  // as sluice tar --exclude
+      break;
+    case StageKind::kUntar:
+      if (const auto strict = keys.boolean("strict")) stage.strict = *strict;
+      break;
+    case StageKind::kChecksum:
+      if (const auto algorithm = keys.choice("algorithm", {"sha256", "xxh64"})) stage.algorithm = *algorithm;
+      if (const auto manifest = keys.string("manifest")) stage.manifest = *manifest;
+      break;
   }
   keys.finish();
   return stage;
 }
 
-// "stage.2.level=19" -> sets table["stage"][1]["level"] = 19 (values are TOML; a bare word is a string).
+// A TOML basic string holding `text`.
+std::string toml_quoted(const std::string& text) {
+  std::string quoted = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      quoted += '\\';
+      quoted += c;
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      quoted += fmt::format("\\u{:04x}", static_cast<unsigned char>(c));
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "\"";
+}
+
+// "stage.2.level=19" -> sets table["stage"][1]["level"] = 19 (values are TOML; a bare word is a
+// string). The value's source is named "override stage.2.level=19", for messages.
 void apply_override(toml::table& root, const std::string& assignment) {
   const std::size_t equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0) {
-    throw Error(ErrorKind::kUsage, fmt::format("--set '{}': use KEY=VALUE", assignment));
+    throw Error(ErrorKind::kUsage, fmt::format("override '{}': use KEY=VALUE", assignment));
   }
   const std::string key = assignment.substr(0, equals);
   const std::string text = assignment.substr(equals + 1);
+  const std::string source = std::string(kOverride) + assignment;
   toml::table parsed;
   try {
-    parsed = toml::parse("v = " + text, std::string_view("--set"));
+    parsed = toml::parse("v = " + text, std::string_view(source));
   } catch (const toml::parse_error&) {
-    parsed = toml::table{};
-    parsed.insert("v", text);  // a bare word: a string
+    parsed = toml::parse("v = " + toml_quoted(text), std::string_view(source));  // a bare word: a string
   }
   std::vector<std::string> parts;
   for (std::size_t start = 0;;) {
@@ -257,7 +392,7 @@ void apply_override(toml::table& root, const std::string& assignment) {
       if (i + 2 >= parts.size() || parts[i + 1].empty() ||
           parts[i + 1].find_first_not_of("0123456789") != std::string::npos ||
           (index = std::stoul(parts[i + 1])) == 0 || index > array.size() || !array.get(index - 1)->is_table()) {
-        throw Error(ErrorKind::kUsage, fmt::format("--set '{}': '{}' has {} entries (numbered from 1)", assignment,
+        throw Error(ErrorKind::kUsage, fmt::format("override '{}': '{}' has {} entries (numbered from 1)", assignment,
                                                    parts[i], array.size()));
       }
       table = array.get(index - 1)->as_table();
@@ -265,10 +400,17 @@ void apply_override(toml::table& root, const std::string& assignment) {
       continue;
     }
     if (!next) next = table->insert(parts[i], toml::table{}).first->second.as_table();
-    if (!next->is_table()) throw Error(ErrorKind::kUsage, fmt::format("--set '{}': '{}' is not a table", assignment, parts[i]));
+    if (!next->is_table())
+      throw Error(ErrorKind::kUsage, fmt::format("override '{}': '{}' is not a table", assignment, parts[i]));
     table = next->as_table();
   }
   table->insert_or_assign(parts.back(), std::move(*parsed.get("v")));
+}
+
+// Where a table of the file is, for a problem with it: the table itself, or the whole file when
+// it is missing.
+const toml::source_region& place_of(const toml::node* node, const toml::table& root) {
+  return node ? node->source() : root.source();
 }
 
 }  // namespace
@@ -278,48 +420,81 @@ PipelineSpec parse_pipeline_text(const std::string& text, const std::string& nam
   try {
     root = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    fail(name, e.source(), std::string(e.description()));
+    // toml++ stops at the first syntax error: nothing after it can be checked.
+    Diagnostics syntax(name);
+    syntax.add(e.source(), std::string(e.description()));
+    syntax.throw_if_any();
   }
-  for (const auto& assignment : overrides) apply_override(root, assignment);
+  Diagnostics diagnostics(name);
+  for (const auto& assignment : overrides) {
+    try {
+      apply_override(root, assignment);
+    } catch (const Error& e) {
+      diagnostics.add_unplaced(e.detail());
+    }
+  }
 
   PipelineSpec spec;
-  Keys top(root, name, "");
+  bool complete = true;  // every part there and of the right type, so the shape can be checked
+  Keys top(root, diagnostics, "", "");
   if (const auto threads = top.integer("threads", 0, 1024)) spec.threads = static_cast<int>(*threads);
   if (const auto budget = top.bytes("memory_budget")) spec.memory_budget_bytes = *budget;
 
-  const toml::node* input = top.find("input");
-  if (!input) fail(name, root.source(), "the [input] table is missing");
-  if (!input->is_table()) fail(name, input->source(), fmt::format("'input' must be a table, not {}", type_name(*input)));
-  {
-    Keys keys(*input->as_table(), name, "input");
-    spec.inputs = keys.strings("paths");
-    for (const auto& path : keys.strings("path")) spec.inputs.push_back(path);
+  const toml::node* input = top.find("input", "[input]");
+  if (input && !input->is_table()) {
+    top.fail(*input, fmt::format("'input' must be a table, not {}", type_name(*input)));
+    complete = false;
+  } else if (input) {
+    Keys keys(*input->as_table(), diagnostics, "input", "input");
+    const auto paths = keys.strings("paths");
+    const auto path = keys.strings("path");
+    if (paths) spec.inputs = *paths;
+    if (path) spec.inputs.insert(spec.inputs.end(), path->begin(), path->end());
     keys.finish();
-    if (spec.inputs.empty()) fail(name, input->source(), "input: 'paths' is missing or empty");
+    if (paths && path && spec.inputs.empty()) keys.fail(*input, "'paths' is missing or empty");
+    if (spec.inputs.empty()) complete = false;
   }
 
-  const toml::node* stages = top.find("stage");
-  if (!stages) fail(name, root.source(), "no [[stage]] given");
-  if (!stages->is_array()) fail(name, stages->source(), "'stage' must be an array of tables ([[stage]])");
-  std::size_t number = 0;
-  for (const toml::node& node : *stages->as_array()) {
-    ++number;
-    if (!node.is_table()) fail(name, node.source(), fmt::format("stage {} must be a table", number));
-    spec.stages.push_back(parse_stage(*node.as_table(), name, number));
+  const toml::node* stages = top.find("stage", "[[stage]]");
+  std::vector<const toml::node*> stage_nodes;
+  if (stages && !stages->is_array()) {
+    top.fail(*stages, "'stage' must be an array of tables ([[stage]])");
+    complete = false;
+  } else if (stages) {
+    std::size_t number = 0;
+    for (const toml::node& node : *stages->as_array()) {
+      ++number;
+      if (!node.is_table()) {
+        top.fail(node, fmt::format("stage {} must be a table", number));
+        complete = false;
+        continue;
+      }
+      auto stage = parse_stage(*node.as_table(), diagnostics, number);
+      if (!stage) {
+        complete = false;
+        continue;
+      }
+      spec.stages.push_back(std::move(*stage));
+      stage_nodes.push_back(&node);
+    }
   }
 
-  const toml::node* output = top.find("output");
-  if (!output) fail(name, root.source(), "the [output] table is missing");
-  if (!output->is_table()) fail(name, output->source(), fmt::format("'output' must be a table, not {}", type_name(*output)));
-  {
-    Keys keys(*output->as_table(), name, "output");
+  const toml::node* output = top.find("output", "[output]");
+  if (output && !output->is_table()) {
+    top.fail(*output, fmt::format("'output' must be a table, not {}", type_name(*output)));
+    complete = false;
+  } else if (output) {
+    Keys keys(*output->as_table(), diagnostics, "output", "output");
     const auto directory = keys.string("directory");
     const auto file = keys.string("file");
     const auto to_stdout = keys.boolean("stdout");
     if (const auto overwrite = keys.boolean("overwrite")) spec.overwrite = *overwrite;
     keys.finish();
     const int given = int(directory.has_value()) + int(file.has_value()) + int(to_stdout.value_or(false));
-    if (given != 1) fail(name, output->source(), "output: give exactly one of 'directory', 'file' or 'stdout = true'");
+    const bool wrong =
+        (keys.has("directory") && !directory) || (keys.has("file") && !file) || (keys.has("stdout") && !to_stdout);
+    if (given != 1 && !wrong) keys.fail(*output, "give exactly one of 'directory', 'file' or 'stdout = true'");
+    if (given != 1) complete = false;
     if (directory) {
       spec.output = *directory;
       spec.output_is_directory = true;
@@ -329,12 +504,39 @@ PipelineSpec parse_pipeline_text(const std::string& text, const std::string& nam
       spec.output = "-";
     }
   }
-  top.finish();
-  try {
-    validate_pipeline(spec);
-  } catch (const Error& e) {
-    throw Error(ErrorKind::kUsage, fmt::format("{}: {}", name, e.detail()));
+
+  // Unknown tables and keys; a table missing is not reported again when a misspelling of it was.
+  const std::vector<std::string> suggested = top.finish();
+  const auto missing = [&](const toml::node* node, const std::string& key, const std::string& what) {
+    if (node) return;
+    complete = false;
+    if (std::find(suggested.begin(), suggested.end(), key) == suggested.end()) diagnostics.add(root.source(), what);
+  };
+  missing(input, "input", "the [input] table is missing");
+  missing(stages, "stage", "no [[stage]] given");
+  missing(output, "output", "the [output] table is missing");
+
+  if (complete) {
+    // The stages' order and the output's kind, each problem at the line of the stage or table.
+    for (const auto& problem : detail::pipeline_problems(spec)) {
+      using Part = detail::PipelineProblem::Part;
+      switch (problem.part) {
+        case Part::kStage:
+          diagnostics.add(stage_nodes[problem.stage]->source(), problem.message);
+          break;
+        case Part::kInput:
+          diagnostics.add(place_of(input, root), "input: " + problem.message);
+          break;
+        case Part::kOutput:
+          diagnostics.add(place_of(output, root), "output: " + problem.message);
+          break;
+        case Part::kPipeline:
+          diagnostics.add_unplaced(problem.message);
+          break;
+      }
+    }
   }
+  diagnostics.throw_if_any();
   return spec;
 }
 

@@ -158,8 +158,180 @@ TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
   EXPECT_NE(r.err.find("'stage' has 3 entries"), std::string::npos) << r.err;
   r = sluice("run --set stage.2.level=99 " + file);
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("(--set)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("recompress-logs.toml (override stage.2.level=99): stage 2:"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("'level' must be between -131072 and 22, not 99"), std::string::npos) << r.err;
+}
+
+// ---- -f, and what --dry-run prints ----
+
+// An output that exists stops the run, naming it and the two ways to replace it; -f (or
+// --force) replaces it as output.overwrite = true does.
+TEST_F(Pipeline, ForceOverwritesOutputsThatExistAndTheHintSaysSo) {
+  write_file(dir_ / "in.txt", text_bytes(300000, 5));
+  put_text("p.toml", R"(
+[input]
+paths = ["in.txt"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[output]
+directory = "out"
+)");
+  put_text("t.toml", R"(
+[input]
+paths = ["in.txt"]
+[[stage]]
+kind = "tar"
+[[stage]]
+kind = "compress"
+codec = "zstd"
+[output]
+file = "in.tar.zst"
+)");
+  for (const char* pipeline : {"p.toml", "t.toml"}) {
+    SCOPED_TRACE(pipeline);
+    auto r = sluice(fmt::format("run {}", pipeline));
+    ASSERT_EQ(r.status, 0) << describe(r);
+  }
+  write_file(dir_ / "in.txt", text_bytes(200000, 6));  // new content: the outputs are stale
+  const Bytes old_gz = read_file(dir_ / "out/in.txt.gz");
+  const Bytes old_tar = read_file(dir_ / "in.tar.zst");
+  auto r = sluice("run p.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.err, "sluice: out/in.txt.gz: already exists; use -f (or output.overwrite = true) to overwrite\n");
+  r = sluice("run t.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.err, "sluice: in.tar.zst: already exists; use -f (or output.overwrite = true) to overwrite\n");
+  EXPECT_EQ(read_file(dir_ / "out/in.txt.gz"), old_gz) << "kept without -f";
+  EXPECT_EQ(read_file(dir_ / "in.tar.zst"), old_tar) << "kept without -f";
+  // What the hint says works, in both forms.
+  r = sluice("run -f p.toml");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sluice("run --force t.toml");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sh("gzip -dc out/in.txt.gz | cmp - in.txt && mkdir x && tar -I zstd -xf in.tar.zst -C x && cmp x/in.txt in.txt");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sh("ls -A . out");
+  EXPECT_EQ(r.out, ".:\nin.tar.zst\nin.txt\nout\np.toml\nt.toml\nx\n\nout:\nin.txt.gz\n") << "no temporaries left";
+  // The file's own setting does the same.
+  r = sluice("run --set output.overwrite=true p.toml");
+  EXPECT_EQ(r.status, 0) << describe(r);
+}
+
+// The number after `key` in `text` ("chunk size 4194304" -> 4194304); -1 when absent.
+long long number_after(const std::string& text, const std::string& key) {
+  const std::size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(text.substr(at + key.size()));
+}
+
+// The decompressed sizes of the frames a zstd seek table (the seekable format's last skippable
+// frame) records.
+std::vector<std::uint32_t> seek_table_frame_sizes(const Bytes& file) {
+  const auto le32 = [&](std::size_t at) {
+    return std::uint32_t(file[at]) | std::uint32_t(file[at + 1]) << 8 | std::uint32_t(file[at + 2]) << 16 |
+           std::uint32_t(file[at + 3]) << 24;
+  };
+  if (file.size() < 9 || le32(file.size() - 4) != 0x8F92EAB1u) return {};
+  const std::uint32_t frames = le32(file.size() - 9);
+  const std::size_t entry = (file[file.size() - 5] & 0x80) ? 12 : 8;
+  const std::size_t start = file.size() - 9 - frames * entry;
+  std::vector<std::uint32_t> sizes;
+  for (std::uint32_t i = 0; i < frames; ++i) sizes.push_back(le32(start + i * entry + 4));
+  return sizes;
+}
+
+// The chunk size, level and codec --dry-run prints are the ones the run uses: its output is what
+// `sluice -c` makes with those options given explicitly, and a tar's zstd frames are of the
+// printed size (zstd's archive frames, not its per-file default).
+TEST_F(Pipeline, DryRunPrintsTheOptionsTheRunUses) {
+  write_file(dir_ / "in.txt", text_bytes(5 * 1024 * 1024 + 123, 7));
+  struct Case {
+    std::string stage;  // the compress stage's keys
+    std::string budget;
+  };
+  const std::vector<Case> cases = {
+      {"codec = \"zstd\"", ""},
+      {"codec = \"zstd\"\nlevel = 12", "memory_budget = \"64M\"\n"},
+      {"codec = \"gzip\"", ""},
+      {"codec = \"gzip\"\ngzip_form = \"single-member\"", "memory_budget = \"8M\"\n"},
+      {"codec = \"gzip\"\ngzip_form = \"multi-member\"\nlevel = 1", ""},
+      {"codec = \"lz4\"", ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.stage);
+    put_text("p.toml", c.budget + "threads = 2\n[input]\npaths = [\"-\"]\n[[stage]]\nkind = \"compress\"\n" + c.stage +
+                           "\n[output]\nstdout = true\n");
+    auto r = sluice("run --dry-run p.toml");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const std::string plan = r.out;
+    const std::size_t codec_at = plan.find("codec ");
+    ASSERT_NE(codec_at, std::string::npos) << plan;
+    const std::string codec = plan.substr(codec_at + 6, plan.find(',', codec_at) - codec_at - 6);
+    const long long level = number_after(plan, "level ");
+    const long long chunk = number_after(plan, "chunk size ");
+    ASSERT_GT(level, 0) << plan;
+    ASSERT_GT(chunk, 0) << plan;
+    EXPECT_NE(plan.find("threads: 2\n"), std::string::npos) << plan;
+    std::string knobs;
+    if (c.stage.find("single-member") != std::string::npos) {
+      EXPECT_EQ(chunk, 128 * 1024) << plan;  // the form's own default
+      knobs = " --single-member";
+      // The budget is counted in the chunks the run really has: 8 MiB / (2 x 128 KiB).
+      EXPECT_NE(plan.find("at most 32 chunks in flight"), std::string::npos) << plan;
+    }
+    if (c.stage.find("multi-member") != std::string::npos) knobs = " --multi-member";
+    if (c.stage.find("level = 12") != std::string::npos) {
+      EXPECT_EQ(level, 12);
+      EXPECT_GT(chunk, 4 * 1024 * 1024) << "zstd's frames grow with the level: " << plan;
+    }
+    r = sh(
+        fmt::format("{0} run p.toml < in.txt > run.out && {0} -c -F {1} --level {2} --chunk-size {3}{4} -j 2 < in.txt "
+                    "> explicit.out && cmp run.out explicit.out",
+                    testing::sluice(), codec, level, chunk, knobs));
+    EXPECT_EQ(r.status, 0) << plan << describe(r);
+    // (The comparison can fail: another chunk size gives other bytes.)
+    r = sh(fmt::format("{0} -c -F {1} --level {2} --chunk-size {3}{4} < in.txt | cmp -s - run.out", testing::sluice(),
+                       codec, level, chunk / 2, knobs));
+    EXPECT_NE(r.status, 0) << "chunk size " << chunk / 2 << " made the same bytes";
+  }
+  // A tar archive: zstd's frames for archives (8 MiB, or the level's own when larger), as printed.
+  put("tree/a.txt", text_bytes(9 * 1024 * 1024, 8));
+  put("tree/b.txt", text_bytes(3 * 1024 * 1024, 9));
+  put_text("t.toml",
+           "[input]\npaths = [\"tree\"]\n[[stage]]\nkind = \"tar\"\n[[stage]]\nkind = \"compress\"\ncodec = "
+           "\"zstd\"\n[output]\nfile = \"tree.tar.zst\"\n");
+  auto r = sluice("run --dry-run t.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const long long chunk = number_after(r.out, "chunk size ");
+  EXPECT_EQ(chunk, 8 * 1024 * 1024) << r.out;
+  r = sluice("run t.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::vector<std::uint32_t> frames = seek_table_frame_sizes(read_file(dir_ / "tree.tar.zst"));
+  ASSERT_EQ(frames.size(), 2u) << "12 MiB of files and their headers in 8 MiB frames";
+  EXPECT_EQ(frames[0], chunk);
+  EXPECT_LT(frames[1], chunk);
+}
+
+TEST_F(Pipeline, HelpShowsTypeNamesWithoutTheParsersValidators) {
+  for (const char* command : {"run --help", "transcode --help"}) {
+    SCOPED_TRACE(command);
+    const auto r = sluice(command);
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_NE(r.out.find("-j,--threads N "), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("INT in"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find('{'), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("-f,--force"), std::string::npos) << r.out;
+  }
+  // The ranges are still checked.
+  auto r = sluice("run -j 0 p.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  r = sluice("transcode -F brotli in -o out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("brotli"), std::string::npos) << r.err;
+  r = sluice("run --set threads p.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("--set 'threads': use KEY=VALUE"), std::string::npos) << r.err;
 }
 
 // ---- Config errors: the message names the line, the column and the key ----
@@ -181,8 +353,8 @@ const std::vector<BadConfig> kBadConfigs = {
     {"unknown_top_key", "thread = 2\n" + kGood, "p.toml:1:1: unknown key 'thread'"},
     {"unknown_stage_key",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevle = 3\n[output]\ndirectory = \"out\"\n",
-     "p.toml:5:1: stage 1: unknown key 'levle' (known here: kind, codec, level, chunk_size, gzip_backend, gzip_form, "
-     "zstd_index)"},
+     "p.toml:5:1: stage 1: unknown key 'levle' (did you mean 'level'? known here: kind, codec, level, chunk_size, "
+     "gzip_backend, gzip_form, zstd_index)"},
     {"wrong_type",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevel = \"3\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:9: stage 1: 'level' must be an integer, not a string"},
@@ -201,7 +373,34 @@ const std::vector<BadConfig> kBadConfigs = {
     {"stage_order",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[[stage]]\nkind = \"decompress\"\n[output]\ndirectory "
      "= \"out\"\n",
-     "p.toml: stage 2 (decompress) cannot come after stage 1 (compress)"},
+     "p.toml:5:1: stage 2 (decompress) cannot come after stage 1 (compress, line 3)"},
+    {"unpack_after_compress",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n\n[[stage]]\nkind = \"unpack\"\n[output]\n"
+     "directory = \"out\"\n",
+     "p.toml:6:1: stage 2 (untar) cannot come after stage 1 (compress, line 3)"},
+    {"tar_after_decompress",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"decompress\"\n[[stage]]\nkind = \"tar\"\n[output]\nfile = "
+     "\"x.tar\"\n",
+     "p.toml:5:1: stage 2 (tar) cannot follow stage 1 (decompress, line 3): 'tar' packs files as they are"},
+    {"tar_to_a_directory", "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"tar\"\n\n[output]\ndirectory = \"out\"\n",
+     "p.toml:6:1: output: 'tar' makes one archive: the output must be a file or stdout"},
+    {"misspelt_output_table",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[outptu]\ndirectory = \"out\"\n",
+     "p.toml:5:2: unknown table [outptu] (did you mean [output]? known here: threads, memory_budget, [input], "
+     "[[stage]], "
+     "[output])"},
+    {"misspelt_stage_tables",
+     "[input]\npaths = [\"in\"]\n[[stages]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:3:3: unknown table [[stages]] (did you mean [[stage]]?"},
+    {"misspelt_input_key", "[input]\npahts = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:2:1: input: unknown key 'pahts' (did you mean 'paths'? known here: paths, path)"},
+    {"misspelt_output_key", kGood + "overwirte = true\n",
+     "p.toml:7:1: output: unknown key 'overwirte' (did you mean 'overwrite'? known here: directory, file, stdout, "
+     "overwrite)"},
+    {"table_inside_output", kGood + "[output.options]\nlevel = 1\n",
+     "p.toml:7:9: output: unknown table [output.options]"},
+    {"unknown_key_far_from_every_name", "colour = \"blue\"\n" + kGood,
+     "p.toml:1:1: unknown key 'colour' (known here: threads, memory_budget, [input], [[stage]], [output])"},
     {"two_outputs",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"a\"\nfile = \"b\"\n",
      "p.toml:5:1: output: give exactly one of 'directory', 'file' or 'stdout = true'"},
@@ -220,6 +419,97 @@ TEST_P(PipelineConfigError, IsRejectedWithLineColumnAndKey) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, PipelineConfigError, ::testing::ValuesIn(kBadConfigs),
                          [](const auto& param_info) { return param_info.param.name; });
+
+// The message for a misspelt table does not also say the table is missing; a table missing with
+// no near name is reported missing.
+TEST(PipelineConfig, AMisspeltTableIsNotAlsoReportedMissing) {
+  for (const std::string& text : {std::string("[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[outptu]\n"
+                                              "directory = \"out\"\n"),
+                                  std::string("[input]\npaths = [\"in\"]\n[[stages]]\nkind = \"compress\"\n[output]\n"
+                                              "directory = \"out\"\n")}) {
+    try {
+      parse_pipeline_text(text, "p.toml");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_EQ(message.find('\n'), std::string::npos) << "one mistake, one line: " << message;
+      EXPECT_EQ(message.find("missing"), std::string::npos) << message;
+      EXPECT_EQ(message.find("no [[stage]]"), std::string::npos) << message;
+    }
+  }
+  try {
+    parse_pipeline_text("[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[result]\ndirectory = \"out\"\n",
+                        "p.toml");
+    FAIL() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "p.toml:1:1: the [output] table is missing\n"
+              "p.toml:5:2: unknown table [result] (known here: threads, memory_budget, [input], [[stage]], [output])");
+  }
+}
+
+// Every mistake of the file, each on its own line with line and column, in the order of the file;
+// the command prints each after the program's name and exits 2 without writing anything.
+TEST_F(Pipeline, EveryMistakeOfAFileIsReportedWithItsLineAndTheCommandExitsWithTwo) {
+  write_file(dir_ / "in.txt", text_bytes(1000, 1));
+  put_text("bad.toml", R"(threads = "two"
+
+[input]
+paths = ["in.txt"]
+
+[[stage]]
+kind = "compress"
+codec = "gzip"
+level = 12
+chunk_size = "lots"
+
+[[stage]]
+kind = "decompress"
+
+[[stage]]
+kind = "checksum"
+algoritm = "xxh64"
+
+[outptu]
+directory = "out"
+)");
+  auto r = sluice("run bad.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err,
+            "sluice: bad.toml:1:11: 'threads' must be an integer, not a string\n"
+            "sluice: bad.toml:9:9: stage 1: 'level' must be between 1 and 9, not 12\n"
+            "sluice: bad.toml:10:14: stage 1: 'chunk_size': invalid size 'lots'\n"
+            "sluice: bad.toml:17:1: stage 3: unknown key 'algoritm' (did you mean 'algorithm'? known here: kind, "
+            "algorithm, manifest)\n"
+            "sluice: bad.toml:19:2: unknown table [outptu] (did you mean [output]? known here: threads, memory_budget, "
+            "[input], [[stage]], [output])\n");
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"bad.toml", "in.txt"}));
+  // Once the file's parts are all there, the stage order is checked too, each stage at its line.
+  put_text("order.toml", R"([input]
+paths = ["in.txt"]
+[[stage]]
+kind = "checksum"
+[[stage]]
+kind = "compress"
+levle = 3
+[[stage]]
+kind = "decompress"
+[output]
+directory = "out"
+)");
+  r = sluice("run order.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_EQ(
+      r.err,
+      "sluice: order.toml:5:1: stage 2 (compress) cannot come after stage 1 (checksum, line 3): stages go "
+      "decompress, tar or untar, compress, checksum\n"
+      "sluice: order.toml:7:1: stage 2: unknown key 'levle' (did you mean 'level'? known here: kind, codec, level, "
+      "chunk_size, gzip_backend, gzip_form, zstd_index)\n"
+      "sluice: order.toml:8:1: stage 3 (decompress) cannot come after stage 2 (compress, line 5): stages go "
+      "decompress, tar or untar, compress, checksum\n");
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
 
 TEST_F(Pipeline, ConfigErrorsFromTheCommandExitWithTwo) {
   put_text("bad.toml", "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\nlevle = 3\n[output]\ndirectory = \"out\"\n");

@@ -62,20 +62,25 @@ struct PipelineSpec {
   std::stop_token stop;
 };
 
-// Reads a pipeline file. Every key is checked: unknown keys, wrong types, unknown codecs and
-// out-of-range levels are Errors (kUsage) naming the file, line, column and key. `overrides` are
-// "key=value" assignments applied before checking (e.g. "threads=4", "stage.2.level=19",
+// Reads a pipeline file. Every key is checked: unknown tables and keys (with the nearest known
+// name, "did you mean [output]?"), wrong types, unknown codecs, out-of-range levels and stages out
+// of order are refused with one Error (kUsage) whose message has a line per mistake, every
+// mistake of the file in its order, each "FILE:LINE:COLUMN: what" naming the key (a stage's
+// problem at its line; a value from an override "FILE (override KEY=VALUE): what"). `overrides`
+// are "key=value" assignments applied before checking (e.g. "threads=4", "stage.2.level=19",
 // "output.directory=out"); values are TOML ("'text'" or a bare word for strings).
 PipelineSpec parse_pipeline_file(const std::string& path, const std::vector<std::string>& overrides = {});
 PipelineSpec parse_pipeline_text(const std::string& text, const std::string& name,
                                  const std::vector<std::string>& overrides = {});
 
 // Checks that the stages form one of the shapes above and that the inputs and output fit it.
-// Throws Error (kUsage).
+// Throws Error (kUsage), a line per problem.
 void validate_pipeline(const PipelineSpec& spec);
 
 // The resolved plan, one line per step, for `sluice run --dry-run`: inputs as found, stages with
-// every option (defaults filled in), and each output path.
+// every option (defaults filled in), and each output path. The options shown are the ones
+// run_pipeline() uses, resolved by the same code (the codec's defaults for the level and form,
+// the chunk size create_tar uses for an archive, the chunks a memory budget allows).
 std::string describe_pipeline(const PipelineSpec& spec);
 
 struct PipelineItem {

@@ -168,6 +168,12 @@ struct TarStats {
 TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,
                     const CompressOptions& compress, const TarCreateOptions& options = {});
 
+// The codec options create_tar() compresses an archive with, resolved as the codec resolves them
+// (level, chunk size, knobs): when no chunk size is given, the codec's chunk size for archives
+// (CodecInfo::archive_chunk_bytes) unless the level's own chunks are larger. Throws Error (kUsage)
+// for options the codec refuses.
+CodecOptions tar_codec_options(const std::string& codec, const CodecOptions& options);
+
 // --- reading ---
 
 // Parses the archive in `source` (compressed with any registered codec, or plain) into `handler`.
