@@ -564,7 +564,10 @@ int run_tar_command(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     // GNU tar's -j is bzip2, which sluice does not write; here it is the thread count.
     const std::string what = e.what();
-    const std::string hint = what.starts_with("--threads") ? " (-j is the thread count; sluice writes no bzip2)" : "";
+    const std::size_t value = what.find("Value ");
+    const bool not_a_count = what.starts_with("--threads") && value != std::string::npos &&
+                             !std::isdigit(static_cast<unsigned char>(what[std::min(value + 6, what.size() - 1)]));
+    const std::string hint = not_a_count ? " (-j is the thread count; sluice writes no bzip2)" : "";
     fmt::print(stderr, "sluice tar: {}{}\nTry 'sluice tar --help'.\n", what, hint);
     return kExitUsage;
   } catch (const Error& e) {
