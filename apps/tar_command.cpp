@@ -8,10 +8,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
+#include <map>
 #include <memory>
 
 #include "apps/cli.h"
@@ -47,7 +51,48 @@ struct TarCliOptions {
   bool same_owner = false;
   bool devices = false;
   bool strict = false;
+  // Compression asked for by GNU tar's letters and names (-z, --gzip, --zstd): the flag, the codec.
+  std::vector<std::pair<std::string, std::string>> compression_flags;
+  bool auto_compress = false;  // -a: what sluice does anyway
+  std::size_t strip_components = 0;
+  std::vector<std::string> files_from;  // -T lists
+  bool null_names = false;              // --null: the lists are NUL-separated
+  bool to_stdout = false;               // -O
+  bool keep_old_files = false;          // -k
+  bool no_recursion = false;
+  bool one_file_system = false;
+  bool totals = false;
 };
+
+// A byte count as GNU tar's --totals writes it: "10KiB", "2.9MiB", "287MiB" (powers of 1024,
+// one decimal below 10, rounded up, as gnulib's human_readable).
+std::string human_bytes(double value) {
+  static const char* const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  std::size_t unit = 0;
+  while (value >= 1024 && unit + 1 < std::size(units)) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit > 0 && value < 10) {
+    const double tenths = std::ceil(value * 10 - 1e-9) / 10;
+    if (tenths < 10) return fmt::format("{:.1f}{}", tenths, units[unit]);
+  }
+  double whole = std::ceil(value - 1e-9);
+  if (whole >= 1024 && unit + 1 < std::size(units)) {
+    whole = 1;
+    ++unit;
+    return fmt::format("{:.1f}{}", whole, units[unit]);
+  }
+  return fmt::format("{:.0f}{}", whole, units[unit]);
+}
+
+// --totals, on stderr as GNU tar prints it: "Total bytes written: 10240 (10KiB, 77MiB/s)".
+void print_totals(const char* verb, const TarStats& stats) {
+  const double seconds = std::max(stats.seconds, 1e-6);
+  fmt::print(stderr, "Total bytes {}: {} ({}, {}/s)\n", verb, stats.archive_bytes,
+             human_bytes(static_cast<double>(stats.archive_bytes)),
+             human_bytes(static_cast<double>(stats.archive_bytes) / seconds));
+}
 
 std::string mode_string(const TarEntry& entry) {
   std::string text(10, '-');
@@ -89,11 +134,52 @@ std::string long_listing(const TarEntry& entry) {
   return line;
 }
 
+// The codec the name of the archive says (tar_codec_for_path), or for a name ending in .tar,
+// "a plain tar"; "" when it says nothing sluice knows.
+std::string what_the_name_says(const std::string& archive, std::string& codec) {
+  codec = tar_codec_for_path(archive);
+  if (!codec.empty()) return codec;
+  return archive.ends_with(".tar") ? "a plain tar" : "";
+}
+
+// The compression asked for by -F and the letters (-z, --zstd, ...); "" when none was. Letters
+// that disagree with each other or with -F are an error; so is a letter that disagrees with the
+// archive's name (GNU tar would write its format under the name): -F writes any format under
+// any name.
+std::string asked_compression(const TarCliOptions& options) {
+  std::string asked = options.format;
+  std::string asked_by = options.format.empty() ? "" : "-F " + options.format;
+  for (const auto& [flag, codec] : options.compression_flags) {
+    if (!asked_by.empty() && asked != codec) {
+      throw Error(ErrorKind::kUsage, fmt::format("{} and {} ask for different compressions", asked_by, flag));
+    }
+    asked = codec;
+    if (asked_by.empty()) asked_by = flag;
+  }
+  if (options.compression_flags.empty() || !options.format.empty() || options.archive == "-") return asked;
+  std::string named;
+  const std::string says = what_the_name_says(options.archive, named);
+  if (!says.empty() && named != asked) {
+    const CodecInfo info = *CodecRegistry::global().find(asked);
+    std::vector<std::string> suffixes{".tar" + info.extension};
+    suffixes.insert(suffixes.end(), info.tar_suffixes.begin(), info.tar_suffixes.end());
+    throw Error(ErrorKind::kUsage,
+                fmt::format("{} asks for {}, but the name '{}' says {}: name the archive {} (or leave {} out: "
+                            "sluice takes the compression from the name; -F {} writes {} under any name)",
+                            asked_by, asked, printable_name(options.archive), says, fmt::join(suffixes, " or "),
+                            asked_by, asked, asked));
+  }
+  return asked;
+}
+
 int run_create(const TarCliOptions& options) {
-  if (options.paths.empty()) throw Error(ErrorKind::kUsage, "tar -c needs at least one PATH to archive");
-  std::string codec = options.format.empty() ? tar_codec_for_path(options.archive) : options.format;
+  if (options.paths.empty() && options.files_from.empty()) {
+    throw Error(ErrorKind::kUsage, "tar -c needs at least one PATH to archive (or -T FILE)");
+  }
+  const std::string asked = asked_compression(options);
+  std::string codec = asked.empty() ? tar_codec_for_path(options.archive) : asked;
   if (codec == "none") codec.clear();
-  if (options.format.empty() && codec.empty() && options.archive != "-") {
+  if (asked.empty() && codec.empty() && options.archive != "-") {
     // A suffix that names no format sluice writes (.tar.xz, .zip, .foo) would get a plain tar
     // under a name that promises something else: refuse it, as it cannot be what was meant.
     const std::string file = std::filesystem::path(options.archive).filename().string();
@@ -122,6 +208,8 @@ int run_create(const TarCliOptions& options) {
   TarCreateOptions create;
   create.directory = options.directory;
   create.exclude = options.exclude;
+  create.recursive = !options.no_recursion;
+  create.one_file_system = options.one_file_system;
   const auto flag = [](const char* name, auto parse) {
     try {
       return parse();
@@ -130,8 +218,10 @@ int run_create(const TarCliOptions& options) {
     }
   };
   if (!options.mtime.empty()) create.mtime_seconds = flag("--mtime", [&] { return parse_tar_mtime(options.mtime); });
-  if (!options.owner.empty()) create.owner = flag("--owner", [&] { return parse_tar_owner(options.owner); });
-  if (!options.group.empty()) create.group = flag("--group", [&] { return parse_tar_owner(options.group); });
+  if (!options.owner.empty())
+    create.owner = flag("--owner", [&] { return resolve_tar_user(parse_tar_owner(options.owner)); });
+  if (!options.group.empty())
+    create.group = flag("--group", [&] { return resolve_tar_group(parse_tar_owner(options.group)); });
   create.numeric_owner = options.numeric_owner;
   create.sparse = options.sparse;
   const bool to_stdout = options.archive == "-";
@@ -146,14 +236,16 @@ int run_create(const TarCliOptions& options) {
   if (to_stdout) {
     if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
     FdSink sink(1, "<stdout>");
-    create_tar(options.paths, sink, codec, compress, create);
+    const TarStats stats = create_tar(options.paths, sink, codec, compress, create);
+    if (options.totals) print_totals("written", stats);
     return kExitSuccess;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
   const FileStatus written = output.status();
   create.skip_files.emplace_back(written.device, written.inode);
-  create_tar(options.paths, output, codec, compress, create);
+  const TarStats stats = create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
+  if (options.totals) print_totals("written", stats);
   return kExitSuccess;
 }
 
@@ -168,7 +260,99 @@ std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
   return std::make_unique<FdSource>(archive);
 }
 
+// -O: the contents of the selected files, one after the other, to stdout (a sparse file with its
+// holes as zeros); nothing is written to disk.
+class ContentsToStdout final : public TarEntryHandler {
+ public:
+  ContentsToStdout(const TarCliOptions& options, ByteSink& out)
+      : options_(options), out_(out), members_(options.paths), exclude_(options.exclude) {}
+
+  void begin(const TarEntry& entry) override {
+    entry_ = &entry;
+    writing_ = false;
+    if (!members_.selects(entry.path) || exclude_.excludes(entry.path)) return;
+    if (strip_tar_components(entry.path, options_.strip_components).empty()) return;
+    if (entry.type != TarEntryType::kFile) return;
+    if (!entry.unsupported.empty()) {
+      ++refused_;
+      fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {} (not supported)\n",
+                 printable_name(entry.path), entry.header_offset, entry.unsupported);
+      return;
+    }
+    if (options_.verbose) fmt::print(stderr, "{}\n", printable_name(entry.path));
+    writing_ = true;
+    region_ = 0;
+    within_region_ = 0;
+    written_to_ = 0;
+  }
+  void data(ByteView bytes) override {
+    if (!writing_) return;
+    if (!entry_->sparse) return out_.write(bytes);
+    const auto& regions = entry_->regions;
+    while (!bytes.empty() && region_ < regions.size()) {
+      const TarSparseRegion& region = regions[region_];
+      if (within_region_ == region.length) {
+        ++region_;
+        within_region_ = 0;
+        continue;
+      }
+      zeros(region.offset - written_to_);
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), region.length - within_region_));
+      out_.write(bytes.first(take));
+      within_region_ += take;
+      written_to_ = region.offset + within_region_;
+      bytes = bytes.subspan(take);
+    }
+  }
+  void end() override {
+    if (writing_ && entry_->sparse) zeros(entry_->size - written_to_);
+    writing_ = false;
+  }
+  void warning(const std::string& message) override {
+    ++warnings_;
+    fmt::print(stderr, "sluice: warning: {}\n", message);
+  }
+  std::uint64_t refused() const { return refused_; }
+  std::uint64_t warnings() const { return warnings_; }
+  std::vector<std::string> not_found() const { return members_.not_found(); }
+
+ private:
+  void zeros(std::uint64_t count) {
+    static const std::uint8_t block[64 * 1024] = {};
+    written_to_ += count;
+    while (count > 0) {
+      const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(count, sizeof block));
+      out_.write(ByteView(block, n));
+      count -= n;
+    }
+  }
+
+  const TarCliOptions& options_;
+  ByteSink& out_;
+  TarMembers members_;
+  TarExclude exclude_;
+  const TarEntry* entry_ = nullptr;
+  bool writing_ = false;
+  std::size_t region_ = 0;
+  std::uint64_t within_region_ = 0;
+  std::uint64_t written_to_ = 0;
+  std::uint64_t refused_ = 0;
+  std::uint64_t warnings_ = 0;
+};
+
+int run_extract_to_stdout(const TarCliOptions& options) {
+  auto source = open_archive(options.archive);
+  FdSink out(1, "<stdout>");
+  ContentsToStdout handler(options, out);
+  const TarStats stats = read_tar(*source, handler, options.threads);
+  if (options.totals) print_totals("read", stats);
+  report_not_found(handler.not_found());
+  if (handler.refused() > 0 || handler.warnings() > 0) return kExitWarning;
+  return handler.not_found().empty() ? 0 : 1;
+}
+
 int run_extract(const TarCliOptions& options) {
+  if (options.to_stdout) return run_extract_to_stdout(options);
   TarExtractOptions extract;
   extract.directory = options.directory.empty() ? "." : options.directory;
   extract.members = options.paths;
@@ -177,6 +361,8 @@ int run_extract(const TarCliOptions& options) {
   extract.same_owner = options.same_owner;
   extract.devices = options.devices;
   extract.strict = options.strict;
+  extract.strip_components = options.strip_components;
+  extract.keep_existing = options.keep_old_files;
   extract.threads = options.threads;
   if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   extract.on_refused = [](const TarEntry& entry, const std::string& why) {
@@ -190,6 +376,7 @@ int run_extract(const TarCliOptions& options) {
   extract.on_warning = print_warning;
   auto source = open_archive(options.archive);
   const TarExtractStats stats = extract_tar(*source, extract);
+  if (options.totals) print_totals("read", stats);
   report_not_found(stats.members_not_found);
   // As GNU tar's 2 ("some entries could not be extracted"): the rest of the archive was read.
   if (stats.refused > 0 || stats.failed > 0 || stats.warnings > 0) return kExitWarning;
@@ -208,9 +395,66 @@ int run_list(const TarCliOptions& options) {
         }
       },
       options.threads, print_warning);
+  if (options.totals) print_totals("read", stats);
   report_not_found(members.not_found());
   if (stats.warnings > 0) return kExitWarning;
   return members.not_found().empty() ? 0 : 1;
+}
+
+// GNU tar's old style: a first argument without a dash is a bundle of option letters ("czf"),
+// and the letters that take a value take the arguments after it, in order ("cfC x.tar dir" is
+// "-c -f x.tar -C dir"). Only when every letter is one of the command's short options.
+std::vector<std::string> expand_old_style(std::vector<std::string> args, const CLI::App& app) {
+  if (args.empty() || args[0].empty() || args[0][0] == '-') return args;
+  std::map<char, bool> letters;  // letter -> takes a value
+  for (const CLI::Option* option : app.get_options()) {
+    for (const std::string& name : option->get_snames()) {
+      if (name.size() == 1) letters[name[0]] = option->get_expected_min() > 0;
+    }
+  }
+  const std::string bundle = args[0];
+  if (!std::all_of(bundle.begin(), bundle.end(), [&](char c) { return letters.count(c) != 0; })) return args;
+  std::vector<std::string> expanded;
+  std::size_t next = 1;
+  for (const char letter : bundle) {
+    expanded.push_back(std::string("-") + letter);
+    if (letters[letter] && next < args.size()) expanded.push_back(args[next++]);
+  }
+  expanded.insert(expanded.end(), args.begin() + static_cast<std::ptrdiff_t>(next), args.end());
+  return expanded;
+}
+
+// The names in a -T list: one a line (empty lines skipped), or NUL-separated with --null; "-"
+// is stdin. Every line is a name, also one that starts with "-".
+std::vector<std::string> read_name_list(const std::string& list, bool null_separated) {
+  std::unique_ptr<ByteSource> source =
+      list == "-" ? std::make_unique<FdSource>(0, "<stdin>") : std::make_unique<FdSource>(list);
+  std::string text;
+  std::vector<std::uint8_t> buffer(64 * 1024);
+  while (const std::size_t n = source->read(buffer.data(), buffer.size())) {
+    text.append(reinterpret_cast<const char*>(buffer.data()), n);
+  }
+  std::vector<std::string> names;
+  const char separator = null_separated ? '\0' : '\n';
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(separator, start);
+    if (end == std::string::npos) end = text.size();
+    if (end > start) names.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return names;
+}
+
+// CLI11 appends its validators' descriptions to type names ("N:INT in [1 - 1024]",
+// "a|b:{a,b}") and " ..." to repeatable options: the help shows the type name alone.
+void tidy_help(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_type_size() == 0) continue;
+    std::string type = option->get_type_name();
+    if (const std::size_t colon = type.find(':'); colon != std::string::npos) type.resize(colon);
+    option->option_text(type);
+  }
 }
 
 }  // namespace
@@ -235,7 +479,7 @@ int run_tar_command(int argc, char** argv) {
   app.add_option("-C,--directory", options.directory,
                  "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
       ->type_name("DIR");
-  app.add_option("paths", options.paths, "Paths to archive, or members to extract or list")->type_name("PATH...");
+  app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list")->type_name("...");
   app.add_option("--exclude", options.exclude,
                  "Leave out what matches PATTERN, and all under it (GNU tar's rules; repeatable)")
       ->type_name("PATTERN")
@@ -248,6 +492,17 @@ int run_tar_command(int argc, char** argv) {
         return names;
       }()))
       ->type_name(codec_choices() + "|none");
+  for (const std::string& name : CodecRegistry::global().names()) {
+    const CodecInfo info = *CodecRegistry::global().find(name);
+    const std::string long_flag = "--" + name;
+    const std::string flag = info.tar_letter ? fmt::format("-{}", info.tar_letter) : long_flag;
+    app.add_flag_callback(
+        info.tar_letter ? fmt::format("{},{}", flag, long_flag) : long_flag,
+        [&options, flag, name] { options.compression_flags.emplace_back(flag, name); },
+        fmt::format("Compress with {} (as -F {}); when reading, the format is found from the data", name, name));
+  }
+  app.add_flag("-a,--auto-compress", options.auto_compress,
+               "Compression from the archive's name (what sluice does anyway; as GNU tar -a)");
   app.add_option("-l,--level", options.level, "Compression level (also -1 .. -19)")->type_name("N");
   add_threads_option(app, options.threads);
   add_pin_flag(app);
@@ -267,25 +522,62 @@ int run_tar_command(int argc, char** argv) {
   app.add_flag("--same-owner", options.same_owner, "Restore owners (when running as root)");
   app.add_flag("--devices", options.devices, "Create device nodes (when running as root)");
   app.add_flag("--strict", options.strict, "Fail on the first entry refused for safety (default: warn, go on)");
+  app.add_option("-T,--files-from", options.files_from,
+                 "Archive (or extract, list) the names in FILE too, one a line; - is stdin (repeatable)")
+      ->type_name("FILE")
+      ->allow_extra_args(false);
+  app.add_flag("--null", options.null_names, "The -T lists are separated by NUL bytes, not lines");
+  app.add_option("--strip-components", options.strip_components,
+                 "Extract each entry without the first N components of its name (entries with nothing left are "
+                 "skipped); not when listing, as GNU tar")
+      ->type_name("N");
+  app.add_flag("-O,--to-stdout", options.to_stdout,
+               "Extract the files' contents to stdout, one after the other; nothing is written to disk");
+  app.add_flag("-k,--keep-old-files", options.keep_old_files,
+               "Extract no entry over an existing file: it is kept, the entry reported, exit status 2 "
+               "(default: replaced)");
+  app.add_flag("--no-recursion", options.no_recursion, "Archive directories given without their contents");
+  app.add_flag("--one-file-system", options.one_file_system,
+               "Archive a directory on another file system (a mount point) without its contents");
+  app.add_flag("--totals", options.totals,
+               "Print the bytes of tar written or read, and the rate, on stderr (as GNU tar)");
+  tidy_help(app);
 
-  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv), app);
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);
     const int modes = int(options.create) + int(options.extract) + int(options.list);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list)");
     if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE (- for stdin/stdout)");
+    const bool list_on_stdin = std::count(options.files_from.begin(), options.files_from.end(), "-") > 0;
+    if (list_on_stdin && options.archive == "-" && !options.create) {
+      throw Error(ErrorKind::kUsage, "-T - and -f - cannot both read stdin");
+    }
+    if (std::count(options.files_from.begin(), options.files_from.end(), "-") > 1) {
+      throw Error(ErrorKind::kUsage, "-T - can be given once");
+    }
+    if (options.to_stdout && !options.extract) throw Error(ErrorKind::kUsage, "-O goes with -x (extract)");
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return kExitSuccess;
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
+    // GNU tar's -j is bzip2, which sluice does not write; here it is the thread count.
+    const std::string what = e.what();
+    const std::size_t value = what.find("Value ");
+    const bool not_a_count = what.starts_with("--threads") && value != std::string::npos &&
+                             !std::isdigit(static_cast<unsigned char>(what[std::min(value + 6, what.size() - 1)]));
+    const std::string hint = not_a_count ? " (-j is the thread count; sluice writes no bzip2)" : "";
+    fmt::print(stderr, "sluice tar: {}{}\nTry 'sluice tar --help'.\n", what, hint);
     return kExitUsage;
   } catch (const Error& e) {
     fmt::print(stderr, "sluice tar: {}\nTry 'sluice tar --help'.\n", e.what());
     return kExitUsage;
   }
   try {
+    for (const std::string& list : options.files_from) {
+      for (std::string& name : read_name_list(list, options.null_names)) options.paths.push_back(std::move(name));
+    }
     if (options.create) return run_create(options);
     if (options.extract) return run_extract(options);
     return run_list(options);

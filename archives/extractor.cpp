@@ -81,11 +81,28 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     umask_ = mask;
   }
 
-  void begin(const TarEntry& entry) override {
-    current_ = &entry;
+  void begin(const TarEntry& stored) override {
+    current_ = &stored;
     skipping_ = true;
     // Entries not asked for are passed over before any check (as GNU tar does).
-    if (!members_.selects(entry.path) || exclude_.excludes(entry.path)) return;
+    if (!members_.selects(stored.path) || exclude_.excludes(stored.path)) return;
+    if (options_.strip_components > 0) {
+      // The name with its leading components taken off, and a hard link's target with them (as
+      // GNU tar does); an entry with nothing left of its name is passed over.
+      stripped_ = stored;
+      stripped_.path = strip_tar_components(stored.path, options_.strip_components);
+      if (stripped_.path.empty()) return;
+      current_ = &stripped_;
+      if (stored.type == TarEntryType::kHardLink) {
+        stripped_.link_target = strip_tar_components(stored.link_target, options_.strip_components);
+        if (stripped_.link_target.empty()) {
+          return refuse(stripped_, fmt::format("nothing is left of the hard link target '{}' once its leading "
+                                               "components are taken off",
+                                               printable_name(stored.link_target)));
+        }
+      }
+    }
+    const TarEntry& entry = *current_;
     std::string why;
     if (entry.path.empty()) return refuse(entry, "entry with an empty name");
     const auto relative = relative_path(entry.path, why);
@@ -99,6 +116,10 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     try {
       ensure_directories(parent_of(*relative));
       const std::string path = full(*relative);
+      struct stat existing {};
+      if (options_.keep_existing && entry.type != TarEntryType::kDirectory && ::lstat(path.c_str(), &existing) == 0) {
+        throw Refusal{"it exists already and is kept"};
+      }
       switch (entry.type) {
         case TarEntryType::kFile:
           start_file(entry, path);
@@ -423,6 +444,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   std::uint64_t within_region_ = 0;
   std::uint64_t written_to_ = 0;
   const TarEntry* current_ = nullptr;
+  TarEntry stripped_;  // the entry begun last with its leading components taken off
   bool skipping_ = true;
   std::uint64_t extracted_ = 0;
   std::uint64_t refused_ = 0;

@@ -287,7 +287,10 @@ struct TarWriterSource::State {
 
 TarWriterSource::TarWriterSource(std::vector<std::string> paths, TarCreateOptions options)
     : state_(std::make_unique<State>()) {
-  state_->walk.emplace(std::move(paths), options.directory, options.exclude);
+  options.owner = resolve_tar_user(std::move(options.owner));
+  options.group = resolve_tar_group(std::move(options.group));
+  state_->walk.emplace(std::move(paths), options.directory, options.exclude, options.recursive,
+                       options.one_file_system);
   state_->options = std::move(options);
 }
 TarWriterSource::~TarWriterSource() = default;
@@ -358,6 +361,32 @@ CodecOptions tar_codec_options(const std::string& codec, const CodecOptions& opt
     resolved = CodecRegistry::global().create(codec, archive)->options();
   }
   return resolved;
+}
+
+TarOwner resolve_tar_user(TarOwner owner) {
+  if (owner.name && !owner.name->empty() && !owner.id) {
+    const passwd* entry = ::getpwnam(owner.name->c_str());
+    if (entry == nullptr) {
+      throw Error(ErrorKind::kUsage, fmt::format("no user '{}' on this system (give NAME:ID to store that name "
+                                                 "with an id)",
+                                                 printable_name(*owner.name)));
+    }
+    owner.id = entry->pw_uid;
+  }
+  return owner;
+}
+
+TarOwner resolve_tar_group(TarOwner group) {
+  if (group.name && !group.name->empty() && !group.id) {
+    const struct group* entry = ::getgrnam(group.name->c_str());
+    if (entry == nullptr) {
+      throw Error(ErrorKind::kUsage, fmt::format("no group '{}' on this system (give NAME:ID to store that name "
+                                                 "with an id)",
+                                                 printable_name(*group.name)));
+    }
+    group.id = entry->gr_gid;
+  }
+  return group;
 }
 
 TarStats create_tar(const std::vector<std::string>& paths, ByteSink& sink, const std::string& codec,

@@ -93,6 +93,21 @@ TarExtractStats run_extract(ByteSource& source, const TarExtractOptions& options
 
 }  // namespace
 
+std::string strip_tar_components(const std::string& path, std::size_t count) {
+  if (count == 0) return path;
+  std::size_t at = 0;
+  while (at < path.size() && path[at] == '/') ++at;
+  while (at < path.size()) {
+    const bool slash = path[at] == '/';
+    ++at;
+    if (slash) {
+      while (at < path.size() && path[at] == '/') ++at;
+      if (--count == 0) return path.substr(at);
+    }
+  }
+  return {};
+}
+
 TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options) {
   detail::SafeExtractor extractor(options);
   return run_extract(source, options, extractor, extractor);

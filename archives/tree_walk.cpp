@@ -69,8 +69,13 @@ std::string read_link(const std::string& path, std::size_t size_hint) {
 
 }  // namespace
 
-TreeWalk::TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude)
-    : operands_(std::move(operands)), directory_(std::move(directory)), exclude_(std::move(exclude)) {}
+TreeWalk::TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude,
+                   bool recursive, bool one_file_system)
+    : operands_(std::move(operands)),
+      directory_(std::move(directory)),
+      exclude_(std::move(exclude)),
+      recursive_(recursive),
+      one_file_system_(one_file_system) {}
 
 std::optional<WalkedPath> TreeWalk::next() {
   for (;;) {
@@ -78,7 +83,7 @@ std::optional<WalkedPath> TreeWalk::next() {
       if (next_operand_ == operands_.size()) return std::nullopt;
       const std::string& operand = operands_[next_operand_++];
       const bool relative = !operand.starts_with("/") && !directory_.empty();
-      stack_.push_back({relative ? join(directory_, operand) : operand, archive_name_for(operand)});
+      stack_.push_back({relative ? join(directory_, operand) : operand, archive_name_for(operand), std::nullopt});
     }
     Planned planned = std::move(stack_.back());
     stack_.pop_back();
@@ -87,10 +92,16 @@ std::optional<WalkedPath> TreeWalk::next() {
     if (::lstat(planned.disk_path.c_str(), &walked.status) != 0)
       throw_system_error("cannot archive", planned.disk_path);
     if (S_ISDIR(walked.status.st_mode)) {
-      // Children go on the stack in reverse so that they come off it in order.
-      const auto children = sorted_children(planned.disk_path);
-      for (auto it = children.rbegin(); it != children.rend(); ++it) {
-        stack_.push_back({join(planned.disk_path, *it), join(planned.archive_name, *it)});
+      // A mount point is given as a directory, without what is mounted there (GNU tar's
+      // --one-file-system); without recursion, so is every directory.
+      const bool other_file_system =
+          one_file_system_ && planned.parent_device && *planned.parent_device != walked.status.st_dev;
+      if (recursive_ && !other_file_system) {
+        // Children go on the stack in reverse so that they come off it in order.
+        const auto children = sorted_children(planned.disk_path);
+        for (auto it = children.rbegin(); it != children.rend(); ++it) {
+          stack_.push_back({join(planned.disk_path, *it), join(planned.archive_name, *it), walked.status.st_dev});
+        }
       }
       if (planned.archive_name.empty()) continue;  // "/" itself: its children only
     } else if (S_ISLNK(walked.status.st_mode)) {

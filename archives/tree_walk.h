@@ -26,8 +26,12 @@ struct WalkedPath {
 // children only.
 class TreeWalk {
  public:
-  // Relative operands are taken under `directory` when it is given (tar -C).
-  TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude);
+  // Relative operands are taken under `directory` when it is given (tar -C). Without `recursive`
+  // only the operands themselves are given (a directory without its contents); with
+  // `one_file_system` a directory on another file system than the one it lies in is given but
+  // not walked (GNU tar's --no-recursion and --one-file-system).
+  TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude,
+           bool recursive = true, bool one_file_system = false);
   // The next path; nullopt at the end. Throws Error naming the path that cannot be read.
   std::optional<WalkedPath> next();
 
@@ -35,11 +39,14 @@ class TreeWalk {
   struct Planned {
     std::string disk_path;
     std::string archive_name;
+    std::optional<dev_t> parent_device;  // the device of the directory it was found in; none for an operand
   };
   std::vector<std::string> operands_;
   std::size_t next_operand_ = 0;
   std::string directory_;
   TarExclude exclude_;
+  bool recursive_ = true;
+  bool one_file_system_ = false;
   std::vector<Planned> stack_;  // depth-first, sorted
 };
 

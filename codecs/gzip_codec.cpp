@@ -1159,6 +1159,7 @@ CodecInfo gzip_info() {
   info.name = "gzip";
   info.extension = ".gz";
   info.tar_suffixes = {".tgz", ".taz"};
+  info.tar_letter = 'z';
   info.unit_noun = "member";
   info.min_level = 1;
   info.max_level = 9;

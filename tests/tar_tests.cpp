@@ -9,9 +9,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <filesystem>
 #include <fmt/format.h>
+#include <filesystem>
 #include <map>
+#include <regex>
+#include <sstream>
 
 #include "archives/tar_format.h"
 #include "sluice/codec.h"
@@ -388,6 +390,325 @@ TEST_F(Tar, TheArchiveBeingWrittenIsNotAddedToItself) {
   EXPECT_NE(r.err.find("is the archive being written; not added"), std::string::npos) << r.err;
   r = sh("tar -tzf src/self.tar.gz | grep -c sluice-");
   EXPECT_EQ(r.out, "0\n");
+}
+
+// ---- GNU tar's habits (issue 23) ----
+
+// -z/--gzip, --zstd, --lz4 and -a as GNU tar and bsdtar take them; a letter that says another
+// format than the archive's name is refused (GNU tar would write its format under the name).
+TEST_F(Tar, CompressionLettersAndTheArchiveName) {
+  make_src(false);
+  auto r = sluice_tar("-c -z -f z.tgz src && " + testing::sluice() + " tar -c --gzip -f gz.bin src && " +
+                      testing::sluice() + " tar -c --zstd -f zstd.bin src && " + testing::sluice() +
+                      " tar -c --lz4 -f lz4.bin src && " + testing::sluice() + " tar -c -a -f a.tar.zst src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("gzip -t z.tgz gz.bin && zstd -q -t zstd.bin a.tar.zst && lz4 -q -t lz4.bin && tar -tzf gz.bin | sort");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, sh("tar -tf zstd.bin --zstd | sort").out);
+  EXPECT_NE(r.out.find("src/dir/block-512"), std::string::npos) << r.out;
+  // On stdout, a letter compresses (without one the archive is plain).
+  r = sh(testing::sluice() + " tar -c -z -f - src | gzip -dc | tar -t | grep -c block-51");
+  EXPECT_EQ(r.out, "3\n") << describe(r);
+  // Reading ignores the letter: the format is found from the data.
+  r = sluice_tar("-x -z -f zstd.bin -C out");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "out/src"), snapshot(dir_ / "src"));
+  // Contradictions are refused and nothing is written; -F writes any format under any name.
+  for (const auto& [args, says] : std::vector<std::pair<std::string, std::string>>{
+           {"-z -f bad.tar.zst", "-z asks for gzip, but the name 'bad.tar.zst' says zstd"},
+           {"--zstd -f bad.tgz", "--zstd asks for zstd, but the name 'bad.tgz' says gzip"},
+           {"-z -f bad.tar", "-z asks for gzip, but the name 'bad.tar' says a plain tar"},
+           {"-z --zstd -f bad.bin", "-z and --zstd ask for different compressions"},
+           {"-F lz4 -z -f bad.bin", "-F lz4 and -z ask for different compressions"}}) {
+    r = sluice_tar("-c " + args + " src");
+    EXPECT_EQ(r.status, 2) << args << ": " << describe(r);
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
+  EXPECT_NE(sluice_tar("-c -z -f bad.tar.zst src").err.find("name the archive .tar.gz or .tgz"), std::string::npos);
+  EXPECT_EQ(sh("ls bad*").out, "");
+  r = sluice_tar("-c -F gzip -z -f forced.tar.zst src && gzip -t forced.tar.zst");
+  EXPECT_EQ(r.status, 0) << describe(r);
+}
+
+// Bundled letters (-czf) and GNU tar's old style without a dash (czf, cf, xf, tf), where the
+// letters that take a value take the next arguments in order (cfC ARCHIVE DIR).
+TEST_F(Tar, BundledAndOldStyleOptionsAsGnuTar) {
+  make_src(false);
+  auto r = sluice_tar("-czf bundled.tgz src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("czf old.tgz src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("cf old.tar src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("tar -tzf bundled.tgz").out, sh("tar -tf old.tar").out);
+  EXPECT_EQ(sh("tar -tzf old.tgz").out, sh("tar -tf old.tar").out);
+  // tf and -tvf list as GNU tar lists; xf and -xzf extract.
+  r = sluice_tar("tf old.tgz");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, sh("tar tf old.tar").out);
+  r = sluice_tar("-tvf old.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("lrwxrwxrwx"), std::string::npos) << r.out;
+  r = sluice_tar("xf old.tar -C x1 && " + testing::sluice() + " tar -xzf bundled.tgz -C x2");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(snapshot(dir_ / "x1/src"), snapshot(dir_ / "src"));
+  EXPECT_EQ(snapshot(dir_ / "x2/src"), snapshot(dir_ / "src"));
+  // cfC: f takes the first argument after the letters, C the second, as with GNU tar.
+  r = sluice_tar("cfC ours.tar src one.txt dir");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("tar cfC gnu.tar src one.txt dir");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("tar tf ours.tar | sort").out, sh("tar tf gnu.tar | sort").out);
+  EXPECT_TRUE(sh("tar tf ours.tar").out.starts_with("one.txt\ndir/\n"));
+  // A first argument that is not all option letters is a PATH, as before.
+  r = sluice_tar("src -c -f p.tar");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  // GNU tar's -j (bzip2) is the thread count here: the message says so.
+  r = sluice_tar("cjf z.tar.bz2 src");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("-j is the thread count"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "z.tar.bz2"));
+}
+
+// --strip-components N extracts what GNU tar extracts (hard link targets stripped too; entries
+// with nothing left are passed over, silently; a hard link whose target has nothing left is
+// refused, status 2, as with GNU tar); listing ignores it, as GNU tar's does.
+TEST_F(Tar, StripComponentsAsGnuTar) {
+  make_src(false);
+  auto r = sh("tar -cf gnu.tar src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (const int n : {1, 2, 3}) {
+    SCOPED_TRACE(n);
+    const std::string ours = fmt::format("ours{}", n);
+    const std::string gnu = fmt::format("gnu{}", n);
+    r = sluice_tar(fmt::format("-x -f gnu.tar -C {} --strip-components {}", ours, n));
+    const auto by_gnu = sh(fmt::format("mkdir {0} && tar -x -f gnu.tar -C {0} --strip-components={1}", gnu, n));
+    EXPECT_EQ(r.status, by_gnu.status) << describe(r) << describe(by_gnu);
+    EXPECT_EQ(r.status, n == 1 ? 0 : 2) << describe(r);
+    if (n == 1) {
+      EXPECT_EQ(r.err, "");
+    }
+    EXPECT_EQ(snapshot(dir_ / ours), snapshot(dir_ / gnu));
+  }
+  EXPECT_NE(r.err.find("hard link target 'src/"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "ours1/dir/nested/random.bin"));
+  EXPECT_TRUE(fs::equivalent(dir_ / "ours1/hard-link-512", dir_ / "ours1/dir/block-512"));
+  r = sluice_tar("-t -f gnu.tar --strip-components 1");
+  EXPECT_EQ(r.out, sh("tar -t -f gnu.tar --strip-components=1").out);
+  EXPECT_NE(r.out.find("src/one.txt"), std::string::npos);
+}
+
+// -T FILE / --files-from: one name a line (empty lines skipped), "-" for stdin, --null for
+// NUL-separated lists (find -print0); an empty list makes an empty archive, as GNU tar.
+TEST_F(Tar, FilesFromListsAsGnuTar) {
+  make_src(false);
+  put("list", testing::to_bytes(std::string("src/one.txt\n\nsrc/dir/nested\nsrc/name with spaces.txt\n")));
+  auto r = sluice_tar("-c -f ours.tar -T list src/empty.txt");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("tar -c -f gnu.tar src/empty.txt -T list");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string gnu_listing = sh("tar -tf gnu.tar | sort").out;
+  EXPECT_EQ(sh("tar -tf ours.tar | sort").out, gnu_listing);
+  EXPECT_NE(gnu_listing.find("src/dir/nested/random.bin"), std::string::npos);
+  // From stdin, and NUL-separated.
+  r = sh("cat list | " + testing::sluice() + " tar -c -f stdin.tar -T - src/empty.txt && tar -tf stdin.tar | sort");
+  EXPECT_EQ(r.out, gnu_listing) << describe(r);
+  r = sh("printf 'src/one.txt\\0src/name with spaces.txt\\0' | " + testing::sluice() +
+         " tar -c --null -T - -f null.tar && tar -tf null.tar");
+  EXPECT_EQ(r.out, "src/one.txt\nsrc/name with spaces.txt\n") << describe(r);
+  // An empty list: an empty archive, as GNU tar makes it.
+  r = sluice_tar("-c -f empty.tar -T /dev/null");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(read_file(dir_ / "empty.tar"), Bytes(10240, 0));
+  // With -x and -t, the names are members.
+  put("members", testing::to_bytes(std::string("src/one.txt\n")));
+  r = sluice_tar("-t -f ours.tar -T members");
+  EXPECT_EQ(r.out, "src/one.txt\n") << describe(r);
+  // A list that cannot be read: named, status 1, no archive.
+  r = sluice_tar("-c -f none.tar -T no-such-list");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("no-such-list"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "none.tar"));
+  r = sluice_tar("-x -f - -T -");
+  EXPECT_EQ(r.status, 2) << describe(r);
+}
+
+// -O: the contents of the files selected, as GNU tar -O writes them (a sparse file with its holes
+// as zeros); nothing is written to disk.
+TEST_F(Tar, ToStdoutWritesTheContentsAndNothingElse) {
+  make_src(false);
+  auto r =
+      sh("truncate -s 3M src/sparse.bin && printf middle | dd of=src/sparse.bin bs=1 seek=1500000 "
+         "conv=notrunc status=none && " +
+         testing::sluice() + " tar -c -S -f x.tar.zst src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("zstd -dc x.tar.zst > x.tar && ls");
+  const std::string before = r.out;
+  // (GNU tar through a pipe: into a file, it seeks to a sparse file's regions as if the file
+  // started the output, and overwrites what came before it.)
+  r = sh(testing::sluice() +
+         " tar -x -O -f x.tar.zst > ours.out && tar -x -O -f x.tar | cat > gnu.out && "
+         "cmp ours.out gnu.out");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_GT(fs::file_size(dir_ / "ours.out"), 5u << 20);
+  r = sh(testing::sluice() + " tar -xOf x.tar.zst src/sparse.bin | cmp - src/sparse.bin && " + testing::sluice() +
+         " tar -xOf x.tar.zst src/dir/block-513 | cmp - src/dir/block-513");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("rm ours.out gnu.out && ls").out, before) << "-O wrote to disk";
+  r = sluice_tar("-x -O -f x.tar src/missing > /dev/null");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("src/missing: not found in archive"), std::string::npos) << r.err;
+  EXPECT_EQ(sluice_tar("-t -O -f x.tar").status, 2);
+}
+
+// -k: an existing file is kept and its entry reported, the others extracted, exit status 2 as
+// GNU tar; by default an existing file is replaced (as GNU tar), never written through.
+TEST_F(Tar, KeepOldFilesAsGnuTar) {
+  make_src(false);
+  auto r = sh("tar -cf x.tar src && mkdir -p ours/src gnu/src && echo old | tee ours/src/one.txt > gnu/src/one.txt");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-x -k -f x.tar -C ours");
+  const auto gnu = sh("tar -x -k -f x.tar -C gnu");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_EQ(gnu.status, 2) << describe(gnu);
+  EXPECT_NE(r.err.find("refusing entry 'src/one.txt' (archive byte "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("it exists already and is kept"), std::string::npos) << r.err;
+  EXPECT_EQ(snapshot(dir_ / "ours"), snapshot(dir_ / "gnu"));
+  EXPECT_EQ(read_file(dir_ / "ours/src/one.txt"), testing::to_bytes(std::string("old\n")));
+  EXPECT_TRUE(fs::exists(dir_ / "ours/src/dir/nested/random.bin"));
+  // Without -k the file is replaced.
+  r = sluice_tar("--keep-old-files -x -f x.tar -C ours src/dir");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  r = sluice_tar("-x -f x.tar -C ours");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(read_file(dir_ / "ours/src/one.txt"), Bytes{'x'});
+}
+
+// --no-recursion stores the directories given without their contents; --one-file-system stores a
+// mount point without what is mounted there: the same entries as GNU tar.
+TEST_F(Tar, NoRecursionAndOneFileSystemAsGnuTar) {
+  make_src(false);
+  auto r = sluice_tar("-c --no-recursion -f ours.tar src src/dir src/one.txt");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("tar -tf ours.tar").out, "src/\nsrc/dir/\nsrc/one.txt\n");
+  EXPECT_EQ(sh("tar -tf ours.tar").out, sh("tar -c --no-recursion -f - src src/dir src/one.txt | tar -t").out);
+  // /dev holds other file systems (devpts, tmpfs at /dev/shm) on Linux.
+  const auto gnu = sh("tar -c --one-file-system -f - -C / dev 2>/dev/null | tar -t | sort");
+  const auto gnu_all = sh("tar -c -f - -C / dev 2>/dev/null | tar -t | sort");
+  if (gnu.out == gnu_all.out) GTEST_SKIP() << "no other file system mounted under /dev";
+  r = sh(testing::sluice() + " tar -c --one-file-system -f dev.tar -C / dev 2>/dev/null; tar -tf dev.tar | sort");
+  EXPECT_EQ(r.out, gnu.out);
+  EXPECT_NE(r.out.find("dev/pts/\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("dev/pts/ptmx"), std::string::npos) << r.out;
+}
+
+// --totals: "Total bytes written: N (X, Y/s)" on stderr, N the bytes of tar (before
+// compression), as GNU tar prints it; "read" when extracting or listing.
+TEST_F(Tar, TotalsAsGnuTar) {
+  make_src(false);
+  auto r = sluice_tar("-c --totals -f x.tar src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const auto size = fs::file_size(dir_ / "x.tar");
+  const std::regex written("Total bytes written: ([0-9]+) \\(([0-9.]+[KMG]iB), [0-9.]+[KMGT]?i?B/s\\)\n");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_match(r.err, match, written)) << r.err;
+  EXPECT_EQ(match[1], std::to_string(size));
+  // The human-readable part is GNU tar's for the same count (gnulib's rounding).
+  const auto gnu = sh("tar -c --totals -f gnu.tar src 2>&1 >/dev/null");
+  std::smatch gnu_match;
+  ASSERT_TRUE(std::regex_match(gnu.err.empty() ? gnu.out : gnu.err, gnu_match, written)) << describe(gnu);
+  if (gnu_match[1] == match[1]) {
+    EXPECT_EQ(gnu_match[2], match[2]);
+  }
+  r = sluice_tar("-c --totals -f x.tar.zst src");
+  ASSERT_TRUE(std::regex_match(r.err, match, written)) << r.err;
+  EXPECT_EQ(match[1], std::to_string(size)) << "the tar stream's bytes, not the compressed file's";
+  for (const std::string mode : {"-x -C out", "-t"}) {
+    r = sluice_tar(mode + " --totals -f x.tar.zst > /dev/null");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_TRUE(r.err.starts_with(fmt::format("Total bytes read: {} (", size))) << r.err;
+  }
+}
+
+// Names with control characters and backslashes are listed escaped, as GNU tar lists them.
+TEST_F(Tar, ListingEscapesNamesAsGnuTar) {
+  python(R"(
+import io, tarfile
+t = tarfile.open('odd.tar', 'w', format=tarfile.PAX_FORMAT)
+for name in ['new\nline', 'tab\there', 'esc\033[31mred', 'back\\slash', 'del\x7f', 'bell\a', 'cr\r', 'vt\v\f',
+             'quote"s\'', 'plain name']:
+    info = tarfile.TarInfo(name); info.size = 1; t.addfile(info, io.BytesIO(b'x'))
+link = tarfile.TarInfo('sym\nlink'); link.type = tarfile.SYMTYPE; link.linkname = 'tar\tget'; t.addfile(link)
+t.close()
+)");
+  const auto ours = sluice_tar("-t -f odd.tar");
+  ASSERT_EQ(ours.status, 0) << describe(ours);
+  EXPECT_EQ(ours.out, sh("LC_ALL=C.UTF-8 tar -t -f odd.tar").out);
+  EXPECT_NE(ours.out.find("new\\nline\n"), std::string::npos) << ours.out;
+  EXPECT_NE(ours.out.find("esc\\033[31mred\n"), std::string::npos) << ours.out;
+  EXPECT_NE(ours.out.find("back\\\\slash\n"), std::string::npos) << ours.out;
+  // The long form: the names (and the link target) after the time, as GNU tar's.
+  const std::string names_only = " | sed 's/^.* [0-9][0-9]:[0-9][0-9] //'";
+  EXPECT_EQ(sh(testing::sluice() + " tar -t -v -f odd.tar" + names_only).out,
+            sh("LC_ALL=C.UTF-8 tar -t -v -f odd.tar" + names_only).out);
+}
+
+// --owner NAME / --group NAME store the ids the system gives those names (GNU tar does so too);
+// NAME:ID stores both as given; a name the system does not know is an error.
+TEST_F(Tar, OwnerAndGroupNamesTakeTheSystemsIds) {
+  make_src(false);
+  // A user and a group that are not the current ones, so that the ids stored cannot be the files'.
+  const auto user = sh("getent passwd | awk -F: -v me=$(id -u) '$3 != me { print $1 \" \" $3; exit }'");
+  const auto group = sh("getent group | awk -F: -v me=$(id -g) '$3 != me { print $1 \" \" $3; exit }'");
+  std::istringstream users(user.out), groups(group.out);
+  std::string user_name, group_name;
+  int uid = -1, gid = -1;
+  users >> user_name >> uid;
+  groups >> group_name >> gid;
+  ASSERT_GE(uid, 0) << describe(user);
+  ASSERT_GE(gid, 0) << describe(group);
+  auto r = sluice_tar(fmt::format("-c -f x.tar --owner {} --group {} src", user_name, group_name));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r =
+      sh("python3 -c \"import tarfile; m = tarfile.open('x.tar').getmembers()[1]; print(m.uname, m.uid, m.gname, "
+         "m.gid)\"");
+  EXPECT_EQ(r.out, fmt::format("{} {} {} {}\n", user_name, uid, group_name, gid)) << describe(r);
+  r = sh("tar -tv --numeric-owner -f x.tar | head -1");
+  EXPECT_NE(r.out.find(fmt::format(" {}/{} ", uid, gid)), std::string::npos) << r.out;
+  // NAME:ID as given, even for names this system does not know.
+  r = sluice_tar("-c -f y.tar --owner no-such-user-here:4242 --group no-such-group-here:4343 src");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("tar -tv -f y.tar | head -1 && tar -tv --numeric-owner -f y.tar | head -1");
+  EXPECT_NE(r.out.find("no-such-user-here/no-such-group-here"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4242/4343"), std::string::npos) << r.out;
+  // An unknown name alone: an error naming it, and no archive.
+  for (const std::string flag : {"--owner", "--group"}) {
+    r = sluice_tar("-c -f z.tar " + flag + " no-such-name-here src");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find(flag + ": no "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("'no-such-name-here' on this system"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "z.tar"));
+  }
+}
+
+// Exit status 2 when entries were refused and the rest extracted, as GNU tar's for the same
+// archive; 1 for a fatal error (exit_status.h).
+TEST_F(Tar, ExitStatusTwoWhenEntriesWereRefusedAsGnuTar) {
+  python(R"(
+import io, tarfile
+t = tarfile.open('dots.tar', 'w')
+for name in ['ok.txt', 'a/../../escape.txt', 'ok2.txt']:
+    info = tarfile.TarInfo(name); info.size = 1; t.addfile(info, io.BytesIO(b'x'))
+t.close()
+)");
+  const auto gnu = sh("mkdir gnu && tar -x -f dots.tar -C gnu");
+  const auto ours = sluice_tar("-x -f dots.tar -C ours");
+  EXPECT_EQ(gnu.status, 2) << describe(gnu);
+  EXPECT_EQ(ours.status, 2) << describe(ours);
+  EXPECT_EQ(snapshot(dir_ / "ours", false), snapshot(dir_ / "gnu", false));
+  EXPECT_FALSE(fs::exists(dir_ / "escape.txt"));
+  // A fatal error: the archive cannot be read.
+  EXPECT_EQ(sluice_tar("-x -f no-such.tar -C ours").status, 1);
 }
 
 // ---- Malicious archives ----

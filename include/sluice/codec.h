@@ -70,6 +70,9 @@ struct CodecInfo {
   std::vector<std::string> other_extensions;
   // Suffixes that stand for ".tar" and this format (".tgz", ".taz"), as tar and gzip know them.
   std::vector<std::string> tar_suffixes;
+  // The short option that names this format to tar programs ('z': gzip, as GNU tar and bsdtar
+  // take it); 0: none. `sluice tar` accepts it beside --NAME.
+  char tar_letter = 0;
   // What the format's independent pieces are called in messages ("member", "frame").
   std::string unit_noun = "frame";
   // A default chunk size for tar archives, when larger than default_chunk_bytes pays there

@@ -115,7 +115,13 @@ struct TarCreateOptions {
   // Entries to leave out, by GNU tar's --exclude rules (TarExclude); an excluded directory is
   // not walked.
   std::vector<std::string> exclude;
-  // Applied to every entry when set, for reproducible archives.
+  // Walk directories given (false: a directory given is stored without its contents).
+  bool recursive = true;
+  // Do not walk into a directory on another file system than the one it lies in (a mount
+  // point is stored as an empty directory), as GNU tar's --one-file-system.
+  bool one_file_system = false;
+  // Applied to every entry when set, for reproducible archives. A name given without an id takes
+  // the id this system gives it (resolve_tar_user, resolve_tar_group).
   std::optional<std::int64_t> mtime_seconds;
   TarOwner owner;
   TarOwner group;
@@ -133,6 +139,13 @@ struct TarCreateOptions {
 
 // "NAME", "NAME:ID", "ID" or "+ID" (as GNU tar's --owner/--group). Throws Error (kUsage).
 TarOwner parse_tar_owner(const std::string& text);
+// An owner or group given by name only, with the id this system's user or group database gives
+// that name (getpwnam, getgrnam), as GNU tar finds it; others as they are. Throws Error (kUsage)
+// for a name the system does not know (GNU tar would store the file's own id under it), so
+// that an archive never records a name with an id that is not its own: give NAME:ID for it.
+// TarWriterSource resolves its options' owner and group itself.
+TarOwner resolve_tar_user(TarOwner owner);
+TarOwner resolve_tar_group(TarOwner group);
 // "@SECONDS", "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" or "YYYY-MM-DDTHH:MM:SS", in UTC: seconds since
 // 1970 (as GNU tar's --mtime). Throws Error (kUsage).
 std::int64_t parse_tar_mtime(const std::string& text);
@@ -187,6 +200,13 @@ struct TarExtractOptions {
   bool same_owner = false;            // restore uid/gid (only when running as root)
   bool devices = false;               // create device nodes (only when running as root)
   bool strict = false;                // a refused or failed entry is an error instead of a warning
+  // Leading components taken off each name (and each hard link's target) before it is extracted,
+  // as GNU tar's --strip-components: "a/b/c" with 1 is "b/c". Entries left with no name are passed
+  // over. Members and exclusions match the names as stored.
+  std::size_t strip_components = 0;
+  // An entry whose name exists already (other than a directory) is refused, and what is there
+  // kept (GNU tar's --keep-old-files); by default it is replaced, never written through.
+  bool keep_existing = false;
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.
@@ -217,6 +237,11 @@ TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options
 // bytes are what compress() makes of it (the gzip header records its base name and time). Other
 // entries, and sparse files, are made as extract_tar makes them, under the same rules.
 TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& options, const CompressOptions& compress);
+
+// `path` without its first `count` components, as GNU tar's --strip-components counts them
+// (leading slashes skipped, then a component ends at each run of slashes: "./a/b" with 1 is "a/b");
+// "" when nothing is left.
+std::string strip_tar_components(const std::string& path, std::size_t count);
 
 // Picks entries by the member names a user gave (as `tar -x ARCHIVE MEMBER...` does): an entry
 // is selected if its path equals a member or lies under one. Paths compare without "./" and
