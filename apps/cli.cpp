@@ -2,6 +2,7 @@
 #include "apps/cli.h"
 
 #include "apps/exit_status.h"
+#include "apps/progress.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -188,6 +189,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("--synchronous", options.synchronous, "Flush every output to disk before publishing it");
   app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
+  add_progress_flags(app, options);
 
   CLI::App* demo = app.add_subcommand(
       "demo", "Compress a built-in sample (or FILE) with every codec, check the round trip, print a table");
