@@ -1,6 +1,7 @@
 // Command-line parsing with CLI11, plus the gzip/zstd habit of level flags like -9 and -19.
 #include "apps/cli.h"
 
+#include "apps/demo.h"
 #include "apps/exit_status.h"
 #include "apps/progress.h"
 
@@ -197,6 +198,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
   add_threads_option(*demo, options.threads);
   add_pin_flag(*demo);
+  demo->footer(demo_help_footer());  // not the main command's
 
   std::vector<std::string> args = rewrite_level_flags(argc, argv);
   std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
