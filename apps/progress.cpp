@@ -86,6 +86,11 @@ ProgressSetup progress_setup(const CliOptions& options) {
     return {terminal ? ProgressStyle::kBar : ProgressStyle::kLines, /*forced=*/true, counts_written};
   }
   if (!terminal || options.verbose) return {};
+  // Data or --json records going to the same terminal would be mixed with the bar.
+  const bool stdin_only = options.files.empty() || (options.files.size() == 1 && options.files.front() == "-");
+  const bool writes_stdout =
+      options.mode != Mode::kTest && (options.to_stdout || (stdin_only && options.output_path.empty()));
+  if ((writes_stdout || options.json) && ::isatty(STDOUT_FILENO)) return {};
   return {ProgressStyle::kBar, false, counts_written};
 }
 

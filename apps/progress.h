@@ -42,8 +42,9 @@ struct ProgressSetup {
   bool counts_written = false;
 };
 // From --progress/--no-progress, -q, -v and whether stderr is a terminal: by default the bar, on
-// a terminal only, and not with -q or -v (which prints its own lines); --progress shows it
-// anywhere (lines where stderr is not a terminal), even with -v; -q and --no-progress turn it off.
+// a terminal only, and not with -q or -v (which prints its own lines), nor when data or --json
+// records go to that terminal too; --progress shows it anywhere (lines where stderr is not a
+// terminal), even with -v; -q and --no-progress turn it off.
 ProgressSetup progress_setup(const CliOptions& options);
 
 // The bytes of a run's inputs when all of them are known: `file_bytes` (of the regular files

@@ -75,6 +75,23 @@ TEST_F(Progress, DecompressingAndTestingShowItToo) {
   EXPECT_TRUE(contains(r.out, "sluice: 1 file, ")) << r.out;
 }
 
+TEST_F(Progress, NotByDefaultWhenDataOrRecordsGoToTheSameTerminal) {
+  put("big.txt", text_bytes(4 << 20, 14));
+  ASSERT_EQ(sluice("-F lz4 big.txt").status, 0);
+  auto r = on_terminal("-dc big.txt.lz4 > copy.txt");  // stdout a file: shown
+  EXPECT_TRUE(contains(r.out, "sluice: 1 file, ")) << r.out;
+  r = on_terminal("-dc big.txt.lz4");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_FALSE(contains(r.out, "\033[K")) << "no bar in the data";
+  EXPECT_FALSE(contains(r.out, "sluice: 1 file, "));
+  r = on_terminal("-t --json big.txt.lz4");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "{\"input\": \"big.txt.lz4\"")) << r.out;
+  EXPECT_FALSE(contains(r.out, "\033[K")) << r.out;
+  r = on_terminal("--progress -t --json big.txt.lz4");  // unless asked for
+  EXPECT_TRUE(contains(r.out, "sluice: 1 file, ")) << r.out;
+}
+
 TEST_F(Progress, APipeShowsNothingByDefault) {
   put("big.txt", text_bytes(4 << 20, 3));
   auto r = on_pipe("-F lz4 big.txt");
