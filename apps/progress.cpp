@@ -216,29 +216,47 @@ std::string ProgressBar::line(Clock::time_point now) {
   const double span = std::chrono::duration<double>(now - then.at).count();
   const double done_rate = span > 0 ? static_cast<double>(counts.done - std::min(counts.done, then.done)) / span : 0;
   const double read_rate = span > 0 ? static_cast<double>(counts.read - std::min(counts.read, then.read)) / span : 0;
-  std::string text = human_bytes(counts.done);
   // A total the inputs outgrew (a file appended to while read) is no longer one.
   const bool known = total_bytes_ && *total_bytes_ > 0 && counts.read <= *total_bytes_;
+  std::string amount = human_bytes(counts.done);
   if (known) {
-    text += fmt::format(" of {} ({:.0f}%)", human_bytes(*total_bytes_),
-                        std::floor(100.0 * static_cast<double>(counts.done) / static_cast<double>(*total_bytes_)));
+    // "12.0 of 40.0 MiB": the unit once where both have it.
+    const std::string total = human_bytes(*total_bytes_);
+    const std::string unit = total.substr(total.rfind(' '));
+    if (unit != " B" && amount.ends_with(unit)) amount.resize(amount.size() - unit.size());
+    amount += fmt::format(" of {} ({:.0f}%)", total,
+                          std::floor(100.0 * static_cast<double>(counts.done) / static_cast<double>(*total_bytes_)));
   }
-  if (counts.read > counts.done) text += fmt::format(" done, {} read", human_bytes(counts.read));
-  text += fmt::format(", {:.1f} MB/s, {} elapsed", (done_rate > 0 ? done_rate : read_rate) / 1e6, clock_time(elapsed));
+  // The parts after the amount, each dropped (in this order) where a terminal is too narrow.
+  std::string read;
+  if (counts.read > counts.done) read = fmt::format(" done, {} read", human_bytes(counts.read));
+  std::string elapsed_part = fmt::format(", {} elapsed", clock_time(elapsed));
+  std::string eta;
   if (known && counts.done < *total_bytes_ && done_rate > 0) {
-    text += fmt::format(", ETA {}", clock_time(static_cast<double>(*total_bytes_ - counts.done) / done_rate));
+    eta = fmt::format(", ETA {}", clock_time(static_cast<double>(*total_bytes_ - counts.done) / done_rate));
   }
+  std::string rate = fmt::format(", {:.1f} MB/s", (done_rate > 0 ? done_rate : read_rate) / 1e6);
   std::string prefix;
   if (total_files_ > 1) prefix = fmt::format("[{}/{} files] ", files_.load(std::memory_order_relaxed), total_files_);
   std::string name = printable(name_);
-  if (setup_.style == ProgressStyle::kBar && !name.empty()) {
-    // One line of the terminal: a long name loses its start.
-    const std::size_t fixed = prefix.size() + 2 + text.size();
+  const auto text = [&] { return amount + read + rate + elapsed_part + eta; };
+  if (setup_.style == ProgressStyle::kBar) {
+    // One line of the terminal (a longer one would wrap, and the bar could no longer be redrawn):
+    // the name keeps at least its last 16 characters while other parts go; then it loses its start.
     const std::size_t columns = terminal_columns() - 1;
+    const std::size_t name_room = std::min<std::size_t>(name.size(), 16) + (name.empty() ? 0 : 2);
+    for (std::string* part : {&elapsed_part, &read, &eta, &rate}) {
+      if (prefix.size() + name_room + text().size() <= columns) break;
+      part->clear();
+    }
+    const std::size_t fixed = prefix.size() + 2 + text().size();
     const std::size_t room = columns > fixed ? columns - fixed : 0;
     if (name.size() > room) name = room > 8 ? "..." + name.substr(name.size() - (room - 3)) : "";
+    std::string all = prefix + (name.empty() ? "" : name + ": ") + text();
+    if (all.size() > columns) all.resize(columns);
+    return all;
   }
-  return prefix + (name.empty() ? "" : name + ": ") + text;
+  return prefix + (name.empty() ? "" : name + ": ") + text();
 }
 
 void ProgressBar::draw(Clock::time_point now) {

@@ -61,6 +61,25 @@ TEST_F(Progress, ASingleFileOnATerminalShowsItsNameRateAndASummary) {
   EXPECT_EQ(sh("test -s big.txt.lz4 && lz4 -dc big.txt.lz4 | cmp - big.txt").status, 0);
 }
 
+TEST_F(Progress, TheBarFitsANarrowTerminal) {
+  put("a-file-with-a-rather-long-name-indeed.txt", text_bytes(4 << 20, 15));
+  const auto r =
+      sh(fmt::format("script -qec {} /dev/null", quote("stty cols 40; SLUICE_PROGRESS_DELAY_MS=0 " + testing::sluice() +
+                                                       " -F lz4 a-file-with-a-rather-long-name-indeed.txt")));
+  ASSERT_EQ(r.status, 0) << describe(r);
+  std::size_t bars = 0;
+  for (std::size_t at = 0; (at = r.out.find("\r\033[K", at)) != std::string::npos;) {
+    at += 4;
+    const std::size_t end = r.out.find_first_of("\r\n", at);
+    const std::string bar = r.out.substr(at, end - at);
+    if (bar.empty() || bar.starts_with("sluice: ")) continue;  // erased; the summary
+    ++bars;
+    EXPECT_LE(bar.size(), 39u) << "wraps a 40-column terminal: " << bar;
+  }
+  EXPECT_GT(bars, 0u) << r.out;
+  EXPECT_TRUE(contains(r.out, "sluice: 1 file, ")) << r.out;
+}
+
 TEST_F(Progress, DecompressingAndTestingShowItToo) {
   put("big.txt", text_bytes(4 << 20, 2));
   ASSERT_EQ(sluice("-F zstd big.txt").status, 0);
