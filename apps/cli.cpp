@@ -1,7 +1,9 @@
 // Command-line parsing with CLI11, plus the gzip/zstd habit of level flags like -9 and -19.
 #include "apps/cli.h"
 
+#include "apps/demo.h"
 #include "apps/exit_status.h"
+#include "apps/progress.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -282,13 +284,15 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("--synchronous", options.synchronous, "Flush every output to disk before publishing it");
   app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
+  add_progress_flags(app, options);
 
   CLI::App* demo = app.add_subcommand(
       "demo", "Compress a built-in sample (or FILE) with every codec, check the round trip, print a table");
   demo->add_option("--size", demo_size, "Size of the built-in sample (default 32M)")->type_name("SIZE");
-  demo->add_option("files", options.files, "Use these files instead of the built-in sample")->type_name("FILE...");
+  demo->add_option("FILE", options.files, "Use these files instead of the built-in sample")->type_name("");
   add_threads_option(*demo, options.threads);
   add_pin_flag(*demo);
+  demo->footer(demo_help_footer());  // not the main command's
   // Commands with options of their own, dispatched before this parser (main.cpp): listed here
   // so that --help shows them under Subcommands.
   for (const auto& [name, what] : std::initializer_list<std::pair<const char*, const char*>>{

@@ -65,6 +65,9 @@ void add_pin_flag(CLI::App& app);
 
 enum class Mode { kCompress, kDecompress, kTest, kList, kDemo };
 
+// --progress / --no-progress (apps/progress.h): by default, shown when stderr is a terminal.
+enum class ProgressWhen { kAuto, kAlways, kNever };
+
 struct CliOptions {
   Mode mode = Mode::kCompress;
   std::vector<std::string> files;  // "-" is stdin; empty means stdin
@@ -81,6 +84,7 @@ struct CliOptions {
   std::size_t chunk_bytes = 0;     // --chunk-size; 0: codec default
   bool quiet = false;              // -q
   bool verbose = false;            // -v
+  ProgressWhen progress = ProgressWhen::kAuto;  // --progress, --no-progress
   bool recursive = false;          // -r: walk directories
   std::string output_dir;          // --output-dir
   bool fail_fast = false;          // --fail-fast

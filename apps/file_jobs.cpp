@@ -456,7 +456,9 @@ int run_file_jobs(const CliOptions& given) {
   if (options.mode == Mode::kList) return list_files(options, plan);
   const std::size_t total_files = plan.jobs.size() + plan.failures.size();
 
-  ProgressBar progress(!options.quiet && !options.verbose && ::isatty(STDERR_FILENO), total_files, plan.total_bytes);
+  const bool reads_stdin =
+      std::any_of(plan.jobs.begin(), plan.jobs.end(), [](const FileJob& job) { return job.input == "-"; });
+  ProgressBar progress(progress_setup(options), total_files, known_input_bytes(plan.total_bytes, reads_stdin));
   std::vector<std::string> failed_inputs;
   std::size_t warnings = 0;
   const bool compressing = options.mode == Mode::kCompress;
@@ -522,7 +524,9 @@ int run_file_jobs(const CliOptions& given) {
   batch.create_directories = !options.output_dir.empty();
   batch.discard_output = options.mode == Mode::kTest;
   batch.on_item_done = [&](std::size_t index, const ItemResult& item) { report_item(plan.job_positions[index], item); };
-  batch.on_progress = [&](std::uint64_t bytes) { progress.bytes_done(bytes); };
+  batch.on_progress = [&](std::uint64_t bytes) { progress.bytes_read(bytes); };
+  batch.on_written = [&](std::uint64_t bytes) { progress.bytes_written(bytes); };
+  batch.on_item_begin = [&](std::size_t i) { progress.item_begun(plan.jobs[i].input); };
 
   BatchReport report;
   if (options.fail_fast && !plan.failures.empty()) {
@@ -557,7 +561,7 @@ int run_file_jobs(const CliOptions& given) {
       return exit_status(e);
     }
   }
-  progress.clear();
+  progress.finish(summary_of(report, compressing, plan.failures.size()));
 
   const std::size_t failures = failed_inputs.size();
   if (options.json) {

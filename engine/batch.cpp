@@ -200,13 +200,14 @@ class Report {
 class FileStreams final : public StreamSet {
  public:
   FileStreams(const std::vector<FileJob>& jobs, const FileBatchOptions& batch, Report& report)
-      : report_(report) {
+      : batch_(batch), report_(report) {
     items_.reserve(jobs.size());
     for (const auto& job : jobs) items_.push_back(std::make_unique<FileItem>(job, batch));
   }
   std::size_t size() const override { return items_.size(); }
   ByteSource& open_source(std::size_t i, StreamInfo& info) override {
     begun_ = true;
+    if (batch_.on_item_begin) batch_.on_item_begin(i);  // on the reader's thread, as on_read
     return items_[i]->open_source(&info);
   }
   void close_source(std::size_t i) noexcept override { items_[i]->close_source(); }
@@ -223,6 +224,7 @@ class FileStreams final : public StreamSet {
 
  private:
   std::vector<std::unique_ptr<FileItem>> items_;
+  const FileBatchOptions& batch_;
   Report& report_;
   std::atomic<bool> begun_{false};
 };
@@ -277,7 +279,8 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
   FileStreams streams(jobs, batch, report);
   CompressOptions run = options;
   run.on_stream_error = batch.fail_fast ? FailurePolicy::kStopRun : FailurePolicy::kSkipStream;
-  if (batch.on_progress && !run.on_progress) run.on_progress = batch.on_progress;
+  if (batch.on_progress && !run.on_read) run.on_read = batch.on_progress;
+  if (batch.on_written && !run.on_progress) run.on_progress = batch.on_written;
   CompressStats stats;
   try {
     stats = compress_stream_set(streams, run);
@@ -314,24 +317,37 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
   // Outputs to stdout must come out in job order: then one file at a time.
   const bool to_stdout = std::any_of(jobs.begin(), jobs.end(), [](const FileJob& job) { return job.output.empty(); });
   std::atomic<bool> stop{false};
-  std::uint64_t progress = 0;  // guarded by progress_mutex
-  std::mutex progress_mutex;
+  std::uint64_t progress = 0;  // bytes read from all inputs; guarded by progress_mutex
+  std::mutex progress_mutex;   // the callbacks are never called concurrently
 
   const auto decode_one = [&](std::size_t i) {
     if (stop.load()) return;
     const auto began = Clock::now();
+    if (batch.on_item_begin) {
+      std::lock_guard lock(progress_mutex);
+      batch.on_item_begin(i);
+    }
     FileItem item(jobs[i], batch);
     std::uint64_t input_bytes = 0;
-    const auto progressed = [&] {
-      if (!batch.on_progress) return;
+    std::uint64_t reported = 0;  // of this file's bytes, those in `progress`
+    const auto count_read = [&](std::uint64_t file_bytes) {
       std::lock_guard lock(progress_mutex);
-      batch.on_progress(progress += input_bytes);
+      if (options.on_read) options.on_read(file_bytes);  // this file's count, as decompress() gives it
+      if (!batch.on_progress || file_bytes <= reported) return;
+      progress += file_bytes - reported;
+      reported = file_bytes;
+      batch.on_progress(progress);
     };
+    const auto progressed = [&] {
+      if (batch.on_progress && input_bytes > reported) count_read(input_bytes);
+    };
+    DecompressOptions file_options = options;
+    if (batch.on_progress || options.on_read) file_options.on_read = count_read;
     try {
       ByteSource& source = item.open_source(nullptr);
       CountingSink sink(item.open_sink());
       try {
-        const DecompressStats stats = decompress(source, sink, options);
+        const DecompressStats stats = decompress(source, sink, file_options);
         input_bytes = stats.input_bytes;
         item.commit();
       } catch (const Error& e) {

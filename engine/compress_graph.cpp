@@ -96,9 +96,16 @@ class StreamStates {
 class ChunkReader {
  public:
   ChunkReader(StreamSet& set, StreamStates& states, std::vector<StreamInfo>& infos, ChunkPool& pool,
-              std::size_t chunk_bytes, std::size_t history_bytes, FirstError& run_error)
-      : set_(set), states_(states), infos_(infos), pool_(pool), chunk_bytes_(chunk_bytes),
-        history_limit_(history_bytes), run_error_(run_error) {}
+              std::size_t chunk_bytes, std::size_t history_bytes, FirstError& run_error,
+              const std::function<void(std::uint64_t)>& on_read)
+      : set_(set),
+        states_(states),
+        infos_(infos),
+        pool_(pool),
+        chunk_bytes_(chunk_bytes),
+        history_limit_(history_bytes),
+        run_error_(run_error),
+        on_read_(on_read) {}
 
   Chunk* next(tbb::flow_control& control) {
     if (!run_error_.failed()) {
@@ -206,7 +213,13 @@ class ChunkReader {
     if (!tail_.empty()) std::memcpy(chunk->input.data(), tail_.data(), tail_.size());
     std::size_t got = 0;
     try {
-      got = source_->read_full(chunk->input.data() + tail_.size(), chunk_bytes_);
+      // read_full(), telling on_read after every read() so that a slow pipe shows as it trickles.
+      while (got < chunk_bytes_) {
+        const std::size_t n = source_->read(chunk->input.data() + tail_.size() + got, chunk_bytes_ - got);
+        if (n == 0) break;
+        got += n;
+        read(n);
+      }
     } catch (...) {
       pool_.release(chunk);
       throw;
@@ -241,7 +254,14 @@ class ChunkReader {
     chunk->history_bytes = history;
     chunk->keep = window_;
     stream_offset_ += chunk_bytes_;
+    read(chunk_bytes_);
     return chunk;
+  }
+
+  // `bytes` more were taken from the input: read, or cut from the mapping.
+  void read(std::size_t bytes) {
+    bytes_read_ += bytes;
+    if (on_read_) on_read_(bytes_read_);
   }
 
   // The history the next chunk gets: the codec's, or all of the stream so far if that is less.
@@ -271,6 +291,8 @@ class ChunkReader {
   const std::size_t chunk_bytes_;
   const std::size_t history_limit_;
   FirstError& run_error_;
+  const std::function<void(std::uint64_t)>& on_read_;
+  std::uint64_t bytes_read_ = 0;  // of all streams, for on_read_
   std::size_t stream_ = 0;
   std::size_t streams_begun_ = 0;
   ByteSource* source_ = nullptr;
@@ -407,8 +429,8 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   ChunkPool pool;
   // Header metadata: the reader fills in a stream's entry before emitting its first chunk.
   std::vector<StreamInfo> infos(set.size());
-  ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes,
-                           run_error);
+  ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes, run_error,
+                           options.on_read);
   StreamWriter stream_writer(set, states, codec, options, stats);
   ChunkCompressors compressors(codec, states);
 
@@ -485,6 +507,7 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& 
   } catch (...) {
     std::rethrow_exception(detail::current_error_with_context(kName, 0));  // the context goes with it
   }
+  if (options.on_read) options.on_read(input.size());
   if (options.on_progress) options.on_progress(input.size());
   // Kept for the next call only after a small input: a context sized for a large one (zstd's
   // tables at a high level reach tens of MiB) is not held for the life of the thread.

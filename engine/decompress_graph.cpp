@@ -216,6 +216,10 @@ class PieceReader {
     in_callers_graph_ = in_callers_graph;
   }
 
+  // Tells `on_read` (when it holds a function) the bytes taken from the source so far, as they are
+  // read or cut from a mapping (DecompressOptions::on_read).
+  void report_reads(const std::function<void(std::uint64_t)>* on_read) { on_read_ = on_read; }
+
   // The next bytes of the stream (`last`: and then it ends); take the pieces with next_fed()
   // until it returns null. `bytes` must stay valid until then.
   void feed(ByteView bytes, bool last) {
@@ -249,18 +253,19 @@ class PieceReader {
 
   // The next piece; null at the end (or after a failure).
   Chunk* next() {
+    Chunk* chunk = nullptr;
     if (!errors_.failed() && !done_) {
       try {
-        if (Chunk* chunk = next_piece()) return chunk;
+        chunk = next_piece();
       } catch (...) {
         // The failure goes down the graph in order, after the pieces before it.
         done_ = true;
-        Chunk* chunk = piece(Piece::kMarker, {}, offset_, 0);
+        chunk = piece(Piece::kMarker, {}, offset_, 0);
         chunk->error = detail::current_error_with_context(name_, offset_);
-        return chunk;
       }
     }
-    return nullptr;
+    progressed();
+    return chunk;
   }
 
   std::uint64_t bytes_read() const { return offset_ + buffered(); }
@@ -275,6 +280,14 @@ class PieceReader {
  private:
   std::size_t buffered() const { return bytes_.size() - position_; }
   ByteView view() const { return bytes_.subspan(position_); }
+
+  // Calls on_read_ if more was taken from the source: from a mapping, what was cut into pieces
+  // (a window maps ahead of the decoding); from reads, all that was read.
+  void progressed() {
+    if (!on_read_ || !*on_read_) return;
+    const std::uint64_t bytes = window_ ? offset_ : offset_ + buffered();
+    if (bytes > reported_) (*on_read_)(reported_ = bytes);
+  }
 
   Chunk* next_piece() {
     for (;;) {
@@ -412,6 +425,7 @@ class PieceReader {
     block.resize(old_size + got);
     bytes_ = block.view().subspan(0, old_size + got);
     if (got == 0) eof_ = true;
+    progressed();
     return got > 0;
   }
 
@@ -475,6 +489,8 @@ class PieceReader {
   bool speculated_ = false;  // a speculative unit was cut: the writer ends the stream
   const std::atomic<bool>* guesses_failed_ = nullptr;
   bool in_callers_graph_ = false;
+  const std::function<void(std::uint64_t)>* on_read_ = nullptr;
+  std::uint64_t reported_ = 0;  // the last count given to on_read_
   bool eof_ = false;
   bool done_ = false;
   std::uint64_t sequence_ = 0;
@@ -670,7 +686,7 @@ class PieceWriter {
 // graph). The same pieces in the same order either way, so the same output and the same errors.
 void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                        std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
-                       DecompressStats& stats, bool in_caller) {
+                       const std::function<void(std::uint64_t)>& on_read, DecompressStats& stats, bool in_caller) {
   OutputNamingSink sink(output_sink);
   std::optional<flow::graph> graph;  // none in the caller: making one would start oneTBB's workers
   if (!in_caller) graph.emplace();
@@ -684,6 +700,7 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
   PieceReader piece_reader(source, std::move(start), codec.info(), splitter.get(), pool, blocks, errors);
   std::atomic<bool> guesses_failed{false};
   piece_reader.watch_guesses(&guesses_failed, /*in_callers_graph=*/in_caller);
+  piece_reader.report_reads(&on_read);
   UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/!in_caller);
   PieceWriter piece_writer(sink, codec, splitter.get(), in_caller ? 1 : threads, max_output, errors, source.name(),
                            stats);
@@ -847,7 +864,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     // large block) runs on this thread, and waiting for it never picks up a caller's other work.
     const auto in_caller = [&] {
       run_decompression(source, sink, std::move(stream_start), *codec, 1, 0, options.max_output_bytes, options.stop,
-                        stats, /*in_caller=*/true);
+                        options.on_read, stats, /*in_caller=*/true);
     };
     if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
       tbb::this_task_arena::isolate(in_caller);
@@ -860,7 +877,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   }
   const auto run = [&] {
     run_decompression(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
-                      options.max_output_bytes, options.stop, stats, /*in_caller=*/false);
+                      options.max_output_bytes, options.stop, options.on_read, stats, /*in_caller=*/false);
   };
   if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
       tbb::this_task_arena::max_concurrency() == threads) {

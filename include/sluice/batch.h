@@ -84,8 +84,22 @@ struct FileBatchOptions {
   bool discard_output = false;      // decode and check only (sluice -t): write nothing
   // Called once per item as it completes (published, failed or skipped), never concurrently.
   std::function<void(std::size_t index, const ItemResult&)> on_item_done;
-  // Called with the total bytes consumed from the inputs so far (for progress displays).
+  // Called with the bytes read from the inputs so far, all items together (for progress
+  // displays): uncompressed bytes when compressing, compressed bytes when decompressing. It counts
+  // what the sources have given, not what has been written: it moves after every read() of a pipe
+  // (a slow stdin), as chunks are cut from a mapped file, and while the first chunk of a slow
+  // level is still being compressed (CompressOptions::on_read, DecompressOptions::on_read). It
+  // ends at the sum of the items' input_bytes, or more where an item failed part-way or had
+  // trailing garbage. Never called concurrently with itself or on_item_begin.
   std::function<void(std::uint64_t input_bytes)> on_progress;
+  // Compressing: called by the writer with the input bytes whose compressed form has been written
+  // so far, all items together (CompressOptions::on_progress). It lags on_progress by the chunks
+  // in flight: with a mapped input and a slow level, by many seconds. Not called decompressing,
+  // where decoding keeps up with reading.
+  std::function<void(std::uint64_t input_bytes)> on_written;
+  // Called as the batch begins an item (before opening its input), so that a display can name
+  // the file being read. Decompressing, several items are read side by side: the latest begun.
+  std::function<void(std::size_t index)> on_item_begin;
 };
 
 // Compresses every job in one graph run. Outputs are written atomically (temporary file, then

@@ -37,6 +37,11 @@ struct CompressOptions {
   FailurePolicy on_stream_error = FailurePolicy::kStopRun;
   // Called by the writer after each chunk with the uncompressed bytes written so far.
   std::function<void(std::uint64_t input_bytes_done)> on_progress;
+  // Called by the reader with the bytes taken from the inputs so far, all streams of the run
+  // together: after every read() of a pipe or file (so it moves while a slow input trickles in,
+  // long before the first chunk is compressed), and after every chunk cut from a mapped file. It
+  // runs ahead of on_progress by the chunks in flight. One call at a time, on the reader's thread.
+  std::function<void(std::uint64_t input_bytes_read)> on_read;
   // Stops the run from outside (a Python binding on Ctrl-C, a service shutting down): once
   // requested, no new chunk starts, the graph is cancelled and the call throws Error(kCancelled).
   std::stop_token stop;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stop_token>
@@ -28,6 +29,10 @@ struct DecompressOptions {
   // The backend to decode a codec with, by codec name (e.g. {"gzip", "zlib"}); a codec not named
   // here, or a map left empty, decodes with the codec's own choice.
   std::map<std::string, std::string> backends;
+  // Called by the reader with the compressed bytes taken from the input so far: after every
+  // read() of a pipe or file, and as pieces are cut from a mapped file (before they are decoded).
+  // One call at a time, on the reader's thread.
+  std::function<void(std::uint64_t input_bytes_read)> on_read;
   // Stops the run from outside: once requested, no new piece starts, the graph is cancelled and
   // the call throws Error(kCancelled).
   std::stop_token stop;
