@@ -140,14 +140,14 @@ void add_codec_flags(CLI::App& app, CodecFlags& flags) {
                                            fmt::format("{}: the library that compresses and decompresses (default: "
                                                        "the fastest per level)",
                                                        name))
-          ->check(CLI::IsMember(info.backends).description(""))
+          ->check(CLI::IsMember(info.backends))
           ->type_name(fmt::format("{}", fmt::join(info.backends, "|")));
     }
     for (const CodecKnob& knob : info.knobs) {
       const std::string flag = fmt::format("--{}-{}", name, knob.name);
       app.add_option_function<std::string>(flag, remember(name, knob.name, flag),
                                            fmt::format("{}: {} (default: {})", name, knob.help, knob.default_value))
-          ->check(CLI::IsMember(knob.values).description(""))
+          ->check(CLI::IsMember(knob.values))
           ->type_name(fmt::format("{}", fmt::join(knob.values, "|")));
       for (const CodecKnob::Shorthand& shorthand : knob.shorthands) {
         const std::string short_flag = "--" + shorthand.flag;
@@ -194,8 +194,21 @@ std::map<std::string, std::string> backend_flags(const CodecFlags& flags) {
 void add_threads_option(CLI::App& app, int& threads, const std::string& description, const std::string& names) {
   app.add_option(names, threads, description)
       ->type_name("N")
-      ->check(CLI::Range(0, 1024).description(""))
+      ->check(CLI::Range(0, 1024))
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+void tidy_help(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    if (option->get_type_size() == 0) continue;  // a flag
+    std::string type = option->get_type_name();
+    if (const std::size_t colon = type.find(':'); colon != std::string::npos) type.resize(colon);
+    if (option->get_positional()) {
+      type = option->get_expected_max() > 1 ? "..." : " ";  // the name says what it is
+    }
+    option->option_text(type);
+  }
+  for (CLI::App* command : app.get_subcommands({})) tidy_help(*command);
 }
 
 void add_pin_flag(CLI::App& app) {
@@ -254,7 +267,7 @@ ParseResult parse_command_line(int argc, char** argv) {
       ->type_name("SUF")
       ->multi_option_policy(kLastWins);
   app.add_option("-F,--format", options.format, "Output format when compressing (default: gzip)")
-      ->check(CLI::IsMember(CodecRegistry::global().names()).description(""))
+      ->check(CLI::IsMember(CodecRegistry::global().names()))
       ->type_name(codec_choices())
       ->multi_option_policy(kLastWins);
   app.add_option("--level", level,
@@ -293,6 +306,7 @@ ParseResult parse_command_line(int argc, char** argv) {
   add_threads_option(*demo, options.threads);
   add_pin_flag(*demo);
   demo->footer(demo_help_footer());  // not the main command's
+  tidy_help(app);
   // Commands with options of their own, dispatched before this parser (main.cpp): listed here
   // so that --help shows them under Subcommands.
   for (const auto& [name, what] : std::initializer_list<std::pair<const char*, const char*>>{

@@ -59,6 +59,13 @@ void add_threads_option(CLI::App& app, int& threads,
                         const std::string& description = "Worker threads (default and 0: all cores)",
                         const std::string& names = "-j,--threads");
 
+// CLI11's help adds to an option's type name its validators ("N:INT in [1 - 1024]",
+// "a|b:{a,b}"), " ..." to repeatable options, REQUIRED and "Excludes: ...": every sluice command
+// calls this once its options are made (subcommands included), so that the help shows each
+// option's type name alone and the text beside it says the rest. Positionals are named in
+// capitals (FILE, PATH) with no type name.
+void tidy_help(CLI::App& app);
+
 // --no-pin, for every command that runs graphs: turns off pinning threads to CPUs
 // (sluice::set_thread_pinning) for the rest of the run.
 void add_pin_flag(CLI::App& app);

@@ -56,21 +56,6 @@ int report_run_error(const Error& error) {
   return exit_status(error);
 }
 
-// CLI11 shows an option's validators after its type name ("N:INT in [1 - 1024]",
-// "gzip|zstd|lz4:{gzip,zstd,lz4}"): the help shows the type name alone (each option sets it with
-// type_name; the help text says the range).
-void hide_validators_in_help(CLI::App& app) {
-  for (CLI::Option* option : app.get_options()) {
-    for (int i = 0;; ++i) {
-      try {
-        option->get_validator(i)->description("");
-      } catch (const CLI::OptionNotFound&) {
-        break;
-      }
-    }
-  }
-}
-
 void print_item(const PipelineItem& item, bool verbose) {
   if (!verbose) return;
   fmt::print(stderr, "{} -> {} ({} -> {} bytes){}\n", item.input, item.output, item.input_bytes, item.output_bytes,
@@ -90,9 +75,9 @@ int run_pipeline_command(int argc, char** argv) {
   int threads = -1;
   std::string output;
   std::vector<std::string> overrides;
-  app.add_option("pipeline", file, "The pipeline file")->required()->type_name("PIPELINE.toml");
+  app.add_option("PIPELINE", file, "The pipeline file (TOML)")->required();
   app.add_flag("-n,--dry-run", dry_run, "Print the resolved pipeline (stages, options, outputs); run nothing");
-  add_threads_option(app, threads, "Override 'threads' (1 to 1024)");
+  add_threads_option(app, threads, "Override 'threads' (0: all cores)");
   add_pin_flag(app);
   app.add_flag("-f,--force", force, "Overwrite existing outputs (as output.overwrite = true)");
   app.add_option("-o,--output", output, "Override the output: a directory for per-file and untar pipelines, "
@@ -100,7 +85,7 @@ int run_pipeline_command(int argc, char** argv) {
   app.add_option("--set", overrides, "Override any value: KEY=VALUE, e.g. stage.2.level=19, memory_budget=64M")
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
-  hide_validators_in_help(app);
+  tidy_help(app);
   app.footer("Exit status: 0 success, 1 a stage failed, 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
   for (const auto& assignment : overrides) {
@@ -153,8 +138,9 @@ int run_transcode_command(int argc, char** argv) {
   std::string chunk_size;
   CodecFlags codec_flags;
   bool force = false;
-  app.add_option("input", input, "The compressed input; - for stdin")->required()->type_name("INPUT");
-  auto* output_option = app.add_option("-o,--output", output, "The output; - for stdout (its suffix picks the format)")
+  app.add_option("INPUT", input, "The compressed input; - for stdin")->required();
+  auto* output_option = app.add_option("-o,--output", output,
+                                       "The output; - for stdout (its suffix picks the format; not with --output-dir)")
                             ->type_name("OUTPUT");
   auto* dir_option = app.add_option("--output-dir", output_dir,
                                     "Compress each file of the archive INPUT to its own file under DIR (needs -F)")
@@ -164,12 +150,12 @@ int run_transcode_command(int argc, char** argv) {
       ->check(CLI::IsMember(CodecRegistry::global().names()))
       ->type_name(codec_choices());
   app.add_option("-l,--level", level, "Compression level (also -1 .. -19)")->type_name("N");
-  add_threads_option(app, threads, "Worker threads, 1 to 1024 (default: all cores)");
+  add_threads_option(app, threads);
   add_pin_flag(app);
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
   add_codec_flags(app, codec_flags);
   app.add_flag("-f,--force", force, "Overwrite the output");
-  hide_validators_in_help(app);
+  tidy_help(app);
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
     if (output.empty() && output_dir.empty()) throw Error(ErrorKind::kUsage, "give -o OUTPUT or --output-dir DIR");

@@ -446,17 +446,6 @@ std::vector<std::string> read_name_list(const std::string& list, bool null_separ
   return names;
 }
 
-// CLI11 appends its validators' descriptions to type names ("N:INT in [1 - 1024]",
-// "a|b:{a,b}") and " ..." to repeatable options: the help shows the type name alone.
-void tidy_help(CLI::App& app) {
-  for (CLI::Option* option : app.get_options()) {
-    if (option->get_type_size() == 0) continue;
-    std::string type = option->get_type_name();
-    if (const std::size_t colon = type.find(':'); colon != std::string::npos) type.resize(colon);
-    option->option_text(type);
-  }
-}
-
 }  // namespace
 
 int run_tar_command(int argc, char** argv) {
@@ -479,7 +468,7 @@ int run_tar_command(int argc, char** argv) {
   app.add_option("-C,--directory", options.directory,
                  "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
       ->type_name("DIR");
-  app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list")->type_name("...");
+  app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list");
   app.add_option("--exclude", options.exclude,
                  "Leave out what matches PATTERN, and all under it (GNU tar's rules; repeatable)")
       ->type_name("PATTERN")

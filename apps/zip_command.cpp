@@ -191,8 +191,9 @@ int run_zip_command(int argc, char** argv) {
   app.add_option("-C,--directory", options.directory,
                  "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
       ->type_name("DIR");
-  app.add_option("paths", options.paths, "Paths to archive, or members to extract or list")->type_name("PATH...");
-  app.add_option("--exclude", options.exclude, "Leave out what matches PATTERN, and all under it (as sluice tar)")
+  app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list");
+  app.add_option("--exclude", options.exclude,
+                 "Leave out what matches PATTERN, and all under it (as sluice tar; repeatable)")
       ->type_name("PATTERN")
       ->allow_extra_args(false);
   const auto codecs = zip_codecs();
@@ -211,6 +212,7 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
                "Extract setuid/setgid bits and ignore the umask");
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
+  tidy_help(app);
 
   std::vector<std::string> args = rewrite_level_flags(argc, argv);
   std::reverse(args.begin(), args.end());

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include <cctype>
 #include <filesystem>
 
 #include "tests/test_support.h"
@@ -336,11 +337,18 @@ TEST_F(Conventions, JsonRecordsAreValidForNamesThatAreNotUtf8AndCarryTheirPositi
 }
 
 TEST_F(Conventions, HelpHasNoParserArtifactsAndACommandNameLaterIsNotTakenSilently) {
-  const auto help = sluice("--help");
-  ASSERT_EQ(help.status, 0);
-  for (const char* artifact : {":{", "INT in", "FILE... ...", "TEXT"}) {
-    EXPECT_EQ(help.out.find(artifact), std::string::npos) << artifact << "\n" << help.out;
+  for (const char* command : {"", "demo ", "tar ", "zip ", "run ", "transcode "}) {
+    const auto help = sluice(fmt::format("{}--help", command));
+    ASSERT_EQ(help.status, 0) << command;
+    for (const char* artifact : {":{", "INT in", "... ...", "TEXT", "REQUIRED", "Excludes:", "Needs:"}) {
+      EXPECT_EQ(help.out.find(artifact), std::string::npos) << command << artifact << "\n" << help.out;
+    }
+    // Positionals are named in capitals, as in the usage line.
+    const std::size_t positionals = help.out.find("Positionals:\n  ");
+    ASSERT_NE(positionals, std::string::npos) << command;
+    EXPECT_TRUE(std::isupper(static_cast<unsigned char>(help.out[positionals + 15]))) << command << help.out;
   }
+  const auto help = sluice("--help");
   for (const char* flag : {"-l,--list", "-N,--name", "-S,--suffix", "-j,-T,-p,--threads", "--ultra"}) {
     EXPECT_NE(help.out.find(flag), std::string::npos) << flag;
   }
