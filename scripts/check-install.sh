@@ -15,4 +15,25 @@ test -x "$prefix/bin/sluice"
 printf 'installed names\n' | "$prefix/bin/sluice" -c > build/install/check.gz
 test "$("$prefix/bin/sluicecat" build/install/check.gz)" = "installed names"
 "$prefix/bin/unsluice" -c < build/install/check.gz | grep -q "installed names"
-echo "install check: the installed package builds and runs a consumer"
+# The man pages: each command's, and unsluice.1 and sluicecat.1 (`.so man1/sluice.1`), which man
+# resolves from the top of the tree. Each renders without a word on stderr.
+prefix="$PWD/$prefix"
+mandir="$prefix/share/man"
+for page in sluice sluice-tar sluice-zip sluice-run sluice-transcode unsluice sluicecat; do
+  if [[ ! -f "$mandir/man1/$page.1" ]]; then
+    echo "install check: $mandir/man1/$page.1 is not installed" >&2
+    exit 1
+  fi
+  case $page in
+    unsluice | sluicecat) title=SLUICE ;;
+    *) title=$(tr a-z A-Z <<<"$page") ;;
+  esac
+  rendered=$(cd "$mandir" && LC_ALL=C MANWIDTH=80 man -l "man1/$page.1" 2>"$prefix/man.err") || true
+  if [[ -s "$prefix/man.err" ]] || ! grep -q "^$title(1)" <<<"$rendered" ||
+    ! grep -qx "EXIT STATUS" <<<"$rendered"; then
+    echo "install check: man -l man1/$page.1 does not render the $title(1) page:" >&2
+    cat "$prefix/man.err" >&2
+    exit 1
+  fi
+done
+echo "install check: the installed package builds and runs a consumer; its man pages render"

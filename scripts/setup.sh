@@ -11,6 +11,8 @@ packages=(
   gzip pigz zstd lz4 tar libarchive-tools tabix python3 xxhash
   # Zip peers for sluice zip's interop tests and benchmarks (Info-ZIP zip/unzip, 7-Zip).
   zip unzip 7zip
+  # The man pages' tests and the install check render them (apps/man/: man -l, groff).
+  man-db groff-base
   # Sanitizer and fuzzing jobs: clang with libFuzzer, the TSan runtime, and what fetching and
   # unpacking Debian's oneTBB source for the TSan build needs (scripts/tsan.sh).
   clang libclang-rt-dev libtsan2 curl ca-certificates xz-utils
