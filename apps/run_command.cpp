@@ -95,7 +95,7 @@ int run_pipeline_command(int argc, char** argv) {
     }
   }
   try {
-    if (threads > 0) overrides.push_back(fmt::format("threads={}", threads));
+    if (threads >= 0) overrides.push_back(fmt::format("threads={}", threads));
     PipelineSpec spec = parse_pipeline_file(file, overrides);
     if (force) spec.overwrite = true;
     if (!output.empty()) {

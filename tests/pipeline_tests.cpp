@@ -2,6 +2,9 @@
 // line and column, overrides, transcode round trips, and a user codec inside a pipeline.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include <filesystem>
 #include <fmt/format.h>
 
@@ -311,6 +314,20 @@ TEST_F(Pipeline, DryRunPrintsTheOptionsTheRunUses) {
   ASSERT_EQ(frames.size(), 2u) << "12 MiB of files and their headers in 8 MiB frames";
   EXPECT_EQ(frames[0], chunk);
   EXPECT_LT(frames[1], chunk);
+}
+
+TEST_F(Pipeline, ThreadsFromTheCommandLineOverrideTheFileAndZeroIsAllCores) {
+  put("in.txt", text_bytes(1000, 3));
+  put_text("one.toml", "threads = 1\n[input]\npaths = [\"in.txt\"]\n[[stage]]\nkind = \"compress\"\ncodec = "
+                       "\"lz4\"\n[output]\nstdout = true\n");
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  auto r = sluice("run -n one.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("threads: 1\n"), std::string::npos) << r.out;
+  r = sluice("run -n -j 3 one.toml");
+  EXPECT_NE(r.out.find("threads: 3\n"), std::string::npos) << r.out;
+  r = sluice("run -n -j 0 one.toml");
+  EXPECT_NE(r.out.find(fmt::format("threads: {}\n", cores)), std::string::npos) << r.out;
 }
 
 TEST_F(Pipeline, HelpShowsTypeNamesWithoutTheParsersValidators) {
