@@ -36,4 +36,39 @@ for page in sluice sluice-tar sluice-zip sluice-run sluice-transcode unsluice sl
     exit 1
   fi
 done
-echo "install check: the installed package builds and runs a consumer; its man pages render"
+# Shell completion: bash-completion loads share/bash-completion/completions/NAME for the command
+# NAME (sluice, and links to it named unsluice and sluicecat); zsh's compinit finds _sluice on fpath
+# (share/zsh/vendor-completions is on Debian's) and binds it to the three names by its #compdef.
+bash_completions="$prefix/share/bash-completion/completions"
+zsh_completions="$prefix/share/zsh/vendor-completions"
+for name in sluice unsluice sluicecat; do
+  if [[ ! -f "$bash_completions/$name" || ! "$bash_completions/$name" -ef "$bash_completions/sluice" ]]; then
+    echo "install check: $bash_completions/$name is not the bash completion of sluice" >&2
+    exit 1
+  fi
+done
+if [[ ! -f "$zsh_completions/_sluice" ]] ||
+  [[ "$(head -n 1 "$zsh_completions/_sluice")" != "#compdef sluice unsluice sluicecat" ]]; then
+  echo "install check: $zsh_completions/_sluice is not installed, or not #compdef sluice unsluice sluicecat" >&2
+  exit 1
+fi
+if [[ -r /usr/share/bash-completion/bash_completion ]]; then
+  for name in sluice unsluice sluicecat; do
+    loaded=$(XDG_DATA_DIRS="$prefix/share" BASH_COMPLETION_USER_DIR=/nonexistent bash -c \
+      'source /usr/share/bash-completion/bash_completion && __load_completion "$1" && complete -p "$1"' \
+      bash "$name" 2>&1) || true
+    if [[ "$loaded" != *"-F _sluice $name" ]]; then
+      echo "install check: bash-completion does not load the completion of $name from $prefix/share: $loaded" >&2
+      exit 1
+    fi
+  done
+fi
+if command -v zsh >/dev/null; then
+  if ! zsh -f -c 'fpath=("$1" $fpath); autoload -Uz compinit && compinit -D -u &&
+      [[ $_comps[sluice] == _sluice && $_comps[unsluice] == _sluice && $_comps[sluicecat] == _sluice ]]' \
+      zsh "$zsh_completions"; then
+    echo "install check: zsh's compinit does not bind $zsh_completions/_sluice to sluice, unsluice, sluicecat" >&2
+    exit 1
+  fi
+fi
+echo "install check: the installed package builds and runs a consumer; its man pages render; bash and zsh load its completion"

@@ -13,6 +13,8 @@ packages=(
   zip unzip 7zip
   # The man pages' tests and the install check render them (apps/man/: man -l, groff).
   man-db groff-base
+  # The shell completion's tests run it in the real shells (apps/completion/, tests/completion_*.sh).
+  zsh bash-completion
   # Sanitizer and fuzzing jobs: clang with libFuzzer, the TSan runtime, and what fetching and
   # unpacking Debian's oneTBB source for the TSan build needs (scripts/tsan.sh).
   clang libclang-rt-dev libtsan2 curl ca-certificates xz-utils
