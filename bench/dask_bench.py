@@ -3,7 +3,8 @@
 interleaved, medians of REPS (issue 21's benchmarks):
 
   compress  one big file (the Silesia corpus, concatenated COPIES times) compressed by sluice.dask.compress on
-            the cluster against `sluice -j2` on the same file (same bytes out); and the same parts
+            the cluster (its parts written by the workers beside the output, and returned through
+            the client) against `sluice -j2` on the same file (same bytes out); and the same parts
             compressed one after another in this process (client=False), which is what the tasks
             cost without Dask: efficiency = one machine's time / the cluster's
   read_csv  a CSV of CSV_MB megabytes: sluice.dask.read_csv of its sluice-made .gz (partitions of
@@ -62,20 +63,27 @@ def compress_part(client, scratch, reps, copies, part):
     megabytes = big.stat().st_size / 1e6
     for fmt, ext in [("gzip", ".gz"), ("zstd", ".zst")]:
         cli_out, dask_out, local_out = scratch / f"cli{ext}", scratch / f"dask{ext}", scratch / f"local{ext}"
+        via_client_out = scratch / f"via-client{ext}"
 
         def cli():
             with open(cli_out, "wb") as f:
                 subprocess.run([PROGRAM, "-F", fmt, "-j2", "-c", str(big)], stdout=f, check=True)
 
-        def on_cluster():
+        def on_cluster():  # parts_via="auto": the workers write their parts beside the output
             sluice.dask.compress(big, dask_out, fmt, client=client, overwrite=True, part_size=part)
+
+        def on_cluster_via_client():  # parts returned through Dask's connections, as on any cluster
+            sluice.dask.compress(big, via_client_out, fmt, client=client, overwrite=True, part_size=part,
+                                 parts_via="client")
 
         def in_process():
             sluice.dask.compress(big, local_out, fmt, client=False, overwrite=True, part_size=part)
 
-        medians = interleaved({"sluice -j2 (one machine)": cli, "sluice.dask.compress (2 workers)": on_cluster,
+        medians = interleaved({"sluice -j2 (one machine)": cli,
+                               "sluice.dask.compress (2 workers, parts via storage)": on_cluster,
+                               "sluice.dask.compress (2 workers, parts via the client)": on_cluster_via_client,
                                "the same parts in one process": in_process}, reps)
-        assert cli_out.read_bytes() == dask_out.read_bytes() == local_out.read_bytes()
+        assert cli_out.read_bytes() == dask_out.read_bytes() == via_client_out.read_bytes() == local_out.read_bytes()
         table(f"compress {megabytes:.0f} MB in parts of {part // MiB} MiB, {fmt} (outputs identical)", medians, "sluice -j2 (one machine)",
               megabytes)
 

@@ -13,7 +13,8 @@
 
 namespace sluice {
 
-CompressedPart compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options) {
+std::vector<ChunkRecord> compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options,
+                                       const std::function<void(ByteView)>& emit) {
   // One context per thread, kept for the next part: a cluster's worker compresses part after part.
   thread_local std::optional<detail::CallerContext> cached;
   detail::CallerContext context = detail::take_context(cached, options.codec, options.codec_options);
@@ -26,12 +27,10 @@ CompressedPart compress_part(ByteView history, ByteView input, bool last, const 
   }
   const std::size_t history_limit = codec->info().history_bytes;
   ChunkCompressor* compressor = context.compressor.get();
-  CompressedPart part;
-  // Room for the whole part up front: growing by doubling would copy it and, where large blocks
-  // are mapped afresh each time (a Dask worker sets MALLOC_TRIM_THRESHOLD_), fault it in again.
-  // Pages never written are never touched.
-  part.bytes.reserve(input.size() + input.size() / 8 + 64 * 1024);
-  Buffer piece;
+  std::vector<ChunkRecord> chunks;
+  // Kept per thread with the context: where large blocks are mapped afresh each time (a Dask
+  // worker sets MALLOC_TRIM_THRESHOLD_), a new buffer per part would be faulted in again.
+  thread_local Buffer piece;
   std::size_t at = 0;
   do {
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
@@ -46,12 +45,21 @@ CompressedPart compress_part(ByteView history, ByteView input, bool last, const 
       before.append(input.subspan(at - from_input, from_input));
     }
     const std::uint64_t check = compressor->compress(before.view(), input.subspan(at, length), final_chunk, piece);
-    part.bytes.append(piece.view());
-    part.chunks.push_back({length, piece.size(), check});
+    emit(piece.view());
+    chunks.push_back({length, piece.size(), check});
     at += length;
     if (options.on_progress) options.on_progress(at);
   } while (at < input.size());
   cached = std::move(context);  // kept only after a part that succeeded
+  return chunks;
+}
+
+CompressedPart compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options) {
+  CompressedPart part;
+  // Room for the whole part up front: growing by doubling would copy it and fault it in again.
+  // Pages never written are never touched.
+  part.bytes.reserve(input.size() + input.size() / 8 + 64 * 1024);
+  part.chunks = compress_part(history, input, last, options, [&](ByteView bytes) { part.bytes.append(bytes); });
   return part;
 }
 

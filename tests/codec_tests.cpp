@@ -89,8 +89,23 @@ TEST_P(RoundTrip, PartsMakeTheGraphsBytes) {
         do {
           const std::size_t length = std::min(part_chunks * chunk, input.size() - at);
           const ByteView history = view(input).subspan(0, at);
-          const CompressedPart part =
-              compress_part(history, view(input).subspan(at, length), at + length == input.size(), options);
+          const bool last = at + length == input.size();
+          const CompressedPart part = compress_part(history, view(input).subspan(at, length), last, options);
+          // The same part, chunk by chunk (as a worker writes it to storage).
+          Buffer emitted;
+          std::size_t pieces = 0;
+          const std::vector<ChunkRecord> chunks =
+              compress_part(history, view(input).subspan(at, length), last, options, [&](ByteView bytes) {
+                emitted.append(bytes);
+                ++pieces;
+              });
+          EXPECT_EQ(to_bytes(emitted), to_bytes(part.bytes));
+          EXPECT_EQ(pieces, chunks.size());
+          ASSERT_EQ(chunks.size(), part.chunks.size());
+          for (std::size_t i = 0; i < chunks.size(); ++i) {
+            EXPECT_EQ(chunks[i].output_bytes, part.chunks[i].output_bytes);
+            EXPECT_EQ(chunks[i].check, part.chunks[i].check);
+          }
           out.append(part.bytes.view());
           records.insert(records.end(), part.chunks.begin(), part.chunks.end());
           at += length;

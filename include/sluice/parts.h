@@ -10,6 +10,7 @@
 //   out.append(stream_trailer(options, info, all_records));
 #pragma once
 
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -31,6 +32,12 @@ struct CompressedPart {
 // its input and output. Honours options.stop between chunks. Throws Error(kUsage) for an input
 // that is not whole chunks when not last.
 CompressedPart compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options);
+
+// The same, handing each chunk's compressed bytes to `emit` as soon as it is made (in order; the
+// view is valid during the call) instead of gathering the part in memory: a worker writing its
+// part to storage holds one chunk's output at a time. Returns the chunk records.
+std::vector<ChunkRecord> compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options,
+                                       const std::function<void(ByteView)>& emit);
 
 // The bytes before the stream's first chunk (gzip's header with the name and time of `info`).
 Buffer stream_header(const CompressOptions& options, const StreamInfo& info);

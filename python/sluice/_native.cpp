@@ -586,6 +586,32 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("history"), py::arg("data"), py::arg("last"), py::arg("format"), py::arg("level"), py::arg("chunk_size"),
       py::arg("knobs"), py::arg("backend"));
+  // The same, the part written to the file `path` chunk by chunk (atomically: a temporary beside it,
+  // renamed into place when complete, so that a task run twice leaves one whole part): a Dask
+  // worker whose storage the client also reads hands back only (bytes written, records).
+  m.def(
+      "compress_part_to_file",
+      [](const py::buffer& history, const py::buffer& data, bool last, const std::string& format, int level,
+         std::size_t chunk_size, const std::map<std::string, std::string>& knobs, const std::string& backend,
+         const std::string& path) {
+        const Input before(history), input(data);
+        CompressOptions options = compress_options(format, level, 1, chunk_size, knobs, backend);
+        std::vector<ChunkRecord> chunks;
+        std::uint64_t written = 0;
+        run_released(0, [&](std::stop_token) {
+          OutputFile out(path, /*overwrite=*/true);
+          chunks = compress_part(before.view(), input.view(), last, options, [&](ByteView bytes) {
+            out.write(bytes);
+            written += bytes.size();
+          });
+          out.commit(/*durable=*/false);  // read back by the client, never the only copy
+        });
+        py::list records;
+        for (const ChunkRecord& c : chunks) records.append(py::make_tuple(c.input_bytes, c.output_bytes, c.check));
+        return py::make_tuple(written, records);
+      },
+      py::arg("history"), py::arg("data"), py::arg("last"), py::arg("format"), py::arg("level"), py::arg("chunk_size"),
+      py::arg("knobs"), py::arg("backend"), py::arg("path"));
   m.def(
       "stream_framing",
       [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,

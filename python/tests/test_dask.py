@@ -90,6 +90,42 @@ def test_compress_is_the_commands_bytes(client, tmp_path, form, size):
     assert [p.name for p in tmp_path.iterdir() if "sluice-" in p.name] == []  # no temporary left
 
 
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("parts_via", ["client", "storage"])
+def test_parts_through_the_client_or_storage_are_the_commands_bytes(client, tmp_path, form, parts_via):
+    src = tmp_path / "data.csv"
+    src.write_bytes(csv_bytes(9 * CHUNK + 17, seed=7))
+    expected = sluice_made(src, form).read_bytes()
+    dst = tmp_path / "out" / "data.bin"
+    dst.parent.mkdir()
+    result = sluice.dask.compress(src, dst, client=client, part_size=2 * CHUNK, parts_via=parts_via,
+                                  max_parts_in_flight=2, **dask_options(form))
+    assert dst.read_bytes() == expected
+    assert result.output_bytes == len(expected)
+    assert [p.name for p in dst.parent.iterdir()] == ["data.bin"]  # no parts directory or temporary left
+
+
+def test_parts_through_storage_need_a_local_destination(client, tmp_path):
+    src = tmp_path / "a.csv"
+    src.write_bytes(b"a,b\n1,2\n")
+    with pytest.raises(sluice.UsageError, match="local destination"):
+        sluice.dask.compress(src, "memory://out/a.csv.gz", client=client, parts_via="storage")
+    with pytest.raises(sluice.UsageError, match="parts_via"):
+        sluice.dask.compress(src, tmp_path / "a.csv.gz", client=client, parts_via="network")
+    assert not (tmp_path / "a.csv.gz").exists()
+
+
+def test_a_failing_task_through_storage_leaves_no_parts(client, tmp_path):
+    # The client sees the source in its memory file system; the workers, other processes, do not.
+    with fsspec.open("memory://only-here/big.csv", "wb") as f:
+        f.write(csv_bytes(10 * CHUNK, seed=8))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OSError):
+        sluice.dask.compress("memory://only-here/big.csv", tmp_path / "out" / "x.gz", client=client, chunk_size=CHUNK,
+                             part_size=2 * CHUNK, parts_via="storage")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_compress_between_memory_urls_records_no_name_when_asked(client, tmp_path):
     data = csv_bytes(300_000, seed=3)
     with fsspec.open("memory://in/data.csv", "wb") as f:
