@@ -5,7 +5,9 @@ Every chunk of a sluice stream is an independent unit, so:
 - compress(src, dst): the source is cut into parts of whole chunks, each compressed by a Dask
   task (on any worker, reading its own byte range), and the parts are written in order between
   the stream's header and trailer. The bytes are those `sluice` writes on one machine for the same
-  options.
+  options. Where the workers share the client's files, each task writes its part beside the
+  destination and the client joins them (parts_via="storage"); elsewhere parts come back through
+  Dask.
 - read_bytes / read_text / read_csv: a compressed file is cut into partitions at unit boundaries
   found without decoding it (sluice._units says how for each format), so a 50 GB .gz is read by
   every worker, not one. Streams that cannot be cut (one gzip member as gzip writes it, one zstd
@@ -19,8 +21,8 @@ What happens when things fail: a task that raises fails the call, and compress()
 at the destination (the output is written to a temporary beside it and moved into place only when
 complete). A worker that dies mid-task is replaced by Dask and its task run again elsewhere; parts
 are pure functions of their byte range, so the output is the same. If the client itself dies,
-the temporary output stays behind (named `.<name>.sluice-<random>` beside the destination) and
-the destination is untouched: run the call again.
+the temporary output stays behind (named `.<name>.sluice-<random>` beside the destination, with
+its `.parts` directory) and the destination is untouched: run the call again.
 """
 from __future__ import annotations
 
