@@ -141,9 +141,14 @@ StreamStart start_stream(ByteSource& source) {
 std::string detect_format(ByteView prefix, const std::string& codec) {
   if (!codec.empty()) return codec;
   if (const auto info = CodecRegistry::global().detect(prefix)) return info->name;
+  if (prefix.empty()) throw Error(ErrorKind::kCorruptData, "empty input: not compressed data", {}, 0);
+  // Name what it is where we can tell ("bad magic" leaves a user with an .xz wondering).
+  const std::string foreign = foreign_format(prefix);
   throw Error(ErrorKind::kCorruptData,
-              prefix.empty() ? std::string("empty input: not compressed data")
-                             : fmt::format("not compressed data in a known format ({})", known_formats()),
+              foreign.empty() ? fmt::format("not compressed data in a known format ({})", known_formats())
+                              : fmt::format("not compressed data in a known format: {}, which sluice does not "
+                                            "decode (it reads {})",
+                                            foreign, known_formats()),
               {}, 0);
 }
 

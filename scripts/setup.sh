@@ -11,6 +11,8 @@ packages=(
   gzip pigz zstd lz4 tar libarchive-tools tabix python3 xxhash
   # Zip peers for sluice zip's interop tests and benchmarks (Info-ZIP zip/unzip, 7-Zip).
   zip unzip 7zip
+  # Formats sluice does not decode, made by their own tools for the messages that name them.
+  bzip2 xz-utils
   # The man pages' tests and the install check render them (apps/man/: man -l, groff).
   man-db groff-base
   # The shell completion's tests run it in the real shells (apps/completion/, tests/completion_*.sh).

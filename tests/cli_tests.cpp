@@ -451,6 +451,22 @@ TEST_F(Cli, NotCompressedInputAndUnknownSuffixAreErrors) {
   expect_listing({"data.unknown", "done.gz", "plain.gz"});
 }
 
+// A format sluice does not decode is named, as the real tools write it.
+TEST_F(Cli, DecompressingAnotherFormatNamesIt) {
+  put("data.txt", text_bytes(5000, 28));
+  ASSERT_EQ(sh("xz -k data.txt && bzip2 -k data.txt && zip -q data.zip data.txt").status, 0);
+  for (const auto& [file, format] : std::vector<std::pair<std::string, std::string>>{
+           {"data.txt.xz", "an xz stream"}, {"data.txt.bz2", "a bzip2 stream"}, {"data.zip", "a zip archive"}}) {
+    const auto r = sluice("-dc " + file);
+    EXPECT_EQ(r.status, 1) << file;
+    EXPECT_NE(r.err.find(file + ": not compressed data in a known format: " + format +
+                         ", which sluice does not decode (it reads gzip, zstd, lz4) (at byte 0)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+}
+
 TEST_F(Cli, UsageErrorsExitWithTwo) {
   put("a", {});
   put("b", {});
