@@ -28,8 +28,9 @@ check include/sluice/error.h "$base"
 check include/sluice/io.h "$base"
 check include/sluice/codec.h "$base"
 check include/sluice/codec_author.h "$base|^sluice/codec\.h$"
+check include/sluice/deflate.h "$base"
 check core "^core/|$base"
-check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec|codec_author)\.h$'
+check codecs '^(codecs|core)/|^sluice/(bytes|error|io|version|codec|codec_author|deflate)\.h$'
 check engine '^(engine|core)/|^sluice/'
 check archives '^(archives|core)/|^sluice/'
 check pipelines '^(pipelines|core)/|^sluice/'

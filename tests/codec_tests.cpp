@@ -7,6 +7,7 @@
 
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
+#include "sluice/deflate.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 #include "sluice/parts.h"
@@ -264,6 +265,54 @@ TEST(Gzip, IndependentFormIsOneMemberOfSyncFlushedChunks) {
     }
     EXPECT_GE(flushes, size == 0 ? 0 : (size - 1) / chunk) << size;
     EXPECT_EQ(to_bytes(decompress_buffer(view(packed))), input) << size;
+  }
+}
+
+namespace {
+
+// Raw deflate as zlib writes it (no header, no trailer), ending with a final block.
+Bytes raw_deflate(const Bytes& input, int level) {
+  z_stream stream{};
+  EXPECT_EQ(deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes out(deflateBound(&stream, static_cast<uLong>(input.size())));
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = out.data();
+  stream.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+}  // namespace
+
+// sluice/deflate.h: a complete raw deflate stream into exactly its size, or kCorruptData.
+TEST(Deflate, InflateExactTakesACompleteStreamOfItsSizeOnly) {
+  for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{100000}}) {
+    for (const int level : {0, 1, 9}) {
+      const Bytes input = text_bytes(size, size + static_cast<std::size_t>(level));
+      const Bytes deflated = raw_deflate(input, level);
+      Bytes out(size);
+      inflate_exact(view(deflated), out);
+      EXPECT_EQ(out, input) << size << " bytes at level " << level;
+      const auto corrupt = [&](ByteView bytes, std::size_t out_size) {
+        Bytes target(out_size);
+        try {
+          inflate_exact(bytes, target);
+          ADD_FAILURE() << "no error: " << size << " bytes at level " << level << ", " << bytes.size() << " in, "
+                        << out_size << " out";
+        } catch (const Error& e) {
+          EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+        }
+      };
+      corrupt(view(deflated), size + 1);                         // fewer bytes than asked
+      if (size > 0) corrupt(view(deflated), size - 1);           // more
+      corrupt(view(deflated).first(deflated.size() - 1), size);  // cut short
+      Bytes longer = deflated;
+      longer.push_back(0);
+      corrupt(view(longer), size);  // bytes after the final block
+    }
   }
 }
 

@@ -17,6 +17,7 @@
 #include "sluice/codec.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
+#include "sluice/deflate.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 #include "sluice/parts.h"
@@ -612,6 +613,30 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("history"), py::arg("data"), py::arg("last"), py::arg("format"), py::arg("level"), py::arg("chunk_size"),
       py::arg("knobs"), py::arg("backend"), py::arg("path"));
+  // One independent chunk of a gzip member as sluice writes it by default: raw deflate ending on
+  // a sync flush (byte-aligned, the member goes on), inflated to exactly `size` bytes. An empty
+  // final block is put after it, which makes it a complete deflate stream (inflate_exact).
+  // Raises CorruptDataError where the bytes are not such a chunk. For sluice.dask's partitions.
+  m.def(
+      "inflate_chunk",
+      [](const py::buffer& data, std::size_t size) {
+        const Input input(data);
+        thread_local Buffer stream;
+        stream.clear();
+        stream.append(input.view());
+        static constexpr std::uint8_t kFinalEmptyBlock[] = {0x03, 0x00};  // BFINAL, fixed codes, end of block
+        stream.append(ByteView(kFinalEmptyBlock, sizeof kFinalEmptyBlock));
+        py::bytes out(nullptr, size);
+        auto* target = reinterpret_cast<std::uint8_t*>(PyBytes_AsString(out.ptr()));
+        try {
+          py::gil_scoped_release release;
+          inflate_exact(stream.view(), std::span<std::uint8_t>(target, size));
+        } catch (const Error& e) {
+          raise(e);
+        }
+        return out;
+      },
+      py::arg("data"), py::arg("size"));
   m.def(
       "stream_framing",
       [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,

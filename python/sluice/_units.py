@@ -328,13 +328,57 @@ def chunk_candidates(data: bytes, base: int) -> list[int]:
     return out
 
 
-def inflate_chunks(data: bytes, chunk: int):
+def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
     """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start):
     yields (start, bytes, end, last) for each whole chunk in `data`, where each chunk but the
     member's last decodes to exactly `chunk` bytes and ends on a sync flush, and the last ends
     with the final block (`end` is then where the member's trailer begins). Stops quietly where
-    `data` ends inside a chunk; raises zlib.error where the bytes are not such a chunk."""
+    `data` ends inside a chunk; raises zlib.error where the bytes are not such a chunk.
+
+    A chunk that ends on a sync flush is inflated natively (libdeflate, several times zlib) once
+    its end is found: the first sync flush pattern after which it inflates to exactly `chunk`
+    bytes (the pattern can occur inside compressed data too). The member's last chunk, and a
+    chunk cut by the end of `data`, go through zlib, which tells where the final block ends;
+    at_eof=False says `data` is not the end of the file, so a chunk it cuts is not decoded."""
+    from . import _native, CorruptDataError
+    view = memoryview(data)
     at = 0
+    while at < len(data):
+        pos, fast, tries = at, None, 0
+        # Each try inflates the chunk up to the pattern: after a few false patterns (stored data
+        # full of them), zlib, which goes through the chunk once, is cheaper.
+        while tries < _FAST_TRIES:
+            found = data.find(SYNC_FLUSH, pos)
+            if found < 0:
+                break
+            tries += 1
+            try:
+                fast = _native.inflate_chunk(view[at:found + len(SYNC_FLUSH)], chunk)
+            except CorruptDataError:
+                pos = found + 1  # not this pattern: the chunk ends later, or is the member's last
+                continue
+            yield at, fast, found + len(SYNC_FLUSH), False
+            at = found + len(SYNC_FLUSH)
+            break
+        if fast is not None:
+            continue
+        if tries < _FAST_TRIES and not at_eof:
+            return  # no pattern ends the chunk in `data`: it goes on past it
+        for start, decoded, end, last in _inflate_chunks_with_zlib(data, chunk, at):
+            yield start, decoded, end, last
+            at = end
+            break  # one chunk through zlib, then the fast way again
+        else:
+            return
+        if last:
+            return
+
+
+_FAST_TRIES = 8
+
+
+def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int):
+    """inflate_chunks through zlib's streaming inflate, from `at`."""
     while at < len(data):
         d = zlib.decompressobj(-15)
         parts, total, pos = [], 0, at

@@ -623,7 +623,8 @@ class _ChunkPieces:
             window = self._read(at, max(4 << 20, 2 * self.limit))
             progressed = False
             try:
-                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk):
+                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk,
+                                                                   at_eof=at + len(window) >= self.size):
                     progressed = True
                     yield decoded
                     if last:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -286,6 +287,47 @@ def test_gzip_chunks_survive_sync_flush_patterns_in_the_data(client, tmp_path):
     assert len(blocks[0]) > 4
     parts = distributed.client.default_client().compute(blocks[0], sync=True)
     assert b"".join(parts) == data
+
+
+@pytest.mark.parametrize("kind", ["csv", "random", "patterns", "short"])
+def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
+    rng = random.Random(17)
+    data = {
+        "csv": csv_bytes(9 * CHUNK + 5, seed=9),
+        "random": rng.randbytes(5 * CHUNK + 77),  # stored blocks
+        # Sync flush patterns all through the stored data: more false ends than the native tries.
+        "patterns": b"".join(rng.randbytes(rng.randrange(1, 40)) + b"\x00\x00\xff\xff" for _ in range(12000)),
+        "short": b"x" * 100,  # the member's only chunk is its last
+    }[kind]
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    packed = sluice_made(path, "gzip").read_bytes()
+    import io
+    from sluice import _units
+    header, chunk = _units.index_stream(io.BytesIO(packed), len(packed)).independent
+    assert chunk == CHUNK
+    body = packed[header:]
+    fast = list(_units.inflate_chunks(body, chunk))
+    slow = list(_units._inflate_chunks_with_zlib(body, chunk, 0))
+    assert [(s, e, last) for s, _, e, last in fast] == [(s, e, last) for s, _, e, last in slow]
+    assert b"".join(d for _, d, _, _ in fast) == data
+    assert fast[-1][3] and len(packed) - header - fast[-1][2] == 8  # the trailer follows the last chunk
+    # A window that ends inside a chunk, not at the end of the file: the whole chunks before it.
+    cut = body[:fast[-1][0] + 10]
+    assert [e for _, _, e, _ in _units.inflate_chunks(cut, chunk, at_eof=False)] == [e for _, _, e, _ in fast[:-1]]
+    # Damaged deflate: the native way fails where zlib does, and gives what zlib gives otherwise
+    # (deflate has no check of its own; the stored data of "random" inflates either way).
+    if len(fast) > 1:
+        broken = bytearray(body)
+        broken[fast[1][0] + 20] ^= 0xFF
+
+        def outcome(chunks):
+            try:
+                return b"".join(d for _, d, _, _ in chunks)
+            except (zlib.error, sluice.CorruptDataError):
+                return "error"
+        assert outcome(_units.inflate_chunks(bytes(broken), chunk)) == \
+            outcome(_units._inflate_chunks_with_zlib(bytes(broken), chunk, 0))
 
 
 @pytest.mark.parametrize("case", ["level-1-random", "gz-files-inside"])
