@@ -8,11 +8,13 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
 
 #include <fmt/format.h>
 
@@ -68,6 +70,27 @@ void CountingSource::seek(std::uint64_t offset) {
   if (at && offset > at->position) bytes_ += offset - at->position;
   inner_.seek(offset);
 }
+
+namespace {
+
+// The process's umask, read once. umask() can only be read by setting it, which would race with
+// other threads creating files (outputs are committed from several threads: a batch's writer,
+// Dask's workers): Linux reports it in /proc/self/status, and the set-and-restore is the
+// fallback, done once, at the first commit. A umask the process sets after that is not seen.
+mode_t process_umask() {
+  static const mode_t mask = [] {
+    std::ifstream status("/proc/self/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Umask:", 0) == 0) return static_cast<mode_t>(std::stoul(line.substr(6), nullptr, 8));
+    }
+    const mode_t old = ::umask(0);
+    ::umask(old);
+    return old;
+  }();
+  return mask;
+}
+
+}  // namespace
 
 namespace {
 
@@ -336,9 +359,7 @@ void OutputFile::commit(bool durable) {
     (void)::futimens(fd_, times);
   } else {
     // mkstemp creates 0600; give new files the usual umask-derived mode.
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    (void)::fchmod(fd_, 0666 & ~mask);
+    (void)::fchmod(fd_, 0666 & ~process_umask());
   }
   if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
   if (::close(fd_) != 0) {

@@ -45,8 +45,8 @@ std::vector<ChunkRecord> compress_part(ByteView history, ByteView input, bool la
       before.append(input.subspan(at - from_input, from_input));
     }
     const std::uint64_t check = compressor->compress(before.view(), input.subspan(at, length), final_chunk, piece);
-    emit(piece.view());
     chunks.push_back({length, piece.size(), check});
+    emit(piece.view());
     at += length;
     if (options.on_progress) options.on_progress(at);
   } while (at < input.size());

@@ -35,7 +35,8 @@ CompressedPart compress_part(ByteView history, ByteView input, bool last, const 
 
 // The same, handing each chunk's compressed bytes to `emit` as soon as it is made (in order; the
 // view is valid during the call) instead of gathering the part in memory: a worker writing its
-// part to storage holds one chunk's output at a time. Returns the chunk records.
+// part to storage holds one chunk's output at a time. Returns the chunk records. `emit` may throw
+// (the part is abandoned); it must not compress another part on the same thread.
 std::vector<ChunkRecord> compress_part(ByteView history, ByteView input, bool last, const CompressOptions& options,
                                        const std::function<void(ByteView)>& emit);
 

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -617,26 +618,40 @@ PYBIND11_MODULE(_native, m) {
   // a sync flush (byte-aligned, the member goes on), inflated to exactly `size` bytes. An empty
   // final block is put after it, which makes it a complete deflate stream (inflate_exact).
   // Raises CorruptDataError where the bytes are not such a chunk. For sluice.dask's partitions.
+  // With `verify`, the chunk is inflated again behind another final block (an empty stored one)
+  // and must give the same bytes: a sync flush pattern inside the member's last block (a false
+  // end) could otherwise, by a small chance, inflate with the first block's bits read as data.
   m.def(
       "inflate_chunk",
-      [](const py::buffer& data, std::size_t size) {
+      [](const py::buffer& data, std::size_t size, bool verify) {
         const Input input(data);
-        thread_local Buffer stream;
-        stream.clear();
-        stream.append(input.view());
-        static constexpr std::uint8_t kFinalEmptyBlock[] = {0x03, 0x00};  // BFINAL, fixed codes, end of block
-        stream.append(ByteView(kFinalEmptyBlock, sizeof kFinalEmptyBlock));
         py::bytes out(nullptr, size);
         auto* target = reinterpret_cast<std::uint8_t*>(PyBytes_AsString(out.ptr()));
         try {
           py::gil_scoped_release release;
-          inflate_exact(stream.view(), std::span<std::uint8_t>(target, size));
+          thread_local Buffer stream, again;
+          const auto inflate_behind = [&](ByteView final_block, std::span<std::uint8_t> into) {
+            stream.clear();
+            stream.append(input.view());
+            stream.append(final_block);
+            inflate_exact(stream.view(), into);
+          };
+          static constexpr std::uint8_t kFixedFinal[] = {0x03, 0x00};  // BFINAL, fixed codes, end of block
+          static constexpr std::uint8_t kStoredFinal[] = {0x01, 0x00, 0x00, 0xff, 0xff};  // BFINAL, stored, 0 bytes
+          inflate_behind(ByteView(kFixedFinal, sizeof kFixedFinal), std::span<std::uint8_t>(target, size));
+          if (verify) {
+            again.resize(size);
+            inflate_behind(ByteView(kStoredFinal, sizeof kStoredFinal), std::span<std::uint8_t>(again.data(), size));
+            if (!std::equal(again.data(), again.data() + size, target)) {
+              throw Error(ErrorKind::kCorruptData, "the chunk inflates differently behind another final block");
+            }
+          }
         } catch (const Error& e) {
           raise(e);
         }
         return out;
       },
-      py::arg("data"), py::arg("size"));
+      py::arg("data"), py::arg("size"), py::arg("verify") = false);
   m.def(
       "stream_framing",
       [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,

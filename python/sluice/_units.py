@@ -328,6 +328,12 @@ def chunk_candidates(data: bytes, base: int) -> list[int]:
     return out
 
 
+def most_deflated(chunk: int) -> int:
+    """The most bytes one independent chunk of `chunk` bytes deflates to (stored blocks' headers
+    and the sync flush included)."""
+    return chunk + chunk // 1024 + 1024 + 4
+
+
 def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
     """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start):
     yields (start, bytes, end, last) for each whole chunk in `data`, where each chunk but the
@@ -339,7 +345,9 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
     its end is found: the first sync flush pattern after which it inflates to exactly `chunk`
     bytes (the pattern can occur inside compressed data too). The member's last chunk, and a
     chunk cut by the end of `data`, go through zlib, which tells where the final block ends;
-    at_eof=False says `data` is not the end of the file, so a chunk it cuts is not decoded."""
+    at_eof=False says `data` is not the end of the file, so a chunk it cuts is not decoded; with
+    at_eof=True (`data` may hold the member's last chunk) each native result is checked behind a
+    second final block (_native.inflate_chunk's verify)."""
     from . import _native, CorruptDataError
     view = memoryview(data)
     at = 0
@@ -353,7 +361,7 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
                 break
             tries += 1
             try:
-                fast = _native.inflate_chunk(view[at:found + len(SYNC_FLUSH)], chunk)
+                fast = _native.inflate_chunk(view[at:found + len(SYNC_FLUSH)], chunk, at_eof)
             except CorruptDataError:
                 pos = found + 1  # not this pattern: the chunk ends later, or is the member's last
                 continue
@@ -362,7 +370,7 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
             break
         if fast is not None:
             continue
-        if tries < _FAST_TRIES and not at_eof:
+        if tries < _FAST_TRIES and not at_eof and len(data) - at < most_deflated(chunk):
             return  # no pattern ends the chunk in `data`: it goes on past it
         for start, decoded, end, last in _inflate_chunks_with_zlib(data, chunk, at):
             yield start, decoded, end, last

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import posixpath
 import shutil
-import socket
 import threading
 import time
 import uuid
@@ -95,6 +95,7 @@ class CompressResult:
     output_bytes: int
     parts: int
     seconds: float
+    parts_via: str = "client"  # how the parts reached the client: "storage" or "client"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,17 +110,34 @@ class _Options:
         return self.format, self.level, self.chunk_size, self.knobs, self.backend
 
 
-_read_buffers = threading.local()
+_read_buffers: dict[int, bytearray] = {}  # per thread, until the compress() call ends
+
+
+def _release_read_buffers() -> None:
+    _read_buffers.clear()  # a buffer in use stays alive through its view
+
+
+@contextlib.contextmanager
+def _read_buffers_released(client):
+    """Frees the read buffers kept per thread (here and on the workers) when compress() ends."""
+    try:
+        yield
+    finally:
+        _release_read_buffers()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.run(_release_read_buffers)
 
 
 def _read_range(url: str, storage_options: dict, start: int, length: int) -> memoryview:
     """`length` bytes of the source from `start`, in a buffer kept per thread for the thread's next
-    part: a Dask worker's nanny sets MALLOC_TRIM_THRESHOLD_, so a new buffer per part would be
-    mapped and faulted in afresh (measured: a tenth of a zstd part's time). Valid until the
-    thread's next call."""
-    buffer = getattr(_read_buffers, "buffer", None)
+    part of the same compress() call: a Dask worker's nanny sets MALLOC_TRIM_THRESHOLD_, so a new
+    buffer per part would be mapped and faulted in afresh (measured: a tenth of a zstd part's
+    time). Valid until the thread's next call."""
+    thread = threading.get_ident()
+    buffer = _read_buffers.get(thread)
     if buffer is None or len(buffer) < length:
-        buffer = _read_buffers.buffer = bytearray(length)
+        buffer = _read_buffers[thread] = bytearray(length)
     view = memoryview(buffer)[:length]
     fs, path = url_to_fs(url, **storage_options)
     got = 0
@@ -165,7 +183,8 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     its part to a directory beside a local destination, removed at the end, and the client joins
     them with copy_file_range: the workers must see the client's file system; every part is
     submitted at once unless max_parts_in_flight says otherwise) or "auto" (storage when dst is a
-    local path and every worker runs on this machine, as in a LocalCluster; else client).
+    local path and every worker sees a file the client puts in that directory, as a LocalCluster's
+    do, or a cluster on a shared file system; else client). The result's parts_via says which.
     Raises FileExistsError if dst exists and not overwrite."""
     began = time.monotonic()
     storage_options = storage_options or {}
@@ -192,19 +211,19 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     local_destination = isinstance(dst_fs, LocalFileSystem)
     if parts_via == "storage" and not local_destination:
         raise UsageError(f"{dst_url}: parts_via='storage' needs a local destination", "usage", dst_url)
-    through_storage = parts_via == "storage" or (parts_via == "auto" and local_destination and client is not None
-                                                 and _workers_on_this_machine(client))
-    if max_parts_in_flight is None:
-        # Parts held by the workers for the client cost memory; parts written to storage only
-        # disk, which the output needs anyway, and with every part submitted a worker never
-        # waits for the client to take a part in order before it gets more work (measured:
-        # 0.72x -> 0.77x of one machine's `sluice -j2` for zstd on 2 workers).
-        threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
-        max_parts_in_flight = len(ranges) if through_storage else max(2, 2 * threads)
+    if parts_via == "auto" and (not local_destination or client is None):
+        parts_via = "client"
     records: list = []
     written = 0
     with _published(dst_fs, dst_path, dst_url, overwrite) as out, \
-            _parts_directory(dst_path if through_storage else None) as parts_dir:
+            _parts_directory(dst_path, client, parts_via) as parts_dir, _read_buffers_released(client):
+        if max_parts_in_flight is None:
+            # Parts held by the workers for the client cost memory; parts written to storage
+            # only disk, which the output needs anyway, and with every part submitted a worker
+            # never waits for the client to take a part in order before it gets more work
+            # (measured: 0.72x -> 0.77x of one machine's `sluice -j2` for zstd on 2 workers).
+            threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
+            max_parts_in_flight = len(ranges) if parts_dir is not None else max(2, 2 * threads)
         header, _ = _native.stream_framing(*options.native(), name, mtime, [])
         out.write(header)
         written += len(header)
@@ -214,12 +233,14 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
                 out.write(part_result)
                 written += len(part_result)
             else:
-                written += _append_part(out, part_result)
+                path, part_bytes = part_result
+                written += _append_part(out, path, part_bytes)
             records += chunk_records
         _, trailer = _native.stream_framing(*options.native(), name, mtime, records)
         out.write(trailer)
         written += len(trailer)
-    return CompressResult(size, written, len(ranges), time.monotonic() - began)
+    return CompressResult(size, written, len(ranges), time.monotonic() - began,
+                          "client" if parts_dir is None else "storage")
 
 
 @contextlib.contextmanager
@@ -244,52 +265,74 @@ def _published(fs, path: str, url: str, overwrite: bool):
         raise
 
 
-def _workers_on_this_machine(client) -> bool:
-    """Whether every worker of `client` runs on this machine (a LocalCluster), so that it sees the
-    files this process sees."""
-    here = {"127.0.0.1", "::1", "localhost", socket.gethostname()}
-    with contextlib.suppress(OSError):
-        here.add(socket.gethostbyname(socket.gethostname()))
-    workers = client.scheduler_info().get("workers", {})
-    return bool(workers) and all(info.get("host") in here for info in workers.values())
+def _workers_see(client, path: str) -> bool:
+    """Whether every worker of `client` sees the file `path` of this process's file system (a
+    LocalCluster, or a file system all machines share)."""
+    try:
+        seen = client.run(os.path.isfile, path)
+    except Exception:  # noqa: BLE001  (a worker that cannot answer cannot be relied on)
+        return False
+    return bool(seen) and all(seen.values())
+
+
+def _remove_tree(directory: str) -> None:
+    # After a failure, tasks cancelled while running may still be writing a part: such a write
+    # fails once the directory is gone, or lands just before it; a few passes remove that too.
+    deadline = time.monotonic() + 10
+    shutil.rmtree(directory, ignore_errors=True)
+    while os.path.lexists(directory) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _parts_directory(dst_path: str | None):
-    """A directory beside dst_path for the parts the tasks write (None: parts come through the
-    client), removed with whatever is left in it when the call ends, well or not."""
-    if dst_path is None:
+def _parts_directory(dst_path: str, client, parts_via: str):
+    """The directory beside dst_path (`.NAME.sluice-XXXX.parts`) where the tasks write their parts,
+    removed with whatever is left in it when the call ends, well or not; None when the parts come
+    through the client: parts_via="client", or "auto" and a worker does not see the directory."""
+    if parts_via == "client":
         yield None
         return
     directory = _temporary_beside(None, dst_path) + ".parts"
     os.mkdir(directory, 0o700)
     try:
+        if parts_via == "auto":
+            probe = os.path.join(directory, "probe")
+            with open(probe, "wb"):
+                pass
+            shared = client is not None and _workers_see(client, probe)
+            os.unlink(probe)
+            if not shared:
+                _remove_tree(directory)
+                yield None
+                return
         yield directory
     finally:
-        # After a failure, tasks cancelled while running may still be writing a part: such a
-        # write fails once the directory is gone, or lands just before; a few passes remove it.
-        deadline = time.monotonic() + 30
-        shutil.rmtree(directory, ignore_errors=True)
-        while os.path.lexists(directory) and time.monotonic() < deadline:
-            time.sleep(0.1)
-            shutil.rmtree(directory, ignore_errors=True)
+        _remove_tree(directory)
 
 
-def _append_part(out, part: str) -> int:
-    """Appends the part file `part` to `out` (a local file) and removes it; returns its size."""
+_NOT_SUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
+
+
+def _append_part(out, part: str, expected: int) -> int:
+    """Appends the part file `part` (`expected` bytes, as its task wrote) to `out` (a local file)
+    and removes it; returns its size."""
     out.flush()
     with open(part, "rb") as f:
         size = os.fstat(f.fileno()).st_size
+        if size != expected:
+            raise Error(f"{part}: the part has {size} bytes where its task wrote {expected}", "io", part)
         left = size
         try:
             while left:
                 copied = os.copy_file_range(f.fileno(), out.fileno(), left)
                 if copied == 0:
-                    raise Error(f"{part}: the part ended early", "io", part)
+                    raise Error(f"{part}: the part ended at byte {size - left} of {size}", "io", part)
                 left -= copied
-        except OSError:  # a file system without copy_file_range: through this process
-            f.seek(size - left)
-            shutil.copyfileobj(f, out)
+        except OSError as error:
+            if isinstance(error, Error) or error.errno not in _NOT_SUPPORTED or left != size:
+                raise
+            shutil.copyfileobj(f, out)  # a file system without copy_file_range: through this process
     os.unlink(part)
     return size
 
@@ -319,8 +362,8 @@ def _parts_in_order(client, url, storage_options, ranges, history_bytes, options
                 None if parts_dir is None else os.path.join(parts_dir, f"{i:08d}"))
 
     if parts_dir is not None:
-        for i, (_, records) in enumerate(_results_in_order(client, args, count, window)):
-            yield os.path.join(parts_dir, f"{i:08d}"), records
+        for i, (part_bytes, records) in enumerate(_results_in_order(client, args, count, window)):
+            yield (os.path.join(parts_dir, f"{i:08d}"), part_bytes), records
         return
     yield from _results_in_order(client, args, count, window)
 
@@ -582,7 +625,7 @@ class _ChunkPieces:
     def __init__(self, f, size, index, part: _Partition):
         self.f, self.size, self.part = f, size, part
         self.header, self.chunk = index.independent
-        self.limit = self.chunk + self.chunk // 1024 + 1024 + 4  # the most one chunk deflates to
+        self.limit = _units.most_deflated(self.chunk)
         self.end: int | None = None
 
     def _read(self, at, length):

@@ -92,17 +92,19 @@ def test_compress_is_the_commands_bytes(client, tmp_path, form, size):
 
 
 @pytest.mark.parametrize("form", list(FORMS))
-@pytest.mark.parametrize("parts_via", ["client", "storage"])
-def test_parts_through_the_client_or_storage_are_the_commands_bytes(client, tmp_path, form, parts_via):
+@pytest.mark.parametrize("parts_via,window", [("client", 2), ("storage", 2), ("auto", None)])
+def test_parts_through_the_client_or_storage_are_the_commands_bytes(client, tmp_path, form, parts_via, window):
     src = tmp_path / "data.csv"
     src.write_bytes(csv_bytes(9 * CHUNK + 17, seed=7))
     expected = sluice_made(src, form).read_bytes()
     dst = tmp_path / "out" / "data.bin"
     dst.parent.mkdir()
     result = sluice.dask.compress(src, dst, client=client, part_size=2 * CHUNK, parts_via=parts_via,
-                                  max_parts_in_flight=2, **dask_options(form))
+                                  max_parts_in_flight=window, **dask_options(form))
     assert dst.read_bytes() == expected
     assert result.output_bytes == len(expected)
+    # A LocalCluster's workers see this machine's files: "auto" writes the parts there.
+    assert result.parts_via == ("client" if parts_via == "client" else "storage")
     assert [p.name for p in dst.parent.iterdir()] == ["data.bin"]  # no parts directory or temporary left
 
 
@@ -121,10 +123,46 @@ def test_a_failing_task_through_storage_leaves_no_parts(client, tmp_path):
     with fsspec.open("memory://only-here/big.csv", "wb") as f:
         f.write(csv_bytes(10 * CHUNK, seed=8))
     (tmp_path / "out").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(FileNotFoundError):
         sluice.dask.compress("memory://only-here/big.csv", tmp_path / "out" / "x.gz", client=client, chunk_size=CHUNK,
                              part_size=2 * CHUNK, parts_via="storage")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_task_failing_after_others_wrote_parts_leaves_nothing(client, tmp_path):
+    src = tmp_path / "big.csv"
+    src.write_bytes(csv_bytes(40 * CHUNK, seed=10))
+    (tmp_path / "out").mkdir()
+
+    def break_parts_from(first_bad):  # on each worker: parts from `first_bad` on fail, slowly
+        import sluice.dask as d
+        real = d._native
+
+        class Breaking:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def compress_part_to_file(self, *args):
+                if int(os.path.basename(args[-1])) >= first_bad:
+                    time.sleep(0.3)
+                    raise OSError(5, "injected failure", args[-1])
+                return real.compress_part_to_file(*args)
+        d._native, d._real_native = Breaking(), real
+
+    def restore():
+        import sluice.dask as d
+        d._native = getattr(d, "_real_native", d._native)
+
+    client.run(break_parts_from, 6)
+    try:
+        with pytest.raises(OSError, match="injected failure"):
+            sluice.dask.compress(src, tmp_path / "out" / "x.gz", client=client, chunk_size=CHUNK, part_size=2 * CHUNK)
+    finally:
+        client.run(restore)
+    assert list((tmp_path / "out").iterdir()) == []
+    result = sluice.dask.compress(src, tmp_path / "out" / "x.gz", client=client, chunk_size=CHUNK, part_size=2 * CHUNK)
+    assert result.parts_via == "storage"
+    assert (tmp_path / "out" / "x.gz").read_bytes() == sluice_made(src, "gzip").read_bytes()
 
 
 def test_compress_between_memory_urls_records_no_name_when_asked(client, tmp_path):
@@ -315,6 +353,11 @@ def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
     # A window that ends inside a chunk, not at the end of the file: the whole chunks before it.
     cut = body[:fast[-1][0] + 10]
     assert [e for _, _, e, _ in _units.inflate_chunks(cut, chunk, at_eof=False)] == [e for _, _, e, _ in fast[:-1]]
+    # A window that holds the member's last chunk whole, then more zero padding than a chunk: the
+    # last chunk is decoded, though the file goes on.
+    padded = body + b"\0" * (_units.most_deflated(chunk) + 10)
+    assert [(e, last) for _, _, e, last in _units.inflate_chunks(padded, chunk, at_eof=False)] == \
+        [(e, last) for _, _, e, last in fast]
     # Damaged deflate: the native way fails where zlib does, and gives what zlib gives otherwise
     # (deflate has no check of its own; the stored data of "random" inflates either way).
     if len(fast) > 1:
