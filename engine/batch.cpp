@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -200,11 +201,17 @@ class Report {
 class FileStreams final : public StreamSet {
  public:
   FileStreams(const std::vector<FileJob>& jobs, const FileBatchOptions& batch, Report& report)
-      : batch_(batch), report_(report) {
+      : batch_(batch),
+        report_(report),
+        // Outputs to stdout come out one after another; files, discarded outputs: each its own.
+        independent_(std::none_of(jobs.begin(), jobs.end(), [&batch](const FileJob& job) {
+          return job.output.empty() && !batch.discard_output;
+        })) {
     items_.reserve(jobs.size());
     for (const auto& job : jobs) items_.push_back(std::make_unique<FileItem>(job, batch));
   }
   std::size_t size() const override { return items_.size(); }
+  bool independent_sinks() const override { return independent_; }
   ByteSource& open_source(std::size_t i, StreamInfo& info) override {
     begun_ = true;
     if (batch_.on_item_begin) batch_.on_item_begin(i);  // on the reader's thread, as on_read
@@ -212,8 +219,9 @@ class FileStreams final : public StreamSet {
   }
   void close_source(std::size_t i) noexcept override { items_[i]->close_source(); }
   ByteSink& open_sink(std::size_t i) override { return items_[i]->open_sink(); }
-  void commit_sink(std::size_t i, const StreamResult& result) override {
-    items_[i]->commit();
+  void commit_sink(std::size_t i, const StreamResult&) override { items_[i]->commit(); }
+  // Reported in input order, whichever thread committed the file.
+  void committed(std::size_t i, const StreamResult& result) override {
     report_.done(i, result.input_bytes, result.output_bytes, result.seconds);
   }
   void fail(std::size_t i, const Error& error) noexcept override {
@@ -226,6 +234,7 @@ class FileStreams final : public StreamSet {
   std::vector<std::unique_ptr<FileItem>> items_;
   const FileBatchOptions& batch_;
   Report& report_;
+  const bool independent_;
   std::atomic<bool> begun_{false};
 };
 
@@ -239,6 +248,7 @@ class BufferStreams final : public StreamSet {
     sinks_.resize(inputs.size());
   }
   std::size_t size() const override { return sources_.size(); }
+  bool independent_sinks() const override { return true; }
   ByteSource& open_source(std::size_t i, StreamInfo&) override { return *sources_[i]; }
   void close_source(std::size_t) noexcept override {}
   ByteSink& open_sink(std::size_t i) override {

@@ -50,6 +50,8 @@ class StreamStates {
  public:
   StreamStates(std::size_t count, FailurePolicy policy, FirstError& run_error)
       : failed_(std::make_unique<std::atomic<bool>[]>(count)),
+        published_(std::make_unique<std::atomic<bool>[]>(count)),
+        results_(count),
         errors_(count),
         names_(count),
         started_(count),
@@ -80,8 +82,19 @@ class StreamStates {
   std::string& name(std::size_t i) { return names_[i]; }
   Clock::time_point& started(std::size_t i) { return started_[i]; }
 
+  // Stream i was committed by a worker (StreamPublisher); the writer reports it in order.
+  void published(std::size_t i, const StreamResult& result) {
+    results_[i] = result;
+    published_[i].store(true, std::memory_order_release);
+  }
+  const StreamResult* published_result(std::size_t i) const {
+    return published_[i].load(std::memory_order_acquire) ? &results_[i] : nullptr;
+  }
+
  private:
   std::unique_ptr<std::atomic<bool>[]> failed_;
+  std::unique_ptr<std::atomic<bool>[]> published_;
+  std::vector<StreamResult> results_;
   mutable std::mutex mutex_;
   std::vector<std::exception_ptr> errors_;
   std::vector<std::string> names_;
@@ -316,6 +329,10 @@ class StreamWriter {
 
   void write(const Chunk& chunk, const StreamInfo& info) {
     const std::size_t i = chunk.stream;
+    if (const StreamResult* result = states_.published_result(i)) {
+      report_published(i, *result);
+      return;
+    }
     bool committed = false;
     if (!states_.failed(i)) {
       try {
@@ -353,6 +370,21 @@ class StreamWriter {
   // Streams below this index have been committed or failed.
   std::size_t finished() const { return finished_; }
 
+  // A stream a worker committed (StreamPublisher), counted and reported in its turn.
+  void report_published(std::size_t i, const StreamResult& result) {
+    stats_.output_bytes += result.output_bytes;
+    stats_.input_bytes += result.input_bytes;
+    ++stats_.chunks;
+    try {
+      if (options_.on_progress) options_.on_progress(stats_.input_bytes);
+      set_.committed(i, result);
+    } catch (...) {
+      states_.fail_current(i, std::nullopt);
+      discard(i);
+    }
+    finished_ = i + 1;
+  }
+
   void discard(std::size_t i) noexcept {
     set_.fail(i, states_.error(i));
     ++stats_.failed_streams;
@@ -371,6 +403,7 @@ class StreamWriter {
     result_.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
     sink_ = nullptr;  // committing ends the sink's life, even when the commit throws
     set_.commit_sink(i, result_);
+    set_.committed(i, result_);
   }
 
   void emit_framing(void (StreamFramer::*part)(Buffer&)) {
@@ -393,12 +426,65 @@ class StreamWriter {
   std::size_t finished_ = 0;
 };
 
+// Header, the one chunk and trailer of a stream that is a single chunk.
+void frame_single_chunk(const Codec& codec, const StreamInfo& info, std::size_t input_bytes, ByteView chunk,
+                        std::uint64_t check, Buffer& out) {
+  const auto framer = codec.make_framer(info);
+  framer->header(out);
+  out.append(chunk);
+  framer->add_chunk({input_bytes, chunk.size(), check});
+  framer->trailer(out);
+}
+
+// For a set with independent sinks: a stream that is one chunk is written (in one write) and
+// committed by the worker that compressed it, so that a batch of small files opens, writes and
+// renames its outputs on every worker at once; the writer then only counts it and reports it in
+// order (StreamWriter::report_published). A failure fails the stream, which the writer discards.
+class StreamPublisher {
+ public:
+  StreamPublisher(StreamSet& set, StreamStates& states, const std::vector<StreamInfo>& infos, const Codec& codec)
+      : set_(set), states_(states), infos_(infos), codec_(codec) {}
+
+  void publish(const Chunk& chunk) {
+    const std::size_t i = chunk.stream;
+    const ByteSink* sink = nullptr;
+    try {
+      Buffer& framed = framed_.local();
+      framed.clear();
+      frame_single_chunk(codec_, infos_[i], chunk.payload().size(), chunk.output.view(), chunk.check, framed);
+      if (chunk.mapped_file && chunk.mapped_file->lost_pages.load(std::memory_order_acquire)) {
+        detail::throw_lost_pages(*chunk.mapped_file, states_.name(i));
+      }
+      ByteSink& output = set_.open_sink(i);
+      sink = &output;
+      output.write(framed.view());
+      StreamResult result;
+      result.input_bytes = chunk.payload().size();
+      result.output_bytes = framed.size();
+      result.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
+      sink = nullptr;  // committing ends the sink's life, even when the commit throws
+      set_.commit_sink(i, result);
+      states_.published(i, result);
+    } catch (...) {
+      states_.fail_current(i, std::nullopt, sink ? &sink->name() : nullptr);
+    }
+  }
+
+ private:
+  StreamSet& set_;
+  StreamStates& states_;
+  const std::vector<StreamInfo>& infos_;
+  const Codec& codec_;
+  tbb::enumerable_thread_specific<Buffer> framed_;
+};
+
 // The worker: compresses a chunk on whichever thread takes it, with that thread's own codec
-// context (made on first use, reused for every chunk). A failure fails the chunk's stream.
+// context (made on first use, reused for every chunk), and publishes a stream that is this one
+// chunk when there is a publisher. A failure fails the chunk's stream.
 class ChunkCompressors {
  public:
-  ChunkCompressors(const Codec& codec, StreamStates& states)
-      : states_(states), contexts_([&codec] { return codec.make_chunk_compressor(); }) {}
+  ChunkCompressors(const Codec& codec, StreamStates& states, StreamPublisher* publisher)
+      : states_(states), publisher_(publisher), contexts_([&codec] { return codec.make_chunk_compressor(); }) {}
 
   Chunk* compress(Chunk* chunk) {
     detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
@@ -407,7 +493,9 @@ class ChunkCompressors {
       chunk->check = contexts_.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);
     } catch (...) {
       states_.fail_current(chunk->stream, chunk->offset);
+      return chunk;
     }
+    if (publisher_ && chunk->first && chunk->last) publisher_->publish(*chunk);
     return chunk;
   }
 
@@ -416,6 +504,7 @@ class ChunkCompressors {
 
  private:
   StreamStates& states_;
+  StreamPublisher* const publisher_;
   tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> contexts_;
 };
 
@@ -432,7 +521,9 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes, run_error,
                            options.on_read);
   StreamWriter stream_writer(set, states, codec, options, stats);
-  ChunkCompressors compressors(codec, states);
+  std::optional<StreamPublisher> publisher;
+  if (set.independent_sinks()) publisher.emplace(set, states, infos, codec);
+  ChunkCompressors compressors(codec, states, publisher ? &*publisher : nullptr);
 
   detail::run_ordered_graph<Chunk>(
       graph, max_in_flight, [&](tbb::flow_control& control) { return chunk_reader.next(control); },
@@ -447,7 +538,14 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   if (run_error.failed()) {
     // The run stopped early: end every stream that was begun and not yet ended.
     chunk_reader.close_source();
-    for (std::size_t i = stream_writer.finished(); i < chunk_reader.streams_begun(); ++i) stream_writer.discard(i);
+    for (std::size_t i = stream_writer.finished(); i < chunk_reader.streams_begun(); ++i) {
+      // A stream a worker published before the run stopped stays published, and is reported so.
+      if (const StreamResult* result = states.published_result(i)) {
+        stream_writer.report_published(i, *result);
+      } else {
+        stream_writer.discard(i);
+      }
+    }
     run_error.rethrow_if_failed();
   }
 }
@@ -498,11 +596,7 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& 
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
     Buffer chunk;
     const std::uint64_t check = context->compressor->compress({}, input, /*last=*/true, chunk);
-    const auto framer = codec.make_framer(StreamInfo{});
-    framer->header(output);
-    output.append(chunk.view());
-    framer->add_chunk({input.size(), chunk.size(), check});
-    framer->trailer(output);
+    frame_single_chunk(codec, StreamInfo{}, input.size(), chunk.view(), check, output);
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());  // as the graph
   } catch (...) {
     std::rethrow_exception(detail::current_error_with_context(kName, 0));  // the context goes with it

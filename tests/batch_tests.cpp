@@ -263,6 +263,90 @@ TEST(StopRun, AStreamCommittedWhileAnotherFailsIsNotReportedFailed) {
   EXPECT_FALSE(streams.committed[1]);
 }
 
+// With independent sinks, streams of one chunk are published by the workers, several at once;
+// the others go through the writer; committed() still comes once per stream, in stream order.
+TEST(IndependentSinks, OneChunkStreamsArePublishedAtOnceAndReportedInOrder) {
+  class Streams final : public StreamSet {
+   public:
+    explicit Streams(std::vector<Bytes> inputs) : sinks(inputs.size()), inputs_(std::move(inputs)) {
+      sources_.resize(inputs_.size());
+    }
+    bool independent_sinks() const override { return true; }
+    std::size_t size() const override { return inputs_.size(); }
+    ByteSource& open_source(std::size_t i, StreamInfo&) override {
+      sources_[i] = std::make_unique<MemorySource>(view(inputs_[i]));
+      return *sources_[i];
+    }
+    void close_source(std::size_t) noexcept override {}
+    ByteSink& open_sink(std::size_t i) override { return sinks[i]; }
+    void commit_sink(std::size_t, const StreamResult&) override {
+      // Each commit waits (up to 10 s) until two have been under way at once.
+      const int now = ++inside_;
+      for (int seen = peak.load(); now > seen && !peak.compare_exchange_weak(seen, now);) {
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (peak.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      --inside_;
+    }
+    void committed(std::size_t i, const StreamResult& result) override {
+      order.push_back(i);
+      output_bytes.push_back(result.output_bytes);
+    }
+    void fail(std::size_t, const Error&) noexcept override { ++failures; }
+
+    std::vector<MemorySink> sinks;
+    std::atomic<int> peak{0};
+    std::vector<std::size_t> order;
+    std::vector<std::uint64_t> output_bytes;
+    int failures = 0;
+
+   private:
+    std::vector<Bytes> inputs_;
+    std::vector<std::unique_ptr<MemorySource>> sources_;
+    std::atomic<int> inside_{0};
+  };
+  std::vector<Bytes> inputs;
+  for (std::uint64_t i = 0; i < 12; ++i) inputs.push_back(text_bytes(i == 5 ? 200 * 1024 : 100 + i * 700, i));
+  CompressOptions options;
+  options.threads = 2;
+  options.codec_options.chunk_bytes = 64 * 1024;  // stream 5 is four chunks, through the writer
+  Streams streams(inputs);
+  compress_stream_set(streams, options);
+  EXPECT_EQ(streams.peak.load(), 2) << "no two outputs were committed at once";
+  EXPECT_EQ(streams.failures, 0);
+  std::vector<std::size_t> in_order(inputs.size());
+  for (std::size_t i = 0; i < in_order.size(); ++i) in_order[i] = i;
+  EXPECT_EQ(streams.order, in_order);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    EXPECT_EQ(to_bytes(streams.sinks[i].buffer()), to_bytes(compress_buffer(view(inputs[i]), options))) << i;
+    EXPECT_EQ(streams.output_bytes[i], streams.sinks[i].buffer().size()) << i;
+  }
+}
+
+// A batch of small files: each published by a worker, and the callbacks still in input order.
+TEST_F(BatchFiles, SmallFilesAreReportedInInputOrder) {
+  std::vector<FileJob> jobs;
+  for (int i = 0; i < 300; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    write_file(dir_ / name, text_bytes(static_cast<std::size_t>(i % 7) * 900, static_cast<std::uint64_t>(i)));
+    jobs.push_back({path(name), path(name + ".gz")});
+  }
+  std::vector<std::size_t> order;
+  FileBatchOptions batch;
+  batch.on_item_done = [&](std::size_t i, const ItemResult&) { order.push_back(i); };
+  CompressOptions options;
+  options.threads = 2;
+  const BatchReport report = compress_files(jobs, options, batch);
+  EXPECT_EQ(report.failed, 0u);
+  ASSERT_EQ(order.size(), jobs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i);
+  for (std::size_t i = 0; i < jobs.size(); i += 37) {
+    EXPECT_EQ(to_bytes(decompress_buffer(view(read_file(jobs[i].output)))), read_file(jobs[i].input)) << i;
+  }
+}
+
 TEST_F(BatchFiles, RemoveInputsOnlyAfterSuccess) {
   write_file(dir_ / "a", text_bytes(1000, 14));
   write_file(dir_ / "b.pgz", {});  // the output exists already: b fails and must keep its input

@@ -435,17 +435,67 @@ TEST(MappedInput, FilesOfSeveralWindowsGiveTheBytesThatMemoryGives) {
   }
 }
 
+// ---- Outputs ----
+
+std::string as_text(const Bytes& bytes) { return {bytes.begin(), bytes.end()}; }
+
+// A new output has no name until it is committed (O_TMPFILE on these file systems), so a crash
+// leaves nothing; a file that appeared at its path meanwhile is kept, not replaced; an output that
+// replaces a file goes through a temporary and a rename.
+TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared) {
+  testing::ScratchDir dir;
+  const auto write = [](OutputFile& file, const std::string& text) {
+    file.write(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  };
+  {
+    OutputFile out((dir / "new").string(), false);
+    write(out, "new bytes");
+    EXPECT_TRUE(out.random_access());
+    EXPECT_EQ(dir.listing(), std::vector<std::string>{}) << "a name before the commit";
+    out.commit(false);
+  }
+  EXPECT_EQ(as_text(read_file(dir / "new")), "new bytes");
+  {
+    OutputFile out((dir / "raced").string(), false);
+    write(out, "ours");
+    write_file(dir / "raced", testing::to_bytes("theirs"));
+    try {
+      out.commit(false);
+      ADD_FAILURE() << "a file that appeared meanwhile was replaced";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.path(), (dir / "raced").string());
+      EXPECT_NE(e.detail().find("already exists"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(as_text(read_file(dir / "raced")), "theirs");
+  {
+    OutputFile out((dir / "dropped").string(), false);
+    write(out, "never published");
+  }
+  {
+    OutputFile out((dir / "new").string(), true);
+    write(out, "replaced");
+    EXPECT_EQ(dir.listing().size(), 3u) << "the replacement's temporary is beside the file";
+    out.commit(true);
+  }
+  EXPECT_EQ(as_text(read_file(dir / "new")), "replaced");
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"new", "raced"}));
+}
+
 // ---- Signals ----
 
+// A shell loop that waits (up to 20 s) until process $pid has an output open: a sluice temporary,
+// or a new file that has no name yet (O_TMPFILE: "/dir/#123 (deleted)" under /proc).
+constexpr const char* kAwaitOutput =
+    "for i in $(seq 400); do ls -l /proc/$pid/fd 2>/dev/null | grep -q -e '[.]sluice-' -e '(deleted)' && break; "
+    "sleep 0.05; done; ";
+
 // Starts `command` in the background with job control on (so that SIGINT is not ignored, as it
-// would be for a background job), waits until a sluice temporary appears under the scratch
-// directory, sends `signal`, and prints "status N" with the command's exit status.
+// would be for a background job), waits until its last process has an output open, sends
+// `signal`, and prints "status N" with the command's exit status.
 std::string interrupt(const std::string& command, const std::string& signal) {
-  return fmt::format(
-      "set -m; {} & pid=$!; "
-      "for i in $(seq 400); do find . -name '*.sluice-*' | grep -q . && break; sleep 0.05; done; "
-      "kill -{} $pid; wait $pid; echo \"status $?\"",
-      command, signal);
+  return fmt::format("set -m; {} & pid=$!; {}kill -{} $pid; wait $pid; echo \"status $?\"", command, kAwaitOutput,
+                     signal);
 }
 
 TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
@@ -482,10 +532,9 @@ TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
 TEST_F(Faults, AnIgnoredSignalStaysIgnoredAsUnderNohup) {
   // nohup (and a non-interactive shell's background jobs) start us with SIGHUP/SIGINT ignored.
   const auto r = sh(fmt::format(
-      "trap '' HUP; {} -F lz4 -o endless.lz4 < /dev/zero & pid=$!; "
-      "for i in $(seq 400); do ls -A | grep -q sluice- && break; sleep 0.05; done; "
+      "trap '' HUP; {} -F lz4 -o endless.lz4 < /dev/zero & pid=$!; {}"
       "kill -HUP $pid; sleep 0.3; kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo \"status $?\"",
-      testing::sluice()));
+      testing::sluice(), kAwaitOutput));
   EXPECT_NE(r.out.find("alive"), std::string::npos) << describe(r);
   EXPECT_NE(r.out.find("status 143"), std::string::npos) << describe(r);
   expect_tree({});

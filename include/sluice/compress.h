@@ -70,10 +70,18 @@ struct StreamResult {
 // reaches it and its output when the writer reaches it, so a batch of any size holds only a
 // couple of files open. The reader calls the source methods and the writer the sink methods,
 // each from one thread at a time. Every stream ends with exactly one call to commit_sink() or
-// fail().
+// fail(), and a committed one then with committed(), in stream order.
+//
+// A set whose streams each have an output of their own (a file per stream) says so with
+// independent_sinks(): then a stream that fits in one chunk is written and committed by the
+// worker that compressed it, and open_sink() and commit_sink() run for several such streams at
+// once, on different threads (never twice at once for one stream). The per-file system calls of
+// a batch of small files are then spread over the workers instead of queueing in the writer.
 class StreamSet {
  public:
   virtual ~StreamSet() = default;
+  // Whether the sink methods may run for different streams at once (see above). False by default.
+  virtual bool independent_sinks() const { return false; }
   virtual std::size_t size() const = 0;
   // Opens stream i's input and fills in its header metadata. Throws Error if it cannot.
   virtual ByteSource& open_source(std::size_t i, StreamInfo& info) = 0;
@@ -85,6 +93,13 @@ class StreamSet {
   virtual void commit_sink(std::size_t i, const StreamResult& result) = 0;
   // Stream i failed with `error`: discard whatever output it has.
   virtual void fail(std::size_t i, const Error& error) noexcept = 0;
+  // After commit_sink(i) succeeded, in stream order, from one thread at a time: for reports that
+  // should come out in the order of the streams (which commit_sink() keeps only without
+  // independent_sinks()). Nothing by default.
+  virtual void committed(std::size_t i, const StreamResult& result) {
+    (void)i;
+    (void)result;
+  }
 };
 
 // Compresses every stream of `streams` in one graph run. With kStopRun the first failure is

@@ -145,7 +145,7 @@ class OutputFile final : public ByteSink {
   void write(ByteView bytes) override;
   const std::string& name() const override { return path_; }
   // A temporary being written is a regular file (a device or FIFO written in place is not).
-  bool random_access() const override { return !temp_path_.empty(); }
+  bool random_access() const override { return unnamed_ || !temp_path_.empty(); }
   void write_at(std::uint64_t offset, ByteView bytes) override;
   // Leaves the next `bytes` of the file unwritten: a hole where the file system keeps one, read as
   // zeros; the file's size covers it even when nothing is written after it. (A device or FIFO
@@ -154,8 +154,9 @@ class OutputFile final : public ByteSink {
 
   // Copies permission bits and access/modification times (as gzip does), applied at commit.
   void preserve_metadata_of(const FileStatus& source);
-  // Renames the temporary into place; with `durable`, first flushes it to disk and afterwards
-  // the directory too (needed before the input is deleted). After this the destructor does nothing.
+  // Puts the file in place (links the unnamed file, or renames the temporary); with `durable`,
+  // first flushes it to disk and afterwards the directory too (needed before the input is
+  // deleted). After this the destructor does nothing.
   void commit(bool durable = true);
   // Removes the temporary now (the destructor does the same).
   void discard() noexcept;
@@ -164,7 +165,13 @@ class OutputFile final : public ByteSink {
   FileStatus status() const;
 
  private:
+  void link_unnamed();
+  void rename_temporary();
+
   std::string path_;
+  // What is written: a file without a name yet (O_TMPFILE, for a new file), or a temporary
+  // beside the target (replacing a file, or where the file system has no unnamed files).
+  bool unnamed_ = false;
   std::string temp_path_;
   int fd_ = -1;
   bool overwrite_ = false;
