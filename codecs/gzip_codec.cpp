@@ -13,6 +13,7 @@
 // Each worker computes its chunk's CRC-32; for a single member the writer combines them in order.
 // The deflating and inflating is done by an engine (deflate_engines.h: zlib, libdeflate, ISA-L)
 // picked per level and operation; this file owns the format.
+#include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
 #include <algorithm>
@@ -588,7 +589,7 @@ class GzipDecoder final : public StreamDecoder {
   }
   ~GzipDecoder() override {
     try {
-      crc_tasks_->wait();  // a running CRC task reads our blocks
+      wait_for_crc();  // a running CRC task reads our blocks
     } catch (...) {
     }
   }
@@ -619,7 +620,7 @@ class GzipDecoder final : public StreamDecoder {
       Lend(GzipDecoder& d, Output& o) : decoder(d) { decoder.output_ = &o; }
       ~Lend() {
         try {
-          decoder.crc_tasks_->wait();
+          decoder.wait_for_crc();
         } catch (...) {  // a CRC task does not throw
         }
         decoder.output_ = nullptr;
@@ -861,7 +862,7 @@ class GzipDecoder final : public StreamDecoder {
     const StreamInflater::Step step = inflate_step(rest, space);
     consumed_ += step.consumed;
     if (step.produced > 0) {
-      crc_tasks_->wait();
+      wait_for_crc();
       const ByteView bytes{space.data(), step.produced};
       size_ += bytes.size();
       fold_crc(bytes);
@@ -882,7 +883,7 @@ class GzipDecoder final : public StreamDecoder {
   // after its task is done.
   void hand_on(const Emit& emit) {
     Buffer& block = blocks_[current_];
-    crc_tasks_->wait();
+    wait_for_crc();
     if (block.empty()) return;
     const ByteView bytes = block.view();
     size_ += bytes.size();
@@ -896,11 +897,24 @@ class GzipDecoder final : public StreamDecoder {
   // it over (and waking a worker: a small stream's run would start them all) costs more than
   // the CRC (a 1 KB stream took 80 us with the task, most of it waking and parking threads).
   void fold_crc(ByteView bytes) {
-    if (bytes.size() <= kInlineCrcBytes) {
+    // Outside any arena (a small stream decoded on the caller's thread: decompress()) a task
+    // would start oneTBB's default arena, with a worker on every core, whatever the caller's
+    // thread count: there the CRC is folded here.
+    if (bytes.size() <= kInlineCrcBytes ||
+        tbb::this_task_arena::current_thread_index() == tbb::task_arena::not_initialized) {
       crc_ = update_crc32(crc_, bytes);
     } else {
       crc_tasks_->run([this, bytes] { crc_ = update_crc32(crc_, bytes); });
+      crc_running_ = true;
     }
+  }
+
+  // Waits for the CRC task, if one was started: waiting on a task group that never ran one would
+  // still start oneTBB (its workers and allocator), which a small stream never needs.
+  void wait_for_crc() {
+    if (!crc_running_) return;
+    crc_tasks_->wait();
+    crc_running_ = false;
   }
 
   std::size_t take_trailer(ByteView rest) {
@@ -908,7 +922,7 @@ class GzipDecoder final : public StreamDecoder {
     trailer_.insert(trailer_.end(), rest.begin(), rest.begin() + static_cast<std::ptrdiff_t>(take));
     consumed_ += take;
     if (trailer_.size() < 8) return take;
-    crc_tasks_->wait();
+    wait_for_crc();
     blocks_[current_].clear();
     const std::uint32_t crc = load_le32(trailer_.data()), isize = load_le32(trailer_.data() + 4);
     trailer_.clear();
@@ -937,6 +951,7 @@ class GzipDecoder final : public StreamDecoder {
   Output* output_ = nullptr;  // lent by decode_to() for the length of the call
   // Held by pointer: tbb::task_group's destructor may throw, ours must not.
   std::unique_ptr<tbb::task_group> crc_tasks_ = std::make_unique<tbb::task_group>();
+  bool crc_running_ = false;  // a task of crc_tasks_ may be running
   std::uint32_t crc_ = 0;
   std::uint64_t size_ = 0;
   std::uint64_t consumed_ = 0;      // compressed bytes consumed so far

@@ -380,6 +380,14 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     }
   };
 
+  if (to_stdout || jobs.size() == 1) {
+    // One file at a time: on this thread, each file's decompress() making the workers it needs,
+    // and none for a small file (no arena or graph to start here: a small file's run then starts
+    // no thread at all, which is most of what `sluice -dc` of a small file costs).
+    for (std::size_t i = 0; i < jobs.size() && !stop.load(); ++i) decode_one(i);
+    return report.finish(std::chrono::duration<double>(Clock::now() - start).count(),
+                         static_cast<std::size_t>(to_stdout ? 1 : threads));
+  }
   detail::ThreadArena arena(threads);
   arena.execute([&] {
     flow::graph graph;

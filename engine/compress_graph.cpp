@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
 #include <oneapi/tbb/flow_graph.h>
-#include <oneapi/tbb/info.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include "core/first_error.h"
@@ -615,7 +614,7 @@ int resolve_threads(int threads) {
   if (threads < 0 || threads > kMaxThreads) {
     throw Error(ErrorKind::kUsage, fmt::format("thread count must be between 1 and {}, not {}", kMaxThreads, threads));
   }
-  return threads == 0 ? tbb::info::default_concurrency() : threads;
+  return threads == 0 ? detail::default_threads() : threads;
 }
 
 CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& options) {

@@ -538,18 +538,20 @@ bool is_trailing_garbage(const std::exception_ptr& error) {
 class UnitDecoders {
  public:
   // `guesses_failed` is set at the first speculative unit that was no unit (PieceReader::
-  // watch_guesses); `pin`: pin the threads (not in a caller's graph, whose threads are not ours).
+  // watch_guesses); `pin`: pin the threads (not in a caller's graph, whose threads are not ours);
+  // `in_caller`: every unit is decoded on the calling thread (run_decompression), with one decoder
+  // and no thread-local storage (making that would start oneTBB's allocator).
   UnitDecoders(const Codec& codec, const FirstError& errors, const std::string& source_name,
-               std::atomic<bool>& guesses_failed, bool pin = true)
-      : errors_(errors), source_name_(source_name), guesses_failed_(guesses_failed), pin_(pin), decoders_([&codec] {
-          return codec.make_unit_decoder();
-        }) {}
+               std::atomic<bool>& guesses_failed, bool pin, bool in_caller)
+      : codec_(codec), errors_(errors), source_name_(source_name), guesses_failed_(guesses_failed), pin_(pin) {
+    if (!in_caller) decoders_.emplace([&codec] { return codec.make_unit_decoder(); });
+  }
 
   Chunk* decode(Chunk* chunk) {
     if (chunk->piece != Piece::kUnit || chunk->error || errors_.failed()) return chunk;
     if (pin_) detail::pin_this_thread();  // one CPU per thread while units are decoded (thread_arena.h)
     try {
-      decoders_.local()->decode(chunk->view, chunk->cut, chunk->output);  // checked (codec_author.h)
+      local().decode(chunk->view, chunk->cut, chunk->output);  // checked (codec_author.h)
     } catch (const Error& e) {
       if (chunk->cut.speculative && e.kind() == ErrorKind::kCorruptData) {
         chunk->guess_failed = true;  // the writer decodes it in order (Cut::speculative)
@@ -565,14 +567,22 @@ class UnitDecoders {
   }
 
   // How many distinct threads decoded units.
-  std::size_t threads() const { return decoders_.size(); }
+  std::size_t threads() const { return decoders_ ? decoders_->size() : (caller_decoder_ ? 1 : 0); }
 
  private:
+  UnitDecoder& local() {
+    if (decoders_) return *decoders_->local();
+    if (!caller_decoder_) caller_decoder_ = codec_.make_unit_decoder();
+    return *caller_decoder_;
+  }
+
+  const Codec& codec_;
   const FirstError& errors_;
   const std::string& source_name_;
   std::atomic<bool>& guesses_failed_;
   const bool pin_;
-  tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>> decoders_;
+  std::optional<tbb::enumerable_thread_specific<std::unique_ptr<UnitDecoder>>> decoders_;  // on the workers
+  std::unique_ptr<UnitDecoder> caller_decoder_;                                            // in the caller
 };
 
 // The writer, serial and in order: verification across units, the streaming decoder for a stream
@@ -706,7 +716,7 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
   std::atomic<bool> guesses_failed{false};
   piece_reader.watch_guesses(&guesses_failed, /*in_callers_graph=*/in_caller);
   piece_reader.report_reads(&on_read);
-  UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/!in_caller);
+  UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/!in_caller, in_caller);
   PieceWriter piece_writer(sink, codec, splitter.get(), in_caller ? 1 : threads, max_output, errors, source.name(),
                            stats);
 
@@ -783,7 +793,7 @@ struct DecompressNode::Nodes {
       if (start.size() < kDetectBytes && !chunk.last) return;
       codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
       splitter = codec->make_splitter();
-      decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false);
+      decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false, /*in_caller=*/false);
       piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
       reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
       reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
@@ -864,9 +874,11 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   }
   const auto codec = make_decoding_codec(stats.codec, options);
   if (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes) {
-    // read_full() stopped short of kReadBytes: the whole stream is in hand, and it is small. In an
-    // arena of one thread (no workers) and isolated: a task the decoders make (gzip's CRC of a
-    // large block) runs on this thread, and waiting for it never picks up a caller's other work.
+    // read_full() stopped short of kReadBytes: the whole stream is in hand, and it is small. On a
+    // worker of an arena, isolated: a task the decoders make (gzip's CRC of a large block) and the
+    // wait for it never pick up the caller's other work. Elsewhere in no arena at all, so that
+    // oneTBB is not even started (decoders make no task outside an arena): for a small file that
+    // is most of a run's cost.
     const auto in_caller = [&] {
       run_decompression(source, sink, std::move(stream_start), *codec, 1, 0, options.max_output_bytes, options.stop,
                         options.on_read, stats, /*in_caller=*/true);
@@ -874,8 +886,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
       tbb::this_task_arena::isolate(in_caller);
     } else {
-      detail::ThreadArena arena(1);
-      arena.execute(in_caller);
+      in_caller();
     }
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return stats;

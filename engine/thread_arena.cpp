@@ -72,6 +72,18 @@ std::vector<int> allowed_cpus() {
 std::vector<int> allowed_cpus() { return {}; }
 #endif
 
+}  // namespace
+
+int default_threads() {
+  static const int threads = [] {
+    const std::size_t cpus = allowed_cpus().size();
+    return cpus > 0 ? static_cast<int>(cpus) : tbb::info::default_concurrency();
+  }();
+  return threads;
+}
+
+namespace {
+
 void stop_pinning_locked() {
   unpin_all_locked();
   g_owner = nullptr;

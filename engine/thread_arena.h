@@ -59,6 +59,11 @@ class ThreadArena {
 // the arena when the observer goes, which LeakSanitizer reported at the exit of every run.
 void pin_this_thread();
 
+// The threads a run gets when it asks for 0 ("all cores"): the CPUs this process may run on, as
+// oneTBB counts them, but read without starting oneTBB (which a run that needs no worker, a
+// small file's, would otherwise pay for at its start).
+int default_threads();
+
 // From a graph's task: give the arena's pinned threads their masks back and pin no more for the
 // rest of its life (a stream that goes serial).
 void unpin_arena_threads();

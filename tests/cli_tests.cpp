@@ -452,6 +452,25 @@ TEST_F(Cli, NotCompressedInputAndUnknownSuffixAreErrors) {
 }
 
 // A format sluice does not decode is named, as the real tools write it.
+// Scripts call sluice once per small file: such a run decodes on the main thread and does not
+// start oneTBB at all (which would load its allocator, libtbbmalloc, and start a worker per core).
+// A large file, which does start it, shows that the check can fail.
+TEST_F(Cli, ASmallFileIsDecodedWithoutStartingTheThreadPool) {
+  put("small", testing::to_bytes("ab\n"));
+  put("large", random_bytes(4 << 20, 5));
+  ASSERT_EQ(sh("gzip -k small large && zstd -q small -o small.zst && lz4 -q small small.lz4").status, 0);
+  const std::string s = testing::sluice();
+  for (const std::string file : {"small.gz", "small.zst", "small.lz4"}) {
+    for (const std::string j : {"", " -j1", " -j2"}) {
+      const auto r = sh("LD_DEBUG=files " + s + " -dc" + j + " " + file + " 2>debug.txt; echo status $?");
+      EXPECT_EQ(r.out, "ab\nstatus 0\n") << file << j;
+      EXPECT_EQ(sh("grep -c tbbmalloc debug.txt").out, "0\n") << file << j << ": oneTBB was started";
+    }
+  }
+  EXPECT_EQ(sh("LD_DEBUG=files " + s + " -dc large.gz 2>debug.txt | cmp - large").status, 0);
+  EXPECT_NE(sh("grep -c tbbmalloc debug.txt").out, "0\n") << "a large file started no thread pool";
+}
+
 TEST_F(Cli, DecompressingAnotherFormatNamesIt) {
   put("data.txt", text_bytes(5000, 28));
   ASSERT_EQ(sh("xz -k data.txt && bzip2 -k data.txt && zip -q data.zip data.txt").status, 0);
