@@ -2,10 +2,11 @@
 """Start-up (issue 25): the time to run `sluice -dc` on a 3-byte .gz against gzip and zstd, and
 what a program pays before doing anything: hello-world programs (compiled here) linked with
 nothing, with Debian's shared oneTBB, and with every shared library `sluice` loads; and
-`sluice --version`. Each process is started with fork/exec (no shell), interleaved, REPS times;
-medians in milliseconds.
+`sluice --version`, and the same two of the release-static build where scripts/static-build.sh
+made it. Each process is started with fork/exec (no shell), interleaved, REPS times; medians in
+milliseconds.
 
-Usage: /usr/bin/python3 bench/startup_bench.py [--reps N] [--program PATH]"""
+Usage: /usr/bin/python3 bench/startup_bench.py [--reps N] [--program PATH] [--static-program PATH]"""
 import argparse
 import subprocess
 import sys
@@ -32,6 +33,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=400)
     parser.add_argument("--program", default=str(benchlib.ROOT / "build" / "release" / "apps" / "sluice"))
+    parser.add_argument("--static-program", default=str(benchlib.ROOT / "build" / "release-static" / "apps" / "sluice"),
+                        help="also measured where it exists (scripts/static-build.sh)")
     args = parser.parse_args()
     scratch = benchlib.scratch("startup")
     (scratch / "s3").write_bytes(b"ab\n")
@@ -51,6 +54,9 @@ def main():
     gz = str(scratch / "s3.gz")
     commands.update({"gzip -dc": ["gzip", "-dc", gz], "zstd -dcq": ["zstd", "-dcq", gz],
                      "sluice --version": [args.program, "--version"], "sluice -dc": [args.program, "-dc", gz]})
+    if Path(args.static_program).exists():  # scripts/static-build.sh's
+        commands.update({"sluice --version (release-static)": [args.static_program, "--version"],
+                         "sluice -dc (release-static)": [args.static_program, "-dc", gz]})
     times = {name: [] for name in commands}
     for _ in range(args.reps):
         for name, command in commands.items():
