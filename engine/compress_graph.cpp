@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <utility>
 
@@ -119,12 +120,12 @@ class ChunkReader {
         run_error_(run_error),
         on_read_(on_read) {}
 
-  Chunk* next(tbb::flow_control& control) {
+  // The next chunk; nullptr once every stream is read or the run failed.
+  Chunk* next() {
     if (!run_error_.failed()) {
       if (Chunk* chunk = next_chunk()) return chunk;
     }
     close_source();
-    control.stop();
     return nullptr;
   }
 
@@ -487,15 +488,23 @@ class ChunkCompressors {
 
   Chunk* compress(Chunk* chunk) {
     detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
-    if (states_.failed(chunk->stream)) return chunk;
-    try {
-      chunk->check = contexts_.local()->compress(chunk->history(), chunk->payload(), chunk->last, chunk->output);
-    } catch (...) {
-      states_.fail_current(chunk->stream, chunk->offset);
-      return chunk;
+    if (compress_chunk(*contexts_.local(), *chunk, states_) && publisher_ && chunk->first && chunk->last) {
+      publisher_->publish(*chunk);
     }
-    if (publisher_ && chunk->first && chunk->last) publisher_->publish(*chunk);
     return chunk;
+  }
+
+  // Compresses `chunk` with `compressor` unless its stream failed; a failure fails the stream.
+  // Returns whether the chunk was compressed.
+  static bool compress_chunk(ChunkCompressor& compressor, Chunk& chunk, StreamStates& states) {
+    if (states.failed(chunk.stream)) return false;
+    try {
+      chunk.check = compressor.compress(chunk.history(), chunk.payload(), chunk.last, chunk.output);
+      return true;
+    } catch (...) {
+      states.fail_current(chunk.stream, chunk.offset);
+      return false;
+    }
   }
 
   // How many distinct threads compressed (proof of parallelism).
@@ -507,11 +516,21 @@ class ChunkCompressors {
   tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> contexts_;
 };
 
-// reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h).
-void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOptions& options,
-                        std::size_t max_in_flight, CompressStats& stats) {
-  flow::graph graph;
-  FirstError run_error([&graph] { graph.cancel(); });
+// reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h), in an arena of
+// `threads`; or, for a run of one stream that turns out to be one chunk (a small file), the same
+// reader, a compressor and the same writer one after another on the calling thread: no arena,
+// graph or worker is started, which is most of what a small file's run would cost (the same
+// bytes, results and errors either way).
+void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& options, int threads,
+                     std::size_t max_in_flight, CompressStats& stats) {
+  // The graph is made, and destroyed, in the arena, only when the run needs one; a failure (a stop
+  // comes on another thread) cancels it if it is there: made and destroyed under the mutex.
+  std::mutex graph_mutex;
+  std::optional<flow::graph> graph;
+  FirstError run_error([&] {
+    std::lock_guard lock(graph_mutex);
+    if (graph) graph->cancel();
+  });
   const std::stop_callback on_stop(options.stop, [&run_error] { run_error.record(detail::stopped_error()); });
   StreamStates states(set.size(), options.on_stream_error, run_error);
   ChunkPool pool;
@@ -520,19 +539,42 @@ void run_compress_graph(StreamSet& set, const Codec& codec, const CompressOption
   ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes, run_error,
                            options.on_read);
   StreamWriter stream_writer(set, states, codec, options, stats);
-  std::optional<StreamPublisher> publisher;
-  if (set.independent_sinks()) publisher.emplace(set, states, infos, codec);
-  ChunkCompressors compressors(codec, states, publisher ? &*publisher : nullptr);
+  const auto write = [&](Chunk* chunk) {
+    if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
+    pool.release(chunk);
+  };
 
-  detail::run_ordered_graph<Chunk>(
-      graph, max_in_flight, [&](tbb::flow_control& control) { return chunk_reader.next(control); },
-      [&](Chunk* chunk) { return compressors.compress(chunk); },
-      [&](Chunk* chunk) {
-        if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
-        pool.release(chunk);
-      });
-
-  stats.compressor_threads = compressors.threads();
+  Chunk* first = set.size() == 1 ? chunk_reader.next() : nullptr;
+  if (first && first->last) {
+    const auto compressor = codec.make_chunk_compressor();
+    ChunkCompressors::compress_chunk(*compressor, *first, states);
+    write(first);
+    stats.compressor_threads = 1;
+  } else if (first || set.size() > 1) {
+    detail::ThreadArena arena(threads);
+    arena.execute([&] {
+      {
+        std::lock_guard lock(graph_mutex);
+        graph.emplace();
+        if (run_error.failed()) graph->cancel();  // failed before the graph was there to cancel
+      }
+      std::optional<StreamPublisher> publisher;
+      if (set.independent_sinks()) publisher.emplace(set, states, infos, codec);
+      ChunkCompressors compressors(codec, states, publisher ? &*publisher : nullptr);
+      detail::run_ordered_graph<Chunk>(
+          *graph, max_in_flight,
+          [&](tbb::flow_control& control) {
+            Chunk* chunk = std::exchange(first, nullptr);  // the one read to tell the run's size
+            if (!chunk) chunk = chunk_reader.next();
+            if (!chunk) control.stop();
+            return chunk;
+          },
+          [&](Chunk* chunk) { return compressors.compress(chunk); }, write);
+      stats.compressor_threads = compressors.threads();
+      std::lock_guard lock(graph_mutex);
+      graph.reset();
+    });
+  }
   stats.peak_chunks_in_flight = pool.peak_in_use();
   if (run_error.failed()) {
     // The run stopped early: end every stream that was begun and not yet ended.
@@ -625,11 +667,7 @@ CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& opt
 
   CompressStats stats;
   const auto start = Clock::now();
-  if (streams.size() > 0) {
-    // The arena caps the worker threads; the graph built inside it runs in it.
-    detail::ThreadArena arena(threads);
-    arena.execute([&] { run_compress_graph(streams, *codec, options, max_in_flight, stats); });
-  }
+  if (streams.size() > 0) run_compression(streams, *codec, options, threads, max_in_flight, stats);
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
 }

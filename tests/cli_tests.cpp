@@ -452,10 +452,10 @@ TEST_F(Cli, NotCompressedInputAndUnknownSuffixAreErrors) {
 }
 
 // A format sluice does not decode is named, as the real tools write it.
-// Scripts call sluice once per small file: such a run decodes on the main thread and does not
-// start oneTBB at all (which would load its allocator, libtbbmalloc, and start a worker per core).
-// A large file, which does start it, shows that the check can fail.
-TEST_F(Cli, ASmallFileIsDecodedWithoutStartingTheThreadPool) {
+// Scripts call sluice once per small file: such a run compresses or decodes on the main thread
+// and does not start oneTBB at all (which would load its allocator, libtbbmalloc, and start a
+// worker per core). A large file, which does start it, shows that the check can fail.
+TEST_F(Cli, ASmallFileIsCompressedOrDecodedWithoutStartingTheThreadPool) {
   put("small", testing::to_bytes("ab\n"));
   put("large", random_bytes(4 << 20, 5));
   ASSERT_EQ(sh("gzip -k small large && zstd -q small -o small.zst && lz4 -q small small.lz4").status, 0);
@@ -467,8 +467,25 @@ TEST_F(Cli, ASmallFileIsDecodedWithoutStartingTheThreadPool) {
       EXPECT_EQ(sh("grep -c tbbmalloc debug.txt").out, "0\n") << file << j << ": oneTBB was started";
     }
   }
+  for (const std::string format : {"gzip", "zstd", "lz4"}) {
+    for (const std::string j : {" -j1", " -j2"}) {
+      const auto r = sh("LD_DEBUG=files " + s + " -c -F " + format + j + " small 2>debug.txt | " + s + " -dc");
+      EXPECT_EQ(r.out, "ab\n") << format << j << ": " << describe(r);
+      EXPECT_EQ(sh("grep -c tbbmalloc debug.txt").out, "0\n") << format << j << ": oneTBB was started";
+    }
+  }
+  // The same bytes as through the graph (two files in one run go through it).
+  for (const std::string format : {"gzip", "zstd", "lz4"}) {
+    EXPECT_EQ(sh(fmt::format("{0} -c -F {1} small > one && cat one one > two && {0} -c -F {1} small small | cmp - two",
+                             s, format))
+                  .status,
+              0)
+        << format;
+  }
   EXPECT_EQ(sh("LD_DEBUG=files " + s + " -dc large.gz 2>debug.txt | cmp - large").status, 0);
   EXPECT_NE(sh("grep -c tbbmalloc debug.txt").out, "0\n") << "a large file started no thread pool";
+  EXPECT_EQ(sh("LD_DEBUG=files " + s + " -c -F gzip large 2>debug.txt | gzip -dc | cmp - large").status, 0);
+  EXPECT_NE(sh("grep -c tbbmalloc debug.txt").out, "0\n") << "a large file was compressed without the pool";
 }
 
 TEST_F(Cli, DecompressingAnotherFormatNamesIt) {
