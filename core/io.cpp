@@ -258,12 +258,12 @@ void unregister_cleanup(int slot) {
 
 // A random name for a temporary: `prefix` and six letters or digits, as mkstemp makes them. The
 // randomness comes from a generator per thread, seeded once from getrandom (a system call per
-// name was one in twelve of a batch of small files' calls); O_EXCL, not the name, keeps a
-// temporary from being shared.
-std::string temporary_name(const std::string& prefix) {
+// name was one in twelve of a batch of small files' calls), and seeded again when a name was
+// taken; O_EXCL, not the name, keeps a temporary from being shared.
+std::string temporary_name(const std::string& prefix, bool reseed) {
   static constexpr char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   thread_local std::uint64_t state = 0;
-  if (state == 0) {
+  if (state == 0 || reseed) {
     if (::getrandom(&state, sizeof state, 0) != static_cast<ssize_t>(sizeof state)) {
       throw_system_error("cannot make a temporary name", prefix);
     }
@@ -323,11 +323,19 @@ OutputFile::OutputFile(std::string path, bool overwrite)
       return;
     }
   }
-  // The temporary is registered for remove_pending_outputs() before it is created (mkstemp would
-  // create it first): a signal that arrives once it exists always finds it registered.
+  open_temporary();
+}
+
+// Creates the named temporary beside the target. It is registered for remove_pending_outputs()
+// before it is created (mkstemp would create it first): a signal that arrives once it exists
+// always finds it registered.
+void OutputFile::open_temporary() {
+  const std::filesystem::path target(path_);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
   for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string candidate = temporary_name(prefix);
+    // After a name that was taken, fresh randomness: the generator's next names are foreseeable.
+    std::string candidate = temporary_name(prefix, /*reseed=*/attempt > 0);
     const int slot = register_cleanup(candidate);
     fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd_ >= 0) {
@@ -396,7 +404,7 @@ void OutputFile::commit(bool durable) {
   }
   if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
   if (unnamed_) {
-    link_unnamed();
+    link_unnamed(durable);
   } else {
     rename_temporary();
   }
@@ -411,13 +419,22 @@ void OutputFile::commit(bool durable) {
 }
 
 // Names the unnamed file: linkat() fails if the name appeared meanwhile, so we never clobber a
-// file we promised to keep.
-void OutputFile::link_unnamed() {
+// file we promised to keep. Through /proc/self/fd, else by the descriptor (AT_EMPTY_PATH, which
+// needs a capability), else (a sandbox that hides /proc, a security module) by copying it into
+// a named temporary that is then renamed as any other.
+void OutputFile::link_unnamed(bool durable) {
   const std::string self = fmt::format("/proc/self/fd/{}", fd_);
-  if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+  if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+      (errno == EEXIST || ::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) != 0)) {
     if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists", path_);
-    throw_system_error("cannot create output", path_);
+    copy_unnamed_to_temporary();
+    if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
+    rename_temporary();
+    return;
   }
+  // The new name's link count is on disk with the file's data only after another flush on some
+  // file systems; the directory is flushed by commit().
+  if (durable) (void)::fsync(fd_);
   const int fd = fd_;
   fd_ = -1;
   unnamed_ = false;
@@ -427,6 +444,39 @@ void OutputFile::link_unnamed() {
     errno = saved;
     throw_system_error("cannot close output", path_);
   }
+}
+
+// The unnamed file's bytes into a new named temporary beside the target, which becomes the file
+// being written (the unnamed one is closed, and so gone).
+void OutputFile::copy_unnamed_to_temporary() {
+  const int unnamed = fd_;
+  fd_ = -1;
+  unnamed_ = false;
+  try {
+    open_temporary();
+    struct stat status {};
+    if (::fstat(unnamed, &status) != 0) throw_system_error("cannot stat output", path_);
+    (void)::fchmod(fd_, status.st_mode & 07777);
+    std::uint8_t buffer[64 * 1024];
+    for (off_t at = 0;;) {
+      const ssize_t n = ::pread(unnamed, buffer, sizeof buffer, at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_system_error("cannot read back output", path_);
+      if (n == 0) break;
+      write_all(fd_, ByteView(buffer, static_cast<std::size_t>(n)), path_);
+      at += n;
+    }
+    if (metadata_) {
+      const struct timespec times[2] = {
+          {static_cast<time_t>(metadata_->atime_seconds), static_cast<long>(metadata_->atime_nanoseconds)},
+          {static_cast<time_t>(metadata_->mtime_seconds), static_cast<long>(metadata_->mtime_nanoseconds)}};
+      (void)::futimens(fd_, times);
+    }
+  } catch (...) {
+    ::close(unnamed);
+    throw;
+  }
+  ::close(unnamed);
 }
 
 void OutputFile::rename_temporary() {

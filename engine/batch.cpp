@@ -380,11 +380,12 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     }
   };
 
-  if (to_stdout || jobs.size() == 1) {
-    // One file at a time: on this thread, each file's decompress() making the workers it needs,
-    // and none for a small file (no arena or graph to start here: a small file's run then starts
-    // no thread at all, which is most of what `sluice -dc` of a small file costs).
-    for (std::size_t i = 0; i < jobs.size() && !stop.load(); ++i) decode_one(i);
+  if (jobs.size() == 1) {
+    // One file: on this thread, its decompress() making the workers it needs, and none for a
+    // small file (no arena or graph to start here: a small file's run then starts no thread at
+    // all, which is most of what `sluice -dc` of a small file costs). Not for several: after one
+    // arena this thread would belong to oneTBB's default one, and the next files would run in it.
+    decode_one(0);
     return report.finish(std::chrono::duration<double>(Clock::now() - start).count(),
                          static_cast<std::size_t>(to_stdout ? 1 : threads));
   }

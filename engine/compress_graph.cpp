@@ -82,6 +82,10 @@ class StreamStates {
   std::string& name(std::size_t i) { return names_[i]; }
   Clock::time_point& started(std::size_t i) { return started_[i]; }
 
+  // A failure after stream i was committed (a report's callback threw): it stops the run, and the
+  // stream stays committed: a published output is never also failed.
+  void fail_run_current() noexcept { run_error_.capture_current({}, std::nullopt); }
+
   // Stream i was committed by a worker (StreamPublisher); the writer reports it in order.
   void published(std::size_t i, const StreamResult& result) {
     results_[i] = result;
@@ -360,7 +364,11 @@ class StreamWriter {
     if (chunk.last) {
       // Not states_.failed(i): another stream may fail the run after this one was committed, and
       // a published output must not be reported as failed.
-      if (!committed) discard(i);
+      if (committed) {
+        report_committed(i, result_);
+      } else {
+        discard(i);
+      }
       framer_.reset();
       sink_ = nullptr;
       finished_ = i + 1;
@@ -377,11 +385,10 @@ class StreamWriter {
     ++stats_.chunks;
     try {
       if (options_.on_progress) options_.on_progress(stats_.input_bytes);
-      set_.committed(i, result);
     } catch (...) {
-      states_.fail_current(i, std::nullopt);
-      discard(i);
+      states_.fail_run_current();
     }
+    report_committed(i, result);
     finished_ = i + 1;
   }
 
@@ -403,7 +410,16 @@ class StreamWriter {
     result_.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
     sink_ = nullptr;  // committing ends the sink's life, even when the commit throws
     set_.commit_sink(i, result_);
-    set_.committed(i, result_);
+  }
+
+  // Tells the set that stream i is done; a callback that throws then fails the run, not the
+  // stream, which is committed.
+  void report_committed(std::size_t i, const StreamResult& result) noexcept {
+    try {
+      set_.committed(i, result);
+    } catch (...) {
+      states_.fail_run_current();
+    }
   }
 
   void emit_framing(void (StreamFramer::*part)(Buffer&)) {
@@ -445,6 +461,8 @@ class StreamPublisher {
   StreamPublisher(StreamSet& set, StreamStates& states, const std::vector<StreamInfo>& infos, const Codec& codec)
       : set_(set), states_(states), infos_(infos), codec_(codec) {}
 
+  // Publishes the stream of `chunk`, unless the run or the stream failed meanwhile (a stop, another
+  // stream's failure with kStopRun): then it is left to the writer, which discards it.
   void publish(const Chunk& chunk) {
     const std::size_t i = chunk.stream;
     const ByteSink* sink = nullptr;
@@ -455,6 +473,7 @@ class StreamPublisher {
       if (chunk.mapped_file && chunk.mapped_file->lost_pages.load(std::memory_order_acquire)) {
         detail::throw_lost_pages(*chunk.mapped_file, states_.name(i));
       }
+      if (states_.failed(i)) return;
       ByteSink& output = set_.open_sink(i);
       sink = &output;
       output.write(framed.view());
@@ -462,6 +481,7 @@ class StreamPublisher {
       result.input_bytes = chunk.payload().size();
       result.output_bytes = framed.size();
       result.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
+      if (states_.failed(i)) return;
       sink = nullptr;  // committing ends the sink's life, even when the commit throws
       set_.commit_sink(i, result);
       states_.published(i, result);
@@ -488,18 +508,21 @@ class ChunkCompressors {
 
   Chunk* compress(Chunk* chunk) {
     detail::pin_this_thread();  // one CPU per thread (thread_arena.h)
-    if (compress_chunk(*contexts_.local(), *chunk, states_) && publisher_ && chunk->first && chunk->last) {
+    const auto context = [this]() -> ChunkCompressor& { return *contexts_.local(); };
+    if (compress_chunk(context, *chunk, states_) && publisher_ && chunk->first && chunk->last) {
       publisher_->publish(*chunk);
     }
     return chunk;
   }
 
-  // Compresses `chunk` with `compressor` unless its stream failed; a failure fails the stream.
-  // Returns whether the chunk was compressed.
-  static bool compress_chunk(ChunkCompressor& compressor, Chunk& chunk, StreamStates& states) {
+  // Compresses `chunk` with the compressor `context()` gives (made on first use: making it can
+  // fail too) unless its stream failed; a failure fails the stream. Returns whether the chunk was
+  // compressed.
+  template <typename Context>
+  static bool compress_chunk(const Context& context, Chunk& chunk, StreamStates& states) {
     if (states.failed(chunk.stream)) return false;
     try {
-      chunk.check = compressor.compress(chunk.history(), chunk.payload(), chunk.last, chunk.output);
+      chunk.check = context().compress(chunk.history(), chunk.payload(), chunk.last, chunk.output);
       return true;
     } catch (...) {
       states.fail_current(chunk.stream, chunk.offset);
@@ -546,8 +569,12 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
 
   Chunk* first = set.size() == 1 ? chunk_reader.next() : nullptr;
   if (first && first->last) {
-    const auto compressor = codec.make_chunk_compressor();
-    ChunkCompressors::compress_chunk(*compressor, *first, states);
+    std::unique_ptr<ChunkCompressor> compressor;
+    const auto context = [&]() -> ChunkCompressor& {
+      compressor = codec.make_chunk_compressor();
+      return *compressor;
+    };
+    ChunkCompressors::compress_chunk(context, *first, states);
     write(first);
     stats.compressor_threads = 1;
   } else if (first || set.size() > 1) {
@@ -558,8 +585,21 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
         graph.emplace();
         if (run_error.failed()) graph->cancel();  // failed before the graph was there to cancel
       }
+      // The graph is destroyed here, in its arena, however the run ends.
+      struct Drop {
+        std::mutex& mutex;
+        std::optional<flow::graph>& graph;
+        ~Drop() {
+          std::lock_guard lock(mutex);
+          graph.reset();
+        }
+      } drop{graph_mutex, graph};
+      // Workers publish only where a failure fails just its stream: with kStopRun nothing after a
+      // failed stream may be published, and the writer, in order, guarantees that.
       std::optional<StreamPublisher> publisher;
-      if (set.independent_sinks()) publisher.emplace(set, states, infos, codec);
+      if (set.independent_sinks() && options.on_stream_error == FailurePolicy::kSkipStream) {
+        publisher.emplace(set, states, infos, codec);
+      }
       ChunkCompressors compressors(codec, states, publisher ? &*publisher : nullptr);
       detail::run_ordered_graph<Chunk>(
           *graph, max_in_flight,
@@ -571,8 +611,6 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
           },
           [&](Chunk* chunk) { return compressors.compress(chunk); }, write);
       stats.compressor_threads = compressors.threads();
-      std::lock_guard lock(graph_mutex);
-      graph.reset();
     });
   }
   stats.peak_chunks_in_flight = pool.peak_in_use();

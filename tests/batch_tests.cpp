@@ -311,6 +311,7 @@ TEST(IndependentSinks, OneChunkStreamsArePublishedAtOnceAndReportedInOrder) {
   for (std::uint64_t i = 0; i < 12; ++i) inputs.push_back(text_bytes(i == 5 ? 200 * 1024 : 100 + i * 700, i));
   CompressOptions options;
   options.threads = 2;
+  options.on_stream_error = FailurePolicy::kSkipStream;  // workers publish only then
   options.codec_options.chunk_bytes = 64 * 1024;  // stream 5 is four chunks, through the writer
   Streams streams(inputs);
   compress_stream_set(streams, options);
@@ -322,6 +323,75 @@ TEST(IndependentSinks, OneChunkStreamsArePublishedAtOnceAndReportedInOrder) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     EXPECT_EQ(to_bytes(streams.sinks[i].buffer()), to_bytes(compress_buffer(view(inputs[i]), options))) << i;
     EXPECT_EQ(streams.output_bytes[i], streams.sinks[i].buffer().size()) << i;
+  }
+}
+
+// A sink that fails to open, to be written or to commit, on the worker that publishes it: that
+// stream fails alone, once, and is never reported committed; the others are.
+TEST(IndependentSinks, APublishingFailureFailsItsStreamAlone) {
+  class Streams final : public StreamSet {
+   public:
+    explicit Streams(std::vector<Bytes> inputs) : sinks(inputs.size()), inputs_(std::move(inputs)) {}
+    bool independent_sinks() const override { return true; }
+    std::size_t size() const override { return inputs_.size(); }
+    ByteSource& open_source(std::size_t i, StreamInfo&) override {
+      sources_.push_back(std::make_unique<MemorySource>(view(inputs_[i]), "in" + std::to_string(i)));
+      return *sources_.back();
+    }
+    void close_source(std::size_t) noexcept override {}
+    ByteSink& open_sink(std::size_t i) override {
+      if (i == 3) throw Error(ErrorKind::kIo, "cannot open", "out3");
+      return sinks[i];
+    }
+    void commit_sink(std::size_t i, const StreamResult&) override {
+      if (i == 7) throw Error(ErrorKind::kIo, "cannot commit", "out7");
+    }
+    void committed(std::size_t i, const StreamResult&) override { order.push_back(i); }
+    void fail(std::size_t i, const Error& error) noexcept override { failures.emplace_back(i, error.detail()); }
+
+    std::vector<MemorySink> sinks;
+    std::vector<std::size_t> order;
+    std::vector<std::pair<std::size_t, std::string>> failures;
+
+   private:
+    std::vector<Bytes> inputs_;
+    std::vector<std::unique_ptr<MemorySource>> sources_;  // made on the reader's thread only
+  };
+  std::vector<Bytes> inputs;
+  for (std::uint64_t i = 0; i < 10; ++i) inputs.push_back(text_bytes(500 + i * 100, i));
+  Streams streams(inputs);
+  CompressOptions options;
+  options.threads = 2;
+  options.on_stream_error = FailurePolicy::kSkipStream;
+  const CompressStats stats = compress_stream_set(streams, options);
+  EXPECT_EQ(stats.failed_streams, 2u);
+  EXPECT_EQ(streams.order, (std::vector<std::size_t>{0, 1, 2, 4, 5, 6, 8, 9}));
+  ASSERT_EQ(streams.failures.size(), 2u);
+  EXPECT_EQ(streams.failures[0].first, 3u);
+  EXPECT_NE(streams.failures[0].second.find("cannot open"), std::string::npos);
+  EXPECT_EQ(streams.failures[1].first, 7u);
+  EXPECT_NE(streams.failures[1].second.find("cannot commit"), std::string::npos);
+}
+
+// With fail_fast, small files behind a failed one are never published, as large ones are not:
+// the workers publish only where a failure fails its file alone.
+TEST_F(BatchFiles, FailFastPublishesNoSmallFileAfterTheFailedOne) {
+  std::vector<FileJob> jobs;
+  for (int i = 0; i < 40; ++i) {
+    const std::string name = "t" + std::to_string(i);
+    write_file(dir_ / name, i == 5 ? poisoned(2000, 5) : text_bytes(2000, static_cast<std::uint64_t>(i)));
+    jobs.push_back({path(name), path(name + ".pgz")});
+  }
+  FileBatchOptions batch;
+  batch.fail_fast = true;
+  CompressOptions options;
+  options.codec = poison_codec();
+  options.threads = 2;
+  const BatchReport report = compress_files(jobs, options, batch);
+  EXPECT_EQ(report.items[5].status, ItemStatus::kFailed);
+  for (std::size_t i = 6; i < jobs.size(); ++i) {
+    EXPECT_NE(report.items[i].status, ItemStatus::kDone) << i;
+    EXPECT_FALSE(fs::exists(jobs[i].output)) << i << " was published after the failure";
   }
 }
 

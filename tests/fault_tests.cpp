@@ -5,6 +5,7 @@
 // temporary left behind, and inputs untouched.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -451,7 +452,14 @@ TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared
     OutputFile out((dir / "new").string(), false);
     write(out, "new bytes");
     EXPECT_TRUE(out.random_access());
-    EXPECT_EQ(dir.listing(), std::vector<std::string>{}) << "a name before the commit";
+    // Nothing where the file system has unnamed files (tmpfs and ext4 surely), else only the
+    // temporary.
+    struct statfs fs_info {};
+    ASSERT_EQ(::statfs(dir.path().c_str(), &fs_info), 0);
+    if (fs_info.f_type == 0x01021994 /* tmpfs */ || fs_info.f_type == 0xEF53 /* ext2-4 */) {
+      EXPECT_EQ(dir.listing(), std::vector<std::string>{}) << "a name before the commit";
+    }
+    for (const std::string& name : dir.listing()) EXPECT_EQ(name.rfind(".new.sluice-", 0), 0u) << name;
     out.commit(false);
   }
   EXPECT_EQ(as_text(read_file(dir / "new")), "new bytes");
@@ -486,9 +494,10 @@ TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared
 
 // A shell loop that waits (up to 20 s) until process $pid has an output open: a sluice temporary,
 // or a new file that has no name yet (O_TMPFILE: "/dir/#123 (deleted)" under /proc).
+// Prints "output open" when it saw one, so that a test can tell it was not merely the timeout.
 constexpr const char* kAwaitOutput =
-    "for i in $(seq 400); do ls -l /proc/$pid/fd 2>/dev/null | grep -q -e '[.]sluice-' -e '(deleted)' && break; "
-    "sleep 0.05; done; ";
+    "for i in $(seq 400); do ls -l /proc/$pid/fd 2>/dev/null | grep -q -e '[.]sluice-' -e '(deleted)' && "
+    "{ echo output open; break; }; sleep 0.05; done; ";
 
 // Starts `command` in the background with job control on (so that SIGINT is not ignored, as it
 // would be for a background job), waits until its last process has an output open, sends
@@ -512,6 +521,8 @@ TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
   };
   for (const auto& [command, signal] : cases) {
     const auto r = sh(interrupt(command, signal));
+    EXPECT_NE(r.out.find("output open"), std::string::npos)
+        << command << ": stopped before any output: " << describe(r);
     EXPECT_NE(r.out.find(signal == "INT" ? "status 130" : "status 143"), std::string::npos)
         << command << ": " << describe(r);
     expect_no_temporaries();
@@ -535,6 +546,7 @@ TEST_F(Faults, AnIgnoredSignalStaysIgnoredAsUnderNohup) {
       "trap '' HUP; {} -F lz4 -o endless.lz4 < /dev/zero & pid=$!; {}"
       "kill -HUP $pid; sleep 0.3; kill -0 $pid && echo alive; kill -TERM $pid; wait $pid; echo \"status $?\"",
       testing::sluice(), kAwaitOutput));
+  EXPECT_NE(r.out.find("output open"), std::string::npos) << describe(r);
   EXPECT_NE(r.out.find("alive"), std::string::npos) << describe(r);
   EXPECT_NE(r.out.find("status 143"), std::string::npos) << describe(r);
   expect_tree({});

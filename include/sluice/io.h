@@ -165,7 +165,9 @@ class OutputFile final : public ByteSink {
   FileStatus status() const;
 
  private:
-  void link_unnamed();
+  void open_temporary();
+  void link_unnamed(bool durable);
+  void copy_unnamed_to_temporary();
   void rename_temporary();
 
   std::string path_;
