@@ -15,26 +15,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
-tbb_version=2021.8.0
-tbb_tarball=onetbb_${tbb_version}.orig.tar.xz
-tbb_url=http://deb.debian.org/debian/pool/main/o/onetbb/${tbb_tarball}
-tbb_sha256=7e9111b8bb59c8800bf6d0b06afe7b0891937443d2dae1ee1101c8e2ede6a7ef
-deps=build/static-deps
-
-if [[ ! -f $deps/install/lib/cmake/TBB/TBBConfig.cmake ]]; then
-  echo "== static: building oneTBB $tbb_version as a static library"
-  rm -rf "$deps" && mkdir -p "$deps"
-  curl -fsSL --retry 3 -o "$deps/$tbb_tarball" "$tbb_url"
-  echo "$tbb_sha256  $deps/$tbb_tarball" | sha256sum -c --quiet
-  tar -xf "$deps/$tbb_tarball" -C "$deps"
-  # oneTBB warns that a static build is not its recommended form: one program that links it
-  # once is the case where it is safe (a single copy of the scheduler in the process).
-  cmake -S "$deps/oneTBB-$tbb_version" -B "$deps/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_SHARED_LIBS=OFF -DTBB_TEST=OFF -DTBB_EXAMPLES=OFF -DTBBMALLOC_BUILD=OFF -DTBB_STRICT=OFF \
-    -DCMAKE_INSTALL_PREFIX="$PWD/$deps/install" >/dev/null
-  cmake --build "$deps/build" >/dev/null
-  cmake --install "$deps/build" >/dev/null
-fi
+source scripts/onetbb.sh
+# oneTBB warns that a static build is not its recommended form: one program that links it once is
+# the case where it is safe (a single copy of the scheduler in the process).
+build_onetbb build/static-deps "as a static library" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
 
 echo "== static: configure and build"
 cmake --preset release-static >/dev/null

@@ -16,25 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 
-tbb_version=2021.8.0
-tbb_tarball=onetbb_${tbb_version}.orig.tar.xz
-tbb_url=http://deb.debian.org/debian/pool/main/o/onetbb/${tbb_tarball}
-tbb_sha256=7e9111b8bb59c8800bf6d0b06afe7b0891937443d2dae1ee1101c8e2ede6a7ef
+source scripts/onetbb.sh
 deps=build/tsan-deps
-
-if [[ ! -f $deps/install/lib/cmake/TBB/TBBConfig.cmake ]]; then
-  echo "== tsan: building oneTBB $tbb_version with ThreadSanitizer"
-  rm -rf "$deps" && mkdir -p "$deps"
-  curl -fsSL --retry 3 -o "$deps/$tbb_tarball" "$tbb_url"
-  echo "$tbb_sha256  $deps/$tbb_tarball" | sha256sum -c --quiet
-  tar -xf "$deps/$tbb_tarball" -C "$deps"
-  cmake -S "$deps/oneTBB-$tbb_version" -B "$deps/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DTBB_SANITIZE=thread -DTBB_TEST=OFF -DTBB_EXAMPLES=OFF -DTBBMALLOC_BUILD=OFF -DTBB_STRICT=OFF \
-    -DTBB_ENABLE_IPO=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-    -DCMAKE_INSTALL_PREFIX="$PWD/$deps/install" >/dev/null
-  cmake --build "$deps/build" >/dev/null
-  cmake --install "$deps/build" >/dev/null
-fi
+build_onetbb "$deps" "with ThreadSanitizer" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTBB_SANITIZE=thread \
+  -DTBB_ENABLE_IPO=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 
 echo "== tsan: configure and build"
 cmake --preset tsan >/dev/null
