@@ -298,7 +298,8 @@ OutputFile::OutputFile(std::string path, bool overwrite)
     : path_(std::move(path)), overwrite_(overwrite) {
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
-  if (::lstat(path_.c_str(), &existing) == 0) {
+  const bool exists = ::lstat(path_.c_str(), &existing) == 0;
+  if (exists) {
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling
     if (!S_ISREG(target.st_mode)) {
@@ -313,10 +314,11 @@ OutputFile::OutputFile(std::string path, bool overwrite)
   }
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  // A new file (not replacing one) starts without a name where the file system allows it: a crash
-  // leaves nothing behind, and the name is made once, at commit (linkat), instead of a temporary's
-  // and a rename: a third of the directory operations of a batch of small files.
-  if (!overwrite_ && proc_fd_links()) {
+  // A new file (where nothing is yet: tar's extraction allows replacing, but mostly creates)
+  // starts without a name where the file system allows it: a crash leaves nothing behind, and the
+  // name is made once, at commit (linkat), instead of a temporary's and a rename: a third of the
+  // directory operations of a batch of small files.
+  if (!exists && proc_fd_links()) {
     fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd_ >= 0) {
       unnamed_ = true;
@@ -426,7 +428,14 @@ void OutputFile::link_unnamed(bool durable) {
   const std::string self = fmt::format("/proc/self/fd/{}", fd_);
   if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
       (errno == EEXIST || ::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) != 0)) {
-    if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists", path_);
+    if (errno == EEXIST && !overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+    // A file that appeared meanwhile, which we may replace: named as a temporary first, so that
+    // the rename replaces it in one step.
+    if (errno == EEXIST && link_as_temporary(self)) {
+      if (durable) (void)::fsync(fd_);
+      rename_temporary();
+      return;
+    }
     copy_unnamed_to_temporary();
     if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
     rename_temporary();
@@ -444,6 +453,28 @@ void OutputFile::link_unnamed(bool durable) {
     errno = saved;
     throw_system_error("cannot close output", path_);
   }
+}
+
+// Links the unnamed file as a new temporary beside the target, which it then is (registered for
+// remove_pending_outputs() first, as open_temporary() does). False if it could not.
+bool OutputFile::link_as_temporary(const std::string& self) {
+  const std::filesystem::path target(path_);
+  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string candidate = temporary_name(prefix, /*reseed=*/attempt > 0);
+    const int slot = register_cleanup(candidate);
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, candidate.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      unnamed_ = false;
+      temp_path_ = std::move(candidate);
+      cleanup_slot_ = slot;
+      return true;
+    }
+    const int saved = errno;
+    unregister_cleanup(slot);
+    if (saved != EEXIST) return false;
+  }
+  return false;
 }
 
 // The unnamed file's bytes into a new named temporary beside the target, which becomes the file

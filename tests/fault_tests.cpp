@@ -448,15 +448,15 @@ TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared
   const auto write = [](OutputFile& file, const std::string& text) {
     file.write(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   };
+  // Where the file system surely has unnamed files; elsewhere only the temporary may show.
+  struct statfs fs_info {};
+  ASSERT_EQ(::statfs(dir.path().c_str(), &fs_info), 0);
+  const bool unnamed_files = fs_info.f_type == 0x01021994 /* tmpfs */ || fs_info.f_type == 0xEF53 /* ext2-4 */;
   {
     OutputFile out((dir / "new").string(), false);
     write(out, "new bytes");
     EXPECT_TRUE(out.random_access());
-    // Nothing where the file system has unnamed files (tmpfs and ext4 surely), else only the
-    // temporary.
-    struct statfs fs_info {};
-    ASSERT_EQ(::statfs(dir.path().c_str(), &fs_info), 0);
-    if (fs_info.f_type == 0x01021994 /* tmpfs */ || fs_info.f_type == 0xEF53 /* ext2-4 */) {
+    if (unnamed_files) {
       EXPECT_EQ(dir.listing(), std::vector<std::string>{}) << "a name before the commit";
     }
     for (const std::string& name : dir.listing()) EXPECT_EQ(name.rfind(".new.sluice-", 0), 0u) << name;
@@ -487,7 +487,19 @@ TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared
     out.commit(true);
   }
   EXPECT_EQ(as_text(read_file(dir / "new")), "replaced");
-  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"new", "raced"}));
+  // Allowed to replace, but nothing there yet (tar's extraction): unnamed too; and a file that
+  // appears meanwhile is replaced, as a rename would.
+  {
+    OutputFile out((dir / "extracted").string(), true);
+    write(out, "ours");
+    if (unnamed_files) {
+      EXPECT_EQ(dir.listing(), (std::vector<std::string>{"new", "raced"}));
+    }
+    write_file(dir / "extracted", testing::to_bytes("theirs"));
+    out.commit(true);
+  }
+  EXPECT_EQ(as_text(read_file(dir / "extracted")), "ours");
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"extracted", "new", "raced"}));
 }
 
 // ---- Signals ----

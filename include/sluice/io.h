@@ -167,6 +167,7 @@ class OutputFile final : public ByteSink {
  private:
   void open_temporary();
   void link_unnamed(bool durable);
+  bool link_as_temporary(const std::string& self);
   void copy_unnamed_to_temporary();
   void rename_temporary();
 
