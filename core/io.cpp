@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
 
@@ -328,10 +329,12 @@ OutputFile::OutputFile(std::string path, bool overwrite)
   open_temporary();
 }
 
-// Creates the named temporary beside the target. It is registered for remove_pending_outputs()
-// before it is created (mkstemp would create it first): a signal that arrives once it exists
-// always finds it registered.
-void OutputFile::open_temporary() {
+// Makes a new temporary beside the target with `create(name)` (true when it made the file; false
+// with errno set when it did not), under fresh names while they are taken. The name is
+// registered for remove_pending_outputs() before the file exists (mkstemp would create it
+// first): a signal that arrives once it exists always finds it registered. False (errno set) if
+// no temporary could be made.
+bool OutputFile::make_temporary(const std::function<bool(const std::string&)>& create) {
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
@@ -339,18 +342,26 @@ void OutputFile::open_temporary() {
     // After a name that was taken, fresh randomness: the generator's next names are foreseeable.
     std::string candidate = temporary_name(prefix, /*reseed=*/attempt > 0);
     const int slot = register_cleanup(candidate);
-    fd_ = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd_ >= 0) {
+    if (create(candidate)) {
       temp_path_ = std::move(candidate);
       cleanup_slot_ = slot;
-      return;
+      return true;
     }
     const int saved = errno;
     unregister_cleanup(slot);
     errno = saved;
-    if (saved != EEXIST) break;
+    if (saved != EEXIST) return false;
   }
-  throw_system_error("cannot create output", path_);
+  return false;
+}
+
+// Creates the named temporary beside the target and opens it.
+void OutputFile::open_temporary() {
+  const bool made = make_temporary([this](const std::string& name) {
+    fd_ = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    return fd_ >= 0;
+  });
+  if (!made) throw_system_error("cannot create output", path_);
 }
 
 OutputFile::~OutputFile() { discard(); }
@@ -455,26 +466,14 @@ void OutputFile::link_unnamed(bool durable) {
   }
 }
 
-// Links the unnamed file as a new temporary beside the target, which it then is (registered for
-// remove_pending_outputs() first, as open_temporary() does). False if it could not.
+// Links the unnamed file as a new temporary beside the target, which it then is. False if it
+// could not.
 bool OutputFile::link_as_temporary(const std::string& self) {
-  const std::filesystem::path target(path_);
-  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string candidate = temporary_name(prefix, /*reseed=*/attempt > 0);
-    const int slot = register_cleanup(candidate);
-    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, candidate.c_str(), AT_SYMLINK_FOLLOW) == 0) {
-      unnamed_ = false;
-      temp_path_ = std::move(candidate);
-      cleanup_slot_ = slot;
-      return true;
-    }
-    const int saved = errno;
-    unregister_cleanup(slot);
-    if (saved != EEXIST) return false;
-  }
-  return false;
+  const bool linked = make_temporary([&self](const std::string& name) {
+    return ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, name.c_str(), AT_SYMLINK_FOLLOW) == 0;
+  });
+  if (linked) unnamed_ = false;
+  return linked;
 }
 
 // The unnamed file's bytes into a new named temporary beside the target, which becomes the file

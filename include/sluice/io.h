@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -165,6 +166,7 @@ class OutputFile final : public ByteSink {
   FileStatus status() const;
 
  private:
+  bool make_temporary(const std::function<bool(const std::string&)>& create);
   void open_temporary();
   void link_unnamed(bool durable);
   bool link_as_temporary(const std::string& self);
