@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <map>
@@ -481,6 +482,17 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
                      const std::function<void(MemberJob&)>& after_decode = {}) {
   const int workers = resolve_threads(threads);
   std::size_t next = 0;
+  // No filter throws: oneTBB's pipeline, cancelled by an exception, does not destroy the jobs in
+  // flight (LeakSanitizer caught them). The first failure is kept instead; the reader then stops,
+  // the jobs in flight drain without being consumed, and the failure is thrown after the pipeline.
+  std::mutex failure_mutex;  // the reader (a stop) and the consumer may fail at once
+  std::exception_ptr failure;
+  std::atomic<bool> failed{false};
+  const auto fail = [&](std::exception_ptr error) {
+    std::lock_guard lock(failure_mutex);
+    if (!failure) failure = std::move(error);
+    failed.store(true, std::memory_order_release);
+  };
   tbb::task_arena arena(workers);
   arena.execute([&] {
     tbb::parallel_pipeline(
@@ -488,9 +500,11 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
         tbb::make_filter<void, std::shared_ptr<MemberJob>>(
             tbb::filter_mode::serial_in_order,
             [&](tbb::flow_control& control) -> std::shared_ptr<MemberJob> {
-              if (stop.stop_requested())
-                throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", reader.name());
-              if (next == entries.size()) {
+              if (!failed.load(std::memory_order_acquire) && stop.stop_requested()) {
+                fail(std::make_exception_ptr(
+                    Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", reader.name())));
+              }
+              if (failed.load(std::memory_order_acquire) || next == entries.size()) {
                 control.stop();
                 return nullptr;
               }
@@ -515,8 +529,16 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
                   return job;
                 }) &
             tbb::make_filter<std::shared_ptr<MemberJob>, void>(tbb::filter_mode::serial_in_order,
-                                                               [&](std::shared_ptr<MemberJob> job) { consume(*job); }));
+                                                               [&](std::shared_ptr<MemberJob> job) {
+                                                                 if (failed.load(std::memory_order_acquire)) return;
+                                                                 try {
+                                                                   consume(*job);
+                                                                 } catch (...) {
+                                                                   fail(std::current_exception());
+                                                                 }
+                                                               }));
   });
+  if (failed.load(std::memory_order_acquire)) std::rethrow_exception(failure);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
