@@ -16,6 +16,7 @@
 #include "archives/extractor.h"
 #include "archives/zip_format.h"
 #include "archives/zip_methods.h"
+#include "core/first_error.h"
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
@@ -485,14 +486,7 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
   // No filter throws: oneTBB's pipeline, cancelled by an exception, does not destroy the jobs in
   // flight (LeakSanitizer caught them). The first failure is kept instead; the reader then stops,
   // the jobs in flight drain without being consumed, and the failure is thrown after the pipeline.
-  std::mutex failure_mutex;  // the reader (a stop) and the consumer may fail at once
-  std::exception_ptr failure;
-  std::atomic<bool> failed{false};
-  const auto fail = [&](std::exception_ptr error) {
-    std::lock_guard lock(failure_mutex);
-    if (!failure) failure = std::move(error);
-    failed.store(true, std::memory_order_release);
-  };
+  detail::FirstError failure;
   tbb::task_arena arena(workers);
   arena.execute([&] {
     tbb::parallel_pipeline(
@@ -500,11 +494,11 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
         tbb::make_filter<void, std::shared_ptr<MemberJob>>(
             tbb::filter_mode::serial_in_order,
             [&](tbb::flow_control& control) -> std::shared_ptr<MemberJob> {
-              if (!failed.load(std::memory_order_acquire) && stop.stop_requested()) {
-                fail(std::make_exception_ptr(
+              if (!failure.failed() && stop.stop_requested()) {
+                failure.record(std::make_exception_ptr(
                     Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", reader.name())));
               }
-              if (failed.load(std::memory_order_acquire) || next == entries.size()) {
+              if (failure.failed() || next == entries.size()) {
                 control.stop();
                 return nullptr;
               }
@@ -530,15 +524,15 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
                 }) &
             tbb::make_filter<std::shared_ptr<MemberJob>, void>(tbb::filter_mode::serial_in_order,
                                                                [&](std::shared_ptr<MemberJob> job) {
-                                                                 if (failed.load(std::memory_order_acquire)) return;
+                                                                 if (failure.failed()) return;
                                                                  try {
                                                                    consume(*job);
                                                                  } catch (...) {
-                                                                   fail(std::current_exception());
+                                                                   failure.record(std::current_exception());
                                                                  }
                                                                }));
   });
-  if (failed.load(std::memory_order_acquire)) std::rethrow_exception(failure);
+  failure.rethrow_if_failed();
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
