@@ -17,6 +17,7 @@
 
 #include "archives/tree_walk.h"
 #include "archives/zip_format.h"
+#include "core/first_error.h"
 #include "sluice/codec.h"
 #include "sluice/parts.h"
 #include "sluice/zip.h"
@@ -104,18 +105,46 @@ class ZipWriter {
 
   ZipStats run() {
     const int workers = resolve_threads(options_.threads);
+    // No filter throws: oneTBB's pipeline, cancelled by an exception, does not destroy the pieces
+    // in flight (as in zip extraction). The first failure is kept; the reader then stops, the
+    // pieces in flight drain unwritten, and the failure is thrown after the pipeline.
+    detail::FirstError failure;
     tbb::task_arena arena(workers);
     arena.execute([&] {
       tbb::parallel_pipeline(
           static_cast<std::size_t>(workers) * 2,
-          tbb::make_filter<void, std::shared_ptr<Piece>>(
-              tbb::filter_mode::serial_in_order, [&](tbb::flow_control& control) { return next_piece(control); }) &
+          tbb::make_filter<void, std::shared_ptr<Piece>>(tbb::filter_mode::serial_in_order,
+                                                         [&](tbb::flow_control& control) -> std::shared_ptr<Piece> {
+                                                           try {
+                                                             if (!failure.failed()) return next_piece(control);
+                                                           } catch (...) {
+                                                             failure.record(std::current_exception());
+                                                           }
+                                                           control.stop();
+                                                           return nullptr;
+                                                         }) &
               tbb::make_filter<std::shared_ptr<Piece>, std::shared_ptr<Piece>>(
                   tbb::filter_mode::parallel,
-                  [&](std::shared_ptr<Piece> piece) { return compress(std::move(piece)); }) &
+                  [&](std::shared_ptr<Piece> piece) -> std::shared_ptr<Piece> {
+                    if (failure.failed()) return piece;
+                    try {
+                      return compress(std::move(piece));
+                    } catch (...) {
+                      failure.record(std::current_exception());
+                      return nullptr;
+                    }
+                  }) &
               tbb::make_filter<std::shared_ptr<Piece>, void>(tbb::filter_mode::serial_in_order,
-                                                             [&](std::shared_ptr<Piece> piece) { write(*piece); }));
+                                                             [&](std::shared_ptr<Piece> piece) {
+                                                               if (failure.failed()) return;
+                                                               try {
+                                                                 write(*piece);
+                                                               } catch (...) {
+                                                                 failure.record(std::current_exception());
+                                                               }
+                                                             }));
     });
+    failure.rethrow_if_failed();
     write_directory();
     ZipStats stats;
     stats.entries = members_.size();
