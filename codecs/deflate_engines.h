@@ -20,6 +20,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sluice/bytes.h"
 
@@ -72,18 +73,54 @@ class StreamInflater {
   virtual Step inflate(ByteView input, std::span<std::uint8_t> out) = 0;
 };
 
-// Inflates a piece of a raw deflate stream that starts at a block boundary, with no window, and
-// must end exactly at a block boundary that does not end the stream (where a sync flush leaves
-// it): one independent chunk of a gzip member (docs/independent-gzip.md). ISA-L only (it says
-// where it stopped). One per worker; reused.
+// Inflates a piece of a raw deflate stream that starts at a block boundary and must end exactly
+// at a block boundary that does not end the stream (where a sync flush leaves it): one
+// independent chunk of a gzip member (docs/independent-gzip.md), or a piece of a member whose
+// pieces share history, given the 32 KiB before it. ISA-L only (it says where it stopped). One
+// per worker; reused.
 class ChunkInflater {
  public:
   virtual ~ChunkInflater() = default;
-  // Inflates `deflated` into `out`; returns the bytes written. Throws Error(kCorruptData) if the
-  // piece is not valid deflate on its own (a reference before its start), does not end at a
+  // Inflates `deflated` into `out`; returns the bytes written. `window`: the output before the
+  // piece (at most 32 KiB), which references may reach into. Throws Error(kCorruptData) if the
+  // piece is not valid deflate after `window` (a reference before it), does not end at a
   // non-final block boundary, or inflates to more than out.size().
-  virtual std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out) = 0;
+  virtual std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window = {}) = 0;
 };
+
+// Parallel inflate of one deflate stream (rapidgzip's idea, without a decoder of our own): a piece
+// that starts at a block boundary is inflated before the 32 KiB in front of it are known, twice,
+// behind two made-up windows that differ in every byte and together name each byte's position.
+// Where the two outputs agree the byte is the piece's own; where they differ it is a copy of a
+// window byte, and the pair says which. The piece is then "guessed": its output with those bytes
+// listed as runs, to be filled in once the real window is known. The caller must know, by other
+// means, that the piece starts at a block boundary (a guess says nothing about that); what a guess
+// checks is that the piece ends at one (ChunkInflater).
+//
+// Guesses `deflated` into `out` (replacing it): false, and `out` empty, when the piece does not
+// end at a non-final block boundary, is not valid deflate, or would not fit in `max_bytes` (its
+// output takes twice its size); the piece is then for an inflate that knows its window to judge.
+bool guess_piece(ChunkInflater& inflater, ByteView deflated, std::size_t max_bytes, Buffer& out);
+// The output size of a guessed piece.
+std::size_t guessed_size(const Buffer& guessed);
+// The output before a guessed piece (32 KiB, or all of it when there is less), made once per
+// piece into a table that fills a byte with one lookup.
+class GuessWindow {
+ public:
+  explicit GuessWindow(ByteView window);
+
+ private:
+  friend void resolve_guess(Buffer&, const GuessWindow&, std::size_t, std::size_t);
+  static constexpr std::size_t kTableBytes = 64 * 1024;
+  std::vector<std::uint8_t> table_;
+  std::size_t missing_ = 0;  // window positions before the start of the output
+};
+// Fills in output bytes [begin, end) of a guessed piece from `window`. Ranges may be filled in on
+// several threads at once. Throws Error(kCorruptData) when the range refers to bytes before the
+// start of the output.
+void resolve_guess(Buffer& guessed, const GuessWindow& window, std::size_t begin, std::size_t end);
+// Once every range is filled in: leaves the piece's output in `guessed`.
+void finish_guess(Buffer& guessed);
 
 // Compresses a chunk with the stream's preceding bytes as preset dictionary, ending on a sync
 // flush (byte-aligned, the stream continues) or, for the last chunk, on the final block: the

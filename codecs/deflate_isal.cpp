@@ -182,8 +182,12 @@ class IsalStreamInflater final : public StreamInflater {
 // block seen. A header begun with bits in hand would hold them in read_in or tmp_in_buffer.
 class IsalChunkInflater final : public ChunkInflater {
  public:
-  std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out) override {
+  std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window) override {
     start_raw_inflate(state_, deflated, out);
+    if (!window.empty() && isal_inflate_set_dict(&state_, const_cast<std::uint8_t*>(window.data()),
+                                                 clamp_u32(window.size())) != ISAL_DECOMP_OK) {
+      throw Error(ErrorKind::kInternal, "ISA-L refused a preset dictionary");
+    }
     const int ret = isal_inflate(&state_);
     if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
     if (state_.avail_in != 0 || state_.tmp_in_size != 0) {

@@ -13,6 +13,7 @@
 // Each worker computes its chunk's CRC-32; for a single member the writer combines them in order.
 // The deflating and inflating is done by an engine (deflate_engines.h: zlib, libdeflate, ISA-L)
 // picked per level and operation; this file owns the format.
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
@@ -300,6 +301,27 @@ std::size_t zero_padding_bytes(ByteView bytes) {
 // What the splitter tells the unit decoder and the verifier about a cut (Cut::flags).
 constexpr std::uint32_t kChunksHeader = 1;  // marker: a member of independent chunks starts
 constexpr std::uint32_t kChunkUnit = 2;     // unit: one independent chunk of that member (a guess)
+constexpr std::uint32_t kSharedHeader = 4;  // marker: a member whose pieces share history starts
+constexpr std::uint32_t kInOrderPiece = 8;  // unit: a piece of it, inflated in order (a guess)
+constexpr std::uint32_t kGuessedPiece = 16;  // unit: a piece of it, guessed ahead (a guess)
+
+// A member of none of our forms (gzip's, pigz's) is cut into pieces of about this much deflate
+// data, each ending on a sync flush (pigz leaves one every 128 KiB of input), for parallel
+// inflate; with no sync flush in the next kPieceSearchBytes the rest is decoded serially.
+constexpr std::size_t kPieceInputBytes = 256 * 1024;
+constexpr std::size_t kPieceSearchBytes = 4 * 1024 * 1024;
+
+// Which share of those pieces to guess ahead (deflate_engines.h, guess_piece) with `threads`
+// threads: the thread that writes inflates the rest in order, knowing their window. Costs per
+// output byte relative to one inflate, measured (BENCHMARKS.md, "Parallel inflate"): a guess
+// kGuessCost on a worker; in order kInOrderCost for the writer (inflate and CRC-32), a guessed
+// piece kResolveCost (filling in and CRC-32). The share balances the writer against the workers.
+constexpr double kGuessCost = 2.3, kInOrderCost = 1.1, kResolveCost = 0.4;
+double guessed_share(int threads) {
+  if (threads < 2) return 0;
+  const double share = kInOrderCost / (kInOrderCost - kResolveCost + kGuessCost / (threads - 1));
+  return std::min(1.0, share);
+}
 
 // The pattern a sync flush leaves at the end of a chunk: an empty stored block's LEN and NLEN.
 constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
@@ -315,10 +337,17 @@ constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
 // (GzipVerifier), which goes on from the last chunk accepted. The last chunk ends with the final
 // block and the trailer, not a sync flush: it is what is left at the end of the input, decoded
 // serially too.
+//
+// With more than one thread, any other member is cut the same way into pieces that share
+// history (kPieceInputBytes): a share of them guessed ahead by the workers, the rest inflated in
+// order by the verifier, which fills the guesses in (GzipVerifier::complete). A piece's end is
+// a guess too, checked the same way; since each piece is accepted only if it ends at a block
+// boundary, and the first starts at one, every accepted piece starts at one.
 class GzipSplitter final : public StreamSplitter {
  public:
   Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (chunk_bytes_ > 0) return next_chunk(b);
+    if (shared_) return next_piece(b);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
@@ -332,7 +361,7 @@ class GzipSplitter final : public StreamSplitter {
       throw Error(ErrorKind::kCorruptData, "not a gzip member", {}, offset);
     }
     if (b[2] != kMethodDeflate) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
-    if (!(b[3] & kFlagExtra)) return serial();
+    if (!(b[3] & kFlagExtra)) return start_shared(b, offset);
     const std::size_t extra = std::size_t{b[10]} | std::size_t{b[11]} << 8;
     if (b.size() < 12 + extra) return need_more();
     for (std::size_t at = 12; at + 4 <= 12 + extra;) {
@@ -375,13 +404,13 @@ class GzipSplitter final : public StreamSplitter {
       }
       at += 4 + length;
     }
-    return serial();
+    return start_shared(b, offset);
   }
 
   // Input that ends right after a member's header or a chunk ends the member before its last
   // chunk and trailer.
   void finish_at(std::uint64_t offset) override {
-    if (chunk_bytes_ == 0) return;
+    if (chunk_bytes_ == 0 && !shared_) return;
     throw Error(
         ErrorKind::kCorruptData,
         fmt::format("unexpected end of input: the gzip member starting at byte {} is truncated", chunk_member_start_),
@@ -389,26 +418,69 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // Within a member of chunks, what is left at the end is its last chunk and what follows it.
-  Cut cut_at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 ? serial() : need_more(); }
+  Cut cut_at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 || shared_ ? serial() : need_more(); }
 
  private:
+  // A member of none of our forms: pieces that share history, or serial with one thread.
+  Cut start_shared(ByteView b, std::uint64_t offset) {
+    guessed_share_ = guessed_share(hints().threads);
+    piece_input_bytes_ = hints().unit_input_bytes > 0 ? hints().unit_input_bytes : kPieceInputBytes;
+    if (guessed_share_ <= 0) return serial();
+    std::optional<std::size_t> header;
+    try {
+      header = header_length(b);
+    } catch (const HeaderProblem&) {
+      return serial();  // the serial decoder says what is wrong
+    }
+    if (!header) return b.size() > kMaxSharedHeaderBytes ? serial() : need_more();
+    shared_ = true;
+    chunk_member_start_ = offset;
+    return marker(*header, kSharedHeader);
+  }
+
+  // The next piece of such a member: to the first sync flush past piece_input_bytes_. Piece by
+  // piece, a running total decides which are guessed, so that guessed_share_ of them are.
+  Cut next_piece(ByteView b) {
+    const std::size_t limit = std::min(b.size(), piece_input_bytes_ + kPieceSearchBytes);
+    if (const auto end = sync_flush_end(b, std::max(scanned_, piece_input_bytes_), limit)) {
+      scanned_ = 0;
+      std::uint32_t kind = kInOrderPiece;
+      if (pieces_++ > 0 && (guess_credit_ += guessed_share_) >= 1) {  // the first is inflated in order
+        guess_credit_ -= 1;
+        kind = kGuessedPiece;
+      }
+      Cut cut = unit(*end, kMaxUnitOutputBytes, kind);
+      cut.speculative = true;
+      return cut;
+    }
+    if (b.size() >= piece_input_bytes_ + kPieceSearchBytes) return serial();
+    scanned_ = std::max(piece_input_bytes_, limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0);
+    return need_more();
+  }
+
+  // Where the first sync flush pattern in b[from, limit) ends; candidates start at `from` or later.
+  static std::optional<std::size_t> sync_flush_end(ByteView b, std::size_t from, std::size_t limit) {
+    for (std::size_t i = from; i + sizeof kSyncFlush <= limit;) {
+      const void* ff = std::memchr(b.data() + i + 2, 0xFF, limit - i - 2);
+      if (!ff) break;
+      const auto j = static_cast<std::size_t>(static_cast<const std::uint8_t*>(ff) - b.data());  // i + 2 at best
+      i = j - 2;
+      if (j + 1 < limit && b[i] == 0 && b[i + 1] == 0 && b[j + 1] == 0xFF) return i + sizeof kSyncFlush;
+      ++i;
+    }
+    return std::nullopt;
+  }
+
   // The next chunk: up to and including the next sync flush pattern, if one is buffered within
   // the most a chunk can deflate to; beyond that, the rest is decoded serially.
   Cut next_chunk(ByteView b) {
     const std::size_t limit = std::min(b.size(), max_chunk_input());
     // A candidate at i means b[i, i + 4) is the pattern; the shortest chunk is 5 bytes.
-    for (std::size_t i = std::max<std::size_t>(scanned_, 1); i + sizeof kSyncFlush <= limit;) {
-      const void* ff = std::memchr(b.data() + i + 2, 0xFF, limit - i - 2);
-      if (!ff) break;
-      const auto j = static_cast<std::size_t>(static_cast<const std::uint8_t*>(ff) - b.data());  // i + 2 at best
-      i = j - 2;
-      if (j + 1 < limit && b[i] == 0 && b[i + 1] == 0 && b[j + 1] == 0xFF) {
-        scanned_ = 0;
-        Cut cut = unit(i + sizeof kSyncFlush, chunk_bytes_, kChunkUnit);
-        cut.speculative = true;
-        return cut;
-      }
-      ++i;
+    if (const auto end = sync_flush_end(b, std::max<std::size_t>(scanned_, 1), limit)) {
+      scanned_ = 0;
+      Cut cut = unit(*end, chunk_bytes_, kChunkUnit);
+      cut.speculative = true;
+      return cut;
     }
     if (b.size() >= max_chunk_input()) return serial();
     scanned_ = limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0;  // candidates checked
@@ -424,6 +496,13 @@ class GzipSplitter final : public StreamSplitter {
   std::size_t chunk_bytes_ = 0;                 // in a member of independent chunks: their size
   std::uint64_t chunk_member_start_ = 0;        // and where that member began
   std::size_t scanned_ = 0;                     // of the buffered bytes, searched without a find
+  // A member whose pieces share history (start_shared).
+  static constexpr std::size_t kMaxSharedHeaderBytes = 64 * 1024;  // a longer header goes serial
+  bool shared_ = false;
+  double guessed_share_ = 0;
+  std::size_t piece_input_bytes_ = kPieceInputBytes;
+  double guess_credit_ = 0;
+  std::uint64_t pieces_ = 0;
 };
 
 // Inflates one whole member, which must produce exactly the size it declared and pass its CRC-32
@@ -435,6 +514,11 @@ class GzipUnitDecoder final : public UnitDecoder {
   void decode_unit(ByteView unit, const Cut& cut, Buffer& out) override {
     if (cut.flags & kChunkUnit) {
       decode_chunk(unit, cut, out);
+    } else if (cut.flags & kInOrderPiece) {
+      out.clear();  // the verifier inflates it, knowing its window
+    } else if (cut.flags & kGuessedPiece) {
+      if (!chunk_inflater_) chunk_inflater_ = make_isal_chunk_inflater();
+      guess_piece(*chunk_inflater_, unit, cut.max_output_bytes, out);  // else empty: inflated in order
     } else {
       decode_member(unit, cut, out);
     }
@@ -488,7 +572,7 @@ class GzipVerifier final : public UnitVerifier {
   explicit GzipVerifier(DeflateEngine stream_engine) : stream_engine_(stream_engine) {}
 
   void on_marker(const Cut& cut, std::uint64_t offset) override {
-    if (!(cut.flags & kChunksHeader)) return;
+    if (!(cut.flags & (kChunksHeader | kSharedHeader))) return;
     in_member_ = true;
     member_start_ = offset;
     next_offset_ = offset + cut.bytes;
@@ -497,9 +581,39 @@ class GzipVerifier final : public UnitVerifier {
     window_.clear();
   }
 
+  // A piece of a member whose pieces share history: inflated here, knowing the window, or filled
+  // in from it (GzipSplitter). A guess is filled in, and its CRC-32 taken, in ranges on every
+  // worker that is free: the bytes of a piece depend on the window alone, not on each other.
+  void complete(const Cut& cut, ByteView unit, Buffer& decoded) override {
+    if (!(cut.flags & (kInOrderPiece | kGuessedPiece))) return;
+    if (decoded.empty()) {
+      if (!inflater_) inflater_ = make_isal_chunk_inflater();
+      decoded.resize(cut.max_output_bytes);
+      decoded.resize(inflater_->inflate(unit, {decoded.data(), decoded.size()}, window_.view()));
+      return;
+    }
+    const std::size_t size = guessed_size(decoded);
+    const std::size_t ranges = (size + kResolveRangeBytes - 1) / kResolveRangeBytes;
+    range_crcs_.assign(ranges, 0);
+    const GuessWindow window(window_.view());
+    tbb::parallel_for(std::size_t{0}, ranges, [&](std::size_t range) {
+      const std::size_t begin = range * kResolveRangeBytes, end = std::min(size, begin + kResolveRangeBytes);
+      resolve_guess(decoded, window, begin, end);
+      range_crcs_[range] = update_crc32(0, {decoded.data() + begin, end - begin});
+    });
+    finish_guess(decoded);
+    std::uint32_t crc = 0;
+    for (std::size_t range = 0; range < ranges; ++range) {
+      const std::size_t bytes = std::min(size - range * kResolveRangeBytes, kResolveRangeBytes);
+      crc = combine_crc32(crc, range_crcs_[range], bytes);
+    }
+    completed_crc_ = crc;
+  }
+
   void on_unit(const Cut& cut, ByteView decoded) override {
-    if (!(cut.flags & kChunkUnit)) return;
-    crc_ = update_crc32(crc_, decoded);
+    if (!(cut.flags & (kChunkUnit | kInOrderPiece | kGuessedPiece))) return;
+    crc_ = completed_crc_ ? combine_crc32(crc_, *completed_crc_, decoded.size()) : update_crc32(crc_, decoded);
+    completed_crc_.reset();
     size_ += decoded.size();
     next_offset_ += cut.bytes;
     const std::size_t keep = std::min(window_.size(), kWindowBytes - std::min(kWindowBytes, decoded.size()));
@@ -512,7 +626,11 @@ class GzipVerifier final : public UnitVerifier {
   std::unique_ptr<StreamDecoder> serial_decoder() override;
 
  private:
+  static constexpr std::size_t kResolveRangeBytes = 256 * 1024;
   DeflateEngine stream_engine_;
+  std::unique_ptr<ChunkInflater> inflater_;  // made for the first piece inflated in order
+  std::vector<std::uint32_t> range_crcs_;
+  std::optional<std::uint32_t> completed_crc_;  // the CRC-32 of the piece complete() finished
   bool in_member_ = false;
   std::uint64_t member_start_ = 0;
   std::uint64_t next_offset_ = 0;  // where the next chunk starts in the stream

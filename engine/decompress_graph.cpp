@@ -595,7 +595,11 @@ class PieceWriter {
       : sink_(sink), codec_(codec), verifier_(splitter ? codec.make_unit_verifier() : nullptr), threads_(threads),
         max_output_(max_output), errors_(errors), source_name_(source_name), stats_(stats) {}
 
-  void write(const Chunk& chunk) {
+  // Set once a speculative unit turns out to be none here (UnitVerifier::complete), as the unit
+  // decoders do (PieceReader::watch_guesses).
+  void report_guesses(std::atomic<bool>* failed) { guesses_failed_ = failed; }
+
+  void write(Chunk& chunk) {
     if (chunk.error) errors_.record(chunk.error);
     if (errors_.failed()) return;
     try {
@@ -603,7 +607,7 @@ class PieceWriter {
         case Piece::kUnit:
           // Once a guess failed, every byte from there on goes through the serial decoder.
           speculated_ = speculated_ || chunk.cut.speculative;
-          if (serial_decoder_ || chunk.guess_failed) {
+          if (serial_decoder_ || chunk.guess_failed || !complete(chunk)) {
             decode_serially(chunk);
             break;
           }
@@ -634,6 +638,24 @@ class PieceWriter {
   }
 
  private:
+  // The verifier's part of a unit (UnitVerifier::complete); false when a speculative unit turned
+  // out to be none.
+  bool complete(Chunk& chunk) {
+    if (!verifier_) return true;
+    try {
+      verifier_->complete(chunk.cut, chunk.view, chunk.output);
+    } catch (const Error& e) {
+      if (!chunk.cut.speculative || e.kind() != ErrorKind::kCorruptData) throw;
+      if (guesses_failed_) guesses_failed_->store(true, std::memory_order_relaxed);
+      return false;
+    }
+    if (chunk.output.size() > chunk.cut.max_output_bytes) {
+      throw Error(ErrorKind::kInternal,
+                  fmt::format("the {} codec completed a unit to more than its cut promised", codec_.info().name));
+    }
+    return true;
+  }
+
   // A serial piece, or a unit's compressed bytes once units are decoded in order (a speculative
   // unit failed); the end piece finishes the stream.
   void decode_serially(const Chunk& chunk) {
@@ -685,6 +707,7 @@ class PieceWriter {
   const Codec& codec_;
   const std::unique_ptr<UnitVerifier> verifier_;
   std::unique_ptr<StreamDecoder> serial_decoder_;
+  std::atomic<bool>* guesses_failed_ = nullptr;
   bool speculated_ = false;  // a speculative unit came: only the verifier's decoder may take over
   std::optional<detail::OverlappedSink> overlapped_;
   const int threads_;
@@ -700,8 +723,11 @@ class PieceWriter {
 // pinning and read blocks would cost more than the decoding (a 1 KB gzip took 300 us through the
 // graph). The same pieces in the same order either way, so the same output and the same errors.
 void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
-                       std::size_t max_pieces, std::uint64_t max_output, const std::stop_token& stop,
-                       const std::function<void(std::uint64_t)>& on_read, DecompressStats& stats, bool in_caller) {
+                       const DecompressOptions& options, DecompressStats& stats, bool in_caller) {
+  const std::size_t max_pieces = in_caller ? 0 : options.max_pieces_in_flight;
+  const std::uint64_t max_output = options.max_output_bytes;
+  const std::stop_token& stop = options.stop;
+  const std::function<void(std::uint64_t)>& on_read = options.on_read;
   OutputNamingSink sink(output_sink);
   std::optional<flow::graph> graph;  // none in the caller: making one would start oneTBB's workers
   if (!in_caller) graph.emplace();
@@ -719,6 +745,8 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
   UnitDecoders decoders(codec, errors, source.name(), guesses_failed, /*pin=*/!in_caller, in_caller);
   PieceWriter piece_writer(sink, codec, splitter.get(), in_caller ? 1 : threads, max_output, errors, source.name(),
                            stats);
+  piece_writer.report_guesses(&guesses_failed);
+  if (splitter) splitter->set_hints({in_caller ? 1 : threads, options.unit_input_bytes});
 
   if (in_caller) {
     while (Chunk* chunk = piece_reader.next()) {
@@ -795,6 +823,7 @@ struct DecompressNode::Nodes {
       splitter = codec->make_splitter();
       decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false, /*in_caller=*/false);
       piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
+      piece_writer->report_guesses(&guesses_failed);
       reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
       reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
       reader->feed(start.view(), chunk.last);
@@ -880,8 +909,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     // oneTBB is not even started (decoders make no task outside an arena): for a small file that
     // is most of a run's cost.
     const auto in_caller = [&] {
-      run_decompression(source, sink, std::move(stream_start), *codec, 1, 0, options.max_output_bytes, options.stop,
-                        options.on_read, stats, /*in_caller=*/true);
+      run_decompression(source, sink, std::move(stream_start), *codec, 1, options, stats, /*in_caller=*/true);
     };
     if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
       tbb::this_task_arena::isolate(in_caller);
@@ -892,8 +920,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     return stats;
   }
   const auto run = [&] {
-    run_decompression(source, sink, std::move(stream_start), *codec, threads, options.max_pieces_in_flight,
-                      options.max_output_bytes, options.stop, options.on_read, stats, /*in_caller=*/false);
+    run_decompression(source, sink, std::move(stream_start), *codec, threads, options, stats, /*in_caller=*/false);
   };
   if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
       tbb::this_task_arena::max_concurrency() == threads) {

@@ -163,6 +163,19 @@ class StreamSplitter {
   // the streaming decoder can take it from here; kNeedMore (the hook's default) makes it a
   // truncation. Checked as next() is.
   Cut at_end(ByteView buffered, std::uint64_t offset);
+  // What the engine tells a splitter before the first next() (the defaults until then).
+  struct Hints {
+    // How many threads decode the units (1: one after another, on the calling thread). A splitter
+    // may cut differently with one, e.g. not guess where a guess costs more than decoding in order.
+    int threads = 1;
+    // Where the splitter chooses how long a unit is (not a frame's or member's own length): about
+    // how many compressed bytes, 0 for the codec's default (DecompressOptions::unit_input_bytes).
+    std::size_t unit_input_bytes = 0;
+  };
+  void set_hints(const Hints& hints) { hints_ = hints; }
+
+ protected:
+  const Hints& hints() const { return hints_; }
 
  private:
   friend class Codec;
@@ -172,6 +185,7 @@ class StreamSplitter {
   Cut checked(const Cut& cut, std::size_t shown, std::uint64_t offset);
   std::string codec_name_;
   bool speculated_ = false;  // a speculative unit was cut: no markers from here on
+  Hints hints_;
 };
 
 class UnitDecoder {
@@ -193,6 +207,12 @@ class UnitVerifier {
   // Called in stream order for markers and for decoded units.
   virtual void on_marker(const Cut& cut, std::uint64_t offset) = 0;
   virtual void on_unit(const Cut& cut, ByteView decoded) = 0;
+  // Called in stream order for each unit before on_unit: a codec whose units need what came
+  // before them (a window of earlier output) finishes `decoded` here, from the unit's compressed
+  // bytes `unit` or from what its UnitDecoder left in `decoded`. Throws Error(kCorruptData) when
+  // a speculative unit turns out to be no unit: the stream then goes, from this unit's first
+  // byte, to serial_decoder(), as if the unit decoder had thrown. The default does nothing.
+  virtual void complete(const Cut& /*cut*/, ByteView /*unit*/, Buffer& /*decoded*/) {}
   // When the stream goes serial after units (a kSerial cut, or a speculative unit that failed):
   // the decoder that carries on from there, knowing what the units before it were (a checksum
   // that spans them, the window they leave). Null: a new decoder from make_decoder(), at a unit

@@ -23,6 +23,11 @@ struct DecompressOptions {
   // Compressed pieces (frames, blocks, members) in flight at once; 0 = 3 per thread. Each holds
   // its compressed bytes and, once decoded, its output (at most 16 MiB).
   std::size_t max_pieces_in_flight = 0;
+  // Where a codec chooses how long a unit of parallel decoding is, about how many compressed bytes
+  // it spans; 0: the codec's default. gzip members of other tools (pigz's) are cut at their sync
+  // flushes into pieces of about 256 KiB. Smaller units spread a small stream over the threads
+  // (the tests and the fuzzer use them), at more cost per byte.
+  std::size_t unit_input_bytes = 0;
   // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
   // decompression bomb can be refused before it fills a disk. Memory is bounded either way.
   std::uint64_t max_output_bytes = 0;

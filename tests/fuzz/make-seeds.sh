@@ -30,6 +30,13 @@ gzip -9 -n -c small > b.gz && seed gzip-9-noname gzip b.gz
 gzip -c empty > e.gz && seed gzip-empty gzip e.gz
 cat a.gz b.gz > ab.gz && seed gzip-two-members gzip ab.gz
 pigz -p2 -b 128 -c text > p.gz && seed pigz gzip p.gz
+# pigz's shape, small: a sync flush every 300 bytes of input, so that two threads guess pieces.
+python3 -c "
+import sys, zlib
+text = open('text', 'rb').read()
+z = zlib.compressobj(6, zlib.DEFLATED, 31)
+parts = [z.compress(text[i:i + 300]) + z.flush(zlib.Z_SYNC_FLUSH) for i in range(0, len(text), 300)]
+sys.stdout.buffer.write(b''.join(parts) + z.flush())" > f.gz && seed sync-flush-every-300 gzip f.gz
 bgzip -c text > t.bgz && seed bgzf gzip t.bgz
 "$sluice" --independent --chunk-size 4K -c text > i.gz && seed sluice-independent gzip i.gz
 "$sluice" --multi-member --chunk-size 4K -c text > m.gz && seed sluice-multi-member gzip m.gz

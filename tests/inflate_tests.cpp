@@ -1,0 +1,245 @@
+// Parallel inflate of one gzip member whose pieces share history (pigz's, or any deflate stream
+// with sync flushes): pieces cut at "00 00 ff ff", some guessed ahead behind made-up windows and
+// filled in, the rest inflated in order (codecs/gzip_codec.cpp, GzipSplitter). Every stream here
+// is built to catch a wrong guess: false sync flushes in stored data, tiny blocks, fixed Huffman,
+// data made of the pattern, level 1 to 9, random data, huge ratios, damage. The output must be
+// exactly the input on every thread count and piece size, or the same error as in order.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include "sluice/decompress.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
+#include "tests/test_support.h"
+
+namespace sluice {
+namespace {
+
+using testing::Bytes;
+using testing::random_bytes;
+using testing::text_bytes;
+using testing::to_bytes;
+using testing::view;
+
+// A gzip member written by zlib with `flush` (Z_SYNC_FLUSH, Z_FULL_FLUSH) every `flush_every`
+// input bytes, as pigz ends its blocks.
+Bytes zlib_gzip(const Bytes& input, int level, int strategy, std::size_t flush_every, int flush = Z_SYNC_FLUSH) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 31, 8, strategy), Z_OK);
+  Bytes out(deflateBound(&z, input.size()) + input.size() / 16 + 1024);
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  for (std::size_t at = 0; at < input.size() || at == 0;) {
+    const std::size_t take = std::min(flush_every, input.size() - at);
+    z.next_in = const_cast<Bytef*>(input.data() + at);
+    z.avail_in = static_cast<uInt>(take);
+    at += take;
+    const bool last = at >= input.size();
+    EXPECT_NE(deflate(&z, last ? Z_FINISH : flush), Z_STREAM_ERROR);
+    EXPECT_EQ(z.avail_in, 0u) << "output room";
+    if (last) break;
+  }
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::size_t sync_flush_patterns(const Bytes& packed) {
+  std::size_t found = 0;
+  for (std::size_t at = 0; at + 4 <= packed.size(); ++at) {
+    found += packed[at] == 0 && packed[at + 1] == 0 && packed[at + 2] == 0xFF && packed[at + 3] == 0xFF;
+  }
+  return found;
+}
+
+struct Decoded {
+  Bytes output;
+  DecompressStats stats;
+};
+
+Decoded decode(const Bytes& packed, int threads, std::size_t unit_input_bytes) {
+  DecompressOptions options;
+  options.threads = threads;
+  options.unit_input_bytes = unit_input_bytes;
+  options.small_inputs_in_caller = false;
+  MemorySource source(view(packed));
+  MemorySink sink;
+  Decoded decoded;
+  decoded.stats = decompress(source, sink, options);
+  decoded.output = to_bytes(sink.buffer());
+  return decoded;
+}
+
+// Exactly `expected` on 1, 2, 3 and 8 threads, with the default pieces and small ones. With small
+// pieces and more than one thread, `pieces` says whether the member must have been decoded in
+// pieces (the test then fails if the splitter stops cutting them).
+void expect_exact(const Bytes& packed, const Bytes& expected, const std::string& what, bool pieces = true) {
+  for (const int threads : {1, 2, 3, 8}) {
+    for (const std::size_t unit : {std::size_t{0}, std::size_t{1024}, std::size_t{16 * 1024}}) {
+      const Decoded decoded = decode(packed, threads, unit);
+      EXPECT_TRUE(decoded.output == expected) << what << " on " << threads << " threads, pieces of " << unit;
+      if (pieces && threads > 1 && unit == 1024) {
+        EXPECT_GT(decoded.stats.units, 2u) << what << " on " << threads << " threads: not decoded in pieces";
+      }
+      if (threads == 1) {
+        EXPECT_EQ(decoded.stats.units, 0u) << what << ": one thread guesses nothing";
+      }
+    }
+  }
+}
+
+// Text and binary-like data, with a few stretches of random bytes.
+Bytes mixed_input(std::size_t size, std::uint64_t seed) {
+  Bytes input = text_bytes(size, seed);
+  for (std::size_t at = size / 7; at + 5000 < size; at += size / 5) {
+    const Bytes noise = random_bytes(5000, seed + at);
+    std::copy(noise.begin(), noise.end(), input.begin() + static_cast<std::ptrdiff_t>(at));
+  }
+  return input;
+}
+
+class SharedHistory : public testing::CommandTest {};
+
+// pigz at levels 0 (stored blocks, no sync flush), 1, 6, 9 and 11 (zopfli), blocks of 32 KiB, a
+// sync flush after each.
+TEST_F(SharedHistory, PigzStreamsOfEveryLevelDecodeExactlyInPieces) {
+  const Bytes input = mixed_input(1536 * 1024 + 77, 3);
+  put("data", input);
+  for (const std::string level : {"0", "1", "6", "9", "11"}) {
+    const bool zopfli = level == "11";  // slow: less data
+    const std::string data = zopfli ? "head -c 300000 data" : "cat data";
+    const auto made = sh(fmt::format("{} | pigz -{} -b 32 -p 2 -c > p.gz", data, level));
+    ASSERT_EQ(made.status, 0) << testing::describe(made);
+    const Bytes packed = get("p.gz");
+    const bool stored = level == "0";  // stored blocks, no sync flush: decoded serially
+    if (!stored) {
+      ASSERT_GT(sync_flush_patterns(packed), 4u) << "pigz -" << level;
+    }
+    const Bytes expected = zopfli ? Bytes(input.begin(), input.begin() + 300000) : input;
+    expect_exact(packed, expected, "pigz -" + level, !stored);
+  }
+}
+
+// Stored blocks whose data is full of "00 00 ff ff": false piece ends inside stored data, and
+// each false end is also where a true one might be expected.
+TEST(SharedHistoryStreams, FalseSyncFlushesInStoredDataDecodeExactly) {
+  Bytes input;
+  for (int i = 0; i < 400; ++i) {
+    const Bytes noise = random_bytes(997, static_cast<std::uint64_t>(i) + 1);
+    input.insert(input.end(), noise.begin(), noise.end());
+    input.insert(input.end(), {0x00, 0x00, 0xFF, 0xFF});
+  }
+  for (const int level : {0, 1, 6, 9}) {
+    const Bytes packed = zlib_gzip(input, level, Z_DEFAULT_STRATEGY, 5000);
+    ASSERT_GT(sync_flush_patterns(packed), 2 * input.size() / 5000) << "more false ends than true ones";
+    expect_exact(packed, input, fmt::format("stored patterns, level {}", level), /*pieces=*/false);
+  }
+}
+
+// Blocks of every kind and size: fixed Huffman, Huffman only, run lengths, tiny blocks (a flush
+// every few bytes), full flushes, data made of the pattern itself, random data.
+TEST(SharedHistoryStreams, EveryBlockKindAndSizeDecodesExactly) {
+  const Bytes text = mixed_input(600 * 1024, 9);
+  Bytes pattern;
+  for (int i = 0; i < 100000; ++i)
+    pattern.insert(pattern.end(), {0x00, 0x00, 0xFF, 0xFF, static_cast<std::uint8_t>(i)});
+  const Bytes noise = random_bytes(700 * 1024, 4);
+  struct Case {
+    std::string name;
+    const Bytes& input;
+    int level;
+    int strategy;
+    std::size_t flush_every;
+    int flush = Z_SYNC_FLUSH;
+    bool pieces = true;  // more than two with pieces of 1 KiB
+  };
+  const std::vector<Case> cases = {
+      {"fixed Huffman", text, 6, Z_FIXED, 3000},
+      {"fixed Huffman, tiny blocks", text, 6, Z_FIXED, 40},
+      {"Huffman only", text, 6, Z_HUFFMAN_ONLY, 4000},
+      {"run lengths", text, 6, Z_RLE, 4000},
+      {"level 1, a flush every 10 bytes", text, 1, Z_DEFAULT_STRATEGY, 10},
+      {"level 9, full flushes", text, 9, Z_DEFAULT_STRATEGY, 64 * 1024, Z_FULL_FLUSH},
+      {"level 9, large blocks", text, 9, Z_DEFAULT_STRATEGY, 200 * 1024, Z_SYNC_FLUSH, false},
+      {"the pattern as data", pattern, 6, Z_DEFAULT_STRATEGY, 2000},
+      {"the pattern as data, fixed Huffman", pattern, 1, Z_FIXED, 2000},
+      {"random data", noise, 6, Z_DEFAULT_STRATEGY, 8000},
+  };
+  for (const Case& c : cases) {
+    const Bytes packed = zlib_gzip(c.input, c.level, c.strategy, c.flush_every, c.flush);
+    expect_exact(packed, c.input, c.name, c.pieces);
+  }
+}
+
+// Zeros: a piece of 16 KiB inflates to more than a unit may hold, and goes in order, then
+// serially; pieces of 1 KiB are guessed.
+TEST(SharedHistoryStreams, AHugeRatioStillDecodesExactly) {
+  const Bytes zeros(48 * 1024 * 1024, 0);
+  const Bytes packed = zlib_gzip(zeros, 9, Z_DEFAULT_STRATEGY, 1024 * 1024);
+  for (const int threads : {1, 2}) {
+    for (const std::size_t unit : {std::size_t{0}, std::size_t{1024}, std::size_t{16 * 1024}}) {
+      EXPECT_TRUE(decode(packed, threads, unit).output == zeros) << threads << " threads, pieces of " << unit;
+    }
+  }
+}
+
+// The error a damaged stream gets in order (one thread) is the one it gets in pieces (kind and
+// reason); a cut anywhere is a truncation.
+TEST(SharedHistoryStreams, DamageIsTheSameErrorInPiecesAsInOrder) {
+  const Bytes input = mixed_input(512 * 1024, 5);
+  const Bytes packed = zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 16 * 1024);
+  // The kind and the message; not where it was found, which in order is the start of what the
+  // serial decoder was given (the member's data) and in pieces the start of the piece.
+  auto error_of = [](const Bytes& damaged, int threads) -> std::string {
+    try {
+      (void)decode(damaged, threads, 1024);
+      return "no error";
+    } catch (const Error& e) {
+      return fmt::format("{}: {}", static_cast<int>(e.kind()), e.detail());
+    }
+  };
+  for (std::size_t at = 20; at < packed.size() - 8; at += packed.size() / 23) {
+    for (const int flip : {0x01, 0x80}) {
+      Bytes damaged = packed;
+      damaged[at] = static_cast<std::uint8_t>(damaged[at] ^ flip);
+      const std::string in_order = error_of(damaged, 1);
+      EXPECT_NE(in_order, "no error") << "flip " << flip << " at " << at;
+      EXPECT_EQ(error_of(damaged, 2), in_order) << "flip " << flip << " at " << at;
+      EXPECT_EQ(error_of(damaged, 8), in_order) << "flip " << flip << " at " << at;
+    }
+  }
+  for (const std::size_t cut : {packed.size() / 3, packed.size() / 2, packed.size() - 9, packed.size() - 1}) {
+    const Bytes truncated(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(cut));
+    EXPECT_EQ(error_of(truncated, 2), error_of(truncated, 1)) << "cut at " << cut;
+    EXPECT_NE(error_of(truncated, 2), "no error") << "cut at " << cut;
+  }
+}
+
+// Members one after another, then garbage: every member decodes, and the garbage is reported
+// after all of them, in pieces as in order.
+TEST(SharedHistoryStreams, ConcatenatedMembersThenGarbage) {
+  const Bytes first = mixed_input(300 * 1024, 1), second = mixed_input(200 * 1024 + 3, 2);
+  Bytes packed = zlib_gzip(first, 6, Z_DEFAULT_STRATEGY, 8192);
+  const Bytes more = zlib_gzip(second, 1, Z_DEFAULT_STRATEGY, 8192);
+  packed.insert(packed.end(), more.begin(), more.end());
+  Bytes expected = first;
+  expected.insert(expected.end(), second.begin(), second.end());
+  expect_exact(packed, expected, "two members");
+  packed.insert(packed.end(), {'j', 'u', 'n', 'k'});
+  for (const int threads : {1, 2}) {
+    try {
+      (void)decode(packed, threads, 1024);
+      ADD_FAILURE() << "trailing garbage not reported on " << threads << " threads";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kTrailingGarbage) << e.what();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sluice
