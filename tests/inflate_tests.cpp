@@ -31,7 +31,7 @@ using testing::view;
 Bytes zlib_gzip(const Bytes& input, int level, int strategy, std::size_t flush_every, int flush = Z_SYNC_FLUSH) {
   z_stream z{};
   EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 31, 8, strategy), Z_OK);
-  Bytes out(deflateBound(&z, input.size()) + input.size() / 16 + 1024);
+  Bytes out(deflateBound(&z, input.size()) + (input.size() / flush_every + 1) * 16 + 1024);  // flushes: 5-6 bytes each
   z.next_out = out.data();
   z.avail_out = static_cast<uInt>(out.size());
   for (std::size_t at = 0; at < input.size() || at == 0;) {
@@ -173,6 +173,52 @@ TEST(SharedHistoryStreams, EveryBlockKindAndSizeDecodesExactly) {
   for (const Case& c : cases) {
     const Bytes packed = zlib_gzip(c.input, c.level, c.strategy, c.flush_every, c.flush);
     expect_exact(packed, c.input, c.name, c.pieces);
+  }
+}
+
+// Random mixes (text, noise, zero runs, the pattern itself) at random levels, strategies, flush
+// kinds and intervals, in pieces of 64 bytes to 4 KiB: a seed that fails names its stream.
+TEST(SharedHistoryStreams, RandomStreamsDecodeExactly) {
+  std::uint64_t state = 0x9e3779b97f4a7c15u;
+  auto next = [&state](std::uint64_t bound) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % bound;
+  };
+  const int strategies[] = {Z_DEFAULT_STRATEGY, Z_FILTERED, Z_HUFFMAN_ONLY, Z_RLE, Z_FIXED};
+  for (int seed = 0; seed < 40; ++seed) {
+    Bytes input;
+    while (input.size() < 150 * 1024) {
+      const std::size_t length = 1 + next(20000);
+      Bytes part;
+      switch (next(4)) {
+        case 0:
+          part = text_bytes(length, next(1000));
+          break;
+        case 1:
+          part = random_bytes(length, next(1000));
+          break;
+        case 2:
+          part.assign(length, 0);
+          break;
+        default:
+          for (std::size_t i = 0; i < length; ++i) part.push_back(i % 5 < 2 ? 0 : i % 5 < 4 ? 0xFF : 0);
+      }
+      input.insert(input.end(), part.begin(), part.end());
+    }
+    const int level = static_cast<int>(next(10));
+    const int strategy = strategies[next(5)];
+    const std::size_t flush_every = 1 + next(next(2) ? 200 : 20000);
+    const int flush = next(4) == 0 ? Z_FULL_FLUSH : Z_SYNC_FLUSH;
+    const Bytes packed = zlib_gzip(input, level, strategy, flush_every, flush);
+    for (const int threads : {2, 3}) {
+      for (const std::size_t unit : {std::size_t{64}, std::size_t{512}, std::size_t{4096}}) {
+        EXPECT_TRUE(decode(packed, threads, unit).output == input)
+            << "seed " << seed << ": level " << level << ", strategy " << strategy << ", flush " << flush << " every "
+            << flush_every << "; " << threads << " threads, pieces of " << unit;
+      }
+    }
   }
 }
 

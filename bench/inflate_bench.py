@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Parallel inflate (issue 25): one gzip member of the Silesia tar, made by pigz -6 (sync flushes,
+decoded in pieces) and by gzip -6 (none, decoded serially), decoded to /dev/null by igzip -dc,
+pigz -dc and sluice -dc at -j1 and -j2, interleaved; medians in ms and ratios to igzip. Then the
+costs per byte of parallel inflate's stages and the model for more threads, from
+sluice_inflate_costs (bench/micro, built with -DSLUICE_BUILD_BENCHMARKS=ON), and the plot
+bench/plots/inflate_threads.png (gnuplot): the model's MB/s against threads, with the measured
+-j1 and -j2 points.
+
+Usage: /usr/bin/python3 bench/inflate_bench.py [--reps N] [--build DIR]"""
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
+
+
+def silesia_tar(scratch):
+    tar = scratch / "silesia.tar"
+    subprocess.run(["tar", "-cf", str(tar), "-C", str(benchlib.silesia().parent), "silesia"], check=True)
+    return tar
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=11)
+    parser.add_argument("--build", default=str(benchlib.ROOT / "build" / "release"))
+    args = parser.parse_args()
+    sluice = str(Path(args.build) / "apps" / "sluice")
+    costs = Path(args.build) / "bench" / "micro" / "sluice_inflate_costs"
+    scratch = benchlib.scratch("inflate")
+    tar = silesia_tar(scratch)
+    size = tar.stat().st_size
+    streams = {"pigz -6": ["pigz", "-6", "-p2", "-c"], "gzip -6": ["gzip", "-6", "-c"]}
+    print(f"Silesia tar, {size / 1e6:.1f} MB; {args.reps} interleaved runs of each, to /dev/null, "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    print("| stream | igzip -dc | pigz -dc | sluice -j1 | sluice -j2 | -j2 vs igzip | -j2 vs -j1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    measured = {}
+    for name, compress in streams.items():
+        packed = scratch / (name.split()[0] + ".gz")
+        with open(tar, "rb") as source, open(packed, "wb") as out:
+            subprocess.run(compress, stdin=source, stdout=out, check=True)
+        commands = {"igzip": ["igzip", "-dc", str(packed)], "pigz": ["pigz", "-dc", str(packed)],
+                    "j1": [sluice, "-dc", "-j1", str(packed)], "j2": [sluice, "-dc", "-j2", str(packed)]}
+        times = {key: [] for key in commands}
+        for _ in range(args.reps):
+            for key, command in commands.items():
+                start = time.perf_counter()
+                subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+                times[key].append(time.perf_counter() - start)
+        ms = {key: statistics.median(values) * 1000 for key, values in times.items()}
+        measured[name] = ms
+        print(f"| {name} | {ms['igzip']:.1f} | {ms['pigz']:.1f} | {ms['j1']:.1f} | {ms['j2']:.1f} | "
+              f"{ms['igzip'] / ms['j2']:.2f}x | {ms['j1'] / ms['j2']:.2f}x |")
+    if not costs.exists():
+        print(f"\n{costs} not built: configure with -DSLUICE_BUILD_BENCHMARKS=ON for the model")
+        return
+    packed = str(scratch / "pigz.gz")
+    print("\nCosts and model (sluice_inflate_costs, median of 9):\n")
+    print("```")
+    print(subprocess.run([str(costs), packed, "9"], capture_output=True, text=True, check=True).stdout.rstrip())
+    print("```")
+    model = subprocess.run([str(costs), packed, "9", "--data"], capture_output=True, text=True, check=True).stdout
+    (scratch / "model.dat").write_text(model)
+    ms = measured["pigz -6"]
+    (scratch / "measured.dat").write_text(f"1 {size / ms['j1'] / 1e3:.0f}\n2 {size / ms['j2'] / 1e3:.0f}\n")
+    plots = benchlib.ROOT / "bench" / "plots"
+    script = f"""
+set terminal pngcairo size 800,500
+set output "{plots / 'inflate_threads.png'}"
+set title "Parallel inflate of pigz -6 output (Silesia tar): MB/s against threads"
+set xlabel "threads"
+set ylabel "MB/s of output"
+set logscale xy 2
+set key left top
+plot "{scratch / 'model.dat'}" using 1:2 with linespoints title "model from measured costs", \\
+     "{scratch / 'measured.dat'}" using 1:2 with points pointtype 7 pointsize 1.5 title "measured (sluice -dc, whole run)"
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print(f"\nPlot: {plots / 'inflate_threads.png'}")
+
+
+if __name__ == "__main__":
+    main()
