@@ -92,8 +92,8 @@ class ChunkInflater {
 // that starts at a block boundary is inflated before the 32 KiB in front of it are known, twice,
 // behind two made-up windows that differ in every byte and together name each byte's position.
 // Where the two outputs agree the byte is the piece's own; where they differ it is a copy of a
-// window byte, and the pair says which. The piece is then "guessed": its output with those bytes
-// listed as runs, to be filled in once the real window is known. The caller must know, by other
+// window byte, and the pair says which. The piece is then "guessed": the first output and the two
+// XORed (0 for the piece's own bytes), to be filled in once the real window is known. The caller must know, by other
 // means, that the piece starts at a block boundary (a guess says nothing about that); what a guess
 // checks is that the piece ends at one (ChunkInflater).
 //

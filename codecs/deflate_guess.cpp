@@ -48,7 +48,11 @@ void store_u64(std::uint8_t* p, std::uint64_t v) { std::memcpy(p, &v, sizeof v);
 // piece's own), then n (8 bytes).
 bool guess_piece(ChunkInflater& inflater, ByteView deflated, std::size_t max_bytes, Buffer& out) {
   const MadeUpWindows& made_up = windows();
-  const std::size_t room = max_bytes > 16 ? (max_bytes - 8) / 2 : 0;
+  if (max_bytes < 16) {
+    out.clear();
+    return false;
+  }
+  const std::size_t room = (max_bytes - 8) / 2;
   out.resize(max_bytes);
   std::size_t size = 0;
   try {

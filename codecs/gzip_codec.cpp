@@ -423,7 +423,10 @@ class GzipSplitter final : public StreamSplitter {
   // A member of none of our forms: pieces that share history, or serial with one thread.
   Cut start_shared(ByteView b, std::uint64_t offset) {
     guessed_share_ = guessed_share(hints().threads);
-    piece_input_bytes_ = hints().unit_input_bytes > 0 ? hints().unit_input_bytes : kPieceInputBytes;
+    // At most a quarter of what a unit may inflate to: a piece must fit, and be found within what
+    // the engine buffers.
+    piece_input_bytes_ =
+        hints().unit_input_bytes > 0 ? std::min(hints().unit_input_bytes, kMaxUnitOutputBytes / 4) : kPieceInputBytes;
     if (guessed_share_ <= 0) return serial();
     std::optional<std::size_t> header;
     try {
@@ -596,13 +599,18 @@ class GzipVerifier final : public UnitVerifier {
     range_crcs_.assign(ranges, 0);
     const GuessWindow window(window_.view());
     // Isolated: while it waits for the ranges, the writer takes no other work (a worker's guess),
-    // which would hold the stream up.
+    // which would hold the stream up. In a context of its own: cancelling the graph (a stop, an
+    // error elsewhere) must not skip ranges and leave the piece half filled in.
+    tbb::task_group_context own(tbb::task_group_context::isolated);
     tbb::this_task_arena::isolate([&] {
-      tbb::parallel_for(std::size_t{0}, ranges, [&](std::size_t range) {
-        const std::size_t begin = range * kResolveRangeBytes, end = std::min(size, begin + kResolveRangeBytes);
-        resolve_guess(decoded, window, begin, end);
-        range_crcs_[range] = update_crc32(0, {decoded.data() + begin, end - begin});
-      });
+      tbb::parallel_for(
+          std::size_t{0}, ranges,
+          [&](std::size_t range) {
+            const std::size_t begin = range * kResolveRangeBytes, end = std::min(size, begin + kResolveRangeBytes);
+            resolve_guess(decoded, window, begin, end);
+            range_crcs_[range] = update_crc32(0, {decoded.data() + begin, end - begin});
+          },
+          own);
     });
     finish_guess(decoded);
     std::uint32_t crc = 0;

@@ -611,6 +611,7 @@ class PieceWriter {
             decode_serially(chunk);
             break;
           }
+          if (errors_.failed()) break;  // stopped, or failed elsewhere, while it was completed
           if (verifier_) verifier_->on_unit(chunk.cut, chunk.output.view());
           emit(chunk.output.view());
           ++stats_.units;

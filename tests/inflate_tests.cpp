@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "sluice/codec.h"
+#include "sluice/codec_author.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
@@ -220,6 +222,97 @@ TEST(SharedHistoryStreams, RandomStreamsDecodeExactly) {
       }
     }
   }
+}
+
+// The parts one by one, as the graph runs them, through the gzip codec's own splitter, unit
+// decoder and verifier: with 8 threads most pieces are guessed (the unit decoder leaves output
+// for the verifier to fill in) and the verifier turns each into exactly the input's bytes.
+TEST(SharedHistoryStreams, GuessedPiecesAreFilledInToTheInput) {
+  const Bytes input = mixed_input(700 * 1024, 12);
+  const Bytes packed = zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 4096);
+  const auto codec = CodecRegistry::global().create("gzip", {});
+  const auto splitter = codec->make_splitter();
+  splitter->set_hints({8, 1024});
+  const auto decoder = codec->make_unit_decoder();
+  const auto verifier = codec->make_unit_verifier();
+  Bytes output;
+  std::size_t guessed = 0, in_order = 0, at = 0;
+  for (;;) {
+    const Cut cut = splitter->next(view(packed).subspan(at), at);
+    if (cut.kind == Cut::Kind::kMarker) verifier->on_marker(cut, at);
+    if (cut.kind == Cut::Kind::kUnit) {
+      Buffer decoded;
+      decoder->decode(view(packed).subspan(at, cut.bytes), cut, decoded);
+      (decoded.empty() ? in_order : guessed) += 1;
+      verifier->complete(cut, view(packed).subspan(at, cut.bytes), decoded);
+      verifier->on_unit(cut, decoded.view());
+      output.insert(output.end(), decoded.data(), decoded.data() + decoded.size());
+    }
+    if (cut.kind != Cut::Kind::kUnit && cut.kind != Cut::Kind::kMarker) break;
+    at += cut.bytes;
+  }
+  EXPECT_GT(guessed, 2 * in_order) << "most pieces guessed on 8 threads";
+  EXPECT_GT(in_order, 0u) << "the first piece is inflated in order";
+  // The rest (the last piece and the trailer) is the verifier's serial decoder's.
+  const auto rest = verifier->serial_decoder();
+  ASSERT_NE(rest, nullptr);
+  rest->decode(view(packed).subspan(at),
+               [&](ByteView bytes) { output.insert(output.end(), bytes.begin(), bytes.end()); });
+  rest->finish();
+  EXPECT_TRUE(output == input);
+}
+
+// A member whose deflate data refers to a preset dictionary (before the member's start): invalid
+// in gzip. In a guessed piece the reference only shows when it is filled in, with less than 32
+// KiB before it; it must be the error it is in order, not bytes of the made-up window.
+TEST(SharedHistoryStreams, AReferenceBeforeTheStartIsTheErrorItIsInOrder) {
+  const Bytes dictionary = random_bytes(32 * 1024, 8);
+  Bytes input = random_bytes(500, 9);  // the first two pieces (in order): 200 and 300 bytes
+  for (int i = 0; i < 20; ++i) {       // each later piece copies from the dictionary's last 12 KiB:
+    const auto from = dictionary.begin() + 20000 + i * 300;  // within reach of a 32 KiB window
+    input.insert(input.end(), from, from + 300);
+  }
+  const Bytes own = random_bytes(1000, 10);  // the last piece, decoded serially
+  input.insert(input.end(), own.begin(), own.end());
+  // Random bytes stored (level 0: no match can reach into the dictionary by chance), the copies
+  // at level 6 (matches into it), a sync flush after each part.
+  z_stream z{};
+  ASSERT_EQ(deflateInit2(&z, 0, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  ASSERT_EQ(deflateSetDictionary(&z, dictionary.data(), static_cast<uInt>(dictionary.size())), Z_OK);
+  Bytes deflated(deflateBound(&z, input.size()) + 4096);
+  z.next_out = deflated.data();
+  z.avail_out = static_cast<uInt>(deflated.size());
+  for (std::size_t at = 0; at < input.size();) {
+    const bool last = at + 1000 == input.size();
+    const std::size_t take = at == 0 ? 200 : last ? 1000 : 300;
+    if (at == 500 || last) {
+      ASSERT_EQ(deflateParams(&z, last ? 0 : 6, Z_DEFAULT_STRATEGY), Z_OK);
+    }
+    z.next_in = const_cast<Bytef*>(input.data() + at);
+    z.avail_in = static_cast<uInt>(take);
+    at += take;
+    ASSERT_NE(deflate(&z, at >= input.size() ? Z_FINISH : Z_SYNC_FLUSH), Z_STREAM_ERROR);
+  }
+  deflated.resize(z.total_out);
+  deflateEnd(&z);
+  Bytes packed = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3};
+  packed.insert(packed.end(), deflated.begin(), deflated.end());
+  const uLong crc = crc32(0, input.data(), static_cast<uInt>(input.size()));
+  for (const uLong field : {crc, static_cast<uLong>(input.size())}) {
+    for (int shift = 0; shift < 32; shift += 8) packed.push_back(static_cast<std::uint8_t>(field >> shift));
+  }
+  auto error_of = [&](int threads) -> std::string {
+    try {
+      (void)decode(packed, threads, 1);  // a piece per sync flush: the last piece is the 1000 bytes
+      return "no error";
+    } catch (const Error& e) {
+      return e.detail();
+    }
+  };
+  const std::string in_order = error_of(1);
+  EXPECT_NE(in_order.find("distance too far back"), std::string::npos) << in_order;
+  EXPECT_EQ(error_of(2), in_order);
+  EXPECT_EQ(error_of(64), in_order);  // 64 threads: the third piece to the 27th are guessed
 }
 
 // Zeros: a piece of 16 KiB inflates to more than a unit may hold, and goes in order, then

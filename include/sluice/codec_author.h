@@ -163,7 +163,8 @@ class StreamSplitter {
   // the streaming decoder can take it from here; kNeedMore (the hook's default) makes it a
   // truncation. Checked as next() is.
   Cut at_end(ByteView buffered, std::uint64_t offset);
-  // What the engine tells a splitter before the first next() (the defaults until then).
+  // What the engine tells a splitter before the first next(); where it tells nothing (a
+  // DecompressNode in a caller's graph), the defaults: one thread.
   struct Hints {
     // How many threads decode the units (1: one after another, on the calling thread). A splitter
     // may cut differently with one, e.g. not guess where a guess costs more than decoding in order.
@@ -207,11 +208,14 @@ class UnitVerifier {
   // Called in stream order for markers and for decoded units.
   virtual void on_marker(const Cut& cut, std::uint64_t offset) = 0;
   virtual void on_unit(const Cut& cut, ByteView decoded) = 0;
-  // Called in stream order for each unit before on_unit: a codec whose units need what came
-  // before them (a window of earlier output) finishes `decoded` here, from the unit's compressed
-  // bytes `unit` or from what its UnitDecoder left in `decoded`. Throws Error(kCorruptData) when
-  // a speculative unit turns out to be no unit: the stream then goes, from this unit's first
-  // byte, to serial_decoder(), as if the unit decoder had thrown. The default does nothing.
+  // Called in stream order for each unit the writer is to emit, before on_unit (not once the
+  // stream has gone serial, nor for a unit whose decoder found it was no unit): a codec whose
+  // units need what came before them (a window of earlier output) finishes `decoded` here, from
+  // the unit's compressed bytes `unit` or from what its UnitDecoder left in `decoded`, and may
+  // use the arena's threads to do it. Throws Error(kCorruptData) when a speculative unit turns
+  // out to be no unit: the stream then goes, from this unit's first byte, to serial_decoder(),
+  // as if the unit decoder had thrown (`decoded` may have changed; the verifier's own state must
+  // not have). The default does nothing.
   virtual void complete(const Cut& /*cut*/, ByteView /*unit*/, Buffer& /*decoded*/) {}
   // When the stream goes serial after units (a kSerial cut, or a speculative unit that failed):
   // the decoder that carries on from there, knowing what the units before it were (a checksum

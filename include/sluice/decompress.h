@@ -23,10 +23,12 @@ struct DecompressOptions {
   // Compressed pieces (frames, blocks, members) in flight at once; 0 = 3 per thread. Each holds
   // its compressed bytes and, once decoded, its output (at most 16 MiB).
   std::size_t max_pieces_in_flight = 0;
-  // Where a codec chooses how long a unit of parallel decoding is, about how many compressed bytes
-  // it spans; 0: the codec's default. gzip members of other tools (pigz's) are cut at their sync
-  // flushes into pieces of about 256 KiB. Smaller units spread a small stream over the threads
-  // (the tests and the fuzzer use them), at more cost per byte.
+  // Where a codec chooses how long a unit of parallel decoding is, at least how many compressed
+  // bytes it spans; 0: the codec's default. With two threads or more, gzip members of other tools
+  // (pigz's) are cut at the first sync flush past 256 KiB, then the next, and so on (at most 4
+  // MiB is taken). Smaller units spread a small stream over the threads (the tests and the fuzzer
+  // use them), at more cost per byte. Not used by DecompressNode, which decodes such members
+  // serially.
   std::size_t unit_input_bytes = 0;
   // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
   // decompression bomb can be refused before it fills a disk. Memory is bounded either way.
@@ -54,7 +56,7 @@ struct DecompressStats {
   std::string codec;
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;
-  std::uint64_t units = 0;            // pieces decoded in parallel (frames, blocks, members)
+  std::uint64_t units = 0;            // pieces cut as units (frames, blocks, members, pieces of one member)
   std::size_t decoder_threads = 0;    // distinct threads that decoded units
   // Where serial (streaming) decoding took over, if it did: the stream could not be split there.
   std::optional<std::uint64_t> serial_from;
