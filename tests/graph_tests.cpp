@@ -26,6 +26,7 @@ namespace sluice {
 namespace {
 
 using testing::Bytes;
+using testing::FailingSink;
 using testing::text_bytes;
 using testing::to_bytes;
 using testing::view;
@@ -233,22 +234,6 @@ class FailingSource final : public ByteSource {
   MemorySource inner_;
   std::size_t limit_;
   std::size_t served_ = 0;
-};
-
-// Fails once `limit` bytes have been written.
-class FailingSink final : public ByteSink {
- public:
-  explicit FailingSink(std::size_t limit) : limit_(limit) {}
-  void write(ByteView bytes) override {
-    written_ += bytes.size();
-    if (written_ > limit_) throw Error(ErrorKind::kIo, "write failed: No space left on device");
-  }
-  const std::string& name() const override { return name_; }
-
- private:
-  std::size_t limit_;
-  std::size_t written_ = 0;
-  std::string name_ = "full-disk.out";
 };
 
 CompressOptions options_for(const std::string& codec, int threads, std::size_t chunk_bytes) {

@@ -4,11 +4,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "sluice/bytes.h"
+#include "sluice/error.h"
+#include "sluice/io.h"
 
 namespace sluice::testing {
 
@@ -79,6 +82,23 @@ class CommandTest : public ::testing::Test {
   Bytes get(const std::string& name) { return read_file(dir_ / name); }
 
   ScratchDir dir_;
+};
+
+// A sink that fails (kIo, "write failed: No space left on device") once more than `limit` bytes
+// have been written: a disk filling up.
+class FailingSink final : public ByteSink {
+ public:
+  explicit FailingSink(std::size_t limit, std::string name = "full-disk.out") : limit_(limit), name_(std::move(name)) {}
+  void write(ByteView bytes) override {
+    written_ += bytes.size();
+    if (written_ > limit_) throw Error(ErrorKind::kIo, "write failed: No space left on device", name_);
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::size_t limit_;
+  std::size_t written_ = 0;
+  std::string name_;
 };
 
 // The process's peak resident set so far, in KiB (getrusage).
