@@ -219,6 +219,30 @@ INSTANTIATE_TEST_SUITE_P(
         Foreign{"lz4_linked_then_legacy", "{ lz4 -q -BD -B4 -c data.bin; lz4 -q -l -c other.bin; } > foreign"}),
     [](const auto& test) { return test.param.name; });
 
+// pigz's output on two threads, through the program: decoded in pieces (parallel inflate) to a
+// file, tested with -t, and extracted as a .tar.gz, each exactly; and damage in the middle of it
+// is reported as it is on one thread.
+TEST_F(Cli, PigzOutputDecodesInPiecesThroughEveryPath) {
+  put("data.bin", text_bytes(3 * 1024 * 1024 + 77, 19));
+  ASSERT_EQ(sh("pigz -p2 -c data.bin > data.bin.gz && mkdir t && cp data.bin t/ && tar -cf - t | pigz -p2 > t.tgz && mkdir out")
+                .status,
+            0);
+  const auto decoded = sluice("-d -k -j2 -o back data.bin.gz");
+  ASSERT_EQ(decoded.status, 0) << describe(decoded);
+  EXPECT_EQ(get("back"), get("data.bin"));
+  const auto tested = sluice("-t -j2 data.bin.gz");
+  EXPECT_EQ(tested.status, 0) << describe(tested);
+  const auto extracted = sluice("tar -x -j2 -f t.tgz -C out");
+  ASSERT_EQ(extracted.status, 0) << describe(extracted);
+  EXPECT_EQ(get("out/t/data.bin"), get("data.bin"));
+  ASSERT_EQ(sh("cp data.bin.gz bad.gz && printf 'X' | dd of=bad.gz bs=1 seek=600000 conv=notrunc 2>/dev/null").status, 0);
+  const auto one = sluice("-t -j1 bad.gz"), two = sluice("-t -j2 bad.gz");
+  EXPECT_NE(one.status, 0) << describe(one);
+  EXPECT_EQ(two.status, one.status) << describe(two);
+  const auto reason = [](const std::string& err) { return err.substr(0, err.find(" (at byte")); };
+  EXPECT_EQ(reason(two.err), reason(one.err));
+}
+
 // ---- lz4: a stream is one frame ----
 
 // One frame however many chunks (`lz4 --list` counts the frames; it shows no uncompressed size,
