@@ -157,6 +157,29 @@ DeflateBlocks walk_deflate_blocks(ByteView stream);
 // have at least 6 bytes beyond the stream's end. For engines that cannot end a stream otherwise.
 std::size_t end_with_sync_flush(std::span<std::uint8_t> out, std::size_t size);
 
+// Where to cut a raw deflate stream that has no byte-aligned flushes (gzip's) for parallel inflate:
+// the first bit position p in [from_bit, to_bit) of `bytes` (bits LSB-first, as deflate reads
+// them) where a non-final dynamic-Huffman block header begins that zlib would take and that lies
+// entirely within `bytes`: BFINAL 0, BTYPE 2, HLIT <= 29, HDIST <= 29, a complete code-length code,
+// the literal/length and distance code lengths decoded with it with no repeat before the first
+// length or past the count, a complete literal/length code with a code for 256 (end of block),
+// and a complete distance code or exactly one distance code, of length 1. (zlib also takes a
+// literal/length code of end of block alone, length 1, and no distance code at all; the encoders
+// of zlib, gzip and libdeflate never write them, and they are not found.) nullopt if there is
+// none. A position found may be a block start or bits that happen to look like one: what follows
+// the header is not looked at. Never reads outside `bytes`; to_bit may be past its end. About 1 ns
+// a position on compressed data (bench/micro/find_blocks.cpp).
+std::optional<std::size_t> find_dynamic_block(ByteView bytes, std::size_t from_bit, std::size_t to_bit);
+// Each block of a complete raw deflate stream, in order: where it starts (its BFINAL bit), its
+// BTYPE (0 stored, 1 fixed Huffman, 2 dynamic Huffman) and BFINAL. For tests and measurements;
+// throws kInternal for a malformed stream, as walk_deflate_blocks() does.
+struct DeflateBlockStart {
+  std::size_t bit = 0;
+  std::uint8_t type = 0;
+  bool final = false;
+};
+std::vector<DeflateBlockStart> list_deflate_blocks(ByteView stream);
+
 // CRC-32 (gzip's), chainable: update_crc32(update_crc32(0, a), b) == update_crc32(0, a + b).
 // ISA-L's folding (carry-less multiply) CRC, several times faster than zlib's.
 std::uint32_t update_crc32(std::uint32_t crc, ByteView bytes);

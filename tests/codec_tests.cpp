@@ -21,6 +21,7 @@ namespace {
 
 using testing::Bytes;
 using testing::random_bytes;
+using testing::raw_deflate;
 using testing::text_bytes;
 using testing::to_bytes;
 using testing::view;
@@ -275,25 +276,6 @@ TEST(Gzip, IndependentFormIsOneMemberOfSyncFlushedChunks) {
     EXPECT_EQ(to_bytes(decompress_buffer(view(packed))), input) << size;
   }
 }
-
-namespace {
-
-// Raw deflate as zlib writes it (no header, no trailer), ending with a final block.
-Bytes raw_deflate(const Bytes& input, int level) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  Bytes out(deflateBound(&stream, static_cast<uLong>(input.size())));
-  stream.next_in = const_cast<Bytef*>(input.data());
-  stream.avail_in = static_cast<uInt>(input.size());
-  stream.next_out = out.data();
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
-
-}  // namespace
 
 // sluice/deflate.h: a complete raw deflate stream into exactly its size, or kCorruptData.
 TEST(Deflate, InflateExactTakesACompleteStreamOfItsSizeOnly) {

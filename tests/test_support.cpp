@@ -157,6 +157,24 @@ long peak_rss_kib() {
   return usage.ru_maxrss;
 }
 
+namespace {
+
+// Deflates all of `input` with `stream` (initialised) into at most `room` bytes, and ends it.
+Bytes deflate_all(z_stream& stream, const Bytes& input, std::size_t room) {
+  Bytes packed(room);
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = static_cast<uInt>(input.size());
+  stream.next_out = packed.data();
+  stream.avail_out = static_cast<uInt>(packed.size());
+  const int ret = deflate(&stream, Z_FINISH);
+  packed.resize(stream.total_out);
+  deflateEnd(&stream);
+  if (ret != Z_STREAM_END) throw std::runtime_error("deflate");
+  return packed;
+}
+
+}  // namespace
+
 Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string name, std::string comment) {
   z_stream stream{};
   if (deflateInit2(&stream, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
@@ -167,16 +185,17 @@ Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string
   header.comment = reinterpret_cast<Bytef*>(comment.data());
   header.hcrc = 1;
   if (deflateSetHeader(&stream, &header) != Z_OK) throw std::runtime_error("deflateSetHeader");
-  Bytes packed(deflateBound(&stream, static_cast<uLong>(input.size())) + extra.size() + name.size() + comment.size() + 64);
-  stream.next_in = const_cast<Bytef*>(input.data());
-  stream.avail_in = static_cast<uInt>(input.size());
-  stream.next_out = packed.data();
-  stream.avail_out = static_cast<uInt>(packed.size());
-  const int ret = deflate(&stream, Z_FINISH);
-  packed.resize(stream.total_out);
-  deflateEnd(&stream);
-  if (ret != Z_STREAM_END) throw std::runtime_error("deflate");
-  return packed;
+  return deflate_all(
+      stream, input,
+      deflateBound(&stream, static_cast<uLong>(input.size())) + extra.size() + name.size() + comment.size() + 64);
+}
+
+Bytes raw_deflate(const Bytes& input, int level) {
+  z_stream stream{};
+  if (deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    throw std::runtime_error("deflateInit2");
+  }
+  return deflate_all(stream, input, deflateBound(&stream, static_cast<uLong>(input.size())));
 }
 
 }  // namespace sluice::testing
