@@ -53,13 +53,27 @@ class WholeInflater {
   virtual void inflate(ByteView deflated, std::span<std::uint8_t> out) = 0;
 };
 
+// Where a piece of a deflate stream cut at a block boundary inside a byte starts and ends. Deflate
+// reads bits from the least significant end of each byte; a boundary at bit 8k + j (0 < j < 8)
+// leaves byte k to the piece before it, and the piece after begins with that byte's top 8 - j
+// bits (its lead) and goes on with byte k + 1.
+struct LeadBits {
+  std::uint8_t count = 0;  // 0-7
+  std::uint8_t value = 0;  // in the low `count` bits, the first bit lowest
+};
+struct PieceEdges {
+  LeadBits lead;
+  std::uint8_t tail_bits = 0;  // bits of the last byte that belong to the piece; 0: all eight
+};
+
 // Inflates a raw deflate stream piece by piece (foreign gzip of any size). Serial; one per stream.
 class StreamInflater {
  public:
   virtual ~StreamInflater() = default;
   // Starts a new deflate stream; `window`: the up to 32 KiB of output before it, for a stream
-  // taken up at a block boundary in the middle.
-  virtual void reset(ByteView window = {}) = 0;
+  // taken up at a block boundary in the middle; `lead`: the bits before the first byte of input,
+  // for a boundary inside a byte.
+  virtual void reset(ByteView window = {}, LeadBits lead = {}) = 0;
   struct Step {
     std::size_t consumed = 0;  // input bytes used (none past the end of the deflate stream)
     std::size_t produced = 0;  // output bytes written
@@ -74,18 +88,20 @@ class StreamInflater {
 };
 
 // Inflates a piece of a raw deflate stream that starts at a block boundary and must end exactly
-// at a block boundary that does not end the stream (where a sync flush leaves it): one
-// independent chunk of a gzip member (docs/independent-gzip.md), or a piece of a member whose
-// pieces share history, given the 32 KiB before it. ISA-L only (it says where it stopped). One
-// per worker; reused.
+// at a block boundary that does not end the stream (where a sync flush leaves it, or at any bit):
+// one independent chunk of a gzip member (docs/independent-gzip.md), or a piece of a member
+// whose pieces share history, given the 32 KiB before it. ISA-L only (it says where it stopped,
+// and takes bits before the first byte). One per worker; reused.
 class ChunkInflater {
  public:
   virtual ~ChunkInflater() = default;
   // Inflates `deflated` into `out`; returns the bytes written. `window`: the output before the
-  // piece (at most 32 KiB), which references may reach into. Throws Error(kCorruptData) if the
-  // piece is not valid deflate after `window` (a reference before it), does not end at a
-  // non-final block boundary, or inflates to more than out.size().
-  virtual std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window = {}) = 0;
+  // piece (at most 32 KiB), which references may reach into; `edges`: where in its first and
+  // last bytes the piece starts and ends. Throws Error(kCorruptData) if the piece is not valid
+  // deflate after `window` (a reference before it), does not end at a non-final block boundary
+  // exactly where `edges` says, or inflates to more than out.size().
+  virtual std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window = {},
+                              PieceEdges edges = {}) = 0;
 };
 
 // Parallel inflate of one deflate stream (rapidgzip's idea, without a decoder of our own): a piece
@@ -100,7 +116,7 @@ class ChunkInflater {
 // Guesses `deflated` into `out` (replacing it): false, and `out` empty, when the piece does not
 // end at a non-final block boundary, is not valid deflate, or would not fit in `max_bytes` (its
 // output takes twice its size); the piece is then for an inflate that knows its window to judge.
-bool guess_piece(ChunkInflater& inflater, ByteView deflated, std::size_t max_bytes, Buffer& out);
+bool guess_piece(ChunkInflater& inflater, ByteView deflated, PieceEdges edges, std::size_t max_bytes, Buffer& out);
 // The output size of a guessed piece.
 std::size_t guessed_size(const Buffer& guessed);
 // The output before a guessed piece (32 KiB, or all of it when there is less), made once per

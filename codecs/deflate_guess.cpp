@@ -46,7 +46,7 @@ void store_u64(std::uint8_t* p, std::uint64_t v) { std::memcpy(p, &v, sizeof v);
 
 // `out`: the first output (n bytes), the two outputs XORed (n bytes: 0 where the byte is the
 // piece's own), then n (8 bytes).
-bool guess_piece(ChunkInflater& inflater, ByteView deflated, std::size_t max_bytes, Buffer& out) {
+bool guess_piece(ChunkInflater& inflater, ByteView deflated, PieceEdges edges, std::size_t max_bytes, Buffer& out) {
   const MadeUpWindows& made_up = windows();
   if (max_bytes < 16) {
     out.clear();
@@ -56,10 +56,10 @@ bool guess_piece(ChunkInflater& inflater, ByteView deflated, std::size_t max_byt
   out.resize(max_bytes);
   std::size_t size = 0;
   try {
-    size = inflater.inflate(deflated, {out.data(), room}, {made_up.first.data(), kWindowBytes});
+    size = inflater.inflate(deflated, {out.data(), room}, {made_up.first.data(), kWindowBytes}, edges);
     // The same piece: the same size (the room is one more byte, so that more would show).
     if (inflater.inflate(deflated, {out.data() + size, size + (size < room ? 1 : 0)},
-                         {made_up.second.data(), kWindowBytes}) != size) {
+                         {made_up.second.data(), kWindowBytes}, edges) != size) {
       throw Error(ErrorKind::kInternal, "a piece inflated to two sizes");
     }
   } catch (const Error& e) {

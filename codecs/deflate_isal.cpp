@@ -92,6 +92,20 @@ class IsalChunkDeflater final : public ChunkDeflater {
   std::vector<std::uint8_t> level_buffer_;
 };
 
+void set_window(inflate_state& state, ByteView window) {
+  if (window.empty()) return;
+  const int ret = isal_inflate_set_dict(&state, const_cast<std::uint8_t*>(window.data()), clamp_u32(window.size()));
+  if (ret != COMP_OK) throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate_set_dict failed ({})", ret));
+}
+
+// A stream that starts inside a byte: its first bits go into ISA-L's bit buffer, as if read.
+void take_lead(inflate_state& state, LeadBits lead) {
+  if (lead.count == 0) return;
+  if (lead.count > 7) throw Error(ErrorKind::kInternal, "a lead of more than 7 bits");
+  state.read_in = lead.value & ((1u << lead.count) - 1);
+  state.read_in_length = lead.count;
+}
+
 // A fresh inflate of raw deflate (no gzip or zlib wrapper, no CRC) from `deflated` into `out`.
 void start_raw_inflate(inflate_state& state, ByteView deflated, std::span<std::uint8_t> out) {
   isal_inflate_init(&state);
@@ -121,16 +135,13 @@ class IsalWholeInflater final : public WholeInflater {
 
 class IsalStreamInflater final : public StreamInflater {
  public:
-  IsalStreamInflater() { reset({}); }
+  IsalStreamInflater() { reset({}, {}); }
 
-  void reset(ByteView window) override {
+  void reset(ByteView window, LeadBits lead) override {
     isal_inflate_init(&state_);
     state_.crc_flag = ISAL_DEFLATE;  // gzip_codec.cpp checks the CRC, on another worker
-    if (!window.empty()) {
-      const int ret =
-          isal_inflate_set_dict(&state_, const_cast<std::uint8_t*>(window.data()), clamp_u32(window.size()));
-      if (ret != COMP_OK) throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate_set_dict failed ({})", ret));
-    }
+    set_window(state_, window);
+    take_lead(state_, lead);
   }
 
   Step inflate(ByteView input, std::span<std::uint8_t> out) override {
@@ -176,23 +187,44 @@ class IsalStreamInflater final : public StreamInflater {
   inflate_state state_{};
 };
 
-// The stateful inflate, which stops where the input ends and keeps its state for more: after the
-// piece, it must wait for a block header (about to read one, or having begun to with nothing to
-// read: ISA-L reports either after a stored block) with no bits or bytes held back and no final
-// block seen. A header begun with bits in hand would hold them in read_in or tmp_in_buffer.
+// The stateful inflate, which stops where the input ends and keeps its state for more.
+//
+// A piece that ends at a byte boundary must leave it waiting for a block header (about to read
+// one, or having begun to with nothing to read: ISA-L reports either after a stored block) with
+// no bits or bytes held back and no final block seen. A header begun with bits in hand would hold
+// them in read_in or tmp_in_buffer.
+//
+// A piece that ends inside a byte is given its bits of that byte followed by an empty final
+// block, twice from the same state: a stored one (the bits 1, 00, zeros to the byte boundary,
+// LEN 0, NLEN 0xFFFF) and a fixed Huffman one (1, 10, end of block as seven zero bits, zeros to
+// the byte boundary). Each must end the stream exactly at its end. Either alone can be fooled by
+// a stream made for it: a real final stored block that starts in the piece's last bits skips to
+// the byte boundary and reads the stored ending's LEN and NLEN as its own, and a real block that
+// runs on past the cut could end on the last bits of one ending. Both cannot: the fixed ending
+// has no LEN and NLEN to give, and a block's end-of-block code cannot end on the stored ending's
+// ones and on the fixed ending's zeros alike. So both end exactly only when a block of the
+// piece's own ended where the piece does and was not final.
 class IsalChunkInflater final : public ChunkInflater {
  public:
-  std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window) override {
-    start_raw_inflate(state_, deflated, out);
-    if (!window.empty() && isal_inflate_set_dict(&state_, const_cast<std::uint8_t*>(window.data()),
-                                                 clamp_u32(window.size())) != ISAL_DECOMP_OK) {
-      throw Error(ErrorKind::kInternal, "ISA-L refused a preset dictionary");
-    }
+  std::size_t inflate(ByteView deflated, std::span<std::uint8_t> out, ByteView window, PieceEdges edges) override {
+    if (edges.tail_bits > 7) throw Error(ErrorKind::kInternal, "a tail of more than 7 bits");
+    const bool inside_byte = edges.tail_bits != 0 && !deflated.empty();
+    start_raw_inflate(state_, inside_byte ? deflated.first(deflated.size() - 1) : deflated, out);
+    set_window(state_, window);
+    take_lead(state_, edges.lead);
     const int ret = isal_inflate(&state_);
     if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
-    if (state_.avail_in != 0 || state_.tmp_in_size != 0) {
-      throw Error(ErrorKind::kCorruptData, "inflates to more than a chunk holds");
+    if (state_.avail_in != 0) throw not_at_end(state_);
+    if (inside_byte) {
+      const auto last = static_cast<std::uint8_t>(deflated.back() & ((1u << edges.tail_bits) - 1));
+      probe_ = state_;
+      const std::size_t stored = finish(state_, stored_ending(last, edges.tail_bits), out.size());
+      if (finish(probe_, fixed_ending(last, edges.tail_bits), out.size()) != stored) {
+        throw Error(ErrorKind::kCorruptData, "does not end at a block boundary");
+      }
+      return stored;
     }
+    if (state_.tmp_in_size != 0) throw not_at_end(state_);
     const bool at_header = state_.block_state == ISAL_BLOCK_NEW_HDR || state_.block_state == ISAL_BLOCK_HDR;
     if (!at_header || state_.bfinal != 0 || state_.read_in_length != 0 ||
         state_.tmp_out_valid != state_.tmp_out_processed || state_.copy_overflow_length != 0) {
@@ -202,7 +234,70 @@ class IsalChunkInflater final : public ChunkInflater {
   }
 
  private:
+  // The bytes of an ending: the piece's `tail` bits of its last byte, then an empty final block.
+  struct Ending {
+    std::uint8_t bytes[8] = {};
+    int padding = 0;  // zero bits after the block, to the byte boundary, that stay unread
+
+    Ending(std::uint8_t last, int tail) : bytes{last}, at_(tail) {}
+    void put(unsigned value, int count) {
+      for (int i = 0; i < count; ++i, ++at_) {
+        bytes[at_ / 8] = static_cast<std::uint8_t>(bytes[at_ / 8] | ((value >> i) & 1u) << (at_ % 8));
+      }
+    }
+    void align() {
+      padding = (8 - at_ % 8) % 8;
+      at_ += padding;
+    }
+    std::uint32_t size() const { return static_cast<std::uint32_t>((at_ + 7) / 8); }
+
+   private:
+    int at_;
+  };
+
+  static Ending stored_ending(std::uint8_t last, int tail) {
+    Ending ending(last, tail);
+    ending.put(1, 1);  // BFINAL
+    ending.put(0, 2);  // BTYPE 0, stored
+    ending.align();
+    ending.put(0x0000, 16);
+    ending.put(0xFFFF, 16);
+    ending.padding = 0;  // a stored block skips its padding: nothing is left after NLEN
+    return ending;
+  }
+
+  static Ending fixed_ending(std::uint8_t last, int tail) {
+    Ending ending(last, tail);
+    ending.put(1, 1);  // BFINAL
+    ending.put(1, 2);  // BTYPE 1, fixed Huffman
+    ending.put(0, 7);  // end of block
+    ending.align();
+    return ending;
+  }
+
+  // Feeds `ending` to `state`, which must then end the stream exactly after it; returns the
+  // bytes written in all.
+  static std::size_t finish(inflate_state& state, Ending ending, std::size_t room) {
+    state.next_in = ending.bytes;
+    state.avail_in = ending.size();
+    const int ret = isal_inflate(&state);
+    if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
+    if (state.block_state != ISAL_BLOCK_FINISH) throw not_at_end(state);
+    if (state.avail_in != 0 || state.read_in_length != ending.padding ||
+        state.tmp_out_valid != state.tmp_out_processed) {
+      throw Error(ErrorKind::kCorruptData, "does not end at a block boundary");
+    }
+    return room - state.avail_out;
+  }
+
+  // Input left over: the output is full, or the stream went on (or ended) elsewhere.
+  static Error not_at_end(const inflate_state& state) {
+    return Error(ErrorKind::kCorruptData,
+                 state.avail_out == 0 ? "inflates to more than a chunk holds" : "does not end at a block boundary");
+  }
+
   inflate_state state_{};
+  inflate_state probe_{};  // the same piece, to end another way
 };
 
 }  // namespace

@@ -129,12 +129,13 @@ class ZlibStreamInflater final : public StreamInflater {
   ZlibStreamInflater() { check_zlib(inflateInit2(&stream_, -15), "inflateInit2", stream_); }
   ~ZlibStreamInflater() override { inflateEnd(&stream_); }
 
-  void reset(ByteView window) override {
+  void reset(ByteView window, LeadBits lead) override {
     check_zlib(inflateReset(&stream_), "inflateReset", stream_);
     if (!window.empty()) {
       check_zlib(inflateSetDictionary(&stream_, window.data(), clamp_uint(window.size())), "inflateSetDictionary",
                  stream_);
     }
+    if (lead.count > 0) check_zlib(inflatePrime(&stream_, lead.count, lead.value), "inflatePrime", stream_);
   }
 
   Step inflate(ByteView input, std::span<std::uint8_t> out) override {

@@ -304,12 +304,41 @@ constexpr std::uint32_t kChunkUnit = 2;     // unit: one independent chunk of th
 constexpr std::uint32_t kSharedHeader = 4;  // marker: a member whose pieces share history starts
 constexpr std::uint32_t kInOrderPiece = 8;  // unit: a piece of it, inflated in order (a guess)
 constexpr std::uint32_t kGuessedPiece = 16;  // unit: a piece of it, guessed ahead (a guess)
+// A piece cut inside a byte: its PieceEdges, in bits 8-23 of the flags.
+constexpr int kTailBitsShift = 8, kLeadCountShift = 11, kLeadValueShift = 16;
+
+std::uint32_t edge_flags(PieceEdges edges) {
+  return std::uint32_t{edges.tail_bits} << kTailBitsShift | std::uint32_t{edges.lead.count} << kLeadCountShift |
+         std::uint32_t{edges.lead.value} << kLeadValueShift;
+}
+
+PieceEdges piece_edges(const Cut& cut) {
+  PieceEdges edges;
+  edges.tail_bits = static_cast<std::uint8_t>(cut.flags >> kTailBitsShift & 7);
+  edges.lead.count = static_cast<std::uint8_t>(cut.flags >> kLeadCountShift & 7);
+  edges.lead.value = static_cast<std::uint8_t>(cut.flags >> kLeadValueShift & 0xFF);
+  return edges;
+}
+
+// What is left of the last byte of a piece that ends at bit `end_bit` (counted from its first
+// whole byte) for the piece after it.
+LeadBits lead_after(ByteView bytes, std::size_t end_bit) {
+  const auto used = static_cast<unsigned>(end_bit % 8);
+  if (used == 0) return {};
+  return {static_cast<std::uint8_t>(8 - used), static_cast<std::uint8_t>(bytes[end_bit / 8] >> used)};
+}
 
 // A member of none of our forms (gzip's, pigz's) is cut into pieces of about this much deflate
-// data, each ending on a sync flush (pigz leaves one every 128 KiB of input), for parallel
-// inflate; with no sync flush in the next kPieceSearchBytes the rest is decoded serially.
+// data, for parallel inflate. Each ends on a sync flush (pigz leaves one every 128 KiB of input)
+// if the member's first piece found one within four times its size (1 KiB to kMaxSearchBytes);
+// otherwise (gzip's output) where a dynamic Huffman block begins, found by its header (gzip's
+// blocks hold 20-110 KB of deflate data). Either is looked for in the kMaxSearchBytes past a
+// piece's least size; with none there, the rest is decoded serially.
 constexpr std::size_t kPieceInputBytes = 256 * 1024;
-constexpr std::size_t kPieceSearchBytes = 4 * 1024 * 1024;
+constexpr std::size_t kMinSearchBytes = 1024, kMaxSearchBytes = 1024 * 1024;
+// The most a dynamic block's header can take: 17 bits, 19 code-length code lengths of 3 bits,
+// and 316 code lengths of at most 7 + 7 bits.
+constexpr std::size_t kMaxBlockHeaderBytes = (17 + 19 * 3 + 316 * 14 + 7) / 8;
 
 // Which share of those pieces to guess ahead (deflate_engines.h, guess_piece) with `threads`
 // threads. Costs per output byte, relative to a piece inflated in order by the writer (inflate,
@@ -337,11 +366,15 @@ constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
 // block and the trailer, not a sync flush: it is what is left at the end of the input, decoded
 // serially too.
 //
-// With more than one thread, any other member is cut the same way into pieces that share
-// history (kPieceInputBytes): a share of them guessed ahead by the workers, the rest inflated in
-// order by the verifier, which fills the guesses in (GzipVerifier::complete). A piece's end is
-// a guess too, checked the same way; since each piece is accepted only if it ends at a block
-// boundary, and the first starts at one, every accepted piece starts at one.
+// With more than one thread, any other member is cut into pieces that share history
+// (kPieceInputBytes): at sync flushes the same way, or, in a member without them (gzip's), where
+// the header of a dynamic Huffman block is found (find_dynamic_block), at any bit: a piece then
+// ends inside a byte and the next begins with the rest of it (PieceEdges, in Cut::flags). A share
+// of the pieces is guessed ahead by the workers, the rest inflated in order by the verifier,
+// which fills the guesses in (GzipVerifier::complete). A piece's end is a guess too, checked the
+// same way, to the bit; since each piece is accepted only if it ends at a block boundary, and
+// the first starts at one, every accepted piece starts at one, and a header found in the middle
+// of a block (bits that look like one) fails that check: the stream goes serial from there.
 class GzipSplitter final : public StreamSplitter {
  public:
   Cut find_cut(ByteView b, std::uint64_t offset) override {
@@ -436,28 +469,69 @@ class GzipSplitter final : public StreamSplitter {
     }
     if (!header) return b.size() > kMaxSharedHeaderBytes ? serial() : need_more();
     shared_ = true;
+    find_blocks_ = blocks_tried_ = false;
+    lead_ = {};
     chunk_member_start_ = offset;
     return marker(*header, kSharedHeader);
   }
 
-  // The next piece of such a member: to the first sync flush past piece_input_bytes_. Piece by
-  // piece, a running total decides which are guessed, so that guessed_share_ of them are.
+  // The next piece of such a member: to the first sync flush or block header past
+  // piece_input_bytes_. `b` starts after the bytes of the pieces before; lead_ holds what the
+  // last of them left of its last byte.
   Cut next_piece(ByteView b) {
-    const std::size_t limit = std::min(b.size(), piece_input_bytes_ + kPieceSearchBytes);
-    if (const auto end = sync_flush_end(b, std::max(scanned_, piece_input_bytes_), limit)) {
-      scanned_ = 0;
-      std::uint32_t kind = kInOrderPiece;
-      if (pieces_++ > 0 && (guess_credit_ += guessed_share_) >= 1) {  // the first is inflated in order
-        guess_credit_ -= 1;
-        kind = kGuessedPiece;
+    const std::size_t from = piece_input_bytes_;
+    if (!find_blocks_) {
+      const std::size_t limit = std::min(b.size(), from + kMaxSearchBytes);
+      if (const auto end = sync_flush_end(b, std::max(scanned_, from), limit)) {
+        scanned_ = 0;
+        return piece(b, *end * 8);
       }
-      Cut cut = unit(*end, kMaxUnitOutputBytes, kind);
-      cut.speculative = true;
-      return cut;
+      scanned_ = std::max(from, limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0);
+      // None near the first piece's end: gzip's output, which has none. If a block begins there,
+      // cut where blocks begin from now on.
+      const std::size_t first_search = std::clamp(4 * from, kMinSearchBytes, kMaxSearchBytes);
+      if (pieces_ == 0 && !blocks_tried_ && b.size() >= from + first_search + kMaxBlockHeaderBytes) {
+        blocks_tried_ = true;
+        const auto start = find_dynamic_block(b.first(from + first_search + kMaxBlockHeaderBytes), from * 8,
+                                              (from + first_search) * 8);
+        if (start) {
+          find_blocks_ = true;
+          scanned_ = 0;
+          return piece(b, *start);
+        }
+      }
+      if (b.size() < from + kMaxSearchBytes) return need_more();
+      find_blocks_ = true;  // no sync flush within reach: look for a block
+      scanned_ = 0;
     }
-    if (b.size() >= piece_input_bytes_ + kPieceSearchBytes) return serial();
-    scanned_ = std::max(piece_input_bytes_, limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0);
-    return need_more();
+    // A header found before `usable` lies within what is buffered.
+    const std::size_t limit = from + kMaxSearchBytes;
+    const std::size_t usable = std::min(b.size() - std::min(b.size(), kMaxBlockHeaderBytes), limit);
+    if (usable > std::max(scanned_, from)) {
+      const auto start =
+          find_dynamic_block(b.first(usable + kMaxBlockHeaderBytes), std::max(scanned_, from) * 8, usable * 8);
+      if (start) {
+        scanned_ = 0;
+        return piece(b, *start);
+      }
+      scanned_ = usable;
+    }
+    return usable >= limit ? serial() : need_more();
+  }
+
+  // A piece that ends at bit `end_bit` of `b`. Piece by piece, a running total decides which are
+  // guessed, so that guessed_share_ of them are; the first is inflated in order.
+  Cut piece(ByteView b, std::size_t end_bit) {
+    std::uint32_t kind = kInOrderPiece;
+    if (pieces_++ > 0 && (guess_credit_ += guessed_share_) >= 1) {
+      guess_credit_ -= 1;
+      kind = kGuessedPiece;
+    }
+    const PieceEdges edges{lead_, static_cast<std::uint8_t>(end_bit % 8)};
+    lead_ = lead_after(b, end_bit);
+    Cut cut = unit((end_bit + 7) / 8, kMaxUnitOutputBytes, kind | edge_flags(edges));
+    cut.speculative = true;
+    return cut;
   }
 
   // Where the first sync flush pattern in b[from, limit) ends; candidates start at `from` or later.
@@ -505,6 +579,9 @@ class GzipSplitter final : public StreamSplitter {
   std::size_t piece_input_bytes_ = kPieceInputBytes;
   double guess_credit_ = 0;
   std::uint64_t pieces_ = 0;
+  bool find_blocks_ = false;   // cut where blocks begin, not at sync flushes
+  bool blocks_tried_ = false;  // a block was looked for near the first piece's end
+  LeadBits lead_;              // what the last piece left of its last byte
 };
 
 // Inflates one whole member, which must produce exactly the size it declared and pass its CRC-32
@@ -520,7 +597,7 @@ class GzipUnitDecoder final : public UnitDecoder {
       out.clear();  // the verifier inflates it, knowing its window
     } else if (cut.flags & kGuessedPiece) {
       if (!chunk_inflater_) chunk_inflater_ = make_isal_chunk_inflater();
-      guess_piece(*chunk_inflater_, unit, cut.max_output_bytes, out);  // else empty: inflated in order
+      guess_piece(*chunk_inflater_, unit, piece_edges(cut), cut.max_output_bytes, out);  // else empty: in order
     } else {
       decode_member(unit, cut, out);
     }
@@ -566,9 +643,10 @@ class GzipUnitDecoder final : public UnitDecoder {
   std::unique_ptr<ChunkInflater> chunk_inflater_;  // made for the first chunk
 };
 
-// In stream order, the running CRC-32 and size of a member of independent chunks, and the last
-// 32 KiB of its output: what a serial decoder needs to go on from the last chunk accepted, for
-// the member's last chunk or after a wrong guess (GzipSplitter).
+// In stream order, the running CRC-32 and size of a member of independent chunks or of pieces
+// that share history, the last 32 KiB of its output, and the bits the last piece left of its last
+// byte: what a serial decoder needs to go on from the last chunk or piece accepted, for the
+// member's last one or after a wrong guess (GzipSplitter).
 class GzipVerifier final : public UnitVerifier {
  public:
   explicit GzipVerifier(DeflateEngine stream_engine) : stream_engine_(stream_engine) {}
@@ -581,6 +659,7 @@ class GzipVerifier final : public UnitVerifier {
     crc_ = 0;
     size_ = 0;
     window_.clear();
+    lead_ = {};
   }
 
   // A piece of a member whose pieces share history: inflated here, knowing the window, or filled
@@ -588,10 +667,15 @@ class GzipVerifier final : public UnitVerifier {
   // worker that is free: the bytes of a piece depend on the window alone, not on each other.
   void complete(const Cut& cut, ByteView unit, Buffer& decoded) override {
     if (!(cut.flags & (kInOrderPiece | kGuessedPiece))) return;
+    const PieceEdges edges = piece_edges(cut);
+    // What this piece leaves of its last byte to the next, or to a serial decoder after it.
+    const LeadBits next_lead =
+        edges.tail_bits && !unit.empty() ? lead_after(unit.last(1), edges.tail_bits) : LeadBits{};
     if (decoded.empty()) {
       if (!inflater_) inflater_ = make_isal_chunk_inflater();
       decoded.resize(cut.max_output_bytes);
-      decoded.resize(inflater_->inflate(unit, {decoded.data(), decoded.size()}, window_.view()));
+      decoded.resize(inflater_->inflate(unit, {decoded.data(), decoded.size()}, window_.view(), edges));
+      completed_lead_ = next_lead;
       return;
     }
     const std::size_t size = guessed_size(decoded);
@@ -619,12 +703,15 @@ class GzipVerifier final : public UnitVerifier {
       crc = combine_crc32(crc, range_crcs_[range], bytes);
     }
     completed_crc_ = crc;
+    completed_lead_ = next_lead;
   }
 
   void on_unit(const Cut& cut, ByteView decoded) override {
     if (!(cut.flags & (kChunkUnit | kInOrderPiece | kGuessedPiece))) return;
     crc_ = completed_crc_ ? combine_crc32(crc_, *completed_crc_, decoded.size()) : update_crc32(crc_, decoded);
     completed_crc_.reset();
+    lead_ = completed_lead_;
+    completed_lead_ = {};
     size_ += decoded.size();
     next_offset_ += cut.bytes;
     const std::size_t keep = std::min(window_.size(), kWindowBytes - std::min(kWindowBytes, decoded.size()));
@@ -648,6 +735,8 @@ class GzipVerifier final : public UnitVerifier {
   std::uint32_t crc_ = 0;
   std::uint64_t size_ = 0;
   Buffer window_;
+  LeadBits lead_;            // what the last piece left of its last byte
+  LeadBits completed_lead_;  // and what the piece complete() finished leaves
 };
 
 // One member: the header (name and time, as gzip writes them; for independent chunks the 'S','I'
@@ -767,14 +856,15 @@ class GzipDecoder final : public StreamDecoder {
 
   // Goes on inside the deflate data of the member that started at `member_start`, at a block
   // boundary at `offset`, after output whose CRC-32 and size so far are `crc` and `size` and
-  // whose last 32 KiB are `window` (GzipVerifier).
+  // whose last 32 KiB are `window` (GzipVerifier); `lead`: the bits of the byte before `offset`
+  // that come first, for a boundary inside it.
   void continue_member(std::uint64_t member_start, std::uint64_t offset, std::uint32_t crc, std::uint64_t size,
-                       ByteView window) {
+                       ByteView window, LeadBits lead) {
     member_start_ = member_start;
     consumed_ = offset;
     header_.clear();
     header_bytes_ = 0;
-    inflater_->reset(window);
+    inflater_->reset(window, lead);
     crc_ = crc;
     size_ = size;
     state_ = State::kBody;
@@ -1092,7 +1182,7 @@ class GzipDecoder final : public StreamDecoder {
 std::unique_ptr<StreamDecoder> GzipVerifier::serial_decoder() {
   if (!in_member_) return nullptr;
   auto decoder = std::make_unique<GzipDecoder>(stream_engine_);
-  decoder->continue_member(member_start_, next_offset_, crc_, size_, window_.view());
+  decoder->continue_member(member_start_, next_offset_, crc_, size_, window_.view(), lead_);
   return decoder;
 }
 

@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -481,6 +482,105 @@ TEST(DeflateFinder, TheRulesAtTheirEdges) {
       expect_as_slow(header, 0, header.size() * 8);
     }
   }
+}
+
+// ---- Pieces cut at those blocks, at any bit (ChunkInflater with PieceEdges) ----
+
+// A piece given as the bytes from the one holding its first bit to the one holding its last,
+// with the edges inside them, as the gzip splitter cuts it.
+struct PieceCut {
+  Bytes bytes;
+  codecs::PieceEdges edges;
+};
+
+PieceCut piece_between(const Bytes& stream, std::size_t from_bit, std::size_t to_bit) {
+  PieceCut cut;
+  const std::size_t first = from_bit / 8 + (from_bit % 8 ? 1 : 0);
+  if (from_bit % 8) {
+    cut.edges.lead.count = static_cast<std::uint8_t>(8 - from_bit % 8);
+    cut.edges.lead.value = static_cast<std::uint8_t>(stream[from_bit / 8] >> (from_bit % 8));
+  }
+  cut.edges.tail_bits = static_cast<std::uint8_t>(to_bit % 8);
+  cut.bytes.assign(stream.begin() + static_cast<std::ptrdiff_t>(first),
+                   stream.begin() + static_cast<std::ptrdiff_t>((to_bit + 7) / 8));
+  return cut;
+}
+
+std::string inflate_error(codecs::ChunkInflater& inflater, const PieceCut& cut, ByteView window) {
+  static Bytes out(256 * 1024);
+  try {
+    (void)inflater.inflate(view(cut.bytes), {out.data(), out.size()}, window, cut.edges);
+    return "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+    return e.detail();
+  }
+}
+
+// Every piece from one block to the next inflates, in order and knowing its window, to exactly
+// the input, whatever bit the blocks start at; a piece whose end is moved by 1 to 7 bits either
+// way is refused.
+TEST(PieceEdges, APieceInflatesBetweenAnyTwoBlocksAndEndsNowhereElse) {
+  const Bytes input = varied_input();
+  const Bytes stream = testing::raw_deflate(input, 6, 2);  // blocks of at most 256 symbols
+  std::vector<std::size_t> starts;
+  for (const auto& block : codecs::list_deflate_blocks(view(stream))) starts.push_back(block.bit);
+  ASSERT_GT(starts.size(), 200u);
+  const auto inflater = codecs::make_isal_chunk_inflater();
+  Bytes output;
+  std::array<int, 8> seen{};
+  for (std::size_t i = 0; i + 1 < starts.size(); ++i) {  // the last block is final: not a piece
+    const PieceCut cut = piece_between(stream, starts[i], starts[i + 1]);
+    ++seen[starts[i + 1] % 8];
+    const ByteView window = view(output).last(std::min<std::size_t>(output.size(), 32 * 1024));
+    static Bytes out(256 * 1024);  // a block of 256 symbols inflates to at most 66 KB
+    const std::size_t size = inflater->inflate(view(cut.bytes), {out.data(), out.size()}, window, cut.edges);
+    output.insert(output.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(size));
+    if (i % 16 == 0 && i > 0) {
+      for (int shift = 1; shift < 8; ++shift) {
+        EXPECT_NE(inflate_error(*inflater, piece_between(stream, starts[i], starts[i + 1] + shift), window), "accepted")
+            << "piece " << i << " ending " << shift << " bits late";
+        EXPECT_NE(inflate_error(*inflater, piece_between(stream, starts[i], starts[i + 1] - shift), window), "accepted")
+            << "piece " << i << " ending " << shift << " bits early";
+      }
+    }
+  }
+  for (int bit = 0; bit < 8; ++bit) EXPECT_GT(seen[bit], 0) << "no block starts at bit " << bit << " of a byte";
+  ASSERT_LE(output.size(), input.size());
+  EXPECT_TRUE(std::equal(output.begin(), output.end(), input.begin())) << "the pieces' output is the input's start";
+}
+
+// A stream made to fool an end check that appends one kind of empty final block: a real block
+// ends at bit 2 of a byte and a final stored block begins there, so the cut at bit 5 is not a
+// block boundary. Given 1, 00 and LEN 0, NLEN 0xFFFF after bit 5, the real stored block would skip
+// to the byte boundary and take them as its own; the piece must still be refused.
+TEST(PieceEdges, AFinalStoredBlockInThePiecesLastBitsIsNotItsEnd) {
+  Bytes stream(1, 0);
+  std::size_t at = 0;
+  auto put = [&](unsigned value, int count) {
+    for (int i = 0; i < count; ++i, ++at) {
+      if (at / 8 >= stream.size()) stream.push_back(0);
+      stream[at / 8] = static_cast<std::uint8_t>(stream[at / 8] | ((value >> i) & 1u) << (at % 8));
+    }
+  };
+  put(0, 1);  // not final
+  put(1, 2);  // fixed Huffman
+  for (const char c : std::string("fooled")) {
+    // Literals 0-143: 8-bit codes 0x30 + c, most significant bit first.
+    const unsigned code = 0x30u + static_cast<unsigned char>(c);
+    for (int i = 7; i >= 0; --i) put(code >> i & 1u, 1);
+  }
+  put(0, 7);  // end of block: bit 3 + 48 + 7 = 58, bit 2 of byte 7
+  ASSERT_EQ(at % 8, 2u);
+  const std::size_t boundary = at;
+  put(1, 1);                      // final
+  put(0, 2);                      // stored
+  const std::size_t cut_at = at;  // bit 5
+  const auto inflater = codecs::make_isal_chunk_inflater();
+  EXPECT_NE(inflate_error(*inflater, piece_between(stream, 0, cut_at), {}), "accepted");
+  EXPECT_NE(inflate_error(*inflater, piece_between(stream, 0, cut_at - 1), {}), "accepted");
+  // Where the real block ends, the piece is whole.
+  EXPECT_EQ(inflate_error(*inflater, piece_between(stream, 0, boundary), {}), "accepted");
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// Parallel inflate of one gzip member whose pieces share history (pigz's, or any deflate stream
-// with sync flushes): pieces cut at "00 00 ff ff", some guessed ahead behind made-up windows and
+// Parallel inflate of one gzip member whose pieces share history (pigz's, gzip's, any deflate
+// stream): pieces cut at "00 00 ff ff" (sync flushes) or, in a stream without them, where a
+// dynamic block's header is found, at any bit; some guessed ahead behind made-up windows and
 // filled in, the rest inflated in order (codecs/gzip_codec.cpp, GzipSplitter). Every stream here
 // is built to catch a wrong guess: false sync flushes in stored data, tiny blocks, fixed Huffman,
 // data made of the pattern, level 1 to 9, random data, huge ratios, damage. The output must be
@@ -29,11 +30,15 @@ using testing::to_bytes;
 using testing::view;
 
 // A gzip member written by zlib with `flush` (Z_SYNC_FLUSH, Z_FULL_FLUSH) every `flush_every`
-// input bytes, as pigz ends its blocks.
-Bytes zlib_gzip(const Bytes& input, int level, int strategy, std::size_t flush_every, int flush = Z_SYNC_FLUSH) {
+// input bytes, as pigz ends its blocks (kNoFlush: none, as gzip writes). `mem_level` 1 makes
+// blocks of at most 128 symbols.
+constexpr std::size_t kNoFlush = ~std::size_t{0};
+Bytes zlib_gzip(const Bytes& input, int level, int strategy, std::size_t flush_every, int flush = Z_SYNC_FLUSH,
+                int mem_level = 8) {
   z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 31, 8, strategy), Z_OK);
-  Bytes out(deflateBound(&z, input.size()) + (input.size() / flush_every + 1) * 16 + 1024);  // flushes: 5-6 bytes each
+  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 31, mem_level, strategy), Z_OK);
+  Bytes out(deflateBound(&z, input.size()) + (input.size() / std::min(flush_every, input.size() + 1) + 1) * 16 +
+            1024);  // flushes: 5-6 bytes each
   z.next_out = out.data();
   z.avail_out = static_cast<uInt>(out.size());
   for (std::size_t at = 0; at < input.size() || at == 0;) {
@@ -64,8 +69,9 @@ struct Decoded {
   DecompressStats stats;
 };
 
-Decoded decode(const Bytes& packed, int threads, std::size_t unit_input_bytes) {
+Decoded decode(const Bytes& packed, int threads, std::size_t unit_input_bytes, const std::string& backend = {}) {
   DecompressOptions options;
+  if (!backend.empty()) options.backends["gzip"] = backend;
   options.threads = threads;
   options.unit_input_bytes = unit_input_bytes;
   options.small_inputs_in_caller = false;
@@ -127,6 +133,37 @@ TEST_F(SharedHistory, PigzStreamsOfEveryLevelDecodeExactlyInPieces) {
   }
 }
 
+// gzip's own output and that of the other tools that write no sync flush (libdeflate, ISA-L,
+// zlib): pieces are cut where a dynamic block's header is found, mostly inside a byte. (Blocks
+// of these tools hold 30-110 KB of deflate data here; pieces end at the next one.)
+TEST_F(SharedHistory, StreamsWithoutSyncFlushesDecodeExactlyInPiecesCutAtBlocks) {
+  const Bytes input = mixed_input(3 * 1024 * 1024 + 33, 21);
+  put("data", input);
+  std::vector<std::pair<std::string, Bytes>> streams;
+  for (const std::string tool :
+       {"gzip -1", "gzip -6", "gzip -9", "libdeflate-gzip -6", "libdeflate-gzip -12", "igzip -1", "igzip -3"}) {
+    const auto made = sh(fmt::format("{} -c < data > p.gz", tool));
+    ASSERT_EQ(made.status, 0) << testing::describe(made);
+    streams.emplace_back(tool, get("p.gz"));
+  }
+  streams.emplace_back("zlib, no flush", zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, kNoFlush));
+  streams.emplace_back("zlib, blocks of 128 symbols", zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, kNoFlush, 0, 1));
+  for (const auto& [tool, packed] : streams) {
+    EXPECT_LT(sync_flush_patterns(packed), 3u) << tool;
+    for (const int threads : {1, 2, 3, 8}) {
+      for (const std::size_t unit : {std::size_t{0}, std::size_t{16 * 1024}, std::size_t{64 * 1024}}) {
+        const Decoded decoded = decode(packed, threads, unit);
+        EXPECT_TRUE(decoded.output == input) << tool << " on " << threads << " threads, pieces of " << unit;
+        if (threads > 1 && unit == 64 * 1024) {
+          EXPECT_GT(decoded.stats.units, 2u) << tool << " on " << threads << " threads: not decoded in pieces";
+        }
+      }
+    }
+    // The serial decoder that goes on after the last piece, inside a byte: zlib's too.
+    EXPECT_TRUE(decode(packed, 2, 16 * 1024, "zlib").output == input) << tool << ", zlib after the pieces";
+  }
+}
+
 // Stored blocks whose data is full of "00 00 ff ff": false piece ends inside stored data, and
 // each false end is also where a true one might be expected.
 TEST(SharedHistoryStreams, FalseSyncFlushesInStoredDataDecodeExactly) {
@@ -178,8 +215,9 @@ TEST(SharedHistoryStreams, EveryBlockKindAndSizeDecodesExactly) {
   }
 }
 
-// Random mixes (text, noise, zero runs, the pattern itself) at random levels, strategies, flush
-// kinds and intervals, in pieces of 64 bytes to 4 KiB: a seed that fails names its stream.
+// Random mixes (text, noise, zero runs, the pattern itself) at random levels, strategies, block
+// sizes, flush kinds and intervals (or none), in pieces of 64 bytes to 4 KiB: a seed that fails
+// names its stream.
 TEST(SharedHistoryStreams, RandomStreamsDecodeExactly) {
   std::uint64_t state = 0x9e3779b97f4a7c15u;
   auto next = [&state](std::uint64_t bound) {
@@ -211,14 +249,15 @@ TEST(SharedHistoryStreams, RandomStreamsDecodeExactly) {
     }
     const int level = static_cast<int>(next(10));
     const int strategy = strategies[next(5)];
-    const std::size_t flush_every = 1 + next(next(2) ? 200 : 20000);
+    const std::size_t flush_every = next(3) == 0 ? kNoFlush : 1 + next(next(2) ? 200 : 20000);
     const int flush = next(4) == 0 ? Z_FULL_FLUSH : Z_SYNC_FLUSH;
-    const Bytes packed = zlib_gzip(input, level, strategy, flush_every, flush);
+    const int mem_level = 1 + static_cast<int>(next(9));  // 1: blocks of 128 symbols
+    const Bytes packed = zlib_gzip(input, level, strategy, flush_every, flush, mem_level);
     for (const int threads : {2, 3}) {
       for (const std::size_t unit : {std::size_t{64}, std::size_t{512}, std::size_t{4096}}) {
         EXPECT_TRUE(decode(packed, threads, unit).output == input)
-            << "seed " << seed << ": level " << level << ", strategy " << strategy << ", flush " << flush << " every "
-            << flush_every << "; " << threads << " threads, pieces of " << unit;
+            << "seed " << seed << ": level " << level << ", strategy " << strategy << ", memory level " << mem_level
+            << ", flush " << flush << " every " << flush_every << "; " << threads << " threads, pieces of " << unit;
       }
     }
   }
@@ -226,13 +265,12 @@ TEST(SharedHistoryStreams, RandomStreamsDecodeExactly) {
 
 // The parts one by one, as the graph runs them, through the gzip codec's own splitter, unit
 // decoder and verifier: with 8 threads most pieces are guessed (the unit decoder leaves output
-// for the verifier to fill in) and the verifier turns each into exactly the input's bytes.
-TEST(SharedHistoryStreams, GuessedPiecesAreFilledInToTheInput) {
-  const Bytes input = mixed_input(700 * 1024, 12);
-  const Bytes packed = zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 4096);
+// for the verifier to fill in) and the verifier turns each into exactly the input's bytes; the
+// serial decoder goes on from the last piece, inside a byte where it ended inside one.
+void expect_guessed_and_filled_in(const Bytes& packed, const Bytes& input, std::size_t unit_input_bytes) {
   const auto codec = CodecRegistry::global().create("gzip", {});
   const auto splitter = codec->make_splitter();
-  splitter->set_hints({8, 1024});
+  splitter->set_hints({8, unit_input_bytes});
   const auto decoder = codec->make_unit_decoder();
   const auto verifier = codec->make_unit_verifier();
   Bytes output;
@@ -260,6 +298,16 @@ TEST(SharedHistoryStreams, GuessedPiecesAreFilledInToTheInput) {
                [&](ByteView bytes) { output.insert(output.end(), bytes.begin(), bytes.end()); });
   rest->finish();
   EXPECT_TRUE(output == input);
+}
+
+TEST(SharedHistoryStreams, GuessedPiecesAreFilledInToTheInput) {
+  const Bytes input = mixed_input(700 * 1024, 12);
+  for (const bool flushes : {true, false}) {
+    SCOPED_TRACE(flushes ? "sync flushes" : "no flush");
+    expect_guessed_and_filled_in(flushes ? zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 4096)
+                                         : zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, kNoFlush, 0, 4),
+                                 input, flushes ? 1024 : 4 * 1024);
+  }
 }
 
 // A member whose deflate data refers to a preset dictionary (before the member's start): invalid
@@ -328,15 +376,13 @@ TEST(SharedHistoryStreams, AHugeRatioStillDecodesExactly) {
 }
 
 // The error a damaged stream gets in order (one thread) is the one it gets in pieces (kind and
-// reason); a cut anywhere is a truncation.
-TEST(SharedHistoryStreams, DamageIsTheSameErrorInPiecesAsInOrder) {
-  const Bytes input = mixed_input(512 * 1024, 5);
-  const Bytes packed = zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 16 * 1024);
+// reason); a cut anywhere is a truncation. With sync flushes and without (pieces cut at blocks).
+void expect_same_errors(const Bytes& packed, std::size_t unit_input_bytes) {
   // The kind and the message; not where it was found, which in order is the start of what the
   // serial decoder was given (the member's data) and in pieces the start of the piece.
-  auto error_of = [](const Bytes& damaged, int threads) -> std::string {
+  auto error_of = [unit_input_bytes](const Bytes& damaged, int threads) -> std::string {
     try {
-      (void)decode(damaged, threads, 1024);
+      (void)decode(damaged, threads, unit_input_bytes);
       return "no error";
     } catch (const Error& e) {
       return fmt::format("{}: {}", static_cast<int>(e.kind()), e.detail());
@@ -359,6 +405,12 @@ TEST(SharedHistoryStreams, DamageIsTheSameErrorInPiecesAsInOrder) {
   }
 }
 
+TEST(SharedHistoryStreams, DamageIsTheSameErrorInPiecesAsInOrder) {
+  const Bytes input = mixed_input(512 * 1024, 5);
+  expect_same_errors(zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, 16 * 1024), 1024);
+  expect_same_errors(zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, kNoFlush), 16 * 1024);
+}
+
 // Members one after another, then garbage: every member decodes, and the garbage is reported
 // after all of them, in pieces as in order.
 TEST(SharedHistoryStreams, ConcatenatedMembersThenGarbage) {
@@ -369,6 +421,12 @@ TEST(SharedHistoryStreams, ConcatenatedMembersThenGarbage) {
   Bytes expected = first;
   expected.insert(expected.end(), second.begin(), second.end());
   expect_exact(packed, expected, "two members");
+  // Without flushes, in blocks of at most 512 symbols: pieces cut at blocks, one of which may be
+  // found in the next member (a piece across the end of the first, refused, then serial).
+  Bytes unflushed = zlib_gzip(first, 6, Z_DEFAULT_STRATEGY, kNoFlush, 0, 3);
+  const Bytes more_unflushed = zlib_gzip(second, 6, Z_DEFAULT_STRATEGY, kNoFlush, 0, 3);
+  unflushed.insert(unflushed.end(), more_unflushed.begin(), more_unflushed.end());
+  expect_exact(unflushed, expected, "two members without flushes");
   packed.insert(packed.end(), {'j', 'u', 'n', 'k'});
   for (const int threads : {1, 2}) {
     try {

@@ -190,9 +190,9 @@ Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string
       deflateBound(&stream, static_cast<uLong>(input.size())) + extra.size() + name.size() + comment.size() + 64);
 }
 
-Bytes raw_deflate(const Bytes& input, int level) {
+Bytes raw_deflate(const Bytes& input, int level, int mem_level) {
   z_stream stream{};
-  if (deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&stream, level, Z_DEFLATED, -15, mem_level, Z_DEFAULT_STRATEGY) != Z_OK) {
     throw std::runtime_error("deflateInit2");
   }
   return deflate_all(stream, input, deflateBound(&stream, static_cast<uLong>(input.size())));

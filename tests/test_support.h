@@ -109,7 +109,7 @@ long peak_rss_kib();
 Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string name, std::string comment);
 
 // Raw deflate as zlib writes it at `level` (no header, no trailer), ending with a final block.
-Bytes raw_deflate(const Bytes& input, int level);
+Bytes raw_deflate(const Bytes& input, int level, int mem_level = 8);
 
 // Directory holding the unpacked Silesia corpus, or empty when the corpus is not available.
 std::filesystem::path corpus_dir();

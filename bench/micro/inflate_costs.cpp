@@ -1,14 +1,16 @@
 // What parallel inflate of one gzip member costs per output byte, stage by stage, on one thread,
 // through the gzip codec's own splitter, unit decoder and verifier (codecs/gzip_codec.cpp):
+//   cut       the splitter finds where pieces end (sync flushes, or block headers in gzip's output);
 //   in order  the writer inflates a piece knowing its window, takes its CRC-32, keeps its window;
 //   guess     a worker inflates a piece twice behind made-up windows;
 //   resolve   a guessed piece filled in from its window, with its CRC-32.
 // From those, the model of BENCHMARKS.md ("Parallel inflate"): with N threads and a share r of
 // the pieces guessed, the writer's part (1 - r) * in_order runs in order, everything else on any
-// thread, so the time is max((1 - r) * in_order, ((1 - r) * in_order + r * (guess + resolve)) / N),
-// least at r = in_order (N - 1) / (in_order (N - 1) + guess + resolve).
+// thread, so the time is max((1 - r) * in_order, (cut + (1 - r) * in_order + r * (guess + resolve)) / N),
+// with r = in_order (N - 1) / (in_order (N - 1) + guess + resolve), the share the splitter guesses
+// (the cut, on the reading thread, is left out of it).
 //
-// Usage: sluice_inflate_costs FILE.gz [REPS]   (a member with sync flushes: pigz's)
+// Usage: sluice_inflate_costs FILE.gz [REPS]   (one member of another tool's: pigz's, gzip's)
 // Prints the costs in ns per output byte (median of REPS) and the model for 1 to 64 threads; with
 // --data, the model as "threads MB/s" lines for gnuplot.
 #include <oneapi/tbb/task_arena.h>
@@ -59,25 +61,31 @@ int main(int argc, char** argv) {
   const bool data = std::string(argv[argc - 1]) == "--data";
 
   const auto codec = CodecRegistry::global().create("gzip", {});
-  const auto splitter = codec->make_splitter();
-  splitter->set_hints({64, 0});  // every piece but the first guessed: the cuts are the same
   std::vector<Piece> pieces;
   Cut header;
   std::uint64_t header_offset = 0;
   const ByteView all(stream.data(), stream.size());
-  for (std::size_t at = 0; at < stream.size();) {
-    const Cut cut = splitter->next(all.subspan(at), at);
-    if (cut.kind == Cut::Kind::kMarker && pieces.empty()) {
-      header = cut;
-      header_offset = at;
-    } else if (cut.kind == Cut::Kind::kUnit) {
-      pieces.push_back({all.subspan(at, cut.bytes), cut});
-    } else {
-      break;  // the last piece, decoded serially
-    }
-    at += cut.bytes;
-  }
-  if (pieces.size() < 2) throw std::runtime_error("not a member cut at sync flushes into pieces");
+  // Cut: the whole stream in hand, as from a mapped file.
+  const double cutting = seconds_of(
+      [&] {
+        const auto splitter = codec->make_splitter();
+        splitter->set_hints({64, 0});  // every piece but the first guessed: the cuts are the same
+        pieces.clear();
+        for (std::size_t at = 0; at < stream.size();) {
+          const Cut cut = splitter->next(all.subspan(at), at);
+          if (cut.kind == Cut::Kind::kMarker && pieces.empty()) {
+            header = cut;
+            header_offset = at;
+          } else if (cut.kind == Cut::Kind::kUnit) {
+            pieces.push_back({all.subspan(at, cut.bytes), cut});
+          } else {
+            break;  // the last piece, decoded serially
+          }
+          at += cut.bytes;
+        }
+      },
+      reps);
+  if (pieces.size() < 2) throw std::runtime_error("not a member cut into pieces");
 
   std::size_t output_bytes = 0;
   std::vector<Buffer> guessed(pieces.size());
@@ -137,19 +145,23 @@ int main(int argc, char** argv) {
       in_order * static_cast<double>(output_bytes - guessed_bytes) / static_cast<double>(output_bytes);
   const double per_byte = 1e9 / static_cast<double>(output_bytes);
   const double c_in = in_order * per_byte;
+  const double c_cut = cutting * per_byte;
   const double c_guess = guess * 1e9 / static_cast<double>(guessed_bytes);
   const double c_resolve = (resolve_and_copy - copying - first_piece) * 1e9 / static_cast<double>(guessed_bytes);
 
   if (!data) {
     std::printf("%zu pieces, %zu output bytes (median of %d)\n", pieces.size(), output_bytes, reps);
-    std::printf("in order %.3f ns/B (%.0f MB/s), guess %.3f ns/B (%.2fx), resolve %.3f ns/B (%.2fx)\n", c_in,
-                1e3 / c_in, c_guess, c_guess / c_in, c_resolve, c_resolve / c_in);
+    std::printf(
+        "in order %.3f ns/B (%.0f MB/s), guess %.3f ns/B (%.2fx), resolve %.3f ns/B (%.2fx), cut %.3f ns/B "
+        "(%.2fx)\n",
+        c_in, 1e3 / c_in, c_guess, c_guess / c_in, c_resolve, c_resolve / c_in, c_cut, c_cut / c_in);
     std::printf("threads  share  model MB/s  x one thread in order\n");
   }
   for (int n = 1; n <= 64; n *= 2) {
     const double share = n == 1 ? 0 : c_in * (n - 1) / (c_in * (n - 1) + c_guess + c_resolve);
     const double writer = (1 - share) * c_in;
-    const double total = (1 - share) * c_in + share * (c_guess + c_resolve);
+    // One thread does not cut: the member is inflated serially.
+    const double total = (n == 1 ? 0 : c_cut) + (1 - share) * c_in + share * (c_guess + c_resolve);
     const double ns = std::max(writer, total / n);
     if (data) {
       std::printf("%d %.0f\n", n, 1e3 / ns);

@@ -25,10 +25,10 @@ struct DecompressOptions {
   std::size_t max_pieces_in_flight = 0;
   // Where a codec chooses how long a unit of parallel decoding is, at least how many compressed
   // bytes it spans; 0: the codec's default. With two threads or more, gzip members of other tools
-  // (pigz's) are cut at the first sync flush past 256 KiB, then the next, and so on (at most 4
-  // MiB is taken). Smaller units spread a small stream over the threads (the tests and the fuzzer
-  // use them), at more cost per byte. Not used by DecompressNode, which decodes such members
-  // serially.
+  // are cut at the first sync flush (pigz's) or block header (gzip's) past 256 KiB, then the next,
+  // and so on (looked for in the next 1 MiB). Smaller units spread a small stream over the threads
+  // (the tests and the fuzzer use them), at more cost per byte. Not used by DecompressNode, which
+  // decodes such members serially.
   std::size_t unit_input_bytes = 0;
   // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
   // decompression bomb can be refused before it fills a disk. Memory is bounded either way.

@@ -37,6 +37,12 @@ text = open('text', 'rb').read()
 z = zlib.compressobj(6, zlib.DEFLATED, 31)
 parts = [z.compress(text[i:i + 300]) + z.flush(zlib.Z_SYNC_FLUSH) for i in range(0, len(text), 300)]
 sys.stdout.buffer.write(b''.join(parts) + z.flush())" > f.gz && seed sync-flush-every-300 gzip f.gz
+# gzip's shape (no sync flush), small: blocks of at most 128 symbols (zlib's memLevel 1), so that
+# two threads cut pieces where blocks begin.
+python3 -c "
+import sys, zlib
+z = zlib.compressobj(6, zlib.DEFLATED, 31, 1)
+sys.stdout.buffer.write(z.compress(open('text', 'rb').read() * 3) + z.flush())" > m.gz && seed blocks-of-128-symbols gzip m.gz
 bgzip -c text > t.bgz && seed bgzf gzip t.bgz
 "$sluice" --independent --chunk-size 4K -c text > i.gz && seed sluice-independent gzip i.gz
 "$sluice" --multi-member --chunk-size 4K -c text > m.gz && seed sluice-multi-member gzip m.gz
