@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Parallel inflate (issue 25): one gzip member of the Silesia tar, made by pigz -6 (sync flushes,
-decoded in pieces) and by gzip -6 (none, decoded serially), decoded to /dev/null by igzip -dc,
-pigz -dc and sluice -dc at -j1 and -j2, interleaved; medians in ms and ratios to igzip. Then the
-costs per byte of parallel inflate's stages and the model for more threads, from
-sluice_inflate_costs (bench/micro, built with -DSLUICE_BUILD_BENCHMARKS=ON), and the plot
-bench/plots/inflate_threads.png (gnuplot): the model's MB/s against threads, with the measured
--j1 and -j2 points.
+"""Parallel inflate (issue 25): one gzip member of the Silesia tar, made by pigz -6 (cut at its
+sync flushes) and by gzip -6 (none: cut where block headers are found), decoded to /dev/null by
+igzip -dc, pigz -dc and sluice -dc at -j1 and -j2, interleaved; medians in ms and ratios to
+igzip. Then, for each stream, the costs per byte of parallel inflate's stages and the model for
+more threads, from sluice_inflate_costs (bench/micro, built with -DSLUICE_BUILD_BENCHMARKS=ON),
+and the plot bench/plots/inflate_threads.png (gnuplot): the models' MB/s against threads, with
+the measured -j1 and -j2 points.
 
 Usage: /usr/bin/python3 bench/inflate_bench.py [--reps N] [--build DIR]"""
 import argparse
@@ -64,26 +64,32 @@ def main():
     if not costs.exists():
         print(f"\n{costs} not built: configure with -DSLUICE_BUILD_BENCHMARKS=ON for the model")
         return
-    packed = str(scratch / "pigz.gz")
-    print("\nCosts and model (sluice_inflate_costs, median of 9):\n")
-    print("```")
-    print(subprocess.run([str(costs), packed, "9"], capture_output=True, text=True, check=True).stdout.rstrip())
-    print("```")
-    model = subprocess.run([str(costs), packed, "9", "--data"], capture_output=True, text=True, check=True).stdout
-    (scratch / "model.dat").write_text(model)
-    ms = measured["pigz -6"]
-    (scratch / "measured.dat").write_text(f"1 {size / ms['j1'] / 1e3:.0f}\n2 {size / ms['j2'] / 1e3:.0f}\n")
+    plot_lines = []
+    for name in streams:
+        tool = name.split()[0]
+        packed = str(scratch / (tool + ".gz"))
+        print(f"\nCosts and model for {name} (sluice_inflate_costs, median of 9):\n")
+        print("```")
+        print(subprocess.run([str(costs), packed, "9"], capture_output=True, text=True, check=True).stdout.rstrip())
+        print("```")
+        model = subprocess.run([str(costs), packed, "9", "--data"], capture_output=True, text=True, check=True).stdout
+        (scratch / f"model-{tool}.dat").write_text(model)
+        ms = measured[name]
+        (scratch / f"measured-{tool}.dat").write_text(f"1 {size / ms['j1'] / 1e3:.0f}\n2 {size / ms['j2'] / 1e3:.0f}\n")
+        plot_lines.append(f'"{scratch / f"model-{tool}.dat"}" using 1:2 with linespoints title "{name}: model from '
+                          f'measured costs (kernels only)"')
+        plot_lines.append(f'"{scratch / f"measured-{tool}.dat"}" using 1:2 with points pointsize 1.5 title '
+                          f'"{name}: measured (sluice -dc, whole run)"')
     plots = benchlib.ROOT / "bench" / "plots"
     script = f"""
 set terminal pngcairo size 800,500
 set output "{plots / 'inflate_threads.png'}"
-set title "Parallel inflate of pigz -6 output (Silesia tar): MB/s against threads"
+set title "Parallel inflate of one gzip member (Silesia tar): MB/s against threads"
 set xlabel "threads"
 set ylabel "MB/s of output"
 set logscale xy 2
 set key left top
-plot "{scratch / 'model.dat'}" using 1:2 with linespoints title "model from measured costs (kernels only)", \\
-     "{scratch / 'measured.dat'}" using 1:2 with points pointtype 7 pointsize 1.5 title "measured (sluice -dc, whole run)", \\
+plot {", ".join(plot_lines)}, \\
      {PIPE_CEILING_MBS} with lines dashtype 2 title "writing into a pipe (BENCHMARKS.md, scaling model)"
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
