@@ -1,11 +1,16 @@
 // The body shared by the decoder fuzz targets: decompress arbitrary bytes as one codec, through
 // the real decompression graph (splitter, unit decoders, verifier, or the streaming decoder).
 // A sluice::Error is the expected outcome for bad input; anything else (another exception, a
-// crash, a sanitizer report, an allocation beyond libFuzzer's malloc limit) is a finding.
+// crash, a sanitizer report, an allocation beyond libFuzzer's malloc limit) is a finding. With
+// `differential`, an input decoded on two threads is decoded on one too, and the two must agree:
+// the same bytes, or both an error (parallel inflate's guesses must never change the output).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 #include <string>
 
 #include "sluice/decompress.h"
@@ -13,7 +18,7 @@
 
 namespace sluice::fuzz {
 
-inline void decode(const char* codec, const std::uint8_t* data, std::size_t size) {
+inline void decode(const char* codec, const std::uint8_t* data, std::size_t size, bool differential = false) {
   if (size == 0) return;
   // The first byte picks the thread count: one (everything in order on one worker) or two
   // (units on two workers; serial decoding through the overlapped writer thread); and, for gzip,
@@ -32,9 +37,23 @@ inline void decode(const char* codec, const std::uint8_t* data, std::size_t size
   }
   // Small enough that a bomb among the inputs costs milliseconds, not seconds.
   options.max_output_bytes = 16 * 1024 * 1024;
-  try {
-    (void)decompress_buffer(ByteView(data + 1, size - 1), options);
-  } catch (const Error&) {
+  auto run = [&](const DecompressOptions& with) -> std::optional<Buffer> {
+    try {
+      return decompress_buffer(ByteView(data + 1, size - 1), with);
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  };
+  const std::optional<Buffer> decoded = run(options);
+  if (!differential || options.threads == 1) return;
+  DecompressOptions in_order = options;
+  in_order.threads = 1;
+  in_order.unit_input_bytes = 0;
+  const std::optional<Buffer> expected = run(in_order);
+  if (decoded.has_value() != expected.has_value() ||
+      (decoded && (decoded->size() != expected->size() ||
+                   (decoded->size() > 0 && std::memcmp(decoded->data(), expected->data(), decoded->size()) != 0)))) {
+    std::abort();  // two threads and one disagree
   }
 }
 
