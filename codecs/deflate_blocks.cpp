@@ -8,6 +8,10 @@
 // (find_dynamic_block): cheap filters on 64 positions at a time, then the header's check by
 // zlib's rules, the same one the walk makes, on the few positions they leave. The filters read
 // whole words unchecked, within bounds by construction (kScanSlack); the check reads as the walk.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -374,6 +378,42 @@ std::optional<std::size_t> find_dynamic_block(ByteView bytes, std::size_t from_b
   std::uint8_t tail[3 * kScanSlack] = {};
   std::memcpy(tail, bytes.data() + copied, bytes.size() - copied);
   return scan(tail, rest - copied * 8, end - copied * 8, copied * 8, confirm);
+}
+
+std::optional<StoredBlockEnd> find_stored_block_end(ByteView bytes, std::size_t from_byte, std::size_t to_byte) {
+  auto stored_header_at = [&bytes](std::size_t at) {  // LEN and NLEN at `at`: the block's length
+    if (at + 4 > bytes.size()) return std::optional<std::size_t>{};
+    const unsigned length = bytes[at] | unsigned{bytes[at + 1]} << 8;
+    const unsigned complement = bytes[at + 2] | unsigned{bytes[at + 3]} << 8;
+    return (length ^ complement) == 0xFFFF ? std::optional<std::size_t>{length} : std::nullopt;
+  };
+  auto candidate = [&](std::size_t at) -> std::optional<StoredBlockEnd> {
+    const auto length = stored_header_at(at);
+    if (!length) return std::nullopt;
+    const std::size_t end = at + 4 + *length;
+    if (end >= bytes.size()) return std::nullopt;
+    const bool stored_next = bytes[end] == 0 && stored_header_at(end + 1);
+    if (stored_next || find_dynamic_block(bytes, end * 8, end * 8 + 1)) return StoredBlockEnd{at, end};
+    return std::nullopt;
+  };
+  const std::size_t stop = std::min(to_byte, bytes.size() >= 4 ? bytes.size() - 3 : 0);
+  std::size_t at = from_byte;
+#if defined(__SSE2__)
+  // 15 positions at a time: byte k and k + 1 each the complement of the byte two after it.
+  for (; at + 18 <= bytes.size() && at + 15 <= stop; at += 15) {
+    const __m128i here = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes.data() + at));
+    const __m128i after = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes.data() + at + 2));
+    const auto complements = static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_xor_si128(here, after), _mm_set1_epi8(static_cast<char>(0xFF)))));
+    for (unsigned both = complements & (complements >> 1) & 0x7FFF; both != 0; both &= both - 1) {
+      if (auto found = candidate(at + static_cast<std::size_t>(std::countr_zero(both)))) return found;
+    }
+  }
+#endif
+  for (; at < stop; ++at) {
+    if (auto found = candidate(at)) return found;
+  }
+  return std::nullopt;
 }
 
 std::size_t end_with_sync_flush(std::span<std::uint8_t> out, std::size_t size) {

@@ -186,6 +186,17 @@ std::size_t end_with_sync_flush(std::span<std::uint8_t> out, std::size_t size);
 // the header is not looked at. Never reads outside `bytes`; to_bit may be past its end. About 1 ns
 // a position on compressed data (bench/micro/find_blocks.cpp).
 std::optional<std::size_t> find_dynamic_block(ByteView bytes, std::size_t from_bit, std::size_t to_bit);
+// Where to cut such a stream in a run of stored blocks (incompressible data, which gzip stores):
+// the first byte position i in [from_byte, to_byte) where a stored block's LEN and NLEN (its
+// complement) stand, such that another non-final stored block (a zero byte, LEN, NLEN) or a
+// dynamic block header (find_dynamic_block) follows the LEN bytes of data, all within `bytes`.
+// The cut is at `end`, byte-aligned; the block's own header bits, in the byte before i, are not
+// looked at. A position found may be data that looks like this.
+struct StoredBlockEnd {
+  std::size_t length_at = 0;
+  std::size_t end = 0;
+};
+std::optional<StoredBlockEnd> find_stored_block_end(ByteView bytes, std::size_t from_byte, std::size_t to_byte);
 // Each block of a complete raw deflate stream, in order: where it starts (its BFINAL bit), its
 // BTYPE (0 stored, 1 fixed Huffman, 2 dynamic Huffman) and BFINAL. For tests and measurements;
 // throws kInternal for a malformed stream, as walk_deflate_blocks() does.

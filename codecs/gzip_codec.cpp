@@ -335,7 +335,7 @@ LeadBits lead_after(ByteView bytes, std::size_t end_bit) {
 // blocks hold 20-110 KB of deflate data). Either is looked for in the kMaxSearchBytes past a
 // piece's least size; with none there, the rest is decoded serially.
 constexpr std::size_t kPieceInputBytes = 256 * 1024;
-constexpr std::size_t kMinSearchBytes = 1024, kMaxSearchBytes = 1024 * 1024;
+constexpr std::size_t kMinSearchBytes = 1024, kMaxSearchBytes = 1024 * 1024, kSearchStepBytes = 16 * 1024;
 // The most a dynamic block's header can take: 17 bits, 19 code-length code lengths of 3 bits,
 // and 316 code lengths of at most 7 + 7 bits.
 constexpr std::size_t kMaxBlockHeaderBytes = (17 + 19 * 3 + 316 * 14 + 7) / 8;
@@ -504,17 +504,24 @@ class GzipSplitter final : public StreamSplitter {
       find_blocks_ = true;  // no sync flush within reach: look for a block
       scanned_ = 0;
     }
-    // A header found before `usable` lies within what is buffered.
+    // A header found before `usable` lies within what is buffered. In steps, so that a cut costs
+    // about the distance to it: the end of a stored block (incompressible data), and a dynamic
+    // block's header before that stored block.
     const std::size_t limit = from + kMaxSearchBytes;
     const std::size_t usable = std::min(b.size() - std::min(b.size(), kMaxBlockHeaderBytes), limit);
-    if (usable > std::max(scanned_, from)) {
-      const auto start =
-          find_dynamic_block(b.first(usable + kMaxBlockHeaderBytes), std::max(scanned_, from) * 8, usable * 8);
-      if (start) {
+    const ByteView searched = b.first(usable + std::min(b.size() - usable, kMaxBlockHeaderBytes));
+    while (std::max(scanned_, from) < usable) {
+      const std::size_t low = std::max(scanned_, from), high = std::min(usable, low + kSearchStepBytes);
+      const auto stored = find_stored_block_end(b, low, high);
+      if (const auto start = find_dynamic_block(searched, low * 8, (stored ? stored->length_at : high) * 8)) {
         scanned_ = 0;
         return piece(b, *start);
       }
-      scanned_ = usable;
+      if (stored) {
+        scanned_ = 0;
+        return piece(b, stored->end * 8);
+      }
+      scanned_ = high;
     }
     return usable >= limit ? serial() : need_more();
   }

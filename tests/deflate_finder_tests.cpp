@@ -583,5 +583,77 @@ TEST(PieceEdges, AFinalStoredBlockInThePiecesLastBitsIsNotItsEnd) {
   EXPECT_EQ(inflate_error(*inflater, piece_between(stream, 0, boundary), {}), "accepted");
 }
 
+// ---- The ends of stored blocks (find_stored_block_end) ----
+
+// The first position the slow way: every byte, LEN and NLEN, then what follows the data.
+std::optional<codecs::StoredBlockEnd> slow_stored_end(const Bytes& bytes, std::size_t from, std::size_t to) {
+  auto length_at = [&](std::size_t at) -> std::optional<std::size_t> {
+    if (at + 4 > bytes.size()) return std::nullopt;
+    const unsigned length = bytes[at] | unsigned{bytes[at + 1]} << 8;
+    if ((bytes[at + 2] | unsigned{bytes[at + 3]} << 8) != (~length & 0xFFFFu)) return std::nullopt;
+    return length;
+  };
+  for (std::size_t at = from; at < to; ++at) {
+    const auto length = length_at(at);
+    if (!length) continue;
+    const std::size_t end = at + 4 + *length;
+    if (end >= bytes.size()) continue;
+    if ((bytes[end] == 0 && length_at(end + 1)) || codecs::find_dynamic_block(view(bytes), end * 8, end * 8 + 1)) {
+      return codecs::StoredBlockEnd{at, end};
+    }
+  }
+  return std::nullopt;
+}
+
+// zlib's stored blocks followed by a stored or dynamic one are all found, each at its length
+// field, and on random bytes with stored
+// headers planted (some followed by another, some not) the first found is the slow way's, from
+// every start, up to every end, near the buffer's end too.
+TEST(StoredBlockEnds, FoundWhereGzipStoresAndAsTheSlowWayFindsThem) {
+  const Bytes noise = random_bytes(400 * 1024, 41);
+  const Bytes stream = testing::raw_deflate(noise, 6);
+  std::size_t stored = 0;
+  const auto blocks = codecs::list_deflate_blocks(view(stream));
+  for (std::size_t i = 0; i + 1 < blocks.size(); ++i) {
+    const auto& block = blocks[i];
+    const auto& next = blocks[i + 1];  // what the end is known by: a stored or dynamic block
+    if (block.type != 0 || block.final || next.final || next.type == 1) continue;
+    ++stored;
+    const std::size_t length_at = (block.bit + 3 + 7) / 8;
+    const auto found = codecs::find_stored_block_end(view(stream), length_at, length_at + 1);
+    ASSERT_TRUE(found.has_value()) << "the stored block at bit " << block.bit;
+    EXPECT_EQ(found->length_at, length_at);
+  }
+  EXPECT_GT(stored, 3u);
+
+  Bytes bytes = random_bytes(64 * 1024, 42);
+  auto plant = [&bytes](std::size_t at, unsigned length) {
+    bytes[at] = static_cast<std::uint8_t>(length);
+    bytes[at + 1] = static_cast<std::uint8_t>(length >> 8);
+    bytes[at + 2] = static_cast<std::uint8_t>(~length);
+    bytes[at + 3] = static_cast<std::uint8_t>(~length >> 8);
+  };
+  for (std::size_t at = 100; at + 2000 < bytes.size(); at += 997) {
+    const unsigned length = static_cast<unsigned>(at % 300);
+    plant(at, length);
+    if (at % 3 != 0) {  // another stored block after it
+      bytes[at + 4 + length] = 0;
+      plant(at + 5 + length, 7);
+    }
+  }
+  plant(bytes.size() - 10, 1);  // its data runs to the end: nothing after it
+  for (std::size_t from = 0; from < bytes.size(); from += 331) {
+    for (const std::size_t to : {from + 1, from + 17, from + 5000, bytes.size(), bytes.size() + 9}) {
+      const auto fast = codecs::find_stored_block_end(view(bytes), from, to);
+      const auto slow = slow_stored_end(bytes, from, std::min(to, bytes.size()));
+      ASSERT_EQ(fast.has_value(), slow.has_value()) << from << " to " << to;
+      if (fast) {
+        EXPECT_EQ(fast->length_at, slow->length_at) << from << " to " << to;
+        EXPECT_EQ(fast->end, slow->end) << from << " to " << to;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice

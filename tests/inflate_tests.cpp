@@ -164,6 +164,28 @@ TEST_F(SharedHistory, StreamsWithoutSyncFlushesDecodeExactlyInPiecesCutAtBlocks)
   }
 }
 
+// Incompressible data in the middle, which gzip stores: pieces are cut at the ends of stored
+// blocks there, and at dynamic blocks again after it, not serially from the stored data on.
+TEST_F(SharedHistory, StoredStretchesAreCutAtTheirBlocksEnds) {
+  Bytes input = mixed_input(300 * 1024, 31);
+  const Bytes noise = random_bytes(3 * 1024 * 1024, 32), tail = mixed_input(1024 * 1024, 33);
+  input.insert(input.end(), noise.begin(), noise.end());
+  input.insert(input.end(), tail.begin(), tail.end());
+  put("data", input);
+  for (const std::string tool : {"gzip -6", "libdeflate-gzip -6"}) {
+    const auto made = sh(fmt::format("{} -c < data > p.gz", tool));
+    ASSERT_EQ(made.status, 0) << testing::describe(made);
+    const Bytes packed = get("p.gz");
+    for (const int threads : {2, 3}) {
+      const Decoded decoded = decode(packed, threads, 64 * 1024);
+      EXPECT_TRUE(decoded.output == input) << tool << " on " << threads << " threads";
+      EXPECT_GT(decoded.stats.units, 15u) << tool << ": pieces through the stored data";
+      ASSERT_TRUE(decoded.stats.serial_from.has_value()) << tool;  // the last piece
+      EXPECT_GT(*decoded.stats.serial_from, packed.size() * 9 / 10) << tool << ": serial from the stored data on";
+    }
+  }
+}
+
 // Stored blocks whose data is full of "00 00 ff ff": false piece ends inside stored data, and
 // each false end is also where a true one might be expected.
 TEST(SharedHistoryStreams, FalseSyncFlushesInStoredDataDecodeExactly) {
