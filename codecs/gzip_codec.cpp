@@ -380,6 +380,7 @@ class GzipSplitter final : public StreamSplitter {
   Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (chunk_bytes_ > 0) return next_chunk(b);
     if (shared_) return next_piece(b);
+    if (guessing_members_) return next_guessed_member(b);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
@@ -393,7 +394,7 @@ class GzipSplitter final : public StreamSplitter {
       throw Error(ErrorKind::kCorruptData, "not a gzip member", {}, offset);
     }
     if (b[2] != kMethodDeflate) throw Error(ErrorKind::kCorruptData, "corrupt gzip header: unknown method", {}, offset);
-    if (!(b[3] & kFlagExtra)) return start_shared(b, offset);
+    if (!(b[3] & kFlagExtra)) return start_foreign(b, offset);
     const std::size_t extra = std::size_t{b[10]} | std::size_t{b[11]} << 8;
     if (b.size() < 12 + extra) return need_more();
     for (std::size_t at = 12; at + 4 <= 12 + extra;) {
@@ -436,7 +437,7 @@ class GzipSplitter final : public StreamSplitter {
       }
       at += 4 + length;
     }
-    return start_shared(b, offset);
+    return start_foreign(b, offset);
   }
 
   // Input that ends right after a member's header or a chunk ends the member before its last
@@ -450,16 +451,101 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // Within a member of chunks, what is left at the end is its last chunk and what follows it.
-  Cut cut_at_end(ByteView, std::uint64_t) override { return chunk_bytes_ > 0 || shared_ ? serial() : need_more(); }
+  // So is the last of guessed members. A first member whose end was looked for, and not found
+  // before the input ended, is the only one: cut into pieces, as far as they reach.
+  Cut cut_at_end(ByteView b, std::uint64_t offset) override {
+    if (chunk_bytes_ > 0 || shared_ || guessing_members_) return serial();
+    if (member_scanned_ == 0) return need_more();
+    member_scanned_ = 0;
+    return start_shared(b, offset);
+  }
 
  private:
-  // A member of none of our forms: pieces that share history, or serial with one thread.
+  // Where a member ends, if guess_member_end found it.
+  struct MemberEnd {
+    enum Kind { kNone, kNeedMore, kFound } kind = kNone;
+    std::size_t bytes = 0;          // the member's length, trailer included
+    std::size_t content_bytes = 0;  // its ISIZE
+  };
+
+  // A member of none of our forms (gzip's, pigz's, any tool's), with more than one thread: a
+  // whole unit if it ends about where its first piece would (one of many small members: logs
+  // appended to, web archives), else cut into pieces.
+  Cut start_foreign(ByteView b, std::uint64_t offset) {
+    if (hints().threads < 2) return serial();
+    const MemberEnd end = guess_member_end(b, std::clamp(4 * piece_bytes(), kMinSearchBytes, kMaxSearchBytes));
+    if (end.kind == MemberEnd::kNeedMore) return need_more();
+    if (end.kind == MemberEnd::kNone) return start_shared(b, offset);
+    guessing_members_ = true;
+    return guessed_member(end);
+  }
+
+  // After a guessed member only units may follow (Cut::speculative): each next member is one if
+  // its end is found within what a unit may hold. Anything else (zero padding, garbage, a longer
+  // member) goes to the serial decoder, which says what it is.
+  Cut next_guessed_member(ByteView b) {
+    if (b.size() < 2) return need_more();
+    if (b[0] != kMagic0 || b[1] != kMagic1) return serial();
+    const MemberEnd end = guess_member_end(b, kMaxUnitInputBytes);
+    if (end.kind == MemberEnd::kNeedMore) return need_more();
+    return end.kind == MemberEnd::kFound ? guessed_member(end) : serial();
+  }
+
+  Cut guessed_member(const MemberEnd& end) {
+    ++members_;
+    member_scanned_ = 0;
+    Cut cut = unit(end.bytes, end.content_bytes);
+    cut.speculative = true;
+    return cut;
+  }
+
+  // Where the member at the start of `b` ends, guessed from the next member's header within its
+  // first `reach` bytes: a gzip magic, method and flags with no reserved bit, after a trailer whose
+  // ISIZE a unit may hold. Compressed data holds such bytes about once in 2^35 (and an ISIZE that
+  // small once in 256 of those); the unit decoder checks the guess to the byte (the member must
+  // inflate to exactly ISIZE bytes ending at the trailer, with its CRC-32), and a wrong one sends
+  // the stream to the serial decoder from that member on.
+  MemberEnd guess_member_end(ByteView b, std::size_t reach) {
+    std::optional<std::size_t> header;
+    try {
+      header = header_length(b);
+    } catch (const HeaderProblem&) {
+      return {};  // left to the decoder that says what is wrong
+    }
+    if (!header) return {b.size() > kMaxSharedHeaderBytes ? MemberEnd::kNone : MemberEnd::kNeedMore};
+    constexpr std::size_t kLeastDeflateBytes = 2, kTrailerBytes = 8, kMagicBytes = 4;
+    const std::size_t limit = std::min(b.size(), reach);
+    std::size_t at = std::max(member_scanned_, *header + kLeastDeflateBytes + kTrailerBytes);
+    while (at + kMagicBytes <= limit) {
+      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kMagicBytes + 1 - at);
+      if (!magic) {
+        at = limit - kMagicBytes + 1;
+        break;
+      }
+      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
+      if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0)) {
+        const std::uint32_t content = load_le32(b.data() + at - 4);
+        if (content <= kMaxUnitOutputBytes) return {MemberEnd::kFound, at, content};
+      }
+      ++at;
+    }
+    member_scanned_ = std::max(member_scanned_, at);  // candidates before it are checked
+    if (limit < reach) return {MemberEnd::kNeedMore};
+    member_scanned_ = 0;
+    return {};
+  }
+
+  // How much deflate data a piece holds: at most a quarter of what a unit may inflate to, so that
+  // a piece fits, and is found within what the engine buffers.
+  std::size_t piece_bytes() const {
+    return hints().unit_input_bytes > 0 ? std::min(hints().unit_input_bytes, kMaxUnitOutputBytes / 4)
+                                        : kPieceInputBytes;
+  }
+
+  // A member of none of our forms that does not end near its start: pieces that share history.
   Cut start_shared(ByteView b, std::uint64_t offset) {
     guessed_share_ = guessed_share(hints().threads);
-    // At most a quarter of what a unit may inflate to: a piece must fit, and be found within what
-    // the engine buffers.
-    piece_input_bytes_ =
-        hints().unit_input_bytes > 0 ? std::min(hints().unit_input_bytes, kMaxUnitOutputBytes / 4) : kPieceInputBytes;
+    piece_input_bytes_ = piece_bytes();
     if (guessed_share_ <= 0) return serial();
     std::optional<std::size_t> header;
     try {
@@ -579,6 +665,9 @@ class GzipSplitter final : public StreamSplitter {
   std::size_t chunk_bytes_ = 0;                 // in a member of independent chunks: their size
   std::uint64_t chunk_member_start_ = 0;        // and where that member began
   std::size_t scanned_ = 0;                     // of the buffered bytes, searched without a find
+  // Members whose ends are guessed (start_foreign): one is, so all after it must be units.
+  bool guessing_members_ = false;
+  std::size_t member_scanned_ = 0;  // of the member being guessed, where its end is yet to be looked for
   // A member whose pieces share history (start_shared).
   static constexpr std::size_t kMaxSharedHeaderBytes = 64 * 1024;  // a longer header goes serial
   bool shared_ = false;

@@ -318,15 +318,17 @@ class PieceReader {
         splitter_->finish(offset_);
         return nullptr;
       }
-      const Cut cut = splitter_->next(view(), offset_);  // checked (codec_author.h)
+      Cut cut = splitter_->next(view(), offset_);  // checked (codec_author.h)
+      if (cut.kind == Cut::Kind::kNeedMore) {
+        if (buffered() >= kMaxBufferedBytes)
+          throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
+        if (fill()) continue;
+        if (waiting_) return nullptr;
+        cut = splitter_->at_end(view(), offset_);  // what is buffered is all there is
+        if (cut.kind == Cut::Kind::kNeedMore) throw truncated();
+      }
       switch (cut.kind) {
         case Cut::Kind::kNeedMore:
-          if (buffered() >= kMaxBufferedBytes) throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
-          if (!fill()) {
-            if (waiting_) return nullptr;
-            if (splitter_->at_end(view(), offset_).kind != Cut::Kind::kSerial) throw truncated();
-            go_serial();
-          }
           break;
         case Cut::Kind::kSerial:
           go_serial();
@@ -606,7 +608,6 @@ class PieceWriter {
       switch (chunk.piece) {
         case Piece::kUnit:
           // Once a guess failed, every byte from there on goes through the serial decoder.
-          speculated_ = speculated_ || chunk.cut.speculative;
           if (serial_decoder_ || chunk.guess_failed || !complete(chunk)) {
             decode_serially(chunk);
             break;
@@ -662,12 +663,7 @@ class PieceWriter {
   void decode_serially(const Chunk& chunk) {
     if (!serial_decoder_) {
       if (verifier_) serial_decoder_ = verifier_->serial_decoder();
-      if (!serial_decoder_) {
-        if (speculated_) {
-          throw Error(
-              ErrorKind::kInternal,
-              fmt::format("the {} codec cut a speculative unit but has no decoder to take over", codec_.info().name));
-        }
+      if (!serial_decoder_) {  // the unit starts a frame (or member): a new decoder goes on from it
         serial_decoder_ = codec_.make_decoder();
         if (chunk.offset > 0) serial_decoder_->resume_at(chunk.offset);
       }
@@ -709,7 +705,6 @@ class PieceWriter {
   const std::unique_ptr<UnitVerifier> verifier_;
   std::unique_ptr<StreamDecoder> serial_decoder_;
   std::atomic<bool>* guesses_failed_ = nullptr;
-  bool speculated_ = false;  // a speculative unit came: only the verifier's decoder may take over
   std::optional<detail::OverlappedSink> overlapped_;
   const int threads_;
   const std::uint64_t max_output_;

@@ -460,5 +460,160 @@ TEST(SharedHistoryStreams, ConcatenatedMembersThenGarbage) {
   }
 }
 
+// ---- Many members, one after another ----
+//
+// Files of many small gzip members (logs appended to, web archives with a member per record, a
+// tool run per part): a member whose end is found (the next member's header after it) is a unit
+// of its own, decoded on any worker; the guess is checked to the byte, and a wrong one sends the
+// stream to the serial decoder from that member on.
+
+// A gzip member of `input` by zlib; `named`: a header with a name, a comment, an extra field and a
+// header CRC.
+Bytes zlib_member(const Bytes& input, int level, bool named, int strategy = Z_DEFAULT_STRATEGY) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, 31, 8, strategy), Z_OK);
+  std::string name = "record.txt", comment = "one record";
+  Bytes extra = {'A', 'B', 4, 0, 1, 2, 3, 4};
+  gz_header header{};
+  if (named) {
+    header.name = reinterpret_cast<Bytef*>(name.data());
+    header.comment = reinterpret_cast<Bytef*>(comment.data());
+    header.extra = extra.data();
+    header.extra_len = static_cast<uInt>(extra.size());
+    header.hcrc = 1;
+    header.os = 3;
+    EXPECT_EQ(deflateSetHeader(&z, &header), Z_OK);
+  }
+  Bytes out(deflateBound(&z, input.size()) + 256);
+  z.next_in = const_cast<Bytef*>(input.data());
+  z.avail_in = static_cast<uInt>(input.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+struct Members {
+  Bytes packed, input;
+  std::vector<std::size_t> starts;  // where each member begins in `packed`
+  void add(const Bytes& data, const Bytes& member) {
+    starts.push_back(packed.size());
+    packed.insert(packed.end(), member.begin(), member.end());
+    input.insert(input.end(), data.begin(), data.end());
+  }
+};
+
+// Empty members and one-byte ones, up to 200 KB; stored, fixed Huffman, levels 1 to 9; plain
+// headers and ones with every optional field.
+Members members_of_every_kind(std::size_t count) {
+  Members members;
+  constexpr std::size_t kSizes[] = {0, 1, 100, 4000, 30000, 70000, 200000};
+  constexpr int kLevels[] = {0, 1, 6, 9};
+  for (std::size_t i = 0; i < count; ++i) {
+    const Bytes data = mixed_input(kSizes[i % std::size(kSizes)], 100 + i);
+    const int strategy = i % 5 == 4 ? Z_FIXED : Z_DEFAULT_STRATEGY;
+    members.add(data, zlib_member(data, kLevels[i % std::size(kLevels)], i % 3 == 0, strategy));
+  }
+  return members;
+}
+
+TEST(ManyMembers, EachMemberButTheLastIsAUnit) {
+  const Members members = members_of_every_kind(24);
+  for (const int threads : {1, 2, 8}) {
+    const Decoded decoded = decode(members.packed, threads, 0);
+    EXPECT_TRUE(decoded.output == members.input) << threads << " threads";
+    if (threads == 1) {
+      EXPECT_EQ(decoded.stats.units, 0u);
+      continue;
+    }
+    // The last has no header after it to end it: the serial decoder takes it.
+    EXPECT_EQ(decoded.stats.units, members.starts.size() - 1) << threads << " threads";
+    EXPECT_EQ(decoded.stats.serial_from, members.starts.back()) << threads << " threads";
+  }
+}
+
+// A member that holds whole gzip members, stored (a tarball of .gz files, which gzip stores as
+// incompressible): the second inner member's header, after the first's trailer, looks like the
+// outer member's end. The guess fails to the byte, and the serial decoder goes on from there.
+TEST(ManyMembers, AMemberHeaderInsideAMemberIsNotItsEnd) {
+  const Bytes inner_data = text_bytes(1000, 1);
+  const Bytes inner = zlib_member(inner_data, 6, false);
+  Bytes holder = text_bytes(3000, 2);
+  for (int i = 0; i < 2; ++i) holder.insert(holder.end(), inner.begin(), inner.end());
+  const Bytes after = text_bytes(3000, 3);
+  holder.insert(holder.end(), after.begin(), after.end());
+  Members members;
+  const Bytes first = text_bytes(5000, 4);
+  members.add(first, zlib_member(first, 6, false));
+  members.add(holder, zlib_member(holder, 0, false));  // stored: the inner members' bytes as they are
+  for (std::uint64_t seed = 5; seed < 9; ++seed) {
+    const Bytes more = text_bytes(4000, seed);
+    members.add(more, zlib_member(more, 6, true));
+  }
+  for (const int threads : {2, 8}) {
+    const Decoded decoded = decode(members.packed, threads, 0);
+    EXPECT_TRUE(decoded.output == members.input) << threads << " threads";
+    EXPECT_EQ(decoded.stats.units, 1u) << threads << " threads";
+    EXPECT_EQ(decoded.stats.serial_from, members.starts[1]) << threads << " threads: serial from the holder on";
+  }
+}
+
+// A member that inflates to more than a unit may hold, among small ones: its end is not taken
+// (its ISIZE is too large), a later one is, and that guess fails; serial from the long member on.
+TEST(ManyMembers, AMemberLongerThanAUnitGoesSerialFromThere) {
+  Members members;
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    const Bytes data = seed == 4 ? Bytes(kMaxUnitOutputBytes + 1, 0) : text_bytes(3000, seed);
+    members.add(data, zlib_member(data, 1, false));
+  }
+  const Decoded decoded = decode(members.packed, 2, 0);
+  EXPECT_TRUE(decoded.output == members.input);
+  EXPECT_EQ(decoded.stats.units, 3u);
+  EXPECT_EQ(decoded.stats.serial_from, members.starts[3]);
+}
+
+// Zeros after the members are padding and anything else trailing garbage, as in order; damage
+// and truncation anywhere are the error they are in order.
+TEST(ManyMembers, PaddingGarbageAndDamageAreAsInOrder) {
+  const Members members = members_of_every_kind(10);
+  Bytes padded = members.packed;
+  padded.insert(padded.end(), 1000, 0);
+  for (const int threads : {1, 2}) {
+    EXPECT_TRUE(decode(padded, threads, 0).output == members.input) << threads << " threads";
+  }
+  Bytes garbage = members.packed;
+  garbage.insert(garbage.end(), {'j', 'u', 'n', 'k'});
+  for (const int threads : {1, 2}) {
+    try {
+      (void)decode(garbage, threads, 0);
+      ADD_FAILURE() << "trailing garbage not reported on " << threads << " threads";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kTrailingGarbage) << e.what();
+      EXPECT_EQ(e.offset(), members.packed.size()) << e.what();
+    }
+  }
+  expect_same_errors(members.packed, 0);
+}
+
+// Members written by the stock tools, one per part, mixed: each but the last a unit.
+TEST_F(SharedHistory, MembersOfTheStockToolsOneAfterAnotherAreUnits) {
+  const Bytes input = mixed_input(2 * 1024 * 1024 + 99, 41);
+  put("data", input);
+  const auto made =
+      sh("split -b 150000 data part. && i=0 && for p in part.*; do "
+         "case $((i++ % 5)) in 0) gzip -c $p;; 1) pigz -p2 -c $p;; 2) igzip -c $p;; 3) libdeflate-gzip -c $p;; "
+         "4) bgzip -c < $p;; esac; done > m.gz && ls part.* | wc -l");
+  ASSERT_EQ(made.status, 0) << testing::describe(made);
+  const Bytes packed = get("m.gz");
+  const std::size_t parts = std::stoul(made.out);
+  for (const int threads : {2, 3}) {
+    const Decoded decoded = decode(packed, threads, 0);
+    EXPECT_TRUE(decoded.output == input) << threads << " threads";
+    // bgzip's members say how long they are (its own units, not guesses); the others are guessed.
+    EXPECT_GE(decoded.stats.units, parts - 1) << threads << " threads";
+  }
+}
 }  // namespace
 }  // namespace sluice

@@ -145,8 +145,9 @@ struct Cut {
   // kUnit only: the splitter guessed where the unit ends (from a byte pattern that usually marks
   // a boundary) and cannot check the guess. The unit decoder throws kCorruptData when the guess
   // was wrong; the engine then does not raise that but hands the stream, from this unit's first
-  // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder), which decodes it in
-  // order: a wrong guess costs time, never output. After a speculative unit a splitter cuts only
+  // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder; where there is none, a
+  // new decoder resumed there, for units that begin frames), which decodes it in order: a wrong
+  // guess costs time, never output. After a speculative unit a splitter cuts only
   // units until the end (or goes serial): the bytes of markers would not reach that decoder.
   bool speculative = false;
 };
@@ -161,7 +162,8 @@ class StreamSplitter {
   void finish(std::uint64_t offset) { finish_at(offset); }
   // End of input with `buffered` (not empty) left over after next() asked for more: kSerial if
   // the streaming decoder can take it from here; kNeedMore (the hook's default) makes it a
-  // truncation. Checked as next() is.
+  // truncation; any other cut is taken as from next(), and splitting goes on (next() asking for
+  // more again comes back here). Checked as next() is.
   Cut at_end(ByteView buffered, std::uint64_t offset);
   // What the engine tells a splitter before the first next(); where it tells nothing (a
   // DecompressNode in a caller's graph), the defaults: one thread.

@@ -29,6 +29,10 @@ gzip -c text > a.gz && seed gzip-6 gzip a.gz
 gzip -9 -n -c small > b.gz && seed gzip-9-noname gzip b.gz
 gzip -c empty > e.gz && seed gzip-empty gzip e.gz
 cat a.gz b.gz > ab.gz && seed gzip-two-members gzip ab.gz
+# A member per part of 1000 bytes, then one holding two gzip members stored (their headers inside
+# it): two threads take each member as a unit, guessing where it ends from the next header.
+split -b 1000 text part. && for p in part.*; do gzip -n -c "$p"; done > parts.gz
+cat b.gz b.gz | pigz -0 -c > holder.gz && cat parts.gz holder.gz b.gz > pm.gz && seed members-per-part gzip pm.gz
 pigz -p2 -b 128 -c text > p.gz && seed pigz gzip p.gz
 # pigz's shape, small: a sync flush every 300 bytes of input, so that two threads guess pieces.
 python3 -c "
