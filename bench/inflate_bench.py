@@ -7,7 +7,11 @@ more threads, from sluice_inflate_costs (bench/micro, built with -DSLUICE_BUILD_
 and the plot bench/plots/inflate_threads.png (gnuplot): the models' MB/s against threads, with
 the measured -j1 and -j2 points.
 
-Usage: /usr/bin/python3 bench/inflate_bench.py [--reps N] [--build DIR]"""
+With --members: instead, files of many members, the tar cut into parts of 64 KiB, 1 MiB and
+4 MiB each compressed by gzip -6 (split --filter), as logs appended to or a member per record
+are; each member whose end is found is a unit of its own (GzipSplitter::start_foreign).
+
+Usage: /usr/bin/python3 bench/inflate_bench.py [--reps N] [--build DIR] [--members]"""
 import argparse
 import statistics
 import subprocess
@@ -29,16 +33,51 @@ def silesia_tar(scratch):
     return tar
 
 
+def interleaved_ms(commands, reps):
+    """Median wall time of each command, in ms, over `reps` interleaved runs, output discarded."""
+    times = {key: [] for key in commands}
+    for _ in range(reps):
+        for key, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+            times[key].append(time.perf_counter() - start)
+    return {key: statistics.median(values) * 1000 for key, values in times.items()}
+
+
+def many_members(sluice, tar, scratch, reps):
+    size = tar.stat().st_size
+    print(f"Silesia tar, {size / 1e6:.1f} MB, cut into parts each compressed by gzip -6 (split --filter); "
+          f"{reps} interleaved runs of each, to /dev/null, {time.strftime('%Y-%m-%d')}\n")
+    print("| members of | members | igzip -dc | libdeflate-gzip -dc | pigz -dc | sluice -j1 | sluice -j2 "
+          "| -j2 vs igzip | -j2 vs -j1 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, part in (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("4 MiB", 4 << 20)):
+        packed = scratch / f"members-{part}.gz"
+        with open(packed, "wb") as out:
+            subprocess.run(["split", "-b", str(part), "--filter", "gzip -6 -n", str(tar)], stdout=out, check=True)
+        files = str(packed)
+        ms = interleaved_ms({"igzip": ["igzip", "-dc", files], "libdeflate": ["libdeflate-gzip", "-dc", files],
+                             "pigz": ["pigz", "-dc", files], "j1": [sluice, "-dc", "-j1", files],
+                             "j2": [sluice, "-dc", "-j2", files]}, reps)
+        print(f"| {label} | {(size + part - 1) // part} | {ms['igzip']:.1f} | {ms['libdeflate']:.1f} | "
+              f"{ms['pigz']:.1f} | {ms['j1']:.1f} | {ms['j2']:.1f} | {ms['igzip'] / ms['j2']:.2f}x | "
+              f"{ms['j1'] / ms['j2']:.2f}x |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=11)
     parser.add_argument("--build", default=str(benchlib.ROOT / "build" / "release"))
+    parser.add_argument("--members", action="store_true", help="files of many members instead")
     args = parser.parse_args()
     sluice = str(Path(args.build) / "apps" / "sluice")
     costs = Path(args.build) / "bench" / "micro" / "sluice_inflate_costs"
     scratch = benchlib.scratch("inflate")
     tar = silesia_tar(scratch)
     size = tar.stat().st_size
+    if args.members:
+        many_members(sluice, tar, scratch, args.reps)
+        return
     streams = {"pigz -6": ["pigz", "-6", "-p2", "-c"], "gzip -6": ["gzip", "-6", "-c"]}
     print(f"Silesia tar, {size / 1e6:.1f} MB; {args.reps} interleaved runs of each, to /dev/null, "
           f"{time.strftime('%Y-%m-%d')}\n")
@@ -51,13 +90,7 @@ def main():
             subprocess.run(compress, stdin=source, stdout=out, check=True)
         commands = {"igzip": ["igzip", "-dc", str(packed)], "pigz": ["pigz", "-dc", str(packed)],
                     "j1": [sluice, "-dc", "-j1", str(packed)], "j2": [sluice, "-dc", "-j2", str(packed)]}
-        times = {key: [] for key in commands}
-        for _ in range(args.reps):
-            for key, command in commands.items():
-                start = time.perf_counter()
-                subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
-                times[key].append(time.perf_counter() - start)
-        ms = {key: statistics.median(values) * 1000 for key, values in times.items()}
+        ms = interleaved_ms(commands, args.reps)
         measured[name] = ms
         print(f"| {name} | {ms['igzip']:.1f} | {ms['pigz']:.1f} | {ms['j1']:.1f} | {ms['j2']:.1f} | "
               f"{ms['igzip'] / ms['j2']:.2f}x | {ms['j1'] / ms['j2']:.2f}x |")
