@@ -501,8 +501,8 @@ class GzipSplitter final : public StreamSplitter {
 
   // Where the member at the start of `b` ends, guessed from the next member's header within its
   // first `reach` bytes: a gzip magic, method and flags with no reserved bit, after a trailer whose
-  // ISIZE a unit may hold. Compressed data holds such bytes about once in 2^35 (and an ISIZE that
-  // small once in 256 of those); the unit decoder checks the guess to the byte (the member must
+  // ISIZE is plausible for the deflate data before it. Compressed data holds such a header about
+  // once in 2^35 bytes; the unit decoder checks the guess to the byte (the member must
   // inflate to exactly ISIZE bytes ending at the trailer, with its CRC-32), and a wrong one sends
   // the stream to the serial decoder from that member on.
   MemberEnd guess_member_end(ByteView b, std::size_t reach) {
@@ -525,7 +525,7 @@ class GzipSplitter final : public StreamSplitter {
       at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
       if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0)) {
         const std::uint32_t content = load_le32(b.data() + at - 4);
-        if (content <= kMaxUnitOutputBytes) return {MemberEnd::kFound, at, content};
+        if (plausible_member(at - kTrailerBytes - *header, content)) return {MemberEnd::kFound, at, content};
       }
       ++at;
     }
@@ -533,6 +533,16 @@ class GzipSplitter final : public StreamSplitter {
     if (limit < reach) return {MemberEnd::kNeedMore};
     member_scanned_ = 0;
     return {};
+  }
+
+  // Whether `deflate_bytes` of deflate data could hold `content` bytes, as encoders write it: at
+  // most stored (5 bytes a block) or fixed Huffman (9 bits a byte), at least 1/1032 (the most
+  // deflate compresses), and a unit may hold it. What precedes a false member header seldom passes:
+  // a gzip file stored inside a member (a tarball of .gz files) follows zero padding, which reads
+  // as a size of 0. A true end this refuses (a member of tiny flushes) costs only time.
+  static bool plausible_member(std::size_t deflate_bytes, std::uint32_t content) {
+    return content <= kMaxUnitOutputBytes && deflate_bytes <= content + content / 4 + 64 &&
+           content <= 1032 * std::uint64_t{deflate_bytes} + 64;
   }
 
   // How much deflate data a piece holds: at most a quarter of what a unit may inflate to, so that
