@@ -304,6 +304,7 @@ constexpr std::uint32_t kChunkUnit = 2;     // unit: one independent chunk of th
 constexpr std::uint32_t kSharedHeader = 4;  // marker: a member whose pieces share history starts
 constexpr std::uint32_t kInOrderPiece = 8;  // unit: a piece of it, inflated in order (a guess)
 constexpr std::uint32_t kGuessedPiece = 16;  // unit: a piece of it, guessed ahead (a guess)
+constexpr std::uint32_t kMemberEnd = 32;     // with kInOrderPiece: its last piece and trailer (a guess)
 // A piece cut inside a byte: its PieceEdges, in bits 8-23 of the flags.
 constexpr int kTailBitsShift = 8, kLeadCountShift = 11, kLeadValueShift = 16;
 
@@ -380,7 +381,7 @@ class GzipSplitter final : public StreamSplitter {
   Cut find_cut(ByteView b, std::uint64_t offset) override {
     if (chunk_bytes_ > 0) return next_chunk(b);
     if (shared_) return next_piece(b);
-    if (guessing_members_) return next_guessed_member(b);
+    if (guessing_members_) return next_guessed_member(b, offset);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
@@ -451,11 +452,11 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // Within a member of chunks, what is left at the end is its last chunk and what follows it.
-  // So is the last of guessed members. A first member whose end was looked for, and not found
-  // before the input ended, is the only one: cut into pieces, as far as they reach.
+  // A member whose end was looked for, and not found before the input ended, is the last one: cut
+  // into pieces, as far as they reach.
   Cut cut_at_end(ByteView b, std::uint64_t offset) override {
-    if (chunk_bytes_ > 0 || shared_ || guessing_members_) return serial();
-    if (member_scanned_ == 0) return need_more();
+    if (chunk_bytes_ > 0 || shared_) return serial();
+    if (member_scanned_ == 0) return guessing_members_ ? serial() : need_more();
     member_scanned_ = 0;
     return start_shared(b, offset);
   }
@@ -473,22 +474,22 @@ class GzipSplitter final : public StreamSplitter {
   // appended to, web archives), else cut into pieces.
   Cut start_foreign(ByteView b, std::uint64_t offset) {
     if (hints().threads < 2) return serial();
-    const MemberEnd end = guess_member_end(b, std::clamp(4 * piece_bytes(), kMinSearchBytes, kMaxSearchBytes));
+    const MemberEnd end = guess_member_end(b, first_piece_reach());
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     if (end.kind == MemberEnd::kNone) return start_shared(b, offset);
     guessing_members_ = true;
     return guessed_member(end);
   }
 
-  // After a guessed member only units may follow (Cut::speculative): each next member is one if
-  // its end is found within what a unit may hold. Anything else (zero padding, garbage, a longer
-  // member) goes to the serial decoder, which says what it is.
-  Cut next_guessed_member(ByteView b) {
+  // After a guessed member: the next member is one too if its end is found as near, else cut
+  // into pieces. Anything else (zero padding, garbage) goes to the serial decoder, which says what
+  // it is (the guess before may have been wrong).
+  Cut next_guessed_member(ByteView b, std::uint64_t offset) {
     if (b.size() < 2) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) return serial();
-    const MemberEnd end = guess_member_end(b, kMaxUnitInputBytes);
+    const MemberEnd end = guess_member_end(b, first_piece_reach());
     if (end.kind == MemberEnd::kNeedMore) return need_more();
-    return end.kind == MemberEnd::kFound ? guessed_member(end) : serial();
+    return end.kind == MemberEnd::kFound ? guessed_member(end) : start_shared(b, offset);
   }
 
   Cut guessed_member(const MemberEnd& end) {
@@ -525,7 +526,9 @@ class GzipSplitter final : public StreamSplitter {
       at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
       if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0)) {
         const std::uint32_t content = load_le32(b.data() + at - 4);
-        if (plausible_member(at - kTrailerBytes - *header, content)) return {MemberEnd::kFound, at, content};
+        if (content <= kMaxUnitOutputBytes && plausible_member(at - kTrailerBytes - *header, content)) {
+          return {MemberEnd::kFound, at, content};
+        }
       }
       ++at;
     }
@@ -535,15 +538,18 @@ class GzipSplitter final : public StreamSplitter {
     return {};
   }
 
-  // Whether `deflate_bytes` of deflate data could hold `content` bytes, as encoders write it: at
-  // most stored (5 bytes a block) or fixed Huffman (9 bits a byte), at least 1/1032 (the most
-  // deflate compresses), and a unit may hold it. What precedes a false member header seldom passes:
-  // a gzip file stored inside a member (a tarball of .gz files) follows zero padding, which reads
-  // as a size of 0. A true end this refuses (a member of tiny flushes) costs only time.
-  static bool plausible_member(std::size_t deflate_bytes, std::uint32_t content) {
-    return content <= kMaxUnitOutputBytes && deflate_bytes <= content + content / 4 + 64 &&
-           content <= 1032 * std::uint64_t{deflate_bytes} + 64;
+  // Whether `deflate_bytes` of deflate data could hold `content` bytes (ISIZE), as encoders write
+  // it: at most stored (5 bytes a block) or fixed Huffman (9 bits a byte), at least 1/1032 (the
+  // most deflate compresses). What precedes a false member header seldom passes: a gzip file
+  // stored inside a member (a tarball of .gz files) follows zero padding, which reads as a size of
+  // 0. A true end this refuses (a member of tiny flushes, or of 4 GiB or more) costs only time.
+  static bool plausible_member(std::uint64_t deflate_bytes, std::uint32_t content) {
+    return deflate_bytes <= std::uint64_t{content} + content / 4 + 64 && content <= 1032 * deflate_bytes + 64;
   }
+
+  // How far the end of a member is looked for before it is cut into pieces instead: about where
+  // its first piece would be cut.
+  std::size_t first_piece_reach() const { return std::clamp(4 * piece_bytes(), kMinSearchBytes, kMaxSearchBytes); }
 
   // How much deflate data a piece holds: at most a quarter of what a unit may inflate to, so that
   // a piece fits, and is found within what the engine buffers.
@@ -567,14 +573,63 @@ class GzipSplitter final : public StreamSplitter {
     shared_ = true;
     find_blocks_ = blocks_tried_ = false;
     lead_ = {};
+    pieces_ = 0;
+    guess_credit_ = 0;
+    scanned_ = end_scanned_ = 0;
+    member_deflate_bytes_ = 0;
     chunk_member_start_ = offset;
     return marker(*header, kSharedHeader);
   }
 
+  // The next piece of such a member, or its last: a cut found before the next member's header
+  // (within the reach of the search for a cut), else that header is where the member ends.
+  Cut next_piece(ByteView b) {
+    const std::size_t reach = std::min(b.size(), piece_input_bytes_ + kMaxSearchBytes);
+    const std::optional<std::size_t> end = next_member_at(b, reach);
+    if (!end) return cut_piece(b);
+    const Cut cut = *end < piece_input_bytes_ ? serial() : cut_piece(b.first(*end), /*ends_here=*/true);
+    return cut.kind == Cut::Kind::kUnit ? cut : last_piece(*end);
+  }
+
+  // Where the next member's header is in b[0, limit), if one is: its magic, method and flags,
+  // after a trailer whose size is plausible for the member's deflate data.
+  std::optional<std::size_t> next_member_at(ByteView b, std::size_t limit) {
+    constexpr std::size_t kLeastEndBytes = 1 + 8, kMagicBytes = 4;  // a byte of the final block, the trailer
+    std::size_t at = std::max(end_scanned_, kLeastEndBytes);
+    while (at + kMagicBytes <= limit) {
+      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kMagicBytes + 1 - at);
+      if (!magic) {
+        at = limit - kMagicBytes + 1;
+        break;
+      }
+      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
+      if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0) &&
+          plausible_member(member_deflate_bytes_ + at - 8, load_le32(b.data() + at - 4))) {
+        end_scanned_ = at;
+        return at;
+      }
+      ++at;
+    }
+    end_scanned_ = std::max(end_scanned_, at);
+    return std::nullopt;
+  }
+
+  // The member's last piece, to the next member's header at `end`: inflated in order, with the
+  // trailer checked (GzipVerifier::finish_member); then that member is split as any first one.
+  Cut last_piece(std::size_t end) {
+    Cut cut = unit(end, kMaxUnitOutputBytes, kInOrderPiece | kMemberEnd | edge_flags({lead_, 0}));
+    cut.speculative = true;
+    shared_ = false;
+    ++members_;
+    scanned_ = end_scanned_ = 0;
+    return cut;
+  }
+
   // The next piece of such a member: to the first sync flush or block header past
   // piece_input_bytes_. `b` starts after the bytes of the pieces before; lead_ holds what the
-  // last of them left of its last byte.
-  Cut next_piece(ByteView b) {
+  // last of them left of its last byte. `ends_here`: the member ends with b (no more is needed to
+  // decide; kSerial: no cut in it).
+  Cut cut_piece(ByteView b, bool ends_here = false) {
     const std::size_t from = piece_input_bytes_;
     if (!find_blocks_) {
       const std::size_t limit = std::min(b.size(), from + kMaxSearchBytes);
@@ -596,7 +651,7 @@ class GzipSplitter final : public StreamSplitter {
           return piece(b, *start);
         }
       }
-      if (b.size() < from + kMaxSearchBytes) return need_more();
+      if (b.size() < from + kMaxSearchBytes && !ends_here) return need_more();
       find_blocks_ = true;  // no sync flush within reach: look for a block
       scanned_ = 0;
     }
@@ -619,7 +674,7 @@ class GzipSplitter final : public StreamSplitter {
       }
       scanned_ = high;
     }
-    return usable >= limit ? serial() : need_more();
+    return usable >= limit || ends_here ? serial() : need_more();
   }
 
   // A piece that ends at bit `end_bit` of `b`. Piece by piece, a running total decides which are
@@ -632,7 +687,10 @@ class GzipSplitter final : public StreamSplitter {
     }
     const PieceEdges edges{lead_, static_cast<std::uint8_t>(end_bit % 8)};
     lead_ = lead_after(b, end_bit);
-    Cut cut = unit((end_bit + 7) / 8, kMaxUnitOutputBytes, kind | edge_flags(edges));
+    const std::size_t bytes = (end_bit + 7) / 8;
+    member_deflate_bytes_ += bytes;
+    end_scanned_ -= std::min(end_scanned_, bytes);  // searched for the member's end up to there
+    Cut cut = unit(bytes, kMaxUnitOutputBytes, kind | edge_flags(edges));
     cut.speculative = true;
     return cut;
   }
@@ -685,7 +743,9 @@ class GzipSplitter final : public StreamSplitter {
   std::size_t piece_input_bytes_ = kPieceInputBytes;
   double guess_credit_ = 0;
   std::uint64_t pieces_ = 0;
-  bool find_blocks_ = false;   // cut where blocks begin, not at sync flushes
+  std::uint64_t member_deflate_bytes_ = 0;  // in the pieces cut so far
+  std::size_t end_scanned_ = 0;             // of the buffered bytes, searched for the member's end
+  bool find_blocks_ = false;                // cut where blocks begin, not at sync flushes
   bool blocks_tried_ = false;  // a block was looked for near the first piece's end
   LeadBits lead_;              // what the last piece left of its last byte
 };
@@ -773,6 +833,10 @@ class GzipVerifier final : public UnitVerifier {
   // worker that is free: the bytes of a piece depend on the window alone, not on each other.
   void complete(const Cut& cut, ByteView unit, Buffer& decoded) override {
     if (!(cut.flags & (kInOrderPiece | kGuessedPiece))) return;
+    if (cut.flags & kMemberEnd) {
+      finish_member(cut, unit, decoded);
+      return;
+    }
     const PieceEdges edges = piece_edges(cut);
     // What this piece leaves of its last byte to the next, or to a serial decoder after it.
     const LeadBits next_lead =
@@ -813,6 +877,10 @@ class GzipVerifier final : public UnitVerifier {
   }
 
   void on_unit(const Cut& cut, ByteView decoded) override {
+    if (cut.flags & kMemberEnd) {  // checked whole: the next unit starts a member
+      in_member_ = false;
+      return;
+    }
     if (!(cut.flags & (kChunkUnit | kInOrderPiece | kGuessedPiece))) return;
     crc_ = completed_crc_ ? combine_crc32(crc_, *completed_crc_, decoded.size()) : update_crc32(crc_, decoded);
     completed_crc_.reset();
@@ -830,6 +898,8 @@ class GzipVerifier final : public UnitVerifier {
   std::unique_ptr<StreamDecoder> serial_decoder() override;
 
  private:
+  void finish_member(const Cut& cut, ByteView unit, Buffer& decoded);
+
   static constexpr std::size_t kResolveRangeBytes = 256 * 1024;
   DeflateEngine stream_engine_;
   std::unique_ptr<ChunkInflater> inflater_;  // made for the first piece inflated in order
@@ -975,6 +1045,9 @@ class GzipDecoder final : public StreamDecoder {
     size_ = size;
     state_ = State::kBody;
   }
+
+  // Whether the input so far ended a member (and no padding followed).
+  bool between_members() const { return state_ == State::kHeader && header_bytes_ == 0 && !padded_; }
 
   void finish() override {
     if (state_ == State::kHeader && header_bytes_ == 0) {
@@ -1284,6 +1357,28 @@ class GzipDecoder final : public StreamDecoder {
   std::uint64_t members_ = 0;       // members completed
   bool padded_ = false;             // zero padding followed the last member
 };
+
+// A member's last piece (GzipSplitter::last_piece): its last blocks and the trailer, which must
+// end exactly where the piece does, inflated and checked by a decoder that goes on from the
+// pieces before, as the serial decoder would. Anything else is a wrong guess, and the serial
+// decoder, from this piece on, says what is wrong, if anything.
+void GzipVerifier::finish_member(const Cut& cut, ByteView unit, Buffer& decoded) {
+  const auto wrong = [](const std::string& why) {
+    return Error(ErrorKind::kCorruptData, fmt::format("the member does not end where its last piece does: {}", why));
+  };
+  GzipDecoder decoder(stream_engine_);
+  decoder.continue_member(member_start_, next_offset_, crc_, size_, window_.view(), lead_);
+  decoded.clear();
+  try {
+    decoder.decode(unit, [&](ByteView bytes) {
+      if (decoded.size() + bytes.size() > cut.max_output_bytes) throw wrong("more than a unit holds");
+      decoded.append(bytes);
+    });
+  } catch (const Error& e) {
+    throw wrong(e.detail());
+  }
+  if (!decoder.between_members()) throw wrong("it goes on");
+}
 
 std::unique_ptr<StreamDecoder> GzipVerifier::serial_decoder() {
   if (!in_member_) return nullptr;

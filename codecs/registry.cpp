@@ -146,11 +146,24 @@ std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool l
 }
 
 Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {
-  return checked(find_cut(buffered, offset), buffered.size(), offset);
+  return checked(unless_guessed_wrong([&] { return find_cut(buffered, offset); }), buffered.size(), offset);
 }
 
 Cut StreamSplitter::at_end(ByteView buffered, std::uint64_t offset) {
-  return checked(cut_at_end(buffered, offset), buffered.size(), offset);
+  return checked(unless_guessed_wrong([&] { return cut_at_end(buffered, offset); }), buffered.size(), offset);
+}
+
+// After a speculative unit, what the splitter finds wrong may be the guess's mistake (the bytes
+// are not what it takes them for): the serial decoder, going on from the last right guess, says
+// what is wrong, if anything.
+template <typename Find>
+Cut StreamSplitter::unless_guessed_wrong(Find find) {
+  try {
+    return find();
+  } catch (const Error& e) {
+    if (!speculated_ || e.kind() == ErrorKind::kInternal) throw;
+    return cuts::serial();
+  }
 }
 
 Cut StreamSplitter::cut_at_end(ByteView, std::uint64_t) { return {}; }
@@ -162,7 +175,10 @@ Cut StreamSplitter::checked(const Cut& cut, std::size_t shown, std::uint64_t off
   if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
     if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
   }
-  if (cut.kind == Cut::Kind::kMarker && speculated_) throw bad("cut a marker after a speculative unit");
+  if (cut.kind == Cut::Kind::kMarker && speculated_ && cut.bytes > shown) {
+    throw bad(
+        fmt::format("cut a marker of {} bytes from the {} it was shown, after a speculative unit", cut.bytes, shown));
+  }
   if (cut.kind != Cut::Kind::kUnit) return cut;
   if (cut.bytes > shown) throw bad(fmt::format("cut a unit of {} bytes from the {} it was shown", cut.bytes, shown));
   if (cut.max_output_bytes > kMaxUnitOutputBytes) {

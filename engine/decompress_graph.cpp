@@ -335,6 +335,11 @@ class PieceReader {
           break;
         case Cut::Kind::kMarker: {
           const std::uint64_t at = offset_;
+          if (speculated_) {  // with its bytes (all buffered: checked), for a serial decoder that took over
+            Chunk* chunk = piece(Piece::kMarker, cut, at, cut.bytes);
+            consume(cut.bytes);
+            return chunk;
+          }
           const std::size_t now = std::min(cut.bytes, buffered());
           consume(now);
           skip_bytes_ = cut.bytes - now;
@@ -618,7 +623,10 @@ class PieceWriter {
           ++stats_.units;
           break;
         case Piece::kMarker:
-          if (verifier_) verifier_->on_marker(chunk.cut, chunk.offset);
+          if (serial_decoder_)
+            decode_serially(chunk);  // a guess before it failed: its bytes are the decoder's
+          else if (verifier_)
+            verifier_->on_marker(chunk.cut, chunk.offset);
           break;
         case Piece::kSerial:
         case Piece::kSerialEnd:

@@ -528,9 +528,11 @@ TEST(ManyMembers, EachMemberButTheLastIsAUnit) {
       EXPECT_EQ(decoded.stats.units, 0u);
       continue;
     }
-    // The last has no header after it to end it: the serial decoder takes it.
+    // The last has no header after it to end it: the serial decoder takes it (after its header,
+    // in case it was long enough for pieces).
     EXPECT_EQ(decoded.stats.units, members.starts.size() - 1) << threads << " threads";
-    EXPECT_EQ(decoded.stats.serial_from, members.starts.back()) << threads << " threads";
+    ASSERT_TRUE(decoded.stats.serial_from.has_value()) << threads << " threads";
+    EXPECT_GE(*decoded.stats.serial_from, members.starts.back()) << threads << " threads";
   }
 }
 
@@ -561,8 +563,9 @@ TEST(ManyMembers, AMemberHeaderInsideAMemberIsNotItsEnd) {
   }
 }
 
-// A member that inflates to more than a unit may hold, among small ones: its end is not taken
-// (its ISIZE is too large), a later one is, and that guess fails; serial from the long member on.
+// A member that inflates to more than a unit may hold (16 MiB of zeros, 70 KB of deflate data),
+// among small ones: not a unit (its ISIZE is too large), and its one piece, which would inflate to
+// all of it, is more than a piece may hold either: serial from the long member on.
 TEST(ManyMembers, AMemberLongerThanAUnitGoesSerialFromThere) {
   Members members;
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
@@ -572,7 +575,55 @@ TEST(ManyMembers, AMemberLongerThanAUnitGoesSerialFromThere) {
   const Decoded decoded = decode(members.packed, 2, 0);
   EXPECT_TRUE(decoded.output == members.input);
   EXPECT_EQ(decoded.stats.units, 3u);
-  EXPECT_EQ(decoded.stats.serial_from, members.starts[3]);
+  ASSERT_TRUE(decoded.stats.serial_from.has_value());
+  EXPECT_GE(*decoded.stats.serial_from, members.starts[3]);  // at its start, or after its header
+  EXPECT_LT(*decoded.stats.serial_from, members.starts[4]);
+}
+
+// Members longer than a piece's reach, one after another: each is cut into pieces, the last ending
+// at the next member's header (its trailer checked there), and the next member is split again;
+// only the last member's last piece is decoded serially. With and without sync flushes, with
+// small members among them.
+TEST(ManyMembers, MembersInPiecesEndInTheirLastPiece) {
+  Members members;
+  const Bytes a = mixed_input(600 * 1024, 71), b = mixed_input(500 * 1024 + 1, 72), c = text_bytes(3000, 73);
+  members.add(a, zlib_gzip(a, 6, Z_DEFAULT_STRATEGY, kNoFlush));
+  members.add(b, zlib_gzip(b, 6, Z_DEFAULT_STRATEGY, 32 * 1024));
+  members.add(c, zlib_member(c, 6, true));
+  members.add(c, zlib_member(c, 6, false));
+  members.add(a, zlib_gzip(a, 1, Z_DEFAULT_STRATEGY, kNoFlush));
+  for (const int threads : {2, 3, 8}) {
+    for (const std::size_t unit : {std::size_t{1024}, std::size_t{16 * 1024}}) {
+      const Decoded decoded = decode(members.packed, threads, unit);
+      EXPECT_TRUE(decoded.output == members.input) << threads << " threads, pieces of " << unit;
+      EXPECT_GT(decoded.stats.units, 10u) << threads << " threads, pieces of " << unit;
+      EXPECT_GT(decoded.stats.serial_from.value_or(0), members.starts.back())
+          << threads << " threads, pieces of " << unit;
+    }
+  }
+}
+
+// A member in pieces that holds gzip members stored: the second inner member's header follows the
+// first's trailer, whose size (1 MiB of zeros, in fixed-Huffman blocks, which the block finder does
+// not take for cuts) is plausible for the outer member's deflate data before it. Taken for the
+// outer member's end, its last piece does not end there (the member goes on): the serial decoder
+// goes on from that piece.
+TEST(ManyMembers, AMemberHeaderInsideAMemberInPiecesIsNotItsEnd) {
+  const Bytes zeros(1024 * 1024, 0);
+  const Bytes inner = zlib_member(zeros, 9, false, Z_FIXED);
+  Bytes holder = text_bytes(200 * 1024, 82);  // past where the first member's end is looked for
+  for (int i = 0; i < 2; ++i) holder.insert(holder.end(), inner.begin(), inner.end());
+  const Bytes after = text_bytes(100 * 1024, 83);
+  holder.insert(holder.end(), after.begin(), after.end());
+  Members members;
+  members.add(holder, zlib_gzip(holder, 0, Z_DEFAULT_STRATEGY, kNoFlush));  // stored
+  members.add(after, zlib_gzip(after, 6, Z_DEFAULT_STRATEGY, kNoFlush));
+  for (const int threads : {2, 8}) {
+    const Decoded decoded = decode(members.packed, threads, 16 * 1024);
+    EXPECT_TRUE(decoded.output == members.input) << threads << " threads";
+    EXPECT_GE(decoded.stats.units, 1u) << threads << " threads";  // a piece before the false end
+    EXPECT_LT(decoded.stats.serial_from.value_or(members.packed.size()), 200u * 1024) << threads << " threads";
+  }
 }
 
 // Zeros after the members are padding and anything else trailing garbage, as in order; damage
@@ -595,6 +646,23 @@ TEST(ManyMembers, PaddingGarbageAndDamageAreAsInOrder) {
       EXPECT_EQ(e.offset(), members.packed.size()) << e.what();
     }
   }
+  // What follows the members is a header cut short: the same error as in order.
+  for (const Bytes& tail :
+       {Bytes{0x1f, 0x8b, 8}, Bytes{0x1f, 0x8b, 8, 0}, Bytes{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 3}}) {
+    Bytes cut_short = members.packed;
+    cut_short.insert(cut_short.end(), tail.begin(), tail.end());
+    std::string errors[2];
+    for (const int threads : {1, 2}) {
+      try {
+        (void)decode(cut_short, threads, 0);
+        errors[threads - 1] = "no error";
+      } catch (const Error& e) {
+        errors[threads - 1] = fmt::format("{} {} {}", static_cast<int>(e.kind()), e.detail(), e.offset().value_or(0));
+      }
+    }
+    EXPECT_NE(errors[0], "no error") << tail.size() << " bytes after the members";
+    EXPECT_EQ(errors[1], errors[0]) << tail.size() << " bytes after the members";
+  }
   expect_same_errors(members.packed, 0);
 }
 
@@ -614,22 +682,26 @@ TEST_F(SharedHistory, ATarballOfGzipFilesIsNotTakenForManyMembers) {
   }
 }
 
-// Members written by the stock tools, one per part, mixed: each but the last a unit.
+// Members written by the stock tools, one per part, mixed: each a unit but the last (bgzip's parts
+// are several members each, its blocks and an empty one).
 TEST_F(SharedHistory, MembersOfTheStockToolsOneAfterAnotherAreUnits) {
   const Bytes input = mixed_input(2 * 1024 * 1024 + 99, 41);
   put("data", input);
   const auto made =
-      sh("split -b 150000 data part. && i=0 && for p in part.*; do "
+      sh("split -b 150000 data part. && i=0 && for p in part.??; do "
          "case $((i++ % 5)) in 0) gzip -c $p;; 1) pigz -p2 -c $p;; 2) igzip -c $p;; 3) libdeflate-gzip -c $p;; "
-         "4) bgzip -c < $p;; esac; done > m.gz && ls part.* | wc -l");
+         "4) bgzip -c < $p;; esac > $p.gz; done && cat part.??.gz > m.gz && ls part.??.gz | wc -l && "
+         "stat -c %s $(ls part.??.gz | tail -n 1)");
   ASSERT_EQ(made.status, 0) << testing::describe(made);
   const Bytes packed = get("m.gz");
-  const std::size_t parts = std::stoul(made.out);
+  const std::size_t newline = made.out.find('\n');
+  const std::size_t parts = std::stoul(made.out.substr(0, newline)), last = std::stoul(made.out.substr(newline + 1));
   for (const int threads : {2, 3}) {
     const Decoded decoded = decode(packed, threads, 0);
     EXPECT_TRUE(decoded.output == input) << threads << " threads";
-    // bgzip's members say how long they are (its own units, not guesses); the others are guessed.
     EXPECT_GE(decoded.stats.units, parts - 1) << threads << " threads";
+    ASSERT_TRUE(decoded.stats.serial_from.has_value()) << threads << " threads";
+    EXPECT_GE(*decoded.stats.serial_from, packed.size() - last) << threads << " threads: serial before the last part";
   }
 }
 }  // namespace

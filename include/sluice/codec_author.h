@@ -123,8 +123,8 @@ inline constexpr std::size_t kMaxUnitOutputBytes = 16 * 1024 * 1024;
 // What the splitter found at the current position of a stream. Every cut is checked before the
 // engine acts on it (StreamSplitter::next; a splitter may be a user's): a unit or marker of 0
 // bytes, a unit longer than the bytes the splitter was shown or promising more than
-// kMaxUnitOutputBytes, a marker after a speculative unit, and a unit that decodes to more than it
-// promised, are errors of kind kInternal naming the codec.
+// kMaxUnitOutputBytes, a marker after a speculative unit longer than what it was shown, and a
+// unit that decodes to more than it promised, are errors of kind kInternal naming the codec.
 struct Cut {
   enum class Kind {
     kNeedMore,  // too few bytes buffered to tell; read more
@@ -147,8 +147,10 @@ struct Cut {
   // was wrong; the engine then does not raise that but hands the stream, from this unit's first
   // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder; where there is none, a
   // new decoder resumed there, for units that begin frames), which decodes it in order: a wrong
-  // guess costs time, never output. After a speculative unit a splitter cuts only
-  // units until the end (or goes serial): the bytes of markers would not reach that decoder.
+  // guess costs time, never output. After a speculative unit, markers go to the writer with
+  // their bytes (which must be buffered whole), for that decoder if it has taken over; and an
+  // error the splitter throws (kCorruptData, kTrailingGarbage) becomes kSerial, since the bytes
+  // may not be what it took them for: the serial decoder says what is wrong, if anything.
   bool speculative = false;
 };
 
@@ -186,8 +188,10 @@ class StreamSplitter {
   virtual void finish_at(std::uint64_t offset) = 0;
   virtual Cut cut_at_end(ByteView buffered, std::uint64_t offset);
   Cut checked(const Cut& cut, std::size_t shown, std::uint64_t offset);
+  template <typename Find>
+  Cut unless_guessed_wrong(Find find);
   std::string codec_name_;
-  bool speculated_ = false;  // a speculative unit was cut: no markers from here on
+  bool speculated_ = false;  // a speculative unit was cut: markers within what is shown
   Hints hints_;
 };
 
