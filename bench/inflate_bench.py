@@ -9,7 +9,9 @@ the measured -j1 and -j2 points.
 
 With --members: instead, files of many members, the tar cut into parts of 64 KiB, 1 MiB and
 4 MiB each compressed by gzip -6 (split --filter), as logs appended to or a member per record
-are; each member whose end is found is a unit of its own (GzipSplitter::start_foreign).
+are, and the seven Silesia files each by gzip -6, one after another: a member whose end is found
+near its start is a unit of its own, a longer one is cut into pieces that end at the next
+member's header (GzipSplitter).
 
 Usage: /usr/bin/python3 bench/inflate_bench.py [--reps N] [--build DIR] [--members]"""
 import argparse
@@ -51,15 +53,22 @@ def many_members(sluice, tar, scratch, reps):
     print("| members of | members | igzip -dc | libdeflate-gzip -dc | pigz -dc | sluice -j1 | sluice -j2 "
           "| -j2 vs igzip | -j2 vs -j1 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, part in (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("4 MiB", 4 << 20)):
-        packed = scratch / f"members-{part}.gz"
+    silesia = sorted(benchlib.silesia().iterdir())
+    rows = [(label, part, ["split", "-b", str(part), "--filter", "gzip -6 -n", str(tar)])
+            for label, part in (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("4 MiB", 4 << 20))]
+    # Long members one after another (cat a.gz b.gz ...): cut into pieces, each ending at the next.
+    rows.append(("each Silesia file (6-41 MB)", None,
+                 ["sh", "-c", 'for f in "$@"; do gzip -6 -n -c "$f"; done', "sh", *map(str, silesia)]))
+    for label, part, command in rows:
+        packed = scratch / f"members-{part or 'files'}.gz"
         with open(packed, "wb") as out:
-            subprocess.run(["split", "-b", str(part), "--filter", "gzip -6 -n", str(tar)], stdout=out, check=True)
+            subprocess.run(command, stdout=out, check=True)
+        count = (size + part - 1) // part if part else len(silesia)
         files = str(packed)
         ms = interleaved_ms({"igzip": ["igzip", "-dc", files], "libdeflate": ["libdeflate-gzip", "-dc", files],
                              "pigz": ["pigz", "-dc", files], "j1": [sluice, "-dc", "-j1", files],
                              "j2": [sluice, "-dc", "-j2", files]}, reps)
-        print(f"| {label} | {(size + part - 1) // part} | {ms['igzip']:.1f} | {ms['libdeflate']:.1f} | "
+        print(f"| {label} | {count} | {ms['igzip']:.1f} | {ms['libdeflate']:.1f} | "
               f"{ms['pigz']:.1f} | {ms['j1']:.1f} | {ms['j2']:.1f} | {ms['igzip'] / ms['j2']:.2f}x | "
               f"{ms['j1'] / ms['j2']:.2f}x |")
 

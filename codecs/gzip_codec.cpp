@@ -455,7 +455,11 @@ class GzipSplitter final : public StreamSplitter {
   // A member whose end was looked for, and not found before the input ended, is the last one: cut
   // into pieces, as far as they reach.
   Cut cut_at_end(ByteView b, std::uint64_t offset) override {
-    if (chunk_bytes_ > 0 || shared_) return serial();
+    if (shared_) {  // the last member: its pieces, as far as cuts are found
+      const Cut cut = cut_piece(b, /*ends_here=*/true);
+      return cut.kind == Cut::Kind::kUnit ? cut : serial();
+    }
+    if (chunk_bytes_ > 0) return serial();
     if (member_scanned_ == 0) return guessing_members_ ? serial() : need_more();
     member_scanned_ = 0;
     return start_shared(b, offset);
@@ -481,13 +485,13 @@ class GzipSplitter final : public StreamSplitter {
     return guessed_member(end);
   }
 
-  // After a guessed member: the next member is one too if its end is found as near, else cut
-  // into pieces. Anything else (zero padding, garbage) goes to the serial decoder, which says what
-  // it is (the guess before may have been wrong).
+  // After a guessed member: the next member is one too if its end is found within what a unit
+  // may hold, else cut into pieces. Anything else (zero padding, garbage) goes to the serial
+  // decoder, which says what it is (the guess before may have been wrong).
   Cut next_guessed_member(ByteView b, std::uint64_t offset) {
     if (b.size() < 2) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) return serial();
-    const MemberEnd end = guess_member_end(b, first_piece_reach());
+    const MemberEnd end = guess_member_end(b, kMaxUnitInputBytes);
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     return end.kind == MemberEnd::kFound ? guessed_member(end) : start_shared(b, offset);
   }
@@ -526,8 +530,10 @@ class GzipSplitter final : public StreamSplitter {
       at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
       if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0)) {
         const std::uint32_t content = load_le32(b.data() + at - 4);
-        if (content <= kMaxUnitOutputBytes && plausible_member(at - kTrailerBytes - *header, content)) {
-          return {MemberEnd::kFound, at, content};
+        if (plausible_member(at - kTrailerBytes - *header, content)) {
+          member_scanned_ = 0;
+          if (content <= kMaxUnitOutputBytes) return {MemberEnd::kFound, at, content};
+          return {};  // the end of a member too large for a unit (or a false one): pieces find out
         }
       }
       ++at;

@@ -164,6 +164,20 @@ TEST_F(SharedHistory, StreamsWithoutSyncFlushesDecodeExactlyInPiecesCutAtBlocks)
   }
 }
 
+// A member without sync flushes that ends before the search for one would (1 MiB past the first
+// piece): the input's end settles it, and it is cut at blocks, as far as they are found.
+TEST(SharedHistoryStreams, AShortMemberWithoutSyncFlushesIsInPiecesToo) {
+  const Bytes input = mixed_input(2 * 1024 * 1024, 91);
+  const Bytes packed = zlib_gzip(input, 6, Z_DEFAULT_STRATEGY, kNoFlush);
+  ASSERT_LT(packed.size(), std::size_t{1024 * 1024});  // less than the default piece and search
+  ASSERT_GT(packed.size(), std::size_t{300 * 1024});   // more than one piece
+  for (const int threads : {2, 3}) {
+    const Decoded decoded = decode(packed, threads, 0);
+    EXPECT_TRUE(decoded.output == input) << threads << " threads";
+    EXPECT_GE(decoded.stats.units, 1u) << threads << " threads";  // serial from the start without it
+  }
+}
+
 // Incompressible data in the middle, which gzip stores: pieces are cut at the ends of stored
 // blocks there, and at dynamic blocks again after it, not serially from the stored data on.
 TEST_F(SharedHistory, StoredStretchesAreCutAtTheirBlocksEnds) {
