@@ -474,11 +474,13 @@ class GzipSplitter final : public StreamSplitter {
   };
 
   // A member of none of our forms (gzip's, pigz's, any tool's), with more than one thread: a
-  // whole unit if it ends about where its first piece would (one of many small members: logs
-  // appended to, web archives), else cut into pieces.
+  // whole unit if its end is found (one of many members: logs appended to, web archives), else
+  // cut into pieces. The first member of a stream, most often the only one, is looked for only
+  // about as far as its first piece would be cut, so as not to hold its pieces up; after a
+  // member, as far as a unit may hold.
   Cut start_foreign(ByteView b, std::uint64_t offset) {
     if (hints().threads < 2) return serial();
-    const MemberEnd end = guess_member_end(b, first_piece_reach());
+    const MemberEnd end = guess_member_end(b, members_ == 0 ? first_piece_reach() : kMaxUnitInputBytes);
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     if (end.kind == MemberEnd::kNone) return start_shared(b, offset);
     guessing_members_ = true;
@@ -505,9 +507,8 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // Where the member at the start of `b` ends, guessed from the next member's header within its
-  // first `reach` bytes: a gzip magic, method and flags with no reserved bit, after a trailer whose
-  // ISIZE is plausible for the deflate data before it. Compressed data holds such a header about
-  // once in 2^35 bytes; the unit decoder checks the guess to the byte (the member must
+  // first `reach` bytes (looks_like_header), after a trailer whose ISIZE is plausible for the
+  // deflate data before it; the unit decoder checks the guess to the byte (the member must
   // inflate to exactly ISIZE bytes ending at the trailer, with its CRC-32), and a wrong one sends
   // the stream to the serial decoder from that member on.
   MemberEnd guess_member_end(ByteView b, std::size_t reach) {
@@ -518,17 +519,17 @@ class GzipSplitter final : public StreamSplitter {
       return {};  // left to the decoder that says what is wrong
     }
     if (!header) return {b.size() > kMaxSharedHeaderBytes ? MemberEnd::kNone : MemberEnd::kNeedMore};
-    constexpr std::size_t kLeastDeflateBytes = 2, kTrailerBytes = 8, kMagicBytes = 4;
+    constexpr std::size_t kLeastDeflateBytes = 2, kTrailerBytes = 8;
     const std::size_t limit = std::min(b.size(), reach);
     std::size_t at = std::max(member_scanned_, *header + kLeastDeflateBytes + kTrailerBytes);
-    while (at + kMagicBytes <= limit) {
-      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kMagicBytes + 1 - at);
+    while (at + kFixedHeaderBytes <= limit) {
+      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kFixedHeaderBytes + 1 - at);
       if (!magic) {
-        at = limit - kMagicBytes + 1;
+        at = limit - kFixedHeaderBytes + 1;
         break;
       }
       at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
-      if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0)) {
+      if (looks_like_header(b.data() + at)) {
         const std::uint32_t content = load_le32(b.data() + at - 4);
         if (plausible_member(at - kTrailerBytes - *header, content)) {
           member_scanned_ = 0;
@@ -543,6 +544,16 @@ class GzipSplitter final : public StreamSplitter {
     member_scanned_ = 0;
     return {};
   }
+
+  // Whether the 10 bytes at `h` could start a member as the tools write one: magic, method, no
+  // reserved flag, XFL as RFC 1952 defines it (0, 2, 4), an OS it lists (0-13, 255). Compressed
+  // data holds that by chance about once in 2^40 bytes (the magic and method alone: once in 16 MB,
+  // found in the Silesia tar's deflate data). A writer of other XFL or OS values costs only time.
+  static bool looks_like_header(const std::uint8_t* h) {
+    return h[0] == kMagic0 && h[1] == kMagic1 && h[2] == kMethodDeflate && !(h[3] & 0xE0) &&
+           (h[8] == 0 || h[8] == 2 || h[8] == 4) && (h[9] <= 13 || h[9] == 255);
+  }
+  static constexpr std::size_t kFixedHeaderBytes = 10;
 
   // Whether `deflate_bytes` of deflate data could hold `content` bytes (ISIZE), as encoders write
   // it: at most stored (5 bytes a block) or fixed Huffman (9 bits a byte), at least 1/1032 (the
@@ -597,19 +608,19 @@ class GzipSplitter final : public StreamSplitter {
     return cut.kind == Cut::Kind::kUnit ? cut : last_piece(*end);
   }
 
-  // Where the next member's header is in b[0, limit), if one is: its magic, method and flags,
-  // after a trailer whose size is plausible for the member's deflate data.
+  // Where the next member's header is in b[0, limit), if one is (looks_like_header), after a
+  // trailer whose size is plausible for the member's deflate data.
   std::optional<std::size_t> next_member_at(ByteView b, std::size_t limit) {
-    constexpr std::size_t kLeastEndBytes = 1 + 8, kMagicBytes = 4;  // a byte of the final block, the trailer
+    constexpr std::size_t kLeastEndBytes = 1 + 8;  // a byte of the final block, the trailer
     std::size_t at = std::max(end_scanned_, kLeastEndBytes);
-    while (at + kMagicBytes <= limit) {
-      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kMagicBytes + 1 - at);
+    while (at + kFixedHeaderBytes <= limit) {
+      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kFixedHeaderBytes + 1 - at);
       if (!magic) {
-        at = limit - kMagicBytes + 1;
+        at = limit - kFixedHeaderBytes + 1;
         break;
       }
       at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
-      if (b[at + 1] == kMagic1 && b[at + 2] == kMethodDeflate && !(b[at + 3] & 0xE0) &&
+      if (looks_like_header(b.data() + at) &&
           plausible_member(member_deflate_bytes_ + at - 8, load_le32(b.data() + at - 4))) {
         end_scanned_ = at;
         return at;

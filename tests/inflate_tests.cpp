@@ -577,6 +577,25 @@ TEST(ManyMembers, AMemberHeaderInsideAMemberIsNotItsEnd) {
   }
 }
 
+// Bytes in a member that match a header's magic, method and flags but not its XFL or OS (as the
+// Silesia tar's deflate data holds once in its 20 MB) after a plausible size: not taken for an end.
+TEST(ManyMembers, BytesThatOnlyResembleAHeaderAreNotTakenForOne) {
+  Bytes holder = text_bytes(2000, 1);
+  const Bytes resembling = {0xd0, 0x07, 0, 0, 0x1f, 0x8b, 8, 0x14, 0xbe, 0xa1, 0x5f, 0xdc, 0xfd, 0xbd};  // size 2000
+  holder.insert(holder.end(), resembling.begin(), resembling.end());
+  const Bytes after = text_bytes(2000, 2);
+  holder.insert(holder.end(), after.begin(), after.end());
+  Members members;
+  members.add(holder, zlib_member(holder, 0, false));  // stored: the bytes as they are
+  for (std::uint64_t seed = 3; seed < 6; ++seed) {
+    const Bytes more = text_bytes(3000, seed);
+    members.add(more, zlib_member(more, 6, false));
+  }
+  const Decoded decoded = decode(members.packed, 2, 0);
+  EXPECT_TRUE(decoded.output == members.input);
+  EXPECT_EQ(decoded.stats.units, members.starts.size() - 1);
+}
+
 // A member that inflates to more than a unit may hold (16 MiB of zeros, 70 KB of deflate data),
 // among small ones: not a unit (its ISIZE is too large), and its one piece, which would inflate to
 // all of it, is more than a piece may hold either: serial from the long member on.
