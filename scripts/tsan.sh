@@ -39,7 +39,8 @@ grep -q "$PWD/$deps/install/lib/libtbb" <<<"$libraries" || { echo "tsan: not lin
 "$bin/stream_tests" --gtest_brief=1 --gtest_filter='-StreamMemory.*'  # memory is release's to measure
 # The corruption suites (Damaged) decode one stream at a time and run under ASan/UBSan.
 "$bin/decode_tests" --gtest_brief=1 --gtest_filter='-Codecs/Damaged.*'
-"$bin/inflate_tests" --gtest_brief=1 --gtest_filter='SharedHistoryStreams.FalseSync*:SharedHistoryStreams.Concatenated*'
+"$bin/inflate_tests" --gtest_brief=1 \
+  --gtest_filter='SharedHistoryStreams.FalseSync*:SharedHistoryStreams.Concatenated*:ManyMembers.EachMember*:ManyMembers.MembersInPieces*'
 "$bin/pipeline_tests" --gtest_brief=1 --gtest_filter='PipelineLibrary.*'
 "$bin/zip_tests" --gtest_brief=1 --gtest_filter='ZipLibrary.*:ZipDamage.*'
 "$bin/fault_tests" --gtest_brief=1 --gtest_filter='Faults.AnInput*:FdSourceShrink.*:MappedInput.*:-MappedInput.FilesOfSeveral*'
