@@ -57,7 +57,7 @@ def many_members(sluice, tar, scratch, reps):
     rows = [(label, part, ["split", "-b", str(part), "--filter", "gzip -6 -n", str(tar)])
             for label, part in (("64 KiB", 64 << 10), ("1 MiB", 1 << 20), ("4 MiB", 4 << 20))]
     # Long members one after another (cat a.gz b.gz ...): cut into pieces, each ending at the next.
-    rows.append(("each Silesia file (6-41 MB)", None,
+    rows.append(("each Silesia file (5-34 MB)", None,
                  ["sh", "-c", 'for f in "$@"; do gzip -6 -n -c "$f"; done', "sh", *map(str, silesia)]))
     for label, part, command in rows:
         packed = scratch / f"members-{part or 'files'}.gz"

@@ -383,6 +383,7 @@ class GzipSplitter final : public StreamSplitter {
     if (shared_) return next_piece(b);
     if (guessing_members_) return next_guessed_member(b, offset);
     if (members_ > 0 && !b.empty() && b[0] == 0) {  // padding (zero_padding_bytes)
+      if (speculated()) return serial();            // after a guess, the serial decoder reads it as in order
       if (!padding_start_) padding_start_ = offset;
       return marker(zero_padding_bytes(b));
     }
@@ -477,23 +478,24 @@ class GzipSplitter final : public StreamSplitter {
   // whole unit if its end is found (one of many members: logs appended to, web archives), else
   // cut into pieces. The first member of a stream, most often the only one, is looked for only
   // about as far as its first piece would be cut, so as not to hold its pieces up; after a
-  // member, as far as a unit may hold.
+  // member, within kMaxGuessedMemberBytes.
   Cut start_foreign(ByteView b, std::uint64_t offset) {
     if (hints().threads < 2) return serial();
-    const MemberEnd end = guess_member_end(b, members_ == 0 ? first_piece_reach() : kMaxUnitInputBytes);
+    const MemberEnd end = guess_member_end(b, members_ == 0 ? first_piece_reach() : kMaxGuessedMemberBytes);
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     if (end.kind == MemberEnd::kNone) return start_shared(b, offset);
     guessing_members_ = true;
     return guessed_member(end);
   }
 
-  // After a guessed member: the next member is one too if its end is found within what a unit
-  // may hold, else cut into pieces. Anything else (zero padding, garbage) goes to the serial
-  // decoder, which says what it is (the guess before may have been wrong).
+  // After a guessed member: the next member is one too if its end is found within
+  // kMaxGuessedMemberBytes (and it holds no more than a unit), else cut into pieces. Anything else
+  // (zero padding, garbage) goes to the serial decoder, which says what it is (the guess before
+  // may have been wrong).
   Cut next_guessed_member(ByteView b, std::uint64_t offset) {
     if (b.size() < 2) return need_more();
     if (b[0] != kMagic0 || b[1] != kMagic1) return serial();
-    const MemberEnd end = guess_member_end(b, kMaxUnitInputBytes);
+    const MemberEnd end = guess_member_end(b, kMaxGuessedMemberBytes);
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     return end.kind == MemberEnd::kFound ? guessed_member(end) : start_shared(b, offset);
   }
@@ -554,6 +556,10 @@ class GzipSplitter final : public StreamSplitter {
            (h[8] == 0 || h[8] == 2 || h[8] == 4) && (h[9] <= 13 || h[9] == 255);
   }
   static constexpr std::size_t kFixedHeaderBytes = 10;
+  // How far the end of a member after another is looked for: 4 MiB of deflate data (12-16 MiB of
+  // output at gzip's usual ratios: about what a unit holds). Read from a pipe, bytes buffered while
+  // looking are copied as the read block grows; a longer search would copy more than it saves.
+  static constexpr std::size_t kMaxGuessedMemberBytes = 4 * 1024 * 1024;
 
   // Whether `deflate_bytes` of deflate data could hold `content` bytes (ISIZE), as encoders write
   // it: at most stored (5 bytes a block) or fixed Huffman (9 bits a byte), at least 1/1032 (the
@@ -1387,9 +1393,14 @@ void GzipVerifier::finish_member(const Cut& cut, ByteView unit, Buffer& decoded)
   decoder.continue_member(member_start_, next_offset_, crc_, size_, window_.view(), lead_);
   decoded.clear();
   try {
-    decoder.decode(unit, [&](ByteView bytes) {
-      if (decoded.size() + bytes.size() > cut.max_output_bytes) throw wrong("more than a unit holds");
-      decoded.append(bytes);
+    // Isolated, as complete() is: while it waits for its CRC task, the writer takes no worker's guess.
+    tbb::this_task_arena::isolate([&] {
+      decoder.decode(unit, [&](ByteView bytes) {
+        if (decoded.size() + bytes.size() > cut.max_output_bytes) {
+          throw Error(ErrorKind::kCorruptData, "it inflates to more than a unit holds");
+        }
+        decoded.append(bytes);
+      });
     });
   } catch (const Error& e) {
     throw wrong(e.detail());

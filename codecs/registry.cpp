@@ -150,7 +150,10 @@ Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {
 }
 
 Cut StreamSplitter::at_end(ByteView buffered, std::uint64_t offset) {
-  return checked(unless_guessed_wrong([&] { return cut_at_end(buffered, offset); }), buffered.size(), offset);
+  Cut cut = unless_guessed_wrong([&] { return cut_at_end(buffered, offset); });
+  // After a guess, whether the stream is complete is the serial decoder's to say, as in order.
+  if (cut.kind == Cut::Kind::kNeedMore && speculated_) cut = cuts::serial();
+  return checked(cut, buffered.size(), offset);
 }
 
 // After a speculative unit, what the splitter finds wrong may be the guess's mistake (the bytes
@@ -168,7 +171,7 @@ Cut StreamSplitter::unless_guessed_wrong(Find find) {
 
 Cut StreamSplitter::cut_at_end(ByteView, std::uint64_t) { return {}; }
 
-Cut StreamSplitter::checked(const Cut& cut, std::size_t shown, std::uint64_t offset) {
+Cut StreamSplitter::checked(Cut cut, std::size_t shown, std::uint64_t offset) {
   const auto bad = [&](const std::string& what) {
     return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_name_, what), {}, offset);
   };
@@ -185,7 +188,9 @@ Cut StreamSplitter::checked(const Cut& cut, std::size_t shown, std::uint64_t off
     throw bad(fmt::format("promised a unit of {} bytes, over the {} a unit may hold", cut.max_output_bytes,
                           kMaxUnitOutputBytes));
   }
-  speculated_ = speculated_ || cut.speculative;
+  // A unit after a guess is one too: where it starts depends on the guess.
+  cut.speculative = cut.speculative || speculated_;
+  speculated_ = cut.speculative;
   return cut;
 }
 

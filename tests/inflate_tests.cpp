@@ -15,6 +15,7 @@
 
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
+#include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
@@ -697,6 +698,78 @@ TEST(ManyMembers, PaddingGarbageAndDamageAreAsInOrder) {
     EXPECT_EQ(errors[1], errors[0]) << tail.size() << " bytes after the members";
   }
   expect_same_errors(members.packed, 0);
+}
+
+// The kind, message and offset of the error decoding `packed` gives, or "no error".
+std::string error_of(const Bytes& packed, int threads, std::size_t unit_input_bytes) {
+  try {
+    (void)decode(packed, threads, unit_input_bytes);
+    return "no error";
+  } catch (const Error& e) {
+    return fmt::format("{} {} at {}", static_cast<int>(e.kind()), e.detail(), e.offset().value_or(0));
+  }
+}
+
+// After a member in pieces, whatever follows is read as in order: sluice's sized members and BGZF
+// (units of their own, which follow a guess and so are guesses too), damaged ones, padding and
+// garbage after them, a header cut short. The same output, or the same error at the same offset.
+TEST(ManyMembers, AfterAMemberInPiecesTheRestIsReadAsInOrder) {
+  const Bytes big_input = mixed_input(600 * 1024, 95);
+  const Bytes big = zlib_gzip(big_input, 6, Z_DEFAULT_STRATEGY, kNoFlush);  // pieces of 16 KiB
+  const Bytes tail_input = text_bytes(150 * 1024, 96);
+  std::vector<std::pair<std::string, Bytes>> tails;
+  for (const char* form : {"bgzf", "multi-member"}) {
+    CompressOptions options;
+    options.codec_options.knobs["form"] = form;
+    if (std::string(form) != "bgzf") options.codec_options.chunk_bytes = 64 * 1024;  // BGZF's are fixed
+    const Bytes members = to_bytes(compress_buffer(view(tail_input), options));
+    tails.emplace_back(form, members);
+    Bytes junk = members;
+    junk.insert(junk.end(), {'j', 'u', 'n', 'k'});
+    tails.emplace_back(fmt::format("{} then junk", form), junk);
+    Bytes padded = members;
+    padded.insert(padded.end(), 100, 0);
+    tails.emplace_back(fmt::format("{} then zeros", form), padded);
+    padded.insert(padded.end(), {'j', 'u', 'n', 'k'});
+    tails.emplace_back(fmt::format("{} then zeros and junk", form), padded);
+    Bytes damaged = members;
+    damaged[members.size() / 2] ^= 0x10;
+    tails.emplace_back(fmt::format("{} damaged", form), damaged);
+    Bytes cut_short = members;
+    cut_short.insert(cut_short.end(), {0x1f, 0x8b, 8, 0});
+    tails.emplace_back(fmt::format("{} then a header cut short", form), cut_short);
+  }
+  // A size field that claims one byte less than the member holds: only a unit decoder reads it.
+  Bytes wrong_size = tails[6].second;  // multi-member
+  ASSERT_EQ(wrong_size[12], 'S');
+  wrong_size[20] = static_cast<std::uint8_t>(wrong_size[20] - 1);
+  tails.emplace_back("a size field one short", wrong_size);
+  for (const auto& [what, tail] : tails) {
+    Bytes packed = big;
+    packed.insert(packed.end(), tail.begin(), tail.end());
+    const std::string in_order = error_of(packed, 1, 16 * 1024);
+    EXPECT_EQ(error_of(packed, 2, 16 * 1024), in_order) << what;
+    EXPECT_EQ(error_of(packed, 8, 16 * 1024), in_order) << what;
+    if (in_order == "no error") {
+      Bytes expected = big_input;
+      expected.insert(expected.end(), tail_input.begin(), tail_input.end());
+      EXPECT_TRUE(decode(packed, 2, 16 * 1024).output == expected) << what;
+    }
+  }
+}
+
+// A member whose last data bytes read as a size (2,000,000) and a header of the tools (its XFL and
+// OS the trailer's ISIZE, zeros), whose extra field runs past the end of the input: taken for
+// the member's end, its last piece fails, and the serial decoder reads the file whole, as in order.
+TEST(ManyMembers, AFalseEndAtTheEndOfTheInputIsNoTruncation) {
+  Bytes input = random_bytes(2 * 1024 * 1024, 97);
+  const Bytes last = {0x80, 0x84, 0x1e, 0x00, 0x1f, 0x8b, 0x08, 0x04};
+  std::copy(last.begin(), last.end(), input.end() - static_cast<std::ptrdiff_t>(last.size()));
+  const Bytes packed = zlib_gzip(input, 0, Z_DEFAULT_STRATEGY, kNoFlush);  // stored
+  for (const int threads : {1, 2, 8}) {
+    EXPECT_EQ(error_of(packed, threads, 0), "no error") << threads << " threads";
+    EXPECT_TRUE(decode(packed, threads, 0).output == input) << threads << " threads";
+  }
 }
 
 // A tarball of .gz files in stored blocks (pigz -0; a tool may store what it cannot compress):

@@ -147,10 +147,11 @@ struct Cut {
   // was wrong; the engine then does not raise that but hands the stream, from this unit's first
   // byte, to the verifier's serial decoder (UnitVerifier::serial_decoder; where there is none, a
   // new decoder resumed there, for units that begin frames), which decodes it in order: a wrong
-  // guess costs time, never output. After a speculative unit, markers go to the writer with
-  // their bytes (which must be buffered whole), for that decoder if it has taken over; and an
-  // error the splitter throws (kCorruptData, kTrailingGarbage) becomes kSerial, since the bytes
-  // may not be what it took them for: the serial decoder says what is wrong, if anything.
+  // guess costs time, never output. After a speculative unit, every unit is one too (where it
+  // starts depends on the guess); markers go to the writer with their bytes (which must be
+  // buffered whole), for that decoder if it has taken over; and an error the splitter throws
+  // (kCorruptData, kTrailingGarbage), or kNeedMore at the end of input, becomes kSerial, since the
+  // bytes may not be what it took them for: the serial decoder says what is wrong, if anything.
   bool speculative = false;
 };
 
@@ -181,13 +182,15 @@ class StreamSplitter {
 
  protected:
   const Hints& hints() const { return hints_; }
+  // Whether a speculative unit was cut: what follows may not be what it looks like.
+  bool speculated() const { return speculated_; }
 
  private:
   friend class Codec;
   virtual Cut find_cut(ByteView buffered, std::uint64_t offset) = 0;
   virtual void finish_at(std::uint64_t offset) = 0;
   virtual Cut cut_at_end(ByteView buffered, std::uint64_t offset);
-  Cut checked(const Cut& cut, std::size_t shown, std::uint64_t offset);
+  Cut checked(Cut cut, std::size_t shown, std::uint64_t offset);
   template <typename Find>
   Cut unless_guessed_wrong(Find find);
   std::string codec_name_;
