@@ -524,22 +524,15 @@ class GzipSplitter final : public StreamSplitter {
     constexpr std::size_t kLeastDeflateBytes = 2, kTrailerBytes = 8;
     const std::size_t limit = std::min(b.size(), reach);
     std::size_t at = std::max(member_scanned_, *header + kLeastDeflateBytes + kTrailerBytes);
-    while (at + kFixedHeaderBytes <= limit) {
-      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kFixedHeaderBytes + 1 - at);
-      if (!magic) {
-        at = limit - kFixedHeaderBytes + 1;
-        break;
+    for (;; ++at) {
+      at = next_header(b, at, limit);
+      if (at + kFixedHeaderBytes > limit) break;
+      const std::uint32_t content = load_le32(b.data() + at - 4);
+      if (plausible_member(at - kTrailerBytes - *header, content)) {
+        member_scanned_ = 0;
+        if (content <= kMaxUnitOutputBytes) return {MemberEnd::kFound, at, content};
+        return {};  // the end of a member too large for a unit (or a false one): pieces find out
       }
-      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
-      if (looks_like_header(b.data() + at)) {
-        const std::uint32_t content = load_le32(b.data() + at - 4);
-        if (plausible_member(at - kTrailerBytes - *header, content)) {
-          member_scanned_ = 0;
-          if (content <= kMaxUnitOutputBytes) return {MemberEnd::kFound, at, content};
-          return {};  // the end of a member too large for a unit (or a false one): pieces find out
-        }
-      }
-      ++at;
     }
     member_scanned_ = std::max(member_scanned_, at);  // candidates before it are checked
     if (limit < reach) return {MemberEnd::kNeedMore};
@@ -556,6 +549,20 @@ class GzipSplitter final : public StreamSplitter {
            (h[8] == 0 || h[8] == 2 || h[8] == 4) && (h[9] <= 13 || h[9] == 255);
   }
   static constexpr std::size_t kFixedHeaderBytes = 10;
+
+  // The first position from `at` where looks_like_header holds within b[0, limit); if there is
+  // none, a position p with p + kFixedHeaderBytes > limit, from which to look on once more is
+  // buffered.
+  static std::size_t next_header(ByteView b, std::size_t at, std::size_t limit) {
+    while (at + kFixedHeaderBytes <= limit) {
+      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kFixedHeaderBytes + 1 - at);
+      if (!magic) return limit - kFixedHeaderBytes + 1;
+      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
+      if (looks_like_header(b.data() + at)) return at;
+      ++at;
+    }
+    return at;
+  }
   // How far the end of a member after another is looked for: 4 MiB of deflate data (12-16 MiB of
   // output at gzip's usual ratios: about what a unit holds). Read from a pipe, bytes buffered while
   // looking are copied as the read block grows; a longer search would copy more than it saves.
@@ -619,19 +626,13 @@ class GzipSplitter final : public StreamSplitter {
   std::optional<std::size_t> next_member_at(ByteView b, std::size_t limit) {
     constexpr std::size_t kLeastEndBytes = 1 + 8;  // a byte of the final block, the trailer
     std::size_t at = std::max(end_scanned_, kLeastEndBytes);
-    while (at + kFixedHeaderBytes <= limit) {
-      const void* magic = std::memchr(b.data() + at, kMagic0, limit - kFixedHeaderBytes + 1 - at);
-      if (!magic) {
-        at = limit - kFixedHeaderBytes + 1;
-        break;
-      }
-      at = static_cast<std::size_t>(static_cast<const std::uint8_t*>(magic) - b.data());
-      if (looks_like_header(b.data() + at) &&
-          plausible_member(member_deflate_bytes_ + at - 8, load_le32(b.data() + at - 4))) {
+    for (;; ++at) {
+      at = next_header(b, at, limit);
+      if (at + kFixedHeaderBytes > limit) break;
+      if (plausible_member(member_deflate_bytes_ + at - 8, load_le32(b.data() + at - 4))) {
         end_scanned_ = at;
         return at;
       }
-      ++at;
     }
     end_scanned_ = std::max(end_scanned_, at);
     return std::nullopt;
