@@ -376,6 +376,11 @@ constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
 // same way, to the bit; since each piece is accepted only if it ends at a block boundary, and
 // the first starts at one, every accepted piece starts at one, and a header found in the middle
 // of a block (bits that look like one) fails that check: the stream goes serial from there.
+//
+// With more than one thread, too, a member of another tool is one unit where its end is found
+// (the next member's header, after a plausible trailer: guess_member_end), and a member in pieces
+// ends in a last piece at the next header (next_member_at, GzipVerifier::finish_member): a file of
+// many members is decoded in parallel to its last. These ends are guesses, checked to the byte.
 class GzipSplitter final : public StreamSplitter {
  public:
   Cut find_cut(ByteView b, std::uint64_t offset) override {
@@ -639,7 +644,7 @@ class GzipSplitter final : public StreamSplitter {
   }
 
   // The member's last piece, to the next member's header at `end`: inflated in order, with the
-  // trailer checked (GzipVerifier::finish_member); then that member is split as any first one.
+  // trailer checked (GzipVerifier::finish_member); the next member is then split as any other.
   Cut last_piece(std::size_t end) {
     Cut cut = unit(end, kMaxUnitOutputBytes, kInOrderPiece | kMemberEnd | edge_flags({lead_, 0}));
     cut.speculative = true;
@@ -757,7 +762,7 @@ class GzipSplitter final : public StreamSplitter {
   std::size_t chunk_bytes_ = 0;                 // in a member of independent chunks: their size
   std::uint64_t chunk_member_start_ = 0;        // and where that member began
   std::size_t scanned_ = 0;                     // of the buffered bytes, searched without a find
-  // Members whose ends are guessed (start_foreign): one is, so all after it must be units.
+  // A member's end was guessed (start_foreign): the next ones are looked for the same way.
   bool guessing_members_ = false;
   std::size_t member_scanned_ = 0;  // of the member being guessed, where its end is yet to be looked for
   // A member whose pieces share history (start_shared).
