@@ -328,7 +328,7 @@ class PieceReader {
         if (cut.kind == Cut::Kind::kNeedMore) throw truncated();
       }
       switch (cut.kind) {
-        case Cut::Kind::kNeedMore:
+        case Cut::Kind::kNeedMore:  // handled above: more read, or at_end's cut
           break;
         case Cut::Kind::kSerial:
           go_serial();
