@@ -52,7 +52,12 @@ class IsalChunkDeflater final : public ChunkDeflater {
 
   // Not final: ISA-L's full flush, which ends on an empty stored block as a sync flush does.
   std::size_t deflate(ByteView input, std::span<std::uint8_t> out, bool final) override {
-    isal_zstream stream;
+    // Every field zeroed first: isal_deflate_stateless_init leaves some unset, and ISA-L 2.30
+    // reads one of them (hist_bits, the window) and others; garbage there gave other bytes from one
+    // run to the next. The stream is a member (80 KiB), zeroed for each chunk as no state may
+    // carry over: which chunks a thread's deflater gets differs between runs.
+    isal_zstream& stream = stream_;
+    std::memset(&stream, 0, sizeof stream);
     isal_deflate_stateless_init(&stream);
     stream.level = static_cast<std::uint32_t>(level_);
     stream.level_buf = level_buffer_.data();
@@ -90,6 +95,7 @@ class IsalChunkDeflater final : public ChunkDeflater {
  private:
   int level_;
   std::vector<std::uint8_t> level_buffer_;
+  isal_zstream stream_{};
 };
 
 void set_window(inflate_state& state, ByteView window) {
