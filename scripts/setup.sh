@@ -23,6 +23,8 @@ packages=(
   # Benchmarks (bench/): Google Benchmark for the micro-benchmarks, gnuplot for the plots, and the
   # gzip peers built on the same libraries as our backends (libdeflate-gzip, igzip).
   libbenchmark-dev gnuplot-nox libdeflate-tools isal
+  # Memcheck over the compression libraries (tests/valgrind_engines_test.sh).
+  valgrind
   # A browser as the reader of gzip served with Content-Encoding (tests/http_gzip_readers.py).
   chromium-headless-shell
   # The Python package (python/): pybind11 and Python's headers; pytest for its tests.
