@@ -825,6 +825,9 @@ struct DecompressNode::Nodes {
       if (start.size() < kDetectBytes && !chunk.last) return;
       codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
       splitter = codec->make_splitter();
+      // The caller's arena decodes the units: as many threads as it has (a member of another
+      // tool's is then decoded in pieces, by parallel inflate, where there are two or more).
+      if (splitter) splitter->set_hints({tbb::this_task_arena::max_concurrency(), options.unit_input_bytes});
       decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false, /*in_caller=*/false);
       piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
       piece_writer->report_guesses(&guesses_failed);

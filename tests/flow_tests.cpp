@@ -6,13 +6,20 @@
 #include <atomic>
 #include <cctype>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include <oneapi/tbb/flow_graph.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/flow.h"
+#include "sluice/io.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -210,7 +217,19 @@ struct Decoded {
 // `order` gives (their sequence numbers are always their place in the stream), and collects
 // what comes out.
 Decoded decode_in_graph(const Bytes& packed, const std::vector<std::size_t>& sizes, const DecompressOptions& options,
-                        bool reversed = false) {
+                        bool reversed = false);
+
+// The same, in a graph made in an arena of `threads`.
+Decoded decode_in_arena(int threads, const Bytes& packed, const std::vector<std::size_t>& sizes,
+                        const DecompressOptions& options) {
+  tbb::task_arena arena(threads);
+  Decoded decoded;
+  arena.execute([&] { decoded = decode_in_graph(packed, sizes, options); });
+  return decoded;
+}
+
+Decoded decode_in_graph(const Bytes& packed, const std::vector<std::size_t>& sizes, const DecompressOptions& options,
+                        bool reversed) {
   std::vector<ByteChunk> pieces;
   for (std::size_t at = 0, i = 0; at < packed.size() || pieces.empty(); ++i) {
     const std::size_t n = std::min(sizes[i % sizes.size()], packed.size() - at);
@@ -336,6 +355,69 @@ TEST(DecompressNode, TrailingGarbageIsAnError) {
     }
     EXPECT_TRUE(Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(decoded.output.size())) ==
                 decoded.output);
+    EXPECT_EQ(decoded.lasts, 0u);
+  }
+}
+
+// A gzip member of another tool's (one deflate stream, no sizes recorded) is decoded in pieces on
+// the caller's threads, as sluice::decompress does, where the arena has two or more: zlib's
+// member without a flush (cut at its blocks) and sluice's single member (at its sync flushes).
+// The output is exact either way, comes in a piece per unit, and a damaged byte gives the error
+// decoding in order gives, after a prefix of the output.
+TEST(DecompressNode, AMemberOfAnotherToolIsDecodedInPiecesOnTheArenasThreads) {
+  const Bytes input = text_bytes(3 * 1024 * 1024 + 5, 53);
+  CompressOptions single;
+  single.codec_options.knobs["form"] = "single-member";
+  const std::vector<std::pair<std::string, Bytes>> members = {
+      {"zlib", testing::gzip_with_header_fields(input, "", "", "")},
+      {"sluice --single-member", to_bytes(compress_buffer(view(input), single))}};
+  DecompressOptions options;
+  options.unit_input_bytes = 64 * 1024;
+  for (const auto& [maker, packed] : members) {
+    for (const int threads : {1, 2, 4}) {
+      for (const std::vector<std::size_t>& sizes : {std::vector<std::size_t>{packed.size()}, {1, 100000, 70000}}) {
+        SCOPED_TRACE(fmt::format("{} on {} threads, pieces from {}", maker, threads, sizes.front()));
+        const Decoded decoded = decode_in_arena(threads, packed, sizes, options);
+        EXPECT_FALSE(decoded.error);
+        EXPECT_TRUE(decoded.output == input);
+        EXPECT_EQ(decoded.lasts, 1u);
+        // Fed whole: one serial piece and the end, or a piece per unit of 64 KiB (about 13).
+        if (sizes.size() == 1) {
+          if (threads == 1)
+            EXPECT_LE(decoded.pieces, 3u);
+          else
+            EXPECT_GT(decoded.pieces, 6u);
+        }
+      }
+    }
+    Bytes damaged = packed;
+    damaged[damaged.size() / 2] ^= 0x10;
+    std::string in_order;
+    MemorySource source(view(damaged));
+    MemorySink written;  // what decoding in order writes before it fails
+    try {
+      DecompressOptions one_thread;
+      one_thread.threads = 1;
+      decompress(source, written, one_thread);
+    } catch (const Error& e) {
+      in_order = e.what();
+    }
+    ASSERT_FALSE(in_order.empty()) << maker << ": the damage went unnoticed";
+    const Decoded decoded = decode_in_arena(2, damaged, {packed.size()}, options);
+    ASSERT_TRUE(decoded.error) << maker;
+    try {
+      std::rethrow_exception(decoded.error);
+    } catch (const Error& e) {
+      // The same failure; the name differs (a file's against the node's).
+      const std::string what = e.what(), tail = in_order.substr(in_order.find(':'));
+      EXPECT_NE(what.find(tail), std::string::npos) << maker << ": " << what << " against " << in_order;
+    }
+    // What it sent on is what decoding in order writes, or the start of it.
+    const Bytes before = to_bytes(written.buffer());
+    ASSERT_LE(decoded.output.size(), before.size()) << maker;
+    EXPECT_TRUE(Bytes(before.begin(), before.begin() + static_cast<std::ptrdiff_t>(decoded.output.size())) ==
+                decoded.output)
+        << maker;
     EXPECT_EQ(decoded.lasts, 0u);
   }
 }

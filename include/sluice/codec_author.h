@@ -168,8 +168,8 @@ class StreamSplitter {
   // truncation; any other cut is taken as from next(), and splitting goes on (next() asking for
   // more again comes back here). Checked as next() is.
   Cut at_end(ByteView buffered, std::uint64_t offset);
-  // What the engine tells a splitter before the first next(); where it tells nothing (a
-  // DecompressNode in a caller's graph), the defaults: one thread.
+  // What the engine tells a splitter before the first next(); where it tells nothing, the
+  // defaults: one thread. (A DecompressNode tells the threads of the caller's arena.)
   struct Hints {
     // How many threads decode the units (1: one after another, on the calling thread). A splitter
     // may cut differently with one, e.g. not guess where a guess costs more than decoding in order.

@@ -27,8 +27,8 @@ struct DecompressOptions {
   // bytes it spans; 0: the codec's default. With two threads or more, gzip members of other tools
   // are cut at the first sync flush (pigz's) or block header (gzip's) past 256 KiB, then the next,
   // and so on (looked for in the next 1 MiB). Smaller units spread a small stream over the threads
-  // (the tests and the fuzzer use them), at more cost per byte. Not used by DecompressNode, which
-  // decodes such members serially.
+  // (the tests and the fuzzer use them), at more cost per byte. DecompressNode uses it too, with
+  // the threads of the caller's arena.
   std::size_t unit_input_bytes = 0;
   // The most bytes to write (0: no limit). Past it, decompression stops with Error(kLimit): a
   // decompression bomb can be refused before it fills a disk. Memory is bounded either way.
