@@ -275,6 +275,10 @@ class PieceReader {
 
   std::uint64_t bytes_read() const { return offset_ + buffered(); }
 
+  // Fed: whether the stream is over (its last piece cut). Until then, next_fed() returns null
+  // only once it has taken all it was fed.
+  bool finished() const { return done_; }
+
   // Throws if the input was mapped and lost pages to truncation while it was read.
   void check_mapping() const {
     if (mapped_file_ && mapped_file_->lost_pages.load(std::memory_order_acquire)) {
@@ -788,10 +792,18 @@ std::unique_ptr<Codec> make_decoding_codec(const std::string& name, const Decomp
 // DecompressNode: the same reader (fed), unit decoders and writer as the graph above, as nodes of
 // a caller's graph:
 //
-//   in -> ordering -> cutter (serial) -> decoder (parallel) -> ordering -> writer (serial)
-//      -> ordering -> out
+//   in -> ordering -> inbox -> cutter (serial) -> decoder (parallel) -> ordering -> writer (serial)
+//                        ^                                                            |    |
+//                        +------------------- one piece retired ----------------------+    |
+//                                                                          ordering <------+
+//                                                                             |
+//                                                                            out
 //
-// The last sequencer is there for the reason CompressNode has one (flow_node.cpp).
+// The cutter cuts at most `max_in_flight` pieces ahead of the writer, as the graph above's
+// limiter admits them: the caller's pieces wait, whole, until the reader gets to them. (Cutting
+// all that was sent at once gave every piece a chunk of its own, decoded into new memory that the
+// kernel had to zero: BENCHMARKS.md, "DecompressNode".) The last sequencer is there for the
+// reason CompressNode has one (flow_node.cpp).
 struct DecompressNode::Nodes {
   // How much of the stream's start the format is told from, unless the input ends sooner.
   static constexpr std::size_t kDetectBytes = 64;
@@ -799,60 +811,130 @@ struct DecompressNode::Nodes {
   Nodes(flow::graph& graph, const DecompressOptions& given)
       : options(given),
         ordering_in(graph, [](const ByteChunk& chunk) { return chunk.sequence; }),
-        cutter(graph, flow::serial, [this](const ByteChunk& chunk, CutterPorts& ports) { cut(chunk, ports); }),
+        inbox(graph),
+        cutter(graph, flow::serial,
+               [this](const Inbox::output_type& message, CutterPorts& ports) {
+                 if (message.tag() == 0)
+                   inputs.push_back(flow::cast_to<ByteChunk>(message));
+                 else
+                   --in_flight;  // a piece was retired
+                 cut(ports);
+               }),
         decoder(graph, flow::unlimited, [this](Chunk* chunk) { return decoders->decode(chunk); }),
         ordering_mid(graph, [](Chunk* const& chunk) { return chunk->sequence; }),
         writer(graph, flow::serial, [this](Chunk* chunk, WriterPorts& ports) { write(chunk, ports); }),
         ordering_out(graph, [](const ByteChunk& chunk) { return chunk.sequence; }) {
-    flow::make_edge(ordering_in, cutter);
+    flow::make_edge(ordering_in, flow::input_port<0>(inbox));
+    flow::make_edge(inbox, cutter);
     flow::make_edge(flow::output_port<0>(cutter), decoder);
     flow::make_edge(decoder, ordering_mid);
     flow::make_edge(ordering_mid, writer);
     flow::make_edge(flow::output_port<0>(writer), ordering_out);
+    flow::make_edge(flow::output_port<1>(writer), flow::input_port<1>(inbox));
   }
 
-  using Cutter = flow::multifunction_node<ByteChunk, std::tuple<Chunk*>>;
+  using Inbox = flow::indexer_node<ByteChunk, flow::continue_msg>;
+  using Cutter = flow::multifunction_node<Inbox::output_type, std::tuple<Chunk*>>;
   using CutterPorts = Cutter::output_ports_type;
-  using Writer = flow::multifunction_node<Chunk*, std::tuple<ByteChunk>>;
+  using Writer = flow::multifunction_node<Chunk*, std::tuple<ByteChunk, flow::continue_msg>>;
   using WriterPorts = Writer::output_ports_type;
 
-  // Feeds the caller's piece to the reader (made once the format is known) and sends on every
-  // piece it cuts.
-  void cut(const ByteChunk& chunk, CutterPorts& ports) {
-    const ByteView bytes = chunk.bytes ? chunk.bytes->view() : ByteView{};
-    if (!reader) {
-      start.append(bytes);
-      if (start.size() < kDetectBytes && !chunk.last) return;
-      codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
-      splitter = codec->make_splitter();
-      // The caller's arena decodes the units: as many threads as it has (a member of another
-      // tool's is then decoded in pieces, by parallel inflate, where there are two or more).
-      if (splitter) splitter->set_hints({tbb::this_task_arena::max_concurrency(), options.unit_input_bytes});
-      decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false, /*in_caller=*/false);
-      piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
-      piece_writer->report_guesses(&guesses_failed);
-      reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
-      reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
-      reader->feed(start.view(), chunk.last);
-    } else {
-      reader->feed(bytes, chunk.last);
+  // Cuts pieces from the caller's, in order, while fewer than `max_in_flight` are in flight: the
+  // first bytes tell the format (and make the reader); then each piece is fed to the reader once
+  // it has taken all of the one before.
+  void cut(CutterPorts& ports) {
+    while (!reader && !inputs.empty()) {
+      const ByteChunk chunk = std::move(inputs.front());
+      inputs.pop_front();
+      start.append(chunk.bytes ? chunk.bytes->view() : ByteView{});
+      if (start.size() >= kDetectBytes || chunk.last) start_reader(chunk.last);
     }
-    while (Chunk* piece = reader->next_fed()) std::get<0>(ports).try_put(piece);
+    while (reader && in_flight < max_in_flight) {
+      if (Chunk* piece = reader->next_fed()) {
+        ++in_flight;
+        std::get<0>(ports).try_put(piece);
+        continue;
+      }
+      if (reader->finished()) {  // nothing more is read: the caller's pieces are let go
+        inputs.clear();
+        feeding = false;
+        return;
+      }
+      // The reader has taken all it was fed: the next of the caller's pieces, if it came.
+      if (feeding) inputs.pop_front();
+      feeding = !inputs.empty();
+      if (!feeding) return;
+      const ByteChunk& next = inputs.front();
+      reader->feed(next.bytes ? next.bytes->view() : ByteView{}, next.last);
+    }
   }
 
-  // In order: each piece's output, as one chunk of the decoded stream; the error of a piece is
+  void start_reader(bool last) {
+    codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
+    splitter = codec->make_splitter();
+    // The caller's arena decodes the units: as many threads as it has (a member of another
+    // tool's is then decoded in pieces, by parallel inflate, where there are two or more).
+    const int threads = tbb::this_task_arena::max_concurrency();
+    if (splitter) splitter->set_hints({threads, options.unit_input_bytes});
+    max_in_flight = options.max_pieces_in_flight > 0 ? options.max_pieces_in_flight
+                                                     : kPiecesPerThread * static_cast<std::size_t>(threads);
+    decoders.emplace(*codec, errors, name, guesses_failed, /*pin=*/false, /*in_caller=*/false);
+    piece_writer.emplace(output, *codec, splitter.get(), 1, options.max_output_bytes, errors, name, stats);
+    piece_writer->report_guesses(&guesses_failed);
+    reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
+    reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
+    reader->feed(start.view(), last);
+  }
+
+  // The decoded stream as it is written, in buffers of 1 MiB handed on whole (the caller owns
+  // them). No buffer grows: growing one copies it into fresh memory each time, which the kernel
+  // must zero. And none is 2 MiB or more, which Buffer backs with huge pages: memory the caller
+  // frees is faulted in again, a huge page at a time with direct compaction. (A MemorySink here,
+  // doing both, was most of the node's time: BENCHMARKS.md, "DecompressNode".)
+  class Output final : public ByteSink {
+   public:
+    static constexpr std::size_t kBufferBytes = 1024 * 1024;
+
+    void write(ByteView bytes) override {
+      while (!bytes.empty()) {
+        if (current_.size() == current_.capacity()) {
+          if (!current_.empty()) done_.push_back(std::move(current_));
+          current_ = Buffer(kBufferBytes);
+        }
+        const std::size_t n = std::min(bytes.size(), current_.capacity() - current_.size());
+        current_.append(bytes.first(n));
+        bytes = bytes.subspan(n);
+      }
+    }
+    const std::string& name() const override { return name_; }
+
+    // What was written since the last call, in order.
+    std::vector<Buffer> take() {
+      if (!current_.empty()) done_.push_back(std::move(current_));
+      return std::exchange(done_, {});
+    }
+
+   private:
+    std::string name_ = "<flow graph>";
+    Buffer current_;
+    std::vector<Buffer> done_;
+  };
+
+  // In order: each piece's output, as chunks of the decoded stream; the error of a piece is
   // thrown here, after the output before it (what the failing piece decoded included: trailing
   // garbage comes after a whole stream's output).
   void write(Chunk* chunk, WriterPorts& ports) {
     piece_writer->write(*chunk);
     const bool last = chunk->last && !errors.failed();
     pool.release(chunk);
-    Buffer bytes = output.take();
-    if (!bytes.empty() || last) {
+    std::get<1>(ports).try_put(flow::continue_msg());  // retired: the cutter may cut the next
+    std::vector<Buffer> buffers = output.take();
+    if (buffers.empty() && last) buffers.emplace_back();
+    for (std::size_t i = 0; i < buffers.size(); ++i) {
       ByteChunk out;
       out.sequence = next_output++;
-      out.last = last;
-      out.bytes = std::make_shared<const Buffer>(std::move(bytes));
+      out.last = last && i + 1 == buffers.size();
+      out.bytes = std::make_shared<const Buffer>(std::move(buffers[i]));
       std::get<0>(ports).try_put(out);
     }
     errors.rethrow_if_failed();
@@ -862,8 +944,13 @@ struct DecompressNode::Nodes {
   const std::string name = "<flow graph>";
   FirstError errors;
   DecompressStats stats;
-  MemorySink output{name};
+  Output output;
   Buffer start;  // the stream's first bytes, until its format is known
+  // The caller's pieces not yet taken by the reader; the first is being fed when `feeding`.
+  std::deque<ByteChunk> inputs;
+  bool feeding = false;
+  std::size_t in_flight = 0;  // pieces cut and not yet retired by the writer
+  std::size_t max_in_flight = 1;
   std::unique_ptr<Codec> codec;
   std::unique_ptr<StreamSplitter> splitter;
   BlockPool blocks;  // before the chunk pool: retiring a chunk returns its block here
@@ -874,6 +961,7 @@ struct DecompressNode::Nodes {
   std::optional<PieceReader> reader;
   std::uint64_t next_output = 0;
   flow::sequencer_node<ByteChunk> ordering_in;
+  Inbox inbox;
   Cutter cutter;
   flow::function_node<Chunk*, Chunk*> decoder;
   flow::sequencer_node<Chunk*> ordering_mid;

@@ -56,19 +56,21 @@ class CompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk
 // Decompression as a node, CompressNode's mirror. The input is a compressed stream in numbered
 // pieces of any size (0, 1, 2, ... in any arrival order; the last one marked); the output is the
 // decoded stream in numbered pieces (0, 1, 2, ..., the last one marked; a stream that decodes to
-// nothing gives one empty last piece), in order through the output sequencer. The format is told
-// from the first bytes unless options.codec names it; units (zstd frames, lz4 frames, gzip
-// members and chunks) are decoded on every worker, and so are the pieces of a gzip member of
-// another tool's (parallel inflate, as sluice::decompress does) where the arena the node runs in
-// has two threads or more; the rest of a stream that cannot be cut goes through the serial decoder.
-// options.max_output_bytes, options.backends and options.unit_input_bytes apply; threads and
-// in-flight limits are the graph's. A failure (corrupt data, truncation, trailing garbage, the
-// output limit) is thrown from the node's body after the output before it was sent on: the graph is
-// cancelled and graph.wait_for_all() rethrows it. Nodes after this one may not see the last pieces
-// sent before the failure (the cancelled graph drops their pending work); the pieces they saw are
-// the stream's start, in order. Memory in flight is the caller's to bound, as for CompressNode:
-// each input piece may become several output pieces (one per unit, each at most 16 MiB). One
-// DecompressNode decompresses one stream.
+// nothing gives one empty last piece) of at most 1 MiB each (the output of a unit, or a buffer's
+// worth), in order through the output sequencer. The format is told from the first bytes unless
+// options.codec names it; units (zstd frames, lz4 frames, gzip members and chunks) are decoded on
+// every worker, and so are the pieces of a gzip member of another tool's (parallel inflate, as
+// sluice::decompress does) where the arena the node runs in has two threads or more; the rest of a
+// stream that cannot be cut goes through the serial decoder. options.max_output_bytes,
+// options.backends, options.unit_input_bytes and options.max_pieces_in_flight apply; the threads
+// are the graph's. The node decodes at most max_pieces_in_flight pieces (by default 3 per thread of
+// the arena) ahead of what it has sent on; the caller's pieces wait, whole, until it gets to them,
+// so a caller may send a whole stream at once. What it has sent on is the caller's to bound, as for
+// CompressNode. A failure (corrupt data, truncation, trailing garbage, the output limit) is thrown
+// from the node's body after the output before it was sent on: the graph is cancelled and
+// graph.wait_for_all() rethrows it. Nodes after this one may not see the last pieces sent before
+// the failure (the cancelled graph drops their pending work); the pieces they saw are the stream's
+// start, in order. One DecompressNode decompresses one stream.
 class DecompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk>, std::tuple<ByteChunk>> {
  public:
   explicit DecompressNode(tbb::flow::graph& graph, const DecompressOptions& options = {});
