@@ -5,8 +5,9 @@
                              [--before OTHER_BUILD_OF_IT] FILE...
 
 Runs sluice_flow_decode (bench/micro/flow_decode.cpp) once per configuration and repetition, in a
-fresh process each time: the node on 1 and 2 threads, and decompress() on 1 and 2 threads, fed
-from memory in 1 MiB pieces, output counted. In one process the runs disturb each other through
+fresh process each time: the node on 1 and 2 threads, fed from memory in 1 MiB pieces, and
+decompress() on 1 and 2 threads, output counted; and decompress_buffer() on 2 (the output kept in
+memory, as Python's sluice.decompress returns it). In one process the runs disturb each other through
 the allocator (memory freed by one is faulted in again by the next), so each gets its own. The
 runs are interleaved; medians in ms. With --before, the node's runs of another build are
 interleaved with them (a build of the program from an earlier commit).
@@ -17,7 +18,8 @@ import re
 import statistics
 import subprocess
 
-CONFIGS = [("node -j1", 0), ("node -j2", 1), ("decompress() -j1", 2), ("decompress() -j2", 3)]
+CONFIGS = [("node -j1", 0), ("node -j2", 1), ("decompress() -j1", 2), ("decompress() -j2", 3),
+           ("decompress_buffer() -j2", 4)]
 
 
 def run_once(program, path, config):

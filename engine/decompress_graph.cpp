@@ -843,13 +843,19 @@ struct DecompressNode::Nodes {
   // first bytes tell the format (and make the reader); then each piece is fed to the reader once
   // it has taken all of the one before.
   void cut(CutterPorts& ports) {
-    while (!reader && !inputs.empty()) {
-      const ByteChunk chunk = std::move(inputs.front());
-      inputs.pop_front();
-      start.append(chunk.bytes ? chunk.bytes->view() : ByteView{});
-      if (start.size() >= kDetectBytes || chunk.last) start_reader(chunk.last);
+    if (!reader) {
+      Buffer start;  // the stream's first bytes, from as many pieces as they take
+      bool whole = false;
+      for (const ByteChunk& chunk : inputs) {
+        const ByteView bytes = chunk.bytes ? chunk.bytes->view() : ByteView{};
+        start.append(bytes.first(std::min(bytes.size(), kDetectBytes - start.size())));
+        whole = chunk.last;
+        if (start.size() == kDetectBytes || whole) break;
+      }
+      if (start.size() < kDetectBytes && !whole) return;
+      start_reader(start.view());
     }
-    while (reader && in_flight < max_in_flight) {
+    while (in_flight < max_in_flight) {
       if (Chunk* piece = reader->next_fed()) {
         ++in_flight;
         std::get<0>(ports).try_put(piece);
@@ -869,8 +875,8 @@ struct DecompressNode::Nodes {
     }
   }
 
-  void start_reader(bool last) {
-    codec = make_decoding_codec(detect_format(start.view(), options.codec), options);
+  void start_reader(ByteView start) {
+    codec = make_decoding_codec(detect_format(start, options.codec), options);
     splitter = codec->make_splitter();
     // The caller's arena decodes the units: as many threads as it has (a member of another
     // tool's is then decoded in pieces, by parallel inflate, where there are two or more).
@@ -883,23 +889,26 @@ struct DecompressNode::Nodes {
     piece_writer->report_guesses(&guesses_failed);
     reader.emplace(name, codec->info(), splitter.get(), pool, blocks, errors);
     reader->watch_guesses(&guesses_failed, /*in_callers_graph=*/true);
-    reader->feed(start.view(), last);
   }
 
-  // The decoded stream as it is written, in buffers of 1 MiB handed on whole (the caller owns
-  // them). No buffer grows: growing one copies it into fresh memory each time, which the kernel
-  // must zero. And none is 2 MiB or more, which Buffer backs with huge pages: memory the caller
-  // frees is faulted in again, a huge page at a time with direct compaction. (A MemorySink here,
-  // doing both, was most of the node's time: BENCHMARKS.md, "DecompressNode".)
+  // The decoded stream as it is written, in buffers of 64 KiB to 1 MiB handed on whole (the
+  // caller owns them): a piece's first write starts one of its own size within those bounds (a
+  // unit's output is one write), and later writes (a serial decoder's) fill buffers of 1 MiB.
+  // No buffer grows: growing one copies it into fresh memory each
+  // time, which the kernel must zero. And none is 2 MiB or more, which Buffer backs with huge
+  // pages: memory the caller frees is faulted in again, a huge page at a time with direct
+  // compaction. (A MemorySink here, doing both, was most of the node's time: BENCHMARKS.md,
+  // "DecompressNode".)
   class Output final : public ByteSink {
    public:
-    static constexpr std::size_t kBufferBytes = 1024 * 1024;
+    static constexpr std::size_t kMinBufferBytes = 64 * 1024, kMaxBufferBytes = 1024 * 1024;
 
     void write(ByteView bytes) override {
       while (!bytes.empty()) {
         if (current_.size() == current_.capacity()) {
+          const bool first = current_.empty() && done_.empty();  // since the last take()
           if (!current_.empty()) done_.push_back(std::move(current_));
-          current_ = Buffer(kBufferBytes);
+          current_ = Buffer(first ? std::clamp(bytes.size(), kMinBufferBytes, kMaxBufferBytes) : kMaxBufferBytes);
         }
         const std::size_t n = std::min(bytes.size(), current_.capacity() - current_.size());
         current_.append(bytes.first(n));
@@ -945,7 +954,6 @@ struct DecompressNode::Nodes {
   FirstError errors;
   DecompressStats stats;
   Output output;
-  Buffer start;  // the stream's first bytes, until its format is known
   // The caller's pieces not yet taken by the reader; the first is being fed when `feeding`.
   std::deque<ByteChunk> inputs;
   bool feeding = false;

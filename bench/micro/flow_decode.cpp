@@ -1,7 +1,9 @@
-// A DecompressNode in a caller's graph against sluice::decompress, on one and two threads:
-// sluice_flow_decode FILE [REPS] [PIECE_BYTES]. The file is read into memory first and fed to
-// the node in pieces (1 MiB by default) from an arena of the given threads; the output is
-// counted, not kept. The runs are interleaved; medians in ms and MB/s of output are printed.
+// A DecompressNode in a caller's graph against sluice::decompress, on one and two threads, and
+// sluice::decompress_buffer on two: sluice_flow_decode FILE [REPS] [PIECE_BYTES]. The file is
+// read into memory first and fed to the node in pieces (1 MiB by default) from an arena of the
+// given threads; the output is counted, not kept (decompress_buffer's is returned, then freed).
+// The runs are interleaved; medians in ms and MB/s of output are printed.
+// SLUICE_FLOW_DECODE_ONLY=N runs the Nth alone (bench/flow_node_bench.py runs each in a process).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -61,6 +63,15 @@ std::uint64_t through_decompress(const std::string& packed, int threads) {
   return sink.count;
 }
 
+// Into memory the caller owns, as the one-call API (and Python's sluice.decompress) returns it.
+std::uint64_t into_buffer(const std::string& packed, int threads) {
+  sluice::DecompressOptions options;
+  options.threads = threads;
+  return sluice::decompress_buffer(
+             sluice::ByteView(reinterpret_cast<const std::uint8_t*>(packed.data()), packed.size()), options)
+      .size();
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   return values[values.size() / 2];
@@ -84,16 +95,18 @@ int main(int argc, char** argv) {
                                    std::min(piece, packed.size() - at)));
     pieces.push_back(std::move(bytes));
   }
+  enum class Kind { kNode, kDecompress, kBuffer };
   struct Run {
     std::string name;
     int threads;
-    bool node;
+    Kind kind;
     std::vector<double> ms;
   };
-  std::vector<Run> runs = {{"DecompressNode", 1, true, {}},
-                           {"DecompressNode", 2, true, {}},
-                           {"decompress()", 1, false, {}},
-                           {"decompress()", 2, false, {}}};
+  std::vector<Run> runs = {{"DecompressNode", 1, Kind::kNode, {}},
+                           {"DecompressNode", 2, Kind::kNode, {}},
+                           {"decompress()", 1, Kind::kDecompress, {}},
+                           {"decompress()", 2, Kind::kDecompress, {}},
+                           {"decompress_buffer()", 2, Kind::kBuffer, {}}};
   if (const char* only = std::getenv("SLUICE_FLOW_DECODE_ONLY")) {  // one run alone, for perf stat
     const std::size_t keep = std::stoul(only);
     runs = {runs.at(keep)};
@@ -103,7 +116,19 @@ int main(int argc, char** argv) {
     for (auto& run : runs) {
       const auto start = std::chrono::steady_clock::now();
       tbb::task_arena arena(run.threads);
-      arena.execute([&] { output = run.node ? through_node(pieces) : through_decompress(packed, run.threads); });
+      arena.execute([&] {
+        switch (run.kind) {
+          case Kind::kNode:
+            output = through_node(pieces);
+            break;
+          case Kind::kDecompress:
+            output = through_decompress(packed, run.threads);
+            break;
+          case Kind::kBuffer:
+            output = into_buffer(packed, run.threads);
+            break;
+        }
+      });
       const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
       if (rep >= 0) run.ms.push_back(ms);
     }
