@@ -148,6 +148,16 @@ std::optional<std::size_t> header_length(ByteView h) {
   return at;
 }
 
+// header_length for what only describes a stream (its facts, its recorded name): a malformed
+// header is as good as one that ends early, nothing to report (decoding reports it).
+std::optional<std::size_t> header_length_if_sound(ByteView h) {
+  try {
+    return header_length(h);
+  } catch (const HeaderProblem&) {
+    return std::nullopt;
+  }
+}
+
 // The FEXTRA subfield that makes a member splittable: 'S','L', 8 bytes: the member's total size
 // and its uncompressed size (both little-endian uint32). See docs/independent-gzip.md.
 constexpr std::uint8_t kSizeFieldId[2] = {'S', 'L'};
@@ -1541,7 +1551,7 @@ StreamFacts gzip_stream_facts(ByteView s) {
       break;
     }
     if (member.size() < 18 || member[0] != kMagic0 || member[1] != kMagic1) return unknown();
-    const auto header = header_length(member);
+    const auto header = header_length_if_sound(member);
     if (!header) return unknown();
     if (const auto field = header_subfield(member, kSizeFieldId, 8)) {
       const std::size_t length = load_le32(field->data());
@@ -1575,7 +1585,7 @@ StreamFacts gzip_stream_facts(ByteView s) {
 StreamInfo gzip_stream_info(ByteView prefix) {
   StreamInfo info;
   if (prefix.size() < 10 || prefix[0] != kMagic0 || prefix[1] != kMagic1) return info;
-  const auto header = header_length(prefix);
+  const auto header = header_length_if_sound(prefix);
   if (!header) return info;
   info.mtime_seconds = load_le32(prefix.data() + 4);
   if (prefix[3] & kFlagName) {

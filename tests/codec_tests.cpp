@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -212,6 +213,29 @@ Bytes inflate_first_member(const Bytes& packed, std::size_t expected_size) {
   out.resize(stream.total_out);
   inflateEnd(&stream);
   return out;
+}
+
+// What a stream records about itself is read without throwing whatever its header holds (the
+// decoder reports what is wrong): a bad method, reserved flags or a bad header CRC once made
+// `sluice -l` abort on an exception of the gzip reader's own.
+TEST(Gzip, AStreamsFactsAreReadWhateverItsHeaderHolds) {
+  const Bytes input = text_bytes(200 * 1024, 5);
+  const auto gzip = CodecRegistry::global().create("gzip", CodecOptions{});
+  for (const std::string form : {"independent", "multi-member", "bgzf"}) {
+    CompressOptions options;
+    options.codec_options.knobs["form"] = form;
+    const Bytes packed = to_bytes(compress_buffer(view(input), options));
+    ASSERT_TRUE(gzip->describe_stream(view(packed)).uncompressed_bytes.has_value()) << form;
+    for (const auto& [at, value] : std::vector<std::pair<std::size_t, std::uint8_t>>{{2, 7}, {3, 0xE4}, {3, 0x06}}) {
+      Bytes damaged = packed;
+      damaged[at] = value;  // method 7; reserved flags; FHCRC with no such CRC
+      StreamFacts facts;
+      EXPECT_NO_THROW(facts = gzip->describe_stream(view(damaged))) << form << ", byte " << at;
+      EXPECT_FALSE(facts.uncompressed_bytes.has_value()) << form << ", byte " << at;
+      EXPECT_NO_THROW(gzip->recorded_info(view(damaged))) << form << ", byte " << at;
+      EXPECT_THROW(decompress_buffer(view(damaged)), Error) << form << ", byte " << at;
+    }
+  }
 }
 
 // The single-member form is one member, like pigz: one header, zlib's own single-stream inflate
