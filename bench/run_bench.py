@@ -460,7 +460,7 @@ def render_engines(tar, engines, scaling):
     lines = ["### gzip engines", ""]
     lines.append("sluice -j2 compressing the Silesia tar with each engine (`--gzip-backend`); independent members "
                  "unless noted. The default per level is the fastest engine whose output is no larger than "
-                 "zlib's at that level.")
+                 "zlib's at that level and the same on every run (not ISA-L's: README, \"gzip engines\").")
     lines.append("")
     lines.append("| level | engine | MB/s | ratio | size vs zlib |")
     lines.append("|---:|---|---:|---:|---:|")

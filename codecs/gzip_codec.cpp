@@ -1470,7 +1470,7 @@ std::optional<std::size_t> independent_chunk_bytes(ByteView member) {
   const auto field = header_subfield(member, kChunksFieldId, 8);
   if (!field || !(load_le32(field->data() + 4) & kChunksIndependent)) return std::nullopt;
   const std::size_t chunk = load_le32(field->data());
-  if (chunk == 0) return std::nullopt;
+  if (chunk == 0 || chunk > kMaxUnitOutputBytes) return std::nullopt;  // as the splitter takes it
   return chunk;
 }
 

@@ -1082,7 +1082,10 @@ std::size_t recorded_output_bytes(ByteView input, const DecompressOptions& optio
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options) {
   MemorySource source(input);
   MemorySink sink;
-  sink.reserve(recorded_output_bytes(input, options));
+  try {
+    sink.reserve(recorded_output_bytes(input, options));
+  } catch (const std::bad_alloc&) {  // a size claimed past what may be mapped: grown as it comes
+  }
   decompress(source, sink, options);
   return sink.take();
 }
