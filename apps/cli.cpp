@@ -138,7 +138,7 @@ void add_codec_flags(CLI::App& app, CodecFlags& flags) {
       const std::string flag = fmt::format("--{}-backend", name);
       app.add_option_function<std::string>(flag, remember(name, "", flag),
                                            fmt::format("{}: the library that compresses and decompresses (default: "
-                                                       "the fastest per level that gives the same bytes on every run)",
+                                                       "the fastest for each level and job)",
                                                        name))
           ->check(CLI::IsMember(info.backends))
           ->type_name(fmt::format("{}", fmt::join(info.backends, "|")));

@@ -1,7 +1,11 @@
 // The ISA-L (igzip) engine: the fastest inflate for streams of unknown size, and the fastest
-// deflate at gzip's lowest level. ISA-L has levels of its own (0-3) that do not match zlib's:
-// sluice maps gzip levels 1 and 2 to ISA-L's 1 and 2, and levels 3-9 to ISA-L's best, 3 (whose
-// output is larger than zlib's at 6: BENCHMARKS.md).
+// deflate at gzip's lowest level. ISA-L has levels of its own (0-3) that do not match zlib's;
+// sluice uses its level 3 for every gzip level. Its levels 1 and 2 are faster but give other
+// bytes for the same input depending on where the isal_zstream sits in memory (2.30, measured:
+// the same 3,000 chunks of 123 bytes deflated by a stream at 26 addresses gave 26 different
+// outputs, all valid; 4 of 26 for chunks of 64 KiB), so which worker compressed a chunk would
+// show in the output. Level 3 gave the same bytes at every address and size tried. Its output
+// is 5% smaller than zlib's level 1 and larger than zlib's at 3 and above (BENCHMARKS.md).
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 
@@ -18,7 +22,8 @@
 namespace sluice::codecs {
 namespace {
 
-constexpr int kIsalMaxLevel = 3;
+// ISA-L's own level for every gzip level (see the top of the file).
+constexpr int kIsalLevel = 3;
 
 std::uint32_t clamp_u32(std::size_t n) {
   return static_cast<std::uint32_t>(std::min<std::size_t>(n, std::numeric_limits<std::uint32_t>::max()));
@@ -34,18 +39,9 @@ std::uint32_t clamp_u32(std::size_t n) {
   }
 }
 
-std::size_t level_buffer_bytes(int level) {
-  switch (level) {
-    case 1: return ISAL_DEF_LVL1_DEFAULT;
-    case 2: return ISAL_DEF_LVL2_DEFAULT;
-    default: return ISAL_DEF_LVL3_DEFAULT;
-  }
-}
-
 class IsalChunkDeflater final : public ChunkDeflater {
  public:
-  explicit IsalChunkDeflater(int gzip_level)
-      : level_(std::clamp(gzip_level, 1, kIsalMaxLevel)), level_buffer_(level_buffer_bytes(level_)) {}
+  IsalChunkDeflater() : level_buffer_(ISAL_DEF_LVL3_DEFAULT) {}
 
   // Stored blocks (5 bytes per 64 KiB) are the worst case; ISA-L needs some slack besides.
   std::size_t bound(std::size_t input_bytes) const override { return input_bytes + input_bytes / 16 + 1024; }
@@ -59,7 +55,7 @@ class IsalChunkDeflater final : public ChunkDeflater {
     isal_zstream& stream = stream_;
     std::memset(&stream, 0, sizeof stream);
     isal_deflate_stateless_init(&stream);
-    stream.level = static_cast<std::uint32_t>(level_);
+    stream.level = kIsalLevel;
     stream.level_buf = level_buffer_.data();
     stream.level_buf_size = clamp_u32(level_buffer_.size());
     stream.gzip_flag = IGZIP_DEFLATE;
@@ -93,7 +89,6 @@ class IsalChunkDeflater final : public ChunkDeflater {
   }
 
  private:
-  int level_;
   std::vector<std::uint8_t> level_buffer_;
   isal_zstream stream_{};
 };
@@ -309,7 +304,8 @@ class IsalChunkInflater final : public ChunkInflater {
 }  // namespace
 
 std::unique_ptr<ChunkInflater> make_isal_chunk_inflater() { return std::make_unique<IsalChunkInflater>(); }
-std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int level) { return std::make_unique<IsalChunkDeflater>(level); }
+// Every gzip level is ISA-L's level 3 (the top of the file says why).
+std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int /*level*/) { return std::make_unique<IsalChunkDeflater>(); }
 std::unique_ptr<WholeInflater> make_isal_whole_inflater() { return std::make_unique<IsalWholeInflater>(); }
 std::unique_ptr<StreamInflater> make_isal_stream_inflater() { return std::make_unique<IsalStreamInflater>(); }
 

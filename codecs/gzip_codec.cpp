@@ -67,17 +67,17 @@ struct Engines {
 };
 
 // The engines for resolved options. No backend named: the fastest engine per job and level at no
-// worse a ratio than zlib's at that level whose output is the same on every run (BENCHMARKS.md,
-// "gzip engines"): not ISA-L's deflate, the fastest at level 1, whose bytes for the same chunk
-// differ now and then between runs in a process of several threads (valid either way; the cause
-// is inside ISA-L 2.30 and not found: no field, buffer, alignment or bytes around the input
-// reproduce it alone). A backend named: that engine for every job it can do; libdeflate cannot
-// stream, so streams are inflated by ISA-L.
+// worse a ratio than zlib's at that level (BENCHMARKS.md, "gzip engines"): ISA-L at levels 1 and
+// 2 (its one deflate, its level 3, is smaller than zlib's 2 and larger than zlib's 3), libdeflate
+// above. A backend named: that engine for every job it can do; libdeflate cannot stream, so streams are
+// inflated by ISA-L.
 Engines choose_engines(const CodecOptions& options) {
   const bool single = form_of(options) == Form::kSingleMember;
   Engines engines;
   if (options.backend.empty()) {
-    engines.compress = single ? DeflateEngine::kZlib : DeflateEngine::kLibdeflate;
+    engines.compress = single               ? DeflateEngine::kZlib
+                       : options.level <= 2 ? DeflateEngine::kIsal
+                                            : DeflateEngine::kLibdeflate;
     return engines;
   }
   const DeflateEngine chosen = *engine_by_name(options.backend);  // resolve_options checked the name
