@@ -9,8 +9,9 @@ fresh process each time: the node on 1 and 2 threads, fed from memory in 1 MiB p
 decompress() on 1 and 2 threads, output counted; and decompress_buffer() on 2 (the output kept in
 memory, as Python's sluice.decompress returns it). In one process the runs disturb each other through
 the allocator (memory freed by one is faulted in again by the next), so each gets its own. The
-runs are interleaved; medians in ms. With --before, the node's runs of another build are
-interleaved with them (a build of the program from an earlier commit).
+runs are interleaved; medians in ms. With --before, runs of another build (of the program from
+an earlier commit) are interleaved with them: the node's, or the configurations --before-configs
+lists by number (0-4, in the order above).
 """
 import argparse
 import os
@@ -34,10 +35,12 @@ def main():
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--program", default="build/release/bench/micro/sluice_flow_decode")
     parser.add_argument("--before", help="another build of sluice_flow_decode, for its node runs")
+    parser.add_argument("--before-configs", default="0,1", help="which configurations --before runs (0-4)")
     args = parser.parse_args()
     runs = [(name, args.program, config) for name, config in CONFIGS]
     if args.before:
-        runs = [(f"before: {name}", args.before, config) for name, config in CONFIGS[:2]] + runs
+        chosen = [CONFIGS[int(n)] for n in args.before_configs.split(",")]
+        runs = [(f"before: {name}", args.before, config) for name, config in chosen] + runs
     print(f"{args.reps} interleaved runs, a process each; medians in ms")
     print("| file | " + " | ".join(name for name, _, _ in runs) + " |")
     print("|---|" + "---:|" * len(runs))

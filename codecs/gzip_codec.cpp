@@ -1573,7 +1573,8 @@ StreamFacts gzip_stream_facts(ByteView s) {
       facts.units += content->chunks;
       at += end;
     } else {
-      ++facts.units;  // a member that does not say where it ends
+      ++facts.units;  // a member that does not say where it ends: the stream's last ISIZE is a guess
+      facts.likely_uncompressed_bytes = total + load_le32(s.data() + s.size() - 4);
       return unknown();
     }
   }

@@ -1050,8 +1050,9 @@ DecompressStats decompress_file(const std::string& input_path, const std::string
 namespace {
 
 // What `input` records it decodes to (its codec's describe_stream, which never throws for bad
-// data), for decompress_buffer to allocate the output once; 0 where it records nothing or is in
-// no known format (decompress() then says so). A recorded size is only a claim: it is capped by
+// data), or else what it suggests (StreamFacts::likely_uncompressed_bytes: gzip's last ISIZE), for
+// decompress_buffer to allocate the output once; 0 where it says nothing or is in no known format
+// (decompress() then says so). A recorded size is only a claim: it is capped by
 // the caller's output limit, by 1 GiB and, for a small input, by 64 MiB or 1,100 times its size
 // (deflate's most), whichever is more; reserving maps memory, no more.
 std::size_t recorded_output_bytes(ByteView input, const DecompressOptions& options) {
@@ -1065,7 +1066,8 @@ std::size_t recorded_output_bytes(ByteView input, const DecompressOptions& optio
   }
   std::uint64_t bytes = 0;
   try {
-    bytes = make_decoding_codec(name, options)->describe_stream(input).uncompressed_bytes.value_or(0);
+    const StreamFacts facts = make_decoding_codec(name, options)->describe_stream(input);
+    bytes = facts.uncompressed_bytes.value_or(facts.likely_uncompressed_bytes.value_or(0));
   } catch (const Error&) {  // an unknown codec or backend: decompress() reports it
     return 0;
   }

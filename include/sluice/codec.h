@@ -60,6 +60,10 @@ struct StreamFacts {
   // table) and they agree with one another; unset: only decoding tells.
   std::optional<std::uint64_t> uncompressed_bytes;
   std::string check;  // the integrity check it carries ("CRC-32", "XXH64", "none")
+  // Where uncompressed_bytes is unset: what a record in the stream suggests it decodes to (gzip:
+  // the sizes of the members that say theirs and the last member's ISIZE, exact for a single
+  // member under 4 GiB), for allocating memory before decoding; a guess, never shown as a fact.
+  std::optional<std::uint64_t> likely_uncompressed_bytes = std::nullopt;
 };
 
 // Fixed facts about a codec, available before one is created.

@@ -70,6 +70,9 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink,
 DecompressStats decompress_file(const std::string& input_path, const std::string& output_path,
                                 const DecompressOptions& options = {}, bool overwrite = false);
 
+// Decompresses a whole stream in memory into a buffer allocated once where the stream records
+// its size, or suggests it (StreamFacts; capped by options.max_output_bytes and 1 GiB), and grown
+// as the output comes where it does not.
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
 
 // What a compressed stream holds, as `sluice -l` shows it.
