@@ -1,5 +1,9 @@
-// Memory for Buffers: plain malloc for small blocks, huge-page-backed blocks for large ones.
+// Memory for Buffers: plain malloc for small blocks; for large ones, on Linux, mappings of their
+// own offered to the kernel's huge pages, which grow by moving pages (mremap), never by copying.
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "sluice/bytes.h"
@@ -8,31 +12,121 @@
 #include <sys/mman.h>
 #endif
 
+// Under the sanitizers every block comes from the C library's allocator: AddressSanitizer guards
+// its blocks (a mapping of our own would hide overflows past a large buffer), and
+// ThreadSanitizer's shadow of moved pages is not ours to keep right.
+#if defined(__linux__) && defined(MREMAP_MAYMOVE) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#define SLUICE_MAPPED_BUFFERS 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#undef SLUICE_MAPPED_BUFFERS
+#endif
+#endif
+
 namespace sluice::detail {
 
 namespace {
+
 constexpr std::size_t kHugePageBytes = 2 * 1024 * 1024;
+
+std::size_t round_up(std::size_t bytes, std::size_t to) { return (bytes + to - 1) / to * to; }
+
+bool is_large(std::size_t capacity) { return capacity >= kHugePageBytes; }
+
+#if defined(SLUICE_MAPPED_BUFFERS)
+
+// A mapping of `bytes` (a multiple of 2 MiB) that starts on a 2 MiB boundary, all of it one
+// mapping advised for huge pages (advice only: without THP, ordinary pages). One mapping matters:
+// mremap moves only a range that is a single mapping, and advice on part of it would split it.
+std::uint8_t* map_large(std::size_t bytes) {
+  const std::size_t spare = kHugePageBytes;
+  void* raw = ::mmap(nullptr, bytes + spare, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto start = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t aligned = round_up(start, kHugePageBytes);
+  if (aligned > start) ::munmap(raw, aligned - start);
+  const std::uintptr_t end = aligned + bytes;
+  if (start + bytes + spare > end) ::munmap(reinterpret_cast<void*>(end), start + bytes + spare - end);
+  auto* memory = reinterpret_cast<std::uint8_t*>(aligned);
+#if defined(MADV_HUGEPAGE)
+  ::madvise(memory, bytes, MADV_HUGEPAGE);
+#endif
+  return memory;
 }
 
+#else
+
+std::uint8_t* map_large(std::size_t bytes) {
+  void* memory = std::aligned_alloc(kHugePageBytes, bytes);
+  if (memory == nullptr) throw std::bad_alloc();
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  ::madvise(memory, bytes, MADV_HUGEPAGE);
+#endif
+  return static_cast<std::uint8_t*>(memory);
+}
+
+#endif
+
+void free_large(std::uint8_t* data, [[maybe_unused]] std::size_t capacity) noexcept {
+#if defined(SLUICE_MAPPED_BUFFERS)
+  ::munmap(data, capacity);
+#else
+  std::free(data);
+#endif
+}
+
+}  // namespace
+
 std::uint8_t* allocate_bytes(std::size_t& bytes) {
-  void* memory = nullptr;
-  if (bytes >= kHugePageBytes) {
+  if (is_large(bytes)) {
     // Large buffers are filled once per unit: with 4 KiB pages, their page faults are a visible
     // share of a decoding run (BENCHMARKS.md). Only whole, aligned 2 MiB pages can be huge, hence
     // the rounding; the kernel backs what is touched, no more.
-    const std::size_t rounded = (bytes + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
-    memory = std::aligned_alloc(kHugePageBytes, rounded);
-    if (memory != nullptr) {
-      bytes = rounded;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      ::madvise(memory, rounded, MADV_HUGEPAGE);  // advice only: without THP, ordinary pages
-#endif
-    }
-  } else {
-    memory = std::malloc(bytes);
+    const std::size_t rounded = round_up(bytes, kHugePageBytes);
+    std::uint8_t* memory = map_large(rounded);
+    bytes = rounded;
+    return memory;
   }
+  void* memory = std::malloc(bytes);
   if (memory == nullptr) throw std::bad_alloc();
   return static_cast<std::uint8_t*>(memory);
+}
+
+std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t capacity, std::size_t& bytes) {
+  if (!is_large(bytes)) {  // small to small: the C library's realloc
+    void* memory = std::realloc(data, bytes);
+    if (memory == nullptr) throw std::bad_alloc();
+    return static_cast<std::uint8_t*>(memory);
+  }
+  const std::size_t rounded = round_up(bytes, kHugePageBytes);
+#if defined(SLUICE_MAPPED_BUFFERS)
+  if (is_large(capacity)) {
+    // The pages move with their contents; a new place keeps no 2 MiB alignment (huge pages then
+    // begin at its first 2 MiB boundary).
+    void* moved = ::mremap(data, capacity, rounded, MREMAP_MAYMOVE);
+    if (moved == MAP_FAILED) throw std::bad_alloc();
+    bytes = rounded;
+    return static_cast<std::uint8_t*>(moved);
+  }
+#endif
+  std::uint8_t* memory = map_large(rounded);
+  std::memcpy(memory, data, std::min(used, capacity));
+  if (is_large(capacity)) {
+    free_large(data, capacity);
+  } else {
+    std::free(data);
+  }
+  bytes = rounded;
+  return memory;
+}
+
+void free_bytes(std::uint8_t* data, std::size_t capacity) noexcept {
+  if (is_large(capacity)) {
+    free_large(data, capacity);
+  } else {
+    std::free(data);
+  }
 }
 
 }  // namespace sluice::detail

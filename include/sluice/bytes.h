@@ -24,50 +24,59 @@ inline ByteView as_bytes(std::string_view text) {
 }
 
 namespace detail {
-// Uninitialised memory for a Buffer of at least `bytes` (> 0), released with std::free. Sets
-// `bytes` to the capacity actually given: blocks of 2 MiB and more are rounded up to whole 2 MiB
-// pages, aligned, and offered to the kernel's transparent huge pages (where it has them), since a
-// pool's first pass over fresh chunk buffers otherwise takes a page fault every 4 KiB.
+// Uninitialised memory for a Buffer of at least `bytes` (> 0), released by free_bytes with the
+// capacity given. Sets `bytes` to that capacity: blocks of 2 MiB and more are rounded up to whole
+// 2 MiB pages, aligned, and offered to the kernel's transparent huge pages (where it has them),
+// since a pool's first pass over fresh chunk buffers otherwise takes a page fault every 4 KiB.
 // Throws std::bad_alloc.
 std::uint8_t* allocate_bytes(std::size_t& bytes);
-struct FreeBytes {
-  void operator()(std::uint8_t* bytes) const noexcept { std::free(bytes); }
-};
+// Grows `data` (`capacity` bytes from allocate_bytes or here, its first `used` kept) to at least
+// `bytes`, set as by allocate_bytes. A large block is grown where it lies or moved by the kernel
+// (mremap) rather than copied into memory faulted in anew: a buffer filled as output comes
+// (MemorySink) costs its pages once. Throws std::bad_alloc, leaving `data` as it was.
+std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t capacity, std::size_t& bytes);
+void free_bytes(std::uint8_t* data, std::size_t capacity) noexcept;
 }  // namespace detail
 
 class Buffer {
  public:
   Buffer() = default;
   explicit Buffer(std::size_t capacity_bytes) { reserve(capacity_bytes); }
+  ~Buffer() { release(); }
   // A buffer moved from is empty, with no capacity, and may be used again.
   Buffer(Buffer&& other) noexcept
-      : data_(std::move(other.data_)),
+      : data_(std::exchange(other.data_, nullptr)),
         size_(std::exchange(other.size_, 0)),
         capacity_(std::exchange(other.capacity_, 0)) {}
   Buffer& operator=(Buffer&& other) noexcept {
-    data_ = std::move(other.data_);
-    size_ = std::exchange(other.size_, 0);
-    capacity_ = std::exchange(other.capacity_, 0);
+    if (this != &other) {
+      release();
+      data_ = std::exchange(other.data_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      capacity_ = std::exchange(other.capacity_, 0);
+    }
     return *this;
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
 
-  std::uint8_t* data() { return data_.get(); }
-  const std::uint8_t* data() const { return data_.get(); }
+  std::uint8_t* data() { return data_; }
+  const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   std::size_t capacity() const { return capacity_; }
   bool empty() const { return size_ == 0; }
-  ByteView view() const { return {data_.get(), size_}; }
+  ByteView view() const { return {data_, size_}; }
 
   void clear() { size_ = 0; }
 
   // Grows capacity to at least `capacity_bytes`, keeping the contents.
   void reserve(std::size_t capacity_bytes) {
     if (capacity_bytes <= capacity_) return;
-    std::unique_ptr<std::uint8_t[], detail::FreeBytes> grown(detail::allocate_bytes(capacity_bytes));
-    if (size_ > 0) std::memcpy(grown.get(), data_.get(), size_);
-    data_ = std::move(grown);
+    if (data_ == nullptr) {
+      data_ = detail::allocate_bytes(capacity_bytes);
+    } else {
+      data_ = detail::reallocate_bytes(data_, size_, capacity_, capacity_bytes);
+    }
     capacity_ = capacity_bytes;
   }
 
@@ -81,11 +90,17 @@ class Buffer {
     if (bytes.empty()) return;
     const std::size_t old_size = size_;
     resize(old_size + bytes.size());
-    std::memcpy(data_.get() + old_size, bytes.data(), bytes.size());
+    std::memcpy(data_ + old_size, bytes.data(), bytes.size());
   }
 
  private:
-  std::unique_ptr<std::uint8_t[], detail::FreeBytes> data_;
+  void release() noexcept {
+    if (data_ != nullptr) detail::free_bytes(data_, capacity_);
+    data_ = nullptr;
+    size_ = capacity_ = 0;
+  }
+
+  std::uint8_t* data_ = nullptr;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
 };
