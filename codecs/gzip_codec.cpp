@@ -68,9 +68,9 @@ struct Engines {
 
 // The engines for resolved options. No backend named: the fastest engine per job and level at no
 // worse a ratio than zlib's at that level (BENCHMARKS.md, "gzip engines"): ISA-L at levels 1 and
-// 2 (its one deflate, its level 3, is smaller than zlib's 2 and larger than zlib's 3), libdeflate
-// above. A backend named: that engine for every job it can do; libdeflate cannot stream, so streams are
-// inflated by ISA-L.
+// 2 (its one deflate, its level 3, is smaller than zlib's 2 and larger than zlib's 3: 0.2795 of
+// the Silesia tar in 128 KiB chunks against 0.2853 and 0.2751), libdeflate above. A backend named: that engine for
+// every job it can do; libdeflate cannot stream, so streams are inflated by ISA-L.
 Engines choose_engines(const CodecOptions& options) {
   const bool single = form_of(options) == Form::kSingleMember;
   Engines engines;

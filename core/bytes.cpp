@@ -10,6 +10,16 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
+#endif
+// Memcheck takes fresh mappings for defined memory (zeros); it is told they hold nothing yet, as
+// a block from malloc does, so that reads of bytes never written are still reported. Its client
+// requests cost a few instructions outside valgrind.
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define SLUICE_UNDEFINED(memory, bytes) VALGRIND_MAKE_MEM_UNDEFINED(memory, bytes)
+#else
+#define SLUICE_UNDEFINED(memory, bytes) static_cast<void>(0)
 #endif
 
 // Under the sanitizers every block comes from the C library's allocator: AddressSanitizer guards
@@ -30,7 +40,10 @@ namespace {
 
 constexpr std::size_t kHugePageBytes = 2 * 1024 * 1024;
 
-std::size_t round_up(std::size_t bytes, std::size_t to) { return (bytes + to - 1) / to * to; }
+std::size_t round_up(std::size_t bytes, std::size_t to) {
+  if (bytes > SIZE_MAX - to) throw std::bad_alloc();  // no block that large; rounding would wrap
+  return (bytes + to - 1) / to * to;
+}
 
 bool is_large(std::size_t capacity) { return capacity >= kHugePageBytes; }
 
@@ -49,9 +62,8 @@ std::uint8_t* map_large(std::size_t bytes) {
   const std::uintptr_t end = aligned + bytes;
   if (start + bytes + spare > end) ::munmap(reinterpret_cast<void*>(end), start + bytes + spare - end);
   auto* memory = reinterpret_cast<std::uint8_t*>(aligned);
-#if defined(MADV_HUGEPAGE)
-  ::madvise(memory, bytes, MADV_HUGEPAGE);
-#endif
+  advise_huge_pages(memory, bytes);
+  SLUICE_UNDEFINED(memory, bytes);
   return memory;
 }
 
@@ -60,9 +72,7 @@ std::uint8_t* map_large(std::size_t bytes) {
 std::uint8_t* map_large(std::size_t bytes) {
   void* memory = std::aligned_alloc(kHugePageBytes, bytes);
   if (memory == nullptr) throw std::bad_alloc();
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  ::madvise(memory, bytes, MADV_HUGEPAGE);
-#endif
+  advise_huge_pages(memory, bytes);
   return static_cast<std::uint8_t*>(memory);
 }
 
@@ -77,6 +87,16 @@ void free_large(std::uint8_t* data, [[maybe_unused]] std::size_t capacity) noexc
 }
 
 }  // namespace
+
+void advise_huge_pages([[maybe_unused]] void* memory, [[maybe_unused]] std::size_t bytes) noexcept {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<std::uintptr_t>(memory);
+  const std::uintptr_t first = (start + page - 1) / page * page;
+  const std::uintptr_t end = (start + bytes) / page * page;
+  if (end > first) ::madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE);
+#endif
+}
 
 std::uint8_t* allocate_bytes(std::size_t& bytes) {
   if (is_large(bytes)) {
@@ -94,6 +114,10 @@ std::uint8_t* allocate_bytes(std::size_t& bytes) {
 }
 
 std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t capacity, std::size_t& bytes) {
+  if (bytes <= capacity) {  // room enough already (Buffer asks only to grow)
+    bytes = capacity;
+    return data;
+  }
   if (!is_large(bytes)) {  // small to small: the C library's realloc
     void* memory = std::realloc(data, bytes);
     if (memory == nullptr) throw std::bad_alloc();
@@ -106,6 +130,7 @@ std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t
     // begin at its first 2 MiB boundary).
     void* moved = ::mremap(data, capacity, rounded, MREMAP_MAYMOVE);
     if (moved == MAP_FAILED) throw std::bad_alloc();
+    SLUICE_UNDEFINED(static_cast<std::uint8_t*>(moved) + capacity, rounded - capacity);
     bytes = rounded;
     return static_cast<std::uint8_t*>(moved);
   }
@@ -119,6 +144,14 @@ std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t
   }
   bytes = rounded;
   return memory;
+}
+
+bool large_buffers_are_mappings() noexcept {
+#if defined(SLUICE_MAPPED_BUFFERS)
+  return true;
+#else
+  return false;
+#endif
 }
 
 void free_bytes(std::uint8_t* data, std::size_t capacity) noexcept {

@@ -299,7 +299,7 @@ TEST_F(Cli, GzipHeaderWithEveryOptionalFieldDecodes) {
 
 // ---- gzip specifics ----
 
-// The default form (independent members, libdeflate) stays close to pigz's size on real
+// The default form (independent members; ISA-L at level 1, libdeflate above) stays close to pigz's size on real
 // text; the single-member form (zlib, like pigz) within 1% even on synthetic text.
 TEST_F(Cli, GzipSizeStaysCloseToPigz) {
   put_real_text();

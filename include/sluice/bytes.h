@@ -6,6 +6,7 @@
 // pages (see detail::allocate_bytes).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -26,9 +27,9 @@ inline ByteView as_bytes(std::string_view text) {
 namespace detail {
 // Uninitialised memory for a Buffer of at least `bytes` (> 0), released by free_bytes with the
 // capacity given. Sets `bytes` to that capacity: blocks of 2 MiB and more are rounded up to whole
-// 2 MiB pages, aligned, and offered to the kernel's transparent huge pages (where it has them),
-// since a pool's first pass over fresh chunk buffers otherwise takes a page fault every 4 KiB.
-// Throws std::bad_alloc.
+// 2 MiB pages, aligned (until reallocate_bytes moves them), and offered to the kernel's
+// transparent huge pages (where it has them), since a pool's first pass over fresh chunk buffers
+// otherwise takes a page fault every 4 KiB. Throws std::bad_alloc.
 std::uint8_t* allocate_bytes(std::size_t& bytes);
 // Grows `data` (`capacity` bytes from allocate_bytes or here, its first `used` kept) to at least
 // `bytes`, set as by allocate_bytes. A large block is grown where it lies or moved by the kernel
@@ -36,6 +37,12 @@ std::uint8_t* allocate_bytes(std::size_t& bytes);
 // (MemorySink) costs its pages once. Throws std::bad_alloc, leaving `data` as it was.
 std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t capacity, std::size_t& bytes);
 void free_bytes(std::uint8_t* data, std::size_t capacity) noexcept;
+// Offers the whole pages of [memory, memory + bytes), memory from anywhere (another allocator's
+// block), to the kernel's transparent huge pages; advice only, and nothing where there is none.
+void advise_huge_pages(void* memory, std::size_t bytes) noexcept;
+// Whether large blocks are mappings of their own, grown by moving pages (Linux, not under the
+// sanitizers): what Buffer's tests may expect of growth.
+bool large_buffers_are_mappings() noexcept;
 }  // namespace detail
 
 class Buffer {

@@ -210,8 +210,8 @@ class MemorySink final : public ByteSink {
   void write_at(std::uint64_t offset, ByteView bytes) override;
   const Buffer& buffer() const { return buffer_; }
   Buffer take() { return std::move(buffer_); }
-  // Room for `bytes` in all, allocated now: a buffer of known size is not grown (each growth
-  // copies what was written into new memory).
+  // Room for `bytes` in all, allocated now: a buffer of known size is not grown (a small one's
+  // growth copies what was written; a large one's moves it, and faults its pages in as they come).
   void reserve(std::size_t bytes) { buffer_.reserve(bytes); }
 
  private:
