@@ -8,6 +8,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
            stream_reader and lz4.frame.open reading their own output
   call     per-call cost of a 1 KB payload: sluice.compress against zlib.compress
   seek     sluice.open(...).seek() to the middle of a 1 GB file of ours, and indexed_gzip's
+  whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
+           and the stock tools write it, against gzip.decompress, zstandard and lz4.frame
 
 Run with the installed package: .venv/bin/python bench/python_bench.py [--only PART] [--reps N]
 (scripts/install-python.sh makes .venv). Prints a Markdown table per part.
@@ -221,12 +223,43 @@ def seek(files, reps):
         print(f"| {name} | {seconds:.3f} |")
 
 
+def whole(files, reps):
+    import lz4.frame
+    import zstandard
+
+    data = b"".join(p.read_bytes() for p in files)
+    megabytes = len(data) / 1e6
+
+    def tool(*command):
+        return subprocess.run(command, input=data, stdout=subprocess.PIPE, check=True).stdout
+
+    streams = {
+        "sluice gzip": sluice.compress(data),
+        "pigz -6": tool("pigz", "-6", "-c", "-p2"),
+        "gzip -6": tool("gzip", "-6", "-c"),
+        "sluice zstd": sluice.compress(data, "zstd"),
+        "zstd -3 (from a pipe)": tool("zstd", "-3", "-q", "-c"),
+        "sluice lz4": sluice.compress(data, "lz4"),
+        "lz4 -1 (from a pipe)": tool("lz4", "-1", "-q", "-c"),
+    }
+    contenders = {}
+    for name, packed in streams.items():
+        contenders[f"sluice.decompress: {name}"] = (lambda p: lambda: len(sluice.decompress(p)))(packed)
+    contenders["gzip.decompress: pigz -6"] = lambda: len(gzip.decompress(streams["pigz -6"]))
+    contenders["zstandard: zstd -3"] = lambda: len(
+        zstandard.ZstdDecompressor().decompressobj().decompress(streams["zstd -3 (from a pipe)"]))
+    contenders["lz4.frame.decompress: lz4 -1"] = lambda: len(lz4.frame.decompress(streams["lz4 -1 (from a pipe)"]))
+    medians, sizes = interleaved(contenders, reps)
+    table(f"Decompressing {megabytes:.0f} MB in memory (one stream, the Silesia files)", medians, sizes,
+          "gzip.decompress: pigz -6", megabytes)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["bundle", "open", "call", "seek"], action="append")
+    parser.add_argument("--only", choices=["bundle", "open", "call", "seek", "whole"], action="append")
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
-    parts = args.only or ["bundle", "open", "call", "seek"]
+    parts = args.only or ["bundle", "open", "call", "seek", "whole"]
     files = silesia_files()
     print(f"sluice {sluice.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}, {args.reps} interleaved repetitions")
@@ -238,6 +271,8 @@ def main():
         per_call(args.reps)
     if "seek" in parts:
         seek(files, max(3, args.reps // 2))
+    if "whole" in parts:
+        whole(files, args.reps)
 
 
 if __name__ == "__main__":

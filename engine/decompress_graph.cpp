@@ -1047,15 +1047,10 @@ DecompressStats decompress_file(const std::string& input_path, const std::string
   });
 }
 
-namespace {
-
-// What `input` records it decodes to (its codec's describe_stream, which never throws for bad
-// data), or else what it suggests (StreamFacts::likely_uncompressed_bytes: gzip's last ISIZE), for
-// decompress_buffer to allocate the output once; 0 where it says nothing or is in no known format
-// (decompress() then says so). A recorded size is only a claim: it is capped by
-// the caller's output limit, by 1 GiB and, for a small input, by 64 MiB or 1,100 times its size
-// (deflate's most), whichever is more; reserving maps memory, no more.
-std::size_t recorded_output_bytes(ByteView input, const DecompressOptions& options) {
+// The codec's describe_stream, which never throws for bad data: what the stream records, or else
+// what it suggests (StreamFacts::likely_uncompressed_bytes). An unknown codec or format gives 0
+// (decompress() then says so). Capped: reserving maps memory, no more.
+std::uint64_t expected_output_bytes(ByteView input, const DecompressOptions& options) {
   const std::uint64_t max_reserved =
       std::min<std::uint64_t>(std::uint64_t{1} << 30, std::max<std::uint64_t>(64 << 20, input.size() * 1100ull));
   std::string name = options.codec;
@@ -1068,24 +1063,22 @@ std::size_t recorded_output_bytes(ByteView input, const DecompressOptions& optio
   try {
     const StreamFacts facts = make_decoding_codec(name, options)->describe_stream(input);
     bytes = facts.uncompressed_bytes.value_or(facts.likely_uncompressed_bytes.value_or(0));
-  } catch (const Error&) {  // an unknown codec or backend: decompress() reports it
+  } catch (const Error&) {  // an unknown codec or backend
     return 0;
   }
   bytes = std::min(bytes, max_reserved);
   if (options.max_output_bytes > 0) bytes = std::min(bytes, options.max_output_bytes);
-  return static_cast<std::size_t>(bytes);
+  return bytes;
 }
 
-}  // namespace
-
-// Into memory of the size the stream records, where it records one: growing the buffer as the
-// output comes would copy it into new memory each time (1.8-2.5x the time of decompress() into a
-// sink that keeps nothing, on the Silesia tar: BENCHMARKS.md, "DecompressNode").
+// Into memory of the size the stream claims, where it claims one, allocated once (BENCHMARKS.md,
+// "DecompressNode": growing it as the output came once took 1.8-2.5x the time of decompress()
+// into a sink that keeps nothing).
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options) {
   MemorySource source(input);
   MemorySink sink;
   try {
-    sink.reserve(recorded_output_bytes(input, options));
+    sink.reserve(static_cast<std::size_t>(expected_output_bytes(input, options)));
   } catch (const std::bad_alloc&) {  // a size claimed past what may be mapped: grown as it comes
   }
   decompress(source, sink, options);

@@ -71,9 +71,16 @@ DecompressStats decompress_file(const std::string& input_path, const std::string
                                 const DecompressOptions& options = {}, bool overwrite = false);
 
 // Decompresses a whole stream in memory into a buffer allocated once where the stream records
-// its size, or suggests it (StreamFacts; capped by options.max_output_bytes and 1 GiB), and grown
-// as the output comes where it does not.
+// its size, or suggests it (expected_output_bytes), and grown as the output comes where it does
+// not.
 Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
+
+// What the whole stream `input` records it decodes to, or suggests (a gzip member of another
+// tool's: its ISIZE; StreamFacts), for allocating the output before decoding: a claim, capped by
+// options.max_output_bytes, by 1 GiB and, for a small input, by 64 MiB or 1,100 times its size
+// (deflate's most), whichever is more. 0 where it says nothing or is in no known format. Reads
+// headers and size records, decodes nothing of consequence; never throws for bad data.
+std::uint64_t expected_output_bytes(ByteView input, const DecompressOptions& options = {});
 
 // What a compressed stream holds, as `sluice -l` shows it.
 struct StreamListing {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <stop_token>
@@ -179,6 +180,62 @@ DecompressOptions decompress_options(const std::string& format, int threads, std
   options.max_output_bytes = max_output;
   return options;
 }
+
+// Decoded output written straight into a bytes object of the size the stream claims
+// (expected_output_bytes), which sluice.decompress then returns as it is: no copy of the output.
+// What comes past the claim (a claim too small, or none) goes into a Buffer and is joined to it
+// at the end, one copy as before. The object is made and finished with the GIL held; write() runs
+// on the graph's writer thread without it and touches only the object's bytes, which nothing else
+// can see until finish() hands the object over.
+class BytesSink final : public ByteSink {
+ public:
+  explicit BytesSink(std::uint64_t expected) {
+    if (expected == 0) return;
+    PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(expected));
+    if (bytes == nullptr) {  // a claim past what may be allocated: the output as it comes
+      PyErr_Clear();
+      return;
+    }
+    bytes_ = py::reinterpret_steal<py::object>(bytes);
+    data_ = reinterpret_cast<std::uint8_t*>(PyBytes_AS_STRING(bytes));
+    capacity_ = static_cast<std::size_t>(expected);
+    detail::advise_huge_pages(data_, capacity_);  // a fault per 2 MiB, not per 4 KiB, where it can
+  }
+  void write(ByteView bytes) override {
+    const std::size_t fits = std::min(bytes.size(), capacity_ - size_);
+    if (fits > 0) std::memcpy(data_ + size_, bytes.data(), fits);
+    size_ += fits;
+    rest_.append(bytes.subspan(fits));
+  }
+  const std::string& name() const override { return name_; }
+  // The output as a bytes object (the GIL held). A claim more than twice the output (a size field
+  // that lied) is not kept: the output is copied into an object of its own size, as the C
+  // library need not give back the rest of a block it shrinks.
+  py::bytes finish() {
+    if (rest_.empty() && bytes_ && size_ >= capacity_ / 2) {
+      if (size_ < capacity_) {
+        PyObject* shrunk = bytes_.release().ptr();
+        if (_PyBytes_Resize(&shrunk, static_cast<py::ssize_t>(size_)) != 0) throw py::error_already_set();
+        bytes_ = py::reinterpret_steal<py::object>(shrunk);
+      }
+      return py::reinterpret_steal<py::bytes>(bytes_.release());
+    }
+    PyObject* joined = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size_ + rest_.size()));
+    if (joined == nullptr) throw py::error_already_set();
+    char* out = PyBytes_AS_STRING(joined);
+    if (size_ > 0) std::memcpy(out, data_, size_);
+    if (!rest_.empty()) std::memcpy(out + size_, rest_.data(), rest_.size());
+    return py::reinterpret_steal<py::bytes>(joined);
+  }
+
+ private:
+  py::object bytes_;  // null without a claim
+  std::uint8_t* data_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t size_ = 0;
+  Buffer rest_;
+  std::string name_ = "<memory>";
+};
 
 // Collects what a streaming object writes (on the graph's writer thread) for the Python side to
 // take (drain) between calls.
@@ -561,12 +618,18 @@ PYBIND11_MODULE(_native, m) {
       [](const py::buffer& data, const std::string& format, int threads, std::uint64_t max_output) {
         const Input input(data);
         DecompressOptions options = decompress_options(format, threads, max_output);
-        Buffer output;
+        std::uint64_t expected = 0;
+        {
+          py::gil_scoped_release release;  // it may inflate a chunk to check a member's size
+          expected = expected_output_bytes(input.view(), options);
+        }
+        BytesSink output(expected);
         run_released(input.view().size(), [&](std::stop_token stop) {
           options.stop = stop;
-          output = decompress_buffer(input.view(), options);
+          MemorySource source(input.view());
+          decompress(source, output, options);
         });
-        return to_bytes(output);
+        return output.finish();
       },
       py::arg("data"), py::arg("format"), py::arg("threads"), py::arg("max_output"));
 

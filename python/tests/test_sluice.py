@@ -79,6 +79,29 @@ def test_decompresses_what_the_stock_tools_write():
     assert sluice.decompress(gzip.compress(data) + gzip.compress(data)) == data + data
 
 
+def test_decompress_returns_every_byte_whatever_size_the_stream_claims():
+    # sluice.decompress writes into a bytes object of the size the stream records, or its last
+    # gzip ISIZE suggests, and goes on past it where the claim is short or missing.
+    data = text(3_000_000, 5)
+    member = gzip.compress(data, mtime=0)
+    cases = {
+        "recorded": (sluice.compress(data), data),
+        "ISIZE, exact": (member, data),
+        "ISIZE of the last member only": (gzip.compress(data[:2_500_000]) + gzip.compress(data[2_500_000:]), data),
+        "zero padding last, so no claim": (member + bytes(8), data),
+        "lz4, no claim": (sluice.compress(data, "lz4"), data),
+        "empty": (sluice.compress(b""), b""),
+    }
+    for name, (packed, expected) in cases.items():
+        out = sluice.decompress(packed, threads=2)
+        assert type(out) is bytes and out == expected, name
+    with pytest.raises(sluice.OutputLimitError):
+        sluice.decompress(member, max_output=1_000_000)
+    lying = member[:-4] + (3 * len(data)).to_bytes(4, "little")  # claims three times the output
+    with pytest.raises(sluice.CorruptDataError):
+        sluice.decompress(lying)
+
+
 def test_levels_formats_and_settings():
     data = text(500_000)
     assert len(sluice.compress(data, level=9)) < len(sluice.compress(data, level=1))
