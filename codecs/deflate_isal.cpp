@@ -4,9 +4,15 @@
 // bytes for the same input depending on where the isal_zstream sits in memory (2.30, measured:
 // the same 3,000 chunks of 123 bytes deflated by a stream at 26 addresses gave 26 different
 // outputs, all valid; 4 of 26 for chunks of 64 KiB), so which worker compressed a chunk would
-// show in the output. Level 3 gave the same bytes at every address and size tried. Its output
-// is 5% smaller than zlib's level 1 and 2% smaller than its 2 (BENCHMARKS.md, "gzip engines"),
-// 1.6% larger than its 3 (the Silesia tar in 128 KiB chunks, 0.2795 against 0.2751).
+// show in the output. The cause, traced in Debian's 2.30 build: the deflate body of those levels
+// (isal_deflate_icf_body_hash_hist_01/02/04), on the first byte of a stream without history,
+// hashes the third position from rcx, which still holds the stream's address (the source's
+// `mov tmp2, curr_data` is missing there), so that position goes into a hash slot chosen by
+// crc32c(address >> 16). Level 3 is other code and gave the same bytes at every address and
+// size tried; DeflateEngines.SameBytesFromEveryWorkersDeflater (codec_tests.cpp) checks it and
+// is the test to run before taking levels 1 and 2 back with a later ISA-L. Level 3's output is
+// 5% smaller than zlib's level 1 and 2% smaller than its 2 (BENCHMARKS.md, "gzip engines"), 1.6%
+// larger than its 3 (the Silesia tar in 128 KiB chunks, 0.2795 against 0.2751).
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 
