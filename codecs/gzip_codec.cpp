@@ -1573,8 +1573,11 @@ StreamFacts gzip_stream_facts(ByteView s) {
       facts.units += content->chunks;
       at += end;
     } else {
-      ++facts.units;  // a member that does not say where it ends: the stream's last ISIZE is a guess
-      facts.likely_uncompressed_bytes = total + load_le32(s.data() + s.size() - 4);
+      // A member that does not say where it ends: the stream's last ISIZE is a guess, believed up
+      // to what deflate can make of the bytes left (1,032 to 1 at most).
+      ++facts.units;
+      const std::uint64_t isize = load_le32(s.data() + s.size() - 4);
+      facts.likely_uncompressed_bytes = total + std::min<std::uint64_t>(isize, std::uint64_t{1032} * member.size());
       return unknown();
     }
   }

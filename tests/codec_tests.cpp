@@ -306,6 +306,14 @@ TEST(DecompressBuffer, AllocatesWhatAGzipMembersSizeFieldSays) {
       EXPECT_EQ(output.capacity(), (size + kHugePage - 1) / kHugePage * kHugePage) << made_by << " " << size;
     }
   }
+  // An ISIZE that claims more than deflate can make of the member (1,032 to 1) is believed no
+  // further: a small hostile input reserves little.
+  Bytes lying = testing::gzip_with_header_fields(text_bytes(1000, 3), "", "", "");
+  for (std::size_t i = 0; i < 4; ++i) lying[lying.size() - 4 + i] = 0xFF;
+  const auto facts = CodecRegistry::global().create("gzip", CodecOptions{})->describe_stream(view(lying));
+  ASSERT_TRUE(facts.likely_uncompressed_bytes.has_value());
+  EXPECT_LE(*facts.likely_uncompressed_bytes, 1032 * lying.size());
+  EXPECT_THROW(decompress_buffer(view(lying)), Error);
 }
 
 // What a stream records about itself is read without throwing whatever its header holds (the
