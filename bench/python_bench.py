@@ -9,7 +9,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
   call     per-call cost of a 1 KB payload: sluice.compress against zlib.compress
   seek     sluice.open(...).seek() to the middle of a 1 GB file of ours, and indexed_gzip's
   whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
-           and the stock tools write it, against gzip.decompress, zstandard and lz4.frame
+           and the stock tools write it, against gzip.decompress, zstandard and lz4.frame; and
+           sluice.open(path).read() of some of them against gzip.open's
 
 Run with the installed package: .venv/bin/python bench/python_bench.py [--only PART] [--reps N]
 (scripts/install-python.sh makes .venv). Prints a Markdown table per part.
@@ -245,7 +246,18 @@ def whole(files, reps):
     contenders = {}
     for name, packed in streams.items():
         contenders[f"sluice.decompress: {name}"] = (lambda p: lambda: len(sluice.decompress(p)))(packed)
+
+    def read_all(opener, path):
+        with opener(path, "rb") as f:
+            return len(f.read())
+
+    out = benchlib.scratch("python-whole")
+    for name, suffix in (("sluice gzip", ".gz"), ("pigz -6", ".gz"), ("sluice zstd", ".zst")):
+        path = out / (name.replace(" ", "-") + suffix)
+        path.write_bytes(streams[name])
+        contenders[f"sluice.open(...).read(): {name}"] = (lambda p: lambda: read_all(sluice.open, p))(str(path))
     contenders["gzip.decompress: pigz -6"] = lambda: len(gzip.decompress(streams["pigz -6"]))
+    contenders["gzip.open(...).read(): pigz -6"] = lambda: read_all(gzip.open, out / "pigz--6.gz")
     contenders["zstandard: zstd -3"] = lambda: len(
         zstandard.ZstdDecompressor().decompressobj().decompress(streams["zstd -3 (from a pipe)"]))
     contenders["lz4.frame.decompress: lz4 -1"] = lambda: len(lz4.frame.decompress(streams["lz4 -1 (from a pipe)"]))

@@ -459,18 +459,45 @@ class SluiceFile(io.BufferedIOBase):
             raise self._error
 
     def _take(self, count: int) -> bytes:
-        taken = bytes(self._buffer[:count])
-        del self._buffer[:count]
+        # One copy out of the buffer (a slice of a bytearray would be a second).
+        if count >= len(self._buffer):
+            taken = bytes(self._buffer)
+            self._buffer.clear()
+        else:
+            with memoryview(self._buffer) as view:
+                taken = bytes(view[:count])
+            del self._buffer[:count]
         self._position += len(taken)
         return taken
+
+    def _read_all(self) -> bytes:
+        # The rest of the stream, its pieces joined once at the end: each is decoded straight into
+        # a bytes object, and nothing passes through the buffer (a copy each way). On an error
+        # what was decoded goes back to the buffer, and the error is raised: all or an error.
+        parts = [bytes(self._buffer)] if self._buffer else []
+        self._buffer.clear()
+        while not self._eof:
+            try:
+                got = self._reader.read(_READ_BYTES)
+            except Error as error:
+                self._error = error
+                self._eof = True
+                break
+            if not got:  # a short read may still be followed by an error: only nothing is the end
+                self._eof = True
+            else:
+                parts.append(got)
+        data = b"".join(parts)
+        if self._error is not None:
+            self._buffer += data
+            raise self._error  # read() of all is all or an error, as gzip.open's
+        self._position += len(data)
+        return data
 
     def read(self, size: int | None = -1) -> bytes:
         self._check_readable()
         if size is None or size < 0:
-            self._fill(-1)
-            if self._error is not None:
-                raise self._error  # read() of all is all or an error, as gzip.open's
-            return self._take(len(self._buffer))
+            return self._read_all()
         if not self._buffer and not self._eof and size > 0:
             # Nothing buffered: decoded straight into the bytes returned (no copy on this side).
             try:

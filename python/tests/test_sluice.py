@@ -477,8 +477,12 @@ def test_lines_and_read_all_raise_on_a_truncated_file_never_end_quietly(tmp_path
     with sluice.open(path, "rt") as f, pytest.raises(sluice.CorruptDataError):
         for _ in f:
             pass
-    with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
-        f.read()
+    with sluice.open(path) as f:
+        with pytest.raises(sluice.CorruptDataError):
+            f.read()
+        assert f.read(10) == data[:10]  # what decoded before the error is still there, first
+        with pytest.raises(sluice.CorruptDataError):
+            f.read()
 
 
 class _ReadOnly:
