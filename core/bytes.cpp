@@ -10,7 +10,6 @@
 
 #if defined(__linux__)
 #include <sys/mman.h>
-#include <unistd.h>
 #endif
 // Memcheck takes fresh mappings for defined memory (zeros); it is told they hold nothing yet, as
 // a block from malloc does, so that reads of bytes never written are still reported. Its client
@@ -88,12 +87,13 @@ void free_large(std::uint8_t* data, [[maybe_unused]] std::size_t capacity) noexc
 
 }  // namespace
 
+// Only the whole, aligned 2 MiB pages inside: the kernel backs nothing else with a huge page, and
+// advice on a block of another allocator's heap stays on memory it hands out again.
 void advise_huge_pages([[maybe_unused]] void* memory, [[maybe_unused]] std::size_t bytes) noexcept {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
   const auto start = reinterpret_cast<std::uintptr_t>(memory);
-  const std::uintptr_t first = (start + page - 1) / page * page;
-  const std::uintptr_t end = (start + bytes) / page * page;
+  const std::uintptr_t first = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const std::uintptr_t end = (start + bytes) / kHugePageBytes * kHugePageBytes;
   if (end > first) ::madvise(reinterpret_cast<void*>(first), end - first, MADV_HUGEPAGE);
 #endif
 }

@@ -37,8 +37,9 @@ std::uint8_t* allocate_bytes(std::size_t& bytes);
 // (MemorySink) costs its pages once. Throws std::bad_alloc, leaving `data` as it was.
 std::uint8_t* reallocate_bytes(std::uint8_t* data, std::size_t used, std::size_t capacity, std::size_t& bytes);
 void free_bytes(std::uint8_t* data, std::size_t capacity) noexcept;
-// Offers the whole pages of [memory, memory + bytes), memory from anywhere (another allocator's
-// block), to the kernel's transparent huge pages; advice only, and nothing where there is none.
+// Offers the whole 2 MiB pages of [memory, memory + bytes), memory from anywhere (another
+// allocator's block), to the kernel's transparent huge pages; advice only, and nothing where
+// there is none.
 void advise_huge_pages(void* memory, std::size_t bytes) noexcept;
 // Whether large blocks are mappings of their own, grown by moving pages (Linux, not under the
 // sanitizers): what Buffer's tests may expect of growth.

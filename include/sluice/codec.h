@@ -61,9 +61,9 @@ struct StreamFacts {
   std::optional<std::uint64_t> uncompressed_bytes;
   std::string check;  // the integrity check it carries ("CRC-32", "XXH64", "none")
   // Where uncompressed_bytes is unset: what a record in the stream suggests it decodes to (gzip:
-  // the sizes the members before the first that records none say, plus the stream's last ISIZE:
-  // exact for a single member under 4 GiB), for allocating memory before decoding; a guess,
-  // never shown as a fact.
+  // the sizes the members before the first that records none say, plus the stream's last ISIZE,
+  // believed up to 1,032 times the bytes from that member on: exact for a single member under 4
+  // GiB), for allocating memory before decoding; a guess, never shown as a fact.
   std::optional<std::uint64_t> likely_uncompressed_bytes = std::nullopt;
 };
 

@@ -77,8 +77,8 @@ Buffer decompress_buffer(ByteView input, const DecompressOptions& options = {});
 
 // What the whole stream `input` records it decodes to, or suggests (a gzip member of another
 // tool's: its ISIZE; StreamFacts), for allocating the output before decoding: a claim, capped by
-// options.max_output_bytes, by 1 GiB and, for a small input, by 64 MiB or 1,100 times its size
-// (deflate's most), whichever is more. 0 where it says nothing or is in no known format. Reads
+// options.max_output_bytes, by 1 GiB and, for a small input, by 64 MiB or 1,100 times its size (a
+// margin over deflate's 1,032), whichever is more. 0 where it says nothing or is in no known format. Reads
 // headers and size records, decodes nothing of consequence; never throws for bad data.
 std::uint64_t expected_output_bytes(ByteView input, const DecompressOptions& options = {});
 

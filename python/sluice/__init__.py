@@ -464,8 +464,8 @@ class SluiceFile(io.BufferedIOBase):
             taken = bytes(self._buffer)
             self._buffer.clear()
         else:
-            with memoryview(self._buffer) as view:
-                taken = bytes(view[:count])
+            with memoryview(self._buffer) as view, view[:count] as part:
+                taken = bytes(part)
             del self._buffer[:count]
         self._position += len(taken)
         return taken
@@ -473,24 +473,30 @@ class SluiceFile(io.BufferedIOBase):
     def _read_all(self) -> bytes:
         # The rest of the stream, its pieces joined once at the end: each is decoded straight into
         # a bytes object, and nothing passes through the buffer (a copy each way). On an error
-        # what was decoded goes back to the buffer, and the error is raised: all or an error.
+        # (ours, the file object's own, Ctrl-C) what was decoded goes back to the buffer, and the
+        # error is raised: read() of all is all or an error, as gzip.open's.
         parts = [bytes(self._buffer)] if self._buffer else []
         self._buffer.clear()
-        while not self._eof:
-            try:
-                got = self._reader.read(_READ_BYTES)
-            except Error as error:
-                self._error = error
-                self._eof = True
-                break
-            if not got:  # a short read may still be followed by an error: only nothing is the end
-                self._eof = True
-            else:
-                parts.append(got)
+        done = False
+        try:
+            while not self._eof:
+                try:
+                    got = self._reader.read(_READ_BYTES)
+                except Error as error:
+                    self._error = error
+                    self._eof = True
+                    break
+                if not got:  # a short read may still be followed by an error: only nothing is the end
+                    self._eof = True
+                else:
+                    parts.append(got)
+            if self._error is not None:
+                raise self._error
+            done = True
+        finally:
+            if not done:
+                self._buffer += b"".join(parts)
         data = b"".join(parts)
-        if self._error is not None:
-            self._buffer += data
-            raise self._error  # read() of all is all or an error, as gzip.open's
         self._position += len(data)
         return data
 

@@ -208,18 +208,11 @@ class BytesSink final : public ByteSink {
     rest_.append(bytes.subspan(fits));
   }
   const std::string& name() const override { return name_; }
-  // The output as a bytes object (the GIL held). A claim more than twice the output (a size field
-  // that lied) is not kept: the output is copied into an object of its own size, as the C
-  // library need not give back the rest of a block it shrinks.
+  // The output as a bytes object (the GIL held): the object made, where the claim was exact;
+  // otherwise (a claim short of the output, or none, or one longer than a stream that decoded
+  // without error, which no format gives) the output copied into an object of its own size.
   py::bytes finish() {
-    if (rest_.empty() && bytes_ && size_ >= capacity_ / 2) {
-      if (size_ < capacity_) {
-        PyObject* shrunk = bytes_.release().ptr();
-        if (_PyBytes_Resize(&shrunk, static_cast<py::ssize_t>(size_)) != 0) throw py::error_already_set();
-        bytes_ = py::reinterpret_steal<py::object>(shrunk);
-      }
-      return py::reinterpret_steal<py::bytes>(bytes_.release());
-    }
+    if (rest_.empty() && bytes_ && size_ == capacity_) return py::reinterpret_steal<py::bytes>(bytes_.release());
     PyObject* joined = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size_ + rest_.size()));
     if (joined == nullptr) throw py::error_already_set();
     char* out = PyBytes_AS_STRING(joined);

@@ -465,6 +465,20 @@ def test_a_file_objects_own_exception_comes_through_reading(fmt):
                     break
                 got += piece
         assert data.startswith(got)
+    # read() of all: the file object's error, and what decoded before it kept for the next reads,
+    # in place (a stream long enough for the reader to give pieces before the error comes).
+    data = text(12_000_000, 4)
+    packed = sluice.compress(data, fmt, chunk_size=CHUNK)
+    with sluice.open(_Failing(packed, len(packed) * 4 // 5), "rb") as f:
+        head = f.read(1000)
+        with pytest.raises(ConnectionResetError):
+            f.read()
+        assert f.tell() == 1000
+        rest = b""
+        with pytest.raises(sluice.Error, match="ConnectionResetError"):
+            while piece := f.read(1 << 20):
+                rest += piece
+        assert len(rest) > 0 and data.startswith(head + rest)
     with pytest.raises(ConnectionResetError):
         sluice.tar.list(_Failing(packed, 10))
 
