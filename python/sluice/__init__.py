@@ -442,19 +442,23 @@ class SluiceFile(io.BufferedIOBase):
             return self._position
         return self._written
 
+    def _next_piece(self, size: int) -> bytes:
+        # The reader's next piece; b"" at the end of reading, which a sluice error also is (kept in
+        # self._error). The library returns what decoded before an error first, and raises it at
+        # the next read, so a short read may still be followed by an error: only nothing ends it.
+        try:
+            got = self._reader.read(size)
+        except Error as error:
+            self._error = error
+            got = b""
+        if not got:
+            self._eof = True
+        return got
+
     def _fill(self, wanted: int) -> None:
-        # The library returns what decoded before an error first, and raises it at the next read.
         while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
             asked = _READ_BYTES if wanted < 0 else max(wanted - len(self._buffer), _READ_BYTES)
-            try:
-                got = self._reader.read(asked)
-            except Error as error:
-                self._error = error
-                self._eof = True
-                break
-            self._buffer += got
-            if not got:  # a short read may still be followed by an error: only nothing is the end
-                self._eof = True
+            self._buffer += self._next_piece(asked)
         if self._error is not None and not self._buffer:
             raise self._error
 
@@ -480,15 +484,7 @@ class SluiceFile(io.BufferedIOBase):
         done = False
         try:
             while not self._eof:
-                try:
-                    got = self._reader.read(_READ_BYTES)
-                except Error as error:
-                    self._error = error
-                    self._eof = True
-                    break
-                if not got:  # a short read may still be followed by an error: only nothing is the end
-                    self._eof = True
-                else:
+                if got := self._next_piece(_READ_BYTES):
                     parts.append(got)
             if self._error is not None:
                 raise self._error
