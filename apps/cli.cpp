@@ -22,18 +22,71 @@
 
 namespace sluice::app {
 
-std::vector<std::string> rewrite_level_flags(int argc, char** argv) {
-  const auto is_level_flag = [](const std::string& arg) {
-    return arg.size() >= 2 && arg.size() <= 4 && arg[0] == '-' &&
-           std::all_of(arg.begin() + 1, arg.end(), [](unsigned char c) { return std::isdigit(c); });
-  };
+namespace {
+
+// Whether the option `name` ("-o", "--output") of `app` takes a value; false for flags and for
+// names it does not have.
+bool takes_value(const CLI::App& app, const std::string& name) {
+  const CLI::Option* option = app.get_option_no_throw(name);
+  return option && option->get_items_expected_max() > 0;
+}
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+}  // namespace
+
+std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app) {
   std::vector<std::string> args;
   bool options_ended = false;
+  bool value_next = false;  // the word before was an option whose value is this word
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "--") options_ended = true;
-    if (!options_ended && is_level_flag(arg)) {
+    if (value_next || options_ended || arg.size() < 2 || arg[0] != '-') {
+      value_next = false;
+      args.push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      options_ended = true;
+      args.push_back(arg);
+      continue;
+    }
+    if (arg.starts_with("--")) {
+      value_next = arg.find('=') == std::string::npos && takes_value(app, arg);
+      args.push_back(arg);
+      continue;
+    }
+    if (arg.size() <= 4 && all_digits(std::string_view(arg).substr(1))) {
       args.push_back("--level=" + arg.substr(1));
+      continue;
+    }
+    // A cluster of short options, as gzip takes them (-9c, -dc9, -kj4): its digits are a level
+    // (-c19: 19), a letter that takes a value takes the rest of the word (or else the next word).
+    // Without digits the parser takes the cluster as it is.
+    std::vector<std::string> words;
+    bool level_seen = false;
+    for (std::size_t at = 1; at < arg.size();) {
+      if (std::isdigit(static_cast<unsigned char>(arg[at]))) {
+        std::size_t end = at;
+        while (end < arg.size() && std::isdigit(static_cast<unsigned char>(arg[end]))) ++end;
+        words.push_back("--level=" + arg.substr(at, end - at));
+        level_seen = true;
+        at = end;
+        continue;
+      }
+      const std::string letter = std::string("-") + arg[at];
+      if (takes_value(app, letter)) {
+        words.push_back(letter + arg.substr(at + 1));
+        value_next = at + 1 == arg.size();
+        break;
+      }
+      words.push_back(letter);
+      ++at;
+    }
+    if (level_seen) {
+      args.insert(args.end(), words.begin(), words.end());
     } else {
       args.push_back(arg);
     }
@@ -68,9 +121,22 @@ std::vector<std::string> environment_words(const char* environment) {
   return words;
 }
 
+// " (from SLUICE=...)" when a parse error's `message` names one of the SLUICE variable's words:
+// the command line a user typed may not show the word the error is about.
+std::string from_environment(const std::string& message) {
+  const char* environment = std::getenv("SLUICE");
+  try {
+    for (const std::string& word : environment_words(environment)) {
+      if (message.find(word) != std::string::npos) return fmt::format(" (from SLUICE='{}')", environment);
+    }
+  } catch (const Error&) {  // reported before parsing
+  }
+  return "";
+}
+
 }  // namespace
 
-std::vector<std::string> main_command_args(int argc, char** argv, const char* environment) {
+std::vector<std::string> main_command_args(int argc, char** argv, const char* environment, const CLI::App& app) {
   std::vector<std::string> args;
   const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "";
   if (program.starts_with("unsluice")) args.push_back("-d");
@@ -80,7 +146,7 @@ std::vector<std::string> main_command_args(int argc, char** argv, const char* en
   for (const std::string& word : words) all.push_back(const_cast<char*>(word.c_str()));
   for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
   bool options_ended = false;
-  for (std::string& arg : rewrite_level_flags(static_cast<int>(all.size()), all.data())) {
+  for (std::string& arg : rewrite_level_flags(static_cast<int>(all.size()), all.data(), app)) {
     if (arg == "--") options_ended = true;
     if (!options_ended && (arg == "--fast" || arg == "--best"))
       arg = "--level=" + arg.substr(2);
@@ -258,8 +324,10 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("-f,--force", options.force,
                "Overwrite outputs; allow compressed data on a terminal; take symbolic links and files with "
                "several links; with -dc, pass data in no known format through (zcat -f)");
-  app.add_flag("-k,--keep", keep, "Keep input files (the default)");
-  app.add_flag("--rm", options.remove_input, "Remove each input after its output is complete");
+  CLI::Option* keep_flag =
+      app.add_flag("-k,--keep", keep, "Keep input files (the default; the later of -k and --rm wins)");
+  CLI::Option* remove_flag =
+      app.add_flag("--rm", options.remove_input, "Remove each input after its output is complete");
   app.add_flag("-n,--no-name", options.no_name, "Do not store the file name and time in gzip headers");
   app.add_flag("-N,--name", options.restore_name,
                "Decompressing: name the output and set its time from the gzip header, as gunzip -N");
@@ -327,9 +395,12 @@ ParseResult parse_command_line(int argc, char** argv) {
   });
 
   try {
-    std::vector<std::string> args = main_command_args(argc, argv, std::getenv("SLUICE"));
+    std::vector<std::string> args = main_command_args(argc, argv, std::getenv("SLUICE"), app);
     std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
     app.parse(args);
+    for (const CLI::Option* option : app.parse_order()) {  // -k and --rm: the later wins, as in zstd
+      if (option == keep_flag || option == remove_flag) options.remove_input = option == remove_flag;
+    }
     options.level = resolve_level(level, *CodecRegistry::global().find(options.format));
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
@@ -341,7 +412,7 @@ ParseResult parse_command_line(int argc, char** argv) {
     fmt::print("sluice {}\n", SLUICE_VERSION_STRING);
     return {std::nullopt, kExitSuccess};
   } catch (const CLI::ParseError& e) {
-    fmt::print(stderr, "sluice: {}\nTry 'sluice --help'.\n", e.what());
+    fmt::print(stderr, "sluice: {}{}\nTry 'sluice --help'.\n", e.what(), from_environment(e.what()));
     return {std::nullopt, kExitUsage};
   } catch (const Error& e) {
     fmt::print(stderr, "sluice: {}\n", e.what());

@@ -94,10 +94,17 @@ std::string json_string(const std::string& text) {
 }
 
 // Whether the file at `path` starts like compressed data: a codec's stream, or another format's.
+// A file that cannot be read (unreadable, gone since the walk) does not: it is then a job that
+// fails alone, with what opening it says.
 bool looks_compressed(const std::string& path) {
   std::uint8_t head[16];
-  FdSource source(path);
-  const std::size_t got = source.read_full(head, sizeof head);
+  std::size_t got = 0;
+  try {
+    FdSource source(path);
+    got = source.read_full(head, sizeof head);
+  } catch (const Error&) {
+    return false;
+  }
   const ByteView prefix{head, got};
   return CodecRegistry::global().detect(prefix).has_value() || !foreign_format(prefix).empty();
 }
@@ -241,7 +248,8 @@ class Planner {
     const auto add_job = [&](std::string output) {
       if (S_ISREG(status.st_mode)) total_bytes += static_cast<std::uint64_t>(status.st_size);
       job_positions.push_back(next_position_++);
-      jobs.push_back({path, std::move(output), mtime});
+      FileJob& job = jobs.emplace_back(path, std::move(output), mtime);
+      job.derived_output = !job.output.empty() && options_.output_path.empty();
     };
     // Walking a tree to test or decompress, only compressed files (by suffix) are inputs, as -d
     // -r has always taken them; a file named on the command line is taken whatever its name.
@@ -293,10 +301,16 @@ class Planner {
     if (options_.output_dir.empty()) return name;
     fs::path relative = fs::path(name).lexically_normal();
     if (relative.is_absolute()) relative = relative.relative_path();
-    if (!relative.empty() && *relative.begin() == "..") {
-      // Outside the current directory: keep only the file name.
-      relative = relative.filename();
+    // Outside the current directory (../logs/a): the path below the leading ".." (logs/a), so
+    // that nothing is written outside DIR and the tree keeps its shape.
+    fs::path below;
+    bool leading = true;
+    for (const fs::path& part : relative) {
+      if (leading && part == "..") continue;
+      leading = false;
+      below /= part;
     }
+    relative = below;
     return (fs::path(options_.output_dir) / relative).string();
   }
 
@@ -528,16 +542,18 @@ int run_file_jobs(const CliOptions& given) {
   batch.on_written = [&](std::uint64_t bytes) { progress.bytes_written(bytes); };
   batch.on_item_begin = [&](std::size_t i) { progress.item_begun(plan.jobs[i].input); };
 
-  BatchReport report;
+  // --fail-fast: with an input that could not even be planned, the jobs before it run (the batch
+  // stops at a failure of theirs too), the ones after it are skipped.
+  std::size_t runnable = plan.jobs.size();
   if (options.fail_fast && !plan.failures.empty()) {
-    for (std::size_t i = 0; i < plan.jobs.size(); ++i) {
-      ItemResult item;
-      item.input = plan.jobs[i].input;
-      item.output = plan.jobs[i].output;
-      item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", item.input);
-      report_item(plan.job_positions[i], item);
-    }
-  } else {
+    const std::size_t first_failure = *std::min_element(plan.failure_positions.begin(), plan.failure_positions.end());
+    runnable =
+        static_cast<std::size_t>(std::lower_bound(plan.job_positions.begin(), plan.job_positions.end(), first_failure) -
+                                 plan.job_positions.begin());
+  }
+  const std::vector<FileJob> jobs(plan.jobs.begin(), plan.jobs.begin() + static_cast<std::ptrdiff_t>(runnable));
+  BatchReport report;
+  if (!jobs.empty()) {
     try {
       if (compressing) {
         CompressOptions compress;
@@ -546,7 +562,7 @@ int run_file_jobs(const CliOptions& given) {
         compress.codec_options.chunk_bytes = options.chunk_bytes;
         apply_codec_flags(options.codec_flags, options.format, compress.codec_options);
         compress.threads = options.threads;
-        report = compress_files(plan.jobs, compress, batch);
+        report = compress_files(jobs, compress, batch);
       } else {
         DecompressOptions decompress;
         decompress.threads = options.threads;
@@ -554,12 +570,19 @@ int run_file_jobs(const CliOptions& given) {
         decompress.backends = backend_flags(options.codec_flags);
         // zcat -f: with -c and -f, data in no known format is passed through as it is.
         decompress.pass_through = options.force && writes_stdout && options.mode == Mode::kDecompress;
-        report = decompress_files(plan.jobs, decompress, batch);
+        report = decompress_files(jobs, decompress, batch);
       }
     } catch (const Error& e) {
       progress.print(fmt::format("sluice: {}\n", e.what()));
       return exit_status(e);
     }
+  }
+  for (std::size_t i = runnable; i < plan.jobs.size(); ++i) {
+    ItemResult item;
+    item.input = plan.jobs[i].input;
+    item.output = plan.jobs[i].output;
+    item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", item.input);
+    report_item(plan.job_positions[i], item);
   }
   progress.finish(summary_of(report, compressing, plan.failures.size()));
 

@@ -1,11 +1,15 @@
 // sluice: the command-line program. Parses arguments, then hands the work to the library.
 #include <signal.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <system_error>
 
 #include "apps/cli.h"
 #include "apps/demo.h"
+#include "apps/exit_status.h"
 #include "apps/file_jobs.h"
 #include "apps/run_command.h"
 #include "apps/tar_command.h"
@@ -22,16 +26,7 @@ extern "C" void on_fatal_signal(int signal_number) {
   std::raise(signal_number);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // A signal the parent set to be ignored stays ignored (nohup's SIGHUP, SIGINT of a background
-  // job in a non-interactive shell), as gzip does.
-  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
-    struct sigaction current {};
-    if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
-    std::signal(signal_number, on_fatal_signal);
-  }
+int run(int argc, char** argv) {
   // `sluice tar`, `zip`, `run` and `transcode` have options of their own, so they are dispatched first.
   if (argc >= 2 && std::strcmp(argv[1], "tar") == 0) return sluice::app::run_tar_command(argc - 1, argv + 1);
   if (argc >= 2 && std::strcmp(argv[1], "zip") == 0) return sluice::app::run_zip_command(argc - 1, argv + 1);
@@ -44,4 +39,33 @@ int main(int argc, char** argv) {
   const auto& options = *parsed.options;
   if (options.mode == sluice::app::Mode::kDemo) return sluice::app::run_demo(options);
   return sluice::app::run_file_jobs(options);
+}
+
+// What the program printed on standard output through stdio (help, listings, JSON records) must
+// have got there: a full disk is an error, as in gzip and coreutils (close_stdout). The data
+// itself is written with write(2) (FdSink), which reports its own errors.
+int stdout_failed(int error_number) {
+  std::fprintf(stderr, "sluice: standard output: write error: %s\n", std::strerror(error_number));
+  return sluice::app::kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A signal the parent set to be ignored stays ignored (nohup's SIGHUP, SIGINT of a background
+  // job in a non-interactive shell), as gzip does.
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction current {};
+    if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
+    std::signal(signal_number, on_fatal_signal);
+  }
+  int status = 0;
+  try {
+    status = run(argc, argv);
+  } catch (const std::system_error& e) {  // fmt::print on stdout failed
+    return stdout_failed(e.code().value());
+  }
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) return stdout_failed(errno != 0 ? errno : EIO);
+  return status;
 }

@@ -19,7 +19,7 @@ namespace {
 
 // Parses `args` (without the subcommand's name) with `app`; returns an exit status to stop with.
 std::optional<int> parse(CLI::App& app, int argc, char** argv) {
-  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);

@@ -532,7 +532,7 @@ int run_tar_command(int argc, char** argv) {
                "Print the bytes of tar written or read, and the rate, on stderr (as GNU tar)");
   tidy_help(app);
 
-  std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv), app);
+  std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv, app), app);
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);

@@ -214,7 +214,7 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
   tidy_help(app);
 
-  std::vector<std::string> args = rewrite_level_flags(argc, argv);
+  std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);

@@ -107,6 +107,8 @@ FileStatus file_status(const struct stat& status) {
   result.mtime_nanoseconds = static_cast<std::uint32_t>(status.st_mtim.tv_nsec);
   result.atime_seconds = status.st_atim.tv_sec;
   result.atime_nanoseconds = static_cast<std::uint32_t>(status.st_atim.tv_nsec);
+  result.owner = static_cast<std::uint32_t>(status.st_uid);
+  result.group = static_cast<std::uint32_t>(status.st_gid);
   return result;
 }
 
@@ -261,6 +263,8 @@ void unregister_cleanup(int slot) {
 // randomness comes from a generator per thread, seeded once from getrandom (a system call per
 // name was one in twelve of a batch of small files' calls), and seeded again when a name was
 // taken; O_EXCL, not the name, keeps a temporary from being shared.
+constexpr std::size_t kMaxNameInTemporary = 200;
+
 std::string temporary_name(const std::string& prefix, bool reseed) {
   static constexpr char kLetters[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
   thread_local std::uint64_t state = 0;
@@ -295,7 +299,7 @@ static bool proc_fd_links() {
   return usable;
 }
 
-OutputFile::OutputFile(std::string path, bool overwrite)
+OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place)
     : path_(std::move(path)), overwrite_(overwrite) {
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
@@ -305,6 +309,11 @@ OutputFile::OutputFile(std::string path, bool overwrite)
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling
     if (!S_ISREG(target.st_mode)) {
       if (S_ISDIR(target.st_mode)) throw Error(ErrorKind::kIo, "is a directory", path_);
+      if (!devices_in_place) {
+        if (!overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+        open_temporary();  // renamed over the device, FIFO or link at commit
+        return;
+      }
       // A device or FIFO (/dev/null, a named pipe) is written in place: there is nothing to
       // replace atomically, and renaming over it would destroy it.
       fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
@@ -337,7 +346,11 @@ OutputFile::OutputFile(std::string path, bool overwrite)
 bool OutputFile::make_temporary(const std::function<bool(const std::string&)>& create) {
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  const std::string prefix = (dir / ("." + target.filename().string() + ".sluice-")).string();
+  // The temporary's name holds the target's, cut short where it must (".", ".sluice-" and six
+  // letters added to a name of up to NAME_MAX, 255 bytes, would not fit).
+  std::string base = target.filename().string();
+  if (base.size() > kMaxNameInTemporary) base.resize(kMaxNameInTemporary);
+  const std::string prefix = (dir / ("." + base + ".sluice-")).string();
   for (int attempt = 0; attempt < 100; ++attempt) {
     // After a name that was taken, fresh randomness: the generator's next names are foreseeable.
     std::string candidate = temporary_name(prefix, /*reseed=*/attempt > 0);
@@ -394,7 +407,16 @@ void OutputFile::skip(std::uint64_t bytes) {
   if (end < 0 || ::ftruncate(fd_, end) != 0) throw_system_error("cannot extend", path_);
 }
 
-void OutputFile::preserve_metadata_of(const FileStatus& source) { metadata_ = source; }
+void OutputFile::preserve_metadata_of(const FileStatus& source) {
+  metadata_ = source;
+  copy_owner_ = false;
+}
+
+void OutputFile::copy_attributes_of(const FileStatus& source) {
+  metadata_ = source;
+  metadata_->permissions &= 0777;
+  copy_owner_ = true;
+}
 
 void OutputFile::commit(bool durable) {
   if (fd_ < 0) throw Error(ErrorKind::kInternal, "output already committed or discarded", path_);
@@ -405,8 +427,12 @@ void OutputFile::commit(bool durable) {
     return;
   }
   if (metadata_) {
-    // Best effort, as gzip: a file we cannot chmod or touch is still a good output.
+    // Best effort, as gzip: a file we cannot chown, chmod or touch is still a good output. The
+    // group first, then the mode, then the owner (gzip's order): where users may give files
+    // away, the mode is set while the file is still ours.
+    if (copy_owner_) (void)::fchown(fd_, static_cast<uid_t>(-1), static_cast<gid_t>(metadata_->group));
     (void)::fchmod(fd_, static_cast<mode_t>(metadata_->permissions & 07777));
+    if (copy_owner_) (void)::fchown(fd_, static_cast<uid_t>(metadata_->owner), static_cast<gid_t>(-1));
     const struct timespec times[2] = {
         {static_cast<time_t>(metadata_->atime_seconds), static_cast<long>(metadata_->atime_nanoseconds)},
         {static_cast<time_t>(metadata_->mtime_seconds), static_cast<long>(metadata_->mtime_nanoseconds)}};
@@ -486,6 +512,7 @@ void OutputFile::copy_unnamed_to_temporary() {
     open_temporary();
     struct stat status {};
     if (::fstat(unnamed, &status) != 0) throw_system_error("cannot stat output", path_);
+    if (copy_owner_) (void)::fchown(fd_, status.st_uid, status.st_gid);
     (void)::fchmod(fd_, status.st_mode & 07777);
     std::uint8_t buffer[64 * 1024];
     for (off_t at = 0;;) {

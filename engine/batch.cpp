@@ -87,14 +87,14 @@ class FileItem {
       std::error_code ignored;  // OutputFile reports a directory that still does not exist
       std::filesystem::create_directories(parent, ignored);
     }
-    output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite);
+    output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite, !job_.derived_output);
     if (input_status_) {
       FileStatus metadata = *input_status_;
       if (job_.mtime_seconds) {
         metadata.mtime_seconds = *job_.mtime_seconds;
         metadata.mtime_nanoseconds = 0;
       }
-      output_->preserve_metadata_of(metadata);
+      output_->copy_attributes_of(metadata);
     }
     return *output_;
   }

@@ -153,6 +153,47 @@ TEST_F(Conventions, TheLastLevelGivenWinsAndFastBestAndZstdFastAreLevels) {
   EXPECT_NE(zero.err.find("gzip has no level 0"), std::string::npos) << zero.err;
 }
 
+TEST_F(Conventions, LevelsInClustersOfShortOptionsAndValuesThatLookLikeLevels) {
+  put_text(400 * 1024);
+  const auto bytes_of = [&](const std::string& args) {
+    const auto r = sluice(args + " > out");
+    EXPECT_EQ(r.status, 0) << args << ": " << r.err;
+    return get("out");
+  };
+  // gzip's -9c and -c9, with -j's value attached after them.
+  EXPECT_EQ(bytes_of("-9c data.bin"), bytes_of("-9 -c data.bin"));
+  EXPECT_EQ(bytes_of("-c1 data.bin"), bytes_of("-1 -c data.bin"));
+  EXPECT_EQ(bytes_of("-9cj2 data.bin"), bytes_of("-9 -c -j 2 data.bin"));
+  EXPECT_EQ(bytes_of("-c19 -F zstd data.bin"), bytes_of("-19 -c -F zstd data.bin"));
+  EXPECT_NE(bytes_of("-1c data.bin"), bytes_of("-9c data.bin"));
+  EXPECT_TRUE(fs::exists(dir_ / "data.bin")) << "-9c writes to stdout: nothing in place";
+  EXPECT_FALSE(fs::exists(dir_ / "data.bin.gz"));
+  // The value of an option is never a level: -o -9 names the output "-9", -S -3 a suffix.
+  put("-5", text_bytes(1000, 30));
+  ASSERT_EQ(sluice("-o -9 -- -5").status, 0);
+  EXPECT_EQ(sh("gzip -dc -- -9 | cmp - -- -5").status, 0);
+  ASSERT_EQ(sluice("-S -3 -- -5").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "-5-3"));
+  const auto threads = sh("seq 9 | " + testing::sluice() + " -j -1");
+  EXPECT_EQ(threads.status, 2);
+  EXPECT_NE(threads.err.find("--threads: Value -1 not in range"), std::string::npos) << threads.err;
+  // A letter the command does not have is a usage error that names it.
+  const auto unknown = sluice("-9z data.bin");
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("not expected: -z"), std::string::npos) << unknown.err;
+}
+
+TEST_F(Conventions, TheLaterOfKeepAndRmWins) {
+  put("a", text_bytes(1000, 31));
+  put("b", text_bytes(1000, 32));
+  ASSERT_EQ(sluice("--rm -k a").status, 0);
+  ASSERT_EQ(sluice("-k --rm b").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "a"));
+  EXPECT_TRUE(fs::exists(dir_ / "a.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "b"));
+  EXPECT_TRUE(fs::exists(dir_ / "b.gz"));
+}
+
 TEST_F(Conventions, ZstdAndPigzThreadFlagsAndZeroForAllCores) {
   put("data.bin", text_bytes(3 * 1024 * 1024, 7));
   ASSERT_EQ(sluice("-j 2 -c data.bin > ref.gz").status, 0);
@@ -270,7 +311,82 @@ TEST_F(Conventions, SymbolicAndHardLinksAreRefusedUnlessForcedAsGzipDoes) {
   EXPECT_TRUE(fs::exists(dir_ / "hard.gz"));
 }
 
+// ---- Outputs ----
+
+// gzip: "a.gz already exists; not overwritten". A name made from the input is not written through
+// a link to a device, or into a FIFO (which would block); with -f the link or FIFO is replaced.
+TEST_F(Conventions, AnExistingDeviceOrFifoUnderTheOutputsNameIsNotWrittenInto) {
+  put("a", text_bytes(1000, 35));
+  put("b", text_bytes(1000, 36));
+  ASSERT_EQ(sh("ln -s /dev/full a.gz && mkfifo b.gz").status, 0);
+  for (const char* name : {"a", "b"}) {
+    const auto r = sh("timeout 20 " + testing::sluice() + " " + name);
+    EXPECT_EQ(r.status, 1) << name;
+    EXPECT_EQ(r.err, fmt::format("sluice: {}.gz: already exists; use -f to overwrite\n", name)) << name;
+  }
+  EXPECT_TRUE(fs::is_symlink(dir_ / "a.gz"));
+  EXPECT_TRUE(fs::is_fifo(dir_ / "b.gz"));
+  ASSERT_EQ(sh("timeout 20 " + testing::sluice() + " -f a b").status, 0);
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir_ / "a.gz")));
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(dir_ / "b.gz")));
+  EXPECT_EQ(sh("gzip -dc a.gz | cmp - a && gzip -dc b.gz | cmp - b").status, 0);
+  EXPECT_TRUE(fs::is_character_file("/dev/full"));
+  // A device named with -o is written in place, as before.
+  EXPECT_EQ(sluice("-o /dev/null a").status, 0);
+}
+
+// As gzip: the output of someone else's file gets its owner and group where the process may give
+// them (root), and never its setuid, setgid or sticky bits.
+TEST_F(Conventions, OutputsGetTheInputsOwnerButNoSetuidBits) {
+  put("tool", text_bytes(1000, 37));
+  if (::geteuid() == 0) {
+    ASSERT_EQ(sh("chown 65534:65534 tool").status, 0);
+  }
+  ASSERT_EQ(sh("chmod 6755 tool").status, 0);
+  ASSERT_EQ(sluice("-k tool").status, 0);
+  ASSERT_EQ(sh("mv tool tool.orig").status, 0);
+  ASSERT_EQ(sluice("-d tool.gz").status, 0);
+  for (const char* name : {"tool.gz", "tool"}) {
+    struct stat status {};
+    ASSERT_EQ(::stat((dir_ / name).c_str(), &status), 0);
+    EXPECT_EQ(status.st_mode & 07777, 0755u) << name;
+    if (::geteuid() == 0) {
+      EXPECT_EQ(status.st_uid, 65534u) << name;
+      EXPECT_EQ(status.st_gid, 65534u) << name;
+    }
+  }
+}
+
+TEST_F(Conventions, ReplacingAFileWithALongNameNeedsNoLongerName) {
+  const std::string name(252, 'n');
+  put(name, text_bytes(1000, 40));
+  ASSERT_EQ(sluice("-k " + name).status, 0);
+  const auto forced = sluice("-f -k " + name);
+  EXPECT_EQ(forced.status, 0) << forced.err;
+  const auto back = sluice("-d -f " + name + ".gz");
+  EXPECT_EQ(back.status, 0) << back.err;
+  EXPECT_EQ(get(name), text_bytes(1000, 40));
+}
+
 // ---- -r ----
+
+TEST_F(Conventions, AnUnreadableFileInATreeFailsAloneAndTheRestIsDone) {
+  if (::geteuid() == 0 && sh("command -v setpriv").status != 0) GTEST_SKIP() << "root without setpriv";
+  put("tree/a.txt", text_bytes(1000, 38));
+  put("tree/locked.txt", text_bytes(1000, 39));
+  std::string as_user;
+  if (::geteuid() == 0) {
+    as_user = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+    ASSERT_EQ(sh("chmod -R a+rwX tree && chmod a+x .").status, 0);
+    if (sh(as_user + "test -w tree").status != 0) GTEST_SKIP() << "nobody cannot reach the scratch directory";
+  }
+  ASSERT_EQ(sh("chmod 000 tree/locked.txt").status, 0);
+  const auto r = sh(as_user + testing::sluice() + " -r tree");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("sluice: tree/locked.txt: cannot open: Permission denied"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "tree/a.txt.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "tree/locked.txt.gz"));
+}
 
 TEST_F(Conventions, RecursiveLeavesCompressedFilesAndTheOutputDirectoryAlone) {
   put("tree/a.log", text_bytes(20000, 9));
@@ -317,6 +433,23 @@ TEST_F(Conventions, AnUnreadableSubdirectoryIsNamedAndTheRestIsDone) {
 }
 
 // ---- Messages ----
+
+TEST_F(Conventions, WhatIsPrintedOnAFullStandardOutputIsAnError) {
+  put("data.bin", text_bytes(1000, 33));
+  ASSERT_EQ(sluice("-k data.bin").status, 0);
+  for (const char* args : {"-l data.bin.gz", "-t --json data.bin.gz", "--version", "--help", "tar --help"}) {
+    const auto r = sluice(std::string(args) + " > /dev/full");
+    EXPECT_EQ(r.status, 1) << args;
+    EXPECT_TRUE(r.err.ends_with("sluice: standard output: write error: No space left on device\n")) << args << r.err;
+  }
+}
+
+TEST_F(Conventions, AnUnknownOptionInTheEnvironmentIsBlamedOnIt) {
+  put("data.bin", text_bytes(1000, 34));
+  const auto r = sh("SLUICE=--bogus " + testing::sluice() + " -c data.bin > out");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--bogus (from SLUICE='--bogus')"), std::string::npos) << r.err;
+}
 
 TEST_F(Conventions, JsonRecordsAreValidForNamesThatAreNotUtf8AndCarryTheirPosition) {
   const std::string latin1 = "caf\xe9.txt";  // é in Latin-1: not UTF-8

@@ -770,6 +770,11 @@ TEST_F(Cli, RecursiveWithOutputDirKeepsRelativePathsAndSkipsCompressedFiles) {
   const auto back = sluice("-d -r out --output-dir restored");
   ASSERT_EQ(back.status, 0) << describe(back);
   EXPECT_EQ(sh("diff -r restored/out/logs/2026/11 logs/2026/11 && cmp restored/out/logs/a.log logs/a.log").status, 0);
+  // A tree named from beside it (../logs) keeps its shape under the directory, nothing above it.
+  fs::create_directories(dir_ / "work");
+  const auto beside = sh("cd work && " + testing::sluice() + " -r ../logs --output-dir o");
+  ASSERT_EQ(beside.status, 0) << describe(beside);
+  EXPECT_EQ(sh("cd work/o && find . -type f | sort").out, "./logs/2026/11/b.log.gz\n./logs/a.log.gz\n");
 }
 
 TEST_F(Cli, DuplicateOutputNamesAreRefused) {
@@ -805,7 +810,7 @@ TEST_F(Cli, FailFastStopsAtTheFirstFailure) {
   const auto r = sluice("--fail-fast a missing c");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("missing: cannot open"), std::string::npos) << r.err;
-  expect_listing({"a", "c"});
+  expect_listing({"a", "a.gz", "c"});  // what came before the failure is done, nothing after it
 }
 
 TEST_F(Cli, JsonGivesOneRecordPerFileAndASummary) {

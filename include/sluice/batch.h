@@ -71,6 +71,10 @@ struct FileJob {
   // The output's modification time, instead of the input's (gunzip -N: the time the header
   // records); unset: the input's.
   std::optional<std::int64_t> mtime_seconds;
+  // The output's name was made from the input's (sluice file -> file.gz), not given by the user:
+  // an existing device or FIFO there (or a symbolic link to one) is an existing file like any
+  // other, never written into. A named output writes into one in place (-o /dev/null).
+  bool derived_output = false;
 };
 
 struct FileBatchOptions {

@@ -27,6 +27,8 @@ struct FileStatus {
   std::uint32_t mtime_nanoseconds = 0;
   std::int64_t atime_seconds = 0;
   std::uint32_t atime_nanoseconds = 0;
+  std::uint32_t owner = 0;  // uid
+  std::uint32_t group = 0;  // gid
 };
 
 // A regular file behind a source, which a reader may map instead of calling read().
@@ -138,7 +140,10 @@ class FdSink final : public ByteSink {
 class OutputFile final : public ByteSink {
  public:
   // Throws kIo if `path` exists and `overwrite` is false, or the directory is not writable.
-  OutputFile(std::string path, bool overwrite);
+  // `devices_in_place`: an existing device or FIFO at `path` (or a symbolic link to one) is
+  // written into, as a path the user named wants (-o /dev/null); otherwise it is an existing
+  // file like any other, refused or, with `overwrite`, replaced (the link, not what it points to).
+  OutputFile(std::string path, bool overwrite, bool devices_in_place = true);
   ~OutputFile() override;
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
@@ -153,8 +158,13 @@ class OutputFile final : public ByteSink {
   // written in place gets zeros.)
   void skip(std::uint64_t bytes);
 
-  // Copies permission bits and access/modification times (as gzip does), applied at commit.
+  // Copies permission bits and access/modification times, applied at commit.
   void preserve_metadata_of(const FileStatus& source);
+  // As gzip does for the file it writes from another: the source's group and owner where the
+  // process may give them (root; a group of one's own), and its permission bits but for setuid,
+  // setgid and sticky (which no output of someone else's file may get), with its times. Applied
+  // at commit.
+  void copy_attributes_of(const FileStatus& source);
   // Puts the file in place (links the unnamed file, or renames the temporary); with `durable`,
   // first flushes it to disk and afterwards the directory too (needed before the input is
   // deleted). After this the destructor does nothing.
@@ -181,6 +191,7 @@ class OutputFile final : public ByteSink {
   int fd_ = -1;
   bool overwrite_ = false;
   std::optional<FileStatus> metadata_;
+  bool copy_owner_ = false;  // copy_attributes_of()
   int cleanup_slot_ = -1;  // registration for remove_pending_outputs()
 };
 
