@@ -232,13 +232,18 @@ int run_create(const TarCliOptions& options) {
   create.on_skipped = [](const std::string& path, const std::string& why) {
     fmt::print(stderr, "sluice: {}: {}\n", printable_name(path), why);
   };
+  std::uint64_t changed = 0;  // exit status 1 when any, as GNU tar
+  create.on_changed = [&changed](const std::string& path) {
+    ++changed;
+    fmt::print(stderr, "sluice: {}: file changed as we read it\n", printable_name(path));
+  };
 
   if (to_stdout) {
     if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
     FdSink sink(1, "<stdout>");
     const TarStats stats = create_tar(options.paths, sink, codec, compress, create);
     if (options.totals) print_totals("written", stats);
-    return kExitSuccess;
+    return changed > 0 ? kExitFailure : kExitSuccess;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
   const FileStatus written = output.status();
@@ -246,7 +251,7 @@ int run_create(const TarCliOptions& options) {
   const TarStats stats = create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
   if (options.totals) print_totals("written", stats);
-  return kExitSuccess;
+  return changed > 0 ? kExitFailure : kExitSuccess;
 }
 
 void print_warning(const std::string& message) { fmt::print(stderr, "sluice: warning: {}\n", message); }

@@ -113,6 +113,11 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       return;
     }
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
+    if (want_owner() && (entry.uid > kMaxOwnerId || entry.gid > kMaxOwnerId)) {
+      // uid_t and gid_t would wrap them (and -1 means "leave unchanged"), as GNU tar says.
+      return refuse(entry,
+                    fmt::format("owner {}:{} is out of range (ids go up to {})", entry.uid, entry.gid, kMaxOwnerId));
+    }
     try {
       ensure_directories(parent_of(*relative));
       const std::string path = full(*relative);
@@ -273,11 +278,14 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   }
 
   bool want_owner() const { return options_.same_owner && is_root_; }
+  static constexpr std::uint64_t kMaxOwnerId = 0xfffffffe;
 
   // Permission bits to give an entry: without -p, no setuid/setgid, and the umask applies
-  // (except for root, as with GNU tar).
+  // (except for root, as with GNU tar). A mode the archive does not record is a default, which
+  // the umask always trims (unzip's 0644 and 0755 under the usual 022, root or not).
   mode_t mode_for(const TarEntry& entry) const {
     mode_t mode = static_cast<mode_t>(entry.mode & 07777);
+    if (!entry.mode_recorded) return mode & ~umask_ & 0777;
     if (!options_.preserve_permissions) {
       mode &= ~static_cast<mode_t>(S_ISUID | S_ISGID);
       if (!is_root_) mode &= ~umask_;

@@ -83,6 +83,7 @@ struct TarWriterSource::State {
   std::size_t pending_position = 0;
   int file_fd = -1;              // the regular file whose content is being read
   std::string file_path;
+  struct stat file_opened {};  // its status when opened, to tell whether it changed as it was read
   // What is read of it: the whole file as one region, or a sparse file's data regions.
   std::vector<TarSparseRegion> file_regions;
   std::size_t file_region = 0;
@@ -99,6 +100,20 @@ struct TarWriterSource::State {
   std::unordered_map<gid_t, std::string> group_names;
 
   ~State() { close_file(); }
+
+  // The file's content is all read: closes it, and says so if it changed meanwhile (grew, or was
+  // written to: its size, modification or change time moved), as GNU tar's "file changed as we
+  // read it". The entry holds what was read, under the header written when it was opened.
+  void finish_file() {
+    struct stat now {};
+    const bool changed =
+        file_fd >= 0 && ::fstat(file_fd, &now) == 0 &&
+        (now.st_size != file_opened.st_size || now.st_mtim.tv_sec != file_opened.st_mtim.tv_sec ||
+         now.st_mtim.tv_nsec != file_opened.st_mtim.tv_nsec || now.st_ctim.tv_sec != file_opened.st_ctim.tv_sec ||
+         now.st_ctim.tv_nsec != file_opened.st_ctim.tv_nsec);
+    close_file();
+    if (changed && options.on_changed) options.on_changed(file_path);
+  }
 
   void close_file() {
     if (file_fd >= 0) ::close(file_fd);
@@ -169,9 +184,11 @@ struct TarWriterSource::State {
     }
     if (entry.type == TarEntryType::kFile) {
       // Open before writing the header so the size recorded is the size read.
-      file_fd = ::open(planned.disk_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO put in the file's place since the walk saw it must not block the open
+      // (the check below refuses it); reads of a regular file do not heed the flag.
+      file_fd = ::open(planned.disk_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
       if (file_fd < 0) throw_system_error("cannot archive", planned.disk_path);
-      struct stat opened {};
+      struct stat& opened = file_opened;
       if (::fstat(file_fd, &opened) != 0) throw_system_error("cannot stat", planned.disk_path);
       if (!S_ISREG(opened.st_mode)) throw Error(ErrorKind::kIo, "changed type while being archived", planned.disk_path);
       entry.size = static_cast<std::uint64_t>(opened.st_size);
@@ -211,7 +228,7 @@ struct TarWriterSource::State {
     if (entry.sparse) pending.append(as_bytes(detail::sparse_map_data(entry.regions)));
     ++entries;
     if (options.on_entry) options.on_entry(entry);
-    if (file_fd >= 0 && file_left == 0) close_file();
+    if (file_fd >= 0 && file_left == 0) finish_file();
     return true;
   }
 
@@ -252,7 +269,7 @@ struct TarWriterSource::State {
     file_region_done += static_cast<std::uint64_t>(got);
     file_left -= static_cast<std::uint64_t>(got);
     if (file_left == 0) {
-      close_file();
+      finish_file();
       pending.clear();
       pending_position = 0;
       pending.resize(static_cast<std::size_t>(file_padding));
@@ -333,8 +350,10 @@ TarOwner parse_tar_owner(const std::string& text) {
   TarOwner owner;
   const auto parse_id = [&](std::string digits) {
     if (digits.starts_with("+")) digits.erase(0, 1);
-    if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos) {
-      throw Error(ErrorKind::kUsage, fmt::format("invalid owner or group '{}' (use NAME, NAME:ID or ID)", text));
+    if (digits.empty() || digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoull(digits) > 0xfffffffe) {  // uid_t and gid_t hold 0 to 2^32 - 2 (-1: "unchanged")
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("invalid owner or group '{}' (use NAME, NAME:ID or ID; ids go up to 4294967294)", text));
     }
     return std::stoull(digits);
   };

@@ -12,20 +12,22 @@
 namespace sluice::detail {
 namespace {
 
-// The archive name for an operand: without leading "/" and "../" (as GNU tar stores them) and
-// without trailing slashes.
+// The archive name for an operand, as GNU tar stores it: without a leading "/", without
+// everything up to and including the last ".." component (../a, ./../a and sub/../a all become
+// a, which every extractor takes), and without trailing slashes.
 std::string archive_name_for(std::string path) {
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  for (;;) {
-    if (path.starts_with("/"))
-      path.erase(0, 1);
-    else if (path.starts_with("../"))
-      path.erase(0, 3);
-    else if (path == "..")
-      path.clear();
-    else
-      break;
+  for (std::size_t at = 0; at < path.size();) {
+    std::size_t end = path.find('/', at);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(at, end - at, "..") == 0) {
+      path.erase(0, std::min(end + 1, path.size()));
+      at = 0;
+    } else {
+      at = end + 1;
+    }
   }
+  while (path.starts_with("/")) path.erase(0, 1);
   return path;
 }
 

@@ -289,6 +289,9 @@ struct ZipReader::State {
         entry.path = entry.raw_name;
       else
         entry.path = zip_cp437_to_utf8(entry.raw_name);
+      // Written on DOS or Windows with its separators (sub\file.txt): unzip reads them as '/', and
+      // so '..\' is refused as '../' is.
+      if (host != kZipHostUnix) std::replace(entry.path.begin(), entry.path.end(), '\\', '/');
       const std::uint32_t unix_mode = external >> 16;
       const bool slash = entry.path.ends_with('/');
       if (host == kZipHostUnix && unix_mode != 0) {
@@ -600,6 +603,7 @@ TarEntry as_tar_entry(const ZipEntry& entry) {
              : entry.type == ZipEntryType::kSymlink ? TarEntryType::kSymlink
                                                     : TarEntryType::kFile;
   out.mode = entry.mode;
+  out.mode_recorded = entry.unix_mode;
   out.size = entry.type == ZipEntryType::kFile ? entry.size : 0;
   out.mtime_seconds = entry.mtime_seconds;
   out.header_offset = entry.header_offset;

@@ -789,6 +789,40 @@ t.close()
   EXPECT_EQ(status.st_mode & 07777, 04755u);
 }
 
+// GNU tar: "Archive value 9999999999 is out of gid_t range". Ids past uid_t's would wrap (and
+// 4294967295 is "leave unchanged" to chown): refused at extraction, and as --owner/--group.
+TEST_F(Tar, OwnerIdsOutOfRangeAreRefused) {
+  put("src/f.txt", testing::to_bytes(std::string("x")));
+  const auto created = sluice_tar("-c -f big-ids.tar --owner u:4294967295 -C src f.txt");
+  EXPECT_EQ(created.status, 2) << describe(created);
+  EXPECT_NE(created.err.find("ids go up to 4294967294"), std::string::npos) << created.err;
+  if (::geteuid() != 0) GTEST_SKIP() << "extraction with --same-owner needs root";
+  python(R"(
+import io, tarfile
+t = tarfile.open('big-ids.tar', 'w', format=tarfile.PAX_FORMAT)
+f = tarfile.TarInfo('wrapped.txt'); f.uid = 7; f.gid = 9999999999; f.size = 1
+t.addfile(f, io.BytesIO(b'x'))
+t.close()
+)");
+  const auto r = sluice_tar("-x --same-owner -f big-ids.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("owner 7:9999999999 is out of range"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out/wrapped.txt"));
+}
+
+// GNU tar stores ./../a and sub/../a as a ("Removing leading `sub/../'"); a name with '..' in it
+// would be refused by every careful extractor, sluice's included.
+TEST_F(Tar, NamesWithDotDotAreStoredWithoutWhatLeadsToIt) {
+  put("t/sub/a.txt", testing::to_bytes(std::string("a")));
+  put("t/z.txt", testing::to_bytes(std::string("z")));
+  const auto r = sh("cd t/sub && " + testing::sluice() + " tar -c -f ../../names.tar ../sub/../z.txt ./../z.txt a.txt");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("tar -tf names.tar").out, "z.txt\nz.txt\na.txt\n");
+  const auto zip = sh("cd t/sub && " + testing::sluice() + " zip -c -f ../../names.zip ./../sub/../z.txt");
+  ASSERT_EQ(zip.status, 0) << describe(zip);
+  EXPECT_EQ(sh("unzip -Z1 names.zip").out, "z.txt\n");
+}
+
 TEST_F(Tar, AsRootOwnersAndDevicesOnlyWhenAsked) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   python(R"(
@@ -987,6 +1021,42 @@ TEST(TarLibrary, AFileThatShrinksWhileArchivedIsAnError) {
     EXPECT_NE(std::string(e.what()).find("shrank"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("f.bin"), std::string::npos) << e.what();
   }
+}
+
+// GNU tar: "file changed as we read it", exit status 1; the entry holds what was read under
+// the size it had when opened.
+TEST(TarLibrary, AFileThatGrowsOrIsWrittenWhileArchivedIsReported) {
+  for (const bool grow : {true, false}) {
+    testing::ScratchDir dir;
+    write_file(dir / "f.bin", random_bytes(100000, 2));
+    std::vector<std::string> changed;
+    TarCreateOptions options;
+    options.on_changed = [&](const std::string& path) { changed.push_back(path); };
+    TarWriterSource source({(dir / "f.bin").string()}, options);
+    std::vector<std::uint8_t> buffer(4096);
+    ASSERT_GT(source.read(buffer.data(), 1024), 0u);  // headers, the file now open
+    {
+      std::FILE* file = std::fopen((dir / "f.bin").c_str(), grow ? "ab" : "r+b");
+      ASSERT_NE(file, nullptr);
+      std::fputs("more", file);
+      std::fclose(file);
+    }
+    std::size_t total = 1024;
+    for (std::size_t n; (n = source.read(buffer.data(), buffer.size())) > 0;) total += n;
+    EXPECT_EQ(changed, std::vector<std::string>{(dir / "f.bin").string()}) << (grow ? "grew" : "written");
+    EXPECT_EQ(total % 10240, 0u);
+  }
+  // Unchanged: not reported.
+  testing::ScratchDir dir;
+  write_file(dir / "f.bin", random_bytes(1000, 3));
+  int calls = 0;
+  TarCreateOptions options;
+  options.on_changed = [&](const std::string&) { ++calls; };
+  TarWriterSource source({(dir / "f.bin").string()}, options);
+  std::vector<std::uint8_t> buffer(4096);
+  while (source.read(buffer.data(), buffer.size()) > 0) {
+  }
+  EXPECT_EQ(calls, 0);
 }
 
 TEST(TarLibrary, CreateAndExtractInMemoryWithEveryCodec) {

@@ -388,6 +388,27 @@ TEST_F(ZipTest, Cp437NamesAsUnzipReadsThem) {
   EXPECT_EQ(listed.out, "caf\xc3\xa9\n");
 }
 
+// Members from DOS or Windows: '\' separators read as '/' (so '..\' is refused as '../' is), and
+// no recorded permissions: the umask trims the default even for root, as unzip gives 0644/0755.
+TEST_F(ZipTest, WindowsMembersGetSeparatorsAndModesAsUnzipGivesThem) {
+  python(
+      "import zipfile\n"
+      "with zipfile.ZipFile('win.zip', 'w') as z:\n"
+      "  i = zipfile.ZipInfo('dir/'); i.create_system = 0; i.external_attr = 0x10; z.writestr(i, b'')\n"
+      "  i = zipfile.ZipInfo('dir\\\\file.txt'); i.create_system = 0; i.external_attr = 0x20; z.writestr(i, b'x')\n"
+      "  i = zipfile.ZipInfo('..\\\\..\\\\slip.txt'); i.create_system = 0; z.writestr(i, b'x')\n");
+  const auto result = sh("umask 027 && " + testing::sluice() + " zip -x -f win.zip -C out");
+  EXPECT_EQ(result.status, 2) << describe(result);
+  EXPECT_NE(result.err.find("refusing member '../../slip.txt'"), std::string::npos) << result.err;
+  EXPECT_TRUE(fs::is_regular_file(dir_ / "out/dir/file.txt"));
+  EXPECT_FALSE(fs::exists(dir_ / "slip.txt"));
+  struct stat status {};
+  ASSERT_EQ(::stat((dir_ / "out/dir/file.txt").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 0640u);
+  ASSERT_EQ(::stat((dir_ / "out/dir").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 0750u);
+}
+
 // The library in one process (the ThreadSanitizer job runs these): an archive of files of one and
 // of several chunks written on 2 threads into memory (data descriptors) and into a file (sizes
 // patched), read back, extracted and transcoded on 2 threads.

@@ -45,6 +45,9 @@ struct TarEntry {
   TarEntryType type = TarEntryType::kFile;
   char typeflag = '0';          // the raw header type
   std::uint32_t mode = 0644;    // permission bits, including setuid/setgid/sticky (07777)
+  // False where the archive records no permissions (a zip member from DOS or Windows): `mode` is
+  // a default, to which extraction applies the umask even for root (as unzip does).
+  bool mode_recorded = true;
   std::uint64_t uid = 0;
   std::uint64_t gid = 0;
   std::string uname;
@@ -135,6 +138,11 @@ struct TarCreateOptions {
   // Called as each entry is added (for -v), and for files left out (sockets): the path and why.
   std::function<void(const TarEntry&)> on_entry;
   std::function<void(const std::string& path, const std::string& why)> on_skipped;
+  // Called for a file that changed while it was read (it grew, or was written to): the archive
+  // holds what was read under the size and time it had when opened (GNU tar warns "file changed
+  // as we read it" and exits 1). A file that shrank is an error instead: its entry cannot be
+  // completed.
+  std::function<void(const std::string& path)> on_changed;
 };
 
 // "NAME", "NAME:ID", "ID" or "+ID" (as GNU tar's --owner/--group). Throws Error (kUsage).
