@@ -83,12 +83,14 @@ Error::Error(ErrorKind kind, std::string detail, std::string path,
       offset_(offset) {}
 
 Error Error::with_context(const std::string& path, std::optional<std::uint64_t> offset) const {
-  return Error(kind_, detail_, path_.empty() ? path : path_, offset_ ? offset_ : offset);
+  Error copy(kind_, detail_, path_.empty() ? path : path_, offset_ ? offset_ : offset);
+  copy.set_error_number(error_number_);
+  return copy;
 }
 
 void throw_system_error(const std::string& what, const std::string& path) {
   const int saved = errno;
-  throw Error(ErrorKind::kIo, fmt::format("{}: {}", what, std::strerror(saved)), path);
+  throw Error(ErrorKind::kIo, fmt::format("{}: {}", what, std::strerror(saved)), path).set_error_number(saved);
 }
 
 }  // namespace sluice

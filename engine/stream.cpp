@@ -116,6 +116,11 @@ class PushRun {
 struct Compressor::State {
   State(ByteSink& sink, const CompressOptions& run_options, const StreamInfo& stream_info)
       : out(sink), options(run_options), info(stream_info) {
+    // Options that cannot work (a level or chunk size the codec refuses, an unknown knob or
+    // codec, a thread count out of range) are the constructor's error, not the first write's or
+    // finish()'s, after the caller has produced the data.
+    (void)CodecRegistry::global().create(options.codec, options.codec_options);
+    (void)resolve_threads(options.threads);
     start();
   }
 

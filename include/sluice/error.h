@@ -40,11 +40,20 @@ class Error : public std::runtime_error {
   // A copy with the path and offset filled in where this error lacks them.
   Error with_context(const std::string& path, std::optional<std::uint64_t> offset) const;
 
+  // The system's error number (errno) when a system call failed (throw_system_error), else 0:
+  // lets a binding raise its own kind of it (Python's FileNotFoundError for ENOENT).
+  int error_number() const { return error_number_; }
+  Error& set_error_number(int number) {
+    error_number_ = number;
+    return *this;
+  }
+
  private:
   ErrorKind kind_;
   std::string detail_;
   std::string path_;
   std::optional<std::uint64_t> offset_;
+  int error_number_ = 0;
 };
 
 // `name` as it may be shown on a terminal or in a log, escaped as GNU tar's default quoting does in

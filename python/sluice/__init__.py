@@ -17,14 +17,18 @@ from __future__ import annotations
 import atexit
 import builtins
 import dataclasses
+import errno
+import functools
 import importlib.abc
 import importlib.machinery
 import io
+import operator
 import os
 import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
 import weakref
 from typing import Any, BinaryIO, Iterable, Iterator
@@ -42,19 +46,21 @@ class Error(OSError):
     """
 
     def __init__(self, message: str, kind: str = "io", path: str | None = None, offset: int | None = None,
-                 detail: str = ""):
+                 detail: str = "", errno: int | None = None):
         super().__init__(message)
         self.kind = kind
         self.path = path
         self.filename = path
         self.offset = offset
         self.detail = detail or message
+        self.errno = errno
+        self.strerror = _os_strerror(errno) if errno is not None else None
 
     def __str__(self) -> str:
         return str(self.args[0])
 
     def __reduce__(self):
-        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail))
+        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail, self.errno))
 
 
 class CorruptDataError(Error):
@@ -74,6 +80,38 @@ class UsageError(Error, ValueError):
 
 
 _native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLimitError, UsageError)
+
+
+def _os_strerror(number: int) -> str:
+    return os.strerror(number)
+
+
+# A system call's failure is also the OSError subclass Python gives its errno, so that
+# `except FileNotFoundError` and `except PermissionError` catch sluice's as they catch open()'s.
+class _FileNotFoundError(Error, FileNotFoundError):
+    """sluice.Error for ENOENT; also a FileNotFoundError."""
+
+
+class _PermissionError(Error, PermissionError):
+    """sluice.Error for EACCES or EPERM; also a PermissionError."""
+
+
+class _FileExistsError(Error, FileExistsError):
+    """sluice.Error for EEXIST; also a FileExistsError."""
+
+
+class _IsADirectoryError(Error, IsADirectoryError):
+    """sluice.Error for EISDIR; also an IsADirectoryError."""
+
+
+class _NotADirectoryError(Error, NotADirectoryError):
+    """sluice.Error for ENOTDIR; also a NotADirectoryError."""
+
+
+_native._register_system_errors({
+    errno.ENOENT: _FileNotFoundError, errno.EACCES: _PermissionError, errno.EPERM: _PermissionError,
+    errno.EEXIST: _FileExistsError, errno.EISDIR: _IsADirectoryError, errno.ENOTDIR: _NotADirectoryError,
+})
 
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
@@ -251,6 +289,24 @@ def _close_open_files() -> None:
             pass
 
 
+def _locked(method):
+    """`method` of a SluiceFile, run holding the file's lock: threads that share a file take
+    turns, as with io.BufferedReader (two reads at once would wait on the same run)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _read_size(size) -> int:
+    """A read's size as io takes it: an integer (None: -1), at least -1."""
+    size = -1 if size is None else operator.index(size)
+    if size < -1:
+        raise ValueError("read length must be non-negative or -1")
+    return size
+
+
 class SluiceFile(io.BufferedIOBase):
     """A compressed file opened by sluice.open() in binary mode: read or write, not both.
 
@@ -269,6 +325,8 @@ class SluiceFile(io.BufferedIOBase):
                  threads: int | None = None, max_output: int | None = None, mtime: int | None = None,
                  chunk_size: int | None = None, backend: str | None = None, **knobs: str):
         super().__init__()
+        # One call at a time: threads sharing the file take turns, as with io.BufferedReader.
+        self._lock = threading.RLock()
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
@@ -296,7 +354,10 @@ class SluiceFile(io.BufferedIOBase):
                 if mode == "xb" and existing is not None:
                     raise FileExistsError(17, "File exists", path)
                 directory = os.path.dirname(os.path.abspath(path))
-                descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
+                try:
+                    descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
+                except OSError as e:  # named for the file asked for, not the temporary beside it
+                    raise type(e)(e.errno, e.strerror, path) from None
                 self._file = os.fdopen(descriptor, "wb")
                 self._final_path = path
                 self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
@@ -330,12 +391,15 @@ class SluiceFile(io.BufferedIOBase):
 
     # ---- io.BufferedIOBase ----
     def readable(self) -> bool:
+        """True in read mode."""
         return self._mode == "rb"
 
     def writable(self) -> bool:
+        """True in write mode (wb, ab, xb)."""
         return self._mode != "rb"
 
     def seekable(self) -> bool:
+        """True when reading a regular file or a seekable file object."""
         return self._mode == "rb" and self._start is not None
 
     def _start_reading(self, unit=None) -> None:
@@ -357,6 +421,7 @@ class SluiceFile(io.BufferedIOBase):
         self._eof = False
         self._error: BaseException | None = None  # raised once the buffer before it is read
 
+    @_locked
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
         decoding (in parallel) and dropping what lies between, backward by decoding again from
@@ -436,7 +501,9 @@ class SluiceFile(io.BufferedIOBase):
             self._reader.cancel()
             self._reader = None  # its run ends before the file moves
 
+    @_locked
     def tell(self) -> int:
+        """The position in the decompressed stream (reading) or the bytes written so far."""
         self._check_open()
         if self._mode == "rb":
             return self._position
@@ -496,9 +563,12 @@ class SluiceFile(io.BufferedIOBase):
         self._position += len(data)
         return data
 
+    @_locked
     def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` decompressed bytes (all the rest for -1 or None); b"" at the end."""
         self._check_readable()
-        if size is None or size < 0:
+        size = _read_size(size)
+        if size < 0:
             return self._read_all()
         if not self._buffer and not self._eof and size > 0:
             # Nothing buffered: decoded straight into the bytes returned (no copy on this side).
@@ -515,13 +585,18 @@ class SluiceFile(io.BufferedIOBase):
         self._fill(size)
         return self._take(size)
 
+    @_locked
     def read1(self, size: int = -1) -> bytes:
+        """Up to `size` bytes from what is decoded, decoding more only when nothing is."""
         self._check_readable()
+        size = _read_size(size)
         if not self._buffer:
             self._fill(1)
         return self._take(len(self._buffer) if size < 0 else size)
 
+    @_locked
     def readinto(self, target) -> int:
+        """Reads into a writable bytes-like object; returns the count (0 at the end)."""
         self._check_readable()
         view = memoryview(target).cast("B")
         if self._buffer or self._eof:
@@ -539,14 +614,18 @@ class SluiceFile(io.BufferedIOBase):
         self._position += count
         return count
 
+    @_locked
     def peek(self, size: int = 1) -> bytes:
+        """Bytes ahead, without moving (at least one unless at the end)."""
         self._check_readable()
         self._fill(max(size, 1))
         return bytes(self._buffer[: max(size, 1)])
 
+    @_locked
     def readline(self, size: int | None = -1) -> bytes:
+        """The next line, with its b"\\n" (at most `size` bytes when given)."""
         self._check_readable()
-        limit = -1 if size is None else size
+        limit = _read_size(size)
         start = 0
         while True:
             end = self._buffer.find(b"\n", start)
@@ -564,11 +643,17 @@ class SluiceFile(io.BufferedIOBase):
             count = limit
         return self._take(count)
 
+    @_locked
     def write(self, data) -> int:
+        """Compresses a bytes-like object; returns its length in bytes. A failure of the run or of
+        the file stops the stream (and removes a temporary output); a bad argument does not."""
         self._check_open()
         if self._mode == "rb":
             raise io.UnsupportedOperation("not writable")
-        length = memoryview(data).nbytes
+        view = memoryview(data)
+        length = view.nbytes
+        if not view.contiguous:
+            data = view.tobytes()
         try:
             out = self._writer.write(data)
             if out:
@@ -579,12 +664,16 @@ class SluiceFile(io.BufferedIOBase):
         self._written += length
         return length
 
+    @_locked
     def flush(self) -> None:
+        """Hands what is compressed so far to the file object; the stream is not ended."""
         self._check_open()
         if self._mode != "rb" and self._file is not None:
             self._file.flush()
 
+    @_locked
     def close(self) -> None:
+        """Writing: ends the stream and publishes the file. Reading: stops the run."""
         if self.closed:
             return
         try:
@@ -610,6 +699,17 @@ class SluiceFile(io.BufferedIOBase):
             raise
         self._file = None
         super().close()
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        """Closes the file; writing, an exception in the block (Ctrl-C too) abandons the output
+        instead: a file opened by name is not published (the temporary goes), a file object is
+        left without the end of the stream, so that no reader takes it for complete."""
+        if exc_type is not None and self._mode != "rb":
+            with self._lock:
+                self._abandon()
+            return None
+        self.close()
+        return None
 
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
@@ -714,8 +814,19 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
         raise ValueError("encoding, errors and newline are for text modes only")
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
     if text:
-        return io.TextIOWrapper(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+        return _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
     return binary
+
+
+class _TextFile(io.TextIOWrapper):
+    """sluice.open's text mode: an exception in a `with` block abandons the output as the binary
+    file's __exit__ does, rather than publishing what was written before it."""
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None and self.buffer.writable():
+            self.buffer.__exit__(exc_type, exc, traceback)  # closed: nothing pending is written
+            return None
+        return super().__exit__(exc_type, exc, traceback)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <future>
+#include <map>
 #include <mutex>
 #include <stop_token>
 #include <thread>
@@ -45,6 +46,7 @@ struct Exceptions {
   PyObject* corrupt = nullptr;
   PyObject* trailing_garbage = nullptr;
   PyObject* limit = nullptr;
+  std::map<int, PyObject*> system;  // errno -> a class that is sluice.Error and FileNotFoundError, ...
 };
 Exceptions exceptions;
 
@@ -76,6 +78,7 @@ py::object to_python(const Error& error) {
   if (error.kind() == ErrorKind::kCorruptData) type = exceptions.corrupt;
   if (error.kind() == ErrorKind::kTrailingGarbage) type = exceptions.trailing_garbage;
   if (error.kind() == ErrorKind::kLimit) type = exceptions.limit;
+  if (const auto it = exceptions.system.find(error.error_number()); it != exceptions.system.end()) type = it->second;
   // A name in angle brackets ("<memory>", "<stdin>") is no file.
   const bool named = !error.path().empty() && error.path().front() != '<';
   const std::string message =
@@ -87,7 +90,8 @@ py::object to_python(const Error& error) {
         PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size())));
   };
   return py::handle(type)(text(message), kind_name(error.kind()), named ? text(error.path()) : py::none(),
-                          error.offset() ? py::object(py::int_(*error.offset())) : py::none(), text(error.detail()));
+                          error.offset() ? py::object(py::int_(*error.offset())) : py::none(), text(error.detail()),
+                          error.error_number() != 0 ? py::object(py::int_(error.error_number())) : py::none());
 }
 
 void raise(const Error& error) {
@@ -564,6 +568,9 @@ PYBIND11_MODULE(_native, m) {
           exceptions.trailing_garbage = trailing_garbage.release().ptr();
           exceptions.limit = limit.release().ptr();
         });
+  m.def("_register_system_errors", [](const std::map<int, py::object>& classes) {
+    for (const auto& [number, type] : classes) exceptions.system[number] = py::object(type).release().ptr();
+  });
 
   // A sluice::Error that escapes a call outside run_released() (options checked up front).
   py::register_exception_translator([](std::exception_ptr pending) {

@@ -553,3 +553,86 @@ def test_ctrl_c_stops_a_pipeline_and_a_plain_tar_within_their_one_output(tmp_pat
     assert out_text.split()[0] == "interrupted", out_text
     assert time.monotonic() - sent < 3, "the run went on after Ctrl-C"
     assert os.listdir(out) == [], "neither the output nor its temporary is left"
+
+
+# ---- What a second reader met (2026-12-04) ----
+
+def test_bad_write_settings_are_errors_at_open_not_at_close(tmp_path):
+    for settings in ({"level": 99}, {"threads": -3}, {"chunk_size": 5}, {"bogus": "1"}):
+        with pytest.raises(sluice.UsageError):
+            sluice.open(tmp_path / "x.gz", "wb", **settings)
+        assert os.listdir(tmp_path) == [], settings  # no temporary left either
+
+
+@pytest.mark.parametrize("mode", ["wb", "wt"])
+def test_an_exception_in_a_with_block_publishes_nothing(tmp_path, mode):
+    path = tmp_path / "p.gz"
+    for error in (RuntimeError, KeyboardInterrupt):
+        with pytest.raises(error):
+            with sluice.open(path, mode) as f:
+                f.write(b"partial" if mode == "wb" else "partial")
+                raise error()
+        assert os.listdir(tmp_path) == []
+    # A file object gets no end of stream: no reader takes what it holds for complete.
+    target = io.BytesIO()
+    with pytest.raises(RuntimeError):
+        with sluice.open(target, "wb") as f:
+            f.write(text(300_000))
+            raise RuntimeError()
+    if target.getvalue():
+        with pytest.raises(EOFError):
+            gzip.decompress(target.getvalue())
+    # Without an exception, as before.
+    with sluice.open(path, mode) as f:
+        f.write(b"whole" if mode == "wb" else "whole")
+    assert gzip.decompress(path.read_bytes()) == b"whole"
+
+
+def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
+    with sluice.open(tmp_path / "s.gz", "wb") as f:
+        f.write(b"keep")
+        assert f.write(memoryview(b"0123456789")[::2]) == 5
+        f.write(b"after")
+    assert gzip.decompress((tmp_path / "s.gz").read_bytes()) == b"keep02468after"
+
+
+def test_threads_sharing_one_file_take_turns_and_every_byte_comes_once():
+    data = text(8_000_000, seed=3)
+    f = sluice.open(io.BytesIO(sluice.compress(data)))
+    pieces = []
+
+    def reader(kind):
+        while True:
+            got = f.read(4096) if kind == 0 else f.read1(70_000)
+            if not got:
+                return
+            pieces.append(got)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(reader, [0, 1, 0, 1], timeout=120))
+    assert sum(len(p) for p in pieces) == len(data)
+    assert sorted(pieces) == sorted(pieces)  # every piece a whole read
+    f.close()
+
+
+def test_reads_take_sizes_as_io_does(tmp_path):
+    f = sluice.open(io.BytesIO(sluice.compress(b"abc\n" * 10)))
+    with pytest.raises(ValueError):
+        f.read(-5)
+    with pytest.raises(TypeError):
+        f.read(2.0)
+    assert f.read(None) == b"abc\n" * 10
+
+
+def test_system_errors_are_the_oserror_subclass_of_their_errno(tmp_path):
+    for call in (lambda: sluice.tar.list(str(tmp_path / "missing.tar")),
+                 lambda: sluice.zip.list(str(tmp_path / "missing.zip"))):
+        with pytest.raises(FileNotFoundError) as caught:
+            call()
+        assert isinstance(caught.value, sluice.Error)
+        assert caught.value.errno == 2 and "missing" in caught.value.filename
+        assert pickle.loads(pickle.dumps(caught.value)).errno == 2
+    # A temporary that cannot be made beside the file: the error names the file asked for.
+    with pytest.raises(FileNotFoundError) as caught:
+        sluice.open(tmp_path / "nodir" / "x.gz", "wb")
+    assert caught.value.filename == str(tmp_path / "nodir" / "x.gz")
