@@ -2,7 +2,9 @@
 // the registry entry it exports here.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
+#include <utility>
 
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
@@ -62,6 +64,21 @@ inline std::optional<std::uint32_t> first_frame_magic(ByteView prefix) {
   if (at + 4 <= prefix.size()) return load_le32(prefix.data() + at);
   if (at > 0) return kOnlySkippableFrames;
   return std::nullopt;
+}
+
+// Whether the fewer than four bytes of `head` could begin a frame with one of `magics` (each
+// compared under the mask beside it: 0xFFFFFFF0 for the skippable range). At the end of a stream,
+// bytes that could are a frame cut short; bytes that could not are trailing garbage.
+inline bool could_begin_frame(ByteView head, std::initializer_list<std::pair<std::uint32_t, std::uint32_t>> magics) {
+  for (const auto& [magic, mask] : magics) {
+    bool matches = true;
+    for (std::size_t i = 0; i < head.size() && i < 4 && matches; ++i) {
+      const auto byte = static_cast<std::uint8_t>(magic >> (8 * i)), bits = static_cast<std::uint8_t>(mask >> (8 * i));
+      matches = (head[i] & bits) == byte;
+    }
+    if (matches) return true;
+  }
+  return false;
 }
 
 // Decoders emit output in pieces of this size.

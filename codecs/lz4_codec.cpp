@@ -179,6 +179,14 @@ class Lz4Decoder final : public StreamDecoder {
     }
     // A skippable frame cut short after its header ends the stream, as lz4 -d takes it.
     if (in_frame_ && skippable_ && position_ - frame_start_ >= 8) return;
+    // Fewer than four bytes after the last frame (a newline, say) that no frame begins with:
+    // garbage, as four or more that are not a magic are, not a frame cut short.
+    if (!in_frame_ && !legacy_ && frames_ > 0 && !pending_.empty() &&
+        !could_begin_frame(
+            pending_.view(),
+            {{kFrameMagic, 0xFFFFFFFFu}, {kLegacyMagic, 0xFFFFFFFFu}, {kOnlySkippableFrames, 0xFFFFFFF0u}})) {
+      throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last lz4 frame", {}, position_);
+    }
     // pending_ holds the start of a legacy block, or of the next frame's magic.
     if (in_frame_ || !pending_.empty()) {
       throw Error(ErrorKind::kCorruptData,
@@ -312,6 +320,9 @@ class Lz4Splitter final : public StreamSplitter {
                   {}, offset);
     }
   }
+  // Fewer than four bytes left after the last frame: the streaming decoder tells the start of a
+  // frame cut short from trailing garbage (Lz4Decoder::finish).
+  Cut cut_at_end(ByteView, std::uint64_t) override { return !in_frame_ && !legacy_ && frames_ > 0 ? serial() : Cut{}; }
 
  private:
   Cut next_frame(ByteView b, std::uint64_t offset) {

@@ -84,19 +84,36 @@ class ZstdDecoder final : public StreamDecoder {
       if (!in_frame_) {
         ++frames_;
         frame_start_ = consumed_ + in.pos;
+        head_.clear();
       }
       if (in.pos == in.size && (out.pos < out.size || ret == 0)) break;
     }
-    consumed_ += input.size();
+    // The first bytes after the last frame's end, which zstd takes in before it can tell a frame.
+    const std::uint64_t head_from = std::max(frame_start_, consumed_);
+    const std::uint64_t end = consumed_ + input.size();
+    if (head_from < end && head_.size() < kHeadBytes) {
+      const auto at = static_cast<std::size_t>(head_from - consumed_);
+      head_.append(input.subspan(at, std::min<std::size_t>(input.size() - at, kHeadBytes - head_.size())));
+    }
+    consumed_ = end;
   }
 
   void resume_at(std::uint64_t offset) override {
     consumed_ = frame_start_ = offset;
     frames_ = std::max<std::uint64_t>(frames_, 1);
+    head_.clear();
   }
 
   void finish() override {
     if (frames_ == 0 && !in_frame_) throw Error(ErrorKind::kCorruptData, "empty input: not zstd data", {}, 0);
+    // A few bytes after the last frame (a newline, say) that no frame begins with: zstd waits
+    // for more before it says so (ZSTD_error_prefix_unknown), but they are garbage, not a frame
+    // cut short, as the garbage that zstd can tell is.
+    if (in_frame_ && frames_ > 0 && consumed_ - frame_start_ == head_.size() && head_.size() < kHeadBytes &&
+        !could_begin_frame(head_.view().first(std::min<std::size_t>(head_.size(), 4)),
+                           {{ZSTD_MAGICNUMBER, 0xFFFFFFFFu}, {kOnlySkippableFrames, 0xFFFFFFF0u}})) {
+      throw Error(ErrorKind::kTrailingGarbage, "trailing garbage after the last zstd frame", {}, frame_start_);
+    }
     if (in_frame_) {
       throw Error(ErrorKind::kCorruptData,
                   fmt::format("unexpected end of input: the zstd frame starting at byte {} is truncated",
@@ -118,8 +135,12 @@ class ZstdDecoder final : public StreamDecoder {
                 {}, position);
   }
 
+  // The most bytes zstd takes in after a frame before it tells garbage from a frame (its header's
+  // first five, ZSTD_FRAMEHEADERSIZE_PREFIX, and a skippable frame's eight).
+  static constexpr std::size_t kHeadBytes = 8;
   ZSTD_DCtx* context_;
   Buffer out_;
+  Buffer head_;  // the bytes after the last frame's end, up to kHeadBytes
   std::uint64_t consumed_ = 0;
   std::uint64_t frame_start_ = 0;
   std::uint64_t frames_ = 0;
@@ -155,6 +176,9 @@ class ZstdSplitter final : public StreamSplitter {
     return unit(frame, static_cast<std::size_t>(content));
   }
   void finish_at(std::uint64_t) override {}
+  // A few bytes left after the last frame: the streaming decoder tells a frame cut short from
+  // trailing garbage (ZstdDecoder::finish).
+  Cut cut_at_end(ByteView, std::uint64_t) override { return frames_ > 0 ? serial() : Cut{}; }
 
  private:
   std::uint64_t frames_ = 0;

@@ -158,6 +158,25 @@ TEST_P(CliFormat, TrailingGarbageIsAWarningAfterTheWholeOutputIsWritten) {
     EXPECT_EQ(get("out"), data);
     fs::remove(dir_ / "garbage");
   }
+  // A few bytes (a newline, "xyz"), fewer than a frame's magic: garbage too, not a frame cut
+  // short; and from a pipe. The start of a real magic is a truncation.
+  for (const std::string tail : {"\n", "xyz", "garbage"}) {
+    Bytes few = get("good");
+    few.insert(few.end(), tail.begin(), tail.end());
+    put("few" + f.extension, few);
+    for (const std::string& how : {"-j 1 few" + f.extension, "-j 2 few" + f.extension, "< few" + f.extension}) {
+      const auto r = sluice("-dc " + how + " > out");
+      EXPECT_EQ(r.status, 2) << how << " " << tail.size() << describe(r);
+      EXPECT_NE(r.err.find("trailing garbage"), std::string::npos) << r.err;
+      EXPECT_EQ(get("out"), data) << how;
+    }
+  }
+  Bytes cut = get("good");
+  cut.push_back(get("good")[0]);
+  put("cut" + f.extension, cut);
+  const auto r = sluice("-dc cut" + f.extension + " > out");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CliFormat, ::testing::ValuesIn(kFormats),
