@@ -424,22 +424,20 @@ class GzipSplitter final : public StreamSplitter {
       const std::uint8_t* field = b.data() + at + 4;
       if (b[at] == kSizeFieldId[0] && b[at + 1] == kSizeFieldId[1] && length == 8) {
         const std::size_t member = load_le32(field), content = load_le32(field + 4);
-        if (member < 12 + extra + 10) throw Error(ErrorKind::kCorruptData, "corrupt gzip size field", {}, offset);
+        // A size field that cannot be right (a flipped bit, another tool's field of that name):
+        // the member is read as gzip reads any, in order, which says what is wrong if anything.
+        if (member < 12 + extra + 10) return serial();
         if (member > kMaxUnitInputBytes || content > kMaxUnitOutputBytes) return serial();
         if (b.size() < member) return need_more();
-        ++members_;
-        return unit(member, content);
+        return sized_member(member, content);
       }
       if (b[at] == 'B' && b[at + 1] == 'C' && length == 2) {  // BGZF: BSIZE is the member size - 1
         const std::size_t member = (std::size_t{field[0]} | std::size_t{field[1]} << 8) + 1;
-        if (member < 12 + extra + 10) throw Error(ErrorKind::kCorruptData, "corrupt BGZF block size", {}, offset);
+        if (member < 12 + extra + 10) return serial();  // as for the size field above
         if (b.size() < member) return need_more();
         const std::uint32_t content = load_le32(b.data() + member - 4);
-        if (content > kBgzfMaxBlockBytes) {
-          throw Error(ErrorKind::kCorruptData, fmt::format("corrupt BGZF block: claims {} bytes", content), {}, offset);
-        }
-        ++members_;
-        return unit(member, content);
+        if (content > kBgzfMaxBlockBytes) return serial();  // BSIZE points elsewhere than a trailer
+        return sized_member(member, content);
       }
       if (b[at] == kChunksFieldId[0] && b[at + 1] == kChunksFieldId[1] && length == 8) {
         const std::size_t chunk = load_le32(field);
@@ -480,7 +478,10 @@ class GzipSplitter final : public StreamSplitter {
       return cut.kind == Cut::Kind::kUnit ? cut : serial();
     }
     if (chunk_bytes_ > 0) return serial();
-    if (member_scanned_ == 0) return guessing_members_ ? serial() : need_more();
+    // A member that says it is longer than what is left (a size field that lies, or a file cut
+    // short), or bytes too few for a header: the serial decoder reads them as gzip does, and says
+    // whether they are a member cut short or trailing garbage.
+    if (member_scanned_ == 0) return serial();
     member_scanned_ = 0;
     return start_shared(b, offset);
   }
@@ -517,6 +518,16 @@ class GzipSplitter final : public StreamSplitter {
     const MemberEnd end = guess_member_end(b, kMaxGuessedMemberBytes);
     if (end.kind == MemberEnd::kNeedMore) return need_more();
     return end.kind == MemberEnd::kFound ? guessed_member(end) : start_shared(b, offset);
+  }
+
+  // A member whose size field says how long it is: a guess too, as the field may lie (a flipped
+  // bit, another tool's field of the same name). The unit decoder checks it to the byte, and a
+  // wrong one sends the stream to the serial decoder, which reads the member as gzip reads any.
+  Cut sized_member(std::size_t bytes, std::size_t content_bytes) {
+    ++members_;
+    Cut cut = unit(bytes, content_bytes);
+    cut.speculative = true;
+    return cut;
   }
 
   Cut guessed_member(const MemberEnd& end) {

@@ -679,6 +679,10 @@ class PieceWriter {
         serial_decoder_ = codec_.make_decoder();
         if (chunk.offset > 0) serial_decoder_->resume_at(chunk.offset);
       }
+      if (chunk.piece == Piece::kSerialEnd) {  // nothing went serial: the decoder only judges the end
+        serial_decoder_->finish();
+        return;
+      }
       stats_.serial_from = chunk.offset;
       // With more than one thread, through a writing thread of its own, so that decoding and a
       // slow sink (a file, a tar extraction) overlap. 4 x 1 MiB: measured best of 128 KiB-1 MiB.

@@ -691,6 +691,36 @@ TEST_F(Cli, MultiMemberGzipIsCutShortBySingleMemberReaders) {
   EXPECT_NE(r.out.find("chromium stream data.bin"), std::string::npos) << r.out;
 }
 
+// A size field that lies (a flipped bit in BGZF's BSIZE or in sluice's own 'S','L', another
+// tool's 'B','C' of another meaning) is not trusted past what it can mean: such a member is
+// decoded as gzip decodes any, and gzip's output comes out, at any -j.
+TEST_F(Cli, SizeFieldsThatLieAreReadAsGzipReadsThem) {
+  put_real_text();
+  ASSERT_EQ(sh("bgzip -c data.bin > b.gz && " + testing::sluice() + " --multi-member -c data.bin > m.gz").status, 0);
+  const auto r =
+      sh("/usr/bin/python3 -c '\n"
+         "import sys\n"
+         "b = open(\"b.gz\", \"rb\").read(); m = open(\"m.gz\", \"rb\").read()\n"
+         "def flip(data, at, bit, name):\n"
+         "    d = bytearray(data); d[at] ^= bit; open(name, \"wb\").write(d)\n"
+         "flip(b, 16, 0x80, \"bsize-high.gz\")\n"
+         "flip(b, 17, 0x01, \"bsize-top.gz\")\n"
+         "flip(b, len(b) - 12, 0x10, \"bsize-eof.gz\")\n"
+         "at = m.index(b\"SL\")\n"
+         "flip(m, at + 4 + 3, 0x40, \"sl-size.gz\")\n"
+         "flip(m, at + 4, 0x01, \"sl-size-low.gz\")\n"
+         "'");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  for (const char* name : {"bsize-high.gz", "bsize-top.gz", "bsize-eof.gz", "sl-size.gz", "sl-size-low.gz"}) {
+    ASSERT_EQ(sh(fmt::format("gzip -dc {} | cmp - data.bin", name)).status, 0) << name << ": gzip reads it";
+    for (const char* threads : {"1", "2"}) {
+      const auto decoded = sluice(fmt::format("-dc -j {} {} > out", threads, name));
+      EXPECT_EQ(decoded.status, 0) << name << " -j" << threads << describe(decoded);
+      EXPECT_EQ(get("out"), get("data.bin")) << name << " -j" << threads;
+    }
+  }
+}
+
 // --bgzf writes what htslib needs: tabix indexes it and answers a region query from it, where it
 // refuses the default form.
 TEST_F(Cli, BgzfOutputIsIndexedAndQueriedByTabix) {
