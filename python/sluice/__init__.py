@@ -327,6 +327,7 @@ class SluiceFile(io.BufferedIOBase):
         super().__init__()
         # One call at a time: threads sharing the file take turns, as with io.BufferedReader.
         self._lock = threading.RLock()
+        self._lines: list[bytes] = []
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
@@ -406,7 +407,12 @@ class SluiceFile(io.BufferedIOBase):
         """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
         bytes before it) of a stream whose units record their sizes."""
         format, threads, max_output, name = self._reader_args
-        if unit is None:
+        if unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
+            file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
+            feeder = _Feeder(file, name, close=self._file is None)
+            self._reader = _FedReader(
+                _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source), feeder)
+        elif unit is None:
             self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
         else:
             unit, before = unit
@@ -417,6 +423,7 @@ class SluiceFile(io.BufferedIOBase):
                 self._file.seek((self._start or 0) + unit.offset)
                 self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
         self._buffer = bytearray()
+        self._lines: list[bytes] = []  # split off the buffer's front by iteration, last first
         self._position = 0 if unit is None else before  # of the decoded stream, at the buffer's start
         self._eof = False
         self._error: BaseException | None = None  # raised once the buffer before it is read
@@ -427,6 +434,7 @@ class SluiceFile(io.BufferedIOBase):
         decoding (in parallel) and dropping what lies between, backward by decoding again from
         the start of the file. SEEK_END is not supported (the size is not known until read)."""
         self._check_readable()
+        self._restore_lines()
         if whence == io.SEEK_CUR:
             offset = self._position + offset
         elif whence == io.SEEK_END:
@@ -509,12 +517,13 @@ class SluiceFile(io.BufferedIOBase):
             return self._position
         return self._written
 
-    def _next_piece(self, size: int) -> bytes:
+    def _next_piece(self, size: int, some: bool = False) -> bytes:
         # The reader's next piece; b"" at the end of reading, which a sluice error also is (kept in
         # self._error). The library returns what decoded before an error first, and raises it at
         # the next read, so a short read may still be followed by an error: only nothing ends it.
+        # `some`: what is decoded so far, at least a byte (a stream that arrives slowly).
         try:
-            got = self._reader.read(size)
+            got = self._reader.read(size, some)
         except Error as error:
             self._error = error
             got = b""
@@ -522,10 +531,14 @@ class SluiceFile(io.BufferedIOBase):
             self._eof = True
         return got
 
-    def _fill(self, wanted: int) -> None:
+    def _fill(self, wanted: int, some: bool = False) -> None:
+        """Decodes into the buffer until it holds `wanted` bytes (-1: to the end) or, with `some`,
+        once whatever is decoded (at least a byte) is in it."""
         while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
             asked = _READ_BYTES if wanted < 0 else max(wanted - len(self._buffer), _READ_BYTES)
-            self._buffer += self._next_piece(asked)
+            self._buffer += self._next_piece(asked, some)
+            if some:
+                break
         if self._error is not None and not self._buffer:
             raise self._error
 
@@ -567,6 +580,7 @@ class SluiceFile(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` decompressed bytes (all the rest for -1 or None); b"" at the end."""
         self._check_readable()
+        self._restore_lines()
         size = _read_size(size)
         if size < 0:
             return self._read_all()
@@ -589,15 +603,17 @@ class SluiceFile(io.BufferedIOBase):
     def read1(self, size: int = -1) -> bytes:
         """Up to `size` bytes from what is decoded, decoding more only when nothing is."""
         self._check_readable()
+        self._restore_lines()
         size = _read_size(size)
         if not self._buffer:
-            self._fill(1)
+            self._fill(1, some=True)
         return self._take(len(self._buffer) if size < 0 else size)
 
     @_locked
     def readinto(self, target) -> int:
         """Reads into a writable bytes-like object; returns the count (0 at the end)."""
         self._check_readable()
+        self._restore_lines()
         view = memoryview(target).cast("B")
         if self._buffer or self._eof:
             data = self.read(len(view))
@@ -618,14 +634,54 @@ class SluiceFile(io.BufferedIOBase):
     def peek(self, size: int = 1) -> bytes:
         """Bytes ahead, without moving (at least one unless at the end)."""
         self._check_readable()
-        self._fill(max(size, 1))
+        self._restore_lines()
+        if not self._buffer:
+            self._fill(1, some=True)
         return bytes(self._buffer[: max(size, 1)])
 
     @_locked
     def readline(self, size: int | None = -1) -> bytes:
         """The next line, with its b"\\n" (at most `size` bytes when given)."""
+        return self._readline(_read_size(size))
+
+    def __next__(self) -> bytes:
+        """The next line. Iteration splits the decoded bytes into lines many at a time (the
+        lines ahead are kept in self._lines, last first, and go back to the buffer before any
+        other read): 1.5 million short lines in 0.5 s, where a readline() each took 1.3 (and
+        gzip.open's lines 0.33)."""
+        with self._lock:
+            lines = self._lines
+            if not lines:
+                self._check_readable()
+                end = self._buffer.rfind(b"\n")
+                if end < 0:  # not a whole line decoded yet: as readline() does
+                    line = self._readline(-1)
+                    if not line:
+                        raise StopIteration
+                    return line
+                with memoryview(self._buffer) as view, view[: end + 1] as part:
+                    whole = bytes(part)
+                del self._buffer[: end + 1]
+                if b"\r" in whole:  # splitlines() would cut there too
+                    lines = [line + b"\n" for line in whole.split(b"\n")[:-1]]
+                else:
+                    lines = whole.splitlines(keepends=True)
+                lines.reverse()
+                self._lines = lines
+            line = lines.pop()
+            self._position += len(line)
+            return line
+
+    def _restore_lines(self) -> None:
+        """Puts the lines iteration split off but did not return back in front of the buffer."""
+        if self._lines:
+            self._lines.reverse()
+            self._buffer[0:0] = b"".join(self._lines)
+            self._lines = []
+
+    def _readline(self, limit: int) -> bytes:
         self._check_readable()
-        limit = _read_size(size)
+        self._restore_lines()
         start = 0
         while True:
             end = self._buffer.find(b"\n", start)
@@ -638,7 +694,7 @@ class SluiceFile(io.BufferedIOBase):
             if self._eof or (0 <= limit <= len(self._buffer)):
                 count = len(self._buffer)
                 break
-            self._fill(len(self._buffer) + _READ_BYTES)
+            self._fill(len(self._buffer) + _READ_BYTES, some=True)
         if 0 <= limit < count:
             count = limit
         return self._take(count)
@@ -676,6 +732,7 @@ class SluiceFile(io.BufferedIOBase):
         """Writing: ends the stream and publishes the file. Reading: stops the run."""
         if self.closed:
             return
+        self._lines = []
         try:
             if self._mode == "rb":
                 self._stop_reading()  # a stream not read to its end: stop its run now, and wait for it
@@ -736,6 +793,75 @@ class SluiceFile(io.BufferedIOBase):
 
     def __repr__(self) -> str:
         return f"<sluice.SluiceFile {self.name!r} mode={self._mode!r}>"
+
+
+# What the feeding thread asks of a file that may block at a time (read1: what is there, up to this).
+_FEED_BYTES = 1 << 20
+
+
+class _Feeder:
+    """Reads a file object that may block (a pipe, a socket, a FIFO) on a daemon thread of its own
+    and hands what it reads to the decoding run (_native.FedSource). Closing the file, the
+    interpreter's exit and Ctrl-C then stop the run at once, where a read blocked in the file could
+    not be interrupted; the thread ends once its read returns. read1() where the file has it, so
+    that what arrives is decoded as it arrives."""
+
+    def __init__(self, file, name: str, close: bool):
+        self.source = _native.FedSource(name)
+        self.error: BaseException | None = None
+        thread = threading.Thread(target=self._run, args=(file, close), name="sluice-feeder", daemon=True)
+        thread.start()
+
+    def _run(self, file, close: bool) -> None:
+        source = self.source
+        read = getattr(file, "read1", None) or file.read
+        try:
+            while True:
+                data = read(_FEED_BYTES)
+                if data is None:
+                    raise BlockingIOError(errno.EAGAIN, "the file object is non-blocking and had no data")
+                if not data:
+                    source.end()
+                    return
+                if not source.push(data):
+                    return  # the run was stopped
+        except BaseException as error:  # noqa: B036 - the reader raises it in the caller's thread
+            self.error = error
+            source.end(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+        finally:
+            if close:
+                file.close()
+
+
+class _FedReader:
+    """A PullReader over a _Feeder: the file's own exception is raised in place of the run's
+    report of it, as a file object read directly raises it."""
+
+    def __init__(self, reader, feeder: _Feeder):
+        self._native, self._feeder = reader, feeder
+
+    def _raise_the_files(self) -> None:
+        """The file's exception, once; later reads raise the run's report of it."""
+        error, self._feeder.error = self._feeder.error, None
+        if error is not None:
+            raise error
+
+    def read(self, size: int, some: bool = False) -> bytes:
+        try:
+            return self._native.read(size, some)
+        except Error:
+            self._raise_the_files()
+            raise
+
+    def readinto(self, target) -> int:
+        try:
+            return self._native.readinto(target)
+        except Error:
+            self._raise_the_files()
+            raise
+
+    def cancel(self) -> None:
+        self._native.cancel()
 
 
 class _Positional:

@@ -9,7 +9,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -418,20 +420,100 @@ class PythonSink final : public ByteSink {
   PythonFile& file_;
 };
 
+// Bytes a Python thread feeds (sluice/__init__.py, _Feeder): the source of a PullReader over a
+// file object that may block, a pipe or a socket. The graph's reads wait here, and cancel() ends
+// the wait at once, where a read blocked in the file itself cannot be interrupted (closing the
+// file, the interpreter's exit or Ctrl-C hung until the writer sent more or closed). The feeding
+// thread, a daemon, finds the source cancelled once its read returns, and stops.
+class FedSource final : public ByteSource {
+ public:
+  explicit FedSource(std::string name) : name_(std::move(name)) {}
+
+  // The feeding thread's: queues a copy of `data`, waiting (without the GIL) while kQueuedBytes
+  // are queued. False once cancelled.
+  bool push(const py::buffer& data) {
+    const Input input(data);
+    std::vector<std::uint8_t> copy(input.view().begin(), input.view().end());
+    if (copy.empty()) return true;
+    py::gil_scoped_release release;
+    std::unique_lock lock(mutex_);
+    room_.wait(lock, [&] { return cancelled_ || queued_ < kQueuedBytes; });
+    if (cancelled_) return false;
+    queued_ += copy.size();
+    queue_.push_back(std::move(copy));
+    ready_.notify_all();
+    return true;
+  }
+  // The file's end, or its read's failure (`message`; the caller raises the exception itself).
+  void end(const std::string& message) {
+    std::lock_guard lock(mutex_);
+    ended_ = true;
+    failure_ = message;
+    ready_.notify_all();
+  }
+  void cancel() {
+    std::lock_guard lock(mutex_);
+    cancelled_ = true;
+    ready_.notify_all();
+    room_.notify_all();
+  }
+
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return cancelled_ || !queue_.empty() || ended_; });
+    if (cancelled_) throw Error(ErrorKind::kCancelled, "stopped", name_);
+    if (queue_.empty()) {
+      if (!failure_.empty()) throw Error(ErrorKind::kIo, failure_, name_);
+      return 0;
+    }
+    std::size_t n = 0;
+    while (n < max_bytes && !queue_.empty()) {
+      std::vector<std::uint8_t>& front = queue_.front();
+      const std::size_t take = std::min(max_bytes - n, front.size() - front_taken_);
+      std::memcpy(dst + n, front.data() + front_taken_, take);
+      n += take;
+      front_taken_ += take;
+      if (front_taken_ == front.size()) {
+        queue_.pop_front();
+        front_taken_ = 0;
+      }
+    }
+    queued_ -= n;
+    room_.notify_all();
+    return n;
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  static constexpr std::size_t kQueuedBytes = 4 << 20;
+  std::string name_;
+  std::mutex mutex_;
+  std::condition_variable ready_, room_;
+  std::deque<std::vector<std::uint8_t>> queue_;
+  std::size_t front_taken_ = 0;  // of queue_.front(), already read
+  std::size_t queued_ = 0;
+  bool ended_ = false, cancelled_ = false;
+  std::string failure_;
+};
+
 // sluice.open's reading side: a DecompressingSource (the decompression graph behind a bounded
-// pipe) over the file, read by a path (mapped where it pays) or through a Python file object.
-// Memory stays bounded whatever the expansion: the graph waits while the pipe is full.
+// pipe) over the file, read by a path (mapped where it pays), through a Python file object, or
+// from what a feeding thread reads of one (FedSource). Memory stays bounded whatever the
+// expansion: the graph waits while the pipe is full.
 class PullReader {
  public:
   // A path is read from byte `offset` on (a seek that starts at a unit of the stream).
   PullReader(const std::string& path, py::object file, const DecompressOptions& options, const std::string& name,
-             std::uint64_t offset) {
-    if (file.is_none()) {
-      source_ = std::make_unique<FdSource>(path);
+             std::uint64_t offset, std::shared_ptr<FedSource> fed) {
+    if (fed) {
+      fed_ = std::move(fed);
+      source_ = fed_;
+    } else if (file.is_none()) {
+      source_ = std::make_shared<FdSource>(path);
       if (offset > 0) source_->seek(offset);
     } else {
       python_file_.emplace(std::move(file), name);
-      source_ = std::make_unique<PythonSource>(*python_file_);
+      source_ = std::make_shared<PythonSource>(*python_file_);
     }
     decoder_ = std::make_unique<DecompressingSource>(*source_, options);
   }
@@ -442,12 +524,14 @@ class PullReader {
 
   // Up to `size` decoded bytes, fewer only at the end of the stream. What decoded before an
   // error is returned first; the error is raised by the next call.
-  py::bytes read(std::size_t size) {
+  // `some`: as soon as there are any (at least one byte, fewer than `size` whenever fewer are
+  // decoded yet): read1() and lines of a stream that arrives slowly.
+  py::bytes read(std::size_t size, bool some) {
     // Decoded straight into a new bytes object, not yet shared with anyone (no copy).
     PyObject* bytes = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(size));
     if (!bytes) throw py::error_already_set();
     auto result = py::reinterpret_steal<py::object>(bytes);
-    const std::size_t got = fill(reinterpret_cast<std::uint8_t*>(PyBytes_AS_STRING(bytes)), size);
+    const std::size_t got = fill(reinterpret_cast<std::uint8_t*>(PyBytes_AS_STRING(bytes)), size, some);
     if (got < size) {
       PyObject* shrunk = result.release().ptr();
       if (_PyBytes_Resize(&shrunk, static_cast<py::ssize_t>(got)) != 0) throw py::error_already_set();
@@ -459,22 +543,25 @@ class PullReader {
   std::size_t readinto(const py::buffer& target) {
     py::buffer_info info = target.request(/*writable=*/true);
     if (!PyBuffer_IsContiguous(info.view(), 'C')) throw py::value_error("readinto needs a contiguous buffer");
-    return fill(static_cast<std::uint8_t*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize));
+    return fill(static_cast<std::uint8_t*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize), false);
   }
-  void cancel() { decoder_->cancel(); }
+  void cancel() {
+    if (fed_) fed_->cancel();
+    decoder_->cancel();
+  }
 
  private:
-  std::size_t fill(std::uint8_t* dst, std::size_t size) {
+  std::size_t fill(std::uint8_t* dst, std::size_t size, bool some) {
     std::size_t got = 0;
     // Reads of up to 16 MiB take milliseconds once the graph runs: on the calling thread, as
     // a thread of their own per read cost more than the read (0.124 against 0.074 s for the
     // Silesia tar in 1 MiB reads).
     // A file object may block (a socket, a pipe with an idle writer): its reads are always
     // interruptible.
-    const bool interruptible = python_file_.has_value() || size >= (16u << 20);
+    const bool interruptible = python_file_.has_value() || fed_ || size >= (16u << 20);
     run_released_with(python_file_, interruptible ? std::max<std::size_t>(size, kInterruptibleBytes) : 0,
                       [&](std::stop_token stop) {
-                        const std::stop_callback on_stop(stop, [this] { decoder_->cancel(); });
+                        const std::stop_callback on_stop(stop, [this] { cancel(); });
                         while (got < size) {
                           std::size_t n = 0;
                           try {
@@ -485,13 +572,15 @@ class PullReader {
                           }
                           if (n == 0) break;
                           got += n;
+                          if (some) break;
                         }
                       });
     return got;
   }
 
   std::optional<PythonFile> python_file_;
-  std::unique_ptr<ByteSource> source_;
+  std::shared_ptr<FedSource> fed_;
+  std::shared_ptr<ByteSource> source_;
   std::unique_ptr<DecompressingSource> decoder_;
 };
 
@@ -1132,20 +1221,27 @@ PYBIND11_MODULE(_native, m) {
           return py::make_tuple(items, report.manifest, report.seconds);
         });
 
+  py::class_<FedSource, std::shared_ptr<FedSource>>(m, "FedSource")
+      .def(py::init<std::string>(), py::arg("name"))
+      .def("push", &FedSource::push)
+      .def("end", &FedSource::end, py::arg("message") = "")
+      .def("cancel", &FedSource::cancel);
   py::class_<PullReader>(m, "PullReader")
       .def(py::init([](const std::string& path, py::object file, const std::string& format, int threads,
-                       std::uint64_t max_output, const std::string& name, std::uint64_t offset) {
+                       std::uint64_t max_output, const std::string& name, std::uint64_t offset,
+                       std::shared_ptr<FedSource> fed) {
              try {
                return std::make_unique<PullReader>(path, std::move(file),
-                                                   decompress_options(format, threads, max_output), name, offset);
+                                                   decompress_options(format, threads, max_output), name, offset,
+                                                   std::move(fed));
              } catch (const Error& e) {
                raise(e);
                throw;
              }
            }),
            py::arg("path"), py::arg("file"), py::arg("format"), py::arg("threads"), py::arg("max_output"),
-           py::arg("name"), py::arg("offset") = 0)
-      .def("read", &PullReader::read)
+           py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr)
+      .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
       .def("readinto", &PullReader::readinto)
       .def("cancel", &PullReader::cancel);
 

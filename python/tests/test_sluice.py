@@ -636,3 +636,68 @@ def test_system_errors_are_the_oserror_subclass_of_their_errno(tmp_path):
     with pytest.raises(FileNotFoundError) as caught:
         sluice.open(tmp_path / "nodir" / "x.gz", "wb")
     assert caught.value.filename == str(tmp_path / "nodir" / "x.gz")
+
+
+# A reader over a file object that may block (a socket, a pipe whose writer is idle) reads it on a
+# thread of its own: closing, the interpreter's exit and Ctrl-C do not wait for the writer.
+_BLOCKED_READER = textwrap.dedent("""
+    import gzip, os, signal, socket, sys, threading, time
+    import sluice
+    a, b = socket.socketpair()
+    payload = gzip.compress(b"header\\n" + os.urandom(3_000_000).hex().encode())
+    threading.Thread(target=b.sendall, args=(payload[: len(payload) * 3 // 4],), daemon=True).start()
+    f = sluice.open(a.makefile("rb"))
+    assert f.readline() == b"header\\n"
+    if sys.argv[1] == "close":
+        start = time.monotonic()
+        f.close()
+        print("closed", round(time.monotonic() - start, 1), flush=True)
+        g = sluice.open(a.makefile("rb"))  # left open at exit, its thread waiting for bytes
+    else:
+        print("reading", flush=True)
+        try:
+            f.read()
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            f.close()
+    """)
+
+
+@pytest.mark.parametrize("how", ["close", "interrupt"])
+def test_a_reader_blocked_in_its_file_closes_exits_and_stops_on_ctrl_c(how):
+    process = subprocess.Popen([sys.executable, "-c", _BLOCKED_READER, how], stdout=subprocess.PIPE, text=True)
+    try:
+        if how == "interrupt":
+            assert process.stdout.readline() == "reading\n"
+            time.sleep(1)
+            process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert ("closed" if how == "close" else "interrupted") in out
+
+
+def test_iteration_splits_lines_ahead_and_every_other_read_sees_where_it_stopped():
+    data = b"".join(b"line %d\r\n" % i if i % 7 == 0 else b"line %d\n" % i for i in range(200_000)) + b"tail"
+    packed = sluice.compress(data, chunk_size=CHUNK)
+    expected = [part + b"\n" for part in data.split(b"\n")[:-1]] + [b"tail"]
+    with sluice.open(io.BytesIO(packed)) as f:
+        assert list(f) == expected  # \r stays inside a line, as gzip.open's lines keep it
+    with sluice.open(io.BytesIO(packed)) as f:
+        assert next(f) == expected[0] and next(f) == expected[1]
+        assert f.tell() == len(expected[0]) + len(expected[1])
+        assert f.read(5) == expected[2][:5]
+        assert next(f) == expected[2][5:]
+        assert f.readline() == expected[3]
+        assert f.peek(4)[:4] == expected[4][:4]
+        f.seek(len(expected[0]))
+        assert next(f) == expected[1]
+        rest = f.read()
+        assert rest == b"".join(expected[2:])
+        with pytest.raises(StopIteration):
+            next(f)
+    with sluice.open(io.BytesIO(packed)) as f:
+        next(f)
+    with pytest.raises(ValueError):
+        next(f)  # closed
