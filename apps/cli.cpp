@@ -398,6 +398,9 @@ ParseResult parse_command_line(int argc, char** argv) {
     std::vector<std::string> args = main_command_args(argc, argv, std::getenv("SLUICE"), app);
     std::reverse(args.begin(), args.end());  // CLI11 takes them in reverse order
     app.parse(args);
+    if (app.get_option("--suffix")->count() > 0 && options.suffix.empty()) {
+      throw Error(ErrorKind::kUsage, "invalid suffix '' (-S needs one, as gzip's)");
+    }
     for (const CLI::Option* option : app.parse_order()) {  // -k and --rm: the later wins, as in zstd
       if (option == keep_flag || option == remove_flag) options.remove_input = option == remove_flag;
     }

@@ -20,6 +20,26 @@
 namespace sluice::codecs {
 namespace {
 
+// What a zstd decoding error says: a valid frame that sluice does not decode is named as such
+// (it is not damaged: "zstd frame: the frame needs ..."), anything else is "corrupt zstd frame"
+// and zstd's own reason. `where`: " starting at byte N", or nothing.
+std::string decode_failure(std::size_t code, const std::string& where = {}) {
+  switch (ZSTD_getErrorCode(code)) {
+    case ZSTD_error_dictionary_wrong:
+      return fmt::format(
+          "zstd frame{}: it needs a zstd dictionary, which sluice does not take (zstd -d -D DICT "
+          "decodes it)",
+          where);
+    case ZSTD_error_frameParameter_windowTooLarge:
+      return fmt::format(
+          "zstd frame{}: its window is larger than the 128 MiB sluice decodes (written with "
+          "--long=28 or more; zstd -d --long=31 decodes it)",
+          where);
+    default:
+      return fmt::format("corrupt zstd frame{}: {}", where, ZSTD_getErrorName(code));
+  }
+}
+
 // The one place zstd's return codes become our errors. Returns `ret` when it is not an error.
 std::size_t check_zstd(std::size_t ret, const char* call) {
   if (ZSTD_isError(ret)) {
@@ -130,9 +150,8 @@ class ZstdDecoder final : public StreamDecoder {
     if (ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation) {
       throw Error(ErrorKind::kInternal, "out of memory in zstd decompression", {}, position);
     }
-    throw Error(ErrorKind::kCorruptData,
-                fmt::format("corrupt zstd frame starting at byte {}: {}", frame_start_, ZSTD_getErrorName(ret)),
-                {}, position);
+    throw Error(ErrorKind::kCorruptData, decode_failure(ret, fmt::format(" starting at byte {}", frame_start_)), {},
+                position);
   }
 
   // The most bytes zstd takes in after a frame before it tells garbage from a frame (its header's
@@ -195,7 +214,7 @@ class ZstdUnitDecoder final : public UnitDecoder {
     out.resize(cut.max_output_bytes);
     const std::size_t got = ZSTD_decompressDCtx(context_, out.data(), out.size(), frame.data(), frame.size());
     if (ZSTD_isError(got)) {
-      throw Error(ErrorKind::kCorruptData, fmt::format("corrupt zstd frame: {}", ZSTD_getErrorName(got)));
+      throw Error(ErrorKind::kCorruptData, decode_failure(got));
     }
     out.resize(got);
   }

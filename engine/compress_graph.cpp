@@ -165,7 +165,8 @@ class ChunkReader {
         return number(out);
       }
     } catch (...) {
-      states_.fail_current(stream_, stream_offset_);
+      // A file that could not be opened has no offset to name ("cannot open: ...", not "at byte 0").
+      states_.fail_current(stream_, source_ ? std::optional<std::uint64_t>(stream_offset_) : std::nullopt);
     }
     // The stream failed: end it with an empty last chunk so that the writer, in order, learns so.
     if (held_) pool_.release(held_);

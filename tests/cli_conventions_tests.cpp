@@ -183,6 +183,14 @@ TEST_F(Conventions, LevelsInClustersOfShortOptionsAndValuesThatLookLikeLevels) {
   EXPECT_NE(unknown.err.find("not expected: -z"), std::string::npos) << unknown.err;
 }
 
+TEST_F(Conventions, AnEmptySuffixIsAUsageErrorAsInGzip) {
+  put("a", text_bytes(100, 41));
+  const auto r = sluice("-S '' a");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("invalid suffix ''"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "a.gz"));
+}
+
 TEST_F(Conventions, TheLaterOfKeepAndRmWins) {
   put("a", text_bytes(1000, 31));
   put("b", text_bytes(1000, 32));

@@ -691,6 +691,23 @@ TEST_F(Cli, MultiMemberGzipIsCutShortBySingleMemberReaders) {
   EXPECT_NE(r.out.find("chromium stream data.bin"), std::string::npos) << r.out;
 }
 
+// Valid zstd frames that sluice does not decode are named for what they need, not "corrupt".
+TEST_F(Cli, ZstdFramesThatNeedADictionaryOrAHugeWindowAreNamedSo) {
+  const auto made =
+      sh("for i in $(seq 50); do seq $i 2000 > s$i; done && zstd -q --train s* -o dict.bin --maxdict=4096 && "
+         "zstd -qc -D dict.bin s1 > dict.zst && seq 1 100000 | zstd -q --long=30 > window.zst");
+  ASSERT_EQ(made.status, 0) << describe(made);
+  for (const std::string how : {"", "-j 1 "}) {
+    auto r = sluice("-dc " + how + "dict.zst > out");
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find("needs a zstd dictionary, which sluice does not take"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("corrupt"), std::string::npos) << r.err;
+    r = sluice("-dc " + how + "< window.zst > out");
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find("window is larger than the 128 MiB sluice decodes"), std::string::npos) << r.err;
+  }
+}
+
 // A size field that lies (a flipped bit in BGZF's BSIZE or in sluice's own 'S','L', another
 // tool's 'B','C' of another meaning) is not trusted past what it can mean: such a member is
 // decoded as gzip decodes any, and gzip's output comes out, at any -j.
