@@ -37,7 +37,7 @@ bool all_digits(std::string_view text) {
 
 }  // namespace
 
-std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app) {
+std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app, bool level_words) {
   std::vector<std::string> args;
   bool options_ended = false;
   bool value_next = false;  // the word before was an option whose value is this word
@@ -55,7 +55,13 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::A
     }
     if (arg.starts_with("--")) {
       value_next = arg.find('=') == std::string::npos && takes_value(app, arg);
-      args.push_back(arg);
+      if (level_words && (arg == "--fast" || arg == "--best")) {
+        args.push_back("--level=" + arg.substr(2));
+      } else if (level_words && arg.starts_with("--fast=")) {
+        args.push_back("--level=-" + arg.substr(7));
+      } else {
+        args.push_back(arg);
+      }
       continue;
     }
     if (arg.size() <= 4 && all_digits(std::string_view(arg).substr(1))) {
@@ -64,7 +70,13 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::A
     }
     // A cluster of short options, as gzip takes them (-9c, -dc9, -kj4): its digits are a level
     // (-c19: 19), a letter that takes a value takes the rest of the word (or else the next word).
-    // Without digits the parser takes the cluster as it is.
+    // Without digits, or with other characters than letters and digits (-9-c), the parser takes
+    // the word as it is (and names what it does not know).
+    if (!std::all_of(arg.begin() + 1, arg.end(), [](unsigned char c) { return std::isalnum(c); })) {
+      value_next = takes_value(app, arg.substr(0, 2)) && arg.size() == 2;
+      args.push_back(arg);
+      continue;
+    }
     std::vector<std::string> words;
     bool level_seen = false;
     for (std::size_t at = 1; at < arg.size();) {
@@ -96,8 +108,10 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::A
 
 namespace {
 
-// The words of the SLUICE environment variable, split at white space (no quoting: options only).
-std::vector<std::string> environment_words(const char* environment) {
+// The words of the SLUICE environment variable, split at white space (no quoting: options only,
+// values attached). With `app`, a word that would make the command line's next word its value
+// (-o, --output) or end the options (--) is refused: SLUICE's words stand alone.
+std::vector<std::string> environment_words(const char* environment, const CLI::App* app = nullptr) {
   std::vector<std::string> words;
   if (!environment) return words;
   std::string word;
@@ -116,6 +130,15 @@ std::vector<std::string> environment_words(const char* environment) {
                   fmt::format("SLUICE holds '{}', which is not an option (SLUICE holds options only, values "
                               "attached: SLUICE='-9 --format=zstd -T4')",
                               w));
+    }
+    if (!app) continue;
+    const bool long_option = w.starts_with("--");
+    const std::string name = long_option ? w.substr(0, w.find('=')) : w.substr(0, 2);
+    const bool value_attached = long_option ? w.find('=') != std::string::npos : w.size() > 2;
+    if (w == "--" || (takes_value(*app, name) && !value_attached)) {
+      throw Error(ErrorKind::kUsage, fmt::format("SLUICE holds '{}' {} (SLUICE holds options only, values attached: "
+                                                 "SLUICE='-9 --format=zstd -T4')",
+                                                 w, w == "--" ? "which would end the options" : "without its value"));
     }
   }
   return words;
@@ -141,17 +164,11 @@ std::vector<std::string> main_command_args(int argc, char** argv, const char* en
   const std::string program = argc > 0 ? std::filesystem::path(argv[0]).filename().string() : "";
   if (program.starts_with("unsluice")) args.push_back("-d");
   if (program.starts_with("sluicecat")) args.insert(args.end(), {"-d", "-c"});
-  const std::vector<std::string> words = environment_words(environment);
+  const std::vector<std::string> words = environment_words(environment, &app);
   std::vector<char*> all{argc > 0 ? argv[0] : nullptr};
   for (const std::string& word : words) all.push_back(const_cast<char*>(word.c_str()));
   for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
-  bool options_ended = false;
-  for (std::string& arg : rewrite_level_flags(static_cast<int>(all.size()), all.data(), app)) {
-    if (arg == "--") options_ended = true;
-    if (!options_ended && (arg == "--fast" || arg == "--best"))
-      arg = "--level=" + arg.substr(2);
-    else if (!options_ended && arg.starts_with("--fast="))
-      arg = "--level=-" + arg.substr(7);
+  for (std::string& arg : rewrite_level_flags(static_cast<int>(all.size()), all.data(), app, /*level_words=*/true)) {
     args.push_back(std::move(arg));
   }
   return args;

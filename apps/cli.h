@@ -112,14 +112,15 @@ ParseResult parse_command_line(int argc, char** argv);
 
 // argv[1..] with "-19" (level 19, as in gzip and zstd) turned into "--level=19", which CLI11 would
 // read as the flags -1 and -9, and a level in a cluster of short options taken out (-9c: --level=9
-// -c). A word that is the value of one of `app`'s options (-o -9, -S -3) is left as it is.
-std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app);
+// -c); with `level_words`, zstd's --fast=N (level -N), gzip's --fast and --best too (as levels
+// the codec resolves). A word that is the value of one of `app`'s options (-o -9, -S --best), or
+// comes after "--", is left as it is.
+std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app, bool level_words = false);
 
 // The main command's arguments: what the program's name implies (unsluice: -d; sluicecat: -dc),
 // then the options in the SLUICE environment variable (`environment`; null: none), then argv[1..];
-// level flags rewritten as rewrite_level_flags does, and zstd's --fast=N (level -N), gzip's
-// --fast and --best, as levels the codec resolves (the last one given wins). Throws Error(kUsage)
-// for a word in SLUICE that is not an option.
+// level flags and words rewritten as rewrite_level_flags does (the last level given wins).
+// Throws Error(kUsage) for a word in SLUICE that is not an option, or an option without its value.
 std::vector<std::string> main_command_args(int argc, char** argv, const char* environment, const CLI::App& app);
 
 }  // namespace sluice::app

@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   int status = 0;
   try {
     status = run(argc, argv);
-  } catch (const std::system_error& e) {  // fmt::print on stdout failed
+  } catch (const std::system_error& e) {
+    if (!std::ferror(stdout)) throw;  // not fmt::print on stdout: as it was
     return stdout_failed(e.code().value());
   }
   errno = 0;

@@ -458,14 +458,16 @@ int run_tar_command(int argc, char** argv) {
   CLI::App app{"Create, extract or list tar archives, compressed with any sluice codec or plain.\n"
                "The archive is made and read through sluice's parallel graphs.",
                "sluice tar"};
-  app.footer("Examples:\n"
-             "  sluice tar -c -o logs.tar.zst logs/      archive and compress (codec from the suffix)\n"
-             "  sluice tar -x -f logs.tar.zst -C out/    extract under out/\n"
-             "  sluice tar -t -v -f logs.tar.gz          list, long form\n"
-             "  sluice tar -c -f - src | ssh host ...    archive to stdout (plain unless -F)\n"
-             "Exit status: 0 success; 1 failure (the archive could not be read or written, a MEMBER was not\n"
-             "found, or an entry was refused with --strict); 2 some entries were refused or read past with a\n"
-             "warning while the rest was extracted or listed (as GNU tar), or a usage error.");
+  app.footer(
+      "Examples:\n"
+      "  sluice tar -c -o logs.tar.zst logs/      archive and compress (codec from the suffix)\n"
+      "  sluice tar -x -f logs.tar.zst -C out/    extract under out/\n"
+      "  sluice tar -t -v -f logs.tar.gz          list, long form\n"
+      "  sluice tar -c -f - src | ssh host ...    archive to stdout (plain unless -F)\n"
+      "Exit status: 0 success; 1 failure (the archive could not be read or written, a MEMBER was not\n"
+      "found, an entry was refused with --strict, or a file changed as it was read); 2 some entries\n"
+      "were refused or read past with a warning while the rest was extracted or listed (as GNU tar),\n"
+      "or a usage error.");
   app.add_flag("-c,--create", options.create, "Create an archive from PATHs");
   app.add_flag("-x,--extract", options.extract, "Extract an archive (only MEMBERs if given)");
   app.add_flag("-t,--list", options.list, "List an archive's contents (only MEMBERs if given)");

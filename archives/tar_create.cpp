@@ -191,6 +191,9 @@ struct TarWriterSource::State {
       struct stat& opened = file_opened;
       if (::fstat(file_fd, &opened) != 0) throw_system_error("cannot stat", planned.disk_path);
       if (!S_ISREG(opened.st_mode)) throw Error(ErrorKind::kIo, "changed type while being archived", planned.disk_path);
+      // A regular file after all: reads block as they should (some network file systems heed
+      // O_NONBLOCK on them and would report EAGAIN).
+      (void)::fcntl(file_fd, F_SETFL, ::fcntl(file_fd, F_GETFL) & ~O_NONBLOCK);
       entry.size = static_cast<std::uint64_t>(opened.st_size);
       entry.mtime_seconds = opened.st_mtim.tv_sec;
       entry.mtime_nanoseconds = static_cast<std::uint32_t>(opened.st_mtim.tv_nsec);
@@ -258,7 +261,8 @@ struct TarWriterSource::State {
     if (got < 0) {
       const int saved = errno;
       throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), file_path,
-                  static_cast<std::uint64_t>(at));
+                  static_cast<std::uint64_t>(at))
+          .set_error_number(saved);
     }
     if (got == 0) {
       throw Error(ErrorKind::kIo,

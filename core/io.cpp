@@ -116,7 +116,7 @@ FileStatus file_status(const struct stat& status) {
 FileStatus status_of_input(int fd, const std::string& name) {
   struct stat status {};
   if (::fstat(fd, &status) != 0) throw_system_error("cannot stat", name);
-  if (S_ISDIR(status.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name);
+  if (S_ISDIR(status.st_mode)) throw Error(ErrorKind::kIo, "is a directory", name).set_error_number(EISDIR);
   return file_status(status);
 }
 
@@ -166,8 +166,8 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
     }
     if (errno == EINTR) continue;
     const int saved = errno;
-    throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_,
-                offset_ - start_);
+    throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_, offset_ - start_)
+        .set_error_number(saved);
   }
 }
 
@@ -195,7 +195,8 @@ std::size_t FdSource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size
     if (got < 0) {
       if (errno == EINTR) continue;
       const int saved = errno;
-      throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_, offset + total);
+      throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_, offset + total)
+          .set_error_number(saved);
     }
     total += static_cast<std::size_t>(got);
   }
@@ -308,7 +309,7 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place)
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling
     if (!S_ISREG(target.st_mode)) {
-      if (S_ISDIR(target.st_mode)) throw Error(ErrorKind::kIo, "is a directory", path_);
+      if (S_ISDIR(target.st_mode)) throw Error(ErrorKind::kIo, "is a directory", path_).set_error_number(EISDIR);
       if (!devices_in_place) {
         if (!overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
         open_temporary();  // renamed over the device, FIFO or link at commit

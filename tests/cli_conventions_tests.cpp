@@ -174,6 +174,8 @@ TEST_F(Conventions, LevelsInClustersOfShortOptionsAndValuesThatLookLikeLevels) {
   EXPECT_EQ(sh("gzip -dc -- -9 | cmp - -- -5").status, 0);
   ASSERT_EQ(sluice("-S -3 -- -5").status, 0);
   EXPECT_TRUE(fs::exists(dir_ / "-5-3"));
+  ASSERT_EQ(sluice("-S --best -- -5").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "-5--best"));
   const auto threads = sh("seq 9 | " + testing::sluice() + " -j -1");
   EXPECT_EQ(threads.status, 2);
   EXPECT_NE(threads.err.find("--threads: Value -1 not in range"), std::string::npos) << threads.err;
@@ -226,10 +228,17 @@ TEST_F(Conventions, SluiceEnvironmentOptionsComeFirstAndTheCommandLineWins) {
   EXPECT_EQ(get("e9.gz"), get("l9.gz"));
   ASSERT_EQ(sh(fmt::format("SLUICE='--format=zstd' {} -c data.bin > ez.zst", testing::sluice())).status, 0);
   EXPECT_EQ(get("ez.zst"), get("z.zst"));
-  // A word that is not an option (a file name) is refused, naming the variable.
-  const auto r = sh(fmt::format("SLUICE='-F zstd' {} -c data.bin > x", testing::sluice()));
+  // A word that is not an option (a file name) is refused, naming the variable; so is an option
+  // whose value would be the command line's next word, and "--".
+  auto r = sh(fmt::format("SLUICE='zstd' {} -c data.bin > x", testing::sluice()));
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.err.find("SLUICE holds 'zstd'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("SLUICE holds 'zstd', which is not an option"), std::string::npos) << r.err;
+  for (const char* word : {"-F", "-o", "--output", "--"}) {
+    r = sh(fmt::format("SLUICE='{}' {} -9 -c data.bin > x", word, testing::sluice()));
+    EXPECT_EQ(r.status, 2) << word;
+    EXPECT_NE(r.err.find(fmt::format("SLUICE holds '{}' ", word)), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "-9"));
 }
 
 TEST_F(Conventions, InvokedAsUnsluiceItDecompressesAsSluicecatItWritesToStdout) {

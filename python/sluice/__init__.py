@@ -409,9 +409,15 @@ class SluiceFile(io.BufferedIOBase):
         format, threads, max_output, name = self._reader_args
         if unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
             file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
-            feeder = _Feeder(file, name, close=self._file is None)
-            self._reader = _FedReader(
-                _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source), feeder)
+            feeder = _Feeder(name)
+            try:
+                reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
+            except BaseException:
+                if self._file is None:
+                    file.close()
+                raise
+            feeder.start(file, close=self._file is None)  # only once the run that stops it exists
+            self._reader = _FedReader(reader, feeder)
         elif unit is None:
             self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
         else:
@@ -727,9 +733,18 @@ class SluiceFile(io.BufferedIOBase):
         if self._mode != "rb" and self._file is not None:
             self._file.flush()
 
-    @_locked
     def close(self) -> None:
-        """Writing: ends the stream and publishes the file. Reading: stops the run."""
+        """Writing: ends the stream and publishes the file. Reading: stops the run (a read blocked
+        in another thread then raises)."""
+        # The run is stopped before the lock is taken: a read in another thread holds the lock
+        # while it waits, maybe for a writer that sends nothing (a socket, a pipe).
+        reader = getattr(self, "_reader", None)
+        if reader is not None and getattr(self, "_mode", "") == "rb" and not self.closed:
+            reader.cancel()
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.closed:
             return
         self._lines = []
@@ -803,12 +818,15 @@ class _Feeder:
     """Reads a file object that may block (a pipe, a socket, a FIFO) on a daemon thread of its own
     and hands what it reads to the decoding run (_native.FedSource). Closing the file, the
     interpreter's exit and Ctrl-C then stop the run at once, where a read blocked in the file could
-    not be interrupted; the thread ends once its read returns. read1() where the file has it, so
-    that what arrives is decoded as it arrives."""
+    not be interrupted; the thread ends once its read returns (what it read then is dropped, as
+    any reader's read-ahead is: such a file is not for reading on after close()). read1() where
+    the file has it, so that what arrives is handed on as it arrives."""
 
-    def __init__(self, file, name: str, close: bool):
+    def __init__(self, name: str):
         self.source = _native.FedSource(name)
         self.error: BaseException | None = None
+
+    def start(self, file, close: bool) -> None:
         thread = threading.Thread(target=self._run, args=(file, close), name="sluice-feeder", daemon=True)
         thread.start()
 
@@ -849,15 +867,17 @@ class _FedReader:
     def read(self, size: int, some: bool = False) -> bytes:
         try:
             return self._native.read(size, some)
-        except Error:
-            self._raise_the_files()
+        except Error as error:
+            if error.kind == "io":  # not corrupt data found before the file failed
+                self._raise_the_files()
             raise
 
     def readinto(self, target) -> int:
         try:
             return self._native.readinto(target)
-        except Error:
-            self._raise_the_files()
+        except Error as error:
+            if error.kind == "io":
+                self._raise_the_files()
             raise
 
     def cancel(self) -> None:
