@@ -879,7 +879,9 @@ PYBIND11_MODULE(_native, m) {
     std::vector<FileJob> jobs;
     std::uint64_t total = 0;
     for (const auto& [input, output] : pairs) {
-      jobs.push_back({input, output});
+      // Every output's name is made from its input's (beside it or under output_dir): a device or
+      // FIFO there is an existing file, never written into (FileJob::derived_output).
+      jobs.emplace_back(input, output).derived_output = true;
       total += kInterruptibleBytes;  // files: always on a thread of their own, interruptible
     }
     const auto as_tuple = [](const ItemResult& item) {

@@ -727,3 +727,18 @@ def test_iteration_splits_lines_ahead_and_every_other_read_sees_where_it_stopped
         next(f)
     with pytest.raises(ValueError):
         next(f)  # closed
+
+
+def test_compress_files_never_writes_into_a_fifo_or_device_at_an_outputs_name(tmp_path):
+    (tmp_path / "a").write_bytes(text(1000))
+    os.mkfifo(tmp_path / "a.gz")
+    (tmp_path / "b").write_bytes(text(1000, 2))
+    os.symlink("/dev/null", tmp_path / "b.gz")
+    results = sluice.compress_files([tmp_path / "a", tmp_path / "b"])
+    assert [r.status for r in results] == ["failed", "failed"]
+    assert all("already exists" in str(r.error) for r in results)
+    results = sluice.compress_files([tmp_path / "a", tmp_path / "b"], overwrite=True)
+    assert [r.status for r in results] == ["done", "done"]
+    for name, seed in (("a", 1), ("b", 2)):
+        assert not os.path.islink(tmp_path / (name + ".gz"))
+        assert gzip.decompress((tmp_path / (name + ".gz")).read_bytes()) == text(1000, seed)
