@@ -551,7 +551,10 @@ int run_file_jobs(const CliOptions& given) {
         static_cast<std::size_t>(std::lower_bound(plan.job_positions.begin(), plan.job_positions.end(), first_failure) -
                                  plan.job_positions.begin());
   }
-  const std::vector<FileJob> jobs(plan.jobs.begin(), plan.jobs.begin() + static_cast<std::ptrdiff_t>(runnable));
+  std::vector<FileJob> runnable_prefix;  // copied only when some jobs are skipped
+  if (runnable < plan.jobs.size())
+    runnable_prefix.assign(plan.jobs.begin(), plan.jobs.begin() + static_cast<std::ptrdiff_t>(runnable));
+  const std::vector<FileJob>& jobs = runnable < plan.jobs.size() ? runnable_prefix : plan.jobs;
   BatchReport report;
   if (!jobs.empty()) {
     try {

@@ -21,7 +21,7 @@ namespace sluice::codecs {
 namespace {
 
 // What a zstd decoding error says: a valid frame that sluice does not decode is named as such
-// (it is not damaged: "zstd frame: the frame needs ..."), anything else is "corrupt zstd frame"
+// (it is not damaged: "zstd frame: it needs ..."), anything else is "corrupt zstd frame"
 // and zstd's own reason. `where`: " starting at byte N", or nothing.
 std::string decode_failure(std::size_t code, const std::string& where = {}) {
   switch (ZSTD_getErrorCode(code)) {
