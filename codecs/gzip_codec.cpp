@@ -1656,6 +1656,7 @@ CodecInfo gzip_info() {
   CodecInfo info;
   info.name = "gzip";
   info.extension = ".gz";
+  info.other_extensions = {".z"};  // gzip's older suffix, which gzip -d still takes
   info.tar_suffixes = {".tgz", ".taz"};
   info.tar_letter = 'z';
   info.unit_noun = "member";

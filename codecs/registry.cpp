@@ -1,5 +1,6 @@
 // The codec registry: one table of name -> factory, seeded with the built-in codecs.
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <shared_mutex>
@@ -222,9 +223,13 @@ std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
 
 namespace {
 
-// Whether `path` ends with `suffix` and has a name before it.
+// Whether `path` ends with `suffix` and has a name before it. In any case, as gzip takes them:
+// files from systems that upper-case names (LOGS.GZ, DATA.TGZ) are named the same.
 bool ends_with_suffix(const std::string& path, const std::string& suffix) {
-  return !suffix.empty() && path.size() > suffix.size() && path.ends_with(suffix);
+  if (suffix.empty() || path.size() <= suffix.size()) return false;
+  const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  return std::equal(suffix.begin(), suffix.end(), path.end() - static_cast<std::ptrdiff_t>(suffix.size()),
+                    [&](char a, char b) { return lower(a) == lower(b); });
 }
 
 // The codec's suffixes: the one it writes first.
@@ -344,7 +349,7 @@ bool has_compressed_suffix(const std::string& path) {
   static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z", ".Z",
                                                        ".lz", ".tlz", ".lzma", ".br",  ".lzo",  ".rar", ".jar"};
   for (const std::string_view suffix : kOtherFormats) {
-    if (path.size() > suffix.size() && path.ends_with(suffix)) return true;
+    if (ends_with_suffix(path, std::string(suffix))) return true;
   }
   const CodecRegistry& registry = CodecRegistry::global();
   return registry.by_extension(path).has_value() || registry.by_tar_name(path).has_value();

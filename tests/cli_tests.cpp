@@ -400,6 +400,31 @@ TEST_F(Cli, TgzDecompressesToTar) {
   EXPECT_EQ(get("b.tar"), get("a.tar"));
 }
 
+// Suffixes in any case, and gzip's old .z, are taken as gzip -d takes them (names from systems
+// that upper-case them: LOGS.GZ); the name before the suffix keeps its case.
+TEST_F(Cli, SuffixesInAnyCaseAndGzipsOldOnesAreTaken) {
+  const Bytes input = text_bytes(5000, 28);
+  put("data", input);
+  ASSERT_EQ(sh("gzip -c data > LOGS.GZ && gzip -c data > old.z && gzip -c data > B.TGZ && zstd -q -c data > C.Zst && "
+               "mkdir tree && cp LOGS.GZ C.Zst data tree/")
+                .status,
+            0);
+  for (const char* name : {"LOGS.GZ", "old.z", "B.TGZ", "C.Zst"}) {
+    const auto r = sluice(fmt::format("-d {}", name));
+    EXPECT_EQ(r.status, 0) << name << ": " << describe(r);
+  }
+  EXPECT_EQ(get("LOGS"), input);
+  EXPECT_EQ(get("old"), input);
+  EXPECT_EQ(get("B.tar"), input);
+  EXPECT_EQ(get("C"), input);
+  // Walking a tree to compress, they are compressed files: left alone.
+  const auto walk = sluice("-r tree");
+  ASSERT_EQ(walk.status, 0) << describe(walk);
+  EXPECT_TRUE(exists("tree/data.gz"));
+  EXPECT_FALSE(exists("tree/LOGS.GZ.gz"));
+  EXPECT_FALSE(exists("tree/C.Zst.gz"));
+}
+
 TEST_F(Cli, RmRemovesTheInputOnlyAfterSuccess) {
   const Bytes input = text_bytes(200 * 1024, 19);
   put("data.bin", input);

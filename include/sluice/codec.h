@@ -196,8 +196,12 @@ class CodecRegistry {
 // Formats no registered codec reads, told by their magic bytes, for messages and for leaving such
 // files alone: "an xz stream", "a zip archive", ...; empty when `prefix` starts none of them.
 std::string foreign_format(ByteView prefix);
+// Whether bytes after `prefix` could change what CodecRegistry::detect() finds in it: it holds
+// only skippable frames (or the start of one), which zstd and lz4 streams may both begin with.
+bool detection_may_change(ByteView prefix);
 // Whether `path` ends with a suffix of compressed data: a registered codec's (its extensions and
-// tar suffixes) or another format's (.xz, .bz2, .zip, .7z, .Z, .lz, .lzma, .br, .txz, ...).
+// tar suffixes) or another format's (.xz, .bz2, .zip, .7z, .Z, .lz, .lzma, .br, .txz, ...). Suffixes
+// are compared in any case here and in the registry's lookups by name (LOGS.GZ is gzip's).
 bool has_compressed_suffix(const std::string& path);
 
 // Resolves `options` against `info`: fills defaults (every knob gets a value) and checks the level
