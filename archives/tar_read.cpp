@@ -643,6 +643,9 @@ class PrefixedSource final : public ByteSource {
     }
     return rest_.read(dst, max_bytes);
   }
+  bool wait_readable(std::chrono::milliseconds timeout) override {
+    return position_ < prefix_.size() || rest_.wait_readable(timeout);
+  }
   const std::string& name() const override { return rest_.name(); }
 
  private:

@@ -486,6 +486,10 @@ class GzipSplitter final : public StreamSplitter {
     return start_shared(b, offset);
   }
 
+  // Every cut ends where a serial decoder goes on: between members a new one, within a member of
+  // chunks or pieces the verifier's (as after the kSerial this splitter answers in every state).
+  bool serial_may_start_here() const override { return true; }
+
  private:
   // Where a member ends, if guess_member_end found it.
   struct MemberEnd {
@@ -1052,6 +1056,8 @@ class GzipDecoder final : public StreamDecoder {
         case State::kTrailer: at += take_trailer(rest); break;
       }
     }
+    // What this input decoded to is not held back for the next (a stream decoded as it arrives).
+    if (!output_ && state_ == State::kBody) hand_on(emit);
   }
 
   // Inflates straight into `output` (no copy) when it keeps what it was given long enough for the

@@ -323,6 +323,9 @@ class Lz4Splitter final : public StreamSplitter {
   // Fewer than four bytes left after the last frame: the streaming decoder tells the start of a
   // frame cut short from trailing garbage (Lz4Decoder::finish).
   Cut cut_at_end(ByteView, std::uint64_t) override { return !in_frame_ && !legacy_ && frames_ > 0 ? serial() : Cut{}; }
+  // Between frames: a new decoder starts at the next one (not within a frame's blocks, nor in a
+  // legacy stream, whose blocks a resumed decoder would not know for one).
+  bool serial_may_start_here() const override { return !in_frame_ && !legacy_; }
 
  private:
   Cut next_frame(ByteView b, std::uint64_t offset) {

@@ -331,6 +331,11 @@ CodecOptions resolve_options(const CodecInfo& info, const CodecOptions& options)
   return resolved;
 }
 
+bool detection_may_change(ByteView prefix) {
+  const auto magic = codecs::first_frame_magic(prefix);
+  return magic && (*magic & 0xFFFFFFF0u) == codecs::kOnlySkippableFrames;
+}
+
 std::string foreign_format(ByteView head) {
   const auto starts = [&](std::initializer_list<std::uint8_t> magic) {
     return head.size() >= magic.size() && std::equal(magic.begin(), magic.end(), head.begin());

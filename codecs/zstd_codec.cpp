@@ -198,6 +198,8 @@ class ZstdSplitter final : public StreamSplitter {
   // A few bytes left after the last frame: the streaming decoder tells a frame cut short from
   // trailing garbage (ZstdDecoder::finish).
   Cut cut_at_end(ByteView, std::uint64_t) override { return frames_ > 0 ? serial() : Cut{}; }
+  // Units are whole frames: every cut ends where a frame may begin.
+  bool serial_may_start_here() const override { return true; }
 
  private:
   std::uint64_t frames_ = 0;

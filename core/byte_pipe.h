@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -81,6 +82,11 @@ class BytePipe {
     explicit Source(BytePipe& pipe) : pipe_(pipe) {}
     std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override { return pipe_.read(dst, max_bytes); }
     const std::string& name() const override { return pipe_.name_; }
+    // Written as it is read (a Decompressor's pieces): a reader may decode what it has meanwhile.
+    bool wait_readable(std::chrono::milliseconds timeout) override {
+      std::unique_lock lock(pipe_.mutex_);
+      return pipe_.changed_.wait_for(lock, timeout, [&] { return pipe_.broken_ || pipe_.used_ > 0 || pipe_.closed_; });
+    }
 
    private:
     BytePipe& pipe_;

@@ -2,6 +2,7 @@
 #include "sluice/io.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -33,6 +35,8 @@ std::size_t ByteSource::read_full(std::uint8_t* dst, std::size_t max_bytes) {
   }
   return total;
 }
+
+bool ByteSource::wait_readable(std::chrono::milliseconds) { return true; }
 
 void ByteSource::seek(std::uint64_t) { throw Error(ErrorKind::kInternal, "the source is not a file to seek in", name()); }
 
@@ -168,6 +172,20 @@ std::size_t FdSource::read(std::uint8_t* dst, std::size_t max_bytes) {
     const int saved = errno;
     throw Error(ErrorKind::kIo, fmt::format("read failed: {}", std::strerror(saved)), name_, offset_ - start_)
         .set_error_number(saved);
+  }
+}
+
+bool FdSource::wait_readable(std::chrono::milliseconds timeout) {
+  if (positional_) return true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd entry{fd_, POLLIN, 0};
+    const int ready = ::poll(&entry, 1, static_cast<int>(std::max<std::int64_t>(0, left.count())));
+    if (ready > 0) return true;  // bytes, the end (POLLHUP) or an error: read() says which
+    if (ready == 0) return false;
+    if (errno != EINTR) return true;  // let read() report it
   }
 }
 

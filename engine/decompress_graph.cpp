@@ -62,6 +62,15 @@ constexpr std::size_t kWindowBytes = 16 * 1024 * 1024;
 // No splitter asks for more than its unit bound (16 MiB and a little); this is the backstop.
 constexpr std::size_t kMaxBufferedBytes = 64 * 1024 * 1024;
 constexpr std::size_t kPiecesPerThread = 3;
+// A stream read as it is written (a pipe, a socket) whose writer sends nothing for this long is
+// decoded as it arrives from then on ("live"): on the calling thread, each read's output written
+// out before the next read waits. Long enough that a fast writer (cat, a local program) does not
+// look idle: decoding live is serial.
+constexpr std::chrono::milliseconds kIdleWait{50};
+// A prefix this long tells every built-in format by its magic (or tells that it has none), so a
+// live stream's start waits for no more than this before its format is told; unless it holds
+// only skippable frames so far (detection_may_change): the first frame after them tells.
+constexpr std::size_t kFormatBytes = 64;
 
 std::string known_formats() { return fmt::format("{}", fmt::join(CodecRegistry::global().names(), ", ")); }
 
@@ -104,6 +113,7 @@ class BlockPool {
 // else is read, and the read becomes the reader's first block.
 struct StreamStart {
   Buffer read;
+  bool live = false;  // read from a writer that went quiet before kReadBytes came (kIdleWait)
   std::optional<detail::FileMapper> mapper;
   std::shared_ptr<detail::FileWindow> window;
   std::uint64_t file_base = 0;  // file offset of the stream's first byte, when mapped
@@ -115,7 +125,14 @@ struct StreamStart {
   }
 };
 
-StreamStart start_stream(ByteSource& source) {
+// Whether `prefix` is enough to decode a stream in `codec` (named, or else told from its magic).
+bool format_told(ByteView prefix, const std::string& codec) {
+  if (!codec.empty()) return true;
+  return !detection_may_change(prefix) &&
+         (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
+}
+
+StreamStart start_stream(ByteSource& source, const std::string& codec) {
   StreamStart start;
   const auto file = source.file();
   if (file && detail::FileMapper::enabled()) {
@@ -132,7 +149,18 @@ StreamStart start_stream(ByteSource& source) {
     }
   }
   start.read.reserve(kReadBytes);
-  start.read.resize(source.read_full(start.read.data(), kReadBytes));
+  std::size_t size = 0;
+  while (size < kReadBytes) {
+    // A writer that went quiet: what came is decoded now, and the rest as it comes.
+    if (size > 0 && format_told({start.read.data(), size}, codec) && !source.wait_readable(kIdleWait)) {
+      start.live = true;
+      break;
+    }
+    const std::size_t got = source.read(start.read.data() + size, kReadBytes - size);
+    if (got == 0) break;
+    size += got;
+  }
+  start.read.resize(size);
   return start;
 }
 
@@ -221,6 +249,22 @@ class PieceReader {
     in_callers_graph_ = in_callers_graph;
   }
 
+  // In the graph: where the source has nothing to read for kIdleWait (a pipe whose writer went
+  // quiet), next() returns null at once instead of waiting in the graph's thread, and paused()
+  // says so; the caller finishes the graph and goes on with go_live(). Not inside a marker
+  // being skipped: the serial decoder could not start in its middle.
+  void pause_when_idle() { pause_when_idle_ = source_ != nullptr; }
+  bool paused() const { return paused_; }
+
+  // From here on reads wait for the source, and the stream is cut into serial pieces of whatever
+  // each read brings, from the first cut where the streaming decoder can take over (at once
+  // where the splitter says it can: StreamSplitter::serial_may_start; units until then): for a
+  // stream decoded as it arrives, one piece after another.
+  void go_live() {
+    pause_when_idle_ = paused_ = waiting_ = false;
+    live_ = true;
+  }
+
   // Tells `on_read` (when it holds a function) the bytes taken from the source so far, as they are
   // read or cut from a mapping (DecompressOptions::on_read).
   void report_reads(const std::function<void(std::uint64_t)>* on_read) { on_read_ = on_read; }
@@ -301,6 +345,7 @@ class PieceReader {
   Chunk* next_piece() {
     for (;;) {
       if (!serial_ && guesses_failed_ && guesses_failed_->load(std::memory_order_relaxed)) go_serial();
+      if (live_ && !serial_ && skip_bytes_ == 0 && (offset_ == 0 || splitter_->serial_may_start())) go_serial();
       if (serial_) return next_serial_piece();
       if (skip_bytes_ > 0) {
         const std::size_t skipped = std::min<std::uint64_t>(skip_bytes_, buffered());
@@ -313,7 +358,7 @@ class PieceReader {
         }
         continue;
       }
-      if (buffered() == 0 && !fill()) {
+      if (buffered() == 0 && !fill(/*may_pause=*/true)) {
         if (waiting_) return nullptr;
         done_ = true;
         // After speculative units the writer ends the stream: its serial decoder, which may have
@@ -326,7 +371,7 @@ class PieceReader {
       if (cut.kind == Cut::Kind::kNeedMore) {
         if (buffered() >= kMaxBufferedBytes)
           throw Error(ErrorKind::kCorruptData, "frame too large to split", {}, offset_);
-        if (fill()) continue;
+        if (fill(/*may_pause=*/true)) continue;
         if (waiting_) return nullptr;
         cut = splitter_->at_end(view(), offset_);  // what is buffered is all there is
         if (cut.kind == Cut::Kind::kNeedMore) throw truncated();
@@ -372,7 +417,7 @@ class PieceReader {
 
   // Raw bytes for the streaming decoder (all that is buffered), then one end piece.
   Chunk* next_serial_piece() {
-    if (buffered() == 0 && !fill()) {
+    if (buffered() == 0 && !fill(/*may_pause=*/true)) {
       if (waiting_) return nullptr;
       done_ = true;
       return piece(Piece::kSerialEnd, {}, offset_, 0);
@@ -413,8 +458,8 @@ class PieceReader {
   // file: the next window (starting at the first unconsumed byte, so a unit never spans two).
   // Otherwise read into blocks. Bytes already in a block may belong to pieces in flight: a block
   // is only ever appended to, never moved; when it is full, the unconsumed bytes move to a fresh
-  // block.
-  bool fill() {
+  // block. `may_pause`: at a cut, where pause_when_idle() may stop here.
+  bool fill(bool may_pause = false) {
     if (eof_) return false;
     if (!source_ && fed_.empty()) {  // fed: wait for more, unless that was the last
       if (fed_last_)
@@ -424,6 +469,10 @@ class PieceReader {
       return false;
     }
     if (mapper_ && next_window()) return true;
+    if (may_pause && pause_when_idle_ && !source_->wait_readable(kIdleWait)) {
+      paused_ = waiting_ = true;
+      return false;
+    }
     if (!block_ || block_->capacity() - block_->size() < kReadBytes / 4) {
       const std::size_t keep = buffered();
       std::shared_ptr<Buffer> next = blocks_.acquire(std::max(kBlockBytes, keep + kReadBytes));
@@ -485,7 +534,10 @@ class PieceReader {
   std::string name_;
   ByteView fed_;
   bool fed_last_ = false;
-  bool waiting_ = false;  // fed: the splitter needs bytes not fed yet
+  bool waiting_ = false;  // fed: the splitter needs bytes not fed yet; or paused
+  bool pause_when_idle_ = false;
+  bool paused_ = false;
+  bool live_ = false;
   const CodecInfo& codec_;
   // Where the buffered bytes are: a window of the mapped input, or the block being read into
   // (pieces in flight may share either).
@@ -610,6 +662,18 @@ class PieceWriter {
   // decoders do (PieceReader::watch_guesses).
   void report_guesses(std::atomic<bool>* failed) { guesses_failed_ = failed; }
 
+  // From here on each piece's output is written out before the next piece is read (a stream
+  // decoded as it arrives: PieceReader::go_live).
+  void go_live() {
+    live_ = true;
+    if (!overlapped_) return;
+    try {
+      overlapped_->flush();
+    } catch (...) {
+      errors_.capture_current(source_name_, std::nullopt);
+    }
+  }
+
   void write(Chunk& chunk) {
     if (chunk.error) errors_.record(chunk.error);
     if (errors_.failed()) return;
@@ -637,6 +701,7 @@ class PieceWriter {
           decode_serially(chunk);
           break;
       }
+      if (live_ && overlapped_) overlapped_->flush();
     } catch (...) {
       // Trailing garbage: everything before it decoded and checked, so it is written out before
       // the error is raised (a failure to write it wins).
@@ -687,7 +752,7 @@ class PieceWriter {
       // With more than one thread, through a writing thread of its own, so that decoding and a
       // slow sink (a file, a tar extraction) overlap. 4 x 1 MiB: measured best of 128 KiB-1 MiB.
       // With an output limit the decoder stops within a buffer of it.
-      if (threads_ > 1) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_);
+      if (threads_ > 1 && !live_) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_);
     }
     if (chunk.piece != Piece::kSerialEnd && overlapped_) {
       const std::uint64_t before = overlapped_->bytes();
@@ -722,6 +787,7 @@ class PieceWriter {
   std::unique_ptr<StreamDecoder> serial_decoder_;
   std::atomic<bool>* guesses_failed_ = nullptr;
   std::optional<detail::OverlappedSink> overlapped_;
+  bool live_ = false;
   const int threads_;
   const std::uint64_t max_output_;
   FirstError& errors_;
@@ -734,12 +800,17 @@ class PieceWriter {
 // stream whose whole input came with the first read and is small, where the graph's workers,
 // pinning and read blocks would cost more than the decoding (a 1 KB gzip took 300 us through the
 // graph). The same pieces in the same order either way, so the same output and the same errors.
+// A stream read as it is written is decoded as it arrives (kIdleWait): from its start, when the
+// writer went quiet before the first read was full (`start.live`, in the caller), or else from
+// where the graph's reader found it quiet: the graph finishes the pieces read so far, and the
+// rest goes on here.
 void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart start, const Codec& codec, int threads,
                        const DecompressOptions& options, DecompressStats& stats, bool in_caller) {
   const std::size_t max_pieces = in_caller ? 0 : options.max_pieces_in_flight;
   const std::uint64_t max_output = options.max_output_bytes;
   const std::stop_token& stop = options.stop;
   const std::function<void(std::uint64_t)>& on_read = options.on_read;
+  const bool live = start.live;
   OutputNamingSink sink(output_sink);
   std::optional<flow::graph> graph;  // none in the caller: making one would start oneTBB's workers
   if (!in_caller) graph.emplace();
@@ -759,13 +830,22 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
                            stats);
   piece_writer.report_guesses(&guesses_failed);
   if (splitter) splitter->set_hints({in_caller ? 1 : threads, options.unit_input_bytes});
-
-  if (in_caller) {
+  const auto go_live = [&] {
+    piece_reader.go_live();
+    piece_writer.go_live();
+  };
+  const auto one_by_one = [&] {
     while (Chunk* chunk = piece_reader.next()) {
       piece_writer.write(*decoders.decode(chunk));
       pool.release(chunk);
     }
+  };
+
+  if (in_caller) {
+    if (live) go_live();
+    one_by_one();
   } else {
+    piece_reader.pause_when_idle();
     const std::size_t in_flight = max_pieces > 0 ? max_pieces : kPiecesPerThread * static_cast<std::size_t>(threads);
     detail::run_ordered_graph<Chunk>(
         *graph, in_flight, [&](tbb::flow_control& control) { return piece_reader.next(control); },
@@ -774,6 +854,10 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
           piece_writer.write(*chunk);
           pool.release(chunk);
         });
+    if (piece_reader.paused() && !errors.failed()) {
+      go_live();
+      one_by_one();
+    }
   }
 
   stats.input_bytes = piece_reader.bytes_read();
@@ -994,7 +1078,12 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   const int threads = resolve_threads(options.threads);
   StreamStart stream_start;
   try {
-    stream_start = start_stream(source);
+    stream_start = start_stream(source, options.codec);
+    if (options.empty_input_is_empty && !stream_start.window && stream_start.read.empty()) {
+      stats.codec = options.codec;
+      stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      return stats;
+    }
     if (options.pass_through && options.codec.empty() && !CodecRegistry::global().detect(stream_start.prefix())) {
       stats.input_bytes = stats.output_bytes = copy_through(source, std::move(stream_start), sink);
       stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -1009,8 +1098,10 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     throw e.with_context(source.name(), std::nullopt);
   }
   const auto codec = make_decoding_codec(stats.codec, options);
-  if (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes) {
-    // read_full() stopped short of kReadBytes: the whole stream is in hand, and it is small. On a
+  if (stream_start.live ||
+      (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes)) {
+    // The first read stopped short of kReadBytes: the whole stream is in hand, and it is small,
+    // or the rest comes as it is written, decoded one read at a time (kIdleWait). On a
     // worker of an arena, isolated: a task the decoders make (gzip's CRC of a large block) and the
     // wait for it never pick up the caller's other work. Elsewhere in no arena at all, so that
     // oneTBB is not even started (decoders make no task outside an arena): for a small file that

@@ -84,6 +84,8 @@ class StreamDecoder {
   using Emit = std::function<void(ByteView)>;
   virtual ~StreamDecoder() = default;
   // Decodes the next piece of compressed input, calling `emit` with output as it is produced.
+  // Before it returns it emits all the output the input so far makes possible (a stream decoded
+  // as it arrives shows each flushed block then), as decode_to() reports it by produced().
   // Throws Error(kCorruptData) with the offset (in the compressed stream) of the bad frame.
   virtual void decode(ByteView input, const Emit& emit) = 0;
 
@@ -179,6 +181,11 @@ class StreamSplitter {
     std::size_t unit_input_bytes = 0;
   };
   void set_hints(const Hints& hints) { hints_ = hints; }
+  // Whether the streaming decoder can take the stream over where the cuts so far end, as after a
+  // kSerial cut there (from UnitVerifier::serial_decoder, or a new decoder resumed there). Asked
+  // for a stream that arrives slowly, which is then decoded as it comes (decompress()); where a
+  // splitter says no (the default), units are cut until it says yes.
+  bool serial_may_start() const { return serial_may_start_here(); }
 
  protected:
   const Hints& hints() const { return hints_; }
@@ -190,6 +197,7 @@ class StreamSplitter {
   virtual Cut find_cut(ByteView buffered, std::uint64_t offset) = 0;
   virtual void finish_at(std::uint64_t offset) = 0;
   virtual Cut cut_at_end(ByteView buffered, std::uint64_t offset);
+  virtual bool serial_may_start_here() const { return false; }
   Cut checked(Cut cut, std::size_t shown, std::uint64_t offset);
   template <typename Find>
   Cut unless_guessed_wrong(Find find);

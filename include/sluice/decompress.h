@@ -50,6 +50,9 @@ struct DecompressOptions {
   // Input in no known format is copied to the sink as it is (zcat -f) instead of being an error;
   // DecompressStats::codec is then empty. Empty input is then empty output.
   bool pass_through = false;
+  // An input of no bytes at all decodes to nothing, as Python's gzip module takes it, instead of
+  // being an error (as `gzip -d` says: "unexpected end of file"). Any other input is decoded.
+  bool empty_input_is_empty = false;
 };
 
 struct DecompressStats {

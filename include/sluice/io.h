@@ -6,6 +6,7 @@
 // into place only on commit(); destroying it uncommitted removes the temporary.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -54,6 +55,11 @@ class ByteSource {
   virtual const std::string& name() const = 0;
   // Fills `dst` with up to `max_bytes`, stopping short only at end of input.
   std::size_t read_full(std::uint8_t* dst, std::size_t max_bytes);
+  // Whether read() would return at once (bytes, the end, or an error), waiting up to `timeout`
+  // for it. False only for a source written as it is read (a pipe, a socket) whose writer has
+  // sent nothing more yet: a decoder then writes out what it has before it waits (decompress()).
+  // True by default.
+  virtual bool wait_readable(std::chrono::milliseconds timeout);
 
   // The regular file behind the source, if it is one read by position; nullopt by default.
   virtual std::optional<SourceFile> file() const { return std::nullopt; }
@@ -100,6 +106,8 @@ class FdSource final : public ByteSource {
 
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return name_; }
+  // poll(2) on a pipe, socket or terminal; true for a regular file.
+  bool wait_readable(std::chrono::milliseconds timeout) override;
   const FileStatus& status() const { return status_; }
   // A regular file is read by position: it has a file(), a size() and reads at any offset.
   std::optional<SourceFile> file() const override;
@@ -241,6 +249,7 @@ class CountingSource final : public ByteSource {
     return n;
   }
   const std::string& name() const override { return inner_.name(); }
+  bool wait_readable(std::chrono::milliseconds timeout) override { return inner_.wait_readable(timeout); }
   std::uint64_t bytes() const { return bytes_; }
   std::optional<SourceFile> file() const override { return inner_.file(); }
   void seek(std::uint64_t offset) override;
@@ -264,6 +273,7 @@ class StoppableSource final : public ByteSource {
   StoppableSource(ByteSource& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return inner_.name(); }
+  bool wait_readable(std::chrono::milliseconds timeout) override { return inner_.wait_readable(timeout); }
 
  private:
   ByteSource& inner_;

@@ -70,6 +70,9 @@ class Decompressor final : public ByteSink {
   Decompressor& operator=(const Decompressor&) = delete;
 
   // Takes compressed bytes, in pieces of any size. Throws the run's error (e.g. corrupt data).
+  // When no more comes for a while (50 ms), what was written is decoded and written to `out`
+  // without waiting for more (a protocol that waits for the answer to what it sent), and from
+  // then on every piece as it comes, in order on one thread (decompress(), wait_readable).
   void write(ByteView compressed) override;
   const std::string& name() const override;
   // The compressed stream is complete: waits until it is decoded. Throws the run's error

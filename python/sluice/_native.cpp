@@ -179,11 +179,14 @@ CompressOptions compress_options(const std::string& format, int level, int threa
   return options;
 }
 
+// An empty input decodes to b"" here, as gzip.decompress and gzip.open take it (files in a batch
+// are the command line's: an empty one is an error there).
 DecompressOptions decompress_options(const std::string& format, int threads, std::uint64_t max_output) {
   DecompressOptions options;
   options.codec = format;
   options.threads = threads;
   options.max_output_bytes = max_output;
+  options.empty_input_is_empty = true;
   return options;
 }
 
@@ -483,6 +486,11 @@ class FedSource final : public ByteSource {
     return n;
   }
   const std::string& name() const override { return name_; }
+  // A reader that found nothing queued for a while decodes what it has (decompress()'s "live").
+  bool wait_readable(std::chrono::milliseconds timeout) override {
+    std::unique_lock lock(mutex_);
+    return ready_.wait_for(lock, timeout, [&] { return cancelled_ || !queue_.empty() || ended_; });
+  }
 
  private:
   static constexpr std::size_t kQueuedBytes = 4 << 20;
@@ -938,7 +946,9 @@ PYBIND11_MODULE(_native, m) {
           batch.remove_inputs = remove_inputs;
           batch.fail_fast = fail_fast;
           batch.create_directories = true;
-          return run_files(false, jobs, {}, decompress_options("", threads, max_output), batch, progress);
+          DecompressOptions decompress = decompress_options("", threads, max_output);
+          decompress.empty_input_is_empty = false;
+          return run_files(false, jobs, {}, decompress, batch, progress);
         });
   m.def("decompressed_name", [](const std::string& path) { return CodecRegistry::global().decompressed_name(path); });
 

@@ -742,3 +742,85 @@ def test_compress_files_never_writes_into_a_fifo_or_device_at_an_outputs_name(tm
     for name, seed in (("a", 1), ("b", 2)):
         assert not os.path.islink(tmp_path / (name + ".gz"))
         assert gzip.decompress((tmp_path / (name + ".gz")).read_bytes()) == text(1000, seed)
+
+
+# A stream read as it is written (a socket, a pipe whose writer flushes and pauses) is decoded as
+# it arrives: what came is readable before the writer sends more. The writer waits up to a minute
+# for the reader to see it, then sends the rest anyway, so a reader that waits fails the test
+# instead of hanging it. (gzip.open waits for 128 KiB of input first, `gzip -dc` for 256 KiB.)
+def _flushed_gzip(*parts):
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+    pieces = [compressor.compress(part) + compressor.flush(zlib.Z_SYNC_FLUSH) for part in parts[:-1]]
+    return pieces + [compressor.compress(parts[-1]) + compressor.flush()]
+
+
+@pytest.mark.parametrize("before", [0, 3_000_000], ids=["from the start", "after 3 MB"])
+def test_a_socket_stream_is_read_as_it_arrives(before):
+    import socket
+    import threading
+    lead = os.urandom(before // 2).hex().encode()
+    first, rest = _flushed_gzip(lead + b"first line\n", b"second line\n" * 1000)
+    a, b = socket.socketpair()
+    seen = threading.Event()
+    sent_rest_first = []
+
+    def writer():
+        b.sendall(first)
+        sent_rest_first.append(not seen.wait(60))
+        b.sendall(rest)
+        b.close()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    with sluice.open(a.makefile("rb")) as f:
+        if lead:
+            assert f.read(len(lead)) == lead
+        assert f.readline() == b"first line\n"
+        seen.set()
+        assert f.read() == b"second line\n" * 1000
+    thread.join(60)
+    a.close()
+    assert sent_rest_first == [False], "the first line waited for more input"
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd"])
+def test_the_program_decodes_a_pipe_as_it_arrives(fmt):
+    import select
+    lines = [b"line %d\n" % i for i in range(3)]
+    if fmt == "gzip":
+        pieces = _flushed_gzip(*lines, b"")
+    else:  # one frame per line, as a writer that ends a frame at each flush sends them
+        pieces = [sluice.compress(line, format="zstd") for line in lines] + [b""]
+    process = subprocess.Popen([PROGRAM, "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        for line, piece in zip(lines, pieces):
+            process.stdin.write(piece)
+            process.stdin.flush()
+            got = b""
+            while len(got) < len(line):
+                ready, _, _ = select.select([process.stdout], [], [], 60)
+                assert ready, f"{line!r} waited for more input"
+                got += os.read(process.stdout.fileno(), 1024)
+            assert got == line
+        process.stdin.write(pieces[-1])
+        process.stdin.close()
+        assert process.stdout.read() == b""
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+
+
+def test_no_bytes_at_all_decode_to_nothing_as_in_gzip(tmp_path):
+    assert gzip.decompress(b"") == b"" and sluice.decompress(b"") == b""
+    assert sluice.decompress(b"", format="zstd") == b""
+    (tmp_path / "empty.gz").write_bytes(b"")
+    with sluice.open(tmp_path / "empty.gz") as f:
+        assert f.read() == b""
+    with sluice.open(io.BytesIO(b"")) as f, gzip.open(io.BytesIO(b"")) as g:
+        assert f.read() == g.read() == b""
+    # One byte is not nothing: an error, as in gzip.
+    with pytest.raises(sluice.CorruptDataError):
+        sluice.decompress(b"\x1f")
+    # A file in a batch is as on the command line (gzip -d: "unexpected end of file").
+    [result] = sluice.decompress_files([tmp_path / "empty.gz"])
+    assert result.status == "failed" and "empty input" in str(result.error)
