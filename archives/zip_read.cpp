@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <exception>
 #include <map>
@@ -50,6 +51,18 @@ Error member_error(const ZipEntry& entry, const std::string& archive, const Erro
       error.kind(),
       fmt::format("member '{}' (archive byte {}): {}", printable_name(entry.path), entry.header_offset, error.detail()),
       archive);
+}
+
+// A framed member is decoded as a stream of its codec's (zip's deflate data inside a gzip header
+// and trailer made for it), whose messages name that stream ("the gzip member starting at byte
+// 0"), which the archive does not hold: they name the member's data instead ("deflate data").
+std::string framed_detail(std::string detail, const CodecInfo& info, const std::string& method) {
+  const std::string stream = fmt::format("{} {} starting at byte ", info.name, info.unit_noun);
+  const std::size_t at = detail.find(stream);
+  if (at == std::string::npos) return detail;
+  std::size_t end = at + stream.size();
+  while (end < detail.size() && std::isdigit(static_cast<unsigned char>(detail[end]))) ++end;
+  return detail.replace(at, end - at, fmt::format("{} data", method));
 }
 
 // The header, a byte range of the archive, and the trailer, read one after the other.
@@ -416,22 +429,27 @@ struct ZipReader::State {
     } else {
       auto [header, trailer] = framed ? codec->info().zip_member_framing(entry.crc32, entry.size, entry.chunk_bytes)
                                       : std::pair<Buffer, Buffer>{};
-      if (entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes) {
-        // Whole, on this thread.
-        Buffer data = read_exact(source, entry.data_offset, static_cast<std::size_t>(entry.compressed_size));
-        auto decoder = codec->make_decoder();
-        const auto emit = [&](ByteView bytes) { out.write(bytes); };
-        decoder->decode(header.view(), emit);
-        decoder->decode(data.view(), emit);
-        decoder->decode(trailer.view(), emit);
-        decoder->finish();
-      } else {
-        MemberSource member(source, entry.data_offset, entry.compressed_size, std::move(header), std::move(trailer));
-        DecompressOptions options;
-        options.codec = codec->info().name;
-        options.threads = threads;
-        options.stop = stop;
-        decompress(member, out, options);
+      try {
+        if (entry.compressed_size <= kWholeMemberBytes && entry.size <= kWholeMemberBytes) {
+          // Whole, on this thread.
+          Buffer data = read_exact(source, entry.data_offset, static_cast<std::size_t>(entry.compressed_size));
+          auto decoder = codec->make_decoder();
+          const auto emit = [&](ByteView bytes) { out.write(bytes); };
+          decoder->decode(header.view(), emit);
+          decoder->decode(data.view(), emit);
+          decoder->decode(trailer.view(), emit);
+          decoder->finish();
+        } else {
+          MemberSource member(source, entry.data_offset, entry.compressed_size, std::move(header), std::move(trailer));
+          DecompressOptions options;
+          options.codec = codec->info().name;
+          options.threads = threads;
+          options.stop = stop;
+          decompress(member, out, options);
+        }
+      } catch (const Error& e) {
+        if (!framed) throw;
+        throw Error(e.kind(), framed_detail(e.detail(), codec->info(), entry.method_name()));
       }
     }
     if (out.written() != entry.size) {

@@ -293,6 +293,22 @@ TEST_F(ZipTest, CentralDirectoryOutsideTheFile) {
       << result.err;
 }
 
+// A member's deflate data is decoded inside a gzip header and trailer made for it: its damage is
+// reported as the archive holds it, deflate data, not as a gzip member the user never had.
+TEST_F(ZipTest, DamagedDeflateDataIsNamedAsTheArchiveHoldsIt) {
+  python(
+      "import zipfile\n"
+      "with zipfile.ZipFile('a.zip', 'w', zipfile.ZIP_DEFLATED) as z:\n"
+      "  z.writestr('text', open('/usr/include/stdio.h', 'rb').read() * 4)\n"
+      "d = bytearray(open('a.zip', 'rb').read())\n"
+      "d[30 + 4 + 3000] ^= 0x10\n"
+      "open('bad.zip', 'wb').write(d)\n");
+  const auto result = sluice("zip --test -f bad.zip");
+  EXPECT_EQ(result.status, 1) << describe(result);
+  EXPECT_NE(result.err.find("member 'text' (archive byte 0): corrupt deflate data"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("gzip"), std::string::npos) << result.err;
+}
+
 TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
   python(
       "import zipfile, struct\n"
