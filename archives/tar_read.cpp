@@ -600,6 +600,15 @@ void TarReader::finish() { state_->finish(); }
 std::uint64_t TarReader::entries() const { return state_->entries; }
 std::uint64_t TarReader::bytes_parsed() const { return state_->offset; }
 std::uint64_t TarReader::warnings() const { return state_->warnings; }
+std::string TarReader::current_entry() const {
+  const State& state = *state_;
+  if (state.phase != State::Phase::kContent && state.phase != State::Phase::kSparseMap &&
+      state.phase != State::Phase::kSparseExtension) {
+    return {};
+  }
+  return fmt::format("entry '{}' (header at archive byte {})", printable_name(state.current.path),
+                     state.current.header_offset);
+}
 void TarReader::warn(const std::string& message) {
   ++state_->warnings;
   state_->handler.warning(fmt::format("{}: {}", printable_name(state_->name), message));
@@ -654,6 +663,26 @@ class PrefixedSource final : public ByteSource {
   ByteSource& rest_;
 };
 
+// Passes what is written on to the tar reader, noting whether the reader failed: a failure of
+// the decompression beneath is then told apart from the reader's own.
+class ReaderSink final : public ByteSink {
+ public:
+  explicit ReaderSink(TarReader& reader) : reader_(reader) {}
+  void write(ByteView bytes) override {
+    try {
+      reader_.write(bytes);
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  }
+  const std::string& name() const override { return reader_.name(); }
+  bool failed = false;
+
+ private:
+  TarReader& reader_;
+};
+
 class ListHandler final : public TarEntryHandler {
  public:
   ListHandler(const std::function<void(const TarEntry&)>& on_entry,
@@ -688,9 +717,18 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
     DecompressOptions options;
     options.codec = codec->name;
     options.threads = threads;
+    ReaderSink to_reader(reader);
     try {
-      decompress(whole, reader, options);
+      decompress(whole, to_reader, options);
     } catch (const Error& e) {
+      // Damage or truncation of the compressed stream found while an entry was read: that
+      // entry is left incomplete (a cut-short archive: those before it are whole), so the
+      // message names it. (A checksum that fails at the end covers more than that entry.)
+      if (e.kind() == ErrorKind::kCorruptData && !to_reader.failed) {
+        if (const std::string entry = reader.current_entry(); !entry.empty()) {
+          throw Error(e.kind(), fmt::format("while reading {}: {}", entry, e.detail()), e.path(), e.offset());
+        }
+      }
       // The archive before the garbage was decoded and parsed in full: finish it, then warn (GNU
       // tar and bsdtar extract every entry).
       if (e.kind() != ErrorKind::kTrailingGarbage) throw;

@@ -99,6 +99,9 @@ class TarReader final : public ByteSink {
   std::uint64_t warnings() const;
   // Passes a warning about the archive to the handler (and counts it).
   void warn(const std::string& message);
+  // The entry whose content (or sparse map) is being read, for messages about a failure of the
+  // stream beneath ("entry 'a/b' (header at archive byte 512)"); empty between entries.
+  std::string current_entry() const;
 
  private:
   struct State;
