@@ -70,9 +70,11 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::A
     }
     // A cluster of short options, as gzip takes them (-9c, -dc9, -kj4): its digits are a level
     // (-c19: 19), a letter that takes a value takes the rest of the word (or else the next word).
-    // Without digits, or with other characters than letters and digits (-9-c), the parser takes
-    // the word as it is (and names what it does not know).
+    // Without digits, or with other characters than letters and digits, the parser takes the word
+    // as it is (and names what it does not know); but a level run into them (-9-c) it would take
+    // for a file name, so it is refused here, as gzip refuses it ("invalid option").
     if (!std::all_of(arg.begin() + 1, arg.end(), [](unsigned char c) { return std::isalnum(c); })) {
+      if (std::isdigit(static_cast<unsigned char>(arg[1]))) throw CLI::ExtrasError({arg});
       value_next = takes_value(app, arg.substr(0, 2)) && arg.size() == 2;
       args.push_back(arg);
       continue;

@@ -114,7 +114,8 @@ ParseResult parse_command_line(int argc, char** argv);
 // read as the flags -1 and -9, and a level in a cluster of short options taken out (-9c: --level=9
 // -c); with `level_words`, zstd's --fast=N (level -N), gzip's --fast and --best too (as levels
 // the codec resolves). A word that is the value of one of `app`'s options (-o -9, -S --best), or
-// comes after "--", is left as it is.
+// comes after "--", is left as it is. Throws CLI::ExtrasError for a level run into other characters
+// (-9-c), which the parser would take for a file name.
 std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::App& app, bool level_words = false);
 
 // The main command's arguments: what the program's name implies (unsluice: -d; sluicecat: -dc),

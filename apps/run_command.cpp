@@ -19,9 +19,9 @@ namespace {
 
 // Parses `args` (without the subcommand's name) with `app`; returns an exit status to stop with.
 std::optional<int> parse(CLI::App& app, int argc, char** argv) {
-  std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
-  std::reverse(args.begin(), args.end());
   try {
+    std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
+    std::reverse(args.begin(), args.end());
     app.parse(args);
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
@@ -32,7 +32,6 @@ std::optional<int> parse(CLI::App& app, int argc, char** argv) {
   }
   return std::nullopt;
 }
-
 
 // Binary output to a terminal is the command line's to refuse, as for compression.
 void refuse_terminal_output(const std::string& output) {

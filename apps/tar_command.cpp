@@ -539,9 +539,9 @@ int run_tar_command(int argc, char** argv) {
                "Print the bytes of tar written or read, and the rate, on stderr (as GNU tar)");
   tidy_help(app);
 
-  std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv, app), app);
-  std::reverse(args.begin(), args.end());
   try {
+    std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv, app), app);
+    std::reverse(args.begin(), args.end());
     app.parse(args);
     const int modes = int(options.create) + int(options.extract) + int(options.list);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list)");

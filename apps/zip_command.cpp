@@ -214,9 +214,9 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
   tidy_help(app);
 
-  std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
-  std::reverse(args.begin(), args.end());
   try {
+    std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
+    std::reverse(args.begin(), args.end());
     app.parse(args);
     const int modes = int(options.create) + int(options.extract) + int(options.list) + int(options.test);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list), --test");

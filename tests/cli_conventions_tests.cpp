@@ -183,6 +183,16 @@ TEST_F(Conventions, LevelsInClustersOfShortOptionsAndValuesThatLookLikeLevels) {
   const auto unknown = sluice("-9z data.bin");
   EXPECT_EQ(unknown.status, 2);
   EXPECT_NE(unknown.err.find("not expected: -z"), std::string::npos) << unknown.err;
+  // A level run into other characters is no file name: a usage error before anything is done
+  // (gzip: "invalid option -- '-'"), in every command.
+  for (const char* args : {"-9-c data.bin", "tar -c -9-x -f x.tar data.bin", "zip -c -9-x -f x.zip data.bin"}) {
+    const auto odd = sluice(args);
+    EXPECT_EQ(odd.status, 2) << args << ": " << describe(odd);
+    EXPECT_NE(odd.err.find("not expected: -9-"), std::string::npos) << odd.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "data.bin.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "x.tar"));
+  EXPECT_FALSE(fs::exists(dir_ / "x.zip"));
 }
 
 TEST_F(Conventions, AnEmptySuffixIsAUsageErrorAsInGzip) {
