@@ -11,6 +11,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
   whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
            and the stock tools write it, against gzip.decompress, zstandard and lz4.frame; and
            sluice.open(path).read() of some of them against gzip.open's
+  lines    1.5 million short lines of a .gz read by a readline() loop and by iteration, against
+           gzip.open's
 
 Run with the installed package: .venv/bin/python bench/python_bench.py [--only PART] [--reps N]
 (scripts/install-python.sh makes .venv). Prints a Markdown table per part.
@@ -266,13 +268,42 @@ def whole(files, reps):
           "gzip.decompress: pigz -6", megabytes)
 
 
+def lines(reps):
+    data = b"".join(b"line %d of some log text here\n" % i for i in range(1_500_000))
+    path = "/tmp/sluice-bench-lines.gz"
+    with open(path, "wb") as out:
+        out.write(sluice.compress(data))
+
+    def by_readline(opener):
+        def run():
+            count = 0
+            with opener(path) as f:
+                while f.readline():
+                    count += 1
+            return count
+        return run
+
+    def by_iteration(opener):
+        def run():
+            with opener(path) as f:
+                return sum(1 for _ in f)
+        return run
+
+    contenders = {"gzip.open readline()": by_readline(gzip.open), "sluice.open readline()": by_readline(sluice.open),
+                  "gzip.open iteration": by_iteration(gzip.open), "sluice.open iteration": by_iteration(sluice.open)}
+    medians, counts = interleaved(contenders, reps)
+    table("1.5 million lines (lines counted in the last column)", medians, counts, "gzip.open readline()",
+          len(data) / MiB)
+    os.remove(path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["bundle", "open", "call", "seek", "whole"], action="append")
+    parser.add_argument("--only", choices=["bundle", "open", "call", "seek", "whole", "lines"], action="append")
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
-    parts = args.only or ["bundle", "open", "call", "seek", "whole"]
-    files = silesia_files()
+    parts = args.only or ["bundle", "open", "call", "seek", "whole", "lines"]
+    files = silesia_files() if set(parts) - {"call", "lines"} else []
     print(f"sluice {sluice.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}, {args.reps} interleaved repetitions")
     if "bundle" in parts:
@@ -285,6 +316,8 @@ def main():
         seek(files, max(3, args.reps // 2))
     if "whole" in parts:
         whole(files, args.reps)
+    if "lines" in parts:
+        lines(args.reps)
 
 
 if __name__ == "__main__":

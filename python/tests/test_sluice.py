@@ -824,3 +824,37 @@ def test_no_bytes_at_all_decode_to_nothing_as_in_gzip(tmp_path):
     # A file in a batch is as on the command line (gzip -d: "unexpected end of file").
     [result] = sluice.decompress_files([tmp_path / "empty.gz"])
     assert result.status == "failed" and "empty input" in str(result.error)
+
+
+def test_readline_and_every_other_read_in_any_order_match_a_plain_binary_file():
+    lines = [b"line %d\r\n" % i if i % 5 == 0 else b"x" * (i % 300) + b"\n" for i in range(20_000)]
+    data = b"".join(lines) + b"no newline at the end"
+    model = io.BytesIO(data)
+    rng = random.Random(7)
+    with sluice.open(io.BytesIO(sluice.compress(data, chunk_size=CHUNK))) as f:
+        while True:
+            op = rng.choice(["readline", "readline n", "next", "read", "read1", "peek", "tell"])
+            if op == "readline":
+                got, want = f.readline(), model.readline()
+            elif op == "readline n":
+                n = rng.randrange(0, 50)
+                got, want = f.readline(n), model.readline(n)
+            elif op == "next":
+                got, want = next(f, b""), next(model, b"")
+            elif op == "read":
+                n = rng.randrange(0, 500)
+                got, want = f.read(n), model.read(n)
+            elif op == "read1":
+                got = f.read1(rng.randrange(1, 500))
+                want = model.read(len(got))
+            elif op == "peek":
+                ahead = f.peek(1)
+                assert data[model.tell():].startswith(ahead[: len(data) - model.tell()])
+                continue
+            else:
+                assert f.tell() == model.tell()
+                continue
+            assert got == want, (op, model.tell())
+            if model.tell() == len(data) and op != "tell":
+                assert f.read() == b"" and f.readline() == b""
+                break
