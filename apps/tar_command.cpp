@@ -134,12 +134,20 @@ std::string long_listing(const TarEntry& entry) {
   return line;
 }
 
+// Whether `name` ends with ".tar", in any case (as the registry reads X.TAR.GZ).
+bool ends_with_tar(const std::string& name) {
+  if (name.size() < 4) return false;
+  std::string tail = name.substr(name.size() - 4);
+  for (char& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return tail == ".tar";
+}
+
 // The codec the name of the archive says (tar_codec_for_path), or for a name ending in .tar,
 // "a plain tar"; "" when it says nothing sluice knows.
 std::string what_the_name_says(const std::string& archive, std::string& codec) {
   codec = tar_codec_for_path(archive);
   if (!codec.empty()) return codec;
-  return archive.ends_with(".tar") ? "a plain tar" : "";
+  return ends_with_tar(archive) ? "a plain tar" : "";
 }
 
 // The compression asked for by -F and the letters (-z, --zstd, ...); "" when none was. Letters
@@ -184,7 +192,7 @@ int run_create(const TarCliOptions& options) {
     // under a name that promises something else: refuse it, as it cannot be what was meant.
     const std::string file = std::filesystem::path(options.archive).filename().string();
     const std::size_t dot = file.rfind('.');
-    if (dot != std::string::npos && dot > 0 && file.substr(dot) != ".tar") {
+    if (dot != std::string::npos && dot > 0 && !ends_with_tar(file.substr(dot))) {
       const std::string hint = file.ends_with(".zip") ? " (zip archives: sluice zip -c)" : "";
       throw Error(ErrorKind::kUsage,
                   fmt::format("cannot tell the compression from the name '{}': sluice tar writes {} and .tar; "
@@ -540,7 +548,11 @@ int run_tar_command(int argc, char** argv) {
   tidy_help(app);
 
   try {
-    std::vector<std::string> args = expand_old_style(rewrite_level_flags(argc, argv, app), app);
+    // The old-style bundle first (tar cf -9-x.tar: the word after it is f's value), then levels.
+    std::vector<std::string> words = expand_old_style({argv + std::min(argc, 1), argv + argc}, app);
+    std::vector<char*> expanded{argc > 0 ? argv[0] : nullptr};
+    for (std::string& word : words) expanded.push_back(word.data());
+    std::vector<std::string> args = rewrite_level_flags(static_cast<int>(expanded.size()), expanded.data(), app);
     std::reverse(args.begin(), args.end());
     app.parse(args);
     const int modes = int(options.create) + int(options.extract) + int(options.list);

@@ -223,14 +223,19 @@ std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
 
 namespace {
 
-// Whether `path` ends with `suffix` and has a name before it. In any case, as gzip takes them:
-// files from systems that upper-case names (LOGS.GZ, DATA.TGZ) are named the same.
+// Whether `path` ends with `suffix` and has a name before it (not a directory's "/"). In any
+// case, as gzip takes them: files from systems that upper-case names (LOGS.GZ, DATA.TGZ) are
+// named the same.
 bool ends_with_suffix(const std::string& path, const std::string& suffix) {
-  if (suffix.empty() || path.size() <= suffix.size()) return false;
+  if (suffix.empty() || path.size() <= suffix.size() || path[path.size() - suffix.size() - 1] == '/') return false;
   const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
   return std::equal(suffix.begin(), suffix.end(), path.end() - static_cast<std::ptrdiff_t>(suffix.size()),
                     [&](char a, char b) { return lower(a) == lower(b); });
 }
+
+// Unix compress's names (x.Z, x.tar.Z, x.taZ), in the case that tells them from gzip's .z and
+// .taz: no registered codec's, whatever the case-blind lookups below would say.
+bool compress_name(const std::string& path) { return path.ends_with(".Z") || path.ends_with(".taZ"); }
 
 // The codec's suffixes: the one it writes first.
 std::vector<std::string> extensions_of(const CodecInfo& info) {
@@ -242,6 +247,7 @@ std::vector<std::string> extensions_of(const CodecInfo& info) {
 }  // namespace
 
 std::optional<CodecInfo> CodecRegistry::by_extension(const std::string& path) const {
+  if (compress_name(path)) return std::nullopt;
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& ext : extensions_of(entry.info)) {
@@ -252,6 +258,7 @@ std::optional<CodecInfo> CodecRegistry::by_extension(const std::string& path) co
 }
 
 std::optional<CodecInfo> CodecRegistry::by_tar_name(const std::string& path) const {
+  if (compress_name(path)) return std::nullopt;
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& ext : extensions_of(entry.info)) {
@@ -265,6 +272,7 @@ std::optional<CodecInfo> CodecRegistry::by_tar_name(const std::string& path) con
 }
 
 std::optional<std::string> CodecRegistry::decompressed_name(const std::string& path) const {
+  if (compress_name(path)) return std::nullopt;
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& suffix : entry.info.tar_suffixes) {
@@ -351,7 +359,8 @@ std::string foreign_format(ByteView head) {
 }
 
 bool has_compressed_suffix(const std::string& path) {
-  static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z", ".Z",
+  if (compress_name(path)) return true;
+  static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z",
                                                        ".lz", ".tlz", ".lzma", ".br",  ".lzo",  ".rar", ".jar"};
   for (const std::string_view suffix : kOtherFormats) {
     if (ends_with_suffix(path, std::string(suffix))) return true;

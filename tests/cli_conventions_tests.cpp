@@ -193,6 +193,10 @@ TEST_F(Conventions, LevelsInClustersOfShortOptionsAndValuesThatLookLikeLevels) {
   EXPECT_FALSE(fs::exists(dir_ / "data.bin.gz"));
   EXPECT_FALSE(fs::exists(dir_ / "x.tar"));
   EXPECT_FALSE(fs::exists(dir_ / "x.zip"));
+  // After tar's old-style bundle, the word a letter takes is its value, whatever it looks like.
+  const auto bundle = sluice("tar cf -9-x.tar data.bin");
+  EXPECT_EQ(bundle.status, 0) << describe(bundle);
+  EXPECT_TRUE(fs::exists(dir_ / "-9-x.tar"));
 }
 
 TEST_F(Conventions, AnEmptySuffixIsAUsageErrorAsInGzip) {

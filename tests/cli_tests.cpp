@@ -423,6 +423,25 @@ TEST_F(Cli, SuffixesInAnyCaseAndGzipsOldOnesAreTaken) {
   EXPECT_TRUE(exists("tree/data.gz"));
   EXPECT_FALSE(exists("tree/LOGS.GZ.gz"));
   EXPECT_FALSE(exists("tree/C.Zst.gz"));
+  // Named on the command line, LOGS.GZ already has gzip's suffix, as gzip says.
+  const auto again = sluice("LOGS.GZ");
+  EXPECT_EQ(again.status, 1);
+  EXPECT_NE(again.err.find("already has the .gz suffix"), std::string::npos) << again.err;
+  // Unix compress's .Z is not gzip's .z: walking to decompress, a .Z file is not taken (sluice
+  // does not decode it), nor is a dotfile named .z (no name before the suffix); tar does not
+  // write gzip under compress's names.
+  ASSERT_EQ(sh("mkdir walk && printf '\\037\\235\\220abc' > walk/old.Z && cp LOGS.GZ walk/ && echo x > walk/.z").status,
+            0);
+  const auto unwalk = sluice("-d -r walk");
+  EXPECT_EQ(unwalk.status, 0) << describe(unwalk);
+  EXPECT_EQ(get("walk/LOGS"), input);
+  EXPECT_TRUE(exists("walk/old.Z") && exists("walk/.z"));
+  for (const char* name : {"x.tar.Z", "x.taZ"}) {
+    const auto tar = sluice(fmt::format("tar -c -f {} data", name));
+    EXPECT_EQ(tar.status, 2) << name << ": " << describe(tar);
+    EXPECT_NE(tar.err.find("cannot tell the compression"), std::string::npos) << tar.err;
+  }
+  EXPECT_EQ(sluice("tar -c -f X.TAR data").status, 0);
 }
 
 TEST_F(Cli, RmRemovesTheInputOnlyAfterSuccess) {

@@ -269,8 +269,10 @@ def format_info(format: str) -> dict:
 
 
 def _format_for_path(path: str) -> str:
+    """The format a name's suffix says, in any case (as the command line reads it); gzip else."""
+    lowered = path.lower()
     for name in _native.formats():
-        if path.endswith(_native.format_info(name)["extension"]):
+        if lowered.endswith(_native.format_info(name)["extension"]):
             return name
     return "gzip"
 
@@ -380,7 +382,7 @@ class SluiceFile(io.BufferedIOBase):
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
                 extension = _native.format_info(format)["extension"]
-                if base.endswith(extension):
+                if base.lower().endswith(extension):
                     base = base[: -len(extension)]
                 self._writer = _native.Writer(format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
                                               backend or "", base, int(time.time()) if mtime is None else mtime)
@@ -647,7 +649,7 @@ class SluiceFile(io.BufferedIOBase):
 
     def readline(self, size: int | None = -1) -> bytes:
         """The next line, with its b"\\n" (at most `size` bytes when given)."""
-        if size is None or size == -1:
+        if size is None or (type(size) is int and size == -1):
             return self._next_line()
         with self._lock:
             return self._readline(_read_size(size))

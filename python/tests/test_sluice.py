@@ -858,3 +858,13 @@ def test_readline_and_every_other_read_in_any_order_match_a_plain_binary_file():
             if model.tell() == len(data) and op != "tell":
                 assert f.read() == b"" and f.readline() == b""
                 break
+
+
+def test_a_suffix_in_any_case_picks_the_format_as_on_the_command_line(tmp_path):
+    with sluice.open(tmp_path / "DATA.ZST", "wb") as f:
+        f.write(b"upper-case names too\n")
+    assert (tmp_path / "DATA.ZST").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    with sluice.open(tmp_path / "DATA.ZST") as f:
+        assert f.read() == b"upper-case names too\n"
+        with pytest.raises(TypeError):
+            f.readline(-1.0)  # as io's readline: a size is an integer
