@@ -362,37 +362,26 @@ TEST(ArrivingStreams, ErrorsAfterAPauseAreReportedAsWithoutOne) {
       SCOPED_TRACE(fmt::format("{}, pause at {}", stream.name, quiet[0]));
       DecompressOptions options;
       options.threads = 2;
-      ArrivingSource cut(view(truncated), 100'000, quiet);
-      MemorySink cut_sink;
-      try {
-        decompress(cut, cut_sink, options);
-        ADD_FAILURE() << "a truncated stream decoded";
-      } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
-        EXPECT_NE(std::string(e.what()).find("<arriving>"), std::string::npos) << e.what();
-      }
-      EXPECT_GE(cut.pauses, 1);
-      ArrivingSource limited(view(stream.packed), 100'000, quiet);
-      MemorySink limited_sink;
+      // Decodes `bytes` as they arrive, pausing; the error must be of `kind`. Returns the output.
+      const auto fails = [&](const Bytes& bytes, const DecompressOptions& with, ErrorKind kind) {
+        ArrivingSource source(view(bytes), 100'000, quiet);
+        MemorySink sink;
+        try {
+          decompress(source, sink, with);
+          ADD_FAILURE() << "decoded without an error";
+        } catch (const Error& e) {
+          EXPECT_EQ(e.kind(), kind) << e.what();
+          EXPECT_NE(std::string(e.what()).find("<arriving>"), std::string::npos) << e.what();
+        }
+        EXPECT_GE(source.pauses, 1);
+        return to_bytes(sink.buffer());
+      };
+      fails(truncated, options, ErrorKind::kCorruptData);
       DecompressOptions limit = options;
       limit.max_output_bytes = input.size() * 9 / 10;
-      try {
-        decompress(limited, limited_sink, limit);
-        ADD_FAILURE() << "the output limit was passed";
-      } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::kLimit) << e.what();
-        EXPECT_LE(limited_sink.buffer().size(), limit.max_output_bytes);
-      }
-      ArrivingSource trailing(view(garbage), 100'000, quiet);
-      MemorySink trailing_sink;
-      try {
-        decompress(trailing, trailing_sink, options);
-        ADD_FAILURE() << "trailing garbage passed";
-      } catch (const Error& e) {
-        EXPECT_EQ(e.kind(), ErrorKind::kTrailingGarbage) << e.what();
-        EXPECT_TRUE(to_bytes(trailing_sink.buffer()) == input) << "what came before the garbage is written";
-      }
-      EXPECT_GE(trailing.pauses, 1);
+      EXPECT_LE(fails(stream.packed, limit, ErrorKind::kLimit).size(), limit.max_output_bytes);
+      EXPECT_TRUE(fails(garbage, options, ErrorKind::kTrailingGarbage) == input)
+          << "what came before the garbage is written";
     }
   }
 }
