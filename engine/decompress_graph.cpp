@@ -132,7 +132,17 @@ bool format_told(ByteView prefix, const std::string& codec) {
          (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
 }
 
-StreamStart start_stream(ByteSource& source, const std::string& codec) {
+// Waits until `source` has something to read (or has ended); false once `stopped` says so first.
+// A read that waits for a silent writer cannot see a stop; this sees it within kIdleWait.
+template <typename Stopped>
+bool wait_for_source(ByteSource& source, const Stopped& stopped) {
+  while (!source.wait_readable(kIdleWait)) {
+    if (stopped()) return false;
+  }
+  return !stopped();
+}
+
+StreamStart start_stream(ByteSource& source, const std::string& codec, const std::stop_token& stop) {
   StreamStart start;
   const auto file = source.file();
   if (file && detail::FileMapper::enabled()) {
@@ -156,6 +166,8 @@ StreamStart start_stream(ByteSource& source, const std::string& codec) {
       start.live = true;
       break;
     }
+    if (!wait_for_source(source, [&] { return stop.stop_requested(); }))
+      std::rethrow_exception(detail::stopped_error());
     const std::size_t got = source.read(start.read.data() + size, kReadBytes - size);
     if (got == 0) break;
     size += got;
@@ -471,6 +483,11 @@ class PieceReader {
     if (mapper_ && next_window()) return true;
     if (may_pause && pause_when_idle_ && !source_->wait_readable(kIdleWait)) {
       paused_ = waiting_ = true;
+      return false;
+    }
+    // Live, reads wait for the writer: a stop (or a failure) is seen while waiting.
+    if (live_ && !wait_for_source(*source_, [this] { return errors_.failed(); })) {
+      eof_ = true;
       return false;
     }
     if (!block_ || block_->capacity() - block_->size() < kReadBytes / 4) {
@@ -1078,7 +1095,7 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   const int threads = resolve_threads(options.threads);
   StreamStart stream_start;
   try {
-    stream_start = start_stream(source, options.codec);
+    stream_start = start_stream(source, options.codec, options.stop);
     if (options.empty_input_is_empty && !stream_start.window && stream_start.read.empty()) {
       stats.codec = options.codec;
       stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -536,5 +536,54 @@ TEST(ArrivingStreams, ASkippableFrameDoesNotTellTheFormat) {
   }
 }
 
+// A stop while the decoder waits for a silent writer ends the run within moments (a read that
+// waits cannot see it): before anything came, and once it decodes what arrives. If the run has
+// not ended a minute after the stop, the writer closes the pipe, so the test fails, not hangs.
+TEST(ArrivingStreams, AStopWhileTheWriterIsSilentEndsTheRun) {
+  const Bytes first = text_bytes(20'000, 24);
+  const auto [packed, ends] = flushed_gzip({first, text_bytes(1000, 25)});
+  for (const bool sent_first : {false, true}) {
+    SCOPED_TRACE(sent_first ? "after the first part" : "before anything came");
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    if (sent_first) write_all(fds[1], view(packed).first(ends[0]));
+    WatchedSink sink;
+    std::stop_source stop;
+    std::mutex mutex;
+    std::condition_variable changed;
+    bool ended = false, ended_in_time = false;
+    std::thread stopper([&] {
+      if (sent_first) {
+        EXPECT_TRUE(sink.wait_for(first.size(), std::chrono::seconds(60)));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // waiting for the writer by now
+      stop.request_stop();
+      std::unique_lock lock(mutex);
+      ended_in_time = changed.wait_for(lock, std::chrono::seconds(60), [&] { return ended; });
+      lock.unlock();
+      ::close(fds[1]);
+    });
+    FdSource source(fds[0], "<pipe>");
+    DecompressOptions options;
+    options.threads = 2;
+    options.stop = stop.get_token();
+    std::optional<ErrorKind> kind;
+    try {
+      decompress(source, sink, options);
+    } catch (const Error& e) {
+      kind = e.kind();
+    }
+    {
+      std::lock_guard lock(mutex);
+      ended = true;
+    }
+    changed.notify_all();
+    stopper.join();
+    ::close(fds[0]);
+    EXPECT_TRUE(ended_in_time) << "the run went on waiting for the writer after the stop";
+    EXPECT_EQ(kind, ErrorKind::kCancelled);
+  }
+}
+
 }  // namespace
 }  // namespace sluice
