@@ -213,17 +213,6 @@ class Planner {
       fail(directory, Error(ErrorKind::kIo, fmt::format("cannot read directory: {}", error.message()), directory));
   }
 
-  // Whether `path` ends with the suffix compressing adds, in any case (LOGS.GZ has gzip's, as gzip
-  // says).
-  bool has_extension(const std::string& path) const {
-    if (path.size() < extension_.size()) return false;
-    return std::equal(extension_.begin(), extension_.end(), path.end() - static_cast<std::ptrdiff_t>(extension_.size()),
-                      [](char a, char b) {
-                        return std::tolower(static_cast<unsigned char>(a)) ==
-                               std::tolower(static_cast<unsigned char>(b));
-                      });
-  }
-
   // The name a compressed file decompresses to (the suffix -S names, or a codec's), if any.
   std::optional<std::string> decompressed_name(const std::string& path) const {
     const std::string& suffix = options_.suffix;
@@ -269,7 +258,7 @@ class Planner {
     // Walking a tree to compress, compressed files are not inputs: by suffix (ours and other
     // formats': a.tgz, x.zst, y.xz) or by content (a .gz renamed .log).
     if (from_walk && options_.mode == Mode::kCompress &&
-        (has_extension(path) || has_compressed_suffix(path) || looks_compressed(path))) {
+        (has_suffix(path, extension_) || has_compressed_suffix(path) || looks_compressed(path))) {
       return;
     }
     if (options_.mode == Mode::kTest || options_.mode == Mode::kList || to_stdout) return add_job("");
@@ -277,7 +266,7 @@ class Planner {
     if (!options_.output_path.empty()) {
       output = options_.output_path;
     } else if (options_.mode == Mode::kCompress) {
-      if (has_extension(path)) {
+      if (has_suffix(path, extension_)) {
         fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension_), path));
         return;
       }

@@ -134,20 +134,12 @@ std::string long_listing(const TarEntry& entry) {
   return line;
 }
 
-// Whether `name` ends with ".tar", in any case (as the registry reads X.TAR.GZ).
-bool ends_with_tar(const std::string& name) {
-  if (name.size() < 4) return false;
-  std::string tail = name.substr(name.size() - 4);
-  for (char& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return tail == ".tar";
-}
-
 // The codec the name of the archive says (tar_codec_for_path), or for a name ending in .tar,
 // "a plain tar"; "" when it says nothing sluice knows.
 std::string what_the_name_says(const std::string& archive, std::string& codec) {
   codec = tar_codec_for_path(archive);
   if (!codec.empty()) return codec;
-  return ends_with_tar(archive) ? "a plain tar" : "";
+  return has_suffix(archive, ".tar") ? "a plain tar" : "";
 }
 
 // The compression asked for by -F and the letters (-z, --zstd, ...); "" when none was. Letters
@@ -192,7 +184,7 @@ int run_create(const TarCliOptions& options) {
     // under a name that promises something else: refuse it, as it cannot be what was meant.
     const std::string file = std::filesystem::path(options.archive).filename().string();
     const std::size_t dot = file.rfind('.');
-    if (dot != std::string::npos && dot > 0 && !ends_with_tar(file.substr(dot))) {
+    if (dot != std::string::npos && dot > 0 && !has_suffix(file, ".tar")) {
       const std::string hint = file.ends_with(".zip") ? " (zip archives: sluice zip -c)" : "";
       throw Error(ErrorKind::kUsage,
                   fmt::format("cannot tell the compression from the name '{}': sluice tar writes {} and .tar; "

@@ -223,16 +223,6 @@ std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
 
 namespace {
 
-// Whether `path` ends with `suffix` and has a name before it (not a directory's "/"). In any
-// case, as gzip takes them: files from systems that upper-case names (LOGS.GZ, DATA.TGZ) are
-// named the same.
-bool ends_with_suffix(const std::string& path, const std::string& suffix) {
-  if (suffix.empty() || path.size() <= suffix.size() || path[path.size() - suffix.size() - 1] == '/') return false;
-  const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
-  return std::equal(suffix.begin(), suffix.end(), path.end() - static_cast<std::ptrdiff_t>(suffix.size()),
-                    [&](char a, char b) { return lower(a) == lower(b); });
-}
-
 // Unix compress's names (x.Z, x.tar.Z, x.taZ), in the case that tells them from gzip's .z and
 // .taz: no registered codec's, whatever the case-blind lookups below would say.
 bool compress_name(const std::string& path) { return path.ends_with(".Z") || path.ends_with(".taZ"); }
@@ -251,7 +241,7 @@ std::optional<CodecInfo> CodecRegistry::by_extension(const std::string& path) co
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& ext : extensions_of(entry.info)) {
-      if (ends_with_suffix(path, ext)) return entry.info;
+      if (has_suffix(path, ext)) return entry.info;
     }
   }
   return std::nullopt;
@@ -262,10 +252,10 @@ std::optional<CodecInfo> CodecRegistry::by_tar_name(const std::string& path) con
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& ext : extensions_of(entry.info)) {
-      if (ends_with_suffix(path, ".tar" + ext)) return entry.info;
+      if (has_suffix(path, ".tar" + ext)) return entry.info;
     }
     for (const auto& suffix : entry.info.tar_suffixes) {
-      if (ends_with_suffix(path, suffix)) return entry.info;
+      if (has_suffix(path, suffix)) return entry.info;
     }
   }
   return std::nullopt;
@@ -276,10 +266,10 @@ std::optional<std::string> CodecRegistry::decompressed_name(const std::string& p
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries) {
     for (const auto& suffix : entry.info.tar_suffixes) {
-      if (ends_with_suffix(path, suffix)) return path.substr(0, path.size() - suffix.size()) + ".tar";
+      if (has_suffix(path, suffix)) return path.substr(0, path.size() - suffix.size()) + ".tar";
     }
     for (const auto& ext : extensions_of(entry.info)) {
-      if (ends_with_suffix(path, ext)) return path.substr(0, path.size() - ext.size());
+      if (has_suffix(path, ext)) return path.substr(0, path.size() - ext.size());
     }
   }
   return std::nullopt;
@@ -358,12 +348,22 @@ std::string foreign_format(ByteView head) {
   return {};
 }
 
+// Whether `path` ends with `suffix` and has a name before it (not a directory's "/"). In any
+// case, as gzip takes them: files from systems that upper-case names (LOGS.GZ, DATA.TGZ) are
+// named the same.
+bool has_suffix(const std::string& path, const std::string& suffix) {
+  if (suffix.empty() || path.size() <= suffix.size() || path[path.size() - suffix.size() - 1] == '/') return false;
+  const auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  return std::equal(suffix.begin(), suffix.end(), path.end() - static_cast<std::ptrdiff_t>(suffix.size()),
+                    [&](char a, char b) { return lower(a) == lower(b); });
+}
+
 bool has_compressed_suffix(const std::string& path) {
   if (compress_name(path)) return true;
   static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z",
                                                        ".lz", ".tlz", ".lzma", ".br",  ".lzo",  ".rar", ".jar"};
   for (const std::string_view suffix : kOtherFormats) {
-    if (ends_with_suffix(path, std::string(suffix))) return true;
+    if (has_suffix(path, std::string(suffix))) return true;
   }
   const CodecRegistry& registry = CodecRegistry::global();
   return registry.by_extension(path).has_value() || registry.by_tar_name(path).has_value();

@@ -199,6 +199,8 @@ std::string foreign_format(ByteView prefix);
 // Whether bytes after `prefix` could change what CodecRegistry::detect() finds in it: it holds
 // only skippable frames (or the start of one), which zstd and lz4 streams may both begin with.
 bool detection_may_change(ByteView prefix);
+// Whether `path` ends with `suffix`, in any case, after a name (not right after a "/").
+bool has_suffix(const std::string& path, const std::string& suffix);
 // Whether `path` ends with a suffix of compressed data: a registered codec's (its extensions and
 // tar suffixes) or another format's (.xz, .bz2, .zip, .7z, .Z, .lz, .lzma, .br, .txz, ...). Suffixes
 // are compared in any case here and in the registry's lookups by name (LOGS.GZ is gzip's).
