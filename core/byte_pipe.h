@@ -2,7 +2,10 @@
 // other reads from it as its ByteSource (transcode: decompression graph -> compression graph).
 // The writer waits while the pipe is full and the reader while it is empty, so memory stays at
 // the pipe's capacity. Either side can break the pipe with its failure; the other side then gets
-// an Error of kind kCancelled instead of waiting forever. Internal to the library.
+// an Error of kind kCancelled instead of waiting forever. The writer can mark a flush point
+// (Compressor::flush): the reader's reads stop there and its source's take_flush_point() says
+// so; whoever delivers the output up to it calls flush_done(), which ends wait_flushed().
+// Internal to the library.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +13,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "sluice/bytes.h"
@@ -34,6 +38,29 @@ class BytePipe {
     closed_ = true;
     changed_.notify_all();
   }
+  // Marks a flush point after the bytes written so far; false, with none marked, if nothing was
+  // written since the last. One is pending at a time: wait_flushed() after each.
+  bool mark_flush() {
+    std::lock_guard lock(mutex_);
+    if (written_ == (flush_at_ ? *flush_at_ : last_flush_)) return false;
+    flush_at_ = written_;
+    flushed_ = false;
+    changed_.notify_all();
+    return true;
+  }
+  // The output up to the last flush point was delivered.
+  void flush_done() {
+    std::lock_guard lock(mutex_);
+    flushed_ = true;
+    changed_.notify_all();
+  }
+  // Waits for flush_done() after mark_flush(); throws kCancelled if the pipe breaks first.
+  void wait_flushed() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return broken_ || flushed_; });
+    if (!flushed_) throw Error(ErrorKind::kCancelled, "the stage reading this stream stopped", name_);
+  }
+
   // One side failed: the other side's next read or write throws kCancelled.
   void break_pipe() {
     std::lock_guard lock(mutex_);
@@ -51,6 +78,7 @@ class BytePipe {
       const std::size_t n = std::min({bytes.size(), ring_.size() - used_, ring_.size() - tail});
       std::memcpy(ring_.data() + tail, bytes.data(), n);
       used_ += n;
+      written_ += n;
       bytes = bytes.subspan(n);
       changed_.notify_all();
     }
@@ -58,14 +86,26 @@ class BytePipe {
 
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return broken_ || used_ > 0 || closed_; });
+    changed_.wait(lock, [&] { return broken_ || used_ > 0 || closed_ || at_flush_point(); });
     if (broken_) throw Error(ErrorKind::kCancelled, "the stage writing this stream stopped", name_);
-    const std::size_t n = std::min({max_bytes, used_, ring_.size() - head_});
+    std::size_t n = std::min({max_bytes, used_, ring_.size() - head_});
+    if (flush_at_) n = std::min<std::uint64_t>(n, *flush_at_ - read_);  // not past a flush point
     std::memcpy(dst, ring_.data() + head_, n);
     head_ = (head_ + n) % ring_.size();
     used_ -= n;
+    read_ += n;
     changed_.notify_all();
     return n;
+  }
+
+  bool at_flush_point() const { return flush_at_ && read_ == *flush_at_; }
+
+  bool take_flush_point() {
+    std::lock_guard lock(mutex_);
+    if (!at_flush_point()) return false;
+    last_flush_ = *flush_at_;
+    flush_at_.reset();
+    return true;
   }
 
   class Sink final : public ByteSink {
@@ -85,8 +125,10 @@ class BytePipe {
     // Written as it is read (a Decompressor's pieces): a reader may decode what it has meanwhile.
     bool wait_readable(std::chrono::milliseconds timeout) override {
       std::unique_lock lock(pipe_.mutex_);
-      return pipe_.changed_.wait_for(lock, timeout, [&] { return pipe_.broken_ || pipe_.used_ > 0 || pipe_.closed_; });
+      return pipe_.changed_.wait_for(
+          lock, timeout, [&] { return pipe_.broken_ || pipe_.used_ > 0 || pipe_.closed_ || pipe_.at_flush_point(); });
     }
+    bool take_flush_point() override { return pipe_.take_flush_point(); }
 
    private:
     BytePipe& pipe_;
@@ -96,6 +138,11 @@ class BytePipe {
   Buffer ring_;
   std::size_t head_ = 0;  // first unread byte
   std::size_t used_ = 0;  // unread bytes
+  std::uint64_t written_ = 0;              // in all
+  std::uint64_t read_ = 0;                 // in all
+  std::optional<std::uint64_t> flush_at_;  // the flush point the reader has not reached yet
+  std::uint64_t last_flush_ = 0;           // where the last one it reached was
+  bool flushed_ = false;                   // flush_done() since the last mark_flush()
   bool closed_ = false;
   bool broken_ = false;
   std::mutex mutex_;

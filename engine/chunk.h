@@ -26,6 +26,7 @@ struct Chunk {
   std::uint64_t offset = 0;    // offset of the payload's first byte within its stream
   bool first = false;          // first chunk of its stream
   bool last = false;           // last chunk of its stream
+  bool flush = false;          // compression: ends at a flush point (ByteSource::take_flush_point)
   bool skip = false;           // set once the run has failed: pass through without work
   Buffer input;                // history_bytes of history, then the payload
   std::size_t history_bytes = 0;

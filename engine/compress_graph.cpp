@@ -151,15 +151,18 @@ class ChunkReader {
       if (!states_.failed(stream_)) {
         if (!held_) {
           held_ = read_chunk();
-          held_->first = true;
+          held_->first = !std::exchange(stream_begun_, true);
         }
-        // Only a full chunk can have a successor; a short one ends the stream.
-        Chunk* ahead = held_->payload().size() == chunk_bytes_ ? read_chunk() : nullptr;
-        if (ahead && ahead->payload().empty()) {
+        // Only a full chunk can have a successor; a short one ends the stream. A chunk that ends at
+        // a flush point goes on at once: its writer waits for its output, and its successor (empty
+        // where the stream ends there) is read next.
+        Chunk* out = std::exchange(held_, nullptr);
+        if (out->flush) return number(out);
+        Chunk* ahead = out->payload().size() == chunk_bytes_ ? read_chunk() : nullptr;
+        if (ahead && ahead->payload().empty() && !ahead->flush) {
           pool_.release(ahead);
           ahead = nullptr;
         }
-        Chunk* out = held_;
         held_ = ahead;
         if (!ahead) end_stream(out);
         return number(out);
@@ -179,6 +182,7 @@ class ChunkReader {
   void open_stream() {
     source_ = nullptr;
     stream_offset_ = 0;
+    stream_begun_ = false;
     tail_.clear();
     states_.started(stream_) = Clock::now();
     streams_begun_ = stream_ + 1;
@@ -212,7 +216,7 @@ class ChunkReader {
     Chunk* chunk = pool_.acquire();
     chunk->stream = static_cast<std::uint32_t>(stream_);
     chunk->offset = stream_offset_;
-    chunk->first = chunk->last = chunk->skip = false;
+    chunk->first = chunk->last = chunk->skip = chunk->flush = false;
     chunk->check = 0;
     chunk->output.clear();
     chunk->input.clear();
@@ -231,12 +235,21 @@ class ChunkReader {
     if (!tail_.empty()) std::memcpy(chunk->input.data(), tail_.data(), tail_.size());
     std::size_t got = 0;
     try {
-      // read_full(), telling on_read after every read() so that a slow pipe shows as it trickles.
+      // read_full(), telling on_read after every read() so that a slow pipe shows as it trickles,
+      // and stopping at a flush point.
       while (got < chunk_bytes_) {
+        // A failure elsewhere (the writer's, a stop) is seen while the source's writer is silent.
+        if (!detail::wait_for_source(*source_, [this] { return run_error_.failed(); })) {
+          std::rethrow_exception(detail::stopped_error());
+        }
         const std::size_t n = source_->read(chunk->input.data() + tail_.size() + got, chunk_bytes_ - got);
-        if (n == 0) break;
         got += n;
-        read(n);
+        if (n > 0) read(n);
+        if (source_->take_flush_point()) {
+          chunk->flush = true;
+          break;
+        }
+        if (n == 0) break;
       }
     } catch (...) {
       pool_.release(chunk);
@@ -315,6 +328,7 @@ class ChunkReader {
   std::size_t streams_begun_ = 0;
   ByteSource* source_ = nullptr;
   std::uint64_t stream_offset_ = 0;
+  bool stream_begun_ = false;  // its first chunk was read
   std::uint64_t sequence_ = 0;
   Chunk* held_ = nullptr;
   Buffer tail_;
@@ -343,13 +357,17 @@ class StreamWriter {
       try {
         if (chunk.first) begin(i, info);
         sink_->write(chunk.output.view());
-        framer_->add_chunk({chunk.payload().size(), chunk.output.size(), chunk.check});
+        // A flush point with nothing before it (ChunkCompressors) is no chunk of the stream's.
+        if (!chunk.payload().empty() || !chunk.output.empty()) {
+          framer_->add_chunk({chunk.payload().size(), chunk.output.size(), chunk.check});
+        }
         result_.output_bytes += chunk.output.size();
         result_.input_bytes += chunk.payload().size();
         stats_.output_bytes += chunk.output.size();
         stats_.input_bytes += chunk.payload().size();
         ++stats_.chunks;
         if (options_.on_progress) options_.on_progress(stats_.input_bytes);
+        if (chunk.flush) sink_->flush();
         if (chunk.last) {
           // Pages of a mapped input lost to truncation read as zeros: such output is not the file.
           if (chunk.mapped_file && chunk.mapped_file->lost_pages.load(std::memory_order_acquire)) {
@@ -522,6 +540,11 @@ class ChunkCompressors {
   template <typename Context>
   static bool compress_chunk(const Context& context, Chunk& chunk, StreamStates& states) {
     if (states.failed(chunk.stream)) return false;
+    if (chunk.payload().empty() && !chunk.last) {  // a flush point with nothing before it: no data
+      chunk.output.clear();
+      chunk.check = 0;
+      return true;
+    }
     try {
       chunk.check = context().compress(chunk.history(), chunk.payload(), chunk.last, chunk.output);
       return true;
@@ -541,10 +564,12 @@ class ChunkCompressors {
 };
 
 // reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h), in an arena of
-// `threads`; or, for a run of one stream that turns out to be one chunk (a small file), the same
-// reader, a compressor and the same writer one after another on the calling thread: no arena,
-// graph or worker is started, which is most of what a small file's run would cost (the same
-// bytes, results and errors either way).
+// `threads`; or, with one thread or for a run of one stream that turns out to be one chunk (a
+// small file), the same reader, a compressor and the same writer one after another on the calling
+// thread: no arena, graph or worker is started, which is most of what a small file's run would
+// cost (the same bytes, results and errors either way), and a chunk that ends at a flush point is
+// written before the reader waits for more (in a graph of one thread, the reader waiting for the
+// writer's next bytes would hold the thread that has that chunk to compress).
 void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& options, int threads,
                      std::size_t max_in_flight, CompressStats& stats) {
   // The graph is made, and destroyed, in the arena, only when the run needs one; a failure (a stop
@@ -569,14 +594,16 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
   };
 
   Chunk* first = set.size() == 1 ? chunk_reader.next() : nullptr;
-  if (first && first->last) {
+  if (threads == 1 || (first && first->last)) {
     std::unique_ptr<ChunkCompressor> compressor;
     const auto context = [&]() -> ChunkCompressor& {
-      compressor = codec.make_chunk_compressor();
+      if (!compressor) compressor = codec.make_chunk_compressor();
       return *compressor;
     };
-    ChunkCompressors::compress_chunk(context, *first, states);
-    write(first);
+    for (Chunk* chunk = first ? first : chunk_reader.next(); chunk; chunk = chunk_reader.next()) {
+      ChunkCompressors::compress_chunk(context, *chunk, states);
+      write(chunk);
+    }
     stats.compressor_threads = 1;
   } else if (first || set.size() > 1) {
     detail::ThreadArena arena(threads);

@@ -43,6 +43,7 @@ namespace {
 using detail::Chunk;
 using detail::ChunkPool;
 using detail::FirstError;
+using detail::wait_for_source;
 using Piece = detail::Chunk::Piece;
 namespace flow = tbb::flow;
 
@@ -130,16 +131,6 @@ bool format_told(ByteView prefix, const std::string& codec) {
   if (!codec.empty()) return true;
   return !detection_may_change(prefix) &&
          (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
-}
-
-// Waits until `source` has something to read (or has ended); false once `stopped` says so first.
-// A read that waits for a silent writer cannot see a stop; this sees it within kIdleWait.
-template <typename Stopped>
-bool wait_for_source(ByteSource& source, const Stopped& stopped) {
-  while (!source.wait_readable(kIdleWait)) {
-    if (stopped()) return false;
-  }
-  return !stopped();
 }
 
 StreamStart start_stream(ByteSource& source, const std::string& codec, const std::stop_token& stop) {

@@ -1,7 +1,9 @@
 // The ends the one-call APIs give a run: a file to a file (published atomically, with the input's
-// permissions and times), or memory to memory. Shared by compress and decompress. Internal.
+// permissions and times), or memory to memory; and waiting for a source that is written as it is
+// read. Shared by compress and decompress. Internal.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "sluice/bytes.h"
@@ -28,6 +30,18 @@ Buffer run_in_memory(ByteView input, Run run) {
   MemorySink sink;
   run(source, sink);
   return sink.take();
+}
+
+// Waits until `source` has something to read (or has ended); false once `stopped()` says so
+// first. A read that waits for a silent writer (a pipe, a socket, a Compressor's caller) cannot
+// see that the run was stopped or failed meanwhile; this sees it within kStopCheckInterval.
+inline constexpr std::chrono::milliseconds kStopCheckInterval{50};
+template <typename Stopped>
+bool wait_for_source(ByteSource& source, const Stopped& stopped) {
+  while (!source.wait_readable(kStopCheckInterval)) {
+    if (stopped()) return false;
+  }
+  return !stopped();
 }
 
 }  // namespace sluice::detail

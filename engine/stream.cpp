@@ -102,6 +102,7 @@ class PushRun {
     return stats;
   }
 
+  bool finished() const { return finished_; }
   Stats stats;
 
  private:
@@ -111,65 +112,44 @@ class PushRun {
 
 }  // namespace
 
-// A Compressor is one run at a time: flush() finishes the run (a complete stream) and the next
-// write starts another, whose stream is concatenated to it in the caller's sink.
-struct Compressor::State {
-  State(ByteSink& sink, const CompressOptions& run_options, const StreamInfo& stream_info)
-      : out(sink), options(run_options), info(stream_info) {
+// A Compressor is one run of compress() for the whole stream. flush() marks a flush point in the
+// pipe, where the graph's reader ends a chunk, and waits until the graph's writer has written that
+// chunk's output and flushed the caller's sink (Delivery).
+struct Compressor::State : PushRun<CompressStats> {
+  State(ByteSink& sink, const CompressOptions& options, const StreamInfo& info)
+      : PushRun(sink.name()), delivery(sink, run().pipe()) {
     // Options that cannot work (a level or chunk size the codec refuses, an unknown knob or
     // codec, a thread count out of range) are the constructor's error, not the first write's or
     // finish()'s, after the caller has produced the data.
     (void)CodecRegistry::global().create(options.codec, options.codec_options);
     (void)resolve_threads(options.threads);
-    start();
-  }
-
-  void start() {
-    auto next = std::make_unique<PushRun<CompressStats>>(out.name());
-    written = 0;
-    PushRun<CompressStats>& current = *next;
-    current.run().start(
-        [&current, this, run_options = options, run_info = info](std::stop_token stop) mutable {
+    run().start(
+        [this, run_options = options, info](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
-          const std::stop_callback forward(run_options.stop, [&current] { current.run().cancel(); });
+          const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
           run_options.stop = stop;
-          current.stats = compress(current.run().pipe().source(), out, run_options, run_info);
+          stats = compress(run().pipe().source(), delivery, run_options, info);
         },
         /*break_on_failure=*/true);
-    // cancel() may come from another thread at any time: it sees the old run or the new one,
-    // never a run being replaced, and a new run started after it is cancelled at once.
-    std::lock_guard lock(mutex);
-    run = std::move(next);
-    if (cancelled) run->run().cancel();
   }
 
-  void cancel() noexcept {
-    std::lock_guard lock(mutex);
-    cancelled = true;
-    if (run) run->run().cancel();
-  }
+  // The caller's sink as the graph's writer sees it: a flush there has delivered everything up
+  // to the flush point.
+  class Delivery final : public ByteSink {
+   public:
+    Delivery(ByteSink& out, detail::BytePipe& pipe) : out_(out), pipe_(pipe) {}
+    void write(ByteView bytes) override { out_.write(bytes); }
+    const std::string& name() const override { return out_.name(); }
+    void flush() override {
+      out_.flush();
+      pipe_.flush_done();
+    }
 
-  // Ends the current run's stream; adds its figures to the whole stream's.
-  void end_run() {
-    const CompressStats stats = run->finish();
-    total.input_bytes += stats.input_bytes;
-    total.output_bytes += stats.output_bytes;
-    total.chunks += stats.chunks;
-    total.compressor_threads = std::max(total.compressor_threads, stats.compressor_threads);
-    total.peak_chunks_in_flight = std::max(total.peak_chunks_in_flight, stats.peak_chunks_in_flight);
-    total.seconds += stats.seconds;
-  }
-
-  ByteSink& out;
-  const CompressOptions options;
-  StreamInfo info;
-  std::unique_ptr<PushRun<CompressStats>> run;
-  std::uint64_t written = 0;  // bytes taken by the current run
-  bool flushed_last = false;  // the current run was ended by flush() and none started since
-  bool finished = false;
-  std::mutex mutex;  // guards `run` against cancel() from another thread
-  std::atomic<bool> cancelled{false};
-  CompressStats total;
+   private:
+    ByteSink& out_;
+    detail::BytePipe& pipe_;
+  };
+  Delivery delivery;
 };
 
 Compressor::Compressor(ByteSink& out, const CompressOptions& options, const StreamInfo& info)
@@ -178,37 +158,24 @@ Compressor::Compressor(ByteSink& out, const CompressOptions& options, const Stre
 Compressor::~Compressor() = default;
 
 void Compressor::write(ByteView bytes) {
-  if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
-  if (state_->finished) throw Error(ErrorKind::kUsage, "write after finish", name());
-  if (bytes.empty()) return;
-  if (state_->flushed_last) {
-    state_->flushed_last = false;
-    state_->start();
-  }
-  state_->run->write(bytes);
-  state_->written += bytes.size();
+  if (!bytes.empty() || state_->finished()) state_->write(bytes);
 }
 
 void Compressor::flush() {
-  if (state_->finished) throw Error(ErrorKind::kUsage, "flush after finish", name());
-  if (state_->flushed_last || state_->written == 0) return;
-  state_->end_run();
-  state_->flushed_last = true;
-  state_->info = {};  // the name and time go in the first stream only
+  if (state_->finished()) throw Error(ErrorKind::kUsage, "flush after finish", name());
+  detail::BytePipe& pipe = state_->run().pipe();
+  if (!pipe.mark_flush()) return;  // nothing written since the last
+  try {
+    pipe.wait_flushed();
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kCancelled) throw;
+    state_->run().rethrow_run_error();
+  }
 }
 
-const std::string& Compressor::name() const { return state_->out.name(); }
-
-CompressStats Compressor::finish() {
-  if (state_->cancelled) throw Error(ErrorKind::kCancelled, "the stream was stopped", name());
-  if (state_->finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
-  state_->finished = true;
-  if (!state_->flushed_last) state_->end_run();
-  state_->flushed_last = true;
-  return state_->total;
-}
-
-void Compressor::cancel() noexcept { state_->cancel(); }
+const std::string& Compressor::name() const { return state_->delivery.name(); }
+CompressStats Compressor::finish() { return state_->finish(); }
+void Compressor::cancel() noexcept { state_->run().cancel(); }
 
 struct Decompressor::State : PushRun<DecompressStats> {
   using PushRun::PushRun;

@@ -4,8 +4,11 @@
 // from outside with kCancelled.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <fmt/format.h>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -163,59 +166,149 @@ TEST_P(Streams, ErrorsComeFromTheNextCallAfterWhatDecodedBeforeThem) {
       Error);
 }
 
-// flush(): what was written so far is out as data the stock tool decodes; later writes follow
-// in the same sink; a flush with nothing new adds nothing.
-TEST_P(Streams, FlushPutsWhatWasWrittenOutAsDecodableData) {
-  const Bytes first = text_bytes(700 * 1024 + 3, 12), second = text_bytes(90 * 1024, 13);
+// Reads one gzip member or one lz4 frame from stdin as the readers that take one do (a browser,
+// zlib.decompressobj(31), lz4.frame), writing what it decodes; "whole": the input must be exactly
+// one, ended. zstd's readers go across frames: zstd -dc. The script goes in `dir`.
+std::string one_stream_reader(const std::filesystem::path& dir, const std::string& codec, bool whole) {
+  if (codec == "zstd") return "zstd -dcq";
+  testing::write_file(
+      dir / "one_stream.py",
+      to_bytes(std::string("import sys, zlib, lz4.frame\n"
+                           "d = zlib.decompressobj(31) if sys.argv[1] == 'gzip' else lz4.frame.LZ4FrameDecompressor()\n"
+                           "sys.stdout.buffer.write(d.decompress(sys.stdin.buffer.read()))\n"
+                           "if sys.argv[2] == 'whole' and (not d.eof or d.unused_data):\n"
+                           "    sys.exit('not one stream, ended')\n")));
+  return fmt::format("/usr/bin/python3 one_stream.py {} {}", codec, whole ? "whole" : "prefix");
+}
+
+// flush(): what was written so far comes out as data that decodes, and the stream goes on as one
+// gzip member or lz4 frame, read whole by the readers that take one; at chunk boundaries, after a
+// byte, twice in a row, before anything and just before the end; the same bytes on any number of
+// threads.
+TEST_P(Streams, FlushMakesWhatWasWrittenDecodableAndTheStreamGoesOn) {
+  const std::size_t chunk = options().codec_options.chunk_bytes;
+  const std::vector<std::size_t> writes = {1, chunk - 1, 1, chunk, 2 * chunk + 5, 3000, chunk / 2};
+  const Bytes all = text_bytes(std::accumulate(writes.begin(), writes.end(), std::size_t{0}), 12);
   testing::ScratchDir dir;
-  MemorySink out;
-  Compressor compressor(out, options());
-  compressor.write(view(first));
-  compressor.flush();
-  const Bytes after_flush = to_bytes(out.buffer());
-  EXPECT_EQ(to_bytes(decompress_buffer(view(after_flush))), first);
-  testing::write_file(dir / "flushed", after_flush);
-  testing::write_file(dir / "first", first);
-  const auto r = testing::run(GetParam().stock_decoder + " < flushed | cmp - first", dir.path());
-  EXPECT_EQ(r.status, 0) << testing::describe(r);
-  compressor.flush();  // nothing new: nothing added
-  EXPECT_EQ(out.buffer().size(), after_flush.size());
-  compressor.write(view(second));
-  compressor.flush();
-  compressor.flush();
-  const CompressStats stats = compressor.finish();
-  EXPECT_EQ(stats.input_bytes, first.size() + second.size());
-  EXPECT_EQ(stats.output_bytes, out.buffer().size());
-  Bytes both = first;
-  both.insert(both.end(), second.begin(), second.end());
-  testing::write_file(dir / "both", both);
-  testing::write_file(dir / "all", to_bytes(out.buffer()));
-  if (GetParam().codec == "lz4") {
-    // lz4 1.9.4's command (Debian 12's) stops after an lz4 frame with block checksums and no
-    // content checksum when another frame follows ("Stream followed by undecodable data": after a
-    // call that gives liblz4 no input, it is told to read 4 bytes past the EndMark), for the lz4
-    // tool's own `-BX --no-frame-crc` output too. It is given each flushed stream alone.
-    testing::write_file(dir / "rest",
-                        Bytes(out.buffer().data() + after_flush.size(), out.buffer().data() + out.buffer().size()));
-    testing::write_file(dir / "second", second);
-    const auto rest = testing::run(GetParam().stock_decoder + " < rest | cmp - second", dir.path());
-    EXPECT_EQ(rest.status, 0) << testing::describe(rest);
-  } else {
-    const auto all = testing::run(GetParam().stock_decoder + " < all | cmp - both", dir.path());
-    EXPECT_EQ(all.status, 0) << testing::describe(all);
+  testing::write_file(dir / "all", all);
+  Bytes first_output;
+  for (const int threads : {1, 3}) {
+    SCOPED_TRACE(fmt::format("{} threads", threads));
+    MemorySink out;
+    Compressor compressor(out, options(threads));
+    compressor.flush();  // nothing written: nothing to flush
+    EXPECT_EQ(out.buffer().size(), 0u);
+    std::size_t written = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> flushed;  // input bytes, output bytes
+    for (const std::size_t size : writes) {
+      compressor.write(view(all).subspan(written, size));
+      written += size;
+      compressor.flush();
+      flushed.emplace_back(written, out.buffer().size());
+      compressor.flush();  // nothing new: nothing added
+      EXPECT_EQ(out.buffer().size(), flushed.back().second);
+    }
+    const CompressStats stats = compressor.finish();
+    EXPECT_EQ(stats.input_bytes, all.size());
+    EXPECT_EQ(stats.output_bytes, out.buffer().size());
+    const Bytes output = to_bytes(out.buffer());
+    EXPECT_EQ(to_bytes(decompress_buffer(view(output))), all);
+    testing::write_file(dir / "output", output);
+    for (const bool whole : {true, false}) {
+      const auto r =
+          testing::run(one_stream_reader(dir.path(), GetParam().codec, whole) + " < output | cmp - all", dir.path());
+      EXPECT_EQ(r.status, 0) << testing::describe(r);
+    }
+    const auto stock = testing::run(GetParam().stock_decoder + " < output | cmp - all", dir.path());
+    EXPECT_EQ(stock.status, 0) << testing::describe(stock);
+    if (threads == 1) {
+      // Each flush's output decodes to everything written before it.
+      // lz4: each flush's output is the frame's header and whole blocks, so the EndMark after it
+      // ends the frame there (python-lz4 holds back part of a block that is not the last when the
+      // frame is not ended; the lz4 command writes nothing before the end; sluice's own reader is
+      // the next test's).
+      for (std::size_t i = 0; i < flushed.size(); ++i) {
+        Bytes prefix(output.begin(), output.begin() + flushed[i].second);
+        if (GetParam().codec == "lz4") prefix.insert(prefix.end(), 4, 0);
+        testing::write_file(dir / "prefix", prefix);
+        testing::write_file(dir / "expected", Bytes(all.begin(), all.begin() + flushed[i].first));
+        const auto r = testing::run(one_stream_reader(dir.path(), GetParam().codec, GetParam().codec == "lz4") +
+                                        " < prefix 2>/dev/null | cmp - expected",
+                                    dir.path());
+        EXPECT_EQ(r.status, 0) << "flush " << i << ": " << testing::describe(r);
+      }
+      first_output = output;
+    } else {
+      EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count";
+    }
   }
-  EXPECT_EQ(to_bytes(decompress_buffer(out.buffer().view())), both);
   // After finish(), writing or flushing is a mistake, not a new stream.
-  EXPECT_THROW(compressor.write(view(second)), Error);
+  MemorySink sink;
+  Compressor compressor(sink, options());
+  compressor.finish();
+  EXPECT_THROW(compressor.write(view(all)), Error);
   EXPECT_THROW(compressor.flush(), Error);
   EXPECT_THROW(compressor.finish(), Error);
-  // A stream with no bytes is still a stream.
-  MemorySink empty;
-  Compressor nothing(empty, options());
-  nothing.flush();
-  nothing.finish();
-  EXPECT_GT(empty.buffer().size(), 0u);
-  EXPECT_TRUE(decompress_buffer(empty.buffer().view()).empty());
+  EXPECT_GT(sink.buffer().size(), 0u);  // a stream with no bytes is still a stream
+  EXPECT_TRUE(decompress_buffer(sink.buffer().view()).empty());
+}
+
+// A flush reaches a reader decoding as the stream arrives: a Decompressor fed each flush's
+// output writes out what was written before it, without waiting for more.
+TEST_P(Streams, AFlushReachesAReaderDecodingAsItArrives) {
+  const Bytes all = text_bytes(600'000, 14);
+  MemorySink compressed;
+  Compressor compressor(compressed, options());
+  struct WatchedSink final : ByteSink {
+    void write(ByteView bytes) override {
+      std::lock_guard lock(mutex);
+      got.insert(got.end(), bytes.begin(), bytes.end());
+      arrived.notify_all();
+    }
+    const std::string& name() const override { return name_; }
+    std::mutex mutex;
+    std::condition_variable arrived;
+    Bytes got;
+    std::string name_ = "watched";
+  } decoded;
+  Decompressor decompressor(decoded);
+  std::size_t sent = 0, written = 0;
+  for (const std::size_t size : {std::size_t{100}, std::size_t{300'000}, std::size_t{7}, std::size_t{299'893}}) {
+    compressor.write(view(all).subspan(written, size));
+    written += size;
+    compressor.flush();
+    decompressor.write(compressed.buffer().view().subspan(sent));
+    sent = compressed.buffer().size();
+    std::unique_lock lock(decoded.mutex);
+    EXPECT_TRUE(decoded.arrived.wait_for(lock, std::chrono::seconds(60), [&] { return decoded.got.size() >= written; }))
+        << "what was flushed waited for more";
+    EXPECT_TRUE(Bytes(all.begin(), all.begin() + written) == decoded.got);
+  }
+  compressor.finish();
+  decompressor.write(compressed.buffer().view().subspan(sent));
+  decompressor.finish();
+  EXPECT_TRUE(decoded.got == all);
+}
+
+// A flush that meets a failure (the sink's) throws the run's error, and so does what follows.
+TEST_P(Streams, AFlushThrowsTheRunsError) {
+  struct FailingSink final : ByteSink {
+    void write(ByteView) override { throw Error(ErrorKind::kIo, "disk full", "failing"); }
+    const std::string& name() const override { return name_; }
+    std::string name_ = "failing";
+  } failing;
+  Compressor compressor(failing, options());
+  const Bytes some = text_bytes(1000, 15);
+  compressor.write(view(some));
+  try {
+    compressor.flush();
+    ADD_FAILURE() << "the flush did not fail";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(compressor.write(view(some)), Error);
+  EXPECT_THROW(compressor.finish(), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),

@@ -60,6 +60,12 @@ class ByteSource {
   // sent nothing more yet: a decoder then writes out what it has before it waits (decompress()).
   // True by default.
   virtual bool wait_readable(std::chrono::milliseconds timeout);
+  // Whether the bytes read so far end at a flush point: where the writer of a source written as
+  // it is read asked for all it wrote before to be made decodable (Compressor::flush). Asking
+  // clears it. A read() never returns bytes from both sides of a flush point, and returns 0 at
+  // one that has no bytes before it since the last: a 0 is the end of input only where this is
+  // then false. False by default.
+  virtual bool take_flush_point() { return false; }
 
   // The regular file behind the source, if it is one read by position; nullopt by default.
   virtual std::optional<SourceFile> file() const { return std::nullopt; }
@@ -80,6 +86,10 @@ class ByteSink {
   virtual ~ByteSink() = default;
   virtual void write(ByteView bytes) = 0;
   virtual const std::string& name() const = 0;
+  // Passes what was written on to where its reader sees it. The compression graph calls it after
+  // the output of a chunk that ends at a flush point (ByteSource::take_flush_point). Nothing by
+  // default: the sinks here write through.
+  virtual void flush() {}
   // Whether write_at() works (a regular file being written): a writer may then patch what it
   // wrote, such as a zip member's sizes in its header.
   virtual bool random_access() const { return false; }
@@ -250,6 +260,7 @@ class CountingSource final : public ByteSource {
   }
   const std::string& name() const override { return inner_.name(); }
   bool wait_readable(std::chrono::milliseconds timeout) override { return inner_.wait_readable(timeout); }
+  bool take_flush_point() override { return inner_.take_flush_point(); }
   std::uint64_t bytes() const { return bytes_; }
   std::optional<SourceFile> file() const override { return inner_.file(); }
   void seek(std::uint64_t offset) override;
@@ -274,6 +285,7 @@ class StoppableSource final : public ByteSource {
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override;
   const std::string& name() const override { return inner_.name(); }
   bool wait_readable(std::chrono::milliseconds timeout) override { return inner_.wait_readable(timeout); }
+  bool take_flush_point() override { return inner_.take_flush_point(); }
 
  private:
   ByteSource& inner_;
@@ -285,6 +297,7 @@ class StoppableSink final : public ByteSink {
   StoppableSink(ByteSink& inner, std::stop_token stop) : inner_(inner), stop_(std::move(stop)) {}
   void write(ByteView bytes) override;
   const std::string& name() const override { return inner_.name(); }
+  void flush() override { inner_.flush(); }
   bool random_access() const override { return inner_.random_access(); }
   void write_at(std::uint64_t offset, ByteView bytes) override { inner_.write_at(offset, bytes); }
 

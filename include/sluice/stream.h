@@ -41,17 +41,16 @@ class Compressor final : public ByteSink {
   // Takes bytes; waits while the pipe is full (the graph is behind). Throws the run's error.
   void write(ByteView bytes) override;
   const std::string& name() const override;
-  // Makes everything written so far come out as data any reader of the format decodes: the
-  // stream so far is finished (a gzip member, a zstd or lz4 frame, complete) and written to
-  // `out`; later writes start another, concatenated to it (which gzip -d, zstd -d and sluice read
-  // as one; readers that stop after one member or frame read the first, and lz4 -d 1.9.4
-  // (Debian 12's) stops with an error at the second lz4 stream unless the first is tiny, a flaw
-  // in how it reads frames with block checksums and no content checksum; the gzip name and time
-  // go in the first only). Costs the ratio of one chunk boundary and the start of a run; nothing
-  // when nothing was written since the last flush.
-  void flush();
+  // Makes everything written so far come out as data a reader of the stream decodes, and returns
+  // once it is written to `out` (and out.flush() called): the stream goes on, one gzip member or
+  // lz4 frame still (a sync flush, as zlib's Z_SYNC_FLUSH), so that a reader that takes one
+  // member (a browser) or one frame sees what comes after it too. The chunk being filled ends
+  // there, as at any chunk boundary (the next is compressed without what came before in the
+  // default gzip form, zstd and lz4; with its last 32 KiB in the single-member form), so frequent
+  // flushes of small writes cost ratio, and time (each waits for the graph). Nothing when nothing
+  // was written since the last flush.
+  void flush() override;
   // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
-  // After a flush with nothing written since, adds nothing. Stats are of the whole stream.
   CompressStats finish();
   // Stops the run; write() and finish() then throw Error(kCancelled). Safe from any thread.
   void cancel() noexcept;
