@@ -314,8 +314,8 @@ class SluiceFile(io.BufferedIOBase):
 
     Reading decodes on all cores as the file is read; readinto(), read1(), readline() and
     iteration by lines work as on any binary file. Writing compresses on all cores as bytes come;
-    close() ends the stream. flush() hands what is compressed so far to the file object (it does
-    not end the stream: a reader sees it at close). Opened by name for writing a new or regular
+    close() ends the stream. flush() makes what was written so far decodable to a reader of the
+    output, as gzip's does, without ending the stream. Opened by name for writing a new or regular
     file, the output is a temporary file renamed into place by close() (with the old file's
     permissions): an error or Ctrl-C leaves nothing behind. A symlink, a FIFO or a device is
     written in place. A read that meets an error returns what decoded before it first and raises
@@ -333,6 +333,7 @@ class SluiceFile(io.BufferedIOBase):
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
+        self._closing = False  # set by the text layer as it closes (_TextFile.close)
         self._file: BinaryIO | None = None
         self._read_path: str | None = None
         self._owned = False
@@ -741,10 +742,23 @@ class SluiceFile(io.BufferedIOBase):
 
     @_locked
     def flush(self) -> None:
-        """Hands what is compressed so far to the file object; the stream is not ended."""
+        """Writing: makes everything written so far decodable, as gzip.GzipFile.flush() does (a
+        sync flush): it is compressed, written to the file object and that is flushed; the stream
+        goes on, still one gzip member or lz4 frame, so a reader of the file or socket so far sees
+        all of it. Each flush ends a chunk, so flushing after every small write costs ratio and
+        time. Reading: nothing."""
         self._check_open()
         if self._mode != "rb" and self._file is not None:
-            self._file.flush()
+            if self._closing:  # the text layer's flush on its way to close(), which ends the stream
+                return
+            try:
+                out = self._writer.flush()
+                if out:
+                    self._file.write(out)
+                self._file.flush()
+            except BaseException:
+                self._abandon()
+                raise
 
     def close(self) -> None:
         """Writing: ends the stream and publishes the file. Reading: stops the run (a read blocked
@@ -979,7 +993,14 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
 
 class _TextFile(io.TextIOWrapper):
     """sluice.open's text mode: an exception in a `with` block abandons the output as the binary
-    file's __exit__ does, rather than publishing what was written before it."""
+    file's __exit__ does, rather than publishing what was written before it; and closing does not
+    flush the stream before it ends it (TextIOWrapper.close flushes its buffer first: a sync flush
+    there would only add bytes)."""
+
+    def close(self) -> None:
+        if not self.closed and self.buffer.writable():
+            self.buffer._closing = True
+        super().close()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is not None and self.buffer.writable():

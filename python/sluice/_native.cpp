@@ -286,6 +286,14 @@ class Pushed {
     });
     return sink_.drain();
   }
+  // A Compressor's flush(): what was pushed so far comes out as decodable data, drained here.
+  py::bytes flush() {
+    run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+      const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
+      stream_.flush();
+    });
+    return sink_.drain();
+  }
   void cancel() { stream_.cancel(); }
   // What came out before a call raised (the good prefix before an error).
   py::bytes drain() { return sink_.drain(); }
@@ -1272,6 +1280,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("format"), py::arg("level"), py::arg("threads"), py::arg("chunk_size"), py::arg("knobs"),
            py::arg("backend"), py::arg("name"), py::arg("mtime"))
       .def("write", &Writer::push)
+      .def("flush", &Writer::flush)
       .def("finish", &Writer::finish)
       .def("cancel", &Writer::cancel);
 

@@ -783,6 +783,104 @@ def test_a_socket_stream_is_read_as_it_arrives(before):
     assert sent_rest_first == [False], "the first line waited for more input"
 
 
+# flush() as gzip.GzipFile's: what was written so far is decodable by a reader of the output so
+# far, and the stream goes on as one gzip member (lz4: one frame), read whole by the readers that
+# take one. Before, flush() only flushed the file object: the records waited in sluice.
+def _one_stream(fmt):
+    import lz4.frame
+    return zlib.decompressobj(31) if fmt == "gzip" else lz4.frame.LZ4FrameDecompressor()
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "lz4"])
+@pytest.mark.parametrize("form", [None, "single-member"], ids=["default", "single-member"])
+def test_flush_makes_what_was_written_decodable_and_the_stream_goes_on(tmp_path, fmt, form):
+    if fmt == "lz4" and form:
+        pytest.skip("a gzip form")
+    knobs = {"form": form} if form else {}
+    records = [text(n, seed) for seed, n in enumerate([10, 1, 70_000, 3 * CHUNK, CHUNK - 10, 5], 1)]
+    path = tmp_path / "out"
+    with open(path, "wb") as raw, sluice.open(raw, "wb", format=fmt, chunk_size=CHUNK, threads=2, **knobs) as f:
+        for i, record in enumerate(records):
+            f.write(record)
+            f.flush()
+            f.flush()  # nothing new: nothing added
+            reader = _one_stream(fmt)
+            # lz4.frame holds back part of a block until the frame ends: the EndMark ends it here.
+            so_far = path.read_bytes() + (b"\0" * 4 if fmt == "lz4" else b"")
+            assert reader.decompress(so_far) == b"".join(records[:i + 1])
+    whole = path.read_bytes()
+    reader = _one_stream(fmt)
+    assert reader.decompress(whole) == b"".join(records)
+    assert reader.eof and not reader.unused_data, "not one stream"
+    assert sluice.decompress(whole) == b"".join(records)
+
+
+def test_a_flushed_stream_reaches_a_reader_over_a_socket_record_by_record():
+    import socket
+    a, b = socket.socketpair()
+    records = [b"record %d\n" % i * (i + 1) for i in range(5)]
+    got = []
+
+    def reader():
+        d = zlib.decompressobj(31)
+        out = b""
+        for record in records:
+            while len(out) < len(record):
+                data = b.recv(65536)
+                if not data:
+                    return
+                out += d.decompress(data)
+            got.append(out[:len(record)])
+            out = out[len(record):]
+            seen.set()
+
+    seen = threading.Event()
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    with a.makefile("wb") as out, sluice.open(out, "wb") as f:
+        for record in records:
+            seen.clear()
+            f.write(record)
+            f.flush()
+            assert seen.wait(60), "the record waited for more"
+    a.close()
+    thread.join(60)
+    b.close()
+    assert got == records
+
+
+def test_text_mode_close_adds_no_flush(tmp_path):
+    lines = "".join("line %d\n" % i for i in range(20_000))
+    (tmp_path / "t").mkdir()
+    (tmp_path / "b").mkdir()
+    with sluice.open(tmp_path / "t" / "lines.gz", "wt", chunk_size=CHUNK) as f:
+        f.write(lines)
+    with sluice.open(tmp_path / "b" / "lines.gz", "wb", chunk_size=CHUNK) as f:
+        f.write(lines.encode())
+    assert (tmp_path / "t" / "lines.gz").read_bytes() == (tmp_path / "b" / "lines.gz").read_bytes()
+    # print(..., flush=True) and line buffering do flush.
+    with open(tmp_path / "p.gz", "wb") as raw, sluice.open(raw, "wt") as f:
+        print("first", file=f, flush=True)
+        assert zlib.decompressobj(31).decompress((tmp_path / "p.gz").read_bytes()) == b"first\n"
+        print("second", file=f)
+    assert gzip.decompress((tmp_path / "p.gz").read_bytes()) == b"first\nsecond\n"
+
+
+def test_a_flushed_file_is_read_whole_by_a_browser(tmp_path):
+    data = text(300_000, 7)
+    (tmp_path / "data").write_bytes(data)
+    with sluice.open(tmp_path / "data.gz", "wb", chunk_size=CHUNK) as f:
+        for at in range(0, len(data), 50_000):
+            f.write(data[at:at + 50_000])
+            f.flush()
+    readers = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "http_gzip_readers.py")
+    r = subprocess.run(["/usr/bin/python3", readers, str(tmp_path), "data"], capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode == 77:
+        pytest.skip("no Chromium")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 @pytest.mark.parametrize("fmt", ["gzip", "zstd"])
 def test_the_program_decodes_a_pipe_as_it_arrives(fmt):
     import select
