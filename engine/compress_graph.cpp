@@ -158,7 +158,7 @@ class ChunkReader {
         // where the stream ends there) is read next.
         Chunk* out = std::exchange(held_, nullptr);
         if (out->flush) return number(out);
-        Chunk* ahead = out->payload().size() == chunk_bytes_ ? read_chunk() : nullptr;
+        Chunk* ahead = !out->payload().empty() && stream_offset_ % chunk_bytes_ == 0 ? read_chunk() : nullptr;
         if (ahead && ahead->payload().empty() && !ahead->flush) {
           pool_.release(ahead);
           ahead = nullptr;
@@ -231,18 +231,22 @@ class ChunkReader {
     }
     Chunk* chunk = blank_chunk();
     chunk->history_bytes = tail_.size();
-    chunk->input.resize(tail_.size() + chunk_bytes_);
+    // Chunks end where multiples of chunk_bytes_ do, and at flush points: after a flush the next
+    // chunk ends where it would have (a reader of the default gzip form that counts whole chunks
+    // from the stream's start, sluice.dask's, finds them there).
+    const std::size_t want = chunk_bytes_ - static_cast<std::size_t>(stream_offset_ % chunk_bytes_);
+    chunk->input.resize(tail_.size() + want);
     if (!tail_.empty()) std::memcpy(chunk->input.data(), tail_.data(), tail_.size());
     std::size_t got = 0;
     try {
       // read_full(), telling on_read after every read() so that a slow pipe shows as it trickles,
       // and stopping at a flush point.
-      while (got < chunk_bytes_) {
+      while (got < want) {
         // A failure elsewhere (the writer's, a stop) is seen while the source's writer is silent.
         if (!detail::wait_for_source(*source_, [this] { return run_error_.failed(); })) {
           std::rethrow_exception(detail::stopped_error());
         }
-        const std::size_t n = source_->read(chunk->input.data() + tail_.size() + got, chunk_bytes_ - got);
+        const std::size_t n = source_->read(chunk->input.data() + tail_.size() + got, want - got);
         got += n;
         if (n > 0) read(n);
         if (source_->take_flush_point()) {
@@ -358,14 +362,14 @@ class StreamWriter {
         if (chunk.first) begin(i, info);
         sink_->write(chunk.output.view());
         // A flush point with nothing before it (ChunkCompressors) is no chunk of the stream's.
-        if (!chunk.payload().empty() || !chunk.output.empty()) {
+        if (!chunk.payload().empty() || !chunk.output.empty() || chunk.last) {
           framer_->add_chunk({chunk.payload().size(), chunk.output.size(), chunk.check});
+          ++stats_.chunks;
         }
         result_.output_bytes += chunk.output.size();
         result_.input_bytes += chunk.payload().size();
         stats_.output_bytes += chunk.output.size();
         stats_.input_bytes += chunk.payload().size();
-        ++stats_.chunks;
         if (options_.on_progress) options_.on_progress(stats_.input_bytes);
         if (chunk.flush) sink_->flush();
         if (chunk.last) {

@@ -63,6 +63,13 @@ class BackgroundRun {
     pipe_.break_pipe();
   }
 
+  // Stops the run and waits for its thread (whose body may use its owner's members).
+  void cancel_and_join() noexcept {
+    if (!thread_.joinable()) return;
+    cancel();
+    thread_.join();
+  }
+
   // A write to or read from the pipe failed (the run broke it): the run's own error says why.
   [[noreturn]] void rethrow_run_error() {
     join_and_rethrow();
@@ -123,8 +130,11 @@ struct Compressor::State : PushRun<CompressStats> {
     // finish()'s, after the caller has produced the data.
     (void)CodecRegistry::global().create(options.codec, options.codec_options);
     (void)resolve_threads(options.threads);
+    // One stream: its failure is the run's, and ends a flush() waiting for it.
+    CompressOptions one_stream = options;
+    one_stream.on_stream_error = FailurePolicy::kStopRun;
     run().start(
-        [this, run_options = options, info](std::stop_token stop) mutable {
+        [this, run_options = one_stream, info](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
           const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
           run_options.stop = stop;
@@ -132,6 +142,8 @@ struct Compressor::State : PushRun<CompressStats> {
         },
         /*break_on_failure=*/true);
   }
+  // The run's thread writes into `delivery`: it ends before the members do.
+  ~State() { run().cancel_and_join(); }
 
   // The caller's sink as the graph's writer sees it: a flush there has delivered everything up
   // to the flush point.

@@ -12,9 +12,10 @@
 // read from) a bounded pipe, so the chunks are compressed and decoded on every worker while the
 // caller goes on, and memory stays at the pipe's capacity plus the graph's chunks in flight,
 // however much is pushed. The bytes are exactly those of compress()/decompress() on the whole
-// stream, whatever the pieces the caller writes or reads. The first error of the run is thrown
-// from the next call; cancel() (from any thread, e.g. on Ctrl-C) stops the graph within a chunk
-// and makes the calls throw Error(kCancelled). Destroying an object that was not finished cancels
+// stream, whatever the pieces the caller writes or reads (a Compressor's flush() excepted: it
+// ends a chunk). The first error of the run is thrown from the next call that has work to do;
+// cancel() (from any thread, e.g. on Ctrl-C) stops the graph within a chunk and makes such calls
+// throw Error(kCancelled). Destroying an object that was not finished cancels
 // it: the caller's sink then holds an incomplete stream, which is the caller's to discard.
 //
 // Not thread-safe: one thread writes or reads at a time (cancel() excepted).
@@ -42,9 +43,10 @@ class Compressor final : public ByteSink {
   void write(ByteView bytes) override;
   const std::string& name() const override;
   // Makes everything written so far come out as data a reader of the stream decodes, and returns
-  // once it is written to `out` (and out.flush() called): the stream goes on, one gzip member or
-  // lz4 frame still (a sync flush, as zlib's Z_SYNC_FLUSH), so that a reader that takes one
-  // member (a browser) or one frame sees what comes after it too. The chunk being filled ends
+  // once it is written to `out` (and out.flush() called): the stream goes on (a sync flush, as
+  // zlib's Z_SYNC_FLUSH), in the default and single-member gzip forms one member still and in lz4
+  // one frame, so that a reader that takes one member (a browser) or one frame sees what comes
+  // after it too. The chunk being filled ends
   // there, as at any chunk boundary (the next is compressed without what came before in the
   // default gzip form, zstd and lz4; with its last 32 KiB in the single-member form), so frequent
   // flushes of small writes cost ratio, and time (each waits for the graph). Nothing when nothing

@@ -744,8 +744,8 @@ class SluiceFile(io.BufferedIOBase):
     def flush(self) -> None:
         """Writing: makes everything written so far decodable, as gzip.GzipFile.flush() does (a
         sync flush): it is compressed, written to the file object and that is flushed; the stream
-        goes on, still one gzip member or lz4 frame, so a reader of the file or socket so far sees
-        all of it. Each flush ends a chunk, so flushing after every small write costs ratio and
+        goes on (the default and single-member gzip forms: one member still; lz4: one frame), so
+        a reader of the file or socket so far sees all of it. Each flush ends a chunk, so flushing after every small write costs ratio and
         time. Reading: nothing."""
         self._check_open()
         if self._mode != "rb" and self._file is not None:

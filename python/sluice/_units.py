@@ -334,7 +334,7 @@ def most_deflated(chunk: int) -> int:
     return chunk + chunk // 1024 + 1024 + 4
 
 
-def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
+def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True, until: int | None = None):
     """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start):
     yields (start, bytes, end, last) for each whole chunk in `data`, where each chunk but the
     member's last decodes to exactly `chunk` bytes and ends on a sync flush, and the last ends
@@ -347,8 +347,14 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
     chunk cut by the end of `data`, go through zlib, which tells where the final block ends;
     at_eof=False says `data` is not the end of the file, so a chunk it cuts is not decoded; with
     at_eof=True (`data` may hold the member's last chunk) each native result is checked behind a
-    second final block (_native.inflate_chunk's verify)."""
+    second final block (_native.inflate_chunk's verify).
+
+    `until`: a position just after a sync flush where a chunk ends too (a partition's end). A
+    writer's flush ends a chunk early, after which a chunk can start; no chunk is yielded across
+    `until`, and the chunk before it may hold fewer than `chunk` bytes."""
     from . import _native, CorruptDataError
+    if until is not None:
+        data = data[:until]
     view = memoryview(data)
     at = 0
     while at < len(data):
@@ -370,9 +376,9 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
             break
         if fast is not None:
             continue
-        if tries < _FAST_TRIES and not at_eof and len(data) - at < most_deflated(chunk):
+        if tries < _FAST_TRIES and not at_eof and until is None and len(data) - at < most_deflated(chunk):
             return  # no pattern ends the chunk in `data`: it goes on past it
-        for start, decoded, end, last in _inflate_chunks_with_zlib(data, chunk, at):
+        for start, decoded, end, last in _inflate_chunks_with_zlib(data, chunk, at, until is not None):
             yield start, decoded, end, last
             at = end
             break  # one chunk through zlib, then the fast way again
@@ -385,8 +391,9 @@ def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True):
 _FAST_TRIES = 8
 
 
-def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int):
-    """inflate_chunks through zlib's streaming inflate, from `at`."""
+def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool = False):
+    """inflate_chunks through zlib's streaming inflate, from `at`; `ends_chunk`: the end of `data`
+    ends a chunk (inflate_chunks' `until`)."""
     while at < len(data):
         d = zlib.decompressobj(-15)
         parts, total, pos = [], 0, at
@@ -402,6 +409,8 @@ def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int):
                 yield at, b"".join(parts), stop - len(d.unused_data), True
                 return
             if found < 0:
+                if ends_chunk and pos == len(data) and pos > at:
+                    yield at, b"".join(parts), pos, False
                 return
             pos = stop
             if total == chunk:

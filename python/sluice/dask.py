@@ -665,8 +665,10 @@ class _ChunkPieces:
         while stop is None or at < stop:
             window = self._read(at, max(4 << 20, 2 * self.limit))
             progressed = False
+            # A flush can end a chunk early: the chunks stop at the next partition's start.
+            until = stop - at if stop is not None and stop - at <= len(window) else None
             try:
-                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk,
+                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk, until=until,
                                                                    at_eof=at + len(window) >= self.size):
                     progressed = True
                     yield decoded

@@ -327,6 +327,26 @@ def test_gzip_chunks_survive_sync_flush_patterns_in_the_data(client, tmp_path):
     assert b"".join(parts) == data
 
 
+def test_a_file_written_with_flushes_partitions_whole(client, tmp_path):
+    # flush() ends a chunk early (sluice.open's writer): such chunks are shorter than the header's
+    # chunk size, and partitions still give every record once (split across partitions, not read
+    # whole: before chunks kept to multiples of the size, the first chunk's check sent it whole).
+    rng = random.Random(19)
+    lines = [b"%d,%s\n" % (i, rng.randbytes(rng.randrange(0, 100)).hex().encode()) for i in range(40000)]
+    packed = tmp_path / "flushed.gz"
+    with sluice.open(packed, "wb", chunk_size=CHUNK) as f:
+        for i, line in enumerate(lines):
+            f.write(line)
+            if i % 997 == 0 or i % 3001 == 0:
+                f.flush()
+    data = b"".join(lines)
+    for blocksize in [CHUNK // 2, 3 * CHUNK + 5]:
+        _, blocks = sluice.dask.read_bytes(str(packed), delimiter=b"\n", blocksize=blocksize, sample=False)
+        assert len(blocks[0]) > 2
+        parts = distributed.client.default_client().compute(blocks[0], sync=True)
+        assert b"".join(parts) == data, blocksize
+
+
 @pytest.mark.parametrize("kind", ["csv", "random", "patterns", "short"])
 def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
     rng = random.Random(17)
