@@ -26,12 +26,7 @@ constexpr std::size_t kPipeBytes = 4 * 1024 * 1024;
 class BackgroundRun {
  public:
   explicit BackgroundRun(std::string name) : name_(name), pipe_(std::move(name), kPipeBytes) {}
-  ~BackgroundRun() {
-    if (thread_.joinable()) {
-      cancel();
-      thread_.join();
-    }
-  }
+  ~BackgroundRun() { cancel_and_join(); }
 
   // Runs `body(stop)` on the thread. When it fails, the pipe is broken (`break_on_failure`: the
   // caller writes into it, and must stop waiting) or closed (the caller reads from it, and gets
