@@ -6,6 +6,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
            against a ThreadPoolExecutor over gzip.compress and the serial loop
   open     sluice.open writing and reading against gzip.open, and reading against zstandard's
            stream_reader and lz4.frame.open reading their own output
+  small    many small files through sluice.open against gzip.open: 1,000 files of 4 KB written
+           and read, by path and as BytesIO, per file
   call     per-call cost of a 1 KB payload: sluice.compress against zlib.compress
   seek     sluice.open(...).seek() to the middle of a 1 GB file of ours, and indexed_gzip's
   whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
@@ -155,6 +157,80 @@ def open_files(files, reps):
           megabytes)
 
 
+def small_files(reps):
+    files = [small_text(4096, seed) for seed in range(1000)]
+    out = benchlib.scratch("python-small")
+    packed = [gzip.compress(data, 6, mtime=0) for data in files]
+    for i, blob in enumerate(packed):
+        (out / f"{i}.gz").write_bytes(blob)
+
+    def write_paths(opener):
+        def run():
+            for i, data in enumerate(files):
+                with opener(out / f"w{i}.gz") as f:
+                    f.write(data)
+            return sum((out / f"w{i}.gz").stat().st_size for i in range(len(files)))
+        return run
+
+    def write_memory(opener):
+        def run():
+            total = 0
+            for data in files:
+                sink = io.BytesIO()
+                with opener(sink) as f:
+                    f.write(data)
+                total += len(sink.getvalue())
+            return total
+        return run
+
+    def read_paths(opener):
+        def run():
+            total = 0
+            for i in range(len(files)):
+                with opener(out / f"{i}.gz") as f:
+                    total += len(f.read())
+            return total
+        return run
+
+    def read_memory(opener):
+        def run():
+            total = 0
+            for blob in packed:
+                with opener(io.BytesIO(blob)) as f:
+                    total += len(f.read())
+            return total
+        return run
+
+    def gzip_write(file):
+        if isinstance(file, io.BytesIO):
+            return gzip.GzipFile(fileobj=file, mode="wb", compresslevel=6, mtime=0)
+        return gzip.open(file, "wb", 6)
+
+    medians, _ = interleaved({
+        "gzip.open(path, wb)": write_paths(gzip_write),
+        "sluice.open(path, wb)": write_paths(lambda f: sluice.open(f, "wb")),
+        "gzip.GzipFile(BytesIO, wb)": write_memory(gzip_write),
+        "sluice.open(BytesIO, wb)": write_memory(lambda f: sluice.open(f, "wb")),
+        "gzip.open(path, rb)": read_paths(lambda f: gzip.open(f, "rb")),
+        "sluice.open(path, rb)": read_paths(lambda f: sluice.open(f, "rb")),
+        "gzip.GzipFile(BytesIO, rb)": read_memory(lambda f: gzip.GzipFile(fileobj=f, mode="rb")),
+        "sluice.open(BytesIO, rb)": read_memory(lambda f: sluice.open(f, "rb")),
+    }, reps)
+    print(f"\n### {len(files):,} files of 4 KB, each opened, written or read whole, closed\n")
+    print("| contender | microseconds per file | vs gzip's |")
+    print("|---|---:|---:|")
+    names = list(medians)
+    for at in range(0, len(names), 2):
+        for name in names[at:at + 2]:
+            print(f"| {name} | {medians[name] / len(files) * 1e6:.1f} | {medians[names[at]] / medians[name]:.2f}x |")
+
+
+def small_text(size, seed):
+    rng = random.Random(seed)
+    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"\n", b"%d" % seed]
+    return b" ".join(rng.choice(words) for _ in range(size))[:size]
+
+
 def per_call(reps):
     data = (b"GET /index.html HTTP/1.1 200 1234 Mozilla/5.0 (X11; Linux x86_64) " * 20)[:1024]
     packed = sluice.compress(data)
@@ -299,17 +375,20 @@ def lines(reps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["bundle", "open", "call", "seek", "whole", "lines"], action="append")
+    parser.add_argument("--only", choices=["bundle", "open", "small", "call", "seek", "whole", "lines"],
+                        action="append")
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
-    parts = args.only or ["bundle", "open", "call", "seek", "whole", "lines"]
-    files = silesia_files() if set(parts) - {"call", "lines"} else []
+    parts = args.only or ["bundle", "open", "small", "call", "seek", "whole", "lines"]
+    files = silesia_files() if set(parts) - {"small", "call", "lines"} else []
     print(f"sluice {sluice.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}, {args.reps} interleaved repetitions")
     if "bundle" in parts:
         bundle(files, args.reps)
     if "open" in parts:
         open_files(files, args.reps)
+    if "small" in parts:
+        small_files(args.reps)
     if "call" in parts:
         per_call(args.reps)
     if "seek" in parts:

@@ -1,8 +1,8 @@
 // A codec and its chunk compressor kept by a thread that compresses on its own, without the
-// graph (compress_buffer's small inputs, a part of a stream on a cluster's worker): a context costs
-// more to make than a small chunk costs to compress (libdeflate's, zstd's and lz4's state,
-// hundreds of KB to a few MB, faulted in afresh where the allocator maps large blocks anew, as in
-// a Dask worker).
+// graph (compress_buffer's small inputs, a Compressor's small stream, a part of a stream on a
+// cluster's worker): a context costs more to make than a small chunk costs to compress
+// (libdeflate's, zstd's and lz4's state, hundreds of KB to a few MB, faulted in afresh where the
+// allocator maps large blocks anew, as in a Dask worker).
 #pragma once
 
 #include <memory>
@@ -12,6 +12,7 @@
 
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
+#include "sluice/compress.h"
 
 namespace sluice::detail {
 
@@ -39,5 +40,17 @@ inline CallerContext take_context(std::optional<CallerContext>& cache, const std
   auto compressor = codec->make_chunk_compressor();
   return CallerContext{name, options, std::move(codec), std::move(compressor)};
 }
+
+// The context of the last small input compressed on a thread is kept for the next call with the
+// same options: one per thread that compresses inputs of at most this on its own, as the graph
+// keeps one per worker. A Compressor holds a stream of up to this much (or a chunk, if less)
+// before it starts a run, and compresses it here if it ends there.
+inline constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
+
+// Compresses `input` as one stream with `info` on the calling thread, with the thread's kept
+// context, into `output`: the bytes compress() gives, unless the input is more than a chunk
+// (false, nothing done). Errors name `name`. (compress_graph.cpp)
+bool compress_in_caller(ByteView input, const CompressOptions& options, const StreamInfo& info, const std::string& name,
+                        Buffer& output);
 
 }  // namespace sluice::detail

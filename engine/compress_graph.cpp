@@ -679,15 +679,16 @@ class OpenStreams final : public StreamSet {
   const std::vector<CompressStream>& streams_;
 };
 
-// The context of the last small input compressed on this thread is kept for the next call with
-// the same options (engine/caller_context.h). One per thread that calls compress_buffer() with
-// inputs of at most 256 KiB, as the graph keeps one per worker.
-constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
+}  // namespace
+
+namespace detail {
+
 // An input of one chunk at most becomes one chunk, first and last, with no history: the graph
 // would give exactly these bytes, so it is compressed here, on the calling thread, without the
 // graph, its workers, its pinning and its chunk buffers (a 1 KB gzip call took 250 us through the
 // graph; BENCHMARKS.md, Python). False, with nothing done, for larger inputs.
-bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& output) {
+bool compress_in_caller(ByteView input, const CompressOptions& options, const StreamInfo& info, const std::string& name,
+                        Buffer& output) {
   thread_local std::optional<detail::CallerContext> cached;
   resolve_threads(options.threads);  // the same checks as a run
   if (!(cached && cached->made_for(options.codec, options.codec_options))) {
@@ -702,15 +703,14 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& 
     cached = std::move(context);
     return false;
   }
-  static const std::string kName = "<memory>";
   try {
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());
     Buffer chunk;
     const std::uint64_t check = context->compressor->compress({}, input, /*last=*/true, chunk);
-    frame_single_chunk(codec, StreamInfo{}, input.size(), chunk.view(), check, output);
+    frame_single_chunk(codec, info, input.size(), chunk.view(), check, output);
     if (options.stop.stop_requested()) std::rethrow_exception(detail::stopped_error());  // as the graph
   } catch (...) {
-    std::rethrow_exception(detail::current_error_with_context(kName, 0));  // the context goes with it
+    std::rethrow_exception(detail::current_error_with_context(name, 0));  // the context goes with it
   }
   if (options.on_read) options.on_read(input.size());
   if (options.on_progress) options.on_progress(input.size());
@@ -720,7 +720,7 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, Buffer& 
   return true;
 }
 
-}  // namespace
+}  // namespace detail
 
 int resolve_threads(int threads) {
   if (threads < 0 || threads > kMaxThreads) {
@@ -764,9 +764,11 @@ CompressStats compress_file(const std::string& input_path, const std::string& ou
   });
 }
 
-Buffer compress_buffer(ByteView input, const CompressOptions& options) {
-  if (Buffer output; compress_in_caller(input, options, output)) return output;
-  return detail::run_in_memory(input, [&](ByteSource& source, ByteSink& sink) { compress(source, sink, options); });
+Buffer compress_buffer(ByteView input, const CompressOptions& options, const StreamInfo& info) {
+  static const std::string kName = "<memory>";
+  if (Buffer output; detail::compress_in_caller(input, options, info, kName, output)) return output;
+  return detail::run_in_memory(input,
+                               [&](ByteSource& source, ByteSink& sink) { compress(source, sink, options, info); });
 }
 
 }  // namespace sluice

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <utility>
 
 #include "core/byte_pipe.h"
+#include "engine/caller_context.h"
 #include "sluice/codec_author.h"
 #include "sluice/error.h"
 
@@ -112,34 +115,38 @@ class PushRun {
   bool finished_ = false;
 };
 
-}  // namespace
-
-// A Compressor is one run of compress() for the whole stream. flush() marks a flush point in the
-// pipe, where the graph's reader ends a chunk, and waits until the graph's writer has written that
-// chunk's output and flushed the caller's sink (Delivery).
-struct Compressor::State : PushRun<CompressStats> {
-  State(ByteSink& sink, const CompressOptions& options, const StreamInfo& info)
-      : PushRun(sink.name()), delivery(sink, run().pipe()) {
-    // Options that cannot work (a level or chunk size the codec refuses, an unknown knob or
-    // codec, a thread count out of range) are the constructor's error, not the first write's or
-    // finish()'s, after the caller has produced the data.
-    (void)CodecRegistry::global().create(options.codec, options.codec_options);
-    (void)resolve_threads(options.threads);
-    // One stream: its failure is the run's, and ends a flush() waiting for it.
-    CompressOptions one_stream = options;
-    one_stream.on_stream_error = FailurePolicy::kStopRun;
+// A Compressor's run: one run of compress() for the rest of the stream. flush() marks a flush
+// point in the pipe, where the graph's reader ends a chunk, and waits until the graph's writer
+// has written that chunk's output and flushed the caller's sink (Delivery).
+class CompressorRun : public PushRun<CompressStats> {
+ public:
+  // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
+  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info)
+      : PushRun(sink.name()), delivery_(sink, run().pipe()) {
     run().start(
-        [this, run_options = one_stream, info](std::stop_token stop) mutable {
+        [this, run_options = options, info](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
           const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
           run_options.stop = stop;
-          stats = compress(run().pipe().source(), delivery, run_options, info);
+          stats = compress(run().pipe().source(), delivery_, run_options, info);
         },
         /*break_on_failure=*/true);
   }
-  // The run's thread writes into `delivery`: it ends before the members do.
-  ~State() { run().cancel_and_join(); }
+  // The run's thread writes into `delivery_`: it ends before the members do.
+  ~CompressorRun() { run().cancel_and_join(); }
 
+  void flush() {
+    detail::BytePipe& pipe = run().pipe();
+    if (!pipe.mark_flush()) return;  // nothing written since the last
+    try {
+      pipe.wait_flushed();
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCancelled) throw;
+      run().rethrow_run_error();
+    }
+  }
+
+ private:
   // The caller's sink as the graph's writer sees it: a flush there has delivered everything up
   // to the flush point.
   class Delivery final : public ByteSink {
@@ -156,7 +163,73 @@ struct Compressor::State : PushRun<CompressStats> {
     ByteSink& out_;
     detail::BytePipe& pipe_;
   };
-  Delivery delivery;
+  Delivery delivery_;
+};
+
+}  // namespace
+
+// The start of a stream is held here, and the run starts only when the stream outgrows the hold
+// (a chunk, at most kCachedContextInputBytes) or is flushed: a stream that finish() ends within
+// it is compressed on the calling thread, as compress_buffer() does (the same bytes as the run's),
+// with no thread, pipe or graph started (most of what a small file's stream cost).
+struct Compressor::State {
+  State(ByteSink& sink, const CompressOptions& asked, const StreamInfo& stream_info)
+      : out(sink), options(asked), info(stream_info) {
+    // Options that cannot work (a level or chunk size the codec refuses, an unknown knob or
+    // codec, a thread count out of range) are the constructor's error, not the first write's or
+    // finish()'s, after the caller has produced the data.
+    const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
+    (void)resolve_threads(options.threads);
+    hold_limit = std::min(codec->options().chunk_bytes, detail::kCachedContextInputBytes);
+    options.on_stream_error = FailurePolicy::kStopRun;  // one stream: its failure is the run's
+  }
+
+  // The run, started with what is held (once; cancel() may be racing with it).
+  CompressorRun& start_run() {
+    {
+      std::lock_guard lock(run_mutex);
+      if (cancelled) throw stopped();
+      run.emplace(out, options, info);
+    }
+    if (!held.empty()) run->write(held.view());
+    held = Buffer();
+    return *run;
+  }
+
+  void check_not_stopped() const {
+    if (cancelled || options.stop.stop_requested()) throw stopped();
+  }
+  Error stopped() const { return Error(ErrorKind::kCancelled, "the stream was stopped", out.name()); }
+
+  CompressStats finish_held() {
+    finished = true;
+    check_not_stopped();
+    const auto start = std::chrono::steady_clock::now();
+    Buffer packed;
+    if (!detail::compress_in_caller(held.view(), options, info, out.name(), packed)) {
+      packed = compress_buffer(held.view(), options, info);  // not reached: the hold is a chunk at most
+    }
+    out.write(packed.view());
+    CompressStats stats;
+    stats.input_bytes = held.size();
+    stats.output_bytes = packed.size();
+    stats.chunks = 1;
+    stats.compressor_threads = 1;
+    stats.peak_chunks_in_flight = 1;
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    held = Buffer();
+    return stats;
+  }
+
+  ByteSink& out;
+  CompressOptions options;
+  StreamInfo info;
+  std::size_t hold_limit = 0;
+  Buffer held;
+  bool finished = false;  // by finish_held(); the run keeps its own
+  std::mutex run_mutex;   // cancel() against start_run()
+  bool cancelled = false;
+  std::optional<CompressorRun> run;
 };
 
 Compressor::Compressor(ByteSink& out, const CompressOptions& options, const StreamInfo& info)
@@ -165,24 +238,47 @@ Compressor::Compressor(ByteSink& out, const CompressOptions& options, const Stre
 Compressor::~Compressor() = default;
 
 void Compressor::write(ByteView bytes) {
-  if (!bytes.empty() || state_->finished()) state_->write(bytes);
-}
-
-void Compressor::flush() {
-  if (state_->finished()) throw Error(ErrorKind::kUsage, "flush after finish", name());
-  detail::BytePipe& pipe = state_->run().pipe();
-  if (!pipe.mark_flush()) return;  // nothing written since the last
-  try {
-    pipe.wait_flushed();
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kCancelled) throw;
-    state_->run().rethrow_run_error();
+  State& state = *state_;
+  if (state.run) {
+    if (!bytes.empty() || state.run->finished()) state.run->write(bytes);
+    return;
+  }
+  if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
+  state.check_not_stopped();
+  if (state.held.size() + bytes.size() <= state.hold_limit) {
+    state.held.append(bytes);
+  } else {
+    state.start_run().write(bytes);
   }
 }
 
-const std::string& Compressor::name() const { return state_->delivery.name(); }
-CompressStats Compressor::finish() { return state_->finish(); }
-void Compressor::cancel() noexcept { state_->run().cancel(); }
+void Compressor::flush() {
+  State& state = *state_;
+  if (state.finished || (state.run && state.run->finished())) {
+    throw Error(ErrorKind::kUsage, "flush after finish", name());
+  }
+  if (!state.run) {
+    if (state.held.empty()) return;  // nothing written since the start
+    state.start_run();
+  }
+  state.run->flush();
+}
+
+const std::string& Compressor::name() const { return state_->out.name(); }
+
+CompressStats Compressor::finish() {
+  State& state = *state_;
+  if (state.run) return state.run->finish();
+  if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
+  return state.finish_held();
+}
+
+void Compressor::cancel() noexcept {
+  State& state = *state_;
+  std::lock_guard lock(state.run_mutex);
+  state.cancelled = true;
+  if (state.run) state.run->run().cancel();
+}
 
 struct Decompressor::State : PushRun<DecompressStats> {
   using PushRun::PushRun;

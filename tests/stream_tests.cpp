@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <numeric>
 #include <random>
@@ -44,6 +45,12 @@ class Streams : public ::testing::TestWithParam<StreamCodec> {
   }
 };
 
+// Threads of this process now (Linux).
+std::size_t threads_in_process() {
+  return static_cast<std::size_t>(
+      std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{}));
+}
+
 // Pushes `input` into a Compressor in pieces given by `next_piece` and returns what came out.
 template <typename NextPiece>
 Bytes push(const Bytes& input, const CompressOptions& options, NextPiece next_piece) {
@@ -80,6 +87,60 @@ TEST_P(Streams, AnyWritePatternGivesTheBytesOfCompressAndTheStockToolReadsThem) 
   testing::write_file(dir / "big", big);
   const auto checked = testing::run(GetParam().stock_decoder + " < packed | cmp - big", dir.path());
   EXPECT_EQ(checked.status, 0) << testing::describe(checked);
+}
+
+// A stream that ends within the Compressor's hold (a chunk, at most 256 KiB) is compressed by
+// finish() on the calling thread, with no thread started for it: the bytes compress() gives with
+// the same name and time, at the sizes around the hold, whole or in pieces. A stopped stream
+// writes nothing.
+TEST_P(Streams, AStreamThatEndsWithinTheHoldIsCompressedByTheCallerWithTheRunsBytes) {
+  CompressOptions held_options = options();
+  const std::size_t hold = 64 * 1024;
+  held_options.codec_options.chunk_bytes = hold;
+  const StreamInfo info{"name.txt", 1234567};
+  for (const std::size_t size :
+       {std::size_t{0}, std::size_t{1}, std::size_t{1000}, hold - 1, hold, hold + 1, std::size_t{200'000}}) {
+    const Bytes input = text_bytes(size, 15);
+    MemorySource source(view(input));
+    MemorySink expected;
+    compress(source, expected, held_options, info);
+    for (const std::size_t piece : {std::max<std::size_t>(size, 1), std::size_t{1000}}) {
+      SCOPED_TRACE(fmt::format("{} bytes in pieces of {}", size, piece));
+      const std::size_t threads_before = threads_in_process();
+      MemorySink out;
+      Compressor compressor(out, held_options, info);
+      for (std::size_t at = 0; at < size; at += piece) {
+        compressor.write(view(input).subspan(at, std::min(piece, size - at)));
+      }
+      if (size <= hold) {
+        EXPECT_LE(threads_in_process(), threads_before) << "a thread was started";
+      }
+      const CompressStats stats = compressor.finish();
+      EXPECT_TRUE(to_bytes(out.buffer()) == to_bytes(expected.buffer()));
+      EXPECT_EQ(stats.input_bytes, size);
+      EXPECT_EQ(stats.output_bytes, out.buffer().size());
+    }
+  }
+  for (const bool by_token : {false, true}) {
+    std::stop_source stop;
+    CompressOptions stoppable = held_options;
+    stoppable.stop = stop.get_token();
+    MemorySink out;
+    Compressor compressor(out, stoppable, info);
+    compressor.write(view(text_bytes(100, 16)));
+    if (by_token) {
+      stop.request_stop();
+    } else {
+      compressor.cancel();
+    }
+    try {
+      compressor.finish();
+      ADD_FAILURE() << "a stopped stream was finished";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+    }
+    EXPECT_EQ(out.buffer().size(), 0u);
+  }
 }
 
 TEST_P(Streams, AStreamFedInRandomPiecesDecodes) {

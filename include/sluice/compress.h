@@ -128,8 +128,9 @@ CompressStats compress(ByteSource& source, ByteSink& sink, const CompressOptions
 CompressStats compress_file(const std::string& input_path, const std::string& output_path,
                             const CompressOptions& options, bool overwrite = false);
 
-// Compresses a buffer in memory.
-Buffer compress_buffer(ByteView input, const CompressOptions& options);
+// Compresses a buffer in memory (the bytes compress() gives with the same `info`). An input of at
+// most a chunk is compressed on the calling thread, starting no worker.
+Buffer compress_buffer(ByteView input, const CompressOptions& options, const StreamInfo& info = {});
 
 // The thread count `threads` resolves to (0 -> available cores).
 int resolve_threads(int threads);

@@ -123,6 +123,12 @@ __version__: str = _native.version
 
 # What a read asks of the underlying file at a time.
 _READ_BYTES = 1 << 20
+# A compressed input of at most _SMALL_INPUT bytes that can be read without moving it (a regular
+# file, a BytesIO) is read whole and decoded in one call on the calling thread, when it decodes to
+# at most _SMALL_OUTPUT: no run, thread or feeding for a small file (BENCHMARKS.md, "Small files
+# through sluice.open"). Anything else, an error included, is decoded by a run, as any input is.
+_SMALL_INPUT = 256 * 1024
+_SMALL_OUTPUT = 8 * 1024 * 1024
 # A forward seek further than this, on a stream whose units record their sizes, restarts decoding
 # at the unit that holds the target rather than decoding what lies between.
 _SEEK_BY_INDEX_BYTES = 1 << 20
@@ -410,7 +416,10 @@ class SluiceFile(io.BufferedIOBase):
         """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
         bytes before it) of a stream whose units record their sizes."""
         format, threads, max_output, name = self._reader_args
-        if unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
+        small = self._decoded_small() if unit is None and self._start is not None else None
+        if small is not None:
+            self._reader = small
+        elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
             file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
             feeder = _Feeder(name)
             try:
@@ -436,6 +445,36 @@ class SluiceFile(io.BufferedIOBase):
         self._position = 0 if unit is None else before  # of the decoded stream, at the buffer's start
         self._eof = False
         self._error: BaseException | None = None  # raised once the buffer before it is read
+
+    def _decoded_small(self) -> "_Decoded | None":
+        """A small input decoded whole, in one call (_SMALL_INPUT); None, with the file where it
+        was, when it is not small or does not decode whole within _SMALL_OUTPUT."""
+        format, threads, max_output, _ = self._reader_args
+        try:
+            if self._file is None:
+                with builtins.open(self._read_path, "rb") as file:
+                    if os.fstat(file.fileno()).st_size > _SMALL_INPUT:
+                        return None
+                    data = file.read(_SMALL_INPUT + 1)
+            elif _Positional.possible(self._file):
+                source = _Positional(self._file, self._start)
+                if source.size > _SMALL_INPUT:
+                    return None
+                data = source.read(_SMALL_INPUT + 1)
+            else:
+                return None
+        except OSError:
+            return None  # the run meets it too, and reports it as it does
+        if len(data) > _SMALL_INPUT:
+            return None
+        try:
+            decoded = _native.decompress(data, format, threads,
+                                         min(max_output, _SMALL_OUTPUT) if max_output else _SMALL_OUTPUT)
+        except Error:
+            return None  # more than _SMALL_OUTPUT, or an error the run reports after what decodes before it
+        if self._file is not None:
+            self._file.seek(self._start + len(data))  # as a run leaves it: read to the end
+        return _Decoded(decoded)
 
     @_locked
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -909,6 +948,31 @@ class _FedReader:
 
     def cancel(self) -> None:
         self._native.cancel()
+
+
+class _Decoded:
+    """A reader over a stream decoded whole (SluiceFile._decoded_small), as a PullReader reads."""
+
+    def __init__(self, data: bytes):
+        self._data, self._at = data, 0
+
+    def read(self, size: int, some: bool = False) -> bytes:
+        if self._at == 0 and size >= len(self._data):  # all of it, as it is
+            self._at = len(self._data)
+            return self._data
+        piece = self._data[self._at:self._at + size]
+        self._at += len(piece)
+        return piece
+
+    def readinto(self, target) -> int:
+        count = min(len(target), len(self._data) - self._at)
+        with memoryview(self._data) as data:
+            target[:count] = data[self._at:self._at + count]
+        self._at += count
+        return count
+
+    def cancel(self) -> None:
+        pass
 
 
 class _Positional:

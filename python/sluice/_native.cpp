@@ -239,8 +239,8 @@ class BytesSink final : public ByteSink {
   std::string name_ = "<memory>";
 };
 
-// Collects what a streaming object writes (on the graph's writer thread) for the Python side to
-// take (drain) between calls.
+// Collects what a Compressor writes (on the graph's writer thread, or on the caller's for a small
+// stream) for the Python side to take (drain) between calls.
 class DrainSink final : public ByteSink {
  public:
   void write(ByteView bytes) override {
@@ -263,47 +263,45 @@ class DrainSink final : public ByteSink {
   std::string name_ = "<python>";
 };
 
-// sluice.open underneath: bytes pushed into a streaming object (a Compressor when writing, a
-// Decompressor when reading), its output drained after each call. Ctrl-C during a call cancels
-// the stream, so that a push waiting for the graph returns at once.
-template <typename Stream>
-class Pushed {
+// sluice.open's writing underneath: bytes pushed into a Compressor, its output drained after
+// each call. Ctrl-C during a call cancels the stream, so that a push waiting for the graph
+// returns at once. A flush and finish() wait for what was pushed since the last flush; when that
+// is little, on this thread, as a small push does (a helper thread cost most of a flush of a few
+// records, and of writing a small file).
+class Writer {
  public:
-  template <typename... Args>
-  explicit Pushed(Args&&... args) : stream_(sink_, std::forward<Args>(args)...) {}
+  Writer(const CompressOptions& options, const StreamInfo& info) : stream_(sink_, options, info) {}
   py::bytes push(const py::buffer& data) {
     const Input input(data);
     run_released(input.view().size(), [&](std::stop_token stop) {
       const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
       stream_.write(input.view());
     });
+    unflushed_ += input.view().size();
     return sink_.drain();
   }
   py::bytes finish() {
-    run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+    run_released(std::exchange(unflushed_, 0), [&](std::stop_token stop) {
       const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
       stream_.finish();
     });
     return sink_.drain();
   }
-  // A Compressor's flush(): what was pushed so far comes out as decodable data, drained here.
+  // What was pushed so far comes out as decodable data, drained here.
   py::bytes flush() {
-    run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+    run_released(std::exchange(unflushed_, 0), [&](std::stop_token stop) {
       const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
       stream_.flush();
     });
     return sink_.drain();
   }
   void cancel() { stream_.cancel(); }
-  // What came out before a call raised (the good prefix before an error).
-  py::bytes drain() { return sink_.drain(); }
 
  private:
   DrainSink sink_;
-  Stream stream_;
+  Compressor stream_;
+  std::size_t unflushed_ = 0;  // bytes pushed since the last flush
 };
-using Writer = Pushed<Compressor>;
-using Reader = Pushed<Decompressor>;
 
 // A Python binary file object as a source or sink, for the graphs' threads: each call takes
 // the GIL for the file's own read or write. A Python exception inside becomes an I/O error naming
@@ -1283,19 +1281,4 @@ PYBIND11_MODULE(_native, m) {
       .def("flush", &Writer::flush)
       .def("finish", &Writer::finish)
       .def("cancel", &Writer::cancel);
-
-  py::class_<Reader>(m, "Reader")
-      .def(py::init([](const std::string& format, int threads, std::uint64_t max_output, const std::string& name) {
-             try {
-               return std::make_unique<Reader>(decompress_options(format, threads, max_output), name);
-             } catch (const Error& e) {
-               raise(e);
-               throw;
-             }
-           }),
-           py::arg("format"), py::arg("threads"), py::arg("max_output"), py::arg("name"))
-      .def("feed", &Reader::push)
-      .def("finish", &Reader::finish)
-      .def("drain", &Reader::drain)
-      .def("cancel", &Reader::cancel);
 }

@@ -966,3 +966,67 @@ def test_a_suffix_in_any_case_picks_the_format_as_on_the_command_line(tmp_path):
         assert f.read() == b"upper-case names too\n"
         with pytest.raises(TypeError):
             f.readline(-1.0)  # as io's readline: a size is an integer
+
+
+def _threads():
+    return len(os.listdir("/proc/self/task"))
+
+
+def _every_read(make, **options):
+    """What a reader sees of a stream: pieces, lines after a seek back, readinto, the error if one
+    comes (type and message), and where a file object is left."""
+    seen = []
+    source = make()
+    try:
+        with sluice.open(source, **options) as f:
+            while got := f.read(1000):
+                seen.append(got)
+            f.seek(0)
+            seen.extend(f.readlines())
+            f.seek(3)
+            target = bytearray(700)
+            seen.append(bytes(target[: f.readinto(target)]))
+    except Exception as error:  # noqa: BLE001 - compared, not handled
+        seen.append((type(error).__name__, str(error)))
+    if isinstance(source, io.BytesIO):
+        seen.append(source.tell())
+    return seen
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_a_small_input_reads_as_a_large_one_does_with_no_thread(tmp_path, monkeypatch, fmt):
+    """sluice.open decodes a small file or BytesIO in one call on the calling thread; every read,
+    error and limit is as the run that decodes a large one gives it."""
+    data = text(5000, 7)
+    packed = sluice.compress(data, fmt)
+    cases = {
+        "good": packed, "empty": b"", "truncated": packed[:-9], "garbage after": packed + b"garbage!",
+        "corrupt": packed[:20] + bytes([packed[20] ^ 0x55]) + packed[21:], "not compressed": b"plain text\n",
+        "past the one-call limit": sluice.compress(bytes(20 << 20), fmt),
+    }
+    for name, blob in cases.items():
+        path = tmp_path / name
+        path.write_bytes(blob)
+        for make in (lambda: io.BytesIO(blob), lambda: str(path)):
+            for options in ({}, {"max_output": 2500}):
+                small = _every_read(make, **options)
+                monkeypatch.setattr(sluice, "_SMALL_INPUT", -1)  # every input through a run
+                large = _every_read(make, **options)
+                monkeypatch.undo()
+                assert small == large, (name, make(), options)
+    assert b"".join(_every_read(lambda: io.BytesIO(packed))[:5]) == data
+    for make in (lambda: io.BytesIO(packed), lambda: str(tmp_path / "good")):
+        before = _threads()
+        with sluice.open(make()) as f:
+            assert f.read(100) == data[:100]
+            assert _threads() <= before, "a thread was started for a small input"
+
+
+def test_writing_a_small_stream_starts_no_thread_until_it_grows():
+    before = _threads()
+    out = io.BytesIO()
+    with sluice.open(out, "wb", mtime=0) as f:
+        f.write(text(1000))
+        assert _threads() <= before, "a thread was started for a small stream"
+        f.write(text(2 << 20))  # outgrows the hold: the run takes it all
+    assert gzip.decompress(out.getvalue()) == text(1000) + text(2 << 20)
