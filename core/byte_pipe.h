@@ -5,6 +5,11 @@
 // an Error of kind kCancelled instead of waiting forever. The writer can mark a flush point
 // (Compressor::flush): the reader's reads stop there and its source's take_flush_point() says
 // so; whoever delivers the output up to it calls flush_done(), which ends wait_flushed().
+// A writer that flushes after every few bytes (a log handler) waits for each flush and the reader
+// for the next bytes: with spin_on_flushes(), the writer polls for kFlushSpin before it sleeps in
+// wait_flushed(), and so does the reader while it is within kFlushedRecently of the last flush
+// point, so that the round trip is not two wake-ups of sleeping threads (BENCHMARKS.md,
+// "Flushing"). A stream that is never flushed never polls.
 // Internal to the library.
 #pragma once
 
@@ -15,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "sluice/bytes.h"
 #include "sluice/error.h"
@@ -24,6 +30,9 @@ namespace sluice::detail {
 
 class BytePipe {
  public:
+  static constexpr std::chrono::microseconds kFlushSpin{50};
+  static constexpr std::uint64_t kFlushedRecently = 64 * 1024;
+
   BytePipe(std::string name, std::size_t capacity_bytes = 4 * 1024 * 1024)
       : name_(std::move(name)), ring_(capacity_bytes), sink_(*this), source_(*this) {
     ring_.resize(capacity_bytes);
@@ -57,8 +66,18 @@ class BytePipe {
   // Waits for flush_done() after mark_flush(); throws kCancelled if the pipe breaks first.
   void wait_flushed() {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return broken_ || flushed_; });
+    const auto done = [&] { return broken_ || flushed_; };
+    if (spin_on_flushes_) spin(lock, done);
+    changed_.wait(lock, done);
     if (!flushed_) throw Error(ErrorKind::kCancelled, "the stage reading this stream stopped", name_);
+  }
+
+  // Polls before sleeping in wait_flushed(), and in the reader's wait_readable() soon after a
+  // flush point (for where the two sides run on CPUs of their own: on one, a poll holds up the
+  // other side).
+  void spin_on_flushes(bool on) {
+    std::lock_guard lock(mutex_);
+    spin_on_flushes_ = on;
   }
 
   // One side failed: the other side's next read or write throws kCancelled.
@@ -69,6 +88,27 @@ class BytePipe {
   }
 
  private:
+  static void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#else
+    std::this_thread::yield();
+#endif
+  }
+  // Until `ready()` or kFlushSpin has passed, with the lock released between looks (a yield to
+  // the system instead of the CPU's pause made the round trip half again as long).
+  template <typename Ready>
+  void spin(std::unique_lock<std::mutex>& lock, const Ready& ready) {
+    const auto until = std::chrono::steady_clock::now() + kFlushSpin;
+    while (!ready() && std::chrono::steady_clock::now() < until) {
+      lock.unlock();
+      for (int i = 0; i < 64; ++i) cpu_relax();
+      lock.lock();
+    }
+  }
+
   void write(ByteView bytes) {
     std::unique_lock lock(mutex_);
     while (!bytes.empty()) {
@@ -125,8 +165,11 @@ class BytePipe {
     // Written as it is read (a Decompressor's pieces): a reader may decode what it has meanwhile.
     bool wait_readable(std::chrono::milliseconds timeout) override {
       std::unique_lock lock(pipe_.mutex_);
-      return pipe_.changed_.wait_for(
-          lock, timeout, [&] { return pipe_.broken_ || pipe_.used_ > 0 || pipe_.closed_ || pipe_.at_flush_point(); });
+      const auto readable = [&] { return pipe_.broken_ || pipe_.used_ > 0 || pipe_.closed_ || pipe_.at_flush_point(); };
+      if (pipe_.spin_on_flushes_ && pipe_.last_flush_ > 0 && pipe_.read_ - pipe_.last_flush_ < kFlushedRecently) {
+        pipe_.spin(lock, readable);
+      }
+      return pipe_.changed_.wait_for(lock, timeout, readable);
     }
     bool take_flush_point() override { return pipe_.take_flush_point(); }
 
@@ -145,6 +188,7 @@ class BytePipe {
   bool flushed_ = false;                   // flush_done() since the last mark_flush()
   bool closed_ = false;
   bool broken_ = false;
+  bool spin_on_flushes_ = false;
   std::mutex mutex_;
   std::condition_variable changed_;
   Sink sink_;

@@ -14,6 +14,7 @@
 
 #include "core/byte_pipe.h"
 #include "engine/caller_context.h"
+#include "engine/thread_arena.h"
 #include "sluice/codec_author.h"
 #include "sluice/error.h"
 
@@ -123,6 +124,7 @@ class CompressorRun : public PushRun<CompressStats> {
   // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
   CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info)
       : PushRun(sink.name()), delivery_(sink, run().pipe()) {
+    run().pipe().spin_on_flushes(detail::default_threads() > 1);
     run().start(
         [this, run_options = options, info](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
