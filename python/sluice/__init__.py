@@ -114,7 +114,8 @@ _native._register_system_errors({
 })
 
 __all__ = [
-    "compress", "decompress", "compress_many", "compress_iter", "open", "SluiceFile", "formats",
+    "compress", "decompress", "compress_many", "compress_iter", "Compressor", "FLUSH_NONE", "FLUSH_SYNC",
+    "FLUSH_FINISH", "open", "SluiceFile", "formats",
     "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar", "zip",
     "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
     "__version__",
@@ -197,6 +198,59 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
             batch = []
     if batch:
         yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+
+
+# Compressor.flush() modes, zlib's values: zlib.Z_SYNC_FLUSH and zlib.Z_FINISH work as well.
+FLUSH_NONE = 0
+FLUSH_SYNC = 2
+FLUSH_FINISH = 4
+
+
+class Compressor:
+    """Compresses a stream given in pieces, as zlib.compressobj() and bz2.BZ2Compressor do, on all
+    cores: for a body sent as it is made (a generator that yields the compressed pieces, an
+    upload in parts). compress() returns what has come out so far (often b"" at first: chunks
+    are compressed in the background while more comes), flush() ends the stream and returns the
+    rest; flush(FLUSH_SYNC) makes everything so far decodable (zlib's Z_SYNC_FLUSH: one gzip
+    member still) and the stream goes on. The bytes are those of sluice.compress() on the whole
+    stream (with sync flushes, a chunk ends at each). Memory stays bounded whatever is passed: a
+    compress() call waits while the chunks in flight are full. A stream that ends within 256 KiB
+    is compressed by flush() on the calling thread. Settings as sluice.compress(); mtime: the gzip
+    header's (0, as zlib and sluice.compress write it). One call at a time; threads take turns.
+    """
+
+    def __init__(self, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
+                 mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str):
+        self._lock = threading.Lock()
+        self._writer = _native.Writer(format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+                                      backend or "", "", mtime)
+        self._finished = False
+
+    def compress(self, data) -> bytes:
+        """Takes a bytes-like object; returns the compressed bytes ready so far (maybe b"")."""
+        with self._lock:
+            self._check_open()
+            view = memoryview(data)
+            return self._writer.write(view if view.contiguous else view.tobytes())
+
+    def flush(self, mode: int = FLUSH_FINISH) -> bytes:
+        """FLUSH_FINISH (the default): ends the stream and returns the rest of it; the object is
+        done. FLUSH_SYNC: returns everything up to here as decodable data, and the stream goes on.
+        FLUSH_NONE: what is ready, as compress(b"")."""
+        with self._lock:
+            self._check_open()
+            if mode == FLUSH_FINISH:
+                self._finished = True
+                return self._writer.finish()
+            if mode == FLUSH_SYNC:
+                return self._writer.flush()
+            if mode == FLUSH_NONE:
+                return self._writer.write(b"")
+            raise ValueError(f"mode must be FLUSH_SYNC, FLUSH_FINISH or FLUSH_NONE, not {mode!r}")
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise UsageError("the stream was finished: flush() ended it", kind="usage")
 
 
 @dataclasses.dataclass(frozen=True)

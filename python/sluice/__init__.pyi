@@ -34,6 +34,16 @@ def compress_iter(items: Iterable[Buffer], format: str = "gzip", level: int | No
                   *, max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
                   **knobs: str) -> Iterator[bytes]: ...
 
+FLUSH_NONE: int
+FLUSH_SYNC: int
+FLUSH_FINISH: int
+
+class Compressor:
+    def __init__(self, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
+                 mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str) -> None: ...
+    def compress(self, data: Buffer) -> bytes: ...
+    def flush(self, mode: int = ...) -> bytes: ...
+
 class FileResult:
     input: str
     output: str

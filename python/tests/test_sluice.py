@@ -1030,3 +1030,46 @@ def test_writing_a_small_stream_starts_no_thread_until_it_grows():
         assert _threads() <= before, "a thread was started for a small stream"
         f.write(text(2 << 20))  # outgrows the hold: the run takes it all
     assert gzip.decompress(out.getvalue()) == text(1000) + text(2 << 20)
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_compressor_pieces_give_the_bytes_of_compress(fmt):
+    data = text(3 * CHUNK + 1234, 21)
+    expected = sluice.compress(data, fmt, chunk_size=CHUNK)
+    rng = random.Random(3)
+    for pieces in ("whole", "bytes", "random"):
+        compressor = sluice.Compressor(fmt, chunk_size=CHUNK)
+        out, at = [], 0
+        while at < len(data):
+            n = len(data) if pieces == "whole" else 1 if pieces == "bytes" and at < 3000 else rng.randint(1, 40_000)
+            out.append(compressor.compress(memoryview(data)[at:at + n]))
+            at += n
+        out.append(compressor.flush(sluice.FLUSH_NONE))
+        out.append(compressor.flush())
+        assert b"".join(out) == expected, pieces
+        with pytest.raises(sluice.UsageError):
+            compressor.compress(b"more")
+        with pytest.raises(sluice.UsageError):
+            compressor.flush()
+    small = sluice.Compressor(fmt)
+    assert small.compress(b"tiny") == b""  # held until the end
+    assert sluice.decompress(small.flush()) == b"tiny"
+    with pytest.raises(ValueError):
+        sluice.Compressor(fmt).flush(zlib.Z_FULL_FLUSH)
+    with pytest.raises(sluice.UsageError):
+        sluice.Compressor(fmt, level=99)
+
+
+def test_compressor_sync_flush_is_zlibs_one_member_readers_see_each_prefix():
+    """A body sent as it is made: after each flush(zlib.Z_SYNC_FLUSH) a reader of one member
+    (zlib.decompressobj(31), as browsers) decodes all of it so far."""
+    records = [text(n, n) for n in (10, 70_000, 1, 300_000, 5)]
+    compressor = sluice.Compressor(chunk_size=CHUNK)
+    reader = zlib.decompressobj(31)
+    got = b""
+    for i, record in enumerate(records):
+        piece = compressor.compress(record) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        got += reader.decompress(piece)
+        assert got == b"".join(records[: i + 1])
+    got += reader.decompress(compressor.flush(zlib.Z_FINISH))
+    assert reader.eof and not reader.unused_data and got == b"".join(records)
