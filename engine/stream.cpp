@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "core/byte_pipe.h"
+#include "core/first_error.h"
 #include "engine/caller_context.h"
 #include "engine/thread_arena.h"
 #include "sluice/codec_author.h"
@@ -211,7 +212,12 @@ struct Compressor::State {
     if (!detail::compress_in_caller(held.view(), options, info, out.name(), packed)) {
       packed = compress_buffer(held.view(), options, info);  // not reached: the hold is a chunk at most
     }
-    out.write(packed.view());
+    check_not_stopped();  // a cancel() meanwhile: nothing is written, as a stopped run writes no end
+    try {
+      out.write(packed.view());
+    } catch (...) {
+      std::rethrow_exception(detail::current_error_with_context(out.name(), std::nullopt));  // as the run's writer
+    }
     CompressStats stats;
     stats.input_bytes = held.size();
     stats.output_bytes = packed.size();
@@ -230,7 +236,7 @@ struct Compressor::State {
   Buffer held;
   bool finished = false;  // by finish_held(); the run keeps its own
   std::mutex run_mutex;   // cancel() against start_run()
-  bool cancelled = false;
+  std::atomic<bool> cancelled{false};
   std::optional<CompressorRun> run;
 };
 
@@ -246,6 +252,7 @@ void Compressor::write(ByteView bytes) {
     return;
   }
   if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
+  if (bytes.empty()) return;  // as a run takes it, stopped or not
   state.check_not_stopped();
   if (state.held.size() + bytes.size() <= state.hold_limit) {
     state.held.append(bytes);

@@ -11,12 +11,14 @@
 // Each runs sluice::compress() or sluice::decompress() on a thread of its own, fed through (or
 // read from) a bounded pipe, so the chunks are compressed and decoded on every worker while the
 // caller goes on, and memory stays at the pipe's capacity plus the graph's chunks in flight,
-// however much is pushed. The bytes are exactly those of compress()/decompress() on the whole
-// stream, whatever the pieces the caller writes or reads (a Compressor's flush() excepted: it
-// ends a chunk). The first error of the run is thrown from the next call that has work to do;
-// cancel() (from any thread, e.g. on Ctrl-C) stops the graph within a chunk and makes such calls
-// throw Error(kCancelled). Destroying an object that was not finished cancels
-// it: the caller's sink then holds an incomplete stream, which is the caller's to discard.
+// however much is pushed. A Compressor starts its run only once the stream outgrows a chunk (at
+// most 256 KiB) or is flushed: a stream that ends within that is compressed by finish() on the
+// calling thread, with no thread started (the same bytes). The bytes are exactly those of compress()/decompress() on
+// the whole stream, whatever the pieces the caller writes or reads (a Compressor's flush() excepted: it ends a chunk).
+// The first error of the run is thrown from the next call that has work to do; cancel() (from any thread, e.g. on
+// Ctrl-C) stops the graph within a chunk and makes such calls throw Error(kCancelled). Destroying an object that was
+// not finished cancels it: the caller's sink then holds an incomplete stream (or nothing), which is the caller's to
+// discard.
 //
 // Not thread-safe: one thread writes or reads at a time (cancel() excepted).
 #pragma once
