@@ -114,8 +114,8 @@ _native._register_system_errors({
 })
 
 __all__ = [
-    "compress", "decompress", "compress_many", "compress_iter", "Compressor", "FLUSH_NONE", "FLUSH_SYNC",
-    "FLUSH_FINISH", "open", "SluiceFile", "formats",
+    "compress", "decompress", "compress_many", "compress_iter", "Compressor", "Decompressor", "FLUSH_NONE",
+    "FLUSH_SYNC", "FLUSH_FINISH", "open", "SluiceFile", "formats",
     "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar", "zip",
     "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
     "__version__",
@@ -250,6 +250,69 @@ class Compressor:
 
     def _check_open(self) -> None:
         if self._finished:
+            raise UsageError("the stream was finished: flush() ended it", kind="usage")
+
+
+class Decompressor:
+    """Decodes a stream given in pieces, as zlib.decompressobj() and bz2.BZ2Decompressor do: for a
+    body that arrives in parts (an asynchronous download, a queue of messages). gzip, zstd or lz4,
+    told from the data unless format names it, in parallel where the stream allows.
+    decompress(piece) returns what is decoded by the time it returns: the output lags the input
+    by up to a few MB (the workers decode whole units while more comes, and a stream whose pieces
+    pause for 50 ms is decoded as they come), and flush() ends the input and returns the rest.
+    Between calls the workers decode ahead into at most 8 MiB and wait; a call returns everything
+    decoded by its end, so, as with zlib's decompress(), what one call returns is bounded only by
+    what the input so far decodes to: give max_output (OutputLimitError rather than more in all)
+    where the input may be a bomb. A decompress() call that meets an error (corrupt data, the
+    limit) returns what decoded before it first, and the next call raises it; flush() raises
+    at once (a stream cut short: CorruptDataError), and every call after an error raises it.
+    One call at a time; threads take turns.
+    """
+
+    def __init__(self, format: str | None = None, *, max_output: int | None = None, threads: int | None = None):
+        self._lock = threading.Lock()
+        self._decoder = _native.Decoder(format or "", threads or 0, max_output or 0, "<stream>")
+        self._error: BaseException | None = None
+        self._eof = False
+
+    @property
+    def eof(self) -> bool:
+        """True once flush() has decoded the whole stream."""
+        return self._eof
+
+    def decompress(self, data) -> bytes:
+        """Takes a bytes-like piece of the compressed stream; returns what is decoded so far."""
+        with self._lock:
+            self._check_usable()
+            return self._call(self._decoder.push, data)
+
+    def flush(self) -> bytes:
+        """The input is complete: returns the rest of the output once the whole stream is decoded;
+        raises its error if it has one (a stream cut short: CorruptDataError)."""
+        with self._lock:
+            self._check_usable()
+            try:
+                out = self._decoder.finish()
+            except Error as error:
+                self._error = error
+                raise
+            self._eof = True
+            return out
+
+    def _call(self, method, *args) -> bytes:
+        try:
+            return method(*args)
+        except Error as error:
+            self._error = error  # raised now, or at the next call after what decoded before it
+            out = self._decoder.drain()
+            if not out:
+                raise
+            return out
+
+    def _check_usable(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._eof:
             raise UsageError("the stream was finished: flush() ended it", kind="usage")
 
 
@@ -1066,6 +1129,11 @@ class _Positional:
 
 
 def _fileno(file) -> int | None:
+    """The descriptor of a regular file that `file` reads as it is: a file from open(), not a
+    wrapper that lends its file's descriptor (gzip.GzipFile, a tarfile member), whose bytes are
+    not the descriptor's."""
+    if not isinstance(file, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
+        return None
     try:
         fd = file.fileno()
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <stop_token>
@@ -239,12 +240,18 @@ class BytesSink final : public ByteSink {
   std::string name_ = "<memory>";
 };
 
-// Collects what a Compressor writes (on the graph's writer thread, or on the caller's for a small
-// stream) for the Python side to take (drain) between calls.
+// Collects what a Compressor or Decompressor writes (on the graph's writer thread, or on the
+// caller's for a small stream) for the Python side to take (drain) during and between calls.
+// With a `hold`, the writer waits between calls while that much is held, until the caller drains
+// it or stops the sink (a Decompressor's output would otherwise grow while Python does other
+// things: a bomb's); during a call (CallScope) it never waits, as the call takes it all.
 class DrainSink final : public ByteSink {
  public:
+  explicit DrainSink(std::size_t hold = std::numeric_limits<std::size_t>::max()) : hold_(hold) {}
   void write(ByteView bytes) override {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    drained_.wait(lock, [&] { return in_call_ || stopped_ || buffer_.size() < hold_; });
+    if (stopped_) throw Error(ErrorKind::kCancelled, "the stream was stopped", name_);
     buffer_.append(bytes);
   }
   const std::string& name() const override { return name_; }
@@ -253,13 +260,46 @@ class DrainSink final : public ByteSink {
     {
       std::lock_guard lock(mutex_);
       taken = std::move(buffer_);
+      buffer_ = Buffer();
     }
+    drained_.notify_all();
     return to_bytes(taken);
   }
+  // Ends any wait of the writer's, for good (before the stream's run is joined).
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopped_ = true;
+    }
+    drained_.notify_all();
+  }
+
+  class CallScope {
+   public:
+    explicit CallScope(DrainSink& sink) : sink_(sink) { sink_.in_call(true); }
+    ~CallScope() { sink_.in_call(false); }
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+
+   private:
+    DrainSink& sink_;
+  };
 
  private:
+  void in_call(bool in) {
+    {
+      std::lock_guard lock(mutex_);
+      in_call_ = in;
+    }
+    drained_.notify_all();
+  }
+
+  const std::size_t hold_;
   std::mutex mutex_;
+  std::condition_variable drained_;
   Buffer buffer_;
+  bool in_call_ = false;
+  bool stopped_ = false;
   std::string name_ = "<python>";
 };
 
@@ -301,6 +341,47 @@ class Writer {
   DrainSink sink_;
   Compressor stream_;
   std::size_t unflushed_ = 0;  // bytes pushed since the last flush
+};
+
+// sluice.Decompressor underneath: compressed pieces pushed into a Decompressor; each call returns
+// what was decoded by its end (the call's own input may come out in part at the next call), and
+// between calls the run decodes ahead into at most kHeld bytes.
+class Decoder {
+ public:
+  static constexpr std::size_t kHeld = 8 << 20;
+  Decoder(const DecompressOptions& options, const std::string& name) : sink_(kHeld), stream_(sink_, options, name) {}
+  ~Decoder() { sink_.stop(); }  // a run waiting for Python to drain ends before it is joined
+  py::bytes push(const py::buffer& data) {
+    const Input input(data);
+    {
+      const DrainSink::CallScope call(sink_);
+      run_released(input.view().size(), [&](std::stop_token stop) {
+        const std::stop_callback on_stop(stop, [this] { cancel(); });
+        stream_.write(input.view());
+      });
+    }
+    return sink_.drain();
+  }
+  py::bytes finish() {
+    {
+      const DrainSink::CallScope call(sink_);
+      run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+        const std::stop_callback on_stop(stop, [this] { cancel(); });
+        stream_.finish();
+      });
+    }
+    return sink_.drain();
+  }
+  // What was decoded before a call raised (the good part before an error).
+  py::bytes drain() { return sink_.drain(); }
+  void cancel() {
+    sink_.stop();
+    stream_.cancel();
+  }
+
+ private:
+  DrainSink sink_;
+  Decompressor stream_;
 };
 
 // A Python binary file object as a source or sink, for the graphs' threads: each call takes
@@ -1262,6 +1343,21 @@ PYBIND11_MODULE(_native, m) {
       .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
       .def("readinto", &PullReader::readinto)
       .def("cancel", &PullReader::cancel);
+
+  py::class_<Decoder>(m, "Decoder")
+      .def(py::init([](const std::string& format, int threads, std::uint64_t max_output, const std::string& name) {
+             try {
+               return std::make_unique<Decoder>(decompress_options(format, threads, max_output), name);
+             } catch (const Error& e) {
+               raise(e);
+               throw;
+             }
+           }),
+           py::arg("format"), py::arg("threads"), py::arg("max_output"), py::arg("name"))
+      .def("push", &Decoder::push)
+      .def("finish", &Decoder::finish)
+      .def("drain", &Decoder::drain)
+      .def("cancel", &Decoder::cancel);
 
   py::class_<Writer>(m, "Writer")
       .def(py::init([](const std::string& format, int level, int threads, std::size_t chunk_size,

@@ -1073,3 +1073,106 @@ def test_compressor_sync_flush_is_zlibs_one_member_readers_see_each_prefix():
         assert got == b"".join(records[: i + 1])
     got += reader.decompress(compressor.flush(zlib.Z_FINISH))
     assert reader.eof and not reader.unused_data and got == b"".join(records)
+
+
+def test_decompressor_reads_every_format_in_any_pieces_ours_and_the_stock_tools():
+    data = text(2_500_000, 22)
+    streams = {fmt: sluice.compress(data, fmt, chunk_size=CHUNK) for fmt in ("gzip", "zstd", "lz4")}
+    streams["gzip -6"] = stock(["gzip", "-c"], data)
+    streams["pigz"] = stock(["pigz", "-c"], data)
+    streams["zstd -3"] = stock(["zstd", "-c", "-q"], data)
+    streams["lz4 -1"] = stock(["lz4", "-c", "-q"], data)
+    streams["two gzip members"] = gzip.compress(data[:1000]) + gzip.compress(data[1000:])
+    rng = random.Random(4)
+    for name, packed in streams.items():
+        decompressor = sluice.Decompressor()
+        out, at = [], 0
+        while at < len(packed):
+            n = rng.choice([1, 100, 70_000, 1 << 20])
+            out.append(decompressor.decompress(memoryview(packed)[at:at + n]))
+            at += n
+        assert not decompressor.eof
+        out.append(decompressor.flush())
+        assert b"".join(out) == data, name
+        assert decompressor.eof
+        with pytest.raises(sluice.UsageError):
+            decompressor.decompress(b"more")
+    assert sluice.Decompressor().flush() == b""  # an empty input, as sluice.decompress(b"")
+
+
+def test_decompressor_errors_come_after_the_data_before_them():
+    data = text(3_000_000, 23)
+    packed = gzip.compress(data)
+    cut = sluice.Decompressor()
+    got = cut.decompress(packed[:-1000])
+    assert data.startswith(got)
+    for call in (cut.flush, cut.flush, lambda: cut.decompress(b"x")):  # the error, as often as asked
+        with pytest.raises(sluice.CorruptDataError) as caught:
+            call()
+        assert "truncated" in str(caught.value)
+    corrupt = packed[:200_000] + bytes(100) + packed[200_100:]
+    broken = sluice.Decompressor()
+    got = b""
+    with pytest.raises(sluice.CorruptDataError):
+        for at in range(0, len(corrupt), 10_000):
+            got += broken.decompress(corrupt[at:at + 10_000])
+            time.sleep(0.001)
+        broken.flush()
+    assert data.startswith(got)  # what came before the error is the data's start
+    bad = sluice.Decompressor("zstd")
+    with pytest.raises(sluice.CorruptDataError):
+        bad.decompress(b"not zstd at all") + bad.flush()
+    limited = sluice.Decompressor(max_output=100_000)
+    with pytest.raises(sluice.OutputLimitError):
+        assert len(limited.decompress(packed)) <= 100_000
+        limited.flush()
+
+
+def test_decompressor_memory_stays_bounded_between_calls_and_a_dropped_one_ends():
+    """1 GiB of zeros in about a megabyte: between calls the workers decode ahead into 8 MiB and
+    wait (peak RSS grows by tens of MiB, not by the gigabyte); max_output stops the bomb within
+    calls; a decompressor dropped while its workers wait goes at once."""
+    script = textwrap.dedent("""
+        import resource, time, sluice
+        packed = sluice.compress(bytes(1 << 30), "gzip", threads=2)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        waiting = sluice.Decompressor()
+        first = len(waiting.decompress(packed[: len(packed) // 2]))
+        time.sleep(1)  # the workers fill the 8 MiB and wait for a call
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        start = time.monotonic()
+        del waiting
+        dropped_in = time.monotonic() - start
+        limited = sluice.Decompressor(max_output=64 << 20)
+        total = 0
+        try:
+            for at in range(0, len(packed), 16384):
+                total += len(limited.decompress(packed[at:at + 16384]))
+            total += len(limited.flush())
+        except sluice.OutputLimitError:
+            print("limit", total <= 64 << 20)
+        limited_grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print(first, grown, round(dropped_in, 1), limited_grown)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         timeout=300).stdout.split()
+    assert out[:2] == ["limit", "True"], out
+    first, grown, dropped_in, limited_grown = int(out[2]), int(out[3]), float(out[4]), int(out[5])
+    assert first <= 64 << 20
+    assert grown < 100 * 1024, f"peak RSS grew by {grown // 1024} MiB between calls"
+    assert dropped_in < 10
+    assert limited_grown < 400 * 1024, f"peak RSS grew by {limited_grown // 1024} MiB with max_output"
+
+
+def test_a_wrapper_file_object_is_read_through_not_by_its_descriptor(tmp_path):
+    """gzip.GzipFile lends its file's descriptor: the bytes it reads are not the descriptor's."""
+    data = text(5000, 9)
+    path = tmp_path / "twice.gz.gz"
+    path.write_bytes(gzip.compress(gzip.compress(data)))
+    for size in (5000, 3_000_000):  # a small input and a large one
+        data = text(size, 9)
+        path.write_bytes(gzip.compress(gzip.compress(data)))
+        with gzip.open(path) as outer, sluice.open(outer) as f:
+            assert f.read() == data
+            f.seek(10)
+            assert f.read(20) == data[10:30]
