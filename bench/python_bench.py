@@ -8,6 +8,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
            stream_reader and lz4.frame.open reading their own output
   small    many small files through sluice.open against gzip.open: 1,000 files of 4 KB written
            and read, by path and as BytesIO, per file
+  objects  the Silesia tar in 64 KiB pieces through sluice.Compressor and sluice.Decompressor
+           against zlib.compressobj(6, wbits=31) and zlib.decompressobj(31)
   call     per-call cost of a 1 KB payload: sluice.compress against zlib.compress
   seek     sluice.open(...).seek() to the middle of a 1 GB file of ours, and indexed_gzip's
   whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
@@ -225,6 +227,40 @@ def small_files(reps):
             print(f"| {name} | {medians[name] / len(files) * 1e6:.1f} | {medians[names[at]] / medians[name]:.2f}x |")
 
 
+def objects(files, reps):
+    data = b"".join(p.read_bytes() for p in files)
+    megabytes = len(data) / 1e6
+    piece = 64 * 1024
+    packed = sluice.compress(data)
+
+    def compress_with(make):
+        def run():
+            compressor = make()
+            return sum(len(compressor.compress(data[at:at + piece])) for at in range(0, len(data), piece)) + \
+                len(compressor.flush())
+        return run
+
+    def decompress_with(make):
+        def run():
+            decompressor = make()
+            return sum(len(decompressor.decompress(packed[at:at + piece]))
+                       for at in range(0, len(packed), piece)) + len(decompressor.flush())
+        return run
+
+    medians, sizes = interleaved({
+        "zlib.compressobj(6, wbits=31)": compress_with(lambda: zlib.compressobj(6, zlib.DEFLATED, 31)),
+        "sluice.Compressor() gzip -6": compress_with(sluice.Compressor),
+    }, reps)
+    table(f"Compressing the Silesia tar ({megabytes:.0f} MB) in 64 KiB pieces", medians, sizes,
+          "zlib.compressobj(6, wbits=31)", megabytes)
+    medians, sizes = interleaved({
+        "zlib.decompressobj(31)": decompress_with(lambda: zlib.decompressobj(31)),
+        "sluice.Decompressor()": decompress_with(sluice.Decompressor),
+    }, reps)
+    table(f"Decompressing sluice's gzip of it in 64 KiB pieces ({megabytes:.0f} MB out)", medians, sizes,
+          "zlib.decompressobj(31)", megabytes)
+
+
 def small_text(size, seed):
     rng = random.Random(seed)
     words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"\n", b"%d" % seed]
@@ -375,11 +411,11 @@ def lines(reps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["bundle", "open", "small", "call", "seek", "whole", "lines"],
+    parser.add_argument("--only", choices=["bundle", "open", "small", "objects", "call", "seek", "whole", "lines"],
                         action="append")
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
-    parts = args.only or ["bundle", "open", "small", "call", "seek", "whole", "lines"]
+    parts = args.only or ["bundle", "open", "small", "objects", "call", "seek", "whole", "lines"]
     files = silesia_files() if set(parts) - {"small", "call", "lines"} else []
     print(f"sluice {sluice.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}, {args.reps} interleaved repetitions")
@@ -389,6 +425,8 @@ def main():
         open_files(files, args.reps)
     if "small" in parts:
         small_files(args.reps)
+    if "objects" in parts:
+        objects(files, args.reps)
     if "call" in parts:
         per_call(args.reps)
     if "seek" in parts:

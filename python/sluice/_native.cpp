@@ -260,10 +260,14 @@ class DrainSink final : public ByteSink {
     {
       std::lock_guard lock(mutex_);
       taken = std::move(buffer_);
-      buffer_ = Buffer();
+      buffer_ = std::move(spare_);  // memory faulted in already: a fresh buffer's pages cost more
+      buffer_.clear();
     }
     drained_.notify_all();
-    return to_bytes(taken);
+    py::bytes out = to_bytes(taken);
+    std::lock_guard lock(mutex_);
+    spare_ = std::move(taken);
+    return out;
   }
   // Ends any wait of the writer's, for good (before the stream's run is joined).
   void stop() {
@@ -298,6 +302,7 @@ class DrainSink final : public ByteSink {
   std::mutex mutex_;
   std::condition_variable drained_;
   Buffer buffer_;
+  Buffer spare_;  // the last drained buffer, for the next round (kept while the object lives)
   bool in_call_ = false;
   bool stopped_ = false;
   std::string name_ = "<python>";
