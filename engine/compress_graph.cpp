@@ -568,7 +568,8 @@ class ChunkCompressors {
 };
 
 // reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h), in an arena of
-// `threads`; or, with one thread or for a run of one stream that turns out to be one chunk (a
+// `threads`; or, with one thread (asked, or all the host process allows oneTBB: threads_allowed)
+// or for a run of one stream that turns out to be one chunk (a
 // small file), the same reader, a compressor and the same writer one after another on the calling
 // thread: no arena, graph or worker is started, which is most of what a small file's run would
 // cost (the same bytes, results and errors either way), and a chunk that ends at a flush point is
@@ -598,7 +599,7 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
   };
 
   Chunk* first = set.size() == 1 ? chunk_reader.next() : nullptr;
-  if (threads == 1 || (first && first->last)) {
+  if (threads == 1 || (first && first->last) || detail::threads_allowed(threads) == 1) {
     std::unique_ptr<ChunkCompressor> compressor;
     const auto context = [&]() -> ChunkCompressor& {
       if (!compressor) compressor = codec.make_chunk_compressor();

@@ -151,6 +151,13 @@ std::optional<tbb::global_control> raise_cap(int threads) {
 }
 }  // namespace
 
+int threads_allowed(int threads) {
+  const std::size_t allowed = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
+  const std::size_t usual = std::min<std::size_t>(static_cast<std::size_t>(threads),
+                                                  static_cast<std::size_t>(tbb::info::default_concurrency()));
+  return allowed < usual ? static_cast<int>(allowed) : threads;
+}
+
 ThreadArena::ThreadArena(int threads)
     : threads_(threads), raised_cap_(raise_cap(threads)), arena_(take_arena(threads)) {
   std::vector<int> cpus = allowed_cpus();

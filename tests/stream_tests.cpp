@@ -3,11 +3,14 @@
 // stream is read in pieces of any size, memory stays bounded on a 1 GiB push, and a run stops
 // from outside with kCancelled.
 #include <gtest/gtest.h>
+#include <oneapi/tbb/global_control.h>
+#include <zlib.h>
 
 #include <fmt/format.h>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <numeric>
 #include <random>
@@ -392,6 +395,72 @@ class CountingSink final : public ByteSink {
  private:
   std::string name_ = "<count>";
 };
+
+// A host process that allows oneTBB one thread (tbb::global_control) gets a Compressor asked for
+// more: its flush() returns (the graph's reader, waiting for the caller's next bytes, held the
+// one thread the flushed chunk needed), and a Decompressor decodes what has arrived. Each call
+// runs under a watchdog that cancels the stream rather than hang the suite.
+TEST(StreamHost, OneThreadAllowedByTheHostStillFlushesAndDecodes) {
+  const tbb::global_control one(tbb::global_control::max_allowed_parallelism, 1);
+  const Bytes input = text_bytes(300'000, 17);
+  CompressOptions options;
+  options.threads = 2;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  MemorySink compressed;
+  Compressor compressor(compressed, options);
+  const auto within_a_minute = [](auto call, auto cancel) {
+    auto done = std::async(std::launch::async, call);
+    if (done.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      ADD_FAILURE() << "still waiting after a minute";
+      cancel();
+    }
+    done.get();
+  };
+  compressor.write(view(input).subspan(0, 100'000));
+  within_a_minute([&] { compressor.flush(); }, [&] { compressor.cancel(); });
+  // What the flush wrote inflates (zlib, one member, as it arrives) to all that was written.
+  z_stream z{};
+  ASSERT_EQ(inflateInit2(&z, 31), Z_OK);
+  Bytes prefix = to_bytes(compressed.buffer());
+  Bytes inflated(200'000);
+  z.next_in = prefix.data();
+  z.avail_in = static_cast<uInt>(prefix.size());
+  z.next_out = inflated.data();
+  z.avail_out = static_cast<uInt>(inflated.size());
+  EXPECT_EQ(inflate(&z, Z_SYNC_FLUSH), Z_OK);
+  inflateEnd(&z);
+  inflated.resize(z.total_out);
+  EXPECT_TRUE(inflated == Bytes(input.begin(), input.begin() + 100'000));
+  compressor.write(view(input).subspan(100'000));
+  within_a_minute([&] { compressor.finish(); }, [&] { compressor.cancel(); });
+  EXPECT_EQ(to_bytes(decompress_buffer(compressed.buffer().view())), input);
+
+  struct Arrived final : ByteSink {
+    void write(ByteView bytes) override {
+      std::lock_guard lock(mutex);
+      got.insert(got.end(), bytes.begin(), bytes.end());
+      grew.notify_all();
+    }
+    const std::string& name() const override { return name_; }
+    std::mutex mutex;
+    std::condition_variable grew;
+    Bytes got;
+    std::string name_ = "arrived";
+  } decoded;
+  DecompressOptions decode;
+  decode.threads = 2;
+  Decompressor decompressor(decoded, decode);
+  const Bytes packed = to_bytes(compressed.buffer());
+  decompressor.write(view(packed).subspan(0, packed.size() / 2));
+  {
+    std::unique_lock lock(decoded.mutex);
+    EXPECT_TRUE(decoded.grew.wait_for(lock, std::chrono::seconds(60), [&] { return !decoded.got.empty(); }))
+        << "nothing decoded of what arrived";
+  }
+  decompressor.write(view(packed).subspan(packed.size() / 2));
+  within_a_minute([&] { decompressor.finish(); }, [&] { decompressor.cancel(); });
+  EXPECT_TRUE(decoded.got == input);
+}
 
 TEST(StreamMemory, AGibibytePushedThroughACompressorAndBackStaysBounded) {
   const Bytes piece = text_bytes(1 << 20, 6);
