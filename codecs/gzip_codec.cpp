@@ -1547,13 +1547,9 @@ std::optional<MemberContent> independent_member_content(ByteView s, std::size_t 
     ended = step.ended;
   }
   if (!ended || consumed != last.size() || produced > chunk) return std::nullopt;
-  const std::uint64_t whole = chunks * chunk + produced;  // every chunk but the last a full one
-  const std::uint32_t isize = load_le32(s.data() + end - 4);
-  if (static_cast<std::uint32_t>(whole) == isize) return MemberContent{whole, chunks + 1};
-  // A flush ended some chunks early (Compressor::flush): no chunk holds more than `chunk`, so the
-  // data is at most `whole` bytes, and below 4 GiB ISIZE, its length modulo 2^32, is the length.
-  if (whole < (std::uint64_t{1} << 32) && isize < whole) return MemberContent{isize, chunks + 1};
-  return std::nullopt;
+  const std::uint64_t total = chunks * chunk + produced;
+  if (static_cast<std::uint32_t>(total) != load_le32(s.data() + end - 4)) return std::nullopt;
+  return MemberContent{total, chunks + 1};
 }
 
 StreamFacts gzip_stream_facts(ByteView s) {

@@ -18,7 +18,6 @@
 #include "sluice/error.h"
 #include "sluice/io.h"
 #include "sluice/parts.h"
-#include "sluice/stream.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -338,36 +337,6 @@ TEST(Gzip, AStreamsFactsAreReadWhateverItsHeaderHolds) {
       EXPECT_THROW(decompress_buffer(view(damaged)), Error) << form << ", byte " << at;
     }
   }
-}
-
-// A stream flushed as it was written (Compressor::flush) has chunks shorter than the size its
-// header records: its size is still read without decoding, from the member's ISIZE, which the
-// chunk count proves exact below 4 GiB; an ISIZE more than the chunks can hold is no record.
-TEST(Gzip, AFlushedStreamsSizeIsReadWithoutDecoding) {
-  const Bytes input = text_bytes(300 * 1024 + 7, 8);
-  CompressOptions options;
-  options.codec_options.chunk_bytes = 64 * 1024;
-  options.threads = 2;
-  MemorySink out;
-  Compressor compressor(out, options);
-  std::size_t at = 0;
-  for (const std::size_t size : {1000, 69'000, 1, 100'000}) {  // flushes inside chunks, across one
-    compressor.write(view(input).subspan(at, size));
-    at += size;
-    compressor.flush();
-  }
-  compressor.write(view(input).subspan(at));
-  compressor.finish();
-  const auto gzip = CodecRegistry::global().create("gzip", CodecOptions{});
-  const auto facts = gzip->describe_stream(out.buffer().view());
-  ASSERT_TRUE(facts.uncompressed_bytes.has_value());
-  EXPECT_EQ(*facts.uncompressed_bytes, input.size());
-  EXPECT_GT(facts.units, 300u * 1024 / (64 * 1024) + 1);  // more chunks than the size needs
-  EXPECT_EQ(to_bytes(decompress_buffer(out.buffer().view())), input);
-  Bytes lying = to_bytes(out.buffer());
-  const std::uint32_t claimed = static_cast<std::uint32_t>(facts.units * 64 * 1024 + 1);
-  for (std::size_t i = 0; i < 4; ++i) lying[lying.size() - 4 + i] = static_cast<std::uint8_t>(claimed >> (8 * i));
-  EXPECT_FALSE(gzip->describe_stream(view(lying)).uncompressed_bytes.has_value());
 }
 
 // The single-member form is one member, like pigz: one header, zlib's own single-stream inflate
