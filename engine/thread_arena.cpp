@@ -152,10 +152,9 @@ std::optional<tbb::global_control> raise_cap(int threads) {
 }  // namespace
 
 int threads_allowed(int threads) {
+  const auto raised = raise_cap(threads);  // as the arena raises it: what is left below is the host's
   const std::size_t allowed = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
-  const std::size_t usual = std::min<std::size_t>(static_cast<std::size_t>(threads),
-                                                  static_cast<std::size_t>(tbb::info::default_concurrency()));
-  return allowed < usual ? static_cast<int>(allowed) : threads;
+  return static_cast<int>(std::min(allowed, static_cast<std::size_t>(threads)));
 }
 
 ThreadArena::ThreadArena(int threads)

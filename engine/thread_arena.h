@@ -59,9 +59,9 @@ class ThreadArena {
 // the arena when the observer goes, which LeakSanitizer reported at the exit of every run.
 void pin_this_thread();
 
-// The threads an arena of `threads` slots gets: fewer where the host process limits oneTBB below
-// both them and the cores (a tbb::global_control of its own; the cap ThreadArena raises for a run
-// above the core count is no such limit). A graph whose reader waits for its caller (a
+// The threads an arena of `threads` slots gets: fewer where the host process limits oneTBB (a
+// tbb::global_control of its own, which wins over the cap ThreadArena raises for a run above the
+// core count, as oneTBB takes the lowest of them). A graph whose reader waits for its caller (a
 // Compressor's, until the next write or flush) needs two: with one, the reader holds the thread
 // the flushed chunk needs, and the run goes serial instead.
 int threads_allowed(int threads);

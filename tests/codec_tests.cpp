@@ -339,6 +339,36 @@ TEST(Gzip, AStreamsFactsAreReadWhateverItsHeaderHolds) {
   }
 }
 
+// A default-form member followed by another writer's member that was flushed before its end (a
+// sync flush, then an empty final block: gzip.open appending, flushed, closed) is not one member
+// of short chunks: its size is the two members', or none (decoded), never the last ISIZE alone.
+TEST(Gzip, AnAppendedFlushedMemberIsNotTakenForShortChunks) {
+  const Bytes first = text_bytes(200 * 1024, 10);
+  const Bytes second = text_bytes(5000, 11);
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  Bytes stream = to_bytes(compress_buffer(view(first), options));
+  z_stream z{};
+  ASSERT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes member(second.size() + 1024);
+  z.next_in = const_cast<Bytef*>(second.data());
+  z.avail_in = static_cast<uInt>(second.size());
+  z.next_out = member.data();
+  z.avail_out = static_cast<uInt>(member.size());
+  ASSERT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+  ASSERT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  member.resize(z.total_out);
+  deflateEnd(&z);
+  stream.insert(stream.end(), member.begin(), member.end());
+  const auto facts = CodecRegistry::global().create("gzip", CodecOptions{})->describe_stream(view(stream));
+  if (facts.uncompressed_bytes) {
+    EXPECT_EQ(*facts.uncompressed_bytes, first.size() + second.size());
+  }
+  Bytes both = first;
+  both.insert(both.end(), second.begin(), second.end());
+  EXPECT_EQ(to_bytes(decompress_buffer(view(stream))), both);
+}
+
 // The single-member form is one member, like pigz: one header, zlib's own single-stream inflate
 // (which stops at the first member's end) decodes all of it, and CRC and ISIZE are right.
 TEST(Gzip, SingleMemberFormMakesOneMemberThatZlibInflatesInOnePass) {
