@@ -593,11 +593,13 @@ class OutputNamingSink final : public ByteSink {
   ByteSink& inner_;
 };
 
-bool is_trailing_garbage(const std::exception_ptr& error) {
+// Bad input (corrupt, cut short, or followed by garbage): what decoded before it is output, as
+// gzip -d and a run of one thread write it. Not a stop, a limit or a failure to write.
+bool is_bad_input(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
   } catch (const Error& e) {
-    return e.kind() == ErrorKind::kTrailingGarbage;
+    return e.kind() == ErrorKind::kTrailingGarbage || e.kind() == ErrorKind::kCorruptData;
   } catch (...) {
     return false;
   }
@@ -711,9 +713,10 @@ class PieceWriter {
       }
       if (live_ && overlapped_) overlapped_->flush();
     } catch (...) {
-      // Trailing garbage: everything before it decoded and checked, so it is written out before
-      // the error is raised (a failure to write it wins).
-      if (overlapped_ && is_trailing_garbage(std::current_exception())) {
+      // Bad input: what decoded before it (checked, before trailing garbage) is written out before
+      // the error is raised, as a run of one thread writes it as it goes (a truncated file at -j2
+      // gave up to 4 MiB less than at -j1 and than gzip -d); a failure to write it wins.
+      if (overlapped_ && is_bad_input(std::current_exception())) {
         try {
           overlapped_->flush();
         } catch (...) {

@@ -1035,6 +1035,43 @@ TEST(Serial, OutputIsTheSameOnAnyThreadCount) {
   }
 }
 
+// A stream cut short or damaged: what decoded before the error is written whatever the thread
+// count, as gzip -d writes it (at -j2 the serial decoder's writing thread held up to 4 MiB of it
+// and dropped it at the error).
+TEST(Serial, WhatDecodedBeforeBadInputIsWrittenOnAnyThreadCount) {
+  const Bytes input = text_bytes(6 * 1024 * 1024 + 11, 73);
+  testing::ScratchDir dir;
+  testing::write_file(dir / "input", input);
+  ASSERT_EQ(testing::run("gzip -c input > whole.gz", dir.path()).status, 0);
+  const Bytes whole = testing::read_file(dir / "whole.gz");
+  Bytes flipped = whole;
+  flipped[whole.size() / 2] ^= 0x55;
+  for (const auto& [what, bad] : std::vector<std::pair<std::string, Bytes>>{
+           {"cut", Bytes(whole.begin(), whole.end() - 1000)}, {"flipped", flipped}}) {
+    testing::write_file(dir / "bad.gz", bad);
+    const auto stock = testing::run("gzip -dc bad.gz 2>/dev/null | wc -c", dir.path());
+    const std::size_t gzip_wrote = std::stoul(stock.out);
+    ASSERT_GT(gzip_wrote, input.size() / 3) << what;
+    for (const int threads : {1, 2}) {
+      MemorySource source(view(bad));
+      MemorySink sink;
+      DecompressOptions options;
+      options.threads = threads;
+      try {
+        decompress(source, sink, options);
+        ADD_FAILURE() << what << ": no error";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+      }
+      EXPECT_EQ(sink.buffer().size(), gzip_wrote) << what << ", " << threads << " threads";
+      if (what == "cut") {
+        EXPECT_TRUE(to_bytes(sink.buffer()) ==
+                    Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sink.buffer().size())));
+      }
+    }
+  }
+}
+
 TEST(Serial, ASinkThatFailsMidwayStopsTheRunWithItsError) {
   const Bytes input = text_bytes(6 * 1024 * 1024, 71);
   const Bytes packed = single_zstd_frame(input);
