@@ -42,7 +42,8 @@ class Error(OSError):
 
     kind: "corrupt_data", "trailing_garbage", "limit", "usage", "io", "internal" or "cancelled";
     path (also filename): the file it concerns, None for bytes in memory; offset: where in the
-    input (compressed bytes) it was found, when known; detail: the reason without the context.
+    input (compressed bytes) it was found, when known; detail: the reason without the context;
+    output: what Decompressor.flush() decoded before the error and had not returned (else b"").
     """
 
     def __init__(self, message: str, kind: str = "io", path: str | None = None, offset: int | None = None,
@@ -55,6 +56,7 @@ class Error(OSError):
         self.detail = detail or message
         self.errno = errno
         self.strerror = _os_strerror(errno) if errno is not None else None
+        self.output = b""
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -265,7 +267,8 @@ class Decompressor:
     what the input so far decodes to: give max_output (OutputLimitError rather than more in all)
     where the input may be a bomb. A decompress() call that meets an error (corrupt data, the
     limit) returns what decoded before it first, and the next call raises it; flush() raises
-    at once (a stream cut short: CorruptDataError), and every call after an error raises it.
+    at once (a stream cut short: CorruptDataError), with what decoded before the error and was
+    not returned yet as the error's `output`; every call after an error raises it.
     One call at a time; threads take turns.
     """
 
@@ -295,6 +298,10 @@ class Decompressor:
                 out = self._decoder.finish()
             except Error as error:
                 self._error = error
+                error.output = self._decoder.drain()
+                raise
+            except BaseException:
+                self._interrupted()
                 raise
             self._eof = True
             return out
@@ -308,9 +315,17 @@ class Decompressor:
             if not out:
                 raise
             return out
+        except BaseException:
+            self._interrupted()
+            raise
+
+    def _interrupted(self) -> None:
+        """Ctrl-C (or another exception of Python's) stopped the stream during a call."""
+        self._error = Error("the stream was stopped by an interrupted call", kind="cancelled")
 
     def _check_usable(self) -> None:
         if self._error is not None:
+            self._error.output = b""  # given with the first raise
             raise self._error
         if self._eof:
             raise UsageError("the stream was finished: flush() ended it", kind="usage")

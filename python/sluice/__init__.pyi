@@ -13,6 +13,7 @@ class Error(OSError):
     offset: int | None
     detail: str
     index: int
+    output: bytes
     def __init__(self, message: str, kind: str = ..., path: str | None = ..., offset: int | None = ...,
                  detail: str = ..., errno: int | None = ...) -> None: ...
 

@@ -265,8 +265,10 @@ class DrainSink final : public ByteSink {
     }
     drained_.notify_all();
     py::bytes out = to_bytes(taken);
-    std::lock_guard lock(mutex_);
-    spare_ = std::move(taken);
+    if (taken.capacity() <= kSpareBytes) {
+      std::lock_guard lock(mutex_);
+      spare_ = std::move(taken);
+    }
     return out;
   }
   // Ends any wait of the writer's, for good (before the stream's run is joined).
@@ -302,7 +304,9 @@ class DrainSink final : public ByteSink {
   std::mutex mutex_;
   std::condition_variable drained_;
   Buffer buffer_;
-  Buffer spare_;  // the last drained buffer, for the next round (kept while the object lives)
+  // The last drained buffer, for the next round, unless a large call grew it past kSpareBytes.
+  static constexpr std::size_t kSpareBytes = 8 << 20;
+  Buffer spare_;
   bool in_call_ = false;
   bool stopped_ = false;
   std::string name_ = "<python>";
