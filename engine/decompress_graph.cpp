@@ -593,13 +593,11 @@ class OutputNamingSink final : public ByteSink {
   ByteSink& inner_;
 };
 
-// Bad input (corrupt, cut short, or followed by garbage): what decoded before it is output, as
-// gzip -d and a run of one thread write it. Not a stop, a limit or a failure to write.
-bool is_bad_input(const std::exception_ptr& error) {
+bool is_error_of_kind(const std::exception_ptr& error, ErrorKind kind) {
   try {
     std::rethrow_exception(error);
   } catch (const Error& e) {
-    return e.kind() == ErrorKind::kTrailingGarbage || e.kind() == ErrorKind::kCorruptData;
+    return e.kind() == kind;
   } catch (...) {
     return false;
   }
@@ -713,10 +711,15 @@ class PieceWriter {
       }
       if (live_ && overlapped_) overlapped_->flush();
     } catch (...) {
-      // Bad input: what decoded before it (checked, before trailing garbage) is written out before
-      // the error is raised, as a run of one thread writes it as it goes (a truncated file at -j2
-      // gave up to 4 MiB less than at -j1 and than gzip -d); a failure to write it wins.
-      if (overlapped_ && is_bad_input(std::current_exception())) {
+      // Trailing garbage, or a stream cut short (its end found wanting): what decoded before it
+      // (checked, before garbage) is written out before the error is raised, as a run of one
+      // thread writes it as it goes and gzip -d does (a truncated file at -j2 gave up to 4 MiB
+      // less); a failure to write it wins. Not after damage inside the stream: what decoded just
+      // before that may be the damage's (a reader of a tar then met a bad header before the
+      // decoder's error, which names the offset).
+      const std::exception_ptr error = std::current_exception();
+      if (overlapped_ && (is_error_of_kind(error, ErrorKind::kTrailingGarbage) ||
+                          (chunk.piece == Piece::kSerialEnd && is_error_of_kind(error, ErrorKind::kCorruptData)))) {
         try {
           overlapped_->flush();
         } catch (...) {

