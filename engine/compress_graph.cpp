@@ -569,12 +569,12 @@ class ChunkCompressors {
 
 // reader -> limiter -> compressors -> ordering -> writer (engine/ordered_graph.h), in an arena of
 // `threads`; or, with one thread (asked, or all the host process allows oneTBB: threads_allowed)
-// or for a run of one stream that turns out to be one chunk (a
-// small file), the same reader, a compressor and the same writer one after another on the calling
-// thread: no arena, graph or worker is started, which is most of what a small file's run would
-// cost (the same bytes, results and errors either way), and a chunk that ends at a flush point is
-// written before the reader waits for more (in a graph of one thread, the reader waiting for the
-// writer's next bytes would hold the thread that has that chunk to compress).
+// or for a run of one stream that turns out to be one chunk (a small file), the same reader, a
+// compressor and the same writer one after another on the calling thread: no arena, graph or
+// worker is started, which is most of what a small file's run would cost (the same bytes, results
+// and errors either way), and a chunk that ends at a flush point is written before the reader
+// waits for more (in a graph of one thread, the reader waiting for the writer's next bytes would
+// hold the thread that has that chunk to compress).
 void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& options, int threads,
                      std::size_t max_in_flight, CompressStats& stats) {
   // The graph is made, and destroyed, in the arena, only when the run needs one; a failure (a stop
