@@ -54,6 +54,20 @@ std::size_t threads_in_process() {
       std::distance(std::filesystem::directory_iterator("/proc/self/task"), std::filesystem::directory_iterator{}));
 }
 
+// A sink that another thread watches: what arrived, and a signal each time more does.
+struct WatchedSink final : ByteSink {
+  void write(ByteView bytes) override {
+    std::lock_guard lock(mutex);
+    got.insert(got.end(), bytes.begin(), bytes.end());
+    arrived.notify_all();
+  }
+  const std::string& name() const override { return name_; }
+  std::mutex mutex;
+  std::condition_variable arrived;
+  Bytes got;
+  std::string name_ = "watched";
+};
+
 // Pushes `input` into a Compressor in pieces given by `next_piece` and returns what came out.
 template <typename NextPiece>
 Bytes push(const Bytes& input, const CompressOptions& options, NextPiece next_piece) {
@@ -323,18 +337,7 @@ TEST_P(Streams, AFlushReachesAReaderDecodingAsItArrives) {
   const Bytes all = text_bytes(600'000, 14);
   MemorySink compressed;
   Compressor compressor(compressed, options());
-  struct WatchedSink final : ByteSink {
-    void write(ByteView bytes) override {
-      std::lock_guard lock(mutex);
-      got.insert(got.end(), bytes.begin(), bytes.end());
-      arrived.notify_all();
-    }
-    const std::string& name() const override { return name_; }
-    std::mutex mutex;
-    std::condition_variable arrived;
-    Bytes got;
-    std::string name_ = "watched";
-  } decoded;
+  WatchedSink decoded;
   Decompressor decompressor(decoded);
   std::size_t sent = 0, written = 0;
   for (const std::size_t size : {std::size_t{100}, std::size_t{300'000}, std::size_t{7}, std::size_t{299'893}}) {
@@ -435,18 +438,7 @@ TEST(StreamHost, OneThreadAllowedByTheHostStillFlushesAndDecodes) {
   within_a_minute([&] { compressor.finish(); }, [&] { compressor.cancel(); });
   EXPECT_EQ(to_bytes(decompress_buffer(compressed.buffer().view())), input);
 
-  struct Arrived final : ByteSink {
-    void write(ByteView bytes) override {
-      std::lock_guard lock(mutex);
-      got.insert(got.end(), bytes.begin(), bytes.end());
-      grew.notify_all();
-    }
-    const std::string& name() const override { return name_; }
-    std::mutex mutex;
-    std::condition_variable grew;
-    Bytes got;
-    std::string name_ = "arrived";
-  } decoded;
+  WatchedSink decoded;
   DecompressOptions decode;
   decode.threads = 2;
   Decompressor decompressor(decoded, decode);
@@ -454,7 +446,7 @@ TEST(StreamHost, OneThreadAllowedByTheHostStillFlushesAndDecodes) {
   decompressor.write(view(packed).subspan(0, packed.size() / 2));
   {
     std::unique_lock lock(decoded.mutex);
-    EXPECT_TRUE(decoded.grew.wait_for(lock, std::chrono::seconds(60), [&] { return !decoded.got.empty(); }))
+    EXPECT_TRUE(decoded.arrived.wait_for(lock, std::chrono::seconds(60), [&] { return !decoded.got.empty(); }))
         << "nothing decoded of what arrived";
   }
   decompressor.write(view(packed).subspan(packed.size() / 2));
