@@ -15,7 +15,8 @@ repetition running every contender once (interleaved), medians of REPS (issue 20
   whole    sluice.decompress of the Silesia files as one stream in memory, in each format as sluice
            and the stock tools write it, against gzip.decompress, zstandard and lz4.frame; and
            sluice.open(path).read() of some of them against gzip.open's
-  lines    1.5 million short lines of a .gz read by a readline() loop and by iteration, against
+  lines    1.5 million short lines of a .gz read by a readline() loop, by iteration (binary and
+           text) and in reads of 100 bytes, against
            gzip.open's
 
 Run with the installed package: .venv/bin/python bench/python_bench.py [--only PART] [--reps N]
@@ -395,16 +396,28 @@ def lines(reps):
             return count
         return run
 
-    def by_iteration(opener):
+    def by_iteration(opener, mode="rb"):
         def run():
-            with opener(path) as f:
+            with opener(path, mode) as f:
                 return sum(1 for _ in f)
         return run
 
+    def by_small_reads(opener):
+        def run():
+            count = 0
+            with opener(path) as f:
+                while f.read(100):
+                    count += 1
+            return count
+        return run
+
     contenders = {"gzip.open readline()": by_readline(gzip.open), "sluice.open readline()": by_readline(sluice.open),
-                  "gzip.open iteration": by_iteration(gzip.open), "sluice.open iteration": by_iteration(sluice.open)}
+                  "gzip.open iteration": by_iteration(gzip.open), "sluice.open iteration": by_iteration(sluice.open),
+                  "gzip.open text iteration": by_iteration(gzip.open, "rt"),
+                  "sluice.open text iteration": by_iteration(sluice.open, "rt"),
+                  "gzip.open read(100)": by_small_reads(gzip.open), "sluice.open read(100)": by_small_reads(sluice.open)}
     medians, counts = interleaved(contenders, reps)
-    table("1.5 million lines (lines counted in the last column)", medians, counts, "gzip.open readline()",
+    table("1.5 million lines (lines or reads counted in the last column)", medians, counts, "gzip.open readline()",
           len(data) / MiB)
     os.remove(path)
 

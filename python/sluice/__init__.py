@@ -126,6 +126,11 @@ __version__: str = _native.version
 
 # What a read asks of the underlying file at a time.
 _READ_BYTES = 1 << 20
+# The buffer of the io.BufferedReader that serves a SluiceFile's reads and lines; a read that asks
+# the run for fewer than _SMALL_RAW_READ bytes (read1() of a few bytes) takes this much instead and
+# keeps the rest for the next.
+_BUFFER_BYTES = 128 * 1024
+_SMALL_RAW_READ = 16 * 1024
 # A compressed input of at most _SMALL_INPUT bytes that can be read without moving it (a regular
 # file, a BytesIO) is read whole and decoded in one call on the calling thread, when it decodes to
 # at most _SMALL_OUTPUT: no run, thread or feeding for a small file (BENCHMARKS.md, "Small files
@@ -450,15 +455,17 @@ def _read_size(size) -> int:
 class SluiceFile(io.BufferedIOBase):
     """A compressed file opened by sluice.open() in binary mode: read or write, not both.
 
-    Reading decodes on all cores as the file is read; readinto(), read1(), readline() and
-    iteration by lines work as on any binary file. Writing compresses on all cores as bytes come;
+    Reading decodes on all cores as the file is read; reads, peek() and lines are served by an
+    io.BufferedReader (in C, as gzip.open's are), so readinto(), read1(), readline() and iteration
+    by lines work as on any binary file, at its speed. Writing compresses on all cores as bytes come;
     close() ends the stream. flush() makes what was written so far decodable to a reader of the
     output, as gzip's does, without ending the stream. Opened by name for writing a new or regular
     file, the output is a temporary file renamed into place by close() (with the old file's
     permissions): an error or Ctrl-C leaves nothing behind. A symlink, a FIFO or a device is
     written in place. A read that meets an error returns what decoded before it first and raises
-    the error at the next read, as often as it is asked; read() of everything, readline() and
-    iteration raise it rather than end early.
+    the error at the next read, as often as it is asked (lines: the incomplete line it cut comes
+    first); read() and readlines() of everything, readline() and iteration raise it rather than
+    end early.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
@@ -467,7 +474,7 @@ class SluiceFile(io.BufferedIOBase):
         super().__init__()
         # One call at a time: threads sharing the file take turns, as with io.BufferedReader.
         self._lock = threading.RLock()
-        self._lines: list[bytes] = []
+        self._buffered: io.BufferedReader | _NotReadable = _NOT_READABLE  # reading: the decoded stream
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
@@ -511,12 +518,13 @@ class SluiceFile(io.BufferedIOBase):
             raise TypeError("file must be a path or a binary file object")
         try:
             if mode == "rb":
-                self._reader_args = (format or "", threads or 0, max_output or 0, self.name or "<file>")
                 if self._file is None:  # a path: seekable if it is a regular file, not a FIFO
                     self._start = 0 if stat.S_ISREG(os.stat(self._read_path).st_mode) else None
                 else:
                     self._start = _position_of(self._file)  # for seek()
-                self._start_reading()
+                self._decoding = _Decoding(self._file, self._read_path, self._start,
+                                           (format or "", threads or 0, max_output or 0, self.name or "<file>"))
+                self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
@@ -544,351 +552,114 @@ class SluiceFile(io.BufferedIOBase):
         """True when reading a regular file or a seekable file object."""
         return self._mode == "rb" and self._start is not None
 
-    def _start_reading(self, unit=None) -> None:
-        """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
-        bytes before it) of a stream whose units record their sizes."""
-        format, threads, max_output, name = self._reader_args
-        small = self._decoded_small() if unit is None and self._start is not None else None
-        if small is not None:
-            self._reader = small
-        elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
-            file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
-            feeder = _Feeder(name)
-            try:
-                reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
-            except BaseException:
-                if self._file is None:
-                    file.close()
-                raise
-            feeder.start(file, close=self._file is None)  # only once the run that stops it exists
-            self._reader = _FedReader(reader, feeder)
-        elif unit is None:
-            self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
-        else:
-            unit, before = unit
-            if self._file is None:  # read by the library, from the unit on
-                self._reader = _native.PullReader(self._read_path, None, format, threads, max_output, name,
-                                                  unit.offset)
-            else:
-                self._file.seek((self._start or 0) + unit.offset)
-                self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
-        self._buffer = bytearray()
-        self._lines: list[bytes] = []  # split off the buffer's front by iteration, last first
-        self._position = 0 if unit is None else before  # of the decoded stream, at the buffer's start
-        self._eof = False
-        self._error: BaseException | None = None  # raised once the buffer before it is read
+    # ---- reading: the decoded stream (_Decoding) behind an io.BufferedReader ----
+    # Every read goes through the buffered reader under the file's lock (io.BufferedReader's own
+    # lock does not keep lines whole when threads share it: it looks at its buffer before it takes
+    # the lock, and a read of its raw stream lets another thread in). The stream ends at an error
+    # as at its end; a read that gets nothing then raises the error (_nothing).
+    def _reading(self) -> io.BufferedReader:
+        """The buffered reader of the decoded stream; an error when the file is closed or writing."""
+        self._check_readable()
+        return self._buffered
 
-    def _decoded_small(self) -> "_Decoded | None":
-        """A small input decoded whole, in one call (_SMALL_INPUT); None, with the file where it
-        was, when it is not small or does not decode whole within _SMALL_OUTPUT."""
-        format, threads, max_output, _ = self._reader_args
-        try:
-            if self._file is None:
-                with builtins.open(self._read_path, "rb") as file:
-                    if os.fstat(file.fileno()).st_size > _SMALL_INPUT:
-                        return None
-                    data = file.read(_SMALL_INPUT + 1)
-            elif _Positional.possible(self._file):
-                source = _Positional(self._file, self._start)
-                if source.size > _SMALL_INPUT:
-                    return None
-                data = source.read(_SMALL_INPUT + 1)
-            else:
-                return None
-        except OSError:
-            return None  # the run meets it too, and reports it as it does
-        if len(data) > _SMALL_INPUT:
-            return None
-        try:
-            decoded = _native.decompress(data, format, threads,
-                                         min(max_output, _SMALL_OUTPUT) if max_output else _SMALL_OUTPUT)
-        except Error:
-            return None  # more than _SMALL_OUTPUT, or an error the run reports after what decodes before it
-        if self._file is not None:
-            self._file.seek(self._start + len(data))  # as a run leaves it: read to the end
-        return _Decoded(decoded)
+    def _nothing(self, empty=b""):
+        """What a read that got nothing returns: `empty` at the end, or the error that ended the
+        stream, raised by every read from then on."""
+        if self._decoding.error is not None:
+            raise self._decoding.error
+        return empty
 
     @_locked
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
         decoding (in parallel) and dropping what lies between, backward by decoding again from
         the start of the file. SEEK_END is not supported (the size is not known until read)."""
-        self._check_readable()
-        self._restore_lines()
+        buffered = self._reading()
         if whence == io.SEEK_CUR:
-            offset = self._position + offset
+            offset = buffered.tell() + offset
         elif whence == io.SEEK_END:
             raise io.UnsupportedOperation("seek from the end is not supported: the size is known only once read")
         elif whence != io.SEEK_SET:
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if offset < 0:
             raise ValueError(f"negative seek position {offset}")
-        backward = offset < self._position
-        if backward and self._start is None:
-            raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
-        unit = None
-        if self._start is not None and (backward or offset - self._position - len(self._buffer) > _SEEK_BY_INDEX_BYTES):
-            # A file object's index is read without moving it (pread, a BytesIO's buffer), or
-            # while no run reads it: on the way back, or once its run has ended.
-            if (self._file is None or backward or self._eof or self._error is not None
-                    or _Positional.possible(self._file)):
-                if backward:
-                    self._stop_reading()
-                unit = self._unit_for(offset)
-        if unit is not None and (backward or unit[1] > self._position):
-            self._stop_reading()
-            self._start_reading(unit)  # the unit that holds offset: decode only from there
-        elif backward:
-            self._stop_reading()
-            if self._file is not None:
-                self._file.seek(self._start)
-            self._start_reading()
-        while self._position < offset:
-            if not self._buffer:
-                self._fill(1)
-                if not self._buffer:
-                    break  # the end of the stream: stay there, as gzip does
-            drop = min(len(self._buffer), offset - self._position)
-            del self._buffer[:drop]
-            self._position += drop
-        return self._position
-
-    def _unit_for(self, offset: int):
-        """(unit, decoded bytes before it) for the unit of the stream that holds `offset`, when the
-        stream's units record their sizes (zstd's seek table or frames, gzip members with a size
-        field, BGZF; sluice._units reads them without decoding); None otherwise. The units are
-        read as far as the target (zstd's seek table: all of them, from the end of the file), and
-        kept for the next seek. The recorded sizes are trusted, as zstd's own seekable reader
-        trusts its table."""
-        known = getattr(self, "_unit_index", None) or []
-        if sum(u.content for u in known) <= offset and not getattr(self, "_unit_index_complete", False):
-            known = []
-            try:
-                source = self._file if self._file is not None else builtins.open(self._read_path, "rb")
-                try:
-                    reader = _Positional(source, self._start or 0)
-                    index = _units.index_stream(reader, reader.size, until=offset)
-                finally:
-                    if source is not self._file:
-                        source.close()
-                if len(index.units) > 1 and all(u.exact and u.frame < 0 for u in index.units):
-                    known = index.units
-                self._unit_index_complete = index.how == "zstd seek table" or not known
-            except (OSError, ValueError, struct.error):
-                self._unit_index_complete = True
-            self._unit_index = known
-        before = 0
-        for unit in known:
-            if before + unit.content > offset:
-                return unit, before
-            before += unit.content
-        return None
-
-    def _stop_reading(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            self._reader = None  # its run ends before the file moves
+        return buffered.seek(offset)
 
     @_locked
     def tell(self) -> int:
         """The position in the decompressed stream (reading) or the bytes written so far."""
         self._check_open()
         if self._mode == "rb":
-            return self._position
+            return self._buffered.tell()
         return self._written
 
-    def _next_piece(self, size: int, some: bool = False) -> bytes:
-        # The reader's next piece; b"" at the end of reading, which a sluice error also is (kept in
-        # self._error). The library returns what decoded before an error first, and raises it at
-        # the next read, so a short read may still be followed by an error: only nothing ends it.
-        # `some`: what is decoded so far, at least a byte (a stream that arrives slowly).
-        try:
-            got = self._reader.read(size, some)
-        except Error as error:
-            self._error = error
-            got = b""
-        if not got:
-            self._eof = True
-        return got
-
-    def _fill(self, wanted: int, some: bool = False) -> None:
-        """Decodes into the buffer until it holds `wanted` bytes (-1: to the end) or, with `some`,
-        once whatever is decoded (at least a byte) is in it."""
-        while not self._eof and (wanted < 0 or len(self._buffer) < wanted):
-            asked = _READ_BYTES if wanted < 0 else max(wanted - len(self._buffer), _READ_BYTES)
-            self._buffer += self._next_piece(asked, some)
-            if some:
-                break
-        if self._error is not None and not self._buffer:
-            raise self._error
-
-    def _take(self, count: int) -> bytes:
-        # One copy out of the buffer (a slice of a bytearray would be a second).
-        if count >= len(self._buffer):
-            taken = bytes(self._buffer)
-            self._buffer.clear()
-        else:
-            with memoryview(self._buffer) as view, view[:count] as part:
-                taken = bytes(part)
-            del self._buffer[:count]
-        self._position += len(taken)
-        return taken
-
-    def _read_all(self) -> bytes:
-        # The rest of the stream, its pieces joined once at the end: each is decoded straight into
-        # a bytes object, and nothing passes through the buffer (a copy each way). On an error
-        # (ours, the file object's own, Ctrl-C) what was decoded goes back to the buffer, and the
-        # error is raised: read() of all is all or an error, as gzip.open's.
-        parts = [bytes(self._buffer)] if self._buffer else []
-        self._buffer.clear()
-        done = False
-        try:
-            while not self._eof:
-                if got := self._next_piece(_READ_BYTES):
-                    parts.append(got)
-            if self._error is not None:
-                raise self._error
-            done = True
-        finally:
-            if not done:
-                self._buffer += b"".join(parts)
-        data = b"".join(parts)
-        self._position += len(data)
-        return data
-
-    @_locked
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` decompressed bytes (all the rest for -1 or None); b"" at the end."""
-        self._check_readable()
-        self._restore_lines()
-        size = _read_size(size)
-        if size < 0:
-            return self._read_all()
-        if not self._buffer and not self._eof and size > 0:
-            # Nothing buffered: decoded straight into the bytes returned (no copy on this side).
-            try:
-                got = self._reader.read(size)
-            except Error as error:
-                self._error = error
-                self._eof = True
-                raise
-            if not got:
-                self._eof = True
-            self._position += len(got)
-            return got
-        self._fill(size)
-        return self._take(size)
+        with self._lock:
+            if type(size) is int and size > 0:  # the common case first
+                return self._buffered.read(size) or self._nothing()
+            buffered = self._reading()
+            if _read_size(size) == 0:
+                return b""
+            # All of the rest, or an error and nothing: what decoded goes back to be read again.
+            # The buffered reader's bytes go back to the stream first, so that its readall() joins
+            # everything once.
+            decoding = self._decoding
+            if buffered.tell() != decoding.tell():  # the buffered reader holds bytes
+                decoding.unread(buffered.read1(_BUFFER_BYTES))
+                buffered.tell()  # the buffered reader keeps the stream's position: it asks again
+            data = buffered.read()
+            if decoding.error is not None:
+                decoding.unread(data)
+                buffered.tell()
+                raise decoding.error
+            return data
 
     @_locked
     def read1(self, size: int = -1) -> bytes:
         """Up to `size` bytes from what is decoded, decoding more only when nothing is."""
-        self._check_readable()
-        self._restore_lines()
         size = _read_size(size)
-        if not self._buffer:
-            self._fill(1, some=True)
-        return self._take(len(self._buffer) if size < 0 else size)
+        return self._reading().read1(size) or (b"" if size == 0 else self._nothing())
 
     @_locked
     def readinto(self, target) -> int:
         """Reads into a writable bytes-like object; returns the count (0 at the end)."""
-        self._check_readable()
-        self._restore_lines()
-        view = memoryview(target).cast("B")
-        if self._buffer or self._eof:
-            data = self.read(len(view))
-            view[: len(data)] = data
-            return len(data)
-        try:  # straight into the caller's buffer
-            count = self._reader.readinto(view)
-        except Error as error:
-            self._error = error
-            self._eof = True
-            raise
-        if count == 0 and len(view) > 0:
-            self._eof = True
-        self._position += count
-        return count
+        if count := self._reading().readinto(target):
+            return count
+        with memoryview(target) as view:
+            return self._nothing(0) if view.nbytes else 0
 
     @_locked
     def peek(self, size: int = 1) -> bytes:
-        """Bytes ahead, without moving (at least one unless at the end)."""
-        self._check_readable()
-        self._restore_lines()
-        if not self._buffer:
-            self._fill(1, some=True)
-        return bytes(self._buffer[: max(size, 1)])
+        """Bytes ahead, without moving (at least one unless at the end; maybe more than `size`)."""
+        return self._reading().peek(max(size, 1)) or self._nothing()
 
     def readline(self, size: int | None = -1) -> bytes:
-        """The next line, with its b"\\n" (at most `size` bytes when given)."""
-        if size is None or (type(size) is int and size == -1):
-            return self._next_line()
+        """The next line, with its b"\\n" (at most `size` bytes when given). Before an error, the
+        incomplete line it cut comes first, as read() gives what decoded before it."""
         with self._lock:
-            return self._readline(_read_size(size))
+            return self._buffered.readline(size) or (b"" if size == 0 else self._nothing())  # _NotReadable writing
+
+    @_locked
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        """The lines left (about `hint` bytes of them when given); an error, and every line back to
+        be read again, when they end at one."""
+        buffered = self._reading()
+        lines = buffered.readlines(hint)
+        if self._decoding.error is not None:
+            self._decoding.unread(b"".join(lines))
+            buffered.tell()
+            raise self._decoding.error
+        return lines
 
     def __next__(self) -> bytes:
         """The next line."""
         with self._lock:
-            if lines := self._lines:  # the common case, inline: a call less a line
-                line = lines.pop()
-                self._position += len(line)
-                return line
-        line = self._next_line()
-        if not line:
-            raise StopIteration
-        return line
-
-    def _next_line(self) -> bytes:
-        """The next line, b"" at the end. The decoded bytes are split into lines many at a time
-        (the lines ahead are kept in self._lines, last first, and go back to the buffer before any
-        other read): 1.5 million short lines in 0.5 s, where splitting one line a call took 1.3
-        in iteration and 3.7 in a readline() loop (gzip.open's lines: 0.33 and 0.55)."""
-        with self._lock:
-            lines = self._lines
-            if not lines:
-                self._check_readable()
-                end = self._buffer.rfind(b"\n")
-                if end < 0:  # not a whole line decoded yet: one line, decoding as it needs
-                    return self._readline(-1)
-                with memoryview(self._buffer) as view, view[: end + 1] as part:
-                    whole = bytes(part)
-                del self._buffer[: end + 1]
-                if b"\r" in whole:  # splitlines() would cut there too
-                    lines = [line + b"\n" for line in whole.split(b"\n")[:-1]]
-                else:
-                    lines = whole.splitlines(keepends=True)
-                lines.reverse()
-                self._lines = lines
-            line = lines.pop()
-            self._position += len(line)
+            line = self._buffered.readline()
+        if line:
             return line
-
-    def _restore_lines(self) -> None:
-        """Puts the lines iteration split off but did not return back in front of the buffer."""
-        if self._lines:
-            self._lines.reverse()
-            self._buffer[0:0] = b"".join(self._lines)
-            self._lines = []
-
-    def _readline(self, limit: int) -> bytes:
-        self._check_readable()
-        self._restore_lines()
-        start = 0
-        while True:
-            end = self._buffer.find(b"\n", start)
-            if end >= 0:
-                count = end + 1
-                break
-            start = len(self._buffer)
-            if self._eof and not self._buffer and self._error is not None:
-                raise self._error  # lines end at a decode error, never quietly
-            if self._eof or (0 <= limit <= len(self._buffer)):
-                count = len(self._buffer)
-                break
-            self._fill(len(self._buffer) + _READ_BYTES, some=True)
-        if 0 <= limit < count:
-            count = limit
-        return self._take(count)
+        self._nothing()
+        raise StopIteration
 
     @_locked
     def write(self, data) -> int:
@@ -936,19 +707,18 @@ class SluiceFile(io.BufferedIOBase):
         in another thread then raises)."""
         # The run is stopped before the lock is taken: a read in another thread holds the lock
         # while it waits, maybe for a writer that sends nothing (a socket, a pipe).
-        reader = getattr(self, "_reader", None)
-        if reader is not None and getattr(self, "_mode", "") == "rb" and not self.closed:
-            reader.cancel()
+        decoding = getattr(self, "_decoding", None)
+        if decoding is not None and not self.closed:
+            decoding.cancel()
         with self._lock:
             self._close()
 
     def _close(self) -> None:
         if self.closed:
             return
-        self._lines = []
         try:
             if self._mode == "rb":
-                self._stop_reading()  # a stream not read to its end: stop its run now, and wait for it
+                self._buffered.close()  # a stream not read to its end: its run stops now, waited for
             elif self._file is not None:
                 self._file.write(self._writer.finish())
                 self._file.flush()
@@ -983,7 +753,7 @@ class SluiceFile(io.BufferedIOBase):
 
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
-        for native in ("_writer", "_reader"):
+        for native in ("_writer", "_decoding"):
             if getattr(self, native, None) is not None:
                 getattr(self, native).cancel()
         if self._owned and self._file is not None:
@@ -1006,6 +776,245 @@ class SluiceFile(io.BufferedIOBase):
 
     def __repr__(self) -> str:
         return f"<sluice.SluiceFile {self.name!r} mode={self._mode!r}>"
+
+
+class _NotReadable:
+    """A SluiceFile's buffered reader while it writes: every read is an error."""
+
+    def __getattr__(self, name: str):
+        raise io.UnsupportedOperation("not readable")
+
+
+_NOT_READABLE = _NotReadable()
+
+
+class _Decoding(io.RawIOBase):
+    """What a SluiceFile opened for reading reads: the decoded stream as raw reads, under the
+    io.BufferedReader that serves the file's reads and lines in C (as gzip.open's are served). It
+    owns the run that decodes (a PullReader; a small input decoded whole), the position, the error
+    that ended the stream, and seek().
+
+    An error of the stream ends it as its end does (kept in `error`): the buffered reader, which
+    drops what it gathered for a read or a line when its raw read raises, returns what decoded
+    before it, and SluiceFile raises the error at a read that gets nothing (SluiceFile._nothing).
+    The file object's own exceptions and Ctrl-C are raised at once."""
+
+    def __init__(self, file, read_path: str | None, start: int | None, args: tuple):
+        super().__init__()
+        # file: the file object read, or None for read_path; start: where the stream starts in it,
+        # None where it cannot seek back; args: (format, threads, max_output, name) of the run.
+        self._file, self._read_path, self._start, self._args = file, read_path, start, args
+        self._reader = None
+        self.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True  # forward always; backward where SluiceFile.seekable() says
+
+    def tell(self) -> int:
+        return self._position
+
+    def start(self, unit=None) -> None:
+        """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
+        bytes before it) of a stream whose units record their sizes."""
+        format, threads, max_output, name = self._args
+        small = self._decoded_small() if unit is None and self._start is not None else None
+        if small is not None:
+            self._reader = small
+        elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
+            file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
+            feeder = _Feeder(name)
+            try:
+                reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
+            except BaseException:
+                if self._file is None:
+                    file.close()
+                raise
+            feeder.start(file, close=self._file is None)  # only once the run that stops it exists
+            self._reader = _FedReader(reader, feeder)
+        elif unit is None:
+            self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
+        else:
+            unit, before = unit
+            if self._file is None:  # read by the library, from the unit on
+                self._reader = _native.PullReader(self._read_path, None, format, threads, max_output, name,
+                                                  unit.offset)
+            else:
+                self._file.seek((self._start or 0) + unit.offset)
+                self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
+        self._pending = bytearray()  # decoded, not yet read: small reads' rest, what a failed read() gave back
+        self._position = 0 if unit is None else before  # of the decoded stream, after what was read
+        self._eof = False
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Stops the run (a read blocked in another thread then raises)."""
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.cancel()
+
+    def stop(self) -> None:
+        """Stops the run and waits for it: it ends before the file moves."""
+        self.cancel()
+        self._reader = None
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    def _decoded_small(self) -> "_Decoded | None":
+        """A small input decoded whole, in one call (_SMALL_INPUT); None, with the file where it
+        was, when it is not small or does not decode whole within _SMALL_OUTPUT."""
+        format, threads, max_output, _ = self._args
+        try:
+            if self._file is None:
+                with builtins.open(self._read_path, "rb") as file:
+                    if os.fstat(file.fileno()).st_size > _SMALL_INPUT:
+                        return None
+                    data = file.read(_SMALL_INPUT + 1)
+            elif _Positional.possible(self._file):
+                source = _Positional(self._file, self._start)
+                if source.size > _SMALL_INPUT:
+                    return None
+                data = source.read(_SMALL_INPUT + 1)
+            else:
+                return None
+        except OSError:
+            return None  # the run meets it too, and reports it as it does
+        if len(data) > _SMALL_INPUT:
+            return None
+        try:
+            decoded = _native.decompress(data, format, threads,
+                                         min(max_output, _SMALL_OUTPUT) if max_output else _SMALL_OUTPUT)
+        except Error:
+            return None  # more than _SMALL_OUTPUT, or an error the run reports after what decodes before it
+        if self._file is not None:
+            self._file.seek(self._start + len(data))  # as a run leaves it: read to the end
+        return _Decoded(decoded)
+
+    def _decode(self, method, *args):
+        """method(*args) of the reader; an error of the stream ends it (kept in self.error), as
+        does nothing decoded."""
+        try:
+            got = method(*args)
+        except Error as error:
+            self.error = error
+            got = 0
+        if not got:
+            self._eof = True
+        return got
+
+    def _from_pending(self, view) -> int:
+        count = min(len(view), len(self._pending))
+        with memoryview(self._pending) as pending:
+            view[:count] = pending[:count]
+        del self._pending[:count]
+        self._position += count
+        return count
+
+    def readinto(self, target) -> int:
+        with memoryview(target) as given, given.cast("B") as view:
+            if not self._pending and len(view) < _SMALL_RAW_READ and not self._eof:
+                # One call to the run for many small reads.
+                self._pending += self._decode(self._reader.read, _BUFFER_BYTES, True) or b""
+            if self._pending:
+                return self._from_pending(view)
+            if self._eof or not len(view):
+                return 0
+            count = self._decode(self._reader.readinto, view, True)
+            self._position += count
+            return count
+
+    def readall(self) -> bytes:
+        """The rest of the stream, its pieces decoded straight into bytes objects and joined once
+        (up to an error of the stream); the file object's exception or Ctrl-C leaves what decoded
+        to be read again."""
+        parts = [bytes(self._pending)] if self._pending else []
+        self._pending.clear()
+        try:
+            while not self._eof:
+                if got := self._decode(self._reader.read, _READ_BYTES):
+                    parts.append(got)
+        except BaseException:
+            self._pending[0:0] = b"".join(parts)  # nothing was read
+            raise
+        data = b"".join(parts)
+        self._position += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        """Puts bytes read back in front of the stream, to be read again."""
+        self._pending[0:0] = data
+        self._position -= len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        """Moves to `offset` (SluiceFile.seek hands the buffered reader an absolute position):
+        forward by decoding and dropping what lies between, backward by decoding again from the
+        start, or from the unit that holds `offset` in a stream whose units record their sizes;
+        at the end of the stream, stays there, as gzip does."""
+        if whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("the decoded stream seeks to absolute positions only")
+        backward = offset < self._position
+        if backward and self._start is None:
+            raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
+        unit = None
+        if self._start is not None and (backward or offset - self._position - len(self._pending) > _SEEK_BY_INDEX_BYTES):
+            # A file object's index is read without moving it (pread, a BytesIO's buffer), or
+            # while no run reads it: on the way back, or once its run has ended.
+            if (self._file is None or backward or self._eof or self.error is not None
+                    or _Positional.possible(self._file)):
+                if backward:
+                    self.stop()
+                unit = self._unit_for(offset)
+        if unit is not None and (backward or unit[1] > self._position):
+            self.stop()
+            self.start(unit)  # the unit that holds offset: decode only from there
+        elif backward:
+            self.stop()
+            if self._file is not None:
+                self._file.seek(self._start)
+            self.start()
+        if self._position < offset:
+            with memoryview(bytearray(min(offset - self._position, _READ_BYTES))) as scratch:
+                while self._position < offset:
+                    if not self.readinto(scratch[: offset - self._position]):
+                        if self.error is not None:
+                            raise self.error
+                        break  # the end of the stream
+        return self._position
+
+    def _unit_for(self, offset: int):
+        """(unit, decoded bytes before it) for the unit of the stream that holds `offset`, when the
+        stream's units record their sizes (zstd's seek table or frames, gzip members with a size
+        field, BGZF; sluice._units reads them without decoding); None otherwise. The units are
+        read as far as the target (zstd's seek table: all of them, from the end of the file), and
+        kept for the next seek. The recorded sizes are trusted, as zstd's own seekable reader
+        trusts its table."""
+        known = getattr(self, "_unit_index", None) or []
+        if sum(u.content for u in known) <= offset and not getattr(self, "_unit_index_complete", False):
+            known = []
+            try:
+                source = self._file if self._file is not None else builtins.open(self._read_path, "rb")
+                try:
+                    reader = _Positional(source, self._start or 0)
+                    index = _units.index_stream(reader, reader.size, until=offset)
+                finally:
+                    if source is not self._file:
+                        source.close()
+                if len(index.units) > 1 and all(u.exact and u.frame < 0 for u in index.units):
+                    known = index.units
+                self._unit_index_complete = index.how == "zstd seek table" or not known
+            except (OSError, ValueError, struct.error):
+                self._unit_index_complete = True
+            self._unit_index = known
+        before = 0
+        for unit in known:
+            if before + unit.content > offset:
+                return unit, before
+            before += unit.content
+        return None
 
 
 # What the feeding thread asks of a file that may block at a time (read1: what is there, up to this).
@@ -1070,9 +1079,9 @@ class _FedReader:
                 self._raise_the_files()
             raise
 
-    def readinto(self, target) -> int:
+    def readinto(self, target, some: bool = False) -> int:
         try:
-            return self._native.readinto(target)
+            return self._native.readinto(target, some)
         except Error as error:
             if error.kind == "io":
                 self._raise_the_files()
@@ -1096,7 +1105,7 @@ class _Decoded:
         self._at += len(piece)
         return piece
 
-    def readinto(self, target) -> int:
+    def readinto(self, target, some: bool = False) -> int:
         count = min(len(target), len(self._data) - self._at)
         with memoryview(self._data) as data:
             target[:count] = data[self._at:self._at + count]

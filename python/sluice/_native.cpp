@@ -643,11 +643,11 @@ class PullReader {
     }
     return py::reinterpret_steal<py::bytes>(result.release());
   }
-  // Into a writable bytes-like object, without a copy; returns the count.
-  std::size_t readinto(const py::buffer& target) {
+  // Into a writable bytes-like object, without a copy; returns the count. `some` as for read().
+  std::size_t readinto(const py::buffer& target, bool some) {
     py::buffer_info info = target.request(/*writable=*/true);
     if (!PyBuffer_IsContiguous(info.view(), 'C')) throw py::value_error("readinto needs a contiguous buffer");
-    return fill(static_cast<std::uint8_t*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize), false);
+    return fill(static_cast<std::uint8_t*>(info.ptr), static_cast<std::size_t>(info.size * info.itemsize), some);
   }
   void cancel() {
     if (fed_) fed_->cancel();
@@ -1350,7 +1350,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("path"), py::arg("file"), py::arg("format"), py::arg("threads"), py::arg("max_output"),
            py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr)
       .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
-      .def("readinto", &PullReader::readinto)
+      .def("readinto", &PullReader::readinto, py::arg("target"), py::arg("some") = false)
       .def("cancel", &PullReader::cancel);
 
   py::class_<Decoder>(m, "Decoder")

@@ -491,12 +491,30 @@ def test_lines_and_read_all_raise_on_a_truncated_file_never_end_quietly(tmp_path
     with sluice.open(path, "rt") as f, pytest.raises(sluice.CorruptDataError):
         for _ in f:
             pass
+    # Binary lines: what decoded before the error (the incomplete line it cut last), then the error.
+    for how in ("iteration", "readline"):
+        seen = []
+        with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
+            for line in (f if how == "iteration" else iter(f.readline, b"")):
+                seen.append(line)
+        assert len(seen) > 1000 and all(line.endswith(b"\n") for line in seen[:-1])
+        assert data.startswith(b"".join(seen))
+    with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
+        f.readlines()
     with sluice.open(path) as f:
         with pytest.raises(sluice.CorruptDataError):
             f.read()
         assert f.read(10) == data[:10]  # what decoded before the error is still there, first
         with pytest.raises(sluice.CorruptDataError):
             f.read()
+    with sluice.open(path) as f:  # a read past the error: what decoded before it, then the error
+        assert f.read(7) == data[:7]
+        head = f.read(len(data))
+        assert 0 < len(head) < len(data) - 7 and data[7:].startswith(head)
+        with pytest.raises(sluice.CorruptDataError):
+            f.read(1)
+        with pytest.raises(sluice.CorruptDataError):
+            f.readline()
 
 
 class _ReadOnly:
@@ -922,6 +940,21 @@ def test_no_bytes_at_all_decode_to_nothing_as_in_gzip(tmp_path):
     # A file in a batch is as on the command line (gzip -d: "unexpected end of file").
     [result] = sluice.decompress_files([tmp_path / "empty.gz"])
     assert result.status == "failed" and "empty input" in str(result.error)
+
+
+def test_threads_iterating_one_file_get_every_line_once():
+    lines = [b"line %d\n" % i for i in range(300_000)]
+    with sluice.open(io.BytesIO(sluice.compress(b"".join(lines), chunk_size=CHUNK))) as f:
+        got: list[list[bytes]] = [[], []]
+        threads = [threading.Thread(target=lambda mine: mine.extend(f), args=(mine,)) for mine in got]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(got[0] + got[1]) == sorted(lines)
+    for mine in got:  # each thread's lines in the file's order
+        numbers = [int(line.split()[1]) for line in mine]
+        assert numbers == sorted(numbers)
 
 
 def test_readline_and_every_other_read_in_any_order_match_a_plain_binary_file():
