@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import weakref
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 
 from . import _native, _units
 
@@ -556,7 +556,9 @@ class SluiceFile(io.BufferedIOBase):
     # Every read goes through the buffered reader under the file's lock (io.BufferedReader's own
     # lock does not keep lines whole when threads share it: it looks at its buffer before it takes
     # the lock, and a read of its raw stream lets another thread in). The stream ends at an error
-    # as at its end; a read that gets nothing then raises the error (_nothing).
+    # as at its end, the buffered reader keeping what it gathered before it; a read that gets
+    # nothing then raises the error (_raise). Ctrl-C in a read stops the stream for good (_stopped),
+    # as it stops a run it interrupts: bytes taken from the stream may not have reached the caller.
     def _reading(self) -> io.BufferedReader:
         """The buffered reader of the decoded stream; an error when the file is closed or writing."""
         self._check_readable()
@@ -565,9 +567,23 @@ class SluiceFile(io.BufferedIOBase):
     def _nothing(self, empty=b""):
         """What a read that got nothing returns: `empty` at the end, or the error that ended the
         stream, raised by every read from then on."""
-        if self._decoding.error is not None:
-            raise self._decoding.error
-        return empty
+        if self._decoding.error is None:
+            return empty
+        self._raise()
+
+    def _raise(self) -> NoReturn:
+        """Raises the error that ended the stream. The file object's own exception is raised once;
+        the reads after it ask the run again, which reports it as an Error (as a run does)."""
+        decoding = self._decoding
+        error = decoding.error
+        if not isinstance(error, Error):
+            decoding.resume()
+        raise error
+
+    def _stopped(self, stop: BaseException) -> None:
+        """A read was interrupted (Ctrl-C, SystemExit): the stream stops."""
+        if not isinstance(stop, Exception):
+            self._decoding.cancel()
 
     @_locked
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -583,7 +599,16 @@ class SluiceFile(io.BufferedIOBase):
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
         if offset < 0:
             raise ValueError(f"negative seek position {offset}")
-        return buffered.seek(offset)
+        decoding = self._decoding
+        decoding.moved = False
+        try:
+            return buffered.seek(offset)
+        except BaseException as stop:
+            self._stopped(stop)
+            if decoding.moved:  # the stream moved, and failed on its way: the buffered reader's
+                buffered.tell()  # bytes are from before; it learns where the stream is, and
+                buffered.seek(decoding.tell())  # passes them (its buffer ends there)
+            raise
 
     @_locked
     def tell(self) -> int:
@@ -596,69 +621,97 @@ class SluiceFile(io.BufferedIOBase):
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` decompressed bytes (all the rest for -1 or None); b"" at the end."""
         with self._lock:
-            if type(size) is int and size > 0:  # the common case first
-                return self._buffered.read(size) or self._nothing()
-            buffered = self._reading()
-            if _read_size(size) == 0:
-                return b""
-            # All of the rest, or an error and nothing: what decoded goes back to be read again.
-            # The buffered reader's bytes go back to the stream first, so that its readall() joins
-            # everything once.
-            decoding = self._decoding
-            if buffered.tell() != decoding.tell():  # the buffered reader holds bytes
-                decoding.unread(buffered.read1(_BUFFER_BYTES))
-                buffered.tell()  # the buffered reader keeps the stream's position: it asks again
-            data = buffered.read()
-            if decoding.error is not None:
-                decoding.unread(data)
-                buffered.tell()
-                raise decoding.error
-            return data
+            try:
+                if type(size) is int and size > 0:  # the common case first
+                    return self._buffered.read(size) or self._nothing()
+                buffered = self._reading()
+                if _read_size(size) == 0:
+                    return b""
+                # All of the rest, or an error and nothing: what decoded goes back to be read
+                # again. The buffered reader's bytes go back to the stream first, so that its
+                # readall() joins everything once.
+                decoding = self._decoding
+                if buffered.tell() != decoding.tell():  # the buffered reader holds bytes
+                    decoding.unread(buffered.read1(_BUFFER_BYTES))
+                    buffered.tell()  # the buffered reader keeps the stream's position: it asks again
+                data = buffered.read()
+                if decoding.error is not None:
+                    decoding.unread(data)
+                    buffered.tell()
+                    self._raise()
+                return data
+            except BaseException as stop:
+                self._stopped(stop)
+                raise
 
     @_locked
     def read1(self, size: int = -1) -> bytes:
         """Up to `size` bytes from what is decoded, decoding more only when nothing is."""
         size = _read_size(size)
-        return self._reading().read1(size) or (b"" if size == 0 else self._nothing())
+        try:
+            return self._reading().read1(size) or (b"" if size == 0 else self._nothing())
+        except BaseException as stop:
+            self._stopped(stop)
+            raise
 
     @_locked
     def readinto(self, target) -> int:
         """Reads into a writable bytes-like object; returns the count (0 at the end)."""
-        if count := self._reading().readinto(target):
-            return count
-        with memoryview(target) as view:
-            return self._nothing(0) if view.nbytes else 0
+        try:
+            if count := self._reading().readinto(target):
+                return count
+            with memoryview(target) as view:
+                return self._nothing(0) if view.nbytes else 0
+        except BaseException as stop:
+            self._stopped(stop)
+            raise
 
     @_locked
     def peek(self, size: int = 1) -> bytes:
         """Bytes ahead, without moving (at least one unless at the end; maybe more than `size`)."""
-        return self._reading().peek(max(size, 1)) or self._nothing()
+        try:
+            return self._reading().peek(max(size, 1)) or self._nothing()
+        except BaseException as stop:
+            self._stopped(stop)
+            raise
 
     def readline(self, size: int | None = -1) -> bytes:
         """The next line, with its b"\\n" (at most `size` bytes when given). Before an error, the
         incomplete line it cut comes first, as read() gives what decoded before it."""
         with self._lock:
-            return self._buffered.readline(size) or (b"" if size == 0 else self._nothing())  # _NotReadable writing
+            try:
+                return self._buffered.readline(size) or (b"" if size == 0 else self._nothing())  # _NotReadable writing
+            except BaseException as stop:
+                self._stopped(stop)
+                raise
 
     @_locked
     def readlines(self, hint: int | None = -1) -> list[bytes]:
-        """The lines left (about `hint` bytes of them when given); an error, and every line back to
-        be read again, when they end at one."""
+        """The lines left (about `hint` bytes of them when given). All of them ended by an error:
+        the error, and the lines back to be read again; some before one: those, and the error
+        at the next read."""
         buffered = self._reading()
-        lines = buffered.readlines(hint)
-        if self._decoding.error is not None:
-            self._decoding.unread(b"".join(lines))
-            buffered.tell()
-            raise self._decoding.error
-        return lines
+        try:
+            lines = buffered.readlines(hint)
+            if self._decoding.error is not None and (not lines or hint is None or hint <= 0):
+                self._decoding.unread(b"".join(lines))  # the buffered reader holds nothing: it read to the end
+                buffered.tell()
+                self._raise()
+            return lines
+        except BaseException as stop:
+            self._stopped(stop)
+            raise
 
     def __next__(self) -> bytes:
         """The next line."""
         with self._lock:
-            line = self._buffered.readline()
-        if line:
-            return line
-        self._nothing()
+            try:
+                if line := self._buffered.readline():
+                    return line
+                self._nothing()
+            except BaseException as stop:
+                self._stopped(stop)
+                raise
         raise StopIteration
 
     @_locked
@@ -682,15 +735,21 @@ class SluiceFile(io.BufferedIOBase):
         self._written += length
         return length
 
-    @_locked
     def flush(self) -> None:
         """Writing: makes everything written so far decodable, as gzip.GzipFile.flush() does (a
         sync flush): it is compressed, written to the file object and that is flushed; the stream
         goes on (the default and single-member gzip forms: one member still; lz4: one frame), so
-        a reader of the file or socket so far sees all of it. Each flush ends a chunk, so flushing after every small write costs ratio and
-        time. Reading: nothing."""
+        a reader of the file or socket so far sees all of it. Each flush ends a chunk, so flushing
+        after every small write costs ratio and time. Reading: nothing (without the lock, which a
+        read blocked in another thread holds: the text layer's close() flushes first)."""
         self._check_open()
-        if self._mode != "rb" and self._file is not None:
+        if self._mode == "rb":
+            return
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._file is not None:
             if self._closing:  # the text layer's flush on its way to close(), which ends the stream
                 return
             try:
@@ -788,23 +847,40 @@ class _NotReadable:
 _NOT_READABLE = _NotReadable()
 
 
+class _Stopped:
+    """The reader of a stream whose run was stopped (and not started again)."""
+
+    def read(self, size: int, some: bool = False) -> bytes:
+        raise Error("the stream was stopped", kind="cancelled")
+
+    readinto = read
+
+    def cancel(self) -> None:
+        pass
+
+
+_STOPPED = _Stopped()
+
+
 class _Decoding(io.RawIOBase):
     """What a SluiceFile opened for reading reads: the decoded stream as raw reads, under the
     io.BufferedReader that serves the file's reads and lines in C (as gzip.open's are served). It
     owns the run that decodes (a PullReader; a small input decoded whole), the position, the error
     that ended the stream, and seek().
 
-    An error of the stream ends it as its end does (kept in `error`): the buffered reader, which
-    drops what it gathered for a read or a line when its raw read raises, returns what decoded
-    before it, and SluiceFile raises the error at a read that gets nothing (SluiceFile._nothing).
-    The file object's own exceptions and Ctrl-C are raised at once."""
+    An error ends the stream as its end does (kept in `error`): the buffered reader, which drops
+    what it gathered for a read or a line when its raw read raises, returns what decoded before
+    it, and SluiceFile raises the error at a read that gets nothing (SluiceFile._nothing). So does
+    the file object's own exception. Ctrl-C (any exception that is not an Exception) stops the
+    run and is raised at once."""
 
     def __init__(self, file, read_path: str | None, start: int | None, args: tuple):
         super().__init__()
         # file: the file object read, or None for read_path; start: where the stream starts in it,
         # None where it cannot seek back; args: (format, threads, max_output, name) of the run.
         self._file, self._read_path, self._start, self._args = file, read_path, start, args
-        self._reader = None
+        self._reader = _STOPPED
+        self.moved = False  # by seek(): the stream moved (SluiceFile.seek re-syncs after a failure)
         self.start()
 
     def readable(self) -> bool:
@@ -851,14 +927,17 @@ class _Decoding(io.RawIOBase):
 
     def cancel(self) -> None:
         """Stops the run (a read blocked in another thread then raises)."""
-        reader = getattr(self, "_reader", None)
-        if reader is not None:
-            reader.cancel()
+        getattr(self, "_reader", _STOPPED).cancel()
 
     def stop(self) -> None:
         """Stops the run and waits for it: it ends before the file moves."""
         self.cancel()
-        self._reader = None
+        self._reader = _STOPPED
+
+    def resume(self) -> None:
+        """Forgets the error that ended the stream: the next read asks the reader again."""
+        self.error = None
+        self._eof = False
 
     def close(self) -> None:
         self.stop()
@@ -895,16 +974,22 @@ class _Decoding(io.RawIOBase):
         return _Decoded(decoded)
 
     def _decode(self, method, *args):
-        """method(*args) of the reader; an error of the stream ends it (kept in self.error), as
-        does nothing decoded."""
+        """method(*args) of the reader; an error ends the stream (kept in self.error), as does
+        nothing decoded."""
         try:
             got = method(*args)
-        except Error as error:
+        except Exception as error:  # noqa: BLE001 - the stream's or the file object's: raised by SluiceFile
             self.error = error
             got = 0
         if not got:
             self._eof = True
         return got
+
+    def _interrupted(self, stop: BaseException) -> None:
+        """Ctrl-C (or another exception that is not an Exception) while bytes were on their way:
+        the stream stops, as a run stops when it is interrupted."""
+        if not isinstance(stop, Exception):
+            self.cancel()
 
     def _from_pending(self, view) -> int:
         count = min(len(view), len(self._pending))
@@ -915,17 +1000,21 @@ class _Decoding(io.RawIOBase):
         return count
 
     def readinto(self, target) -> int:
-        with memoryview(target) as given, given.cast("B") as view:
-            if not self._pending and len(view) < _SMALL_RAW_READ and not self._eof:
-                # One call to the run for many small reads.
-                self._pending += self._decode(self._reader.read, _BUFFER_BYTES, True) or b""
-            if self._pending:
-                return self._from_pending(view)
-            if self._eof or not len(view):
-                return 0
-            count = self._decode(self._reader.readinto, view, True)
-            self._position += count
-            return count
+        try:
+            with memoryview(target) as given, given.cast("B") as view:
+                if not self._pending and len(view) < _SMALL_RAW_READ and not self._eof:
+                    # One call to the run for many small reads.
+                    self._pending += self._decode(self._reader.read, _BUFFER_BYTES, True) or b""
+                if self._pending:
+                    return self._from_pending(view)
+                if self._eof or not len(view):
+                    return 0
+                count = self._decode(self._reader.readinto, view, True)
+                self._position += count
+                return count
+        except BaseException as stop:
+            self._interrupted(stop)
+            raise
 
     def readall(self) -> bytes:
         """The rest of the stream, its pieces decoded straight into bytes objects and joined once
@@ -937,8 +1026,9 @@ class _Decoding(io.RawIOBase):
             while not self._eof:
                 if got := self._decode(self._reader.read, _READ_BYTES):
                     parts.append(got)
-        except BaseException:
+        except BaseException as stop:
             self._pending[0:0] = b"".join(parts)  # nothing was read
+            self._interrupted(stop)
             raise
         data = b"".join(parts)
         self._position += len(data)
@@ -959,6 +1049,7 @@ class _Decoding(io.RawIOBase):
         backward = offset < self._position
         if backward and self._start is None:
             raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
+        self.moved = True
         unit = None
         if self._start is not None and (backward or offset - self._position - len(self._pending) > _SEEK_BY_INDEX_BYTES):
             # A file object's index is read without moving it (pread, a BytesIO's buffer), or
@@ -981,7 +1072,10 @@ class _Decoding(io.RawIOBase):
                 while self._position < offset:
                     if not self.readinto(scratch[: offset - self._position]):
                         if self.error is not None:
-                            raise self.error
+                            error = self.error
+                            if not isinstance(error, Error):  # the file object's, raised once (SluiceFile._raise)
+                                self.resume()
+                            raise error
                         break  # the end of the stream
         return self._position
 

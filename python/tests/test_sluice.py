@@ -456,15 +456,16 @@ class _Failing(io.RawIOBase):
 def test_a_file_objects_own_exception_comes_through_reading(fmt):
     data = text(3_000_000, 4)
     packed = sluice.compress(data, fmt, chunk_size=CHUNK)
-    with sluice.open(_Failing(packed, len(packed) // 2), "rb") as f:
-        got = b""
-        with pytest.raises(ConnectionResetError):
-            while True:
-                piece = f.read(100_000)
-                if not piece:
-                    break
-                got += piece
-        assert data.startswith(got)
+    for size in (100_000, 1 << 20):  # reads that gather many of the stream's pieces: none is lost
+        with sluice.open(_Failing(packed, len(packed) // 2), "rb") as f:
+            got = b""
+            with pytest.raises(ConnectionResetError):
+                while True:
+                    piece = f.read(size)
+                    if not piece:
+                        break
+                    got += piece
+            assert data.startswith(got) and f.tell() == len(got)
     # read() of all: the file object's error, and what decoded before it kept for the next reads,
     # in place (a stream long enough for the reader to give pieces before the error comes).
     data = text(12_000_000, 4)
@@ -940,6 +941,66 @@ def test_no_bytes_at_all_decode_to_nothing_as_in_gzip(tmp_path):
     # A file in a batch is as on the command line (gzip -d: "unexpected end of file").
     [result] = sluice.decompress_files([tmp_path / "empty.gz"])
     assert result.status == "failed" and "empty input" in str(result.error)
+
+
+def test_a_failed_read_or_seek_leaves_every_read_after_it_in_step():
+    data = b"".join(b"line %06d\n" % i for i in range(400_000))
+    packed = sluice.compress(data, chunk_size=CHUNK)
+    cut = io.BytesIO(packed[: len(packed) // 2])
+    with sluice.open(cut) as f:
+        with pytest.raises(sluice.CorruptDataError):
+            f.read()
+        assert f.readlines(5) == [data[:12]]  # lines before the error: those, in order
+        assert f.tell() == 12 and f.read(12) == data[12:24]
+        with pytest.raises(sluice.CorruptDataError):
+            f.seek(len(data))  # fails on its way: the stream stands where it failed
+        where = f.tell()
+        assert 24 < where < len(data)
+        with pytest.raises(sluice.CorruptDataError):
+            f.read(1)
+        assert f.seek(5) == 5 and f.read(7) == data[5:12]  # back: decoded again from the start
+
+
+class _InterruptedAfter:
+    """A reader whose call is interrupted (Ctrl-C) just after the run handed its bytes over."""
+
+    def __init__(self, reader):
+        self.reader, self.armed = reader, True
+
+    def _interrupt(self):
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+    def read(self, size, some=False):
+        got = self.reader.read(size, some)
+        self._interrupt()
+        return got
+
+    def readinto(self, target, some=False):
+        count = self.reader.readinto(target, some)
+        self._interrupt()
+        return count
+
+    def cancel(self):
+        self.reader.cancel()
+
+
+@pytest.mark.parametrize("call", ["read", "readline", "seek"])
+def test_ctrl_c_after_bytes_left_the_run_stops_the_stream(call):
+    data = b"".join(b"line %06d\n" % i for i in range(400_000))
+    with sluice.open(io.BytesIO(sluice.compress(data, chunk_size=CHUNK))) as f:
+        f._decoding._reader = _InterruptedAfter(f._decoding._reader)
+        with pytest.raises(KeyboardInterrupt):
+            if call == "read":
+                f.read(3 << 20)
+            elif call == "readline":
+                f.readline()
+            else:
+                f.seek(3 << 20)
+        # Nothing read after it skips what the interrupted call took: the stream stopped.
+        with pytest.raises(sluice.Error, match="stop"):
+            f.read(100)
 
 
 def test_threads_iterating_one_file_get_every_line_once():
