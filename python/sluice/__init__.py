@@ -147,6 +147,19 @@ def formats() -> list[str]:
     return _native.formats()
 
 
+def _level(level: int | None, format: str) -> int:
+    """The level for the library, where 0 is the format's default: None. Level 0 of a format whose
+    levels start above it is an error, not the default (gzip.compress(data, 0) stores the data);
+    zstd's level 0 is its default, as in zstd's own API."""
+    if level is None:
+        return 0
+    if level == 0:
+        low, high, _ = _native.format_info(format)["levels"]
+        if low > 0:
+            raise UsageError(f"{format} level must be between {low} and {high}, not 0", kind="usage")
+    return level
+
+
 def _knobs(knobs: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in knobs.items()}
 
@@ -163,7 +176,8 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     reads only the first frame. Read it all with sluice.decompress(), or with zstandard's
     stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
-    return _native.compress(data, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs), backend or "")
+    return _native.compress(data, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
+                            backend or "")
 
 
 def decompress(data, *, format: str | None = None, max_output: int | None = None,
@@ -180,7 +194,7 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
     returns the results in input order. A failing item raises its error with .index set, or,
     with return_exceptions=True, the error takes its place in the list."""
     items = list(payloads)
-    results = _native.compress_many(items, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+    results = _native.compress_many(items, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
                                     backend or "")
     if not return_exceptions:
         for index, result in enumerate(results):
@@ -229,7 +243,7 @@ class Compressor:
     def __init__(self, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
                  mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str):
         self._lock = threading.Lock()
-        self._writer = _native.Writer(format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+        self._writer = _native.Writer(format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
                                       backend or "", "", mtime)
         self._finished = False
 
@@ -375,7 +389,7 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     extension = _native.format_info(format)["extension"]
     names = [os.fsdecode(p) for p in paths]
     jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
-    results = _native.compress_files(jobs, format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
+    results = _native.compress_files(jobs, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
                                      backend or "", overwrite, remove_inputs, store_name, fail_fast,
                                      _progress_adapter(progress))
     return [FileResult(*result) for result in results]
@@ -456,16 +470,19 @@ class SluiceFile(io.BufferedIOBase):
     """A compressed file opened by sluice.open() in binary mode: read or write, not both.
 
     Reading decodes on all cores as the file is read; reads, peek() and lines are served by an
-    io.BufferedReader (in C, as gzip.open's are), so readinto(), read1(), readline() and iteration
-    by lines work as on any binary file, at its speed. Writing compresses on all cores as bytes come;
-    close() ends the stream. flush() makes what was written so far decodable to a reader of the
-    output, as gzip's does, without ending the stream. Opened by name for writing a new or regular
-    file, the output is a temporary file renamed into place by close() (with the old file's
-    permissions): an error or Ctrl-C leaves nothing behind. A symlink, a FIFO or a device is
-    written in place. A read that meets an error returns what decoded before it first and raises
-    the error at the next read, as often as it is asked (lines: the incomplete line it cut comes
-    first); read() and readlines() of everything, readline() and iteration raise it rather than
-    end early.
+    io.BufferedReader (in C, as gzip.open's are) under the file's lock, so readinto(), read1(),
+    readline() and iteration by lines work as on any binary file. A read that meets an error
+    returns what decoded before it first and raises the error at the next read, as often as it
+    is asked (lines: the incomplete line it cut comes first); read() and readlines() of
+    everything, readline() and iteration raise it rather than end early.
+
+    Writing compresses on all cores as bytes come; close() ends the stream. flush() makes what
+    was written so far decodable to a reader of the output, as gzip's does, without ending the
+    stream. Opened by name, the output is a temporary file renamed into place (with the old
+    file's permissions) by close() or by the first flush(): an error or Ctrl-C before that leaves
+    nothing behind. Where a rename would change what the file keeps (a symlink, a FIFO, a device,
+    a file with other links or another owner) or the directory takes no new file, it is written
+    in place, as gzip.open writes.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
@@ -493,23 +510,13 @@ class SluiceFile(io.BufferedIOBase):
                 existing = os.lstat(path)
             except FileNotFoundError:
                 pass
-            in_place = existing is not None and not stat.S_ISREG(existing.st_mode)
             if mode == "rb":
                 builtins.open(path, "rb").close()  # FileNotFoundError and the like, as gzip.open raises them
                 self._read_path = path  # read by the library itself (mapped where it pays)
-            elif mode == "ab" or (mode == "wb" and in_place):
+            elif mode == "xb" and existing is not None:
+                raise FileExistsError(errno.EEXIST, "File exists", path)
+            elif mode == "ab" or not self._write_beside(path, existing):
                 self._file = builtins.open(path, mode)
-            else:
-                if mode == "xb" and existing is not None:
-                    raise FileExistsError(17, "File exists", path)
-                directory = os.path.dirname(os.path.abspath(path))
-                try:
-                    descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
-                except OSError as e:  # named for the file asked for, not the temporary beside it
-                    raise type(e)(e.errno, e.strerror, path) from None
-                self._file = os.fdopen(descriptor, "wb")
-                self._final_path = path
-                self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
             self._owned = True
         elif hasattr(file, "read" if mode == "rb" else "write"):
             self._file = file
@@ -531,13 +538,48 @@ class SluiceFile(io.BufferedIOBase):
                 extension = _native.format_info(format)["extension"]
                 if base.lower().endswith(extension):
                     base = base[: -len(extension)]
-                self._writer = _native.Writer(format, level or 0, threads or 0, chunk_size or 0, _knobs(knobs),
-                                              backend or "", base, int(time.time()) if mtime is None else mtime)
+                self._writer = _native.Writer(format, _level(level, format), threads or 0, chunk_size or 0,
+                                              _knobs(knobs), backend or "", base,
+                                              int(time.time()) if mtime is None else mtime)
                 self._written = 0
         except BaseException:
             self._abandon()
             raise
         _open_files.add(self)
+
+    def _write_beside(self, path: str, existing: os.stat_result | None) -> bool:
+        """Opens a temporary beside `path` for a new output, renamed into place by close() (or by
+        the first flush(), which makes the output visible): an error leaves nothing behind. False
+        where that would change what writing in place keeps, as gzip.open does it: a file that is
+        not regular (a FIFO, a symlink, a device), has other links, or another owner; or where no
+        temporary can be made (a directory one may not write to). A file one may not write is
+        refused, as open() refuses it."""
+        if existing is not None:
+            if not stat.S_ISREG(existing.st_mode) or existing.st_nlink > 1 or existing.st_uid != os.geteuid():
+                return False
+            if not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        try:
+            directory = os.path.dirname(os.path.abspath(path))
+            descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
+        except PermissionError:
+            return False
+        except OSError as e:  # named for the file asked for, not the temporary beside it
+            raise type(e)(e.errno, e.strerror, path) from None
+        self._file = os.fdopen(descriptor, "wb")
+        self._final_path = path
+        self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
+        return True
+
+    def _publish(self) -> None:
+        """Puts the temporary in place under the final name (once)."""
+        os.chmod(self._temp_path, self._final_mode)
+        if self._mode == "xb":
+            os.link(self._temp_path, self._final_path)  # fails if the name was taken meanwhile
+            os.unlink(self._temp_path)
+        else:
+            os.replace(self._temp_path, self._final_path)
+        self._temp_path = None
 
     # ---- io.BufferedIOBase ----
     def readable(self) -> bool:
@@ -549,8 +591,9 @@ class SluiceFile(io.BufferedIOBase):
         return self._mode != "rb"
 
     def seekable(self) -> bool:
-        """True when reading a regular file or a seekable file object."""
-        return self._mode == "rb" and self._start is not None
+        """Reading: True for a regular file or a seekable file object. Writing: True, as gzip's
+        files say: seek() goes forward only, writing zeros (and tell() works in text mode)."""
+        return self._mode != "rb" or self._start is not None
 
     # ---- reading: the decoded stream (_Decoding) behind an io.BufferedReader ----
     # Every read goes through the buffered reader under the file's lock (io.BufferedReader's own
@@ -589,7 +632,10 @@ class SluiceFile(io.BufferedIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
         decoding (in parallel) and dropping what lies between, backward by decoding again from
-        the start of the file. SEEK_END is not supported (the size is not known until read)."""
+        the start of the file. SEEK_END is not supported (the size is not known until read).
+        Writing, as gzip's files: forward only, by writing zeros."""
+        if self._mode != "rb":
+            return self._seek_writing(offset, whence)
         buffered = self._reading()
         if whence == io.SEEK_CUR:
             offset = buffered.tell() + offset
@@ -609,6 +655,19 @@ class SluiceFile(io.BufferedIOBase):
                 buffered.tell()  # bytes are from before; it learns where the stream is, and
                 buffered.seek(decoding.tell())  # passes them (its buffer ends there)
             raise
+
+    def _seek_writing(self, offset: int, whence: int) -> int:
+        self._check_open()
+        if whence == io.SEEK_CUR:
+            offset += self._written
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("seek from the end is not supported")
+        if offset < self._written:
+            raise OSError("negative seek in write mode")
+        zeros = bytes(min(offset - self._written, _READ_BYTES))
+        while self._written < offset:
+            self.write(zeros[: offset - self._written])
+        return self._written
 
     @_locked
     def tell(self) -> int:
@@ -757,6 +816,8 @@ class SluiceFile(io.BufferedIOBase):
                 if out:
                     self._file.write(out)
                 self._file.flush()
+                if self._temp_path:  # what is flushed is for readers of the file: it goes in place now
+                    self._publish()
             except BaseException:
                 self._abandon()
                 raise
@@ -781,18 +842,10 @@ class SluiceFile(io.BufferedIOBase):
             elif self._file is not None:
                 self._file.write(self._writer.finish())
                 self._file.flush()
-                if self._owned and self._temp_path:
-                    os.fsync(self._file.fileno())
             if self._owned and self._file is not None:
                 self._file.close()
                 if self._temp_path:
-                    os.chmod(self._temp_path, self._final_mode)
-                    if self._mode == "xb":
-                        os.link(self._temp_path, self._final_path)  # fails if the name was taken meanwhile
-                        os.unlink(self._temp_path)
-                    else:
-                        os.replace(self._temp_path, self._final_path)
-                    self._temp_path = None
+                    self._publish()
         except BaseException:
             self._abandon()  # the temporary goes, whatever failed
             raise
@@ -800,10 +853,11 @@ class SluiceFile(io.BufferedIOBase):
         super().close()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        """Closes the file; writing, an exception in the block (Ctrl-C too) abandons the output
-        instead: a file opened by name is not published (the temporary goes), a file object is
-        left without the end of the stream, so that no reader takes it for complete."""
-        if exc_type is not None and self._mode != "rb":
+        """Closes the file; writing, an error in the block (an Exception, or Ctrl-C) abandons the
+        output instead: a file opened by name is not published (the temporary goes), a file
+        object is left without the end of the stream, so that no reader takes it for complete. A
+        generator closed while it writes (GeneratorExit) and sys.exit() end it as close() does."""
+        if _abandons(exc_type) and self._mode != "rb":
             with self._lock:
                 self._abandon()
             return None
@@ -1267,6 +1321,12 @@ def _position_of(file) -> int | None:
         return None
 
 
+def _abandons(exc_type) -> bool:
+    """Whether an exception leaving a `with` block abandons a file being written: an error or
+    Ctrl-C does; the end of a generator (GeneratorExit) and sys.exit() do not."""
+    return exc_type is not None and issubclass(exc_type, (Exception, KeyboardInterrupt))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -1307,7 +1367,7 @@ class _TextFile(io.TextIOWrapper):
         super().close()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is not None and self.buffer.writable():
+        if _abandons(exc_type) and self.buffer.writable():
             self.buffer.__exit__(exc_type, exc, traceback)  # closed: nothing pending is written
             return None
         return super().__exit__(exc_type, exc, traceback)

@@ -4,11 +4,14 @@ import concurrent.futures
 import gzip
 import io
 import os
+import pathlib
 import pickle
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -605,6 +608,103 @@ def test_an_exception_in_a_with_block_publishes_nothing(tmp_path, mode):
     with sluice.open(path, mode) as f:
         f.write(b"whole" if mode == "wb" else "whole")
     assert gzip.decompress(path.read_bytes()) == b"whole"
+
+
+def test_a_generator_closed_or_sys_exit_in_a_with_block_publishes_what_was_written(tmp_path):
+    path = tmp_path / "rows.gz"
+
+    def sink():
+        with sluice.open(path, "wt") as f:
+            while True:
+                f.write((yield))
+
+    rows = sink()
+    next(rows)
+    rows.send("row 1\n")
+    rows.close()  # GeneratorExit inside the block: the end of the writer, not an error
+    assert gzip.decompress(path.read_bytes()) == b"row 1\n"
+    with pytest.raises(SystemExit):
+        with sluice.open(path, "wb") as f:
+            f.write(b"before exit")
+            sys.exit(0)
+    assert gzip.decompress(path.read_bytes()) == b"before exit"
+
+
+def test_flush_makes_a_file_written_by_name_visible_to_its_readers(tmp_path):
+    path = tmp_path / "log.gz"
+    path.write_bytes(gzip.compress(b"the previous run\n"))
+    with sluice.open(path, "wt") as f:
+        f.write("event 1\n")
+        assert gzip.decompress(path.read_bytes()) == b"the previous run\n"  # nothing flushed yet
+        f.flush()
+        assert zlib.decompressobj(31).decompress(path.read_bytes()) == b"event 1\n"
+        f.write("event 2\n")
+    assert gzip.decompress(path.read_bytes()) == b"event 1\nevent 2\n"
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".sluice-")] == []
+
+
+def test_writing_by_name_keeps_what_writing_in_place_keeps(tmp_path, request):
+    # Another link to the file sees the new content, as after gzip.open(path, "wb").
+    path, link = tmp_path / "a.gz", tmp_path / "b.gz"
+    path.write_bytes(b"old")
+    os.link(path, link)
+    with sluice.open(path, "wb") as f:
+        f.write(b"new")
+    assert gzip.decompress(link.read_bytes()) == b"new" and os.stat(path).st_nlink == 2
+    # Another owner's file keeps its owner.
+    other = tmp_path / "c.gz"
+    other.write_bytes(b"old")
+    os.chown(other, 65534, 65534)
+    with sluice.open(other, "wb") as f:
+        f.write(b"new")
+    assert gzip.decompress(other.read_bytes()) == b"new" and os.stat(other).st_uid == 65534
+    # A user who may not write the file may not replace it; in a directory they may not write,
+    # a file they may write is written in place.
+    locked = pathlib.Path(tempfile.mkdtemp(prefix="sluice-locked-"))  # not under pytest's 0700 directory
+    request.addfinalizer(lambda: shutil.rmtree(locked, ignore_errors=True))
+    (locked / "ro.gz").write_bytes(b"old")
+    (locked / "rw.gz").write_bytes(b"old")
+    os.chmod(locked / "ro.gz", 0o444)
+    os.chmod(locked / "rw.gz", 0o666)
+    os.chown(locked / "rw.gz", 65534, 65534)
+    os.chmod(locked, 0o755)
+    script = textwrap.dedent(f"""
+        import sluice
+        try:
+            sluice.open({str(locked / "ro.gz")!r}, "wb")
+        except PermissionError as e:
+            print("refused", e.filename)
+        with sluice.open({str(locked / "rw.gz")!r}, "wb") as f:
+            f.write(b"new")
+    """)
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    done = subprocess.run(as_nobody + [sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"refused {locked / 'ro.gz'}"
+    assert (locked / "ro.gz").read_bytes() == b"old"
+    assert gzip.decompress((locked / "rw.gz").read_bytes()) == b"new"
+
+
+def test_level_0_is_no_default_where_a_format_has_no_level_0():
+    for fmt in ("gzip", "lz4"):
+        with pytest.raises(sluice.UsageError, match="not 0"):
+            sluice.compress(b"data", fmt, level=0)
+        with pytest.raises(sluice.UsageError, match="not 0"):
+            sluice.Compressor(fmt, level=0)
+    assert sluice.decompress(sluice.compress(b"data", "zstd", level=0)) == b"data"  # zstd's default, as zstd has it
+
+
+def test_seek_forward_while_writing_writes_zeros_as_gzip_does(tmp_path):
+    with sluice.open(tmp_path / "z.gz", "wb") as f:
+        f.write(b"ab")
+        assert f.seekable() and f.seek(6) == 6 and f.seek(2, io.SEEK_CUR) == 8
+        with pytest.raises(OSError):
+            f.seek(3)
+        f.write(b"c")
+    assert gzip.decompress((tmp_path / "z.gz").read_bytes()) == b"ab" + bytes(6) + b"c"
+    with sluice.open(tmp_path / "t.gz", "wt") as f:
+        f.write("abc")
+        assert f.tell() == 3  # the text layer asks a seekable file
 
 
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
