@@ -66,7 +66,12 @@ class Error(OSError):
 
 
 class CorruptDataError(Error):
-    """The input is not valid data in its format (or is cut short)."""
+    """The input is not valid data in its format (or is cut short: TruncatedError)."""
+
+
+class TruncatedError(CorruptDataError, EOFError):
+    """The input ends inside a member or frame. Also an EOFError, as gzip's "Compressed file ended
+    before the end-of-stream marker was reached" is."""
 
 
 class TrailingGarbageError(CorruptDataError):
@@ -81,7 +86,7 @@ class UsageError(Error, ValueError):
     """Bad arguments: an unknown format or setting, a level out of range. Also a ValueError."""
 
 
-_native._register_errors(Error, CorruptDataError, TrailingGarbageError, OutputLimitError, UsageError)
+_native._register_errors(Error, CorruptDataError, TruncatedError, TrailingGarbageError, OutputLimitError, UsageError)
 
 
 def _os_strerror(number: int) -> str:
@@ -119,8 +124,8 @@ __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "Compressor", "Decompressor", "FLUSH_NONE",
     "FLUSH_SYNC", "FLUSH_FINISH", "open", "SluiceFile", "formats",
     "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar", "zip",
-    "Error", "CorruptDataError", "TrailingGarbageError", "OutputLimitError", "UsageError", "format_info",
-    "__version__",
+    "Error", "CorruptDataError", "TruncatedError", "TrailingGarbageError", "OutputLimitError", "UsageError",
+    "format_info", "__version__",
 ]
 __version__: str = _native.version
 

@@ -47,6 +47,7 @@ struct Exceptions {
   PyObject* usage = nullptr;
   PyObject* base = nullptr;
   PyObject* corrupt = nullptr;
+  PyObject* truncated = nullptr;
   PyObject* trailing_garbage = nullptr;
   PyObject* limit = nullptr;
   std::map<int, PyObject*> system;  // errno -> a class that is sluice.Error and FileNotFoundError, ...
@@ -78,7 +79,10 @@ const char* kind_name(ErrorKind kind) {
 py::object to_python(const Error& error) {
   PyObject* type = exceptions.base;
   if (error.kind() == ErrorKind::kUsage) type = exceptions.usage;
-  if (error.kind() == ErrorKind::kCorruptData) type = exceptions.corrupt;
+  if (error.kind() == ErrorKind::kCorruptData) {
+    // Every codec says a stream cut short so (TruncatedError: also an EOFError, as gzip's is).
+    type = error.detail().starts_with("unexpected end of input") ? exceptions.truncated : exceptions.corrupt;
+  }
   if (error.kind() == ErrorKind::kTrailingGarbage) type = exceptions.trailing_garbage;
   if (error.kind() == ErrorKind::kLimit) type = exceptions.limit;
   if (const auto it = exceptions.system.find(error.error_number()); it != exceptions.system.end()) type = it->second;
@@ -754,10 +758,12 @@ PYBIND11_MODULE(_native, m) {
 
   // The exception classes are the package's (python/sluice/__init__.py), handed over at import.
   m.def("_register_errors",
-        [](py::object base, py::object corrupt, py::object trailing_garbage, py::object limit, py::object usage) {
+        [](py::object base, py::object corrupt, py::object truncated, py::object trailing_garbage, py::object limit,
+           py::object usage) {
           exceptions.usage = usage.release().ptr();
           exceptions.base = base.release().ptr();
           exceptions.corrupt = corrupt.release().ptr();
+          exceptions.truncated = truncated.release().ptr();
           exceptions.trailing_garbage = trailing_garbage.release().ptr();
           exceptions.limit = limit.release().ptr();
         });

@@ -130,7 +130,7 @@ def test_errors_are_oserrors_with_kind_and_offset():
     assert caught.value.offset is not None and caught.value.path is None
     assert "truncated" in str(caught.value)
     again = pickle.loads(pickle.dumps(caught.value))
-    assert type(again) is sluice.CorruptDataError and str(again) == str(caught.value)
+    assert type(again) is sluice.TruncatedError and str(again) == str(caught.value)
     with pytest.raises(sluice.TrailingGarbageError):
         sluice.decompress(sluice.compress(b"data") + b"junk")
     with pytest.raises(sluice.OutputLimitError):
@@ -683,6 +683,21 @@ def test_writing_by_name_keeps_what_writing_in_place_keeps(tmp_path, request):
     assert done.stdout.strip() == f"refused {locked / 'ro.gz'}"
     assert (locked / "ro.gz").read_bytes() == b"old"
     assert gzip.decompress((locked / "rw.gz").read_bytes()) == b"new"
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_input_cut_short_is_an_eof_error_as_gzip_raises_it(tmp_path, fmt):
+    packed = sluice.compress(text(300_000), fmt)
+    for cut in (packed[:20], packed[: len(packed) // 2], packed[:-3]):
+        with pytest.raises(EOFError) as raised:
+            sluice.decompress(cut)
+        assert isinstance(raised.value, sluice.CorruptDataError) and raised.value.kind == "corrupt_data"
+        (tmp_path / "cut").write_bytes(cut)
+        with sluice.open(tmp_path / "cut") as f, pytest.raises(sluice.TruncatedError):
+            f.read()
+    with pytest.raises(sluice.CorruptDataError) as raised:  # damage that is not a cut is no EOFError
+        sluice.decompress(packed[:40] + bytes(64) + packed[104:])
+    assert not isinstance(raised.value, EOFError)
 
 
 def test_level_0_is_no_default_where_a_format_has_no_level_0():
