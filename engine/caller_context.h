@@ -13,6 +13,7 @@
 #include "sluice/codec.h"
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
+#include "sluice/decompress.h"
 
 namespace sluice::detail {
 
@@ -52,5 +53,12 @@ inline constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
 // (false, nothing done). Errors name `name`. (compress_graph.cpp)
 bool compress_in_caller(ByteView input, const CompressOptions& options, const StreamInfo& info, const std::string& name,
                         Buffer& output);
+
+// Whether `prefix`, a stream's start, tells its format (always, where `codec` names it): it
+// holds enough bytes, and not only skippable frames. (decompress_graph.cpp)
+bool format_told(ByteView prefix, const std::string& codec);
+// The codec a decompression of `name` uses, with the backend options.backends names for it.
+// (decompress_graph.cpp)
+std::unique_ptr<Codec> make_decoding_codec(const std::string& name, const DecompressOptions& options);
 
 }  // namespace sluice::detail

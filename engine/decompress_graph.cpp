@@ -27,6 +27,7 @@
 #include <oneapi/tbb/task_arena.h>
 
 #include "core/first_error.h"
+#include "engine/caller_context.h"
 #include "engine/chunk.h"
 #include "engine/ordered_graph.h"
 #include "engine/overlapped_sink.h"
@@ -127,11 +128,27 @@ struct StreamStart {
 };
 
 // Whether `prefix` is enough to decode a stream in `codec` (named, or else told from its magic).
-bool format_told(ByteView prefix, const std::string& codec) {
+}  // namespace
+
+bool detail::format_told(ByteView prefix, const std::string& codec) {
   if (!codec.empty()) return true;
   return !detection_may_change(prefix) &&
          (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
 }
+
+// The codec a decompression uses: named or detected, with the backend asked for.
+std::unique_ptr<Codec> detail::make_decoding_codec(const std::string& name, const DecompressOptions& options) {
+  CodecOptions codec_options;
+  if (const auto backend = options.backends.find(name); backend != options.backends.end()) {
+    codec_options.backend = backend->second;
+  }
+  return CodecRegistry::global().create(name, codec_options);
+}
+
+namespace {
+
+using detail::format_told;
+using detail::make_decoding_codec;
 
 StreamStart start_stream(ByteSource& source, const std::string& codec, const std::stop_token& stop) {
   StreamStart start;
@@ -878,15 +895,6 @@ void run_decompression(ByteSource& source, ByteSink& output_sink, StreamStart st
   stats.decoder_threads = decoders.threads();
   piece_reader.check_mapping();  // the cause of whatever else went wrong after a truncation
   errors.rethrow_if_failed();
-}
-
-// The codec a decompression uses: named or detected, with the backend asked for.
-std::unique_ptr<Codec> make_decoding_codec(const std::string& name, const DecompressOptions& options) {
-  CodecOptions codec_options;
-  if (const auto backend = options.backends.find(name); backend != options.backends.end()) {
-    codec_options.backend = backend->second;
-  }
-  return CodecRegistry::global().create(name, codec_options);
 }
 
 }  // namespace

@@ -289,28 +289,188 @@ void Compressor::cancel() noexcept {
   if (state.run) state.run->run().cancel();
 }
 
-struct Decompressor::State : PushRun<DecompressStats> {
-  using PushRun::PushRun;
+namespace {
+
+// Writes all but the first `skip` bytes given to it: a stream decoded again from its start,
+// after the caller's decoder wrote those.
+class SkippingSink final : public ByteSink {
+ public:
+  SkippingSink(ByteSink& out, std::uint64_t skip) : out_(out), skip_(skip) {}
+  void write(ByteView bytes) override {
+    const auto dropped = static_cast<std::size_t>(std::min<std::uint64_t>(skip_, bytes.size()));
+    skip_ -= dropped;
+    if (dropped < bytes.size()) out_.write(bytes.subspan(dropped));
+  }
+  const std::string& name() const override { return out_.name(); }
+  void flush() override { out_.flush(); }
+
+ private:
+  ByteSink& out_;
+  std::uint64_t skip_;
+};
+
+// A Decompressor's run: one run of decompress() for the rest of the stream, writing into `out`
+// all but the first `skip` bytes of its output (those the caller's decoder wrote already).
+class DecompressorRun : public PushRun<DecompressStats> {
+ public:
+  DecompressorRun(std::string name, ByteSink& out, std::uint64_t skip, const DecompressOptions& options)
+      : PushRun(std::move(name)), sink_(out, skip) {
+    run().start(
+        [this, run_options = options](std::stop_token stop) mutable {
+          const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
+          run_options.stop = stop;
+          stats = decompress(run().pipe().source(), sink_, run_options);
+        },
+        /*break_on_failure=*/true);
+  }
+  // The run's thread writes into `sink_`: it ends before the members do.
+  ~DecompressorRun() { run().cancel_and_join(); }
+
+ private:
+  SkippingSink sink_;
+};
+
+}  // namespace
+
+// The start of a stream is held here and decoded on the calling thread as it comes, by the
+// codec's streaming decoder, its output written at once (a small stream needs no thread, and a
+// protocol waiting for the answer to what it sent gets it in write()). The run starts, with all
+// that was held, once the stream outgrows the hold (kHeldInputBytes in, kHeldOutputBytes out) or
+// the caller's decoder meets anything but data (an error, the limit, no format told): it decodes
+// the stream again from its start and writes what the caller's decoder did not, so that every
+// output, error and limit is the run's. finish() of a stream held whole decodes it again with
+// decompress() on the calling thread (a small input: no workers), which says how it ends.
+struct Decompressor::State {
+  static constexpr std::size_t kHeldInputBytes = 64 * 1024;
+  static constexpr std::uint64_t kHeldOutputBytes = 8 * 1024 * 1024;
+
+  State(ByteSink& sink, const DecompressOptions& asked, std::string stream_name)
+      : out(sink), options(asked), name(std::move(stream_name)) {}
+
+  // The run, given what is held (once; cancel() may be racing with it).
+  DecompressorRun& start_run() {
+    {
+      std::lock_guard lock(run_mutex);
+      if (cancelled) throw stopped();
+      run.emplace(name, out, written, options);
+    }
+    decoder.reset();
+    if (!held.empty()) run->write(held.view());
+    held = Buffer();
+    return *run;
+  }
+
+  // Decodes `fresh` (the bytes just held) on the calling thread; false where the run must take
+  // the stream over.
+  bool decode_in_caller(ByteView fresh) {
+    if (held.size() > kHeldInputBytes || options.pass_through) return false;
+    if (!decoder) {
+      if (!detail::format_told(held.view(), options.codec)) return true;  // more bytes tell it
+      std::string codec_name = options.codec;
+      if (codec_name.empty()) {
+        const auto detected = CodecRegistry::global().detect(held.view());
+        if (!detected) return false;  // the run says what it is not
+        codec_name = detected->name;
+      }
+      codec = detail::make_decoding_codec(codec_name, options);
+      decoder = codec->make_decoder();
+      fresh = held.view();
+    }
+    const std::uint64_t limit = options.max_output_bytes > 0 ? std::min(options.max_output_bytes, kHeldOutputBytes)
+                                                             : kHeldOutputBytes;
+    try {
+      decoder->decode(fresh, [&](ByteView piece) {
+        if (written + piece.size() > limit) throw Outgrown{};  // the run writes the rest, or says where the limit is
+        write_out(piece);
+      });
+    } catch (const SinkFailed&) {
+      throw;
+    } catch (...) {
+      return false;  // outgrown, or an error the run reports after what decodes before it
+    }
+    return true;
+  }
+
+  void write_out(ByteView piece) {
+    try {
+      out.write(piece);
+    } catch (...) {
+      sink_error = detail::current_error_with_context(out.name(), std::nullopt);  // as the run's writer
+      throw SinkFailed{};
+    }
+    written += piece.size();
+  }
+
+  void check_usable() const {
+    if (sink_error) std::rethrow_exception(sink_error);
+    if (cancelled || options.stop.stop_requested()) throw stopped();
+  }
+  Error stopped() const { return Error(ErrorKind::kCancelled, "the stream was stopped", name); }
+
+  struct SinkFailed {};  // the caller's sink threw: its error is sink_error
+  struct Outgrown {};
+
+  ByteSink& out;
+  DecompressOptions options;
+  std::string name;
+  Buffer held;                             // the stream so far, while no run decodes it
+  std::unique_ptr<Codec> codec;            // once the held bytes tell the format
+  std::unique_ptr<StreamDecoder> decoder;  // the caller's, while no run decodes the stream
+  std::uint64_t written = 0;               // what the caller's decoder wrote to `out`
+  std::exception_ptr sink_error;
+  bool finished = false;  // by finish() of a held stream; the run keeps its own
+  std::mutex run_mutex;   // cancel() against start_run()
+  std::atomic<bool> cancelled{false};
+  std::optional<DecompressorRun> run;
 };
 
 Decompressor::Decompressor(ByteSink& out, const DecompressOptions& options, std::string name)
-    : state_(std::make_unique<State>(std::move(name))) {
-  DecompressOptions run_options = options;
-  State& state = *state_;
-  state.run().start(
-      [&state, &out, run_options, caller_stop = options.stop](std::stop_token stop) mutable {
-        const std::stop_callback forward(caller_stop, [&state] { state.run().cancel(); });
-        run_options.stop = stop;
-        state.stats = decompress(state.run().pipe().source(), out, run_options);
-      },
-      /*break_on_failure=*/true);
-}
+    : state_(std::make_unique<State>(out, options, std::move(name))) {}
 
 Decompressor::~Decompressor() = default;
-void Decompressor::write(ByteView compressed) { state_->write(compressed); }
-const std::string& Decompressor::name() const { return state_->run().name(); }
-DecompressStats Decompressor::finish() { return state_->finish(); }
-void Decompressor::cancel() noexcept { state_->run().cancel(); }
+
+void Decompressor::write(ByteView compressed) {
+  State& state = *state_;
+  if (state.run) {
+    state.run->write(compressed);
+    return;
+  }
+  if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
+  state.check_usable();
+  if (compressed.empty()) return;
+  state.held.append(compressed);
+  try {
+    if (state.decode_in_caller(compressed)) return;
+  } catch (const State::SinkFailed&) {
+    std::rethrow_exception(state.sink_error);
+  }
+  state.start_run();
+}
+
+const std::string& Decompressor::name() const { return state_->name; }
+
+DecompressStats Decompressor::finish() {
+  State& state = *state_;
+  if (state.run) return state.run->finish();
+  if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
+  state.finished = true;
+  state.check_usable();
+  state.decoder.reset();
+  MemorySource source(state.held.view(), state.name);
+  SkippingSink sink(state.out, state.written);
+  DecompressStats stats = decompress(source, sink, state.options);
+  state.held = Buffer();
+  return stats;
+}
+
+bool Decompressor::decodes_in_background() const { return state_->run.has_value(); }
+
+void Decompressor::cancel() noexcept {
+  State& state = *state_;
+  std::lock_guard lock(state.run_mutex);
+  state.cancelled = true;
+  if (state.run) state.run->run().cancel();
+}
 
 struct DecompressingSource::State {
   explicit State(std::string name) : run(std::move(name)) {}

@@ -26,6 +26,7 @@ namespace sluice {
 namespace {
 
 using testing::Bytes;
+using testing::random_bytes;
 using testing::text_bytes;
 using testing::to_bytes;
 using testing::view;
@@ -196,6 +197,101 @@ TEST_P(Streams, AStreamFedInRandomPiecesDecodes) {
     }
     EXPECT_EQ(got, input);
     EXPECT_EQ(reader.read(buffer.data(), buffer.size()), 0u);
+  }
+}
+
+// What a Decompressor fed `packed` in pieces of `piece` bytes writes, and how it ends (the
+// error's kind and message; empty when it ends cleanly).
+struct Decoded {
+  Bytes out;
+  std::string ending;
+  bool in_background = false;  // a run took the stream over
+  bool all_out_before_finish = false;
+};
+Decoded decode_in_pieces(const Bytes& packed, std::size_t piece, const DecompressOptions& options,
+                         const Bytes* expected = nullptr) {
+  Decoded result;
+  MemorySink out;
+  Decompressor decompressor(out, options, "pieces");
+  try {
+    for (std::size_t at = 0; at < packed.size(); at += piece) {
+      decompressor.write(view(packed).subspan(at, std::min(piece, packed.size() - at)));
+    }
+    result.in_background = decompressor.decodes_in_background();
+    result.all_out_before_finish = expected && to_bytes(out.buffer()) == *expected;
+    decompressor.finish();
+  } catch (const Error& e) {
+    result.ending = fmt::format("{} {}", static_cast<int>(e.kind()), e.what());
+  }
+  result.out = to_bytes(out.buffer());
+  return result;
+}
+
+// decompress() of the whole, as decode_in_pieces reports it.
+Decoded decode_whole(const Bytes& packed, const DecompressOptions& options) {
+  Decoded result;
+  MemorySink out;
+  MemorySource source(view(packed), "pieces");
+  try {
+    decompress(source, out, options);
+  } catch (const Error& e) {
+    result.ending = fmt::format("{} {}", static_cast<int>(e.kind()), e.what());
+  }
+  result.out = to_bytes(out.buffer());
+  return result;
+}
+
+// A stream within the Decompressor's hold (64 KiB in, 8 MiB out) is decoded on the calling
+// thread as it comes, its output written before write() returns, with no thread started; one
+// that outgrows it is taken over by a run that writes what the caller's decoder did not. Either
+// way, in pieces of any size, a stream ends as decompress() ends it (whole, cut short, followed
+// by garbage, over a limit; within the hold and across it) and the output is decompress()'s, or
+// where decompress() stops at an error, at least that: the data as far as it was decoded as it
+// came (never past the limit).
+TEST_P(Streams, AStreamWithinTheHoldIsDecodedByTheCallerAsItComesWithTheRunsEnding) {
+  const Bytes small = text_bytes(120 * 1024, 21);
+  const Bytes packed = to_bytes(compress_buffer(view(small), options()));
+  ASSERT_LT(packed.size(), 64u * 1024);
+  const std::size_t before = threads_in_process();
+  for (std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{4096}, packed.size()}) {
+    const Decoded got = decode_in_pieces(packed, piece, {}, &small);
+    EXPECT_EQ(got.out, small) << piece;
+    EXPECT_TRUE(got.ending.empty()) << got.ending;
+    EXPECT_FALSE(got.in_background) << piece;
+    EXPECT_TRUE(got.all_out_before_finish) << piece;
+  }
+  EXPECT_EQ(threads_in_process(), before) << "a thread was started for a small stream";
+
+  // Endings, within the hold and across it (incompressible data: the compressed stream is about
+  // as long as the data).
+  const Bytes noise = random_bytes(200 * 1024, 22);
+  const Bytes across = to_bytes(compress_buffer(view(noise), options()));
+  for (const auto& [stream, data] : {std::pair{&packed, &small}, std::pair{&across, &noise}}) {
+    const Bytes cut(stream->begin(), stream->begin() + static_cast<std::ptrdiff_t>(stream->size() * 2 / 3));
+    Bytes garbage = *stream;
+    garbage.insert(garbage.end(), {'j', 'u', 'n', 'k', '!', '!', '!', '!'});
+    DecompressOptions limited;
+    limited.max_output_bytes = stream == &packed ? 100000 : 150000;
+    const std::vector<std::pair<const Bytes*, DecompressOptions>> cases = {
+        {stream, {}}, {&cut, {}}, {&garbage, {}}, {stream, limited}};
+    for (const auto& [input, decode] : cases) {
+      const Decoded whole = decode_whole(*input, decode);
+      for (std::size_t piece : {std::size_t{1000}, std::size_t{65536}, std::size_t{65537}, input->size()}) {
+        const Decoded got = decode_in_pieces(*input, piece, decode);
+        EXPECT_EQ(got.ending, whole.ending) << piece << " of " << input->size();
+        const bool prefix = got.out.size() >= whole.out.size() && got.out.size() <= data->size() &&
+                            std::equal(got.out.begin(), got.out.end(), data->begin());
+        EXPECT_TRUE(whole.ending.empty() ? got.out == whole.out : prefix)
+            << piece << " of " << input->size() << ": " << got.out.size() << " bytes, " << whole.out.size()
+            << " from decompress()";
+        if (decode.max_output_bytes > 0) {
+          EXPECT_LE(got.out.size(), decode.max_output_bytes);
+        }
+        if (input->size() > 70 * 1024 && whole.ending.empty()) {
+          EXPECT_TRUE(got.in_background);
+        }
+      }
+    }
   }
 }
 

@@ -73,15 +73,20 @@ class Decompressor final : public ByteSink {
   Decompressor& operator=(const Decompressor&) = delete;
 
   // Takes compressed bytes, in pieces of any size. Throws the run's error (e.g. corrupt data).
-  // When no more comes for a while (50 ms), what was written is decoded and written to `out`
-  // without waiting for more (a protocol that waits for the answer to what it sent), and from
-  // then on every piece as it comes, in order on one thread (decompress(), wait_readable).
+  // A small stream's output is written before write() returns (decodes_in_background). In a
+  // run, when no more comes for a while (50 ms), what was written is decoded and written to
+  // `out` without waiting for more (a protocol that waits for the answer to what it sent), and
+  // from then on every piece as it comes, in order on one thread (decompress(), wait_readable).
   void write(ByteView compressed) override;
   const std::string& name() const override;
   // The compressed stream is complete: waits until it is decoded. Throws the run's error
   // (a stream cut short is an error here).
   DecompressStats finish();
   void cancel() noexcept;
+  // Whether a run decodes the stream on a thread of its own (and the graph's workers). Until the
+  // stream outgrows 64 KiB of input or 8 MiB of output, write() decodes it on the calling thread
+  // and writes its output before it returns, and finish() ends it there too.
+  bool decodes_in_background() const;
 
  private:
   struct State;

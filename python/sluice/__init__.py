@@ -283,9 +283,14 @@ class Decompressor:
     """Decodes a stream given in pieces, as zlib.decompressobj() and bz2.BZ2Decompressor do: for a
     body that arrives in parts (an asynchronous download, a queue of messages). gzip, zstd or lz4,
     told from the data unless format names it, in parallel where the stream allows.
-    decompress(piece) returns what is decoded by the time it returns: the output lags the input
-    by up to a few MB (the workers decode whole units while more comes, and a stream whose pieces
-    pause for 50 ms is decoded as they come), and flush() ends the input and returns the rest.
+    decompress(piece) returns what is decoded by the time it returns: while the stream is small
+    (64 KiB in, 8 MiB out) all that the input so far decodes to, decoded on the calling thread;
+    after that, a run's workers decode whole units while more comes and the output lags the input
+    by up to a few MB (a stream whose pieces pause for 50 ms is decoded as they come, each piece's
+    output returned by the next call). flush() ends the input and returns the rest; unlike
+    zlib's, the end of a member or frame is not the end of the stream (more may follow, as gzip
+    -d reads them): eof is True only after flush(), and a loop that waits for it must call flush()
+    when its input ends.
     Between calls the workers decode ahead into at most 8 MiB and wait; a call returns everything
     decoded by its end, so, as with zlib's decompress(), what one call returns is bounded only by
     what the input so far decodes to: give max_output (OutputLimitError rather than more in all)

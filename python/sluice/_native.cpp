@@ -357,8 +357,9 @@ class Writer {
 };
 
 // sluice.Decompressor underneath: compressed pieces pushed into a Decompressor; each call returns
-// what was decoded by its end (the call's own input may come out in part at the next call), and
-// between calls the run decodes ahead into at most kHeld bytes.
+// what was decoded by its end: all of it while the stream is small (Decompressor decodes it on
+// this thread); once a run decodes it, the call's own input may come out in part at the next
+// call, and between calls the run decodes ahead into at most kHeld bytes.
 class Decoder {
  public:
   static constexpr std::size_t kHeld = 8 << 20;
@@ -378,7 +379,9 @@ class Decoder {
   py::bytes finish() {
     {
       const DrainSink::CallScope call(sink_);
-      run_released(kInterruptibleBytes, [&](std::stop_token stop) {
+      // A small stream, decoded as it came on this thread, ends here at once (no thread to wait
+      // on a run for Ctrl-C).
+      run_released(stream_.decodes_in_background() ? kInterruptibleBytes : 0, [&](std::stop_token stop) {
         const std::stop_callback on_stop(stop, [this] { cancel(); });
         stream_.finish();
       });

@@ -1311,6 +1311,19 @@ def test_decompressor_reads_every_format_in_any_pieces_ours_and_the_stock_tools(
     assert sluice.Decompressor().flush() == b""  # an empty input, as sluice.decompress(b"")
 
 
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_decompressor_of_a_small_stream_returns_its_output_at_once_with_no_thread(fmt):
+    data = text(20_000, 31)
+    packed = sluice.compress(data, fmt)
+    before = _threads()
+    for step in (1, 333, len(packed)):
+        d = sluice.Decompressor()
+        got = b"".join(d.decompress(packed[at:at + step]) for at in range(0, len(packed), step))
+        assert got == data  # all of it before flush(), as zlib's decompress() gives it
+        assert d.flush() == b"" and d.eof
+    assert _threads() == before
+
+
 def test_decompressor_errors_come_after_the_data_before_them():
     data = text(3_000_000, 23)
     packed = gzip.compress(data)
