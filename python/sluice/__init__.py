@@ -510,7 +510,8 @@ class SluiceFile(io.BufferedIOBase):
         self._read_path: str | None = None
         self._owned = False
         self._final_path: str | None = None
-        self._temp_path: str | None = None
+        self._temp_path: str | None = None  # a named temporary (else the output has no name yet)
+        self._unpublished = False  # written beside the final name, not yet put there
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
             path = os.fsdecode(file)
@@ -569,27 +570,42 @@ class SluiceFile(io.BufferedIOBase):
                 return False
             if not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        directory = os.path.dirname(os.path.abspath(path))
         try:
-            directory = os.path.dirname(os.path.abspath(path))
-            descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
+            descriptor = _unnamed_file(directory) if existing is None else None
+            if descriptor is None:
+                descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
         except PermissionError:
             return False
         except OSError as e:  # named for the file asked for, not the temporary beside it
             raise type(e)(e.errno, e.strerror, path) from None
         self._file = os.fdopen(descriptor, "wb")
+        self._unpublished = True
         self._final_path = path
         self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
         return True
 
     def _publish(self) -> None:
-        """Puts the temporary in place under the final name (once)."""
-        os.chmod(self._temp_path, self._final_mode)
-        if self._mode == "xb":
-            os.link(self._temp_path, self._final_path)  # fails if the name was taken meanwhile
-            os.unlink(self._temp_path)
-        else:
-            os.replace(self._temp_path, self._final_path)
+        """Puts the output in place under the final name (once, with the file still open): links
+        the file without a name there, or renames the temporary; "xb" fails if the name was
+        taken meanwhile, "wb" replaces what took it."""
+        descriptor = self._file.fileno()
+        os.fchmod(descriptor, self._final_mode)
+        if self._temp_path is None:
+            try:
+                _link_open_file(descriptor, self._final_path)
+            except FileExistsError:
+                if self._mode == "xb":
+                    raise
+                self._temp_path = _link_beside(descriptor, self._final_path)
+        if self._temp_path is not None:
+            if self._mode == "xb":
+                os.link(self._temp_path, self._final_path)
+                os.unlink(self._temp_path)
+            else:
+                os.replace(self._temp_path, self._final_path)
         self._temp_path = None
+        self._unpublished = False
 
     # ---- io.BufferedIOBase ----
     def readable(self) -> bool:
@@ -826,7 +842,7 @@ class SluiceFile(io.BufferedIOBase):
                 if out:
                     self._file.write(out)
                 self._file.flush()
-                if self._temp_path:  # what is flushed is for readers of the file: it goes in place now
+                if self._unpublished:  # what is flushed is for readers of the file: it goes in place now
                     self._publish()
             except BaseException:
                 self._abandon()
@@ -853,9 +869,9 @@ class SluiceFile(io.BufferedIOBase):
                 self._file.write(self._writer.finish())
                 self._file.flush()
             if self._owned and self._file is not None:
-                self._file.close()
-                if self._temp_path:
+                if self._unpublished:
                     self._publish()
+                self._file.close()
         except BaseException:
             self._abandon()  # the temporary goes, whatever failed
             raise
@@ -885,6 +901,7 @@ class SluiceFile(io.BufferedIOBase):
         if self._temp_path and os.path.exists(self._temp_path):
             os.unlink(self._temp_path)
         self._temp_path = None
+        self._unpublished = False
         if not self.closed:
             super().close()
 
@@ -1329,6 +1346,46 @@ def _position_of(file) -> int | None:
         return file.tell() if file.seekable() else None
     except (AttributeError, OSError):
         return None
+
+
+def _unnamed_file(directory: str) -> int | None:
+    """A new file without a name in `directory` (O_TMPFILE), linked into place by
+    SluiceFile._publish, as the command line makes its new outputs: a crash before that leaves
+    nothing, where a named temporary would stay behind. None where the system, the file system or
+    a missing /proc has none: a temporary is named instead."""
+    if not hasattr(os, "O_TMPFILE") or not os.access("/proc/self/fd", os.X_OK):
+        return None
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        raise
+    except OSError:  # EOPNOTSUPP, EISDIR (no O_TMPFILE), ...
+        return None
+
+
+def _link_open_file(descriptor: int, path: str) -> None:
+    """Gives the open file `descriptor` (one without a name: _unnamed_file) the name `path`:
+    linkat() of /proc/self/fd/N, following that link (os.link calls link(), which does not
+    follow it, unless given a directory's descriptor)."""
+    directory, base = os.path.split(os.path.abspath(path))
+    directory_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{descriptor}", base, src_dir_fd=directory_fd, dst_dir_fd=directory_fd,
+                follow_symlinks=True)
+    finally:
+        os.close(directory_fd)
+
+
+def _link_beside(descriptor: int, path: str) -> str:
+    """Gives the open file `descriptor` a new name beside `path`; returns the name."""
+    directory, base = os.path.split(os.path.abspath(path))
+    while True:
+        candidate = os.path.join(directory, f".{base[:200]}.sluice-{os.urandom(6).hex()}")
+        try:
+            _link_open_file(descriptor, candidate)
+            return candidate
+        except FileExistsError:
+            continue
 
 
 def _abandons(exc_type) -> bool:

@@ -9,6 +9,7 @@ import pickle
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -643,6 +644,39 @@ def test_flush_makes_a_file_written_by_name_visible_to_its_readers(tmp_path):
     assert [name for name in os.listdir(tmp_path) if name.startswith(".sluice-")] == []
 
 
+def test_a_new_file_written_by_name_has_no_name_until_it_is_published(tmp_path):
+    # Killed before close(): nothing is left behind (the file had no name, as the command line's
+    # new outputs have none), where a named temporary would stay.
+    script = textwrap.dedent(f"""
+        import os, signal, sluice
+        f = sluice.open({str(tmp_path / "new.gz")!r}, "wb")
+        f.write(b"x" * 3_000_000)
+        print(sorted(os.listdir({str(tmp_path)!r})), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL and done.stdout.strip() == "[]", done.stderr
+    assert os.listdir(tmp_path) == []
+    with sluice.open(tmp_path / "new.gz", "xb") as f:
+        f.write(b"new")
+        assert os.listdir(tmp_path) == []
+    assert gzip.decompress((tmp_path / "new.gz").read_bytes()) == b"new"
+    assert stat.S_IMODE(os.stat(tmp_path / "new.gz").st_mode) == 0o666 & ~_umask()
+    # A name taken while the file was written: "wb" replaces it, as a rename would; "xb" fails.
+    for mode in ("wb", "xb"):
+        f = sluice.open(tmp_path / f"raced-{mode}.gz", mode)
+        f.write(b"ours")
+        (tmp_path / f"raced-{mode}.gz").write_bytes(b"theirs")
+        if mode == "wb":
+            f.close()
+            assert gzip.decompress((tmp_path / "raced-wb.gz").read_bytes()) == b"ours"
+        else:
+            with pytest.raises(FileExistsError):
+                f.close()
+            assert (tmp_path / "raced-xb.gz").read_bytes() == b"theirs"
+    assert sorted(os.listdir(tmp_path)) == ["new.gz", "raced-wb.gz", "raced-xb.gz"]
+
+
 def test_writing_by_name_keeps_what_writing_in_place_keeps(tmp_path, request):
     # Another link to the file sees the new content, as after gzip.open(path, "wb").
     path, link = tmp_path / "a.gz", tmp_path / "b.gz"
@@ -1175,6 +1209,12 @@ def test_a_suffix_in_any_case_picks_the_format_as_on_the_command_line(tmp_path):
         assert f.read() == b"upper-case names too\n"
         with pytest.raises(TypeError):
             f.readline(-1.0)  # as io's readline: a size is an integer
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _threads():
