@@ -468,6 +468,20 @@ def _locked(method):
     return locked
 
 
+def _read_call(method):
+    """A read of a SluiceFile's: `method` under the file's lock; Ctrl-C in it stops the stream
+    (SluiceFile._stopped). read(), readline() and __next__ do the same inline (a call less)."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            except BaseException as stop:
+                self._stopped(stop)
+                raise
+    return call
+
+
 def _read_size(size) -> int:
     """A read's size as io takes it: an integer (None: -1), at least -1."""
     size = -1 if size is None else operator.index(size)
@@ -729,36 +743,24 @@ class SluiceFile(io.BufferedIOBase):
                 self._stopped(stop)
                 raise
 
-    @_locked
+    @_read_call
     def read1(self, size: int = -1) -> bytes:
         """Up to `size` bytes from what is decoded, decoding more only when nothing is."""
         size = _read_size(size)
-        try:
-            return self._reading().read1(size) or (b"" if size == 0 else self._nothing())
-        except BaseException as stop:
-            self._stopped(stop)
-            raise
+        return self._reading().read1(size) or (b"" if size == 0 else self._nothing())
 
-    @_locked
+    @_read_call
     def readinto(self, target) -> int:
         """Reads into a writable bytes-like object; returns the count (0 at the end)."""
-        try:
-            if count := self._reading().readinto(target):
-                return count
-            with memoryview(target) as view:
-                return self._nothing(0) if view.nbytes else 0
-        except BaseException as stop:
-            self._stopped(stop)
-            raise
+        if count := self._reading().readinto(target):
+            return count
+        with memoryview(target) as view:
+            return self._nothing(0) if view.nbytes else 0
 
-    @_locked
+    @_read_call
     def peek(self, size: int = 1) -> bytes:
         """Bytes ahead, without moving (at least one unless at the end; maybe more than `size`)."""
-        try:
-            return self._reading().peek(max(size, 1)) or self._nothing()
-        except BaseException as stop:
-            self._stopped(stop)
-            raise
+        return self._reading().peek(max(size, 1)) or self._nothing()
 
     def readline(self, size: int | None = -1) -> bytes:
         """The next line, with its b"\\n" (at most `size` bytes when given). Before an error, the
@@ -770,22 +772,18 @@ class SluiceFile(io.BufferedIOBase):
                 self._stopped(stop)
                 raise
 
-    @_locked
+    @_read_call
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         """The lines left (about `hint` bytes of them when given). All of them ended by an error:
         the error, and the lines back to be read again; some before one: those, and the error
         at the next read."""
         buffered = self._reading()
-        try:
-            lines = buffered.readlines(hint)
-            if self._decoding.error is not None and (not lines or hint is None or hint <= 0):
-                self._decoding.unread(b"".join(lines))  # the buffered reader holds nothing: it read to the end
-                buffered.tell()
-                self._raise()
-            return lines
-        except BaseException as stop:
-            self._stopped(stop)
-            raise
+        lines = buffered.readlines(hint)
+        if self._decoding.error is not None and (not lines or hint is None or hint <= 0):
+            self._decoding.unread(b"".join(lines))  # the buffered reader holds nothing: it read to the end
+            buffered.tell()
+            self._raise()
+        return lines
 
     def __next__(self) -> bytes:
         """The next line."""
