@@ -338,8 +338,12 @@ class DecompressorRun : public PushRun<DecompressStats> {
 // that was held, once the stream outgrows the hold (kHeldInputBytes in, kHeldOutputBytes out) or
 // the caller's decoder meets anything but data (an error, the limit, no format told): it decodes
 // the stream again from its start and writes what the caller's decoder did not, so that every
-// output, error and limit is the run's. finish() of a stream held whole decodes it again with
-// decompress() on the calling thread (a small input: no workers), which says how it ends.
+// error and limit is the run's. finish() of a stream held whole decodes it again with
+// decompress() on the calling thread (a small input: no workers), which says how it ends. As
+// with any streaming decoder (gzip -d, zlib's), what comes out before a member's or frame's check
+// at its end is not checked yet: damaged data shows before its error (the run, which checks a
+// unit before it writes it, would not have written it). Not where options ask for the graph
+// always (small_inputs_in_caller false).
 struct Decompressor::State {
   static constexpr std::size_t kHeldInputBytes = 64 * 1024;
   static constexpr std::uint64_t kHeldOutputBytes = 8 * 1024 * 1024;
@@ -363,7 +367,7 @@ struct Decompressor::State {
   // Decodes `fresh` (the bytes just held) on the calling thread; false where the run must take
   // the stream over.
   bool decode_in_caller(ByteView fresh) {
-    if (held.size() > kHeldInputBytes || options.pass_through) return false;
+    if (held.size() > kHeldInputBytes || options.pass_through || !options.small_inputs_in_caller) return false;
     if (!decoder) {
       if (!detail::format_told(held.view(), options.codec)) return true;  // more bytes tell it
       std::string codec_name = options.codec;

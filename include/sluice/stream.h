@@ -85,7 +85,8 @@ class Decompressor final : public ByteSink {
   void cancel() noexcept;
   // Whether a run decodes the stream on a thread of its own (and the graph's workers). Until the
   // stream outgrows 64 KiB of input or 8 MiB of output, write() decodes it on the calling thread
-  // and writes its output before it returns, and finish() ends it there too.
+  // and writes its output before it returns (as gzip -d does, before the check at the end of its
+  // member or frame), and finish() ends it there too.
   bool decodes_in_background() const;
 
  private:

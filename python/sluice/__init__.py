@@ -284,7 +284,9 @@ class Decompressor:
     body that arrives in parts (an asynchronous download, a queue of messages). gzip, zstd or lz4,
     told from the data unless format names it, in parallel where the stream allows.
     decompress(piece) returns what is decoded by the time it returns: while the stream is small
-    (64 KiB in, 8 MiB out) all that the input so far decodes to, decoded on the calling thread;
+    (64 KiB in, 8 MiB out) all that the input so far decodes to, decoded on the calling thread
+    (as zlib's, before the check at the end of its member or frame: damaged data shows before
+    its error);
     after that, a run's workers decode whole units while more comes and the output lags the input
     by up to a few MB (a stream whose pieces pause for 50 ms is decoded as they come, each piece's
     output returned by the next call). flush() ends the input and returns the rest; unlike
@@ -576,11 +578,13 @@ class SluiceFile(io.BufferedIOBase):
         """Opens a temporary beside `path` for a new output, renamed into place by close() (or by
         the first flush(), which makes the output visible): an error leaves nothing behind. False
         where that would change what writing in place keeps, as gzip.open does it: a file that is
-        not regular (a FIFO, a symlink, a device), has other links, or another owner; or where no
-        temporary can be made (a directory one may not write to). A file one may not write is
+        not regular (a FIFO, a symlink, a device), has other links, another owner or group, or an
+        access control list; or where no temporary can be made (a directory one may not write
+        to). A file one may not write is
         refused, as open() refuses it."""
         if existing is not None:
-            if not stat.S_ISREG(existing.st_mode) or existing.st_nlink > 1 or existing.st_uid != os.geteuid():
+            if (not stat.S_ISREG(existing.st_mode) or existing.st_nlink > 1 or existing.st_uid != os.geteuid()
+                    or existing.st_gid != os.getegid() or _has_acl(path)):
                 return False
             if not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
                 raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
@@ -631,9 +635,8 @@ class SluiceFile(io.BufferedIOBase):
         return self._mode != "rb"
 
     def seekable(self) -> bool:
-        """Reading: True for a regular file or a seekable file object. Writing: True, as gzip's
-        files say: seek() goes forward only, writing zeros (and tell() works in text mode)."""
-        return self._mode != "rb" or self._start is not None
+        """True when reading a regular file or a seekable file object."""
+        return self._mode == "rb" and self._start is not None
 
     # ---- reading: the decoded stream (_Decoding) behind an io.BufferedReader ----
     # Every read goes through the buffered reader under the file's lock (io.BufferedReader's own
@@ -673,9 +676,11 @@ class SluiceFile(io.BufferedIOBase):
         """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
         decoding (in parallel) and dropping what lies between, backward by decoding again from
         the start of the file. SEEK_END is not supported (the size is not known until read).
-        Writing, as gzip's files: forward only, by writing zeros."""
+        Writing, no seek (gzip's writes zeros forward; a writer that probes seek() to the
+        current position, as zipfile does, would then take the file for seekable)."""
         if self._mode != "rb":
-            return self._seek_writing(offset, whence)
+            self._check_open()
+            raise io.UnsupportedOperation("seek while writing: the output is a stream")
         buffered = self._reading()
         if whence == io.SEEK_CUR:
             offset = buffered.tell() + offset
@@ -695,19 +700,6 @@ class SluiceFile(io.BufferedIOBase):
                 buffered.tell()  # bytes are from before; it learns where the stream is, and
                 buffered.seek(decoding.tell())  # passes them (its buffer ends there)
             raise
-
-    def _seek_writing(self, offset: int, whence: int) -> int:
-        self._check_open()
-        if whence == io.SEEK_CUR:
-            offset += self._written
-        elif whence != io.SEEK_SET:
-            raise io.UnsupportedOperation("seek from the end is not supported")
-        if offset < self._written:
-            raise OSError("negative seek in write mode")
-        zeros = bytes(min(offset - self._written, _READ_BYTES))
-        while self._written < offset:
-            self.write(zeros[: offset - self._written])
-        return self._written
 
     @_locked
     def tell(self) -> int:
@@ -877,11 +869,13 @@ class SluiceFile(io.BufferedIOBase):
         super().close()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        """Closes the file; writing, an error in the block (an Exception, or Ctrl-C) abandons the
-        output instead: a file opened by name is not published (the temporary goes), a file
-        object is left without the end of the stream, so that no reader takes it for complete. A
-        generator closed while it writes (GeneratorExit) and sys.exit() end it as close() does."""
-        if _abandons(exc_type) and self._mode != "rb":
+        """Closes the file; writing, an exception in the block abandons the output instead: a file
+        opened by name is not published (the temporary goes), a file object is left without the
+        end of the stream, so that no reader takes it for complete. Any exception: Ctrl-C, an
+        asyncio task's cancellation, sys.exit() (a SIGTERM handler's), and GeneratorExit (a
+        generator closed or dropped before it finished writing) too, where gzip.open would
+        publish what came before it as a whole file; close() the file first to keep it."""
+        if exc_type is not None and self._mode != "rb":
             with self._lock:
                 self._abandon()
             return None
@@ -1346,6 +1340,14 @@ def _position_of(file) -> int | None:
         return None
 
 
+def _has_acl(path: str) -> bool:
+    """Whether the file has a POSIX access control list (a new file would not)."""
+    try:
+        return "system.posix_acl_access" in os.listxattr(path)
+    except OSError:
+        return False
+
+
 def _unnamed_file(directory: str) -> int | None:
     """A new file without a name in `directory` (O_TMPFILE), linked into place by
     SluiceFile._publish, as the command line makes its new outputs: a crash before that leaves
@@ -1384,12 +1386,6 @@ def _link_beside(descriptor: int, path: str) -> str:
             return candidate
         except FileExistsError:
             continue
-
-
-def _abandons(exc_type) -> bool:
-    """Whether an exception leaving a `with` block abandons a file being written: an error or
-    Ctrl-C does; the end of a generator (GeneratorExit) and sys.exit() do not."""
-    return exc_type is not None and issubclass(exc_type, (Exception, KeyboardInterrupt))
 
 
 def _umask() -> int:
@@ -1432,7 +1428,7 @@ class _TextFile(io.TextIOWrapper):
         super().close()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if _abandons(exc_type) and self.buffer.writable():
+        if exc_type is not None and self.buffer.writable():
             self.buffer.__exit__(exc_type, exc, traceback)  # closed: nothing pending is written
             return None
         return super().__exit__(exc_type, exc, traceback)
