@@ -12,6 +12,8 @@
 #include <thread>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "core/byte_pipe.h"
 #include "core/first_error.h"
 #include "engine/caller_context.h"
@@ -343,13 +345,19 @@ class DecompressorRun : public PushRun<DecompressStats> {
 // with any streaming decoder (gzip -d, zlib's), what comes out before a member's or frame's check
 // at its end is not checked yet: damaged data shows before its error (the run, which checks a
 // unit before it writes it, would not have written it). Not where options ask for the graph
-// always (small_inputs_in_caller false).
+// always (small_inputs_in_caller false). With one thread asked for (caller_only), no run at all:
+// the whole stream is decoded on the calling thread as it comes, each write's output written
+// before it returns, as zlib's inflate does (nothing held; the decoder's errors and the limit are
+// its own, with the run's messages).
 struct Decompressor::State {
   static constexpr std::size_t kHeldInputBytes = 64 * 1024;
   static constexpr std::uint64_t kHeldOutputBytes = 8 * 1024 * 1024;
 
   State(ByteSink& sink, const DecompressOptions& asked, std::string stream_name)
-      : out(sink), options(asked), name(std::move(stream_name)) {}
+      : out(sink),
+        options(asked),
+        name(std::move(stream_name)),
+        caller_only(resolve_threads(asked.threads) == 1 && asked.small_inputs_in_caller && !asked.pass_through) {}
 
   // The run, given what is held (once; cancel() may be racing with it).
   DecompressorRun& start_run() {
@@ -364,10 +372,11 @@ struct Decompressor::State {
     return *run;
   }
 
-  // Decodes `fresh` (the bytes just held) on the calling thread; false where the run must take
+  // Decodes `fresh` (the bytes just given) on the calling thread; false where the run must take
   // the stream over.
   bool decode_in_caller(ByteView fresh) {
-    if (held.size() > kHeldInputBytes || options.pass_through || !options.small_inputs_in_caller) return false;
+    if (options.pass_through || !options.small_inputs_in_caller) return false;
+    if (held.size() > kHeldInputBytes && (!caller_only || !decoder)) return false;
     if (!decoder) {
       if (!detail::format_told(held.view(), options.codec)) return true;  // more bytes tell it
       std::string codec_name = options.codec;
@@ -380,18 +389,27 @@ struct Decompressor::State {
       decoder = codec->make_decoder();
       fresh = held.view();
     }
-    const std::uint64_t limit = options.max_output_bytes > 0 ? std::min(options.max_output_bytes, kHeldOutputBytes)
-                                                             : kHeldOutputBytes;
+    const std::uint64_t limit = caller_only                      ? options.max_output_bytes
+                                : options.max_output_bytes > 0 ? std::min(options.max_output_bytes, kHeldOutputBytes)
+                                                               : kHeldOutputBytes;
     try {
       decoder->decode(fresh, [&](ByteView piece) {
-        if (written + piece.size() > limit) throw Outgrown{};  // the run writes the rest, or says where the limit is
+        if (cancelled.load(std::memory_order_relaxed)) throw stopped();  // cancel() from another thread (Ctrl-C)
+        if (limit > 0 && written + piece.size() > limit) {
+          if (caller_only) {
+            throw Error(ErrorKind::kLimit, fmt::format("output exceeds the limit of {} bytes set for this run", limit));
+          }
+          throw Outgrown{};  // the run writes the rest, or says where the limit is
+        }
         write_out(piece);
       });
-    } catch (const SinkFailed&) {
+    } catch (const Failed&) {
       throw;
     } catch (...) {
-      return false;  // outgrown, or an error the run reports after what decodes before it
+      if (!caller_only) return false;  // outgrown, or an error the run reports after what decodes before it
+      fail(detail::current_error_with_context(name, std::nullopt));
     }
+    if (caller_only) held = Buffer();  // decoded: nothing is kept for a run
     return true;
   }
 
@@ -399,19 +417,40 @@ struct Decompressor::State {
     try {
       out.write(piece);
     } catch (...) {
-      sink_error = detail::current_error_with_context(out.name(), std::nullopt);  // as the run's writer
-      throw SinkFailed{};
+      fail(detail::current_error_with_context(out.name(), std::nullopt));  // as the run's writer
     }
     written += piece.size();
   }
 
+  [[noreturn]] void fail(std::exception_ptr error) {
+    failure = std::move(error);
+    throw Failed{};
+  }
+
+  // finish() of a stream decoded on the calling thread to its end (caller_only).
+  DecompressStats finish_in_caller(std::chrono::steady_clock::time_point start) {
+    try {
+      decoder->finish();
+    } catch (...) {
+      fail(detail::current_error_with_context(name, std::nullopt));
+    }
+    DecompressStats stats;
+    stats.codec = codec->info().name;
+    stats.input_bytes = input_bytes;
+    stats.output_bytes = written;
+    stats.decoder_threads = 1;
+    stats.serial_from = 0;
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return stats;
+  }
+
   void check_usable() const {
-    if (sink_error) std::rethrow_exception(sink_error);
+    if (failure) std::rethrow_exception(failure);
     if (cancelled || options.stop.stop_requested()) throw stopped();
   }
   Error stopped() const { return Error(ErrorKind::kCancelled, "the stream was stopped", name); }
 
-  struct SinkFailed {};  // the caller's sink threw: its error is sink_error
+  struct Failed {};  // the caller's sink or (caller_only) decoder threw: its error is `failure`
   struct Outgrown {};
 
   ByteSink& out;
@@ -421,7 +460,9 @@ struct Decompressor::State {
   std::unique_ptr<Codec> codec;            // once the held bytes tell the format
   std::unique_ptr<StreamDecoder> decoder;  // the caller's, while no run decodes the stream
   std::uint64_t written = 0;               // what the caller's decoder wrote to `out`
-  std::exception_ptr sink_error;
+  std::uint64_t input_bytes = 0;           // given to write()
+  const bool caller_only;
+  std::exception_ptr failure;
   bool finished = false;  // by finish() of a held stream; the run keeps its own
   std::mutex run_mutex;   // cancel() against start_run()
   std::atomic<bool> cancelled{false};
@@ -442,11 +483,12 @@ void Decompressor::write(ByteView compressed) {
   if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
   state.check_usable();
   if (compressed.empty()) return;
-  state.held.append(compressed);
+  state.input_bytes += compressed.size();
+  if (!state.caller_only || !state.decoder) state.held.append(compressed);
   try {
     if (state.decode_in_caller(compressed)) return;
-  } catch (const State::SinkFailed&) {
-    std::rethrow_exception(state.sink_error);
+  } catch (const State::Failed&) {
+    std::rethrow_exception(state.failure);
   }
   state.start_run();
 }
@@ -459,6 +501,13 @@ DecompressStats Decompressor::finish() {
   if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
   state.finished = true;
   state.check_usable();
+  if (state.caller_only && state.decoder) {
+    try {
+      return state.finish_in_caller(std::chrono::steady_clock::now());
+    } catch (const State::Failed&) {
+      std::rethrow_exception(state.failure);
+    }
+  }
   state.decoder.reset();
   MemorySource source(state.held.view(), state.name);
   SkippingSink sink(state.out, state.written);

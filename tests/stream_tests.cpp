@@ -298,6 +298,48 @@ TEST_P(Streams, AStreamWithinTheHoldIsDecodedByTheCallerAsItComesWithTheRunsEndi
   }
 }
 
+// With one thread asked for, a Decompressor decodes the whole stream on the calling thread as
+// it comes: after each write, all that the input so far decodes to is out (a protocol waiting for
+// the answer gets it), with no thread started; cut, garbage and the limit end it as decompress()
+// ends it.
+TEST_P(Streams, OneThreadDecodesAllOfAStreamOnTheCallingThreadAsItComes) {
+  const Bytes input = text_bytes(3 * 1024 * 1024, 23);
+  CompressOptions flushed = options();
+  flushed.codec_options.chunk_bytes = 64 * 1024;
+  const Bytes packed = to_bytes(compress_buffer(view(input), flushed));
+  DecompressOptions one;
+  one.threads = 1;
+  const std::size_t before = threads_in_process();
+  {
+    MemorySink out;
+    Decompressor decompressor(out, one);
+    for (std::size_t at = 0; at < packed.size(); at += 50000) {
+      decompressor.write(view(packed).subspan(at, std::min<std::size_t>(50000, packed.size() - at)));
+      EXPECT_FALSE(decompressor.decodes_in_background());
+      EXPECT_TRUE(std::equal(out.buffer().data(), out.buffer().data() + out.buffer().size(), input.begin()));
+    }
+    EXPECT_EQ(to_bytes(out.buffer()), input) << "all of it out before finish()";
+    EXPECT_EQ(decompressor.finish().output_bytes, input.size());
+  }
+  EXPECT_EQ(threads_in_process(), before);
+  const Bytes cut(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(packed.size() / 2));
+  Bytes garbage = packed;
+  garbage.insert(garbage.end(), {'j', 'u', 'n', 'k', '!', '!', '!', '!'});
+  DecompressOptions limited = one;
+  limited.max_output_bytes = 1000000;
+  for (const auto& [stream, decode] : std::vector<std::pair<const Bytes*, DecompressOptions>>{
+           {&cut, one}, {&garbage, one}, {&packed, limited}}) {
+    const Decoded whole = decode_whole(*stream, decode);
+    const Decoded got = decode_in_pieces(*stream, 50000, decode);
+    ASSERT_FALSE(whole.ending.empty());
+    EXPECT_EQ(got.ending.substr(0, 2), whole.ending.substr(0, 2)) << got.ending << " against " << whole.ending;
+    EXPECT_TRUE(got.out.size() <= input.size() && std::equal(got.out.begin(), got.out.end(), input.begin()));
+    EXPECT_TRUE(decode.max_output_bytes > 0 ? got.out.size() <= decode.max_output_bytes
+                                            : got.out.size() >= whole.out.size())
+        << got.out.size() << " bytes, " << whole.out.size() << " from decompress(): " << got.ending;
+  }
+}
+
 TEST_P(Streams, ErrorsComeFromTheNextCallAfterWhatDecodedBeforeThem) {
   const Bytes input = text_bytes(2 * 1024 * 1024, 4);
   const Bytes packed = to_bytes(compress_buffer(view(input), options()));

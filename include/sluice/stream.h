@@ -86,7 +86,9 @@ class Decompressor final : public ByteSink {
   // Whether a run decodes the stream on a thread of its own (and the graph's workers). Until the
   // stream outgrows 64 KiB of input or 8 MiB of output, write() decodes it on the calling thread
   // and writes its output before it returns (as gzip -d does, before the check at the end of its
-  // member or frame), and finish() ends it there too.
+  // member or frame), and finish() ends it there too. With one thread (options.threads 1), never:
+  // the whole stream is decoded so, each write's output out before it returns, as zlib's inflate
+  // gives it (for a protocol that waits for the answer to what it sent).
   bool decodes_in_background() const;
 
  private:

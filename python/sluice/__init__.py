@@ -289,7 +289,10 @@ class Decompressor:
     its error);
     after that, a run's workers decode whole units while more comes and the output lags the input
     by up to a few MB (a stream whose pieces pause for 50 ms is decoded as they come, each piece's
-    output returned by the next call). flush() ends the input and returns the rest; unlike
+    output returned by the next call). threads=1: no run at all, the whole stream is decoded on
+    the calling thread as it comes, each call returning all that its input decodes to, as zlib's
+    (for a protocol that waits for the answer to what it sent). flush() ends the input and
+    returns the rest; unlike
     zlib's, the end of a member or frame is not the end of the stream (more may follow, as gzip
     -d reads them): eof is True only after flush(), and a loop that waits for it must call flush()
     when its input ends.

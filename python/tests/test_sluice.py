@@ -1381,6 +1381,22 @@ def test_decompressor_of_a_small_stream_returns_its_output_at_once_with_no_threa
     assert _threads() == before
 
 
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_decompressor_on_one_thread_answers_each_flushed_message_as_it_arrives(fmt):
+    # A protocol over one long stream: each message, sync-flushed by its sender, comes out of the
+    # decompress() call that takes its last byte, past the first 64 KiB too (zlib's behaviour).
+    messages = [text(20_000, seed) + random.Random(seed).randbytes(10_000) for seed in range(12)]
+    compressor = sluice.Compressor(fmt)
+    sent = [compressor.compress(m) + compressor.flush(sluice.FLUSH_SYNC) for m in messages]
+    sent[-1] += compressor.flush()
+    assert sum(map(len, sent)) > 2 * 64 * 1024  # past the hold of a Decompressor of more threads
+    d = sluice.Decompressor(threads=1)
+    before = _threads()
+    for message, wire in zip(messages, sent):
+        assert d.decompress(wire) == message
+    assert d.flush() == b"" and _threads() == before
+
+
 def test_decompressor_errors_come_after_the_data_before_them():
     data = text(3_000_000, 23)
     packed = gzip.compress(data)
