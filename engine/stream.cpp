@@ -428,7 +428,7 @@ struct Decompressor::State {
   }
 
   // finish() of a stream decoded on the calling thread to its end (caller_only).
-  DecompressStats finish_in_caller(std::chrono::steady_clock::time_point start) {
+  DecompressStats finish_in_caller() {
     try {
       decoder->finish();
     } catch (...) {
@@ -440,7 +440,7 @@ struct Decompressor::State {
     stats.output_bytes = written;
     stats.decoder_threads = 1;
     stats.serial_from = 0;
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return stats;
   }
 
@@ -462,6 +462,7 @@ struct Decompressor::State {
   std::uint64_t written = 0;               // what the caller's decoder wrote to `out`
   std::uint64_t input_bytes = 0;           // given to write()
   const bool caller_only;
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::exception_ptr failure;
   bool finished = false;  // by finish() of a held stream; the run keeps its own
   std::mutex run_mutex;   // cancel() against start_run()
@@ -503,7 +504,7 @@ DecompressStats Decompressor::finish() {
   state.check_usable();
   if (state.caller_only && state.decoder) {
     try {
-      return state.finish_in_caller(std::chrono::steady_clock::now());
+      return state.finish_in_caller();
     } catch (const State::Failed&) {
       std::rethrow_exception(state.failure);
     }

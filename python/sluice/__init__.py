@@ -507,11 +507,11 @@ class SluiceFile(io.BufferedIOBase):
 
     Writing compresses on all cores as bytes come; close() ends the stream. flush() makes what
     was written so far decodable to a reader of the output, as gzip's does, without ending the
-    stream. Opened by name, the output is a temporary file renamed into place (with the old
-    file's permissions) by close() or by the first flush(): an error or Ctrl-C before that leaves
-    nothing behind. Where a rename would change what the file keeps (a symlink, a FIFO, a device,
-    a file with other links or another owner) or the directory takes no new file, it is written
-    in place, as gzip.open writes.
+    stream. Opened by name, the output is a new file without a name (or a temporary) put in place
+    (with the old file's permissions) by close() or by the first flush(): an error, Ctrl-C or a
+    crash before that leaves nothing behind. Where a rename would change what the file keeps (a
+    symlink, a FIFO, a device, a file with other links, another owner or group, or an ACL) or the
+    directory takes no new file, it is written in place, as gzip.open writes.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
@@ -578,12 +578,12 @@ class SluiceFile(io.BufferedIOBase):
         _open_files.add(self)
 
     def _write_beside(self, path: str, existing: os.stat_result | None) -> bool:
-        """Opens a temporary beside `path` for a new output, renamed into place by close() (or by
-        the first flush(), which makes the output visible): an error leaves nothing behind. False
-        where that would change what writing in place keeps, as gzip.open does it: a file that is
-        not regular (a FIFO, a symlink, a device), has other links, another owner or group, or an
-        access control list; or where no temporary can be made (a directory one may not write
-        to). A file one may not write is
+        """Opens the output beside `path`, put in place by close() or by the first flush(), which
+        makes it visible (_publish): a new file without a name where the system has them, else a
+        temporary; an error leaves nothing behind. False where that would change what writing in
+        place keeps, as gzip.open does it: a file that is not regular (a FIFO, a symlink, a
+        device), has other links, another owner or group, or an access control list; or where
+        nothing can be made there (a directory one may not write to). A file one may not write is
         refused, as open() refuses it."""
         if existing is not None:
             if (not stat.S_ISREG(existing.st_mode) or existing.st_nlink > 1 or existing.st_uid != os.geteuid()
