@@ -57,6 +57,9 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, const St
 // Whether `prefix`, a stream's start, tells its format (always, where `codec` names it): it
 // holds enough bytes, and not only skippable frames. (decompress_graph.cpp)
 bool format_told(ByteView prefix, const std::string& codec);
+// The format of a stream that starts with `prefix`, unless `codec` names it; throws kCorruptData
+// naming what it is where it is in no known format. (decompress_graph.cpp)
+std::string detect_format(ByteView prefix, const std::string& codec);
 // The codec a decompression of `name` uses, with the backend options.backends names for it.
 // (decompress_graph.cpp)
 std::unique_ptr<Codec> make_decoding_codec(const std::string& name, const DecompressOptions& options);

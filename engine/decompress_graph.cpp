@@ -136,6 +136,22 @@ bool detail::format_told(ByteView prefix, const std::string& codec) {
          (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
 }
 
+// The format of a stream that starts with `prefix`, unless `codec` names it. Throws kCorruptData
+// for input in no known format.
+std::string detail::detect_format(ByteView prefix, const std::string& codec) {
+  if (!codec.empty()) return codec;
+  if (const auto info = CodecRegistry::global().detect(prefix)) return info->name;
+  if (prefix.empty()) throw Error(ErrorKind::kCorruptData, "empty input: not compressed data", {}, 0);
+  // Name what it is where we can tell ("bad magic" leaves a user with an .xz wondering).
+  const std::string foreign = foreign_format(prefix);
+  throw Error(ErrorKind::kCorruptData,
+              foreign.empty() ? fmt::format("not compressed data in a known format ({})", known_formats())
+                              : fmt::format("not compressed data in a known format: {}, which sluice does not "
+                                            "decode (it reads {})",
+                                            foreign, known_formats()),
+              {}, 0);
+}
+
 // The codec a decompression uses: named or detected, with the backend asked for.
 std::unique_ptr<Codec> detail::make_decoding_codec(const std::string& name, const DecompressOptions& options) {
   CodecOptions codec_options;
@@ -147,6 +163,7 @@ std::unique_ptr<Codec> detail::make_decoding_codec(const std::string& name, cons
 
 namespace {
 
+using detail::detect_format;
 using detail::format_told;
 using detail::make_decoding_codec;
 
@@ -182,22 +199,6 @@ StreamStart start_stream(ByteSource& source, const std::string& codec, const std
   }
   start.read.resize(size);
   return start;
-}
-
-// The format of a stream that starts with `prefix`, unless `codec` names it. Throws kCorruptData
-// for input in no known format.
-std::string detect_format(ByteView prefix, const std::string& codec) {
-  if (!codec.empty()) return codec;
-  if (const auto info = CodecRegistry::global().detect(prefix)) return info->name;
-  if (prefix.empty()) throw Error(ErrorKind::kCorruptData, "empty input: not compressed data", {}, 0);
-  // Name what it is where we can tell ("bad magic" leaves a user with an .xz wondering).
-  const std::string foreign = foreign_format(prefix);
-  throw Error(ErrorKind::kCorruptData,
-              foreign.empty() ? fmt::format("not compressed data in a known format ({})", known_formats())
-                              : fmt::format("not compressed data in a known format: {}, which sluice does not "
-                                            "decode (it reads {})",
-                                            foreign, known_formats()),
-              {}, 0);
 }
 
 // Copies a stream in no known format to `sink` as it is (DecompressOptions::pass_through): the

@@ -347,8 +347,9 @@ class DecompressorRun : public PushRun<DecompressStats> {
 // unit before it writes it, would not have written it). Not where options ask for the graph
 // always (small_inputs_in_caller false). With one thread asked for (caller_only), no run at all:
 // the whole stream is decoded on the calling thread as it comes, each write's output written
-// before it returns, as zlib's inflate does (nothing held; the decoder's errors and the limit are
-// its own, with the run's messages).
+// before it returns, as zlib's inflate does (nothing held): its errors are the streaming
+// decoder's (the kind decompress() gives; a message may differ where the data is not the format
+// named), the limit's and a format's that is none the run's.
 struct Decompressor::State {
   static constexpr std::size_t kHeldInputBytes = 64 * 1024;
   static constexpr std::uint64_t kHeldOutputBytes = 8 * 1024 * 1024;
@@ -376,25 +377,25 @@ struct Decompressor::State {
   // the stream over.
   bool decode_in_caller(ByteView fresh) {
     if (options.pass_through || !options.small_inputs_in_caller) return false;
-    if (held.size() > kHeldInputBytes && (!caller_only || !decoder)) return false;
     if (!decoder) {
-      if (!detail::format_told(held.view(), options.codec)) return true;  // more bytes tell it
-      std::string codec_name = options.codec;
-      if (codec_name.empty()) {
-        const auto detected = CodecRegistry::global().detect(held.view());
-        if (!detected) return false;  // the run says what it is not
-        codec_name = detected->name;
+      // More bytes tell the format (a hold of skippable frames at most; after that the run).
+      if (!detail::format_told(held.view(), options.codec)) return held.size() <= kHeldInputBytes;
+      try {
+        codec = detail::make_decoding_codec(detail::detect_format(held.view(), options.codec), options);
+      } catch (...) {
+        fail(detail::current_error_with_context(name, std::nullopt));  // in no known format: at once
       }
-      codec = detail::make_decoding_codec(codec_name, options);
       decoder = codec->make_decoder();
       fresh = held.view();
     }
+    if (!caller_only && held.size() > kHeldInputBytes) return false;
     const std::uint64_t limit = caller_only                      ? options.max_output_bytes
                                 : options.max_output_bytes > 0 ? std::min(options.max_output_bytes, kHeldOutputBytes)
                                                                : kHeldOutputBytes;
     try {
       decoder->decode(fresh, [&](ByteView piece) {
-        if (cancelled.load(std::memory_order_relaxed)) throw stopped();  // cancel() from another thread (Ctrl-C)
+        // cancel() from another thread (Ctrl-C), or the caller's own stop
+        if (cancelled.load(std::memory_order_relaxed) || options.stop.stop_requested()) throw stopped();
         if (limit > 0 && written + piece.size() > limit) {
           if (caller_only) {
             throw Error(ErrorKind::kLimit, fmt::format("output exceeds the limit of {} bytes set for this run", limit));

@@ -313,8 +313,9 @@ TEST_P(Streams, OneThreadDecodesAllOfAStreamOnTheCallingThreadAsItComes) {
   {
     MemorySink out;
     Decompressor decompressor(out, one);
-    for (std::size_t at = 0; at < packed.size(); at += 50000) {
-      decompressor.write(view(packed).subspan(at, std::min<std::size_t>(50000, packed.size() - at)));
+    // The first write past the 64 KiB a Decompressor of more threads holds, then smaller ones.
+    for (std::size_t at = 0, piece = 100000; at < packed.size(); at += piece, piece = 50000) {
+      decompressor.write(view(packed).subspan(at, std::min<std::size_t>(piece, packed.size() - at)));
       EXPECT_FALSE(decompressor.decodes_in_background());
       EXPECT_TRUE(std::equal(out.buffer().data(), out.buffer().data() + out.buffer().size(), input.begin()));
     }
@@ -322,6 +323,31 @@ TEST_P(Streams, OneThreadDecodesAllOfAStreamOnTheCallingThreadAsItComes) {
     EXPECT_EQ(decompressor.finish().output_bytes, input.size());
   }
   EXPECT_EQ(threads_in_process(), before);
+  // The caller's stop, asked for while a write decodes (here by the sink, at the first output).
+  {
+    std::stop_source stop;
+    struct StoppingSink final : ByteSink {
+      explicit StoppingSink(std::stop_source& s) : source(s) {}
+      void write(ByteView bytes) override {
+        got += bytes.size();
+        source.request_stop();
+      }
+      const std::string& name() const override { return name_; }
+      std::stop_source& source;
+      std::size_t got = 0;
+      std::string name_ = "stopping";
+    } sink(stop);
+    DecompressOptions stopped = one;
+    stopped.stop = stop.get_token();
+    Decompressor decompressor(sink, stopped);
+    try {
+      decompressor.write(view(packed));
+      ADD_FAILURE() << "a stopped stream went on";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << e.what();
+    }
+    EXPECT_LT(sink.got, input.size());
+  }
   const Bytes cut(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(packed.size() / 2));
   Bytes garbage = packed;
   garbage.insert(garbage.end(), {'j', 'u', 'n', 'k', '!', '!', '!', '!'});

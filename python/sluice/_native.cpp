@@ -149,6 +149,8 @@ void run_released(std::size_t work_bytes, Work&& work) {
     if (interrupted) throw py::error_already_set();  // the signal handler's exception
   }
   if (failure) {
+    // A signal's exception that the work found pending (DrainSink's check) is the call's.
+    if (PyErr_Occurred()) throw py::error_already_set();
     try {
       std::rethrow_exception(failure);
     } catch (const Error& e) {
@@ -253,10 +255,15 @@ class DrainSink final : public ByteSink {
  public:
   explicit DrainSink(std::size_t hold = std::numeric_limits<std::size_t>::max()) : hold_(hold) {}
   void write(ByteView bytes) override {
-    std::unique_lock lock(mutex_);
-    drained_.wait(lock, [&] { return in_call_ || stopped_ || buffer_.size() < hold_; });
-    if (stopped_) throw Error(ErrorKind::kCancelled, "the stream was stopped", name_);
-    buffer_.append(bytes);
+    {
+      std::unique_lock lock(mutex_);
+      drained_.wait(lock, [&] { return in_call_ || stopped_ || buffer_.size() < hold_; });
+      if (stopped_) throw Error(ErrorKind::kCancelled, "the stream was stopped", name_);
+      buffer_.append(bytes);
+    }
+    if (caller_ == std::this_thread::get_id() && (since_check_ += bytes.size()) >= kSignalCheckBytes) {
+      check_signals();
+    }
   }
   const std::string& name() const override { return name_; }
   py::bytes drain() {
@@ -284,10 +291,20 @@ class DrainSink final : public ByteSink {
     drained_.notify_all();
   }
 
+  // A call's scope: the sink takes what comes without waiting for a drain. What the calling
+  // thread decodes itself (a Decompressor's caller-side decoder), without the GIL and maybe
+  // without end (a bomb), checks for signals every kSignalCheckBytes of output: on Ctrl-C the
+  // write throws, the stream stops, and run_released raises the pending KeyboardInterrupt.
   class CallScope {
    public:
-    explicit CallScope(DrainSink& sink) : sink_(sink) { sink_.in_call(true); }
-    ~CallScope() { sink_.in_call(false); }
+    explicit CallScope(DrainSink& sink) : sink_(sink) {
+      sink_.in_call(true);
+      sink_.caller_ = std::this_thread::get_id();
+    }
+    ~CallScope() {
+      sink_.caller_ = {};
+      sink_.in_call(false);
+    }
     CallScope(const CallScope&) = delete;
     CallScope& operator=(const CallScope&) = delete;
 
@@ -296,6 +313,16 @@ class DrainSink final : public ByteSink {
   };
 
  private:
+  static constexpr std::size_t kSignalCheckBytes = 4 << 20;
+
+  void check_signals() {
+    since_check_ = 0;
+    py::gil_scoped_acquire acquire;
+    if (PyErr_CheckSignals() != 0) {  // the exception stays pending, for run_released to raise
+      throw Error(ErrorKind::kCancelled, "the stream was stopped by an interrupted call", name_);
+    }
+  }
+
   void in_call(bool in) {
     {
       std::lock_guard lock(mutex_);
@@ -313,6 +340,8 @@ class DrainSink final : public ByteSink {
   Buffer spare_;
   bool in_call_ = false;
   bool stopped_ = false;
+  std::thread::id caller_;        // the thread in a call, while one is (its writes check signals)
+  std::size_t since_check_ = 0;   // written by the caller's thread since it last checked
   std::string name_ = "<python>";
 };
 
@@ -379,8 +408,7 @@ class Decoder {
   py::bytes finish() {
     {
       const DrainSink::CallScope call(sink_);
-      // A small stream, decoded as it came on this thread, ends here at once (no thread to wait
-      // on a run for Ctrl-C).
+      // A stream decoded on this thread ends here (no thread to wait on a run for Ctrl-C).
       run_released(stream_.decodes_in_background() ? kInterruptibleBytes : 0, [&](std::stop_token stop) {
         const std::stop_callback on_stop(stop, [this] { cancel(); });
         stream_.finish();

@@ -1,5 +1,6 @@
 """The Python package against the stock tools and Python's own modules (gzip, zlib), the sluice
 program, and the behaviours it promises: no copies of inputs, threads, Ctrl-C, errors."""
+import _thread
 import asyncio
 import concurrent.futures
 import gzip
@@ -1395,6 +1396,20 @@ def test_decompressor_on_one_thread_answers_each_flushed_message_as_it_arrives(f
     for message, wire in zip(messages, sent):
         assert d.decompress(wire) == message
     assert d.flush() == b"" and _threads() == before
+
+
+def test_decompressor_on_one_thread_stops_at_ctrl_c_inside_a_call():
+    # 1 GiB of zeros in 1 MB of gzip, decoded by the calling thread inside one decompress() call:
+    # Ctrl-C there stops it (the stream is then stopped for good), where it would come only after
+    # the whole GiB.
+    bomb = sluice.compress(bytes(8 << 20)) * 128
+    d = sluice.Decompressor(threads=1)
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        d.decompress(bomb)
+        time.sleep(5)  # reached only if the call ran to its end
+    with pytest.raises(sluice.Error, match="interrupted"):
+        d.decompress(b"")
 
 
 def test_decompressor_errors_come_after_the_data_before_them():
