@@ -255,15 +255,15 @@ class DrainSink final : public ByteSink {
  public:
   explicit DrainSink(std::size_t hold = std::numeric_limits<std::size_t>::max()) : hold_(hold) {}
   void write(ByteView bytes) override {
+    bool callers = false;  // written by the thread in a call (only it touches since_check_)
     {
       std::unique_lock lock(mutex_);
       drained_.wait(lock, [&] { return in_call_ || stopped_ || buffer_.size() < hold_; });
       if (stopped_) throw Error(ErrorKind::kCancelled, "the stream was stopped", name_);
       buffer_.append(bytes);
+      callers = in_call_ && caller_ == std::this_thread::get_id();
     }
-    if (caller_ == std::this_thread::get_id() && (since_check_ += bytes.size()) >= kSignalCheckBytes) {
-      check_signals();
-    }
+    if (callers && (since_check_ += bytes.size()) >= kSignalCheckBytes) check_signals();
   }
   const std::string& name() const override { return name_; }
   py::bytes drain() {
@@ -297,14 +297,8 @@ class DrainSink final : public ByteSink {
   // write throws, the stream stops, and run_released raises the pending KeyboardInterrupt.
   class CallScope {
    public:
-    explicit CallScope(DrainSink& sink) : sink_(sink) {
-      sink_.in_call(true);
-      sink_.caller_ = std::this_thread::get_id();
-    }
-    ~CallScope() {
-      sink_.caller_ = {};
-      sink_.in_call(false);
-    }
+    explicit CallScope(DrainSink& sink) : sink_(sink) { sink_.in_call(true); }
+    ~CallScope() { sink_.in_call(false); }
     CallScope(const CallScope&) = delete;
     CallScope& operator=(const CallScope&) = delete;
 
@@ -327,6 +321,7 @@ class DrainSink final : public ByteSink {
     {
       std::lock_guard lock(mutex_);
       in_call_ = in;
+      caller_ = in ? std::this_thread::get_id() : std::thread::id{};
     }
     drained_.notify_all();
   }
