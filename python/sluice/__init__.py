@@ -602,7 +602,7 @@ class SluiceFile(io.BufferedIOBase):
             raise type(e)(e.errno, e.strerror, path) from None
         self._file = os.fdopen(descriptor, "wb")
         self._unpublished = True
-        self._final_path = path
+        self._final_path = os.path.abspath(path)  # where it was asked for, even if the directory changes
         self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
         return True
 

@@ -691,6 +691,19 @@ def test_a_new_file_written_by_name_has_no_name_until_it_is_published(tmp_path):
                 f.close()
             assert (tmp_path / "raced-xb.gz").read_bytes() == b"theirs"
     assert sorted(os.listdir(tmp_path)) == ["new.gz", "raced-wb.gz", "raced-xb.gz"]
+    # A relative name is where it was when opened, whatever the working directory is at close().
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        f = sluice.open("relative.gz", "wb")
+        f.write(b"here")
+        os.chdir(other)
+        f.close()
+    finally:
+        os.chdir(here)
+    assert gzip.decompress((tmp_path / "relative.gz").read_bytes()) == b"here" and os.listdir(other) == []
 
 
 def test_writing_by_name_keeps_what_writing_in_place_keeps(tmp_path, request):
