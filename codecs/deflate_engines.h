@@ -148,8 +148,24 @@ class HistoryDeflater {
   virtual void deflate(ByteView history, ByteView input, bool last, Buffer& out) = 0;
 };
 
+// One deflate stream made piece after piece with the window kept (a writer's flushes).
+class PieceDeflater {
+ public:
+  enum class End {
+    kPartialFlush,  // all of the input decodable, the stream left inside a byte (no 00 00 ff ff)
+    kSyncFlush,     // the same, then an empty stored block: on a byte boundary
+    kFinish,        // the final block
+  };
+  virtual ~PieceDeflater() = default;
+  // Appends the piece's deflate bytes to `out`.
+  virtual void deflate(ByteView input, End end, Buffer& out) = 0;
+  // Forgets the window: what follows is deflated with no history (after a sync flush).
+  virtual void reset() = 0;
+};
+
 // `level` is gzip's 1-9. Engines that cannot do what is asked throw Error(kUsage).
 std::unique_ptr<HistoryDeflater> make_zlib_history_deflater(int level);
+std::unique_ptr<PieceDeflater> make_zlib_piece_deflater(int level);
 std::unique_ptr<ChunkDeflater> make_zlib_chunk_deflater(int level);
 std::unique_ptr<ChunkDeflater> make_libdeflate_chunk_deflater(int level);
 std::unique_ptr<ChunkDeflater> make_isal_chunk_deflater(int level);

@@ -57,6 +57,28 @@ class ZlibChunkDeflater final : public ChunkDeflater {
   z_stream stream_{};
 };
 
+// Deflates all of `input`, appending to `out` from byte `from` on, ended by `flush` (Z_FINISH:
+// the stream's end); `out` grows until zlib is done.
+void deflate_all(z_stream& stream, ByteView input, int flush, Buffer& out, std::size_t from = 0) {
+  // deflateBound covers the data; a flush adds at most a few bytes more.
+  out.resize(from + deflateBound(&stream, static_cast<uLong>(input.size())) + 16);
+  stream.next_in = const_cast<Bytef*>(input.data());
+  stream.avail_in = clamp_uint(input.size());
+  stream.next_out = out.data() + from;
+  stream.avail_out = clamp_uint(out.size() - from);
+  for (;;) {
+    const int ret = ::deflate(&stream, flush);
+    if (ret == Z_STREAM_ERROR) check_zlib(ret, "deflate", stream);
+    if (flush == Z_FINISH ? ret == Z_STREAM_END : (stream.avail_in == 0 && stream.avail_out != 0)) break;
+    if (stream.avail_out != 0) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (no progress)", stream);
+    const std::size_t used = out.size();
+    out.resize(used * 2);
+    stream.next_out = out.data() + used;
+    stream.avail_out = clamp_uint(out.size() - used);
+  }
+  out.resize(out.size() - stream.avail_out);
+}
+
 class ZlibHistoryDeflater final : public HistoryDeflater {
  public:
   explicit ZlibHistoryDeflater(int level) {
@@ -71,28 +93,36 @@ class ZlibHistoryDeflater final : public HistoryDeflater {
       check_zlib(deflateSetDictionary(&stream_, window.data(), static_cast<uInt>(window.size())),
                  "deflateSetDictionary", stream_);
     }
-    // deflateBound covers the data; a sync flush adds at most a few bytes more.
-    out.resize(deflateBound(&stream_, static_cast<uLong>(input.size())) + 16);
-    stream_.next_in = const_cast<Bytef*>(input.data());
-    stream_.avail_in = clamp_uint(input.size());
-    stream_.next_out = out.data();
-    stream_.avail_out = clamp_uint(out.size());
-    const int flush = last ? Z_FINISH : Z_SYNC_FLUSH;
-    for (;;) {
-      const int ret = ::deflate(&stream_, flush);
-      if (ret == Z_STREAM_ERROR) check_zlib(ret, "deflate", stream_);
-      if (last ? ret == Z_STREAM_END : (stream_.avail_in == 0 && stream_.avail_out != 0)) break;
-      if (stream_.avail_out != 0) check_zlib(ret == Z_OK ? Z_BUF_ERROR : ret, "deflate (no progress)", stream_);
-      const std::size_t used = out.size();
-      out.resize(used * 2);
-      stream_.next_out = out.data() + used;
-      stream_.avail_out = clamp_uint(out.size() - used);
-    }
-    out.resize(out.size() - stream_.avail_out);
+    deflate_all(stream_, input, last ? Z_FINISH : Z_SYNC_FLUSH, out);
   }
 
  private:
   z_stream stream_{};
+};
+
+// One deflate stream written piece after piece, the window kept between pieces.
+class ZlibPieceDeflater final : public PieceDeflater {
+ public:
+  explicit ZlibPieceDeflater(int level) {
+    check_zlib(deflateInit2(&stream_, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), "deflateInit2", stream_);
+  }
+  ~ZlibPieceDeflater() override { deflateEnd(&stream_); }
+
+  void deflate(ByteView input, End end, Buffer& out) override {
+    if (ended_) throw Error(ErrorKind::kInternal, "a piece deflated after the last");
+    const int flush = end == End::kFinish ? Z_FINISH : (end == End::kSyncFlush ? Z_SYNC_FLUSH : Z_PARTIAL_FLUSH);
+    deflate_all(stream_, input, flush, out, out.size());
+    ended_ = end == End::kFinish;
+  }
+
+  void reset() override {
+    check_zlib(deflateReset(&stream_), "deflateReset", stream_);
+    ended_ = false;
+  }
+
+ private:
+  z_stream stream_{};
+  bool ended_ = false;
 };
 
 std::string reason(int ret, const z_stream& stream) { return stream.msg ? stream.msg : zError(ret); }
@@ -163,6 +193,7 @@ std::unique_ptr<ChunkDeflater> make_zlib_chunk_deflater(int level) { return std:
 std::unique_ptr<HistoryDeflater> make_zlib_history_deflater(int level) {
   return std::make_unique<ZlibHistoryDeflater>(level);
 }
+std::unique_ptr<PieceDeflater> make_zlib_piece_deflater(int level) { return std::make_unique<ZlibPieceDeflater>(level); }
 std::unique_ptr<WholeInflater> make_zlib_whole_inflater() { return std::make_unique<ZlibWholeInflater>(); }
 std::unique_ptr<StreamInflater> make_zlib_stream_inflater() { return std::make_unique<ZlibStreamInflater>(); }
 

@@ -255,6 +255,54 @@ class GzipChunkCompressor final : public ChunkCompressor {
   std::unique_ptr<HistoryDeflater> history_deflater_;  // single member
 };
 
+// A one-member stream's pieces, flushed by its writer: one zlib deflate stream. In the
+// single-member form the window is kept throughout and every piece ends on a sync flush, as
+// gzip.open's flush() writes (the same bytes). In the default form the header promises chunks of
+// its recorded size, each independent and ended on a sync flush: the window is kept only within a
+// chunk, whose pieces end on partial flushes (all of a piece decodable, no 00 00 ff ff where a
+// reader would cut), and every multiple of the chunk size from the start ends a chunk there.
+class GzipFlushCompressor final : public FlushCompressor {
+ public:
+  // `chunk_bytes`: the default form's; 0: the single-member form.
+  GzipFlushCompressor(int level, std::size_t chunk_bytes)
+      : deflater_(make_zlib_piece_deflater(level)), chunk_bytes_(chunk_bytes) {}
+
+  std::uint64_t compress_piece(ByteView input, bool last, Buffer& out) override {
+    using End = PieceDeflater::End;
+    out.clear();
+    if (chunk_bytes_ == 0) {
+      deflater_->deflate(input, last ? End::kFinish : End::kSyncFlush, out);
+      return update_crc32(0, input);
+    }
+    std::size_t at = 0;
+    do {
+      const std::size_t room = chunk_bytes_ - static_cast<std::size_t>(offset_ % chunk_bytes_);
+      const std::size_t take = std::min(room, input.size() - at);
+      const bool final = last && at + take == input.size();
+      const bool ends_chunk = take == room;
+      deflater_->deflate(input.subspan(at, take), final ? End::kFinish : (ends_chunk ? End::kSyncFlush : End::kPartialFlush),
+                         out);
+      at += take;
+      offset_ += take;
+      aligned_ = final || ends_chunk;
+      if (ends_chunk && !final) deflater_->reset();  // the next chunk has no history
+    } while (at < input.size());
+    return update_crc32(0, input);
+  }
+
+  std::uint64_t end_pieces(Buffer& out) override {
+    if (!aligned_) deflater_->deflate({}, PieceDeflater::End::kSyncFlush, out);
+    aligned_ = true;
+    return 0;  // the CRC-32 of nothing
+  }
+
+ private:
+  std::unique_ptr<PieceDeflater> deflater_;
+  std::size_t chunk_bytes_;
+  std::uint64_t offset_ = 0;  // input so far
+  bool aligned_ = true;       // the last piece ended on a byte boundary, a chunk may follow
+};
+
 // The name and modification time of a file, as gzip records them: 4 bytes of MTIME (0 when
 // unknown or out of range) and the name without NULs.
 std::uint32_t header_mtime(const StreamInfo& info) {
@@ -1638,6 +1686,13 @@ class GzipCodec final : public CodecBase {
       case Form::kBgzf:
         return std::make_unique<BgzfFramer>();
     }
+    return nullptr;
+  }
+  // The one-member forms: a writer's small flushes go on in one deflate stream (the other forms'
+  // flushes end members, which carry no history).
+  std::unique_ptr<FlushCompressor> new_flush_compressor() const override {
+    if (form_ == Form::kIndependent) return std::make_unique<GzipFlushCompressor>(options_.level, options_.chunk_bytes);
+    if (form_ == Form::kSingleMember) return std::make_unique<GzipFlushCompressor>(options_.level, 0);
     return nullptr;
   }
   std::unique_ptr<StreamDecoder> new_decoder() const override {

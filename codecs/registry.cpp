@@ -98,6 +98,12 @@ std::unique_ptr<ChunkCompressor> Codec::make_chunk_compressor() const {
 std::unique_ptr<StreamFramer> Codec::make_framer(const StreamInfo& stream) const {
   return required(new_framer(stream), info(), "stream framer");
 }
+std::unique_ptr<FlushCompressor> Codec::make_flush_compressor() const {
+  auto compressor = new_flush_compressor();
+  if (compressor) compressor->codec_name_ = info().name;
+  return compressor;
+}
+std::unique_ptr<FlushCompressor> Codec::new_flush_compressor() const { return nullptr; }
 std::unique_ptr<StreamDecoder> Codec::make_decoder() const { return required(new_decoder(), info(), "stream decoder"); }
 std::unique_ptr<StreamSplitter> Codec::make_splitter() const {
   auto splitter = new_splitter();
@@ -144,6 +150,20 @@ std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool l
                 fmt::format("the {} compressor wrote nothing for a chunk of {} bytes", codec_name_, input.size()));
   }
   return check;
+}
+
+std::uint64_t FlushCompressor::compress(ByteView input, bool last, Buffer& out) {
+  const std::uint64_t check = compress_piece(input, last, out);
+  if (out.empty()) {
+    throw Error(ErrorKind::kInternal,
+                fmt::format("the {} compressor wrote nothing for a flushed piece of {} bytes", codec_name_, input.size()));
+  }
+  return check;
+}
+
+std::uint64_t FlushCompressor::end(Buffer& out) {
+  out.clear();
+  return end_pieces(out);
 }
 
 Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {

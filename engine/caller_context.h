@@ -54,6 +54,22 @@ inline constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
 bool compress_in_caller(ByteView input, const CompressOptions& options, const StreamInfo& info, const std::string& name,
                         Buffer& output);
 
+// A stream already begun elsewhere (a Compressor's flushed pieces, compressed on its caller's
+// thread) that a run of compress() carries on: its header is written, `framer` has seen it and
+// every piece's record, `offset` bytes of input are behind it (the chunks' ends keep to multiples
+// of the chunk size from the stream's start) and `history` holds the last of them (the codec's
+// history_bytes at most are used).
+struct ContinuedStream {
+  std::unique_ptr<StreamFramer> framer;
+  std::uint64_t offset = 0;
+  Buffer history;
+};
+
+// compress() of one stream that continues `continued`: the bytes after what it was given, ending
+// with the framer's trailer. (compress_graph.cpp)
+CompressStats compress_continued(ByteSource& source, ByteSink& sink, const CompressOptions& options,
+                                 ContinuedStream continued);
+
 // Whether `prefix`, a stream's start, tells its format (always, where `codec` names it): it
 // holds enough bytes, and not only skippable frames. (decompress_graph.cpp)
 bool format_told(ByteView prefix, const std::string& codec);

@@ -114,8 +114,9 @@ class ChunkReader {
  public:
   ChunkReader(StreamSet& set, StreamStates& states, std::vector<StreamInfo>& infos, ChunkPool& pool,
               std::size_t chunk_bytes, std::size_t history_bytes, FirstError& run_error,
-              const std::function<void(std::uint64_t)>& on_read)
-      : set_(set),
+              const std::function<void(std::uint64_t)>& on_read, const detail::ContinuedStream* continued)
+      : continued_(continued),
+        set_(set),
         states_(states),
         infos_(infos),
         pool_(pool),
@@ -184,6 +185,10 @@ class ChunkReader {
     stream_offset_ = 0;
     stream_begun_ = false;
     tail_.clear();
+    if (continued_) {  // a run of one stream, begun before it
+      stream_offset_ = continued_->offset;
+      tail_.append(continued_->history.view().last(std::min(continued_->history.size(), history_limit_)));
+    }
     states_.started(stream_) = Clock::now();
     streams_begun_ = stream_ + 1;
     source_ = &set_.open_source(stream_, infos_[stream_]);
@@ -192,7 +197,7 @@ class ChunkReader {
     window_.reset();
     mapped_file_.reset();
     const auto file = source_->file();
-    if (file && detail::FileMapper::enabled()) {
+    if (file && !continued_ && detail::FileMapper::enabled()) {
       file_base_ = file->position;  // where the stream starts in the file (stdin: where left)
       if (file->size > file_base_ && file->size - file_base_ > 2 * chunk_bytes_) {
         mapper_.emplace(file->descriptor, file->size);
@@ -319,6 +324,7 @@ class ChunkReader {
     return nullptr;
   }
 
+  const detail::ContinuedStream* const continued_;  // null, or what the run's one stream goes on from
   StreamSet& set_;
   StreamStates& states_;
   std::vector<StreamInfo>& infos_;  // filled in as each stream is opened
@@ -347,8 +353,13 @@ class ChunkReader {
 class StreamWriter {
  public:
   StreamWriter(StreamSet& set, StreamStates& states, const Codec& codec, const CompressOptions& options,
-               CompressStats& stats)
-      : set_(set), states_(states), codec_(codec), options_(options), stats_(stats) {}
+               CompressStats& stats, std::unique_ptr<StreamFramer> continued_framer)
+      : set_(set),
+        states_(states),
+        codec_(codec),
+        options_(options),
+        stats_(stats),
+        continued_framer_(std::move(continued_framer)) {}
 
   void write(const Chunk& chunk, const StreamInfo& info) {
     const std::size_t i = chunk.stream;
@@ -424,6 +435,10 @@ class StreamWriter {
   void begin(std::size_t i, const StreamInfo& info) {
     result_ = {};
     sink_ = &set_.open_sink(i);
+    if (continued_framer_) {  // its header is written
+      framer_ = std::move(continued_framer_);
+      return;
+    }
     framer_ = codec_.make_framer(info);
     emit_framing(&StreamFramer::header);
   }
@@ -460,6 +475,7 @@ class StreamWriter {
   CompressStats& stats_;
   ByteSink* sink_ = nullptr;
   std::unique_ptr<StreamFramer> framer_;
+  std::unique_ptr<StreamFramer> continued_framer_;  // the framer of a stream begun before the run
   StreamResult result_;
   Buffer scratch_;
   std::size_t finished_ = 0;
@@ -576,7 +592,7 @@ class ChunkCompressors {
 // waits for more (in a graph of one thread, the reader waiting for the writer's next bytes would
 // hold the thread that has that chunk to compress).
 void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& options, int threads,
-                     std::size_t max_in_flight, CompressStats& stats) {
+                     std::size_t max_in_flight, CompressStats& stats, detail::ContinuedStream* continued = nullptr) {
   // The graph is made, and destroyed, in the arena, only when the run needs one; a failure (a stop
   // comes on another thread) cancels it if it is there: made and destroyed under the mutex.
   std::mutex graph_mutex;
@@ -591,8 +607,9 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
   // Header metadata: the reader fills in a stream's entry before emitting its first chunk.
   std::vector<StreamInfo> infos(set.size());
   ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes, run_error,
-                           options.on_read);
-  StreamWriter stream_writer(set, states, codec, options, stats);
+                           options.on_read, continued);
+  StreamWriter stream_writer(set, states, codec, options, stats,
+                             continued ? std::move(continued->framer) : std::unique_ptr<StreamFramer>());
   const auto write = [&](Chunk* chunk) {
     if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
     pool.release(chunk);
@@ -730,7 +747,8 @@ int resolve_threads(int threads) {
   return threads == 0 ? detail::default_threads() : threads;
 }
 
-CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& options) {
+namespace {
+CompressStats run_stream_set(StreamSet& streams, const CompressOptions& options, detail::ContinuedStream* continued) {
   const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
   const int threads = resolve_threads(options.threads);
   const std::size_t max_in_flight =
@@ -738,9 +756,22 @@ CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& opt
 
   CompressStats stats;
   const auto start = Clock::now();
-  if (streams.size() > 0) run_compression(streams, *codec, options, threads, max_in_flight, stats);
+  if (streams.size() > 0) run_compression(streams, *codec, options, threads, max_in_flight, stats, continued);
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
+}
+}  // namespace
+
+CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& options) {
+  return run_stream_set(streams, options, nullptr);
+}
+
+CompressStats detail::compress_continued(ByteSource& source, ByteSink& sink, const CompressOptions& options,
+                                         ContinuedStream continued) {
+  if (!continued.framer) throw Error(ErrorKind::kInternal, "a continued stream needs its framer");
+  const std::vector<CompressStream> streams{CompressStream{&source, &sink, {}}};
+  OpenStreams set(streams);
+  return run_stream_set(set, options, &continued);
 }
 
 CompressStats compress_streams(const std::vector<CompressStream>& streams, const CompressOptions& options) {

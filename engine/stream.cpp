@@ -125,15 +125,20 @@ class PushRun {
 class CompressorRun : public PushRun<CompressStats> {
  public:
   // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
-  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info)
+  // `continued`: the stream was begun on the caller's thread (its flushed pieces); the run goes on
+  // from there.
+  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info,
+                std::optional<detail::ContinuedStream> continued)
       : PushRun(sink.name()), delivery_(sink, run().pipe()) {
     run().pipe().spin_on_flushes(detail::default_threads() > 1);
     run().start(
-        [this, run_options = options, info](std::stop_token stop) mutable {
+        [this, run_options = options, info, continued = std::move(continued)](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
           const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
           run_options.stop = stop;
-          stats = compress(run().pipe().source(), delivery_, run_options, info);
+          stats = continued ? detail::compress_continued(run().pipe().source(), delivery_, run_options,
+                                                         std::move(*continued))
+                            : compress(run().pipe().source(), delivery_, run_options, info);
         },
         /*break_on_failure=*/true);
   }
@@ -177,24 +182,49 @@ class CompressorRun : public PushRun<CompressStats> {
 // (a chunk, at most kCachedContextInputBytes) or is flushed: a stream that finish() ends within
 // it is compressed on the calling thread, as compress_buffer() does (the same bytes as the run's),
 // with no thread, pipe or graph started (most of what a small file's stream cost).
+//
+// A stream flushed while what is held is small (a log's records, a protocol's messages) goes on
+// on the calling thread where the codec can (Codec::make_flush_compressor: gzip's one-member
+// forms): each flush compresses what was written since the last with the codec's state kept, as
+// gzip.open's flush() does (a chunk per flush, compressed with no history, came out 6 times the
+// size; BENCHMARKS.md, "Flushing"), and writes it before flush() returns. When more than the hold
+// is written between two flushes, a run takes the stream over from there (its chunks in parallel,
+// on the same framer), and keeps it to the end.
 struct Compressor::State {
   State(ByteSink& sink, const CompressOptions& asked, const StreamInfo& stream_info)
       : out(sink), options(asked), info(stream_info) {
     // Options that cannot work (a level or chunk size the codec refuses, an unknown knob or
     // codec, a thread count out of range) are the constructor's error, not the first write's or
     // finish()'s, after the caller has produced the data.
-    const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
+    codec = CodecRegistry::global().create(options.codec, options.codec_options);
     (void)resolve_threads(options.threads);
     hold_limit = std::min(codec->options().chunk_bytes, detail::kCachedContextInputBytes);
     options.on_stream_error = FailurePolicy::kStopRun;  // one stream: its failure is the run's
   }
 
-  // The run, started with what is held (once; cancel() may be racing with it).
+  // The run, started with what is held (once; cancel() may be racing with it); it goes on from
+  // the flushed pieces, if any.
   CompressorRun& start_run() {
+    std::optional<detail::ContinuedStream> continued;
+    if (flusher) {
+      if (failure) std::rethrow_exception(failure);
+      check_not_stopped();
+      const std::uint64_t check = flusher->end(piece);  // a chunk may follow
+      if (!piece.empty()) {
+        framer->add_chunk({0, piece.size(), check});
+        write_out(piece, /*flush=*/false);
+        flushed.output_bytes += piece.size();
+      }
+      flusher.reset();
+      continued.emplace();
+      continued->framer = std::move(framer);
+      continued->offset = flushed.input_bytes;
+      continued->history = std::move(history);
+    }
     {
       std::lock_guard lock(run_mutex);
       if (cancelled) throw stopped();
-      run.emplace(out, options, info);
+      run.emplace(out, options, info, std::move(continued));
     }
     if (!held.empty()) run->write(held.view());
     held = Buffer();
@@ -206,23 +236,86 @@ struct Compressor::State {
   }
   Error stopped() const { return Error(ErrorKind::kCancelled, "the stream was stopped", out.name()); }
 
-  CompressStats finish_held() {
-    finished = true;
+  // Whether the stream goes on as flushed pieces from here (what is held is their first).
+  bool begin_flushed() {
+    if (held.size() > kFlushedPieceBytes) return false;
+    flusher = codec->make_flush_compressor();
+    if (!flusher) return false;
+    framer = codec->make_framer(info);
+    framer->header(packed);
+    flushed.compressor_threads = 1;
+    flushed.peak_chunks_in_flight = 1;
+    return true;
+  }
+
+  // Compresses what is held as the next flushed piece (the last: with the trailer) and writes it
+  // (after the header, if it is the first).
+  // A failure ends the stream: it is thrown again by every call after it, as a run's is.
+  void write_flushed_piece(bool last) {
+    if (failure) std::rethrow_exception(failure);
     check_not_stopped();
     const auto start = std::chrono::steady_clock::now();
-    Buffer packed;
-    if (!detail::compress_in_caller(held.view(), options, info, out.name(), packed)) {
-      packed = compress_buffer(held.view(), options, info);  // not reached: the hold is a chunk at most
+    try {
+      const std::uint64_t check = flusher->compress(held.view(), last, piece);
+      framer->add_chunk({held.size(), piece.size(), check});
+      packed.append(piece.view());
+      if (last) framer->trailer(packed);
+    } catch (...) {
+      failure = std::current_exception();
+      throw;
+    }
+    write_out(packed, /*flush=*/!last);
+    flushed.input_bytes += held.size();
+    flushed.output_bytes += packed.size();
+    ++flushed.chunks;
+    flushed.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    // The window a run taking over needs: the last history_bytes, trimmed now and then.
+    const std::size_t window = codec->info().history_bytes;
+    if (window > 0) {
+      if (history.size() + held.size() > 2 * window) {
+        Buffer kept;
+        kept.append(history.view().last(std::min(history.size(), window)));
+        history = std::move(kept);
+      }
+      history.append(held.view());
+    }
+    packed.clear();
+    held.clear();
+  }
+
+  // Writes to the caller's sink (and flushes it): an error there is the stream's, as the run's
+  // writer reports it.
+  void write_out(const Buffer& bytes, bool flush) {
+    try {
+      out.write(bytes.view());
+      if (flush) out.flush();
+    } catch (...) {
+      failure = detail::current_error_with_context(out.name(), std::nullopt);
+      std::rethrow_exception(failure);
+    }
+  }
+
+  CompressStats finish_held() {
+    finished = true;
+    if (flusher) {
+      write_flushed_piece(/*last=*/true);
+      return flushed;
+    }
+    check_not_stopped();
+    const auto start = std::chrono::steady_clock::now();
+    Buffer whole;
+    if (!detail::compress_in_caller(held.view(), options, info, out.name(), whole)) {
+      whole = compress_buffer(held.view(), options, info);  // not reached: the hold is a chunk at most
     }
     check_not_stopped();  // a cancel() meanwhile: nothing is written, as a stopped run writes no end
     try {
-      out.write(packed.view());
+      out.write(whole.view());
     } catch (...) {
       std::rethrow_exception(detail::current_error_with_context(out.name(), std::nullopt));  // as the run's writer
     }
     CompressStats stats;
     stats.input_bytes = held.size();
-    stats.output_bytes = packed.size();
+    stats.output_bytes = whole.size();
     stats.chunks = 1;
     stats.compressor_threads = 1;
     stats.peak_chunks_in_flight = 1;
@@ -231,15 +324,38 @@ struct Compressor::State {
     return stats;
   }
 
+  // A run's figures and those of the flushed pieces before it.
+  CompressStats with_flushed(CompressStats stats) const {
+    stats.input_bytes += flushed.input_bytes;
+    stats.output_bytes += flushed.output_bytes;
+    stats.chunks += flushed.chunks;
+    stats.seconds += flushed.seconds;
+    return stats;
+  }
+
+  // The most a first flush may find held for the stream to go on as flushed pieces: more, and a
+  // run takes it as a chunk (a stream that writes much before its first flush is likely to go on
+  // so, in parallel, and to keep the default gzip form's independent chunks).
+  static constexpr std::size_t kFlushedPieceBytes = 64 * 1024;
+
   ByteSink& out;
   CompressOptions options;
   StreamInfo info;
+  std::unique_ptr<Codec> codec;
   std::size_t hold_limit = 0;
   Buffer held;
   bool finished = false;  // by finish_held(); the run keeps its own
   std::mutex run_mutex;   // cancel() against start_run()
   std::atomic<bool> cancelled{false};
   std::optional<CompressorRun> run;
+  // The flushed pieces, while they last (until finish or a run takes over).
+  std::unique_ptr<FlushCompressor> flusher;
+  std::unique_ptr<StreamFramer> framer;
+  CompressStats flushed;  // their figures
+  std::exception_ptr failure;  // of a flushed piece: the stream's end
+  Buffer history;         // the input's last bytes, for a run that takes over
+  Buffer piece;
+  Buffer packed;  // what the next write gives `out` (the header, before the first piece)
 };
 
 Compressor::Compressor(ByteSink& out, const CompressOptions& options, const StreamInfo& info)
@@ -254,8 +370,10 @@ void Compressor::write(ByteView bytes) {
     return;
   }
   if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
+  if (state.failure) std::rethrow_exception(state.failure);
   if (bytes.empty()) return;  // as a run takes it, stopped or not
   state.check_not_stopped();
+  // Flushed pieces too go on here until more than a hold comes between two flushes.
   if (state.held.size() + bytes.size() <= state.hold_limit) {
     state.held.append(bytes);
   } else {
@@ -269,7 +387,11 @@ void Compressor::flush() {
     throw Error(ErrorKind::kUsage, "flush after finish", name());
   }
   if (!state.run) {
-    if (state.held.empty()) return;  // nothing written since the start
+    if (state.held.empty()) return;  // nothing written since the start or the last flush
+    if (state.flusher || state.begin_flushed()) {
+      state.write_flushed_piece(/*last=*/false);
+      return;
+    }
     state.start_run();
   }
   state.run->flush();
@@ -279,7 +401,7 @@ const std::string& Compressor::name() const { return state_->out.name(); }
 
 CompressStats Compressor::finish() {
   State& state = *state_;
-  if (state.run) return state.run->finish();
+  if (state.run) return state.with_flushed(state.run->finish());
   if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
   return state.finish_held();
 }

@@ -550,6 +550,158 @@ TEST_P(Streams, AFlushThrowsTheRunsError) {
   }
 }
 
+// zlib's raw deflate of `records`, `flush` after each (Z_SYNC_FLUSH: what gzip.open's flush()
+// writes).
+Bytes zlib_flushed(const std::vector<Bytes>& records, int level, int flush) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes out;
+  for (const Bytes& record : records) {
+    Bytes piece(deflateBound(&z, record.size()) + 16);
+    z.next_in = const_cast<Bytef*>(record.data());
+    z.avail_in = static_cast<uInt>(record.size());
+    z.next_out = piece.data();
+    z.avail_out = static_cast<uInt>(piece.size());
+    EXPECT_EQ(deflate(&z, flush), Z_OK);
+    out.insert(out.end(), piece.begin(), piece.end() - z.avail_out);
+  }
+  deflateEnd(&z);
+  return out;
+}
+
+// A gzip stream flushed while small (a log's records) goes on in one deflate stream on the
+// calling thread, each flush written before flush() returns: in the single-member form the same
+// deflate bytes as gzip.open's (sync flushes); in the default form partial flushes (no 00 00 ff
+// ff for a reader to cut at) within chunks that stay independent and of the header's size (a
+// sync flush and no history at every multiple of it). More than a hold between two flushes hands
+// the stream to a run, whose chunks (independent, or with the history before them in the
+// single-member form) follow the pieces; small flushes after that end chunks. Every reader reads
+// the whole, sluice's in parallel where the form allows, on any thread count with the same bytes.
+TEST(FlushedStreams, SmallFlushesAreOneDeflateStreamAndARunTakesOverAfterMore) {
+  std::vector<Bytes> records;
+  for (int i = 0; i < 2000; ++i) records.push_back(text_bytes(120, static_cast<std::uint64_t>(i % 37)));
+  const Bytes bulk = text_bytes(3 * 1024 * 1024 + 11, 99);
+  constexpr std::size_t kChunk = 64 * 1024;
+  testing::ScratchDir dir;
+  for (const bool independent : {true, false}) {
+    Bytes first_output;
+    for (const int threads : {1, 2}) {
+      SCOPED_TRACE(fmt::format("{}, {} threads", independent ? "independent" : "single-member", threads));
+      CompressOptions o;
+      o.codec = "gzip";
+      o.codec_options.level = 6;
+      o.codec_options.knobs["form"] = independent ? "independent" : "single-member";
+      o.codec_options.chunk_bytes = kChunk;
+      o.threads = threads;
+      MemorySink out;
+      Compressor compressor(out, o);
+      Bytes all;
+      std::size_t first = 0;
+      for (const Bytes& record : records) {
+        compressor.write(view(record));
+        all.insert(all.end(), record.begin(), record.end());
+        compressor.flush();
+        if (first == 0) first = out.buffer().size();
+      }
+      if (independent) {
+        // The header says the chunks are independent, of the size asked; they end where multiples
+        // of it do (the first at 65,536 bytes in), each decoded alone below.
+        EXPECT_EQ(out.buffer().view()[3] & 0x04, 0x04) << "no FEXTRA";
+        EXPECT_EQ(out.buffer().view()[12], 'S');
+        EXPECT_EQ(out.buffer().view()[13], 'I');
+        const Bytes first_record_alone = zlib_flushed({records[0]}, 6, Z_PARTIAL_FLUSH);
+        EXPECT_EQ(first, 24 + first_record_alone.size());
+      } else {
+        // A 10-byte header with no FEXTRA, then zlib's bytes.
+        const Bytes expected = zlib_flushed(records, 6, Z_SYNC_FLUSH);
+        ASSERT_EQ(out.buffer().size(), 10 + expected.size());
+        EXPECT_EQ(out.buffer().view()[3] & 0x04, 0) << "the header says the chunks are independent";
+        EXPECT_TRUE(Bytes(out.buffer().view().begin() + 10, out.buffer().view().end()) == expected);
+      }
+      compressor.write(view(bulk));  // a run takes over
+      all.insert(all.end(), bulk.begin(), bulk.end());
+      for (std::size_t i = 0; i < 50; ++i) {
+        compressor.write(view(records[i]));
+        all.insert(all.end(), records[i].begin(), records[i].end());
+        compressor.flush();
+      }
+      const CompressStats stats = compressor.finish();
+      EXPECT_EQ(stats.input_bytes, all.size());
+      EXPECT_EQ(stats.output_bytes, out.buffer().size());
+      const Bytes output = to_bytes(out.buffer());
+      for (const int decode_threads : {1, 2}) {
+        DecompressOptions d;
+        d.threads = decode_threads;
+        MemorySource source(view(output));
+        MemorySink decoded;
+        const DecompressStats decoding = decompress(source, decoded, d);
+        EXPECT_TRUE(to_bytes(decoded.buffer()) == all) << decode_threads << " decoding threads";
+        if (independent && decode_threads == 2) {
+          // Cut at every chunk's end, each chunk decoded alone: the pieces' 3 whole chunks, the
+          // bulk's 48 and more.
+          EXPECT_GT(decoding.units, 50u);
+          EXPECT_FALSE(decoding.serial_from && *decoding.serial_from < output.size() / 2) << *decoding.serial_from;
+        }
+      }
+      testing::write_file(dir / "output", output);
+      testing::write_file(dir / "all", all);
+      for (const std::string& reader : {std::string("gzip -dc"), std::string("pigz -dc"),
+                                        one_stream_reader(dir.path(), "gzip", /*whole=*/true)}) {
+        const auto r = testing::run(reader + " < output | cmp - all", dir.path());
+        EXPECT_EQ(r.status, 0) << reader << ": " << testing::describe(r);
+      }
+      if (threads == 1) {
+        first_output = output;
+      } else {
+        EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count";
+      }
+    }
+  }
+}
+
+// A first flush that finds much held (more than 64 KiB) starts a run, as before: the default
+// form's header says its chunks are independent. And a failed flushed piece (the sink's) is the
+// stream's end: every call after it throws it.
+TEST(FlushedStreams, AFirstFlushOfMuchStartsARunAndAFailedPieceEndsTheStream) {
+  CompressOptions o;
+  o.codec = "gzip";
+  const Bytes much = text_bytes(100 * 1024, 3);
+  MemorySink out;
+  Compressor compressor(out, o);
+  compressor.write(view(much));
+  compressor.flush();
+  ASSERT_GT(out.buffer().size(), 16u);
+  EXPECT_EQ(out.buffer().view()[3] & 0x04, 0x04) << "no FEXTRA";
+  EXPECT_EQ(out.buffer().view()[12], 'S');
+  EXPECT_EQ(out.buffer().view()[13], 'I');
+  compressor.finish();
+  EXPECT_TRUE(to_bytes(decompress_buffer(out.buffer().view())) == much);
+
+  struct FailingOnce final : ByteSink {
+    void write(ByteView) override {
+      if (++writes == 2) throw Error(ErrorKind::kIo, "disk full", "failing");
+    }
+    const std::string& name() const override { return name_; }
+    int writes = 0;
+    std::string name_ = "failing";
+  } failing;
+  Compressor failed(failing, o);
+  const Bytes record = text_bytes(100, 4);
+  failed.write(view(record));
+  failed.flush();  // the header and the first piece
+  failed.write(view(record));
+  EXPECT_THROW(failed.flush(), Error);
+  EXPECT_THROW(failed.write(view(record)), Error);
+  try {
+    failed.finish();
+    ADD_FAILURE() << "finish() after a failed flush succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(failing.writes, 2) << "written after the failure";
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
                          [](const auto& test) { return test.param.codec; });
 

@@ -110,6 +110,7 @@ struct CodecInfo {
 
 // What a codec is made of, for the engine and for codec authors: sluice/codec_author.h.
 class ChunkCompressor;
+class FlushCompressor;
 class StreamFramer;
 class StreamDecoder;
 class StreamSplitter;
@@ -129,6 +130,9 @@ class Codec {
 
   std::unique_ptr<ChunkCompressor> make_chunk_compressor() const;
   std::unique_ptr<StreamFramer> make_framer(const StreamInfo& stream) const;
+  // A stream flushed while small, compressed on the writer's thread with the codec's state kept
+  // (sluice/codec_author.h): null for a codec without that path (each flush then ends a chunk).
+  std::unique_ptr<FlushCompressor> make_flush_compressor() const;
   std::unique_ptr<StreamDecoder> make_decoder() const;
   // Parallel decompression; null for a codec that is always decoded serially.
   std::unique_ptr<StreamSplitter> make_splitter() const;
@@ -147,6 +151,8 @@ class Codec {
   virtual std::unique_ptr<ChunkCompressor> new_chunk_compressor() const = 0;
   virtual std::unique_ptr<StreamFramer> new_framer(const StreamInfo& stream) const = 0;
   virtual std::unique_ptr<StreamDecoder> new_decoder() const = 0;
+  // Flushed streams: none by default.
+  virtual std::unique_ptr<FlushCompressor> new_flush_compressor() const;
   // Parallel decompression: none by default.
   virtual std::unique_ptr<StreamSplitter> new_splitter() const;
   virtual std::unique_ptr<UnitDecoder> new_unit_decoder() const;

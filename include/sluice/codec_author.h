@@ -57,6 +57,36 @@ class ChunkCompressor {
   std::string codec_name_;
 };
 
+// A stream whose writer flushes often (a log's records, a protocol's messages), compressed piece
+// after piece on the writer's thread with the codec's state kept from one piece to the next, as
+// zlib's deflate does between flushes: what ChunkCompressors cannot do, since they compress chunks
+// apart (in parallel) with at most a dictionary, so that a chunk per small flush would cost most
+// of the ratio. The stream is the codec's framer's header, each piece's bytes in order, and the
+// trailer from the pieces' records; the codec keeps the promises its header makes (gzip's default
+// form: the chunks of the recorded size stay independent, each piece within them). After any
+// piece that is not the last, the engine may end the pieces (end()) and go on with the codec's
+// own chunks, a ChunkCompressor's, each given the history before it; the same framer sees their
+// records.
+class FlushCompressor {
+ public:
+  virtual ~FlushCompressor() = default;
+  // Compresses `input`, the bytes that follow those of the pieces before, into `out` (replacing
+  // its contents), ending where a reader has decoded all of it or, when `last`, with the end of
+  // the stream's data. Returns the piece's check value for the framer (as
+  // ChunkCompressor::compress). Checked: a piece that compresses to nothing is an error.
+  std::uint64_t compress(ByteView input, bool last, Buffer& out);
+  // The pieces end here and the codec's chunks follow: replaces `out` with what a chunk needs
+  // before it (gzip: the rest of a byte a piece ended in and a sync flush), possibly nothing.
+  // Returns the check value of a record of no input bytes.
+  std::uint64_t end(Buffer& out);
+
+ private:
+  friend class Codec;
+  virtual std::uint64_t compress_piece(ByteView input, bool last, Buffer& out) = 0;
+  virtual std::uint64_t end_pieces(Buffer& out) = 0;
+  std::string codec_name_;
+};
+
 // What a framer learns of one compressed chunk: all a trailer may depend on. A stream's chunks
 // may be compressed on different machines (sluice/parts.h), so the trailer is made from these
 // records, never from the chunks' bytes.

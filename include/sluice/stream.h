@@ -45,14 +45,19 @@ class Compressor final : public ByteSink {
   void write(ByteView bytes) override;
   const std::string& name() const override;
   // Makes everything written so far come out as data a reader of the stream decodes, and returns
-  // once it is written to `out` (and out.flush() called): the stream goes on (a sync flush, as
-  // zlib's Z_SYNC_FLUSH), in the default and single-member gzip forms one member still and in lz4
-  // one frame, so that a reader that takes one member (a browser) or one frame sees what comes
-  // after it too. The chunk being filled ends
-  // there, as at any chunk boundary (the next is compressed without what came before in the
-  // default gzip form, zstd and lz4; with its last 32 KiB in the single-member form), so frequent
-  // flushes of small writes cost ratio, and time (each waits for the graph). Nothing when nothing
-  // was written since the last flush.
+  // once it is written to `out` (and out.flush() called): the stream goes on, in the default and
+  // single-member gzip forms one member still and in lz4 one frame, so that a reader that takes
+  // one member (a browser) or one frame sees what comes after it too. Nothing when nothing was
+  // written since the last flush.
+  // A gzip stream (one-member forms) flushed before the run started, with little held (64 KiB at
+  // most: a log's records), is compressed from then on by the calling thread in one deflate
+  // stream with its window kept, as zlib's flushes are (Codec::make_flush_compressor): each
+  // flush costs what deflate of its bytes costs, and the ratio stays zlib's; more than a hold
+  // (256 KiB) written between two flushes hands the stream to a run from there on. In a run, a
+  // flush ends the chunk being filled, as at any chunk boundary (the next is compressed without
+  // what came before in the default gzip form, zstd and lz4; with its last 32 KiB in the
+  // single-member form), so there frequent flushes of small writes cost ratio, and time (each
+  // waits for the graph).
   void flush() override;
   // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
   CompressStats finish();
