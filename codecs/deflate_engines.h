@@ -159,8 +159,9 @@ class PieceDeflater {
   virtual ~PieceDeflater() = default;
   // Appends the piece's deflate bytes to `out`.
   virtual void deflate(ByteView input, End end, Buffer& out) = 0;
-  // Forgets the window: what follows is deflated with no history (after a sync flush).
-  virtual void reset() = 0;
+  // Forgets the window: what follows is deflated with no history (after a sync flush), or with
+  // `window` (up to 32 KiB) as the bytes before it.
+  virtual void reset(ByteView window = {}) = 0;
 };
 
 // `level` is gzip's 1-9. Engines that cannot do what is asked throw Error(kUsage).

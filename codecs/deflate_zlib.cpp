@@ -79,6 +79,14 @@ void deflate_all(z_stream& stream, ByteView input, int flush, Buffer& out, std::
   out.resize(out.size() - stream.avail_out);
 }
 
+// Makes the last 32 KiB of `history` the window of a stream just reset (a preset dictionary).
+void set_window(z_stream& stream, ByteView history) {
+  if (history.empty()) return;
+  const ByteView window = history.last(std::min(history.size(), kWindowBytes));
+  check_zlib(deflateSetDictionary(&stream, window.data(), static_cast<uInt>(window.size())), "deflateSetDictionary",
+             stream);
+}
+
 class ZlibHistoryDeflater final : public HistoryDeflater {
  public:
   explicit ZlibHistoryDeflater(int level) {
@@ -88,11 +96,7 @@ class ZlibHistoryDeflater final : public HistoryDeflater {
 
   void deflate(ByteView history, ByteView input, bool last, Buffer& out) override {
     check_zlib(deflateReset(&stream_), "deflateReset", stream_);
-    if (!history.empty()) {
-      const ByteView window = history.last(std::min(history.size(), kWindowBytes));
-      check_zlib(deflateSetDictionary(&stream_, window.data(), static_cast<uInt>(window.size())),
-                 "deflateSetDictionary", stream_);
-    }
+    set_window(stream_, history);
     deflate_all(stream_, input, last ? Z_FINISH : Z_SYNC_FLUSH, out);
   }
 
@@ -115,8 +119,9 @@ class ZlibPieceDeflater final : public PieceDeflater {
     ended_ = end == End::kFinish;
   }
 
-  void reset() override {
+  void reset(ByteView window) override {
     check_zlib(deflateReset(&stream_), "deflateReset", stream_);
+    set_window(stream_, window);
     ended_ = false;
   }
 

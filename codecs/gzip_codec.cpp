@@ -296,6 +296,14 @@ class GzipFlushCompressor final : public FlushCompressor {
     return 0;  // the CRC-32 of nothing
   }
 
+  // After chunks ended on a sync flush: a chunk of the default form begins there with no history
+  // (one a flush ended), the single-member form goes on with its window.
+  void resume_at(std::uint64_t offset, ByteView history) override {
+    offset_ = offset;
+    deflater_->reset(chunk_bytes_ == 0 ? history : ByteView{});
+    aligned_ = true;
+  }
+
  private:
   std::unique_ptr<PieceDeflater> deflater_;
   std::size_t chunk_bytes_;

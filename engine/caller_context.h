@@ -5,6 +5,7 @@
 // allocator maps large blocks anew, as in a Dask worker).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,21 +55,27 @@ inline constexpr std::size_t kCachedContextInputBytes = 256 * 1024;
 bool compress_in_caller(ByteView input, const CompressOptions& options, const StreamInfo& info, const std::string& name,
                         Buffer& output);
 
-// A stream already begun elsewhere (a Compressor's flushed pieces, compressed on its caller's
-// thread) that a run of compress() carries on: its header is written, `framer` has seen it and
-// every piece's record, `offset` bytes of input are behind it (the chunks' ends keep to multiples
-// of the chunk size from the stream's start) and `history` holds the last of them (the codec's
-// history_bytes at most are used).
-struct ContinuedStream {
+// One stream handed between a Compressor's calling thread (its flushed pieces) and runs of
+// compress(): what a run starts from and, when its input ends paused, what it leaves for the
+// pieces that go on from there.
+struct StreamHandOff {
+  // In: null, and the run begins the stream; or the stream's framer, which has written its header
+  // and seen every record so far, `offset` bytes of input behind it (the chunks' ends keep to
+  // multiples of the chunk size from the stream's start) and in `history` the last of them (the
+  // codec's history_bytes at most are used).
   std::unique_ptr<StreamFramer> framer;
   std::uint64_t offset = 0;
   Buffer history;
+  // Set before the input ends (and read once it has): the stream does not end there. The run
+  // writes no end (no final block, no trailer) and leaves `framer` here, with `offset` the input
+  // behind it.
+  std::atomic<bool> pause{false};
 };
 
-// compress() of one stream that continues `continued`: the bytes after what it was given, ending
-// with the framer's trailer. (compress_graph.cpp)
-CompressStats compress_continued(ByteSource& source, ByteSink& sink, const CompressOptions& options,
-                                 ContinuedStream continued);
+// compress() of one stream, begun before the run or not, ended by it or handed back (`hand`).
+// (compress_graph.cpp)
+CompressStats compress_handed(ByteSource& source, ByteSink& sink, const CompressOptions& options, const StreamInfo& info,
+                              StreamHandOff& hand);
 
 // Whether `prefix`, a stream's start, tells its format (always, where `codec` names it): it
 // holds enough bytes, and not only skippable frames. (decompress_graph.cpp)

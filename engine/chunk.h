@@ -27,6 +27,7 @@ struct Chunk {
   bool first = false;          // first chunk of its stream
   bool last = false;           // last chunk of its stream
   bool flush = false;          // compression: ends at a flush point (ByteSource::take_flush_point)
+  bool pause = false;          // compression, with last: the stream goes on elsewhere (StreamHandOff)
   bool skip = false;           // set once the run has failed: pass through without work
   Buffer input;                // history_bytes of history, then the payload
   std::size_t history_bytes = 0;

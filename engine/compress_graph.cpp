@@ -114,8 +114,8 @@ class ChunkReader {
  public:
   ChunkReader(StreamSet& set, StreamStates& states, std::vector<StreamInfo>& infos, ChunkPool& pool,
               std::size_t chunk_bytes, std::size_t history_bytes, FirstError& run_error,
-              const std::function<void(std::uint64_t)>& on_read, const detail::ContinuedStream* continued)
-      : continued_(continued),
+              const std::function<void(std::uint64_t)>& on_read, const detail::StreamHandOff* hand)
+      : hand_(hand),
         set_(set),
         states_(states),
         infos_(infos),
@@ -185,9 +185,9 @@ class ChunkReader {
     stream_offset_ = 0;
     stream_begun_ = false;
     tail_.clear();
-    if (continued_) {  // a run of one stream, begun before it
-      stream_offset_ = continued_->offset;
-      tail_.append(continued_->history.view().last(std::min(continued_->history.size(), history_limit_)));
+    if (hand_ && hand_->framer) {  // a run of one stream, begun before it
+      stream_offset_ = hand_->offset;
+      tail_.append(hand_->history.view().last(std::min(hand_->history.size(), history_limit_)));
     }
     states_.started(stream_) = Clock::now();
     streams_begun_ = stream_ + 1;
@@ -197,7 +197,7 @@ class ChunkReader {
     window_.reset();
     mapped_file_.reset();
     const auto file = source_->file();
-    if (file && !continued_ && detail::FileMapper::enabled()) {
+    if (file && !hand_ && detail::FileMapper::enabled()) {
       file_base_ = file->position;  // where the stream starts in the file (stdin: where left)
       if (file->size > file_base_ && file->size - file_base_ > 2 * chunk_bytes_) {
         mapper_.emplace(file->descriptor, file->size);
@@ -208,6 +208,7 @@ class ChunkReader {
 
   void end_stream(Chunk* last) {
     last->last = true;
+    last->pause = hand_ && hand_->pause.load();
     close_source();
     ++stream_;
   }
@@ -221,7 +222,7 @@ class ChunkReader {
     Chunk* chunk = pool_.acquire();
     chunk->stream = static_cast<std::uint32_t>(stream_);
     chunk->offset = stream_offset_;
-    chunk->first = chunk->last = chunk->skip = chunk->flush = false;
+    chunk->first = chunk->last = chunk->skip = chunk->flush = chunk->pause = false;
     chunk->check = 0;
     chunk->output.clear();
     chunk->input.clear();
@@ -324,7 +325,7 @@ class ChunkReader {
     return nullptr;
   }
 
-  const detail::ContinuedStream* const continued_;  // null, or what the run's one stream goes on from
+  const detail::StreamHandOff* const hand_;  // null, or what the run's one stream goes on from and to
   StreamSet& set_;
   StreamStates& states_;
   std::vector<StreamInfo>& infos_;  // filled in as each stream is opened
@@ -353,13 +354,8 @@ class ChunkReader {
 class StreamWriter {
  public:
   StreamWriter(StreamSet& set, StreamStates& states, const Codec& codec, const CompressOptions& options,
-               CompressStats& stats, std::unique_ptr<StreamFramer> continued_framer)
-      : set_(set),
-        states_(states),
-        codec_(codec),
-        options_(options),
-        stats_(stats),
-        continued_framer_(std::move(continued_framer)) {}
+               CompressStats& stats, detail::StreamHandOff* hand)
+      : set_(set), states_(states), codec_(codec), options_(options), stats_(stats), hand_(hand) {}
 
   void write(const Chunk& chunk, const StreamInfo& info) {
     const std::size_t i = chunk.stream;
@@ -372,8 +368,9 @@ class StreamWriter {
       try {
         if (chunk.first) begin(i, info);
         sink_->write(chunk.output.view());
-        // A flush point with nothing before it (ChunkCompressors) is no chunk of the stream's.
-        if (!chunk.payload().empty() || !chunk.output.empty() || chunk.last) {
+        // A flush point with nothing before it (ChunkCompressors) is no chunk of the stream's, nor
+        // is a pause.
+        if (!chunk.payload().empty() || !chunk.output.empty() || (chunk.last && !chunk.pause)) {
           framer_->add_chunk({chunk.payload().size(), chunk.output.size(), chunk.check});
           ++stats_.chunks;
         }
@@ -388,7 +385,7 @@ class StreamWriter {
           if (chunk.mapped_file && chunk.mapped_file->lost_pages.load(std::memory_order_acquire)) {
             detail::throw_lost_pages(*chunk.mapped_file, states_.name(i));
           }
-          finish(i);
+          finish(i, chunk.pause);
           committed = true;
         }
       } catch (...) {
@@ -435,16 +432,22 @@ class StreamWriter {
   void begin(std::size_t i, const StreamInfo& info) {
     result_ = {};
     sink_ = &set_.open_sink(i);
-    if (continued_framer_) {  // its header is written
-      framer_ = std::move(continued_framer_);
+    if (hand_ && hand_->framer) {  // its header is written
+      framer_ = std::move(hand_->framer);
       return;
     }
     framer_ = codec_.make_framer(info);
     emit_framing(&StreamFramer::header);
   }
 
-  void finish(std::size_t i) {
-    emit_framing(&StreamFramer::trailer);
+  // `pause`: the stream goes on elsewhere, from the framer and offset handed back.
+  void finish(std::size_t i, bool pause) {
+    if (pause) {
+      hand_->offset += result_.input_bytes;
+      hand_->framer = std::move(framer_);
+    } else {
+      emit_framing(&StreamFramer::trailer);
+    }
     result_.seconds = std::chrono::duration<double>(Clock::now() - states_.started(i)).count();
     sink_ = nullptr;  // committing ends the sink's life, even when the commit throws
     set_.commit_sink(i, result_);
@@ -475,7 +478,7 @@ class StreamWriter {
   CompressStats& stats_;
   ByteSink* sink_ = nullptr;
   std::unique_ptr<StreamFramer> framer_;
-  std::unique_ptr<StreamFramer> continued_framer_;  // the framer of a stream begun before the run
+  detail::StreamHandOff* const hand_;  // null, or what the run's one stream goes on from and to
   StreamResult result_;
   Buffer scratch_;
   std::size_t finished_ = 0;
@@ -560,13 +563,13 @@ class ChunkCompressors {
   template <typename Context>
   static bool compress_chunk(const Context& context, Chunk& chunk, StreamStates& states) {
     if (states.failed(chunk.stream)) return false;
-    if (chunk.payload().empty() && !chunk.last) {  // a flush point with nothing before it: no data
+    if (chunk.payload().empty() && (!chunk.last || chunk.pause)) {  // a flush point or pause with no data
       chunk.output.clear();
       chunk.check = 0;
       return true;
     }
     try {
-      chunk.check = context().compress(chunk.history(), chunk.payload(), chunk.last, chunk.output);
+      chunk.check = context().compress(chunk.history(), chunk.payload(), chunk.last && !chunk.pause, chunk.output);
       return true;
     } catch (...) {
       states.fail_current(chunk.stream, chunk.offset);
@@ -592,7 +595,7 @@ class ChunkCompressors {
 // waits for more (in a graph of one thread, the reader waiting for the writer's next bytes would
 // hold the thread that has that chunk to compress).
 void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& options, int threads,
-                     std::size_t max_in_flight, CompressStats& stats, detail::ContinuedStream* continued = nullptr) {
+                     std::size_t max_in_flight, CompressStats& stats, detail::StreamHandOff* hand = nullptr) {
   // The graph is made, and destroyed, in the arena, only when the run needs one; a failure (a stop
   // comes on another thread) cancels it if it is there: made and destroyed under the mutex.
   std::mutex graph_mutex;
@@ -607,9 +610,8 @@ void run_compression(StreamSet& set, const Codec& codec, const CompressOptions& 
   // Header metadata: the reader fills in a stream's entry before emitting its first chunk.
   std::vector<StreamInfo> infos(set.size());
   ChunkReader chunk_reader(set, states, infos, pool, codec.options().chunk_bytes, codec.info().history_bytes, run_error,
-                           options.on_read, continued);
-  StreamWriter stream_writer(set, states, codec, options, stats,
-                             continued ? std::move(continued->framer) : std::unique_ptr<StreamFramer>());
+                           options.on_read, hand);
+  StreamWriter stream_writer(set, states, codec, options, stats, hand);
   const auto write = [&](Chunk* chunk) {
     if (!run_error.failed()) stream_writer.write(*chunk, infos[chunk->stream]);
     pool.release(chunk);
@@ -748,7 +750,7 @@ int resolve_threads(int threads) {
 }
 
 namespace {
-CompressStats run_stream_set(StreamSet& streams, const CompressOptions& options, detail::ContinuedStream* continued) {
+CompressStats run_stream_set(StreamSet& streams, const CompressOptions& options, detail::StreamHandOff* hand) {
   const auto codec = CodecRegistry::global().create(options.codec, options.codec_options);
   const int threads = resolve_threads(options.threads);
   const std::size_t max_in_flight =
@@ -756,7 +758,7 @@ CompressStats run_stream_set(StreamSet& streams, const CompressOptions& options,
 
   CompressStats stats;
   const auto start = Clock::now();
-  if (streams.size() > 0) run_compression(streams, *codec, options, threads, max_in_flight, stats, continued);
+  if (streams.size() > 0) run_compression(streams, *codec, options, threads, max_in_flight, stats, hand);
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;
 }
@@ -766,12 +768,11 @@ CompressStats compress_stream_set(StreamSet& streams, const CompressOptions& opt
   return run_stream_set(streams, options, nullptr);
 }
 
-CompressStats detail::compress_continued(ByteSource& source, ByteSink& sink, const CompressOptions& options,
-                                         ContinuedStream continued) {
-  if (!continued.framer) throw Error(ErrorKind::kInternal, "a continued stream needs its framer");
-  const std::vector<CompressStream> streams{CompressStream{&source, &sink, {}}};
+CompressStats detail::compress_handed(ByteSource& source, ByteSink& sink, const CompressOptions& options,
+                                      const StreamInfo& info, StreamHandOff& hand) {
+  const std::vector<CompressStream> streams{CompressStream{&source, &sink, info}};
   OpenStreams set(streams);
-  return run_stream_set(set, options, &continued);
+  return run_stream_set(set, options, &hand);
 }
 
 CompressStats compress_streams(const std::vector<CompressStream>& streams, const CompressOptions& options) {

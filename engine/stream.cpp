@@ -125,20 +125,17 @@ class PushRun {
 class CompressorRun : public PushRun<CompressStats> {
  public:
   // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
-  // `continued`: the stream was begun on the caller's thread (its flushed pieces); the run goes on
-  // from there.
-  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info,
-                std::optional<detail::ContinuedStream> continued)
+  // `hand`: where the stream starts (begun on the caller's thread, or not) and, paused, what the
+  // run leaves for the caller's thread to go on from; it outlives the run.
+  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info, detail::StreamHandOff& hand)
       : PushRun(sink.name()), delivery_(sink, run().pipe()) {
     run().pipe().spin_on_flushes(detail::default_threads() > 1);
     run().start(
-        [this, run_options = options, info, continued = std::move(continued)](std::stop_token stop) mutable {
+        [this, run_options = options, info, &hand](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
           const std::stop_callback forward(run_options.stop, [this] { run().cancel(); });
           run_options.stop = stop;
-          stats = continued ? detail::compress_continued(run().pipe().source(), delivery_, run_options,
-                                                         std::move(*continued))
-                            : compress(run().pipe().source(), delivery_, run_options, info);
+          stats = detail::compress_handed(run().pipe().source(), delivery_, run_options, info, hand);
         },
         /*break_on_failure=*/true);
   }
@@ -183,13 +180,16 @@ class CompressorRun : public PushRun<CompressStats> {
 // it is compressed on the calling thread, as compress_buffer() does (the same bytes as the run's),
 // with no thread, pipe or graph started (most of what a small file's stream cost).
 //
-// A stream flushed while what is held is small (a log's records, a protocol's messages) goes on
-// on the calling thread where the codec can (Codec::make_flush_compressor: gzip's one-member
-// forms): each flush compresses what was written since the last with the codec's state kept, as
-// gzip.open's flush() does (a chunk per flush, compressed with no history, came out 6 times the
-// size; BENCHMARKS.md, "Flushing"), and writes it before flush() returns. When more than the hold
-// is written between two flushes, a run takes the stream over from there (its chunks in parallel,
-// on the same framer), and keeps it to the end.
+// A stream flushed with little written since the stream began or was last flushed (a log's
+// records, a protocol's messages) goes on as flushed pieces where the codec can
+// (Codec::make_flush_compressor: gzip's one-member forms): each flush compresses, on the calling
+// thread, what was written since the last with the codec's state kept, as gzip.open's flush()
+// does, and writes it before flush() returns (a chunk per flush, compressed with no history and
+// waiting for the graph, came out 6 times the size; BENCHMARKS.md, "Flushing"). More than a hold
+// written between two flushes hands the stream to a run from there (its chunks in parallel, on
+// the same framer); a run's flush after little hands it back (StreamHandOff). Which of them
+// compresses what depends only on where the flushes are and how much is written between them,
+// never on the threads: the bytes are the same on any.
 struct Compressor::State {
   State(ByteSink& sink, const CompressOptions& asked, const StreamInfo& stream_info)
       : out(sink), options(asked), info(stream_info) {
@@ -202,85 +202,170 @@ struct Compressor::State {
     options.on_stream_error = FailurePolicy::kStopRun;  // one stream: its failure is the run's
   }
 
-  // The run, started with what is held (once; cancel() may be racing with it); it goes on from
-  // the flushed pieces, if any.
-  CompressorRun& start_run() {
-    std::optional<detail::ContinuedStream> continued;
-    if (flusher) {
-      if (failure) std::rethrow_exception(failure);
-      check_not_stopped();
-      const std::uint64_t check = flusher->end(piece);  // a chunk may follow
-      if (!piece.empty()) {
-        framer->add_chunk({0, piece.size(), check});
-        write_out(piece, /*flush=*/false);
-        flushed.output_bytes += piece.size();
-      }
-      flusher.reset();
-      continued.emplace();
-      continued->framer = std::move(framer);
-      continued->offset = flushed.input_bytes;
-      continued->history = std::move(history);
-    }
-    {
-      std::lock_guard lock(run_mutex);
-      if (cancelled) throw stopped();
-      run.emplace(out, options, info, std::move(continued));
-    }
-    if (!held.empty()) run->write(held.view());
-    held = Buffer();
-    return *run;
+  void check_usable() const {
+    if (failure) std::rethrow_exception(failure);
   }
-
   void check_not_stopped() const {
     if (cancelled || options.stop.stop_requested()) throw stopped();
   }
   Error stopped() const { return Error(ErrorKind::kCancelled, "the stream was stopped", out.name()); }
 
-  // Whether the stream goes on as flushed pieces from here (what is held is their first).
-  bool begin_flushed() {
-    if (held.size() > kFlushedPieceBytes) return false;
+  // Takes `bytes` from the caller.
+  void write(ByteView bytes) {
+    if (run) {
+      run->write(bytes);
+      remember(bytes);
+    } else if (held.size() + bytes.size() <= hold_limit) {
+      held.append(bytes);  // flushed pieces too go on here until more than a hold comes
+    } else {
+      start_run().write(bytes);
+      remember(bytes);
+    }
+    written += bytes.size();
+    since_flush += bytes.size();
+  }
+
+  void flush() {
+    const bool little = since_flush > 0 && since_flush <= kFlushedPieceBytes;
+    since_flush = 0;
+    if (run) {
+      run->flush();
+      if (little && can_flush_pieces()) pause_run();
+      return;
+    }
+    if (held.empty()) return;  // nothing written since the start or the last flush
+    if (flusher || (little && begin_pieces())) {
+      write_piece(/*last=*/false);
+      return;
+    }
+    start_run().flush();
+  }
+
+  CompressStats finish() {
+    if (run) return with_done(run->finish());
+    finished = true;
+    if (flusher) {
+      write_piece(/*last=*/true);
+      return done;
+    }
+    return finish_held();
+  }
+
+  // The run, started with what is held (cancel() may be racing with it), going on from the
+  // flushed pieces, if any.
+  CompressorRun& start_run() {
+    hand.framer.reset();
+    if (flusher) {
+      check_not_stopped();
+      const std::uint64_t check = guarded([&] { return flusher->end(piece); });  // a chunk may follow
+      if (!piece.empty()) {
+        framer->add_chunk({0, piece.size(), check});
+        write_out(piece, /*flush=*/false);
+        done.output_bytes += piece.size();
+      }
+      flusher.reset();
+      hand.framer = std::move(framer);
+      hand.history.clear();
+      hand.history.append(history.view());
+    }
+    hand.offset = written - held.size();
+    hand.pause = false;
+    {
+      std::lock_guard lock(run_mutex);
+      if (cancelled) throw stopped();
+      run.emplace(out, options, info, hand);
+    }
+    if (!held.empty()) run->write(held.view());
+    remember(held.view());
+    held = Buffer();
+    return *run;
+  }
+
+  // The run has delivered everything written, up to this flush: it ends there without ending the
+  // stream, and the stream goes on as flushed pieces.
+  void pause_run() {
+    hand.pause = true;
+    CompressStats stats = guarded([&] { return run->finish(); });
+    {
+      std::lock_guard lock(run_mutex);
+      run.reset();
+    }
+    done = with_done(stats);
+    if (!hand.framer || hand.offset != written) {
+      failure = std::make_exception_ptr(Error(ErrorKind::kInternal, "a paused run did not hand its stream back", out.name()));
+      std::rethrow_exception(failure);
+    }
+    framer = std::move(hand.framer);
     flusher = codec->make_flush_compressor();
+    guarded([&] { flusher->resume(written, history.view()); });
+  }
+
+  // Whether the codec compresses flushed pieces (asked once: making one costs its state).
+  bool can_flush_pieces() {
+    if (!flushable) flushable = codec->make_flush_compressor() != nullptr;
+    return *flushable;
+  }
+
+  // Whether the stream goes on as flushed pieces from here (what is held is their first).
+  bool begin_pieces() {
+    flusher = codec->make_flush_compressor();
+    flushable = flusher != nullptr;
     if (!flusher) return false;
     framer = codec->make_framer(info);
     framer->header(packed);
-    flushed.compressor_threads = 1;
-    flushed.peak_chunks_in_flight = 1;
     return true;
   }
 
   // Compresses what is held as the next flushed piece (the last: with the trailer) and writes it
   // (after the header, if it is the first).
-  // A failure ends the stream: it is thrown again by every call after it, as a run's is.
-  void write_flushed_piece(bool last) {
-    if (failure) std::rethrow_exception(failure);
+  void write_piece(bool last) {
     check_not_stopped();
     const auto start = std::chrono::steady_clock::now();
-    try {
+    guarded([&] {
       const std::uint64_t check = flusher->compress(held.view(), last, piece);
       framer->add_chunk({held.size(), piece.size(), check});
       packed.append(piece.view());
       if (last) framer->trailer(packed);
+    });
+    write_out(packed, /*flush=*/!last);
+    done.input_bytes += held.size();
+    done.output_bytes += packed.size();
+    ++done.chunks;
+    done.compressor_threads = std::max<std::size_t>(done.compressor_threads, 1);
+    done.peak_chunks_in_flight = std::max<std::size_t>(done.peak_chunks_in_flight, 1);
+    done.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    remember(held.view());
+    packed.clear();
+    held.clear();
+  }
+
+  // The last history_bytes of the input given to pieces and runs, for a run or flushed pieces that
+  // go on from there (gzip's single-member form); trimmed now and then.
+  void remember(ByteView bytes) {
+    const std::size_t window = codec->info().history_bytes;
+    if (window == 0) return;
+    if (bytes.size() >= window) {
+      history.clear();
+      history.append(bytes.last(window));
+      return;
+    }
+    if (history.size() + bytes.size() > 2 * window) {
+      Buffer kept;
+      kept.append(history.view().last(window - bytes.size()));
+      history = std::move(kept);
+    }
+    history.append(bytes);
+  }
+
+  // Runs `step`; an exception is the stream's end: every call after it throws it again.
+  template <typename Step>
+  auto guarded(Step step) -> decltype(step()) {
+    try {
+      return step();
     } catch (...) {
       failure = std::current_exception();
       throw;
     }
-    write_out(packed, /*flush=*/!last);
-    flushed.input_bytes += held.size();
-    flushed.output_bytes += packed.size();
-    ++flushed.chunks;
-    flushed.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    // The window a run taking over needs: the last history_bytes, trimmed now and then.
-    const std::size_t window = codec->info().history_bytes;
-    if (window > 0) {
-      if (history.size() + held.size() > 2 * window) {
-        Buffer kept;
-        kept.append(history.view().last(std::min(history.size(), window)));
-        history = std::move(kept);
-      }
-      history.append(held.view());
-    }
-    packed.clear();
-    held.clear();
   }
 
   // Writes to the caller's sink (and flushes it): an error there is the stream's, as the run's
@@ -296,11 +381,6 @@ struct Compressor::State {
   }
 
   CompressStats finish_held() {
-    finished = true;
-    if (flusher) {
-      write_flushed_piece(/*last=*/true);
-      return flushed;
-    }
     check_not_stopped();
     const auto start = std::chrono::steady_clock::now();
     Buffer whole;
@@ -324,18 +404,20 @@ struct Compressor::State {
     return stats;
   }
 
-  // A run's figures and those of the flushed pieces before it.
-  CompressStats with_flushed(CompressStats stats) const {
-    stats.input_bytes += flushed.input_bytes;
-    stats.output_bytes += flushed.output_bytes;
-    stats.chunks += flushed.chunks;
-    stats.seconds += flushed.seconds;
+  // A run's figures with those of the flushed pieces and paused runs before it.
+  CompressStats with_done(CompressStats stats) const {
+    stats.input_bytes += done.input_bytes;
+    stats.output_bytes += done.output_bytes;
+    stats.chunks += done.chunks;
+    stats.seconds += done.seconds;
+    stats.compressor_threads = std::max(stats.compressor_threads, done.compressor_threads);
+    stats.peak_chunks_in_flight = std::max(stats.peak_chunks_in_flight, done.peak_chunks_in_flight);
     return stats;
   }
 
-  // The most a first flush may find held for the stream to go on as flushed pieces: more, and a
-  // run takes it as a chunk (a stream that writes much before its first flush is likely to go on
-  // so, in parallel, and to keep the default gzip form's independent chunks).
+  // The most a flush may find written since the stream began or was last flushed for the stream
+  // to go on as flushed pieces: more, and a run takes it as a chunk (a stream that writes much
+  // between flushes is likely to go on so, in parallel).
   static constexpr std::size_t kFlushedPieceBytes = 64 * 1024;
 
   ByteSink& out;
@@ -344,16 +426,20 @@ struct Compressor::State {
   std::unique_ptr<Codec> codec;
   std::size_t hold_limit = 0;
   Buffer held;
-  bool finished = false;  // by finish_held(); the run keeps its own
-  std::mutex run_mutex;   // cancel() against start_run()
+  bool finished = false;  // by finish() without a run; a run keeps its own
+  std::mutex run_mutex;   // cancel() against start_run() and pause_run()
   std::atomic<bool> cancelled{false};
+  std::exception_ptr failure;  // the stream's end, outside a run (a run keeps its own)
+  std::uint64_t written = 0;       // by the caller, in all
+  std::uint64_t since_flush = 0;   // since the last flush()
+  Buffer history;
+  CompressStats done;  // the flushed pieces' and paused runs' figures
+  detail::StreamHandOff hand;  // between the runs and the flushed pieces; outlives every run
   std::optional<CompressorRun> run;
-  // The flushed pieces, while they last (until finish or a run takes over).
+  // The flushed pieces, while they go on.
+  std::optional<bool> flushable;  // whether the codec has them
   std::unique_ptr<FlushCompressor> flusher;
   std::unique_ptr<StreamFramer> framer;
-  CompressStats flushed;  // their figures
-  std::exception_ptr failure;  // of a flushed piece: the stream's end
-  Buffer history;         // the input's last bytes, for a run that takes over
   Buffer piece;
   Buffer packed;  // what the next write gives `out` (the header, before the first piece)
 };
@@ -365,20 +451,15 @@ Compressor::~Compressor() = default;
 
 void Compressor::write(ByteView bytes) {
   State& state = *state_;
+  state.check_usable();
   if (state.run) {
-    if (!bytes.empty() || state.run->finished()) state.run->write(bytes);
+    if (!bytes.empty() || state.run->finished()) state.write(bytes);
     return;
   }
   if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
-  if (state.failure) std::rethrow_exception(state.failure);
   if (bytes.empty()) return;  // as a run takes it, stopped or not
   state.check_not_stopped();
-  // Flushed pieces too go on here until more than a hold comes between two flushes.
-  if (state.held.size() + bytes.size() <= state.hold_limit) {
-    state.held.append(bytes);
-  } else {
-    state.start_run().write(bytes);
-  }
+  state.write(bytes);
 }
 
 void Compressor::flush() {
@@ -386,24 +467,17 @@ void Compressor::flush() {
   if (state.finished || (state.run && state.run->finished())) {
     throw Error(ErrorKind::kUsage, "flush after finish", name());
   }
-  if (!state.run) {
-    if (state.held.empty()) return;  // nothing written since the start or the last flush
-    if (state.flusher || state.begin_flushed()) {
-      state.write_flushed_piece(/*last=*/false);
-      return;
-    }
-    state.start_run();
-  }
-  state.run->flush();
+  state.check_usable();
+  state.flush();
 }
 
 const std::string& Compressor::name() const { return state_->out.name(); }
 
 CompressStats Compressor::finish() {
   State& state = *state_;
-  if (state.run) return state.with_flushed(state.run->finish());
-  if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
-  return state.finish_held();
+  state.check_usable();
+  if (!state.run && state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
+  return state.finish();
 }
 
 void Compressor::cancel() noexcept {

@@ -575,7 +575,7 @@ Bytes zlib_flushed(const std::vector<Bytes>& records, int level, int flush) {
 // ff for a reader to cut at) within chunks that stay independent and of the header's size (a
 // sync flush and no history at every multiple of it). More than a hold between two flushes hands
 // the stream to a run, whose chunks (independent, or with the history before them in the
-// single-member form) follow the pieces; small flushes after that end chunks. Every reader reads
+// single-member form) follow the pieces; a flush after little hands it back. Every reader reads
 // the whole, sluice's in parallel where the form allows, on any thread count with the same bytes.
 TEST(FlushedStreams, SmallFlushesAreOneDeflateStreamAndARunTakesOverAfterMore) {
   std::vector<Bytes> records;
@@ -620,11 +620,15 @@ TEST(FlushedStreams, SmallFlushesAreOneDeflateStreamAndARunTakesOverAfterMore) {
       }
       compressor.write(view(bulk));  // a run takes over
       all.insert(all.end(), bulk.begin(), bulk.end());
+      std::size_t after_bulk = 0;
       for (std::size_t i = 0; i < 50; ++i) {
         compressor.write(view(records[i]));
         all.insert(all.end(), records[i].begin(), records[i].end());
-        compressor.flush();
+        compressor.flush();  // the first ends the run's chunk; after it, little: pieces again
+        if (i == 0) after_bulk = out.buffer().size();
       }
+      // 49 records as pieces again: under 30 bytes each (a chunk each, with no history: 86).
+      EXPECT_LT(out.buffer().size() - after_bulk, 49u * 40) << "the records after the run are not pieces";
       const CompressStats stats = compressor.finish();
       EXPECT_EQ(stats.input_bytes, all.size());
       EXPECT_EQ(stats.output_bytes, out.buffer().size());

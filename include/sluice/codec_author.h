@@ -66,7 +66,7 @@ class ChunkCompressor {
 // form: the chunks of the recorded size stay independent, each piece within them). After any
 // piece that is not the last, the engine may end the pieces (end()) and go on with the codec's
 // own chunks, a ChunkCompressor's, each given the history before it; the same framer sees their
-// records.
+// records. After such chunks, where the last ended on a flush, pieces may follow again (resume()).
 class FlushCompressor {
  public:
   virtual ~FlushCompressor() = default;
@@ -79,11 +79,16 @@ class FlushCompressor {
   // before it (gzip: the rest of a byte a piece ended in and a sync flush), possibly nothing.
   // Returns the check value of a record of no input bytes.
   std::uint64_t end(Buffer& out);
+  // The pieces go on from the stream's byte `offset`, the codec's chunks before it (the last
+  // ended on a flush), `history` holding the bytes just before (up to history_bytes of them):
+  // called before the first piece where the stream did not begin with pieces.
+  void resume(std::uint64_t offset, ByteView history) { resume_at(offset, history); }
 
  private:
   friend class Codec;
   virtual std::uint64_t compress_piece(ByteView input, bool last, Buffer& out) = 0;
   virtual std::uint64_t end_pieces(Buffer& out) = 0;
+  virtual void resume_at(std::uint64_t offset, ByteView history) = 0;
   std::string codec_name_;
 };
 
