@@ -213,10 +213,10 @@ struct Compressor::State {
   // Takes `bytes` from the caller.
   void write(ByteView bytes) {
     if (run) {
-      run->write(bytes);
+      guarded([&] { run->write(bytes); });
       remember(bytes);
-    } else if (held.size() + bytes.size() <= hold_limit) {
-      held.append(bytes);  // flushed pieces too go on here until more than a hold comes
+    } else if (held.size() + bytes.size() <= (flusher ? kPiecesHoldBytes : hold_limit)) {
+      held.append(bytes);  // the next flushed piece, or the stream's start
     } else {
       start_run().write(bytes);
       remember(bytes);
@@ -229,7 +229,7 @@ struct Compressor::State {
     const bool little = since_flush > 0 && since_flush <= kFlushedPieceBytes;
     since_flush = 0;
     if (run) {
-      run->flush();
+      guarded([&] { run->flush(); });
       if (little && can_flush_pieces()) pause_run();
       return;
     }
@@ -273,7 +273,7 @@ struct Compressor::State {
     {
       std::lock_guard lock(run_mutex);
       if (cancelled) throw stopped();
-      run.emplace(out, options, info, hand);
+      run.emplace(out, counted_from(hand.offset), info, hand);
     }
     if (!held.empty()) run->write(held.view());
     remember(held.view());
@@ -298,6 +298,19 @@ struct Compressor::State {
     framer = std::move(hand.framer);
     flusher = codec->make_flush_compressor();
     guarded([&] { flusher->resume(written, history.view()); });
+  }
+
+  // The options of a run that starts `offset` bytes into the stream: its progress is the stream's.
+  CompressOptions counted_from(std::uint64_t offset) const {
+    CompressOptions counted = options;
+    if (offset == 0) return counted;
+    if (options.on_progress) {
+      counted.on_progress = [report = options.on_progress, offset](std::uint64_t done_bytes) { report(offset + done_bytes); };
+    }
+    if (options.on_read) {
+      counted.on_read = [report = options.on_read, offset](std::uint64_t read_bytes) { report(offset + read_bytes); };
+    }
+    return counted;
   }
 
   // Whether the codec compresses flushed pieces (asked once: making one costs its state).
@@ -328,6 +341,8 @@ struct Compressor::State {
       if (last) framer->trailer(packed);
     });
     write_out(packed, /*flush=*/!last);
+    if (options.on_read) options.on_read(written);
+    if (options.on_progress) options.on_progress(written);
     done.input_bytes += held.size();
     done.output_bytes += packed.size();
     ++done.chunks;
@@ -357,7 +372,8 @@ struct Compressor::State {
     history.append(bytes);
   }
 
-  // Runs `step`; an exception is the stream's end: every call after it throws it again.
+  // Runs `step`; an exception is the stream's end: every call after it throws it again (a run's
+  // error too, which a flush with nothing new to flush would not meet again).
   template <typename Step>
   auto guarded(Step step) -> decltype(step()) {
     try {
@@ -419,6 +435,9 @@ struct Compressor::State {
   // to go on as flushed pieces: more, and a run takes it as a chunk (a stream that writes much
   // between flushes is likely to go on so, in parallel).
   static constexpr std::size_t kFlushedPieceBytes = 64 * 1024;
+  // Flushed pieces go on while no more than this comes between two flushes, whatever the chunk
+  // size (pieces cross chunk ends; a run per flush of small chunks cost 3 times the time).
+  static constexpr std::size_t kPiecesHoldBytes = detail::kCachedContextInputBytes;
 
   ByteSink& out;
   CompressOptions options;
@@ -464,10 +483,10 @@ void Compressor::write(ByteView bytes) {
 
 void Compressor::flush() {
   State& state = *state_;
+  state.check_usable();  // before the run's state: a run that failed pausing is finished
   if (state.finished || (state.run && state.run->finished())) {
     throw Error(ErrorKind::kUsage, "flush after finish", name());
   }
-  state.check_usable();
   state.flush();
 }
 

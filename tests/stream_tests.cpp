@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <mutex>
 #include <numeric>
 #include <random>
+#include <stop_token>
 #include <thread>
 
 #include "sluice/compress.h"
@@ -799,6 +801,72 @@ TEST(FlushedStreams, AFirstFlushOfMuchStartsARunAndAFailedPieceEndsTheStream) {
     EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
   }
   EXPECT_EQ(failing.writes, 2) << "written after the failure";
+}
+
+// Progress through pieces, runs and pauses is the whole stream's: never backwards, all of it at
+// the end. A stop that comes while a run pauses is what every later call throws.
+TEST(FlushedStreams, ProgressCountsTheWholeStreamAndAStopWhilePausingIsThrownAfter) {
+  std::vector<std::uint64_t> progress, reads;
+  CompressOptions o;
+  o.codec = "gzip";
+  o.codec_options.chunk_bytes = 16 * 1024;  // below the 64 KiB of a piece: runs still pause
+  o.on_progress = [&](std::uint64_t done) { progress.push_back(done); };
+  o.on_read = [&](std::uint64_t read) { reads.push_back(read); };
+  const Bytes data = text_bytes(2'000'000, 21);
+  MemorySink out;
+  Compressor compressor(out, o);
+  std::size_t at = 0;
+  for (const std::size_t size : {100, 30'000, 700'000, 200, 24'000, 24'000, 900'000, 50}) {
+    compressor.write(view(data).subspan(at, size));
+    at += size;
+    compressor.flush();
+  }
+  const CompressStats stats = compressor.finish();
+  EXPECT_EQ(stats.input_bytes, at);
+  for (const auto* seen : {&progress, &reads}) {
+    ASSERT_FALSE(seen->empty());
+    EXPECT_TRUE(std::is_sorted(seen->begin(), seen->end())) << "went backwards";
+    EXPECT_EQ(seen->back(), at);
+  }
+  EXPECT_TRUE(to_bytes(decompress_buffer(out.buffer().view())) == Bytes(data.begin(), data.begin() + at));
+
+  // The sink's second flush asks the stream to stop: that flush (after little: the run pauses)
+  // and every call after it throw kCancelled.
+  std::stop_source stop;
+  struct StoppingSink final : ByteSink {
+    explicit StoppingSink(std::stop_source& s) : stop(s) {}
+    void write(ByteView) override {}
+    void flush() override {
+      if (++flushes == 2) stop.request_stop();
+    }
+    const std::string& name() const override { return name_; }
+    std::stop_source& stop;
+    int flushes = 0;
+    std::string name_ = "stopping";
+  } stopping(stop);
+  CompressOptions stoppable;
+  stoppable.codec = "gzip";
+  stoppable.stop = stop.get_token();
+  Compressor stopped(stopping, stoppable);
+  stopped.write(view(data).subspan(0, 300'000));  // a run
+  stopped.flush();
+  stopped.write(view(data).subspan(300'000, 100));
+  for (int call = 0; call < 5; ++call) {
+    try {
+      if (call == 0 || call == 1) {
+        stopped.flush();  // the second has nothing new to flush, and still throws
+      } else if (call == 2) {
+        stopped.write(view(data).subspan(0, 10));
+      } else if (call == 3) {
+        stopped.write(view(data).subspan(0, 100'000));
+      } else {
+        stopped.finish();
+      }
+      ADD_FAILURE() << "call " << call << " did not throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCancelled) << "call " << call << ": " << e.what();
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
