@@ -267,12 +267,13 @@ class GzipFlushCompressor final : public FlushCompressor {
   GzipFlushCompressor(int level, std::size_t chunk_bytes)
       : deflater_(make_zlib_piece_deflater(level)), chunk_bytes_(chunk_bytes) {}
 
-  std::uint64_t compress_piece(ByteView input, bool last, Buffer& out) override {
+  void compress_piece(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records) override {
     using End = PieceDeflater::End;
     out.clear();
     if (chunk_bytes_ == 0) {
       deflater_->deflate(input, last ? End::kFinish : End::kSyncFlush, out);
-      return update_crc32(0, input);
+      records.push_back({input.size(), out.size(), update_crc32(0, input)});
+      return;
     }
     std::size_t at = 0;
     do {
@@ -287,13 +288,15 @@ class GzipFlushCompressor final : public FlushCompressor {
       aligned_ = final || ends_chunk;
       if (ends_chunk && !final) deflater_->reset();  // the next chunk has no history
     } while (at < input.size());
-    return update_crc32(0, input);
+    // The framer combines CRC-32s and sizes: one record for the piece does, wherever chunks end.
+    records.push_back({input.size(), out.size(), update_crc32(0, input)});
   }
 
-  std::uint64_t end_pieces(Buffer& out) override {
-    if (!aligned_) deflater_->deflate({}, PieceDeflater::End::kSyncFlush, out);
+  void end_pieces(Buffer& out, std::vector<ChunkRecord>& records) override {
+    if (aligned_) return;
+    deflater_->deflate({}, PieceDeflater::End::kSyncFlush, out);
     aligned_ = true;
-    return 0;  // the CRC-32 of nothing
+    records.push_back({0, out.size(), 0});  // 0: the CRC-32 of nothing
   }
 
   // After chunks ended on a sync flush: a chunk of the default form begins there with no history

@@ -152,18 +152,30 @@ std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool l
   return check;
 }
 
-std::uint64_t FlushCompressor::compress(ByteView input, bool last, Buffer& out) {
-  const std::uint64_t check = compress_piece(input, last, out);
-  if (out.empty()) {
+void FlushCompressor::compress(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records) {
+  const std::size_t before = records.size();
+  compress_piece(input, last, out, records);
+  given_ += input.size();
+  if (!input.empty() && out.empty()) {
     throw Error(ErrorKind::kInternal,
                 fmt::format("the {} compressor wrote nothing for a flushed piece of {} bytes", codec_name_, input.size()));
   }
-  return check;
+  for (std::size_t i = before; i < records.size(); ++i) recorded_ += records[i].input_bytes;
+  if (recorded_ > given_ || (last && recorded_ != given_)) {
+    throw Error(ErrorKind::kInternal, fmt::format("the {} compressor recorded {} bytes of input for flushed pieces of {}",
+                                                  codec_name_, recorded_, given_));
+  }
 }
 
-std::uint64_t FlushCompressor::end(Buffer& out) {
+void FlushCompressor::end(Buffer& out, std::vector<ChunkRecord>& records) {
   out.clear();
-  return end_pieces(out);
+  const std::size_t before = records.size();
+  end_pieces(out, records);
+  for (std::size_t i = before; i < records.size(); ++i) recorded_ += records[i].input_bytes;
+  if (recorded_ != given_) {
+    throw Error(ErrorKind::kInternal, fmt::format("the {} compressor recorded {} bytes of input for flushed pieces of {}",
+                                                  codec_name_, recorded_, given_));
+  }
 }
 
 Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {

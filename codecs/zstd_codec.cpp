@@ -69,6 +69,76 @@ class ZstdChunkCompressor final : public ChunkCompressor {
   ZSTD_CCtx* context_;
 };
 
+// A stream's pieces, flushed by its writer: a frame per chunk, as the chunk compressor makes them
+// (one seek-table entry each), written piece after piece with zstd's flush, the window kept
+// within the frame; every multiple of the chunk size from the stream's start ends the frame. A
+// frame so written records no content size (it is not known when its header is written): the
+// splitter bounds its output by its blocks, and a frame of many small flushes (more than 128
+// blocks) is decoded serially, with the rest of the stream.
+class ZstdFlushCompressor final : public FlushCompressor {
+ public:
+  ZstdFlushCompressor(int level, std::size_t frame_bytes) : context_(ZSTD_createCCtx()), frame_bytes_(frame_bytes) {
+    if (!context_) throw Error(ErrorKind::kInternal, "zstd: cannot allocate a compression context");
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level), "set level");
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1), "set checksum");
+  }
+  ~ZstdFlushCompressor() override { ZSTD_freeCCtx(context_); }
+  ZstdFlushCompressor(const ZstdFlushCompressor&) = delete;
+  ZstdFlushCompressor& operator=(const ZstdFlushCompressor&) = delete;
+
+  void compress_piece(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records) override {
+    out.clear();
+    std::size_t at = 0;
+    do {
+      const std::size_t room = frame_bytes_ - static_cast<std::size_t>(offset_ % frame_bytes_);
+      const std::size_t take = std::min(room, input.size() - at);
+      const bool ends_frame = take == room || (last && at + take == input.size());
+      // (A stream that ends where a frame just ended needs no empty frame.)
+      if (take > 0 || frame_input_ > 0) stream(input.subspan(at, take), ends_frame ? ZSTD_e_end : ZSTD_e_flush, out, records);
+      at += take;
+      offset_ += take;
+    } while (at < input.size());
+  }
+
+  void end_pieces(Buffer& out, std::vector<ChunkRecord>& records) override {
+    if (frame_input_ > 0) stream({}, ZSTD_e_end, out, records);
+  }
+
+  // Frames begin afresh at `offset` (the run's last chunk ended a frame).
+  void resume_at(std::uint64_t offset, ByteView) override { offset_ = offset; }
+
+ private:
+  // Compresses `input` into the open frame (a new one if none is), appending to `out`: all of it
+  // out (ZSTD_e_flush), or the frame closed and recorded (ZSTD_e_end).
+  void stream(ByteView input, ZSTD_EndDirective mode, Buffer& out, std::vector<ChunkRecord>& records) {
+    ZSTD_inBuffer in{input.data(), input.size(), 0};
+    const std::size_t from = out.size();
+    std::size_t used = from;
+    for (;;) {
+      if (out.size() - used < ZSTD_CStreamOutSize()) {
+        out.resize(used + std::max(ZSTD_compressBound(in.size - in.pos), ZSTD_CStreamOutSize()));
+      }
+      ZSTD_outBuffer dst{out.data(), out.size(), used};
+      const std::size_t remaining = check_zstd(ZSTD_compressStream2(context_, &dst, &in, mode), "compress (stream)");
+      used = dst.pos;
+      if (remaining == 0 && in.pos == in.size) break;
+    }
+    out.resize(used);
+    frame_input_ += input.size();
+    frame_output_ += used - from;
+    if (mode == ZSTD_e_end) {
+      records.push_back({frame_input_, frame_output_, 0});
+      frame_input_ = frame_output_ = 0;
+    }
+  }
+
+  ZSTD_CCtx* context_;
+  std::size_t frame_bytes_;
+  std::uint64_t offset_ = 0;        // input so far
+  std::uint64_t frame_input_ = 0;   // in the open frame
+  std::uint64_t frame_output_ = 0;  // of the open frame, written
+};
+
 // Streaming decoder: any number of frames, skippable frames, every frame checksum verified.
 // Memory is bounded by the window size limit (ZSTD_d_windowLogMax default, 128 MiB), never by a
 // size the input claims.
@@ -166,7 +236,11 @@ class ZstdDecoder final : public StreamDecoder {
   bool in_frame_ = false;
 };
 
-// Finds zstd frames whose content size is declared and small enough to decode in one piece.
+// The largest window the streaming decoder takes (ZSTD_d_windowLogMax's default: 128 MiB).
+constexpr unsigned kWindowLogMax = ZSTD_WINDOWLOG_LIMIT_DEFAULT;
+
+// Finds zstd frames whose content size is declared, or bounded by their blocks, and small enough
+// to decode in one piece.
 class ZstdSplitter final : public StreamSplitter {
  public:
   Cut find_cut(ByteView b, std::uint64_t offset) override {
@@ -183,7 +257,17 @@ class ZstdSplitter final : public StreamSplitter {
       if (b.size() < kLongestHeader) return need_more();
       throw Error(ErrorKind::kCorruptData, "corrupt zstd frame header", {}, offset);
     }
-    if (content == ZSTD_CONTENTSIZE_UNKNOWN || content > kMaxUnitOutputBytes) return serial();
+    if (content != ZSTD_CONTENTSIZE_UNKNOWN && content > kMaxUnitOutputBytes) return serial();
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN) {
+      // A frame written as it was flushed (sluice's flushed pieces, zstd --stream) records no
+      // size. Where its window is one the streaming decoder takes (else that decoder names the
+      // refusal), its blocks bound what it decodes to (128 KiB a block at most).
+      ZSTD_frameHeader header{};
+      if (ZSTD_getFrameHeader(&header, b.data(), b.size()) != 0) {
+        return b.size() < kLongestHeader ? need_more() : serial();
+      }
+      if (header.windowSize > (std::uint64_t{1} << kWindowLogMax)) return serial();
+    }
     const std::size_t frame = ZSTD_findFrameCompressedSize(b.data(), b.size());
     if (ZSTD_isError(frame)) {
       if (ZSTD_getErrorCode(frame) != ZSTD_error_srcSize_wrong) {
@@ -191,8 +275,14 @@ class ZstdSplitter final : public StreamSplitter {
       }
       return b.size() >= kMaxUnitInputBytes ? serial() : need_more();
     }
+    std::size_t most = static_cast<std::size_t>(content);
+    if (content == ZSTD_CONTENTSIZE_UNKNOWN) {
+      const unsigned long long bound = ZSTD_decompressBound(b.data(), frame);
+      if (bound == ZSTD_CONTENTSIZE_ERROR || bound > kMaxUnitOutputBytes) return serial();
+      most = static_cast<std::size_t>(bound);
+    }
     ++frames_;
-    return unit(frame, static_cast<std::size_t>(content));
+    return unit(frame, most);
   }
   void finish_at(std::uint64_t) override {}
   // A few bytes left after the last frame: the streaming decoder tells a frame cut short from
@@ -307,6 +397,9 @@ class ZstdCodec final : public CodecBase {
   std::unique_ptr<StreamFramer> new_framer(const StreamInfo&) const override {
     if (options_.knobs.at("index") == "none") return std::make_unique<SelfFramedChunks>();
     return std::make_unique<SeekTableFramer>();
+  }
+  std::unique_ptr<FlushCompressor> new_flush_compressor() const override {
+    return std::make_unique<ZstdFlushCompressor>(options_.level, options_.chunk_bytes);
   }
   std::unique_ptr<StreamDecoder> new_decoder() const override { return std::make_unique<ZstdDecoder>(); }
   std::unique_ptr<StreamSplitter> new_splitter() const override { return std::make_unique<ZstdSplitter>(); }

@@ -257,9 +257,10 @@ struct Compressor::State {
     hand.framer.reset();
     if (flusher) {
       check_not_stopped();
-      const std::uint64_t check = guarded([&] { return flusher->end(piece); });  // a chunk may follow
+      records.clear();
+      guarded([&] { flusher->end(piece, records); });  // a chunk may follow
+      for (const ChunkRecord& record : records) framer->add_chunk(record);
       if (!piece.empty()) {
-        framer->add_chunk({0, piece.size(), check});
         write_out(piece, /*flush=*/false);
         done.output_bytes += piece.size();
       }
@@ -335,8 +336,9 @@ struct Compressor::State {
     check_not_stopped();
     const auto start = std::chrono::steady_clock::now();
     guarded([&] {
-      const std::uint64_t check = flusher->compress(held.view(), last, piece);
-      framer->add_chunk({held.size(), piece.size(), check});
+      records.clear();
+      flusher->compress(held.view(), last, piece, records);
+      for (const ChunkRecord& record : records) framer->add_chunk(record);
       packed.append(piece.view());
       if (last) framer->trailer(packed);
     });
@@ -460,6 +462,7 @@ struct Compressor::State {
   std::unique_ptr<FlushCompressor> flusher;
   std::unique_ptr<StreamFramer> framer;
   Buffer piece;
+  std::vector<ChunkRecord> records;  // of the units a piece ends
   Buffer packed;  // what the next write gives `out` (the header, before the first piece)
 };
 

@@ -424,8 +424,9 @@ TEST_P(Parallel, TheGoodPrefixIsWrittenBeforeTheError) {
 
 INSTANTIATE_TEST_SUITE_P(Codecs, Parallel, kFormats, format_name);
 
-// One zstd frame without a content size (as `zstd` writes from a pipe): decoded serially, with
-// the output handed to a writing thread of its own on more than one thread.
+// One zstd frame without a content size (as `zstd` writes from a pipe): decoded serially where its
+// blocks could hold more than a unit (16 MiB), with the output handed to a writing thread of its
+// own on more than one thread; a smaller one is a unit.
 Bytes single_zstd_frame(const Bytes& input) {
   ZSTD_CCtx* context = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0);
@@ -1021,7 +1022,8 @@ TEST(Parallel, AnInFlightLimitOfOnePieceStillDecodesEverything) {
 }
 
 TEST(Serial, OutputIsTheSameOnAnyThreadCount) {
-  const Bytes input = text_bytes(5 * 1024 * 1024 + 3, 70);
+  // One frame with no content size whose blocks may hold more than a unit (16 MiB): serial.
+  const Bytes input = text_bytes(17 * 1024 * 1024 + 3, 70);
   const Bytes packed = single_zstd_frame(input);
   for (int threads : {1, 2, 8}) {
     MemorySource source(view(packed));
@@ -1075,7 +1077,7 @@ TEST(Serial, WhatDecodedBeforeACutIsWrittenOnAnyThreadCount) {
 }
 
 TEST(Serial, ASinkThatFailsMidwayStopsTheRunWithItsError) {
-  const Bytes input = text_bytes(6 * 1024 * 1024, 71);
+  const Bytes input = text_bytes(17 * 1024 * 1024, 71);
   const Bytes packed = single_zstd_frame(input);
   for (int threads : {1, 2, 8}) {
     MemorySource source(view(packed));

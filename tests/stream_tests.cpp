@@ -760,6 +760,68 @@ TEST(FlushedStreams, RandomWritesAndFlushesDecodeAtEveryFlushAndEverywhere) {
   }
 }
 
+// zstd's flushed pieces: a frame per chunk written flush by flush (zstd's flush, the window kept
+// in the frame), one seek-table entry per frame. A reader decoding as the output arrives has all
+// written at every flush; zstd and sluice read the whole; a log flushed per record is a few times
+// smaller than a frame per flush was; the same bytes on 1 and 2 threads.
+TEST(FlushedStreams, ZstdPiecesAreFramesOfTheChunkSizeWrittenFlushByFlush) {
+  testing::ScratchDir dir;
+  std::mt19937_64 random(5);
+  std::vector<std::size_t> steps;  // sizes of writes, 0 for a flush
+  for (int i = 0; i < 3000; ++i) steps.push_back(i % 2 ? std::size_t{0} : std::size_t{random() % 150 + 1});
+  steps.push_back(900'000);  // a run takes over, then pieces again
+  for (int i = 0; i < 400; ++i) steps.push_back(i % 2 ? std::size_t{0} : std::size_t{random() % 150 + 1});
+  const std::size_t total = std::accumulate(steps.begin(), steps.end(), std::size_t{0});
+  const Bytes all = text_bytes(total, 31);
+  Bytes first_output;
+  for (const int threads : {1, 2}) {
+    SCOPED_TRACE(fmt::format("{} threads", threads));
+    CompressOptions o;
+    o.codec = "zstd";
+    o.codec_options.chunk_bytes = 64 * 1024;
+    o.threads = threads;
+    MemorySink out;
+    Compressor compressor(out, o);
+    WatchedSink decoded;
+    DecompressOptions one;
+    one.threads = 1;  // all decoded on this thread as it comes
+    Decompressor reader(decoded, one);
+    std::size_t written = 0, sent = 0, before_bulk = 0;
+    for (const std::size_t step : steps) {
+      if (step > 0) {
+        if (step == 900'000) before_bulk = out.buffer().size();
+        compressor.write(view(all).subspan(written, step));
+        written += step;
+        continue;
+      }
+      compressor.flush();
+      reader.write(out.buffer().view().subspan(sent));
+      sent = out.buffer().size();
+      ASSERT_TRUE(decoded.got.size() == written && std::equal(decoded.got.begin(), decoded.got.end(), all.begin()))
+          << "after a flush at " << written << ", decoded " << decoded.got.size();
+    }
+    // 1,500 records of 75 bytes on average, each flushed: a frame each was over 60 bytes a record.
+    EXPECT_LT(before_bulk, 1500u * 30);
+    compressor.finish();
+    const Bytes output = to_bytes(out.buffer());
+    reader.write(view(output).subspan(sent));
+    reader.finish();
+    EXPECT_TRUE(decoded.got == all);
+    DecompressOptions d;
+    d.threads = 2;
+    EXPECT_TRUE(to_bytes(decompress_buffer(view(output), d)) == all);
+    if (threads == 1) {
+      testing::write_file(dir / "output", output);
+      testing::write_file(dir / "all", all);
+      const auto r = testing::run("zstd -dcq < output | cmp - all", dir.path());
+      EXPECT_EQ(r.status, 0) << testing::describe(r);
+      first_output = output;
+    } else {
+      EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count";
+    }
+  }
+}
+
 // A first flush that finds much held (more than 64 KiB) starts a run, as before: the default
 // form's header says its chunks are independent. And a failed flushed piece (the sink's) is the
 // stream's end: every call after it throws it.

@@ -29,6 +29,7 @@
 #include <span>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "sluice/bytes.h"
 #include "sluice/codec.h"
@@ -57,41 +58,6 @@ class ChunkCompressor {
   std::string codec_name_;
 };
 
-// A stream whose writer flushes often (a log's records, a protocol's messages), compressed piece
-// after piece on the writer's thread with the codec's state kept from one piece to the next, as
-// zlib's deflate does between flushes: what ChunkCompressors cannot do, since they compress chunks
-// apart (in parallel) with at most a dictionary, so that a chunk per small flush would cost most
-// of the ratio. The stream is the codec's framer's header, each piece's bytes in order, and the
-// trailer from the pieces' records; the codec keeps the promises its header makes (gzip's default
-// form: the chunks of the recorded size stay independent, each piece within them). After any
-// piece that is not the last, the engine may end the pieces (end()) and go on with the codec's
-// own chunks, a ChunkCompressor's, each given the history before it; the same framer sees their
-// records. After such chunks, where the last ended on a flush, pieces may follow again (resume()).
-class FlushCompressor {
- public:
-  virtual ~FlushCompressor() = default;
-  // Compresses `input`, the bytes that follow those of the pieces before, into `out` (replacing
-  // its contents), ending where a reader has decoded all of it or, when `last`, with the end of
-  // the stream's data. Returns the piece's check value for the framer (as
-  // ChunkCompressor::compress). Checked: a piece that compresses to nothing is an error.
-  std::uint64_t compress(ByteView input, bool last, Buffer& out);
-  // The pieces end here and the codec's chunks follow: replaces `out` with what a chunk needs
-  // before it (gzip: the rest of a byte a piece ended in and a sync flush), possibly nothing.
-  // Returns the check value of a record of no input bytes.
-  std::uint64_t end(Buffer& out);
-  // The pieces go on from the stream's byte `offset`, the codec's chunks before it (the last
-  // ended on a flush), `history` holding the bytes just before (up to history_bytes of them):
-  // called before the first piece where the stream did not begin with pieces.
-  void resume(std::uint64_t offset, ByteView history) { resume_at(offset, history); }
-
- private:
-  friend class Codec;
-  virtual std::uint64_t compress_piece(ByteView input, bool last, Buffer& out) = 0;
-  virtual std::uint64_t end_pieces(Buffer& out) = 0;
-  virtual void resume_at(std::uint64_t offset, ByteView history) = 0;
-  std::string codec_name_;
-};
-
 // What a framer learns of one compressed chunk: all a trailer may depend on. A stream's chunks
 // may be compressed on different machines (sluice/parts.h), so the trailer is made from these
 // records, never from the chunks' bytes.
@@ -99,6 +65,47 @@ struct ChunkRecord {
   std::uint64_t input_bytes = 0;   // uncompressed
   std::uint64_t output_bytes = 0;  // compressed, as the chunk compressor wrote them
   std::uint64_t check = 0;         // what the chunk compressor returned
+};
+
+// A stream whose writer flushes often (a log's records, a protocol's messages), compressed piece
+// after piece on the writer's thread with the codec's state kept from one piece to the next, as
+// zlib's deflate does between flushes: what ChunkCompressors cannot do, since they compress chunks
+// apart (in parallel) with at most a dictionary, so that a chunk per small flush would cost most
+// of the ratio. The stream is the codec's framer's header, each piece's bytes in order, and the
+// trailer from the records the pieces report; the codec keeps the promises its header and
+// trailer make (gzip's default form: chunks of the recorded size, independent; zstd: a frame per
+// chunk, one seek-table entry each), so a piece's units end where a chunk's would: at every
+// multiple of the chunk size from the stream's start. After any piece that is not the last, the
+// engine may end the pieces (end()) and go on with the codec's own chunks, a ChunkCompressor's,
+// each given the history before it (the same framer sees their records); after such chunks,
+// where the last ended on a flush, pieces may follow again (resume()).
+class FlushCompressor {
+ public:
+  virtual ~FlushCompressor() = default;
+  // Compresses `input`, the bytes that follow those of the pieces before, into `out` (replacing
+  // its contents), ending where a reader has decoded all of it or, when `last`, with the end of
+  // the stream's data; appends to `records` one record per unit of the stream this piece ends
+  // (gzip: the piece itself; zstd: each frame it closes), for the framer, as a ChunkCompressor's
+  // chunk gives one. Checked: a piece that compresses to nothing, or records of more input than
+  // was given, are errors.
+  void compress(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records);
+  // The pieces end here and the codec's chunks follow: replaces `out` with what a chunk needs
+  // before it (gzip: the rest of a byte a piece ended in and a sync flush; zstd: the end of the
+  // open frame), possibly nothing, and appends the records of the units that ends.
+  void end(Buffer& out, std::vector<ChunkRecord>& records);
+  // The pieces go on from the stream's byte `offset`, the codec's chunks before it (the last
+  // ended on a flush), `history` holding the bytes just before (up to history_bytes of them):
+  // called before the first piece where the stream did not begin with pieces.
+  void resume(std::uint64_t offset, ByteView history) { resume_at(offset, history); }
+
+ private:
+  friend class Codec;
+  virtual void compress_piece(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records) = 0;
+  virtual void end_pieces(Buffer& out, std::vector<ChunkRecord>& records) = 0;
+  virtual void resume_at(std::uint64_t offset, ByteView history) = 0;
+  std::string codec_name_;
+  std::uint64_t given_ = 0;     // input bytes given to pieces
+  std::uint64_t recorded_ = 0;  // input bytes in the records reported
 };
 
 // One per output stream, called serially and in chunk order by the writer: the stream header, an

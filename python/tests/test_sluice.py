@@ -1040,6 +1040,29 @@ def test_a_file_flushed_after_every_record_is_the_size_gzip_open_writes(form):
         assert packed[12:14] == b"SI"  # still independent chunks
 
 
+# zstd the same: the size of a zstandard stream flushed per record (plus the seek table, whose
+# entries are still one per frame: seek() finds the records).
+def test_a_zstd_file_flushed_after_every_record_is_the_size_zstandard_writes(tmp_path):
+    zstandard = pytest.importorskip("zstandard")
+    records = [b"%d GET /api/items/%d HTTP/1.1 200 %d\n" % (i, i % 97, i * 7 % 5000) for i in range(20_000)]
+    path = tmp_path / "log.zst"
+    with sluice.open(path, "wb", level=3, chunk_size=CHUNK) as f:
+        for record in records:
+            f.write(record)
+            f.flush()
+    theirs = zstandard.ZstdCompressor(level=3).compressobj()
+    expected = b"".join(theirs.compress(r) + theirs.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) for r in records)
+    packed = path.read_bytes()
+    data = b"".join(records)
+    assert len(packed) < len(expected) * 1.05
+    assert zstandard.ZstdDecompressor().stream_reader(io.BytesIO(packed), read_across_frames=True).read() == data
+    assert sluice.decompress(packed, threads=2) == data
+    with sluice.open(path) as f:
+        for target in [len(data) // 2, 3, len(data) - 10, CHUNK, 5 * CHUNK - 1]:
+            f.seek(target)
+            assert f.read(64) == data[target:target + 64], target
+
+
 def test_a_flushed_stream_reaches_a_reader_over_a_socket_record_by_record():
     import socket
     a, b = socket.socketpair()
