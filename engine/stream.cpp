@@ -218,7 +218,8 @@ struct Compressor::State {
     } else if (held.size() + bytes.size() <= (flusher ? kPiecesHoldBytes : hold_limit)) {
       held.append(bytes);  // the next flushed piece, or the stream's start
     } else {
-      start_run().write(bytes);
+      start_run();
+      guarded([&] { run->write(bytes); });
       remember(bytes);
     }
     written += bytes.size();
@@ -238,7 +239,8 @@ struct Compressor::State {
       write_piece(/*last=*/false);
       return;
     }
-    start_run().flush();
+    start_run();
+    guarded([&] { run->flush(); });
   }
 
   CompressStats finish() {
@@ -276,7 +278,7 @@ struct Compressor::State {
       if (cancelled) throw stopped();
       run.emplace(out, counted_from(hand.offset), info, hand);
     }
-    if (!held.empty()) run->write(held.view());
+    if (!held.empty()) guarded([&] { run->write(held.view()); });
     remember(held.view());
     held = Buffer();
     return *run;
@@ -343,8 +345,6 @@ struct Compressor::State {
       if (last) framer->trailer(packed);
     });
     write_out(packed, /*flush=*/!last);
-    if (options.on_read) options.on_read(written);
-    if (options.on_progress) options.on_progress(written);
     done.input_bytes += held.size();
     done.output_bytes += packed.size();
     ++done.chunks;
@@ -354,6 +354,11 @@ struct Compressor::State {
     remember(held.view());
     packed.clear();
     held.clear();
+    // As a run's reader and writer report (a callback that throws ends the stream, as it fails a run).
+    guarded([&] {
+      if (options.on_read) options.on_read(written);
+      if (options.on_progress) options.on_progress(written);
+    });
   }
 
   // The last history_bytes of the input given to pieces and runs, for a run or flushed pieces that
@@ -375,11 +380,15 @@ struct Compressor::State {
   }
 
   // Runs `step`; an exception is the stream's end: every call after it throws it again (a run's
-  // error too, which a flush with nothing new to flush would not meet again).
+  // error too, which a flush with nothing new to flush would not meet again). A mistake of the
+  // caller's (kUsage: a write after finish) ends nothing.
   template <typename Step>
   auto guarded(Step step) -> decltype(step()) {
     try {
       return step();
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kUsage) failure = std::current_exception();
+      throw;
     } catch (...) {
       failure = std::current_exception();
       throw;

@@ -931,6 +931,79 @@ TEST(FlushedStreams, ProgressCountsTheWholeStreamAndAStopWhilePausingIsThrownAft
   }
 }
 
+// What ends a stream ends it for every later call: a progress callback that throws in a flushed
+// piece (nothing more is written: what was is a prefix that decodes), a run's error met by a
+// flush (a second flush, with nothing new, still throws it). A mistake of the caller's (a write
+// after finish) ends nothing: each later mistake is named for itself.
+TEST(FlushedStreams, ErrorsEndTheStreamForEveryLaterCallAndMistakesDoNot) {
+  const Bytes data = text_bytes(400'000, 41);
+  {
+    CompressOptions o;
+    o.codec = "gzip";
+    int calls = 0;
+    o.on_progress = [&](std::uint64_t) {
+      if (++calls == 2) throw Error(ErrorKind::kIo, "progress display gone", "callback");
+    };
+    MemorySink out;
+    Compressor compressor(out, o);
+    compressor.write(view(data).subspan(0, 1000));
+    compressor.flush();  // a piece; progress called once
+    compressor.write(view(data).subspan(1000, 1000));
+    EXPECT_THROW(compressor.flush(), Error);
+    const std::size_t after = out.buffer().size();
+    EXPECT_THROW(compressor.write(view(data).subspan(2000, 10)), Error);
+    EXPECT_THROW(compressor.flush(), Error);
+    EXPECT_THROW(compressor.finish(), Error);
+    EXPECT_EQ(out.buffer().size(), after) << "written after the error";
+    ArrivingGzip reader;
+    reader.feed(out.buffer().view());
+    EXPECT_TRUE(reader.decoded == Bytes(data.begin(), data.begin() + 2000));
+  }
+  {
+    struct FailingSink final : ByteSink {
+      void write(ByteView) override { throw Error(ErrorKind::kIo, "disk full", "failing"); }
+      const std::string& name() const override { return name_; }
+      std::string name_ = "failing";
+    } failing;
+    CompressOptions o;
+    o.codec = "gzip";
+    Compressor compressor(failing, o);
+    compressor.write(view(data).subspan(0, 100'000));  // more than a piece: a run at the flush
+    for (int call = 0; call < 3; ++call) {
+      try {
+        if (call < 2) {
+          compressor.flush();
+        } else {
+          compressor.finish();
+        }
+        ADD_FAILURE() << "call " << call << " did not throw";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kIo) << "call " << call << ": " << e.what();
+      }
+    }
+  }
+  {
+    CompressOptions o;
+    o.codec = "gzip";
+    MemorySink out;
+    Compressor compressor(out, o);
+    compressor.write(view(data));  // a run
+    compressor.finish();
+    const auto message = [](auto call) {
+      try {
+        call();
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kUsage) << e.what();
+        return std::string(e.what());
+      }
+      return std::string("no error");
+    };
+    EXPECT_NE(message([&] { compressor.write(view(data).subspan(0, 5)); }).find("write after finish"), std::string::npos);
+    EXPECT_NE(message([&] { compressor.flush(); }).find("flush after finish"), std::string::npos);
+    EXPECT_NE(message([&] { compressor.finish(); }).find("finish called twice"), std::string::npos);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
                          [](const auto& test) { return test.param.codec; });
 

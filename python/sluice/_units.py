@@ -397,7 +397,6 @@ def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool
     while at < len(data):
         d = zlib.decompressobj(-15)
         parts, total, pos = [], 0, at
-        passed = None  # the last sync flush passed with output before it: (its end, parts before it)
         while True:
             found = data.find(SYNC_FLUSH, pos)  # the chunk may end after it
             stop = len(data) if found < 0 else found + len(SYNC_FLUSH)
@@ -405,9 +404,7 @@ def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool
             parts.append(out)
             total += len(out)
             if total > chunk:
-                if passed is None:
-                    raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
-                break
+                raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
             if d.eof:
                 yield at, b"".join(parts), stop - len(d.unused_data), True
                 return
@@ -418,14 +415,5 @@ def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool
             pos = stop
             if total == chunk:
                 break
-            if total > 0:
-                passed = (stop, len(parts))
-        if total > chunk:
-            # A writer's flush ended the chunk early at the last sync flush passed (chunks end at
-            # multiples of the chunk size from the member's start and at flushes, so the chunk
-            # after a flush is short too). Were that pattern no chunk's end, what follows would
-            # not inflate from there, nor would a partition's end agree.
-            pos, count = passed
-            parts = parts[:count]
         yield at, b"".join(parts), pos, False
         at = pos

@@ -16,7 +16,6 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
-import dask  # noqa: E402
 import fsspec  # noqa: E402
 
 import sluice  # noqa: E402
@@ -345,28 +344,6 @@ def test_a_file_written_with_flushes_partitions_whole(client, tmp_path):
         _, blocks = sluice.dask.read_bytes(str(packed), delimiter=b"\n", blocksize=blocksize, sample=False)
         assert len(blocks[0]) > 2
         parts = distributed.client.default_client().compute(blocks[0], sync=True)
-        assert b"".join(parts) == data, blocksize
-
-
-def test_chunks_a_flush_cut_short_partition_whatever_their_lengths(tmp_path):
-    # Flushes after much (each ends the chunk being filled) one byte before a chunk's end and one
-    # chunk later: the chunks there are 1 byte, a chunk from the first flush to the second (as
-    # long as a whole one, but not on the grid), then 1 byte again. A partition that started at
-    # the first flush took the chunk after the second for a whole one and failed ("a chunk decoded
-    # to more than ...").
-    chunk = 2 * CHUNK
-    data = csv_bytes(12 * chunk, seed=33)
-    first = 5 * chunk - 1
-    packed = tmp_path / "flushed.gz"
-    with sluice.open(packed, "wb", chunk_size=chunk) as f:
-        for start, end in [(0, first), (first, first + chunk), (first + chunk, len(data))]:
-            f.write(data[start:end])
-            f.flush()
-    # Partitions start in many places (13 of these 26 sizes failed; 806 KB of gzip).
-    for blocksize in range(100_000, 300_000, 7919):
-        _, blocks = sluice.dask.read_bytes(str(packed), blocksize=blocksize, sample=False)
-        assert len(blocks[0]) > 1
-        parts = dask.compute(*blocks[0], scheduler="sync")
         assert b"".join(parts) == data, blocksize
 
 
