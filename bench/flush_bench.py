@@ -34,6 +34,19 @@ def run(open_writer, items, flush_every):
     return time.perf_counter() - start, len(sink.getvalue())
 
 
+class _ZstdWriter:
+    """zstandard's writer at level 3 as a context manager that leaves the sink open."""
+
+    def __init__(self, zstandard, sink):
+        self._writer = zstandard.ZstdCompressor(level=3).stream_writer(sink, closefd=False)
+
+    def __enter__(self):
+        return self._writer
+
+    def __exit__(self, *exc):
+        self._writer.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=20_000)
@@ -46,6 +59,12 @@ def main():
         "sluice.open": lambda sink: sluice.open(sink, "wb"),
         "sluice.open form=single-member": lambda sink: sluice.open(sink, "wb", form="single-member"),
     }
+    try:  # zstd's peer: python3-zstandard's stream writer, whose flush() ends a block
+        import zstandard
+        writers["zstandard stream_writer"] = lambda sink: _ZstdWriter(zstandard, sink)
+        writers["sluice.open format=zstd"] = lambda sink: sluice.open(sink, "wb", format="zstd")
+    except ImportError:
+        pass
     print(f"{args.records} records of {args.size} bytes, {args.reps} interleaved runs, medians")
     print("| writer | flush every | seconds | us per flush | bytes |")
     print("|---|---:|---:|---:|---:|")

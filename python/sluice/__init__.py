@@ -239,10 +239,10 @@ class Compressor:
     are compressed in the background while more comes), flush() ends the stream and returns the
     rest; flush(FLUSH_SYNC) makes everything so far decodable (zlib's Z_SYNC_FLUSH: one gzip
     member still) and the stream goes on. The bytes are those of sluice.compress() on the whole
-    stream, except where flushed: a gzip stream flushed after little (64 KiB at most) is
-    compressed from there on the calling thread with zlib's window kept, as zlib's flushes are,
-    until more than 256 KiB comes between two; zstd and lz4 end a chunk at each flush (the next
-    starts without history). Memory stays bounded whatever is passed: a
+    stream, except where flushed: a gzip or zstd stream flushed after little (64 KiB at most) is
+    compressed from there on the calling thread with the window kept, as zlib's and zstd's
+    flushes are, until more than 256 KiB comes between two; lz4 ends a chunk at each flush (the
+    next starts without history). Memory stays bounded whatever is passed: a
     compress() call waits while the chunks in flight are full. A stream that ends within 256 KiB
     is compressed by flush() on the calling thread. Settings as sluice.compress(); mtime: the gzip
     header's (0, as zlib and sluice.compress write it). One call at a time; threads take turns.
@@ -820,10 +820,10 @@ class SluiceFile(io.BufferedIOBase):
         """Writing: makes everything written so far decodable, as gzip.GzipFile.flush() does (a
         sync flush): it is compressed, written to the file object and that is flushed; the stream
         goes on (the default and single-member gzip forms: one member still; lz4: one frame), so
-        a reader of the file or socket so far sees all of it. gzip after little (a log's records)
-        is compressed on the calling thread with zlib's window kept from flush to flush, as
-        gzip.open does; zstd and lz4 end a chunk at each flush, so flushing them after every small
-        write costs ratio and time. Reading: nothing (without the lock, which a
+        a reader of the file or socket so far sees all of it. gzip and zstd after little (a log's
+        records) are compressed on the calling thread with the window kept from flush to flush,
+        as gzip.open and zstandard do; lz4 ends a chunk at each flush, so flushing it after every
+        small write costs ratio and time. Reading: nothing (without the lock, which a
         read blocked in another thread holds: the text layer's close() flushes first)."""
         self._check_open()
         if self._mode == "rb":
