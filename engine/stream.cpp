@@ -182,7 +182,7 @@ class CompressorRun : public PushRun<CompressStats> {
 //
 // A stream flushed with little written since the stream began or was last flushed (a log's
 // records, a protocol's messages) goes on as flushed pieces where the codec can
-// (Codec::make_flush_compressor: gzip's one-member forms): each flush compresses, on the calling
+// (Codec::make_flush_compressor: gzip's one-member forms, zstd): each flush compresses, on the calling
 // thread, what was written since the last with the codec's state kept, as gzip.open's flush()
 // does, and writes it before flush() returns (a chunk per flush, compressed with no history and
 // waiting for the graph, came out 6 times the size; BENCHMARKS.md, "Flushing"). More than a hold

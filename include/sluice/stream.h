@@ -49,15 +49,15 @@ class Compressor final : public ByteSink {
   // single-member gzip forms one member still and in lz4 one frame, so that a reader that takes
   // one member (a browser) or one frame sees what comes after it too. Nothing when nothing was
   // written since the last flush.
-  // A gzip stream (one-member forms) flushed before the run started, with little held (64 KiB at
-  // most: a log's records), is compressed from then on by the calling thread in one deflate
-  // stream with its window kept, as zlib's flushes are (Codec::make_flush_compressor): each
-  // flush costs what deflate of its bytes costs, and the ratio stays zlib's; more than a hold
-  // (256 KiB) written between two flushes hands the stream to a run from there on. In a run, a
-  // flush ends the chunk being filled, as at any chunk boundary (the next is compressed without
-  // what came before in the default gzip form, zstd and lz4; with its last 32 KiB in the
-  // single-member form), so there frequent flushes of small writes cost ratio, and time (each
-  // waits for the graph).
+  // A flush after little written since the start or the last flush (64 KiB at most: a log's
+  // records) has the calling thread compress the stream from there, with the codec's window kept
+  // from flush to flush, as zlib's and zstd's flushes are (Codec::make_flush_compressor: gzip's
+  // one-member forms, zstd): each flush costs what compressing its bytes costs, and the ratio
+  // stays the library's; more than 256 KiB written between two flushes hands the stream to a run
+  // from there on, and a flush after little hands it back. In a run, a flush ends the chunk being
+  // filled, as at any chunk boundary (the next is compressed without what came before in the
+  // default gzip form, zstd and lz4; with its last 32 KiB in the single-member form), so lz4's
+  // frequent flushes of small writes cost ratio, and time (each waits for the graph).
   void flush() override;
   // Ends the stream and waits until all of it is written to `out`. Throws the run's error.
   CompressStats finish();
