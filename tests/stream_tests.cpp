@@ -694,6 +694,25 @@ class ArrivingGzip {
   z_stream z_{};
 };
 
+// The end of a flushed stream's test: sluice reads `output` whole on two threads; the stock
+// readers (`readers`: a shell command over the files "output" and "all") read the first thread
+// count's output, and the others' is that one byte for byte.
+void expect_read_whole_and_the_same_on_any_threads(const Bytes& output, const Bytes& all, const std::string& readers,
+                                                   int threads, Bytes& first_output, const testing::ScratchDir& dir) {
+  DecompressOptions d;
+  d.threads = 2;
+  EXPECT_TRUE(to_bytes(decompress_buffer(view(output), d)) == all);
+  if (first_output.empty()) {
+    testing::write_file(dir / "output", output);
+    testing::write_file(dir / "all", all);
+    const auto r = testing::run(readers, dir.path());
+    EXPECT_EQ(r.status, 0) << testing::describe(r);
+    first_output = output;
+  } else {
+    EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count (" << threads << " threads)";
+  }
+}
+
 // Random writes and flushes (tiny, around 64 KiB, past the hold), for both one-member forms, three
 // levels and small chunks: after every flush, zlib decodes all written so far from the output so
 // far; at the end every reader reads it all, and the bytes are the same on 1 and 2 threads.
@@ -743,19 +762,9 @@ TEST(FlushedStreams, RandomWritesAndFlushesDecodeAtEveryFlushAndEverywhere) {
       const CompressStats stats = compressor.finish();
       EXPECT_EQ(stats.input_bytes, all.size());
       EXPECT_EQ(stats.output_bytes, out.buffer().size());
-      const Bytes output = to_bytes(out.buffer());
-      DecompressOptions d;
-      d.threads = 2;
-      EXPECT_TRUE(to_bytes(decompress_buffer(view(output), d)) == all);
-      if (threads == 1) {
-        testing::write_file(dir / "output", output);
-        testing::write_file(dir / "all", all);
-        const auto r = testing::run("gzip -dc < output | cmp - all && pigz -dc < output | cmp - all", dir.path());
-        EXPECT_EQ(r.status, 0) << testing::describe(r);
-        first_output = output;
-      } else {
-        EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count";
-      }
+      expect_read_whole_and_the_same_on_any_threads(to_bytes(out.buffer()), all,
+                                                    "gzip -dc < output | cmp - all && pigz -dc < output | cmp - all",
+                                                    threads, first_output, dir);
     }
   }
 }
@@ -803,22 +812,11 @@ TEST(FlushedStreams, ZstdPiecesAreFramesOfTheChunkSizeWrittenFlushByFlush) {
     // 1,500 records of 75 bytes on average, each flushed: a frame each was over 60 bytes a record.
     EXPECT_LT(before_bulk, 1500u * 30);
     compressor.finish();
-    const Bytes output = to_bytes(out.buffer());
-    reader.write(view(output).subspan(sent));
+    reader.write(out.buffer().view().subspan(sent));
     reader.finish();
     EXPECT_TRUE(decoded.got == all);
-    DecompressOptions d;
-    d.threads = 2;
-    EXPECT_TRUE(to_bytes(decompress_buffer(view(output), d)) == all);
-    if (threads == 1) {
-      testing::write_file(dir / "output", output);
-      testing::write_file(dir / "all", all);
-      const auto r = testing::run("zstd -dcq < output | cmp - all", dir.path());
-      EXPECT_EQ(r.status, 0) << testing::describe(r);
-      first_output = output;
-    } else {
-      EXPECT_TRUE(output == first_output) << "the bytes depend on the thread count";
-    }
+    expect_read_whole_and_the_same_on_any_threads(to_bytes(out.buffer()), all, "zstd -dcq < output | cmp - all", threads,
+                                                  first_output, dir);
   }
 }
 
