@@ -9,6 +9,7 @@
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -81,6 +82,11 @@ class ZstdFlushCompressor final : public FlushCompressor {
     if (!context_) throw Error(ErrorKind::kInternal, "zstd: cannot allocate a compression context");
     check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_compressionLevel, level), "set level");
     check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_checksumFlag, 1), "set checksum");
+    // The window a frame declares: the level's for a frame of the chunk size, no more (a frame
+    // whose size is not known would declare the level's own: 128 MiB at level 22, which readers
+    // with a memory limit refuse, such as HTTP's 8 MiB).
+    const int window_log = static_cast<int>(ZSTD_getCParams(level, frame_bytes, 0).windowLog);
+    check_zstd(ZSTD_CCtx_setParameter(context_, ZSTD_c_windowLog, window_log), "set window");
   }
   ~ZstdFlushCompressor() override { ZSTD_freeCCtx(context_); }
   ZstdFlushCompressor(const ZstdFlushCompressor&) = delete;
@@ -362,11 +368,31 @@ class SeekTableFramer final : public StreamFramer {
 // What a zstd stream records (sluice -l): frames one after another, each found by walking its
 // block headers (ZSTD_findFrameCompressedSize), with the content size its header records; a frame
 // without one leaves the size to decoding. Skippable frames (the seek table) hold no data.
+// What the seek table that ends `s` says the frames decode to, where it lists exactly the frames
+// whose compressed lengths are `frames` (in order); nothing where there is none or it disagrees.
+std::optional<std::uint64_t> seek_table_content(ByteView s, const std::vector<std::size_t>& frames) {
+  if (s.size() < 8 + kSeekTableFooterBytes) return std::nullopt;
+  const std::uint8_t* footer = s.data() + s.size() - kSeekTableFooterBytes;
+  if (load_le32(footer + 5) != kSeekableMagic || load_le32(footer) != frames.size()) return std::nullopt;
+  const std::size_t entry = (footer[4] & 0x80) ? 12 : 8;  // with checksums or without
+  const std::uint64_t table = std::uint64_t{frames.size()} * entry + kSeekTableFooterBytes;
+  if (table + 8 > s.size()) return std::nullopt;
+  const std::uint8_t* entries = s.data() + s.size() - table;
+  if (load_le32(entries - 8) != kSeekTableFrameMagic || load_le32(entries - 4) != table) return std::nullopt;
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    if (load_le32(entries + i * entry) != frames[i]) return std::nullopt;
+    total += load_le32(entries + i * entry + 4);
+  }
+  return total;
+}
+
 StreamFacts zstd_stream_facts(ByteView s) {
   StreamFacts facts;
   std::uint64_t total = 0;
   bool sized = true;
   std::size_t checked = 0;
+  std::vector<std::size_t> lengths;
   for (std::size_t at = 0; at < s.size();) {
     const std::uint8_t* frame = s.data() + at;
     const std::size_t length = ZSTD_findFrameCompressedSize(frame, s.size() - at);
@@ -376,6 +402,7 @@ StreamFacts zstd_stream_facts(ByteView s) {
       if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, facts.check};
       ++facts.units;
       checked += header.checksumFlag ? 1 : 0;
+      lengths.push_back(length);
       if (header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
         sized = false;
       else
@@ -384,7 +411,12 @@ StreamFacts zstd_stream_facts(ByteView s) {
     at += length;
   }
   facts.check = checked == 0 ? "none" : checked == facts.units ? "XXH64" : "XXH64 (some frames)";
-  if (sized) facts.uncompressed_bytes = total;
+  if (sized) {
+    facts.uncompressed_bytes = total;
+  } else {
+    // Frames written as they were flushed record no size; sluice's seek table does.
+    facts.uncompressed_bytes = seek_table_content(s, lengths);
+  }
   return facts;
 }
 

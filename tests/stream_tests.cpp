@@ -815,6 +815,8 @@ TEST(FlushedStreams, ZstdPiecesAreFramesOfTheChunkSizeWrittenFlushByFlush) {
     reader.write(out.buffer().view().subspan(sent));
     reader.finish();
     EXPECT_TRUE(decoded.got == all);
+    // Its frames record no size; the seek table does (sluice -l).
+    EXPECT_EQ(CodecRegistry::global().create("zstd")->describe_stream(out.buffer().view()).uncompressed_bytes, all.size());
     expect_read_whole_and_the_same_on_any_threads(to_bytes(out.buffer()), all, "zstd -dcq < output | cmp - all", threads,
                                                   first_output, dir);
   }

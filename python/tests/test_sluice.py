@@ -1061,6 +1061,15 @@ def test_a_zstd_file_flushed_after_every_record_is_the_size_zstandard_writes(tmp
         for target in [len(data) // 2, 3, len(data) - 10, CHUNK, 5 * CHUNK - 1]:
             f.seek(target)
             assert f.read(64) == data[target:target + 64], target
+    # A frame's window is the level's for a frame of the chunk size, not the level's own (8 MiB at
+    # 19): readers with a memory limit (HTTP's 8 MiB) take it.
+    strict = zstandard.ZstdDecompressor(max_window_size=1 << 20)
+    for level in (3, 19):
+        out = io.BytesIO()
+        with sluice.open(out, "wb", format="zstd", level=level, chunk_size=CHUNK) as f:
+            f.write(records[0])
+            f.flush()
+        assert strict.stream_reader(io.BytesIO(out.getvalue()), read_across_frames=True).read() == records[0]
 
 
 def test_a_flushed_stream_reaches_a_reader_over_a_socket_record_by_record():
