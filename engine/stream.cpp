@@ -124,12 +124,16 @@ class PushRun {
 // has written that chunk's output and flushed the caller's sink (Delivery).
 class CompressorRun : public PushRun<CompressStats> {
  public:
+  static constexpr std::size_t kPipeReadBatchBytes = 128 * 1024;
   // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
   // `hand`: where the stream starts (begun on the caller's thread, or not) and, paused, what the
   // run leaves for the caller's thread to go on from; it outlives the run.
   CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info, detail::StreamHandOff& hand)
       : PushRun(sink.name()), delivery_(sink, run().pipe()) {
     run().pipe().spin_on_flushes(detail::default_threads() > 1);
+    // The graph's reader fills whole chunks: woken for every small write, it cost the writer
+    // more than the compression did (BENCHMARKS.md, "Flushing").
+    run().pipe().read_batch(kPipeReadBatchBytes);
     run().start(
         [this, run_options = options, info, &hand](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.

@@ -527,6 +527,54 @@ TEST_P(Streams, AFlushReachesAReaderDecodingAsItArrives) {
   EXPECT_TRUE(decoded.got == all);
 }
 
+// Written in small pieces, unflushed, a chunk comes out once the chunk after it is written in
+// full (the reader reads one ahead to know whether a chunk is the stream's last), not when more
+// comes: the graph's reader is woken by batches of writes (not by each) and by the rest of what
+// it asked for: here the last 1,000 bytes of the third chunk, written in pieces of 100 once the
+// reader has taken all before them (written at once, so that its reads end there). A reader
+// decoding the output as it arrives then gets two of the three chunks while the stream waits.
+TEST_P(Streams, AChunkWrittenInSmallPiecesIsCompressedWithoutWaitingForMore) {
+  const std::size_t chunk = options().codec_options.chunk_bytes;
+  const Bytes all = text_bytes(3 * chunk, 15);
+  const std::size_t expected = 2 * chunk;
+  std::atomic<std::uint64_t> read{0};
+  CompressOptions counted = options();
+  counted.on_read = [&](std::uint64_t bytes) { read = bytes; };
+  WatchedSink compressed;
+  Compressor compressor(compressed, counted);
+  const std::size_t first = all.size() - 1000;
+  compressor.write(view(all).first(first));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (read < first && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(read, first);
+  for (std::size_t at = first; at < all.size(); at += 100) compressor.write(view(all).subspan(at, 100));
+  WatchedSink decoded;
+  Decompressor decompressor(decoded);
+  std::size_t sent = 0;
+  const auto decoded_bytes = [&] {
+    std::lock_guard lock(decoded.mutex);
+    return decoded.got.size();
+  };
+  const auto take_arrived = [&] {
+    std::lock_guard lock(compressed.mutex);
+    Bytes arrived(compressed.got.begin() + static_cast<std::ptrdiff_t>(sent), compressed.got.end());
+    sent += arrived.size();
+    return arrived;
+  };
+  while (decoded_bytes() < expected && std::chrono::steady_clock::now() < deadline) {
+    if (const Bytes arrived = take_arrived(); !arrived.empty()) decompressor.write(view(arrived));
+    std::unique_lock lock(decoded.mutex);
+    decoded.arrived.wait_for(lock, std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(decoded_bytes(), expected) << "the second chunk waited for more input";
+  compressor.finish();
+  decompressor.write(view(take_arrived()));
+  decompressor.finish();
+  EXPECT_TRUE(decoded.got == all);
+}
+
 // A flush that meets a failure (the sink's) throws the run's error, and so does what follows.
 TEST_P(Streams, AFlushThrowsTheRunsError) {
   struct FailingSink final : ByteSink {

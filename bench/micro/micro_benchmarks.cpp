@@ -9,6 +9,9 @@
 //   Xxh32: the content checksum of an lz4 frame of many blocks (the lz4 tool's), computed in order
 //     by the writer (sluice's own lz4 has none: its block checksums are checked in Decode/lz4);
 //   Write: the writer's write(2) of output into a pipe drained by another thread.
+// Streams:
+//   CompressorSmallWrites/<codec>: a Compressor fed 120-byte writes (a log's records), unflushed:
+//     what a write costs the caller besides the compression, against one write of it all.
 //
 // Input: SLUICE_BENCH_INPUT (a file; bench/run_bench.py passes the Silesia tar), else 8 MiB of
 // built-in text. Throughput is in uncompressed bytes per second.
@@ -30,6 +33,7 @@
 #include <vector>
 
 #include "sluice/codec_author.h"
+#include "sluice/stream.h"
 
 namespace {
 
@@ -227,6 +231,29 @@ void BM_WritePipe(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * in.size()));
 }
 BENCHMARK(BM_WritePipe)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A Compressor fed the input in writes of range(0) bytes (0: one write), output discarded.
+void BM_CompressorSmallWrites(benchmark::State& state, const std::string& codec) {
+  struct Discard final : sluice::ByteSink {
+    void write(ByteView) override {}
+    const std::string& name() const override { return name_; }
+    std::string name_ = "discard";
+  } discard;
+  sluice::CompressOptions options;
+  options.codec = codec;
+  const auto& in = input();
+  const std::size_t piece = state.range(0) > 0 ? static_cast<std::size_t>(state.range(0)) : in.size();
+  for (auto _ : state) {
+    sluice::Compressor compressor(discard, options);
+    for (std::size_t at = 0; at < in.size(); at += piece) {
+      compressor.write(ByteView(in).subspan(at, std::min(piece, in.size() - at)));
+    }
+    compressor.finish();
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * in.size()));
+}
+BENCHMARK_CAPTURE(BM_CompressorSmallWrites, lz4, std::string("lz4"))->Arg(120)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(BM_CompressorSmallWrites, zstd, std::string("zstd"))->Arg(120)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
