@@ -787,6 +787,40 @@ def test_a_zip_is_written_into_a_file_being_compressed(tmp_path):
         assert archive.read("a.txt") == b"hi"
 
 
+@pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
+def test_small_writes_are_gathered_into_the_same_bytes_and_a_reused_buffer_is_taken_as_it_was(fmt):
+    """Writes under 16 KiB are gathered (64 KiB) before the engine sees them: the bytes are those
+    of one write, whatever the sizes around the limits, items of more than one byte included; a
+    buffer the caller refills after write() is taken as it was then; flush() and close() take
+    what is gathered."""
+    import array
+    data = text(400_000, 31)
+    sizes = [1] * 50 + [120] * 600 + [16_383, 16_384, 16_385, 5, 65_535, 65_536, 2, 100_000]
+    doubles = array.array("d", [0.5] * 7)  # 56 bytes; len() is 7
+    expected_data = data[: sum(sizes)] + doubles.tobytes()
+    out, buffer, at = io.BytesIO(), bytearray(), 0
+    with sluice.open(out, "wb", format=fmt, chunk_size=CHUNK, mtime=0) as f:
+        for size in sizes:
+            buffer[:] = data[at:at + size]  # one buffer, refilled: each write must copy it
+            assert f.write(buffer) == size
+            at += size
+        assert f.write(doubles) == 56
+        assert f.tell() == len(expected_data)
+    assert out.getvalue() == sluice.compress(expected_data, fmt, chunk_size=CHUNK)
+
+    # Flushed after gathered writes: each flush's output decodes to everything before it.
+    out = io.BytesIO()
+    with sluice.open(out, "wb", format=fmt, chunk_size=CHUNK) as f:
+        for i in range(300):
+            f.write(b"record %d\n" % i)
+            if i % 100 == 99:
+                f.flush()
+                reader = sluice.Decompressor(threads=1)  # all that its input decodes to, as zlib's
+                assert reader.decompress(out.getvalue()) == b"".join(b"record %d\n" % k for k in range(i + 1))
+        f.write(b"last")
+    assert sluice.decompress(out.getvalue()) == b"".join(b"record %d\n" % k for k in range(300)) + b"last"
+
+
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
     with sluice.open(tmp_path / "s.gz", "wb") as f:
         f.write(b"keep")
