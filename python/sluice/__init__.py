@@ -252,10 +252,14 @@ class _GatheredWriter:
         return _joined(self._pass_gathered(), self._native.write(data))
 
     def flush(self) -> bytes:
-        return _joined(self._pass_gathered(), self._native.flush())
+        out = self._native.flush(self._gathered)  # written first, in the same call
+        self._gathered.clear()
+        return out
 
     def finish(self) -> bytes:
-        return _joined(self._pass_gathered(), self._native.finish())
+        out = self._native.finish(self._gathered)
+        self._gathered.clear()
+        return out
 
     def cancel(self) -> None:
         self._gathered = bytearray()

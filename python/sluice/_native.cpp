@@ -357,17 +357,23 @@ class Writer {
     unflushed_ += input.view().size();
     return sink_.drain();
   }
-  py::bytes finish() {
-    run_released(std::exchange(unflushed_, 0), [&](std::stop_token stop) {
+  // `last`: the stream's last bytes (what Python gathered), written first in the same call.
+  py::bytes finish(const py::buffer& last) {
+    const Input input(last);
+    run_released(std::exchange(unflushed_, 0) + input.view().size(), [&](std::stop_token stop) {
       const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
+      stream_.write(input.view());
       stream_.finish();
     });
     return sink_.drain();
   }
-  // What was pushed so far comes out as decodable data, drained here.
-  py::bytes flush() {
-    run_released(std::exchange(unflushed_, 0), [&](std::stop_token stop) {
+  // What was pushed so far and `more` (what Python gathered, written first in the same call: a
+  // call less for each flushed record) comes out as decodable data, drained here.
+  py::bytes flush(const py::buffer& more) {
+    const Input input(more);
+    run_released(std::exchange(unflushed_, 0) + input.view().size(), [&](std::stop_token stop) {
       const std::stop_callback on_stop(stop, [this] { stream_.cancel(); });
+      stream_.write(input.view());
       stream_.flush();
     });
     return sink_.drain();
@@ -1415,7 +1421,7 @@ PYBIND11_MODULE(_native, m) {
            py::arg("format"), py::arg("level"), py::arg("threads"), py::arg("chunk_size"), py::arg("knobs"),
            py::arg("backend"), py::arg("name"), py::arg("mtime"))
       .def("write", &Writer::push)
-      .def("flush", &Writer::flush)
-      .def("finish", &Writer::finish)
+      .def("flush", &Writer::flush, py::arg("more"))
+      .def("finish", &Writer::finish, py::arg("last"))
       .def("cancel", &Writer::cancel);
 }
