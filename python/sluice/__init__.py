@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import collections
 import dataclasses
 import errno
 import functools
 import importlib.abc
 import importlib.machinery
 import io
+import itertools
 import operator
 import os
 import stat
@@ -537,11 +539,14 @@ def _locked(method):
 
 def _read_call(method):
     """A read of a SluiceFile's: `method` under the file's lock; Ctrl-C in it stops the stream
-    (SluiceFile._stopped). read(), readline() and __next__ do the same inline (a call less)."""
+    (SluiceFile._stopped), after the lines left of a batch go back to the stream (_line). read(),
+    readline() and __next__ do the same inline (a call less)."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         with self._lock:
             try:
+                if self._lines:
+                    self._give_back_lines()
                 return method(self, *args, **kwargs)
             except BaseException as stop:
                 self._stopped(stop)
@@ -583,6 +588,8 @@ class SluiceFile(io.BufferedIOBase):
         # One call at a time: threads sharing the file take turns, as with io.BufferedReader.
         self._lock = threading.RLock()
         self._buffered: io.BufferedReader | _NotReadable = _NOT_READABLE  # reading: the decoded stream
+        self._lines: collections.deque[bytes] = collections.deque()  # reading: the rest of a batch (_line)
+        self._left: list[int] | None = None  # bytes in the batch's last k lines, by k (_batch_left)
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
@@ -747,6 +754,7 @@ class SluiceFile(io.BufferedIOBase):
             self._check_open()
             raise io.UnsupportedOperation("seek while writing: the output is a stream")
         buffered = self._reading()
+        self._give_back_lines()
         if whence == io.SEEK_CUR:
             offset = buffered.tell() + offset
         elif whence == io.SEEK_END:
@@ -771,13 +779,15 @@ class SluiceFile(io.BufferedIOBase):
         """The position in the decompressed stream (reading) or the bytes written so far."""
         self._check_open()
         if self._mode == "rb":
-            return self._buffered.tell()
+            return self._buffered.tell() - self._batch_left()
         return self._written
 
     def read(self, size: int | None = -1) -> bytes:
         """Up to `size` decompressed bytes (all the rest for -1 or None); b"" at the end."""
         with self._lock:
             try:
+                if self._lines:
+                    self._give_back_lines()
                 if type(size) is int and size > 0:  # the common case first
                     return self._buffered.read(size) or self._nothing()
                 buffered = self._reading()
@@ -822,8 +832,18 @@ class SluiceFile(io.BufferedIOBase):
     def readline(self, size: int | None = -1) -> bytes:
         """The next line, with its b"\\n" (at most `size` bytes when given). Before an error, the
         incomplete line it cut comes first, as read() gives what decoded before it."""
+        whole = size is None or (type(size) is int and size < 0)
+        if whole:
+            try:
+                return self._lines.popleft()  # a line of the batch (_line): each to one caller, no lock
+            except IndexError:
+                pass
         with self._lock:
             try:
+                if whole:
+                    return self._line() or self._nothing()
+                if self._lines:
+                    self._give_back_lines()
                 return self._buffered.readline(size) or (b"" if size == 0 else self._nothing())  # _NotReadable writing
             except BaseException as stop:
                 self._stopped(stop)
@@ -844,15 +864,66 @@ class SluiceFile(io.BufferedIOBase):
 
     def __next__(self) -> bytes:
         """The next line."""
+        try:
+            return self._lines.popleft()  # a line of the batch (_line): each to one caller, no lock
+        except IndexError:
+            pass
         with self._lock:
             try:
-                if line := self._buffered.readline():
+                if line := self._line():
                     return line
                 self._nothing()
             except BaseException as stop:
                 self._stopped(stop)
                 raise
         raise StopIteration
+
+    # Lines are taken from the buffered reader a batch at a time: all the whole lines it holds
+    # (decoded already: no waiting for more), under the lock, then handed out from a deque, whose
+    # popleft() gives each to one caller without the lock (which cost 100 ns of a line's 250:
+    # BENCHMARKS.md, "Lines"). What is left of a batch is the bytes just before the buffered
+    # reader's position: tell() counts them off, and any other read or seek puts them back in
+    # front of the stream first (_give_back_lines). The lock is held.
+    def _line(self) -> bytes:
+        """The next line (b"" at the end or an error), refilling the batch."""
+        lines = self._lines
+        if lines:  # refilled by another thread meanwhile
+            return lines.popleft()
+        buffered = self._buffered
+        ahead = buffered.peek(1)  # what it holds (one read of the stream when it holds nothing)
+        end = ahead.rfind(b"\n")
+        if end < 0:
+            return buffered.readline()  # a line longer than what is decoded: it waits for the rest
+        self._left = None
+        lines.extend(io.BytesIO(buffered.read(end + 1)).readlines())
+        return lines.popleft()
+
+    def _batch_left(self) -> int:
+        """The bytes of the lines left in the batch: sums of the last k lines, made once a batch
+        (the lines left are always the batch's last ones; other threads may take some meanwhile,
+        hence list(): one step, where iterating the deque could meet a popleft())."""
+        lines = self._lines
+        if not lines:
+            return 0
+        left = self._left
+        if left is None:
+            left = self._left = [0, *itertools.accumulate(map(len, reversed(list(lines))))]
+        return left[min(len(lines), len(left) - 1)]
+
+    def _give_back_lines(self) -> None:
+        """Puts the lines left in the batch back in front of the stream, for a read of another kind."""
+        taken = []
+        try:
+            while True:  # each popleft() is one line's: a thread in __next__ gets it, or this
+                taken.append(self._lines.popleft())
+        except IndexError:
+            pass
+        if not taken:
+            return
+        buffered, decoding = self._buffered, self._decoding
+        held = buffered.read1(_BUFFER_BYTES) if buffered.tell() != decoding.tell() else b""
+        decoding.unread(b"".join(taken) + held)
+        buffered.tell()  # the buffered reader keeps the stream's position: it asks again
 
     def write(self, data) -> int:
         """Compresses a bytes-like object; returns its length in bytes. A failure of the run or of
@@ -921,6 +992,7 @@ class SluiceFile(io.BufferedIOBase):
             return
         try:
             if self._mode == "rb":
+                self._lines.clear()
                 self._buffered.close()  # a stream not read to its end: its run stops now, waited for
             elif self._file is not None:
                 self._file.write(self._writer.finish())

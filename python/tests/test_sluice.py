@@ -1297,9 +1297,24 @@ def test_readline_and_every_other_read_in_any_order_match_a_plain_binary_file():
     rng = random.Random(7)
     with sluice.open(io.BytesIO(sluice.compress(data, chunk_size=CHUNK))) as f:
         while True:
-            op = rng.choice(["readline", "readline n", "next", "read", "read1", "peek", "tell"])
+            op = rng.choice(["readline", "readline n", "next", "read", "read1", "peek", "tell", "lines", "readinto",
+                             "readlines", "seek"])
             if op == "readline":
                 got, want = f.readline(), model.readline()
+            elif op == "lines":  # a run of them: most of a batch is left when another read comes
+                n = rng.randrange(1, 400)
+                got = b"".join(line for _, line in zip(range(n), f))
+                want = b"".join(line for _, line in zip(range(n), model))
+            elif op == "readinto":
+                target = bytearray(rng.randrange(0, 500))
+                got, want = bytes(target[: f.readinto(target)]), model.read(len(target))
+            elif op == "readlines":
+                hint = rng.randrange(1, 3000)
+                got, want = b"".join(f.readlines(hint)), b"".join(model.readlines(hint))
+            elif op == "seek":
+                to = max(0, model.tell() + rng.randrange(-3000, 3000))
+                assert f.seek(to - f.tell(), io.SEEK_CUR) == model.seek(to) == to
+                continue
             elif op == "readline n":
                 n = rng.randrange(0, 50)
                 got, want = f.readline(n), model.readline(n)
