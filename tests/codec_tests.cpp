@@ -458,6 +458,20 @@ TEST(Gzip, IndependentFormIsOneMemberOfSyncFlushedChunks) {
   }
 }
 
+// The CRC-32 of two parts from theirs: zlib's combine, or for a short second part the CRC of
+// zeros, at the lengths around where one gives way to the other.
+TEST(DeflateEngines, CombinedCrc32IsTheCrcOfBothPartsAtEveryLength) {
+  const Bytes data = random_bytes(5000, 41);
+  for (const std::size_t first : {std::size_t{0}, std::size_t{1}, std::size_t{777}}) {
+    for (const std::size_t second : {0, 1, 2, 120, 1023, 1024, 1025, 4000}) {
+      const ByteView a = view(data).first(first), b = view(data).subspan(first, second);
+      const auto expected = static_cast<std::uint32_t>(crc32(0, data.data(), static_cast<uInt>(first + second)));
+      EXPECT_EQ(codecs::combine_crc32(codecs::update_crc32(0, a), codecs::update_crc32(0, b), second), expected)
+          << first << " + " << second;
+    }
+  }
+}
+
 // sluice/deflate.h: a complete raw deflate stream into exactly its size, or kCorruptData.
 TEST(Deflate, InflateExactTakesACompleteStreamOfItsSizeOnly) {
   for (const std::size_t size : {std::size_t{0}, std::size_t{1}, std::size_t{100000}}) {
