@@ -383,6 +383,7 @@ class Decompressor:
 
     def decompress(self, data) -> bytes:
         """Takes a bytes-like piece of the compressed stream; returns what is decoded so far."""
+        data, _ = _contiguous(data)  # a mistake (a str) is a TypeError here, the stream unharmed
         with self._lock:
             self._check_usable()
             return self._call(self._decoder.push, data)
@@ -505,12 +506,9 @@ def format_info(format: str) -> dict:
 
 
 def _format_for_path(path: str) -> str:
-    """The format a name's suffix says, in any case (as the command line reads it); gzip else."""
-    lowered = path.lower()
-    for name in _native.formats():
-        if lowered.endswith(_native.format_info(name)["extension"]):
-            return name
-    return "gzip"
+    """The format a name's suffix says, in any case (as the command line reads it: .zstd and .tzst
+    too); gzip else."""
+    return _native.format_for_name(path) or "gzip"
 
 
 # Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a

@@ -815,6 +815,14 @@ PYBIND11_MODULE(_native, m) {
 
   m.def("set_thread_pinning", &set_thread_pinning);
   m.def("formats", [] { return CodecRegistry::global().names(); });
+  // The format a file's name says (".zst", ".zstd", ".tgz", ".tar.lz4", any case), as the command
+  // line reads it; "" for none.
+  m.def("format_for_name", [](const std::string& path) {
+    const CodecRegistry& codecs = CodecRegistry::global();
+    auto info = codecs.by_extension(path);
+    if (!info) info = codecs.by_tar_name(path);
+    return info ? info->name : std::string();
+  });
   m.def("format_info", [](const std::string& name) {
     const auto info = CodecRegistry::global().find(name);
     if (!info) throw py::value_error("unknown format '" + name + "'");

@@ -1347,6 +1347,12 @@ def test_a_suffix_in_any_case_picks_the_format_as_on_the_command_line(tmp_path):
         assert f.read() == b"upper-case names too\n"
         with pytest.raises(TypeError):
             f.readline(-1.0)  # as io's readline: a size is an integer
+    # The other suffixes the command line reads: .zstd, and a tar's short ones.
+    for name, magic in (("b.zstd", b"\x28\xb5\x2f\xfd"), ("c.TZST", b"\x28\xb5\x2f\xfd"), ("d.tlz4", b"\x04\x22\x4d\x18"),
+                        ("e.tgz", b"\x1f\x8b"), ("f.tar.lz4", b"\x04\x22\x4d\x18"), ("g.txt", b"\x1f\x8b")):
+        with sluice.open(tmp_path / name, "wb") as f:
+            f.write(b"x")
+        assert (tmp_path / name).read_bytes().startswith(magic), name
 
 
 def _umask():
@@ -1530,6 +1536,14 @@ def test_decompressor_on_one_thread_stops_at_ctrl_c_inside_a_call():
         time.sleep(5)  # reached only if the call ran to its end
     with pytest.raises(sluice.Error, match="interrupted"):
         d.decompress(b"")
+
+
+def test_a_decompressor_given_a_str_raises_type_error_and_goes_on():
+    """A mistake in an argument is not the stream's failure (as with zlib's decompressobj)."""
+    d = sluice.Decompressor()
+    with pytest.raises(TypeError):
+        d.decompress("not bytes")
+    assert d.decompress(gzip.compress(b"hello")) + d.flush() == b"hello"
 
 
 def test_decompressor_errors_come_after_the_data_before_them():
