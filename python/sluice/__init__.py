@@ -745,8 +745,9 @@ class SluiceFile(io.BufferedIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         """Moves to a position of the decompressed stream, as gzip.open's files do: forward by
         decoding (in parallel) and dropping what lies between, backward by decoding again from
-        the start of the file. SEEK_END is not supported (the size is not known until read).
-        Writing, no seek (gzip's writes zeros forward; a writer that probes seek() to the
+        the start of the file (or from the unit that holds the target, where units record their
+        sizes). SEEK_END decodes to the end first to learn the size, as gzip.open does (zipfile
+        over a .zip.gz seeks so). Writing, no seek (gzip's writes zeros forward; a writer that probes seek() to the
         current position, as zipfile does, would then take the file for seekable)."""
         if self._mode != "rb":
             self._check_open()
@@ -755,15 +756,17 @@ class SluiceFile(io.BufferedIOBase):
         self._give_back_lines()
         if whence == io.SEEK_CUR:
             offset = buffered.tell() + offset
-        elif whence == io.SEEK_END:
-            raise io.UnsupportedOperation("seek from the end is not supported: the size is known only once read")
-        elif whence != io.SEEK_SET:
+        elif whence not in (io.SEEK_SET, io.SEEK_END):
             raise ValueError(f"invalid whence ({whence}, should be 0, 1 or 2)")
-        if offset < 0:
+        if offset < 0 and whence != io.SEEK_END:
             raise ValueError(f"negative seek position {offset}")
         decoding = self._decoding
         decoding.moved = False
         try:
+            if whence == io.SEEK_END:  # to the end first (a seek past it stops there): the size
+                offset += buffered.seek(sys.maxsize)
+                if offset < 0:
+                    raise ValueError(f"negative seek position {offset}")
             return buffered.seek(offset)
         except BaseException as stop:
             self._stopped(stop)

@@ -388,8 +388,13 @@ def test_open_seek_and_tell_match_the_data_forward_and_backward(tmp_path, fmt):
             assert f.read(1000) == data[where:where + 1000]
         assert f.seek(-500, io.SEEK_CUR) == f.tell()
         assert f.read(10) == data[f.tell() - 10:f.tell()]
-        with pytest.raises(io.UnsupportedOperation):
-            f.seek(0, io.SEEK_END)
+        # From the end, as gzip.open: decoded to the end first for the size.
+        assert f.seek(0, io.SEEK_END) == len(data) and f.read() == b""
+        assert f.seek(-22, io.SEEK_END) == len(data) - 22 and f.read() == data[-22:]
+        assert f.seek(10, io.SEEK_END) == len(data)
+        with pytest.raises(ValueError):
+            f.seek(-len(data) - 1, io.SEEK_END)
+        assert f.seek(-len(data), io.SEEK_END) == 0 and f.read(7) == data[:7]
         with pytest.raises(ValueError):
             f.seek(-1)
         # A file object positioned past other bytes: seek(0) is the start of the stream in it.
@@ -400,6 +405,18 @@ def test_open_seek_and_tell_match_the_data_forward_and_backward(tmp_path, fmt):
         with sluice.open(wrapped, "rb") as g:
             assert g.read(100) == data[:100]
             assert g.seek(5) == 5 and g.read(5) == data[5:10]
+
+
+def test_zipfile_reads_a_zip_in_a_gz_through_open(tmp_path):
+    """zipfile seeks from the end for its directory, then back to the members."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.txt", text(200_000, 3))
+        archive.writestr("b.txt", b"bee")
+    (tmp_path / "z.zip.gz").write_bytes(sluice.compress(inner.getvalue(), chunk_size=CHUNK))
+    with sluice.open(tmp_path / "z.zip.gz") as f, zipfile.ZipFile(f) as archive:
+        assert archive.namelist() == ["a.txt", "b.txt"]
+        assert archive.read("b.txt") == b"bee" and archive.read("a.txt") == text(200_000, 3)
 
 
 def test_open_seek_backward_on_a_pipe_is_refused_forward_works():
