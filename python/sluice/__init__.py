@@ -315,6 +315,7 @@ class Compressor:
         self._lock = threading.Lock()
         self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0, chunk_size or 0,
                                                       _knobs(knobs), backend or "", "", mtime))
+        _open_streams.add(self)
         self._finished = False
 
     def compress(self, data) -> bytes:
@@ -373,6 +374,7 @@ class Decompressor:
     def __init__(self, format: str | None = None, *, max_output: int | None = None, threads: int | None = None):
         self._lock = threading.Lock()
         self._decoder = _native.Decoder(format or "", threads or 0, max_output or 0, "<stream>")
+        _open_streams.add(self)
         self._error: BaseException | None = None
         self._eof = False
 
@@ -525,6 +527,60 @@ def _close_open_files() -> None:
             pass
 
 
+# Compressors and Decompressors alive, for the child of a fork (_after_fork_in_child).
+_open_streams: "weakref.WeakSet[Compressor | Decompressor]" = weakref.WeakSet()
+
+
+class _Inherited:
+    """What stands for a file's or stream's engine in the child of an os.fork(): the engine's
+    threads stayed in the parent, so every use is an error (it would wait for them forever);
+    closing is nothing (the parent still writes or reads)."""
+
+    def close(self) -> None:
+        pass
+
+    cancel = close
+
+    def __getattr__(self, name: str):
+        raise UsageError("this file or stream was opened before os.fork() and its threads stayed in the parent: "
+                    "open it again in this process", kind="usage")
+
+
+_INHERITED = _Inherited()
+_inherited_engines: list = []  # never freed in the child: freeing would wait for the parent's threads
+
+
+def _after_fork_in_child() -> None:
+    """In the child of an os.fork(): the open files and streams are the parent's. Their engines
+    (runs, threads, locks a parent thread may have held) are put aside for good, never used or
+    freed, and each becomes _Inherited: using it raises, closing it does nothing, and nothing
+    of the parent's (a temporary output, a file object) is touched at exit."""
+    engines = _inherited_engines
+    for file in list(_open_files):
+        file._lines = collections.deque()
+        for name in ("_buffered", "_decoding", "_writer"):
+            engine = file.__dict__.get(name)
+            if engine is not None and engine is not _NOT_READABLE:
+                engines.append(engine)
+                setattr(file, name, _INHERITED)
+        if file._owned and file._file is not None:  # its buffer would be flushed into the parent's output
+            engines.append(file._file)
+        file._file = None
+        file._inherited = True
+        file._temp_path = None
+        file._unpublished = False
+    for stream in list(_open_streams):
+        for name in ("_writer", "_decoder"):
+            if (engine := stream.__dict__.get(name)) is not None:
+                engines.append(engine)
+                setattr(stream, name, _INHERITED)
+    if engines:
+        _native.keep_forever(engines)  # not freed even at exit
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _locked(method):
     """`method` of a SluiceFile, run holding the file's lock: threads that share a file take
     turns, as with io.BufferedReader (two reads at once would wait on the same run)."""
@@ -591,6 +647,7 @@ class SluiceFile(io.BufferedIOBase):
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         self._mode = mode
+        self._inherited = False  # the child of a fork's (_after_fork_in_child)
         self._closing = False  # set by the text layer as it closes (_TextFile.close)
         self._file: BinaryIO | None = None
         self._read_path: str | None = None
@@ -990,6 +1047,10 @@ class SluiceFile(io.BufferedIOBase):
 
     def _close(self) -> None:
         if self.closed:
+            return
+        if self._inherited:  # the parent's: nothing of it is touched
+            self._file = None
+            super().close()
             return
         try:
             if self._mode == "rb":

@@ -823,6 +823,9 @@ PYBIND11_MODULE(_native, m) {
     if (!info) info = codecs.by_tar_name(path);
     return info ? info->name : std::string();
   });
+  // Keeps `object` alive until the process ends, past the interpreter's finalization (the engines
+  // a forked child inherited: freeing them would join threads that stayed in the parent).
+  m.def("keep_forever", [](const py::object& object) { object.inc_ref(); });
   m.def("format_info", [](const std::string& name) {
     const auto info = CodecRegistry::global().find(name);
     if (!info) throw py::value_error("unknown format '" + name + "'");

@@ -1555,6 +1555,77 @@ def test_decompressor_on_one_thread_stops_at_ctrl_c_inside_a_call():
         d.decompress(b"")
 
 
+_FORK_SCRIPT = r"""
+import gzip, os, sys, time
+import sluice
+
+def child(body):
+    # body() in a forked child that exits normally (atexit handlers run) with its code, or 3
+    # on an exception; the exit code, or -1 where the child hung for a minute (killed).
+    pid = os.fork()
+    if pid == 0:
+        try:
+            code = body()
+        except BaseException:
+            code = 3
+        sys.exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return -1
+
+def uses(call):
+    def body():
+        try:
+            call()
+        except sluice.UsageError as error:
+            return 0 if "os.fork()" in str(error) else 4
+        return 5
+    return body
+
+folder = sys.argv[1]
+data = b"".join(b"line %d\n" % i for i in range(300_000))
+with open(os.path.join(folder, "in.gz"), "wb") as f:
+    f.write(sluice.compress(data, chunk_size=65536))
+reader = sluice.open(os.path.join(folder, "in.gz"))
+assert reader.read(1000) == data[:1000]
+writer = sluice.open(os.path.join(folder, "out.gz"), "wb", chunk_size=65536)
+writer.write(data[:2_000_000])
+compressor, decompressor = sluice.Compressor(chunk_size=65536), sluice.Decompressor()
+compressor.compress(data[:1_000_000])
+codes = [
+    child(uses(lambda: reader.read())),
+    child(uses(lambda: next(reader))),
+    child(uses(lambda: writer.write(b"x" * 100_000))),
+    child(uses(lambda: compressor.compress(b"x" * 100_000))),
+    child(uses(lambda: decompressor.decompress(sluice.compress(data)))),
+    child(lambda: (reader.close(), writer.close(), 0)[-1]),
+    child(lambda: 0),  # at exit the open files are closed: the parent's are left alone
+]
+assert codes == [0] * 7, codes
+assert reader.read() == data[1000:]
+writer.write(data[2_000_000:])
+writer.close()
+assert gzip.decompress(open(os.path.join(folder, "out.gz"), "rb").read()) == data
+assert sluice.decompress(compressor.compress(data[1_000_000:]) + compressor.flush()) == data
+print("ok")
+"""
+
+
+def test_files_and_streams_open_at_a_fork_are_the_parents_in_the_child(tmp_path):
+    """A child of os.fork() cannot use the parent's runs (their threads stayed in the parent):
+    using an inherited file or stream raises a usage error, closing it or exiting is quick and
+    touches nothing of the parent's, whose files come out whole. (Before: the child hung, or
+    crashed at exit.)"""
+    result = subprocess.run([sys.executable, "-c", _FORK_SCRIPT, str(tmp_path)], capture_output=True, timeout=600)
+    assert result.stdout.strip() == b"ok", result.stderr.decode()[-2000:]
+
+
 def test_a_decompressor_given_a_str_raises_type_error_and_goes_on():
     """A mistake in an argument is not the stream's failure (as with zlib's decompressobj)."""
     d = sluice.Decompressor()
