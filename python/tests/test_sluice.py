@@ -1597,7 +1597,7 @@ assert reader.read(1000) == data[:1000]
 writer = sluice.open(os.path.join(folder, "out.gz"), "wb", chunk_size=65536)
 writer.write(data[:2_000_000])
 compressor, decompressor = sluice.Compressor(chunk_size=65536), sluice.Decompressor()
-compressor.compress(data[:1_000_000])
+packed = compressor.compress(data[:1_000_000])
 codes = [
     child(uses(lambda: reader.read())),
     child(uses(lambda: next(reader))),
@@ -1612,7 +1612,7 @@ assert reader.read() == data[1000:]
 writer.write(data[2_000_000:])
 writer.close()
 assert gzip.decompress(open(os.path.join(folder, "out.gz"), "rb").read()) == data
-assert sluice.decompress(compressor.compress(data[1_000_000:]) + compressor.flush()) == data
+assert sluice.decompress(packed + compressor.compress(data[1_000_000:]) + compressor.flush()) == data
 print("ok")
 """
 
