@@ -128,12 +128,15 @@ class CompressorRun : public PushRun<CompressStats> {
   // `options` fail the run at a stream's failure (kStopRun), which ends a flush() waiting for it.
   // `hand`: where the stream starts (begun on the caller's thread, or not) and, paused, what the
   // run leaves for the caller's thread to go on from; it outlives the run.
-  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info, detail::StreamHandOff& hand)
+  // `chunk_bytes`: the codec's chunk size.
+  CompressorRun(ByteSink& sink, const CompressOptions& options, const StreamInfo& info, detail::StreamHandOff& hand,
+                std::size_t chunk_bytes)
       : PushRun(sink.name()), delivery_(sink, run().pipe()) {
     run().pipe().spin_on_flushes(detail::default_threads() > 1);
     // The graph's reader fills whole chunks: woken for every small write, it cost the writer
-    // more than the compression did (BENCHMARKS.md, "Flushing").
-    run().pipe().read_batch(kPipeReadBatchBytes);
+    // more than the compression did (BENCHMARKS.md, "Flushing"). At most a chunk: a smaller
+    // chunk's reader, woken at a batch, kept chunks that were whole waiting for more.
+    run().pipe().read_batch(std::min(kPipeReadBatchBytes, chunk_bytes));
     run().start(
         [this, run_options = options, info, &hand](std::stop_token stop) mutable {
           // Stopped by cancel() or by the caller's own token, whichever comes first.
@@ -280,7 +283,7 @@ struct Compressor::State {
     {
       std::lock_guard lock(run_mutex);
       if (cancelled) throw stopped();
-      run.emplace(out, counted_from(hand.offset), info, hand);
+      run.emplace(out, counted_from(hand.offset), info, hand, codec->options().chunk_bytes);
     }
     if (!held.empty()) guarded([&] { run->write(held.view()); });
     remember(held.view());

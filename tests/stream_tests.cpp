@@ -527,28 +527,24 @@ TEST_P(Streams, AFlushReachesAReaderDecodingAsItArrives) {
   EXPECT_TRUE(decoded.got == all);
 }
 
-// Written in small pieces, unflushed, a chunk comes out once the chunk after it is written in
-// full (the reader reads one ahead to know whether a chunk is the stream's last), not when more
-// comes: the graph's reader is woken by batches of writes (not by each) and by the rest of what
-// it asked for: here the last 1,000 bytes of the third chunk, written in pieces of 100 once the
-// reader has taken all before them (written at once, so that its reads end there). A reader
-// decoding the output as it arrives then gets two of the three chunks while the stream waits.
-TEST_P(Streams, AChunkWrittenInSmallPiecesIsCompressedWithoutWaitingForMore) {
-  const std::size_t chunk = options().codec_options.chunk_bytes;
+// `whole_reads`: the reader waits for each chunk whole (a chunk within the batch), so it stops
+// before the third, not 1,000 bytes short of its end.
+void expect_a_chunk_out_without_more_input(CompressOptions counted, std::size_t chunk, bool whole_reads) {
   const Bytes all = text_bytes(3 * chunk, 15);
   const std::size_t expected = 2 * chunk;
   std::atomic<std::uint64_t> read{0};
-  CompressOptions counted = options();
+  counted.codec_options.chunk_bytes = chunk;
   counted.on_read = [&](std::uint64_t bytes) { read = bytes; };
   WatchedSink compressed;
   Compressor compressor(compressed, counted);
   const std::size_t first = all.size() - 1000;
   compressor.write(view(all).first(first));
+  const std::size_t taken = whole_reads ? 2 * chunk : first;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (read < first && std::chrono::steady_clock::now() < deadline) {
+  while (read < taken && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  ASSERT_EQ(read, first);
+  ASSERT_EQ(read, taken);
   for (std::size_t at = first; at < all.size(); at += 100) compressor.write(view(all).subspan(at, 100));
   WatchedSink decoded;
   Decompressor decompressor(decoded);
@@ -573,6 +569,20 @@ TEST_P(Streams, AChunkWrittenInSmallPiecesIsCompressedWithoutWaitingForMore) {
   decompressor.write(view(take_arrived()));
   decompressor.finish();
   EXPECT_TRUE(decoded.got == all);
+}
+
+// Written in small pieces, unflushed, a chunk comes out once the chunk after it is written in
+// full (the reader reads one ahead to know whether a chunk is the stream's last), not when more
+// comes: the graph's reader is woken by batches of writes (not by each) and by the rest of what
+// it asked for: here the last 1,000 bytes of the third chunk, written in pieces of 100 once the
+// reader has taken all before them (written at once, so that its reads end there). A reader
+// decoding the output as it arrives then gets two of the three chunks while the stream waits.
+TEST_P(Streams, AChunkWrittenInSmallPiecesIsCompressedWithoutWaitingForMore) {
+  // The suite's chunks (256 KiB, over the batch), and chunks under it (16 KiB), whose reader
+  // once waited for a batch of the next chunks' bytes.
+  expect_a_chunk_out_without_more_input(options(), options().codec_options.chunk_bytes, /*whole_reads=*/false);
+  SCOPED_TRACE("chunks of 16 KiB");
+  expect_a_chunk_out_without_more_input(options(), 16 * 1024, /*whole_reads=*/true);
 }
 
 // A flush that meets a failure (the sink's) throws the run's error, and so does what follows.

@@ -281,7 +281,7 @@ def _contiguous(data) -> tuple[Any, int]:
     if type(data) is bytes:
         return data, len(data)
     view = memoryview(data)
-    return (view if view.contiguous else view.tobytes()), view.nbytes
+    return (view if view.c_contiguous else view.tobytes()), view.nbytes
 
 
 def _joined(first: bytes, second: bytes) -> bytes:
@@ -945,16 +945,20 @@ class SluiceFile(io.BufferedIOBase):
     def _line(self) -> bytes:
         """The next line (b"" at the end or an error), refilling the batch."""
         lines = self._lines
-        if lines:  # refilled by another thread meanwhile
-            return lines.popleft()
+        try:
+            return lines.popleft()  # refilled by another thread meanwhile
+        except IndexError:
+            pass
         buffered = self._buffered
         ahead = buffered.peek(1)  # what it holds (one read of the stream when it holds nothing)
         end = ahead.rfind(b"\n")
         if end < 0:
             return buffered.readline()  # a line longer than what is decoded: it waits for the rest
         self._left = None
-        lines.extend(io.BytesIO(buffered.read(end + 1)).readlines())
-        return lines.popleft()
+        batch = iter(io.BytesIO(buffered.read(end + 1)).readlines())
+        first = next(batch)  # this call's, before the rest is where other threads take lines
+        lines.extend(batch)
+        return first
 
     def _batch_left(self) -> int:
         """The bytes of the lines left in the batch: sums of the last k lines, made once a batch
@@ -972,12 +976,16 @@ class SluiceFile(io.BufferedIOBase):
         """Puts the lines left in the batch back in front of the stream, for a read of another kind."""
         taken = []
         try:
-            while True:  # each popleft() is one line's: a thread in __next__ gets it, or this
-                taken.append(self._lines.popleft())
+            # From the right: a thread in __next__ takes from the left, without the lock, so each
+            # line goes to one of them and what goes back is the batch's end, whole (taken from
+            # the left, a line taken meanwhile left a hole in what a read() then returned).
+            while True:
+                taken.append(self._lines.pop())
         except IndexError:
             pass
         if not taken:
             return
+        taken.reverse()
         buffered, decoding = self._buffered, self._decoding
         held = buffered.read1(_BUFFER_BYTES) if buffered.tell() != decoding.tell() else b""
         decoding.unread(b"".join(taken) + held)

@@ -1307,6 +1307,31 @@ def test_threads_iterating_one_file_get_every_line_once():
         assert numbers == sorted(numbers)
 
 
+def test_a_read_beside_a_thread_iterating_is_one_stretch_of_the_stream():
+    """One thread iterates while another reads: every read() is a stretch of the stream (the
+    lines left of a batch go back whole, never with a line another thread took in the middle),
+    and every byte comes once."""
+    data = b"".join(b"%08d\n" % i for i in range(200_000))
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(2):
+            with sluice.open(io.BytesIO(gzip.compress(data, 1))) as f:
+                lines: list[bytes] = []
+                reads: list[bytes] = []
+                iterating = threading.Thread(target=lambda: lines.extend(f))
+                iterating.start()
+                while piece := f.read(200):
+                    reads.append(piece)
+                iterating.join()
+            for piece in reads:
+                numbers = [int(n) for n in piece.split(b"\n") if len(n) == 8]
+                assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True
+            assert sum(map(len, lines)) + sum(map(len, reads)) == len(data)
+    finally:
+        sys.setswitchinterval(switch)
+
+
 def test_readline_and_every_other_read_in_any_order_match_a_plain_binary_file():
     lines = [b"line %d\r\n" % i if i % 5 == 0 else b"x" * (i % 300) + b"\n" for i in range(20_000)]
     data = b"".join(lines) + b"no newline at the end"
