@@ -543,7 +543,7 @@ class _Inherited:
 
     def __getattr__(self, name: str):
         raise UsageError("this file or stream was opened before os.fork() and its threads stayed in the parent: "
-                    "open it again in this process", kind="usage")
+                         "open it again in this process", kind="usage")
 
 
 _INHERITED = _Inherited()
