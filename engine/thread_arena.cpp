@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "sluice/compress.h"
+#include "sluice/error.h"
 
 #ifdef __linux__
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 #endif
@@ -121,6 +123,63 @@ namespace {
 // Never destroyed (oneTBB may be gone before static destructors run).
 std::mutex g_idle_mutex;
 auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_arena>>>;
+
+// Fork. oneTBB has no support for it: a child inherits its state as the parent left it, workers
+// that did not come along (a stream that flushed in the child waited forever for one) and wait
+// lists whose nodes lie on the stacks of parent threads, memory glibc gives the child's new
+// threads (a child that ran a graph while the parent had one waiting crashed in oneTBB's
+// notify_waiters). So before a fork with no ThreadArena alive, the idle arenas go and oneTBB is
+// finalized, its workers joined: parent and child each start it afresh at their next run. That
+// cannot be done while a run is alive (or while anything else in the process holds oneTBB):
+// the child's runs are then refused with a usage error, as its oneTBB cannot be used at all.
+std::mutex g_fork_mutex;           // held from a fork's start to its end in parent and child
+int g_runs = 0;                    // ThreadArenas alive (under g_fork_mutex)
+bool g_finalized_for_fork = false;  // the fork under way found nothing alive and finalized oneTBB
+bool g_forked_busy = false;        // this process is a child forked while oneTBB was in use
+
+void before_fork() {
+  g_fork_mutex.lock();
+  g_finalized_for_fork = false;
+  if (g_runs > 0 || g_forked_busy) return;
+  {
+    std::lock_guard lock(g_idle_mutex);
+    g_idle_arenas->clear();  // their references would keep oneTBB's market, and so its workers
+  }
+  tbb::task_scheduler_handle handle{tbb::attach{}};
+  g_finalized_for_fork = tbb::finalize(handle, std::nothrow);
+}
+
+void after_fork_in_parent() { g_fork_mutex.unlock(); }
+
+void after_fork_in_child() {
+  if (!g_finalized_for_fork) g_forked_busy = true;
+  g_fork_mutex.unlock();
+}
+
+}  // namespace
+
+// Counts a run in (refused in a child forked while oneTBB was in use) and out.
+ThreadArena::Counted::Counted() {
+#ifdef __linux__
+  static const int registered = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+  (void)registered;
+#endif
+  std::lock_guard lock(g_fork_mutex);
+  if (g_forked_busy) {
+    throw Error(ErrorKind::kUsage,
+                "this process was forked while sluice was running in its parent (a file, stream or run "
+                "open), whose threads did not come along: sluice runs only in a process started afresh "
+                "(multiprocessing's spawn or forkserver) or forked while nothing of sluice's was open");
+  }
+  ++g_runs;
+}
+
+ThreadArena::Counted::~Counted() {
+  std::lock_guard lock(g_fork_mutex);
+  --g_runs;
+}
+
+namespace {
 
 std::unique_ptr<tbb::task_arena> take_arena(int threads) {
   {

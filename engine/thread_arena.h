@@ -44,6 +44,14 @@ class ThreadArena {
   }
 
  private:
+  // A run counted for the whole of the arena's life (thread_arena.cpp, fork); first, so that it
+  // is counted before oneTBB is touched and until all of it is given back.
+  struct Counted {
+    Counted();
+    ~Counted();
+    Counted(const Counted&) = delete;
+    Counted& operator=(const Counted&) = delete;
+  } counted_;
   int threads_;
   std::optional<tbb::global_control> raised_cap_;  // constructed before the arena is first used
   // Taken from the process's idle arenas and given back at the end (thread_arena.cpp): making

@@ -10,14 +10,20 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <numeric>
 #include <random>
 #include <stop_token>
 #include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
@@ -1216,6 +1222,95 @@ TEST(StreamCancel, AStopTokenStopsCompressAndDecompress) {
   CountingSink decoded;
   EXPECT_THROW(decompress(packed_source, decoded, decode), Error);
   EXPECT_LT(decoded.bytes_, input.size());
+}
+
+// Runs `body` in a child of fork(): its exit code, or -1 where the child hung for a minute
+// (killed).
+int in_forked_child(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    int code = 98;
+    try {
+      code = body();
+    } catch (...) {
+      code = 99;
+    }
+    _exit(code);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+CompressOptions two_threads_small_chunks() {
+  CompressOptions o;
+  o.codec = "gzip";
+  o.threads = 2;
+  o.codec_options.chunk_bytes = 64 * 1024;
+  return o;
+}
+
+// 0 when a stream flushed after 600 KiB (handed to a run: two threads, chunks on both) comes out
+// exact, 1 when not.
+int flushed_stream_round_trip() {
+  const Bytes all = text_bytes(1 << 20, 3);
+  MemorySink packed;
+  Compressor compressor(packed, two_threads_small_chunks());
+  compressor.write(view(all).first(600 * 1024));
+  compressor.flush();
+  compressor.write(view(all).subspan(600 * 1024));
+  compressor.finish();
+  return to_bytes(decompress_buffer({packed.buffer().data(), packed.buffer().size()})) == all ? 0 : 1;
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_UNDER_TSAN() GTEST_SKIP() << "ThreadSanitizer does not support threads after a multithreaded fork"
+#else
+#define SKIP_UNDER_TSAN() (void)0
+#endif
+
+// fork() with nothing of sluice's running (oneTBB started, its workers idle): the child runs as
+// the parent does, and the parent goes on. Before, oneTBB's workers stayed in the parent and the
+// child's flush waited forever for one.
+TEST(Fork, AChildForkedWithNothingRunningRunsAsItsParent) {
+  SKIP_UNDER_TSAN();
+  ASSERT_EQ(flushed_stream_round_trip(), 0);
+  EXPECT_EQ(in_forked_child(flushed_stream_round_trip), 0);
+  EXPECT_EQ(flushed_stream_round_trip(), 0);
+}
+
+// fork() while a run is alive: oneTBB cannot be used in the child (it crashed there, in oneTBB's
+// wait lists, now and then), so the child's runs are refused with a usage error; the parent's
+// stream goes on whole, and once it has ended a child forked runs again.
+TEST(Fork, AChildForkedWhileARunIsAliveRefusesRunsAndItsParentGoesOn) {
+  SKIP_UNDER_TSAN();
+  const Bytes all = text_bytes(1 << 20, 5);
+  MemorySink packed;
+  {
+    Compressor alive(packed, two_threads_small_chunks());
+    alive.write(view(all).first(600 * 1024));
+    alive.flush();  // in a run, waiting for more
+    const int refused = in_forked_child([] {
+      const Bytes input = text_bytes(4 << 20, 7);
+      try {
+        compress_buffer(view(input), two_threads_small_chunks());
+      } catch (const Error& e) {
+        return e.kind() == ErrorKind::kUsage && std::string(e.what()).find("forked") != std::string::npos ? 0 : 2;
+      }
+      return 1;
+    });
+    EXPECT_EQ(refused, 0) << "1: the run went ahead; 2: another error";
+    alive.write(view(all).subspan(600 * 1024));
+    alive.finish();
+  }
+  EXPECT_TRUE(to_bytes(decompress_buffer({packed.buffer().data(), packed.buffer().size()})) == all);
+  EXPECT_EQ(in_forked_child(flushed_stream_round_trip), 0);
 }
 
 }  // namespace
