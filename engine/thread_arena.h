@@ -69,9 +69,7 @@ void pin_this_thread();
 
 // The threads an arena of `threads` slots gets: fewer where the host process limits oneTBB (a
 // tbb::global_control of its own, which wins over the cap ThreadArena raises for a run above the
-// core count, as oneTBB takes the lowest of them). A graph whose reader waits for its caller (a
-// Compressor's, until the next write or flush) needs two: with one, the reader holds the thread
-// the flushed chunk needs, and the run goes serial instead.
+// core count, as oneTBB takes the lowest of them). A run allowed one goes serial: no graph.
 int threads_allowed(int threads);
 
 // The threads a run gets when it asks for 0 ("all cores"): the CPUs this process may run on, as

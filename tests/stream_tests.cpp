@@ -1313,5 +1313,46 @@ TEST(Fork, AChildForkedWhileARunIsAliveRefusesRunsAndItsParentGoesOn) {
   EXPECT_EQ(in_forked_child(flushed_stream_round_trip), 0);
 }
 
+// Two streams written at once, each flushed after more than a run's worth (handed to a run of two
+// threads): both flushes return, and both streams are exact. Before, on two cores the second
+// flush never returned: the first run's reader, waiting for its caller inside a task, held
+// oneTBB's only worker, and the second run's only thread waited in its own reader while its
+// flushed chunk waited for a thread.
+TEST(TwoStreams, FlushedAtOnceBothComeOut) {
+  // One worker, as on two cores, on any machine.
+  const tbb::global_control two_threads(tbb::global_control::max_allowed_parallelism, 2);
+  for (const std::string codec : {"gzip", "zstd"}) {
+    SCOPED_TRACE(codec);
+    const Bytes all = text_bytes(1 << 20, 9);
+    CompressOptions o = two_threads_small_chunks();
+    o.codec = codec;
+    o.codec_options.chunk_bytes = 256 * 1024;
+    MemorySink packed_a;
+    MemorySink packed_b;
+    Compressor a(packed_a, o);
+    Compressor b(packed_b, o);
+    const std::size_t first = 310058;
+    a.write(view(all).first(first));
+    b.write(view(all).first(first));
+    auto flushed = std::async(std::launch::async, [&] {
+      a.flush();
+      b.flush();
+    });
+    if (flushed.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+      ADD_FAILURE() << "a flush never returned";
+      a.cancel();
+      b.cancel();
+      continue;
+    }
+    flushed.get();
+    a.write(view(all).subspan(first));
+    b.write(view(all).subspan(first));
+    a.finish();
+    b.finish();
+    EXPECT_TRUE(to_bytes(decompress_buffer({packed_a.buffer().data(), packed_a.buffer().size()})) == all);
+    EXPECT_TRUE(to_bytes(decompress_buffer({packed_b.buffer().data(), packed_b.buffer().size()})) == all);
+  }
+}
+
 }  // namespace
 }  // namespace sluice
