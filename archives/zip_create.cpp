@@ -13,12 +13,12 @@
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include "archives/tree_walk.h"
 #include "archives/zip_format.h"
 #include "core/first_error.h"
 #include "sluice/codec.h"
+#include "sluice/flow.h"
 #include "sluice/parts.h"
 #include "sluice/zip.h"
 
@@ -109,8 +109,7 @@ class ZipWriter {
     // in flight (as in zip extraction). The first failure is kept; the reader then stops, the
     // pieces in flight drain unwritten, and the failure is thrown after the pipeline.
     detail::FirstError failure;
-    tbb::task_arena arena(workers);
-    arena.execute([&] {
+    run_in_task_arena(workers, [&] {
       tbb::parallel_pipeline(
           static_cast<std::size_t>(workers) * 2,
           tbb::make_filter<void, std::shared_ptr<Piece>>(tbb::filter_mode::serial_in_order,

@@ -12,7 +12,6 @@
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
-#include <oneapi/tbb/task_arena.h>
 
 #include "archives/extractor.h"
 #include "archives/zip_format.h"
@@ -22,6 +21,7 @@
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
+#include "sluice/flow.h"
 #include "sluice/parts.h"
 #include "sluice/stream.h"
 #include "sluice/zip.h"
@@ -508,8 +508,7 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
   // flight (LeakSanitizer caught them). The first failure is kept instead; the reader then stops,
   // the jobs in flight drain without being consumed, and the failure is thrown after the pipeline.
   detail::FirstError failure;
-  tbb::task_arena arena(workers);
-  arena.execute([&] {
+  run_in_task_arena(workers, [&] {
     tbb::parallel_pipeline(
         static_cast<std::size_t>(workers) * 2,
         tbb::make_filter<void, std::shared_ptr<MemberJob>>(

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "sluice/compress.h"
 #include "sluice/error.h"
+#include "sluice/flow.h"
 
 #ifdef __linux__
 #include <pthread.h>
@@ -128,53 +130,66 @@ auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_ar
 // that did not come along (a stream that flushed in the child waited forever for one) and wait
 // lists whose nodes lie on the stacks of parent threads, memory glibc gives the child's new
 // threads (a child that ran a graph while the parent had one waiting crashed in oneTBB's
-// notify_waiters). So before a fork with no ThreadArena alive, the idle arenas go and oneTBB is
-// finalized, its workers joined: parent and child each start it afresh at their next run. That
-// cannot be done while a run is alive (or while anything else in the process holds oneTBB):
-// the child's runs are then refused with a usage error, as its oneTBB cannot be used at all.
-std::mutex g_fork_mutex;           // held from a fork's start to its end in parent and child
-int g_runs = 0;                    // ThreadArenas alive (under g_fork_mutex)
-bool g_finalized_for_fork = false;  // the fork under way found nothing alive and finalized oneTBB
-bool g_forked_busy = false;        // this process is a child forked while oneTBB was in use
+// notify_waiters). So before a fork with no run alive, the idle arenas go and oneTBB is
+// finalized, its workers joined: parent and child each start it afresh at their next run. It
+// stays where another thread that once ran in an arena is alive (oneTBB keeps an arena for it
+// until it ends: a thread pool's): the child then has no worker, but no thread of the parent's
+// was waiting in oneTBB either, and its runs go on their own threads (a flush too: the reader
+// pauses, compress_graph.cpp). With a run alive, the child's runs are refused with a usage
+// error: a thread of the parent's was waiting in oneTBB, and it cannot be used there at all.
+std::mutex g_fork_mutex;     // held from a fork's start to its end in parent and child
+int g_runs = 0;              // RunCounts alive (under g_fork_mutex)
+bool g_fork_busy = false;    // the fork under way found a run alive
+bool g_forked_busy = false;  // this process is a child forked while a run was alive
 
 void before_fork() {
   g_fork_mutex.lock();
-  g_finalized_for_fork = false;
-  if (g_runs > 0 || g_forked_busy) return;
+  g_fork_busy = g_runs > 0 || g_forked_busy;
+  if (g_fork_busy) return;
   {
     std::lock_guard lock(g_idle_mutex);
     g_idle_arenas->clear();  // their references would keep oneTBB's market, and so its workers
   }
   tbb::task_scheduler_handle handle{tbb::attach{}};
-  g_finalized_for_fork = tbb::finalize(handle, std::nothrow);
+  (void)tbb::finalize(handle, std::nothrow);
 }
 
 void after_fork_in_parent() { g_fork_mutex.unlock(); }
 
 void after_fork_in_child() {
-  if (!g_finalized_for_fork) g_forked_busy = true;
+  g_forked_busy = g_fork_busy;
   g_fork_mutex.unlock();
 }
 
-}  // namespace
-
-// Counts a run in (refused in a child forked while oneTBB was in use) and out.
-ThreadArena::Counted::Counted() {
 #ifdef __linux__
-  static const int registered = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
-  (void)registered;
+// Registered as the library loads: a fork before the first run must find the handlers too (a
+// zip's stages, or a host's oneTBB, may have started oneTBB without a ThreadArena).
+const int g_fork_handlers = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 #endif
-  std::lock_guard lock(g_fork_mutex);
+
+void refuse_locked() {
   if (g_forked_busy) {
     throw Error(ErrorKind::kUsage,
                 "this process was forked while sluice was running in its parent (a file, stream or run "
                 "open), whose threads did not come along: sluice runs only in a process started afresh "
                 "(multiprocessing's spawn or forkserver) or forked while nothing of sluice's was open");
   }
+}
+
+}  // namespace
+
+void refuse_if_forked_busy() {
+  std::lock_guard lock(g_fork_mutex);
+  refuse_locked();
+}
+
+RunCount::RunCount() {
+  std::lock_guard lock(g_fork_mutex);
+  refuse_locked();
   ++g_runs;
 }
 
-ThreadArena::Counted::~Counted() {
+RunCount::~RunCount() {
   std::lock_guard lock(g_fork_mutex);
   --g_runs;
 }
@@ -202,6 +217,7 @@ void give_back_arena(int threads, std::unique_ptr<tbb::task_arena> arena) {
 }
 
 std::optional<tbb::global_control> raise_cap(int threads) {
+  refuse_if_forked_busy();  // before oneTBB is touched
   std::optional<tbb::global_control> raised;
   if (threads > tbb::info::default_concurrency()) {
     raised.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
@@ -240,6 +256,15 @@ ThreadArena::~ThreadArena() {
   }
   give_back_arena(threads_, std::move(arena_));
 }
+
+}  // namespace detail
+
+void run_in_task_arena(int threads, const std::function<void()>& work) {
+  detail::ThreadArena arena(resolve_threads(threads));
+  arena.execute(work);
+}
+
+namespace detail {
 
 void unpin_arena_threads() {
   std::lock_guard lock(g_mutex);

@@ -31,6 +31,20 @@
 
 namespace sluice::detail {
 
+// One run of the process, counted from before it touches oneTBB until it is done with it
+// (thread_arena.cpp, fork): constructing one throws Error(kUsage) in a child forked while runs
+// were alive.
+class RunCount {
+ public:
+  RunCount();
+  ~RunCount();
+  RunCount(const RunCount&) = delete;
+  RunCount& operator=(const RunCount&) = delete;
+};
+
+// Throws Error(kUsage) in a child forked while runs were alive, where oneTBB cannot be used.
+void refuse_if_forked_busy();
+
 class ThreadArena {
  public:
   explicit ThreadArena(int threads);
@@ -44,14 +58,8 @@ class ThreadArena {
   }
 
  private:
-  // A run counted for the whole of the arena's life (thread_arena.cpp, fork); first, so that it
-  // is counted before oneTBB is touched and until all of it is given back.
-  struct Counted {
-    Counted();
-    ~Counted();
-    Counted(const Counted&) = delete;
-    Counted& operator=(const Counted&) = delete;
-  } counted_;
+  // First: counted before oneTBB is touched and until all of it is given back.
+  RunCount counted_;
   int threads_;
   std::optional<tbb::global_control> raised_cap_;  // constructed before the arena is first used
   // Taken from the process's idle arenas and given back at the end (thread_arena.cpp): making

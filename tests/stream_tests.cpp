@@ -1285,6 +1285,36 @@ TEST(Fork, AChildForkedWithNothingRunningRunsAsItsParent) {
   EXPECT_EQ(flushed_stream_round_trip(), 0);
 }
 
+// fork() beside a thread of the caller's that once ran a graph and lives on, idle (a thread
+// pool's): oneTBB keeps state for it and so cannot be finalized, but no thread waits in it; the
+// child's runs go on their own threads, a flushed stream too. (Refused by the first version.)
+TEST(Fork, AChildForkedBesideAnIdleThreadThatRanAGraphRuns) {
+  SKIP_UNDER_TSAN();
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool ran = false;
+  bool done = false;
+  std::thread idle([&] {
+    const Bytes input = text_bytes(4 << 20, 11);
+    (void)compress_buffer(view(input), two_threads_small_chunks());
+    std::unique_lock lock(mutex);
+    ran = true;
+    changed.notify_all();
+    changed.wait(lock, [&] { return done; });
+  });
+  {
+    std::unique_lock lock(mutex);
+    changed.wait(lock, [&] { return ran; });
+  }
+  EXPECT_EQ(in_forked_child(flushed_stream_round_trip), 0);
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  changed.notify_all();
+  idle.join();
+}
+
 // fork() while a run is alive: oneTBB cannot be used in the child (it crashed there, in oneTBB's
 // wait lists, now and then), so the child's runs are refused with a usage error; the parent's
 // stream goes on whole, and once it has ended a child forked runs again.

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <tuple>
 
@@ -33,6 +34,13 @@
 #include "sluice/decompress.h"
 
 namespace sluice {
+
+// Runs `work` in a oneTBB task arena of `threads` slots (0: all cores) that sluice counts as one
+// of its runs, for oneTBB algorithms run beside sluice's own (zip's stages): a fork() while it
+// runs leaves a child that refuses runs, oneTBB being unusable there, and a fork() with no run
+// alive finalizes oneTBB first so that parent and child each start it afresh (README, os.fork()).
+// Throws Error(kUsage) in such a child.
+void run_in_task_arena(int threads, const std::function<void()>& work);
 
 // A numbered piece of a stream travelling through a flow graph. Copies share the bytes.
 struct ByteChunk {

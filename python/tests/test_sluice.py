@@ -1583,7 +1583,7 @@ def test_decompressor_on_one_thread_stops_at_ctrl_c_inside_a_call():
 
 _FORK_SCRIPT = r"""
 import gzip, multiprocessing, os, sys, time
-import sluice
+import sluice, sluice.zip
 
 def child(body):
     # body() in a forked child that exits normally (atexit handlers run) with its code, or 3
@@ -1645,10 +1645,12 @@ codes = [
     child(uses(lambda: decompressor.decompress(packed))),
     # New runs too: the parent's runs alive, oneTBB cannot be used here (it crashed now and then).
     child(uses(lambda: sluice.compress(data, threads=2, chunk_size=65536), "forked while sluice was running")),
+    child(uses(lambda: sluice.zip.create(os.path.join(folder, "child.zip"), [os.path.join(folder, "in.gz")],
+                                         threads=2), "forked while sluice was running")),
     child(lambda: (reader.close(), writer.close(), 0)[-1]),
     child(lambda: 0),  # at exit the open files are closed: the parent's are left alone
 ]
-assert codes == [0] * 8, codes
+assert codes == [0] * 9, codes
 assert reader.read() == data[1000:]
 reader.close()
 writer.write(data[2_000_000:])
