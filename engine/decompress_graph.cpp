@@ -1121,6 +1121,9 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
     throw e.with_context(source.name(), std::nullopt);
   }
   const auto codec = make_decoding_codec(stats.codec, options);
+  // Counted (thread_arena.h) on every path: a thread that once ran in an arena keeps one of
+  // oneTBB's, where the paths below without a ThreadArena of their own run tasks (a CRC, a graph).
+  const detail::RunCount counted;
   if (stream_start.live ||
       (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes)) {
     // The first read stopped short of kReadBytes: the whole stream is in hand, and it is small,

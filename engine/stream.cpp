@@ -627,6 +627,7 @@ struct Decompressor::State {
                                 : options.max_output_bytes > 0 ? std::min(options.max_output_bytes, kHeldOutputBytes)
                                                                : kHeldOutputBytes;
     try {
+      const detail::RunCount counted;  // a task (gzip's CRC) may run in the caller's arena
       decoder->decode(fresh, [&](ByteView piece) {
         // cancel() from another thread (Ctrl-C), or the caller's own stop
         if (cancelled.load(std::memory_order_relaxed) || options.stop.stop_requested()) throw stopped();

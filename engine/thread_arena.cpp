@@ -131,16 +131,16 @@ auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_ar
 // lists whose nodes lie on the stacks of parent threads, memory glibc gives the child's new
 // threads (a child that ran a graph while the parent had one waiting crashed in oneTBB's
 // notify_waiters). So before a fork with no run alive, the idle arenas go and oneTBB is
-// finalized, its workers joined: parent and child each start it afresh at their next run. It
-// stays where another thread that once ran in an arena is alive (oneTBB keeps an arena for it
-// until it ends: a thread pool's): the child then has no worker, but no thread of the parent's
-// was waiting in oneTBB either, and its runs go on their own threads (a flush too: the reader
-// pauses, compress_graph.cpp). With a run alive, the child's runs are refused with a usage
-// error: a thread of the parent's was waiting in oneTBB, and it cannot be used there at all.
+// finalized, its workers joined: parent and child each start it afresh at their next run. Where
+// that cannot be done, the child's runs are refused with a usage error, as its oneTBB cannot be
+// used at all: a run is alive, or oneTBB will not finalize because another thread holds it (a
+// host's own oneTBB work, or a thread that once ran in an arena and lives on: oneTBB keeps an
+// arena for it until it ends). A child allowed to run there anyway (a version of this) had no
+// worker, and oneTBB's locks as the parent's workers, leaving the arenas just dropped, held them.
 std::mutex g_fork_mutex;     // held from a fork's start to its end in parent and child
 int g_runs = 0;              // RunCounts alive (under g_fork_mutex)
-bool g_fork_busy = false;    // the fork under way found a run alive
-bool g_forked_busy = false;  // this process is a child forked while a run was alive
+bool g_fork_busy = false;    // the fork under way could not finalize oneTBB
+bool g_forked_busy = false;  // this process is a child forked where oneTBB could not be finalized
 
 void before_fork() {
   g_fork_mutex.lock();
@@ -151,7 +151,7 @@ void before_fork() {
     g_idle_arenas->clear();  // their references would keep oneTBB's market, and so its workers
   }
   tbb::task_scheduler_handle handle{tbb::attach{}};
-  (void)tbb::finalize(handle, std::nothrow);
+  g_fork_busy = !tbb::finalize(handle, std::nothrow);
 }
 
 void after_fork_in_parent() { g_fork_mutex.unlock(); }
@@ -171,8 +171,9 @@ void refuse_locked() {
   if (g_forked_busy) {
     throw Error(ErrorKind::kUsage,
                 "this process was forked while sluice was running in its parent (a file, stream or run "
-                "open), whose threads did not come along: sluice runs only in a process started afresh "
-                "(multiprocessing's spawn or forkserver) or forked while nothing of sluice's was open");
+                "open, or a thread that ran one still alive), whose threads did not come along: sluice "
+                "runs only in a process started afresh (multiprocessing's spawn or forkserver) or forked "
+                "while nothing of sluice's was open");
   }
 }
 
@@ -227,6 +228,7 @@ std::optional<tbb::global_control> raise_cap(int threads) {
 }  // namespace
 
 int threads_allowed(int threads) {
+  const RunCount counted;  // a fork meanwhile must not finalize oneTBB under the global_control
   const auto raised = raise_cap(threads);  // as the arena raises it: what is left below is the host's
   const std::size_t allowed = tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism);
   return static_cast<int>(std::min(allowed, static_cast<std::size_t>(threads)));
