@@ -139,10 +139,9 @@ class ChunkReader {
 
   // Whether next() would wait for a Compressor's caller to write more while that caller waits
   // for a flush (the last chunk ended at its flush point): what the graph's reader pauses for
-  // (engine/ordered_graph.h). Only then: a pause first finishes every chunk in flight, and at
-  // other waits (a slower writer, stdin) that kept the writer waiting too (`cat silesia.tar |
-  // sluice -F zstd -c -j2` 0.226 s against 0.186; Python writing a stream in 1 MiB pieces, zstd,
-  // 0.318 s against 0.239), while a reader waiting there holds nothing anyone waits for.
+  // (engine/ordered_graph.h). Only then: a pause first finishes every chunk in flight, which at
+  // other waits (a slower writer, stdin) kept the writer waiting too (BENCHMARKS.md, "Streams
+  // flushed at once"), while a reader waiting there holds up nothing anyone waits for.
   bool would_wait() const {
     if (!hand_ || !after_flush_ || run_error_.failed() || !source_ || held_) return false;
     return !source_->wait_readable(std::chrono::milliseconds(0));

@@ -135,8 +135,8 @@ auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_ar
 // that cannot be done, the child's runs are refused with a usage error, as its oneTBB cannot be
 // used at all: a run is alive, or oneTBB will not finalize because another thread holds it (a
 // host's own oneTBB work, or a thread that once ran in an arena and lives on: oneTBB keeps an
-// arena for it until it ends). A child allowed to run there anyway (a version of this) had no
-// worker, and oneTBB's locks as the parent's workers, leaving the arenas just dropped, held them.
+// arena for it until it ends). A child allowed to run there would have no worker, and could
+// inherit oneTBB's locks held by the parent's workers as they left the arenas just dropped.
 std::mutex g_fork_mutex;     // held from a fork's start to its end in parent and child
 int g_runs = 0;              // RunCounts alive (under g_fork_mutex)
 bool g_fork_busy = false;    // the fork under way could not finalize oneTBB
@@ -167,7 +167,7 @@ void after_fork_in_child() {
 const int g_fork_handlers = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 #endif
 
-void refuse_locked() {
+void refuse_if_forked_busy_locked() {
   if (g_forked_busy) {
     throw Error(ErrorKind::kUsage,
                 "this process was forked while sluice was running in its parent (a file, stream or run "
@@ -179,14 +179,9 @@ void refuse_locked() {
 
 }  // namespace
 
-void refuse_if_forked_busy() {
-  std::lock_guard lock(g_fork_mutex);
-  refuse_locked();
-}
-
 RunCount::RunCount() {
   std::lock_guard lock(g_fork_mutex);
-  refuse_locked();
+  refuse_if_forked_busy_locked();
   ++g_runs;
 }
 
@@ -218,7 +213,6 @@ void give_back_arena(int threads, std::unique_ptr<tbb::task_arena> arena) {
 }
 
 std::optional<tbb::global_control> raise_cap(int threads) {
-  refuse_if_forked_busy();  // before oneTBB is touched
   std::optional<tbb::global_control> raised;
   if (threads > tbb::info::default_concurrency()) {
     raised.emplace(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));

@@ -32,8 +32,8 @@
 namespace sluice::detail {
 
 // One run of the process, counted from before it touches oneTBB until it is done with it
-// (thread_arena.cpp, fork): constructing one throws Error(kUsage) in a child forked while runs
-// were alive.
+// (thread_arena.cpp, fork): constructing one throws Error(kUsage) in a child forked where oneTBB
+// could not be finalized (a run alive), whose oneTBB cannot be used.
 class RunCount {
  public:
   RunCount();
@@ -41,9 +41,6 @@ class RunCount {
   RunCount(const RunCount&) = delete;
   RunCount& operator=(const RunCount&) = delete;
 };
-
-// Throws Error(kUsage) in a child forked while runs were alive, where oneTBB cannot be used.
-void refuse_if_forked_busy();
 
 class ThreadArena {
  public:
