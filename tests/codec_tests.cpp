@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iterator>
 #include <memory>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -497,6 +499,83 @@ TEST(Deflate, InflateExactTakesACompleteStreamOfItsSizeOnly) {
       Bytes longer = deflated;
       longer.push_back(0);
       corrupt(view(longer), size);  // bytes after the final block
+    }
+  }
+}
+
+// Raw deflate of `pieces` in one stream, each ended by a sync flush (the last by the final block
+// when `finish`); returns where each piece's deflate data ends.
+static std::vector<std::size_t> sync_flushed(const std::vector<Bytes>& pieces, int level, bool finish, Bytes& out) {
+  z_stream stream{};
+  if (deflateInit2(&stream, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("init");
+  std::vector<std::size_t> ends;
+  out.clear();
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const bool last = finish && i + 1 == pieces.size();
+    Bytes room(deflateBound(&stream, static_cast<uLong>(pieces[i].size())) + 64);
+    stream.next_in = const_cast<Bytef*>(pieces[i].data());
+    stream.avail_in = static_cast<uInt>(pieces[i].size());
+    stream.next_out = room.data();
+    stream.avail_out = static_cast<uInt>(room.size());
+    const int ret = deflate(&stream, last ? Z_FINISH : Z_SYNC_FLUSH);
+    if (ret != (last ? Z_STREAM_END : Z_OK) || stream.avail_in != 0) throw std::runtime_error("deflate");
+    out.insert(out.end(), room.data(), stream.next_out);
+    ends.push_back(out.size());
+  }
+  deflateEnd(&stream);
+  return ends;
+}
+
+// sluice/deflate.h: whole non-final blocks from a block boundary, their end proven, or kCorruptData.
+TEST(Deflate, InflateBlocksTakesWholeBlocksThatEndTheirBytesOnly) {
+  const auto corrupt = [](ByteView bytes, std::size_t room, const char* what) {
+    Bytes target(room);
+    try {
+      inflate_blocks(bytes, target);
+      ADD_FAILURE() << "no error: " << what;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << what << ": " << e.what();
+    }
+  };
+  for (const int level : {0, 1, 6, 9}) {
+    SCOPED_TRACE(level);
+    // Stored data (level 0) that holds the sync flush pattern and a stored block's header.
+    Bytes a = text_bytes(70000, 1);
+    const std::uint8_t decoy[] = {0x00, 0x00, 0xff, 0xff, 0x00, 0x05, 0x00, 0xfa, 0xff};
+    a.insert(a.begin() + 30000, std::begin(decoy), std::end(decoy));
+    const Bytes b = text_bytes(5000, 2);
+    Bytes deflated;
+    const std::vector<std::size_t> ends = sync_flushed({a, b, b, b}, level, true, deflated);
+    Bytes out(a.size() + 10);
+    ASSERT_EQ(inflate_blocks(ByteView(deflated.data(), ends[0]), out), a.size());
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), out.begin()));
+    Bytes exact(a.size());
+    EXPECT_EQ(inflate_blocks(ByteView(deflated.data(), ends[0]), exact), a.size());
+    corrupt(ByteView(deflated.data(), ends[0]), a.size() - 1, "more than the room");
+    corrupt(ByteView(deflated.data(), ends[0] - 1), a.size(), "cut inside the flush");
+    corrupt(ByteView(deflated.data(), ends[0] + 1), a.size() + 10, "a byte of the next block");
+    corrupt(view(deflated), a.size() + 3 * b.size() + 10, "the final block");
+    // The third piece repeats the second: alone, it refers before its start; after the output
+    // before it (given whole: only its last 32 KiB count), it inflates.
+    const ByteView third(deflated.data() + ends[1], ends[2] - ends[1]);
+    if (level > 0) corrupt(third, b.size(), "history");
+    Bytes before = a;
+    before.insert(before.end(), b.begin(), b.end());
+    Bytes again(b.size());
+    ASSERT_EQ(inflate_blocks(third, again, ByteView(before.data(), before.size())), b.size());
+    EXPECT_EQ(again, b);
+    // Every place the pattern appears but the flushes' own is inside a block.
+    const std::uint8_t pattern[] = {0x00, 0x00, 0xff, 0xff};
+    auto at = deflated.begin();
+    int inside = 0;
+    while ((at = std::search(at, deflated.end(), std::begin(pattern), std::end(pattern))) != deflated.end()) {
+      const auto end = static_cast<std::size_t>(at++ - deflated.begin()) + 4;
+      if (end == ends[0] || end == ends[1] || end == ends[2]) continue;
+      corrupt(ByteView(deflated.data(), end), a.size() + 3 * b.size(), "a pattern inside a block");
+      ++inside;
+    }
+    if (level == 0) {
+      EXPECT_GT(inside, 0) << "the decoy, stored";
     }
   }
 }

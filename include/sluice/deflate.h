@@ -1,6 +1,5 @@
-// Raw deflate (RFC 1951), for callers that parse a container themselves and hold a complete
-// deflate stream of known output size: sluice.dask inflates the independent chunks of a gzip
-// member it has cut into partitions. The fastest inflate sluice has (libdeflate).
+// Raw deflate (RFC 1951), for callers that parse a container themselves: sluice.dask inflates the
+// independent chunks of a gzip member it has cut into partitions.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +12,16 @@ namespace sluice {
 // Inflates the complete raw deflate stream `deflated` (it ends with a final block) into exactly
 // `out`. Throws Error(kCorruptData) if it is not valid deflate, inflates to more or fewer bytes
 // than out.size(), or has bytes after its final block. Thread-safe (a decompressor per thread).
+// The fastest inflate sluice has (libdeflate).
 void inflate_exact(ByteView deflated, std::span<std::uint8_t> out);
+
+// Inflates `deflated`, raw deflate that starts at a block boundary and must end exactly at its
+// last byte at the end of a block that is not final (as a sync flush leaves it), into `out`;
+// returns the bytes written. `window`: the output before it (at most 32 KiB are used), which
+// references may reach into; none by default. Throws Error(kCorruptData) if it is not valid
+// deflate, a reference reaches before the window, it ends inside a block or with the final
+// block, or it inflates to more than out.size(). The end is proven by the inflater's state, not
+// guessed from the bytes. Thread-safe (a decompressor per thread; ISA-L).
+std::size_t inflate_blocks(ByteView deflated, std::span<std::uint8_t> out, ByteView window = {});
 
 }  // namespace sluice

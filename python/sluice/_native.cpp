@@ -919,44 +919,27 @@ PYBIND11_MODULE(_native, m) {
       },
       py::arg("history"), py::arg("data"), py::arg("last"), py::arg("format"), py::arg("level"), py::arg("chunk_size"),
       py::arg("knobs"), py::arg("backend"), py::arg("path"));
-  // One independent chunk of a gzip member as sluice writes it by default: raw deflate ending on
-  // a sync flush (byte-aligned, the member goes on), inflated to exactly `size` bytes. An empty
-  // final block is put after it, which makes it a complete deflate stream (inflate_exact).
-  // Raises CorruptDataError where the bytes are not such a chunk. For sluice.dask's partitions.
-  // With `verify`, the chunk is inflated again behind another final block (an empty stored one)
-  // and must give the same bytes: a sync flush pattern inside the member's last block (a false
-  // end) could otherwise, by a small chance, inflate with the first block's bits read as data.
+  // One chunk of a gzip member as sluice writes it by default: raw deflate from a chunk's start
+  // to a sync flush that ends it (byte-aligned, the member goes on), at most `max_size` bytes
+  // when inflated, after `window` (the output before it, for a piece that refers back; empty:
+  // none). inflate_blocks: the end is proven, not guessed. Raises CorruptDataError where the
+  // bytes are not such a chunk. For sluice.dask's partitions.
   m.def(
       "inflate_chunk",
-      [](const py::buffer& data, std::size_t size, bool verify) {
-        const Input input(data);
-        py::bytes out(nullptr, size);
-        auto* target = reinterpret_cast<std::uint8_t*>(PyBytes_AsString(out.ptr()));
+      [](const py::buffer& data, std::size_t max_size, const py::buffer& window) {
+        const Input input(data), before(window);
+        thread_local Buffer out;
+        std::size_t size = 0;
         try {
           py::gil_scoped_release release;
-          thread_local Buffer stream, again;
-          const auto inflate_behind = [&](ByteView final_block, std::span<std::uint8_t> into) {
-            stream.clear();
-            stream.append(input.view());
-            stream.append(final_block);
-            inflate_exact(stream.view(), into);
-          };
-          static constexpr std::uint8_t kFixedFinal[] = {0x03, 0x00};  // BFINAL, fixed codes, end of block
-          static constexpr std::uint8_t kStoredFinal[] = {0x01, 0x00, 0x00, 0xff, 0xff};  // BFINAL, stored, 0 bytes
-          inflate_behind(ByteView(kFixedFinal, sizeof kFixedFinal), std::span<std::uint8_t>(target, size));
-          if (verify) {
-            again.resize(size);
-            inflate_behind(ByteView(kStoredFinal, sizeof kStoredFinal), std::span<std::uint8_t>(again.data(), size));
-            if (!std::equal(again.data(), again.data() + size, target)) {
-              throw Error(ErrorKind::kCorruptData, "the chunk inflates differently behind another final block");
-            }
-          }
+          out.resize(max_size);
+          size = inflate_blocks(input.view(), std::span<std::uint8_t>(out.data(), max_size), before.view());
         } catch (const Error& e) {
           raise(e);
         }
-        return out;
+        return py::bytes(reinterpret_cast<const char*>(out.data()), size);
       },
-      py::arg("data"), py::arg("size"), py::arg("verify") = false);
+      py::arg("data"), py::arg("max_size"), py::arg("window") = py::bytes());
   m.def(
       "stream_framing",
       [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,

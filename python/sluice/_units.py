@@ -10,9 +10,9 @@ A stream is indexed from what its formats record, read through a random-access f
   uncompressed size) and BGZF ('B','C', with ISIZE from the member's trailer): one read per member
   (a member is 1 MiB of input in sluice's form, 64 KiB in BGZF: on remote storage that is a
   request per member, about 1,000 per GB of sluice's form). sluice's default form, one member of
-  independent chunks ('S','I'), records no sizes: its chunks are found by the sync flush that
-  ends each (docs/independent-gzip.md), which means reading every byte of the file once (not
-  decoding it), and each partition then checks its first chunk by inflating it.
+  independent chunks ('S','I'), records no sizes: each partition task finds its first chunk
+  after a sync flush, proven by inflating the chunks that follow it (inflate_chunks below;
+  sluice.dask's _ChunkPieces; docs/dask.md).
 - lz4: the frame's blocks, by their size words (a read per block); blocks of a frame with
   independent blocks are units, wrapped in the frame's header and an end mark to be decoded.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
+from typing import NamedTuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,68 +335,101 @@ def most_deflated(chunk: int) -> int:
     return chunk + chunk // 1024 + 1024 + 4
 
 
-def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True, until: int | None = None):
-    """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start):
-    yields (start, bytes, end, last) for each whole chunk in `data`, where each chunk but the
-    member's last decodes to exactly `chunk` bytes and ends on a sync flush, and the last ends
-    with the final block (`end` is then where the member's trailer begins). Stops quietly where
-    `data` ends inside a chunk; raises zlib.error where the bytes are not such a chunk.
+WINDOW = 32 * 1024  # how far back deflate refers
 
-    A chunk that ends on a sync flush is inflated natively (libdeflate, several times zlib) once
-    its end is found: the first sync flush pattern after which it inflates to exactly `chunk`
-    bytes (the pattern can occur inside compressed data too). The member's last chunk, and a
-    chunk cut by the end of `data`, go through zlib, which tells where the final block ends;
-    at_eof=False says `data` is not the end of the file, so a chunk it cuts is not decoded; with
-    at_eof=True (`data` may hold the member's last chunk) each native result is checked behind a
-    second final block (_native.inflate_chunk's verify).
 
-    `until`: a position just after a sync flush where a chunk ends too (a partition's end). A
-    writer's flush ends a chunk early, after which a chunk can start; no chunk is yielded across
-    `until`, and the chunk before it may hold fewer than `chunk` bytes."""
-    from . import _native, CorruptDataError
+class Chunk(NamedTuple):
+    """One chunk that inflate_chunks found: `start` and `end` in its data, its bytes, and whether
+    it is the member's last (`end` is then where the trailer begins)."""
+    start: int
+    data: bytes
+    end: int
+    last: bool
+
+
+def inflate_chunks(data: bytes, chunk: int, at_eof: bool = True, until: int | None = None, history: bytes = b""):
+    """Inflates the independent chunks at the start of `data` (raw deflate, from a chunk start,
+    with `history` the output before it where it is known): yields a Chunk for each whole chunk
+    in `data`. A chunk but the member's last ends at the first sync flush where its blocks end,
+    and decodes to at most `chunk` bytes (exactly `chunk`, or fewer where a writer's flush ended
+    it or the one before it); the last ends with the final block. Stops quietly where `data` ends
+    inside a chunk; raises zlib.error where the bytes are not such chunks.
+
+    The sync flush pattern also occurs inside compressed data (stored data that holds it, or by
+    chance), so a chunk ends at a pattern only where inflating it from its start stops there at
+    the end of a block that is not the last, in the inflater's state (_native.inflate_chunk,
+    ISA-L): from a block boundary, that is a block boundary of the real stream. One such boundary
+    is no chunk's end: a writer's flush in the middle of a chunk where the data flushed does not
+    compress and ends with the pattern (a stored block ends there); what follows may refer back
+    into it, and is inflated again with the 32 KiB before it (`history` and what came since: a
+    reference further back is an error). The member's last chunk, and a chunk cut by the end of
+    `data`, go through zlib, which tells where the final block ends; at_eof=False says `data` is
+    not the end of the file, so a chunk it cuts is not decoded.
+
+    `until`: a position just after a sync flush where a chunk ends (a partition's end): no chunk
+    is yielded across it."""
     if until is not None:
         data = data[:until]
     view = memoryview(data)
-    at = 0
+    at, window = 0, bytes(history[-WINDOW:])
     while at < len(data):
-        pos, fast, tries = at, None, 0
-        # Each try inflates the chunk up to the pattern: after a few false patterns (stored data
-        # full of them), zlib, which goes through the chunk once, is cheaper.
-        while tries < _FAST_TRIES:
-            found = data.find(SYNC_FLUSH, pos)
-            if found < 0:
-                break
-            tries += 1
-            try:
-                fast = _native.inflate_chunk(view[at:found + len(SYNC_FLUSH)], chunk, at_eof)
-            except CorruptDataError:
-                pos = found + 1  # not this pattern: the chunk ends later, or is the member's last
-                continue
-            yield at, fast, found + len(SYNC_FLUSH), False
-            at = found + len(SYNC_FLUSH)
-            break
-        if fast is not None:
-            continue
-        if tries < _FAST_TRIES and not at_eof and until is None and len(data) - at < most_deflated(chunk):
-            return  # no pattern ends the chunk in `data`: it goes on past it
-        for start, decoded, end, last in _inflate_chunks_with_zlib(data, chunk, at, until is not None):
-            yield start, decoded, end, last
-            at = end
-            break  # one chunk through zlib, then the fast way again
-        else:
+        try:
+            found = _inflate_chunk(data, view, chunk, at, at_eof, until is not None, b"")
+        except zlib.error:
+            if not window:
+                raise
+            found = _inflate_chunk(data, view, chunk, at, at_eof, until is not None, window)
+        if found is None:
             return
+        decoded, end, last = found
+        yield Chunk(at, decoded, end, last)
         if last:
             return
+        window = slide(window, decoded)
+        at = end
+
+
+def slide(window: bytes, data: bytes) -> bytes:
+    """The last 32 KiB of `window` followed by `data`."""
+    return data[-WINDOW:] if len(data) >= WINDOW else (window + data)[-WINDOW:]
 
 
 _FAST_TRIES = 8
 
 
-def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool = False):
-    """inflate_chunks through zlib's streaming inflate, from `at`; `ends_chunk`: the end of `data`
-    ends a chunk (inflate_chunks' `until`)."""
+def _inflate_chunk(data: bytes, view: memoryview, chunk: int, at: int, at_eof: bool, cut: bool, window: bytes):
+    """The chunk at `at` in `data` (inflate_chunks): (bytes, end, last), or None where `data` ends
+    inside it; `cut`: the end of `data` is a chunk's end (inflate_chunks' until)."""
+    from . import _native, CorruptDataError
+    pos, tries = at, 0
+    # Each try inflates the chunk up to the pattern: after a few false patterns (stored data full
+    # of them), zlib, which goes through the chunk once, is cheaper.
+    while tries < _FAST_TRIES:
+        found = data.find(SYNC_FLUSH, pos)
+        if found < 0:
+            break
+        tries += 1
+        end = found + len(SYNC_FLUSH)
+        try:
+            return _native.inflate_chunk(view[at:end], chunk, window), end, False
+        except CorruptDataError:
+            pos = found + 1  # not this pattern: the chunk ends later, or is the member's last
+    if tries < _FAST_TRIES and not at_eof and not cut and len(data) - at < most_deflated(chunk):
+        return None  # no pattern ends the chunk in `data`: it goes on past it
+    return next(_inflate_chunks_with_zlib(data, chunk, at, window), None)
+
+
+# An empty final block of fixed codes: behind a non-final block's end it ends the stream with no
+# output; behind anything else (inside a stored block, or inside a block's codes) it does not.
+_FIXED_FINAL = b"\x03\x00"
+
+
+def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, window: bytes = b""):
+    """The chunks from `at` as (bytes, end, last), through zlib's streaming inflate: one pass
+    through a chunk, whatever the number of false patterns in it."""
+    from . import _native, CorruptDataError
     while at < len(data):
-        d = zlib.decompressobj(-15)
+        d = zlib.decompressobj(-15, zdict=window) if window else zlib.decompressobj(-15)
         parts, total, pos = [], 0, at
         while True:
             found = data.find(SYNC_FLUSH, pos)  # the chunk may end after it
@@ -406,14 +440,29 @@ def _inflate_chunks_with_zlib(data: bytes, chunk: int, at: int, ends_chunk: bool
             if total > chunk:
                 raise zlib.error(f"a chunk decoded to more than {chunk} bytes")
             if d.eof:
-                yield at, b"".join(parts), stop - len(d.unused_data), True
+                yield b"".join(parts), stop - len(d.unused_data), True
                 return
             if found < 0:
-                if ends_chunk and pos == len(data) and pos > at:
-                    yield at, b"".join(parts), pos, False
                 return
             pos = stop
-            if total == chunk:
-                break
-        yield at, b"".join(parts), pos, False
+            if _may_end_block(d):
+                try:
+                    _native.inflate_chunk(memoryview(data)[at:stop], chunk, window)  # the proof
+                    break
+                except CorruptDataError:
+                    pass
+        decoded = b"".join(parts)
+        yield decoded, pos, False
+        window = slide(window, decoded)
         at = pos
+
+
+def _may_end_block(d) -> bool:
+    """A quick test that zlib's decompressobj `d` stands at the end of a non-final block: then an
+    empty final block after it ends the stream with no output (inside a stored block it would be
+    output; inside a block's codes, almost never a clean end)."""
+    probe = d.copy()
+    try:
+        return not probe.decompress(_FIXED_FINAL) and probe.eof and not probe.unused_data
+    except zlib.error:
+        return False

@@ -577,8 +577,8 @@ def _task_index(index: _units.Index, part: _Partition) -> tuple[_units.Index, _P
 
 def _first_chunk_ratio(data: bytes, chunk: int) -> float | None:
     try:
-        for start, decoded, end, _ in _units.inflate_chunks(data, chunk):
-            return len(decoded) / max(1, end - start)
+        for piece in _units.inflate_chunks(data, chunk):
+            return len(piece.data) / max(1, piece.end - piece.start)
     except zlib.error:
         return None
     return None
@@ -600,7 +600,9 @@ class _UnitPieces:
         self.f, self.index, self.part, self.size = f, index, part, size
 
     def own(self) -> bytes:
-        return _read_units(self.f, self.index, self.part.first, self.part.stop) if self.part.stop > self.part.first else b""
+        if self.part.stop <= self.part.first:
+            return b""
+        return _read_units(self.f, self.index, self.part.first, self.part.stop)
 
     def following(self):
         index, j = self.index, self.part.stop
@@ -616,11 +618,18 @@ class _UnitPieces:
             j += 1
 
 
+# Stored blocks hold at most 65,535 bytes after a 5-byte header (RFC 1951, 3.2.4).
+_STORED_BLOCK_SPAN = 65535 + 5
+# The longest read for one chunk, in most_deflated(chunk)s: a chunk of flushed pieces of a byte
+# each takes about 3.6 bytes a byte (a fixed-Huffman block and a partial flush each).
+_MOST_READ_CHUNKS = 8
+
+
 class _ChunkPieces:
     """The same for gzip's one member of independent chunks: a partition owns the chunks that
     start in [start, next_start). Chunk starts are found after sync flushes and checked by
-    inflating a chunk (the pattern can occur inside compressed data), and a partition checks that
-    the chunk it ends before is where the next partition, by the same rule, begins."""
+    inflating what follows (the pattern can occur inside compressed data), and a partition checks
+    that the chunk it ends before is where the next partition, by the same rule, begins."""
 
     def __init__(self, f, size, index, part: _Partition):
         self.f, self.size, self.part = f, size, part
@@ -641,62 +650,114 @@ class _ChunkPieces:
         return trailer + 8 <= self.size and not self._read(trailer + 8, 4096).strip(b"\0")
 
     def _chunk_start(self, target: int) -> int | None:
-        """The first offset >= target where a chunk begins; None where none does (target is in
-        the member's last chunk)."""
+        """Where the partition that starts at `target` (compressed) begins: a chunk start found
+        from `target` alone, so that the partition before, which ends there, finds the same one.
+        None where target is in the member's last chunk (nothing to own)."""
         if target <= self.header:
             return self.header
-        data = self._read(target, 2 * self.limit)
-        for candidate in _units.chunk_candidates(data, target):
-            # A chunk: exactly `chunk` bytes ending on a sync flush, or the member's last chunk,
-            # whose trailer ends the file. (Deflate data stored inside the data, such as a .gz in a
-            # tar, can look like a stream that ends anywhere.)
-            try:
-                for _, _, end, last in _units.inflate_chunks(self._read(candidate, 2 * self.limit), self.chunk):
-                    if not last or self._ends_member(candidate + end):
-                        return candidate
-                    break
-            except zlib.error:
-                continue
+        at, step = target, 2 * self.limit
+        while at < self.size:
+            data = self._read(at, step + len(_units.SYNC_FLUSH) - 1)  # each pattern in one window
+            for candidate in _units.chunk_candidates(data, at):
+                found = self._proven_start(candidate)
+                if found is not None:
+                    return None if found == self.size else found
+            at += step
         return None
 
-    def _decode(self, start: int, stop: int | None):
-        """Yields the chunks from `start` up to `stop` (None: to the member's end)."""
-        at = start
+    def _proven_start(self, candidate: int) -> int | None:
+        """If a chunk starts at `candidate` (just after a sync flush pattern), a chunk start the
+        chunks after it prove: the candidate where its first chunk is a whole one of the chunk
+        size, else where that chunk ends (self.size where it ends the member); None where they
+        say it is not one.
+
+        The chunks from a true start end on sync flushes, and some run of them holds exactly the
+        chunk size within two multiples of it: chunks end at every multiple of the chunk size from
+        the member's start and where a writer's flush ended one early, so the chunks between two
+        multiples hold exactly that; or they reach the member's end. False patterns defeat that in
+        three ways, all answered here:
+        - The bytes after one can inflate, by chance, to a few bytes that end where the chunk
+          they are in ends (a true end), and the true chunks after that hold the run. So the
+          start is taken where the candidate's first chunk ends, and proven from there.
+        - A block can end at a pattern inside a chunk (inflate_chunks: a flushed piece that did
+          not compress): what follows may refer back across it. So the start must inflate with
+          no history before it for 32 KiB of output, after which nothing can refer back past it.
+        - Another stream stored inside the data (a .gz of the same chunk size in a tar) holds
+          such runs itself; but stored data comes in blocks of at most 65,535 bytes, and the
+          stored block's header after them breaks that stream. So the chunks must go on for
+          more than a stored block's length from the candidate."""
+        try:
+            first = next(self._chunks(candidate, None, window=2 * self.limit))
+        except (CorruptDataError, zlib.error, StopIteration):
+            return None
+        if first.last:
+            return self.size
+        if len(first.data) == self.chunk and first.end - candidate > _STORED_BLOCK_SPAN:
+            # The common case, proven at once: a whole chunk of the chunk size starts on a
+            # multiple of it (a chunk that starts elsewhere ends at the next one or earlier), so
+            # nothing after it refers back past it, and bytes after a false pattern inflate to
+            # exactly a chunk's size and end on a sync flush only by a chance far below the rest.
+            return candidate
+        start, sums, total, proven = first.end, {0}, 0, False
+        try:
+            for piece in self._chunks(start, None, window=2 * self.limit):
+                if piece.last:
+                    return start  # its trailer ends the file (_chunks checks)
+                total += len(piece.data)
+                proven = proven or total - self.chunk in sums
+                if not proven and total > 2 * self.chunk:
+                    return None  # two multiples of the chunk size passed with no run that fits
+                sums.add(total)
+                if proven and total >= _units.WINDOW and piece.end - candidate > _STORED_BLOCK_SPAN:
+                    return start
+        except (CorruptDataError, zlib.error):
+            return None
+        return None
+
+    def _chunks(self, start: int, stop: int | None, window: int = 4 << 20):
+        """Yields the Chunks (_units; offsets in the file) from `start` up to `stop` (None: to
+        the member's end); raises CorruptDataError where they do not decode or do not end at
+        `stop`."""
+        at, history, length = start, b"", max(window, 2 * self.limit)
         while stop is None or at < stop:
-            window = self._read(at, max(4 << 20, 2 * self.limit))
+            data = self._read(at, length)
             progressed = False
-            # A flush can end a chunk early: the chunks stop at the next partition's start.
-            until = stop - at if stop is not None and stop - at <= len(window) else None
+            until = stop - at if stop is not None and stop - at <= len(data) else None
             try:
-                for _, decoded, end, last in _units.inflate_chunks(window, self.chunk, until=until,
-                                                                   at_eof=at + len(window) >= self.size):
+                for piece in _units.inflate_chunks(data, self.chunk, until=until, history=history,
+                                                   at_eof=at + len(data) >= self.size):
                     progressed = True
-                    yield decoded
-                    if last:
-                        if not self._ends_member(at + end):
-                            self._fail("the stream goes on after its first member", at + end + 8)
+                    end = at + piece.end
+                    if piece.last and not self._ends_member(end):
+                        self._fail("the stream goes on after its first member", end + 8)
+                    yield piece._replace(start=at + piece.start, end=end)
+                    if piece.last:
                         return
-                    if stop is not None and at + end >= stop:
-                        if at + end != stop:
+                    if stop is not None and end >= stop:
+                        if end != stop:
                             self._fail("no chunk starts where the next partition begins", stop)
                         return
-                    next_at = at + end
+                    next_at = end
+                    history = _units.slide(history, piece.data)
             except zlib.error as error:
                 self._fail(f"corrupt deflate data ({error})", at)
             if not progressed:
+                if at + len(data) < self.size and length < _MOST_READ_CHUNKS * self.limit:
+                    length *= 2  # a chunk longer than `data`: flushed pieces of a few bytes expand
+                    continue
                 self._fail("no chunk could be decoded", at)
-            at = next_at
+            at, length = next_at, max(window, 2 * self.limit)
 
     def own(self) -> bytes:
         begin = self._chunk_start(self.part.start)
         self.end = self._chunk_start(self.part.next_start) if self.part.next_start is not None else None
         if begin is None or (self.end is not None and begin >= self.end):
             return b""
-        return b"".join(self._decode(begin, self.end))
+        return b"".join(piece.data for piece in self._chunks(begin, self.end))
 
     def following(self):
         if self.end is not None:
-            yield from self._decode(self.end, None)
+            yield from (piece.data for piece in self._chunks(self.end, None))
 
 
 def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes | None, kind: str,

@@ -16,6 +16,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 pd = pytest.importorskip("pandas")
+import dask  # noqa: E402
 import fsspec  # noqa: E402
 
 import sluice  # noqa: E402
@@ -347,6 +348,88 @@ def test_a_file_written_with_flushes_partitions_whole(client, tmp_path):
         assert b"".join(parts) == data, blocksize
 
 
+def test_a_chunk_longer_than_a_read_is_read_whole(tmp_path):
+    # Flushed pieces of a byte each take about 3.6 bytes a byte: a chunk of them is longer than a
+    # partition's reads (here twice the chunk size's most deflated size); before, it failed with
+    # "no chunk could be decoded" (with 1.5 MiB chunks, a valid file failed every partitioning).
+    rng = random.Random(29)
+    tiny = rng.randbytes(CHUNK + 100)
+    packed = tmp_path / "expanding.gz"
+    with sluice.open(packed, "wb", chunk_size=CHUNK) as f:
+        f.write(csv_bytes(2 * CHUNK, seed=3))
+        for i in range(len(tiny)):
+            f.write(tiny[i:i + 1])
+            f.flush()
+        f.write(csv_bytes(2 * CHUNK, seed=4))
+    data = csv_bytes(2 * CHUNK, seed=3) + tiny + csv_bytes(2 * CHUNK, seed=4)
+    from sluice import _units
+    size = packed.stat().st_size
+    with open(packed, "rb") as f:
+        index = _units.index_stream(f, size)
+        pieces = sluice.dask._ChunkPieces(f, size, index, sluice.dask._Partition(str(packed)))
+        chunks = list(pieces._chunks(index.independent[0], None, window=0))
+    assert max(c.end - c.start for c in chunks) > 2 * _units.most_deflated(CHUNK)
+    assert b"".join(c.data for c in chunks) == data
+
+
+def test_chunks_a_flush_cut_short_partition_whatever_their_lengths(tmp_path):
+    # Flushes after much (each ends the chunk being filled) one byte before a chunk's end and one
+    # chunk later: the chunks there are 1 byte, a chunk from the first flush to the second (as
+    # long as a whole one, but not on the grid), then 1 byte again. A partition that started at
+    # the first flush took the chunk after the second for a whole one and failed ("a chunk decoded
+    # to more than ...").
+    chunk = 2 * CHUNK
+    data = csv_bytes(12 * chunk, seed=33)
+    first = 5 * chunk - 1
+    packed = tmp_path / "flushed.gz"
+    with sluice.open(packed, "wb", chunk_size=chunk) as f:
+        for start, end in [(0, first), (first, first + chunk), (first + chunk, len(data))]:
+            f.write(data[start:end])
+            f.flush()
+    # Partitions start in many places (13 of these 26 sizes failed; 806 KB of gzip).
+    for blocksize in range(100_000, 300_000, 7919):
+        _, blocks = sluice.dask.read_bytes(str(packed), blocksize=blocksize, sample=False)
+        assert len(blocks[0]) > 1
+        parts = dask.compute(*blocks[0], scheduler="sync")
+        assert b"".join(parts) == data, blocksize
+
+
+@pytest.mark.parametrize("case", ["flushed-records-ending-in-the-pattern", "a-false-start-inflates"])
+def test_default_gzip_partitions_where_sync_flush_patterns_deceive(tmp_path, case):
+    rng = random.Random(23)
+    packed = tmp_path / "deceiving.gz"
+    chunk = CHUNK
+    if case == "flushed-records-ending-in-the-pattern":
+        # Records that do not compress and end with 00 00 ff ff, each flushed, and copies of the
+        # last few: a flushed piece is a stored block that ends with the pattern, a block end
+        # inside a chunk, and a copy refers back across one or more of them (read as a chunk of
+        # its own, it failed: "distance too far back").
+        with sluice.open(packed, "wb", chunk_size=chunk) as f:
+            records = []
+            for _ in range(400):
+                records.append(rng.randbytes(rng.randrange(100, 3000)) + b"\x00\x00\xff\xff")
+                records.append(records[-rng.randrange(1, min(6, len(records) + 1))])
+                for record in records[-2:]:
+                    f.write(record)
+                    f.flush()
+        data = b"".join(records)
+    else:
+        # Chunks of stored data that end with the pattern and 02: after that false pattern, the
+        # 02 and the chunk's own sync flush inflate as an empty fixed block and an empty stored
+        # one. A start taken there was no chunk's start for the partition before. (A chunk size
+        # that is no multiple of a stored block's 65,535 bytes keeps the pattern inside one.)
+        chunk = 100_000
+        data = b"".join(rng.randbytes(chunk - 5) + b"\x00\x00\xff\xff\x02" for _ in range(24))
+        path = tmp_path / "data.bin"
+        path.write_bytes(data)
+        packed = sluice_made(path, "gzip", chunk=chunk)
+    for blocksize in range(chunk // 4, 3 * chunk, 9973):
+        _, blocks = sluice.dask.read_bytes(str(packed), blocksize=blocksize, sample=False)
+        assert len(blocks[0]) > 1
+        parts = dask.compute(*blocks[0], scheduler="sync")
+        assert b"".join(parts) == data, blocksize
+
+
 @pytest.mark.parametrize("kind", ["csv", "random", "patterns", "short"])
 def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
     rng = random.Random(17)
@@ -365,18 +448,21 @@ def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
     header, chunk = _units.index_stream(io.BytesIO(packed), len(packed)).independent
     assert chunk == CHUNK
     body = packed[header:]
-    fast = list(_units.inflate_chunks(body, chunk))
-    slow = list(_units._inflate_chunks_with_zlib(body, chunk, 0))
+    fast = [(c.start, c.data, c.end, c.last) for c in _units.inflate_chunks(body, chunk)]
+    slow, at = [], 0
+    for decoded, end, last in _units._inflate_chunks_with_zlib(body, chunk, 0):
+        slow.append((at, decoded, end, last))
+        at = end
     assert [(s, e, last) for s, _, e, last in fast] == [(s, e, last) for s, _, e, last in slow]
     assert b"".join(d for _, d, _, _ in fast) == data
     assert fast[-1][3] and len(packed) - header - fast[-1][2] == 8  # the trailer follows the last chunk
     # A window that ends inside a chunk, not at the end of the file: the whole chunks before it.
     cut = body[:fast[-1][0] + 10]
-    assert [e for _, _, e, _ in _units.inflate_chunks(cut, chunk, at_eof=False)] == [e for _, _, e, _ in fast[:-1]]
+    assert [c.end for c in _units.inflate_chunks(cut, chunk, at_eof=False)] == [e for _, _, e, _ in fast[:-1]]
     # A window that holds the member's last chunk whole, then more zero padding than a chunk: the
     # last chunk is decoded, though the file goes on.
     padded = body + b"\0" * (_units.most_deflated(chunk) + 10)
-    assert [(e, last) for _, _, e, last in _units.inflate_chunks(padded, chunk, at_eof=False)] == \
+    assert [(c.end, c.last) for c in _units.inflate_chunks(padded, chunk, at_eof=False)] == \
         [(e, last) for _, _, e, last in fast]
     # Damaged deflate: the native way fails where zlib does, and gives what zlib gives otherwise
     # (deflate has no check of its own; the stored data of "random" inflates either way).
@@ -384,28 +470,36 @@ def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
         broken = bytearray(body)
         broken[fast[1][0] + 20] ^= 0xFF
 
-        def outcome(chunks):
+        def outcome(pieces):
             try:
-                return b"".join(d for _, d, _, _ in chunks)
+                return b"".join(pieces)
             except (zlib.error, sluice.CorruptDataError):
                 return "error"
-        assert outcome(_units.inflate_chunks(bytes(broken), chunk)) == \
-            outcome(_units._inflate_chunks_with_zlib(bytes(broken), chunk, 0))
+        assert outcome(c.data for c in _units.inflate_chunks(bytes(broken), chunk)) == \
+            outcome(d for d, _, _ in _units._inflate_chunks_with_zlib(bytes(broken), chunk, 0))
 
 
-@pytest.mark.parametrize("case", ["level-1-random", "gz-files-inside"])
+@pytest.mark.parametrize("case", ["level-1-random", "gz-files-inside", "gz-files-of-the-same-chunk-size-inside"])
 def test_gzip_chunks_of_stored_data_split_right(client, tmp_path, case):
     # ISA-L at level 1 stores what does not compress and must still end each chunk on a sync
     # flush; deflate streams stored inside the data (a tar of .gz files) look like chunk starts.
     rng = random.Random(17)
     if case == "level-1-random":
         data, extra = rng.randbytes(3_000_000), ["-1", "--gzip-backend", "isal"]
-    else:
+    elif case == "gz-files-inside":
         inner = tmp_path / "inner"
         inner.write_bytes(csv_bytes(40_000, seed=2))
         packed_inner = subprocess.run([PROGRAM, "--chunk-size", "4K", "-c", str(inner)], stdout=subprocess.PIPE,
                                       check=True).stdout
         data, extra = b"".join(rng.randbytes(30_000) + packed_inner for _ in range(20)), []
+    else:
+        # Whole chunks of the inner stream (a few KB of deflate each) lie in one stored block of
+        # the outer: a start found there is proven only by chunks that go on past it.
+        inner = tmp_path / "inner"
+        inner.write_bytes(bytes(rng.choice(b"ab") for _ in range(20 * CHUNK)))
+        packed_inner = subprocess.run([PROGRAM, "--chunk-size", str(CHUNK), "-c", str(inner)],
+                                      stdout=subprocess.PIPE, check=True).stdout
+        data, extra = b"".join(rng.randbytes(30_000) + packed_inner for _ in range(8)), []
     path = tmp_path / "data.bin"
     path.write_bytes(data)
     packed = sluice_made(path, "gzip", extra=extra)
