@@ -623,8 +623,9 @@ class SluiceFile(io.BufferedIOBase):
     io.BufferedReader (in C, as gzip.open's are) under the file's lock, so readinto(), read1(),
     readline() and iteration by lines work as on any binary file. A read that meets an error
     returns what decoded before it first and raises the error at the next read, as often as it
-    is asked (lines: the incomplete line it cut comes first); read() and readlines() of
-    everything, readline() and iteration raise it rather than end early.
+    is asked; lines are whole ones only, as gzip.open's are (the line the error cut is not given
+    as one: read() still has its bytes); read() and readlines() of everything, readline() and
+    iteration raise it rather than end early.
 
     Writing compresses on all cores as bytes come; close() ends the stream. flush() makes what
     was written so far decodable to a reader of the output, as gzip's does, without ending the
@@ -888,8 +889,8 @@ class SluiceFile(io.BufferedIOBase):
         return self._reading().peek(max(size, 1)) or self._nothing()
 
     def readline(self, size: int | None = -1) -> bytes:
-        """The next line, with its b"\\n" (at most `size` bytes when given). Before an error, the
-        incomplete line it cut comes first, as read() gives what decoded before it."""
+        """The next line, with its b"\\n" (at most `size` bytes when given). The line an error
+        cut is not one: the error is raised in its place, and read() has its bytes."""
         whole = size is None or (type(size) is int and size < 0)
         if whole:
             try:
@@ -902,7 +903,8 @@ class SluiceFile(io.BufferedIOBase):
                     return self._line() or self._nothing()
                 if self._lines:
                     self._give_back_lines()
-                return self._buffered.readline(size) or (b"" if size == 0 else self._nothing())  # _NotReadable writing
+                line = self._buffered.readline(size)  # _NotReadable writing
+                return self._whole(line, size) or (b"" if size == 0 else self._nothing())
             except BaseException as stop:
                 self._stopped(stop)
                 raise
@@ -911,12 +913,19 @@ class SluiceFile(io.BufferedIOBase):
     def readlines(self, hint: int | None = -1) -> list[bytes]:
         """The lines left (about `hint` bytes of them when given). All of them ended by an error:
         the error, and the lines back to be read again; some before one: those, and the error
-        at the next read."""
+        at the next read (the line it cut is not one: read() has its bytes)."""
         buffered = self._reading()
         lines = buffered.readlines(hint)
-        if self._decoding.error is not None and (not lines or hint is None or hint <= 0):
-            self._decoding.unread(b"".join(lines))  # the buffered reader holds nothing: it read to the end
-            buffered.tell()
+        if self._decoding.error is None:
+            return lines
+        # It read to the error: the line that it cut goes back, and the others too where all
+        # were asked for or none is left.
+        back = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        if not lines or hint is None or hint <= 0:
+            back, lines = b"".join(lines) + back, []
+        self._decoding.unread(back)  # the buffered reader holds nothing: it read to the end
+        buffered.tell()
+        if not lines:
             self._raise()
         return lines
 
@@ -953,12 +962,21 @@ class SluiceFile(io.BufferedIOBase):
         ahead = buffered.peek(1)  # what it holds (one read of the stream when it holds nothing)
         end = ahead.rfind(b"\n")
         if end < 0:
-            return buffered.readline()  # a line longer than what is decoded: it waits for the rest
+            return self._whole(buffered.readline())  # a line longer than what is decoded: it waits for the rest
         self._left = None
         batch = iter(io.BytesIO(buffered.read(end + 1)).readlines())
         first = next(batch)  # this call's, before the rest is where other threads take lines
         lines.extend(batch)
         return first
+
+    def _whole(self, line: bytes, size: int | None = -1) -> bytes:
+        """`line`, unless an error cut it (it has no b"\\n", is shorter than `size`, and the stream
+        ended with an error): then b"", and its bytes back in front of the stream for read()."""
+        if line.endswith(b"\n") or self._decoding.error is None or (size is not None and 0 <= size <= len(line)):
+            return line
+        self._decoding.unread(line)
+        self._buffered.tell()  # the buffered reader keeps the stream's position: it asks again
+        return b""
 
     def _batch_left(self) -> int:
         """The bytes of the lines left in the batch: sums of the last k lines, made once a batch
@@ -1333,7 +1351,8 @@ class _Decoding(io.RawIOBase):
             raise io.UnsupportedOperation("cannot seek backward: the underlying file is not seekable")
         self.moved = True
         unit = None
-        if self._start is not None and (backward or offset - self._position - len(self._pending) > _SEEK_BY_INDEX_BYTES):
+        ahead = offset - self._position - len(self._pending)
+        if self._start is not None and (backward or ahead > _SEEK_BY_INDEX_BYTES):
             # A file object's index is read without moving it (pread, a BytesIO's buffer), or
             # while no run reads it: on the way back, or once its run has ended.
             if (self._file is None or backward or self._eof or self.error is not None

@@ -516,14 +516,27 @@ def test_lines_and_read_all_raise_on_a_truncated_file_never_end_quietly(tmp_path
     with sluice.open(path, "rt") as f, pytest.raises(sluice.CorruptDataError):
         for _ in f:
             pass
-    # Binary lines: what decoded before the error (the incomplete line it cut last), then the error.
-    for how in ("iteration", "readline"):
+    # Binary lines: the whole lines that decoded before the error, then the error, as gzip.open
+    # gives them (the line the error cut is not one; read() still has its bytes).
+    for how in ("iteration", "readline", "readline(size)", "readlines(hint)"):
         seen = []
-        with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
-            for line in (f if how == "iteration" else iter(f.readline, b"")):
-                seen.append(line)
-        assert len(seen) > 1000 and all(line.endswith(b"\n") for line in seen[:-1])
-        assert data.startswith(b"".join(seen))
+        with sluice.open(path) as f:
+            with pytest.raises(sluice.CorruptDataError):
+                if how == "iteration":
+                    seen.extend(f)
+                elif how == "readline":
+                    seen.extend(iter(f.readline, b""))
+                elif how == "readline(size)":
+                    seen.extend(iter(lambda: f.readline(1 << 20), b""))
+                else:
+                    while lines := f.readlines(1 << 20):
+                        seen.extend(lines)
+            assert len(seen) > 1000 and all(line.endswith(b"\n") for line in seen), how
+            assert data.startswith(b"".join(seen))
+            cut = f.read(100)
+            assert cut and b"\n" not in cut and data[len(b"".join(seen)):].startswith(cut), how
+            with pytest.raises(sluice.CorruptDataError):
+                f.readline()
     with sluice.open(path) as f, pytest.raises(sluice.CorruptDataError):
         f.readlines()
     with sluice.open(path) as f:
