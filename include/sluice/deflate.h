@@ -1,5 +1,6 @@
-// Raw deflate (RFC 1951), for callers that parse a container themselves: sluice.dask inflates the
-// independent chunks of a gzip member it has cut into partitions.
+// Raw deflate (RFC 1951) and gzip's CRC-32, for callers that parse a container themselves:
+// sluice.dask inflates the independent chunks of a gzip member it has cut into partitions, and
+// checks the member's CRC-32 from theirs.
 #pragma once
 
 #include <cstdint>
@@ -23,5 +24,11 @@ void inflate_exact(ByteView deflated, std::span<std::uint8_t> out);
 // block, or it inflates to more than out.size(). The end is proven by the inflater's state, not
 // guessed from the bytes. Thread-safe (a decompressor per thread; ISA-L).
 std::size_t inflate_blocks(ByteView deflated, std::span<std::uint8_t> out, ByteView window = {});
+
+// gzip's CRC-32 (ISA-L's), chainable: update_crc32(update_crc32(0, a), b) == update_crc32(0, a + b).
+std::uint32_t update_crc32(std::uint32_t crc, ByteView bytes);
+// The CRC-32 of a + b from the CRC-32s of a and b and b's length (zlib's crc32_combine): the
+// check of a member whose parts were inflated apart.
+std::uint32_t combine_crc32(std::uint32_t crc_a, std::uint32_t crc_b, std::uint64_t length_b);
 
 }  // namespace sluice

@@ -940,6 +940,17 @@ PYBIND11_MODULE(_native, m) {
         return py::bytes(reinterpret_cast<const char*>(out.data()), size);
       },
       py::arg("data"), py::arg("max_size"), py::arg("window") = py::bytes());
+  // gzip's CRC-32 of a bytes-like object, after `crc` (ISA-L's, the GIL released), and two of
+  // them combined: sluice.dask checks a member inflated in partitions against its trailer.
+  m.def(
+      "crc32",
+      [](const py::buffer& data, std::uint32_t crc) {
+        const Input input(data);
+        py::gil_scoped_release release;
+        return update_crc32(crc, input.view());
+      },
+      py::arg("data"), py::arg("crc") = 0);
+  m.def("combine_crc32", &combine_crc32, py::arg("crc_a"), py::arg("crc_b"), py::arg("length_b"));
   m.def(
       "stream_framing",
       [](const std::string& format, int level, std::size_t chunk_size, const std::map<std::string, std::string>& knobs,

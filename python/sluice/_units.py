@@ -300,18 +300,36 @@ def unit_stream(index: Index, units: list[Unit], data: bytes) -> bytes:
     """The bytes that decode to exactly `units` (consecutive units of `index`; `data` holds the
     file's bytes from units[0].offset to the end of the last): lz4 blocks get their frame's header
     and an end mark."""
-    base, out, i = units[0].offset, [], 0
+    base = units[0].offset
+    return b"".join(header + data[start - base:start - base + length] + end
+                    for start, length, header, end in _unit_pieces(index, units))
+
+
+def file_offset(index: Index, units: list[Unit], at: int) -> int:
+    """Where byte `at` of unit_stream(index, units, ...) is in the file (a frame header or end
+    mark put around lz4 blocks: where its blocks begin or end), for an error's offset."""
+    pos = 0
+    for start, length, header, end in _unit_pieces(index, units):
+        if at < pos + len(header) + length:
+            return start + max(0, at - pos - len(header))
+        pos += len(header) + length + len(end)
+        if at < pos:
+            return start + length
+    return units[-1].offset + units[-1].size
+
+
+def _unit_pieces(index: Index, units: list[Unit]):
+    """unit_stream's pieces: (file offset, length, header, end) for each run of units of one
+    frame (one run without header or end where units are whole frames or members)."""
+    i = 0
     while i < len(units):
         j = i + 1
         while j < len(units) and units[j].frame == units[i].frame:
             j += 1
-        piece = data[units[i].offset - base:units[j - 1].offset + units[j - 1].size - base]
-        if units[i].frame in index.frames:
-            header, end = index.frames[units[i].frame]
-            piece = header + piece + end
-        out.append(piece)
+        start = units[i].offset
+        header, end = index.frames.get(units[i].frame, (b"", b""))
+        yield start, units[j - 1].offset + units[j - 1].size - start, header, end
         i = j
-    return b"".join(out)
 
 
 # ---- gzip's one member of independent chunks ----

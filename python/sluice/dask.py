@@ -29,9 +29,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import operator
 import os
 import posixpath
+import re
 import shutil
+import struct
 import threading
 import time
 import uuid
@@ -584,11 +587,26 @@ def _first_chunk_ratio(data: bytes, chunk: int) -> float | None:
     return None
 
 
-def _read_units(f, index: _units.Index, first: int, stop: int) -> bytes:
+def _read_units(f, index: _units.Index, first: int, stop: int, url: str) -> bytes:
     units = index.units[first:stop]
     f.seek(units[0].offset)
     data = f.read(units[-1].offset + units[-1].size - units[0].offset)
-    return _decompress(_units.unit_stream(index, units, data), threads=1)
+    try:
+        return _decompress(_units.unit_stream(index, units, data), threads=1)
+    except Error as error:
+        raise _in_file(error, url, lambda at: _units.file_offset(index, units, at)) from None
+
+
+def _in_file(error: Error, url: str, where) -> Error:
+    """`error` of decoding part of the file at `url` as the file's: named for it, each "at byte
+    N" (of the part) moved to where the byte is in the file (`where(N)`)."""
+    def moved(text: str) -> str:
+        return re.sub(r"at byte (\d+)", lambda m: f"at byte {where(int(m[1]))}", text)
+    offset = None if error.offset is None else where(error.offset)
+    named = type(error)(f"{url}: {moved(str(error))}", error.kind, url, offset, f"{url}: {moved(error.detail)}",
+                        error.errno)
+    named.output = error.output
+    return named
 
 
 class _UnitPieces:
@@ -602,7 +620,7 @@ class _UnitPieces:
     def own(self) -> bytes:
         if self.part.stop <= self.part.first:
             return b""
-        return _read_units(self.f, self.index, self.part.first, self.part.stop)
+        return _read_units(self.f, self.index, self.part.first, self.part.stop, self.part.url)
 
     def following(self):
         index, j = self.index, self.part.stop
@@ -614,7 +632,7 @@ class _UnitPieces:
                 index = _units.index_stream(self.f, self.size)  # the whole index, once
                 j = next(k for k, unit in enumerate(index.units) if unit.offset > last.offset)
                 continue
-            yield _read_units(self.f, index, j, j + 1)
+            yield _read_units(self.f, index, j, j + 1, self.part.url)
             j += 1
 
 
@@ -636,6 +654,10 @@ class _ChunkPieces:
         self.header, self.chunk = index.independent
         self.limit = _units.most_deflated(self.chunk)
         self.end: int | None = None
+        # After own(): the CRC-32 and length of what it gave, and where it reached the member's
+        # end, the trailer's offset, CRC-32 and ISIZE (_check_member).
+        self.check: tuple[int, int] = (0, 0)
+        self.trailer: tuple[int, int, int] | None = None
 
     def _read(self, at, length):
         self.f.seek(at)
@@ -751,9 +773,15 @@ class _ChunkPieces:
     def own(self) -> bytes:
         begin = self._chunk_start(self.part.start)
         self.end = self._chunk_start(self.part.next_start) if self.part.next_start is not None else None
-        if begin is None or (self.end is not None and begin >= self.end):
-            return b""
-        return b"".join(piece.data for piece in self._chunks(begin, self.end))
+        pieces = []
+        if begin is not None and (self.end is None or begin < self.end):
+            for piece in self._chunks(begin, self.end):
+                pieces.append(piece.data)
+                if piece.last:  # the member's trailer: its CRC-32 and ISIZE
+                    self.trailer = (piece.end, *struct.unpack("<II", self._read(piece.end, 8)))
+        data = b"".join(pieces)
+        self.check = (_native.crc32(data), len(data))
+        return data
 
     def following(self):
         if self.end is not None:
@@ -761,48 +789,78 @@ class _ChunkPieces:
 
 
 def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes | None, kind: str,
-                     index: _units.Index, size: int) -> bytes:
+                     index: _units.Index, size: int):
     """One partition's bytes: Dask's delimiter rule applied to the decoded stream, with the
     partition's start at its first unit's uncompressed offset: it begins after the first
     delimiter at or after that offset (the first partition at 0) and ends after the first
-    delimiter at or after the next partition's start; so each record is in exactly one."""
+    delimiter at or after the next partition's start; so each record is in exactly one. For
+    gzip's one member of independent chunks, (bytes, its part of the member's check: the CRC-32
+    and length of the chunks it owns, and the trailer where they end the member)."""
     fs, path, f = _open(part.url, storage_options)
     with f:
         if kind == "whole":
             f.seek(0)
-            return _decompress(f.read(), threads=1)
+            try:
+                return _decompress(f.read(), threads=1)
+            except Error as error:
+                raise _in_file(error, part.url, lambda at: at) from None
         pieces = _UnitPieces(f, index, part, size) if kind == "units" else _ChunkPieces(f, size, index, part)
-        own = pieces.own()
-        if delimiter is None:
-            return own
-        # Offsets below are from the partition's start: `own` ends where the next one starts.
-        data, following = bytearray(own), pieces.following()
-        next_start = len(own)
+        data = _delimited(part, pieces, delimiter)
+        return (data, (*pieces.check, pieces.trailer)) if kind == "chunks" else data
 
-        def more() -> bool:
-            piece = next(following, None)
-            if piece is None:
-                return False
-            data.extend(piece)
-            return True
 
-        start = 0
-        if part.number > 0:  # after the first delimiter that starts in this partition
-            while len(data) < next_start + len(delimiter) - 1 and more():
-                pass
-            found = data.find(delimiter, 0, next_start + len(delimiter) - 1)
-            if found < 0:
-                return b""  # the record that began before this partition runs through it
-            start = found + len(delimiter)
-        # ... to the end of the first delimiter that starts at or after the next partition's start.
-        searched = next_start
-        while True:
-            found = data.find(delimiter, searched)
-            if found >= 0:
-                return bytes(data[start:found + len(delimiter)])
-            searched = max(next_start, len(data) - len(delimiter) + 1)
-            if not more():
-                return bytes(data[start:])
+def _delimited(part: _Partition, pieces, delimiter: bytes | None) -> bytes:
+    """The partition's records: its own bytes, cut by Dask's delimiter rule (_partition_bytes)."""
+    own = pieces.own()
+    if delimiter is None:
+        return own
+    # Offsets below are from the partition's start: `own` ends where the next one starts.
+    data, following = bytearray(own), pieces.following()
+    next_start = len(own)
+
+    def more() -> bool:
+        piece = next(following, None)
+        if piece is None:
+            return False
+        data.extend(piece)
+        return True
+
+    start = 0
+    if part.number > 0:  # after the first delimiter that starts in this partition
+        while len(data) < next_start + len(delimiter) - 1 and more():
+            pass
+        found = data.find(delimiter, 0, next_start + len(delimiter) - 1)
+        if found < 0:
+            return b""  # the record that began before this partition runs through it
+        start = found + len(delimiter)
+    # ... to the end of the first delimiter that starts at or after the next partition's start.
+    searched = next_start
+    while True:
+        found = data.find(delimiter, searched)
+        if found >= 0:
+            return bytes(data[start:found + len(delimiter)])
+        searched = max(next_start, len(data) - len(delimiter) + 1)
+        if not more():
+            return bytes(data[start:])
+
+
+def _check_member(last, checks: list, url: str) -> bytes:
+    """The last partition's bytes once the CRC-32s and lengths of all partitions' chunks, joined
+    in order, are the member's trailer's; else CorruptDataError (a change that still inflates:
+    data stored as it is, a literal's code turned into another's)."""
+    crc, length, trailer = 0, 0, None
+    for part_crc, part_length, part_trailer in checks:
+        crc = _native.combine_crc32(crc, part_crc, part_length)
+        length += part_length
+        trailer = trailer or part_trailer
+    if trailer is None:
+        raise Error(f"{url}: no partition reached the member's end", "internal", url)
+    at, stored_crc, stored_size = trailer
+    if (crc, length % (1 << 32)) != (stored_crc, stored_size):
+        raise CorruptDataError(f"{url}: the data does not match the member's CRC-32 and size (trailer at byte {at}: "
+                               f"{stored_crc:08x}, {stored_size}; the partitions give {crc:08x}, {length % (1 << 32)})",
+                               "corrupt_data", url, at)
+    return last[0]
 
 
 def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | None = "64 MiB",
@@ -823,13 +881,19 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     for path in paths:
         url = fs.unstrip_protocol(path)
         index, size, parts, kind = _plan(url, storage_options, blocksize)
-        file_blocks = []
+        tasks = []
         for p in parts:
             task_index, task_part = _task_index(index, p) if kind == "units" else (index, p)
-            file_blocks.append(delayed(_partition_bytes, pure=True)(
+            tasks.append(delayed(_partition_bytes, pure=True)(
                 task_part, storage_options, delimiter, kind, task_index, size,
                 dask_key_name=f"sluice-read-{uuid.uuid4().hex}-{p.number}"))
-        blocks.append(file_blocks)
+        if kind == "chunks":
+            # The member's CRC-32 covers all of it: the last partition's bytes come once every
+            # partition's part of the check agrees with the trailer (a few numbers each move).
+            checks = [delayed(operator.itemgetter(1), pure=True)(task) for task in tasks]
+            tasks = [delayed(operator.itemgetter(0), pure=True)(task) for task in tasks[:-1]] + \
+                [delayed(_check_member, pure=True)(tasks[-1], checks, url)]
+        blocks.append(tasks)
         urls.append(url)
     sample_bytes = b""
     if sample:

@@ -430,6 +430,46 @@ def test_default_gzip_partitions_where_sync_flush_patterns_deceive(tmp_path, cas
         assert b"".join(parts) == data, blocksize
 
 
+@pytest.mark.parametrize("delimiter", [None, b"\n"])
+def test_default_gzip_partitions_are_checked_against_the_members_crc(tmp_path, delimiter):
+    # A changed byte of stored data (random data does not compress) inflates all the same: only
+    # the member's CRC-32 tells. Partitions of the default form gave it back changed, silently.
+    data = random.Random(31).randbytes(20 * CHUNK)
+    path = tmp_path / "noise.bin"
+    path.write_bytes(data)
+    packed = sluice_made(path, "gzip")
+    damaged = bytearray(packed.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x10
+    packed.write_bytes(damaged)
+    for blocksize in [CHUNK // 2, 3 * CHUNK, None]:
+        _, blocks = sluice.dask.read_bytes(str(packed), delimiter=delimiter, blocksize=blocksize, sample=False)
+        assert len(blocks[0]) > 1 or blocksize is None
+        with pytest.raises(sluice.CorruptDataError, match="CRC-32") as caught:
+            dask.compute(*blocks[0], scheduler="sync")
+        assert str(packed) in str(caught.value) and caught.value.offset == len(damaged) - 8, blocksize
+
+
+@pytest.mark.parametrize("form", ["gzip-multi-member", "zstd", "lz4"])
+def test_a_partitions_error_names_the_file_and_where_in_it(tmp_path, form):
+    # A partition decodes its units apart from the file: its error was worded for them ("member
+    # starting at byte 0"), without the file's name or offsets.
+    data = csv_bytes(20 * CHUNK, seed=5)
+    path = tmp_path / "table.csv"
+    path.write_bytes(data)
+    packed = sluice_made(path, form)
+    damaged = bytearray(packed.read_bytes())
+    damaged[len(damaged) // 2] ^= 0x55
+    packed.write_bytes(damaged)
+    with pytest.raises(sluice.CorruptDataError) as whole:
+        sluice.decompress(bytes(damaged), threads=1)
+    _, blocks = sluice.dask.read_bytes(str(packed), blocksize=CHUNK, sample=False)
+    assert len(blocks[0]) > 2
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        dask.compute(*blocks[0], scheduler="sync")
+    assert caught.value.offset == whole.value.offset
+    assert str(caught.value) == f"file://{packed}: {whole.value}" and caught.value.path == f"file://{packed}"
+
+
 @pytest.mark.parametrize("kind", ["csv", "random", "patterns", "short"])
 def test_native_chunk_inflate_gives_what_zlib_gives(tmp_path, kind):
     rng = random.Random(17)
