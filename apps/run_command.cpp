@@ -55,6 +55,11 @@ int report_run_error(const Error& error) {
   return exit_status(error);
 }
 
+// An untar stage's entry refused, not written or read past: the rest went on (pipeline.h).
+void print_problem(const std::string& message) { fmt::print(stderr, "sluice: {}\n", message); }
+
+bool had_problems(const PipelineReport& report) { return report.refused + report.failed + report.warnings > 0; }
+
 void print_item(const PipelineItem& item, bool verbose) {
   if (!verbose) return;
   fmt::print(stderr, "{} -> {} ({} -> {} bytes){}\n", item.input, item.output, item.input_bytes, item.output_bytes,
@@ -85,7 +90,8 @@ int run_pipeline_command(int argc, char** argv) {
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
   tidy_help(app);
-  app.footer("Exit status: 0 success, 1 a stage failed, 2 the pipeline file or a flag is wrong.");
+  app.footer("Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"
+             "entries, each named on stderr; the others were extracted), 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
   for (const auto& assignment : overrides) {
     if (assignment.find('=') == std::string::npos || assignment.front() == '=') {
@@ -106,12 +112,13 @@ int run_pipeline_command(int argc, char** argv) {
       return kExitSuccess;
     }
     refuse_terminal_output(spec.output);
-    const PipelineReport report = run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); });
+    const PipelineReport report =
+        run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
     if (verbose) {
       fmt::print(stderr, "{} outputs in {:.2f} s{}\n", report.items.size(), report.seconds,
                  report.manifest.empty() ? "" : ", manifest " + report.manifest);
     }
-    return kExitSuccess;
+    return had_problems(report) ? kExitFailure : kExitSuccess;
   } catch (const Error& e) {
     return report_run_error(e);
   }
@@ -184,8 +191,8 @@ int run_transcode_command(int argc, char** argv) {
     spec.stages =
         output_dir.empty() ? std::vector<StageSpec>{decompress, compress} : std::vector<StageSpec>{unpack, compress};
     if (output_dir.empty()) refuse_terminal_output(spec.output);
-    run_pipeline(spec);
-    return kExitSuccess;
+    // As `sluice tar -x`: entries refused or not written are named, the others written, exit 2.
+    return had_problems(run_pipeline(spec, {}, print_problem)) ? kExitWarning : kExitSuccess;
   } catch (const Error& e) {
     return report_error("sluice", e);
   }

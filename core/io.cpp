@@ -348,7 +348,8 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place)
   // name is made once, at commit (linkat), instead of a temporary's and a rename: a third of the
   // directory operations of a batch of small files.
   if (!exists && proc_fd_links()) {
-    fd_ = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    // Read and write: where it cannot be linked, it is read back into a named temporary.
+    fd_ = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd_ >= 0) {
       unnamed_ = true;
       return;
@@ -485,6 +486,11 @@ void OutputFile::link_unnamed(bool durable) {
   if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
       (errno == EEXIST || ::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) != 0)) {
     if (errno == EEXIST && !overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+    // The name itself cannot be (no copy would help): said as the system says it.
+    if (errno == ENAMETOOLONG || errno == ENOTDIR || errno == ENOSPC || errno == EDQUOT ||
+        errno == EROFS) {
+      throw_system_error("cannot create output", path_);
+    }
     // A file that appeared meanwhile, which we may replace: named as a temporary first, so that
     // the rename replaces it in one step.
     if (errno == EEXIST && link_as_temporary(self)) {

@@ -1,5 +1,6 @@
 // Running pipelines: input expansion, the three pipeline shapes, streaming transcode (two graphs
 // joined by a bounded pipe), and checksum manifests.
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <nettle/sha2.h>
@@ -254,10 +255,9 @@ class NullSink final : public ByteSink {
   std::string name_ = "<checksum>";
 };
 
-std::string hash_file(const std::string& path, const std::string& algorithm) {
+std::string hash_source(ByteSource& source, const std::string& algorithm) {
   NullSink null;
   HashingSink hashing(null, algorithm);
-  FdSource source(path);
   Buffer buffer(1024 * 1024);
   for (;;) {
     const std::size_t n = source.read(buffer.data(), buffer.capacity());
@@ -277,18 +277,76 @@ std::string manifest_path(const PipelineSpec& spec, const StageSpec& checksum) {
   return (parent.empty() ? fs::path(name) : parent / name).string();
 }
 
-void write_manifest(const std::string& path, const std::vector<PipelineItem>& items, bool overwrite) {
+// Where `path` is under `directory`, the part below it; empty where it is not (lexically).
+fs::path below(const std::string& directory, const std::string& path) {
+  const fs::path relative = fs::absolute(path).lexically_normal().lexically_relative(
+      fs::absolute(directory).lexically_normal());
+  return relative.empty() || *relative.begin() == ".." || relative == "." ? fs::path() : relative;
+}
+
+// `unpacked`: the directory an archive was extracted to, whose entries may be anything the
+// archive wanted there (a symbolic link to a device, say) and are never written through.
+void write_manifest(const std::string& path, const std::vector<PipelineItem>& items, const std::string& unpacked) {
   const fs::path base = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
   std::string text;
   for (const auto& item : items) {
     const std::string name = item.output == "-" ? "-" : fs::path(item.output).lexically_relative(base).string();
     text += fmt::format("{}  {}\n", item.checksum, name);
   }
+  const fs::path inside = unpacked.empty() ? fs::path() : below(unpacked, path);
+  if (!inside.empty()) {
+    // Its directories must be real ones, made by the archive or not; what is at its name is
+    // replaced (a link, a FIFO: not followed, not written into).
+    fs::path at = unpacked;
+    for (const auto& part : inside.parent_path()) {
+      at /= part;
+      struct stat status {};
+      if (::lstat(at.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
+        throw Error(ErrorKind::kIo, "the manifest's directory is not a directory (the archive put something else there)",
+                    at.string());
+      }
+    }
+  }
   std::error_code ignored;
   fs::create_directories(base, ignored);
-  OutputFile file(path, overwrite);
+  OutputFile file(path, true, /*devices_in_place=*/inside.empty());
   file.write(as_bytes(text));
   file.commit(false);
+}
+
+// Closes the descriptor it holds (if any) when it goes.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Opens the regular file `relative` under `directory` for reading, following no symbolic link
+// below `directory`: -1 where there is no regular file reached that way (a later entry of the
+// archive put a link or something else where a file or a directory was).
+int open_file_beneath(const std::string& directory, const fs::path& relative) {
+  int at = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  for (auto part = relative.begin(); at >= 0 && part != relative.end(); ++part) {
+    const bool last = std::next(part) == relative.end();
+    const int next = ::openat(at, part->c_str(), (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) |
+                                                     O_NOFOLLOW | O_CLOEXEC);
+    ::close(at);
+    at = next;
+  }
+  struct stat status {};
+  if (at >= 0 && (::fstat(at, &status) != 0 || !S_ISREG(status.st_mode))) {
+    ::close(at);
+    at = -1;
+  }
+  return at;
 }
 
 // The output for one input, through the optional hashing, then published.
@@ -407,21 +465,37 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
 // Each input archive (tar, compressed or not, or zip) extracted under the output directory; with
 // a compress stage, each of its files compressed to NAME + the codec's extension instead.
 void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
-                const std::function<void(const PipelineItem&)>& on_item) {
+                const std::function<void(const PipelineItem&)>& on_item,
+                const std::function<void(const std::string&)>& on_problem) {
   const CompressOptions compress = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   const std::string extension =
       plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
-    std::vector<std::string> files;
-    // The files written: named as each entry begins, dropped again if it then fails.
-    const auto add = [&](const std::string& path) {
-      files.push_back((fs::path(spec.output) / path).lexically_normal().string());
-    };
+    // The files written, under the output directory: named as each entry begins, dropped again
+    // where it then fails or a later entry takes its name (a link, say, in place of a file).
+    std::vector<fs::path> files;
     const auto drop = [&](const std::string& path) {
-      const std::string file = (fs::path(spec.output) / path).lexically_normal().string();
+      const fs::path file = fs::path(path).lexically_normal();
       const auto found = std::find(files.rbegin(), files.rend(), file);
       if (found != files.rend()) files.erase(std::next(found).base());
+    };
+    const auto begun = [&](const std::string& path, bool is_file) {
+      drop(path);
+      if (is_file) files.push_back(fs::path(path).lexically_normal());
+    };
+    // An entry refused for safety, not written, or read past: told, counted, and (unless the
+    // stage is strict, which throws instead) the rest goes on, as `sluice tar -x` does. Each
+    // message names the archive (a reader's warning and an error about it do already).
+    const std::string archive = printable_name(input.path);
+    const auto problem = [&](std::uint64_t& count, const std::string& message) {
+      ++count;
+      if (on_problem) on_problem(message);
+    };
+    const auto failure = [&](const std::string& what, const std::string& name, std::uint64_t at, const Error& error) {
+      if (error.path() == input.path) return std::string(error.what());
+      return fmt::format("{}: cannot extract {}'{}' (archive byte {}): {}", archive, what, printable_name(name), at,
+                         error.what());
     };
     check_stop(spec.stop);
     if (looks_like_zip(*opened)) {
@@ -431,9 +505,17 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.threads = spec.threads;
       extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
-        if (entry.type == ZipEntryType::kFile) add(entry.path + extension);
+        const bool file = entry.type == ZipEntryType::kFile;
+        begun(file ? entry.path + extension : entry.path, file);
       };
-      extract.on_failed = [&](const ZipEntry& entry, const Error&) { drop(entry.path + extension); };
+      extract.on_refused = [&](const ZipEntry& entry, const std::string& why) {
+        problem(report.refused, fmt::format("{}: refusing member '{}' (archive byte {}): {}", archive,
+                                            printable_name(entry.path), entry.header_offset, why));
+      };
+      extract.on_failed = [&](const ZipEntry& entry, const Error& error) {
+        drop(entry.path + extension);
+        problem(report.failed, failure("member ", entry.path, entry.header_offset, error));
+      };
       if (plan.compress)
         transcode_zip(*opened, extract, compress);
       else
@@ -444,10 +526,16 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.strict = plan.untar->strict;
       extract.threads = spec.threads;
       // The entry as written (transcode_tar names a compressed file NAME + extension).
-      extract.on_entry = [&](const TarEntry& entry) {
-        if (entry.type == TarEntryType::kFile) add(entry.path);
+      extract.on_entry = [&](const TarEntry& entry) { begun(entry.path, entry.type == TarEntryType::kFile); };
+      extract.on_refused = [&](const TarEntry& entry, const std::string& why) {
+        problem(report.refused, fmt::format("{}: refusing entry '{}' (archive byte {}): {}", archive,
+                                            printable_name(entry.path), entry.header_offset, why));
       };
-      extract.on_failed = [&](const TarEntry& entry, const Error&) { drop(entry.path); };
+      extract.on_failed = [&](const TarEntry& entry, const Error& error) {
+        drop(entry.path);
+        problem(report.failed, failure("", entry.path, entry.header_offset, error));
+      };
+      extract.on_warning = [&](const std::string& message) { problem(report.warnings, "warning: " + message); };
       StoppableSource source(*opened, spec.stop);
       if (plan.compress)
         transcode_tar(source, extract, compress);
@@ -457,11 +545,14 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
     for (const auto& file : files) {
       PipelineItem item;
       item.input = input.path;
-      item.output = file;
-      std::error_code error;
-      item.output_bytes = fs::file_size(file, error);
-      if (error) throw Error(ErrorKind::kIo, error.message(), file);
-      if (plan.checksum) item.checksum = hash_file(file, plan.checksum->algorithm);
+      item.output = (fs::path(spec.output) / file).string();
+      // Read without following a link below the output directory: what the archive put there
+      // last is what is reported, never a file elsewhere that a link of its points to.
+      const FileDescriptor fd(open_file_beneath(spec.output, file));
+      if (fd.get() < 0) throw Error(ErrorKind::kIo, "is no longer a regular file under the output directory", item.output);
+      FdSource source(fd.get(), item.output);
+      item.output_bytes = source.size().value_or(0);
+      if (plan.checksum) item.checksum = hash_source(source, plan.checksum->algorithm);
       report.items.push_back(item);
       if (on_item) on_item(item);
     }
@@ -569,7 +660,8 @@ std::string describe_pipeline(const PipelineSpec& spec) {
   return text;
 }
 
-PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item) {
+PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item,
+                            const std::function<void(const std::string&)>& on_problem) {
   const auto start = std::chrono::steady_clock::now();
   validate_pipeline(spec);
   const Plan plan = plan_of(spec);
@@ -577,11 +669,11 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   switch (plan.shape) {
     case Plan::Shape::kPerFile: run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
     case Plan::Shape::kArchive: run_archive(spec, plan, report, on_item); break;
-    case Plan::Shape::kUnpack: run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
+    case Plan::Shape::kUnpack: run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem); break;
   }
   if (plan.checksum) {
     report.manifest = manifest_path(spec, *plan.checksum);
-    write_manifest(report.manifest, report.items, true);
+    write_manifest(report.manifest, report.items, plan.shape == Plan::Shape::kUnpack ? spec.output : "");
   }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;

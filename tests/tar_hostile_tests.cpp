@@ -2,6 +2,7 @@
 // metadata built to grow memory or time) and odd ones other tars still read (lenient pax values,
 // links with data). Each is built byte by byte here, and where GNU tar and bsdtar read it the
 // same way, sluice must read it that way too.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -186,6 +187,69 @@ class Entries final : public TarEntryHandler {
 
 // Memory: local headers in a row, and global headers (which are never dropped), each of 8 MiB less a
 // little, of distinct records. What is held is bounded whatever the sequence.
+// ---- Pipelines that unpack (sluice run with an untar stage, sluice transcode --output-dir) ----
+
+// The checksum manifest goes where the archive was extracted: a link the archive put at its name
+// (to a FIFO or a file outside) is replaced, never written through; the report reads the files
+// the archive left, never what a later entry's link points to.
+TEST_F(TarHostile, AnUnpackPipelinesManifestAndReportFollowNoLinkTheArchiveMade) {
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  put("secret", testing::to_bytes(std::string("outside, not to be read")));
+  put("target", testing::to_bytes(std::string("outside, not to be written")));
+  for (const std::string outside : {"fifo", "target"}) {
+    SCOPED_TRACE(outside);
+    RawTar tar;
+    tar.file("a", "inside").header("a", '2', 0, (dir_ / "secret").string());  // a file, then a link in its place
+    tar.file("b", "kept").header("SHA256SUMS", '2', 0, (dir_ / outside).string()).end();
+    put_tar("hostile.tar", tar);
+    put("p.toml", testing::to_bytes(fmt::format("[input]\npaths = [\"hostile.tar\"]\n[[stage]]\nkind = \"untar\"\n"
+                                                "[[stage]]\nkind = \"checksum\"\n[output]\ndirectory = \"out-{}\"\n",
+                                                outside)));
+    // Opened for reading (no writer blocks), to catch what a write into it would leave.
+    const int fifo = ::open((dir_ / "fifo").c_str(), O_RDONLY | O_NONBLOCK);
+    ASSERT_GE(fifo, 0);
+    const auto r = sh(testing::sluice() + " run -v p.toml");
+    char byte = 0;
+    EXPECT_LE(::read(fifo, &byte, 1), 0) << "the manifest went into the FIFO outside";
+    ::close(fifo);
+    EXPECT_EQ(r.status, 0) << describe(r);
+    const fs::path out = dir_ / ("out-" + outside);
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / "SHA256SUMS"))) << describe(r);
+    EXPECT_EQ(get("target"), testing::to_bytes(std::string("outside, not to be written")));
+    const Bytes written = testing::read_file(out / "SHA256SUMS");
+    const std::string manifest(written.begin(), written.end());
+    EXPECT_EQ(manifest, sh("cd " + quote(out.string()) + " && sha256sum b").out);  // 'a' is a link now: not reported
+    EXPECT_EQ(r.err.find("secret"), std::string::npos) << r.err;
+  }
+}
+
+// Entries an untar stage refuses or cannot write are named and the run ends with a failure
+// status, the others extracted, as `sluice tar -x` does (they passed silently, with status 0).
+TEST_F(TarHostile, AnUnpackPipelineNamesWhatItRefusedAndFails) {
+  RawTar tar;
+  tar.file("../outside", "x").file("/absolute", "y").file("ok", "z")
+      .pax({{"path", std::string(300, 'y')}}).file("placeholder", "3").end();
+  put_tar("bad.tar", tar);
+  // Named as transcode_tar names them, with the extension of what they would have become.
+  const std::vector<std::string> expected = {
+      "sluice: bad.tar: refusing entry '../outside.gz' (archive byte 0): path contains '..'",
+      "sluice: bad.tar: refusing entry '/absolute.gz' (archive byte 1024): absolute path",
+      fmt::format("sluice: bad.tar: cannot extract '{0}.gz' (archive byte 3072): tx/{0}.gz: cannot create output: "
+                  "File name too long",
+                  std::string(300, 'y'))};
+  auto r = sh(testing::sluice() + " transcode bad.tar --output-dir tx -F gzip");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  for (const auto& line : expected) EXPECT_NE(r.err.find(line), std::string::npos) << line << "\n" << r.err;
+  EXPECT_TRUE(fs::exists(dir_ / "tx/ok.gz"));
+  put("p.toml", testing::to_bytes(std::string("[input]\npaths = [\"bad.tar\"]\n[[stage]]\nkind = \"untar\"\n"
+                                              "[output]\ndirectory = \"run\"\n")));
+  r = sh(testing::sluice() + " run p.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("refusing entry '../outside' (archive byte 0)"), std::string::npos) << r.err;
+  EXPECT_EQ(get("run/ok"), testing::to_bytes(std::string("z")));
+  EXPECT_FALSE(fs::exists(dir_ / "outside"));
+}
+
 TEST(TarHostileLibrary, MetadataHeldForEntriesIsBoundedWhateverTheSequenceOfHeaders) {
   Entries handler;
   TarReader reader(handler, "many-headers.tar");

@@ -95,11 +95,20 @@ struct PipelineReport {
   std::vector<PipelineItem> items;
   std::string manifest;  // path written, if any
   double seconds = 0;
+  // An untar stage's entries refused for safety, not written (the file system's error), and
+  // what its reader read past (a tar's warnings): each also told to on_problem.
+  std::uint64_t refused = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t warnings = 0;
 };
 
 // Runs the pipeline. The first failure stops it and is thrown (outputs already published stay;
-// the failing one is not published). `on_item` is called as each output is published.
-PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item = {});
+// the failing one is not published). `on_item` is called as each output is published. An untar
+// stage goes on past an entry it refuses or cannot write (as `sluice tar -x`; with the stage's
+// `strict`, that throws), telling `on_problem` ("ARCHIVE: refusing entry 'NAME' (archive byte N):
+// why") and counting it in the report.
+PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(const PipelineItem&)>& on_item = {},
+                            const std::function<void(const std::string&)>& on_problem = {});
 
 // Decompresses `source` (any format, detected) and compresses the result with `compress`,
 // streaming: both graphs run at once, joined by a bounded pipe.

@@ -1677,6 +1677,15 @@ class PipelineReport:
     items: list
     manifest: str  # the checksum manifest written, if any
     seconds: float
+    # An untar stage's entries refused for safety, not written, or read past: one message each
+    # ("ARCHIVE: refusing entry 'NAME' (archive byte N): why"), the others extracted, as with
+    # sluice.tar.extract (a stage with strict = true raises at the first instead).
+    problems: list = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no entry was refused, failed or warned about."""
+        return not self.problems
 
 
 def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry_run: bool = False,
@@ -1685,7 +1694,8 @@ def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry
     that names no file and holds a newline, a "=" or starts with "["). overrides: "key=value" strings or a dict,
     as `sluice run --set` (`{"threads": 4, "stage.2.level": 19, "output.directory": "out"}`).
     dry_run: return the resolved plan (str) without running. on_item(PipelineItem) as each
-    output is published. A mistake in the file raises UsageError naming FILE:LINE:COLUMN."""
+    output is published. A mistake in the file raises UsageError naming FILE:LINE:COLUMN. An
+    untar stage's refused or failed entries are in the report's problems (check .ok)."""
     if isinstance(overrides, dict):
         overrides = [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
     text = isinstance(pipeline, str) and not os.path.exists(pipeline) and (
@@ -1695,8 +1705,8 @@ def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry
     result = _native.run_pipeline(source, text, list(overrides or ()), dry_run, callback)
     if dry_run:
         return result
-    items, manifest, seconds = result
-    return PipelineReport([PipelineItem(*item) for item in items], manifest, seconds)
+    items, manifest, seconds, problems = result
+    return PipelineReport([PipelineItem(*item) for item in items], manifest, seconds, problems)
 
 
 def _toml_value(value) -> str:

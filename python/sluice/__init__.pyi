@@ -110,6 +110,9 @@ class PipelineReport:
     items: list[PipelineItem]
     manifest: str
     seconds: float
+    problems: list[str] = ...
+    @property
+    def ok(self) -> bool: ...
 
 @overload
 def run_pipeline(pipeline: str | bytes | Any, overrides: Iterable[str] | dict[str, Any] | None = None, *,

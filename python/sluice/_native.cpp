@@ -1341,8 +1341,8 @@ PYBIND11_MODULE(_native, m) {
 
   // ---- Pipelines ----
   // Runs a pipeline file (or, with `is_text`, pipeline text); `plan_only` returns the plan that
-  // `sluice run --dry-run` prints instead. Returns (items, manifest, seconds); on_item(tuple) as
-  // each output is published.
+  // `sluice run --dry-run` prints instead. Returns (items, manifest, seconds, problems); on_item(tuple)
+  // as each output is published; problems: an untar stage's messages (pipeline.h's on_problem).
   m.def("run_pipeline",
         [](const std::string& source, bool is_text, const std::vector<std::string>& overrides, bool plan_only,
            const py::object& on_item) -> py::object {
@@ -1357,19 +1357,23 @@ PYBIND11_MODULE(_native, m) {
           };
           std::exception_ptr callback_error;
           PipelineReport report;
+          std::vector<std::string> problems;
           std::optional<PythonFile> no_file;
           run_released_with(
               no_file, kInterruptibleBytes,
               [&](std::stop_token stop) {
                 spec.stop = stop;
-                report = sluice::run_pipeline(spec, [&](const PipelineItem& item) {
-                  if (!on_item.is_none()) call_back(on_item, callback_error, [&] { return item_tuple(item); });
-                });
+                report = sluice::run_pipeline(
+                    spec,
+                    [&](const PipelineItem& item) {
+                      if (!on_item.is_none()) call_back(on_item, callback_error, [&] { return item_tuple(item); });
+                    },
+                    [&](const std::string& message) { problems.push_back(message); });
               },
               &callback_error);
           py::list items;
           for (const auto& item : report.items) items.append(item_tuple(item));
-          return py::make_tuple(items, report.manifest, report.seconds);
+          return py::make_tuple(items, report.manifest, report.seconds, problems);
         });
 
   py::class_<FedSource, std::shared_ptr<FedSource>>(m, "FedSource")

@@ -213,6 +213,33 @@ def test_streaming_writer_into_a_file_object(tmp_path):
         assert t.extractfile("x.txt").read() == b"12345"
 
 
+def test_run_pipeline_reports_what_an_untar_stage_refused(tmp_path):
+    # Refused entries passed silently; now each is in problems, the others extracted.
+    archive = tmp_path / "bad.tar"
+    with tarfile.open(archive, "w") as t:
+        for name, data in [("../outside", b"x"), ("ok", b"fine")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    pipeline = f"""
+[input]
+paths = ["{archive}"]
+
+[[stage]]
+kind = "untar"
+
+[output]
+directory = "{tmp_path / 'out'}"
+"""
+    report = sluice.run_pipeline(pipeline)
+    assert not report.ok
+    assert report.problems == [f"{archive}: refusing entry '../outside' (archive byte 0): path contains '..'"]
+    assert (tmp_path / "out" / "ok").read_bytes() == b"fine" and not (tmp_path / "outside").exists()
+    with pytest.raises(sluice.Error, match="outside"):
+        sluice.run_pipeline(pipeline.replace('kind = "untar"', 'kind = "untar"\nstrict = true'),
+                            ["output.overwrite=true"])
+
+
 def test_run_pipeline_from_text_and_file_with_overrides(tmp_path, tree):
     pipeline = f"""
 [input]
