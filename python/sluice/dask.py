@@ -550,7 +550,7 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             f.seek(header)
             first = f.read(2 * chunk + 4096)
         ratio = _first_chunk_ratio(first, chunk)
-        if ratio is None:  # its first chunk is not what the header promises: read it whole
+        if not ratio:  # its first chunk is not what the header promises (or empty): read it whole
             return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
         step = max(int(blocksize / ratio), 4096)
         starts = list(range(header, size - 8, step)) or [header]
@@ -641,6 +641,10 @@ _STORED_BLOCK_SPAN = 65535 + 5
 # The longest read for one chunk, in most_deflated(chunk)s: a chunk of flushed pieces of a byte
 # each takes about 3.6 bytes a byte (a fixed-Huffman block and a partial flush each).
 _MOST_READ_CHUNKS = 8
+# What a start's search reads at a time: candidates (_SCAN_BYTES), and the chunks after one,
+# from _FIRST_READ_BYTES doubled while a chunk goes on (most candidates fail within bytes).
+_SCAN_BYTES = 1 << 20
+_FIRST_READ_BYTES = 16 << 10
 
 
 class _ChunkPieces:
@@ -668,8 +672,14 @@ class _ChunkPieces:
                                self.part.url, at)
 
     def _ends_member(self, trailer: int) -> bool:
-        """Whether the member's trailer at `trailer` ends the file (zero padding after it aside)."""
-        return trailer + 8 <= self.size and not self._read(trailer + 8, 4096).strip(b"\0")
+        """Whether the member's trailer at `trailer` ends the file (zero padding after it aside,
+        all of it: a member after zeros is no padding)."""
+        if trailer + 8 > self.size:
+            return False
+        for at in range(trailer + 8, self.size, 1 << 20):
+            if self._read(at, 1 << 20).strip(b"\0"):
+                return False
+        return True
 
     def _chunk_start(self, target: int) -> int | None:
         """Where the partition that starts at `target` (compressed) begins: a chunk start found
@@ -677,7 +687,7 @@ class _ChunkPieces:
         None where target is in the member's last chunk (nothing to own)."""
         if target <= self.header:
             return self.header
-        at, step = target, 2 * self.limit
+        at, step = target, _SCAN_BYTES
         while at < self.size:
             data = self._read(at, step + len(_units.SYNC_FLUSH) - 1)  # each pattern in one window
             for candidate in _units.chunk_candidates(data, at):
@@ -709,7 +719,7 @@ class _ChunkPieces:
           stored block's header after them breaks that stream. So the chunks must go on for
           more than a stored block's length from the candidate."""
         try:
-            first = next(self._chunks(candidate, None, window=2 * self.limit))
+            first = next(self._chunks(candidate, None, window=_FIRST_READ_BYTES))
         except (CorruptDataError, zlib.error, StopIteration):
             return None
         if first.last:
@@ -722,7 +732,7 @@ class _ChunkPieces:
             return candidate
         start, sums, total, proven = first.end, {0}, 0, False
         try:
-            for piece in self._chunks(start, None, window=2 * self.limit):
+            for piece in self._chunks(start, None, window=_FIRST_READ_BYTES):
                 if piece.last:
                     return start  # its trailer ends the file (_chunks checks)
                 total += len(piece.data)
@@ -740,7 +750,8 @@ class _ChunkPieces:
         """Yields the Chunks (_units; offsets in the file) from `start` up to `stop` (None: to
         the member's end); raises CorruptDataError where they do not decode or do not end at
         `stop`."""
-        at, history, length = start, b"", max(window, 2 * self.limit)
+        window = max(window, _FIRST_READ_BYTES)
+        at, history, length = start, b"", window
         while stop is None or at < stop:
             data = self._read(at, length)
             progressed = False
@@ -768,11 +779,16 @@ class _ChunkPieces:
                     length *= 2  # a chunk longer than `data`: flushed pieces of a few bytes expand
                     continue
                 self._fail("no chunk could be decoded", at)
-            at, length = next_at, max(window, 2 * self.limit)
+            at, length = next_at, window
 
     def own(self) -> bytes:
         begin = self._chunk_start(self.part.start)
         self.end = self._chunk_start(self.part.next_start) if self.part.next_start is not None else None
+        # Starts found apart must not go back: then every partition's chunks are the next one's
+        # start (checked by _chunks), and all of them the member's, once each.
+        if (begin is None and self.end is not None) or (begin is not None and self.end is not None
+                                                        and begin > self.end):
+            self._fail("the partitions' starts go back", self.part.start)
         pieces = []
         if begin is not None and (self.end is None or begin < self.end):
             for piece in self._chunks(begin, self.end):

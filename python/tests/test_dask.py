@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -428,6 +429,70 @@ def test_default_gzip_partitions_where_sync_flush_patterns_deceive(tmp_path, cas
         assert len(blocks[0]) > 1
         parts = dask.compute(*blocks[0], scheduler="sync")
         assert b"".join(parts) == data, blocksize
+
+
+@pytest.mark.parametrize("case", ["empty", "zero-padding", "a-member-after-zeros"])
+def test_default_gzip_partitions_at_the_ends(tmp_path, case):
+    # An empty stream divided by zero; a second member after more than 4,096 zeros was dropped
+    # (sluice.open and gzip's reader give it: a partitioned read must not end quietly before it).
+    path = tmp_path / "data.csv"
+    path.write_bytes(b"" if case == "empty" else csv_bytes(6 * CHUNK, seed=8))
+    packed = sluice_made(path, "gzip")
+    after = {"empty": b"", "zero-padding": b"\0" * 5000, "a-member-after-zeros": b"\0" * 5000 + gzip.compress(b"x")}
+    packed.write_bytes(packed.read_bytes() + after[case])
+    for blocksize in [CHUNK // 2, 2 * CHUNK, None]:
+        _, parts = sluice.dask.read_bytes(str(packed), blocksize=blocksize, sample=False)
+        if case == "a-member-after-zeros":
+            with pytest.raises(sluice.CorruptDataError):
+                dask.compute(*parts[0], scheduler="sync")
+        else:
+            assert b"".join(dask.compute(*parts[0], scheduler="sync")) == path.read_bytes(), blocksize
+
+
+def test_a_start_a_crafted_file_fakes_gives_an_error_never_other_bytes(tmp_path):
+    # A second reader's file (valid: gzip reads it): chunk 2's stored data ends with 00 00 ff ff
+    # and bytes that read as stored blocks, stepping over the outer stored block's header and
+    # the true chunk end, to chunk 3's own sync flush. The start that false pattern proves is the
+    # end of chunk 3, while a target just after it finds chunk 3's start: the partition between
+    # owned nothing, and chunk 3 came twice, with no error.
+    chunk, count, header = 100_000, 6, 24
+    rng = random.Random(7)
+    data = bytearray(rng.randbytes(count * chunk))
+    starts = [header + j * (chunk + 15) for j in range(count + 1)]  # 65,535 + 34,465 stored + an empty one
+
+    def put_at(pos, raw):  # a file position inside chunk 2 or 3's stored data
+        for i, byte in enumerate(raw):
+            at = pos + i
+            j = next(j for j in (2, 3) if starts[j] + 5 <= at < starts[j] + 100_010)
+            data[j * chunk + at - starts[j] - (5 if at < starts[j] + 65_540 else 10)] = byte
+
+    candidate, end = starts[3] - 45, starts[4] - 5
+    put_at(candidate - 4, b"\x00\x00\xff\xff")
+    blocks, pos = [], candidate
+    for length in [1000] + [1] * 14:
+        blocks.append((pos, length))
+        pos += 5 + length
+    while end - (pos + 5) > 65535 or starts[3] + 65535 < pos + 5 <= starts[3] + 65540:
+        blocks.append((pos, min(30000, end - pos - 6)))
+        pos += 5 + blocks[-1][1]
+    blocks.append((pos, end - pos - 5))
+    for pos, length in blocks:
+        put_at(pos, b"\0" + struct.pack("<HH", length, length ^ 0xFFFF))
+    path = tmp_path / "crafted.bin"
+    path.write_bytes(data)
+    packed = sluice_made(path, "gzip", chunk=chunk, extra=["-n"])
+    assert gzip.decompress(packed.read_bytes()) == data
+    # All of it (the member's CRC-32 checked), and all but the last partition, which has no such
+    # check: an error or the file's bytes, never others.
+    outcomes = set()
+    for blocksize in range(49_990, 50_000):
+        _, parts = sluice.dask.read_bytes(str(packed), blocksize=blocksize, sample=False)
+        for some in (parts[0], parts[0][:-1]):
+            try:
+                outcomes.add(data.startswith(b"".join(dask.compute(*some, scheduler="sync"))))
+            except sluice.CorruptDataError:
+                outcomes.add("error")
+    assert False not in outcomes
 
 
 @pytest.mark.parametrize("delimiter", [None, b"\n"])
