@@ -9,6 +9,8 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
@@ -57,6 +59,14 @@ Error member_error(const ZipEntry& entry, const std::string& archive, const Erro
 // and trailer made for it), whose messages name that stream ("the gzip member starting at byte
 // 0"), which the archive does not hold: they name the member's data instead ("deflate data").
 std::string framed_detail(std::string detail, const CodecInfo& info, const std::string& method) {
+  // The frame's checks are the archive's declarations: said in the archive's words.
+  using Words = std::pair<std::string_view, std::string_view>;
+  static constexpr Words kChecks[] = {
+      {"incorrect length check (ISIZE mismatch)", "not the size the archive declares"},
+      {"incorrect data check (CRC-32 mismatch)", "not the CRC-32 the archive declares"}};
+  for (const auto& [frame, archive] : kChecks) {
+    if (const std::size_t at = detail.find(frame); at != std::string::npos) detail.replace(at, frame.size(), archive);
+  }
   const std::string stream = fmt::format("{} {} starting at byte ", info.name, info.unit_noun);
   const std::size_t at = detail.find(stream);
   if (at == std::string::npos) return detail;

@@ -316,10 +316,21 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
       "  z.writestr('liar', b'abc' * 10000)\n"
       "  z.writestr('fine', b'fine')\n"
       "  z.writestr(zipfile.ZipInfo('crc'), b'stored data')\n"
+      "  z.writestr('short', b'xyz' * 10000)\n"
+      "  z.writestr('badcrc', b'q' * 5000)\n"
       "d = bytearray(open('a.zip', 'rb').read())\n"
       "end = d.rindex(b'PK\\x05\\x06')\n"
       "cd = struct.unpack('<I', d[end+16:end+20])[0]\n"
-      "struct.pack_into('<I', d, cd + 24, 1000)\n"  // liar: declares 1000 bytes decoded
+      "entries, at = {}, cd\n"  // central directory offsets by name
+      "while d[at:at+4] == b'PK\\x01\\x02':\n"
+      "  n, e, c = struct.unpack('<HHH', d[at+28:at+34])\n"
+      "  entries[bytes(d[at+46:at+46+n])] = at\n"
+      "  at += 46 + n + e + c\n"
+      "struct.pack_into('<I', d, entries[b'liar'] + 24, 1000)\n"  // declares 1000 bytes decoded
+      "struct.pack_into('<I', d, entries[b'short'] + 24, 40000)\n"  // declares more than it holds
+      "local = struct.unpack('<I', d[entries[b'badcrc']+42:entries[b'badcrc']+46])[0]\n"
+      "for crc_at in (entries[b'badcrc'] + 16, local + 14):\n"
+      "  d[crc_at] ^= 1\n"
       "stored = d.index(b'stored data')\n"
       "d[stored] ^= 1\n"
       "open('bad.zip', 'wb').write(d)\n");
@@ -329,13 +340,23 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
       << result.err;
   EXPECT_NE(result.err.find("member 'crc'"), std::string::npos) << result.err;
   EXPECT_NE(result.err.find("CRC-32"), std::string::npos) << result.err;
+  // A deflated member's checks are the archive's declarations, in the archive's words (they said
+  // "incorrect length check (ISIZE mismatch)", gzip's, from the frame the member is decoded in).
+  EXPECT_NE(result.err.find("member 'short' (archive byte 168)"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("corrupt deflate data: not the size the archive declares"), std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("corrupt deflate data: not the CRC-32 the archive declares"), std::string::npos)
+      << result.err;
+  EXPECT_EQ(result.err.find("ISIZE"), std::string::npos) << result.err;
   EXPECT_FALSE(fs::exists(dir_ / "out/liar"));
   EXPECT_FALSE(fs::exists(dir_ / "out/crc"));
+  EXPECT_FALSE(fs::exists(dir_ / "out/short"));
+  EXPECT_FALSE(fs::exists(dir_ / "out/badcrc"));
   EXPECT_EQ(dir_.listing().size(), 3u);  // a.zip, bad.zip, out: no temporaries left
   EXPECT_EQ(get("out/fine"), testing::to_bytes(std::string("fine")));
   const auto test = sluice("zip --test -f bad.zip");
   EXPECT_EQ(test.status, 1) << describe(test);
-  EXPECT_NE(test.err.find("2 of 3 members failed"), std::string::npos) << test.err;
+  EXPECT_NE(test.err.find("4 of 5 members failed"), std::string::npos) << test.err;
 }
 
 TEST_F(ZipTest, EncryptedAndUnsupportedMembersAreNamed) {
