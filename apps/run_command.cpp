@@ -90,8 +90,9 @@ int run_pipeline_command(int argc, char** argv) {
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
   tidy_help(app);
-  app.footer("Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"
-             "entries, each named on stderr; the others were extracted), 2 the pipeline file or a flag is wrong.");
+  app.footer(
+      "Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"
+      "entries, each named on stderr; the others were extracted), 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
   for (const auto& assignment : overrides) {
     if (assignment.find('=') == std::string::npos || assignment.front() == '=') {
@@ -112,8 +113,8 @@ int run_pipeline_command(int argc, char** argv) {
       return kExitSuccess;
     }
     refuse_terminal_output(spec.output);
-    const PipelineReport report =
-        run_pipeline(spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
+    const PipelineReport report = run_pipeline(
+        spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
     if (verbose) {
       fmt::print(stderr, "{} outputs in {:.2f} s{}\n", report.items.size(), report.seconds,
                  report.manifest.empty() ? "" : ", manifest " + report.manifest);

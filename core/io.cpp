@@ -487,8 +487,7 @@ void OutputFile::link_unnamed(bool durable) {
       (errno == EEXIST || ::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) != 0)) {
     if (errno == EEXIST && !overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
     // The name itself cannot be (no copy would help): said as the system says it.
-    if (errno == ENAMETOOLONG || errno == ENOTDIR || errno == ENOSPC || errno == EDQUOT ||
-        errno == EROFS) {
+    if (errno == ENAMETOOLONG || errno == ENOTDIR || errno == ENOSPC || errno == EDQUOT || errno == EROFS) {
       throw_system_error("cannot create output", path_);
     }
     // A file that appeared meanwhile, which we may replace: named as a temporary first, so that

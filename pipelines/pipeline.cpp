@@ -279,8 +279,8 @@ std::string manifest_path(const PipelineSpec& spec, const StageSpec& checksum) {
 
 // Where `path` is under `directory`, the part below it; empty where it is not (lexically).
 fs::path below(const std::string& directory, const std::string& path) {
-  const fs::path relative = fs::absolute(path).lexically_normal().lexically_relative(
-      fs::absolute(directory).lexically_normal());
+  const fs::path relative =
+      fs::absolute(path).lexically_normal().lexically_relative(fs::absolute(directory).lexically_normal());
   return relative.empty() || *relative.begin() == ".." || relative == "." ? fs::path() : relative;
 }
 
@@ -302,8 +302,8 @@ void write_manifest(const std::string& path, const std::vector<PipelineItem>& it
       at /= part;
       struct stat status {};
       if (::lstat(at.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
-        throw Error(ErrorKind::kIo, "the manifest's directory is not a directory (the archive put something else there)",
-                    at.string());
+        throw Error(ErrorKind::kIo,
+                    "the manifest's directory is not a directory (the archive put something else there)", at.string());
       }
     }
   }
@@ -336,8 +336,8 @@ int open_file_beneath(const std::string& directory, const fs::path& relative) {
   int at = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   for (auto part = relative.begin(); at >= 0 && part != relative.end(); ++part) {
     const bool last = std::next(part) == relative.end();
-    const int next = ::openat(at, part->c_str(), (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) |
-                                                     O_NOFOLLOW | O_CLOEXEC);
+    const int next =
+        ::openat(at, part->c_str(), (last ? O_RDONLY | O_NONBLOCK : O_RDONLY | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC);
     ::close(at);
     at = next;
   }
@@ -549,7 +549,8 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       // Read without following a link below the output directory: what the archive put there
       // last is what is reported, never a file elsewhere that a link of its points to.
       const FileDescriptor fd(open_file_beneath(spec.output, file));
-      if (fd.get() < 0) throw Error(ErrorKind::kIo, "is no longer a regular file under the output directory", item.output);
+      if (fd.get() < 0)
+        throw Error(ErrorKind::kIo, "is no longer a regular file under the output directory", item.output);
       FdSource source(fd.get(), item.output);
       item.output_bytes = source.size().value_or(0);
       if (plan.checksum) item.checksum = hash_source(source, plan.checksum->algorithm);
@@ -669,7 +670,9 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   switch (plan.shape) {
     case Plan::Shape::kPerFile: run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
     case Plan::Shape::kArchive: run_archive(spec, plan, report, on_item); break;
-    case Plan::Shape::kUnpack: run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem); break;
+    case Plan::Shape::kUnpack:
+      run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem);
+      break;
   }
   if (plan.checksum) {
     report.manifest = manifest_path(spec, *plan.checksum);

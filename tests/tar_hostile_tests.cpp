@@ -227,8 +227,12 @@ TEST_F(TarHostile, AnUnpackPipelinesManifestAndReportFollowNoLinkTheArchiveMade)
 // status, the others extracted, as `sluice tar -x` does (they passed silently, with status 0).
 TEST_F(TarHostile, AnUnpackPipelineNamesWhatItRefusedAndFails) {
   RawTar tar;
-  tar.file("../outside", "x").file("/absolute", "y").file("ok", "z")
-      .pax({{"path", std::string(300, 'y')}}).file("placeholder", "3").end();
+  tar.file("../outside", "x")
+      .file("/absolute", "y")
+      .file("ok", "z")
+      .pax({{"path", std::string(300, 'y')}})
+      .file("placeholder", "3")
+      .end();
   put_tar("bad.tar", tar);
   // Named as transcode_tar names them, with the extension of what they would have become.
   const std::vector<std::string> expected = {

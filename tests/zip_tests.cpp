@@ -326,7 +326,7 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
       "  n, e, c = struct.unpack('<HHH', d[at+28:at+34])\n"
       "  entries[bytes(d[at+46:at+46+n])] = at\n"
       "  at += 46 + n + e + c\n"
-      "struct.pack_into('<I', d, entries[b'liar'] + 24, 1000)\n"  // declares 1000 bytes decoded
+      "struct.pack_into('<I', d, entries[b'liar'] + 24, 1000)\n"    // declares 1000 bytes decoded
       "struct.pack_into('<I', d, entries[b'short'] + 24, 40000)\n"  // declares more than it holds
       "local = struct.unpack('<I', d[entries[b'badcrc']+42:entries[b'badcrc']+46])[0]\n"
       "for crc_at in (entries[b'badcrc'] + 16, local + 14):\n"
