@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -472,17 +473,22 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
-    // The files written, under the output directory: named as each entry begins, dropped again
-    // where it then fails or a later entry takes its name (a link, say, in place of a file).
+    // The files written, under the output directory, in order: named as each entry begins,
+    // dropped again (left empty) where it then fails or a later entry takes its name (a link,
+    // say, in place of a file). Looked up by name: one look per entry, however many entries.
     std::vector<fs::path> files;
+    std::unordered_map<std::string, std::size_t> place;
     const auto drop = [&](const std::string& path) {
-      const fs::path file = fs::path(path).lexically_normal();
-      const auto found = std::find(files.rbegin(), files.rend(), file);
-      if (found != files.rend()) files.erase(std::next(found).base());
+      const auto found = place.find(fs::path(path).lexically_normal().string());
+      if (found == place.end()) return;
+      files[found->second].clear();
+      place.erase(found);
     };
     const auto begun = [&](const std::string& path, bool is_file) {
       drop(path);
-      if (is_file) files.push_back(fs::path(path).lexically_normal());
+      if (!is_file) return;
+      files.push_back(fs::path(path).lexically_normal());
+      place.emplace(files.back().string(), files.size() - 1);
     };
     // An entry refused for safety, not written, or read past: told, counted, and (unless the
     // stage is strict, which throws instead) the rest goes on, as `sluice tar -x` does. Each
@@ -543,6 +549,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
         extract_tar(source, extract);
     }
     for (const auto& file : files) {
+      if (file.empty()) continue;
       PipelineItem item;
       item.input = input.path;
       item.output = (fs::path(spec.output) / file).string();
