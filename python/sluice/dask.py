@@ -707,7 +707,9 @@ class _ChunkPieces:
         chunk size within two multiples of it: chunks end at every multiple of the chunk size from
         the member's start and where a writer's flush ended one early, so the chunks between two
         multiples hold exactly that; or they reach the member's end. False patterns defeat that in
-        three ways, all answered here:
+        three ways that data meets by chance, each answered here (a file built to deceive these
+        rules still can: own()'s order check and the member's CRC-32 then make a computation of
+        all partitions fail, and a partition computed alone trusts its start; docs/dask.md):
         - The bytes after one can inflate, by chance, to a few bytes that end where the chunk
           they are in ends (a true end), and the true chunks after that hold the run. So the
           start is taken where the candidate's first chunk ends, and proven from there.
