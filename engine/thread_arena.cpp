@@ -137,10 +137,25 @@ auto* g_idle_arenas = new std::map<int, std::vector<std::unique_ptr<tbb::task_ar
 // host's own oneTBB work, or a thread that once ran in an arena and lives on: oneTBB keeps an
 // arena for it until it ends). A child allowed to run there would have no worker, and could
 // inherit oneTBB's locks held by the parent's workers as they left the arenas just dropped.
+//
+// oneTBB's lifetime is held from the first arena on (g_lifetime), so that only such a finalize
+// ends it. Otherwise the last thread to leave oneTBB ends it (a caller's thread that ran a graph
+// and then ended, after the idle arenas went at a fork that could not finalize): its workers are
+// let go without being joined, a fork meanwhile finds oneTBB already gone (finalize succeeds at
+// once), and the child inherits a worker half way out, with whatever lock it held (a child's run
+// hung once in a full test run; in a fifth of such forks a worker was still leaving).
 std::mutex g_fork_mutex;     // held from a fork's start to its end in parent and child
 int g_runs = 0;              // RunCounts alive (under g_fork_mutex)
 bool g_fork_busy = false;    // the fork under way could not finalize oneTBB
 bool g_forked_busy = false;  // this process is a child forked where oneTBB could not be finalized
+
+tbb::task_scheduler_handle* g_lifetime = nullptr;  // under g_fork_mutex; never destroyed at exit
+
+// Called before oneTBB is started for a run: holds its lifetime until the next fork.
+void hold_onetbb() {
+  std::lock_guard lock(g_fork_mutex);
+  if (g_lifetime == nullptr) g_lifetime = new tbb::task_scheduler_handle(tbb::attach{});
+}
 
 void before_fork() {
   g_fork_mutex.lock();
@@ -150,8 +165,15 @@ void before_fork() {
     std::lock_guard lock(g_idle_mutex);
     g_idle_arenas->clear();  // their references would keep oneTBB's market, and so its workers
   }
-  tbb::task_scheduler_handle handle{tbb::attach{}};
-  g_fork_busy = !tbb::finalize(handle, std::nothrow);
+  // Without a lifetime of ours (no arena since the last fork), one taken now: oneTBB may still
+  // have been started (a host's, a run in a caller's arena), and must not come along unfinalized.
+  std::unique_ptr<tbb::task_scheduler_handle> lifetime(
+      g_lifetime != nullptr ? g_lifetime : new tbb::task_scheduler_handle(tbb::attach{}));
+  g_lifetime = nullptr;
+  g_fork_busy = !tbb::finalize(*lifetime, std::nothrow);
+  // Not finalized: oneTBB lives on in the parent, and its lifetime is held again at once (the
+  // thread that kept it may end at any moment).
+  if (g_fork_busy) g_lifetime = new tbb::task_scheduler_handle(tbb::attach{});
 }
 
 void after_fork_in_parent() { g_fork_mutex.unlock(); }
@@ -193,6 +215,7 @@ RunCount::~RunCount() {
 namespace {
 
 std::unique_ptr<tbb::task_arena> take_arena(int threads) {
+  hold_onetbb();
   {
     std::lock_guard lock(g_idle_mutex);
     auto& idle = (*g_idle_arenas)[threads];

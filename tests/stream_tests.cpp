@@ -1248,6 +1248,16 @@ int in_forked_child(const std::function<int()>& body) {
   return -1;
 }
 
+// The threads of this process now (Linux), or -1.
+int threads_in_this_process() {
+  std::error_code error;
+  int threads = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/task", error), end; !error && it != end; it.increment(error)) {
+    ++threads;
+  }
+  return error ? -1 : threads;
+}
+
 CompressOptions two_threads_small_chunks() {
   CompressOptions o;
   o.codec = "gzip";
@@ -1326,6 +1336,11 @@ TEST(Fork, AChildForkedBesideALiveThreadThatRanAGraphRefusesRuns) {
   }
   changed.notify_all();
   idle.join();
+  // That thread was the last to use oneTBB (the refused fork let the idle arenas go), yet its
+  // workers live on until the next fork's finalize joins them: let go on their own, they were
+  // still leaving as the fork below copied the process now and then, and the child's run hung.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_GE(threads_in_this_process(), 2) << "oneTBB's workers were let go unjoined";
   EXPECT_EQ(in_forked_child(flushed_stream_round_trip), 0);
 }
 
