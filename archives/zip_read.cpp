@@ -657,12 +657,34 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   TarExtractOptions extract;
   extract.directory = options.directory;
   extract.preserve_permissions = options.preserve_permissions;
-  extract.strict = options.strict;
+  // Refusals and failures are named as members' errors are (ZipReader::read: the archive, the
+  // member, its byte), whether reported or, with `strict`, thrown once the member is done with
+  // (the first of them; thrown from here, they would pass through the extractor and the reader).
+  std::optional<Error> strict_error;
+  extract.on_refused = [&](const TarEntry&, const std::string& why) {
+    if (options.strict) {
+      if (!strict_error) {
+        strict_error.emplace(ErrorKind::kCorruptData,
+                             fmt::format("refusing member '{}' (archive byte {}): {}", printable_name(current->path),
+                                         current->header_offset, why),
+                             reader.name());
+      }
+    } else if (options.on_refused) {
+      options.on_refused(*current, why);
+    }
+  };
+  extract.on_failed = [&](const TarEntry&, const Error& error) {
+    // One the file system gave names only the file.
+    const Error named = error.path() == reader.name()
+                            ? error
+                            : member_error(*current, reader.name(), Error(error.kind(), error.what()));
+    if (options.strict) {
+      if (!strict_error) strict_error = named;
+    } else if (options.on_failed) {
+      options.on_failed(*current, named);
+    }
+  };
   if (options.on_entry) extract.on_entry = [&](const TarEntry&) { options.on_entry(*current); };
-  if (options.on_refused)
-    extract.on_refused = [&](const TarEntry&, const std::string& why) { options.on_refused(*current, why); };
-  if (options.on_failed)
-    extract.on_failed = [&](const TarEntry&, const Error& error) { options.on_failed(*current, error); };
   detail::SafeExtractor extractor(extract);
   CompressOptions compress_options = compress != nullptr ? *compress : CompressOptions{};
   compress_options.threads = options.threads;
@@ -686,49 +708,55 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   };
   ZipExtractStats stats;
   try {
+    const auto unpack = [&](MemberJob& job) {
+      current = job.entry;
+      TarEntry entry = as_tar_entry(*job.entry);
+      if (compress != nullptr && entry.type == TarEntryType::kFile) entry.path += extension;
+      ++stats.entries;
+      try {
+        if (job.error) std::rethrow_exception(job.error);
+        if (job.entry->type == ZipEntryType::kSymlink) {
+          if (job.entry->size > kMaxLinkBytes) {
+            throw member_error(
+                *job.entry, reader.name(),
+                Error(ErrorKind::kCorruptData,
+                      fmt::format("symbolic link target of {} bytes (at most {})", job.entry->size, kMaxLinkBytes)));
+          }
+          entry.link_target = as_string(job.data.data(), job.data.size());
+        }
+      } catch (const Error& error) {
+        if (error.kind() == ErrorKind::kCancelled) throw;
+        extractor.fail(entry, error, false);
+        return;
+      }
+      extractor.begin(entry);
+      if (entry.type == TarEntryType::kFile && extractor.writing()) {
+        try {
+          // Stops the member's decoding once its file failed (the extractor reported it).
+          ExtractorSink sink(extractor, reader.name(), /*stop_when_failed=*/true);
+          if (job.whole) {
+            extractor.data(job.data.view());
+          } else if (compress != nullptr) {
+            Compressor compressor(sink, compress_options, stream_info(*job.entry));
+            reader.read(*job.entry, compressor, options.threads, options.stop);
+            compressor.finish();
+          } else {
+            reader.read(*job.entry, sink, options.threads, options.stop);
+          }
+        } catch (const Error& error) {
+          if (error.kind() == ErrorKind::kCancelled) throw;
+          if (extractor.writing()) extractor.fail(entry, error, true);  // else reported already
+          return;
+        }
+        stats.stored_bytes += job.entry->size;
+      }
+      extractor.end();
+    };
     for_each_member(
         reader, selected, options.threads, options.stop,
         [&](MemberJob& job) {
-          current = job.entry;
-          TarEntry entry = as_tar_entry(*job.entry);
-          if (compress != nullptr && entry.type == TarEntryType::kFile) entry.path += extension;
-          ++stats.entries;
-          try {
-            if (job.error) std::rethrow_exception(job.error);
-            if (job.entry->type == ZipEntryType::kSymlink) {
-              if (job.entry->size > kMaxLinkBytes) {
-                throw Error(ErrorKind::kCorruptData, fmt::format("symbolic link target of {} bytes (at most {})",
-                                                                 job.entry->size, kMaxLinkBytes));
-              }
-              entry.link_target = as_string(job.data.data(), job.data.size());
-            }
-          } catch (const Error& error) {
-            if (error.kind() == ErrorKind::kCancelled) throw;
-            extractor.fail(entry, error, false);
-            return;
-          }
-          extractor.begin(entry);
-          if (entry.type == TarEntryType::kFile && extractor.writing()) {
-            try {
-              // Stops the member's decoding once its file failed (the extractor reported it).
-              ExtractorSink sink(extractor, reader.name(), /*stop_when_failed=*/true);
-              if (job.whole) {
-                extractor.data(job.data.view());
-              } else if (compress != nullptr) {
-                Compressor compressor(sink, compress_options, stream_info(*job.entry));
-                reader.read(*job.entry, compressor, options.threads, options.stop);
-                compressor.finish();
-              } else {
-                reader.read(*job.entry, sink, options.threads, options.stop);
-              }
-            } catch (const Error& error) {
-              if (error.kind() == ErrorKind::kCancelled) throw;
-              if (extractor.writing()) extractor.fail(entry, error, true);  // else reported already
-              return;
-            }
-            stats.stored_bytes += job.entry->size;
-          }
-          extractor.end();
+          unpack(job);
+          if (strict_error) throw *strict_error;
         },
         compress != nullptr ? std::function<void(MemberJob&)>(compress_whole) : nullptr);
   } catch (...) {

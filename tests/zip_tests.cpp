@@ -245,6 +245,38 @@ TEST_F(ZipTest, RefusesPathsOutsideTheDestination) {
   EXPECT_FALSE(fs::exists(dir_ / "escaped.txt"));
 }
 
+// A member refused for its data (a symlink target over 4 KiB) or that the file system will not
+// take (a name too long) is named with its archive and byte, as a member with damaged data is
+// (they named neither, or only the file); with --strict the first stops the run, named once.
+TEST_F(ZipTest, MembersThatCannotBeExtractedAreNamedWithTheirArchive) {
+  python(
+      "import zipfile\n"
+      "with zipfile.ZipFile('odd.zip', 'w') as z:\n"
+      "  i = zipfile.ZipInfo('long-link'); i.create_system = 3; i.external_attr = 0o120777 << 16\n"
+      "  z.writestr(i, 'x' * 5000)\n"
+      "  z.writestr('d/' + 'n' * 300, b'x')\n"
+      "  z.writestr('fine.txt', b'fine')\n");
+  const std::string long_name = "d/" + std::string(300, 'n');
+  const auto result = sluice("zip -x -f odd.zip -C out");
+  EXPECT_EQ(result.status, 2) << describe(result);
+  EXPECT_NE(result.err.find("sluice: odd.zip: member 'long-link' (archive byte 0): symbolic link target of 5000 bytes "
+                            "(at most 4096)\n"),
+            std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find(fmt::format("sluice: odd.zip: member '{0}' (archive byte 5039): out/{0}: cannot create "
+                                        "output: File name too long\n",
+                                        long_name)),
+            std::string::npos)
+      << result.err;
+  EXPECT_TRUE(fs::exists(dir_ / "out/fine.txt"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "out/long-link")));
+  const auto strict = sluice("zip -x --strict -f odd.zip -C strict");
+  EXPECT_EQ(strict.status, 1) << describe(strict);
+  EXPECT_EQ(strict.err,
+            "sluice: odd.zip: member 'long-link' (archive byte 0): symbolic link target of 5000 bytes (at most 4096)\n");
+  EXPECT_FALSE(fs::exists(dir_ / "strict/fine.txt"));
+}
+
 TEST_F(ZipTest, NeverWritesThroughASymlink) {
   fs::create_directories(dir_ / "outside");
   python(
