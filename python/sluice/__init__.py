@@ -244,14 +244,20 @@ class _GatheredWriter:
         self._native = native
         self._gathered = bytearray()
 
+    @property
+    def gathered(self) -> bytearray:
+        """The bytes gathered: a caller may add to them (SluiceFile.write), then pass_gathered()
+        past _GATHER_BYTES."""
+        return self._gathered
+
     def write(self, data, size: int) -> bytes:
         """`data`: bytes or a contiguous buffer of `size` bytes. Returns what came out (maybe b"");
         an empty write takes what the run has made meanwhile (Compressor's FLUSH_NONE)."""
         if 0 < size < _SMALL_WRITE:
             gathered = self._gathered
             gathered += data  # copied now: the caller may reuse its buffer
-            return self._pass_gathered() if len(gathered) >= _GATHER_BYTES else b""
-        return _joined(self._pass_gathered(), self._native.write(data))
+            return self.pass_gathered() if len(gathered) >= _GATHER_BYTES else b""
+        return _joined(self.pass_gathered(), self._native.write(data))
 
     def flush(self) -> bytes:
         out = self._native.flush(self._gathered)  # written first, in the same call
@@ -267,7 +273,9 @@ class _GatheredWriter:
         self._gathered = bytearray()
         self._native.cancel()
 
-    def _pass_gathered(self) -> bytes:
+    def pass_gathered(self) -> bytes:
+        """Compresses what was gathered (the bytearray `gathered`, which a SluiceFile fills itself);
+        returns what came out."""
         if not self._gathered:
             return b""
         out = self._native.write(self._gathered)
@@ -558,6 +566,7 @@ def _after_fork_in_child() -> None:
     engines = _inherited_engines
     for file in list(_open_files):
         file._lines = collections.deque()
+        file._gathered = None
         for name in ("_buffered", "_decoding", "_writer"):
             engine = file.__dict__.get(name)
             if engine is not None and engine is not _NOT_READABLE:
@@ -656,6 +665,7 @@ class SluiceFile(io.BufferedIOBase):
         self._final_path: str | None = None
         self._temp_path: str | None = None  # a named temporary (else the output has no name yet)
         self._unpublished = False  # written beside the final name, not yet put there
+        self._gathered: bytearray | None = None  # writing: the writer's gathered bytes, while open
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
             path = os.fsdecode(file)
@@ -697,6 +707,7 @@ class SluiceFile(io.BufferedIOBase):
                                                               chunk_size or 0, _knobs(knobs), backend or "", base,
                                                               int(time.time()) if mtime is None else mtime))
                 self._written = 0
+                self._gathered = self._writer.gathered
         except BaseException:
             self._abandon()
             raise
@@ -1015,6 +1026,21 @@ class SluiceFile(io.BufferedIOBase):
         Small writes are gathered (64 KiB) before they are compressed; flush() and close() take
         them."""
         with self._lock:  # inline, not @_locked: a call less for each of a log's records
+            gathered = self._gathered
+            if gathered is not None and type(data) is bytes and 0 < (length := len(data)) < _SMALL_WRITE:
+                # A log's record, gathered here for _GatheredWriter in a few steps (through its
+                # write() and the checks below, 500,000 records took 1.4 times as long).
+                gathered += data
+                self._written += length
+                if len(gathered) >= _GATHER_BYTES:
+                    try:
+                        out = self._writer.pass_gathered()
+                        if out:
+                            self._file.write(out)
+                    except BaseException:
+                        self._abandon()
+                        raise
+                return length
             if self.closed:
                 raise ValueError("I/O operation on closed file")
             if self._mode == "rb":
@@ -1074,6 +1100,7 @@ class SluiceFile(io.BufferedIOBase):
     def _close(self) -> None:
         if self.closed:
             return
+        self._gathered = None  # writes take the checked way
         if self._inherited:  # the parent's: nothing of it is touched
             self._file = None
             super().close()
@@ -1111,6 +1138,7 @@ class SluiceFile(io.BufferedIOBase):
 
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
+        self._gathered = None
         for native in ("_writer", "_decoding"):
             if getattr(self, native, None) is not None:
                 getattr(self, native).cancel()

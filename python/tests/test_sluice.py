@@ -3,6 +3,7 @@ program, and the behaviours it promises: no copies of inputs, threads, Ctrl-C, e
 import _thread
 import asyncio
 import concurrent.futures
+import errno
 import gzip
 import io
 import os
@@ -849,6 +850,48 @@ def test_small_writes_are_gathered_into_the_same_bytes_and_a_reused_buffer_is_ta
                 assert reader.decompress(out.getvalue()) == b"".join(b"record %d\n" % k for k in range(i + 1))
         f.write(b"last")
     assert sluice.decompress(out.getvalue()) == b"".join(b"record %d\n" % k for k in range(300)) + b"last"
+
+
+@pytest.mark.parametrize("fmt", ["gzip", "zstd"])
+def test_small_bytes_writes_make_the_bytes_of_one_write_and_a_file_closed_refuses_them(tmp_path, fmt):
+    """Small bytes (a log's records) take a shorter way through write(): the same bytes come out,
+    tell() counts them, a failure of the file stops the stream, and a file closed, abandoned or
+    open for reading refuses them."""
+    data = text(300_000, 32)
+    sizes = [1, 120, 16_383, 16_384, 5, 65_535, 7] * 3
+    out, at = io.BytesIO(), 0
+    with sluice.open(out, "wb", format=fmt, chunk_size=CHUNK, mtime=0) as f:
+        for size in sizes:
+            assert f.write(data[at:at + size]) == size
+            at += size
+            assert f.tell() == at
+    assert out.getvalue() == sluice.compress(data[:at], fmt, chunk_size=CHUNK)
+    with pytest.raises(ValueError, match="closed"):
+        f.write(b"late")
+
+    with pytest.raises(RuntimeError):
+        with sluice.open(tmp_path / f"abandoned.{fmt}", "wb", format=fmt) as g:
+            g.write(b"x")
+            raise RuntimeError
+    with pytest.raises(ValueError, match="closed"):
+        g.write(b"late")
+    assert not (tmp_path / f"abandoned.{fmt}").exists()
+
+    class Full(io.BytesIO):
+        def write(self, b):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    full = sluice.open(Full(), "wb", format=fmt, chunk_size=CHUNK)
+    with pytest.raises(OSError, match="No space"):
+        for _ in range(20_000):
+            full.write(b"y" * 100)
+        full.close()
+    assert full.closed
+    with pytest.raises(ValueError, match="closed"):
+        full.write(b"late")
+
+    with sluice.open(io.BytesIO(out.getvalue())) as r, pytest.raises(io.UnsupportedOperation):
+        r.write(b"x")
 
 
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
