@@ -147,6 +147,7 @@ _SMALL_OUTPUT = 8 * 1024 * 1024
 # Writes of fewer than _SMALL_WRITE bytes (a log's records) are gathered up to _GATHER_BYTES before
 # they go to the engine (_GatheredWriter).
 _SMALL_WRITE = 16 * 1024
+_HEAD_BYTES = 10  # a gzip header's fixed part (SluiceFile.mtime)
 _GATHER_BYTES = 64 * 1024
 # A forward seek further than this, on a stream whose units record their sizes, restarts decoding
 # at the unit that holds the target rather than decoding what lies between.
@@ -666,6 +667,9 @@ class SluiceFile(io.BufferedIOBase):
         self._temp_path: str | None = None  # a named temporary (else the output has no name yet)
         self._unpublished = False  # written beside the final name, not yet put there
         self._gathered: bytearray | None = None  # writing: the writer's gathered bytes, while open
+        self._head: bytes | None = None  # reading: the stream's first bytes, once known (mtime)
+        self._written_mtime: int | None = None  # writing gzip: the header's MTIME
+        self._fileno: int | None = None  # reading by name: a descriptor of the file for fileno()
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
             path = os.fsdecode(file)
@@ -694,6 +698,9 @@ class SluiceFile(io.BufferedIOBase):
                     self._start = 0 if stat.S_ISREG(os.stat(self._read_path).st_mode) else None
                 else:
                     self._start = _position_of(self._file)  # for seek()
+                    if self._start is not None:  # its first bytes, for mtime: read, and the file put back
+                        self._head = self._file.read(_HEAD_BYTES) or b""
+                        self._file.seek(self._start)
                 self._decoding = _Decoding(self._file, self._read_path, self._start,
                                            (format or "", threads or 0, max_output or 0, self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
@@ -703,9 +710,12 @@ class SluiceFile(io.BufferedIOBase):
                 extension = _native.format_info(format)["extension"]
                 if base.lower().endswith(extension):
                     base = base[: -len(extension)]
+                mtime = int(time.time()) if mtime is None else mtime
                 self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
                                                               chunk_size or 0, _knobs(knobs), backend or "", base,
-                                                              int(time.time()) if mtime is None else mtime))
+                                                              mtime))
+                if format == "gzip":
+                    self._written_mtime = mtime
                 self._written = 0
                 self._gathered = self._writer.gathered
         except BaseException:
@@ -843,6 +853,46 @@ class SluiceFile(io.BufferedIOBase):
                 buffered.tell()  # bytes are from before; it learns where the stream is, and
                 buffered.seek(decoding.tell())  # passes them (its buffer ends there)
             raise
+
+    def rewind(self) -> None:
+        """Reading: back to the start of the decompressed stream (seek(0)), as gzip.GzipFile's."""
+        if self._mode != "rb":
+            raise OSError("Can't rewind in write mode")
+        self.seek(0)
+
+    @property
+    def mtime(self) -> int | None:
+        """The MTIME field of the gzip header, as gzip.GzipFile's: writing, the time recorded (the
+        mtime given, else the time at open); reading, the first member's (gzip.GzipFile gives the
+        latest member's: the same in a file of one member, or of pigz's, bgzip's or sluice's
+        members), None until a stream read as it comes (a pipe) has begun. None for zstd and lz4."""
+        if self._mode != "rb":
+            return self._written_mtime
+        head = self._head
+        if head is None:
+            if self._read_path is not None and self._start is not None:  # a file by name: read its start
+                with builtins.open(self._read_path, "rb") as file:
+                    head = self._head = file.read(_HEAD_BYTES)
+            else:
+                decoding = self.__dict__.get("_decoding")
+                head = bytes(getattr(decoding, "head", b""))  # a pipe's, as it came (_Feeder)
+        if len(head) < 8 or head[:3] != b"\x1f\x8b\x08":
+            return None
+        return int.from_bytes(head[4:8], "little")
+
+    def fileno(self) -> int:
+        """The descriptor of the file read or written, as gzip.GzipFile's: the file object's, or
+        for a file opened by name, its output's while writing, and while reading a descriptor of
+        the same file opened for this call (the library reads the file by itself)."""
+        with self._lock:
+            self._check_open()
+            if self._file is not None:
+                return self._file.fileno()
+            if self._read_path is None:
+                raise io.UnsupportedOperation("fileno")
+            if self._fileno is None:  # non-blocking: a FIFO's open must not wait for a writer
+                self._fileno = os.open(self._read_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            return self._fileno
 
     @_locked
     def tell(self) -> int:
@@ -1101,6 +1151,7 @@ class SluiceFile(io.BufferedIOBase):
         if self.closed:
             return
         self._gathered = None  # writes take the checked way
+        self._close_fileno()
         if self._inherited:  # the parent's: nothing of it is touched
             self._file = None
             super().close()
@@ -1139,6 +1190,7 @@ class SluiceFile(io.BufferedIOBase):
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
         self._gathered = None
+        self._close_fileno()
         for native in ("_writer", "_decoding"):
             if getattr(self, native, None) is not None:
                 getattr(self, native).cancel()
@@ -1155,6 +1207,11 @@ class SluiceFile(io.BufferedIOBase):
     def _check_open(self) -> None:
         if self.closed:
             raise ValueError("I/O operation on closed file")
+
+    def _close_fileno(self) -> None:
+        if self._fileno is not None:
+            os.close(self._fileno)
+            self._fileno = None
 
     def _check_readable(self) -> None:
         self._check_open()
@@ -1230,6 +1287,7 @@ class _Decoding(io.RawIOBase):
         elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
             file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
             feeder = _Feeder(name)
+            self.head = feeder.head
             try:
                 reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
             except BaseException:
@@ -1455,6 +1513,7 @@ class _Feeder:
     def __init__(self, name: str):
         self.source = _native.FedSource(name)
         self.error: BaseException | None = None
+        self.head = bytearray()  # the stream's first bytes, as they come (SluiceFile.mtime)
 
     def start(self, file, close: bool) -> None:
         thread = threading.Thread(target=self._run, args=(file, close), name="sluice-feeder", daemon=True)
@@ -1471,6 +1530,8 @@ class _Feeder:
                 if not data:
                     source.end()
                     return
+                if len(self.head) < _HEAD_BYTES:
+                    self.head += data[:_HEAD_BYTES - len(self.head)]
                 if not source.push(data):
                     return  # the run was stopped
         except BaseException as error:  # noqa: B036 - the reader raises it in the caller's thread

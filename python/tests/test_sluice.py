@@ -894,6 +894,47 @@ def test_small_bytes_writes_make_the_bytes_of_one_write_and_a_file_closed_refuse
         r.write(b"x")
 
 
+def test_mtime_fileno_and_rewind_as_gzip_files_have_them(tmp_path):
+    """mtime: the gzip header's (written: the one given; read: the first member's, whoever wrote
+    it, by name, from a file object or a pipe; None for zstd); fileno(): the file's descriptor;
+    rewind(): back to the start when reading."""
+    path = tmp_path / "m.gz"
+    with sluice.open(path, "wb", mtime=1_234_567) as f:
+        assert f.mtime == 1_234_567
+        assert stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        f.write(b"hello world")
+    with gzip.open(path) as g:
+        g.read()
+        assert g.mtime == 1_234_567
+    with sluice.open(path) as f:
+        assert f.mtime == 1_234_567
+        assert os.fstat(f.fileno()).st_ino == os.stat(path).st_ino
+        assert f.read(5) == b"hello"
+        f.rewind()
+        assert f.read() == b"hello world"
+    with open(path, "rb") as raw, sluice.open(raw) as f:
+        assert f.mtime == 1_234_567 and f.fileno() == raw.fileno() and f.read() == b"hello world"
+    read_end, write_end = os.pipe()
+    os.write(write_end, path.read_bytes())
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as r, sluice.open(r) as f:
+        assert f.read() == b"hello world" and f.mtime == 1_234_567
+    # gzip's own: the input file's time in the header.
+    (tmp_path / "t.txt").write_bytes(b"text")
+    os.utime(tmp_path / "t.txt", (1_000_000_000, 1_000_000_000))
+    subprocess.run(["gzip", "-k", str(tmp_path / "t.txt")], check=True)
+    with sluice.open(tmp_path / "t.txt.gz") as f:
+        assert f.mtime == 1_000_000_000
+    assert sluice.open(io.BytesIO(gzip.compress(b"x", mtime=42))).mtime == 42
+    with sluice.open(tmp_path / "m.zst", "wb", format="zstd") as f:
+        assert f.mtime is None
+        f.write(b"z")
+        with pytest.raises(OSError, match="rewind"):
+            f.rewind()
+    with sluice.open(tmp_path / "m.zst") as f:
+        assert f.mtime is None and f.read() == b"z"
+
+
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
     with sluice.open(tmp_path / "s.gz", "wb") as f:
         f.write(b"keep")
