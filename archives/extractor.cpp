@@ -18,8 +18,8 @@
 // made get theirs at once, as GNU tar does for every directory without --delay-directory-restore:
 // an entry put later into such a directory changes its time, and if it is read-only, fails), and
 // the cache of directories known to be real ones to kVerifiedDirectoryBytes. 20,000 directories
-// of 3.5 KB names held 226 MB, and a name 1,000 directories deep put 1 MB of its prefixes in the
-// cache (300 such entries in a 1 MB archive: 328 MB).
+// of 3.5 KB names held 226 MB, and when the cache held every prefix of every name, a name 1,000
+// directories deep put 1 MB in it (300 such entries in a 1 MB archive: 328 MB).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -29,14 +29,17 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "archives/extractor.h"
 #include "archives/tar_format.h"
+#include "core/file_descriptor.h"
 #include "sluice/error.h"
 #include "sluice/tar.h"
 
@@ -335,30 +338,50 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   }
 
   // Makes every directory of `relative` (a path inside the destination) exist, refusing to pass
-  // through a symlink or a non-directory.
+  // through a symlink or a non-directory. Below the deepest of them known to be a real directory
+  // (verified_), each is opened by its name in the one above, never following a symlink, and
+  // made first where missing: a look-up per directory. (Looked up by the whole path, each prefix
+  // cost its depth, so an entry 2,000 directories deep that the cache did not hold took 0.25 s.)
   void ensure_directories(const std::string& relative) {
     if (relative.empty() || verified_.count(relative)) return;
-    std::size_t start = 0;
-    while (start <= relative.size()) {
-      std::size_t slash = relative.find('/', start);
-      if (slash == std::string::npos) slash = relative.size();
-      const std::string prefix = relative.substr(0, slash);
-      if (!verified_.count(prefix)) {
-        const std::string path = full(prefix);
-        // Made here: a directory (one look-up of the path, which costs its depth). Otherwise
-        // whatever is there is looked at, never followed.
-        if (::mkdir(path.c_str(), 0777) != 0) {
-          if (errno != EEXIST) throw_system_error("cannot create directory", path);
-          struct stat status {};
-          if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
+    std::size_t known = 0;  // the length of the deepest prefix known
+    for (std::size_t slash = relative.rfind('/'); slash != std::string::npos && slash > 0;
+         slash = relative.rfind('/', slash - 1)) {
+      if (verified_.count(std::string_view(relative).substr(0, slash))) {
+        known = slash;
+        break;
+      }
+    }
+    const std::string from = known == 0 ? root_ : full(relative.substr(0, known));
+    FileDescriptor directory(::open(from.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | (known == 0 ? 0 : O_NOFOLLOW)));
+    if (directory.get() < 0) throw_system_error("cannot create directory", from);
+    for (std::size_t at = known == 0 ? 0 : known + 1; at < relative.size();) {
+      const std::size_t slash = std::min(relative.find('/', at), relative.size());
+      const std::string name = relative.substr(at, slash - at);
+      constexpr int kFlags = O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+      int next = ::openat(directory.get(), name.c_str(), kFlags);
+      if (next < 0 && errno == ENOENT) {
+        if (::mkdirat(directory.get(), name.c_str(), 0777) != 0 && errno != EEXIST) {
+          throw_system_error("cannot create directory", full(relative.substr(0, slash)));
+        }
+        next = ::openat(directory.get(), name.c_str(), kFlags);
+      }
+      if (next < 0) {
+        const int error = errno;
+        const std::string prefix = relative.substr(0, slash);
+        struct stat status {};
+        if (::fstatat(directory.get(), name.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(status.st_mode)) {
           if (S_ISLNK(status.st_mode))
             throw Refusal{fmt::format("path goes through the symbolic link '{}'", printable_name(prefix))};
-          if (!S_ISDIR(status.st_mode)) throw Refusal{fmt::format("'{}' is not a directory", printable_name(prefix))};
+          throw Refusal{fmt::format("'{}' is not a directory", printable_name(prefix))};
         }
-        remember_verified(prefix);
+        errno = error;
+        throw_system_error("cannot create directory", full(prefix));
       }
-      start = slash + 1;
+      directory.reset(next);
+      at = slash + 1;
     }
+    remember_verified(relative);
   }
 
   // Makes room at `path` for a new non-directory: an existing file or symlink there is removed
@@ -478,7 +501,13 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   TarExclude exclude_;
   bool is_root_ = false;
   mode_t umask_ = 022;
-  std::unordered_set<std::string> verified_;  // directories known to be real directories (relative)
+  // Directories known to be real ones (relative paths): those entries were made in, and those
+  // made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of those).
+  struct PathHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view path) const { return std::hash<std::string_view>{}(path); }
+  };
+  std::unordered_set<std::string, PathHash, std::equal_to<>> verified_;
   std::size_t verified_bytes_ = 0;
   std::map<std::string, PendingDirectory> pending_;  // directories waiting for their modes and times, by path
   std::size_t pending_bytes_ = 0;

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "core/byte_pipe.h"
+#include "core/file_descriptor.h"
 #include "pipelines/pipeline_checks.h"
 #include "sluice/codec.h"
 #include "sluice/error.h"
@@ -315,21 +316,6 @@ void write_manifest(const std::string& path, const std::vector<PipelineItem>& it
   file.commit(false);
 }
 
-// Closes the descriptor it holds (if any) when it goes.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // Opens the regular file `relative` under `directory` for reading, following no symbolic link
 // below `directory`: -1 where there is no regular file reached that way (a later entry of the
 // archive put a link or something else where a file or a directory was).
@@ -555,7 +541,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       item.output = (fs::path(spec.output) / file).string();
       // Read without following a link below the output directory: what the archive put there
       // last is what is reported, never a file elsewhere that a link of its points to.
-      const FileDescriptor fd(open_file_beneath(spec.output, file));
+      const detail::FileDescriptor fd(open_file_beneath(spec.output, file));
       if (fd.get() < 0)
         throw Error(ErrorKind::kIo, "is no longer a regular file under the output directory", item.output);
       FdSource source(fd.get(), item.output);

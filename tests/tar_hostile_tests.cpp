@@ -296,6 +296,29 @@ class GeneratedSource final : public ByteSource {
   std::size_t at_ = 0;
 };
 
+// Names 600 directories deep, taking turns among three trees: each entry's directories are
+// opened one by one from the deepest known (the cache holds whole names, not every prefix; a
+// prefix looked up by its whole path cost its depth, and a cache dropped as it filled sent every
+// entry through that: 200 entries 2,000 deep took 50 s). The same tree as GNU tar's.
+TEST_F(TarHostile, DeepNamesTakingTurnsExtractAsGnuTarExtractsThem) {
+  RawTar tar;
+  std::string chain;
+  for (int depth = 0; depth < 600; ++depth) chain += "/d";
+  for (int i = 0; i < 30; ++i) {
+    const std::string path = fmt::format("{}{}/f{}", static_cast<char>('a' + i % 3), chain, i);
+    tar.header("././@LongLink", 'L', path.size() + 1).data(path + '\0').file(path.substr(0, 100), fmt::format("{}", i));
+  }
+  put_tar("deep.tar", tar.end());
+  const auto r = sluice_tar("-x -f deep.tar -C ours");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  fs::create_directories(dir_ / "gnu");
+  const auto gnu = sh("tar -xf deep.tar -C gnu");
+  ASSERT_EQ(gnu.status, 0) << describe(gnu);
+  const auto compared = sh("diff -r ours gnu && find ours -type f | wc -l");
+  EXPECT_EQ(compared.status, 0) << describe(compared);
+  EXPECT_EQ(compared.out, "30\n");
+}
+
 // Directories wait for their modes and times until the end, in memory that is bounded: past
 // 16 MiB of them, all but the entry's own line get theirs at once (as GNU tar does for all), and
 // the cache of directories known to be real ones is dropped past 8 MiB. Here 8,000 directories of
