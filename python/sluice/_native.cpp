@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <stop_token>
+#include <string_view>
 #include <thread>
 
 #include "sluice/batch.h"
@@ -41,6 +42,35 @@ namespace {
 // Inputs at least this large run on a thread of their own, interruptible; smaller ones finish
 // in milliseconds and run on the caller's thread (with the GIL released).
 constexpr std::size_t kInterruptibleBytes = 1 << 20;
+
+// What a tar extraction or a pipeline lists of its problems (entries refused or failed, with
+// their names, which a pax header makes up to 8 MiB each, and any number of them in a small
+// compressed archive): the first ones, up to 16 MiB of names and messages; the rest are counted
+// (more), not kept.
+template <typename T>
+class Listed {
+ public:
+  void add(T item, std::size_t bytes) {
+    if (bytes_ + bytes > kListedBytes) {
+      ++more_;
+      return;
+    }
+    bytes_ += bytes;
+    items_.push_back(std::move(item));
+  }
+  const std::vector<T>& items() const { return items_; }
+  std::uint64_t more() const { return more_; }
+
+ private:
+  static constexpr std::size_t kListedBytes = 16u << 20;
+  std::vector<T> items_;
+  std::size_t bytes_ = 0;
+  std::uint64_t more_ = 0;
+};
+
+std::size_t listed_bytes(const TarEntry& entry, std::string_view message) {
+  return entry.path.size() + entry.link_target.size() + message.size() + sizeof(TarEntry);
+}
 
 // The exception classes, made once when the module loads (SluiceError(OSError) and its kinds).
 struct Exceptions {
@@ -1158,8 +1188,8 @@ PYBIND11_MODULE(_native, m) {
           extract.strict = strict;
           extract.threads = threads;
           // Collected on the extracting thread, handed to Python at the end (or as each entry lands).
-          std::vector<std::pair<TarEntry, std::string>> refused;
-          std::vector<std::pair<TarEntry, Error>> failed;
+          Listed<std::pair<TarEntry, std::string>> refused;
+          Listed<std::pair<TarEntry, Error>> failed;
           std::vector<std::string> warnings;
           std::exception_ptr callback_error;
           if (!on_entry.is_none()) {
@@ -1167,8 +1197,12 @@ PYBIND11_MODULE(_native, m) {
               call_back(on_entry, callback_error, [&] { return entry_tuple(entry); });
             };
           }
-          extract.on_refused = [&](const TarEntry& entry, const std::string& why) { refused.emplace_back(entry, why); };
-          extract.on_failed = [&](const TarEntry& entry, const Error& error) { failed.emplace_back(entry, error); };
+          extract.on_refused = [&](const TarEntry& entry, const std::string& why) {
+            refused.add({entry, why}, listed_bytes(entry, why));
+          };
+          extract.on_failed = [&](const TarEntry& entry, const Error& error) {
+            failed.add({entry, error}, listed_bytes(entry, error.what()));
+          };
           extract.on_warning = [&](const std::string& message) { warnings.push_back(message); };
           std::optional<PythonFile> python_file;
           if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
@@ -1187,9 +1221,15 @@ PYBIND11_MODULE(_native, m) {
               },
               &callback_error);
           py::list refused_list, failed_list;
-          for (const auto& [entry, why] : refused) refused_list.append(py::make_tuple(entry_tuple(entry), why));
-          for (const auto& [entry, error] : failed)
+          for (const auto& [entry, why] : refused.items()) refused_list.append(py::make_tuple(entry_tuple(entry), why));
+          for (const auto& [entry, error] : failed.items())
             failed_list.append(py::make_tuple(entry_tuple(entry), to_python(error)));
+          if (refused.more() > 0)
+            warnings.push_back((archive.empty() ? "<file>" : archive) + ": " + std::to_string(refused.more()) +
+                               " more entries refused, not listed");
+          if (failed.more() > 0)
+            warnings.push_back((archive.empty() ? "<file>" : archive) + ": " + std::to_string(failed.more()) +
+                               " more entries failed, not listed");
           return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list, warnings,
                                 stats.members_not_found);
         });
@@ -1357,7 +1397,7 @@ PYBIND11_MODULE(_native, m) {
           };
           std::exception_ptr callback_error;
           PipelineReport report;
-          std::vector<std::string> problems;
+          Listed<std::string> problems;
           std::optional<PythonFile> no_file;
           run_released_with(
               no_file, kInterruptibleBytes,
@@ -1368,12 +1408,14 @@ PYBIND11_MODULE(_native, m) {
                     [&](const PipelineItem& item) {
                       if (!on_item.is_none()) call_back(on_item, callback_error, [&] { return item_tuple(item); });
                     },
-                    [&](const std::string& message) { problems.push_back(message); });
+                    [&](const std::string& message) { problems.add(message, message.size() + sizeof(std::string)); });
               },
               &callback_error);
           py::list items;
           for (const auto& item : report.items) items.append(item_tuple(item));
-          return py::make_tuple(items, report.manifest, report.seconds, problems);
+          std::vector<std::string> listed = problems.items();
+          if (problems.more() > 0) listed.push_back(std::to_string(problems.more()) + " more problems, not listed");
+          return py::make_tuple(items, report.manifest, report.seconds, listed);
         });
 
   py::class_<FedSource, std::shared_ptr<FedSource>>(m, "FedSource")

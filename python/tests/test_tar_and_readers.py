@@ -151,6 +151,37 @@ def test_a_hostile_tarfile_archive_is_refused_entry_by_entry(tmp_path):
     assert "escape" in str(caught.value)
 
 
+def test_refused_entries_listed_stop_at_16_mib_of_names_and_the_rest_are_counted(tmp_path):
+    """A small compressed archive can hold any number of entries with names of megabytes: the
+    result lists the first (16 MiB of names and messages) and says how many more there were; so
+    does a pipeline's problems (2,000 refused entries of 64 KB names: 278 MB before, 58 MB now)."""
+    archive = tmp_path / "many.tar.gz"
+    with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as t:
+        for i in range(400):
+            info = tarfile.TarInfo(f"../{i}/" + "a" * 65536)
+            t.addfile(info, io.BytesIO(b""))
+        t.addfile(tarfile.TarInfo("ok"), io.BytesIO(b""))
+    result = sluice.tar.extract(archive, tmp_path / "dest")
+    listed = len(result.refused)
+    assert 200 < listed < 260
+    assert [m.name for m, _ in result.refused] == [f"../{i}/" + "a" * 65536 for i in range(listed)]
+    assert result.warnings == [f"{archive}: {400 - listed} more entries refused, not listed"]
+    assert not result.ok and (tmp_path / "dest" / "ok").exists()
+    pipeline = f"""
+[input]
+paths = ["{archive}"]
+
+[[stage]]
+kind = "untar"
+
+[output]
+directory = "{tmp_path / 'out'}"
+"""
+    report = sluice.run_pipeline(pipeline)
+    assert 200 < len(report.problems) - 1 < 260
+    assert report.problems[-1] == f"{400 - (len(report.problems) - 1)} more problems, not listed"
+
+
 def test_a_corrupt_archive_raises_with_path_and_offset(tmp_path, tree):
     archive = tmp_path / "t.tar.gz"
     sluice.tar.create(archive, ["src"], directory=tmp_path)
