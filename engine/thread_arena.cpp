@@ -172,7 +172,9 @@ void before_fork() {
   g_lifetime = nullptr;
   g_fork_busy = !tbb::finalize(*lifetime, std::nothrow);
   // Not finalized: oneTBB lives on in the parent, and its lifetime is held again at once (the
-  // thread that kept it may end at any moment).
+  // thread that kept it may end at any moment; one that ends in the few instructions between lets
+  // the workers go unjoined, as before, until the next arena holds oneTBB again). A host's own
+  // oneTBB, started with no arena of ours, is the host's to hold (a task_scheduler_handle).
   if (g_fork_busy) g_lifetime = new tbb::task_scheduler_handle(tbb::attach{});
 }
 
