@@ -319,6 +319,24 @@ TEST_F(TarHostile, DeepNamesTakingTurnsExtractAsGnuTarExtractsThem) {
   EXPECT_EQ(compared.out, "30\n");
 }
 
+// Nothing is made for an entry the system cannot take or a hard link to nothing, as GNU tar
+// makes nothing: a name longer than PATH_MAX (5,000 directories deep; they were made one by one
+// before the file failed), and a link whose target's directories do not exist (they were made).
+TEST_F(TarHostile, NoDirectoryIsMadeForANameTooLongOrALinkToNothing) {
+  std::string deep;
+  for (int i = 0; i < 5000; ++i) deep += "b/";
+  deep += "f";
+  RawTar tar;
+  tar.header("././@LongLink", 'L', deep.size() + 1).data(deep + '\0').file(deep.substr(0, 100), "y");
+  tar.header("h", '1', 0, "new/dir/t").file("kept", "k").end();
+  put_tar("odd.tar", tar);
+  const auto r = sluice_tar("-x -f odd.tar -C out");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("File name too long"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("hard link target 'new/dir/t' was not extracted"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("cd out && find . | sort").out, ".\n./kept\n");
+}
+
 // Directories wait for their modes and times until the end, in memory that is bounded: past
 // 16 MiB of them, all but the entry's own line get theirs at once (as GNU tar does for all), and
 // the cache of directories known to be real ones is dropped past 8 MiB. Here 8,000 directories of
