@@ -51,7 +51,7 @@ template <typename T>
 class Listed {
  public:
   void add(T item, std::size_t bytes) {
-    if (bytes_ + bytes > kListedBytes) {
+    if (more_ > 0 || bytes_ + bytes > kListedBytes) {  // the first ones only: none after one left out
       ++more_;
       return;
     }
@@ -70,6 +70,17 @@ class Listed {
 
 std::size_t listed_bytes(const TarEntry& entry, std::string_view message) {
   return entry.path.size() + entry.link_target.size() + message.size() + sizeof(TarEntry);
+}
+
+// The reader's warnings as listed (one per unreadable pax record: a small archive may hold
+// millions), and what was left out counted in a last one.
+std::vector<std::string> listed_warnings(const Listed<std::string>& warnings, const std::string& archive) {
+  std::vector<std::string> out = warnings.items();
+  if (warnings.more() > 0) {
+    out.push_back(printable_name(archive.empty() ? "<file>" : archive) + ": " + std::to_string(warnings.more()) +
+                  " more warnings, not listed");
+  }
+  return out;
 }
 
 // The exception classes, made once when the module loads (SluiceError(OSError) and its kinds).
@@ -1190,7 +1201,7 @@ PYBIND11_MODULE(_native, m) {
           // Collected on the extracting thread, handed to Python at the end (or as each entry lands).
           Listed<std::pair<TarEntry, std::string>> refused;
           Listed<std::pair<TarEntry, Error>> failed;
-          std::vector<std::string> warnings;
+          Listed<std::string> warnings;
           std::exception_ptr callback_error;
           if (!on_entry.is_none()) {
             extract.on_entry = [&](const TarEntry& entry) {
@@ -1203,7 +1214,7 @@ PYBIND11_MODULE(_native, m) {
           extract.on_failed = [&](const TarEntry& entry, const Error& error) {
             failed.add({entry, error}, listed_bytes(entry, error.what()));
           };
-          extract.on_warning = [&](const std::string& message) { warnings.push_back(message); };
+          extract.on_warning = [&](const std::string& message) { warnings.add(message, message.size() + 32); };
           std::optional<PythonFile> python_file;
           if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
           TarExtractStats stats;
@@ -1224,20 +1235,20 @@ PYBIND11_MODULE(_native, m) {
           for (const auto& [entry, why] : refused.items()) refused_list.append(py::make_tuple(entry_tuple(entry), why));
           for (const auto& [entry, error] : failed.items())
             failed_list.append(py::make_tuple(entry_tuple(entry), to_python(error)));
+          std::vector<std::string> warning_list = listed_warnings(warnings, archive);
+          const std::string name = printable_name(archive.empty() ? "<file>" : archive);
           if (refused.more() > 0)
-            warnings.push_back((archive.empty() ? "<file>" : archive) + ": " + std::to_string(refused.more()) +
-                               " more entries refused, not listed");
+            warning_list.push_back(name + ": " + std::to_string(refused.more()) + " more entries refused, not listed");
           if (failed.more() > 0)
-            warnings.push_back((archive.empty() ? "<file>" : archive) + ": " + std::to_string(failed.more()) +
-                               " more entries failed, not listed");
-          return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list, warnings,
+            warning_list.push_back(name + ": " + std::to_string(failed.more()) + " more entries failed, not listed");
+          return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list, warning_list,
                                 stats.members_not_found);
         });
 
   // The entries of `archive` (a path) or `file`, as tuples, and the reader's warnings.
   m.def("tar_list", [](const std::string& archive, py::object file, int threads) {
     std::vector<TarEntry> entries;
-    std::vector<std::string> warnings;
+    Listed<std::string> warnings;
     std::optional<PythonFile> python_file;
     if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
     TarStats stats;
@@ -1250,11 +1261,11 @@ PYBIND11_MODULE(_native, m) {
       StoppableSource stoppable(*source, stop);
       stats = list_tar(
           stoppable, [&](const TarEntry& entry) { entries.push_back(entry); }, threads,
-          [&](const std::string& message) { warnings.push_back(message); });
+          [&](const std::string& message) { warnings.add(message, message.size() + 32); });
     });
     py::list out;
     for (const auto& entry : entries) out.append(entry_tuple(entry));
-    return py::make_tuple(out, warnings);
+    return py::make_tuple(out, listed_warnings(warnings, archive));
   });
 
   // ---- Zip archives (sluice/zip.py) ----
