@@ -680,8 +680,18 @@ class SluiceFile(io.BufferedIOBase):
             except FileNotFoundError:
                 pass
             if mode == "rb":
-                builtins.open(path, "rb").close()  # FileNotFoundError and the like, as gzip.open raises them
-                self._read_path = path  # read by the library itself (mapped where it pays)
+                # FileNotFoundError and the like, as gzip.open raises them. Held while the file is
+                # open: mtime and fileno() are of this file, whatever later takes its name.
+                descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                status = os.fstat(descriptor)
+                if stat.S_ISREG(status.st_mode):
+                    self._fileno = descriptor
+                    self._read_path = path  # read by the library itself (mapped where it pays)
+                elif stat.S_ISDIR(status.st_mode):
+                    os.close(descriptor)
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+                else:  # a FIFO, a device: read as it comes, as a file object of its own
+                    self._file = os.fdopen(descriptor, "rb")
             elif mode == "xb" and existing is not None:
                 raise FileExistsError(errno.EEXIST, "File exists", path)
             elif mode == "ab" or not self._write_beside(path, existing):
@@ -694,13 +704,12 @@ class SluiceFile(io.BufferedIOBase):
             raise TypeError("file must be a path or a binary file object")
         try:
             if mode == "rb":
-                if self._file is None:  # a path: seekable if it is a regular file, not a FIFO
-                    self._start = 0 if stat.S_ISREG(os.stat(self._read_path).st_mode) else None
+                if self._file is None:  # a regular file by name
+                    self._start = 0
                 else:
                     self._start = _position_of(self._file)  # for seek()
-                    if self._start is not None:  # its first bytes, for mtime: read, and the file put back
-                        self._head = self._file.read(_HEAD_BYTES) or b""
-                        self._file.seek(self._start)
+                    if self._start is not None:  # its first bytes, for mtime
+                        self._head = _peek_head(self._file, self._start)
                 self._decoding = _Decoding(self._file, self._read_path, self._start,
                                            (format or "", threads or 0, max_output or 0, self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
@@ -870,9 +879,8 @@ class SluiceFile(io.BufferedIOBase):
             return self._written_mtime
         head = self._head
         if head is None:
-            if self._read_path is not None and self._start is not None:  # a file by name: read its start
-                with builtins.open(self._read_path, "rb") as file:
-                    head = self._head = file.read(_HEAD_BYTES)
+            if self._fileno is not None:  # a file by name, read by the library: its start
+                head = self._head = os.pread(self._fileno, _HEAD_BYTES, 0)
             else:
                 decoding = self.__dict__.get("_decoding")
                 head = bytes(getattr(decoding, "head", b""))  # a pipe's, as it came (_Feeder)
@@ -882,16 +890,14 @@ class SluiceFile(io.BufferedIOBase):
 
     def fileno(self) -> int:
         """The descriptor of the file read or written, as gzip.GzipFile's: the file object's, or
-        for a file opened by name, its output's while writing, and while reading a descriptor of
-        the same file opened for this call (the library reads the file by itself)."""
+        for a file opened by name, its output's while writing, and while reading the descriptor
+        held open on it (the library reads the file by itself)."""
         with self._lock:
             self._check_open()
             if self._file is not None:
                 return self._file.fileno()
-            if self._read_path is None:
+            if self._fileno is None:
                 raise io.UnsupportedOperation("fileno")
-            if self._fileno is None:  # non-blocking: a FIFO's open must not wait for a writer
-                self._fileno = os.open(self._read_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
             return self._fileno
 
     @_locked
@@ -1647,6 +1653,23 @@ def _fileno(file) -> int | None:
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def _peek_head(file, start: int) -> bytes | None:
+    """The first bytes of a seekable file object's stream (SluiceFile.mtime), the file put back
+    at `start`; None where they cannot be read now (the error comes with the first read, as
+    gzip.open's)."""
+    head = b""
+    try:
+        while len(head) < _HEAD_BYTES:
+            piece = file.read(_HEAD_BYTES - len(head))
+            if not piece:
+                break
+            head += piece
+    except Exception:  # noqa: BLE001 - raised again by the read that needs it
+        head = None
+    file.seek(start)
+    return head
 
 
 def _position_of(file) -> int | None:

@@ -914,6 +914,37 @@ def test_mtime_fileno_and_rewind_as_gzip_files_have_them(tmp_path):
         assert f.read() == b"hello world"
     with open(path, "rb") as raw, sluice.open(raw) as f:
         assert f.mtime == 1_234_567 and f.fileno() == raw.fileno() and f.read() == b"hello world"
+    # Of the file opened, whatever takes its name later (they were read by name again).
+    (tmp_path / "other.gz").write_bytes(gzip.compress(b"other", mtime=999))
+    opened = os.stat(path).st_ino
+    with sluice.open(path) as f:
+        os.replace(tmp_path / "other.gz", path)
+        assert f.mtime == 1_234_567 and os.fstat(f.fileno()).st_ino == opened
+        assert f.read() == b"hello world"
+    with sluice.open(path, "wb", mtime=1_234_567) as f:
+        f.write(b"hello world")
+
+    class Trickle(io.RawIOBase):  # a seekable file that reads 3 bytes at a time
+        def __init__(self, data):
+            self._data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def readinto(self, b):
+            return self._data.readinto(memoryview(b)[:3])
+
+        def seek(self, offset, whence=io.SEEK_SET):
+            return self._data.seek(offset, whence)
+
+        def tell(self):
+            return self._data.tell()
+
+    with sluice.open(Trickle(path.read_bytes())) as f:
+        assert f.mtime == 1_234_567 and f.read() == b"hello world"
     read_end, write_end = os.pipe()
     os.write(write_end, path.read_bytes())
     os.close(write_end)
