@@ -1,6 +1,8 @@
 // extract_tar(): a tar archive read into the safe extractor (archives/extractor.h).
+#include <nettle/sha2.h>
+
 #include <cstdint>
-#include <functional>
+#include <cstring>
 #include <optional>
 #include <unordered_set>
 
@@ -33,15 +35,19 @@ class CompressingHandler final : public TarEntryHandler {
     if (skipping_) return;
     renamed_ = entry;  // the extractor keeps a pointer to it until end()
     const bool compressed = entry.type == TarEntryType::kFile && !entry.sparse;
-    if (compressed) {
-      renamed_.path += extension_;
-    } else if (entry.type == TarEntryType::kHardLink && compressed_.count(name_key(entry.link_target))) {
-      renamed_.path += extension_;
-      renamed_.link_target += extension_;
-    }
+    // A hard link to a name that holds a compressed file (one, or a link to one) links to it.
+    const bool to_compressed = entry.type == TarEntryType::kHardLink && compressed_.count(name_key(entry.link_target));
+    if (compressed || to_compressed) renamed_.path = without_trailing_slashes(entry.path) + extension_;
+    if (to_compressed) renamed_.link_target = without_trailing_slashes(entry.link_target) + extension_;
+    const std::uint64_t made = extractor_.extracted();
     extractor_.begin(renamed_);
+    if (extractor_.extracted() > made) {  // what is at the name now (a refused entry changed nothing)
+      if (compressed || to_compressed)
+        compressed_.insert(name_key(entry.path));
+      else
+        compressed_.erase(name_key(entry.path));
+    }
     if (compressed && extractor_.writing()) {
-      compressed_.insert(name_key(entry.path));
       compressor_.emplace(sink_, compress_, detail::stream_info_for(entry.path, entry.mtime_seconds));
     }
   }
@@ -70,13 +76,36 @@ class CompressingHandler final : public TarEntryHandler {
   TarExclude exclude_;
   bool skipping_ = false;
   TarEntry renamed_;
-  // The files written compressed (not those refused), by a hash of their normalised names: a
-  // few bytes each, however long the names (all of them, refused ones too, kept whole: 2,000
-  // entries of 64 KB names, refused, took 158 MB). A hard link to one is renamed as it was.
-  static std::uint64_t name_key(const std::string& path) {
-    return std::hash<std::string>{}(detail::join_components(detail::path_components(path)));
+  // The names that hold a compressed file (written, or linked to one, and not replaced since by
+  // another entry), by 128 bits of the SHA-256 of the normalised name: 16 bytes each, however
+  // long the names (all of them, refused ones too, were kept whole: 2,000 entries of 64 KB names,
+  // refused, took 158 MB), and no archive can make two names meet (std::hash's 64 bits could be
+  // made to: a second reader built a pair, and a link went to the wrong file).
+  struct NameKey {
+    std::uint64_t high = 0, low = 0;
+    bool operator==(const NameKey&) const = default;
+  };
+  struct NameKeyHash {
+    std::size_t operator()(const NameKey& key) const { return key.high; }  // already uniform
+  };
+  static NameKey name_key(const std::string& path) {
+    const std::string name = detail::join_components(detail::path_components(path));
+    sha256_ctx context;
+    sha256_init(&context);
+    sha256_update(&context, name.size(), reinterpret_cast<const std::uint8_t*>(name.data()));
+    std::uint8_t digest[16];
+    sha256_digest(&context, sizeof digest, digest);
+    NameKey key;
+    std::memcpy(&key.high, digest, 8);
+    std::memcpy(&key.low, digest + 8, 8);
+    return key;
   }
-  std::unordered_set<std::uint64_t> compressed_;
+  // "f/" + ".gz" would be a file ".gz" in a directory "f".
+  static std::string without_trailing_slashes(std::string path) {
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return path;
+  }
+  std::unordered_set<NameKey, NameKeyHash> compressed_;
   std::optional<Compressor> compressor_;
 };
 

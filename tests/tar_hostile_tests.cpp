@@ -417,6 +417,29 @@ TEST_F(TarHostile, TranscodingToFilesHoldsLittleForEachEntryAndRenamesLinksToWha
   EXPECT_EQ(sh("gzip -dc tx/h.gz").out, "content");
 }
 
+// Hard links when transcoding to files go where GNU tar's extraction puts them, under the names
+// transcoding gives: a link to a link to a compressed file is one to it too (it was refused: "not
+// extracted"), a link to a name a later entry took is to that entry (it went to the stale .gz),
+// and a name with a trailing slash gets the extension after the name ("h/" made "h/.gz").
+TEST_F(TarHostile, HardLinksWhenTranscodingGoWhereGnuTarPutsThem) {
+  RawTar tar;
+  tar.file("x", "content").header("a", '1', 0, "x").header("h", '1', 0, "a");
+  tar.file("r", "replaced").header("r", '2', 0, "x").header("hr", '1', 0, "r");
+  tar.header("hs/", '1', 0, "./x/").end();
+  put_tar("links.tar", tar);
+  const auto r = sh(testing::sluice() + " transcode links.tar --output-dir tx -F gzip");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  const auto inode = [&](const std::string& name) {
+    struct stat status {};
+    return ::lstat((dir_ / "tx" / name).c_str(), &status) == 0 ? status.st_ino : 0;
+  };
+  ASSERT_NE(inode("x.gz"), 0u);
+  for (const char* name : {"a.gz", "h.gz", "hs.gz"}) EXPECT_EQ(inode(name), inode("x.gz")) << name;
+  EXPECT_TRUE(fs::is_symlink(dir_ / "tx/r"));
+  EXPECT_EQ(inode("hr"), inode("r"));
+  EXPECT_EQ(sh("gzip -dc tx/h.gz").out, "content");
+}
+
 // The records kept (known keywords) count together, over local, global and GNU long-name headers.
 TEST(TarHostileLibrary, KnownRecordsOverEightMebibytesInAllAreAnError) {
   const std::string big(3 * 1024 * 1024, 'p');
