@@ -30,15 +30,14 @@
 #include <climits>
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <memory>
-#include <string_view>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
 #include "archives/extractor.h"
+#include "archives/name_key.h"
 #include "archives/tar_format.h"
 #include "core/file_descriptor.h"
 #include "sluice/error.h"
@@ -278,13 +277,9 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   }
 
   void remember_verified(const std::string& relative) {
-    if (verified_.count(relative)) return;
-    verified_bytes_ += held_bytes(relative);
-    if (verified_bytes_ > kVerifiedDirectoryBytes) {  // a cache: what is dropped is checked again
-      verified_.clear();
-      verified_bytes_ = held_bytes(relative);
-    }
-    verified_.insert(relative);
+    constexpr std::size_t kKeyBytes = sizeof(NameKey) + 32;                          // the key and its node, about
+    if (verified_.size() * kKeyBytes >= kVerifiedDirectoryBytes) verified_.clear();  // a cache: checked again
+    verified_.insert(name_key(relative));
   }
 
   void next_region() {
@@ -350,9 +345,9 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   // each prefix up by its whole path cost its depth: 200 entries 2,000 deep took 50 s; probing the
   // cache for every prefix cost the square of the name's length: 23 s for one 800 KB name.)
   bool ensure_directories(const std::string& relative, bool create = true) {
-    if (relative.empty() || verified_.count(relative)) return true;
+    if (relative.empty() || verified_.count(name_key(relative))) return true;
     const std::string parent = parent_of(relative);
-    const bool known = !parent.empty() && verified_.count(parent) > 0;
+    const bool known = !parent.empty() && verified_.count(name_key(parent)) > 0;
     const std::string from = known ? full(parent) : root_;
     FileDescriptor directory(::open(from.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | (known ? O_NOFOLLOW : 0)));
     if (directory.get() < 0) throw_system_error("cannot create directory", from);
@@ -505,14 +500,10 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   TarExclude exclude_;
   bool is_root_ = false;
   mode_t umask_ = 022;
-  // Directories known to be real ones (relative paths): those entries were made in, and those
-  // made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of those).
-  struct PathHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view path) const { return std::hash<std::string_view>{}(path); }
-  };
-  std::unordered_set<std::string, PathHash, std::equal_to<>> verified_;
-  std::size_t verified_bytes_ = 0;
+  // Directories known to be real ones (relative paths, by name_key): those entries were made
+  // in, and those made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of
+  // those); by SHA-256, so that no archive can make names meet in one bucket of the set.
+  std::unordered_set<NameKey, NameKeyHash> verified_;
   std::map<std::string, PendingDirectory> pending_;  // directories waiting for their modes and times, by path
   std::size_t pending_bytes_ = 0;
   std::unique_ptr<OutputFile> file_;

@@ -1,12 +1,10 @@
 // extract_tar(): a tar archive read into the safe extractor (archives/extractor.h).
-#include <nettle/sha2.h>
-
 #include <cstdint>
-#include <cstring>
 #include <optional>
 #include <unordered_set>
 
 #include "archives/extractor.h"
+#include "archives/name_key.h"
 #include "archives/tar_format.h"
 #include "sluice/codec.h"
 #include "sluice/stream.h"
@@ -81,31 +79,15 @@ class CompressingHandler final : public TarEntryHandler {
   // long the names (all of them, refused ones too, were kept whole: 2,000 entries of 64 KB names,
   // refused, took 158 MB), and no archive can make two names meet (std::hash's 64 bits could be
   // made to: a second reader built a pair, and a link went to the wrong file).
-  struct NameKey {
-    std::uint64_t high = 0, low = 0;
-    bool operator==(const NameKey&) const = default;
-  };
-  struct NameKeyHash {
-    std::size_t operator()(const NameKey& key) const { return key.high; }  // already uniform
-  };
-  static NameKey name_key(const std::string& path) {
-    const std::string name = detail::join_components(detail::path_components(path));
-    sha256_ctx context;
-    sha256_init(&context);
-    sha256_update(&context, name.size(), reinterpret_cast<const std::uint8_t*>(name.data()));
-    std::uint8_t digest[16];
-    sha256_digest(&context, sizeof digest, digest);
-    NameKey key;
-    std::memcpy(&key.high, digest, 8);
-    std::memcpy(&key.low, digest + 8, 8);
-    return key;
+  static detail::NameKey name_key(const std::string& path) {
+    return detail::name_key(detail::join_components(detail::path_components(path)));
   }
   // "f/" + ".gz" would be a file ".gz" in a directory "f".
   static std::string without_trailing_slashes(std::string path) {
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     return path;
   }
-  std::unordered_set<NameKey, NameKeyHash> compressed_;
+  std::unordered_set<detail::NameKey, detail::NameKeyHash> compressed_;
   std::optional<Compressor> compressor_;
 };
 
