@@ -152,6 +152,20 @@ def test_a_hostile_tarfile_archive_is_refused_entry_by_entry(tmp_path):
     assert "escape" in str(caught.value)
 
 
+def untar_pipeline(archive, directory) -> str:
+    """A pipeline that unpacks `archive` into `directory`."""
+    return f"""
+[input]
+paths = ["{archive}"]
+
+[[stage]]
+kind = "untar"
+
+[output]
+directory = "{directory}"
+"""
+
+
 def test_refused_entries_listed_stop_at_16_mib_of_names_and_the_rest_are_counted(tmp_path):
     """A small compressed archive can hold any number of entries with names of megabytes: the
     result lists the first (16 MiB of names and messages) and says how many more there were; so
@@ -168,16 +182,7 @@ def test_refused_entries_listed_stop_at_16_mib_of_names_and_the_rest_are_counted
     assert [m.name for m, _ in result.refused] == [f"../{i}/" + "a" * 65536 for i in range(listed)]
     assert result.warnings == [f"{archive}: {400 - listed} more entries refused, not listed"]
     assert not result.ok and (tmp_path / "dest" / "ok").exists()
-    pipeline = f"""
-[input]
-paths = ["{archive}"]
-
-[[stage]]
-kind = "untar"
-
-[output]
-directory = "{tmp_path / 'out'}"
-"""
+    pipeline = untar_pipeline(archive, tmp_path / "out")
     report = sluice.run_pipeline(pipeline)
     assert 200 < len(report.problems) - 1 < 260
     assert report.problems[-1] == f"{400 - (len(report.problems) - 1)} more problems, not listed"
@@ -267,16 +272,7 @@ def test_run_pipeline_reports_what_an_untar_stage_refused(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
-    pipeline = f"""
-[input]
-paths = ["{archive}"]
-
-[[stage]]
-kind = "untar"
-
-[output]
-directory = "{tmp_path / 'out'}"
-"""
+    pipeline = untar_pipeline(archive, tmp_path / "out")
     report = sluice.run_pipeline(pipeline)
     assert not report.ok
     assert report.problems == [f"{archive}: refusing entry '../outside' (archive byte 0): path contains '..'"]
