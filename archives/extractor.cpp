@@ -276,9 +276,11 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     }
   }
 
+  // Past kVerifiedDirectoryBytes (a key and its node, about 48 bytes each) the cache is dropped:
+  // what it held is checked again when needed.
   void remember_verified(const std::string& relative) {
-    constexpr std::size_t kKeyBytes = sizeof(NameKey) + 32;                          // the key and its node, about
-    if (verified_.size() * kKeyBytes >= kVerifiedDirectoryBytes) verified_.clear();  // a cache: checked again
+    constexpr std::size_t kKeyBytes = sizeof(NameKey) + 32;
+    if (verified_.size() * kKeyBytes >= kVerifiedDirectoryBytes) verified_.clear();
     verified_.insert(name_key(relative));
   }
 
