@@ -683,16 +683,12 @@ class FedSource final : public ByteSource {
 // expansion: the graph waits while the pipe is full.
 class PullReader {
  public:
-  // A path, or a descriptor of a regular file the caller keeps open (`fd`), is read from byte
-  // `offset` on (a seek that starts at a unit of the stream).
+  // A path is read from byte `offset` on (a seek that starts at a unit of the stream).
   PullReader(const std::string& path, py::object file, const DecompressOptions& options, const std::string& name,
-             std::uint64_t offset, std::shared_ptr<FedSource> fed, int fd) {
+             std::uint64_t offset, std::shared_ptr<FedSource> fed) {
     if (fed) {
       fed_ = std::move(fed);
       source_ = fed_;
-    } else if (fd >= 0) {
-      source_ = std::make_shared<FdSource>(fd, name);
-      source_->seek(offset);
     } else if (file.is_none()) {
       source_ = std::make_shared<FdSource>(path);
       if (offset > 0) source_->seek(offset);
@@ -1441,18 +1437,18 @@ PYBIND11_MODULE(_native, m) {
   py::class_<PullReader>(m, "PullReader")
       .def(py::init([](const std::string& path, py::object file, const std::string& format, int threads,
                        std::uint64_t max_output, const std::string& name, std::uint64_t offset,
-                       std::shared_ptr<FedSource> fed, int fd) {
+                       std::shared_ptr<FedSource> fed) {
              try {
                return std::make_unique<PullReader>(path, std::move(file),
                                                    decompress_options(format, threads, max_output), name, offset,
-                                                   std::move(fed), fd);
+                                                   std::move(fed));
              } catch (const Error& e) {
                raise(e);
                throw;
              }
            }),
            py::arg("path"), py::arg("file"), py::arg("format"), py::arg("threads"), py::arg("max_output"),
-           py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr, py::arg("fd") = -1)
+           py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr)
       .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
       .def("readinto", &PullReader::readinto, py::arg("target"), py::arg("some") = false)
       .def("cancel", &PullReader::cancel);
