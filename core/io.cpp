@@ -138,14 +138,22 @@ FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
   positional_ = status_.regular;
 }
 
-FdSource::FdSource(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
-  status_ = status_of_input(fd_, name_);
+FdSource::FdSource(int fd, std::string name, Ownership ownership)
+    : fd_(fd), owned_(ownership == Ownership::kOwned), name_(std::move(name)) {
+  try {
+    status_ = status_of_input(fd_, name_);
+  } catch (...) {
+    if (owned_) ::close(fd_);
+    throw;
+  }
   // A regular file (stdin redirected from one) is read by position from where the caller left
-  // it, like a file opened by name (so it can be mapped), and left where we stopped.
+  // it, like a file opened by name (so it can be mapped), and a borrowed one is left where we
+  // stopped.
   if (status_.regular) {
     const off_t at = ::lseek(fd_, 0, SEEK_CUR);
     if (at >= 0) {
-      positional_ = restore_position_ = true;
+      positional_ = true;
+      restore_position_ = !owned_;
       offset_ = start_ = static_cast<std::uint64_t>(at);
     }
   }

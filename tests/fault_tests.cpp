@@ -237,6 +237,28 @@ TEST(FdSourceOffset, AFileOnStdinIsReadFromWhereTheCallerLeftItAndLeftAfterOurLa
   ::close(fd);
 }
 
+// An owned descriptor is closed with the source and its offset is never moved: a caller that
+// hands over a duplicate (Python's PullReader) keeps its own offset, whenever the source goes.
+TEST(FdSourceOffset, AnOwnedDescriptorIsClosedWithTheSourceAndItsOffsetLeftAlone) {
+  testing::ScratchDir dir;
+  const Bytes data = text_bytes(10000, 19);
+  write_file(dir / "f", data);
+  const int fd = ::open((dir / "f").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::lseek(fd, 100, SEEK_SET), 100);
+  const int own = ::dup(fd);
+  ASSERT_GE(own, 0);
+  {
+    FdSource source(own, "f", FdSource::Ownership::kOwned);
+    std::vector<std::uint8_t> rest(6000);
+    ASSERT_EQ(source.read_full(rest.data(), rest.size()), 6000u);
+    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + 100, data.begin() + 6100));
+  }
+  EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 100) << "the shared offset moved";
+  EXPECT_EQ(::fcntl(own, F_GETFD), -1) << "the owned descriptor is still open";
+  ::close(fd);
+}
+
 // Through the program: a regular file on stdin, partly consumed before sluice starts, large
 // enough to be mapped (compression and decompression).
 TEST_F(Faults, AFileOnStdinIsTakenFromWhereTheShellLeftIt) {

@@ -107,9 +107,13 @@ class FdSource final : public ByteSource {
   // file that grows is read to its new end. (The graphs map large regular files instead of
   // reading them, guarded so that truncation is reported the same way: core/mapped_file.h.)
   explicit FdSource(const std::string& path);
-  // Wraps an open descriptor that it does not own (e.g. 0 for stdin). A regular file is read by
-  // position from the descriptor's offset, which is left after the last byte read.
-  FdSource(int fd, std::string name);
+  // Wraps an open descriptor (e.g. 0 for stdin). A regular file is read by position from the
+  // descriptor's offset.
+  //  - kBorrowed: the caller keeps and closes it; its offset is left after the last byte read.
+  //    The caller must not close it while the source lives (the number could be reused).
+  //  - kOwned: closed with the source; its offset is never moved (reads are pread()s).
+  enum class Ownership { kBorrowed, kOwned };
+  FdSource(int fd, std::string name, Ownership ownership = Ownership::kBorrowed);
   ~FdSource() override;
   FdSource(const FdSource&) = delete;
   FdSource& operator=(const FdSource&) = delete;

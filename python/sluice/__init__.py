@@ -661,7 +661,6 @@ class SluiceFile(io.BufferedIOBase):
         self._inherited = False  # the child of a fork's (_after_fork_in_child)
         self._closing = False  # set by the text layer as it closes (_TextFile.close)
         self._file: BinaryIO | None = None
-        self._read_path: str | None = None
         self._owned = False
         self._final_path: str | None = None
         self._temp_path: str | None = None  # a named temporary (else the output has no name yet)
@@ -685,8 +684,7 @@ class SluiceFile(io.BufferedIOBase):
                 descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 status = os.fstat(descriptor)
                 if stat.S_ISREG(status.st_mode):
-                    self._fileno = descriptor
-                    self._read_path = path  # read by the library itself (mapped where it pays)
+                    self._fileno = descriptor  # read by the library itself (mapped where it pays)
                 elif stat.S_ISDIR(status.st_mode):
                     os.close(descriptor)
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
@@ -710,7 +708,7 @@ class SluiceFile(io.BufferedIOBase):
                     self._start = _position_of(self._file)  # for seek()
                     if self._start is not None:  # its first bytes, for mtime
                         self._head = _peek_head(self._file, self._start)
-                self._decoding = _Decoding(self._file, self._read_path, self._start,
+                self._decoding = _Decoding(self._file, self._fileno, self._start,
                                            (format or "", threads or 0, max_output or 0, self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
@@ -1157,7 +1155,6 @@ class SluiceFile(io.BufferedIOBase):
         if self.closed:
             return
         self._gathered = None  # writes take the checked way
-        self._close_fileno()
         if self._inherited:  # the parent's: nothing of it is touched
             self._file = None
             super().close()
@@ -1176,6 +1173,7 @@ class SluiceFile(io.BufferedIOBase):
         except BaseException:
             self._abandon()  # the temporary goes, whatever failed
             raise
+        self._close_fileno()  # the run that read it has ended
         self._file = None
         super().close()
 
@@ -1196,10 +1194,12 @@ class SluiceFile(io.BufferedIOBase):
     def _abandon(self) -> None:
         """Stops the run and removes a temporary output: nothing half-written is left."""
         self._gathered = None
-        self._close_fileno()
         for native in ("_writer", "_decoding"):
             if getattr(self, native, None) is not None:
                 getattr(self, native).cancel()
+        if isinstance(getattr(self, "_decoding", None), _Decoding):
+            self._decoding.stop()  # its run ended, before the descriptor it reads goes
+        self._close_fileno()
         if self._owned and self._file is not None:
             self._file.close()
         self._file = None
@@ -1265,11 +1265,14 @@ class _Decoding(io.RawIOBase):
     the file object's own exception. Ctrl-C (any exception that is not an Exception) stops the
     run and is raised at once."""
 
-    def __init__(self, file, read_path: str | None, start: int | None, args: tuple):
+    def __init__(self, file, read_fd: int | None, start: int | None, args: tuple):
         super().__init__()
-        # file: the file object read, or None for read_path; start: where the stream starts in it,
-        # None where it cannot seek back; args: (format, threads, max_output, name) of the run.
-        self._file, self._read_path, self._start, self._args = file, read_path, start, args
+        # file: the file object read, or None for read_fd, a descriptor of a regular file opened by
+        # name, held by the SluiceFile (every read goes through it, never the name again: a file
+        # renamed over that name, or a chdir, must not change what is read); start: where the
+        # stream starts in it, None where it cannot seek back; args: (format, threads, max_output,
+        # name) of the run.
+        self._file, self._read_fd, self._start, self._args = file, read_fd, start, args
         self._reader = _STOPPED
         self.moved = False  # by seek(): the stream moved (SluiceFile.seek re-syncs after a failure)
         self.start()
@@ -1291,24 +1294,18 @@ class _Decoding(io.RawIOBase):
         if small is not None:
             self._reader = small
         elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
-            file = self._file if self._file is not None else builtins.open(self._read_path, "rb")
             feeder = _Feeder(name)
             self.head = feeder.head
-            try:
-                reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
-            except BaseException:
-                if self._file is None:
-                    file.close()
-                raise
-            feeder.start(file, close=self._file is None)  # only once the run that stops it exists
+            reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
+            feeder.start(self._file, close=False)  # only once the run that stops it exists
             self._reader = _FedReader(reader, feeder)
         elif unit is None:
-            self._reader = _native.PullReader(self._read_path or "", self._file, format, threads, max_output, name)
+            self._reader = _native.PullReader("", self._file, format, threads, max_output, name, fd=self._fd())
         else:
             unit, before = unit
             if self._file is None:  # read by the library, from the unit on
-                self._reader = _native.PullReader(self._read_path, None, format, threads, max_output, name,
-                                                  unit.offset)
+                self._reader = _native.PullReader("", None, format, threads, max_output, name, unit.offset,
+                                                  fd=self._read_fd)
             else:
                 self._file.seek((self._start or 0) + unit.offset)
                 self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
@@ -1316,6 +1313,10 @@ class _Decoding(io.RawIOBase):
         self._position = 0 if unit is None else before  # of the decoded stream, after what was read
         self._eof = False
         self.error: BaseException | None = None
+
+    def _fd(self) -> int:
+        """The descriptor the library reads, or -1 (a file object)."""
+        return -1 if self._read_fd is None else self._read_fd
 
     def cancel(self) -> None:
         """Stops the run (a read blocked in another thread then raises)."""
@@ -1341,10 +1342,9 @@ class _Decoding(io.RawIOBase):
         format, threads, max_output, _ = self._args
         try:
             if self._file is None:
-                with builtins.open(self._read_path, "rb") as file:
-                    if os.fstat(file.fileno()).st_size > _SMALL_INPUT:
-                        return None
-                    data = file.read(_SMALL_INPUT + 1)
+                if os.fstat(self._read_fd).st_size > _SMALL_INPUT:
+                    return None
+                data = os.pread(self._read_fd, _SMALL_INPUT + 1, 0)
             elif _Positional.possible(self._file):
                 source = _Positional(self._file, self._start)
                 if source.size > _SMALL_INPUT:
@@ -1483,7 +1483,7 @@ class _Decoding(io.RawIOBase):
         if sum(u.content for u in known) <= offset and not getattr(self, "_unit_index_complete", False):
             known = []
             try:
-                source = self._file if self._file is not None else builtins.open(self._read_path, "rb")
+                source = self._file if self._file is not None else os.fdopen(os.dup(self._read_fd), "rb")
                 try:
                     reader = _Positional(source, self._start or 0)
                     index = _units.index_stream(reader, reader.size, until=offset)

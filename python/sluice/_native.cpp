@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -683,12 +685,20 @@ class FedSource final : public ByteSource {
 // expansion: the graph waits while the pipe is full.
 class PullReader {
  public:
-  // A path is read from byte `offset` on (a seek that starts at a unit of the stream).
+  // A path, or a descriptor of a regular file (`fd`, duplicated: the caller may close it), is
+  // read from byte `offset` on (a seek that starts at a unit of the stream).
   PullReader(const std::string& path, py::object file, const DecompressOptions& options, const std::string& name,
-             std::uint64_t offset, std::shared_ptr<FedSource> fed) {
+             std::uint64_t offset, std::shared_ptr<FedSource> fed, int fd) {
     if (fed) {
       fed_ = std::move(fed);
       source_ = fed_;
+    } else if (fd >= 0) {
+      // A descriptor of our own: the caller's may be closed, and its number reused by another
+      // file, before the last reference to this reader goes (an error's traceback keeps it).
+      const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      if (own < 0) throw_system_error("cannot duplicate its descriptor", name);
+      source_ = std::make_shared<FdSource>(own, name, FdSource::Ownership::kOwned);
+      source_->seek(offset);
     } else if (file.is_none()) {
       source_ = std::make_shared<FdSource>(path);
       if (offset > 0) source_->seek(offset);
@@ -1437,18 +1447,18 @@ PYBIND11_MODULE(_native, m) {
   py::class_<PullReader>(m, "PullReader")
       .def(py::init([](const std::string& path, py::object file, const std::string& format, int threads,
                        std::uint64_t max_output, const std::string& name, std::uint64_t offset,
-                       std::shared_ptr<FedSource> fed) {
+                       std::shared_ptr<FedSource> fed, int fd) {
              try {
                return std::make_unique<PullReader>(path, std::move(file),
                                                    decompress_options(format, threads, max_output), name, offset,
-                                                   std::move(fed));
+                                                   std::move(fed), fd);
              } catch (const Error& e) {
                raise(e);
                throw;
              }
            }),
            py::arg("path"), py::arg("file"), py::arg("format"), py::arg("threads"), py::arg("max_output"),
-           py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr)
+           py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr, py::arg("fd") = -1)
       .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
       .def("readinto", &PullReader::readinto, py::arg("target"), py::arg("some") = false)
       .def("cancel", &PullReader::cancel);

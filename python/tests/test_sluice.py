@@ -4,6 +4,7 @@ import _thread
 import asyncio
 import concurrent.futures
 import errno
+import gc
 import gzip
 import io
 import os
@@ -921,6 +922,17 @@ def test_mtime_fileno_and_rewind_as_gzip_files_have_them(tmp_path):
         os.replace(tmp_path / "other.gz", path)
         assert f.mtime == 1_234_567 and os.fstat(f.fileno()).st_ino == opened
         assert f.read() == b"hello world"
+    # Reading goes on from that file too, back to its start (it was opened by name again): a
+    # stream larger than one read, started, then its name taken and the file read again.
+    big = text(2_000_000, 33)
+    with sluice.open(path, "wb", mtime=1_234_567) as f:
+        f.write(big)
+    with sluice.open(path) as f:
+        assert f.read(300_000) == big[:300_000]
+        (tmp_path / "new.gz").write_bytes(gzip.compress(b"new"))
+        os.replace(tmp_path / "new.gz", path)
+        f.seek(0)
+        assert f.read() == big
     with sluice.open(path, "wb", mtime=1_234_567) as f:
         f.write(b"hello world")
 
@@ -964,6 +976,35 @@ def test_mtime_fileno_and_rewind_as_gzip_files_have_them(tmp_path):
             f.rewind()
     with sluice.open(tmp_path / "m.zst") as f:
         assert f.mtime is None and f.read() == b"z"
+
+
+def test_a_reader_alive_after_close_leaves_the_next_file_with_its_number_alone(tmp_path):
+    """A read error's traceback keeps the run's reader alive after close(), until the garbage
+    collector finds the cycle; by then the descriptor number the file held may be another file's.
+    The reader reads a duplicate of its own: it used to seek the number it was given back to where
+    it stopped, moving a file that something else was writing (a tarfile, in CI)."""
+    blob = bytearray(gzip.compress(text(3_000_000, 41)))
+    blob[len(blob) // 2] ^= 0xFF
+    (tmp_path / "bad.gz").write_bytes(blob)
+    gc.disable()  # the cycle is collected below, after the number is taken again
+    try:
+        f = sluice.open(tmp_path / "bad.gz")
+        number = f.fileno()
+        with pytest.raises(sluice.CorruptDataError):
+            f.read()
+        f.close()
+        victim = os.open(tmp_path / "victim", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
+        if victim != number:  # the lowest free number is usually the one just closed
+            os.dup2(victim, number)
+            os.close(victim)
+        os.write(number, b"x" * 5000)
+        del f
+        gc.collect()
+        os.write(number, b"y")
+        os.close(number)
+    finally:
+        gc.enable()
+    assert (tmp_path / "victim").read_bytes() == b"x" * 5000 + b"y"
 
 
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
