@@ -122,6 +122,14 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     const TarEntry& entry = *current_;
     std::string why;
     if (entry.path.empty()) return refuse(entry, "entry with an empty name");
+    if (entry.path.size() >= PATH_MAX) {  // refused by the system, and not split (8 MiB of "a/": 186 MB)
+      try {
+        errno = ENAMETOOLONG;
+        throw_system_error("cannot create", full(entry.path.substr(0, 64) + "..."));
+      } catch (const Error& error) {
+        return fail_entry(entry, error, false);
+      }
+    }
     const auto relative = relative_path(entry.path, why);
     if (!relative) return refuse(entry, why);
     if (relative->empty()) {
@@ -444,6 +452,11 @@ class SafeExtractor::Impl final : public TarEntryHandler {
 
   void make_hard_link(const TarEntry& entry, const std::string& path) {
     std::string why;
+    // A directory's name: no hard link goes to one, and to a file by it is "Not a directory".
+    if (entry.link_target.ends_with('/')) {
+      throw Refusal{
+          fmt::format("hard link to '{}': a name ending in '/' names a directory", printable_name(entry.link_target))};
+    }
     const auto target = relative_path(entry.link_target, why);
     if (!target || target->empty()) {
       throw Refusal{fmt::format("hard link to '{}': {}", printable_name(entry.link_target),
