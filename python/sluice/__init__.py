@@ -683,13 +683,13 @@ class SluiceFile(io.BufferedIOBase):
                 # open: mtime and fileno() are of this file, whatever later takes its name.
                 descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 status = os.fstat(descriptor)
-                if stat.S_ISREG(status.st_mode):
-                    self._fileno = descriptor  # read by the library itself (mapped where it pays)
-                elif stat.S_ISDIR(status.st_mode):
+                if stat.S_ISDIR(status.st_mode):
                     os.close(descriptor)
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-                else:  # a FIFO, a device: read as it comes, as a file object of its own
-                    self._file = os.fdopen(descriptor, "rb")
+                # Read by the library itself (a regular file, mapped where it pays) or, a FIFO or
+                # a device, as it comes, by a feeding thread from a duplicate of its own.
+                self._fileno = descriptor
+                regular = stat.S_ISREG(status.st_mode)
             elif mode == "xb" and existing is not None:
                 raise FileExistsError(errno.EEXIST, "File exists", path)
             elif mode == "ab" or not self._write_beside(path, existing):
@@ -702,8 +702,8 @@ class SluiceFile(io.BufferedIOBase):
             raise TypeError("file must be a path or a binary file object")
         try:
             if mode == "rb":
-                if self._file is None:  # a regular file by name
-                    self._start = 0
+                if self._file is None:  # a file by name: a regular file from its start, or a FIFO
+                    self._start = 0 if regular else None
                 else:
                     self._start = _position_of(self._file)  # for seek()
                     if self._start is not None:  # its first bytes, for mtime
@@ -877,11 +877,11 @@ class SluiceFile(io.BufferedIOBase):
             return self._written_mtime
         head = self._head
         if head is None:
-            if self._fileno is not None:  # a file by name, read by the library: its start
-                head = self._head = os.pread(self._fileno, _HEAD_BYTES, 0)
-            else:
-                decoding = self.__dict__.get("_decoding")
-                head = bytes(getattr(decoding, "head", b""))  # a pipe's, as it came (_Feeder)
+            with self._lock:  # close() in another thread takes the descriptor
+                if self._fileno is not None and self._start is not None:  # a regular file by name
+                    head = self._head = os.pread(self._fileno, _HEAD_BYTES, 0)
+        if head is None:  # a pipe's, as it came (_Feeder)
+            head = bytes(getattr(self.__dict__.get("_decoding"), "head", b""))
         if len(head) < 8 or head[:3] != b"\x1f\x8b\x08":
             return None
         return int.from_bytes(head[4:8], "little")
@@ -1155,7 +1155,8 @@ class SluiceFile(io.BufferedIOBase):
         if self.closed:
             return
         self._gathered = None  # writes take the checked way
-        if self._inherited:  # the parent's: nothing of it is touched
+        if self._inherited:  # the parent's: nothing of it is touched but the child's own descriptor
+            self._close_fileno()
             self._file = None
             super().close()
             return
@@ -1249,6 +1250,9 @@ class _Stopped:
     def cancel(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 _STOPPED = _Stopped()
 
@@ -1267,11 +1271,11 @@ class _Decoding(io.RawIOBase):
 
     def __init__(self, file, read_fd: int | None, start: int | None, args: tuple):
         super().__init__()
-        # file: the file object read, or None for read_fd, a descriptor of a regular file opened by
-        # name, held by the SluiceFile (every read goes through it, never the name again: a file
-        # renamed over that name, or a chdir, must not change what is read); start: where the
-        # stream starts in it, None where it cannot seek back; args: (format, threads, max_output,
-        # name) of the run.
+        # file: the file object read, or None for read_fd, a descriptor of a file opened by name
+        # (a regular file, or a FIFO read as it comes), held by the SluiceFile (every read goes
+        # through it, never the name again: a file renamed over that name, or a chdir, must not
+        # change what is read); start: where the stream starts in it, None where it cannot seek
+        # back; args: (format, threads, max_output, name) of the run.
         self._file, self._read_fd, self._start, self._args = file, read_fd, start, args
         self._reader = _STOPPED
         self.moved = False  # by seek(): the stream moved (SluiceFile.seek re-syncs after a failure)
@@ -1297,7 +1301,10 @@ class _Decoding(io.RawIOBase):
             feeder = _Feeder(name)
             self.head = feeder.head
             reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
-            feeder.start(self._file, close=False)  # only once the run that stops it exists
+            if self._file is not None:  # only once the run that stops it exists
+                feeder.start(self._file, close=False)
+            else:  # a duplicate the feeder closes: close() need not wait for its blocked read
+                feeder.start(builtins.open(os.dup(self._read_fd), "rb", buffering=0), close=True)
             self._reader = _FedReader(reader, feeder)
         elif unit is None:
             self._reader = _native.PullReader("", self._file, format, threads, max_output, name, fd=self._fd())
@@ -1323,9 +1330,12 @@ class _Decoding(io.RawIOBase):
         getattr(self, "_reader", _STOPPED).cancel()
 
     def stop(self) -> None:
-        """Stops the run and waits for it: it ends before the file moves."""
+        """Stops the run and waits for it: it ends before the file moves, and what it held (its
+        descriptor, its buffers) goes now, whatever still refers to the reader (an error's
+        traceback)."""
         self.cancel()
-        self._reader = _STOPPED
+        reader, self._reader = self._reader, _STOPPED
+        reader.close()
 
     def resume(self) -> None:
         """Forgets the error that ended the stream: the next read asks the reader again."""
@@ -1373,6 +1383,8 @@ class _Decoding(io.RawIOBase):
         except Exception as error:  # noqa: BLE001 - the stream's or the file object's: raised by SluiceFile
             self.error = error
             got = 0
+        finally:
+            del method, args  # not kept by the traceback of an error that is kept
         if not got:
             self._eof = True
         return got
@@ -1580,6 +1592,9 @@ class _FedReader:
     def cancel(self) -> None:
         self._native.cancel()
 
+    def close(self) -> None:
+        self._native.close()
+
 
 class _Decoded:
     """A reader over a stream decoded whole (SluiceFile._decoded_small), as a PullReader reads."""
@@ -1604,6 +1619,9 @@ class _Decoded:
 
     def cancel(self) -> None:
         pass
+
+    def close(self) -> None:
+        self._data = b""
 
 
 class _Positional:

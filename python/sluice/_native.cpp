@@ -547,6 +547,17 @@ void call_back(const py::object& callback, std::exception_ptr& error, Argument&&
   }
 }
 
+// memoryview.release(); false when it cannot be (a buffer taken from it is still held).
+bool release_view(py::memoryview& view) {
+  PyObject* result = PyObject_CallMethod(view.ptr(), "release", nullptr);
+  if (result == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  Py_DECREF(result);
+  return true;
+}
+
 class PythonSource final : public ByteSource {
  public:
   explicit PythonSource(PythonFile& file) : file_(file) {}
@@ -561,8 +572,17 @@ class PythonSource final : public ByteSource {
         std::memcpy(dst, info.ptr, n);
         return n;
       }
+      // The view is released after the call: one the file object kept (or the frame of a
+      // readinto() that raised) must not reach this memory once the run has freed it.
       py::memoryview target = py::memoryview::from_memory(dst, static_cast<py::ssize_t>(max_bytes));
-      py::object got = f.attr("readinto")(target);
+      py::object got;
+      try {
+        got = f.attr("readinto")(target);
+      } catch (...) {
+        release_view(target);
+        throw;
+      }
+      if (!release_view(target)) throw Error(ErrorKind::kIo, "readinto() kept the buffer it was given", file_.name());
       if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
       const auto n = got.cast<std::size_t>();
       if (n > max_bytes) throw Error(ErrorKind::kIo, "readinto() returned more than asked", file_.name());
@@ -738,11 +758,42 @@ class PullReader {
   }
   void cancel() {
     if (fed_) fed_->cancel();
-    decoder_->cancel();
+    if (decoder_) decoder_->cancel();
+  }
+  // Stops the run and lets go of what it read (a descriptor, a file object) now, while references
+  // to the reader may live on (an exception's traceback); reads then raise. A read in progress
+  // on another thread (it is stopped) lets go as it returns.
+  void close() {
+    closed_ = true;
+    cancel();
+    if (reading_ == 0) let_go();
   }
 
  private:
+  // The run joined and its source closed. With the GIL held (as reading_ and closed_ are): the
+  // members are emptied before it is released, so a cancel() meanwhile finds nothing to stop.
+  void let_go() {
+    auto decoder = std::move(decoder_);
+    auto source = std::move(source_);
+    auto fed = std::move(fed_);
+    {
+      py::gil_scoped_release release;  // the graph's threads may want the GIL to finish a read
+      decoder.reset();
+      source.reset();
+      fed.reset();
+    }
+    python_file_.reset();
+  }
+
   std::size_t fill(std::uint8_t* dst, std::size_t size, bool some) {
+    if (closed_) throw py::value_error("I/O operation on a closed reader");
+    ++reading_;
+    struct Leave {
+      PullReader& reader;
+      ~Leave() {
+        if (--reader.reading_ == 0 && reader.closed_) reader.let_go();
+      }
+    } leave{*this};
     std::size_t got = 0;
     // Reads of up to 16 MiB take milliseconds once the graph runs: on the calling thread, as
     // a thread of their own per read cost more than the read (0.124 against 0.074 s for the
@@ -773,6 +824,8 @@ class PullReader {
   std::shared_ptr<FedSource> fed_;
   std::shared_ptr<ByteSource> source_;
   std::unique_ptr<DecompressingSource> decoder_;
+  int reading_ = 0;  // fill() calls in progress (threads take turns at the GIL between reads)
+  bool closed_ = false;
 };
 
 const char* entry_type_name(TarEntryType type) {
@@ -1461,7 +1514,8 @@ PYBIND11_MODULE(_native, m) {
            py::arg("name"), py::arg("offset") = 0, py::arg("fed") = nullptr, py::arg("fd") = -1)
       .def("read", &PullReader::read, py::arg("size"), py::arg("some") = false)
       .def("readinto", &PullReader::readinto, py::arg("target"), py::arg("some") = false)
-      .def("cancel", &PullReader::cancel);
+      .def("cancel", &PullReader::cancel)
+      .def("close", &PullReader::close);
 
   py::class_<Decoder>(m, "Decoder")
       .def(py::init([](const std::string& format, int threads, std::uint64_t max_output, const std::string& name) {

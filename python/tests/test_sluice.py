@@ -1007,6 +1007,70 @@ def test_a_reader_alive_after_close_leaves_the_next_file_with_its_number_alone(t
     assert (tmp_path / "victim").read_bytes() == b"x" * 5000 + b"y"
 
 
+def _descriptors_on(path) -> list[int]:
+    """This process's descriptors open on `path` (also once it is unlinked)."""
+    found = []
+    for number in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{number}")
+        except OSError:
+            continue
+        if target in (str(path), f"{path} (deleted)"):
+            found.append(int(number))
+    return found
+
+
+def test_close_lets_go_of_the_file_while_an_error_keeps_its_reader(tmp_path):
+    """The error a read met is kept (by the caller, or by the file for its next read); its
+    traceback refers to the run's reader. close() ends the run and closes what it read then,
+    not when the collector finds the error: the file's space is not held after an unlink."""
+    blob = bytearray(gzip.compress(text(3_000_000, 43)))
+    blob[len(blob) // 2] ^= 0xFF
+    path = tmp_path / "bad.gz"
+    path.write_bytes(blob)
+    f = sluice.open(path)
+    with pytest.raises(sluice.CorruptDataError) as kept:
+        f.read()
+    f.close()
+    assert _descriptors_on(path) == [] and kept.value is not None
+
+
+def test_a_file_objects_readinto_cannot_keep_the_runs_buffer(tmp_path):
+    """The memoryview a file object's readinto() gets is over the run's own buffer: it is released
+    once the call returns, so a view kept (by the file object, or the frame of a readinto() that
+    raised) cannot read or write that memory after the run freed it."""
+    data = os.urandom(1_000_000).hex().encode()  # more than a small input, read by the run
+    kept = []
+
+    class Keeping(io.RawIOBase):
+        def __init__(self):
+            self._data = io.BytesIO(sluice.compress(data, "zstd"))
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def tell(self):
+            return self._data.tell()
+
+        def seek(self, offset, whence=0):
+            return self._data.seek(offset, whence)
+
+        def readinto(self, view):
+            kept.append(view)
+            return self._data.readinto(view)
+
+    with sluice.open(Keeping()) as f:
+        assert f.read() == data
+    views = [view for view in kept if isinstance(view, memoryview)]  # the run's (else Python's own)
+    assert views
+    for view in views:
+        with pytest.raises(ValueError, match="released"):
+            view.nbytes
+
+
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
     with sluice.open(tmp_path / "s.gz", "wb") as f:
         f.write(b"keep")
@@ -1069,12 +1133,23 @@ def test_system_errors_are_the_oserror_subclass_of_their_errno(tmp_path):
 # A reader over a file object that may block (a socket, a pipe whose writer is idle) reads it on a
 # thread of its own: closing, the interpreter's exit and Ctrl-C do not wait for the writer.
 _BLOCKED_READER = textwrap.dedent("""
-    import gzip, os, signal, socket, sys, threading, time
+    import gzip, os, signal, socket, sys, tempfile, threading, time
     import sluice
     a, b = socket.socketpair()
     payload = gzip.compress(b"header\\n" + os.urandom(3_000_000).hex().encode())
-    threading.Thread(target=b.sendall, args=(payload[: len(payload) * 3 // 4],), daemon=True).start()
-    f = sluice.open(a.makefile("rb"))
+    if sys.argv[2] == "socket":
+        threading.Thread(target=b.sendall, args=(payload[: len(payload) * 3 // 4],), daemon=True).start()
+        f = sluice.open(a.makefile("rb"))
+    else:  # a FIFO opened by name, its writer idle for good
+        fifo = os.path.join(tempfile.mkdtemp(), "pipe.gz")
+        os.mkfifo(fifo)
+        def write_and_idle():
+            with open(fifo, "wb") as w:
+                w.write(payload[: len(payload) * 3 // 4])
+                w.flush()
+                threading.Event().wait()
+        threading.Thread(target=write_and_idle, daemon=True).start()
+        f = sluice.open(fifo)
     assert f.readline() == b"header\\n"
     if sys.argv[1] == "close":
         start = time.monotonic()
@@ -1108,9 +1183,11 @@ _BLOCKED_READER = textwrap.dedent("""
     """)
 
 
+@pytest.mark.parametrize("source", ["socket", "fifo"])
 @pytest.mark.parametrize("how", ["close", "interrupt", "close from another thread", "exit while another thread reads"])
-def test_a_reader_blocked_in_its_file_closes_exits_and_stops_on_ctrl_c(how):
-    process = subprocess.Popen([sys.executable, "-c", _BLOCKED_READER, how], stdout=subprocess.PIPE, text=True)
+def test_a_reader_blocked_in_its_file_closes_exits_and_stops_on_ctrl_c(how, source):
+    process = subprocess.Popen([sys.executable, "-c", _BLOCKED_READER, how, source], stdout=subprocess.PIPE,
+                               text=True)
     try:
         if how == "interrupt":
             assert process.stdout.readline() == "reading\n"
@@ -1442,6 +1519,9 @@ class _InterruptedAfter:
 
     def cancel(self):
         self.reader.cancel()
+
+    def close(self):
+        self.reader.close()
 
 
 @pytest.mark.parametrize("call", ["read", "readline", "seek"])
@@ -1793,6 +1873,18 @@ def flushed_round_trip(name):
     ok = gzip.decompress(open(name, "rb").read()) == data
     return 0 if ok and sluice.decompress(sluice.compress(data, threads=2, chunk_size=65536)) == data else 6
 
+def closes_its_descriptor():
+    # The child's close() leaves the parent's run alone but closes the child's copy of the
+    # descriptor the file was read through.
+    number = reader.fileno()
+    reader.close()
+    writer.close()
+    try:
+        os.fstat(number)
+    except OSError:
+        return 0
+    return 7
+
 def pooled(n):
     return flushed_round_trip(os.path.join(folder, "pooled%d.gz" % n))
 
@@ -1816,7 +1908,7 @@ codes = [
     child(uses(lambda: sluice.compress(data, threads=2, chunk_size=65536), "forked while sluice was running")),
     child(uses(lambda: sluice.zip.create(os.path.join(folder, "child.zip"), [os.path.join(folder, "in.gz")],
                                          threads=2), "forked while sluice was running")),
-    child(lambda: (reader.close(), writer.close(), 0)[-1]),
+    child(closes_its_descriptor),
     child(lambda: 0),  # at exit the open files are closed: the parent's are left alone
 ]
 assert codes == [0] * 9, codes
