@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 import weakref
 from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 
@@ -522,16 +523,31 @@ def _format_for_path(path: str) -> str:
     return _native.format_for_name(path) or "gzip"
 
 
-# Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a
-# Python file object from its own threads must not outlive the interpreter (as io closes files).
+# Open SluiceFiles (and their text layers), closed at exit before the interpreter goes: a run
+# still reading or writing a Python file object from its own threads must not outlive the
+# interpreter (as io closes files).
 _open_files: "weakref.WeakSet[SluiceFile]" = weakref.WeakSet()
+_open_text: "weakref.WeakSet[_TextFile]" = weakref.WeakSet()
+
+
+def _ending_on_an_error() -> bool:
+    """True at exit when the program ends with an exception it did not catch (Ctrl-C too): the
+    interpreter keeps it as sys.last_value (an interactive session keeps every one: not there)."""
+    return not hasattr(sys, "ps1") and getattr(sys, "last_value", None) is not None
 
 
 @atexit.register
 def _close_open_files() -> None:
-    for file in list(_open_files):
+    """Files left open at exit: closed as the interpreter would close them, text layers first (what
+    they hold is written). A program that ends on an uncaught exception or Ctrl-C abandons its
+    outputs instead, as a `with` block's exception does: nothing half-written is put in place."""
+    failed = _ending_on_an_error()
+    for file in [*_open_text, *_open_files]:
         try:
-            file.close()
+            if failed and isinstance(file, SluiceFile) and file.writable() and not file.closed:
+                file._abandon()
+            elif not (failed and isinstance(file, _TextFile) and file.writable()):
+                file.close()
         except BaseException:  # noqa: B902  (at exit, nothing is left to report to)
             pass
 
@@ -641,7 +657,10 @@ class SluiceFile(io.BufferedIOBase):
     was written so far decodable to a reader of the output, as gzip's does, without ending the
     stream. Opened by name, the output is a new file without a name (or a temporary) put in place
     (with the old file's permissions) by close() or by the first flush(): an error, Ctrl-C or a
-    crash before that leaves nothing behind. Where a rename would change what the file keeps (a
+    crash before that leaves nothing behind (a program that ends on an uncaught exception
+    abandons the files it left open). A file dropped without close() is closed as gzip.open's
+    are, but not put in place where its name has changed since it was opened (another file
+    stands there now: a late finalizer must not replace it; a ResourceWarning says so). Where a rename would change what the file keeps (a
     symlink, a FIFO, a device, a file with other links, another owner or group, or an ACL) or the
     directory takes no new file, it is written in place, as gzip.open writes.
     """
@@ -756,6 +775,7 @@ class SluiceFile(io.BufferedIOBase):
         self._file = os.fdopen(descriptor, "wb")
         self._unpublished = True
         self._final_path = os.path.abspath(path)  # where it was asked for, even if the directory changes
+        self._final_was = _identity(existing)  # what stood there (__del__ replaces nothing newer)
         self._final_mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
         return True
 
@@ -1150,6 +1170,29 @@ class SluiceFile(io.BufferedIOBase):
             decoding.cancel()
         with self._lock:
             self._close()
+
+    def __del__(self) -> None:
+        """Dropped without close(): closed, as io closes files; but an output not put in place
+        yet is abandoned where its name has changed since it was opened."""
+        if not self._abandoned_as_stale():
+            super().__del__()
+
+    def _abandoned_as_stale(self) -> bool:
+        """For a file dropped unclosed (a finalizer, perhaps long after an exception's traceback
+        kept it): True, the output abandoned with a ResourceWarning, where it was to replace
+        what stood at its name when opened and something else stands there now."""
+        if self.closed or not getattr(self, "_unpublished", False):
+            return False
+        try:
+            now = _identity(os.lstat(self._final_path))
+        except OSError:
+            now = None
+        if now == self._final_was:
+            return False
+        self._abandon()
+        warnings.warn(f"{self.name}: dropped unclosed after another file took its name: not put in place",
+                      ResourceWarning, source=self)
+        return True
 
     def _close(self) -> None:
         if self.closed:
@@ -1746,6 +1789,13 @@ def _link_beside(descriptor: int, path: str) -> str:
             continue
 
 
+def _identity(status: os.stat_result | None) -> tuple | None:
+    """What tells one file at a name from another that replaced it or was written since."""
+    if status is None:
+        return None
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -1770,7 +1820,9 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
         raise ValueError("encoding, errors and newline are for text modes only")
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
     if text:
-        return _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+        wrapper = _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+        _open_text.add(wrapper)
+        return wrapper
     return binary
 
 
@@ -1790,6 +1842,11 @@ class _TextFile(io.TextIOWrapper):
             self.buffer.__exit__(exc_type, exc, traceback)  # closed: nothing pending is written
             return None
         return super().__exit__(exc_type, exc, traceback)
+
+    def __del__(self) -> None:
+        """Dropped without close(): as the binary file's (SluiceFile.__del__)."""
+        if not self.buffer._abandoned_as_stale():
+            super().__del__()
 
 
 @dataclasses.dataclass(frozen=True)
