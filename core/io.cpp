@@ -146,14 +146,16 @@ FdSource::FdSource(int fd, std::string name, Ownership ownership)
     if (owned_) ::close(fd_);
     throw;
   }
-  // A regular file (stdin redirected from one) is read by position from where the caller left
-  // it, like a file opened by name (so it can be mapped), and a borrowed one is left where we
-  // stopped.
-  if (status_.regular) {
+  // A regular file is read by position (so it can be mapped): an owned descriptor from its
+  // start, like a file opened by name (its offset may be shared with one the caller reads); a
+  // borrowed one (stdin redirected from a file) from where the caller left it, and left where
+  // we stopped.
+  if (status_.regular && owned_) {
+    positional_ = true;
+  } else if (status_.regular) {
     const off_t at = ::lseek(fd_, 0, SEEK_CUR);
     if (at >= 0) {
-      positional_ = true;
-      restore_position_ = !owned_;
+      positional_ = restore_position_ = true;
       offset_ = start_ = static_cast<std::uint64_t>(at);
     }
   }

@@ -237,9 +237,10 @@ TEST(FdSourceOffset, AFileOnStdinIsReadFromWhereTheCallerLeftItAndLeftAfterOurLa
   ::close(fd);
 }
 
-// An owned descriptor is closed with the source and its offset is never moved: a caller that
-// hands over a duplicate (Python's PullReader) keeps its own offset, whenever the source goes.
-TEST(FdSourceOffset, AnOwnedDescriptorIsClosedWithTheSourceAndItsOffsetLeftAlone) {
+// An owned descriptor is read from the file's start and closed with the source, and its offset
+// is never used or moved: a caller that hands over a duplicate (Python's PullReader) keeps its
+// own offset, whenever the source goes.
+TEST(FdSourceOffset, AnOwnedDescriptorIsReadFromTheStartClosedWithTheSourceAndItsOffsetLeftAlone) {
   testing::ScratchDir dir;
   const Bytes data = text_bytes(10000, 19);
   write_file(dir / "f", data);
@@ -250,9 +251,12 @@ TEST(FdSourceOffset, AnOwnedDescriptorIsClosedWithTheSourceAndItsOffsetLeftAlone
   ASSERT_GE(own, 0);
   {
     FdSource source(own, "f", FdSource::Ownership::kOwned);
-    std::vector<std::uint8_t> rest(6000);
-    ASSERT_EQ(source.read_full(rest.data(), rest.size()), 6000u);
-    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + 100, data.begin() + 6100));
+    std::vector<std::uint8_t> got(6000);
+    ASSERT_EQ(source.read_full(got.data(), got.size()), 6000u);
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin(), data.begin() + 6000));
+    source.seek(9000);
+    ASSERT_EQ(source.read_full(got.data(), got.size()), 1000u);
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + 1000, data.begin() + 9000));
   }
   EXPECT_EQ(::lseek(fd, 0, SEEK_CUR), 100) << "the shared offset moved";
   EXPECT_EQ(::fcntl(own, F_GETFD), -1) << "the owned descriptor is still open";

@@ -107,11 +107,12 @@ class FdSource final : public ByteSource {
   // file that grows is read to its new end. (The graphs map large regular files instead of
   // reading them, guarded so that truncation is reported the same way: core/mapped_file.h.)
   explicit FdSource(const std::string& path);
-  // Wraps an open descriptor (e.g. 0 for stdin). A regular file is read by position from the
-  // descriptor's offset.
-  //  - kBorrowed: the caller keeps and closes it; its offset is left after the last byte read.
-  //    The caller must not close it while the source lives (the number could be reused).
-  //  - kOwned: closed with the source; its offset is never moved (reads are pread()s).
+  // Wraps an open descriptor (e.g. 0 for stdin). A regular file is read by position:
+  //  - kBorrowed: the caller keeps and closes it; read from its offset, which is left after the
+  //    last byte read. The caller must not close it while the source lives (the number could be
+  //    reused).
+  //  - kOwned: closed with the source; read from the file's start (seek() moves on), its offset
+  //    never used or moved.
   enum class Ownership { kBorrowed, kOwned };
   FdSource(int fd, std::string name, Ownership ownership = Ownership::kBorrowed);
   ~FdSource() override;

@@ -20,6 +20,7 @@ import collections
 import dataclasses
 import errno
 import functools
+import gc
 import importlib.abc
 import importlib.machinery
 import io
@@ -523,33 +524,54 @@ def _format_for_path(path: str) -> str:
     return _native.format_for_name(path) or "gzip"
 
 
-# Open SluiceFiles (and their text layers), closed at exit before the interpreter goes: a run
-# still reading or writing a Python file object from its own threads must not outlive the
-# interpreter (as io closes files).
+# Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a
+# Python file object from its own threads must not outlive the interpreter (as io closes files).
 _open_files: "weakref.WeakSet[SluiceFile]" = weakref.WeakSet()
-_open_text: "weakref.WeakSet[_TextFile]" = weakref.WeakSet()
+_uncaught: list[BaseException] = []  # the exception that ends the program, once there is one
 
 
-def _ending_on_an_error() -> bool:
-    """True at exit when the program ends with an exception it did not catch (Ctrl-C too): the
-    interpreter keeps it as sys.last_value (an interactive session keeps every one: not there)."""
-    return not hasattr(sys, "ps1") and getattr(sys, "last_value", None) is not None
+def _note_uncaught(kind, value, traceback, _report=sys.excepthook) -> None:
+    """sys.excepthook while sluice is imported: the exception that ends the program (Ctrl-C too)
+    is noted for _close_open_files, then reported as before. (sys.last_value will not do: pytest
+    and GUI toolkits set it for errors they handled.)"""
+    if not hasattr(sys, "ps1"):  # an interactive session reports every error and goes on
+        _uncaught.append(value)
+    _report(kind, value, traceback)
+
+
+sys.excepthook = _note_uncaught
 
 
 @atexit.register
 def _close_open_files() -> None:
-    """Files left open at exit: closed as the interpreter would close them, text layers first (what
-    they hold is written). A program that ends on an uncaught exception or Ctrl-C abandons its
-    outputs instead, as a `with` block's exception does: nothing half-written is put in place."""
-    failed = _ending_on_an_error()
-    for file in [*_open_text, *_open_files]:
+    """Files left open at exit: closed as the interpreter would close them, what the layers above
+    an output hold (a TextIOWrapper's text) written first. An output is abandoned instead, as a
+    `with` block's exception abandons it, where the program ends on an uncaught exception or
+    Ctrl-C, where another thread is inside a write to it (cut in the middle), or where another
+    file has taken its name since it was opened (_abandoned_as_stale)."""
+    for file in list(_open_files):
         try:
-            if failed and isinstance(file, SluiceFile) and file.writable() and not file.closed:
+            if file.closed or file._inherited:  # a fork's child: the parent's file is left alone
+                file.close()
+            elif file.writable() and (_uncaught or not file._idle()):
                 file._abandon()
-            elif not (failed and isinstance(file, _TextFile) and file.writable()):
+            elif not file._abandoned_as_stale():
+                if file.writable():
+                    _flush_layers_above(file)
                 file.close()
         except BaseException:  # noqa: B902  (at exit, nothing is left to report to)
             pass
+
+
+def _flush_layers_above(file) -> None:
+    """Flushes the buffered layers the program put over `file` (io.TextIOWrapper, as
+    sluice.open's text mode makes, io.BufferedWriter), outermost first, as their finalizers
+    would have before the file closed."""
+    for holder in gc.get_referrers(file):
+        if (isinstance(holder, (io.TextIOWrapper, io.BufferedWriter)) and not holder.closed
+                and getattr(holder, "buffer" if isinstance(holder, io.TextIOWrapper) else "raw", None) is file):
+            _flush_layers_above(holder)
+            holder.flush()
 
 
 # Compressors and Decompressors alive, for the child of a fork (_after_fork_in_child).
@@ -705,10 +727,13 @@ class SluiceFile(io.BufferedIOBase):
                 if stat.S_ISDIR(status.st_mode):
                     os.close(descriptor)
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-                # Read by the library itself (a regular file, mapped where it pays) or, a FIFO or
-                # a device, as it comes, by a feeding thread from a duplicate of its own.
-                self._fileno = descriptor
                 regular = stat.S_ISREG(status.st_mode)
+                if regular or not _seekable_descriptor(descriptor):
+                    # Read by the library itself (a regular file, mapped where it pays) or, a FIFO,
+                    # a socket, a terminal, as it comes, by a feeding thread from a duplicate.
+                    self._fileno = descriptor
+                else:  # a block device: a file object of its own, which can seek
+                    self._file = os.fdopen(descriptor, "rb")
             elif mode == "xb" and existing is not None:
                 raise FileExistsError(errno.EEXIST, "File exists", path)
             elif mode == "ab" or not self._write_beside(path, existing):
@@ -896,9 +921,9 @@ class SluiceFile(io.BufferedIOBase):
         if self._mode != "rb":
             return self._written_mtime
         head = self._head
-        if head is None:
+        if head is None and self._start is not None and self._file is None:  # a regular file by name
             with self._lock:  # close() in another thread takes the descriptor
-                if self._fileno is not None and self._start is not None:  # a regular file by name
+                if self._fileno is not None:
                     head = self._head = os.pread(self._fileno, _HEAD_BYTES, 0)
         if head is None:  # a pipe's, as it came (_Feeder)
             head = bytes(getattr(self.__dict__.get("_decoding"), "head", b""))
@@ -1192,6 +1217,13 @@ class SluiceFile(io.BufferedIOBase):
         self._abandon()
         warnings.warn(f"{self.name}: dropped unclosed after another file took its name: not put in place",
                       ResourceWarning, source=self)
+        return True
+
+    def _idle(self) -> bool:
+        """True unless another thread is inside a call on the file."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        self._lock.release()
         return True
 
     def _close(self) -> None:
@@ -1789,6 +1821,14 @@ def _link_beside(descriptor: int, path: str) -> str:
             continue
 
 
+def _seekable_descriptor(descriptor: int) -> bool:
+    try:
+        os.lseek(descriptor, 0, os.SEEK_CUR)
+    except OSError:
+        return False
+    return True
+
+
 def _identity(status: os.stat_result | None) -> tuple | None:
     """What tells one file at a name from another that replaced it or was written since."""
     if status is None:
@@ -1820,9 +1860,11 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
         raise ValueError("encoding, errors and newline are for text modes only")
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
     if text:
-        wrapper = _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
-        _open_text.add(wrapper)
-        return wrapper
+        try:
+            return _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+        except BaseException:  # an unknown encoding: no output is left for it
+            binary._abandon()
+            raise
     return binary
 
 
@@ -1845,7 +1887,11 @@ class _TextFile(io.TextIOWrapper):
 
     def __del__(self) -> None:
         """Dropped without close(): as the binary file's (SluiceFile.__del__)."""
-        if not self.buffer._abandoned_as_stale():
+        try:
+            binary = self.buffer  # none after detach(), or where __init__ failed
+        except (AttributeError, ValueError):
+            binary = None
+        if not (isinstance(binary, SluiceFile) and binary._abandoned_as_stale()):
             super().__del__()
 
 

@@ -547,17 +547,6 @@ void call_back(const py::object& callback, std::exception_ptr& error, Argument&&
   }
 }
 
-// memoryview.release(); false when it cannot be (a buffer taken from it is still held).
-bool release_view(py::memoryview& view) {
-  PyObject* result = PyObject_CallMethod(view.ptr(), "release", nullptr);
-  if (result == nullptr) {
-    PyErr_Clear();
-    return false;
-  }
-  Py_DECREF(result);
-  return true;
-}
-
 class PythonSource final : public ByteSource {
  public:
   explicit PythonSource(PythonFile& file) : file_(file) {}
@@ -572,27 +561,33 @@ class PythonSource final : public ByteSource {
         std::memcpy(dst, info.ptr, n);
         return n;
       }
-      // The view is released after the call: one the file object kept (or the frame of a
-      // readinto() that raised) must not reach this memory once the run has freed it.
-      py::memoryview target = py::memoryview::from_memory(dst, static_cast<py::ssize_t>(max_bytes));
-      py::object got;
-      try {
-        got = f.attr("readinto")(target);
-      } catch (...) {
-        release_view(target);
-        throw;
+      // Into a bytearray of Python's own, copied out after the call: a view that the file object
+      // keeps (a slice, a memoryview of it, the frame of a readinto() that raised) holds that
+      // bytearray, never the run's memory, which is freed when the run ends.
+      const auto size = static_cast<py::ssize_t>(max_bytes);
+      if (!scratch_ || PyByteArray_GET_SIZE(scratch_.ptr()) != size) {
+        scratch_ = py::reinterpret_steal<py::object>(PyByteArray_FromStringAndSize(nullptr, size));
+        if (!scratch_) throw py::error_already_set();
       }
-      if (!release_view(target)) throw Error(ErrorKind::kIo, "readinto() kept the buffer it was given", file_.name());
+      py::object target = py::reinterpret_steal<py::object>(PyMemoryView_FromObject(scratch_.ptr()));
+      if (!target) throw py::error_already_set();
+      py::object got = f.attr("readinto")(target);
       if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
       const auto n = got.cast<std::size_t>();
       if (n > max_bytes) throw Error(ErrorKind::kIo, "readinto() returned more than asked", file_.name());
+      std::memcpy(dst, PyByteArray_AS_STRING(scratch_.ptr()), n);
       return n;
     });
   }
   const std::string& name() const override { return file_.name(); }
+  ~PythonSource() override {
+    py::gil_scoped_acquire acquire;  // Python objects go with the GIL held
+    scratch_ = py::object();
+  }
 
  private:
   PythonFile& file_;
+  py::object scratch_;  // what the file object reads into (null until the first read)
 };
 
 class PythonSink final : public ByteSink {
@@ -764,6 +759,7 @@ class PullReader {
   // to the reader may live on (an exception's traceback); reads then raise. A read in progress
   // on another thread (it is stopped) lets go as it returns.
   void close() {
+    if (closed_) return;  // a second close(): the first lets go, or the read in progress does
     closed_ = true;
     cancel();
     if (reading_ == 0) let_go();
