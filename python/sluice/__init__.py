@@ -527,19 +527,29 @@ def _format_for_path(path: str) -> str:
 # Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a
 # Python file object from its own threads must not outlive the interpreter (as io closes files).
 _open_files: "weakref.WeakSet[SluiceFile]" = weakref.WeakSet()
-_uncaught: list[BaseException] = []  # the exception that ends the program, once there is one
+_reported: list[BaseException] = []  # the last exception sys.excepthook reported (_note_uncaught)
 
 
 def _note_uncaught(kind, value, traceback, _report=sys.excepthook) -> None:
-    """sys.excepthook while sluice is imported: the exception that ends the program (Ctrl-C too)
-    is noted for _close_open_files, then reported as before. (sys.last_value will not do: pytest
-    and GUI toolkits set it for errors they handled.)"""
-    if not hasattr(sys, "ps1"):  # an interactive session reports every error and goes on
-        _uncaught.append(value)
+    """sys.excepthook while sluice is imported: notes the exception it reports, then reports it
+    as before. The one that ends the program (Ctrl-C too) is also sys.last_value, which the
+    interpreter sets before calling the hook (_ending_on_an_error)."""
+    _reported[:] = [value]
     _report(kind, value, traceback)
 
 
 sys.excepthook = _note_uncaught
+
+
+def _ending_on_an_error() -> bool:
+    """True at exit when the program ends on an exception it did not catch: the last one the
+    interpreter reported (sys.last_value, which alone will not do: pytest and GUI toolkits set it
+    for errors they handled), unless a session went on interactively after it (sys.ps1). A hook
+    installed later that does not call ours leaves sys.last_value alone to go by."""
+    last = getattr(sys, "last_value", None)
+    if last is None or hasattr(sys, "ps1"):
+        return False
+    return sys.excepthook is not _note_uncaught or (bool(_reported) and _reported[0] is last)
 
 
 @atexit.register
@@ -549,29 +559,60 @@ def _close_open_files() -> None:
     `with` block's exception abandons it, where the program ends on an uncaught exception or
     Ctrl-C, where another thread is inside a write to it (cut in the middle), or where another
     file has taken its name since it was opened (_abandoned_as_stale)."""
-    for file in list(_open_files):
+    failed = _ending_on_an_error()
+    files = list(_open_files)
+    writers = [file for file in files if not file.closed and not file._inherited and file.writable()]
+    try:
+        layers = _layers_over(writers) if writers and not failed else {}
+    except BaseException:  # noqa: B902
+        layers = {}
+    for file in files:
         try:
             if file.closed or file._inherited:  # a fork's child: the parent's file is left alone
                 file.close()
-            elif file.writable() and (_uncaught or not file._idle()):
+            elif file.writable() and (failed or not file._idle()):
                 file._abandon()
             elif not file._abandoned_as_stale():
-                if file.writable():
-                    _flush_layers_above(file)
+                try:
+                    for layer in layers.get(id(file), ()):  # what they hold, or the file is not whole
+                        layer.flush()
+                except BaseException:  # noqa: B902
+                    file._abandon()
+                    continue
                 file.close()
         except BaseException:  # noqa: B902  (at exit, nothing is left to report to)
             pass
 
 
-def _flush_layers_above(file) -> None:
-    """Flushes the buffered layers the program put over `file` (io.TextIOWrapper, as
-    sluice.open's text mode makes, io.BufferedWriter), outermost first, as their finalizers
-    would have before the file closed."""
-    for holder in gc.get_referrers(file):
-        if (isinstance(holder, (io.TextIOWrapper, io.BufferedWriter)) and not holder.closed
-                and getattr(holder, "buffer" if isinstance(holder, io.TextIOWrapper) else "raw", None) is file):
-            _flush_layers_above(holder)
-            holder.flush()
+def _layers_over(files: list) -> dict[int, list]:
+    """The buffered layers the program put over each file (io.TextIOWrapper, as sluice.open's text
+    mode makes, io.BufferedWriter), outermost first, by id(file): their finalizers would flush
+    them, but only after this hook has closed the files. One search of the heap per depth."""
+    bottom = {id(file): file for file in files}  # a file or a layer -> the file under it all
+    found: dict[int, list] = {id(file): [] for file in files}
+    level = list(files)
+    for _ in range(8):  # layers over layers, a few deep
+        if not level:
+            break
+        ids = {id(item) for item in level}
+        holders = gc.get_referrers(*level)
+        level = []
+        for holder in holders:
+            try:
+                if isinstance(holder, io.TextIOWrapper):
+                    below = holder.buffer
+                elif isinstance(holder, io.BufferedWriter):
+                    below = holder.raw
+                else:
+                    continue
+                if id(below) not in ids or id(holder) in bottom or holder.closed:
+                    continue
+            except ValueError:  # detached
+                continue
+            bottom[id(holder)] = file = bottom[id(below)]
+            found[id(file)].insert(0, holder)
+            level.append(holder)
+    return found
 
 
 # Compressors and Decompressors alive, for the child of a fork (_after_fork_in_child).
@@ -728,9 +769,10 @@ class SluiceFile(io.BufferedIOBase):
                     os.close(descriptor)
                     raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
                 regular = stat.S_ISREG(status.st_mode)
-                if regular or not _seekable_descriptor(descriptor):
+                if not stat.S_ISBLK(status.st_mode):
                     # Read by the library itself (a regular file, mapped where it pays) or, a FIFO,
-                    # a socket, a terminal, as it comes, by a feeding thread from a duplicate.
+                    # a socket, a character device, as it comes, by a feeding thread from a
+                    # duplicate (close() need not wait for a read that blocks).
                     self._fileno = descriptor
                 else:  # a block device: a file object of its own, which can seek
                     self._file = os.fdopen(descriptor, "rb")
@@ -935,13 +977,13 @@ class SluiceFile(io.BufferedIOBase):
         """The descriptor of the file read or written, as gzip.GzipFile's: the file object's, or
         for a file opened by name, its output's while writing, and while reading the descriptor
         held open on it (the library reads the file by itself)."""
-        with self._lock:
-            self._check_open()
-            if self._file is not None:
-                return self._file.fileno()
-            if self._fileno is None:
-                raise io.UnsupportedOperation("fileno")
-            return self._fileno
+        file, number = self._file, self._fileno  # without the lock: a read may block holding it
+        self._check_open()
+        if file is not None:
+            return file.fileno()
+        if number is None:
+            raise io.UnsupportedOperation("fileno")
+        return number
 
     @_locked
     def tell(self) -> int:
@@ -1819,14 +1861,6 @@ def _link_beside(descriptor: int, path: str) -> str:
             return candidate
         except FileExistsError:
             continue
-
-
-def _seekable_descriptor(descriptor: int) -> bool:
-    try:
-        os.lseek(descriptor, 0, os.SEEK_CUR)
-    except OSError:
-        return False
-    return True
 
 
 def _identity(status: os.stat_result | None) -> tuple | None:

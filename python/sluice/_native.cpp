@@ -564,18 +564,24 @@ class PythonSource final : public ByteSource {
       // Into a bytearray of Python's own, copied out after the call: a view that the file object
       // keeps (a slice, a memoryview of it, the frame of a readinto() that raised) holds that
       // bytearray, never the run's memory, which is freed when the run ends.
+      // It is held (a buffer taken from it) from before the call to after the copy, so the file
+      // object cannot resize it meanwhile; it grows to the largest read asked.
       const auto size = static_cast<py::ssize_t>(max_bytes);
-      if (!scratch_ || PyByteArray_GET_SIZE(scratch_.ptr()) != size) {
+      if (!scratch_ || PyByteArray_GET_SIZE(scratch_.ptr()) < size) {
         scratch_ = py::reinterpret_steal<py::object>(PyByteArray_FromStringAndSize(nullptr, size));
         if (!scratch_) throw py::error_already_set();
       }
-      py::object target = py::reinterpret_steal<py::object>(PyMemoryView_FromObject(scratch_.ptr()));
-      if (!target) throw py::error_already_set();
+      Py_buffer held;
+      if (PyObject_GetBuffer(scratch_.ptr(), &held, PyBUF_SIMPLE) != 0) throw py::error_already_set();
+      const std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> release(&held, PyBuffer_Release);
+      py::object whole = py::reinterpret_steal<py::object>(PyMemoryView_FromObject(scratch_.ptr()));
+      if (!whole) throw py::error_already_set();
+      py::object target = whole[py::slice(0, size, 1)];
       py::object got = f.attr("readinto")(target);
       if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
       const auto n = got.cast<std::size_t>();
       if (n > max_bytes) throw Error(ErrorKind::kIo, "readinto() returned more than asked", file_.name());
-      std::memcpy(dst, PyByteArray_AS_STRING(scratch_.ptr()), n);
+      std::memcpy(dst, held.buf, n);
       return n;
     });
   }

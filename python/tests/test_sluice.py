@@ -699,6 +699,20 @@ _LEFT_OPEN = textwrap.dedent("""
         time.sleep(30)
     if how == "handled":  # as pytest keeps a failed test's error, and GUI toolkits a callback's
         sys.last_value = RuntimeError("handled")
+    if how == "reported":  # a handled error reported through the hook (a thread's, say)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            sys.excepthook(*sys.exc_info())
+    if how == "replaced hook":  # a traceback printer of its own that does not call the one before
+        sys.excepthook = lambda kind, value, traceback: print("crashed:", value)
+        raise RuntimeError("the job failed")
+    if how == "layer fails":  # the text a layer holds cannot be written: the output is not whole
+        class Failing(io.TextIOWrapper):
+            def flush(self):
+                raise OSError("cannot flush")
+        failing = Failing(sluice.open(os.path.join(directory, "failing.gz"), "wb"))
+        failing.write("held")
     if how == "retried":  # a failed attempt kept (its error, say) while the retry wrote the name
         failed = sluice.open(os.path.join(directory, "retried.gz"), "wb")
         failed.write(b"partial")
@@ -707,11 +721,12 @@ _LEFT_OPEN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["normal", "handled", "retried", "error", "ctrl-c"])
+@pytest.mark.parametrize("how", ["normal", "handled", "reported", "retried", "layer fails", "error", "ctrl-c",
+                                 "replaced hook"])
 def test_files_left_open_at_exit_are_kept_only_when_the_program_ends_well(tmp_path, how):
     done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", _LEFT_OPEN, str(tmp_path), how],
                           capture_output=True, text=True, timeout=60)
-    if how in ("normal", "handled", "retried"):
+    if how in ("normal", "handled", "reported", "retried", "layer fails"):
         assert done.returncode == 0, done.stderr
         assert gzip.decompress((tmp_path / "binary.gz").read_bytes()) == b"binary\n" * 100_000
         assert gzip.decompress((tmp_path / "text.gz").read_bytes()) == b"text\n" * 3
@@ -719,8 +734,9 @@ def test_files_left_open_at_exit_are_kept_only_when_the_program_ends_well(tmp_pa
         if how == "retried":
             assert gzip.decompress((tmp_path / "retried.gz").read_bytes()) == b"whole"
             assert "took its name" in done.stderr
+        assert not (tmp_path / "failing.gz").exists()
     else:
-        assert done.returncode == (1 if how == "error" else -signal.SIGINT), done.stderr
+        assert done.returncode == (-signal.SIGINT if how == "ctrl-c" else 1), done.stderr
         assert os.listdir(tmp_path) == []
 
 
@@ -1180,6 +1196,19 @@ def test_a_file_objects_readinto_cannot_keep_the_runs_buffer(tmp_path):
     assert kept
     for view in kept:  # what they see is Python's own: one that writes into it harms nothing
         assert isinstance(view, bytearray) or isinstance(view.obj, bytearray)
+
+    class Shrinking(Keeping):  # lets go of its view, then empties what was behind it
+        def readinto(self, view):
+            n = self._data.readinto(view)
+            if isinstance(view, memoryview) and isinstance(view.obj, bytearray):
+                owner = view.obj
+                view.release()
+                del owner[:]
+            return n
+
+    with pytest.raises(BufferError):  # it stays held until the bytes are copied out
+        with sluice.open(Shrinking()) as f:
+            f.read()
 
 
 def test_a_write_of_a_non_contiguous_buffer_is_taken_and_the_file_goes_on(tmp_path):
