@@ -531,10 +531,20 @@ _reported: list[BaseException] = []  # the last exception sys.excepthook reporte
 
 
 def _note_uncaught(kind, value, traceback, _report=sys.excepthook) -> None:
-    """sys.excepthook while sluice is imported: notes the exception it reports, then reports it
-    as before. The one that ends the program (Ctrl-C too) is also sys.last_value, which the
-    interpreter sets before calling the hook (_ending_on_an_error)."""
-    _reported[:] = [value]
+    """sys.excepthook while sluice is imported: notes the exception it reports for the
+    interpreter itself (no Python code under the hooks: not an embedded console's report of a
+    line typed into it), then reports it as before. The one that ends the program (Ctrl-C too)
+    is also sys.last_value, which the interpreter sets before calling the hook
+    (_ending_on_an_error)."""
+    try:
+        frame = sys._getframe(1)
+    except ValueError:  # called by the interpreter
+        _reported[:] = [value]
+    else:
+        while frame.f_back is not None:
+            frame = frame.f_back
+        if frame.f_code is getattr(sys.excepthook, "__code__", None):  # through a hook of its own
+            _reported[:] = [value]
     _report(kind, value, traceback)
 
 
@@ -544,10 +554,12 @@ sys.excepthook = _note_uncaught
 def _ending_on_an_error() -> bool:
     """True at exit when the program ends on an exception it did not catch: the last one the
     interpreter reported (sys.last_value, which alone will not do: pytest and GUI toolkits set it
-    for errors they handled), unless a session went on interactively after it (sys.ps1). A hook
+    for errors they handled), unless a session went on interactively after it (python -i). A hook
     installed later that does not call ours leaves sys.last_value alone to go by."""
     last = getattr(sys, "last_value", None)
-    if last is None or hasattr(sys, "ps1"):
+    interactive = (sys.flags.interactive or sys.flags.inspect or os.environ.get("PYTHONINSPECT")
+                   or (hasattr(sys, "ps1") and sys.argv[:1] == [""]))  # code.interact() leaves ps1 set
+    if last is None or interactive:
         return False
     return sys.excepthook is not _note_uncaught or (bool(_reported) and _reported[0] is last)
 
@@ -560,6 +572,12 @@ def _close_open_files() -> None:
     Ctrl-C, where another thread is inside a write to it (cut in the middle), or where another
     file has taken its name since it was opened (_abandoned_as_stale)."""
     failed = _ending_on_an_error()
+    if not failed and "logging" in sys.modules:  # its exit handler comes after this one: what
+        for handler in list(getattr(sys.modules["logging"], "_handlerList", ())):  # handlers hold
+            try:  # goes into the files now (a MemoryHandler's records, a stream's text)
+                handler().flush()
+            except BaseException:  # noqa: B902
+                pass
     files = list(_open_files)
     writers = [file for file in files if not file.closed and not file._inherited and file.writable()]
     try:

@@ -555,10 +555,12 @@ class PythonSource final : public ByteSource {
       if (!py::hasattr(f, "readinto")) {  // read() only (a StreamingBody, a wrapper of one's own)
         py::object got = f.attr("read")(max_bytes);
         if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
-        const py::buffer_info info = py::buffer(got).request();
-        const auto n = static_cast<std::size_t>(info.size * info.itemsize);
+        Py_buffer view;  // any bytes-like object, in any layout (a memoryview with strides too)
+        if (PyObject_GetBuffer(got.ptr(), &view, PyBUF_FULL_RO) != 0) throw py::error_already_set();
+        const std::unique_ptr<Py_buffer, void (*)(Py_buffer*)> release(&view, PyBuffer_Release);
+        const auto n = static_cast<std::size_t>(view.len);
         if (n > max_bytes) throw Error(ErrorKind::kIo, "read() returned more than asked", file_.name());
-        std::memcpy(dst, info.ptr, n);
+        if (PyBuffer_ToContiguous(dst, &view, view.len, 'C') != 0) throw py::error_already_set();
         return n;
       }
       // Into a bytearray of Python's own, copied out after the call: a view that the file object
@@ -579,10 +581,16 @@ class PythonSource final : public ByteSource {
       py::object target = whole[py::slice(0, size, 1)];
       py::object got = f.attr("readinto")(target);
       if (got.is_none()) throw Error(ErrorKind::kIo, "the file object is non-blocking and had no data", file_.name());
-      const auto n = got.cast<std::size_t>();
-      if (n > max_bytes) throw Error(ErrorKind::kIo, "readinto() returned more than asked", file_.name());
-      std::memcpy(dst, held.buf, n);
-      return n;
+      const Py_ssize_t n = PyNumber_AsSsize_t(got.ptr(), PyExc_OverflowError);  // io's check: an int in range
+      if (n == -1 && PyErr_Occurred()) throw py::error_already_set();
+      if (n < 0 || static_cast<std::size_t>(n) > max_bytes) {
+        throw Error(ErrorKind::kIo,
+                    "readinto() returned " + std::to_string(n) + " (should have been between 0 and " +
+                        std::to_string(max_bytes) + ")",
+                    file_.name());
+      }
+      std::memcpy(dst, held.buf, static_cast<std::size_t>(n));
+      return static_cast<std::size_t>(n);
     });
   }
   const std::string& name() const override { return file_.name(); }

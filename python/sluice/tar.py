@@ -18,13 +18,15 @@ plain or compressed with gzip, zstd or lz4 (told from the data).
 """
 from __future__ import annotations
 
+import atexit
 import builtins
 import dataclasses
 import os
 import tarfile
+import weakref
 from typing import Callable, Iterable
 
-from . import SluiceFile, UsageError, _native
+from . import SluiceFile, UsageError, _ending_on_an_error, _native
 
 __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -193,6 +195,8 @@ class TarWriter:
                 raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
             self._out = _PlainOutput(archive) if file is None else file
         self._tar = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.PAX_FORMAT)
+        self._ended = False
+        _open_writers.add(self)
 
     def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:
         """Adds an entry from a TarInfo and, for a regular file, a binary file object to read its
@@ -207,6 +211,8 @@ class TarWriter:
     def close(self) -> None:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
         stream, and publishes the file. A file object of the caller's is flushed, not closed."""
+        _open_writers.discard(self)
+        self._ended = True
         self._tar.close()
         if isinstance(self._out, (SluiceFile, _PlainOutput)):
             self._out.close()  # SluiceFile leaves a caller's file object open
@@ -215,6 +221,8 @@ class TarWriter:
 
     def abandon(self) -> None:
         """Stops and removes what was written (a named archive leaves no file behind)."""
+        _open_writers.discard(self)
+        self._ended = True
         if isinstance(self._out, SluiceFile):
             self._out._abandon()
         elif isinstance(self._out, _PlainOutput):
@@ -223,6 +231,11 @@ class TarWriter:
     def __enter__(self) -> "TarWriter":
         return self
 
+    def __del__(self) -> None:
+        """Dropped without close(): abandoned (the archive was not ended), not put in place."""
+        if getattr(self, "_ended", True) is False:
+            self.abandon()
+
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:
             self.close()
@@ -230,8 +243,28 @@ class TarWriter:
             self.abandon()
 
 
+# TarWriters not closed yet. At exit they are ended and published before the files under them
+# close (this handler, registered after sluice's, runs before it), or abandoned where the
+# program ends on an uncaught exception, as sluice.open's files are.
+_open_writers: "weakref.WeakSet[TarWriter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _end_open_writers() -> None:
+    failed = _ending_on_an_error()
+    for writer in builtins.list(_open_writers):
+        try:
+            if failed:
+                writer.abandon()
+            else:
+                writer.close()
+        except BaseException:  # noqa: B902  (at exit, nothing is left to report to)
+            writer.abandon()
+
+
 class _PlainOutput:
-    """A plain tar's file: a temporary beside the name, renamed into place by close()."""
+    """A plain tar's file: a temporary beside the name, renamed into place by close(); dropped
+    without it, the temporary goes."""
 
     def __init__(self, path):
         import tempfile
@@ -263,6 +296,10 @@ class _PlainOutput:
             self._file.close()
             os.unlink(self._temp)
             self._temp = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_temp", None) is not None:
+            self.abandon()
 
 
 def open(archive, mode: str = "w", format: str | None = None, level: int | None = None,  # noqa: A001

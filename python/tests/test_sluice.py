@@ -16,6 +16,7 @@ import signal
 import socket
 import stat
 import subprocess
+import tarfile
 import sys
 import tempfile
 import textwrap
@@ -684,7 +685,8 @@ def test_a_generator_closed_a_task_cancelled_or_sys_exit_in_a_with_block_publish
 # first: the text it holds is written); a program that ends on an uncaught exception or Ctrl-C
 # abandons them, as a `with` block's exception does (they were put in place, half-written).
 _LEFT_OPEN = textwrap.dedent("""
-    import gzip, io, os, signal, sys, time, sluice
+    import gzip, io, logging, logging.handlers, os, signal, sys, tarfile, time
+    import sluice  # after logging, as programs import them: logging's exit handler runs after sluice's
     directory, how = sys.argv[1], sys.argv[2]
     b = sluice.open(os.path.join(directory, "binary.gz"), "wb")
     b.write(b"binary\\n" * 100_000)
@@ -692,6 +694,21 @@ _LEFT_OPEN = textwrap.dedent("""
     t.write("text\\n" * 3)
     own = io.TextIOWrapper(sluice.open(os.path.join(directory, "own.gz"), "wb"))  # a layer of its own
     own.write("own\\n")
+    log = logging.getLogger("left open")
+    log.addHandler(logging.handlers.MemoryHandler(100, target=logging.StreamHandler(
+        sluice.open(os.path.join(directory, "log.gz"), "wt"))))
+    log.warning("held by the memory handler")
+    archives = [sluice.tar.open(os.path.join(directory, name)) for name in ("plain.tar", "packed.tar.gz")]
+    for archive in archives:
+        entry = tarfile.TarInfo("entry")
+        entry.size = 5
+        archive.addfile(entry, io.BytesIO(b"entry"))
+    if how == "console":  # a line typed into a console of the program's own fails; it goes on
+        import code
+        code.InteractiveInterpreter().runsource("1 / 0")
+    if how == "after interact":  # code.interact() leaves sys.ps1 set; the program then fails
+        sys.ps1 = ">>> "
+        raise RuntimeError("the job failed")
     if how == "error":
         raise RuntimeError("the job failed")
     if how == "ctrl-c":
@@ -721,16 +738,21 @@ _LEFT_OPEN = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["normal", "handled", "reported", "retried", "layer fails", "error", "ctrl-c",
-                                 "replaced hook"])
+@pytest.mark.parametrize("how", ["normal", "handled", "reported", "retried", "layer fails", "console", "error",
+                                 "ctrl-c", "replaced hook", "after interact"])
 def test_files_left_open_at_exit_are_kept_only_when_the_program_ends_well(tmp_path, how):
     done = subprocess.run([sys.executable, "-W", "always::ResourceWarning", "-c", _LEFT_OPEN, str(tmp_path), how],
                           capture_output=True, text=True, timeout=60)
-    if how in ("normal", "handled", "reported", "retried", "layer fails"):
+    if how in ("normal", "handled", "reported", "retried", "layer fails", "console"):
         assert done.returncode == 0, done.stderr
         assert gzip.decompress((tmp_path / "binary.gz").read_bytes()) == b"binary\n" * 100_000
         assert gzip.decompress((tmp_path / "text.gz").read_bytes()) == b"text\n" * 3
         assert gzip.decompress((tmp_path / "own.gz").read_bytes()) == b"own\n"
+        assert gzip.decompress((tmp_path / "log.gz").read_bytes()) == b"held by the memory handler\n"
+        for name in ("plain.tar", "packed.tar.gz"):
+            with tarfile.open(tmp_path / name) as archive:
+                assert archive.extractfile("entry").read() == b"entry"
+        assert not [name for name in os.listdir(tmp_path) if name.startswith(".sluice-")]
         if how == "retried":
             assert gzip.decompress((tmp_path / "retried.gz").read_bytes()) == b"whole"
             assert "took its name" in done.stderr
@@ -1162,6 +1184,34 @@ def test_close_lets_go_of_the_file_while_an_error_keeps_its_reader(tmp_path):
         f.read()
     f.close()
     assert _descriptors_on(path) == [] and kept.value is not None
+
+
+def test_a_file_object_that_reads_views_of_any_layout_is_read_right():
+    """read() may return any bytes-like object: a memoryview read backwards is copied in its
+    order (it was copied from where its pointer was, past the end of the buffer: a crash)."""
+    data = os.urandom(1_000_000).hex().encode()
+
+    class Backwards:
+        def __init__(self):
+            self._data = io.BytesIO(sluice.compress(data, "zstd"))
+
+        def readable(self):
+            return True
+
+        def seekable(self):
+            return True
+
+        def tell(self):
+            return self._data.tell()
+
+        def seek(self, offset, whence=0):
+            return self._data.seek(offset, whence)
+
+        def read(self, size=-1):
+            return memoryview(self._data.read(size)[::-1])[::-1]
+
+    with sluice.open(Backwards()) as f:
+        assert f.read() == data
 
 
 def test_a_file_objects_readinto_cannot_keep_the_runs_buffer(tmp_path):
