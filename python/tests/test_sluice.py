@@ -1186,62 +1186,53 @@ def test_close_lets_go_of_the_file_while_an_error_keeps_its_reader(tmp_path):
     assert _descriptors_on(path) == [] and kept.value is not None
 
 
+class _SeekableFileObject:
+    """A seekable file object of one's own over `data` (the run reads it through its methods);
+    subclasses give read() or readinto()."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self._data.tell()
+
+    def seek(self, offset, whence=0):
+        return self._data.seek(offset, whence)
+
+
 def test_a_file_object_that_reads_views_of_any_layout_is_read_right():
     """read() may return any bytes-like object: a memoryview read backwards is copied in its
     order (it was copied from where its pointer was, past the end of the buffer: a crash)."""
     data = os.urandom(1_000_000).hex().encode()
 
-    class Backwards:
-        def __init__(self):
-            self._data = io.BytesIO(sluice.compress(data, "zstd"))
-
-        def readable(self):
-            return True
-
-        def seekable(self):
-            return True
-
-        def tell(self):
-            return self._data.tell()
-
-        def seek(self, offset, whence=0):
-            return self._data.seek(offset, whence)
-
+    class Backwards(_SeekableFileObject):
         def read(self, size=-1):
             return memoryview(self._data.read(size)[::-1])[::-1]
 
-    with sluice.open(Backwards()) as f:
+    with sluice.open(Backwards(sluice.compress(data, "zstd"))) as f:
         assert f.read() == data
 
 
 def test_a_file_objects_readinto_cannot_keep_the_runs_buffer(tmp_path):
-    """The memoryview a file object's readinto() gets is over the run's own buffer: it is released
-    once the call returns, so a view kept (by the file object, or the frame of a readinto() that
-    raised) cannot read or write that memory after the run freed it."""
+    """A file object's readinto() is given a view of a bytearray of Python's own, copied out
+    after the call: a view it keeps (a slice, a memoryview of it, the frame of a readinto() that
+    raised) never reaches the run's memory, freed when the run ends; and the bytearray cannot be
+    resized until the copy is made."""
     data = os.urandom(1_000_000).hex().encode()  # more than a small input, read by the run
     kept = []
 
-    class Keeping(io.RawIOBase):
-        def __init__(self):
-            self._data = io.BytesIO(sluice.compress(data, "zstd"))
-
-        def readable(self):
-            return True
-
-        def seekable(self):
-            return True
-
-        def tell(self):
-            return self._data.tell()
-
-        def seek(self, offset, whence=0):
-            return self._data.seek(offset, whence)
-
+    class Keeping(_SeekableFileObject, io.RawIOBase):
         def readinto(self, view):
             kept.extend([view, view[:10], memoryview(view)])
             return self._data.readinto(view)
 
-    with sluice.open(Keeping()) as f:
+    with sluice.open(Keeping(sluice.compress(data, "zstd"))) as f:
         assert f.read() == data
     assert kept
     for view in kept:  # what they see is Python's own: one that writes into it harms nothing
@@ -1257,7 +1248,7 @@ def test_a_file_objects_readinto_cannot_keep_the_runs_buffer(tmp_path):
             return n
 
     with pytest.raises(BufferError):  # it stays held until the bytes are copied out
-        with sluice.open(Shrinking()) as f:
+        with sluice.open(Shrinking(sluice.compress(data, "zstd"))) as f:
             f.read()
 
 
