@@ -194,8 +194,10 @@ class TarWriter:
             if level is not None or kwargs:
                 raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
             self._out = _PlainOutput(archive) if file is None else file
+        self._own_out = bool(codec) or file is None  # made here: a caller's file object is theirs
         self._tar = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.PAX_FORMAT)
         self._ended = False
+        self._pid = os.getpid()  # a fork's child leaves the parent's archive alone
         _open_writers.add(self)
 
     def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:
@@ -212,9 +214,12 @@ class TarWriter:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
         stream, and publishes the file. A file object of the caller's is flushed, not closed."""
         _open_writers.discard(self)
+        if self._pid != os.getpid():
+            raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
+                             self.name or None)
         self._ended = True
         self._tar.close()
-        if isinstance(self._out, (SluiceFile, _PlainOutput)):
+        if self._own_out:
             self._out.close()  # SluiceFile leaves a caller's file object open
         else:
             self._out.flush()
@@ -223,9 +228,11 @@ class TarWriter:
         """Stops and removes what was written (a named archive leaves no file behind)."""
         _open_writers.discard(self)
         self._ended = True
+        if self._pid != os.getpid() or not self._own_out:  # the parent's, or the caller's
+            return
         if isinstance(self._out, SluiceFile):
             self._out._abandon()
-        elif isinstance(self._out, _PlainOutput):
+        else:
             self._out.abandon()
 
     def __enter__(self) -> "TarWriter":
@@ -253,6 +260,8 @@ _open_writers: "weakref.WeakSet[TarWriter]" = weakref.WeakSet()
 def _end_open_writers() -> None:
     failed = _ending_on_an_error()
     for writer in builtins.list(_open_writers):
+        if writer._pid != os.getpid():  # a fork's child: the parent's
+            continue
         try:
             if failed:
                 writer.abandon()
@@ -270,13 +279,19 @@ class _PlainOutput:
         import tempfile
         self._path = os.fsdecode(path)
         descriptor, self._temp = tempfile.mkstemp(prefix=".sluice-", dir=os.path.dirname(os.path.abspath(self._path)))
-        self._file = builtins.open(descriptor, "wb")
+        # Unbuffered: a fork's child would write a buffer's copy into the parent's file at its exit.
+        # (tarfile writes whole blocks and 16 KiB pieces: a buffer saves few calls.)
+        self._file = builtins.open(descriptor, "wb", buffering=0)
         self._written = 0
+        self._pid = os.getpid()
 
     def write(self, data) -> int:
-        n = self._file.write(data)
-        self._written += n
-        return n
+        with memoryview(data) as view, view.cast("B") as rest:
+            done = 0
+            while done < len(rest):  # a raw write may take part of it
+                done += self._file.write(rest[done:])
+        self._written += done
+        return done
 
     def tell(self) -> int:
         return self._written
@@ -298,7 +313,7 @@ class _PlainOutput:
             self._temp = None
 
     def __del__(self) -> None:
-        if getattr(self, "_temp", None) is not None:
+        if getattr(self, "_temp", None) is not None and self._pid == os.getpid():
             self.abandon()
 
 

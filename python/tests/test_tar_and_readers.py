@@ -1,5 +1,6 @@
 """sluice.tar against tarfile, GNU tar and bsdtar; run_pipeline; and Python's zstandard and
 lz4.frame readers of what sluice writes (and the other way round)."""
+import gc
 import gzip
 import io
 import os
@@ -7,6 +8,7 @@ import random
 import subprocess
 import sys
 import tarfile
+import textwrap
 
 import pytest
 
@@ -433,3 +435,56 @@ def test_exit_after_a_seek_without_close_is_clean(tmp_path):
               f"g = sluice.open(open({str(plain) + '.zst'!r}, 'rb')); g.read(10)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+_FORKED_WRITER = textwrap.dedent("""
+    import io, os, sys, tarfile, sluice
+    directory, child_ends = sys.argv[1], sys.argv[2]
+
+    def add(writer, name):
+        info = tarfile.TarInfo(name)
+        info.size = 1
+        writer.addfile(info, io.BytesIO(b"x"))
+
+    for name in ("plain.tar", "packed.tar.zst"):
+        writer = sluice.tar.open(os.path.join(directory, name))
+        add(writer, "a")
+        pid = os.fork()
+        if pid == 0:  # the child ends (its exit handlers run) while the parent writes on
+            if child_ends == "error":
+                raise RuntimeError("the child failed")
+            sys.exit(0)
+        os.waitpid(pid, 0)
+        add(writer, "b")
+        writer.close()
+""")
+
+
+@pytest.mark.parametrize("child_ends", ["normally", "error"])
+def test_a_forked_child_leaves_the_parents_open_archives_alone(tmp_path, child_ends):
+    done = subprocess.run([sys.executable, "-c", _FORKED_WRITER, str(tmp_path), child_ends], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["packed.tar.zst", "plain.tar"]
+    assert [m.name for m in sluice.tar.list(tmp_path / "plain.tar")] == ["a", "b"]
+    assert [m.name for m in sluice.tar.list(tmp_path / "packed.tar.zst")] == ["a", "b"]
+
+
+def test_a_writer_over_the_callers_own_file_leaves_it_to_the_caller(tmp_path):
+    """A file object of the caller's (here a sluice file written as zstd under a name that says
+    nothing) is flushed by close(), never closed or abandoned, dropped writer or not."""
+    with sluice.open(tmp_path / "out.bin", "wb", format="zstd") as own:
+        writer = sluice.tar.open(own)
+        info = tarfile.TarInfo("entry")
+        info.size = 5
+        writer.addfile(info, io.BytesIO(b"entry"))
+        writer.close()
+        assert not own.closed
+    assert [m.name for m in sluice.tar.list(tmp_path / "out.bin")] == ["entry"]
+    other = sluice.open(tmp_path / "other.bin", "wb", format="zstd")
+    dropped = sluice.tar.open(other)
+    del dropped
+    gc.collect()
+    assert not other.closed
+    other.close()
+    assert (tmp_path / "other.bin").exists()
