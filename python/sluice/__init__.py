@@ -741,9 +741,10 @@ class SluiceFile(io.BufferedIOBase):
     crash before that leaves nothing behind (a program that ends on an uncaught exception
     abandons the files it left open). A file dropped without close() is closed as gzip.open's
     are, but not put in place where its name has changed since it was opened (another file
-    stands there now: a late finalizer must not replace it; a ResourceWarning says so). Where a rename would change what the file keeps (a
-    symlink, a FIFO, a device, a file with other links, another owner or group, or an ACL) or the
-    directory takes no new file, it is written in place, as gzip.open writes.
+    stands there now: a late finalizer must not replace it; a ResourceWarning says so). Where a
+    rename would change what the file keeps (a symlink, a FIFO, a device, a file with other
+    links, another owner or group, or an ACL) or the directory takes no new file, it is written
+    in place, as gzip.open writes.
     """
 
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
