@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import importlib
 import operator
 import os
 import posixpath
@@ -81,7 +82,7 @@ except ImportError:  # pragma: no cover - distributed is a dependency of this mo
 
 class _ImportSluice(_WorkerPlugin):
     def setup(self, worker):
-        import sluice  # noqa: F401  (registers compression="sluice" with fsspec)
+        importlib.import_module("sluice")  # registers compression="sluice" with fsspec
 
 
 def _parse_size(size) -> int:

@@ -14,7 +14,7 @@ import pytest
 import sluice
 import sluice.zip
 
-from test_tar_and_readers import contents, tree  # noqa: F401 (the tar tests' tree: a fixture)
+from test_tar_and_readers import contents
 
 
 def test_create_is_read_by_zipfile_and_unzip_and_extract_gives_the_tree_back(tmp_path, tree):
