@@ -18,6 +18,8 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <new>
+#include <optional>
 #include <stop_token>
 #include <string_view>
 #include <thread>
@@ -150,6 +152,154 @@ void raise(const Error& error) {
   throw py::error_already_set();
 }
 
+// Threads at the interpreter's end. Python 3.11 ends a thread that takes the GIL once finalization
+// has begun (a daemon thread coming back from a call, a graph's worker calling a file object)
+// with pthread_exit, whose unwinding through C++ frames aborts the process: through a noexcept
+// destructor such as gil_scoped_release's, or a library's frames ("terminate called without an
+// active exception", exit 134). Python 3.14 makes such a thread wait forever instead; this gate
+// does that for the GIL taken through this module. The module's atexit hook, registered when it
+// loads and so run after the package's own (which close its open files), closes the gate: the
+// threads already waiting for the GIL are let through first, and from then on
+//   - a Python thread (one with a thread state: a daemon thread's call returning) waits forever
+//     without the GIL, as finalization will not run it again anyway;
+//   - a thread of the library's (a graph's worker calling a file object or a callback, which has
+//     none) is refused with Error(kCancelled), so that its run stops and no one waits on it,
+//     except while the closing thread is inside a call (atexit callbacks that run after this
+//     hook, finalizers), until finalization begins: a daemon thread's worker let through then
+//     can still be ended as before, if it waits for the GIL until finalization begins;
+//   - the thread that closed the gate (the one finalizing), and one that holds the GIL already,
+//     pass.
+class GilGate {
+ public:
+  // Before taking the GIL; a library thread refused throws (`refuse`) or waits forever.
+  // `for_thread`: the Python thread a library thread works for, where known (a file object's).
+  static void enter(bool refuse, std::thread::id for_thread = {}) {
+    State& state = the_state();
+    std::unique_lock lock(state.mutex);
+    // PyGILState_Check() says 1 to any thread once the runtime is finalized: asked only of a
+    // thread with a thread state (which is none by then).
+    const bool python_thread = PyGILState_GetThisThreadState() != nullptr;
+    if (state.closed && state.closer != std::this_thread::get_id() && !(python_thread && PyGILState_Check() != 0)) {
+      const bool for_closer = state.closer_calling > 0 || (for_thread == state.closer);
+      const bool refused = python_thread || !for_closer || finalizing();
+      if (refused && (python_thread || !refuse)) {
+        state.never.wait(lock, [] { return false; });  // the process is ending
+      }
+      if (refused) throw Error(ErrorKind::kCancelled, "stopped: the Python interpreter is exiting");
+    }
+    ++state.entering;
+  }
+  // Around a call's work without the GIL (ReleasedGil): while the thread that closed the gate is
+  // in one, the library's threads are let through (they may be its run's), until finalization.
+  static bool calling() {
+    State& state = the_state();
+    std::lock_guard lock(state.mutex);
+    if (!state.closed || state.closer != std::this_thread::get_id()) return false;
+    ++state.closer_calling;
+    return true;
+  }
+  static void called() {
+    State& state = the_state();
+    std::lock_guard lock(state.mutex);
+    --state.closer_calling;
+  }
+  // After taking it.
+  static void entered() {
+    State& state = the_state();
+    {
+      std::lock_guard lock(state.mutex);
+      --state.entering;
+    }
+    state.entered.notify_all();
+  }
+  // The atexit hook's, with the GIL held: closes the gate, then lets the threads waiting for the
+  // GIL take it before finalization begins.
+  static void close() {
+    State& state = the_state();
+    {
+      std::lock_guard lock(state.mutex);
+      state.closed = true;
+      state.closer = std::this_thread::get_id();
+    }
+    PyThreadState* thread_state = PyEval_SaveThread();
+    {
+      std::unique_lock lock(state.mutex);
+      state.entered.wait(lock, [&] { return state.entering == 0; });
+    }
+    PyEval_RestoreThread(thread_state);
+  }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    std::condition_variable entered;
+    std::condition_variable never;
+    bool closed = false;
+    std::thread::id closer;
+    std::size_t entering = 0;        // threads between enter() and entered()
+    std::size_t closer_calling = 0;  // the closing thread's ReleasedGil scopes
+  };
+  // Never destroyed: threads wait on it forever, and exit() would wait for them in the
+  // condition variable's destructor.
+  static State& the_state() {
+    static State* const state = new State;
+    return *state;
+  }
+  static bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+  }
+};
+
+// py::gil_scoped_acquire through the gate: a library thread refused throws Error(kCancelled).
+class AcquiredGil {
+ public:
+  explicit AcquiredGil(std::thread::id for_thread = {}) {
+    GilGate::enter(/*refuse=*/true, for_thread);
+    acquire_.emplace();
+    GilGate::entered();
+  }
+  // For a destructor: refused, held() is false (its Python objects are left, as the interpreter's
+  // end leaves them), no throw.
+  explicit AcquiredGil(std::nothrow_t, std::thread::id for_thread = {}) {
+    try {
+      GilGate::enter(/*refuse=*/true, for_thread);
+    } catch (const Error&) {
+      return;
+    }
+    acquire_.emplace();
+    GilGate::entered();
+  }
+  bool held() const { return acquire_.has_value(); }
+
+ private:
+  std::optional<py::gil_scoped_acquire> acquire_;
+};
+
+// py::gil_scoped_release whose end takes the GIL back through the gate (a Python thread waits
+// there for good once the interpreter is exiting: not in the destructor's unwinding).
+class ReleasedGil {
+ public:
+  ReleasedGil() : calling_(GilGate::calling()) {}
+  ~ReleasedGil() {  // before release_'s destructor takes the GIL back
+    if (calling_) GilGate::called();
+    GilGate::enter(/*refuse=*/false);
+  }
+  ReleasedGil(const ReleasedGil&) = delete;
+  ReleasedGil& operator=(const ReleasedGil&) = delete;
+
+ private:
+  struct Entered {
+    ~Entered() { GilGate::entered(); }
+  };
+  Entered entered_;  // destroyed last, after release_ took the GIL
+  py::gil_scoped_release release_;
+  bool calling_;
+};
+
 // Runs `work(stop)` without the GIL. Large work runs on a thread of its own while this thread
 // checks for signals: on one (Ctrl-C), the stop is requested, the work ends within a chunk, and
 // the signal's exception (KeyboardInterrupt) is raised; no output of the stopped work is kept.
@@ -158,7 +308,7 @@ void run_released(std::size_t work_bytes, Work&& work) {
   std::exception_ptr failure;
   if (work_bytes < kInterruptibleBytes) {
     {
-      py::gil_scoped_release release;
+      ReleasedGil release;
       try {
         work(std::stop_token{});
       } catch (...) {
@@ -171,7 +321,7 @@ void run_released(std::size_t work_bytes, Work&& work) {
     std::future<void> done = finished.get_future();
     bool interrupted = false;
     {
-      py::gil_scoped_release release;
+      ReleasedGil release;
       std::thread worker([&] {
         try {
           work(stop.get_token());
@@ -181,7 +331,7 @@ void run_released(std::size_t work_bytes, Work&& work) {
         finished.set_value();
       });
       while (done.wait_for(std::chrono::milliseconds(50)) == std::future_status::timeout && !interrupted) {
-        py::gil_scoped_acquire acquire;
+        AcquiredGil acquire;
         if (PyErr_CheckSignals() != 0) {
           interrupted = true;
           stop.request_stop();
@@ -354,7 +504,7 @@ class DrainSink final : public ByteSink {
 
   void check_signals() {
     since_check_ = 0;
-    py::gil_scoped_acquire acquire;
+    AcquiredGil acquire;
     if (PyErr_CheckSignals() != 0) {  // the exception stays pending, for run_released to raise
       throw Error(ErrorKind::kCancelled, "the stream was stopped by an interrupted call", name_);
     }
@@ -479,13 +629,19 @@ class PythonFile {
  public:
   PythonFile(py::object file, std::string name) : file_(std::move(file)), name_(std::move(name)) {}
   ~PythonFile() {
-    py::gil_scoped_acquire acquire;  // Python objects go with the GIL held
+    // Python objects go with the GIL held; refused (the interpreter is exiting), they are left to it.
+    const AcquiredGil acquire(std::nothrow, opener_);
+    if (!acquire.held()) {
+      static_cast<void>(file_.release());
+      static_cast<void>(new std::shared_ptr<py::error_already_set>(std::move(python_error_)));
+      return;
+    }
     python_error_.reset();
     file_ = py::object();
   }
   template <typename Call>
   auto call(Call&& call) {
-    py::gil_scoped_acquire acquire;
+    const AcquiredGil acquire(opener_);
     try {
       return call(file_);
     } catch (py::error_already_set& e) {
@@ -507,10 +663,12 @@ class PythonFile {
     }
   }
   const std::string& name() const { return name_; }
+  std::thread::id opener() const { return opener_; }
 
  private:
   py::object file_;
   std::string name_;
+  std::thread::id opener_ = std::this_thread::get_id();  // the Python thread that opened it
   std::mutex mutex_;
   std::shared_ptr<py::error_already_set> python_error_;
 };
@@ -537,7 +695,7 @@ void run_released_with(std::optional<PythonFile>& file, std::size_t work_bytes, 
 // `argument()` makes the callback's argument, with the GIL held.
 template <typename Argument>
 void call_back(const py::object& callback, std::exception_ptr& error, Argument&& argument) {
-  py::gil_scoped_acquire acquire;
+  AcquiredGil acquire;
   if (error) throw Error(ErrorKind::kCancelled, "stopped: a callback raised");
   try {
     callback(argument());
@@ -595,7 +753,9 @@ class PythonSource final : public ByteSource {
   }
   const std::string& name() const override { return file_.name(); }
   ~PythonSource() override {
-    py::gil_scoped_acquire acquire;  // Python objects go with the GIL held
+    // Python objects go with the GIL held; refused (the interpreter is exiting), left to it.
+    const AcquiredGil acquire(std::nothrow, file_.opener());
+    if (!acquire.held()) static_cast<void>(scratch_.release());
     scratch_ = py::object();
   }
 
@@ -642,7 +802,7 @@ class FedSource final : public ByteSource {
     const Input input(data);
     std::vector<std::uint8_t> copy(input.view().begin(), input.view().end());
     if (copy.empty()) return true;
-    py::gil_scoped_release release;
+    ReleasedGil release;
     std::unique_lock lock(mutex_);
     room_.wait(lock, [&] { return cancelled_ || queued_ < kQueuedBytes; });
     if (cancelled_) return false;
@@ -738,7 +898,7 @@ class PullReader {
     decoder_ = std::make_unique<DecompressingSource>(*source_, options);
   }
   ~PullReader() {
-    py::gil_scoped_release release;  // the graph's threads may want the GIL to finish a read
+    ReleasedGil release;  // the graph's threads may want the GIL to finish a read
     decoder_.reset();
   }
 
@@ -787,7 +947,7 @@ class PullReader {
     auto source = std::move(source_);
     auto fed = std::move(fed_);
     {
-      py::gil_scoped_release release;  // the graph's threads may want the GIL to finish a read
+      ReleasedGil release;  // the graph's threads may want the GIL to finish a read
       decoder.reset();
       source.reset();
       fed.reset();
@@ -901,6 +1061,9 @@ PYBIND11_MODULE(_native, m) {
   using namespace sluice::python;
   m.doc() = "The sluice library's calls; use the sluice package, not this module.";
   m.attr("version") = SLUICE_VERSION_STRING;
+  // Registered as the module loads, so that it runs after the package's exit hooks (atexit runs
+  // the last registered first), which close the open files through the gate still open.
+  py::module_::import("atexit").attr("register")(py::cpp_function([] { GilGate::close(); }));
 
   // The exception classes are the package's (python/sluice/__init__.py), handed over at import.
   m.def("_register_errors",
@@ -976,7 +1139,7 @@ PYBIND11_MODULE(_native, m) {
         DecompressOptions options = decompress_options(format, threads, max_output);
         std::uint64_t expected = 0;
         {
-          py::gil_scoped_release release;  // it may inflate a chunk to check a member's size
+          ReleasedGil release;  // it may inflate a chunk to check a member's size
           expected = expected_output_bytes(input.view(), options);
         }
         BytesSink output(expected);
@@ -1045,7 +1208,7 @@ PYBIND11_MODULE(_native, m) {
         thread_local Buffer out;
         std::size_t size = 0;
         try {
-          py::gil_scoped_release release;
+          ReleasedGil release;
           out.resize(max_size);
           size = inflate_blocks(input.view(), std::span<std::uint8_t>(out.data(), max_size), before.view());
         } catch (const Error& e) {
@@ -1060,7 +1223,7 @@ PYBIND11_MODULE(_native, m) {
       "crc32",
       [](const py::buffer& data, std::uint32_t crc) {
         const Input input(data);
-        py::gil_scoped_release release;
+        ReleasedGil release;
         return update_crc32(crc, input.view());
       },
       py::arg("data"), py::arg("crc") = 0);
@@ -1156,8 +1319,8 @@ PYBIND11_MODULE(_native, m) {
     std::exception_ptr callback_error;
     if (!progress.is_none()) {
       batch.on_item_done = [&](std::size_t index, const ItemResult& item) {
-        py::gil_scoped_acquire acquire;
-        if (callback_error) return;
+        const AcquiredGil acquire(std::nothrow);
+        if (!acquire.held() || callback_error) return;  // not held: the interpreter is exiting
         try {
           progress(index, as_tuple(item));
         } catch (...) {

@@ -762,6 +762,82 @@ def test_files_left_open_at_exit_are_kept_only_when_the_program_ends_well(tmp_pa
         assert os.listdir(tmp_path) == []
 
 
+# A daemon thread in sluice calls while the interpreter finalizes: an object's finalizer that
+# sleeps in the module's teardown lets it try to take the GIL back then (Python 3.11 ends such a
+# thread with pthread_exit, which aborted the process when it unwound through sluice's frames).
+_DAEMON_AT_EXIT = textwrap.dedent("""
+    import io, os, sys, threading, time
+    import sluice
+    directory, work = sys.argv[1], sys.argv[2]
+    data = os.urandom(1 << 16) * 16
+    packed = sluice.compress(data, "gzip", 1)
+    paths = []
+    for i in range(100):
+        paths.append(os.path.join(directory, f"in{i}"))
+        with open(paths[-1], "wb") as f:
+            f.write(os.urandom(1000) * 20)
+
+    def calls():
+        sluice.compress(data, "gzip", 1, threads=2)
+
+    def file_objects():  # the graph's threads call the file object
+        with sluice.open(io.BytesIO(packed), "rb", threads=2) as f:
+            while f.read(1 << 16):
+                pass
+
+    def callbacks():  # the batch's threads call progress
+        sluice.compress_files(paths, output_dir=os.path.join(directory, "out"), overwrite=True,
+                              progress=lambda result: None)
+
+    def loop():
+        while True:
+            globals()[work]()
+
+    class Late:
+        def __init__(self):
+            self.sleep = time.sleep
+        def __del__(self):
+            self.sleep(0.3)
+
+    late = Late()
+    threading.Thread(target=loop, daemon=True).start()
+    time.sleep(0.2)
+    print("done", flush=True)
+""")
+
+
+@pytest.mark.parametrize("work", ["calls", "file_objects", "callbacks"])
+def test_a_daemon_thread_inside_sluice_when_the_interpreter_ends_does_not_abort_it(tmp_path, work):
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _DAEMON_AT_EXIT, str(tmp_path), work], capture_output=True,
+                              text=True, timeout=60)
+        assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+        assert "terminate" not in done.stderr and "Fatal" not in done.stderr
+
+
+def test_sluice_in_an_atexit_callback_after_its_own_still_works(tmp_path):
+    script = textwrap.dedent("""
+        import atexit, io, os, sys
+        def late():  # registered before sluice is imported: runs after sluice's own exit hooks
+            import sluice
+            data = os.urandom(1 << 20) * 4
+            packed = io.BytesIO()
+            with sluice.open(packed, "wb", threads=2) as f:  # the graph's threads write to it
+                f.write(data)
+            with sluice.open(io.BytesIO(packed.getvalue()), "rb", threads=2) as f:
+                assert f.read() == data
+            seen = []
+            sluice.compress_files([sys.argv[1]], output_dir=sys.argv[2], progress=seen.append)
+            print("late", len(seen), seen[0].ok, flush=True)
+        atexit.register(late)
+        import sluice
+    """)
+    (tmp_path / "in").write_bytes(os.urandom(1 << 20) * 2)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "in"), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "late 1 True\n", "")
+
+
 @pytest.mark.parametrize("mode", ["wb", "wt"])
 def test_a_file_dropped_unclosed_is_kept_unless_another_took_its_name_since(tmp_path, mode):
     path = tmp_path / "out.gz"
