@@ -148,41 +148,48 @@ class Planner {
       fail(arg, Error(ErrorKind::kIo, fmt::format("cannot open: {}", std::strerror(saved)), arg));
       return;
     }
+    if (S_ISDIR(status.st_mode) && !options_.recursive) {
+      fail(arg, Error(ErrorKind::kIo, "is a directory (use -r to process what it holds)", arg));
+      return;
+    }
+    if (refused_link(arg, status, /*named=*/true)) return;
     if (S_ISDIR(status.st_mode)) {
-      if (!options_.recursive) {
-        fail(arg, Error(ErrorKind::kIo, "is a directory (use -r to process what it holds)", arg));
-        return;
-      }
       std::vector<std::string> files;
       walk(arg, files);
       std::sort(files.begin(), files.end());  // the same tree gives the same order
       for (const auto& file : files) {
         struct stat file_status {};
-        if (::stat(file.c_str(), &file_status) == 0) add_file(file, file_status, /*from_walk=*/true);
+        if (::stat(file.c_str(), &file_status) == 0 && !refused_link(file, file_status, /*named=*/false)) {
+          add_file(file, file_status, /*from_walk=*/true);
+        }
       }
       return;
-    }
-    if (writes_files() && !options_.force) {
-      // gzip's rules, for inputs whose output goes beside them: a link named is followed only
-      // when asked, and a file with other names is left alone (its other names would keep the
-      // data the user may believe compressed away).
-      struct stat link {};
-      if (::lstat(arg.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
-        fail(arg, Error(ErrorKind::kIo, "is a symbolic link; use -f to take the file it points to", arg));
-        return;
-      }
-      if (S_ISREG(status.st_mode) && status.st_nlink > 1) {
-        fail(arg, Error(ErrorKind::kIo,
-                        fmt::format("has {} other link{}; use -f to take it", status.st_nlink - 1,
-                                    status.st_nlink > 2 ? "s" : ""),
-                        arg));
-        return;
-      }
     }
     add_file(arg, status, /*from_walk=*/false);
   }
 
  private:
+  // gzip's rules, for inputs whose output goes beside them (and -r's walk, which takes no link
+  // it finds): a link named (to a file or, with -r, a directory) is followed only when asked, and
+  // a file with other names is left alone (its other names would keep the data the user may
+  // believe compressed away). A refused input is a failure of its own.
+  bool refused_link(const std::string& path, const struct stat& status, bool named) {
+    if (!writes_files() || options_.force) return false;
+    struct stat link {};
+    if (named && ::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+      fail(path, Error(ErrorKind::kIo, "is a symbolic link; use -f to take the file it points to", path));
+      return true;
+    }
+    if (S_ISREG(status.st_mode) && status.st_nlink > 1) {
+      fail(path, Error(ErrorKind::kIo,
+                       fmt::format("has {} other link{}; use -f to take it", status.st_nlink - 1,
+                                   status.st_nlink > 2 ? "s" : ""),
+                       path));
+      return true;
+    }
+    return false;
+  }
+
   // Outputs are files named after the inputs (not -c, -o, -t or -l).
   bool writes_files() const {
     return !options_.to_stdout && options_.output_path.empty() && options_.mode != Mode::kTest &&
@@ -352,6 +359,10 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
   if (writes_stdout && options.mode == Mode::kCompress && !options.force && ::isatty(STDOUT_FILENO)) {
     throw Error(ErrorKind::kIo, "refusing to write compressed data to a terminal (use -f to force)");
   }
+  if (options.mode != Mode::kCompress && !options.force && ::isatty(STDIN_FILENO) &&
+      std::ranges::find(options.files, "-") != options.files.end()) {
+    throw Error(ErrorKind::kIo, "refusing to read compressed data from a terminal (use -f to force)");
+  }
 }
 
 const char* status_name(ItemStatus status) {
@@ -457,9 +468,10 @@ int run_file_jobs(const CliOptions& given) {
     }
     options.files.push_back("-");
   }
-  const bool stdin_only = options.files.size() == 1 && options.files.front() == "-";
+  // `-` among files is standard input to standard output (as gzip takes it), unless -o names one.
+  const bool reads_stdin_named = std::ranges::find(options.files, "-") != options.files.end();
   const bool writes_stdout = options.mode != Mode::kTest && options.mode != Mode::kList &&
-                             (options.to_stdout || (stdin_only && options.output_path.empty()));
+                             (options.to_stdout || (reads_stdin_named && options.output_path.empty()));
   try {
     check_usage(options, writes_stdout);
   } catch (const Error& e) {
@@ -489,7 +501,10 @@ int run_file_jobs(const CliOptions& given) {
     }
     if (item.warning) {
       ++warnings;
-      progress.print(fmt::format("sluice: warning: {}; ignored (the data before it was written)\n", item.warning->what()));
+      if (!options.quiet) {
+        progress.print(fmt::format("sluice: warning: {}; ignored (the data before it was {})\n", item.warning->what(),
+                                   options.mode == Mode::kTest ? "checked" : "written"));
+      }
     }
     if (!item.ok()) {
       // reported above

@@ -1,5 +1,6 @@
 // sluice: the command-line program. Parses arguments, then hands the work to the library.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
@@ -24,6 +25,30 @@ extern "C" void on_fatal_signal(int signal_number) {
   sluice::remove_pending_outputs();
   std::signal(signal_number, SIG_DFL);
   std::raise(signal_number);
+}
+
+// Diagnostics go to standard error through stdio (fmt::print, which throws when a write fails):
+// one that cannot be written (stderr closed, or a full disk) is dropped, as gzip's are, and the
+// run goes on to its own exit status, where the throw ended it in std::terminate (exit 134), in
+// the middle of a batch's callbacks too.
+ssize_t write_diagnostic(void*, const char* bytes, std::size_t size) {
+  std::size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::write(STDERR_FILENO, bytes + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return static_cast<ssize_t>(size);
+}
+
+void drop_unwritable_diagnostics() {
+  cookie_io_functions_t functions{};
+  functions.write = write_diagnostic;
+  if (FILE* file = ::fopencookie(nullptr, "w", functions)) {
+    std::setvbuf(file, nullptr, _IONBF, 0);
+    stderr = file;
+  }
 }
 
 int run(int argc, char** argv) {
@@ -54,11 +79,16 @@ int stdout_failed(int error_number) {
 int main(int argc, char** argv) {
   // A signal the parent set to be ignored stays ignored (nohup's SIGHUP, SIGINT of a background
   // job in a non-interactive shell), as gzip does.
-  for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) {
+  // SIGPIPE (a reader of our output or messages gone) and SIGXCPU end the run as gzip's do, the
+  // temporaries removed; past `ulimit -f` a write fails (EFBIG) and the output fails as on a full
+  // disk, where SIGXFSZ killed the process with its temporary left.
+  for (int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGXCPU}) {
     struct sigaction current {};
     if (::sigaction(signal_number, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) continue;
     std::signal(signal_number, on_fatal_signal);
   }
+  std::signal(SIGXFSZ, SIG_IGN);
+  drop_unwritable_diagnostics();
   int status = 0;
   try {
     status = run(argc, argv);

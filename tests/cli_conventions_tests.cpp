@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 using testing::Bytes;
 using testing::describe;
 using testing::quote;
+using testing::random_bytes;
 using testing::text_bytes;
 
 class Conventions : public testing::CommandTest {
@@ -340,6 +341,92 @@ TEST_F(Conventions, SymbolicAndHardLinksAreRefusedUnlessForcedAsGzipDoes) {
   EXPECT_EQ(sluice("-f soft hard").status, 0);
   EXPECT_TRUE(fs::exists(dir_ / "soft.gz"));
   EXPECT_TRUE(fs::exists(dir_ / "hard.gz"));
+}
+
+// -r as gzip and zstd take it: a link to a directory named is not walked, and a file with other
+// names found in the walk is left alone (--rm removed every name of it).
+TEST_F(Conventions, RecursionKeepsTheLinkRulesUnlessForced) {
+  ASSERT_EQ(sh("mkdir real tree && echo a > real/a && ln -s real lnk && echo d > tree/f && ln tree/f tree/f2 && "
+               "echo e > tree/e")
+                .status,
+            0);
+  const auto linked = sluice("-r lnk");
+  EXPECT_EQ(linked.status, 1);
+  EXPECT_EQ(linked.err, "sluice: lnk: is a symbolic link; use -f to take the file it points to\n");
+  EXPECT_FALSE(fs::exists(dir_ / "real" / "a.gz"));
+  const auto hard = sluice("-r --rm tree");
+  EXPECT_EQ(hard.status, 1) << hard.err;
+  EXPECT_NE(hard.err.find("sluice: tree/f: has 1 other link; use -f to take it\n"), std::string::npos) << hard.err;
+  EXPECT_NE(hard.err.find("sluice: tree/f2: has 1 other link"), std::string::npos) << hard.err;
+  EXPECT_TRUE(fs::exists(dir_ / "tree" / "f"));
+  EXPECT_TRUE(fs::exists(dir_ / "tree" / "f2"));
+  EXPECT_FALSE(fs::exists(dir_ / "tree" / "f.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "tree" / "e.gz"));  // the others are done
+  EXPECT_EQ(sluice("-rf lnk").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "real" / "a.gz"));
+}
+
+// `-` among files is standard input to standard output, as it is alone: not to a terminal, not
+// with --json; and compressed data is not read from a terminal (gzip: "compressed data not read
+// from a terminal"), where sluice waited for it.
+TEST_F(Conventions, StandardInputAmongFilesKeepsTheTerminalAndJsonRules) {
+  put("a", text_bytes(1000, 3));
+  const auto terminal = sh(fmt::format("echo data | script -qec {} /dev/null", quote(testing::sluice() + " - a")));
+  EXPECT_EQ(terminal.status, 1) << terminal.out;
+  EXPECT_NE(terminal.out.find("refusing to write compressed data to a terminal"), std::string::npos) << terminal.out;
+  EXPECT_FALSE(fs::exists(dir_ / "a.gz"));
+  const auto json = sluice("--json - a < a > out");
+  EXPECT_EQ(json.status, 2) << json.err;
+  EXPECT_NE(json.err.find("--json prints on standard output"), std::string::npos) << json.err;
+  EXPECT_FALSE(fs::exists(dir_ / "a.gz"));
+  for (const char* args : {"-d -o x -", "-t -", "-dc a.gz -"}) {
+    const auto r =
+        sh(fmt::format("timeout 10 script -qec {} /dev/null < /dev/null", quote(testing::sluice() + " " + args)));
+    EXPECT_EQ(r.status, 1) << args << r.out;
+    EXPECT_NE(r.out.find("refusing to read compressed data from a terminal (use -f to force)"), std::string::npos)
+        << args << r.out;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
+// Messages that cannot be written are dropped, as gzip's are: the run ends with its own status
+// (it died of std::terminate, 134, at the first message, in the middle of a batch too).
+TEST_F(Conventions, AnUnwritableStandardErrorLeavesTheRunItsOwnStatus) {
+  put("a", text_bytes(1000, 4));
+  put("b", text_bytes(1000, 5));
+  EXPECT_EQ(sluice("-v a b 2>&-").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "a.gz"));
+  EXPECT_TRUE(fs::exists(dir_ / "b.gz"));
+  EXPECT_EQ(sluice("-f a missing 2>/dev/full").status, 1);
+  EXPECT_EQ(sluice("-l missing.gz 2>/dev/full").status, 1);
+  EXPECT_EQ(sluice("--bogus 2>/dev/full").status, 2);
+}
+
+// Past `ulimit -f` a write fails (SIGXFSZ killed the process with its temporary left): the output
+// that was there is kept, nothing else is left, exit 1 with the reason.
+TEST_F(Conventions, AFileSizeLimitFailsTheOutputAndLeavesNothing) {
+  put("big", random_bytes(3'000'000, 6));
+  put("big.gz", text_bytes(100, 7));
+  const auto r = sh(fmt::format("ulimit -f 1024; {} -f big", testing::sluice()));
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_NE(r.err.find("big.gz: write failed: File too large"), std::string::npos) << r.err;
+  EXPECT_EQ(get("big.gz"), text_bytes(100, 7));
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(dir_.path())) names.push_back(entry.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"big", "big.gz"}));
+}
+
+// -q prints nothing but errors, as gzip -q: a warning (trailing garbage) only sets the status.
+TEST_F(Conventions, QuietSaysNothingOfWarnings) {
+  ASSERT_EQ(sh("seq 10 | gzip > g.gz && echo junk >> g.gz").status, 0);
+  for (const char* args : {"-q -dc g.gz", "-q -t g.gz", "-q -dk g.gz"}) {
+    const auto r = sluice(std::string(args) + " > /dev/null");
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(r.err, "") << args;
+  }
+  const auto tested = sluice("-t g.gz");
+  EXPECT_NE(tested.err.find("ignored (the data before it was checked)"), std::string::npos) << tested.err;
 }
 
 // ---- Outputs ----
