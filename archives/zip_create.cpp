@@ -72,9 +72,11 @@ void put_timestamp(Buffer& out, std::int64_t mtime) {
   zip_put16(out, 5);
   const std::uint8_t flags = 1;  // modification time
   out.append(ByteView(&flags, 1));
+  // Signed before 1970; unsigned past 2038-01-19 (to 2106), as Info-ZIP zip writes it on 64-bit
+  // systems and unzip and sluice read it (by the DOS date).
   const auto clamped = std::clamp<std::int64_t>(mtime, std::numeric_limits<std::int32_t>::min(),
-                                                std::numeric_limits<std::int32_t>::max());
-  zip_put32(out, static_cast<std::uint32_t>(static_cast<std::int32_t>(clamped)));
+                                                std::numeric_limits<std::uint32_t>::max());
+  zip_put32(out, static_cast<std::uint32_t>(clamped));
 }
 
 class ZipWriter {

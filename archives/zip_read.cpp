@@ -161,6 +161,44 @@ Buffer read_exact(ByteSource& source, std::uint64_t offset, std::size_t n) {
 
 std::string as_string(const std::uint8_t* p, std::size_t n) { return std::string(reinterpret_cast<const char*>(p), n); }
 
+// The end records in an archive's last bytes (`tail`): the last one whose comment reaches the end
+// of the file (`exact`), and the last one whose comment fits in it.
+struct EndRecords {
+  std::optional<std::size_t> exact;
+  std::optional<std::size_t> last;
+};
+EndRecords find_end_records(ByteView tail) {
+  EndRecords found;
+  if (tail.size() < kZipEndBytes) return found;
+  for (std::size_t i = tail.size() - kZipEndBytes + 1; i-- > 0;) {
+    if (zip_le32(tail.data() + i) != kZipEndSignature) continue;
+    const std::size_t comment_bytes = zip_le16(tail.data() + i + 20);
+    if (i + kZipEndBytes + comment_bytes == tail.size()) {
+      found.exact = i;
+      if (!found.last) found.last = i;
+      break;
+    }
+    if (!found.last && i + kZipEndBytes + comment_bytes <= tail.size()) found.last = i;
+  }
+  return found;
+}
+
+// The extended timestamp's 32 bits: signed in the field's definition (before 1970 too), written
+// unsigned past 2038-01-19 by Info-ZIP zip and bsdtar on 64-bit systems. As unzip reads them: a
+// negative time whose DOS date (1980-2107, local time: two days' leeway) says 2038 or later is
+// the unsigned one.
+std::int64_t timestamp_seconds(std::uint32_t field, std::int64_t dos_seconds) {
+  const auto as_signed = static_cast<std::int64_t>(static_cast<std::int32_t>(field));
+  constexpr std::int64_t kLast32 = std::numeric_limits<std::int32_t>::max();
+  if (as_signed < 0 && dos_seconds >= kLast32 - 2 * 86400) return static_cast<std::int64_t>(field);
+  return as_signed;
+}
+
+// What is read of an archive's end to find its end record (the largest comment, the zip64 locator).
+std::uint64_t end_tail_bytes(std::uint64_t size) {
+  return std::min<std::uint64_t>(size, kZipEndBytes + 0xffff + kZip64LocatorBytes);
+}
+
 }  // namespace
 
 struct ZipReader::State {
@@ -181,19 +219,11 @@ struct ZipReader::State {
     size = *source.size();
     if (size < kZipEndBytes) throw corrupt(name(), 0, "not a zip archive (too short for its end record)");
     // The end record: the last one whose comment reaches the end of the file, else the last one.
-    const std::uint64_t tail_bytes = std::min<std::uint64_t>(size, kZipEndBytes + 0xffff + kZip64LocatorBytes);
+    const std::uint64_t tail_bytes = end_tail_bytes(size);
     const std::uint64_t tail_start = size - tail_bytes;
     const Buffer tail = read_exact(source, tail_start, static_cast<std::size_t>(tail_bytes));
-    std::optional<std::size_t> end_at;
-    for (std::size_t i = tail.size() - kZipEndBytes + 1; i-- > 0;) {
-      if (zip_le32(tail.data() + i) != kZipEndSignature) continue;
-      const std::size_t comment_bytes = zip_le16(tail.data() + i + 20);
-      if (i + kZipEndBytes + comment_bytes == tail.size()) {
-        end_at = i;
-        break;
-      }
-      if (!end_at && i + kZipEndBytes + comment_bytes <= tail.size()) end_at = i;
-    }
+    const EndRecords records = find_end_records(tail.view());
+    const std::optional<std::size_t> end_at = records.exact ? records.exact : records.last;
     if (!end_at) throw corrupt(name(), size, "not a zip archive (no end of central directory record)");
     const std::uint8_t* end = tail.data() + *end_at;
     const std::uint64_t end_offset = tail_start + *end_at;
@@ -295,7 +325,7 @@ struct ZipReader::State {
         } else if (id == kZipExtraSluiceChunks && length == 4) {
           entry.chunk_bytes = zip_le32(field);
         } else if (id == kZipExtraTimestamp && length >= 5 && (field[0] & 1)) {
-          entry.mtime_seconds = static_cast<std::int32_t>(zip_le32(field + 1));
+          entry.mtime_seconds = timestamp_seconds(zip_le32(field + 1), zip_dos_to_unix(dos_date, dos_time));
         } else if (id == kZipExtraUnicodePath && length >= 5 && field[0] == 1 &&
                    zip_le32(field + 1) == zip_crc32(0, as_bytes(entry.raw_name))) {
           unicode_name = as_string(field + 5, length - 5);
@@ -576,7 +606,14 @@ bool looks_like_zip(ByteSource& source) {
   std::uint8_t magic[4] = {};
   if (source.read_at(0, magic, 4) < 4) return false;
   const std::uint32_t signature = zip_le32(magic);
-  return signature == kZipLocalSignature || signature == kZipEndSignature;
+  if (signature == kZipLocalSignature || signature == kZipEndSignature) return true;
+  // Bytes in front (a self-extractor's program, zeros): an end record whose comment ends the
+  // file. A tar's end is zero blocks, never one.
+  const auto size = source.size();
+  if (!size || *size < kZipEndBytes) return false;
+  const std::uint64_t tail_bytes = end_tail_bytes(*size);
+  const Buffer tail = read_exact(source, *size - tail_bytes, static_cast<std::size_t>(tail_bytes));
+  return find_end_records(tail.view()).exact.has_value();
 }
 
 ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>& on_entry) {
