@@ -75,6 +75,9 @@ class Listed {
 std::size_t listed_bytes(const TarEntry& entry, std::string_view message) {
   return entry.path.size() + entry.link_target.size() + message.size() + sizeof(TarEntry);
 }
+std::size_t listed_bytes(const ZipEntry& entry, std::string_view message) {
+  return entry.path.size() + entry.raw_name.size() + entry.comment.size() + message.size() + sizeof(ZipEntry);
+}
 
 // The reader's warnings as listed (one per unreadable pax record: a small archive may hold
 // millions), and what was left out counted in a last one.
@@ -84,6 +87,19 @@ std::vector<std::string> listed_warnings(const Listed<std::string>& warnings, co
     out.push_back(printable_name(archive.empty() ? "<file>" : archive) + ": " + std::to_string(warnings.more()) +
                   " more warnings, not listed");
   }
+  return out;
+}
+
+// Names and messages that hold them, as bytes (not always UTF-8): the package decodes them as
+// os.fsdecode does.
+py::str fs_str(const std::string& bytes) {
+  PyObject* text = PyUnicode_DecodeFSDefaultAndSize(bytes.data(), static_cast<Py_ssize_t>(bytes.size()));
+  if (!text) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(text);
+}
+py::list bytes_list(const std::vector<std::string>& texts) {
+  py::list out;
+  for (const std::string& text : texts) out.append(py::bytes(text));
   return out;
 }
 
@@ -1468,7 +1484,9 @@ PYBIND11_MODULE(_native, m) {
               },
               &callback_error);
           py::list refused_list, failed_list;
-          for (const auto& [entry, why] : refused.items()) refused_list.append(py::make_tuple(entry_tuple(entry), why));
+          for (const auto& [entry, why] : refused.items()) {
+            refused_list.append(py::make_tuple(entry_tuple(entry), fs_str(why)));
+          }
           for (const auto& [entry, error] : failed.items())
             failed_list.append(py::make_tuple(entry_tuple(entry), to_python(error)));
           std::vector<std::string> warning_list = listed_warnings(warnings, archive);
@@ -1477,8 +1495,8 @@ PYBIND11_MODULE(_native, m) {
             warning_list.push_back(name + ": " + std::to_string(refused.more()) + " more entries refused, not listed");
           if (failed.more() > 0)
             warning_list.push_back(name + ": " + std::to_string(failed.more()) + " more entries failed, not listed");
-          return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list, warning_list,
-                                stats.members_not_found);
+          return py::make_tuple(stats_tuple(stats), stats.extracted, refused_list, failed_list,
+                                bytes_list(warning_list), bytes_list(stats.members_not_found));
         });
 
   // The entries of `archive` (a path) or `file`, as tuples, and the reader's warnings.
@@ -1501,7 +1519,7 @@ PYBIND11_MODULE(_native, m) {
     });
     py::list out;
     for (const auto& entry : entries) out.append(entry_tuple(entry));
-    return py::make_tuple(out, listed_warnings(warnings, archive));
+    return py::make_tuple(out, bytes_list(listed_warnings(warnings, archive)));
   });
 
   // ---- Zip archives (sluice/zip.py) ----
@@ -1561,16 +1579,20 @@ PYBIND11_MODULE(_native, m) {
     extract.preserve_permissions = preserve_permissions;
     extract.strict = strict;
     extract.threads = threads;
-    std::vector<std::pair<ZipEntry, std::string>> refused;
-    std::vector<std::pair<ZipEntry, Error>> failed;
+    Listed<std::pair<ZipEntry, std::string>> refused;
+    Listed<std::pair<ZipEntry, Error>> failed;
     std::exception_ptr callback_error;
     if (!on_entry.is_none()) {
       extract.on_entry = [&](const ZipEntry& entry) {
         call_back(on_entry, callback_error, [&] { return zip_entry_tuple(entry); });
       };
     }
-    extract.on_refused = [&](const ZipEntry& entry, const std::string& why) { refused.emplace_back(entry, why); };
-    extract.on_failed = [&](const ZipEntry& entry, const Error& error) { failed.emplace_back(entry, error); };
+    extract.on_refused = [&](const ZipEntry& entry, const std::string& why) {
+      refused.add({entry, why}, listed_bytes(entry, why));
+    };
+    extract.on_failed = [&](const ZipEntry& entry, const Error& error) {
+      failed.add({entry, error}, listed_bytes(entry, error.what()));
+    };
     std::optional<PythonFile> no_file;
     ZipExtractStats stats;
     run_released_with(
@@ -1590,10 +1612,13 @@ PYBIND11_MODULE(_native, m) {
         },
         &callback_error);
     py::list refused_list, failed_list;
-    for (const auto& [entry, why] : refused) refused_list.append(py::make_tuple(zip_entry_tuple(entry), why));
-    for (const auto& [entry, error] : failed)
+    for (const auto& [entry, why] : refused.items()) {
+      refused_list.append(py::make_tuple(zip_entry_tuple(entry), fs_str(why)));
+    }
+    for (const auto& [entry, error] : failed.items())
       failed_list.append(py::make_tuple(zip_entry_tuple(entry), to_python(error)));
-    return py::make_tuple(zip_stats_tuple(stats), stats.extracted, refused_list, failed_list, stats.members_not_found);
+    return py::make_tuple(zip_stats_tuple(stats), stats.extracted, refused_list, failed_list,
+                          bytes_list(stats.members_not_found), refused.more() + failed.more());
   });
 
   // The entries of the zip at `archive`, as tuples.
@@ -1612,18 +1637,22 @@ PYBIND11_MODULE(_native, m) {
   // Decodes every member of the zip at `archive`, checking sizes and CRC-32s. Returns (stats,
   // failed [(entry, error)]).
   m.def("zip_test", [](const std::string& archive, int threads) {
-    std::vector<std::pair<ZipEntry, Error>> failed;
+    Listed<std::pair<ZipEntry, Error>> failed;
     std::optional<PythonFile> no_file;
     ZipTestStats stats;
     run_released_with(no_file, kInterruptibleBytes, [&](std::stop_token stop) {
       FdSource source(archive);
       stats = test_zip(
-          source, threads, [&](const ZipEntry& entry, const Error& error) { failed.emplace_back(entry, error); }, stop);
+          source, threads,
+          [&](const ZipEntry& entry, const Error& error) {
+            failed.add({entry, error}, listed_bytes(entry, error.what()));
+          },
+          stop);
     });
     py::list failed_list;
-    for (const auto& [entry, error] : failed)
+    for (const auto& [entry, error] : failed.items())
       failed_list.append(py::make_tuple(zip_entry_tuple(entry), to_python(error)));
-    return py::make_tuple(zip_stats_tuple(stats), failed_list);
+    return py::make_tuple(zip_stats_tuple(stats), failed_list, failed.more());
   });
 
   // ---- Pipelines ----

@@ -95,6 +95,16 @@ def _member(t) -> TarMember:
                      os.fsdecode(link), offset, major, minor, sparse)
 
 
+def _encoded(names: Iterable) -> list[bytes]:
+    """Paths and patterns for the native calls: bytes, as the file system has them (a name that is
+    not UTF-8 arrives here with surrogate escapes, as os.fsdecode and os.listdir give it)."""
+    return [os.fsencode(n) for n in names]
+
+
+def _decoded(names: Iterable[bytes]) -> list[str]:
+    return [os.fsdecode(n) for n in names]
+
+
 def _archive(archive) -> tuple[str, object]:
     """(path, None) for a path, ("", file) or (its name, file) for a binary file object."""
     if isinstance(archive, (str, bytes, os.PathLike)):
@@ -108,7 +118,7 @@ def _archive(archive) -> tuple[str, object]:
 def format_for(archive) -> str:
     """The compression an archive's name implies, as `sluice tar -c` reads it: ".tar.gz"/".tgz"
     gzip, ".tar.zst" zstd, ".tar.lz4" lz4; "" for ".tar" and anything else."""
-    return _native.tar_format_for(os.fsdecode(archive))
+    return _native.tar_format_for(os.fsencode(archive))
 
 
 def _resolve_format(path: str, format: str | None) -> str:
@@ -137,13 +147,13 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     codec = _resolve_format(path, format)
     if not codec and (level is not None or knobs):
         raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
-    names = [os.fsdecode(p) for p in paths]
+    names = [os.fsencode(p) for p in paths]
     if not names:
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
-    stats = _native.tar_create(names, path, file, codec, level or 0, threads or 0, chunk_size or 0,
+    stats = _native.tar_create(names, os.fsencode(path), file, codec, level or 0, threads or 0, chunk_size or 0,
                                {k: str(v) for k, v in knobs.items()}, backend or "",
-                               os.fsdecode(directory) if directory is not None else "", builtins.list(exclude),
+                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude),
                                mtime, owner or "", group or "", numeric_owner, sparse, callback)
     return TarStats(*stats)
 
@@ -157,18 +167,18 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     take are reported in the result; strict=True raises at the first one instead.
     """
     path, file = _archive(archive)
-    raw = _native.tar_extract(path, file, os.fsdecode(dest), [os.fsdecode(m) for m in (members or ())],
-                              builtins.list(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
+    raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or ()),
+                              _encoded(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
                               None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],
-                         [(_member(e), error) for e, error in failed], warnings, not_found)
+                         [(_member(e), error) for e, error in failed], _decoded(warnings), _decoded(not_found))
 
 
 def list(archive, threads: int | None = None) -> "builtins.list[TarMember]":  # noqa: A001 (tarfile's name)
     """The entries of `archive` (a path or a binary file object), in order, without extracting."""
     path, file = _archive(archive)
-    entries, _warnings = _native.tar_list(path, file, threads or 0)
+    entries, _warnings = _native.tar_list(os.fsencode(path), file, threads or 0)
     return [_member(e) for e in entries]
 
 

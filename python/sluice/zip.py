@@ -24,6 +24,7 @@ import os
 from typing import Callable, Iterable
 
 from . import UsageError, _native
+from .tar import _decoded, _encoded
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
 
@@ -68,10 +69,11 @@ class ExtractResult:
     refused: list  # [(ZipMember, why)]
     failed: list  # [(ZipMember, sluice.Error)]
     not_found: list  # members asked for that are not in the archive
+    not_listed: int = 0  # members refused or failed past the first 16 MiB of names: counted only
 
     @property
     def ok(self) -> bool:
-        return not (self.refused or self.failed or self.not_found)
+        return not (self.refused or self.failed or self.not_found or self.not_listed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +81,11 @@ class TestResult:
     """What test() found: the members whose data does not decode to their size and CRC-32."""
     stats: ZipStats
     failed: list  # [(ZipMember, sluice.Error)]
+    not_listed: int = 0  # members failed past the first 16 MiB of names: counted only
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not (self.failed or self.not_listed)
 
 
 def _member(t) -> ZipMember:
@@ -90,9 +93,9 @@ def _member(t) -> ZipMember:
     return ZipMember(os.fsdecode(name), kind, size, compressed, method, crc, mode, mtime, offset, encrypted)
 
 
-def _path(archive) -> str:
+def _path(archive) -> bytes:
     if isinstance(archive, (str, bytes, os.PathLike)):
-        return os.fsdecode(archive)
+        return os.fsencode(archive)
     raise TypeError("archive must be a path (a zip is read at any offset: not a stream)")
 
 
@@ -108,7 +111,7 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     it. exclude: GNU tar patterns. mtime: stored for every entry. Same tree, same options: same
     bytes, for any number of threads.
     """
-    names = [os.fsdecode(p) for p in paths]
+    names = _encoded(paths)
     if isinstance(archive, (str, bytes, os.PathLike)):
         path, file = os.fsdecode(archive), None
     elif hasattr(archive, "write"):
@@ -118,20 +121,20 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     if not names:
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
-    stats = _native.zip_create(names, path, file, format or "", level or 0, threads or 0, chunk_size or 0,
-                               os.fsdecode(directory) if directory is not None else "", builtins.list(exclude),
+    stats = _native.zip_create(names, os.fsencode(path), file, format or "", level or 0, threads or 0, chunk_size or 0,
+                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude),
                                mtime, callback)
     return ZipStats(*stats)
 
 
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
             on_entry) -> ExtractResult:
-    raw = _native.zip_extract(_path(archive), os.fsdecode(dest), [os.fsdecode(m) for m in (members or ())],
-                              builtins.list(exclude), preserve_permissions, strict, threads or 0, format, level or 0,
+    raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or ()),
+                              _encoded(exclude), preserve_permissions, strict, threads or 0, format, level or 0,
                               None if on_entry is None else (lambda t: on_entry(_member(t))))
-    stats, extracted, refused, failed, not_found = raw
+    stats, extracted, refused, failed, not_found, not_listed = raw
     return ExtractResult(ZipStats(*stats), extracted, [(_member(e), why) for e, why in refused],
-                         [(_member(e), error) for e, error in failed], not_found)
+                         [(_member(e), error) for e, error in failed], _decoded(not_found), not_listed)
 
 
 def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude: Iterable[str] = (),
@@ -164,5 +167,5 @@ def list(archive) -> "builtins.list[ZipMember]":  # noqa: A001 (tarfile's and zi
 def test(archive, threads: int | None = None) -> TestResult:
     """Decodes every member of the zip at `archive` on all cores and checks its size and CRC-32,
     writing nothing (zipfile.ZipFile.testzip, in parallel). The archive's own faults raise."""
-    stats, failed = _native.zip_test(_path(archive), threads or 0)
-    return TestResult(ZipStats(*stats), [(_member(e), error) for e, error in failed])
+    stats, failed, not_listed = _native.zip_test(_path(archive), threads or 0)
+    return TestResult(ZipStats(*stats), [(_member(e), error) for e, error in failed], not_listed)

@@ -115,6 +115,38 @@ def test_bad_members_are_reported_and_a_hostile_archive_raises_with_its_path(tmp
         sluice.zip.list(tmp_path / "missing.zip")
 
 
+def test_names_that_are_not_utf8_go_both_ways_as_bytes_or_as_os_fsdecode_gives_them(tmp_path):
+    # A Unix file system's names are bytes: os.listdir gives these with surrogate escapes.
+    root = os.fsencode(tmp_path)
+    os.mkdir(root + b"/src")
+    with open(root + b"/src/caf\xe9", "wb") as f:
+        f.write(b"latin-1 name\n")
+    for module, suffix in ((sluice.zip, b".zip"), (sluice.tar, b".tar.gz")):
+        archive = root + b"/arch\xe9" + suffix
+        module.create(archive, [b"src"], directory=root)
+        assert os.fsencode(os.fsdecode(archive)) == archive
+        names = [m.name for m in module.list(archive)]
+        assert "src/caf\udce9" in names
+        for given in (archive, os.fsdecode(archive)):
+            dest = root + b"/out-" + suffix[1:4] + (b"b" if isinstance(given, bytes) else b"s")
+            result = module.extract(given, dest, members=["src/caf\udce9", "src/missing\udcff"])
+            assert result.not_found == ["src/missing\udcff"]
+            with open(dest + b"/src/caf\xe9", "rb") as f:
+                assert f.read() == b"latin-1 name\n"
+    assert sluice.zip.test(root + b"/arch\xe9.zip").ok
+
+
+def test_refused_and_failed_members_are_listed_up_to_16_mib_of_names_then_counted(tmp_path):
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # 200 members whose names are too long to make
+        for i in range(200):
+            z.writestr("d/" * 30_000 + str(i), b"")
+    result = sluice.zip.extract(archive, tmp_path / "out")
+    assert 50 < len(result.failed) < 200 and not result.refused
+    assert result.not_listed == 200 - len(result.failed)
+    assert not result.ok
+
+
 def test_ctrl_c_stops_create_and_leaves_no_archive(tmp_path):
     big = tmp_path / "big.bin"
     with open(big, "wb") as f:
