@@ -1738,6 +1738,7 @@ CodecInfo gzip_info() {
   info.default_chunk_bytes = kIndependentChunkBytes;
   info.history_bytes = kWindowBytes;
   info.matches_magic = [](ByteView p) { return p.size() >= 2 && p[0] == kMagic0 && p[1] == kMagic1; };
+  info.magic_bytes = 2;
   info.backends = {"zlib", "libdeflate", "isal"};
   CodecKnob form;
   form.name = "form";

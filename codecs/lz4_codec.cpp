@@ -612,6 +612,7 @@ CodecInfo lz4_info() {
     const auto magic = first_frame_magic(p);
     return magic && (*magic == kFrameMagic || *magic == kLegacyMagic);
   };
+  info.magic_bytes = 4;
   return info;
 }
 

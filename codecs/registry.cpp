@@ -1,4 +1,6 @@
 // The codec registry: one table of name -> factory, seeded with the built-in codecs.
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -18,6 +20,30 @@ namespace {
 // Chunks larger than this would overflow the 32-bit sizes that zlib and lz4 take.
 constexpr std::size_t kMaxChunkBytes = std::size_t{1} << 30;
 constexpr std::size_t kMinChunkBytes = std::size_t{1} << 10;
+
+// A codec's own code called outside the engine's nodes (its factory, its magic test): whatever it
+// throws becomes an Error naming the codec, as the nodes make of their hooks' exceptions (a batch
+// reports it as that item's; a raw std::out_of_range ended the whole batch).
+template <typename Call>
+auto codec_call(const std::string& name, Call&& call) {
+  try {
+    return call();
+  } catch (const Error&) {
+    throw;
+  } catch (const abi::__forced_unwind&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorKind::kInternal, fmt::format("codec '{}': out of memory", name));
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::kInternal, fmt::format("codec '{}': {}", name, e.what()));
+  } catch (...) {
+    throw Error(ErrorKind::kInternal, fmt::format("codec '{}' threw something not an exception", name));
+  }
+}
+
+bool matches(const CodecInfo& info, ByteView prefix) {
+  return info.matches_magic && codec_call(info.name, [&] { return info.matches_magic(prefix); });
+}
 }  // namespace
 
 struct CodecRegistry::State {
@@ -64,7 +90,7 @@ std::unique_ptr<Codec> CodecRegistry::create(const std::string& name, const Code
     }
     factory = entry->factory;
   }
-  auto codec = factory(options);
+  auto codec = codec_call(name, [&] { return factory(options); });
   if (!codec) throw Error(ErrorKind::kInternal, fmt::format("the factory for codec '{}' made nothing", name));
   return codec;
 }
@@ -249,8 +275,17 @@ void codecs::copy_to_output(ByteView bytes, StreamDecoder::Output& output) {
 std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
   std::shared_lock lock(state_->mutex);
   for (const auto& entry : state_->entries)
-    if (entry.info.matches_magic && entry.info.matches_magic(prefix)) return entry.info;
+    if (matches(entry.info, prefix)) return entry.info;
   return std::nullopt;
+}
+
+bool CodecRegistry::detection_settled(ByteView prefix) const {
+  std::shared_lock lock(state_->mutex);
+  for (const auto& entry : state_->entries) {
+    if (matches(entry.info, prefix)) return true;
+    if (entry.info.matches_magic && prefix.size() < entry.info.magic_bytes) return false;  // may match yet
+  }
+  return false;
 }
 
 namespace {

@@ -483,6 +483,7 @@ CodecInfo zstd_info() {
     const auto magic = first_frame_magic(p);
     return magic && (*magic == ZSTD_MAGICNUMBER || *magic == kOnlySkippableFrames);
   };
+  info.magic_bytes = 4;
   return info;
 }
 

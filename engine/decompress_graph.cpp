@@ -133,7 +133,7 @@ struct StreamStart {
 bool detail::format_told(ByteView prefix, const std::string& codec) {
   if (!codec.empty()) return true;
   return !detection_may_change(prefix) &&
-         (prefix.size() >= kFormatBytes || CodecRegistry::global().detect(prefix).has_value());
+         (prefix.size() >= kFormatBytes || CodecRegistry::global().detection_settled(prefix));
 }
 
 // The format of a stream that starts with `prefix`, unless `codec` names it. Throws kCorruptData

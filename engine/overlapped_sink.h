@@ -71,6 +71,10 @@ class OverlappedSink final : public StreamDecoder::Output {
   // has been filled.
   std::size_t keeps_produced_bytes() const override { return slot_bytes_; }
   void produced(std::size_t bytes) override {
+    if (bytes > slot_bytes_ - current_.size()) {  // a decoder's bug: more than it was lent
+      throw Error(ErrorKind::kInternal, fmt::format("a decoder reported {} bytes made in a space of {}", bytes,
+                                                    slot_bytes_ - current_.size()));
+    }
     current_.resize(current_.size() + bytes);
     bytes_ += bytes;
     check_limit();  // before the buffer goes out: nothing past the limit is ever written

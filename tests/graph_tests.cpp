@@ -8,7 +8,10 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <span>
+#include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifdef __linux__
@@ -16,10 +19,12 @@
 #endif
 
 #include "engine/thread_arena.h"
+#include "sluice/batch.h"
 #include "sluice/codec_author.h"
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
+#include "sluice/stream.h"
 #include "tests/test_support.h"
 
 namespace sluice {
@@ -46,6 +51,8 @@ struct IdentityBehaviour {
   std::function<Cut(Cut)> tamper_cut;
   // Appends this many bytes to every decoded unit (more than its cut promised).
   std::size_t decode_extra_bytes = 0;
+  // The stream decoder's decode_to() reports this many bytes more than it copied, once.
+  std::size_t produced_extra_bytes = 0;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -157,6 +164,18 @@ class IdentityStreamDecoder final : public StreamDecoder {
       behaviour_.cpu_masks.insert(thread_cpus());
     }
     emit(input);
+  }
+  void decode_to(ByteView input, Output& output) override {
+    if (behaviour_.produced_extra_bytes == 0) return StreamDecoder::decode_to(input, output);
+    decode(input, [&](ByteView bytes) {
+      while (!bytes.empty()) {  // the library's copy loop, but the first count is off
+        const std::span<std::uint8_t> space = output.space();
+        const std::size_t n = std::min(space.size(), bytes.size());
+        std::memcpy(space.data(), bytes.data(), n);
+        output.produced(n + std::exchange(behaviour_.produced_extra_bytes, 0));
+        bytes = bytes.subspan(n);
+      }
+    });
   }
   void finish() override {}
   void resume_at(std::uint64_t) override {}
@@ -645,6 +664,90 @@ TEST(UserCodec, CutsThatBreakTheRulesAreErrorsNamingTheCodec) {
     EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
     EXPECT_NE(std::string(e.what()).find("unit decoder made 65537 bytes of a unit its splitter bounded at 65536"),
               std::string::npos) << e.what();
+  }
+}
+
+// A stream decoder that reports more bytes made than the space it was lent is an error, never a
+// write past the buffer (the space left was computed as a wrapped-around size: a segfault).
+TEST(UserCodec, ADecoderReportingMoreThanItWasLentIsAnError) {
+  IdentityBehaviour behaviour;
+  const std::string name = register_identity(behaviour);
+  CompressOptions options;
+  options.codec = name;
+  const Bytes input = text_bytes(3 << 20, 32);
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  DecompressOptions decode;
+  decode.codec = name;
+  decode.threads = 2;  // the serial decoder writes into the writing thread's buffers
+  ASSERT_EQ(to_bytes(decompress_buffer(view(packed), decode)), input);
+  behaviour.produced_extra_bytes = 1;
+  try {
+    decompress_buffer(view(packed), decode);
+    ADD_FAILURE() << "a count past the space was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+    EXPECT_NE(std::string(e.what()).find("a decoder reported"), std::string::npos) << e.what();
+  }
+}
+
+// A codec's factory or magic test that throws something other than an Error fails its own item of
+// a batch, named (it escaped decompress_files raw, and the batch's other items were lost).
+TEST(UserCodec, AFactoryOrMagicTestThrowingFailsItsItemOnly) {
+  for (const std::string magic : {"FKTY", "BOOM"}) {
+    SCOPED_TRACE(magic);
+    CodecInfo info;
+    info.name = "throwing-" + magic;
+    info.default_chunk_bytes = 4096;
+    info.matches_magic = [magic](ByteView prefix) {
+      const bool ours = prefix.size() >= 4 && std::memcmp(prefix.data(), magic.data(), 4) == 0;
+      if (ours && magic == "BOOM") throw std::out_of_range("a magic test's bug");
+      return ours;
+    };
+    info.magic_bytes = 4;
+    CodecRegistry::global().add(
+        info, [](const CodecOptions&) -> std::unique_ptr<Codec> { throw std::runtime_error("a factory's bug"); });
+    testing::ScratchDir dir;
+    const auto path = [&](const std::string& name) { return (dir / name).string(); };
+    const Bytes data = text_bytes(10000, 33);
+    testing::write_file(dir / "a.gz", to_bytes(compress_buffer(view(data), CompressOptions{})));
+    testing::write_file(dir / "b.x", to_bytes(magic + " and then some bytes"));
+    testing::write_file(dir / "c.gz", to_bytes(compress_buffer(view(data), CompressOptions{})));
+    DecompressOptions decode;
+    decode.threads = 2;
+    const auto report =
+        decompress_files({{path("a.gz"), path("a")}, {path("b.x"), path("b")}, {path("c.gz"), path("c")}}, decode);
+    ASSERT_EQ(report.items.size(), 3u);
+    EXPECT_TRUE(report.items[0].ok());
+    EXPECT_TRUE(report.items[2].ok());
+    ASSERT_FALSE(report.items[1].ok());
+    EXPECT_NE(std::string(report.items[1].error->what()).find("codec 'throwing-" + magic + "'"), std::string::npos)
+        << report.items[1].error->what();
+    EXPECT_EQ(testing::read_file(dir / "c"), data);
+    EXPECT_THROW(decompress_buffer(as_bytes(magic + " more")), Error);
+  }
+}
+
+// Detection does not depend on how the bytes arrive: a codec that matches any prefix, registered
+// after gzip, does not take a gzip stream whose first byte came alone (gzip needs two).
+TEST(UserCodec, ACodecMatchingAnythingDoesNotTakeAStreamArrivingAByteAtATime) {
+  CodecInfo info;
+  info.name = "catch-all";
+  info.default_chunk_bytes = 4096;
+  info.matches_magic = [](ByteView) { return true; };
+  IdentityBehaviour behaviour;
+  CodecRegistry::global().add(info, [info, &behaviour](const CodecOptions& options) {
+    return std::make_unique<IdentityCodec>(info, options, behaviour);
+  });
+  const Bytes data = text_bytes(5000, 34);
+  const Bytes packed = to_bytes(compress_buffer(view(data), CompressOptions{}));
+  for (int threads : {1, 2}) {
+    MemorySink out;
+    DecompressOptions decode;
+    decode.threads = threads;
+    Decompressor decoder(out, decode);
+    for (const std::uint8_t byte : packed) decoder.write(ByteView(&byte, 1));
+    decoder.finish();
+    EXPECT_EQ(to_bytes(out.buffer()), data) << threads;
   }
 }
 

@@ -91,6 +91,10 @@ struct CodecInfo {
   std::size_t history_bytes = 0;
   // True if the first bytes of a stream look like this format.
   std::function<bool(ByteView prefix)> matches_magic;
+  // How many first bytes matches_magic needs to decide: on a shorter prefix its "no" may become
+  // "yes" with more bytes, so a stream arriving a byte at a time is not told as a codec registered
+  // later yet (gzip 2, zstd and lz4 4). 0: it decides on any prefix.
+  std::size_t magic_bytes = 0;
   // The names CodecOptions::backend accepts (empty: the codec has one implementation).
   std::vector<std::string> backends;
   // The codec's own settings (CodecOptions::knobs).
@@ -177,8 +181,11 @@ class CodecRegistry {
   // Creates the named codec; throws kUsage for an unknown name or bad options.
   std::unique_ptr<Codec> create(const std::string& name, const CodecOptions& options = {}) const;
   std::optional<CodecInfo> find(const std::string& name) const;
-  // The codec whose magic bytes start `prefix`, if any.
+  // The codec whose magic bytes start `prefix`, if any (the first registered that matches).
   std::optional<CodecInfo> detect(ByteView prefix) const;
+  // Whether detect(prefix) is settled: a codec matches, and every codec asked before it had the
+  // magic_bytes it needs to say no (more bytes cannot make an earlier one match).
+  bool detection_settled(ByteView prefix) const;
   // The codec whose extension (or another of its suffixes) ends `path`, if any.
   std::optional<CodecInfo> by_extension(const std::string& path) const;
   // The codec a tar archive's name implies (".tar" and a codec's suffix, or one of its tar

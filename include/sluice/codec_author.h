@@ -20,7 +20,9 @@
 //
 // A codec implements private hooks (new_*, compress_chunk, find_cut, decode_unit, ...); the
 // public entry points over them check what the hooks return, so a codec cannot make the engine
-// read past a buffer, spin in place or hold more than kMaxUnitOutputBytes per unit.
+// read past a buffer, spin in place or take more than kMaxUnitOutputBytes of a unit's output (a
+// hook's own allocations are its own: a unit decoded to more is refused once the hook returns).
+// Whatever a codec throws becomes an Error, the first of which stops the run.
 #pragma once
 
 #include <cstdint>
