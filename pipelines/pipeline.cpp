@@ -289,10 +289,14 @@ fs::path below(const std::string& directory, const std::string& path) {
 // `unpacked`: the directory an archive was extracted to, whose entries may be anything the
 // archive wanted there (a symbolic link to a device, say) and are never written through.
 void write_manifest(const std::string& path, const std::vector<PipelineItem>& items, const std::string& unpacked) {
-  const fs::path base = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+  // Names relative to the manifest's directory, whichever of the two paths was given absolute.
+  const fs::path base = fs::absolute(fs::path(path)).lexically_normal().parent_path();
+  const fs::path self = fs::absolute(fs::path(path)).lexically_normal();
   std::string text;
   for (const auto& item : items) {
-    const std::string name = item.output == "-" ? "-" : fs::path(item.output).lexically_relative(base).string();
+    const fs::path output = item.output == "-" ? fs::path() : fs::absolute(item.output).lexically_normal();
+    if (!output.empty() && output == self) continue;  // an archive's file it replaces (unpacking)
+    const std::string name = item.output == "-" ? "-" : output.lexically_relative(base).string();
     text += fmt::format("{}  {}\n", item.checksum, name);
   }
   const fs::path inside = unpacked.empty() ? fs::path() : below(unpacked, path);
@@ -355,6 +359,11 @@ class OutputEnd {
     if (hashing_) return *hashing_;
     return file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
   }
+  // The file being written (not stdout): a tar of a tree holding it leaves it out.
+  std::optional<FileStatus> status() const {
+    if (!file_) return std::nullopt;
+    return file_->status();
+  }
   // Publishes the output; returns its checksum (empty without a checksum stage).
   std::string commit() {
     if (file_) file_->commit(false);
@@ -383,8 +392,26 @@ void check_stop(const std::stop_token& stop) {
   if (stop.stop_requested()) throw Error(ErrorKind::kCancelled, "stopped: the run was asked to stop");
 }
 
+// Two inputs whose outputs have the same name (a/x.log and b/x.log into one directory): a usage
+// error before anything is written, in a run and a dry run alike (the second replaced the first
+// with -f, or failed on the output the run had just written).
+void check_distinct_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs) {
+  std::unordered_map<std::string, const Input*> taken;
+  for (const auto& input : inputs) {
+    const std::string output = output_path_for(spec, input, plan);
+    if (output == "-") continue;
+    const auto [at, added] = taken.emplace(fs::absolute(output).lexically_normal().string(), &input);
+    if (!added) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("'{}' and '{}' would both be written to '{}'", printable_name(at->second->path),
+                              printable_name(input.path), printable_name(output)));
+    }
+  }
+}
+
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
                   PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
+  check_distinct_outputs(spec, plan, inputs);
   for (const auto& input : inputs) {
     check_stop(spec.stop);
     PipelineItem item;
@@ -440,6 +467,12 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   CompressOptions options = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
   TarCreateOptions tar = plan.tar->tar;
+  // An output inside a tree it archives leaves itself out, being written and as it was: it was
+  // packed (its temporary and last night's archive) and grew every run.
+  if (const auto written = output.status()) tar.skip_files.emplace_back(written->device, written->inode);
+  if (struct stat existing{}; spec.output != "-" && ::stat(spec.output.c_str(), &existing) == 0) {
+    tar.skip_files.emplace_back(existing.st_dev, existing.st_ino);
+  }
   StoppableSink sink(output.sink(), spec.stop);
   const TarStats stats = create_tar(paths, sink, codec, options, tar);
   item.input_bytes = stats.archive_bytes;
@@ -447,6 +480,22 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   item.checksum = output.commit();
   report.items.push_back(item);
   if (on_item) on_item(item);
+}
+
+// A decompress stage's format, where an unpack pipeline tells the archive's compression from its
+// data: an archive in another (or none, or a zip) is an error naming it, as a per-file
+// pipeline's decoder gives one.
+void check_format(ByteSource& archive, const std::string& format) {
+  if (!archive.random_access()) return;  // a pipe: read once, by the extractor
+  std::uint8_t head[64];
+  const std::size_t got = archive.read_at(0, head, sizeof head);
+  const auto detected = CodecRegistry::global().detect({head, got});
+  if (detected && detected->name == format) return;
+  const std::string is = looks_like_zip(archive) ? "a zip archive"
+                         : detected              ? fmt::format("{} data", detected->name)
+                                                 : "not compressed";
+  throw Error(ErrorKind::kCorruptData, fmt::format("not {} data, as the decompress stage says ({})", format, is),
+              archive.name(), 0);
 }
 
 // Each input archive (tar, compressed or not, or zip) extracted under the output directory; with
@@ -459,6 +508,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
+    if (plan.decompress && !plan.decompress->format.empty()) check_format(*opened, plan.decompress->format);
     // The files written, under the output directory, in order: named as each entry begins,
     // dropped again (left empty) where it then fails or a later entry takes its name (a link,
     // say, in place of a file). Looked up by name: one look per entry, however many entries.
@@ -645,7 +695,9 @@ std::string describe_pipeline(const PipelineSpec& spec) {
     text += fmt::format("archive: {} -> {}\n", fmt::join(spec.inputs, " "), spec.output == "-" ? "<stdout>" : spec.output);
     return text;
   }
-  for (const auto& input : expand_inputs(spec.inputs)) {
+  const std::vector<Input> inputs = expand_inputs(spec.inputs);
+  if (plan.shape == Plan::Shape::kPerFile) check_distinct_outputs(spec, plan, inputs);
+  for (const auto& input : inputs) {
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
                            : output_path_for(spec, input, plan) == "-" ? "<stdout>"
                                                                          : output_path_for(spec, input, plan);
@@ -660,12 +712,26 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   validate_pipeline(spec);
   const Plan plan = plan_of(spec);
   PipelineReport report;
-  switch (plan.shape) {
-    case Plan::Shape::kPerFile: run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item); break;
-    case Plan::Shape::kArchive: run_archive(spec, plan, report, on_item); break;
-    case Plan::Shape::kUnpack:
-      run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem);
-      break;
+  try {
+    switch (plan.shape) {
+      case Plan::Shape::kPerFile:
+        run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item);
+        break;
+      case Plan::Shape::kArchive:
+        run_archive(spec, plan, report, on_item);
+        break;
+      case Plan::Shape::kUnpack:
+        run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem);
+        break;
+    }
+  } catch (...) {
+    // A run that failed after publishing outputs leaves no manifest of an earlier run's: it no
+    // longer describes them (`sha256sum -c` would fail on the new ones, or vouch for old ones).
+    if (plan.checksum && (!report.items.empty() || plan.shape == Plan::Shape::kUnpack)) {
+      std::error_code ignored;
+      fs::remove(manifest_path(spec, *plan.checksum), ignored);
+    }
+    throw;
   }
   if (plan.checksum) {
     report.manifest = manifest_path(spec, *plan.checksum);

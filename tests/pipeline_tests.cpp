@@ -247,6 +247,137 @@ std::vector<std::uint32_t> seek_table_frame_sizes(const Bytes& file) {
 // The chunk size, level and codec --dry-run prints are the ones the run uses: its output is what
 // `sluice -c` makes with those options given explicitly, and a tar's zstd frames are of the
 // printed size (zstd's archive frames, not its per-file default).
+// A nightly archive kept inside the tree it archives: the same bytes every night, never its own
+// temporary or last night's archive inside (they were, and it grew every run).
+TEST_F(Pipeline, AnArchiveInsideTheTreeItArchivesLeavesItselfOut) {
+  put("data/a.txt", text_bytes(1000, 40));
+  put_text("b.toml", R"(
+[input]
+paths = ["data/"]
+[[stage]]
+kind = "tar"
+mtime = 1700000000
+[[stage]]
+kind = "compress"
+codec = "zstd"
+[output]
+file = "data/backup.tar.zst"
+overwrite = true
+)");
+  Bytes first;
+  for (int night = 0; night < 3; ++night) {
+    const auto r = sluice("run b.toml");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    if (night == 0) first = read_file(dir_ / "data/backup.tar.zst");
+    EXPECT_EQ(read_file(dir_ / "data/backup.tar.zst"), first) << night;
+  }
+  const auto listed = sh(fmt::format("{} -dc data/backup.tar.zst | tar -tf -", testing::sluice()));
+  EXPECT_EQ(listed.out, "data/\ndata/a.txt\n") << describe(listed);
+  // sluice tar likewise leaves out the archive it replaces.
+  ASSERT_EQ(sluice("tar -cf data/x.tar data/a.txt").status, 0);
+  ASSERT_EQ(sluice("tar -cf data/x.tar data/").status, 0);
+  EXPECT_EQ(sh("tar -tf data/x.tar | grep -c x.tar").out, "0\n");
+}
+
+// Two inputs with one output name, and the manifest's names whichever of its path and the output
+// directory is absolute; a failed run leaves no manifest of the last one's outputs.
+TEST_F(Pipeline, OutputsThatCollideAreRefusedAndTheManifestTellsTheTruth) {
+  put("a/x.log", text_bytes(1000, 41));
+  put("b/x.log", text_bytes(1000, 42));
+  put_text("c.toml", R"(
+[input]
+paths = ["a/x.log", "b/x.log"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[output]
+directory = "out"
+)");
+  for (const char* args : {"run c.toml", "run -f c.toml", "run --dry-run c.toml"}) {
+    const auto r = sluice(args);
+    EXPECT_EQ(r.status, 2) << args << describe(r);
+    EXPECT_NE(r.err.find("'a/x.log' and 'b/x.log' would both be written to 'out/x.log.gz'"), std::string::npos)
+        << args << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  put("logs/f1.log", text_bytes(1000, 43));
+  put("logs/f2.log", text_bytes(1000, 44));
+  put_text("m.toml", fmt::format(R"(
+[input]
+paths = ["logs/*.log*"]
+[[stage]]
+kind = "decompress"
+[[stage]]
+kind = "compress"
+codec = "zstd"
+[[stage]]
+kind = "checksum"
+manifest = "SUMS"
+[output]
+directory = "{}"
+overwrite = true
+)",
+                                 (dir_ / "store").string()));
+  ASSERT_EQ(sh("gzip logs/f1.log logs/f2.log").status, 0);
+  auto r = sluice("run m.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("sha256sum -c SUMS");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.out.find("store/f1.log.zst: OK"), std::string::npos) << r.out;
+  // The next night f1 changed and f2 is damaged: f1's new output is published, the run fails, and
+  // no manifest of last night's outputs is left to vouch for them.
+  put("logs/f1.log", text_bytes(2000, 45));
+  ASSERT_EQ(sh("rm logs/f1.log.gz && gzip logs/f1.log && printf 'garbage' | dd of=logs/f2.log.gz bs=1 seek=12 "
+               "conv=notrunc 2>/dev/null")
+                .status,
+            0);
+  r = sluice("run m.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_FALSE(fs::exists(dir_ / "SUMS"));
+}
+
+// Unpacking: a decompress stage's format holds (it was ignored: the run detected gzip where the
+// plan said zstd), and the manifest that replaces an archive's file of its name lists itself not.
+TEST_F(Pipeline, UnpackingKeepsTheStagesFormatAndTheManifestListsItselfNot) {
+  put("d/a.txt", text_bytes(1000, 46));
+  put("SHA256SUMS", to_bytes(std::string("from the archive\n")));
+  ASSERT_EQ(sh("tar -czf arch.tar.gz d SHA256SUMS && rm SHA256SUMS").status, 0);
+  put_text("z.toml", R"(
+[input]
+paths = ["arch.tar.gz"]
+[[stage]]
+kind = "decompress"
+format = "zstd"
+[[stage]]
+kind = "untar"
+[output]
+directory = "out"
+)");
+  auto r = sluice("run z.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("arch.tar.gz: not zstd data, as the decompress stage says (gzip data)"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out/d/a.txt"));
+  put_text("u.toml", R"(
+[input]
+paths = ["arch.tar.gz"]
+[[stage]]
+kind = "decompress"
+format = "gzip"
+[[stage]]
+kind = "untar"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "out"
+)");
+  r = sluice("run u.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh("cd out && sha256sum -c SHA256SUMS");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.out, "d/a.txt: OK\n");
+}
+
 TEST_F(Pipeline, DryRunPrintsTheOptionsTheRunUses) {
   write_file(dir_ / "in.txt", text_bytes(5 * 1024 * 1024 + 123, 7));
   struct Case {
