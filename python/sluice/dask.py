@@ -252,6 +252,9 @@ def _published(fs, path: str, url: str, overwrite: bool):
     """A file to write `path` through: a temporary beside it, moved into place when the block
     ends well and removed when it does not, so that `path` is whole or untouched. A `path` that
     appeared meanwhile is kept unless `overwrite`."""
+    parent = posixpath.dirname(path)
+    if parent:  # created if missing, as sluice.compress_files does (on object stores: nothing to do)
+        fs.makedirs(parent, exist_ok=True)
     temporary = _temporary_beside(fs, path)
     try:
         with fs.open(temporary, "wb") as out:

@@ -246,8 +246,7 @@ def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
         path.write_bytes(csv_bytes(size, seed=i)[:size])
         sources.append(path)
     missing = tmp_path / "missing.csv"
-    out = tmp_path / "out"
-    out.mkdir()
+    out = tmp_path / "out" / "deeper"  # created, as sluice.compress_files creates it
     seen = []
     results = sluice.dask.compress_files([*sources, missing], out, "zstd", client=client, chunk_size=CHUNK,
                                          part_size=2 * CHUNK, progress=seen.append)
@@ -257,6 +256,8 @@ def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
         assert (out / (path.name + ".zst")).read_bytes() == sluice_made(path, "zstd").read_bytes()
         assert result.input_bytes == path.stat().st_size
     assert isinstance(results[-1].error, OSError)
+    sluice.dask.compress(sources[2], tmp_path / "new" / "f2.csv.zst", "zstd", client=False, chunk_size=CHUNK)
+    assert (tmp_path / "new" / "f2.csv.zst").read_bytes() == sluice_made(sources[2], "zstd").read_bytes()
 
 
 # ---- reading in partitions ----
