@@ -16,6 +16,7 @@
 #include <oneapi/tbb/parallel_pipeline.h>
 
 #include "archives/extractor.h"
+#include "archives/tar_format.h"
 #include "archives/zip_format.h"
 #include "archives/zip_methods.h"
 #include "core/first_error.h"
@@ -608,9 +609,15 @@ bool looks_like_zip(ByteSource& source) {
   const std::uint32_t signature = zip_le32(magic);
   if (signature == kZipLocalSignature || signature == kZipEndSignature) return true;
   // Bytes in front (a self-extractor's program, zeros): an end record whose comment ends the
-  // file. A tar's end is zero blocks, never one.
+  // file, in a file that does not start as a tar does (a tar holding a zip whose comment length
+  // reaches over the tar's end blocks is a tar).
   const auto size = source.size();
   if (!size || *size < kZipEndBytes) return false;
+  std::uint8_t block[kTarBlockBytes] = {};
+  if (source.read_at(0, block, sizeof block) == sizeof block &&
+      detail::check_tar_header(block) == detail::HeaderCheck::kValid) {
+    return false;
+  }
   const std::uint64_t tail_bytes = end_tail_bytes(*size);
   const Buffer tail = read_exact(source, *size - tail_bytes, static_cast<std::size_t>(tail_bytes));
   return find_end_records(tail.view()).exact.has_value();

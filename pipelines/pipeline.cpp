@@ -727,7 +727,9 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   } catch (...) {
     // A run that failed after publishing outputs leaves no manifest of an earlier run's: it no
     // longer describes them (`sha256sum -c` would fail on the new ones, or vouch for old ones).
-    if (plan.checksum && (!report.items.empty() || plan.shape == Plan::Shape::kUnpack)) {
+    // Not when unpacking: the output directory is the archives' to shape (a link they made at a
+    // directory of the manifest's path is never followed), and its manifest is checked as before.
+    if (plan.checksum && !report.items.empty() && plan.shape != Plan::Shape::kUnpack) {
       std::error_code ignored;
       fs::remove(manifest_path(spec, *plan.checksum), ignored);
     }

@@ -350,14 +350,18 @@ kind = "decompress"
 format = "zstd"
 [[stage]]
 kind = "untar"
+[[stage]]
+kind = "checksum"
 [output]
 directory = "out"
 )");
+  put_text("out/SHA256SUMS", "kept\n");  // an earlier run's: unpacking leaves it (the tree is the archives')
   auto r = sluice("run z.toml");
   EXPECT_EQ(r.status, 1) << describe(r);
   EXPECT_NE(r.err.find("arch.tar.gz: not zstd data, as the decompress stage says (gzip data)"), std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "out/d/a.txt"));
+  EXPECT_EQ(read_file(dir_ / "out/SHA256SUMS"), to_bytes(std::string("kept\n")));
   put_text("u.toml", R"(
 [input]
 paths = ["arch.tar.gz"]

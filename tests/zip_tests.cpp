@@ -229,6 +229,17 @@ TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
     expect_ok(sluice(fmt::format("transcode {0} --output-dir out-{0} -F gzip", archive)));
     expect_ok(sh(fmt::format("gzip -dc out-{}/src/big.txt.gz | cmp - src/big.txt", archive)));
   }
+  // A tar holding a zip whose end record's comment runs over the tar's end blocks is a tar.
+  expect_ok(sh("cp bundle.zip inner.zip && tar -cf poly.tar src/empty inner.zip"));
+  python(
+      "import struct\n"
+      "data = bytearray(open('poly.tar', 'rb').read())\n"
+      "end = data.rfind(b'PK\\x05\\x06')\n"
+      "struct.pack_into('<H', data, end + 20, len(data) - end - 22)\n"
+      "open('poly.tar', 'wb').write(data)\n");
+  expect_ok(sluice("transcode poly.tar --output-dir out-poly -F gzip"));
+  EXPECT_TRUE(fs::exists(dir_ / "out-poly/inner.zip.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "out-poly/src/big.txt.gz"));
   // Needs the format; a member escaping the directory is refused as in extraction.
   const auto no_format = sluice("transcode bundle.zip --output-dir x");
   EXPECT_EQ(no_format.status, 2) << describe(no_format);
