@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <chrono>
@@ -171,20 +172,26 @@ void raise(const Error& error) {
 // Threads at the interpreter's end. Python 3.11 ends a thread that takes the GIL once finalization
 // has begun (a daemon thread coming back from a call, a graph's worker calling a file object)
 // with pthread_exit, whose unwinding through C++ frames aborts the process: through a noexcept
-// destructor such as gil_scoped_release's, or a library's frames ("terminate called without an
-// active exception", exit 134). Python 3.14 makes such a thread wait forever instead; this gate
-// does that for the GIL taken through this module. The module's atexit hook, registered when it
-// loads and so run after the package's own (which close its open files), closes the gate: the
-// threads already waiting for the GIL are let through first, and from then on
-//   - a Python thread (one with a thread state: a daemon thread's call returning) waits forever
-//     without the GIL, as finalization will not run it again anyway;
-//   - a thread of the library's (a graph's worker calling a file object or a callback, which has
-//     none) is refused with Error(kCancelled), so that its run stops and no one waits on it,
-//     except while the closing thread is inside a call (atexit callbacks that run after this
-//     hook, finalizers), until finalization begins: a daemon thread's worker let through then
-//     can still be ended as before, if it waits for the GIL until finalization begins;
-//   - the thread that closed the gate (the one finalizing), and one that holds the GIL already,
-//     pass.
+// destructor such as gil_scoped_release's, a catch (...) or a library's frames ("terminate called
+// without an active exception", "FATAL: exception not rethrown", exit 134 or 139). Python 3.14
+// makes such a thread wait forever instead; this gate does that for the GIL taken through this
+// module. The module's atexit hook, registered when it loads and so run after the package's own
+// (which close its open files), closes the gate: for up to a second it lets the threads waiting
+// for the GIL take it and the ones running Python code for sluice (a file object's read, a
+// callback: a "section") finish, before finalization begins. From then on, a thread other than
+// the closing one that would take the GIL through this module
+//   - inside a section: goes on (it finishes what it is doing, a nested call too), until
+//     finalization begins;
+//   - a Python thread that used sluice before (a daemon thread's call returning): waits, for
+//     good once finalization begins, or goes on after a second (another atexit callback may be
+//     joining it); one that first comes after (started by a later atexit callback) goes on;
+//   - a thread of the library's, outside a section: refused with Error(kCancelled), so that its
+//     run stops and no one waits on it, unless it works for the closing thread (its file object,
+//     or while that thread is inside a call);
+//   - once finalization has begun: a Python thread waits forever (the process is ending), a
+//     library thread is refused or waits.
+// The closing thread, and a Python thread that holds the GIL already, pass. A child of fork()
+// starts with the gate open and nothing counted.
 class GilGate {
  public:
   // Before taking the GIL; a library thread refused throws (`refuse`) or waits forever.
@@ -195,15 +202,52 @@ class GilGate {
     // PyGILState_Check() says 1 to any thread once the runtime is finalized: asked only of a
     // thread with a thread state (which is none by then).
     const bool python_thread = PyGILState_GetThisThreadState() != nullptr;
-    if (state.closed && state.closer != std::this_thread::get_id() && !(python_thread && PyGILState_Check() != 0)) {
-      const bool for_closer = state.closer_calling > 0 || (for_thread == state.closer);
-      const bool refused = python_thread || !for_closer || finalizing();
-      if (refused && (python_thread || !refuse)) {
-        state.never.wait(lock, [] { return false; });  // the process is ending
+    if (!state.closed) {
+      used_before_close_ = true;
+    } else if (state.closer != std::this_thread::get_id() && !(python_thread && PyGILState_Check() != 0)) {
+      bool pass = false;
+      if (section_depth_ > 0 || (python_thread && !used_before_close_)) {
+        pass = !finalizing();
+      } else if (python_thread) {
+        const auto until = std::chrono::steady_clock::now() + kCloseWait;
+        while (!finalizing() && std::chrono::steady_clock::now() < until) {
+          state.changed.wait_for(lock, std::chrono::milliseconds(10));
+        }
+        pass = !finalizing();
+      } else {
+        pass = !finalizing() && (state.closer_calling > 0 || for_thread == state.closer);
       }
-      if (refused) throw Error(ErrorKind::kCancelled, "stopped: the Python interpreter is exiting");
+      if (!pass) {
+        if (python_thread || !refuse) state.never.wait(lock, [] { return false; });  // the process is ending
+        throw Error(ErrorKind::kCancelled, "stopped: the Python interpreter is exiting");
+      }
     }
     ++state.entering;
+  }
+  // After taking it.
+  static void entered() {
+    State& state = the_state();
+    {
+      std::lock_guard lock(state.mutex);
+      --state.entering;
+    }
+    state.changed.notify_all();
+  }
+  // A section: Python code run for sluice with the GIL taken through the gate (AcquiredGil).
+  static void section_begins() {
+    ++section_depth_;
+    State& state = the_state();
+    std::lock_guard lock(state.mutex);
+    ++state.sections;
+  }
+  static void section_ends() {
+    --section_depth_;
+    State& state = the_state();
+    {
+      std::lock_guard lock(state.mutex);
+      --state.sections;
+    }
+    state.changed.notify_all();
   }
   // Around a call's work without the GIL (ReleasedGil): while the thread that closed the gate is
   // in one, the library's threads are let through (they may be its run's), until finalization.
@@ -219,17 +263,8 @@ class GilGate {
     std::lock_guard lock(state.mutex);
     --state.closer_calling;
   }
-  // After taking it.
-  static void entered() {
-    State& state = the_state();
-    {
-      std::lock_guard lock(state.mutex);
-      --state.entering;
-    }
-    state.entered.notify_all();
-  }
   // The atexit hook's, with the GIL held: closes the gate, then lets the threads waiting for the
-  // GIL take it before finalization begins.
+  // GIL take it, and the sections under way end, for up to kCloseWait, before finalization.
   static void close() {
     State& state = the_state();
     {
@@ -240,27 +275,37 @@ class GilGate {
     PyThreadState* thread_state = PyEval_SaveThread();
     {
       std::unique_lock lock(state.mutex);
-      state.entered.wait(lock, [&] { return state.entering == 0; });
+      state.changed.wait_for(lock, kCloseWait, [&] { return state.entering == 0 && state.sections == 0; });
     }
     PyEval_RestoreThread(thread_state);
   }
+  // fork()'s child: one thread, the gate open, nothing counted (the parent's counts and mutex
+  // were copied as they were at the fork).
+  static void forked() {
+    the_state_pointer() = new State;
+    section_depth_ = 0;
+    used_before_close_ = false;
+  }
 
  private:
+  static constexpr std::chrono::seconds kCloseWait{1};
   struct State {
     std::mutex mutex;
-    std::condition_variable entered;
+    std::condition_variable changed;
     std::condition_variable never;
     bool closed = false;
     std::thread::id closer;
     std::size_t entering = 0;        // threads between enter() and entered()
+    std::size_t sections = 0;        // AcquiredGil scopes open
     std::size_t closer_calling = 0;  // the closing thread's ReleasedGil scopes
   };
   // Never destroyed: threads wait on it forever, and exit() would wait for them in the
   // condition variable's destructor.
-  static State& the_state() {
-    static State* const state = new State;
-    return *state;
+  static State*& the_state_pointer() {
+    static State* state = new State;
+    return state;
   }
+  static State& the_state() { return *the_state_pointer(); }
   static bool finalizing() {
 #if PY_VERSION_HEX >= 0x030D0000
     return Py_IsFinalizing() != 0;
@@ -268,15 +313,17 @@ class GilGate {
     return _Py_IsFinalizing() != 0;
 #endif
   }
+  static inline thread_local int section_depth_ = 0;
+  static inline thread_local bool used_before_close_ = false;
 };
 
 // py::gil_scoped_acquire through the gate: a library thread refused throws Error(kCancelled).
+// Its scope is a section (GilGate).
 class AcquiredGil {
  public:
   explicit AcquiredGil(std::thread::id for_thread = {}) {
     GilGate::enter(/*refuse=*/true, for_thread);
-    acquire_.emplace();
-    GilGate::entered();
+    take();
   }
   // For a destructor: refused, held() is false (its Python objects are left, as the interpreter's
   // end leaves them), no throw.
@@ -286,12 +333,23 @@ class AcquiredGil {
     } catch (const Error&) {
       return;
     }
-    acquire_.emplace();
-    GilGate::entered();
+    take();
   }
+  ~AcquiredGil() {
+    if (!acquire_) return;
+    GilGate::section_ends();
+    acquire_.reset();
+  }
+  AcquiredGil(const AcquiredGil&) = delete;
+  AcquiredGil& operator=(const AcquiredGil&) = delete;
   bool held() const { return acquire_.has_value(); }
 
  private:
+  void take() {
+    acquire_.emplace();
+    GilGate::section_begins();  // before entered(): the gate's close() sees one or the other
+    GilGate::entered();
+  }
   std::optional<py::gil_scoped_acquire> acquire_;
 };
 
@@ -1080,6 +1138,7 @@ PYBIND11_MODULE(_native, m) {
   // Registered as the module loads, so that it runs after the package's exit hooks (atexit runs
   // the last registered first), which close the open files through the gate still open.
   py::module_::import("atexit").attr("register")(py::cpp_function([] { GilGate::close(); }));
+  ::pthread_atfork(nullptr, nullptr, [] { GilGate::forked(); });
 
   // The exception classes are the package's (python/sluice/__init__.py), handed over at import.
   m.def("_register_errors",

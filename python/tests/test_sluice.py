@@ -767,7 +767,7 @@ def test_files_left_open_at_exit_are_kept_only_when_the_program_ends_well(tmp_pa
 # thread with pthread_exit, which aborted the process when it unwound through sluice's frames).
 _DAEMON_AT_EXIT = textwrap.dedent("""
     import io, os, sys, threading, time
-    import sluice
+    import sluice, sluice.tar
     directory, work = sys.argv[1], sys.argv[2]
     data = os.urandom(1 << 16) * 16
     packed = sluice.compress(data, "gzip", 1)
@@ -776,6 +776,7 @@ _DAEMON_AT_EXIT = textwrap.dedent("""
         paths.append(os.path.join(directory, f"in{i}"))
         with open(paths[-1], "wb") as f:
             f.write(os.urandom(1000) * 20)
+    sluice.tar.create(os.path.join(directory, "tree.tar"), paths[:50])
 
     def calls():
         sluice.compress(data, "gzip", 1, threads=2)
@@ -788,6 +789,14 @@ _DAEMON_AT_EXIT = textwrap.dedent("""
     def callbacks():  # the batch's threads call progress
         sluice.compress_files(paths, output_dir=os.path.join(directory, "out"), overwrite=True,
                               progress=lambda result: None)
+
+    def callbacks_in_python():  # a callback that is inside Python code (sleeping) at the end
+        sluice.tar.extract(os.path.join(directory, "tree.tar"), os.path.join(directory, "x"),
+                           on_entry=lambda entry: time.sleep(0.01))
+
+    def file_object_list():  # a plain file object read by the library's threads
+        with open(os.path.join(directory, "tree.tar"), "rb") as f:
+            sluice.tar.list(f)
 
     def loop():
         while True:
@@ -806,9 +815,9 @@ _DAEMON_AT_EXIT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("work", ["calls", "file_objects", "callbacks"])
+@pytest.mark.parametrize("work", ["calls", "file_objects", "callbacks", "callbacks_in_python", "file_object_list"])
 def test_a_daemon_thread_inside_sluice_when_the_interpreter_ends_does_not_abort_it(tmp_path, work):
-    for _ in range(2):
+    for _ in range(3):
         done = subprocess.run([sys.executable, "-c", _DAEMON_AT_EXIT, str(tmp_path), work], capture_output=True,
                               text=True, timeout=60)
         assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
@@ -817,7 +826,7 @@ def test_a_daemon_thread_inside_sluice_when_the_interpreter_ends_does_not_abort_
 
 def test_sluice_in_an_atexit_callback_after_its_own_still_works(tmp_path):
     script = textwrap.dedent("""
-        import atexit, io, os, sys
+        import atexit, io, os, sys, threading
         def late():  # registered before sluice is imported: runs after sluice's own exit hooks
             import sluice
             data = os.urandom(1 << 20) * 4
@@ -826,16 +835,60 @@ def test_sluice_in_an_atexit_callback_after_its_own_still_works(tmp_path):
                 f.write(data)
             with sluice.open(io.BytesIO(packed.getvalue()), "rb", threads=2) as f:
                 assert f.read() == data
+            with sluice.open(io.BytesIO(sluice.compress(packed.getvalue()))) as outer:  # a read that is a call
+                with sluice.open(outer) as inner:
+                    assert inner.read() == data
             seen = []
             sluice.compress_files([sys.argv[1]], output_dir=sys.argv[2], progress=seen.append)
-            print("late", len(seen), seen[0].ok, flush=True)
+            nested = []  # a callback that calls sluice, on the batch's thread
+            sluice.compress_files([sys.argv[1]], output_dir=sys.argv[2], overwrite=True,
+                                  progress=lambda result: nested.append(len(sluice.compress(b"y" * 100_000))))
+            got = []
+            thread = threading.Thread(target=lambda: got.append(sluice.decompress(sluice.compress(data))))
+            thread.start()  # a thread started now, and joined
+            thread.join()
+            print("late", len(seen), seen[0].ok, len(nested), got == [data], flush=True)
         atexit.register(late)
         import sluice
     """)
     (tmp_path / "in").write_bytes(os.urandom(1 << 20) * 2)
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "in"), str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "late 1 True\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "late 1 True 1 True\n", "")
+
+
+def test_a_fork_child_of_a_process_with_daemon_threads_in_sluice_exits():
+    """The child's copy of the exit gate is fresh: a parent thread counted as waiting for the GIL
+    at the fork made the child's exit wait for it for good."""
+    script = textwrap.dedent("""
+        import os, sys, threading, time
+        import sluice
+        data = os.urandom(1 << 20) * 8  # the interruptible path: the caller polls the GIL
+        def spin():
+            while True:
+                sluice.compress(data, level=1)
+        for _ in range(2):
+            threading.Thread(target=spin, daemon=True).start()
+        time.sleep(0.3)
+        hung = 0
+        for _ in range(8):
+            big = b"a" * (100 << 20)
+            big.count(b"b")  # holds the GIL a while: the pollers queue up for it
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            deadline = time.time() + 10
+            while not os.waitpid(pid, os.WNOHANG)[0]:
+                if time.time() > deadline:
+                    hung += 1
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
+        print("hung", hung, flush=True)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout) == (0, "hung 0\n"), done.stderr
 
 
 @pytest.mark.parametrize("mode", ["wb", "wt"])
