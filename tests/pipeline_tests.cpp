@@ -342,19 +342,24 @@ TEST_F(Pipeline, UnpackingKeepsTheStagesFormatAndTheManifestListsItselfNot) {
   put("d/a.txt", text_bytes(1000, 46));
   put("SHA256SUMS", to_bytes(std::string("from the archive\n")));
   ASSERT_EQ(sh("tar -czf arch.tar.gz d SHA256SUMS && rm SHA256SUMS").status, 0);
-  put_text("z.toml", R"(
+  // Decompress (in `format`), untar, checksum.
+  const auto unpack = [&](const std::string& name, const std::string& format) {
+    put_text(name, fmt::format(R"(
 [input]
 paths = ["arch.tar.gz"]
 [[stage]]
 kind = "decompress"
-format = "zstd"
+format = "{}"
 [[stage]]
 kind = "untar"
 [[stage]]
 kind = "checksum"
 [output]
 directory = "out"
-)");
+)",
+                               format));
+  };
+  unpack("z.toml", "zstd");
   put_text("out/SHA256SUMS", "kept\n");  // an earlier run's: unpacking leaves it (the tree is the archives')
   auto r = sluice("run z.toml");
   EXPECT_EQ(r.status, 1) << describe(r);
@@ -362,19 +367,7 @@ directory = "out"
       << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "out/d/a.txt"));
   EXPECT_EQ(read_file(dir_ / "out/SHA256SUMS"), to_bytes(std::string("kept\n")));
-  put_text("u.toml", R"(
-[input]
-paths = ["arch.tar.gz"]
-[[stage]]
-kind = "decompress"
-format = "gzip"
-[[stage]]
-kind = "untar"
-[[stage]]
-kind = "checksum"
-[output]
-directory = "out"
-)");
+  unpack("u.toml", "gzip");
   r = sluice("run u.toml");
   ASSERT_EQ(r.status, 0) << describe(r);
   r = sh("cd out && sha256sum -c SHA256SUMS");
