@@ -159,9 +159,7 @@ class Planner {
       std::sort(files.begin(), files.end());  // the same tree gives the same order
       for (const auto& file : files) {
         struct stat file_status {};
-        if (::stat(file.c_str(), &file_status) == 0 && !refused_link(file, file_status, /*named=*/false)) {
-          add_file(file, file_status, /*from_walk=*/true);
-        }
+        if (::stat(file.c_str(), &file_status) == 0) add_file(file, file_status, /*from_walk=*/true);
       }
       return;
     }
@@ -268,6 +266,8 @@ class Planner {
         (has_suffix(path, extension_) || has_compressed_suffix(path) || looks_compressed(path))) {
       return;
     }
+    // A file the walk takes is left alone when it has other names (not the ones it leaves out).
+    if (from_walk && refused_link(path, status, /*named=*/false)) return;
     if (options_.mode == Mode::kTest || options_.mode == Mode::kList || to_stdout) return add_job("");
     std::string output;
     if (!options_.output_path.empty()) {

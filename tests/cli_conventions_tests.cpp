@@ -364,6 +364,15 @@ TEST_F(Conventions, RecursionKeepsTheLinkRulesUnlessForced) {
   EXPECT_TRUE(fs::exists(dir_ / "tree" / "e.gz"));  // the others are done
   EXPECT_EQ(sluice("-rf lnk").status, 0);
   EXPECT_TRUE(fs::exists(dir_ / "real" / "a.gz"));
+  // Only files the walk takes are judged: decompressing, a plain file with other names is left
+  // out as any plain file is, not a failure.
+  ASSERT_EQ(sh("mkdir packed && echo p > packed/plain && ln packed/plain packed/plain2 && echo g | gzip > packed/g.gz")
+                .status,
+            0);
+  const auto unpacked = sluice("-d -r packed");
+  EXPECT_EQ(unpacked.status, 0) << unpacked.err;
+  EXPECT_EQ(unpacked.err, "");
+  EXPECT_TRUE(fs::exists(dir_ / "packed" / "g"));
 }
 
 // `-` among files is standard input to standard output, as it is alone: not to a terminal, not
