@@ -28,6 +28,7 @@ inline constexpr std::uint16_t kZipFlagDescriptor = 1u << 3;  // sizes and CRC-3
 inline constexpr std::uint16_t kZipFlagUtf8 = 1u << 11;
 
 inline constexpr std::uint16_t kZipMethodStored = 0;
+inline constexpr std::uint16_t kZipMethodDeflated = 8;
 
 inline constexpr std::uint16_t kZipExtraZip64 = 0x0001;
 inline constexpr std::uint16_t kZipExtraTimestamp = 0x5455;    // "UT": Unix times, UTC

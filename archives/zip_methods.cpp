@@ -3,6 +3,7 @@
 
 #include <bzlib.h>
 #include <lzma.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -131,6 +132,39 @@ void decode_lzma(std::uint16_t flags, std::uint64_t size, bool xz,
 }
 
 }  // namespace
+
+std::optional<DeflateSummary> decode_deflate_member(std::uint64_t size,
+                                                    const std::function<std::size_t(std::uint8_t*, std::size_t)>& read,
+                                                    const std::function<void(ByteView)>& emit) {
+  z_stream stream{};
+  if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) throw Error(ErrorKind::kInternal, "zlib: cannot start a decoder");
+  const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&stream, inflateEnd);
+  Buffer in, out;
+  in.resize(kPiece);
+  out.resize(kPiece);
+  DeflateSummary summary;
+  summary.crc32 = static_cast<std::uint32_t>(crc32(0, nullptr, 0));
+  bool input_done = false;
+  for (;;) {
+    if (stream.avail_in == 0 && !input_done) {
+      const std::size_t n = read(in.data(), in.size());
+      input_done = n == 0;
+      stream.next_in = in.data();
+      stream.avail_in = static_cast<uInt>(n);
+    }
+    stream.next_out = out.data();
+    stream.avail_out = static_cast<uInt>(out.size());
+    const int status = inflate(&stream, Z_NO_FLUSH);
+    const std::size_t n = out.size() - stream.avail_out;
+    if (n > 0) emit(ByteView(out.data(), n));
+    summary.size += n;
+    summary.crc32 = static_cast<std::uint32_t>(crc32(summary.crc32, out.data(), static_cast<uInt>(n)));
+    if (status == Z_STREAM_END) return summary;
+    if (summary.size > size) return std::nullopt;
+    if (status != Z_OK && status != Z_BUF_ERROR) return std::nullopt;
+    if (input_done && stream.avail_in == 0 && n == 0) return std::nullopt;
+  }
+}
 
 bool zip_method_decodable(std::uint16_t method) { return method == kBzip2 || method == kLzma || method == kXz; }
 

@@ -432,6 +432,34 @@ struct ZipReader::State {
     return codecs.emplace(method, std::move(found)).first->second.get();
   }
 
+  // Whether a framed deflate member that failed is whole after all: its deflate stream ends before
+  // the compressed size the archive declares, and the bytes after it (which the framing took for
+  // its trailer) are passed over, as unzip and Python's zipfile do. Decoded again on its own, the
+  // stream must end inside the member with the declared size and CRC-32; what the failed run had
+  // not written yet (a parallel run stops at the first error) is written from this decoding.
+  bool whole_deflate_before_padding(const ZipEntry& entry, MemberSink& out, const Error& failure) const {
+    if (entry.method != kZipMethodDeflated) return false;
+    if (failure.kind() != ErrorKind::kCorruptData && failure.kind() != ErrorKind::kTrailingGarbage) return false;
+    std::uint64_t at = 0;
+    const auto read = [&](std::uint8_t* dst, std::size_t n) -> std::size_t {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, entry.compressed_size - at));
+      const std::size_t got = want == 0 ? 0 : source.read_at(entry.data_offset + at, dst, want);
+      at += got;
+      return got;
+    };
+    // The run's output was this stream's, in order: only what follows it is new.
+    const std::uint64_t written = out.written();
+    std::uint64_t decoded = 0;
+    const auto emit = [&](ByteView bytes) {
+      const std::uint64_t skip = std::min<std::uint64_t>(bytes.size(), written - std::min(written, decoded));
+      decoded += bytes.size();
+      const ByteView rest = bytes.subspan(static_cast<std::size_t>(skip));
+      if (!rest.empty() && rest.size() <= entry.size - out.written()) out.write(rest);  // more: fails below
+    };
+    const auto summary = decode_deflate_member(entry.size, read, emit);
+    return summary && summary->size == entry.size && summary->crc32 == entry.crc32 && out.written() == entry.size;
+  }
+
   void read(const ZipEntry& entry, ByteSink& sink, int threads, const std::stop_token& stop) {
     if (entry.encrypted()) throw Error(ErrorKind::kCorruptData, "encrypted (not supported)");
     if (entry.type == ZipEntryType::kDirectory) return;
@@ -490,7 +518,9 @@ struct ZipReader::State {
         }
       } catch (const Error& e) {
         if (!framed) throw;
-        throw Error(e.kind(), framed_detail(e.detail(), codec->info(), entry.method_name()));
+        if (!whole_deflate_before_padding(entry, out, e)) {
+          throw Error(e.kind(), framed_detail(e.detail(), codec->info(), entry.method_name()));
+        }
       }
     }
     if (out.written() != entry.size) {

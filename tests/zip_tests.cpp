@@ -434,6 +434,51 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
   EXPECT_NE(test.err.find("4 of 5 members failed"), std::string::npos) << test.err;
 }
 
+// A member whose declared compressed size runs past the end of its deflate stream: unzip and
+// zipfile pass over the rest. The gzip frame the member is decoded in took those bytes for its
+// trailer ("not the CRC-32 the archive declares"); a member past 8 MiB is decoded in parallel,
+// whose run stops before its last output is written.
+TEST_F(ZipTest, BytesAfterADeflateStreamArePassedOverAsUnzipDoes) {
+  python(
+      "import os, struct, zlib\n"
+      "def member(name, data, pad, crc=None):\n"
+      "  c = zlib.compressobj(6, zlib.DEFLATED, -15)\n"
+      "  comp = c.compress(data) + c.flush() + pad\n"
+      "  crc = zlib.crc32(data) if crc is None else crc\n"
+      "  fields = (0x21, crc, len(comp), len(data), len(name))\n"
+      "  local = struct.pack('<IHHHHHIIIHH', 0x04034b50, 20, 0, 8, 0, *fields, 0) + name\n"
+      "  central = struct.pack('<IHHHHHHIIIHHHHHII', 0x02014b50, 20, 20, 0, 8, 0, *fields, 0, 0, 0, 0, 0, 0)\n"
+      "  return local + comp, central, name\n"
+      "text = b''.join(b'line %d of the member\\n' % i for i in range(450000))\n"
+      "parts = [member(b'one', text[:5000], b'\\0'), member(b'junk', os.urandom(3000) + text[:9000], b'garbage!!'),\n"
+      "         member(b'big', text, b'\\0' * 3), member(b'badcrc', text[:7000], b'\\0', crc=12345)]\n"
+      "out, central = b'', b''\n"
+      "for local, c, name in parts:\n"
+      "  central += c[:42] + struct.pack('<I', len(out)) + name\n"
+      "  out += local\n"
+      "eocd = struct.pack('<IHHHHIIH', 0x06054b50, 0, 0, 4, 4, len(central), len(out), 0)\n"
+      "open('padded.zip', 'wb').write(out + central + eocd)\n");
+  ASSERT_GT(fs::file_size(dir_ / "padded.zip"), 0u);
+  const auto peer = sh("unzip -t padded.zip");
+  EXPECT_NE(peer.out.find("bad CRC"), std::string::npos) << describe(peer);  // badcrc, and no other
+  for (const int threads : {1, 2}) {
+    SCOPED_TRACE(threads);
+    const auto test = sluice(fmt::format("zip --test -j{} -f padded.zip", threads));
+    EXPECT_EQ(test.status, 1) << describe(test);
+    EXPECT_NE(test.err.find("1 of 4 members failed"), std::string::npos) << test.err;
+    EXPECT_NE(test.err.find("member 'badcrc'"), std::string::npos) << test.err;
+    const std::string out = fmt::format("out{}", threads);
+    const auto extract = sluice(fmt::format("zip -x -j{} -f padded.zip -C {}", threads, out));
+    EXPECT_EQ(extract.status, 2) << describe(extract);
+    for (const char* name : {"one", "junk", "big"}) {
+      EXPECT_EQ(get(fmt::format("{}/{}", out, name)),
+                testing::to_bytes(sh(fmt::format("unzip -p padded.zip {}", name)).out))
+          << name;
+    }
+    EXPECT_FALSE(fs::exists(dir_ / out / "badcrc"));
+  }
+}
+
 TEST_F(ZipTest, EncryptedAndUnsupportedMembersAreNamed) {
   put("secret.txt", testing::to_bytes(std::string("secret")));
   expect_ok(sh("zip -q -P password enc.zip secret.txt"));
