@@ -284,8 +284,9 @@ class ContentsToStdout final : public TarEntryHandler {
     if (entry.type != TarEntryType::kFile) return;
     if (!entry.unsupported.empty()) {
       ++refused_;
-      fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {} (not supported)\n",
-                 printable_name(entry.path), entry.header_offset, entry.unsupported);
+      fmt::print(stderr, "sluice: {}: refusing entry '{}' (archive byte {}): {} (not supported)\n",
+                 printable_name(options_.archive == "-" ? "<stdin>" : options_.archive), printable_name(entry.path),
+                 entry.header_offset, entry.unsupported);
       return;
     }
     if (options_.verbose) fmt::print(stderr, "{}\n", printable_name(entry.path));
@@ -374,16 +375,18 @@ int run_extract(const TarCliOptions& options) {
   extract.keep_existing = options.keep_old_files;
   extract.threads = options.threads;
   if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
-  extract.on_refused = [](const TarEntry& entry, const std::string& why) {
-    fmt::print(stderr, "sluice: refusing entry '{}' (archive byte {}): {}\n", printable_name(entry.path),
+  auto source = open_archive(options.archive);
+  const std::string archive = printable_name(source->name());
+  extract.on_refused = [&](const TarEntry& entry, const std::string& why) {
+    fmt::print(stderr, "sluice: {}: refusing entry '{}' (archive byte {}): {}\n", archive, printable_name(entry.path),
                entry.header_offset, why);
   };
-  extract.on_failed = [](const TarEntry& entry, const Error& error) {
-    fmt::print(stderr, "sluice: cannot extract '{}' (archive byte {}): {}\n", printable_name(entry.path),
+  extract.on_failed = [&](const TarEntry& entry, const Error& error) {
+    if (error.path() == source->name()) return fmt::print(stderr, "sluice: {}\n", error.what());  // named already
+    fmt::print(stderr, "sluice: {}: cannot extract '{}' (archive byte {}): {}\n", archive, printable_name(entry.path),
                entry.header_offset, error.what());
   };
   extract.on_warning = print_warning;
-  auto source = open_archive(options.archive);
   const TarExtractStats stats = extract_tar(*source, extract);
   if (options.totals) print_totals("read", stats);
   report_not_found(stats.members_not_found);

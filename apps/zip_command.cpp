@@ -122,12 +122,12 @@ int run_extract(const ZipCliOptions& options) {
   extract.strict = options.strict;
   extract.threads = options.threads;
   if (options.verbose) extract.on_entry = [](const ZipEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
-  extract.on_refused = [](const ZipEntry& entry, const std::string& why) {
-    fmt::print(stderr, "sluice: refusing member '{}' (archive byte {}): {}\n", printable_name(entry.path),
+  FdSource source = open_archive(options.archive);
+  extract.on_refused = [archive = printable_name(source.name())](const ZipEntry& entry, const std::string& why) {
+    fmt::print(stderr, "sluice: {}: refusing member '{}' (archive byte {}): {}\n", archive, printable_name(entry.path),
                entry.header_offset, why);
   };
   extract.on_failed = report_failed;
-  FdSource source = open_archive(options.archive);
   const ZipExtractStats stats = extract_zip(source, extract);
   for (const auto& member : stats.members_not_found) {
     fmt::print(stderr, "sluice: {}: not found in archive\n", printable_name(member));

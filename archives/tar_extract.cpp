@@ -48,7 +48,7 @@ class CompressingHandler final : public TarEntryHandler {
     extractor_.begin(renamed_);
     if (extractor_.extracted() > made) {  // what is at the name now (a refused entry changed nothing)
       // Made at "x.gz" (a symlink, a directory): x's compressed file is no longer there.
-      const std::string at = detail::join_components(detail::path_components(renamed_.path));
+      const std::string at = detail::normal_path(renamed_.path);
       if (at.ends_with(extension_)) compressed_.erase(detail::name_key(at.substr(0, at.size() - extension_.size())));
       if (compressed || to_compressed)
         compressed_.insert(name_key(entry.path));
@@ -89,9 +89,7 @@ class CompressingHandler final : public TarEntryHandler {
   // long the names (all of them, refused ones too, were kept whole: 2,000 entries of 64 KB names,
   // refused, took 158 MB), and no archive can make two names meet (std::hash's 64 bits could be
   // made to: a second reader built a pair, and a link went to the wrong file).
-  static detail::NameKey name_key(const std::string& path) {
-    return detail::name_key(detail::join_components(detail::path_components(path)));
-  }
+  static detail::NameKey name_key(const std::string& path) { return detail::name_key(detail::normal_path(path)); }
   // "f/" + ".gz" would be a file ".gz" in a directory "f" (and "f/." one "..gz"): the name as
   // the extractor takes it, "f", gets the extension.
   static std::string without_trailing_slashes(std::string path) {

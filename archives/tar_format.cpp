@@ -372,6 +372,21 @@ std::string join_components(const std::vector<std::string>& components) {
   return out;
 }
 
+std::string normal_path(std::string_view path) {
+  std::string out;
+  out.reserve(path.size());
+  for (std::size_t start = 0; start <= path.size();) {
+    const std::size_t slash = std::min(path.find('/', start), path.size());
+    const std::string_view part = path.substr(start, slash - start);
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
 namespace {
 
 // Leading blanks and a sign, as strtol() takes them (GNU tar rejects both, bsdtar misreads a '+' as

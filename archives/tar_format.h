@@ -60,6 +60,9 @@ void parse_pax_records(std::string_view data,
 std::vector<std::string> path_components(const std::string& path);
 // Components joined with '/'.
 std::string join_components(const std::vector<std::string>& components);
+// join_components(path_components(path)) in one pass, with no string per component (an 8 MiB
+// name of "a/" is 4 million of them: 186 MB).
+std::string normal_path(std::string_view path);
 
 // pax values, read as leniently as the tars we interoperate with: leading blanks, a '+' or '-' sign
 // and any number of leading zeros are taken. A time: "123.45" -> {123, 450000000}, anything after

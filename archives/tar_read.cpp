@@ -2,6 +2,8 @@
 // listing.
 #include <fnmatch.h>
 
+#include <climits>
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -295,7 +297,7 @@ struct TarReader::State {
         case 'K': long_link = std::string(metadata.c_str()); break;
       }
     } catch (const Error& e) {
-      throw corrupt(e.detail(), offset);
+      throw corrupt(e.detail(), metadata_offset);  // the header's byte, not where its data ends
     }
     metadata.clear();
     check_held_metadata(metadata_offset);
@@ -774,7 +776,7 @@ TarStats list_tar(ByteSource& source, const std::function<void(const TarEntry&)>
 namespace {
 
 // "./a//b/" -> "a/b".
-std::string normalise_member(const std::string& path) { return detail::join_components(detail::path_components(path)); }
+std::string normalise_member(const std::string& path) { return detail::normal_path(path); }
 
 }  // namespace
 
@@ -809,7 +811,18 @@ bool TarExclude::excludes(const std::string& entry_path) const {
   const std::string path = normalise_member(entry_path);
   if (path.empty()) return false;
   // Each tail of the path from a component on; FNM_LEADING_DIR also matches what lies under it.
-  for (std::size_t at = 0;;) {
+  // A name too long to create (it fails if not excluded) is matched whole and by its tails in its
+  // last PATH_MAX bytes: each tail costs its length, and 8 MiB of "a/" would take hours.
+  std::size_t at = 0;
+  if (path.size() >= PATH_MAX) {
+    for (const auto& pattern : patterns_) {
+      if (::fnmatch(pattern.c_str(), path.c_str(), FNM_LEADING_DIR) == 0) return true;
+    }
+    const std::size_t slash = path.find('/', path.size() - PATH_MAX);
+    if (slash == std::string::npos) return false;
+    at = slash + 1;
+  }
+  for (;;) {
     for (const auto& pattern : patterns_) {
       if (::fnmatch(pattern.c_str(), path.c_str() + at, FNM_LEADING_DIR) == 0) return true;
     }

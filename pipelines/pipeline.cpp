@@ -13,6 +13,7 @@
 #include <chrono>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <thread>
 #include <unordered_map>
@@ -286,6 +287,25 @@ fs::path below(const std::string& directory, const std::string& path) {
   return relative.empty() || *relative.begin() == ".." || relative == "." ? fs::path() : relative;
 }
 
+// A manifest line as sha256sum writes it: a name holding a backslash, a newline or a carriage
+// return is escaped and the line starts with a backslash (an archive's entry "x\n<sum>  /etc/f"
+// had made a line of its own, which `sha256sum -c` then checked).
+std::string manifest_line(const std::string& checksum, const std::string& name) {
+  if (name.find_first_of("\\\n\r") == std::string::npos) return fmt::format("{}  {}\n", checksum, name);
+  std::string escaped;
+  for (const char c : name) {
+    if (c == '\\')
+      escaped += "\\\\";
+    else if (c == '\n')
+      escaped += "\\n";
+    else if (c == '\r')
+      escaped += "\\r";
+    else
+      escaped += c;
+  }
+  return fmt::format("\\{}  {}\n", checksum, escaped);
+}
+
 // `unpacked`: the directory an archive was extracted to, whose entries may be anything the
 // archive wanted there (a symbolic link to a device, say) and are never written through.
 void write_manifest(const std::string& path, const std::vector<PipelineItem>& items, const std::string& unpacked) {
@@ -297,7 +317,7 @@ void write_manifest(const std::string& path, const std::vector<PipelineItem>& it
     const fs::path output = item.output == "-" ? fs::path() : fs::absolute(item.output).lexically_normal();
     if (!output.empty() && output == self) continue;  // an archive's file it replaces (unpacking)
     const std::string name = item.output == "-" ? "-" : output.lexically_relative(base).string();
-    text += fmt::format("{}  {}\n", item.checksum, name);
+    text += manifest_line(item.checksum, name);
   }
   const fs::path inside = unpacked.empty() ? fs::path() : below(unpacked, path);
   if (!inside.empty()) {
@@ -509,22 +529,30 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
     if (plan.decompress && !plan.decompress->format.empty()) check_format(*opened, plan.decompress->format);
-    // The files written, under the output directory, in order: named as each entry begins,
-    // dropped again (left empty) where it then fails or a later entry takes its name (a link,
-    // say, in place of a file). Looked up by name: one look per entry, however many entries.
-    std::vector<fs::path> files;
-    std::unordered_map<std::string, std::size_t> place;
+    // The files written, under the output directory, in the order their entries began: named as
+    // each entry begins, dropped again where it then fails or a later entry takes its name (a
+    // link, say, in place of a file). Looked up by name: one look per entry, and memory for the
+    // names on disk, however many entries (60,000 of one name took 459 MB when each kept a slot).
+    std::map<std::uint64_t, fs::path> files;
+    std::unordered_map<std::string, std::uint64_t> place;
+    std::uint64_t begun_entries = 0;
+    // As the extractor names it: "./a//f/" is "a/f".
+    const auto normal = [](const std::string& path) {
+      fs::path name = fs::path(path).lexically_normal();
+      return name.has_filename() ? name : name.parent_path();
+    };
     const auto drop = [&](const std::string& path) {
-      const auto found = place.find(fs::path(path).lexically_normal().string());
+      const auto found = place.find(normal(path).string());
       if (found == place.end()) return;
-      files[found->second].clear();
+      files.erase(found->second);
       place.erase(found);
     };
     const auto begun = [&](const std::string& path, bool is_file) {
       drop(path);
       if (!is_file) return;
-      files.push_back(fs::path(path).lexically_normal());
-      place.emplace(files.back().string(), files.size() - 1);
+      fs::path name = normal(path);
+      place.emplace(name.string(), begun_entries);
+      files.emplace(begun_entries++, std::move(name));
     };
     // An entry refused for safety, not written, or read past: told, counted, and (unless the
     // stage is strict, which throws instead) the rest goes on, as `sluice tar -x` does. Each
@@ -584,8 +612,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       else
         extract_tar(source, extract);
     }
-    for (const auto& file : files) {
-      if (file.empty()) continue;
+    for (const auto& [order, file] : files) {
       PipelineItem item;
       item.input = input.path;
       item.output = (fs::path(spec.output) / file).string();
