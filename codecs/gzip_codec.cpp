@@ -1607,6 +1607,10 @@ std::optional<MemberContent> independent_member_content(ByteView s, std::size_t 
   }
   if (!ended || consumed != last.size() || produced > chunk) return std::nullopt;
   const std::uint64_t total = chunks * chunk + produced;
+  // The pattern also occurs inside stored data: counted as a cut, it adds a chunk. ISIZE catches
+  // that below 4 GiB; past it, 4,096 false patterns of 1 MiB chunks add exactly 4 GiB and pass
+  // (a second reader built such a file: 16 MiB listed as 4.3 GB "recorded"). Decoded instead.
+  if (total > std::numeric_limits<std::uint32_t>::max()) return std::nullopt;
   if (static_cast<std::uint32_t>(total) != load_le32(s.data() + end - 4)) return std::nullopt;
   return MemberContent{total, chunks + 1};
 }
@@ -1632,6 +1636,8 @@ StreamFacts gzip_stream_facts(ByteView s) {
     if (const auto field = header_subfield(member, kSizeFieldId, 8)) {
       const std::size_t length = load_le32(field->data());
       if (length < *header + 8 || length > member.size()) return unknown();
+      // The size it records, if its trailer's ISIZE agrees.
+      if (load_le32(field->data() + 4) != load_le32(member.data() + length - 4)) return unknown();
       total += load_le32(field->data() + 4);
       ++facts.units;
       at += length;
