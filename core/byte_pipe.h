@@ -94,6 +94,15 @@ class BytePipe {
     wake_at_ = read_batch_;
   }
 
+  // Waits until the reader has taken everything written and waits for more (what it took is
+  // decoded, or in its pieces in flight); throws kCancelled if the pipe breaks first. Returns at
+  // once once the pipe is closed.
+  void wait_drained() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return broken_ || closed_ || (used_ == 0 && reader_waiting_); });
+    if (broken_) throw Error(ErrorKind::kCancelled, "the stage reading this stream stopped", name_);
+  }
+
   // One side failed: the other side's next read or write throws kCancelled.
   void break_pipe() {
     std::lock_guard lock(mutex_);
@@ -141,9 +150,21 @@ class BytePipe {
 
   bool readable() const { return broken_ || used_ >= wake_at_ || closed_ || flush_at_.has_value(); }
 
+  // The reader's wait for `ready` (at most `timeout`), seen by wait_drained(): false on timeout.
+  template <typename Ready>
+  bool wait_as_reader(std::unique_lock<std::mutex>& lock, const Ready& ready,
+                      std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
+    if (ready()) return true;
+    reader_waiting_ = true;
+    changed_.notify_all();
+    const bool got = timeout ? changed_.wait_for(lock, *timeout, ready) : (changed_.wait(lock, ready), true);
+    reader_waiting_ = false;
+    return got;
+  }
+
   std::size_t read(std::uint8_t* dst, std::size_t max_bytes) {
     std::unique_lock lock(mutex_);
-    changed_.wait(lock, [&] { return readable(); });
+    wait_as_reader(lock, [&] { return readable(); });
     if (broken_) throw Error(ErrorKind::kCancelled, "the stage writing this stream stopped", name_);
     std::size_t n = std::min({max_bytes, used_, ring_.size() - head_});
     if (flush_at_) n = std::min<std::uint64_t>(n, *flush_at_ - read_);  // not past a flush point
@@ -188,7 +209,7 @@ class BytePipe {
       if (pipe_.spin_on_flushes_ && pipe_.last_flush_ > 0 && pipe_.read_ - pipe_.last_flush_ < kFlushedRecently) {
         pipe_.spin(lock, readable);
       }
-      return pipe_.changed_.wait_for(lock, timeout, readable);
+      return pipe_.wait_as_reader(lock, readable, timeout);
     }
     bool take_flush_point() override { return pipe_.take_flush_point(); }
 
@@ -208,6 +229,7 @@ class BytePipe {
   bool closed_ = false;
   bool broken_ = false;
   bool spin_on_flushes_ = false;
+  bool reader_waiting_ = false;  // in read() or wait_readable(), for more than there is
   std::size_t read_batch_ = 1;  // read_batch()
   std::size_t wake_at_ = 1;     // what wakes the reader (with a flush point, the end, a failure)
   std::mutex mutex_;

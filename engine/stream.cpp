@@ -103,6 +103,16 @@ class PushRun {
     }
   }
 
+  // Until the run has read all that was written (Decompressor::wait_taken).
+  void wait_taken() {
+    try {
+      run_.pipe().wait_drained();
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCancelled) throw;
+      run_.rethrow_run_error();
+    }
+  }
+
   Stats finish() {
     if (finished_) throw Error(ErrorKind::kUsage, "finish called twice", run_.name());
     finished_ = true;
@@ -728,6 +738,11 @@ void Decompressor::write(ByteView compressed) {
     std::rethrow_exception(state.failure);
   }
   state.start_run();
+}
+
+void Decompressor::wait_taken() {
+  State& state = *state_;
+  if (state.run) state.run->wait_taken();
 }
 
 const std::string& Decompressor::name() const { return state_->name; }

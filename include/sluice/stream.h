@@ -83,6 +83,15 @@ class Decompressor final : public ByteSink {
   // `out` without waiting for more (a protocol that waits for the answer to what it sent), and
   // from then on every piece as it comes, in order on one thread (decompress(), wait_readable).
   void write(ByteView compressed) override;
+  // Waits until the run has taken in all that was written: decoded and written to `out`, or in
+  // its pieces in flight (a few MB of output at most, whatever the input's ratio). write() alone
+  // returns once the bytes are in the run's pipe (4 MiB), so that the writer's next piece is
+  // made while the last is decoded; a caller that returns the output of each write (Python's
+  // sluice.Decompressor, as zlib's decompress() returns it) waits here, or what the pipe held
+  // (a 4 MB piece of a 1 GB stream) all came out at finish(). The run goes on writing to `out`
+  // while this waits, so `out` must take it. At once for a stream decoded on the calling thread.
+  // Throws the run's error.
+  void wait_taken();
   const std::string& name() const override;
   // The compressed stream is complete: waits until it is decoded. Throws the run's error
   // (a stream cut short is an error here).

@@ -363,9 +363,11 @@ class Decompressor:
     (64 KiB in, 8 MiB out) all that the input so far decodes to, decoded on the calling thread
     (as zlib's, before the check at the end of its member or frame: damaged data shows before
     its error);
-    after that, a run's workers decode whole units while more comes and the output lags the input
-    by up to a few MB (a stream whose pieces pause for 50 ms is decoded as they come, each piece's
-    output returned by the next call). threads=1: no run at all, the whole stream is decoded on
+    after that, a run's workers decode whole units, and each call waits until the run has taken
+    its input in: what it decodes to comes out in that call, but for the units in flight (a few MB
+    of output) and, as the run starts, its first MiB of input, which it gathers whole before it
+    decodes (of a stream of 240 to 1, 240 MB in one call); a stream whose pieces pause for 50 ms
+    is decoded as they come. threads=1: no run at all, the whole stream is decoded on
     the calling thread as it comes, each call returning all that its input decodes to, as zlib's
     (for a protocol that waits for the answer to what it sent). flush() ends the input and
     returns the rest; unlike
@@ -470,6 +472,14 @@ def _progress_adapter(progress):
     return lambda index, result: progress(FileResult(*result))
 
 
+def _path_list(paths) -> list[str]:
+    """The paths of compress_files() and decompress_files() as names. One path alone is a mistake
+    (a str is an iterable of its letters: "logs" compressed and removed files l, o, g and s)."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(f"paths must be a list of paths, not one path ({os.fsdecode(paths)!r}): pass [path]")
+    return [os.fsdecode(p) for p in paths]
+
+
 def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level: int | None = None,
                    threads: int | None = None, *, overwrite: bool = False, remove_inputs: bool = False,
                    store_name: bool = True, fail_fast: bool = False, progress=None, chunk_size: int | None = None,
@@ -480,7 +490,7 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     output is safely written. progress(result) is called as each file completes (tqdm: pass
     lambda r: bar.update()). Returns one FileResult per path, in order; failures do not raise."""
     extension = _native.format_info(format)["extension"]
-    names = [os.fsdecode(p) for p in paths]
+    names = _path_list(paths)
     jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
     results = _native.compress_files(jobs, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
                                      backend or "", overwrite, remove_inputs, store_name, fail_fast,
@@ -494,7 +504,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
     """Decompresses files, several at once: "a.log.gz" to "a.log", "a.tgz" to "a.tar", beside
     each or in output_dir (the format is told from the data). A name without a known suffix is
     a failed item. Returns one FileResult per path, in order; failures do not raise."""
-    names = [os.fsdecode(p) for p in paths]
+    names = _path_list(paths)
     results: list = [None] * len(names)
     jobs, places = [], []
     for index, name in enumerate(names):
@@ -770,6 +780,9 @@ class SluiceFile(io.BufferedIOBase):
         self._head: bytes | None = None  # reading: the stream's first bytes, once known (mtime)
         self._written_mtime: int | None = None  # writing gzip: the header's MTIME
         self._fileno: int | None = None  # reading by name: a descriptor of the file for fileno()
+        self._emitted = 0  # writing: the bytes given to the file (_emit)
+        self._append_from: int | None = None  # "ab" by name: the file's size when opened
+        self._reserved: tuple | None = None  # "xb" by name: the empty file that holds the name
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
             path = os.fsdecode(file)
@@ -795,10 +808,27 @@ class SluiceFile(io.BufferedIOBase):
                     self._fileno = descriptor
                 else:  # a block device: a file object of its own, which can seek
                     self._file = os.fdopen(descriptor, "rb")
-            elif mode == "xb" and existing is not None:
-                raise FileExistsError(errno.EEXIST, "File exists", path)
+            elif mode == "xb":
+                # The name is taken now, as open(path, "xb") takes it: a second "xb" of it fails
+                # here, not at close() after all its work. The empty file holds the name until
+                # close() puts the output in its place; abandoned, it goes.
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                try:
+                    self._reserved = _identity(os.fstat(descriptor))
+                finally:
+                    os.close(descriptor)
+                try:
+                    if not self._write_beside(path, None):
+                        self._file = builtins.open(path, "r+b")  # the directory takes no new file
+                        self._reserved = None
+                except BaseException:
+                    self._release_reserved()
+                    raise
+                self._final_was = self._reserved
             elif mode == "ab" or not self._write_beside(path, existing):
                 self._file = builtins.open(path, mode)
+                if mode == "ab":  # abandoned, the file is cut back to this (_abandon)
+                    self._append_from = os.fstat(self._file.fileno()).st_size
             self._owned = True
         elif hasattr(file, "read" if mode == "rb" else "write"):
             self._file = file
@@ -871,6 +901,20 @@ class SluiceFile(io.BufferedIOBase):
         taken meanwhile, "wb" replaces what took it."""
         descriptor = self._file.fileno()
         os.fchmod(descriptor, self._final_mode)
+        if self._reserved is not None:  # "xb": in place of the empty file that holds the name
+            if self._temp_path is None:
+                self._temp_path = _link_beside(descriptor, self._final_path)
+            try:
+                now = _identity(os.lstat(self._final_path))
+            except FileNotFoundError:
+                now = None
+            if now != self._reserved:  # another file took the name meanwhile: it stays
+                raise FileExistsError(errno.EEXIST, "File exists", self._final_path)
+            os.replace(self._temp_path, self._final_path)
+            self._temp_path = None
+            self._reserved = None
+            self._unpublished = False
+            return
         if self._temp_path is None:
             try:
                 _link_open_file(descriptor, self._final_path)
@@ -1196,7 +1240,7 @@ class SluiceFile(io.BufferedIOBase):
                     try:
                         out = self._writer.pass_gathered()
                         if out:
-                            self._file.write(out)
+                            self._emit(out)
                     except BaseException:
                         self._abandon()
                         raise
@@ -1209,7 +1253,7 @@ class SluiceFile(io.BufferedIOBase):
             try:
                 out = self._writer.write(data, length)
                 if out:
-                    self._file.write(out)
+                    self._emit(out)
             except BaseException:
                 self._abandon()
                 raise
@@ -1238,7 +1282,7 @@ class SluiceFile(io.BufferedIOBase):
             try:
                 out = self._writer.flush()
                 if out:
-                    self._file.write(out)
+                    self._emit(out)
                 self._file.flush()
                 if self._unpublished:  # what is flushed is for readers of the file: it goes in place now
                     self._publish()
@@ -1301,7 +1345,7 @@ class SluiceFile(io.BufferedIOBase):
                 self._lines.clear()
                 self._buffered.close()  # a stream not read to its end: its run stops now, waited for
             elif self._file is not None:
-                self._file.write(self._writer.finish())
+                self._emit(self._writer.finish())
                 self._file.flush()
             if self._owned and self._file is not None:
                 if self._unpublished:
@@ -1338,14 +1382,49 @@ class SluiceFile(io.BufferedIOBase):
             self._decoding.stop()  # its run ended, before the descriptor it reads goes
         self._close_fileno()
         if self._owned and self._file is not None:
+            if self._append_from is not None:
+                self._cut_back_appended()
             self._file.close()
         self._file = None
         if self._temp_path and os.path.exists(self._temp_path):
             os.unlink(self._temp_path)
         self._temp_path = None
         self._unpublished = False
+        self._release_reserved()
         if not self.closed:
             super().close()
+
+    def _emit(self, out: bytes) -> None:
+        """Writes compressed bytes to the file, counted."""
+        self._file.write(out)
+        self._emitted += len(out)
+
+    def _cut_back_appended(self) -> None:
+        """"ab", abandoned: the file as it was when opened. A cut-off stream after a good one
+        made the whole file unreadable (gzip -t, and a read of it raised before its first byte).
+        Left as it is where another writer appended to it too (its size is not ours)."""
+        try:
+            self._file.flush()
+        except BaseException:  # noqa: B902  what could not be written is not there to cut
+            pass
+        try:
+            descriptor = self._file.fileno()
+            if os.fstat(descriptor).st_size == self._append_from + self._emitted:
+                os.ftruncate(descriptor, self._append_from)
+        except OSError:
+            pass
+        self._append_from = None
+
+    def _release_reserved(self) -> None:
+        """"xb", abandoned: the empty file that held the name goes, if it is still the one."""
+        if self._reserved is None:
+            return
+        try:
+            if _identity(os.lstat(self._final_path or self.name)) == self._reserved:
+                os.unlink(self._final_path or self.name)
+        except OSError:
+            pass
+        self._reserved = None
 
     def _check_open(self) -> None:
         if self.closed:

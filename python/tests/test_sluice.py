@@ -262,6 +262,37 @@ def test_open_file_objects_append_and_exclusive(tmp_path):
         sluice.open(path, "rwb")
 
 
+def test_append_and_exclusive_abandoned_leave_the_file_as_it_was(tmp_path):
+    path = tmp_path / "log.gz"
+    with sluice.open(path, "ab") as f:
+        f.write(b"kept\n")
+    before = path.read_bytes()
+    # "ab" abandoned (an exception in the block, after 20 MB): the file as it was, not a good
+    # member and a cut-off one (which made a read of the whole file raise before its first byte).
+    with pytest.raises(RuntimeError):
+        with sluice.open(path, "ab") as f:
+            f.write(text(20_000_000))
+            raise RuntimeError("stop")
+    assert path.read_bytes() == before
+    with sluice.open(path) as f:
+        assert f.read() == b"kept\n"
+    # "xb" takes the name at open, as open(path, "xb") does: a second "xb" fails there, not at
+    # close() after all its work; abandoned, the empty file that held the name goes.
+    new = tmp_path / "new.gz"
+    first = sluice.open(new, "xb")
+    with pytest.raises(FileExistsError) as caught:
+        sluice.open(new, "xb")
+    assert caught.value.filename == str(new)
+    first.write(b"mine")
+    first.close()
+    assert gzip.decompress(new.read_bytes()) == b"mine"
+    with pytest.raises(RuntimeError):
+        with sluice.open(tmp_path / "gone.gz", "xb") as f:
+            f.write(b"x")
+            raise RuntimeError("stop")
+    assert sorted(os.listdir(tmp_path)) == ["log.gz", "new.gz"]
+
+
 def test_open_errors_name_the_file(tmp_path):
     path = tmp_path / "broken.gz"
     path.write_bytes(sluice.compress(text(1_000_000))[:-20])
@@ -364,6 +395,32 @@ def test_compress_files_and_back_with_progress(tmp_path):
         assert (out / os.path.basename(path)).read_bytes() == open(path, "rb").read()
     again = sluice.compress_files(paths[:1])  # the output exists: a failed item, nothing raised
     assert not again[0].ok and again[0].error is not None
+
+
+def test_a_progress_callback_that_raises_stops_the_batch_and_one_path_is_refused(tmp_path):
+    paths = []
+    for i in range(30):
+        path = tmp_path / f"f{i}"
+        path.write_bytes(text(300_000, i))
+        paths.append(str(path))
+    calls = []
+
+    def broken(result):
+        calls.append(result)
+        raise RuntimeError("the progress bar broke")
+
+    with pytest.raises(RuntimeError, match="progress bar broke"):
+        sluice.compress_files(paths, remove_inputs=True, progress=broken, threads=2)
+    assert len(calls) == 1
+    # Stopped: at most the files in flight with the first were written (and their inputs removed).
+    inputs = [p for p in paths if os.path.exists(p)]
+    assert len(inputs) >= 25, f"{30 - len(inputs)} files went on after the callback raised"
+    assert all(os.path.exists(p + ".gz") for p in paths if not os.path.exists(p))
+    # A str is one path, not an iterable of one-letter paths (they were compressed and removed).
+    with pytest.raises(TypeError, match="list of paths"):
+        sluice.compress_files(paths[0])
+    with pytest.raises(TypeError, match="list of paths"):
+        sluice.decompress_files(pathlib.Path(paths[0]))
 
 
 def test_decompress_files_reports_each_failure(tmp_path):
@@ -958,9 +1015,9 @@ def test_a_new_file_written_by_name_has_no_name_until_it_is_published(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == -signal.SIGKILL and done.stdout.strip() == "[]", done.stderr
     assert os.listdir(tmp_path) == []
-    with sluice.open(tmp_path / "new.gz", "xb") as f:
+    with sluice.open(tmp_path / "new.gz", "xb") as f:  # "xb" holds the name with an empty file
         f.write(b"new")
-        assert os.listdir(tmp_path) == []
+        assert os.listdir(tmp_path) == ["new.gz"] and (tmp_path / "new.gz").stat().st_size == 0
     assert gzip.decompress((tmp_path / "new.gz").read_bytes()) == b"new"
     assert stat.S_IMODE(os.stat(tmp_path / "new.gz").st_mode) == 0o666 & ~_umask()
     # A name taken while the file was written: "wb" replaces it, as a rename would; "xb" fails.
@@ -2290,6 +2347,20 @@ def test_decompressor_errors_come_after_the_data_before_them():
     with pytest.raises(sluice.OutputLimitError):
         assert len(limited.decompress(packed)) <= 100_000
         limited.flush()
+
+
+def test_decompressor_gives_what_each_piece_decodes_to_in_its_call_not_at_flush():
+    """A stream of 240 to 1 fed in 64 KiB pieces, as a download comes: each call returns what its
+    piece decodes to (and what is in flight), as zlib's does; flush() returns little. (The run's
+    pipe took 4 MiB of input ahead: 271 MB of these 300 came out of flush() at once, and 1,015 MB
+    of a 1 GB stream.)"""
+    packed = sluice.compress((b"x" * 99 + b"\n") * 3_000_000, "gzip", level=1)
+    assert len(packed) > 1 << 20  # past the first MiB, which a run reads whole before it decodes
+    d = sluice.Decompressor(threads=2)
+    total = sum(len(d.decompress(packed[at:at + 65536])) for at in range(0, len(packed), 65536))
+    rest = len(d.flush())
+    assert total + rest == 300_000_000
+    assert rest <= 16 << 20, f"{rest >> 20} MiB came out at flush()"
 
 
 def test_decompressor_memory_stays_bounded_between_calls_and_a_dropped_one_ends():
