@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -131,6 +132,7 @@ class Planner {
 
   std::vector<FileJob> jobs;
   std::vector<Failure> failures;
+  std::vector<std::string> warnings;  // found while planning, each an input's (its name first)
   // Each job's and failure's position among the inputs (the command line's order, directories
   // expanded in sorted order): the "index" of --json records, which arrive as files complete.
   std::vector<std::size_t> job_positions, failure_positions;
@@ -228,7 +230,7 @@ class Planner {
   }
 
   // -N: the name and time the stream's header records, the name in the input's directory.
-  std::optional<std::pair<std::string, std::int64_t>> recorded_name(const std::string& path) const {
+  std::optional<std::pair<std::string, std::int64_t>> recorded_name(const std::string& path) {
     Buffer prefix(64 * 1024);
     try {
       FdSource source(path);
@@ -239,8 +241,18 @@ class Planner {
     const auto info = CodecRegistry::global().detect(prefix.view());
     if (!info) return std::nullopt;
     const StreamInfo recorded = CodecRegistry::global().create(info->name)->recorded_info(prefix.view());
-    const std::string name = fs::path(recorded.name).filename().string();  // never a directory
+    std::string name = fs::path(recorded.name).filename().string();  // never a directory
     if (name.empty() || name == "." || name == "..") return std::nullopt;
+    if (name.size() > NAME_MAX) {
+      // As gzip -dN does: the name cut to what a file name may hold (not inside a UTF-8
+      // character), and a warning; it had failed with "File name too long", nothing written.
+      const std::size_t recorded_bytes = name.size();
+      std::size_t keep = NAME_MAX;
+      while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+      name.resize(keep);
+      warnings.push_back(fmt::format("{}: the name it records is {} bytes, more than a file name may hold: cut to {}",
+                                     path, recorded_bytes, keep));
+    }
     return std::pair{(fs::path(path).parent_path() / name).string(), recorded.mtime_seconds};
   }
 
@@ -487,7 +499,10 @@ int run_file_jobs(const CliOptions& given) {
       std::any_of(plan.jobs.begin(), plan.jobs.end(), [](const FileJob& job) { return job.input == "-"; });
   ProgressBar progress(progress_setup(options), total_files, known_input_bytes(plan.total_bytes, reads_stdin));
   std::vector<std::string> failed_inputs;
-  std::size_t warnings = 0;
+  std::size_t warnings = plan.warnings.size();
+  if (!options.quiet) {
+    for (const auto& warning : plan.warnings) progress.print(fmt::format("sluice: warning: {}\n", warning));
+  }
   const bool compressing = options.mode == Mode::kCompress;
   const auto report_item = [&](std::size_t position, const ItemResult& item) {
     // Sizes as uncompressed (raw) and compressed (packed), whichever way the data went.

@@ -349,6 +349,21 @@ TEST_F(Conventions, NameFlagRestoresTheRecordedNameAndTime) {
   fs::remove(dir_ / "original.txt");
   ASSERT_EQ(sh("gunzip -N -k renamed.gz").status, 0);
   EXPECT_TRUE(fs::exists(dir_ / "original.txt"));
+
+  // A recorded name longer than a file name may be (300 bytes, from Python's gzip): cut to 255
+  // bytes with a warning (exit 2), as gunzip -N does; it had failed, nothing written.
+  const std::string long_name(300, 'L');
+  ASSERT_EQ(sh(fmt::format("/usr/bin/python3 -c {}",
+                           quote(fmt::format("import gzip\nwith open('long.gz', 'wb') as raw:\n"
+                                             "  with gzip.GzipFile('{}', 'wb', fileobj=raw) as f: f.write(b'long')\n",
+                                             long_name))))
+                .status,
+            0);
+  const auto cut = sluice("-dN long.gz");
+  EXPECT_EQ(cut.status, 2) << describe(cut);
+  EXPECT_NE(cut.err.find("warning: long.gz: the name it records is 300 bytes"), std::string::npos) << cut.err;
+  EXPECT_EQ(get(long_name.substr(0, 255)), testing::to_bytes(std::string("long")));
+  EXPECT_EQ(sluice("-dN -q -f long.gz").status, 2);  // quiet, still a warning's status
 }
 
 TEST_F(Conventions, DecompressToStdoutWithForcePassesOtherDataThroughAsZcatDoes) {
