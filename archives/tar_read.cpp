@@ -811,25 +811,44 @@ bool TarExclude::excludes(const std::string& entry_path) const {
   const std::string path = normalise_member(entry_path);
   if (path.empty()) return false;
   // Each tail of the path from a component on; FNM_LEADING_DIR also matches what lies under it.
-  // A name too long to create (it fails if not excluded) is matched whole and by its tails in its
-  // last PATH_MAX bytes: each tail costs its length, and 8 MiB of "a/" would take hours.
-  std::size_t at = 0;
-  if (path.size() >= PATH_MAX) {
-    for (const auto& pattern : patterns_) {
-      if (::fnmatch(pattern.c_str(), path.c_str(), FNM_LEADING_DIR) == 0) return true;
+  if (path.size() < PATH_MAX) {
+    for (std::size_t at = 0;;) {
+      if (matches_at(path, at, path.size())) return true;
+      const std::size_t slash = path.find('/', at);
+      if (slash == std::string::npos) return false;
+      at = slash + 1;
     }
-    const std::size_t slash = path.find('/', path.size() - PATH_MAX);
-    if (slash == std::string::npos) return false;
-    at = slash + 1;
   }
-  for (;;) {
-    for (const auto& pattern : patterns_) {
-      if (::fnmatch(pattern.c_str(), path.c_str() + at, FNM_LEADING_DIR) == 0) return true;
+  // A longer name (it cannot be created, but it can be listed or written to stdout): each tail
+  // costs its length, and 8 MiB of "a/" would take hours. Matched whole, then by the tails that
+  // start in its first and last PATH_MAX bytes, each as far as its last '/' within PATH_MAX bytes
+  // (what lies under a match still matches: "node_modules/<5,000 bytes>/f" is excluded by
+  // "node_modules").
+  if (matches_at(path, 0, path.size())) return true;
+  const auto tails = [&](std::size_t from, std::size_t to) {
+    for (std::size_t at = from; at < to;) {
+      const std::size_t limit = std::min(path.size(), at + PATH_MAX);
+      const std::size_t end = limit == path.size() ? limit : path.rfind('/', limit);
+      if (end != std::string::npos && end > at && matches_at(path, at, end)) return true;
+      const std::size_t slash = path.find('/', at);
+      if (slash == std::string::npos) return false;
+      at = slash + 1;
     }
-    const std::size_t slash = path.find('/', at);
-    if (slash == std::string::npos) return false;
-    at = slash + 1;
+    return false;
+  };
+  const std::size_t last = path.size() - PATH_MAX;
+  return tails(0, PATH_MAX) || tails(path.find('/', last) == std::string::npos ? path.size() : path.find('/', last) + 1,
+                                      path.size());
+}
+
+// Whether a pattern matches path[at, end) (as FNM_LEADING_DIR does: it or what lies under it).
+bool TarExclude::matches_at(const std::string& path, std::size_t at, std::size_t end) const {
+  const std::string tail = end == path.size() ? std::string() : path.substr(at, end - at);
+  const char* text = end == path.size() ? path.c_str() + at : tail.c_str();
+  for (const auto& pattern : patterns_) {
+    if (::fnmatch(pattern.c_str(), text, FNM_LEADING_DIR) == 0) return true;
   }
+  return false;
 }
 
 std::vector<std::string> TarMembers::not_found() const {

@@ -126,6 +126,17 @@ TEST_F(TarHostile, LongNamesAreMatchedInLinearTimeAndMessagesNameTheArchive) {
   EXPECT_EQ(r.err.find("not found in archive"), std::string::npos) << r.err.substr(0, 300);
   EXPECT_EQ(r.err.find("'../up'"), std::string::npos) << r.err.substr(0, 300);
 
+  // Under an excluded directory, a name past PATH_MAX is still excluded (listed, -O, extracted),
+  // as GNU tar excludes it.
+  std::string under = "proj/node_modules";
+  for (int i = 0; i < 1000; ++i) under += "/dir" + std::to_string(i);  // 7,000 bytes
+  put_tar("under.tar", RawTar().file("proj/ok.txt", "ok").pax({{"path", under + "/evil.txt"}}).file("x", "evil").end());
+  for (const char* run : {"-t -f under.tar", "-x -O -f under.tar", "-x -f under.tar -C under"}) {
+    r = sluice_tar(std::string(run) + " --exclude node_modules");
+    EXPECT_EQ(r.status, 0) << run << ": " << r.err.substr(0, 300);
+    EXPECT_EQ(r.out.find("evil"), std::string::npos) << run;
+  }
+
   RawTar bad;
   bad.file("first", "1").header("PaxHeaders/entry", 'x', 10).data("99 path=x\n").file("second", "2").end();
   put_tar("bad-pax.tar", bad);

@@ -281,6 +281,7 @@ class TarExclude {
   bool excludes(const std::string& path) const;
 
  private:
+  bool matches_at(const std::string& path, std::size_t at, std::size_t end) const;
   std::vector<std::string> patterns_;
 };
 
