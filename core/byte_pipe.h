@@ -96,18 +96,14 @@ class BytePipe {
 
   // Waits until the reader has taken everything written and waits for more (what it took is
   // decoded, or in its pieces in flight); throws kCancelled if the pipe breaks first. Returns at
-  // once once the pipe is closed.
-  // Meanwhile the writer is quiet, as one that paused for the reader's kIdleWait is: a reader
-  // asking whether more comes soon (wait_readable) is told no at once, once, so that it decodes
-  // what it has instead of gathering its first MiB (at 240 to 1, 240 MB in one call).
-  void wait_drained() {
+  // once once the pipe is closed. With a `timeout`, false if it passed first.
+  bool wait_drained(std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     std::unique_lock lock(mutex_);
-    writer_waiting_ = true;
-    quiet_told_ = false;
-    changed_.notify_all();
-    changed_.wait(lock, [&] { return broken_ || closed_ || (used_ == 0 && (reader_waiting_ || quiet_told_)); });
-    writer_waiting_ = false;
+    const auto drained = [&] { return broken_ || closed_ || (used_ == 0 && reader_waiting_); };
+    if (timeout && !changed_.wait_for(lock, *timeout, drained)) return false;
+    if (!timeout) changed_.wait(lock, drained);
     if (broken_) throw Error(ErrorKind::kCancelled, "the stage reading this stream stopped", name_);
+    return true;
   }
 
   // One side failed: the other side's next read or write throws kCancelled.
@@ -213,11 +209,6 @@ class BytePipe {
     bool wait_readable(std::chrono::milliseconds timeout) override {
       std::unique_lock lock(pipe_.mutex_);
       const auto readable = [&] { return pipe_.readable(); };
-      if (!readable() && pipe_.writer_waiting_ && pipe_.used_ == 0 && !pipe_.quiet_told_) {
-        pipe_.quiet_told_ = true;  // wait_drained(): the writer waits for this reader
-        pipe_.changed_.notify_all();
-        return false;
-      }
       if (pipe_.spin_on_flushes_ && pipe_.last_flush_ > 0 && pipe_.read_ - pipe_.last_flush_ < kFlushedRecently) {
         pipe_.spin(lock, readable);
       }
@@ -242,8 +233,6 @@ class BytePipe {
   bool broken_ = false;
   bool spin_on_flushes_ = false;
   bool reader_waiting_ = false;  // in read() or wait_readable(), for more than there is
-  bool writer_waiting_ = false;  // in wait_drained()
-  bool quiet_told_ = false;      // a wait_readable() during it was told the writer is quiet
   std::size_t read_batch_ = 1;  // read_batch()
   std::size_t wake_at_ = 1;     // what wakes the reader (with a flush point, the end, a failure)
   std::mutex mutex_;

@@ -104,13 +104,14 @@ class PushRun {
   }
 
   // Until the run has read all that was written (Decompressor::wait_taken).
-  void wait_taken() {
+  bool wait_taken(std::optional<std::chrono::milliseconds> timeout) {
     try {
-      run_.pipe().wait_drained();
+      return run_.pipe().wait_drained(timeout);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kCancelled) throw;
       run_.rethrow_run_error();
     }
+    return true;
   }
 
   Stats finish() {
@@ -740,9 +741,9 @@ void Decompressor::write(ByteView compressed) {
   state.start_run();
 }
 
-void Decompressor::wait_taken() {
+bool Decompressor::wait_taken(std::optional<std::chrono::milliseconds> timeout) {
   State& state = *state_;
-  if (state.run) state.run->wait_taken();
+  return state.run ? state.run->wait_taken(timeout) : true;
 }
 
 const std::string& Decompressor::name() const { return state_->name; }

@@ -287,11 +287,13 @@ fs::path below(const std::string& directory, const std::string& path) {
   return relative.empty() || *relative.begin() == ".." || relative == "." ? fs::path() : relative;
 }
 
-// A manifest line as sha256sum writes it: a name holding a backslash, a newline or a carriage
-// return is escaped and the line starts with a backslash (an archive's entry "x\n<sum>  /etc/f"
-// had made a line of its own, which `sha256sum -c` then checked).
+// A manifest line: a name holding a newline or a carriage return is escaped as sha256sum escapes
+// it (the line starts with a backslash, and '\\', '\n', '\r' are written escaped), or an
+// archive's entry "x\n<sum>  /etc/f" made a line of its own, which `sha256sum -c` then checked.
+// Other names are written as they are, backslashes too, which sha256sum and every xxhsum read
+// (xxhsum 0.8.1, Debian 12's, reads no escaped line).
 std::string manifest_line(const std::string& checksum, const std::string& name) {
-  if (name.find_first_of("\\\n\r") == std::string::npos) return fmt::format("{}  {}\n", checksum, name);
+  if (name.find_first_of("\n\r") == std::string::npos) return fmt::format("{}  {}\n", checksum, name);
   std::string escaped;
   for (const char c : name) {
     if (c == '\\')

@@ -23,8 +23,10 @@
 // Not thread-safe: one thread writes or reads at a time (cancel() excepted).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "sluice/compress.h"
@@ -90,8 +92,11 @@ class Decompressor final : public ByteSink {
   // sluice.Decompressor, as zlib's decompress() returns it) waits here, or what the pipe held
   // (a 4 MB piece of a 1 GB stream) all came out at finish(). The run goes on writing to `out`
   // while this waits, so `out` must take it. At once for a stream decoded on the calling thread.
+  // A run gathers its first MiB of input before it decodes (to tell the stream's format and
+  // whether it is small): until then this returns with nothing decoded. With a timeout: false if
+  // it passed first (call again to wait on; a caller checking for Ctrl-C between).
   // Throws the run's error.
-  void wait_taken();
+  bool wait_taken(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   const std::string& name() const override;
   // The compressed stream is complete: waits until it is decoded. Throws the run's error
   // (a stream cut short is an error here).

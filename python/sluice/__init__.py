@@ -358,26 +358,22 @@ class Compressor:
 class Decompressor:
     """Decodes a stream given in pieces, as zlib.decompressobj() and bz2.BZ2Decompressor do: for a
     body that arrives in parts (an asynchronous download, a queue of messages). gzip, zstd or lz4,
-    told from the data unless format names it, in parallel where the stream allows.
-    decompress(piece) returns what is decoded by the time it returns: while the stream is small
-    (64 KiB in, 8 MiB out) all that the input so far decodes to, decoded on the calling thread
-    (as zlib's, before the check at the end of its member or frame: damaged data shows before
-    its error);
-    after that, a run's workers decode whole units, and each call waits until the run has taken
-    its input in: what it decodes to comes out in that call, but for the units in flight (a few MB
-    of output) and, as the run starts, its first MiB of input, which it gathers whole before it
-    decodes (of a stream of 240 to 1, 240 MB in one call); a stream whose pieces pause for 50 ms
-    is decoded as they come. threads=1: no run at all, the whole stream is decoded on
-    the calling thread as it comes, each call returning all that its input decodes to, as zlib's
-    (for a protocol that waits for the answer to what it sent). flush() ends the input and
-    returns the rest; unlike
-    zlib's, the end of a member or frame is not the end of the stream (more may follow, as gzip
-    -d reads them): eof is True only after flush(), and a loop that waits for it must call flush()
-    when its input ends.
-    Between calls the workers decode ahead into at most 8 MiB and wait; a call returns everything
-    decoded by its end, so, as with zlib's decompress(), what one call returns is bounded only by
-    what the input so far decodes to: give max_output (OutputLimitError rather than more in all)
-    where the input may be a bomb. A decompress() call that meets an error (corrupt data, the
+    told from the data unless format names it.
+    By default (threads=None or 1) each piece is decoded on the calling thread as it comes, and
+    decompress(piece) returns all that the input so far decodes to, as zlib's (before the check at
+    the end of its member or frame: damaged data shows before its error); so what one call
+    returns is bounded only by what its piece decodes to: give max_output (OutputLimitError rather
+    than more in all) where the input may be a bomb.
+    threads=N of 2 or more (0: all cores), for large pieces: once the stream outgrows 64 KiB in
+    or 8 MiB out, a run's workers decode its units in parallel, and each call waits until the run
+    has taken its piece in: what it decodes to comes out in that call, but for the units in
+    flight (a few MB of output, then returned by the next call) and, as the run starts, its first
+    MiB of input, which it gathers before it decodes (of a stream of 240 to 1, 240 MB in one
+    call); between calls the workers decode ahead into at most 8 MiB and wait.
+    flush() ends the input and returns the rest; unlike zlib's, the end of a member or frame is
+    not the end of the stream (more may follow, as gzip -d reads them): eof is True only after
+    flush(), and a loop that waits for it must call flush() when its input ends.
+    A decompress() call that meets an error (corrupt data, the
     limit) returns what decoded before it first, and the next call raises it; flush() raises
     at once (a stream cut short: CorruptDataError), with what decoded before the error and was
     not returned yet as the error's `output`; every call after an error raises it.
@@ -386,7 +382,9 @@ class Decompressor:
 
     def __init__(self, format: str | None = None, *, max_output: int | None = None, threads: int | None = None):
         self._lock = threading.Lock()
-        self._decoder = _native.Decoder(format or "", threads or 0, max_output or 0, "<stream>")
+        # Decoded by a run, a stream of small pieces paid two thread switches a piece (57 us a
+        # 1 KiB piece, against zlib's 9): each call's output is its own piece's either way.
+        self._decoder = _native.Decoder(format or "", 1 if threads is None else threads, max_output or 0, "<stream>")
         _open_streams.add(self)
         self._error: BaseException | None = None
         self._eof = False
@@ -686,6 +684,8 @@ def _after_fork_in_child() -> None:
         file._inherited = True
         file._temp_path = None
         file._unpublished = False
+        file._reserved = None  # the name "xb" holds is the parent's
+        file._append_from = None  # and so is the file "ab" appends to
     for stream in list(_open_streams):
         for name in ("_writer", "_decoder"):
             if (engine := stream.__dict__.get(name)) is not None:
@@ -1286,6 +1286,9 @@ class SluiceFile(io.BufferedIOBase):
                 self._file.flush()
                 if self._unpublished:  # what is flushed is for readers of the file: it goes in place now
                     self._publish()
+                if self._append_from is not None:  # "ab": what readers may have seen stays
+                    self._append_from += self._emitted
+                    self._emitted = 0
             except BaseException:
                 self._abandon()
                 raise
@@ -1400,9 +1403,10 @@ class SluiceFile(io.BufferedIOBase):
         self._emitted += len(out)
 
     def _cut_back_appended(self) -> None:
-        """"ab", abandoned: the file as it was when opened. A cut-off stream after a good one
-        made the whole file unreadable (gzip -t, and a read of it raised before its first byte).
-        Left as it is where another writer appended to it too (its size is not ours)."""
+        """"ab", abandoned: the file as it was when opened, or at the last flush() (what readers
+        may have seen stays, as with "wb"). A cut-off stream after a good one made the whole file
+        unreadable (gzip -t, and a read of it raised before its first byte). Left as it is where
+        another writer appended to it too (its size is not ours)."""
         try:
             self._file.flush()
         except BaseException:  # noqa: B902  what could not be written is not there to cut

@@ -47,6 +47,8 @@ namespace {
 // Inputs at least this large run on a thread of their own, interruptible; smaller ones finish
 // in milliseconds and run on the caller's thread (with the GIL released).
 constexpr std::size_t kInterruptibleBytes = 1 << 20;
+// How often a wait on the calling thread, without the GIL, looks for a signal (Ctrl-C).
+constexpr std::chrono::milliseconds kSignalCheck{50};
 
 // What a tar extraction or a pipeline lists of its problems (entries refused or failed, with
 // their names, which a pax header makes up to 8 MiB each, and any number of them in a small
@@ -666,15 +668,21 @@ class Decoder {
     const Input input(data);
     {
       const DrainSink::CallScope call(sink_);
-      // Decoded by a run, the call waits for it (wait_taken): interruptible, as finish() is.
-      const std::size_t work = stream_.decodes_in_background() ? kInterruptibleBytes : input.view().size();
-      run_released(work, [&](std::stop_token stop) {
+      run_released(input.view().size(), [&](std::stop_token stop) {
         const std::stop_callback on_stop(stop, [this] { cancel(); });
         stream_.write(input.view());
-        // What the input decodes to comes out in this call, not all at flush(): a 4 MB input of
-        // a 1 GB stream had 1,015 MB come out there at once (zlib's took 71 MB in all).
-        stream_.wait_taken();
       });
+      // What the input decodes to comes out in this call, not all at flush(): a 4 MB input of a
+      // 1 GB stream had 1,015 MB come out there at once (zlib's took 71 MB in all). Waited for
+      // on this thread, signals checked between waits (a thread for each call, to wait with
+      // Ctrl-C checked, made calls of 1 KiB ten times as slow).
+      for (bool taken = false; !taken;) {
+        run_released(0, [&](std::stop_token) { taken = stream_.wait_taken(kSignalCheck); });
+        if (!taken && PyErr_CheckSignals() != 0) {
+          cancel();
+          throw py::error_already_set();
+        }
+      }
     }
     return sink_.drain();
   }

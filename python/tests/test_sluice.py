@@ -276,6 +276,16 @@ def test_append_and_exclusive_abandoned_leave_the_file_as_it_was(tmp_path):
     assert path.read_bytes() == before
     with sluice.open(path) as f:
         assert f.read() == b"kept\n"
+    # After a flush(), what readers may have seen stays, as with "wb": cut back to the flush.
+    with pytest.raises(RuntimeError):
+        with sluice.open(path, "ab") as f:
+            f.write(b"flushed\n")
+            f.flush()
+            f.write(text(1_000_000))
+            raise RuntimeError("stop")
+    data = path.read_bytes()
+    assert data.startswith(before) and zlib.decompressobj(31).decompress(data[len(before):]) == b"flushed\n"
+    path.write_bytes(before)
     # "xb" takes the name at open, as open(path, "xb") does: a second "xb" fails there, not at
     # close() after all its work; abandoned, the empty file that held the name goes.
     new = tmp_path / "new.gz"
@@ -2332,8 +2342,8 @@ def test_decompressor_errors_come_after_the_data_before_them():
         got += caught.value.output  # what decoded before it, once
     assert len(got) > len(data) - 10_000 and data.startswith(got)
     corrupt = packed[:200_000] + bytes(100) + packed[200_100:]
-    broken = sluice.Decompressor()
-    got = b""
+    broken = sluice.Decompressor(threads=2)  # a run checks a unit before it writes it (the
+    got = b""                                # calling thread's decoder, as zlib's, does not)
     with pytest.raises(sluice.CorruptDataError):
         for at in range(0, len(corrupt), 10_000):
             got += broken.decompress(corrupt[at:at + 10_000])
@@ -2371,7 +2381,7 @@ def test_decompressor_memory_stays_bounded_between_calls_and_a_dropped_one_ends(
         import resource, time, sluice
         packed = sluice.compress(bytes(1 << 30), "gzip", threads=2)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        waiting = sluice.Decompressor()
+        waiting = sluice.Decompressor(threads=2)
         first = len(waiting.decompress(packed[: len(packed) // 2]))
         time.sleep(1)  # the workers fill the 8 MiB and wait for a call
         grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
