@@ -301,6 +301,20 @@ def test_append_and_exclusive_abandoned_leave_the_file_as_it_was(tmp_path):
             f.write(b"x")
             raise RuntimeError("stop")
     assert sorted(os.listdir(tmp_path)) == ["log.gz", "new.gz"]
+    # A fork child leaving the block with an exception does not remove the parent's name.
+    script = textwrap.dedent(f"""
+        import gzip, os, sys, sluice
+        path = {str(tmp_path / "forked.gz")!r}
+        with sluice.open(path, "xb") as f:
+            f.write(b"parent")
+            if os.fork() == 0:
+                sys.exit(0)  # the child abandons its copy of the file
+            os.wait()
+            assert os.path.exists(path), "the child removed the name"
+        print(gzip.decompress(open(path, "rb").read()).decode())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "parent\n", done.stderr
 
 
 def test_open_errors_name_the_file(tmp_path):
