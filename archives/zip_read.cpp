@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -437,9 +438,22 @@ struct ZipReader::State {
   // its trailer) are passed over, as unzip and Python's zipfile do. Decoded again on its own, the
   // stream must end inside the member with the declared size and CRC-32; what the failed run had
   // not written yet (a parallel run stops at the first error) is written from this decoding.
+  // Throws a failure that says more where the stream is whole but not of the declared size.
   bool whole_deflate_before_padding(const ZipEntry& entry, MemberSink& out, const Error& failure) const {
     if (entry.method != kZipMethodDeflated) return false;
     if (failure.kind() != ErrorKind::kCorruptData && failure.kind() != ErrorKind::kTrailingGarbage) return false;
+    const auto summary = decode_as_unzip(entry, out);
+    if (summary && summary->size != entry.size) {
+      throw Error(ErrorKind::kCorruptData,
+                  fmt::format("decodes to {} bytes, the archive declares {}", summary->size, entry.size));
+    }
+    return summary && summary->crc32 == entry.crc32 && out.written() == entry.size;
+  }
+
+  // The member's deflate stream decoded with zlib, as unzip decodes it, to its end (what follows
+  // is passed over): its output written to `out` from where `out` is (what a run wrote before is
+  // the same bytes). nullopt where it is not a whole stream or decodes to more than declared.
+  std::optional<DeflateSummary> decode_as_unzip(const ZipEntry& entry, MemberSink& out) const {
     std::uint64_t at = 0;
     const auto read = [&](std::uint8_t* dst, std::size_t n) -> std::size_t {
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(n, entry.compressed_size - at));
@@ -456,8 +470,34 @@ struct ZipReader::State {
       const ByteView rest = bytes.subspan(static_cast<std::size_t>(skip));
       if (!rest.empty() && rest.size() <= entry.size - out.written()) out.write(rest);  // more: fails below
     };
-    const auto summary = decode_deflate_member(entry.size, read, emit);
-    return summary && summary->size == entry.size && summary->crc32 == entry.crc32 && out.written() == entry.size;
+    return decode_deflate_member(entry.size, read, emit);
+  }
+
+  // Whether a deflate member's data might hold the end of a gzip member and the start of another:
+  // an ISIZE of at most the member's size, then a gzip header's first four bytes. The gzip codec,
+  // reading the member inside a header and trailer made for it, would take such data for two
+  // members (an empty deflate stream and a made-up trailer, then a gzip member that the frame's
+  // trailer ends: a second reader's archive, where unzip and zipfile find a bad CRC-32); such a
+  // member is decoded as unzip decodes it. By chance: a 1 MB member in some tens of thousands.
+  bool may_hold_gzip_members(const ZipEntry& entry) const {
+    constexpr std::size_t kPiece = 1 << 20;
+    constexpr std::size_t kBefore = 10;  // the shortest deflate stream (2 bytes) and a trailer
+    Buffer piece;
+    piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(entry.compressed_size, kPiece + 16)));
+    for (std::uint64_t from = 0; from + kBefore + 4 <= entry.compressed_size; from += kPiece) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(piece.size(), entry.compressed_size - from));
+      const ByteView data(piece.data(), source.read_at(entry.data_offset + from, piece.data(), want));
+      for (std::size_t p = from == 0 ? kBefore : 4; p + 4 <= data.size() && p < kPiece + 4; ++p) {
+        const void* hit = std::memchr(data.data() + p, 0x1f, std::min(data.size() - 3, kPiece + 4) - p);
+        if (!hit) break;
+        p = static_cast<std::size_t>(static_cast<const std::uint8_t*>(hit) - data.data());
+        if (data[p + 1] == 0x8b && data[p + 2] == 8 && (data[p + 3] & 0xE0) == 0 &&
+            zip_le32(data.data() + p - 4) <= entry.size) {
+          return true;
+        }
+      }
+    }
+    return false;
   }
 
   void read(const ZipEntry& entry, ByteSink& sink, int threads, const std::stop_token& stop) {
@@ -494,6 +534,19 @@ struct ZipReader::State {
         if (n == 0) throw Error(ErrorKind::kCorruptData, "the archive ends inside the member");
         out.write(ByteView(piece.data(), n));
         at += n;
+      }
+    } else if (framed && entry.method == kZipMethodDeflated && may_hold_gzip_members(entry)) {
+      const auto summary = decode_as_unzip(entry, out);
+      if (!summary || summary->size != entry.size) {
+        throw Error(ErrorKind::kCorruptData,
+                    summary ? fmt::format("decodes to {} bytes, the archive declares {}", summary->size, entry.size)
+                            : fmt::format("corrupt deflate data (not one whole stream of the {} bytes the archive "
+                                          "declares)",
+                                          entry.size));
+      }
+      if (summary->crc32 != entry.crc32) {
+        throw Error(ErrorKind::kCorruptData,
+                    fmt::format("CRC-32 {:08x} does not match the archive's {:08x}", summary->crc32, entry.crc32));
       }
     } else {
       auto [header, trailer] = framed ? codec->info().zip_member_framing(entry.crc32, entry.size, entry.chunk_bytes)
