@@ -47,7 +47,8 @@ class Error(OSError):
     kind: "corrupt_data", "trailing_garbage", "limit", "usage", "io", "internal" or "cancelled";
     path (also filename): the file it concerns, None for bytes in memory; offset: where in the
     input (compressed bytes) it was found, when known; detail: the reason without the context;
-    output: what Decompressor.flush() decoded before the error and had not returned (else b"").
+    output: what Decompressor.flush() decoded before the error and had not returned (else b"");
+    index: the payload compress_many() failed on (else None).
     """
 
     def __init__(self, message: str, kind: str = "io", path: str | None = None, offset: int | None = None,
@@ -61,6 +62,7 @@ class Error(OSError):
         self.errno = errno
         self.strerror = _os_strerror(errno) if errno is not None else None
         self.output = b""
+        self.index: int | None = None
 
     def __str__(self) -> str:
         return str(self.args[0])
@@ -161,11 +163,23 @@ def formats() -> list[str]:
     return _native.formats()
 
 
+def _format_name(format):
+    """`format` as given, checked: a format's name or None. A number is the level given where
+    gzip.open() and gzip.compress() take it (their third and second argument): said so, rather
+    than the native layer's TypeError listing its signatures."""
+    if format is not None and not isinstance(format, str):
+        raise TypeError(f"format must be a format's name ('gzip', 'zstd', 'lz4') or None, not {format!r}"
+                        + (f"; a level goes in level={format}" if isinstance(format, int) else ""))
+    return format
+
+
 def _level(level: int | None, format: str) -> int:
-    """The level for the library, where 0 is the format's default: None. Level 0 of a format whose
-    levels start above it is an error, not the default (gzip.compress(data, 0) stores the data);
-    zstd's level 0 is its default, as in zstd's own API."""
-    if level is None:
+    """The level for the library, where 0 is the format's default: None, and -1, zlib's
+    Z_DEFAULT_COMPRESSION. Level 0 of a format whose levels start above it is an error, not the
+    default (gzip.compress(data, 0) stores the data); zstd's level 0 is its default, as in zstd's
+    own API."""
+    _format_name(format)
+    if level is None or level == -1:
         return 0
     if level == 0:
         low, high, _ = _native.format_info(format)["levels"]
@@ -176,6 +190,16 @@ def _level(level: int | None, format: str) -> int:
 
 def _knobs(knobs: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in knobs.items()}
+
+
+def _compresslevel(level: int | None, knobs: dict):
+    """gzip's and zlib's name for the level (compresslevel=9), taken from the keywords."""
+    if "compresslevel" in knobs:
+        given = knobs.pop("compresslevel")
+        if level is not None and level != given:
+            raise TypeError("level and compresslevel are the same setting: give one")
+        return given
+    return level
 
 
 def compress(data, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
@@ -190,6 +214,7 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     reads only the first frame. Read it all with sluice.decompress(), or with zstandard's
     stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
+    level = _compresslevel(level, knobs)
     return _native.compress(data, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
                             backend or "")
 
@@ -198,7 +223,7 @@ def decompress(data, *, format: str | None = None, max_output: int | None = None
                threads: int | None = None) -> bytes:
     """Decompresses gzip, zstd or lz4 (told from the data unless format names it), in parallel
     where the stream allows. max_output: raise OutputLimitError rather than produce more."""
-    return _native.decompress(data, format or "", threads or 0, max_output or 0)
+    return _native.decompress(data, _format_name(format) or "", threads or 0, max_output or 0)
 
 
 def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = None,
@@ -324,6 +349,7 @@ class Compressor:
     def __init__(self, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
                  mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str):
         self._lock = threading.Lock()
+        level = _compresslevel(level, knobs)
         self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0, chunk_size or 0,
                                                       _knobs(knobs), backend or "", "", mtime))
         _open_streams.add(self)
@@ -384,7 +410,8 @@ class Decompressor:
         self._lock = threading.Lock()
         # Decoded by a run, a stream of small pieces paid two thread switches a piece (57 us a
         # 1 KiB piece, against zlib's 9): each call's output is its own piece's either way.
-        self._decoder = _native.Decoder(format or "", 1 if threads is None else threads, max_output or 0, "<stream>")
+        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else threads, max_output or 0,
+                                        "<stream>")
         _open_streams.add(self)
         self._error: BaseException | None = None
         self._eof = False
@@ -1436,6 +1463,11 @@ class SluiceFile(io.BufferedIOBase):
 
     def _close_fileno(self) -> None:
         if self._fileno is not None:
+            if self._head is None and getattr(self, "_start", None) is not None:  # mtime after close, as gzip's
+                try:
+                    self._head = os.pread(self._fileno, _HEAD_BYTES, 0)
+                except OSError:
+                    pass
             os.close(self._fileno)
             self._fileno = None
 
@@ -1990,8 +2022,10 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")
-    if binary_mode not in ("r", "w", "a", "x") or ("t" in mode and "b" in mode):
+    if binary_mode not in ("r", "w", "a", "x") or ("t" in mode and "b" in mode) or len(set(mode)) != len(mode):
         raise ValueError(f"invalid mode {mode!r}")
+    _format_name(format)
+    level = _compresslevel(level, kwargs)
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline are for text modes only")
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)

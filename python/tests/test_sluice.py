@@ -260,6 +260,23 @@ def test_open_file_objects_append_and_exclusive(tmp_path):
         sluice.open(path, "xb")
     with pytest.raises(ValueError):
         sluice.open(path, "rwb")
+    for mode in ("rbb", "wtt", "rr"):  # each letter once, as open() takes them
+        with pytest.raises(ValueError):
+            sluice.open(path, mode)
+    # gzip.open's and gzip.compress's level where they take it: said so, and compresslevel= is
+    # the level; -1 is zlib's default.
+    with pytest.raises(TypeError, match="a level goes in level=9"):
+        sluice.open(tmp_path / "l.gz", "wb", 9)
+    with pytest.raises(TypeError, match="a level goes in level=9"):
+        sluice.compress(b"x", 9)
+    assert gzip.decompress(sluice.compress(b"x" * 1000, compresslevel=1)) == b"x" * 1000
+    assert sluice.compress(b"x" * 1000, level=-1) == sluice.compress(b"x" * 1000)
+    with sluice.open(tmp_path / "l.gz", "wb", compresslevel=9, mtime=12345) as f:
+        f.write(b"level nine")
+    reader = sluice.open(tmp_path / "l.gz")
+    reader.close()
+    assert reader.mtime == 12345  # after close too, as gzip's
+    assert sluice.Error("x").index is None
 
 
 def test_append_and_exclusive_abandoned_leave_the_file_as_it_was(tmp_path):
