@@ -354,29 +354,43 @@ class Compressor:
                                                       _knobs(knobs), backend or "", "", mtime))
         _open_streams.add(self)
         self._finished = False
+        self._error: BaseException | None = None
 
     def compress(self, data) -> bytes:
         """Takes a bytes-like object; returns the compressed bytes ready so far (maybe b"")."""
+        data = _contiguous(data)  # a mistake (a str) is a TypeError here, the stream unharmed
         with self._lock:
             self._check_open()
-            return self._writer.write(*_contiguous(data))
+            return self._call(self._writer.write, *data)
 
     def flush(self, mode: int = FLUSH_FINISH) -> bytes:
         """FLUSH_FINISH (the default): ends the stream and returns the rest of it; the object is
         done. FLUSH_SYNC: returns everything up to here as decodable data, and the stream goes on.
         FLUSH_NONE: what is ready, as compress(b"")."""
+        if mode not in (FLUSH_FINISH, FLUSH_SYNC, FLUSH_NONE):
+            raise ValueError(f"mode must be FLUSH_SYNC, FLUSH_FINISH or FLUSH_NONE, not {mode!r}")
         with self._lock:
             self._check_open()
             if mode == FLUSH_FINISH:
                 self._finished = True
-                return self._writer.finish()
+                return self._call(self._writer.finish)
             if mode == FLUSH_SYNC:
-                return self._writer.flush()
-            if mode == FLUSH_NONE:
-                return self._writer.write(b"", 0)
-            raise ValueError(f"mode must be FLUSH_SYNC, FLUSH_FINISH or FLUSH_NONE, not {mode!r}")
+                return self._call(self._writer.flush)
+            return self._call(self._writer.write, b"", 0)
+
+    def _call(self, method, *args) -> bytes:
+        try:
+            return method(*args)
+        except Error as error:
+            self._error = error
+            raise
+        except BaseException:  # Ctrl-C (or another exception of Python's) stopped the stream
+            self._error = Error("the stream was stopped by an interrupted call", kind="cancelled")
+            raise
 
     def _check_open(self) -> None:
+        if self._error is not None:  # every call after an error raises it, as Decompressor's
+            raise self._error
         if self._finished:
             raise UsageError("the stream was finished: flush() ended it", kind="usage")
 

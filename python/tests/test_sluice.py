@@ -368,6 +368,27 @@ def test_ctrl_c_stops_a_call_and_leaves_no_output(tmp_path):
     assert os.listdir(tmp_path) == [], "neither the output nor its temporary is left"
 
 
+def test_a_compressor_stopped_by_ctrl_c_raises_at_every_call_after():
+    """As a Decompressor: the stream is gone (it took compress(b"abc") and returned b"")."""
+    data = os.urandom(1 << 20) * 64
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    stream = sluice.Compressor(level=9)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            stream.compress(data)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    for call in (lambda: stream.compress(b"abc"), lambda: stream.flush(sluice.FLUSH_SYNC), stream.flush):
+        with pytest.raises(sluice.Error, match="interrupted"):
+            call()
+
+
 def _rss_bytes():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
