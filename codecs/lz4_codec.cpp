@@ -230,7 +230,7 @@ class Lz4Decoder final : public StreamDecoder {
       std::size_t produced = out_.capacity();
       std::size_t taken = left;
       const std::size_t ret = LZ4F_decompress(context_, out_.data(), &produced, next, &taken, nullptr);
-      if (LZ4F_isError(ret)) fail(ret, position_ + taken);
+      if (LZ4F_isError(ret)) fail(ret, frame_start_);  // taken means nothing after an error
       if (taken == 0 && produced == 0 && left > 0) {
         throw Error(ErrorKind::kInternal, "lz4 decoder made no progress", {}, position_);
       }

@@ -174,7 +174,7 @@ class ZstdDecoder final : public StreamDecoder {
       const std::span<std::uint8_t> space = output.space();
       ZSTD_outBuffer out{space.data(), space.size(), 0};
       const std::size_t ret = ZSTD_decompressStream(context_, &out, &in);
-      if (ZSTD_isError(ret)) fail(ret, consumed_ + in.pos);
+      if (ZSTD_isError(ret)) fail(ret, frame_start_);  // in.pos: what zstd took in, not where the fault is
       if (out.pos > 0) output.produced(out.pos);
       in_frame_ = ret != 0;
       if (!in_frame_) {

@@ -167,6 +167,30 @@ TEST_F(Conventions, ListRecordsOnlySizesItCanCheck) {
   EXPECT_EQ(listed("lying.gz"), std::make_pair(std::to_string(300 * 1024), std::string("decoded"))) << r.out;
 }
 
+// A frame that fails its checksum is named at its start, however the input arrived: liblz4 and
+// zstd say nothing of where the fault is, and the bytes they had taken in gave byte 4 from a
+// file and 1000 from a pipe for a fault at 30,000 (a second reader).
+TEST_F(Conventions, AChecksumFailureIsAtItsFramesStartFromAFileAsFromAPipe) {
+  put_text(800 * 1024);
+  ASSERT_EQ(sh("zstd -q -c data.bin > z.zst && lz4 -q -BX -c data.bin > l.lz4").status, 0);
+  ASSERT_EQ(sh("/usr/bin/python3 -c \"import sys\n"
+               "for name, at in (('z.zst', -2), ('l.lz4', 30000)):\n"
+               "  d = bytearray(open(name, 'rb').read()); d[at] ^= 1; open('bad-' + name, 'wb').write(d)\"")
+                .status,
+            0);
+  for (const char* file : {"bad-z.zst", "bad-l.lz4"}) {
+    SCOPED_TRACE(file);
+    const auto whole = sluice(fmt::format("-dc {} > /dev/null", file));
+    const auto piped = sh(
+        fmt::format("(head -c 1000 {0}; sleep 0.2; tail -c +1001 {0}) | {1} -dc > /dev/null", file, testing::sluice()));
+    EXPECT_EQ(whole.status, 1) << describe(whole);
+    EXPECT_EQ(piped.status, 1) << describe(piped);
+    EXPECT_NE(whole.err.find("checksum"), std::string::npos) << whole.err;
+    EXPECT_NE(whole.err.find("(at byte 0)"), std::string::npos) << whole.err;
+    EXPECT_NE(piped.err.find("(at byte 0)"), std::string::npos) << piped.err;
+  }
+}
+
 // ---- Levels and threads ----
 
 TEST_F(Conventions, TheLastLevelGivenWinsAndFastBestAndZstdFastAreLevels) {
