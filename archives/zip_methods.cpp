@@ -28,6 +28,19 @@ constexpr std::uint64_t kMaxLzmaMemory = 256 * 1024 * 1024;
 
 Error bad(const std::string& what) { return Error(ErrorKind::kCorruptData, what); }
 
+using Reader = std::function<std::size_t(std::uint8_t*, std::size_t)>;
+
+// A streaming decoder's input (libbz2's, liblzma's, zlib's), refilled from `read` once it has
+// used all it had; `done` once `read` gives nothing more.
+template <typename Stream>
+void refill(Stream& stream, Buffer& in, const Reader& read, bool& done) {
+  if (stream.avail_in != 0 || done) return;
+  const std::size_t n = read(in.data(), in.size());
+  done = n == 0;
+  stream.next_in = reinterpret_cast<decltype(stream.next_in)>(in.data());
+  stream.avail_in = static_cast<decltype(stream.avail_in)>(n);
+}
+
 void decode_bzip2(std::uint64_t size, const std::function<std::size_t(std::uint8_t*, std::size_t)>& read,
                   const std::function<void(ByteView)>& emit) {
   bz_stream stream{};
@@ -39,12 +52,7 @@ void decode_bzip2(std::uint64_t size, const std::function<std::size_t(std::uint8
   std::uint64_t produced = 0;
   bool input_done = false;
   for (;;) {
-    if (stream.avail_in == 0 && !input_done) {
-      const std::size_t n = read(in.data(), in.size());
-      input_done = n == 0;
-      stream.next_in = reinterpret_cast<char*>(in.data());
-      stream.avail_in = static_cast<unsigned>(n);
-    }
+    refill(stream, in, read, input_done);
     stream.next_out = reinterpret_cast<char*>(out.data());
     stream.avail_out = static_cast<unsigned>(out.size());
     const int status = BZ2_bzDecompress(&stream);
@@ -105,12 +113,7 @@ void decode_lzma(std::uint16_t flags, std::uint64_t size, bool xz,
   std::uint64_t produced = 0;
   bool input_done = false;
   for (;;) {
-    if (stream.avail_in == 0 && !input_done) {
-      const std::size_t n = read(in.data(), in.size());
-      input_done = n == 0;
-      stream.next_in = in.data();
-      stream.avail_in = n;
-    }
+    refill(stream, in, read, input_done);
     stream.next_out = out.data();
     stream.avail_out = out.size();
     status = lzma_code(&stream, input_done ? LZMA_FINISH : LZMA_RUN);
@@ -146,12 +149,7 @@ std::optional<DeflateSummary> decode_deflate_member(std::uint64_t size,
   summary.crc32 = static_cast<std::uint32_t>(crc32(0, nullptr, 0));
   bool input_done = false;
   for (;;) {
-    if (stream.avail_in == 0 && !input_done) {
-      const std::size_t n = read(in.data(), in.size());
-      input_done = n == 0;
-      stream.next_in = in.data();
-      stream.avail_in = static_cast<uInt>(n);
-    }
+    refill(stream, in, read, input_done);
     stream.next_out = out.data();
     stream.avail_out = static_cast<uInt>(out.size());
     const int status = inflate(&stream, Z_NO_FLUSH);

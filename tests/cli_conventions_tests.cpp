@@ -131,24 +131,23 @@ TEST_F(Conventions, ListTableHasATotalConcatenationsAddUpAndBadFilesAreNamed) {
 // 4 GiB, which ISIZE cannot tell (16 MiB was listed as 4.3 GB). A multi-member size field is
 // checked against its member's ISIZE (one 1,000 bytes short was believed).
 TEST_F(Conventions, ListRecordsOnlySizesItCanCheck) {
-  const auto made = sh(fmt::format(
-      "/usr/bin/python3 -c {}",
-      quote(fmt::format("import os, subprocess\n"
-                        "n = 16 << 20\n"
-                        "base = bytearray(os.urandom(n))\n"
-                        "k = 4096\n"
-                        "for attempt in range(8):\n"
-                        "  d = bytearray(base)\n"
-                        "  step = (n - (2 << 20)) // k\n"
-                        "  for i in range(k): d[50 + i * step:54 + i * step] = b'\\0\\0\\xff\\xff'\n"
-                        "  open('p.bin', 'wb').write(d)\n"
-                        "  z = subprocess.run([{}, '-c', '-n', 'p.bin'], capture_output=True, check=True).stdout\n"
-                        "  open('p.gz', 'wb').write(z)\n"
-                        "  extra = z[24:-8].count(b'\\0\\0\\xff\\xff') - 15\n"
-                        "  if extra == 4096: break\n"
-                        "  k += 4096 - extra\n"
-                        "print(extra)\n",
-                        testing::sluice()))));
+  const auto made =
+      run_python(fmt::format("import os, subprocess\n"
+                             "n = 16 << 20\n"
+                             "base = bytearray(os.urandom(n))\n"
+                             "k = 4096\n"
+                             "for attempt in range(8):\n"
+                             "  d = bytearray(base)\n"
+                             "  step = (n - (2 << 20)) // k\n"
+                             "  for i in range(k): d[50 + i * step:54 + i * step] = b'\\0\\0\\xff\\xff'\n"
+                             "  open('p.bin', 'wb').write(d)\n"
+                             "  z = subprocess.run([{}, '-c', '-n', 'p.bin'], capture_output=True, check=True).stdout\n"
+                             "  open('p.gz', 'wb').write(z)\n"
+                             "  extra = z[24:-8].count(b'\\0\\0\\xff\\xff') - 15\n"
+                             "  if extra == 4096: break\n"
+                             "  k += 4096 - extra\n"
+                             "print(extra)\n",
+                             testing::sluice()));
   ASSERT_EQ(made.status, 0) << describe(made);
   ASSERT_EQ(made.out, "4096\n") << "could not make the file";
   auto r = sluice("-l p.gz");
@@ -377,10 +376,9 @@ TEST_F(Conventions, NameFlagRestoresTheRecordedNameAndTime) {
   // A recorded name longer than a file name may be (300 bytes, from Python's gzip): cut to 255
   // bytes with a warning (exit 2), as gunzip -N does; it had failed, nothing written.
   const std::string long_name(300, 'L');
-  ASSERT_EQ(sh(fmt::format("/usr/bin/python3 -c {}",
-                           quote(fmt::format("import gzip\nwith open('long.gz', 'wb') as raw:\n"
-                                             "  with gzip.GzipFile('{}', 'wb', fileobj=raw) as f: f.write(b'long')\n",
-                                             long_name))))
+  ASSERT_EQ(run_python(fmt::format("import gzip\nwith open('long.gz', 'wb') as raw:\n"
+                                   "  with gzip.GzipFile('{}', 'wb', fileobj=raw) as f: f.write(b'long')\n",
+                                   long_name))
                 .status,
             0);
   const auto cut = sluice("-dN long.gz");

@@ -380,18 +380,17 @@ directory = "out"
 // memory per entry (each had kept a slot: 60,000 entries of a 3.8 KB name took 459 MB).
 TEST_F(Pipeline, AnArchivesNamesNeitherForgeManifestLinesNorGrowMemory) {
   const auto make = [&](const std::string& tar, int repeats) {
-    const auto r = sh(fmt::format(
-        "/usr/bin/python3 -c {}",
-        quote(fmt::format("import hashlib, io, tarfile\n"
-                          "def add(t, name, data):\n"
-                          "  i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))\n"
-                          "forged = hashlib.sha256(b'x').hexdigest() + '  /etc/hostname'\n"
-                          "with tarfile.open('{}', 'w', format=tarfile.PAX_FORMAT) as t:\n"
-                          "  add(t, 'evil\\n' + forged, b'x')\n"
-                          "  add(t, 'back\\\\slash', b'b')\n"
-                          "  add(t, 'f/', b'f')\n"
-                          "  for k in range({}): add(t, 'd/' + '/'.join(['n' * 200] * 15), b'%d' % k)\n",
-                          tar, repeats))));
+    const auto r =
+        run_python(fmt::format("import hashlib, io, tarfile\n"
+                               "def add(t, name, data):\n"
+                               "  i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))\n"
+                               "forged = hashlib.sha256(b'x').hexdigest() + '  /etc/hostname'\n"
+                               "with tarfile.open('{}', 'w', format=tarfile.PAX_FORMAT) as t:\n"
+                               "  add(t, 'evil\\n' + forged, b'x')\n"
+                               "  add(t, 'back\\\\slash', b'b')\n"
+                               "  add(t, 'f/', b'f')\n"
+                               "  for k in range({}): add(t, 'd/' + '/'.join(['n' * 200] * 15), b'%d' % k)\n",
+                               tar, repeats));
     ASSERT_EQ(r.status, 0) << describe(r);
     put_text(tar + ".toml", fmt::format("[input]\npaths = [\"{0}\"]\n[[stage]]\nkind = \"untar\"\n[[stage]]\n"
                                         "kind = \"checksum\"\n[output]\ndirectory = \"{0}.out\"\n",
