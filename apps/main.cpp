@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <new>
 #include <cstdio>
 #include <cstring>
 #include <system_error>
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
   } catch (const std::system_error& e) {
     if (!std::ferror(stdout)) throw;  // not fmt::print on stdout: as it was
     return stdout_failed(e.code().value());
+  } catch (const std::bad_alloc&) {  // past what the commands bound (their own errors name the file)
+    std::fputs("sluice: out of memory\n", stderr);
+    return sluice::app::kExitFailure;
   }
   errno = 0;
   if (std::fflush(stdout) != 0 || std::ferror(stdout)) return stdout_failed(errno != 0 ? errno : EIO);

@@ -271,23 +271,35 @@ struct ZipReader::State {
     // Bytes in front of the archive (a self-extractor's program) shift every offset.
     directory_start = directory_end - directory_bytes;
     prefix = directory_start - directory_offset;
-    const Buffer directory = read_exact(source, directory_start, static_cast<std::size_t>(directory_bytes));
-    parse_entries(directory, count, zip64);
+    parse_entries(directory_bytes, count, zip64);
     check_local_headers();
   }
 
-  void parse_entries(const Buffer& directory, std::uint64_t count, bool zip64) {
-    std::size_t at = 0;
-    while (at < directory.size()) {
+  // The central directory is read a window at a time, each holding at least a whole record: one
+  // that says it is gigabytes long costs memory for the records it holds, not for what it claims.
+  static constexpr std::size_t kDirectoryWindowBytes = 1024 * 1024;
+  static constexpr std::size_t kMaxCentralRecordBytes = kZipCentralBytes + 3 * 0xffff;
+  static_assert(kDirectoryWindowBytes >= kMaxCentralRecordBytes);
+
+  void parse_entries(std::uint64_t directory_bytes, std::uint64_t count, bool zip64) {
+    Buffer window;
+    std::uint64_t window_at = 0;  // where window[0] is in the directory
+    for (std::uint64_t at = 0; at < directory_bytes;) {
       const std::uint64_t record_offset = directory_start + at;
-      if (directory.size() - at < kZipCentralBytes || zip_le32(directory.data() + at) != kZipCentralSignature) {
+      const std::uint64_t left = directory_bytes - at;
+      if (at + std::min<std::uint64_t>(left, kMaxCentralRecordBytes) > window_at + window.size()) {
+        window = read_exact(source, record_offset, static_cast<std::size_t>(std::min<std::uint64_t>(left, kDirectoryWindowBytes)));
+        window_at = at;
+      }
+      const ByteView record = window.view().subspan(static_cast<std::size_t>(at - window_at));
+      if (record.size() < kZipCentralBytes || zip_le32(record.data()) != kZipCentralSignature) {
         throw corrupt(name(), record_offset, "bad central directory record");
       }
-      const std::uint8_t* h = directory.data() + at;
+      const std::uint8_t* h = record.data();
       const std::size_t name_bytes = zip_le16(h + 28);
       const std::size_t extra_bytes = zip_le16(h + 30);
       const std::size_t comment_bytes = zip_le16(h + 32);
-      if (directory.size() - at - kZipCentralBytes < name_bytes + extra_bytes + comment_bytes) {
+      if (record.size() - kZipCentralBytes < name_bytes + extra_bytes + comment_bytes) {
         throw corrupt(name(), record_offset, "central directory record runs past the directory");
       }
       ZipEntry entry;

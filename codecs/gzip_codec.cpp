@@ -427,6 +427,9 @@ double guessed_share(int threads) {
 
 // The pattern a sync flush leaves at the end of a chunk: an empty stored block's LEN and NLEN.
 constexpr std::uint8_t kSyncFlush[4] = {0x00, 0x00, 0xFF, 0xFF};
+// The most deflate data inflates to, per byte: a 258-byte match in 2 bits (RFC 1951 codes a lone
+// distance code in 1 bit, and the literal/length code holds end-of-block too).
+constexpr std::size_t kMaxDeflateRatio = 1032;
 
 // Finds members that say how long they are (our 'S','L' subfield, BGZF's 'B','C') and the chunks
 // of a member that says they are independent ('S','I'). Any other member sends the rest of the
@@ -667,7 +670,8 @@ class GzipSplitter final : public StreamSplitter {
   // stored inside a member (a tarball of .gz files) follows zero padding, which reads as a size of
   // 0. A true end this refuses (a member of tiny flushes, or of 4 GiB or more) costs only time.
   static bool plausible_member(std::uint64_t deflate_bytes, std::uint32_t content) {
-    return deflate_bytes <= std::uint64_t{content} + content / 4 + 64 && content <= 1032 * deflate_bytes + 64;
+    return deflate_bytes <= std::uint64_t{content} + content / 4 + 64 &&
+           content <= kMaxDeflateRatio * deflate_bytes + 64;
   }
 
   // How far the end of a member is looked for before it is cut into pieces instead: about where
@@ -825,21 +829,41 @@ class GzipSplitter final : public StreamSplitter {
     return std::nullopt;
   }
 
-  // The next chunk: up to and including the next sync flush pattern, if one is buffered within
-  // the most a chunk can deflate to; beyond that, the rest is decoded serially.
+  // The next unit: a chunk, up to and including the next sync flush pattern, if one is buffered
+  // within the most a chunk can deflate to (beyond that, the rest is decoded serially); then the
+  // chunks buffered after it, while the unit is shorter than kMinChunkUnitInputBytes and what it
+  // can inflate to stays within kMaxChunkUnitOutputBytes (or one chunk). Independent chunks
+  // inflate together as they do apart; a unit each would let a stream of empty ones (5 bytes:
+  // 00 00 00 ff ff) cost a unit, and a window kept, per 5 bytes of input.
   Cut next_chunk(ByteView b) {
     const std::size_t limit = std::min(b.size(), max_chunk_input());
     // A candidate at i means b[i, i + 4) is the pattern; the shortest chunk is 5 bytes.
-    if (const auto end = sync_flush_end(b, std::max<std::size_t>(scanned_, 1), limit)) {
-      scanned_ = 0;
-      Cut cut = unit(*end, chunk_bytes_, kChunkUnit);
-      cut.speculative = true;
-      return cut;
+    const auto first = sync_flush_end(b, std::max<std::size_t>(scanned_, 1), limit);
+    if (!first) {
+      if (b.size() >= max_chunk_input()) return serial();
+      scanned_ = limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0;  // candidates checked
+      return need_more();
     }
-    if (b.size() >= max_chunk_input()) return serial();
-    scanned_ = limit >= sizeof kSyncFlush ? limit - sizeof kSyncFlush + 1 : 0;  // candidates checked
-    return need_more();
+    scanned_ = 0;
+    std::size_t bytes = *first, chunks = 1;
+    while (bytes < kMinChunkUnitInputBytes) {
+      const auto next = sync_flush_end(b, bytes + 1, std::min(b.size(), bytes + max_chunk_input()));
+      if (!next || most_output(chunks + 1, *next) > std::max(chunk_bytes_, kMaxChunkUnitOutputBytes)) break;
+      bytes = *next;
+      ++chunks;
+    }
+    Cut cut = unit(bytes, most_output(chunks, bytes), kChunkUnit);
+    cut.speculative = true;
+    return cut;
   }
+
+  // The most `chunks` chunks in `deflate_bytes` inflate to: what they hold, and what deflate can
+  // make of that many bytes (1032 to 1 at most: a 258-byte match in 2 bits).
+  std::size_t most_output(std::size_t chunks, std::size_t deflate_bytes) const {
+    return std::min(chunks * chunk_bytes_, kMaxDeflateRatio * deflate_bytes + 1024);
+  }
+  static constexpr std::size_t kMinChunkUnitInputBytes = 4 * 1024;
+  static constexpr std::size_t kMaxChunkUnitOutputBytes = 4 * 1024 * 1024;
 
   // The most a chunk of chunk_bytes_ deflates to: stored blocks, 5 bytes per 64 KiB, and the
   // sync flush; a little more for slack.
@@ -887,8 +911,8 @@ class GzipUnitDecoder final : public UnitDecoder {
   }
 
  private:
-  // One chunk of a member of independent chunks (a guess: GzipSplitter). A byte more room than
-  // the chunk may hold tells a chunk that is too long from one that fits exactly.
+  // Chunks of a member of independent chunks (a guess: GzipSplitter). A byte more room than they
+  // may hold tells chunks that are too long from ones that fit exactly.
   void decode_chunk(ByteView chunk, const Cut& cut, Buffer& out) {
     if (!chunk_inflater_) chunk_inflater_ = make_isal_chunk_inflater();
     out.resize(cut.max_output_bytes + 1);
@@ -1659,7 +1683,8 @@ StreamFacts gzip_stream_facts(ByteView s) {
       // to what deflate can make of the bytes left (1,032 to 1 at most).
       ++facts.units;
       const std::uint64_t isize = load_le32(s.data() + s.size() - 4);
-      facts.likely_uncompressed_bytes = total + std::min<std::uint64_t>(isize, std::uint64_t{1032} * member.size());
+      facts.likely_uncompressed_bytes =
+          total + std::min<std::uint64_t>(isize, std::uint64_t{kMaxDeflateRatio} * member.size());
       return unknown();
     }
   }

@@ -365,34 +365,40 @@ class SeekTableFramer final : public StreamFramer {
   bool fits_ = true;
 };
 
-// What a zstd stream records (sluice -l): frames one after another, each found by walking its
-// block headers (ZSTD_findFrameCompressedSize), with the content size its header records; a frame
-// without one leaves the size to decoding. Skippable frames (the seek table) hold no data.
-// What the seek table that ends `s` says the frames decode to, where it lists exactly the frames
-// whose compressed lengths are `frames` (in order); nothing where there is none or it disagrees.
-std::optional<std::uint64_t> seek_table_content(ByteView s, const std::vector<std::size_t>& frames) {
+// The seek table that ends `s`, where one is there: its entries, as many as its footer counts.
+struct SeekTable {
+  const std::uint8_t* entries = nullptr;
+  std::uint64_t count = 0;
+  std::size_t entry_bytes = 0;
+
+  std::uint32_t compressed(std::uint64_t i) const { return load_le32(entries + i * entry_bytes); }
+  std::uint32_t content(std::uint64_t i) const { return load_le32(entries + i * entry_bytes + 4); }
+};
+std::optional<SeekTable> find_seek_table(ByteView s) {
   if (s.size() < 8 + kSeekTableFooterBytes) return std::nullopt;
   const std::uint8_t* footer = s.data() + s.size() - kSeekTableFooterBytes;
-  if (load_le32(footer + 5) != kSeekableMagic || load_le32(footer) != frames.size()) return std::nullopt;
-  const std::size_t entry = (footer[4] & 0x80) ? 12 : 8;  // with checksums or without
-  const std::uint64_t table = std::uint64_t{frames.size()} * entry + kSeekTableFooterBytes;
-  if (table + 8 > s.size()) return std::nullopt;
-  const std::uint8_t* entries = s.data() + s.size() - table;
-  if (load_le32(entries - 8) != kSeekTableFrameMagic || load_le32(entries - 4) != table) return std::nullopt;
-  std::uint64_t total = 0;
-  for (std::size_t i = 0; i < frames.size(); ++i) {
-    if (load_le32(entries + i * entry) != frames[i]) return std::nullopt;
-    total += load_le32(entries + i * entry + 4);
-  }
-  return total;
+  if (load_le32(footer + 5) != kSeekableMagic) return std::nullopt;
+  SeekTable table{nullptr, load_le32(footer), (footer[4] & 0x80) ? std::size_t{12} : std::size_t{8}};
+  const std::uint64_t bytes = table.count * table.entry_bytes + kSeekTableFooterBytes;  // with checksums or without
+  if (bytes + 8 > s.size()) return std::nullopt;
+  table.entries = s.data() + s.size() - bytes;
+  if (load_le32(table.entries - 8) != kSeekTableFrameMagic || load_le32(table.entries - 4) != bytes) return std::nullopt;
+  return table;
 }
 
+// What a zstd stream records (sluice -l): frames one after another, each found by walking its
+// block headers (ZSTD_findFrameCompressedSize), with the content size its header records; a frame
+// without one leaves the size to decoding, unless a seek table at the end lists exactly the
+// frames there are (their compressed lengths, in order): frames written as they were flushed
+// record no size, and sluice's seek table does. Skippable frames (the table) hold no data.
+// Memory stays the same for any number of frames.
 StreamFacts zstd_stream_facts(ByteView s) {
   StreamFacts facts;
   std::uint64_t total = 0;
   bool sized = true;
   std::size_t checked = 0;
-  std::vector<std::size_t> lengths;
+  std::optional<SeekTable> table = find_seek_table(s);
+  std::uint64_t listed = 0;  // what the table says the frames so far hold, while it lists them
   for (std::size_t at = 0; at < s.size();) {
     const std::uint8_t* frame = s.data() + at;
     const std::size_t length = ZSTD_findFrameCompressedSize(frame, s.size() - at);
@@ -400,9 +406,10 @@ StreamFacts zstd_stream_facts(ByteView s) {
     if (!ZSTD_isSkippableFrame(frame, s.size() - at)) {
       ZSTD_frameHeader header{};
       if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, facts.check};
+      if (table && (facts.units >= table->count || table->compressed(facts.units) != length)) table.reset();
+      if (table) listed += table->content(facts.units);
       ++facts.units;
       checked += header.checksumFlag ? 1 : 0;
-      lengths.push_back(length);
       if (header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
         sized = false;
       else
@@ -413,9 +420,8 @@ StreamFacts zstd_stream_facts(ByteView s) {
   facts.check = checked == 0 ? "none" : checked == facts.units ? "XXH64" : "XXH64 (some frames)";
   if (sized) {
     facts.uncompressed_bytes = total;
-  } else {
-    // Frames written as they were flushed record no size; sluice's seek table does.
-    facts.uncompressed_bytes = seek_table_content(s, lengths);
+  } else if (table && table->count == facts.units) {
+    facts.uncompressed_bytes = listed;
   }
   return facts;
 }

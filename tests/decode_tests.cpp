@@ -657,6 +657,34 @@ TEST(IndependentChunks, ConcatenatedMembersDecodeOnAnyThreadCount) {
   }
 }
 
+// A member of independent chunks flooded with empty ones (each an empty stored block of 5 bytes,
+// 00 00 00 ff ff, which a sync flush writes): the chunks are gathered into units, where a unit
+// each made decoding a megabyte of them take seconds; the bytes come out exactly, in parallel.
+TEST(IndependentChunks, AFloodOfEmptyChunksIsGatheredIntoFewUnits) {
+  const Bytes input = text_bytes(4 * 64 * 1024 + 3, 7);  // the last chunk: 3 bytes and the trailer, 16
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  Bytes packed = to_bytes(compress_buffer(view(input), options));
+  const std::uint8_t sync_flush[4] = {0x00, 0x00, 0xFF, 0xFF};
+  const auto first_chunk_end = std::search(packed.begin(), packed.end(), std::begin(sync_flush), std::end(sync_flush));
+  ASSERT_NE(first_chunk_end, packed.end());
+  constexpr std::size_t kEmptyChunks = 200'000;
+  Bytes flood;
+  for (std::size_t i = 0; i < kEmptyChunks; ++i) flood.insert(flood.end(), {0x00, 0x00, 0x00, 0xFF, 0xFF});
+  packed.insert(first_chunk_end + 4, flood.begin(), flood.end());
+  for (const int threads : {2, 8}) {
+    MemorySource source(view(packed));
+    MemorySink sink;
+    DecompressOptions decode;
+    decode.threads = threads;
+    const DecompressStats stats = decompress(source, sink, decode);
+    EXPECT_TRUE(to_bytes(sink.buffer()) == input) << threads << " threads";
+    // Only the last chunk and the trailer are decoded in order, as in any member of chunks.
+    EXPECT_EQ(stats.serial_from, std::optional<std::uint64_t>{packed.size() - 16}) << threads << " threads";
+    EXPECT_LT(stats.units, kEmptyChunks / 100) << threads << " threads";
+  }
+}
+
 // ---- lz4: a stream is one frame ----
 
 // Every size around a block's (and so a chunk's) edges, several chunks, and chunks larger than

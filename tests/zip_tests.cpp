@@ -368,6 +368,37 @@ TEST_F(ZipTest, CentralDirectoryOutsideTheFile) {
       << result.err;
 }
 
+// An end record that claims a central directory of 512 MiB, over a sparse file of zeros: the
+// first record is refused where it starts, after a window of the directory was read, not after
+// all it claims (which took that much memory; 6 GB ended the program on an uncaught bad_alloc).
+TEST(ZipLibrary, ADirectoryClaimingGigabytesCostsAWindowOfMemory) {
+  testing::ScratchDir dir;
+  constexpr std::uint64_t kClaimed = 512ull * 1024 * 1024;
+  const fs::path path = dir / "claims.zip";
+  {
+    std::uint8_t end[22] = {'P', 'K', 5, 6};
+    for (int i = 0; i < 4; ++i) end[12 + i] = static_cast<std::uint8_t>(kClaimed >> (8 * i));  // directory bytes
+    end[10] = 1;                                                                               // one member
+    testing::write_file(path, Bytes{});
+    fs::resize_file(path, kClaimed + sizeof end);
+    std::FILE* file = std::fopen(path.c_str(), "r+b");
+    ASSERT_NE(file, nullptr);
+    std::fseek(file, static_cast<long>(kClaimed), SEEK_SET);
+    std::fwrite(end, 1, sizeof end, file);
+    std::fclose(file);
+  }
+  const long before = testing::peak_rss_kib();
+  FdSource archive(path.string());
+  try {
+    list_zip(archive, [](const ZipEntry&) {});
+    ADD_FAILURE() << "a directory of zeros was read";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.offset(), std::optional<std::uint64_t>{0}) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad central directory record"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(testing::peak_rss_kib() - before, 64 * 1024) << "KiB of peak RSS growth";
+}
+
 // A member's deflate data is decoded inside a gzip header and trailer made for it: its damage is
 // reported as the archive holds it, deflate data, not as a gzip member the user never had.
 TEST_F(ZipTest, DamagedDeflateDataIsNamedAsTheArchiveHoldsIt) {
