@@ -4,9 +4,9 @@
 
 #include <cerrno>
 #include <csignal>
-#include <new>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <system_error>
 
 #include "apps/cli.h"

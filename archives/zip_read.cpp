@@ -288,7 +288,8 @@ struct ZipReader::State {
       const std::uint64_t record_offset = directory_start + at;
       const std::uint64_t left = directory_bytes - at;
       if (at + std::min<std::uint64_t>(left, kMaxCentralRecordBytes) > window_at + window.size()) {
-        window = read_exact(source, record_offset, static_cast<std::size_t>(std::min<std::uint64_t>(left, kDirectoryWindowBytes)));
+        window = read_exact(source, record_offset,
+                            static_cast<std::size_t>(std::min<std::uint64_t>(left, kDirectoryWindowBytes)));
         window_at = at;
       }
       const ByteView record = window.view().subspan(static_cast<std::size_t>(at - window_at));
