@@ -382,7 +382,8 @@ std::optional<SeekTable> find_seek_table(ByteView s) {
   const std::uint64_t bytes = table.count * table.entry_bytes + kSeekTableFooterBytes;  // with checksums or without
   if (bytes + 8 > s.size()) return std::nullopt;
   table.entries = s.data() + s.size() - bytes;
-  if (load_le32(table.entries - 8) != kSeekTableFrameMagic || load_le32(table.entries - 4) != bytes) return std::nullopt;
+  if (load_le32(table.entries - 8) != kSeekTableFrameMagic || load_le32(table.entries - 4) != bytes)
+    return std::nullopt;
   return table;
 }
 
