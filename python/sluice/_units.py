@@ -215,14 +215,20 @@ def _gzip_header_length(h: bytes) -> int | None:
     return at + (2 if flags & 2 else 0)
 
 
-def _gzip(reader: _Reader, size: int, until: int | None = None) -> Index | None:
-    first = _gzip_subfields(reader.read(0, 512))
-    if b"SI" in first and len(first[b"SI"]) == 8:
-        chunk, flags = struct.unpack("<II", first[b"SI"])
-        header = _gzip_header_length(reader.read(0, 4096))
-        if flags & 1 and chunk and header:
-            return Index("gzip", [], independent=(header, chunk), how="gzip independent chunks (found by scanning)")
+def independent_header(h: bytes) -> tuple[int, int] | None:
+    """(its length, the chunk size) where the gzip header at the start of `h` is one of a member of
+    independent chunks ('S','I' with the flag) and ends within `h`; else None."""
+    fields = _gzip_subfields(h) if h[:3] == b"\x1f\x8b\x08" else {}
+    if b"SI" not in fields or len(fields[b"SI"]) != 8:
         return None
+    chunk, flags = struct.unpack("<II", fields[b"SI"])
+    header = _gzip_header_length(h)
+    return (header, chunk) if flags & 1 and chunk and header else None
+
+
+def _gzip(reader: _Reader, size: int, until: int | None = None) -> Index | None:
+    if independent := independent_header(reader.read(0, 4096)):
+        return Index("gzip", [], independent=independent, how="gzip independent chunks (found by scanning)")
     units, at = _Units(), 0
     while at < size and not _past(units, until):
         h = reader.read(at, 64)

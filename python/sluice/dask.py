@@ -655,17 +655,20 @@ class _ChunkPieces:
     """The same for gzip's one member of independent chunks: a partition owns the chunks that
     start in [start, next_start). Chunk starts are found after sync flushes and checked by
     inflating what follows (the pattern can occur inside compressed data), and a partition checks
-    that the chunk it ends before is where the next partition, by the same rule, begins."""
+    that the chunk it ends before is where the next partition, by the same rule, begins. Members
+    of the same chunks that follow one another (a `cat` of sluice's outputs) are read as one: the
+    chunks go on after a trailer at the next member's first chunk."""
 
     def __init__(self, f, size, index, part: _Partition):
         self.f, self.size, self.part = f, size, part
         self.header, self.chunk = index.independent
         self.limit = _units.most_deflated(self.chunk)
         self.end: int | None = None
-        # After own(): the CRC-32 and length of what it gave, and where it reached the member's
-        # end, the trailer's offset, CRC-32 and ISIZE (_check_member).
-        self.check: tuple[int, int] = (0, 0)
-        self.trailer: tuple[int, int, int] | None = None
+        # After own(): what it gave, member by member (_check_members): the CRC-32 and length of
+        # each run of its chunks, with the trailer's offset, CRC-32 and ISIZE where a run ends a
+        # member, else None.
+        self.checks: list[tuple[int, int, tuple[int, int, int] | None]] = []
+        self._after: dict[int, int | None] = {}  # _after_member's answers
 
     def _read(self, at, length):
         self.f.seek(at)
@@ -684,6 +687,20 @@ class _ChunkPieces:
             if self._read(at, 1 << 20).strip(b"\0"):
                 return False
         return True
+
+    def _after_member(self, trailer: int) -> int | None:
+        """Where the chunks go on after the member whose trailer is at `trailer`: None where it
+        ends the file (zero padding after it aside), the next member's first chunk where one of
+        the same chunks follows at once; else CorruptDataError."""
+        if trailer not in self._after:
+            head = self._read(trailer + 8, 1 << 16)
+            if head[:2] != b"\x1f\x8b" and self._ends_member(trailer):
+                self._after[trailer] = None
+            elif (next_member := _units.independent_header(head)) and next_member[1] == self.chunk:
+                self._after[trailer] = trailer + 8 + next_member[0]
+            else:
+                self._fail("the stream goes on after a member, not as a member of the same chunks", trailer + 8)
+        return self._after[trailer]
 
     def _chunk_start(self, target: int) -> int | None:
         """Where the partition that starts at `target` (compressed) begins: a chunk start found
@@ -728,8 +745,9 @@ class _ChunkPieces:
             first = next(self._chunks(candidate, None, window=_FIRST_READ_BYTES))
         except (CorruptDataError, zlib.error, StopIteration):
             return None
-        if first.last:
-            return self.size
+        if first.last:  # where the next member's chunks begin, if any
+            following = self._after_member(first.end)
+            return self.size if following is None else following
         if len(first.data) == self.chunk and first.end - candidate > _STORED_BLOCK_SPAN:
             # The common case, proven at once: a whole chunk of the chunk size starts on a
             # multiple of it (a chunk that starts elsewhere ends at the next one or earlier), so
@@ -767,17 +785,20 @@ class _ChunkPieces:
                                                    at_eof=at + len(data) >= self.size):
                     progressed = True
                     end = at + piece.end
-                    if piece.last and not self._ends_member(end):
-                        self._fail("the stream goes on after its first member", end + 8)
+                    following = self._after_member(end) if piece.last else None
                     yield piece._replace(start=at + piece.start, end=end)
                     if piece.last:
-                        return
+                        if following is None:
+                            return
+                        end = following  # the next member's first chunk, read without history
                     if stop is not None and end >= stop:
                         if end != stop:
                             self._fail("no chunk starts where the next partition begins", stop)
                         return
                     next_at = end
-                    history = _units.slide(history, piece.data)
+                    history = b"" if piece.last else _units.slide(history, piece.data)
+                    if piece.last:
+                        break
             except zlib.error as error:
                 self._fail(f"corrupt deflate data ({error})", at)
             if not progressed:
@@ -795,15 +816,18 @@ class _ChunkPieces:
         if (begin is None and self.end is not None) or (begin is not None and self.end is not None
                                                         and begin > self.end):
             self._fail("the partitions' starts go back", self.part.start)
-        pieces = []
+        pieces, crc, length = [], 0, 0
         if begin is not None and (self.end is None or begin < self.end):
             for piece in self._chunks(begin, self.end):
                 pieces.append(piece.data)
-                if piece.last:  # the member's trailer: its CRC-32 and ISIZE
-                    self.trailer = (piece.end, *struct.unpack("<II", self._read(piece.end, 8)))
-        data = b"".join(pieces)
-        self.check = (_native.crc32(data), len(data))
-        return data
+                crc = _native.combine_crc32(crc, _native.crc32(piece.data), len(piece.data))
+                length += len(piece.data)
+                if piece.last:  # a member's trailer: its CRC-32 and ISIZE
+                    self.checks.append((crc, length, (piece.end, *struct.unpack("<II", self._read(piece.end, 8)))))
+                    crc, length = 0, 0
+        if length or not self.checks:
+            self.checks.append((crc, length, None))
+        return b"".join(pieces)
 
     def following(self):
         if self.end is not None:
@@ -816,8 +840,8 @@ def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes |
     partition's start at its first unit's uncompressed offset: it begins after the first
     delimiter at or after that offset (the first partition at 0) and ends after the first
     delimiter at or after the next partition's start; so each record is in exactly one. For
-    gzip's one member of independent chunks, (bytes, its part of the member's check: the CRC-32
-    and length of the chunks it owns, and the trailer where they end the member)."""
+    gzip's members of independent chunks, (bytes, its part of the members' checks:
+    _ChunkPieces.checks)."""
     fs, path, f = _open(part.url, storage_options)
     with f:
         if kind == "whole":
@@ -828,7 +852,7 @@ def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes |
                 raise _in_file(error, part.url, lambda at: at) from None
         pieces = _UnitPieces(f, index, part, size) if kind == "units" else _ChunkPieces(f, size, index, part)
         data = _delimited(part, pieces, delimiter)
-        return (data, (*pieces.check, pieces.trailer)) if kind == "chunks" else data
+        return (data, pieces.checks) if kind == "chunks" else data
 
 
 def _delimited(part: _Partition, pieces, delimiter: bytes | None) -> bytes:
@@ -866,22 +890,25 @@ def _delimited(part: _Partition, pieces, delimiter: bytes | None) -> bytes:
             return bytes(data[start:])
 
 
-def _check_member(last, checks: list, url: str) -> bytes:
+def _check_members(last, checks: list, url: str) -> bytes:
     """The last partition's bytes once the CRC-32s and lengths of all partitions' chunks, joined
-    in order, are the member's trailer's; else CorruptDataError (a change that still inflates:
+    in order, are each member's trailer's; else CorruptDataError (a change that still inflates:
     data stored as it is, a literal's code turned into another's)."""
-    crc, length, trailer = 0, 0, None
-    for part_crc, part_length, part_trailer in checks:
-        crc = _native.combine_crc32(crc, part_crc, part_length)
-        length += part_length
-        trailer = trailer or part_trailer
-    if trailer is None:
-        raise Error(f"{url}: no partition reached the member's end", "internal", url)
-    at, stored_crc, stored_size = trailer
-    if (crc, length % (1 << 32)) != (stored_crc, stored_size):
-        raise CorruptDataError(f"{url}: the data does not match the member's CRC-32 and size (trailer at byte {at}: "
-                               f"{stored_crc:08x}, {stored_size}; the partitions give {crc:08x}, {length % (1 << 32)})",
-                               "corrupt_data", url, at)
+    crc, length, members = 0, 0, 0
+    for part in checks:
+        for part_crc, part_length, trailer in part:
+            crc = _native.combine_crc32(crc, part_crc, part_length)
+            length += part_length
+            if trailer is None:
+                continue
+            at, stored_crc, stored_size = trailer
+            if (crc, length % (1 << 32)) != (stored_crc, stored_size):
+                raise CorruptDataError(f"{url}: the data does not match the member's CRC-32 and size (trailer at byte "
+                                       f"{at}: {stored_crc:08x}, {stored_size}; the partitions give {crc:08x}, "
+                                       f"{length % (1 << 32)})", "corrupt_data", url, at)
+            crc, length, members = 0, 0, members + 1
+    if members == 0 or length:
+        raise Error(f"{url}: no partition reached the last member's end", "internal", url)
     return last[0]
 
 
@@ -910,11 +937,11 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
                 task_part, storage_options, delimiter, kind, task_index, size,
                 dask_key_name=f"sluice-read-{uuid.uuid4().hex}-{p.number}"))
         if kind == "chunks":
-            # The member's CRC-32 covers all of it: the last partition's bytes come once every
-            # partition's part of the check agrees with the trailer (a few numbers each move).
+            # A member's CRC-32 covers all of it: the last partition's bytes come once every
+            # partition's part of the checks agrees with the trailers (a few numbers each move).
             checks = [delayed(operator.itemgetter(1), pure=True)(task) for task in tasks]
             tasks = [delayed(operator.itemgetter(0), pure=True)(task) for task in tasks[:-1]] + \
-                [delayed(_check_member, pure=True)(tasks[-1], checks, url)]
+                [delayed(_check_members, pure=True)(tasks[-1], checks, url)]
         blocks.append(tasks)
         urls.append(url)
     sample_bytes = b""

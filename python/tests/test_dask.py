@@ -450,6 +450,49 @@ def test_default_gzip_partitions_at_the_ends(tmp_path, case):
             assert b"".join(dask.compute(*parts[0], scheduler="sync")) == path.read_bytes(), blocksize
 
 
+def test_default_gzip_members_one_after_another_partition_as_one_stream(client, tmp_path):
+    # A `cat` of sluice's outputs (every gzip reader takes it whole): the partitions' chunks go on
+    # from one member's trailer to the next member's first chunk, and each member is checked
+    # against its own trailer. It failed ("the stream goes on after its first member").
+    rows = [csv_bytes(size, seed=seed).split(b"\n", 1)[1] for size, seed in [(CHUNK // 3, 12), (7 * CHUNK + 5, 13)]]
+    pieces, files = [csv_bytes(5 * CHUNK, seed=11), b"", *rows], []
+    for k, data in enumerate(pieces):
+        path = tmp_path / f"part{k}.csv"
+        path.write_bytes(data)
+        files.append(sluice_made(path, "gzip", extra=["-n"] if k % 2 else []).read_bytes())
+    data, packed = b"".join(pieces), tmp_path / "joined.csv.gz"
+    packed.write_bytes(b"".join(files))
+    assert gzip.decompress(packed.read_bytes()) == data
+    for blocksize in [CHUNK // 3, CHUNK, 3 * CHUNK + 7, None]:
+        for delimiter in [None, b"\n"]:
+            _, blocks = sluice.dask.read_bytes(str(packed), delimiter=delimiter, blocksize=blocksize, sample=False)
+            assert len(blocks[0]) > 2 or blocksize is None
+            assert b"".join(dask.compute(*blocks[0], scheduler="sync")) == data, (blocksize, delimiter)
+    frame = sluice.dask.read_csv(str(packed), blocksize=CHUNK).compute(scheduler=client)
+    assert len(frame) == data.count(b"\n") - 1
+    # A changed byte in the third member's stored data fails at its trailer; a member of other
+    # chunks after the first is refused (read it whole), as is one of another form.
+    noise = random.Random(3).randbytes(3 * CHUNK)
+    (tmp_path / "noise").write_bytes(noise)
+    noisy = sluice_made(tmp_path / "noise", "gzip").read_bytes()
+    damaged = bytearray(files[0] + noisy + files[3])
+    damaged[len(files[0]) + len(noisy) // 2] ^= 0x10
+    packed.write_bytes(damaged)
+    _, blocks = sluice.dask.read_bytes(str(packed), blocksize=CHUNK, sample=False)
+    with pytest.raises(sluice.CorruptDataError, match="CRC-32") as caught:
+        dask.compute(*blocks[0], scheduler="sync")
+    assert caught.value.offset == len(files[0]) + len(noisy) - 8
+    other_chunks = sluice_made(tmp_path / "part3.csv", "gzip", chunk=CHUNK // 2).read_bytes()
+    for second in [other_chunks, gzip.compress(pieces[3])]:
+        packed.write_bytes(files[0] + second)
+        _, blocks = sluice.dask.read_bytes(str(packed), blocksize=CHUNK, sample=False)
+        with pytest.raises(sluice.CorruptDataError, match="blocksize=None") as caught:
+            dask.compute(*blocks[0], scheduler="sync")
+        assert caught.value.offset == len(files[0])
+        _, whole = sluice.dask.read_bytes(str(packed), blocksize=None, sample=False)
+        assert dask.compute(*whole[0], scheduler="sync")[0] == pieces[0] + pieces[3]
+
+
 def test_a_start_a_crafted_file_fakes_gives_an_error_never_other_bytes(tmp_path):
     # A second reader's file (valid: gzip reads it): chunk 2's stored data ends with 00 00 ff ff
     # and bytes that read as stored blocks, stepping over the outer stored block's header and
