@@ -39,6 +39,20 @@ struct Packed {
   Bytes packed;
 };
 
+// A stream decoded whole on `threads` threads: its bytes and the run's counts.
+struct Decoded {
+  Bytes output;
+  DecompressStats stats;
+};
+Decoded decode_on(const Bytes& packed, int threads) {
+  MemorySource source(view(packed));
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.threads = threads;
+  const DecompressStats stats = decompress(source, sink, decode);
+  return {to_bytes(sink.buffer()), stats};
+}
+
 // A format as sluice writes it: the codec, and for gzip its form ("single-member",
 // "multi-member", "independent": one member of independent chunks). A gzip backend named here
 // decodes as well as encodes.
@@ -673,12 +687,8 @@ TEST(IndependentChunks, AFloodOfEmptyChunksIsGatheredIntoFewUnits) {
   for (std::size_t i = 0; i < kEmptyChunks; ++i) flood.insert(flood.end(), {0x00, 0x00, 0x00, 0xFF, 0xFF});
   packed.insert(first_chunk_end + 4, flood.begin(), flood.end());
   for (const int threads : {2, 8}) {
-    MemorySource source(view(packed));
-    MemorySink sink;
-    DecompressOptions decode;
-    decode.threads = threads;
-    const DecompressStats stats = decompress(source, sink, decode);
-    EXPECT_TRUE(to_bytes(sink.buffer()) == input) << threads << " threads";
+    const auto [output, stats] = decode_on(packed, threads);
+    EXPECT_TRUE(output == input) << threads << " threads";
     // Only the last chunk and the trailer are decoded in order, as in any member of chunks.
     EXPECT_EQ(stats.serial_from, std::optional<std::uint64_t>{packed.size() - 16}) << threads << " threads";
     EXPECT_LT(stats.units, kEmptyChunks / 100) << threads << " threads";
@@ -791,12 +801,8 @@ TEST(Lz4OneFrame, EveryBlockIsAUnitOfItsOwn) {
     }
     EXPECT_EQ(cuts, expected);
     for (const int threads : {1, 2, 8}) {
-      MemorySource source(view(packed));
-      MemorySink sink;
-      DecompressOptions decode;
-      decode.threads = threads;
-      const DecompressStats stats = decompress(source, sink, decode);
-      EXPECT_TRUE(to_bytes(sink.buffer()) == input) << threads << " threads";
+      const auto [output, stats] = decode_on(packed, threads);
+      EXPECT_TRUE(output == input) << threads << " threads";
       EXPECT_EQ(stats.units, std::max<std::size_t>(1, frame.blocks.size())) << threads << " threads";
       EXPECT_FALSE(stats.serial_from.has_value()) << threads << " threads";
       EXPECT_LE(stats.decoder_threads, static_cast<std::size_t>(threads));
@@ -866,14 +872,10 @@ TEST(Lz4OneFrame, FramePerBlockStreamsOfEarlierVersionsAreCheckedByTheWorkerThat
     const Bytes decoded = to_bytes(decompress_buffer(view(cut)));
     EXPECT_TRUE(decoded == Bytes(input.begin(), input.begin() + static_cast<std::ptrdiff_t>(decoded.size())));
   }
-  MemorySource source(view(packed));
-  MemorySink sink;
-  DecompressOptions decode;
-  decode.threads = 2;
-  const DecompressStats stats = decompress(source, sink, decode);
+  const auto [output, stats] = decode_on(packed, 2);
   EXPECT_EQ(stats.units, 32u) << "every frame one unit";
   EXPECT_FALSE(stats.serial_from.has_value());
-  EXPECT_EQ(to_bytes(sink.buffer()), input);
+  EXPECT_EQ(output, input);
 }
 
 // ---- lz4's legacy format (`lz4 -l`, the Linux kernel's) ----
@@ -907,12 +909,8 @@ TEST(Lz4Legacy, BlocksAreUnitsAndDecodeAlikeOnAnyThreadCount) {
   const Bytes input = text_bytes(40 * kBlockBytes + 77, 81);
   const Bytes packed = legacy_lz4(input, kBlockBytes);
   for (int threads : {1, 2, 8}) {
-    MemorySource source(view(packed));
-    MemorySink sink;
-    DecompressOptions decode;
-    decode.threads = threads;
-    const DecompressStats stats = decompress(source, sink, decode);
-    EXPECT_EQ(to_bytes(sink.buffer()), input) << threads;
+    const auto [output, stats] = decode_on(packed, threads);
+    EXPECT_EQ(output, input) << threads;
     EXPECT_EQ(stats.units, 41u) << threads;
     EXPECT_FALSE(stats.serial_from.has_value());
   }
