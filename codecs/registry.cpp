@@ -21,9 +21,10 @@ namespace {
 constexpr std::size_t kMaxChunkBytes = std::size_t{1} << 30;
 constexpr std::size_t kMinChunkBytes = std::size_t{1} << 10;
 
-// A codec's own code called outside the engine's nodes (its factory, its magic test): whatever it
-// throws becomes an Error naming the codec, as the nodes make of their hooks' exceptions (a batch
-// reports it as that item's; a raw std::out_of_range ended the whole batch).
+// A codec's own code (its factory, its magic test, the hooks behind the checked entry points):
+// whatever it throws becomes an Error naming the codec, wherever it is called from: a batch
+// reports it as that item's (a raw std::out_of_range ended the whole batch), and a caller of
+// compress_part or a CompressNode catches sluice::Error (a raw int ended the program).
 template <typename Call>
 auto codec_call(const std::string& name, Call&& call) {
   try {
@@ -70,6 +71,19 @@ CodecRegistry& CodecRegistry::global() {
 
 void CodecRegistry::add(CodecInfo info, CodecFactory factory) {
   if (info.name.empty() || !factory) throw Error(ErrorKind::kUsage, "a codec needs a name and a factory");
+  // What create() takes as the defaults must be settings it accepts: else every create() with
+  // default options would blame its caller for the codec's info.
+  const auto refuse = [&](const std::string& what) {
+    return Error(ErrorKind::kUsage, fmt::format("codec '{}' cannot be registered: {}", info.name, what));
+  };
+  if (info.min_level > info.max_level || info.default_level < info.min_level || info.default_level > info.max_level) {
+    throw refuse(fmt::format("its default level {} is not within its levels {} to {}", info.default_level,
+                             info.min_level, info.max_level));
+  }
+  if (info.default_chunk_bytes < kMinChunkBytes || info.default_chunk_bytes > kMaxChunkBytes) {
+    throw refuse(
+        fmt::format("its default chunk size must be between 1 KiB and 1 GiB, not {} bytes", info.default_chunk_bytes));
+  }
   std::unique_lock lock(state_->mutex);
   if (state_->find(info.name)) {
     throw Error(ErrorKind::kUsage, fmt::format("a codec named '{}' is already registered", info.name));
@@ -121,8 +135,30 @@ std::unique_ptr<ChunkCompressor> Codec::make_chunk_compressor() const {
   compressor->codec_name_ = info().name;
   return compressor;
 }
+namespace {
+// A codec's framer with its exceptions made Errors naming the codec (codec_call).
+class NamedFramer final : public StreamFramer {
+ public:
+  NamedFramer(std::unique_ptr<StreamFramer> framer, std::string codec_name)
+      : framer_(std::move(framer)), codec_name_(std::move(codec_name)) {}
+  void header(Buffer& out) override {
+    codec_call(codec_name_, [&] { framer_->header(out); });
+  }
+  void add_chunk(const ChunkRecord& chunk) override {
+    codec_call(codec_name_, [&] { framer_->add_chunk(chunk); });
+  }
+  void trailer(Buffer& out) override {
+    codec_call(codec_name_, [&] { framer_->trailer(out); });
+  }
+
+ private:
+  std::unique_ptr<StreamFramer> framer_;
+  std::string codec_name_;
+};
+}  // namespace
+
 std::unique_ptr<StreamFramer> Codec::make_framer(const StreamInfo& stream) const {
-  return required(new_framer(stream), info(), "stream framer");
+  return std::make_unique<NamedFramer>(required(new_framer(stream), info(), "stream framer"), info().name);
 }
 std::unique_ptr<FlushCompressor> Codec::make_flush_compressor() const {
   auto compressor = new_flush_compressor();
@@ -170,7 +206,8 @@ StreamFacts Codec::stream_facts(ByteView) const { return {}; }
 StreamInfo Codec::stream_info(ByteView) const { return {}; }
 
 std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool last, Buffer& out) {
-  const std::uint64_t check = compress_chunk(history, input, last, out);
+  out.clear();  // a hook that appends, or writes nothing, must not leave an earlier chunk's bytes
+  const std::uint64_t check = codec_call(codec_name_, [&] { return compress_chunk(history, input, last, out); });
   if (!input.empty() && out.empty()) {
     throw Error(ErrorKind::kInternal,
                 fmt::format("the {} compressor wrote nothing for a chunk of {} bytes", codec_name_, input.size()));
@@ -180,7 +217,8 @@ std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool l
 
 void FlushCompressor::compress(ByteView input, bool last, Buffer& out, std::vector<ChunkRecord>& records) {
   const std::size_t before = records.size();
-  compress_piece(input, last, out, records);
+  out.clear();
+  codec_call(codec_name_, [&] { compress_piece(input, last, out, records); });
   given_ += input.size();
   if (!input.empty() && out.empty()) {
     throw Error(ErrorKind::kInternal,
@@ -196,7 +234,7 @@ void FlushCompressor::compress(ByteView input, bool last, Buffer& out, std::vect
 void FlushCompressor::end(Buffer& out, std::vector<ChunkRecord>& records) {
   out.clear();
   const std::size_t before = records.size();
-  end_pieces(out, records);
+  codec_call(codec_name_, [&] { end_pieces(out, records); });
   for (std::size_t i = before; i < records.size(); ++i) recorded_ += records[i].input_bytes;
   if (recorded_ != given_) {
     throw Error(ErrorKind::kInternal, fmt::format("the {} compressor recorded {} bytes of input for flushed pieces of {}",
@@ -205,11 +243,13 @@ void FlushCompressor::end(Buffer& out, std::vector<ChunkRecord>& records) {
 }
 
 Cut StreamSplitter::next(ByteView buffered, std::uint64_t offset) {
-  return checked(unless_guessed_wrong([&] { return find_cut(buffered, offset); }), buffered.size(), offset);
+  return checked(
+      unless_guessed_wrong([&] { return codec_call(codec_name_, [&] { return find_cut(buffered, offset); }); }),
+      buffered.size(), offset);
 }
 
 Cut StreamSplitter::at_end(ByteView buffered, std::uint64_t offset) {
-  Cut cut = unless_guessed_wrong([&] { return cut_at_end(buffered, offset); });
+  Cut cut = unless_guessed_wrong([&] { return codec_call(codec_name_, [&] { return cut_at_end(buffered, offset); }); });
   // After a guess, whether the stream is complete is the serial decoder's to say, as in order.
   if (cut.kind == Cut::Kind::kNeedMore && speculated_) cut = cuts::serial();
   return checked(cut, buffered.size(), offset);
@@ -234,8 +274,16 @@ Cut StreamSplitter::checked(Cut cut, std::size_t shown, std::uint64_t offset) {
   const auto bad = [&](const std::string& what) {
     return Error(ErrorKind::kInternal, fmt::format("the {} splitter {}", codec_name_, what), {}, offset);
   };
-  if (cut.kind == Cut::Kind::kUnit || cut.kind == Cut::Kind::kMarker) {
-    if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
+  switch (cut.kind) {
+    case Cut::Kind::kUnit:
+    case Cut::Kind::kMarker:
+      if (cut.bytes == 0) throw bad("cut a piece of 0 bytes");
+      break;
+    case Cut::Kind::kNeedMore:
+    case Cut::Kind::kSerial:
+      break;
+    default:
+      throw bad(fmt::format("answered a cut of no known kind ({})", static_cast<int>(cut.kind)));
   }
   if (cut.kind == Cut::Kind::kMarker && speculated_ && cut.bytes > shown) {
     throw bad(
@@ -254,7 +302,8 @@ Cut StreamSplitter::checked(Cut cut, std::size_t shown, std::uint64_t offset) {
 }
 
 void UnitDecoder::decode(ByteView unit, const Cut& cut, Buffer& out) {
-  decode_unit(unit, cut, out);
+  out.clear();
+  codec_call(codec_name_, [&] { decode_unit(unit, cut, out); });
   if (out.size() > cut.max_output_bytes) {
     throw Error(ErrorKind::kInternal,
                 fmt::format("the {} unit decoder made {} bytes of a unit its splitter bounded at {}", codec_name_,

@@ -728,6 +728,7 @@ void Decompressor::write(ByteView compressed) {
     state.run->write(compressed);
     return;
   }
+  if (state.failure) std::rethrow_exception(state.failure);
   if (state.finished) throw Error(ErrorKind::kUsage, "write after finish", name());
   state.check_usable();
   if (compressed.empty()) return;
@@ -743,7 +744,9 @@ void Decompressor::write(ByteView compressed) {
 
 bool Decompressor::wait_taken(std::optional<std::chrono::milliseconds> timeout) {
   State& state = *state_;
-  return state.run ? state.run->wait_taken(timeout) : true;
+  if (state.run) return state.run->wait_taken(timeout);
+  state.check_usable();  // a failure on the calling thread, as the run's: thrown again
+  return true;
 }
 
 const std::string& Decompressor::name() const { return state_->name; }
@@ -751,6 +754,7 @@ const std::string& Decompressor::name() const { return state_->name; }
 DecompressStats Decompressor::finish() {
   State& state = *state_;
   if (state.run) return state.run->finish();
+  if (state.failure) std::rethrow_exception(state.failure);  // every call after a failure throws it
   if (state.finished) throw Error(ErrorKind::kUsage, "finish called twice", name());
   state.finished = true;
   state.check_usable();

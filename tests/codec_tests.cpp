@@ -705,6 +705,28 @@ TEST(Registry, KnowsTheBuiltInsAndRejectsUnknownNames) {
   }
   EXPECT_THROW(registry.add(*registry.find("gzip"), [](const CodecOptions&) { return nullptr; }), Error)
       << "names are unique";
+  // Defaults that create() would refuse are the codec's mistake, named at add(), not the caller's
+  // at every create() ("chunk size must be between 1 KiB and 1 GiB, not 0 bytes").
+  const auto refusal = [&](CodecInfo info) {
+    try {
+      registry.add(info, [](const CodecOptions&) { return nullptr; });
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage) << e.what();
+      return std::string(e.what());
+    }
+    return std::string("registered");
+  };
+  CodecInfo info;
+  info.name = "defaults-unset";
+  EXPECT_NE(refusal(info).find("codec 'defaults-unset' cannot be registered: its default chunk size must be between "
+                               "1 KiB and 1 GiB, not 0 bytes"),
+            std::string::npos);
+  info.default_chunk_bytes = 64 * 1024;
+  info.min_level = 1;
+  info.max_level = 3;
+  info.default_level = 9;
+  EXPECT_NE(refusal(info).find("its default level 9 is not within its levels 1 to 3"), std::string::npos);
+  EXPECT_FALSE(registry.find("defaults-unset").has_value());
 }
 
 TEST(Detect, FormatComesFromMagicBytes) {

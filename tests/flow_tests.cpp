@@ -164,10 +164,10 @@ TEST(CompressNode, AFailingUserCodecSurfacesFromWaitForAll) {
     info.name = "flow-test-broken";
     info.extension = ".broken";
     info.matches_magic = nullptr;
-    CodecRegistry::global().add(info, [](const CodecOptions& codec_options) -> std::unique_ptr<Codec> {
+    CodecRegistry::global().add(info, [info](const CodecOptions& codec_options) -> std::unique_ptr<Codec> {
       struct Broken final : Codec {
-        explicit Broken(std::unique_ptr<Codec> wrapped) : inner(std::move(wrapped)) {}
-        const CodecInfo& info() const override { return inner->info(); }
+        Broken(std::unique_ptr<Codec> wrapped, CodecInfo info) : inner(std::move(wrapped)), own(std::move(info)) {}
+        const CodecInfo& info() const override { return own; }
         const CodecOptions& options() const override { return inner->options(); }
         std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
           struct Throws final : ChunkCompressor {
@@ -182,8 +182,9 @@ TEST(CompressNode, AFailingUserCodecSurfacesFromWaitForAll) {
         }
         std::unique_ptr<StreamDecoder> new_decoder() const override { return inner->make_decoder(); }
         std::unique_ptr<Codec> inner;
+        CodecInfo own;
       };
-      return std::make_unique<Broken>(CodecRegistry::global().create("lz4", codec_options));
+      return std::make_unique<Broken>(CodecRegistry::global().create("lz4", codec_options), info);
     });
     return info.name;
   }();
@@ -192,8 +193,9 @@ TEST(CompressNode, AFailingUserCodecSurfacesFromWaitForAll) {
   try {
     run_user_graph(text_bytes(1024 * 1024, 8), 64 * 1024, options, 4);
     ADD_FAILURE() << "the codec's exception was lost";
-  } catch (const std::exception& e) {
-    EXPECT_NE(std::string(e.what()).find("user codec failed"), std::string::npos) << e.what();
+  } catch (const Error& e) {  // a sluice::Error naming the codec, not the codec's raw exception
+    EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+    EXPECT_NE(std::string(e.what()).find("codec 'flow-test-broken': user codec failed"), std::string::npos) << e.what();
   }
 }
 

@@ -24,6 +24,7 @@
 #include "sluice/compress.h"
 #include "sluice/decompress.h"
 #include "sluice/error.h"
+#include "sluice/parts.h"
 #include "sluice/stream.h"
 #include "tests/test_support.h"
 
@@ -53,6 +54,11 @@ struct IdentityBehaviour {
   std::size_t decode_extra_bytes = 0;
   // The stream decoder's decode_to() reports this many bytes more than it copied, once.
   std::size_t produced_extra_bytes = 0;
+  // The compressor appends to what it is given without clearing it, or writes nothing, or
+  // throws something that is no exception.
+  bool append_to_out = false;
+  bool write_nothing = false;
+  bool throw_int = false;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -92,7 +98,9 @@ class IdentityCompressor final : public ChunkCompressor {
         throw Error(ErrorKind::kInternal, "no second worker thread ever took a chunk");
       }
     }
-    out.clear();
+    if (b.throw_int) throw 42;
+    if (b.write_nothing) return 0;
+    if (!b.append_to_out) out.clear();
     if (b.framed) {
       const auto length = static_cast<std::uint32_t>(input.size());
       out.append({reinterpret_cast<const std::uint8_t*>(&length), 4});
@@ -635,10 +643,30 @@ TEST(UserCodec, CutsThatBreakTheRulesAreErrorsNamingTheCodec) {
   decode.codec = name;
   ASSERT_EQ(to_bytes(decompress_buffer(view(packed), decode)), input);
   const std::vector<std::pair<std::string, std::function<Cut(Cut)>>> tampers = {
-      {"cut a unit of", [](Cut cut) { cut.bytes += 100 << 20; return cut; }},
-      {"cut a piece of 0 bytes", [](Cut cut) { cut.bytes = 0; return cut; }},
-      {"cut a piece of 0 bytes", [](Cut) { return Cut{Cut::Kind::kMarker, 0, 0, 0, 0}; }},
-      {"over the 16777216 a unit may hold", [](Cut cut) { cut.max_output_bytes = 1ull << 40; return cut; }},
+      {"cut a unit of",
+       [](Cut cut) {
+         cut.bytes += 100 << 20;
+         return cut;
+       }},
+      {"cut a piece of 0 bytes",
+       [](Cut cut) {
+         cut.bytes = 0;
+         return cut;
+       }},
+      {"cut a piece of 0 bytes",
+       [](Cut) {
+         return Cut{Cut::Kind::kMarker, 0, 0, 0, 0};
+       }},
+      {"over the 16777216 a unit may hold",
+       [](Cut cut) {
+         cut.max_output_bytes = 1ull << 40;
+         return cut;
+       }},
+      {"answered a cut of no known kind (9)",
+       [](Cut cut) {
+         cut.kind = static_cast<Cut::Kind>(9);
+         return cut;
+       }},
   };
   for (const auto& [message, tamper] : tampers) {
     for (int threads : {1, 2}) {
@@ -665,6 +693,40 @@ TEST(UserCodec, CutsThatBreakTheRulesAreErrorsNamingTheCodec) {
     EXPECT_NE(std::string(e.what()).find("unit decoder made 65537 bytes of a unit its splitter bounded at 65536"),
               std::string::npos) << e.what();
   }
+}
+
+// compress_part drives a codec's compressor through the same checked entry point as the graph: a
+// hook that appends to the buffer it is given, or writes nothing, or throws what is not an
+// Error, neither changes the part's bytes nor escapes raw (the part held the chunks before it;
+// a thrown int ended the caller, who catches sluice::Error).
+TEST(UserCodec, CompressPartChecksTheCompressorAsTheGraphDoes) {
+  IdentityBehaviour behaviour;
+  behaviour.fail_marker = "BOOBY";
+  const std::string name = register_identity(behaviour);
+  CompressOptions options;
+  options.codec = name;
+  const Bytes input = text_bytes(5 * 4096 + 17, 35);  // chunks of 4096 bytes
+  const Bytes whole = to_bytes(compress_buffer(view(input), options));
+  behaviour.append_to_out = true;
+  EXPECT_EQ(to_bytes(compress_part({}, view(input), true, options).bytes), whole);
+  behaviour.append_to_out = false;
+  const auto error_of = [&](ByteView part) {
+    try {
+      compress_part({}, part, true, options);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const Bytes trapped = to_bytes("BOOBY and more");
+  EXPECT_NE(error_of(view(trapped)).find("codec '" + name + "': booby-trapped chunk"), std::string::npos);
+  behaviour.write_nothing = true;
+  EXPECT_NE(error_of(view(input)).find("the " + name + " compressor wrote nothing for a chunk of 4096 bytes"),
+            std::string::npos);
+  behaviour.write_nothing = false;
+  behaviour.throw_int = true;
+  EXPECT_NE(error_of(view(input)).find("codec '" + name + "' threw something not an exception"), std::string::npos);
 }
 
 // A stream decoder that reports more bytes made than the space it was lent is an error, never a

@@ -1068,6 +1068,32 @@ TEST(FlushedStreams, ErrorsEndTheStreamForEveryLaterCallAndMistakesDoNot) {
   }
 }
 
+// The same for a Decompressor decoding on the calling thread: once its sink failed, every call
+// throws that error (wait_taken() said all was taken, a second finish() "finish called twice").
+TEST(FlushedStreams, EveryDecompressorCallAfterAFailureOnTheCallingThreadThrowsIt) {
+  const Bytes data = text_bytes(300'000, 41);
+  const Bytes packed = to_bytes(compress_buffer(view(data), CompressOptions{}));
+  testing::FailingSink failing(1000, "failing");
+  DecompressOptions o;
+  o.threads = 1;  // decoded on the calling thread
+  Decompressor decompressor(failing, o);
+  EXPECT_THROW(decompressor.write(view(packed)), Error);
+  const std::vector<std::pair<const char*, std::function<void()>>> calls = {
+      {"wait_taken", [&] { decompressor.wait_taken(); }},
+      {"write", [&] { decompressor.write(view(packed).subspan(0, 10)); }},
+      {"finish", [&] { decompressor.finish(); }},
+      {"finish again", [&] { decompressor.finish(); }},
+  };
+  for (const auto& [what, call] : calls) {
+    try {
+      call();
+      ADD_FAILURE() << what << " did not throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kIo) << what << ": " << e.what();
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Codecs, Streams, ::testing::ValuesIn(kCodecs),
                          [](const auto& test) { return test.param.codec; });
 
