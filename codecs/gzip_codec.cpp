@@ -511,7 +511,9 @@ class GzipSplitter final : public StreamSplitter {
           throw Error(ErrorKind::kCorruptData, fmt::format("corrupt gzip header: {}", problem.reason), {},
                       offset + problem.at);
         }
-        if (!header) return need_more();
+        // A header longer than that (a name of megabytes) is read by the serial decoder: asked
+        // again as each read arrives, it was parsed from its start each time (60 MiB: 13 s).
+        if (!header) return b.size() > kMaxSharedHeaderBytes ? serial() : need_more();
         chunk_bytes_ = chunk;
         chunk_member_start_ = offset;
         return marker(*header, kChunksHeader, chunk);
@@ -878,7 +880,7 @@ class GzipSplitter final : public StreamSplitter {
   bool guessing_members_ = false;
   std::size_t member_scanned_ = 0;  // of the member being guessed, where its end is yet to be looked for
   // A member whose pieces share history (start_shared).
-  static constexpr std::size_t kMaxSharedHeaderBytes = 64 * 1024;  // a longer header goes serial
+  static constexpr std::size_t kMaxSharedHeaderBytes = 64 * 1024;  // a longer header goes serial (find_cut too)
   bool shared_ = false;
   double guessed_share_ = 0;
   std::size_t piece_input_bytes_ = kPieceInputBytes;

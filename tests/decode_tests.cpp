@@ -695,6 +695,113 @@ TEST(IndependentChunks, AFloodOfEmptyChunksIsGatheredIntoFewUnits) {
   }
 }
 
+// A member of independent chunks whose header does not end within 64 KiB (a name of 2 MiB, past
+// the first MiB a run gathers), arriving in pieces: read by the serial decoder from its start,
+// where its header was parsed from the start again at every piece (a 60 MiB name from a pipe:
+// 13 s); the bytes the same.
+TEST(IndependentChunks, AHeaderLongerThan64KiBArrivingInPiecesIsReadSerially) {
+  const Bytes input = text_bytes(3 * 64 * 1024 + 5, 8);
+  CompressOptions options;
+  options.codec_options.chunk_bytes = 64 * 1024;
+  StreamInfo info;
+  info.name = std::string(2 * 1024 * 1024, 'n');
+  const Bytes packed = to_bytes(compress_buffer(view(input), options, info));
+  ASSERT_EQ(packed[12], 'S');
+  ASSERT_EQ(packed[13], 'I');
+  MemorySink sink;
+  DecompressOptions decode;
+  decode.threads = 2;
+  decode.small_inputs_in_caller = false;
+  Decompressor decompressor(sink, decode);
+  for (std::size_t at = 0; at < packed.size(); at += 16 * 1024) {
+    decompressor.write(view(packed).subspan(at, std::min<std::size_t>(16 * 1024, packed.size() - at)));
+  }
+  const DecompressStats stats = decompressor.finish();
+  EXPECT_TRUE(to_bytes(sink.buffer()) == input);
+  EXPECT_EQ(stats.serial_from, std::optional<std::uint64_t>{0});
+  EXPECT_EQ(decode_on(packed, 2).output, input);  // whole, in chunks
+}
+
+// ---- zstd: frames found by walking their blocks ----
+
+// A zstd frame with no content size, of raw, RLE and compressed blocks, with its checksum.
+Bytes unsized_zstd_frame(const Bytes& input, int checksum) {
+  ZSTD_CCtx* context = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, checksum);
+  ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 0);
+  Bytes out(ZSTD_compressBound(input.size()) + 64);
+  ZSTD_inBuffer in{input.data(), input.size(), 0};
+  ZSTD_outBuffer output{out.data(), out.size(), 0};
+  const std::size_t left = ZSTD_compressStream2(context, &output, &in, ZSTD_e_end);
+  ZSTD_freeCCtx(context);
+  EXPECT_EQ(left, 0u);
+  out.resize(output.pos);
+  return out;
+}
+
+// Frames cut from a buffer that grows in pieces of any size (as from a pipe, or pushed by a
+// caller) are the frames cut from the whole: the splitter walks a frame's blocks from where it
+// stopped at the last piece; a block of the reserved type is refused there as from the whole.
+TEST(ZstdFrames, FramesArrivingInPiecesAreCutWhereTheyEnd) {
+  Bytes packed, input;
+  for (int k = 0; k < 4; ++k) {
+    Bytes part = random_bytes(150'000 + 1000 * k, 60 + k);                 // raw blocks
+    part.insert(part.end(), 300'000, static_cast<std::uint8_t>('a' + k));  // RLE blocks
+    const Bytes text = text_bytes(200'000, 70 + k);                        // compressed blocks
+    part.insert(part.end(), text.begin(), text.end());
+    const Bytes frame = unsized_zstd_frame(part, k % 2);
+    packed.insert(packed.end(), frame.begin(), frame.end());
+    input.insert(input.end(), part.begin(), part.end());
+  }
+  const auto cuts_of = [](const Bytes& stream, std::size_t piece) {
+    const auto splitter = CodecRegistry::global().create("zstd")->make_splitter();
+    std::vector<std::size_t> ends;
+    for (std::size_t at = 0, have = std::min(piece, stream.size()); at < stream.size();) {
+      const ByteView shown = view(stream).subspan(at, have - at);
+      Cut cut = splitter->next(shown, at);
+      if (cut.kind == Cut::Kind::kNeedMore && have == stream.size()) cut = splitter->at_end(shown, at);
+      if (cut.kind == Cut::Kind::kNeedMore && have < stream.size()) {
+        have = std::min(stream.size(), have + piece);
+        continue;
+      }
+      EXPECT_EQ(cut.kind, Cut::Kind::kUnit) << "at " << at << ", pieces of " << piece;
+      if (cut.kind != Cut::Kind::kUnit) break;
+      at += cut.bytes;
+      ends.push_back(at);
+      have = std::max(have, std::min(stream.size(), at + piece));
+    }
+    return ends;
+  };
+  const std::vector<std::size_t> whole = cuts_of(packed, packed.size());
+  ASSERT_EQ(whole.size(), 4u);
+  for (const std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{65536}}) {
+    EXPECT_EQ(cuts_of(packed, piece), whole) << "pieces of " << piece;
+  }
+  EXPECT_EQ(decode_on(packed, 2).output, input);
+  // The third frame's first block made a reserved one: an error at that frame, in pieces or not.
+  Bytes broken = packed;
+  const std::size_t third = whole[1];
+  ASSERT_EQ(broken[third + 4] & 0xE3, 0) << "no content size, single segment or dictionary: a 6-byte header";
+  broken[third + 6] |= 0x06;
+  for (const std::size_t piece : {std::size_t{7}, broken.size()}) {
+    const auto splitter = CodecRegistry::global().create("zstd")->make_splitter();
+    std::size_t at = 0;
+    for (const std::size_t end : {whole[0], whole[1]}) {
+      ASSERT_EQ(splitter->next(view(broken).subspan(at, end - at), at).kind, Cut::Kind::kUnit);
+      at = end;
+    }
+    try {
+      for (std::size_t have = at + std::min(piece, broken.size() - at);; have = std::min(broken.size(), have + piece)) {
+        if (splitter->next(view(broken).subspan(at, have - at), at).kind != Cut::Kind::kNeedMore) break;
+      }
+      ADD_FAILURE() << "a reserved block was cut, pieces of " << piece;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+      EXPECT_EQ(e.offset(), std::optional<std::uint64_t>{third}) << e.what();
+    }
+  }
+}
+
 // ---- lz4: a stream is one frame ----
 
 // Every size around a block's (and so a chunk's) edges, several chunks, and chunks larger than
