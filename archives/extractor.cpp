@@ -424,6 +424,9 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   void make_directory(const TarEntry& entry, const std::string& relative, const std::string& path) {
     struct stat status {};
     if (::lstat(path.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
+      if (!options_.replace_files_with_directories && !S_ISLNK(status.st_mode)) {
+        throw Refusal{"a file exists at that path"};
+      }
       if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
     }
     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
@@ -210,6 +211,8 @@ struct ZipReader::State {
   std::uint64_t size = 0;
   std::uint64_t prefix = 0;
   std::uint64_t directory_start = 0;
+  // By local header offset: why a member's local header fails it (local_header_disagrees).
+  std::unordered_map<std::uint64_t, std::string> local_problems;
 
   explicit State(ByteSource& s) : source(s) {}
   const std::string& name() const { return source.name(); }
@@ -386,8 +389,50 @@ struct ZipReader::State {
     }
   }
 
-  // Every local header inside the archive, before the central directory, naming the same member;
-  // every member's data inside the archive; no two members overlapping.
+  // Where a member's local header (`header`, its `local_name` and `local_extra`) says other than
+  // the central directory, what: a reader that trusts the local header (unzip, bsdtar reading a
+  // pipe) would read other bytes, or other sizes, than the directory lists. The name, the method
+  // and encryption must be the same; the CRC-32 and sizes too unless the member's data is
+  // followed by a data descriptor (bit 3), where the local header's may be zeros (unzip's rule).
+  static std::optional<std::string> local_header_disagrees(const ZipEntry& entry, ByteView header, ByteView local_name,
+                                                           ByteView local_extra) {
+    const std::string stored_name = as_string(local_name.data(), local_name.size());
+    if (stored_name != entry.raw_name) return fmt::format("the local header names '{}'", printable_name(stored_name));
+    const std::uint16_t flags = zip_le16(header.data() + 6), method = zip_le16(header.data() + 8);
+    if (method != entry.method) {
+      return fmt::format("the local header says {}, the central directory {}", zip_method_name(method),
+                         entry.method_name());
+    }
+    if ((flags & kZipFlagEncrypted) != (entry.flags & kZipFlagEncrypted)) {
+      return std::string("the local header and the central directory disagree on encryption");
+    }
+    if (flags & kZipFlagDescriptor) return std::nullopt;
+    const std::uint32_t crc = zip_le32(header.data() + 14);
+    std::uint64_t compressed = zip_le32(header.data() + 18), size = zip_le32(header.data() + 22);
+    if (compressed == kZip32Max || size == kZip32Max) {  // both in the local zip64 field, size first
+      for (std::size_t e = 0; e + 4 <= local_extra.size();) {
+        const std::size_t length = zip_le16(local_extra.data() + e + 2);
+        if (e + 4 + length > local_extra.size()) break;
+        if (zip_le16(local_extra.data() + e) == kZipExtraZip64 && length >= 16) {
+          size = zip_le64(local_extra.data() + e + 4);
+          compressed = zip_le64(local_extra.data() + e + 12);
+          break;
+        }
+        e += 4 + length;
+      }
+    }
+    if (crc != entry.crc32 || compressed != entry.compressed_size || size != entry.size) {
+      return fmt::format(
+          "the local header says {} bytes ({} compressed, CRC-32 {:08x}), the central directory {} "
+          "({}, {:08x})",
+          size, compressed, crc, entry.size, entry.compressed_size, entry.crc32);
+    }
+    return std::nullopt;
+  }
+
+  // Every local header inside the archive, before the central directory; every member's data
+  // inside the archive; no two members overlapping. A local header that says other than the
+  // central directory fails its member (local_problems), as Python's zipfile does.
   void check_local_headers() {
     for (ZipEntry& entry : entries) {
       if (entry.header_offset > directory_start - prefix ||
@@ -410,11 +455,10 @@ struct ZipReader::State {
         throw corrupt(name(), entry.header_offset,
                       fmt::format("member '{}': its data runs into the central directory", printable_name(entry.path)));
       }
-      const Buffer local_name = read_exact(source, entry.header_offset + kZipLocalBytes, name_bytes);
-      if (as_string(local_name.data(), local_name.size()) != entry.raw_name) {
-        throw corrupt(name(), entry.header_offset,
-                      fmt::format("member '{}': the local header names '{}'", printable_name(entry.path),
-                                  printable_name(as_string(local_name.data(), local_name.size()))));
+      const Buffer local = read_exact(source, entry.header_offset + kZipLocalBytes, name_bytes + extra_bytes);
+      if (auto problem = local_header_disagrees(entry, header.view(), local.view().first(name_bytes),
+                                                local.view().subspan(name_bytes))) {
+        local_problems.emplace(entry.header_offset, std::move(*problem));
       }
     }
     std::vector<const ZipEntry*> by_offset;
@@ -514,6 +558,9 @@ struct ZipReader::State {
   }
 
   void read(const ZipEntry& entry, ByteSink& sink, int threads, const std::stop_token& stop) {
+    if (const auto problem = local_problems.find(entry.header_offset); problem != local_problems.end()) {
+      throw Error(ErrorKind::kCorruptData, problem->second);
+    }
     if (entry.encrypted()) throw Error(ErrorKind::kCorruptData, "encrypted (not supported)");
     if (entry.type == ZipEntryType::kDirectory) return;
     const Codec* codec = entry.method == kZipMethodStored ? nullptr : codec_for(entry.method);
@@ -797,6 +844,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   TarExtractOptions extract;
   extract.directory = options.directory;
   extract.preserve_permissions = options.preserve_permissions;
+  extract.replace_files_with_directories = false;  // as unzip: a member "x/" does not remove a file x
   // Refusals and failures are named as members' errors are (ZipReader::read: the archive, the
   // member, its byte), whether reported or, with `strict`, thrown once the member is done with
   // (the first of them; thrown from here, they would pass through the extractor and the reader).

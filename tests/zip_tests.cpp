@@ -335,6 +335,85 @@ TEST_F(ZipTest, NeverWritesThroughASymlink) {
   EXPECT_TRUE(fs::is_symlink(dir_ / "out/link"));
 }
 
+// A local header that says other than the central directory fails its member, named, and the
+// others are extracted (as Python's zipfile; unzip and 7-Zip report an error too). The central
+// record saying stored over a local header saying deflate was tested as correct and extracted as
+// the raw deflate bytes, where unzip and bsdtar extract the text the local header describes.
+// Zeros in a local header whose data is followed by a descriptor are not a disagreement.
+TEST_F(ZipTest, ALocalHeaderSayingOtherThanTheDirectoryFailsItsMember) {
+  python(
+      "import zipfile, struct, zlib\n"
+      "text = b'#!/bin/sh\\necho hi\\n' * 50\n"
+      "with zipfile.ZipFile('a.zip', 'w', zipfile.ZIP_DEFLATED) as z:\n"
+      "  for name in ('method', 'size', 'crc', 'name', 'ok'): z.writestr(name, text)\n"
+      "class Pipe:\n"  // unseekable: data descriptors, zeros in the local headers
+      "  def __init__(s): s.b = bytearray()\n"
+      "  def write(s, x): s.b += x; return len(x)\n"
+      "  def flush(s): pass\n"
+      "p = Pipe()\n"
+      "with zipfile.ZipFile(p, 'w', zipfile.ZIP_DEFLATED) as z: z.writestr('streamed', text)\n"
+      "open('streamed.zip', 'wb').write(p.b)\n"
+      "d = bytearray(open('a.zip', 'rb').read())\n"
+      "end = d.rindex(b'PK\\x05\\x06')\n"
+      "at = struct.unpack('<I', d[end+16:end+20])[0]\n"
+      "central = {}\n"
+      "while d[at:at+4] == b'PK\\x01\\x02':\n"
+      "  n, e, c = struct.unpack('<HHH', d[at+28:at+34])\n"
+      "  central[bytes(d[at+46:at+46+n])] = at\n"
+      "  at += 46 + n + e + c\n"
+      "def local(name): return struct.unpack('<I', d[central[name]+42:central[name]+46])[0]\n"
+      "m = central[b'method']\n"  // the directory: stored, the raw deflate bytes' CRC-32 and size
+      "data = d[local(b'method') + 36:local(b'method') + 36 + struct.unpack('<I', d[m+20:m+24])[0]]\n"
+      "struct.pack_into('<H', d, m + 10, 0)\n"
+      "struct.pack_into('<III', d, m + 16, zlib.crc32(data), len(data), len(data))\n"
+      "struct.pack_into('<I', d, local(b'size') + 22, 7)\n"
+      "struct.pack_into('<I', d, local(b'crc') + 14, 0x12345678)\n"
+      "d[local(b'name') + 30] = ord('N')\n"
+      "open('differ.zip', 'wb').write(d)\n");
+  const auto result = sluice("zip -x -f differ.zip -C out");
+  EXPECT_EQ(result.status, 2) << describe(result);
+  for (const char* expected :
+       {"member 'method' (archive byte 0): the local header says deflate, the central directory stored",
+        "member 'size' (archive byte ", "the local header says 7 bytes (", "member 'crc' (archive byte ",
+        "CRC-32 12345678), the central directory 900 (", "member 'name' (archive byte ",
+        "the local header names 'Name'"}) {
+    EXPECT_NE(result.err.find(expected), std::string::npos) << expected << "\n" << result.err;
+  }
+  for (const char* failed : {"method", "size", "crc", "name"})
+    EXPECT_FALSE(fs::exists(dir_ / "out" / failed)) << failed;
+  std::string text;
+  for (int i = 0; i < 50; ++i) text += "#!/bin/sh\necho hi\n";
+  EXPECT_EQ(get("out/ok"), testing::to_bytes(text));
+  const auto test = sluice("zip --test -f differ.zip");
+  EXPECT_EQ(test.status, 1) << describe(test);
+  EXPECT_NE(test.err.find("4 of 5 members failed"), std::string::npos) << test.err;
+  const auto streamed = sluice("zip --test -f streamed.zip");
+  EXPECT_EQ(streamed.status, 0) << describe(streamed);
+}
+
+// A directory member does not remove a file at its name, one there before or one the archive
+// just extracted: the member is refused and the file kept, as unzip and 7-Zip do (tar's
+// extraction replaces it, as GNU tar and bsdtar do).
+TEST_F(ZipTest, ADirectoryMemberNeverRemovesAFile) {
+  python(
+      "import zipfile\n"
+      "with zipfile.ZipFile('dir.zip', 'w') as z: z.writestr('x/', b'')\n"
+      "with zipfile.ZipFile('both.zip', 'w') as z:\n"
+      "  z.writestr('y', b'archived')\n"
+      "  z.writestr('y/', b'')\n"
+      "  z.writestr('y/z', b'under')\n");
+  put("out/x", testing::to_bytes(std::string("user data")));
+  const auto over = sluice("zip -x -f dir.zip -C out");
+  EXPECT_EQ(over.status, 2) << describe(over);
+  EXPECT_NE(over.err.find("refusing member 'x' (archive byte 0): a file exists at that path"), std::string::npos)
+      << over.err;
+  EXPECT_EQ(get("out/x"), testing::to_bytes(std::string("user data")));
+  const auto both = sluice("zip -x -f both.zip -C out");
+  EXPECT_EQ(both.status, 2) << describe(both);
+  EXPECT_EQ(get("out/y"), testing::to_bytes(std::string("archived")));
+  EXPECT_NE(both.err.find("refusing member 'y/z'"), std::string::npos) << both.err;
+}
+
 TEST_F(ZipTest, RefusesOverlappingMembersBeforeWritingAnything) {
   // Two central directory records for one local header: the overlap of "zip bombs" that reuse
   // one member's data many times.
@@ -432,9 +511,11 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
       "  n, e, c = struct.unpack('<HHH', d[at+28:at+34])\n"
       "  entries[bytes(d[at+46:at+46+n])] = at\n"
       "  at += 46 + n + e + c\n"
-      "struct.pack_into('<I', d, entries[b'liar'] + 24, 1000)\n"    // declares 1000 bytes decoded
-      "struct.pack_into('<I', d, entries[b'short'] + 24, 40000)\n"  // declares more than it holds
-      "local = struct.unpack('<I', d[entries[b'badcrc']+42:entries[b'badcrc']+46])[0]\n"
+      "def local_of(name): return struct.unpack('<I', d[entries[name]+42:entries[name]+46])[0]\n"
+      "for name, size in ((b'liar', 1000), (b'short', 40000)):\n"  // declares 1000 bytes decoded; more than it holds
+      "  struct.pack_into('<I', d, entries[name] + 24, size)\n"    // in both headers
+      "  struct.pack_into('<I', d, local_of(name) + 22, size)\n"
+      "local = local_of(b'badcrc')\n"
       "for crc_at in (entries[b'badcrc'] + 16, local + 14):\n"
       "  d[crc_at] ^= 1\n"
       "stored = d.index(b'stored data')\n"

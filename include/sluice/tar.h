@@ -218,6 +218,10 @@ struct TarExtractOptions {
   // An entry whose name exists already (other than a directory) is refused, and what is there
   // kept (GNU tar's --keep-old-files); by default it is replaced, never written through.
   bool keep_existing = false;
+  // A directory entry whose name holds a file replaces it, as GNU tar and bsdtar do; false: the
+  // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link
+  // there is replaced either way, never followed.
+  bool replace_files_with_directories = true;
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.
