@@ -31,7 +31,7 @@ struct ZipCliOptions {
   std::vector<std::string> paths;
   std::vector<std::string> exclude;
   std::string format;
-  int level = 0;
+  std::optional<int> level;  // 0: stored, as zip -0
   int threads = 0;
   std::string chunk_size;
   bool verbose = false;
@@ -74,7 +74,8 @@ int run_create(const ZipCliOptions& options) {
   create.directory = options.directory;
   create.exclude = options.exclude;
   create.codec = options.format;
-  create.level = options.level;
+  create.store = options.level == 0;
+  create.level = options.level.value_or(0);
   create.threads = options.threads;
   if (!options.chunk_size.empty()) create.chunk_bytes = parse_byte_count(options.chunk_size);
   if (!options.mtime.empty()) {
@@ -202,7 +203,8 @@ int run_zip_command(int argc, char** argv) {
   app.add_option("-F,--format", options.format, "Members' compression (default: deflate, the zip standard)")
       ->check(CLI::IsMember(codecs))
       ->type_name(choices);
-  app.add_option("-l,--level", options.level, "Compression level (also -1 .. -9)")->type_name("N");
+  app.add_option("-l,--level", options.level, "Compression level (also -1 .. -9; -0 stores, as zip -0)")
+      ->type_name("N");
   add_threads_option(app, options.threads);
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk of a big file, e.g. 1M")
       ->type_name("SIZE");

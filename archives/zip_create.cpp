@@ -93,8 +93,8 @@ class ZipWriter {
     if (!info) throw Error(ErrorKind::kUsage, fmt::format("unknown codec '{}'", codec_name));
     if (info->zip_method == 0)
       throw Error(ErrorKind::kUsage, fmt::format("{} has no zip compression method", codec_name));
-    method_ = info->zip_method;
-    history_bytes_ = info->history_bytes;
+    method_ = options.store ? kZipMethodStored : info->zip_method;
+    history_bytes_ = options.store ? 0 : info->history_bytes;
     compress_.codec = codec_name;
     compress_.codec_options.level = options.level;
     compress_.codec_options.chunk_bytes = options.chunk_bytes;
@@ -250,7 +250,7 @@ class ZipWriter {
       done += static_cast<std::size_t>(n);
     }
     member.read += want;
-    piece->compress = true;
+    piece->compress = !options_.store;
     piece->history = std::move(history_);
     if (history_bytes_ > 0) {
       const std::size_t keep = std::min(history_bytes_, want);
@@ -342,7 +342,7 @@ class ZipWriter {
       zip_put32(header, known ? static_cast<std::uint32_t>(entry.size) : 0);
     }
     zip_put16(header, static_cast<std::uint16_t>(member.name.size()));
-    zip_put16(header, static_cast<std::uint16_t>(9 + (member.zip64_local ? 20 : 0) + (known ? 0 : 8)));
+    zip_put16(header, static_cast<std::uint16_t>(9 + (member.zip64_local ? 20 : 0) + (chunked(member) ? 8 : 0)));
     header.append(as_bytes(member.name));
     put_timestamp(header, entry.mtime_seconds);
     if (member.zip64_local) {  // first after the timestamp: finish_member() patches it there
@@ -351,12 +351,13 @@ class ZipWriter {
       zip_put64(header, known ? entry.size : 0);
       zip_put64(header, known ? entry.compressed_size : 0);
     }
-    if (!known) put_chunks(header);
+    if (chunked(member)) put_chunks(header);
     emit(header.view());
   }
 
-  // A member of several pieces says so, with the chunk size, for readers that decode them in
-  // parallel (zip_format.h).
+  // A member of several compressed pieces says so, with the chunk size, for readers that decode
+  // them in parallel (zip_format.h); stored data needs no decoding.
+  bool chunked(const Member& member) const { return !member.whole && method_ != kZipMethodStored; }
   void put_chunks(Buffer& out) const {
     zip_put16(out, kZipExtraSluiceChunks);
     zip_put16(out, 4);
@@ -426,7 +427,7 @@ class ZipWriter {
       zip_put32(record, big_size ? kZip32Max : static_cast<std::uint32_t>(entry.size));
       zip_put16(record, static_cast<std::uint16_t>(member->name.size()));
       zip_put16(record,
-                static_cast<std::uint16_t>(9 + (zip64.size() > 0 ? 4 + zip64.size() : 0) + (member->whole ? 0 : 8)));
+                static_cast<std::uint16_t>(9 + (zip64.size() > 0 ? 4 + zip64.size() : 0) + (chunked(*member) ? 8 : 0)));
       zip_put16(record, 0);  // comment
       zip_put16(record, 0);  // disk
       zip_put16(record, 0);  // internal attributes
@@ -439,7 +440,7 @@ class ZipWriter {
         zip_put16(record, static_cast<std::uint16_t>(zip64.size()));
         record.append(zip64.view());
       }
-      if (!member->whole) put_chunks(record);
+      if (chunked(*member)) put_chunks(record);
       emit(record.view());
     }
     const std::uint64_t directory_bytes = written_ - directory_offset;

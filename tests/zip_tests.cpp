@@ -79,6 +79,30 @@ TEST_F(ZipTest, EveryPeerReadsWhatSluiceWrites) {
   EXPECT_NE(listing.find("src/sub/ 0 0o40755"), std::string::npos) << listing;
 }
 
+// -0 (--level 0) stores every member, as Info-ZIP's zip -0 does (it was taken for "no level" and
+// deflated at 6): big files of several chunks too, to a file and to a pipe, read by the peers.
+TEST_F(ZipTest, LevelZeroStoresEveryMemberAsZipDoes) {
+  make_tree();
+  expect_ok(sluice("zip -c -0 --chunk-size 64K -o stored.zip src"));
+  expect_ok(sluice("zip -c --level 0 --chunk-size 64K -o - src > piped.zip"));
+  expect_ok(sluice("zip -c --level=0 --chunk-size 64K -o same.zip src"));
+  expect_ok(sh("cmp stored.zip same.zip"));
+  for (const char* archive : {"stored.zip", "piped.zip"}) {
+    SCOPED_TRACE(archive);
+    const std::string methods =
+        python(fmt::format("import zipfile\n"
+                           "z = zipfile.ZipFile('{}')\n"
+                           "assert z.testzip() is None\n"
+                           "print(sorted({{i.compress_type for i in z.infolist()}}))",
+                           archive));
+    EXPECT_EQ(methods, "[0]\n");
+    expect_ok(sh(fmt::format("unzip -tq {}", archive)));
+    expect_ok(sh(fmt::format("7zz t {} >/dev/null", archive)));
+    expect_ok(sluice(fmt::format("zip --test -f {}", archive)));
+  }
+  EXPECT_GT(fs::file_size(dir_ / "stored.zip"), 3u * 1024 * 1024 + 200'000);
+}
+
 TEST_F(ZipTest, SameTreeSameBytesForAnyThreadCount) {
   make_tree();
   expect_ok(sluice("zip -c -j1 -o one.zip src"));

@@ -161,6 +161,7 @@ struct ZipCreateOptions {
   std::string codec;
   int level = 0;                // 0: the codec's default
   std::size_t chunk_bytes = 0;  // 0: the codec's default
+  bool store = false;           // members' data as it is, uncompressed (Info-ZIP's zip -0)
   int threads = 0;
   // Files never to add, by device and inode: the archive being written.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> skip_files;
