@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <limits>
+#include <string>
+#include <unordered_set>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
@@ -194,12 +196,15 @@ class ZipWriter {
     entry.unix_mode = true;
     entry.mtime_seconds = options_.mtime_seconds ? *options_.mtime_seconds : status.st_mtim.tv_sec;
     member->external = static_cast<std::uint32_t>(status.st_mode) << 16;
+    if (S_ISDIR(status.st_mode)) member->name += '/';
+    // A name given twice, or a path under one given before ("a a/b"), is stored once, as Info-ZIP
+    // does: unzip asks what to do with a second member of a name, and 7-Zip refuses to write one.
+    if (!names_.insert(member->name).second) return nullptr;
     auto piece = std::make_shared<Piece>();
     piece->member = member;
     piece->first = true;
     if (S_ISDIR(status.st_mode)) {
       entry.type = ZipEntryType::kDirectory;
-      member->name += '/';
       member->external |= 0x10;  // MS-DOS directory attribute
       member->whole = true;
       piece->last = true;
@@ -480,6 +485,7 @@ class ZipWriter {
   TreeWalk walk_;
   CompressOptions compress_;
   std::uint16_t method_ = 0;
+  std::unordered_set<std::string> names_;  // of the members started
   std::size_t history_bytes_ = 0;
   std::size_t chunk_bytes_ = 0;
   // The file being read: its member, descriptor and path, and the tail of its last piece.

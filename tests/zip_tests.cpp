@@ -103,6 +103,19 @@ TEST_F(ZipTest, LevelZeroStoresEveryMemberAsZipDoes) {
   EXPECT_GT(fs::file_size(dir_ / "stored.zip"), 3u * 1024 * 1024 + 200'000);
 }
 
+// Paths given twice, or one under another given before, are stored once, as Info-ZIP stores them:
+// a second member of a name made unzip ask what to do, and 7-Zip refuses to write one.
+TEST_F(ZipTest, ANameGivenTwiceIsStoredOnce) {
+  make_tree();
+  expect_ok(sluice("zip -c -o twice.zip src/big.txt src/big.txt src/sub src/sub/deeper ./src/big.txt"));
+  const std::string names =
+      python("import zipfile; print(' '.join(i.filename for i in zipfile.ZipFile('twice.zip').infolist()))");
+  EXPECT_EQ(names,
+            "src/big.txt src/sub/ src/sub/deeper/ src/sub/deeper/small.txt src/sub/\xc3\xa9t\xc3\xa9 "
+            "\xe5\x90\x8d.txt\n");
+  expect_ok(sh("unzip -q twice.zip -d out < /dev/null"));
+}
+
 TEST_F(ZipTest, SameTreeSameBytesForAnyThreadCount) {
   make_tree();
   expect_ok(sluice("zip -c -j1 -o one.zip src"));
