@@ -219,7 +219,8 @@ struct ZipReader::State {
 
   void read_directory() {
     if (!source.random_access() || !source.size()) {
-      throw Error(ErrorKind::kUsage, "a zip archive is read at any offset: give a file, not a pipe or a device", name());
+      throw Error(ErrorKind::kUsage, "a zip archive is read at any offset: give a file, not a pipe or a device",
+                  name());
     }
     size = *source.size();
     if (size < kZipEndBytes) throw corrupt(name(), 0, "not a zip archive (too short for its end record)");
