@@ -303,6 +303,7 @@ constexpr std::uint32_t kHasContentCheck = 4;  // header: the frame ends with a 
 constexpr std::uint32_t kHasContentSize = 8;   // header: value is the declared content size
 constexpr std::uint32_t kHasBlockCheck = 16;   // unit: the block ends with its own checksum
 constexpr std::uint32_t kWholeFrame = 32;      // unit: whole frames of at most one block each
+constexpr std::uint32_t kLegacyBlock = 64;     // unit: a legacy block (its data may exceed the block size)
 // Small blocks or one-block frames are gathered into units of at least this many bytes (while
 // what they can decode to stays within kMaxGatheredOutputBytes, or one block): a unit each let a
 // flood of them (6-byte blocks of one literal, empty frames) run 20-43 times slower than lz4 -t.
@@ -474,8 +475,8 @@ class Lz4Splitter final : public StreamSplitter {
     }
     if (word == 0) throw Error(ErrorKind::kCorruptData, "corrupt lz4 legacy block: 0 bytes", {}, offset);
     if (b.size() < 4 + std::size_t{word}) return need_more();
-    Cut cut = unit(4 + std::size_t{word}, kLegacyBlockBytes);
-    cut.value = kLegacyBlockBytes;  // the block size a legacy block keeps to
+    Cut cut = unit(4 + std::size_t{word}, kLegacyBlockBytes, kLegacyBlock);
+    cut.value = kLegacyBlockBytes;  // the most a legacy block decodes to
     return cut;
   }
 
@@ -505,8 +506,12 @@ class Lz4UnitDecoder final : public UnitDecoder {
     out.clear();
     const bool frames = cut.flags & kWholeFrame;
     for (std::size_t at = 0; at < unit.size();) {  // its frames or blocks (the splitter's walk)
-      const std::size_t bytes = frames ? decode_frame(unit.subspan(at), out) : decode_block(unit.subspan(at), cut, out);
-      at += bytes;
+      try {
+        at += frames ? decode_frame(unit.subspan(at), out) : decode_block(unit.subspan(at), cut, out);
+      } catch (const Error& e) {
+        if (e.offset()) throw;
+        throw Error(e.kind(), e.detail(), {}, at);  // where in the unit the failing block or frame starts
+      }
     }
   }
 
@@ -521,7 +526,7 @@ class Lz4UnitDecoder final : public UnitDecoder {
     const std::size_t before = out.size();
     std::size_t end_mark = header;
     if (load_le32(frames.data() + header) != 0)
-      end_mark += append_block(frames.subspan(header), block_check, max_block, out);
+      end_mark += append_block(frames.subspan(header), block_check, max_block, out, max_block);
     const ByteView decoded = out.view().subspan(before);
     if (content_size) {
       const std::uint64_t declared =
@@ -537,18 +542,23 @@ class Lz4UnitDecoder final : public UnitDecoder {
     return end_mark + 4 + (content_check ? 4 : 0);
   }
 
-  // The block at the start of `blocks`, of a frame whose block size is the cut's value.
+  // The block at the start of `blocks`, of a frame whose block size is the cut's value (or a
+  // legacy block: incompressible data makes its data longer than the 8 MiB it decodes to).
   static std::size_t decode_block(ByteView blocks, const Cut& cut, Buffer& out) {
-    return append_block(blocks, cut.flags & kHasBlockCheck, static_cast<std::size_t>(cut.value), out);
+    const auto max_block = static_cast<std::size_t>(cut.value);
+    const std::size_t max_data = (cut.flags & kLegacyBlock) ? kLegacyMaxPackedBytes : max_block;
+    return append_block(blocks, cut.flags & kHasBlockCheck, max_block, out, max_data);
   }
 
-  // A block: its size word, its data, its checksum if `block_check`; at most `max_block` bytes
-  // decoded, appended to `out`. Returns its length.
-  static std::size_t append_block(ByteView block, bool block_check, std::size_t max_block, Buffer& out) {
+  // A block: its size word, its data (at most `max_data` bytes: a frame's blocks hold at most
+  // their block size), its checksum if `block_check`; at most `max_block` bytes decoded, appended
+  // to `out`. Returns its length.
+  static std::size_t append_block(ByteView block, bool block_check, std::size_t max_block, Buffer& out,
+                                  std::size_t max_data) {
     const std::uint32_t word = load_le32(block.data());
     const std::size_t size = word & ~kUncompressedBit;
     const std::size_t bytes = 4 + size + (block_check ? 4 : 0);
-    if (size > max_block || bytes > block.size()) throw Error(ErrorKind::kCorruptData, "corrupt lz4 block");
+    if (size > max_data || bytes > block.size()) throw Error(ErrorKind::kCorruptData, "corrupt lz4 block");
     const std::uint8_t* data = block.data() + 4;
     if (block_check && XXH32(data, size, 0) != load_le32(data + size)) {
       throw Error(ErrorKind::kCorruptData, "corrupt lz4 block: block checksum mismatch");

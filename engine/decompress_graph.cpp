@@ -646,6 +646,10 @@ class UnitDecoders {
         chunk->guess_failed = true;  // the writer decodes it in order (Cut::speculative)
         guesses_failed_.store(true, std::memory_order_relaxed);
         chunk->output.clear();
+      } else if (e.offset()) {  // from the unit's start (UnitDecoder::decode): in the stream
+        Error in_stream(e.kind(), e.detail(), e.path().empty() ? source_name_ : e.path(), chunk->offset + *e.offset());
+        in_stream.set_error_number(e.error_number());
+        chunk->error = std::make_exception_ptr(in_stream);
       } else {
         chunk->error = detail::current_error_with_context(source_name_, chunk->offset);
       }

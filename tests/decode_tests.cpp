@@ -950,9 +950,25 @@ TEST(Lz4OneFrame, FloodsOfTinyBlocksOrFramesAreGatheredIntoFewUnits) {
     EXPECT_TRUE(none.empty()) << threads << " threads";
     EXPECT_LT(frame_stats.units, kCount / 100) << threads << " threads";
   }
+  // A block checksum halfway: an error at that block, not at the start of the unit it was
+  // gathered in; the same for an empty frame whose end mark was made a bad block.
   Bytes damaged = blocks;
-  damaged[7 + 9 * (kCount / 2) + 5] ^= 1;  // a block checksum halfway
-  EXPECT_THROW(decode_on(damaged, 2), Error);
+  const std::size_t bad_block = 7 + 9 * (kCount / 2);
+  damaged[bad_block + 5] ^= 1;
+  Bytes bad_frames = frames;
+  const std::size_t bad_frame = 11 * (kCount / 2) + 7;  // the end mark after the header
+  bad_frames[bad_frame] = 0x05;                         // a block of 5 bytes, which run into the next frame
+  for (const int threads : {1, 2}) {
+    for (const auto& [stream, at] : {std::pair{&damaged, bad_block}, std::pair{&bad_frames, bad_frame}}) {
+      try {
+        decode_on(*stream, threads);
+        ADD_FAILURE() << "a damaged stream decoded, " << threads << " threads";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kCorruptData) << e.what();
+        EXPECT_EQ(e.offset(), std::optional<std::uint64_t>{at}) << e.what();
+      }
+    }
+  }
 }
 
 // A block's checksum is checked by the worker that decodes the block: a bad checksum, or a bad
@@ -1049,6 +1065,18 @@ Bytes concatenated(std::initializer_list<const Bytes*> parts) {
 }
 
 // Legacy blocks are independent, so each is a unit of its own, decoded on any worker.
+// A legacy block of 8 MiB of incompressible data packs to more than the 8 MiB it decodes to (the
+// format has no stored blocks): decoded, where a check of its data against the block size refused
+// what lz4 -l wrote (a second reader's find).
+TEST(Lz4Legacy, ABlockOfIncompressibleDataLongerThanItDecodesToIsRead) {
+  constexpr std::size_t kLegacyBlockBytes = 8 * 1024 * 1024;
+  const Bytes input = random_bytes(kLegacyBlockBytes + 1000, 82);
+  std::vector<std::size_t> ends;
+  const Bytes packed = legacy_lz4(input, kLegacyBlockBytes, &ends);
+  ASSERT_GT(ends[0] - 8, kLegacyBlockBytes) << "the first block's data is longer than it decodes to";
+  for (const int threads : {1, 2}) EXPECT_TRUE(decode_on(packed, threads).output == input) << threads << " threads";
+}
+
 TEST(Lz4Legacy, BlocksAreUnitsAndDecodeAlikeOnAnyThreadCount) {
   constexpr std::size_t kBlockBytes = 64 * 1024;
   const Bytes input = text_bytes(40 * kBlockBytes + 77, 81);

@@ -253,8 +253,10 @@ class StreamSplitter {
 class UnitDecoder {
  public:
   virtual ~UnitDecoder() = default;
-  // Decodes one unit into `out` (replacing its contents). Throws Error(kCorruptData). Checked: a
-  // unit that decodes to more than its cut promised is an error.
+  // Decodes one unit into `out` (replacing its contents). Throws Error(kCorruptData), with the
+  // offset from the unit's start of what is wrong where it knows it (a unit of several blocks);
+  // the engine reports it in the stream. Checked: a unit that decodes to more than its cut
+  // promised is an error.
   void decode(ByteView unit, const Cut& cut, Buffer& out);
 
  private:
