@@ -62,6 +62,7 @@ struct TarCliOptions {
   bool no_recursion = false;
   bool one_file_system = false;
   bool totals = false;
+  std::string max_output;  // --max-output SIZE
 };
 
 // A byte count as GNU tar's --totals writes it: "10KiB", "2.9MiB", "287MiB" (powers of 1024,
@@ -269,12 +270,20 @@ std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
   return std::make_unique<FdSource>(archive);
 }
 
+std::uint64_t max_output_bytes(const TarCliOptions& options) {
+  return options.max_output.empty() ? 0 : parse_byte_count(options.max_output);
+}
+
 // -O: the contents of the selected files, one after the other, to stdout (a sparse file with its
 // holes as zeros); nothing is written to disk.
 class ContentsToStdout final : public TarEntryHandler {
  public:
   ContentsToStdout(const TarCliOptions& options, ByteSink& out)
-      : options_(options), out_(out), members_(options.paths), exclude_(options.exclude) {}
+      : options_(options),
+        out_(out),
+        members_(options.paths),
+        exclude_(options.exclude),
+        limit_(max_output_bytes(options)) {}
 
   void begin(const TarEntry& entry) override {
     entry_ = &entry;
@@ -289,6 +298,7 @@ class ContentsToStdout final : public TarEntryHandler {
                  entry.header_offset, entry.unsupported);
       return;
     }
+    check_output_limit(entry);
     if (options_.verbose) fmt::print(stderr, "{}\n", printable_name(entry.path));
     writing_ = true;
     region_ = 0;
@@ -327,6 +337,19 @@ class ContentsToStdout final : public TarEntryHandler {
   std::vector<std::string> not_found() const { return members_.not_found(); }
 
  private:
+  // --max-output, as TarExtractOptions::max_output_bytes counts it: the sizes the files declare.
+  void check_output_limit(const TarEntry& entry) {
+    if (limit_ == 0) return;
+    if (entry.size > limit_ - output_bytes_) {
+      throw Error(ErrorKind::kLimit,
+                  fmt::format("'{}' (archive byte {}) holds {} bytes: the files would exceed the limit of {} bytes "
+                              "set for this run ({} written before it)",
+                              printable_name(entry.path), entry.header_offset, entry.size, limit_, output_bytes_),
+                  options_.archive == "-" ? "<stdin>" : options_.archive);
+    }
+    output_bytes_ += entry.size;
+  }
+
   void zeros(std::uint64_t count) {
     static const std::uint8_t block[64 * 1024] = {};
     written_to_ += count;
@@ -346,6 +369,8 @@ class ContentsToStdout final : public TarEntryHandler {
   std::size_t region_ = 0;
   std::uint64_t within_region_ = 0;
   std::uint64_t written_to_ = 0;
+  const std::uint64_t limit_;       // --max-output; 0: none
+  std::uint64_t output_bytes_ = 0;  // the sizes of the files written (check_output_limit)
   std::uint64_t refused_ = 0;
   std::uint64_t warnings_ = 0;
 };
@@ -373,6 +398,7 @@ int run_extract(const TarCliOptions& options) {
   extract.strict = options.strict;
   extract.strip_components = options.strip_components;
   extract.keep_existing = options.keep_old_files;
+  extract.max_output_bytes = max_output_bytes(options);
   extract.threads = options.threads;
   if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   auto source = open_archive(options.archive);
@@ -534,6 +560,10 @@ int run_tar_command(int argc, char** argv) {
                  "Extract each entry without the first N components of its name (entries with nothing left are "
                  "skipped); not when listing, as GNU tar")
       ->type_name("N");
+  app.add_option("--max-output", options.max_output,
+                 "Extracting: stop with an error before a file would take the contents written past SIZE in all "
+                 "(e.g. 10G; the entries before it stay); a guard against archive bombs")
+      ->type_name("SIZE");
   app.add_flag("-O,--to-stdout", options.to_stdout,
                "Extract the files' contents to stdout, one after the other; nothing is written to disk");
   app.add_flag("-k,--keep-old-files", options.keep_old_files,

@@ -38,6 +38,7 @@ struct ZipCliOptions {
   std::string mtime;
   bool preserve_permissions = false;
   bool strict = false;
+  std::string max_output;  // --max-output SIZE
 };
 
 // The codecs a zip member can be made with (those with a zip method).
@@ -122,6 +123,7 @@ int run_extract(const ZipCliOptions& options) {
   extract.preserve_permissions = options.preserve_permissions;
   extract.strict = options.strict;
   extract.threads = options.threads;
+  if (!options.max_output.empty()) extract.max_output_bytes = parse_byte_count(options.max_output);
   if (options.verbose) extract.on_entry = [](const ZipEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   FdSource source = open_archive(options.archive);
   extract.on_refused = [archive = printable_name(source.name())](const ZipEntry& entry, const std::string& why) {
@@ -214,6 +216,10 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
                "Extract setuid/setgid bits and ignore the umask");
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
+  app.add_option("--max-output", options.max_output,
+                 "Extracting: refuse an archive whose members to extract declare more than SIZE in all (e.g. 10G), "
+                 "writing nothing; a guard against zip bombs")
+      ->type_name("SIZE");
   tidy_help(app);
 
   try {

@@ -156,7 +156,9 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       }
       switch (entry.type) {
         case TarEntryType::kFile:
+          check_output_limit(entry);
           start_file(entry, path);
+          output_bytes_ += entry.size;
           break;
         case TarEntryType::kDirectory:
           make_directory(entry, *relative, path);
@@ -178,7 +180,8 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     } catch (const Refusal& refusal) {
       refuse(entry, refusal.why);
     } catch (const Error& error) {
-      if (error.kind() == ErrorKind::kCancelled) throw;  // a stop (or a callback's failure) ends the run
+      // A stop (or a callback's failure) ends the run, as the output limit does.
+      if (error.kind() == ErrorKind::kCancelled || error.kind() == ErrorKind::kLimit) throw;
       fail_entry(entry, error, false);
     }
   }
@@ -401,6 +404,18 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
   }
 
+  // options.max_output_bytes: a file that would take the contents written past it stops the
+  // run before it is begun. Its size is what the archive declares: a tar entry's data is that
+  // many bytes, and a zip member that decodes to more than it declares fails.
+  void check_output_limit(const TarEntry& entry) const {
+    const std::uint64_t limit = options_.max_output_bytes;
+    if (limit == 0 || entry.size <= limit - std::min(limit, output_bytes_)) return;
+    throw Error(ErrorKind::kLimit,
+                fmt::format("'{}' (archive byte {}) holds {} bytes: the files would exceed the limit of {} bytes set "
+                            "for this run ({} written before it)",
+                            printable_name(entry.path), entry.header_offset, entry.size, limit, output_bytes_));
+  }
+
   void start_file(const TarEntry& entry, const std::string& path) {
     struct stat existing {};
     if (::lstat(path.c_str(), &existing) == 0) {
@@ -534,6 +549,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   TarEntry stripped_;  // the entry begun last with its leading components taken off
   bool skipping_ = true;
   std::uint64_t extracted_ = 0;
+  std::uint64_t output_bytes_ = 0;  // the sizes of the files begun (check_output_limit)
   std::uint64_t refused_ = 0;
   std::uint64_t failed_ = 0;
 };

@@ -120,6 +120,11 @@ TarExtractStats run_extract(ByteSource& source, const TarExtractOptions& options
   TarExtractStats stats;
   try {
     static_cast<TarStats&>(stats) = read_tar(source, handler, options.threads);
+  } catch (const Error& error) {
+    extractor.finish_directories();
+    // The extractor's limit (TarExtractOptions::max_output_bytes) names the entry, not the archive.
+    if (error.kind() == ErrorKind::kLimit && error.path().empty()) throw error.with_context(source.name(), {});
+    throw;
   } catch (...) {
     extractor.finish_directories();
     throw;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -827,6 +828,23 @@ TarEntry as_tar_entry(const ZipEntry& entry) {
 
 StreamInfo stream_info(const ZipEntry& entry) { return detail::stream_info_for(entry.path, entry.mtime_seconds); }
 
+// ZipExtractOptions::max_output_bytes, checked on the sizes the members declare before anything
+// is written (a member that decodes to more than it declares fails).
+void check_output_limit(const std::vector<const ZipEntry*>& selected, std::uint64_t limit, const std::string& archive) {
+  if (limit == 0) return;
+  std::uint64_t total = 0;
+  for (const ZipEntry* entry : selected) {
+    if (entry->type != ZipEntryType::kFile) continue;
+    total = entry->size > UINT64_MAX - total ? UINT64_MAX : total + entry->size;
+  }
+  if (total <= limit) return;
+  throw Error(ErrorKind::kLimit,
+              fmt::format("the members to extract declare {} bytes in all, more than the limit of {} bytes set for "
+                          "this run; nothing was extracted",
+                          total, limit),
+              archive);
+}
+
 }  // namespace
 
 namespace {
@@ -841,9 +859,11 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   for (const ZipEntry& entry : reader.entries()) {
     if (members.selects(entry.path) && !exclude.excludes(entry.path)) selected.push_back(&entry);
   }
+  check_output_limit(selected, options.max_output_bytes, reader.name());
   const ZipEntry* current = nullptr;
   TarExtractOptions extract;
   extract.directory = options.directory;
+  extract.max_output_bytes = options.max_output_bytes;
   extract.preserve_permissions = options.preserve_permissions;
   extract.replace_files_with_directories = false;  // as unzip: a member "x/" does not remove a file x
   // Refusals and failures are named as members' errors are (ZipReader::read: the archive, the

@@ -205,7 +205,10 @@ DecompressOptions decompress_options(const PipelineSpec& spec, const StageSpec* 
   DecompressOptions options;
   options.threads = spec.threads;
   options.stop = spec.stop;
-  if (stage) options.codec = stage->format;
+  if (stage) {
+    options.codec = stage->format;
+    options.max_output_bytes = stage->max_output_bytes;
+  }
   // Pieces are frames or blocks of a few MiB (at most 16 MiB): count 8 MiB each, input and output.
   if (spec.memory_budget_bytes > 0) options.max_pieces_in_flight = std::max<std::uint64_t>(2, spec.memory_budget_bytes >> 23);
   return options;
@@ -574,6 +577,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       ZipExtractOptions extract;
       extract.directory = spec.output;
       extract.strict = plan.untar->strict;
+      extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;
       extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
@@ -596,6 +600,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       TarExtractOptions extract;
       extract.directory = spec.output;
       extract.strict = plan.untar->strict;
+      extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;
       // The entry as written (transcode_tar names a compressed file NAME + extension).
       extract.on_entry = [&](const TarEntry& entry) { begun(entry.path, entry.type == TarEntryType::kFile); };
@@ -654,6 +659,13 @@ std::vector<PipelineProblem> pipeline_problems(const PipelineSpec& spec) {
       break;
     case Plan::Shape::kUnpack:
       if (!spec.output_is_directory) output_problem("'untar' extracts files: the output must be a directory");
+      if (plan.decompress && plan.decompress->max_output_bytes) {
+        const auto at = static_cast<std::size_t>(plan.decompress - spec.stages.data());
+        problems.push_back(
+            {Part::kStage, at,
+             fmt::format("{}: before 'untar', 'max_output' belongs to the untar stage (the files' bytes)",
+                         stage_label(spec, at, false))});
+      }
       break;
     case Plan::Shape::kPerFile:
       if (!spec.output_is_directory && several) {
@@ -695,6 +707,8 @@ std::string describe_pipeline(const PipelineSpec& spec) {
       case StageKind::kDecompress:
         details = stage.format.empty() ? "format detected from content" : "format " + stage.format;
         if (spec.memory_budget_bytes) details += fmt::format(", at most {} frames in flight", decompress_options(spec, &stage).max_pieces_in_flight);
+        if (stage.max_output_bytes)
+          details += fmt::format(", at most {} bytes out of each input", stage.max_output_bytes);
         break;
       case StageKind::kCompress: {
         const CompressOptions options = compress_options(spec, plan, stage);  // as the run gets them
@@ -715,7 +729,11 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         if (stage.tar.numeric_owner) details += ", numeric owners";
         if (!stage.tar.exclude.empty()) details += fmt::format(", excluding {}", fmt::join(stage.tar.exclude, " "));
         break;
-      case StageKind::kUntar: details = stage.strict ? "refused entries fail the run" : "refused entries are warnings"; break;
+      case StageKind::kUntar:
+        details = stage.strict ? "refused entries fail the run" : "refused entries are warnings";
+        if (stage.max_output_bytes)
+          details += fmt::format(", at most {} bytes of files from each archive", stage.max_output_bytes);
+        break;
       case StageKind::kChecksum: details = fmt::format("{} of every output, manifest {}", stage.algorithm, manifest_path(spec, stage)); break;
     }
     text += fmt::format("stage {}: {} ({})\n", i + 1, stage_name(stage.kind), details);

@@ -296,6 +296,7 @@ std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diag
   switch (stage.kind) {
     case StageKind::kDecompress:
       if (const auto format = keys.choice("format", CodecRegistry::global().names())) stage.format = *format;
+      if (const auto limit = keys.bytes("max_output")) stage.max_output_bytes = *limit;
       break;
     case StageKind::kCompress: {
       const auto codec = keys.choice("codec", CodecRegistry::global().names());
@@ -334,6 +335,7 @@ std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diag
       break;
     case StageKind::kUntar:
       if (const auto strict = keys.boolean("strict")) stage.strict = *strict;
+      if (const auto limit = keys.bytes("max_output")) stage.max_output_bytes = *limit;
       break;
     case StageKind::kChecksum:
       if (const auto algorithm = keys.choice("algorithm", {"sha256", "xxh64"})) stage.algorithm = *algorithm;

@@ -144,6 +144,32 @@ file = "copy.txt"
   EXPECT_EQ(r.out, first_line + "\n" + first_line + "\n");
 }
 
+// A decompress stage's max_output stops an input that would decode to more (a bomb: 48 MiB of
+// zeros gzip packs into 48 KB), its output not published; with room, it is decoded whole.
+TEST_F(Pipeline, ADecompressStagesMaxOutputStopsABombAndPublishesNothingOfIt) {
+  put_text("p.toml", R"(
+[input]
+paths = ["in"]
+[[stage]]
+kind = "decompress"
+max_output = "10M"
+[output]
+directory = "out"
+)");
+  ASSERT_EQ(sh("mkdir in && head -c 50331648 /dev/zero | gzip > in/bomb.gz && echo fine | gzip > in/fine.gz").status,
+            0);
+  auto r = sluice("run p.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("output exceeds the limit of 10485760 bytes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out/bomb"));
+  r = sluice("run --set stage.1.max_output=48M p.toml");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(fs::file_size(dir_ / "out/bomb"), 50331648u);
+  r = sluice("run --dry-run p.toml");
+  EXPECT_NE(r.out.find("format detected from content, at most 10485760 bytes out of each input"), std::string::npos)
+      << r.out;
+}
+
 TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
   make_inputs();
   const std::string file = quote((fs::path(SLUICE_EXAMPLES_DIR) / "pipelines/recompress-logs.toml").string());
@@ -596,6 +622,13 @@ const std::vector<BadConfig> kBadConfigs = {
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"a\"\nfile = \"b\"\n",
      "p.toml:5:1: output: give exactly one of 'directory', 'file' or 'stdout = true'"},
     {"no_stage", "[input]\npaths = [\"in\"]\n[output]\ndirectory = \"out\"\n", "p.toml:1:1: no [[stage]] given"},
+    {"max_output_before_untar",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"decompress\"\nmax_output = \"1G\"\n[[stage]]\nkind = "
+     "\"untar\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:3:1: stage 1 (decompress): before 'untar', 'max_output' belongs to the untar stage (the files' bytes)"},
+    {"max_output_not_a_size",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"untar\"\nmax_output = \"big\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:5:14: stage 1: 'max_output': invalid size 'big'"},
 };
 
 TEST_P(PipelineConfigError, IsRejectedWithLineColumnAndKey) {

@@ -145,6 +145,54 @@ TEST_F(TarHostile, LongNamesAreMatchedInLinearTimeAndMessagesNameTheArchive) {
   EXPECT_NE(r.err.find("of the extended header at archive byte 1024"), std::string::npos) << r.err;
 }
 
+// A bomb: 48 MiB of zeros packed by GNU tar and gzip into 50 KB. --max-output stops the run
+// before the file that would pass it is begun (nothing of it on disk, nor after it); what came
+// before stays, as after a corrupt archive. -O counts alike, and the library counts a transcoded
+// file's contents, not what they compress to. Without the limit, or with room, all is extracted.
+TEST_F(TarHostile, MaxOutputStopsABombBeforeItsFileIsBegun) {
+  put("src/1-first", testing::to_bytes(std::string(1000, 'f')));
+  ASSERT_EQ(sh("head -c 50331648 /dev/zero > src/2-zeros && echo last > src/3-last && "
+               "tar -C src -czf bomb.tar.gz 1-first 2-zeros 3-last")
+                .status,
+            0);
+  ASSERT_LT(fs::file_size(dir_ / "bomb.tar.gz"), 200'000u);
+  auto r = sluice_tar("-x -f bomb.tar.gz -C out --max-output 10M");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.err,
+            "sluice: bomb.tar.gz: '2-zeros' (archive byte 1536) holds 50331648 bytes: the files would exceed the "
+            "limit of 10485760 bytes set for this run (1000 written before it)\n");
+  EXPECT_EQ(sh("ls -A out").out, "1-first\n");  // no temporary left beside it either
+
+  r = sluice_tar("-x -O -f bomb.tar.gz --max-output 10M");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.out, std::string(1000, 'f'));
+  EXPECT_NE(r.err.find("bomb.tar.gz: '2-zeros' (archive byte 1536) holds 50331648 bytes"), std::string::npos) << r.err;
+
+  r = sluice_tar("-x -f bomb.tar.gz -C room --max-output 50332653");  // exactly the three files
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(fs::file_size(dir_ / "room/2-zeros"), 50331648u);
+  EXPECT_EQ(get("room/3-last"), testing::to_bytes(std::string("last\n")));
+  r = sluice_tar("-x -f bomb.tar.gz -C tight --max-output 50332652");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_FALSE(fs::exists(dir_ / "tight/3-last"));
+  EXPECT_EQ(sluice_tar("-x -f bomb.tar.gz -C out --max-output 10X").status, 2);
+
+  FdSource source((dir_ / "bomb.tar.gz").string());
+  TarExtractOptions options;
+  options.directory = (dir_ / "tx").string();
+  options.max_output_bytes = 10 << 20;
+  CompressOptions gzip;
+  gzip.codec = "gzip";
+  try {
+    transcode_tar(source, options, gzip);
+    ADD_FAILURE() << "a 48 MiB file transcoded under a 10 MiB limit";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kLimit);
+    EXPECT_EQ(e.path(), (dir_ / "bomb.tar.gz").string());
+  }
+  EXPECT_EQ(sh("ls -A tx").out, "1-first.gz\n");
+}
+
 // A NUL inside a pax name: the check must see what the system calls see. "x/..\0y" passes a check
 // on the whole string and is "x/.." (the destination) to mkdir and chmod.
 TEST_F(TarHostile, NulInANameOrLinkTargetIsRefusedAndTheDestinationIsNeverChanged) {

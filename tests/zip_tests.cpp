@@ -470,6 +470,38 @@ TEST_F(ZipTest, RefusesOverlappingMembersBeforeWritingAnything) {
   EXPECT_FALSE(fs::exists(dir_ / "out/a"));
 }
 
+// A zip bomb of Info-ZIP's: 48 MiB of zeros in 50 KB. With --max-output the members to extract
+// are weighed by the sizes they declare before anything is written (a member decoding to more
+// than it declares fails: LyingSizesAndBadChecksumsFailTheirMemberOnly); members chosen under
+// the limit, or a limit with room, extract. An unpack pipeline's untar stage takes the limit as
+// `max_output` (Python's, and transcoding: python/tests/test_archives.py).
+TEST_F(ZipTest, MaxOutputRefusesABombBeforeWritingAnything) {
+  put("src/small", testing::to_bytes(std::string(1000, 's')));
+  ASSERT_EQ(sh("head -c 50331648 /dev/zero > src/zeros && cd src && zip -q ../bomb.zip small zeros").status, 0);
+  ASSERT_LT(fs::file_size(dir_ / "bomb.zip"), 200'000u);
+  auto r = sluice("zip -x -f bomb.zip -C out --max-output 10M");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.err,
+            "sluice: bomb.zip: the members to extract declare 50332648 bytes in all, more than the limit of 10485760 "
+            "bytes set for this run; nothing was extracted\n");
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  expect_ok(sluice("zip -x -f bomb.zip -C out --max-output 10M small"));
+  EXPECT_EQ(get("out/small"), testing::to_bytes(std::string(1000, 's')));
+  expect_ok(sluice("zip -x -f bomb.zip -C room --max-output 50332648"));
+  EXPECT_EQ(fs::file_size(dir_ / "room/zeros"), 50331648u);
+  EXPECT_EQ(sluice("zip -x -f bomb.zip -C tight --max-output 50332647").status, 1);
+  EXPECT_FALSE(fs::exists(dir_ / "tight"));
+
+  put("p.toml", testing::to_bytes(std::string("[input]\npaths = [\"bomb.zip\"]\n[[stage]]\nkind = \"untar\"\n"
+                                              "max_output = \"10M\"\n[output]\ndirectory = \"run\"\n")));
+  r = sluice("run p.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("more than the limit of 10485760 bytes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "run/zeros"));
+  r = sluice("run --dry-run p.toml");
+  EXPECT_NE(r.out.find("at most 10485760 bytes of files from each archive"), std::string::npos) << r.out;
+}
+
 TEST_F(ZipTest, CentralDirectoryOutsideTheFile) {
   python(
       "import zipfile, struct\n"

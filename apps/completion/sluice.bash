@@ -20,11 +20,11 @@ _sluice_opts_tar='-h --help -c --create -x --extract -t --list -f -o --file --ou
   -j --threads --no-pin --chunk-size --gzip-backend --gzip-form --independent --multi-member
   --single-member --bgzf --zstd-index --no-seek-table -v --verbose --mtime --owner --group
   --numeric-owner -S --sparse -p --preserve-permissions --same-owner --devices --strict
-  -T --files-from --null --strip-components -O --to-stdout -k --keep-old-files --no-recursion
-  --one-file-system --totals'
+  -T --files-from --null --strip-components --max-output -O --to-stdout -k --keep-old-files
+  --no-recursion --one-file-system --totals'
 _sluice_opts_zip='-h --help -c --create -x --extract -t --list --test -f -o --file --output
   -C --directory --exclude -F --format -l --level -j --threads --chunk-size -v --verbose
-  --mtime -p --preserve-permissions --strict'
+  --mtime -p --preserve-permissions --strict --max-output'
 _sluice_opts_run='-h --help -n --dry-run -j --threads --no-pin -f --force -o --output --set
   -v --verbose'
 _sluice_opts_transcode='-h --help -o --output --output-dir -F --format -l --level -j --threads
@@ -37,9 +37,9 @@ _sluice_args_main='--gzip-backend --gzip-form --zstd-index -o --output -S --suff
   --level -j -T -p --threads --chunk-size --max-output --output-dir'
 _sluice_args_tar='-f -o --file --output -C --directory --exclude -F --format -l --level
   -j --threads --chunk-size --gzip-backend --gzip-form --zstd-index --mtime --owner --group
-  -T --files-from --strip-components'
+  -T --files-from --strip-components --max-output'
 _sluice_args_zip='-f -o --file --output -C --directory --exclude -F --format -l --level
-  -j --threads --chunk-size --mtime'
+  -j --threads --chunk-size --mtime --max-output'
 _sluice_args_run='-j --threads -o --output --set'
 _sluice_args_transcode='-o --output --output-dir -F --format -l --level -j --threads
   --chunk-size --gzip-backend --gzip-form --zstd-index'

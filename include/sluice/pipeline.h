@@ -42,6 +42,11 @@ struct StageSpec {
   TarCreateOptions tar;
   // untar
   bool strict = false;
+  // decompress: the most bytes one input may decode to (DecompressOptions::max_output_bytes);
+  // untar: the most bytes of file contents one archive may extract (TarExtractOptions and
+  // ZipExtractOptions::max_output_bytes). Past it the run stops with Error(kLimit), the output
+  // not published. 0: no limit.
+  std::uint64_t max_output_bytes = 0;
   // Where the stage came from (a pipeline file's line), for messages; 0 when built in code.
   int line = 0;
 };

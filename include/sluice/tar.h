@@ -222,6 +222,12 @@ struct TarExtractOptions {
   // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link
   // there is replaced either way, never followed.
   bool replace_files_with_directories = true;
+  // The most bytes of file contents to write, all entries together (0: no limit): a file entry
+  // that would take the total past it stops extraction with Error(kLimit) before it is begun
+  // (the entries before it stay extracted), so that a small archive (a .tar.gz of zeros, a bomb)
+  // cannot fill a disk. Counted as the sizes the entries declare: a sparse file's whole size,
+  // and transcode_tar's contents before they are compressed.
+  std::uint64_t max_output_bytes = 0;
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.

@@ -123,6 +123,11 @@ struct ZipExtractOptions {
   std::vector<std::string> exclude;   // but not these (TarExclude's rules)
   bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
   bool strict = false;                // a refused or failed member is an error instead of a warning
+  // The most bytes of file contents to write (0: no limit): when the members to extract declare
+  // more in all, the call throws Error(kLimit) before anything is written (a member decoding to
+  // more than it declares fails), so that a small archive (a zip bomb) cannot fill a disk.
+  // transcode_zip counts the members' contents, before they are compressed.
+  std::uint64_t max_output_bytes = 0;
   int threads = 0;
   std::function<void(const ZipEntry&)> on_entry;                            // each entry extracted
   std::function<void(const ZipEntry&, const std::string& why)> on_refused;  // refused for safety

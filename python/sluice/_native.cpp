@@ -1522,7 +1522,8 @@ PYBIND11_MODULE(_native, m) {
   m.def("tar_extract",
         [](const std::string& archive, py::object file, const std::string& directory,
            const std::vector<std::string>& members, const std::vector<std::string>& exclude, bool preserve_permissions,
-           bool same_owner, bool devices, bool strict, int threads, const py::object& on_entry) {
+           bool same_owner, bool devices, bool strict, int threads, std::uint64_t max_output,
+           const py::object& on_entry) {
           TarExtractOptions extract;
           extract.directory = directory;
           extract.members = members;
@@ -1532,6 +1533,7 @@ PYBIND11_MODULE(_native, m) {
           extract.devices = devices;
           extract.strict = strict;
           extract.threads = threads;
+          extract.max_output_bytes = max_output;
           // Collected on the extracting thread, handed to Python at the end (or as each entry lands).
           Listed<std::pair<TarEntry, std::string>> refused;
           Listed<std::pair<TarEntry, Error>> failed;
@@ -1653,7 +1655,7 @@ PYBIND11_MODULE(_native, m) {
   m.def("zip_extract", [](const std::string& archive, const std::string& directory,
                           const std::vector<std::string>& members, const std::vector<std::string>& exclude,
                           bool preserve_permissions, bool strict, int threads, const std::string& format, int level,
-                          const py::object& on_entry) {
+                          std::uint64_t max_output, const py::object& on_entry) {
     ZipExtractOptions extract;
     extract.directory = directory;
     extract.members = members;
@@ -1661,6 +1663,7 @@ PYBIND11_MODULE(_native, m) {
     extract.preserve_permissions = preserve_permissions;
     extract.strict = strict;
     extract.threads = threads;
+    extract.max_output_bytes = max_output;
     Listed<std::pair<ZipEntry, std::string>> refused;
     Listed<std::pair<ZipEntry, Error>> failed;
     std::exception_ptr callback_error;

@@ -160,16 +160,20 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
 
 def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude: Iterable[str] = (),
             strict: bool = False, preserve_permissions: bool = False, same_owner: bool = False, devices: bool = False,
-            threads: int | None = None, on_entry: Callable[[TarMember], None] | None = None) -> ExtractResult:
+            threads: int | None = None, on_entry: Callable[[TarMember], None] | None = None,
+            max_output: int | None = None) -> ExtractResult:
     """Extracts `archive` (a path or a binary file object; any compression, told from the data)
     under `dest` (created if missing), safely: nothing is written outside it. members: only these
     paths and what is under them. Entries refused for safety or that the file system would not
     take are reported in the result; strict=True raises at the first one instead.
+    max_output: the most bytes of file contents to write in all (the sizes the entries declare);
+    a file that would pass it raises OutputLimitError before it is begun, the entries before it
+    extracted: a small upload (a .tar.gz of zeros) cannot fill the disk.
     """
     path, file = _archive(archive)
     raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or ()),
                               _encoded(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
-                              None if on_entry is None else (lambda t: on_entry(_member(t))))
+                              max_output or 0, None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],
                          [(_member(e), error) for e, error in failed], _decoded(warnings), _decoded(not_found))

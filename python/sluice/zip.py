@@ -128,10 +128,10 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
 
 
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
-            on_entry) -> ExtractResult:
+            on_entry, max_output) -> ExtractResult:
     raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or ()),
                               _encoded(exclude), preserve_permissions, strict, threads or 0, format, level or 0,
-                              None if on_entry is None else (lambda t: on_entry(_member(t))))
+                              max_output or 0, None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, not_found, not_listed = raw
     return ExtractResult(ZipStats(*stats), extracted, [(_member(e), why) for e, why in refused],
                          [(_member(e), error) for e, error in failed], _decoded(not_found), not_listed)
@@ -139,24 +139,29 @@ def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threa
 
 def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude: Iterable[str] = (),
             strict: bool = False, preserve_permissions: bool = False, threads: int | None = None,
-            on_entry: Callable[[ZipMember], None] | None = None) -> ExtractResult:
+            on_entry: Callable[[ZipMember], None] | None = None, max_output: int | None = None) -> ExtractResult:
     """Extracts the zip at `archive` (a path) under `dest` (created if missing), safely: nothing
     is written outside it. members: only these paths and what is under them. Members refused for
     safety, or that cannot be decoded (unsupported method, encrypted, corrupt) or written, are
     reported in the result and leave nothing behind; strict=True raises at the first instead.
+    max_output: the most bytes of file contents to write in all; when the members to extract
+    declare more, OutputLimitError is raised before anything is written (a member that decodes to
+    more than it declares fails): an uploaded zip bomb cannot fill the disk.
     """
-    return _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, "", 0, on_entry)
+    return _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, "", 0, on_entry,
+                   max_output)
 
 
 def transcode(archive, dest, format: str = "gzip", level: int | None = None, *, members: Iterable[str] | None = None,
               exclude: Iterable[str] = (), strict: bool = False, threads: int | None = None,
-              on_entry: Callable[[ZipMember], None] | None = None) -> ExtractResult:
+              on_entry: Callable[[ZipMember], None] | None = None, max_output: int | None = None) -> ExtractResult:
     """Compresses each file member of the zip at `archive` to its own file under `dest`, named
     as the member plus the format's suffix ("a/b.txt" -> dest/a/b.txt.gz), without writing the
     plain files: an upload service's "zip in, one .gz per file out" in one pass. Each file's bytes
-    are those `sluice -c` makes of the member. Safety and reporting as extract().
+    are those `sluice -c` makes of the member. Safety, reporting and max_output (the members'
+    contents, before they are compressed) as extract().
     """
-    return _unpack(archive, dest, members, exclude, strict, False, threads, format, level, on_entry)
+    return _unpack(archive, dest, members, exclude, strict, False, threads, format, level, on_entry, max_output)
 
 
 def list(archive) -> "builtins.list[ZipMember]":  # noqa: A001 (tarfile's and zipfile's habit)

@@ -154,6 +154,25 @@ directory = "{directory}"
 """
 
 
+def test_max_output_stops_a_tar_bomb_before_its_file_is_begun(tmp_path):
+    # tarfile's bomb: 48 MiB of zeros after a small file, in a .tar.gz of 50 KB. The file that
+    # would pass the limit is not begun, the one before it stays (as after a corrupt archive).
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in (("first", b"f" * 1000), ("zeros", bytes(48 << 20)), ("last", b"last")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert archive.stat().st_size < 200_000
+    with open(archive, "rb") as file:
+        with pytest.raises(sluice.OutputLimitError) as caught:
+            sluice.tar.extract(file, tmp_path / "out", max_output=10 << 20)
+    assert "'zeros' (archive byte 1536) holds 50331648 bytes" in str(caught.value)
+    assert sorted(os.listdir(tmp_path / "out")) == ["first"]
+    result = sluice.tar.extract(archive, tmp_path / "room", max_output=(48 << 20) + 1004)
+    assert result.ok and (tmp_path / "room" / "last").read_bytes() == b"last"
+
+
 def test_failed_entries_listed_stop_at_16_mib_of_names_and_the_rest_are_counted(tmp_path):
     """A small compressed archive can hold any number of entries with names of megabytes: the
     result lists the first failed or refused (16 MiB of names and messages) and says how many more; so

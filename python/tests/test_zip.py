@@ -115,6 +115,26 @@ def test_bad_members_are_reported_and_a_hostile_archive_raises_with_its_path(tmp
         sluice.zip.list(tmp_path / "missing.zip")
 
 
+def test_max_output_refuses_a_zip_bomb_before_writing_anything(tmp_path):
+    # zipfile's own bomb: 48 MiB of zeros in 50 KB. extract() and transcode() weigh the members by
+    # the sizes they declare; transcode counts the contents, not the .gz files they become.
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("small", b"s" * 1000)
+        z.writestr("zeros", bytes(48 << 20))
+    assert archive.stat().st_size < 200_000
+    for unpack in (sluice.zip.extract, sluice.zip.transcode):
+        with pytest.raises(sluice.OutputLimitError) as caught:
+            unpack(archive, tmp_path / "out", max_output=10 << 20)
+        assert caught.value.filename == str(archive)
+        assert "declare 50332648 bytes in all, more than the limit of 10485760" in str(caught.value)
+        assert not (tmp_path / "out").exists()
+    assert sluice.zip.extract(archive, tmp_path / "one", members=["small"], max_output=1000).ok
+    assert (tmp_path / "one" / "small").read_bytes() == b"s" * 1000
+    assert sluice.zip.transcode(archive, tmp_path / "gz", max_output=50332648).ok
+    assert gzip.decompress((tmp_path / "gz" / "zeros.gz").read_bytes()) == bytes(48 << 20)
+
+
 def test_names_that_are_not_utf8_go_both_ways_as_bytes_or_as_os_fsdecode_gives_them(tmp_path):
     # A Unix file system's names are bytes: os.listdir gives these with surrogate escapes.
     root = os.fsencode(tmp_path)
