@@ -145,6 +145,7 @@ int run_transcode_command(int argc, char** argv) {
   std::string chunk_size;
   CodecFlags codec_flags;
   bool force = false;
+  std::string max_output;
   app.add_option("INPUT", input, "The compressed input; - for stdin")->required();
   auto* output_option = app.add_option("-o,--output", output,
                                        "The output; - for stdout (its suffix picks the format; not with --output-dir)")
@@ -162,6 +163,10 @@ int run_transcode_command(int argc, char** argv) {
   app.add_option("--chunk-size", chunk_size, "Bytes per chunk, e.g. 4M")->type_name("SIZE");
   add_codec_flags(app, codec_flags);
   app.add_flag("-f,--force", force, "Overwrite the output");
+  app.add_option("--max-output", max_output,
+                 "Stop with an error, publishing nothing, once INPUT would decode to more than SIZE (e.g. 10G); "
+                 "with --output-dir, before the archive's files would pass SIZE, as sluice tar -x and sluice zip -x")
+      ->type_name("SIZE");
   tidy_help(app);
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
@@ -178,8 +183,10 @@ int run_transcode_command(int argc, char** argv) {
     spec.output_is_directory = !output_dir.empty();
     spec.overwrite = force;
     spec.threads = threads;
+    const std::uint64_t limit = max_output.empty() ? 0 : parse_byte_count(max_output);
     StageSpec decompress;
     decompress.kind = StageKind::kDecompress;
+    decompress.max_output_bytes = limit;
     StageSpec compress;
     compress.kind = StageKind::kCompress;
     compress.codec = format;
@@ -189,6 +196,7 @@ int run_transcode_command(int argc, char** argv) {
     (void)CodecRegistry::global().create(format, compress.codec_options);  // checks level and chunk size
     StageSpec unpack;
     unpack.kind = StageKind::kUntar;
+    unpack.max_output_bytes = limit;
     spec.stages =
         output_dir.empty() ? std::vector<StageSpec>{decompress, compress} : std::vector<StageSpec>{unpack, compress};
     if (output_dir.empty()) refuse_terminal_output(spec.output);

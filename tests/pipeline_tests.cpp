@@ -168,6 +168,18 @@ directory = "out"
   r = sluice("run --dry-run p.toml");
   EXPECT_NE(r.out.find("format detected from content, at most 10485760 bytes out of each input"), std::string::npos)
       << r.out;
+
+  // sluice transcode takes it as --max-output, for a stream and for an archive's files.
+  r = sluice("transcode in/bomb.gz -o bomb.zst --max-output 10M");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("output exceeds the limit of 10485760 bytes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "bomb.zst"));
+  EXPECT_EQ(sluice("transcode in/bomb.gz -o bomb.zst --max-output 48M").status, 0);
+  ASSERT_EQ(sh("head -c 50331648 /dev/zero > zeros && tar czf bomb.tar.gz zeros").status, 0);
+  r = sluice("transcode bomb.tar.gz --output-dir tx -F zstd --max-output 10M");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("'zeros.zst' (archive byte 0) holds 50331648 bytes"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "tx/zeros.zst"));
 }
 
 TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {

@@ -29,7 +29,7 @@ _sluice_opts_run='-h --help -n --dry-run -j --threads --no-pin -f --force -o --o
   -v --verbose'
 _sluice_opts_transcode='-h --help -o --output --output-dir -F --format -l --level -j --threads
   --no-pin --chunk-size --gzip-backend --gzip-form --independent --multi-member --single-member
-  --bgzf --zstd-index --no-seek-table -f --force'
+  --bgzf --zstd-index --no-seek-table -f --force --max-output'
 _sluice_opts_demo='-h --help --size -j --threads --no-pin'
 
 # The options of each command that take a value (the next word, or after = or a short letter).
@@ -42,7 +42,7 @@ _sluice_args_zip='-f -o --file --output -C --directory --exclude -F --format -l 
   -j --threads --chunk-size --mtime --max-output'
 _sluice_args_run='-j --threads -o --output --set'
 _sluice_args_transcode='-o --output --output-dir -F --format -l --level -j --threads
-  --chunk-size --gzip-backend --gzip-form --zstd-index'
+  --chunk-size --gzip-backend --gzip-form --zstd-index --max-output'
 _sluice_args_demo='--size -j --threads'
 
 # Value lists, as the help prints them (a|b|c).
