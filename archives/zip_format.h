@@ -66,6 +66,18 @@ inline void zip_put64(Buffer& out, std::uint64_t v) {
 
 // MS-DOS date and time (local time, 2-second steps, 1980-2107) <-> seconds since 1970.
 std::int64_t zip_dos_to_unix(std::uint16_t date, std::uint16_t time);
+// zip_dos_to_unix, remembering the last hour it converted: an archive's members come mostly from
+// a few hours, and an hour costs four questions to the zone. One for each archive read (the zone
+// may change between them).
+class DosTimeConverter {
+ public:
+  std::int64_t to_unix(std::uint16_t date, std::uint16_t time);
+
+ private:
+  std::uint32_t hour_key_ = 0xFFFFFFFF;  // (date << 5) | hour of the hour remembered; none yet
+  std::int64_t hour_start_ = 0;          // its first second
+  bool uniform_ = false;                 // the zone's offset is the same 12 hours either side
+};
 // {date, time}; clamped to 1980-01-01 and 2107-12-31.
 std::pair<std::uint16_t, std::uint16_t> zip_unix_to_dos(std::int64_t seconds);
 
