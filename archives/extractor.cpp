@@ -418,13 +418,15 @@ class SafeExtractor::Impl final : public TarEntryHandler {
 
   void start_file(const TarEntry& entry, const std::string& path) {
     struct stat existing {};
-    if (::lstat(path.c_str(), &existing) == 0) {
+    const bool found = ::lstat(path.c_str(), &existing) == 0;
+    const bool absent = !found && errno == ENOENT;  // other failures: the output's own say what is wrong
+    if (found) {
       if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
       // The temporary is renamed over a regular file; anything else (a symlink above all, or a
       // FIFO the output would open) is removed first so that nothing is written through it.
       if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
     }
-    file_ = std::make_unique<OutputFile>(path, true);
+    file_ = std::make_unique<OutputFile>(path, true, true, absent);
     region_ = 0;
     within_region_ = 0;
     written_to_ = 0;

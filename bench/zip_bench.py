@@ -96,7 +96,7 @@ def main():
     }
     times = medians(interleaved(transcode, args.reps, out))
     base = times[f"unzip, then pigz -6 -p{j} per file"]
-    print(f"\n| zip to a .gz per member (made by zip -6) | seconds | vs unzip + pigz |\n|---|---:|---:|")
+    print("\n| zip to a .gz per member (made by zip -6) | seconds | vs unzip + pigz |\n|---|---:|---:|")
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x |")
     shutil.rmtree(out, ignore_errors=True)

@@ -328,11 +328,11 @@ static bool proc_fd_links() {
   return usable;
 }
 
-OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place)
+OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, bool known_absent)
     : path_(std::move(path)), overwrite_(overwrite) {
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
-  const bool exists = ::lstat(path_.c_str(), &existing) == 0;
+  const bool exists = !known_absent && ::lstat(path_.c_str(), &existing) == 0;
   if (exists) {
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling
@@ -491,10 +491,29 @@ void OutputFile::commit(bool durable) {
 // file we promised to keep. Through /proc/self/fd, else by the descriptor (AT_EMPTY_PATH, which
 // needs a capability), else (a sandbox that hides /proc, a security module) by copying it into
 // a named temporary that is then renamed as any other.
+//
+// Where the process may link by the descriptor (root in a container, mostly), that goes first:
+// the /proc path is looked up at every link, a seventh of the time of each small file extracted.
+// Whether it may is learnt at the first link; a refusal then (ENOENT, or EPERM) sends every link
+// through /proc.
 void OutputFile::link_unnamed(bool durable) {
+  static std::atomic<int> by_descriptor{-1};  // -1 not known yet, 0 refused, 1 works
   const std::string self = fmt::format("/proc/self/fd/{}", fd_);
-  if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
-      (errno == EEXIST || ::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) != 0)) {
+  const auto link_by_descriptor = [&] {
+    const int works = by_descriptor.load(std::memory_order_relaxed);
+    if (works == 0) {
+      errno = 0;
+      return false;
+    }
+    if (::linkat(fd_, "", AT_FDCWD, path_.c_str(), AT_EMPTY_PATH) == 0) {
+      by_descriptor.store(1, std::memory_order_relaxed);
+      return true;
+    }
+    if (works == -1 && (errno == ENOENT || errno == EPERM)) by_descriptor.store(0, std::memory_order_relaxed);
+    return false;
+  };
+  if (!link_by_descriptor() &&
+      (errno == EEXIST || ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0)) {
     if (errno == EEXIST && !overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
     // The name itself cannot be (no copy would help): said as the system says it.
     if (errno == ENAMETOOLONG || errno == ENOTDIR || errno == ENOSPC || errno == EDQUOT || errno == EROFS) {

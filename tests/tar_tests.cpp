@@ -591,6 +591,31 @@ TEST_F(Tar, KeepOldFilesAsGnuTar) {
   EXPECT_EQ(read_file(dir_ / "ours/src/one.txt"), Bytes{'x'});
 }
 
+// A new file is named by its descriptor where the process may (root, as in most containers)
+// and through /proc/self/fd where it may not (everyone else): extraction publishes whole files
+// either way, and over the files of an earlier run. Run as root, the second way runs as nobody.
+TEST_F(Tar, FilesArePublishedWhetherOrNotTheProcessMayLinkByDescriptor) {
+  make_src(false);
+  const fs::path shared = fs::temp_directory_path() / fmt::format("sluice-links-{}", ::getpid());
+  fs::remove_all(shared);
+  fs::create_directories(shared);
+  fs::permissions(shared, fs::perms::all);
+  ASSERT_EQ(sh("tar -cf " + (shared / "x.tar").string() + " src && chmod 0644 " + (shared / "x.tar").string()).status,
+            0);
+  std::vector<std::string> users = {""};
+  if (::geteuid() == 0) users.push_back("setpriv --reuid=65534 --regid=65534 --clear-groups ");
+  for (const std::string& as : users) {
+    SCOPED_TRACE(as.empty() ? "as this user" : "as nobody");
+    const fs::path out = shared / (as.empty() ? "own" : "nobody");
+    for (int run = 0; run < 2; ++run) {  // the second over the first's files
+      auto r = sh(as + testing::sluice() + " tar -x -f " + (shared / "x.tar").string() + " -C " + out.string());
+      ASSERT_EQ(r.status, 0) << describe(r);
+      EXPECT_EQ(snapshot(out / "src", false), snapshot(dir_ / "src", false));
+    }
+  }
+  fs::remove_all(shared);
+}
+
 // --no-recursion stores the directories given without their contents; --one-file-system stores a
 // mount point without what is mounted there: the same entries as GNU tar.
 TEST_F(Tar, NoRecursionAndOneFileSystemAsGnuTar) {

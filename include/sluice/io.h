@@ -166,7 +166,10 @@ class OutputFile final : public ByteSink {
   // `devices_in_place`: an existing device or FIFO at `path` (or a symbolic link to one) is
   // written into, as a path the user named wants (-o /dev/null); otherwise it is an existing
   // file like any other, refused or, with `overwrite`, replaced (the link, not what it points to).
-  OutputFile(std::string path, bool overwrite, bool devices_in_place = true);
+  // `known_absent`: the caller found nothing at `path` just before (an lstat of its own, as tar's
+  // extraction makes), so it is not looked at again: a fifth of the system time of extracting
+  // 100,000 small files went to the two lstat calls.
+  OutputFile(std::string path, bool overwrite, bool devices_in_place = true, bool known_absent = false);
   ~OutputFile() override;
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
