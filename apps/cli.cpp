@@ -426,7 +426,7 @@ ParseResult parse_command_line(int argc, char** argv) {
     options.level = resolve_level(level, *CodecRegistry::global().find(options.format));
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
-    if (!max_output.empty()) options.max_output_bytes = parse_byte_count(max_output);
+    options.max_output_bytes = parse_max_output(max_output);
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return {std::nullopt, kExitSuccess};
@@ -446,6 +446,14 @@ ParseResult parse_command_line(int argc, char** argv) {
                  : decompress   ? Mode::kDecompress
                                 : Mode::kCompress;
   return {options, 0};
+}
+
+std::uint64_t parse_max_output(const std::string& text) {
+  if (text.empty()) return 0;
+  const std::uint64_t bytes = parse_byte_count(text);
+  if (bytes == 0)
+    throw Error(ErrorKind::kUsage, "--max-output must be at least 1 byte (give no limit by leaving it out)");
+  return bytes;
 }
 
 std::string overwrite_hint(const Error& error) {

@@ -49,6 +49,10 @@ std::map<std::string, std::string> backend_flags(const CodecFlags& flags);
 // level and for level 0 where the codec has none (pigz's -0 stores; sluice's codecs do not).
 int resolve_level(const std::string& text, const CodecInfo& info);
 
+// --max-output's SIZE as the library takes it (0: none given). Throws Error(kUsage) for 0, which
+// the library would take as no limit at all.
+std::uint64_t parse_max_output(const std::string& text);
+
 // What the command line adds to a library error for its user: "; use -f to overwrite" after an
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);

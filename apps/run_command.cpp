@@ -183,7 +183,7 @@ int run_transcode_command(int argc, char** argv) {
     spec.output_is_directory = !output_dir.empty();
     spec.overwrite = force;
     spec.threads = threads;
-    const std::uint64_t limit = max_output.empty() ? 0 : parse_byte_count(max_output);
+    const std::uint64_t limit = parse_max_output(max_output);
     StageSpec decompress;
     decompress.kind = StageKind::kDecompress;
     decompress.max_output_bytes = limit;

@@ -270,9 +270,7 @@ std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
   return std::make_unique<FdSource>(archive);
 }
 
-std::uint64_t max_output_bytes(const TarCliOptions& options) {
-  return options.max_output.empty() ? 0 : parse_byte_count(options.max_output);
-}
+std::uint64_t max_output_bytes(const TarCliOptions& options) { return parse_max_output(options.max_output); }
 
 // -O: the contents of the selected files, one after the other, to stdout (a sparse file with its
 // holes as zeros); nothing is written to disk.
@@ -595,6 +593,10 @@ int run_tar_command(int argc, char** argv) {
       throw Error(ErrorKind::kUsage, "-T - can be given once");
     }
     if (options.to_stdout && !options.extract) throw Error(ErrorKind::kUsage, "-O goes with -x (extract)");
+    if (!options.max_output.empty() && !options.extract) {
+      throw Error(ErrorKind::kUsage, "--max-output goes with -x (extract)");
+    }
+    (void)max_output_bytes(options);  // a bad SIZE is a usage error before the archive is opened
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return kExitSuccess;

@@ -123,7 +123,7 @@ int run_extract(const ZipCliOptions& options) {
   extract.preserve_permissions = options.preserve_permissions;
   extract.strict = options.strict;
   extract.threads = options.threads;
-  if (!options.max_output.empty()) extract.max_output_bytes = parse_byte_count(options.max_output);
+  extract.max_output_bytes = parse_max_output(options.max_output);
   if (options.verbose) extract.on_entry = [](const ZipEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   FdSource source = open_archive(options.archive);
   extract.on_refused = [archive = printable_name(source.name())](const ZipEntry& entry, const std::string& why) {
@@ -229,6 +229,9 @@ int run_zip_command(int argc, char** argv) {
     const int modes = int(options.create) + int(options.extract) + int(options.list) + int(options.test);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list), --test");
     if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE");
+    if (!options.max_output.empty() && !options.extract) {
+      throw Error(ErrorKind::kUsage, "--max-output goes with -x (extract)");
+    }
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return kExitSuccess;

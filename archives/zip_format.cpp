@@ -33,11 +33,17 @@ long utc_offset_at(std::time_t when) {
 
 std::int64_t zip_dos_to_unix(std::uint16_t date, std::uint16_t time) { return DosTimeConverter().to_unix(date, time); }
 
+// localtime_r() reads TZ once; mktime() at every call: a program that changed TZ since gets the
+// zone mktime would use.
+DosTimeConverter::DosTimeConverter() { ::tzset(); }
+
 // mktime() would do, but glibc's calls tzset(), which stats /etc/localtime (or the TZ file) at
 // every call: for an archive of 100,000 members that was a fifth of `sluice zip --test`'s time.
-// localtime_r() reads the zone once. Where the zone's offset is the same 12 hours either side of
-// the hour, no time in it is skipped or repeated and the answer is mktime's (which normalises
-// minute 63 or day 0 as timegm does); near a change, mktime answers.
+// localtime_r() reads the zone once. Where the zone's offset is the same at the hour's start, at
+// its end (minute 63, second 62) and 12 hours either side, no time in it is skipped or repeated
+// and the answer is mktime's (which normalises minute 63 or day 0 as timegm does); near a change,
+// mktime answers. (A zone that changed twice within 12 hours, which no zone of tzdata does, could
+// still be answered an hour or a day apart from mktime.)
 std::int64_t DosTimeConverter::to_unix(std::uint16_t date, std::uint16_t time) {
   if (date == 0) return 0;
   const std::uint32_t key = (std::uint32_t{date} << 5) | (time >> 11);
@@ -48,8 +54,10 @@ std::int64_t DosTimeConverter::to_unix(std::uint16_t date, std::uint16_t time) {
     constexpr std::time_t kHalfDay = 12 * 3600;
     const long offset = utc_offset_at(fields);
     hour_start_ = static_cast<std::int64_t>(fields - offset);
-    uniform_ = utc_offset_at(fields - offset) == offset && utc_offset_at(fields - offset - kHalfDay) == offset &&
-               utc_offset_at(fields - offset + kHalfDay) == offset;
+    constexpr std::time_t kHourAndMore = 64 * 60;  // minute 63, second 62
+    const std::time_t start = fields - offset;
+    uniform_ = utc_offset_at(start) == offset && utc_offset_at(start + kHourAndMore) == offset &&
+               utc_offset_at(start - kHalfDay) == offset && utc_offset_at(start + kHalfDay) == offset;
   }
   if (uniform_) return hour_start_ + ((time >> 5) & 63) * 60 + (time & 31) * 2;
   std::tm local = dos_fields(date, time);

@@ -71,12 +71,13 @@ std::int64_t zip_dos_to_unix(std::uint16_t date, std::uint16_t time);
 // may change between them).
 class DosTimeConverter {
  public:
+  DosTimeConverter();  // reads the zone as mktime() would (TZ as it is now)
   std::int64_t to_unix(std::uint16_t date, std::uint16_t time);
 
  private:
   std::uint32_t hour_key_ = 0xFFFFFFFF;  // (date << 5) | hour of the hour remembered; none yet
   std::int64_t hour_start_ = 0;          // its first second
-  bool uniform_ = false;                 // the zone's offset is the same 12 hours either side
+  bool uniform_ = false;                 // the zone's offset is the same over the hour, 12 hours either side
 };
 // {date, time}; clamped to 1980-01-01 and 2107-12-31.
 std::pair<std::uint16_t, std::uint16_t> zip_unix_to_dos(std::int64_t seconds);

@@ -663,6 +663,7 @@ std::uint64_t parse_byte_count(const std::string& text) {
   else if (unit == "m" || unit == "mb" || unit == "mib") multiplier = 1ULL << 20;
   else if (unit == "g" || unit == "gb" || unit == "gib") multiplier = 1ULL << 30;
   else throw Error(ErrorKind::kUsage, fmt::format("invalid size '{}' (use a number with K, M or G)", text));
+  if (number > UINT64_MAX / multiplier) throw Error(ErrorKind::kUsage, fmt::format("size '{}' is too large", text));
   return number * multiplier;
 }
 

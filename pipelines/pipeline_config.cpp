@@ -274,6 +274,17 @@ void read_codec_settings(Keys& keys, bool codec_known, StageSpec& stage) {
 }
 
 // One [[stage]]; nullopt when its kind is missing or unknown (its other keys then go unchecked).
+// A decompress or untar stage's max_output: a size of at least 1 byte (0 would be no limit).
+void read_max_output(Keys& keys, StageSpec& stage) {
+  const auto limit = keys.bytes("max_output");
+  if (!limit) return;
+  if (*limit == 0) {
+    keys.fail_at("max_output", "'max_output' must be at least 1 byte (leave it out for no limit)");
+    return;
+  }
+  stage.max_output_bytes = *limit;
+}
+
 std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diagnostics, std::size_t number) {
   Keys keys(table, diagnostics, "stage", fmt::format("stage {}", number));
   const std::size_t mistakes = diagnostics.size();
@@ -296,7 +307,7 @@ std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diag
   switch (stage.kind) {
     case StageKind::kDecompress:
       if (const auto format = keys.choice("format", CodecRegistry::global().names())) stage.format = *format;
-      if (const auto limit = keys.bytes("max_output")) stage.max_output_bytes = *limit;
+      read_max_output(keys, stage);
       break;
     case StageKind::kCompress: {
       const auto codec = keys.choice("codec", CodecRegistry::global().names());
@@ -335,7 +346,7 @@ std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diag
       break;
     case StageKind::kUntar:
       if (const auto strict = keys.boolean("strict")) stage.strict = *strict;
-      if (const auto limit = keys.bytes("max_output")) stage.max_output_bytes = *limit;
+      read_max_output(keys, stage);
       break;
     case StageKind::kChecksum:
       if (const auto algorithm = keys.choice("algorithm", {"sha256", "xxh64"})) stage.algorithm = *algorithm;

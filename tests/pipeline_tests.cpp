@@ -638,6 +638,9 @@ const std::vector<BadConfig> kBadConfigs = {
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"decompress\"\nmax_output = \"1G\"\n[[stage]]\nkind = "
      "\"untar\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:3:1: stage 1 (decompress): before 'untar', 'max_output' belongs to the untar stage (the files' bytes)"},
+    {"max_output_zero",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"untar\"\nmax_output = \"0K\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:5:14: stage 1: 'max_output' must be at least 1 byte (leave it out for no limit)"},
     {"max_output_not_a_size",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"untar\"\nmax_output = \"big\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:14: stage 1: 'max_output': invalid size 'big'"},

@@ -219,11 +219,21 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
                             backend or "")
 
 
+def _max_output(value) -> int:
+    """max_output= as the library takes it: None is no limit (0 there)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"max_output must be a number of bytes (at least 1) or None for no limit, not {value!r}",
+                         kind="usage")
+    return value
+
+
 def decompress(data, *, format: str | None = None, max_output: int | None = None,
                threads: int | None = None) -> bytes:
     """Decompresses gzip, zstd or lz4 (told from the data unless format names it), in parallel
     where the stream allows. max_output: raise OutputLimitError rather than produce more."""
-    return _native.decompress(data, _format_name(format) or "", threads or 0, max_output or 0)
+    return _native.decompress(data, _format_name(format) or "", threads or 0, _max_output(max_output))
 
 
 def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = None,
@@ -424,7 +434,8 @@ class Decompressor:
         self._lock = threading.Lock()
         # Decoded by a run, a stream of small pieces paid two thread switches a piece (57 us a
         # 1 KiB piece, against zlib's 9): each call's output is its own piece's either way.
-        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else threads, max_output or 0,
+        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else threads,
+                                        _max_output(max_output),
                                         "<stream>")
         _open_streams.add(self)
         self._error: BaseException | None = None
@@ -555,7 +566,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
         else:
             jobs.append((name, _output_path(name, target, output_dir)))
             places.append(index)
-    done = _native.decompress_files(jobs, threads or 0, max_output or 0, overwrite, remove_inputs, fail_fast,
+    done = _native.decompress_files(jobs, threads or 0, _max_output(max_output), overwrite, remove_inputs, fail_fast,
                                     _progress_adapter(progress))
     for index, result in builtins.zip(places, done):
         results[index] = FileResult(*result)
@@ -885,7 +896,7 @@ class SluiceFile(io.BufferedIOBase):
                     if self._start is not None:  # its first bytes, for mtime
                         self._head = _peek_head(self._file, self._start)
                 self._decoding = _Decoding(self._file, self._fileno, self._start,
-                                           (format or "", threads or 0, max_output or 0, self.name or "<file>"))
+                                           (format or "", threads or 0, _max_output(max_output), self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")

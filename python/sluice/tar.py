@@ -26,7 +26,7 @@ import tarfile
 import weakref
 from typing import Callable, Iterable
 
-from . import SluiceFile, UsageError, _ending_on_an_error, _native
+from . import SluiceFile, UsageError, _ending_on_an_error, _max_output, _native
 
 __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -173,7 +173,7 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     path, file = _archive(archive)
     raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or ()),
                               _encoded(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
-                              max_output or 0, None if on_entry is None else (lambda t: on_entry(_member(t))))
+                              _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],
                          [(_member(e), error) for e, error in failed], _decoded(warnings), _decoded(not_found))

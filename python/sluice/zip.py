@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _native
+from . import UsageError, _max_output, _native
 from .tar import _decoded, _encoded
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
@@ -131,7 +131,7 @@ def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threa
             on_entry, max_output) -> ExtractResult:
     raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or ()),
                               _encoded(exclude), preserve_permissions, strict, threads or 0, format, level or 0,
-                              max_output or 0, None if on_entry is None else (lambda t: on_entry(_member(t))))
+                              _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, not_found, not_listed = raw
     return ExtractResult(ZipStats(*stats), extracted, [(_member(e), why) for e, why in refused],
                          [(_member(e), error) for e, error in failed], _decoded(not_found), not_listed)

@@ -132,6 +132,12 @@ def test_max_output_refuses_a_zip_bomb_before_writing_anything(tmp_path):
     assert sluice.zip.extract(archive, tmp_path / "one", members=["small"], max_output=1000).ok
     assert (tmp_path / "one" / "small").read_bytes() == b"s" * 1000
     assert sluice.zip.transcode(archive, tmp_path / "gz", max_output=50332648).ok
+    for wrong in (0, -1, 1.5, True):  # 0 would be no limit to the library
+        with pytest.raises(sluice.UsageError):
+            sluice.zip.extract(archive, tmp_path / "never", max_output=wrong)
+        with pytest.raises(sluice.UsageError):
+            sluice.decompress(gzip.compress(b"x"), max_output=wrong)
+    assert not (tmp_path / "never").exists()
     assert gzip.decompress((tmp_path / "gz" / "zeros.gz").read_bytes()) == bytes(48 << 20)
 
 
