@@ -483,9 +483,9 @@ struct ZipReader::State {
   void check_local_headers() {
     // Members in archive order. Two at one local header overlap whatever the headers hold: that is
     // said before any is read (65,535 records naming two headers of 128 KiB each took 47 s).
-    std::vector<const ZipEntry*> by_offset;
+    std::vector<ZipEntry*> by_offset;
     by_offset.reserve(entries.size());
-    for (const ZipEntry& entry : entries) by_offset.push_back(&entry);
+    for (ZipEntry& entry : entries) by_offset.push_back(&entry);
     std::stable_sort(by_offset.begin(), by_offset.end(),
                      [](const ZipEntry* a, const ZipEntry* b) { return a->header_offset < b->header_offset; });
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
@@ -493,8 +493,10 @@ struct ZipReader::State {
         throw overlap(*by_offset[i - 1], *by_offset[i], by_offset[i]->header_offset + prefix);
       }
     }
+    // In archive order, whatever the directory's: the window then moves forward only.
     ForwardReader headers(source);
-    for (ZipEntry& entry : entries) {
+    for (ZipEntry* member : by_offset) {
+      ZipEntry& entry = *member;
       if (entry.header_offset > directory_start - prefix ||
           directory_start - prefix - entry.header_offset < kZipLocalBytes) {
         throw corrupt(
