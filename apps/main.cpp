@@ -20,10 +20,11 @@
 
 namespace {
 
-// An interrupted run publishes nothing: remove the temporaries, then die of the same signal so
-// the shell sees 130 (SIGINT) or 143 (SIGTERM).
+// An interrupted run publishes nothing: remove the outputs not yet complete, then die of the same
+// signal so the shell sees 130 (SIGINT) or 143 (SIGTERM). While a file is being created in
+// place, the signal comes again once it is made (so it is removed too).
 extern "C" void on_fatal_signal(int signal_number) {
-  sluice::remove_pending_outputs();
+  if (!sluice::remove_pending_outputs(signal_number)) return;
   std::signal(signal_number, SIG_DFL);
   std::raise(signal_number);
 }

@@ -9,8 +9,9 @@
 //   refused; this is bsdtar's default), so "link -> /etc" then "link/passwd" cannot escape;
 // - an existing symlink (or file) at an entry's own name is replaced, never written through;
 // - setuid/setgid bits are dropped and device nodes refused unless asked for (and root).
-// Regular files are written to a temporary beside their final name and renamed when complete,
-// so an archive that breaks off mid-file leaves no partial file. Directory modes and times are
+// Regular files are written unnamed (or to a temporary beside their final name) and named when
+// complete, so an archive that breaks off mid-file leaves no partial file; small ones are created
+// under their names at once and removed if they fail (start_file). Directory modes and times are
 // applied at the end, deepest first, as tar does (a read-only directory still gets its contents).
 //
 // What is held for the entries is bounded, whatever the archive: the directories waiting for
@@ -71,6 +72,10 @@ std::string parent_of(const std::string& relative) {
 }
 
 constexpr std::size_t kPendingDirectoryBytes = 16u << 20;
+// Files up to this size are created under their own names (start_file): for them, the unnamed
+// file and its link were 40% of the time; past it, they are a few percent. (A batch's outputs
+// are not: compressing 20,000 files of 4 KB is bound by deflate, and it gained 1%.)
+constexpr std::uint64_t kInPlaceBytes = 64u << 10;
 constexpr std::size_t kVerifiedDirectoryBytes = 8u << 20;
 
 // The memory a path held in a node-based container takes, about: the characters and the node.
@@ -417,16 +422,23 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   }
 
   void start_file(const TarEntry& entry, const std::string& path) {
-    struct stat existing {};
-    const bool found = ::lstat(path.c_str(), &existing) == 0;
-    const bool absent = !found && errno == ENOENT;  // other failures: the output's own say what is wrong
-    if (found) {
-      if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
-      // The temporary is renamed over a regular file; anything else (a symlink above all, or a
-      // FIFO the output would open) is removed first so that nothing is written through it.
-      if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+    // A small file where nothing is yet (the usual case) is created under its name at once, as
+    // GNU tar and bsdtar create every file: its bytes follow at once, and a failure or a signal
+    // removes it as it would a temporary. Larger ones, and any name that is taken, go the careful
+    // way: written unnamed (or as a temporary) and named when complete.
+    if (entry.size <= kInPlaceBytes) file_ = OutputFile::create_in_place(path);
+    if (!file_) {
+      struct stat existing {};
+      const bool found = ::lstat(path.c_str(), &existing) == 0;
+      const bool absent = !found && errno == ENOENT;  // other failures: the output's own say what is wrong
+      if (found) {
+        if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
+        // The temporary is renamed over a regular file; anything else (a symlink above all, or a
+        // FIFO the output would open) is removed first so that nothing is written through it.
+        if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+      }
+      file_ = std::make_unique<OutputFile>(path, true, true, absent);
     }
-    file_ = std::make_unique<OutputFile>(path, true, true, absent);
     region_ = 0;
     within_region_ = 0;
     written_to_ = 0;

@@ -60,6 +60,7 @@ def main():
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--program", default=str(benchlib.ROOT / "build" / "release" / "apps" / "sluice"))
+    parser.add_argument("--before", help="an earlier sluice program to compare, interleaved with the rest")
     args = parser.parse_args()
     j, s = args.threads, args.program
     scratch = benchlib.scratch("tiny")
@@ -70,11 +71,15 @@ def main():
     # not every user's); -n 100000 keeps them in one sluice process.
     compressors = {
         f"sluice -k -j{j}": f"ls | grep -v '\\.gz$' | xargs -n 100000 {s} -6 -k -j{j}",
+        **({f"sluice -k -j{j} (before)": f"ls | grep -v '\\.gz$' | xargs -n 100000 {args.before} -6 -k -j{j}"}
+           if args.before else {}),
         f"xargs -P{j} -n 500 gzip": f"ls | grep -v '\\.gz$' | xargs -P{j} -n 500 gzip -6 -k",
         f"pigz -p{j}": f"ls | grep -v '\\.gz$' | xargs -n 100000 pigz -6 -k -p{j}",
     }
     decompressors = {
         f"sluice -d -j{j}": f"ls | grep '\\.gz$' | xargs -n 100000 {s} -d -f -k -j{j}",
+        **({f"sluice -d -j{j} (before)": f"ls | grep '\\.gz$' | xargs -n 100000 {args.before} -d -f -k -j{j}"}
+           if args.before else {}),
         f"xargs -P{j} -n 500 gzip -d": f"ls | grep '\\.gz$' | xargs -P{j} -n 500 gzip -d -f -k",
     }
     times = {name: [] for name in [*compressors, *decompressors]}

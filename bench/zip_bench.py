@@ -11,8 +11,9 @@ same run, interleaved; medians of REPS runs; outputs on tmpfs.
   `unzip` then `pigz` on each file.
 
 With --small, instead: a zip (Info-ZIP `zip -6`) of 100,000 files of 20-600 bytes in 100
-directories, tested (`--test` against `unzip -tq`) and extracted; --before OLD adds the sluice
-program OLD (an earlier build) to each table.
+directories, tested (`--test` against `unzip -tq`) and extracted, and the same files as a plain
+tar extracted (against GNU tar and bsdtar); --before OLD adds the sluice program OLD (an earlier
+build) to each table.
 
 Usage: bench/zip_bench.py [--reps N] [--threads N] [--small [--before OLD]]
 """
@@ -114,6 +115,8 @@ def small_members(args):
             (tree / f"d{d}" / f"f{i}.txt").write_text(f"line {d} {i}\n" * rng.randint(1, 50))
     archive = out / "small.zip"
     os.system(f"cd {tree} && zip -qr -6 {archive} .")
+    plain_tar = out / "small.tar"
+    os.system(f"tar --sort=name -cf {plain_tar} -C {tree} .")
     shutil.rmtree(tree)
     j = args.threads
     programs = {"sluice": str(SLUICE)}
@@ -126,7 +129,12 @@ def small_members(args):
                for name, program in programs.items()}
     extract["unzip -q"] = f"rm -rf {out}/x && unzip -q {archive} -d {out}/x"
     extract["bsdtar -xf"] = f"rm -rf {out}/x && mkdir {out}/x && bsdtar -xf {archive} -C {out}/x"
-    for title, commands, base in (("test", test, "unzip -tq"), ("extract", extract, "unzip -q")):
+    untar = {f"{name} tar -x": f"rm -rf {out}/x && {program} tar -x -j{j} -f {plain_tar} -C {out}/x"
+             for name, program in programs.items()}
+    untar["GNU tar -xf"] = f"rm -rf {out}/x && mkdir {out}/x && tar -xf {plain_tar} -C {out}/x"
+    untar["bsdtar -xf (tar)"] = f"rm -rf {out}/x && mkdir {out}/x && bsdtar -xf {plain_tar} -C {out}/x"
+    for title, commands, base in (("test", test, "unzip -tq"), ("extract", extract, "unzip -q"),
+                                  ("extract the tar", untar, "GNU tar -xf")):
         times = medians(interleaved(commands, args.reps, out))
         print(f"| {title} | seconds | vs {base} |\n|---|---:|---:|")
         for name, seconds in times.items():

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -263,21 +264,26 @@ void write_all(int fd, ByteView bytes, const std::string& name) {
 
 void FdSink::write(ByteView bytes) { write_all(fd_, bytes, name_); }
 
-// Temporaries a signal handler must remove: fixed storage, so the handler needs no allocation.
+// Outputs a signal handler must remove: fixed storage, so the handler needs no allocation.
 namespace {
 constexpr int kCleanupSlots = 256;
 constexpr std::size_t kCleanupPathBytes = 4096;
+// A slot's state: free; a path to remove; or a file being created in place, which may or may not
+// be ours until its open() returns (it fails on a file that is there, which is not ours).
+enum CleanupState : unsigned char { kSlotFree, kSlotRemove, kSlotCreating };
 char g_cleanup_paths[kCleanupSlots][kCleanupPathBytes];
-std::atomic<bool> g_cleanup_used[kCleanupSlots];
+std::atomic<unsigned char> g_cleanup_state[kCleanupSlots];
 std::mutex g_cleanup_mutex;
+// The signal a handler left for a creation to end (remove_pending_outputs() returned false).
+std::atomic<int> g_deferred_signal{0};
 
-int register_cleanup(const std::string& path) {
+int register_cleanup(const std::string& path, CleanupState state = kSlotRemove) {
   if (path.size() >= kCleanupPathBytes) return -1;
   std::lock_guard lock(g_cleanup_mutex);
   for (int slot = 0; slot < kCleanupSlots; ++slot) {
-    if (!g_cleanup_used[slot].load(std::memory_order_relaxed)) {
+    if (g_cleanup_state[slot].load(std::memory_order_relaxed) == kSlotFree) {
       std::memcpy(g_cleanup_paths[slot], path.c_str(), path.size() + 1);
-      g_cleanup_used[slot].store(true, std::memory_order_release);
+      g_cleanup_state[slot].store(state, std::memory_order_seq_cst);
       return slot;
     }
   }
@@ -285,7 +291,18 @@ int register_cleanup(const std::string& path) {
 }
 
 void unregister_cleanup(int slot) {
-  if (slot >= 0) g_cleanup_used[slot].store(false, std::memory_order_release);
+  if (slot >= 0) g_cleanup_state[slot].store(kSlotFree, std::memory_order_release);
+}
+
+// The creation in `slot` is over: the file `made` is ours to remove until committed; else the
+// slot is free. A signal whose handler waited for it is raised again. (The handler stores the
+// signal before it looks at the slots, and this looks at the signal after storing the state, all
+// sequentially consistent: one of the two sees the other's store, so no signal is lost.)
+void end_creation(int slot, bool made) {
+  g_cleanup_state[slot].store(made ? kSlotRemove : kSlotFree, std::memory_order_seq_cst);
+  if (const int signal_number = g_deferred_signal.load(std::memory_order_seq_cst); signal_number != 0) {
+    ::raise(signal_number);
+  }
 }
 
 // A random name for a temporary: `prefix` and six letters or digits, as mkstemp makes them. The
@@ -314,10 +331,15 @@ std::string temporary_name(const std::string& prefix, bool reseed) {
 }
 }  // namespace
 
-void remove_pending_outputs() noexcept {
+bool remove_pending_outputs(int signal_number) noexcept {
+  g_deferred_signal.store(signal_number, std::memory_order_seq_cst);
   for (int slot = 0; slot < kCleanupSlots; ++slot) {
-    if (g_cleanup_used[slot].load(std::memory_order_acquire)) ::unlink(g_cleanup_paths[slot]);
+    if (g_cleanup_state[slot].load(std::memory_order_seq_cst) == kSlotCreating) return false;
   }
+  for (int slot = 0; slot < kCleanupSlots; ++slot) {
+    if (g_cleanup_state[slot].load(std::memory_order_acquire) == kSlotRemove) ::unlink(g_cleanup_paths[slot]);
+  }
+  return true;
 }
 
 // Whether an open file can be named through /proc/self/fd (linkat with AT_SYMLINK_FOLLOW; the
@@ -366,6 +388,21 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, 
     }
   }
   open_temporary();
+}
+
+std::unique_ptr<OutputFile> OutputFile::create_in_place(std::string path) {
+  const int slot = register_cleanup(path, kSlotCreating);
+  if (slot < 0) return nullptr;  // a signal could not remove it
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  end_creation(slot, fd >= 0);
+  if (fd < 0) return nullptr;
+  std::unique_ptr<OutputFile> file(new OutputFile());
+  file->path_ = std::move(path);
+  file->overwrite_ = true;  // nothing was there, and a commit only closes
+  file->fd_ = fd;
+  file->in_place_ = true;
+  file->cleanup_slot_ = slot;
+  return file;
 }
 
 // Makes a new temporary beside the target with `create(name)` (true when it made the file; false
@@ -472,7 +509,9 @@ void OutputFile::commit(bool durable) {
     (void)::fchmod(fd_, 0666 & ~process_umask());
   }
   if (durable && ::fsync(fd_) != 0) throw_system_error("cannot flush output", path_);
-  if (unnamed_) {
+  if (in_place_) {
+    close_in_place();
+  } else if (unnamed_) {
     link_unnamed(durable);
   } else {
     rename_temporary();
@@ -543,6 +582,20 @@ void OutputFile::link_unnamed(bool durable) {
     errno = saved;
     throw_system_error("cannot close output", path_);
   }
+}
+
+// A file created in place is complete: closed, and no longer removed by a signal.
+void OutputFile::close_in_place() {
+  const int fd = fd_;
+  fd_ = -1;
+  in_place_ = false;
+  const bool closed = ::close(fd) == 0;
+  const int saved = errno;
+  if (!closed) ::unlink(path_.c_str());  // its bytes may not all be there (a network file system)
+  unregister_cleanup(cleanup_slot_);
+  cleanup_slot_ = -1;
+  errno = saved;
+  if (!closed) throw_system_error("cannot close output", path_);
 }
 
 // Links the unnamed file as a new temporary beside the target, which it then is. False if it
@@ -616,6 +669,16 @@ void OutputFile::rename_temporary() {
 }
 
 void OutputFile::discard() noexcept {
+  if (in_place_) {
+    // Removed if its name is still this file's (not one that replaced it meanwhile).
+    struct stat mine {};
+    struct stat there {};
+    if (::fstat(fd_, &mine) == 0 && ::lstat(path_.c_str(), &there) == 0 && mine.st_dev == there.st_dev &&
+        mine.st_ino == there.st_ino) {
+      ::unlink(path_.c_str());
+    }
+    in_place_ = false;
+  }
   if (fd_ >= 0) {
     ::close(fd_);  // an unnamed file is gone with it
     fd_ = -1;

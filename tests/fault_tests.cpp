@@ -528,6 +528,61 @@ TEST(OutputFiles, ANewFileHasNoNameUntilCommittedAndNeverReplacesOneThatAppeared
   EXPECT_EQ(dir.listing(), (std::vector<std::string>{"extracted", "new", "raced"}));
 }
 
+// A small file of tar's or zip's extraction is created under its own name at once (as GNU tar
+// creates every file), only where nothing is there: an existing file, a symbolic link (even one
+// that points nowhere) or a directory makes create_in_place() give nullptr and leaves it as it
+// was. Until it is committed, discarding it removes it, but not a file that took its name since.
+TEST(OutputFiles, AFileCreatedInPlaceIsRemovedUnlessCommittedAndNeverReplacesAnything) {
+  testing::ScratchDir dir;
+  const auto write = [](OutputFile& file, const std::string& text) {
+    file.write(ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  };
+  {
+    const auto out = OutputFile::create_in_place((dir / "small").string());
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(dir.listing(), std::vector<std::string>{"small"}) << "named from the start";
+    EXPECT_TRUE(out->random_access());
+    write(*out, "small bytes");
+    FileStatus metadata;
+    metadata.permissions = 0640;
+    metadata.mtime_seconds = metadata.atime_seconds = 1000000000;
+    out->preserve_metadata_of(metadata);
+    out->commit(false);
+  }
+  EXPECT_EQ(as_text(read_file(dir / "small")), "small bytes");
+  struct stat status {};
+  ASSERT_EQ(::stat((dir / "small").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 0640u);
+  EXPECT_EQ(status.st_mtime, 1000000000);
+
+  EXPECT_EQ(OutputFile::create_in_place((dir / "small").string()), nullptr);
+  EXPECT_EQ(as_text(read_file(dir / "small")), "small bytes");
+  ASSERT_EQ(::symlink((dir / "target").c_str(), (dir / "dangling").c_str()), 0);
+  EXPECT_EQ(OutputFile::create_in_place((dir / "dangling").string()), nullptr);
+  EXPECT_FALSE(fs::exists(dir / "target")) << "the link was followed";
+  fs::create_directory(dir / "sub");
+  EXPECT_EQ(OutputFile::create_in_place((dir / "sub").string()), nullptr);
+  EXPECT_EQ(OutputFile::create_in_place((dir / "missing/file").string()), nullptr);
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"dangling", "small", "sub"}));
+
+  {
+    const auto out = OutputFile::create_in_place((dir / "failed").string());
+    ASSERT_NE(out, nullptr);
+    write(*out, "half of it");
+  }
+  EXPECT_FALSE(fs::exists(dir / "failed")) << "a file not committed stays";
+  {
+    const auto out = OutputFile::create_in_place((dir / "taken").string());
+    ASSERT_NE(out, nullptr);
+    write(*out, "ours");
+    fs::remove(dir / "taken");
+    write_file(dir / "taken", testing::to_bytes("theirs"));
+    out->discard();
+  }
+  EXPECT_EQ(as_text(read_file(dir / "taken")), "theirs");
+  EXPECT_EQ(dir.listing(), (std::vector<std::string>{"dangling", "small", "sub", "taken"}));
+}
+
 // ---- Signals ----
 
 // A shell loop that waits (up to 20 s) until process $pid has an output open: a sluice temporary,
@@ -576,6 +631,40 @@ TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
     }
     fs::remove_all(dir_ / "out");
   }
+}
+
+// Extracting small files, which are created under their own names: a signal at any moment
+// leaves only whole files. One that comes while such a file is being created waits for the
+// creation to end (remove_pending_outputs), so that the new file is removed too, and a file that
+// was there already is not; one that comes later removes the file being written. Every other
+// directory's names are taken (the careful way: written unnamed, then replacing). Only the archive's first half
+// comes (then a byte every 50 ms, until the writer finds no reader), so that every run is stopped
+// by the signal, at moments spread over it.
+TEST_F(Faults, AnExtractionOfSmallFilesInterruptedAnywhereLeavesOnlyWholeFiles) {
+  for (int i = 0; i < 3000; ++i) put(fmt::format("tree/d{:02}/f{}", i / 100, i), text_bytes(100 + i * 37 % 3000, i));
+  ASSERT_EQ(sh("tar --sort=name -cf small.tar tree && head -c $(($(stat -c %s small.tar) / 2)) small.tar > first-half")
+                .status,
+            0);
+  const std::string s = testing::sluice();
+  for (int run = 0; run < 20; ++run) {
+    ASSERT_EQ(sh("rm -rf out && mkdir -p out/tree && cp -r tree/d[01][13579] out/tree/").status, 0);
+    const auto r = sh(
+        fmt::format("set -m; {{ cat first-half; while sleep 0.05; do printf x; done; }} 2>/dev/null | {} tar -x -f - "
+                    "-C out & pid=$!; sleep 0.{:04}; kill -INT $pid; wait $pid; echo \"status $?\"",
+                    s, 100 + run * 50));
+    ASSERT_NE(r.out.find("status 130"), std::string::npos) << describe(r);
+    for (int i = 0; i < 2000; ++i) {  // the files that were there stay (whole, or replaced whole)
+      if (i / 100 % 2 == 1) {
+        EXPECT_TRUE(fs::exists(dir_ / fmt::format("out/tree/d{:02}/f{}", i / 100, i))) << i;
+      }
+    }
+    for (const auto& entry : fs::recursive_directory_iterator(dir_ / "out")) {
+      if (!entry.is_regular_file()) continue;
+      const fs::path name = entry.path().lexically_relative(dir_ / "out");
+      EXPECT_EQ(read_file(entry.path()), read_file(dir_ / name)) << name << " is not whole after the signal";
+    }
+  }
+  expect_no_temporaries();
 }
 
 TEST_F(Faults, AnIgnoredSignalStaysIgnoredAsUnderNohup) {

@@ -933,6 +933,28 @@ TEST_F(Tar, TruncatedArchiveKeepsEarlierEntriesAndNamesTheBrokenOne) {
   EXPECT_EQ(testing::run("ls -A zout/src", dir_.path()).out, "a-first.txt\n");
 }
 
+// A small file is created under its own name at once (as GNU tar creates every file): cut short,
+// it is removed as a large one's unnamed file is, from a plain archive and from a compressed one.
+TEST_F(Tar, ASmallFileCutShortIsRemovedAsALargeOneIs) {
+  fs::create_directories(dir_ / "src");
+  write_file(dir_ / "src/a-first.txt", text_bytes(1000, 1));
+  write_file(dir_ / "src/b-small.txt", text_bytes(20000, 2));
+  write_file(dir_ / "src/c-last.txt", text_bytes(1000, 3));
+  ASSERT_EQ(testing::run("tar --sort=name -cf x.tar src", dir_.path()).status, 0);
+  Bytes archive = read_file(dir_ / "x.tar");
+  archive.resize(512 * 2 + 1024 + 512 + 10000);  // src/, a-first.txt, then half of b-small.txt
+  write_file(dir_ / "cut.tar", archive);
+  ASSERT_EQ(testing::run("zstd -q -c cut.tar > cut.tar.zst", dir_.path()).status, 0);
+  for (const std::string archive_name : {"cut.tar", "cut.tar.zst"}) {
+    const auto r = sluice_tar("-x -f " + archive_name + " -C out");
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find("truncated in entry 'src/b-small.txt'"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(dir_ / "out/src/a-first.txt"), text_bytes(1000, 1));
+    EXPECT_EQ(testing::run("ls -A out/src", dir_.path()).out, "a-first.txt\n") << archive_name;
+    fs::remove_all(dir_ / "out");
+  }
+}
+
 TEST_F(Tar, CorruptHeaderNotAnArchiveAndEmptyInputAreErrors) {
   fs::create_directories(dir_ / "src");
   write_file(dir_ / "src/a.txt", text_bytes(1000, 1));

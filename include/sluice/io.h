@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -170,6 +171,14 @@ class OutputFile final : public ByteSink {
   // extraction makes), so it is not looked at again: a fifth of the system time of extracting
   // 100,000 small files went to the two lstat calls.
   OutputFile(std::string path, bool overwrite, bool devices_in_place = true, bool known_absent = false);
+  // A new file created at `path` itself, at once (O_EXCL: nothing is ever replaced or followed),
+  // as gzip and tar create theirs; nullptr where something is at `path` or the file cannot be
+  // made so (the caller then makes an OutputFile as above, whose errors say what is wrong).
+  // Until commit(), the destructor, discard() and remove_pending_outputs() remove it, as they do a
+  // temporary: only a crash (SIGKILL, power loss) before commit() leaves it, partly written. For
+  // small files, whose bytes follow at once: an unnamed file and its link cost 40% of extracting
+  // 100,000 files of a few hundred bytes (BENCHMARKS.md, "Many small members").
+  static std::unique_ptr<OutputFile> create_in_place(std::string path);
   ~OutputFile() override;
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
@@ -177,7 +186,7 @@ class OutputFile final : public ByteSink {
   void write(ByteView bytes) override;
   const std::string& name() const override { return path_; }
   // A temporary being written is a regular file (a device or FIFO written in place is not).
-  bool random_access() const override { return unnamed_ || !temp_path_.empty(); }
+  bool random_access() const override { return unnamed_ || in_place_ || !temp_path_.empty(); }
   void write_at(std::uint64_t offset, ByteView bytes) override;
   // Leaves the next `bytes` of the file unwritten: a hole where the file system keeps one, read as
   // zeros; the file's size covers it even when nothing is written after it. (A device or FIFO
@@ -202,6 +211,8 @@ class OutputFile final : public ByteSink {
   FileStatus status() const;
 
  private:
+  OutputFile() = default;
+  void close_in_place();
   bool make_temporary(const std::function<bool(const std::string&)>& create);
   void open_temporary();
   void link_unnamed(bool durable);
@@ -213,6 +224,7 @@ class OutputFile final : public ByteSink {
   // What is written: a file without a name yet (O_TMPFILE, for a new file), or a temporary
   // beside the target (replacing a file, or where the file system has no unnamed files).
   bool unnamed_ = false;
+  bool in_place_ = false;  // create_in_place(): the file has its name from the start
   std::string temp_path_;
   int fd_ = -1;
   bool overwrite_ = false;
@@ -314,9 +326,14 @@ class StoppableSink final : public ByteSink {
   std::stop_token stop_;
 };
 
-// Removes every OutputFile temporary not yet committed. Async-signal-safe: a program's SIGINT or
-// SIGTERM handler calls it so that an interrupted run leaves nothing half-written behind.
-void remove_pending_outputs() noexcept;
+// For a program's SIGINT or SIGTERM handler, so that an interrupted run leaves nothing
+// half-written behind: removes every OutputFile not yet committed (temporaries, and files created
+// in place) and returns true; the handler then ends the process. Async-signal-safe.
+// While a file is being created in place (until the system call returns, whether a file at its
+// name is the one it made is not known) it removes nothing and returns false: the handler must
+// then return at once, and `signal_number` is raised again, on the creating thread, as soon as
+// the creation is over (microseconds; a hung network file system delays it as long).
+bool remove_pending_outputs(int signal_number) noexcept;
 
 // Parses a byte count such as "4M", "128KiB", "1g" or "65536" (binary multiples).
 // Throws kUsage on anything else.
