@@ -90,6 +90,8 @@ int main(int argc, char** argv) {
     std::signal(signal_number, on_fatal_signal);
   }
   std::signal(SIGXFSZ, SIG_IGN);
+  // The handler removes what is not complete: small files extracted may be created in place.
+  sluice::set_pending_outputs_removed_on_signals(true);
   drop_unwritable_diagnostics();
   int status = 0;
   try {

@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "core/pending_outputs.h"
 #include "sluice/error.h"
 
 namespace sluice {
@@ -274,8 +275,12 @@ enum CleanupState : unsigned char { kSlotFree, kSlotRemove, kSlotCreating };
 char g_cleanup_paths[kCleanupSlots][kCleanupPathBytes];
 std::atomic<unsigned char> g_cleanup_state[kCleanupSlots];
 std::mutex g_cleanup_mutex;
-// The signal a handler left for a creation to end (remove_pending_outputs() returned false).
+// The signal a handler is dealing with, stored before it looks at the slots: a creation that
+// sees it does not begin, and one that ends raises it again (remove_pending_outputs() returned
+// false and left it to that creation).
 std::atomic<int> g_deferred_signal{0};
+// set_pending_outputs_removed_on_signals(): whether files may be created in place.
+std::atomic<bool> g_removed_on_signals{false};
 
 int register_cleanup(const std::string& path, CleanupState state = kSlotRemove) {
   if (path.size() >= kCleanupPathBytes) return -1;
@@ -292,17 +297,6 @@ int register_cleanup(const std::string& path, CleanupState state = kSlotRemove) 
 
 void unregister_cleanup(int slot) {
   if (slot >= 0) g_cleanup_state[slot].store(kSlotFree, std::memory_order_release);
-}
-
-// The creation in `slot` is over: the file `made` is ours to remove until committed; else the
-// slot is free. A signal whose handler waited for it is raised again. (The handler stores the
-// signal before it looks at the slots, and this looks at the signal after storing the state, all
-// sequentially consistent: one of the two sees the other's store, so no signal is lost.)
-void end_creation(int slot, bool made) {
-  g_cleanup_state[slot].store(made ? kSlotRemove : kSlotFree, std::memory_order_seq_cst);
-  if (const int signal_number = g_deferred_signal.load(std::memory_order_seq_cst); signal_number != 0) {
-    ::raise(signal_number);
-  }
 }
 
 // A random name for a temporary: `prefix` and six letters or digits, as mkstemp makes them. The
@@ -330,6 +324,32 @@ std::string temporary_name(const std::string& prefix, bool reseed) {
   return name;
 }
 }  // namespace
+
+// A handler stores the signal before it looks at the slots; a creation stores its slot's state
+// before it looks at the signal, when it begins and when it ends; all sequentially consistent, so
+// one of the two always sees the other's store: a handler that saw no creation removes what a
+// creation beginning after it would otherwise leave (the creation does not begin), and one that
+// saw a creation is sure to have its signal raised again when it ends.
+int detail::begin_creation(const std::string& path) {
+  if (!g_removed_on_signals.load(std::memory_order_relaxed)) return -1;
+  const int slot = register_cleanup(path, kSlotCreating);
+  if (slot >= 0 && g_deferred_signal.load(std::memory_order_seq_cst) != 0) {
+    unregister_cleanup(slot);
+    return -1;
+  }
+  return slot;
+}
+
+void detail::end_creation(int slot, bool made) {
+  g_cleanup_state[slot].store(made ? kSlotRemove : kSlotFree, std::memory_order_seq_cst);
+  if (const int signal_number = g_deferred_signal.load(std::memory_order_seq_cst); signal_number != 0) {
+    ::raise(signal_number);
+  }
+}
+
+void set_pending_outputs_removed_on_signals(bool removed) noexcept {
+  g_removed_on_signals.store(removed, std::memory_order_relaxed);
+}
 
 bool remove_pending_outputs(int signal_number) noexcept {
   g_deferred_signal.store(signal_number, std::memory_order_seq_cst);
@@ -391,12 +411,12 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, 
 }
 
 std::unique_ptr<OutputFile> OutputFile::create_in_place(std::string path) {
-  const int slot = register_cleanup(path, kSlotCreating);
-  if (slot < 0) return nullptr;  // a signal could not remove it
+  std::unique_ptr<OutputFile> file(new OutputFile());  // before the file: nothing to leave if it throws
+  const int slot = detail::begin_creation(path);
+  if (slot < 0) return nullptr;
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  end_creation(slot, fd >= 0);
+  detail::end_creation(slot, fd >= 0);
   if (fd < 0) return nullptr;
-  std::unique_ptr<OutputFile> file(new OutputFile());
   file->path_ = std::move(path);
   file->overwrite_ = true;  // nothing was there, and a commit only closes
   file->fd_ = fd;
@@ -584,18 +604,34 @@ void OutputFile::link_unnamed(bool durable) {
   }
 }
 
-// A file created in place is complete: closed, and no longer removed by a signal.
+// A file created in place is complete (its bytes written, its mode and times set): no longer
+// removed by a signal, then closed; one that cannot be closed (a network file system may not
+// have all its bytes) is removed.
 void OutputFile::close_in_place() {
-  const int fd = fd_;
-  fd_ = -1;
-  in_place_ = false;
-  const bool closed = ::close(fd) == 0;
-  const int saved = errno;
-  if (!closed) ::unlink(path_.c_str());  // its bytes may not all be there (a network file system)
   unregister_cleanup(cleanup_slot_);
   cleanup_slot_ = -1;
+  if (::close(fd_) == 0) {
+    fd_ = -1;
+    in_place_ = false;
+    return;
+  }
+  const int saved = errno;
+  remove_in_place();
+  fd_ = -1;
   errno = saved;
-  if (!closed) throw_system_error("cannot close output", path_);
+  throw_system_error("cannot close output", path_);
+}
+
+// Removes the file created in place if its name is still this file's (not one that replaced it
+// meanwhile).
+void OutputFile::remove_in_place() noexcept {
+  struct stat mine {};
+  struct stat there {};
+  if (::fstat(fd_, &mine) == 0 && ::lstat(path_.c_str(), &there) == 0 && mine.st_dev == there.st_dev &&
+      mine.st_ino == there.st_ino) {
+    ::unlink(path_.c_str());
+  }
+  in_place_ = false;
 }
 
 // Links the unnamed file as a new temporary beside the target, which it then is. False if it
@@ -669,16 +705,7 @@ void OutputFile::rename_temporary() {
 }
 
 void OutputFile::discard() noexcept {
-  if (in_place_) {
-    // Removed if its name is still this file's (not one that replaced it meanwhile).
-    struct stat mine {};
-    struct stat there {};
-    if (::fstat(fd_, &mine) == 0 && ::lstat(path_.c_str(), &there) == 0 && mine.st_dev == there.st_dev &&
-        mine.st_ino == there.st_ino) {
-      ::unlink(path_.c_str());
-    }
-    in_place_ = false;
-  }
+  if (in_place_) remove_in_place();
   if (fd_ >= 0) {
     ::close(fd_);  // an unnamed file is gone with it
     fd_ = -1;

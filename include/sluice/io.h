@@ -173,10 +173,12 @@ class OutputFile final : public ByteSink {
   OutputFile(std::string path, bool overwrite, bool devices_in_place = true, bool known_absent = false);
   // A new file created at `path` itself, at once (O_EXCL: nothing is ever replaced or followed),
   // as gzip and tar create theirs; nullptr where something is at `path` or the file cannot be
-  // made so (the caller then makes an OutputFile as above, whose errors say what is wrong).
-  // Until commit(), the destructor, discard() and remove_pending_outputs() remove it, as they do a
-  // temporary: only a crash (SIGKILL, power loss) before commit() leaves it, partly written. For
-  // small files, whose bytes follow at once: an unnamed file and its link cost 40% of extracting
+  // made so (the caller then makes an OutputFile as above, whose errors say what is wrong), and
+  // always unless the program said its signal handlers remove pending outputs
+  // (set_pending_outputs_removed_on_signals). Until commit(), the destructor, discard() and
+  // remove_pending_outputs() remove it, as they do a temporary: only what ends the process
+  // without them (SIGKILL, a signal not handled, a crash) leaves it, partly written. For small
+  // files, whose bytes follow at once: an unnamed file and its link cost 40% of extracting
   // 100,000 files of a few hundred bytes (BENCHMARKS.md, "Many small members").
   static std::unique_ptr<OutputFile> create_in_place(std::string path);
   ~OutputFile() override;
@@ -213,6 +215,7 @@ class OutputFile final : public ByteSink {
  private:
   OutputFile() = default;
   void close_in_place();
+  void remove_in_place() noexcept;
   bool make_temporary(const std::function<bool(const std::string&)>& create);
   void open_temporary();
   void link_unnamed(bool durable);
@@ -328,12 +331,21 @@ class StoppableSink final : public ByteSink {
 
 // For a program's SIGINT or SIGTERM handler, so that an interrupted run leaves nothing
 // half-written behind: removes every OutputFile not yet committed (temporaries, and files created
-// in place) and returns true; the handler then ends the process. Async-signal-safe.
+// in place) and returns true; the handler then ends the process (from then on, no file is
+// created in place). Async-signal-safe.
 // While a file is being created in place (until the system call returns, whether a file at its
 // name is the one it made is not known) it removes nothing and returns false: the handler must
 // then return at once, and `signal_number` is raised again, on the creating thread, as soon as
 // the creation is over (microseconds; a hung network file system delays it as long).
 bool remove_pending_outputs(int signal_number) noexcept;
+
+// A program whose handlers for the signals that end it (SIGINT, SIGTERM, SIGHUP, ...) call
+// remove_pending_outputs() says so here; then the library creates small files of tar's and zip's
+// extraction in place (OutputFile::create_in_place), as GNU tar creates every file. Off by
+// default: a signal that ends the process without such a handler (the default action, as in a
+// Python program) would leave a file created in place partly written, where an unnamed file
+// leaves nothing.
+void set_pending_outputs_removed_on_signals(bool removed) noexcept;
 
 // Parses a byte count such as "4M", "128KiB", "1g" or "65536" (binary multiples).
 // Throws kUsage on anything else.
