@@ -223,6 +223,9 @@ struct TarReader::State {
     } catch (const Error& e) {
       throw corrupt(e.detail(), at);
     }
+    // Solaris tar's extended header, from before POSIX named it 'x': the same records for the
+    // next entry, as GNU tar, bsdtar and Python's tarfile read them.
+    if (header.typeflag == 'X') header.typeflag = 'x';
     // Where the next entry's headers begin: its first local metadata header, or its own (a
     // global header belongs to no entry).
     if (!has_pending_offset && header.typeflag != 'g') {

@@ -7,8 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fmt/format.h>
+#include <chrono>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -675,6 +676,30 @@ TEST_F(TarHostile, EntriesWithDataAreReadAsGnuTarAndBsdtarReadThem) {
     }
   }
   EXPECT_GE(agreed, 12);
+}
+
+// Solaris tar's extended header (typeflag 'X', from before POSIX named it 'x') holds pax records
+// for the next entry, which GNU tar, bsdtar and Python's tarfile apply. sluice read it as a file of
+// its own (in CPython's testtar.tar: "/tmp/PaxHeaders.378/misc/regtype-suntar", refused as an
+// absolute path, exit 2) and the entry lost the header's path and time.
+TEST_F(TarHostile, ASolarisExtendedHeaderAppliesToTheNextEntryAsPaxDoes) {
+  RawTar tar;
+  tar.mtime = 0;
+  tar.pax({{"path", "long/name-from-the-header"}, {"mtime", "1041808783"}}, 'X')
+      .file("file", "abc\n")
+      .file("last", "")
+      .end();
+  put_tar("solaris.tar", tar);
+  const auto listings = list_with_each("solaris.tar");
+  EXPECT_EQ(listings.gnu, "long/name-from-the-header\nlast\n");
+  EXPECT_EQ(listings.bsd, listings.gnu);
+  EXPECT_EQ(listings.ours, listings.gnu);
+  const auto r = sluice_tar("-x -f solaris.tar -C out");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(get("out/long/name-from-the-header"), testing::to_bytes("abc\n"));
+  EXPECT_EQ(fs::last_write_time(dir_ / "out/long/name-from-the-header"),
+            fs::last_write_time(dir_ / "out/last") + std::chrono::seconds(1041808783));
 }
 
 // pax values that are odd but readable: read as GNU tar and bsdtar read them; unreadable ones are
