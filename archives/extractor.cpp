@@ -429,15 +429,17 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     if (entry.size <= kInPlaceBytes) file_ = OutputFile::create_in_place(path);
     if (!file_) {
       struct stat existing {};
-      const bool found = ::lstat(path.c_str(), &existing) == 0;
-      const bool absent = !found && errno == ENOENT;  // other failures: the output's own say what is wrong
-      if (found) {
+      OutputFile::Found found = OutputFile::Found::kUnknown;  // an lstat that failed otherwise: the output says why
+      if (::lstat(path.c_str(), &existing) == 0) {
         if (S_ISDIR(existing.st_mode)) throw Refusal{"a directory exists at that path"};
         // The temporary is renamed over a regular file; anything else (a symlink above all, or a
         // FIFO the output would open) is removed first so that nothing is written through it.
         if (!S_ISREG(existing.st_mode) && ::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
+        found = S_ISREG(existing.st_mode) ? OutputFile::Found::kRegularFile : OutputFile::Found::kNothing;
+      } else if (errno == ENOENT) {
+        found = OutputFile::Found::kNothing;
       }
-      file_ = std::make_unique<OutputFile>(path, true, true, absent);
+      file_ = std::make_unique<OutputFile>(path, true, true, found);
     }
     region_ = 0;
     within_region_ = 0;

@@ -370,11 +370,13 @@ static bool proc_fd_links() {
   return usable;
 }
 
-OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, bool known_absent)
+OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, Found found)
     : path_(std::move(path)), overwrite_(overwrite) {
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
-  const bool exists = !known_absent && ::lstat(path_.c_str(), &existing) == 0;
+  existing.st_mode = S_IFREG;
+  const bool exists = found == Found::kRegularFile ||
+                      (found == Found::kUnknown && ::lstat(path_.c_str(), &existing) == 0);
   if (exists) {
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling

@@ -167,10 +167,11 @@ class OutputFile final : public ByteSink {
   // `devices_in_place`: an existing device or FIFO at `path` (or a symbolic link to one) is
   // written into, as a path the user named wants (-o /dev/null); otherwise it is an existing
   // file like any other, refused or, with `overwrite`, replaced (the link, not what it points to).
-  // `known_absent`: the caller found nothing at `path` just before (an lstat of its own, as tar's
-  // extraction makes), so it is not looked at again: a fifth of the system time of extracting
-  // 100,000 small files went to the two lstat calls.
-  OutputFile(std::string path, bool overwrite, bool devices_in_place = true, bool known_absent = false);
+  // `found`: what the caller found at `path` just before (an lstat of its own, as tar's
+  // extraction makes), so that it is not looked at again: a fifth of the system time of
+  // extracting 100,000 small files went to the two lstat calls.
+  enum class Found { kUnknown, kNothing, kRegularFile };
+  OutputFile(std::string path, bool overwrite, bool devices_in_place = true, Found found = Found::kUnknown);
   // A new file created at `path` itself, at once (O_EXCL: nothing is ever replaced or followed),
   // as gzip and tar create theirs; nullptr where something is at `path` or the file cannot be
   // made so (the caller then makes an OutputFile as above, whose errors say what is wrong), and
