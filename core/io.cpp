@@ -375,8 +375,8 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, 
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
   existing.st_mode = S_IFREG;
-  const bool exists = found == Found::kRegularFile ||
-                      (found == Found::kUnknown && ::lstat(path_.c_str(), &existing) == 0);
+  const bool exists =
+      found == Found::kRegularFile || (found == Found::kUnknown && ::lstat(path_.c_str(), &existing) == 0);
   if (exists) {
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling
