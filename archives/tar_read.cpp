@@ -226,6 +226,13 @@ struct TarReader::State {
     // Solaris tar's extended header, from before POSIX named it 'x': the same records for the
     // next entry, as GNU tar, bsdtar and Python's tarfile read them.
     if (header.typeflag == 'X') header.typeflag = 'x';
+    // A volume label (GNU tar -V) names the archive, not a file: passed over with its data (GNU
+    // tar creates nothing for it either; bsdtar does not list it).
+    if (header.typeflag == 'V') {
+      left = header.size + detail::tar_padding(header.size);
+      phase = left > 0 ? Phase::kPadding : Phase::kHeader;
+      return;
+    }
     // Where the next entry's headers begin: its first local metadata header, or its own (a
     // global header belongs to no entry).
     if (!has_pending_offset && header.typeflag != 'g') {
@@ -375,8 +382,10 @@ struct TarReader::State {
       case '6': current.type = TarEntryType::kFifo; has_content = pax_size; break;
       case 'S': current.type = TarEntryType::kFile; break;
       case 'D': current.type = TarEntryType::kDirectory; break;
-      case 'M': current.type = TarEntryType::kFile; current.unsupported = "multi-volume continuation"; break;
-      case 'V': current.type = TarEntryType::kFile; current.unsupported = "volume label"; break;
+      case 'M':
+        current.type = TarEntryType::kFile;
+        current.unsupported = "multi-volume continuation";
+        break;
       default: current.type = TarEntryType::kFile; break;
     }
     // v7 archives mark directories by a trailing slash on a regular entry.

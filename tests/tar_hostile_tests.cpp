@@ -702,6 +702,22 @@ TEST_F(TarHostile, ASolarisExtendedHeaderAppliesToTheNextEntryAsPaxDoes) {
             fs::last_write_time(dir_ / "out/last") + std::chrono::seconds(1041808783));
 }
 
+// A volume label (GNU tar -V) names the archive: GNU tar and bsdtar extract the files after it and
+// make nothing for it, exit 0 (sluice refused it as "not supported", exit 2). bsdtar does not list
+// it, nor does sluice; GNU tar lists it as "LABEL--Volume Header--".
+TEST_F(TarHostile, AVolumeLabelIsPassedOverAsGnuTarAndBsdtarDo) {
+  put("f1", testing::to_bytes("one\n"));
+  ASSERT_EQ(sh("tar -cf labelled.tar -V 'my label' f1").status, 0);
+  const auto listings = list_with_each("labelled.tar");
+  EXPECT_EQ(listings.bsd, "f1\n");
+  EXPECT_EQ(listings.ours, listings.bsd);
+  const auto r = sluice_tar("-x -f labelled.tar -C out");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(get("out/f1"), testing::to_bytes("one\n"));
+  EXPECT_EQ(testing::run("ls -A out", dir_.path()).out, "f1\n");
+}
+
 // pax values that are odd but readable: read as GNU tar and bsdtar read them; unreadable ones are
 // ignored with a warning (the ustar field applies) and the rest of the archive is read, exit 2.
 TEST_F(TarHostile, OddPaxValuesAreReadAndUnreadableOnesIgnoredWithAWarning) {
