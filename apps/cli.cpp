@@ -276,6 +276,19 @@ std::map<std::string, std::string> backend_flags(const CodecFlags& flags) {
   return backends;
 }
 
+void add_directory_option(CLI::App& app, std::vector<std::string>& given, const std::string& description) {
+  app.add_option("-C,--directory", given, description)->type_name("DIR")->allow_extra_args(false);
+}
+
+std::string the_directory(const std::vector<std::string>& given) {
+  if (given.size() > 1) {
+    throw Error(ErrorKind::kUsage,
+                "-C is taken once, for all PATHs (GNU tar's -C between PATHs, a directory for those after it, is "
+                "not supported: run once for each directory)");
+  }
+  return given.empty() ? "" : given.front();
+}
+
 void add_threads_option(CLI::App& app, int& threads, const std::string& description, const std::string& names) {
   app.add_option(names, threads, description)
       ->type_name("N")

@@ -57,6 +57,12 @@ std::uint64_t parse_max_output(const std::string& text);
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);
 
+// tar's and zip's -C DIR, into `given`; the_directory() then takes the one given ("" for none).
+// GNU tar's -C between PATHs (a directory for the PATHs after it) is refused with a message that
+// says so, not taken as one directory for all.
+void add_directory_option(CLI::App& app, std::vector<std::string>& given, const std::string& description);
+std::string the_directory(const std::vector<std::string>& given);
+
 // -j/--threads N, as every command takes it (0 to 1024; 0 or unset: all cores; the last given
 // wins). `names`: the flags (the main command adds zstd's -T and pigz's -p).
 void add_threads_option(CLI::App& app, int& threads,

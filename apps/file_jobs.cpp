@@ -117,7 +117,11 @@ class Planner {
  public:
   explicit Planner(const CliOptions& options) : options_(options) {
     if (options.mode == Mode::kCompress) {
-      extension_ = options.suffix.empty() ? CodecRegistry::global().find(options.format)->extension : options.suffix;
+      const CodecInfo info = *CodecRegistry::global().find(options.format);
+      extension_ = options.suffix.empty() ? info.extension : options.suffix;
+      own_suffixes_ = {extension_};
+      if (options.suffix.empty())
+        own_suffixes_.insert(own_suffixes_.end(), info.tar_suffixes.begin(), info.tar_suffixes.end());
     }
     struct stat status {};
     if (!options.output_dir.empty() && ::stat(options.output_dir.c_str(), &status) == 0) {
@@ -285,8 +289,11 @@ class Planner {
     if (!options_.output_path.empty()) {
       output = options_.output_path;
     } else if (options_.mode == Mode::kCompress) {
-      if (has_suffix(path, extension_)) {
-        fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", extension_), path));
+      // As gzip: a name with the suffix, or a tar shorthand of the codec's (x.tgz), is left alone.
+      const auto own = std::find_if(own_suffixes_.begin(), own_suffixes_.end(),
+                                    [&](const std::string& suffix) { return has_suffix(path, suffix); });
+      if (own != own_suffixes_.end()) {
+        fail(path, Error(ErrorKind::kIo, fmt::format("already has the {} suffix; left unchanged", *own), path));
         return;
       }
       output = placed(path) + extension_;
@@ -341,7 +348,8 @@ class Planner {
 
   const CliOptions& options_;
   std::size_t next_position_ = 0;
-  std::string extension_;
+  std::string extension_;                              // what compression adds to a name
+  std::vector<std::string> own_suffixes_;              // names left alone: the extension, tar shorthands
   std::optional<std::pair<dev_t, ino_t>> output_dir_;  // never walked into
   std::map<std::string, std::string> outputs_;         // normalised output path -> the input it is for
 };

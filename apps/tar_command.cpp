@@ -17,6 +17,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "apps/cli.h"
 #include "apps/exit_status.h"
@@ -136,11 +137,12 @@ std::string long_listing(const TarEntry& entry) {
 }
 
 // The codec the name of the archive says (tar_codec_for_path), or for a name ending in .tar,
-// "a plain tar"; "" when it says nothing sluice knows.
+// "a plain tar", or for one of a format sluice does not write, that format (.tar.xz: "an xz
+// stream"); "" when it says nothing known.
 std::string what_the_name_says(const std::string& archive, std::string& codec) {
   codec = tar_codec_for_path(archive);
   if (!codec.empty()) return codec;
-  return has_suffix(archive, ".tar") ? "a plain tar" : "";
+  return has_suffix(archive, ".tar") ? "a plain tar" : foreign_format_by_name(archive);
 }
 
 // The compression asked for by -F and the letters (-z, --zstd, ...); "" when none was. Letters
@@ -164,11 +166,17 @@ std::string asked_compression(const TarCliOptions& options) {
     const CodecInfo info = *CodecRegistry::global().find(asked);
     std::vector<std::string> suffixes{".tar" + info.extension};
     suffixes.insert(suffixes.end(), info.tar_suffixes.begin(), info.tar_suffixes.end());
+    // Leaving the letter out helps only where sluice writes what the name says.
+    const std::string other_ways =
+        named.empty() && says != "a plain tar"
+            ? fmt::format("or give -F {0}, which writes {0} under any name", asked)
+            : fmt::format(
+                  "or leave {0} out: sluice takes the compression from the name; -F {1} writes {1} under any "
+                  "name",
+                  asked_by, asked);
     throw Error(ErrorKind::kUsage,
-                fmt::format("{} asks for {}, but the name '{}' says {}: name the archive {} (or leave {} out: "
-                            "sluice takes the compression from the name; -F {} writes {} under any name)",
-                            asked_by, asked, printable_name(options.archive), says, fmt::join(suffixes, " or "),
-                            asked_by, asked, asked));
+                fmt::format("{} asks for {}, but the name '{}' says {}: name the archive {} ({})", asked_by, asked,
+                            printable_name(options.archive), says, fmt::join(suffixes, " or "), other_ways));
   }
   return asked;
 }
@@ -232,6 +240,12 @@ int run_create(const TarCliOptions& options) {
   }
   create.on_skipped = [](const std::string& path, const std::string& why) {
     fmt::print(stderr, "sluice: {}: {}\n", printable_name(path), why);
+  };
+  // Once for each prefix, as GNU tar says it (the exit status stays 0).
+  std::set<std::string> removed_prefixes;
+  create.on_prefix_removed = [&removed_prefixes](const std::string& prefix) {
+    if (removed_prefixes.insert(prefix).second)
+      fmt::print(stderr, "sluice tar: removing leading '{}' from member names\n", printable_name(prefix));
   };
   std::uint64_t changed = 0;  // exit status 1 when any, as GNU tar
   create.on_changed = [&changed](const std::string& path) {
@@ -503,9 +517,9 @@ int run_tar_command(int argc, char** argv) {
   app.add_flag("-x,--extract", options.extract, "Extract an archive (only MEMBERs if given)");
   app.add_flag("-t,--list", options.list, "List an archive's contents (only MEMBERs if given)");
   app.add_option("-f,--file,-o,--output", options.archive, "The archive; - is stdin or stdout")->type_name("ARCHIVE");
-  app.add_option("-C,--directory", options.directory,
-                 "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
-      ->type_name("DIR");
+  std::vector<std::string> directories;
+  add_directory_option(app, directories,
+                       "Extract under DIR (created if missing); when creating, read PATHs relative to DIR");
   app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list");
   app.add_option("--exclude", options.exclude,
                  "Leave out what matches PATTERN, and all under it (GNU tar's rules; repeatable)")
@@ -582,6 +596,7 @@ int run_tar_command(int argc, char** argv) {
     std::vector<std::string> args = rewrite_level_flags(static_cast<int>(expanded.size()), expanded.data(), app);
     std::reverse(args.begin(), args.end());
     app.parse(args);
+    options.directory = the_directory(directories);
     const int modes = int(options.create) + int(options.extract) + int(options.list);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list)");
     if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE (- for stdin/stdout)");

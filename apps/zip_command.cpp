@@ -38,7 +38,9 @@ struct ZipCliOptions {
   std::string mtime;
   bool preserve_permissions = false;
   bool strict = false;
-  std::string max_output;  // --max-output SIZE
+  bool keep_old_files = false;  // -k
+  bool force = false;           // --force: -c replaces an existing archive
+  std::string max_output;       // --max-output SIZE
 };
 
 // The codecs a zip member can be made with (those with a zip method).
@@ -100,11 +102,20 @@ int run_create(const ZipCliOptions& options) {
     create_zip(options.paths, sink, create);
     return kExitSuccess;
   }
-  OutputFile output(options.archive, /*overwrite=*/true);  // as zip and tar replace an archive
-  const FileStatus written = output.status();
-  create.skip_files.emplace_back(written.device, written.inode);
-  create_zip(options.paths, output, create);
-  output.commit(false);
+  // An archive already there is replaced only with --force: Info-ZIP's zip adds to it, so a user
+  // of zip who meant to add would lose its members (checked again when the new one is put in place).
+  try {
+    OutputFile output(options.archive, options.force);
+    const FileStatus written = output.status();
+    create.skip_files.emplace_back(written.device, written.inode);
+    create_zip(options.paths, output, create);
+    output.commit(false);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kIo || e.detail() != "already exists") throw;
+    throw Error(ErrorKind::kIo,
+                "already exists; sluice zip -c writes a new archive and does not add to one: --force replaces it",
+                e.path());
+  }
   return kExitSuccess;
 }
 
@@ -122,6 +133,7 @@ int run_extract(const ZipCliOptions& options) {
   extract.exclude = options.exclude;
   extract.preserve_permissions = options.preserve_permissions;
   extract.strict = options.strict;
+  extract.keep_existing = options.keep_old_files;
   extract.threads = options.threads;
   extract.max_output_bytes = parse_max_output(options.max_output);
   if (options.verbose) extract.on_entry = [](const ZipEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
@@ -191,9 +203,9 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("--test", options.test, "Decode every member and check its CRC-32 and size, writing nothing");
   app.add_option("-f,--file,-o,--output", options.archive, "The archive; - is stdout when creating (a stream)")
       ->type_name("ARCHIVE");
-  app.add_option("-C,--directory", options.directory,
-                 "Extract under DIR (created if missing); when creating, read PATHs relative to DIR")
-      ->type_name("DIR");
+  std::vector<std::string> directories;
+  add_directory_option(app, directories,
+                       "Extract under DIR (created if missing); when creating, read PATHs relative to DIR");
   app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list");
   app.add_option("--exclude", options.exclude,
                  "Leave out what matches PATTERN, and all under it (as sluice tar; repeatable)")
@@ -216,6 +228,9 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
                "Extract setuid/setgid bits and ignore the umask");
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
+  app.add_flag("-k,--keep-old-files", options.keep_old_files,
+               "Extracting: keep files that exist, refusing their members (default: replace them, as tar)");
+  app.add_flag("--force", options.force, "Creating: replace the archive if it exists (default: refuse)");
   app.add_option("--max-output", options.max_output,
                  "Extracting: refuse an archive whose members to extract declare more than SIZE in all (e.g. 10G), "
                  "writing nothing; a guard against zip bombs")
@@ -226,12 +241,15 @@ int run_zip_command(int argc, char** argv) {
     std::vector<std::string> args = rewrite_level_flags(argc, argv, app);
     std::reverse(args.begin(), args.end());
     app.parse(args);
+    options.directory = the_directory(directories);
     const int modes = int(options.create) + int(options.extract) + int(options.list) + int(options.test);
     if (modes != 1) throw Error(ErrorKind::kUsage, "give exactly one of -c (create), -x (extract), -t (list), --test");
     if (options.archive.empty()) throw Error(ErrorKind::kUsage, "name the archive with -f ARCHIVE");
     if (!options.max_output.empty() && !options.extract) {
       throw Error(ErrorKind::kUsage, "--max-output goes with -x (extract)");
     }
+    if (options.keep_old_files && !options.extract) throw Error(ErrorKind::kUsage, "-k goes with -x (extract)");
+    if (options.force && !options.create) throw Error(ErrorKind::kUsage, "--force goes with -c (create)");
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return kExitSuccess;

@@ -310,8 +310,8 @@ TarWriterSource::TarWriterSource(std::vector<std::string> paths, TarCreateOption
     : state_(std::make_unique<State>()) {
   options.owner = resolve_tar_user(std::move(options.owner));
   options.group = resolve_tar_group(std::move(options.group));
-  state_->walk.emplace(std::move(paths), options.directory, options.exclude, options.recursive,
-                       options.one_file_system);
+  state_->walk.emplace(std::move(paths), options.directory, options.exclude, options.recursive, options.one_file_system,
+                       options.on_prefix_removed);
   state_->options = std::move(options);
 }
 TarWriterSource::~TarWriterSource() = default;

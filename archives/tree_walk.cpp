@@ -72,12 +72,14 @@ std::string read_link(const std::string& path, std::size_t size_hint) {
 }  // namespace
 
 TreeWalk::TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude,
-                   bool recursive, bool one_file_system)
+                   bool recursive, bool one_file_system,
+                   std::function<void(const std::string& prefix)> on_prefix_removed)
     : operands_(std::move(operands)),
       directory_(std::move(directory)),
       exclude_(std::move(exclude)),
       recursive_(recursive),
-      one_file_system_(one_file_system) {}
+      one_file_system_(one_file_system),
+      on_prefix_removed_(std::move(on_prefix_removed)) {}
 
 std::optional<WalkedPath> TreeWalk::next() {
   for (;;) {
@@ -85,7 +87,13 @@ std::optional<WalkedPath> TreeWalk::next() {
       if (next_operand_ == operands_.size()) return std::nullopt;
       const std::string& operand = operands_[next_operand_++];
       const bool relative = !operand.starts_with("/") && !directory_.empty();
-      stack_.push_back({relative ? join(directory_, operand) : operand, archive_name_for(operand), std::nullopt});
+      std::string name = archive_name_for(operand);
+      if (on_prefix_removed_) {
+        std::string_view kept = operand;
+        while (kept.size() > 1 && kept.back() == '/') kept.remove_suffix(1);
+        if (kept.size() > name.size()) on_prefix_removed_(std::string(kept.substr(0, kept.size() - name.size())));
+      }
+      stack_.push_back({relative ? join(directory_, operand) : operand, std::move(name), std::nullopt});
     }
     Planned planned = std::move(stack_.back());
     stack_.pop_back();

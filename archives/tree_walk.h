@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,8 +31,11 @@ class TreeWalk {
   // only the operands themselves are given (a directory without its contents); with
   // `one_file_system` a directory on another file system than the one it lies in is given but
   // not walked (GNU tar's --no-recursion and --one-file-system).
+  // `on_prefix_removed` is told what an operand's name loses in front ("/", "../", "a/../"), as
+  // each operand is begun.
   TreeWalk(std::vector<std::string> operands, std::string directory, std::vector<std::string> exclude,
-           bool recursive = true, bool one_file_system = false);
+           bool recursive = true, bool one_file_system = false,
+           std::function<void(const std::string& prefix)> on_prefix_removed = {});
   // The next path; nullopt at the end. Throws Error naming the path that cannot be read.
   std::optional<WalkedPath> next();
 
@@ -47,6 +51,7 @@ class TreeWalk {
   TarExclude exclude_;
   bool recursive_ = true;
   bool one_file_system_ = false;
+  std::function<void(const std::string&)> on_prefix_removed_;
   std::vector<Planned> stack_;  // depth-first, sorted
 };
 

@@ -474,13 +474,22 @@ bool has_suffix(const std::string& path, const std::string& suffix) {
                     [&](char a, char b) { return lower(a) == lower(b); });
 }
 
-bool has_compressed_suffix(const std::string& path) {
-  if (compress_name(path)) return true;
-  static constexpr std::string_view kOtherFormats[] = {".xz", ".txz", ".bz2",  ".tbz", ".tbz2", ".zip", ".7z",
-                                                       ".lz", ".tlz", ".lzma", ".br",  ".lzo",  ".rar", ".jar"};
-  for (const std::string_view suffix : kOtherFormats) {
-    if (has_suffix(path, std::string(suffix))) return true;
+std::string foreign_format_by_name(const std::string& path) {
+  if (compress_name(path)) return "a compress (.Z) stream";
+  // GNU tar's suffixes for the compressors it runs (--auto-compress), and other archivers'.
+  static constexpr std::pair<std::string_view, std::string_view> kOtherFormats[] = {
+      {".xz", "an xz stream"},     {".txz", "an xz stream"},   {".bz2", "a bzip2 stream"}, {".tbz", "a bzip2 stream"},
+      {".tbz2", "a bzip2 stream"}, {".tz2", "a bzip2 stream"}, {".lz", "an lzip stream"},  {".lzma", "an lzma stream"},
+      {".tlz", "an lzma stream"},  {".lzo", "an lzop stream"}, {".br", "a brotli stream"}, {".zip", "a zip archive"},
+      {".jar", "a zip archive"},   {".7z", "a 7z archive"},    {".rar", "a RAR archive"}};
+  for (const auto& [suffix, format] : kOtherFormats) {
+    if (has_suffix(path, std::string(suffix))) return std::string(format);
   }
+  return {};
+}
+
+bool has_compressed_suffix(const std::string& path) {
+  if (!foreign_format_by_name(path).empty()) return true;
   const CodecRegistry& registry = CodecRegistry::global();
   return registry.by_extension(path).has_value() || registry.by_tar_name(path).has_value();
 }

@@ -427,6 +427,14 @@ TEST_F(Cli, SuffixesInAnyCaseAndGzipsOldOnesAreTaken) {
   const auto again = sluice("LOGS.GZ");
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.err.find("already has the .gz suffix"), std::string::npos) << again.err;
+  // So do the codec's tar shorthands (as gzip says of .tgz); another codec's are compressed.
+  put("tree/b.tgz", testing::to_bytes(std::string("tar-ish\n")));
+  const auto tgz = sluice("tree/b.tgz");
+  EXPECT_EQ(tgz.status, 1);
+  EXPECT_NE(tgz.err.find("tree/b.tgz: already has the .tgz suffix; left unchanged"), std::string::npos) << tgz.err;
+  EXPECT_FALSE(exists("tree/b.tgz.gz"));
+  EXPECT_EQ(sluice("-F zstd -k tree/b.tgz").status, 0);
+  EXPECT_TRUE(exists("tree/b.tgz.zst"));
   // Unix compress's .Z is not gzip's .z: walking to decompress, a .Z file is not taken (sluice
   // does not decode it), nor is a dotfile named .z (no name before the suffix); tar does not
   // write gzip under compress's names.

@@ -425,6 +425,12 @@ TEST_F(Tar, CompressionLettersAndTheArchiveName) {
            {"-z -f bad.tar.zst", "-z asks for gzip, but the name 'bad.tar.zst' says zstd"},
            {"--zstd -f bad.tgz", "--zstd asks for zstd, but the name 'bad.tgz' says gzip"},
            {"-z -f bad.tar", "-z asks for gzip, but the name 'bad.tar' says a plain tar"},
+           // Names of formats sluice does not write, which leaving the letter out would not help.
+           {"-z -f bad.tar.xz",
+            "-z asks for gzip, but the name 'bad.tar.xz' says an xz stream: name the archive "
+            ".tar.gz or .tgz or .taz (or give -F gzip, which writes gzip under any name)"},
+           {"--zstd -f bad.tbz2", "--zstd asks for zstd, but the name 'bad.tbz2' says a bzip2 stream"},
+           {"--lz4 -f bad.zip", "--lz4 asks for lz4, but the name 'bad.zip' says a zip archive"},
            {"-z --zstd -f bad.bin", "-z and --zstd ask for different compressions"},
            {"-F lz4 -z -f bad.bin", "-F lz4 and -z ask for different compressions"}}) {
     r = sluice_tar("-c " + args + " src");
@@ -835,6 +841,22 @@ t.close()
   EXPECT_FALSE(fs::exists(dir_ / "out/wrapped.txt"));
 }
 
+// GNU tar's -C between paths (a directory for the paths after it) is not taken: refused with a
+// message that says so, in tar and zip alike, and nothing is written; one -C is for all paths.
+TEST_F(Tar, MinusCBetweenPathsIsRefusedWithAMessageSayingSo) {
+  put("a/f1", testing::to_bytes(std::string("1")));
+  put("b/f2", testing::to_bytes(std::string("2")));
+  for (const std::string command : {"tar -c -f two.tar", "zip -c -f two.zip"}) {
+    const auto r = sh(testing::sluice() + " " + command + " -C a f1 -C ../b f2");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find("-C is taken once, for all PATHs (GNU tar's -C between PATHs"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"a", "b"}));
+  const auto one = sluice_tar("-c -f one.tar -C a f1");
+  ASSERT_EQ(one.status, 0) << describe(one);
+  EXPECT_EQ(sh("tar -tf one.tar").out, "f1\n");
+}
+
 // GNU tar stores ./../a and sub/../a as a ("Removing leading `sub/../'"); a name with '..' in it
 // would be refused by every careful extractor, sluice's included.
 TEST_F(Tar, NamesWithDotDotAreStoredWithoutWhatLeadsToIt) {
@@ -843,6 +865,14 @@ TEST_F(Tar, NamesWithDotDotAreStoredWithoutWhatLeadsToIt) {
   const auto r = sh("cd t/sub && " + testing::sluice() + " tar -c -f ../../names.tar ../sub/../z.txt ./../z.txt a.txt");
   ASSERT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(sh("tar -tf names.tar").out, "z.txt\nz.txt\na.txt\n");
+  // Said once for each prefix, as GNU tar says it (and exit status 0).
+  EXPECT_EQ(r.err,
+            "sluice tar: removing leading '../sub/../' from member names\n"
+            "sluice tar: removing leading './../' from member names\n");
+  const auto absolute = sluice_tar(fmt::format("-c -f abs.tar {0}/t/z.txt {0}/t/sub/a.txt", dir_.path().string()));
+  ASSERT_EQ(absolute.status, 0) << describe(absolute);
+  EXPECT_EQ(absolute.err, "sluice tar: removing leading '/' from member names\n");
+  EXPECT_EQ(sh("tar -tf abs.tar").out, fmt::format("{0}/t/z.txt\n{0}/t/sub/a.txt\n", dir_.path().string().substr(1)));
   const auto zip = sh("cd t/sub && " + testing::sluice() + " zip -c -f ../../names.zip ./../sub/../z.txt");
   ASSERT_EQ(zip.status, 0) << describe(zip);
   EXPECT_EQ(sh("unzip -Z1 names.zip").out, "z.txt\n");

@@ -434,6 +434,37 @@ TEST_F(ZipTest, NeverWritesThroughASymlink) {
   EXPECT_TRUE(fs::is_symlink(dir_ / "out/link"));
 }
 
+// Info-ZIP's zip adds to an archive that exists: creating over one is refused (the archive left
+// as it was) unless --force says to replace it. Extraction replaces a file as tar does; -k keeps
+// it and refuses its member (exit 2), as sluice tar -x -k.
+TEST_F(ZipTest, AnArchiveThatExistsIsReplacedOnlyWithForceAndMinusKKeepsFiles) {
+  put("src/a.txt", testing::to_bytes(std::string("new a\n")));
+  put("src/b.txt", testing::to_bytes(std::string("new b\n")));
+  expect_ok(sluice("zip -c -o bundle.zip src/a.txt"));
+  const Bytes first = get("bundle.zip");
+  const auto again = sluice("zip -c -o bundle.zip src/b.txt");
+  EXPECT_EQ(again.status, 1) << describe(again);
+  EXPECT_NE(again.err.find("bundle.zip: already exists; sluice zip -c writes a new archive and does not add to one: "
+                           "--force replaces it"),
+            std::string::npos)
+      << again.err;
+  EXPECT_EQ(get("bundle.zip"), first);
+  EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"bundle.zip", "src"})) << "no temporary left";
+  expect_ok(sluice("zip -c --force -o bundle.zip src/b.txt"));
+  EXPECT_EQ(sh("unzip -Z1 bundle.zip").out, "src/b.txt\n");
+
+  put("out/src/b.txt", testing::to_bytes(std::string("mine\n")));
+  const auto kept = sluice("zip -x -k -f bundle.zip -C out");
+  EXPECT_EQ(kept.status, 2) << describe(kept);
+  EXPECT_NE(kept.err.find("refusing member 'src/b.txt'"), std::string::npos) << kept.err;
+  EXPECT_EQ(get("out/src/b.txt"), testing::to_bytes(std::string("mine\n")));
+  expect_ok(sluice("zip -x -f bundle.zip -C out"));
+  EXPECT_EQ(get("out/src/b.txt"), testing::to_bytes(std::string("new b\n")));
+  // Each goes with its mode only.
+  EXPECT_EQ(sluice("zip -t -k -f bundle.zip").status, 2);
+  EXPECT_EQ(sluice("zip -x --force -f bundle.zip -C out").status, 2);
+}
+
 // A local header that says other than the central directory fails its member, named, and the
 // others are extracted (as Python's zipfile; unzip and 7-Zip report an error too). The central
 // record saying stored over a local header saying deflate was tested as correct and extracted as

@@ -24,7 +24,7 @@ _sluice_opts_tar='-h --help -c --create -x --extract -t --list -f -o --file --ou
   --no-recursion --one-file-system --totals'
 _sluice_opts_zip='-h --help -c --create -x --extract -t --list --test -f -o --file --output
   -C --directory --exclude -F --format -l --level -j --threads --chunk-size -v --verbose
-  --mtime -p --preserve-permissions --strict --max-output'
+  --mtime -p --preserve-permissions --strict -k --keep-old-files --force --max-output'
 _sluice_opts_run='-h --help -n --dry-run -j --threads --no-pin -f --force -o --output --set
   -v --verbose'
 _sluice_opts_transcode='-h --help -o --output --output-dir -F --format -l --level -j --threads

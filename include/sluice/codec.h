@@ -209,13 +209,16 @@ class CodecRegistry {
 // Formats no registered codec reads, told by their magic bytes, for messages and for leaving such
 // files alone: "an xz stream", "a zip archive", ...; empty when `prefix` starts none of them.
 std::string foreign_format(ByteView prefix);
+// The same by a file's name, for names sluice does not write: "an xz stream" for x.xz and
+// x.txz, "a zip archive" for x.zip, ... (in any case but compress's .Z); empty otherwise.
+std::string foreign_format_by_name(const std::string& path);
 // Whether bytes after `prefix` could change what CodecRegistry::detect() finds in it: it holds
 // only skippable frames (or the start of one), which zstd and lz4 streams may both begin with.
 bool detection_may_change(ByteView prefix);
 // Whether `path` ends with `suffix`, in any case, after a name (not right after a "/").
 bool has_suffix(const std::string& path, const std::string& suffix);
 // Whether `path` ends with a suffix of compressed data: a registered codec's (its extensions and
-// tar suffixes) or another format's (.xz, .bz2, .zip, .7z, .Z, .lz, .lzma, .br, .txz, ...). Suffixes
+// tar suffixes) or another format's (foreign_format_by_name: .xz, .bz2, .zip, .7z, .Z, ...). Suffixes
 // are compared in any case here and in the registry's lookups by name (LOGS.GZ is gzip's).
 bool has_compressed_suffix(const std::string& path);
 

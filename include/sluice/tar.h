@@ -146,6 +146,10 @@ struct TarCreateOptions {
   // as we read it" and exits 1). A file that shrank is an error instead: its entry cannot be
   // completed.
   std::function<void(const std::string& path)> on_changed;
+  // Called when a path given loses its front to make its entry's name ("/" of "/etc", "../" of
+  // "../a", "a/../" of "a/../b"), before its entries are added (GNU tar says "Removing leading
+  // `/' from member names" once for each).
+  std::function<void(const std::string& prefix)> on_prefix_removed;
 };
 
 // "NAME", "NAME:ID", "ID" or "+ID" (as GNU tar's --owner/--group). Throws Error (kUsage).
