@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import codecs
 import collections
 import dataclasses
 import errno
@@ -174,16 +175,19 @@ def _format_name(format):
 
 
 def _level(level: int | None, format: str) -> int:
-    """The level for the library, where 0 is the format's default: None, and -1, zlib's
-    Z_DEFAULT_COMPRESSION. Level 0 of a format whose levels start above it is an error, not the
-    default (gzip.compress(data, 0) stores the data); zstd's level 0 is its default, as in zstd's
-    own API."""
+    """The level for the library, where 0 is the format's default: None, and -1 (zlib's
+    Z_DEFAULT_COMPRESSION) for a format that has no level -1 (gzip, lz4; zstd's -1 is its first
+    fast level, as in zstandard). Level 0 of a format whose levels start above it is an error, not
+    the default (gzip.compress(data, 0) stores the data); zstd's level 0 is its default, as in
+    zstd's own API."""
     _format_name(format)
-    if level is None or level == -1:
+    if level is None:
         return 0
-    if level == 0:
+    if level in (-1, 0):
         low, high, _ = _native.format_info(format)["levels"]
-        if low > 0:
+        if level == -1 and low > -1:
+            return 0
+        if level == 0 and low > 0:
             raise UsageError(f"{format} level must be between {low} and {high}, not 0", kind="usage")
     return level
 
@@ -207,7 +211,9 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     """Compresses a bytes-like object on all cores (no copy of it is made).
 
     format: "gzip" (the default: one member any gzip reader reads), "zstd" or "lz4". level: the
-    format's (gzip 1-9, zstd 1-22, lz4 1-12); None is its default. threads: None for all cores.
+    format's (gzip 1-9, zstd 1-22 and its fast levels -1 and below, lz4 1-12); None is its
+    default, and so is -1 for gzip and lz4 (zlib's Z_DEFAULT_COMPRESSION). threads: None for all
+    cores.
     Format settings as keywords, e.g. form="bgzf" for gzip (sluice.format_info("gzip")).
 
     zstd is written as one frame per chunk (4-16 MiB): zstandard.ZstdDecompressor().decompress()
@@ -522,11 +528,12 @@ def _progress_adapter(progress):
     return lambda index, result: progress(FileResult(*result))
 
 
-def _path_list(paths) -> list[str]:
-    """The paths of compress_files() and decompress_files() as names. One path alone is a mistake
-    (a str is an iterable of its letters: "logs" compressed and removed files l, o, g and s)."""
+def _path_list(paths, what: str = "paths") -> list[str]:
+    """Paths (or members, patterns) given as a list, as names. One path alone is a mistake (a str
+    is an iterable of its letters: "logs" compressed and removed files l, o, g and s, and an
+    exclude="*.log" would leave out everything, as "*")."""
     if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError(f"paths must be a list of paths, not one path ({os.fsdecode(paths)!r}): pass [path]")
+        raise TypeError(f"{what} must be a list of {what}, not one ({os.fsdecode(paths)!r}): pass [{what[:-1]}]")
     return [os.fsdecode(p) for p in paths]
 
 
@@ -996,6 +1003,11 @@ class SluiceFile(io.BufferedIOBase):
         """True when reading a regular file or a seekable file object."""
         return self._mode == "rb" and self._start is not None
 
+    @property
+    def mode(self) -> str:
+        """ "rb" reading, else "wb" (for "ab" and "xb" too), as gzip.GzipFile's (Python 3.13)."""
+        return "rb" if self._mode == "rb" else "wb"
+
     # ---- reading: the decoded stream (_Decoding) behind an io.BufferedReader ----
     # Every read goes through the buffered reader under the file's lock (io.BufferedReader's own
     # lock does not keep lines whole when threads share it: it looks at its buffer before it takes
@@ -1327,6 +1339,13 @@ class SluiceFile(io.BufferedIOBase):
         with self._lock:
             self._flush()
 
+    def _flush_file(self) -> None:
+        """The file's own flush(), where it has one: a caller's object that only writes (as
+        gzip.GzipFile and zstandard's stream_writer take) has nothing to flush."""
+        flush = getattr(self._file, "flush", None)
+        if flush is not None:
+            flush()
+
     def _flush(self) -> None:
         if self._file is not None:
             if self._closing:  # the text layer's flush on its way to close(), which ends the stream
@@ -1335,7 +1354,7 @@ class SluiceFile(io.BufferedIOBase):
                 out = self._writer.flush()
                 if out:
                     self._emit(out)
-                self._file.flush()
+                self._flush_file()
                 if self._unpublished:  # what is flushed is for readers of the file: it goes in place now
                     self._publish()
                 if self._append_from is not None:  # "ab": what readers may have seen stays
@@ -1401,7 +1420,7 @@ class SluiceFile(io.BufferedIOBase):
                 self._buffered.close()  # a stream not read to its end: its run stops now, waited for
             elif self._file is not None:
                 self._emit(self._writer.finish())
-                self._file.flush()
+                self._flush_file()
             if self._owned and self._file is not None:
                 if self._unpublished:
                     self._publish()
@@ -1460,7 +1479,7 @@ class SluiceFile(io.BufferedIOBase):
         unreadable (gzip -t, and a read of it raised before its first byte). Left as it is where
         another writer appended to it too (its size is not ours)."""
         try:
-            self._file.flush()
+            self._flush_file()
         except BaseException:  # noqa: B902  what could not be written is not there to cut
             pass
         try:
@@ -2056,7 +2075,15 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
     if text:
         try:
-            return _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+            wrapper = _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
+            # TextIOWrapper writes UTF-16's and UTF-32's byte order mark only to a stream it can
+            # seek (CPython), and a compressed stream being written cannot: the mark goes in here,
+            # at the start of a stream, and the wrapper writes the native order it stands for.
+            start = binary_mode in ("w", "x") or binary._append_from == 0
+            bom = {"utf-16": codecs.BOM_UTF16, "utf-32": codecs.BOM_UTF32}.get(codecs.lookup(wrapper.encoding).name)
+            if start and bom is not None:
+                binary.write(bom)
+            return wrapper
         except BaseException:  # an unknown encoding: no output is left for it
             binary._abandon()
             raise

@@ -1611,11 +1611,13 @@ PYBIND11_MODULE(_native, m) {
   // (a binary file object, written as a stream). Returns the stats tuple.
   m.def("zip_create",
         [](const std::vector<std::string>& paths, const std::string& archive, py::object file,
-           const std::string& format, int level, int threads, std::size_t chunk_size, const std::string& directory,
-           const std::vector<std::string>& exclude, std::optional<std::int64_t> mtime, const py::object& on_entry) {
+           const std::string& format, std::optional<int> level, int threads, std::size_t chunk_size,
+           const std::string& directory, const std::vector<std::string>& exclude, std::optional<std::int64_t> mtime,
+           const py::object& on_entry) {
           ZipCreateOptions create;
           create.codec = format;
-          create.level = level;
+          create.store = level == 0;         // zip -0
+          create.level = level.value_or(0);  // None: the codec's default
           create.threads = threads;
           create.chunk_bytes = chunk_size;
           create.directory = directory;

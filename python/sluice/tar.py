@@ -26,7 +26,7 @@ import tarfile
 import weakref
 from typing import Callable, Iterable
 
-from . import SluiceFile, UsageError, _ending_on_an_error, _max_output, _native
+from . import SluiceFile, UsageError, _ending_on_an_error, _level, _max_output, _native, _path_list
 
 __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -34,7 +34,9 @@ __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarS
 @dataclasses.dataclass(frozen=True)
 class TarMember:
     """One entry of an archive, as the reader found it (tarfile.TarInfo's names where they exist)."""
-    name: str  # the path stored (undecodable bytes as surrogate escapes, as os.fsdecode gives)
+    # The path stored, a directory's with its "/" where its writer put one (tarfile's TarInfo.name
+    # drops it); undecodable bytes as surrogate escapes, as os.fsdecode gives.
+    name: str
     type: str  # "file", "directory", "symlink", "hardlink", "chardev", "blockdev" or "fifo"
     size: int
     mode: int  # permission bits, setuid/setgid/sticky included
@@ -95,10 +97,11 @@ def _member(t) -> TarMember:
                      os.fsdecode(link), offset, major, minor, sparse)
 
 
-def _encoded(names: Iterable) -> list[bytes]:
+def _encoded(names: Iterable, what: str = "paths") -> list[bytes]:
     """Paths and patterns for the native calls: bytes, as the file system has them (a name that is
-    not UTF-8 arrives here with surrogate escapes, as os.fsdecode and os.listdir give it)."""
-    return [os.fsencode(n) for n in names]
+    not UTF-8 arrives here with surrogate escapes, as os.fsdecode and os.listdir give it). One
+    alone (a str) is refused: it would be taken letter by letter."""
+    return [os.fsencode(n) for n in _path_list(names, what)]
 
 
 def _decoded(names: Iterable[bytes]) -> list[str]:
@@ -147,13 +150,14 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     codec = _resolve_format(path, format)
     if not codec and (level is not None or knobs):
         raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
-    names = [os.fsencode(p) for p in paths]
+    names = _encoded(paths)
     if not names:
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
-    stats = _native.tar_create(names, os.fsencode(path), file, codec, level or 0, threads or 0, chunk_size or 0,
+    stats = _native.tar_create(names, os.fsencode(path), file, codec, _level(level, codec) if codec else 0,
+                               threads or 0, chunk_size or 0,
                                {k: str(v) for k, v in knobs.items()}, backend or "",
-                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude),
+                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude, "exclude patterns"),
                                mtime, owner or "", group or "", numeric_owner, sparse, callback)
     return TarStats(*stats)
 
@@ -171,8 +175,8 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     extracted: a small upload (a .tar.gz of zeros) cannot fill the disk.
     """
     path, file = _archive(archive)
-    raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or ()),
-                              _encoded(exclude), preserve_permissions, same_owner, devices, strict, threads or 0,
+    raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or (), "members"),
+                              _encoded(exclude, "exclude patterns"), preserve_permissions, same_owner, devices, strict, threads or 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],

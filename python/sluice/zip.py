@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _max_output, _native
+from . import UsageError, _level, _max_output, _native
 from .tar import _decoded, _encoded
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
@@ -99,6 +99,15 @@ def _path(archive) -> bytes:
     raise TypeError("archive must be a path (a zip is read at any offset: not a stream)")
 
 
+def _zip_level(level: int | None, format: str | None) -> int | None:
+    """zip_create's level: 0 stores every member (as zip -0 and `sluice zip -0`), None is the
+    codec's default, others the codec's (_level's rules: zlib's -1 is deflate's default)."""
+    if level == 0:
+        return 0
+    chosen = _level(level, format or "gzip")
+    return None if chosen == 0 else chosen
+
+
 def create(archive, paths: Iterable, format: str | None = None, level: int | None = None,
            threads: int | None = None, *, directory=None, exclude: Iterable[str] = (), mtime: int | None = None,
            chunk_size: int | None = None, on_entry: Callable[[ZipMember], None] | None = None) -> ZipStats:
@@ -107,9 +116,9 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     (written as a stream: a big file's sizes follow its data in a data descriptor).
 
     format: "gzip" (deflate, the zip standard; the default) or "zstd" (method 93, which fewer
-    readers take). level: the codec's (deflate 1-9, default 6). directory: read paths relative to
-    it. exclude: GNU tar patterns. mtime: stored for every entry. Same tree, same options: same
-    bytes, for any number of threads.
+    readers take). level: the codec's (deflate 1-9, default 6); 0 stores every member, as zip -0.
+    directory: read paths relative to it. exclude: GNU tar patterns. mtime: stored for every
+    entry. Same tree, same options: same bytes, for any number of threads.
     """
     names = _encoded(paths)
     if isinstance(archive, (str, bytes, os.PathLike)):
@@ -121,16 +130,18 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     if not names:
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
-    stats = _native.zip_create(names, os.fsencode(path), file, format or "", level or 0, threads or 0, chunk_size or 0,
-                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude),
+    stats = _native.zip_create(names, os.fsencode(path), file, format or "", _zip_level(level, format), threads or 0,
+                               chunk_size or 0,
+                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude, "exclude patterns"),
                                mtime, callback)
     return ZipStats(*stats)
 
 
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
             on_entry, max_output) -> ExtractResult:
-    raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or ()),
-                              _encoded(exclude), preserve_permissions, strict, threads or 0, format, level or 0,
+    raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or (), "members"),
+                              _encoded(exclude, "exclude patterns"), preserve_permissions, strict, threads or 0, format,
+                              _level(level, format) if format else 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, not_found, not_listed = raw
     return ExtractResult(ZipStats(*stats), extracted, [(_member(e), why) for e, why in refused],

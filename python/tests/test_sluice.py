@@ -1180,6 +1180,114 @@ def test_level_0_is_no_default_where_a_format_has_no_level_0():
     assert sluice.decompress(sluice.compress(b"data", "zstd", level=0)) == b"data"  # zstd's default, as zstd has it
 
 
+def test_level_minus_1_is_the_default_only_where_a_format_has_no_level_minus_1(tmp_path):
+    """zlib's Z_DEFAULT_COMPRESSION for gzip (and lz4, whose levels start at 1); zstd's -1 is its
+    first fast level, as zstandard and zstd --fast=1 have it, in every call that takes a level."""
+    data = text(1_000_000)
+    assert sluice.compress(data, "gzip", -1) == sluice.compress(data, "gzip")
+    assert sluice.compress(data, "lz4", -1) == sluice.compress(data, "lz4")
+    fast = sluice.compress(data, "zstd", -1, threads=1)
+    assert len(fast) > len(sluice.compress(data, "zstd", threads=1))
+    assert fast == sluice.compress(data, "zstd", -1, threads=2)
+    with sluice.open(tmp_path / "a.zst", "wb", level=-1, threads=1) as f:
+        f.write(data)
+    assert sluice.decompress((tmp_path / "a.zst").read_bytes()) == data
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(data)
+    sizes = {}
+    for level in (-1, None):
+        sluice.tar.create(tmp_path / f"{level}.tar.zst", ["src"], directory=tmp_path, level=level, mtime=0)
+        sizes[level] = (tmp_path / f"{level}.tar.zst").stat().st_size
+        sluice.zip.create(tmp_path / f"{level}.zip", ["src"], directory=tmp_path, format="zstd", level=level, mtime=0)
+        sizes[level, "zip"] = [m.compress_size for m in sluice.zip.list(tmp_path / f"{level}.zip")]
+    assert sizes[-1] > sizes[None] and sizes[-1, "zip"] > sizes[None, "zip"]
+
+
+def test_level_0_stores_zip_members_and_is_refused_for_a_gzip_tar(tmp_path):
+    """sluice.zip.create(level=0) stores, as `sluice zip -0` and zip -0; a .tar.gz has no level 0,
+    as sluice.compress has none (it was taken as the default)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_bytes(text(100_000))
+    sluice.zip.create(tmp_path / "stored.zip", ["src/a.txt"], directory=tmp_path, level=0)
+    with zipfile.ZipFile(tmp_path / "stored.zip") as archive:
+        assert [(i.compress_type, i.compress_size) for i in archive.infolist()] == [(zipfile.ZIP_STORED, 100_000)]
+    sluice.zip.create(tmp_path / "packed.zip", ["src/a.txt"], directory=tmp_path)
+    with zipfile.ZipFile(tmp_path / "packed.zip") as archive:
+        assert archive.infolist()[0].compress_type == zipfile.ZIP_DEFLATED
+    with pytest.raises(sluice.UsageError, match="gzip level must be between 1 and 9, not 0"):
+        sluice.tar.create(tmp_path / "l0.tar.gz", ["src"], directory=tmp_path, level=0)
+    assert not (tmp_path / "l0.tar.gz").exists()
+
+
+def test_one_path_given_alone_is_refused_not_taken_letter_by_letter(tmp_path, tree):
+    """A str is an iterable of its letters: "src" archived files s, r and c, members "src/a.txt"
+    extracted nothing, and exclude="*.txt" left out everything, as "*"."""
+    sluice.tar.create(tmp_path / "t.tar.gz", ["src"], directory=tmp_path)
+    sluice.zip.create(tmp_path / "t.zip", ["src"], directory=tmp_path)
+    calls = [
+        lambda: sluice.tar.create(tmp_path / "one.tar.gz", "src", directory=tmp_path),
+        lambda: sluice.tar.create(tmp_path / "one.tar.gz", ["src"], directory=tmp_path, exclude="*.txt"),
+        lambda: sluice.tar.extract(tmp_path / "t.tar.gz", tmp_path / "out", "src/a.txt"),
+        lambda: sluice.tar.extract(tmp_path / "t.tar.gz", tmp_path / "out", exclude="*.txt"),
+        lambda: sluice.zip.create(tmp_path / "one.zip", "src", directory=tmp_path),
+        lambda: sluice.zip.extract(tmp_path / "t.zip", tmp_path / "out", "src/a.txt"),
+        lambda: sluice.zip.transcode(tmp_path / "t.zip", tmp_path / "out", exclude=b"*.txt"),
+    ]
+    for call in calls:
+        one = r"must be a list of \w+( \w+)?, not one \('(src|src/a.txt|\*\.txt)'\): pass \["
+        with pytest.raises(TypeError, match=one):
+            call()
+    assert sorted(os.listdir(tmp_path)) == ["src", "t.tar.gz", "t.zip"], "nothing made"
+
+
+def test_a_file_object_that_only_writes_is_written_as_gzip_writes_it(tmp_path):
+    """No flush() is needed (gzip.GzipFile and zstandard's stream_writer do without)."""
+    class OnlyWrite:
+        def __init__(self):
+            self.out = io.BytesIO()
+
+        def write(self, data):
+            return self.out.write(data)
+
+    target = OnlyWrite()
+    with sluice.open(target, "wb") as f:
+        f.write(b"data" * 10)
+        f.flush()
+    assert gzip.decompress(target.out.getvalue()) == b"data" * 10
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-8-sig"])
+def test_text_with_a_byte_order_mark_reads_back_in_its_encoding(tmp_path, encoding):
+    """TextIOWrapper writes UTF-16's and UTF-32's mark only to a stream it can seek: sluice writes
+    it, as gzip.open's seekable files get it, at the start of a stream only."""
+    path = tmp_path / "t.gz"
+    with sluice.open(path, "wt", encoding=encoding) as f:
+        f.write("hi\n")
+    with gzip.open(tmp_path / "peer.gz", "wt", encoding=encoding) as f:
+        f.write("hi\n")
+    assert gzip.decompress(path.read_bytes()) == gzip.decompress((tmp_path / "peer.gz").read_bytes())
+    with sluice.open(path, "rt", encoding=encoding) as f:
+        assert f.read() == "hi\n"
+    if encoding != "utf-8-sig":  # its encoder marks whatever it starts, as gzip.open's appending does
+        with sluice.open(path, "at", encoding=encoding) as f:
+            f.write("more\n")
+        with sluice.open(path, "rt", encoding=encoding) as f:
+            assert f.read() == "hi\nmore\n"
+    with sluice.open(tmp_path / "new.gz", "at", encoding=encoding) as f:  # appending to nothing starts it
+        f.write("hi\n")
+    with sluice.open(tmp_path / "new.gz", "rt", encoding=encoding) as f:
+        assert f.read() == "hi\n"
+
+
+def test_mode_is_gzip_files(tmp_path):
+    with sluice.open(tmp_path / "a.gz", "wb") as f:
+        assert f.mode == "wb"
+    with sluice.open(tmp_path / "a.gz", "ab") as f:
+        assert f.mode == "wb"
+    with sluice.open(tmp_path / "a.gz") as f:
+        assert f.mode == "rb"
+
+
 def test_a_zip_is_written_into_a_file_being_compressed(tmp_path):
     # The output is a stream: zipfile, which probes seek() and seeks back to patch its headers
     # where it can, writes data descriptors instead (with gzip.open's files it fails).
