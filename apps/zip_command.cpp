@@ -130,6 +130,8 @@ int run_extract(const ZipCliOptions& options) {
   ZipExtractOptions extract;
   extract.directory = options.directory.empty() ? "." : options.directory;
   extract.members = options.paths;
+  extract.member_wildcards = true;  // as unzip: sluice zip -x -f a.zip '*.txt'
+
   extract.exclude = options.exclude;
   extract.preserve_permissions = options.preserve_permissions;
   extract.strict = options.strict;
@@ -153,10 +155,10 @@ int run_extract(const ZipCliOptions& options) {
 
 int run_list(const ZipCliOptions& options) {
   FdSource source = open_archive(options.archive);
-  TarMembers members(options.paths);
+  TarMembers members(options.paths, /*wildcards=*/true);
   const TarExclude exclude(options.exclude);
   list_zip(source, [&](const ZipEntry& entry) {
-    if (members.selects(entry.path) && !exclude.excludes(entry.path)) {
+    if (members.selects(entry.path, entry.type == ZipEntryType::kDirectory) && !exclude.excludes(entry.path)) {
       fmt::print("{}\n", options.verbose
                              ? long_listing(entry)
                              : printable_name(entry.path) + (entry.type == ZipEntryType::kDirectory ? "/" : ""));
@@ -206,7 +208,8 @@ int run_zip_command(int argc, char** argv) {
   std::vector<std::string> directories;
   add_directory_option(app, directories,
                        "Extract under DIR (created if missing); when creating, read PATHs relative to DIR");
-  app.add_option("PATH", options.paths, "Paths to archive, or members to extract or list");
+  app.add_option("PATH", options.paths,
+                 "Paths to archive, or members to extract or list (with *, ? and [...] as unzip takes them)");
   app.add_option("--exclude", options.exclude,
                  "Leave out what matches PATTERN, and all under it (as sluice tar; repeatable)")
       ->type_name("PATTERN")

@@ -792,18 +792,23 @@ std::string normalise_member(const std::string& path) { return detail::normal_pa
 
 }  // namespace
 
-TarMembers::TarMembers(std::vector<std::string> members) : given_(std::move(members)) {
-  for (const auto& member : given_) normalised_.push_back(normalise_member(member));
+TarMembers::TarMembers(std::vector<std::string> members, bool wildcards) : given_(std::move(members)) {
+  for (const auto& member : given_) {
+    normalised_.push_back(normalise_member(member));
+    patterns_.push_back(wildcards && member.find_first_of("*?[") != std::string::npos);
+  }
   matched_.assign(given_.size(), false);
 }
 
-bool TarMembers::selects(const std::string& entry_path) {
+bool TarMembers::selects(const std::string& entry_path, bool directory) {
   if (given_.empty()) return true;
   const std::string path = normalise_member(entry_path);
   bool any = false;
   for (std::size_t i = 0; i < normalised_.size(); ++i) {
     const std::string& member = normalised_[i];
-    if (path == member || (path.size() > member.size() && path.starts_with(member) && path[member.size()] == '/')) {
+    if (path == member || (path.size() > member.size() && path.starts_with(member) && path[member.size()] == '/') ||
+        (patterns_[i] && (::fnmatch(member.c_str(), path.c_str(), FNM_LEADING_DIR) == 0 ||
+                          (directory && ::fnmatch(member.c_str(), (path + '/').c_str(), 0) == 0)))) {
       matched_[i] = true;
       any = true;
     }

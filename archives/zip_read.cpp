@@ -961,11 +961,13 @@ namespace {
 ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options, const CompressOptions* compress) {
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);  // every structural check before anything is written
-  TarMembers members(options.members);
+  TarMembers members(options.members, options.member_wildcards);
   const TarExclude exclude(options.exclude);
   std::vector<const ZipEntry*> selected;
   for (const ZipEntry& entry : reader.entries()) {
-    if (members.selects(entry.path) && !exclude.excludes(entry.path)) selected.push_back(&entry);
+    if (members.selects(entry.path, entry.type == ZipEntryType::kDirectory) && !exclude.excludes(entry.path)) {
+      selected.push_back(&entry);
+    }
   }
   check_output_limit(selected, options.max_output_bytes, reader.name());
   const ZipEntry* current = nullptr;

@@ -434,6 +434,36 @@ TEST_F(ZipTest, NeverWritesThroughASymlink) {
   EXPECT_TRUE(fs::is_symlink(dir_ / "out/link"));
 }
 
+// Members with wildcards are patterns, as unzip takes them (its * and ? match '/' too); the
+// library takes members as names unless asked (Python's zip.extract, as zipfile's extractall).
+TEST_F(ZipTest, MembersWithWildcardsAreMatchedAsUnzipMatchesThem) {
+  put("w/a.txt", testing::to_bytes(std::string("a")));
+  put("w/sub/b.txt", testing::to_bytes(std::string("b")));
+  put("w/sub/c.log", testing::to_bytes(std::string("c")));
+  put("w/[x].txt", testing::to_bytes(std::string("x")));
+  expect_ok(sh("cd w && " + testing::sluice() + " zip -c -o ../w.zip ."));
+  // (A member without wildcards selects what is under it too, as in sluice tar: unzip's "sub"
+  // matches only a member named so.)
+  for (const std::string pattern : {"'*.txt'", "'sub/*'", "'?.txt'", "'*/c.*'", "'\\[x].txt'", "'s*'"}) {
+    const auto ours = sluice("zip -t -f w.zip " + pattern);
+    const auto theirs = sh("unzip -Z1 w.zip " + pattern);
+    EXPECT_EQ(ours.status, 0) << pattern << ": " << describe(ours);
+    EXPECT_EQ(ours.out, theirs.out) << pattern;
+  }
+  expect_ok(sluice("zip -x -f w.zip -C out '*.txt'"));
+  EXPECT_EQ(sh("cd out && find . -type f | sort").out, "./[x].txt\n./a.txt\n./sub/b.txt\n");
+  const auto none = sluice("zip -x -f w.zip -C none '*.none' a.txt");
+  EXPECT_EQ(none.status, 1) << describe(none);
+  EXPECT_NE(none.err.find("*.none: not found in archive"), std::string::npos) << none.err;
+  EXPECT_TRUE(fs::exists(dir_ / "none/a.txt"));
+
+  FdSource source((dir_ / "w.zip").string());
+  ZipExtractOptions options;
+  options.directory = (dir_ / "library").string();
+  options.members = {"*.txt"};
+  EXPECT_EQ(extract_zip(source, options).members_not_found, std::vector<std::string>{"*.txt"});
+}
+
 // Info-ZIP's zip adds to an archive that exists: creating over one is refused (the archive left
 // as it was) unless --force says to replace it. Extraction replaces a file as tar does; -k keeps
 // it and refuses its member (exit 2), as sluice tar -x -k.

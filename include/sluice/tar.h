@@ -270,17 +270,21 @@ std::string strip_tar_components(const std::string& path, std::size_t count);
 
 // Picks entries by the member names a user gave (as `tar -x ARCHIVE MEMBER...` does): an entry
 // is selected if its path equals a member or lies under one. Paths compare without "./" and
-// trailing slashes. Remembers which members matched nothing.
+// trailing slashes. With `wildcards`, a member with *, ? or [...] in it is a shell pattern whose
+// * and ? match '/' too, matching a path or what lies under it (GNU tar's --wildcards; unzip
+// takes its members so). Remembers which members matched nothing.
 class TarMembers {
  public:
-  explicit TarMembers(std::vector<std::string> members);
-  // True for every path when there are no members.
-  bool selects(const std::string& entry_path);
+  explicit TarMembers(std::vector<std::string> members, bool wildcards = false);
+  // True for every path when there are no members. A pattern sees a directory's path with its
+  // '/' (unzip's "sub/*" takes the directory "sub/" too).
+  bool selects(const std::string& entry_path, bool directory = false);
   std::vector<std::string> not_found() const;
 
  private:
   std::vector<std::string> given_;
   std::vector<std::string> normalised_;
+  std::vector<bool> patterns_;  // which members are matched as patterns
   std::vector<bool> matched_;
 };
 

@@ -120,6 +120,7 @@ ZipTestStats test_zip(ByteSource& source, int threads = 0,
 struct ZipExtractOptions {
   std::string directory = ".";        // created if missing
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
+  bool member_wildcards = false;      // members with *, ? or [...] are patterns (TarMembers), as unzip's
   std::vector<std::string> exclude;   // but not these (TarExclude's rules)
   bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
   bool strict = false;                // a refused or failed member is an error instead of a warning
