@@ -183,6 +183,8 @@ def _level(level: int | None, format: str) -> int:
     _format_name(format)
     if level is None:
         return 0
+    if isinstance(level, bool) or not isinstance(level, int):
+        raise TypeError(f"level must be an int or None, not {type(level).__name__}")
     if level in (-1, 0):
         low, high, _ = _native.format_info(format)["levels"]
         if level == -1 and low > -1:
@@ -196,6 +198,25 @@ def _knobs(knobs: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in knobs.items()}
 
 
+def _chunk_size(value) -> int:
+    """chunk_size= as the library takes it: None (or 0) is the format's default."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"chunk_size must be a number of bytes or None, not {type(value).__name__}")
+    if value < 0:
+        raise UsageError(f"chunk_size must be a number of bytes (or None for the format's default), not {value}",
+                         kind="usage")
+    return value
+
+
+def _bytes_like(data) -> None:
+    """A str where bytes belong is a TypeError as zlib says it (not the native layer's list of
+    signatures)."""
+    if isinstance(data, str):
+        raise TypeError("a bytes-like object is required, not 'str'")
+
+
 def _compresslevel(level: int | None, knobs: dict):
     """gzip's and zlib's name for the level (compresslevel=9), taken from the keywords."""
     if "compresslevel" in knobs:
@@ -207,21 +228,27 @@ def _compresslevel(level: int | None, knobs: dict):
 
 
 def compress(data, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
-             chunk_size: int | None = None, backend: str | None = None, **knobs: str) -> bytes:
+             chunk_size: int | None = None, backend: str | None = None, mtime: int | None = None,
+             **knobs: str) -> bytes:
     """Compresses a bytes-like object on all cores (no copy of it is made).
 
     format: "gzip" (the default: one member any gzip reader reads), "zstd" or "lz4". level: the
     format's (gzip 1-9, zstd 1-22 and its fast levels -1 and below, lz4 1-12); None is its
     default, and so is -1 for gzip and lz4 (zlib's Z_DEFAULT_COMPRESSION). threads: None for all
-    cores.
-    Format settings as keywords, e.g. form="bgzf" for gzip (sluice.format_info("gzip")).
+    cores. mtime: the gzip header's MTIME (None: 0, as zlib writes it, so that the same data gives
+    the same bytes; gzip.compress writes the time of the call). Format settings as keywords, e.g.
+    form="bgzf" for gzip (sluice.format_info("gzip")).
 
     zstd is written as one frame per chunk (4-16 MiB): zstandard.ZstdDecompressor().decompress()
     reads only the first frame. Read it all with sluice.decompress(), or with zstandard's
     stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
     level = _compresslevel(level, knobs)
-    return _native.compress(data, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
+    _bytes_like(data)
+    if mtime:  # the streaming compressor writes the header's time; its bytes are compress()'s
+        compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
+        return _joined(compressor.compress(data), compressor.flush())
+    return _native.compress(data, format, _level(level, format), threads or 0, _chunk_size(chunk_size), _knobs(knobs),
                             backend or "")
 
 
@@ -248,9 +275,10 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
     """Compresses many buffers in one run on all cores (small ones whole, big ones split) and
     returns the results in input order. A failing item raises its error with .index set, or,
     with return_exceptions=True, the error takes its place in the list."""
+    level = _compresslevel(level, knobs)
     items = list(payloads)
-    results = _native.compress_many(items, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
-                                    backend or "")
+    results = _native.compress_many(items, format, _level(level, format), threads or 0, _chunk_size(chunk_size),
+                                    _knobs(knobs), backend or "")
     if not return_exceptions:
         for index, result in enumerate(results):
             if isinstance(result, BaseException):
@@ -263,17 +291,24 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
                   max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
                   **knobs: str) -> Iterator[bytes]:
     """Yields the compressed items of any iterable, in order, with at most max_in_flight items
-    taken from it at a time (tiles from a generator, records from a queue)."""
-    if max_in_flight < 1:
+    taken from it at a time (tiles from a generator, records from a queue). Settings are checked
+    at the call, before any item is taken."""
+    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
         raise ValueError("max_in_flight must be at least 1")
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == max_in_flight:
+    level = _compresslevel(level, knobs)
+    _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs), backend or "")
+
+    def batches() -> Iterator[bytes]:
+        batch: list = []
+        for item in items:
+            batch.append(item)
+            if len(batch) == max_in_flight:
+                yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+                batch = []
+        if batch:
             yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
-            batch = []
-    if batch:
-        yield from compress_many(batch, format, level, threads, chunk_size=chunk_size, backend=backend, **knobs)
+
+    return batches()
 
 
 class _GatheredWriter:
@@ -346,6 +381,13 @@ FLUSH_SYNC = 2
 FLUSH_FINISH = 4
 
 
+def _not_copied(self, *_memo):
+    """copy.copy() of a Compressor or Decompressor gave a second object over the same native
+    stream, each call on one moving the other; zlib's objects copy their state (copy()), which
+    sluice's runs cannot: it is refused, as pickling them is."""
+    raise TypeError(f"cannot copy a sluice.{type(self).__name__}: its stream is not copied (make a new one)")
+
+
 class Compressor:
     """Compresses a stream given in pieces, as zlib.compressobj() and bz2.BZ2Compressor do, on all
     cores: for a body sent as it is made (a generator that yields the compressed pieces, an
@@ -366,11 +408,13 @@ class Compressor:
                  mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str):
         self._lock = threading.Lock()
         level = _compresslevel(level, knobs)
-        self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0, chunk_size or 0,
-                                                      _knobs(knobs), backend or "", "", mtime))
+        self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
+                                                      _chunk_size(chunk_size), _knobs(knobs), backend or "", "", mtime))
         _open_streams.add(self)
         self._finished = False
         self._error: BaseException | None = None
+
+    __copy__ = __deepcopy__ = __reduce__ = _not_copied
 
     def compress(self, data) -> bytes:
         """Takes a bytes-like object; returns the compressed bytes ready so far (maybe b"")."""
@@ -446,6 +490,8 @@ class Decompressor:
         _open_streams.add(self)
         self._error: BaseException | None = None
         self._eof = False
+
+    __copy__ = __deepcopy__ = __reduce__ = _not_copied
 
     @property
     def eof(self) -> bool:
@@ -549,8 +595,8 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     extension = _native.format_info(format)["extension"]
     names = _path_list(paths)
     jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
-    results = _native.compress_files(jobs, format, _level(level, format), threads or 0, chunk_size or 0, _knobs(knobs),
-                                     backend or "", overwrite, remove_inputs, store_name, fail_fast,
+    results = _native.compress_files(jobs, format, _level(level, format), threads or 0, _chunk_size(chunk_size),
+                                     _knobs(knobs), backend or "", overwrite, remove_inputs, store_name, fail_fast,
                                      _progress_adapter(progress))
     return [FileResult(*result) for result in results]
 
@@ -913,8 +959,8 @@ class SluiceFile(io.BufferedIOBase):
                     base = base[: -len(extension)]
                 mtime = int(time.time()) if mtime is None else mtime
                 self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
-                                                              chunk_size or 0, _knobs(knobs), backend or "", base,
-                                                              mtime))
+                                                              _chunk_size(chunk_size), _knobs(knobs), backend or "",
+                                                              base, mtime))
                 if format == "gzip":
                     self._written_mtime = mtime
                 self._written = 0

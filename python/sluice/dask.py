@@ -46,7 +46,8 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from . import _native, _units, _format_for_path, _knobs, CorruptDataError, Error, FileResult, UsageError
+from . import _chunk_size, _format_for_path, _knobs, _level, _native, _units
+from . import CorruptDataError, Error, FileResult, UsageError
 from . import decompress as _decompress
 
 DEFAULT_PART_SIZE = 64 * 1024 * 1024
@@ -196,8 +197,9 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     src_fs, src_path = url_to_fs(src_url, **storage_options)
     dst_fs, dst_path = url_to_fs(dst_url, **storage_options)
     format = format or _format_for_path(dst_path)
-    chunk, history = _native.chunk_size(format, level or 0, chunk_size or 0, _knobs(knobs), backend or "")
-    options = _Options(format, level or 0, chunk, _knobs(knobs), backend or "")
+    level = _level(level, format)
+    chunk, history = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), backend or "")
+    options = _Options(format, level, chunk, _knobs(knobs), backend or "")
     if dst_fs.exists(dst_path) and not overwrite:
         raise FileExistsError(17, "File exists", dst_url)
     info = src_fs.info(src_path)
@@ -442,8 +444,9 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     fails is a failed result, not an exception. progress(result) is called as each completes."""
     storage_options = storage_options or {}
     extension = _native.format_info(format)["extension"]
-    chunk, _ = _native.chunk_size(format, level or 0, chunk_size or 0, _knobs(knobs), backend or "")
-    options = _Options(format, level or 0, chunk, _knobs(knobs), backend or "")
+    level = _level(level, format)
+    chunk, _ = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), backend or "")
+    options = _Options(format, level, chunk, _knobs(knobs), backend or "")
     part = max(chunk, _parse_size(part_size or DEFAULT_PART_SIZE) // chunk * chunk)
     client = _client(client)
     urls = [os.fspath(p) for p in paths]

@@ -26,7 +26,7 @@ import tarfile
 import weakref
 from typing import Callable, Iterable
 
-from . import SluiceFile, UsageError, _ending_on_an_error, _level, _max_output, _native, _path_list
+from . import SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _level, _max_output, _native, _path_list
 
 __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -155,10 +155,10 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
     stats = _native.tar_create(names, os.fsencode(path), file, codec, _level(level, codec) if codec else 0,
-                               threads or 0, chunk_size or 0,
-                               {k: str(v) for k, v in knobs.items()}, backend or "",
-                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude, "exclude patterns"),
-                               mtime, owner or "", group or "", numeric_owner, sparse, callback)
+                               threads or 0, _chunk_size(chunk_size), {k: str(v) for k, v in knobs.items()},
+                               backend or "", os.fsencode(directory) if directory is not None else b"",
+                               _encoded(exclude, "exclude patterns"), mtime, owner or "", group or "", numeric_owner,
+                               sparse, callback)
     return TarStats(*stats)
 
 
@@ -176,7 +176,8 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     """
     path, file = _archive(archive)
     raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or (), "members"),
-                              _encoded(exclude, "exclude patterns"), preserve_permissions, same_owner, devices, strict, threads or 0,
+                              _encoded(exclude, "exclude patterns"), preserve_permissions, same_owner, devices, strict,
+                              threads or 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],

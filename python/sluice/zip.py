@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _level, _max_output, _native
+from . import UsageError, _chunk_size, _level, _max_output, _native
 from .tar import _decoded, _encoded
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
@@ -131,9 +131,9 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
     stats = _native.zip_create(names, os.fsencode(path), file, format or "", _zip_level(level, format), threads or 0,
-                               chunk_size or 0,
-                               os.fsencode(directory) if directory is not None else b"", _encoded(exclude, "exclude patterns"),
-                               mtime, callback)
+                               _chunk_size(chunk_size),
+                               os.fsencode(directory) if directory is not None else b"",
+                               _encoded(exclude, "exclude patterns"), mtime, callback)
     return ZipStats(*stats)
 
 

@@ -3,6 +3,7 @@ program, and the behaviours it promises: no copies of inputs, threads, Ctrl-C, e
 import _thread
 import asyncio
 import concurrent.futures
+import copy
 import errno
 import gc
 import gzip
@@ -1286,6 +1287,44 @@ def test_mode_is_gzip_files(tmp_path):
         assert f.mode == "wb"
     with sluice.open(tmp_path / "a.gz") as f:
         assert f.mode == "rb"
+
+
+def test_copying_or_pickling_a_compressor_or_decompressor_is_refused():
+    """copy.copy() gave a second object over the same native stream (a call on one moved the
+    other); zlib's copy their state, which sluice's cannot."""
+    for stream in (sluice.Compressor(), sluice.Decompressor()):
+        for copier in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError, match=f"cannot copy a sluice.{type(stream).__name__}"):
+                copier(stream)
+    compressor = sluice.Compressor()
+    assert sluice.decompress(compressor.compress(b"still whole") + compressor.flush()) == b"still whole"
+
+
+def test_settings_of_the_wrong_kind_are_plain_errors_raised_at_the_call():
+    """Not pybind11's list of native signatures, and not at the first item of a generator."""
+    with pytest.raises(sluice.UsageError, match="chunk_size must be a number of bytes .* not -1"):
+        sluice.compress(b"a", chunk_size=-1)
+    with pytest.raises(TypeError, match="level must be an int or None, not str"):
+        sluice.compress(b"a", level="5")
+    with pytest.raises(TypeError, match="a bytes-like object is required, not 'str'"):
+        sluice.compress("abc")
+    with pytest.raises(ValueError, match="max_in_flight"):
+        sluice.compress_iter([b"a"], max_in_flight=0)
+    with pytest.raises(sluice.UsageError, match="gzip level must be between 1 and 9, not 77"):
+        sluice.compress_iter(iter([b"a"]), level=77)
+
+
+def test_compress_takes_gzip_compress_keywords():
+    """mtime= (the header's MTIME; the rest of the bytes are the same) and compresslevel= in every
+    one-shot call, as gzip.compress takes them."""
+    data = text(3_000_000)
+    stamped = sluice.compress(data, mtime=1_234_567)
+    plain = sluice.compress(data)
+    assert stamped[4:8] == (1_234_567).to_bytes(4, "little") and plain[4:8] == bytes(4)
+    assert stamped[:4] + stamped[8:] == plain[:4] + plain[8:]
+    assert gzip.decompress(stamped) == data
+    assert sluice.compress_many([data[:1000]], compresslevel=9) == sluice.compress_many([data[:1000]], level=9)
+    assert list(sluice.compress_iter([data[:1000]], compresslevel=1)) == sluice.compress_many([data[:1000]], level=1)
 
 
 def test_a_zip_is_written_into_a_file_being_compressed(tmp_path):
