@@ -210,13 +210,6 @@ def _chunk_size(value) -> int:
     return value
 
 
-def _bytes_like(data) -> None:
-    """A str where bytes belong is a TypeError as zlib says it (not the native layer's list of
-    signatures)."""
-    if isinstance(data, str):
-        raise TypeError("a bytes-like object is required, not 'str'")
-
-
 def _compresslevel(level: int | None, knobs: dict):
     """gzip's and zlib's name for the level (compresslevel=9), taken from the keywords."""
     if "compresslevel" in knobs:
@@ -230,7 +223,7 @@ def _compresslevel(level: int | None, knobs: dict):
 def compress(data, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
              chunk_size: int | None = None, backend: str | None = None, mtime: int | None = None,
              **knobs: str) -> bytes:
-    """Compresses a bytes-like object on all cores (no copy of it is made).
+    """Compresses a bytes-like object on all cores (no copy of it is made, but of a strided view).
 
     format: "gzip" (the default: one member any gzip reader reads), "zstd" or "lz4". level: the
     format's (gzip 1-9, zstd 1-22 and its fast levels -1 and below, lz4 1-12); None is its
@@ -244,7 +237,7 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
     level = _compresslevel(level, knobs)
-    _bytes_like(data)
+    data, _ = _contiguous(data)  # a str is a TypeError; a strided view is copied, as Compressor takes it
     if mtime:  # the streaming compressor writes the header's time; its bytes are compress()'s
         compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
         return _joined(compressor.compress(data), compressor.flush())
@@ -266,6 +259,7 @@ def decompress(data, *, format: str | None = None, max_output: int | None = None
                threads: int | None = None) -> bytes:
     """Decompresses gzip, zstd or lz4 (told from the data unless format names it), in parallel
     where the stream allows. max_output: raise OutputLimitError rather than produce more."""
+    data, _ = _contiguous(data)
     return _native.decompress(data, _format_name(format) or "", threads or 0, _max_output(max_output))
 
 
