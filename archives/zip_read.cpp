@@ -12,6 +12,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -242,9 +243,32 @@ std::uint64_t end_tail_bytes(std::uint64_t size) {
 
 }  // namespace
 
+// One member as the central directory gives it, 80 bytes, its texts in State::texts: a vector
+// of ZipEntry (168 bytes, three strings) took 366 MB for an archive of 2 million members.
+struct PackedEntry {
+  std::uint64_t compressed_size = 0;
+  std::uint64_t size = 0;
+  std::uint64_t header_offset = 0;
+  std::uint64_t data_offset = 0;
+  std::int64_t mtime_seconds = 0;
+  std::uint64_t text_at = 0;  // in State::texts: the path, the raw name (unless the same), the comment
+  std::uint32_t crc32 = 0;
+  std::uint32_t path_bytes = 0;  // a CP437 name's UTF-8 takes up to 3 bytes a byte
+  std::uint32_t mode = 0;
+  std::uint32_t chunk_bytes = 0;
+  std::uint16_t method = 0;
+  std::uint16_t flags = 0;
+  std::uint16_t raw_bytes = 0;
+  std::uint16_t comment_bytes = 0;
+  ZipEntryType type = ZipEntryType::kFile;
+  bool unix_mode = false;
+  bool raw_is_path = false;
+};
+
 struct ZipReader::State {
   ByteSource& source;
-  std::vector<ZipEntry> entries;
+  std::vector<PackedEntry> entries;
+  std::string texts;
   std::string comment;
   std::uint64_t size = 0;
   std::uint64_t prefix = 0;
@@ -255,6 +279,62 @@ struct ZipReader::State {
 
   explicit State(ByteSource& s) : source(s) {}
   const std::string& name() const { return source.name(); }
+
+  void add(const ZipEntry& entry) {
+    PackedEntry& packed = entries.emplace_back();
+    packed.compressed_size = entry.compressed_size;
+    packed.size = entry.size;
+    packed.header_offset = entry.header_offset;
+    packed.data_offset = entry.data_offset;
+    packed.mtime_seconds = entry.mtime_seconds;
+    packed.text_at = texts.size();
+    packed.crc32 = entry.crc32;
+    packed.path_bytes = static_cast<std::uint32_t>(entry.path.size());
+    packed.mode = entry.mode;
+    packed.chunk_bytes = entry.chunk_bytes;
+    packed.method = entry.method;
+    packed.flags = entry.flags;
+    packed.raw_bytes = static_cast<std::uint16_t>(entry.raw_name.size());
+    packed.comment_bytes = static_cast<std::uint16_t>(entry.comment.size());
+    packed.type = entry.type;
+    packed.unix_mode = entry.unix_mode;
+    packed.raw_is_path = entry.raw_name == entry.path;
+    texts += entry.path;
+    if (!packed.raw_is_path) texts += entry.raw_name;
+    texts += entry.comment;
+  }
+
+  std::string_view path_of(const PackedEntry& packed) const {
+    return std::string_view(texts).substr(static_cast<std::size_t>(packed.text_at), packed.path_bytes);
+  }
+
+  ZipEntry entry(std::size_t index) const {
+    const PackedEntry& packed = entries.at(index);  // ZipReader::entry's caller may ask past the end
+    ZipEntry entry;
+    std::size_t at = static_cast<std::size_t>(packed.text_at);
+    entry.path.assign(texts, at, packed.path_bytes);
+    at += packed.path_bytes;
+    if (packed.raw_is_path) {
+      entry.raw_name = entry.path;
+    } else {
+      entry.raw_name.assign(texts, at, packed.raw_bytes);
+      at += packed.raw_bytes;
+    }
+    entry.comment.assign(texts, at, packed.comment_bytes);
+    entry.type = packed.type;
+    entry.method = packed.method;
+    entry.flags = packed.flags;
+    entry.crc32 = packed.crc32;
+    entry.compressed_size = packed.compressed_size;
+    entry.size = packed.size;
+    entry.header_offset = packed.header_offset;
+    entry.data_offset = packed.data_offset;
+    entry.mode = packed.mode;
+    entry.unix_mode = packed.unix_mode;
+    entry.mtime_seconds = packed.mtime_seconds;
+    entry.chunk_bytes = packed.chunk_bytes;
+    return entry;
+  }
 
   void read_directory() {
     if (!source.random_access() || !source.size()) {
@@ -325,6 +405,9 @@ struct ZipReader::State {
   static_assert(kDirectoryWindowBytes >= kMaxCentralRecordBytes);
 
   void parse_entries(std::uint64_t directory_bytes, std::uint64_t count, bool zip64) {
+    // As many as the end record counts, where the directory has room for them (a record takes
+    // 46 bytes at least): its count alone could be anything.
+    entries.reserve(static_cast<std::size_t>(std::min(count, directory_bytes / kZipCentralBytes)));
     Buffer window;
     std::uint64_t window_at = 0;  // where window[0] is in the directory
     for (std::uint64_t at = 0; at < directory_bytes;) {
@@ -421,7 +504,7 @@ struct ZipReader::State {
       if (slash) entry.type = ZipEntryType::kDirectory;
       if (!entry.unix_mode) entry.mode = entry.type == ZipEntryType::kDirectory ? 0777 : 0666;
       while (entry.path.size() > 1 && entry.path.ends_with('/')) entry.path.pop_back();
-      entries.push_back(std::move(entry));
+      add(entry);
       at += kZipCentralBytes + name_bytes + extra_bytes + comment_bytes;
     }
     // The count in the end record (modulo 2^16 without zip64, as some writers overflow it).
@@ -483,61 +566,61 @@ struct ZipReader::State {
   void check_local_headers() {
     // Members in archive order. Two at one local header overlap whatever the headers hold: that is
     // said before any is read (65,535 records naming two headers of 128 KiB each took 47 s).
-    std::vector<ZipEntry*> by_offset;
-    by_offset.reserve(entries.size());
-    for (ZipEntry& entry : entries) by_offset.push_back(&entry);
+    std::vector<std::size_t> by_offset(entries.size());
+    for (std::size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = i;
     std::stable_sort(by_offset.begin(), by_offset.end(),
-                     [](const ZipEntry* a, const ZipEntry* b) { return a->header_offset < b->header_offset; });
+                     [&](std::size_t a, std::size_t b) { return entries[a].header_offset < entries[b].header_offset; });
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
-      if (by_offset[i - 1]->header_offset == by_offset[i]->header_offset) {
-        throw overlap(*by_offset[i - 1], *by_offset[i], by_offset[i]->header_offset + prefix);
+      if (entries[by_offset[i - 1]].header_offset == entries[by_offset[i]].header_offset) {
+        throw overlap(by_offset[i - 1], by_offset[i], entries[by_offset[i]].header_offset + prefix);
       }
     }
     // In archive order, whatever the directory's: the window then moves forward only.
     ForwardReader headers(source);
-    for (ZipEntry* member : by_offset) {
-      ZipEntry& entry = *member;
-      if (entry.header_offset > directory_start - prefix ||
-          directory_start - prefix - entry.header_offset < kZipLocalBytes) {
+    for (const std::size_t index : by_offset) {
+      PackedEntry& packed = entries[index];
+      if (packed.header_offset > directory_start - prefix ||
+          directory_start - prefix - packed.header_offset < kZipLocalBytes) {
         throw corrupt(
             name(), directory_start,
-            fmt::format("member '{}': its local header lies outside the archive", printable_name(entry.path)));
+            fmt::format("member '{}': its local header lies outside the archive", printable_name(path_of(packed))));
       }
-      entry.header_offset += prefix;
-      const ByteView header = headers.read(entry.header_offset, kZipLocalBytes);
+      packed.header_offset += prefix;
+      const ByteView header = headers.read(packed.header_offset, kZipLocalBytes);
       if (zip_le32(header.data()) != kZipLocalSignature) {
-        throw corrupt(
-            name(), entry.header_offset,
-            fmt::format("member '{}': no local header where the central directory says", printable_name(entry.path)));
+        throw corrupt(name(), packed.header_offset,
+                      fmt::format("member '{}': no local header where the central directory says",
+                                  printable_name(path_of(packed))));
       }
       const std::size_t name_bytes = zip_le16(header.data() + 26);
       const std::size_t extra_bytes = zip_le16(header.data() + 28);
-      entry.data_offset = entry.header_offset + kZipLocalBytes + name_bytes + extra_bytes;
-      if (entry.data_offset > directory_start || entry.compressed_size > directory_start - entry.data_offset) {
-        throw corrupt(name(), entry.header_offset,
-                      fmt::format("member '{}': its data runs into the central directory", printable_name(entry.path)));
+      packed.data_offset = packed.header_offset + kZipLocalBytes + name_bytes + extra_bytes;
+      if (packed.data_offset > directory_start || packed.compressed_size > directory_start - packed.data_offset) {
+        throw corrupt(
+            name(), packed.header_offset,
+            fmt::format("member '{}': its data runs into the central directory", printable_name(path_of(packed))));
       }
       std::array<std::uint8_t, kZipLocalBytes> fields{};  // the next read may move the window
       std::copy_n(header.data(), kZipLocalBytes, fields.data());
-      const ByteView local = headers.read(entry.header_offset + kZipLocalBytes, name_bytes + extra_bytes);
-      if (auto problem = local_header_disagrees(entry, ByteView(fields.data(), fields.size()), local.first(name_bytes),
-                                                local.subspan(name_bytes))) {
-        local_problems.emplace(entry.header_offset, std::move(*problem));
+      const ByteView local = headers.read(packed.header_offset + kZipLocalBytes, name_bytes + extra_bytes);
+      if (auto problem = local_header_disagrees(entry(index), ByteView(fields.data(), fields.size()),
+                                                local.first(name_bytes), local.subspan(name_bytes))) {
+        local_problems.emplace(packed.header_offset, std::move(*problem));
       }
     }
     for (std::size_t i = 1; i < by_offset.size(); ++i) {  // the same order: every offset moved by `prefix`
-      const ZipEntry& before = *by_offset[i - 1];
-      const ZipEntry& after = *by_offset[i];
+      const PackedEntry& before = entries[by_offset[i - 1]];
+      const PackedEntry& after = entries[by_offset[i]];
       if (before.data_offset + before.compressed_size > after.header_offset) {
-        throw overlap(before, after, after.header_offset);
+        throw overlap(by_offset[i - 1], by_offset[i], after.header_offset);
       }
     }
   }
 
-  Error overlap(const ZipEntry& before, const ZipEntry& after, std::uint64_t at) const {
+  Error overlap(std::size_t before, std::size_t after, std::uint64_t at) const {
     return corrupt(name(), at,
                    fmt::format("members '{}' and '{}' overlap (the shape of a zip bomb); nothing extracted",
-                               printable_name(before.path), printable_name(after.path)));
+                               printable_name(path_of(entries[before])), printable_name(path_of(entries[after]))));
   }
 
   // The codec that decodes `method`, by CodecInfo::zip_method; null if none.
@@ -738,7 +821,8 @@ struct ZipReader::State {
 
 ZipReader::ZipReader(ByteSource& source) : state_(std::make_unique<State>(source)) { state_->read_directory(); }
 ZipReader::~ZipReader() = default;
-const std::vector<ZipEntry>& ZipReader::entries() const { return state_->entries; }
+std::size_t ZipReader::size() const { return state_->entries.size(); }
+ZipEntry ZipReader::entry(std::size_t index) const { return state_->entry(index); }
 const std::string& ZipReader::comment() const { return state_->comment; }
 const std::string& ZipReader::name() const { return state_->name(); }
 std::uint64_t ZipReader::prefix_bytes() const { return state_->prefix; }
@@ -756,7 +840,7 @@ namespace {
 // One member on its way through the pipeline: decoded whole by a worker when small, else by the
 // serial stage through the graph.
 struct MemberJob {
-  const ZipEntry* entry = nullptr;
+  ZipEntry entry;
   bool whole = false;
   Buffer data;
   std::exception_ptr error;
@@ -778,22 +862,35 @@ struct MemberBatch {
 constexpr std::size_t kBatchMembers = 256;
 constexpr std::uint64_t kBatchBytes = 1 << 20;
 
-// Runs `consume` on each of `entries` in order, small members decoded beforehand on every worker.
-// `after_decode` (when set) runs there too, on each member decoded whole.
-void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>& entries, int threads,
+// Runs `consume` on each of the members `indices` names, in order, small members decoded
+// beforehand on every worker. `after_decode` (when set) runs there too, on each member decoded whole.
+void for_each_member(const ZipReader& reader, const std::vector<std::size_t>& indices, int threads,
                      const std::stop_token& stop, const std::function<void(MemberJob&)>& consume,
                      const std::function<void(MemberJob&)>& after_decode = {}) {
   const int workers = resolve_threads(threads);
   std::size_t next = 0;
+  // Members are made from the reader's table as the serial first stage takes them; the one after
+  // a batch was made to look at, and is kept for the next.
+  std::optional<ZipEntry> looked_at;
+  const auto peek = [&]() -> const ZipEntry& {
+    if (!looked_at) looked_at = reader.entry(indices[next]);
+    return *looked_at;
+  };
+  const auto take = [&] {
+    ZipEntry entry = looked_at ? std::move(*looked_at) : reader.entry(indices[next]);
+    looked_at.reset();
+    ++next;
+    return entry;
+  };
   // No filter throws: oneTBB's pipeline, cancelled by an exception, does not destroy the jobs in
   // flight (LeakSanitizer caught them). The first failure is kept instead; the reader then stops,
   // the jobs in flight drain without being consumed, and the failure is thrown after the pipeline.
   detail::FirstError failure;
   const auto decode = [&](MemberJob& job) {
-    if (!job.whole || (job.entry->type == ZipEntryType::kSymlink && job.entry->size > kMaxLinkBytes)) return;
+    if (!job.whole || (job.entry.type == ZipEntryType::kSymlink && job.entry.size > kMaxLinkBytes)) return;
     try {
       MemorySink sink;
-      reader.read(*job.entry, sink, 1);
+      reader.read(job.entry, sink, 1);
       job.data = sink.take();
       if (after_decode) after_decode(job);
     } catch (...) {
@@ -810,7 +907,7 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
                 failure.record(std::make_exception_ptr(
                     Error(ErrorKind::kCancelled, "stopped: the run was asked to stop", reader.name())));
               }
-              if (failure.failed() || next == entries.size()) {
+              if (failure.failed() || next == indices.size()) {
                 control.stop();
                 return nullptr;
               }
@@ -818,11 +915,11 @@ void for_each_member(const ZipReader& reader, const std::vector<const ZipEntry*>
               std::uint64_t bytes = 0;
               do {
                 MemberJob& job = batch->jobs.emplace_back();
-                job.entry = entries[next++];
-                job.whole = decoded_whole(*job.entry);
-                bytes += job.whole ? job.entry->size : kBatchBytes;  // a member decoded later goes alone
-              } while (next < entries.size() && batch->jobs.size() < kBatchMembers && bytes < kBatchBytes &&
-                       decoded_whole(*entries[next]));
+                job.entry = take();
+                job.whole = decoded_whole(job.entry);
+                bytes += job.whole ? job.entry.size : kBatchBytes;  // a member decoded later goes alone
+              } while (next < indices.size() && batch->jobs.size() < kBatchMembers && bytes < kBatchBytes &&
+                       decoded_whole(peek()));
               return batch;
             }) &
             tbb::make_filter<std::shared_ptr<MemberBatch>, std::shared_ptr<MemberBatch>>(
@@ -880,7 +977,8 @@ ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);
   ZipStats stats;
-  for (const ZipEntry& entry : reader.entries()) {
+  for (std::size_t index = 0; index < reader.size(); ++index) {
+    const ZipEntry entry = reader.entry(index);
     on_entry(entry);
     ++stats.entries;
     stats.stored_bytes += entry.size;
@@ -894,8 +992,8 @@ ZipTestStats test_zip(ByteSource& source, int threads,
                       const std::function<void(const ZipEntry&, const Error&)>& on_failed, std::stop_token stop) {
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);
-  std::vector<const ZipEntry*> all;
-  for (const ZipEntry& entry : reader.entries()) all.push_back(&entry);
+  std::vector<std::size_t> all(reader.size());
+  for (std::size_t index = 0; index < all.size(); ++index) all[index] = index;
   ZipTestStats stats;
   for_each_member(reader, all, threads, stop, [&](MemberJob& job) {
     ++stats.entries;
@@ -903,13 +1001,13 @@ ZipTestStats test_zip(ByteSource& source, int threads,
       if (job.error) std::rethrow_exception(job.error);
       if (!job.whole) {
         DiscardSink discard;
-        reader.read(*job.entry, discard, threads, stop);
+        reader.read(job.entry, discard, threads, stop);
       }
-      stats.stored_bytes += job.entry->size;
+      stats.stored_bytes += job.entry.size;
     } catch (const Error& error) {
       if (error.kind() == ErrorKind::kCancelled) throw;
       ++stats.failed;
-      if (on_failed) on_failed(*job.entry, error);
+      if (on_failed) on_failed(job.entry, error);
     }
   });
   stats.archive_bytes = source.size().value_or(0);
@@ -936,16 +1034,10 @@ TarEntry as_tar_entry(const ZipEntry& entry) {
 
 StreamInfo stream_info(const ZipEntry& entry) { return detail::stream_info_for(entry.path, entry.mtime_seconds); }
 
-// ZipExtractOptions::max_output_bytes, checked on the sizes the members declare before anything
-// is written (a member that decodes to more than it declares fails).
-void check_output_limit(const std::vector<const ZipEntry*>& selected, std::uint64_t limit, const std::string& archive) {
-  if (limit == 0) return;
-  std::uint64_t total = 0;
-  for (const ZipEntry* entry : selected) {
-    if (entry->type != ZipEntryType::kFile) continue;
-    total = entry->size > UINT64_MAX - total ? UINT64_MAX : total + entry->size;
-  }
-  if (total <= limit) return;
+// ZipExtractOptions::max_output_bytes, checked on the sizes the members to extract declare (in
+// all: `total`) before anything is written (a member that decodes to more than it declares fails).
+void check_output_limit(std::uint64_t total, std::uint64_t limit, const std::string& archive) {
+  if (limit == 0 || total <= limit) return;
   throw Error(ErrorKind::kLimit,
               fmt::format("the members to extract declare {} bytes in all, more than the limit of {} bytes set for "
                           "this run; nothing was extracted",
@@ -963,13 +1055,17 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   ZipReader reader(source);  // every structural check before anything is written
   TarMembers members(options.members, options.member_wildcards);
   const TarExclude exclude(options.exclude);
-  std::vector<const ZipEntry*> selected;
-  for (const ZipEntry& entry : reader.entries()) {
+  std::vector<std::size_t> selected;
+  std::uint64_t declared = 0;  // the selected files' sizes, for the output limit
+  for (std::size_t index = 0; index < reader.size(); ++index) {
+    const ZipEntry entry = reader.entry(index);
     if (members.selects(entry.path, entry.type == ZipEntryType::kDirectory) && !exclude.excludes(entry.path)) {
-      selected.push_back(&entry);
+      selected.push_back(index);
+      if (entry.type == ZipEntryType::kFile)
+        declared = entry.size > UINT64_MAX - declared ? UINT64_MAX : declared + entry.size;
     }
   }
-  check_output_limit(selected, options.max_output_bytes, reader.name());
+  check_output_limit(declared, options.max_output_bytes, reader.name());
   const ZipEntry* current = nullptr;
   TarExtractOptions extract;
   extract.directory = options.directory;
@@ -1018,8 +1114,8 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   // A member decoded whole is compressed whole, on the worker that decoded it, into exactly
   // the bytes compress() makes of it.
   const auto compress_whole = [&](MemberJob& job) {
-    if (job.entry->type != ZipEntryType::kFile) return;
-    const StreamInfo info = stream_info(*job.entry);
+    if (job.entry.type != ZipEntryType::kFile) return;
+    const StreamInfo info = stream_info(job.entry);
     Buffer out = stream_header(compress_options, info);
     const CompressedPart part = compress_part({}, job.data.view(), true, compress_options);
     out.append(part.bytes.view());
@@ -1029,18 +1125,18 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   ZipExtractStats stats;
   try {
     const auto unpack = [&](MemberJob& job) {
-      current = job.entry;
-      TarEntry entry = as_tar_entry(*job.entry);
+      current = &job.entry;
+      TarEntry entry = as_tar_entry(job.entry);
       if (compress != nullptr && entry.type == TarEntryType::kFile) entry.path += extension;
       ++stats.entries;
       try {
         if (job.error) std::rethrow_exception(job.error);
-        if (job.entry->type == ZipEntryType::kSymlink) {
-          if (job.entry->size > kMaxLinkBytes) {
+        if (job.entry.type == ZipEntryType::kSymlink) {
+          if (job.entry.size > kMaxLinkBytes) {
             throw member_error(
-                *job.entry, reader.name(),
+                job.entry, reader.name(),
                 Error(ErrorKind::kCorruptData,
-                      fmt::format("symbolic link target of {} bytes (at most {})", job.entry->size, kMaxLinkBytes)));
+                      fmt::format("symbolic link target of {} bytes (at most {})", job.entry.size, kMaxLinkBytes)));
           }
           entry.link_target = as_string(job.data.data(), job.data.size());
         }
@@ -1057,18 +1153,18 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
           if (job.whole) {
             extractor.data(job.data.view());
           } else if (compress != nullptr) {
-            Compressor compressor(sink, compress_options, stream_info(*job.entry));
-            reader.read(*job.entry, compressor, options.threads, options.stop);
+            Compressor compressor(sink, compress_options, stream_info(job.entry));
+            reader.read(job.entry, compressor, options.threads, options.stop);
             compressor.finish();
           } else {
-            reader.read(*job.entry, sink, options.threads, options.stop);
+            reader.read(job.entry, sink, options.threads, options.stop);
           }
         } catch (const Error& error) {
           if (error.kind() == ErrorKind::kCancelled) throw;
           if (extractor.writing()) extractor.fail(entry, error, true);  // else reported already
           return;
         }
-        stats.stored_bytes += job.entry->size;
+        stats.stored_bytes += job.entry.size;
       }
       extractor.end();
     };

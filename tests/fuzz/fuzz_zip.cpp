@@ -34,7 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     sluice::ZipReader reader(source);
     int read = 0;
-    for (const sluice::ZipEntry& entry : reader.entries()) {
+    for (std::size_t index = 0; index < reader.size(); ++index) {
+      const sluice::ZipEntry entry = reader.entry(index);
       if (entry.data_offset + entry.compressed_size > size - 1) std::abort();  // checked by the reader
       if (++read > 64) break;
       CheckingSink sink(entry.size);
