@@ -156,8 +156,11 @@ class SafeExtractor::Impl final : public TarEntryHandler {
         throw_system_error("cannot create", path);
       }
       ensure_directories(parent_of(*relative));
+      // With keep_existing, what is there stays: a directory entry joins a directory that exists,
+      // and is refused where something else is (a symbolic link was replaced by it, silently).
       struct stat existing {};
-      if (options_.keep_existing && entry.type != TarEntryType::kDirectory && ::lstat(path.c_str(), &existing) == 0) {
+      if (options_.keep_existing && ::lstat(path.c_str(), &existing) == 0 &&
+          (entry.type != TarEntryType::kDirectory || !S_ISDIR(existing.st_mode))) {
         throw Refusal{"it exists already and is kept"};
       }
       switch (entry.type) {

@@ -794,8 +794,9 @@ std::string normalise_member(const std::string& path) { return detail::normal_pa
 
 TarMembers::TarMembers(std::vector<std::string> members, bool wildcards) : given_(std::move(members)) {
   for (const auto& member : given_) {
-    normalised_.push_back(normalise_member(member));
-    patterns_.push_back(wildcards && member.find_first_of("*?[") != std::string::npos);
+    const bool pattern = wildcards && member.find_first_of("*?[\\") != std::string::npos;
+    normalised_.push_back(pattern ? member : normalise_member(member));  // a pattern as it is given
+    patterns_.push_back(pattern);
   }
   matched_.assign(given_.size(), false);
 }
@@ -806,9 +807,10 @@ bool TarMembers::selects(const std::string& entry_path, bool directory) {
   bool any = false;
   for (std::size_t i = 0; i < normalised_.size(); ++i) {
     const std::string& member = normalised_[i];
-    if (path == member || (path.size() > member.size() && path.starts_with(member) && path[member.size()] == '/') ||
-        (patterns_[i] && (::fnmatch(member.c_str(), path.c_str(), FNM_LEADING_DIR) == 0 ||
-                          (directory && ::fnmatch(member.c_str(), (path + '/').c_str(), 0) == 0)))) {
+    const bool hit = patterns_[i] ? ::fnmatch(member.c_str(), (directory ? path + '/' : path).c_str(), 0) == 0
+                                  : path == member || (path.size() > member.size() && path.starts_with(member) &&
+                                                       path[member.size()] == '/');
+    if (hit) {
       matched_[i] = true;
       any = true;
     }

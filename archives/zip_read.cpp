@@ -406,8 +406,13 @@ struct ZipReader::State {
 
   void parse_entries(std::uint64_t directory_bytes, std::uint64_t count, bool zip64) {
     // As many as the end record counts, where the directory has room for them (a record takes
-    // 46 bytes at least): its count alone could be anything.
-    entries.reserve(static_cast<std::size_t>(std::min(count, directory_bytes / kZipCentralBytes)));
+    // 46 bytes at least): its count alone could be anything. Past 4 million (320 MB) the table
+    // grows as records are read: a zip64 end record over a sparse file of hundreds of GB claimed
+    // more than memory holds, and the archive failed as out of memory instead of as what it is.
+    constexpr std::uint64_t kReservedEntries = 4 << 20;
+    if (const std::uint64_t room = std::min(count, directory_bytes / kZipCentralBytes); room <= kReservedEntries) {
+      entries.reserve(static_cast<std::size_t>(room));
+    }
     Buffer window;
     std::uint64_t window_at = 0;  // where window[0] is in the directory
     for (std::uint64_t at = 0; at < directory_bytes;) {

@@ -270,14 +270,15 @@ std::string strip_tar_components(const std::string& path, std::size_t count);
 
 // Picks entries by the member names a user gave (as `tar -x ARCHIVE MEMBER...` does): an entry
 // is selected if its path equals a member or lies under one. Paths compare without "./" and
-// trailing slashes. With `wildcards`, a member with *, ? or [...] in it is a shell pattern whose
-// * and ? match '/' too, matching a path or what lies under it (GNU tar's --wildcards; unzip
-// takes its members so). Remembers which members matched nothing.
+// trailing slashes. With `wildcards`, a member with *, ?, [...] or \ in it is a shell pattern,
+// as unzip takes one: matched against the whole path (a directory's with its '/', so "*/" takes
+// directories only), * and ? matching '/' too, and nothing else about it (not what lies under
+// a match, not the member's letters as a name). Remembers which members matched nothing.
 class TarMembers {
  public:
   explicit TarMembers(std::vector<std::string> members, bool wildcards = false);
-  // True for every path when there are no members. A pattern sees a directory's path with its
-  // '/' (unzip's "sub/*" takes the directory "sub/" too).
+  // True for every path when there are no members. `directory`: the entry is one (a pattern
+  // sees its path with a '/').
   bool selects(const std::string& entry_path, bool directory = false);
   std::vector<std::string> not_found() const;
 

@@ -1,9 +1,10 @@
 // The library's version, one place for it: CMake reads the project's version from these lines,
-// and code can test it at compile time (SLUICE_VERSION_NUMBER >= 200 for 0.2.0 and later).
+// and code can test it at compile time (SLUICE_VERSION_NUMBER >= 300 for 0.3.0 and later: 0.3.0
+// replaced ZipReader::entries() with size() and entry()).
 #pragma once
 
 #define SLUICE_VERSION_MAJOR 0
-#define SLUICE_VERSION_MINOR 2
+#define SLUICE_VERSION_MINOR 3
 #define SLUICE_VERSION_PATCH 0
 
 #define SLUICE_VERSION_NUMBER (SLUICE_VERSION_MAJOR * 10000 + SLUICE_VERSION_MINOR * 100 + SLUICE_VERSION_PATCH)
