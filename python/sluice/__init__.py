@@ -183,8 +183,7 @@ def _level(level: int | None, format: str) -> int:
     _format_name(format)
     if level is None:
         return 0
-    if isinstance(level, bool) or not isinstance(level, int):
-        raise TypeError(f"level must be an int or None, not {type(level).__name__}")
+    level = _integer(level, "level")
     if level in (-1, 0):
         low, high, _ = _native.format_info(format)["levels"]
         if level == -1 and low > -1:
@@ -198,12 +197,30 @@ def _knobs(knobs: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in knobs.items()}
 
 
+def _integer(value, name: str) -> int:
+    """An integer setting as Python's own calls take one: anything with __index__ (numpy's
+    integers among them), but not a bool."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
+
+
+def _mtime(value) -> int:
+    """A gzip header's MTIME: 0 to 2**32 - 1 (gzip.compress refuses others as well)."""
+    value = _integer(value, "mtime")
+    if not 0 <= value < 1 << 32:
+        raise ValueError(f"mtime must be between 0 and 2**32 - 1 (a gzip header's field), not {value}")
+    return value
+
+
 def _chunk_size(value) -> int:
     """chunk_size= as the library takes it: None (or 0) is the format's default."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"chunk_size must be a number of bytes or None, not {type(value).__name__}")
+    value = _integer(value, "chunk_size")
     if value < 0:
         raise UsageError(f"chunk_size must be a number of bytes (or None for the format's default), not {value}",
                          kind="usage")
@@ -238,7 +255,8 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     """
     level = _compresslevel(level, knobs)
     data, _ = _contiguous(data)  # a str is a TypeError; a strided view is copied, as Compressor takes it
-    if mtime:  # the streaming compressor writes the header's time; its bytes are compress()'s
+    # The streaming compressor writes the header's time; its bytes are compress()'s.
+    if mtime is not None and _mtime(mtime):
         compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
         return _joined(compressor.compress(data), compressor.flush())
     return _native.compress(data, format, _level(level, format), threads or 0, _chunk_size(chunk_size), _knobs(knobs),
@@ -287,7 +305,7 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
     """Yields the compressed items of any iterable, in order, with at most max_in_flight items
     taken from it at a time (tiles from a generator, records from a queue). Settings are checked
     at the call, before any item is taken."""
-    if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1:
+    if _integer(max_in_flight, "max_in_flight") < 1:
         raise ValueError("max_in_flight must be at least 1")
     level = _compresslevel(level, knobs)
     _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs), backend or "")
@@ -403,7 +421,8 @@ class Compressor:
         self._lock = threading.Lock()
         level = _compresslevel(level, knobs)
         self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
-                                                      _chunk_size(chunk_size), _knobs(knobs), backend or "", "", mtime))
+                                                      _chunk_size(chunk_size), _knobs(knobs), backend or "", "",
+                                                      _mtime(mtime)))
         _open_streams.add(self)
         self._finished = False
         self._error: BaseException | None = None
@@ -951,7 +970,7 @@ class SluiceFile(io.BufferedIOBase):
                 extension = _native.format_info(format)["extension"]
                 if base.lower().endswith(extension):
                     base = base[: -len(extension)]
-                mtime = int(time.time()) if mtime is None else mtime
+                mtime = int(time.time()) if mtime is None else _mtime(mtime)
                 self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
                                                               _chunk_size(chunk_size), _knobs(knobs), backend or "",
                                                               base, mtime))
@@ -2117,12 +2136,16 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
         try:
             wrapper = _TextFile(binary, encoding=io.text_encoding(encoding), errors=errors, newline=newline)
             # TextIOWrapper writes UTF-16's and UTF-32's byte order mark only to a stream it can
-            # seek (CPython), and a compressed stream being written cannot: the mark goes in here,
-            # at the start of a stream, and the wrapper writes the native order it stands for.
-            start = binary_mode in ("w", "x") or binary._append_from == 0
-            bom = {"utf-16": codecs.BOM_UTF16, "utf-32": codecs.BOM_UTF32}.get(codecs.lookup(wrapper.encoding).name)
-            if start and bom is not None:
-                binary.write(bom)
+            # seek (CPython), and a compressed stream being written cannot: the mark goes in
+            # before the first text of a stream (_TextFile.write), and the wrapper writes the
+            # native order it stands for. A stream appended to starts where the file was empty.
+            if binary_mode == "a":
+                at_start = binary._append_from == 0 if binary._append_from is not None else _at_start(file)
+            else:
+                at_start = binary_mode in ("w", "x")
+            if at_start:
+                wrapper._mark = {"utf-16": codecs.BOM_UTF16, "utf-32": codecs.BOM_UTF32}.get(
+                    codecs.lookup(wrapper.encoding).name)
             return wrapper
         except BaseException:  # an unknown encoding: no output is left for it
             binary._abandon()
@@ -2130,11 +2153,27 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     return binary
 
 
+def _at_start(file) -> bool:
+    """Whether a caller's file object, opened to append, is empty so far (where it can tell)."""
+    try:
+        return file.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class _TextFile(io.TextIOWrapper):
     """sluice.open's text mode: an exception in a `with` block abandons the output as the binary
     file's __exit__ does, rather than publishing what was written before it; and closing does not
     flush the stream before it ends it (TextIOWrapper.close flushes its buffer first: a sync flush
-    there would only add bytes)."""
+    there would only add bytes). _mark: a byte order mark still to write before the first text."""
+
+    _mark: bytes | None = None
+
+    def write(self, text: str) -> int:
+        if self._mark is not None and text and not self.closed:
+            mark, self._mark = self._mark, None
+            self.buffer.write(mark)  # before the first text, so nothing is pending in the wrapper
+        return super().write(text)
 
     def close(self) -> None:
         if not self.closed and self.buffer.writable():

@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _chunk_size, _level, _max_output, _native
+from . import UsageError, _chunk_size, _integer, _level, _max_output, _native
 from .tar import _decoded, _encoded
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
@@ -102,7 +102,7 @@ def _path(archive) -> bytes:
 def _zip_level(level: int | None, format: str | None) -> int | None:
     """zip_create's level: 0 stores every member (as zip -0 and `sluice zip -0`), None is the
     codec's default, others the codec's (_level's rules: zlib's -1 is deflate's default)."""
-    if level == 0:
+    if level is not None and _integer(level, "level") == 0:
         return 0
     chosen = _level(level, format or "gzip")
     return None if chosen == 0 else chosen

@@ -1276,6 +1276,14 @@ def test_text_with_a_byte_order_mark_reads_back_in_its_encoding(tmp_path, encodi
             assert f.read() == "hi\nmore\n"
     with sluice.open(tmp_path / "new.gz", "at", encoding=encoding) as f:  # appending to nothing starts it
         f.write("hi\n")
+    with open(tmp_path / "object.gz", "ab") as raw:  # so does a file object of nothing, opened to append
+        with sluice.open(raw, "at", encoding=encoding) as f:
+            f.write("hi\n")
+    peer = gzip.decompress((tmp_path / "peer.gz").read_bytes())
+    assert gzip.decompress((tmp_path / "object.gz").read_bytes()) == peer
+    with sluice.open(tmp_path / "nothing.gz", "wt", encoding=encoding):  # no text, no mark (as gzip.open)
+        pass
+    assert gzip.decompress((tmp_path / "nothing.gz").read_bytes()) == b""
     with sluice.open(tmp_path / "new.gz", "rt", encoding=encoding) as f:
         assert f.read() == "hi\n"
 
@@ -1316,6 +1324,25 @@ def test_settings_of_the_wrong_kind_are_plain_errors_raised_at_the_call():
     assert sluice.decompress(memoryview(packed)[::2]) == b"xyz"
     with pytest.raises(ValueError, match="max_in_flight"):
         sluice.compress_iter([b"a"], max_in_flight=0)
+    # Integers of other kinds (numpy's) are taken as Python's calls take them: by __index__.
+    class Index:
+        def __init__(self, value):
+            self.value = value
+
+        def __index__(self):
+            return self.value
+
+    data = text(100_000)
+    assert sluice.compress(data, "gzip", Index(6), chunk_size=Index(64 * 1024)) == \
+        sluice.compress(data, "gzip", 6, chunk_size=64 * 1024)
+    assert list(sluice.compress_iter([data], max_in_flight=Index(2))) == [sluice.compress(data)]
+    with pytest.raises(TypeError, match="level must be an int or None, not bool"):
+        sluice.compress(data, level=True)
+    for mtime in (-1, 1 << 32):
+        with pytest.raises(ValueError, match="mtime must be between 0 and 2\\*\\*32 - 1"):
+            sluice.compress(data, mtime=mtime)
+        with pytest.raises(ValueError, match="mtime must be between"):
+            sluice.Compressor(mtime=mtime)
     with pytest.raises(sluice.UsageError, match="gzip level must be between 1 and 9, not 77"):
         sluice.compress_iter(iter([b"a"]), level=77)
 
