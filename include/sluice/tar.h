@@ -219,8 +219,9 @@ struct TarExtractOptions {
   // as GNU tar's --strip-components: "a/b/c" with 1 is "b/c". Entries left with no name are passed
   // over. Members and exclusions match the names as stored.
   std::size_t strip_components = 0;
-  // An entry whose name exists already (other than a directory) is refused, and what is there
-  // kept (GNU tar's --keep-old-files); by default it is replaced, never written through.
+  // An entry whose name exists already is refused, and what is there kept, a symbolic link
+  // included; a directory entry joins a directory that exists (GNU tar's --keep-old-files). By
+  // default it is replaced, never written through.
   bool keep_existing = false;
   // A directory entry whose name holds a file replaces it, as GNU tar and bsdtar do; false: the
   // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link

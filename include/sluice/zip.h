@@ -128,8 +128,8 @@ struct ZipExtractOptions {
   std::vector<std::string> exclude;   // but not these (TarExclude's rules)
   bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
   bool strict = false;                // a refused or failed member is an error instead of a warning
-  // A member whose name exists already (other than a directory) is refused, and what is there
-  // kept (TarExtractOptions::keep_existing); by default it is replaced, never written through.
+  // A member whose name exists already is refused, and what is there kept (as
+  // TarExtractOptions::keep_existing); by default it is replaced, never written through.
   bool keep_existing = false;
   // The most bytes of file contents to write (0: no limit): when the members to extract declare
   // more in all, the call throws Error(kLimit) before anything is written (a member decoding to
