@@ -241,8 +241,6 @@ std::uint64_t end_tail_bytes(std::uint64_t size) {
   return std::min<std::uint64_t>(size, kZipEndBytes + 0xffff + kZip64LocatorBytes);
 }
 
-}  // namespace
-
 // One member as the central directory gives it, 80 bytes, its texts in State::texts: a vector
 // of ZipEntry (168 bytes, three strings) took 366 MB for an archive of 2 million members.
 struct PackedEntry {
@@ -264,6 +262,9 @@ struct PackedEntry {
   bool unix_mode = false;
   bool raw_is_path = false;
 };
+static_assert(sizeof(PackedEntry) <= 80, "a member's record grew: ZipTest.AMemberCostsTheReaderAboutAHundredBytes");
+
+}  // namespace
 
 struct ZipReader::State {
   ByteSource& source;
