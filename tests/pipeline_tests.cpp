@@ -436,13 +436,8 @@ TEST_F(Pipeline, AnArchivesNamesNeitherForgeManifestLinesNorGrowMemory) {
   };
   make("few.tar", 10);
   make("many.tar", 4000);
-  const auto peak_kib = [&](const std::string& tar) {
-    const auto r = sh(fmt::format("/usr/bin/time -f %M {} run {}.toml 2>&1 >/dev/null", testing::sluice(), tar));
-    EXPECT_EQ(r.status, 0) << describe(r);
-    return std::atol(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1).c_str());
-  };
-  const long few = peak_kib("few.tar");
-  const long many = peak_kib("many.tar");
+  const long few = sluice_peak_kib("run few.tar.toml");
+  const long many = sluice_peak_kib("run many.tar.toml");
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators keep freed memory
   EXPECT_LT(many - few, 12 * 1024) << "KiB more for 3,990 more entries of one name";
 #else

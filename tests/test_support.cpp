@@ -151,6 +151,13 @@ std::string describe(const CommandResult& result) {
   return fmt::format("status {}, stdout: {}, stderr: {}", result.status, result.out, result.err);
 }
 
+long CommandTest::sluice_peak_kib(const std::string& args) {
+  // sluice's stdout goes nowhere; its stderr and then time's line come back.
+  const auto r = sh(fmt::format("/usr/bin/time -f %M {} {} 2>&1 >/dev/null", sluice::testing::sluice(), args));
+  EXPECT_EQ(r.status, 0) << describe(r);
+  return std::atol(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1).c_str());
+}
+
 long peak_rss_kib() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);

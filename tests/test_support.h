@@ -74,6 +74,8 @@ class CommandTest : public ::testing::Test {
   CommandResult sh(const std::string& command) { return run(command, dir_.path()); }
   // Runs `sluice ARGS` there.
   CommandResult sluice(const std::string& args) { return sh(sluice::testing::sluice() + " " + args); }
+  // Runs `sluice ARGS` there under /usr/bin/time, expecting success: its peak RSS in KiB.
+  long sluice_peak_kib(const std::string& args);
   // Runs Debian's Python with `code` there (inputs the stock tools cannot make).
   CommandResult run_python(const std::string& code) { return sh("/usr/bin/python3 -c " + quote(code)); }
   // Writes (creating parent directories) and reads files under the scratch directory.

@@ -819,13 +819,8 @@ write('one.zip', 1)
 write('many.zip', {})
 )",
                      kMembers));
-  const auto peak_kib = [&](const std::string& archive) {
-    const auto r = sh(fmt::format("/usr/bin/time -f %M {} zip --test -f {} 2>&1", testing::sluice(), archive));
-    EXPECT_EQ(r.status, 0) << describe(r);
-    return std::atol(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1).c_str());
-  };
-  const long one = peak_kib("one.zip");
-  const long many = peak_kib("many.zip");
+  const long one = sluice_peak_kib("zip --test -f one.zip");
+  const long many = sluice_peak_kib("zip --test -f many.zip");
   EXPECT_EQ(sh("unzip -tq many.zip").status, 0);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // their allocators keep freed memory
   EXPECT_LT((many - one) * 1024 / kMembers, 130) << "bytes of peak memory a member (" << many - one << " KiB)";
