@@ -201,6 +201,18 @@ StreamStart start_stream(ByteSource& source, const std::string& codec, const std
   return start;
 }
 
+// Copies what is left of `source` to `sink`; returns the bytes copied.
+std::uint64_t copy_rest(ByteSource& source, ByteSink& sink) {
+  std::uint64_t copied = 0;
+  Buffer block(kReadBytes);
+  block.resize(kReadBytes);
+  while (const std::size_t got = source.read(block.data(), block.size())) {
+    sink.write(block.view().first(got));
+    copied += got;
+  }
+  return copied;
+}
+
 // Copies a stream in no known format to `sink` as it is (DecompressOptions::pass_through): the
 // bytes already read for the format check, then the rest. Returns the bytes copied.
 std::uint64_t copy_through(ByteSource& source, StreamStart start, ByteSink& sink) {
@@ -213,13 +225,19 @@ std::uint64_t copy_through(ByteSource& source, StreamStart start, ByteSink& sink
     sink.write(start.read.view());
     copied += start.read.size();
   }
-  Buffer block(kReadBytes);
-  block.resize(kReadBytes);
-  while (const std::size_t got = source.read(block.data(), block.size())) {
-    sink.write(block.view().first(got));
-    copied += got;
-  }
-  return copied;
+  return copied + copy_rest(source, sink);
+}
+
+// What follows the last unit of a stream where `error` (kTrailingGarbage) says it is in no known
+// format, copied to `sink` as it is (DecompressOptions::pass_through, as gzip -dcf and zstd -dcf
+// do): from the error's offset to the end, read again by position. `stream_file` is the file
+// behind the source where the stream started; without one (a pipe) those bytes were read and are
+// gone: nullopt, nothing copied. Returns the bytes copied.
+std::optional<std::uint64_t> copy_after_stream(ByteSource& source, const std::optional<SourceFile>& stream_file,
+                                               const Error& error, ByteSink& sink) {
+  if (!stream_file || !error.offset()) return std::nullopt;
+  source.seek(stream_file->position + *error.offset());
+  return copy_rest(source, sink);
 }
 
 // Cuts the compressed stream into pieces. Runs serially: the decompression graph's input_node,
@@ -1103,6 +1121,8 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   const auto start = std::chrono::steady_clock::now();
   DecompressStats stats;
   const int threads = resolve_threads(options.threads);
+  // Where the stream starts in the file behind the source, if it has one (pass_through).
+  const std::optional<SourceFile> stream_file = options.pass_through ? source.file() : std::nullopt;
   StreamStart stream_start;
   try {
     stream_start = start_stream(source, options.codec, options.stop);
@@ -1128,38 +1148,47 @@ DecompressStats decompress(ByteSource& source, ByteSink& sink, const DecompressO
   // Counted (thread_arena.h) on every path: a thread that once ran in an arena keeps one of
   // oneTBB's, where the paths below without a ThreadArena of their own run tasks (a CRC, a graph).
   const detail::RunCount counted;
-  if (stream_start.live ||
-      (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes)) {
-    // The first read stopped short of kReadBytes: the whole stream is in hand, and it is small,
-    // or the rest comes as it is written, decoded one read at a time (kIdleWait). On a
-    // worker of an arena, isolated: a task the decoders make (gzip's CRC of a large block) and the
-    // wait for it never pick up the caller's other work. Elsewhere in no arena at all, so that
-    // oneTBB is not even started (decoders make no task outside an arena): for a small file that
-    // is most of a run's cost.
-    const auto in_caller = [&] {
-      run_decompression(source, sink, std::move(stream_start), *codec, 1, options, stats, /*in_caller=*/true);
-    };
-    if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
-      tbb::this_task_arena::isolate(in_caller);
+  try {
+    if (stream_start.live ||
+        (options.small_inputs_in_caller && !stream_start.window && stream_start.read.size() <= kSmallInputBytes)) {
+      // The first read stopped short of kReadBytes: the whole stream is in hand, and it is small,
+      // or the rest comes as it is written, decoded one read at a time (kIdleWait). On a
+      // worker of an arena, isolated: a task the decoders make (gzip's CRC of a large block) and
+      // the wait for it never pick up the caller's other work. Elsewhere in no arena at all, so
+      // that oneTBB is not even started (decoders make no task outside an arena): for a small
+      // file that is most of a run's cost.
+      const auto in_caller = [&] {
+        run_decompression(source, sink, std::move(stream_start), *codec, 1, options, stats, /*in_caller=*/true);
+      };
+      if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized) {
+        tbb::this_task_arena::isolate(in_caller);
+      } else {
+        in_caller();
+      }
     } else {
-      in_caller();
+      const auto run = [&] {
+        run_decompression(source, sink, std::move(stream_start), *codec, threads, options, stats,
+                          /*in_caller=*/false);
+      };
+      if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
+          tbb::this_task_arena::max_concurrency() == threads) {
+        // Already on a worker of an arena of this size (a batch decoding files side by side): run
+        // here, isolated so that waiting for this graph never picks up the caller's other work.
+        // An arena per file made from inside the batch's workers cost more with every file (time
+        // and memory grew with the batch: BENCHMARKS.md, the 100,000-file batch).
+        tbb::this_task_arena::isolate(run);
+      } else {
+        detail::ThreadArena arena(threads);
+        arena.execute(run);
+      }
     }
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return stats;
-  }
-  const auto run = [&] {
-    run_decompression(source, sink, std::move(stream_start), *codec, threads, options, stats, /*in_caller=*/false);
-  };
-  if (tbb::this_task_arena::current_thread_index() != tbb::task_arena::not_initialized &&
-      tbb::this_task_arena::max_concurrency() == threads) {
-    // Already on a worker of an arena of this size (a batch decoding files side by side): run
-    // here, isolated so that waiting for this graph never picks up the caller's other work. An
-    // arena per file made from inside the batch's workers cost more with every file (time and
-    // memory grew with the batch: BENCHMARKS.md, the 100,000-file batch).
-    tbb::this_task_arena::isolate(run);
-  } else {
-    detail::ThreadArena arena(threads);
-    arena.execute(run);
+  } catch (const Error& e) {
+    // Everything before the garbage was decoded, checked and written.
+    if (!options.pass_through || e.kind() != ErrorKind::kTrailingGarbage) throw;
+    const auto copied = copy_after_stream(source, stream_file, e, sink);
+    if (!copied) throw;
+    stats.input_bytes = *e.offset() + *copied;
+    stats.output_bytes += *copied;
   }
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;

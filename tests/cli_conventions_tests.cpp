@@ -403,6 +403,46 @@ TEST_F(Conventions, DecompressToStdoutWithForcePassesOtherDataThroughAsZcatDoes)
   EXPECT_EQ(sluice("-dc plain.txt > /dev/null").status, 1);
 }
 
+TEST_F(Conventions, DecompressToStdoutWithForceCopiesDataAfterTheLastMemberAsGzipAndZstdDo) {
+  put("tail.txt", {'p', 'l', 'a', 'i', 'n', ' ', 't', 'a', 'i', 'l', '\n'});
+  put("data.bin", text_bytes(3 << 20, 7));  // several chunks: decoded in parallel at -j2
+  ASSERT_EQ(sh("cp data.bin small.bin && truncate -s 5000 small.bin && gzip -k small.bin && gzip -c data.bin > big.gz")
+                .status,
+            0);
+  ASSERT_EQ(sluice("-k data.bin").status, 0);
+  ASSERT_EQ(sluice("-F zstd -k small.bin").status, 0);
+  // A member, then text; a member, then another format's frame (not a member: copied as it is).
+  ASSERT_EQ(sh("cat small.bin.gz tail.txt > a.gz && cat small.bin.zst tail.txt > a.zst && cat data.bin.gz tail.txt "
+               "> b.gz && cat big.gz small.bin.zst > c.gz && printf 'xxxxxxxxxx' | cat - a.gz > offset.gz")
+                .status,
+            0);
+  for (const std::string file : {"a.gz", "b.gz", "c.gz"}) {
+    for (const std::string threads : {"-j1", "-j2"}) {
+      const auto r = sluice(fmt::format("-dcf {} {} > out", threads, file));
+      EXPECT_EQ(r.status, 0) << file << " " << threads << ": " << describe(r);
+      ASSERT_EQ(sh(fmt::format("gzip -dcf {} > expect", file)).status, 0);
+      EXPECT_EQ(get("out"), get("expect")) << file << " " << threads;
+    }
+  }
+  EXPECT_EQ(sluice("-dcf a.zst > out").status, 0);
+  ASSERT_EQ(sh("zstd -dcfq a.zst > expect").status, 0);
+  EXPECT_EQ(get("out"), get("expect"));
+  // Standard input that is a file, from where the caller left it: offsets are the stream's.
+  const auto shifted = sh(fmt::format("{{ head -c 10 > /dev/null && {} -dcf > out; }} < offset.gz", testing::sluice()));
+  EXPECT_EQ(shifted.status, 0) << describe(shifted);
+  ASSERT_EQ(sh("gzip -dcf a.gz > expect").status, 0);
+  EXPECT_EQ(get("out"), get("expect"));
+  // From a pipe the bytes after the member were read with it: a warning, what came before kept.
+  const auto piped = sh(fmt::format("cat a.gz | {} -dcf > out", testing::sluice()));
+  EXPECT_EQ(piped.status, 2) << describe(piped);
+  EXPECT_NE(piped.err.find("<stdin>: trailing garbage after the last gzip member (at byte"), std::string::npos)
+      << piped.err;
+  EXPECT_EQ(get("out"), get("small.bin"));
+  // Without -f it stays a warning, and the output is the stream's alone.
+  EXPECT_EQ(sluice("-dc a.gz > out").status, 2);
+  EXPECT_EQ(get("out"), get("small.bin"));
+}
+
 TEST_F(Conventions, SymbolicAndHardLinksAreRefusedUnlessForcedAsGzipDoes) {
   put("data.bin", text_bytes(10000, 8));
   ASSERT_EQ(sh("ln -s data.bin soft && ln data.bin hard").status, 0);

@@ -48,7 +48,11 @@ struct DecompressOptions {
   // errors, in tens of microseconds instead of hundreds. false: always through the graph.
   bool small_inputs_in_caller = true;
   // Input in no known format is copied to the sink as it is (zcat -f) instead of being an error;
-  // DecompressStats::codec is then empty. Empty input is then empty output.
+  // DecompressStats::codec is then empty. Empty input is then empty output. So are bytes in no
+  // known format after a stream's last frame or member (trailing garbage), from the first byte
+  // that is not another's, as gzip -dcf and zstd -dcf copy them, where the source is a file read
+  // by position; from a pipe they were read with the stream, and are the error they are without
+  // pass_through. (Zeros after a gzip member are skipped either way, as gzip -d skips them.)
   bool pass_through = false;
   // An input of no bytes at all decodes to nothing, as Python's gzip module takes it, instead of
   // being an error (as `gzip -d` says: "unexpected end of file"). Any other input is decoded.
