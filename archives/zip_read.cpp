@@ -574,8 +574,13 @@ struct ZipReader::State {
     // said before any is read (65,535 records naming two headers of 128 KiB each took 47 s).
     std::vector<std::size_t> by_offset(entries.size());
     for (std::size_t i = 0; i < by_offset.size(); ++i) by_offset[i] = i;
-    std::stable_sort(by_offset.begin(), by_offset.end(),
-                     [&](std::size_t a, std::size_t b) { return entries[a].header_offset < entries[b].header_offset; });
+    const auto earlier = [&](std::size_t a, std::size_t b) {
+      return entries[a].header_offset < entries[b].header_offset;
+    };
+    // Writers list members in archive order: sorting that again was 16% of reading 500,000.
+    if (!std::is_sorted(by_offset.begin(), by_offset.end(), earlier)) {
+      std::stable_sort(by_offset.begin(), by_offset.end(), earlier);
+    }
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
       if (entries[by_offset[i - 1]].header_offset == entries[by_offset[i]].header_offset) {
         throw overlap(by_offset[i - 1], by_offset[i], entries[by_offset[i]].header_offset + prefix);
