@@ -352,7 +352,8 @@ ParseResult parse_command_line(int argc, char** argv) {
                "else decoded)");
   add_codec_flags(app, options.codec_flags);
   app.add_flag("-c,--stdout,--to-stdout", options.to_stdout, "Write to standard output, keep inputs");
-  app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only)")->type_name("PATH");
+  app.add_option("-o,--output", options.output_path, "Write the output to PATH (one input only; -: standard output)")
+      ->type_name("PATH");
   app.add_flag("-f,--force", options.force,
                "Overwrite outputs; allow compressed data on a terminal; take symbolic links and files with "
                "several links; with -dc, pass data in no known format through (zcat -f)");
@@ -440,6 +441,14 @@ ParseResult parse_command_line(int argc, char** argv) {
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
     options.max_output_bytes = parse_max_output(max_output);
+    if (options.output_path == "-") {  // standard output, as the subcommands' -o - and lz4's are
+      if (options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
+      if (options.files.size() > 1 || options.recursive) {
+        throw Error(ErrorKind::kUsage, "-o takes one input file; use --output-dir or -c for several");
+      }
+      options.output_path.clear();
+      options.to_stdout = true;
+    }
   } catch (const CLI::CallForHelp&) {
     fmt::print("{}", app.help());
     return {std::nullopt, kExitSuccess};

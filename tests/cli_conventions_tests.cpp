@@ -388,6 +388,24 @@ TEST_F(Conventions, NameFlagRestoresTheRecordedNameAndTime) {
   EXPECT_EQ(sluice("-dN -q -f long.gz").status, 2);  // quiet, still a warning's status
 }
 
+TEST_F(Conventions, OutputDashIsStandardOutputAsInTheSubcommandsAndLz4) {
+  put("data.bin", text_bytes(5000, 9));
+  const auto packed = sluice("-o - data.bin > out.gz");
+  ASSERT_EQ(packed.status, 0) << describe(packed);
+  EXPECT_FALSE(fs::exists(dir_ / "-")) << "a file named '-' was written";
+  EXPECT_EQ(sh("gzip -dc out.gz | cmp - data.bin").status, 0);
+  const auto unpacked = sluice("-d -o - out.gz > back");
+  ASSERT_EQ(unpacked.status, 0) << describe(unpacked);
+  EXPECT_EQ(get("back"), get("data.bin"));
+  EXPECT_FALSE(fs::exists(dir_ / "-"));
+  // Still one input, as -o PATH takes; with -c it says the two do not go together.
+  put("other.bin", text_bytes(100, 10));
+  const auto two = sluice("-o - data.bin other.bin > /dev/null");
+  EXPECT_EQ(two.status, 2);
+  EXPECT_NE(two.err.find("-o takes one input file"), std::string::npos) << two.err;
+  EXPECT_EQ(sluice("-c -o - data.bin > /dev/null").status, 2);
+}
+
 TEST_F(Conventions, DecompressToStdoutWithForcePassesOtherDataThroughAsZcatDoes) {
   put("plain.txt", {'p', 'l', 'a', 'i', 'n', '\n'});
   put("data.bin", text_bytes(70000, 6));
