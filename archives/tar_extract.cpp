@@ -1,5 +1,4 @@
 // extract_tar(): a tar archive read into the safe extractor (archives/extractor.h).
-#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -36,13 +35,13 @@ class CompressingHandler final : public TarEntryHandler {
     renamed_ = entry;  // the extractor keeps a pointer to it until end()
     // Names the extractor refuses as they are (".", "..", too long) are not renamed, so that
     // it still does ("..": "...gz" was written).
-    const bool compressed = entry.type == TarEntryType::kFile && !entry.sparse && renamable(entry.path);
+    const bool compressed = entry.type == TarEntryType::kFile && !entry.sparse && detail::takes_extension(entry.path);
     // A hard link to a name that holds a compressed file (one, or a link to one) links to it; a
     // target named as a directory ("x/") is left for the extractor to refuse, as GNU tar does.
-    const bool to_compressed = entry.type == TarEntryType::kHardLink && renamable(entry.path) &&
-                               renamable(entry.link_target) && !entry.link_target.ends_with('/') &&
+    const bool to_compressed = entry.type == TarEntryType::kHardLink && detail::takes_extension(entry.path) &&
+                               detail::takes_extension(entry.link_target) && !entry.link_target.ends_with('/') &&
                                compressed_.count(name_key(entry.link_target));
-    if (compressed || to_compressed) renamed_.path = without_trailing_slashes(entry.path) + extension_;
+    if (compressed || to_compressed) renamed_.path = detail::without_trailing_slashes(entry.path) + extension_;
     if (to_compressed) renamed_.link_target += extension_;
     const std::uint64_t made = extractor_.extracted();
     extractor_.begin(renamed_);
@@ -90,26 +89,6 @@ class CompressingHandler final : public TarEntryHandler {
   // refused, took 158 MB), and no archive can make two names meet (std::hash's 64 bits could be
   // made to: a second reader built a pair, and a link went to the wrong file).
   static detail::NameKey name_key(const std::string& path) { return detail::name_key(detail::normal_path(path)); }
-  // "f/" + ".gz" would be a file ".gz" in a directory "f" (and "f/." one "..gz"): the name as
-  // the extractor takes it, "f", gets the extension.
-  static std::string without_trailing_slashes(std::string path) {
-    for (;;) {
-      if (path.size() > 1 && path.back() == '/')
-        path.pop_back();
-      else if (path.size() > 2 && path.ends_with("/."))
-        path.resize(path.size() - 2);
-      else
-        return path;
-    }
-  }
-  // Whether a name may take the extension: not ".", ".." or a name ending in one, and short
-  // enough for the system (a longer one is refused, and splitting 8 MiB of "a/" cost 664 MB).
-  static bool renamable(const std::string& path) {
-    if (path.size() >= PATH_MAX) return false;
-    const std::string trimmed = without_trailing_slashes(path);
-    const std::string_view last = std::string_view(trimmed).substr(trimmed.rfind('/') + 1);
-    return !trimmed.empty() && last != "." && last != ".." && trimmed != "/";
-  }
   std::unordered_set<detail::NameKey, detail::NameKeyHash> compressed_;
   std::optional<Compressor> compressor_;
 };

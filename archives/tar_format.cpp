@@ -2,6 +2,7 @@
 #include "archives/tar_format.h"
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <limits>
 
@@ -370,6 +371,24 @@ std::string join_components(const std::vector<std::string>& components) {
   std::string out;
   for (const auto& part : components) out += (out.empty() ? "" : "/") + part;
   return out;
+}
+
+std::string without_trailing_slashes(std::string path) {
+  for (;;) {
+    if (path.size() > 1 && path.back() == '/')
+      path.pop_back();
+    else if (path.size() > 2 && path.ends_with("/."))
+      path.resize(path.size() - 2);
+    else
+      return path;
+  }
+}
+
+bool takes_extension(const std::string& path) {
+  if (path.size() >= PATH_MAX) return false;
+  const std::string trimmed = without_trailing_slashes(path);
+  const std::string_view last = std::string_view(trimmed).substr(trimmed.rfind('/') + 1);
+  return !trimmed.empty() && last != "." && last != ".." && trimmed != "/";
 }
 
 std::string normal_path(std::string_view path) {

@@ -64,6 +64,16 @@ std::string join_components(const std::vector<std::string>& components);
 // name of "a/" is 4 million of them: 186 MB).
 std::string normal_path(std::string_view path);
 
+// Naming the compressed files of an archive's members (transcoding: "f" -> "f.gz"):
+// - The name as the extractor takes it, without trailing "/" and "/.": "f/" + ".gz" would be a
+//   file ".gz" in a directory "f" (and "f/." one "..gz").
+std::string without_trailing_slashes(std::string path);
+// - Whether a name may take the extension: not ".", ".." or a name ending in one, and short
+//   enough for the system. Others are extracted under their own names, so that the extractor
+//   refuses them as it does in any extraction ("..": "...gz" was written; a longer name is
+//   refused, and splitting 8 MiB of "a/" cost 664 MB).
+bool takes_extension(const std::string& path);
+
 // pax values, read as leniently as the tars we interoperate with: leading blanks, a '+' or '-' sign
 // and any number of leading zeros are taken. A time: "123.45" -> {123, 450000000}, anything after
 // the number ignored; nullopt without digits or beyond 2^62 seconds.

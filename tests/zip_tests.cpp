@@ -387,6 +387,23 @@ TEST_F(ZipTest, RefusesPathsOutsideTheDestination) {
   EXPECT_FALSE(fs::exists(dir_ / "escaped.txt"));
 }
 
+// Transcoding refuses the members that extraction refuses: ".", ".." and "x/.." became the files
+// "..gz", "...gz" and "x/...gz" (exit 0), where tar transcoding and zip -x refused them.
+TEST_F(ZipTest, TranscodingRefusesDotNamesAsExtractionDoes) {
+  python(
+      "import zipfile\n"
+      "with zipfile.ZipFile('dots.zip', 'w') as z:\n"
+      "  for name in ('.', '..', 'x/..', 'fine.txt'): z.writestr(name, b'data')\n");
+  const auto result = sluice("transcode dots.zip --output-dir out -F gzip");
+  EXPECT_EQ(result.status, 2) << describe(result);
+  for (const char* refused : {"refusing member '.' (archive byte 0)", "refusing member '..' (archive byte",
+                              "refusing member 'x/..' (archive byte"}) {
+    EXPECT_NE(result.err.find(refused), std::string::npos) << refused << "\n" << result.err;
+  }
+  EXPECT_EQ(sh("cd out && find . | sort | tr '\\n' ' '").out, ". ./fine.txt.gz ");
+  EXPECT_EQ(sh("gzip -dc out/fine.txt.gz").out, "data");
+}
+
 // A member refused for its data (a symlink target over 4 KiB) or that the file system will not
 // take (a name too long) is named with its archive and byte, as a member with damaged data is
 // (they named neither, or only the file); with --strict the first stops the run, named once.
