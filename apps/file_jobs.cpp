@@ -507,6 +507,7 @@ int run_file_jobs(const CliOptions& given) {
       std::any_of(plan.jobs.begin(), plan.jobs.end(), [](const FileJob& job) { return job.input == "-"; });
   ProgressBar progress(progress_setup(options), total_files, known_input_bytes(plan.total_bytes, reads_stdin));
   std::vector<std::string> failed_inputs;
+  std::size_t skipped = 0;
   std::size_t warnings = plan.warnings.size();
   if (!options.quiet) {
     for (const auto& warning : plan.warnings) progress.print(fmt::format("sluice: warning: {}\n", warning));
@@ -520,7 +521,7 @@ int run_file_jobs(const CliOptions& given) {
       failed_inputs.push_back(item.input);
       progress.print(fmt::format("sluice: {}{}\n", item.error->what(), overwrite_hint(*item.error)));
     } else if (item.status == ItemStatus::kSkipped) {
-      failed_inputs.push_back(item.input);
+      ++skipped;  // not tried: --fail-fast stopped at an earlier failure
     }
     if (item.warning) {
       ++warnings;
@@ -630,22 +631,24 @@ int run_file_jobs(const CliOptions& given) {
 
   const std::size_t failures = failed_inputs.size();
   if (options.json) {
-    fmt::print("{{\"summary\": {{\"files\": {}, \"failed\": {}, \"input_bytes\": {}, \"output_bytes\": {}, "
-               "\"seconds\": {:.6f}}}}}\n",
-               total_files, failures, report.input_bytes, report.output_bytes, report.seconds);
+    fmt::print(
+        "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"skipped\": {}, \"input_bytes\": {}, "
+        "\"output_bytes\": {}, \"seconds\": {:.6f}}}}}\n",
+        total_files, failures, skipped, report.input_bytes, report.output_bytes, report.seconds);
   }
   if (options.verbose && !options.quiet && total_files > 1) {
-    fmt::print(stderr, "{} files, {} -> {} in {:.2f} s\n", total_files - failures, human_bytes(report.input_bytes),
-               human_bytes(report.output_bytes), report.seconds);
+    fmt::print(stderr, "{} files, {} -> {} in {:.2f} s\n", total_files - failures - skipped,
+               human_bytes(report.input_bytes), human_bytes(report.output_bytes), report.seconds);
   }
   if (failures > 0 && total_files > 1) {
     constexpr std::size_t kNamed = 10;
     std::string names;
     for (std::size_t i = 0; i < std::min(failures, kNamed); ++i) names += (i ? ", " : "") + failed_inputs[i];
     if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
-    fmt::print(stderr, "sluice: {} of {} files failed: {}\n", failures, total_files, names);
+    const std::string not_tried = skipped > 0 ? fmt::format("; {} not tried after it (--fail-fast)", skipped) : "";
+    fmt::print(stderr, "sluice: {} of {} files failed: {}{}\n", failures, total_files, names, not_tried);
   }
-  return exit_status(failures, warnings);
+  return exit_status(failures + skipped, warnings);
 }
 
 }  // namespace sluice::app

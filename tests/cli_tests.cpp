@@ -929,6 +929,14 @@ TEST_F(Cli, FailFastStopsAtTheFirstFailure) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("missing: cannot open"), std::string::npos) << r.err;
   expect_listing({"a", "a.gz", "c"});  // what came before the failure is done, nothing after it
+  // What was not tried is not counted as failed (it was, and named: "3 of 3 files failed").
+  const auto json = sluice("--fail-fast --json missing a c");
+  EXPECT_EQ(json.status, 1);
+  EXPECT_NE(json.out.find("{\"summary\": {\"files\": 3, \"failed\": 1, \"skipped\": 2,"), std::string::npos)
+      << json.out;
+  EXPECT_NE(json.err.find("sluice: 1 of 3 files failed: missing; 2 not tried after it (--fail-fast)\n"),
+            std::string::npos)
+      << json.err;
 }
 
 TEST_F(Cli, JsonGivesOneRecordPerFileAndASummary) {
