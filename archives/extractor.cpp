@@ -94,6 +94,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   explicit Impl(const TarExtractOptions& options)
       : options_(options), members_(options.members), exclude_(options.exclude) {
     root_ = options.directory.empty() ? "." : options.directory;
+    check_system_name(root_);
     std::error_code ignored;
     std::filesystem::create_directories(root_, ignored);
     if (::stat(root_.c_str(), &root_status_) != 0) throw_system_error("cannot use destination", root_);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "core/file_descriptor.h"
 #include "sluice/error.h"
 
 namespace sluice::detail {
@@ -86,6 +87,8 @@ std::optional<WalkedPath> TreeWalk::next() {
     while (stack_.empty()) {
       if (next_operand_ == operands_.size()) return std::nullopt;
       const std::string& operand = operands_[next_operand_++];
+      check_system_name(operand);
+      check_system_name(directory_);
       const bool relative = !operand.starts_with("/") && !directory_.empty();
       std::string name = archive_name_for(operand);
       if (on_prefix_removed_) {

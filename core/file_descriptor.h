@@ -1,11 +1,22 @@
-// A file descriptor owned by one object and closed with it (internal).
+// File descriptors owned by one object and closed with it, and the names given to the system
+// calls that open them (internal).
 #pragma once
 
 #include <unistd.h>
 
+#include <string>
 #include <utility>
 
+#include "sluice/error.h"
+
 namespace sluice::detail {
+
+// A name with a NUL byte would name another file to the system, which ends it there: "a.tar\0x"
+// opened a.tar, a destination "d\0/../x" was d, and a walk of "in\0/f" found "in" again under
+// itself without end (its memory grew until killed). Throws Error(kUsage) naming it.
+inline void check_system_name(const std::string& path) {
+  if (path.find('\0') != std::string::npos) throw Error(ErrorKind::kUsage, "the name holds a NUL byte", path);
+}
 
 class FileDescriptor {
  public:

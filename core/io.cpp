@@ -23,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include "core/file_descriptor.h"
 #include "core/pending_outputs.h"
 #include "sluice/error.h"
 
@@ -129,6 +130,7 @@ FileStatus status_of_input(int fd, const std::string& name) {
 }  // namespace
 
 FdSource::FdSource(const std::string& path) : owned_(true), name_(path) {
+  detail::check_system_name(path);
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw_system_error("cannot open", path);
   try {
@@ -372,6 +374,7 @@ static bool proc_fd_links() {
 
 OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, Found found)
     : path_(std::move(path)), overwrite_(overwrite) {
+  detail::check_system_name(path_);
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
   existing.st_mode = S_IFREG;

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -547,6 +548,41 @@ TEST_F(TarHostile, HardLinksWhenTranscodingGoWhereGnuTarPutsThem) {
   EXPECT_TRUE(fs::is_symlink(dir_ / "tx/y.gz"));
   EXPECT_EQ(sh("cd tx && ls -A | sort | tr '\\n' ' '").out, "a.gz h.gz hr hs.gz r r.gz x.gz y.gz ");
   EXPECT_EQ(sh("gzip -dc tx/h.gz").out, "content");
+}
+
+// A name with a NUL byte names another file to the system, which ends it there: a walk of
+// "in\0/f.txt" found "in" again under itself without end (memory grew until the process was
+// killed), an archive "a.tar\0x" opened a.tar, a destination "d\0/../x" was d. Each is refused,
+// nothing made. Names from a -T list reach the library so.
+TEST_F(TarHostile, NamesWithANulByteAreRefusedBeforeAnythingIsMade) {
+  ASSERT_EQ(sh("mkdir in && echo hi > in/f.txt && tar -cf a.tar in && printf 'in\\0/f.txt\\n' > list").status, 0);
+  const auto expect_refused = [](const std::function<void()>& call, const std::string& what) {
+    try {
+      call();
+      ADD_FAILURE() << what << ": no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage) << what << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find("the name holds a NUL byte"), std::string::npos) << e.what();
+    }
+  };
+  // (Names that would loop, "in\0/f.txt", only through the command, its memory capped.)
+  MemorySink sink;
+  expect_refused([&] { create_tar({(dir_ / std::string("none\0/f.txt", 11)).string()}, sink, "", {}); },
+                 "a path to archive");
+  TarCreateOptions under;
+  under.directory = (dir_ / std::string("none\0x", 6)).string();
+  expect_refused([&] { create_tar({"f.txt"}, sink, "", {}, under); }, "-C");
+  const std::string archive = (dir_ / std::string("a.tar\0x", 7)).string();
+  expect_refused([&] { FdSource source(archive); }, "an archive");
+  FdSource source((dir_ / "a.tar").string());
+  TarExtractOptions into;
+  into.directory = (dir_ / std::string("d\0/../x", 8)).string();
+  expect_refused([&] { extract_tar(source, into); }, "a destination");
+  EXPECT_FALSE(fs::exists(dir_ / "d"));
+  const auto listed = sh("ulimit -v 2000000 && timeout 60 " + testing::sluice() + " tar -c -f out.tar -T list");
+  EXPECT_EQ(listed.status, 2) << describe(listed);
+  EXPECT_NE(listed.err.find("in\\000/f.txt: the name holds a NUL byte"), std::string::npos) << listed.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out.tar"));
 }
 
 // The records kept (known keywords) count together, over local, global and GNU long-name headers.
