@@ -122,10 +122,32 @@ class _NotADirectoryError(Error, NotADirectoryError):
     """sluice.Error for ENOTDIR; also a NotADirectoryError."""
 
 
-_native._register_system_errors({
+_SYSTEM_ERRORS = {
     errno.ENOENT: _FileNotFoundError, errno.EACCES: _PermissionError, errno.EPERM: _PermissionError,
     errno.EEXIST: _FileExistsError, errno.EISDIR: _IsADirectoryError, errno.ENOTDIR: _NotADirectoryError,
-})
+}
+_native._register_system_errors(_SYSTEM_ERRORS)
+
+
+def _system_error(error: OSError, path: str, doing: str) -> Error:
+    """A system call's failure that Python raised (os.open, a file object's write) as the native
+    layer reports its own: sluice's Error, the subclass of its errno where there is one, named for
+    `path` (the file asked for, not a temporary beside it) as "PATH: cannot open: No such file or
+    directory". A sluice Error is returned as it is."""
+    if isinstance(error, Error):
+        return error
+    detail = f"{doing}: {error.strerror or error}"
+    return _SYSTEM_ERRORS.get(error.errno, Error)(f"{path}: {detail}", "io", path, None, detail, error.errno)
+
+
+def _path_name(path, what: str = "path") -> str:
+    """A path (str, bytes or os.PathLike) as a name, as os.fsdecode gives it. One with a NUL byte
+    is refused, as os.open() refuses it: the native layer's system calls would end the name there
+    (an archive "a.tar\\0x" would open a.tar, a destination "d\\0/../x" would be d)."""
+    name = os.fsdecode(path)
+    if "\0" in name:
+        raise UsageError(f"{what} {name!r}: embedded null byte", "usage", name)
+    return name
 
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "Compressor", "Decompressor", "FLUSH_NONE",
@@ -578,7 +600,9 @@ class FileResult:
 
 
 def _output_path(path: str, name: str, output_dir) -> str:
-    return os.path.join(os.fspath(output_dir), os.path.basename(name)) if output_dir is not None else name
+    if output_dir is None:
+        return name
+    return os.path.join(_path_name(output_dir, "output_dir"), os.path.basename(name))
 
 
 def _progress_adapter(progress):
@@ -590,10 +614,10 @@ def _progress_adapter(progress):
 def _path_list(paths, what: str = "paths") -> list[str]:
     """Paths (or members, patterns) given as a list, as names. One path alone is a mistake (a str
     is an iterable of its letters: "logs" compressed and removed files l, o, g and s, and an
-    exclude="*.log" would leave out everything, as "*")."""
+    exclude="*.log" would leave out everything, as "*"). One with a NUL byte is refused (_path_name)."""
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError(f"{what} must be a list of {what}, not one ({os.fsdecode(paths)!r}): pass [{what[:-1]}]")
-    return [os.fsdecode(p) for p in paths]
+    return [_path_name(p, what[:-1]) for p in paths]
 
 
 def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level: int | None = None,
@@ -886,6 +910,7 @@ class SluiceFile(io.BufferedIOBase):
         self._left: list[int] | None = None  # bytes in the batch's last k lines, by k (_batch_left)
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
+        level = _compresslevel(level, knobs)  # compresslevel=9, as gzip.GzipFile takes it
         self._mode = mode
         self._inherited = False  # the child of a fork's (_after_fork_in_child)
         self._closing = False  # set by the text layer as it closes (_TextFile.close)
@@ -903,50 +928,14 @@ class SluiceFile(io.BufferedIOBase):
         self._reserved: tuple | None = None  # "xb" by name: the empty file that holds the name
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
-            path = os.fsdecode(file)
+            path = _path_name(file, "file")
             self.name = path
-            existing = None
             try:
-                existing = os.lstat(path)
-            except FileNotFoundError:
-                pass
-            if mode == "rb":
-                # FileNotFoundError and the like, as gzip.open raises them. Held while the file is
-                # open: mtime and fileno() are of this file, whatever later takes its name.
-                descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                status = os.fstat(descriptor)
-                if stat.S_ISDIR(status.st_mode):
-                    os.close(descriptor)
-                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-                regular = stat.S_ISREG(status.st_mode)
-                if not stat.S_ISBLK(status.st_mode):
-                    # Read by the library itself (a regular file, mapped where it pays) or, a FIFO,
-                    # a socket, a character device, as it comes, by a feeding thread from a
-                    # duplicate (close() need not wait for a read that blocks).
-                    self._fileno = descriptor
-                else:  # a block device: a file object of its own, which can seek
-                    self._file = os.fdopen(descriptor, "rb")
-            elif mode == "xb":
-                # The name is taken now, as open(path, "xb") takes it: a second "xb" of it fails
-                # here, not at close() after all its work. The empty file holds the name until
-                # close() puts the output in its place; abandoned, it goes.
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-                try:
-                    self._reserved = _identity(os.fstat(descriptor))
-                finally:
-                    os.close(descriptor)
-                try:
-                    if not self._write_beside(path, None):
-                        self._file = builtins.open(path, "r+b")  # the directory takes no new file
-                        self._reserved = None
-                except BaseException:
-                    self._release_reserved()
+                regular = self._open_by_name(path, mode)
+            except OSError as error:  # FileNotFoundError and the like, as sluice's (_system_error)
+                if isinstance(error, Error):
                     raise
-                self._final_was = self._reserved
-            elif mode == "ab" or not self._write_beside(path, existing):
-                self._file = builtins.open(path, mode)
-                if mode == "ab":  # abandoned, the file is cut back to this (_abandon)
-                    self._append_from = os.fstat(self._file.fileno()).st_size
+                raise _system_error(error, path, "cannot open" if mode == "rb" else "cannot open output") from None
             self._owned = True
         elif hasattr(file, "read" if mode == "rb" else "write"):
             self._file = file
@@ -983,6 +972,56 @@ class SluiceFile(io.BufferedIOBase):
             raise
         _open_files.add(self)
 
+    def _open_by_name(self, path: str, mode: str) -> bool:
+        """Opens the file named `path` for SluiceFile(): reading, a descriptor held on it; writing,
+        the output (_write_beside, or the file itself). Returns whether a file read is regular.
+        Its failures are Python's OSErrors (FileNotFoundError and the like, as gzip.open raises
+        them): SluiceFile() raises them as sluice's, named for `path` (_system_error)."""
+        regular = False
+        existing = None
+        try:
+            existing = os.lstat(path)
+        except FileNotFoundError:
+            pass
+        if mode == "rb":
+            # Held while the file is open: mtime and fileno() are of this file, whatever later
+            # takes its name.
+            descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            status = os.fstat(descriptor)
+            if stat.S_ISDIR(status.st_mode):
+                os.close(descriptor)
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+            regular = stat.S_ISREG(status.st_mode)
+            if not stat.S_ISBLK(status.st_mode):
+                # Read by the library itself (a regular file, mapped where it pays) or, a FIFO,
+                # a socket, a character device, as it comes, by a feeding thread from a
+                # duplicate (close() need not wait for a read that blocks).
+                self._fileno = descriptor
+            else:  # a block device: a file object of its own, which can seek
+                self._file = os.fdopen(descriptor, "rb")
+        elif mode == "xb":
+            # The name is taken now, as open(path, "xb") takes it: a second "xb" of it fails
+            # here, not at close() after all its work. The empty file holds the name until
+            # close() puts the output in its place; abandoned, it goes.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            try:
+                self._reserved = _identity(os.fstat(descriptor))
+            finally:
+                os.close(descriptor)
+            try:
+                if not self._write_beside(path, None):
+                    self._file = builtins.open(path, "r+b")  # the directory takes no new file
+                    self._reserved = None
+            except BaseException:
+                self._release_reserved()
+                raise
+            self._final_was = self._reserved
+        elif mode == "ab" or not self._write_beside(path, existing):
+            self._file = builtins.open(path, mode)
+            if mode == "ab":  # abandoned, the file is cut back to this (_abandon)
+                self._append_from = os.fstat(self._file.fileno()).st_size
+        return regular
+
     def _write_beside(self, path: str, existing: os.stat_result | None) -> bool:
         """Opens the output beside `path`, put in place by close() or by the first flush(), which
         makes it visible (_publish): a new file without a name where the system has them, else a
@@ -1004,8 +1043,6 @@ class SluiceFile(io.BufferedIOBase):
                 descriptor, self._temp_path = tempfile.mkstemp(prefix=".sluice-", dir=directory)
         except PermissionError:
             return False
-        except OSError as e:  # named for the file asked for, not the temporary beside it
-            raise type(e)(e.errno, e.strerror, path) from None
         self._file = os.fdopen(descriptor, "wb")
         self._unpublished = True
         self._final_path = os.path.abspath(path)  # where it was asked for, even if the directory changes
@@ -1364,8 +1401,9 @@ class SluiceFile(io.BufferedIOBase):
                         out = self._writer.pass_gathered()
                         if out:
                             self._emit(out)
-                    except BaseException:
+                    except BaseException as error:
                         self._abandon()
+                        self._raise_named(error)
                         raise
                 return length
             if self.closed:
@@ -1377,8 +1415,9 @@ class SluiceFile(io.BufferedIOBase):
                 out = self._writer.write(data, length)
                 if out:
                     self._emit(out)
-            except BaseException:
+            except BaseException as error:
                 self._abandon()
+                self._raise_named(error)
                 raise
             self._written += length
             return length
@@ -1419,8 +1458,9 @@ class SluiceFile(io.BufferedIOBase):
                 if self._append_from is not None:  # "ab": what readers may have seen stays
                     self._append_from += self._emitted
                     self._emitted = 0
-            except BaseException:
+            except BaseException as error:
                 self._abandon()
+                self._raise_named(error)
                 raise
 
     def close(self) -> None:
@@ -1484,8 +1524,9 @@ class SluiceFile(io.BufferedIOBase):
                 if self._unpublished:
                     self._publish()
                 self._file.close()
-        except BaseException:
+        except BaseException as error:
             self._abandon()  # the temporary goes, whatever failed
+            self._raise_named(error)
             raise
         self._close_fileno()  # the run that read it has ended
         self._file = None
@@ -1517,7 +1558,10 @@ class SluiceFile(io.BufferedIOBase):
         if self._owned and self._file is not None:
             if self._append_from is not None:
                 self._cut_back_appended()
-            self._file.close()
+            try:
+                self._file.close()  # closed even where what it buffers fails to go (a full disk, again)
+            except OSError:
+                pass  # that is abandoned with the rest; the error that stopped the stream is raised
         self._file = None
         if self._temp_path and os.path.exists(self._temp_path):
             os.unlink(self._temp_path)
@@ -1526,6 +1570,15 @@ class SluiceFile(io.BufferedIOBase):
         self._release_reserved()
         if not self.closed:
             super().close()
+
+    def _raise_named(self, error: BaseException) -> None:
+        """Writing failed with `error` (the output abandoned): a system call's failure on a file
+        opened by name (a full disk: the file's write, flush or close; putting it in place) is
+        raised as sluice's Error of its errno naming the file (_system_error), where Python's
+        names none (a write's) or a temporary; the caller raises any other as it is, a caller's
+        file object's own exception among them."""
+        if self._owned and isinstance(error, OSError) and not isinstance(error, Error):
+            raise _system_error(error, self.name, "cannot write") from None
 
     def _emit(self, out: bytes) -> None:
         """Writes compressed bytes to the file, counted."""
@@ -2121,14 +2174,14 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     "at", "xt" (text, with encoding, errors and newline as io.TextIOWrapper takes them; "r" and
     "w" are binary, as in gzip.open). format: for writing, the default comes from the file
     name's suffix (".zst", ".lz4"), else gzip; reading tells it from the data. Other keywords:
-    max_output, mtime, chunk_size, backend, and format settings (form="bgzf").
+    compresslevel (gzip.open's name for level), max_output, mtime, chunk_size, backend, and
+    format settings (form="bgzf"); SluiceFile() takes the same.
     """
     text = "t" in mode
     binary_mode = mode.replace("t", "").replace("b", "")
     if binary_mode not in ("r", "w", "a", "x") or ("t" in mode and "b" in mode) or len(set(mode)) != len(mode):
         raise ValueError(f"invalid mode {mode!r}")
     _format_name(format)
-    level = _compresslevel(level, kwargs)
     if not text and (encoding is not None or errors is not None or newline is not None):
         raise ValueError("encoding, errors and newline are for text modes only")
     binary = SluiceFile(file, binary_mode + "b", format=format, level=level, threads=threads, **kwargs)
@@ -2232,11 +2285,13 @@ def run_pipeline(pipeline, overrides: Iterable[str] | dict | None = None, *, dry
     untar stage's refused or failed entries are in the report's problems (check .ok)."""
     if isinstance(overrides, dict):
         overrides = [f"{key}={_toml_value(value)}" for key, value in overrides.items()]
+    # An override's NUL byte would end the path it sets ("output.directory=out\0/../x" is out).
+    overrides = [_path_name(override, "override") for override in overrides or ()]
     text = isinstance(pipeline, str) and not os.path.exists(pipeline) and (
         "\n" in pipeline or "=" in pipeline or pipeline.lstrip().startswith("["))
-    source = pipeline if text else os.fsdecode(pipeline)
+    source = pipeline if text else _path_name(pipeline, "pipeline")
     callback = None if on_item is None else (lambda t: on_item(PipelineItem(*t)))
-    result = _native.run_pipeline(source, text, list(overrides or ()), dry_run, callback)
+    result = _native.run_pipeline(source, text, overrides, dry_run, callback)
     if dry_run:
         return result
     items, manifest, seconds, problems = result

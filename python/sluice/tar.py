@@ -26,7 +26,8 @@ import tarfile
 import weakref
 from typing import Callable, Iterable
 
-from . import SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _level, _max_output, _native, _path_list
+from . import (SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _level, _max_output, _native, _path_list,
+               _path_name, _system_error)
 
 __all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -100,8 +101,14 @@ def _member(t) -> TarMember:
 def _encoded(names: Iterable, what: str = "paths") -> list[bytes]:
     """Paths and patterns for the native calls: bytes, as the file system has them (a name that is
     not UTF-8 arrives here with surrogate escapes, as os.fsdecode and os.listdir give it). One
-    alone (a str) is refused: it would be taken letter by letter."""
+    alone (a str) is refused: it would be taken letter by letter; so is one with a NUL byte."""
     return [os.fsencode(n) for n in _path_list(names, what)]
+
+
+def _encoded_path(path, what: str) -> bytes:
+    """One path for the native calls (an archive, a destination, a directory), as _encoded gives
+    each: a NUL byte in it is refused (UsageError, a ValueError), before anything is touched."""
+    return os.fsencode(_path_name(path, what))
 
 
 def _decoded(names: Iterable[bytes]) -> list[str]:
@@ -111,7 +118,7 @@ def _decoded(names: Iterable[bytes]) -> list[str]:
 def _archive(archive) -> tuple[str, object]:
     """(path, None) for a path, ("", file) or (its name, file) for a binary file object."""
     if isinstance(archive, (str, bytes, os.PathLike)):
-        return os.fsdecode(archive), None
+        return _path_name(archive, "archive"), None
     if hasattr(archive, "read") or hasattr(archive, "write"):
         name = getattr(archive, "name", "")
         return (name if isinstance(name, str) else ""), archive
@@ -121,7 +128,7 @@ def _archive(archive) -> tuple[str, object]:
 def format_for(archive) -> str:
     """The compression an archive's name implies, as `sluice tar -c` reads it: ".tar.gz"/".tgz"
     gzip, ".tar.zst" zstd, ".tar.lz4" lz4; "" for ".tar" and anything else."""
-    return _native.tar_format_for(os.fsencode(archive))
+    return _native.tar_format_for(_encoded_path(archive, "archive"))
 
 
 def _resolve_format(path: str, format: str | None) -> str:
@@ -156,7 +163,7 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
     stats = _native.tar_create(names, os.fsencode(path), file, codec, _level(level, codec) if codec else 0,
                                threads or 0, _chunk_size(chunk_size), {k: str(v) for k, v in knobs.items()},
-                               backend or "", os.fsencode(directory) if directory is not None else b"",
+                               backend or "", _encoded_path(directory, "directory") if directory is not None else b"",
                                _encoded(exclude, "exclude patterns"), mtime, owner or "", group or "", numeric_owner,
                                sparse, callback)
     return TarStats(*stats)
@@ -175,7 +182,7 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     extracted: a small upload (a .tar.gz of zeros) cannot fill the disk.
     """
     path, file = _archive(archive)
-    raw = _native.tar_extract(os.fsencode(path), file, os.fsencode(dest), _encoded(members or (), "members"),
+    raw = _native.tar_extract(os.fsencode(path), file, _encoded_path(dest, "dest"), _encoded(members or (), "members"),
                               _encoded(exclude, "exclude patterns"), preserve_permissions, same_owner, devices, strict,
                               threads or 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
@@ -185,7 +192,22 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
 
 
 def list(archive, threads: int | None = None) -> "builtins.list[TarMember]":  # noqa: A001 (tarfile's name)
-    """The entries of `archive` (a path or a binary file object), in order, without extracting."""
+    """The entries of `archive` (a path or a binary file object), in order, without extracting.
+
+    Every entry is held in memory until the call returns, as the list does after it: about 650
+    bytes an entry, whatever the archive's size on disk (a .tar.zst of 86 KB holding 2 million
+    empty files takes 1.3 GB). No callback or iterator of the native reader gives them one at a
+    time. To walk such an archive in bounded memory, read it as a stream with tarfile, dropping
+    each entry once seen (tarfile keeps every TarInfo it reads in `members`):
+
+        with sluice.open(path) as f, tarfile.open(fileobj=f, mode="r|") as archive:
+            while (info := archive.next()) is not None:
+                archive.members.clear()
+                ...  # tarfile's reading: a directory's name without its "/", and no TarMember
+
+    extract(on_entry=...) also takes entries one at a time, as each is written; `sluice tar -tvf`
+    prints each one as it is read.
+    """
     path, file = _archive(archive)
     entries, _warnings = _native.tar_list(os.fsencode(path), file, threads or 0)
     return [_member(e) for e in entries]
@@ -292,12 +314,17 @@ def _end_open_writers() -> None:
 
 class _PlainOutput:
     """A plain tar's file: a temporary beside the name, renamed into place by close(); dropped
-    without it, the temporary goes."""
+    without it, the temporary goes. Its failures (a missing directory, a full disk) are sluice's
+    Errors naming the archive, not the temporary, as a compressed archive's (SluiceFile)."""
 
     def __init__(self, path):
         import tempfile
-        self._path = os.fsdecode(path)
-        descriptor, self._temp = tempfile.mkstemp(prefix=".sluice-", dir=os.path.dirname(os.path.abspath(self._path)))
+        self._path = _path_name(path, "archive")
+        try:
+            descriptor, self._temp = tempfile.mkstemp(prefix=".sluice-",
+                                                      dir=os.path.dirname(os.path.abspath(self._path)))
+        except OSError as error:
+            raise _system_error(error, self._path, "cannot open output") from None
         # Unbuffered: a fork's child would write a buffer's copy into the parent's file at its exit.
         # (tarfile writes whole blocks and 16 KiB pieces: a buffer saves few calls.)
         self._file = builtins.open(descriptor, "wb", buffering=0)
@@ -307,8 +334,11 @@ class _PlainOutput:
     def write(self, data) -> int:
         with memoryview(data) as view, view.cast("B") as rest:
             done = 0
-            while done < len(rest):  # a raw write may take part of it
-                done += self._file.write(rest[done:])
+            try:
+                while done < len(rest):  # a raw write may take part of it
+                    done += self._file.write(rest[done:])
+            except OSError as error:
+                raise _system_error(error, self._path, "cannot write") from None
         self._written += done
         return done
 
@@ -318,11 +348,14 @@ class _PlainOutput:
     def close(self) -> None:
         if self._temp is None:
             return
-        self._file.close()
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(self._temp, 0o666 & ~mask)
-        os.replace(self._temp, self._path)
+        try:
+            self._file.close()
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(self._temp, 0o666 & ~mask)
+            os.replace(self._temp, self._path)
+        except OSError as error:
+            raise _system_error(error, self._path, "cannot write") from None
         self._temp = None
 
     def abandon(self) -> None:

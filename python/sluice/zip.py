@@ -23,8 +23,8 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _chunk_size, _integer, _level, _max_output, _native
-from .tar import _decoded, _encoded
+from . import UsageError, _chunk_size, _integer, _level, _max_output, _native, _path_name
+from .tar import _decoded, _encoded, _encoded_path
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
 
@@ -95,7 +95,7 @@ def _member(t) -> ZipMember:
 
 def _path(archive) -> bytes:
     if isinstance(archive, (str, bytes, os.PathLike)):
-        return os.fsencode(archive)
+        return _encoded_path(archive, "archive")
     raise TypeError("archive must be a path (a zip is read at any offset: not a stream)")
 
 
@@ -122,7 +122,7 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     """
     names = _encoded(paths)
     if isinstance(archive, (str, bytes, os.PathLike)):
-        path, file = os.fsdecode(archive), None
+        path, file = _path_name(archive, "archive"), None
     elif hasattr(archive, "write"):
         path, file = getattr(archive, "name", "") if isinstance(getattr(archive, "name", ""), str) else "", archive
     else:
@@ -132,14 +132,14 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
     stats = _native.zip_create(names, os.fsencode(path), file, format or "", _zip_level(level, format), threads or 0,
                                _chunk_size(chunk_size),
-                               os.fsencode(directory) if directory is not None else b"",
+                               _encoded_path(directory, "directory") if directory is not None else b"",
                                _encoded(exclude, "exclude patterns"), mtime, callback)
     return ZipStats(*stats)
 
 
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
             on_entry, max_output) -> ExtractResult:
-    raw = _native.zip_extract(_path(archive), os.fsencode(dest), _encoded(members or (), "members"),
+    raw = _native.zip_extract(_path(archive), _encoded_path(dest, "dest"), _encoded(members or (), "members"),
                               _encoded(exclude, "exclude patterns"), preserve_permissions, strict, threads or 0, format,
                               _level(level, format) if format else 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))

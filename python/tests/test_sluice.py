@@ -1741,6 +1741,146 @@ def test_system_errors_are_the_oserror_subclass_of_their_errno(tmp_path):
     assert caught.value.filename == str(tmp_path / "nodir" / "x.gz")
 
 
+def test_a_nul_byte_in_a_path_is_refused_before_anything_is_touched(tmp_path, monkeypatch):
+    """Every path the package hands to the native layer is refused with a ValueError (UsageError)
+    for a NUL byte, as os.open() refuses it: the system calls would end the name there
+    ("a.tar\\0anything" opened a.tar, a destination "dest\\0/../x" was dest)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "f.txt").write_bytes(b"data\n")
+    sluice.tar.create("a.tar", ["in"])
+    sluice.zip.create("a.zip", ["in"])
+    sluice.compress_files(["in/f.txt"])
+    pipeline = '[input]\npaths = ["in/f.txt"]\n[[stage]]\nkind = "compress"\n[output]\ndirectory = "out"\n'
+    (tmp_path / "p.toml").write_text(pipeline)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    calls = {
+        "tar.extract dest": lambda: sluice.tar.extract("a.tar", "dest\0/../x"),
+        "tar.extract archive": lambda: sluice.tar.extract("a.tar\0anything", "d2"),
+        "tar.extract archive bytes": lambda: sluice.tar.extract(b"a.tar\0anything", "d2"),
+        "tar.extract member": lambda: sluice.tar.extract("a.tar", "d3", ["in\0/f.txt"]),
+        "tar.extract exclude": lambda: sluice.tar.extract("a.tar", "d4", exclude=["x\0"]),
+        "tar.list": lambda: sluice.tar.list("a.tar\0anything"),
+        "tar.format_for": lambda: sluice.tar.format_for("a.tar\0.gz"),
+        "tar.create archive": lambda: sluice.tar.create("b.tar\0x", ["in"]),
+        "tar.create path": lambda: sluice.tar.create("c.tar", ["in\0/f.txt"]),
+        "tar.create directory": lambda: sluice.tar.create("d.tar", ["f.txt"], directory="in\0/.."),
+        "tar.create exclude": lambda: sluice.tar.create("e.tar", ["in"], exclude=["*\0x"]),
+        "tar.open": lambda: sluice.tar.open(pathlib.Path("f.tar\0x")),
+        "tar.open gzip": lambda: sluice.tar.open("g.tar.gz\0x"),
+        "zip.extract archive": lambda: sluice.zip.extract("a.zip\0anything", "d5"),
+        "zip.extract dest": lambda: sluice.zip.extract("a.zip", "d6\0/../x"),
+        "zip.extract member": lambda: sluice.zip.extract("a.zip", "d7", ["in\0"]),
+        "zip.transcode": lambda: sluice.zip.transcode("a.zip", "d8\0x"),
+        "zip.list": lambda: sluice.zip.list("a.zip\0anything"),
+        "zip.test": lambda: sluice.zip.test("a.zip\0anything"),
+        "zip.create archive": lambda: sluice.zip.create("b.zip\0x", ["in"]),
+        "zip.create path": lambda: sluice.zip.create("c.zip", ["in\0/f.txt"]),
+        "zip.create directory": lambda: sluice.zip.create("d.zip", ["f.txt"], directory="in\0"),
+        "open read": lambda: sluice.open("in/f.txt.gz\0anything"),
+        "open write": lambda: sluice.open("new.gz\0x", "wb"),
+        "SluiceFile": lambda: sluice.SluiceFile(b"new.gz\0x", "xb"),
+        "compress_files": lambda: sluice.compress_files(["in/f.txt\0anything"], overwrite=True),
+        "compress_files output_dir": lambda: sluice.compress_files(["in/f.txt"], "out\0/x", overwrite=True),
+        "decompress_files": lambda: sluice.decompress_files(["in/f.txt.gz\0x.gz"], overwrite=True),
+        "decompress_files output_dir": lambda: sluice.decompress_files(["in/f.txt.gz"], "out\0x"),
+        "run_pipeline": lambda: sluice.run_pipeline("p.toml\0anything"),
+        "run_pipeline override": lambda: sluice.run_pipeline("p.toml", {"output.directory": "out\0/../x"}),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ValueError, match="embedded null byte") as caught:
+            call()
+        assert isinstance(caught.value, sluice.UsageError), what
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_open_errors_are_sluice_errors_of_their_errno_naming_the_file(tmp_path, request):
+    """sluice.open() of a missing, unreadable or other wrong file raises sluice.Error (the
+    subclass that is also FileNotFoundError, PermissionError...), .filename the path, as the
+    native layer's errors (decompress_files, tar.list) are."""
+    missing = tmp_path / "nodir" / "x.gz"
+    for call in (lambda: sluice.open(missing), lambda: sluice.open(missing, "rt"),
+                 lambda: sluice.SluiceFile(str(missing).encode()), lambda: sluice.open(missing, "ab"),
+                 lambda: sluice.open(missing, "xb"), lambda: sluice.open(missing, "wt")):
+        with pytest.raises(FileNotFoundError) as caught:
+            call()
+        assert isinstance(caught.value, sluice.Error) and caught.value.kind == "io"
+        assert caught.value.filename == caught.value.path == str(missing)
+        assert caught.value.errno == errno.ENOENT and str(caught.value).startswith(f"{missing}: cannot open")
+        assert type(caught.value) is type(sluice.decompress_files([missing])[0].error)
+    with pytest.raises(IsADirectoryError) as caught:
+        sluice.open(tmp_path)
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(tmp_path)
+    (tmp_path / "taken.gz").write_bytes(sluice.compress(b"x"))
+    with pytest.raises(FileExistsError) as caught:
+        sluice.open(tmp_path / "taken.gz", "xb")
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(tmp_path / "taken.gz")
+    with pytest.raises(NotADirectoryError) as caught:
+        sluice.open(tmp_path / "taken.gz" / "x.gz")
+    assert isinstance(caught.value, sluice.Error) and caught.value.errno == errno.ENOTDIR
+    # A plain tar's temporary beside a missing directory: named for the archive asked for.
+    with pytest.raises(FileNotFoundError) as caught:
+        sluice.tar.open(tmp_path / "nodir" / "a.tar")
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(tmp_path / "nodir" / "a.tar")
+    # A file one may not read (as nobody: root reads anything).
+    locked = pathlib.Path(tempfile.mkdtemp(prefix="sluice-locked-"))  # not under pytest's 0700 directory
+    request.addfinalizer(lambda: shutil.rmtree(locked, ignore_errors=True))
+    os.chmod(locked, 0o755)
+    (locked / "secret.gz").write_bytes(sluice.compress(b"secret"))
+    os.chmod(locked / "secret.gz", 0o600)
+    script = textwrap.dedent(f"""
+        import sluice
+        try:
+            sluice.open({str(locked / "secret.gz")!r})
+        except PermissionError as e:
+            print(isinstance(e, sluice.Error), e.filename, e.errno)
+    """)
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    done = subprocess.run(as_nobody + [sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", str(locked / "secret.gz"), str(errno.EACCES)]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("mode", ["wb", "wt"])
+@pytest.mark.parametrize("size", [10, 3_000_000])
+def test_a_full_disk_is_a_sluice_error_naming_the_file(mode, size):
+    """Writing a file opened by name to a full disk (/dev/full: written in place, as a device is)
+    raises sluice.Error with the file's name and ENOSPC, whether a write(), flush() or close()
+    meets it, and the file is closed; not Python's OSError that names no file."""
+    data = os.urandom(size // 2).hex()
+    for end in ("close", "flush"):
+        f = sluice.open("/dev/full", mode, format="zstd")
+        with pytest.raises(sluice.Error) as caught:
+            f.write(data if mode == "wt" else data.encode())
+            getattr(f, end)()
+        assert caught.value.errno == errno.ENOSPC and caught.value.filename == "/dev/full"
+        assert str(caught.value) == "/dev/full: cannot write: No space left on device"
+        assert f.closed
+
+
+def test_sluice_file_takes_compresslevel_as_gzip_file_does(tmp_path):
+    """SluiceFile(path, "wb", compresslevel=9), as gzip.GzipFile takes it and sluice.open() does:
+    the level; with level= as well, a TypeError before the file is made."""
+    data = text(2_000_000)
+    (tmp_path / "file").mkdir()
+    (tmp_path / "open").mkdir()
+    for level in (1, 9):
+        with sluice.SluiceFile(tmp_path / "file" / f"{level}.gz", "wb", compresslevel=level, mtime=0) as f:
+            f.write(data)
+        with sluice.open(tmp_path / "open" / f"{level}.gz", "wb", level=level, mtime=0) as f:
+            f.write(data)
+        written = (tmp_path / "file" / f"{level}.gz").read_bytes()
+        assert written == (tmp_path / "open" / f"{level}.gz").read_bytes()
+        assert gzip.decompress(written) == data and written[8] == {1: 4, 9: 2}[level]  # gzip's XFL
+    with pytest.raises(TypeError, match="same setting"):
+        sluice.SluiceFile(tmp_path / "both.gz", "wb", level=1, compresslevel=9)
+    assert not (tmp_path / "both.gz").exists()
+    with sluice.tar.open(tmp_path / "a.tar.gz", compresslevel=1) as archive:
+        archive.add(tmp_path / "file" / "9.gz", "9.gz")
+    assert sluice.tar.list(tmp_path / "a.tar.gz")[0].name == "9.gz"
+
+
 # A reader over a file object that may block (a socket, a pipe whose writer is idle) reads it on a
 # thread of its own: closing, the interpreter's exit and Ctrl-C do not wait for the writer.
 _BLOCKED_READER = textwrap.dedent("""

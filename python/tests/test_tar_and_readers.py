@@ -116,6 +116,21 @@ def test_list_reports_members_as_tarfile_does(tmp_path, tree):
     assert "src/sub/deeper/caf\u00e9 \u00fcber.txt" in members
 
 
+def test_the_bounded_walk_list_gives_for_large_archives_sees_what_list_sees(tmp_path, tree):
+    """The walk list()'s docstring gives for a very large archive, tarfile over sluice.open
+    dropping each entry once seen, gives the same entries as list() (a directory's without its
+    "/") while holding one at a time."""
+    archive = tmp_path / "t.tar.zst"
+    sluice.tar.create(archive, ["src"], directory=tmp_path)
+    walked, held = [], 0
+    with sluice.open(archive) as f, tarfile.open(fileobj=f, mode="r|") as reader:
+        while (info := reader.next()) is not None:
+            held = max(held, len(reader.members))
+            reader.members.clear()
+            walked.append(info.name)
+    assert walked == [m.name.rstrip("/") for m in sluice.tar.list(archive)] and held == 1
+
+
 def test_a_hostile_tarfile_archive_is_refused_entry_by_entry(tmp_path):
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as t:
