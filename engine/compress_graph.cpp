@@ -778,7 +778,8 @@ bool compress_in_caller(ByteView input, const CompressOptions& options, const St
 
 int resolve_threads(int threads) {
   if (threads < 0 || threads > kMaxThreads) {
-    throw Error(ErrorKind::kUsage, fmt::format("thread count must be between 1 and {}, not {}", kMaxThreads, threads));
+    throw Error(ErrorKind::kUsage,
+                fmt::format("thread count must be 0 (every core) or between 1 and {}, not {}", kMaxThreads, threads));
   }
   return threads == 0 ? detail::default_threads() : threads;
 }

@@ -1314,6 +1314,9 @@ def test_settings_of_the_wrong_kind_are_plain_errors_raised_at_the_call():
         sluice.compress(b"a", chunk_size=-1)
     with pytest.raises(TypeError, match="level must be an int or None, not str"):
         sluice.compress(b"a", level="5")
+    # 0 is taken (every core): the message says so (it said "between 1 and 1024").
+    with pytest.raises(sluice.UsageError, match=r"thread count must be 0 \(every core\) or between 1 and 1024, not -1"):
+        sluice.compress(b"a" * 2_000_000, threads=-1)
     with pytest.raises(TypeError, match="a bytes-like object is required, not 'str'"):
         sluice.compress("abc")
     # A strided view is taken as Compressor and SluiceFile take it (copied), not refused.
