@@ -1583,56 +1583,28 @@ PYBIND11_MODULE(_native, m) {
                                 bytes_list(warning_list), bytes_list(stats.members_not_found));
         });
 
-  // The entries of `archive` (a path) or `file`, as tuples, and the reader's warnings; with an
-  // `on_entries`, the entries' tuples are given to it in lists of up to `batch` as they are read,
-  // and none is kept (the list returned is empty): memory stays bounded whatever the archive
-  // holds. (Taking the interpreter's lock for each entry, while the loop that takes them held
-  // it, cost 11 us an entry.)
-  m.def("tar_list",
-        [](const std::string& archive, py::object file, int threads, const py::object& on_entries, std::size_t batch) {
-          std::vector<TarEntry> entries;
-          Listed<std::string> warnings;
-          std::optional<PythonFile> python_file;
-          if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
-          TarStats stats;
-          std::exception_ptr callback_error;
-          const auto hand_on = [&] {
-            call_back(on_entries, callback_error, [&] {
-              py::list out;
-              for (const auto& entry : entries) out.append(entry_tuple(entry));
-              return out;
-            });
-            entries.clear();
-          };
-          run_released_with(
-              python_file, kInterruptibleBytes,
-              [&](std::stop_token stop) {
-                std::unique_ptr<ByteSource> source;
-                if (python_file)
-                  source = std::make_unique<PythonSource>(*python_file);
-                else
-                  source = std::make_unique<FdSource>(archive);
-                StoppableSource stoppable(*source, stop);
-                try {
-                  stats = list_tar(
-                      stoppable,
-                      [&](const TarEntry& entry) {
-                        entries.push_back(entry);
-                        if (!on_entries.is_none() && entries.size() >= std::max<std::size_t>(batch, 1)) hand_on();
-                      },
-                      threads, [&](const std::string& message) { warnings.add(message, message.size() + 32); });
-                } catch (const Error&) {
-                  // The archive's error comes after the entries read before it, as list_tar gave them.
-                  if (!on_entries.is_none() && !entries.empty() && !callback_error) hand_on();
-                  throw;
-                }
-                if (!on_entries.is_none() && !entries.empty()) hand_on();
-              },
-              &callback_error);
-          py::list out;
-          for (const auto& entry : entries) out.append(entry_tuple(entry));
-          return py::make_tuple(out, bytes_list(listed_warnings(warnings, archive)));
-        });
+  // The entries of `archive` (a path) or `file`, as tuples, and the reader's warnings.
+  m.def("tar_list", [](const std::string& archive, py::object file, int threads) {
+    std::vector<TarEntry> entries;
+    Listed<std::string> warnings;
+    std::optional<PythonFile> python_file;
+    if (!file.is_none()) python_file.emplace(file, archive.empty() ? "<file>" : archive);
+    TarStats stats;
+    run_released_with(python_file, kInterruptibleBytes, [&](std::stop_token stop) {
+      std::unique_ptr<ByteSource> source;
+      if (python_file)
+        source = std::make_unique<PythonSource>(*python_file);
+      else
+        source = std::make_unique<FdSource>(archive);
+      StoppableSource stoppable(*source, stop);
+      stats = list_tar(
+          stoppable, [&](const TarEntry& entry) { entries.push_back(entry); }, threads,
+          [&](const std::string& message) { warnings.add(message, message.size() + 32); });
+    });
+    py::list out;
+    for (const auto& entry : entries) out.append(entry_tuple(entry));
+    return py::make_tuple(out, bytes_list(listed_warnings(warnings, archive)));
+  });
 
   // ---- Zip archives (sluice/zip.py) ----
   // Creates an archive of `paths` at `archive` (written to a temporary and renamed) or into `file`

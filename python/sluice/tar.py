@@ -4,7 +4,6 @@
     sluice.tar.create("site.tar.zst", ["site/"])            # format from the name, as `sluice tar`
     result = sluice.tar.extract("site.tar.zst", "restore/")  # never writes outside restore/
     for member in sluice.tar.list("site.tar.zst"): print(member.name, member.size)
-    for member in sluice.tar.entries(upload): ...             # one at a time, in bounded memory
 
     with sluice.tar.open("rows.tar.gz", "w") as archive:    # streaming, in constant memory
         archive.add("README.md")
@@ -23,16 +22,14 @@ import atexit
 import builtins
 import dataclasses
 import os
-import queue
 import tarfile
-import threading
 import weakref
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-from . import (SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _integer, _level, _max_output, _native,
-               _path_list, _path_name, _system_error)
+from . import (SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _level, _max_output, _native, _path_list,
+               _path_name, _system_error)
 
-__all__ = ["create", "extract", "list", "entries", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
+__all__ = ["create", "extract", "list", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,85 +196,21 @@ def list(archive, threads: int | None = None) -> "builtins.list[TarMember]":  # 
 
     Every entry is held in memory until the call returns, as the list does after it: about 650
     bytes an entry, whatever the archive's size on disk (a .tar.zst of 86 KB holding 2 million
-    empty files takes 1.3 GB). Where the archive is not trusted, entries() gives them one at a
-    time in bounded memory.
+    empty files takes 1.3 GB). No callback or iterator of the native reader gives them one at a
+    time. To walk such an archive in bounded memory, read it as a stream with tarfile, dropping
+    each entry once seen (tarfile keeps every TarInfo it reads in `members`):
+
+        with sluice.open(path) as f, tarfile.open(fileobj=f, mode="r|") as archive:
+            while (info := archive.next()) is not None:
+                archive.members.clear()
+                ...  # tarfile's reading: a directory's name without its "/", and no TarMember
+
+    extract(on_entry=...) also takes entries one at a time, as each is written; `sluice tar -tvf`
+    prints each one as it is read.
     """
     path, file = _archive(archive)
-    entries, _warnings = _native.tar_list(os.fsencode(path), file, threads or 0, None, 0)
+    entries, _warnings = _native.tar_list(os.fsencode(path), file, threads or 0)
     return [_member(e) for e in entries]
-
-
-# entries() hands entries from its reading thread to the loop in lists of this many, at most two
-# ahead of the loop (one at a time, each cost two thread switches and the interpreter's lock: 22
-# us an entry, against list()'s 4).
-_ENTRIES_BATCH = 256
-
-
-class _End:
-    """What entries()' reading thread puts last: the reading's exception, if it failed."""
-
-    def __init__(self, error: BaseException | None):
-        self.error = error
-
-
-class _Left(Exception):
-    """Raised in the reading thread's callback once the loop over entries() has ended."""
-
-
-def entries(archive, threads: int | None = None) -> Iterator[TarMember]:
-    """The entries of `archive` (a path or a binary file object), in order, one at a time as they
-    are read: memory stays bounded however many it holds (list() holds them all), as iterating
-    over a tarfile.TarFile in "r|" mode does once its `members` are cleared.
-
-        for member in sluice.tar.entries(upload):
-            if member.size > limit: ...
-
-    The archive is read on a thread of its own, at most 768 entries ahead of the loop; leaving the
-    loop early (break, an exception, the iterator's close()) stops the reading before the
-    iterator's end is left, and an error of the archive's (CorruptDataError) is raised by the
-    loop after the entries before it. The arguments are checked at the call.
-    """
-    path, file = _archive(archive)
-    threads = _integer(threads or 0, "threads")
-    ahead: queue.Queue = queue.Queue(2)
-    left = threading.Event()
-
-    def put(item) -> None:
-        while not left.is_set():
-            try:
-                ahead.put(item, timeout=0.05)
-                return
-            except queue.Full:
-                pass
-        raise _Left
-
-    def read() -> None:
-        error = None
-        try:
-            _native.tar_list(os.fsencode(path), file, threads, put, _ENTRIES_BATCH)
-        except _Left:
-            return
-        except BaseException as e:  # given to the loop, which raises it after the entries before it
-            error = e
-        try:
-            put(_End(error))
-        except _Left:
-            pass
-
-    def walk() -> Iterator[TarMember]:
-        reader = threading.Thread(target=read, name="sluice.tar.entries", daemon=True)
-        reader.start()
-        try:
-            while not isinstance(taken := ahead.get(), _End):
-                for entry in taken:
-                    yield _member(entry)
-            if taken.error is not None:
-                raise taken.error
-        finally:
-            left.set()
-            reader.join()
-
-    return walk()
 
 
 class TarWriter:
