@@ -41,7 +41,7 @@ class CompressingHandler final : public TarEntryHandler {
     const bool to_compressed = entry.type == TarEntryType::kHardLink && detail::takes_extension(entry.path) &&
                                detail::takes_extension(entry.link_target) && !entry.link_target.ends_with('/') &&
                                compressed_.count(name_key(entry.link_target));
-    if (compressed || to_compressed) renamed_.path = detail::without_trailing_slashes(entry.path) + extension_;
+    if (compressed || to_compressed) renamed_.path = transcoded_name(entry.path, extension_);
     if (to_compressed) renamed_.link_target += extension_;
     const std::uint64_t made = extractor_.extracted();
     extractor_.begin(renamed_);
@@ -151,6 +151,10 @@ TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& optio
   TarExtractStats stats = run_extract(source, unfiltered, extractor, handler);
   stats.members_not_found = handler.members_not_found();
   return stats;
+}
+
+std::string transcoded_name(const std::string& path, const std::string& extension) {
+  return detail::takes_extension(path) ? detail::without_trailing_slashes(path) + extension : path;
 }
 
 }  // namespace sluice

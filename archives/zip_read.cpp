@@ -1138,9 +1138,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
     const auto unpack = [&](MemberJob& job) {
       current = &job.entry;
       TarEntry entry = as_tar_entry(job.entry);
-      if (compress != nullptr && entry.type == TarEntryType::kFile && detail::takes_extension(entry.path)) {
-        entry.path += extension;
-      }
+      if (compress != nullptr && entry.type == TarEntryType::kFile) entry.path = transcoded_name(entry.path, extension);
       ++stats.entries;
       try {
         if (job.error) std::rethrow_exception(job.error);

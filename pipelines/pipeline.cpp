@@ -582,14 +582,14 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
         const bool file = entry.type == ZipEntryType::kFile;
-        begun(file ? entry.path + extension : entry.path, file);
+        begun(file ? transcoded_name(entry.path, extension) : entry.path, file);
       };
       extract.on_refused = [&](const ZipEntry& entry, const std::string& why) {
         problem(report.refused, fmt::format("{}: refusing member '{}' (archive byte {}): {}", archive,
                                             printable_name(entry.path), entry.header_offset, why));
       };
       extract.on_failed = [&](const ZipEntry& entry, const Error& error) {
-        drop(entry.path + extension);
+        drop(entry.type == ZipEntryType::kFile ? transcoded_name(entry.path, extension) : entry.path);
         problem(report.failed, failure("member ", entry.path, entry.header_offset, error));
       };
       if (plan.compress)

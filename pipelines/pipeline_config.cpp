@@ -125,6 +125,7 @@ class Keys {
     const toml::node* node = find(key);
     if (!node) return std::nullopt;
     if (!node->is_string()) return wrong_type(key, *node, "a string");
+    if (has_nul(*node)) return fail(*node, fmt::format("'{}' holds a NUL byte", key));
     return node->as_string()->get();
   }
   std::optional<bool> boolean(const std::string& key) {
@@ -161,14 +162,23 @@ class Keys {
   std::optional<std::vector<std::string>> strings(const std::string& key) {
     const toml::node* node = find(key);
     if (!node) return std::vector<std::string>{};
-    if (node->is_string()) return std::vector<std::string>{node->as_string()->get()};
+    if (node->is_string()) {
+      if (has_nul(*node)) return fail(*node, fmt::format("'{}' holds a NUL byte", key));
+      return std::vector<std::string>{node->as_string()->get()};
+    }
     if (!node->is_array()) return wrong_type(key, *node, "an array of strings");
     std::vector<std::string> values;
     for (const toml::node& item : *node->as_array()) {
       if (!item.is_string()) return wrong_type(key, item, "an array of strings");
+      if (has_nul(item)) return fail(item, fmt::format("'{}' holds a NUL byte", key));
       values.push_back(item.as_string()->get());
     }
     return values;
+  }
+  // TOML's "\u0000" makes a string the system would end there: a path "in/*\u0000.x" globbed
+  // in/*, a directory "out\u0000/../x" made out. No setting takes one.
+  static bool has_nul(const toml::node& node) {
+    return node.is_string() && node.as_string()->get().find('\0') != std::string::npos;
   }
   // One of `choices`.
   std::optional<std::string> choice(const std::string& key, const std::vector<std::string>& choices) {

@@ -593,6 +593,13 @@ const std::vector<BadConfig> kBadConfigs = {
      "p.toml:4:8: stage 1: 'kind' must be one of decompress, compress, tar, untar, unpack, checksum, not 'zip'"},
     {"paths_not_strings", "[input]\npaths = [1]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:2:10: input: 'paths' must be an array of strings, not an integer"},
+    // A NUL (TOML's \u0000) would end the name at the system: in/* was globbed, out was made.
+    {"path_with_nul",
+     "[input]\npaths = [\"in/*\\u0000.x\"]\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\"\n",
+     "p.toml:2:10: input: 'paths' holds a NUL byte"},
+    {"directory_with_nul",
+     "[input]\npaths = \"in\"\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\\u0000/../x\"\n",
+     "p.toml:6:13: output: 'directory' holds a NUL byte"},
     {"bad_size", "memory_budget = \"lots\"\n" + kGood, "p.toml:1:17: 'memory_budget': invalid size 'lots'"},
     {"stage_order",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[[stage]]\nkind = \"decompress\"\n[output]\ndirectory "

@@ -388,19 +388,20 @@ TEST_F(ZipTest, RefusesPathsOutsideTheDestination) {
 }
 
 // Transcoding refuses the members that extraction refuses: ".", ".." and "x/.." became the files
-// "..gz", "...gz" and "x/...gz" (exit 0), where tar transcoding and zip -x refused them.
+// "..gz", "...gz" and "x/...gz" (exit 0), where tar transcoding and zip -x refused them; and
+// "y/." and "z/./." are "y" and "z" to extraction, so "y.gz" and "z.gz" (they were "y/..gz").
 TEST_F(ZipTest, TranscodingRefusesDotNamesAsExtractionDoes) {
   python(
       "import zipfile\n"
       "with zipfile.ZipFile('dots.zip', 'w') as z:\n"
-      "  for name in ('.', '..', 'x/..', 'fine.txt'): z.writestr(name, b'data')\n");
+      "  for name in ('.', '..', 'x/..', 'y/.', 'z/./.', 'fine.txt'): z.writestr(name, b'data')\n");
   const auto result = sluice("transcode dots.zip --output-dir out -F gzip");
   EXPECT_EQ(result.status, 2) << describe(result);
   for (const char* refused : {"refusing member '.' (archive byte 0)", "refusing member '..' (archive byte",
                               "refusing member 'x/..' (archive byte"}) {
     EXPECT_NE(result.err.find(refused), std::string::npos) << refused << "\n" << result.err;
   }
-  EXPECT_EQ(sh("cd out && find . | sort | tr '\\n' ' '").out, ". ./fine.txt.gz ");
+  EXPECT_EQ(sh("cd out && find . | sort | tr '\\n' ' '").out, ". ./fine.txt.gz ./y.gz ./z.gz ");
   EXPECT_EQ(sh("gzip -dc out/fine.txt.gz").out, "data");
 }
 

@@ -264,6 +264,12 @@ TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options
 // entries, and sparse files, are made as extract_tar makes them, under the same rules.
 TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& options, const CompressOptions& compress);
 
+// The name transcode_tar and transcode_zip write a file entry's compressed file under: the name
+// as the extractor takes it with `extension` ("a/b.txt" -> "a/b.txt.gz", "y/." -> "y.gz"); a name
+// the extractor refuses as it is (".", "..", "x/..", one too long) is given back unchanged, to be
+// refused ("..": "...gz" was written).
+std::string transcoded_name(const std::string& path, const std::string& extension);
+
 // `path` without its first `count` components, as GNU tar's --strip-components counts them
 // (leading slashes skipped, then a component ends at each run of slashes: "./a/b" with 1 is "a/b");
 // "" when nothing is left.
