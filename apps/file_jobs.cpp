@@ -627,7 +627,7 @@ int run_file_jobs(const CliOptions& given) {
     item.error = Error(ErrorKind::kCancelled, "skipped: the batch stopped at an earlier failure", item.input);
     report_item(plan.job_positions[i], item);
   }
-  progress.finish(summary_of(report, compressing, plan.failures.size()));
+  progress.finish(summary_of(report, compressing, plan.failures.size(), plan.jobs.size() - runnable));
 
   const std::size_t failures = failed_inputs.size();
   if (options.json) {
@@ -645,7 +645,7 @@ int run_file_jobs(const CliOptions& given) {
     std::string names;
     for (std::size_t i = 0; i < std::min(failures, kNamed); ++i) names += (i ? ", " : "") + failed_inputs[i];
     if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
-    const std::string not_tried = skipped > 0 ? fmt::format("; {} not tried after it (--fail-fast)", skipped) : "";
+    const std::string not_tried = skipped > 0 ? fmt::format("; {} not tried (--fail-fast)", skipped) : "";
     fmt::print(stderr, "sluice: {} of {} files failed: {}{}\n", failures, total_files, names, not_tried);
   }
   return exit_status(failures + skipped, warnings);

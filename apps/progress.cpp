@@ -104,10 +104,16 @@ std::optional<std::uint64_t> known_input_bytes(std::uint64_t file_bytes, bool re
   return file_bytes + (size - from);
 }
 
-ProgressSummary summary_of(const BatchReport& report, bool compressing, std::size_t failed_before) {
+ProgressSummary summary_of(const BatchReport& report, bool compressing, std::size_t failed_before,
+                           std::size_t not_tried_after) {
   ProgressSummary summary;
+  const auto skipped =
+      static_cast<std::size_t>(std::count_if(report.items.begin(), report.items.end(), [](const ItemResult& item) {
+        return item.status == ItemStatus::kSkipped;
+      }));
   summary.files = report.items.size() - report.failed;
-  summary.failed = report.failed + failed_before;
+  summary.failed = report.failed - skipped + failed_before;
+  summary.not_tried = skipped + not_tried_after;
   summary.input_bytes = report.input_bytes;
   summary.output_bytes = report.output_bytes;
   summary.compressing = compressing;
@@ -164,7 +170,10 @@ void ProgressBar::finish(const ProgressSummary& summary) {
   const std::uint64_t raw = summary.compressing ? summary.input_bytes : summary.output_bytes;
   const std::uint64_t packed = summary.compressing ? summary.output_bytes : summary.input_bytes;
   std::string text = fmt::format("sluice: {} {}", summary.files, summary.files == 1 ? "file" : "files");
-  if (summary.failed > 0) text += fmt::format(" ({} failed)", summary.failed);
+  if (summary.failed > 0 && summary.not_tried > 0)
+    text += fmt::format(" ({} failed, {} not tried)", summary.failed, summary.not_tried);
+  else if (summary.failed > 0)
+    text += fmt::format(" ({} failed)", summary.failed);
   text += fmt::format(", {} -> {}", human_bytes(summary.input_bytes), human_bytes(summary.output_bytes));
   if (raw > 0) text += fmt::format(" ({:.2f}%)", 100.0 * static_cast<double>(packed) / static_cast<double>(raw));
   text += fmt::format(" in {:.2f} s", summary.seconds);

@@ -54,15 +54,18 @@ std::optional<std::uint64_t> known_input_bytes(std::uint64_t file_bytes, bool re
 
 // What the summary line says.
 struct ProgressSummary {
-  std::size_t files = 0;   // done
-  std::size_t failed = 0;  // failed or skipped
+  std::size_t files = 0;      // done
+  std::size_t failed = 0;     // failed
+  std::size_t not_tried = 0;  // skipped: --fail-fast stopped at an earlier failure
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;
   bool compressing = true;  // the ratio is output/input compressing, input/output otherwise
   double seconds = 0;
 };
-// The summary of a batch; `failed_before` counts inputs that failed before the batch (planning).
-ProgressSummary summary_of(const BatchReport& report, bool compressing, std::size_t failed_before = 0);
+// The summary of a batch; `failed_before` counts inputs that failed before the batch (planning),
+// `not_tried_after` those left out of it after a failure (--fail-fast).
+ProgressSummary summary_of(const BatchReport& report, bool compressing, std::size_t failed_before = 0,
+                           std::size_t not_tried_after = 0);
 
 class ProgressBar {
  public:

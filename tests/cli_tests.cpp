@@ -934,9 +934,10 @@ TEST_F(Cli, FailFastStopsAtTheFirstFailure) {
   EXPECT_EQ(json.status, 1);
   EXPECT_NE(json.out.find("{\"summary\": {\"files\": 3, \"failed\": 1, \"skipped\": 2,"), std::string::npos)
       << json.out;
-  EXPECT_NE(json.err.find("sluice: 1 of 3 files failed: missing; 2 not tried after it (--fail-fast)\n"),
-            std::string::npos)
+  EXPECT_NE(json.err.find("sluice: 1 of 3 files failed: missing; 2 not tried (--fail-fast)\n"), std::string::npos)
       << json.err;
+  const auto shown = sluice("--fail-fast --progress missing a c");
+  EXPECT_NE(shown.err.find("sluice: 0 files (1 failed, 2 not tried), "), std::string::npos) << shown.err;
 }
 
 TEST_F(Cli, JsonGivesOneRecordPerFileAndASummary) {
