@@ -441,11 +441,9 @@ ParseResult parse_command_line(int argc, char** argv) {
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
     if (!demo_size.empty()) options.demo_bytes = parse_byte_count(demo_size);
     options.max_output_bytes = parse_max_output(max_output);
-    if (options.output_path == "-") {  // standard output, as the subcommands' -o - and lz4's are
-      if (options.to_stdout) throw Error(ErrorKind::kUsage, "-o and -c cannot be used together");
-      if (options.files.size() > 1 || options.recursive) {
-        throw Error(ErrorKind::kUsage, "-o takes one input file; use --output-dir or -c for several");
-      }
+    // Standard output, as the subcommands' -o - and lz4's are; with -c or several inputs, the
+    // usage errors of -o PATH (check_usage).
+    if (options.output_path == "-" && !options.to_stdout && options.files.size() <= 1 && !options.recursive) {
       options.output_path.clear();
       options.to_stdout = true;
     }
