@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import errno
 import importlib
+import io
 import operator
 import os
 import posixpath
@@ -444,6 +445,7 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     fails is a failed result, not an exception. progress(result) is called as each completes."""
     storage_options = storage_options or {}
     extension = _native.format_info(format)["extension"]
+    asked_level = level  # for compress(), which resolves it itself (gzip's 0 is no level)
     level = _level(level, format)
     chunk, _ = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), backend or "")
     options = _Options(format, level, chunk, _knobs(knobs), backend or "")
@@ -503,7 +505,7 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     for i in big:
         began = time.monotonic()
         try:
-            done = compress(urls[i], outputs[i], format, level, client=client, chunk_size=chunk_size,
+            done = compress(urls[i], outputs[i], format, asked_level, client=client, chunk_size=chunk_size,
                             part_size=part, store_name=store_name, overwrite=overwrite,
                             storage_options=storage_options, backend=backend, **knobs)
             finish(i, (urls[i], outputs[i], "done", done.input_bytes, done.output_bytes,
@@ -561,6 +563,8 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
         step = max(int(blocksize / ratio), 4096)
         starts = list(range(header, size - 8, step)) or [header]
+        if len(starts) == 1:  # one partition: read whole, whatever follows the chunks (a member appended)
+            return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
         parts = [_Partition(url, start=s, next_start=(starts[k + 1] if k + 1 < len(starts) else None), number=k)
                  for k, s in enumerate(starts)]
         return index, size, parts, "chunks"
@@ -967,8 +971,11 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     return sample_bytes, blocks
 
 
-def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str) -> list[str]:
-    pieces = data.decode(encoding, errors).split(linedelimiter)
+def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str | None) -> list[str]:
+    text = data.decode(encoding, errors)
+    if linedelimiter in (None, ""):  # io's universal newlines, as Dask reads them ("" keeps the ends)
+        return list(io.StringIO(text, newline=linedelimiter))
+    pieces = text.split(linedelimiter)
     lines = [piece + linedelimiter for piece in pieces[:-1]]
     if pieces[-1]:  # a last line without its delimiter (the end of the file)
         lines.append(pieces[-1])
@@ -976,12 +983,16 @@ def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str) -> list[
 
 
 def read_text(urlpath, blocksize: int | str | None = "64 MiB", encoding: str = "utf-8", errors: str = "strict",
-              linedelimiter: str = "\n", storage_options: dict | None = None):
+              linedelimiter: str | None = None, storage_options: dict | None = None):
     """dask.bag.read_text for compressed files: a Bag of lines (each with its delimiter, as Dask
-    gives them), partitions cut at unit boundaries as read_bytes() cuts them."""
+    gives them), partitions cut at unit boundaries as read_bytes() cuts them. linedelimiter as
+    Dask's: None (the default) reads "\r\n" and "\r" as "\n", as text files are read
+    (io's universal newlines); "" ends lines at any of them, kept as they are; any other string
+    ends lines there ("\r\n": "\n" alone is no end)."""
     import dask.bag as db
     from dask import delayed
-    _, blocks = read_bytes(urlpath, delimiter=linedelimiter.encode(encoding), blocksize=blocksize, sample=False,
+    delimiter = linedelimiter.encode(encoding) if linedelimiter else b"\n"
+    _, blocks = read_bytes(urlpath, delimiter=delimiter, blocksize=blocksize, sample=False,
                            storage_options=storage_options)
     parts = [delayed(_lines)(block, encoding, errors, linedelimiter) for file_blocks in blocks for block in file_blocks]
     return db.from_delayed(parts)

@@ -258,6 +258,14 @@ def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
     assert isinstance(results[-1].error, OSError)
     sluice.dask.compress(sources[2], tmp_path / "new" / "f2.csv.zst", "zstd", client=False, chunk_size=CHUNK)
     assert (tmp_path / "new" / "f2.csv.zst").read_bytes() == sluice_made(sources[2], "zstd").read_bytes()
+    # A file over part_size at the default level of a format whose levels start at 1: its level
+    # was resolved to 0 twice, and every such file failed ("gzip level must be between 1 and 9").
+    for format in ("gzip", "lz4"):
+        results = sluice.dask.compress_files([sources[3]], out, format, client=False, chunk_size=CHUNK,
+                                             part_size=2 * CHUNK)
+        assert results[0].status == "done", results[0].error
+        extension = {"gzip": ".gz", "lz4": ".lz4"}[format]
+        assert (out / (sources[3].name + extension)).read_bytes() == sluice_made(sources[3], format).read_bytes()
 
 
 # ---- reading in partitions ----
@@ -672,6 +680,39 @@ def test_read_text_and_read_bytes_sample(client, table):
     assert table.read_bytes().startswith(sample) and sample.endswith(b"\n")
     assert paths[0].endswith("table.csv.zst")
     assert sluice.dask.partitions(str(packed), blocksize=200_000)[paths[0]][0] == "zstd seek table"
+
+
+def test_read_text_reads_line_ends_as_dask_does(client, tmp_path):
+    """CRLF and CR lines: the default (linedelimiter=None) reads them as "\n", as Dask's
+    read_text does (io's universal newlines); sluice's kept "\r\n" where Dask gives "\n". The
+    lines are Dask's reading of the plain file whole (in blocks, Dask's own doubles the "\r" of
+    a "\r\n" delimiter: it writes the text through io.StringIO's newline translation)."""
+    import dask.bag
+    plain = tmp_path / "crlf.csv"
+    plain.write_bytes(b"".join(b"row,%d\r\n" % i for i in range(40_000)) + b"cr,1\rcr,2\rlast")
+    packed = sluice_made(plain, "gzip")
+    for delimiter in (None, "", "\r\n", "\n"):
+        expected = dask.bag.read_text(str(plain), linedelimiter=delimiter).compute()
+        assert len(expected) > 40_000
+        for blocksize in (None, 100_000):
+            lines = sluice.dask.read_text(str(packed), blocksize=blocksize, linedelimiter=delimiter).compute()
+            assert lines == expected, (delimiter, blocksize)
+    assert lines[0] == "row,0\r\n" and lines[-1] == "cr,1\rcr,2\rlast"
+
+
+def test_a_file_of_one_partition_is_read_whole_whatever_follows_its_chunks(client, tmp_path):
+    """sluice's gzip chunks then a gzip member appended (gzip -c more >> app.log.gz): in one
+    partition (the default blocksize) it was an error, "the stream goes on after a member", that
+    only blocksize=None avoided; gzip -dc and Dask's gzip read it."""
+    import dask.bag
+    first, more = tmp_path / "a", tmp_path / "b"
+    first.write_bytes(b"".join(b"a %d\n" % i for i in range(30_000)))
+    more.write_bytes(b"".join(b"b %d\n" % i for i in range(30_000)))
+    appended = tmp_path / "app.log.gz"
+    appended.write_bytes(sluice_made(first, "gzip").read_bytes() + gzip.compress(more.read_bytes()))
+    expected = dask.bag.read_text(str(appended), compression="gzip").compute()
+    assert len(expected) == 60_000
+    assert sluice.dask.read_text(str(appended)).compute() == expected
 
 
 # ---- fsspec ----
