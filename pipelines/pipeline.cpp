@@ -419,8 +419,10 @@ void check_stop(const std::stop_token& stop) {
 
 // Two inputs whose outputs have the same name (a/x.log and b/x.log into one directory): a usage
 // error before anything is written, in a run and a dry run alike (the second replaced the first
-// with -f, or failed on the output the run had just written).
-void check_distinct_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs) {
+// with -f, or failed on the output the run had just written). Likewise an output that exists,
+// unless the run overwrites: found when the run reached it, it stopped the run with the outputs
+// before it published and those after it not made.
+void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs) {
   std::unordered_map<std::string, const Input*> taken;
   for (const auto& input : inputs) {
     const std::string output = output_path_for(spec, input, plan);
@@ -431,12 +433,16 @@ void check_distinct_outputs(const PipelineSpec& spec, const Plan& plan, const st
                   fmt::format("'{}' and '{}' would both be written to '{}'", printable_name(at->second->path),
                               printable_name(input.path), printable_name(output)));
     }
+    struct stat existing {};
+    if (!spec.overwrite && ::lstat(output.c_str(), &existing) == 0) {
+      throw Error(ErrorKind::kIo, "already exists", output);  // the command adds how to overwrite
+    }
   }
 }
 
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
                   PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
-  check_distinct_outputs(spec, plan, inputs);
+  check_outputs(spec, plan, inputs);
   for (const auto& input : inputs) {
     check_stop(spec.stop);
     PipelineItem item;
@@ -743,7 +749,7 @@ std::string describe_pipeline(const PipelineSpec& spec) {
     return text;
   }
   const std::vector<Input> inputs = expand_inputs(spec.inputs);
-  if (plan.shape == Plan::Shape::kPerFile) check_distinct_outputs(spec, plan, inputs);
+  if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs);
   for (const auto& input : inputs) {
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
                            : output_path_for(spec, input, plan) == "-" ? "<stdout>"

@@ -149,6 +149,10 @@ class Keys {
     const toml::node* node = find(key);
     if (!node) return std::nullopt;
     if (node->is_integer() && node->as_integer()->get() > 0) return static_cast<std::uint64_t>(node->as_integer()->get());
+    if (node->is_integer()) {  // said as what it is ("not an integer" was said of 0)
+      return fail(*node, fmt::format("'{}' must be a size such as \"4M\" or a positive integer, not {}", key,
+                                     node->as_integer()->get()));
+    }
     if (node->is_string()) {
       try {
         return parse_byte_count(node->as_string()->get());

@@ -207,6 +207,37 @@ TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
 
 // An output that exists stops the run, naming it and the two ways to replace it; -f (or
 // --force) replaces it as output.overwrite = true does.
+// An output that exists is found before anything is written, by a dry run too: found when the
+// run reached it, it stopped the run with the outputs before it published (f1.log.gz), those
+// after it not made, and no manifest.
+TEST_F(Pipeline, AnOutputThatExistsStopsTheRunBeforeAnythingIsWritten) {
+  std::filesystem::create_directories(dir_ / "logs");
+  std::filesystem::create_directories(dir_ / "out");
+  for (const char* name : {"logs/f1.log", "logs/f2.log", "logs/f3.log"}) write_file(dir_ / name, text_bytes(5000, 8));
+  write_file(dir_ / "out/f2.log.gz", text_bytes(10, 9));
+  put_text("p.toml", R"(
+[input]
+paths = ["logs/"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "out"
+)");
+  for (const char* run : {"run -n p.toml", "run p.toml"}) {
+    const auto r = sluice(run);
+    EXPECT_EQ(r.status, 1) << run << ": " << describe(r);
+    EXPECT_EQ(r.err, "sluice: out/f2.log.gz: already exists; use -f (or output.overwrite = true) to overwrite\n");
+    EXPECT_EQ(sh("ls out | tr '\\n' ' '").out, "f2.log.gz ") << run;
+  }
+  EXPECT_EQ(read_file(dir_ / "out/f2.log.gz"), text_bytes(10, 9));
+  const auto forced = sluice("run -f p.toml");
+  EXPECT_EQ(forced.status, 0) << describe(forced);
+  EXPECT_EQ(sh("gzip -dc out/f2.log.gz | cmp - logs/f2.log").status, 0);
+}
+
 TEST_F(Pipeline, ForceOverwritesOutputsThatExistAndTheHintSaysSo) {
   write_file(dir_ / "in.txt", text_bytes(300000, 5));
   put_text("p.toml", R"(
@@ -601,6 +632,8 @@ const std::vector<BadConfig> kBadConfigs = {
      "[input]\npaths = \"in\"\n[[stage]]\nkind = \"compress\"\n[output]\ndirectory = \"out\\u0000/../x\"\n",
      "p.toml:6:13: output: 'directory' holds a NUL byte"},
     {"bad_size", "memory_budget = \"lots\"\n" + kGood, "p.toml:1:17: 'memory_budget': invalid size 'lots'"},
+    {"size_not_positive", "memory_budget = -5\n" + kGood,
+     "p.toml:1:17: 'memory_budget' must be a size such as \"4M\" or a positive integer, not -5"},
     {"stage_order",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"compress\"\n[[stage]]\nkind = \"decompress\"\n[output]\ndirectory "
      "= \"out\"\n",
