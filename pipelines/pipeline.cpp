@@ -132,7 +132,10 @@ struct Input {
 bool has_glob(const std::string& text) { return text.find_first_of("*?[") != std::string::npos; }
 
 // Files, directories (walked, sorted) and glob patterns, in the order given.
-std::vector<Input> expand_inputs(const std::vector<std::string>& patterns) {
+// `skip_compressed`: a directory's files with a compressed suffix are left out, as sluice -r
+// leaves them out when it compresses (a pipeline compressing a directory into itself compressed
+// its own outputs again at each run: a.log.zst.zst).
+std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, bool skip_compressed = false) {
   std::vector<Input> inputs;
   for (const auto& pattern : patterns) {
     if (pattern == "-") {
@@ -158,7 +161,8 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns) {
         std::vector<std::string> files;
         try {
           for (auto it = fs::recursive_directory_iterator(path); it != fs::recursive_directory_iterator(); ++it) {
-            if (it->is_regular_file()) files.push_back(it->path().string());
+            if (it->is_regular_file() && !(skip_compressed && has_compressed_suffix(it->path().string())))
+              files.push_back(it->path().string());
           }
         } catch (const fs::filesystem_error& e) {
           throw Error(ErrorKind::kIo, fmt::format("cannot walk: {}", e.code().message()), e.path1().string());
@@ -410,6 +414,12 @@ std::unique_ptr<ByteSource> open_input(const std::string& path) {
 std::string output_path_for(const PipelineSpec& spec, const Input& input, const Plan& plan) {
   if (!spec.output_is_directory) return spec.output;
   return (fs::path(spec.output) / output_name(input.relative, plan)).string();
+}
+
+// Whether the run compresses each input file as it is (no decompress stage before): then a
+// directory's files already compressed are left out (expand_inputs).
+bool compresses_files(const Plan& plan) {
+  return plan.shape == Plan::Shape::kPerFile && plan.compress && !plan.decompress;
 }
 
 // Throws kCancelled once `stop` is requested.
@@ -748,7 +758,7 @@ std::string describe_pipeline(const PipelineSpec& spec) {
     text += fmt::format("archive: {} -> {}\n", fmt::join(spec.inputs, " "), spec.output == "-" ? "<stdout>" : spec.output);
     return text;
   }
-  const std::vector<Input> inputs = expand_inputs(spec.inputs);
+  const std::vector<Input> inputs = expand_inputs(spec.inputs, compresses_files(plan));
   if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs);
   for (const auto& input : inputs) {
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
@@ -768,7 +778,7 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   try {
     switch (plan.shape) {
       case Plan::Shape::kPerFile:
-        run_per_file(spec, plan, expand_inputs(spec.inputs), report, on_item);
+        run_per_file(spec, plan, expand_inputs(spec.inputs, compresses_files(plan)), report, on_item);
         break;
       case Plan::Shape::kArchive:
         run_archive(spec, plan, report, on_item);
