@@ -47,7 +47,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from . import _chunk_size, _format_for_path, _knobs, _level, _native, _units
+from . import _chunk_size, _format_for_path, _knobs, _level, _native, _system_error, _units
 from . import CorruptDataError, Error, FileResult, UsageError
 from . import decompress as _decompress
 
@@ -256,11 +256,17 @@ def _published(fs, path: str, url: str, overwrite: bool):
     ends well and removed when it does not, so that `path` is whole or untouched. A `path` that
     appeared meanwhile is kept unless `overwrite`."""
     parent = posixpath.dirname(path)
-    if parent:  # created if missing, as sluice.compress_files does (on object stores: nothing to do)
-        fs.makedirs(parent, exist_ok=True)
     temporary = _temporary_beside(fs, path)
+    try:  # failures named for the file asked for, not for the temporary or the parent
+        if parent and fs.exists(parent) and not fs.isdir(parent):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if parent:  # created if missing, as sluice.compress_files does (on object stores: nothing to do)
+            fs.makedirs(parent, exist_ok=True)
+        opened = fs.open(temporary, "wb")
+    except OSError as error:
+        raise _system_error(error, url, "cannot open output") from None
     try:
-        with fs.open(temporary, "wb") as out:
+        with opened as out:
             yield out
         if fs.exists(path):
             if not overwrite:

@@ -239,6 +239,18 @@ def test_an_existing_destination_is_kept_unless_overwrite(client, tmp_path):
     assert gzip.decompress(dst.read_bytes()) == b"a,b\n1,2\n"
 
 
+def test_a_destination_that_cannot_be_made_is_named_in_the_error(tmp_path):
+    """The error named the hidden temporary beside the output, or the parent ("File exists" for a
+    parent that is a file): it names the output asked for, as sluice.open's errors do."""
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"hello\n" * 1000)
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError) as caught:
+        sluice.dask.compress(src, tmp_path / "afile" / "x.gz", client=False)
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(tmp_path / "afile" / "x.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "src.txt"]
+
+
 def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
     sources = []
     for i, size in enumerate([0, 10, 50_000, 5 * CHUNK + 3, 1000]):
