@@ -122,9 +122,14 @@ class _NotADirectoryError(Error, NotADirectoryError):
     """sluice.Error for ENOTDIR; also a NotADirectoryError."""
 
 
+class _BrokenPipeError(Error, BrokenPipeError):
+    """sluice.Error for EPIPE (the reader of a pipe or FIFO went away); also a BrokenPipeError."""
+
+
 _SYSTEM_ERRORS = {
     errno.ENOENT: _FileNotFoundError, errno.EACCES: _PermissionError, errno.EPERM: _PermissionError,
     errno.EEXIST: _FileExistsError, errno.EISDIR: _IsADirectoryError, errno.ENOTDIR: _NotADirectoryError,
+    errno.EPIPE: _BrokenPipeError,
 }
 _native._register_system_errors(_SYSTEM_ERRORS)
 

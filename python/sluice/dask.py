@@ -48,7 +48,7 @@ from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
 from . import _chunk_size, _format_for_path, _knobs, _level, _native, _system_error, _units
-from . import CorruptDataError, Error, FileResult, UsageError
+from . import CorruptDataError, Error, FileResult, TruncatedError, UsageError
 from . import decompress as _decompress
 
 DEFAULT_PART_SIZE = 64 * 1024 * 1024
@@ -818,6 +818,9 @@ class _ChunkPieces:
                 if at + len(data) < self.size and length < _MOST_READ_CHUNKS * self.limit:
                     length *= 2  # a chunk longer than `data`: flushed pieces of a few bytes expand
                     continue
+                if at + len(data) >= self.size:  # the file ends inside the chunk: cut short, as whole
+                    raise TruncatedError(f"{self.part.url}: unexpected end of input: the gzip member is truncated "
+                                         f"(at byte {self.size})", "corrupt_data", self.part.url, self.size)
                 self._fail("no chunk could be decoded", at)
             at, length = next_at, window
 

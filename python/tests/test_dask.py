@@ -727,6 +727,21 @@ def test_a_file_of_one_partition_is_read_whole_whatever_follows_its_chunks(clien
     assert sluice.dask.read_text(str(appended)).compute() == expected
 
 
+def test_a_truncated_file_read_in_partitions_is_a_truncated_error(client, tmp_path):
+    """Cut short inside its last chunk: the partition that reaches the end says the file is
+    truncated (TruncatedError, an EOFError, as reading it whole says), not "no chunk could be
+    decoded ...; read it with blocksize=None", which then said truncated."""
+    plain = tmp_path / "a"
+    plain.write_bytes(b"".join(b"line %d %s\n" % (i, b"x" * (i % 97)) for i in range(100_000)))
+    whole = sluice_made(plain, "gzip").read_bytes()
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    for blocksize in (None, 200_000):
+        with pytest.raises(sluice.TruncatedError, match="truncated") as caught:
+            sluice.dask.read_text(str(cut), blocksize=blocksize).compute()
+        assert isinstance(caught.value, EOFError), blocksize
+
+
 # ---- fsspec ----
 
 @pytest.mark.parametrize("form", ["gzip", "zstd", "lz4"])

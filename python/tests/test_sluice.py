@@ -1862,6 +1862,21 @@ def test_a_full_disk_is_a_sluice_error_naming_the_file(mode, size):
         assert f.closed
 
 
+def test_a_fifo_whose_reader_left_is_a_broken_pipe_error_naming_it(tmp_path):
+    """EPIPE on a FIFO opened by name: sluice's error naming it, and still a BrokenPipeError (a
+    plain sluice.Error was not, so `except BrokenPipeError` missed it)."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    f = sluice.open(fifo, "wb")
+    os.close(reader)
+    with pytest.raises(BrokenPipeError) as caught:
+        f.write(os.urandom(3_000_000))
+        f.close()
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(fifo)
+    assert caught.value.errno == errno.EPIPE and f.closed
+
+
 def test_sluice_file_takes_compresslevel_as_gzip_file_does(tmp_path):
     """SluiceFile(path, "wb", compresslevel=9), as gzip.GzipFile takes it and sluice.open() does:
     the level; with level= as well, a TypeError before the file is made."""
