@@ -1131,6 +1131,46 @@ const char* zip_type_name(ZipEntryType type) {
 }
 
 // A zip entry as the tuple sluice/zip.py makes a ZipMember of.
+// The entries of a tar archive fed to it in pieces (sluice.tar.entries, which reads the archive,
+// through sluice.open where it is compressed): each feed() returns the entries that began in its
+// piece, so that memory stays bounded however many the archive holds (tar_list holds them all).
+// An error of the archive's comes after the entries before it: raised by the next call where the
+// piece that met it began some.
+class TarEntries final : public TarEntryHandler {
+ public:
+  explicit TarEntries(const std::string& name) : reader_(*this, name) {}
+  py::list feed(const py::buffer& data) {
+    if (error_) std::rethrow_exception(error_);
+    const Input input(data);
+    try {
+      reader_.write(input.view());
+    } catch (const Error&) {
+      if (begun_.empty()) throw;
+      error_ = std::current_exception();
+    }
+    return take();
+  }
+  py::list finish() {
+    if (error_) std::rethrow_exception(error_);
+    reader_.finish();
+    return take();
+  }
+  void begin(const TarEntry& entry) override { begun_.push_back(entry); }
+  void data(ByteView) override {}
+  void end() override {}
+
+ private:
+  py::list take() {
+    py::list out;
+    for (const auto& entry : begun_) out.append(entry_tuple(entry));
+    begun_.clear();
+    return out;
+  }
+  std::vector<TarEntry> begun_;
+  std::exception_ptr error_;
+  TarReader reader_;  // last: it calls back into the members above
+};
+
 py::tuple zip_entry_tuple(const ZipEntry& e) {
   return py::make_tuple(py::bytes(e.path), zip_type_name(e.type), e.size, e.compressed_size, e.method_name(), e.crc32,
                         e.mode, e.mtime_seconds, e.header_offset, e.encrypted());
@@ -1468,6 +1508,17 @@ PYBIND11_MODULE(_native, m) {
 
   // ---- Tar archives (sluice/tar.py) ----
   m.def("tar_format_for", [](const std::string& path) { return tar_codec_for_path(path); });
+  // The codec whose stream `prefix` starts, as decompression detects it; "" for none.
+  m.def("detect_format", [](const py::bytes& prefix) {
+    const std::string_view bytes = prefix;
+    const auto found =
+        CodecRegistry::global().detect(ByteView(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+    return found ? found->name : std::string();
+  });
+  py::class_<TarEntries>(m, "TarEntries")
+      .def(py::init<std::string>(), py::arg("name"))
+      .def("feed", &TarEntries::feed)
+      .def("finish", &TarEntries::finish);
 
   // Creates an archive of `paths` at `archive` (a path: written to a temporary and renamed) or
   // into `file` (a binary file object). Returns the stats tuple.
