@@ -429,10 +429,16 @@ void check_stop(const std::stop_token& stop) {
 
 // Two inputs whose outputs have the same name (a/x.log and b/x.log into one directory): a usage
 // error before anything is written, in a run and a dry run alike (the second replaced the first
-// with -f, or failed on the output the run had just written). Likewise an output that exists,
-// unless the run overwrites: found when the run reached it, it stopped the run with the outputs
-// before it published and those after it not made.
-void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs) {
+// with -f, or failed on the output the run had just written). Likewise, in a run, an output that
+// exists, unless the run overwrites: found when the run reached it, it stopped the run with the
+// outputs before it published and those after it not made. (A dry run says of each such output
+// that it exists: output_exists.)
+bool output_exists(const PipelineSpec& spec, const std::string& output) {
+  struct stat existing {};
+  return !spec.overwrite && output != "-" && ::lstat(output.c_str(), &existing) == 0;
+}
+
+void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, bool dry_run) {
   std::unordered_map<std::string, const Input*> taken;
   for (const auto& input : inputs) {
     const std::string output = output_path_for(spec, input, plan);
@@ -443,8 +449,7 @@ void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector
                   fmt::format("'{}' and '{}' would both be written to '{}'", printable_name(at->second->path),
                               printable_name(input.path), printable_name(output)));
     }
-    struct stat existing {};
-    if (!spec.overwrite && ::lstat(output.c_str(), &existing) == 0) {
+    if (!dry_run && output_exists(spec, output)) {
       throw Error(ErrorKind::kIo, "already exists", output);  // the command adds how to overwrite
     }
   }
@@ -452,7 +457,7 @@ void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector
 
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
                   PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
-  check_outputs(spec, plan, inputs);
+  check_outputs(spec, plan, inputs, /*dry_run=*/false);
   for (const auto& input : inputs) {
     check_stop(spec.stop);
     PipelineItem item;
@@ -759,11 +764,13 @@ std::string describe_pipeline(const PipelineSpec& spec) {
     return text;
   }
   const std::vector<Input> inputs = expand_inputs(spec.inputs, compresses_files(plan));
-  if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs);
+  if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs, /*dry_run=*/true);
   for (const auto& input : inputs) {
+    const std::string output = output_path_for(spec, input, plan);
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
-                           : output_path_for(spec, input, plan) == "-" ? "<stdout>"
-                                                                         : output_path_for(spec, input, plan);
+                           : output == "-"                    ? "<stdout>"
+                           : output_exists(spec, output)      ? output + " (exists: the run stops before it writes)"
+                                                              : output;
     text += fmt::format("file: {} -> {}\n", input.path == "-" ? "<stdin>" : input.path, to);
   }
   return text;

@@ -207,8 +207,8 @@ TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
 
 // An output that exists stops the run, naming it and the two ways to replace it; -f (or
 // --force) replaces it as output.overwrite = true does.
-// An output that exists is found before anything is written, by a dry run too: found when the
-// run reached it, it stopped the run with the outputs before it published (f1.log.gz), those
+// An output that exists is found before anything is written (a dry run says so of it): found when
+// the run reached it, it stopped the run with the outputs before it published (f1.log.gz), those
 // after it not made, and no manifest.
 TEST_F(Pipeline, AnOutputThatExistsStopsTheRunBeforeAnythingIsWritten) {
   std::filesystem::create_directories(dir_ / "logs");
@@ -226,12 +226,16 @@ kind = "checksum"
 [output]
 directory = "out"
 )");
-  for (const char* run : {"run -n p.toml", "run p.toml"}) {
-    const auto r = sluice(run);
-    EXPECT_EQ(r.status, 1) << run << ": " << describe(r);
-    EXPECT_EQ(r.err, "sluice: out/f2.log.gz: already exists; use -f (or output.overwrite = true) to overwrite\n");
-    EXPECT_EQ(sh("ls out | tr '\\n' ' '").out, "f2.log.gz ") << run;
-  }
+  const auto dry = sluice("run -n p.toml");
+  EXPECT_EQ(dry.status, 0) << describe(dry);
+  EXPECT_NE(dry.out.find("file: logs/f2.log -> out/f2.log.gz (exists: the run stops before it writes)\n"),
+            std::string::npos)
+      << dry.out;
+  EXPECT_NE(dry.out.find("file: logs/f1.log -> out/f1.log.gz\n"), std::string::npos) << dry.out;
+  const auto r = sluice("run p.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_EQ(r.err, "sluice: out/f2.log.gz: already exists; use -f (or output.overwrite = true) to overwrite\n");
+  EXPECT_EQ(sh("ls out | tr '\\n' ' '").out, "f2.log.gz ");
   EXPECT_EQ(read_file(dir_ / "out/f2.log.gz"), text_bytes(10, 9));
   const auto forced = sluice("run -f p.toml");
   EXPECT_EQ(forced.status, 0) << describe(forced);
