@@ -1138,21 +1138,27 @@ const char* zip_type_name(ZipEntryType type) {
 // piece that met it began some.
 class TarEntries final : public TarEntryHandler {
  public:
-  explicit TarEntries(const std::string& name) : reader_(*this, name) {}
+  explicit TarEntries(const std::string& name) : name_(name), reader_(*this, name) {}
   py::list feed(const py::buffer& data) {
     if (error_) std::rethrow_exception(error_);
     const Input input(data);
+    if (!fed_) foreign_ = foreign_format(input.view().first(std::min<std::size_t>(input.view().size(), 4096)));
+    fed_ = true;
     try {
       reader_.write(input.view());
-    } catch (const Error&) {
-      if (begun_.empty()) throw;
+    } catch (const Error& e) {
+      if (begun_.empty()) throw_as_foreign(e);
       error_ = std::current_exception();
     }
     return take();
   }
   py::list finish() {
     if (error_) std::rethrow_exception(error_);
-    reader_.finish();
+    try {
+      reader_.finish();
+    } catch (const Error& e) {
+      throw_as_foreign(e);
+    }
     return take();
   }
   void begin(const TarEntry& entry) override { begun_.push_back(entry); }
@@ -1166,6 +1172,17 @@ class TarEntries final : public TarEntryHandler {
     begun_.clear();
     return out;
   }
+  // An archive that fails before its first entry and starts as a format sluice does not read is
+  // named as what it is (as list_tar names it), not as a tar with a bad header.
+  [[noreturn]] void throw_as_foreign(const Error& error) {
+    if (reader_.entries() == 0 && !foreign_.empty()) {
+      throw Error(ErrorKind::kCorruptData, "not a tar archive: this is " + foreign_, name_, 0);
+    }
+    throw error;
+  }
+  std::string name_;
+  bool fed_ = false;
+  std::string foreign_;  // what the archive's start is, if it is another format's
   std::vector<TarEntry> begun_;
   std::exception_ptr error_;
   TarReader reader_;  // last: it calls back into the members above

@@ -28,8 +28,8 @@ import tarfile
 import weakref
 from typing import Callable, Iterable, Iterator
 
-from . import (SluiceFile, UsageError, _chunk_size, _ending_on_an_error, _integer, _level, _max_output, _native,
-               _path_list, _path_name, _system_error)
+from . import (Error, SluiceFile, TrailingGarbageError, UsageError, _chunk_size, _ending_on_an_error, _integer, _level,
+               _max_output, _native, _path_list, _path_name, _system_error)
 
 __all__ = ["create", "extract", "list", "entries", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -212,18 +212,31 @@ _ENTRIES_READ = 1 << 20
 _DETECTED_FROM = 4096
 
 
+def _read_some(file, size: int, name: str) -> bytes:
+    """What `file` has, up to `size` bytes, without waiting for all of them where it can
+    (read1: a pipe's entries are given as they come); b"" at its end."""
+    data = (getattr(file, "read1", None) or file.read)(size)
+    if data is None:  # not its end: a non-blocking file object, which list() refuses too
+        raise Error(f"{name}: the file object is non-blocking and had no data", "io", name)
+    return data
+
+
 class _Prefixed:
     """A file object's bytes with the ones already read from it put back in front."""
 
-    def __init__(self, prefix: bytes, file):
+    def __init__(self, prefix: bytes, file, name: str):
         self._prefix, self._file = prefix, file
+        # For SluiceFile's messages: a name that is not UTF-8 with its bytes escaped (n\xff).
+        self.name = os.fsencode(name).decode("utf-8", "backslashreplace")
 
-    def read(self, size: int = -1) -> bytes:
-        if self._prefix:
-            taken = self._prefix if size is None or size < 0 else self._prefix[:size]
-            self._prefix = self._prefix[len(taken):]
-            return taken
-        return self._file.read(size)
+    def read1(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return _read_some(self._file, size if size is not None and size >= 0 else _ENTRIES_READ, self.name)
+        taken = self._prefix if size is None or size < 0 else self._prefix[:size]
+        self._prefix = self._prefix[len(taken):]
+        return taken
+
+    read = read1  # short reads are a file object's right; SluiceFile reads on until b""
 
 
 def entries(archive, threads: int | None = None) -> Iterator[TarMember]:
@@ -234,38 +247,49 @@ def entries(archive, threads: int | None = None) -> Iterator[TarMember]:
         for member in sluice.tar.entries(upload):
             if member.size > limit: ...
 
-    The archive is read 1 MiB at a time (decoded by sluice.open where it is compressed, with
-    `threads`); the entries that begin in it are given before the next is read. An error of the
-    archive's (CorruptDataError) is raised after the entries before it. The arguments are checked
-    at the call; a file opened by name is closed when the loop ends or the iterator is closed.
+    The archive is read as it comes, 1 MiB at most at a time (decoded by sluice.open where it is
+    compressed, with `threads`); the entries that begin in what was read are given before more is
+    read. An error of the archive's (CorruptDataError) is raised after the entries before it;
+    trailing garbage after a compressed archive ends it, as list() takes it. The arguments are
+    checked, and a path opened, at the call; a file opened so is closed when the loop ends or
+    the iterator is closed.
     """
     path, file = _archive(archive)
     threads = _integer(threads or 0, "threads")
-    if threads < 0:
-        raise UsageError(f"threads must be 0 (every core) or more, not {threads}", "usage")
-    return _entries(path, file, threads)
+    if not 0 <= threads <= 1024:
+        raise UsageError(f"thread count must be 0 (every core) or between 1 and 1024, not {threads}", "usage")
+    if file is None:
+        try:
+            file = builtins.open(path, "rb")
+        except OSError as error:
+            raise _system_error(error, path, "cannot open") from None
+        return _entries(path, file, True, threads)
+    return _entries(path or "<file>", file, False, threads)
 
 
-def _entries(path: str, file, threads: int) -> Iterator[TarMember]:
+def _entries(name: str, raw, owned: bool, threads: int) -> Iterator[TarMember]:
     with contextlib.ExitStack() as opened:
-        raw = file if file is not None else opened.enter_context(builtins.open(path, "rb"))
+        if owned:
+            opened.callback(raw.close)
         data = b""
         while len(data) < _DETECTED_FROM:  # enough to tell the format, however the file gives it
-            more = raw.read(_ENTRIES_READ)
+            more = _read_some(raw, _ENTRIES_READ, name)
             if not more:
                 break
             data += more
         stream = raw
         if _native.detect_format(bytes(data[:_DETECTED_FROM])):  # compressed: sluice.open decodes it
-            source = path if file is None else _Prefixed(data, raw)
-            stream = opened.enter_context(SluiceFile(source, "rb", threads=threads))
+            stream = opened.enter_context(SluiceFile(_Prefixed(data, raw, name), "rb", threads=threads))
             data = b""
-        parser = _native.TarEntries(path or "<file>")
+        parser = _native.TarEntries(os.fsencode(name))
         while True:
             if data:
                 for entry in parser.feed(data):
                     yield _member(entry)
-            data = stream.read(_ENTRIES_READ)
+            try:
+                data = _read_some(stream, _ENTRIES_READ, name)
+            except TrailingGarbageError:
+                break  # after the stream, all of it read: list() warns of it
             if not data:
                 break
         for entry in parser.finish():

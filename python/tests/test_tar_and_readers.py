@@ -158,6 +158,44 @@ def test_entries_gives_what_list_gives_from_paths_and_file_objects(tmp_path, tre
         sluice.tar.entries(plain, threads=-1)
 
 
+def test_entries_from_fifos_odd_names_and_odd_files_as_list_reads_them(tmp_path, tree):
+    """What a second reader found in entries(): a compressed archive named by a FIFO's path was
+    opened twice (its first bytes lost, or a hang), a non-blocking file object gave a short
+    listing without an error, a name that is not UTF-8 was a TypeError, a missing file was
+    Python's error at the first next(), trailing garbage after the stream was an error (list()
+    warns), an xz file was "truncated inside a header"."""
+    packed = tmp_path / "t.tar.zst"
+    sluice.tar.create(packed, ["src"], directory=tmp_path)
+    listed = sluice.tar.list(packed)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with subprocess.Popen(["sh", "-c", f"cat {packed} > {fifo}"]):
+        assert [m for m in sluice.tar.entries(fifo)] == listed
+    odd = tmp_path / os.fsdecode(b"n\xff.tar.zst")
+    odd.write_bytes(packed.read_bytes())
+    assert [m for m in sluice.tar.entries(odd)] == listed
+    assert [m for m in sluice.tar.entries(os.fsencode(odd))] == listed
+    with pytest.raises(FileNotFoundError) as caught:
+        sluice.tar.entries(tmp_path / "missing.tar")  # at the call
+    assert isinstance(caught.value, sluice.Error)
+    with pytest.raises(sluice.UsageError):
+        sluice.tar.entries(packed, threads=2**31)
+    (tmp_path / "garbage.tar.zst").write_bytes(packed.read_bytes() + b"garbage")
+    assert [m for m in sluice.tar.entries(tmp_path / "garbage.tar.zst")] == listed
+    (tmp_path / "x.tar.xz").write_bytes(b"\xfd7zXZ\0" + bytes(100))
+    with pytest.raises(sluice.CorruptDataError, match="not a tar archive: this is an xz stream"):
+        next(sluice.tar.entries(tmp_path / "x.tar.xz"))
+    reader, writer = os.pipe()
+    os.set_blocking(reader, False)
+    try:  # nothing written yet: read() gives None
+        with open(reader, "rb", buffering=0, closefd=False) as f:
+            with pytest.raises(sluice.Error, match="non-blocking"):
+                next(sluice.tar.entries(f))
+    finally:
+        os.close(reader)
+        os.close(writer)
+
+
 # The peak of this process's own memory (VmHWM: ru_maxrss keeps the forked parent's across exec).
 _PEAK = textwrap.dedent("""
     import re, sys, sluice.tar
