@@ -701,13 +701,15 @@ def test_read_text_reads_line_ends_as_dask_does(client, tmp_path):
     a "\r\n" delimiter: it writes the text through io.StringIO's newline translation)."""
     import dask.bag
     plain = tmp_path / "crlf.csv"
-    plain.write_bytes(b"".join(b"row,%d\r\n" % i for i in range(40_000)) + b"cr,1\rcr,2\rlast")
+    plain.write_bytes(b"".join(b"row,%d\r\n" % i for i in range(8_000)) + b"cr,1\rcr,2\rlast")
     packed = sluice_made(plain, "gzip")
     for delimiter in (None, "", "\r\n", "\n"):
         expected = dask.bag.read_text(str(plain), linedelimiter=delimiter).compute()
-        assert len(expected) > 40_000
-        for blocksize in (None, 100_000):
-            lines = sluice.dask.read_text(str(packed), blocksize=blocksize, linedelimiter=delimiter).compute()
+        assert len(expected) > 8_000
+        for blocksize in (None, 20_000):
+            bag = sluice.dask.read_text(str(packed), blocksize=blocksize, linedelimiter=delimiter)
+            assert bag.npartitions == (1 if blocksize is None else 3)
+            lines = bag.compute()
             assert lines == expected, (delimiter, blocksize)
     assert lines[0] == "row,0\r\n" and lines[-1] == "cr,1\rcr,2\rlast"
 
