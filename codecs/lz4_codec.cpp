@@ -328,9 +328,11 @@ class Lz4Splitter final : public StreamSplitter {
                   {}, offset);
     }
   }
-  // Fewer than four bytes left after the last frame: the streaming decoder tells the start of a
-  // frame cut short from trailing garbage (Lz4Decoder::finish).
-  Cut cut_at_end(ByteView, std::uint64_t) override { return !in_frame_ && !legacy_ && frames_ > 0 ? serial() : Cut{}; }
+  // Left at the end between frames: a frame cut short (a one-block frame is one unit, so it is
+  // all that is left), or fewer than four bytes after the last frame. The streaming decoder gives
+  // what its complete blocks decode to, then tells a frame cut short from trailing garbage
+  // (Lz4Decoder::finish). Within a frame of several blocks the complete ones are units already.
+  Cut cut_at_end(ByteView, std::uint64_t) override { return !in_frame_ && !legacy_ ? serial() : Cut{}; }
   // Between frames: a new decoder starts at the next one (not within a frame's blocks, nor in a
   // legacy stream, whose blocks a resumed decoder would not know for one).
   bool serial_may_start_here() const override { return !in_frame_ && !legacy_; }

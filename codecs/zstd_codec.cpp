@@ -292,9 +292,11 @@ class ZstdSplitter final : public StreamSplitter {
     return unit(frame, most);
   }
   void finish_at(std::uint64_t) override {}
-  // A few bytes left after the last frame: the streaming decoder tells a frame cut short from
-  // trailing garbage (ZstdDecoder::finish).
-  Cut cut_at_end(ByteView, std::uint64_t) override { return frames_ > 0 ? serial() : Cut{}; }
+  // What is left at the end, a frame cut short or a few bytes after the last frame: the streaming
+  // decoder gives what the frame's complete blocks decode to, then tells a frame cut short from
+  // trailing garbage (ZstdDecoder::finish). (Said truncated here, a one-frame file cut short gave
+  // nothing, where zstd -d gives all but its last block.)
+  Cut cut_at_end(ByteView, std::uint64_t) override { return serial(); }
   // Units are whole frames: every cut ends where a frame may begin.
   bool serial_may_start_here() const override { return true; }
 
