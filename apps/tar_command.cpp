@@ -261,12 +261,7 @@ int run_create(const TarCliOptions& options) {
     return changed > 0 ? kExitFailure : kExitSuccess;
   }
   OutputFile output(options.archive, /*overwrite=*/true);  // tar replaces an existing archive
-  const FileStatus written = output.status();
-  create.skip_files.emplace_back(written.device, written.inode);
-  // And the archive it replaces, which GNU tar, writing in place, never finds either.
-  if (struct stat existing{}; ::stat(options.archive.c_str(), &existing) == 0) {
-    create.skip_files.emplace_back(existing.st_dev, existing.st_ino);
-  }
+  create.skip_files = output.own_files();
   const TarStats stats = create_tar(options.paths, output, codec, compress, create);
   output.commit(false);
   if (options.totals) print_totals("written", stats);

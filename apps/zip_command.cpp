@@ -106,8 +106,7 @@ int run_create(const ZipCliOptions& options) {
   // of zip who meant to add would lose its members (checked again when the new one is put in place).
   try {
     OutputFile output(options.archive, options.force);
-    const FileStatus written = output.status();
-    create.skip_files.emplace_back(written.device, written.inode);
+    create.skip_files = output.own_files();
     create_zip(options.paths, output, create);
     output.commit(false);
   } catch (const Error& e) {

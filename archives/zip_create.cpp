@@ -11,7 +11,7 @@
 #include <chrono>
 #include <limits>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
@@ -197,9 +197,19 @@ class ZipWriter {
     entry.mtime_seconds = options_.mtime_seconds ? *options_.mtime_seconds : status.st_mtim.tv_sec;
     member->external = static_cast<std::uint32_t>(status.st_mode) << 16;
     if (S_ISDIR(status.st_mode)) member->name += '/';
-    // A name given twice, or a path under one given before ("a a/b"), is stored once, as Info-ZIP
+    // A file given twice, or a path under one given before ("a a/b"), is stored once, as Info-ZIP
     // does: unzip asks what to do with a second member of a name, and 7-Zip refuses to write one.
-    if (!names_.insert(member->name).second) return nullptr;
+    // Another file whose name comes out the same ("x/f" and "../x/f", whose "../" is not stored)
+    // is an error, as Info-ZIP's "cannot repeat names": left out, it was lost without a word.
+    const auto [first, added] =
+        names_.try_emplace(member->name, FirstOfName{status.st_dev, status.st_ino, walked.disk_path});
+    if (!added) {
+      if (first->second.device == status.st_dev && first->second.inode == status.st_ino) return nullptr;
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("would be stored as '{}', the name of {} already: a zip holds one member of a name",
+                              member->name, first->second.disk_path),
+                  walked.disk_path);
+    }
     auto piece = std::make_shared<Piece>();
     piece->member = member;
     piece->first = true;
@@ -485,7 +495,12 @@ class ZipWriter {
   TreeWalk walk_;
   CompressOptions compress_;
   std::uint16_t method_ = 0;
-  std::unordered_set<std::string> names_;  // of the members started
+  struct FirstOfName {
+    dev_t device;
+    ino_t inode;
+    std::string disk_path;
+  };
+  std::unordered_map<std::string, FirstOfName> names_;  // of the members started: the file that has each
   std::size_t history_bytes_ = 0;
   std::size_t chunk_bytes_ = 0;
   // The file being read: its member, descriptor and path, and the tail of its last piece.

@@ -730,6 +730,15 @@ FileStatus OutputFile::status() const {
   return file_status(result);
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> OutputFile::own_files() const {
+  const FileStatus written = status();
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> files{{written.device, written.inode}};
+  if (struct stat replaced{}; ::stat(path_.c_str(), &replaced) == 0) {
+    files.emplace_back(replaced.st_dev, replaced.st_ino);
+  }
+  return files;
+}
+
 std::size_t MemorySource::read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) {
   if (offset >= bytes_.size()) return 0;
   const std::size_t n = std::min<std::uint64_t>(max_bytes, bytes_.size() - offset);

@@ -116,6 +116,15 @@ TEST_F(ZipTest, ANameGivenTwiceIsStoredOnce) {
             "src/big.txt src/sub/ src/sub/deeper/ src/sub/deeper/small.txt src/sub/\xc3\xa9t\xc3\xa9 "
             "\xe5\x90\x8d.txt\n");
   expect_ok(sh("unzip -q twice.zip -d out < /dev/null"));
+  // Two files whose names come out the same (the "../" is not stored): an error naming both, as
+  // Info-ZIP's "cannot repeat names", and no archive; the second was left out without a word.
+  put("x/f", testing::to_bytes(std::string("outer\n")));
+  put("in/x/f", testing::to_bytes(std::string("inner\n")));
+  const auto clash = sh(fmt::format("cd in && {} zip -c -o ../clash.zip x/f ../x/f", testing::sluice()));
+  EXPECT_EQ(clash.status, 2) << describe(clash);
+  EXPECT_NE(clash.err.find("../x/f: would be stored as 'x/f', the name of x/f already"), std::string::npos)
+      << clash.err;
+  EXPECT_FALSE(fs::exists(dir_ / "clash.zip"));
 }
 
 TEST_F(ZipTest, SameTreeSameBytesForAnyThreadCount) {
@@ -508,6 +517,15 @@ TEST_F(ZipTest, AnArchiveThatExistsIsReplacedOnlyWithForceAndMinusKKeepsFiles) {
   EXPECT_EQ(dir_.listing(), (std::vector<std::string>{"bundle.zip", "src"})) << "no temporary left";
   expect_ok(sluice("zip -c --force -o bundle.zip src/b.txt"));
   EXPECT_EQ(sh("unzip -Z1 bundle.zip").out, "src/b.txt\n");
+  // Replaced inside the tree it archives: the archive it replaces is left out, as the one being
+  // written is (it was packed into the new one, which grew at each run).
+  expect_ok(sluice("zip -c -o src/self.zip src"));
+  const auto replaced = sluice("zip -c --force -o src/self.zip src");
+  EXPECT_EQ(replaced.status, 0) << describe(replaced);
+  EXPECT_NE(replaced.err.find("src/self.zip: is the archive being written; not added"), std::string::npos)
+      << replaced.err;
+  EXPECT_EQ(sh("unzip -Z1 src/self.zip").out, "src/\nsrc/a.txt\nsrc/b.txt\n");
+  fs::remove(dir_ / "src/self.zip");
 
   put("out/src/b.txt", testing::to_bytes(std::string("mine\n")));
   const auto kept = sluice("zip -x -k -f bundle.zip -C out");

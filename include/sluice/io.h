@@ -13,6 +13,8 @@
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sluice/bytes.h"
 
@@ -212,6 +214,11 @@ class OutputFile final : public ByteSink {
   // The file being written (fstat of the temporary, or of the device): lets a caller that walks
   // directories recognise its own output, as tar must.
   FileStatus status() const;
+  // The files an archive written here leaves out where it walks a tree that holds them, as
+  // (device, inode): the one being written, and the one it replaces (at `path` now), which GNU
+  // tar, writing in place, never finds either. Without the second, each run of a --force zip
+  // into a tree it archives packed the last run's archive inside the new one.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> own_files() const;
 
  private:
   OutputFile() = default;

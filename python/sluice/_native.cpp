@@ -1575,8 +1575,7 @@ PYBIND11_MODULE(_native, m) {
                   return;
                 }
                 OutputFile output(archive, /*overwrite=*/true);
-                const FileStatus written = output.status();
-                create.skip_files.emplace_back(written.device, written.inode);
+                create.skip_files = output.own_files();
                 StoppableSink stoppable(output, stop);
                 stats = create_tar(paths, stoppable, format, compress, create);
                 output.commit(false);
@@ -1710,8 +1709,7 @@ PYBIND11_MODULE(_native, m) {
                   return;
                 }
                 OutputFile output(archive, /*overwrite=*/true);
-                const FileStatus written = output.status();
-                create.skip_files.emplace_back(written.device, written.inode);
+                create.skip_files = output.own_files();
                 stats = create_zip(paths, output, create);
                 output.commit(false);
               },
