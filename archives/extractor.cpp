@@ -160,10 +160,13 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       // With keep_existing, what is there stays: a directory entry joins a directory that exists,
       // and is refused where something else is (a symbolic link was replaced by it, silently).
       struct stat existing {};
-      if (options_.keep_existing && ::lstat(path.c_str(), &existing) == 0 &&
+      const bool keep =
+          options_.keep_existing || (options_.keep_what_was_there && !written_.contains(name_key(*relative)));
+      if (keep && ::lstat(path.c_str(), &existing) == 0 &&
           (entry.type != TarEntryType::kDirectory || !S_ISDIR(existing.st_mode))) {
         throw Refusal{"it exists already and is kept"};
       }
+      if (options_.keep_what_was_there) written_.insert(name_key(*relative));
       switch (entry.type) {
         case TarEntryType::kFile:
           check_output_limit(entry);
@@ -558,6 +561,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   // in, and those made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of
   // those); by SHA-256, so that no archive can make names meet in one bucket of the set.
   std::unordered_set<NameKey, NameKeyHash> verified_;
+  std::unordered_set<NameKey, NameKeyHash> written_;  // names entries took (keep_what_was_there)
   std::map<std::string, PendingDirectory> pending_;  // directories waiting for their modes and times, by path
   std::size_t pending_bytes_ = 0;
   std::unique_ptr<OutputFile> file_;

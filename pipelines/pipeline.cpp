@@ -597,6 +597,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
     if (looks_like_zip(*opened)) {
       ZipExtractOptions extract;
       extract.directory = spec.output;
+      extract.keep_what_was_there = !spec.overwrite;  // as a file's output is (transcode --output-dir replaced them)
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;
@@ -620,6 +621,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
     } else {
       TarExtractOptions extract;
       extract.directory = spec.output;
+      extract.keep_what_was_there = !spec.overwrite;
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;

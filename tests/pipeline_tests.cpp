@@ -465,7 +465,16 @@ directory = "out"
   EXPECT_FALSE(fs::exists(dir_ / "out/d/a.txt"));
   EXPECT_EQ(read_file(dir_ / "out/SHA256SUMS"), to_bytes(std::string("kept\n")));
   unpack("u.toml", "gzip");
+  // A file there before the run is not replaced by an entry, as an existing output is not, unless
+  // -f (the manifest is the run's, written at its end either way).
+  put_text("out/d/a.txt", "mine\n");
   r = sluice("run u.toml");
+  EXPECT_NE(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("arch.tar.gz: refusing entry 'd/a.txt' (archive byte 512): it exists already and is kept"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_file(dir_ / "out/d/a.txt"), to_bytes(std::string("mine\n")));
+  r = sluice("run -f u.toml");
   ASSERT_EQ(r.status, 0) << describe(r);
   r = sh("cd out && sha256sum -c SHA256SUMS");
   EXPECT_EQ(r.status, 0) << describe(r);

@@ -273,6 +273,16 @@ TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
   }
   EXPECT_TRUE(fs::is_symlink(dir_ / "gz/src/link"));
   EXPECT_FALSE(fs::exists(dir_ / "gz/src/big.txt"));
+  // Again into the same directory: what is there is kept without -f (it was replaced, exit 0),
+  // as an existing output of `sluice transcode -o` is; -f replaces it.
+  put("gz/src/empty.gz", testing::to_bytes(std::string("precious\n")));
+  const auto again = sluice("transcode bundle.zip --output-dir gz -F gzip");
+  EXPECT_NE(again.status, 0) << describe(again);
+  EXPECT_NE(again.err.find("refusing member 'src/empty'"), std::string::npos) << again.err;
+  EXPECT_NE(again.err.find("it exists already and is kept"), std::string::npos) << again.err;
+  EXPECT_EQ(get("gz/src/empty.gz"), testing::to_bytes(std::string("precious\n")));
+  expect_ok(sluice("transcode -f bundle.zip --output-dir gz -F gzip"));
+  expect_ok(sh("gzip -dc gz/src/empty.gz | cmp - src/empty"));
   const auto names = sh("gzip -lN gz/src/big.txt.gz | tail -1");
   EXPECT_NE(names.out.find("gz/src/big.txt"), std::string::npos) << describe(names);
   // A tar (compressed) the same way, to zstd.

@@ -223,6 +223,10 @@ struct TarExtractOptions {
   // included; a directory entry joins a directory that exists (GNU tar's --keep-old-files). By
   // default it is replaced, never written through.
   bool keep_existing = false;
+  // keep_existing for what was there before the extraction began only: an entry still replaces
+  // what an earlier entry of this extraction wrote (a name an archive holds twice, as GNU tar
+  // extracts it). Transcoding into a directory without overwriting. Memory: each entry's name.
+  bool keep_what_was_there = false;
   // A directory entry whose name holds a file replaces it, as GNU tar and bsdtar do; false: the
   // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link
   // there is replaced either way, never followed.

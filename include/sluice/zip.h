@@ -131,6 +131,7 @@ struct ZipExtractOptions {
   // A member whose name exists already is refused, and what is there kept (as
   // TarExtractOptions::keep_existing); by default it is replaced, never written through.
   bool keep_existing = false;
+  bool keep_what_was_there = false;  // as TarExtractOptions::keep_what_was_there
   // The most bytes of file contents to write (0: no limit): when the members to extract declare
   // more in all, the call throws Error(kLimit) before anything is written (a member decoding to
   // more than it declares fails), so that a small archive (a zip bomb) cannot fill a disk.
