@@ -830,13 +830,21 @@ bool TarExclude::excludes(const std::string& entry_path) const {
   const std::string path = normalise_member(entry_path);
   if (path.empty()) return false;
   // Each tail of the path from a component on; FNM_LEADING_DIR also matches what lies under it.
+  // The name as stored too, as GNU tar matches it: "./a" and "*/top" match "./a" and "./top" of
+  // an archive of "." (normalised to "a" and "top" alone, neither matched, and what the user
+  // left out was archived).
   if (path.size() < PATH_MAX) {
-    for (std::size_t at = 0;;) {
-      if (matches_at(path, at, path.size())) return true;
-      const std::size_t slash = path.find('/', at);
-      if (slash == std::string::npos) return false;
-      at = slash + 1;
-    }
+    const auto any_tail = [&](const std::string& name) {
+      for (std::size_t at = 0;;) {
+        if (matches_at(name, at, name.size())) return true;
+        const std::size_t slash = name.find('/', at);
+        if (slash == std::string::npos) return false;
+        at = slash + 1;
+      }
+    };
+    if (any_tail(path)) return true;
+    const std::string stored = detail::without_trailing_slashes(entry_path);  // "./a/" is the directory "./a"
+    return stored != path && stored.size() < PATH_MAX && any_tail(stored);
   }
   // A longer name (it cannot be created, but it can be listed or written to stdout): each tail
   // costs its length, and 8 MiB of "a/" would take hours. Matched whole, then by the tails that

@@ -332,6 +332,18 @@ TEST_F(Tar, ExcludeLeavesOutWhatGnuTarLeavesOut) {
   EXPECT_TRUE(fs::exists(dir_ / "out/build/lib/readme"));
   EXPECT_EQ(sorted_listing(testing::sluice() + " tar -t -f all.tar --exclude='*.c' --exclude=lib"),
             sorted_listing("tar -tf all.tar --exclude='*.c' --exclude=lib"));
+  // An archive of "." (names "./src/..."): patterns that start with "./" or "*/" match the names as
+  // stored, as GNU tar's do (`--exclude ./node_modules`); they matched nothing, and all was kept.
+  const std::string dotted = "--exclude ./src/.git --exclude='*/build' --exclude='./src/a/*' --exclude=keep.txt";
+  r = sluice_tar("-c -f dot.tar -C t " + dotted + " .");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  const std::string dot = sorted_listing("tar -tf dot.tar");
+  EXPECT_EQ(dot, sorted_listing("tar -cf - -C t " + dotted + " . | tar -t"));
+  EXPECT_EQ(dot, "./\n./src/\n./src/a/\n./src/main.c\n./src/main.o\n") << dot;
+  r = sh("tar -cf dotall.tar -C t .");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sorted_listing(testing::sluice() + " tar -t -f dotall.tar " + dotted),
+            sorted_listing("tar -tf dotall.tar " + dotted));
 }
 
 TEST_F(Tar, CreateErrorsLeaveNoArchive) {
