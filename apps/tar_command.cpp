@@ -545,7 +545,8 @@ int run_tar_command(int argc, char** argv) {
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk, e.g. 1M")->type_name("SIZE");
   add_codec_flags(app, options.codec_flags);
   app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");
-  app.add_option("--mtime", options.mtime, "Store this modification time for every entry (@SECONDS or a UTC date)")
+  app.add_option("--mtime", options.mtime,
+                 "Store this modification time for every entry (@SECONDS, or a date: UTC unless it gives an offset)")
       ->type_name("TIME");
   app.add_option("--owner", options.owner, "Store this owner for every entry (NAME, NAME:ID or ID)")->type_name("OWNER");
   app.add_option("--group", options.group, "Store this group for every entry (NAME, NAME:ID or ID)")->type_name("GROUP");

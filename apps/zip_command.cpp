@@ -225,7 +225,8 @@ int run_zip_command(int argc, char** argv) {
   app.add_option("--chunk-size", options.chunk_size, "Bytes per compressed chunk of a big file, e.g. 1M")
       ->type_name("SIZE");
   app.add_flag("-v,--verbose", options.verbose, "Name each entry (long form when listing)");
-  app.add_option("--mtime", options.mtime, "Store this modification time for every entry (@SECONDS or a UTC date)")
+  app.add_option("--mtime", options.mtime,
+                 "Store this modification time for every entry (@SECONDS, or a date: UTC unless it gives an offset)")
       ->type_name("TIME");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
                "Extract setuid/setgid bits and ignore the umask");

@@ -12,9 +12,10 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <cstring>
+#include <ctime>
 #include <map>
+#include <optional>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -319,6 +320,81 @@ std::size_t TarWriterSource::read(std::uint8_t* dst, std::size_t max_bytes) { re
 const std::string& TarWriterSource::name() const { return state_->name; }
 std::uint64_t TarWriterSource::entries() const { return state_->entries; }
 
+namespace {
+
+// "YYYY-MM-DD", or with " HH:MM[:SS[.fraction]]" ('T' for the space), then "Z", "UTC" or an offset
+// (+HH, +HHMM, +HH:MM; git log --date=iso writes " +0200"): the seconds since the epoch (a fraction
+// dropped), nothing for anything else. Every character is read: trailing text (a zone's name)
+// was taken for UTC, and the time was off by the offset.
+std::optional<std::int64_t> parse_iso_time(const std::string& text) {
+  std::size_t at = 0;
+  const auto digits = [&](std::size_t count) -> std::optional<int> {
+    if (at + count > text.size()) return std::nullopt;
+    int value = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      const char c = text[at + i];
+      if (c < '0' || c > '9') return std::nullopt;
+      value = value * 10 + (c - '0');
+    }
+    at += count;
+    return value;
+  };
+  const auto take = [&](char c) {
+    if (at < text.size() && text[at] == c) return ++at, true;
+    return false;
+  };
+  std::tm time{};
+  const auto year = digits(4);
+  if (!year || !take('-')) return std::nullopt;
+  const auto month = digits(2);
+  if (!month || !take('-')) return std::nullopt;
+  const auto day = digits(2);
+  if (!day || *month < 1 || *month > 12 || *day < 1 || *day > 31) return std::nullopt;
+  time.tm_year = *year - 1900;
+  time.tm_mon = *month - 1;
+  time.tm_mday = *day;
+  std::int64_t offset = 0;
+  if (at < text.size()) {
+    if (!take(' ') && !take('T')) return std::nullopt;
+    const auto hour = digits(2);
+    if (!hour || !take(':')) return std::nullopt;
+    const auto minute = digits(2);
+    if (!minute || *hour > 23 || *minute > 59) return std::nullopt;
+    time.tm_hour = *hour;
+    time.tm_min = *minute;
+    if (take(':')) {
+      const auto second = digits(2);
+      if (!second || *second > 60) return std::nullopt;
+      time.tm_sec = *second;
+      if (take('.') || take(',')) {
+        const std::size_t from = at;
+        while (at < text.size() && text[at] >= '0' && text[at] <= '9') ++at;
+        if (at == from) return std::nullopt;
+      }
+    }
+    take(' ');
+    if (text.compare(at, std::string::npos, "UTC") == 0) {
+      at = text.size();
+    } else if (!take('Z') && at < text.size() && (text[at] == '+' || text[at] == '-')) {
+      const int sign = text[at++] == '-' ? -1 : 1;
+      const auto hours = digits(2);
+      if (!hours || *hours > 23) return std::nullopt;
+      take(':');
+      int minutes = 0;
+      if (at < text.size()) {
+        const auto given = digits(2);
+        if (!given || *given > 59) return std::nullopt;
+        minutes = *given;
+      }
+      offset = sign * (*hours * 3600 + minutes * 60);
+    }
+  }
+  if (at != text.size()) return std::nullopt;
+  return static_cast<std::int64_t>(::timegm(&time)) - offset;
+}
+
+}  // namespace
+
 std::int64_t parse_tar_mtime(const std::string& text) {
   if (text.starts_with("@")) {
     try {
@@ -327,27 +403,13 @@ std::int64_t parse_tar_mtime(const std::string& text) {
       if (used == text.size() - 1) return value;
     } catch (const std::exception&) {
     }
-  } else {
-    std::tm time{};
-    int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-    char separator = 0;
-    const int fields = std::sscanf(text.c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &year, &month, &day, &separator,
-                                   &hour, &minute, &second);
-    const bool date_only = fields == 3 && text.size() == 10;
-    const bool with_time = fields >= 6 && (separator == ' ' || separator == 'T');
-    if ((date_only || with_time) && month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour < 24 &&
-        minute < 60 && second < 61) {
-      time.tm_year = year - 1900;
-      time.tm_mon = month - 1;
-      time.tm_mday = day;
-      time.tm_hour = hour;
-      time.tm_min = minute;
-      time.tm_sec = second;
-      return static_cast<std::int64_t>(::timegm(&time));
-    }
+  } else if (const auto seconds = parse_iso_time(text)) {
+    return *seconds;
   }
   throw Error(ErrorKind::kUsage,
-              fmt::format("invalid time '{}' (use @SECONDS, YYYY-MM-DD or 'YYYY-MM-DD HH:MM:SS', UTC)", text));
+              fmt::format("invalid time '{}' (use @SECONDS, YYYY-MM-DD or 'YYYY-MM-DD HH:MM[:SS]', UTC unless it ends "
+                          "with Z or an offset such as +02:00)",
+                          text));
 }
 
 TarOwner parse_tar_owner(const std::string& text) {

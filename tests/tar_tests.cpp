@@ -1097,6 +1097,26 @@ TEST(TarLibrary, ExcludePatternsMatchAnyTailOfAPathAndWhatIsUnderIt) {
   EXPECT_FALSE(TarExclude({}).excludes("anything"));
 }
 
+// --mtime: every character read. An offset or a zone's name after the time was ignored and the
+// time taken for UTC (off by the offset), and trailing text passed; GNU tar's values here.
+TEST(TarLibrary, MtimeTakesOffsetsAndRefusesWhatItCannotRead) {
+  EXPECT_EQ(parse_tar_mtime("@1700000000"), 1700000000);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01"), 1704067200);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00"), 1704110400);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00:00"), 1704110400);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01T12:00:00Z"), 1704110400);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00:00 UTC"), 1704110400);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01T12:00:00.75Z"), 1704110400);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00:00 +0200"), 1704110400 - 7200);  // git log --date=iso
+  EXPECT_EQ(parse_tar_mtime("2024-01-01T12:00:00+02:00"), 1704110400 - 7200);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00:00 +02"), 1704110400 - 7200);
+  EXPECT_EQ(parse_tar_mtime("2024-01-01 12:00:00-0530"), 1704110400 + 19800);
+  for (const char* bad : {"2024-01-01 12:00 PST", "2024-01-01 12:00:00 garbage", "2024-1-01", "2024-13-01",
+                          "2024-01-01 24:00", "2024-01-01T12", "2024-01-01 12:00:00 +2", "@1.5", "yesterday", ""}) {
+    EXPECT_THROW(parse_tar_mtime(bad), Error) << bad;
+  }
+}
+
 TEST(TarLibrary, AFileThatShrinksWhileArchivedIsAnError) {
   testing::ScratchDir dir;
   write_file(dir / "f.bin", random_bytes(100000, 1));

@@ -161,8 +161,10 @@ TarOwner parse_tar_owner(const std::string& text);
 // TarWriterSource resolves its options' owner and group itself.
 TarOwner resolve_tar_user(TarOwner owner);
 TarOwner resolve_tar_group(TarOwner group);
-// "@SECONDS", "YYYY-MM-DD", "YYYY-MM-DD HH:MM[:SS]" or "YYYY-MM-DDTHH:MM:SS", in UTC: seconds since
-// 1970 (as GNU tar's --mtime). Throws Error (kUsage).
+// "@SECONDS", "YYYY-MM-DD", or "YYYY-MM-DD HH:MM[:SS[.fraction]]" ('T' for the space), in UTC
+// unless it ends with "Z", "UTC" or an offset (+HH, +HHMM, +HH:MM, after a space or not): seconds
+// since 1970 (as GNU tar's --mtime; a fraction dropped). Throws Error (kUsage) for anything else,
+// trailing text included.
 std::int64_t parse_tar_mtime(const std::string& text);
 
 // The archive of `paths` as a byte stream. Directories are walked recursively, children in
