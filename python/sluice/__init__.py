@@ -235,8 +235,27 @@ def _integer(value, name: str) -> int:
     raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
 
 
+def _threads(value) -> int:
+    """threads= as the library takes it: None (or 0) is every core. Checked here: a wrong type
+    reaching the native call made pybind11 put the whole input in its message (a 20 MB buffer
+    gave a 57 MB TypeError)."""
+    return 0 if value is None else _integer(value, "threads")
+
+
+def _backend(value) -> str:
+    """backend= as the library takes it ("": the format's choice), checked as _threads is."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise TypeError(f"backend must be a str or None, not {type(value).__name__}")
+    return value
+
+
 def _mtime(value) -> int:
-    """A gzip header's MTIME: 0 to 2**32 - 1 (gzip.compress refuses others as well)."""
+    """A gzip header's MTIME: 0 to 2**32 - 1 (gzip.compress refuses others as well); a float
+    (time.time()) to its whole seconds, as gzip.compress takes it."""
+    if isinstance(value, float) and value == value:
+        value = int(value)
     value = _integer(value, "mtime")
     if not 0 <= value < 1 << 32:
         raise ValueError(f"mtime must be between 0 and 2**32 - 1 (a gzip header's field), not {value}")
@@ -286,14 +305,18 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     if mtime is not None and _mtime(mtime):
         compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
         return _joined(compressor.compress(data), compressor.flush())
-    return _native.compress(data, format, _level(level, format), threads or 0, _chunk_size(chunk_size), _knobs(knobs),
-                            backend or "")
+    return _native.compress(data, _format_name(format) or "gzip", _level(level, format), _threads(threads),
+                            _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
 
 
 def _max_output(value) -> int:
     """max_output= as the library takes it: None is no limit (0 there)."""
     if value is None:
         return 0
+    try:
+        value = value if isinstance(value, bool) else operator.index(value)  # numpy's integers too
+    except TypeError:
+        pass
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(f"max_output must be a number of bytes (at least 1) or None for no limit, not {value!r}",
                          kind="usage")
@@ -305,7 +328,7 @@ def decompress(data, *, format: str | None = None, max_output: int | None = None
     """Decompresses gzip, zstd or lz4 (told from the data unless format names it), in parallel
     where the stream allows. max_output: raise OutputLimitError rather than produce more."""
     data, _ = _contiguous(data)
-    return _native.decompress(data, _format_name(format) or "", threads or 0, _max_output(max_output))
+    return _native.decompress(data, _format_name(format) or "", _threads(threads), _max_output(max_output))
 
 
 def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = None,
@@ -316,8 +339,14 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
     with return_exceptions=True, the error takes its place in the list."""
     level = _compresslevel(level, knobs)
     items = list(payloads)
-    results = _native.compress_many(items, format, _level(level, format), threads or 0, _chunk_size(chunk_size),
-                                    _knobs(knobs), backend or "")
+    for index, item in enumerate(items):  # a mistake named here (pybind11 would print every payload)
+        if not isinstance(item, bytes):
+            try:
+                memoryview(item)
+            except TypeError:
+                raise TypeError(f"payload {index} is a {type(item).__name__}, not a bytes-like object") from None
+    results = _native.compress_many(items, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
+                                    _knobs(knobs), _backend(backend))
     if not return_exceptions:
         for index, result in enumerate(results):
             if isinstance(result, BaseException):
@@ -335,7 +364,7 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
     if _integer(max_in_flight, "max_in_flight") < 1:
         raise ValueError("max_in_flight must be at least 1")
     level = _compresslevel(level, knobs)
-    _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs), backend or "")
+    _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
 
     def batches() -> Iterator[bytes]:
         batch: list = []
@@ -440,16 +469,17 @@ class Compressor:
     next starts without history). Memory stays bounded whatever is passed: a
     compress() call waits while the chunks in flight are full. A stream that ends within 256 KiB
     is compressed by flush() on the calling thread. Settings as sluice.compress(); mtime: the gzip
-    header's (0, as zlib and sluice.compress write it). One call at a time; threads take turns.
+    header's (0 or None: 0, as zlib and sluice.compress write it). One call at a time; threads take turns.
     """
 
     def __init__(self, format: str = "gzip", level: int | None = None, threads: int | None = None, *,
-                 mtime: int = 0, chunk_size: int | None = None, backend: str | None = None, **knobs: str):
+                 mtime: int | None = 0, chunk_size: int | None = None, backend: str | None = None,
+                 **knobs: str):
         self._lock = threading.Lock()
         level = _compresslevel(level, knobs)
-        self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
-                                                      _chunk_size(chunk_size), _knobs(knobs), backend or "", "",
-                                                      _mtime(mtime)))
+        self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), _threads(threads),
+                                                      _chunk_size(chunk_size), _knobs(knobs), _backend(backend), "",
+                                                      _mtime(0 if mtime is None else mtime)))
         _open_streams.add(self)
         self._finished = False
         self._error: BaseException | None = None
@@ -637,8 +667,8 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     extension = _native.format_info(format)["extension"]
     names = _path_list(paths)
     jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
-    results = _native.compress_files(jobs, format, _level(level, format), threads or 0, _chunk_size(chunk_size),
-                                     _knobs(knobs), backend or "", overwrite, remove_inputs, store_name, fail_fast,
+    results = _native.compress_files(jobs, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
+                                     _knobs(knobs), _backend(backend), overwrite, remove_inputs, store_name, fail_fast,
                                      _progress_adapter(progress))
     return [FileResult(*result) for result in results]
 
@@ -661,7 +691,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
         else:
             jobs.append((name, _output_path(name, target, output_dir)))
             places.append(index)
-    done = _native.decompress_files(jobs, threads or 0, _max_output(max_output), overwrite, remove_inputs, fail_fast,
+    done = _native.decompress_files(jobs, _threads(threads), _max_output(max_output), overwrite, remove_inputs, fail_fast,
                                     _progress_adapter(progress))
     for index, result in builtins.zip(places, done):
         results[index] = FileResult(*result)
@@ -956,7 +986,7 @@ class SluiceFile(io.BufferedIOBase):
                     if self._start is not None:  # its first bytes, for mtime
                         self._head = _peek_head(self._file, self._start)
                 self._decoding = _Decoding(self._file, self._fileno, self._start,
-                                           (format or "", threads or 0, _max_output(max_output), self.name or "<file>"))
+                                           (format or "", _threads(threads), _max_output(max_output), self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
@@ -965,8 +995,8 @@ class SluiceFile(io.BufferedIOBase):
                 if base.lower().endswith(extension):
                     base = base[: -len(extension)]
                 mtime = int(time.time()) if mtime is None else _mtime(mtime)
-                self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), threads or 0,
-                                                              _chunk_size(chunk_size), _knobs(knobs), backend or "",
+                self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), _threads(threads),
+                                                              _chunk_size(chunk_size), _knobs(knobs), _backend(backend),
                                                               base, mtime))
                 if format == "gzip":
                     self._written_mtime = mtime
@@ -1165,8 +1195,10 @@ class SluiceFile(io.BufferedIOBase):
         decoding.moved = False
         try:
             if whence == io.SEEK_END:  # to the end first (a seek past it stops there): the size
+                before = buffered.tell()
                 offset += buffered.seek(sys.maxsize)
-                if offset < 0:
+                if offset < 0:  # refused where it was, as a file's seek refuses (it was left at the end)
+                    buffered.seek(before)
                     raise ValueError(f"negative seek position {offset}")
             return buffered.seek(offset)
         except BaseException as stop:

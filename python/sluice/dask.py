@@ -47,7 +47,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from . import _chunk_size, _format_for_path, _knobs, _level, _native, _system_error, _units
+from . import _backend, _chunk_size, _format_for_path, _knobs, _level, _native, _system_error, _units
 from . import CorruptDataError, Error, FileResult, TruncatedError, UsageError
 from . import decompress as _decompress
 
@@ -199,8 +199,8 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     dst_fs, dst_path = url_to_fs(dst_url, **storage_options)
     format = format or _format_for_path(dst_path)
     level = _level(level, format)
-    chunk, history = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), backend or "")
-    options = _Options(format, level, chunk, _knobs(knobs), backend or "")
+    chunk, history = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
+    options = _Options(format, level, chunk, _knobs(knobs), _backend(backend))
     if dst_fs.exists(dst_path) and not overwrite:
         raise FileExistsError(17, "File exists", dst_url)
     info = src_fs.info(src_path)
@@ -453,8 +453,8 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     extension = _native.format_info(format)["extension"]
     asked_level = level  # for compress(), which resolves it itself (gzip's 0 is no level)
     level = _level(level, format)
-    chunk, _ = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), backend or "")
-    options = _Options(format, level, chunk, _knobs(knobs), backend or "")
+    chunk, _ = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
+    options = _Options(format, level, chunk, _knobs(knobs), _backend(backend))
     part = max(chunk, _parse_size(part_size or DEFAULT_PART_SIZE) // chunk * chunk)
     client = _client(client)
     urls = [os.fspath(p) for p in paths]

@@ -28,8 +28,8 @@ import tarfile
 import weakref
 from typing import Callable, Iterable, Iterator
 
-from . import (Error, SluiceFile, TrailingGarbageError, UsageError, _chunk_size, _ending_on_an_error, _integer, _level,
-               _max_output, _native, _path_list, _path_name, _system_error)
+from . import (Error, SluiceFile, TrailingGarbageError, UsageError, _backend, _chunk_size, _ending_on_an_error,
+               _level, _max_output, _native, _path_list, _path_name, _system_error, _threads)
 
 __all__ = ["create", "extract", "list", "entries", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -164,8 +164,8 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
     stats = _native.tar_create(names, os.fsencode(path), file, codec, _level(level, codec) if codec else 0,
-                               threads or 0, _chunk_size(chunk_size), {k: str(v) for k, v in knobs.items()},
-                               backend or "", _encoded_path(directory, "directory") if directory is not None else b"",
+                               _threads(threads), _chunk_size(chunk_size), {k: str(v) for k, v in knobs.items()},
+                               _backend(backend), _encoded_path(directory, "directory") if directory is not None else b"",
                                _encoded(exclude, "exclude patterns"), mtime, owner or "", group or "", numeric_owner,
                                sparse, callback)
     return TarStats(*stats)
@@ -186,7 +186,7 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     path, file = _archive(archive)
     raw = _native.tar_extract(os.fsencode(path), file, _encoded_path(dest, "dest"), _encoded(members or (), "members"),
                               _encoded(exclude, "exclude patterns"), preserve_permissions, same_owner, devices, strict,
-                              threads or 0,
+                              _threads(threads),
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, warnings, not_found = raw
     return ExtractResult(TarStats(*stats), extracted, [(_member(e), why) for e, why in refused],
@@ -202,7 +202,7 @@ def list(archive, threads: int | None = None) -> "builtins.list[TarMember]":  # 
     time in bounded memory.
     """
     path, file = _archive(archive)
-    entries, _warnings = _native.tar_list(os.fsencode(path), file, threads or 0)
+    entries, _warnings = _native.tar_list(os.fsencode(path), file, _threads(threads))
     return [_member(e) for e in entries]
 
 
@@ -255,7 +255,7 @@ def entries(archive, threads: int | None = None) -> Iterator[TarMember]:
     the iterator is closed.
     """
     path, file = _archive(archive)
-    threads = _integer(threads or 0, "threads")
+    threads = _threads(threads)
     if not 0 <= threads <= 1024:
         raise UsageError(f"thread count must be 0 (every core) or between 1 and 1024, not {threads}", "usage")
     if file is None:

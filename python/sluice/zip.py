@@ -23,7 +23,7 @@ import dataclasses
 import os
 from typing import Callable, Iterable
 
-from . import UsageError, _chunk_size, _integer, _level, _max_output, _native, _path_name
+from . import UsageError, _chunk_size, _integer, _level, _max_output, _native, _path_name, _threads
 from .tar import _decoded, _encoded, _encoded_path
 
 __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipStats", "ExtractResult", "TestResult"]
@@ -130,7 +130,7 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     if not names:
         raise UsageError("create() needs at least one path to archive", "usage", path or None)
     callback = None if on_entry is None else (lambda t: on_entry(_member(t)))
-    stats = _native.zip_create(names, os.fsencode(path), file, format or "", _zip_level(level, format), threads or 0,
+    stats = _native.zip_create(names, os.fsencode(path), file, format or "", _zip_level(level, format), _threads(threads),
                                _chunk_size(chunk_size),
                                _encoded_path(directory, "directory") if directory is not None else b"",
                                _encoded(exclude, "exclude patterns"), mtime, callback)
@@ -140,7 +140,7 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
             on_entry, max_output) -> ExtractResult:
     raw = _native.zip_extract(_path(archive), _encoded_path(dest, "dest"), _encoded(members or (), "members"),
-                              _encoded(exclude, "exclude patterns"), preserve_permissions, strict, threads or 0, format,
+                              _encoded(exclude, "exclude patterns"), preserve_permissions, strict, _threads(threads), format,
                               _level(level, format) if format else 0,
                               _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
     stats, extracted, refused, failed, not_found, not_listed = raw
@@ -183,5 +183,5 @@ def list(archive) -> "builtins.list[ZipMember]":  # noqa: A001 (tarfile's and zi
 def test(archive, threads: int | None = None) -> TestResult:
     """Decodes every member of the zip at `archive` on all cores and checks its size and CRC-32,
     writing nothing (zipfile.ZipFile.testzip, in parallel). The archive's own faults raise."""
-    stats, failed, not_listed = _native.zip_test(_path(archive), threads or 0)
+    stats, failed, not_listed = _native.zip_test(_path(archive), _threads(threads))
     return TestResult(ZipStats(*stats), [(_member(e), error) for e, error in failed], not_listed)

@@ -345,6 +345,20 @@ def test_create_failure_leaves_no_archive(tmp_path):
     assert sorted(os.listdir(tmp_path)) == []
 
 
+def test_an_archive_made_again_inside_its_tree_leaves_the_one_it_replaces_out(tmp_path):
+    """Each run packed the last run's archive into the new one, which grew."""
+    import zipfile
+    for tree in ("t", "z"):
+        (tmp_path / tree).mkdir()
+        (tmp_path / tree / "a").write_bytes(b"a")
+    for _ in range(2):
+        sluice.tar.create(tmp_path / "t" / "self.tar.gz", [str(tmp_path / "t")])
+        sluice.zip.create(tmp_path / "z" / "self.zip", [str(tmp_path / "z")])
+    with tarfile.open(tmp_path / "t" / "self.tar.gz") as archive:
+        assert [name.rsplit("/", 1)[-1] for name in archive.getnames()] == ["t", "a"]
+    assert [name.rsplit("/", 1)[-1] for name in zipfile.ZipFile(tmp_path / "z" / "self.zip").namelist()] == ["", "a"]
+
+
 def test_streaming_writer_takes_tarinfo_and_paths_in_constant_memory(tmp_path, tree):
     archive = tmp_path / "stream.tar.zst"
     payload = text(5 * 1024 * 1024, 9)
