@@ -125,6 +125,14 @@ FdSource open_archive(const std::string& archive) {
 
 void report_failed(const ZipEntry&, const Error& error) { fmt::print(stderr, "sluice: {}\n", error.what()); }
 
+// Names each MEMBER that matched nothing, with its archive; whether there was one.
+bool report_not_found(const std::string& archive, const std::vector<std::string>& members) {
+  for (const auto& member : members) {
+    fmt::print(stderr, "sluice: {}: {}: not found in archive\n", printable_name(archive), printable_name(member));
+  }
+  return !members.empty();
+}
+
 int run_extract(const ZipCliOptions& options) {
   ZipExtractOptions extract;
   extract.directory = options.directory.empty() ? "." : options.directory;
@@ -145,11 +153,9 @@ int run_extract(const ZipCliOptions& options) {
   };
   extract.on_failed = report_failed;
   const ZipExtractStats stats = extract_zip(source, extract);
-  for (const auto& member : stats.members_not_found) {
-    fmt::print(stderr, "sluice: {}: not found in archive\n", printable_name(member));
-  }
-  if (stats.refused > 0 || stats.failed > 0) return kExitWarning;
-  return stats.members_not_found.empty() ? 0 : 1;
+  // A MEMBER not found is a failure (1), as the help says, before members refused (2).
+  if (report_not_found(options.archive, stats.members_not_found)) return 1;
+  return stats.refused > 0 || stats.failed > 0 ? kExitWarning : kExitSuccess;
 }
 
 int run_list(const ZipCliOptions& options) {
@@ -163,14 +169,16 @@ int run_list(const ZipCliOptions& options) {
                              : printable_name(entry.path) + (entry.type == ZipEntryType::kDirectory ? "/" : ""));
     }
   });
-  for (const auto& member : members.not_found())
-    fmt::print(stderr, "sluice: {}: not found in archive\n", printable_name(member));
-  return members.not_found().empty() ? 0 : 1;
+  return report_not_found(options.archive, members.not_found()) ? 1 : kExitSuccess;
 }
 
 int run_test(const ZipCliOptions& options) {
   FdSource source = open_archive(options.archive);
-  const ZipTestStats stats = test_zip(source, options.threads, report_failed);
+  // Only the MEMBERs given, as unzip -t takes them (they were passed over: the whole archive was
+  // tested, and a misspelt member said nothing).
+  const ZipTestSelection selection{options.paths, /*member_wildcards=*/true, options.exclude};
+  const ZipTestStats stats = test_zip(source, selection, options.threads, report_failed);
+  const bool not_found = report_not_found(options.archive, stats.members_not_found);
   if (stats.failed > 0) {
     fmt::print(stderr, "sluice: {}: {} of {} members failed the test\n", printable_name(options.archive), stats.failed,
                stats.entries);
@@ -178,7 +186,7 @@ int run_test(const ZipCliOptions& options) {
   }
   if (options.verbose)
     fmt::print("{}: {} members, {} bytes: OK\n", printable_name(options.archive), stats.entries, stats.stored_bytes);
-  return kExitSuccess;
+  return not_found ? 1 : kExitSuccess;
 }
 
 }  // namespace
@@ -201,7 +209,8 @@ int run_zip_command(int argc, char** argv) {
   app.add_flag("-c,--create", options.create, "Create an archive from PATHs");
   app.add_flag("-x,--extract", options.extract, "Extract an archive (only MEMBERs if given)");
   app.add_flag("-t,--list", options.list, "List an archive's members (only MEMBERs if given)");
-  app.add_flag("--test", options.test, "Decode every member and check its CRC-32 and size, writing nothing");
+  app.add_flag("--test", options.test,
+               "Decode every member (only MEMBERs if given) and check its CRC-32 and size, writing nothing");
   app.add_option("-f,--file,-o,--output", options.archive, "The archive; - is stdout when creating (a stream)")
       ->type_name("ARCHIVE");
   std::vector<std::string> directories;

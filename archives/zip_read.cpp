@@ -508,7 +508,11 @@ struct ZipReader::State {
         entry.type = ZipEntryType::kDirectory;
       }
       if (slash) entry.type = ZipEntryType::kDirectory;
-      if (!entry.unix_mode) entry.mode = entry.type == ZipEntryType::kDirectory ? 0777 : 0666;
+      // Without a Unix mode: the umask's, but for a file with the MS-DOS read-only attribute,
+      // which unzip and bsdtar extract read-only (it was writable).
+      if (!entry.unix_mode) {
+        entry.mode = entry.type == ZipEntryType::kDirectory ? 0777 : (external & 0x01) ? 0444 : 0666;
+      }
       while (entry.path.size() > 1 && entry.path.ends_with('/')) entry.path.pop_back();
       add(entry);
       at += kZipCentralBytes + name_bytes + extra_bytes + comment_bytes;
@@ -1001,12 +1005,29 @@ ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>
 
 ZipTestStats test_zip(ByteSource& source, int threads,
                       const std::function<void(const ZipEntry&, const Error&)>& on_failed, std::stop_token stop) {
+  return test_zip(source, ZipTestSelection{}, threads, on_failed, stop);
+}
+
+ZipTestStats test_zip(ByteSource& source, const ZipTestSelection& selection, int threads,
+                      const std::function<void(const ZipEntry&, const Error&)>& on_failed, std::stop_token stop) {
   const auto start = std::chrono::steady_clock::now();
   ZipReader reader(source);
-  std::vector<std::size_t> all(reader.size());
-  for (std::size_t index = 0; index < all.size(); ++index) all[index] = index;
+  TarMembers members(selection.members, selection.member_wildcards);
+  const TarExclude exclude(selection.exclude);
+  std::vector<std::size_t> selected;
+  selected.reserve(selection.members.empty() && selection.exclude.empty() ? reader.size() : 0);
+  for (std::size_t index = 0; index < reader.size(); ++index) {
+    if (selection.members.empty() && selection.exclude.empty()) {
+      selected.push_back(index);
+      continue;
+    }
+    const ZipEntry entry = reader.entry(index);
+    if (members.selects(entry.path, entry.type == ZipEntryType::kDirectory) && !exclude.excludes(entry.path))
+      selected.push_back(index);
+  }
   ZipTestStats stats;
-  for_each_member(reader, all, threads, stop, [&](MemberJob& job) {
+  stats.members_not_found = members.not_found();
+  for_each_member(reader, selected, threads, stop, [&](MemberJob& job) {
     ++stats.entries;
     try {
       if (job.error) std::rethrow_exception(job.error);

@@ -939,6 +939,17 @@ TEST_F(ZipTest, LyingSizesAndBadChecksumsFailTheirMemberOnly) {
   const auto test = sluice("zip --test -f bad.zip");
   EXPECT_EQ(test.status, 1) << describe(test);
   EXPECT_NE(test.err.find("4 of 5 members failed"), std::string::npos) << test.err;
+  // Only the MEMBERs given, as unzip -t takes them (the whole archive was tested, and a misspelt
+  // member said nothing); one not found is named with its archive, exit 1.
+  expect_ok(sluice("zip --test -f bad.zip fine"));
+  expect_ok(sluice("zip --test -f bad.zip 'f*' --exclude crc"));
+  const auto one = sluice("zip --test -f bad.zip fine liar");
+  EXPECT_EQ(one.status, 1) << describe(one);
+  EXPECT_NE(one.err.find("1 of 2 members failed"), std::string::npos) << one.err;
+  const auto missing = sluice("zip --test -f bad.zip fine nothere");
+  EXPECT_EQ(missing.status, 1) << describe(missing);
+  EXPECT_NE(missing.err.find("bad.zip: nothere: not found in archive"), std::string::npos) << missing.err;
+  EXPECT_EQ(missing.err.find("failed"), std::string::npos) << missing.err;
 }
 
 // A member whose declared compressed size runs past the end of its deflate stream: unzip and
@@ -1072,7 +1083,8 @@ TEST_F(ZipTest, WindowsMembersGetSeparatorsAndModesAsUnzipGivesThem) {
       "with zipfile.ZipFile('win.zip', 'w') as z:\n"
       "  i = zipfile.ZipInfo('dir/'); i.create_system = 0; i.external_attr = 0x10; z.writestr(i, b'')\n"
       "  i = zipfile.ZipInfo('dir\\\\file.txt'); i.create_system = 0; i.external_attr = 0x20; z.writestr(i, b'x')\n"
-      "  i = zipfile.ZipInfo('..\\\\..\\\\slip.txt'); i.create_system = 0; z.writestr(i, b'x')\n");
+      "  i = zipfile.ZipInfo('..\\\\..\\\\slip.txt'); i.create_system = 0; z.writestr(i, b'x')\n"
+      "  i = zipfile.ZipInfo('RO.TXT'); i.create_system = 0; i.external_attr = 0x21; z.writestr(i, b'ro')\n");
   const auto result = sh("umask 027 && " + testing::sluice() + " zip -x -f win.zip -C out");
   EXPECT_EQ(result.status, 2) << describe(result);
   EXPECT_NE(result.err.find("refusing member '../../slip.txt'"), std::string::npos) << result.err;
@@ -1083,6 +1095,12 @@ TEST_F(ZipTest, WindowsMembersGetSeparatorsAndModesAsUnzipGivesThem) {
   EXPECT_EQ(status.st_mode & 07777, 0640u);
   ASSERT_EQ(::stat((dir_ / "out/dir").c_str(), &status), 0);
   EXPECT_EQ(status.st_mode & 07777, 0750u);
+  // The read-only attribute: read-only, as unzip and bsdtar extract it (it was writable).
+  ASSERT_EQ(::stat((dir_ / "out/RO.TXT").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 0440u);
+  ASSERT_EQ(sh("umask 027 && unzip -q win.zip RO.TXT -d unzipped").status, 0);
+  ASSERT_EQ(::stat((dir_ / "unzipped/RO.TXT").c_str(), &status), 0);
+  EXPECT_EQ(status.st_mode & 07777, 0440u);
 }
 
 // The library in one process (the ThreadSanitizer job runs these): an archive of files of one and

@@ -116,8 +116,18 @@ ZipStats list_zip(ByteSource& source, const std::function<void(const ZipEntry&)>
 // Members that fail are reported through `on_failed` and counted; the archive's own faults throw.
 struct ZipTestStats : ZipStats {
   std::uint64_t failed = 0;
+  std::vector<std::string> members_not_found;  // of ZipTestSelection::members
 };
 ZipTestStats test_zip(ByteSource& source, int threads = 0,
+                      const std::function<void(const ZipEntry&, const Error&)>& on_failed = {},
+                      std::stop_token stop = {});
+// Only some members, chosen as extract_zip chooses them (unzip -t a.zip MEMBER...).
+struct ZipTestSelection {
+  std::vector<std::string> members;  // only these paths (and what is under them); empty: all
+  bool member_wildcards = false;     // members with *, ? or [...] are patterns, as unzip's
+  std::vector<std::string> exclude;  // but not these (TarExclude's rules)
+};
+ZipTestStats test_zip(ByteSource& source, const ZipTestSelection& selection, int threads = 0,
                       const std::function<void(const ZipEntry&, const Error&)>& on_failed = {},
                       std::stop_token stop = {});
 
