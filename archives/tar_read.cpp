@@ -388,8 +388,10 @@ struct TarReader::State {
         break;
       default: current.type = TarEntryType::kFile; break;
     }
-    // v7 archives mark directories by a trailing slash on a regular entry.
-    if (current.type == TarEntryType::kFile && current.typeflag == '\0' && current.path.ends_with('/')) {
+    // v7 archives mark directories by a trailing slash on a regular entry, of type '\0' or '0' (GNU
+    // tar and bsdtar read both so; '0' was a file, and the entries under it were refused).
+    if (current.type == TarEntryType::kFile && (current.typeflag == '\0' || current.typeflag == '0') &&
+        current.path.ends_with('/')) {
       current.type = TarEntryType::kDirectory;
       has_content = false;
     }

@@ -761,6 +761,28 @@ t.close()
   EXPECT_EQ(sluice_tar("-x -f no-such.tar -C ours").status, 1);
 }
 
+// A v7 directory: a regular entry whose name ends with '/', of type '0' or '\0', is a directory,
+// as GNU tar and bsdtar read it; of type '0' it was an empty file, and the entries under it were
+// refused ("is not a directory").
+TEST_F(Tar, OldStyleDirectoriesOfEitherRegularTypeAreDirectories) {
+  python(R"(
+import io, tarfile
+t = tarfile.open('v7.tar', 'w', format=tarfile.USTAR_FORMAT)
+for name, kind in (('zero/', tarfile.REGTYPE), ('nul/', tarfile.AREGTYPE)):
+    info = tarfile.TarInfo(name); info.type = kind; info.mode = 0o755; t.addfile(info)
+    info = tarfile.TarInfo(name + 'f'); info.size = 3; t.addfile(info, io.BytesIO(b'abc'))
+t.close()
+)");
+  ASSERT_EQ(sh("mkdir gnu && tar -xf v7.tar -C gnu").status, 0);
+  auto r = sluice_tar("-x -f v7.tar -C ours");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(fs::is_directory(dir_ / "ours/zero"));
+  EXPECT_EQ(get("ours/zero/f"), testing::to_bytes(std::string("abc")));
+  EXPECT_EQ(snapshot(dir_ / "ours", false), snapshot(dir_ / "gnu", false));
+  r = sluice_tar("-t -v -f v7.tar");
+  EXPECT_NE(r.out.find("drwxr-xr-x"), std::string::npos) << r.out;
+}
+
 // ---- Malicious archives ----
 
 TEST_F(Tar, MaliciousEntriesAreRefusedAndNothingEscapes) {
