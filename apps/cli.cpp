@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 
 #include "sluice/codec.h"
 #include "sluice/compress.h"
@@ -110,9 +111,24 @@ std::vector<std::string> rewrite_level_flags(int argc, char** argv, const CLI::A
 
 namespace {
 
+// Options that say what a run does (its mode, which files it writes, replaces or removes, what it
+// prints on stdout), not how: refused in SLUICE, as gzip refuses -d or -f in GZIP. An export of
+// SLUICE=--rm deleted every input of every later run, -d made `sluice -c` decompress, and --json
+// broke `tar -I sluice`. What stays: levels, formats and their forms, threads, chunk sizes, limits,
+// -n, -k, -q, -v, progress, --synchronous, --fail-fast.
+bool changes_what_is_done(const std::string& name) {
+  static const std::set<std::string> kRefused = {
+      "-d",       "--decompress", "--uncompress", "-t",           "--test",   "-l",       "--list",
+      "-c",       "--stdout",     "--to-stdout",  "-o",           "--output", "-f",       "--force",
+      "--rm",     "-r",           "--recursive",  "--output-dir", "-N",       "--name",   "-S",
+      "--suffix", "--json",       "-h",           "--help",       "-V",       "--version"};
+  return kRefused.contains(name);
+}
+
 // The words of the SLUICE environment variable, split at white space (no quoting: options only,
 // values attached). With `app`, a word that would make the command line's next word its value
-// (-o, --output) or end the options (--) is refused: SLUICE's words stand alone.
+// (-o, --output) or end the options (--) is refused: SLUICE's words stand alone; so is an option
+// that changes what a run does (changes_what_is_done).
 std::vector<std::string> environment_words(const char* environment, const CLI::App* app = nullptr) {
   std::vector<std::string> words;
   if (!environment) return words;
@@ -141,6 +157,24 @@ std::vector<std::string> environment_words(const char* environment, const CLI::A
       throw Error(ErrorKind::kUsage, fmt::format("SLUICE holds '{}' {} (SLUICE holds options only, values attached: "
                                                  "SLUICE='-9 --format=zstd -T4')",
                                                  w, w == "--" ? "which would end the options" : "without its value"));
+    }
+    // Each flag of a cluster ("-kd"), up to one that takes the rest as its value ("-T4").
+    std::vector<std::string> names;
+    if (long_option) {
+      names.push_back(name);
+    } else {
+      for (std::size_t at = 1; at < w.size(); ++at) {
+        names.push_back("-" + std::string(1, w[at]));
+        if (takes_value(*app, names.back())) break;  // the rest is its value
+      }
+    }
+    for (const std::string& flag : names) {
+      if (changes_what_is_done(flag)) {
+        throw Error(ErrorKind::kUsage,
+                    fmt::format("SLUICE holds '{}', which changes what a run does ({}): SLUICE is for how, as levels, "
+                                "formats and threads (give {} on the command line)",
+                                w, flag, flag));
+      }
     }
   }
   return words;

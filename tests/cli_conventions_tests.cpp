@@ -318,6 +318,19 @@ TEST_F(Conventions, SluiceEnvironmentOptionsComeFirstAndTheCommandLineWins) {
     EXPECT_NE(r.err.find(fmt::format("SLUICE holds '{}' ", word)), std::string::npos) << r.err;
   }
   EXPECT_FALSE(fs::exists(dir_ / "-9"));
+  // What changes what a run does, not how, is refused, alone or in a cluster: an export of
+  // SLUICE=--rm removed every input of every run after it (gzip refuses -d or -f in GZIP).
+  for (const char* word : {"--rm", "-d", "-kd", "--output-dir=o", "--json", "-f", "-r", "-t", "-Sx", "-c"}) {
+    r = sh(fmt::format("SLUICE='{}' {} data.bin", word, testing::sluice()));
+    EXPECT_EQ(r.status, 2) << word << describe(r);
+    EXPECT_NE(r.err.find(fmt::format("SLUICE holds '{}', which changes what a run does", word)), std::string::npos)
+        << r.err;
+    EXPECT_TRUE(fs::exists(dir_ / "data.bin")) << word;
+    EXPECT_FALSE(fs::exists(dir_ / "data.bin.gz")) << word;
+  }
+  ASSERT_EQ(
+      sh(fmt::format("SLUICE='-kqn -T2 --no-pin --chunk-size=64K' {} -c data.bin > k.gz", testing::sluice())).status,
+      0);
 }
 
 TEST_F(Conventions, InvokedAsUnsluiceItDecompressesAsSluicecatItWritesToStdout) {
