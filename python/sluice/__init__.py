@@ -946,6 +946,8 @@ class SluiceFile(io.BufferedIOBase):
         if mode not in ("rb", "wb", "ab", "xb"):
             raise ValueError(f"invalid mode {mode!r}")
         level = _compresslevel(level, knobs)  # compresslevel=9, as gzip.GzipFile takes it
+        if mode == "rb" and knobs:  # a format's settings shape what is written (a misspelt one passed)
+            raise TypeError(f"format settings are for writing, not reading: {', '.join(sorted(knobs))}")
         self._mode = mode
         self._inherited = False  # the child of a fork's (_after_fork_in_child)
         self._closing = False  # set by the text layer as it closes (_TextFile.close)

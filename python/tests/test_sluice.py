@@ -271,6 +271,13 @@ def test_open_file_objects_append_and_exclusive(tmp_path):
     with pytest.raises(TypeError, match="a level goes in level=9"):
         sluice.compress(b"x", 9)
     assert gzip.decompress(sluice.compress(b"x" * 1000, compresslevel=1)) == b"x" * 1000
+    # Reading: a level is passed over, as gzip.open's; a format's setting (a misspelt keyword
+    # among them) is a TypeError, as gzip.open's unknown keywords are (it was passed over).
+    (tmp_path / "r.gz").write_bytes(gzip.compress(b"r"))
+    with sluice.open(tmp_path / "r.gz", "rb", compresslevel=9) as f:
+        assert f.read() == b"r"
+    with pytest.raises(TypeError, match="for writing, not reading: form"):
+        sluice.open(tmp_path / "r.gz", "rb", form="bgzf")
     assert sluice.compress(b"x" * 1000, level=-1) == sluice.compress(b"x" * 1000)
     with sluice.open(tmp_path / "l.gz", "wb", compresslevel=9, mtime=12345) as f:
         f.write(b"level nine")
