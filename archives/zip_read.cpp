@@ -203,16 +203,20 @@ Buffer read_exact(ByteSource& source, std::uint64_t offset, std::size_t n) {
 std::string as_string(const std::uint8_t* p, std::size_t n) { return std::string(reinterpret_cast<const char*>(p), n); }
 
 // The end records in an archive's last bytes (`tail`): the last one whose comment reaches the end
-// of the file (`exact`), and the last one whose comment fits in it.
+// of the file (`exact`), the last one whose comment fits in it, and the last one at all (`cut`:
+// its comment runs past the end, a download cut short in the comment, which unzip, zipfile and
+// bsdtar read; it was "not a zip archive").
 struct EndRecords {
   std::optional<std::size_t> exact;
   std::optional<std::size_t> last;
+  std::optional<std::size_t> cut;
 };
 EndRecords find_end_records(ByteView tail) {
   EndRecords found;
   if (tail.size() < kZipEndBytes) return found;
   for (std::size_t i = tail.size() - kZipEndBytes + 1; i-- > 0;) {
     if (zip_le32(tail.data() + i) != kZipEndSignature) continue;
+    if (!found.cut) found.cut = i;
     const std::size_t comment_bytes = zip_le16(tail.data() + i + 20);
     if (i + kZipEndBytes + comment_bytes == tail.size()) {
       found.exact = i;
@@ -349,8 +353,15 @@ struct ZipReader::State {
     const std::uint64_t tail_start = size - tail_bytes;
     const Buffer tail = read_exact(source, tail_start, static_cast<std::size_t>(tail_bytes));
     const EndRecords records = find_end_records(tail.view());
-    const std::optional<std::size_t> end_at = records.exact ? records.exact : records.last;
-    if (!end_at) throw corrupt(name(), size, "not a zip archive (no end of central directory record)");
+    const std::optional<std::size_t> end_at = records.exact ? records.exact : records.last ? records.last : records.cut;
+    if (!end_at) {
+      // A file that begins with a member's local header is a zip cut short, more likely than none.
+      const bool begins_as_zip = size >= 4 && zip_le32(read_exact(source, 0, 4).data()) == kZipLocalSignature;
+      throw corrupt(name(), size,
+                    begins_as_zip ? "a zip archive cut short (it begins with a member, and has no end of central "
+                                    "directory record)"
+                                  : "not a zip archive (no end of central directory record)");
+    }
     const std::uint8_t* end = tail.data() + *end_at;
     const std::uint64_t end_offset = tail_start + *end_at;
     comment =

@@ -220,6 +220,22 @@ TEST_F(ZipTest, ListsLikeThePeers) {
   EXPECT_NE(missing.err.find("nowhere: not found in archive"), std::string::npos) << missing.err;
 }
 
+// An archive whose comment was cut short (a download that stopped in it) is read, as unzip,
+// zipfile and bsdtar read it; it was "not a zip archive". One cut before its end record is said
+// to be a zip cut short.
+TEST_F(ZipTest, ACommentCutShortIsReadAndAZipCutShortIsNamedSo) {
+  make_tree();
+  expect_ok(
+      sh("zip -qr c.zip src && printf 'C%.0s' $(seq 100) | zip -z c.zip > /dev/null && "
+         "head -c $(( $(stat -c %s c.zip) - 50 )) c.zip > cut.zip && unzip -tq cut.zip"));
+  expect_ok(sluice("zip --test -f cut.zip"));
+  EXPECT_EQ(sluice("zip -t -f cut.zip").out, sh("unzip -Z1 c.zip").out);
+  expect_ok(sh("head -c 5000 c.zip > short.zip"));
+  const auto r = sluice("zip --test -f short.zip");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("short.zip: a zip archive cut short"), std::string::npos) << r.err;
+}
+
 TEST_F(ZipTest, ManyMembersGoZip64BothWays) {
   // Python writes the zip64 end records past 65,535 members; so must we.
   python(
