@@ -191,6 +191,17 @@ class Planner {
                        path));
       return true;
     }
+    // No output gets setuid, setgid or sticky (copy_attributes_of): with --rm the bit would be
+    // gone for good (a binary's setuid after a round trip), so the file is left, as gzip leaves it.
+    if (S_ISREG(status.st_mode) && options_.remove_input && (status.st_mode & (S_ISUID | S_ISGID | S_ISVTX))) {
+      fail(path, Error(ErrorKind::kIo,
+                       fmt::format("is {}: its output would not be, and --rm would lose it; use -f to take it",
+                                   status.st_mode & S_ISUID   ? "set-user-ID"
+                                   : status.st_mode & S_ISGID ? "set-group-ID"
+                                                              : "sticky"),
+                       path));
+      return true;
+    }
     return false;
   }
 

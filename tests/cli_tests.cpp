@@ -491,9 +491,20 @@ TEST_F(Cli, RmRemovesTheInputOnlyAfterSuccess) {
   EXPECT_EQ(get("data.bin"), input);
 
   put("bad.zst", {0x28, 0xb5, 0x2f, 0xfd, 0x00});
-  const auto r = sluice("--rm -d bad.zst");
+  auto r = sluice("--rm -d bad.zst");
   EXPECT_EQ(r.status, 1);
   expect_listing({"bad.zst", "data.bin"});
+
+  // A setuid file is left with --rm (no output carries the bit: it would be gone), as gzip
+  // leaves it; kept, or with -f, it is compressed.
+  ASSERT_EQ(::chmod((dir_ / "data.bin").c_str(), 04755), 0);
+  r = sluice("--rm data.bin");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("data.bin: is set-user-ID: its output would not be, and --rm would lose it"), std::string::npos)
+      << r.err;
+  expect_listing({"bad.zst", "data.bin"});
+  ASSERT_EQ(sluice("--rm -f data.bin").status, 0);
+  expect_listing({"bad.zst", "data.bin.gz"});
 }
 
 TEST_F(Cli, ExistingOutputIsRefusedUnlessForced) {
