@@ -189,8 +189,21 @@ class Report {
  private:
   void notify(std::size_t i) {
     std::lock_guard lock(mutex_);
-    if (batch_.on_item_done) batch_.on_item_done(i, report_.items[i]);
+    if (!batch_.on_item_done) return;
+    try {
+      batch_.on_item_done(i, report_.items[i]);
+    } catch (...) {  // stops the run; the caller gets it back (callback_error)
+      if (!callback_error_) callback_error_ = std::current_exception();
+      throw;
+    }
   }
+
+ public:
+  // The exception on_item_done threw, if it threw.
+  std::exception_ptr callback_error() const { return callback_error_; }
+
+ private:
+  std::exception_ptr callback_error_;
 
   const FileBatchOptions& batch_;
   std::mutex mutex_;
@@ -296,8 +309,11 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
     stats = compress_stream_set(streams, run);
   } catch (const Error&) {
     // A failure that stopped the batch has been reported for its item; anything else (bad
-    // options) happened before any item began.
+    // options) happened before any item began. An exception of on_item_done's stopped the run
+    // and is the caller's again, as from decompress_files (the batch went on as if none had been
+    // thrown, and the caller's failure to record an item was lost).
     if (!streams.begun()) throw;
+    if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
   }
   return report.finish(std::chrono::duration<double>(Clock::now() - start).count(), stats.compressor_threads);
 }

@@ -417,6 +417,36 @@ TEST_F(BatchFiles, SmallFilesAreReportedInInputOrder) {
   }
 }
 
+// on_item_done that throws (an upload or a database insert that failed) stops the batch and its
+// exception comes back to the caller, from compress_files as from decompress_files: compress_files
+// returned as if nothing had been thrown, every item ok.
+TEST_F(BatchFiles, AnExceptionOfOnItemDoneComesBackToTheCaller) {
+  struct RecordFailed : std::runtime_error {
+    RecordFailed() : std::runtime_error("could not record the item") {}
+  };
+  std::vector<FileJob> jobs;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "r" + std::to_string(i);
+    write_file(dir_ / name, text_bytes(2000, static_cast<std::uint64_t>(i)));
+    jobs.push_back({path(name), path(name + ".gz")});
+  }
+  for (const std::size_t throwing : {std::size_t{0}, std::size_t{2}}) {
+    FileBatchOptions batch;
+    batch.overwrite = true;
+    batch.on_item_done = [&](std::size_t i, const ItemResult&) {
+      if (i == throwing) throw RecordFailed();
+    };
+    for (const int threads : {1, 2}) {
+      CompressOptions options;
+      options.threads = threads;
+      EXPECT_THROW(compress_files(jobs, options, batch), RecordFailed) << throwing << " " << threads;
+    }
+    std::vector<FileJob> back;
+    for (const auto& job : jobs) back.push_back({job.output, job.input + ".back"});
+    EXPECT_THROW(decompress_files(back, DecompressOptions{}, batch), RecordFailed) << throwing;
+  }
+}
+
 TEST_F(BatchFiles, RemoveInputsOnlyAfterSuccess) {
   write_file(dir_ / "a", text_bytes(1000, 14));
   write_file(dir_ / "b.pgz", {});  // the output exists already: b fails and must keep its input
