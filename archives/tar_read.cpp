@@ -390,6 +390,8 @@ struct TarReader::State {
     }
     // v7 archives mark directories by a trailing slash on a regular entry, of type '\0' or '0' (GNU
     // tar and bsdtar read both so; '0' was a file, and the entries under it were refused).
+    // A size in its header counts no content: what follows is read as headers, as GNU tar's -x and
+    // bsdtar read it (GNU tar's -t reads past that many bytes; tarfile takes a '0' for a file).
     if (current.type == TarEntryType::kFile && (current.typeflag == '\0' || current.typeflag == '0') &&
         current.path.ends_with('/')) {
       current.type = TarEntryType::kDirectory;

@@ -295,8 +295,12 @@ class ZstdSplitter final : public StreamSplitter {
   // What is left at the end, a frame cut short or a few bytes after the last frame: the streaming
   // decoder gives what the frame's complete blocks decode to, then tells a frame cut short from
   // trailing garbage (ZstdDecoder::finish). (Said truncated here, a one-frame file cut short gave
-  // nothing, where zstd -d gives all but its last block.)
-  Cut cut_at_end(ByteView, std::uint64_t) override { return serial(); }
+  // nothing, where zstd -d gives all but its last block.) Before any data frame, only a frame's
+  // start: a few bytes after skippable frames alone are no zstd data (the streaming decoder,
+  // resumed after them, would call them trailing garbage, a warning).
+  Cut cut_at_end(ByteView b, std::uint64_t) override {
+    return frames_ > 0 || (b.size() >= 4 && load_le32(b.data()) == ZSTD_MAGICNUMBER) ? serial() : Cut{};
+  }
   // Units are whole frames: every cut ends where a frame may begin.
   bool serial_may_start_here() const override { return true; }
 

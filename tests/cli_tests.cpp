@@ -206,6 +206,14 @@ TEST_P(CliFormat, AFileCutShortGivesWhatItsCompleteBlocksDecodeToBeforeTheError)
       }
     }
   }
+  // A skippable frame and a few bytes that begin no frame: no zstd data at all, an error as zstd
+  // says (not "trailing garbage", a warning, after no frame).
+  if (f.codec == "zstd") {
+    put("skip.zst", {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 'a', 'b', 'c', 'd', 'a', 'b', '\n'});
+    const auto r = sluice("-dc skip.zst > out");
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_EQ(r.err.find("trailing garbage"), std::string::npos) << r.err;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, CliFormat, ::testing::ValuesIn(kFormats),
