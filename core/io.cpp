@@ -733,7 +733,8 @@ FileStatus OutputFile::status() const {
 std::vector<std::pair<std::uint64_t, std::uint64_t>> OutputFile::own_files() const {
   const FileStatus written = status();
   std::vector<std::pair<std::uint64_t, std::uint64_t>> files{{written.device, written.inode}};
-  if (struct stat replaced{}; ::stat(path_.c_str(), &replaced) == 0) {
+  // lstat: a symbolic link at `path` is what is replaced, not the file it points to.
+  if (struct stat replaced{}; ::lstat(path_.c_str(), &replaced) == 0) {
     files.emplace_back(replaced.st_dev, replaced.st_ino);
   }
   return files;

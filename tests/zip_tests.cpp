@@ -552,6 +552,14 @@ TEST_F(ZipTest, AnArchiveThatExistsIsReplacedOnlyWithForceAndMinusKKeepsFiles) {
       << replaced.err;
   EXPECT_EQ(sh("unzip -Z1 src/self.zip").out, "src/\nsrc/a.txt\nsrc/b.txt\n");
   fs::remove(dir_ / "src/self.zip");
+  // A symbolic link at the archive's path is what is replaced; the file it points to is archived.
+  expect_ok(sluice("zip -c -o src/real.zip src/a.txt"));
+  fs::create_symlink("src/real.zip", dir_ / "link.zip");
+  expect_ok(sluice("zip -c --force -o link.zip src"));
+  EXPECT_EQ(sh("unzip -Z1 link.zip").out, "src/\nsrc/a.txt\nsrc/b.txt\nsrc/real.zip\n");
+  EXPECT_FALSE(fs::is_symlink(dir_ / "link.zip"));
+  fs::remove(dir_ / "src/real.zip");
+  fs::remove(dir_ / "link.zip");
 
   put("out/src/b.txt", testing::to_bytes(std::string("mine\n")));
   const auto kept = sluice("zip -x -k -f bundle.zip -C out");

@@ -215,7 +215,8 @@ class OutputFile final : public ByteSink {
   // directories recognise its own output, as tar must.
   FileStatus status() const;
   // The files an archive written here leaves out where it walks a tree that holds them, as
-  // (device, inode): the one being written, and the one it replaces (at `path` now), which GNU
+  // (device, inode): the one being written, and the one it replaces (at `path` now; a symbolic
+  // link there is what is replaced, and the file it points to is archived as any other), which GNU
   // tar, writing in place, never finds either. Without the second, each run of a --force zip
   // into a tree it archives packed the last run's archive inside the new one.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> own_files() const;
