@@ -89,10 +89,28 @@ struct Refusal {
 
 }  // namespace
 
+}  // namespace sluice::detail
+
+namespace sluice {
+
+struct TarWrittenNames {
+  // By SHA-256, as the extractor's verified directories: no archive can make names meet in a bucket.
+  std::unordered_set<detail::NameKey, detail::NameKeyHash> names;
+};
+
+std::shared_ptr<TarWrittenNames> make_tar_written_names() { return std::make_shared<TarWrittenNames>(); }
+
+}  // namespace sluice
+
+namespace sluice::detail {
+
 class SafeExtractor::Impl final : public TarEntryHandler {
  public:
   explicit Impl(const TarExtractOptions& options)
-      : options_(options), members_(options.members), exclude_(options.exclude) {
+      : options_(options),
+        members_(options.members),
+        exclude_(options.exclude),
+        written_(options.written_names ? options.written_names : make_tar_written_names()) {
     root_ = options.directory.empty() ? "." : options.directory;
     check_system_name(root_);
     std::error_code ignored;
@@ -160,13 +178,13 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       // With keep_existing, what is there stays: a directory entry joins a directory that exists,
       // and is refused where something else is (a symbolic link was replaced by it, silently).
       struct stat existing {};
-      const bool keep =
-          options_.keep_existing || (options_.keep_what_was_there && !written_.contains(name_key(*relative)));
+      std::optional<NameKey> key;  // keep_what_was_there: the name, once
+      if (options_.keep_what_was_there) key = name_key(*relative);
+      const bool keep = options_.keep_existing || (key && !written_->names.contains(*key));
       if (keep && ::lstat(path.c_str(), &existing) == 0 &&
           (entry.type != TarEntryType::kDirectory || !S_ISDIR(existing.st_mode))) {
         throw Refusal{"it exists already and is kept"};
       }
-      if (options_.keep_what_was_there) written_.insert(name_key(*relative));
       switch (entry.type) {
         case TarEntryType::kFile:
           check_output_limit(entry);
@@ -188,6 +206,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
           make_special(entry, path);
           break;
       }
+      if (key) written_->names.insert(std::move(*key));  // made: a later entry of its name replaces it
       ++extracted_;
       if (options_.on_entry) options_.on_entry(entry);
     } catch (const Refusal& refusal) {
@@ -561,7 +580,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   // in, and those made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of
   // those); by SHA-256, so that no archive can make names meet in one bucket of the set.
   std::unordered_set<NameKey, NameKeyHash> verified_;
-  std::unordered_set<NameKey, NameKeyHash> written_;  // names entries took (keep_what_was_there)
+  std::shared_ptr<TarWrittenNames> written_;         // names entries made (keep_what_was_there)
   std::map<std::string, PendingDirectory> pending_;  // directories waiting for their modes and times, by path
   std::size_t pending_bytes_ = 0;
   std::unique_ptr<OutputFile> file_;

@@ -388,12 +388,13 @@ struct TarReader::State {
         break;
       default: current.type = TarEntryType::kFile; break;
     }
-    // v7 archives mark directories by a trailing slash on a regular entry, of type '\0' or '0' (GNU
-    // tar and bsdtar read both so; '0' was a file, and the entries under it were refused).
-    // A size in its header counts no content: what follows is read as headers, as GNU tar's -x and
-    // bsdtar read it (GNU tar's -t reads past that many bytes; tarfile takes a '0' for a file).
-    if (current.type == TarEntryType::kFile && (current.typeflag == '\0' || current.typeflag == '0') &&
-        current.path.ends_with('/')) {
+    // v7 archives mark directories by a trailing slash on a regular entry, of type '\0', or '0'
+    // with no content (GNU tar and bsdtar read both so; an empty '0' was a file, and the entries
+    // under it were refused). A '0' with content is a file, as tarfile reads it and writes it.
+    // A '\0' whose size counts bytes: they are read as headers, as GNU tar's -x and bsdtar read
+    // them (GNU tar's -t reads past them).
+    if (current.type == TarEntryType::kFile &&
+        (current.typeflag == '\0' || (current.typeflag == '0' && current.size == 0)) && current.path.ends_with('/')) {
       current.type = TarEntryType::kDirectory;
       has_content = false;
     }

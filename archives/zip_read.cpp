@@ -1116,6 +1116,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   extract.preserve_permissions = options.preserve_permissions;
   extract.keep_existing = options.keep_existing;
   extract.keep_what_was_there = options.keep_what_was_there;
+  extract.written_names = options.written_names;
   extract.replace_files_with_directories = false;  // as unzip: a member "x/" does not remove a file x
   // Refusals and failures are named as members' errors are (ZipReader::read: the archive, the
   // member, its byte), whether reported or, with `strict`, thrown once the member is done with

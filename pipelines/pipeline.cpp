@@ -552,6 +552,9 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
   const CompressOptions compress = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   const std::string extension =
       plan.compress ? CodecRegistry::global().find(plan.compress->codec).value_or(CodecInfo{}).extension : "";
+  // Unless the run overwrites, what was in the output directory before the run is kept, and what
+  // an archive of the run wrote is replaced by a later entry or archive, as one archive's is.
+  const std::shared_ptr<TarWrittenNames> written = spec.overwrite ? nullptr : make_tar_written_names();
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
     if (plan.decompress && !plan.decompress->format.empty()) check_format(*opened, plan.decompress->format);
@@ -598,6 +601,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       ZipExtractOptions extract;
       extract.directory = spec.output;
       extract.keep_what_was_there = !spec.overwrite;  // as a file's output is (transcode --output-dir replaced them)
+      extract.written_names = written;
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;
@@ -622,6 +626,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       TarExtractOptions extract;
       extract.directory = spec.output;
       extract.keep_what_was_there = !spec.overwrite;
+      extract.written_names = written;
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;

@@ -476,6 +476,21 @@ directory = "out"
   EXPECT_EQ(read_file(dir_ / "out/d/a.txt"), to_bytes(std::string("mine\n")));
   r = sluice("run -f u.toml");
   ASSERT_EQ(r.status, 0) << describe(r);
+  // Two archives of the same names in one run: the second replaces what the first wrote, as a
+  // later entry of one archive does (each archive's extraction had kept its own names, and the
+  // second's were refused).
+  ASSERT_EQ(sh("cp arch.tar.gz again.tar.gz").status, 0);
+  put_text("two.toml", R"(
+[input]
+paths = ["arch.tar.gz", "again.tar.gz"]
+[[stage]]
+kind = "untar"
+[output]
+directory = "two"
+)");
+  r = sluice("run two.toml");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "two/d/a.txt"));
   r = sh("cd out && sha256sum -c SHA256SUMS");
   EXPECT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(r.out, "d/a.txt: OK\n");

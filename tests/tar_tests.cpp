@@ -762,7 +762,7 @@ t.close()
   EXPECT_EQ(sluice_tar("-x -f no-such.tar -C ours").status, 1);
 }
 
-// A v7 directory: a regular entry whose name ends with '/', of type '0' or '\0', is a directory,
+// A v7 directory: a regular entry whose name ends with '/', of type '\0', or '0' when empty,
 // as GNU tar and bsdtar read it; of type '0' it was an empty file, and the entries under it were
 // refused ("is not a directory").
 TEST_F(Tar, OldStyleDirectoriesOfEitherRegularTypeAreDirectories) {
@@ -776,7 +776,7 @@ for name, kind in (('zero/', tarfile.REGTYPE), ('nul/', tarfile.AREGTYPE)):
 hidden = io.BytesIO()
 with tarfile.open(fileobj=hidden, mode='w', format=tarfile.USTAR_FORMAT) as h:
     info = tarfile.TarInfo('hidden.txt'); info.size = 3; h.addfile(info, io.BytesIO(b'xyz'))
-info = tarfile.TarInfo('sized/'); info.type = tarfile.REGTYPE; info.size = 1024
+info = tarfile.TarInfo('sized/'); info.type = tarfile.AREGTYPE; info.size = 1024
 t.addfile(info, io.BytesIO(hidden.getvalue()[:1024]))
 t.close()
 )");

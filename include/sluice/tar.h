@@ -209,6 +209,10 @@ CodecOptions tar_codec_options(const std::string& codec, const CodecOptions& opt
 // Parses the archive in `source` (compressed with any registered codec, or plain) into `handler`.
 TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads = 0);
 
+// The names extractions wrote (TarExtractOptions::written_names): opaque, made empty here.
+struct TarWrittenNames;
+std::shared_ptr<TarWrittenNames> make_tar_written_names();
+
 struct TarExtractOptions {
   std::string directory = ".";        // created if missing
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
@@ -227,8 +231,12 @@ struct TarExtractOptions {
   bool keep_existing = false;
   // keep_existing for what was there before the extraction began only: an entry still replaces
   // what an earlier entry of this extraction wrote (a name an archive holds twice, as GNU tar
-  // extracts it). Transcoding into a directory without overwriting. Memory: each entry's name.
+  // extracts it). Transcoding into a directory without overwriting. Memory: each written name.
   bool keep_what_was_there = false;
+  // With keep_what_was_there, the names written so far, shared by the extractions of one run into
+  // one directory (several archives: a later one replaces what an earlier one wrote, as a later
+  // entry does); null: this extraction's own (make_tar_written_names()).
+  std::shared_ptr<TarWrittenNames> written_names;
   // A directory entry whose name holds a file replaces it, as GNU tar and bsdtar do; false: the
   // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link
   // there is replaced either way, never followed.

@@ -40,6 +40,8 @@
 
 namespace sluice {
 
+struct TarWrittenNames;  // sluice/tar.h
+
 enum class ZipEntryType { kFile, kDirectory, kSymlink };
 
 struct ZipEntry {
@@ -141,7 +143,8 @@ struct ZipExtractOptions {
   // A member whose name exists already is refused, and what is there kept (as
   // TarExtractOptions::keep_existing); by default it is replaced, never written through.
   bool keep_existing = false;
-  bool keep_what_was_there = false;  // as TarExtractOptions::keep_what_was_there
+  bool keep_what_was_there = false;                // as TarExtractOptions::keep_what_was_there
+  std::shared_ptr<TarWrittenNames> written_names;  // as TarExtractOptions::written_names (sluice/tar.h)
   // The most bytes of file contents to write (0: no limit): when the members to extract declare
   // more in all, the call throws Error(kLimit) before anything is written (a member decoding to
   // more than it declares fails), so that a small archive (a zip bomb) cannot fill a disk.
