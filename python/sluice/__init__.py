@@ -235,6 +235,12 @@ def _integer(value, name: str) -> int:
     raise TypeError(f"{name} must be an int or None, not {type(value).__name__}")
 
 
+def _compressing(format) -> str:
+    """format= where compressing: a format's name (None: gzip, the default), checked before the
+    native call (_threads says why); "" is no format (it was gzip, silently)."""
+    return "gzip" if format is None else _format_name(format)
+
+
 def _threads(value) -> int:
     """threads= as the library takes it: None (or 0) is every core. Checked here: a wrong type
     reaching the native call made pybind11 put the whole input in its message (a 20 MB buffer
@@ -305,7 +311,7 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     if mtime is not None and _mtime(mtime):
         compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
         return _joined(compressor.compress(data), compressor.flush())
-    return _native.compress(data, _format_name(format) or "gzip", _level(level, format), _threads(threads),
+    return _native.compress(data, _compressing(format), _level(level, format), _threads(threads),
                             _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
 
 
@@ -345,7 +351,7 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
                 memoryview(item)
             except TypeError:
                 raise TypeError(f"payload {index} is a {type(item).__name__}, not a bytes-like object") from None
-    results = _native.compress_many(items, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
+    results = _native.compress_many(items, _compressing(format), _level(level, format), _threads(threads), _chunk_size(chunk_size),
                                     _knobs(knobs), _backend(backend))
     if not return_exceptions:
         for index, result in enumerate(results):
@@ -364,7 +370,8 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
     if _integer(max_in_flight, "max_in_flight") < 1:
         raise ValueError("max_in_flight must be at least 1")
     level = _compresslevel(level, knobs)
-    _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
+    _native.chunk_size(_compressing(format), _level(level, format), _chunk_size(chunk_size), _knobs(knobs),
+                       _backend(backend))
 
     def batches() -> Iterator[bytes]:
         batch: list = []

@@ -1213,13 +1213,17 @@ def test_a_wrong_type_is_named_without_the_data():
     data = bytes(2_000_000)
     calls = [lambda: sluice.compress(data, threads=1.5), lambda: sluice.decompress(sluice.compress(data), threads="2"),
              lambda: sluice.compress(data, backend=5), lambda: sluice.compress(data, format=5),
-             lambda: sluice.compress_many([data, "s"]), lambda: list(sluice.compress_iter([data, 7]))]
+             lambda: sluice.compress_many([data, "s"]), lambda: list(sluice.compress_iter([data, 7])),
+             lambda: sluice.compress_many([data], format=5)]
     for call in calls:
         with pytest.raises(TypeError) as raised:
             call()
         assert len(str(raised.value)) < 200, str(raised.value)[:300]
     with pytest.raises(TypeError, match="threads"):
         sluice.compress(b"x", threads=True)
+    with pytest.raises(sluice.UsageError, match="unknown codec"):  # no format: not gzip, silently
+        sluice.compress(b"x", format="")
+    assert sluice.compress_many([b"x"], format=None) == [sluice.compress(b"x")]
 
 
 def test_mtime_none_and_floats_as_gzip_takes_them():
