@@ -184,9 +184,10 @@ int run_test(const ZipCliOptions& options) {
                stats.entries);
     return 1;
   }
+  if (not_found) return 1;
   if (options.verbose)
     fmt::print("{}: {} members, {} bytes: OK\n", printable_name(options.archive), stats.entries, stats.stored_bytes);
-  return not_found ? 1 : kExitSuccess;
+  return kExitSuccess;
 }
 
 }  // namespace

@@ -354,6 +354,7 @@ std::optional<std::int64_t> parse_iso_time(const std::string& text) {
   time.tm_mon = *month - 1;
   time.tm_mday = *day;
   std::int64_t offset = 0;
+  if (text.compare(at, std::string::npos, " UTC") == 0) at = text.size();  // a date alone, in UTC
   if (at < text.size()) {
     if (!take(' ') && !take('T')) return std::nullopt;
     const auto hour = digits(2);
@@ -375,13 +376,12 @@ std::optional<std::int64_t> parse_iso_time(const std::string& text) {
     take(' ');
     if (text.compare(at, std::string::npos, "UTC") == 0) {
       at = text.size();
-    } else if (!take('Z') && at < text.size() && (text[at] == '+' || text[at] == '-')) {
+    } else if (!take('Z') && !take('z') && at < text.size() && (text[at] == '+' || text[at] == '-')) {
       const int sign = text[at++] == '-' ? -1 : 1;
       const auto hours = digits(2);
       if (!hours || *hours > 23) return std::nullopt;
-      take(':');
       int minutes = 0;
-      if (at < text.size()) {
+      if (take(':') || at < text.size()) {  // "+02:" is no offset
         const auto given = digits(2);
         if (!given || *given > 59) return std::nullopt;
         minutes = *given;
@@ -390,7 +390,10 @@ std::optional<std::int64_t> parse_iso_time(const std::string& text) {
     }
   }
   if (at != text.size()) return std::nullopt;
-  return static_cast<std::int64_t>(::timegm(&time)) - offset;
+  const std::tm asked = time;
+  const std::time_t seconds = ::timegm(&time);
+  if (time.tm_mday != asked.tm_mday || time.tm_mon != asked.tm_mon) return std::nullopt;  // 2024-02-31
+  return static_cast<std::int64_t>(seconds) - offset;
 }
 
 }  // namespace
