@@ -11,6 +11,7 @@
 #include <new>
 #include <optional>
 #include <string>
+#include <system_error>
 
 #include "sluice/error.h"
 
@@ -25,6 +26,14 @@ inline std::exception_ptr current_error_with_context(const std::string& path,
     return std::make_exception_ptr(e.with_context(path, offset));
   } catch (const std::bad_alloc&) {
     return std::make_exception_ptr(Error(ErrorKind::kInternal, "out of memory", path, offset));
+  } catch (const std::system_error& e) {
+    // A caller's sink or source that reports a system error (a full disk) as the standard library
+    // does: an I/O error with its errno, as the library's own (it was kInternal, the errno lost).
+    Error error(ErrorKind::kIo, e.what(), path, offset);
+    if (e.code().category() == std::generic_category() || e.code().category() == std::system_category()) {
+      error.set_error_number(e.code().value());
+    }
+    return std::make_exception_ptr(error);
   } catch (const std::exception& e) {
     return std::make_exception_ptr(Error(ErrorKind::kInternal, e.what(), path, offset));
   } catch (...) {

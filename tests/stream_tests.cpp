@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
@@ -20,6 +21,7 @@
 #include <numeric>
 #include <random>
 #include <stop_token>
+#include <system_error>
 #include <thread>
 
 #include <sys/wait.h>
@@ -615,6 +617,36 @@ TEST_P(Streams, AFlushThrowsTheRunsError) {
     EXPECT_THROW(compressor.write(view(some)), Error);
     EXPECT_THROW(compressor.finish(), Error);
   }
+}
+
+// A caller's sink that reports a full disk as the standard library does (std::system_error): the
+// run's error is an I/O error with that errno, from compress() and a Compressor (it was
+// kInternal, the errno lost).
+TEST_P(Streams, ASinksSystemErrorIsAnIoErrorWithItsErrno) {
+  struct FullSink final : ByteSink {
+    void write(ByteView) override { throw std::system_error(ENOSPC, std::generic_category(), "usersink: write"); }
+    const std::string& name() const override { return name_; }
+    std::string name_ = "usersink";
+  } full;
+  const Bytes data = text_bytes(300 * 1024, 16);
+  const auto expect_enospc = [](const auto& call) {
+    try {
+      call();
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+      EXPECT_EQ(e.error_number(), ENOSPC) << e.what();
+    }
+  };
+  expect_enospc([&] {
+    MemorySource source(view(data));
+    compress(source, full, options());
+  });
+  expect_enospc([&] {
+    Compressor compressor(full, options());
+    compressor.write(view(data));
+    compressor.finish();
+  });
 }
 
 // zlib's raw deflate of `records`, `flush` after each (Z_SYNC_FLUSH: what gzip.open's flush()
