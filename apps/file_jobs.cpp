@@ -158,7 +158,7 @@ class Planner {
       fail(arg, Error(ErrorKind::kIo, "is a directory (use -r to process what it holds)", arg));
       return;
     }
-    if (refused_link(arg, status, /*named=*/true)) return;
+    if (refused_link(arg, status, /*named=*/true) || refused_special_bits(arg, status)) return;
     if (S_ISDIR(status.st_mode)) {
       std::vector<std::string> files;
       walk(arg, files);
@@ -191,18 +191,24 @@ class Planner {
                        path));
       return true;
     }
-    // No output gets setuid, setgid or sticky (copy_attributes_of): with --rm the bit would be
-    // gone for good (a binary's setuid after a round trip), so the file is left, as gzip leaves it.
-    if (S_ISREG(status.st_mode) && options_.remove_input && (status.st_mode & (S_ISUID | S_ISGID | S_ISVTX))) {
-      fail(path, Error(ErrorKind::kIo,
-                       fmt::format("is {}: its output would not be, and --rm would lose it; use -f to take it",
-                                   status.st_mode & S_ISUID   ? "set-user-ID"
-                                   : status.st_mode & S_ISGID ? "set-group-ID"
-                                                              : "sticky"),
-                       path));
-      return true;
-    }
     return false;
+  }
+
+  // No output gets setuid, setgid or sticky (copy_attributes_of): with --rm (and an output beside
+  // it, under --output-dir or at -o) the bit would be gone for good, a binary's setuid after a
+  // round trip, so the file is left, as gzip leaves it. -f takes it.
+  bool refused_special_bits(const std::string& path, const struct stat& status) {
+    if (!options_.remove_input || options_.force || options_.to_stdout || options_.mode == Mode::kTest ||
+        options_.mode == Mode::kList || !S_ISREG(status.st_mode) || !(status.st_mode & (S_ISUID | S_ISGID | S_ISVTX))) {
+      return false;
+    }
+    fail(path, Error(ErrorKind::kIo,
+                     fmt::format("is {}: its output would not be, and --rm would lose it; use -f to take it",
+                                 status.st_mode & S_ISUID   ? "set-user-ID"
+                                 : status.st_mode & S_ISGID ? "set-group-ID"
+                                                            : "sticky"),
+                     path));
+    return true;
   }
 
   // Outputs are files named after the inputs (not -c, -o, -t or -l).
@@ -294,7 +300,7 @@ class Planner {
       return;
     }
     // A file the walk takes is left alone when it has other names (not the ones it leaves out).
-    if (from_walk && refused_link(path, status, /*named=*/false)) return;
+    if ((from_walk && refused_link(path, status, /*named=*/false)) || refused_special_bits(path, status)) return;
     if (options_.mode == Mode::kTest || options_.mode == Mode::kList || to_stdout) return add_job("");
     std::string output;
     if (!options_.output_path.empty()) {

@@ -390,10 +390,11 @@ std::optional<std::int64_t> parse_iso_time(const std::string& text) {
     }
   }
   if (at != text.size()) return std::nullopt;
-  const std::tm asked = time;
-  const std::time_t seconds = ::timegm(&time);
-  if (time.tm_mday != asked.tm_mday || time.tm_mon != asked.tm_mon) return std::nullopt;  // 2024-02-31
-  return static_cast<std::int64_t>(seconds) - offset;
+  std::tm date = time;  // the date as given, checked at its first second (23:59:60 is the next day's)
+  date.tm_hour = date.tm_min = date.tm_sec = 0;
+  ::timegm(&date);
+  if (date.tm_mday != time.tm_mday || date.tm_mon != time.tm_mon) return std::nullopt;  // 2024-02-31
+  return static_cast<std::int64_t>(::timegm(&time)) - offset;
 }
 
 }  // namespace

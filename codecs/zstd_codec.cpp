@@ -299,7 +299,9 @@ class ZstdSplitter final : public StreamSplitter {
   // start: a few bytes after skippable frames alone are no zstd data (the streaming decoder,
   // resumed after them, would call them trailing garbage, a warning).
   Cut cut_at_end(ByteView b, std::uint64_t) override {
-    return frames_ > 0 || (b.size() >= 4 && load_le32(b.data()) == ZSTD_MAGICNUMBER) ? serial() : Cut{};
+    const bool frame_start = b.size() >= 4 && (load_le32(b.data()) == ZSTD_MAGICNUMBER ||
+                                               (load_le32(b.data()) & 0xFFFFFFF0u) == 0x184D2A50u);  // skippable
+    return frames_ > 0 || frame_start ? serial() : Cut{};
   }
   // Units are whole frames: every cut ends where a frame may begin.
   bool serial_may_start_here() const override { return true; }

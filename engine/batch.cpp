@@ -165,7 +165,7 @@ class Report {
     auto& item = report_.items[i];
     item.status = error.kind() == ErrorKind::kCancelled ? ItemStatus::kSkipped : ItemStatus::kFailed;
     item.error = error;
-    notify(i);
+    notify(i, /*rethrow=*/false);  // from the graph's noexcept fail(): the exception is kept for the caller
   }
 
   // Marks the items nothing was said of as skipped and totals the batch.
@@ -187,14 +187,17 @@ class Report {
   }
 
  private:
-  void notify(std::size_t i) {
+  // An exception of on_item_done is kept for the caller (callback_error) and, with `rethrow`,
+  // stops the run; without (a failed item's report, made where nothing may throw: it ended the
+  // process), the run goes on and the caller gets it at the end.
+  void notify(std::size_t i, bool rethrow = true) {
     std::lock_guard lock(mutex_);
     if (!batch_.on_item_done) return;
     try {
       batch_.on_item_done(i, report_.items[i]);
-    } catch (...) {  // stops the run; the caller gets it back (callback_error)
+    } catch (...) {
       if (!callback_error_) callback_error_ = std::current_exception();
-      throw;
+      if (rethrow) throw;
     }
   }
 
@@ -313,8 +316,8 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
     // and is the caller's again, as from decompress_files (the batch went on as if none had been
     // thrown, and the caller's failure to record an item was lost).
     if (!streams.begun()) throw;
-    if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
   }
+  if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
   return report.finish(std::chrono::duration<double>(Clock::now() - start).count(), stats.compressor_threads);
 }
 
@@ -402,6 +405,7 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     // all, which is most of what `sluice -dc` of a small file costs). Not for several: after one
     // arena this thread would belong to oneTBB's default one, and the next files would run in it.
     decode_one(0);
+    if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
     return report.finish(std::chrono::duration<double>(Clock::now() - start).count(),
                          static_cast<std::size_t>(to_stdout ? 1 : threads));
   }
@@ -424,6 +428,7 @@ BatchReport decompress_files(const std::vector<FileJob>& jobs, const DecompressO
     jobs_source.activate();
     graph.wait_for_all();
   });
+  if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
   return report.finish(std::chrono::duration<double>(Clock::now() - start).count(),
                        static_cast<std::size_t>(to_stdout ? 1 : threads));
 }

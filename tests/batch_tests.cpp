@@ -445,6 +445,22 @@ TEST_F(BatchFiles, AnExceptionOfOnItemDoneComesBackToTheCaller) {
     for (const auto& job : jobs) back.push_back({job.output, job.input + ".back"});
     EXPECT_THROW(decompress_files(back, DecompressOptions{}, batch), RecordFailed) << throwing;
   }
+  // Thrown for a failed item (a missing input), where the report is made in the graph's noexcept
+  // fail(): it ended the process.
+  std::vector<FileJob> missing = jobs;
+  missing[1].input = path("no-such-file");
+  FileBatchOptions batch;
+  batch.overwrite = true;
+  batch.on_item_done = [&](std::size_t, const ItemResult& item) {
+    if (!item.ok()) throw RecordFailed();
+  };
+  for (const int threads : {1, 2}) {
+    CompressOptions options;
+    options.threads = threads;
+    EXPECT_THROW(compress_files(missing, options, batch), RecordFailed) << threads;
+  }
+  std::vector<FileJob> back{{jobs[0].output, path("r0.back")}, {path("no-such.gz"), path("x.back")}};
+  EXPECT_THROW(decompress_files(back, DecompressOptions{}, batch), RecordFailed);
 }
 
 TEST_F(BatchFiles, RemoveInputsOnlyAfterSuccess) {

@@ -511,6 +511,9 @@ TEST_F(Cli, RmRemovesTheInputOnlyAfterSuccess) {
   EXPECT_NE(r.err.find("data.bin: is set-user-ID: its output would not be, and --rm would lose it"), std::string::npos)
       << r.err;
   expect_listing({"bad.zst", "data.bin"});
+  r = sluice("--rm -o elsewhere.gz data.bin");  // an output named: the input would go all the same
+  EXPECT_EQ(r.status, 1) << describe(r);
+  expect_listing({"bad.zst", "data.bin"});
   ASSERT_EQ(sluice("--rm -f data.bin").status, 0);
   expect_listing({"bad.zst", "data.bin.gz"});
 }

@@ -1145,6 +1145,7 @@ TEST(TarLibrary, MtimeTakesOffsetsAndRefusesWhatItCannotRead) {
   EXPECT_EQ(parse_tar_mtime("2024-01-01 UTC"), 1704067200);
   EXPECT_EQ(parse_tar_mtime("2024-01-01T12:00:00z"), 1704110400);
   EXPECT_EQ(parse_tar_mtime("2024-02-29"), 1709164800);
+  EXPECT_EQ(parse_tar_mtime("2016-12-31 23:59:60"), 1483228800);  // a leap second: the next one
   for (const char* bad : {"2024-01-01 12:00 PST", "2024-01-01 12:00:00 garbage", "2024-1-01", "2024-13-01",
                           "2024-01-01 24:00", "2024-01-01T12", "2024-01-01 12:00:00 +2",
                           "2024-01-01 12:00:00 +02:", "2024-02-31", "2023-02-29", "@1.5", "yesterday", ""}) {

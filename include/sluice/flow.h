@@ -76,12 +76,12 @@ class CompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk
 // so a caller may send a whole stream at once. What it has sent on is the caller's to bound, as for
 // CompressNode, and nothing after the node holds it back (a limiter_node there makes the output
 // sequencer hold what it refuses). A stream that cannot be cut into units is decoded a caller's
-// piece at a time, whole, into memory: where the input may be a bomb, send small pieces and set
-// options.max_output_bytes (README, "DecompressNode"). A failure (corrupt data, truncation, trailing garbage, the output limit) is thrown
-// from the node's body after the output before it was sent on: the graph is cancelled and
-// graph.wait_for_all() rethrows it. Nodes after this one may not see the last pieces sent before
-// the failure (the cancelled graph drops their pending work); the pieces they saw are the stream's
-// start, in order. One DecompressNode decompresses one stream.
+// piece at a time, whole, into memory: where the input may be a bomb, options.max_output_bytes is
+// the bound (or Decompressor, whose output waits for its reader; README, "DecompressNode"). A failure (corrupt data,
+// truncation, trailing garbage, the output limit) is thrown from the node's body after the output before it was sent
+// on: the graph is cancelled and graph.wait_for_all() rethrows it. Nodes after this one may not see the last pieces
+// sent before the failure (the cancelled graph drops their pending work); the pieces they saw are the stream's start,
+// in order. One DecompressNode decompresses one stream.
 class DecompressNode final : public tbb::flow::composite_node<std::tuple<ByteChunk>, std::tuple<ByteChunk>> {
  public:
   explicit DecompressNode(tbb::flow::graph& graph, const DecompressOptions& options = {});

@@ -306,12 +306,13 @@ def compress(data, format: str = "gzip", level: int | None = None, threads: int 
     stream_reader(f, read_across_frames=True). gzip and lz4 are one member / one frame.
     """
     level = _compresslevel(level, knobs)
+    format = _compressing(format)
     data, _ = _contiguous(data)  # a str is a TypeError; a strided view is copied, as Compressor takes it
     # The streaming compressor writes the header's time; its bytes are compress()'s.
     if mtime is not None and _mtime(mtime):
         compressor = Compressor(format, level, threads, mtime=mtime, chunk_size=chunk_size, backend=backend, **knobs)
         return _joined(compressor.compress(data), compressor.flush())
-    return _native.compress(data, _compressing(format), _level(level, format), _threads(threads),
+    return _native.compress(data, format, _level(level, format), _threads(threads),
                             _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
 
 
@@ -344,6 +345,7 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
     returns the results in input order. A failing item raises its error with .index set, or,
     with return_exceptions=True, the error takes its place in the list."""
     level = _compresslevel(level, knobs)
+    format = _compressing(format)
     items = list(payloads)
     for index, item in enumerate(items):  # a mistake named here (pybind11 would print every payload)
         if not isinstance(item, bytes):
@@ -351,7 +353,7 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
                 memoryview(item)
             except TypeError:
                 raise TypeError(f"payload {index} is a {type(item).__name__}, not a bytes-like object") from None
-    results = _native.compress_many(items, _compressing(format), _level(level, format), _threads(threads), _chunk_size(chunk_size),
+    results = _native.compress_many(items, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
                                     _knobs(knobs), _backend(backend))
     if not return_exceptions:
         for index, result in enumerate(results):
@@ -370,7 +372,8 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
     if _integer(max_in_flight, "max_in_flight") < 1:
         raise ValueError("max_in_flight must be at least 1")
     level = _compresslevel(level, knobs)
-    _native.chunk_size(_compressing(format), _level(level, format), _chunk_size(chunk_size), _knobs(knobs),
+    format = _compressing(format)
+    _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs),
                        _backend(backend))
 
     def batches() -> Iterator[bytes]:
@@ -484,6 +487,7 @@ class Compressor:
                  **knobs: str):
         self._lock = threading.Lock()
         level = _compresslevel(level, knobs)
+        format = _compressing(format)
         self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), _threads(threads),
                                                       _chunk_size(chunk_size), _knobs(knobs), _backend(backend), "",
                                                       _mtime(0 if mtime is None else mtime)))
@@ -671,6 +675,7 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     and carry the input's permissions and times; remove_inputs deletes each input once its
     output is safely written. progress(result) is called as each file completes (tqdm: pass
     lambda r: bar.update()). Returns one FileResult per path, in order; failures do not raise."""
+    format = _compressing(format)
     extension = _native.format_info(format)["extension"]
     names = _path_list(paths)
     jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]

@@ -1224,6 +1224,10 @@ def test_a_wrong_type_is_named_without_the_data():
     with pytest.raises(sluice.UsageError, match="unknown codec"):  # no format: not gzip, silently
         sluice.compress(b"x", format="")
     assert sluice.compress_many([b"x"], format=None) == [sluice.compress(b"x")]
+    made = [sluice.compress(b"x", format=None, level=-1), sluice.compress(b"x", format=None, mtime=5),
+            sluice.compress_many([b"x"], format=None, level=-1)[0]]
+    assert [sluice.decompress(m) for m in made] == [b"x"] * 3
+    assert sluice.decompress(sluice.Compressor(None).flush()) == b""
 
 
 def test_mtime_none_and_floats_as_gzip_takes_them():
