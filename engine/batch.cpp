@@ -312,11 +312,11 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
     stats = compress_stream_set(streams, run);
   } catch (const Error&) {
     // A failure that stopped the batch has been reported for its item; anything else (bad
-    // options) happened before any item began. An exception of on_item_done's stopped the run
-    // and is the caller's again, as from decompress_files (the batch went on as if none had been
-    // thrown, and the caller's failure to record an item was lost).
+    // options) happened before any item began.
     if (!streams.begun()) throw;
   }
+  // An exception of on_item_done's (which stopped the run, or was kept where a failed item was
+  // reported) is the caller's again, as from decompress_files.
   if (const std::exception_ptr callback = report.callback_error()) std::rethrow_exception(callback);
   return report.finish(std::chrono::duration<double>(Clock::now() - start).count(), stats.compressor_threads);
 }
