@@ -451,9 +451,12 @@ ParseResult parse_command_line(int argc, char** argv) {
            {"run", "Run a pipeline described in a TOML file (sluice run --help)"}}) {
     app.add_subcommand(name, what)->allow_extras();
   }
-  app.parse_complete_callback([&app] {
+  // `sluice -k demo` is a file named demo, as `sluice -k tar` is refused as one: a command is the
+  // first word only (the SLUICE variable's options come before it, and are not words typed).
+  const bool demo_first = argc >= 2 && std::string_view(argv[1]) == "demo";
+  app.parse_complete_callback([&app, demo_first] {
     for (const CLI::App* command : app.get_subcommands()) {
-      if (command->get_name() != "demo") {
+      if (command->get_name() != "demo" || !demo_first) {
         throw CLI::ValidationError(command->get_name(), fmt::format("a command, so it comes first (sluice {} ...); "
                                                                     "for a file of that name, write ./{}",
                                                                     command->get_name(), command->get_name()));

@@ -161,8 +161,10 @@ class Planner {
     if (refused_link(arg, status, /*named=*/true) || refused_special_bits(arg, status)) return;
     if (S_ISDIR(status.st_mode)) {
       std::vector<std::string> files;
+      const std::size_t earlier_warnings = warnings.size();
       walk(arg, files);
       std::sort(files.begin(), files.end());  // the same tree gives the same order
+      std::sort(warnings.begin() + static_cast<std::ptrdiff_t>(earlier_warnings), warnings.end());
       for (const auto& file : files) {
         struct stat file_status {};
         if (::stat(file.c_str(), &file_status) == 0) add_file(file, file_status, /*from_walk=*/true);
@@ -235,6 +237,10 @@ class Planner {
         walk(path.string(), files);
       } else if (S_ISREG(status.st_mode)) {
         files.push_back(path.string());
+      } else {  // named, as gzip and pigz name them (zstd says nothing)
+        warnings.push_back(fmt::format("{}: {}: left alone", path.string(),
+                                       S_ISLNK(status.st_mode) ? "is a symbolic link, which -r does not follow"
+                                                               : "is not a regular file or a directory"));
       }
     }
     if (error)
@@ -418,6 +424,9 @@ int list_files(const CliOptions& options, const Planner& plan) {
   decode.backends = backend_flags(options.codec_flags);
   const auto name_of = [](const std::string& input) { return input == "-" ? std::string("<stdin>") : input; };
   const bool table = !options.json && !options.quiet;
+  if (!options.quiet) {
+    for (const auto& warning : plan.warnings) fmt::print(stderr, "sluice: warning: {}\n", warning);
+  }
   if (table) {
     fmt::print("{:<6} {:>7} {:>14} {:>14} {:>7}  {:<14} {:<8} {}\n", "format", "units", "compressed", "uncompressed",
                "ratio", "check", "sizes", "name");
@@ -478,8 +487,9 @@ int list_files(const CliOptions& options, const Planner& plan) {
           "{{\"index\": {}, \"input\": {}, \"status\": \"ok\", \"format\": \"{}\", \"units\": {}, "
           "\"compressed_bytes\": {}, \"uncompressed_bytes\": {}, \"ratio\": {:.6f}, \"check\": {}, "
           "\"sizes\": \"{}\"}}\n",
-          row.position, json_string(row.input), l.codec, l.units, l.compressed_bytes, l.uncompressed_bytes,
-          ratio(l.compressed_bytes, l.uncompressed_bytes), json_string(l.check), sizes);
+          row.position, json_string(row.input), l.codec, l.units > 0 ? std::to_string(l.units) : std::string("null"),
+          l.compressed_bytes, l.uncompressed_bytes, ratio(l.compressed_bytes, l.uncompressed_bytes),
+          l.check.empty() ? std::string("null") : json_string(l.check), sizes);
     }
   }
   if (table && listed > 1) {
@@ -491,7 +501,7 @@ int list_files(const CliOptions& options, const Planner& plan) {
         "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"compressed_bytes\": {}, \"uncompressed_bytes\": {}}}}}\n",
         rows.size(), failures, compressed, uncompressed);
   }
-  return exit_status(failures, 0);
+  return exit_status(failures, plan.warnings.size());
 }
 
 }  // namespace

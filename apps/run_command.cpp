@@ -92,7 +92,8 @@ int run_pipeline_command(int argc, char** argv) {
   tidy_help(app);
   app.footer(
       "Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"
-      "entries, each named on stderr; the others were extracted), 2 the pipeline file or a flag is wrong.");
+      "entries, or a walk left a link or a special file alone: each named on stderr; the rest was\n"
+      "done), 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
   for (const auto& assignment : overrides) {
     if (assignment.find('=') == std::string::npos || assignment.front() == '=') {

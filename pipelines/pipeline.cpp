@@ -17,6 +17,7 @@
 #include <memory>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -131,11 +132,37 @@ struct Input {
 
 bool has_glob(const std::string& text) { return text.find_first_of("*?[") != std::string::npos; }
 
+// How a directory is walked: which of its regular files are inputs, and what else is left out.
+struct Walk {
+  // kNotCompressed: a file with a compressed suffix is left out, as sluice -r leaves it out when
+  // it compresses (a pipeline compressing a directory into itself compressed its own outputs
+  // again at each run: a.log.zst.zst). kCompressed: only files with a codec's suffix are taken,
+  // as sluice -d -r takes them (a decompress stage stopped at a logrotate directory's app.log).
+  enum class Take { kAll, kNotCompressed, kCompressed } take = Take::kAll;
+  // The output directory, where it is under a directory walked: never an input (a second run
+  // compressed the first one's manifest and outputs again).
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> output_directory;
+  // Told of what the walk leaves alone: a symbolic link (one to /etc/passwd put its bytes in the
+  // outputs; sluice -r and gzip -r take no link they find), a FIFO, a device.
+  std::function<void(const std::string&)> left_alone;
+};
+
+// The walk a per-file pipeline makes (and its dry run shows).
+Walk walk_for(const PipelineSpec& spec, const Plan& plan, const std::function<void(const std::string&)>& left_alone) {
+  Walk walk;
+  if (plan.shape == Plan::Shape::kPerFile && plan.decompress)
+    walk.take = Walk::Take::kCompressed;
+  else if (plan.shape == Plan::Shape::kPerFile && plan.compress)
+    walk.take = Walk::Take::kNotCompressed;
+  struct stat output {};
+  if (spec.output_is_directory && ::stat(spec.output.c_str(), &output) == 0)
+    walk.output_directory = std::pair{output.st_dev, output.st_ino};
+  walk.left_alone = left_alone;
+  return walk;
+}
+
 // Files, directories (walked, sorted) and glob patterns, in the order given.
-// `skip_compressed`: a directory's files with a compressed suffix are left out, as sluice -r
-// leaves them out when it compresses (a pipeline compressing a directory into itself compressed
-// its own outputs again at each run: a.log.zst.zst).
-std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, bool skip_compressed = false) {
+std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const Walk& walk = {}) {
   std::vector<Input> inputs;
   for (const auto& pattern : patterns) {
     if (pattern == "-") {
@@ -158,16 +185,32 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, bool 
       if (error) throw Error(ErrorKind::kIo, error.message(), path);
       if (!fs::exists(status)) throw Error(ErrorKind::kIo, "no such file or directory", path);
       if (fs::is_directory(status)) {
-        std::vector<std::string> files;
+        std::vector<std::string> files, left;
         try {
           for (auto it = fs::recursive_directory_iterator(path); it != fs::recursive_directory_iterator(); ++it) {
-            if (it->is_regular_file() && !(skip_compressed && has_compressed_suffix(it->path().string())))
-              files.push_back(it->path().string());
+            const std::string file = it->path().string();
+            struct stat found {};
+            if (::lstat(file.c_str(), &found) != 0) continue;  // gone since it was listed
+            if (S_ISDIR(found.st_mode)) {
+              if (walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino})
+                it.disable_recursion_pending();
+            } else if (!S_ISREG(found.st_mode)) {
+              left.push_back(fmt::format("{}: {}: left alone", printable_name(file),
+                                         S_ISLNK(found.st_mode) ? "is a symbolic link, which a walk does not follow"
+                                                                : "is not a regular file or a directory"));
+            } else if (walk.take == Walk::Take::kAll ? true
+                       : walk.take == Walk::Take::kNotCompressed
+                           ? !has_compressed_suffix(file)
+                           : CodecRegistry::global().decompressed_name(file).has_value()) {
+              files.push_back(file);
+            }
           }
         } catch (const fs::filesystem_error& e) {
           throw Error(ErrorKind::kIo, fmt::format("cannot walk: {}", e.code().message()), e.path1().string());
         }
         std::sort(files.begin(), files.end());
+        std::sort(left.begin(), left.end());
+        if (walk.left_alone) std::ranges::for_each(left, walk.left_alone);
         for (const auto& file : files) inputs.push_back({file, fs::path(file).lexically_relative(path).string()});
       } else {
         inputs.push_back({path, fs::path(path).filename().string()});
@@ -321,13 +364,18 @@ void write_manifest(const std::string& path, const std::vector<PipelineItem>& it
   // Names relative to the manifest's directory, whichever of the two paths was given absolute.
   const fs::path base = fs::absolute(fs::path(path)).lexically_normal().parent_path();
   const fs::path self = fs::absolute(fs::path(path)).lexically_normal();
-  std::string text;
-  for (const auto& item : items) {
-    const fs::path output = item.output == "-" ? fs::path() : fs::absolute(item.output).lexically_normal();
+  // One line per file, the last written's: two archives unpacked into one directory that both
+  // hold a name listed it twice, the first with the checksum of bytes the second replaced.
+  std::vector<std::string> lines;
+  std::unordered_set<std::string> listed;
+  for (auto item = items.rbegin(); item != items.rend(); ++item) {
+    const fs::path output = item->output == "-" ? fs::path() : fs::absolute(item->output).lexically_normal();
     if (!output.empty() && output == self) continue;  // an archive's file it replaces (unpacking)
-    const std::string name = item.output == "-" ? "-" : output.lexically_relative(base).string();
-    text += manifest_line(item.checksum, name);
+    const std::string name = item->output == "-" ? "-" : output.lexically_relative(base).string();
+    if (name == "-" || listed.insert(name).second) lines.push_back(manifest_line(item->checksum, name));
   }
+  std::string text;
+  for (auto line = lines.rbegin(); line != lines.rend(); ++line) text += *line;
   const fs::path inside = unpacked.empty() ? fs::path() : below(unpacked, path);
   if (!inside.empty()) {
     // Its directories must be real ones, made by the archive or not; what is at its name is
@@ -372,14 +420,22 @@ int open_file_beneath(const std::string& directory, const fs::path& relative) {
 // The output for one input, through the optional hashing, then published.
 class OutputEnd {
  public:
-  OutputEnd(const std::string& path, bool overwrite, const StageSpec* checksum) : path_(path) {
+  // `named`: a path the user gave (output.file, transcode -o), which a device or FIFO there is
+  // written into (-o /dev/null); an output named after an input under a directory replaces
+  // whatever is at its name, as sluice -f does (a link there to a FIFO or a device outside the
+  // directory was written through). `input`: a file whose permissions and times the output takes,
+  // as sluice's and gzip's outputs do (a private file's came out readable by everyone).
+  OutputEnd(const std::string& path, bool overwrite, bool named, const StageSpec* checksum,
+            const FileStatus* input = nullptr)
+      : path_(path) {
     if (path == "-") {
       stdout_ = std::make_unique<FdSink>(1, "<stdout>");
     } else {
       std::error_code ignored;
       const fs::path parent = fs::path(path).parent_path();
       if (!parent.empty()) fs::create_directories(parent, ignored);
-      file_ = std::make_unique<OutputFile>(path, overwrite);
+      file_ = std::make_unique<OutputFile>(path, overwrite, /*devices_in_place=*/named);
+      if (input && input->regular) file_->copy_attributes_of(*input);
     }
     ByteSink& base = file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
     if (checksum) hashing_ = std::make_unique<HashingSink>(base, checksum->algorithm);
@@ -406,7 +462,7 @@ class OutputEnd {
   std::unique_ptr<HashingSink> hashing_;
 };
 
-std::unique_ptr<ByteSource> open_input(const std::string& path) {
+std::unique_ptr<FdSource> open_input(const std::string& path) {
   if (path == "-") return std::make_unique<FdSource>(0, "<stdin>");
   return std::make_unique<FdSource>(path);
 }
@@ -414,12 +470,6 @@ std::unique_ptr<ByteSource> open_input(const std::string& path) {
 std::string output_path_for(const PipelineSpec& spec, const Input& input, const Plan& plan) {
   if (!spec.output_is_directory) return spec.output;
   return (fs::path(spec.output) / output_name(input.relative, plan)).string();
-}
-
-// Whether the run compresses each input file as it is (no decompress stage before): then a
-// directory's files already compressed are left out (expand_inputs).
-bool compresses_files(const Plan& plan) {
-  return plan.shape == Plan::Shape::kPerFile && plan.compress && !plan.decompress;
 }
 
 // Throws kCancelled once `stop` is requested.
@@ -455,9 +505,62 @@ void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector
   }
 }
 
-void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs,
-                  PipelineReport& report, const std::function<void(const PipelineItem&)>& on_item) {
-  check_outputs(spec, plan, inputs, /*dry_run=*/false);
+// Whether two paths are one file: the same name once made absolute, or one file reached both
+// ways (a link, another spelling).
+bool same_file(const std::string& a, const std::string& b) {
+  if (fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal()) return true;
+  struct stat first {
+  }, second{};
+  return ::stat(a.c_str(), &first) == 0 && ::stat(b.c_str(), &second) == 0 && first.st_dev == second.st_dev &&
+         first.st_ino == second.st_ino;
+}
+
+// The checksum stage's manifest is an output like the others: never an input of the run or
+// another of its outputs, and one that exists is replaced only when the run overwrites. (It was
+// written over whatever was at its path, an input or an output of the same run too, with exit 0.)
+// `inputs`: the run's input files (an archive pipeline's as given, not walked). A dry run gets
+// back what its plan notes instead of the error of an existing manifest.
+std::string check_manifest(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, bool dry_run) {
+  if (!plan.checksum) return {};
+  const std::string manifest = manifest_path(spec, *plan.checksum);
+  for (const auto& input : inputs) {
+    if (input.path != "-" && same_file(input.path, manifest)) {
+      throw Error(ErrorKind::kUsage,
+                  fmt::format("the manifest '{}' would replace an input of the run", printable_name(manifest)));
+    }
+    if (plan.shape == Plan::Shape::kPerFile) {
+      const std::string output = output_path_for(spec, input, plan);
+      if (output != "-" && same_file(output, manifest)) {
+        throw Error(ErrorKind::kUsage, fmt::format("'{}' would be written to '{}', the manifest's path",
+                                                   printable_name(input.path), printable_name(manifest)));
+      }
+    }
+  }
+  if (plan.shape == Plan::Shape::kArchive && spec.output != "-" && same_file(spec.output, manifest))
+    throw Error(ErrorKind::kUsage, fmt::format("the archive and the manifest are both '{}'", printable_name(manifest)));
+  // Unpacking, a manifest in the output directory is the run's whatever was there (sluice-run(1)):
+  // the directory's other files are kept, but what the archives write changes under it anyway.
+  if (plan.shape == Plan::Shape::kUnpack && !below(spec.output, manifest).empty()) return {};
+  struct stat existing {};
+  if (spec.overwrite || ::lstat(manifest.c_str(), &existing) != 0) return {};
+  if (!dry_run) throw Error(ErrorKind::kIo, "already exists", manifest);  // the command adds how to overwrite
+  return " (exists: the run stops before it writes)";
+}
+
+// The inputs a run takes, as expand_inputs finds them; an archive pipeline's as given (its
+// directories are the archive's to walk), for check_manifest.
+std::vector<Input> run_inputs(const PipelineSpec& spec, const Plan& plan,
+                              const std::function<void(const std::string&)>& left_alone) {
+  if (plan.shape != Plan::Shape::kArchive) return expand_inputs(spec.inputs, walk_for(spec, plan, left_alone));
+  std::vector<Input> inputs;
+  for (const auto& input : spec.inputs) {
+    if (input != "-" && !has_glob(input)) inputs.push_back({input, ""});
+  }
+  return inputs;
+}
+
+void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
+                  const std::function<void(const PipelineItem&)>& on_item) {
   for (const auto& input : inputs) {
     check_stop(spec.stop);
     PipelineItem item;
@@ -465,7 +568,8 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     item.output = output_path_for(spec, input, plan);
     auto opened = open_input(input.path);
     CountingSource source(*opened);
-    OutputEnd output(item.output, spec.overwrite, plan.checksum);
+    OutputEnd output(item.output, spec.overwrite, !spec.output_is_directory, plan.checksum,
+                     input.path == "-" ? nullptr : &opened->status());
     if (plan.decompress && plan.compress) {
       item.output_bytes = transcode(source, output.sink(), compress_options(spec, plan, *plan.compress),
                                     decompress_options(spec, plan.decompress))
@@ -508,7 +612,7 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   PipelineItem item;
   item.input = fmt::format("{}", fmt::join(spec.inputs, " "));
   item.output = spec.output;
-  OutputEnd output(item.output, spec.overwrite, plan.checksum);
+  OutputEnd output(item.output, spec.overwrite, /*named=*/true, plan.checksum);
   const std::string codec = plan.compress ? plan.compress->codec : "";
   CompressOptions options = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
@@ -762,7 +866,10 @@ std::string describe_pipeline(const PipelineSpec& spec) {
         if (stage.max_output_bytes)
           details += fmt::format(", at most {} bytes of files from each archive", stage.max_output_bytes);
         break;
-      case StageKind::kChecksum: details = fmt::format("{} of every output, manifest {}", stage.algorithm, manifest_path(spec, stage)); break;
+      case StageKind::kChecksum:
+        details = fmt::format("{} of every output, manifest {}", stage.algorithm, manifest_path(spec, stage));
+        details += check_manifest(spec, plan, run_inputs(spec, plan, {}), /*dry_run=*/true);
+        break;
     }
     text += fmt::format("stage {}: {} ({})\n", i + 1, stage_name(stage.kind), details);
   }
@@ -770,8 +877,11 @@ std::string describe_pipeline(const PipelineSpec& spec) {
     text += fmt::format("archive: {} -> {}\n", fmt::join(spec.inputs, " "), spec.output == "-" ? "<stdout>" : spec.output);
     return text;
   }
-  const std::vector<Input> inputs = expand_inputs(spec.inputs, compresses_files(plan));
+  std::vector<std::string> left_alone;
+  const std::vector<Input> inputs =
+      run_inputs(spec, plan, [&](const std::string& message) { left_alone.push_back(message); });
   if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs, /*dry_run=*/true);
+  for (const auto& message : left_alone) text += fmt::format("left alone: {}\n", message);
   for (const auto& input : inputs) {
     const std::string output = output_path_for(spec, input, plan);
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"
@@ -789,28 +899,31 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   validate_pipeline(spec);
   const Plan plan = plan_of(spec);
   PipelineReport report;
-  try {
-    switch (plan.shape) {
-      case Plan::Shape::kPerFile:
-        run_per_file(spec, plan, expand_inputs(spec.inputs, compresses_files(plan)), report, on_item);
-        break;
-      case Plan::Shape::kArchive:
-        run_archive(spec, plan, report, on_item);
-        break;
-      case Plan::Shape::kUnpack:
-        run_unpack(spec, plan, expand_inputs(spec.inputs), report, on_item, on_problem);
-        break;
-    }
-  } catch (...) {
-    // A run that failed after publishing outputs leaves no manifest of an earlier run's: it no
-    // longer describes them (`sha256sum -c` would fail on the new ones, or vouch for old ones).
-    // Not when unpacking: the output directory is the archives' to shape (a link they made at a
-    // directory of the manifest's path is never followed), and its manifest is checked as before.
-    if (plan.checksum && !report.items.empty() && plan.shape != Plan::Shape::kUnpack) {
-      std::error_code ignored;
-      fs::remove(manifest_path(spec, *plan.checksum), ignored);
-    }
-    throw;
+  const std::vector<Input> inputs = run_inputs(spec, plan, [&](const std::string& message) {
+    ++report.warnings;
+    if (on_problem) on_problem("warning: " + message);
+  });
+  if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs, /*dry_run=*/false);
+  check_manifest(spec, plan, inputs, /*dry_run=*/false);
+  // An earlier run's manifest no longer describes the outputs once this run publishes one
+  // (`sha256sum -c` would fail on the new ones, or vouch for old ones): it goes before the run
+  // starts, so that a run killed half-way leaves none either. Not when unpacking: the output
+  // directory is the archives' to shape (a link they made at a directory of the manifest's path is
+  // never followed), and the manifest is replaced at the end, as written (write_manifest).
+  if (plan.checksum && plan.shape != Plan::Shape::kUnpack) {
+    std::error_code ignored;
+    fs::remove(manifest_path(spec, *plan.checksum), ignored);
+  }
+  switch (plan.shape) {
+    case Plan::Shape::kPerFile:
+      run_per_file(spec, plan, inputs, report, on_item);
+      break;
+    case Plan::Shape::kArchive:
+      run_archive(spec, plan, report, on_item);
+      break;
+    case Plan::Shape::kUnpack:
+      run_unpack(spec, plan, inputs, report, on_item, on_problem);
+      break;
   }
   if (plan.checksum) {
     report.manifest = manifest_path(spec, *plan.checksum);

@@ -524,6 +524,29 @@ TEST_F(Conventions, RecursionKeepsTheLinkRulesUnlessForced) {
   EXPECT_TRUE(fs::exists(dir_ / "packed" / "g"));
 }
 
+// What -r's walk does not take (a symbolic link, a FIFO) is named, as gzip and pigz name it, and
+// the status is a warning's; it was left out without a word. A word after the options is a file,
+// `demo` as `tar` is (`sluice -k demo` ran the demo).
+TEST_F(Conventions, RecursionNamesWhatItLeavesAlone) {
+  ASSERT_EQ(sh("mkdir tree && echo a > tree/a && ln -s a tree/link && mkfifo tree/fifo && echo d > demo").status, 0);
+  for (const char* mode : {"-r tree", "-l -r tree"}) {  // the first writes tree/a.gz, the second lists it
+    const auto r = sluice(mode);
+    EXPECT_EQ(r.status, 2) << mode << r.err;
+    EXPECT_NE(r.err.find("sluice: warning: tree/fifo: is not a regular file or a directory: left alone\n"
+                         "sluice: warning: tree/link: is a symbolic link, which -r does not follow: left alone\n"),
+              std::string::npos)
+        << mode << r.err;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "tree" / "a.gz"));
+  EXPECT_FALSE(fs::exists(dir_ / "tree" / "link.gz"));
+  EXPECT_EQ(sluice("-q -t -r tree").err, "");
+  const auto demo = sluice("-k demo");
+  EXPECT_EQ(demo.status, 2);
+  EXPECT_NE(demo.err.find("for a file of that name, write ./demo"), std::string::npos) << demo.err;
+  EXPECT_EQ(sluice("-k ./demo").status, 0);
+  EXPECT_TRUE(fs::exists(dir_ / "demo.gz"));
+}
+
 // `-` among files is standard input to standard output, as it is alone: not to a terminal, not
 // with --json; and compressed data is not read from a terminal (gzip: "compressed data not read
 // from a terminal"), where sluice waited for it.

@@ -537,6 +537,170 @@ TEST_F(Pipeline, AnArchivesNamesNeitherForgeManifestLinesNorGrowMemory) {
   EXPECT_EQ(check.out.find("\n/etc/hostname"), std::string::npos) << check.out;  // one line, the entry's
 }
 
+// The manifest is an output like the others: it overwrote whatever was at its path (a file of the
+// user's, an input or an output of the same run) with exit 0, and a dry run showed nothing.
+TEST_F(Pipeline, TheManifestReplacesNoInputNoOutputAndNothingThatExistsUnlessForced) {
+  put_text("in/a.log", "a\n");
+  put_text("in/b.log", "b\n");
+  put_text("notes.txt", "precious\n");
+  const auto pipeline = [&](const std::string& manifest, const std::string& compress = "compress") {
+    put_text("m.toml", fmt::format(R"(
+[input]
+paths = ["in"]
+[[stage]]
+kind = "{}"
+[[stage]]
+kind = "checksum"
+{}
+[output]
+directory = "out"
+)",
+                                   compress, manifest.empty() ? "" : fmt::format("manifest = \"{}\"", manifest)));
+  };
+  pipeline("notes.txt");
+  for (const char* command : {"run m.toml", "run -n m.toml"}) {
+    const auto r = sluice(command);
+    if (std::string(command) == "run m.toml") {
+      EXPECT_EQ(r.status, 1) << describe(r);
+      EXPECT_NE(r.err.find("notes.txt: already exists; use -f"), std::string::npos) << r.err;
+    } else {
+      EXPECT_EQ(r.status, 0) << describe(r);
+      EXPECT_NE(r.out.find("manifest notes.txt (exists: the run stops before it writes)"), std::string::npos) << r.out;
+    }
+  }
+  EXPECT_EQ(get("notes.txt"), to_bytes(std::string("precious\n")));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));  // stopped before anything was written
+  const auto forced = sluice("run -f m.toml");
+  ASSERT_EQ(forced.status, 0) << describe(forced);
+  EXPECT_EQ(sh("sha256sum -c notes.txt").status, 0);  // asked for: the manifest
+  // An input, an output: refused, in a dry run too, whatever -f says.
+  pipeline("in/b.log");
+  for (const char* command : {"run -f m.toml", "run -n m.toml"}) {
+    const auto r = sluice(command);
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find("the manifest 'in/b.log' would replace an input of the run"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(get("in/b.log"), to_bytes(std::string("b\n")));
+  pipeline("out/a.log.zst");
+  auto r = sluice("run -f m.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("'in/a.log' would be written to 'out/a.log.zst', the manifest's path"), std::string::npos)
+      << r.err;
+  // The default manifest and an input's output of the same name.
+  ASSERT_EQ(sh("rm -r out in/b.log && echo sums | gzip > in/SHA256SUMS.gz").status, 0);
+  pipeline("", "decompress");
+  r = sluice("run m.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("'in/SHA256SUMS.gz' would be written to 'out/SHA256SUMS', the manifest's path"),
+            std::string::npos)
+      << r.err;
+}
+
+// A directory walked for a per-file pipeline: a symbolic link in it (to /etc/passwd, say) put the
+// file it points to in the outputs, where sluice -r and gzip -r leave links alone; the output
+// directory inside the tree was walked on the next run; a decompress stage took every file under
+// it and stopped at a logrotate directory's plain app.log.
+TEST_F(Pipeline, AWalkTakesNoLinkNorItsOwnOutputsAndDecompressesCompressedFilesOnly) {
+  put_text("secret", "outside the tree\n");
+  put_text("tree/app.log", "current\n");
+  put_text("tree/app.log.1", "yesterday\n");
+  ASSERT_EQ(sh("echo older | gzip > tree/app.log.2.gz && ln -s ../secret tree/link && mkfifo tree/fifo").status, 0);
+  put_text("c.toml", R"(
+[input]
+paths = ["tree"]
+[[stage]]
+kind = "compress"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "tree/out"
+)");
+  const auto dry = sluice("run -n c.toml");
+  EXPECT_NE(dry.out.find("left alone: tree/link: is a symbolic link, which a walk does not follow: left alone\n"),
+            std::string::npos)
+      << dry.out;
+  for (int run = 0; run < 2; ++run) {
+    const auto r = sluice("run -f c.toml");
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find("sluice: warning: tree/fifo: is not a regular file or a directory: left alone\n"
+                         "sluice: warning: tree/link: is a symbolic link, which a walk does not follow: left alone\n"),
+              std::string::npos)
+        << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "tree/out/link.zst"));
+  EXPECT_FALSE(fs::exists(dir_ / "tree/out/out"));  // the second run did not walk the first's outputs
+  EXPECT_EQ(sh("cd tree/out && sha256sum -c SHA256SUMS").out, "app.log.zst: OK\napp.log.1.zst: OK\n");
+  put_text("d.toml", R"(
+[input]
+paths = ["tree"]
+[[stage]]
+kind = "decompress"
+[output]
+directory = "plain"
+)");
+  const auto r = sluice("run d.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);  // the link and the FIFO
+  EXPECT_EQ(get("plain/app.log.2"), to_bytes(std::string("older\n")));
+  EXPECT_FALSE(fs::exists(dir_ / "plain/app.log"));
+  EXPECT_FALSE(fs::exists(dir_ / "plain/app.log.1"));
+}
+
+// An output under the output directory replaces what is at its name, as sluice -f does: a link
+// there to a FIFO outside it was written through (a hostile archive unpacked there earlier can
+// leave one). Outputs keep the input's permissions and times, as sluice's and gzip's do (a
+// private file's came out readable by everyone), through transcode -o too.
+TEST_F(Pipeline, OutputsReplaceALinkAtTheirNameAndKeepTheInputsMode) {
+  put_text("in/a.log", "secret\n");
+  ASSERT_EQ(sh("chmod 600 in/a.log && touch -d '2020-01-02 03:04:05' in/a.log && mkdir out outside && "
+               "mkfifo outside/fifo && ln -s ../outside/fifo out/a.log.gz")
+                .status,
+            0);
+  put_text("p.toml", R"(
+[input]
+paths = ["in"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[output]
+directory = "out"
+overwrite = true
+)");
+  const auto r = sluice("run p.toml");  // writing through the link would block: no reader
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_FALSE(fs::is_symlink(dir_ / "out/a.log.gz"));
+  EXPECT_EQ(sh("gzip -dc out/a.log.gz").out, "secret\n");
+  const auto mode = [&](const std::string& file) { return sh("stat -c '%a %Y' " + file).out; };
+  EXPECT_EQ(mode("out/a.log.gz"), mode("in/a.log"));
+  ASSERT_EQ(sh("gzip -k in/a.log && chmod 600 in/a.log.gz").status, 0);
+  ASSERT_EQ(sluice("transcode in/a.log.gz -o a.zst").status, 0);
+  EXPECT_EQ(mode("a.zst"), mode("in/a.log.gz"));
+  EXPECT_EQ(sh("zstd -dc a.zst").out, "secret\n");
+}
+
+// Two archives holding one name, unpacked into one directory: the second's file replaces the
+// first's, and the manifest listed the name twice, the first line with the replaced bytes'
+// checksum (sha256sum -c failed on the run's own manifest).
+TEST_F(Pipeline, TheManifestOfArchivesHoldingOneNameListsTheFileOnDisk) {
+  put_text("v1/src/s.txt", "one\n");
+  put_text("v2/src/s.txt", "two\n");
+  ASSERT_EQ(sh("tar -czf v1.tgz -C v1 src && tar -czf v2.tgz -C v2 src").status, 0);
+  put_text("u.toml", R"(
+[input]
+paths = ["v1.tgz", "v2.tgz"]
+[[stage]]
+kind = "untar"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "up"
+)");
+  ASSERT_EQ(sluice("run u.toml").status, 0);
+  EXPECT_EQ(get("up/src/s.txt"), to_bytes(std::string("two\n")));
+  const auto check = sh("cd up && sha256sum -c SHA256SUMS");
+  EXPECT_EQ(check.status, 0) << describe(check);
+  EXPECT_EQ(check.out, "src/s.txt: OK\n");
+}
+
 TEST_F(Pipeline, DryRunPrintsTheOptionsTheRunUses) {
   write_file(dir_ / "in.txt", text_bytes(5 * 1024 * 1024 + 123, 7));
   struct Case {
