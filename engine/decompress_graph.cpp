@@ -806,7 +806,7 @@ class PieceWriter {
       // With more than one thread, through a writing thread of its own, so that decoding and a
       // slow sink (a file, a tar extraction) overlap. 4 x 1 MiB: measured best of 128 KiB-1 MiB.
       // With an output limit the decoder stops within a buffer of it.
-      if (threads_ > 1 && !live_) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_);
+      if (threads_ > 1 && !live_) overlapped_.emplace(sink_, 4, 1024 * 1024, max_output_, &errors_);
     }
     if (chunk.piece != Piece::kSerialEnd && overlapped_) {
       const std::uint64_t before = overlapped_->bytes();
@@ -821,7 +821,10 @@ class PieceWriter {
     }
   }
 
+  // A run stopped or failed elsewhere ends here too, not after all that the decoder's piece makes
+  // (the overlapped sink checks likewise).
   void emit(ByteView bytes) {
+    errors_.rethrow_if_failed();
     check_limit(stats_.output_bytes + bytes.size());
     if (overlapped_) overlapped_->write(bytes);
     else sink_.write(bytes);

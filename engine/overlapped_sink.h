@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/first_error.h"
 #include "sluice/bytes.h"
 #include "sluice/codec_author.h"
 #include "sluice/error.h"
@@ -29,10 +30,12 @@ namespace sluice::detail {
 class OverlappedSink final : public StreamDecoder::Output {
  public:
   // With `limit_bytes`, giving it more than that throws Error(kLimit); nothing past the limit
-  // reaches the sink.
+  // reaches the sink. With `run_errors`, a buffer handed on once the run has failed (or was
+  // stopped) throws that error instead: a small input decoding to gigabytes in one decoder call
+  // stopped only at its end (9.6 s after Ctrl-C for 3 GiB from 109 KB of zstd).
   explicit OverlappedSink(ByteSink& sink, std::size_t slots = 4, std::size_t slot_bytes = 1024 * 1024,
-                          std::uint64_t limit_bytes = 0)
-      : sink_(sink), slot_bytes_(slot_bytes), limit_bytes_(limit_bytes) {
+                          std::uint64_t limit_bytes = 0, const FirstError* run_errors = nullptr)
+      : sink_(sink), slot_bytes_(slot_bytes), limit_bytes_(limit_bytes), run_errors_(run_errors) {
     for (std::size_t i = 0; i + 1 < slots; ++i) free_.emplace_back(slot_bytes);
     current_.reserve(slot_bytes);
     thread_ = std::thread([this] { run(); });
@@ -101,6 +104,7 @@ class OverlappedSink final : public StreamDecoder::Output {
   }
 
   void hand_off() {
+    if (run_errors_) run_errors_->rethrow_if_failed();
     std::unique_lock lock(mutex_);
     changed_.wait(lock, [&] { return error_ || !free_.empty(); });
     if (error_) std::rethrow_exception(error_);
@@ -140,6 +144,7 @@ class OverlappedSink final : public StreamDecoder::Output {
   ByteSink& sink_;
   const std::size_t slot_bytes_;
   const std::uint64_t limit_bytes_;
+  const FirstError* run_errors_;
   Buffer current_;  // being filled by the producer
   std::uint64_t bytes_ = 0;
   std::mutex mutex_;

@@ -154,10 +154,12 @@ def _path_name(path, what: str = "path") -> str:
         raise UsageError(f"{what} {name!r}: embedded null byte", "usage", name)
     return name
 
+# Not the modules tar and zip: `from sluice import *` replaced the builtin zip() (open is gzip's
+# own habit: gzip.__all__ has it). They are sluice.tar and sluice.zip.
 __all__ = [
     "compress", "decompress", "compress_many", "compress_iter", "Compressor", "Decompressor", "FLUSH_NONE",
     "FLUSH_SYNC", "FLUSH_FINISH", "open", "SluiceFile", "formats",
-    "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport", "tar", "zip",
+    "compress_files", "decompress_files", "FileResult", "run_pipeline", "PipelineItem", "PipelineReport",
     "Error", "CorruptDataError", "TruncatedError", "TrailingGarbageError", "OutputLimitError", "UsageError",
     "format_info", "__version__",
 ]
@@ -651,9 +653,40 @@ def _output_path(path: str, name: str, output_dir) -> str:
     return os.path.join(_path_name(output_dir, "output_dir"), os.path.basename(name))
 
 
-def _progress_adapter(progress):
+def _claim_outputs(jobs: list) -> list:
+    """Each (input, output) job, or for one that must not run the FileResult of its failure: an
+    output that another job of the batch writes too (output_dir takes base names: a/x.log and
+    b/x.log both went to out/x.log.gz, the second over the first, both inputs removed with
+    remove_inputs) or that is another job's input (x.gz.gz to x.gz while x.gz is read: which
+    won depended on the threads). The first job in the list keeps the output."""
+    def key(path: str) -> str:
+        return os.path.normcase(os.path.abspath(path))
+    inputs = {key(name): name for name, _ in jobs}
+    taken: dict = {}
+    planned = []
+    for name, output in jobs:
+        why = None
+        if key(output) in taken:
+            why = f"its output {output} is also that of {taken[key(output)]}"
+        elif key(output) in inputs and key(output) != key(name):
+            why = f"its output {output} is an input of the same batch"
+        if why is None:
+            taken[key(output)] = name
+            planned.append((name, output))
+        else:
+            planned.append(FileResult(name, output, "failed", 0, 0, 0.0, UsageError(f"{name}: {why}", "usage", name),
+                                      None))
+    return planned
+
+
+def _progress_adapter(progress, planned: list):
+    """progress for the native batch, told first of the items that failed before it (a bar of
+    len(paths) reaches its end)."""
     if progress is None:
         return None
+    for job in planned:
+        if isinstance(job, FileResult):
+            progress(job)
     return lambda index, result: progress(FileResult(*result))
 
 
@@ -678,11 +711,12 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     format = _compressing(format)
     extension = _native.format_info(format)["extension"]
     names = _path_list(paths)
-    jobs = [(name, _output_path(name, name + extension, output_dir)) for name in names]
-    results = _native.compress_files(jobs, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
-                                     _knobs(knobs), _backend(backend), overwrite, remove_inputs, store_name, fail_fast,
-                                     _progress_adapter(progress))
-    return [FileResult(*result) for result in results]
+    planned = _claim_outputs([(name, _output_path(name, name + extension, output_dir)) for name in names])
+    jobs = [job for job in planned if not isinstance(job, FileResult)]
+    done = iter(_native.compress_files(jobs, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
+                                       _knobs(knobs), _backend(backend), overwrite, remove_inputs, store_name,
+                                       fail_fast, _progress_adapter(progress, planned)))
+    return [job if isinstance(job, FileResult) else FileResult(*next(done)) for job in planned]
 
 
 def decompress_files(paths: Iterable, output_dir=None, threads: int | None = None, *, overwrite: bool = False,
@@ -692,22 +726,22 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
     each or in output_dir (the format is told from the data). A name without a known suffix is
     a failed item. Returns one FileResult per path, in order; failures do not raise."""
     names = _path_list(paths)
-    results: list = [None] * len(names)
-    jobs, places = [], []
-    for index, name in enumerate(names):
+    planned: list = []
+    for name in names:
         target = _native.decompressed_name(name)
         if target is None:
             error = UsageError(f"{name}: unknown suffix (expected one of "
                                f"{', '.join(_native.format_info(f)['extension'] for f in formats())})", "usage", name)
-            results[index] = FileResult(name, "", "failed", 0, 0, 0.0, error, None)
+            planned.append(FileResult(name, "", "failed", 0, 0, 0.0, error, None))
         else:
-            jobs.append((name, _output_path(name, target, output_dir)))
-            places.append(index)
-    done = _native.decompress_files(jobs, _threads(threads), _max_output(max_output), overwrite, remove_inputs, fail_fast,
-                                    _progress_adapter(progress))
-    for index, result in builtins.zip(places, done):
-        results[index] = FileResult(*result)
-    return results
+            planned.append((name, _output_path(name, target, output_dir)))
+    named = [job for job in planned if not isinstance(job, FileResult)]
+    claimed = iter(_claim_outputs(named))
+    planned = [job if isinstance(job, FileResult) else next(claimed) for job in planned]
+    jobs = [job for job in planned if not isinstance(job, FileResult)]
+    done = iter(_native.decompress_files(jobs, _threads(threads), _max_output(max_output), overwrite, remove_inputs,
+                                         fail_fast, _progress_adapter(progress, planned)))
+    return [job if isinstance(job, FileResult) else FileResult(*next(done)) for job in planned]
 
 
 def format_info(format: str) -> dict:
@@ -2212,6 +2246,16 @@ def _identity(status: os.stat_result | None) -> tuple | None:
 
 
 def _umask() -> int:
+    """The process's umask, read where Linux shows it: setting it to read it (os.umask) opened a
+    window in which another thread's new files and directories got no mask at all (a private
+    0o700 directory came out 0o777). Without /proc, that is the only way."""
+    try:
+        with builtins.open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -2317,7 +2361,8 @@ class PipelineReport:
     seconds: float
     # An untar stage's entries refused for safety, not written, or read past: one message each
     # ("ARCHIVE: refusing entry 'NAME' (archive byte N): why"), the others extracted, as with
-    # sluice.tar.extract (a stage with strict = true raises at the first instead).
+    # sluice.tar.extract (a stage with strict = true raises at the first instead); and what a
+    # directory's walk left alone ("warning: PATH: is a symbolic link, ...").
     problems: list = dataclasses.field(default_factory=list)
 
     @property
@@ -2360,6 +2405,8 @@ def _toml_value(value) -> str:
 
 from . import tar  # noqa: E402  (sluice.tar builds on SluiceFile above)
 from . import zip  # noqa: E402,A004  (sluice.zip; it hides the builtin zip here: use builtins.zip)
+
+_SUBMODULES = (tar, zip)  # loaded with the package, as sluice.tar and sluice.zip; not in __all__
 
 
 def _open_for_fsspec(file, mode: str = "rb", **kwargs):

@@ -2,7 +2,9 @@ import io
 import dataclasses
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Literal, overload
 
-from typing_extensions import Buffer
+# typeshed's name for what the buffer protocol gives (bytes, bytearray, memoryview, array, mmap,
+# numpy's arrays): typing_extensions.Buffer is newer than Debian 12's typing_extensions and mypy.
+from _typeshed import ReadableBuffer as Buffer
 
 __version__: str
 __all__: list[str]
@@ -30,8 +32,14 @@ def compress(data: Buffer, format: str = "gzip", level: int | None = None, threa
              compresslevel: int | None = None, **knobs: str) -> bytes: ...
 def decompress(data: Buffer, *, format: str | None = None, max_output: int | None = None,
                threads: int | None = None) -> bytes: ...
+@overload
 def compress_many(payloads: Iterable[Buffer], format: str = "gzip", level: int | None = None,
-                  threads: int | None = None, *, return_exceptions: bool = False, chunk_size: int | None = None,
+                  threads: int | None = None, *, return_exceptions: Literal[False] = False,
+                  chunk_size: int | None = None, backend: str | None = None, compresslevel: int | None = None,
+                  **knobs: str) -> list[bytes]: ...
+@overload
+def compress_many(payloads: Iterable[Buffer], format: str = "gzip", level: int | None = None,
+                  threads: int | None = None, *, return_exceptions: bool, chunk_size: int | None = None,
                   backend: str | None = None, compresslevel: int | None = None,
                   **knobs: str) -> list[bytes | Error]: ...
 def compress_iter(items: Iterable[Buffer], format: str = "gzip", level: int | None = None, threads: int | None = None,
@@ -57,6 +65,7 @@ class Decompressor:
     def decompress(self, data: Buffer) -> bytes: ...
     def flush(self) -> bytes: ...
 
+@dataclasses.dataclass(frozen=True)
 class FileResult:
     input: str
     output: str

@@ -456,6 +456,8 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
     chunk, _ = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
     options = _Options(format, level, chunk, _knobs(knobs), _backend(backend))
     part = max(chunk, _parse_size(part_size or DEFAULT_PART_SIZE) // chunk * chunk)
+    if isinstance(paths, (str, bytes, os.PathLike)):  # a str is an iterable of its letters
+        raise TypeError(f"paths must be a list of paths, not one ({os.fsdecode(paths)!r}): pass [path]")
     client = _client(client)
     urls = [os.fspath(p) for p in paths]
     outputs = [posixpath.join(os.fspath(output_dir), posixpath.basename(url_to_fs(u, **storage_options)[1]) + extension)

@@ -25,11 +25,12 @@ import contextlib
 import dataclasses
 import os
 import tarfile
+import threading
 import weakref
 from typing import Callable, Iterable, Iterator
 
 from . import (Error, SluiceFile, TrailingGarbageError, UsageError, _backend, _chunk_size, _ending_on_an_error,
-               _level, _max_output, _native, _path_list, _path_name, _system_error, _threads)
+               _level, _max_output, _native, _path_list, _path_name, _system_error, _threads, _umask)
 
 __all__ = ["create", "extract", "list", "entries", "open", "format_for", "TarMember", "TarStats", "ExtractResult", "TarWriter"]
 
@@ -304,7 +305,9 @@ class TarWriter:
     addfile(tarinfo, fileobj) takes a tarfile.TarInfo and a binary file object with exactly
     tarinfo.size bytes; add(path, arcname=None, recursive=True) takes files and directories from
     disk. Opened by name, the archive is a temporary until close() renames it into place: an error
-    (or leaving a `with` block by an exception) leaves nothing behind.
+    (or leaving a `with` block by an exception) leaves nothing behind. Its methods may be called
+    from several threads: each entry goes in whole, one at a time (the entries of threads that
+    shared one writer were interleaved into a corrupt archive).
     """
 
     def __init__(self, archive, format: str | None = None, level: int | None = None, threads: int | None = None,
@@ -322,21 +325,28 @@ class TarWriter:
         self._tar = tarfile.TarFile(fileobj=self._out, mode="w", format=tarfile.PAX_FORMAT)
         self._ended = False
         self._pid = os.getpid()  # a fork's child leaves the parent's archive alone
+        self._lock = threading.RLock()
         _open_writers.add(self)
 
     def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:
         """Adds an entry from a TarInfo and, for a regular file, a binary file object to read its
         tarinfo.size bytes from."""
-        self._tar.addfile(tarinfo, fileobj)
+        with self._lock:
+            self._tar.addfile(tarinfo, fileobj)
 
     def add(self, name, arcname=None, recursive: bool = True, *, filter=None) -> None:
         """Adds a file, directory (and, with recursive, everything under it, in name order),
         symlink or other file from disk, as tarfile.TarFile.add does."""
-        self._tar.add(os.fsdecode(name), arcname, recursive, filter=filter)
+        with self._lock:
+            self._tar.add(os.fsdecode(name), arcname, recursive, filter=filter)
 
     def close(self) -> None:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
         stream, and publishes the file. A file object of the caller's is flushed, not closed."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         _open_writers.discard(self)
         if self._pid != os.getpid():
             raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
@@ -350,6 +360,10 @@ class TarWriter:
 
     def abandon(self) -> None:
         """Stops and removes what was written (a named archive leaves no file behind)."""
+        with getattr(self, "_lock", contextlib.nullcontext()):
+            self._abandon()
+
+    def _abandon(self) -> None:
         _open_writers.discard(self)
         self._ended = True
         if self._pid != os.getpid() or not self._own_out:  # the parent's, or the caller's
@@ -433,9 +447,7 @@ class _PlainOutput:
             return
         try:
             self._file.close()
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(self._temp, 0o666 & ~mask)
+            os.chmod(self._temp, 0o666 & ~_umask())
             os.replace(self._temp, self._path)
         except OSError as error:
             raise _system_error(error, self._path, "cannot write") from None

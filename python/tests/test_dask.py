@@ -251,6 +251,13 @@ def test_a_destination_that_cannot_be_made_is_named_in_the_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "src.txt"]
 
 
+def test_compress_files_takes_a_list_not_one_path(tmp_path):
+    """A str is an iterable of its letters: "cf/s1.log" compressed files named c, f, /, ... where
+    they existed, as sluice.compress_files refuses it (no cluster is needed to say so)."""
+    with pytest.raises(TypeError, match="pass \\[path\\]"):
+        sluice.dask.compress_files(str(tmp_path / "s1.log"), tmp_path / "out")
+
+
 def test_compress_files_small_and_big_are_the_commands_bytes(client, tmp_path):
     sources = []
     for i, size in enumerate([0, 10, 50_000, 5 * CHUNK + 3, 1000]):

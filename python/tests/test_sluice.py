@@ -506,6 +506,51 @@ def test_decompress_files_reports_each_failure(tmp_path):
     assert (tmp_path / "good").read_bytes() == b"fine" and not (tmp_path / "bad").exists()
 
 
+def test_a_batch_never_writes_one_output_twice_nor_over_another_input(tmp_path):
+    """output_dir takes base names: a/x.log and b/x.log both went to out/x.log.gz, both 'done',
+    and with remove_inputs both inputs were removed, b's data lost. x.gz.gz decoded over x.gz
+    while x.gz was an input of the same batch, the outcome up to the threads. The first keeps
+    the output; the other fails, named, its input kept."""
+    for name, data in (("a/x.log", b"AAAA"), ("b/x.log", b"BBBB")):
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_bytes(data)
+    seen = []
+    results = sluice.compress_files([tmp_path / "a/x.log", tmp_path / "b/x.log"], output_dir=tmp_path / "out",
+                                    overwrite=True, remove_inputs=True, progress=seen.append)
+    assert [r.status for r in results] == ["done", "failed"] and len(seen) == 2
+    assert isinstance(results[1].error, sluice.UsageError) and results[1].error.path == str(tmp_path / "b/x.log")
+    assert f"its output {tmp_path / 'out/x.log.gz'} is also that of {tmp_path / 'a/x.log'}" in str(results[1].error)
+    assert gzip.decompress((tmp_path / "out/x.log.gz").read_bytes()) == b"AAAA"
+    assert (tmp_path / "b/x.log").read_bytes() == b"BBBB"
+    (tmp_path / "x.gz").write_bytes(gzip.compress(b"inner"))
+    (tmp_path / "x.gz.gz").write_bytes(gzip.compress(gzip.compress(b"outer")))
+    results = sluice.decompress_files([tmp_path / "x.gz.gz", tmp_path / "x.gz", tmp_path / "plain"], overwrite=True)
+    assert [r.status for r in results] == ["failed", "done", "failed"]
+    assert "is an input of the same batch" in str(results[0].error)
+    assert (tmp_path / "x").read_bytes() == b"inner"
+    assert gzip.decompress(gzip.decompress((tmp_path / "x.gz.gz").read_bytes())) == b"outer"
+
+
+def test_a_new_files_mode_is_read_without_setting_the_umask(tmp_path, monkeypatch):
+    """os.umask(0) to read the mask left, until it was set back, a window in which other threads'
+    new files and directories got no mask: a private directory came out 0o777."""
+    import sluice.tar
+    old = os.umask(0o027)
+    try:
+        def refused(mask):
+            raise AssertionError("the umask was set")
+        monkeypatch.setattr(os, "umask", refused)
+        with sluice.open(tmp_path / "new.gz", "wb") as f:
+            f.write(b"x")
+        with sluice.tar.open(tmp_path / "new.tar") as w:
+            w.add(tmp_path / "new.gz", "new.gz")
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+    for name in ("new.gz", "new.tar"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o640, name
+
+
 @pytest.mark.parametrize("fmt", ["gzip", "zstd", "lz4"])
 def test_open_seek_and_tell_match_the_data_forward_and_backward(tmp_path, fmt):
     data = text(3 * 1024 * 1024 + 11, 77)
@@ -2663,6 +2708,38 @@ def test_decompressor_on_one_thread_stops_at_ctrl_c_inside_a_call():
         time.sleep(5)  # reached only if the call ran to its end
     with pytest.raises(sluice.Error, match="interrupted"):
         d.decompress(b"")
+
+
+class _Stopped(Exception):
+    pass
+
+
+def test_ctrl_c_stops_a_small_input_that_claims_no_size_inside_the_call():
+    """130 KB of zstd frames that record no size (the zstd program's from a pipe) decode to 4 GiB:
+    a small call runs on the calling thread, where no signal is looked at, so Ctrl-C came after the
+    whole output, 25 s and 12 GB for a 6 GiB one. Past 1 MiB the call goes on where it can stop:
+    the signal's exception comes from inside it, before the output limit."""
+    frame = subprocess.run("head -c 128M /dev/zero | zstd -q -1 -c", shell=True, capture_output=True,
+                           check=True).stdout
+    bomb = frame * 32
+    assert len(bomb) < 1 << 20
+
+    def stop(signum, where):
+        raise _Stopped()
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        threading.Timer(0.05, _thread.interrupt_main).start()
+        try:
+            sluice.decompress(bomb, max_output=1 << 30)
+            outcome = "decoded"
+        except sluice.OutputLimitError:
+            outcome = "ran to the limit"  # the signal is then handled after the call
+        except _Stopped:
+            outcome = "stopped"
+        assert outcome == "stopped"
+        assert sluice.decompress(sluice.compress(b"x", "zstd")) == b"x"  # later calls go on
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _FORK_SCRIPT = r"""
