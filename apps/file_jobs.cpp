@@ -174,6 +174,47 @@ class Planner {
     add_file(arg, status, /*from_walk=*/false);
   }
 
+  // An output that is another input of the run (x.gz.gz decoded to x.gz, which is decoded too; with
+  // -N, a gzip header naming another input): which came first was up to the threads, and with -f
+  // the input could be replaced before it was read, its data lost. That job is refused, named;
+  // the input it reads is done. Called once every argument is added.
+  void refuse_outputs_that_are_inputs() {
+    std::map<std::string, std::size_t> input_paths;
+    std::map<std::pair<dev_t, ino_t>, std::size_t> input_files;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].input == "-") continue;
+      input_paths.emplace(fs::absolute(jobs[i].input).lexically_normal().string(), i);
+      struct stat status {};
+      if (::stat(jobs[i].input.c_str(), &status) == 0) input_files.emplace(std::pair{status.st_dev, status.st_ino}, i);
+    }
+    std::vector<bool> refused(jobs.size(), false);
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i].output.empty()) continue;
+      auto other = input_paths.find(fs::absolute(jobs[i].output).lexically_normal().string());
+      std::optional<std::size_t> input = other != input_paths.end() ? std::optional(other->second) : std::nullopt;
+      struct stat status {};
+      if (!input && ::stat(jobs[i].output.c_str(), &status) == 0) {
+        if (const auto found = input_files.find({status.st_dev, status.st_ino}); found != input_files.end())
+          input = found->second;
+      }
+      if (!input || *input == i) continue;
+      refused[i] = true;
+      fail(jobs[i].input,
+           Error(ErrorKind::kIo,
+                 fmt::format("its output {} is also an input of this run; left alone", printable_name(jobs[i].output)),
+                 jobs[i].input));
+      failure_positions.back() = job_positions[i];  // where it was among the inputs
+    }
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (refused[i]) continue;
+      jobs[kept] = std::move(jobs[i]);
+      job_positions[kept++] = job_positions[i];
+    }
+    jobs.resize(kept);
+    job_positions.resize(kept);
+  }
+
  private:
   // gzip's rules, for inputs whose output goes beside them (and -r's walk, which takes no link
   // it finds): a link named (to a file or, with -r, a directory) is followed only when asked, and
@@ -527,6 +568,7 @@ int run_file_jobs(const CliOptions& given) {
 
   Planner plan(options);
   for (const auto& arg : options.files) plan.add(arg);
+  plan.refuse_outputs_that_are_inputs();
   if (options.mode == Mode::kList) return list_files(options, plan);
   const std::size_t total_files = plan.jobs.size() + plan.failures.size();
 
