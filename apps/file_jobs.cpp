@@ -208,8 +208,11 @@ class Planner {
     std::size_t kept = 0;
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (refused[i]) continue;
-      jobs[kept] = std::move(jobs[i]);
-      job_positions[kept++] = job_positions[i];
+      if (kept != i) {  // not onto itself: a string moved onto itself is left empty
+        jobs[kept] = std::move(jobs[i]);
+        job_positions[kept] = job_positions[i];
+      }
+      ++kept;
     }
     jobs.resize(kept);
     job_positions.resize(kept);
