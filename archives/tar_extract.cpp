@@ -35,7 +35,7 @@ class CompressingHandler final : public TarEntryHandler {
     renamed_ = entry;  // the extractor keeps a pointer to it until end()
     // Names the extractor refuses as they are (".", "..", too long) are not renamed, so that
     // it still does ("..": "...gz" was written).
-    const bool compressed = entry.type == TarEntryType::kFile && !entry.sparse && detail::takes_extension(entry.path);
+    const bool compressed = entry.type == TarEntryType::kFile && detail::takes_extension(entry.path);
     // A hard link to a name that holds a compressed file (one, or a link to one) links to it; a
     // target named as a directory ("x/") is left for the extractor to refuse, as GNU tar does.
     const bool to_compressed = entry.type == TarEntryType::kHardLink && detail::takes_extension(entry.path) &&
@@ -43,6 +43,19 @@ class CompressingHandler final : public TarEntryHandler {
                                compressed_.count(name_key(entry.link_target));
     if (compressed || to_compressed) renamed_.path = transcoded_name(entry.path, extension_);
     if (to_compressed) renamed_.link_target += extension_;
+    // A sparse file is compressed whole, its holes as the zeros they read as (it was written
+    // plain, holes and all, without the suffix: a directory meant to hold only NAME.gz got a file
+    // that was not). The extractor writes the compressed stream as any other file's.
+    sparse_ = compressed && entry.sparse;
+    regions_.clear();
+    region_ = 0;
+    within_region_ = 0;
+    written_to_ = 0;
+    if (sparse_) {
+      renamed_.sparse = false;
+      regions_ = std::move(renamed_.regions);
+      renamed_.regions.clear();
+    }
     const std::uint64_t made = extractor_.extracted();
     extractor_.begin(renamed_);
     if (extractor_.extracted() > made) {  // what is at the name now (a refused entry changed nothing)
@@ -60,13 +73,16 @@ class CompressingHandler final : public TarEntryHandler {
   }
   void data(ByteView bytes) override {
     if (skipping_) return;
-    if (compressor_)
+    if (compressor_ && sparse_)
+      compress_sparse(bytes);
+    else if (compressor_)
       compressor_->write(bytes);
     else
       extractor_.data(bytes);
   }
   void end() override {
     if (skipping_) return;
+    if (compressor_ && sparse_) compress_zeros(renamed_.size - written_to_);  // a hole at the end
     if (compressor_) compressor_->finish();
     compressor_.reset();
     extractor_.end();
@@ -75,6 +91,34 @@ class CompressingHandler final : public TarEntryHandler {
   std::vector<std::string> members_not_found() const { return members_.not_found(); }
 
  private:
+  // A sparse file's data, each region's bytes after the zeros of the hole before it (as the
+  // extractor places them in a file: SafeExtractor's write).
+  void compress_sparse(ByteView bytes) {
+    const auto& regions = regions_;
+    while (!bytes.empty()) {
+      while (region_ < regions.size() && within_region_ == regions[region_].length) {
+        ++region_;
+        within_region_ = 0;
+      }
+      if (region_ == regions.size()) throw Error(ErrorKind::kInternal, "sparse data past the map", renamed_.path);
+      const TarSparseRegion& region = regions[region_];
+      if (within_region_ == 0) compress_zeros(region.offset - written_to_);
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes.size(), region.length - within_region_));
+      compressor_->write(bytes.first(take));
+      within_region_ += take;
+      written_to_ = region.offset + within_region_;
+      bytes = bytes.subspan(take);
+    }
+  }
+  void compress_zeros(std::uint64_t bytes) {
+    static const std::vector<std::uint8_t> zeros(1 << 20, 0);
+    for (; bytes > 0;) {
+      const auto take = static_cast<std::size_t>(std::min<std::uint64_t>(bytes, zeros.size()));
+      compressor_->write(ByteView(zeros.data(), take));
+      bytes -= take;
+    }
+  }
+
   detail::SafeExtractor& extractor_;
   const CompressOptions& compress_;
   std::string extension_;
@@ -91,6 +135,11 @@ class CompressingHandler final : public TarEntryHandler {
   static detail::NameKey name_key(const std::string& path) { return detail::name_key(detail::normal_path(path)); }
   std::unordered_set<detail::NameKey, detail::NameKeyHash> compressed_;
   std::optional<Compressor> compressor_;
+  // A sparse entry being compressed: its map, and where its data is.
+  bool sparse_ = false;
+  std::vector<TarSparseRegion> regions_;
+  std::size_t region_ = 0;
+  std::uint64_t within_region_ = 0, written_to_ = 0;
 };
 
 // Extraction through `handler` (the extractor itself, or a handler in front of it).

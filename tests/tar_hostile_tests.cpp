@@ -970,6 +970,26 @@ TEST_F(TarFromEveryTar, EntriesAfterAnOldGnuSparseEntryAreAllRead) {
   EXPECT_EQ(r.out, "src/sparse/ten-regions.bin\nsrc/dense.txt\nsrc/sparse/hole-first.bin\n");
 }
 
+// transcode --output-dir of a sparse file: it was written plain, holes and all, without the
+// suffix, into a directory meant to hold only NAME.gz. Each is compressed whole now, its holes as
+// zeros, in every sparse form GNU tar writes.
+TEST_F(TarFromEveryTar, TranscodeCompressesASparseFileWhole) {
+  make_odd_tree(dir_ / "src");
+  for (const std::string format : {"gnu", "pax", "oldgnu"}) {
+    SCOPED_TRACE(format);
+    ASSERT_EQ(sh("tar --format=" + format + " -S -cf " + format + ".tar src/sparse src/dense.txt").status, 0);
+    const auto r = sh(testing::sluice() + " transcode " + format + ".tar --output-dir " + format + " -F gzip");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    for (const char* name : {"ten-regions.bin", "hole-first.bin", "all-hole.bin"}) {
+      const std::string file = format + "/src/sparse/" + name;
+      EXPECT_FALSE(fs::exists(dir_ / file)) << file;
+      const auto same = sh("gzip -dc " + file + ".gz | cmp - src/sparse/" + name);
+      EXPECT_EQ(same.status, 0) << describe(same);
+    }
+    EXPECT_EQ(sh("gzip -dc " + format + "/src/dense.txt.gz | cmp - src/dense.txt").status, 0);
+  }
+}
+
 // A sparse map that does not match what the entry stores, or cannot be read: the entry is refused
 // by name, and the entries after it are extracted.
 TEST_F(TarHostile, ABrokenSparseMapRefusesItsEntryAndTheRestIsExtracted) {
