@@ -466,7 +466,11 @@ int list_files(const CliOptions& options, const Planner& plan) {
   DecompressOptions decode;
   decode.threads = options.threads;
   decode.backends = backend_flags(options.codec_flags);
-  const auto name_of = [](const std::string& input) { return input == "-" ? std::string("<stdin>") : input; };
+  // Escaped as in messages: a name holding a newline or an escape sequence made lines of its own
+  // ("nl\nname.gz" forged an extra one) or coloured the terminal.
+  const auto name_of = [](const std::string& input) {
+    return input == "-" ? std::string("<stdin>") : printable_name(input);
+  };
   const bool table = !options.json && !options.quiet;
   if (!options.quiet) {
     for (const auto& warning : plan.warnings) fmt::print(stderr, "sluice: warning: {}\n", warning);
@@ -606,13 +610,14 @@ int run_file_jobs(const CliOptions& given) {
       // reported above
     } else if (options.mode == Mode::kTest) {
       if (!options.quiet) {
-        progress.print(fmt::format("{}: OK ({} -> {})\n", item.input == "-" ? "<stdin>" : item.input,
+        progress.print(fmt::format("{}: OK ({} -> {})\n", item.input == "-" ? "<stdin>" : printable_name(item.input),
                                    human_bytes(item.input_bytes), human_bytes(item.output_bytes)));
       }
     } else if (options.verbose && !options.quiet) {
       const double ratio = raw ? 100.0 * static_cast<double>(packed) / static_cast<double>(raw) : 100.0;
       const double rate = item.seconds > 0 ? static_cast<double>(raw) / item.seconds / 1e6 : 0;
-      progress.print(fmt::format("{}: {} -> {} ({:.2f}%), {:.1f} MB/s\n", item.input == "-" ? "<stdin>" : item.input,
+      progress.print(fmt::format("{}: {} -> {} ({:.2f}%), {:.1f} MB/s\n",
+                                 item.input == "-" ? "<stdin>" : printable_name(item.input),
                                  human_bytes(item.input_bytes), human_bytes(item.output_bytes), ratio, rate));
     }
     if (options.json) {

@@ -174,7 +174,8 @@ int run_transcode_command(int argc, char** argv) {
     if (output.empty() && output_dir.empty()) throw Error(ErrorKind::kUsage, "give -o OUTPUT or --output-dir DIR");
     if (!output_dir.empty() && format.empty()) throw Error(ErrorKind::kUsage, "--output-dir needs the format: -F");
     if (format.empty()) {
-      const auto info = CodecRegistry::global().by_extension(output);
+      auto info = CodecRegistry::global().by_extension(output);
+      if (!info) info = CodecRegistry::global().by_tar_name(output);  // x.tgz, x.tzst, as -d reads them
       if (!info) throw Error(ErrorKind::kUsage, fmt::format("cannot tell the format from '{}': use -F", output));
       format = info->name;
     }

@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <mutex>
 
+#include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include "engine/thread_arena.h"
+#include "sluice/error.h"
 #include "sluice/io.h"
 
 namespace sluice {
@@ -84,8 +86,16 @@ class FileItem {
     }
     const std::filesystem::path parent = std::filesystem::path(job_.output).parent_path();
     if (batch_.create_directories && !parent.empty()) {
-      std::error_code ignored;  // OutputFile reports a directory that still does not exist
-      std::filesystem::create_directories(parent, ignored);
+      // Why a directory could not be made (a read-only file system): the output's own error
+      // then said "No such file or directory". One that is there after all (made meanwhile by
+      // another job) is no error.
+      std::error_code error;
+      std::filesystem::create_directories(parent, error);
+      if (error && !std::filesystem::is_directory(parent)) {
+        throw Error(ErrorKind::kIo,
+                    fmt::format("cannot create directory {}: {}", printable_name(parent.string()), error.message()),
+                    job_.output);
+      }
     }
     output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite, !job_.derived_output);
     if (input_status_) {

@@ -431,9 +431,14 @@ class OutputEnd {
     if (path == "-") {
       stdout_ = std::make_unique<FdSink>(1, "<stdout>");
     } else {
-      std::error_code ignored;
+      std::error_code error;  // why a directory could not be made (a read-only file system)
       const fs::path parent = fs::path(path).parent_path();
-      if (!parent.empty()) fs::create_directories(parent, ignored);
+      if (!parent.empty()) fs::create_directories(parent, error);
+      if (error && !fs::is_directory(parent)) {
+        throw Error(ErrorKind::kIo,
+                    fmt::format("cannot create directory {}: {}", printable_name(parent.string()), error.message()),
+                    path);
+      }
       file_ = std::make_unique<OutputFile>(path, overwrite, /*devices_in_place=*/named);
       if (input && input->regular) file_->copy_attributes_of(*input);
     }

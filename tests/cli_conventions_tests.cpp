@@ -563,6 +563,22 @@ TEST_F(Conventions, AnOutputThatIsAnotherInputIsRefused) {
   }
 }
 
+// -t, -l and -v print a name escaped, as the messages do: "nl\nname.gz" forged an "OK" line of its
+// own, and an escape sequence in a name coloured the terminal.
+TEST_F(Conventions, ListingsEscapeNamesAsMessagesDo) {
+  put("nl\nname", text_bytes(10, 1));
+  put("esc\033[31mred", text_bytes(10, 2));
+  ASSERT_EQ(sluice("-k nl*name esc*red").status, 0);
+  const auto tested = sluice("-t nl*name.gz esc*red.gz");
+  EXPECT_EQ(std::count(tested.err.begin(), tested.err.end(), '\n'), 2) << tested.err;
+  EXPECT_EQ(tested.err.rfind("nl\\nname.gz: OK (", 0), 0u) << tested.err;
+  EXPECT_NE(tested.err.find("\nesc\\033[31mred.gz: OK ("), std::string::npos) << tested.err;
+  const auto listed = sluice("-l nl*name.gz");
+  EXPECT_NE(listed.out.find(" nl\\nname.gz\n"), std::string::npos) << listed.out;
+  const auto verbose = sluice("-v -f -k nl*name");
+  EXPECT_EQ(verbose.err.rfind("nl\\nname: 10 B -> ", 0), 0u) << verbose.err;
+}
+
 // `-` among files is standard input to standard output, as it is alone: not to a terminal, not
 // with --json; and compressed data is not read from a terminal (gzip: "compressed data not read
 // from a terminal"), where sluice waited for it.

@@ -1029,6 +1029,10 @@ TEST_F(Pipeline, TranscodeRoundTripsEveryPairOfFormats) {
   EXPECT_EQ(r.status, 0) << describe(r);
   r = sh("cat in.zst | " + testing::sluice() + " transcode --no-pin - -o - -F lz4 | lz4 -dc | cmp - orig");
   EXPECT_EQ(r.status, 0) << describe(r);
+  // A tar shorthand names the format too, as -d reads it ("cannot tell the format from 'x.tzst'").
+  r = sluice("transcode in.gz -o x.tzst");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("zstd -dc x.tzst | cmp - orig").status, 0);
 }
 
 TEST_F(Pipeline, TranscodeOfBadInputFailsAndLeavesNoOutput) {

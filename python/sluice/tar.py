@@ -134,10 +134,21 @@ def format_for(archive) -> str:
     return _native.tar_format_for(_encoded_path(archive, "archive"))
 
 
-def _resolve_format(path: str, format: str | None) -> str:
-    if format is None:
-        return format_for(path) if path else ""
-    return "" if format in ("", "none", "tar") else format
+def _resolve_format(path: str, format: str | None, file=None) -> str:
+    """The compression an archive being written gets. A name whose suffix says no format sluice
+    writes (.tar.xz, .tar.bz2, .zip) is refused without a format, as `sluice tar -c` refuses it:
+    a plain tar went out under a name that promises something else. A caller's file object is
+    the caller's to have named."""
+    if format is not None:
+        return "" if format in ("", "none", "tar") else format
+    codec = format_for(path) if path else ""
+    base = os.path.basename(path or "")
+    if file is None and not codec and base.rfind(".") > 0 and not base.lower().endswith(".tar"):
+        hint = " (zip archives: sluice.zip.create)" if base.lower().endswith(".zip") else ""
+        raise UsageError(f"cannot tell the compression from the name {base!r}: sluice.tar writes .tar.gz, .tgz, "
+                         f".tar.zst, .tar.lz4 and .tar; name the archive so, or pass format= ('none' for a plain "
+                         f"tar){hint}", "usage", path)
+    return codec
 
 
 def create(archive, paths: Iterable, format: str | None = None, level: int | None = None,
@@ -150,14 +161,15 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
     stream compressed on all cores as it is produced.
 
     format: "gzip", "zstd", "lz4" or "none"; by default from the archive's name as `sluice tar`
-    takes it (".tar.gz", ".tgz", ".tar.zst", ".tar.lz4"; anything else is a plain tar).
+    takes it (".tar.gz", ".tgz", ".tar.zst", ".tar.lz4"; ".tar" or no suffix: a plain tar; another
+    suffix, such as ".tar.xz", is a UsageError without a format).
     directory: read paths relative to it (tar -C). exclude: GNU tar patterns. mtime, owner, group,
     numeric_owner: stored instead of each file's, for reproducible archives ("root:0").
     sparse: store files with holes as sparse entries. on_entry(member) as each entry is added.
     Same tree, same options: same bytes, for any number of threads.
     """
     path, file = _archive(archive)
-    codec = _resolve_format(path, format)
+    codec = _resolve_format(path, format, file)
     if not codec and (level is not None or knobs):
         raise UsageError("a level or format setting needs a compressed archive", "usage", path or None)
     names = _encoded(paths)
@@ -313,7 +325,7 @@ class TarWriter:
     def __init__(self, archive, format: str | None = None, level: int | None = None, threads: int | None = None,
                  **kwargs):
         path, file = _archive(archive)
-        codec = _resolve_format(path, format)
+        codec = _resolve_format(path, format, file)
         self.name = path
         if codec:
             self._out = SluiceFile(archive, "wb", format=codec, level=level, threads=threads, **kwargs)

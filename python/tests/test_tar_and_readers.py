@@ -382,6 +382,19 @@ def test_streaming_writer_takes_tarinfo_and_paths_in_constant_memory(tmp_path, t
         assert [m.name for m in t][-2] == "generated/rows.csv"
 
 
+def test_a_name_that_promises_another_format_is_refused_without_one(tmp_path):
+    """tar.create("x.tar.xz") wrote a plain tar under the name, as `sluice tar -c` refuses to."""
+    (tmp_path / "f").write_bytes(b"data")
+    for name in ("x.tar.xz", "x.tar.bz2", "x.zip"):
+        with pytest.raises(sluice.UsageError, match="cannot tell the compression from the name"):
+            sluice.tar.create(tmp_path / name, [tmp_path / "f"])
+        with pytest.raises(sluice.UsageError, match="cannot tell the compression"):
+            sluice.tar.open(tmp_path / name, "w")
+        assert not (tmp_path / name).exists()
+    sluice.tar.create(tmp_path / "x.tar.xz", [tmp_path / "f"], format="none")  # asked for
+    assert tarfile.open(tmp_path / "x.tar.xz", "r:").getnames()
+
+
 def test_one_writer_shared_by_threads_writes_each_entry_whole(tmp_path):
     """A TarWriter handed to a ThreadPoolExecutor: the entries of four threads were interleaved,
     a corrupt archive published (tarfile saw 17 of 40 members)."""
