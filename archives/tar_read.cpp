@@ -729,7 +729,12 @@ TarStats read_tar(ByteSource& source, TarEntryHandler& handler, int threads) {
   constexpr std::size_t kProbeBytes = 64 * 1024;
   Buffer probe(kProbeBytes);
   probe.resize(counted.read_full(probe.data(), kProbeBytes));
-  const auto codec = CodecRegistry::global().detect(probe.view());
+  // A plain archive whose first name begins with a codec's magic ("\x1f\x8b\x08name") is a tar
+  // still: a valid header checksum at byte 0 says so, as GNU tar and bsdtar read it (it was taken
+  // for a corrupt gzip member).
+  const bool plain_header =
+      probe.size() >= detail::kTarBlockBytes && detail::check_tar_header(probe.data()) == detail::HeaderCheck::kValid;
+  const auto codec = plain_header ? std::nullopt : CodecRegistry::global().detect(probe.view());
   if (codec) {
     stats.codec = codec->name;
     PrefixedSource whole(std::move(probe), counted);

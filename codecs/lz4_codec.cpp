@@ -639,10 +639,8 @@ StreamFacts lz4_stream_facts(ByteView s) {
     const bool block_checks = flags & 0x10, content_size = flags & 0x08, content_check = flags & 0x04;
     std::size_t next = at + 6 + (content_size ? 8 : 0) + (flags & 0x01 ? 4 : 0) + 1;
     if (next > s.size()) return unknown();
-    if (content_size)
-      total += load_le64(s.data() + at + 6);
-    else
-      sized = false;
+    // Sizes that add up past 2^64 are no record (zstd_codec.cpp): decoded to count.
+    if (!content_size || __builtin_add_overflow(total, load_le64(s.data() + at + 6), &total)) sized = false;
     while (true) {
       if (next + 4 > s.size()) return unknown();
       const std::uint32_t word = load_le32(s.data() + next);

@@ -442,13 +442,14 @@ StreamFacts zstd_stream_facts(ByteView s) {
       ZSTD_frameHeader header{};
       if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, facts.check};
       if (table && (facts.units >= table->count || table->compressed(facts.units) != length)) table.reset();
-      if (table) listed += table->content(facts.units);
+      if (table && __builtin_add_overflow(listed, table->content(facts.units), &listed)) table.reset();
       ++facts.units;
       checked += header.checksumFlag ? 1 : 0;
-      if (header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN)
+      // Sizes that add up past 2^64 (two frames claiming 2^63 each listed as 0, "recorded") are
+      // no record: the stream is decoded to count.
+      if (header.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN ||
+          __builtin_add_overflow(total, header.frameContentSize, &total))
         sized = false;
-      else
-        total += header.frameContentSize;
     }
     at += length;
   }

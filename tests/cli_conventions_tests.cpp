@@ -130,6 +130,18 @@ TEST_F(Conventions, ListTableHasATotalConcatenationsAddUpAndBadFilesAreNamed) {
 // flush patterns, which stored data may hold too; 4,096 of them in chunks of 1 MiB add exactly
 // 4 GiB, which ISIZE cannot tell (16 MiB was listed as 4.3 GB). A multi-member size field is
 // checked against its member's ISIZE (one 1,000 bytes short was believed).
+// Recorded sizes that add up past 2^64 are no record: two zstd frames each claiming 2^63 bytes (and
+// holding none) were listed as 0 bytes, "recorded" (zstd -l adds them up the same way).
+TEST_F(Conventions, ListDecodesWhereRecordedSizesOverflow) {
+  ASSERT_EQ(sh("printf '\\x28\\xb5\\x2f\\xfd\\xc0\\0\\0\\0\\0\\0\\0\\0\\0\\x80\\x01\\0\\0' > one.zst && "
+               "cat one.zst one.zst > two.zst")
+                .status,
+            0);
+  using Listed = std::pair<std::string, std::string>;
+  EXPECT_EQ(listed("one.zst"), Listed("9223372036854775808", "recorded"));
+  EXPECT_EQ(listed("two.zst"), Listed("0", "decoded"));
+}
+
 TEST_F(Conventions, ListRecordsOnlySizesItCanCheck) {
   const auto made =
       run_python(fmt::format("import os, subprocess\n"

@@ -970,6 +970,27 @@ TEST_F(TarFromEveryTar, EntriesAfterAnOldGnuSparseEntryAreAllRead) {
   EXPECT_EQ(r.out, "src/sparse/ten-regions.bin\nsrc/dense.txt\nsrc/sparse/hole-first.bin\n");
 }
 
+// A plain archive whose first name begins with gzip's or zstd's magic: GNU tar and bsdtar read it
+// (the header's checksum is good), sluice took it for a corrupt gzip member.
+TEST_F(TarFromEveryTar, AFirstNameThatBeginsWithACodecsMagicIsAName) {
+  for (const char* name : {"\\x1f\\x8b\\x08name", "(\\xb5/\\xfdz"}) {
+    SCOPED_TRACE(name);
+    auto r =
+        sh(fmt::format("rm -rf magic.tar out && mkdir out && python3 -c \"import tarfile, io; "
+                       "t = tarfile.open('magic.tar', 'w', format=tarfile.GNU_FORMAT, encoding='latin-1'); "
+                       "i = tarfile.TarInfo('{}'); i.size = 5; t.addfile(i, io.BytesIO(b'hello')); t.close()\"",
+                       name));
+    ASSERT_EQ(r.status, 0) << describe(r);
+    const auto gnu = sh("tar -tf magic.tar");
+    r = sluice_tar("-t -f magic.tar");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.out.size(), gnu.out.size()) << r.out << " / " << gnu.out;
+    r = sluice_tar("-x -f magic.tar -C out");
+    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(sh("find out -type f -exec cat {} +").out, "hello");
+  }
+}
+
 // transcode --output-dir of a sparse file: it was written plain, holes and all, without the
 // suffix, into a directory meant to hold only NAME.gz. Each is compressed whole now, its holes as
 // zeros, in every sparse form GNU tar writes.

@@ -134,6 +134,19 @@ def format_for(archive) -> str:
     return _native.tar_format_for(_encoded_path(archive, "archive"))
 
 
+def _plain_tar_header(data: bytes) -> bool:
+    """A tar header with a good checksum at the start: a plain archive, even where its first name
+    begins with a codec's magic ("\\x1f\\x8b\\x08name"), as GNU tar and bsdtar read it (it was
+    taken for a corrupt gzip member)."""
+    if len(data) < tarfile.BLOCKSIZE:
+        return False
+    try:
+        stored = int(bytes(data[148:156]).replace(b"\0", b" ").strip() or b"-", 8)
+    except ValueError:
+        return False
+    return stored in tarfile.calc_chksums(bytes(data[:tarfile.BLOCKSIZE]))
+
+
 def _resolve_format(path: str, format: str | None, file=None) -> str:
     """The compression an archive being written gets. A name whose suffix says no format sluice
     writes (.tar.xz, .tar.bz2, .zip) is refused without a format, as `sluice tar -c` refuses it:
@@ -291,7 +304,7 @@ def _entries(name: str, raw, owned: bool, threads: int) -> Iterator[TarMember]:
                 break
             data += more
         stream = raw
-        if _native.detect_format(bytes(data[:_DETECTED_FROM])):  # compressed: sluice.open decodes it
+        if not _plain_tar_header(data) and _native.detect_format(bytes(data[:_DETECTED_FROM])):  # sluice.open decodes it
             stream = opened.enter_context(SluiceFile(_Prefixed(data, raw, name), "rb", threads=threads))
             data = b""
         parser = _native.TarEntries(os.fsencode(name))

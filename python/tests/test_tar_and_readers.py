@@ -382,6 +382,19 @@ def test_streaming_writer_takes_tarinfo_and_paths_in_constant_memory(tmp_path, t
         assert [m.name for m in t][-2] == "generated/rows.csv"
 
 
+def test_a_first_name_that_begins_with_gzips_magic_is_a_name(tmp_path):
+    """A plain tar whose first name starts b"\\x1f\\x8b\\x08" (its header's checksum good), as GNU
+    tar and tarfile read it: entries() and list() took it for a corrupt gzip member."""
+    with tarfile.open(tmp_path / "magic.tar", "w", format=tarfile.GNU_FORMAT, encoding="latin-1") as t:
+        info = tarfile.TarInfo("\x1f\x8b\x08name")
+        info.size = 5
+        t.addfile(info, io.BytesIO(b"hello"))
+    expected = [os.fsdecode(b"\x1f\x8b\x08name")]
+    with open(tmp_path / "magic.tar", "rb") as f:
+        assert [m.name for m in sluice.tar.entries(f)] == expected
+    assert [m.name for m in sluice.tar.list(tmp_path / "magic.tar")] == expected
+
+
 def test_a_name_that_promises_another_format_is_refused_without_one(tmp_path):
     """tar.create("x.tar.xz") wrote a plain tar under the name, as `sluice tar -c` refuses to."""
     (tmp_path / "f").write_bytes(b"data")
