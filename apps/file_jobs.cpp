@@ -282,7 +282,7 @@ class Planner {
       } else if (S_ISREG(status.st_mode)) {
         files.push_back(path.string());
       } else {  // named, as gzip and pigz name them (zstd says nothing)
-        warnings.push_back(fmt::format("{}: {}: left alone", path.string(),
+        warnings.push_back(fmt::format("{}: {}: left alone", printable_name(path.string()),
                                        S_ISLNK(status.st_mode) ? "is a symbolic link, which -r does not follow"
                                                                : "is not a regular file or a directory"));
       }

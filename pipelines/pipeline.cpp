@@ -139,13 +139,29 @@ struct Walk {
   // again at each run: a.log.zst.zst). kCompressed: only files with a codec's suffix are taken,
   // as sluice -d -r takes them (a decompress stage stopped at a logrotate directory's app.log).
   enum class Take { kAll, kNotCompressed, kCompressed } take = Take::kAll;
-  // The output directory, where it is under a directory walked: never an input (a second run
-  // compressed the first one's manifest and outputs again).
-  std::optional<std::pair<std::uint64_t, std::uint64_t>> output_directory;
+  // The output directory, where it is under a directory walked or matched by a glob, and an
+  // earlier run's manifest at the default path: never inputs (a second run compressed the first
+  // one's manifest and outputs again, or stopped: the manifest would replace an input). A path
+  // named as it is is taken as named (and a manifest there refused: check_manifest).
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> output_directory, manifest;
   // Told of what the walk leaves alone: a symbolic link (one to /etc/passwd put its bytes in the
   // outputs; sluice -r and gzip -r take no link they find), a FIFO, a device.
   std::function<void(const std::string&)> left_alone;
+
+  bool takes(const std::string& file) const {
+    switch (take) {
+      case Take::kAll:
+        return true;
+      case Take::kNotCompressed:
+        return !has_compressed_suffix(file);
+      case Take::kCompressed:
+        return CodecRegistry::global().decompressed_name(file).has_value();
+    }
+    return true;
+  }
 };
+
+std::string manifest_path(const PipelineSpec& spec, const StageSpec& checksum);
 
 // The walk a per-file pipeline makes (and its dry run shows).
 Walk walk_for(const PipelineSpec& spec, const Plan& plan, const std::function<void(const std::string&)>& left_alone) {
@@ -154,9 +170,14 @@ Walk walk_for(const PipelineSpec& spec, const Plan& plan, const std::function<vo
     walk.take = Walk::Take::kCompressed;
   else if (plan.shape == Plan::Shape::kPerFile && plan.compress)
     walk.take = Walk::Take::kNotCompressed;
-  struct stat output {};
-  if (spec.output_is_directory && ::stat(spec.output.c_str(), &output) == 0)
-    walk.output_directory = std::pair{output.st_dev, output.st_ino};
+  struct stat found {};
+  if (spec.output_is_directory && ::stat(spec.output.c_str(), &found) == 0)
+    walk.output_directory = std::pair{found.st_dev, found.st_ino};
+  // Only the default manifest (SHA256SUMS in the output directory) is taken for an earlier run's:
+  // a path the file names may be anything of the user's, an input the run then refuses to replace.
+  if (plan.checksum && plan.checksum->manifest.empty() &&
+      ::lstat(manifest_path(spec, *plan.checksum).c_str(), &found) == 0)
+    walk.manifest = std::pair{found.st_dev, found.st_ino};
   walk.left_alone = left_alone;
   return walk;
 }
@@ -164,6 +185,13 @@ Walk walk_for(const PipelineSpec& spec, const Plan& plan, const std::function<vo
 // Files, directories (walked, sorted) and glob patterns, in the order given.
 std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const Walk& walk = {}) {
   std::vector<Input> inputs;
+  // A file reached twice (a directory and a glob inside it) is one input, taken where it first
+  // came: it was reported as two inputs writing one output.
+  std::unordered_set<std::string> taken;
+  const auto add = [&](Input input) {
+    if (input.path == "-" || taken.insert(fs::absolute(input.path).lexically_normal().string()).second)
+      inputs.push_back(std::move(input));
+  };
   for (const auto& pattern : patterns) {
     if (pattern == "-") {
       inputs.push_back({"-", "stdin"});
@@ -180,6 +208,13 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
       paths.push_back(pattern);
     }
     for (const auto& path : paths) {
+      if (has_glob(pattern)) {  // what a glob matches is walked: the output directory, a manifest left out
+        struct stat found {};
+        if (::lstat(path.c_str(), &found) == 0 &&
+            (walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino} ||
+             walk.manifest == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino}))
+          continue;
+      }
       std::error_code error;
       const fs::file_status status = fs::status(path, error);
       if (error) throw Error(ErrorKind::kIo, error.message(), path);
@@ -191,17 +226,16 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
             const std::string file = it->path().string();
             struct stat found {};
             if (::lstat(file.c_str(), &found) != 0) continue;  // gone since it was listed
+            const std::pair<std::uint64_t, std::uint64_t> which{found.st_dev, found.st_ino};
             if (S_ISDIR(found.st_mode)) {
-              if (walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino})
-                it.disable_recursion_pending();
+              if (walk.output_directory == which) it.disable_recursion_pending();
+            } else if (walk.manifest == which) {
+              continue;
             } else if (!S_ISREG(found.st_mode)) {
               left.push_back(fmt::format("{}: {}: left alone", printable_name(file),
                                          S_ISLNK(found.st_mode) ? "is a symbolic link, which a walk does not follow"
                                                                 : "is not a regular file or a directory"));
-            } else if (walk.take == Walk::Take::kAll ? true
-                       : walk.take == Walk::Take::kNotCompressed
-                           ? !has_compressed_suffix(file)
-                           : CodecRegistry::global().decompressed_name(file).has_value()) {
+            } else if (walk.takes(file)) {
               files.push_back(file);
             }
           }
@@ -211,9 +245,9 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
         std::sort(files.begin(), files.end());
         std::sort(left.begin(), left.end());
         if (walk.left_alone) std::ranges::for_each(left, walk.left_alone);
-        for (const auto& file : files) inputs.push_back({file, fs::path(file).lexically_relative(path).string()});
-      } else {
-        inputs.push_back({path, fs::path(path).filename().string()});
+        for (const auto& file : files) add({file, fs::path(file).lexically_relative(path).string()});
+      } else if (!has_glob(pattern) || walk.takes(path)) {  // what a glob matches is taken as a walk's
+        add({path, fs::path(path).filename().string()});
       }
     }
   }
@@ -510,15 +544,24 @@ void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector
   }
 }
 
-// Whether two paths are one file: the same name once made absolute, or one file reached both
-// ways (a link, another spelling).
-bool same_file(const std::string& a, const std::string& b) {
-  if (fs::absolute(a).lexically_normal() == fs::absolute(b).lexically_normal()) return true;
-  struct stat first {
-  }, second{};
-  return ::stat(a.c_str(), &first) == 0 && ::stat(b.c_str(), &second) == 0 && first.st_dev == second.st_dev &&
-         first.st_ino == second.st_ino;
-}
+// A path, to tell whether others name the same file: the same name once made absolute, or one
+// file reached both ways (a link, another spelling).
+class SameFile {
+ public:
+  explicit SameFile(const std::string& path) : name_(fs::absolute(path).lexically_normal()) {
+    struct stat found {};
+    if (::stat(path.c_str(), &found) == 0) file_ = std::pair{found.st_dev, found.st_ino};
+  }
+  bool operator()(const std::string& other) const {
+    if (fs::absolute(other).lexically_normal() == name_) return true;
+    struct stat found {};
+    return file_ && ::stat(other.c_str(), &found) == 0 && *file_ == std::pair{found.st_dev, found.st_ino};
+  }
+
+ private:
+  fs::path name_;
+  std::optional<std::pair<dev_t, ino_t>> file_;
+};
 
 // The checksum stage's manifest is an output like the others: never an input of the run or
 // another of its outputs, and one that exists is replaced only when the run overwrites. (It was
@@ -528,20 +571,21 @@ bool same_file(const std::string& a, const std::string& b) {
 std::string check_manifest(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, bool dry_run) {
   if (!plan.checksum) return {};
   const std::string manifest = manifest_path(spec, *plan.checksum);
+  const SameFile is_manifest(manifest);
   for (const auto& input : inputs) {
-    if (input.path != "-" && same_file(input.path, manifest)) {
+    if (input.path != "-" && is_manifest(input.path)) {
       throw Error(ErrorKind::kUsage,
                   fmt::format("the manifest '{}' would replace an input of the run", printable_name(manifest)));
     }
     if (plan.shape == Plan::Shape::kPerFile) {
       const std::string output = output_path_for(spec, input, plan);
-      if (output != "-" && same_file(output, manifest)) {
+      if (output != "-" && is_manifest(output)) {
         throw Error(ErrorKind::kUsage, fmt::format("'{}' would be written to '{}', the manifest's path",
                                                    printable_name(input.path), printable_name(manifest)));
       }
     }
   }
-  if (plan.shape == Plan::Shape::kArchive && spec.output != "-" && same_file(spec.output, manifest))
+  if (plan.shape == Plan::Shape::kArchive && spec.output != "-" && is_manifest(spec.output))
     throw Error(ErrorKind::kUsage, fmt::format("the archive and the manifest are both '{}'", printable_name(manifest)));
   // Unpacking, a manifest in the output directory is the run's whatever was there (sluice-run(1)):
   // the directory's other files are kept, but what the archives write changes under it anyway.
@@ -886,7 +930,7 @@ std::string describe_pipeline(const PipelineSpec& spec) {
   const std::vector<Input> inputs =
       run_inputs(spec, plan, [&](const std::string& message) { left_alone.push_back(message); });
   if (plan.shape == Plan::Shape::kPerFile) check_outputs(spec, plan, inputs, /*dry_run=*/true);
-  for (const auto& message : left_alone) text += fmt::format("left alone: {}\n", message);
+  for (const auto& message : left_alone) text += fmt::format("warning: {}\n", message);
   for (const auto& input : inputs) {
     const std::string output = output_path_for(spec, input, plan);
     const std::string to = plan.shape == Plan::Shape::kUnpack ? spec.output + " (extracted)"

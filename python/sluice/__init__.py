@@ -659,9 +659,17 @@ def _claim_outputs(jobs: list) -> list:
     b/x.log both went to out/x.log.gz, the second over the first, both inputs removed with
     remove_inputs) or that is another job's input (x.gz.gz to x.gz while x.gz is read: which
     won depended on the threads). The first job in the list keeps the output."""
+    directories: dict = {}
+
     def key(path: str) -> str:
-        return os.path.normcase(os.path.abspath(path))
-    inputs = {key(name): name for name, _ in jobs}
+        """The directory entry `path` names, however it is spelt: its directory's real path (a link
+        to the directory too: "here/x.gz" is "x.gz" where here -> .) and its name."""
+        absolute = os.path.abspath(path)
+        parent, name = os.path.split(absolute)
+        if parent not in directories:
+            directories[parent] = os.path.realpath(parent)
+        return os.path.normcase(os.path.join(directories[parent], name))
+    inputs = {key(name) for name, _ in jobs}
     taken: dict = {}
     planned = []
     for name, output in jobs:

@@ -487,18 +487,22 @@ class BytesSink final : public ByteSink {
     detail::advise_huge_pages(data_, capacity_);  // a fault per 2 MiB, not per 4 KiB, where it can
   }
   void write(ByteView bytes) override {
-    if (size_ + rest_.size() + bytes.size() > limit_) {
-      past_limit_ = true;
-      throw Error(ErrorKind::kCancelled, "more output than a call on the calling thread takes", name_);
-    }
+    if (next_check_ > 0 && size_ + rest_.size() + bytes.size() > next_check_) check_signals();
     const std::size_t fits = std::min(bytes.size(), capacity_ - size_);
     if (fits > 0) std::memcpy(data_ + size_, bytes.data(), fits);
     size_ += fits;
     rest_.append(bytes.subspan(fits));
   }
   const std::string& name() const override { return name_; }
-  // Makes write() fail (kCancelled) rather than take the output past `bytes`; past_limit() then.
-  void limit(std::size_t bytes) { limit_ = bytes; }
+  // For a call on the main thread that runs there (a small one), which sees no signal on its own:
+  // past each further kInterruptibleBytes of output, written on the calling thread, a signal
+  // (Ctrl-C) is looked for and ends the call, its exception pending (as DrainSink's check);
+  // written by a run's own writer, the output stops there instead (past_limit()), for the call to
+  // be made again where it can be stopped (run_released's thread).
+  void watch_signals(std::thread::id caller) {
+    caller_ = caller;
+    next_check_ = kInterruptibleBytes;
+  }
   bool past_limit() const { return past_limit_; }
   // The output as a bytes object (the GIL held): the object made, where the claim was exact;
   // otherwise (a claim short of the output, or none, or one longer than a stream that decoded
@@ -518,7 +522,18 @@ class BytesSink final : public ByteSink {
   std::uint8_t* data_ = nullptr;
   std::size_t capacity_ = 0;
   std::size_t size_ = 0;
-  std::size_t limit_ = std::numeric_limits<std::size_t>::max();
+  void check_signals() {
+    next_check_ += kInterruptibleBytes;
+    if (std::this_thread::get_id() != caller_) {
+      past_limit_ = true;
+      throw Error(ErrorKind::kCancelled, "more output than a call on the calling thread takes", name_);
+    }
+    AcquiredGil acquire;
+    if (PyErr_CheckSignals() != 0) throw Error(ErrorKind::kCancelled, "the call was interrupted", name_);
+  }
+
+  std::size_t next_check_ = 0;  // 0: not watched
+  std::thread::id caller_;
   bool past_limit_ = false;
   Buffer rest_;
   std::string name_ = "<memory>";
@@ -1297,13 +1312,13 @@ PYBIND11_MODULE(_native, m) {
           expected = expected_output_bytes(input.view(), options);
         }
         // A small input that claims a small output is decoded on this thread (a thread of its own
-        // costs more than such a call), but Ctrl-C reaches only an interruptible call: one that
-        // makes more than the claim's kInterruptibleBytes (a 218 KB zstd bomb of zeros that
-        // records no size went on to 6 GiB, 25 s, before KeyboardInterrupt) stops there and is made
-        // again on a thread of its own, 1 MiB decoded twice.
+        // costs more than such a call), where no signal was looked at: a 218 KB zstd bomb of zeros
+        // that records no size went on to 6 GiB, 25 s, before KeyboardInterrupt. On the main thread
+        // (the one signals reach) the sink looks for one every MiB of output; where a run's writer
+        // thread writes it, the call stops at 1 MiB and is made again on a thread of its own.
         if (std::max<std::uint64_t>(input.view().size(), expected) < kInterruptibleBytes) {
           BytesSink output(expected);
-          output.limit(kInterruptibleBytes);
+          if (_PyOS_IsMainThread()) output.watch_signals(std::this_thread::get_id());
           run_released(0, [&](std::stop_token) {
             MemorySource source(input.view());
             try {

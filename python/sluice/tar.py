@@ -368,14 +368,15 @@ class TarWriter:
     def close(self) -> None:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
         stream, and publishes the file. A file object of the caller's is flushed, not closed."""
+        if self._pid != os.getpid():  # before the lock, which a thread of the parent's may hold for good
+            _open_writers.discard(self)
+            raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
+                             self.name or None)
         with self._lock:
             self._close()
 
     def _close(self) -> None:
         _open_writers.discard(self)
-        if self._pid != os.getpid():
-            raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
-                             self.name or None)
         self._ended = True
         self._tar.close()
         if self._own_out:
@@ -385,6 +386,10 @@ class TarWriter:
 
     def abandon(self) -> None:
         """Stops and removes what was written (a named archive leaves no file behind)."""
+        if getattr(self, "_pid", None) != os.getpid():  # the parent's (its lock may be held for good)
+            _open_writers.discard(self)
+            self._ended = True
+            return
         with getattr(self, "_lock", contextlib.nullcontext()):
             self._abandon()
 

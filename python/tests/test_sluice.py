@@ -529,6 +529,13 @@ def test_a_batch_never_writes_one_output_twice_nor_over_another_input(tmp_path):
     assert "is an input of the same batch" in str(results[0].error)
     assert (tmp_path / "x").read_bytes() == b"inner"
     assert gzip.decompress(gzip.decompress((tmp_path / "x.gz.gz").read_bytes())) == b"outer"
+    # The same file spelt through a link to its directory (a second reader lost NEW this way).
+    (tmp_path / "here").symlink_to(".")
+    (tmp_path / "x").unlink()
+    results = sluice.decompress_files([tmp_path / "x.gz.gz", tmp_path / "here/x.gz"], overwrite=True,
+                                      remove_inputs=True)
+    assert [r.status for r in results] == ["failed", "done"]
+    assert (tmp_path / "x").read_bytes() == b"inner" and (tmp_path / "x.gz.gz").exists()
 
 
 def test_a_new_files_mode_is_read_without_setting_the_umask(tmp_path, monkeypatch):
