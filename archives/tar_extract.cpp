@@ -150,8 +150,10 @@ TarExtractStats run_extract(ByteSource& source, const TarExtractOptions& options
     static_cast<TarStats&>(stats) = read_tar(source, handler, options.threads);
   } catch (const Error& error) {
     extractor.finish_directories();
-    // The extractor's limit (TarExtractOptions::max_output_bytes) names the entry, not the archive.
-    if (error.kind() == ErrorKind::kLimit && error.path().empty()) throw error.with_context(source.name(), {});
+    // The extractor's limit (TarExtractOptions::max_output_bytes) and a refusal under `strict`
+    // name the entry, not the archive: the archive is added (Python's strict extract raised with
+    // no filename, as zip's does).
+    if (error.path().empty()) throw error.with_context(source.name(), {});
     throw;
   } catch (...) {
     extractor.finish_directories();

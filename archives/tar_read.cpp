@@ -178,7 +178,9 @@ struct TarReader::State {
   State(TarEntryHandler& h, std::string n) : handler(h), name(std::move(n)) {}
 
   Error corrupt(const std::string& what, std::uint64_t at) const {
-    const std::string where = last_entry.empty() ? std::string("at the start of the archive")
+    // "before the first entry": a first entry's data or metadata can be megabytes long ("at the
+    // start of the archive" then followed "at archive byte 3545088").
+    const std::string where = last_entry.empty() ? std::string("before the first entry")
                                                  : fmt::format("after entry '{}'", printable_name(last_entry));
     return Error(ErrorKind::kCorruptData, fmt::format("{} at archive byte {} ({})", what, at, where), name);
   }

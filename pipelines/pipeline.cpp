@@ -147,6 +147,9 @@ struct Walk {
   // Told of what the walk leaves alone: a symbolic link (one to /etc/passwd put its bytes in the
   // outputs; sluice -r and gzip -r take no link they find), a FIFO, a device.
   std::function<void(const std::string&)> left_alone;
+  // A glob's files go by `take` too (logs/* compressed the last run's outputs again), unless a
+  // decompress stage names its format: then the pattern says which files hold it.
+  bool filter_globs = true;
 
   bool takes(const std::string& file) const {
     switch (take) {
@@ -170,6 +173,7 @@ Walk walk_for(const PipelineSpec& spec, const Plan& plan, const std::function<vo
     walk.take = Walk::Take::kCompressed;
   else if (plan.shape == Plan::Shape::kPerFile && plan.compress)
     walk.take = Walk::Take::kNotCompressed;
+  walk.filter_globs = !(plan.decompress && !plan.decompress->format.empty());
   struct stat found {};
   if (spec.output_is_directory && ::stat(spec.output.c_str(), &found) == 0)
     walk.output_directory = std::pair{found.st_dev, found.st_ino};
@@ -207,12 +211,17 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
     } else {
       paths.push_back(pattern);
     }
+    const bool glob = has_glob(pattern);
+    bool kept = false;  // a match the glob keeps (an input already, too)
     for (const auto& path : paths) {
-      if (has_glob(pattern)) {  // what a glob matches is walked: the output directory, a manifest left out
-        struct stat found {};
-        if (::lstat(path.c_str(), &found) == 0 &&
-            (walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino} ||
-             walk.manifest == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino}))
+      if (glob) {  // the output directory (a link to it too) and the manifest are no match
+        struct stat found {
+        }, at{};
+        if (::stat(path.c_str(), &found) == 0 &&
+            walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino})
+          continue;
+        if (::lstat(path.c_str(), &at) == 0 &&
+            walk.manifest == std::pair<std::uint64_t, std::uint64_t>{at.st_dev, at.st_ino})
           continue;
       }
       std::error_code error;
@@ -246,9 +255,18 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
         std::sort(left.begin(), left.end());
         if (walk.left_alone) std::ranges::for_each(left, walk.left_alone);
         for (const auto& file : files) add({file, fs::path(file).lexically_relative(path).string()});
-      } else if (!has_glob(pattern) || walk.takes(path)) {  // what a glob matches is taken as a walk's
+        kept = true;
+      } else if (!glob || !walk.filter_globs || walk.takes(path)) {  // a glob's files go by suffix, as a walk's
         add({path, fs::path(path).filename().string()});
+        kept = true;
       }
+    }
+    if (glob && !kept) {  // every match left out: said, as none matching is
+      throw Error(ErrorKind::kIo,
+                  walk.take == Walk::Take::kCompressed
+                      ? "matches no file with a compressed suffix (give the decompress stage a format to take them)"
+                      : "matches no file that is not compressed already",
+                  pattern);
     }
   }
   return inputs;

@@ -353,8 +353,12 @@ std::optional<StageSpec> parse_stage(const toml::table& table, Diagnostics& diag
           keys.fail(*mtime, fmt::format("'mtime' must be seconds or a date string, not {}", type_name(*mtime)));
         }
       }
-      if (const auto owner = keys.string("owner")) checked("owner", [&] { stage.tar.owner = parse_tar_owner(*owner); });
-      if (const auto group = keys.string("group")) checked("group", [&] { stage.tar.group = parse_tar_owner(*group); });
+      // A name this system does not know is the file's mistake, with its line, in a dry run too
+      // (it passed --dry-run and failed the run without one), as sluice tar --owner resolves it.
+      if (const auto owner = keys.string("owner"))
+        checked("owner", [&] { stage.tar.owner = resolve_tar_user(parse_tar_owner(*owner)); });
+      if (const auto group = keys.string("group"))
+        checked("group", [&] { stage.tar.group = resolve_tar_group(parse_tar_owner(*group)); });
       if (const auto numeric = keys.boolean("numeric_owner")) stage.tar.numeric_owner = *numeric;
       if (auto exclude = keys.strings("exclude")) stage.tar.exclude = std::move(*exclude);  // as sluice tar --exclude
       break;

@@ -285,9 +285,18 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
     ASSERT_NO_FATAL_FAILURE(lz4_one_frame(sample.packed, frame));
     for (const std::size_t block : frame.blocks) unchecked.insert(block + 3);
   }
+  // Under the sanitizers one of the two bits of each byte (the low at even bytes, the high at odd):
+  // every byte still, at half the sanitizers' time (12 s of it for each gzip form); the release
+  // build flips both.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr bool kOneBitAByte = true;
+#else
+  constexpr bool kOneBitAByte = false;
+#endif
   std::size_t caught = 0;
   for (std::size_t at = 0; at < sample.packed.size(); ++at) {
     for (std::uint8_t bit : {std::uint8_t{0x01}, std::uint8_t{0x80}}) {
+      if (kOneBitAByte && (bit == 0x80) != (at % 2 == 1)) continue;
       if (bit == 0x80 && unchecked.count(at)) continue;
       Bytes flipped = sample.packed;
       flipped[at] ^= bit;
@@ -300,7 +309,7 @@ TEST_P(Damaged, EveryBitFlipIsCaughtOrHarmless) {
     }
   }
   // Nearly every byte matters; only a few header fields (gzip MTIME, XFL, OS) do not.
-  EXPECT_GT(caught, sample.packed.size());
+  EXPECT_GT(caught, kOneBitAByte ? sample.packed.size() / 2 : sample.packed.size());
 }
 
 // Trailing garbage is an error of its own kind, raised after everything before it was written (the

@@ -628,6 +628,47 @@ directory = "{}"
       fs::remove(dir_ / "logs/a.log.zst");
     }
   }
+  // The output directory through a link matched by a glob: not walked either.
+  ASSERT_EQ(sh("mkdir real && ln -s real linked").status, 0);
+  put_text("linked.toml", R"(
+[input]
+paths = ["*"]
+[[stage]]
+kind = "checksum"
+[output]
+directory = "linked"
+)");
+  for (const char* command : {"run linked.toml", "run -f -n linked.toml", "run -f linked.toml"}) {
+    const auto r = sluice(command);
+    EXPECT_EQ(r.status, 0) << command << ": " << describe(r);
+  }
+  // A glob whose every match is left out says so, as one matching nothing does (a run of no
+  // input exited 0); a decompress stage that names its format takes what its glob matches.
+  put_text("glob.toml", R"(
+[input]
+paths = ["logs/*.zst"]
+[[stage]]
+kind = "compress"
+[output]
+directory = "g"
+)");
+  put_text("logs/b.zst", "");
+  auto r = sluice("run glob.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("logs/*.zst: matches no file that is not compressed already"), std::string::npos) << r.err;
+  ASSERT_EQ(sh(testing::sluice() + " -F zstd -c logs/a.log > logs/a.bin").status, 0);
+  put_text("named.toml", R"(
+[input]
+paths = ["logs/*.bin"]
+[[stage]]
+kind = "decompress"
+format = "zstd"
+[output]
+directory = "n"
+)");
+  r = sluice("run named.toml");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("n/a.bin"), to_bytes(std::string("a\n")));
 }
 
 // A directory walked for a per-file pipeline: a symbolic link in it (to /etc/passwd, say) put the
@@ -943,6 +984,10 @@ const std::vector<BadConfig> kBadConfigs = {
     {"max_output_not_a_size",
      "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"untar\"\nmax_output = \"big\"\n[output]\ndirectory = \"out\"\n",
      "p.toml:5:14: stage 1: 'max_output': invalid size 'big'"},
+    {"owner_not_on_this_system",
+     "[input]\npaths = [\"in\"]\n[[stage]]\nkind = \"tar\"\nowner = \"no-such-user-here\"\n[output]\nfile = "
+     "\"x.tar\"\n",
+     "p.toml:5:9: stage 1: no user 'no-such-user-here' on this system (give NAME:ID to store that name with an id)"},
 };
 
 TEST_P(PipelineConfigError, IsRejectedWithLineColumnAndKey) {

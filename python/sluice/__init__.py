@@ -717,6 +717,8 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     output is safely written. progress(result) is called as each file completes (tqdm: pass
     lambda r: bar.update()). Returns one FileResult per path, in order; failures do not raise."""
     format = _compressing(format)
+    if format not in formats():  # as compress() says it (format_info's ValueError was no sluice.Error)
+        raise UsageError(f"unknown format {format!r} (known: {', '.join(formats())})", "usage")
     extension = _native.format_info(format)["extension"]
     names = _path_list(paths)
     planned = _claim_outputs([(name, _output_path(name, name + extension, output_dir)) for name in names])

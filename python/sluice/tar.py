@@ -356,24 +356,31 @@ class TarWriter:
     def addfile(self, tarinfo: tarfile.TarInfo, fileobj=None) -> None:
         """Adds an entry from a TarInfo and, for a regular file, a binary file object to read its
         tarinfo.size bytes from."""
+        self._check_not_forked()
         with self._lock:
             self._tar.addfile(tarinfo, fileobj)
 
     def add(self, name, arcname=None, recursive: bool = True, *, filter=None) -> None:
         """Adds a file, directory (and, with recursive, everything under it, in name order),
         symlink or other file from disk, as tarfile.TarFile.add does."""
+        self._check_not_forked()
         with self._lock:
             self._tar.add(os.fsdecode(name), arcname, recursive, filter=filter)
 
     def close(self) -> None:
         """Ends the archive (two zero blocks, padding to a 10 KiB record) and the compressed
         stream, and publishes the file. A file object of the caller's is flushed, not closed."""
-        if self._pid != os.getpid():  # before the lock, which a thread of the parent's may hold for good
+        if self._pid != os.getpid():
             _open_writers.discard(self)
-            raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
-                             self.name or None)
+        self._check_not_forked()
         with self._lock:
             self._close()
+
+    def _check_not_forked(self) -> None:
+        """Before the lock, which a thread of the parent's may hold for good in a forked child."""
+        if self._pid != os.getpid():
+            raise UsageError("this archive was opened before os.fork(): it is the parent's to end", "usage",
+                             self.name or None)
 
     def _close(self) -> None:
         _open_writers.discard(self)

@@ -506,6 +506,14 @@ def test_decompress_files_reports_each_failure(tmp_path):
     assert (tmp_path / "good").read_bytes() == b"fine" and not (tmp_path / "bad").exists()
 
 
+def test_a_batch_in_an_unknown_format_is_a_usage_error(tmp_path):
+    """compress_files(format="zip") raised a bare ValueError, where compress() raises UsageError."""
+    (tmp_path / "a").write_bytes(b"a")
+    with pytest.raises(sluice.UsageError, match="unknown format 'zip'"):
+        sluice.compress_files([tmp_path / "a"], format="zip")
+    assert os.listdir(tmp_path) == ["a"]
+
+
 def test_a_batch_never_writes_one_output_twice_nor_over_another_input(tmp_path):
     """output_dir takes base names: a/x.log and b/x.log both went to out/x.log.gz, both 'done',
     and with remove_inputs both inputs were removed, b's data lost. x.gz.gz decoded over x.gz

@@ -255,6 +255,8 @@ def test_a_hostile_tarfile_archive_is_refused_entry_by_entry(tmp_path):
     with pytest.raises(sluice.Error) as caught:
         sluice.tar.extract(archive, tmp_path / "strict", strict=True)
     assert "escape" in str(caught.value)
+    # The archive is named, as zip's strict extract names it (filename was None).
+    assert caught.value.filename == str(archive) and str(caught.value).startswith(f"{archive}: refusing entry")
 
 
 def untar_pipeline(archive, directory) -> str:
