@@ -950,10 +950,19 @@ struct DecompressNode::Nodes {
         inbox(graph),
         cutter(graph, flow::serial,
                [this](const Inbox::output_type& message, CutterPorts& ports) {
-                 if (message.tag() == 0)
-                   inputs.push_back(flow::cast_to<ByteChunk>(message));
-                 else
+                 if (message.tag() == 0) {
+                   const ByteChunk& piece = flow::cast_to<ByteChunk>(message);
+                   // In order here: a piece after the one marked last was dropped without a word.
+                   if (ended) {
+                     throw Error(ErrorKind::kUsage,
+                                 fmt::format("DecompressNode: piece {} comes after piece {}, marked last",
+                                             piece.sequence, piece.sequence - 1));
+                   }
+                   ended = piece.last;
+                   inputs.push_back(piece);
+                 } else {
                    --in_flight;  // a piece was retired
+                 }
                  cut(ports);
                }),
         decoder(graph, flow::unlimited, [this](Chunk* chunk) { return decoders->decode(chunk); }),
@@ -1092,6 +1101,7 @@ struct DecompressNode::Nodes {
   Output output;
   // The caller's pieces not yet taken by the reader; the first is being fed when `feeding`.
   std::deque<ByteChunk> inputs;
+  bool ended = false;  // the caller's piece marked last came (cutter only)
   bool feeding = false;
   std::size_t in_flight = 0;  // pieces cut and not yet retired by the writer
   std::size_t max_in_flight = 1;

@@ -8,6 +8,7 @@
 // consecutive outputs of a serial node can reach its successor in either order.
 #include "sluice/flow.h"
 
+#include <fmt/format.h>
 #include <oneapi/tbb/enumerable_thread_specific.h>
 
 #include "sluice/codec_author.h"
@@ -40,6 +41,14 @@ struct CompressNode::Nodes {
         // Serial: each chunk's history is the end of the chunks before it, in order.
         history(graph, flow::serial,
                 [this](const ByteChunk& chunk) {
+                  // In order here: a chunk after the one marked last (two marked last, or a
+                  // numbering past the end) made a stream with bytes after its trailer, silently.
+                  if (ended) {
+                    throw Error(ErrorKind::kUsage,
+                                fmt::format("CompressNode: chunk {} comes after chunk {}, marked last", chunk.sequence,
+                                            chunk.sequence - 1));
+                  }
+                  ended = chunk.last;
                   Work work;
                   work.chunk = chunk;
                   work.history = std::make_shared<Buffer>();
@@ -67,26 +76,27 @@ struct CompressNode::Nodes {
                    }),
         ordering_out(graph, [](const Work& work) { return work.chunk.sequence; }),
         // Serial: the framer sees chunks in order (header first, trailer last).
-        framer(graph, flow::serial, [this](const Work& work) {
-          auto out = std::make_shared<Buffer>();
-          if (work.chunk.sequence == 0) {
-            stream_framer = codec->make_framer(stream);
-            stream_framer->header(*out);
-          }
-          if (!stream_framer) throw Error(ErrorKind::kUsage, "CompressNode: chunk 0 must come first");
-          out->append(work.output->view());
-          stream_framer->add_chunk({bytes_of(work.chunk).size(), work.output->size(), work.check});
-          if (work.chunk.last) {
-            Buffer trailer;
-            stream_framer->trailer(trailer);
-            out->append(trailer.view());
-          }
-          ByteChunk result;
-          result.sequence = work.chunk.sequence;
-          result.last = work.chunk.last;
-          result.bytes = std::move(out);
-          return result;
-        }),
+        framer(graph, flow::serial,
+               [this](const Work& work) {
+                 auto out = std::make_shared<Buffer>();
+                 if (work.chunk.sequence == 0) {
+                   stream_framer = codec->make_framer(stream);
+                   stream_framer->header(*out);
+                 }
+                 if (!stream_framer) throw Error(ErrorKind::kUsage, "CompressNode: chunk 0 must come first");
+                 out->append(work.output->view());
+                 stream_framer->add_chunk({bytes_of(work.chunk).size(), work.output->size(), work.check});
+                 if (work.chunk.last) {
+                   Buffer trailer;
+                   stream_framer->trailer(trailer);
+                   out->append(trailer.view());
+                 }
+                 ByteChunk result;
+                 result.sequence = work.chunk.sequence;
+                 result.last = work.chunk.last;
+                 result.bytes = std::move(out);
+                 return result;
+               }),
         ordering_final(graph, [](const ByteChunk& chunk) { return chunk.sequence; }) {
     flow::make_edge(ordering_in, history);
     flow::make_edge(history, compressor);
@@ -98,7 +108,8 @@ struct CompressNode::Nodes {
   std::unique_ptr<Codec> codec;
   StreamInfo stream;
   std::size_t history_limit;
-  Buffer tail;  // history for the next chunk (history node only)
+  Buffer tail;         // history for the next chunk (history node only)
+  bool ended = false;  // the last chunk went through (history node only)
   tbb::enumerable_thread_specific<std::unique_ptr<ChunkCompressor>> compressors;
   std::unique_ptr<StreamFramer> stream_framer;  // framer node only
   flow::sequencer_node<ByteChunk> ordering_in;

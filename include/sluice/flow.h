@@ -18,7 +18,11 @@
 // Memory in flight is the caller's to bound, as in the picture: admit chunks through a
 // limiter_node and decrement it as outputs are consumed. A codec error is thrown from the node's
 // body: the graph is cancelled and graph.wait_for_all() rethrows it (oneTBB's usual behaviour).
-// One CompressNode compresses one stream.
+// One CompressNode compresses one stream. A chunk after the one marked last is an error (kUsage,
+// from wait_for_all()); a number sent twice is refused by the input sequencer (try_put() gives
+// false). A gap, or no chunk marked last, cannot be told from chunks still to come: the node waits
+// for them, and wait_for_all() returns with the stream unfinished, as it does for any node of the
+// caller's whose input never came. The same holds for DecompressNode's pieces.
 #pragma once
 
 #include <cstdint>
