@@ -179,6 +179,8 @@ class Planner {
   // the input could be replaced before it was read, its data lost. That job is refused, named;
   // the input it reads is done. Called once every argument is added.
   void refuse_outputs_that_are_inputs() {
+    if (std::none_of(jobs.begin(), jobs.end(), [](const FileJob& job) { return !job.output.empty(); }))
+      return;  // -t, -l, -c: nothing is written under a name
     std::map<std::string, std::size_t> input_paths;
     std::map<std::pair<dev_t, ino_t>, std::size_t> input_files;
     for (std::size_t i = 0; i < jobs.size(); ++i) {

@@ -215,8 +215,8 @@ std::vector<Input> expand_inputs(const std::vector<std::string>& patterns, const
     bool kept = false;  // a match the glob keeps (an input already, too)
     for (const auto& path : paths) {
       if (glob) {  // the output directory (a link to it too) and the manifest are no match
-        struct stat found {
-        }, at{};
+        struct stat found {};
+        struct stat at {};
         if (::stat(path.c_str(), &found) == 0 &&
             walk.output_directory == std::pair<std::uint64_t, std::uint64_t>{found.st_dev, found.st_ino})
           continue;
