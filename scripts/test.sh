@@ -5,7 +5,7 @@
 #   python   the Python package, installed with pip into .venv (scripts/install-python.sh), under pytest
 #   asan     AddressSanitizer + UndefinedBehaviorSanitizer build: every test
 #   tsan     ThreadSanitizer build of the concurrency tests (scripts/tsan.sh)
-#   fuzz     every fuzz target for 12 s under ASan + UBSan (scripts/fuzz.sh)
+#   fuzz     every fuzz target for 8 s under ASan + UBSan (scripts/fuzz.sh)
 # Usage: scripts/test.sh [job ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ for job in "${jobs[@]}"; do
       ./scripts/install-python.sh   # pip install . into .venv (Debian's python3)
       SLUICE_PROGRAM=$program .venv/bin/python -m pytest -q -p no:cacheprovider python/tests
       ;;
-    fuzz) ./scripts/fuzz.sh 12 ;;
+    fuzz) ./scripts/fuzz.sh 8 ;;
     release | asan | debug)
       [[ "$job" == release ]] && ./scripts/check-layers.sh
       echo "== $job: configure and build"

@@ -142,6 +142,20 @@ TEST_F(Conventions, ListDecodesWhereRecordedSizesOverflow) {
   EXPECT_EQ(listed("two.zst"), Listed("0", "decoded"));
 }
 
+// --json gives null where the table prints "-" (units only decoding could count, a check not
+// known from a pipe): they were 0 and "", which a script takes for values.
+TEST_F(Conventions, ListJsonSaysNullWhereTheTableSaysDash) {
+  put_text(4000);
+  ASSERT_EQ(sh("gzip -c data.bin > d.gz").status, 0);
+  const auto piped = sh("cat d.gz | " + testing::sluice() + " -l --json - | head -1");
+  EXPECT_NE(piped.out.find("\"units\": null"), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("\"check\": null"), std::string::npos) << piped.out;
+  const auto table = sh("cat d.gz | " + testing::sluice() + " -l -");
+  EXPECT_NE(table.out.find("gzip         -"), std::string::npos) << table.out;
+  const auto file = sluice("-l --json d.gz");
+  EXPECT_NE(file.out.find("\"check\": \"CRC-32\""), std::string::npos) << file.out;
+}
+
 TEST_F(Conventions, ListRecordsOnlySizesItCanCheck) {
   const auto made =
       run_python(fmt::format("import os, subprocess\n"
