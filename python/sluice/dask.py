@@ -556,8 +556,13 @@ def _index_of(url: str, storage_options: dict) -> tuple[_units.Index, int]:
 
 
 def _plan(url: str, storage_options: dict, blocksize: int | None):
-    """The index of `url` and its partitions of about `blocksize` uncompressed bytes."""
+    """The index of `url` and its partitions of about `blocksize` uncompressed bytes. A file that is
+    not compressed (no codec's magic, and no codec's suffix that says it should be) is cut as Dask
+    cuts a plain file: every `blocksize` bytes."""
     index, size = _index_of(url, storage_options)
+    if not index.format and not _native.format_for_name(url):
+        plain = dataclasses.replace(index, how="not compressed: read as it is")
+        return plain, size, _plain_partitions(url, size, blocksize), "plain"
     if blocksize is None or (not index.splittable and index.independent is None):
         return index, size, [_Partition(url, 0, len(index.units), number=0)], "whole"
     if index.independent is not None:
@@ -583,6 +588,22 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             parts.append(_Partition(url, first, i + 1, number=len(parts)))
             first, content = i + 1, 0
     return index, size, parts, "units"
+
+
+def _plain_partitions(url: str, size: int, blocksize: int | None) -> list[_Partition]:
+    """A file that is not compressed in Dask's partitions (dask.bytes.read_bytes): none for an
+    empty file, else size // blocksize of them (at least one), the spare bytes spread among them."""
+    if blocksize is None:
+        return [_Partition(url, number=0)]
+    if size == 0:
+        return []
+    step = size / (size // blocksize) if size % blocksize and size > blocksize else blocksize
+    starts, place = [0], 0.0
+    while size - place > step * 2 - 1:
+        place += step
+        starts.append(int(place))
+    return [_Partition(url, start=s, next_start=(starts[k + 1] if k + 1 < len(starts) else None), number=k)
+            for k, s in enumerate(starts)]
 
 
 _LOOK_AHEAD_UNITS = 16
@@ -626,6 +647,26 @@ def _in_file(error: Error, url: str, where) -> Error:
                         error.errno)
     named.output = error.output
     return named
+
+
+class _PlainPieces:
+    """The same for a file that is not compressed: a partition owns bytes [start, next_start)."""
+
+    _STEP = 1 << 20
+
+    def __init__(self, f, part: _Partition):
+        self.f, self.part = f, part
+
+    def own(self) -> bytes:
+        self.f.seek(self.part.start)
+        return self.f.read() if self.part.next_start is None else self.f.read(self.part.next_start - self.part.start)
+
+    def following(self):
+        if self.part.next_start is None:
+            return
+        self.f.seek(self.part.next_start)
+        while piece := self.f.read(self._STEP):
+            yield piece
 
 
 class _UnitPieces:
@@ -868,6 +909,8 @@ def _partition_bytes(part: _Partition, storage_options: dict, delimiter: bytes |
                 return _decompress(f.read(), threads=1)
             except Error as error:
                 raise _in_file(error, part.url, lambda at: at) from None
+        if kind == "plain":
+            return _delimited(part, _PlainPieces(f, part), delimiter)
         pieces = _UnitPieces(f, index, part, size) if kind == "units" else _ChunkPieces(f, size, index, part)
         data = _delimited(part, pieces, delimiter)
         return (data, pieces.checks) if kind == "chunks" else data
@@ -937,17 +980,21 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     boundaries without decoding; with a delimiter, each partition starts after the first
     delimiter at or after its start and ends after the first one at or after its end, as Dask
     does for plain files. A stream that cannot be cut is one partition; blocksize=None: one per
-    file. Any of gzip, zstd and lz4 (the format is told from the data)."""
+    file. Any of gzip, zstd and lz4 (the format is told from the data); a file that is none of them
+    is read as it is, cut every `blocksize` bytes as Dask cuts it, unless its name has a codec's
+    suffix (x.gz that is not gzip is CorruptDataError, as for `sluice -d`)."""
     from dask import delayed
     storage_options = storage_options or {}
     fs, _, paths = fsspec.get_fs_token_paths(urlpath, storage_options=storage_options)
     if not paths:
         raise OSError(f"{urlpath} resolved to no files")
     blocksize = None if blocksize is None else _parse_size(blocksize)
-    blocks, urls = [], []
+    blocks, urls, plain = [], [], set()
     for path in paths:
         url = fs.unstrip_protocol(path)
         index, size, parts, kind = _plan(url, storage_options, blocksize)
+        if kind == "plain":
+            plain.add(url)
         tasks = []
         for p in parts:
             task_index, task_part = _task_index(index, p) if kind == "units" else (index, p)
@@ -964,7 +1011,7 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
         urls.append(url)
     sample_bytes = b""
     if sample:
-        with fsspec.open(urls[0], "rb", compression="sluice", **storage_options) as f:
+        with fsspec.open(urls[0], "rb", compression=None if urls[0] in plain else "sluice", **storage_options) as f:
             sample_bytes = f.read(int(sample))
             if delimiter:
                 while True:
@@ -996,7 +1043,8 @@ def _lines(data: bytes, encoding: str, errors: str, linedelimiter: str | None) -
 def read_text(urlpath, blocksize: int | str | None = "64 MiB", encoding: str = "utf-8", errors: str = "strict",
               linedelimiter: str | None = None, storage_options: dict | None = None):
     """dask.bag.read_text for compressed files: a Bag of lines (each with its delimiter, as Dask
-    gives them), partitions cut at unit boundaries as read_bytes() cuts them. linedelimiter as
+    gives them), partitions cut at unit boundaries as read_bytes() cuts them (and a file that is
+    not compressed as Dask cuts it, as read_bytes() reads it). linedelimiter as
     Dask's: None (the default) reads "\r\n" and "\r" as "\n", as text files are read
     (io's universal newlines); "" ends lines at any of them, kept as they are; any other string
     ends lines there ("\r\n": "\n" alone is no end)."""

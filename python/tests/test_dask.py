@@ -776,3 +776,38 @@ def test_fsspec_writes_the_format_of_the_name(tmp_path):
         f.write(b"a,b\n")
     assert target.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
     assert sluice.decompress(target.read_bytes()) == b"a,b\n"
+
+
+def test_a_file_that_is_not_compressed_is_read_as_dask_reads_it(client, tmp_path):
+    """A directory of logs holds app.log beside app.log.1.gz: Dask's read_text takes both, and
+    sluice's refused the plain one ("not compressed data in a known format"). It is cut as Dask
+    cuts it, partition for partition; a name with a codec's suffix still says what it must be."""
+    import dask.bag
+    import dask.bytes
+    rng = random.Random(29)
+    data = b"".join(bytes(rng.choice(b"ab\r\n") for _ in range(rng.choice([0, 5, 300, 2000]))) + b"\r\n"
+                    for _ in range(60))
+    plain = tmp_path / "app.log"
+    plain.write_bytes(data)
+    (tmp_path / "empty.log").write_bytes(b"")
+    for name in ("app.log", "empty.log"):
+        for delimiter in (None, b"\n", b"\r\n"):
+            for blocksize in (None, 997, 5000, 10**9):
+                _, ours = sluice.dask.read_bytes(str(tmp_path / name), delimiter=delimiter, blocksize=blocksize,
+                                                 sample=False)
+                _, theirs = dask.bytes.read_bytes(str(tmp_path / name), delimiter=delimiter, blocksize=blocksize,
+                                                  sample=False)
+                assert len(ours[0]) == len(theirs[0])
+                assert dask.compute(*ours[0], scheduler="sync") == dask.compute(*theirs[0], scheduler="sync")
+    older = tmp_path / "app.log.1.gz"
+    older.write_bytes(gzip.compress(b"older 1\nolder 2\n"))
+    expected = dask.bag.read_text(str(tmp_path / "app.log*"), compression="infer").compute()
+    assert sluice.dask.read_text(str(tmp_path / "app.log*"), blocksize=5000).compute() == expected
+    sample, _ = sluice.dask.read_bytes(str(plain), delimiter=b"\n", sample=100)
+    assert data.startswith(sample) and sample.endswith(b"\n")
+    assert sluice.dask.partitions(str(plain), blocksize=5000)[plain.as_uri()] == \
+        ("not compressed: read as it is", len(dask.bytes.read_bytes(str(plain), blocksize=5000, sample=False)[1][0]))
+    misnamed = tmp_path / "misnamed.gz"
+    misnamed.write_bytes(data)
+    with pytest.raises(sluice.CorruptDataError, match="misnamed.gz: not compressed"):
+        sluice.dask.read_text(str(misnamed)).compute()
