@@ -513,9 +513,7 @@ std::uint64_t parse_max_output(const std::string& text) {
   return bytes;
 }
 
-std::string overwrite_hint(const Error& error) {
-  return error.kind() == ErrorKind::kIo && error.detail() == "already exists" ? "; use -f to overwrite" : "";
-}
+std::string overwrite_hint(const Error& error) { return is_output_exists(error) ? "; use -f to overwrite" : ""; }
 
 int exit_status(const Error& error) { return error.kind() == ErrorKind::kUsage ? kExitUsage : kExitFailure; }
 

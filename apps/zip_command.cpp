@@ -110,7 +110,7 @@ int run_create(const ZipCliOptions& options) {
     create_zip(options.paths, output, create);
     output.commit(false);
   } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kIo || e.detail() != "already exists") throw;
+    if (!is_output_exists(e)) throw;
     throw Error(ErrorKind::kIo,
                 "already exists; sluice zip -c writes a new archive and does not add to one: --force replaces it",
                 e.path());

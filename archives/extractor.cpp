@@ -113,10 +113,15 @@ class SafeExtractor::Impl final : public TarEntryHandler {
         written_(options.written_names ? options.written_names : make_tar_written_names()) {
     root_ = options.directory.empty() ? "." : options.directory;
     check_system_name(root_);
-    std::error_code ignored;
-    std::filesystem::create_directories(root_, ignored);
-    if (::stat(root_.c_str(), &root_status_) != 0) throw_system_error("cannot use destination", root_);
-    if (!S_ISDIR(root_status_.st_mode)) throw Error(ErrorKind::kIo, "destination is not a directory", root_);
+    std::error_code made;
+    std::filesystem::create_directories(root_, made);
+    if (::stat(root_.c_str(), &root_status_) != 0) {
+      // Why it could not be made (a parent not writable: EACCES), not the stat's ENOENT after.
+      if (made) errno = made.value();
+      throw_system_error("cannot use destination", root_);
+    }
+    if (!S_ISDIR(root_status_.st_mode))
+      throw Error(ErrorKind::kIo, "destination is not a directory", root_).set_error_number(ENOTDIR);
     is_root_ = ::geteuid() == 0;
     const mode_t mask = ::umask(0);
     ::umask(mask);

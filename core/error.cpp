@@ -88,6 +88,14 @@ Error Error::with_context(const std::string& path, std::optional<std::uint64_t> 
   return copy;
 }
 
+Error output_exists_error(const std::string& path) {
+  return Error(ErrorKind::kIo, "already exists", path).set_error_number(EEXIST);
+}
+
+bool is_output_exists(const Error& error) {
+  return error.kind() == ErrorKind::kIo && error.error_number() == EEXIST && error.detail() == "already exists";
+}
+
 void throw_system_error(const std::string& what, const std::string& path) {
   const int saved = errno;
   throw Error(ErrorKind::kIo, fmt::format("{}: {}", what, std::strerror(saved)), path).set_error_number(saved);

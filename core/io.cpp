@@ -386,7 +386,7 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, 
     if (!S_ISREG(target.st_mode)) {
       if (S_ISDIR(target.st_mode)) throw Error(ErrorKind::kIo, "is a directory", path_).set_error_number(EISDIR);
       if (!devices_in_place) {
-        if (!overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+        if (!overwrite_) throw output_exists_error(path_);
         open_temporary();  // renamed over the device, FIFO or link at commit
         return;
       }
@@ -396,7 +396,7 @@ OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, 
       if (fd_ < 0) throw_system_error("cannot open output", path_);
       return;
     }
-    if (!overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+    if (!overwrite_) throw output_exists_error(path_);
   }
   const std::filesystem::path target(path_);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
@@ -578,7 +578,7 @@ void OutputFile::link_unnamed(bool durable) {
   };
   if (!link_by_descriptor() &&
       (errno == EEXIST || ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path_.c_str(), AT_SYMLINK_FOLLOW) != 0)) {
-    if (errno == EEXIST && !overwrite_) throw Error(ErrorKind::kIo, "already exists", path_);
+    if (errno == EEXIST && !overwrite_) throw output_exists_error(path_);
     // The name itself cannot be (no copy would help): said as the system says it.
     if (errno == ENAMETOOLONG || errno == ENOTDIR || errno == ENOSPC || errno == EDQUOT || errno == EROFS) {
       throw_system_error("cannot create output", path_);
@@ -694,9 +694,9 @@ void OutputFile::rename_temporary() {
     // to keep: renameat2(RENAME_NOREPLACE), one call, where the file system has it; else link()
     // and unlink().
     const bool renamed = ::renameat2(AT_FDCWD, temp_path_.c_str(), AT_FDCWD, path_.c_str(), RENAME_NOREPLACE) == 0;
-    if (!renamed && errno == EEXIST) throw Error(ErrorKind::kIo, "already exists", path_);
+    if (!renamed && errno == EEXIST) throw output_exists_error(path_);
     if (!renamed && ::link(temp_path_.c_str(), path_.c_str()) != 0) {
-      if (errno == EEXIST) throw Error(ErrorKind::kIo, "already exists", path_);
+      if (errno == EEXIST) throw output_exists_error(path_);
       if (::rename(temp_path_.c_str(), path_.c_str()) != 0) throw_system_error("cannot rename output", path_);
     } else if (!renamed) {
       ::unlink(temp_path_.c_str());

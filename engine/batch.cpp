@@ -94,7 +94,8 @@ class FileItem {
       if (error && !std::filesystem::is_directory(parent)) {
         throw Error(ErrorKind::kIo,
                     fmt::format("cannot create directory {}: {}", printable_name(parent.string()), error.message()),
-                    job_.output);
+                    job_.output)
+            .set_error_number(error.value());
       }
     }
     output_ = std::make_unique<OutputFile>(job_.output, batch_.overwrite, !job_.derived_output);

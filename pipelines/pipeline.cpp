@@ -489,7 +489,8 @@ class OutputEnd {
       if (error && !fs::is_directory(parent)) {
         throw Error(ErrorKind::kIo,
                     fmt::format("cannot create directory {}: {}", printable_name(parent.string()), error.message()),
-                    path);
+                    path)
+            .set_error_number(error.value());
       }
       file_ = std::make_unique<OutputFile>(path, overwrite, /*devices_in_place=*/named);
       if (input && input->regular) file_->copy_attributes_of(*input);
@@ -557,7 +558,7 @@ void check_outputs(const PipelineSpec& spec, const Plan& plan, const std::vector
                               printable_name(input.path), printable_name(output)));
     }
     if (!dry_run && output_exists(spec, output)) {
-      throw Error(ErrorKind::kIo, "already exists", output);  // the command adds how to overwrite
+      throw output_exists_error(output);  // the command adds how to overwrite
     }
   }
 }
@@ -610,7 +611,7 @@ std::string check_manifest(const PipelineSpec& spec, const Plan& plan, const std
   if (plan.shape == Plan::Shape::kUnpack && !below(spec.output, manifest).empty()) return {};
   struct stat existing {};
   if (spec.overwrite || ::lstat(manifest.c_str(), &existing) != 0) return {};
-  if (!dry_run) throw Error(ErrorKind::kIo, "already exists", manifest);  // the command adds how to overwrite
+  if (!dry_run) throw output_exists_error(manifest);  // the command adds how to overwrite
   return " (exists: the run stops before it writes)";
 }
 

@@ -66,4 +66,9 @@ std::string printable_name(std::string_view name);
 // Throws an Error of kind kIo for the current errno, e.g. "cannot open: No such file or directory".
 [[noreturn]] void throw_system_error(const std::string& what, const std::string& path);
 
+// An output that is there and may not be replaced: "PATH: already exists", kind kIo, errno EEXIST
+// (Python's FileExistsError); is_output_exists() tells it (a command adds how to overwrite).
+Error output_exists_error(const std::string& path);
+bool is_output_exists(const Error& error);
+
 }  // namespace sluice

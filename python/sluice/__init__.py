@@ -69,7 +69,10 @@ class Error(OSError):
         return str(self.args[0])
 
     def __reduce__(self):
-        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail, self.errno))
+        # With its attributes (output, index, a strerror set since), which pickling and copy.copy
+        # dropped: an error from a process pool or a Dask worker came back without them.
+        state = dict(self.__dict__, strerror=self.strerror)
+        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail, self.errno), state)
 
 
 class CorruptDataError(Error):
@@ -141,8 +144,18 @@ def _system_error(error: OSError, path: str, doing: str) -> Error:
     directory". A sluice Error is returned as it is."""
     if isinstance(error, Error):
         return error
-    detail = f"{doing}: {error.strerror or error}"
-    return _SYSTEM_ERRORS.get(error.errno, Error)(f"{path}: {detail}", "io", path, None, detail, error.errno)
+    number = error.errno
+    if number is None:  # raised without one (fsspec's FileNotFoundError(path)): its class says it
+        number = next((n for n, kind in _SYSTEM_ERRORS.items() if isinstance(error, kind.__bases__[1])), None)
+    reason = os.strerror(number) if error.errno is None and number is not None else (error.strerror or error)
+    detail = f"{doing}: {reason}"
+    return _SYSTEM_ERRORS.get(number, Error)(f"{path}: {detail}", "io", path, None, detail, number)
+
+
+def _output_exists(path: str) -> Error:
+    """An output that is there and may not be replaced, as the native layer reports one: "PATH:
+    already exists", also a FileExistsError."""
+    return _FileExistsError(f"{path}: already exists", "io", path, None, "already exists", errno.EEXIST)
 
 
 def _path_name(path, what: str = "path") -> str:
@@ -266,7 +279,7 @@ def _mtime(value) -> int:
         value = int(value)
     value = _integer(value, "mtime")
     if not 0 <= value < 1 << 32:
-        raise ValueError(f"mtime must be between 0 and 2**32 - 1 (a gzip header's field), not {value}")
+        raise UsageError(f"mtime must be between 0 and 2**32 - 1 (a gzip header's field), not {value}", "usage")
     return value
 
 
@@ -372,7 +385,7 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
     taken from it at a time (tiles from a generator, records from a queue). Settings are checked
     at the call, before any item is taken."""
     if _integer(max_in_flight, "max_in_flight") < 1:
-        raise ValueError("max_in_flight must be at least 1")
+        raise UsageError("max_in_flight must be at least 1", "usage")
     level = _compresslevel(level, knobs)
     format = _compressing(format)
     _native.chunk_size(format, _level(level, format), _chunk_size(chunk_size), _knobs(knobs),
@@ -511,7 +524,7 @@ class Compressor:
         done. FLUSH_SYNC: returns everything up to here as decodable data, and the stream goes on.
         FLUSH_NONE: what is ready, as compress(b"")."""
         if mode not in (FLUSH_FINISH, FLUSH_SYNC, FLUSH_NONE):
-            raise ValueError(f"mode must be FLUSH_SYNC, FLUSH_FINISH or FLUSH_NONE, not {mode!r}")
+            raise UsageError(f"mode must be FLUSH_SYNC, FLUSH_FINISH or FLUSH_NONE, not {mode!r}", "usage")
         with self._lock:
             self._check_open()
             if mode == FLUSH_FINISH:
@@ -565,9 +578,11 @@ class Decompressor:
 
     def __init__(self, format: str | None = None, *, max_output: int | None = None, threads: int | None = None):
         self._lock = threading.Lock()
+        if _format_name(format):  # an unknown one refused here, not at the first decompress()
+            _native.format_info(format)
         # Decoded by a run, a stream of small pieces paid two thread switches a piece (57 us a
         # 1 KiB piece, against zlib's 9): each call's output is its own piece's either way.
-        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else threads,
+        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else _threads(threads),
                                         _max_output(max_output),
                                         "<stream>")
         _open_streams.add(self)

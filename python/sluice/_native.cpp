@@ -144,8 +144,11 @@ py::object to_python(const Error& error) {
   PyObject* type = exceptions.base;
   if (error.kind() == ErrorKind::kUsage) type = exceptions.usage;
   if (error.kind() == ErrorKind::kCorruptData) {
-    // Every codec says a stream cut short so (TruncatedError: also an EOFError, as gzip's is).
-    type = error.detail().starts_with("unexpected end of input") ? exceptions.truncated : exceptions.corrupt;
+    // Every codec says a stream cut short so, and the tar reader an archive (TruncatedError: also
+    // an EOFError, as gzip's is).
+    const bool truncated =
+        error.detail().starts_with("unexpected end of input") || error.detail().starts_with("archive truncated");
+    type = truncated ? exceptions.truncated : exceptions.corrupt;
   }
   if (error.kind() == ErrorKind::kTrailingGarbage) type = exceptions.trailing_garbage;
   if (error.kind() == ErrorKind::kLimit) type = exceptions.limit;
@@ -1274,7 +1277,11 @@ PYBIND11_MODULE(_native, m) {
   m.def("keep_forever", [](const py::object& object) { object.inc_ref(); });
   m.def("format_info", [](const std::string& name) {
     const auto info = CodecRegistry::global().find(name);
-    if (!info) throw py::value_error("unknown format '" + name + "'");
+    if (!info) {  // as the codecs' own refusal: UsageError (also a ValueError)
+      std::string known;
+      for (const std::string& each : CodecRegistry::global().names()) known += (known.empty() ? "" : ", ") + each;
+      throw Error(ErrorKind::kUsage, "unknown format '" + name + "' (known: " + known + ")");
+    }
     py::dict knobs;
     for (const auto& knob : info->knobs) knobs[py::str(knob.name)] = py::make_tuple(knob.values, knob.default_value);
     py::dict result;

@@ -47,7 +47,7 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from . import _backend, _chunk_size, _format_for_path, _knobs, _level, _native, _system_error, _units
+from . import _backend, _chunk_size, _format_for_path, _knobs, _level, _native, _output_exists, _system_error, _units
 from . import CorruptDataError, Error, FileResult, TruncatedError, UsageError
 from . import decompress as _decompress
 
@@ -88,10 +88,14 @@ class _ImportSluice(_WorkerPlugin):
 
 
 def _parse_size(size) -> int:
-    if isinstance(size, str):
-        from dask.utils import parse_bytes
-        return parse_bytes(size)
-    return int(size)
+    """A size as Dask takes it: a number of bytes or a string ("64 MiB"); else UsageError."""
+    try:
+        if isinstance(size, str):
+            from dask.utils import parse_bytes
+            return parse_bytes(size)
+        return int(size)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"not a size: {size!r} ({error})", "usage") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,9 +205,14 @@ def compress(src, dst, format: str | None = None, level: int | None = None, *, c
     level = _level(level, format)
     chunk, history = _native.chunk_size(format, level, _chunk_size(chunk_size), _knobs(knobs), _backend(backend))
     options = _Options(format, level, chunk, _knobs(knobs), _backend(backend))
+    if dst_fs.isdir(dst_path):
+        raise _system_error(IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), dst_url, "cannot open output")
     if dst_fs.exists(dst_path) and not overwrite:
-        raise FileExistsError(17, "File exists", dst_url)
-    info = src_fs.info(src_path)
+        raise _output_exists(dst_url)
+    try:
+        info = src_fs.info(src_path)
+    except OSError as error:
+        raise _system_error(error, src_url, "cannot open") from None
     size = int(info["size"])
     name, mtime = "", 0
     if store_name:
@@ -270,7 +279,7 @@ def _published(fs, path: str, url: str, overwrite: bool):
             yield out
         if fs.exists(path):
             if not overwrite:
-                raise FileExistsError(17, "File exists", url)
+                raise _output_exists(url)
             fs.rm(path)
         fs.mv(temporary, path)
     except BaseException:
@@ -418,7 +427,7 @@ def _compress_whole(url: str, output_url: str, storage_options: dict, options: _
         fs, path = url_to_fs(url, **storage_options)
         out_fs, out_path = url_to_fs(output_url, **storage_options)
         if out_fs.exists(out_path) and not overwrite:
-            raise FileExistsError(17, "File exists", output_url)
+            raise _output_exists(output_url)
         info = fs.info(path)
         with fs.open(path, "rb") as f:
             data = f.read()
@@ -524,8 +533,8 @@ def compress_files(paths: Iterable, output_dir, format: str = "gzip", level: int
 
 
 def _as_error(error, path) -> Error:
-    if isinstance(error, Error):
-        return error
+    if isinstance(error, OSError):  # named for the input, its errno's class (FileNotFoundError)
+        return _system_error(error, path, "cannot open")
     return Error(f"{path}: {error}", "io", path)
 
 
@@ -545,7 +554,10 @@ class _Partition:
 
 def _open(url, storage_options):
     fs, path = url_to_fs(url, **storage_options)
-    return fs, path, fs.open(path, "rb")
+    try:
+        return fs, path, fs.open(path, "rb")
+    except OSError as error:  # sluice's error, named for the file (a FileNotFoundError too)
+        raise _system_error(error, url, "cannot open") from None
 
 
 def _index_of(url: str, storage_options: dict) -> tuple[_units.Index, int]:
@@ -987,7 +999,7 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     storage_options = storage_options or {}
     fs, _, paths = fsspec.get_fs_token_paths(urlpath, storage_options=storage_options)
     if not paths:
-        raise OSError(f"{urlpath} resolved to no files")
+        raise _system_error(FileNotFoundError(errno.ENOENT, "resolved to no files"), str(urlpath), "cannot open")
     blocksize = None if blocksize is None else _parse_size(blocksize)
     blocks, urls, plain = [], [], set()
     for path in paths:

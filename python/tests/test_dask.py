@@ -2,6 +2,7 @@
 many tasks (byte identity with the command, a worker killed mid-run, a failing task), batches, and
 compressed files read in partitions (rows against pandas on the plain file, streams that cannot be
 cut, records straddling every unit boundary); the fsspec integration."""
+import errno
 import gzip
 import logging
 import os
@@ -232,9 +233,13 @@ def test_an_existing_destination_is_kept_unless_overwrite(client, tmp_path):
     src.write_bytes(b"a,b\n1,2\n")
     dst = tmp_path / "a.csv.gz"
     dst.write_bytes(b"keep")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(FileExistsError) as caught:  # sluice's, as sluice.compress_files says it
         sluice.dask.compress(src, dst, client=client)
+    assert isinstance(caught.value, sluice.Error) and caught.value.errno == errno.EEXIST
+    assert str(caught.value) == f"{dst}: already exists"
     assert dst.read_bytes() == b"keep"
+    with pytest.raises(IsADirectoryError):  # was "File exists"
+        sluice.dask.compress(src, tmp_path, client=client)
     sluice.dask.compress(src, dst, client=client, overwrite=True)
     assert gzip.decompress(dst.read_bytes()) == b"a,b\n1,2\n"
 
@@ -811,3 +816,23 @@ def test_a_file_that_is_not_compressed_is_read_as_dask_reads_it(client, tmp_path
     misnamed.write_bytes(data)
     with pytest.raises(sluice.CorruptDataError, match="misnamed.gz: not compressed"):
         sluice.dask.read_text(str(misnamed)).compute()
+
+
+def test_dask_errors_are_sluices_with_the_class_of_their_errno(client, tmp_path):
+    """A missing input was fsspec's bare FileNotFoundError (read_text, compress), or in a
+    compress_files result a plain sluice.Error with the errno in its message; a bad part_size a
+    bare ValueError."""
+    missing = tmp_path / "missing.csv.gz"
+    for call in (lambda: sluice.dask.compress(missing, tmp_path / "out.gz", client=client),
+                 lambda: sluice.dask.read_text(str(missing)), lambda: sluice.dask.read_bytes(str(tmp_path / "none*"))):
+        with pytest.raises(FileNotFoundError) as caught:
+            call()
+        assert isinstance(caught.value, sluice.Error) and caught.value.errno == errno.ENOENT
+        assert str(missing) in str(caught.value) or "none*" in str(caught.value)
+    [result] = sluice.dask.compress_files([missing], tmp_path / "out", client=client)
+    assert result.status == "failed" and isinstance(result.error, FileNotFoundError)
+    assert isinstance(result.error, sluice.Error) and result.error.errno == errno.ENOENT
+    assert str(result.error) == f"{missing}: cannot open: No such file or directory"
+    (tmp_path / "here.csv").write_bytes(b"a,b\n")
+    with pytest.raises(sluice.UsageError, match="not a size"):
+        sluice.dask.compress(tmp_path / "here.csv", tmp_path / "out.gz", client=client, part_size="abc")

@@ -148,6 +148,41 @@ def test_errors_are_oserrors_with_kind_and_offset():
         sluice.decompress(b"plain text")
 
 
+def test_errors_keep_their_attributes_through_pickle_and_copy():
+    """An error from a process pool or a Dask worker is pickled: .output and .index were dropped
+    (and a strerror set since), so the partial output and the failing item were lost."""
+    decoder = sluice.Decompressor()
+    decoder.decompress(sluice.compress(text(5000))[:-6])
+    with pytest.raises(sluice.TruncatedError) as caught:
+        decoder.flush()
+    error = caught.value
+    error.index, error.output, error.strerror = 3, b"partial", "told otherwise"  # as compress_many, flush() set them
+    for back in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert type(back) is sluice.TruncatedError and str(back) == str(error)
+        assert (back.output, back.index, back.strerror, back.offset) == (b"partial", 3, "told otherwise", error.offset)
+    missing = sluice.compress_files(["/nonexistent/x"])[0].error
+    back = pickle.loads(pickle.dumps(missing))
+    assert isinstance(back, FileNotFoundError) and isinstance(back, sluice.Error)
+    assert (back.errno, back.filename, back.strerror) == (errno.ENOENT, "/nonexistent/x", missing.strerror)
+
+
+def test_argument_mistakes_are_usage_errors_where_they_are_made(tmp_path):
+    """An unknown format was a bare ValueError in open() and format_info() (UsageError elsewhere),
+    and Decompressor took one until its first decompress(); mtime, max_in_flight and a flush
+    mode out of range were bare ValueErrors. UsageError is also a ValueError."""
+    for call in (lambda: sluice.open(tmp_path / "x.gz", "wb", format="bogus"), lambda: sluice.format_info("bogus"),
+                 lambda: sluice.Decompressor(format="bogus"), lambda: sluice.compress(b"x", mtime=-1),
+                 lambda: list(sluice.compress_iter([b"x"], max_in_flight=0)),
+                 lambda: sluice.Compressor().flush(7)):
+        with pytest.raises(sluice.UsageError):
+            call()
+    with pytest.raises(sluice.UsageError, match="known: gzip"):
+        sluice.format_info("bogus")
+    with pytest.raises(TypeError, match="threads"):
+        sluice.Decompressor(threads="x")
+    assert not (tmp_path / "x.gz").exists()
+
+
 def test_compress_many_keeps_order_and_matches_compress():
     rng = random.Random(3)
     payloads = [text(rng.choice([0, 10, 300_000, 2_000_000]), i) for i in range(40)]
@@ -2128,6 +2163,9 @@ def test_compress_files_never_writes_into_a_fifo_or_device_at_an_outputs_name(tm
     results = sluice.compress_files([tmp_path / "a", tmp_path / "b"])
     assert [r.status for r in results] == ["failed", "failed"]
     assert all("already exists" in str(r.error) for r in results)
+    # As open(..., "x") says it: a FileExistsError (it was a plain sluice.Error without an errno).
+    assert all(isinstance(r.error, FileExistsError) and r.error.errno == errno.EEXIST for r in results)
+    assert all(isinstance(r.error, sluice.Error) and r.error.filename.endswith(".gz") for r in results)
     results = sluice.compress_files([tmp_path / "a", tmp_path / "b"], overwrite=True)
     assert [r.status for r in results] == ["done", "done"]
     for name, seed in (("a", 1), ("b", 2)):

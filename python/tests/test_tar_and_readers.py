@@ -340,6 +340,28 @@ def test_a_corrupt_archive_raises_with_path_and_offset(tmp_path, tree):
     assert caught.value.path == str(archive) and caught.value.offset is not None
 
 
+def test_a_cut_archive_is_a_truncated_error_and_a_file_no_destination(tmp_path):
+    """A tar cut short was a CorruptDataError (a gzip stream cut short is a TruncatedError, also
+    an EOFError); a destination that is a file was a plain sluice.Error with no errno."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "big.bin").write_bytes(random.Random(5).randbytes(5000))
+    archive = tmp_path / "t.tar"
+    sluice.tar.create(archive, ["src"], directory=tmp_path)
+    with tarfile.open(archive) as t:
+        content = t.getmember("src/big.bin").offset_data
+    archive.write_bytes(archive.read_bytes()[:content + 1000])  # inside big.bin's content
+    for name, data in (("t.tar", None), ("t.tar.gz", gzip.compress(archive.read_bytes()))):
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        with pytest.raises(sluice.TruncatedError, match="archive truncated in entry 'src/big.bin'") as caught:
+            sluice.tar.extract(tmp_path / name, tmp_path / "dest", strict=True)
+        assert isinstance(caught.value, EOFError) and caught.value.filename == str(tmp_path / name)
+    (tmp_path / "afile").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError) as caught:
+        sluice.tar.extract(tmp_path / "t.tar", tmp_path / "afile")
+    assert isinstance(caught.value, sluice.Error) and caught.value.filename == str(tmp_path / "afile")
+
+
 def test_create_failure_leaves_no_archive(tmp_path):
     archive = tmp_path / "x.tar.zst"
     with pytest.raises(sluice.Error):
