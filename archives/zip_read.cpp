@@ -1136,9 +1136,11 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   };
   extract.on_failed = [&](const TarEntry&, const Error& error) {
     // One the file system gave names only the file.
+    // Its errno kept (Python's PermissionError for a destination it may not write).
     const Error named = error.path() == reader.name()
                             ? error
-                            : member_error(*current, reader.name(), Error(error.kind(), error.what()));
+                            : member_error(*current, reader.name(), Error(error.kind(), error.what()))
+                                  .set_error_number(error.error_number());
     if (options.strict) {
       if (!strict_error) strict_error = named;
     } else if (options.on_failed) {
