@@ -57,6 +57,12 @@ std::uint64_t parse_max_output(const std::string& text);
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);
 
+// A JSON string for `text`. File names are bytes, not always UTF-8: a byte that is not part of
+// well-formed UTF-8 is written as the escape of a lone low surrogate, "\udc" and the byte (PEP
+// 383's surrogateescape): the record stays valid JSON, and Python's os.fsencode() of the parsed
+// name gives back the file's bytes.
+std::string json_string(const std::string& text);
+
 // tar's and zip's -C DIR, into `given`; the_directory() then takes the one given ("" for none).
 // GNU tar's -C between PATHs (a directory for the PATHs after it) is refused with a message that
 // says so, not taken as one directory for all.

@@ -34,67 +34,6 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.2f} GiB", static_cast<double>(bytes) / (1 << 30));
 }
 
-// The length of the well-formed UTF-8 sequence at the start of `text`, or 0 if it is not one.
-std::size_t utf8_sequence(std::string_view text) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80, high = 0xBF;  // the second byte's range (RFC 3629's table)
-  if (lead < 0x80) return 1;
-  if (lead >= 0xC2 && lead <= 0xDF)
-    length = 2;
-  else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;
-    if (lead == 0xED) high = 0x9F;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;
-    if (lead == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
-
-// A JSON string for `text`. File names are bytes, not always UTF-8: a byte that is not part of
-// well-formed UTF-8 is written as the escape of a lone low surrogate, "\udc" and the byte (PEP
-// 383's surrogateescape): the record stays valid JSON, and Python's os.fsencode() of the parsed
-// name gives back the file's bytes.
-std::string json_string(const std::string& text) {
-  std::string out = "\"";
-  for (std::size_t at = 0; at < text.size();) {
-    const unsigned char c = static_cast<unsigned char>(text[at]);
-    const std::size_t length = utf8_sequence(std::string_view(text).substr(at));
-    if (length == 0) {
-      out += fmt::format("\\udc{:02x}", c);
-      ++at;
-      continue;
-    }
-    if (length > 1) {
-      out.append(text, at, length);
-      at += length;
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f)
-          out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-    ++at;
-  }
-  return out + "\"";
-}
-
 // Whether the file at `path` starts like compressed data: a codec's stream, or another format's.
 // A file that cannot be read (unreadable, gone since the walk) does not: it is then a job that
 // fails alone, with what opening it says.

@@ -4,6 +4,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -66,6 +68,55 @@ void print_item(const PipelineItem& item, bool verbose) {
              item.checksum.empty() ? "" : " " + item.checksum);
 }
 
+// --json: a record on stdout per output as it is published, per problem of an untar stage, and a
+// summary last (with the error that stopped the run, if one did), each a line of JSON, flushed
+// as written (a job runner reads them as they come).
+void print_json(const std::string& record) {
+  fmt::print("{}\n", record);
+  std::fflush(stdout);
+}
+
+void print_item_json(const PipelineItem& item) {
+  print_json(fmt::format(R"({{"input": {}, "output": {}, "status": "ok", "input_bytes": {}, "output_bytes": {}, )"
+                         R"("checksum": {}}})",
+                         json_string(item.input), json_string(item.output), item.input_bytes, item.output_bytes,
+                         item.checksum.empty() ? "null" : json_string(item.checksum)));
+}
+
+void print_summary_json(const PipelineReport& report, const Error* error) {
+  print_json(
+      fmt::format(R"({{"summary": {{"outputs": {}, "refused": {}, "failed": {}, "warnings": {}, "seconds": {:.6f}, )"
+                  R"("manifest": {}, "error": {}}}}})",
+                  report.items.size(), report.refused, report.failed, report.warnings, report.seconds,
+                  report.manifest.empty() ? "null" : json_string(report.manifest),
+                  error != nullptr ? json_string(error->what()) : "null"));
+}
+
+// The run with --json: what was published before a failure is in the records and the summary
+// (run_pipeline's report is lost with its exception, so the items are counted here).
+int run_with_json(const PipelineSpec& spec, bool verbose) {
+  PipelineReport seen;
+  const auto began = std::chrono::steady_clock::now();
+  const auto on_item = [&](const PipelineItem& item) {
+    seen.items.push_back(item);
+    print_item(item, verbose);
+    print_item_json(item);
+  };
+  const auto on_problem = [&](const std::string& message) {
+    print_problem(message);
+    print_json(fmt::format(R"({{"problem": {}}})", json_string(message)));
+  };
+  try {
+    const PipelineReport report = run_pipeline(spec, on_item, on_problem);
+    print_summary_json(report, nullptr);
+    return had_problems(report) ? kExitFailure : kExitSuccess;
+  } catch (const Error& e) {
+    seen.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+    print_summary_json(seen, &e);
+    return report_run_error(e);
+  }
+}
+
 }  // namespace
 
 int run_pipeline_command(int argc, char** argv) {
@@ -76,6 +127,7 @@ int run_pipeline_command(int argc, char** argv) {
   bool dry_run = false;
   bool force = false;
   bool verbose = false;
+  bool json = false;
   int threads = -1;
   std::string output;
   std::vector<std::string> overrides;
@@ -89,12 +141,19 @@ int run_pipeline_command(int argc, char** argv) {
   app.add_option("--set", overrides, "Override any value: KEY=VALUE, e.g. stage.2.level=19, memory_budget=64M")
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
+  app.add_flag("--json", json,
+               "A line of JSON on stdout per output published (input, output, sizes, checksum), per problem of an "
+               "untar stage, and a summary last (with the error that stopped the run)");
   tidy_help(app);
   app.footer(
       "Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"
       "entries, or a walk left a link or a special file alone: each named on stderr; the rest was\n"
       "done), 2 the pipeline file or a flag is wrong.");
   if (const auto status = parse(app, argc, argv)) return *status;
+  if (json && dry_run) {  // the plan is text; records are of outputs published
+    fmt::print(stderr, "sluice run: --json does not go with --dry-run\nTry 'sluice run --help'.\n");
+    return kExitUsage;
+  }
   for (const auto& assignment : overrides) {
     if (assignment.find('=') == std::string::npos || assignment.front() == '=') {
       fmt::print(stderr, "sluice run: --set '{}': use KEY=VALUE\nTry 'sluice run --help'.\n", assignment);
@@ -114,6 +173,9 @@ int run_pipeline_command(int argc, char** argv) {
       return kExitSuccess;
     }
     refuse_terminal_output(spec.output);
+    if (json && spec.output == "-")
+      throw Error(ErrorKind::kUsage, "--json writes its records to stdout, which is the pipeline's output here");
+    if (json) return run_with_json(spec, verbose);
     const PipelineReport report = run_pipeline(
         spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
     if (verbose) {

@@ -242,6 +242,71 @@ directory = "out"
   EXPECT_EQ(sh("gzip -dc out/f2.log.gz | cmp - logs/f2.log").status, 0);
 }
 
+// --json: a record per output as it is published and a summary last; a run stopped by a failure
+// still has its records and a summary naming the error (a job runner reads stdout, not stderr).
+TEST_F(Pipeline, JsonRecordsEachOutputAndASummaryEvenWhenTheRunStops) {
+  std::filesystem::create_directories(dir_ / "logs");
+  std::filesystem::create_directories(dir_ / "out");
+  for (const char* name : {"logs/f1.log", "logs/f2.log", "logs/f3.log"}) write_file(dir_ / name, text_bytes(5000, 8));
+  write_file(dir_ / "out/f2.log.gz", text_bytes(10, 9));
+  put_text("p.toml", R"(
+[input]
+paths = ["logs/"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "out"
+)");
+  // Each line parsed as JSON; printed back as "input output status sizes checksum-matches" and
+  // "summary outputs error manifest".
+  const std::string check = R"( | /usr/bin/python3 -c '
+import json, sys, hashlib
+for line in sys.stdin:
+    r = json.loads(line)
+    if "summary" in r:
+        s = r["summary"]; print("summary", s["outputs"], s["error"], s["manifest"]); continue
+    ok = hashlib.sha256(open(r["output"], "rb").read()).hexdigest() == r["checksum"]
+    print(r["input"], r["output"], r["status"], r["input_bytes"], r["output_bytes"] > 0, ok)
+')";
+  auto r = sh(testing::sluice() + " run --json p.toml 2> err.txt" + check);
+  EXPECT_EQ(r.out, "summary 0 out/f2.log.gz: already exists None\n") << describe(r);
+  EXPECT_EQ(read_file(dir_ / "err.txt"),
+            to_bytes("sluice: out/f2.log.gz: already exists; use -f (or output.overwrite = true) to overwrite\n"));
+  // Stopped by a damaged file after one output was published: that one's record comes first.
+  ASSERT_EQ(
+      sh("mkdir packed && gzip -c logs/f1.log > packed/a.gz && gzip -c logs/f2.log | head -c 500 > packed/b.gz").status,
+      0);
+  put_text("d.toml",
+           "[input]\npaths = [\"packed/\"]\n[[stage]]\nkind = \"decompress\"\n[[stage]]\nkind = \"checksum\"\n"
+           "[output]\ndirectory = \"plain\"\n");
+  r = sh(testing::sluice() + " run --json d.toml 2> err.txt" + check);
+  EXPECT_EQ(r.out, fmt::format("packed/a.gz plain/a ok {} True True\n"
+                               "summary 1 packed/b.gz: unexpected end of input: the gzip member starting at byte 0 "
+                               "is truncated (at byte 500) None\n",
+                               std::filesystem::file_size(dir_ / "packed/a.gz")))
+      << describe(r);
+  EXPECT_EQ(read_file(dir_ / "plain/a"), text_bytes(5000, 8));
+  r = sh(testing::sluice() + " run --json -f p.toml > records.txt && cat records.txt" + check);
+  EXPECT_EQ(r.out,
+            "logs/f1.log out/f1.log.gz ok 5000 True True\n"
+            "logs/f2.log out/f2.log.gz ok 5000 True True\n"
+            "logs/f3.log out/f3.log.gz ok 5000 True True\n"
+            "summary 3 None out/SHA256SUMS\n")
+      << describe(r);
+  // Records and the pipeline's output cannot share stdout; nor does a dry run have records.
+  put_text("s.toml",
+           "[input]\npaths = [\"logs/f1.log\"]\n[[stage]]\nkind = \"compress\"\ncodec = \"zstd\"\n[output]\n"
+           "stdout = true\n");
+  r = sluice("run --json s.toml");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("--json writes its records to stdout"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(sluice("run --json -n p.toml").status, 2);
+}
+
 // A directory compressed into itself: each run compressed the last one's outputs again
 // (a.log.zst.zst); its compressed files are left out, as sluice -r leaves them. A pipeline that
 // decompresses first takes them.

@@ -26,7 +26,7 @@ _sluice_opts_zip='-h --help -c --create -x --extract -t --list --test -f -o --fi
   -C --directory --exclude -F --format -l --level -j --threads --chunk-size -v --verbose
   --mtime -p --preserve-permissions --strict -k --keep-old-files --force --max-output'
 _sluice_opts_run='-h --help -n --dry-run -j --threads --no-pin -f --force -o --output --set
-  -v --verbose'
+  -v --verbose --json'
 _sluice_opts_transcode='-h --help -o --output --output-dir -F --format -l --level -j --threads
   --no-pin --chunk-size --gzip-backend --gzip-form --independent --multi-member --single-member
   --bgzf --zstd-index --no-seek-table -f --force --max-output'
