@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
@@ -40,10 +41,6 @@ auto codec_call(const std::string& name, Call&& call) {
   } catch (...) {
     throw Error(ErrorKind::kInternal, fmt::format("codec '{}' threw something not an exception", name));
   }
-}
-
-bool matches(const CodecInfo& info, ByteView prefix) {
-  return info.matches_magic && codec_call(info.name, [&] { return info.matches_magic(prefix); });
 }
 }  // namespace
 
@@ -84,6 +81,10 @@ void CodecRegistry::add(CodecInfo info, CodecFactory factory) {
     throw refuse(
         fmt::format("its default chunk size must be between 1 KiB and 1 GiB, not {} bytes", info.default_chunk_bytes));
   }
+  // Every chunk is handed this much of the stream before it, held while the chunk is in flight:
+  // SIZE_MAX gave each chunk the whole stream so far (memory with the stream, time its square).
+  if (info.history_bytes > kMaxChunkBytes)
+    throw refuse(fmt::format("its history must be at most 1 GiB, not {} bytes", info.history_bytes));
   std::unique_lock lock(state_->mutex);
   if (state_->find(info.name)) {
     throw Error(ErrorKind::kUsage, fmt::format("a codec named '{}' is already registered", info.name));
@@ -106,6 +107,12 @@ std::unique_ptr<Codec> CodecRegistry::create(const std::string& name, const Code
   }
   auto codec = codec_call(name, [&] { return factory(options); });
   if (!codec) throw Error(ErrorKind::kInternal, fmt::format("the factory for codec '{}' made nothing", name));
+  // The engine cuts streams by it (a chunk size of 0 divided by zero: SIGFPE in the reader).
+  const std::size_t chunk = codec_call(name, [&] { return codec->options().chunk_bytes; });
+  if (chunk < kMinChunkBytes || chunk > kMaxChunkBytes) {
+    throw Error(ErrorKind::kInternal,
+                fmt::format("codec '{}' made with a chunk size of {} bytes (between 1 KiB and 1 GiB)", name, chunk));
+  }
   return codec;
 }
 
@@ -166,7 +173,106 @@ std::unique_ptr<FlushCompressor> Codec::make_flush_compressor() const {
   return compressor;
 }
 std::unique_ptr<FlushCompressor> Codec::new_flush_compressor() const { return nullptr; }
-std::unique_ptr<StreamDecoder> Codec::make_decoder() const { return required(new_decoder(), info(), "stream decoder"); }
+namespace {
+// Runs the engine's callback, noting what it throws on its way out through the codec.
+template <typename Call>
+auto engine_call(std::exception_ptr& engines, Call&& call) {
+  try {
+    return call();
+  } catch (...) {
+    engines = std::current_exception();
+    throw;
+  }
+}
+
+// A codec's stream decoder and unit verifier the same way, as the compress side's hooks are: a
+// decoder's std::runtime_error reached the caller as its bare message, an int as "unknown
+// exception", neither naming the codec. What the engine's own callbacks throw through the
+// decoder (`emit`, the Output's space() and produced(): a failing sink, the engine's own unwinding
+// tags) goes back to the engine as it was thrown.
+class NamedStreamDecoder final : public StreamDecoder {
+ public:
+  NamedStreamDecoder(std::unique_ptr<StreamDecoder> decoder, std::string codec_name)
+      : decoder_(std::move(decoder)), codec_name_(std::move(codec_name)) {}
+  void decode(ByteView input, const Emit& emit) override {
+    std::exception_ptr engines;
+    const Emit guarded = [&](ByteView bytes) { engine_call(engines, [&] { emit(bytes); }); };
+    checked(engines, [&] { decoder_->decode(input, guarded); });
+  }
+  void decode_to(ByteView input, Output& output) override {
+    std::exception_ptr engines;
+    GuardedOutput guarded(output, engines);
+    checked(engines, [&] { decoder_->decode_to(input, guarded); });
+  }
+  void finish() override {
+    codec_call(codec_name_, [&] { decoder_->finish(); });
+  }
+  void resume_at(std::uint64_t offset) override {
+    codec_call(codec_name_, [&] { decoder_->resume_at(offset); });
+  }
+
+ private:
+  // Runs the codec: what the engine threw through it goes on unchanged, the codec's own becomes
+  // an Error naming it.
+  template <typename Call>
+  void checked(const std::exception_ptr& engines, Call&& call) {
+    try {
+      call();
+    } catch (...) {
+      if (engines) std::rethrow_exception(engines);
+      codec_call(codec_name_, [] { throw; });
+    }
+  }
+  class GuardedOutput final : public Output {
+   public:
+    GuardedOutput(Output& output, std::exception_ptr& engines) : output_(output), engines_(engines) {}
+    std::span<std::uint8_t> space() override {
+      return engine_call(engines_, [&] { return output_.space(); });
+    }
+    void produced(std::size_t bytes) override {
+      engine_call(engines_, [&] { output_.produced(bytes); });
+    }
+    std::size_t keeps_produced_bytes() const override { return output_.keeps_produced_bytes(); }
+
+   private:
+    Output& output_;
+    std::exception_ptr& engines_;
+  };
+
+  std::unique_ptr<StreamDecoder> decoder_;
+  std::string codec_name_;
+};
+
+std::unique_ptr<StreamDecoder> named(std::unique_ptr<StreamDecoder> decoder, const std::string& codec_name) {
+  return decoder ? std::make_unique<NamedStreamDecoder>(std::move(decoder), codec_name) : nullptr;
+}
+
+class NamedUnitVerifier final : public UnitVerifier {
+ public:
+  NamedUnitVerifier(std::unique_ptr<UnitVerifier> verifier, std::string codec_name)
+      : verifier_(std::move(verifier)), codec_name_(std::move(codec_name)) {}
+  void on_marker(const Cut& cut, std::uint64_t offset) override {
+    codec_call(codec_name_, [&] { verifier_->on_marker(cut, offset); });
+  }
+  void on_unit(const Cut& cut, ByteView decoded) override {
+    codec_call(codec_name_, [&] { verifier_->on_unit(cut, decoded); });
+  }
+  void complete(const Cut& cut, ByteView unit, Buffer& decoded) override {
+    codec_call(codec_name_, [&] { verifier_->complete(cut, unit, decoded); });
+  }
+  std::unique_ptr<StreamDecoder> serial_decoder() override {
+    return named(codec_call(codec_name_, [&] { return verifier_->serial_decoder(); }), codec_name_);
+  }
+
+ private:
+  std::unique_ptr<UnitVerifier> verifier_;
+  std::string codec_name_;
+};
+}  // namespace
+
+std::unique_ptr<StreamDecoder> Codec::make_decoder() const {
+  return named(required(new_decoder(), info(), "stream decoder"), info().name);
+}
 std::unique_ptr<StreamSplitter> Codec::make_splitter() const {
   auto splitter = new_splitter();
   if (splitter) splitter->codec_name_ = info().name;
@@ -178,7 +284,11 @@ std::unique_ptr<UnitDecoder> Codec::make_unit_decoder() const {
   decoder->codec_name_ = info().name;
   return decoder;
 }
-std::unique_ptr<UnitVerifier> Codec::make_unit_verifier() const { return new_unit_verifier(); }
+std::unique_ptr<UnitVerifier> Codec::make_unit_verifier() const {
+  auto verifier = new_unit_verifier();
+  if (!verifier) return nullptr;
+  return std::make_unique<NamedUnitVerifier>(std::move(verifier), info().name);
+}
 std::unique_ptr<StreamSplitter> Codec::new_splitter() const { return nullptr; }
 std::unique_ptr<UnitDecoder> Codec::new_unit_decoder() const { return nullptr; }
 std::unique_ptr<UnitVerifier> Codec::new_unit_verifier() const { return nullptr; }
@@ -321,18 +431,28 @@ void codecs::copy_to_output(ByteView bytes, StreamDecoder::Output& output) {
   }
 }
 
-std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
+// The codecs' magic tests, copied under the lock and run without it: a test is a codec's own code,
+// which may use the registry itself (a test that registers a codec on first use hung in add(),
+// waiting for the lock its own detect() held).
+std::vector<CodecRegistry::MagicTest> CodecRegistry::magic_tests() const {
   std::shared_lock lock(state_->mutex);
+  std::vector<MagicTest> tests;
+  tests.reserve(state_->entries.size());
   for (const auto& entry : state_->entries)
-    if (matches(entry.info, prefix)) return entry.info;
+    tests.push_back({entry.info.name, entry.info.matches_magic, entry.info.magic_bytes});
+  return tests;
+}
+
+std::optional<CodecInfo> CodecRegistry::detect(ByteView prefix) const {
+  for (const auto& test : magic_tests())
+    if (test.matches_magic && codec_call(test.name, [&] { return test.matches_magic(prefix); })) return find(test.name);
   return std::nullopt;
 }
 
 bool CodecRegistry::detection_settled(ByteView prefix) const {
-  std::shared_lock lock(state_->mutex);
-  for (const auto& entry : state_->entries) {
-    if (matches(entry.info, prefix)) return true;
-    if (entry.info.matches_magic && prefix.size() < entry.info.magic_bytes) return false;  // may match yet
+  for (const auto& test : magic_tests()) {
+    if (test.matches_magic && codec_call(test.name, [&] { return test.matches_magic(prefix); })) return true;
+    if (test.matches_magic && prefix.size() < test.magic_bytes) return false;  // may match yet
   }
   return false;
 }

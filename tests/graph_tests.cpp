@@ -6,7 +6,9 @@
 #include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <stdexcept>
@@ -17,6 +19,8 @@
 #ifdef __linux__
 #include <sched.h>
 #endif
+
+#include <fmt/format.h>
 
 #include "engine/thread_arena.h"
 #include "sluice/batch.h"
@@ -59,6 +63,10 @@ struct IdentityBehaviour {
   bool append_to_out = false;
   bool write_nothing = false;
   bool throw_int = false;
+  // The stream decoder throws: 1 a std::runtime_error, 2 an int.
+  int stream_decoder_throws = 0;
+  // The codec sets its options' chunk size to this itself (CodecBase leaves options_ to it).
+  std::optional<std::size_t> chunk_bytes;
 
   std::mutex mutex;
   std::condition_variable changed;
@@ -171,6 +179,8 @@ class IdentityStreamDecoder final : public StreamDecoder {
       std::lock_guard lock(behaviour_.mutex);
       behaviour_.cpu_masks.insert(thread_cpus());
     }
+    if (behaviour_.stream_decoder_throws == 1) throw std::runtime_error("a decoder's bug");
+    if (behaviour_.stream_decoder_throws == 2) throw 7;
     emit(input);
   }
   void decode_to(ByteView input, Output& output) override {
@@ -196,7 +206,9 @@ class IdentityStreamDecoder final : public StreamDecoder {
 class IdentityCodec final : public CodecBase {
  public:
   IdentityCodec(CodecInfo info, const CodecOptions& options, IdentityBehaviour& behaviour)
-      : CodecBase(std::move(info), options), behaviour_(behaviour) {}
+      : CodecBase(std::move(info), options), behaviour_(behaviour) {
+    if (behaviour.chunk_bytes) options_.chunk_bytes = *behaviour.chunk_bytes;
+  }
   std::unique_ptr<ChunkCompressor> new_chunk_compressor() const override {
     return std::make_unique<IdentityCompressor>(behaviour_);
   }
@@ -750,6 +762,101 @@ TEST(UserCodec, ADecoderReportingMoreThanItWasLentIsAnError) {
     EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
     EXPECT_NE(std::string(e.what()).find("a decoder reported"), std::string::npos) << e.what();
   }
+}
+
+// A stream decoder's own exceptions are Errors naming the codec, as a compressor's are (a
+// runtime_error reached the caller as its bare message, an int as "unknown exception"), while
+// what the engine throws through it (a failing sink) still ends the run as itself.
+TEST(UserCodec, AStreamDecodersExceptionsAreErrorsNamingTheCodec) {
+  IdentityBehaviour behaviour;
+  const std::string name = register_identity(behaviour);
+  CompressOptions options;
+  options.codec = name;
+  const Bytes input = text_bytes(300'000, 34);
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  for (const int threads : {1, 2}) {
+    DecompressOptions decode;
+    decode.codec = name;
+    decode.threads = threads;
+    for (const int kind : {1, 2}) {
+      SCOPED_TRACE(fmt::format("{} threads, throws {}", threads, kind));
+      behaviour.stream_decoder_throws = kind;
+      try {
+        decompress_buffer(view(packed), decode);
+        ADD_FAILURE() << "the decoder's exception was lost";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kInternal) << e.what();
+        EXPECT_NE(std::string(e.what()).find("codec '" + name + "'"), std::string::npos) << e.what();
+      }
+    }
+    behaviour.stream_decoder_throws = 0;
+    testing::FailingSink failing(1000, "failing");
+    MemorySource source(view(packed));
+    try {
+      decompress(source, failing, decode);
+      ADD_FAILURE() << "the sink's failure was lost";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+    }
+  }
+}
+
+// A codec that sets its own chunk size to 0 (CodecBase's options_ are its to set) ended the
+// process by a division by zero in the reader; one asking SIZE_MAX bytes of history before each
+// chunk was handed the whole stream so far for each (memory with the stream, time its square).
+TEST(UserCodec, AChunkSizeOfZeroAndAnUnboundedHistoryAreRefused) {
+  IdentityBehaviour behaviour;
+  const std::string name = register_identity(behaviour);
+  for (const std::size_t chunk : {std::size_t{0}, std::size_t{1} << 40}) {
+    behaviour.chunk_bytes = chunk;
+    CompressOptions options;
+    options.codec = name;
+    for (const int threads : {1, 2}) {
+      options.threads = threads;
+      try {
+        compress_buffer(as_bytes("some bytes to compress"), options);
+        ADD_FAILURE() << "a chunk size of " << chunk << " was taken";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("codec '" + name + "' made with a chunk size of"), std::string::npos)
+            << e.what();
+      }
+    }
+  }
+  CodecInfo info;
+  info.name = "all-history";
+  info.default_chunk_bytes = 4096;
+  info.history_bytes = SIZE_MAX;
+  try {
+    CodecRegistry::global().add(info, [](const CodecOptions&) -> std::unique_ptr<Codec> { return nullptr; });
+    ADD_FAILURE() << "a history of SIZE_MAX bytes was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUsage);
+    EXPECT_NE(std::string(e.what()).find("its history must be at most 1 GiB"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(CodecRegistry::global().find("all-history"));
+}
+
+// A codec's magic test runs without the registry's lock: one that registers a codec the first
+// time it is asked (a lazy plugin) waited for the lock its own detect() held, for ever.
+TEST(UserCodec, AMagicTestMayUseTheRegistry) {
+  CodecInfo info;
+  info.name = "lazy-registrar";
+  info.default_chunk_bytes = 4096;
+  info.matches_magic = [](ByteView) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      CodecInfo late;
+      late.name = "registered-late";
+      late.default_chunk_bytes = 4096;
+      CodecRegistry::global().add(late, [](const CodecOptions&) -> std::unique_ptr<Codec> { return nullptr; });
+    });
+    return false;
+  };
+  CodecRegistry::global().add(info, [](const CodecOptions&) -> std::unique_ptr<Codec> { return nullptr; });
+  auto detected = std::async(std::launch::async, [] { return CodecRegistry::global().detect(as_bytes("LAZY bytes")); });
+  ASSERT_EQ(detected.wait_for(std::chrono::seconds(20)), std::future_status::ready) << "detect() hung";
+  EXPECT_FALSE(detected.get());
+  EXPECT_TRUE(CodecRegistry::global().find("registered-late"));
 }
 
 // A codec's factory or magic test that throws something other than an Error fails its own item of

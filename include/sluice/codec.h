@@ -87,7 +87,8 @@ struct CodecInfo {
   int max_level = 1;
   int default_level = 1;
   std::size_t default_chunk_bytes = 0;
-  // How many bytes preceding each chunk the compressor wants as history (gzip: 32 KiB window).
+  // How many bytes preceding each chunk the compressor wants as history (gzip: 32 KiB window);
+  // at most 1 GiB (add() refuses more: each chunk in flight holds it).
   std::size_t history_bytes = 0;
   // True if the first bytes of a stream look like this format.
   std::function<bool(ByteView prefix)> matches_magic;
@@ -178,7 +179,8 @@ class CodecRegistry {
   // Adds a codec. Throws kUsage if the name is taken.
   void add(CodecInfo info, CodecFactory factory);
 
-  // Creates the named codec; throws kUsage for an unknown name or bad options.
+  // Creates the named codec; throws kUsage for an unknown name or bad options, kInternal naming
+  // the codec when what its factory made has a chunk size outside 1 KiB to 1 GiB.
   std::unique_ptr<Codec> create(const std::string& name, const CodecOptions& options = {}) const;
   std::optional<CodecInfo> find(const std::string& name) const;
   // The codec whose magic bytes start `prefix`, if any (the first registered that matches).
@@ -204,6 +206,12 @@ class CodecRegistry {
  private:
   struct State;
   std::unique_ptr<State> state_;
+  struct MagicTest {
+    std::string name;
+    std::function<bool(ByteView prefix)> matches_magic;
+    std::size_t magic_bytes = 0;
+  };
+  std::vector<MagicTest> magic_tests() const;
 };
 
 // Formats no registered codec reads, told by their magic bytes, for messages and for leaving such
