@@ -754,7 +754,10 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
     planned: list = []
     for name in names:
         target = _native.decompressed_name(name)
-        if target is None:
+        if target is None and not os.path.lexists(name):  # what is wrong first: it is not there
+            error = _system_error(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)), name, "cannot open")
+            planned.append(FileResult(name, "", "failed", 0, 0, 0.0, error, None))
+        elif target is None:
             error = UsageError(f"{name}: unknown suffix (expected one of "
                                f"{', '.join(_native.format_info(f)['extension'] for f in formats())})", "usage", name)
             planned.append(FileResult(name, "", "failed", 0, 0, 0.0, error, None))

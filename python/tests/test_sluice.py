@@ -539,6 +539,13 @@ def test_decompress_files_reports_each_failure(tmp_path):
     assert [r.status for r in results] == ["failed", "done"]
     assert isinstance(results[0].error, sluice.CorruptDataError) and results[0].error.path == str(bad)
     assert (tmp_path / "good").read_bytes() == b"fine" and not (tmp_path / "bad").exists()
+    # A name without a suffix: not there is what is wrong first (it said "unknown suffix"), as
+    # `sluice -d missing` says; there, the suffix is.
+    (tmp_path / "plain").write_bytes(b"x")
+    missing, plain = sluice.decompress_files([tmp_path / "missing", tmp_path / "plain"])
+    assert isinstance(missing.error, FileNotFoundError) and isinstance(missing.error, sluice.Error)
+    assert str(missing.error) == f"{tmp_path / 'missing'}: cannot open: No such file or directory"
+    assert isinstance(plain.error, sluice.UsageError) and "unknown suffix" in str(plain.error)
 
 
 def test_a_batch_in_an_unknown_format_is_a_usage_error(tmp_path):
