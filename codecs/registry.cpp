@@ -85,9 +85,41 @@ void CodecRegistry::add(CodecInfo info, CodecFactory factory) {
   // SIZE_MAX gave each chunk the whole stream so far (memory with the stream, time its square).
   if (info.history_bytes > kMaxChunkBytes)
     throw refuse(fmt::format("its history must be at most 1 GiB, not {} bytes", info.history_bytes));
+  // A name goes into flags, pipeline keys and messages: letters, digits and "+-._" only (one with
+  // ESC or a newline was printed raw in every error naming the codec).
+  if (info.name.size() > 64 || !std::ranges::all_of(info.name, [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+               std::string_view("+-._").find(c) != std::string_view::npos;
+      })) {
+    throw Error(ErrorKind::kUsage, fmt::format("codec {} cannot be registered: a name is up to 64 letters, digits and "
+                                               "+-._",
+                                               printable_name(info.name)));
+  }
+  // Suffixes are looked up in any case, the first codec's match winning (a codec that wraps gzip
+  // with gzip's info copied keeps its suffixes, which name gzip's files): one without its dot took
+  // names that merely end so ("z": "a.tgz", "az").
+  std::vector<std::string> suffixes = info.other_extensions;
+  suffixes.insert(suffixes.end(), info.tar_suffixes.begin(), info.tar_suffixes.end());
+  if (!info.extension.empty()) suffixes.push_back(info.extension);
+  for (const auto& suffix : suffixes) {
+    if (suffix.size() < 2 || suffix.front() != '.' || suffix.find('/') != std::string::npos)
+      throw refuse(fmt::format("its suffix {} is not a dot and a name", printable_name(suffix)));
+  }
+  for (const auto& knob : info.knobs) {
+    if (!knob.values.empty() && std::ranges::find(knob.values, knob.default_value) == knob.values.end())
+      throw refuse(
+          fmt::format("its setting '{}' defaults to '{}', not one of its values", knob.name, knob.default_value));
+  }
+  const auto same = [](const std::string& a, const std::string& b) {
+    return a.size() == b.size() && std::ranges::equal(a, b, [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+  };
   std::unique_lock lock(state_->mutex);
-  if (state_->find(info.name)) {
-    throw Error(ErrorKind::kUsage, fmt::format("a codec named '{}' is already registered", info.name));
+  for (const auto& entry : state_->entries) {
+    if (same(entry.info.name, info.name)) {
+      throw Error(ErrorKind::kUsage, fmt::format("a codec named '{}' is already registered", entry.info.name));
+    }
   }
   state_->entries.push_back({std::move(info), std::move(factory)});
 }
@@ -321,6 +353,14 @@ std::uint64_t ChunkCompressor::compress(ByteView history, ByteView input, bool l
   if (!input.empty() && out.empty()) {
     throw Error(ErrorKind::kInternal,
                 fmt::format("the {} compressor wrote nothing for a chunk of {} bytes", codec_name_, input.size()));
+  }
+  // The engine bounds memory by chunks in flight: a chunk's output must be bounded by its input
+  // (one writing 256 times its input took 134 MB at 2 threads for chunks of 64 KiB).
+  if (out.size() > kMaxChunkExpansion * input.size() + (std::size_t{1} << 20)) {
+    throw Error(ErrorKind::kInternal,
+                fmt::format("the {} compressor wrote {} bytes for a chunk of {} bytes (at most {} "
+                            "times the chunk and 1 MiB)",
+                            codec_name_, out.size(), input.size(), kMaxChunkExpansion));
   }
   return check;
 }

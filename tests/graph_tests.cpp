@@ -62,6 +62,8 @@ struct IdentityBehaviour {
   // throws something that is no exception.
   bool append_to_out = false;
   bool write_nothing = false;
+  // The compressor writes each chunk this many times over (a bloating codec).
+  std::size_t repeat_output = 1;
   bool throw_int = false;
   // The stream decoder throws: 1 a std::runtime_error, 2 an int.
   int stream_decoder_throws = 0;
@@ -113,7 +115,7 @@ class IdentityCompressor final : public ChunkCompressor {
       const auto length = static_cast<std::uint32_t>(input.size());
       out.append({reinterpret_cast<const std::uint8_t*>(&length), 4});
     }
-    out.append(input);
+    for (std::size_t i = 0; i < b.repeat_output; ++i) out.append(input);
     return 0;
   }
 
@@ -739,6 +741,14 @@ TEST(UserCodec, CompressPartChecksTheCompressorAsTheGraphDoes) {
   behaviour.write_nothing = false;
   behaviour.throw_int = true;
   EXPECT_NE(error_of(view(input)).find("codec '" + name + "' threw something not an exception"), std::string::npos);
+  behaviour.throw_int = false;
+  // Output past 4 times the chunk and 1 MiB: the engine's memory bound counts chunks in flight.
+  behaviour.repeat_output = 300;
+  EXPECT_NE(error_of(view(input)).find("the " + name + " compressor wrote 1228800 bytes for a chunk of 4096 bytes"),
+            std::string::npos);
+  behaviour.repeat_output = 200;  // 800 KiB: bloated, but within the bound
+  EXPECT_EQ(error_of(view(input)), "no error");
+  behaviour.repeat_output = 1;
 }
 
 // A stream decoder that reports more bytes made than the space it was lent is an error, never a
@@ -834,6 +844,40 @@ TEST(UserCodec, AChunkSizeOfZeroAndAnUnboundedHistoryAreRefused) {
     EXPECT_NE(std::string(e.what()).find("its history must be at most 1 GiB"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(CodecRegistry::global().find("all-history"));
+}
+
+// What a codec registers goes into flags, lookups by suffix and messages: names that differ from
+// one another only in case, suffixes without their dot ("z" took "a.tgz"), names with control
+// characters and knobs defaulting outside their values were all taken.
+TEST(UserCodec, TheRegistryRefusesNamesSuffixesAndKnobsItCannotServe) {
+  const auto refusal = [](const std::function<void(CodecInfo&)>& change) {
+    CodecInfo info;
+    info.name = "refused-codec";
+    info.default_chunk_bytes = 4096;
+    change(info);
+    try {
+      CodecRegistry::global().add(info, [](const CodecOptions&) -> std::unique_ptr<Codec> { return nullptr; });
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kUsage) << e.what();
+      return std::string(e.what());
+    }
+    return std::string("registered");
+  };
+  EXPECT_EQ(refusal([](CodecInfo& i) { i.name = "GZIP"; }), "a codec named 'gzip' is already registered");
+  EXPECT_NE(refusal([](CodecInfo& i) { i.name = "bad\x1b[2Jname"; }).find("bad\\033[2Jname"), std::string::npos);
+  EXPECT_NE(refusal([](CodecInfo& i) { i.name = "two words"; }).find("a name is up to 64"), std::string::npos);
+  EXPECT_NE(refusal([](CodecInfo& i) { i.extension = "z"; }).find("its suffix z is not a dot and a name"),
+            std::string::npos);
+  EXPECT_NE(refusal([](CodecInfo& i) {
+              i.knobs.push_back({"mode", "a setting", {"fast", "small"}, "medium", {}});
+            }).find("its setting 'mode' defaults to 'medium'"),
+            std::string::npos);
+  EXPECT_FALSE(CodecRegistry::global().find("refused-codec"));
+  EXPECT_EQ(refusal([](CodecInfo& i) {
+              i.extension = ".rfz";
+              i.knobs.push_back({"mode", "a setting", {"fast", "small"}, "small", {}});
+            }),
+            "registered");
 }
 
 // A codec's magic test runs without the registry's lock: one that registers a codec the first

@@ -176,7 +176,10 @@ class CodecRegistry {
  public:
   static CodecRegistry& global();
 
-  // Adds a codec. Throws kUsage if the name is taken.
+  // Adds a codec. Throws kUsage, registering nothing, for a name taken (in any case) or not of
+  // letters, digits and +-._ (64 at most), a suffix that is no ".name", levels, chunk size or
+  // history out of range, or a knob whose default is not one of its values. Suffixes are looked
+  // up in any case, the codec registered first winning.
   void add(CodecInfo info, CodecFactory factory);
 
   // Creates the named codec; throws kUsage for an unknown name or bad options, kInternal naming

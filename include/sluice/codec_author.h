@@ -51,8 +51,10 @@ class ChunkCompressor {
   // Compresses `input` into `out` (replacing its contents). `history` holds up to history_bytes
   // of stream data immediately before `input` (empty for the first chunk). `last` is true for
   // the stream's final chunk. Returns a per-chunk check value for the framer (codec-defined).
-  // Checked: input that compresses to nothing is an error.
+  // Checked: input that compresses to nothing is an error, and so is output past
+  // kMaxChunkExpansion times the input and 1 MiB (what a chunk in flight may hold).
   std::uint64_t compress(ByteView history, ByteView input, bool last, Buffer& out);
+  static constexpr std::size_t kMaxChunkExpansion = 4;
 
  private:
   friend class Codec;
