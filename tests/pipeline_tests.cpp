@@ -47,6 +47,25 @@ class Pipeline : public testing::CommandTest {
     r = sh("zip -qr bundle.zip data");
     ASSERT_EQ(r.status, 0) << describe(r);
   }
+  // logs/f1.log to f3.log, out/f2.log.gz there already, and p.toml compressing logs/ to out/ with
+  // a checksum stage.
+  void three_logs_one_output_there() {
+    std::filesystem::create_directories(dir_ / "logs");
+    std::filesystem::create_directories(dir_ / "out");
+    for (const char* name : {"logs/f1.log", "logs/f2.log", "logs/f3.log"}) write_file(dir_ / name, text_bytes(5000, 8));
+    write_file(dir_ / "out/f2.log.gz", text_bytes(10, 9));
+    put_text("p.toml", R"(
+[input]
+paths = ["logs/"]
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "out"
+)");
+  }
 };
 
 // ---- The shipped examples ----
@@ -211,21 +230,7 @@ TEST_F(Pipeline, CommandLineOverridesAndOutputFlag) {
 // the run reached it, it stopped the run with the outputs before it published (f1.log.gz), those
 // after it not made, and no manifest.
 TEST_F(Pipeline, AnOutputThatExistsStopsTheRunBeforeAnythingIsWritten) {
-  std::filesystem::create_directories(dir_ / "logs");
-  std::filesystem::create_directories(dir_ / "out");
-  for (const char* name : {"logs/f1.log", "logs/f2.log", "logs/f3.log"}) write_file(dir_ / name, text_bytes(5000, 8));
-  write_file(dir_ / "out/f2.log.gz", text_bytes(10, 9));
-  put_text("p.toml", R"(
-[input]
-paths = ["logs/"]
-[[stage]]
-kind = "compress"
-codec = "gzip"
-[[stage]]
-kind = "checksum"
-[output]
-directory = "out"
-)");
+  three_logs_one_output_there();
   const auto dry = sluice("run -n p.toml");
   EXPECT_EQ(dry.status, 0) << describe(dry);
   EXPECT_NE(dry.out.find("file: logs/f2.log -> out/f2.log.gz (exists: the run stops before it writes)\n"),
@@ -245,21 +250,7 @@ directory = "out"
 // --json: a record per output as it is published and a summary last; a run stopped by a failure
 // still has its records and a summary naming the error (a job runner reads stdout, not stderr).
 TEST_F(Pipeline, JsonRecordsEachOutputAndASummaryEvenWhenTheRunStops) {
-  std::filesystem::create_directories(dir_ / "logs");
-  std::filesystem::create_directories(dir_ / "out");
-  for (const char* name : {"logs/f1.log", "logs/f2.log", "logs/f3.log"}) write_file(dir_ / name, text_bytes(5000, 8));
-  write_file(dir_ / "out/f2.log.gz", text_bytes(10, 9));
-  put_text("p.toml", R"(
-[input]
-paths = ["logs/"]
-[[stage]]
-kind = "compress"
-codec = "gzip"
-[[stage]]
-kind = "checksum"
-[output]
-directory = "out"
-)");
+  three_logs_one_output_there();
   // Each line parsed as JSON; printed back as "input output status sizes checksum-matches" and
   // "summary outputs error manifest".
   const std::string check = R"( | /usr/bin/python3 -c '
