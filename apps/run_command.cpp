@@ -83,12 +83,15 @@ void print_item_json(const PipelineItem& item) {
                          item.checksum.empty() ? "null" : json_string(item.checksum)));
 }
 
+// After a failure the run's counts of refused, failed and warned entries are unknown (the report
+// goes with the exception): null, not 0 beside the problem records that said otherwise.
 void print_summary_json(const PipelineReport& report, const Error* error) {
+  const auto count = [&](std::uint64_t n) { return error != nullptr ? std::string("null") : std::to_string(n); };
   print_json(
       fmt::format(R"({{"summary": {{"outputs": {}, "refused": {}, "failed": {}, "warnings": {}, "seconds": {:.6f}, )"
                   R"("manifest": {}, "error": {}}}}})",
-                  report.items.size(), report.refused, report.failed, report.warnings, report.seconds,
-                  report.manifest.empty() ? "null" : json_string(report.manifest),
+                  report.items.size(), count(report.refused), count(report.failed), count(report.warnings),
+                  report.seconds, report.manifest.empty() ? "null" : json_string(report.manifest),
                   error != nullptr ? json_string(error->what()) : "null"));
 }
 
@@ -142,8 +145,8 @@ int run_pipeline_command(int argc, char** argv) {
       ->type_name("KEY=VALUE");
   app.add_flag("-v,--verbose", verbose, "Name each output as it is published");
   app.add_flag("--json", json,
-               "A line of JSON on stdout per output published (input, output, sizes, checksum), per problem of an "
-               "untar stage, and a summary last (with the error that stopped the run)");
+               "A line of JSON on stdout per output published (input, output, sizes, checksum), per problem the "
+               "run went past, and a summary last (with the error that stopped the run)");
   tidy_help(app);
   app.footer(
       "Exit status: 0 success, 1 a stage failed (or an untar stage refused or could not write some\n"

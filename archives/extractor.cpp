@@ -362,7 +362,8 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       throw Error(error.kind(),
                   fmt::format("cannot extract '{}' (archive byte {}): {}", printable_name(entry.path),
                               entry.header_offset, error.detail()),
-                  error.path());
+                  error.path())
+          .set_error_number(error.error_number());
     }
     if (options_.on_failed) options_.on_failed(entry, error);
   }

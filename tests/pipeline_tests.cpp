@@ -258,12 +258,12 @@ import json, sys, hashlib
 for line in sys.stdin:
     r = json.loads(line)
     if "summary" in r:
-        s = r["summary"]; print("summary", s["outputs"], s["error"], s["manifest"]); continue
+        s = r["summary"]; print("summary", s["outputs"], s["error"], s["manifest"], s["refused"]); continue
     ok = hashlib.sha256(open(r["output"], "rb").read()).hexdigest() == r["checksum"]
     print(r["input"], r["output"], r["status"], r["input_bytes"], r["output_bytes"] > 0, ok)
 ')";
   auto r = sh(testing::sluice() + " run --json p.toml 2> err.txt" + check);
-  EXPECT_EQ(r.out, "summary 0 out/f2.log.gz: already exists None\n") << describe(r);
+  EXPECT_EQ(r.out, "summary 0 out/f2.log.gz: already exists None None\n") << describe(r);
   EXPECT_EQ(read_file(dir_ / "err.txt"),
             to_bytes("sluice: out/f2.log.gz: already exists; use -f (or output.overwrite = true) to overwrite\n"));
   // Stopped by a damaged file after one output was published: that one's record comes first.
@@ -276,7 +276,7 @@ for line in sys.stdin:
   r = sh(testing::sluice() + " run --json d.toml 2> err.txt" + check);
   EXPECT_EQ(r.out, fmt::format("packed/a.gz plain/a ok {} True True\n"
                                "summary 1 packed/b.gz: unexpected end of input: the gzip member starting at byte 0 "
-                               "is truncated (at byte 500) None\n",
+                               "is truncated (at byte 500) None None\n",
                                std::filesystem::file_size(dir_ / "packed/a.gz")))
       << describe(r);
   EXPECT_EQ(read_file(dir_ / "plain/a"), text_bytes(5000, 8));
@@ -285,7 +285,7 @@ for line in sys.stdin:
             "logs/f1.log out/f1.log.gz ok 5000 True True\n"
             "logs/f2.log out/f2.log.gz ok 5000 True True\n"
             "logs/f3.log out/f3.log.gz ok 5000 True True\n"
-            "summary 3 None out/SHA256SUMS\n")
+            "summary 3 None out/SHA256SUMS 0\n")
       << describe(r);
   // Records and the pipeline's output cannot share stdout; nor does a dry run have records.
   put_text("s.toml",

@@ -1272,6 +1272,12 @@ PYBIND11_MODULE(_native, m) {
     if (!info) info = codecs.by_tar_name(path);
     return info ? info->name : std::string();
   });
+  // A format sluice does not decode, by its first bytes or by a name ("an xz stream"); "" for none.
+  m.def("foreign_format", [](const py::bytes& prefix, const std::string& name) {
+    const std::string_view bytes = prefix;
+    std::string found = foreign_format(ByteView(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+    return found.empty() ? foreign_format_by_name(name) : found;
+  });
   // Keeps `object` alive until the process ends, past the interpreter's finalization (the engines
   // a forked child inherited: freeing them would join threads that stayed in the parent).
   m.def("keep_forever", [](const py::object& object) { object.inc_ref(); });

@@ -98,6 +98,17 @@ def _parse_size(size) -> int:
         raise UsageError(f"not a size: {size!r} ({error})", "usage") from None
 
 
+def _blocksize(blocksize) -> int | None:
+    """read_bytes()' blocksize: None (a partition per file) or a size of at least 1 byte."""
+    if blocksize is None:
+        return None
+    size = _parse_size(blocksize)
+    if size < 1:
+        raise UsageError(f"blocksize must be at least 1 byte (or None: a partition per file), not {blocksize!r}",
+                         "usage")
+    return size
+
+
 @dataclasses.dataclass(frozen=True)
 class CompressResult:
     """What compress() did: bytes in and out, how many parts (tasks) and seconds."""
@@ -275,19 +286,49 @@ def _published(fs, path: str, url: str, overwrite: bool):
     except OSError as error:
         raise _system_error(error, url, "cannot open output") from None
     try:
-        with opened as out:
+        with _NamedWrites(opened, url) as out:
             yield out
-        if fs.exists(path):
-            if not overwrite:
+        try:
+            if fs.exists(path) and overwrite:
+                fs.rm(path)
+            elif fs.exists(path):
                 raise _output_exists(url)
-            fs.rm(path)
-        fs.mv(temporary, path)
+            fs.mv(temporary, path)
+        except OSError as error:
+            raise _system_error(error, url, "cannot write") from None
     except BaseException:
         try:
             fs.rm(temporary)
         except OSError:
             pass
         raise
+
+
+class _NamedWrites:
+    """An output file whose failures (a full disk, a quota) are sluice's Errors naming the output
+    asked for: compress_files' results blamed them on the input ("in.csv: cannot open")."""
+
+    def __init__(self, file, url: str):
+        self._file, self._url = file, url
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as error:
+            raise _system_error(error, self._url, "cannot write") from None
+
+    def __getattr__(self, name):  # flush(), fileno() for copy_file_range, ...
+        return getattr(self._file, name)
+
+    def __enter__(self) -> "_NamedWrites":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self._file.close()
+        except OSError as error:
+            if exc[0] is None:
+                raise _system_error(error, self._url, "cannot write") from None
 
 
 def _workers_see(client, path: str) -> bool:
@@ -572,7 +613,7 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
     not compressed (no codec's magic, and no codec's suffix that says it should be) is cut as Dask
     cuts a plain file: every `blocksize` bytes."""
     index, size = _index_of(url, storage_options)
-    if not index.format and not _native.format_for_name(url):
+    if not index.format and not _native.format_for_name(url) and not _foreign(url, storage_options):
         plain = dataclasses.replace(index, how="not compressed: read as it is")
         return plain, size, _plain_partitions(url, size, blocksize), "plain"
     if blocksize is None or (not index.splittable and index.independent is None):
@@ -600,6 +641,14 @@ def _plan(url: str, storage_options: dict, blocksize: int | None):
             parts.append(_Partition(url, first, i + 1, number=len(parts)))
             first, content = i + 1, 0
     return index, size, parts, "units"
+
+
+def _foreign(url: str, storage_options: dict) -> str:
+    """A format sluice does not decode, by the file's first bytes or its name ("an xz stream"):
+    such a file is not read as plain text (its compressed bytes were given back as its lines)."""
+    fs, path, f = _open(url, storage_options)
+    with f:
+        return _native.foreign_format(f.read(4096), path)
 
 
 def _plain_partitions(url: str, size: int, blocksize: int | None) -> list[_Partition]:
@@ -1000,7 +1049,7 @@ def read_bytes(urlpath, delimiter: bytes | None = None, blocksize: int | str | N
     fs, _, paths = fsspec.get_fs_token_paths(urlpath, storage_options=storage_options)
     if not paths:
         raise _system_error(FileNotFoundError(errno.ENOENT, "resolved to no files"), str(urlpath), "cannot open")
-    blocksize = None if blocksize is None else _parse_size(blocksize)
+    blocksize = _blocksize(blocksize)
     blocks, urls, plain = [], [], set()
     for path in paths:
         url = fs.unstrip_protocol(path)
@@ -1107,6 +1156,6 @@ def partitions(urlpath, blocksize: int | str | None = "64 MiB", storage_options:
     out = {}
     for path in paths:
         url = fs.unstrip_protocol(path)
-        index, _, parts, _ = _plan(url, storage_options, None if blocksize is None else _parse_size(blocksize))
+        index, _, parts, _ = _plan(url, storage_options, _blocksize(blocksize))
         out[url] = (index.how, len(parts))
     return out

@@ -330,21 +330,70 @@ class _NoMembers(builtins.list):
         pass
 
 
+class _WatchedOutput:
+    """The archive's output as tarfile writes it, noting a write that failed (it may have written
+    part of a header: tarfile counts a header only once it is written whole)."""
+
+    def __init__(self, out):
+        self.out, self.failed = out, False
+
+    def write(self, data):
+        try:
+            return self.out.write(data)
+        except BaseException:
+            self.failed = True
+            raise
+
+    def tell(self) -> int:
+        return self.out.tell()
+
+    def __getattr__(self, name):  # name (tarfile leaves the archive itself out of add()), mode
+        return getattr(self.out, name)
+
+
 class _TarStream(tarfile.TarFile):
-    """tarfile's writer, keeping no members, and telling an entry that failed after its header
-    went out (`halfway`): tarfile would go on and write the next entry where its data should be."""
+    """tarfile's writer, keeping no members, and telling an entry that failed after any of it went
+    out (`halfway`): tarfile would go on and write the next entry where its data should be. An
+    entry that fails before takes back the hard links it noted (tarfile notes a file's inode before
+    it opens it: a link to an unreadable file became a link to an entry never written)."""
 
     def __init__(self, fileobj):
-        super().__init__(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT)
+        self.watched = _WatchedOutput(fileobj)
+        super().__init__(fileobj=self.watched, mode="w", format=tarfile.PAX_FORMAT)
         self.members = _NoMembers()
         self.halfway = False
+        # The file being written, left out of a tree added around it (its temporary was archived,
+        # half written, where tarfile would have left the archive out by its name).
+        try:
+            own = os.fstat(fileobj.fileno())
+            self.own: tuple[int, int] | None = (own.st_dev, own.st_ino)
+        except (AttributeError, OSError, ValueError):
+            self.own = None
 
     def addfile(self, tarinfo, fileobj=None):
+        if tarinfo.isreg() and tarinfo.size > 0 and fileobj is None:  # only the header went out (3.11)
+            raise UsageError(f"entry {tarinfo.name!r}: a regular file of {tarinfo.size} bytes needs a file object "
+                             "to read them from", "usage")
         began = self.offset
         try:
             super().addfile(tarinfo, fileobj)
         except BaseException:
-            self.halfway = self.halfway or self.offset != began
+            self.halfway = self.halfway or self.offset != began or self.watched.failed
+            raise
+
+    def add(self, name, arcname=None, recursive=True, *, filter=None):
+        if self.own is not None:
+            with contextlib.suppress(OSError):
+                found = os.lstat(name)
+                if (found.st_dev, found.st_ino) == self.own:
+                    return
+        noted = len(self.inodes)
+        try:
+            super().add(name, arcname, recursive, filter=filter)
+        except BaseException:
+            if not self.halfway:
+                for inode in builtins.list(self.inodes)[noted:]:
+                    del self.inodes[inode]
             raise
 
 
@@ -410,9 +459,10 @@ class TarWriter:
                         failure = Error(f"{self.name or '<archive>'}: entry {name!r}: its data ended before the "
                                         + (f"{size} bytes declared" if size is not None else "size declared"), "io",
                                         self.name or None)
-                    else:
-                        failure = _system_error(error, name, "cannot archive")
-                if self._tar.halfway or (isinstance(error, Error) and error.path == self.name):
+                    else:  # the file that failed (inside a directory added), else the one added
+                        failure = _system_error(error, os.fsdecode(error.filename or name), "cannot archive")
+                if self._tar.halfway or self._tar.watched.failed or (
+                        isinstance(error, Error) and error.path is not None and error.path == self.name):
                     self._broken = failure if isinstance(failure, Error) else Error(
                         f"{self.name}: an entry was stopped halfway ({type(error).__name__})", "cancelled", self.name)
                 if failure is error:
@@ -536,6 +586,9 @@ class _PlainOutput:
                 raise _system_error(error, self._path, "cannot write") from None
         self._written += done
         return done
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def tell(self) -> int:
         return self._written

@@ -816,6 +816,15 @@ def test_a_file_that_is_not_compressed_is_read_as_dask_reads_it(client, tmp_path
     misnamed.write_bytes(data)
     with pytest.raises(sluice.CorruptDataError, match="misnamed.gz: not compressed"):
         sluice.dask.read_text(str(misnamed)).compute()
+    # A format sluice does not decode is not plain text (its compressed bytes came back as lines).
+    subprocess.run(["xz", "-k", str(plain)], check=True)
+    (tmp_path / "renamed").write_bytes((tmp_path / "app.log.xz").read_bytes())
+    for name in ("app.log.xz", "renamed"):
+        with pytest.raises(sluice.CorruptDataError, match="xz"):
+            sluice.dask.read_bytes(str(tmp_path / name), sample=False)[1][0][0].compute()
+    for blocksize in (0, -1, "0 B"):
+        with pytest.raises(sluice.UsageError, match="blocksize must be at least 1 byte"):
+            sluice.dask.read_bytes(str(plain), blocksize=blocksize, sample=False)
 
 
 def test_dask_errors_are_sluices_with_the_class_of_their_errno(client, tmp_path):

@@ -404,6 +404,63 @@ def test_the_streaming_writer_keeps_no_entries_and_an_entry_failed_halfway_ends_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tar.gz", "many.tar", "ok.txt"]
 
 
+def test_the_streaming_writer_leaves_itself_out_and_takes_back_what_a_failed_entry_noted(tmp_path):
+    """An archive made inside the tree it adds archived its own half-written temporary; a hard
+    link noted by an entry that then failed became a link to an entry never written; a regular
+    file with a size and no file object wrote a header whose data was the next entry; a caller's
+    file object failing inside a header left an archive that close() finished."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x").write_bytes(b"linked data\n")
+    os.link(tmp_path / "d" / "x", tmp_path / "d" / "y")
+    for name in ("inside.tar", "inside.tar.gz"):
+        with sluice.tar.open(tmp_path / name, "w") as archive:
+            archive.add(tmp_path, arcname=".")
+        with tarfile.open(tmp_path / name) as t:
+            assert not [n for n in t.getnames() if ".sluice" in n], t.getnames()
+
+    def refuse(info):
+        raise RuntimeError("a filter's bug")
+    archive = sluice.tar.open(tmp_path / "links.tar", "w")
+    with pytest.raises(RuntimeError):
+        archive.add(tmp_path / "d" / "x", arcname="x", filter=refuse)
+    with pytest.raises(sluice.UsageError, match="needs a file object"):
+        info = tarfile.TarInfo("sized")
+        info.size = 10
+        archive.addfile(info)
+    archive.add(tmp_path / "d" / "y", arcname="y")
+    archive.close()
+    with tarfile.open(tmp_path / "links.tar") as t:
+        assert t.getnames() == ["y"]
+        assert t.getmember("y").isreg() and t.extractfile("y").read() == b"linked data\n"
+
+    class FailsMidHeader(io.RawIOBase):
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        limit = 1 << 30
+
+        def write(self, b):  # up to the limit, then an error
+            room = self.limit - len(self.data)
+            self.data += bytes(b)[:room]
+            if len(b) > room:
+                raise OSError(5, "Input/output error")
+            return len(b)
+
+        def tell(self):
+            return len(self.data)
+    out = FailsMidHeader()
+    archive = sluice.tar.open(out, "w")
+    archive.add(tmp_path / "d" / "x", arcname="one")
+    out.limit = len(out.data) + 100  # inside the next header
+    with pytest.raises(OSError):
+        archive.add(tmp_path / "d" / "x", arcname="two")
+    with pytest.raises(sluice.Error, match="halfway"):
+        archive.close()
+
+
 def test_create_failure_leaves_no_archive(tmp_path):
     archive = tmp_path / "x.tar.zst"
     with pytest.raises(sluice.Error):
