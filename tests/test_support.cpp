@@ -136,7 +136,7 @@ fs::path corpus_dir() {
   static fs::path dir;
   std::call_once(once, [] {
     const fs::path unpack = fs::path(SLUICE_SOURCE_DIR) / ".." / "shared" / "corpus" / "unpack";
-    if (!fs::exists(unpack)) return;
+    if (!fs::exists(unpack) || std::getenv("SLUICE_TEST_NO_CORPUS") != nullptr) return;
     const fs::path target = fs::path(SLUICE_TEST_WORK_DIR) / "corpus";
     fs::create_directories(target);
     // Test processes run in parallel: one unpacks while the others wait on the lock.

@@ -115,7 +115,8 @@ Bytes gzip_with_header_fields(const Bytes& input, std::string extra, std::string
 // Raw deflate as zlib writes it at `level` (no header, no trailer), ending with a final block.
 Bytes raw_deflate(const Bytes& input, int level, int mem_level = 8);
 
-// Directory holding the unpacked Silesia corpus, or empty when the corpus is not available.
+// Directory holding the unpacked Silesia corpus, or empty when the corpus is not available or
+// SLUICE_TEST_NO_CORPUS is set (the sanitizer job: the corpus interop runs in release).
 std::filesystem::path corpus_dir();
 
 }  // namespace sluice::testing
