@@ -68,7 +68,7 @@ void print_item(const PipelineItem& item, bool verbose) {
              item.checksum.empty() ? "" : " " + item.checksum);
 }
 
-// --json: a record on stdout per output as it is published, per problem of an untar stage, and a
+// --json: a record on stdout per output as it is published, per problem the run went past, and a
 // summary last (with the error that stopped the run, if one did), each a line of JSON, flushed
 // as written (a job runner reads them as they come).
 void print_json(const std::string& record) {
