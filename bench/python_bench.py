@@ -261,6 +261,37 @@ def objects(files, reps):
     table(f"Decompressing sluice's gzip of it in 64 KiB pieces ({megabytes:.0f} MB out)", medians, sizes,
           "zlib.decompressobj(31)", megabytes)
 
+    def bounded_zlib(source, step, max_length):  # zlib's loop: the input not decoded comes back
+        def run():
+            decompressor, total = zlib.decompressobj(31), 0
+            for at in range(0, len(source), step):
+                total += len(decompressor.decompress(source[at:at + step], max_length))
+                while decompressor.unconsumed_tail:
+                    total += len(decompressor.decompress(decompressor.unconsumed_tail, max_length))
+            return total + len(decompressor.flush())
+        return run
+
+    def bounded_sluice(source, step, max_length):  # bz2's loop: the decompressor keeps it
+        def run():
+            decompressor, total = sluice.Decompressor(), 0
+            for at in range(0, len(source), step):
+                total += len(decompressor.decompress(source[at:at + step], max_length))
+                while not decompressor.needs_input:
+                    total += len(decompressor.decompress(b"", max_length))
+            return total + len(decompressor.flush())
+        return run
+
+    for step, source, what in ((piece, packed, f"{megabytes:.0f} MB out"),
+                               (1024, sluice.compress(data[:4_000_000]), "its first 4 MB, in 1 KiB pieces")):
+        medians, sizes = interleaved({
+            "zlib.decompressobj(31)": bounded_zlib(source, step, 0),  # 0: no limit, in zlib's
+            "zlib.decompressobj(31), max_length 1 MiB": bounded_zlib(source, step, MiB),
+            "sluice.Decompressor()": bounded_sluice(source, step, -1),
+            "sluice.Decompressor(), max_length 1 MiB": bounded_sluice(source, step, MiB),
+        }, reps)
+        table(f"Decompressing with max_length ({what})", medians, sizes, "zlib.decompressobj(31)",
+              len(data[:4_000_000] if step != piece else data) / 1e6)
+
 
 def small_text(size, seed):
     rng = random.Random(seed)

@@ -558,8 +558,12 @@ class Decompressor:
     By default (threads=None or 1) each piece is decoded on the calling thread as it comes, and
     decompress(piece) returns all that the input so far decodes to, as zlib's (before the check at
     the end of its member or frame: damaged data shows before its error); so what one call
-    returns is bounded only by what its piece decodes to: give max_output (OutputLimitError rather
-    than more in all) where the input may be a bomb.
+    returns is bounded only by what its piece decodes to. Where the input may be a bomb, give
+    decompress() a max_length, as to bz2's and lzma's decompressors: it returns at most that
+    many bytes, holds the input it has not decoded yet (needs_input is False until a call with
+    b"" or more input has returned all it decodes to), and holds about max_length bytes of
+    output at a time, whatever one piece decodes to (with threads=1 only); or give max_output
+    (OutputLimitError rather than more in all).
     threads=N of 2 or more (0: all cores), for large pieces: once the stream outgrows 64 KiB in
     or 8 MiB out, a run's workers decode its units in parallel, and each call waits until the run
     has taken its piece in: what it decodes to comes out in that call, but for the units in
@@ -582,9 +586,8 @@ class Decompressor:
             _native.format_info(format)
         # Decoded by a run, a stream of small pieces paid two thread switches a piece (57 us a
         # 1 KiB piece, against zlib's 9): each call's output is its own piece's either way.
-        self._decoder = _native.Decoder(_format_name(format) or "", 1 if threads is None else _threads(threads),
-                                        _max_output(max_output),
-                                        "<stream>")
+        self._threads = 1 if threads is None else _threads(threads)
+        self._decoder = _native.Decoder(_format_name(format) or "", self._threads, _max_output(max_output), "<stream>")
         _open_streams.add(self)
         self._error: BaseException | None = None
         self._eof = False
@@ -596,16 +599,35 @@ class Decompressor:
         """True once flush() has decoded the whole stream."""
         return self._eof
 
-    def decompress(self, data) -> bytes:
-        """Takes a bytes-like piece of the compressed stream; returns what is decoded so far."""
+    @property
+    def needs_input(self) -> bool:
+        """False while decompress() holds input it has not decoded, or output it has not returned
+        (a call with max_length): call it again, with b"" or more input, for the rest."""
+        with self._lock:
+            return self._error is None and not self._eof and self._decoder.needs_input()
+
+    def decompress(self, data, max_length: int = -1) -> bytes:
+        """Takes a bytes-like piece of the compressed stream; returns what is decoded so far: all of
+        it, or with a max_length of 0 or more at most that many bytes (the rest is returned by the
+        next calls, which may give b"" for data: see needs_input). Once a call has given a
+        max_length the stream is decoded on a thread of the decompressor's own: in pieces of 1 KiB
+        at half the speed (zlib's with a max_length), of 64 KiB or more at the same."""
         data, _ = _contiguous(data)  # a mistake (a str) is a TypeError here, the stream unharmed
+        max_length = operator.index(max_length)
+        if max_length >= 0 and self._threads != 1:  # a mistake, the stream unharmed
+            raise UsageError("decompress() takes a max_length with threads=1 only (the default): a run's output "
+                             "lags its input", kind="usage")
         with self._lock:
             self._check_usable()
-            return self._call(self._decoder.push, data)
+            if max_length < 0:
+                return self._call(self._decoder.push, data)
+            return self._call(self._decoder.push_bounded, data, max_length)
 
     def flush(self) -> bytes:
-        """The input is complete: returns the rest of the output once the whole stream is decoded;
-        raises its error if it has one (a stream cut short: CorruptDataError)."""
+        """The input is complete: returns the rest of the output once the whole stream is decoded,
+        all of it (after calls with a max_length, call decompress(b"", max_length) until
+        needs_input is True first); raises its error if it has one (a stream cut short:
+        CorruptDataError)."""
         with self._lock:
             self._check_usable()
             try:

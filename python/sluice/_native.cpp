@@ -549,12 +549,19 @@ class BytesSink final : public ByteSink {
 // things: a bomb's); during a call (CallScope) it never waits, as the call takes it all.
 class DrainSink final : public ByteSink {
  public:
-  explicit DrainSink(std::size_t hold = std::numeric_limits<std::size_t>::max()) : hold_(hold) {}
+  static constexpr std::size_t kAll = std::numeric_limits<std::size_t>::max();
+  explicit DrainSink(std::size_t hold = kAll) : hold_(hold) {}
   void write(ByteView bytes) override {
     bool callers = false;  // written by the thread in a call (only it touches since_check_)
     {
       std::unique_lock lock(mutex_);
-      drained_.wait(lock, [&] { return in_call_ || stopped_ || buffer_.size() < hold_; });
+      const auto room = [&] { return in_call_ || stopped_ || held() < hold_; };
+      if (!room() && on_full_) {
+        lock.unlock();
+        on_full_();  // a caller waiting for this much output wakes
+        lock.lock();
+      }
+      drained_.wait(lock, room);
       if (stopped_) throw Error(ErrorKind::kCancelled, "the stream was stopped", name_);
       buffer_.append(bytes);
       callers = in_call_ && caller_ == std::this_thread::get_id();
@@ -562,22 +569,50 @@ class DrainSink final : public ByteSink {
     if (callers && (since_check_ += bytes.size()) >= kSignalCheckBytes) check_signals();
   }
   const std::string& name() const override { return name_; }
-  py::bytes drain() {
+  // What is held, or its first `limit` bytes (the rest kept for the next drain).
+  py::bytes drain(std::size_t limit = kAll) {
     Buffer taken;
+    std::size_t from = 0;
     {
       std::lock_guard lock(mutex_);
+      if (held() > limit) {
+        py::bytes out(reinterpret_cast<const char*>(buffer_.data() + head_), limit);
+        head_ += limit;
+        if (head_ >= buffer_.size() / 2) {  // each byte moved at most once more than it is drained
+          std::memmove(buffer_.data(), buffer_.data() + head_, held());
+          buffer_.resize(held());
+          head_ = 0;
+        }
+        drained_.notify_all();
+        return out;
+      }
+      from = std::exchange(head_, 0);
       taken = std::move(buffer_);
       buffer_ = std::move(spare_);  // memory faulted in already: a fresh buffer's pages cost more
       buffer_.clear();
     }
     drained_.notify_all();
-    py::bytes out = to_bytes(taken);
+    py::bytes out(reinterpret_cast<const char*>(taken.data() + from), taken.size() - from);
     if (taken.capacity() <= kSpareBytes) {
       std::lock_guard lock(mutex_);
       spare_ = std::move(taken);
     }
     return out;
   }
+  std::size_t size() {
+    std::lock_guard lock(mutex_);
+    return held();
+  }
+  // Between calls the writer waits while this much is held (kAll: never).
+  void set_hold(std::size_t hold) {
+    {
+      std::lock_guard lock(mutex_);
+      hold_ = hold;
+    }
+    drained_.notify_all();
+  }
+  // Called, without the sink's lock, when the writer is about to wait for a drain.
+  void on_full(std::function<void()> notify) { on_full_ = std::move(notify); }
   // Ends any wait of the writer's, for good (before the stream's run is joined).
   void stop() {
     {
@@ -622,10 +657,14 @@ class DrainSink final : public ByteSink {
     drained_.notify_all();
   }
 
-  const std::size_t hold_;
+  std::size_t held() const { return buffer_.size() - head_; }  // with mutex_ held
+
+  std::size_t hold_;
+  std::function<void()> on_full_;
   std::mutex mutex_;
   std::condition_variable drained_;
   Buffer buffer_;
+  std::size_t head_ = 0;  // bytes of buffer_ drained already (by a drain with a limit)
   // The last drained buffer, for the next round, unless a large call grew it past kSpareBytes.
   static constexpr std::size_t kSpareBytes = 8 << 20;
   Buffer spare_;
@@ -689,9 +728,27 @@ class Writer {
 class Decoder {
  public:
   static constexpr std::size_t kHeld = 8 << 20;
-  Decoder(const DecompressOptions& options, const std::string& name) : sink_(kHeld), stream_(sink_, options, name) {}
-  ~Decoder() { sink_.stop(); }  // a run waiting for Python to drain ends before it is joined
+  Decoder(const DecompressOptions& options, const std::string& name)
+      : sink_(kHeld), stream_(sink_, options, name), one_thread_(options.threads == 1) {
+    sink_.on_full([this] {
+      std::lock_guard lock(feed_mutex_);
+      fed_.notify_all();
+    });
+  }
+  ~Decoder() {
+    sink_.stop();  // a run waiting for Python to drain ends before it is joined
+    if (feeder_.joinable()) {
+      stream_.cancel();
+      {
+        std::lock_guard lock(feed_mutex_);
+        quit_ = true;
+      }
+      fed_.notify_all();
+      feeder_.join();
+    }
+  }
   py::bytes push(const py::buffer& data) {
+    if (feeder_.joinable()) return feed(data, DrainSink::kAll);
     const Input input(data);
     {
       const DrainSink::CallScope call(sink_);
@@ -713,7 +770,34 @@ class Decoder {
     }
     return sink_.drain();
   }
+  // decompress(data, max_length): at most max_length bytes out. The stream is decoded on a thread
+  // of the Decoder's (the feeder) which waits, inside the decoder's call, while max_length bytes
+  // are held: no engine need stop in the middle of its input, and what a bomb's piece decodes to
+  // is held max_length (and one write of the decoder's) at a time. Only with one thread: a run's
+  // output lags its input (taken in is not decoded), so needs_input could not be told, and what a
+  // run decodes after the input's last piece would all come out at flush().
+  py::bytes push_bounded(const py::buffer& data, std::size_t max_length) {
+    if (!one_thread_) {
+      raise(Error(ErrorKind::kUsage, "decompress() takes a max_length with threads=1 only (the default)",
+                  stream_.name()));
+    }
+    if (!feeder_.joinable()) feeder_ = std::thread([this] { feed_loop(); });
+    return feed(data, max_length);
+  }
+  // False while input given is not decoded yet, or output decoded (or an error) is not returned yet.
+  bool needs_input() {
+    {
+      std::lock_guard lock(feed_mutex_);
+      if (feeding_ || feed_error_) return false;
+    }
+    return sink_.size() == 0;
+  }
   py::bytes finish() {
+    if (feeder_.joinable()) {
+      wait_fed(DrainSink::kAll);  // what was given is decoded before the end is declared
+      std::lock_guard lock(feed_mutex_);
+      if (feed_error_) throw_feed_error();
+    }
     {
       const DrainSink::CallScope call(sink_);
       // A stream decoded on this thread ends here (no thread to wait on a run for Ctrl-C).
@@ -732,8 +816,90 @@ class Decoder {
   }
 
  private:
+  py::bytes feed(const py::buffer& data, std::size_t max_length) {
+    const Input input(data);
+    {
+      std::lock_guard lock(feed_mutex_);
+      if (!feed_error_ && !input.view().empty()) {
+        pending_.append(input.view());
+        feeding_ = true;
+      }
+    }
+    fed_.notify_all();
+    wait_fed(max_length);
+    py::bytes out = sink_.drain(max_length);
+    if (py::len(out) == 0) {
+      std::lock_guard lock(feed_mutex_);
+      if (feed_error_) throw_feed_error();  // after all that decoded before it was returned
+    }
+    return out;
+  }
+  // Until what was fed is decoded (taken in by a run), max_length bytes are held, or it failed.
+  // Between calls the feeder decodes ahead into at most max_length bytes and kHeld.
+  void wait_fed(std::size_t max_length) {
+    sink_.set_hold(max_length);
+    for (;;) {
+      bool done = false;
+      {
+        ReleasedGil release;
+        std::unique_lock lock(feed_mutex_);
+        done =
+            fed_.wait_for(lock, kSignalCheck, [&] { return feed_error_ || !feeding_ || sink_.size() >= max_length; });
+      }
+      if (done) break;
+      if (PyErr_CheckSignals() != 0) {
+        cancel();
+        throw py::error_already_set();
+      }
+    }
+    sink_.set_hold(std::min(max_length, kHeld));
+  }
+  [[noreturn]] void throw_feed_error() {
+    try {
+      std::rethrow_exception(feed_error_);
+    } catch (const Error& e) {
+      raise(e);
+    }
+    std::rethrow_exception(feed_error_);  // not reached: raise() throws
+  }
+  void feed_loop() {
+    std::unique_lock lock(feed_mutex_);
+    for (;;) {
+      fed_.wait(lock, [&] { return quit_ || !pending_.empty(); });
+      if (quit_) return;
+      const Buffer input = std::exchange(pending_, Buffer());
+      lock.unlock();
+      std::exception_ptr error;
+      try {
+        stream_.write(input.view());
+        while (!stream_.wait_taken(kSignalCheck)) {
+          const std::lock_guard quitting(feed_mutex_);
+          if (quit_) break;
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      lock.lock();
+      if (error) {
+        feed_error_ = error;
+        pending_.clear();
+      }
+      if (pending_.empty()) feeding_ = false;
+      fed_.notify_all();
+    }
+  }
+
   DrainSink sink_;
   Decompressor stream_;
+  const bool one_thread_;
+  // The feeder's hand-over (once decompress() was given a max_length).
+  std::mutex feed_mutex_;
+  std::condition_variable fed_;
+  Buffer pending_;        // given, not yet handed to the stream
+  bool feeding_ = false;  // given input not yet decoded (or taken in by a run)
+  bool quit_ = false;
+  std::exception_ptr feed_error_;
+  std::thread feeder_;  // last: joined by the destructor before the rest goes
 };
 
 // A Python binary file object as a source or sink, for the graphs' threads: each call takes
@@ -1938,6 +2104,8 @@ PYBIND11_MODULE(_native, m) {
            }),
            py::arg("format"), py::arg("threads"), py::arg("max_output"), py::arg("name"))
       .def("push", &Decoder::push)
+      .def("push_bounded", &Decoder::push_bounded)
+      .def("needs_input", &Decoder::needs_input)
       .def("finish", &Decoder::finish)
       .def("drain", &Decoder::drain)
       .def("cancel", &Decoder::cancel);

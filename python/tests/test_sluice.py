@@ -3004,6 +3004,104 @@ def test_decompressor_memory_stays_bounded_between_calls_and_a_dropped_one_ends(
     assert limited_grown < 400 * 1024, f"peak RSS grew by {limited_grown // 1024} MiB with max_output"
 
 
+def _bounded_loop(decompressor, packed, step, max_length):
+    """bz2's documented loop: more input only when needs_input; each call's output checked."""
+    out, at = [], 0
+    while True:
+        if decompressor.needs_input:
+            if at >= len(packed):
+                break
+            piece, at = packed[at:at + step], at + step
+        else:
+            piece = b""
+        got = decompressor.decompress(piece, max_length)
+        assert len(got) <= max_length
+        out.append(got)
+    assert decompressor.flush() == b""  # all came out of the calls
+    return b"".join(out)
+
+
+def test_decompressor_max_length_returns_at_most_that_and_the_rest_from_later_calls():
+    data = text(600_000, 41) + bytes(300_000)
+    streams = {fmt: sluice.compress(data, fmt, chunk_size=CHUNK) for fmt in ("gzip", "zstd", "lz4")}
+    streams["gzip -6"] = stock(["gzip", "-c"], data)
+    streams["zstd -3"] = stock(["zstd", "-c", "-q"], data)
+    streams["lz4 -1"] = stock(["lz4", "-c", "-q"], data)
+    for name, packed in streams.items():
+        for step, max_length in ((len(packed), 1), (100_000, 1000), (7, 65536), (1 << 20, 1 << 20)):
+            if max_length == 1 and name != "gzip":
+                continue  # a byte a call: one format is enough
+            assert _bounded_loop(sluice.Decompressor(), packed, step, max_length) == data, (name, step)
+    d = sluice.Decompressor()
+    assert d.needs_input and d.decompress(streams["gzip"], 0) == b"" and not d.needs_input
+    assert d.decompress(b"", 10) == data[:10]
+    assert d.decompress(b"") == data[10:]  # a call without a limit returns all the rest
+    assert d.needs_input and d.flush() == b"" and d.eof and not d.needs_input
+    with pytest.raises(TypeError):
+        sluice.Decompressor().decompress(b"", 1.5)
+
+
+def test_decompressor_max_length_holds_a_bombs_output_a_piece_at_a_time():
+    """67 KB of zstd and 1 MB of gzip holding 1 GiB of zeros, each given in one call: with a
+    max_length of 1 MiB the process grows by a few MiB, not by the gigabyte, and every byte comes
+    out (the calls' sizes add up). Without it the call returns the gigabyte; with the decoder's
+    thread let on while a call waits, by 57-74 MiB."""
+    script = textwrap.dedent("""
+        import resource, sys, sluice
+        packed = sluice.compress(bytes(1 << 30), sys.argv[1])
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        d = sluice.Decompressor()
+        total, calls, largest = len(d.decompress(packed, 1 << 20)), 1, 0
+        while not d.needs_input:
+            got = d.decompress(b"", 1 << 20)
+            total, calls, largest = total + len(got), calls + 1, max(largest, len(got))
+        total += len(d.flush())
+        print(total, calls, largest, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    """)
+    for fmt in ("zstd", "gzip"):
+        out = subprocess.run([sys.executable, "-c", script, fmt], capture_output=True, text=True, check=True,
+                             timeout=300).stdout.split()
+        total, calls, largest, grown = map(int, out)
+        assert (total, calls, largest) == (1 << 30, 1024, 1 << 20), fmt
+        assert grown < 32 * 1024, f"{fmt}: peak RSS grew by {grown // 1024} MiB"  # 7-8 MiB here
+
+
+def test_decompressor_max_length_errors_come_after_the_data_before_them_and_ctrl_c_stops_it():
+    data = text(3_000_000, 23)
+    packed = gzip.compress(data)
+    cut = sluice.Decompressor()
+    got = b""
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        for at in range(0, len(packed), 65536):  # a member's end with its CRC-32 spoilt
+            got += cut.decompress(packed[at:at + 65536] if at + 65536 < len(packed) else
+                                  packed[at:-8] + b"\0" * 8, 50_000)
+            while not cut.needs_input:
+                got += cut.decompress(b"", 50_000)
+    assert got == data and "CRC" in str(caught.value)
+    with pytest.raises(sluice.CorruptDataError):
+        cut.decompress(b"", 10)  # and again, as often as asked
+    with pytest.raises(sluice.UsageError, match="threads=1"):
+        sluice.Decompressor(threads=2).decompress(packed, 1000)
+    d = sluice.Decompressor(threads=2)  # the mistake above leaves a stream usable
+    with pytest.raises(sluice.UsageError):
+        d.decompress(packed, 10)
+    assert d.decompress(packed) + d.flush() == data
+    # Ctrl-C while a call waits for the decoder's thread (a limit past the gigabyte it decodes to)
+    bomb = sluice.compress(bytes(8 << 20)) * 128
+    stopped = sluice.Decompressor()
+    threading.Timer(0.05, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        stopped.decompress(bomb, 1 << 40)
+        time.sleep(5)  # reached only if the call ran to its end
+    with pytest.raises(sluice.Error, match="interrupted"):
+        stopped.decompress(b"", 10)
+    waiting = sluice.Decompressor()
+    assert len(waiting.decompress(bomb, 1000)) == 1000  # its thread waits, inside the decoder
+    start = time.monotonic()
+    del waiting
+    assert time.monotonic() - start < 5
+
+
 def test_a_wrapper_file_object_is_read_through_not_by_its_descriptor(tmp_path):
     """gzip.GzipFile lends its file's descriptor: the bytes it reads are not the descriptor's."""
     data = text(5000, 9)
