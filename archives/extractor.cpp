@@ -181,13 +181,15 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       }
       ensure_directories(parent_of(*relative));
       // With keep_existing, what is there stays: a directory entry joins a directory that exists,
-      // and is refused where something else is (a symbolic link was replaced by it, silently).
+      // its mode, owner and times kept (GNU tar's and bsdtar's -k: an archive's 0777 entry made
+      // ~/.ssh world-writable), and is refused where something else is (a symbolic link was
+      // replaced by it, silently).
       struct stat existing {};
       std::optional<NameKey> key;  // keep_what_was_there: the name, once
       if (options_.keep_what_was_there) key = name_key(*relative);
       const bool keep = options_.keep_existing || (key && !written_->names.contains(*key));
-      if (keep && ::lstat(path.c_str(), &existing) == 0 &&
-          (entry.type != TarEntryType::kDirectory || !S_ISDIR(existing.st_mode))) {
+      const bool kept = keep && ::lstat(path.c_str(), &existing) == 0 && !made_here(*relative);
+      if (kept && (entry.type != TarEntryType::kDirectory || !S_ISDIR(existing.st_mode))) {
         throw Refusal{"it exists already and is kept"};
       }
       switch (entry.type) {
@@ -197,7 +199,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
           output_bytes_ += entry.size;
           break;
         case TarEntryType::kDirectory:
-          make_directory(entry, *relative, path);
+          make_directory(entry, *relative, path, /*metadata=*/!kept);
           break;
         case TarEntryType::kSymlink:
           make_symlink(entry, path);
@@ -326,6 +328,16 @@ class SafeExtractor::Impl final : public TarEntryHandler {
 
   // Past kVerifiedDirectoryBytes (a key and its node, about 48 bytes each) the cache is dropped:
   // what it held is checked again when needed.
+  // Directories this extraction made, for keep_existing and keep_what_was_there: a directory entry
+  // after its files (made then with the default mode) still takes its mode. Past the budget no
+  // more are noted, and a later directory entry of one made since keeps what it has.
+  void remember_made(const std::string& relative) {
+    constexpr std::size_t kKeyBytes = sizeof(NameKey) + 32;
+    if (!options_.keep_existing && !options_.keep_what_was_there) return;
+    if (made_.size() * kKeyBytes < kVerifiedDirectoryBytes) made_.insert(name_key(relative));
+  }
+  bool made_here(const std::string& relative) const { return made_.contains(name_key(relative)); }
+
   void remember_verified(const std::string& relative) {
     constexpr std::size_t kKeyBytes = sizeof(NameKey) + 32;
     if (verified_.size() * kKeyBytes >= kVerifiedDirectoryBytes) verified_.clear();
@@ -409,7 +421,10 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       int next = ::openat(directory.get(), name.c_str(), kFlags);
       if (next < 0 && errno == ENOENT) {
         if (!create) return false;
-        if (::mkdirat(directory.get(), name.c_str(), 0777) != 0 && errno != EEXIST) {
+        count_directory(relative.substr(0, slash));
+        if (::mkdirat(directory.get(), name.c_str(), 0777) == 0) {
+          remember_made(relative.substr(0, slash));
+        } else if (errno != EEXIST) {
           throw_system_error("cannot create directory", full(relative.substr(0, slash)));
         }
         next = ::openat(directory.get(), name.c_str(), kFlags);
@@ -454,6 +469,20 @@ class SafeExtractor::Impl final : public TarEntryHandler {
                             printable_name(entry.path), entry.header_offset, entry.size, limit, output_bytes_));
   }
 
+  // A directory to be made counts as a block of the file system towards max_output_bytes: ten
+  // entries of 2,040 components each (328 bytes of .tar.gz) made 20,421 directories, 80 MB of
+  // disk, past any limit on file contents.
+  void count_directory(const std::string& relative) {
+    const std::uint64_t limit = options_.max_output_bytes;
+    if (limit != 0 && kExtractedDirectoryBytes > limit - std::min(limit, output_bytes_)) {
+      throw Error(ErrorKind::kLimit,
+                  fmt::format("directory '{}' would take the output past the limit of {} bytes set for this run ({} "
+                              "written before it; a directory counts as {} bytes)",
+                              printable_name(relative), limit, output_bytes_, kExtractedDirectoryBytes));
+    }
+    output_bytes_ += kExtractedDirectoryBytes;
+  }
+
   void start_file(const TarEntry& entry, const std::string& path) {
     // A small file where nothing is yet (the usual case) is created under its name at once, as
     // GNU tar and bsdtar create every file: its bytes follow at once, and a failure or a signal
@@ -485,19 +514,27 @@ class SafeExtractor::Impl final : public TarEntryHandler {
     skipping_ = false;
   }
 
-  void make_directory(const TarEntry& entry, const std::string& relative, const std::string& path) {
+  // `metadata`: the entry's mode, owner and times are applied at the end (false: a directory kept).
+  void make_directory(const TarEntry& entry, const std::string& relative, const std::string& path, bool metadata) {
     struct stat status {};
-    if (::lstat(path.c_str(), &status) == 0 && !S_ISDIR(status.st_mode)) {
+    const bool exists = ::lstat(path.c_str(), &status) == 0;
+    if (exists && !S_ISDIR(status.st_mode)) {
       if (!options_.replace_files_with_directories && !S_ISLNK(status.st_mode)) {
         throw Refusal{"a file exists at that path"};
       }
       if (::unlink(path.c_str()) != 0) throw_system_error("cannot replace", path);
     }
-    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) throw_system_error("cannot create directory", path);
+    if (!exists || !S_ISDIR(status.st_mode)) count_directory(relative);
+    if (::mkdir(path.c_str(), 0700) == 0) {
+      remember_made(relative);
+    } else if (errno != EEXIST) {
+      throw_system_error("cannot create directory", path);
+    }
     if (::lstat(path.c_str(), &status) != 0) throw_system_error("cannot create directory", path);
     if (!S_ISDIR(status.st_mode)) throw Refusal{"not a directory after it was made"};
     if (is_destination(status)) throw Refusal{"names the destination itself"};
     remember_verified(relative);
+    if (!metadata) return;
     // A directory that comes twice takes its last entry's mode and times, as with GNU tar.
     const PendingDirectory pending{
         mode_for(entry), mtime_of(entry), static_cast<uid_t>(entry.uid), static_cast<gid_t>(entry.gid),
@@ -586,6 +623,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   // in, and those made by entries, not every prefix of every name (a name 2,000 deep has 4 MB of
   // those); by SHA-256, so that no archive can make names meet in one bucket of the set.
   std::unordered_set<NameKey, NameKeyHash> verified_;
+  std::unordered_set<NameKey, NameKeyHash> made_;    // remember_made()
   std::shared_ptr<TarWrittenNames> written_;         // names entries made (keep_what_was_there)
   std::map<std::string, PendingDirectory> pending_;  // directories waiting for their modes and times, by path
   std::size_t pending_bytes_ = 0;

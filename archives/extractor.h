@@ -15,6 +15,10 @@
 
 namespace sluice::detail {
 
+// What a directory made counts for towards TarExtractOptions::max_output_bytes: a block of the
+// file system (a bomb of directories fills a disk as one of zeros does).
+inline constexpr std::uint64_t kExtractedDirectoryBytes = 4096;
+
 class SafeExtractor final : public TarEntryHandler {
  public:
   // Creates options.directory if missing. Throws Error(kIo) if it cannot be used.

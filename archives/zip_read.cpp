@@ -15,12 +15,14 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/parallel_pipeline.h>
 
 #include "archives/extractor.h"
+#include "archives/name_key.h"
 #include "archives/tar_format.h"
 #include "archives/zip_format.h"
 #include "archives/zip_methods.h"
@@ -1077,15 +1079,35 @@ TarEntry as_tar_entry(const ZipEntry& entry) {
 
 StreamInfo stream_info(const ZipEntry& entry) { return detail::stream_info_for(entry.path, entry.mtime_seconds); }
 
-// ZipExtractOptions::max_output_bytes, checked on the sizes the members to extract declare (in
-// all: `total`) before anything is written (a member that decodes to more than it declares fails).
-void check_output_limit(std::uint64_t total, std::uint64_t limit, const std::string& archive) {
+// ZipExtractOptions::max_output_bytes, checked before anything is written on the sizes the
+// members to extract declare (`files`; a member that decodes to more than it declares fails) and
+// the directories their names hold (`directories`, each counted as the extractor counts one).
+void check_output_limit(std::uint64_t files, std::uint64_t directories, std::uint64_t limit,
+                        const std::string& archive) {
+  const std::uint64_t directory_bytes = directories > UINT64_MAX / detail::kExtractedDirectoryBytes
+                                            ? UINT64_MAX
+                                            : directories * detail::kExtractedDirectoryBytes;
+  const std::uint64_t total = files > UINT64_MAX - directory_bytes ? UINT64_MAX : files + directory_bytes;
   if (limit == 0 || total <= limit) return;
+  const std::string what = directories == 0 ? fmt::format("{} bytes in all", files)
+                                            : fmt::format("{} bytes of files and {} directories ({} bytes each)", files,
+                                                          directories, detail::kExtractedDirectoryBytes);
   throw Error(ErrorKind::kLimit,
-              fmt::format("the members to extract declare {} bytes in all, more than the limit of {} bytes set for "
-                          "this run; nothing was extracted",
-                          total, limit),
+              fmt::format("the members to extract declare {}, more than the limit of {} bytes set for this run; "
+                          "nothing was extracted",
+                          what, limit),
               archive);
+}
+
+// The directories that `path` names and holds, added to `seen` (each name once).
+void note_directories(const std::string& path, bool is_directory,
+                      std::unordered_set<detail::NameKey, detail::NameKeyHash>& seen) {
+  std::size_t end = is_directory ? path.size() : path.rfind('/');
+  while (end != std::string::npos && end > 0) {
+    const std::string_view prefix(path.data(), end);
+    if (!prefix.ends_with('/') && !seen.insert(detail::name_key(prefix)).second) return;  // its parents too
+    end = end == 0 ? std::string::npos : path.rfind('/', end - 1);
+  }
 }
 
 }  // namespace
@@ -1100,15 +1122,18 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   const TarExclude exclude(options.exclude);
   std::vector<std::size_t> selected;
   std::uint64_t declared = 0;  // the selected files' sizes, for the output limit
+  std::unordered_set<detail::NameKey, detail::NameKeyHash> directories;  // and their directories
   for (std::size_t index = 0; index < reader.size(); ++index) {
     const ZipEntry entry = reader.entry(index);
-    if (members.selects(entry.path, entry.type == ZipEntryType::kDirectory) && !exclude.excludes(entry.path)) {
+    const bool is_directory = entry.type == ZipEntryType::kDirectory;
+    if (members.selects(entry.path, is_directory) && !exclude.excludes(entry.path)) {
       selected.push_back(index);
       if (entry.type == ZipEntryType::kFile)
         declared = entry.size > UINT64_MAX - declared ? UINT64_MAX : declared + entry.size;
+      if (options.max_output_bytes != 0) note_directories(entry.path, is_directory, directories);
     }
   }
-  check_output_limit(declared, options.max_output_bytes, reader.name());
+  check_output_limit(declared, directories.size(), options.max_output_bytes, reader.name());
   const ZipEntry* current = nullptr;
   TarExtractOptions extract;
   extract.directory = options.directory;

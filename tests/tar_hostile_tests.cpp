@@ -147,6 +147,45 @@ TEST_F(TarHostile, LongNamesAreMatchedInLinearTimeAndMessagesNameTheArchive) {
   EXPECT_NE(r.err.find("of the extended header at archive byte 1024"), std::string::npos) << r.err;
 }
 
+// A bomb of directories: names of many components make a directory each, which --max-output
+// did not count (ten entries of 2,040 components, 328 bytes of .tar.gz, made 20,421 directories
+// and 80 MB of disk under --max-output 1K). Each directory made counts as 4096 bytes, one that
+// exists already as nothing; zip counts its members' directories before anything is written.
+TEST_F(TarHostile, MaxOutputCountsTheDirectoriesEntriesMake) {
+  ASSERT_EQ(sh("python3 -c \"import tarfile, zipfile\n"
+               "names = ['d%d/' % n + 'a/' * 59 for n in range(3)]\n"
+               "with tarfile.open('deep.tar.gz', 'w:gz') as t:\n"
+               "    for name in names:\n"
+               "        i = tarfile.TarInfo(name); i.type = tarfile.DIRTYPE; t.addfile(i)\n"
+               "with zipfile.ZipFile('deep.zip', 'w') as z:\n"
+               "    for name in names: z.writestr(name, b'')\n"
+               "    z.writestr('d0/x', b'12345')\n\"")
+                .status,
+            0);
+  auto r = sluice_tar("-x -f deep.tar.gz -C out --max-output 100K");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("would take the output past the limit of 102400 bytes set for this run (102400 written before "
+                       "it; a directory counts as 4096 bytes)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(sh("find out -mindepth 1 -type d | wc -l").out, "25\n");
+  r = sluice_tar("-x -f deep.tar.gz -C fits --max-output 737280");  // 180 directories exactly
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("find fits -mindepth 1 -type d | wc -l").out, "180\n");
+  r = sluice_tar("-x -f deep.tar.gz -C fits --max-output 4K");  // all there already: nothing made
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sluice_tar("-x -f deep.tar.gz -C short --max-output 737279");
+  EXPECT_EQ(r.status, 1) << describe(r);
+
+  r = sh(testing::sluice() + " zip -x -f deep.zip -C zout --max-output 100K");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("declare 5 bytes of files and 180 directories (4096 bytes each)"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("find zout -mindepth 1 | wc -l").out, "0\n");
+  r = sh(testing::sluice() + " zip -x -f deep.zip -C zfits --max-output 737285");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(get("zfits/d0/x"), testing::to_bytes(std::string("12345")));
+}
+
 // A bomb: 48 MiB of zeros packed by GNU tar and gzip into 50 KB. --max-output stops the run
 // before the file that would pass it is begun (nothing of it on disk, nor after it); what came
 // before stays, as after a corrupt archive. -O counts alike, and the library counts a transcoded

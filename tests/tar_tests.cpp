@@ -610,6 +610,41 @@ TEST_F(Tar, KeepOldFilesAsGnuTar) {
   EXPECT_EQ(read_file(dir_ / "ours/src/one.txt"), Bytes{'x'});
 }
 
+// -k keeps a directory that was there: its mode, owner and times, as GNU tar's -k and bsdtar's
+// do (an archive's 0777 entry for it made ~/.ssh world-writable); so does transcode into a
+// directory without -f. A directory the run made itself (before its entry: "late/x" first)
+// still takes its entry's mode (GNU tar -k leaves it as made, 0755 under umask 022).
+TEST_F(Tar, KeepOldFilesKeepsADirectoryThatWasThere) {
+  python(
+      "import io, tarfile\n"
+      "def directory(name, mode):\n"
+      "    i = tarfile.TarInfo(name); i.type = tarfile.DIRTYPE; i.mode = mode; i.uid = i.gid = 4242; return i\n"
+      "with tarfile.open('d.tar', 'w') as t:\n"
+      "    t.addfile(directory('pub', 0o777))\n"
+      "    i = tarfile.TarInfo('late/x'); i.size = 2; t.addfile(i, io.BytesIO(b'hi'))\n"
+      "    t.addfile(directory('late', 0o700))\n");
+  const std::string ids = ::geteuid() == 0 ? " --same-owner" : "";
+  for (const char* where : {"ours", "gnu", "store"}) {
+    ASSERT_EQ(sh(fmt::format("mkdir -p {0}/pub && chmod 0750 {0}/pub && touch -d 2020-01-01 {0}/pub", where)).status,
+              0);
+  }
+  auto r = sluice_tar("-x -k" + ids + " -f d.tar -C ours");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  r = sh("tar -x -k" + ids + " -f d.tar -C gnu");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  r = sh(testing::sluice() + " transcode d.tar --output-dir store -F gzip");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  const auto described = [&](const std::string& path) { return sh("stat -c '%a %u:%g %Y' " + path).out; };
+  EXPECT_EQ(described("ours/pub"), described("gnu/pub"));
+  EXPECT_EQ(described("ours/pub"), fmt::format("750 {0}:{1} {2}\n", ::getuid(), ::getgid(), 1577836800));
+  EXPECT_EQ(described("store/pub"), described("gnu/pub"));
+  EXPECT_EQ(sh("stat -c %a ours/late store/late").out, "700\n700\n");
+  // Without -k the archive's entry is applied, as GNU tar applies it.
+  r = sluice_tar("-x" + ids + " -f d.tar -C ours");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("stat -c %a ours/pub").out, "777\n");
+}
+
 // A new file is named by its descriptor where the process may (root, as in most containers)
 // and through /proc/self/fd where it may not (everyone else): extraction publishes whole files
 // either way, and over the files of an earlier run. Run as root, the second way runs as nobody.

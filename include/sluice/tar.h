@@ -226,8 +226,8 @@ struct TarExtractOptions {
   // over. Members and exclusions match the names as stored.
   std::size_t strip_components = 0;
   // An entry whose name exists already is refused, and what is there kept, a symbolic link
-  // included; a directory entry joins a directory that exists (GNU tar's --keep-old-files). By
-  // default it is replaced, never written through.
+  // included; a directory entry joins a directory that exists, its mode, owner and times kept
+  // (GNU tar's --keep-old-files). By default it is replaced, never written through.
   bool keep_existing = false;
   // keep_existing for what was there before the extraction began only: an entry still replaces
   // what an earlier entry of this extraction wrote (a name an archive holds twice, as GNU tar
@@ -245,7 +245,8 @@ struct TarExtractOptions {
   // that would take the total past it stops extraction with Error(kLimit) before it is begun
   // (the entries before it stay extracted), so that a small archive (a .tar.gz of zeros, a bomb)
   // cannot fill a disk. Counted as the sizes the entries declare: a sparse file's whole size,
-  // and transcode_tar's contents before they are compressed.
+  // and transcode_tar's contents before they are compressed; and 4096 bytes for each directory
+  // made (names of thousands of components are a bomb of directories), none for one there.
   std::uint64_t max_output_bytes = 0;
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted

@@ -205,9 +205,10 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     under `dest` (created if missing), safely: nothing is written outside it. members: only these
     paths and what is under them. Entries refused for safety or that the file system would not
     take are reported in the result; strict=True raises at the first one instead.
-    max_output: the most bytes of file contents to write in all (the sizes the entries declare);
-    a file that would pass it raises OutputLimitError before it is begun, the entries before it
-    extracted: a small upload (a .tar.gz of zeros) cannot fill the disk.
+    max_output: the most bytes of file contents to write in all (the sizes the entries declare,
+    and 4096 for each directory made); a file or directory that would pass it raises
+    OutputLimitError before it is begun, the entries before it extracted: a small upload (a
+    .tar.gz of zeros, or of names of thousands of directories) cannot fill the disk.
     """
     path, file = _archive(archive)
     raw = _native.tar_extract(os.fsencode(path), file, _encoded_path(dest, "dest"), _encoded(members or (), "members"),

@@ -155,8 +155,8 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     is written outside it. members: only these paths and what is under them. Members refused for
     safety, or that cannot be decoded (unsupported method, encrypted, corrupt) or written, are
     reported in the result and leave nothing behind; strict=True raises at the first instead.
-    max_output: the most bytes of file contents to write in all; when the members to extract
-    declare more, OutputLimitError is raised before anything is written (a member that decodes to
+    max_output: the most bytes of file contents to write in all (and 4096 for each directory
+    their names hold); when the members to extract declare more, OutputLimitError is raised before anything is written (a member that decodes to
     more than it declares fails): an uploaded zip bomb cannot fill the disk.
     """
     return _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, "", 0, on_entry,
