@@ -76,6 +76,8 @@ class Planner {
   std::vector<FileJob> jobs;
   std::vector<Failure> failures;
   std::vector<std::string> warnings;  // found while planning, each an input's (its name first)
+  // Files a walk to compress left out as compressed already: named with -v, counted by --json.
+  std::vector<std::string> left_alone;
   // Each job's and failure's position among the inputs (the command line's order, directories
   // expanded in sorted order): the "index" of --json records, which arrive as files complete.
   std::vector<std::size_t> job_positions, failure_positions;
@@ -286,9 +288,13 @@ class Planner {
     if (from_walk && options_.mode != Mode::kCompress && !decompressed_name(path)) return;
     // Walking a tree to compress, compressed files are not inputs: by suffix (ours and other
     // formats': a.tgz, x.zst, y.xz) or by content (a .gz renamed .log).
-    if (from_walk && options_.mode == Mode::kCompress &&
-        (has_suffix(path, extension_) || has_compressed_suffix(path) || looks_compressed(path))) {
-      return;
+    if (from_walk && options_.mode == Mode::kCompress) {
+      const bool by_name = has_suffix(path, extension_) || has_compressed_suffix(path);
+      if (by_name || looks_compressed(path)) {
+        left_alone.push_back(fmt::format("{}: compressed already (by its {}); left alone", printable_name(path),
+                                         by_name ? "suffix" : "content"));
+        return;
+      }
     }
     // A file the walk takes is left alone when it has other names (not the ones it leaves out).
     if ((from_walk && refused_link(path, status, /*named=*/false)) || refused_special_bits(path, status)) return;
@@ -528,6 +534,9 @@ int run_file_jobs(const CliOptions& given) {
   std::size_t warnings = plan.warnings.size();
   if (!options.quiet) {
     for (const auto& warning : plan.warnings) progress.print(fmt::format("sluice: warning: {}\n", warning));
+    if (options.verbose) {
+      for (const auto& note : plan.left_alone) progress.print(fmt::format("sluice: {}\n", note));
+    }
   }
   const bool compressing = options.mode == Mode::kCompress;
   const auto report_item = [&](std::size_t position, const ItemResult& item) {
@@ -650,9 +659,10 @@ int run_file_jobs(const CliOptions& given) {
   const std::size_t failures = failed_inputs.size();
   if (options.json) {
     fmt::print(
-        "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"skipped\": {}, \"input_bytes\": {}, "
+        "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"skipped\": {}, \"left_alone\": {}, \"input_bytes\": {}, "
         "\"output_bytes\": {}, \"seconds\": {:.6f}}}}}\n",
-        total_files, failures, skipped, report.input_bytes, report.output_bytes, report.seconds);
+        total_files, failures, skipped, plan.left_alone.size(), report.input_bytes, report.output_bytes,
+        report.seconds);
   }
   if (options.verbose && !options.quiet && total_files > 1) {
     fmt::print(stderr, "{} files, {} -> {} in {:.2f} s\n", total_files - failures - skipped,

@@ -460,6 +460,20 @@ TEST_F(Cli, SuffixesInAnyCaseAndGzipsOldOnesAreTaken) {
   EXPECT_TRUE(exists("tree/data.gz"));
   EXPECT_FALSE(exists("tree/LOGS.GZ.gz"));
   EXPECT_FALSE(exists("tree/C.Zst.gz"));
+  EXPECT_EQ(walk.err, "");
+  // -v names each (a .gz renamed .log known by its content), --json's summary counts them: a
+  // script checking the summary was told every file was handled.
+  ASSERT_EQ(sh("mkdir tree2 && cp LOGS.GZ data tree2/ && cp LOGS.GZ tree2/renamed.log").status, 0);
+  const auto told = sluice("-r -v --json tree2");
+  ASSERT_EQ(told.status, 0) << describe(told);
+  EXPECT_NE(told.err.find("sluice: tree2/LOGS.GZ: compressed already (by its suffix); left alone\n"), std::string::npos)
+      << told.err;
+  EXPECT_NE(told.err.find("sluice: tree2/renamed.log: compressed already (by its content); left alone\n"),
+            std::string::npos)
+      << told.err;
+  EXPECT_NE(told.out.find("{\"summary\": {\"files\": 1, \"failed\": 0, \"skipped\": 0, \"left_alone\": 2,"),
+            std::string::npos)
+      << told.out;
   // Named on the command line, LOGS.GZ already has gzip's suffix, as gzip says.
   const auto again = sluice("LOGS.GZ");
   EXPECT_EQ(again.status, 1);
