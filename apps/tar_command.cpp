@@ -255,8 +255,10 @@ int run_create(const TarCliOptions& options) {
 
   if (to_stdout) {
     if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
-    FdSink sink(1, "<stdout>");
+    const std::optional<CodecInfo> info = codec.empty() ? std::nullopt : CodecRegistry::global().find(codec);
+    MarkedStreamSink sink(1, "<stdout>", info ? info->unfinished_mark : std::string());
     const TarStats stats = create_tar(options.paths, sink, codec, compress, create);
+    sink.finish();
     if (options.totals) print_totals("written", stats);
     return changed > 0 ? kExitFailure : kExitSuccess;
   }

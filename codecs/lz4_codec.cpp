@@ -698,6 +698,7 @@ CodecInfo lz4_info() {
     return magic && (*magic == kFrameMagic || *magic == kLegacyMagic);
   };
   info.magic_bytes = 4;
+  info.unfinished_mark = std::string("\x04\x22\x4d\x18", 4);  // a frame's magic number, and no descriptor
   return info;
 }
 

@@ -85,6 +85,8 @@ void CodecRegistry::add(CodecInfo info, CodecFactory factory) {
   // SIZE_MAX gave each chunk the whole stream so far (memory with the stream, time its square).
   if (info.history_bytes > kMaxChunkBytes)
     throw refuse(fmt::format("its history must be at most 1 GiB, not {} bytes", info.history_bytes));
+  if (info.unfinished_mark.size() > 64)  // held for a signal handler, in fixed storage
+    throw refuse(fmt::format("its unfinished mark must be at most 64 bytes, not {}", info.unfinished_mark.size()));
   // A name goes into flags, pipeline keys and messages: letters, digits and "+-._" only (one with
   // ESC or a newline was printed raw in every error naming the codec).
   if (info.name.size() > 64 || !std::ranges::all_of(info.name, [](char c) {

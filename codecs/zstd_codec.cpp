@@ -526,6 +526,7 @@ CodecInfo zstd_info() {
     return magic && (*magic == ZSTD_MAGICNUMBER || *magic == kOnlySkippableFrames);
   };
   info.magic_bytes = 4;
+  info.unfinished_mark = std::string("\x28\xb5\x2f\xfd", 4);  // a frame's magic number, and no header
   return info;
 }
 

@@ -353,6 +353,24 @@ void set_pending_outputs_removed_on_signals(bool removed) noexcept {
   g_removed_on_signals.store(removed, std::memory_order_relaxed);
 }
 
+// The stream a signal leaves unfinished (MarkedStreamSink): its descriptor (-1: none) and mark.
+namespace {
+constexpr std::size_t kMaxUnfinishedMark = 64;
+std::atomic<int> g_unfinished_fd{-1};
+char g_unfinished_mark[kMaxUnfinishedMark];
+std::size_t g_unfinished_mark_size = 0;
+
+void write_mark(int fd, const char* mark, std::size_t size) noexcept {
+  while (size > 0) {
+    const ssize_t done = ::write(fd, mark, size);
+    if (done < 0 && errno == EINTR) continue;
+    if (done <= 0) return;  // the reader gone, a full disk: nothing more to do
+    mark += done;
+    size -= static_cast<std::size_t>(done);
+  }
+}
+}  // namespace
+
 bool remove_pending_outputs(int signal_number) noexcept {
   g_deferred_signal.store(signal_number, std::memory_order_seq_cst);
   for (int slot = 0; slot < kCleanupSlots; ++slot) {
@@ -361,7 +379,41 @@ bool remove_pending_outputs(int signal_number) noexcept {
   for (int slot = 0; slot < kCleanupSlots; ++slot) {
     if (g_cleanup_state[slot].load(std::memory_order_acquire) == kSlotRemove) ::unlink(g_cleanup_paths[slot]);
   }
+  if (signal_number != SIGPIPE) {  // SIGPIPE: the stream's reader is gone
+    if (const int fd = g_unfinished_fd.exchange(-1, std::memory_order_acq_rel); fd >= 0) {
+      const int saved = errno;
+      write_mark(fd, g_unfinished_mark, g_unfinished_mark_size);
+      errno = saved;
+    }
+  }
   return true;
+}
+
+MarkedStreamSink::MarkedStreamSink(int fd, std::string name, std::string unfinished_mark)
+    : sink_(fd, std::move(name)), fd_(fd), mark_(std::move(unfinished_mark)) {
+  if (mark_.size() > kMaxUnfinishedMark) mark_.clear();  // CodecRegistry::add() refuses such a codec
+}
+
+MarkedStreamSink::~MarkedStreamSink() {
+  if (!started_ || finished_ || mark_.empty()) return;
+  g_unfinished_fd.store(-1, std::memory_order_release);
+  write_mark(fd_, mark_.data(), mark_.size());
+}
+
+void MarkedStreamSink::write(ByteView bytes) {
+  if (!started_ && !bytes.empty() && !mark_.empty()) {
+    started_ = true;
+    g_unfinished_fd.store(-1, std::memory_order_release);  // another's (finished or not) no longer
+    std::memcpy(g_unfinished_mark, mark_.data(), mark_.size());
+    g_unfinished_mark_size = mark_.size();
+    g_unfinished_fd.store(fd_, std::memory_order_release);
+  }
+  sink_.write(bytes);
+}
+
+void MarkedStreamSink::finish() noexcept {
+  finished_ = true;
+  if (started_) g_unfinished_fd.store(-1, std::memory_order_release);
 }
 
 // Whether an open file can be named through /proc/self/fd (linkat with AT_SYMLINK_FOLLOW; the

@@ -10,12 +10,15 @@
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 #include <oneapi/tbb/flow_graph.h>
 #include <oneapi/tbb/task_arena.h>
 
 #include "engine/thread_arena.h"
+#include "sluice/codec.h"
 #include "sluice/error.h"
 #include "sluice/io.h"
 
@@ -50,7 +53,9 @@ class DiscardSink final : public ByteSink {
 // The input side and the output side may be used from different threads, one each.
 class FileItem {
  public:
-  FileItem(const FileJob& job, const FileBatchOptions& batch) : job_(job), batch_(batch) {}
+  // `unfinished_mark`: a compressed stream's (CodecInfo::unfinished_mark), for stdout.
+  FileItem(const FileJob& job, const FileBatchOptions& batch, std::string unfinished_mark = {})
+      : job_(job), batch_(batch), unfinished_mark_(std::move(unfinished_mark)) {}
 
   ByteSource& open_source(StreamInfo* info) {
     if (job_.input == "-") {
@@ -81,7 +86,7 @@ class FileItem {
       return *discard_;
     }
     if (job_.output.empty()) {
-      stdout_ = std::make_unique<FdSink>(STDOUT_FILENO, kStdoutName);
+      stdout_ = std::make_unique<MarkedStreamSink>(STDOUT_FILENO, kStdoutName, unfinished_mark_);
       return *stdout_;
     }
     const std::filesystem::path parent = std::filesystem::path(job_.output).parent_path();
@@ -116,6 +121,7 @@ class FileItem {
     const bool remove = batch_.remove_inputs && !keep_input && input_status_ && !job_.output.empty();
     if (output_) output_->commit(batch_.durable || remove);
     output_.reset();
+    if (stdout_) stdout_->finish();
     stdout_.reset();
     if (!remove) return;
     // The input must still be the file we read, as we read it: removing a file that was
@@ -133,7 +139,7 @@ class FileItem {
   void discard() noexcept {
     source_.reset();
     output_.reset();  // removes the temporary
-    stdout_.reset();
+    stdout_.reset();  // marks a stream begun there unfinished
   }
 
  private:
@@ -142,7 +148,8 @@ class FileItem {
   std::unique_ptr<FdSource> source_;
   std::optional<FileStatus> input_status_;
   std::unique_ptr<OutputFile> output_;
-  std::unique_ptr<FdSink> stdout_;
+  std::string unfinished_mark_;
+  std::unique_ptr<MarkedStreamSink> stdout_;
   std::unique_ptr<DiscardSink> discard_;
 };
 
@@ -227,7 +234,8 @@ class Report {
 // The compression graph's view of a batch of files.
 class FileStreams final : public StreamSet {
  public:
-  FileStreams(const std::vector<FileJob>& jobs, const FileBatchOptions& batch, Report& report)
+  FileStreams(const std::vector<FileJob>& jobs, const FileBatchOptions& batch, Report& report,
+              const std::string& unfinished_mark)
       : batch_(batch),
         report_(report),
         // Outputs to stdout come out one after another; files, discarded outputs: each its own.
@@ -235,7 +243,7 @@ class FileStreams final : public StreamSet {
           return job.output.empty() && !batch.discard_output;
         })) {
     items_.reserve(jobs.size());
-    for (const auto& job : jobs) items_.push_back(std::make_unique<FileItem>(job, batch));
+    for (const auto& job : jobs) items_.push_back(std::make_unique<FileItem>(job, batch, unfinished_mark));
   }
   std::size_t size() const override { return items_.size(); }
   bool independent_sinks() const override { return independent_; }
@@ -313,7 +321,8 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
                            const FileBatchOptions& batch) {
   const auto start = Clock::now();
   Report report(jobs, batch);
-  FileStreams streams(jobs, batch, report);
+  const std::optional<CodecInfo> codec = CodecRegistry::global().find(options.codec);
+  FileStreams streams(jobs, batch, report, codec ? codec->unfinished_mark : std::string());
   CompressOptions run = options;
   run.on_stream_error = batch.fail_fast ? FailurePolicy::kStopRun : FailurePolicy::kSkipStream;
   if (batch.on_progress && !run.on_read) run.on_read = batch.on_progress;

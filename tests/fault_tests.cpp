@@ -8,11 +8,12 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 
 #include "core/mapped_file.h"
 #include "core/pending_outputs.h"
@@ -690,6 +691,85 @@ TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
     }
     fs::remove_all(dir_ / "out");
   }
+}
+
+// A compressed stream on stdout cannot be taken back: one cut short by a signal ended at a unit's
+// end, a valid stream of its own (zstd -t and sluice -t passed a backup stopped by Ctrl-C). The
+// codec's unfinished mark after it makes every reader say it was cut short; the default gzip
+// form and lz4's frame said so already.
+TEST_F(Faults, AStreamOnStdoutStoppedBySignalReadsAsCutShort) {
+  const std::string s = testing::sluice();
+  ASSERT_EQ(sh("mkdir tree && truncate -s 64G tree/huge").status, 0);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {s + " -F zstd -c < /dev/zero > out.zst", "zstd -qt out.zst"},
+      {s + " --multi-member -c < /dev/zero > out.gz", "gzip -t out.gz"},
+      {s + " --bgzf -c < /dev/zero > out.gz", "gzip -t out.gz"},
+      {s + " tar -c -F zstd -f - tree > out.zst", "zstd -qt out.zst"},
+  };
+  for (const auto& [command, check] : cases) {
+    const std::string output = check.substr(check.rfind(' ') + 1);
+    const auto r = sh(fmt::format(
+        "set -m; {} & pid=$!; for i in $(seq 400); do [ -s {} ] && "
+        "{{ echo output written; break; }}; sleep 0.05; done; kill -INT $pid; wait $pid; echo \"status $?\"",
+        command, output));
+    EXPECT_NE(r.out.find("output written"), std::string::npos) << command << ": " << describe(r);
+    EXPECT_NE(r.out.find("status 130"), std::string::npos) << command << ": " << describe(r);
+    EXPECT_NE(sh(check).status, 0) << command << ": " << check << " passed a stream cut short";
+    const auto ours = sh(s + " -t " + output);
+    EXPECT_EQ(ours.status, 1) << command << ": " << describe(ours);
+    EXPECT_NE(ours.err.find("is truncated"), std::string::npos) << command << ": " << ours.err;
+    fs::remove(dir_ / output);
+  }
+  // A run that fails before an input's stream begins adds nothing: the streams before it stand.
+  ASSERT_EQ(sh("echo hello > a").status, 0);
+  const auto failed = sh(s + " -F zstd -c a missing > both.zst");
+  EXPECT_EQ(failed.status, 1) << describe(failed);
+  EXPECT_EQ(sh("zstd -dc both.zst").out, "hello\n");
+}
+
+// The mark is appended when the sink goes unfinished (a failed run), or by the signal handler,
+// once a byte was written; not after finish(), not to a stream never begun, not on SIGPIPE.
+TEST(MarkedStream, TheMarkFollowsAStreamCutShortOnly) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const auto drained = [&] {
+    std::string got(1024, '\0');
+    const int flags = ::fcntl(fds[0], F_GETFL);
+    ::fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
+    const ssize_t n = ::read(fds[0], got.data(), got.size());
+    ::fcntl(fds[0], F_SETFL, flags);
+    got.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return got;
+  };
+  const auto bytes = [](const char* text) {
+    return ByteView(reinterpret_cast<const std::uint8_t*>(text), std::strlen(text));
+  };
+  {
+    MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
+    sink.write(bytes("abc"));
+  }
+  EXPECT_EQ(drained(), "abcMARK");
+  {
+    MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
+    sink.write(bytes("done"));
+    sink.finish();
+  }
+  EXPECT_EQ(drained(), "done");
+  { MarkedStreamSink sink(fds[1], "<pipe>", "MARK"); }
+  EXPECT_EQ(drained(), "");
+  {
+    MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
+    sink.write(bytes("cut"));
+    EXPECT_TRUE(remove_pending_outputs(SIGPIPE));  // its reader is gone: nothing to say
+    EXPECT_EQ(drained(), "cut");
+    EXPECT_TRUE(remove_pending_outputs(SIGTERM));
+    EXPECT_EQ(drained(), "MARK");
+    EXPECT_TRUE(remove_pending_outputs(SIGTERM));  // once
+    EXPECT_EQ(drained(), "");
+    sink.finish();
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 // Extracting small files, which are created under their own names: a signal at any moment

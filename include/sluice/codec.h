@@ -80,6 +80,12 @@ struct CodecInfo {
   char tar_letter = 0;
   // What the format's independent pieces are called in messages ("member", "frame").
   std::string unit_noun = "frame";
+  // Bytes that begin one of the format's units and end there (gzip: a member's header and no
+  // data; at most 64 bytes), which every reader takes for a stream cut short. MarkedStreamSink
+  // appends them to a stream on standard output that a failure or a signal cut short, where the
+  // units written before would make a valid stream (a backup cut short would check good).
+  // Empty: such a stream is left as it is.
+  std::string unfinished_mark;
   // A default chunk size for tar archives, when larger than default_chunk_bytes pays there
   // (archives of many similar files gain from longer windows); 0: the same.
   std::size_t archive_chunk_bytes = 0;

@@ -160,6 +160,31 @@ class FdSink final : public ByteSink {
   std::string name_;
 };
 
+// A compressed stream written to a descriptor that cannot be taken back (standard output, a
+// pipe): once bytes are written and until finish(), a handler calling remove_pending_outputs()
+// appends `unfinished_mark` (the codec's CodecInfo::unfinished_mark) to it, and so does the
+// destructor without finish() (the run failed), so that every reader finds the stream cut short:
+// the units written before make a valid stream of their own (zstd -t and gzip -t passed a
+// multi-frame stream whose writer was stopped by Ctrl-C). One at a time takes the signal's mark.
+class MarkedStreamSink final : public ByteSink {
+ public:
+  MarkedStreamSink(int fd, std::string name, std::string unfinished_mark);
+  ~MarkedStreamSink() override;
+  MarkedStreamSink(const MarkedStreamSink&) = delete;
+  MarkedStreamSink& operator=(const MarkedStreamSink&) = delete;
+  void write(ByteView bytes) override;
+  const std::string& name() const override { return sink_.name(); }
+  // The stream is complete: nothing is appended.
+  void finish() noexcept;
+
+ private:
+  FdSink sink_;
+  int fd_;
+  std::string mark_;
+  bool started_ = false;
+  bool finished_ = false;
+};
+
 // Writes `path` atomically: bytes go to a temporary file in the same directory, which commit()
 // flushes to disk and renames over `path`. Without commit() the temporary is removed.
 // An existing device or FIFO (e.g. /dev/null) is written in place instead.
@@ -340,8 +365,9 @@ class StoppableSink final : public ByteSink {
 
 // For a program's SIGINT or SIGTERM handler, so that an interrupted run leaves nothing
 // half-written behind: removes every OutputFile not yet committed (temporaries, and files created
-// in place) and returns true; the handler then ends the process (from then on, no file is
-// created in place). Async-signal-safe.
+// in place), marks a MarkedStreamSink's stream unfinished (not for SIGPIPE: its reader is gone),
+// and returns true; the handler then ends the process (from then on, no file is created in
+// place). Async-signal-safe.
 // While a file is being created in place (until the system call returns, whether a file at its
 // name is the one it made is not known) it removes nothing and returns false: the handler must
 // then return at once, and `signal_number` is raised again, on the creating thread, as soon as
