@@ -66,6 +66,15 @@ std::optional<std::string> relative_path(const std::string& path, std::string& w
   return detail::join_components(parts);
 }
 
+// Whether a symbolic link's target only goes down from the link's directory: not absolute, no
+// "..". Links that each only descend resolve inside the tree whatever they chain through, where a
+// ".." that stays inside by its letters may not once a link it passes resolves to the top.
+bool descends(const std::string& target) {
+  if (target.empty() || target.front() == '/') return false;
+  const std::vector<std::string> parts = detail::path_components(target);
+  return std::find(parts.begin(), parts.end(), "..") == parts.end();
+}
+
 std::string parent_of(const std::string& relative) {
   const std::size_t slash = relative.rfind('/');
   return slash == std::string::npos ? std::string() : relative.substr(0, slash);
@@ -168,6 +177,16 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       return;
     }
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
+    if (options_.files_and_links_within) {
+      if (entry.type == TarEntryType::kFifo || entry.type == TarEntryType::kCharDevice ||
+          entry.type == TarEntryType::kBlockDevice) {
+        return refuse(entry, "not a file (a tree of compressed files holds no FIFO or device)");
+      }
+      if (entry.type == TarEntryType::kSymlink && !descends(entry.link_target)) {
+        return refuse(entry, fmt::format("symbolic link to '{}' may lead out of the tree (absolute, or with '..')",
+                                         printable_name(entry.link_target)));
+      }
+    }
     if (want_owner() && (entry.uid > kMaxOwnerId || entry.gid > kMaxOwnerId)) {
       // uid_t and gid_t would wrap them (and -1 means "leave unchanged"), as GNU tar says.
       return refuse(entry,

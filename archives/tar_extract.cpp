@@ -197,6 +197,7 @@ TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& optio
   TarExtractOptions unfiltered = options;  // the handler picks entries by their archive names
   unfiltered.members.clear();
   unfiltered.exclude.clear();
+  unfiltered.files_and_links_within = true;
   detail::SafeExtractor extractor(unfiltered);
   CompressingHandler handler(extractor, options, compress_options, info->extension);
   TarExtractStats stats = run_extract(source, unfiltered, extractor, handler);

@@ -1143,6 +1143,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   extract.keep_what_was_there = options.keep_what_was_there;
   extract.written_names = options.written_names;
   extract.replace_files_with_directories = false;  // as unzip: a member "x/" does not remove a file x
+  extract.files_and_links_within = compress != nullptr;
   // Refusals and failures are named as members' errors are (ZipReader::read: the archive, the
   // member, its byte), whether reported or, with `strict`, thrown once the member is done with
   // (the first of them; thrown from here, they would pass through the extractor and the reader).

@@ -147,6 +147,34 @@ TEST_F(TarHostile, LongNamesAreMatchedInLinearTimeAndMessagesNameTheArchive) {
   EXPECT_NE(r.err.find("of the extended header at archive byte 1024"), std::string::npos) << r.err;
 }
 
+// A transcoded tree is a store of compressed files that others are served from: an upload's
+// symbolic link "x.gz -> /etc/shadow", or one that climbs with "..", was made there, and a FIFO
+// (a reader opening it waits for ever). They are refused (exit 2), links that only go down are
+// made; tar -x still makes them all, as GNU tar does.
+TEST_F(TarHostile, TranscodingMakesNoLinkOutOfTheTreeAndNoFifo) {
+  ASSERT_EQ(sh("mkdir -p src/sub && echo data > src/a.txt && ln -s a.txt src/down && ln -s /etc/passwd src/x.gz && "
+               "ln -s ../../outside src/sub/up && ln -s sub/../a.txt src/round && mkfifo src/pipe && "
+               "tar -C src -cf t.tar a.txt down x.gz sub pipe round && cd src && zip -qy ../z.zip a.txt down x.gz")
+                .status,
+            0);
+  auto r = sh(testing::sluice() + " transcode t.tar --output-dir store -F gzip");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  for (const char* refused : {"'x.gz'", "'sub/up'", "'round'"}) {
+    EXPECT_NE(r.err.find(std::string(refused) + " (archive byte"), std::string::npos) << refused << ": " << r.err;
+  }
+  EXPECT_NE(r.err.find("symbolic link to '/etc/passwd' may lead out of the tree"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not a file (a tree of compressed files holds no FIFO or device)"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("cd store && find . | sort").out, ".\n./a.txt.gz\n./down\n./sub\n");
+  EXPECT_EQ(sh("readlink store/down").out, "a.txt\n");
+  r = sh(testing::sluice() + " transcode z.zip --output-dir zstore -F gzip");
+  EXPECT_EQ(r.status, 2) << describe(r);
+  EXPECT_NE(r.err.find("symbolic link to '/etc/passwd' may lead out of the tree"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("cd zstore && find . | sort").out, ".\n./a.txt.gz\n./down\n");
+  r = sluice_tar("-x -f t.tar -C plain");
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("cd plain && find . | sort").out, ".\n./a.txt\n./down\n./pipe\n./round\n./sub\n./sub/up\n./x.gz\n");
+}
+
 // A bomb of directories: names of many components make a directory each, which --max-output
 // did not count (ten entries of 2,040 components, 328 bytes of .tar.gz, made 20,421 directories
 // and 80 MB of disk under --max-output 1K). Each directory made counts as 4096 bytes, one that

@@ -241,6 +241,10 @@ struct TarExtractOptions {
   // entry is refused and the file kept, as unzip and 7-Zip do (extract_zip). A symbolic link
   // there is replaced either way, never followed.
   bool replace_files_with_directories = true;
+  // Symbolic links whose target is absolute or holds "..", and FIFOs and devices, are refused:
+  // transcode_tar and transcode_zip set it, for a tree of compressed files that others are served
+  // from (an upload's link "x.gz -> /etc/shadow" was made there), which nothing should block.
+  bool files_and_links_within = false;
   // The most bytes of file contents to write, all entries together (0: no limit): a file entry
   // that would take the total past it stops extraction with Error(kLimit) before it is begun
   // (the entries before it stay extracted), so that a small archive (a .tar.gz of zeros, a bomb)
@@ -276,7 +280,8 @@ TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options
 // options) to its own file under options.directory, named as the entry with the codec's
 // extension ("a/b.txt" -> "a/b.txt.gz"), without the plain files being written; each file's
 // bytes are what compress() makes of it (the gzip header records its base name and time). Other
-// entries, and sparse files, are made as extract_tar makes them, under the same rules.
+// entries, and sparse files, are made as extract_tar makes them, under the same rules, and
+// options.files_and_links_within.
 TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& options, const CompressOptions& compress);
 
 // The name transcode_tar and transcode_zip write a file entry's compressed file under: the name

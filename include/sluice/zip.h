@@ -177,7 +177,8 @@ ZipExtractStats extract_zip(ByteSource& source, const ZipExtractOptions& options
 // as the member with the codec's extension ("a/b.txt" -> "a/b.txt.gz"), without the plain files
 // being written; the bytes of each are what compress() makes of the member (the gzip header
 // records its base name and time). Directories and symlinks are made as extract_zip makes them,
-// under the same safety rules. on_entry and the stats count members.
+// under the same safety rules and TarExtractOptions::files_and_links_within. on_entry and the
+// stats count members.
 ZipExtractStats transcode_zip(ByteSource& source, const ZipExtractOptions& options, const CompressOptions& compress);
 
 struct ZipCreateOptions {
