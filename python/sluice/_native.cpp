@@ -1944,9 +1944,10 @@ PYBIND11_MODULE(_native, m) {
   m.def("zip_extract", [](const std::string& archive, const std::string& directory,
                           const std::vector<std::string>& members, const std::vector<std::string>& exclude,
                           bool preserve_permissions, bool strict, int threads, const std::string& format, int level,
-                          std::uint64_t max_output, const py::object& on_entry) {
+                          std::uint64_t max_output, const py::object& on_entry, bool keep_what_was_there) {
     ZipExtractOptions extract;
     extract.directory = directory;
+    extract.keep_what_was_there = keep_what_was_there;
     extract.members = members;
     extract.exclude = exclude;
     extract.preserve_permissions = preserve_permissions;

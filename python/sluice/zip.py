@@ -138,11 +138,12 @@ def create(archive, paths: Iterable, format: str | None = None, level: int | Non
 
 
 def _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, format, level,
-            on_entry, max_output) -> ExtractResult:
+            on_entry, max_output, keep_what_was_there=False) -> ExtractResult:
     raw = _native.zip_extract(_path(archive), _encoded_path(dest, "dest"), _encoded(members or (), "members"),
                               _encoded(exclude, "exclude patterns"), preserve_permissions, strict, _threads(threads), format,
                               _level(level, format) if format else 0,
-                              _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))))
+                              _max_output(max_output), None if on_entry is None else (lambda t: on_entry(_member(t))),
+                              keep_what_was_there)
     stats, extracted, refused, failed, not_found, not_listed = raw
     return ExtractResult(ZipStats(*stats), extracted, [(_member(e), why) for e, why in refused],
                          [(_member(e), error) for e, error in failed], _decoded(not_found), not_listed)
@@ -156,8 +157,9 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
     safety, or that cannot be decoded (unsupported method, encrypted, corrupt) or written, are
     reported in the result and leave nothing behind; strict=True raises at the first instead.
     max_output: the most bytes of file contents to write in all (and 4096 for each directory
-    their names hold); when the members to extract declare more, OutputLimitError is raised before anything is written (a member that decodes to
-    more than it declares fails): an uploaded zip bomb cannot fill the disk.
+    their names hold); when the members to extract declare more, OutputLimitError is raised
+    before anything is written (a member that decodes to more than it declares fails): an
+    uploaded zip bomb cannot fill the disk.
     """
     return _unpack(archive, dest, members, exclude, strict, preserve_permissions, threads, "", 0, on_entry,
                    max_output)
@@ -165,14 +167,18 @@ def extract(archive, dest=".", members: Iterable[str] | None = None, *, exclude:
 
 def transcode(archive, dest, format: str = "gzip", level: int | None = None, *, members: Iterable[str] | None = None,
               exclude: Iterable[str] = (), strict: bool = False, threads: int | None = None,
-              on_entry: Callable[[ZipMember], None] | None = None, max_output: int | None = None) -> ExtractResult:
+              on_entry: Callable[[ZipMember], None] | None = None, max_output: int | None = None,
+              overwrite: bool = False) -> ExtractResult:
     """Compresses each file member of the zip at `archive` to its own file under `dest`, named
     as the member plus the format's suffix ("a/b.txt" -> dest/a/b.txt.gz), without writing the
     plain files: an upload service's "zip in, one .gz per file out" in one pass. Each file's bytes
     are those `sluice -c` makes of the member. Safety, reporting and max_output (the members'
-    contents, before they are compressed) as extract().
+    contents, before they are compressed) as extract(). A file that was in dest before the call
+    is kept and its member refused (in the result's `refused`), as `sluice transcode` keeps it,
+    unless overwrite=True; a zip that holds a name twice still gives its last.
     """
-    return _unpack(archive, dest, members, exclude, strict, False, threads, format, level, on_entry, max_output)
+    return _unpack(archive, dest, members, exclude, strict, False, threads, format, level, on_entry, max_output,
+                   keep_what_was_there=not overwrite)
 
 
 def list(archive) -> "builtins.list[ZipMember]":  # noqa: A001 (tarfile's and zipfile's habit)

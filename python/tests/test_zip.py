@@ -89,6 +89,24 @@ def test_transcode_makes_each_member_a_gzip_file(tmp_path, tree):
     assert os.path.islink(store / "link") and not (store / "a.txt").exists()
 
 
+def test_transcode_keeps_a_file_that_was_in_dest_unless_told_to_overwrite(tmp_path):
+    """As `sluice transcode` does (it replaced them, saying ok, where the command kept them)."""
+    archive = tmp_path / "upload.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.txt", b"theirs")
+        z.writestr("b.txt", b"new")
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "a.txt.gz").write_bytes(b"mine")
+    result = sluice.zip.transcode(archive, store)
+    assert not result.ok
+    assert [(m.name, why) for m, why in result.refused] == [("a.txt", "it exists already and is kept")]
+    assert (store / "a.txt.gz").read_bytes() == b"mine"
+    assert gzip.decompress((store / "b.txt.gz").read_bytes()) == b"new"
+    assert sluice.zip.transcode(archive, store, overwrite=True).ok
+    assert gzip.decompress((store / "a.txt.gz").read_bytes()) == b"theirs"
+
+
 def test_bad_members_are_reported_and_a_hostile_archive_raises_with_its_path(tmp_path):
     archive = tmp_path / "bad.zip"
     with zipfile.ZipFile(archive, "w") as z:
