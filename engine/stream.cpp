@@ -597,6 +597,7 @@ class DecompressorRun : public PushRun<DecompressStats> {
 // named), the limit's and a format's that is none the run's.
 struct Decompressor::State {
   static constexpr std::size_t kHeldInputBytes = 64 * 1024;
+  static constexpr std::size_t kSkippableHeldBytes = 1024 * 1024;
   static constexpr std::uint64_t kHeldOutputBytes = 8 * 1024 * 1024;
 
   State(ByteSink& sink, const DecompressOptions& asked, std::string stream_name)
@@ -623,8 +624,15 @@ struct Decompressor::State {
   bool decode_in_caller(ByteView fresh) {
     if (options.pass_through || !options.small_inputs_in_caller) return false;
     if (!decoder) {
-      // More bytes tell the format (a hold of skippable frames at most; after that the run).
-      if (!detail::format_told(held.view(), options.codec)) return held.size() <= kHeldInputBytes;
+      // More bytes tell the format (a hold of skippable frames at most; after that the run). On
+      // one thread no run takes over (its output would lag the input: Python's max_length and
+      // needs_input count on each write's output being out when it returns): skippable frames are
+      // held up to the first read of a run, 1 MiB, and past that the stream is zstd's, as a run
+      // reads it.
+      if (!detail::format_told(held.view(), options.codec)) {
+        if (!caller_only) return held.size() <= kHeldInputBytes;
+        if (held.size() <= kSkippableHeldBytes) return true;
+      }
       try {
         codec = detail::make_decoding_codec(detail::detect_format(held.view(), options.codec), options);
       } catch (...) {

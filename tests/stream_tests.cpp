@@ -309,6 +309,40 @@ TEST_P(Streams, AStreamWithinTheHoldIsDecodedByTheCallerAsItComesWithTheRunsEndi
   }
 }
 
+// A stream that starts with skippable frames (zstd's and lz4's) is not told until a real frame
+// comes: with one thread the Decompressor holds them (up to 1 MiB: then it is zstd, as a run
+// reads it) rather than hand the stream to a run, whose output lags its input (Python's
+// max_length then let a bomb's gigabyte out of flush() at once).
+TEST(OneThreadDecompressor, HoldsSkippableFramesAndHandsNothingToARun) {
+  const Bytes input = text_bytes(2 * 1024 * 1024, 29);
+  const auto skippable = [](std::size_t payload) {
+    Bytes frame = {0x50, 0x2a, 0x4d, 0x18};
+    for (int shift = 0; shift < 32; shift += 8) frame.push_back(static_cast<std::uint8_t>(payload >> shift));
+    frame.resize(frame.size() + payload, 0xab);
+    return frame;
+  };
+  for (const char* codec : {"zstd", "lz4"}) {
+    for (std::size_t lead : {std::size_t{100'000}, std::size_t{1'500'000}}) {
+      if (std::string(codec) == "lz4" && lead > 1024 * 1024) continue;  // read as zstd past 1 MiB
+      CompressOptions packing;
+      packing.codec = codec;
+      Bytes packed = skippable(lead);
+      const Buffer body = compress_buffer(view(input), packing);
+      packed.insert(packed.end(), body.data(), body.data() + body.size());
+      DecompressOptions one;
+      one.threads = 1;
+      MemorySink out;
+      Decompressor decompressor(out, one);
+      for (std::size_t at = 0; at < packed.size(); at += 30'000) {
+        decompressor.write(view(packed).subspan(at, std::min<std::size_t>(30'000, packed.size() - at)));
+        EXPECT_FALSE(decompressor.decodes_in_background()) << codec << " after " << lead << " bytes skipped";
+      }
+      EXPECT_EQ(to_bytes(out.buffer()), input) << codec << ": all of it out before finish()";
+      EXPECT_EQ(decompressor.finish().output_bytes, input.size());
+    }
+  }
+}
+
 // With one thread asked for, a Decompressor decodes the whole stream on the calling thread as
 // it comes: after each write, all that the input so far decodes to is out (a protocol waiting for
 // the answer gets it), with no thread started; cut, garbage and the limit end it as decompress()

@@ -828,7 +828,7 @@ class Decoder {
     fed_.notify_all();
     wait_fed(max_length);
     py::bytes out = sink_.drain(max_length);
-    if (py::len(out) == 0) {
+    if (py::len(out) == 0 && sink_.size() == 0) {  // (max_length 0 drains nothing: the rest waits)
       std::lock_guard lock(feed_mutex_);
       if (feed_error_) throw_feed_error();  // after all that decoded before it was returned
     }

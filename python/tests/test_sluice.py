@@ -3047,8 +3047,11 @@ def test_decompressor_max_length_holds_a_bombs_output_a_piece_at_a_time():
     out (the calls' sizes add up). Without it the call returns the gigabyte; with the decoder's
     thread let on while a call waits, by 57-74 MiB."""
     script = textwrap.dedent("""
-        import resource, sys, sluice
-        packed = sluice.compress(bytes(1 << 30), sys.argv[1])
+        import resource, struct, sys, sluice
+        if sys.argv[1] == "skippable":
+            packed = struct.pack("<II", 0x184D2A50, 70_000) + bytes(70_000) + sluice.compress(bytes(1 << 30), "zstd")
+        else:
+            packed = sluice.compress(bytes(1 << 30), sys.argv[1])
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         d = sluice.Decompressor()
         total, calls, largest = len(d.decompress(packed, 1 << 20)), 1, 0
@@ -3058,9 +3061,9 @@ def test_decompressor_max_length_holds_a_bombs_output_a_piece_at_a_time():
         total += len(d.flush())
         print(total, calls, largest, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
     """)
-    for fmt in ("zstd", "gzip"):
+    for fmt in ("zstd", "gzip", "skippable"):  # a skippable frame first (70 KB): the stream went to a run,
         out = subprocess.run([sys.executable, "-c", script, fmt], capture_output=True, text=True, check=True,
-                             timeout=300).stdout.split()
+                             timeout=300).stdout.split()  # whose output lagged: flush() gave 256 MiB at once
         total, calls, largest, grown = map(int, out)
         assert (total, calls, largest) == (1 << 30, 1024, 1 << 20), fmt
         assert grown < 32 * 1024, f"{fmt}: peak RSS grew by {grown // 1024} MiB"  # 7-8 MiB here
@@ -3080,6 +3083,13 @@ def test_decompressor_max_length_errors_come_after_the_data_before_them_and_ctrl
     assert got == data and "CRC" in str(caught.value)
     with pytest.raises(sluice.CorruptDataError):
         cut.decompress(b"", 10)  # and again, as often as asked
+    small = sluice.Decompressor()  # a max_length of 0 after an error: the output before it first
+    bad = gzip.compress(data[:100])[:-8] + b"\0" * 8
+    assert small.decompress(bad, 10) == data[:10]
+    assert small.decompress(b"", 0) == b"" and not small.needs_input
+    assert small.decompress(b"", 1000) == data[10:100]
+    with pytest.raises(sluice.CorruptDataError):
+        small.decompress(b"", 0)
     with pytest.raises(sluice.UsageError, match="threads=1"):
         sluice.Decompressor(threads=2).decompress(packed, 1000)
     d = sluice.Decompressor(threads=2)  # the mistake above leaves a stream usable
