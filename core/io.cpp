@@ -360,8 +360,16 @@ std::atomic<int> g_unfinished_fd{-1};
 char g_unfinished_mark[kMaxUnfinishedMark];
 std::size_t g_unfinished_mark_size = 0;
 
-void write_mark(int fd, const char* mark, std::size_t size) noexcept {
+// `if_ready`: only while the descriptor takes bytes without waiting (a signal handler must not
+// wait on a stalled reader, and a reader gone would raise SIGPIPE inside the handler).
+void write_mark(int fd, const char* mark, std::size_t size, bool if_ready) noexcept {
   while (size > 0) {
+    if (if_ready) {
+      struct pollfd ready {
+        fd, POLLOUT, 0
+      };
+      if (::poll(&ready, 1, 0) != 1 || (ready.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) return;
+    }
     const ssize_t done = ::write(fd, mark, size);
     if (done < 0 && errno == EINTR) continue;
     if (done <= 0) return;  // the reader gone, a full disk: nothing more to do
@@ -382,7 +390,7 @@ bool remove_pending_outputs(int signal_number) noexcept {
   if (signal_number != SIGPIPE) {  // SIGPIPE: the stream's reader is gone
     if (const int fd = g_unfinished_fd.exchange(-1, std::memory_order_acq_rel); fd >= 0) {
       const int saved = errno;
-      write_mark(fd, g_unfinished_mark, g_unfinished_mark_size);
+      write_mark(fd, g_unfinished_mark, g_unfinished_mark_size, /*if_ready=*/true);
       errno = saved;
     }
   }
@@ -397,7 +405,7 @@ MarkedStreamSink::MarkedStreamSink(int fd, std::string name, std::string unfinis
 MarkedStreamSink::~MarkedStreamSink() {
   if (!started_ || finished_ || mark_.empty()) return;
   g_unfinished_fd.store(-1, std::memory_order_release);
-  write_mark(fd_, mark_.data(), mark_.size());
+  write_mark(fd_, mark_.data(), mark_.size(), /*if_ready=*/false);
 }
 
 void MarkedStreamSink::write(ByteView bytes) {

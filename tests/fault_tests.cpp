@@ -728,46 +728,67 @@ TEST_F(Faults, AStreamOnStdoutStoppedBySignalReadsAsCutShort) {
 }
 
 // The mark is appended when the sink goes unfinished (a failed run), or by the signal handler,
-// once a byte was written; not after finish(), not to a stream never begun, not on SIGPIPE.
-TEST(MarkedStream, TheMarkFollowsAStreamCutShortOnly) {
+// once a byte was written; not after finish(), not to a stream never begun, not on SIGPIPE, not
+// to a pipe that is full (a handler must not wait on a stalled reader). The handler's part runs
+// in a child (remove_pending_outputs() leaves its signal recorded for the process).
+std::string drain_pipe(int fd) {
+  std::string got(1 << 20, '\0');
+  const int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  const ssize_t n = ::read(fd, got.data(), got.size());
+  ::fcntl(fd, F_SETFL, flags);
+  got.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+  return got;
+}
+
+ByteView text_view(const char* text) { return {reinterpret_cast<const std::uint8_t*>(text), std::strlen(text)}; }
+
+TEST(MarkedStreamDeathTest, TheMarkFollowsAStreamCutShortOnly) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
-  const auto drained = [&] {
-    std::string got(1024, '\0');
-    const int flags = ::fcntl(fds[0], F_GETFL);
-    ::fcntl(fds[0], F_SETFL, flags | O_NONBLOCK);
-    const ssize_t n = ::read(fds[0], got.data(), got.size());
-    ::fcntl(fds[0], F_SETFL, flags);
-    got.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-    return got;
-  };
-  const auto bytes = [](const char* text) {
-    return ByteView(reinterpret_cast<const std::uint8_t*>(text), std::strlen(text));
-  };
   {
     MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
-    sink.write(bytes("abc"));
+    sink.write(text_view("abc"));
   }
-  EXPECT_EQ(drained(), "abcMARK");
+  EXPECT_EQ(drain_pipe(fds[0]), "abcMARK");
   {
     MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
-    sink.write(bytes("done"));
+    sink.write(text_view("done"));
     sink.finish();
   }
-  EXPECT_EQ(drained(), "done");
+  EXPECT_EQ(drain_pipe(fds[0]), "done");
   { MarkedStreamSink sink(fds[1], "<pipe>", "MARK"); }
-  EXPECT_EQ(drained(), "");
-  {
-    MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
-    sink.write(bytes("cut"));
-    EXPECT_TRUE(remove_pending_outputs(SIGPIPE));  // its reader is gone: nothing to say
-    EXPECT_EQ(drained(), "cut");
-    EXPECT_TRUE(remove_pending_outputs(SIGTERM));
-    EXPECT_EQ(drained(), "MARK");
-    EXPECT_TRUE(remove_pending_outputs(SIGTERM));  // once
-    EXPECT_EQ(drained(), "");
-    sink.finish();
-  }
+  EXPECT_EQ(drain_pipe(fds[0]), "");
+  EXPECT_EXIT(
+      {
+        MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
+        sink.write(text_view("cut"));
+        const bool sigpipe = remove_pending_outputs(SIGPIPE);  // its reader is gone: nothing to say
+        const std::string after_sigpipe = drain_pipe(fds[0]);
+        const bool sigterm = remove_pending_outputs(SIGTERM);
+        const std::string after_sigterm = drain_pipe(fds[0]);
+        remove_pending_outputs(SIGTERM);  // once
+        const std::string again = drain_pipe(fds[0]);
+        sink.finish();
+        std::_Exit(sigpipe && after_sigpipe == "cut" && sigterm && after_sigterm == "MARK" && again.empty() ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        ::fcntl(fds[1], F_SETFL, ::fcntl(fds[1], F_GETFL) | O_NONBLOCK);
+        MarkedStreamSink sink(fds[1], "<pipe>", "MARK");
+        sink.write(text_view("x"));
+        const std::string block(4096, 'y');
+        while (::write(fds[1], block.data(), block.size()) > 0) {
+        }
+        remove_pending_outputs(SIGTERM);  // returns at once: the pipe is full
+        std::string all;
+        std::string got;
+        while (!(got = drain_pipe(fds[0])).empty()) all += got;
+        sink.finish();
+        std::_Exit(all.find("MARK") == std::string::npos ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
   ::close(fds[0]);
   ::close(fds[1]);
 }
