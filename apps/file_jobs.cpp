@@ -78,6 +78,7 @@ class Planner {
   std::vector<std::string> warnings;  // found while planning, each an input's (its name first)
   // Files a walk to compress left out as compressed already: named with -v, counted by --json.
   std::vector<std::string> left_alone;
+  std::size_t left_alone_count = 0;
   // Each job's and failure's position among the inputs (the command line's order, directories
   // expanded in sorted order): the "index" of --json records, which arrive as files complete.
   std::vector<std::size_t> job_positions, failure_positions;
@@ -291,8 +292,11 @@ class Planner {
     if (from_walk && options_.mode == Mode::kCompress) {
       const bool by_name = has_suffix(path, extension_) || has_compressed_suffix(path);
       if (by_name || looks_compressed(path)) {
-        left_alone.push_back(fmt::format("{}: compressed already (by its {}); left alone", printable_name(path),
-                                         by_name ? "suffix" : "content"));
+        ++left_alone_count;
+        if (options_.verbose) {  // named; otherwise counted only (a tree of a million .gz files)
+          left_alone.push_back(fmt::format("{}: compressed already (by its {}); left alone", printable_name(path),
+                                           by_name ? "suffix" : "content"));
+        }
         return;
       }
     }
@@ -661,8 +665,7 @@ int run_file_jobs(const CliOptions& given) {
     fmt::print(
         "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"skipped\": {}, \"left_alone\": {}, \"input_bytes\": {}, "
         "\"output_bytes\": {}, \"seconds\": {:.6f}}}}}\n",
-        total_files, failures, skipped, plan.left_alone.size(), report.input_bytes, report.output_bytes,
-        report.seconds);
+        total_files, failures, skipped, plan.left_alone_count, report.input_bytes, report.output_bytes, report.seconds);
   }
   if (options.verbose && !options.quiet && total_files > 1) {
     fmt::print(stderr, "{} files, {} -> {} in {:.2f} s\n", total_files - failures - skipped,
