@@ -15,6 +15,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -477,11 +479,13 @@ class OutputEnd {
   // whatever is at its name, as sluice -f does (a link there to a FIFO or a device outside the
   // directory was written through). `input`: a file whose permissions and times the output takes,
   // as sluice's and gzip's outputs do (a private file's came out readable by everyone).
-  OutputEnd(const std::string& path, bool overwrite, bool named, const StageSpec* checksum,
+  // `codec`: what the output is compressed with (empty: plain), for stdout's unfinished mark.
+  OutputEnd(const std::string& path, bool overwrite, bool named, const StageSpec* checksum, const std::string& codec,
             const FileStatus* input = nullptr)
       : path_(path) {
     if (path == "-") {
-      stdout_ = std::make_unique<FdSink>(1, "<stdout>");
+      const std::optional<CodecInfo> info = codec.empty() ? std::nullopt : CodecRegistry::global().find(codec);
+      stdout_ = std::make_unique<MarkedStreamSink>(1, "<stdout>", info ? info->unfinished_mark : std::string());
     } else {
       std::error_code error;  // why a directory could not be made (a read-only file system)
       const fs::path parent = fs::path(path).parent_path();
@@ -510,13 +514,14 @@ class OutputEnd {
   // Publishes the output; returns its checksum (empty without a checksum stage).
   std::string commit() {
     if (file_) file_->commit(false);
+    if (stdout_) stdout_->finish();
     return hashing_ ? hashing_->hex() : std::string();
   }
 
  private:
   std::string path_;
   std::unique_ptr<OutputFile> file_;
-  std::unique_ptr<FdSink> stdout_;
+  std::unique_ptr<MarkedStreamSink> stdout_;  // a compressed stream cut short ends with its mark
   std::unique_ptr<HashingSink> hashing_;
 };
 
@@ -637,6 +642,7 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     auto opened = open_input(input.path);
     CountingSource source(*opened);
     OutputEnd output(item.output, spec.overwrite, !spec.output_is_directory, plan.checksum,
+                     plan.compress ? plan.compress->codec : std::string(),
                      input.path == "-" ? nullptr : &opened->status());
     if (plan.decompress && plan.compress) {
       item.output_bytes = transcode(source, output.sink(), compress_options(spec, plan, *plan.compress),
@@ -680,8 +686,8 @@ void run_archive(const PipelineSpec& spec, const Plan& plan, PipelineReport& rep
   PipelineItem item;
   item.input = fmt::format("{}", fmt::join(spec.inputs, " "));
   item.output = spec.output;
-  OutputEnd output(item.output, spec.overwrite, /*named=*/true, plan.checksum);
   const std::string codec = plan.compress ? plan.compress->codec : "";
+  OutputEnd output(item.output, spec.overwrite, /*named=*/true, plan.checksum, codec);
   CompressOptions options = plan.compress ? compress_options(spec, plan, *plan.compress) : CompressOptions{};
   options.threads = spec.threads;
   TarCreateOptions tar = plan.tar->tar;

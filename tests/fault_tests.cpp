@@ -700,11 +700,14 @@ TEST_F(Faults, SigintAndSigtermStopEveryKindOfRunAndPublishNothing) {
 TEST_F(Faults, AStreamOnStdoutStoppedBySignalReadsAsCutShort) {
   const std::string s = testing::sluice();
   ASSERT_EQ(sh("mkdir tree && truncate -s 64G tree/huge").status, 0);
+  write_file(dir_ / "p.toml", testing::to_bytes(std::string("[input]\npaths = [\"-\"]\n[[stage]]\nkind = \"compress\"\n"
+                                                            "codec = \"zstd\"\n[output]\nstdout = true\n")));
   const std::vector<std::pair<std::string, std::string>> cases = {
       {s + " -F zstd -c < /dev/zero > out.zst", "zstd -qt out.zst"},
       {s + " --multi-member -c < /dev/zero > out.gz", "gzip -t out.gz"},
       {s + " --bgzf -c < /dev/zero > out.gz", "gzip -t out.gz"},
       {s + " tar -c -F zstd -f - tree > out.zst", "zstd -qt out.zst"},
+      {s + " run p.toml < /dev/zero > out.zst", "zstd -qt out.zst"},
   };
   for (const auto& [command, check] : cases) {
     const std::string output = check.substr(check.rfind(' ') + 1);
