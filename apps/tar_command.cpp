@@ -255,8 +255,7 @@ int run_create(const TarCliOptions& options) {
 
   if (to_stdout) {
     if (::isatty(1)) throw Error(ErrorKind::kUsage, "refusing to write an archive to a terminal");
-    const std::optional<CodecInfo> info = codec.empty() ? std::nullopt : CodecRegistry::global().find(codec);
-    MarkedStreamSink sink(1, "<stdout>", info ? info->unfinished_mark : std::string());
+    MarkedStreamSink sink(1, "<stdout>", CodecRegistry::global().unfinished_mark(codec));
     const TarStats stats = create_tar(options.paths, sink, codec, compress, create);
     sink.finish();
     if (options.totals) print_totals("written", stats);

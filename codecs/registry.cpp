@@ -157,6 +157,12 @@ std::optional<CodecInfo> CodecRegistry::find(const std::string& name) const {
   return entry->info;
 }
 
+std::string CodecRegistry::unfinished_mark(const std::string& codec) const {
+  std::shared_lock lock(state_->mutex);
+  const auto* entry = codec.empty() ? nullptr : state_->find(codec);
+  return entry ? entry->info.unfinished_mark : std::string();
+}
+
 void StreamDecoder::decode_to(ByteView input, Output& output) {
   decode(input, [&output](ByteView bytes) { codecs::copy_to_output(bytes, output); });
 }

@@ -321,8 +321,7 @@ BatchReport compress_files(const std::vector<FileJob>& jobs, const CompressOptio
                            const FileBatchOptions& batch) {
   const auto start = Clock::now();
   Report report(jobs, batch);
-  const std::optional<CodecInfo> codec = CodecRegistry::global().find(options.codec);
-  FileStreams streams(jobs, batch, report, codec ? codec->unfinished_mark : std::string());
+  FileStreams streams(jobs, batch, report, CodecRegistry::global().unfinished_mark(options.codec));
   CompressOptions run = options;
   run.on_stream_error = batch.fail_fast ? FailurePolicy::kStopRun : FailurePolicy::kSkipStream;
   if (batch.on_progress && !run.on_read) run.on_read = batch.on_progress;

@@ -484,8 +484,7 @@ class OutputEnd {
             const FileStatus* input = nullptr)
       : path_(path) {
     if (path == "-") {
-      const std::optional<CodecInfo> info = codec.empty() ? std::nullopt : CodecRegistry::global().find(codec);
-      stdout_ = std::make_unique<MarkedStreamSink>(1, "<stdout>", info ? info->unfinished_mark : std::string());
+      stdout_ = std::make_unique<MarkedStreamSink>(1, "<stdout>", CodecRegistry::global().unfinished_mark(codec));
     } else {
       std::error_code error;  // why a directory could not be made (a read-only file system)
       const fs::path parent = fs::path(path).parent_path();

@@ -192,6 +192,9 @@ class CodecRegistry {
   // the codec when what its factory made has a chunk size outside 1 KiB to 1 GiB.
   std::unique_ptr<Codec> create(const std::string& name, const CodecOptions& options = {}) const;
   std::optional<CodecInfo> find(const std::string& name) const;
+  // What ends a stream of `codec` cut short (its CodecInfo::unfinished_mark), for a MarkedStreamSink;
+  // empty for "" (plain output) or a name not registered.
+  std::string unfinished_mark(const std::string& codec) const;
   // The codec whose magic bytes start `prefix`, if any (the first registered that matches).
   std::optional<CodecInfo> detect(ByteView prefix) const;
   // Whether detect(prefix) is settled: a codec matches, and every codec asked before it had the
