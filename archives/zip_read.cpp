@@ -1099,14 +1099,15 @@ void check_output_limit(std::uint64_t files, std::uint64_t directories, std::uin
               archive);
 }
 
-// The directories that `path` names and holds, added to `seen` (each name once).
-void note_directories(const std::string& path, bool is_directory,
+// The directories that member `name` names and holds, added to `seen` (each once), taken as the
+// extractor takes them: "./a//b/c" holds a and a/b, as "a/b/c" does.
+void note_directories(const std::string& name, bool is_directory,
                       std::unordered_set<detail::NameKey, detail::NameKeyHash>& seen) {
+  const std::string path = detail::normal_path(name);
   std::size_t end = is_directory ? path.size() : path.rfind('/');
   while (end != std::string::npos && end > 0) {
-    const std::string_view prefix(path.data(), end);
-    if (!prefix.ends_with('/') && !seen.insert(detail::name_key(prefix)).second) return;  // its parents too
-    end = end == 0 ? std::string::npos : path.rfind('/', end - 1);
+    if (!seen.insert(detail::name_key(std::string_view(path.data(), end))).second) return;  // its parents too
+    end = path.rfind('/', end - 1);
   }
 }
 

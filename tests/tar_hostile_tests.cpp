@@ -212,6 +212,19 @@ TEST_F(TarHostile, MaxOutputCountsTheDirectoriesEntriesMake) {
   r = sh(testing::sluice() + " zip -x -f deep.zip -C zfits --max-output 737285");
   EXPECT_EQ(r.status, 0) << describe(r);
   EXPECT_EQ(get("zfits/d0/x"), testing::to_bytes(std::string("12345")));
+
+  // Zip counts directories as the extractor makes them: "./e/f/", "e//f/" and "e/f/" are two.
+  ASSERT_EQ(sh("python3 -c \"import zipfile\n"
+               "with zipfile.ZipFile('spelled.zip', 'w') as z:\n"
+               "    for name in ['./e/f/x', 'e//f/y', 'e/f/z']: z.writestr(name, b'1')\n\"")
+                .status,
+            0);
+  r = sh(testing::sluice() + " zip -x -f spelled.zip -C spelled --max-output 8195");  // 2 directories, 3 bytes
+  EXPECT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(sh("cd spelled && find . | sort").out, ".\n./e\n./e/f\n./e/f/x\n./e/f/y\n./e/f/z\n");
+  r = sh(testing::sluice() + " zip -x -f spelled.zip -C tight --max-output 8194");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("declare 3 bytes of files and 2 directories (4096 bytes each)"), std::string::npos) << r.err;
 }
 
 // A bomb: 48 MiB of zeros packed by GNU tar and gzip into 50 KB. --max-output stops the run
