@@ -4,9 +4,12 @@
 # lz4; pip cannot download here): `pip install --no-build-isolation .`, which builds the module
 # with CMake in build/python (setup.py). Also builds the `sluice` program the tests compare with.
 # Use it as .venv/bin/python, or `. .venv/bin/activate`.
+# With SLUICE_PYTHON_TARGETS=sluice_python (scripts/test.sh, when the release build's program is
+# there) only pip builds: building the module first as well cost a second compile of it (~18 s),
+# pip's configure differing in the interpreter and pybind11's directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/build-python.sh
+[[ "${SLUICE_PYTHON_TARGETS:-}" == sluice_python ]] || ./scripts/build-python.sh
 if [[ ! -x .venv/bin/python ]]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi

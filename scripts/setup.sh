@@ -32,6 +32,8 @@ packages=(
   # Python peers its tests and benchmarks compare with (zstandard, lz4.frame, indexed_gzip).
   python3-dev pybind11-dev python3-pybind11 python3-pytest python3-venv python3-pip python3-setuptools
   python3-wheel python3-zstandard python3-lz4 python3-indexed-gzip
+  # The Python tests run in a process per core (scripts/test.sh).
+  python3-pytest-xdist
   # sluice.dask (python/sluice/dask.py) and its tests on a LocalCluster: Dask distributed,
   # fsspec, and pandas for dask.dataframe.
   python3-dask python3-distributed python3-fsspec python3-pandas python3-numpy

@@ -25,7 +25,9 @@ for job in "${jobs[@]}"; do
         export SLUICE_PYTHON_TARGETS=sluice_python
       fi
       ./scripts/install-python.sh   # pip install . into .venv (Debian's python3)
-      SLUICE_PROGRAM=$program .venv/bin/python -m pytest -q -p no:cacheprovider python/tests
+      # In two processes (pytest-xdist, -n auto: one per core): one left a core idle much of
+      # its 105 s, the tests waiting on subprocesses and Dask workers (69 s in two).
+      SLUICE_PROGRAM=$program .venv/bin/python -m pytest -q -p no:cacheprovider -n auto python/tests
       ;;
     fuzz) ./scripts/fuzz.sh 5 ;;
     release | asan | debug)
