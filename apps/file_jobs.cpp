@@ -444,7 +444,7 @@ int list_files(const CliOptions& options, const Planner& plan) {
     rows.push_back({plan.job_positions[i], plan.jobs[i].input, {}, {}});
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.position < b.position; });
   std::uint64_t compressed = 0, uncompressed = 0;
-  std::size_t failures = 0, listed = 0;
+  std::size_t failures = 0, listed = 0, garbage = 0;
   const auto ratio = [](std::uint64_t packed, std::uint64_t raw) {
     return packed > 0 ? static_cast<double>(raw) / static_cast<double>(packed) : 0.0;
   };
@@ -472,6 +472,13 @@ int list_files(const CliOptions& options, const Planner& plan) {
     }
     const StreamListing& l = *row.listing;
     ++listed;
+    // Listed up to the garbage, as -d writes and -t checks up to it, with the same warning.
+    std::string warning;
+    if (l.trailing_garbage) {
+      ++garbage;
+      warning = l.trailing_garbage->what();
+      if (!options.quiet) fmt::print(stderr, "sluice: warning: {}; ignored (listed up to it)\n", warning);
+    }
     compressed += l.compressed_bytes;
     uncompressed += l.uncompressed_bytes;
     const std::string sizes = l.decoded ? "decoded" : "recorded";
@@ -485,10 +492,11 @@ int list_files(const CliOptions& options, const Planner& plan) {
       fmt::print(
           "{{\"index\": {}, \"input\": {}, \"status\": \"ok\", \"format\": \"{}\", \"units\": {}, "
           "\"compressed_bytes\": {}, \"uncompressed_bytes\": {}, \"ratio\": {:.6f}, \"check\": {}, "
-          "\"sizes\": \"{}\"}}\n",
+          "\"sizes\": \"{}\"{}}}\n",
           row.position, json_string(row.input), l.codec, l.units > 0 ? std::to_string(l.units) : std::string("null"),
           l.compressed_bytes, l.uncompressed_bytes, ratio(l.compressed_bytes, l.uncompressed_bytes),
-          l.check.empty() ? std::string("null") : json_string(l.check), sizes);
+          l.check.empty() ? std::string("null") : json_string(l.check), sizes,
+          warning.empty() ? std::string() : ", \"warning\": " + json_string(warning));
     }
   }
   if (table && listed > 1) {
@@ -500,7 +508,7 @@ int list_files(const CliOptions& options, const Planner& plan) {
         "{{\"summary\": {{\"files\": {}, \"failed\": {}, \"compressed_bytes\": {}, \"uncompressed_bytes\": {}}}}}\n",
         rows.size(), failures, compressed, uncompressed);
   }
-  return exit_status(failures, plan.warnings.size());
+  return exit_status(failures, plan.warnings.size() + garbage);
 }
 
 }  // namespace

@@ -1267,6 +1267,33 @@ class CountingSink final : public ByteSink {
   std::uint64_t bytes_ = 0;
 };
 
+// Passes reads through and keeps the first kReadBytes of them: the format of a stream from a
+// pipe, when decoding it ends in trailing garbage and no DecompressStats say what it was.
+class HeadKeepingSource final : public ByteSource {
+ public:
+  explicit HeadKeepingSource(ByteSource& inner) : inner_(inner) {}
+  std::size_t read(std::uint8_t* dst, std::size_t max_bytes) override {
+    const std::size_t n = inner_.read(dst, max_bytes);
+    head_.insert(head_.end(), dst, dst + std::min(n, kReadBytes - std::min(kReadBytes, head_.size())));
+    return n;
+  }
+  const std::string& name() const override { return inner_.name(); }
+  bool wait_readable(std::chrono::milliseconds timeout) override { return inner_.wait_readable(timeout); }
+  bool take_flush_point() override { return inner_.take_flush_point(); }
+  std::optional<SourceFile> file() const override { return inner_.file(); }
+  void seek(std::uint64_t offset) override { inner_.seek(offset); }
+  std::optional<std::uint64_t> size() const override { return inner_.size(); }
+  bool random_access() const override { return inner_.random_access(); }
+  std::size_t read_at(std::uint64_t offset, std::uint8_t* dst, std::size_t max_bytes) override {
+    return inner_.read_at(offset, dst, max_bytes);
+  }
+  ByteView head() const { return ByteView(head_.data(), head_.size()); }
+
+ private:
+  ByteSource& inner_;
+  std::vector<std::uint8_t> head_;
+};
+
 }  // namespace
 
 StreamListing list_stream(ByteSource& source, const DecompressOptions& options) {
@@ -1282,6 +1309,7 @@ StreamListing list_stream(ByteSource& source, const DecompressOptions& options) 
       } catch (const Error& e) {
         throw e.with_context(source.name(), std::nullopt);
       }
+      // (gzip's, zstd's and lz4's facts give up at garbage after the stream: decoding lists it.)
       const StreamFacts facts = make_decoding_codec(listing.codec, options)->describe_stream(stream);
       if (mapper.file()->lost_pages.load()) detail::throw_lost_pages(*mapper.file(), source.name());
       listing.compressed_bytes = bytes;
@@ -1295,13 +1323,22 @@ StreamListing list_stream(ByteSource& source, const DecompressOptions& options) 
     }
   }
   CountingSink counter(source.name());
+  HeadKeepingSource input(source);
   DecompressOptions decode = options;
   decode.pass_through = false;
-  const DecompressStats stats = decompress(source, counter, decode);
-  listing.codec = stats.codec;
-  listing.compressed_bytes = stats.input_bytes;
-  listing.uncompressed_bytes = counter.bytes();
   listing.decoded = true;
+  try {
+    const DecompressStats stats = decompress(input, counter, decode);
+    listing.codec = stats.codec;
+    listing.compressed_bytes = stats.input_bytes;
+  } catch (const Error& e) {
+    // Everything before the garbage was decoded and checked (decompress() wrote it all).
+    if (e.kind() != ErrorKind::kTrailingGarbage || !e.offset()) throw;
+    if (listing.codec.empty()) listing.codec = detect_format(input.head(), options.codec);
+    listing.compressed_bytes = *e.offset();
+    listing.trailing_garbage = e;
+  }
+  listing.uncompressed_bytes = counter.bytes();
   return listing;
 }
 

@@ -126,6 +126,37 @@ TEST_F(Conventions, ListTableHasATotalConcatenationsAddUpAndBadFilesAreNamed) {
   EXPECT_EQ(sluice("-l -o x a.gz").status, 2);
 }
 
+// Garbage after the stream: listed up to it with -d's and -t's warning and exit status 2, from a
+// file and from a pipe, for each format; it was an error (exit 1) that listed nothing.
+TEST_F(Conventions, ListListsAStreamUpToTrailingGarbageAndWarns) {
+  put_text(5000);
+  ASSERT_EQ(
+      sh("gzip -c data.bin > g.gz && " + testing::sluice() +
+         " -c data.bin > s.gz && zstd -q -c data.bin > z.zst && "
+         "lz4 -q -c data.bin > l.lz4 && for f in g.gz s.gz z.zst l.lz4; do cp $f bad.$f; printf 'junk' >> bad.$f; done")
+          .status,
+      0);
+  for (const std::string file : {"g.gz", "s.gz", "z.zst", "l.lz4"}) {
+    const auto r = sluice("-l bad." + file + " " + file);
+    EXPECT_EQ(r.status, 2) << describe(r);
+    const auto size = std::to_string(fs::file_size(dir_ / file));
+    EXPECT_NE(r.err.find(fmt::format("sluice: warning: bad.{}: trailing garbage after the last ", file)),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find(fmt::format("(at byte {}); ignored (listed up to it)", size)), std::string::npos) << r.err;
+    EXPECT_EQ(listed("bad." + file), std::make_pair(std::string("5000"), std::string("decoded"))) << r.out;
+    EXPECT_NE(r.out.find(fmt::format(" {} ", size)), std::string::npos) << "compressed up to the garbage\n" << r.out;
+    EXPECT_NE(r.out.find(" " + file + "\n"), std::string::npos) << "the next file listed\n" << r.out;
+  }
+  const auto piped = sh("cat bad.z.zst | " + testing::sluice() + " -l --json -");
+  EXPECT_EQ(piped.status, 2) << describe(piped);
+  EXPECT_NE(piped.out.find("\"status\": \"ok\", \"format\": \"zstd\""), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("\"uncompressed_bytes\": 5000"), std::string::npos) << piped.out;
+  EXPECT_NE(piped.out.find("\"warning\": \"<stdin>: trailing garbage after the last zstd frame"), std::string::npos)
+      << piped.out;
+  EXPECT_EQ(sluice("-l -q bad.g.gz").err, "");
+}
+
 // "recorded" only where the size is checked: the default form's chunks are counted at their sync
 // flush patterns, which stored data may hold too; 4,096 of them in chunks of 1 MiB add exactly
 // 4 GiB, which ISIZE cannot tell (16 MiB was listed as 4.3 GB). A multi-member size field is

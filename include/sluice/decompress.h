@@ -12,6 +12,7 @@
 #include <string>
 
 #include "sluice/codec.h"
+#include "sluice/error.h"
 #include "sluice/io.h"
 
 namespace sluice {
@@ -103,12 +104,16 @@ struct StreamListing {
   // record it (a gzip member as gzip writes it, an lz4 frame without a content size) or was not
   // a file that could be read twice (a pipe).
   bool decoded = false;
+  // What followed the stream, where data in no known format did (kTrailingGarbage, its offset
+  // where the garbage starts): the stream is listed up to it, as decompress() writes up to it.
+  std::optional<Error> trailing_garbage;
 };
 
 // Lists the stream `source` holds. A regular file is read (mapped) once without decoding for the
 // sizes its format records (Codec::describe_stream); only where they are missing is it decoded,
 // in parallel as decompress() does, and its output counted. Throws as decompress() does for data
-// in no known format, and for corrupt data it had to decode.
+// in no known format, and for corrupt data it had to decode; garbage after the stream is not
+// thrown but held in the listing.
 StreamListing list_stream(ByteSource& source, const DecompressOptions& options = {});
 StreamListing list_file(const std::string& path, const DecompressOptions& options = {});
 
