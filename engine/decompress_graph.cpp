@@ -1268,7 +1268,8 @@ class CountingSink final : public ByteSink {
 };
 
 // Passes reads through and keeps the first kReadBytes of them: the format of a stream from a
-// pipe, when decoding it ends in trailing garbage and no DecompressStats say what it was.
+// pipe, when decoding it ends in trailing garbage and no DecompressStats say what it was. (A
+// file's stream may be decoded from mappings, which pass no bytes through it.)
 class HeadKeepingSource final : public ByteSource {
  public:
   explicit HeadKeepingSource(ByteSource& inner) : inner_(inner) {}
@@ -1324,6 +1325,11 @@ StreamListing list_stream(ByteSource& source, const DecompressOptions& options) 
   }
   CountingSink counter(source.name());
   HeadKeepingSource input(source);
+  // Where the stream starts, if it can be read again there; SourceFile's fields held as values
+  // (GCC 12 took an optional<SourceFile>'s for uninitialized).
+  const std::optional<SourceFile> file_now = source.random_access() ? source.file() : std::nullopt;
+  const std::uint64_t start = file_now ? file_now->position : 0;
+  const std::uint64_t rest = file_now ? file_now->size - file_now->position : 0;
   DecompressOptions decode = options;
   decode.pass_through = false;
   listing.decoded = true;
@@ -1334,7 +1340,14 @@ StreamListing list_stream(ByteSource& source, const DecompressOptions& options) 
   } catch (const Error& e) {
     // Everything before the garbage was decoded and checked (decompress() wrote it all).
     if (e.kind() != ErrorKind::kTrailingGarbage || !e.offset()) throw;
-    if (listing.codec.empty()) listing.codec = detect_format(input.head(), options.codec);
+    if (listing.codec.empty()) {  // a pipe's, or a file's that did not map whole (decoding mapped windows)
+      std::vector<std::uint8_t> head(input.head().begin(), input.head().end());
+      if (head.empty() && rest > 0) {
+        head.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kReadBytes, rest)));
+        head.resize(source.read_at(start, head.data(), head.size()));
+      }
+      listing.codec = detect_format(ByteView(head.data(), head.size()), options.codec);
+    }
     listing.compressed_bytes = *e.offset();
     listing.trailing_garbage = e;
   }

@@ -155,6 +155,16 @@ TEST_F(Conventions, ListListsAStreamUpToTrailingGarbageAndWarns) {
   EXPECT_NE(piped.out.find("\"warning\": \"<stdin>: trailing garbage after the last zstd frame"), std::string::npos)
       << piped.out;
   EXPECT_EQ(sluice("-l -q bad.g.gz").err, "");
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)  // they need the address space
+  // A file that cannot be mapped whole (3 GB under a 2 GB address space) is decoded from windows
+  // mapped in turn, which pass no bytes through the listing's source: its format was not known,
+  // and the listing failed as "empty input".
+  ASSERT_EQ(sh("cp bad.g.gz huge.gz && truncate -s 3G huge.gz").status, 0);
+  const auto huge = sh("ulimit -v 2000000 && " + testing::sluice() + " -l huge.gz");
+  EXPECT_EQ(huge.status, 2) << describe(huge);
+  EXPECT_NE(huge.out.find("gzip "), std::string::npos) << huge.out;
+  EXPECT_NE(huge.err.find("huge.gz: trailing garbage after the last gzip member"), std::string::npos) << huge.err;
+#endif
 }
 
 // "recorded" only where the size is checked: the default form's chunks are counted at their sync
