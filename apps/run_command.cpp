@@ -96,8 +96,10 @@ void print_summary_json(const PipelineReport& report, const Error* error) {
 }
 
 // The run with --json: what was published before a failure is in the records and the summary
-// (run_pipeline's report is lost with its exception, so the items are counted here).
-int run_with_json(const PipelineSpec& spec, bool verbose) {
+// (run_pipeline's report is lost with its exception, so the items are counted here). Exits with
+// `problems_status` when the run went past problems, or as `report` says for the error that
+// stopped it.
+int run_with_json(const PipelineSpec& spec, bool verbose, int problems_status, int (*report)(const Error&)) {
   PipelineReport seen;
   const auto began = std::chrono::steady_clock::now();
   const auto on_item = [&](const PipelineItem& item) {
@@ -110,15 +112,18 @@ int run_with_json(const PipelineSpec& spec, bool verbose) {
     print_json(fmt::format(R"({{"problem": {}}})", json_string(message)));
   };
   try {
-    const PipelineReport report = run_pipeline(spec, on_item, on_problem);
-    print_summary_json(report, nullptr);
-    return had_problems(report) ? kExitFailure : kExitSuccess;
+    const PipelineReport done = run_pipeline(spec, on_item, on_problem);
+    print_summary_json(done, nullptr);
+    return had_problems(done) ? problems_status : kExitSuccess;
   } catch (const Error& e) {
     seen.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     print_summary_json(seen, &e);
-    return report_run_error(e);
+    return report(e);
   }
 }
+
+// What `sluice transcode` reports an error with: as the program's other commands do.
+int report_transcode_error(const Error& error) { return report_error("sluice", error); }
 
 }  // namespace
 
@@ -178,7 +183,7 @@ int run_pipeline_command(int argc, char** argv) {
     refuse_terminal_output(spec.output);
     if (json && spec.output == "-")
       throw Error(ErrorKind::kUsage, "--json writes its records to stdout, which is the pipeline's output here");
-    if (json) return run_with_json(spec, verbose);
+    if (json) return run_with_json(spec, verbose, kExitFailure, report_run_error);
     const PipelineReport report = run_pipeline(
         spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
     if (verbose) {
@@ -212,6 +217,8 @@ int run_transcode_command(int argc, char** argv) {
   CodecFlags codec_flags;
   bool force = false;
   std::string max_output;
+  bool verbose = false;
+  bool json = false;
   app.add_option("INPUT", input, "The compressed input; - for stdin")->required();
   auto* output_option = app.add_option("-o,--output", output,
                                        "The output; - for stdout (its suffix picks the format; not with --output-dir)")
@@ -233,6 +240,10 @@ int run_transcode_command(int argc, char** argv) {
                  "Stop with an error, publishing nothing, once INPUT would decode to more than SIZE (e.g. 10G); "
                  "with --output-dir, before the archive's files would pass SIZE, as sluice tar -x and sluice zip -x")
       ->type_name("SIZE");
+  app.add_flag("-v,--verbose", verbose, "Name each output as it is published (on stderr)");
+  app.add_flag("--json", json,
+               "A line of JSON on stdout per output published (input, output, sizes), per problem the run went "
+               "past, and a summary last (with the error that stopped the run)");
   tidy_help(app);
   if (const auto status = parse(app, argc, argv)) return *status;
   try {
@@ -267,8 +278,13 @@ int run_transcode_command(int argc, char** argv) {
     spec.stages =
         output_dir.empty() ? std::vector<StageSpec>{decompress, compress} : std::vector<StageSpec>{unpack, compress};
     if (output_dir.empty()) refuse_terminal_output(spec.output);
+    if (json && spec.output == "-")
+      throw Error(ErrorKind::kUsage, "--json writes its records to stdout, the output here");
     // As `sluice tar -x`: entries refused or not written are named, the others written, exit 2.
-    return had_problems(run_pipeline(spec, {}, print_problem)) ? kExitWarning : kExitSuccess;
+    if (json) return run_with_json(spec, verbose, kExitWarning, report_transcode_error);
+    const PipelineReport report = run_pipeline(
+        spec, [&](const PipelineItem& item) { print_item(item, verbose); }, print_problem);
+    return had_problems(report) ? kExitWarning : kExitSuccess;
   } catch (const Error& e) {
     return report_error("sluice", e);
   }

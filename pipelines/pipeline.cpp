@@ -739,7 +739,8 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
     // each entry begins, dropped again where it then fails or a later entry takes its name (a
     // link, say, in place of a file). Looked up by name: one look per entry, and memory for the
     // names on disk, however many entries (60,000 of one name took 459 MB when each kept a slot).
-    std::map<std::uint64_t, fs::path> files;
+    // With each file, the size of its entry's contents (the item's input bytes).
+    std::map<std::uint64_t, std::pair<fs::path, std::uint64_t>> files;
     std::unordered_map<std::string, std::uint64_t> place;
     std::uint64_t begun_entries = 0;
     // As the extractor names it: "./a//f/" is "a/f".
@@ -753,12 +754,12 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       files.erase(found->second);
       place.erase(found);
     };
-    const auto begun = [&](const std::string& path, bool is_file) {
+    const auto begun = [&](const std::string& path, bool is_file, std::uint64_t size) {
       drop(path);
       if (!is_file) return;
       fs::path name = normal(path);
       place.emplace(name.string(), begun_entries);
-      files.emplace(begun_entries++, std::move(name));
+      files.emplace(begun_entries++, std::make_pair(std::move(name), size));
     };
     // An entry refused for safety, not written, or read past: told, counted, and (unless the
     // stage is strict, which throws instead) the rest goes on, as `sluice tar -x` does. Each
@@ -785,7 +786,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
         const bool file = entry.type == ZipEntryType::kFile;
-        begun(file ? transcoded_name(entry.path, extension) : entry.path, file);
+        begun(file ? transcoded_name(entry.path, extension) : entry.path, file, entry.size);
       };
       extract.on_refused = [&](const ZipEntry& entry, const std::string& why) {
         problem(report.refused, fmt::format("{}: refusing member '{}' (archive byte {}): {}", archive,
@@ -808,7 +809,9 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.max_output_bytes = plan.untar->max_output_bytes;
       extract.threads = spec.threads;
       // The entry as written (transcode_tar names a compressed file NAME + extension).
-      extract.on_entry = [&](const TarEntry& entry) { begun(entry.path, entry.type == TarEntryType::kFile); };
+      extract.on_entry = [&](const TarEntry& entry) {
+        begun(entry.path, entry.type == TarEntryType::kFile, entry.size);
+      };
       extract.on_refused = [&](const TarEntry& entry, const std::string& why) {
         problem(report.refused, fmt::format("{}: refusing entry '{}' (archive byte {}): {}", archive,
                                             printable_name(entry.path), entry.header_offset, why));
@@ -824,9 +827,11 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       else
         extract_tar(source, extract);
     }
-    for (const auto& [order, file] : files) {
+    for (const auto& [order, file_and_size] : files) {
+      const auto& [file, size] = file_and_size;
       PipelineItem item;
       item.input = input.path;
+      item.input_bytes = size;
       item.output = (fs::path(spec.output) / file).string();
       // Read without following a link below the output directory: what the archive put there
       // last is what is reported, never a file elsewhere that a link of its points to.

@@ -275,6 +275,34 @@ TEST_F(ZipTest, HugeSparseMemberGoesZip64) {
   expect_ok(sluice("zip --test -f huge.zip"));
 }
 
+// -v names each output as `sluice run -v` does, --json gives `sluice run --json`'s records; a
+// member refused is a problem record and the exit status stays 2. Transcode had neither.
+TEST_F(ZipTest, TranscodeNamesItsOutputsWithVerboseAndJson) {
+  make_tree();
+  expect_ok(sh("zip -qry bundle.zip src"));
+  const auto verbose = sluice("transcode -v bundle.zip --output-dir v -F gzip");
+  expect_ok(verbose);
+  EXPECT_NE(verbose.err.find(fmt::format("-> v/src/big.txt.gz ({} -> ", fs::file_size(dir_ / "src/big.txt"))),
+            std::string::npos)
+      << verbose.err;
+  EXPECT_EQ(std::count(verbose.err.begin(), verbose.err.end(), '\n'), 5) << verbose.err;  // the five files
+  put("j/src/empty.gz", testing::to_bytes(std::string("kept\n")));
+  const auto json = sluice("transcode --json bundle.zip --output-dir j -F gzip");
+  EXPECT_EQ(json.status, 2) << describe(json);
+  put("records", testing::to_bytes(json.out));
+  const auto summary = python(
+      "import json\n"
+      "records = [json.loads(line) for line in open('records')]\n"
+      "ok = [r['output'] for r in records if r.get('status') == 'ok']\n"
+      "problems = [r['problem'] for r in records if 'problem' in r]\n"
+      "print(len(ok), 'j/src/big.txt.gz' in ok, 'j/src/empty.gz' in ok, len(problems), 'kept' in problems[0],\n"
+      "      records[-1]['summary']['outputs'], records[-1]['summary']['refused'])\n");
+  EXPECT_EQ(summary, "4 True False 1 True 4 1\n") << json.out;
+  const auto to_stdout = sluice("transcode --json bundle.zip -o - -F gzip");
+  EXPECT_EQ(to_stdout.status, 2) << describe(to_stdout);
+  EXPECT_NE(to_stdout.err.find("--json writes its records to stdout"), std::string::npos) << to_stdout.err;
+}
+
 TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
   make_tree();
   expect_ok(sh("zip -qry bundle.zip src"));

@@ -29,7 +29,7 @@ _sluice_opts_run='-h --help -n --dry-run -j --threads --no-pin -f --force -o --o
   -v --verbose --json'
 _sluice_opts_transcode='-h --help -o --output --output-dir -F --format -l --level -j --threads
   --no-pin --chunk-size --gzip-backend --gzip-form --independent --multi-member --single-member
-  --bgzf --zstd-index --no-seek-table -f --force --max-output'
+  --bgzf --zstd-index --no-seek-table -f --force --max-output -v --verbose --json'
 _sluice_opts_demo='-h --help --size -j --threads --no-pin'
 
 # The options of each command that take a value (the next word, or after = or a short letter).

@@ -91,6 +91,8 @@ std::string describe_pipeline(const PipelineSpec& spec);
 struct PipelineItem {
   std::string input;
   std::string output;
+  // What it holds before its stages: its input file's bytes; of a tar stage's archive, the tar
+  // stream's; of an archive's entry unpacked, its contents (holes of a sparse file included).
   std::uint64_t input_bytes = 0;
   std::uint64_t output_bytes = 0;
   std::string checksum;  // hex, when there is a checksum stage
