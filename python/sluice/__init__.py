@@ -195,6 +195,7 @@ _SMALL_OUTPUT = 8 * 1024 * 1024
 # they go to the engine (_GatheredWriter).
 _SMALL_WRITE = 16 * 1024
 _HEAD_BYTES = 10  # a gzip header's fixed part (SluiceFile.mtime)
+_APPEND_DETECTED_FROM = 64 * 1024  # what "ab" tells a file's format from (skippable frames may come first)
 _GATHER_BYTES = 64 * 1024
 # A forward seek further than this, on a stream whose units record their sizes, restarts decoding
 # at the unit that holds the target rather than decoding what lies between.
@@ -627,8 +628,10 @@ class Decompressor:
         """The input is complete: returns the rest of the output once the whole stream is decoded,
         all of it (after calls with a max_length, call decompress(b"", max_length) until
         needs_input is True first); raises its error if it has one (a stream cut short:
-        CorruptDataError)."""
+        CorruptDataError). Again after that, b"", as zlib's does (decompress() is refused)."""
         with self._lock:
+            if self._eof and self._error is None:
+                return b""
             self._check_usable()
             try:
                 out = self._decoder.finish()
@@ -797,6 +800,24 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
 def format_info(format: str) -> dict:
     """A format's facts: its file extension, levels (min, max, default), settings and backends."""
     return _native.format_info(format)
+
+
+def _appended_format(path: str, format: str | None) -> str | None:
+    """The format "ab" writes to the file `path`, which holds something: that of the stream it
+    holds, whatever its name says (a .zst file of gzip, appended to as zstd, was unreadable from
+    there on); a format asked for that is not it, and a file of no format sluice reads, refused."""
+    try:
+        with builtins.open(path, "rb") as file:
+            head = file.read(_APPEND_DETECTED_FROM)
+    except OSError:  # one that may be written but not read: by format, or by its name
+        return format
+    held = _native.detect_format(head)
+    if not held:
+        raise UsageError(f"{path}: holds no compressed stream sluice reads, to append to", kind="usage", path=path)
+    if format and _format_name(format) != held:
+        raise UsageError(f"{path}: holds a {held} stream: appending {format} would make it unreadable from there on",
+                         kind="usage", path=path)
+    return held
 
 
 def _format_for_path(path: str) -> str:
@@ -1058,6 +1079,7 @@ class SluiceFile(io.BufferedIOBase):
         self._fileno: int | None = None  # reading by name: a descriptor of the file for fileno()
         self._emitted = 0  # writing: the bytes given to the file (_emit)
         self._append_from: int | None = None  # "ab" by name: the file's size when opened
+        self._cut_at_first_write = False  # "wb" in place by name: the old contents not cut yet (_emit)
         self._reserved: tuple | None = None  # "xb" by name: the empty file that holds the name
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
@@ -1087,6 +1109,8 @@ class SluiceFile(io.BufferedIOBase):
                                            (format or "", _threads(threads), _max_output(max_output), self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
+                if self._append_from:
+                    format = _appended_format(path, format)
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
                 extension = _native.format_info(format)["extension"]
@@ -1149,10 +1173,15 @@ class SluiceFile(io.BufferedIOBase):
                 self._release_reserved()
                 raise
             self._final_was = self._reserved
-        elif mode == "ab" or not self._write_beside(path, existing):
+        elif mode == "ab":
             self._file = builtins.open(path, mode)
-            if mode == "ab":  # abandoned, the file is cut back to this (_abandon)
-                self._append_from = os.fstat(self._file.fileno()).st_size
+            self._append_from = os.fstat(self._file.fileno()).st_size  # abandoned, cut back to this (_abandon)
+        elif not self._write_beside(path, existing):
+            # In place: the old contents are cut at the first bytes written (_emit), not here, so
+            # that an error or Ctrl-C before then leaves them, as a rename would (a symlink's
+            # target or a file with other links was left empty, the new bytes not written either).
+            self._file = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666), "wb")
+            self._cut_at_first_write = True
         return regular
 
     def _write_beside(self, path: str, existing: os.stat_result | None) -> bool:
@@ -1717,6 +1746,11 @@ class SluiceFile(io.BufferedIOBase):
 
     def _emit(self, out: bytes) -> None:
         """Writes compressed bytes to the file, counted."""
+        if self._cut_at_first_write:
+            self._cut_at_first_write = False
+            descriptor = self._file.fileno()
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):  # not a FIFO's or a device's
+                os.ftruncate(descriptor, 0)
         self._file.write(out)
         self._emitted += len(out)
 
@@ -2318,7 +2352,8 @@ def open(file, mode: str = "rb", format: str | None = None, level: int | None = 
     file: a path or a binary file object. mode: "rb", "wb", "ab", "xb" (binary) or "rt", "wt",
     "at", "xt" (text, with encoding, errors and newline as io.TextIOWrapper takes them; "r" and
     "w" are binary, as in gzip.open). format: for writing, the default comes from the file
-    name's suffix (".zst", ".lz4"), else gzip; reading tells it from the data. Other keywords:
+    name's suffix (".zst", ".lz4"), else gzip, but "ab" continues the format the file holds (another
+    asked for, or a file of none, is refused); reading tells it from the data. Other keywords:
     compresslevel (gzip.open's name for level), max_output, mtime, chunk_size, backend, and
     format settings (form="bgzf"); SluiceFile() takes the same.
     """

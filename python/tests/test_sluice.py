@@ -322,6 +322,38 @@ def test_open_file_objects_append_and_exclusive(tmp_path):
     assert sluice.Error("x").index is None
 
 
+def test_append_continues_the_files_own_format_and_refuses_another(tmp_path):
+    """"ab" wrote gzip (the default for a name of no known suffix, or the suffix's format) after
+    whatever the file held: a zstd file appended to that way read as its first part and then
+    trailing garbage. The file's own format is appended; another asked for, or a file of none,
+    is refused, the file as it was."""
+    events = tmp_path / "events.bin"
+    with sluice.open(events, "wb", format="zstd") as f:
+        f.write(b"day1\n")
+    with sluice.open(events, "ab") as f:
+        f.write(b"day2\n")
+    assert stock(["zstd", "-dc"], events.read_bytes()) == sluice.decompress(events.read_bytes()) == b"day1\nday2\n"
+    before = events.read_bytes()
+    with pytest.raises(sluice.UsageError, match="holds a zstd stream: appending gzip") as raised:
+        sluice.open(events, "ab", format="gzip")
+    assert raised.value.filename == str(events) and events.read_bytes() == before
+    misnamed = tmp_path / "misnamed.zst"  # gzip under a zstd suffix
+    misnamed.write_bytes(gzip.compress(b"a"))
+    with sluice.open(misnamed, "ab") as f:
+        f.write(b"b")
+    assert gzip.decompress(misnamed.read_bytes()) == b"ab"
+    plain = tmp_path / "notes.txt.gz"
+    plain.write_bytes(b"plain text\n")
+    with pytest.raises(sluice.UsageError, match="holds no compressed stream"):
+        sluice.open(plain, "ab")
+    assert plain.read_bytes() == b"plain text\n"
+    empty = tmp_path / "empty.lz4"
+    empty.write_bytes(b"")
+    with sluice.open(empty, "ab") as f:  # nothing held: the name's format
+        f.write(b"first")
+    assert stock(["lz4", "-dc"], empty.read_bytes()) == b"first"
+
+
 def test_append_and_exclusive_abandoned_leave_the_file_as_it_was(tmp_path):
     path = tmp_path / "log.gz"
     with sluice.open(path, "ab") as f:
@@ -464,6 +496,18 @@ def test_open_writes_through_a_symlink_and_keeps_a_files_permissions(tmp_path):
         f.write(b"replaced")
     assert oct(os.stat(target).st_mode & 0o777) == oct(0o600)
     assert sorted(os.listdir(tmp_path)) == ["link.gz", "target.gz"]
+    # Written in place (through a symlink, or a file with other links), an output abandoned
+    # before its first bytes leaves the old contents: they were cut at open, and lost.
+    os.link(target, tmp_path / "other.gz")
+    for name in ("link.gz", "other.gz"):
+        with pytest.raises(KeyError):
+            with sluice.open(tmp_path / name, "wb") as f:
+                f.write(b"new")
+                raise KeyError
+        assert gzip.decompress(target.read_bytes()) == b"replaced", name
+    with sluice.open(tmp_path / "other.gz", "wb", format="zstd") as f:  # shorter: nothing old after it
+        f.write(b"n")
+    assert stock(["zstd", "-dc"], target.read_bytes()) == b"n"
 
 
 def test_a_read_error_comes_after_the_data_before_it(tmp_path):
@@ -2922,6 +2966,21 @@ def test_a_decompressor_given_a_str_raises_type_error_and_goes_on():
     with pytest.raises(TypeError):
         d.decompress("not bytes")
     assert d.decompress(gzip.compress(b"hello")) + d.flush() == b"hello"
+
+
+def test_a_decompressor_flushed_again_gives_nothing_as_zlibs_does():
+    """Cleanup code that flushes once more got a UsageError; decompress() after the end is
+    refused, as zlib's is."""
+    d, theirs = sluice.Decompressor(), zlib.decompressobj(31)
+    assert d.decompress(gzip.compress(b"a")) + d.flush() == theirs.decompress(gzip.compress(b"a")) + theirs.flush()
+    assert d.flush() == theirs.flush() == b"" and d.eof
+    with pytest.raises(sluice.UsageError, match="flush\\(\\) ended it"):
+        d.decompress(b"")
+    broken = sluice.Decompressor()
+    broken.decompress(gzip.compress(b"a")[:-3])
+    for _ in range(2):  # a stream cut short raises at every flush
+        with pytest.raises(sluice.TruncatedError):
+            broken.flush()
 
 
 def test_decompressor_errors_come_after_the_data_before_them():
