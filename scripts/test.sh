@@ -25,9 +25,14 @@ for job in "${jobs[@]}"; do
         export SLUICE_PYTHON_TARGETS=sluice_python
       fi
       ./scripts/install-python.sh   # pip install . into .venv (Debian's python3)
-      # In two processes (pytest-xdist, -n auto: one per core): one left a core idle much of
-      # its 105 s, the tests waiting on subprocesses and Dask workers (69 s in two).
-      SLUICE_PROGRAM=$program .venv/bin/python -m pytest -q -p no:cacheprovider -n auto python/tests
+      # In a process per core, at most 4 (pytest-xdist): one left a core idle much of its 105 s,
+      # the tests waiting on subprocesses and Dask workers (62 s in two). At most 4: each test's
+      # own runs take every core, and some wait for a stop within seconds. A file's tests in one
+      # process (--dist loadfile, as fast here): test_dask.py's one LocalCluster, not one each.
+      workers=$(nproc)
+      ((workers <= 4)) || workers=4
+      SLUICE_PROGRAM=$program .venv/bin/python -m pytest -q -p no:cacheprovider -n "$workers" --dist loadfile \
+        python/tests
       ;;
     fuzz) ./scripts/fuzz.sh 5 ;;
     release | asan | debug)
