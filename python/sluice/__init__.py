@@ -195,7 +195,8 @@ _SMALL_OUTPUT = 8 * 1024 * 1024
 # they go to the engine (_GatheredWriter).
 _SMALL_WRITE = 16 * 1024
 _HEAD_BYTES = 10  # a gzip header's fixed part (SluiceFile.mtime)
-_APPEND_DETECTED_FROM = 64 * 1024  # what "ab" tells a file's format from (skippable frames may come first)
+_APPEND_DETECTED_FROM = 64 * 1024  # what "ab" tells a file's format from, after skippable frames
+_SKIPPABLE_FRAMES_PASSED = 1024  # in front of a stream "ab" appends to: past that, told by its name
 _GATHER_BYTES = 64 * 1024
 # A forward seek further than this, on a stream whose units record their sizes, restarts decoding
 # at the unit that holds the target rather than decoding what lies between.
@@ -802,16 +803,35 @@ def format_info(format: str) -> dict:
     return _native.format_info(format)
 
 
-def _appended_format(path: str, format: str | None) -> str | None:
-    """The format "ab" writes to the file `path`, which holds something: that of the stream it
-    holds, whatever its name says (a .zst file of gzip, appended to as zstd, was unreadable from
-    there on); a format asked for that is not it, and a file of no format sluice reads, refused."""
+def _held_format(descriptor: int) -> str | None:
+    """The format of the stream the file open for appending as `descriptor` holds, read through
+    a second descriptor of the same file (another file may have its name by now), past any
+    skippable frames (zstd's and lz4's alike: a large one hid an lz4 frame behind it); "" for
+    none sluice reads; None where it cannot tell (a file that may not be read, or holds only
+    skippable frames)."""
     try:
-        with builtins.open(path, "rb") as file:
-            head = file.read(_APPEND_DETECTED_FROM)
-    except OSError:  # one that may be written but not read: by format, or by its name
-        return format
-    held = _native.detect_format(head)
+        reader = os.open(f"/proc/self/fd/{descriptor}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        at = 0
+        for _ in range(_SKIPPABLE_FRAMES_PASSED):
+            head = os.pread(reader, _APPEND_DETECTED_FROM, at)
+            if len(head) >= 8 and head[0] & 0xF0 == 0x50 and head[1:4] == b"\x2a\x4d\x18":
+                at += 8 + int.from_bytes(head[4:8], "little")
+                continue
+            return (_native.detect_format(head) or "") if head else None
+        return None
+    except OSError:
+        return None
+    finally:
+        os.close(reader)
+
+
+def _appended_format(path: str, format: str | None, held: str) -> str:
+    """The format "ab" writes to the file `path`, which holds a stream of the format `held`:
+    that one, whatever the name says (a .zst file of gzip, appended to as zstd, was unreadable
+    from there on); a format asked for that is not it, and a file of none ("") refused."""
     if not held:
         raise UsageError(f"{path}: holds no compressed stream sluice reads, to append to", kind="usage", path=path)
     if format and _format_name(format) != held:
@@ -1080,6 +1100,7 @@ class SluiceFile(io.BufferedIOBase):
         self._emitted = 0  # writing: the bytes given to the file (_emit)
         self._append_from: int | None = None  # "ab" by name: the file's size when opened
         self._cut_at_first_write = False  # "wb" in place by name: the old contents not cut yet (_emit)
+        self._held_format: str | None = None  # "ab" by name: the format of what the file holds ("": none)
         self._reserved: tuple | None = None  # "xb" by name: the empty file that holds the name
         self.name = ""
         if isinstance(file, (str, bytes, os.PathLike)):
@@ -1109,8 +1130,8 @@ class SluiceFile(io.BufferedIOBase):
                                            (format or "", _threads(threads), _max_output(max_output), self.name or "<file>"))
                 self._buffered = io.BufferedReader(self._decoding, _BUFFER_BYTES)
             else:
-                if self._append_from:
-                    format = _appended_format(path, format)
+                if self._held_format is not None:
+                    format = _appended_format(path, format, self._held_format)
                 format = format or (_format_for_path(self.name) if self.name else "gzip")
                 base = os.path.basename(self.name)
                 extension = _native.format_info(format)["extension"]
@@ -1176,6 +1197,8 @@ class SluiceFile(io.BufferedIOBase):
         elif mode == "ab":
             self._file = builtins.open(path, mode)
             self._append_from = os.fstat(self._file.fileno()).st_size  # abandoned, cut back to this (_abandon)
+            if self._append_from:
+                self._held_format = _held_format(self._file.fileno())
         elif not self._write_beside(path, existing):
             # In place: the old contents are cut at the first bytes written (_emit), not here, so
             # that an error or Ctrl-C before then leaves them, as a rename would (a symlink's
@@ -1616,6 +1639,7 @@ class SluiceFile(io.BufferedIOBase):
                 out = self._writer.flush()
                 if out:
                     self._emit(out)
+                self._cut_old_contents()  # where the flush wrote nothing too
                 self._flush_file()
                 if self._unpublished:  # what is flushed is for readers of the file: it goes in place now
                     self._publish()
@@ -1746,13 +1770,18 @@ class SluiceFile(io.BufferedIOBase):
 
     def _emit(self, out: bytes) -> None:
         """Writes compressed bytes to the file, counted."""
+        self._cut_old_contents()
+        self._file.write(out)
+        self._emitted += len(out)
+
+    def _cut_old_contents(self) -> None:
+        """"wb" in place: the old contents go when the first bytes are written or at the first
+        flush() (which says the file holds what was written), not at open."""
         if self._cut_at_first_write:
             self._cut_at_first_write = False
             descriptor = self._file.fileno()
             if stat.S_ISREG(os.fstat(descriptor).st_mode):  # not a FIFO's or a device's
                 os.ftruncate(descriptor, 0)
-        self._file.write(out)
-        self._emitted += len(out)
 
     def _cut_back_appended(self) -> None:
         """"ab", abandoned: the file as it was when opened, or at the last flush() (what readers
@@ -1765,7 +1794,9 @@ class SluiceFile(io.BufferedIOBase):
             pass
         try:
             descriptor = self._file.fileno()
-            if os.fstat(descriptor).st_size == self._append_from + self._emitted:
+            # Not where nothing was appended: a truncation to the same size still sets the
+            # file's times (a refused "ab" changed its mtime).
+            if self._emitted and os.fstat(descriptor).st_size == self._append_from + self._emitted:
                 os.ftruncate(descriptor, self._append_from)
         except OSError:
             pass

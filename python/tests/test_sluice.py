@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import stat
+import struct
 import subprocess
 import tarfile
 import sys
@@ -334,9 +335,11 @@ def test_append_continues_the_files_own_format_and_refuses_another(tmp_path):
         f.write(b"day2\n")
     assert stock(["zstd", "-dc"], events.read_bytes()) == sluice.decompress(events.read_bytes()) == b"day1\nday2\n"
     before = events.read_bytes()
+    os.utime(events, (1_000_000_000, 1_000_000_000))
     with pytest.raises(sluice.UsageError, match="holds a zstd stream: appending gzip") as raised:
         sluice.open(events, "ab", format="gzip")
     assert raised.value.filename == str(events) and events.read_bytes() == before
+    assert os.stat(events).st_mtime == 1_000_000_000  # not even cut to its own size
     misnamed = tmp_path / "misnamed.zst"  # gzip under a zstd suffix
     misnamed.write_bytes(gzip.compress(b"a"))
     with sluice.open(misnamed, "ab") as f:
@@ -347,6 +350,12 @@ def test_append_continues_the_files_own_format_and_refuses_another(tmp_path):
     with pytest.raises(sluice.UsageError, match="holds no compressed stream"):
         sluice.open(plain, "ab")
     assert plain.read_bytes() == b"plain text\n"
+    # Told past skippable frames, which zstd and lz4 share: 100 KB of one hid an lz4 frame.
+    skipped = tmp_path / "skipped.lz4"
+    skipped.write_bytes(struct.pack("<II", 0x184D2A50, 100_000) + bytes(100_000) + sluice.compress(b"one\n", "lz4"))
+    with sluice.open(skipped, "ab") as f:
+        f.write(b"two\n")
+    assert stock(["lz4", "-dc"], skipped.read_bytes()) == b"one\ntwo\n"
     empty = tmp_path / "empty.lz4"
     empty.write_bytes(b"")
     with sluice.open(empty, "ab") as f:  # nothing held: the name's format
@@ -508,6 +517,10 @@ def test_open_writes_through_a_symlink_and_keeps_a_files_permissions(tmp_path):
     with sluice.open(tmp_path / "other.gz", "wb", format="zstd") as f:  # shorter: nothing old after it
         f.write(b"n")
     assert stock(["zstd", "-dc"], target.read_bytes()) == b"n"
+    with sluice.open(link, "wb", format="zstd") as f:  # a flush says the file holds what was written
+        f.flush()
+        assert target.read_bytes() == b""
+    assert stock(["zstd", "-dc"], target.read_bytes()) == b""
 
 
 def test_a_read_error_comes_after_the_data_before_it(tmp_path):
