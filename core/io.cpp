@@ -390,7 +390,16 @@ bool remove_pending_outputs(int signal_number) noexcept {
   if (signal_number != SIGPIPE) {  // SIGPIPE: the stream's reader is gone
     if (const int fd = g_unfinished_fd.exchange(-1, std::memory_order_acq_rel); fd >= 0) {
       const int saved = errno;
-      write_mark(fd, g_unfinished_mark, g_unfinished_mark_size, /*if_ready=*/true);
+      // The stream's writer goes on until the process ends: from here on its writes go to
+      // /dev/null (one after the mark made the stream damaged, not cut short: "invalid deflate
+      // block" under ASan in CI). The mark goes through a duplicate of the stream's descriptor,
+      // after any write that had it first.
+      const int stream = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      const int nowhere = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+      if (stream >= 0 && nowhere >= 0) ::dup2(nowhere, fd);
+      if (nowhere >= 0) ::close(nowhere);
+      write_mark(stream >= 0 ? stream : fd, g_unfinished_mark, g_unfinished_mark_size, /*if_ready=*/true);
+      if (stream >= 0) ::close(stream);
       errno = saved;
     }
   }

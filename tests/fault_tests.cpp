@@ -10,10 +10,12 @@
 
 #include <fmt/format.h>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "core/mapped_file.h"
 #include "core/pending_outputs.h"
@@ -790,6 +792,31 @@ TEST(MarkedStreamDeathTest, TheMarkFollowsAStreamCutShortOnly) {
         while (!(got = drain_pipe(fds[0])).empty()) all += got;
         sink.finish();
         std::_Exit(all.find("MARK") == std::string::npos ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // The stream's writer goes on after the handler, until the process ends a moment later: what
+  // it writes then must not follow the mark (in CI it did, and the stream read as damaged).
+  EXPECT_EXIT(
+      {
+        char path[] = "/tmp/sluice-mark-XXXXXX";
+        const int file = ::mkstemp(path);
+        const int reader = ::open(path, O_RDONLY);
+        ::unlink(path);
+        MarkedStreamSink sink(file, "<file>", "MARK");
+        sink.write(text_view("data"));
+        std::atomic<bool> stop{false};
+        std::thread writer([&] {
+          while (!stop.load()) (void)!::write(file, "y", 1);
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        remove_pending_outputs(SIGTERM);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        stop = true;
+        writer.join();
+        std::string all(static_cast<std::size_t>(::lseek(reader, 0, SEEK_END)), '\0');
+        const bool read = ::pread(reader, all.data(), all.size(), 0) == static_cast<ssize_t>(all.size());
+        sink.finish();
+        std::_Exit(read && all.starts_with("data") && all.ends_with("MARK") ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
   ::close(fds[0]);

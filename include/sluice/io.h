@@ -365,9 +365,10 @@ class StoppableSink final : public ByteSink {
 
 // For a program's SIGINT or SIGTERM handler, so that an interrupted run leaves nothing
 // half-written behind: removes every OutputFile not yet committed (temporaries, and files created
-// in place), marks a MarkedStreamSink's stream unfinished (not for SIGPIPE: its reader is gone),
-// and returns true; the handler then ends the process (from then on, no file is created in
-// place). Async-signal-safe.
+// in place), marks a MarkedStreamSink's stream unfinished (not for SIGPIPE: its reader is gone;
+// the stream's descriptor then leads to /dev/null, so that nothing written after the mark
+// reaches the stream), and returns true; the handler then ends the process (from then on, no
+// file is created in place). Async-signal-safe.
 // While a file is being created in place (until the system call returns, whether a file at its
 // name is the one it made is not known) it removes nothing and returns false: the handler must
 // then return at once, and `signal_number` is raised again, on the creating thread, as soon as
