@@ -46,33 +46,39 @@ class Error(OSError):
     failing file, or (UsageError) bad arguments. The message is the sluice program's.
 
     kind: "corrupt_data", "trailing_garbage", "limit", "usage", "io", "internal" or "cancelled";
-    path (also filename): the file it concerns, None for bytes in memory; offset: where in the
-    input (compressed bytes) it was found, when known; detail: the reason without the context;
+    message: what str() gives; args: (errno, strerror) where a system call failed, as OSError's,
+    else (message,); path (also filename): the file it concerns, None for bytes in memory; offset:
+    where in the input (compressed bytes) it was found, when known; detail: the reason without
+    the context;
     output: what Decompressor.flush() decoded before the error and had not returned (else b"");
     index: the payload compress_many() failed on (else None).
     """
 
     def __init__(self, message: str, kind: str = "io", path: str | None = None, offset: int | None = None,
                  detail: str = "", errno: int | None = None):
-        super().__init__(message)
+        # args as OSError's: (errno, strerror) for a system call's failure, else (message,) as
+        # gzip.BadGzipFile's; str() is the message either way.
+        if errno is not None:
+            super().__init__(errno, _os_strerror(errno))
+        else:
+            super().__init__(message)
+        self.message = message
         self.kind = kind
         self.path = path
         self.filename = path
         self.offset = offset
         self.detail = detail or message
-        self.errno = errno
-        self.strerror = _os_strerror(errno) if errno is not None else None
         self.output = b""
         self.index: int | None = None
 
     def __str__(self) -> str:
-        return str(self.args[0])
+        return self.message
 
     def __reduce__(self):
         # With its attributes (output, index, a strerror set since), which pickling and copy.copy
         # dropped: an error from a process pool or a Dask worker came back without them.
         state = dict(self.__dict__, strerror=self.strerror)
-        return (type(self), (self.args[0], self.kind, self.path, self.offset, self.detail, self.errno), state)
+        return (type(self), (self.message, self.kind, self.path, self.offset, self.detail, self.errno), state)
 
 
 class CorruptDataError(Error):

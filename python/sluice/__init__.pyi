@@ -10,6 +10,7 @@ __version__: str
 __all__: list[str]
 
 class Error(OSError):
+    message: str
     kind: str
     path: str | None
     offset: int | None

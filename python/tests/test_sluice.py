@@ -167,6 +167,19 @@ def test_errors_keep_their_attributes_through_pickle_and_copy():
     assert (back.errno, back.filename, back.strerror) == (errno.ENOENT, "/nonexistent/x", missing.strerror)
 
 
+def test_errors_have_the_args_of_oserror():
+    """A system call's failure has OSError's args, (errno, strerror), as open()'s has; an error of
+    the data has its message alone, as gzip.BadGzipFile's. str() is sluice's message either way."""
+    missing = sluice.compress_files(["/nonexistent/x"])[0].error
+    assert missing.args == (errno.ENOENT, os.strerror(errno.ENOENT))
+    number, reason = missing.args  # the unpacking OSError's handlers do
+    assert str(missing) == missing.message == "/nonexistent/x: cannot open: " + reason
+    with pytest.raises(sluice.CorruptDataError) as caught:
+        sluice.decompress(b"plain text")
+    assert caught.value.args == (str(caught.value),) and caught.value.errno is None
+    assert pickle.loads(pickle.dumps(missing)).args == missing.args
+
+
 def test_argument_mistakes_are_usage_errors_where_they_are_made(tmp_path):
     """An unknown format was a bare ValueError in open() and format_info() (UsageError elsewhere),
     and Decompressor took one until its first decompress(); mtime, max_in_flight and a flush
