@@ -82,8 +82,12 @@ class StreamInflater {
     // input (ISA-L's bit buffer). They come before the rest of `input`. At most 8.
     std::uint8_t pushback[8] = {};
     std::size_t pushback_bytes = 0;
+    // Not null: the input is not valid deflate here (the library's reason). `consumed` and
+    // `produced` count what came before the fault, and that output is the stream's own (a
+    // reader gets it, as gzip -dc's does, and the error names where the fault is).
+    const char* error = nullptr;
   };
-  // Inflates from `input` into `out`. Throws Error(kCorruptData) with the library's reason.
+  // Inflates from `input` into `out`. Invalid data is Step::error, not an exception.
   virtual Step inflate(ByteView input, std::span<std::uint8_t> out) = 0;
 };
 

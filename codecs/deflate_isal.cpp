@@ -36,14 +36,23 @@ std::uint32_t clamp_u32(std::size_t n) {
   return static_cast<std::uint32_t>(std::min<std::size_t>(n, std::numeric_limits<std::uint32_t>::max()));
 }
 
-// The one place ISA-L's inflate codes become our errors.
-[[noreturn]] void throw_inflate_error(int ret) {
+// The one place ISA-L's inflate codes become our errors: the reason for invalid data, else null.
+const char* invalid_data_reason(int ret) {
   switch (ret) {
-    case ISAL_INVALID_BLOCK: throw Error(ErrorKind::kCorruptData, "invalid deflate block");
-    case ISAL_INVALID_SYMBOL: throw Error(ErrorKind::kCorruptData, "invalid deflate code");
-    case ISAL_INVALID_LOOKBACK: throw Error(ErrorKind::kCorruptData, "invalid distance too far back");
-    default: throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate failed ({})", ret));
+    case ISAL_INVALID_BLOCK:
+      return "invalid deflate block";
+    case ISAL_INVALID_SYMBOL:
+      return "invalid deflate code";
+    case ISAL_INVALID_LOOKBACK:
+      return "invalid distance too far back";
+    default:
+      return nullptr;
   }
+}
+
+[[noreturn]] void throw_inflate_error(int ret) {
+  if (const char* reason = invalid_data_reason(ret)) throw Error(ErrorKind::kCorruptData, reason);
+  throw Error(ErrorKind::kInternal, fmt::format("ISA-L inflate failed ({})", ret));
 }
 
 class IsalChunkDeflater final : public ChunkDeflater {
@@ -165,9 +174,13 @@ class IsalStreamInflater final : public StreamInflater {
     state_.avail_out = clamp_u32(out.size());
     const std::size_t room = state_.avail_out;
     const int ret = isal_inflate(&state_);
-    if (ret != ISAL_DECOMP_OK) throw_inflate_error(ret);
     step.consumed = offered - state_.avail_in;
     step.produced = room - state_.avail_out;
+    if (ret != ISAL_DECOMP_OK) {
+      step.error = invalid_data_reason(ret);
+      if (!step.error) throw_inflate_error(ret);
+      return step;
+    }
     step.ended = state_.block_state == ISAL_BLOCK_FINISH;
     if (step.ended) give_back_read_ahead(step);
     return step;

@@ -183,10 +183,11 @@ class ZlibStreamInflater final : public StreamInflater {
     const std::size_t room = stream_.avail_out;
     const int ret = ::inflate(&stream_, Z_NO_FLUSH);
     if (ret == Z_MEM_ERROR) throw Error(ErrorKind::kInternal, "out of memory in zlib inflate");
+    Step step{offered - stream_.avail_in, room - stream_.avail_out, ret == Z_STREAM_END};
     if (ret != Z_OK && ret != Z_BUF_ERROR && ret != Z_STREAM_END) {
-      throw Error(ErrorKind::kCorruptData, reason(ret, stream_));
+      step.error = stream_.msg ? stream_.msg : zError(ret);  // static strings, zlib's
     }
-    return {offered - stream_.avail_in, room - stream_.avail_out, ret == Z_STREAM_END};
+    return step;
   }
 
  private:

@@ -1357,13 +1357,12 @@ class GzipDecoder final : public StreamDecoder {
     state_ = State::kBody;
   }
 
-  // The engine's inflate, its errors given the member and offset.
+  // The engine's inflate, its errors given the offset (invalid data is the step's error).
   StreamInflater::Step inflate_step(ByteView rest, std::span<std::uint8_t> out) {
     try {
       return inflater_->inflate(rest, out);
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kCorruptData) throw e.with_context({}, consumed_);
-      throw corrupt(e.detail(), consumed_);
+      throw e.with_context({}, consumed_);
     }
   }
 
@@ -1383,6 +1382,10 @@ class GzipDecoder final : public StreamDecoder {
     }
     block.resize(filled + step.produced);
     consumed_ += step.consumed;
+    if (step.error) {
+      hand_on(emit);  // what inflated before the fault is the stream's, as gzip -dc gives it
+      throw corrupt(step.error, consumed_);
+    }
     if (step.ended) {
       hand_on(emit);
       state_ = State::kTrailer;
@@ -1411,6 +1414,7 @@ class GzipDecoder final : public StreamDecoder {
       fold_crc(bytes);
       output_->produced(bytes.size());
     }
+    if (step.error) throw corrupt(step.error, consumed_);
     if (step.ended) {
       state_ = State::kTrailer;
       consumed_ -= step.pushback_bytes;  // bytes of the trailer the engine had read ahead
@@ -1626,7 +1630,7 @@ std::optional<MemberContent> independent_member_content(ByteView s, std::size_t 
   bool ended = false;
   while (!ended && consumed < last.size() && produced < out.size()) {
     const auto step = inflater->inflate(last.subspan(consumed), {out.data() + produced, out.size() - produced});
-    if (step.consumed == 0 && step.produced == 0 && !step.ended) return std::nullopt;
+    if (step.error || (step.consumed == 0 && step.produced == 0 && !step.ended)) return std::nullopt;
     consumed += step.consumed;
     produced += step.produced;
     ended = step.ended;
