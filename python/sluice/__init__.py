@@ -373,7 +373,7 @@ def compress_many(payloads: Iterable, format: str = "gzip", level: int | None = 
     for index, item in enumerate(items):  # a mistake named here (pybind11 would print every payload)
         if not isinstance(item, bytes):
             try:
-                memoryview(item)
+                items[index], _ = _contiguous(item)  # a strided view copied, as compress() takes it
             except TypeError:
                 raise TypeError(f"payload {index} is a {type(item).__name__}, not a bytes-like object") from None
     results = _native.compress_many(items, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
@@ -485,7 +485,8 @@ FLUSH_FINISH = 4
 def _not_copied(self, *_memo):
     """copy.copy() of a Compressor or Decompressor gave a second object over the same native
     stream, each call on one moving the other; zlib's objects copy their state (copy()), which
-    sluice's runs cannot: it is refused, as pickling them is."""
+    sluice's runs cannot: it is refused, as pickling them is. A SluiceFile's copy shared its
+    descriptor, closed when the copy went away, under the original."""
     raise TypeError(f"cannot copy a sluice.{type(self).__name__}: its stream is not copied (make a new one)")
 
 
@@ -770,10 +771,16 @@ def compress_files(paths: Iterable, output_dir=None, format: str = "gzip", level
     names = _path_list(paths)
     planned = _claim_outputs([(name, _output_path(name, name + extension, output_dir)) for name in names])
     jobs = [job for job in planned if not isinstance(job, FileResult)]
-    done = iter(_native.compress_files(jobs, format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
+    done = iter(_native.compress_files(_native_jobs(jobs), format, _level(level, format), _threads(threads), _chunk_size(chunk_size),
                                        _knobs(knobs), _backend(backend), overwrite, remove_inputs, store_name,
                                        fail_fast, _progress_adapter(progress, planned)))
     return [job if isinstance(job, FileResult) else FileResult(*next(done)) for job in planned]
+
+
+def _native_jobs(jobs: list) -> list:
+    """(input, output) names as the native layer takes them: bytes, as os.fsencode gives them (a
+    name need not be UTF-8: os.listdir's surrogate escapes, a bytes path)."""
+    return [(os.fsencode(source), os.fsencode(target)) for source, target in jobs]
 
 
 def decompress_files(paths: Iterable, output_dir=None, threads: int | None = None, *, overwrite: bool = False,
@@ -785,7 +792,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
     names = _path_list(paths)
     planned: list = []
     for name in names:
-        target = _native.decompressed_name(name)
+        target = _native.decompressed_name(os.fsencode(name))
         if target is None and not os.path.lexists(name):  # what is wrong first: it is not there
             error = _system_error(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)), name, "cannot open")
             planned.append(FileResult(name, "", "failed", 0, 0, 0.0, error, None))
@@ -799,7 +806,7 @@ def decompress_files(paths: Iterable, output_dir=None, threads: int | None = Non
     claimed = iter(_claim_outputs(named))
     planned = [job if isinstance(job, FileResult) else next(claimed) for job in planned]
     jobs = [job for job in planned if not isinstance(job, FileResult)]
-    done = iter(_native.decompress_files(jobs, _threads(threads), _max_output(max_output), overwrite, remove_inputs,
+    done = iter(_native.decompress_files(_native_jobs(jobs), _threads(threads), _max_output(max_output), overwrite, remove_inputs,
                                          fail_fast, _progress_adapter(progress, planned)))
     return [job if isinstance(job, FileResult) else FileResult(*next(done)) for job in planned]
 
@@ -849,7 +856,7 @@ def _appended_format(path: str, format: str | None, held: str) -> str:
 def _format_for_path(path: str) -> str:
     """The format a name's suffix says, in any case (as the command line reads it: .zstd and .tzst
     too); gzip else."""
-    return _native.format_for_name(path) or "gzip"
+    return _native.format_for_name(os.fsencode(path)) or "gzip"
 
 
 # Open SluiceFiles, closed at exit before the interpreter goes: a run still reading or writing a
@@ -1077,6 +1084,8 @@ class SluiceFile(io.BufferedIOBase):
     in place, as gzip.open writes.
     """
 
+    __copy__ = __deepcopy__ = __reduce__ = _not_copied
+
     def __init__(self, file, mode: str = "rb", *, format: str | None = None, level: int | None = None,
                  threads: int | None = None, max_output: int | None = None, mtime: int | None = None,
                  chunk_size: int | None = None, backend: str | None = None, **knobs: str):
@@ -1146,7 +1155,7 @@ class SluiceFile(io.BufferedIOBase):
                 mtime = int(time.time()) if mtime is None else _mtime(mtime)
                 self._writer = _GatheredWriter(_native.Writer(format, _level(level, format), _threads(threads),
                                                               _chunk_size(chunk_size), _knobs(knobs), _backend(backend),
-                                                              base, mtime))
+                                                              os.fsencode(base), mtime))
                 if format == "gzip":
                     self._written_mtime = mtime
                 self._written = 0
@@ -1415,7 +1424,9 @@ class SluiceFile(io.BufferedIOBase):
             try:
                 if self._lines:
                     self._give_back_lines()
-                if type(size) is int and size > 0:  # the common case first
+                if type(size) is not int:  # numpy's integers, an IntEnum, True: any __index__
+                    size = _read_size(size)
+                if size > 0:  # the common case first
                     return self._buffered.read(size) or self._nothing()
                 buffered = self._reading()
                 if _read_size(size) == 0:
@@ -1907,28 +1918,29 @@ class _Decoding(io.RawIOBase):
         """Decodes from the start of the stream, or from `unit` (a _units.Unit, with the decoded
         bytes before it) of a stream whose units record their sizes."""
         format, threads, max_output, name = self._args
+        native_name = os.fsencode(name)  # not always UTF-8 (os.listdir's surrogate escapes)
         small = self._decoded_small() if unit is None and self._start is not None else None
         if small is not None:
             self._reader = small
         elif unit is None and self._start is None:  # a pipe, a socket, a FIFO: may block
             feeder = _Feeder(name)
             self.head = feeder.head
-            reader = _native.PullReader("", None, format, threads, max_output, name, fed=feeder.source)
+            reader = _native.PullReader("", None, format, threads, max_output, native_name, fed=feeder.source)
             if self._file is not None:  # only once the run that stops it exists
                 feeder.start(self._file, close=False)
             else:  # a duplicate the feeder closes: close() need not wait for its blocked read
                 feeder.start(builtins.open(os.dup(self._read_fd), "rb", buffering=0), close=True)
             self._reader = _FedReader(reader, feeder)
         elif unit is None:
-            self._reader = _native.PullReader("", self._file, format, threads, max_output, name, fd=self._fd())
+            self._reader = _native.PullReader("", self._file, format, threads, max_output, native_name, fd=self._fd())
         else:
             unit, before = unit
             if self._file is None:  # read by the library, from the unit on
-                self._reader = _native.PullReader("", None, format, threads, max_output, name, unit.offset,
+                self._reader = _native.PullReader("", None, format, threads, max_output, native_name, unit.offset,
                                                   fd=self._read_fd)
             else:
                 self._file.seek((self._start or 0) + unit.offset)
-                self._reader = _native.PullReader("", self._file, format, threads, max_output, name)
+                self._reader = _native.PullReader("", self._file, format, threads, max_output, native_name)
         self._pending = bytearray()  # decoded, not yet read: small reads' rest, what a failed read() gave back
         self._position = 0 if unit is None else before  # of the decoded stream, after what was read
         self._eof = False
@@ -2142,7 +2154,7 @@ class _Feeder:
     the file has it, so that what arrives is handed on as it arrives."""
 
     def __init__(self, name: str):
-        self.source = _native.FedSource(name)
+        self.source = _native.FedSource(os.fsencode(name))
         self.error: BaseException | None = None
         self.head = bytearray()  # the stream's first bytes, as they come (SluiceFile.mtime)
 

@@ -1678,8 +1678,8 @@ PYBIND11_MODULE(_native, m) {
       const char* status = item.status == ItemStatus::kDone     ? "done"
                            : item.status == ItemStatus::kFailed ? "failed"
                                                                 : "skipped";
-      return py::make_tuple(item.input, item.output, status, item.input_bytes, item.output_bytes, item.seconds,
-                            item.error ? to_python(*item.error) : py::none(),
+      return py::make_tuple(fs_str(item.input), fs_str(item.output), status, item.input_bytes, item.output_bytes,
+                            item.seconds, item.error ? to_python(*item.error) : py::none(),
                             item.warning ? to_python(*item.warning) : py::none());
     };
     // A progress callback that raises (Ctrl-C inside it too) stops the batch, as Ctrl-C does: no
@@ -1742,7 +1742,10 @@ PYBIND11_MODULE(_native, m) {
           decompress.empty_input_is_empty = false;
           return run_files(false, jobs, {}, decompress, batch, progress);
         });
-  m.def("decompressed_name", [](const std::string& path) { return CodecRegistry::global().decompressed_name(path); });
+  m.def("decompressed_name", [](const std::string& path) -> py::object {
+    const auto name = CodecRegistry::global().decompressed_name(path);
+    return name ? py::object(fs_str(*name)) : py::none();
+  });
 
   // ---- Tar archives (sluice/tar.py) ----
   m.def("tar_format_for", [](const std::string& path) { return tar_codec_for_path(path); });

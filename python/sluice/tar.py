@@ -337,16 +337,24 @@ class _WatchedOutput:
 
     def __init__(self, out):
         self.out, self.failed = out, False
+        # Where the archive starts, counted on from there: tarfile asks at the start, and a pipe
+        # or a write-only object has no position to ask (tarfile's "w|" asks none).
+        try:
+            self.position = out.tell()
+        except (AttributeError, OSError, ValueError):
+            self.position = 0
 
     def write(self, data):
         try:
-            return self.out.write(data)
+            written = self.out.write(data)
         except BaseException:
             self.failed = True
             raise
+        self.position += memoryview(data).nbytes
+        return written
 
     def tell(self) -> int:
-        return self.out.tell()
+        return self.position
 
     def __getattr__(self, name):  # name (tarfile leaves the archive itself out of add()), mode
         return getattr(self.out, name)
@@ -500,7 +508,7 @@ class TarWriter:
         self._tar.close()
         if self._own_out:
             self._out.close()  # SluiceFile leaves a caller's file object open
-        else:
+        elif hasattr(self._out, "flush"):  # an object that only writes has nothing to flush
             self._out.flush()
 
     def abandon(self) -> None:

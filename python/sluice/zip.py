@@ -33,7 +33,9 @@ __all__ = ["create", "extract", "list", "test", "transcode", "ZipMember", "ZipSt
 class ZipMember:
     """One entry of an archive, as its central directory describes it (zipfile.ZipInfo's names
     where they exist)."""
-    name: str  # UTF-8 or CP437 as the archive says; a directory's without the trailing "/"
+    # UTF-8 where flagged, a Unix writer's bytes as they are (os.fsdecode), else CP437, as unzip
+    # reads them; a directory's without the trailing "/"
+    name: str
     type: str  # "file", "directory" or "symlink"
     size: int  # file_size
     compress_size: int

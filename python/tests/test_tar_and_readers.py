@@ -680,6 +680,40 @@ def test_a_plain_tar_into_a_callers_file_object_leaves_it_open(tmp_path):
         assert t.extractfile("x.txt").read() == b"abc"
 
 
+def test_a_plain_tar_goes_into_a_pipe_or_an_object_that_only_writes(tmp_path):
+    """tarfile asks its output's position at the start: a pipe's tell() (sluice.tar.open of
+    sys.stdout.buffer, piped) failed with ESPIPE, and an object without tell() or flush() was
+    an AttributeError, where tarfile's "w|" and format="gzip" write to both."""
+    (tmp_path / "f").write_bytes(b"abc")
+    script = "import sys, sluice.tar\nwith sluice.tar.open(sys.stdout.buffer) as a:\n    a.add('f')\n"
+    piped = subprocess.run(f"{sys.executable} -c \"{script}\" | cat", shell=True, cwd=tmp_path,
+                           capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(piped.stdout)) as t:
+        assert t.getnames() == ["f"] and t.extractfile("f").read() == b"abc"
+
+    class Writes:
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, data):
+            self.data += data
+            return len(data)
+
+    for format in ("none", "gzip"):
+        out = Writes()
+        with sluice.tar.open(out, format=format) as writer:
+            writer.add(str(tmp_path / "f"), arcname="f")
+        with tarfile.open(fileobj=io.BytesIO(bytes(out.data))) as t:
+            assert t.extractfile("f").read() == b"abc", format
+    # Written after what the object holds: its position is where the archive starts.
+    held = io.BytesIO(b"x" * 10)
+    held.seek(10)
+    with sluice.tar.open(held) as writer:
+        writer.add(str(tmp_path / "f"), arcname="f")
+    with tarfile.open(fileobj=io.BytesIO(held.getvalue()[10:])) as t:
+        assert t.extractfile("f").read() == b"abc"
+
+
 def test_a_callback_that_raises_stops_the_run_and_publishes_nothing(tmp_path, tree):
     archive = tmp_path / "x.tar.zst"
 
