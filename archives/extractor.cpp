@@ -75,6 +75,17 @@ bool descends(const std::string& target) {
   return std::find(parts.begin(), parts.end(), "..") == parts.end();
 }
 
+// TarExtractOptions::reserved with each path in relative_path's form ("./a//b" is "a/b").
+std::vector<std::pair<std::string, std::string>> reserved_paths(const std::map<std::string, std::string>& reserved) {
+  std::vector<std::pair<std::string, std::string>> paths;
+  for (const auto& [path, why] : reserved) {
+    std::string ignored;
+    if (auto relative = relative_path(path, ignored); relative && !relative->empty())
+      paths.emplace_back(std::move(*relative), why);
+  }
+  return paths;
+}
+
 std::string parent_of(const std::string& relative) {
   const std::size_t slash = relative.rfind('/');
   return slash == std::string::npos ? std::string() : relative.substr(0, slash);
@@ -119,6 +130,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       : options_(options),
         members_(options.members),
         exclude_(options.exclude),
+        reserved_(reserved_paths(options.reserved)),
         written_(options.written_names ? options.written_names : make_tar_written_names()) {
     root_ = options.directory.empty() ? "." : options.directory;
     check_system_name(root_);
@@ -175,6 +187,10 @@ class SafeExtractor::Impl final : public TarEntryHandler {
       // "./" names the destination, which an archive never changes.
       if (entry.type != TarEntryType::kDirectory) refuse(entry, "names the destination itself");
       return;
+    }
+    for (const auto& [name, reason] : reserved_) {
+      if (relative->starts_with(name) && (relative->size() == name.size() || (*relative)[name.size()] == '/'))
+        return refuse(entry, reason);
     }
     if (!entry.unsupported.empty()) return refuse(entry, entry.unsupported + " (not supported)");
     if (options_.files_and_links_within) {
@@ -636,6 +652,7 @@ class SafeExtractor::Impl final : public TarEntryHandler {
   struct stat root_status_ {};
   TarMembers members_;
   TarExclude exclude_;
+  std::vector<std::pair<std::string, std::string>> reserved_;  // options.reserved, as relative_path gives names
   bool is_root_ = false;
   mode_t umask_ = 022;
   // Directories known to be real ones (relative paths, by name_key): those entries were made

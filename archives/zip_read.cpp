@@ -1139,6 +1139,7 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   TarExtractOptions extract;
   extract.directory = options.directory;
   extract.max_output_bytes = options.max_output_bytes;
+  extract.reserved = options.reserved;
   extract.preserve_permissions = options.preserve_permissions;
   extract.keep_existing = options.keep_existing;
   extract.keep_what_was_there = options.keep_what_was_there;

@@ -732,6 +732,13 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
   // Unless the run overwrites, what was in the output directory before the run is kept, and what
   // an archive of the run wrote is replaced by a later entry or archive, as one archive's is.
   const std::shared_ptr<TarWrittenNames> written = spec.overwrite ? nullptr : make_tar_written_names();
+  // The manifest's name in the output directory is the run's: an entry there (or below it) is
+  // refused, and named, where the manifest replaced it silently (an archive's own SHA256SUMS).
+  std::map<std::string, std::string> reserved;
+  if (plan.checksum) {
+    const fs::path manifest = below(spec.output, manifest_path(spec, *plan.checksum));
+    if (!manifest.empty()) reserved.emplace(manifest.string(), "reserved for the run's manifest");
+  }
   for (const auto& input : inputs) {
     auto opened = open_input(input.path);
     if (plan.decompress && !plan.decompress->format.empty()) check_format(*opened, plan.decompress->format);
@@ -782,6 +789,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.written_names = written;
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
+      extract.reserved = reserved;
       extract.threads = spec.threads;
       extract.stop = spec.stop;
       extract.on_entry = [&](const ZipEntry& entry) {
@@ -807,6 +815,7 @@ void run_unpack(const PipelineSpec& spec, const Plan& plan, const std::vector<In
       extract.written_names = written;
       extract.strict = plan.untar->strict;
       extract.max_output_bytes = plan.untar->max_output_bytes;
+      extract.reserved = reserved;
       extract.threads = spec.threads;
       // The entry as written (transcode_tar names a compressed file NAME + extension).
       extract.on_entry = [&](const TarEntry& entry) {

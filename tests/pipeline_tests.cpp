@@ -490,8 +490,9 @@ overwrite = true
 }
 
 // Unpacking: a decompress stage's format holds (it was ignored: the run detected gzip where the
-// plan said zstd), and the manifest that replaces an archive's file of its name lists itself not.
-TEST_F(Pipeline, UnpackingKeepsTheStagesFormatAndTheManifestListsItselfNot) {
+// plan said zstd), and an archive's entry at the manifest's name is refused and named (the
+// manifest replaced it, exit 0, after -v had reported it written).
+TEST_F(Pipeline, UnpackingKeepsTheStagesFormatAndRefusesAnEntryAtTheManifestsName) {
   put("d/a.txt", text_bytes(1000, 46));
   put("SHA256SUMS", to_bytes(std::string("from the archive\n")));
   ASSERT_EQ(sh("tar -czf arch.tar.gz d SHA256SUMS && rm SHA256SUMS").status, 0);
@@ -530,8 +531,55 @@ directory = "out"
             std::string::npos)
       << r.err;
   EXPECT_EQ(read_file(dir_ / "out/d/a.txt"), to_bytes(std::string("mine\n")));
+  r = sluice("run -f -v u.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("arch.tar.gz: refusing entry 'SHA256SUMS' (archive byte 2048): reserved for the run's manifest"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("out/SHA256SUMS ("), std::string::npos) << "not reported written: " << r.err;
+  // Below it, and in a zip, and compressed by a compress stage to the manifest's name, alike.
+  ASSERT_EQ(sh("mkdir -p z/SHA256SUMS && echo x > z/SHA256SUMS/f && cp -r d z/ && tar -cf below.tar -C z . && "
+               "cd z && zip -qr ../below.zip . && cd .. && echo s > SUMS && tar -cf sums.tar SUMS d")
+                .status,
+            0);
+  for (const std::string archive : {"below.tar", "below.zip"}) {
+    put_text("b.toml", fmt::format(R"(
+[input]
+paths = ["{}"]
+[[stage]]
+kind = "untar"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "b-{}"
+)",
+                                   archive, archive));
+    r = sluice("run b.toml");
+    EXPECT_EQ(r.status, 1) << archive << ": " << describe(r);
+    EXPECT_NE(r.err.find("SHA256SUMS/f' (archive byte"), std::string::npos) << archive << ": " << r.err;
+    EXPECT_EQ(sh("cd b-" + archive + " && sha256sum -c SHA256SUMS").out, "d/a.txt: OK\n") << archive;
+  }
+  put_text("c.toml", R"(
+[input]
+paths = ["sums.tar"]
+[[stage]]
+kind = "untar"
+[[stage]]
+kind = "compress"
+codec = "gzip"
+[[stage]]
+kind = "checksum"
+manifest = "c/SUMS.gz"
+[output]
+directory = "c"
+)");
+  r = sluice("run c.toml");
+  EXPECT_EQ(r.status, 1) << describe(r);
+  EXPECT_NE(r.err.find("refusing entry 'SUMS.gz' (archive byte 0): reserved for the run's manifest"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(sh("cd c && sha256sum -c SUMS.gz").out, "d/a.txt.gz: OK\n");
   r = sluice("run -f u.toml");
-  ASSERT_EQ(r.status, 0) << describe(r);
+  ASSERT_EQ(r.status, 1) << describe(r);
   // Two archives of the same names in one run: the second replaces what the first wrote, as a
   // later entry of one archive does (each archive's extraction had kept its own names, and the
   // second's were refused).

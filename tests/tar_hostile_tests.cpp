@@ -367,9 +367,9 @@ class Entries final : public TarEntryHandler {
 // little, of distinct records. What is held is bounded whatever the sequence.
 // ---- Pipelines that unpack (sluice run with an untar stage, sluice transcode --output-dir) ----
 
-// The checksum manifest goes where the archive was extracted: a link the archive put at its name
-// (to a FIFO or a file outside) is replaced, never written through; the report reads the files
-// the archive left, never what a later entry's link points to.
+// The checksum manifest goes where the archive was extracted: a link the archive would put at its
+// name (to a FIFO or a file outside) is refused, and the manifest never written through; the
+// report reads the files the archive left, never what a later entry's link points to.
 TEST_F(TarHostile, AnUnpackPipelinesManifestAndReportFollowNoLinkTheArchiveMade) {
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   put("secret", testing::to_bytes(std::string("outside, not to be read")));
@@ -390,7 +390,10 @@ TEST_F(TarHostile, AnUnpackPipelinesManifestAndReportFollowNoLinkTheArchiveMade)
     char byte = 0;
     EXPECT_LE(::read(fifo, &byte, 1), 0) << "the manifest went into the FIFO outside";
     ::close(fifo);
-    EXPECT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(r.status, 1) << describe(r);
+    EXPECT_NE(r.err.find("refusing entry 'SHA256SUMS' (archive byte 2560): reserved for the run's manifest"),
+              std::string::npos)
+        << r.err;
     const fs::path out = dir_ / ("out-" + outside);
     EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / "SHA256SUMS"))) << describe(r);
     EXPECT_EQ(get("target"), testing::to_bytes(std::string("outside, not to be written")));

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -252,6 +253,10 @@ struct TarExtractOptions {
   // and transcode_tar's contents before they are compressed; and 4096 bytes for each directory
   // made (names of thousands of components are a bomb of directories), none for one there.
   std::uint64_t max_output_bytes = 0;
+  // Paths under the directory that are the caller's (a run's manifest, written after): an entry
+  // at one, or below one, is refused with its reason ("reserved for the run's manifest"), and
+  // what is there is kept. The path an entry is written at counts (transcode_tar's NAME.gz).
+  std::map<std::string, std::string> reserved;
   int threads = 0;
   std::function<void(const TarEntry&)> on_entry;  // each entry extracted
   // Each entry refused for safety: the entry and why. Without `strict` extraction goes on.

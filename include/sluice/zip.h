@@ -150,6 +150,7 @@ struct ZipExtractOptions {
   // more than it declares fails), so that a small archive (a zip bomb) cannot fill a disk.
   // transcode_zip counts the members' contents, before they are compressed.
   std::uint64_t max_output_bytes = 0;
+  std::map<std::string, std::string> reserved;  // as TarExtractOptions::reserved (sluice/tar.h)
   int threads = 0;
   std::function<void(const ZipEntry&)> on_entry;                            // each entry extracted
   std::function<void(const ZipEntry&, const std::string& why)> on_refused;  // refused for safety
