@@ -163,10 +163,16 @@ void append_tar_headers(Buffer& out, const TarEntry& entry) {
   if (entry.gid > octal_max(kGid.width)) records += pax_record("gid", std::to_string(entry.gid));
   const bool mtime_fits = entry.mtime_seconds >= 0 &&
                           static_cast<std::uint64_t>(entry.mtime_seconds) <= octal_max(kMtime.width);
-  if (entry.mtime_nanoseconds != 0 && entry.mtime_seconds >= 0) {
-    std::string fraction = fmt::format("{:09}", entry.mtime_nanoseconds);
+  if (entry.mtime_nanoseconds != 0) {
+    // Before 1970 the time is the seconds (rounded down) plus the fraction, written as a decimal:
+    // -1 s and 0.5 s is "-0.5", as GNU tar writes it (the fraction was dropped there).
+    const bool before = entry.mtime_seconds < 0;
+    const std::uint64_t whole = before ? static_cast<std::uint64_t>(-(entry.mtime_seconds + 1))
+                                       : static_cast<std::uint64_t>(entry.mtime_seconds);
+    std::string fraction =
+        fmt::format("{:09}", before ? 1'000'000'000 - entry.mtime_nanoseconds : entry.mtime_nanoseconds);
     while (fraction.back() == '0') fraction.pop_back();
-    records += pax_record("mtime", fmt::format("{}.{}", entry.mtime_seconds, fraction));
+    records += pax_record("mtime", fmt::format("{}{}.{}", before ? "-" : "", whole, fraction));
   } else if (!mtime_fits) {
     records += pax_record("mtime", std::to_string(entry.mtime_seconds));
   }

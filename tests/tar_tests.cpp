@@ -218,6 +218,33 @@ TEST_F(Tar, ExtractsWhatGnuTarBsdtarAndPythonWrite) {
   }
 }
 
+// A time before 1970 with a fraction is written as GNU tar --format=pax writes it ("-0.5"), and
+// read back to the nanosecond (the fraction was dropped: -0.5 s went in as -1 s).
+TEST_F(Tar, TimesBefore1970KeepTheirFractionAsGnuTarWritesThem) {
+  const std::vector<std::pair<std::int64_t, long>> times = {
+      {-1, 500000000}, {-304776001, 123456789}, {-304776000, 0}, {-2, 1}, {978307200, 250000000}};
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    put("t/f" + std::to_string(i), testing::to_bytes(std::string("x")));
+    set_mtime(dir_ / ("t/f" + std::to_string(i)), times[i].first, times[i].second);
+  }
+  ASSERT_EQ(sluice_tar("-c -f ours.tar -C t .").status, 0);
+  ASSERT_EQ(sh("tar --format=pax -cf gnu.tar -C t .").status, 0);
+  // Each entry's pax mtime record, as Python's tarfile reads it (records only, no float).
+  const std::string records =
+      "python3 -c \"import sys, tarfile; print(sorted((m.name, m.pax_headers.get('mtime')) for m in "
+      "tarfile.open(sys.argv[1]) if m.isfile()))\" ";
+  const auto ours = sh(records + "ours.tar"), gnu = sh(records + "gnu.tar");
+  ASSERT_EQ(ours.status, 0) << describe(ours);
+  EXPECT_EQ(ours.out, gnu.out);
+  EXPECT_NE(ours.out.find("'-0.5'"), std::string::npos) << ours.out;
+  EXPECT_NE(ours.out.find("'-304776000.876543211'"), std::string::npos) << ours.out;
+  ASSERT_EQ(sluice_tar("-x -f ours.tar -C back").status, 0);
+  const auto stamps = sh("cd back && stat -c '%n %.9Y' f* && cd ../t && stat -c '%n %.9Y' f*");
+  const std::size_t half = stamps.out.size() / 2;
+  EXPECT_EQ(stamps.out.substr(0, half), stamps.out.substr(half)) << stamps.out;
+  EXPECT_NE(stamps.out.find("f0 -0.500000000"), std::string::npos) << stamps.out;
+}
+
 TEST_F(Tar, StdinAndStdout) {
   make_src();
   auto r = sh(testing::sluice() + " tar -c -F zstd -f - src | " + testing::sluice() + " tar -x -f - -C out");
