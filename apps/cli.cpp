@@ -395,9 +395,12 @@ ParseResult parse_command_line(int argc, char** argv) {
       app.add_flag("-k,--keep", keep, "Keep input files (the default; the later of -k and --rm wins)");
   CLI::Option* remove_flag =
       app.add_flag("--rm", options.remove_input, "Remove each input after its output is complete");
-  app.add_flag("-n,--no-name", options.no_name, "Do not store the file name and time in gzip headers");
-  app.add_flag("-N,--name", options.restore_name,
-               "Decompressing: name the output and set its time from the gzip header, as gunzip -N");
+  CLI::Option* no_name_flag = app.add_flag("-n,--no-name", options.no_name,
+                                           "Do not store the file name and time in gzip headers (the later of "
+                                           "-n and -N wins)");
+  CLI::Option* name_flag =
+      app.add_flag("-N,--name", options.restore_name,
+                   "Decompressing: name the output and set its time from the gzip header, as gunzip -N");
   app.add_option("-S,--suffix", options.suffix, "Use suffix SUF instead of the format's (.gz, .zst, .lz4)")
       ->type_name("SUF")
       ->multi_option_policy(kLastWins);
@@ -430,8 +433,9 @@ ParseResult parse_command_line(int argc, char** argv) {
   app.add_flag("--json", options.json,
                "Print one JSON record per file (with its position among the inputs), then a summary, on stdout");
   app.add_flag("--synchronous", options.synchronous, "Flush every output to disk before publishing it");
-  app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors");
-  app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
+  CLI::Option* quiet_flag =
+      app.add_flag("-q,--quiet", options.quiet, "Print nothing but errors (the later of -q and -v wins)");
+  CLI::Option* verbose_flag = app.add_flag("-v,--verbose", options.verbose, "Print sizes and speed for each file");
   add_progress_flags(app, options);
 
   CLI::App* demo = app.add_subcommand(
@@ -471,8 +475,18 @@ ParseResult parse_command_line(int argc, char** argv) {
     if (app.get_option("--suffix")->count() > 0 && options.suffix.empty()) {
       throw Error(ErrorKind::kUsage, "invalid suffix '' (-S needs one, as gzip's)");
     }
-    for (const CLI::Option* option : app.parse_order()) {  // -k and --rm: the later wins, as in zstd
+    // Of -k and --rm, -q and -v, -n and -N, the later wins, as in gzip and zstd: an alias's or the
+    // SLUICE variable's flag is taken back on the command line (unsluice -N ... -n).
+    for (const CLI::Option* option : app.parse_order()) {
       if (option == keep_flag || option == remove_flag) options.remove_input = option == remove_flag;
+      if (option == quiet_flag || option == verbose_flag) {
+        options.quiet = option == quiet_flag;
+        options.verbose = option == verbose_flag;
+      }
+      if (option == no_name_flag || option == name_flag) {
+        options.no_name = option == no_name_flag;
+        options.restore_name = option == name_flag;
+      }
     }
     options.level = resolve_level(level, *CodecRegistry::global().find(options.format));
     if (!chunk_size.empty()) options.chunk_bytes = parse_byte_count(chunk_size);
@@ -543,6 +557,19 @@ std::size_t utf8_sequence(std::string_view text) {
 }
 
 }  // namespace
+
+std::string mode_text(char type, std::uint32_t mode) {
+  std::string text(10, '-');
+  text[0] = type;
+  const char* letters = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) {
+    if (mode & (0400u >> i)) text[1 + i] = letters[i];
+  }
+  if (mode & 04000) text[3] = (mode & 0100) ? 's' : 'S';
+  if (mode & 02000) text[6] = (mode & 0010) ? 's' : 'S';
+  if (mode & 01000) text[9] = (mode & 0001) ? 't' : 'T';
+  return text;
+}
 
 std::string json_string(const std::string& text) {
   std::string out = "\"";

@@ -57,6 +57,10 @@ std::uint64_t parse_max_output(const std::string& text);
 // output that already exists (the library says only that it exists); "" otherwise.
 std::string overwrite_hint(const Error& error);
 
+// A mode as ls -l, tar -tv and unzip -Z show it: `type` ('-', 'd', 'l', ...), then rwx for each
+// class, with s/S for setuid and setgid and t/T for the sticky bit.
+std::string mode_text(char type, std::uint32_t mode);
+
 // A JSON string for `text`. File names are bytes, not always UTF-8: a byte that is not part of
 // well-formed UTF-8 is written as the escape of a lone low surrogate, "\udc" and the byte (PEP
 // 383's surrogateescape): the record stays valid JSON, and Python's os.fsencode() of the parsed

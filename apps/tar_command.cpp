@@ -97,24 +97,29 @@ void print_totals(const char* verb, const TarStats& stats) {
 }
 
 std::string mode_string(const TarEntry& entry) {
-  std::string text(10, '-');
+  char type = '-';
   switch (entry.type) {
-    case TarEntryType::kDirectory: text[0] = 'd'; break;
-    case TarEntryType::kSymlink: text[0] = 'l'; break;
-    case TarEntryType::kHardLink: text[0] = 'h'; break;
-    case TarEntryType::kCharDevice: text[0] = 'c'; break;
-    case TarEntryType::kBlockDevice: text[0] = 'b'; break;
-    case TarEntryType::kFifo: text[0] = 'p'; break;
+    case TarEntryType::kDirectory:
+      type = 'd';
+      break;
+    case TarEntryType::kSymlink:
+      type = 'l';
+      break;
+    case TarEntryType::kHardLink:
+      type = 'h';
+      break;
+    case TarEntryType::kCharDevice:
+      type = 'c';
+      break;
+    case TarEntryType::kBlockDevice:
+      type = 'b';
+      break;
+    case TarEntryType::kFifo:
+      type = 'p';
+      break;
     case TarEntryType::kFile: break;
   }
-  const char* letters = "rwxrwxrwx";
-  for (int i = 0; i < 9; ++i) {
-    if (entry.mode & (0400u >> i)) text[1 + i] = letters[i];
-  }
-  if (entry.mode & 04000) text[3] = (entry.mode & 0100) ? 's' : 'S';
-  if (entry.mode & 02000) text[6] = (entry.mode & 0010) ? 's' : 'S';
-  if (entry.mode & 01000) text[9] = (entry.mode & 0001) ? 't' : 'T';
-  return text;
+  return mode_text(type, entry.mode);
 }
 
 // One line per entry, as `tar -tv` prints it.
@@ -556,7 +561,7 @@ int run_tar_command(int argc, char** argv) {
                "Store files with holes as sparse entries (the holes take no room; extracted as holes). "
                "Sparse entries are always read, in every GNU and pax form");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
-               "Extract setuid/setgid bits and ignore the umask");
+               "Extract setuid/setgid bits and ignore the umask (as root it is ignored anyway, as by GNU tar)");
   app.add_flag("--same-owner", options.same_owner, "Restore owners (when running as root)");
   app.add_flag("--devices", options.devices, "Create device nodes (when running as root)");
   app.add_flag("--strict", options.strict, "Fail on the first entry refused for safety (default: warn, go on)");

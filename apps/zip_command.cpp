@@ -54,12 +54,10 @@ std::vector<std::string> zip_codecs() {
 
 // One line per entry: mode, size, compressed size, method, time, name (as `unzip -Z` gives them).
 std::string long_listing(const ZipEntry& entry) {
-  std::string mode(10, '-');
-  mode[0] = entry.type == ZipEntryType::kDirectory ? 'd' : entry.type == ZipEntryType::kSymlink ? 'l' : '-';
-  const char* letters = "rwxrwxrwx";
-  for (int i = 0; i < 9; ++i) {
-    if (entry.mode & (0400u >> i)) mode[1 + i] = letters[i];
-  }
+  const std::string mode = mode_text(entry.type == ZipEntryType::kDirectory ? 'd'
+                                     : entry.type == ZipEntryType::kSymlink ? 'l'
+                                                                            : '-',
+                                     entry.mode);
   const auto seconds = static_cast<std::time_t>(entry.mtime_seconds);
   std::tm local{};
   ::localtime_r(&seconds, &local);
@@ -239,7 +237,7 @@ int run_zip_command(int argc, char** argv) {
                  "Store this modification time for every entry (@SECONDS, or a date: UTC unless it gives an offset)")
       ->type_name("TIME");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
-               "Extract setuid/setgid bits and ignore the umask");
+               "Extract setuid/setgid bits and ignore the umask (as root it is ignored anyway, as by GNU tar)");
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
   app.add_flag("-k,--keep-old-files", options.keep_old_files,
                "Extracting: keep files that exist, refusing their members (default: replace them, as tar)");

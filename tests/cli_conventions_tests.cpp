@@ -350,6 +350,33 @@ TEST_F(Conventions, TheLaterOfKeepAndRmWins) {
   EXPECT_TRUE(fs::exists(dir_ / "b.gz"));
 }
 
+// -q and -v, -n and -N: the later wins, as in gzip, so that an alias's or the SLUICE variable's
+// flag can be taken back (-q beat -v, and -N beat -n, wherever each stood).
+TEST_F(Conventions, TheLaterOfQuietAndVerboseAndOfNoNameAndNameWins) {
+  put("a", text_bytes(1000, 33));
+  auto r = sluice("-q -v -c a > /dev/null");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find("a: 1000 B ->"), std::string::npos) << r.err;
+  r = sluice("-v -q -c a > /dev/null");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_EQ(r.err, "");
+  r = sh("SLUICE=-v " + testing::sluice() + " -q -c a > /dev/null");
+  EXPECT_EQ(r.err, "") << describe(r);
+  // A member named "victim" in its header, as file.gz.
+  ASSERT_EQ(sh("cp a victim && gzip victim && mv victim.gz file.gz && cp file.gz again.gz").status, 0);
+  r = sluice("-d -N -n file.gz");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "file"));
+  EXPECT_FALSE(fs::exists(dir_ / "victim"));
+  r = sluice("-d -n -N again.gz");
+  ASSERT_EQ(r.status, 0) << describe(r);
+  EXPECT_TRUE(fs::exists(dir_ / "victim"));
+  EXPECT_FALSE(fs::exists(dir_ / "again"));
+  // Compressing, -n after -N stores no name.
+  ASSERT_EQ(sluice("-N -n -c a > named.gz").status, 0);
+  EXPECT_EQ(sh("gzip -lN named.gz | tail -1 | awk '{print $NF}'").out, "named\n");
+}
+
 TEST_F(Conventions, ZstdAndPigzThreadFlagsAndZeroForAllCores) {
   put("data.bin", text_bytes(3 * 1024 * 1024, 7));
   ASSERT_EQ(sluice("-j 2 -c data.bin > ref.gz").status, 0);

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <filesystem>
 #include <string>
 
@@ -218,6 +219,20 @@ TEST_F(ZipTest, ListsLikeThePeers) {
   const auto missing = sluice("zip -t -f a.zip nowhere");
   EXPECT_EQ(missing.status, 1) << describe(missing);
   EXPECT_NE(missing.err.find("nowhere: not found in archive"), std::string::npos) << missing.err;
+  // Setuid, setgid and sticky bits as unzip -Z shows them (they were left out: -rwxr-xr-x).
+  expect_ok(
+      sh("mkdir m && for mode in 4755 2750 1777 4644; do echo $mode > m/f$mode; chmod $mode m/f$mode; done && "
+         "zip -qr modes.zip m"));
+  const auto ours = sluice("zip -t -v -f modes.zip");
+  expect_ok(ours);
+  const auto theirs = sh("unzip -Z modes.zip | grep ' m/f' | cut -c1-10 | LC_ALL=C sort");
+  std::vector<std::string> lines;
+  for (std::size_t at = 0; at < ours.out.size(); at = ours.out.find('\n', at) + 1) {
+    if (ours.out.compare(at, 1, "-") == 0) lines.push_back(ours.out.substr(at, 10) + "\n");
+  }
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(fmt::format("{}", fmt::join(lines, "")), theirs.out);
+  EXPECT_EQ(theirs.out, "-rwSr--r--\n-rwsr-xr-x\n-rwxr-s---\n-rwxrwxrwt\n");
 }
 
 // An archive whose comment was cut short (a download that stopped in it) is read, as unzip,

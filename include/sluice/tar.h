@@ -218,7 +218,7 @@ struct TarExtractOptions {
   std::string directory = ".";        // created if missing
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
   std::vector<std::string> exclude;   // but not these (TarExclude)
-  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask
+  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask (root: always ignored)
   bool same_owner = false;            // restore uid/gid (only when running as root)
   bool devices = false;               // create device nodes (only when running as root)
   bool strict = false;                // a refused or failed entry is an error instead of a warning
