@@ -441,9 +441,36 @@ static bool proc_fd_links() {
   return usable;
 }
 
+namespace {
+// The descriptor a path names when it is one of this process's own, by the names the system
+// gives them: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N; -1 for any other path.
+int descriptor_named(std::string_view path) {
+  if (path == "/dev/stdout") return 1;
+  if (path == "/dev/stderr") return 2;
+  for (const std::string_view prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+    if (!path.starts_with(prefix) || path.size() == prefix.size() || path.size() > prefix.size() + 9) continue;
+    int fd = 0;
+    for (const char c : path.substr(prefix.size())) {
+      if (c < '0' || c > '9') return -1;
+      fd = fd * 10 + (c - '0');
+    }
+    return fd;
+  }
+  return -1;
+}
+}  // namespace
+
 OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, Found found)
     : path_(std::move(path)), overwrite_(overwrite) {
   detail::check_system_name(path_);
+  // A name of one of our descriptors (-o /dev/stdout, tar -cf /dev/stdout) is written through
+  // that descriptor, as "-" is standard output: a file there was "already exists", and with -f
+  // (tar -c always) the link /dev/stdout itself was renamed over, as root the system's.
+  if (const int named = descriptor_named(path_); named >= 0 && devices_in_place && found == Found::kUnknown) {
+    fd_ = ::fcntl(named, F_DUPFD_CLOEXEC, 0);
+    if (fd_ < 0) throw_system_error("cannot open output", path_);
+    return;
+  }
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
   existing.st_mode = S_IFREG;

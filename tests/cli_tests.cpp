@@ -553,6 +553,34 @@ TEST_F(Cli, OutputOptionWritesThePathGiven) {
   EXPECT_TRUE(fs::is_character_file("/dev/null"));
 }
 
+// A name of one of the program's descriptors is written through it, as "-" is standard output:
+// into a file on stdout it was "already exists", and an archive (tar -c replaces what is there)
+// was renamed over the link itself, which as root was the system's /dev/stdout. (tar's case is
+// tried through /dev/fd/1 and /proc/self/fd/1 only: a rename into /proc fails, where one over
+// /dev/stdout would break the machine's.)
+TEST_F(Cli, AnOutputNamingStandardOutputIsWrittenThroughIt) {
+  put("data.bin", text_bytes(1000, 21));
+  for (const std::string name : {"/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"}) {
+    SCOPED_TRACE(name);
+    auto r = sluice("-o " + name + " data.bin > out.gz");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(sh("gzip -dc out.gz | cmp - data.bin").status, 0);
+    // Appended to, at the descriptor's offset, not from the start of the file.
+    put("log", testing::to_bytes(std::string("before\n")));
+    r = sluice("-o " + name + " data.bin >> log");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(sh("head -c 7 log && tail -c +8 log | gzip -dc | cmp - data.bin").out, "before\n");
+    if (name == "/dev/stdout") continue;
+    r = sh(testing::sluice() + " tar -c -f " + name + " data.bin > out.tar");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(sh("tar -tf out.tar").out, "data.bin\n");
+    r = sh(testing::sluice() + " zip -c -o " + name + " data.bin | cat > out.zip");
+    ASSERT_EQ(r.status, 0) << describe(r);
+    EXPECT_EQ(sh("unzip -Z1 out.zip").out, "data.bin\n");
+  }
+  EXPECT_TRUE(fs::is_symlink("/dev/stdout"));
+}
+
 TEST_F(Cli, SeveralFilesOneMissingTheOthersStillDone) {
   put("a", text_bytes(1000, 22));
   put("c", text_bytes(1000, 23));
