@@ -51,11 +51,11 @@ struct DecompressOptions {
   // Input in no known format is copied to the sink as it is (zcat -f) instead of being an error;
   // DecompressStats::codec is then empty. Empty input is then empty output. So are bytes in no
   // known format after a stream's last frame or member (trailing garbage), from the first byte
-  // that is not another's, as gzip -dcf and zstd -dcf copy them, where the source is a file read
-  // by position; from a pipe they were read with the stream, and are the error they are without
-  // pass_through. Zeros that end the input after a gzip member are skipped either way, as gzip -d
-  // skips them (gzip -dcf copies them); zeros followed by other bytes are copied with them. The
-  // copy is not counted against max_output_bytes, as a whole input copied is not: it is the
+  // that is not another's, as gzip -dcf and zstd -dcf copy them: read again by position from a
+  // file, and from a pipe out of the last 16 MiB read, which the decoders never read that far
+  // past a stream's end (else they are the error they are without pass_through). Zeros that end the input after a gzip
+  // member are skipped either way, as gzip -d skips them (gzip -dcf copies them); zeros followed by other bytes are
+  // copied with them. The copy is not counted against max_output_bytes, as a whole input copied is not: it is the
   // input's own size.
   bool pass_through = false;
   // An input of no bytes at all decodes to nothing, as Python's gzip module takes it, instead of
