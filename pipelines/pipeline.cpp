@@ -500,11 +500,10 @@ class OutputEnd {
     }
     ByteSink& base = file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
     if (checksum) hashing_ = std::make_unique<HashingSink>(base, checksum->algorithm);
+    counted_.inner = hashing_ ? static_cast<ByteSink*>(hashing_.get()) : &base;
   }
-  ByteSink& sink() {
-    if (hashing_) return *hashing_;
-    return file_ ? static_cast<ByteSink&>(*file_) : *stdout_;
-  }
+  ByteSink& sink() { return counted_; }
+  std::uint64_t written() const { return counted_.bytes; }
   // The file being written (not stdout): a tar of a tree holding it leaves it out.
   std::optional<FileStatus> status() const {
     if (!file_) return std::nullopt;
@@ -522,6 +521,17 @@ class OutputEnd {
   std::unique_ptr<OutputFile> file_;
   std::unique_ptr<MarkedStreamSink> stdout_;  // a compressed stream cut short ends with its mark
   std::unique_ptr<HashingSink> hashing_;
+  // What was written: a stage that ends with trailing garbage returns no stats.
+  struct Counted final : ByteSink {
+    void write(ByteView data) override {
+      inner->write(data);
+      bytes += data.size();
+    }
+    void flush() override { inner->flush(); }
+    const std::string& name() const override { return inner->name(); }
+    ByteSink* inner = nullptr;
+    std::uint64_t bytes = 0;
+  } counted_;
 };
 
 std::unique_ptr<FdSource> open_input(const std::string& path) {
@@ -632,7 +642,8 @@ std::vector<Input> run_inputs(const PipelineSpec& spec, const Plan& plan,
 }
 
 void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<Input>& inputs, PipelineReport& report,
-                  const std::function<void(const PipelineItem&)>& on_item) {
+                  const std::function<void(const PipelineItem&)>& on_item,
+                  const std::function<void(const std::string&)>& on_problem) {
   for (const auto& input : inputs) {
     check_stop(spec.stop);
     PipelineItem item;
@@ -643,17 +654,27 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     OutputEnd output(item.output, spec.overwrite, !spec.output_is_directory, plan.checksum,
                      plan.compress ? plan.compress->codec : std::string(),
                      input.path == "-" ? nullptr : &opened->status());
-    if (plan.decompress && plan.compress) {
-      item.output_bytes = transcode(source, output.sink(), compress_options(spec, plan, *plan.compress),
-                                    decompress_options(spec, plan.decompress))
-                              .output_bytes;
+    // Bytes that are no stream after an input's last member or frame: everything before them is
+    // written and the output published, with a warning, as `sluice -d` does (the run failed).
+    std::optional<Error> garbage;
+    if (plan.decompress) {
+      try {
+        if (plan.compress) {
+          transcode(source, output.sink(), compress_options(spec, plan, *plan.compress),
+                    decompress_options(spec, plan.decompress));
+        } else {
+          decompress(source, output.sink(), decompress_options(spec, plan.decompress));
+        }
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kTrailingGarbage) throw;
+        garbage = e;
+      }
+      item.output_bytes = output.written();
     } else if (plan.compress) {
       StreamInfo info;
       if (input.path != "-") info.name = fs::path(input.path).filename().string();
       item.output_bytes =
           compress(source, output.sink(), compress_options(spec, plan, *plan.compress), info).output_bytes;
-    } else if (plan.decompress) {
-      item.output_bytes = decompress(source, output.sink(), decompress_options(spec, plan.decompress)).output_bytes;
     } else {
       Buffer buffer(1024 * 1024);  // checksum only: a copy that hashes on the way
       for (;;) {
@@ -668,6 +689,10 @@ void run_per_file(const PipelineSpec& spec, const Plan& plan, const std::vector<
     item.checksum = output.commit();
     report.items.push_back(item);
     if (on_item) on_item(item);
+    if (garbage) {
+      ++report.warnings;
+      if (on_problem) on_problem(fmt::format("warning: {}; ignored (the data before it was written)", garbage->what()));
+    }
   }
 }
 
@@ -1003,7 +1028,7 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
   }
   switch (plan.shape) {
     case Plan::Shape::kPerFile:
-      run_per_file(spec, plan, inputs, report, on_item);
+      run_per_file(spec, plan, inputs, report, on_item, on_problem);
       break;
     case Plan::Shape::kArchive:
       run_archive(spec, plan, report, on_item);
@@ -1041,10 +1066,19 @@ CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOption
   std::exception_ptr decode_error;
   // The decompression graph runs on a thread of its own (with its own arena); the compression
   // graph on this one. The pipe between them is the only place they meet.
+  std::exception_ptr garbage;  // after the stream, all of which went through the pipe
   std::thread decoder([&] {
     try {
       decompress(source, pipe.sink(), decompress_options);
       pipe.close();
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kTrailingGarbage) {
+        garbage = std::current_exception();
+        pipe.close();
+      } else {
+        decode_error = std::current_exception();
+        pipe.break_pipe();
+      }
     } catch (...) {
       decode_error = std::current_exception();
       pipe.break_pipe();
@@ -1062,6 +1096,7 @@ CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOption
   }
   decoder.join();
   if (decode_error) std::rethrow_exception(decode_error);
+  if (garbage) std::rethrow_exception(garbage);
   return stats;
 }
 

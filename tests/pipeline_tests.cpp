@@ -1250,6 +1250,42 @@ TEST_F(Pipeline, TranscodeOfBadInputFailsAndLeavesNoOutput) {
   EXPECT_EQ(r.status, 2);
 }
 
+// Bytes that are no stream after the input's last member: the output of all before them is
+// published with a warning naming them and exit status 2, as `sluice -d` gives it (the run
+// failed and published nothing), in transcode and in a run's decompress stage alike.
+TEST_F(Pipeline, TrailingGarbageIsAWarningAfterTheWholeOutputAsWithDecompress) {
+  write_file(dir_ / "orig", text_bytes(3 * 1024 * 1024, 24));
+  ASSERT_EQ(sh("gzip -c orig > g.gz && cp g.gz junk.gz && printf 'not compressed' >> junk.gz").status, 0);
+  const std::string warning = "warning: junk.gz: trailing garbage after the last gzip member (at byte ";
+  for (const std::string threads : {"1", "2"}) {
+    auto r = sluice("transcode -j " + threads + " junk.gz -o out.zst");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.err.find(warning), std::string::npos) << r.err;
+    EXPECT_EQ(sh("zstd -dc out.zst | cmp - orig").status, 0);
+    r = sluice("transcode -f -j " + threads + " junk.gz -o out.zst --json");
+    EXPECT_EQ(r.status, 2) << describe(r);
+    EXPECT_NE(r.out.find("\"warnings\": 1,"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"output_bytes\": " + std::to_string(fs::file_size(dir_ / "out.zst")) + ","),
+              std::string::npos)
+        << r.out;
+    fs::remove(dir_ / "out.zst");
+  }
+  put_text("d.toml", R"(
+[input]
+paths = ["junk.gz"]
+[[stage]]
+kind = "decompress"
+[[stage]]
+kind = "checksum"
+[output]
+directory = "d"
+)");
+  const auto r = sluice("run -v d.toml");
+  EXPECT_NE(r.status, 0) << describe(r);
+  EXPECT_NE(r.err.find(warning), std::string::npos) << r.err;
+  EXPECT_EQ(sh("cmp d/junk orig && cd d && sha256sum -c SHA256SUMS").out, "junk: OK\n");
+}
+
 TEST(PipelineLibrary, TranscodeStreamsThroughABoundedPipe) {
   const Bytes input = text_bytes(20 * 1024 * 1024, 23);
   CompressOptions gzip;

@@ -118,7 +118,9 @@ PipelineReport run_pipeline(const PipelineSpec& spec, const std::function<void(c
                             const std::function<void(const std::string&)>& on_problem = {});
 
 // Decompresses `source` (any format, detected) and compresses the result with `compress`,
-// streaming: both graphs run at once, joined by a bounded pipe.
+// streaming: both graphs run at once, joined by a bounded pipe. Bytes that are no stream after
+// the last member or frame are thrown as decompress() throws them (kTrailingGarbage), once all
+// that came before them is compressed into `sink`.
 CompressStats transcode(ByteSource& source, ByteSink& sink, const CompressOptions& compress,
                         const DecompressOptions& decompress = {});
 
