@@ -276,8 +276,12 @@ int run_create(const TarCliOptions& options) {
 
 void print_warning(const std::string& message) { fmt::print(stderr, "sluice: warning: {}\n", message); }
 
-void report_not_found(const std::vector<std::string>& members) {
-  for (const auto& member : members) fmt::print(stderr, "sluice: {}: not found in archive\n", printable_name(member));
+// "sluice: ARCHIVE: MEMBER: not found in archive", as sluice zip names both.
+void report_not_found(const std::string& archive, const std::vector<std::string>& members) {
+  const std::string name = printable_name(archive == "-" ? "<stdin>" : archive);
+  for (const auto& member : members) {
+    fmt::print(stderr, "sluice: {}: {}: not found in archive\n", name, printable_name(member));
+  }
 }
 
 std::unique_ptr<ByteSource> open_archive(const std::string& archive) {
@@ -394,7 +398,7 @@ int run_extract_to_stdout(const TarCliOptions& options) {
   ContentsToStdout handler(options, out);
   const TarStats stats = read_tar(*source, handler, options.threads);
   if (options.totals) print_totals("read", stats);
-  report_not_found(handler.not_found());
+  report_not_found(options.archive, handler.not_found());
   if (handler.refused() > 0 || handler.warnings() > 0) return kExitWarning;
   return handler.not_found().empty() ? 0 : 1;
 }
@@ -428,7 +432,7 @@ int run_extract(const TarCliOptions& options) {
   extract.on_warning = print_warning;
   const TarExtractStats stats = extract_tar(*source, extract);
   if (options.totals) print_totals("read", stats);
-  report_not_found(stats.members_not_found);
+  report_not_found(options.archive, stats.members_not_found);
   // As GNU tar's 2 ("some entries could not be extracted"): the rest of the archive was read.
   if (stats.refused > 0 || stats.failed > 0 || stats.warnings > 0) return kExitWarning;
   return stats.members_not_found.empty() ? 0 : 1;
@@ -447,7 +451,7 @@ int run_list(const TarCliOptions& options) {
       },
       options.threads, print_warning);
   if (options.totals) print_totals("read", stats);
-  report_not_found(members.not_found());
+  report_not_found(options.archive, members.not_found());
   if (stats.warnings > 0) return kExitWarning;
   return members.not_found().empty() ? 0 : 1;
 }

@@ -388,7 +388,13 @@ struct TarReader::State {
         current.type = TarEntryType::kFile;
         current.unsupported = "multi-volume continuation";
         break;
-      default: current.type = TarEntryType::kFile; break;
+      default:
+        current.type = TarEntryType::kFile;
+        // Told, as GNU tar tells it ("Unknown file type 'Z', extracted as normal file").
+        warn(fmt::format("entry '{}' of unknown type '{}' (read as a regular file)", printable_name(current.path),
+                         printable_name(std::string(1, current.typeflag))),
+             current.header_offset);
+        break;
     }
     // v7 archives mark directories by a trailing slash on a regular entry, of type '\0', or '0'
     // with no content (GNU tar and bsdtar read both so; an empty '0' was a file, and the entries
