@@ -357,12 +357,21 @@ struct ZipReader::State {
     const EndRecords records = find_end_records(tail.view());
     const std::optional<std::size_t> end_at = records.exact ? records.exact : records.last ? records.last : records.cut;
     if (!end_at) {
-      // A file that begins with a member's local header is a zip cut short, more likely than none.
-      const bool begins_as_zip = size >= 4 && zip_le32(read_exact(source, 0, 4).data()) == kZipLocalSignature;
+      // A file that begins with a member's local header is a zip cut short, more likely than none;
+      // one that begins as a tar or a compressed stream is named as that, as sluice tar names a zip.
+      const Buffer head = read_exact(source, 0, static_cast<std::size_t>(std::min<std::uint64_t>(size, 512)));
+      const bool begins_as_zip = zip_le32(head.data()) == kZipLocalSignature;
+      std::string is;
+      if (head.size() == detail::kTarBlockBytes &&
+          detail::check_tar_header(head.data()) == detail::HeaderCheck::kValid) {
+        is = "; it is a tar archive (read it with sluice tar)";
+      } else if (const auto codec = CodecRegistry::global().detect(head.view())) {
+        is = fmt::format("; it is {} data (sluice -d decodes it; a compressed tar, sluice tar reads it)", codec->name);
+      }
       throw corrupt(name(), size,
                     begins_as_zip ? "a zip archive cut short (it begins with a member, and has no end of central "
                                     "directory record)"
-                                  : "not a zip archive (no end of central directory record)");
+                                  : "not a zip archive (no end of central directory record)" + is);
     }
     const std::uint8_t* end = tail.data() + *end_at;
     const std::uint64_t end_offset = tail_start + *end_at;

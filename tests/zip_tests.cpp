@@ -249,6 +249,16 @@ TEST_F(ZipTest, ACommentCutShortIsReadAndAZipCutShortIsNamedSo) {
   const auto r = sluice("zip --test -f short.zip");
   EXPECT_EQ(r.status, 1) << describe(r);
   EXPECT_NE(r.err.find("short.zip: a zip archive cut short"), std::string::npos) << r.err;
+  // A tar or a compressed stream is named as what it is, as sluice tar names a zip.
+  expect_ok(sh("tar -cf t.tar src && gzip -k t.tar"));
+  for (const auto& [archive, is] : std::vector<std::pair<std::string, std::string>>{
+           {"t.tar", "it is a tar archive (read it with sluice tar)"}, {"t.tar.gz", "it is gzip data"}}) {
+    const auto named = sluice("zip -t -f " + archive);
+    EXPECT_EQ(named.status, 1) << describe(named);
+    EXPECT_NE(named.err.find(archive + ": not a zip archive (no end of central directory record); " + is),
+              std::string::npos)
+        << named.err;
+  }
 }
 
 TEST_F(ZipTest, ManyMembersGoZip64BothWays) {
