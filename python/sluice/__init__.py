@@ -390,8 +390,11 @@ def compress_iter(items: Iterable, format: str = "gzip", level: int | None = Non
                   max_in_flight: int = 16, chunk_size: int | None = None, backend: str | None = None,
                   **knobs: str) -> Iterator[bytes]:
     """Yields the compressed items of any iterable, in order, with at most max_in_flight items
-    taken from it at a time (tiles from a generator, records from a queue). Settings are checked
-    at the call, before any item is taken."""
+    taken from it at a time (tiles from a generator, records from a queue). Items are taken in
+    batches of max_in_flight, each compressed in one run once it is whole (or the iterable
+    ends): a slow producer's first result waits for its batch, so give a small max_in_flight
+    where each item must come out soon. Settings are checked at the call, before any item is
+    taken."""
     if _integer(max_in_flight, "max_in_flight") < 1:
         raise UsageError("max_in_flight must be at least 1", "usage")
     level = _compresslevel(level, knobs)
