@@ -434,13 +434,16 @@ StreamFacts zstd_stream_facts(ByteView s) {
   std::size_t checked = 0;
   std::optional<SeekTable> table = find_seek_table(s);
   std::uint64_t listed = 0;  // what the table says the frames so far hold, while it lists them
+  // The check of the frames so far: where the facts give up (garbage after the last frame), the
+  // stream is decoded to be listed, and its check is theirs (it was "-").
+  const auto check = [&] { return checked == 0 ? "none" : checked == facts.units ? "XXH64" : "XXH64 (some frames)"; };
   for (std::size_t at = 0; at < s.size();) {
     const std::uint8_t* frame = s.data() + at;
     const std::size_t length = ZSTD_findFrameCompressedSize(frame, s.size() - at);
-    if (ZSTD_isError(length) || length == 0) return {facts.units, std::nullopt, facts.check};
+    if (ZSTD_isError(length) || length == 0) return {facts.units, std::nullopt, check()};
     if (!ZSTD_isSkippableFrame(frame, s.size() - at)) {
       ZSTD_frameHeader header{};
-      if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, facts.check};
+      if (ZSTD_getFrameHeader(&header, frame, s.size() - at) != 0) return {facts.units, std::nullopt, check()};
       if (table && (facts.units >= table->count || table->compressed(facts.units) != length)) table.reset();
       if (table && __builtin_add_overflow(listed, table->content(facts.units), &listed)) table.reset();
       ++facts.units;
@@ -453,7 +456,7 @@ StreamFacts zstd_stream_facts(ByteView s) {
     }
     at += length;
   }
-  facts.check = checked == 0 ? "none" : checked == facts.units ? "XXH64" : "XXH64 (some frames)";
+  facts.check = check();
   if (sized) {
     facts.uncompressed_bytes = total;
   } else if (table && table->count == facts.units) {
