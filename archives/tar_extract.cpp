@@ -38,9 +38,16 @@ class CompressingHandler final : public TarEntryHandler {
     const bool compressed = entry.type == TarEntryType::kFile && detail::takes_extension(entry.path);
     // A hard link to a name that holds a compressed file (one, or a link to one) links to it; a
     // target named as a directory ("x/") is left for the extractor to refuse, as GNU tar does.
-    const bool to_compressed = entry.type == TarEntryType::kHardLink && detail::takes_extension(entry.path) &&
-                               detail::takes_extension(entry.link_target) && !entry.link_target.ends_with('/') &&
-                               compressed_.count(name_key(entry.link_target));
+    // A symbolic link to one alike (it was left pointing at the plain name, which the tree no
+    // longer holds), where the file came before it: the archive is read once, and a link before
+    // its file is made as it stands (transcode_zip knows every member first, and renames all).
+    const bool link = entry.type == TarEntryType::kHardLink || entry.type == TarEntryType::kSymlink;
+    const bool to_compressed =
+        link && detail::takes_extension(entry.path) && detail::takes_extension(entry.link_target) &&
+        !entry.link_target.ends_with('/') &&
+        compressed_.count(name_key(entry.type == TarEntryType::kHardLink
+                                       ? entry.link_target
+                                       : detail::symlink_target_path(entry.path, entry.link_target)));
     if (compressed || to_compressed) renamed_.path = transcoded_name(entry.path, extension_);
     if (to_compressed) renamed_.link_target += extension_;
     // A sparse file is compressed whole, its holes as the zeros they read as (it was written

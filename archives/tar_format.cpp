@@ -397,6 +397,12 @@ bool takes_extension(const std::string& path) {
   return !trimmed.empty() && last != "." && last != ".." && trimmed != "/";
 }
 
+std::string symlink_target_path(std::string_view link, std::string_view target) {
+  const std::string at = normal_path(link);
+  const std::size_t slash = at.rfind('/');
+  return normal_path((slash == std::string::npos ? std::string() : at.substr(0, slash + 1)) + std::string(target));
+}
+
 std::string normal_path(std::string_view path) {
   std::string out;
   out.reserve(path.size());

@@ -73,6 +73,10 @@ std::string without_trailing_slashes(std::string path);
 //   refuses them as it does in any extraction ("..": "...gz" was written; a longer name is
 //   refused, and splitting 8 MiB of "a/" cost 664 MB).
 bool takes_extension(const std::string& path);
+// - Where a symbolic link at `link` leads, from the top of the tree, for a target that only
+//   descends (transcoding refuses others): "d/l" to "f" is "d/f". A link to a file that was
+//   compressed is renamed, and so is its target, as a hard link to one is.
+std::string symlink_target_path(std::string_view link, std::string_view target);
 
 // pax values, read as leniently as the tars we interoperate with: leading blanks, a '+' or '-' sign
 // and any number of leading zeros are taken. A time: "123.45" -> {123, 450000000}, anything after

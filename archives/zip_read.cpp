@@ -1133,11 +1133,16 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
   std::vector<std::size_t> selected;
   std::uint64_t declared = 0;  // the selected files' sizes, for the output limit
   std::unordered_set<detail::NameKey, detail::NameKeyHash> directories;  // and their directories
+  // Transcoding: the files compressed to NAME + extension, by name, for the symbolic links to
+  // them, which are renamed with them wherever they stand (they pointed at a name no longer there).
+  std::unordered_set<detail::NameKey, detail::NameKeyHash> compressed;
   for (std::size_t index = 0; index < reader.size(); ++index) {
     const ZipEntry entry = reader.entry(index);
     const bool is_directory = entry.type == ZipEntryType::kDirectory;
     if (members.selects(entry.path, is_directory) && !exclude.excludes(entry.path)) {
       selected.push_back(index);
+      if (compress != nullptr && entry.type == ZipEntryType::kFile && detail::takes_extension(entry.path))
+        compressed.insert(detail::name_key(detail::normal_path(entry.path)));
       if (entry.type == ZipEntryType::kFile)
         declared = entry.size > UINT64_MAX - declared ? UINT64_MAX : declared + entry.size;
       if (options.max_output_bytes != 0) note_directories(entry.path, is_directory, directories);
@@ -1223,6 +1228,12 @@ ZipExtractStats unpack_zip(ByteSource& source, const ZipExtractOptions& options,
                       fmt::format("symbolic link target of {} bytes (at most {})", job.entry.size, kMaxLinkBytes)));
           }
           entry.link_target = as_string(job.data.data(), job.data.size());
+          if (compress != nullptr && detail::takes_extension(entry.path) &&
+              detail::takes_extension(entry.link_target) && !entry.link_target.ends_with('/') &&
+              compressed.count(detail::name_key(detail::symlink_target_path(entry.path, entry.link_target)))) {
+            entry.path = transcoded_name(entry.path, extension);
+            entry.link_target += extension;
+          }
         }
       } catch (const Error& error) {
         if (error.kind() == ErrorKind::kCancelled) throw;

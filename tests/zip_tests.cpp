@@ -340,7 +340,11 @@ TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
                        "{1} -c same/$(basename {0}) | cmp - gz/src/{0}.gz",
                        file, testing::sluice())));
   }
-  EXPECT_TRUE(fs::is_symlink(dir_ / "gz/src/link"));
+  // The symbolic link to big.txt links to its compressed file, under its name too (it was left
+  // pointing at big.txt, which the tree does not hold), wherever it stands in the archive.
+  EXPECT_TRUE(fs::is_symlink(dir_ / "gz/src/link.gz"));
+  EXPECT_EQ(fs::read_symlink(dir_ / "gz/src/link.gz"), "big.txt.gz");
+  EXPECT_FALSE(fs::exists(dir_ / "gz/src/link"));
   EXPECT_FALSE(fs::exists(dir_ / "gz/src/big.txt"));
   // Again into the same directory: what is there is kept without -f (it was replaced, exit 0),
   // as an existing output of `sluice transcode -o` is; -f replaces it.
@@ -358,6 +362,12 @@ TEST_F(ZipTest, TranscodeMakesEachMemberItsOwnCompressedFile) {
   expect_ok(sh("tar -czf bundle.tgz src"));
   expect_ok(sluice("transcode bundle.tgz --output-dir zst -F zstd"));
   expect_ok(sh("zstd -dc zst/src/big.txt.zst | cmp - src/big.txt && zstd -dc zst/src/empty.zst | cmp - src/empty"));
+  // A tar is read once: a link after its file is renamed with it; one before it stays as it is.
+  expect_ok(sh("tar -cf first.tar src/big.txt src/link && tar -cf after.tar src/link src/big.txt"));
+  expect_ok(sluice("transcode first.tar --output-dir first -F gzip"));
+  EXPECT_EQ(fs::read_symlink(dir_ / "first/src/link.gz"), "big.txt.gz");
+  expect_ok(sluice("transcode after.tar --output-dir after -F gzip"));
+  EXPECT_EQ(fs::read_symlink(dir_ / "after/src/link"), "big.txt");
   // Bytes in front of the archive (a self-extractor's program; zeros, which a tar reader took for
   // an empty archive: exit 0 and nothing made) are allowed for, as in extraction.
   expect_ok(

@@ -286,7 +286,8 @@ TarExtractStats extract_tar(ByteSource& source, const TarExtractOptions& options
 // extension ("a/b.txt" -> "a/b.txt.gz"), without the plain files being written; each file's
 // bytes are what compress() makes of it (the gzip header records its base name and time). Other
 // entries, and sparse files, are made as extract_tar makes them, under the same rules, and
-// options.files_and_links_within.
+// options.files_and_links_within; a link (hard or symbolic) to a file compressed before it links
+// to the compressed file, under its own name + extension too (transcode_zip: wherever it stands).
 TarExtractStats transcode_tar(ByteSource& source, const TarExtractOptions& options, const CompressOptions& compress);
 
 // The name transcode_tar and transcode_zip write a file entry's compressed file under: the name
