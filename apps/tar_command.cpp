@@ -417,9 +417,17 @@ int run_extract(const TarCliOptions& options) {
   extract.keep_existing = options.keep_old_files;
   extract.max_output_bytes = max_output_bytes(options);
   extract.threads = options.threads;
-  if (options.verbose) extract.on_entry = [](const TarEntry& entry) { fmt::print("{}\n", printable_name(entry.path)); };
   auto source = open_archive(options.archive);
   const std::string archive = printable_name(source->name());
+  // An entry of a type no tar knows is told as it is extracted, as GNU tar tells it (exit 0).
+  extract.on_entry = [&](const TarEntry& entry) {
+    if (entry.of_unknown_type()) {
+      print_warning(fmt::format("{}: entry '{}' (archive byte {}) is of unknown type '{}': extracted as a regular file",
+                                archive, printable_name(entry.path), entry.header_offset,
+                                printable_name(std::string(1, entry.typeflag))));
+    }
+    if (options.verbose) fmt::print("{}\n", printable_name(entry.path));
+  };
   extract.on_refused = [&](const TarEntry& entry, const std::string& why) {
     fmt::print(stderr, "sluice: {}: refusing entry '{}' (archive byte {}): {}\n", archive, printable_name(entry.path),
                entry.header_offset, why);
@@ -565,7 +573,7 @@ int run_tar_command(int argc, char** argv) {
                "Store files with holes as sparse entries (the holes take no room; extracted as holes). "
                "Sparse entries are always read, in every GNU and pax form");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
-               "Extract setuid/setgid bits and ignore the umask (as root it is ignored anyway, as by GNU tar)");
+               "Extract setuid/setgid bits and ignore the umask (root's umask is never applied, as in GNU tar)");
   app.add_flag("--same-owner", options.same_owner, "Restore owners (when running as root)");
   app.add_flag("--devices", options.devices, "Create device nodes (when running as root)");
   app.add_flag("--strict", options.strict, "Fail on the first entry refused for safety (default: warn, go on)");

@@ -237,7 +237,7 @@ int run_zip_command(int argc, char** argv) {
                  "Store this modification time for every entry (@SECONDS, or a date: UTC unless it gives an offset)")
       ->type_name("TIME");
   app.add_flag("-p,--preserve-permissions", options.preserve_permissions,
-               "Extract setuid/setgid bits and ignore the umask (as root it is ignored anyway, as by GNU tar)");
+               "Extract setuid/setgid bits and ignore the umask (root's umask is never applied, as in GNU tar)");
   app.add_flag("--strict", options.strict, "Fail on the first member refused or failed (default: warn, go on)");
   app.add_flag("-k,--keep-old-files", options.keep_old_files,
                "Extracting: keep files that exist, refusing their members (default: replace them, as tar)");

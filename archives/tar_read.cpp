@@ -390,11 +390,7 @@ struct TarReader::State {
         break;
       default:
         current.type = TarEntryType::kFile;
-        // Told, as GNU tar tells it ("Unknown file type 'Z', extracted as normal file").
-        warn(fmt::format("entry '{}' of unknown type '{}' (read as a regular file)", printable_name(current.path),
-                         printable_name(std::string(1, current.typeflag))),
-             current.header_offset);
-        break;
+        break;  // TarEntry::of_unknown_type()
     }
     // v7 archives mark directories by a trailing slash on a regular entry, of type '\0', or '0'
     // with no content (GNU tar and bsdtar read both so; an empty '0' was a file, and the entries
@@ -639,6 +635,14 @@ std::string TarReader::current_entry() const {
 void TarReader::warn(const std::string& message) {
   ++state_->warnings;
   state_->handler.warning(fmt::format("{}: {}", printable_name(state_->name), message));
+}
+
+bool TarEntry::of_unknown_type() const {
+  const std::string_view regular(
+      "0\0"
+      "7SM",
+      5);  // types read as regular files that tars know
+  return type == TarEntryType::kFile && regular.find(typeflag) == std::string_view::npos;
 }
 
 std::uint64_t TarEntry::stored_bytes() const {

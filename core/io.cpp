@@ -442,12 +442,12 @@ static bool proc_fd_links() {
 }
 
 namespace {
-// The descriptor a path names when it is one of this process's own, by the names the system
-// gives them: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N; -1 for any other path.
-int descriptor_named(std::string_view path) {
+// The descriptor an absolute, normal path names when it is one of this process's own, by the
+// names the system gives them; -1 for any other.
+int descriptor_of_name(std::string_view path) {
   if (path == "/dev/stdout") return 1;
   if (path == "/dev/stderr") return 2;
-  for (const std::string_view prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+  for (const std::string_view prefix : {"/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"}) {
     if (!path.starts_with(prefix) || path.size() == prefix.size() || path.size() > prefix.size() + 9) continue;
     int fd = 0;
     for (const char c : path.substr(prefix.size())) {
@@ -458,24 +458,43 @@ int descriptor_named(std::string_view path) {
   }
   return -1;
 }
+
+// The descriptor `path` names when it is one of this process's own: /dev/stdout, /dev/fd/N,
+// /proc/self/fd/N however spelt (/dev//stdout), or a symbolic link to one (as /dev/stdout is,
+// reached by any path: ../dev/stdout, a link to /dev); -1 for any other path. `is_link`: lstat
+// found a symbolic link there (the constructor's own lstat: no system call added per output).
+int descriptor_named(const std::string& path, bool is_link) {
+  const std::filesystem::path normal = std::filesystem::path(path).lexically_normal();
+  if (const int fd = descriptor_of_name(normal.native()); fd >= 0) return fd;
+  if (!is_link) return -1;
+  char target[64];
+  const ssize_t length = ::readlink(path.c_str(), target, sizeof target);
+  if (length <= 0 || static_cast<std::size_t>(length) == sizeof target) return -1;
+  const std::filesystem::path link_target(std::string(target, static_cast<std::size_t>(length)));
+  if (!link_target.is_absolute()) return -1;  // /dev/stdout's is
+  return descriptor_of_name(link_target.lexically_normal().native());
+}
 }  // namespace
 
 OutputFile::OutputFile(std::string path, bool overwrite, bool devices_in_place, Found found)
     : path_(std::move(path)), overwrite_(overwrite) {
   detail::check_system_name(path_);
-  // A name of one of our descriptors (-o /dev/stdout, tar -cf /dev/stdout) is written through
-  // that descriptor, as "-" is standard output: a file there was "already exists", and with -f
-  // (tar -c always) the link /dev/stdout itself was renamed over, as root the system's.
-  if (const int named = descriptor_named(path_); named >= 0 && devices_in_place && found == Found::kUnknown) {
-    fd_ = ::fcntl(named, F_DUPFD_CLOEXEC, 0);
-    if (fd_ < 0) throw_system_error("cannot open output", path_);
-    return;
-  }
   // Nothing there (the usual case) is one lstat; a symbolic link is judged by what it points to.
   struct stat existing {};
   existing.st_mode = S_IFREG;
   const bool exists =
       found == Found::kRegularFile || (found == Found::kUnknown && ::lstat(path_.c_str(), &existing) == 0);
+  // A name of one of our descriptors (-o /dev/stdout, tar -cf /dev/stdout) is written through
+  // that descriptor, as a device is written in place (no unfinished mark, which "-" gets): a file
+  // there was "already exists", and with -f (tar -c always) the link /dev/stdout itself was
+  // renamed over, as root the system's.
+  if (devices_in_place && found == Found::kUnknown) {
+    if (const int named = descriptor_named(path_, exists && S_ISLNK(existing.st_mode)); named >= 0) {
+      fd_ = ::fcntl(named, F_DUPFD_CLOEXEC, 0);
+      if (fd_ < 0) throw_system_error("cannot open output", path_);
+      return;
+    }
+  }
   if (exists) {
     struct stat target = existing;
     if (S_ISLNK(existing.st_mode) && ::stat(path_.c_str(), &target) != 0) target.st_mode = S_IFREG;  // dangling

@@ -1205,7 +1205,8 @@ DecompressStats decompress(ByteSource& given, ByteSink& sink, const DecompressOp
       return stats;
     }
     if (options.pass_through && options.codec.empty() && !CodecRegistry::global().detect(stream_start.prefix())) {
-      stats.input_bytes = stats.output_bytes = copy_through(source, std::move(stream_start), sink);
+      // From the source itself: nothing follows a stream here, and nothing need be kept.
+      stats.input_bytes = stats.output_bytes = copy_through(given, std::move(stream_start), sink);
       stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       return stats;
     }

@@ -71,6 +71,8 @@ struct TarEntry {
 
   // The bytes data() passes for this entry: `size`, or the regions' lengths added up.
   std::uint64_t stored_bytes() const;
+  // Of a type no tar knows ('Z', say): read as a regular file, as POSIX asks.
+  bool of_unknown_type() const;
 };
 
 // Receives a parsed archive: begin(), the content in pieces through data(), end(); in order.
@@ -218,7 +220,7 @@ struct TarExtractOptions {
   std::string directory = ".";        // created if missing
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
   std::vector<std::string> exclude;   // but not these (TarExclude)
-  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask (root: always ignored)
+  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask (root's: never applied)
   bool same_owner = false;            // restore uid/gid (only when running as root)
   bool devices = false;               // create device nodes (only when running as root)
   bool strict = false;                // a refused or failed entry is an error instead of a warning

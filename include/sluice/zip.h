@@ -138,7 +138,7 @@ struct ZipExtractOptions {
   std::vector<std::string> members;   // only these paths (and what is under them); empty: all
   bool member_wildcards = false;      // members with *, ? or [...] are patterns (TarMembers), as unzip's
   std::vector<std::string> exclude;   // but not these (TarExclude's rules)
-  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask (root: always ignored)
+  bool preserve_permissions = false;  // keep setuid/setgid bits and ignore the umask (root's: never applied)
   bool strict = false;                // a refused or failed member is an error instead of a warning
   // A member whose name exists already is refused, and what is there kept (as
   // TarExtractOptions::keep_existing); by default it is replaced, never written through.
