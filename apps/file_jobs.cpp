@@ -91,6 +91,10 @@ class Planner {
       return;
     }
     struct stat status {};
+    if (arg.empty()) {  // named as '' (an Error's empty path is none: "cannot open: ...")
+      fail(arg, Error(ErrorKind::kIo, "'': cannot open: No such file or directory (an empty file name)"));
+      return;
+    }
     if (::stat(arg.c_str(), &status) != 0) {
       const int saved = errno;
       fail(arg, Error(ErrorKind::kIo, fmt::format("cannot open: {}", std::strerror(saved)), arg));
@@ -682,7 +686,10 @@ int run_file_jobs(const CliOptions& given) {
   if (failures > 0 && total_files > 1) {
     constexpr std::size_t kNamed = 10;
     std::string names;
-    for (std::size_t i = 0; i < std::min(failures, kNamed); ++i) names += (i ? ", " : "") + failed_inputs[i];
+    // Escaped as every message's names are (one holding an escape sequence went out raw).
+    for (std::size_t i = 0; i < std::min(failures, kNamed); ++i) {
+      names += (i ? ", " : "") + (failed_inputs[i].empty() ? std::string("''") : printable_name(failed_inputs[i]));
+    }
     if (failures > kNamed) names += fmt::format(", and {} more", failures - kNamed);
     const std::string not_tried = skipped > 0 ? fmt::format("; {} not tried (--fail-fast)", skipped) : "";
     fmt::print(stderr, "sluice: {} of {} files failed: {}{}\n", failures, total_files, names, not_tried);

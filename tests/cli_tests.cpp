@@ -591,6 +591,15 @@ TEST_F(Cli, SeveralFilesOneMissingTheOthersStillDone) {
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("missing: cannot open: No such file or directory"), std::string::npos) << r.err;
   expect_listing({"a", "a.gz", "c", "c.gz"});
+  // An empty name is named as '' (it was nothing at all), and the summary escapes names as every
+  // message does (one holding an escape sequence went to the terminal raw).
+  const auto odd = sluice("-c a '' $'esc\\033[31m' > /dev/null");
+  EXPECT_EQ(odd.status, 1);
+  EXPECT_NE(odd.err.find("sluice: '': cannot open: No such file or directory (an empty file name)\n"),
+            std::string::npos)
+      << odd.err;
+  EXPECT_NE(odd.err.find("2 of 3 files failed: '', esc\\033[31m\n"), std::string::npos) << odd.err;
+  EXPECT_EQ(odd.err.find('\033'), std::string::npos) << "no raw escape";
 }
 
 // ---- Error paths ----
