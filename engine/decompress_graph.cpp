@@ -469,7 +469,12 @@ class PieceReader {
         if (fill(/*may_pause=*/true)) continue;
         if (waiting_) return nullptr;
         cut = splitter_->at_end(view(), offset_);  // what is buffered is all there is
-        if (cut.kind == Cut::Kind::kNeedMore) throw truncated();
+        if (cut.kind == Cut::Kind::kNeedMore) {
+          // A splitter that knows where the frame or member began names it (lz4's frame was named
+          // as starting where its last block did); else the piece that is cut short.
+          splitter_->finish(offset_ + buffered());
+          throw truncated();
+        }
       }
       switch (cut.kind) {
         case Cut::Kind::kNeedMore:  // handled above: more read, or at_end's cut

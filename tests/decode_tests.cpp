@@ -854,6 +854,28 @@ TEST(Lz4OneFrame, AStreamIsExactlyOneFrameOfIndependentCheckedBlocks) {
   EXPECT_TRUE(frame.content == noise);
 }
 
+// A frame cut short in a later block is named by where the frame starts, on any thread count (it
+// was named by where its last block started: "starting at byte 862815", of 894814).
+TEST(Lz4OneFrame, AFrameCutShortIsNamedByItsStart) {
+  const Bytes input = text_bytes(40 * 64 * 1024, 94);
+  CompressOptions options;
+  options.codec = "lz4";
+  options.codec_options.chunk_bytes = 64 * 1024;
+  const Bytes packed = to_bytes(compress_buffer(view(input), options));
+  const Bytes cut(packed.begin(), packed.begin() + static_cast<std::ptrdiff_t>(packed.size() * 7 / 10));
+  for (const int threads : {1, 2}) {
+    DecompressOptions decode;
+    decode.threads = threads;
+    try {
+      decompress_buffer(view(cut), decode);
+      ADD_FAILURE() << threads << " threads: no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("the lz4 frame starting at byte 0 is truncated"), std::string::npos)
+          << threads << " threads: " << e.what();
+    }
+  }
+}
+
 // The same bytes from any thread count, through compress_buffer and through the push API in
 // pieces of any size, for any level.
 TEST(Lz4OneFrame, TheSameBytesFromAnyThreadCountAndThePushApi) {
