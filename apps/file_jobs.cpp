@@ -395,6 +395,13 @@ void check_usage(const CliOptions& options, bool writes_stdout) {
   if (!options.output_dir.empty() && (options.to_stdout || !options.output_path.empty())) {
     throw Error(ErrorKind::kUsage, "--output-dir cannot be used with -c or -o");
   }
+  // Standard input has no name to write under DIR: its output went to standard output, silently.
+  if (!options.output_dir.empty() && options.mode != Mode::kList && options.mode != Mode::kTest &&
+      (options.files.empty() || std::ranges::find(options.files, "-") != options.files.end())) {
+    throw Error(ErrorKind::kUsage,
+                "--output-dir names outputs after their input files: standard input has none "
+                "(use -c or -o)");
+  }
   if (options.json && writes_stdout) {
     throw Error(ErrorKind::kUsage, "--json prints on standard output, which the data is going to");
   }

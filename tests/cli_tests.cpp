@@ -707,7 +707,9 @@ TEST_F(Cli, UsageErrorsExitWithTwo) {
   put("a", {});
   put("b", {});
   for (const char* args : {"--level 10 a", "-F zstd --level 23 a", "-0 a", "-F brotli a", "--chunk-size 12X a",
-                           "--chunk-size 10 a", "--bogus a", "-o out a b", "-j 1025 a", "-c -o x a"}) {
+                           "--chunk-size 10 a", "--bogus a", "-o out a b", "-j 1025 a", "-c -o x a",
+                           // stdin has no name to write under DIR (it went to stdout, silently)
+                           "--output-dir od < a", "--output-dir od a - < b"}) {
     const auto r = sluice(args);
     EXPECT_EQ(r.status, 2) << args << ": " << r.err;
     EXPECT_EQ(r.err.rfind("sluice: ", 0), 0u) << args << ": " << r.err;
