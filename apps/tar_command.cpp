@@ -96,31 +96,26 @@ void print_totals(const char* verb, const TarStats& stats) {
              human_bytes(static_cast<double>(stats.archive_bytes) / seconds));
 }
 
-std::string mode_string(const TarEntry& entry) {
-  char type = '-';
-  switch (entry.type) {
+char type_letter(TarEntryType type) {
+  switch (type) {
     case TarEntryType::kDirectory:
-      type = 'd';
-      break;
+      return 'd';
     case TarEntryType::kSymlink:
-      type = 'l';
-      break;
+      return 'l';
     case TarEntryType::kHardLink:
-      type = 'h';
-      break;
+      return 'h';
     case TarEntryType::kCharDevice:
-      type = 'c';
-      break;
+      return 'c';
     case TarEntryType::kBlockDevice:
-      type = 'b';
-      break;
+      return 'b';
     case TarEntryType::kFifo:
-      type = 'p';
-      break;
+      return 'p';
     case TarEntryType::kFile: break;
   }
-  return mode_text(type, entry.mode);
+  return '-';
 }
+
+std::string mode_string(const TarEntry& entry) { return mode_text(type_letter(entry.type), entry.mode); }
 
 // One line per entry, as `tar -tv` prints it.
 std::string long_listing(const TarEntry& entry) {
